@@ -1,0 +1,538 @@
+#!/usr/bin/env python3
+"""Small helpers for bench/run.sh (stdlib only).
+
+Sub-commands:
+  gen DIR COUNT SIZE [PREFIX]     write COUNT files of SIZE random bytes (<PREFIX>00000.bin ...)
+  upload URL DIR OUT [CONC]       upload every file of DIR (multipart `file` + output=json)
+                                  through URL with keep-alive connections; write the returned
+                                  download paths (one per line) to OUT; verify one by GET
+  jsonpath FILE                   print the "path" field of an upload response (json/json2)
+  go-cfg OUT PORT [EXTRA_JSON]    write a full go-fastdfs style cfg.json
+  sampler OUT PID [PID...]        every 100 ms append "<epoch> <sum VmRSS kB>" to OUT until all
+                                  PIDs are gone (or SIGTERM)
+  rss-max FILE T0 T1              max RSS (kB) sampled in [T0, T1] (epoch seconds)
+  rss-now PID [PID...]            current summed VmRSS in kB
+  cputime PID [PID...]            summed utime+stime of the processes in seconds
+  busy CPU [CPU...]               "<user+nice+system s> <steal s> <epoch>" summed over the CPUs
+  durable-creates DIR SECONDS     write+fsync+rename+dir-fsync loop of 4 KiB files -> files/s
+  tcp-blast SECONDS               fallback loopback TCP throughput (MB/s) when iperf3 is missing
+  report RESULTS.tsv              render the markdown result tables
+"""
+import hashlib
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+import urllib.parse
+
+
+def die(msg, code=1):
+    sys.stderr.write(msg + "\n")
+    sys.exit(code)
+
+
+# ---------------------------------------------------------------- data generation
+def cmd_gen(d, count, size, prefix="f"):
+    count, size = int(count), int(size)
+    os.makedirs(d, exist_ok=True)
+    for i in range(count):
+        with open(os.path.join(d, "%s%05d.bin" % (prefix, i)), "wb") as f:
+            f.write(os.urandom(size))
+
+
+# ---------------------------------------------------------------- uploads
+BOUNDARY = "----fastdfsbench7f3a9c2e61b04d58"
+
+
+def multipart(name, content):
+    head = (
+        "--%s\r\nContent-Disposition: form-data; name=\"output\"\r\n\r\njson\r\n"
+        "--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"%s\"\r\n"
+        "Content-Type: application/octet-stream\r\n\r\n" % (BOUNDARY, BOUNDARY, name)
+    ).encode()
+    tail = ("\r\n--%s--\r\n" % BOUNDARY).encode()
+    return head + content + tail
+
+
+def extract_path(body):
+    try:
+        j = json.loads(body)
+    except Exception:
+        return None
+    if isinstance(j, dict) and isinstance(j.get("data"), dict):
+        j = j["data"]
+    if isinstance(j, dict) and j.get("path") and j.get("md5"):
+        return j["path"]
+    return None
+
+
+def cmd_upload(url, d, out, conc="4"):
+    conc = int(conc)
+    u = urllib.parse.urlsplit(url)
+    host, port = u.hostname, u.port or 80
+    names = sorted(os.listdir(d))
+    results = [None] * len(names)
+    errors = []
+    lock = threading.Lock()
+    idx = [0]
+
+    def worker():
+        conn = None
+        while True:
+            with lock:
+                if idx[0] >= len(names) or len(errors) > 10:
+                    break
+                i = idx[0]
+                idx[0] += 1
+            with open(os.path.join(d, names[i]), "rb") as f:
+                content = f.read()
+            body = multipart(names[i], content)
+            hdrs = {"Content-Type": "multipart/form-data; boundary=" + BOUNDARY}
+            last = None
+            for _attempt in range(2):
+                try:
+                    if conn is None:
+                        conn = http.client.HTTPConnection(host, port, timeout=60)
+                    conn.request("POST", u.path, body=body, headers=hdrs)
+                    r = conn.getresponse()
+                    rb = r.read()
+                    if r.status != 200:
+                        last = "HTTP %d: %r" % (r.status, rb[:200])
+                        break
+                    p = extract_path(rb)
+                    if not p:
+                        last = "bad response: %r" % rb[:300]
+                        break
+                    results[i] = p
+                    last = None
+                    break
+                except Exception as e:  # connection closed etc.: retry once on a new conn
+                    last = "%s: %s" % (type(e).__name__, e)
+                    try:
+                        conn.close()
+                    except Exception:
+                        pass
+                    conn = None
+            if last:
+                with lock:
+                    errors.append("%s: %s" % (names[i], last))
+        if conn is not None:
+            conn.close()
+
+    t0 = time.time()
+    ths = [threading.Thread(target=worker) for _ in range(conc)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    el = time.time() - t0
+    if errors:
+        die("upload: %d errors, first: %s" % (len(errors), errors[0]))
+    paths = [p for p in results if p]
+    if len(paths) != len(names) or len(set(paths)) != len(paths):
+        die("upload: got %d distinct paths for %d files" % (len(set(paths)), len(names)))
+    # verify the first and the last file round-trip
+    for i in (0, len(names) - 1):
+        c = http.client.HTTPConnection(host, port, timeout=60)
+        c.request("GET", urllib.parse.quote(paths[i], safe="/?=&"))
+        r = c.getresponse()
+        b = r.read()
+        c.close()
+        want = open(os.path.join(d, names[i]), "rb").read()
+        if r.status != 200 or hashlib.md5(b).digest() != hashlib.md5(want).digest():
+            die("upload: verification GET %s failed (HTTP %d, %d bytes, want %d)"
+                % (paths[i], r.status, len(b), len(want)))
+    with open(out, "w") as f:
+        for p in paths:
+            f.write(p + "\n")
+    sys.stderr.write("uploaded %d files in %.1fs (%.0f files/s, %d connections)\n"
+                     % (len(paths), el, len(paths) / el, conc))
+
+
+def cmd_jsonpath(fn):
+    p = extract_path(open(fn, "rb").read())
+    if not p:
+        die("no path in response %s" % fn)
+    print(p)
+
+
+# ---------------------------------------------------------------- configuration
+GO_CFG = {
+    "addr": ":8080",
+    "enable_https": False,
+    "peer_id": "1",
+    "host": "http://127.0.0.1:8080",
+    "peers": [],
+    "group": "group1",
+    "support_group_manage": True,
+    "enable_merge_small_file": False,
+    "enable_image_resize": True,
+    "image_max_width": 2000,
+    "image_max_height": 1000,
+    "extensions": [],
+    "refresh_interval": 1800,
+    "enable_trim_file_name_special_char": True,
+    "rename_file": False,
+    "enable_web_upload": True,
+    "enable_pprof_debug": False,
+    "enable_custom_path": True,
+    "download_domain": "",
+    "scenes": [],
+    "default_scene": "default",
+    "show_dir": True,
+    "mail": {"user": "abc@163.com", "password": "abc", "host": "smtp.163.com:25"},
+    "proxies": [],
+    "alarm_receivers": [],
+    "alarm_url": "",
+    "download_use_token": False,
+    "download_token_expire": 600,
+    "auto_repair": False,
+    "file_sum_arithmetic": "md5",
+    "admin_key": "bench-admin-key-0000000000000000",
+    "admin_ips": ["127.0.0.1"],
+    "enable_migrate": False,
+    "enable_distinct_file": True,
+    "enable_cross_origin": True,
+    "enable_google_auth": False,
+    "auth_url": "",
+    "enable_download_auth": False,
+    "default_download": True,
+    "read_only": False,
+    "enable_tus": False,
+    "sync_timeout": 0,
+}
+
+
+def cmd_go_cfg(out, port, extra="{}"):
+    cfg = dict(GO_CFG)
+    cfg["addr"] = "127.0.0.1:%s" % port
+    cfg["host"] = "http://127.0.0.1:%s" % port
+    cfg.update(json.loads(extra))
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(cfg, f, indent=2)
+        f.write("\n")
+
+
+# ---------------------------------------------------------------- /proc sampling
+def rss_kb(pid):
+    try:
+        with open("/proc/%s/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return 0
+
+
+def cputime(pid):
+    try:
+        with open("/proc/%s/stat" % pid) as f:
+            s = f.read()
+    except OSError:
+        return 0.0
+    fields = s[s.rindex(")") + 2:].split()
+    # fields[0] is state (field 3); utime = field 14, stime = field 15
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cmd_sampler(out, *pids):
+    stop = [False]
+    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__(0, True))
+    with open(out, "a", buffering=1) as f:
+        while not stop[0]:
+            vals = [rss_kb(p) for p in pids]
+            if all(v is None for v in vals):
+                break
+            f.write("%.3f %d\n" % (time.time(), sum(v for v in vals if v)))
+            time.sleep(0.1)
+
+
+def cmd_rss_max(fn, t0, t1):
+    t0, t1 = float(t0), float(t1)
+    m = 0
+    try:
+        for line in open(fn):
+            p = line.split()
+            if len(p) == 2 and t0 <= float(p[0]) <= t1:
+                m = max(m, int(p[1]))
+    except OSError:
+        pass
+    print(m)
+
+
+def cmd_rss_now(*pids):
+    print(sum(rss_kb(p) or 0 for p in pids))
+
+
+def cmd_busy(*cpus):
+    """summed user+nice+system and steal seconds of the given CPUs, and the time."""
+    busy = steal = 0
+    want = {"cpu%s" % c for c in cpus}
+    for line in open("/proc/stat"):
+        p = line.split()
+        if p and p[0] in want:
+            v = [int(x) for x in p[1:]]
+            busy += v[0] + v[1] + v[2]
+            steal += v[7] if len(v) > 7 else 0
+    hz = os.sysconf("SC_CLK_TCK")
+    print("%.3f %.3f %.3f" % (busy / hz, steal / hz, time.time()))
+
+
+def cmd_cputime(*pids):
+    print("%.3f" % sum(cputime(p) for p in pids))
+
+
+# ---------------------------------------------------------------- physical limits
+def cmd_durable_creates(d, seconds):
+    seconds = float(seconds)
+    os.makedirs(d, exist_ok=True)
+    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    data = os.urandom(4096)
+    n = 0
+    t0 = time.time()
+    while time.time() - t0 < seconds:
+        tmp = os.path.join(d, ".tmp%d" % n)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, data)
+        os.fsync(fd)
+        os.close(fd)
+        os.rename(tmp, os.path.join(d, "f%d" % n))
+        os.fsync(dfd)
+        n += 1
+    el = time.time() - t0
+    os.close(dfd)
+    print("%.0f" % (n / el))
+
+
+def cmd_tcp_blast(seconds):
+    seconds = float(seconds)
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    total = [0]
+
+    def sink():
+        c, _ = srv.accept()
+        while True:
+            b = c.recv(1 << 20)
+            if not b:
+                break
+            total[0] += len(b)
+        c.close()
+
+    t = threading.Thread(target=sink)
+    t.start()
+    c = socket.create_connection(("127.0.0.1", port))
+    buf = b"\0" * (1 << 20)
+    t0 = time.time()
+    while time.time() - t0 < seconds:
+        c.sendall(buf)
+    c.close()
+    t.join()
+    print("%.0f" % (total[0] / (time.time() - t0) / 1e6))
+
+
+# ---------------------------------------------------------------- report
+SERVERS = [("nginx", "nginx"), ("go", "go-fastdfs"), ("rs", "fastdfs-rs")]
+
+# (key, label, unit, fmt, ratio vs nginx?, limit key, limit label)
+ROWS = [
+    ("h", "GET 4 KiB random files ({n4k} files, wrk -t1 -c64)"),
+    ("get4k_rps", "requests/s", "higher better", "{:,.0f}", True, None),
+    ("get4k_p99", "p99 latency ms", "lower better", "{:.2f}", True, None),
+    ("get4k_cpu_us", "server CPU µs/request", "lower better", "{:.1f}", True, None),
+    ("get4k_cpu_pct", "server CPU % of one core", "", "{:.0f}", False, None),
+    ("get4k_wrk_pct", "wrk CPU % of one core", "", "{:.0f}", False, None),
+    ("get4k_noise_pct", "noise: other CPU use on both cores, % of one core", "", "{:.0f}", False, None),
+    ("get4k_steal_pct", "noise: hypervisor steal on both cores, % of one core", "", "{:.0f}", False, None),
+    ("get4k_err", "errors (socket + non-2xx)", "", "{:.0f}", False, None),
+    ("h", "GET 64 KiB random files ({n64k} files, wrk -t1 -c64)"),
+    ("get64k_rps", "requests/s", "higher better", "{:,.0f}", True, None),
+    ("get64k_mbs", "MB/s", "higher better", "{:,.0f}", True, "tcp"),
+    ("get64k_p99", "p99 latency ms", "lower better", "{:.2f}", True, None),
+    ("get64k_cpu_us", "server CPU µs/request", "lower better", "{:.1f}", True, None),
+    ("get64k_cpu_pct", "server CPU % of one core", "", "{:.0f}", False, None),
+    ("get64k_wrk_pct", "wrk CPU % of one core", "", "{:.0f}", False, None),
+    ("get64k_noise_pct", "noise: other CPU use on both cores, % of one core", "", "{:.0f}", False, None),
+    ("get64k_steal_pct", "noise: hypervisor steal on both cores, % of one core", "", "{:.0f}", False, None),
+    ("get64k_err", "errors (socket + non-2xx)", "", "{:.0f}", False, None),
+    ("h", "Single-stream download of a {bigsize} file (curl, {dlruns} runs)"),
+    ("dl_best", "best MB/s", "higher better", "{:,.0f}", True, "tcp"),
+    ("dl_median", "median MB/s", "higher better", "{:,.0f}", True, "pagecache"),
+    ("dl_cpu_s", "server CPU s per download", "lower better", "{:.2f}", True, None),
+    ("h", "Upload 4 KiB files, distinct content (wrk -t1 -c{upc4k})"),
+    ("up4k_fps", "files/s", "higher better", "{:,.0f}", False, "creates"),
+    ("up4k_p99", "p99 latency ms", "lower better", "{:.1f}", False, None),
+    ("up4k_cpu_us", "server CPU µs/upload", "lower better", "{:.0f}", False, None),
+    ("up4k_cpu_pct", "server CPU % of one core", "", "{:.0f}", False, None),
+    ("up4k_wrk_pct", "wrk CPU % of one core", "", "{:.0f}", False, None),
+    ("up4k_noise_pct", "noise: other CPU use on both cores, % of one core", "", "{:.0f}", False, None),
+    ("up4k_steal_pct", "noise: hypervisor steal on both cores, % of one core", "", "{:.0f}", False, None),
+    ("up4k_err", "errors (socket + non-2xx + bad body)", "", "{:.0f}", False, None),
+    ("h", "Upload 1 MiB files, distinct content (wrk -t1 -c{upc1m})"),
+    ("up1m_fps", "files/s", "higher better", "{:,.1f}", False, None),
+    ("up1m_mbs", "MB/s", "higher better", "{:,.0f}", False, "fsync"),
+    ("up1m_mbs2", "MB/s vs md5 speed", "higher better", "{:,.0f}", False, "md5"),
+    ("up1m_p99", "p99 latency ms", "lower better", "{:.0f}", False, None),
+    ("up1m_cpu_us", "server CPU µs/upload", "lower better", "{:.0f}", False, None),
+    ("up1m_cpu_pct", "server CPU % of one core", "", "{:.0f}", False, None),
+    ("up1m_wrk_pct", "wrk CPU % of one core", "", "{:.0f}", False, None),
+    ("up1m_noise_pct", "noise: other CPU use on both cores, % of one core", "", "{:.0f}", False, None),
+    ("up1m_steal_pct", "noise: hypervisor steal on both cores, % of one core", "", "{:.0f}", False, None),
+    ("up1m_err", "errors (socket + non-2xx + bad body)", "", "{:.0f}", False, None),
+    ("h", "Single upload of the {bigsize} file (setup step, curl -F, 1 request)"),
+    ("upbig_mbs", "MB/s", "higher better", "{:,.0f}", False, "fsync"),
+    ("h", "Memory (VmRSS, sampled every 100 ms)"),
+    ("rss_idle", "idle after start MiB", "lower better", "{:.1f}", True, None),
+    ("rss_get", "peak during GET loads MiB", "lower better", "{:.1f}", True, None),
+    ("rss_up", "peak during wrk uploads MiB", "lower better", "{:.1f}", False, None),
+    ("rss_big", "peak during the {bigsize} upload MiB", "lower better", "{:.1f}", False, None),
+]
+
+LIMITS = [
+    ("md5", "md5 (md5sum of an in-RAM file, 1 core)", "MB/s"),
+    ("fsync", "fsync'ed sequential write (dd oflag=direct conv=fsync, bs=1M)", "MB/s"),
+    ("creates", "durable 4 KiB file creations (write+fsync+rename+dir fsync)", "files/s"),
+    ("pagecache", "page-cache read (dd of a cached file to /dev/null, bs=1M)", "MB/s"),
+    ("tcp", "loopback TCP, 1 stream ({tcptool})", "MB/s"),
+]
+
+
+def fnum(fmt, v):
+    try:
+        return fmt.format(float(v))
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def ratio(a, b):
+    try:
+        a, b = float(a), float(b)
+    except (TypeError, ValueError):
+        return ""
+    if b == 0:
+        return ""
+    return "%.2f" % (a / b)
+
+
+class _Meta(dict):
+    def __missing__(self, k):
+        return "?"
+
+
+def cmd_report(fn):
+    res, meta = {}, _Meta()
+    for line in open(fn):
+        p = line.rstrip("\n").split("\t")
+        if len(p) != 3:
+            continue
+        srv, k, v = p
+        if srv == "meta":
+            meta[k] = v
+        else:
+            res[(srv, k)] = v
+    out = []
+    w = out.append
+    w("# fastdfs-rs benchmark %s" % meta.get("timestamp", ""))
+    w("")
+    w("Host: %s, %s CPUs, kernel %s. Servers pinned to CPU 0, load generators to CPU 1. Mode: %s. "
+      "Runtime dirs on %s (%s). nice %s. Load average at start: %s."
+      % (meta.get("host", "?"), meta.get("ncpu", "?"), meta.get("kernel", "?"),
+         meta.get("mode", "?"), meta.get("workdir", "?"), meta.get("fstype", "?"),
+         meta.get("nice", "?"), meta.get("loadavg", "?")))
+    if meta.get("rs_binary"):
+        w("")
+        w("fastdfs-rs binary: %s" % meta["rs_binary"])
+    w("")
+    status = [(lbl, meta.get("status_" + k)) for k, lbl in SERVERS if meta.get("status_" + k)]
+    if status:
+        w("Server status: " + "; ".join("**%s**: %s" % s for s in status))
+        w("")
+    w("## Physical limits (same run)")
+    w("")
+    w("| limit | value |")
+    w("|---|---:|")
+    for k, label, unit in (LIMITS if any(kk[0] == "limit" for kk in res) else []):
+        v = res.get(("limit", k))
+        w("| %s | %s %s |" % (label.format_map(meta),
+                                fnum("{:,.0f}", v) if v is not None else "n/a", unit))
+    w("")
+    w("## Servers")
+    w("")
+    w("| workload / metric | nginx | go-fastdfs | fastdfs-rs | rs / go | rs / nginx | rs / limit |")
+    w("|---|---:|---:|---:|---:|---:|---:|")
+    for row in ROWS:
+        if row[0] == "h":
+            title = row[1].format_map(meta)
+            w("| **%s** | | | | | | |" % title)
+            continue
+        key, label, better, fmt, vs_nginx, limit = row
+        vals = {s: res.get((s, key)) for s, _ in SERVERS}
+        if all(v is None for v in vals.values()):
+            continue
+        cells = [fnum(fmt, vals[s]) if vals[s] is not None else "–" for s, _ in SERVERS]
+        r_go = ratio(vals["rs"], vals["go"])
+        r_ng = ratio(vals["rs"], vals["nginx"]) if vs_nginx else ""
+        r_lim = ""
+        if limit and vals["rs"] is not None:
+            lim = res.get(("limit", limit))
+            rl = ratio(vals["rs"], lim)
+            if rl:
+                r_lim = "%s (of %s)" % (rl, limit)
+        if limit and vals["go"] is not None and not r_lim:
+            pass
+        label = label.format_map(meta)
+        lab = label + (" (%s)" % better if better else "")
+        w("| %s | %s | %s | %s | %s | %s | %s |" % (lab, *cells, r_go, r_ng, r_lim))
+    w("")
+    # go vs limits, useful when rs is missing
+    go_lims = []
+    for key, lim in (("up4k_fps", "creates"), ("up1m_mbs", "fsync"), ("up1m_mbs", "md5")):
+        rl = ratio(res.get(("go", key)), res.get(("limit", lim)))
+        if rl:
+            go_lims.append("%s/%s = %s" % (key, lim, rl))
+    if go_lims:
+        w("go-fastdfs vs limits (it never fsyncs): " + ", ".join(go_lims))
+        w("")
+    w("Ratios are fastdfs-rs divided by the other column; for metrics marked "
+      "\"lower better\" a ratio < 1 favours fastdfs-rs. \"rs / limit\" divides by the physical "
+      "limit named in parentheses (see the first table). MB = 10^6 bytes.")
+    notes = [n for n in meta.get("notes", "").split(" || ") if n]
+    for srv, lbl in SERVERS:
+        for tag in ("get4k", "get64k", "up4k", "up1m"):
+            try:
+                wp = float(res.get((srv, tag + "_wrk_pct")))
+            except (TypeError, ValueError):
+                continue
+            if wp >= 90:
+                notes.append("%s %s: wrk's core was %.0f%% busy, so the request rate is a lower "
+                             "bound for the server; compare server CPU µs/request instead."
+                             % (lbl, tag, wp))
+    if notes:
+        w("")
+        w("Notes:")
+        for n in notes:
+            w("- " + n)
+    print("\n".join(out))
+
+
+def main():
+    if len(sys.argv) < 2:
+        die(__doc__)
+    cmd = sys.argv[1].replace("-", "_")
+    fn = globals().get("cmd_" + cmd)
+    if not fn:
+        die(__doc__)
+    fn(*sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()

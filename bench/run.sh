@@ -1,0 +1,610 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: nginx vs go-fastdfs vs fastdfs-rs, plus the machine's physical limits,
+# all in one run. See bench/README.md.
+#
+#   bench/run.sh [--quick] [--only rs|go|nginx[,..]] [--no-limits]
+#
+# Env: FASTDFS_BIN (default /work/main/target/release/fastdfs)
+#      GO_FASTDFS_BIN (default /work/shared/go-fastdfs/fileserver)
+#      BENCH_WORK_DIR (default /var/tmp/fastdfs-bench; wiped at start, data removed at the end)
+#      BENCH_PORT_BASE (default 18080: nginx +1, go-fastdfs +2, fastdfs-rs +3, iperf3 +4)
+#      BENCH_SERVER_CPU (default 0), BENCH_LOAD_CPU (default 1)
+#      BENCH_NICE (default -10 when root; 0 disables)
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# the real interpreter, not a version-manager shim (its start-up is on the measured path)
+PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || echo python3)
+HELPER="$PY $BENCH_DIR/helper.py"
+
+ARGS=("$@")
+QUICK=0
+ONLY="nginx,go,rs"
+LIMITS=1
+usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --only) shift; ONLY="${1:?--only needs rs|go|nginx}" ;;
+    --only=*) ONLY="${1#--only=}" ;;
+    --no-limits) LIMITS=0 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+for s in ${ONLY//,/ }; do
+  case "$s" in rs|go|nginx) ;; *) echo "--only: unknown server '$s' (rs|go|nginx)" >&2; exit 2 ;; esac
+done
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
+
+FASTDFS_BIN=${FASTDFS_BIN:-/work/main/target/release/fastdfs}
+GO_FASTDFS_BIN=${GO_FASTDFS_BIN:-/work/shared/go-fastdfs/fileserver}
+WORK=${BENCH_WORK_DIR:-/var/tmp/fastdfs-bench}
+PORT_BASE=${BENCH_PORT_BASE:-18080}
+SCPU=${BENCH_SERVER_CPU:-0}
+LCPU=${BENCH_LOAD_CPU:-1}
+NICE=${BENCH_NICE:--10}
+# Servers on one core, load generators on the other. The machine is shared: with the kernel's
+# autogroup scheduling, plain nice only ranks processes inside one session, so the script
+# re-executes itself in a session of its own (setsid) and gives that session's autogroup the
+# nice value; other users' builds then yield to the benchmark while it runs.
+AUTOGROUP="off"
+if [ "$NICE" != 0 ] && [ "$(id -u)" = 0 ] && [ -w /proc/self/autogroup ] \
+   && [ "$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null)" = 1 ]; then
+  if [ -z "${BENCH_IN_SESSION:-}" ] && command -v setsid >/dev/null; then
+    export BENCH_IN_SESSION=1
+    setsid bash "${BASH_SOURCE[0]}" ${ARGS[@]+"${ARGS[@]}"} </dev/null &
+    child=$!
+    trap 'kill -TERM "$child" 2>/dev/null || true' INT TERM
+    rc=0
+    while kill -0 "$child" 2>/dev/null; do wait "$child" && rc=0 || rc=$?; done
+    exit "$rc"
+  fi
+  if echo "$NICE" >"/proc/$$/autogroup" 2>/dev/null; then AUTOGROUP="$(cat "/proc/$$/autogroup")"; fi
+fi
+ONSRV="taskset -c $SCPU"
+ONLOAD="taskset -c $LCPU"
+if [ "$NICE" != 0 ] && [ "$(id -u)" = 0 ]; then
+  ONSRV="nice -n $NICE $ONSRV"
+  ONLOAD="nice -n $NICE $ONLOAD"
+fi
+declare -A PORT=([nginx]=$((PORT_BASE + 1)) [go]=$((PORT_BASE + 2)) [rs]=$((PORT_BASE + 3)))
+IPERF_PORT=$((PORT_BASE + 4))
+declare -A NAME=([nginx]=nginx [go]=go-fastdfs [rs]=fastdfs-rs)
+
+if [ "$QUICK" = 1 ]; then
+  N4K=200; N64K=50; BIG_MB=128; GET_D=3; WARM_D=1; UP_D=3; DD_MB=256; LIM_S=1; MODE=quick
+else
+  N4K=2000; N64K=500; BIG_MB=1024; GET_D=10; WARM_D=2; UP_D=10; DD_MB=1024; LIM_S=2; MODE=full
+fi
+GET_C=64; UPC4K=32; UPC1M=16; DL_RUNS=3
+BIG_BYTES=$((BIG_MB * 1024 * 1024))
+
+TS=$(date +%Y%m%d-%H%M%S)
+RESULTS_DIR="$BENCH_DIR/results"
+RES="$WORK/results.tsv"
+LOGS="$WORK/logs"
+NOTES=()
+
+log() { echo "[bench $(date +%T)] $*" >&2; }
+put() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RES"; }
+note() { NOTES+=("$*"); log "NOTE: $*"; }
+calc() { "$PY" -c "print($1)"; }
+now() { date +%s.%N; }
+
+# ------------------------------------------------------------------ process bookkeeping
+PIDS=()
+track() { PIDS+=("$1"); }
+stop_pid() { # stop_pid PID [grace_seconds]
+  local pid=$1 grace=${2:-10} i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < grace * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+  local rc=$? p
+  trap - EXIT INT TERM
+  for ((p = ${#PIDS[@]} - 1; p >= 0; p--)); do stop_pid "${PIDS[$p]}" 5; done
+  rm -f /dev/shm/fastdfs-bench-md5.$$ 2>/dev/null || true
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ------------------------------------------------------------------ tools
+install_tools() {
+  local missing=() updated=0 t pkg
+  declare -A PKG=([nginx]=nginx [wrk]=wrk [curl]=curl [iperf3]=iperf3 [taskset]=util-linux
+                  [pgrep]=procps [python3]=python3 [openssl]=openssl [md5sum]=coreutils [dd]=coreutils)
+  for t in nginx wrk curl iperf3 taskset pgrep python3 openssl md5sum dd; do
+    command -v "$t" >/dev/null 2>&1 || [ -x "/usr/sbin/$t" ] || missing+=("${PKG[$t]}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  # shellcheck disable=SC2207
+  missing=($(printf '%s\n' "${missing[@]}" | sort -u))
+  log "installing missing packages: ${missing[*]}"
+  if [ "$(id -u)" != 0 ]; then log "not root: cannot apt-get install ${missing[*]}"; return 0; fi
+  for pkg in "${missing[@]}"; do
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >>"$LOGS/apt.log" 2>&1; then
+      if [ $updated = 0 ]; then
+        apt-get update -qq >>"$LOGS/apt.log" 2>&1 || true
+        updated=1
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >>"$LOGS/apt.log" 2>&1 \
+          || log "could not install $pkg (see $LOGS/apt.log)"
+      else
+        log "could not install $pkg (see $LOGS/apt.log)"
+      fi
+    fi
+  done
+}
+
+# ------------------------------------------------------------------ misc helpers
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_ready() { # wait_ready PORT PID -> 0 when the port answers HTTP, 1 on death/timeout (20 s)
+  local port=$1 pid=$2 i
+  for ((i = 0; i < 200; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 1
+    if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/"; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+kv() { # kv KEY FILE: value of KEY=... on the BENCH line
+  sed -n 's/^BENCH .*\b'"$1"'=\([^ ]*\).*/\1/p' "$2" | tail -1
+}
+fs_of() { df -P "$1" | awk 'NR==2 {print $1}'; }
+
+# run_wrk NAME DURATION CONNS URL SCRIPT ARGS... -> $LOGS/NAME.out with a BENCH line;
+# sets W_REAL W_CPU (wrk's own cpu seconds)
+run_wrk() {
+  local name=$1 dur=$2 conns=$3 url=$4 script=$5
+  shift 5
+  local tf="$LOGS/$name.time"
+  local TIMEFORMAT='%R %U %S'
+  # shellcheck disable=SC2086
+  { time $ONLOAD wrk -t1 -c"$conns" -d"$dur" --timeout 10s --latency \
+      -s "$BENCH_DIR/$script" "$url" -- "$@" >"$LOGS/$name.out" 2>"$LOGS/$name.err" ; } 2>"$tf" || true
+  read -r W_REAL wu ws <"$tf" || { W_REAL=1; wu=0; ws=0; }
+  W_CPU=$(calc "$wu + $ws")
+  grep -q '^BENCH ' "$LOGS/$name.out"
+}
+
+# ------------------------------------------------------------------ physical limits
+measure_limits() {
+  local t0 t1 v
+  log "physical limits: md5"
+  local shm=/dev/shm/fastdfs-bench-md5.$$
+  if cp "$WORK/data/big.bin" "$shm" 2>/dev/null; then
+    t0=$(now); $ONSRV md5sum "$shm" >/dev/null; t1=$(now)
+    put limit md5 "$(calc "$BIG_BYTES / ($t1 - $t0) / 1e6")"
+    rm -f "$shm"
+  else
+    rm -f "$shm"
+    v=$(openssl speed -evp md5 -seconds "$LIM_S" -bytes 1048576 2>/dev/null | awk '/^md5/ {print $NF}' | tr -d k)
+    [ -n "$v" ] && put limit md5 "$(calc "$v * 1000 / 1e6")"
+  fi
+
+  log "physical limits: fsync'ed write (${DD_MB} MiB, dd oflag=direct conv=fsync)"
+  v=$(dd if=/dev/zero of="$WORK/dd.test" bs=1M count="$DD_MB" oflag=direct conv=fsync 2>&1 \
+      | awk '/copied/ {printf "%.1f", $1 / $(NF-3) / 1e6}') || true
+  rm -f "$WORK/dd.test"
+  [ -n "$v" ] && put limit fsync "$v"
+
+  log "physical limits: durable 4 KiB creates (${LIM_S}s)"
+  v=$($ONSRV $HELPER durable-creates "$WORK/creates" "$LIM_S") && put limit creates "$v"
+  rm -rf "$WORK/creates"
+
+  log "physical limits: page-cache read"
+  cat "$WORK/data/big.bin" >/dev/null
+  v=$($ONLOAD dd if="$WORK/data/big.bin" of=/dev/null bs=1M 2>&1 \
+      | awk '/copied/ {printf "%.1f", $1 / $(NF-3) / 1e6}') || true
+  [ -n "$v" ] && put limit pagecache "$v"
+
+  log "physical limits: loopback TCP"
+  if command -v iperf3 >/dev/null && port_free "$IPERF_PORT"; then
+    $ONSRV iperf3 -s -1 -p "$IPERF_PORT" >"$LOGS/iperf3-server.log" 2>&1 &
+    local ip=$!
+    track "$ip"
+    sleep 0.5
+    v=$($ONLOAD timeout 20 iperf3 -c 127.0.0.1 -p "$IPERF_PORT" -t "$((LIM_S + 1))" -J 2>/dev/null \
+        | python3 -c 'import json,sys; print("%.0f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 8e6))' 2>/dev/null) || v=""
+    stop_pid "$ip" 2
+    [ -n "$v" ] && put meta tcptool iperf3
+  fi
+  if [ -z "${v:-}" ]; then
+    v=$($HELPER tcp-blast "$LIM_S") || v=""
+    put meta tcptool "python socket blast"
+  fi
+  [ -n "$v" ] && put limit tcp "$v"
+}
+
+# ------------------------------------------------------------------ servers
+# All wanted servers run at the same time (all pinned to the server CPU; idle ones cost nothing)
+# and every workload is run for each server back to back, so the servers compared in a row of
+# the table were measured within seconds of each other on this noisy shared machine.
+declare -A SRV_PID=() MEAS=() SAMPLER=()
+UP=()           # servers that started and have not crashed
+
+start_server() { # start_server S -> 0 ok / 1 failed (status noted)
+  local s=$1 port=${PORT[$1]} dir="$WORK/$1" pid
+  rm -rf "$dir"; mkdir -p "$dir"
+  if ! port_free "$port"; then
+    put meta "status_$s" "port $port already in use, skipped"
+    return 1
+  fi
+  case "$s" in
+    nginx)
+      mkdir -p "$dir/root" "$dir/tmp" "$dir/logs"
+      cat >"$dir/nginx.conf" <<NGINXCONF
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 65;
+    keepalive_requests 100000000;
+    default_type application/octet-stream;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    server {
+        listen 127.0.0.1:$port;
+        root $dir/root;
+        location / { }
+    }
+}
+NGINXCONF
+      local nginx_bin
+      nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+      # shellcheck disable=SC2086
+      $ONSRV "$nginx_bin" -p "$dir" -e "$dir/logs/error.log" -c "$dir/nginx.conf" \
+        >"$dir/logs/stdout.log" 2>&1 &
+      pid=$!
+      ;;
+    go)
+      if [ ! -x "$GO_FASTDFS_BIN" ]; then
+        put meta "status_$s" "binary $GO_FASTDFS_BIN not found"
+        return 1
+      fi
+      ln -s "$GO_FASTDFS_BIN" "$dir/fileserver"
+      $HELPER go-cfg "$dir/conf/cfg.json" "$port"
+      # shellcheck disable=SC2086
+      (cd "$dir" && GO_FASTDFS_PEER_ID=1 exec $ONSRV ./fileserver server >"$dir/stdout.log" 2>&1) &
+      pid=$!
+      ;;
+    rs)
+      if [ ! -x "$FASTDFS_BIN" ]; then
+        put meta "status_$s" "binary $FASTDFS_BIN not found (cargo build --release?)"
+        return 1
+      fi
+      $HELPER go-cfg "$dir/conf/cfg.json" "$port" '{"workers": 1, "peers": [], "enable_tus": false}'
+      # shellcheck disable=SC2086
+      (cd "$dir" && GO_FASTDFS_PEER_ID=1 exec $ONSRV "$FASTDFS_BIN" server >"$dir/stdout.log" 2>&1) &
+      pid=$!
+      ;;
+  esac
+  track "$pid"
+  SRV_PID[$s]=$pid
+  if ! wait_ready "$port" "$pid"; then
+    if kill -0 "$pid" 2>/dev/null; then
+      put meta "status_$s" "failed to start: port $port not answering after 20 s, see $LOGS/$s/"
+    else
+      put meta "status_$s" "failed to start (process exited), see $LOGS/$s/stdout.log"
+    fi
+    stop_server "$s"
+    return 1
+  fi
+  MEAS[$s]=$pid
+  if [ "$s" = nginx ]; then
+    MEAS[$s]="$pid $(pgrep -P "$pid" | tr '\n' ' ')"
+  fi
+  # shellcheck disable=SC2086
+  $HELPER sampler "$WORK/rss_$s.txt" ${MEAS[$s]} &
+  SAMPLER[$s]=$!
+  track "${SAMPLER[$s]}"
+  log "${NAME[$s]} up on port $port (pid $pid, measured pids: ${MEAS[$s]})"
+  return 0
+}
+
+save_logs() {
+  local s=$1 dir="$WORK/$1"
+  mkdir -p "$LOGS/$s"
+  cp -r "$dir"/log "$dir"/logs "$dir"/stdout.log "$dir"/conf "$dir"/nginx.conf "$LOGS/$s/" 2>/dev/null || true
+}
+
+stop_server() {
+  local s=$1
+  if [ -n "${SRV_PID[$s]:-}" ]; then stop_pid "${SRV_PID[$s]}" 10; fi
+  if [ -n "${SAMPLER[$s]:-}" ]; then stop_pid "${SAMPLER[$s]}" 2; fi
+  save_logs "$s"
+  rm -rf "${WORK:?}/$s"
+  SRV_PID[$s]=""; SAMPLER[$s]=""; MEAS[$s]=""
+  return 0
+}
+
+is_up() { [[ " ${UP[*]} " == *" $1 "* ]]; }
+drop() { # drop S REASON: mark S failed and stop it
+  local s=$1 keep=() x
+  put meta "status_$s" "$2"
+  log "${NAME[$s]}: $2"
+  for x in "${UP[@]}"; do [ "$x" = "$s" ] || keep+=("$x"); done
+  UP=("${keep[@]}")
+  stop_server "$s"
+}
+check_alive() { # check_alive S PHASE -> 1 (and dropped) when the server process is gone
+  is_up "$1" || return 1
+  if kill -0 "${SRV_PID[$1]}" 2>/dev/null; then return 0; fi
+  drop "$1" "crashed during $2, see $LOGS/$1/"
+  return 1
+}
+# shellcheck disable=SC2086
+cpu() { $HELPER cputime ${MEAS[$1]}; }
+
+# ------------------------------------------------------------------ workloads
+setup_files() { # upload the GET data sets and the big file; write path lists
+  local s=$1 port=${PORT[$1]}
+  local url="http://127.0.0.1:$port/group1/upload"
+  if [ "$s" = nginx ]; then
+    local rel="group1/default/20250101/00/00/1" d="$WORK/nginx/root/group1/default/20250101/00/00/1"
+    mkdir -p "$d"
+    cp "$WORK"/data/4k/* "$WORK"/data/64k/* "$d/"
+    cp "$WORK/data/big.bin" "$d/big.bin"
+    (cd "$WORK/data/4k" && ls) | sed "s|^|/$rel/|" >"$WORK/paths_${s}_4k.txt"
+    (cd "$WORK/data/64k" && ls) | sed "s|^|/$rel/|" >"$WORK/paths_${s}_64k.txt"
+    echo "/$rel/big.bin" >"$WORK/paths_${s}_big.txt"
+    return 0
+  fi
+  log "${NAME[$s]}: uploading $N4K x 4 KiB + $N64K x 64 KiB files"
+  if ! timeout 300 $HELPER upload "$url" "$WORK/data/4k" "$WORK/paths_${s}_4k.txt" 4 2>>"$LOGS/$s-setup.log"; then
+    drop "$s" "4 KiB setup upload failed: $(tail -1 "$LOGS/$s-setup.log")"; return 1
+  fi
+  if ! timeout 300 $HELPER upload "$url" "$WORK/data/64k" "$WORK/paths_${s}_64k.txt" 4 2>>"$LOGS/$s-setup.log"; then
+    drop "$s" "64 KiB setup upload failed: $(tail -1 "$LOGS/$s-setup.log")"; return 1
+  fi
+  log "${NAME[$s]}: uploading the ${BIG_MB} MiB file"
+  local t0 t1 out
+  t0=$(now)
+  # shellcheck disable=SC2086
+  out=$($ONLOAD curl -sS --max-time 600 -o "$LOGS/$s-big-upload.json" -w '%{http_code}' \
+        -F "file=@$WORK/data/big.bin" -F output=json "$url" 2>>"$LOGS/$s-setup.log") || out="curl-error"
+  t1=$(now)
+  put "$s" rss_big "$(calc "$($HELPER rss-max "$WORK/rss_$s.txt" "$t0" "$t1") / 1024")"
+  if [ "$out" != 200 ] || ! $HELPER jsonpath "$LOGS/$s-big-upload.json" >"$WORK/paths_${s}_big.txt" 2>>"$LOGS/$s-setup.log"; then
+    note "${NAME[$s]}: ${BIG_MB} MiB upload failed (HTTP $out), see $LOGS/$s-big-upload.json"
+    rm -f "$WORK/paths_${s}_big.txt"
+  else
+    put "$s" upbig_mbs "$(calc "$BIG_BYTES / ($t1 - $t0) / 1e6")"
+  fi
+  return 0
+}
+
+# measure S KEY NAME DURATION CONNS URL SCRIPT ARGS...: one wrk run with server CPU, wrk CPU
+# and machine-noise accounting; leaves the BENCH line in $LOGS/NAME.out
+measure() {
+  local s=$1 k=$2 name=$3
+  shift 3
+  local c0 c1 b0 b1 o="$LOGS/$name.out"
+  c0=$(cpu "$s"); b0=$($HELPER busy "$SCPU" "$LCPU")
+  if ! run_wrk "$name" "$@"; then
+    note "${NAME[$s]}: wrk $name produced no result, see $LOGS/$name.err"
+    return 1
+  fi
+  c1=$(cpu "$s"); b1=$($HELPER busy "$SCPU" "$LCPU")
+  local req dur sc
+  req=$(kv requests "$o"); dur=$(kv duration_us "$o")
+  sc=$(calc "$c1 - $c0")
+  if [ "$req" -gt 0 ]; then put "$s" "${k}_cpu_us" "$(calc "$sc * 1e6 / $req")"; fi
+  put "$s" "${k}_cpu_pct" "$(calc "$sc / ($dur / 1e6) * 100")"
+  put "$s" "${k}_wrk_pct" "$(calc "$W_CPU / $W_REAL * 100")"
+  # CPU used on the two benchmark cores by anything but the server and wrk (other users'
+  # builds, our RSS samplers, softirq not charged to a process), and hypervisor steal;
+  # both in % of one core
+  # shellcheck disable=SC2086
+  set -- $b0 $b1
+  put "$s" "${k}_noise_pct" "$(calc "max(0, ($4 - $1) - $sc - $W_CPU) / ($6 - $3) * 100")"
+  put "$s" "${k}_steal_pct" "$(calc "($5 - $2) / ($6 - $3) * 100")"
+  return 0
+}
+
+get_bench() { # get_bench S TAG SIZE
+  local s=$1 tag=$2 size=$3
+  local list="$WORK/paths_${s}_${tag}.txt" url="http://127.0.0.1:${PORT[$1]}" o="$LOGS/$s-get$tag.out"
+  log "${NAME[$s]}: GET $tag warm-up ${WARM_D}s + ${GET_D}s"
+  run_wrk "$s-get$tag-warm" "${WARM_D}s" "$GET_C" "$url" wrk-get.lua "$list" || true
+  measure "$s" "get$tag" "$s-get$tag" "${GET_D}s" "$GET_C" "$url" wrk-get.lua "$list" || return 1
+  local req dur
+  req=$(kv requests "$o"); dur=$(kv duration_us "$o")
+  put "$s" "get${tag}_rps" "$(calc "$req / ($dur / 1e6)")"
+  put "$s" "get${tag}_p99" "$(calc "$(kv p99_us "$o") / 1000")"
+  put "$s" "get${tag}_err" "$(calc "$(kv err_connect "$o") + $(kv err_read "$o") + $(kv err_write "$o") + $(kv err_status "$o") + $(kv err_timeout "$o")")"
+  if [ "$tag" = 64k ]; then put "$s" "get${tag}_mbs" "$(calc "$req * $size / ($dur / 1e6) / 1e6")"; fi
+  return 0
+}
+
+download_bench() {
+  local s=$1 url="http://127.0.0.1:${PORT[$1]}$(cat "$WORK/paths_$1_big.txt")" i out speeds=() c0 c1
+  log "${NAME[$s]}: ${DL_RUNS} x ${BIG_MB} MiB download"
+  c0=$(cpu "$s")
+  for ((i = 0; i < DL_RUNS; i++)); do
+    # shellcheck disable=SC2086
+    out=$($ONLOAD curl -s --max-time 300 -o /dev/null -w '%{http_code} %{size_download} %{speed_download}' "$url") || out="err 0 0"
+    # shellcheck disable=SC2086
+    set -- $out
+    if [ "$1" != 200 ] || [ "$2" != "$BIG_BYTES" ]; then
+      note "${NAME[$s]}: big download run $i: HTTP $1, $2 of $BIG_BYTES bytes"
+      continue
+    fi
+    speeds+=("$3")
+  done
+  c1=$(cpu "$s")
+  [ ${#speeds[@]} -eq 0 ] && return 1
+  put "$s" dl_best "$(printf '%s\n' "${speeds[@]}" | sort -g | tail -1 | awk '{print $1/1e6}')"
+  put "$s" dl_median "$(printf '%s\n' "${speeds[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]/1e6}')"
+  put "$s" dl_cpu_s "$(calc "($c1 - $c0) / ${#speeds[@]}")"
+  return 0
+}
+
+upload_bench() { # upload_bench S TAG SIZE CONNS
+  local s=$1 tag=$2 size=$3 conns=$4 url="http://127.0.0.1:${PORT[$1]}/group1/upload"
+  local o="$LOGS/$s-up$tag.out"
+  log "${NAME[$s]}: upload $tag files ${UP_D}s, $conns connections"
+  measure "$s" "up$tag" "$s-up$tag" "${UP_D}s" "$conns" "$url" wrk-upload.lua "$size" "${TS//-/}$s$tag" || return 1
+  local req dur bad ok errs
+  req=$(kv requests "$o"); dur=$(kv duration_us "$o"); bad=$(kv bad "$o")
+  errs=$(calc "$bad + $(kv err_connect "$o") + $(kv err_read "$o") + $(kv err_write "$o") + $(kv err_timeout "$o")")
+  ok=$((req - bad))
+  put "$s" "up${tag}_fps" "$(calc "$ok / ($dur / 1e6)")"
+  if [ "$tag" = 1m ]; then
+    put "$s" up1m_mbs "$(calc "$ok * $size / ($dur / 1e6) / 1e6")"
+    put "$s" up1m_mbs2 "$(calc "$ok * $size / ($dur / 1e6) / 1e6")"
+  fi
+  put "$s" "up${tag}_p99" "$(calc "$(kv p99_us "$o") / 1000")"
+  put "$s" "up${tag}_err" "$errs"
+  if [ "$errs" != 0 ]; then note "${NAME[$s]}: upload $tag: $errs failed requests of $req (see $LOGS/$s-up$tag.err)"; fi
+  return 0
+}
+
+# for_up PHASE CMD ARGS...: run "CMD S ARGS..." for every live server; drop servers that died
+for_up() {
+  local phase=$1 s
+  shift
+  for s in "${UP[@]}"; do
+    check_alive "$s" "$phase" || continue
+    "$1" "$s" "${@:2}" || true
+    check_alive "$s" "$phase" || true
+  done
+  return 0
+}
+now_all() { local s; for s in "${UP[@]}"; do echo "$s $(now)"; done; }
+window_rss() { # window_rss KEY FILE_START FILE_END: max RSS per live server between the marks
+  local key=$1 s t0 t1
+  for s in "${UP[@]}"; do
+    t0=$(awk -v s="$s" '$1 == s {print $2}' "$2"); t1=$(awk -v s="$s" '$1 == s {print $2}' "$3")
+    [ -n "$t0" ] && [ -n "$t1" ] && put "$s" "$key" "$(calc "$($HELPER rss-max "$WORK/rss_$s.txt" "$t0" "$t1") / 1024")"
+  done
+  return 0
+}
+
+run_servers() {
+  local s
+  for s in nginx go rs; do
+    want "$s" || continue
+    if start_server "$s"; then
+      UP+=("$s")
+    else
+      log "${NAME[$s]}: $(grep -P "^meta\tstatus_$s\t" "$RES" | cut -f3 | tail -1)"
+    fi
+  done
+  [ ${#UP[@]} -gt 0 ] || return 0
+  sleep 1
+  # shellcheck disable=SC2086
+  for s in "${UP[@]}"; do put "$s" rss_idle "$(calc "$($HELPER rss-now ${MEAS[$s]}) / 1024")"; done
+
+  for_up "setup uploads" setup_files
+  timeout 120 sync || true
+
+  now_all >"$WORK/t_get0"
+  for_up "GET 4 KiB" get_bench 4k 4096
+  for_up "GET 64 KiB" get_bench 64k 65536
+  now_all >"$WORK/t_get1"
+  window_rss rss_get "$WORK/t_get0" "$WORK/t_get1"
+
+  for s in "${UP[@]}"; do
+    if [ -s "$WORK/paths_${s}_big.txt" ] && check_alive "$s" "big download"; then
+      download_bench "$s" || note "${NAME[$s]}: big download failed"
+      check_alive "$s" "big download" || true
+    fi
+  done
+
+  now_all >"$WORK/t_up0"
+  for s in "${UP[@]}"; do
+    [ "$s" != nginx ] && check_alive "$s" "4 KiB uploads" || continue
+    upload_bench "$s" 4k 4096 "$UPC4K" || true
+    check_alive "$s" "4 KiB uploads" || true
+    timeout 120 sync || true
+  done
+  for s in "${UP[@]}"; do
+    [ "$s" != nginx ] && check_alive "$s" "1 MiB uploads" || continue
+    upload_bench "$s" 1m 1048576 "$UPC1M" || true
+    check_alive "$s" "1 MiB uploads" || true
+    timeout 120 sync || true
+  done
+  now_all >"$WORK/t_up1"
+  local upl=()
+  for s in "${UP[@]}"; do [ "$s" = nginx ] || upl+=("$s"); done
+  if [ ${#upl[@]} -gt 0 ]; then
+    local saved=("${UP[@]}")
+    UP=("${upl[@]}")
+    window_rss rss_up "$WORK/t_up0" "$WORK/t_up1"
+    UP=("${saved[@]}")
+  fi
+
+  for s in "${UP[@]}"; do
+    grep -qP "^meta\tstatus_$s\t" "$RES" || put meta "status_$s" "ok"
+    stop_server "$s"
+  done
+  return 0
+}
+
+# ------------------------------------------------------------------ main
+rm -rf "$WORK"
+mkdir -p "$WORK/data" "$LOGS" "$RESULTS_DIR"
+: >"$RES"
+install_tools
+command -v wrk >/dev/null || { log "wrk is required"; exit 1; }
+if want nginx && ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  note "nginx not installed: skipped"; ONLY=${ONLY//nginx/}
+fi
+
+put meta timestamp "$TS"
+put meta host "$(hostname)"
+put meta ncpu "$(nproc)"
+put meta kernel "$(uname -r)"
+put meta mode "$MODE"
+put meta workdir "$WORK"
+put meta fstype "$(df -PT "$WORK" | awk 'NR==2 {print $1 ", " $2}')"
+put meta n4k "$N4K"; put meta n64k "$N64K"; put meta bigsize "${BIG_MB} MiB"
+put meta dlruns "$DL_RUNS"; put meta upc4k "$UPC4K"; put meta upc1m "$UPC1M"
+put meta nice "$NICE (autogroup: $AUTOGROUP)"
+put meta loadavg "$(cut -d' ' -f1-3 /proc/loadavg)"
+[ "$(nproc)" -lt 2 ] && note "fewer than 2 CPUs: server and load generator share a core"
+
+log "generating data in $WORK/data ($N4K x 4 KiB, $N64K x 64 KiB, ${BIG_MB} MiB)"
+$HELPER gen "$WORK/data/4k" "$N4K" 4096 a
+$HELPER gen "$WORK/data/64k" "$N64K" 65536 b
+head -c "$BIG_BYTES" /dev/urandom >"$WORK/data/big.bin"
+timeout 120 sync || true
+
+if [ "$LIMITS" = 1 ]; then measure_limits; fi
+
+run_servers
+
+# a release build can be older than the sources: say so
+if want rs && [ -x "$FASTDFS_BIN" ]; then
+  put meta rs_binary "$FASTDFS_BIN, built $(date -r "$FASTDFS_BIN" "+%F %T")"
+fi
+if [ ${#NOTES[@]} -gt 0 ]; then
+  put meta notes "$(printf '%s || ' "${NOTES[@]}" | sed 's/ || $//')"
+fi
+$HELPER report "$RES" >"$RESULTS_DIR/$TS.md"
+cp "$RES" "$RESULTS_DIR/$TS.tsv"
+cat "$RESULTS_DIR/$TS.md"
+log "results: $RESULTS_DIR/$TS.md (raw: $RESULTS_DIR/$TS.tsv), logs: $LOGS"
+# free the disk: keep only the logs
+rm -rf "$WORK/data" "$WORK"/paths_* 2>/dev/null || true

@@ -1,0 +1,64 @@
+-- wrk script: multipart upload (POST, field `file` + output=json) of SIZE-byte files whose
+-- content is distinct per request (a unique line at the start), so content dedup never
+-- short-circuits the write. File names are unique too (go-fastdfs renames colliding names).
+-- usage: wrk -t1 -c32 -d10s -s wrk-upload.lua http://127.0.0.1:PORT/group1/upload -- SIZE RUNID
+-- A response counts as bad unless it is HTTP 200 with a JSON "md5" field.
+local threads = {}
+local boundary = "----fastdfsbench7f3a9c2e61b04d58"
+local UNIQ = 64          -- fixed-size unique prefix of every file
+local size, runid, rest, counter, upath
+bad = 0                  -- global: read by done() through thread:get
+
+function setup(thread)
+   thread:set("tid", #threads + 1)
+   table.insert(threads, thread)
+end
+
+function init(args)
+   size = tonumber(args[1])
+   runid = args[2] or "x"
+   assert(size and size > UNIQ, "SIZE must be > 64")
+   math.randomseed(os.time() * 1000 + (tid or 0))
+   local t = {}
+   for i = 1, 4096 do t[i] = string.char(math.random(0, 255)) end
+   local block = table.concat(t)
+   rest = string.rep(block, math.ceil(size / 4096)):sub(1, size - UNIQ)
+   counter = 0
+   upath = wrk.path
+end
+
+function request()
+   counter = counter + 1
+   local name = string.format("u%s_%d_%d.bin", runid, tid or 0, counter)
+   local uniq = name .. string.rep("\n", UNIQ - #name)
+   local body = "--" .. boundary .. "\r\n" ..
+      "Content-Disposition: form-data; name=\"output\"\r\n\r\njson\r\n" ..
+      "--" .. boundary .. "\r\n" ..
+      "Content-Disposition: form-data; name=\"file\"; filename=\"" .. name .. "\"\r\n" ..
+      "Content-Type: application/octet-stream\r\n\r\n" ..
+      uniq .. rest .. "\r\n--" .. boundary .. "--\r\n"
+   return wrk.format("POST", upath,
+      { ["Content-Type"] = "multipart/form-data; boundary=" .. boundary }, body)
+end
+
+function response(status, headers, body)
+   if status ~= 200 or not string.find(body, '"md5":%s*"%x+"') then
+      bad = bad + 1
+      if bad <= 3 then
+         io.stderr:write(string.format("bad upload response: HTTP %d: %s\n", status,
+            string.sub(body or "", 1, 300)))
+      end
+   end
+end
+
+function done(summary, latency, requests)
+   local b = 0
+   for _, t in ipairs(threads) do b = b + (tonumber(t:get("bad")) or 0) end
+   local e = summary.errors
+   io.write(string.format(
+      "BENCH requests=%d duration_us=%d bytes=%d p50_us=%d p99_us=%d mean_us=%.1f max_us=%d " ..
+      "err_connect=%d err_read=%d err_write=%d err_status=%d err_timeout=%d bad=%d\n",
+      summary.requests, summary.duration, summary.bytes,
+      latency:percentile(50), latency:percentile(99), latency.mean, latency.max,
+      e.connect, e.read, e.write, e.status, e.timeout, b))
+end

@@ -1,0 +1,354 @@
+//! Downloads: `GET|HEAD /{group}/<path>` (SPEC.md §10) with Range (RFC 9110: single, suffix,
+//! open-ended, multiple as multipart/byteranges, 416 with `bytes */len` and an empty body),
+//! If-Range, ETag / Last-Modified validators, conditional GET, inline vs attachment and a safe
+//! Content-Disposition; small hot files come from the executor's cache.
+//!
+//! Architecture invariant: the path served is decoded, checked segment by segment and always
+//! under `files/` (never `_tmp`, `_big` or other internal directories).
+
+use crate::error::ApiError;
+use crate::http::disposition::content_disposition;
+use crate::http::range::{self, RangeAnswer};
+use crate::http::response::FileBody;
+use crate::http::{query, Body, Request, Response};
+use crate::server::Worker;
+use crate::store::cache::{CachedFile, CACHED_FILE_BYTES_MAX};
+use bytes::Bytes;
+use std::rc::Rc;
+
+/// Where a download URL points.
+enum Target {
+    Index,
+    File(String),
+    NotFound(&'static str),
+}
+
+fn resolve(w: &Worker, path: &str) -> Result<Target, ApiError> {
+    let cfg = w.config();
+    let prefix = cfg.prefix();
+    let group_root = format!("/{}", cfg.group);
+    if path == "/"
+        || path.is_empty()
+        || (!cfg.group.is_empty() && (path == group_root || path == format!("{group_root}/")))
+    {
+        return Ok(Target::Index);
+    }
+    let rest = if prefix.is_empty() {
+        if !cfg.group.is_empty() && path.starts_with(&format!("{group_root}/")) {
+            return Ok(Target::NotFound(""));
+        }
+        &path[1..]
+    } else {
+        match path.strip_prefix(&format!("{prefix}/")) {
+            Some(r) => r,
+            None => return Ok(Target::NotFound("404 page not found\n")),
+        }
+    };
+    let decoded = query::percent_decode_path(rest)
+        .ok_or_else(|| ApiError::fail(400, "invalid path encoding"))?;
+    let mut parts = Vec::new();
+    for seg in decoded.split('/') {
+        if seg.is_empty() {
+            continue;
+        }
+        if seg == "." || seg == ".." || seg.contains('\\') || seg.chars().any(|c| c.is_control()) {
+            return Err(ApiError::fail(400, "invalid path"));
+        }
+        parts.push(seg);
+    }
+    match parts.first() {
+        None => return Ok(Target::Index),
+        Some(first) if ["_tmp", "_big", "_cache"].contains(first) => {
+            return Ok(Target::NotFound(""))
+        }
+        _ => {}
+    }
+    Ok(Target::File(format!("files/{}", parts.join("/"))))
+}
+
+pub async fn handle(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError> {
+    let path = req.head.path().to_string();
+    let file_rel = match resolve(w, &path)? {
+        Target::Index => return Ok(super::manage::index_page(w)),
+        Target::NotFound(body) => return Ok(Response::text(404, body)),
+        Target::File(rel) => rel,
+    };
+    let mut params = super::Params::default();
+    params.push_query(req.head.query());
+    let epoch = w
+        .shared
+        .cache_epoch
+        .load(std::sync::atomic::Ordering::Acquire);
+    let cached = w.cache.borrow_mut().get(epoch, &file_rel);
+    if let Some(c) = cached {
+        let body = Source::Memory(c.data.clone());
+        return respond(
+            w,
+            req,
+            &params,
+            &file_rel,
+            c.data.len() as u64,
+            c.mtime,
+            body,
+        );
+    }
+    let full = w.dir().join(&file_rel);
+    let file = match glommio::io::BufferedFile::open(&full).await {
+        Ok(f) => f,
+        Err(_) => return Ok(Response::new(404)),
+    };
+    let (size, mtime, is_dir) = fstat(&file)?;
+    if is_dir {
+        let _ = file.close().await;
+        return super::manage::list_dir_page(w, &path, &full).await;
+    }
+    let file = Rc::new(file);
+    if size <= CACHED_FILE_BYTES_MAX && w.config().file_cache_bytes > 0 {
+        let data = read_all(&file, size).await?;
+        w.cache.borrow_mut().insert(
+            epoch,
+            &file_rel,
+            CachedFile {
+                data: data.clone(),
+                mtime,
+            },
+        );
+        close_rc(file).await;
+        return respond(
+            w,
+            req,
+            &params,
+            &file_rel,
+            size,
+            mtime,
+            Source::Memory(data),
+        );
+    }
+    respond(w, req, &params, &file_rel, size, mtime, Source::File(file))
+}
+
+async fn close_rc(file: Rc<glommio::io::BufferedFile>) {
+    if let Ok(f) = Rc::try_unwrap(file) {
+        let _ = f.close().await;
+    }
+}
+
+async fn read_all(file: &glommio::io::BufferedFile, size: u64) -> Result<Bytes, ApiError> {
+    let mut out = Vec::with_capacity(size as usize);
+    while (out.len() as u64) < size {
+        let got = file
+            .read_at(out.len() as u64, size as usize - out.len())
+            .await
+            .map_err(std::io::Error::from)?;
+        if got.is_empty() {
+            break;
+        }
+        out.extend_from_slice(&got);
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Size, mtime (Unix seconds) and directory flag of an open file. `fstat` on an open fd does
+/// no I/O (the inode is in memory), so it is allowed on the executor thread.
+fn fstat(file: &glommio::io::BufferedFile) -> Result<(u64, u64, bool), ApiError> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a zeroed stat is a valid out-parameter; the fd is open for the call.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes into `st`, which lives across the call.
+    if unsafe { libc::fstat(file.as_raw_fd(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    let is_dir = (st.st_mode & libc::S_IFMT) == libc::S_IFDIR;
+    Ok((st.st_size as u64, st.st_mtime.max(0) as u64, is_dir))
+}
+
+enum Source {
+    Memory(Bytes),
+    File(Rc<glommio::io::BufferedFile>),
+}
+
+impl Source {
+    fn body(&self, offset: u64, len: u64) -> Body {
+        match self {
+            Source::Memory(b) => Body::Bytes(b.slice(offset as usize..(offset + len) as usize)),
+            Source::File(f) => Body::File(FileBody {
+                file: f.clone(),
+                offset,
+                len,
+            }),
+        }
+    }
+}
+
+fn etag(size: u64, mtime: u64) -> String {
+    format!("\"{mtime:x}-{size:x}\"")
+}
+
+fn respond(
+    w: &Worker,
+    req: &Request<'_>,
+    params: &super::Params,
+    rel: &str,
+    size: u64,
+    mtime: u64,
+    source: Source,
+) -> Result<Response, ApiError> {
+    let cfg = w.config();
+    let tag = etag(size, mtime);
+    let last_modified =
+        httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime));
+    let attachment = match params.get("download") {
+        None => cfg.default_download,
+        Some(v) => v != "0",
+    };
+    let mut r = Response::new(200);
+    r.headers.push(("Accept-Ranges", "bytes".into()));
+    r.headers.push(("ETag", tag.clone()));
+    r.headers.push(("Last-Modified", last_modified));
+    if attachment {
+        r.headers
+            .push(("Content-Type", "application/octet-stream".into()));
+        let name = params.get("name").filter(|n| !n.is_empty());
+        r.headers.push((
+            "Content-Disposition",
+            content_disposition("attachment", name),
+        ));
+    } else {
+        r.headers.push(("Content-Type", mime_type(rel).into()));
+    }
+    if not_modified(req, &tag, mtime) {
+        r.status = 304;
+        r.no_content_length = true;
+        return Ok(r);
+    }
+    let range_header = req.head.header("range").filter(|_| {
+        req.head
+            .header("if-range")
+            .is_none_or(|v| range::if_range_matches(v, &tag, mtime))
+    });
+    let answer = match range_header {
+        Some(v) => range::parse_range(v, size),
+        None => RangeAnswer::Full,
+    };
+    match answer {
+        RangeAnswer::Full => r.body = source.body(0, size),
+        RangeAnswer::Unsatisfiable => {
+            // Empty body: old curl appends a 416 body to the file (SPEC.md §15 item 40).
+            let mut e = Response::new(416);
+            e.headers.push(("Content-Range", format!("bytes */{size}")));
+            return Ok(e);
+        }
+        RangeAnswer::Partial(ranges) if ranges.len() == 1 => {
+            let (a, b) = (*ranges[0].start(), *ranges[0].end());
+            r.status = 206;
+            r.headers
+                .push(("Content-Range", format!("bytes {a}-{b}/{size}")));
+            r.body = source.body(a, b - a + 1);
+        }
+        RangeAnswer::Partial(ranges) => {
+            r.status = 206;
+            let content_type = r
+                .headers
+                .iter()
+                .find(|(n, _)| *n == "Content-Type")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            r.headers.retain(|(n, _)| *n != "Content-Type");
+            let boundary = format!("{:016x}", mtime ^ size ^ 0x5f3759df);
+            r.headers.push((
+                "Content-Type",
+                format!("multipart/byteranges; boundary={boundary}"),
+            ));
+            r.body = multi_body(&source, &ranges, size, &content_type, &boundary);
+        }
+    }
+    Ok(r)
+}
+
+fn multi_body(
+    source: &Source,
+    ranges: &[std::ops::RangeInclusive<u64>],
+    size: u64,
+    ct: &str,
+    boundary: &str,
+) -> Body {
+    let heads: Vec<(Bytes, u64, u64)> = ranges
+        .iter()
+        .map(|r| {
+            let h = format!("\r\n--{boundary}\r\nContent-Type: {ct}\r\nContent-Range: bytes {}-{}/{size}\r\n\r\n", r.start(), r.end());
+            (Bytes::from(h), *r.start(), r.end() - r.start() + 1)
+        })
+        .collect();
+    let tail = Bytes::from(format!("\r\n--{boundary}--\r\n"));
+    match source {
+        Source::File(f) => Body::Multi {
+            file: f.clone(),
+            parts: heads,
+            tail,
+        },
+        Source::Memory(b) => {
+            let mut out = Vec::new();
+            for (h, off, len) in heads {
+                out.extend_from_slice(&h);
+                out.extend_from_slice(&b[off as usize..(off + len) as usize]);
+            }
+            out.extend_from_slice(&tail);
+            Body::Bytes(Bytes::from(out))
+        }
+    }
+}
+
+/// If-None-Match (weak comparison) or, without it, If-Modified-Since.
+fn not_modified(req: &Request<'_>, tag: &str, mtime: u64) -> bool {
+    if let Some(inm) = req.head.header_str("if-none-match") {
+        return inm
+            .split(',')
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .any(|t| t == "*" || t == tag);
+    }
+    if let Some(ims) = req.head.header_str("if-modified-since") {
+        if let Ok(t) = httpdate::parse_http_date(ims) {
+            let secs = t
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            return mtime <= secs;
+        }
+    }
+    false
+}
+
+/// Content-Type by extension for inline downloads.
+pub fn mime_type(path: &str) -> &'static str {
+    let ext = path
+        .rsplit('/')
+        .next()
+        .and_then(|n| n.rsplit_once('.'))
+        .map(|(_, e)| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("txt") | Some("log") | Some("md") => "text/plain; charset=utf-8",
+        Some("html") | Some("htm") => "text/html; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("js") | Some("mjs") => "text/javascript; charset=utf-8",
+        Some("json") => "application/json",
+        Some("xml") => "text/xml; charset=utf-8",
+        Some("csv") => "text/csv; charset=utf-8",
+        Some("png") => "image/png",
+        Some("jpg") | Some("jpeg") => "image/jpeg",
+        Some("gif") => "image/gif",
+        Some("webp") => "image/webp",
+        Some("bmp") => "image/bmp",
+        Some("svg") => "image/svg+xml",
+        Some("ico") => "image/x-icon",
+        Some("pdf") => "application/pdf",
+        Some("zip") => "application/zip",
+        Some("gz") => "application/gzip",
+        Some("tar") => "application/x-tar",
+        Some("mp4") => "video/mp4",
+        Some("webm") => "video/webm",
+        Some("mp3") => "audio/mpeg",
+        Some("wav") => "audio/wav",
+        Some("wasm") => "application/wasm",
+        _ => "application/octet-stream",
+    }
+}

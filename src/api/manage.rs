@@ -1,0 +1,323 @@
+//! Basic management routes (SPEC.md §7.1, §7.4, §7.6, §7.7, §7.8): the index/upload page,
+//! directory listings of download paths, `/check_file_exist`, `/status`, `/delete`,
+//! `/get_file_info`.
+
+use super::{require_admin, Params};
+use crate::error::ApiError;
+use crate::http::Response;
+use crate::json::{self, FileInfo};
+use crate::server::Worker;
+use crate::store::meta::{self, Op, OpResult};
+use serde_json::{json, Value};
+use std::net::IpAddr;
+use std::path::Path;
+
+fn raw_refusal(text: String) -> ApiError {
+    ApiError::Text {
+        http: 403,
+        body: text,
+    }
+}
+
+/// The upload page (`enable_web_upload`), SPEC.md §7.1.
+pub fn index_page(w: &Worker) -> Response {
+    let cfg = w.config();
+    if !cfg.enable_web_upload {
+        return Response::text(403, "web upload deny");
+    }
+    let g = cfg.prefix();
+    let scene = html_escape(&cfg.default_scene);
+    Response::html(
+        200,
+        format!(
+            r#"<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>fastdfs-rs upload</title></head>
+<body>
+<h1>Upload</h1>
+<form action="{g}/upload" method="post" enctype="multipart/form-data">
+<p><input type="file" name="file" id="file"></p>
+<p>scene <input type="text" name="scene" value="{scene}"></p>
+<p>filename <input type="text" name="filename" value=""></p>
+<p>path <input type="text" name="path" value=""></p>
+<input type="hidden" name="output" value="json2">
+<p>code <input type="text" name="code" value=""></p>
+<p><input type="submit" id="submit" value="upload"></p>
+</form>
+<p>Resumable uploads (tus): <code>{g}/big/upload/</code></p>
+</body></html>
+"#
+        ),
+    )
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Directory listing of a download path (`show_dir`), Go's `<pre>` format.
+pub async fn list_dir_page(w: &Worker, url_path: &str, full: &Path) -> Result<Response, ApiError> {
+    let cfg = w.config();
+    if !cfg.show_dir {
+        return Ok(Response::text(403, "list dir deny"));
+    }
+    if !url_path.ends_with('/') {
+        let last = url_path.rsplit('/').next().unwrap_or("");
+        return Ok(Response::new(301).header("Location", format!("{last}/")));
+    }
+    let dir = full.to_path_buf();
+    let mut names = glommio::executor()
+        .spawn_blocking(move || -> std::io::Result<Vec<String>> {
+            let mut out = Vec::new();
+            for e in std::fs::read_dir(dir)? {
+                let e = e?;
+                let mut n = e.file_name().to_string_lossy().into_owned();
+                if e.file_type()?.is_dir() {
+                    n.push('/');
+                }
+                out.push(n);
+            }
+            Ok(out)
+        })
+        .await?;
+    names.sort();
+    let mut body = String::from("<pre>\n");
+    for n in names {
+        let href = super::path_escape(&n).replace("%2F", "/");
+        body.push_str(&format!("<a href=\"{href}\">{}</a>\n", html_escape(&n)));
+    }
+    body.push_str("</pre>\n");
+    Ok(Response::html(200, body))
+}
+
+/// Live record of an md5: it exists and (for normal files) its file is on disk.
+fn live_record(w: &Worker, md5: &str) -> Result<Option<FileInfo>, ApiError> {
+    Ok(w.meta()
+        .get(md5)?
+        .filter(|i| i.offset != -1 || w.dir().join(i.rel_path()).is_file()))
+}
+
+/// `files/...` relative path of a download path or store path given by a client, validated.
+fn store_rel_path(w: &Worker, raw: &str) -> Option<String> {
+    let cfg = w.config();
+    let group = format!("/{}/", cfg.group);
+    let rest = if let Some(r) = raw.strip_prefix(&group) {
+        r
+    } else if let Some(r) = raw.strip_prefix("files/") {
+        r
+    } else {
+        raw.trim_start_matches('/')
+    };
+    let mut parts = Vec::new();
+    for seg in rest.split('/') {
+        if seg.is_empty() {
+            continue;
+        }
+        if seg == "." || seg == ".." || seg.contains('\\') || seg.chars().any(|c| c.is_control()) {
+            return None;
+        }
+        parts.push(seg);
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Some(format!("files/{}", parts.join("/")))
+}
+
+/// `G/check_file_exist` (public): by md5, or by a path that must lie under `files/`
+/// (go-fastdfs stats any host path: SPEC.md §15 item 4).
+pub async fn check_file_exist(w: &Worker, p: &Params) -> Result<Response, ApiError> {
+    let md5 = p.str("md5");
+    if !md5.is_empty() {
+        if let Some(info) = live_record(w, md5)? {
+            return Ok(Response::text(200, json::compact(&info)));
+        }
+    }
+    let path = p.str("path");
+    if !path.is_empty() {
+        if let Some(rel) = store_rel_path(w, path) {
+            if let Some(info) = w.meta().get_by_path_key(&meta::path_key(&rel))? {
+                return Ok(Response::text(200, json::compact(&info)));
+            }
+            let full = w.dir().join(&rel);
+            let stat = glommio::executor()
+                .spawn_blocking(move || std::fs::metadata(full))
+                .await;
+            if let Some(m) = stat.ok().filter(|m| m.is_file()) {
+                let (dir, name) = rel.rsplit_once('/').unwrap_or(("files", &rel));
+                let mtime = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+                let info = FileInfo {
+                    name: name.to_string(),
+                    rename: String::new(),
+                    path: dir.to_string(),
+                    md5: meta::md5_hex(&rel),
+                    size: m.len() as i64,
+                    peers: Some(vec![w.config().host.clone()]),
+                    scene: String::new(),
+                    time_stamp: mtime.map(|d| d.as_secs() as i64).unwrap_or(0),
+                    offset: -1,
+                };
+                return Ok(Response::text(200, json::compact(&info)));
+            }
+        }
+    }
+    Ok(Response::text(404, json::compact(&FileInfo::default())))
+}
+
+/// `G/status`: the envelope peers rely on; host details only for admins (§15 item 13).
+pub fn status(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+    let cfg = w.config();
+    let admin = require_admin(&cfg, client, p, raw_refusal).is_ok();
+    if !admin {
+        return Ok(Response::text(
+            200,
+            json::pretty(&json::envelope("ok", "", Some(json!({})))),
+        ));
+    }
+    let stats = stat_rows(w)?;
+    let mut data = serde_json::Map::new();
+    data.insert("Fs.AutoRepair".into(), json!(cfg.auto_repair));
+    data.insert("Fs.FileStats".into(), Value::Array(stats));
+    data.insert("Fs.Local".into(), json!(cfg.host));
+    data.insert("Fs.Peers".into(), json!(cfg.peers));
+    data.insert("Fs.QueueFileLog".into(), json!(0));
+    data.insert("Fs.QueueFromPeers".into(), json!(0));
+    data.insert("Fs.QueueToPeers".into(), json!(0));
+    data.insert("Fs.QueueUpload".into(), json!(0));
+    data.insert("Fs.RefreshInterval".into(), json!(cfg.refresh_interval));
+    data.insert("Fs.ShowDir".into(), json!(cfg.show_dir));
+    data.insert(
+        "Sys.NumCpu".into(),
+        json!(crate::server::allowed_cpus().len()),
+    );
+    data.insert(
+        "Sys.NumGoroutine".into(),
+        json!(w
+            .shared
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed)),
+    );
+    data.insert("Sys.Workers".into(), json!(w.shared.workers));
+    data.insert(
+        "Sys.UptimeSeconds".into(),
+        json!(w.shared.started.elapsed().as_secs()),
+    );
+    data.insert("Sys.DiskInfo".into(), disk_info(&w.dir().join("files")));
+    Ok(Response::text(
+        200,
+        json::pretty(&json::envelope("ok", "", Some(Value::Object(data)))),
+    ))
+}
+
+/// Rows `{date, fileCount, totalSize}` per day plus the `all` total (SPEC.md §7.11).
+pub fn stat_rows(w: &Worker) -> Result<Vec<Value>, ApiError> {
+    let days = w.meta().day_stats()?;
+    let mut rows = Vec::new();
+    let (mut count, mut size) = (0i64, 0i64);
+    for (date, (c, s)) in days {
+        if c == 0 && s == 0 {
+            continue;
+        }
+        count += c;
+        size += s;
+        rows.push(json!({"date": date, "fileCount": c, "totalSize": s}));
+    }
+    rows.push(json!({"date": "all", "fileCount": count, "totalSize": size}));
+    Ok(rows)
+}
+
+fn disk_info(path: &Path) -> Value {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return Value::Null;
+    };
+    // SAFETY: a zeroed statvfs is a valid out-parameter; `c` is NUL-terminated.
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statvfs writes into `s`.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+        return Value::Null;
+    }
+    let total = s.f_blocks as u64 * s.f_frsize as u64;
+    let free = s.f_bavail as u64 * s.f_frsize as u64;
+    let used = total.saturating_sub(s.f_bfree as u64 * s.f_frsize as u64);
+    json!({
+        "path": path.display().to_string(),
+        "total": total, "free": free, "used": used,
+        "usedPercent": if total > 0 { used as f64 * 100.0 / total as f64 } else { 0.0 },
+        "inodesTotal": s.f_files, "inodesFree": s.f_ffree,
+        "inodesUsed": s.f_files.saturating_sub(s.f_ffree),
+    })
+}
+
+/// md5 or path key named by `md5`/`path` parameters (SPEC.md §7.7, §7.8).
+fn lookup(w: &Worker, p: &Params) -> Result<Option<FileInfo>, ApiError> {
+    let path = p.str("path");
+    if !path.is_empty() {
+        let Some(rel) = store_rel_path(w, path) else {
+            return Ok(None);
+        };
+        return Ok(w.meta().get_by_path_key(&meta::path_key(&rel))?);
+    }
+    let md5 = p.str("md5");
+    if let Some(info) = w.meta().get(md5)? {
+        return Ok(Some(info));
+    }
+    // A path key given as md5 (how peers forward deletes).
+    if md5.len() == 32 {
+        return Ok(w.meta().get_by_path_key(md5)?);
+    }
+    Ok(None)
+}
+
+/// `G/get_file_info` (admin).
+pub fn get_file_info(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+    require_admin(&w.config(), client, p, raw_refusal)?;
+    match lookup(w, p)? {
+        Some(info) => Ok(Response::text(
+            200,
+            json::pretty(&json::envelope("ok", "", Some(info))),
+        )),
+        None => Err(ApiError::fail(404, "leveldb: not found")),
+    }
+}
+
+/// `G/delete` (admin): removes the record (path key, day index, counters) and the file.
+pub async fn delete(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+    require_admin(&w.config(), client, p, raw_refusal)?;
+    if p.str("path").is_empty() && p.str("md5").len() < 32 {
+        return Err(ApiError::fail(400, "md5 unvalid"));
+    }
+    let Some(info) = lookup(w, p)? else {
+        return Err(ApiError::fail(404, "leveldb: not found"));
+    };
+    if info.offset >= 0 {
+        return Err(ApiError::fail(400, "small file delete not support"));
+    }
+    let existed = w.dir().join(info.rel_path()).is_file();
+    match w
+        .meta()
+        .submit(Op::Delete {
+            md5: info.md5.clone(),
+        })
+        .await?
+    {
+        OpResult::Deleted(_) => {
+            w.shared.invalidate_caches();
+            if existed {
+                Ok(Response::text(
+                    200,
+                    json::pretty(&json::envelope::<()>("ok", "remove success", None)),
+                ))
+            } else {
+                Err(ApiError::fail(404, "fail remove"))
+            }
+        }
+        OpResult::NotFound => Err(ApiError::fail(404, "leveldb: not found")),
+        other => unreachable!("delete answered {other:?}"),
+    }
+}

@@ -1,0 +1,308 @@
+//! `G/upload`: multipart upload streamed to disk with its digest computed in the same pass,
+//! made durable and indexed before the answer (SPEC.md §7.2, §8), and the GET "second-pass"
+//! lookup by md5.
+
+use super::{file_result, Params};
+use crate::error::ApiError;
+use crate::http::multipart::{self, Event, Parser};
+use crate::http::{Request, Response};
+use crate::json::{self, FileInfo};
+use crate::server::Worker;
+use crate::store::meta::{self, Op, OpResult, Staged};
+use crate::store::names;
+use crate::store::write::{self, TempFile};
+
+/// Largest text field of an upload form.
+const FIELD_BYTES_MAX: usize = 64 * 1024;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Output {
+    Text,
+    Json,
+    Json2,
+}
+
+fn output_of(p: &Params) -> Result<Output, ApiError> {
+    match p.get("output").unwrap_or("text") {
+        "" | "text" => Ok(Output::Text),
+        "json" => Ok(Output::Json),
+        "json2" => Ok(Output::Json2),
+        _ => Err(ApiError::fail(
+            400,
+            "output just support json or text or json2",
+        )),
+    }
+}
+
+pub async fn handle(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError> {
+    match req.head.method() {
+        "POST" => upload(w, req).await,
+        "OPTIONS" => Ok(Response::new(200)),
+        _ => {
+            let p = super::read_params(req).await?;
+            second_pass(w, &p)
+        }
+    }
+}
+
+/// GET `upload?md5=..`: answer from the index without any body (SPEC.md §7.2).
+fn second_pass(w: &Worker, p: &Params) -> Result<Response, ApiError> {
+    let cfg = w.config();
+    let md5 = p.str("md5");
+    if md5.is_empty() {
+        return Err(ApiError::fail(
+            400,
+            "(error) if you want to upload fast md5 is require,and if you want to upload file,you must use post method  ",
+        ));
+    }
+    let found = w
+        .meta()
+        .get(md5)?
+        .filter(|i| i.offset != -1 || w.dir().join(i.rel_path()).is_file());
+    let result = found.as_ref().map(|i| file_result(&cfg, i));
+    Ok(match (p.get("output").unwrap_or("text"), result) {
+        ("json", r) => Response::text(
+            if r.is_some() { 200 } else { 404 },
+            json::compact(&r.unwrap_or_default()),
+        ),
+        ("json2", Some(r)) => Response::text(200, json::pretty(&json::envelope("ok", "", Some(r)))),
+        ("json2", None) => {
+            Response::text(404, json::pretty(&json::envelope::<()>("fail", "", None)))
+        }
+        (_, Some(r)) => Response::text(200, r.url),
+        (_, None) => Response::text(404, ""),
+    })
+}
+
+/// What the multipart body carried.
+struct Form {
+    fields: Params,
+    file: Option<(String, write::Written)>,
+}
+
+async fn read_form(w: &Worker, req: &mut Request<'_>, boundary: &[u8]) -> Result<Form, ApiError> {
+    let cfg = w.config();
+    let mut parser = Parser::new(boundary, multipart::Limits::default());
+    let mut buf = bytes::BytesMut::new();
+    let mut fields = Params::default();
+    let mut file: Option<(String, write::Written)> = None;
+    let mut tmp: Option<(String, TempFile)> = None;
+    let mut field: Option<(String, Vec<u8>)> = None;
+    let mut skipping = false;
+    loop {
+        let event = parser
+            .next_event(&mut buf)
+            .map_err(|e| ApiError::fail(400, format!("bad multipart body: {e}")))?;
+        match event {
+            None => match req.chunk().await? {
+                Some(b) => buf.extend_from_slice(&b),
+                None => {
+                    parser
+                        .finish()
+                        .map_err(|e| ApiError::fail(400, format!("bad multipart body: {e}")))?;
+                    break;
+                }
+            },
+            Some(Event::PartStart(h)) => {
+                skipping = false;
+                let is_file = h.filename.as_deref().is_some_and(|f| !f.is_empty());
+                if h.name == "file" && is_file && file.is_none() && tmp.is_none() {
+                    let t = TempFile::create(w.dir(), cfg.use_sha1()).await?;
+                    tmp = Some((h.filename.unwrap_or_default(), t));
+                } else if is_file {
+                    skipping = true; // other file parts are not stored
+                } else {
+                    field = Some((h.name, Vec::new()));
+                }
+            }
+            Some(Event::Data(d)) => {
+                if let Some((_, t)) = tmp.as_mut() {
+                    t.write(&d).await?;
+                } else if let Some((_, v)) = field.as_mut() {
+                    if v.len() + d.len() > FIELD_BYTES_MAX {
+                        return Err(ApiError::fail(413, "form field too large"));
+                    }
+                    v.extend_from_slice(&d);
+                } else {
+                    debug_assert!(skipping);
+                }
+            }
+            Some(Event::PartEnd) => {
+                if let Some((name, t)) = tmp.take() {
+                    file = Some((name, t.finish().await?));
+                }
+                if let Some((k, v)) = field.take() {
+                    fields.0.push((k, String::from_utf8_lossy(&v).into_owned()));
+                }
+            }
+            Some(Event::End) => {
+                // The epilogue is ignored, but the request body must still be consumed.
+                while req.chunk().await?.is_some() {}
+                break;
+            }
+        }
+    }
+    Ok(Form { fields, file })
+}
+
+async fn upload(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError> {
+    let cfg = w.config();
+    if cfg.read_only {
+        return Err(ApiError::fail(403, "(error) readonly"));
+    }
+    let boundary =
+        multipart::boundary_from_content_type(req.head.header("content-type").unwrap_or(b""))
+            .ok_or_else(|| ApiError::fail(400, "request Content-Type isn't multipart/form-data"))?;
+    if cfg.upload_max_bytes > 0 {
+        if let Some(n) = req.content_length() {
+            if n > cfg.upload_max_bytes {
+                return Err(ApiError::fail(
+                    413,
+                    format!("request body larger than {} bytes", cfg.upload_max_bytes),
+                ));
+            }
+        }
+        req.body_max = cfg.upload_max_bytes;
+    }
+    let form = read_form(w, req, &boundary).await?;
+    let mut p = form.fields;
+    p.push_query(req.head.query());
+    let Some((client_name, written)) = form.file else {
+        return Err(ApiError::fail(400, "http: no such file"));
+    };
+    match plan(w, &p, &client_name, &written) {
+        Ok(plan) => commit(w, plan, written).await,
+        Err(e) => {
+            write::discard(written).await;
+            Err(e)
+        }
+    }
+}
+
+/// Where and under which names an upload will be stored; validated before anything moves.
+struct Plan {
+    output: Output,
+    info: FileInfo,
+    dir: String,
+    dedup: bool,
+}
+
+fn plan(
+    w: &Worker,
+    p: &Params,
+    client_name: &str,
+    written: &write::Written,
+) -> Result<Plan, ApiError> {
+    let cfg = w.config();
+    let output = output_of(p)?;
+    let custom = if cfg.enable_custom_path {
+        names::custom_dir(p.str("path"))
+            .map_err(|e| ApiError::fail(400, format!("invalid path: {e}")))?
+    } else {
+        None
+    };
+    let scene = p
+        .get("scene")
+        .filter(|s| !s.is_empty())
+        .or(p.get("scenes").filter(|s| !s.is_empty()));
+    let scene = scene.unwrap_or(&cfg.default_scene).to_string();
+    names::check_scene(&scene).map_err(|e| ApiError::fail(400, format!("not valid scene: {e}")))?;
+    if !cfg.scene_allowed(&scene) {
+        return Err(ApiError::fail(400, "not valid scene"));
+    }
+    let mut name = names::upload_name(client_name, cfg.enable_trim_file_name_special_char);
+    if name.is_empty() {
+        name = format!("{}{}", written.digest, names::extension(client_name));
+    }
+    names::check_component(&name)
+        .map_err(|e| ApiError::fail(400, format!("invalid file name: {e}")))?;
+    if !cfg.extensions.is_empty() && !cfg.extensions.contains(&names::extension(&name)) {
+        return Err(ApiError::fail(403, "(error)file extension mismatch"));
+    }
+    let mut rename = p.str("filename").to_string();
+    if !rename.is_empty() {
+        names::check_component(&rename)
+            .map_err(|e| ApiError::fail(400, format!("invalid filename: {e}")))?;
+        if !cfg.extensions.is_empty() && !cfg.extensions.contains(&names::extension(&rename)) {
+            return Err(ApiError::fail(403, "(error)file extension mismatch"));
+        }
+    }
+    if cfg.rename_file {
+        let mut b = [0u8; 16];
+        getrandom::getrandom(&mut b).expect("random");
+        rename = format!(
+            "{}{}",
+            meta::md5_hex(&meta::hex(&b)),
+            names::extension(&name)
+        );
+    }
+    let expected = p.str("md5");
+    if !expected.is_empty() && !expected.eq_ignore_ascii_case(&written.digest) {
+        return Err(ApiError::fail(400, " fileInfo.Md5 and md5sum !="));
+    }
+    if written.size == 0 {
+        return Err(ApiError::fail(400, "file size is zero"));
+    }
+    let now = chrono::Local::now();
+    let dir = custom.unwrap_or_else(|| names::default_dir(&scene, &cfg.peer_id, now));
+    let mut info = FileInfo {
+        name,
+        rename,
+        path: dir.clone(),
+        md5: written.digest.clone(),
+        size: written.size as i64,
+        peers: Some(vec![cfg.host.clone()]),
+        scene,
+        time_stamp: now.timestamp(),
+        offset: -1,
+    };
+    let dedup = cfg.enable_distinct_file;
+    if !dedup {
+        info.md5 = meta::md5_hex(&info.rel_path());
+    }
+    Ok(Plan {
+        output,
+        info,
+        dir,
+        dedup,
+    })
+}
+
+async fn commit(w: &Worker, plan: Plan, written: write::Written) -> Result<Response, ApiError> {
+    let cfg = w.config();
+    let staged = Staged {
+        tmp: written.tmp.clone(),
+        dir: plan.dir,
+        name: plan.info.stored_name().to_string(),
+        replace: !plan.dedup,
+    };
+    let op = Op::Insert {
+        info: plan.info,
+        staged: Some(staged),
+        dedup: plan.dedup,
+    };
+    let info = match w.meta().submit(op).await {
+        Ok(OpResult::Inserted(info)) => {
+            written.moved();
+            if !plan.dedup {
+                w.shared.invalidate_caches();
+            }
+            info
+        }
+        Ok(OpResult::Existing(info)) => {
+            write::discard(written).await;
+            info
+        }
+        Ok(other) => unreachable!("insert answered {other:?}"),
+        Err(e) => {
+            write::discard(written).await;
+            return Err(e.into());
+        }
+    };
+    let result = file_result(&cfg, &info);
+    Ok(match plan.output {
+        Output::Text => Response::text(200, result.url),
+        Output::Json => Response::text(200, json::pretty(&result)),
+        Output::Json2 => Response::text(200, json::pretty(&json::envelope("ok", "", Some(result)))),
+    })
+}

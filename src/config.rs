@@ -1,0 +1,832 @@
+//! Configuration: `conf/cfg.json` with every go-fastdfs key (SPEC.md §3) plus our own keys.
+//!
+//! Owns: generating the default file on first start, parsing with clear errors (a syntax error
+//! names its line; a wrongly typed key names the key and its line), keeping unknown keys (we
+//! never rewrite an existing file, so they survive) and warning about them, and the runtime
+//! defaults go-fastdfs applies to zero values. Nothing here touches the network or the store.
+
+use serde_json::{Map, Value};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// go-fastdfs keys that are accepted but have no effect (SPEC.md §3, §15 item 37).
+const KEYS_IGNORED: &[&str] = &[
+    "enable_image_resize",
+    "queue_size",
+    "upload_queue_size",
+    "enable_disk_cache",
+    "proxies",
+    "watch_chan_size",
+];
+
+/// Default head deadline when cfg.json says 0 (go-fastdfs' "no timeout"): slowloris guard.
+pub const READ_HEADER_TIMEOUT_S_DEFAULT: u64 = 10;
+/// Default keep-alive idle deadline when cfg.json says 0.
+pub const IDLE_TIMEOUT_S_DEFAULT: u64 = 60;
+/// Default longest pause inside a request body before the connection is cut.
+pub const BODY_STALL_TIMEOUT_S_DEFAULT: u64 = 30;
+/// Default number of LMDB shards, fixed at first start.
+pub const SHARDS_DEFAULT: u32 = 16;
+/// Default io_uring registered buffer per executor (small: must fit an 8 MiB memlock limit).
+pub const IO_MEMORY_BYTES_DEFAULT: u64 = 512 * 1024;
+
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Mail {
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub password: String,
+    #[serde(default)]
+    pub host: String,
+}
+
+/// The live configuration (after defaults). Field names are the cfg.json keys.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: String,
+    pub enable_https: bool,
+    pub peer_id: String,
+    pub host: String,
+    pub peers: Vec<String>,
+    pub group: String,
+    pub support_group_manage: bool,
+    pub enable_merge_small_file: bool,
+    pub image_max_width: i64,
+    pub image_max_height: i64,
+    pub extensions: Vec<String>,
+    pub refresh_interval: i64,
+    pub enable_trim_file_name_special_char: bool,
+    pub rename_file: bool,
+    pub enable_web_upload: bool,
+    pub enable_pprof_debug: bool,
+    pub enable_custom_path: bool,
+    pub download_domain: String,
+    pub scenes: Vec<String>,
+    pub default_scene: String,
+    pub show_dir: bool,
+    pub mail: Mail,
+    pub alarm_receivers: Vec<String>,
+    pub alarm_url: String,
+    pub download_use_token: bool,
+    pub download_token_expire: i64,
+    pub auto_repair: bool,
+    pub file_sum_arithmetic: String,
+    pub admin_key: String,
+    pub admin_ips: Vec<String>,
+    pub enable_migrate: bool,
+    pub enable_distinct_file: bool,
+    pub enable_cross_origin: bool,
+    pub enable_google_auth: bool,
+    pub auth_url: String,
+    pub enable_download_auth: bool,
+    pub default_download: bool,
+    pub read_only: bool,
+    pub enable_tus: bool,
+    pub sync_timeout: i64,
+    pub enable_fsnotify: bool,
+    pub connect_timeout: bool,
+    pub read_timeout: i64,
+    pub write_timeout: i64,
+    pub idle_timeout: i64,
+    pub read_header_timeout: i64,
+    pub sync_worker: i64,
+    pub upload_worker: i64,
+    pub retry_count: i64,
+    pub sync_delay: i64,
+    // --- fastdfs-rs keys ---
+    /// Executors (one per core); 0 = the CPUs in the process affinity mask.
+    pub workers: usize,
+    /// io_uring registered buffer per executor, bytes.
+    pub io_memory: u64,
+    /// LMDB shard count used only when data/ is created.
+    pub shards: u32,
+    /// Longest pause inside a request body (seconds) before the connection is cut.
+    pub body_stall_timeout: u64,
+    /// Largest accepted upload body in bytes; 0 = unlimited.
+    pub upload_max_bytes: u64,
+    /// Concurrent connections per executor; more are closed at accept.
+    pub connections_per_worker_max: usize,
+    /// Per-executor cache of small immutable files, bytes (0 = off).
+    pub file_cache_bytes: u64,
+    /// Seconds given to in-flight requests on SIGTERM before exit.
+    pub shutdown_grace: u64,
+    /// Addresses (exact or CIDR) whose X-Real-IP / X-Forwarded-For are trusted.
+    pub trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid JSON at line {line}, column {column}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: the top level must be a JSON object")]
+    NotObject { path: PathBuf },
+    #[error("{path} line {line}: key \"{key}\" must be {expected}")]
+    Type {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        expected: &'static str,
+    },
+    #[error("{path} line {line}: key \"{key}\": {message}")]
+    Value {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+}
+
+/// Result of loading: the config and the warnings to log once logging is up.
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+    pub created: bool,
+}
+
+/// Loads `conf/cfg.json` under `dir`, creating it with defaults first if missing.
+pub fn load_or_create(dir: &Path) -> Result<Loaded, ConfigError> {
+    let conf_dir = dir.join("conf");
+    let path = conf_dir.join("cfg.json");
+    let mut created = false;
+    if !path.exists() {
+        std::fs::create_dir_all(&conf_dir).map_err(|source| ConfigError::Write {
+            path: conf_dir.clone(),
+            source,
+        })?;
+        let text = default_file_text();
+        write_durably(&path, text.as_bytes()).map_err(|source| ConfigError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        created = true;
+    }
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let (config, warnings) = parse(&path, &text)?;
+    Ok(Loaded {
+        config,
+        warnings,
+        created,
+    })
+}
+
+fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("json.tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The address the OS would use to reach the outside (no packet is sent), else 127.0.0.1.
+pub fn local_ip() -> String {
+    if let Some(ip) = env_nonempty("GO_FASTDFS_IP") {
+        return ip;
+    }
+    let probe = || -> std::io::Result<String> {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+        s.connect("8.8.8.8:80")?;
+        Ok(s.local_addr()?.ip().to_string())
+    };
+    probe().unwrap_or_else(|_| "127.0.0.1".to_string())
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    getrandom::getrandom(&mut buf).expect("the OS random source is available");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The generated cfg.json: go-fastdfs' template keys and values (SPEC.md §3) plus ours.
+pub fn default_file_text() -> String {
+    let peer_id = env_nonempty("GO_FASTDFS_PEER_ID").unwrap_or_else(|| {
+        let mut b = [0u8; 1];
+        getrandom::getrandom(&mut b).expect("random");
+        (b[0] % 9).to_string()
+    });
+    let host = format!("http://{}:8080", local_ip());
+    let peers: Vec<String> = match env_nonempty("GO_FASTDFS_PEERS") {
+        Some(p) => p
+            .split(',')
+            .map(|s| s.trim().trim_matches('"').to_string())
+            .collect(),
+        None => vec![host.clone()],
+    };
+    let key = random_hex(16);
+    let admin_key = format!(
+        "{}-{}-{}-{}-{}",
+        &key[0..8],
+        &key[8..12],
+        &key[12..16],
+        &key[16..20],
+        &key[20..32]
+    );
+    let v = serde_json::json!({
+        "addr": ":8080",
+        "enable_https": false,
+        "peer_id": peer_id,
+        "host": host,
+        "peers": peers,
+        "group": "group1",
+        "support_group_manage": true,
+        "enable_merge_small_file": false,
+        "enable_image_resize": true,
+        "image_max_width": 2000,
+        "image_max_height": 1000,
+        "extensions": [],
+        "refresh_interval": 1800,
+        "enable_trim_file_name_special_char": true,
+        "rename_file": false,
+        "enable_web_upload": true,
+        "enable_pprof_debug": false,
+        "enable_custom_path": true,
+        "download_domain": "",
+        "scenes": [],
+        "default_scene": "default",
+        "show_dir": true,
+        "mail": {"user": "abc@163.com", "password": "abc", "host": "smtp.163.com:25"},
+        "alarm_receivers": [],
+        "alarm_url": "",
+        "download_use_token": false,
+        "download_token_expire": 600,
+        "auto_repair": true,
+        "file_sum_arithmetic": "md5",
+        "admin_key": admin_key,
+        "admin_ips": ["127.0.0.1"],
+        "enable_migrate": false,
+        "enable_distinct_file": true,
+        "enable_cross_origin": true,
+        "enable_google_auth": false,
+        "auth_url": "",
+        "enable_download_auth": false,
+        "default_download": true,
+        "read_only": false,
+        "enable_tus": true,
+        "sync_timeout": 0,
+        "read_timeout": 600,
+        "write_timeout": 600,
+        "idle_timeout": 0,
+        "read_header_timeout": 0,
+        "workers": 0,
+        "io_memory": IO_MEMORY_BYTES_DEFAULT,
+        "shards": SHARDS_DEFAULT,
+        "body_stall_timeout": BODY_STALL_TIMEOUT_S_DEFAULT,
+        "upload_max_bytes": 0,
+        "connections_per_worker_max": 10000,
+        "file_cache_bytes": 8 * 1024 * 1024,
+        "shutdown_grace": 10,
+        "trusted_proxies": []
+    });
+    let mut s = serde_json::to_string_pretty(&v).expect("static JSON serializes");
+    s.push('\n');
+    s
+}
+
+/// Typed access to the parsed object, recording which keys were read.
+struct Reader<'a> {
+    path: &'a Path,
+    text: &'a str,
+    map: &'a Map<String, Value>,
+}
+
+impl Reader<'_> {
+    fn line_of(&self, key: &str) -> usize {
+        let needle = format!("\"{key}\"");
+        self.text
+            .find(&needle)
+            .map(|pos| self.text[..pos].matches('\n').count() + 1)
+            .unwrap_or(0)
+    }
+
+    fn type_err(&self, key: &str, expected: &'static str) -> ConfigError {
+        ConfigError::Type {
+            path: self.path.to_path_buf(),
+            line: self.line_of(key),
+            key: key.to_string(),
+            expected,
+        }
+    }
+
+    fn value_err(&self, key: &str, message: String) -> ConfigError {
+        ConfigError::Value {
+            path: self.path.to_path_buf(),
+            line: self.line_of(key),
+            key: key.to_string(),
+            message,
+        }
+    }
+
+    fn bool(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(self.type_err(key, "true or false")),
+        }
+    }
+
+    fn int(&self, key: &str, default: i64) -> Result<i64, ConfigError> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+                .ok_or_else(|| self.type_err(key, "an integer")),
+            Some(_) => Err(self.type_err(key, "an integer")),
+        }
+    }
+
+    fn uint(&self, key: &str, default: u64) -> Result<u64, ConfigError> {
+        let v = self.int(key, default as i64)?;
+        u64::try_from(v).map_err(|_| self.type_err(key, "a non-negative integer"))
+    }
+
+    fn string(&self, key: &str, default: &str) -> Result<String, ConfigError> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => Ok(default.to_string()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(self.type_err(key, "a string")),
+        }
+    }
+
+    fn strings(&self, key: &str, default: &[&str]) -> Result<Vec<String>, ConfigError> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => Ok(default.iter().map(|s| s.to_string()).collect()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    _ => Err(self.type_err(key, "an array of strings")),
+                })
+                .collect(),
+            Some(_) => Err(self.type_err(key, "an array of strings")),
+        }
+    }
+}
+
+const KNOWN_KEYS: &[&str] = &[
+    "addr",
+    "enable_https",
+    "peer_id",
+    "host",
+    "peers",
+    "group",
+    "support_group_manage",
+    "enable_merge_small_file",
+    "image_max_width",
+    "image_max_height",
+    "extensions",
+    "refresh_interval",
+    "enable_trim_file_name_special_char",
+    "rename_file",
+    "enable_web_upload",
+    "enable_pprof_debug",
+    "enable_custom_path",
+    "download_domain",
+    "scenes",
+    "default_scene",
+    "show_dir",
+    "mail",
+    "alarm_receivers",
+    "alarm_url",
+    "download_use_token",
+    "download_token_expire",
+    "auto_repair",
+    "file_sum_arithmetic",
+    "admin_key",
+    "admin_ips",
+    "enable_migrate",
+    "enable_distinct_file",
+    "enable_cross_origin",
+    "enable_google_auth",
+    "auth_url",
+    "enable_download_auth",
+    "default_download",
+    "read_only",
+    "enable_tus",
+    "sync_timeout",
+    "enable_fsnotify",
+    "connect_timeout",
+    "read_timeout",
+    "write_timeout",
+    "idle_timeout",
+    "read_header_timeout",
+    "sync_worker",
+    "upload_worker",
+    "retry_count",
+    "sync_delay",
+    "workers",
+    "io_memory",
+    "shards",
+    "body_stall_timeout",
+    "upload_max_bytes",
+    "connections_per_worker_max",
+    "file_cache_bytes",
+    "shutdown_grace",
+    "trusted_proxies",
+];
+
+/// Parses cfg.json text. `path` is only used in messages.
+pub fn parse(path: &Path, text: &str) -> Result<(Config, Vec<String>), ConfigError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
+        path: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })?;
+    let Value::Object(map) = value else {
+        return Err(ConfigError::NotObject {
+            path: path.to_path_buf(),
+        });
+    };
+    let r = Reader {
+        path,
+        text,
+        map: &map,
+    };
+    let mut warnings = Vec::new();
+    for key in map.keys() {
+        let comment_key = !key.is_ascii();
+        if KNOWN_KEYS.contains(&key.as_str()) || comment_key {
+            continue;
+        }
+        if KEYS_IGNORED.contains(&key.as_str()) {
+            continue;
+        }
+        warnings.push(format!(
+            "{} line {}: unknown key \"{key}\" is kept but has no effect",
+            path.display(),
+            r.line_of(key)
+        ));
+    }
+    let mail = match map.get("mail") {
+        None | Some(Value::Null) => Mail::default(),
+        Some(v @ Value::Object(_)) => serde_json::from_value(v.clone())
+            .map_err(|_| r.type_err("mail", "an object {user, password, host} of strings"))?,
+        Some(_) => return Err(r.type_err("mail", "an object {user, password, host}")),
+    };
+    let connect_timeout = match map.get("connect_timeout") {
+        Some(Value::Number(_)) => true,
+        _ => r.bool("connect_timeout", false)?,
+    };
+    let mut c = Config {
+        addr: r.string("addr", ":8080")?,
+        enable_https: r.bool("enable_https", false)?,
+        peer_id: r.string("peer_id", "")?,
+        host: r.string("host", "")?,
+        peers: r.strings("peers", &[])?,
+        group: r.string("group", "")?,
+        support_group_manage: r.bool("support_group_manage", false)?,
+        enable_merge_small_file: r.bool("enable_merge_small_file", false)?,
+        image_max_width: r.int("image_max_width", 0)?,
+        image_max_height: r.int("image_max_height", 0)?,
+        extensions: r.strings("extensions", &[])?,
+        refresh_interval: r.int("refresh_interval", 0)?,
+        enable_trim_file_name_special_char: r.bool("enable_trim_file_name_special_char", false)?,
+        rename_file: r.bool("rename_file", false)?,
+        enable_web_upload: r.bool("enable_web_upload", false)?,
+        enable_pprof_debug: r.bool("enable_pprof_debug", false)?,
+        enable_custom_path: r.bool("enable_custom_path", false)?,
+        download_domain: r.string("download_domain", "")?,
+        scenes: r.strings("scenes", &[])?,
+        default_scene: r.string("default_scene", "")?,
+        show_dir: r.bool("show_dir", false)?,
+        mail,
+        alarm_receivers: r.strings("alarm_receivers", &[])?,
+        alarm_url: r.string("alarm_url", "")?,
+        download_use_token: r.bool("download_use_token", false)?,
+        download_token_expire: r.int("download_token_expire", 0)?,
+        auto_repair: r.bool("auto_repair", false)?,
+        file_sum_arithmetic: r.string("file_sum_arithmetic", "")?,
+        admin_key: r.string("admin_key", "")?,
+        admin_ips: r.strings("admin_ips", &[])?,
+        enable_migrate: r.bool("enable_migrate", false)?,
+        enable_distinct_file: r.bool("enable_distinct_file", false)?,
+        enable_cross_origin: r.bool("enable_cross_origin", false)?,
+        enable_google_auth: r.bool("enable_google_auth", false)?,
+        auth_url: r.string("auth_url", "")?,
+        enable_download_auth: r.bool("enable_download_auth", false)?,
+        default_download: r.bool("default_download", false)?,
+        read_only: r.bool("read_only", false)?,
+        enable_tus: r.bool("enable_tus", false)?,
+        sync_timeout: r.int("sync_timeout", 0)?,
+        enable_fsnotify: r.bool("enable_fsnotify", false)?,
+        connect_timeout,
+        read_timeout: r.int("read_timeout", 0)?,
+        write_timeout: r.int("write_timeout", 0)?,
+        idle_timeout: r.int("idle_timeout", 0)?,
+        read_header_timeout: r.int("read_header_timeout", 0)?,
+        sync_worker: r.int("sync_worker", 0)?,
+        upload_worker: r.int("upload_worker", 0)?,
+        retry_count: r.int("retry_count", 0)?,
+        sync_delay: r.int("sync_delay", 0)?,
+        workers: r.uint("workers", 0)? as usize,
+        io_memory: r.uint("io_memory", IO_MEMORY_BYTES_DEFAULT)?,
+        shards: r.uint("shards", SHARDS_DEFAULT as u64)? as u32,
+        body_stall_timeout: r.uint("body_stall_timeout", BODY_STALL_TIMEOUT_S_DEFAULT)?,
+        upload_max_bytes: r.uint("upload_max_bytes", 0)?,
+        connections_per_worker_max: r.uint("connections_per_worker_max", 10000)? as usize,
+        file_cache_bytes: r.uint("file_cache_bytes", 8 * 1024 * 1024)?,
+        shutdown_grace: r.uint("shutdown_grace", 10)?,
+        trusted_proxies: r.strings("trusted_proxies", &[])?,
+    };
+    apply_defaults(&mut c);
+    validate(&r, &c)?;
+    Ok((c, warnings))
+}
+
+/// go-fastdfs' in-memory defaults for zero values (SPEC.md §3), and our own.
+fn apply_defaults(c: &mut Config) {
+    if c.peer_id.is_empty() {
+        c.peer_id = env_nonempty("GO_FASTDFS_PEER_ID").unwrap_or_default();
+    }
+    if c.host.is_empty() {
+        let port = c.addr.rsplit(':').next().unwrap_or("8080");
+        c.host = format!("http://{}:{port}", local_ip());
+    } else if !c.host.starts_with("http://") && !c.host.starts_with("https://") {
+        c.host = format!("http://{}", c.host);
+    }
+    c.host = c.host.trim_end_matches('/').to_string();
+    if !c.download_domain.is_empty()
+        && !c.download_domain.starts_with("http://")
+        && !c.download_domain.starts_with("https://")
+    {
+        let scheme = if c.enable_https { "https" } else { "http" };
+        c.download_domain = format!("{scheme}://{}", c.download_domain);
+    }
+    c.download_domain = c.download_domain.trim_end_matches('/').to_string();
+    c.peers = normalize_peers(&c.peers, &c.host);
+    if c.image_max_width == 0 {
+        c.image_max_width = 2000;
+    }
+    if c.image_max_height == 0 {
+        c.image_max_height = 2000;
+    }
+    for ext in c.extensions.iter_mut() {
+        if !ext.starts_with('.') {
+            ext.insert(0, '.');
+        }
+        // go-fastdfs never lower-cases entries, so `PNG` never matched (§15 item 21).
+        *ext = ext.to_lowercase();
+    }
+    if c.read_timeout == 0 {
+        c.read_timeout = 600;
+    }
+    if c.write_timeout == 0 {
+        c.write_timeout = 600;
+    }
+    if c.sync_worker == 0 {
+        c.sync_worker = 200;
+    }
+    if c.retry_count == 0 {
+        c.retry_count = 3;
+    }
+    if c.sync_delay == 0 {
+        c.sync_delay = 60;
+    }
+    if c.shards == 0 {
+        c.shards = SHARDS_DEFAULT;
+    }
+    if c.body_stall_timeout == 0 {
+        c.body_stall_timeout = BODY_STALL_TIMEOUT_S_DEFAULT;
+    }
+    if c.connections_per_worker_max == 0 {
+        c.connections_per_worker_max = 10000;
+    }
+}
+
+/// Peers get `http://` when they lack a scheme; this node's own URL is dropped.
+pub fn normalize_peers(peers: &[String], host: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for p in peers {
+        let p = p.trim();
+        if p.is_empty() {
+            continue;
+        }
+        let mut url = if p.starts_with("http://") || p.starts_with("https://") {
+            p.to_string()
+        } else {
+            format!("http://{p}")
+        };
+        url = url.trim_end_matches('/').to_string();
+        if url == host || out.contains(&url) {
+            continue;
+        }
+        out.push(url);
+    }
+    out
+}
+
+fn validate(r: &Reader<'_>, c: &Config) -> Result<(), ConfigError> {
+    c.listen_addr().map_err(|m| r.value_err("addr", m))?;
+    if c.support_group_manage && c.group.contains('/') {
+        return Err(r.value_err("group", "must not contain '/'".into()));
+    }
+    for p in &c.peers {
+        let rest = p
+            .trim_start_matches("http://")
+            .trim_start_matches("https://");
+        if rest.is_empty() || rest.contains(char::is_whitespace) {
+            return Err(r.value_err("peers", format!("\"{p}\" is not a base URL")));
+        }
+    }
+    if c.workers > 1024 {
+        return Err(r.value_err("workers", "must be at most 1024".into()));
+    }
+    if !(1..=256).contains(&c.shards) {
+        return Err(r.value_err("shards", "must be between 1 and 256".into()));
+    }
+    for entry in c.admin_ips.iter().chain(c.trusted_proxies.iter()) {
+        if crate::access::AddrRule::parse(entry).is_none() {
+            let key = if c.admin_ips.contains(entry) {
+                "admin_ips"
+            } else {
+                "trusted_proxies"
+            };
+            return Err(r.value_err(
+                key,
+                format!("\"{entry}\" is neither an IP address nor a CIDR"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Config {
+    /// The route prefix `G` of SPEC.md: `/group1` or "".
+    pub fn prefix(&self) -> String {
+        if self.support_group_manage && !self.group.is_empty() {
+            format!("/{}", self.group)
+        } else {
+            String::new()
+        }
+    }
+
+    /// `addr` as a socket address; `:8080` means all interfaces.
+    pub fn listen_addr(&self) -> Result<SocketAddr, String> {
+        let a = self.addr.trim();
+        let full = if a.starts_with(':') {
+            format!("0.0.0.0{a}")
+        } else {
+            a.to_string()
+        };
+        full.parse::<SocketAddr>()
+            .or_else(|_| {
+                use std::net::ToSocketAddrs;
+                full.to_socket_addrs()
+                    .ok()
+                    .and_then(|mut it| it.next())
+                    .ok_or(())
+            })
+            .map_err(|_| format!("\"{}\" is not host:port", self.addr))
+    }
+
+    pub fn use_sha1(&self) -> bool {
+        self.file_sum_arithmetic.eq_ignore_ascii_case("sha1")
+    }
+
+    /// Scene names of `scenes` (entries may be `name:google-secret`).
+    pub fn scene_allowed(&self, scene: &str) -> bool {
+        self.scenes.is_empty()
+            || self
+                .scenes
+                .iter()
+                .any(|s| s.split(':').next() == Some(scene))
+    }
+
+    pub fn read_header_timeout_s(&self) -> u64 {
+        if self.read_header_timeout > 0 {
+            self.read_header_timeout as u64
+        } else {
+            READ_HEADER_TIMEOUT_S_DEFAULT
+        }
+    }
+
+    pub fn idle_timeout_s(&self) -> u64 {
+        if self.idle_timeout > 0 {
+            self.idle_timeout as u64
+        } else {
+            IDLE_TIMEOUT_S_DEFAULT
+        }
+    }
+
+    /// The base of returned URLs: download_domain, else this node's host (never a request's
+    /// Host header: SPEC.md §15 item 11).
+    pub fn domain(&self) -> &str {
+        if self.download_domain.is_empty() {
+            &self.host
+        } else {
+            &self.download_domain
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<(Config, Vec<String>), ConfigError> {
+        parse(Path::new("conf/cfg.json"), text)
+    }
+
+    #[test]
+    fn generated_file_parses_with_go_defaults() {
+        let (c, warnings) = p(&default_file_text()).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.group, "group1");
+        assert!(c.support_group_manage);
+        assert_eq!(c.prefix(), "/group1");
+        assert_eq!(c.default_scene, "default");
+        assert!(c.enable_distinct_file);
+        assert_eq!(c.image_max_height, 1000);
+        assert_eq!(c.admin_key.len(), 36);
+        assert!(c.peers.is_empty(), "own host is dropped: {:?}", c.peers);
+    }
+
+    #[test]
+    fn missing_keys_get_runtime_defaults() {
+        let (c, _) = p("{}").unwrap();
+        assert_eq!(c.prefix(), "");
+        assert_eq!(c.image_max_width, 2000);
+        assert_eq!(c.read_timeout, 600);
+        assert_eq!(c.retry_count, 3);
+        assert_eq!(c.read_header_timeout_s(), READ_HEADER_TIMEOUT_S_DEFAULT);
+    }
+
+    #[test]
+    fn unknown_keys_warn_and_comment_keys_do_not() {
+        let (_, w) = p("{\"bogus\": 1, \"注释\": \"x\", \"queue_size\": 5}").unwrap();
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("bogus") && w[0].contains("line 1"), "{w:?}");
+    }
+
+    #[test]
+    fn syntax_error_names_the_line() {
+        let e = p("{\n\"addr\": \":8080\",\n\"group\" \"x\"\n}")
+            .err()
+            .unwrap();
+        let msg = e.to_string();
+        assert!(msg.contains("line 3"), "{msg}");
+    }
+
+    #[test]
+    fn type_error_names_key_and_line() {
+        let e = p("{\n\"addr\": \":8080\",\n\"show_dir\": \"yes\"\n}")
+            .err()
+            .unwrap();
+        let msg = e.to_string();
+        assert!(msg.contains("show_dir") && msg.contains("line 3"), "{msg}");
+    }
+
+    #[test]
+    fn peers_are_normalized_and_self_dropped() {
+        let text = r#"{"host":"127.0.0.20:8080","peers":["127.0.0.20:8080","http://127.0.0.30:8080/","127.0.0.30:8080"]}"#;
+        let (c, _) = p(text).unwrap();
+        assert_eq!(c.host, "http://127.0.0.20:8080");
+        assert_eq!(c.peers, vec!["http://127.0.0.30:8080".to_string()]);
+    }
+
+    #[test]
+    fn extensions_get_dot_and_lower_case() {
+        let (c, _) = p(r#"{"extensions":["PNG",".jpg"]}"#).unwrap();
+        assert_eq!(c.extensions, vec![".png", ".jpg"]);
+    }
+
+    #[test]
+    fn bad_admin_ip_is_an_error() {
+        let e = p(r#"{"admin_ips":["10.0.0.0/33"]}"#).err().unwrap();
+        assert!(e.to_string().contains("admin_ips"));
+    }
+
+    #[test]
+    fn addr_forms() {
+        let (c, _) = p(r#"{"addr":"127.0.0.1:9000"}"#).unwrap();
+        assert_eq!(c.listen_addr().unwrap().port(), 9000);
+        assert!(p(r#"{"addr":"nonsense"}"#).is_err());
+    }
+}

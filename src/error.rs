@@ -1,0 +1,84 @@
+//! Typed errors of the request path and their one mapping to HTTP: go-fastdfs' bodies (JSON
+//! envelope or plain text), with honest status codes where go-fastdfs answered 200
+//! (SPEC.md §15 item 31).
+
+use crate::http::head::HeadError;
+use crate::http::{BodyError, Response};
+use crate::store::meta::MetaError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Pretty envelope `{data:null, message, status}` with this HTTP status.
+    #[error("{message}")]
+    Envelope {
+        http: u16,
+        status: &'static str,
+        message: String,
+    },
+    /// A plain text body.
+    #[error("{body}")]
+    Text { http: u16, body: String },
+    /// No body at all (401 of downloads, 404 of a missing file, 416).
+    #[error("status {0}")]
+    Empty(u16),
+    #[error("{0}")]
+    Head(#[from] HeadError),
+    #[error("{0}")]
+    Body(#[from] BodyError),
+    #[error("{0}")]
+    Meta(#[from] MetaError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl ApiError {
+    pub fn fail(http: u16, message: impl Into<String>) -> ApiError {
+        ApiError::Envelope {
+            http,
+            status: "fail",
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::Envelope { http, .. } | ApiError::Text { http, .. } => *http,
+            ApiError::Empty(s) => *s,
+            ApiError::Head(e) => e.status(),
+            ApiError::Body(BodyError::Timeout) => 408,
+            ApiError::Body(BodyError::TooLarge(_)) => 413,
+            ApiError::Body(_) => 400,
+            ApiError::Meta(_) => 500,
+            ApiError::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => 507,
+            ApiError::Io(_) => 500,
+        }
+    }
+
+    pub fn into_response(self) -> Response {
+        let status = self.status();
+        let framing = matches!(self, ApiError::Head(_) | ApiError::Body(_));
+        let mut r = match self {
+            ApiError::Envelope {
+                status: s, message, ..
+            } => Response::text(
+                status,
+                crate::json::pretty(&crate::json::envelope::<()>(s, &message, None)),
+            ),
+            ApiError::Text { body, .. } => Response::text(status, body),
+            ApiError::Empty(_) => Response::new(status),
+            other => {
+                if status >= 500 {
+                    tracing::error!(cause = %other, "request failed");
+                }
+                let msg = other.to_string();
+                Response::text(
+                    status,
+                    crate::json::pretty(&crate::json::envelope::<()>("fail", &msg, None)),
+                )
+            }
+        };
+        // A request whose head or body could not be read leaves the stream unusable.
+        r.close = framing;
+        r
+    }
+}

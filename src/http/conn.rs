@@ -1,0 +1,421 @@
+//! One HTTP/1.1 connection: reads request heads under deadlines, gives handlers a streaming
+//! body reader, writes responses, keeps the connection alive or closes it.
+//!
+//! Deadlines (slowloris guard, SPEC.md §15 item 39): a keep-alive connection may stay idle for
+//! `idle_timeout`; once the first byte of a head arrived the whole head must arrive within
+//! `read_header_timeout` (else 408 and close); inside a body every read must bring bytes
+//! within `body_stall_timeout`; every write must make progress within `write_timeout`.
+//! A body the handler did not consume closes the connection (never parsed as a request).
+
+use super::chunked;
+use super::head::{self, BodyKind, RequestHead};
+use super::response::{self, Body, Response};
+use crate::server::Worker;
+use bytes::{Bytes, BytesMut};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Bytes asked from the socket per read.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Bytes read from a file per io_uring read when streaming a download.
+const FILE_CHUNK_BYTES: usize = 512 * 1024;
+/// Bodies up to this size are copied into the head buffer (one write).
+const INLINE_BODY_BYTES_MAX: u64 = 64 * 1024;
+/// Polling slice while idle, so shutdown is noticed promptly.
+const IDLE_POLL: Duration = Duration::from_millis(250);
+/// After an error response, unread request bytes are drained for this long before closing
+/// (so the client reads our response instead of a reset).
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("request body stalled")]
+    Timeout,
+    #[error("connection closed in the middle of the request body")]
+    Closed,
+    #[error("invalid chunked body: {0}")]
+    Chunked(#[from] chunked::ChunkedError),
+    #[error("request body larger than {0} bytes")]
+    TooLarge(u64),
+    #[error("i/o: {0}")]
+    Io(#[from] io::Error),
+}
+
+pub struct Conn {
+    stream: TcpStream,
+    rbuf: BytesMut,
+}
+
+impl Conn {
+    /// Reads more bytes into the buffer, waiting at most `wait`. Ok(0) = peer closed.
+    async fn fill(&mut self, wait: Duration) -> io::Result<usize> {
+        let wait = wait.max(Duration::from_millis(1));
+        self.stream.set_read_timeout(Some(wait))?;
+        let len = self.rbuf.len();
+        self.rbuf.resize(len + READ_CHUNK_BYTES, 0);
+        let r = self.stream.read(&mut self.rbuf[len..]).await;
+        let n = *r.as_ref().unwrap_or(&0);
+        self.rbuf.truncate(len + n);
+        r
+    }
+}
+
+enum BodyState {
+    Length(u64),
+    Chunked(chunked::Decoder),
+    Done,
+}
+
+/// A request as handlers see it: the parsed head plus a streaming body.
+pub struct Request<'c> {
+    pub head: RequestHead,
+    pub peer: SocketAddr,
+    conn: &'c mut Conn,
+    body: BodyState,
+    continue_pending: bool,
+    stall: Duration,
+    pub body_read: u64,
+    /// Largest body the handler accepts (set by the router per route); 0 = unlimited.
+    pub body_max: u64,
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
+}
+
+impl Request<'_> {
+    /// Declared body length, if known up front.
+    pub fn content_length(&self) -> Option<u64> {
+        match self.head.body() {
+            BodyKind::Length(n) => Some(n),
+            BodyKind::None => Some(0),
+            BodyKind::Chunked => None,
+        }
+    }
+
+    pub fn body_finished(&self) -> bool {
+        matches!(self.body, BodyState::Done)
+    }
+
+    /// The next piece of the body, None at its end. Sends `100 Continue` on first use.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, BodyError> {
+        if matches!(self.body, BodyState::Done) {
+            return Ok(None);
+        }
+        if self.continue_pending {
+            self.continue_pending = false;
+            self.conn
+                .stream
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await?;
+        }
+        loop {
+            let piece = match &mut self.body {
+                BodyState::Done => return Ok(None),
+                BodyState::Length(remaining) => {
+                    if self.conn.rbuf.is_empty() {
+                        None
+                    } else {
+                        let n = (*remaining).min(self.conn.rbuf.len() as u64) as usize;
+                        *remaining -= n as u64;
+                        let b = self.conn.rbuf.split_to(n).freeze();
+                        if *remaining == 0 {
+                            self.body = BodyState::Done;
+                        }
+                        Some(b)
+                    }
+                }
+                BodyState::Chunked(dec) => match dec.decode(&mut self.conn.rbuf)? {
+                    Some(chunked::Chunk::Data(b)) => Some(b),
+                    Some(chunked::Chunk::End) => {
+                        self.body = BodyState::Done;
+                        return Ok(None);
+                    }
+                    None => None,
+                },
+            };
+            if let Some(b) = piece {
+                self.body_read += b.len() as u64;
+                if self.body_max > 0 && self.body_read > self.body_max {
+                    return Err(BodyError::TooLarge(self.body_max));
+                }
+                if b.is_empty() {
+                    continue;
+                }
+                return Ok(Some(b));
+            }
+            match self.conn.fill(self.stall).await {
+                Ok(0) => return Err(BodyError::Closed),
+                Ok(_) => {}
+                Err(e) if is_timeout(&e) => return Err(BodyError::Timeout),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Reads the whole body into memory, refusing more than `max` bytes.
+    pub async fn read_to_end(&mut self, max: u64) -> Result<Bytes, BodyError> {
+        if let Some(n) = self.content_length() {
+            if n > max {
+                return Err(BodyError::TooLarge(max));
+            }
+        }
+        let mut out = BytesMut::new();
+        while let Some(b) = self.chunk().await? {
+            if (out.len() + b.len()) as u64 > max {
+                return Err(BodyError::TooLarge(max));
+            }
+            out.extend_from_slice(&b);
+        }
+        Ok(out.freeze())
+    }
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn serve(stream: TcpStream, worker: Rc<Worker>) {
+    let Ok(peer) = stream.peer_addr() else { return };
+    let _ = stream.set_nodelay(true);
+    let cfg = worker.config();
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(cfg.write_timeout.max(1) as u64)));
+    let mut conn = Conn {
+        stream,
+        rbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
+    };
+    loop {
+        let head = match read_head(&mut conn, &worker).await {
+            Ok(Some(h)) => h,
+            Ok(None) => break,
+            Err(resp) => {
+                let _ = write_response(&mut conn, &resp, false, false).await;
+                linger(&mut conn).await;
+                break;
+            }
+        };
+        let started = Instant::now();
+        let cfg = worker.config();
+        let body = match head.body() {
+            BodyKind::None => BodyState::Done,
+            BodyKind::Length(0) => BodyState::Done,
+            BodyKind::Length(n) => BodyState::Length(n),
+            BodyKind::Chunked => {
+                BodyState::Chunked(chunked::Decoder::new(chunked::Limits::default()))
+            }
+        };
+        let is_head = head.method() == "HEAD";
+        let keep_alive_wanted = head.keep_alive();
+        let mut req = Request {
+            continue_pending: head.expect_continue() && !matches!(body, BodyState::Done),
+            head,
+            peer,
+            conn: &mut conn,
+            body,
+            stall: Duration::from_secs(cfg.body_stall_timeout),
+            body_read: 0,
+            body_max: 0,
+        };
+        let resp = crate::router::route(&worker, &mut req).await;
+        let body_done = req.body_finished();
+        let method = req.head.method().to_string();
+        let target = req.head.target().to_string();
+        let keep = keep_alive_wanted && !resp.close && body_done && !worker.shutting_down();
+        let sent = write_response(&mut conn, &resp, keep, is_head).await;
+        worker.access_log(peer.ip(), &method, resp.status, &target, started.elapsed());
+        if sent.is_err() {
+            return;
+        }
+        if !keep {
+            if !body_done {
+                linger(&mut conn).await;
+            }
+            break;
+        }
+    }
+    let _ = conn.stream.shutdown(std::net::Shutdown::Both).await;
+}
+
+/// Drains unread request bytes for a short while so the peer sees our response, then returns.
+async fn linger(conn: &mut Conn) {
+    let _ = conn.stream.shutdown(std::net::Shutdown::Write).await;
+    let deadline = Instant::now() + LINGER;
+    let mut drained = 0usize;
+    while drained < LINGER_BYTES_MAX {
+        conn.rbuf.clear();
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match conn.fill(left).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => drained += n,
+        }
+    }
+}
+
+/// Waits for and parses the next head. Ok(None): clean end (EOF, idle timeout, shutdown).
+async fn read_head(conn: &mut Conn, worker: &Worker) -> Result<Option<RequestHead>, Response> {
+    let cfg = worker.config();
+    let limits = head::Limits::default();
+    let idle_deadline = Instant::now() + Duration::from_secs(cfg.idle_timeout_s());
+    let mut head_started: Option<Instant> = None;
+    loop {
+        if !conn.rbuf.is_empty() {
+            head_started.get_or_insert_with(Instant::now);
+            match head::parse_head(&mut conn.rbuf, &limits) {
+                Ok(Some(h)) => return Ok(Some(h)),
+                Ok(None) => {}
+                Err(e) => {
+                    let mut r = crate::error::ApiError::from(e).into_response();
+                    r.close = true;
+                    return Err(r);
+                }
+            }
+        }
+        let now = Instant::now();
+        let wait = match head_started {
+            Some(t) => {
+                let deadline = t + Duration::from_secs(cfg.read_header_timeout_s());
+                if now >= deadline {
+                    let mut r = Response::text(408, "request head timeout");
+                    r.close = true;
+                    return Err(r);
+                }
+                (deadline - now).min(IDLE_POLL)
+            }
+            None => {
+                if now >= idle_deadline || worker.shutting_down() {
+                    return Ok(None);
+                }
+                (idle_deadline - now).min(IDLE_POLL)
+            }
+        };
+        match conn.fill(wait).await {
+            Ok(0) => return Ok(None),
+            Ok(_) => {}
+            Err(e) if is_timeout(&e) => {}
+            Err(_) => return Ok(None),
+        }
+    }
+}
+
+thread_local! {
+    static DATE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
+}
+
+/// The current HTTP-date, formatted at most once per second per thread.
+pub fn http_date_now() -> String {
+    let now = std::time::SystemTime::now();
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    DATE.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.0 != secs {
+            *d = (secs, httpdate::fmt_http_date(now));
+        }
+        d.1.clone()
+    })
+}
+
+async fn write_response(
+    conn: &mut Conn,
+    r: &Response,
+    keep_alive: bool,
+    head_only: bool,
+) -> io::Result<()> {
+    let mut out = Vec::with_capacity(512);
+    response::write_head(&mut out, r, keep_alive, &http_date_now());
+    if head_only || r.status == 304 || r.status == 204 {
+        return conn.stream.write_all(&out).await;
+    }
+    match &r.body {
+        Body::Empty => conn.stream.write_all(&out).await,
+        Body::Bytes(b) => {
+            if b.len() as u64 <= INLINE_BODY_BYTES_MAX {
+                out.extend_from_slice(b);
+                conn.stream.write_all(&out).await
+            } else {
+                conn.stream.write_all(&out).await?;
+                conn.stream.write_all(b).await
+            }
+        }
+        Body::File(f) => {
+            if f.len <= INLINE_BODY_BYTES_MAX {
+                let data = read_exact_at(&f.file, f.offset, f.len as usize).await?;
+                out.extend_from_slice(&data);
+                return conn.stream.write_all(&out).await;
+            }
+            conn.stream.write_all(&out).await?;
+            stream_file(conn, &f.file, f.offset, f.len).await
+        }
+        Body::Multi { file, parts, tail } => {
+            conn.stream.write_all(&out).await?;
+            for (part_head, offset, len) in parts {
+                conn.stream.write_all(part_head).await?;
+                stream_file(conn, file, *offset, *len).await?;
+            }
+            conn.stream.write_all(tail).await
+        }
+    }
+}
+
+async fn read_exact_at(
+    file: &glommio::io::BufferedFile,
+    offset: u64,
+    len: usize,
+) -> io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        let got = file
+            .read_at(offset + out.len() as u64, len - out.len())
+            .await
+            .map_err(io::Error::from)?;
+        if got.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shorter than its record",
+            ));
+        }
+        out.extend_from_slice(&got);
+    }
+    Ok(out)
+}
+
+/// Streams `len` bytes from `offset`, reading the next chunk while the current one is sent.
+async fn stream_file(
+    conn: &mut Conn,
+    file: &glommio::io::BufferedFile,
+    offset: u64,
+    len: u64,
+) -> io::Result<()> {
+    let end = offset + len;
+    let mut pos = offset;
+    let first = (FILE_CHUNK_BYTES as u64).min(end - pos) as usize;
+    let mut current = file.read_at(pos, first).await.map_err(io::Error::from)?;
+    loop {
+        if current.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shorter than its record",
+            ));
+        }
+        pos += current.len() as u64;
+        if pos >= end {
+            return conn.stream.write_all(&current).await;
+        }
+        let want = (FILE_CHUNK_BYTES as u64).min(end - pos) as usize;
+        let (written, next) =
+            futures_lite::future::zip(conn.stream.write_all(&current), file.read_at(pos, want))
+                .await;
+        written?;
+        current = next.map_err(io::Error::from)?;
+    }
+}

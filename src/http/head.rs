@@ -1,0 +1,1067 @@
+//! HTTP/1.x request head parsing and message-body framing (RFC 9112 §2–§7).
+//!
+//! Owns: turning the bytes at the front of a connection buffer into a [`RequestHead`]
+//! (request line + header fields) and deciding how the body that follows is framed
+//! ([`BodyKind`]), whether the connection may be kept alive, and whether the client waits
+//! for `100 Continue`. Tokenising is done by `httparse` (strict defaults: no obs-fold, no
+//! whitespace before the colon, no bare CR); this module adds the RFC 9112 semantics on top:
+//! Host rules, Content-Length / Transfer-Encoding validation (request-smuggling guards),
+//! Connection tokens, and size limits that map onto 400/414/431/501/505.
+//!
+//! Zero-copy: a parsed head owns the raw head bytes (`Bytes`, split off the read buffer)
+//! and keeps only small offset ranges into them; the only per-request allocation is one
+//! `Vec` of header ranges.
+//!
+//! Limits / non-goals:
+//! - Only HTTP/1.0 and HTTP/1.1; anything else (incl. the HTTP/2 preface) is 505.
+//! - Leading empty lines before the request line are skipped (any number, counted against
+//!   `head_bytes_max`); bare LF line endings inside the head are accepted, as httparse does
+//!   (RFC 9112 §2.2 allows this for the head; the chunked decoder is strict).
+//! - The request-target is not normalised or percent-decoded; [`RequestHead::path`] is the
+//!   raw target up to `?` (for absolute-form targets that includes scheme and authority).
+//! - Transfer codings other than a single final `chunked` are refused (501); a
+//!   Transfer-Encoding header in an HTTP/1.0 request is refused as malformed (400).
+//! - An explicit `Content-Length: 0` is reported as `BodyKind::Length(0)`, not `None`.
+//! - Only up to 128 header slots live on the stack; a larger `headers_count_max` falls back
+//!   to one heap buffer per parse.
+
+use bytes::{Bytes, BytesMut};
+use std::mem::MaybeUninit;
+
+/// Size limits applied while parsing a request head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum size of the whole head (leading empty lines, request line, fields, final
+    /// CRLF). Exceeding it is `HeadTooLarge` (431).
+    pub head_bytes_max: usize,
+    /// Maximum number of header fields. Exceeding it is `TooManyHeaders` (431).
+    pub headers_count_max: usize,
+    /// Maximum length of the request-target. Exceeding it is `UriTooLong` (414).
+    pub uri_bytes_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            head_bytes_max: 16 * 1024,
+            headers_count_max: 100,
+            uri_bytes_max: 8 * 1024,
+        }
+    }
+}
+
+/// HTTP protocol version of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    Http10,
+    Http11,
+}
+
+/// How the message body following the head is framed (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyKind {
+    /// No Content-Length and no Transfer-Encoding: the request has no body.
+    None,
+    /// `Content-Length: n` (possibly 0).
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// Why a request head was rejected. [`HeadError::status`] gives the response status.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum HeadError {
+    #[error("request head too large")]
+    HeadTooLarge,
+    #[error("too many header fields")]
+    TooManyHeaders,
+    #[error("request-target too long")]
+    UriTooLong,
+    #[error("malformed request: {0}")]
+    Malformed(&'static str),
+    #[error("missing Host header in HTTP/1.1 request")]
+    MissingHost,
+    #[error("both Transfer-Encoding and Content-Length present")]
+    ConflictingFraming,
+    #[error("invalid Content-Length")]
+    BadContentLength,
+    #[error("unsupported transfer coding")]
+    UnsupportedTransferEncoding,
+    #[error("unsupported HTTP version")]
+    UnsupportedVersion,
+}
+
+impl HeadError {
+    /// The HTTP status code to answer with (the connection should be closed afterwards).
+    pub fn status(&self) -> u16 {
+        match self {
+            HeadError::HeadTooLarge | HeadError::TooManyHeaders => 431,
+            HeadError::UriTooLong => 414,
+            HeadError::Malformed(_)
+            | HeadError::MissingHost
+            | HeadError::ConflictingFraming
+            | HeadError::BadContentLength => 400,
+            HeadError::UnsupportedTransferEncoding => 501,
+            HeadError::UnsupportedVersion => 505,
+        }
+    }
+}
+
+/// A byte range `start..end` inside the raw head.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    #[inline]
+    fn get(self, raw: &[u8]) -> &[u8] {
+        &raw[self.start as usize..self.end as usize]
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct FieldSpan {
+    name: Span,
+    value: Span,
+}
+
+/// A parsed request head.
+///
+/// Zero-copy: owns the raw head bytes; method/target/headers are ranges into them.
+#[derive(Clone, Debug)]
+pub struct RequestHead {
+    raw: Bytes,
+    method: Span,
+    target: Span,
+    /// Index of the `?` in `raw`, or `target.end` when there is no query.
+    query_mark: u32,
+    version: Version,
+    fields: Vec<FieldSpan>,
+    body: BodyKind,
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+/// Two heads are equal when their raw bytes are equal (everything else derives from them).
+impl PartialEq for RequestHead {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+
+impl Eq for RequestHead {}
+
+/// Returns `s` as `&str`. Only called on ranges that httparse validated as UTF-8 (method
+/// and header names are ASCII tokens, the target was checked with `str::from_utf8`).
+#[inline]
+fn validated_str(s: &[u8]) -> &str {
+    debug_assert!(std::str::from_utf8(s).is_ok());
+    // SAFETY: every caller passes a sub-range of the immutable raw head that httparse
+    // returned as `&str` (or sliced at an ASCII `?` boundary inside such a range).
+    unsafe { std::str::from_utf8_unchecked(s) }
+}
+
+impl RequestHead {
+    /// The request method as sent, e.g. `"GET"` (case-sensitive per RFC 9110 §9.1).
+    pub fn method(&self) -> &str {
+        validated_str(self.method.get(&self.raw))
+    }
+
+    /// The raw request-target, e.g. `"/group1/a.txt?x=1"`.
+    pub fn target(&self) -> &str {
+        validated_str(self.target.get(&self.raw))
+    }
+
+    /// The request-target up to (not including) the first `?`.
+    pub fn path(&self) -> &str {
+        validated_str(&self.raw[self.target.start as usize..self.query_mark as usize])
+    }
+
+    /// The request-target after the first `?`, or `""` if there is none.
+    pub fn query(&self) -> &str {
+        if self.query_mark == self.target.end {
+            ""
+        } else {
+            validated_str(&self.raw[self.query_mark as usize + 1..self.target.end as usize])
+        }
+    }
+
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// Value of the first header field named `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        let name = name.as_bytes();
+        self.fields.iter().find_map(|f| {
+            let n = f.name.get(&self.raw);
+            if n.len() == name.len() && n.eq_ignore_ascii_case(name) {
+                Some(f.value.get(&self.raw))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Like [`RequestHead::header`], but `None` also when the value is not UTF-8.
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        self.header(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// All header fields in order of appearance: (name as sent, value).
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        self.fields
+            .iter()
+            .map(|f| (validated_str(f.name.get(&self.raw)), f.value.get(&self.raw)))
+    }
+
+    /// Number of header fields.
+    pub fn headers_len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// How the body that follows this head is framed.
+    pub fn body(&self) -> BodyKind {
+        self.body
+    }
+
+    /// Whether the connection may be reused after this exchange: HTTP/1.1 unless a
+    /// `close` connection option is present; HTTP/1.0 only with a `keep-alive` option (and
+    /// no `close`).
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    /// `Expect: 100-continue` on an HTTP/1.1 request.
+    pub fn expect_continue(&self) -> bool {
+        self.expect_continue
+    }
+
+    /// The raw head bytes (including leading empty lines and the final empty line).
+    pub fn raw(&self) -> &Bytes {
+        &self.raw
+    }
+}
+
+/// Number of header slots kept on the stack.
+const STACK_HEADERS: usize = 128;
+
+/// Result of a successful parse, without borrowing the buffer.
+struct Parsed {
+    len: usize,
+    method: Span,
+    target: Span,
+    query_mark: u32,
+    version: Version,
+    fields: Vec<FieldSpan>,
+    body: BodyKind,
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+/// Parses one request head from the front of `buf`.
+///
+/// `Ok(None)`: incomplete, read more. If `buf` already holds `head_bytes_max` bytes without a
+/// complete head the result is `HeadTooLarge`; if the request line alone is longer than
+/// `uri_bytes_max + 16` bytes without its line ending yet, `UriTooLong` is returned early.
+/// On success the head bytes are split off `buf`, leaving any body / pipelined bytes.
+/// On error `buf` is left untouched (the caller should answer and close).
+pub fn parse_head(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestHead>, HeadError> {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    let slots = limits.headers_count_max;
+    let parsed = if slots <= STACK_HEADERS {
+        let mut hdrs = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+        parse_inner(buf, limits, &mut hdrs[..slots])?
+    } else {
+        let mut hdrs = Vec::with_capacity(slots);
+        hdrs.resize_with(slots, MaybeUninit::uninit);
+        parse_inner(buf, limits, &mut hdrs)?
+    };
+    Ok(parsed.map(|p| RequestHead {
+        raw: buf.split_to(p.len).freeze(),
+        method: p.method,
+        target: p.target,
+        query_mark: p.query_mark,
+        version: p.version,
+        fields: p.fields,
+        body: p.body,
+        keep_alive: p.keep_alive,
+        expect_continue: p.expect_continue,
+    }))
+}
+
+fn parse_inner<'b>(
+    data: &'b [u8],
+    limits: &Limits,
+    hdrs: &mut [MaybeUninit<httparse::Header<'b>>],
+) -> Result<Option<Parsed>, HeadError> {
+    let cap = data.len().min(limits.head_bytes_max).min(u32::MAX as usize);
+    let window = &data[..cap];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(window, hdrs) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            match req.path {
+                Some(p) if p.len() > limits.uri_bytes_max => return Err(HeadError::UriTooLong),
+                Some(_) => {}
+                None => {
+                    // Request line not finished yet: refuse an endless request line early.
+                    let line = &data[leading_empty_lines(data)..];
+                    let probe = limits.uri_bytes_max.saturating_add(17).min(line.len());
+                    if line.len() > limits.uri_bytes_max.saturating_add(16)
+                        && !line[..probe].contains(&b'\n')
+                    {
+                        return Err(HeadError::UriTooLong);
+                    }
+                }
+            }
+            if data.len() >= limits.head_bytes_max {
+                return Err(HeadError::HeadTooLarge);
+            }
+            return Ok(None);
+        }
+        Err(e) => {
+            if let Some(p) = req.path {
+                if p.len() > limits.uri_bytes_max {
+                    return Err(HeadError::UriTooLong);
+                }
+            }
+            return Err(map_error(e, window));
+        }
+    };
+
+    let base = window.as_ptr() as usize;
+    let span_of = |s: &[u8]| {
+        let start = s.as_ptr() as usize - base;
+        Span {
+            start: start as u32,
+            end: (start + s.len()) as u32,
+        }
+    };
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(HeadError::Malformed("incomplete request line"));
+    };
+    if target.len() > limits.uri_bytes_max {
+        return Err(HeadError::UriTooLong);
+    }
+    let version = if minor == 0 {
+        Version::Http10
+    } else {
+        Version::Http11
+    };
+    let method = span_of(method.as_bytes());
+    let target_span = span_of(target.as_bytes());
+    let query_mark = match target.bytes().position(|b| b == b'?') {
+        Some(i) => target_span.start + i as u32,
+        None => target_span.end,
+    };
+
+    let mut fields = Vec::with_capacity(req.headers.len());
+    let mut hosts = 0usize;
+    let mut content_length: Option<u64> = None;
+    let mut te = TeState::default();
+    let mut conn_close = false;
+    let mut conn_keep_alive = false;
+    let mut expect_continue = false;
+    for h in req.headers.iter() {
+        fields.push(FieldSpan {
+            name: span_of(h.name.as_bytes()),
+            value: span_of(h.value),
+        });
+        let name = h.name.as_bytes();
+        match name.len() {
+            4 if name.eq_ignore_ascii_case(b"host") => hosts += 1,
+            6 if name.eq_ignore_ascii_case(b"expect")
+                && list_elements(h.value).any(|e| e.eq_ignore_ascii_case(b"100-continue")) =>
+            {
+                expect_continue = true
+            }
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                for e in list_elements(h.value) {
+                    if e.eq_ignore_ascii_case(b"close") {
+                        conn_close = true;
+                    } else if e.eq_ignore_ascii_case(b"keep-alive") {
+                        conn_keep_alive = true;
+                    }
+                }
+            }
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                parse_content_length(h.value, &mut content_length)?
+            }
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => te.add(h.value)?,
+            _ => {}
+        }
+    }
+
+    if hosts > 1 {
+        return Err(HeadError::Malformed("more than one Host header"));
+    }
+    if hosts == 0 && version == Version::Http11 {
+        return Err(HeadError::MissingHost);
+    }
+    let body = if te.present {
+        if content_length.is_some() {
+            return Err(HeadError::ConflictingFraming);
+        }
+        if version == Version::Http10 {
+            return Err(HeadError::Malformed(
+                "Transfer-Encoding in HTTP/1.0 request",
+            ));
+        }
+        te.finish()?;
+        BodyKind::Chunked
+    } else {
+        match content_length {
+            Some(n) => BodyKind::Length(n),
+            None => BodyKind::None,
+        }
+    };
+    let keep_alive = match version {
+        Version::Http11 => !conn_close,
+        Version::Http10 => conn_keep_alive && !conn_close,
+    };
+    Ok(Some(Parsed {
+        len,
+        method,
+        target: target_span,
+        query_mark,
+        version,
+        fields,
+        body,
+        keep_alive,
+        expect_continue: expect_continue && version == Version::Http11,
+    }))
+}
+
+/// Length of the empty lines (CRLF or LF) before the request line.
+fn leading_empty_lines(data: &[u8]) -> usize {
+    let mut i = 0;
+    loop {
+        match data.get(i..) {
+            Some([b'\r', b'\n', ..]) => i += 2,
+            Some([b'\n', ..]) => i += 1,
+            _ => return i,
+        }
+    }
+}
+
+fn map_error(e: httparse::Error, window: &[u8]) -> HeadError {
+    match e {
+        httparse::Error::TooManyHeaders => HeadError::TooManyHeaders,
+        httparse::Error::Version => classify_version(window),
+        httparse::Error::HeaderName => HeadError::Malformed("invalid header name"),
+        httparse::Error::HeaderValue => HeadError::Malformed("invalid header value"),
+        httparse::Error::NewLine => HeadError::Malformed("invalid line ending"),
+        httparse::Error::Token => HeadError::Malformed("invalid request line"),
+        httparse::Error::Status => HeadError::Malformed("invalid status"),
+    }
+}
+
+/// httparse reports any unexpected text in the version slot as a version error. Only a
+/// well-formed `HTTP/<digit>...` other than 1.0/1.1 is a 505; anything else is a 400.
+fn classify_version(window: &[u8]) -> HeadError {
+    let line = &window[leading_empty_lines(window)..];
+    let line = match line.iter().position(|&b| b == b'\n') {
+        Some(i) => &line[..i],
+        None => line,
+    };
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut parts = line.splitn(3, |&b| b == b' ');
+    let (_method, _target) = (parts.next(), parts.next());
+    match parts.next() {
+        Some(v)
+            if v.len() > 5
+                && v.starts_with(b"HTTP/")
+                && v[5].is_ascii_digit()
+                && v[5..].iter().all(|b| b.is_ascii_digit() || *b == b'.') =>
+        {
+            HeadError::UnsupportedVersion
+        }
+        _ => HeadError::Malformed("invalid HTTP version"),
+    }
+}
+
+#[inline]
+fn is_ows(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if is_ows(*first) {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    while let [rest @ .., last] = s {
+        if is_ows(*last) {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+/// Non-empty, OWS-trimmed elements of a comma-separated list (RFC 9110 §5.6.1).
+fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|e| !e.is_empty())
+}
+
+/// Every element of every Content-Length field must be the same valid `1*DIGIT` u64.
+fn parse_content_length(value: &[u8], acc: &mut Option<u64>) -> Result<(), HeadError> {
+    for elem in value.split(|&b| b == b',') {
+        let elem = trim_ows(elem);
+        if elem.is_empty() {
+            return Err(HeadError::BadContentLength);
+        }
+        let mut n: u64 = 0;
+        for &b in elem {
+            if !b.is_ascii_digit() {
+                return Err(HeadError::BadContentLength);
+            }
+            n = n
+                .checked_mul(10)
+                .and_then(|n| n.checked_add(u64::from(b - b'0')))
+                .ok_or(HeadError::BadContentLength)?;
+        }
+        match *acc {
+            Some(prev) if prev != n => return Err(HeadError::BadContentLength),
+            _ => *acc = Some(n),
+        }
+    }
+    Ok(())
+}
+
+/// Accumulates the transfer codings of all Transfer-Encoding fields, in order.
+#[derive(Default)]
+struct TeState {
+    present: bool,
+    codings: usize,
+    chunked: usize,
+    last_is_chunked: bool,
+    other: bool,
+}
+
+impl TeState {
+    fn add(&mut self, value: &[u8]) -> Result<(), HeadError> {
+        self.present = true;
+        for elem in list_elements(value) {
+            self.codings += 1;
+            if elem.eq_ignore_ascii_case(b"chunked") {
+                self.chunked += 1;
+                self.last_is_chunked = true;
+            } else {
+                if !elem
+                    .iter()
+                    .all(|&b| httparse_token(b) || is_ows(b) || b == b';' || b == b'=' || b == b'"')
+                {
+                    return Err(HeadError::Malformed("invalid transfer coding"));
+                }
+                self.other = true;
+                self.last_is_chunked = false;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<(), HeadError> {
+        if self.codings == 0 {
+            return Err(HeadError::Malformed("empty Transfer-Encoding"));
+        }
+        if self.chunked > 1 {
+            return Err(HeadError::Malformed("chunked applied more than once"));
+        }
+        if self.chunked == 1 && !self.last_is_chunked {
+            return Err(HeadError::Malformed(
+                "chunked is not the final transfer coding",
+            ));
+        }
+        if self.other {
+            return Err(HeadError::UnsupportedTransferEncoding);
+        }
+        Ok(())
+    }
+}
+
+/// RFC 9110 `tchar`.
+fn httparse_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(bytes: &[u8]) -> Result<Option<RequestHead>, HeadError> {
+        parse_head(&mut BytesMut::from(bytes), &Limits::default())
+    }
+
+    fn ok(bytes: &[u8]) -> RequestHead {
+        parse(bytes).expect("parse error").expect("incomplete")
+    }
+
+    fn err(bytes: &[u8]) -> HeadError {
+        match parse(bytes) {
+            Err(e) => e,
+            Ok(other) => panic!("expected error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn simple_get() {
+        let mut buf = BytesMut::from(
+            &b"GET /group1/a.txt?x=1&y HTTP/1.1\r\nHost: example\r\nUser-Agent: t\r\n\r\n"[..],
+        );
+        let h = parse_head(&mut buf, &Limits::default()).unwrap().unwrap();
+        assert!(buf.is_empty());
+        assert_eq!(h.method(), "GET");
+        assert_eq!(h.target(), "/group1/a.txt?x=1&y");
+        assert_eq!(h.path(), "/group1/a.txt");
+        assert_eq!(h.query(), "x=1&y");
+        assert_eq!(h.version(), Version::Http11);
+        assert_eq!(h.header("host"), Some(&b"example"[..]));
+        assert_eq!(h.header_str("USER-AGENT"), Some("t"));
+        assert_eq!(h.header("missing"), None);
+        assert_eq!(h.body(), BodyKind::None);
+        assert!(h.keep_alive());
+        assert!(!h.expect_continue());
+        let all: Vec<_> = h.headers().collect();
+        assert_eq!(
+            all,
+            vec![("Host", &b"example"[..]), ("User-Agent", &b"t"[..])]
+        );
+        assert_eq!(h.headers_len(), 2);
+    }
+
+    #[test]
+    fn path_without_query_and_empty_query() {
+        let h = ok(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!((h.path(), h.query()), ("/a", ""));
+        let h = ok(b"GET /a? HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!((h.path(), h.query()), ("/a", ""));
+        let h = ok(b"GET /a?b?c HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!((h.path(), h.query()), ("/a", "b?c"));
+    }
+
+    #[test]
+    fn first_occurrence_wins_for_repeated_headers() {
+        let h = ok(b"GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nx-a: 2\r\n\r\n");
+        assert_eq!(h.header("x-a"), Some(&b"1"[..]));
+    }
+
+    #[test]
+    fn header_values_are_trimmed() {
+        let h = ok(b"GET / HTTP/1.1\r\nHost:   h  \t\r\nX-Empty:\r\n\r\n");
+        assert_eq!(h.header("host"), Some(&b"h"[..]));
+        assert_eq!(h.header("x-empty"), Some(&b""[..]));
+    }
+
+    #[test]
+    fn pipelined_requests_in_one_buffer() {
+        let mut buf = BytesMut::from(
+            &b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\nHost: h\r\n\r\nGET /c"[..],
+        );
+        let l = Limits::default();
+        let a = parse_head(&mut buf, &l).unwrap().unwrap();
+        assert_eq!(a.method(), "POST");
+        assert_eq!(a.body(), BodyKind::Length(5));
+        assert_eq!(&buf[..5], b"hello");
+        let _ = buf.split_to(5);
+        let b = parse_head(&mut buf, &l).unwrap().unwrap();
+        assert_eq!(b.path(), "/b");
+        assert_eq!(&buf[..], b"GET /c");
+        assert!(parse_head(&mut buf, &l).unwrap().is_none());
+        assert_eq!(&buf[..], b"GET /c", "incomplete input is not consumed");
+    }
+
+    #[test]
+    fn partial_head_at_every_split_point() {
+        let full: &[u8] =
+            b"\r\nPUT /x/y?z=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nX-Long: abcdefgh\r\n\r\nabc";
+        let head_len = full.len() - 3;
+        for i in 0..head_len {
+            let mut buf = BytesMut::from(&full[..i]);
+            assert_eq!(
+                parse_head(&mut buf, &Limits::default()),
+                Ok(None),
+                "split at {i}"
+            );
+            assert_eq!(buf.len(), i);
+        }
+        // Feeding byte by byte into one buffer gives the same head.
+        let mut buf = BytesMut::new();
+        let mut got = None;
+        for (i, b) in full.iter().enumerate() {
+            buf.extend_from_slice(&[*b]);
+            if let Some(h) = parse_head(&mut buf, &Limits::default()).unwrap() {
+                assert_eq!(i + 1, head_len);
+                got = Some(h);
+                break;
+            }
+        }
+        let h = got.expect("head completes");
+        assert_eq!(h.target(), "/x/y?z=1");
+        assert_eq!(h.body(), BodyKind::Length(3));
+    }
+
+    #[test]
+    fn leading_empty_lines_are_skipped_and_counted() {
+        let h = ok(b"\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!(h.method(), "GET");
+        assert_eq!(h.raw().len(), 4 + 16 + 9 + 2);
+        // An endless stream of empty lines hits the head limit.
+        let limits = Limits {
+            head_bytes_max: 64,
+            ..Limits::default()
+        };
+        let mut buf = BytesMut::from(&b"\r\n".repeat(32)[..]);
+        assert_eq!(parse_head(&mut buf, &limits), Err(HeadError::HeadTooLarge));
+        let mut buf = BytesMut::from(&b"\r\n".repeat(31)[..]);
+        assert_eq!(parse_head(&mut buf, &limits), Ok(None));
+    }
+
+    #[test]
+    fn keep_alive_defaults_by_version() {
+        assert!(ok(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").keep_alive());
+        assert!(!ok(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").keep_alive());
+        assert!(!ok(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: CLOSE\r\n\r\n").keep_alive());
+        let h10 = ok(b"GET / HTTP/1.0\r\n\r\n");
+        assert_eq!(h10.version(), Version::Http10);
+        assert!(!h10.keep_alive());
+        assert!(ok(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive());
+        assert!(!ok(b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n").keep_alive());
+    }
+
+    #[test]
+    fn connection_token_lists() {
+        let h = ok(b"GET / HTTP/1.0\r\nConnection: keep-alive, Upgrade\r\n\r\n");
+        assert!(h.keep_alive());
+        let h = ok(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade ,close\r\n\r\n");
+        assert!(!h.keep_alive());
+        let h =
+            ok(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nConnection: close\r\n\r\n");
+        assert!(!h.keep_alive());
+        // "closed" is not the "close" token.
+        let h = ok(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: closed, xclose\r\n\r\n");
+        assert!(h.keep_alive());
+    }
+
+    #[test]
+    fn expect_100_continue() {
+        let h =
+            ok(b"PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\nExpect: 100-Continue\r\n\r\n");
+        assert!(h.expect_continue());
+        let h = ok(b"PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n");
+        assert!(!h.expect_continue());
+        let h = ok(b"PUT / HTTP/1.0\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n");
+        assert!(!h.expect_continue(), "ignored for HTTP/1.0");
+        let h = ok(b"PUT / HTTP/1.1\r\nHost: h\r\nExpect: something-else\r\n\r\n");
+        assert!(!h.expect_continue());
+    }
+
+    #[test]
+    fn head_too_large_is_431() {
+        let limits = Limits {
+            head_bytes_max: 100,
+            ..Limits::default()
+        };
+        let mut req = b"GET / HTTP/1.1\r\nHost: h\r\nX-Big: ".to_vec();
+        req.extend_from_slice(&[b'a'; 200]);
+        let mut buf = BytesMut::from(&req[..]);
+        let e = parse_head(&mut buf, &limits).unwrap_err();
+        assert_eq!((e.clone(), e.status()), (HeadError::HeadTooLarge, 431));
+        // A complete head that is larger than the limit is refused too.
+        req.extend_from_slice(b"\r\n\r\n");
+        let mut buf = BytesMut::from(&req[..]);
+        assert_eq!(parse_head(&mut buf, &limits), Err(HeadError::HeadTooLarge));
+        // A head that fits, followed by a large body, is fine.
+        let mut buf =
+            BytesMut::from(&b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 500\r\n\r\n"[..]);
+        buf.extend_from_slice(&[b'x'; 500]);
+        let h = parse_head(&mut buf, &limits).unwrap().unwrap();
+        assert_eq!(h.body(), BodyKind::Length(500));
+        assert_eq!(buf.len(), 500);
+        // Incomplete but still below the limit: wait.
+        let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: h\r\n"[..]);
+        assert_eq!(parse_head(&mut buf, &limits), Ok(None));
+    }
+
+    #[test]
+    fn too_many_headers_is_431() {
+        let limits = Limits {
+            headers_count_max: 3,
+            ..Limits::default()
+        };
+        let three = b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n";
+        assert!(parse_head(&mut BytesMut::from(&three[..]), &limits)
+            .unwrap()
+            .is_some());
+        let four = b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+        let e = parse_head(&mut BytesMut::from(&four[..]), &limits).unwrap_err();
+        assert_eq!((e.clone(), e.status()), (HeadError::TooManyHeaders, 431));
+        // Default limit is 100.
+        let mut req = b"GET / HTTP/1.1\r\nHost: h\r\n".to_vec();
+        for i in 0..100 {
+            req.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        req.extend_from_slice(b"\r\n");
+        assert_eq!(err(&req), HeadError::TooManyHeaders);
+        // More slots than the stack array holds.
+        let big = Limits {
+            headers_count_max: 200,
+            ..Limits::default()
+        };
+        let h = parse_head(&mut BytesMut::from(&req[..]), &big)
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.headers_len(), 101);
+    }
+
+    #[test]
+    fn uri_too_long_is_414() {
+        let limits = Limits {
+            uri_bytes_max: 32,
+            ..Limits::default()
+        };
+        let ok_target = format!("/{}", "a".repeat(31));
+        let req = format!("GET {ok_target} HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert!(parse_head(&mut BytesMut::from(req.as_bytes()), &limits)
+            .unwrap()
+            .is_some());
+        let long = format!("/{}", "a".repeat(32));
+        let req = format!("GET {long} HTTP/1.1\r\nHost: h\r\n\r\n");
+        let e = parse_head(&mut BytesMut::from(req.as_bytes()), &limits).unwrap_err();
+        assert_eq!((e.clone(), e.status()), (HeadError::UriTooLong, 414));
+        // Detected before the head is complete, once the target is known...
+        let req = format!("GET {long} HTTP/1.1\r\nHost: h\r\n");
+        assert_eq!(
+            parse_head(&mut BytesMut::from(req.as_bytes()), &limits),
+            Err(HeadError::UriTooLong)
+        );
+        // ...and on an unterminated request line longer than uri_bytes_max + 16.
+        let req = format!("GET /{}", "a".repeat(60));
+        assert_eq!(
+            parse_head(&mut BytesMut::from(req.as_bytes()), &limits),
+            Err(HeadError::UriTooLong)
+        );
+        let req = format!("GET /{}", "a".repeat(40));
+        assert_eq!(
+            parse_head(&mut BytesMut::from(req.as_bytes()), &limits),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn missing_host_is_400() {
+        let e = err(b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\n");
+        assert_eq!((e.clone(), e.status()), (HeadError::MissingHost, 400));
+        // HTTP/1.0 does not need Host; an empty Host is allowed.
+        assert!(parse(b"GET / HTTP/1.0\r\n\r\n").unwrap().is_some());
+        assert!(parse(b"GET / HTTP/1.1\r\nHost:\r\n\r\n").unwrap().is_some());
+    }
+
+    #[test]
+    fn duplicate_host_is_400() {
+        let e = err(b"GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n");
+        assert!(matches!(e, HeadError::Malformed(_)));
+        assert_eq!(e.status(), 400);
+    }
+
+    #[test]
+    fn whitespace_before_colon_is_400() {
+        let e = err(b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length : 5\r\n\r\nhello");
+        assert!(matches!(e, HeadError::Malformed(_)), "{e:?}");
+        let e = err(b"GET / HTTP/1.1\r\nHost\t: h\r\n\r\n");
+        assert!(matches!(e, HeadError::Malformed(_)), "{e:?}");
+    }
+
+    #[test]
+    fn obs_fold_and_bare_cr_are_400() {
+        assert!(matches!(
+            err(b"GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n"),
+            HeadError::Malformed(_)
+        ));
+        assert!(matches!(
+            err(b"GET / HTTP/1.1\r\nHost: h\rX: a\r\n\r\n"),
+            HeadError::Malformed(_)
+        ));
+        assert!(matches!(
+            err(b"GET / HTTP/1.1\r\nHost: h\r\nX: a\0b\r\n\r\n"),
+            HeadError::Malformed(_)
+        ));
+    }
+
+    #[test]
+    fn content_length_and_transfer_encoding_is_400() {
+        let e = err(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!(
+            (e.clone(), e.status()),
+            (HeadError::ConflictingFraming, 400)
+        );
+        let e = err(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n");
+        assert_eq!(e, HeadError::ConflictingFraming);
+    }
+
+    #[test]
+    fn chunked_framing() {
+        let h = ok(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n");
+        assert_eq!(h.body(), BodyKind::Chunked);
+        let h = ok(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked , \r\n\r\n");
+        assert_eq!(h.body(), BodyKind::Chunked);
+    }
+
+    #[test]
+    fn transfer_codings() {
+        let e = err(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
+        assert_eq!(
+            (e.clone(), e.status()),
+            (HeadError::UnsupportedTransferEncoding, 501)
+        );
+        // Split over two fields: same list.
+        let e = err(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!(e, HeadError::UnsupportedTransferEncoding);
+        assert_eq!(
+            err(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n").status(),
+            501
+        );
+        let e = err(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n");
+        assert_eq!(e.status(), 400);
+        let e = err(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n");
+        assert_eq!(e.status(), 400);
+        let e = err(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!(e.status(), 400);
+        let e = err(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: \r\n\r\n");
+        assert_eq!(e.status(), 400);
+        let e = err(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\x7f\r\n\r\n");
+        assert_eq!(e.status(), 400);
+    }
+
+    #[test]
+    fn transfer_encoding_in_http10_is_400() {
+        let e = err(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert!(matches!(e, HeadError::Malformed(_)));
+    }
+
+    #[test]
+    fn content_length_values() {
+        let h = ok(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(h.body(), BodyKind::Length(0));
+        let h = ok(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 18446744073709551615\r\n\r\n");
+        assert_eq!(h.body(), BodyKind::Length(u64::MAX));
+        let h = ok(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 007\r\n\r\n");
+        assert_eq!(h.body(), BodyKind::Length(7));
+    }
+
+    #[test]
+    fn content_length_same_list_is_ok() {
+        let h = ok(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 5\r\n\r\n");
+        assert_eq!(h.body(), BodyKind::Length(5));
+        let h = ok(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n");
+        assert_eq!(h.body(), BodyKind::Length(5));
+    }
+
+    #[test]
+    fn content_length_differing_is_400() {
+        for req in [
+            &b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 6\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5,\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length:\r\n\r\n",
+        ] {
+            let e = err(req);
+            assert_eq!((e.clone(), e.status()), (HeadError::BadContentLength, 400));
+        }
+    }
+
+    #[test]
+    fn content_length_signed_or_garbage_is_400() {
+        for v in [
+            "-1",
+            "+5",
+            "5a",
+            "0x10",
+            "1 2",
+            "18446744073709551616",
+            "99999999999999999999999",
+        ] {
+            let req = format!("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: {v}\r\n\r\n");
+            assert_eq!(err(req.as_bytes()), HeadError::BadContentLength, "{v}");
+        }
+    }
+
+    #[test]
+    fn http2_and_unknown_versions_are_505() {
+        let e = err(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        assert_eq!(
+            (e.clone(), e.status()),
+            (HeadError::UnsupportedVersion, 505)
+        );
+        assert_eq!(
+            err(b"GET / HTTP/1.2\r\nHost: h\r\n\r\n"),
+            HeadError::UnsupportedVersion
+        );
+        assert_eq!(err(b"GET / HTTP/3\r\n\r\n"), HeadError::UnsupportedVersion);
+        // Not a version at all: plain 400.
+        assert_eq!(err(b"GET / FOO/1.1\r\n\r\n").status(), 400);
+        assert_eq!(err(b"GET / http/1.1\r\n\r\n").status(), 400);
+    }
+
+    #[test]
+    fn garbage_is_400() {
+        for g in [
+            &b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"[..],
+            b"hello world\r\n\r\n",
+            b"GET\r\n\r\n",
+            b"GET /\r\n\r\n",
+            b"GET  / HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"GET /a b HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"\r\r\n",
+            b"G\xc3\xa9T / HTTP/1.1\r\n\r\n",
+        ] {
+            let e = err(g);
+            assert_eq!(e.status(), 400, "{g:?} -> {e:?}");
+        }
+    }
+
+    #[test]
+    fn non_utf8_header_values_are_readable_as_bytes() {
+        let h = ok(b"GET / HTTP/1.1\r\nHost: h\r\nX-Name: caf\xe9\xff\r\n\r\n");
+        assert_eq!(h.header("x-name"), Some(&b"caf\xe9\xff"[..]));
+        assert_eq!(h.header_str("x-name"), None);
+        let h = ok("GET /d\u{e9}j\u{e0} HTTP/1.1\r\nHost: h\r\nX: \u{e9}\r\n\r\n".as_bytes());
+        assert_eq!(h.path(), "/d\u{e9}j\u{e0}");
+        assert_eq!(h.header_str("x"), Some("\u{e9}"));
+        // A non-UTF-8 target is refused.
+        assert_eq!(err(b"GET /\xff HTTP/1.1\r\nHost: h\r\n\r\n").status(), 400);
+    }
+
+    #[test]
+    fn other_methods_and_targets() {
+        let h = ok(b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!((h.method(), h.path(), h.query()), ("OPTIONS", "*", ""));
+        let h = ok(b"DELETE http://h/a?b HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert_eq!((h.path(), h.query()), ("http://h/a", "b"));
+    }
+
+    #[test]
+    fn errors_leave_buffer_untouched() {
+        let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\n\r\n"[..]);
+        assert!(parse_head(&mut buf, &Limits::default()).is_err());
+        assert_eq!(buf.len(), 18);
+    }
+
+    #[test]
+    fn bare_lf_head_is_accepted() {
+        let h = ok(b"GET / HTTP/1.1\nHost: h\n\n");
+        assert_eq!(h.header("host"), Some(&b"h"[..]));
+    }
+}

@@ -1,0 +1,199 @@
+//! Query-string / `application/x-www-form-urlencoded` parsing and URL-path percent-decoding.
+//!
+//! Owns: splitting `a=1&b=x+y` into decoded (name, value) pairs, and decoding `%XX`
+//! escapes in a request path.
+//!
+//! Behaviour / limits:
+//! - Pairs are separated by `&` only (`;` is kept literally); empty pairs (`a=1&&b=2`) are
+//!   skipped; a pair without `=` gets an empty value; an empty name (`=v`) is kept as `""`,
+//!   like Go's `url.ParseQuery`, which go-fastdfs clients rely on.
+//! - `+` decodes to a space, `%XX` to the byte; an invalid escape (`%zz`, a trailing `%`) is
+//!   kept literally instead of dropping the pair; invalid UTF-8 is replaced lossily.
+//! - At most [`PAIRS_COUNT_MAX`] pairs are returned; the rest of the input is ignored.
+//! - [`percent_decode_path`] does not turn `+` into a space, does not normalise `.`/`..`
+//!   segments, and refuses results that are not UTF-8 or that contain NUL.
+
+use percent_encoding::percent_decode_str;
+
+/// Maximum number of pairs returned by [`parse_urlencoded`].
+pub const PAIRS_COUNT_MAX: usize = 256;
+
+#[inline]
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes one form component: `+` → space, `%XX` → byte, invalid escapes kept.
+fn decode_component(s: &[u8]) -> String {
+    if !s.iter().any(|&b| b == b'+' || b == b'%') {
+        return String::from_utf8_lossy(s).into_owned();
+    }
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' => match (
+                s.get(i + 1).copied().and_then(hex_value),
+                s.get(i + 2).copied().and_then(hex_value),
+            ) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                }
+                _ => {
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    match String::from_utf8(out) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
+/// Parses a query string or urlencoded form body into decoded (name, value) pairs, in
+/// order, at most [`PAIRS_COUNT_MAX`] of them.
+pub fn parse_urlencoded(s: &[u8]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for pair in s.split(|&b| b == b'&') {
+        if pair.is_empty() {
+            continue;
+        }
+        if out.len() == PAIRS_COUNT_MAX {
+            break;
+        }
+        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        out.push((decode_component(name), decode_component(value)));
+    }
+    out
+}
+
+/// Decodes `%XX` escapes in a URL path. `None` if the result is not valid UTF-8 or contains
+/// a NUL byte. Invalid escapes are kept literally; `+` stays `+`.
+pub fn percent_decode_path(s: &str) -> Option<String> {
+    let decoded = percent_decode_str(s).decode_utf8().ok()?;
+    if decoded.contains('\0') {
+        return None;
+    }
+    Some(decoded.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(s: &str) -> Vec<(String, String)> {
+        parse_urlencoded(s.as_bytes())
+    }
+
+    fn v(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn basic_pairs_and_decoding() {
+        assert_eq!(
+            pairs("a=1&b=x+y&c=%41%zz"),
+            v(&[("a", "1"), ("b", "x y"), ("c", "A%zz")])
+        );
+    }
+
+    #[test]
+    fn empty_pairs_skipped_and_missing_values() {
+        assert_eq!(pairs(""), v(&[]));
+        assert_eq!(pairs("&&"), v(&[]));
+        assert_eq!(pairs("a&&b=&c"), v(&[("a", ""), ("b", ""), ("c", "")]));
+    }
+
+    #[test]
+    fn empty_keys_are_kept() {
+        assert_eq!(pairs("=v&=&a=1"), v(&[("", "v"), ("", ""), ("a", "1")]));
+    }
+
+    #[test]
+    fn values_may_contain_equals_and_semicolons() {
+        assert_eq!(pairs("a=b=c&d=1;2"), v(&[("a", "b=c"), ("d", "1;2")]));
+    }
+
+    #[test]
+    fn escapes_decode_in_names_and_values() {
+        assert_eq!(
+            pairs("na%6De=%E4%BD%A0%E5%A5%BD&p=%2Fgroup1%2Fa%20b.txt&plus=%2B"),
+            v(&[
+                ("name", "\u{4f60}\u{597d}"),
+                ("p", "/group1/a b.txt"),
+                ("plus", "+")
+            ])
+        );
+    }
+
+    #[test]
+    fn invalid_escapes_kept_literally() {
+        assert_eq!(
+            pairs("a=%&b=%4&c=%%41&d=%g1&e=100%"),
+            v(&[
+                ("a", "%"),
+                ("b", "%4"),
+                ("c", "%A"),
+                ("d", "%g1"),
+                ("e", "100%")
+            ])
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_lossy() {
+        assert_eq!(pairs("a=%FF%41"), v(&[("a", "\u{fffd}A")]));
+        assert_eq!(parse_urlencoded(b"a\xff=1"), v(&[("a\u{fffd}", "1")]));
+    }
+
+    #[test]
+    fn at_most_256_pairs() {
+        let s: Vec<String> = (0..300).map(|i| format!("k{i}={i}")).collect();
+        let got = pairs(&s.join("&"));
+        assert_eq!(got.len(), PAIRS_COUNT_MAX);
+        assert_eq!(got[255], ("k255".to_string(), "255".to_string()));
+        // Empty pairs do not count.
+        let s = format!("{}a=1", "&".repeat(1000));
+        assert_eq!(pairs(&s), v(&[("a", "1")]));
+    }
+
+    #[test]
+    fn path_decoding() {
+        assert_eq!(
+            percent_decode_path("/group1/a%20b.txt").as_deref(),
+            Some("/group1/a b.txt")
+        );
+        assert_eq!(percent_decode_path("/a+b").as_deref(), Some("/a+b"));
+        assert_eq!(
+            percent_decode_path("/%E4%BD%A0").as_deref(),
+            Some("/\u{4f60}")
+        );
+        assert_eq!(percent_decode_path("/100%").as_deref(), Some("/100%"));
+        assert_eq!(percent_decode_path("/%zz").as_deref(), Some("/%zz"));
+        assert_eq!(percent_decode_path("/%2e%2E/x").as_deref(), Some("/../x"));
+        assert_eq!(percent_decode_path("/%FF"), None);
+        assert_eq!(percent_decode_path("/a%00b"), None);
+        assert_eq!(percent_decode_path("").as_deref(), Some(""));
+    }
+}

@@ -1,0 +1,155 @@
+//! go-fastdfs' JSON wire shapes (SPEC.md §4): FileInfo, FileResult, the envelope, and the two
+//! output styles: compact (struct field order) and pretty (keys sorted at every level,
+//! 2-space indent). Both escape `&`, `<`, `>` as `\u0026`, `\u003c`, `\u003e` like Go and have
+//! no trailing newline.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The metadata record (SPEC.md §4.1). Field order is the compact wire order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileInfo {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub rename: String,
+    #[serde(default)]
+    pub path: String,
+    #[serde(default)]
+    pub md5: String,
+    #[serde(default)]
+    pub size: i64,
+    #[serde(default)]
+    pub peers: Option<Vec<String>>,
+    #[serde(default)]
+    pub scene: String,
+    #[serde(rename = "timeStamp", default)]
+    pub time_stamp: i64,
+    #[serde(default)]
+    pub offset: i64,
+}
+
+impl FileInfo {
+    /// Name of the file on disk: `rename` when set, else `name`.
+    pub fn stored_name(&self) -> &str {
+        if self.rename.is_empty() {
+            &self.name
+        } else {
+            &self.rename
+        }
+    }
+
+    /// `path/stored_name` relative to the runtime dir, e.g. `files/default/.../a.txt`.
+    pub fn rel_path(&self) -> String {
+        format!("{}/{}", self.path, self.stored_name())
+    }
+}
+
+/// The upload result (SPEC.md §4.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FileResult {
+    pub url: String,
+    pub md5: String,
+    pub path: String,
+    pub domain: String,
+    pub scene: String,
+    pub size: i64,
+    pub mtime: i64,
+    pub scenes: String,
+    pub retmsg: String,
+    pub retcode: i64,
+    pub src: String,
+}
+
+/// The envelope `{message, status, data}` (SPEC.md §4.3).
+#[derive(Debug, Clone, Serialize)]
+pub struct Envelope<T: Serialize> {
+    pub message: String,
+    pub status: String,
+    pub data: Option<T>,
+}
+
+pub fn envelope<T: Serialize>(status: &str, message: &str, data: Option<T>) -> Envelope<T> {
+    Envelope {
+        message: message.to_string(),
+        status: status.to_string(),
+        data,
+    }
+}
+
+fn escape_html(s: String) -> String {
+    if !s.contains(['<', '>', '&', '\u{2028}', '\u{2029}']) {
+        return s;
+    }
+    // Safe on serialized JSON: these characters can only occur inside strings.
+    s.replace('&', "\\u0026")
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
+}
+
+/// Single-line JSON in struct field order.
+pub fn compact<T: Serialize>(v: &T) -> String {
+    escape_html(serde_json::to_string(v).expect("plain data serializes"))
+}
+
+/// Go's re-marshalled indented form: keys sorted at every level, 2-space indent.
+pub fn pretty<T: Serialize>(v: &T) -> String {
+    let value = sort_keys(serde_json::to_value(v).expect("plain data serializes"));
+    escape_html(serde_json::to_string_pretty(&value).expect("a Value serializes"))
+}
+
+fn sort_keys(v: Value) -> Value {
+    match v {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, sort_keys(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sort_keys).collect()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_info_compact_matches_go() {
+        assert_eq!(
+            compact(&FileInfo::default()),
+            r#"{"name":"","rename":"","path":"","md5":"","size":0,"peers":null,"scene":"","timeStamp":0,"offset":0}"#
+        );
+    }
+
+    #[test]
+    fn pretty_sorts_keys_and_escapes_html() {
+        let r = FileResult {
+            url: "http://h/a?name=x&download=1".into(),
+            ..Default::default()
+        };
+        let out = pretty(&envelope("ok", "", Some(r)));
+        assert!(
+            out.starts_with("{\n  \"data\": {\n    \"domain\": \"\",\n    \"md5\""),
+            "{out}"
+        );
+        assert!(out.contains("x\\u0026download=1"));
+        assert!(out.ends_with("\"status\": \"ok\"\n}"));
+    }
+
+    #[test]
+    fn envelope_null_data() {
+        let out = pretty(&envelope::<()>("fail", "leveldb: not found", None));
+        assert_eq!(
+            out,
+            "{\n  \"data\": null,\n  \"message\": \"leveldb: not found\",\n  \"status\": \"fail\"\n}"
+        );
+    }
+}

@@ -1,0 +1,16 @@
+#![recursion_limit = "256"]
+//! fastdfs-rs: a fast, durable, wire-compatible re-implementation of go-fastdfs.
+//! See docs/ARCHITECTURE.md for the bird's-eye view and the code map.
+
+pub mod access;
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod json;
+pub mod router;
+pub mod server;
+pub mod store;
+
+/// Version printed by `fastdfs version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,101 @@
+//! Command line (go-fastdfs compatible): `fastdfs [server]`, `fastdfs version`, with the
+//! runtime dir taken from `--dir`, else env GO_FASTDFS_DIR, else the working directory.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "fastdfs", about = "fastdfs-rs: a go-fastdfs compatible file server", version = fastdfs::VERSION)]
+struct Cli {
+    /// Runtime directory (conf/, files/, data/, log/); default: $GO_FASTDFS_DIR or the current directory.
+    #[arg(long, global = true)]
+    dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the file server (the default).
+    Server,
+    /// Print version information.
+    Version,
+}
+
+fn runtime_dir(cli: &Cli) -> PathBuf {
+    if let Some(d) = &cli.dir {
+        return d.clone();
+    }
+    match std::env::var("GO_FASTDFS_DIR") {
+        Ok(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn init_logging(dir: &std::path::Path) {
+    use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+    let filter = EnvFilter::try_from_env("FASTDFS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = std::fs::create_dir_all(dir.join("log"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("log").join("fileserver.log"));
+    let stderr_layer = fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr_layer);
+    match file {
+        Ok(f) => {
+            let file_layer = fmt::layer()
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(f));
+            registry.with(file_layer).init();
+        }
+        Err(_) => registry.init(),
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Version) => {
+            println!("Version   : fastdfs-rs {}", fastdfs::VERSION);
+            println!("GO_VERSION: none (Rust)");
+            println!(
+                "GIT_COMMIT: {}",
+                option_env!("FASTDFS_GIT_COMMIT").unwrap_or("")
+            );
+            println!(
+                "BUILD_TIME: {}",
+                option_env!("FASTDFS_BUILD_TIME").unwrap_or("")
+            );
+        }
+        Some(Command::Server) | None => {
+            let dir = runtime_dir(&cli);
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                eprintln!("fastdfs: cannot create runtime dir {}: {e}", dir.display());
+                std::process::exit(1);
+            }
+            init_logging(&dir);
+            let loaded = match fastdfs::config::load_or_create(&dir) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    eprintln!("fastdfs: {e}");
+                    std::process::exit(1);
+                }
+            };
+            if loaded.created {
+                tracing::info!(path = %dir.join("conf/cfg.json").display(), "wrote default configuration");
+            }
+            for w in &loaded.warnings {
+                tracing::warn!("{w}");
+            }
+            if let Err(e) = fastdfs::server::run(&dir, loaded.config) {
+                tracing::error!("{e}");
+                eprintln!("fastdfs: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Dispatch by path (SPEC.md §6.1): Go-style path canonicalization (301 to the cleaned path),
+//! the named API routes under the group prefix, everything else to downloads; CORS headers
+//! on every response (§6.2); errors mapped to responses in one place (`ApiError`).
+
+use crate::api::{self, download, manage, upload};
+use crate::error::ApiError;
+use crate::http::{Request, Response};
+use crate::server::Worker;
+
+/// Go's path.Clean for URL paths, keeping a trailing slash.
+pub fn clean_path(p: &str) -> String {
+    if p.is_empty() {
+        return "/".into();
+    }
+    let mut out: Vec<&str> = Vec::new();
+    for seg in p.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    let mut s = format!("/{}", out.join("/"));
+    if p.ends_with('/') && s != "/" {
+        s.push('/');
+    }
+    s
+}
+
+const CORS_ALLOW_HEADERS: &str = "Authorization, Content-Type, Depth, User-Agent, X-File-Size, X-Requested-With, X-Requested-By, If-Modified-Since, X-File-Name, X-File-Type, Cache-Control, Origin";
+
+fn add_cors(req: &Request<'_>, r: &mut Response) {
+    match req.head.header_str("origin") {
+        Some(origin) => {
+            r.headers
+                .push(("Access-Control-Allow-Origin", origin.to_string()));
+        }
+        None => r.headers.push(("Access-Control-Allow-Origin", "*".into())),
+    }
+    r.headers
+        .push(("Access-Control-Allow-Credentials", "true".into()));
+    r.headers
+        .push(("Access-Control-Allow-Headers", CORS_ALLOW_HEADERS.into()));
+    r.headers.push((
+        "Access-Control-Allow-Methods",
+        "GET, POST, OPTIONS, PUT, DELETE".into(),
+    ));
+    r.headers
+        .push(("Access-Control-Expose-Headers", "Authorization".into()));
+}
+
+pub async fn route(w: &Worker, req: &mut Request<'_>) -> Response {
+    let cfg = w.config();
+    let mut resp = dispatch(w, req)
+        .await
+        .unwrap_or_else(ApiError::into_response);
+    if cfg.enable_cross_origin {
+        add_cors(req, &mut resp);
+    }
+    resp
+}
+
+async fn dispatch(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError> {
+    let cfg = w.config();
+    let path = req.head.path().to_string();
+    let cleaned = clean_path(&path);
+    if cleaned != path {
+        let q = req.head.query();
+        let location = if q.is_empty() {
+            cleaned
+        } else {
+            format!("{cleaned}?{q}")
+        };
+        return Ok(Response::new(301).header("Location", location));
+    }
+    let forwarded = req
+        .head
+        .header_str("x-real-ip")
+        .or_else(|| req.head.header_str("x-forwarded-for"));
+    let client = crate::access::client_ip(&cfg, req.peer.ip(), forwarded);
+    let prefix = cfg.prefix();
+    let name = match path.strip_prefix(prefix.as_str()) {
+        Some(n) if n.starts_with('/') => n.to_string(),
+        _ => return download::handle(w, req).await,
+    };
+    match name.as_str() {
+        "/upload" => {
+            req.body_max = cfg.upload_max_bytes;
+            upload::handle(w, req).await
+        }
+        "/upload.html" => Ok(manage::index_page(w)),
+        "/check_file_exist" => {
+            let p = api::read_params(req).await?;
+            manage::check_file_exist(w, &p).await
+        }
+        "/status" => {
+            let p = api::read_params(req).await?;
+            manage::status(w, client, &p)
+        }
+        "/delete" => {
+            let p = api::read_params(req).await?;
+            manage::delete(w, client, &p).await
+        }
+        "/get_file_info" => {
+            let p = api::read_params(req).await?;
+            manage::get_file_info(w, client, &p)
+        }
+        _ => download::handle(w, req).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_path;
+
+    #[test]
+    fn clean_like_go() {
+        assert_eq!(clean_path("/a/../b"), "/b");
+        assert_eq!(clean_path("//a//b/"), "/a/b/");
+        assert_eq!(clean_path("/../../etc/passwd"), "/etc/passwd");
+        assert_eq!(clean_path("/group1/x.txt"), "/group1/x.txt");
+        assert_eq!(clean_path("/"), "/");
+    }
+}

@@ -1,0 +1,353 @@
+//! The runtime: one glommio executor per CPU of the process affinity mask, each with its own
+//! SO_REUSEPORT listener, its own connections and file cache, and the LMDB shards it owns;
+//! graceful shutdown on SIGTERM/SIGINT (stop accepting, finish in-flight requests within
+//! `shutdown_grace`, exit 0).
+//!
+//! Architecture invariant: no blocking syscall on an executor thread except `fstat` of an
+//! open file, LMDB reads and appends to the application log; LMDB commits, directory fsyncs
+//! and directory creation run on the executor's blocking pool.
+
+use crate::config::Config;
+use crate::store::cache::FileCache;
+use crate::store::meta::Meta;
+use glommio::{CpuSet, LocalExecutorPoolBuilder, PoolPlacement};
+use std::cell::{Cell, RefCell};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// State shared by all executors.
+pub struct Shared {
+    pub dir: PathBuf,
+    config: RwLock<Arc<Config>>,
+    pub meta: Arc<Meta>,
+    shutdown: AtomicBool,
+    /// Open connections over all executors (drained before exit).
+    pub connections: AtomicUsize,
+    /// Bumped on every delete/overwrite; executors clear their file caches when it moves.
+    pub cache_epoch: AtomicU64,
+    pub started: std::time::Instant,
+    pub workers: usize,
+}
+
+impl Shared {
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().expect("config lock").clone()
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::Relaxed)
+    }
+
+    pub fn invalidate_caches(&self) {
+        self.cache_epoch.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// Per-executor state handed to every connection of that executor.
+pub struct Worker {
+    pub shared: Arc<Shared>,
+    pub id: usize,
+    pub cache: RefCell<FileCache>,
+    access: RefCell<Vec<u8>>,
+    connections: Cell<usize>,
+}
+
+impl Worker {
+    pub fn config(&self) -> Arc<Config> {
+        self.shared.config()
+    }
+
+    pub fn meta(&self) -> &Meta {
+        &self.shared.meta
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        self.shared.shutting_down()
+    }
+
+    /// Appends an access-log line (flushed to log/access.log from the blocking pool).
+    pub fn access_log(&self, ip: IpAddr, method: &str, status: u16, target: &str, took: Duration) {
+        use std::io::Write;
+        let now = chrono::Local::now().format("%Y/%m/%d - %H:%M:%S");
+        let mut buf = self.access.borrow_mut();
+        if buf.len() < ACCESS_BUFFER_BYTES_MAX {
+            let _ = writeln!(
+                buf,
+                "[Access] {now} | {took:?} | {ip} | {method} | {status} | {target}"
+            );
+        }
+    }
+}
+
+/// Access-log bytes kept in memory between flushes (excess lines are dropped, not blocking).
+const ACCESS_BUFFER_BYTES_MAX: usize = 4 << 20;
+const ACCESS_FLUSH_EVERY: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{0}")]
+    Startup(String),
+    #[error(transparent)]
+    Meta(#[from] crate::store::meta::MetaError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// CPUs this process may run on (taskset, systemd CPUAffinity=, cpusets).
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is valid; sched_getaffinity fills it for this process.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return vec![0];
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+/// Fails fast with the fix when the kernel or a seccomp profile refuses io_uring.
+pub fn probe_io_uring() -> Result<(), ServerError> {
+    #[repr(C)]
+    struct Params([u32; 30]);
+    let mut params = Params([0; 30]);
+    // SAFETY: io_uring_setup reads/writes a struct io_uring_params (120 bytes) we own.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4u32, &mut params as *mut Params) };
+    if fd >= 0 {
+        // SAFETY: fd is a ring we just created and own.
+        unsafe { libc::close(fd as i32) };
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    let why = match err.raw_os_error() {
+        Some(libc::ENOSYS) => "the kernel has no io_uring (Linux 5.8 or newer is required)",
+        Some(libc::EPERM) => {
+            "io_uring is blocked: in Docker 25+ and Kubernetes RuntimeDefault the default \
+             seccomp profile forbids it. Run with a seccomp profile that allows io_uring_setup, \
+             io_uring_enter and io_uring_register (e.g. docker run --security-opt \
+             seccomp=docs/seccomp-io_uring.json), or sysctl kernel.io_uring_disabled=0"
+        }
+        _ => "io_uring_setup failed",
+    };
+    Err(ServerError::Startup(format!("cannot start: {why} ({err})")))
+}
+
+/// Warns when RLIMIT_MEMLOCK cannot hold the rings' registered buffers.
+fn check_memlock(workers: usize, io_memory: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 {
+        return;
+    }
+    let need = workers as u64 * (io_memory.max(65536) + 512 * 1024);
+    if lim.rlim_cur != libc::RLIM_INFINITY && lim.rlim_cur < need {
+        tracing::warn!(
+            memlock_limit_bytes = lim.rlim_cur,
+            needed_bytes = need,
+            "RLIMIT_MEMLOCK is low for {workers} executors with io_memory={io_memory}: io_uring \
+             buffers may not be registered (slower I/O). Raise it (systemd LimitMEMLOCK=, \
+             ulimit -l) or lower io_memory / workers in cfg.json"
+        );
+    }
+}
+
+/// Removes leftovers of uploads that died half way (files/_tmp).
+fn clean_tmp(dir: &Path) -> std::io::Result<()> {
+    let tmp = dir.join("files").join("_tmp");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir_all(&tmp)?;
+    Ok(())
+}
+
+pub fn run(dir: &Path, config: Config) -> Result<(), ServerError> {
+    probe_io_uring()?;
+    for d in ["files", "data", "log", "conf"] {
+        std::fs::create_dir_all(dir.join(d))?;
+    }
+    clean_tmp(dir)?;
+    let cpus = allowed_cpus();
+    let workers = if config.workers == 0 {
+        cpus.len().max(1)
+    } else {
+        config.workers
+    };
+    check_memlock(workers, config.io_memory);
+    let meta = Meta::open(dir, config.shards)?;
+    let addr = config.listen_addr().map_err(ServerError::Startup)?;
+    // Bind once here so a taken port is a clear start-up error, not a silent executor death.
+    std::net::TcpListener::bind(addr)
+        .map_err(|e| ServerError::Startup(format!("cannot listen on {addr}: {e}")))?;
+    let shared = Arc::new(Shared {
+        dir: dir.to_path_buf(),
+        config: RwLock::new(Arc::new(config.clone())),
+        meta,
+        shutdown: AtomicBool::new(false),
+        connections: AtomicUsize::new(0),
+        cache_epoch: AtomicU64::new(0),
+        started: std::time::Instant::now(),
+        workers,
+    });
+    install_signals(shared.clone())?;
+    let cpuset = CpuSet::online()
+        .map_err(|e| ServerError::Startup(format!("cannot read CPU topology: {e}")))?
+        .filter(|l| cpus.contains(&l.cpu));
+    let placement = if workers <= cpus.len() {
+        PoolPlacement::MaxSpread(workers, Some(cpuset))
+    } else {
+        PoolPlacement::Unbound(workers)
+    };
+    tracing::info!(workers, addr = %addr, dir = %dir.display(), "fastdfs-rs starting");
+    println!("Listen on {addr}");
+    let s = shared.clone();
+    let next_id = Arc::new(AtomicUsize::new(0));
+    let handles = LocalExecutorPoolBuilder::new(placement)
+        .name("fastdfs")
+        .io_memory(config.io_memory as usize)
+        .ring_depth(256)
+        .preempt_timer(Duration::from_millis(5))
+        .blocking_thread_pool_placement(PoolPlacement::Unbound(2))
+        .on_all_shards(move || {
+            let s = s.clone();
+            let id = next_id.fetch_add(1, Ordering::SeqCst);
+            async move { worker_main(s, id, workers).await }
+        })
+        .map_err(|e| ServerError::Startup(format!("cannot start executors: {e}")))?;
+    let mut failure = None;
+    for r in handles.join_all() {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failure = Some(e),
+            Err(e) => failure = Some(format!("executor failed: {e}")),
+        }
+    }
+    match failure {
+        Some(e) => Err(ServerError::Startup(e)),
+        None => {
+            tracing::info!("fastdfs-rs stopped");
+            Ok(())
+        }
+    }
+}
+
+fn install_signals(shared: Arc<Shared>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if sig == SIGHUP {
+                    tracing::info!("SIGHUP: configuration reload is not supported yet; ignored");
+                    continue;
+                }
+                if shared.shutdown.swap(true, Ordering::SeqCst) {
+                    tracing::warn!("second signal: exiting at once");
+                    std::process::exit(1);
+                }
+                tracing::info!(
+                    signal = sig,
+                    "shutting down: no new connections, draining in-flight requests"
+                );
+            }
+        })?;
+    Ok(())
+}
+
+async fn worker_main(shared: Arc<Shared>, id: usize, workers: usize) -> Result<(), String> {
+    for (shard, rx) in shared.meta.take_owned(id, workers) {
+        glommio::spawn_local(shared.meta.clone().run_committer(shard, rx)).detach();
+    }
+    let cfg = shared.config();
+    let addr = cfg.listen_addr()?;
+    let listener =
+        glommio::net::TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+    let cache_bytes = cfg.file_cache_bytes as usize;
+    let worker = Rc::new(Worker {
+        shared: shared.clone(),
+        id,
+        cache: RefCell::new(FileCache::new(cache_bytes)),
+        access: RefCell::new(Vec::new()),
+        connections: Cell::new(0),
+    });
+    let flusher = glommio::spawn_local(flush_access_log(worker.clone()));
+    while !shared.shutting_down() {
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            glommio::timer::sleep(Duration::from_millis(200)).await;
+            None
+        })
+        .await;
+        let stream = match accepted {
+            None => continue,
+            Some(Ok(s)) => s,
+            Some(Err(e)) => {
+                tracing::warn!(cause = %e, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if worker.connections.get() >= cfg.connections_per_worker_max {
+            drop(stream);
+            continue;
+        }
+        worker.connections.set(worker.connections.get() + 1);
+        shared.connections.fetch_add(1, Ordering::SeqCst);
+        let w = worker.clone();
+        glommio::spawn_local(async move {
+            crate::http::conn::serve(stream, w.clone()).await;
+            w.connections.set(w.connections.get() - 1);
+            w.shared.connections.fetch_sub(1, Ordering::SeqCst);
+        })
+        .detach();
+    }
+    drop(listener);
+    // Every executor waits for all connections, since an upload on any executor may need
+    // a shard committer that lives here.
+    let deadline = std::time::Instant::now() + Duration::from_secs(cfg.shutdown_grace);
+    while shared.connections.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(20)).await;
+    }
+    flusher.cancel().await;
+    flush_access_once(&worker).await;
+    Ok(())
+}
+
+async fn flush_access_log(worker: Rc<Worker>) {
+    loop {
+        glommio::timer::sleep(ACCESS_FLUSH_EVERY).await;
+        flush_access_once(&worker).await;
+    }
+}
+
+async fn flush_access_once(worker: &Worker) {
+    let buf = std::mem::take(&mut *worker.access.borrow_mut());
+    if buf.is_empty() {
+        return;
+    }
+    let path = worker.dir().join("log").join("access.log");
+    glommio::executor()
+        .spawn_blocking(move || {
+            use std::io::Write;
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                let _ = f.write_all(&buf);
+            }
+        })
+        .await;
+}

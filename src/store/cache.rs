@@ -1,0 +1,105 @@
+//! Per-executor cache of small stored files (bytes + validators), so hot small files are
+//! served without open/read/close. Files are immutable once committed; a delete or overwrite
+//! anywhere bumps `Shared::cache_epoch` and every executor drops its cache on the next lookup.
+
+use bytes::Bytes;
+use std::collections::{HashMap, VecDeque};
+
+/// Files larger than this are never cached.
+pub const CACHED_FILE_BYTES_MAX: u64 = 64 * 1024;
+
+#[derive(Clone)]
+pub struct CachedFile {
+    pub data: Bytes,
+    pub mtime: u64,
+}
+
+pub struct FileCache {
+    bytes_max: usize,
+    bytes: usize,
+    epoch: u64,
+    map: HashMap<String, CachedFile>,
+    /// Insertion order for FIFO eviction.
+    order: VecDeque<String>,
+}
+
+impl FileCache {
+    pub fn new(bytes_max: usize) -> FileCache {
+        FileCache {
+            bytes_max,
+            bytes: 0,
+            epoch: 0,
+            map: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    fn sync_epoch(&mut self, epoch: u64) {
+        if epoch != self.epoch {
+            self.map.clear();
+            self.order.clear();
+            self.bytes = 0;
+            self.epoch = epoch;
+        }
+    }
+
+    pub fn get(&mut self, epoch: u64, key: &str) -> Option<CachedFile> {
+        self.sync_epoch(epoch);
+        self.map.get(key).cloned()
+    }
+
+    pub fn insert(&mut self, epoch: u64, key: &str, file: CachedFile) {
+        self.sync_epoch(epoch);
+        let size = file.data.len() + key.len();
+        if self.bytes_max == 0
+            || size > self.bytes_max
+            || file.data.len() as u64 > CACHED_FILE_BYTES_MAX
+        {
+            return;
+        }
+        while self.bytes + size > self.bytes_max {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(f) = self.map.remove(&old) {
+                self.bytes -= f.data.len() + old.len();
+            }
+        }
+        if let Some(prev) = self.map.insert(key.to_string(), file) {
+            self.bytes -= prev.data.len() + key.len();
+        } else {
+            self.order.push_back(key.to_string());
+        }
+        self.bytes += size;
+        debug_assert!(self.bytes <= self.bytes_max);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(n: usize) -> CachedFile {
+        CachedFile {
+            data: Bytes::from(vec![7u8; n]),
+            mtime: 1,
+        }
+    }
+
+    #[test]
+    fn evicts_oldest_within_budget() {
+        let mut c = FileCache::new(3000);
+        c.insert(0, "a", f(1000));
+        c.insert(0, "b", f(1000));
+        c.insert(0, "c", f(1000));
+        assert!(c.get(0, "a").is_none());
+        assert!(c.get(0, "c").is_some());
+    }
+
+    #[test]
+    fn epoch_change_clears() {
+        let mut c = FileCache::new(10_000);
+        c.insert(0, "a", f(10));
+        assert!(c.get(1, "a").is_none());
+    }
+}

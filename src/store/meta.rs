@@ -1,0 +1,619 @@
+//! File metadata in sharded LMDB environments under `data/meta/`, with group commit.
+//!
+//! Storage contract: a write (`Op`) is acknowledged only after one LMDB transaction holding it
+//! has committed (LMDB fsyncs on commit) and, for inserts, after the file was renamed into
+//! place and its directory fsynced. A crash before the ack may leave an orphan file under
+//! `files/` (never a record pointing at a missing or partial file).
+//!
+//! Layout: `S` shards (fixed at first start, recorded in `data/meta/shards`), each an LMDB
+//! environment with tables `files` (md5 -> FileInfo JSON), `paths` (path key -> md5),
+//! `days` (`YYYYMMDD_md5` -> "") and `stats` (`YYYYMMDD` -> count, bytes). Every entry of a
+//! file lives in the shard of its md5, so one transaction covers all of them; a lookup by
+//! path key asks every shard (S point reads, microseconds).
+//!
+//! Architecture invariant: only the owner executor of a shard (`shard % workers`) writes it,
+//! from its blocking pool: other executors send `Op`s through the shard's channel and await
+//! the reply. Ops that queue up while a commit runs form the next batch (group commit).
+//! Reads happen on any thread (LMDB readers are lock-free; environments use NO_TLS).
+
+use crate::json::FileInfo;
+use futures_channel::{mpsc, oneshot};
+use lmdb::{
+    Cursor, Database, DatabaseFlags, Environment, EnvironmentFlags, Transaction, WriteFlags,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Virtual size of each shard's memory map (sparse; only used pages cost disk and RAM).
+const MAP_BYTES: usize = 64 << 30;
+/// Ops taken into one transaction at most.
+const BATCH_OPS_MAX: usize = 1024;
+/// Queue depth per shard channel (per sender).
+const QUEUE_DEPTH: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error("metadata store: {0}")]
+    Lmdb(#[from] lmdb::Error),
+    #[error("metadata store: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("metadata record is corrupt: {0}")]
+    Corrupt(String),
+    #[error("metadata writer stopped")]
+    Stopped,
+    #[error("no free name for {0} after {1} attempts")]
+    NoFreeName(String, u32),
+}
+
+/// A staged file to move into place as part of an insert.
+#[derive(Debug)]
+pub struct Staged {
+    /// Temp file under `files/_tmp/` holding the fsynced content.
+    pub tmp: PathBuf,
+    /// Final directory relative to the runtime dir (`files/...`).
+    pub dir: String,
+    /// Wanted name; on a collision `<i>_<name>` is tried (when `replace` is false).
+    pub name: String,
+    /// Replace an existing file of the same name (dedup off, SPEC.md §8.3).
+    pub replace: bool,
+}
+
+#[derive(Debug)]
+pub enum Op {
+    /// Store a new file. With `dedup`, an existing live record of the same md5 wins and is
+    /// returned instead (the staged file is then left for the caller to remove).
+    Insert {
+        info: FileInfo,
+        staged: Option<Staged>,
+        dedup: bool,
+    },
+    /// Remove a record (and its path key, day entry, counters) and then its file.
+    Delete { md5: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpResult {
+    Inserted(FileInfo),
+    Existing(FileInfo),
+    Deleted(FileInfo),
+    NotFound,
+}
+
+pub struct Pending {
+    op: Op,
+    reply: oneshot::Sender<Result<OpResult, MetaError>>,
+}
+
+struct Shard {
+    env: Environment,
+    files: Database,
+    paths: Database,
+    days: Database,
+    stats: Database,
+}
+
+pub struct Meta {
+    root: PathBuf,
+    shards: Vec<Shard>,
+    senders: Vec<mpsc::Sender<Pending>>,
+    receivers: Mutex<Vec<Option<mpsc::Receiver<Pending>>>>,
+}
+
+/// MD5 hex of a string (go-fastdfs' path key and dedup-off id).
+pub fn md5_hex(s: &str) -> String {
+    use md5::{Digest, Md5};
+    hex(&Md5::digest(s.as_bytes()))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// The path key of a stored file (SPEC.md §5.2): MD5 of `files/.../name`.
+pub fn path_key(rel_path: &str) -> String {
+    md5_hex(rel_path)
+}
+
+/// The shard of an md5 (or any id): its first 8 hex digits, else FNV-1a of the bytes.
+pub fn shard_of(id: &str, shards: usize) -> usize {
+    let n = id
+        .get(..8)
+        .and_then(|p| u32::from_str_radix(p, 16).ok())
+        .unwrap_or_else(|| {
+            id.bytes().fold(0x811c9dc5u32, |h, b| {
+                (h ^ b as u32).wrapping_mul(0x01000193)
+            })
+        });
+    n as usize % shards
+}
+
+fn day_of(ts: i64) -> String {
+    use chrono::TimeZone;
+    chrono::Local
+        .timestamp_opt(ts, 0)
+        .single()
+        .map(|d| d.format("%Y%m%d").to_string())
+        .unwrap_or_else(|| "19700101".into())
+}
+
+fn decode(bytes: &[u8]) -> Result<FileInfo, MetaError> {
+    serde_json::from_slice(bytes).map_err(|e| MetaError::Corrupt(e.to_string()))
+}
+
+impl Meta {
+    /// Opens (creating on first start) the shards under `<dir>/data/meta`.
+    pub fn open(dir: &Path, shards_wanted: u32) -> Result<Arc<Meta>, MetaError> {
+        let root = dir.to_path_buf();
+        let meta_dir = dir.join("data").join("meta");
+        std::fs::create_dir_all(&meta_dir)?;
+        let count_file = meta_dir.join("shards");
+        let count: u32 = match std::fs::read_to_string(&count_file) {
+            Ok(s) => s.trim().parse().map_err(|_| {
+                MetaError::Corrupt(format!("{} is not a number", count_file.display()))
+            })?,
+            Err(_) => {
+                std::fs::write(&count_file, format!("{shards_wanted}\n"))?;
+                std::fs::File::open(&count_file)?.sync_all()?;
+                std::fs::File::open(&meta_dir)?.sync_all()?;
+                shards_wanted
+            }
+        };
+        assert!(count >= 1, "shard count is positive");
+        let mut shards = Vec::with_capacity(count as usize);
+        let mut senders = Vec::new();
+        let mut receivers = Vec::new();
+        for i in 0..count {
+            let path = meta_dir.join(format!("shard-{i:03}"));
+            std::fs::create_dir_all(&path)?;
+            let env = Environment::new()
+                .set_flags(EnvironmentFlags::NO_TLS)
+                .set_max_dbs(8)
+                .set_max_readers(1022)
+                .set_map_size(MAP_BYTES)
+                .open(&path)?;
+            let files = env.create_db(Some("files"), DatabaseFlags::empty())?;
+            let paths = env.create_db(Some("paths"), DatabaseFlags::empty())?;
+            let days = env.create_db(Some("days"), DatabaseFlags::empty())?;
+            let stats = env.create_db(Some("stats"), DatabaseFlags::empty())?;
+            shards.push(Shard {
+                env,
+                files,
+                paths,
+                days,
+                stats,
+            });
+            let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+            senders.push(tx);
+            receivers.push(Some(rx));
+        }
+        Ok(Arc::new(Meta {
+            root,
+            shards,
+            senders,
+            receivers: Mutex::new(receivers),
+        }))
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Takes the receivers of the shards owned by executor `worker` of `workers`.
+    pub fn take_owned(
+        &self,
+        worker: usize,
+        workers: usize,
+    ) -> Vec<(usize, mpsc::Receiver<Pending>)> {
+        let mut guard = self.receivers.lock().expect("receivers lock");
+        (0..guard.len())
+            .filter(|s| s % workers == worker)
+            .filter_map(|s| guard[s].take().map(|rx| (s, rx)))
+            .collect()
+    }
+
+    // ---------- reads (any thread) ----------
+
+    pub fn get(&self, md5: &str) -> Result<Option<FileInfo>, MetaError> {
+        if md5.is_empty() {
+            return Ok(None);
+        }
+        let shard = &self.shards[shard_of(md5, self.shards.len())];
+        let txn = shard.env.begin_ro_txn()?;
+        match txn.get(shard.files, &md5.as_bytes()) {
+            Ok(bytes) => decode(bytes).map(Some),
+            Err(lmdb::Error::NotFound) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Looks up a record by its path key (MD5 of `files/.../name`).
+    pub fn get_by_path_key(&self, key: &str) -> Result<Option<FileInfo>, MetaError> {
+        for shard in &self.shards {
+            let txn = shard.env.begin_ro_txn()?;
+            let md5 = match txn.get(shard.paths, &key.as_bytes()) {
+                Ok(m) => m.to_vec(),
+                Err(lmdb::Error::NotFound) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            match txn.get(shard.files, &md5) {
+                Ok(bytes) => return decode(bytes).map(Some),
+                Err(lmdb::Error::NotFound) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(None)
+    }
+
+    /// md5s of files of day `YYYYMMDD` (sorted).
+    pub fn md5s_by_date(&self, date: &str) -> Result<Vec<String>, MetaError> {
+        let prefix = format!("{date}_");
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let txn = shard.env.begin_ro_txn()?;
+            let mut cur = txn.open_ro_cursor(shard.days)?;
+            for item in cur.iter_from(prefix.as_bytes()) {
+                let (k, _) = item?;
+                if !k.starts_with(prefix.as_bytes()) {
+                    break;
+                }
+                out.push(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Per-day (count, bytes) summed over shards.
+    pub fn day_stats(&self) -> Result<BTreeMap<String, (i64, i64)>, MetaError> {
+        let mut out: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        for shard in &self.shards {
+            let txn = shard.env.begin_ro_txn()?;
+            let mut cur = txn.open_ro_cursor(shard.stats)?;
+            for item in cur.iter_start() {
+                let (k, v) = item?;
+                let (c, b) = decode_stat(v);
+                let e = out
+                    .entry(String::from_utf8_lossy(k).into_owned())
+                    .or_default();
+                e.0 += c;
+                e.1 += b;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every record, in shard then key order, for scans (search, check).
+    pub fn for_each(&self, mut f: impl FnMut(FileInfo) -> bool) -> Result<(), MetaError> {
+        for shard in &self.shards {
+            let txn = shard.env.begin_ro_txn()?;
+            let mut cur = txn.open_ro_cursor(shard.files)?;
+            for item in cur.iter_start() {
+                let (_, v) = item?;
+                if !f(decode(v)?) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ---------- writes ----------
+
+    /// Submits an op to its shard's owner and waits for the commit.
+    pub async fn submit(&self, op: Op) -> Result<OpResult, MetaError> {
+        use futures_lite::FutureExt;
+        let md5 = match &op {
+            Op::Insert { info, .. } => info.md5.as_str(),
+            Op::Delete { md5 } => md5.as_str(),
+        };
+        let shard = shard_of(md5, self.shards.len());
+        let (tx, rx) = oneshot::channel();
+        let mut sender = self.senders[shard].clone();
+        let pending = Pending { op, reply: tx };
+        std::future::poll_fn(|cx| sender.poll_ready(cx))
+            .await
+            .map_err(|_| MetaError::Stopped)?;
+        sender.start_send(pending).map_err(|_| MetaError::Stopped)?;
+        rx.boxed_local().await.map_err(|_| MetaError::Stopped)?
+    }
+
+    /// The commit loop of one owned shard; runs on the owner executor until the channel closes.
+    pub async fn run_committer(self: Arc<Self>, shard: usize, mut rx: mpsc::Receiver<Pending>) {
+        use futures_lite::StreamExt;
+        while let Some(first) = rx.next().await {
+            let mut batch = vec![first];
+            while batch.len() < BATCH_OPS_MAX {
+                match rx.try_recv() {
+                    Ok(p) => batch.push(p),
+                    _ => break,
+                }
+            }
+            let (ops, replies): (Vec<Op>, Vec<_>) =
+                batch.into_iter().map(|p| (p.op, p.reply)).unzip();
+            let me = self.clone();
+            let results = glommio::executor()
+                .spawn_blocking(move || me.commit_batch(shard, ops))
+                .await;
+            for (reply, result) in replies.into_iter().zip(results) {
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    /// One transaction for a whole batch: renames, dir fsyncs, then commit. Blocking.
+    fn commit_batch(&self, shard: usize, ops: Vec<Op>) -> Vec<Result<OpResult, MetaError>> {
+        let n = ops.len();
+        match self.try_commit_batch(shard, ops) {
+            Ok(results) => results,
+            Err((e, placed)) => {
+                // The transaction did not commit: undo the renames so nothing unindexed stays.
+                for p in placed {
+                    let _ = std::fs::remove_file(p);
+                }
+                let msg = e.to_string();
+                (0..n)
+                    .map(|_| Err(MetaError::Corrupt(format!("commit failed: {msg}"))))
+                    .collect()
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn try_commit_batch(
+        &self,
+        shard: usize,
+        ops: Vec<Op>,
+    ) -> Result<Vec<Result<OpResult, MetaError>>, (MetaError, Vec<PathBuf>)> {
+        let s = &self.shards[shard];
+        let mut txn = s.env.begin_rw_txn().map_err(|e| (e.into(), vec![]))?;
+        let mut results = Vec::with_capacity(ops.len());
+        let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut placed: Vec<PathBuf> = Vec::new();
+        let mut unlink_after: Vec<PathBuf> = Vec::new();
+        for op in ops {
+            let r = match op {
+                Op::Insert {
+                    info,
+                    staged,
+                    dedup,
+                } => self.apply_insert(s, &mut txn, info, staged, dedup, &mut dirs, &mut placed),
+                Op::Delete { md5 } => self.apply_delete(s, &mut txn, &md5, &mut unlink_after),
+            };
+            results.push(r);
+        }
+        for d in &dirs {
+            if let Err(e) = std::fs::File::open(d).and_then(|f| f.sync_all()) {
+                return Err((e.into(), placed));
+            }
+        }
+        if let Err(e) = txn.commit() {
+            return Err((e.into(), placed));
+        }
+        let mut deleted_dirs = BTreeSet::new();
+        for p in unlink_after {
+            if std::fs::remove_file(&p).is_ok() {
+                if let Some(parent) = p.parent() {
+                    deleted_dirs.insert(parent.to_path_buf());
+                }
+            }
+        }
+        for d in deleted_dirs {
+            let _ = std::fs::File::open(d).and_then(|f| f.sync_all());
+        }
+        Ok(results)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply_insert(
+        &self,
+        s: &Shard,
+        txn: &mut lmdb::RwTransaction<'_>,
+        mut info: FileInfo,
+        staged: Option<Staged>,
+        dedup: bool,
+        dirs: &mut BTreeSet<PathBuf>,
+        placed: &mut Vec<PathBuf>,
+    ) -> Result<OpResult, MetaError> {
+        let existing = match txn.get(s.files, &info.md5.as_bytes()) {
+            Ok(b) => Some(decode(b)?),
+            Err(lmdb::Error::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if let (true, Some(old)) = (dedup, &existing) {
+            let live = old.offset != -1 || self.root.join(old.rel_path()).is_file();
+            if live {
+                return Ok(OpResult::Existing(old.clone()));
+            }
+        }
+        if let Some(st) = staged {
+            let dir = self.root.join(&st.dir);
+            std::fs::create_dir_all(&dir)?;
+            let name = place_file(&st.tmp, &dir, &st.name, st.replace)?;
+            dirs.insert(dir.clone());
+            placed.push(dir.join(&name));
+            // The record names what is on disk (never the pre-collision name: §15 item 20).
+            debug_assert_eq!(st.name, info.stored_name());
+            if info.rename.is_empty() {
+                info.name = name;
+            } else {
+                info.rename = name;
+            }
+            info.path = st.dir;
+        }
+        if let Some(old) = existing {
+            self.unindex(s, txn, &old)?;
+        }
+        let json = serde_json::to_vec(&info).expect("FileInfo serializes");
+        txn.put(s.files, &info.md5.as_bytes(), &json, WriteFlags::empty())?;
+        txn.put(
+            s.paths,
+            &path_key(&info.rel_path()).as_bytes(),
+            &info.md5.as_bytes(),
+            WriteFlags::empty(),
+        )?;
+        let day = day_of(info.time_stamp);
+        txn.put(
+            s.days,
+            &format!("{day}_{}", info.md5).as_bytes(),
+            &b"",
+            WriteFlags::empty(),
+        )?;
+        add_stat(s, txn, &day, 1, info.size)?;
+        Ok(OpResult::Inserted(info))
+    }
+
+    fn unindex(
+        &self,
+        s: &Shard,
+        txn: &mut lmdb::RwTransaction<'_>,
+        old: &FileInfo,
+    ) -> Result<(), MetaError> {
+        del_ok(txn.del(s.files, &old.md5.as_bytes(), None))?;
+        del_ok(txn.del(s.paths, &path_key(&old.rel_path()).as_bytes(), None))?;
+        let day = day_of(old.time_stamp);
+        del_ok(txn.del(s.days, &format!("{day}_{}", old.md5).as_bytes(), None))?;
+        add_stat(s, txn, &day, -1, -old.size)
+    }
+
+    fn apply_delete(
+        &self,
+        s: &Shard,
+        txn: &mut lmdb::RwTransaction<'_>,
+        md5: &str,
+        unlink_after: &mut Vec<PathBuf>,
+    ) -> Result<OpResult, MetaError> {
+        let old = match txn.get(s.files, &md5.as_bytes()) {
+            Ok(b) => decode(b)?,
+            Err(lmdb::Error::NotFound) => return Ok(OpResult::NotFound),
+            Err(e) => return Err(e.into()),
+        };
+        self.unindex(s, txn, &old)?;
+        if old.offset == -1 || old.offset == -2 {
+            unlink_after.push(self.root.join(old.rel_path()));
+        }
+        Ok(OpResult::Deleted(old))
+    }
+}
+
+fn del_ok(r: Result<(), lmdb::Error>) -> Result<(), MetaError> {
+    match r {
+        Ok(()) | Err(lmdb::Error::NotFound) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn decode_stat(v: &[u8]) -> (i64, i64) {
+    if v.len() != 16 {
+        return (0, 0);
+    }
+    let c = i64::from_le_bytes(v[..8].try_into().expect("8 bytes"));
+    let b = i64::from_le_bytes(v[8..].try_into().expect("8 bytes"));
+    (c, b)
+}
+
+fn add_stat(
+    s: &Shard,
+    txn: &mut lmdb::RwTransaction<'_>,
+    day: &str,
+    dc: i64,
+    db: i64,
+) -> Result<(), MetaError> {
+    let (c, b) = match txn.get(s.stats, &day.as_bytes()) {
+        Ok(v) => decode_stat(v),
+        Err(lmdb::Error::NotFound) => (0, 0),
+        Err(e) => return Err(e.into()),
+    };
+    let (c, b) = ((c + dc).max(0), (b + db).max(0));
+    let mut v = [0u8; 16];
+    v[..8].copy_from_slice(&c.to_le_bytes());
+    v[8..].copy_from_slice(&b.to_le_bytes());
+    txn.put(s.stats, &day.as_bytes(), &v, WriteFlags::empty())?;
+    Ok(())
+}
+
+/// Moves `tmp` into `dir` as `name` (or `<i>_<name>` on a collision unless `replace`).
+/// Returns the name used. Uses RENAME_NOREPLACE so a concurrent writer can never be clobbered.
+fn place_file(tmp: &Path, dir: &Path, name: &str, replace: bool) -> Result<String, MetaError> {
+    if replace {
+        std::fs::rename(tmp, dir.join(name))?;
+        return Ok(name.to_string());
+    }
+    const ATTEMPTS_MAX: u32 = 10_000;
+    for attempt in 0..ATTEMPTS_MAX {
+        let candidate = crate::store::names::collision_name(name, attempt);
+        match rename_noreplace(tmp, &dir.join(&candidate)) {
+            Ok(()) => return Ok(candidate),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(MetaError::NoFreeName(name.to_string(), ATTEMPTS_MAX))
+}
+
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let a = CString::new(from.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    let b = CString::new(to.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EINVAL) || err.raw_os_error() == Some(libc::ENOSYS) {
+        // Filesystem without RENAME_NOREPLACE (some FUSE mounts): link + unlink is atomic too.
+        std::fs::hard_link(from, to)?;
+        std::fs::remove_file(from)?;
+        return Ok(());
+    }
+    Err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_of_is_stable_and_in_range() {
+        assert_eq!(shard_of("00000010aaaa", 16), 0);
+        assert_eq!(shard_of("0000001faaaa", 16), 15);
+        assert!(shard_of("not-hex", 7) < 7);
+    }
+
+    #[test]
+    fn path_key_is_md5_of_relative_path() {
+        assert_eq!(md5_hex(""), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(path_key("files/a/b.txt").len(), 32);
+    }
+
+    #[test]
+    fn rename_noreplace_refuses_existing() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a");
+        let b = d.path().join("b");
+        std::fs::write(&a, b"1").unwrap();
+        std::fs::write(&b, b"2").unwrap();
+        let e = rename_noreplace(&a, &b).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&b).unwrap(), b"2");
+        let name = place_file(&a, d.path(), "b", false).unwrap();
+        assert_eq!(name, "0_b");
+        assert_eq!(std::fs::read(d.path().join("0_b")).unwrap(), b"1");
+    }
+}

@@ -1,0 +1,7 @@
+//! Storage: where files live (`names`), their metadata (`meta`, sharded LMDB with group
+//! commit), the small-file cache (`cache`), and the durable write path (`write`).
+
+pub mod cache;
+pub mod meta;
+pub mod names;
+pub mod write;

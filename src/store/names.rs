@@ -1,0 +1,189 @@
+//! Turning client-supplied names into safe storage paths (SPEC.md §8.2, §8.3).
+//!
+//! Architecture invariant: every path component that comes from a client (file name,
+//! `filename`, `scene`, custom `path`) passes through this module and is either a safe
+//! relative path under `files/` or rejected: no `..`, no absolute paths, no NUL or control
+//! characters, no backslashes, and never one of our internal directories (`_tmp`, `_big`,
+//! `haystack`). This closes SPEC.md §15 items 1-3.
+
+use std::fmt;
+
+/// Directories under `files/` that belong to the server, not to uploads.
+pub const RESERVED_TOP_DIRS: &[&str] = &["_tmp", "_big", "haystack", "_cache"];
+/// Longest single path component in bytes (ext4's NAME_MAX).
+pub const NAME_BYTES_MAX: usize = 255;
+/// Longest custom path in bytes.
+pub const PATH_BYTES_MAX: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameError(pub &'static str);
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// Characters go-fastdfs strips when `enable_trim_file_name_special_char` is on.
+const SPECIAL: &str = "/\\:*?\"<>|()[]{},;'#@%&$^~=+-!";
+
+/// The final component of a multipart filename, optionally trimmed of special characters
+/// exactly as go-fastdfs does (`my file-(1)#x.txt` -> `myfile1x.txt`).
+pub fn upload_name(raw: &str, trim_special: bool) -> String {
+    let base = raw.rsplit('/').next().unwrap_or(raw);
+    if !trim_special {
+        return base.to_string();
+    }
+    let kept: String = base
+        .chars()
+        .filter(|c| !SPECIAL.contains(*c) && !c.is_whitespace())
+        .collect();
+    kept.replace("...", "").replace("..", "")
+}
+
+/// A single safe path component, or an error saying why not.
+pub fn check_component(name: &str) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError("empty name"));
+    }
+    if name.len() > NAME_BYTES_MAX {
+        return Err(NameError("name too long"));
+    }
+    if name == "." || name == ".." {
+        return Err(NameError("name must not be . or .."));
+    }
+    if name.contains('/') || name.contains('\\') {
+        return Err(NameError("name must not contain a path separator"));
+    }
+    if name.chars().any(|c| c.is_control()) {
+        return Err(NameError("name must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// A scene name: one safe component, no `:` (used as the google-secret separator).
+pub fn check_scene(scene: &str) -> Result<(), NameError> {
+    check_component(scene)?;
+    if scene.contains(':') {
+        return Err(NameError("scene must not contain ':'"));
+    }
+    if RESERVED_TOP_DIRS.contains(&scene) {
+        return Err(NameError("scene name is reserved"));
+    }
+    Ok(())
+}
+
+/// The custom `path` upload parameter: go-fastdfs removes every `.` and trims `/`; we then
+/// require safe components and refuse internal directories. Returns the directory relative
+/// to the runtime dir (`files/...`), or None for an empty path (use the default layout).
+pub fn custom_dir(raw: &str) -> Result<Option<String>, NameError> {
+    let cleaned: String = raw.chars().filter(|&c| c != '.').collect();
+    let cleaned = cleaned.trim_matches('/');
+    if cleaned.is_empty() {
+        return Ok(None);
+    }
+    if cleaned.len() > PATH_BYTES_MAX {
+        return Err(NameError("path too long"));
+    }
+    let rel = cleaned.strip_prefix("files/").unwrap_or(cleaned);
+    if rel == "files" {
+        return Err(NameError("path must name a directory under files/"));
+    }
+    let mut parts = Vec::new();
+    for part in rel.split('/') {
+        if part.is_empty() {
+            continue;
+        }
+        check_component(part)?;
+        parts.push(part);
+    }
+    match parts.first() {
+        None => return Ok(None),
+        Some(first) if RESERVED_TOP_DIRS.contains(first) => {
+            return Err(NameError("path names a reserved directory"))
+        }
+        _ => {}
+    }
+    Ok(Some(format!("files/{}", parts.join("/"))))
+}
+
+/// Lower-cased extension with its dot (`.png`), or "" when there is none.
+pub fn extension(name: &str) -> String {
+    match name.rfind('.') {
+        Some(i) if i > 0 || name.len() > 1 => name[i..].to_lowercase(),
+        _ => String::new(),
+    }
+}
+
+/// go-fastdfs' default directory: `files/<scene>/<YYYYMMDD>/<HH>/<MM>[/<peer_id>]`, local time.
+pub fn default_dir(scene: &str, peer_id: &str, now: chrono::DateTime<chrono::Local>) -> String {
+    let stamp = now.format("%Y%m%d/%H/%M");
+    if peer_id.is_empty() {
+        format!("files/{scene}/{stamp}")
+    } else {
+        format!("files/{scene}/{stamp}/{peer_id}")
+    }
+}
+
+/// A name for attempt `i` of a collision: `<i>_<name>` (never accumulating; §15 item 20).
+pub fn collision_name(name: &str, attempt: u32) -> String {
+    if attempt == 0 {
+        name.to_string()
+    } else {
+        format!("{}_{name}", attempt - 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn special_characters_are_trimmed_like_go() {
+        assert_eq!(upload_name("my file-(1)#x.txt", true), "myfile1x.txt");
+        assert_eq!(upload_name("dir/a..b.txt", true), "ab.txt");
+        assert_eq!(upload_name("中文 名.txt", true), "中文名.txt");
+        assert_eq!(upload_name("a b.txt", false), "a b.txt");
+    }
+
+    #[test]
+    fn traversal_names_are_refused() {
+        assert!(check_component("../../etc/passwd").is_err());
+        assert!(check_component("..").is_err());
+        assert!(check_component("a\\b").is_err());
+        assert!(check_component("a\nb").is_err());
+        assert!(check_component("").is_err());
+        assert!(check_component("ok.txt").is_ok());
+    }
+
+    #[test]
+    fn scenes_are_single_safe_components() {
+        assert!(check_scene("../../../../tmp/pwn").is_err());
+        assert!(check_scene("_tmp").is_err());
+        assert!(check_scene("photos").is_ok());
+    }
+
+    #[test]
+    fn custom_paths_drop_dots_and_stay_under_files() {
+        assert_eq!(custom_dir("/a/b/").unwrap(), Some("files/a/b".into()));
+        assert_eq!(custom_dir("../../tmp").unwrap(), Some("files/tmp".into()));
+        assert_eq!(custom_dir("files/x").unwrap(), Some("files/x".into()));
+        assert_eq!(custom_dir("...").unwrap(), None);
+        assert!(custom_dir("_tmp/x").is_err());
+        assert!(custom_dir("a/\u{0}/b").is_err());
+    }
+
+    #[test]
+    fn extensions() {
+        assert_eq!(extension("a.PNG"), ".png");
+        assert_eq!(extension("noext"), "");
+        assert_eq!(extension("a.tar.gz"), ".gz");
+    }
+
+    #[test]
+    fn collisions_do_not_accumulate() {
+        assert_eq!(collision_name("a.txt", 0), "a.txt");
+        assert_eq!(collision_name("a.txt", 1), "0_a.txt");
+        assert_eq!(collision_name("a.txt", 2), "1_a.txt");
+    }
+}

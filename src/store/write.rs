@@ -1,0 +1,180 @@
+//! The durable write path of an upload's content: a temp file under `files/_tmp/` written
+//! through io_uring while its digest (md5 or sha1) is computed in the same pass, then
+//! fdatasynced. Moving it into place and committing metadata is `meta::Op::Insert`.
+//! A temp file that is dropped without `finish` is removed (an upload that dies half way
+//! leaves nothing behind; leftovers of a crash are removed at start-up).
+
+use glommio::io::BufferedFile;
+use md5::Digest;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Bytes gathered before one io_uring write.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
+
+pub enum Hasher {
+    Md5(md5::Md5),
+    Sha1(sha1::Sha1),
+}
+
+impl Hasher {
+    pub fn new(sha1: bool) -> Hasher {
+        if sha1 {
+            Hasher::Sha1(sha1::Sha1::new())
+        } else {
+            Hasher::Md5(md5::Md5::new())
+        }
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Md5(h) => h.update(data),
+            Hasher::Sha1(h) => h.update(data),
+        }
+    }
+
+    pub fn hex(self) -> String {
+        match self {
+            Hasher::Md5(h) => crate::store::meta::hex(&h.finalize()),
+            Hasher::Sha1(h) => crate::store::meta::hex(&h.finalize()),
+        }
+    }
+}
+
+pub struct TempFile {
+    path: PathBuf,
+    file: Option<BufferedFile>,
+    pos: u64,
+    buf: Vec<u8>,
+    hasher: Option<Hasher>,
+}
+
+/// A finished, fdatasynced temp file.
+pub struct Written {
+    pub tmp: PathBuf,
+    pub digest: String,
+    pub size: u64,
+}
+
+fn random_name() -> String {
+    let mut b = [0u8; 16];
+    getrandom::getrandom(&mut b).expect("the OS random source is available");
+    crate::store::meta::hex(&b)
+}
+
+impl TempFile {
+    /// Creates `<root>/files/_tmp/<random>`.
+    pub async fn create(root: &Path, sha1: bool) -> io::Result<TempFile> {
+        let path = root.join("files").join("_tmp").join(random_name());
+        let file = BufferedFile::create(&path).await.map_err(io::Error::from)?;
+        Ok(TempFile {
+            path,
+            file: Some(file),
+            pos: 0,
+            buf: Vec::with_capacity(WRITE_BUFFER_BYTES),
+            hasher: Some(Hasher::new(sha1)),
+        })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.pos + self.buf.len() as u64
+    }
+
+    pub async fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+        self.hasher
+            .as_mut()
+            .expect("hasher until finish")
+            .update(data);
+        while !data.is_empty() {
+            let room = WRITE_BUFFER_BYTES - self.buf.len();
+            let n = room.min(data.len());
+            self.buf.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.buf.len() == WRITE_BUFFER_BYTES {
+                self.flush().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let file = self.file.as_ref().expect("file until finish");
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(WRITE_BUFFER_BYTES));
+        let len = chunk.len();
+        let n = file
+            .write_at(chunk, self.pos)
+            .await
+            .map_err(io::Error::from)?;
+        if n != len {
+            // Regular files write short only when the disk is full; never keep partial data.
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "short write: disk full?",
+            ));
+        }
+        self.pos += n as u64;
+        glommio::yield_if_needed().await;
+        Ok(())
+    }
+
+    /// Flushes, fdatasyncs and closes; the content is durable in the temp file.
+    pub async fn finish(mut self) -> io::Result<Written> {
+        self.flush().await?;
+        let file = self.file.take().expect("file until finish");
+        file.fdatasync().await.map_err(io::Error::from)?;
+        file.close().await.map_err(io::Error::from)?;
+        let digest = self.hasher.take().expect("hasher until finish").hex();
+        let tmp = std::mem::take(&mut self.path);
+        Ok(Written {
+            tmp,
+            digest,
+            size: self.pos,
+        })
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.path.as_os_str().is_empty() {
+            return;
+        }
+        let path = std::mem::take(&mut self.path);
+        let file = self.file.take();
+        glommio::spawn_local(async move {
+            if let Some(f) = file {
+                let _ = f.close().await;
+            }
+            let _ = glommio::io::remove(&path).await;
+        })
+        .detach();
+    }
+}
+
+impl Written {
+    /// The temp file was moved into place by the metadata commit: nothing to remove.
+    pub fn moved(mut self) {
+        self.tmp = PathBuf::new();
+    }
+}
+
+impl Drop for Written {
+    fn drop(&mut self) {
+        if self.tmp.as_os_str().is_empty() {
+            return;
+        }
+        let path = std::mem::take(&mut self.tmp);
+        glommio::spawn_local(async move {
+            let _ = glommio::io::remove(&path).await;
+        })
+        .detach();
+    }
+}
+
+/// Removes a finished temp file that was not moved into place (dedup hit, rejected upload).
+pub async fn discard(mut written: Written) {
+    let path = std::mem::take(&mut written.tmp);
+    let _ = glommio::io::remove(&path).await;
+}
