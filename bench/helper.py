@@ -85,7 +85,7 @@ def cmd_upload(url, d, out, conc="4"):
         conn = None
         while True:
             with lock:
-                if idx[0] >= len(names) or len(errors) > 10:
+                if idx[0] >= len(names) or errors:
                     break
                 i = idx[0]
                 idx[0] += 1
@@ -97,7 +97,7 @@ def cmd_upload(url, d, out, conc="4"):
             for _attempt in range(2):
                 try:
                     if conn is None:
-                        conn = http.client.HTTPConnection(host, port, timeout=60)
+                        conn = http.client.HTTPConnection(host, port, timeout=30)
                     conn.request("POST", u.path, body=body, headers=hdrs)
                     r = conn.getresponse()
                     rb = r.read()
@@ -111,8 +111,10 @@ def cmd_upload(url, d, out, conc="4"):
                     results[i] = p
                     last = None
                     break
-                except Exception as e:  # connection closed etc.: retry once on a new conn
+                except Exception as e:  # closed keep-alive connection: retry once on a new one
                     last = "%s: %s" % (type(e).__name__, e)
+                    if isinstance(e, socket.timeout):
+                        break
                     try:
                         conn.close()
                     except Exception:
@@ -138,7 +140,7 @@ def cmd_upload(url, d, out, conc="4"):
         die("upload: got %d distinct paths for %d files" % (len(set(paths)), len(names)))
     # verify the first and the last file round-trip
     for i in (0, len(names) - 1):
-        c = http.client.HTTPConnection(host, port, timeout=60)
+        c = http.client.HTTPConnection(host, port, timeout=30)
         c.request("GET", urllib.parse.quote(paths[i], safe="/?=&"))
         r = c.getresponse()
         b = r.read()
@@ -456,39 +458,40 @@ def cmd_report(fn):
     if status:
         w("Server status: " + "; ".join("**%s**: %s" % s for s in status))
         w("")
-    w("## Physical limits (same run)")
-    w("")
-    w("| limit | value |")
-    w("|---|---:|")
-    for k, label, unit in (LIMITS if any(kk[0] == "limit" for kk in res) else []):
-        v = res.get(("limit", k))
-        w("| %s | %s %s |" % (label.format_map(meta),
-                                fnum("{:,.0f}", v) if v is not None else "n/a", unit))
-    w("")
+    if any(k[0] == "limit" for k in res):
+        w("## Physical limits (same run)")
+        w("")
+        w("| limit | value |")
+        w("|---|---:|")
+        for k, label, unit in LIMITS:
+            v = res.get(("limit", k))
+            w("| %s | %s %s |" % (label.format_map(meta),
+                                    fnum("{:,.0f}", v) if v is not None else "n/a", unit))
+        w("")
     w("## Servers")
     w("")
     w("| workload / metric | nginx | go-fastdfs | fastdfs-rs | rs / go | rs / nginx | rs / limit |")
     w("|---|---:|---:|---:|---:|---:|---:|")
+    pending_title = None
     for row in ROWS:
         if row[0] == "h":
-            title = row[1].format_map(meta)
-            w("| **%s** | | | | | | |" % title)
+            pending_title = row[1].format_map(meta)
             continue
         key, label, better, fmt, vs_nginx, limit = row
         vals = {s: res.get((s, key)) for s, _ in SERVERS}
         if all(v is None for v in vals.values()):
             continue
+        if pending_title:
+            w("| **%s** | | | | | | |" % pending_title)
+            pending_title = None
         cells = [fnum(fmt, vals[s]) if vals[s] is not None else "–" for s, _ in SERVERS]
         r_go = ratio(vals["rs"], vals["go"])
         r_ng = ratio(vals["rs"], vals["nginx"]) if vs_nginx else ""
         r_lim = ""
         if limit and vals["rs"] is not None:
-            lim = res.get(("limit", limit))
-            rl = ratio(vals["rs"], lim)
+            rl = ratio(vals["rs"], res.get(("limit", limit)))
             if rl:
                 r_lim = "%s (of %s)" % (rl, limit)
-        if limit and vals["go"] is not None and not r_lim:
-            pass
         label = label.format_map(meta)
         lab = label + (" (%s)" % better if better else "")
         w("| %s | %s | %s | %s | %s | %s | %s |" % (lab, *cells, r_go, r_ng, r_lim))

@@ -307,6 +307,7 @@ NGINXCONF
     else
       put meta "status_$s" "failed to start (process exited), see $LOGS/$s/stdout.log"
     fi
+    note "${NAME[$s]}: last output lines: $(tail -c 600 "$WORK/$s/stdout.log" 2>/dev/null | tail -n 4 | tr '\n\t' '  ')"
     stop_server "$s"
     return 1
   fi
@@ -381,7 +382,7 @@ setup_files() { # upload the GET data sets and the big file; write path lists
   local t0 t1 out
   t0=$(now)
   # shellcheck disable=SC2086
-  out=$($ONLOAD curl -sS --max-time 600 -o "$LOGS/$s-big-upload.json" -w '%{http_code}' \
+  out=$($ONLOAD curl -sS --max-time 600 --speed-limit 100000 --speed-time 60 -o "$LOGS/$s-big-upload.json" -w '%{http_code}' \
         -F "file=@$WORK/data/big.bin" -F output=json "$url" 2>>"$LOGS/$s-setup.log") || out="curl-error"
   t1=$(now)
   put "$s" rss_big "$(calc "$($HELPER rss-max "$WORK/rss_$s.txt" "$t0" "$t1") / 1024")"
@@ -443,7 +444,7 @@ download_bench() {
   c0=$(cpu "$s")
   for ((i = 0; i < DL_RUNS; i++)); do
     # shellcheck disable=SC2086
-    out=$($ONLOAD curl -s --max-time 300 -o /dev/null -w '%{http_code} %{size_download} %{speed_download}' "$url") || out="err 0 0"
+    out=$($ONLOAD curl -s --max-time 300 --speed-limit 100000 --speed-time 20 -o /dev/null -w '%{http_code} %{size_download} %{speed_download}' "$url") || out="err 0 0"
     # shellcheck disable=SC2086
     set -- $out
     if [ "$1" != 200 ] || [ "$2" != "$BIG_BYTES" ]; then

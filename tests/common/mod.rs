@@ -1,0 +1,247 @@
+//! Test harness: starts the real `fastdfs` binary in a fresh runtime dir on a free loopback
+//! port, waits until it accepts connections, and stops it (SIGTERM, then SIGKILL) on drop.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_fastdfs");
+
+/// A free TCP port on `ip` (bind to port 0, read it, release it).
+pub fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+}
+
+/// The cfg.json every test server starts from; `overrides` replaces keys.
+pub fn base_config(ip: &str, port: u16, overrides: &Value) -> Value {
+    let mut cfg = json!({
+        "addr": format!("{ip}:{port}"),
+        "host": format!("http://{ip}:{port}"),
+        "peer_id": "1",
+        "peers": [],
+        "group": "group1",
+        "support_group_manage": true,
+        "default_scene": "default",
+        "enable_distinct_file": true,
+        "default_download": true,
+        "enable_cross_origin": true,
+        "enable_custom_path": true,
+        "enable_trim_file_name_special_char": true,
+        "enable_web_upload": true,
+        "show_dir": true,
+        "file_sum_arithmetic": "md5",
+        "admin_ips": ["127.0.0.1"],
+        "admin_key": "test-admin-key",
+        "enable_tus": false,
+        "auto_repair": false,
+        "workers": 1,
+        "io_memory": 262144,
+        "shutdown_grace": 5
+    });
+    if let Value::Object(o) = overrides {
+        for (k, v) in o {
+            cfg[k] = v.clone();
+        }
+    }
+    cfg
+}
+
+pub struct Server {
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    pub ip: String,
+    pub port: u16,
+    pub child: Option<Child>,
+}
+
+impl Server {
+    /// A server with the base config plus `overrides`, in a new temp dir.
+    pub fn start(overrides: Value) -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let mut s = Server::start_in(&dir, "127.0.0.1", overrides);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// A server in `dir` (kept), listening on `ip`; writes conf/cfg.json unless it exists.
+    pub fn start_in(dir: &Path, ip: &str, overrides: Value) -> Server {
+        let conf = dir.join("conf/cfg.json");
+        let port = if conf.exists() {
+            let v: Value = serde_json::from_str(&std::fs::read_to_string(&conf).unwrap()).unwrap();
+            v["addr"].as_str().unwrap().rsplit(':').next().unwrap().parse().unwrap()
+        } else {
+            let port = free_port(ip);
+            std::fs::create_dir_all(dir.join("conf")).unwrap();
+            let cfg = base_config(ip, port, &overrides);
+            std::fs::write(&conf, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+            port
+        };
+        let mut s = Server { dir: dir.to_path_buf(), _tmp: None, ip: ip.to_string(), port, child: None };
+        s.spawn();
+        s
+    }
+
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("stderr.log")).unwrap();
+        let child = Command::new(BIN)
+            .arg("server")
+            .current_dir(&self.dir)
+            .env_remove("GO_FASTDFS_DIR")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start fastdfs");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    pub fn wait_ready(&mut self) {
+        let addr: SocketAddr = format!("{}:{}", self.ip, self.port).parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("server exited early with {status}: {}", self.stderr());
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not listen within 20 s: {}", self.stderr());
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}:{}", self.ip, self.port)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base(), path)
+    }
+
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.ip, self.port)
+    }
+
+    /// SIGTERM and wait (bounded); returns the exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = child.try_wait() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// SIGKILL (a crash) and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A ureq agent that never follows redirects and treats every status as a response.
+pub fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new().redirects(0).timeout(Duration::from_secs(60)).build()
+}
+
+/// (status, body) of a request, never an Err for HTTP statuses.
+pub fn call(req: ureq::Request) -> (u16, String) {
+    match req.call() {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("transport error: {e}"),
+    }
+}
+
+/// A multipart/form-data body: text fields and one file part named `file`.
+pub fn multipart(fields: &[(&str, &str)], file: Option<(&str, &[u8])>) -> (String, Vec<u8>) {
+    let boundary = "----fastdfsTestBoundary7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
+    }
+    if let Some((name, data)) = file {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// Uploads `data` as `name` with extra fields; returns (status, body).
+pub fn upload(s: &Server, name: &str, data: &[u8], fields: &[(&str, &str)]) -> (u16, String) {
+    let (ct, body) = multipart(fields, Some((name, data)));
+    match agent().post(&s.url("/group1/upload")).set("Content-Type", &ct).send_bytes(&body) {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap()),
+        Err(e) => panic!("transport error: {e}"),
+    }
+}
+
+/// Uploads with output=json and returns the parsed FileResult.
+pub fn upload_json(s: &Server, name: &str, data: &[u8]) -> Value {
+    let (code, body) = upload(s, name, data, &[("output", "json")]);
+    assert_eq!(code, 200, "upload failed: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Sends raw bytes on a new connection and reads until the server closes or `wait` passes.
+pub fn raw(addr: &str, bytes: &[u8], wait: Duration) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+pub fn md5_hex(data: &[u8]) -> String {
+    use md5::Digest;
+    md5::Md5::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
