@@ -150,8 +150,8 @@ install_tools() {
 # ------------------------------------------------------------------ misc helpers
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_ready() { # wait_ready PORT PID -> 0 when the port answers HTTP, 1 on death/timeout (20 s)
-  local port=$1 pid=$2 i
-  for ((i = 0; i < 200; i++)); do
+  local port=$1 pid=$2 deadline=$((SECONDS + 20))
+  while [ $SECONDS -lt $deadline ]; do
     kill -0 "$pid" 2>/dev/null || return 1
     if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/"; then return 0; fi
     sleep 0.1

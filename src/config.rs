@@ -830,3 +830,23 @@ mod tests {
         assert!(p(r#"{"addr":"nonsense"}"#).is_err());
     }
 }
+
+#[cfg(test)]
+mod shipped {
+    /// config/cfg.json (the documented default) has exactly the keys of the generated file.
+    #[test]
+    fn shipped_config_matches_the_generated_template() {
+        let shipped: serde_json::Value = serde_json::from_str(include_str!("../config/cfg.json"))
+            .expect("config/cfg.json parses");
+        let generated: serde_json::Value =
+            serde_json::from_str(&super::default_file_text()).unwrap();
+        let keys =
+            |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&shipped), keys(&generated));
+        super::parse(
+            std::path::Path::new("config/cfg.json"),
+            include_str!("../config/cfg.json"),
+        )
+        .unwrap();
+    }
+}

@@ -20,6 +20,8 @@ enum Command {
     Server,
     /// Print version information.
     Version,
+    /// Print the cfg.json written on first start (with a fresh admin_key and this host).
+    DefaultConfig,
 }
 
 fn runtime_dir(cli: &Cli) -> PathBuf {
@@ -70,6 +72,7 @@ fn main() {
                 option_env!("FASTDFS_BUILD_TIME").unwrap_or("")
             );
         }
+        Some(Command::DefaultConfig) => print!("{}", fastdfs::config::default_file_text()),
         Some(Command::Server) | None => {
             let dir = runtime_dir(&cli);
             if let Err(e) = std::fs::create_dir_all(&dir) {

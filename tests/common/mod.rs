@@ -13,7 +13,11 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_fastdfs");
 
 /// A free TCP port on `ip` (bind to port 0, read it, release it).
 pub fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The cfg.json every test server starts from; `overrides` replaces keys.
@@ -73,7 +77,14 @@ impl Server {
         let conf = dir.join("conf/cfg.json");
         let port = if conf.exists() {
             let v: Value = serde_json::from_str(&std::fs::read_to_string(&conf).unwrap()).unwrap();
-            v["addr"].as_str().unwrap().rsplit(':').next().unwrap().parse().unwrap()
+            v["addr"]
+                .as_str()
+                .unwrap()
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
         } else {
             let port = free_port(ip);
             std::fs::create_dir_all(dir.join("conf")).unwrap();
@@ -81,13 +92,23 @@ impl Server {
             std::fs::write(&conf, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
             port
         };
-        let mut s = Server { dir: dir.to_path_buf(), _tmp: None, ip: ip.to_string(), port, child: None };
+        let mut s = Server {
+            dir: dir.to_path_buf(),
+            _tmp: None,
+            ip: ip.to_string(),
+            port,
+            child: None,
+        };
         s.spawn();
         s
     }
 
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("stderr.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("stderr.log"))
+            .unwrap();
         let child = Command::new(BIN)
             .arg("server")
             .current_dir(&self.dir)
@@ -164,7 +185,10 @@ impl Drop for Server {
 
 /// A ureq agent that never follows redirects and treats every status as a response.
 pub fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new().redirects(0).timeout(Duration::from_secs(60)).build()
+    ureq::AgentBuilder::new()
+        .redirects(0)
+        .timeout(Duration::from_secs(60))
+        .build()
 }
 
 /// (status, body) of a request, never an Err for HTTP statuses.
@@ -181,7 +205,10 @@ pub fn multipart(fields: &[(&str, &str)], file: Option<(&str, &[u8])>) -> (Strin
     let boundary = "----fastdfsTestBoundary7MA4YWxkTrZu0gW";
     let mut body = Vec::new();
     for (k, v) in fields {
-        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
     }
     if let Some((name, data)) = file {
         body.extend_from_slice(
@@ -197,7 +224,11 @@ pub fn multipart(fields: &[(&str, &str)], file: Option<(&str, &[u8])>) -> (Strin
 /// Uploads `data` as `name` with extra fields; returns (status, body).
 pub fn upload(s: &Server, name: &str, data: &[u8], fields: &[(&str, &str)]) -> (u16, String) {
     let (ct, body) = multipart(fields, Some((name, data)));
-    match agent().post(&s.url("/group1/upload")).set("Content-Type", &ct).send_bytes(&body) {
+    match agent()
+        .post(&s.url("/group1/upload"))
+        .set("Content-Type", &ct)
+        .send_bytes(&body)
+    {
         Ok(r) => (r.status(), r.into_string().unwrap()),
         Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap()),
         Err(e) => panic!("transport error: {e}"),
@@ -231,7 +262,10 @@ pub fn raw(addr: &str, bytes: &[u8], wait: Duration) -> Vec<u8> {
 
 pub fn md5_hex(data: &[u8]) -> String {
     use md5::Digest;
-    md5::Md5::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    md5::Md5::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Polls `f` until it returns true or `timeout` passes.

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every test of fastdfs-rs on a fresh Debian machine (as root): installs what the tests
+# drive (curl, wget, fuse3 for LazyFS, util-linux for setpriv/prlimit), then `cargo test`.
+# The reference go-fastdfs binary is found through GO_FASTDFS_BIN (default: ../shared).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pair in curl:curl wget:wget fusermount3:fuse3 setpriv:util-linux prlimit:util-linux systemd-analyze:systemd; do
+  cmd=${pair%%:*}; pkg=${pair##*:}
+  command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "warning: missing ${need[*]} (run as root to install); dependent tests will be skipped" >&2
+  fi
+fi
+
+export GO_FASTDFS_BIN="${GO_FASTDFS_BIN:-$(cd .. && pwd)/shared/go-fastdfs/fileserver}"
+export LAZYFS_DIR="${LAZYFS_DIR:-$(cd .. && pwd)/shared/lazyfs}"
+cargo test --all-targets -- --test-threads="${TEST_THREADS:-4}"
