@@ -90,6 +90,13 @@ impl Server {
             std::fs::create_dir_all(dir.join("conf")).unwrap();
             let cfg = base_config(ip, port, &overrides);
             std::fs::write(&conf, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+            // Durable like a real operator's file (the power-cut test relies on it).
+            std::fs::File::open(&conf).unwrap().sync_all().unwrap();
+            std::fs::File::open(dir.join("conf"))
+                .unwrap()
+                .sync_all()
+                .unwrap();
+            std::fs::File::open(dir).unwrap().sync_all().unwrap();
             port
         };
         let mut s = Server {
