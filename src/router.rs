@@ -33,22 +33,16 @@ const CORS_ALLOW_HEADERS: &str = "Authorization, Content-Type, Depth, User-Agent
 
 fn add_cors(req: &Request<'_>, r: &mut Response) {
     match req.head.header_str("origin") {
-        Some(origin) => {
-            r.headers
-                .push(("Access-Control-Allow-Origin", origin.to_string()));
-        }
-        None => r.headers.push(("Access-Control-Allow-Origin", "*".into())),
+        Some(origin) => r.set("Access-Control-Allow-Origin", origin.to_string()),
+        None => r.set("Access-Control-Allow-Origin", "*"),
     }
-    r.headers
-        .push(("Access-Control-Allow-Credentials", "true".into()));
-    r.headers
-        .push(("Access-Control-Allow-Headers", CORS_ALLOW_HEADERS.into()));
-    r.headers.push((
+    r.set("Access-Control-Allow-Credentials", "true");
+    r.set("Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
+    r.set(
         "Access-Control-Allow-Methods",
-        "GET, POST, OPTIONS, PUT, DELETE".into(),
-    ));
-    r.headers
-        .push(("Access-Control-Expose-Headers", "Authorization".into()));
+        "GET, POST, OPTIONS, PUT, DELETE",
+    );
+    r.set("Access-Control-Expose-Headers", "Authorization");
 }
 
 pub async fn route(w: &Worker, req: &mut Request<'_>) -> Response {

@@ -76,7 +76,7 @@ impl Worker {
     /// Appends an access-log line (flushed to log/access.log from the blocking pool).
     pub fn access_log(&self, ip: IpAddr, method: &str, status: u16, target: &str, took: Duration) {
         use std::io::Write;
-        let now = chrono::Local::now().format("%Y/%m/%d - %H:%M:%S");
+        let now = log_time_now();
         let mut buf = self.access.borrow_mut();
         if buf.len() < ACCESS_BUFFER_BYTES_MAX {
             let _ = writeln!(
@@ -85,6 +85,30 @@ impl Worker {
             );
         }
     }
+}
+
+thread_local! {
+    static LOG_TIME: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+}
+
+/// Local time for access-log lines, formatted at most once per second per thread.
+fn log_time_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    LOG_TIME.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.0 != secs {
+            *t = (
+                secs,
+                chrono::Local::now()
+                    .format("%Y/%m/%d - %H:%M:%S")
+                    .to_string(),
+            );
+        }
+        t.1.clone()
+    })
 }
 
 /// Access-log bytes kept in memory between flushes (excess lines are dropped, not blocking).

@@ -202,19 +202,18 @@ fn respond(
         Some(v) => v != "0",
     };
     let mut r = Response::new(200);
-    r.headers.push(("Accept-Ranges", "bytes".into()));
-    r.headers.push(("ETag", tag.clone()));
-    r.headers.push(("Last-Modified", last_modified));
+    r.set("Accept-Ranges", "bytes");
+    r.set("ETag", tag.clone());
+    r.set("Last-Modified", last_modified);
     if attachment {
-        r.headers
-            .push(("Content-Type", "application/octet-stream".into()));
+        r.set("Content-Type", "application/octet-stream");
         let name = params.get("name").filter(|n| !n.is_empty());
-        r.headers.push((
+        r.set(
             "Content-Disposition",
             content_disposition("attachment", name),
-        ));
+        );
     } else {
-        r.headers.push(("Content-Type", mime_type(rel).into()));
+        r.set("Content-Type", mime_type(rel));
     }
     if not_modified(req, &tag, mtime) {
         r.status = 304;
@@ -235,14 +234,13 @@ fn respond(
         RangeAnswer::Unsatisfiable => {
             // Empty body: old curl appends a 416 body to the file (SPEC.md §15 item 40).
             let mut e = Response::new(416);
-            e.headers.push(("Content-Range", format!("bytes */{size}")));
+            e.set("Content-Range", format!("bytes */{size}"));
             return Ok(e);
         }
         RangeAnswer::Partial(ranges) if ranges.len() == 1 => {
             let (a, b) = (*ranges[0].start(), *ranges[0].end());
             r.status = 206;
-            r.headers
-                .push(("Content-Range", format!("bytes {a}-{b}/{size}")));
+            r.set("Content-Range", format!("bytes {a}-{b}/{size}"));
             r.body = source.body(a, b - a + 1);
         }
         RangeAnswer::Partial(ranges) => {
@@ -255,10 +253,10 @@ fn respond(
                 .unwrap_or_default();
             r.headers.retain(|(n, _)| *n != "Content-Type");
             let boundary = format!("{:016x}", mtime ^ size ^ 0x5f3759df);
-            r.headers.push((
+            r.set(
                 "Content-Type",
                 format!("multipart/byteranges; boundary={boundary}"),
-            ));
+            );
             r.body = multi_body(&source, &ranges, size, &content_type, &boundary);
         }
     }

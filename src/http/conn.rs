@@ -19,8 +19,10 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// Bytes asked from the socket per read.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Bytes asked from the socket per read of a request head (zeroed per read: keep it small).
+const HEAD_READ_BYTES: usize = 4 * 1024;
+/// Bytes asked from the socket per read of a request body.
+const BODY_READ_BYTES: usize = 64 * 1024;
 /// Bytes read from a file per io_uring read when streaming a download.
 const FILE_CHUNK_BYTES: usize = 512 * 1024;
 /// Bodies up to this size are copied into the head buffer (one write).
@@ -52,12 +54,13 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Reads more bytes into the buffer, waiting at most `wait`. Ok(0) = peer closed.
-    async fn fill(&mut self, wait: Duration) -> io::Result<usize> {
+    /// Reads up to `want` more bytes into the buffer, waiting at most `wait`. Ok(0) = peer
+    /// closed.
+    async fn fill(&mut self, wait: Duration, want: usize) -> io::Result<usize> {
         let wait = wait.max(Duration::from_millis(1));
         self.stream.set_read_timeout(Some(wait))?;
         let len = self.rbuf.len();
-        self.rbuf.resize(len + READ_CHUNK_BYTES, 0);
+        self.rbuf.resize(len + want, 0);
         let r = self.stream.read(&mut self.rbuf[len..]).await;
         let n = *r.as_ref().unwrap_or(&0);
         self.rbuf.truncate(len + n);
@@ -152,7 +155,7 @@ impl Request<'_> {
                 }
                 return Ok(Some(b));
             }
-            match self.conn.fill(self.stall).await {
+            match self.conn.fill(self.stall, BODY_READ_BYTES).await {
                 Ok(0) => return Err(BodyError::Closed),
                 Ok(_) => {}
                 Err(e) if is_timeout(&e) => return Err(BodyError::Timeout),
@@ -187,7 +190,7 @@ pub async fn serve(stream: TcpStream, worker: Rc<Worker>) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(cfg.write_timeout.max(1) as u64)));
     let mut conn = Conn {
         stream,
-        rbuf: BytesMut::with_capacity(READ_CHUNK_BYTES),
+        rbuf: BytesMut::with_capacity(HEAD_READ_BYTES),
     };
     loop {
         let head = match read_head(&mut conn, &worker).await {
@@ -252,7 +255,7 @@ async fn linger(conn: &mut Conn) {
         if left.is_zero() {
             break;
         }
-        match conn.fill(left).await {
+        match conn.fill(left, BODY_READ_BYTES).await {
             Ok(0) | Err(_) => break,
             Ok(n) => drained += n,
         }
@@ -296,7 +299,7 @@ async fn read_head(conn: &mut Conn, worker: &Worker) -> Result<Option<RequestHea
                 (idle_deadline - now).min(IDLE_POLL)
             }
         };
-        match conn.fill(wait).await {
+        match conn.fill(wait, HEAD_READ_BYTES).await {
             Ok(0) => return Ok(None),
             Ok(_) => {}
             Err(e) if is_timeout(&e) => {}

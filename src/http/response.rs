@@ -2,7 +2,11 @@
 //! streamed from a file. Handlers build a `Response`; `conn` writes it.
 
 use bytes::Bytes;
+use std::borrow::Cow;
 use std::rc::Rc;
+
+/// A header value: static text costs no allocation.
+pub type HeaderValue = Cow<'static, str>;
 
 /// A body streamed from an open file: `len` bytes starting at `offset`.
 pub struct FileBody {
@@ -47,7 +51,7 @@ impl Body {
 
 pub struct Response {
     pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(&'static str, HeaderValue)>,
     pub body: Body,
     /// Close the connection after this response.
     pub close: bool,
@@ -69,23 +73,26 @@ impl Response {
     /// A text body with go-fastdfs' sniffed type (`text/plain; charset=utf-8`, also for JSON).
     pub fn text(status: u16, body: impl Into<String>) -> Response {
         let mut r = Response::new(status);
-        r.headers
-            .push(("Content-Type", "text/plain; charset=utf-8".into()));
+        r.set("Content-Type", "text/plain; charset=utf-8");
         r.body = Body::Bytes(Bytes::from(body.into()));
         r
     }
 
     pub fn html(status: u16, body: impl Into<Bytes>) -> Response {
         let mut r = Response::new(status);
-        r.headers
-            .push(("Content-Type", "text/html; charset=utf-8".into()));
+        r.set("Content-Type", "text/html; charset=utf-8");
         r.body = Body::Bytes(body.into());
         r
     }
 
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+    pub fn header(mut self, name: &'static str, value: impl Into<HeaderValue>) -> Response {
         self.headers.push((name, value.into()));
         self
+    }
+
+    /// Adds a header.
+    pub fn set(&mut self, name: &'static str, value: impl Into<HeaderValue>) {
+        self.headers.push((name, value.into()));
     }
 
     pub fn has_header(&self, name: &str) -> bool {
