@@ -84,7 +84,6 @@ fn main() {
                 Ok(l) => l,
                 Err(e) => {
                     tracing::error!("{e}");
-                    eprintln!("fastdfs: {e}");
                     std::process::exit(1);
                 }
             };
@@ -96,7 +95,6 @@ fn main() {
             }
             if let Err(e) = fastdfs::server::run(&dir, loaded.config) {
                 tracing::error!("{e}");
-                eprintln!("fastdfs: {e}");
                 std::process::exit(1);
             }
         }

@@ -157,8 +157,8 @@ pub fn probe_io_uring() -> Result<(), ServerError> {
         Some(libc::EPERM) => {
             "io_uring is blocked: in Docker 25+ and Kubernetes RuntimeDefault the default \
              seccomp profile forbids it. Run with a seccomp profile that allows io_uring_setup, \
-             io_uring_enter and io_uring_register (e.g. docker run --security-opt \
-             seccomp=docs/seccomp-io_uring.json), or sysctl kernel.io_uring_disabled=0"
+             io_uring_enter and io_uring_register (Docker's default profile plus those three; \
+             see docs/DEPLOYMENT.md), or, on hosts with kernel.io_uring_disabled set, set it to 0"
         }
         _ => "io_uring_setup failed",
     };
