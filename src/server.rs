@@ -111,6 +111,10 @@ fn log_time_now() -> String {
     })
 }
 
+/// Blocking-pool threads per executor. They mostly sleep in fsync: LMDB commits of different
+/// shards and directory fsyncs proceed in parallel, so the filesystem can merge their flushes.
+const BLOCKING_THREADS: usize = 16;
+
 /// Access-log bytes kept in memory between flushes (excess lines are dropped, not blocking).
 const ACCESS_BUFFER_BYTES_MAX: usize = 4 << 20;
 const ACCESS_FLUSH_EVERY: Duration = Duration::from_millis(500);
@@ -243,7 +247,7 @@ pub fn run(dir: &Path, config: Config) -> Result<(), ServerError> {
         .io_memory(config.io_memory as usize)
         .ring_depth(256)
         .preempt_timer(Duration::from_millis(5))
-        .blocking_thread_pool_placement(PoolPlacement::Unbound(2))
+        .blocking_thread_pool_placement(PoolPlacement::Unbound(BLOCKING_THREADS))
         .on_all_shards(move || {
             let s = s.clone();
             let id = next_id.fetch_add(1, Ordering::SeqCst);

@@ -338,9 +338,17 @@ impl Meta {
             let (ops, replies): (Vec<Op>, Vec<_>) =
                 batch.into_iter().map(|p| (p.op, p.reply)).unzip();
             let me = self.clone();
+            let started = std::time::Instant::now();
+            let n = ops.len();
             let results = glommio::executor()
                 .spawn_blocking(move || me.commit_batch(shard, ops))
                 .await;
+            tracing::debug!(
+                shard,
+                ops = n,
+                took_us = started.elapsed().as_micros() as u64,
+                "group commit"
+            );
             for (reply, result) in replies.into_iter().zip(results) {
                 let _ = reply.send(result);
             }
