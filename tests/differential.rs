@@ -1,0 +1,528 @@
+//! Differential tests: the same uploads and downloads sent to the reference go-fastdfs
+//! binary (env GO_FASTDFS_BIN, default /work/shared/go-fastdfs/fileserver) and to fastdfs-rs
+//! must get the same answers, after replacing what legitimately differs (base URL, the
+//! upload minute, mtime). Status codes of errors may differ (go answers 200, we 4xx).
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const GO_IP: &str = "127.0.0.20";
+
+fn go_bin() -> Option<PathBuf> {
+    let p = std::env::var("GO_FASTDFS_BIN")
+        .unwrap_or_else(|_| "/work/shared/go-fastdfs/fileserver".into());
+    let p = PathBuf::from(p);
+    if p.is_file() {
+        Some(p)
+    } else {
+        eprintln!(
+            "go-fastdfs reference binary {} not found: differential test skipped",
+            p.display()
+        );
+        None
+    }
+}
+
+/// A go-fastdfs node in its own temp dir, killed by PID on drop.
+struct GoNode {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    port: u16,
+}
+
+impl GoNode {
+    fn spawn_in(dir: &std::path::Path, log: &str) -> Child {
+        let out = std::fs::File::create(dir.join(log)).unwrap();
+        Command::new("./fileserver")
+            .arg("server")
+            .current_dir(dir)
+            .env_remove("GO_FASTDFS_DIR")
+            .env_remove("GO_FASTDFS_PEERS")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("start go-fastdfs")
+    }
+
+    fn start(bin: &std::path::Path) -> GoNode {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(bin, dir.path().join("fileserver")).unwrap();
+        // First start: let it generate conf/cfg.json, then stop it.
+        let mut first = GoNode::spawn_in(dir.path(), "first.log");
+        let conf = dir.path().join("conf/cfg.json");
+        let generated = eventually(Duration::from_secs(20), || {
+            std::fs::read_to_string(&conf).is_ok_and(|t| serde_json::from_str::<Value>(&t).is_ok())
+        });
+        unsafe { libc::kill(first.id() as i32, libc::SIGKILL) };
+        let _ = first.wait();
+        assert!(generated, "go-fastdfs wrote no conf/cfg.json");
+        let mut cfg: Value =
+            serde_json::from_str(&std::fs::read_to_string(&conf).unwrap()).unwrap();
+        let port = free_port(GO_IP);
+        cfg["addr"] = json!(format!("{GO_IP}:{port}"));
+        cfg["host"] = json!(format!("http://{GO_IP}:{port}"));
+        cfg["peer_id"] = json!("1");
+        cfg["peers"] = json!([]);
+        cfg["download_domain"] = json!("");
+        std::fs::write(&conf, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+        let child = GoNode::spawn_in(dir.path(), "server.log");
+        let mut node = GoNode {
+            dir,
+            child: Some(child),
+            port,
+        };
+        node.wait_ready();
+        node
+    }
+
+    fn wait_ready(&mut self) {
+        let addr: SocketAddr = format!("{GO_IP}:{}", self.port).parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("go-fastdfs exited with {st}: {}", self.log());
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("go-fastdfs did not listen within 20 s: {}", self.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    fn base(&self) -> String {
+        format!("http://{GO_IP}:{}", self.port)
+    }
+}
+
+impl Drop for GoNode {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The pair under comparison plus what is needed to normalize their answers.
+struct Pair {
+    go: GoNode,
+    rs: Server,
+    started: i64,
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn local_stamp(t: i64) -> String {
+    // SAFETY: a zeroed tm is a valid out-parameter; localtime_r only writes into it.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let tt = t as libc::time_t;
+    // SAFETY: both pointers are valid for the call.
+    unsafe { libc::localtime_r(&tt, &mut tm) };
+    format!(
+        "{:04}{:02}{:02}/{:02}/{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min
+    )
+}
+
+impl Pair {
+    fn start() -> Option<Pair> {
+        let bin = go_bin()?;
+        let started = now();
+        let go = GoNode::start(&bin);
+        let rs = Server::start(json!({}));
+        Some(Pair { go, rs, started })
+    }
+
+    /// Replaces the base URL, today's upload minute (which must be a local time since the
+    /// pair started) and the given mtime by placeholders.
+    fn norm(&self, base: &str, text: &str, mtime: Option<i64>) -> String {
+        let mut t = text.replace(base, "<DOMAIN>");
+        let mut s = self.started;
+        let end = now();
+        while s <= end + 60 {
+            let st = local_stamp(s.min(end));
+            t = t.replace(&format!("/{st}/"), "/<STAMP>/");
+            s += 30;
+        }
+        if let Some(m) = mtime {
+            t = t.replace(&m.to_string(), "<MTIME>");
+        }
+        t
+    }
+
+    fn check_mtime(&self, v: &Value) -> i64 {
+        let m = v.as_i64().unwrap_or_else(|| panic!("mtime {v}"));
+        assert!(self.started <= m && m <= now(), "mtime {m} is not now");
+        m
+    }
+}
+
+fn send(r: Result<ureq::Response, ureq::Error>) -> ureq::Response {
+    match r {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("transport error: {e}"),
+    }
+}
+
+fn text_of(r: Result<ureq::Response, ureq::Error>) -> (u16, String) {
+    let r = send(r);
+    (r.status(), r.into_string().unwrap())
+}
+
+fn post_upload(base: &str, name: &str, data: &[u8], fields: &[(&str, &str)]) -> (u16, String) {
+    let (ct, body) = multipart(fields, Some((name, data)));
+    text_of(
+        agent()
+            .post(&format!("{base}/group1/upload"))
+            .set("Content-Type", &ct)
+            .send_bytes(&body),
+    )
+}
+
+fn parse(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"))
+}
+
+fn sorted_keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .cloned()
+        .collect();
+    k.sort();
+    k
+}
+
+/// Compares two FileResults field by field (after normalization) and returns their mtimes.
+fn compare_file_results(p: &Pair, go: &Value, rs: &Value, what: &str) -> (i64, i64) {
+    assert_eq!(sorted_keys(go), sorted_keys(rs), "{what}: key sets");
+    for k in ["md5", "size", "scene", "scenes", "retcode", "retmsg"] {
+        assert_eq!(go[k], rs[k], "{what}: {k}");
+    }
+    let (gm, rm) = (p.check_mtime(&go["mtime"]), p.check_mtime(&rs["mtime"]));
+    for k in ["path", "src", "url", "domain"] {
+        let g = p.norm(&p.go.base(), go[k].as_str().unwrap(), None);
+        let r = p.norm(&p.rs.base(), rs[k].as_str().unwrap(), None);
+        assert_eq!(g, r, "{what}: {k}");
+    }
+    (gm, rm)
+}
+
+/// Uploads to both with output=json; compares fields and the normalized pretty bodies.
+fn upload_both(p: &Pair, name: &str, data: &[u8], fields: &[(&str, &str)]) -> (Value, Value) {
+    let mut f = vec![("output", "json")];
+    f.extend_from_slice(fields);
+    let (gc, gb) = post_upload(&p.go.base(), name, data, &f);
+    let (rc, rb) = post_upload(&p.rs.base(), name, data, &f);
+    assert_eq!(
+        (gc, rc),
+        (200, 200),
+        "upload {name} {fields:?}: go {gb} / rs {rb}"
+    );
+    let (gv, rv) = (parse(&gb), parse(&rb));
+    let what = format!("upload {name} {fields:?}");
+    let (gm, rm) = compare_file_results(p, &gv, &rv, &what);
+    assert_eq!(
+        p.norm(&p.go.base(), &gb, Some(gm)),
+        p.norm(&p.rs.base(), &rb, Some(rm)),
+        "{what}: body"
+    );
+    (gv, rv)
+}
+
+#[test]
+fn json_upload_results_match_go_fastdfs() {
+    let Some(p) = Pair::start() else { return };
+    let binary: Vec<u8> = (0..4096u32).map(|i| (i % 256) as u8).collect();
+    let (g, _) = upload_both(&p, "hello.txt", b"hello world\n", &[]);
+    assert!(g["path"].as_str().unwrap().ends_with("/1/hello.txt"));
+    upload_both(&p, "bin.dat", &binary, &[]);
+    let (g, _) = upload_both(&p, "my file-(1)#x.txt", b"special characters", &[]);
+    assert!(
+        g["path"].as_str().unwrap().ends_with("/myfile1x.txt"),
+        "{g}"
+    );
+    let (g, _) = upload_both(&p, "s.txt", b"in a scene", &[("scene", "photos")]);
+    assert_eq!(g["scene"], "photos");
+    let (g, _) = upload_both(&p, "p.txt", b"custom path", &[("path", "/a.b/c/")]);
+    assert_eq!(g["path"], "/group1/ab/c/p.txt");
+    let (g, _) = upload_both(&p, "中文 名.txt", b"unicode name", &[]);
+    assert!(
+        g["url"]
+            .as_str()
+            .unwrap()
+            .contains("?name=%E4%B8%AD%E6%96%87%E5%90%8D.txt"),
+        "{g}"
+    );
+    let (g, _) = upload_both(&p, "alias.txt", b"scenes alias", &[("scenes", "docs")]);
+    assert_eq!(g["scene"], "docs");
+    let (g, _) = upload_both(
+        &p,
+        "orig.txt",
+        b"renamed on disk",
+        &[("filename", "renamed.txt")],
+    );
+    assert!(
+        g["path"].as_str().unwrap().ends_with("/1/renamed.txt"),
+        "{g}"
+    );
+    // A name collision in one directory gets the `0_` prefix.
+    let (g, _) = upload_both(&p, "c.txt", b"collision one", &[("path", "coll")]);
+    assert_eq!(g["path"], "/group1/coll/c.txt");
+    let (g, _) = upload_both(&p, "c.txt", b"collision two", &[("path", "coll")]);
+    assert_eq!(g["path"], "/group1/coll/0_c.txt");
+    // Dedup: the existing record answers, whatever name and scene the new upload has.
+    upload_both(&p, "again.txt", b"hello world\n", &[("scene", "other")]);
+}
+
+#[test]
+fn json2_and_text_outputs_match_go_fastdfs() {
+    let Some(p) = Pair::start() else { return };
+    let f = [("output", "json2")];
+    let (gc, gb) = post_upload(&p.go.base(), "two.txt", b"json2 output", &f);
+    let (rc, rb) = post_upload(&p.rs.base(), "two.txt", b"json2 output", &f);
+    assert_eq!((gc, rc), (200, 200));
+    let (gv, rv) = (parse(&gb), parse(&rb));
+    assert_eq!(sorted_keys(&gv), sorted_keys(&rv));
+    assert_eq!(
+        (&gv["status"], &gv["message"]),
+        (&rv["status"], &rv["message"])
+    );
+    let (gm, rm) = compare_file_results(&p, &gv["data"], &rv["data"], "json2");
+    assert_eq!(
+        p.norm(&p.go.base(), &gb, Some(gm)),
+        p.norm(&p.rs.base(), &rb, Some(rm)),
+        "json2 body"
+    );
+
+    for f in [&[("output", "text")][..], &[][..]] {
+        let (gc, gb) = post_upload(&p.go.base(), "three.txt", b"text output", f);
+        let (rc, rb) = post_upload(&p.rs.base(), "three.txt", b"text output", f);
+        assert_eq!((gc, rc), (200, 200));
+        assert!(
+            gb.starts_with(&p.go.base()) && rb.starts_with(&p.rs.base()),
+            "{gb} / {rb}"
+        );
+        assert_eq!(
+            p.norm(&p.go.base(), &gb, None),
+            p.norm(&p.rs.base(), &rb, None),
+            "text body {f:?}"
+        );
+    }
+}
+
+#[test]
+fn second_pass_lookups_match_go_fastdfs() {
+    let Some(p) = Pair::start() else { return };
+    let (g, r) = upload_both(&p, "second.txt", b"second pass", &[]);
+    let md5 = g["md5"].as_str().unwrap();
+    let (gm, rm) = (g["mtime"].as_i64().unwrap(), r["mtime"].as_i64().unwrap());
+    let get =
+        |base: &str, q: &str| text_of(agent().get(&format!("{base}/group1/upload?{q}")).call());
+    for q in [
+        format!("md5={md5}&output=json"),
+        format!("md5={md5}&output=json2"),
+        format!("md5={md5}"),
+    ] {
+        let (gc, gb) = get(&p.go.base(), &q);
+        let (rc, rb) = get(&p.rs.base(), &q);
+        assert_eq!((gc, rc), (200, 200), "{q}: {gb} / {rb}");
+        assert_eq!(
+            p.norm(&p.go.base(), &gb, Some(gm)),
+            p.norm(&p.rs.base(), &rb, Some(rm)),
+            "{q}"
+        );
+    }
+    let unknown = "0123456789abcdef0123456789abcdef";
+    for q in [
+        format!("md5={unknown}&output=json"),
+        format!("md5={unknown}&output=json2"),
+        format!("md5={unknown}"),
+        "output=json".to_string(),
+    ] {
+        let (_, gb) = get(&p.go.base(), &q);
+        let (_, rb) = get(&p.rs.base(), &q);
+        assert_eq!(gb, rb, "{q}");
+    }
+}
+
+/// Sends one request to a base URL: (status, body).
+type Sender = dyn Fn(&str) -> (u16, String);
+
+#[test]
+fn upload_error_messages_match_go_fastdfs() {
+    let Some(p) = Pair::start() else { return };
+    let cases: Vec<(&str, Box<Sender>)> = vec![
+        (
+            "bad output",
+            Box::new(|b: &str| post_upload(b, "e.txt", b"err", &[("output", "yaml")])),
+        ),
+        (
+            "no file",
+            Box::new(|b: &str| {
+                let (ct, body) = multipart(&[("output", "json")], None);
+                text_of(
+                    agent()
+                        .post(&format!("{b}/group1/upload"))
+                        .set("Content-Type", &ct)
+                        .send_bytes(&body),
+                )
+            }),
+        ),
+        (
+            "not multipart",
+            Box::new(|b: &str| {
+                text_of(
+                    agent()
+                        .post(&format!("{b}/group1/upload"))
+                        .set("Content-Type", "application/x-www-form-urlencoded")
+                        .send_string("output=json"),
+                )
+            }),
+        ),
+    ];
+    for (what, f) in cases {
+        let (gc, gb) = f(&p.go.base());
+        let (rc, rb) = f(&p.rs.base());
+        assert_eq!(gb, rb, "{what}: body (status go {gc}, rs {rc})");
+        assert_eq!(parse(&rb)["status"], "fail");
+        assert!(rc == 200 || (400..500).contains(&rc), "{what}: {rc}");
+    }
+}
+
+const TINY_PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53,
+    0xde, 0x00, 0x00, 0x00, 0x0c, 0x49, 0x44, 0x41, 0x54, 0x08, 0xd7, 0x63, 0xf8, 0xcf, 0xc0, 0x00,
+    0x00, 0x03, 0x01, 0x01, 0x00, 0x18, 0xdd, 0x8d, 0xb0, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e,
+    0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+/// Status, selected headers (name, value) and body of a download.
+type Fetched = (u16, Vec<(String, Option<String>)>, Vec<u8>);
+
+/// Status, selected headers and body of a download.
+fn fetch(method: &str, url: &str, range: Option<&str>) -> Fetched {
+    let mut req = agent().request(method, url);
+    if let Some(r) = range {
+        req = req.set("Range", r);
+    }
+    let r = send(req.call());
+    let headers = [
+        "Accept-Ranges",
+        "Content-Range",
+        "Content-Length",
+        "Content-Type",
+        "Content-Disposition",
+    ]
+    .iter()
+    .map(|h| (h.to_string(), r.header(h).map(str::to_string)))
+    .collect();
+    let status = r.status();
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut r.into_reader(), &mut body).unwrap();
+    (status, headers, body)
+}
+
+#[test]
+fn downloads_send_the_same_bytes_and_headers_as_go_fastdfs() {
+    let Some(p) = Pair::start() else { return };
+    let text = b"hello world, a text file for ranges\n";
+    let (gt, rt) = upload_both(&p, "dl.txt", text, &[]);
+    let (gp, rp) = upload_both(&p, "red.png", TINY_PNG, &[]);
+    let (gu, ru) = upload_both(&p, "中文.txt", b"unicode path", &[]);
+    let files = [
+        ((&gt, &rt), &text[..]),
+        ((&gp, &rp), TINY_PNG),
+        ((&gu, &ru), &b"unicode path"[..]),
+    ];
+    for ((g, r), content) in files {
+        let gpath = g["path"].as_str().unwrap();
+        let rpath = r["path"].as_str().unwrap();
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            ("GET", "", None),
+            ("GET", "?download=0", None),
+            ("GET", "?download=1", None),
+            ("GET", "?download=0", Some("bytes=0-4")),
+            ("GET", "?download=0", Some("bytes=3-")),
+            ("GET", "?download=0", Some("bytes=-4")),
+            ("GET", "", Some("bytes=2-6")),
+            ("HEAD", "?download=0", None),
+            ("HEAD", "", None),
+            ("GET", "?name=my%20file.txt&download=1", None),
+            ("GET", "?name=report.txt", None),
+        ];
+        for (method, q, range) in cases {
+            let go = fetch(method, &format!("{}{gpath}{q}", p.go.base()), *range);
+            let rs = fetch(method, &format!("{}{rpath}{q}", p.rs.base()), *range);
+            let what = format!("{method} {rpath}{q} range {range:?}");
+            assert_eq!(go.0, rs.0, "{what}: status");
+            // Content-Disposition is deliberately RFC 6266 encoded (SPEC.md §15 item 12):
+            // go's `attachment;filename=X` becomes `attachment; filename="X"; filename*=...`.
+            let (gd, rd) = (go.1.last().unwrap(), rs.1.last().unwrap());
+            match (&gd.1, &rd.1) {
+                (Some(g), Some(r)) => match g.strip_prefix("attachment;filename=") {
+                    Some(name) => assert!(
+                        r.starts_with("attachment;") && r.contains(&format!("filename=\"{name}\"")),
+                        "{what}: Content-Disposition go {g:?} / rs {r:?}"
+                    ),
+                    None => assert_eq!(g, r, "{what}: Content-Disposition"),
+                },
+                (g, r) => assert_eq!(g, r, "{what}: Content-Disposition"),
+            }
+            assert_eq!(go.1[..4], rs.1[..4], "{what}: headers");
+            assert_eq!(go.2, rs.2, "{what}: body");
+            if *method == "GET" && range.is_none() {
+                assert_eq!(rs.2, content, "{what}: content");
+            }
+        }
+    }
+    // A missing file: 404 with an empty body from both.
+    let missing = "/group1/default/20200101/00/00/1/missing.txt";
+    let go = fetch("GET", &format!("{}{missing}", p.go.base()), None);
+    let rs = fetch("GET", &format!("{}{missing}", p.rs.base()), None);
+    assert_eq!((go.0, &go.2), (rs.0, &rs.2), "missing file");
+    assert_eq!(rs.0, 404);
+    // An unsatisfiable range: same status and Content-Range (go also sends a text body,
+    // SPEC.md §15 item 40, which fastdfs-rs deliberately does not).
+    let (gpath, rpath) = (gt["path"].as_str().unwrap(), rt["path"].as_str().unwrap());
+    let range = format!("bytes={}-", text.len());
+    let go = fetch(
+        "GET",
+        &format!("{}{gpath}?download=0", p.go.base()),
+        Some(&range),
+    );
+    let rs = fetch(
+        "GET",
+        &format!("{}{rpath}?download=0", p.rs.base()),
+        Some(&range),
+    );
+    assert_eq!((go.0, &go.1[1]), (rs.0, &rs.1[1]), "unsatisfiable range");
+    assert_eq!(rs.0, 416);
+    assert!(
+        rs.2.is_empty(),
+        "416 body: {:?}",
+        String::from_utf8_lossy(&rs.2)
+    );
+}

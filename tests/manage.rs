@@ -1,0 +1,534 @@
+//! Management routes (SPEC.md §7.4–7.8), the admin gate (§9.1 without the holes of §15
+//! items 7, 8, 13) and the process life cycle (§1, §2, §3): version, first start, broken
+//! and unknown configuration.
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const EMPTY_FILE_INFO: &str = r#"{"name":"","rename":"","path":"","md5":"","size":0,"peers":null,"scene":"","timeStamp":0,"offset":0}"#;
+
+fn parse(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"))
+}
+
+fn get(s: &Server, path: &str) -> (u16, String) {
+    call(agent().get(&s.url(path)))
+}
+
+/// curl from a chosen local source address with extra headers; returns (status, body).
+fn curl_from(source: &str, url: &str, headers: &[&str]) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-s",
+        "-S",
+        "--max-time",
+        "30",
+        "--interface",
+        source,
+        "-w",
+        "\n%{http_code}",
+    ]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd.arg(url).output().expect("run curl");
+    assert!(
+        out.status.success(),
+        "curl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.trim().parse().unwrap(), body.to_string())
+}
+
+/// Runs the binary with `args` in `dir` and waits (bounded) for it to exit: (code, stdout+stderr).
+fn run_to_exit(dir: &Path, args: &[&str], limit: Duration) -> (Option<i32>, String) {
+    let out_path = dir.join("run.out");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("GO_FASTDFS_DIR")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .expect("start fastdfs");
+    let deadline = Instant::now() + limit;
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "fastdfs {args:?} did not exit within {limit:?}: {}",
+                std::fs::read_to_string(&out_path).unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (code, std::fs::read_to_string(&out_path).unwrap_or_default())
+}
+
+/// A server with one uploaded file; returns it and the upload's FileResult.
+fn server_with_file(overrides: Value) -> (Server, Value) {
+    let s = Server::start(overrides);
+    let r = upload_json(&s, "managed.txt", b"managed content\n");
+    (s, r)
+}
+
+#[test]
+fn get_file_info_finds_a_record_by_md5_and_by_download_path() {
+    let (s, r) = server_with_file(json!({}));
+    let md5 = r["md5"].as_str().unwrap();
+    let path = r["path"].as_str().unwrap();
+    let (code, body) = get(&s, &format!("/group1/get_file_info?md5={md5}"));
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.starts_with("{\n  \"data\": {\n"),
+        "pretty envelope: {body}"
+    );
+    let v = parse(&body);
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["message"], "");
+    let d = &v["data"];
+    assert_eq!(d["name"], "managed.txt");
+    assert_eq!(d["rename"], "");
+    assert_eq!(d["md5"], md5);
+    assert_eq!(d["size"], 16);
+    assert_eq!(d["scene"], "default");
+    assert_eq!(d["offset"], -1);
+    assert_eq!(d["timeStamp"], r["mtime"]);
+    assert_eq!(d["peers"], json!([s.base()]));
+    assert_eq!(
+        format!(
+            "/group1/{}/managed.txt",
+            d["path"].as_str().unwrap().strip_prefix("files/").unwrap()
+        ),
+        path
+    );
+    let (code, by_path) = get(&s, &format!("/group1/get_file_info?path={path}"));
+    assert_eq!(code, 200, "{by_path}");
+    assert_eq!(parse(&by_path)["data"], v["data"]);
+}
+
+#[test]
+fn get_file_info_of_an_unknown_file_is_not_found() {
+    let s = Server::start(json!({}));
+    for q in [
+        "md5=0123456789abcdef0123456789abcdef",
+        "path=/group1/default/20200101/00/00/1/none.txt",
+    ] {
+        let (code, body) = get(&s, &format!("/group1/get_file_info?{q}"));
+        assert!((400..500).contains(&code), "{code} {body}");
+        let v = parse(&body);
+        assert_eq!(v["message"], "leveldb: not found");
+        assert_eq!(v["status"], "fail");
+        assert_eq!(v["data"], Value::Null);
+    }
+}
+
+fn assert_deleted(s: &Server, r: &Value, query: &str) {
+    let path = r["path"].as_str().unwrap();
+    let on_disk = s
+        .dir
+        .join("files")
+        .join(path.strip_prefix("/group1/").unwrap());
+    assert!(on_disk.is_file());
+    let (code, body) = get(s, &format!("/group1/delete?{query}"));
+    assert_eq!(code, 200, "{body}");
+    let v = parse(&body);
+    assert_eq!(
+        (v["status"].as_str(), v["message"].as_str()),
+        (Some("ok"), Some("remove success")),
+        "{body}"
+    );
+    assert!(!on_disk.exists(), "file still on disk");
+    let (code, _) = get(s, path);
+    assert_eq!(code, 404, "download after delete");
+    let (code, body) = get(
+        s,
+        &format!("/group1/get_file_info?md5={}", r["md5"].as_str().unwrap()),
+    );
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = get(s, &format!("/group1/delete?{query}"));
+    assert!((400..500).contains(&code), "{code} {body}");
+    assert_eq!(parse(&body)["message"], "leveldb: not found");
+    assert_eq!(parse(&body)["status"], "fail");
+}
+
+#[test]
+fn delete_by_md5_removes_the_file_and_its_record() {
+    let (s, r) = server_with_file(json!({}));
+    assert_deleted(&s, &r, &format!("md5={}", r["md5"].as_str().unwrap()));
+}
+
+#[test]
+fn delete_by_download_path_removes_the_file_and_its_record() {
+    let (s, r) = server_with_file(json!({}));
+    assert_deleted(&s, &r, &format!("path={}", r["path"].as_str().unwrap()));
+}
+
+#[test]
+fn check_file_exist_by_md5_answers_a_compact_file_info() {
+    let (s, r) = server_with_file(json!({}));
+    let md5 = r["md5"].as_str().unwrap();
+    let (code, body) = get(&s, &format!("/group1/check_file_exist?md5={md5}"));
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.starts_with("{\"name\":\"managed.txt\",\"rename\":\"\",\"path\":\"files/default/"),
+        "{body}"
+    );
+    let order = [
+        "name",
+        "rename",
+        "path",
+        "md5",
+        "size",
+        "peers",
+        "scene",
+        "timeStamp",
+        "offset",
+    ];
+    let pos: Vec<usize> = order
+        .iter()
+        .map(|k| body.find(&format!("\"{k}\":")).unwrap())
+        .collect();
+    assert!(pos.windows(2).all(|w| w[0] < w[1]), "field order: {body}");
+    let v = parse(&body);
+    assert_eq!(v["md5"], md5);
+    assert_eq!(v["size"], 16);
+    assert_eq!(v["offset"], -1);
+}
+
+#[test]
+fn check_file_exist_of_an_unknown_md5_answers_an_empty_file_info() {
+    let s = Server::start(json!({}));
+    let (_, body) = get(
+        &s,
+        "/group1/check_file_exist?md5=0123456789abcdef0123456789abcdef",
+    );
+    assert_eq!(body, EMPTY_FILE_INFO);
+}
+
+#[test]
+fn check_file_exist_never_discloses_host_files() {
+    let s = Server::start(json!({}));
+    for p in [
+        "/etc/passwd",
+        "../../../../../../etc/passwd",
+        "files/../../../../../../etc/passwd",
+        "conf/cfg.json",
+        "/group1/../../conf/cfg.json",
+        "%2Fetc%2Fpasswd",
+    ] {
+        let (_, body) = get(&s, &format!("/group1/check_file_exist?path={p}"));
+        let post = agent()
+            .post(&s.url("/group1/check_file_exist"))
+            .set("Content-Type", "application/x-www-form-urlencoded")
+            .send_string(&format!("path={p}"));
+        let post = match post {
+            Ok(r) => r.into_string().unwrap(),
+            Err(ureq::Error::Status(_, r)) => r.into_string().unwrap(),
+            Err(e) => panic!("transport error: {e}"),
+        };
+        assert_eq!(post, EMPTY_FILE_INFO, "POST path={p} disclosed: {post}");
+        assert_eq!(body, EMPTY_FILE_INFO, "path={p} disclosed: {body}");
+        assert!(
+            !body.contains("passwd") && !body.contains("cfg.json"),
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn status_from_localhost_is_an_ok_envelope_with_local_peers_and_file_stats() {
+    let (s, _) = server_with_file(json!({"peers": ["http://127.0.0.9:7"]}));
+    let (code, body) = get(&s, "/group1/status");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.starts_with("{\n  \"data\": {\n"), "{body}");
+    let v = parse(&body);
+    assert_eq!(v["status"], "ok");
+    let d = &v["data"];
+    assert_eq!(d["Fs.Local"], s.base());
+    assert_eq!(d["Fs.Peers"], json!(["http://127.0.0.9:7"]));
+    let stats = d["Fs.FileStats"].as_array().expect("Fs.FileStats array");
+    let all = stats
+        .iter()
+        .find(|r| r["date"] == "all")
+        .expect("an `all` row");
+    assert_eq!(
+        (all["fileCount"].as_i64(), all["totalSize"].as_i64()),
+        (Some(1), Some(16)),
+        "{stats:?}"
+    );
+    assert!(d["Sys.DiskInfo"].is_object(), "{body}");
+}
+
+fn not_permitted(ip: &str) -> String {
+    format!(
+        "Can only be called by the cluster ip or 127.0.0.1 or admin_ips(cfg.json),current ip:{ip}"
+    )
+}
+
+#[test]
+fn admin_routes_refuse_a_non_admin_address() {
+    let (s, r) = server_with_file(json!({"admin_ips": ["127.0.0.1"]}));
+    let md5 = r["md5"].as_str().unwrap();
+    for route in ["get_file_info", "delete"] {
+        let (code, body) = curl_from(
+            "127.0.0.77",
+            &s.url(&format!("/group1/{route}?md5={md5}")),
+            &[],
+        );
+        assert_eq!((code, body), (403, not_permitted("127.0.0.77")), "{route}");
+    }
+    let path = r["path"].as_str().unwrap();
+    assert!(s
+        .dir
+        .join("files")
+        .join(path.strip_prefix("/group1/").unwrap())
+        .is_file());
+    let (code, _) = get(&s, &format!("/group1/get_file_info?md5={md5}"));
+    assert_eq!(code, 200, "record survives the refused delete");
+}
+
+fn assert_admin_from_77(overrides: Value, headers: &[&str]) {
+    let (s, r) = server_with_file(overrides);
+    let md5 = r["md5"].as_str().unwrap();
+    let (code, body) = curl_from(
+        "127.0.0.77",
+        &s.url(&format!("/group1/get_file_info?md5={md5}")),
+        headers,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(parse(&body)["data"]["md5"], md5);
+    let (code, body) = curl_from(
+        "127.0.0.77",
+        &s.url(&format!("/group1/delete?md5={md5}")),
+        headers,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(parse(&body)["message"], "remove success");
+}
+
+#[test]
+fn an_exact_admin_ips_entry_admits_that_address() {
+    assert_admin_from_77(json!({"admin_ips": ["127.0.0.1", "127.0.0.77"]}), &[]);
+}
+
+#[test]
+fn a_cidr_admin_ips_entry_admits_addresses_inside_it() {
+    assert_admin_from_77(json!({"admin_ips": ["127.0.0.64/26"]}), &[]);
+}
+
+#[test]
+fn a_peer_url_that_merely_starts_with_the_client_address_does_not_make_it_admin() {
+    let (s, r) =
+        server_with_file(json!({"admin_ips": ["127.0.0.1"], "peers": ["http://127.0.0.7:1"]}));
+    let md5 = r["md5"].as_str().unwrap();
+    let (code, body) = curl_from(
+        "127.0.0.77",
+        &s.url(&format!("/group1/get_file_info?md5={md5}")),
+        &[],
+    );
+    assert_eq!((code, body), (403, not_permitted("127.0.0.77")));
+}
+
+#[test]
+fn forwarded_headers_from_an_untrusted_address_are_ignored() {
+    let (s, r) = server_with_file(json!({"admin_ips": ["127.0.0.1"]}));
+    let md5 = r["md5"].as_str().unwrap();
+    for h in ["X-Forwarded-For: 127.0.0.1", "X-Real-Ip: 127.0.0.1"] {
+        let (code, body) = curl_from(
+            "127.0.0.77",
+            &s.url(&format!("/group1/get_file_info?md5={md5}")),
+            &[h],
+        );
+        assert_eq!((code, body), (403, not_permitted("127.0.0.77")), "{h}");
+    }
+}
+
+#[test]
+fn forwarded_headers_from_a_trusted_proxy_name_the_client() {
+    assert_admin_from_77(
+        json!({"admin_ips": ["127.0.0.1"], "trusted_proxies": ["127.0.0.77"]}),
+        &["X-Forwarded-For: 127.0.0.1"],
+    );
+    // ... and a trusted proxy forwarding a non-admin client is refused with that client's address.
+    let (s, r) =
+        server_with_file(json!({"admin_ips": ["127.0.0.1"], "trusted_proxies": ["127.0.0.77"]}));
+    let url = s.url(&format!(
+        "/group1/get_file_info?md5={}",
+        r["md5"].as_str().unwrap()
+    ));
+    let (code, body) = curl_from("127.0.0.77", &url, &["X-Forwarded-For: 10.9.8.7"]);
+    assert_eq!((code, body), (403, not_permitted("10.9.8.7")));
+}
+
+#[test]
+fn status_from_a_non_admin_address_hides_host_details() {
+    let (s, _) = server_with_file(json!({"admin_ips": ["127.0.0.1"]}));
+    let (code, body) = curl_from("127.0.0.77", &s.url("/group1/status"), &[]);
+    assert_eq!(code, 200, "{body}");
+    let v = parse(&body);
+    assert_eq!(v["status"], "ok");
+    for k in ["Fs.Local", "Fs.Peers", "Sys.DiskInfo", "Sys.MemInfo"] {
+        assert!(v["data"].get(k).is_none(), "{k} leaked: {body}");
+    }
+    assert!(!body.contains(&s.base()), "host leaked: {body}");
+    assert!(
+        !body.contains(&s.dir.display().to_string()),
+        "dir leaked: {body}"
+    );
+}
+
+#[test]
+fn the_version_command_prints_version_lines() {
+    let d = tempfile::tempdir().unwrap();
+    let (code, out) = run_to_exit(d.path(), &["version"], Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("Version")), "{out}");
+    assert!(
+        out.contains("GIT_COMMIT") && out.contains("BUILD_TIME"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_first_start_writes_the_runtime_layout_and_a_busy_port_exits_1_with_a_clear_message() {
+    // Hold :8080 (the generated addr) so the outcome does not depend on who else uses it.
+    let _hold = std::net::TcpListener::bind("0.0.0.0:8080");
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("fresh");
+    std::fs::create_dir(&dir).unwrap();
+    let (code, out) = run_to_exit(&dir, &["server"], Duration::from_secs(20));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("8080") && out.to_lowercase().contains("address already in use"),
+        "{out}"
+    );
+    for p in ["conf/cfg.json", "files", "data", "log"] {
+        assert!(dir.join(p).exists(), "{p} missing after first start");
+    }
+    let cfg = parse(&std::fs::read_to_string(dir.join("conf/cfg.json")).unwrap());
+    assert_eq!(cfg["addr"], ":8080");
+    assert_eq!(cfg["group"], "group1");
+    assert!(
+        cfg["admin_key"].as_str().is_some_and(|k| k.len() == 36),
+        "{cfg}"
+    );
+}
+
+#[test]
+fn a_cfg_json_syntax_error_exits_1_and_names_the_line() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("conf")).unwrap();
+    let port = free_port("127.0.0.1");
+    let text = format!("{{\n  \"addr\": \"127.0.0.1:{port}\",\n  \"peer_id\" \"1\",\n  \"group\": \"group1\"\n}}\n");
+    std::fs::write(d.path().join("conf/cfg.json"), text).unwrap();
+    let (code, out) = run_to_exit(d.path(), &["server"], Duration::from_secs(20));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("line 3"), "{out}");
+}
+
+#[test]
+fn an_unknown_cfg_key_is_logged_as_a_warning_and_the_server_starts() {
+    let s = Server::start(json!({"bogus_setting_xyz": 42}));
+    let r = upload_json(&s, "w.txt", b"warned");
+    assert_eq!(r["size"], 6);
+    let log = s.dir.join("log/fileserver.log");
+    let warned = eventually(Duration::from_secs(5), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("bogus_setting_xyz"))
+    });
+    assert!(
+        warned,
+        "no warning in {}: {}",
+        log.display(),
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
+
+#[test]
+fn a_deleted_file_can_be_uploaded_again() {
+    let (s, r) = server_with_file(json!({}));
+    let md5 = r["md5"].as_str().unwrap();
+    let (code, body) = get(&s, &format!("/group1/delete?md5={md5}"));
+    assert_eq!(code, 200, "{body}");
+    let again = upload_json(&s, "managed.txt", b"managed content\n");
+    assert_eq!(again["md5"], md5);
+    let (code, got) = get(&s, again["path"].as_str().unwrap());
+    assert_eq!((code, got.as_str()), (200, "managed content\n"));
+    let (code, body) = get(&s, &format!("/group1/check_file_exist?md5={md5}"));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(parse(&body)["md5"], md5);
+}
+
+#[test]
+fn a_renamed_file_is_found_and_deleted_by_its_download_path() {
+    let s = Server::start(json!({}));
+    let (ct, body) = multipart(
+        &[("output", "json"), ("filename", "stored-name.txt")],
+        Some(("clientname.txt", b"renamed and managed")),
+    );
+    let resp = agent()
+        .post(&s.url("/group1/upload"))
+        .set("Content-Type", &ct)
+        .send_bytes(&body);
+    let r = parse(&resp.expect("upload").into_string().unwrap());
+    let path = r["path"].as_str().unwrap();
+    assert!(path.ends_with("/stored-name.txt"), "{path}");
+    let (code, body) = get(&s, &format!("/group1/get_file_info?path={path}"));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(parse(&body)["data"]["name"], "clientname.txt");
+    assert_deleted(&s, &r, &format!("path={path}"));
+}
+
+#[test]
+fn without_group_management_paths_without_the_group_find_and_delete_files() {
+    let s = Server::start(json!({"support_group_manage": false}));
+    let (ct, body) = multipart(
+        &[("output", "json")],
+        Some(("nogroup.txt", b"no group manage")),
+    );
+    let resp = agent()
+        .post(&s.url("/upload"))
+        .set("Content-Type", &ct)
+        .send_bytes(&body);
+    let r = parse(&resp.expect("upload").into_string().unwrap());
+    let path = r["path"].as_str().unwrap();
+    assert!(path.starts_with("/default/"), "{path}");
+    let (code, body) = get(&s, &format!("/get_file_info?path={path}"));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(parse(&body)["data"]["md5"], r["md5"]);
+    let on_disk = s.dir.join("files").join(path.trim_start_matches('/'));
+    assert!(on_disk.is_file());
+    let (code, body) = get(&s, &format!("/delete?path={path}"));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(parse(&body)["message"], "remove success");
+    assert!(!on_disk.exists());
+}
+
+#[test]
+fn check_file_exist_forgets_a_record_whose_file_vanished() {
+    let (s, r) = server_with_file(json!({}));
+    let md5 = r["md5"].as_str().unwrap();
+    let rel = r["path"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("/group1/")
+        .unwrap()
+        .to_string();
+    std::fs::remove_file(s.dir.join("files").join(rel)).unwrap();
+    let (_, body) = get(&s, &format!("/group1/check_file_exist?md5={md5}"));
+    assert_eq!(body, EMPTY_FILE_INFO);
+}
