@@ -191,6 +191,91 @@ fn check_memlock(workers: usize, io_memory: u64) {
     }
 }
 
+/// Holds an exclusive lock on `data/fastdfs.lock` for the life of the process: two servers on one
+/// runtime dir would corrupt each other's state (go-fastdfs got this from LevelDB's lock).
+fn lock_runtime_dir(dir: &Path) -> Result<std::fs::File, ServerError> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("data").join("fastdfs.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    // SAFETY: flock on an fd we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(ServerError::Startup(format!(
+            "another fastdfs server is running in {} ({} is locked)",
+            dir.display(),
+            path.display()
+        )));
+    }
+    Ok(f)
+}
+
+/// Binds once the way the executors will (SO_REUSEADDR + SO_REUSEPORT), so a port taken by
+/// another program is a clear start-up error, while connections of our previous run that linger
+/// in TIME_WAIT/FIN_WAIT do not block a restart.
+fn probe_listen(addr: std::net::SocketAddr) -> Result<(), ServerError> {
+    let fail = |e: std::io::Error| ServerError::Startup(format!("cannot listen on {addr}: {e}"));
+    let domain = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: plain socket/setsockopt/bind/close calls on a descriptor owned here; the sockaddr
+    // passed to bind is built from `addr` and outlives the call.
+    unsafe {
+        let fd = libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(fail(std::io::Error::last_os_error()));
+        }
+        let one: libc::c_int = 1;
+        let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        let p = &one as *const libc::c_int as *const libc::c_void;
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, p, len);
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, p, len);
+        let rc = match addr {
+            std::net::SocketAddr::V4(a) => {
+                let sa = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: a.port().to_be(),
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from(*a.ip()).to_be(),
+                    },
+                    sin_zero: [0; 8],
+                };
+                libc::bind(
+                    fd,
+                    &sa as *const _ as *const libc::sockaddr,
+                    std::mem::size_of_val(&sa) as u32,
+                )
+            }
+            std::net::SocketAddr::V6(a) => {
+                let sa = libc::sockaddr_in6 {
+                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                    sin6_port: a.port().to_be(),
+                    sin6_flowinfo: 0,
+                    sin6_addr: libc::in6_addr {
+                        s6_addr: a.ip().octets(),
+                    },
+                    sin6_scope_id: a.scope_id(),
+                };
+                libc::bind(
+                    fd,
+                    &sa as *const _ as *const libc::sockaddr,
+                    std::mem::size_of_val(&sa) as u32,
+                )
+            }
+        };
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        if rc != 0 {
+            return Err(fail(err));
+        }
+    }
+    Ok(())
+}
+
 /// Removes leftovers of uploads that died half way (files/_tmp).
 fn clean_tmp(dir: &Path) -> std::io::Result<()> {
     let tmp = dir.join("files").join("_tmp");
@@ -201,11 +286,23 @@ fn clean_tmp(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Large transfer buffers (file chunks above glibc's 128 KiB mmap threshold) would otherwise be
+/// mmapped and unmapped per chunk, paying page faults and zeroing on every read of a download.
+fn tune_allocator() {
+    // SAFETY: mallopt only changes allocator parameters; called before any other thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 16 << 20);
+    }
+}
+
 pub fn run(dir: &Path, config: Config) -> Result<(), ServerError> {
     probe_io_uring()?;
+    tune_allocator();
     for d in ["files", "data", "log", "conf"] {
         std::fs::create_dir_all(dir.join(d))?;
     }
+    let _lock = lock_runtime_dir(dir)?;
     clean_tmp(dir)?;
     let cpus = allowed_cpus();
     let workers = if config.workers == 0 {
@@ -216,9 +313,7 @@ pub fn run(dir: &Path, config: Config) -> Result<(), ServerError> {
     check_memlock(workers, config.io_memory);
     let meta = Meta::open(dir, config.shards)?;
     let addr = config.listen_addr().map_err(ServerError::Startup)?;
-    // Bind once here so a taken port is a clear start-up error, not a silent executor death.
-    std::net::TcpListener::bind(addr)
-        .map_err(|e| ServerError::Startup(format!("cannot listen on {addr}: {e}")))?;
+    probe_listen(addr)?;
     let shared = Arc::new(Shared {
         dir: dir.to_path_buf(),
         config: RwLock::new(Arc::new(config.clone())),

@@ -56,3 +56,22 @@ fn version_prints_four_lines_like_go_fastdfs() {
     assert!(text.starts_with("Version   : fastdfs-rs"), "{text}");
     assert_eq!(text.lines().count(), 4, "{text}");
 }
+
+#[test]
+fn a_second_server_in_the_same_runtime_dir_refuses_to_start() {
+    let first = common::Server::start(serde_json::json!({}));
+    let out = Command::new(common::BIN)
+        .arg("server")
+        .current_dir(&first.dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("another fastdfs server is running"),
+        "{stderr}"
+    );
+    // The first one is untouched and still serves.
+    let (code, _) = common::call(common::agent().get(&first.url("/group1/status")));
+    assert_eq!(code, 200);
+}

@@ -277,7 +277,7 @@ async fn commit(w: &Worker, plan: Plan, written: write::Written) -> Result<Respo
         replace: !plan.dedup,
     };
     let op = Op::Insert {
-        info: plan.info,
+        info: Box::new(plan.info),
         staged: Some(staged),
         dedup: plan.dedup,
     };

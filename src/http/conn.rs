@@ -9,7 +9,7 @@
 
 use super::chunked;
 use super::head::{self, BodyKind, RequestHead};
-use super::response::{self, Body, Response};
+use super::response::{self, Body, Persist, Response};
 use crate::server::Worker;
 use bytes::{Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -197,7 +197,7 @@ pub async fn serve(stream: TcpStream, worker: Rc<Worker>) {
             Ok(Some(h)) => h,
             Ok(None) => break,
             Err(resp) => {
-                let _ = write_response(&mut conn, &resp, false, false).await;
+                let _ = write_response(&mut conn, &resp, Persist::Close, false).await;
                 linger(&mut conn).await;
                 break;
             }
@@ -213,6 +213,7 @@ pub async fn serve(stream: TcpStream, worker: Rc<Worker>) {
             }
         };
         let is_head = head.method() == "HEAD";
+        let http10 = head.version() == head::Version::Http10;
         let keep_alive_wanted = head.keep_alive();
         let mut req = Request {
             continue_pending: head.expect_continue() && !matches!(body, BodyState::Done),
@@ -229,7 +230,12 @@ pub async fn serve(stream: TcpStream, worker: Rc<Worker>) {
         let method = req.head.method().to_string();
         let target = req.head.target().to_string();
         let keep = keep_alive_wanted && !resp.close && body_done && !worker.shutting_down();
-        let sent = write_response(&mut conn, &resp, keep, is_head).await;
+        let persist = match (keep, http10) {
+            (false, _) => Persist::Close,
+            (true, false) => Persist::KeepAlive,
+            (true, true) => Persist::KeepAlive10,
+        };
+        let sent = write_response(&mut conn, &resp, persist, is_head).await;
         worker.access_log(peer.ip(), &method, resp.status, &target, started.elapsed());
         if sent.is_err() {
             return;
@@ -331,11 +337,11 @@ pub fn http_date_now() -> String {
 async fn write_response(
     conn: &mut Conn,
     r: &Response,
-    keep_alive: bool,
+    persist: Persist,
     head_only: bool,
 ) -> io::Result<()> {
     let mut out = Vec::with_capacity(512);
-    response::write_head(&mut out, r, keep_alive, &http_date_now());
+    response::write_head(&mut out, r, persist, &http_date_now());
     if head_only || r.status == 304 || r.status == 204 {
         return conn.stream.write_all(&out).await;
     }

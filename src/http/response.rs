@@ -138,9 +138,18 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Serializes the head. `keep_alive` decides the Connection header; `head_only` keeps the
-/// Content-Length of the body that a GET would have sent.
-pub fn write_head(out: &mut Vec<u8>, r: &Response, keep_alive: bool, date: &str) {
+/// How the connection continues after a response, which decides the Connection header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Persist {
+    /// HTTP/1.1 default: no header needed.
+    KeepAlive,
+    /// HTTP/1.0 client that asked for keep-alive: it needs `Connection: keep-alive` to reuse.
+    KeepAlive10,
+    Close,
+}
+
+/// Serializes the head (status line, headers, Content-Length of the full body even for HEAD).
+pub fn write_head(out: &mut Vec<u8>, r: &Response, persist: Persist, date: &str) {
     use std::io::Write;
     let _ = write!(out, "HTTP/1.1 {} {}\r\n", r.status, reason(r.status));
     out.extend_from_slice(b"Server: fastdfs-rs\r\nDate: ");
@@ -158,8 +167,10 @@ pub fn write_head(out: &mut Vec<u8>, r: &Response, keep_alive: bool, date: &str)
     if !r.no_content_length {
         let _ = write!(out, "Content-Length: {}\r\n", r.body.len());
     }
-    if !keep_alive {
-        out.extend_from_slice(b"Connection: close\r\n");
+    match persist {
+        Persist::KeepAlive => {}
+        Persist::KeepAlive10 => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+        Persist::Close => out.extend_from_slice(b"Connection: close\r\n"),
     }
     out.extend_from_slice(b"\r\n");
 }

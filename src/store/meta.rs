@@ -64,7 +64,7 @@ pub enum Op {
     /// Store a new file. With `dedup`, an existing live record of the same md5 wins and is
     /// returned instead (the staged file is then left for the caller to remove).
     Insert {
-        info: FileInfo,
+        info: Box<FileInfo>,
         staged: Option<Staged>,
         dedup: bool,
     },
@@ -391,7 +391,7 @@ impl Meta {
                     info,
                     staged,
                     dedup,
-                } => self.apply_insert(s, &mut txn, info, staged, dedup, &mut dirs, &mut placed),
+                } => self.apply_insert(s, &mut txn, *info, staged, dedup, &mut dirs, &mut placed),
                 Op::Delete { md5 } => self.apply_delete(s, &mut txn, &md5, &mut unlink_after),
             };
             results.push(r);

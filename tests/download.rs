@@ -1,0 +1,721 @@
+//! Downloads (SPEC.md §7.3, §10, §15 items 12 and 40): GET/HEAD, Range in all its forms,
+//! conditional requests, inline vs attachment, safe Content-Disposition, directory listings,
+//! the small-file cache, and real resuming clients (wget -c, curl -C -).
+mod common;
+use common::*;
+use serde_json::json;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// A response read until the server closed the connection (requests send Connection: close).
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    /// Every byte after the head, whatever the framing says.
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Headers except the ones that legitimately differ between two requests.
+    fn stable_headers(&self) -> Vec<(String, String)> {
+        let mut h: Vec<_> = self
+            .headers
+            .iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case("date"))
+            .cloned()
+            .collect();
+        h.sort();
+        h
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Sends `method target` with extra header lines and `Connection: close`; reads to EOF.
+fn request(s: &Server, method: &str, target: &str, extra: &[(&str, &str)]) -> Resp {
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for (k, v) in extra {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let bytes = raw(&s.addr(), req.as_bytes(), Duration::from_secs(20));
+    let end = find(&bytes, b"\r\n\r\n").unwrap_or_else(|| {
+        panic!(
+            "no response head for {method} {target}: {:?}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
+    let head = String::from_utf8_lossy(&bytes[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let headers = lines
+        .map(|l| {
+            let (n, v) = l.split_once(':').expect("header line");
+            (n.to_string(), v.trim().to_string())
+        })
+        .collect();
+    Resp {
+        status,
+        headers,
+        body: bytes[end + 4..].to_vec(),
+    }
+}
+
+fn get(s: &Server, target: &str, extra: &[(&str, &str)]) -> Resp {
+    request(s, "GET", target, extra)
+}
+
+/// Creates `files/<rel>` in the server's runtime dir; returns the download path.
+fn put_file(s: &Server, rel: &str, data: &[u8]) -> String {
+    let p = s.dir.join("files").join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, data).unwrap();
+    format!("/group1/{rel}")
+}
+
+/// Deterministic pseudo-random bytes (xorshift), different for each `seed`.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// md5 of a file by coreutils' md5sum (fast even when the tests are built without
+/// optimisation).
+fn file_md5(path: &Path) -> String {
+    let out = Command::new("md5sum").arg(path).output().expect("md5sum");
+    assert!(out.status.success(), "md5sum failed");
+    String::from_utf8_lossy(&out.stdout)[..32].to_string()
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Runs a command we started to completion (bounded); returns (exit code, stdout, stderr).
+fn run(cmd: &mut Command, limit: Duration) -> (Option<i32>, String, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    let code = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            break st.code();
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (code, t_out.join().unwrap(), t_err.join().unwrap())
+}
+
+/// The parts of a multipart/byteranges body: (Content-Range value, bytes).
+fn byteranges(body: &[u8], boundary: &str) -> Vec<(String, Vec<u8>)> {
+    let delim = format!("\r\n--{boundary}");
+    let mut parts = Vec::new();
+    let mut pos = find(body, delim.as_bytes()).expect("first delimiter");
+    loop {
+        pos += delim.len();
+        if body[pos..].starts_with(b"--") {
+            break;
+        }
+        let rest = &body[pos..];
+        let head_end = find(rest, b"\r\n\r\n").expect("part head");
+        let head = String::from_utf8_lossy(&rest[..head_end]).into_owned();
+        let range = head
+            .split("\r\n")
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(n, _)| n.eq_ignore_ascii_case("content-range"))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .expect("part Content-Range");
+        let data_start = head_end + 4;
+        let next = find(&rest[data_start..], delim.as_bytes()).expect("next delimiter");
+        parts.push((range, rest[data_start..data_start + next].to_vec()));
+        pos += data_start + next;
+    }
+    parts
+}
+
+const HELLO: &[u8] = b"hello world\n";
+
+// ---------------------------------------------------------------------------------------------
+// GET / HEAD / 404
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn get_serves_the_bytes_with_content_length_and_head_sends_the_same_headers_without_a_body() {
+    let s = Server::start(json!({}));
+    let p = put_file(&s, "dl/hello.txt", HELLO);
+    let g = get(&s, &p, &[]);
+    assert_eq!(g.status, 200);
+    assert_eq!(g.body, HELLO);
+    assert_eq!(g.header("content-length"), Some("12"));
+    assert_eq!(g.header("accept-ranges"), Some("bytes"));
+    assert!(g.header("last-modified").is_some());
+    let h = request(&s, "HEAD", &p, &[]);
+    assert_eq!(h.status, 200);
+    assert!(h.body.is_empty(), "HEAD sent a body: {:?}", h.text());
+    assert_eq!(h.stable_headers(), g.stable_headers());
+}
+
+#[test]
+fn head_of_a_large_uncached_file_also_has_its_content_length_and_no_body() {
+    let s = Server::start(json!({}));
+    let p = put_file(&s, "dl/large.bin", &noise(300_000, 1));
+    let h = request(&s, "HEAD", &p, &[]);
+    assert_eq!(h.status, 200);
+    assert_eq!(h.header("content-length"), Some("300000"));
+    assert!(h.body.is_empty(), "HEAD sent {} body bytes", h.body.len());
+}
+
+#[test]
+fn a_missing_file_is_404_with_an_empty_body() {
+    let s = Server::start(json!({}));
+    let r = get(&s, "/group1/default/20260101/00/00/1/nope.txt", &[]);
+    assert_eq!(r.status, 404);
+    assert!(r.body.is_empty(), "body: {:?}", r.text());
+    assert_eq!(r.header("content-length"), Some("0"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Range
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn range_bytes_0_4_gets_206_with_content_range_and_five_bytes() {
+    let s = Server::start(json!({}));
+    let p = put_file(&s, "r/hello.txt", HELLO);
+    let r = get(&s, &format!("{p}?download=0"), &[("Range", "bytes=0-4")]);
+    assert_eq!(r.status, 206);
+    assert_eq!(r.header("content-range"), Some("bytes 0-4/12"));
+    assert_eq!(r.header("content-length"), Some("5"));
+    assert_eq!(r.body, b"hello");
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+}
+
+#[test]
+fn suffix_range_bytes_minus_3_gets_the_last_three_bytes() {
+    let s = Server::start(json!({}));
+    let p = put_file(&s, "r/hello.txt", HELLO);
+    let r = get(&s, &p, &[("Range", "bytes=-3")]);
+    assert_eq!(r.status, 206);
+    assert_eq!(r.header("content-range"), Some("bytes 9-11/12"));
+    assert_eq!(r.body, b"ld\n");
+}
+
+#[test]
+fn open_ended_range_bytes_5_dash_gets_the_rest_of_the_file() {
+    let s = Server::start(json!({}));
+    let p = put_file(&s, "r/hello.txt", HELLO);
+    let r = get(&s, &p, &[("Range", "bytes=5-")]);
+    assert_eq!(r.status, 206);
+    assert_eq!(r.header("content-range"), Some("bytes 5-11/12"));
+    assert_eq!(r.body, b" world\n");
+}
+
+#[test]
+fn ranges_of_a_large_uncached_file_are_the_right_bytes() {
+    let s = Server::start(json!({}));
+    let data = noise(3_000_000, 2);
+    let p = put_file(&s, "r/large.bin", &data);
+    let r = get(&s, &p, &[("Range", "bytes=1000000-2500000")]);
+    assert_eq!(r.status, 206);
+    assert_eq!(
+        r.header("content-range"),
+        Some("bytes 1000000-2500000/3000000")
+    );
+    assert!(r.body == data[1_000_000..=2_500_000], "wrong bytes");
+    let r = get(&s, &p, &[("Range", "bytes=-70000")]);
+    assert!(r.body == data[data.len() - 70_000..], "wrong suffix bytes");
+}
+
+fn check_multiple_ranges(s: &Server, p: &str, data: &[u8], spec: &str, want: &[(u64, u64)]) {
+    let r = get(s, p, &[("Range", spec)]);
+    assert_eq!(r.status, 206, "{spec}");
+    let ct = r.header("content-type").unwrap_or("").to_string();
+    let boundary = ct
+        .strip_prefix("multipart/byteranges; boundary=")
+        .unwrap_or_else(|| panic!("Content-Type {ct:?}"));
+    assert_eq!(
+        r.header("content-length"),
+        Some(r.body.len().to_string().as_str()),
+        "Content-Length must cover the whole multipart body"
+    );
+    let parts = byteranges(&r.body, boundary);
+    assert_eq!(parts.len(), want.len(), "{spec}");
+    for ((range, bytes), (a, b)) in parts.iter().zip(want) {
+        assert_eq!(range, &format!("bytes {a}-{b}/{}", data.len()));
+        assert!(
+            bytes[..] == data[*a as usize..=*b as usize],
+            "part {a}-{b} has wrong bytes"
+        );
+    }
+}
+
+#[test]
+fn multiple_ranges_give_multipart_byteranges_whose_parts_have_the_right_bytes() {
+    let s = Server::start(json!({}));
+    let small = b"0123456789abcdefghij".to_vec();
+    let p = put_file(&s, "r/small.txt", &small);
+    check_multiple_ranges(&s, &p, &small, "bytes=0-1,4-6", &[(0, 1), (4, 6)]);
+    check_multiple_ranges(&s, &p, &small, "bytes=2-3, -2", &[(2, 3), (18, 19)]);
+    let large = noise(200_000, 3);
+    let p = put_file(&s, "r/large.bin", &large);
+    check_multiple_ranges(
+        &s,
+        &p,
+        &large,
+        "bytes=0-9,100000-165535,199990-",
+        &[(0, 9), (100_000, 165_535), (199_990, 199_999)],
+    );
+}
+
+#[test]
+fn an_unsatisfiable_range_gets_416_with_bytes_star_len_and_an_empty_body() {
+    let s = Server::start(json!({}));
+    let p = put_file(&s, "r/hello.txt", HELLO);
+    let r = get(&s, &p, &[("Range", "bytes=12-")]);
+    assert_eq!(r.status, 416);
+    assert_eq!(r.header("content-range"), Some("bytes */12"));
+    assert!(r.body.is_empty(), "416 body: {:?}", r.text());
+    assert_eq!(r.header("content-length"), Some("0"));
+    assert_eq!(r.header("content-disposition"), None);
+    // curl -r 12- -o f must not write an error text into f (SPEC.md §15 item 40).
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("f");
+    let (code, _, err) = run(
+        Command::new("curl")
+            .args(["-s", "--max-time", "20", "-r", "12-", "-o"])
+            .arg(&f)
+            .arg(s.url(&p)),
+        Duration::from_secs(30),
+    );
+    assert!(code.is_some(), "curl hung: {err}");
+    assert_eq!(file_len(&f), 0, "curl wrote a 416 body into the file");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conditional requests
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn if_range_with_the_current_etag_gets_206_and_with_a_stale_validator_the_full_200() {
+    let s = Server::start(json!({}));
+    let p = put_file(&s, "c/hello.txt", HELLO);
+    let g = get(&s, &p, &[]);
+    let etag = g.header("etag").expect("ETag").to_string();
+    let lm = g
+        .header("last-modified")
+        .expect("Last-Modified")
+        .to_string();
+    let r = get(&s, &p, &[("Range", "bytes=0-4"), ("If-Range", &etag)]);
+    assert_eq!((r.status, r.body.as_slice()), (206, &b"hello"[..]));
+    let r = get(&s, &p, &[("Range", "bytes=0-4"), ("If-Range", &lm)]);
+    assert_eq!((r.status, r.body.as_slice()), (206, &b"hello"[..]));
+    let r = get(
+        &s,
+        &p,
+        &[("Range", "bytes=0-4"), ("If-Range", "\"stale-etag\"")],
+    );
+    assert_eq!((r.status, r.body.as_slice()), (200, HELLO));
+    assert_eq!(r.header("content-range"), None);
+    let r = get(
+        &s,
+        &p,
+        &[
+            ("Range", "bytes=0-4"),
+            ("If-Range", "Thu, 01 Jan 1970 00:00:01 GMT"),
+        ],
+    );
+    assert_eq!((r.status, r.body.as_slice()), (200, HELLO));
+}
+
+#[test]
+fn if_none_match_with_the_etag_gets_304_without_a_body() {
+    let s = Server::start(json!({}));
+    let p = put_file(&s, "c/hello.txt", HELLO);
+    let etag = get(&s, &p, &[]).header("etag").expect("ETag").to_string();
+    let r = get(&s, &p, &[("If-None-Match", &etag)]);
+    assert_eq!(r.status, 304);
+    assert!(r.body.is_empty());
+    assert_eq!(r.header("etag"), Some(etag.as_str()));
+    let r = get(&s, &p, &[("If-None-Match", "\"something-else\"")]);
+    assert_eq!((r.status, r.body.as_slice()), (200, HELLO));
+}
+
+#[test]
+fn if_modified_since_the_last_modification_gets_304_and_an_older_date_gets_200() {
+    let s = Server::start(json!({}));
+    let p = put_file(&s, "c/hello.txt", HELLO);
+    let lm = get(&s, &p, &[])
+        .header("last-modified")
+        .expect("Last-Modified")
+        .to_string();
+    let r = get(&s, &p, &[("If-Modified-Since", &lm)]);
+    assert_eq!(r.status, 304);
+    assert!(r.body.is_empty());
+    let r = get(
+        &s,
+        &p,
+        &[("If-Modified-Since", "Sat, 01 Jan 2000 00:00:00 GMT")],
+    );
+    assert_eq!((r.status, r.body.as_slice()), (200, HELLO));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inline, attachment, Content-Disposition
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn download_0_is_inline_with_a_content_type_by_extension() {
+    let s = Server::start(json!({}));
+    let txt = put_file(&s, "i/readme.txt", b"plain text");
+    let png = put_file(&s, "i/red.png", b"\x89PNG\r\n\x1a\nnot really");
+    let r = get(&s, &format!("{txt}?download=0"), &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert!(
+        !r.header("content-disposition")
+            .unwrap_or("")
+            .contains("attachment"),
+        "inline download is an attachment"
+    );
+    let r = get(&s, &format!("{png}?download=0"), &[]);
+    assert_eq!(r.header("content-type"), Some("image/png"));
+    assert!(!r
+        .header("content-disposition")
+        .unwrap_or("")
+        .contains("attachment"));
+}
+
+#[test]
+fn by_default_a_download_is_an_octet_stream_attachment() {
+    let s = Server::start(json!({}));
+    let txt = put_file(&s, "i/readme.txt", b"plain text");
+    let r = get(&s, &txt, &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(r.header("content-disposition"), Some("attachment"));
+    let r = get(&s, &format!("{txt}?download=1"), &[]);
+    assert_eq!(r.header("content-disposition"), Some("attachment"));
+}
+
+#[test]
+fn a_name_parameter_gives_an_rfc_6266_filename_star() {
+    let s = Server::start(json!({}));
+    let p = put_file(&s, "n/x.bin", b"named");
+    let r = get(&s, &format!("{p}?name=my%20file.txt&download=1"), &[]);
+    let cd = r
+        .header("content-disposition")
+        .expect("Content-Disposition");
+    assert!(cd.starts_with("attachment"), "{cd}");
+    assert!(cd.contains("filename*=UTF-8''my%20file.txt"), "{cd}");
+    let r = get(&s, &format!("{p}?name=%E6%8A%A5%E5%91%8A%22.pdf"), &[]);
+    let cd = r
+        .header("content-disposition")
+        .expect("Content-Disposition");
+    assert!(
+        cd.contains("filename*=UTF-8''%E6%8A%A5%E5%91%8A%22.pdf"),
+        "{cd}"
+    );
+    assert!(
+        cd.is_ascii() && cd.matches('"').count() <= 2,
+        "unsafe header value: {cd}"
+    );
+}
+
+#[test]
+fn a_name_with_crlf_never_injects_a_header() {
+    let s = Server::start(json!({}));
+    let p = put_file(&s, "n/x.bin", b"evil");
+    for q in [
+        "name=a%0d%0aX-Evil:%201",
+        "name=a%0aX-Evil:%201",
+        "name=a%0dX-Evil:%201",
+    ] {
+        let r = get(&s, &format!("{p}?{q}&download=1"), &[]);
+        assert_eq!(r.status, 200, "{q}");
+        assert!(
+            r.headers
+                .iter()
+                .all(|(n, _)| !n.eq_ignore_ascii_case("x-evil")),
+            "{q} injected a header: {:?}",
+            r.headers
+        );
+        assert_eq!(r.body, b"evil", "{q}");
+        let cd = r
+            .header("content-disposition")
+            .expect("Content-Disposition");
+        assert!(cd.contains("filename*=UTF-8''"), "{q}: {cd}");
+        assert!(!cd.contains('\r') && !cd.contains('\n'), "{q}: {cd}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Directories
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_directory_is_listed_when_show_dir_is_true() {
+    let s = Server::start(json!({"show_dir": true}));
+    put_file(&s, "d/20260101/a.txt", b"a");
+    put_file(&s, "d/20260101/sub/b.txt", b"b");
+    let r = get(&s, "/group1/d/20260101/", &[]);
+    assert_eq!(r.status, 200);
+    let body = r.text();
+    assert!(body.contains("<a href=\"a.txt\">a.txt</a>"), "{body}");
+    assert!(body.contains("<a href=\"sub/\">sub/</a>"), "{body}");
+    let r = get(&s, "/group1/d/20260101", &[]);
+    assert_eq!(r.status, 301);
+}
+
+#[test]
+fn a_directory_is_refused_with_list_dir_deny_when_show_dir_is_false() {
+    let s = Server::start(json!({"show_dir": false}));
+    put_file(&s, "d/20260101/a.txt", b"a");
+    let r = get(&s, "/group1/d/20260101/", &[]);
+    assert_eq!(r.text(), "list dir deny");
+    assert!(!r.text().contains("a.txt"));
+    // Files inside are still served.
+    let r = get(&s, "/group1/d/20260101/a.txt", &[]);
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"a"[..]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cache and delete
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn small_cached_and_large_uncached_files_are_served_correctly_every_time() {
+    let s = Server::start(json!({}));
+    // An empty file (uploads refuse them, so it is placed directly).
+    let empty = put_file(&s, "cache/empty.bin", b"");
+    for _ in 0..2 {
+        let g = get(&s, &empty, &[]);
+        assert_eq!(g.status, 200);
+        assert_eq!(g.header("content-length"), Some("0"));
+        assert!(g.body.is_empty());
+    }
+    for (i, len) in [1usize, 1000, 65_535, 65_536, 65_537, 1 << 20, 5_000_001]
+        .into_iter()
+        .enumerate()
+    {
+        let data = noise(len, 10 + i as u64);
+        let r = upload_json(&s, &format!("f{len}.bin"), &data);
+        let path = r["path"].as_str().unwrap().to_string();
+        for round in 0..2 {
+            let g = get(&s, &path, &[]);
+            assert_eq!(g.status, 200, "{len} bytes, round {round}");
+            assert_eq!(
+                g.header("content-length"),
+                Some(len.to_string().as_str()),
+                "{len}"
+            );
+            assert!(g.body == data, "{len} bytes, round {round}: wrong body");
+        }
+    }
+}
+
+#[test]
+fn a_deleted_file_stops_being_served_even_after_it_was_cached() {
+    let s = Server::start(json!({}));
+    let r = upload_json(&s, "gone.txt", b"soon gone\n");
+    let path = r["path"].as_str().unwrap().to_string();
+    let md5 = r["md5"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        let g = get(&s, &path, &[]);
+        assert_eq!((g.status, g.body.as_slice()), (200, &b"soon gone\n"[..]));
+    }
+    let (code, body) = call(agent().get(&s.url(&format!("/group1/delete?md5={md5}"))));
+    assert_eq!(code, 200, "{body}");
+    let g = get(&s, &path, &[]);
+    assert_eq!(g.status, 404, "deleted file still served: {:?}", g.text());
+    assert!(g.body.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resuming clients
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn wget_c_resumes_an_interrupted_1_gib_download_to_identical_bytes() {
+    const BLOCK: usize = 1 << 20;
+    const BLOCKS: usize = 1024;
+    let s = Server::start(json!({}));
+    let src = s.dir.join("files/big/big.bin");
+    std::fs::create_dir_all(src.parent().unwrap()).unwrap();
+    let mut f = std::fs::File::create(&src).unwrap();
+    // The md5 is computed while writing, by an md5sum child fed the same blocks.
+    let mut summer = Command::new("md5sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut sum_in = summer.stdin.take().unwrap();
+    let mut block = noise(BLOCK, 99);
+    for i in 0..BLOCKS {
+        // Every block differs, so a resume at a wrong offset cannot go unnoticed.
+        block[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        block[BLOCK / 2..BLOCK / 2 + 8].copy_from_slice(&(i as u64 ^ 0xabcdef).to_le_bytes());
+        f.write_all(&block).unwrap();
+        sum_in.write_all(&block).unwrap();
+    }
+    drop(f);
+    drop(sum_in);
+    let mut sum_out = String::new();
+    summer
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut sum_out)
+        .unwrap();
+    assert!(summer.wait().unwrap().success());
+    let want = sum_out[..32].to_string();
+    let total = (BLOCK * BLOCKS) as u64;
+
+    let out = tempfile::tempdir().unwrap();
+    let dst = out.path().join("big.bin");
+    let url = s.url("/group1/big/big.bin");
+    let mut first = Command::new("wget")
+        .args(["-c", "-q", "--tries=1"])
+        .arg(&url)
+        .current_dir(out.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started_partial = eventually(Duration::from_secs(60), || {
+        file_len(&dst) > 100 << 20 || matches!(first.try_wait(), Ok(Some(_)))
+    });
+    let _ = first.kill();
+    let _ = first.wait();
+    assert!(started_partial, "wget got no 100 MiB within 60 s");
+    let partial = file_len(&dst);
+    assert!(
+        partial > 100 << 20 && partial < total,
+        "not a partial download: {partial} bytes"
+    );
+
+    let (code, _, err) = run(
+        Command::new("wget")
+            .args(["-c", "-S", "--tries=1", "--progress=dot:giga"])
+            .arg(&url)
+            .current_dir(out.path()),
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, Some(0), "wget -c failed: {err}");
+    assert!(err.contains("206 Partial Content"), "did not resume: {err}");
+    assert_eq!(file_len(&dst), total);
+    assert_eq!(file_md5(&dst), want, "resumed download differs");
+}
+
+#[test]
+fn curl_c_dash_resumes_a_partially_written_file() {
+    let s = Server::start(json!({}));
+    let data = noise(5_000_000, 7);
+    let p = put_file(&s, "resume/five.bin", &data);
+    let out = tempfile::tempdir().unwrap();
+    let dst = out.path().join("five.bin");
+    std::fs::write(&dst, &data[..1_234_567]).unwrap();
+    let (code, stdout, err) = run(
+        Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "30",
+                "-C",
+                "-",
+                "-w",
+                "%{http_code}",
+                "-o",
+            ])
+            .arg(&dst)
+            .arg(s.url(&p)),
+        Duration::from_secs(40),
+    );
+    assert_eq!(code, Some(0), "curl failed: {err}");
+    assert_eq!(stdout, "206", "curl did not get a partial response");
+    assert_eq!(file_md5(&dst), md5_hex(&data));
+}
+
+#[test]
+fn wget_c_on_an_already_complete_file_has_nothing_to_do_and_leaves_it_unchanged() {
+    let s = Server::start(json!({}));
+    let data = noise(300_000, 8);
+    let p = put_file(&s, "resume/done.bin", &data);
+    let out = tempfile::tempdir().unwrap();
+    let dst = out.path().join("done.bin");
+    let wget = |extra: &[&str]| {
+        run(
+            Command::new("wget")
+                .args(["-c", "--tries=1"])
+                .args(extra)
+                .arg(s.url(&p))
+                .current_dir(out.path()),
+            Duration::from_secs(30),
+        )
+    };
+    let (code, _, err) = wget(&[]);
+    assert_eq!(code, Some(0), "first wget failed: {err}");
+    assert_eq!(file_md5(&dst), md5_hex(&data));
+    let mtime = std::fs::metadata(&dst).unwrap().modified().unwrap();
+    let (code, _, err) = wget(&[]);
+    assert_eq!(code, Some(0), "second wget -c failed: {err}");
+    assert!(
+        err.contains("already fully retrieved") || err.contains("nothing to do"),
+        "{err}"
+    );
+    assert_eq!(file_len(&dst), data.len() as u64);
+    assert_eq!(file_md5(&dst), md5_hex(&data));
+    assert_eq!(std::fs::metadata(&dst).unwrap().modified().unwrap(), mtime);
+}

@@ -1,0 +1,854 @@
+//! HTTP/1.x on the wire (SPEC.md §6, §15 items 38 and 39): keep-alive, pipelining, HTTP/1.0,
+//! chunked and `Expect: 100-continue` uploads, malformed or hostile heads, body limits,
+//! slowloris deadlines, graceful shutdown, path canonicalization and CORS.
+//! Most tests speak raw HTTP over a `TcpStream` so that framing is observed byte for byte.
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------------------------
+// Raw HTTP client helpers
+// ---------------------------------------------------------------------------------------------
+
+/// One parsed response.
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Parses one response from the front of `buf`: Some((response, bytes used)) when complete.
+/// `head_only`: the request was HEAD (no body follows whatever Content-Length says).
+/// `eof`: no more bytes will come (a body without a length ends here).
+fn parse_response(buf: &[u8], head_only: bool, eof: bool) -> Option<(Resp, usize)> {
+    let end = find(buf, b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or("");
+    assert!(
+        status_line.starts_with("HTTP/1."),
+        "not a status line: {status_line:?}"
+    );
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers: Vec<(String, String)> = lines
+        .map(|l| {
+            let (n, v) = l
+                .split_once(':')
+                .unwrap_or_else(|| panic!("bad header line {l:?}"));
+            (n.to_string(), v.trim().to_string())
+        })
+        .collect();
+    let body_start = end + 4;
+    let r = Resp {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    if head_only || (100..200).contains(&status) || status == 204 || status == 304 {
+        return Some((r, body_start));
+    }
+    if let Some(cl) = r.header("content-length") {
+        let n: usize = cl.parse().expect("numeric Content-Length");
+        if buf.len() < body_start + n {
+            return None;
+        }
+        let body = buf[body_start..body_start + n].to_vec();
+        return Some((Resp { body, ..r }, body_start + n));
+    }
+    if eof {
+        let body = buf[body_start..].to_vec();
+        return Some((Resp { body, ..r }, buf.len()));
+    }
+    None
+}
+
+/// Every complete response in `bytes` (read until the server closed).
+fn parse_all(bytes: &[u8]) -> Vec<Resp> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        match parse_response(&bytes[pos..], false, true) {
+            Some((r, n)) => {
+                out.push(r);
+                pos += n;
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+/// Sends `bytes` on a new connection and parses every response until the server closes.
+fn exchange(addr: &str, bytes: &[u8]) -> Vec<Resp> {
+    parse_all(&raw(addr, bytes, Duration::from_secs(10)))
+}
+
+/// A persistent raw connection.
+struct RawConn {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawConn {
+    fn open(addr: &str) -> RawConn {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        RawConn { s, buf: Vec::new() }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).unwrap();
+    }
+
+    /// Reads more bytes; false on EOF, reset or timeout.
+    fn fill(&mut self) -> bool {
+        let mut b = [0u8; 65536];
+        match self.s.read(&mut b) {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&b[..n]);
+                true
+            }
+        }
+    }
+
+    /// The next response; panics when the connection ends (or stays silent 10 s) before it.
+    fn response(&mut self, head_only: bool) -> Resp {
+        loop {
+            if let Some((r, n)) = parse_response(&self.buf, head_only, false) {
+                self.buf.drain(..n);
+                return r;
+            }
+            if !self.fill() {
+                if let Some((r, n)) = parse_response(&self.buf, head_only, true) {
+                    self.buf.drain(..n);
+                    return r;
+                }
+                panic!(
+                    "connection ended without a full response; got {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                );
+            }
+        }
+    }
+
+    /// True when the server closes the connection (EOF or reset) within `within`, having
+    /// sent no further bytes.
+    fn closes_within(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        let mut b = [0u8; 4096];
+        while Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.s
+                .set_read_timeout(Some(left.max(Duration::from_millis(10))))
+                .unwrap();
+            match self.s.read(&mut b) {
+                Ok(0) => return self.buf.is_empty(),
+                Ok(n) => self.buf.extend_from_slice(&b[..n]),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    return false
+                }
+                Err(_) => return self.buf.is_empty(),
+            }
+        }
+        false
+    }
+}
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").into_bytes()
+}
+
+/// Creates `files/<rel>` in the server's runtime dir; returns the download path.
+fn put_file(s: &Server, rel: &str, data: &[u8]) -> String {
+    let p = s.dir.join("files").join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, data).unwrap();
+    format!("/group1/{rel}")
+}
+
+/// Deterministic pseudo-random bytes (xorshift), different for each `seed`.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A complete upload request (multipart, Content-Length framing) for `data` named `name`.
+fn upload_request(name: &str, data: &[u8]) -> Vec<u8> {
+    let (ct, body) = multipart(&[("output", "json")], Some((name, data)));
+    let mut req = format!(
+        "POST /group1/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&body);
+    req
+}
+
+/// `body` in chunked transfer coding, `piece` bytes per chunk.
+fn chunk_encode(body: &[u8], piece: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in body.chunks(piece) {
+        out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        out.extend_from_slice(c);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+/// Waits (bounded) for a child we started; kills it if it overstays. Returns its exit code.
+fn wait_child(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(st)) = child.try_wait() {
+            return st.code();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+/// A plain request from another client succeeds (the server is not blocked by a slow one).
+fn assert_other_clients_served(s: &Server, path: &str, expect: &str) {
+    let started = Instant::now();
+    let (code, body) = call(agent().get(&s.url(path)).timeout(Duration::from_secs(3)));
+    assert_eq!((code, body.as_str()), (200, expect));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "another client waited {:?}",
+        started.elapsed()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection management
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn two_requests_on_one_keep_alive_connection_both_get_answers() {
+    let s = Server::start(json!({}));
+    let a = put_file(&s, "ka/a.txt", b"first file\n");
+    let b = put_file(&s, "ka/b.txt", b"second file\n");
+    let mut c = RawConn::open(&s.addr());
+    c.send(&get(&a));
+    let r1 = c.response(false);
+    assert_eq!((r1.status, r1.text().as_str()), (200, "first file\n"));
+    assert_ne!(
+        r1.header("connection").map(|v| v.to_ascii_lowercase()),
+        Some("close".into())
+    );
+    c.send(&get(&b));
+    let r2 = c.response(false);
+    assert_eq!((r2.status, r2.text().as_str()), (200, "second file\n"));
+}
+
+#[test]
+fn two_pipelined_requests_in_one_write_get_two_responses_in_order() {
+    let s = Server::start(json!({}));
+    let a = put_file(&s, "pipe/a.txt", b"AAAA");
+    let b = put_file(&s, "pipe/b.txt", b"BBBBBBBB");
+    let mut c = RawConn::open(&s.addr());
+    let mut both = get(&a);
+    both.extend_from_slice(&get(&b));
+    c.send(&both);
+    let r1 = c.response(false);
+    let r2 = c.response(false);
+    assert_eq!((r1.status, r1.text().as_str()), (200, "AAAA"));
+    assert_eq!((r2.status, r2.text().as_str()), (200, "BBBBBBBB"));
+}
+
+#[test]
+fn http_1_0_request_is_answered_then_the_connection_closes() {
+    let s = Server::start(json!({}));
+    let a = put_file(&s, "v10/a.txt", b"old client\n");
+    let mut c = RawConn::open(&s.addr());
+    c.send(format!("GET {a} HTTP/1.0\r\n\r\n").as_bytes());
+    let r = c.response(false);
+    assert_eq!((r.status, r.text().as_str()), (200, "old client\n"));
+    assert!(
+        c.closes_within(Duration::from_secs(5)),
+        "HTTP/1.0 connection stayed open"
+    );
+}
+
+#[test]
+fn http_1_0_with_connection_keep_alive_is_told_keep_alive_and_stays_open() {
+    let s = Server::start(json!({}));
+    let a = put_file(&s, "v10ka/a.txt", b"one");
+    let b = put_file(&s, "v10ka/b.txt", b"two");
+    let mut c = RawConn::open(&s.addr());
+    c.send(format!("GET {a} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").as_bytes());
+    let r1 = c.response(false);
+    assert_eq!((r1.status, r1.text().as_str()), (200, "one"));
+    c.send(format!("GET {b} HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").as_bytes());
+    let r2 = c.response(false);
+    assert_eq!((r2.status, r2.text().as_str()), (200, "two"));
+    // An HTTP/1.0 client (ab -k, old proxies) only reuses the connection when the response
+    // says keep-alive (RFC 9112 Appendix C.2.2).
+    assert_eq!(
+        r1.header("connection").map(|v| v.to_ascii_lowercase()),
+        Some("keep-alive".into()),
+        "headers: {:?}",
+        r1.headers
+    );
+}
+
+#[test]
+fn connection_close_is_honoured_after_the_response() {
+    let s = Server::start(json!({}));
+    let a = put_file(&s, "close/a.txt", b"bye");
+    let mut c = RawConn::open(&s.addr());
+    c.send(format!("GET {a} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
+    let r = c.response(false);
+    assert_eq!((r.status, r.text().as_str()), (200, "bye"));
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(c.closes_within(Duration::from_secs(5)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request bodies
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_chunked_multipart_upload_is_stored_intact() {
+    let s = Server::start(json!({}));
+    let data = noise(200_000, 1);
+    let (ct, body) = multipart(&[("output", "json")], Some(("chunked.bin", &data)));
+    let mut req = format!(
+        "POST /group1/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ct}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .into_bytes();
+    req.extend_from_slice(&chunk_encode(&body, 7_777));
+    let mut c = RawConn::open(&s.addr());
+    c.send(&req);
+    let r = c.response(false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["md5"], md5_hex(&data));
+    assert_eq!(v["size"], data.len());
+    // The connection is still usable: the chunked body was consumed exactly.
+    c.send(&get(v["path"].as_str().unwrap()));
+    let got = c.response(false);
+    assert_eq!(got.status, 200);
+    assert!(got.body == data, "downloaded bytes differ");
+}
+
+#[test]
+fn expect_100_continue_gets_100_before_the_body_is_sent() {
+    let s = Server::start(json!({}));
+    let data = noise(50_000, 2);
+    let (ct, body) = multipart(&[("output", "json")], Some(("expect.bin", &data)));
+    let mut c = RawConn::open(&s.addr());
+    c.s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.send(
+        format!(
+            "POST /group1/upload HTTP/1.1\r\nHost: x\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let interim = c.response(false);
+    assert_eq!(interim.status, 100, "expected 100 Continue before the body");
+    c.send(&body);
+    let r = c.response(false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["md5"], md5_hex(&data));
+}
+
+#[test]
+fn curl_uploads_a_2_mib_file_with_expect_100_continue() {
+    let s = Server::start(json!({}));
+    let tmp = tempfile::tempdir().unwrap();
+    let data = noise(2 << 20, 3);
+    let f = tmp.path().join("two_mib.bin");
+    std::fs::write(&f, &data).unwrap();
+    let mut child = Command::new("curl")
+        .args(["-sS", "-v", "--max-time", "30", "-F"])
+        .arg(format!("file=@{}", f.display()))
+        .args(["-F", "output=json"])
+        .arg(s.url("/group1/upload"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let code = wait_child(&mut child, Duration::from_secs(40));
+    let mut out = String::new();
+    let mut err = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(code, Some(0), "curl failed: {err}");
+    assert!(
+        err.contains("> Expect: 100-continue"),
+        "curl did not ask: {err}"
+    );
+    assert!(
+        err.contains("< HTTP/1.1 100 Continue"),
+        "no 100 Continue: {err}"
+    );
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("not json: {out}"));
+    assert_eq!(v["md5"], md5_hex(&data));
+    assert_eq!(v["size"], data.len());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Malformed or hostile heads
+// ---------------------------------------------------------------------------------------------
+
+fn first_status(addr: &str, bytes: &[u8]) -> u16 {
+    let rs = exchange(addr, bytes);
+    assert!(!rs.is_empty(), "no response at all");
+    rs[0].status
+}
+
+#[test]
+fn a_20_kib_header_field_gets_431() {
+    let s = Server::start(json!({}));
+    let big = "b".repeat(20 * 1024);
+    let req = format!("GET /group1/x.txt HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n");
+    assert_eq!(first_status(&s.addr(), req.as_bytes()), 431);
+}
+
+#[test]
+fn a_10_kib_request_uri_gets_414() {
+    let s = Server::start(json!({}));
+    let long = "u".repeat(10 * 1024);
+    let req = format!("GET /group1/{long} HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(first_status(&s.addr(), req.as_bytes()), 414);
+}
+
+#[test]
+fn garbage_instead_of_a_request_gets_400() {
+    let s = Server::start(json!({}));
+    let req = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 garbage \x00\r\n\r\n";
+    assert_eq!(first_status(&s.addr(), req), 400);
+}
+
+#[test]
+fn http_1_1_without_host_gets_400() {
+    let s = Server::start(json!({}));
+    let a = put_file(&s, "nohost/a.txt", b"x");
+    let req = format!("GET {a} HTTP/1.1\r\nUser-Agent: t\r\n\r\n");
+    assert_eq!(first_status(&s.addr(), req.as_bytes()), 400);
+}
+
+#[test]
+fn content_length_with_transfer_encoding_gets_400_and_the_smuggled_request_is_never_answered() {
+    let s = Server::start(json!({}));
+    let a = put_file(&s, "smuggle/a.txt", b"front");
+    let b = put_file(&s, "smuggle/b.txt", b"SMUGGLED-SECRET");
+    let smuggled = format!("0\r\n\r\nGET {b} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let req = format!(
+        "GET {a} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nTransfer-Encoding: chunked\r\n\r\n{smuggled}",
+        smuggled.len()
+    );
+    let bytes = raw(&s.addr(), req.as_bytes(), Duration::from_secs(10));
+    let text = String::from_utf8_lossy(&bytes);
+    let rs = parse_all(&bytes);
+    assert_eq!(rs.len(), 1, "expected exactly one response: {text}");
+    assert_eq!(rs[0].status, 400, "{text}");
+    assert!(!text.contains("SMUGGLED-SECRET"), "smuggled request served");
+}
+
+#[test]
+fn differing_duplicate_content_lengths_get_400() {
+    let s = Server::start(json!({}));
+    let req = b"POST /group1/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!";
+    assert_eq!(first_status(&s.addr(), req), 400);
+}
+
+#[test]
+fn transfer_encoding_gzip_gets_501() {
+    let s = Server::start(json!({}));
+    let req = b"POST /group1/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n";
+    assert_eq!(first_status(&s.addr(), req), 501);
+}
+
+#[test]
+fn an_http_2_0_request_line_gets_505() {
+    let s = Server::start(json!({}));
+    let req = b"GET /group1/x.txt HTTP/2.0\r\nHost: x\r\n\r\n";
+    assert_eq!(first_status(&s.addr(), req), 505);
+}
+
+#[test]
+fn an_upload_larger_than_upload_max_bytes_gets_413_by_content_length() {
+    let s = Server::start(json!({"upload_max_bytes": 10_000}));
+    let r = exchange(&s.addr(), &upload_request("big.bin", &noise(50_000, 4)));
+    assert!(!r.is_empty(), "no response");
+    assert_eq!(r[0].status, 413, "{}", r[0].text());
+    // Within the limit still works.
+    let small = upload_json(&s, "small.bin", &noise(1_000, 5));
+    assert_eq!(small["size"], 1_000);
+}
+
+#[test]
+fn a_chunked_upload_larger_than_upload_max_bytes_gets_413() {
+    let s = Server::start(json!({"upload_max_bytes": 10_000}));
+    let (ct, body) = multipart(&[("output", "json")], Some(("big.bin", &noise(50_000, 6))));
+    let mut req = format!(
+        "POST /group1/upload HTTP/1.1\r\nHost: x\r\nContent-Type: {ct}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .into_bytes();
+    req.extend_from_slice(&chunk_encode(&body, 4096));
+    let r = exchange(&s.addr(), &req);
+    assert!(!r.is_empty(), "no response");
+    assert_eq!(r[0].status, 413, "{}", r[0].text());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Slowloris deadlines (SPEC.md §15 item 39)
+// ---------------------------------------------------------------------------------------------
+
+/// The one timing-dependent assertion kind: the cut happened after about `limit` (not
+/// immediately) and before `limit` + 3 s of slack.
+fn assert_cut_near(elapsed: Duration, limit: u64, what: &str) {
+    assert!(
+        elapsed >= Duration::from_millis(limit * 1000 - 500),
+        "{what}: cut too early, after {elapsed:?}"
+    );
+    assert!(
+        elapsed <= Duration::from_secs(limit + 3),
+        "{what}: still open after {elapsed:?}"
+    );
+}
+
+#[test]
+fn a_client_sending_one_header_byte_per_second_is_cut_within_read_header_timeout() {
+    let s = Server::start(json!({"read_header_timeout": 2}));
+    let a = put_file(&s, "slow/a.txt", b"still serving");
+    let mut c = TcpStream::connect(s.addr()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let head = format!("GET {a} HTTP/1.1\r\nHost: x\r\nX-Slow: {}", "z".repeat(64));
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut cut = None;
+    for (i, byte) in head.as_bytes().iter().enumerate().take(30) {
+        if c.write_all(&[*byte]).is_err() {
+            cut = Some(started.elapsed());
+            break;
+        }
+        if i == 1 {
+            assert_other_clients_served(&s, &a, "still serving");
+        }
+        let mut b = [0u8; 1024];
+        // Each read waits up to 1 s: one header byte per second.
+        match c.read(&mut b) {
+            Ok(0) => {
+                cut = Some(started.elapsed());
+                break;
+            }
+            Ok(n) => {
+                answer.extend_from_slice(&b[..n]);
+                cut = Some(started.elapsed());
+                break;
+            }
+            Err(e) if is_timeout(&e) => {}
+            Err(_) => {
+                cut = Some(started.elapsed());
+                break;
+            }
+        }
+    }
+    let cut = cut.expect("slow header client was never cut");
+    assert_cut_near(cut, 2, "slow head");
+    if !answer.is_empty() {
+        assert!(
+            answer.starts_with(b"HTTP/1.1 408"),
+            "unexpected answer {:?}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_idle_timeout() {
+    let s = Server::start(json!({"idle_timeout": 2}));
+    let a = put_file(&s, "idle/a.txt", b"idle");
+    let mut c = RawConn::open(&s.addr());
+    c.send(&get(&a));
+    let r = c.response(false);
+    assert_eq!(r.status, 200);
+    let started = Instant::now();
+    assert!(
+        c.closes_within(Duration::from_secs(6)),
+        "idle connection not closed"
+    );
+    assert_cut_near(started.elapsed(), 2, "idle keep-alive");
+}
+
+#[test]
+fn a_stalled_upload_body_is_cut_after_body_stall_timeout_while_others_are_served() {
+    let s = Server::start(json!({"body_stall_timeout": 2}));
+    let a = put_file(&s, "stall/a.txt", b"not blocked");
+    let req = upload_request("stall.bin", &noise(100_000, 7));
+    let mut c = TcpStream::connect(s.addr()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    c.write_all(&req[..20_000]).unwrap();
+    let started = Instant::now();
+    assert_other_clients_served(&s, &a, "not blocked");
+    let mut answer = Vec::new();
+    let mut b = [0u8; 4096];
+    loop {
+        match c.read(&mut b) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&b[..n]),
+            Err(e) if is_timeout(&e) => panic!("stalled body not cut after 8 s"),
+            Err(_) => break,
+        }
+        if find(&answer, b"\r\n\r\n").is_some() {
+            break;
+        }
+    }
+    assert_cut_near(started.elapsed(), 2, "stalled body");
+    if !answer.is_empty() {
+        assert!(
+            answer.starts_with(b"HTTP/1.1 408"),
+            "unexpected answer {:?}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Graceful shutdown
+// ---------------------------------------------------------------------------------------------
+
+fn refuses_connections(addr: &str) -> bool {
+    TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_millis(200)).is_err()
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_download_finish_refuses_new_connections_and_exits_0() {
+    let mut s = Server::start(json!({"shutdown_grace": 10}));
+    let data = noise(48 << 20, 8);
+    let path = put_file(&s, "shutdown/big.bin", &data);
+    let mut c = RawConn::open(&s.addr());
+    c.send(&get(&path));
+    // Part of the body arrives; the rest is still queued on the server side.
+    while c.buf.len() < (1 << 20) {
+        assert!(c.fill(), "download ended early");
+    }
+    let mut child = s.child.take().unwrap();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(
+        eventually(Duration::from_secs(5), || refuses_connections(&s.addr())),
+        "still accepting connections after SIGTERM"
+    );
+    let r = c.response(false);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), data.len(), "download cut by shutdown");
+    assert!(r.body == data, "download corrupted");
+    assert_eq!(wait_child(&mut child, Duration::from_secs(15)), Some(0));
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_upload_finish_and_its_file_is_stored() {
+    let mut s = Server::start(json!({"shutdown_grace": 10}));
+    let data = noise(4 << 20, 9);
+    let req = upload_request("inflight.bin", &data);
+    let mut c = RawConn::open(&s.addr());
+    c.send(&req[..1 << 20]);
+    let mut child = s.child.take().unwrap();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(
+        eventually(Duration::from_secs(5), || refuses_connections(&s.addr())),
+        "still accepting connections after SIGTERM"
+    );
+    c.send(&req[1 << 20..]);
+    let r = c.response(false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["md5"], md5_hex(&data));
+    assert_eq!(wait_child(&mut child, Duration::from_secs(15)), Some(0));
+    let rel = v["path"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("/group1/")
+        .unwrap();
+    let stored = std::fs::read(s.dir.join("files").join(rel)).unwrap();
+    assert!(stored == data, "stored upload differs");
+}
+
+#[test]
+fn the_server_restarts_on_its_port_right_after_a_graceful_shutdown_that_closed_connections() {
+    let mut s = Server::start(json!({}));
+    let a = put_file(&s, "restart/a.txt", b"again");
+    // The server closes these connections first, leaving its side in TIME_WAIT.
+    for _ in 0..3 {
+        let rs = exchange(
+            &s.addr(),
+            format!("GET {a} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(rs[0].status, 200);
+    }
+    assert_eq!(s.stop(), Some(0));
+    s.spawn();
+    let (code, body) = call(agent().get(&s.url(&a)));
+    assert_eq!((code, body.as_str()), (200, "again"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paths and CORS
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn dot_dot_and_double_slash_paths_get_301_to_the_clean_path_with_the_query_kept() {
+    let s = Server::start(json!({}));
+    put_file(&s, "x/a.txt", b"a");
+    for (target, location) in [
+        (
+            "/group1/../group1/x/a.txt?a=1&b=2",
+            "/group1/x/a.txt?a=1&b=2",
+        ),
+        ("//group1/x/a.txt?a=1", "/group1/x/a.txt?a=1"),
+        ("/group1/./x//a.txt", "/group1/x/a.txt"),
+    ] {
+        let rs = exchange(
+            &s.addr(),
+            format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        assert!(!rs.is_empty(), "no response for {target}");
+        assert_eq!(rs[0].status, 301, "{target}");
+        assert_eq!(rs[0].header("location"), Some(location), "{target}");
+    }
+}
+
+#[test]
+fn percent_encoded_traversal_never_serves_files_outside_the_store() {
+    let s = Server::start(json!({}));
+    for target in [
+        "/group1/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/group1/%2E%2E/%2E%2E/%2E%2E/%2E%2E/%2E%2E/%2E%2E/etc/passwd",
+        "/group1/..%2f..%2f..%2f..%2f..%2f..%2fetc/passwd",
+        "/group1/%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "/group1/files/%2e%2e/conf/cfg.json",
+    ] {
+        let rs = exchange(
+            &s.addr(),
+            format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        assert!(!rs.is_empty(), "no response for {target}");
+        let r = &rs[0];
+        assert!(!r.text().contains("root:"), "{target} served /etc/passwd");
+        assert!(
+            !r.text().contains("admin_key"),
+            "{target} served the config"
+        );
+        assert!(
+            (400..500).contains(&r.status),
+            "{target} answered {}",
+            r.status
+        );
+    }
+}
+
+#[test]
+fn requests_for_the_upload_temp_dir_are_404() {
+    let s = Server::start(json!({}));
+    put_file(&s, "_tmp/partial-upload", b"half an upload");
+    let rs = exchange(
+        &s.addr(),
+        b"GET /group1/_tmp/partial-upload HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(rs[0].status, 404);
+    assert!(!rs[0].text().contains("half an upload"));
+    let rs = exchange(
+        &s.addr(),
+        b"GET /group1/_tmp/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(rs[0].status, 404);
+    assert!(!rs[0].text().contains("partial-upload"));
+}
+
+#[test]
+fn cors_headers_echo_the_origin_or_allow_any() {
+    let s = Server::start(json!({}));
+    let a = put_file(&s, "cors/a.txt", b"c");
+    let r = agent()
+        .get(&s.url(&a))
+        .set("Origin", "http://app.example.com")
+        .call()
+        .unwrap();
+    assert_eq!(
+        r.header("Access-Control-Allow-Origin"),
+        Some("http://app.example.com")
+    );
+    assert_eq!(r.header("Access-Control-Allow-Credentials"), Some("true"));
+    assert!(r
+        .header("Access-Control-Allow-Methods")
+        .unwrap_or("")
+        .contains("POST"));
+    let r = agent().get(&s.url(&a)).call().unwrap();
+    assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
+    // Error responses carry them too.
+    let r = match agent()
+        .get(&s.url("/group1/cors/missing.txt"))
+        .set("Origin", "http://o.example")
+        .call()
+    {
+        Err(ureq::Error::Status(404, r)) => r,
+        other => panic!("expected 404, got {other:?}"),
+    };
+    assert_eq!(
+        r.header("Access-Control-Allow-Origin"),
+        Some("http://o.example")
+    );
+}
