@@ -311,7 +311,7 @@ pub fn run(dir: &Path, config: Config) -> Result<(), ServerError> {
         config.workers
     };
     check_memlock(workers, config.io_memory);
-    let meta = Meta::open(dir, config.shards)?;
+    let meta = Meta::open(dir, config.shards, workers)?;
     let addr = config.listen_addr().map_err(ServerError::Startup)?;
     probe_listen(addr)?;
     let shared = Arc::new(Shared {
@@ -391,8 +391,9 @@ fn install_signals(shared: Arc<Shared>) -> std::io::Result<()> {
 }
 
 async fn worker_main(shared: Arc<Shared>, id: usize, workers: usize) -> Result<(), String> {
-    for (shard, rx) in shared.meta.take_owned(id, workers) {
-        glommio::spawn_local(shared.meta.clone().run_committer(shard, rx)).detach();
+    assert!(id < workers, "executor index in range");
+    if let Some(rx) = shared.meta.take_owned(id) {
+        glommio::spawn_local(shared.meta.clone().run_committer(rx)).detach();
     }
     let cfg = shared.config();
     let addr = cfg.listen_addr()?;

@@ -12,8 +12,11 @@
 //! path key asks every shard (S point reads, microseconds).
 //!
 //! Architecture invariant: only the owner executor of a shard (`shard % workers`) writes it,
-//! from its blocking pool: other executors send `Op`s through the shard's channel and await
-//! the reply. Ops that queue up while a commit runs form the next batch (group commit).
+//! from its blocking pool: other executors send `Op`s through the owner's channel and await
+//! the reply. Ops that queue up while a commit runs form the next batch (group commit): one
+//! batch applies its ops in one transaction per touched shard (in parallel, one thread per
+//! shard), makes every rename durable with one fsync per touched directory, then commits the
+//! transactions (in parallel).
 //! Reads happen on any thread (LMDB readers are lock-free; environments use NO_TLS).
 
 use crate::json::FileInfo;
@@ -81,6 +84,7 @@ pub enum OpResult {
 }
 
 pub struct Pending {
+    shard: usize,
     op: Op,
     reply: oneshot::Sender<Result<OpResult, MetaError>>,
 }
@@ -96,9 +100,13 @@ struct Shard {
 pub struct Meta {
     root: PathBuf,
     shards: Vec<Shard>,
+    /// One channel per executor: ops for the shards it owns.
     senders: Vec<mpsc::Sender<Pending>>,
     receivers: Mutex<Vec<Option<mpsc::Receiver<Pending>>>>,
 }
+
+/// Result of one op, and the undo list of one shard's part of a batch.
+type OpReply = Result<OpResult, MetaError>;
 
 /// MD5 hex of a string (go-fastdfs' path key and dedup-off id).
 pub fn md5_hex(s: &str) -> String {
@@ -149,7 +157,8 @@ fn decode(bytes: &[u8]) -> Result<FileInfo, MetaError> {
 
 impl Meta {
     /// Opens (creating on first start) the shards under `<dir>/data/meta`.
-    pub fn open(dir: &Path, shards_wanted: u32) -> Result<Arc<Meta>, MetaError> {
+    pub fn open(dir: &Path, shards_wanted: u32, workers: usize) -> Result<Arc<Meta>, MetaError> {
+        assert!(workers >= 1, "at least one executor");
         let root = dir.to_path_buf();
         let meta_dir = dir.join("data").join("meta");
         std::fs::create_dir_all(&meta_dir)?;
@@ -189,6 +198,8 @@ impl Meta {
                 days,
                 stats,
             });
+        }
+        for _ in 0..workers {
             let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
             senders.push(tx);
             receivers.push(Some(rx));
@@ -205,17 +216,13 @@ impl Meta {
         self.shards.len()
     }
 
-    /// Takes the receivers of the shards owned by executor `worker` of `workers`.
-    pub fn take_owned(
-        &self,
-        worker: usize,
-        workers: usize,
-    ) -> Vec<(usize, mpsc::Receiver<Pending>)> {
-        let mut guard = self.receivers.lock().expect("receivers lock");
-        (0..guard.len())
-            .filter(|s| s % workers == worker)
-            .filter_map(|s| guard[s].take().map(|rx| (s, rx)))
-            .collect()
+    /// Takes the op channel of executor `worker` (it owns shards `s % workers == worker`).
+    pub fn take_owned(&self, worker: usize) -> Option<mpsc::Receiver<Pending>> {
+        self.receivers
+            .lock()
+            .expect("receivers lock")
+            .get_mut(worker)?
+            .take()
     }
 
     // ---------- reads (any thread) ----------
@@ -314,9 +321,14 @@ impl Meta {
             Op::Delete { md5 } => md5.as_str(),
         };
         let shard = shard_of(md5, self.shards.len());
+        let owner = shard % self.senders.len();
         let (tx, rx) = oneshot::channel();
-        let mut sender = self.senders[shard].clone();
-        let pending = Pending { op, reply: tx };
+        let mut sender = self.senders[owner].clone();
+        let pending = Pending {
+            shard,
+            op,
+            reply: tx,
+        };
         std::future::poll_fn(|cx| sender.poll_ready(cx))
             .await
             .map_err(|_| MetaError::Stopped)?;
@@ -324,8 +336,8 @@ impl Meta {
         rx.boxed_local().await.map_err(|_| MetaError::Stopped)?
     }
 
-    /// The commit loop of one owned shard; runs on the owner executor until the channel closes.
-    pub async fn run_committer(self: Arc<Self>, shard: usize, mut rx: mpsc::Receiver<Pending>) {
+    /// The commit loop of one executor's shards; runs on that executor until the channel closes.
+    pub async fn run_committer(self: Arc<Self>, mut rx: mpsc::Receiver<Pending>) {
         use futures_lite::StreamExt;
         while let Some(first) = rx.next().await {
             let mut batch = vec![first];
@@ -335,87 +347,154 @@ impl Meta {
                     _ => break,
                 }
             }
-            let (ops, replies): (Vec<Op>, Vec<_>) =
-                batch.into_iter().map(|p| (p.op, p.reply)).unzip();
+            let mut ops = Vec::with_capacity(batch.len());
+            let mut replies = Vec::with_capacity(batch.len());
+            for p in batch {
+                ops.push((p.shard, p.op));
+                replies.push(p.reply);
+            }
             let me = self.clone();
             let started = std::time::Instant::now();
             let n = ops.len();
             let results = glommio::executor()
-                .spawn_blocking(move || me.commit_batch(shard, ops))
+                .spawn_blocking(move || me.commit_batch(ops))
                 .await;
             tracing::debug!(
-                shard,
                 ops = n,
                 took_us = started.elapsed().as_micros() as u64,
                 "group commit"
             );
+            assert_eq!(results.len(), replies.len(), "one result per op");
             for (reply, result) in replies.into_iter().zip(results) {
                 let _ = reply.send(result);
             }
         }
     }
 
-    /// One transaction for a whole batch: renames, dir fsyncs, then commit. Blocking.
-    fn commit_batch(&self, shard: usize, ops: Vec<Op>) -> Vec<Result<OpResult, MetaError>> {
+    /// Commits a batch: per touched shard one thread applies its ops in a transaction (dedup
+    /// checks, renames into place); then one durability step for all renames and contents;
+    /// then every shard commits. Blocking. Results are in op order.
+    fn commit_batch(&self, ops: Vec<(usize, Op)>) -> Vec<OpReply> {
         let n = ops.len();
-        match self.try_commit_batch(shard, ops) {
-            Ok(results) => results,
-            Err((e, placed)) => {
-                // The transaction did not commit: undo the renames so nothing unindexed stays.
-                for p in placed {
-                    let _ = std::fs::remove_file(p);
-                }
-                let msg = e.to_string();
-                (0..n)
-                    .map(|_| Err(MetaError::Corrupt(format!("commit failed: {msg}"))))
-                    .collect()
-            }
+        let mut by_shard: BTreeMap<usize, Vec<(usize, Op)>> = BTreeMap::new();
+        for (i, (shard, op)) in ops.into_iter().enumerate() {
+            by_shard.entry(shard).or_default().push((i, op));
         }
+        let groups = by_shard.len();
+        let applied = std::sync::Barrier::new(groups + 1);
+        let decided = std::sync::Barrier::new(groups + 1);
+        let dirs: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+        let durable: Mutex<Option<String>> = Mutex::new(None);
+        let mut results: Vec<Option<OpReply>> = (0..n).map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = by_shard
+                .into_iter()
+                .map(|(shard, ops)| {
+                    let (applied, decided, dirs, durable) = (&applied, &decided, &dirs, &durable);
+                    scope.spawn(move || {
+                        self.commit_shard(shard, ops, dirs, || {
+                            applied.wait();
+                            decided.wait();
+                            durable.lock().expect("durable lock").clone()
+                        })
+                    })
+                })
+                .collect();
+            let t0 = std::time::Instant::now();
+            applied.wait();
+            let t1 = std::time::Instant::now();
+            let set = std::mem::take(&mut *dirs.lock().expect("dirs lock"));
+            if let Err(e) = self.make_durable(&set) {
+                *durable.lock().expect("durable lock") = Some(e.to_string());
+            }
+            let t2 = std::time::Instant::now();
+            decided.wait();
+            tracing::debug!(
+                groups,
+                apply_us = (t1 - t0).as_micros() as u64,
+                durable_us = (t2 - t1).as_micros() as u64,
+                "batch phases"
+            );
+            for h in handles {
+                for (i, r) in h.join().expect("shard commit thread") {
+                    results[i] = Some(r);
+                }
+            }
+            tracing::debug!(
+                commit_us = t2.elapsed().as_micros() as u64,
+                "batch commit phase"
+            );
+        });
+        results
+            .into_iter()
+            .map(|r| r.expect("every op answered"))
+            .collect()
     }
 
-    #[allow(clippy::type_complexity)]
-    fn try_commit_batch(
+    /// One shard's part of a batch. `barrier` is called between applying and committing; it
+    /// returns an error text when the durability step failed (then nothing commits).
+    fn commit_shard(
         &self,
         shard: usize,
-        ops: Vec<Op>,
-    ) -> Result<Vec<Result<OpResult, MetaError>>, (MetaError, Vec<PathBuf>)> {
+        ops: Vec<(usize, Op)>,
+        dirs: &Mutex<BTreeSet<PathBuf>>,
+        barrier: impl FnOnce() -> Option<String>,
+    ) -> Vec<(usize, OpReply)> {
         let s = &self.shards[shard];
-        let mut txn = s.env.begin_rw_txn().map_err(|e| (e.into(), vec![]))?;
-        let mut results = Vec::with_capacity(ops.len());
-        let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut txn = match s.env.begin_rw_txn() {
+            Ok(t) => t,
+            Err(e) => {
+                barrier();
+                let msg = e.to_string();
+                return ops
+                    .into_iter()
+                    .map(|(i, _)| (i, Err(MetaError::Corrupt(msg.clone()))))
+                    .collect();
+            }
+        };
+        let mut out = Vec::with_capacity(ops.len());
+        let mut my_dirs = BTreeSet::new();
         let mut placed: Vec<PathBuf> = Vec::new();
         let mut unlink_after: Vec<PathBuf> = Vec::new();
-        for op in ops {
+        for (i, op) in ops {
             let r = match op {
                 Op::Insert {
                     info,
                     staged,
                     dedup,
-                } => self.apply_insert(s, &mut txn, *info, staged, dedup, &mut dirs, &mut placed),
+                } => {
+                    self.apply_insert(s, &mut txn, *info, staged, dedup, &mut my_dirs, &mut placed)
+                }
                 Op::Delete { md5 } => self.apply_delete(s, &mut txn, &md5, &mut unlink_after),
             };
-            results.push(r);
+            out.push((i, r));
         }
-        for d in &dirs {
-            if let Err(e) = std::fs::File::open(d).and_then(|f| f.sync_all()) {
-                return Err((e.into(), placed));
+        dirs.lock().expect("dirs lock").extend(my_dirs);
+        let failure = match barrier() {
+            Some(e) => Some(e),
+            None => txn.commit().err().map(|e| e.to_string()),
+        };
+        if let Some(msg) = failure {
+            // Nothing of this shard committed: undo its renames so nothing unindexed stays.
+            for p in placed {
+                let _ = std::fs::remove_file(p);
             }
+            return out
+                .into_iter()
+                .map(|(i, _)| (i, Err(MetaError::Corrupt(format!("commit failed: {msg}")))))
+                .collect();
         }
-        if let Err(e) = txn.commit() {
-            return Err((e.into(), placed));
+        unlink_files(unlink_after);
+        out
+    }
+
+    /// Makes the batch's renames durable before the metadata commit: one fsync per touched
+    /// directory for the whole batch (file contents were fdatasynced by their writers).
+    fn make_durable(&self, dirs: &BTreeSet<PathBuf>) -> std::io::Result<()> {
+        for d in dirs {
+            std::fs::File::open(d)?.sync_all()?;
         }
-        let mut deleted_dirs = BTreeSet::new();
-        for p in unlink_after {
-            if std::fs::remove_file(&p).is_ok() {
-                if let Some(parent) = p.parent() {
-                    deleted_dirs.insert(parent.to_path_buf());
-                }
-            }
-        }
-        for d in deleted_dirs {
-            let _ = std::fs::File::open(d).and_then(|f| f.sync_all());
-        }
-        Ok(results)
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -447,7 +526,11 @@ impl Meta {
             dirs.insert(dir.clone());
             placed.push(dir.join(&name));
             // The record names what is on disk (never the pre-collision name: §15 item 20).
-            debug_assert_eq!(st.name, info.stored_name());
+            if st.name != info.stored_name() {
+                return Err(MetaError::Corrupt(
+                    "staged name differs from the record".into(),
+                ));
+            }
             if info.rename.is_empty() {
                 info.name = name;
             } else {
@@ -507,6 +590,21 @@ impl Meta {
             unlink_after.push(self.root.join(old.rel_path()));
         }
         Ok(OpResult::Deleted(old))
+    }
+}
+
+/// Removes deleted files (after their records committed) and makes the removals durable.
+fn unlink_files(paths: Vec<PathBuf>) {
+    let mut dirs = BTreeSet::new();
+    for p in paths {
+        if std::fs::remove_file(&p).is_ok() {
+            if let Some(parent) = p.parent() {
+                dirs.insert(parent.to_path_buf());
+            }
+        }
+    }
+    for d in dirs {
+        let _ = std::fs::File::open(d).and_then(|f| f.sync_all());
     }
 }
 
