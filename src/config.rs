@@ -41,7 +41,7 @@ pub struct Mail {
 }
 
 /// The live configuration (after defaults). Field names are the cfg.json keys.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Config {
     pub addr: String,
     pub enable_https: bool,
@@ -156,6 +156,17 @@ pub struct Loaded {
     pub config: Config,
     pub warnings: Vec<String>,
     pub created: bool,
+}
+
+/// Path of the config file under a runtime dir.
+pub fn path_in(dir: &Path) -> PathBuf {
+    dir.join("conf").join("cfg.json")
+}
+
+/// Replaces cfg.json with `text` (already validated), durably.
+pub fn write_file(dir: &Path, text: &str) -> Result<(), ConfigError> {
+    let path = path_in(dir);
+    write_durably(&path, text.as_bytes()).map_err(|source| ConfigError::Write { path, source })
 }
 
 /// Loads `conf/cfg.json` under `dir`, creating it with defaults first if missing.

@@ -11,6 +11,7 @@ pub mod json;
 pub mod router;
 pub mod server;
 pub mod store;
+pub mod totp;
 
 /// Version printed by `fastdfs version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

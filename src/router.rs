@@ -2,7 +2,7 @@
 //! the named API routes under the group prefix, everything else to downloads; CORS headers
 //! on every response (§6.2); errors mapped to responses in one place (`ApiError`).
 
-use crate::api::{self, download, manage, upload};
+use crate::api::{self, admin, download, manage, upload};
 use crate::error::ApiError;
 use crate::http::{Request, Response};
 use crate::server::Worker;
@@ -101,6 +101,18 @@ async fn dispatch(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiErro
             let p = api::read_params(req).await?;
             manage::get_file_info(w, client, &p)
         }
+        "/stat" => admin::stat(w, client, &api::read_params(req).await?),
+        "/list_dir" => admin::list_dir(w, client, &api::read_params(req).await?).await,
+        "/search" => admin::search(w, client, &api::read_params(req).await?),
+        "/check_files_exist" => admin::check_files_exist(w, &api::read_params(req).await?),
+        "/get_md5s_by_date" => admin::get_md5s_by_date(w, client, &api::read_params(req).await?),
+        "/remove_empty_dir" => admin::remove_empty_dir(w, client, &api::read_params(req).await?),
+        "/repair_stat" => admin::repair_stat(w, client, &api::read_params(req).await?).await,
+        "/backup" => admin::backup(w, client, &api::read_params(req).await?).await,
+        "/report" => admin::report(w, client, &api::read_params(req).await?).await,
+        "/reload" => admin::reload(w, client, &api::read_params(req).await?).await,
+        "/gen_google_secret" => admin::gen_google_secret(w, client, &api::read_params(req).await?),
+        "/gen_google_code" => admin::gen_google_code(w, client, &api::read_params(req).await?),
         _ => download::handle(w, req).await,
     }
 }

@@ -42,6 +42,24 @@ impl Shared {
         self.shutdown.load(Ordering::Relaxed)
     }
 
+    /// Re-reads cfg.json and swaps the live config. Settings bound at start (listen address,
+    /// group prefix, executors, shards, io_memory) keep their running values until restart.
+    pub fn reload_config(&self) -> Result<Vec<String>, crate::config::ConfigError> {
+        let loaded = crate::config::load_or_create(&self.dir)?;
+        let mut next = loaded.config;
+        let mut guard = self.config.write().expect("config lock");
+        let old = guard.clone();
+        next.addr = old.addr.clone();
+        next.group = old.group.clone();
+        next.support_group_manage = old.support_group_manage;
+        next.workers = old.workers;
+        next.shards = old.shards;
+        next.io_memory = old.io_memory;
+        next.enable_tus = old.enable_tus;
+        *guard = Arc::new(next);
+        Ok(loaded.warnings)
+    }
+
     pub fn invalidate_caches(&self) {
         self.cache_epoch.fetch_add(1, Ordering::Release);
     }
@@ -374,7 +392,15 @@ fn install_signals(shared: Arc<Shared>) -> std::io::Result<()> {
         .spawn(move || {
             for sig in signals.forever() {
                 if sig == SIGHUP {
-                    tracing::info!("SIGHUP: configuration reload is not supported yet; ignored");
+                    match shared.reload_config() {
+                        Ok(warnings) => {
+                            for w in warnings {
+                                tracing::warn!("{w}");
+                            }
+                            tracing::info!("SIGHUP: configuration reloaded");
+                        }
+                        Err(e) => tracing::error!("SIGHUP: configuration not reloaded: {e}"),
+                    }
                     continue;
                 }
                 if shared.shutdown.swap(true, Ordering::SeqCst) {

@@ -2,6 +2,7 @@
 //! urlencoded body, first value wins as in Go's FormValue), the admin gate, and the
 //! FileResult builder.
 
+pub mod admin;
 pub mod download;
 pub mod manage;
 pub mod upload;

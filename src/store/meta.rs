@@ -73,6 +73,8 @@ pub enum Op {
     },
     /// Remove a record (and its path key, day entry, counters) and then its file.
     Delete { md5: String },
+    /// Recount one day (`YYYYMMDD`) of one shard from its index and the files on disk.
+    RepairDay { date: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +83,7 @@ pub enum OpResult {
     Existing(FileInfo),
     Deleted(FileInfo),
     NotFound,
+    Counted { files: i64, bytes: i64 },
 }
 
 pub struct Pending {
@@ -315,12 +318,41 @@ impl Meta {
 
     /// Submits an op to its shard's owner and waits for the commit.
     pub async fn submit(&self, op: Op) -> Result<OpResult, MetaError> {
-        use futures_lite::FutureExt;
         let md5 = match &op {
             Op::Insert { info, .. } => info.md5.as_str(),
             Op::Delete { md5 } => md5.as_str(),
+            Op::RepairDay { .. } => "",
         };
         let shard = shard_of(md5, self.shards.len());
+        self.submit_to(shard, op).await
+    }
+
+    /// Recounts a day over every shard; returns (files, bytes).
+    pub async fn repair_day(&self, date: &str) -> Result<(i64, i64), MetaError> {
+        let (mut files_sum, mut bytes_sum) = (0, 0);
+        for shard in 0..self.shards.len() {
+            match self
+                .submit_to(
+                    shard,
+                    Op::RepairDay {
+                        date: date.to_string(),
+                    },
+                )
+                .await?
+            {
+                OpResult::Counted { files, bytes } => {
+                    files_sum += files;
+                    bytes_sum += bytes;
+                }
+                other => unreachable!("repair answered {other:?}"),
+            }
+        }
+        Ok((files_sum, bytes_sum))
+    }
+
+    async fn submit_to(&self, shard: usize, op: Op) -> Result<OpResult, MetaError> {
+        use futures_lite::FutureExt;
+        assert!(shard < self.shards.len(), "shard in range");
         let owner = shard % self.senders.len();
         let (tx, rx) = oneshot::channel();
         let mut sender = self.senders[owner].clone();
@@ -466,6 +498,7 @@ impl Meta {
                     self.apply_insert(s, &mut txn, *info, staged, dedup, &mut my_dirs, &mut placed)
                 }
                 Op::Delete { md5 } => self.apply_delete(s, &mut txn, &md5, &mut unlink_after),
+                Op::RepairDay { date } => self.apply_repair_day(s, &mut txn, &date),
             };
             out.push((i, r));
         }
@@ -558,6 +591,43 @@ impl Meta {
         )?;
         add_stat(s, txn, &day, 1, info.size)?;
         Ok(OpResult::Inserted(info))
+    }
+
+    fn apply_repair_day(
+        &self,
+        s: &Shard,
+        txn: &mut lmdb::RwTransaction<'_>,
+        date: &str,
+    ) -> Result<OpResult, MetaError> {
+        let prefix = format!("{date}_");
+        let mut md5s = Vec::new();
+        {
+            let mut cur = txn.open_ro_cursor(s.days)?;
+            for item in cur.iter_from(prefix.as_bytes()) {
+                let (k, _) = item?;
+                if !k.starts_with(prefix.as_bytes()) {
+                    break;
+                }
+                md5s.push(k[prefix.len()..].to_vec());
+            }
+        }
+        let (mut files, mut bytes) = (0i64, 0i64);
+        for md5 in md5s {
+            let info = match txn.get(s.files, &md5) {
+                Ok(b) => decode(b)?,
+                Err(lmdb::Error::NotFound) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if info.offset != -1 || self.root.join(info.rel_path()).is_file() {
+                files += 1;
+                bytes += info.size;
+            }
+        }
+        let mut v = [0u8; 16];
+        v[..8].copy_from_slice(&files.to_le_bytes());
+        v[8..].copy_from_slice(&bytes.to_le_bytes());
+        txn.put(s.stats, &date.as_bytes(), &v, WriteFlags::empty())?;
+        Ok(OpResult::Counted { files, bytes })
     }
 
     fn unindex(

@@ -1,0 +1,394 @@
+//! The remaining single-node routes of SPEC.md §7: `/stat`, `/list_dir`, `/search`,
+//! `/check_files_exist`, `/get_md5s_by_date`, `/remove_empty_dir`, `/repair_stat`,
+//! `/backup`, `/report`, `/gen_google_secret`, `/gen_google_code`. Bodies as go-fastdfs;
+//! refusals carry 403 (go-fastdfs said 200, sometimes with `status:"ok"`: §15 item 31).
+
+use super::{require_admin, Params};
+use crate::error::ApiError;
+use crate::http::Response;
+use crate::json::{self, FileInfo};
+use crate::server::Worker;
+use crate::store::meta;
+use crate::store::names;
+use serde_json::{json, Value};
+use std::net::IpAddr;
+
+/// Largest number of results of `/search` (as go-fastdfs).
+const SEARCH_RESULTS_MAX: usize = 100;
+/// Largest number of md5s accepted by `/check_files_exist`.
+const CHECK_MD5S_MAX: usize = 10_000;
+
+fn refuse_envelope(status: &'static str) -> impl FnOnce(String) -> ApiError {
+    move |text| ApiError::Envelope {
+        http: 403,
+        status,
+        message: text,
+    }
+}
+
+fn refuse_text(text: String) -> ApiError {
+    ApiError::Text {
+        http: 403,
+        body: text,
+    }
+}
+
+fn ok<T: serde::Serialize>(data: Option<T>) -> Response {
+    Response::text(200, json::pretty(&json::envelope("ok", "", data)))
+}
+
+fn today() -> String {
+    chrono::Local::now().format("%Y%m%d").to_string()
+}
+
+/// `YYYYMMDD` from a parameter: 8 consecutive digits somewhere in it (go-fastdfs' check), or
+/// today when absent (go-fastdfs rejected an absent date by mistake: §15 item 29).
+fn date_param(p: &Params) -> Result<String, ApiError> {
+    let raw = p.str("date");
+    if raw.is_empty() {
+        return Ok(today());
+    }
+    let digits: Vec<char> = raw.chars().collect();
+    for w in digits.windows(8) {
+        if w.iter().all(|c| c.is_ascii_digit()) {
+            return Ok(w.iter().collect());
+        }
+    }
+    Err(ApiError::Envelope {
+        http: 400,
+        status: "",
+        message: "invalid date".into(),
+    })
+}
+
+/// `G/stat`: per-day counters plus the total row (SPEC.md §7.11).
+pub fn stat(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+    require_admin(&w.config(), client, p, refuse_envelope(""))?;
+    let rows = super::manage::stat_rows(w)?;
+    if p.str("inner") == "1" {
+        return Ok(Response::text(200, json::pretty(&rows)));
+    }
+    if p.str("echart") == "1" {
+        let category: Vec<Value> = rows.iter().map(|r| r["date"].clone()).collect();
+        let count: Vec<Value> = rows.iter().map(|r| r["fileCount"].clone()).collect();
+        let size: Vec<Value> = rows.iter().map(|r| r["totalSize"].clone()).collect();
+        return Ok(ok(Some(
+            json!({"category": category, "barCount": count, "barSize": size}),
+        )));
+    }
+    Ok(ok(Some(rows)))
+}
+
+/// `G/list_dir?dir=`: one level of `files/<dir>` (SPEC.md §7.9), never outside `files/`.
+pub async fn list_dir(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+    require_admin(&w.config(), client, p, refuse_envelope(""))?;
+    let dir: String = p.str("dir").chars().filter(|&c| c != '.').collect();
+    let mut parts = Vec::new();
+    for seg in dir.split('/').filter(|s| !s.is_empty()) {
+        names::check_component(seg).map_err(|e| ApiError::Envelope {
+            http: 400,
+            status: "",
+            message: e.to_string(),
+        })?;
+        parts.push(seg.to_string());
+    }
+    let rel = if parts.is_empty() {
+        "files".to_string()
+    } else {
+        format!("files/{}", parts.join("/"))
+    };
+    let full = w.dir().join(&rel);
+    let listed = glommio::executor()
+        .spawn_blocking(move || -> std::io::Result<Vec<(String, u64, i64, bool)>> {
+            let mut out = Vec::new();
+            for e in std::fs::read_dir(full)? {
+                let e = e?;
+                let m = e.metadata()?;
+                let mtime = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0);
+                out.push((
+                    e.file_name().to_string_lossy().into_owned(),
+                    m.len(),
+                    mtime,
+                    m.is_dir(),
+                ));
+            }
+            out.sort();
+            Ok(out)
+        })
+        .await
+        .map_err(|e| ApiError::Envelope {
+            http: 404,
+            status: "",
+            message: e.to_string(),
+        })?;
+    let data: Vec<Value> = listed
+        .into_iter()
+        .map(|(name, size, mtime, is_dir)| {
+            let key = format!("{rel}/{name}").replacen("//", "/", 1);
+            json!({"name": name, "md5": meta::md5_hex(&key), "path": dir, "size": size,
+                   "mtime": mtime, "is_dir": is_dir})
+        })
+        .collect();
+    Ok(ok((!data.is_empty()).then_some(data)))
+}
+
+/// `G/search?kw=`: records whose name contains `kw`, at most 100, unique by md5.
+pub fn search(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+    require_admin(&w.config(), client, p, refuse_envelope(""))?;
+    let kw = p.str("kw").to_string();
+    let mut found: Vec<FileInfo> = Vec::new();
+    w.meta().for_each(|info| {
+        if info.name.contains(&kw) && !found.iter().any(|f| f.md5 == info.md5) {
+            found.push(info);
+        }
+        found.len() < SEARCH_RESULTS_MAX
+    })?;
+    Ok(ok((!found.is_empty()).then_some(found)))
+}
+
+/// `G/check_files_exist?md5s=a,b`: live records of the md5s (public; compact envelope with
+/// an empty status, as go-fastdfs).
+pub fn check_files_exist(w: &Worker, p: &Params) -> Result<Response, ApiError> {
+    let mut found = Vec::new();
+    for md5 in p
+        .str("md5s")
+        .split(',')
+        .filter(|m| !m.is_empty())
+        .take(CHECK_MD5S_MAX)
+    {
+        if let Some(info) = w.meta().get(md5)? {
+            if info.offset != -1 || w.dir().join(info.rel_path()).is_file() {
+                found.push(info);
+            }
+        }
+    }
+    let env = json::envelope("", "", (!found.is_empty()).then_some(found));
+    Ok(Response::text(200, json::compact(&env)))
+}
+
+/// `G/get_md5s_by_date?date=`: comma-separated md5s of a day (peers use it for repair).
+pub fn get_md5s_by_date(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+    require_admin(&w.config(), client, p, refuse_text)?;
+    let date = date_param(p)?;
+    Ok(Response::text(200, w.meta().md5s_by_date(&date)?.join(",")))
+}
+
+/// `G/remove_empty_dir`: removes empty directories under `files/` (not `_tmp`, `_big`) in the
+/// background.
+pub fn remove_empty_dir(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+    require_admin(&w.config(), client, p, refuse_envelope("ok"))?;
+    let files = w.dir().join("files");
+    glommio::spawn_local(async move {
+        let n = glommio::executor()
+            .spawn_blocking(move || remove_empty_dirs(&files))
+            .await;
+        tracing::info!(removed = n, "empty directory cleanup done");
+    })
+    .detach();
+    Ok(Response::text(
+        200,
+        json::pretty(&json::envelope::<()>(
+            "ok",
+            "clean job start ..,don't try again!!!",
+            None,
+        )),
+    ))
+}
+
+/// Removes empty directories below `root` (depth first), never `root`, `_tmp` or `_big`.
+pub fn remove_empty_dirs(root: &std::path::Path) -> usize {
+    fn walk(dir: &std::path::Path, top: bool) -> (usize, bool) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return (0, false);
+        };
+        let mut removed = 0;
+        let mut empty = true;
+        for e in entries.flatten() {
+            let path = e.path();
+            let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            let name = e.file_name();
+            if top && (name == "_tmp" || name == "_big") {
+                empty = false;
+                continue;
+            }
+            if is_dir {
+                let (r, sub_empty) = walk(&path, false);
+                removed += r;
+                if sub_empty && std::fs::remove_dir(&path).is_ok() {
+                    removed += 1;
+                    continue;
+                }
+            }
+            empty = false;
+        }
+        (removed, empty)
+    }
+    walk(root, true).0
+}
+
+/// `G/repair_stat?date=`: recounts a day from the index (files that still exist).
+pub async fn repair_stat(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+    require_admin(&w.config(), client, p, refuse_envelope(""))?;
+    let date = date_param(p)?;
+    let (count, size) = w.meta().repair_day(&date).await?;
+    Ok(ok(Some(
+        json!({"date": date, "fileCount": count, "totalSize": size}),
+    )))
+}
+
+/// `G/backup?date=`: writes `data/<date>/files.md5` and `meta.data` (SPEC.md §5.3).
+pub async fn backup(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+    require_admin(&w.config(), client, p, refuse_envelope("ok"))?;
+    let date = date_param(p)?;
+    let mut records = Vec::new();
+    for md5 in w.meta().md5s_by_date(&date)? {
+        if let Some(info) = w.meta().get(&md5)? {
+            records.push(info);
+        }
+    }
+    let dir = w.dir().join("data").join(&date);
+    glommio::spawn_local(async move {
+        let r = glommio::executor()
+            .spawn_blocking(move || write_backup(&dir, &records))
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(cause = %e, "backup failed");
+        }
+    })
+    .detach();
+    Ok(Response::text(
+        200,
+        json::pretty(&json::envelope::<()>("ok", "back job start...", None)),
+    ))
+}
+
+fn write_backup(dir: &std::path::Path, records: &[FileInfo]) -> std::io::Result<()> {
+    if records.is_empty() {
+        let _ = std::fs::remove_dir_all(dir);
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut md5s = String::new();
+    let mut meta_data = String::new();
+    for r in records {
+        md5s.push_str(&format!(
+            "{}|{}|{}|{}\n",
+            r.md5,
+            r.size,
+            r.time_stamp,
+            r.rel_path()
+        ));
+        let j = json::compact(r);
+        meta_data.push_str(&format!(
+            "{}\t{j}\n{}\t{j}\n",
+            r.md5,
+            meta::path_key(&r.rel_path())
+        ));
+    }
+    // Readers never see a half-written export: write aside, then rename.
+    for (name, text) in [("meta.data", meta_data), ("files.md5", md5s)] {
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, dir.join(name))?;
+    }
+    Ok(())
+}
+
+/// `G/report`: static/report.html with its `{group}` placeholder filled.
+pub async fn report(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+    require_admin(&w.config(), client, p, refuse_text)?;
+    let path = w.dir().join("static").join("report.html");
+    let shown = path.display().to_string();
+    let text = glommio::executor()
+        .spawn_blocking(move || std::fs::read_to_string(path))
+        .await;
+    match text {
+        Ok(t) => Ok(Response::html(
+            200,
+            t.replacen("{group}", &w.config().prefix(), 1),
+        )),
+        Err(_) => Ok(Response::text(404, format!("{shown} is not found"))),
+    }
+}
+
+/// `G/gen_google_secret`: a fresh 16-character base32 TOTP secret.
+pub fn gen_google_secret(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+    require_admin(&w.config(), client, p, refuse_envelope("ok"))?;
+    let mut b = [0u8; 10];
+    getrandom::getrandom(&mut b).expect("random");
+    let secret = crate::totp::base32_encode(&b);
+    Ok(Response::text(
+        200,
+        json::pretty(&json::envelope("ok", "ok", Some(secret))),
+    ))
+}
+
+/// `G/gen_google_code?secret=`: the current TOTP code of a secret.
+pub fn gen_google_code(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+    require_admin(&w.config(), client, p, refuse_envelope("ok"))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    match crate::totp::code(p.str("secret"), now) {
+        Some(code) => Ok(Response::text(
+            200,
+            json::pretty(&json::envelope("ok", "ok", Some(code))),
+        )),
+        None => Err(ApiError::fail(400, "illegal base32 data")),
+    }
+}
+
+/// `G/reload?key=&action=get|set|reload[&cfg=]` (admin + admin_key, SPEC.md §7.19).
+pub async fn reload(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+    let cfg = w.config();
+    if !crate::access::is_admin(&cfg, client) {
+        return Err(refuse_text(crate::access::not_permitted_text(client)));
+    }
+    let key = p.str("key");
+    if key.is_empty() {
+        return Err(ApiError::fail(401, "(error)parameter key require"));
+    }
+    if cfg.admin_key.is_empty() || key != cfg.admin_key {
+        return Err(ApiError::fail(401, "(error)key is not correct"));
+    }
+    match p.get("action") {
+        None | Some("") => Err(ApiError::Text {
+            http: 400,
+            body: "(error)action support set(json) get reload".into(),
+        }),
+        Some("get") => Ok(ok(Some(
+            serde_json::to_value(&*cfg).expect("config serializes"),
+        ))),
+        Some("set") => {
+            let text = p.str("cfg");
+            if text.is_empty() {
+                return Err(ApiError::fail(400, "(error)parameter cfg(json) require"));
+            }
+            let path = crate::config::path_in(w.dir());
+            crate::config::parse(&path, text).map_err(|e| ApiError::fail(400, e.to_string()))?;
+            let value: Value = serde_json::from_str(text).expect("parsed above");
+            let pretty = serde_json::to_string_pretty(&value).expect("a Value serializes") + "\n";
+            let dir = w.dir().to_path_buf();
+            glommio::executor()
+                .spawn_blocking(move || crate::config::write_file(&dir, &pretty))
+                .await
+                .map_err(|e| ApiError::fail(500, e.to_string()))?;
+            Ok(ok::<()>(None))
+        }
+        Some("reload") => {
+            let shared = w.shared.clone();
+            glommio::executor()
+                .spawn_blocking(move || shared.reload_config())
+                .await
+                .map_err(|e| ApiError::fail(400, e.to_string()))?;
+            Ok(ok::<()>(None))
+        }
+        Some(_) => Err(ApiError::Empty(400)),
+    }
+}

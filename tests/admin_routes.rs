@@ -1,0 +1,327 @@
+//! The remaining single-node routes of SPEC.md §7 (stat, list_dir, search, check_files_exist,
+//! get_md5s_by_date, remove_empty_dir, repair_stat, backup, report, reload, google codes):
+//! success shapes, bad parameters, and refusal for a non-admin address (127.0.0.77).
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::process::Command;
+
+fn get(s: &Server, path: &str) -> (u16, String) {
+    call(agent().get(&s.url(path)))
+}
+
+fn get_json(s: &Server, path: &str) -> (u16, Value) {
+    let (code, body) = get(s, path);
+    (
+        code,
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")),
+    )
+}
+
+/// (status, body) of a GET sent from 127.0.0.77 (not an admin address) with curl.
+fn get_from_non_admin(s: &Server, path: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "--interface", "127.0.0.77", "-w", "\n%{http_code}"])
+        .arg(s.url(path))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), body.to_string())
+}
+
+#[test]
+fn stat_lists_days_and_a_total_in_three_shapes() {
+    let s = Server::start(json!({}));
+    upload_json(&s, "a.txt", b"12345");
+    upload_json(&s, "b.txt", b"1234567");
+    let (code, v) = get_json(&s, "/group1/stat");
+    assert_eq!(code, 200);
+    assert_eq!(v["status"], "ok");
+    let rows = v["data"].as_array().unwrap();
+    let all = rows.last().unwrap();
+    assert_eq!(all["date"], "all");
+    assert_eq!(
+        (all["fileCount"].as_i64(), all["totalSize"].as_i64()),
+        (Some(2), Some(12))
+    );
+    let (_, inner) = get_json(&s, "/group1/stat?inner=1");
+    assert_eq!(inner.as_array().unwrap().last().unwrap()["fileCount"], 2);
+    let (_, echart) = get_json(&s, "/group1/stat?echart=1");
+    assert_eq!(
+        echart["data"]["category"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap(),
+        "all"
+    );
+    assert_eq!(
+        echart["data"]["barCount"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap(),
+        2
+    );
+}
+
+#[test]
+fn list_dir_lists_one_level_and_never_leaves_files() {
+    let s = Server::start(json!({}));
+    upload(&s, "x.txt", b"hello", &[("path", "docs/2026")]);
+    let (code, v) = get_json(&s, "/group1/list_dir?dir=docs/2026");
+    assert_eq!(code, 200, "{v}");
+    let item = &v["data"][0];
+    assert_eq!(item["name"], "x.txt");
+    assert_eq!(item["is_dir"], false);
+    assert_eq!(item["size"], 5);
+    assert_eq!(item["path"], "docs/2026");
+    assert_eq!(item["md5"], md5_hex(b"files/docs/2026/x.txt"));
+    let (_, top) = get_json(&s, "/group1/list_dir?dir=docs");
+    assert_eq!(top["data"][0]["is_dir"], true);
+    // Dots are removed: `../..` cannot climb out of files/.
+    let (code, v) = get_json(&s, "/group1/list_dir?dir=../../");
+    assert_eq!(code, 200);
+    let names: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"docs") && !names.contains(&"conf"),
+        "{names:?}"
+    );
+    let (code, v) = get_json(&s, "/group1/list_dir?dir=missing");
+    assert!(code >= 400 && v["status"] == "", "{code} {v}");
+}
+
+#[test]
+fn search_finds_by_name_substring() {
+    let s = Server::start(json!({}));
+    upload_json(&s, "report-2026.pdf", b"pdf");
+    upload_json(&s, "photo.jpg", b"jpg");
+    let (_, v) = get_json(&s, "/group1/search?kw=report");
+    let found = v["data"].as_array().unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["name"], "report2026.pdf");
+    let (_, none) = get_json(&s, "/group1/search?kw=nothing-like-this");
+    assert_eq!(none["data"], Value::Null);
+}
+
+#[test]
+fn check_files_exist_returns_compact_envelope_of_live_records() {
+    let s = Server::start(json!({}));
+    let a = upload_json(&s, "a.txt", b"aaa");
+    let (code, body) = get(
+        &s,
+        &format!(
+            "/group1/check_files_exist?md5s={},{}",
+            a["md5"].as_str().unwrap(),
+            "0".repeat(32)
+        ),
+    );
+    assert_eq!(code, 200);
+    assert!(
+        body.starts_with("{\"message\":\"\",\"status\":\"\",\"data\":[{\"name\":\"a.txt\""),
+        "{body}"
+    );
+    let (_, none) = get(&s, "/group1/check_files_exist?md5s=ffff");
+    assert_eq!(none, r#"{"message":"","status":"","data":null}"#);
+}
+
+#[test]
+fn get_md5s_by_date_lists_the_day() {
+    let s = Server::start(json!({}));
+    let a = upload_json(&s, "a.txt", b"aaa");
+    let b = upload_json(&s, "b.txt", b"bbb");
+    let today = chrono::Local::now().format("%Y%m%d").to_string();
+    let (code, body) = get(&s, &format!("/group1/get_md5s_by_date?date={today}"));
+    assert_eq!(code, 200);
+    let mut got: Vec<&str> = body.split(',').collect();
+    got.sort();
+    let mut want = vec![a["md5"].as_str().unwrap(), b["md5"].as_str().unwrap()];
+    want.sort();
+    assert_eq!(got, want);
+    let (_, empty) = get(&s, "/group1/get_md5s_by_date?date=20000101");
+    assert_eq!(empty, "");
+}
+
+#[test]
+fn repair_stat_recounts_a_day_and_defaults_to_today() {
+    let s = Server::start(json!({}));
+    let a = upload_json(&s, "a.txt", b"aaaa");
+    upload_json(&s, "b.txt", b"bb");
+    // A file removed behind the server's back no longer counts after repair.
+    let rel = a["path"].as_str().unwrap().trim_start_matches("/group1/");
+    std::fs::remove_file(s.dir.join("files").join(rel)).unwrap();
+    let (code, v) = get_json(&s, "/group1/repair_stat");
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["data"]["fileCount"], 1);
+    assert_eq!(v["data"]["totalSize"], 2);
+    let (code, bad) = get_json(&s, "/group1/repair_stat?date=2026");
+    assert_eq!((code, bad["message"].as_str()), (400, Some("invalid date")));
+}
+
+#[test]
+fn remove_empty_dir_removes_only_empty_directories() {
+    let s = Server::start(json!({}));
+    upload(&s, "keep.txt", b"k", &[("path", "full")]);
+    std::fs::create_dir_all(s.dir.join("files/empty/a/b")).unwrap();
+    let (code, v) = get_json(&s, "/group1/remove_empty_dir");
+    assert_eq!((code, v["status"].as_str()), (200, Some("ok")));
+    assert!(eventually(std::time::Duration::from_secs(10), || !s
+        .dir
+        .join("files/empty")
+        .exists()));
+    assert!(s.dir.join("files/full/keep.txt").exists());
+    assert!(s.dir.join("files/_tmp").exists(), "the temp dir is kept");
+}
+
+#[test]
+fn backup_writes_the_day_exports() {
+    let s = Server::start(json!({}));
+    let a = upload_json(&s, "a.txt", b"aaa");
+    let today = chrono::Local::now().format("%Y%m%d").to_string();
+    let (code, _) = get(&s, "/group1/backup");
+    assert_eq!(code, 200);
+    let md5s = s.dir.join("data").join(&today).join("files.md5");
+    assert!(eventually(std::time::Duration::from_secs(10), || md5s.exists()));
+    let text = std::fs::read_to_string(&md5s).unwrap();
+    assert!(
+        text.starts_with(&format!("{}|3|", a["md5"].as_str().unwrap())),
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with("/a.txt"), "{text}");
+}
+
+#[test]
+fn google_secret_and_code_are_consistent() {
+    let s = Server::start(json!({}));
+    let (_, v) = get_json(&s, "/group1/gen_google_secret");
+    let secret = v["data"].as_str().unwrap().to_string();
+    assert_eq!(secret.len(), 16);
+    assert!(secret
+        .chars()
+        .all(|c| c.is_ascii_uppercase() || ('2'..='7').contains(&c)));
+    let (_, c) = get_json(&s, &format!("/group1/gen_google_code?secret={secret}"));
+    let code = c["data"].as_str().unwrap();
+    assert_eq!(code.len(), 6);
+    assert!(code.chars().all(|c| c.is_ascii_digit()));
+    let (status, _) = get(&s, "/group1/gen_google_code?secret=not-base32!");
+    assert_eq!(status, 400);
+}
+
+#[test]
+fn reload_needs_the_key_and_gets_sets_and_reloads() {
+    let s = Server::start(json!({}));
+    let (code, v) = get_json(&s, "/group1/reload?action=get");
+    assert_eq!(
+        (code, v["message"].as_str()),
+        (401, Some("(error)parameter key require"))
+    );
+    let (code, v) = get_json(&s, "/group1/reload?action=get&key=wrong");
+    assert_eq!(
+        (code, v["message"].as_str()),
+        (401, Some("(error)key is not correct"))
+    );
+    let (code, v) = get_json(&s, "/group1/reload?action=get&key=test-admin-key");
+    assert_eq!(code, 200);
+    assert_eq!(v["data"]["group"], "group1");
+    assert_eq!(v["data"]["show_dir"], true);
+    // set rewrites cfg.json; reload applies it.
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.dir.join("conf/cfg.json")).unwrap())
+            .unwrap();
+    cfg["show_dir"] = json!(false);
+    let form = format!(
+        "key=test-admin-key&action=set&cfg={}",
+        urlencode(&cfg.to_string())
+    );
+    let r = agent()
+        .post(&s.url("/group1/reload"))
+        .set("Content-Type", "application/x-www-form-urlencoded")
+        .send_string(&form);
+    assert_eq!(r.map(|r| r.status()).unwrap_or(0), 200);
+    let (_, before) = get_json(&s, "/group1/reload?action=get&key=test-admin-key");
+    assert_eq!(
+        before["data"]["show_dir"], true,
+        "set does not apply by itself"
+    );
+    let (code, _) = get(&s, "/group1/reload?action=reload&key=test-admin-key");
+    assert_eq!(code, 200);
+    let (_, after) = get_json(&s, "/group1/reload?action=get&key=test-admin-key");
+    assert_eq!(after["data"]["show_dir"], false);
+    let (code, body) = get(&s, "/group1/reload?key=test-admin-key");
+    assert_eq!(
+        (code, body.as_str()),
+        (400, "(error)action support set(json) get reload")
+    );
+    let bad = format!(
+        "key=test-admin-key&action=set&cfg={}",
+        urlencode("{\"show_dir\": \"no\"}")
+    );
+    let r = agent()
+        .post(&s.url("/group1/reload"))
+        .set("Content-Type", "application/x-www-form-urlencoded")
+        .send_string(&bad);
+    assert!(
+        matches!(r, Err(ureq::Error::Status(400, _))),
+        "a bad cfg is refused"
+    );
+}
+
+#[test]
+fn sighup_reloads_the_configuration() {
+    let s = Server::start(json!({}));
+    let path = s.dir.join("conf/cfg.json");
+    let mut cfg: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    cfg["show_dir"] = json!(false);
+    std::fs::write(&path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+    unsafe { libc::kill(s.child.as_ref().unwrap().id() as i32, libc::SIGHUP) };
+    assert!(eventually(std::time::Duration::from_secs(10), || {
+        let (_, v) = get_json(&s, "/group1/reload?action=get&key=test-admin-key");
+        v["data"]["show_dir"] == false
+    }));
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn admin_routes_refuse_a_non_admin_address() {
+    let s = Server::start(json!({}));
+    for route in [
+        "/group1/stat",
+        "/group1/list_dir?dir=",
+        "/group1/search?kw=a",
+        "/group1/get_md5s_by_date?date=20260101",
+        "/group1/remove_empty_dir",
+        "/group1/repair_stat?date=20260101",
+        "/group1/backup",
+        "/group1/report",
+        "/group1/reload?action=get&key=wrong",
+        "/group1/gen_google_secret",
+        "/group1/gen_google_code?secret=ABC",
+    ] {
+        let (code, body) = get_from_non_admin(&s, route);
+        assert_eq!(code, 403, "{route}: {body}");
+        assert!(
+            body.contains("Can only be called by the cluster ip"),
+            "{route}: {body}"
+        );
+        assert!(body.contains("127.0.0.77"), "{route}: {body}");
+    }
+    // The public ones stay public.
+    let (code, _) = get_from_non_admin(&s, "/group1/check_files_exist?md5s=abc");
+    assert_eq!(code, 200);
+}
