@@ -22,6 +22,13 @@ enum Command {
     Version,
     /// Print the cfg.json written on first start (with a fresh admin_key and this host).
     DefaultConfig,
+    /// Import a go-fastdfs runtime dir from elsewhere: its files are copied into this runtime
+    /// dir at the same paths (every old URL stays valid) and its metadata is indexed.
+    Import {
+        /// The go-fastdfs runtime dir (holding files/ and data/fileserver.db).
+        #[arg(long)]
+        from: PathBuf,
+    },
 }
 
 fn runtime_dir(cli: &Cli) -> PathBuf {
@@ -57,6 +64,21 @@ fn init_logging(dir: &std::path::Path) {
     }
 }
 
+fn import(dir: &std::path::Path, from: &std::path::Path) -> Result<(), String> {
+    let loaded = fastdfs::config::load_or_create(dir).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(dir.join("data")).map_err(|e| e.to_string())?;
+    let _lock = fastdfs::server::lock_runtime_dir(dir).map_err(|e| e.to_string())?;
+    let cfg = loaded.config;
+    let meta = fastdfs::store::meta::Meta::open(dir, cfg.shards, 1).map_err(|e| e.to_string())?;
+    let report = fastdfs::store::import::import(from, dir, &meta, cfg.use_sha1(), &cfg.host)
+        .map_err(|e| e.to_string())?;
+    println!(
+        "imported {} records from LevelDB and {} files without records ({} skipped)",
+        report.from_leveldb, report.from_files, report.skipped
+    );
+    Ok(())
+}
+
 fn main() {
     let cli = Cli::parse();
     match cli.command {
@@ -73,6 +95,14 @@ fn main() {
             );
         }
         Some(Command::DefaultConfig) => print!("{}", fastdfs::config::default_file_text()),
+        Some(Command::Import { ref from }) => {
+            let dir = runtime_dir(&cli);
+            init_logging(&dir);
+            if let Err(e) = import(&dir, from) {
+                tracing::error!("import failed: {e}");
+                std::process::exit(1);
+            }
+        }
         Some(Command::Server) | None => {
             let dir = runtime_dir(&cli);
             if let Err(e) = std::fs::create_dir_all(&dir) {

@@ -211,7 +211,7 @@ fn check_memlock(workers: usize, io_memory: u64) {
 
 /// Holds an exclusive lock on `data/fastdfs.lock` for the life of the process: two servers on one
 /// runtime dir would corrupt each other's state (go-fastdfs got this from LevelDB's lock).
-fn lock_runtime_dir(dir: &Path) -> Result<std::fs::File, ServerError> {
+pub fn lock_runtime_dir(dir: &Path) -> Result<std::fs::File, ServerError> {
     use std::os::fd::AsRawFd;
     let path = dir.join("data").join("fastdfs.lock");
     let f = std::fs::OpenOptions::new()
@@ -330,6 +330,14 @@ pub fn run(dir: &Path, config: Config) -> Result<(), ServerError> {
     };
     check_memlock(workers, config.io_memory);
     let meta = Meta::open(dir, config.shards, workers)?;
+    if let Some(report) =
+        crate::store::import::import_in_place(dir, &meta, config.use_sha1(), &config.host)?
+    {
+        tracing::info!(
+            ?report,
+            "go-fastdfs runtime dir imported; every existing URL stays valid"
+        );
+    }
     let addr = config.listen_addr().map_err(ServerError::Startup)?;
     probe_listen(addr)?;
     let shared = Arc::new(Shared {

@@ -316,6 +316,24 @@ impl Meta {
 
     // ---------- writes ----------
 
+    /// One synchronous transaction inserting records without files to move (import). Only
+    /// for use before the executors start; records whose md5 is already live are skipped.
+    pub fn insert_records(&self, shard: usize, records: Vec<FileInfo>) -> Result<(), MetaError> {
+        let s = &self.shards[shard];
+        let mut txn = s.env.begin_rw_txn()?;
+        let (mut dirs, mut placed) = (BTreeSet::new(), Vec::new());
+        for info in records {
+            assert_eq!(
+                shard_of(&info.md5, self.shards.len()),
+                shard,
+                "record in its shard"
+            );
+            self.apply_insert(s, &mut txn, info, None, true, &mut dirs, &mut placed)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
     /// Submits an op to its shard's owner and waits for the commit.
     pub async fn submit(&self, op: Op) -> Result<OpResult, MetaError> {
         let md5 = match &op {

@@ -2,6 +2,8 @@
 //! port, waits until it accepts connections, and stops it (SIGTERM, then SIGKILL) on drop.
 #![allow(dead_code)]
 
+pub mod go;
+
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,0 +1,259 @@
+//! In-place switch from go-fastdfs: builds our metadata from a go-fastdfs runtime dir.
+//!
+//! Sources, in order: go-fastdfs' LevelDB (`data/fileserver.db`, read from a private copy so
+//! the original is never touched), then every regular file under `files/` that no record
+//! names (hashed with the configured digest, like go-fastdfs' migration). Existing files are
+//! never modified, moved or deleted, so every URL go-fastdfs returned keeps working: downloads
+//! are served from the same paths. Runs before the executors start (single writer).
+
+use crate::json::FileInfo;
+use crate::store::meta::{self, Meta};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// Marker written once the import of a runtime dir is complete.
+const DONE_MARKER: &str = "imported-from-go-fastdfs";
+/// Records committed per transaction during an import.
+const IMPORT_BATCH: usize = 2000;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    pub from_leveldb: usize,
+    pub from_files: usize,
+    pub skipped: usize,
+}
+
+/// Imports `dir` itself when it holds go-fastdfs data and was not imported yet.
+pub fn import_in_place(
+    dir: &Path,
+    meta: &Meta,
+    sha1: bool,
+    host: &str,
+) -> std::io::Result<Option<Report>> {
+    let marker = dir.join("data").join("meta").join(DONE_MARKER);
+    let has_go_data = dir.join("data").join("fileserver.db").is_dir();
+    if marker.exists() || !has_go_data {
+        return Ok(None);
+    }
+    tracing::info!(dir = %dir.display(), "go-fastdfs data found: importing metadata (files are left as they are)");
+    let report = import(dir, dir, meta, sha1, host)?;
+    std::fs::write(&marker, format!("{report:?}\n"))?;
+    std::fs::File::open(&marker)?.sync_all()?;
+    Ok(Some(report))
+}
+
+/// Imports the go-fastdfs runtime dir `from` into the runtime dir `to` (which holds `meta`).
+/// When they differ, files are copied into `to/files/` at the same relative paths first.
+pub fn import(
+    from: &Path,
+    to: &Path,
+    meta: &Meta,
+    sha1: bool,
+    host: &str,
+) -> std::io::Result<Report> {
+    if from != to {
+        copy_tree(&from.join("files"), &to.join("files"))?;
+    }
+    let mut report = Report::default();
+    let mut known: HashSet<String> = HashSet::new();
+    let ldb = from.join("data").join("fileserver.db");
+    if ldb.is_dir() {
+        let records = read_leveldb(&ldb)?;
+        let mut batch = Vec::new();
+        for info in records {
+            let rel = info.rel_path();
+            if !to.join(&rel).is_file() || !known.insert(rel) {
+                report.skipped += 1;
+                continue;
+            }
+            batch.push(info);
+            report.from_leveldb += 1;
+            if batch.len() == IMPORT_BATCH {
+                meta.import_batch(std::mem::take(&mut batch))
+                    .map_err(std::io::Error::other)?;
+                tracing::info!(records = report.from_leveldb, "import progress (LevelDB)");
+            }
+        }
+        meta.import_batch(batch).map_err(std::io::Error::other)?;
+    }
+    let mut batch = Vec::new();
+    let files = to.join("files");
+    walk_files(&files, &mut |path| {
+        let rel = format!(
+            "files/{}",
+            path.strip_prefix(&files).unwrap_or(path).to_string_lossy()
+        );
+        if known.contains(&rel) {
+            return Ok(());
+        }
+        let Some(info) = record_for_file(to, &rel, sha1, host)? else {
+            return Ok(());
+        };
+        known.insert(rel);
+        batch.push(info);
+        report.from_files += 1;
+        if batch.len() == IMPORT_BATCH {
+            meta.import_batch(std::mem::take(&mut batch))
+                .map_err(std::io::Error::other)?;
+            tracing::info!(
+                files = report.from_files,
+                "import progress (files without records)"
+            );
+        }
+        Ok(())
+    })?;
+    meta.import_batch(batch).map_err(std::io::Error::other)?;
+    tracing::info!(?report, "import finished");
+    Ok(report)
+}
+
+/// Content records of go-fastdfs' LevelDB: values that are FileInfo JSON stored under their own
+/// md5 (path keys and tus ids point at the same records and are skipped).
+fn read_leveldb(ldb: &Path) -> std::io::Result<Vec<FileInfo>> {
+    use rusty_leveldb::LdbIterator;
+    // Open a private copy: LevelDB recovery writes to the directory it opens.
+    let copy = std::env::temp_dir().join(format!("fastdfs-import-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&copy);
+    copy_tree(ldb, &copy)?;
+    let _ = std::fs::remove_file(copy.join("LOCK"));
+    let opts = rusty_leveldb::Options {
+        create_if_missing: false,
+        ..Default::default()
+    };
+    let mut db = rusty_leveldb::DB::open(&copy, opts)
+        .map_err(|e| std::io::Error::other(format!("cannot read {}: {e}", ldb.display())))?;
+    let mut it = db
+        .new_iter()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut out = Vec::new();
+    while it.advance() {
+        let Some((k, v)) = it.current() else { continue };
+        let Ok(info) = serde_json::from_slice::<FileInfo>(&v) else {
+            continue;
+        };
+        if info.md5.as_bytes() != &k[..] || info.md5.is_empty() || info.path.is_empty() {
+            continue;
+        }
+        out.push(info);
+    }
+    drop(it);
+    drop(db);
+    let _ = std::fs::remove_dir_all(&copy);
+    Ok(out)
+}
+
+/// A record for a file found on disk without one (go-fastdfs' migration, but with a real
+/// content digest so dedup works). Internal directories are skipped.
+fn record_for_file(
+    root: &Path,
+    rel: &str,
+    sha1: bool,
+    host: &str,
+) -> std::io::Result<Option<FileInfo>> {
+    let parts: Vec<&str> = rel.split('/').collect();
+    if parts.len() < 3 || crate::store::names::RESERVED_TOP_DIRS.contains(&parts[1]) {
+        return Ok(None);
+    }
+    let full = root.join(rel);
+    let m = std::fs::metadata(&full)?;
+    if m.len() == 0 {
+        return Ok(None);
+    }
+    let digest = hash_file(&full, sha1)?;
+    let (dir, name) = rel.rsplit_once('/').expect("rel has a directory");
+    let mtime = m
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    // `files/<scene>/<YYYYMMDD>/...` is the default layout; anything else is a custom path.
+    let scene = match parts.get(2) {
+        Some(d) if d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()) => parts[1].to_string(),
+        _ => String::new(),
+    };
+    Ok(Some(FileInfo {
+        name: name.to_string(),
+        rename: String::new(),
+        path: dir.to_string(),
+        md5: digest,
+        size: m.len() as i64,
+        peers: Some(vec![host.to_string()]),
+        scene,
+        time_stamp: mtime,
+        offset: -1,
+    }))
+}
+
+fn hash_file(path: &Path, sha1: bool) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut h = crate::store::write::Hasher::new(sha1);
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.hex())
+}
+
+fn walk_files(dir: &Path, f: &mut dyn FnMut(&Path) -> std::io::Result<()>) -> std::io::Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut entries: Vec<_> = entries.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let t = e.file_type()?;
+        let path: PathBuf = e.path();
+        if t.is_dir() {
+            walk_files(&path, f)?;
+        } else if t.is_file() {
+            f(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies a tree (files that already exist at the target are left alone).
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    let Ok(entries) = std::fs::read_dir(from) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let target = to.join(e.file_name());
+        let t = e.file_type()?;
+        if t.is_dir() {
+            copy_tree(&e.path(), &target)?;
+        } else if t.is_file() && !target.exists() {
+            std::fs::copy(e.path(), &target)?;
+            std::fs::File::open(&target)?.sync_all()?;
+        }
+    }
+    std::fs::File::open(to)?.sync_all()?;
+    Ok(())
+}
+
+impl Meta {
+    /// Direct, synchronous insert of imported records (only before the executors start).
+    pub fn import_batch(&self, records: Vec<FileInfo>) -> Result<(), meta::MetaError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut by_shard: std::collections::BTreeMap<usize, Vec<FileInfo>> = Default::default();
+        for r in records {
+            by_shard
+                .entry(meta::shard_of(&r.md5, self.shard_count()))
+                .or_default()
+                .push(r);
+        }
+        for (shard, recs) in by_shard {
+            self.insert_records(shard, recs)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,121 @@
+//! The reference go-fastdfs binary as a test peer: env GO_FASTDFS_BIN (default
+//! /work/shared/go-fastdfs/fileserver), started in its own temp dir on 127.0.0.20.
+use super::*;
+use serde_json::{json, Value};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const GO_IP: &str = "127.0.0.20";
+
+pub fn go_bin() -> Option<PathBuf> {
+    let p = std::env::var("GO_FASTDFS_BIN")
+        .unwrap_or_else(|_| "/work/shared/go-fastdfs/fileserver".into());
+    let p = PathBuf::from(p);
+    if p.is_file() {
+        Some(p)
+    } else {
+        eprintln!(
+            "go-fastdfs reference binary {} not found: differential test skipped",
+            p.display()
+        );
+        None
+    }
+}
+
+/// A go-fastdfs node in its own temp dir, killed by PID on drop.
+pub struct GoNode {
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+    pub port: u16,
+}
+
+impl GoNode {
+    pub fn spawn_in(dir: &std::path::Path, log: &str) -> Child {
+        let out = std::fs::File::create(dir.join(log)).unwrap();
+        Command::new("./fileserver")
+            .arg("server")
+            .current_dir(dir)
+            .env_remove("GO_FASTDFS_DIR")
+            .env_remove("GO_FASTDFS_PEERS")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("start go-fastdfs")
+    }
+
+    pub fn start(bin: &std::path::Path) -> GoNode {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(bin, dir.path().join("fileserver")).unwrap();
+        // First start: let it generate conf/cfg.json, then stop it.
+        let mut first = GoNode::spawn_in(dir.path(), "first.log");
+        let conf = dir.path().join("conf/cfg.json");
+        let generated = eventually(Duration::from_secs(20), || {
+            std::fs::read_to_string(&conf).is_ok_and(|t| serde_json::from_str::<Value>(&t).is_ok())
+        });
+        unsafe { libc::kill(first.id() as i32, libc::SIGKILL) };
+        let _ = first.wait();
+        assert!(generated, "go-fastdfs wrote no conf/cfg.json");
+        let mut cfg: Value =
+            serde_json::from_str(&std::fs::read_to_string(&conf).unwrap()).unwrap();
+        let port = free_port(GO_IP);
+        cfg["addr"] = json!(format!("{GO_IP}:{port}"));
+        cfg["host"] = json!(format!("http://{GO_IP}:{port}"));
+        cfg["peer_id"] = json!("1");
+        cfg["peers"] = json!([]);
+        cfg["download_domain"] = json!("");
+        std::fs::write(&conf, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+        let child = GoNode::spawn_in(dir.path(), "server.log");
+        let mut node = GoNode {
+            dir,
+            child: Some(child),
+            port,
+        };
+        node.wait_ready();
+        node
+    }
+
+    pub fn wait_ready(&mut self) {
+        let addr: SocketAddr = format!("{GO_IP}:{}", self.port).parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("go-fastdfs exited with {st}: {}", self.log());
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("go-fastdfs did not listen within 20 s: {}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{GO_IP}:{}", self.port)
+    }
+}
+
+impl GoNode {
+    /// Stops the node (SIGKILL: go-fastdfs installs no signal handler) and keeps its dir.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for GoNode {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
+            let _ = c.wait();
+        }
+    }
+}
