@@ -10,13 +10,11 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Uploads to go-fastdfs; returns (download path, md5, bytes).
-fn go_upload(
-    base: &str,
-    name: &str,
-    data: &[u8],
-    fields: &[(&str, &str)],
-) -> (String, String, Vec<u8>) {
+/// One upload made through go-fastdfs: (download path, md5, bytes).
+type Uploaded = (String, String, Vec<u8>);
+
+/// Uploads to go-fastdfs.
+fn go_upload(base: &str, name: &str, data: &[u8], fields: &[(&str, &str)]) -> Uploaded {
     let mut all = vec![("output", "json")];
     all.extend_from_slice(fields);
     let (ct, body) = multipart(&all, Some((name, data)));
@@ -55,7 +53,7 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// A go-fastdfs runtime dir with varied uploads, the node stopped; returns the uploads.
-fn fixture() -> Option<(GoNode, Vec<(String, String, Vec<u8>)>)> {
+fn fixture() -> Option<(GoNode, Vec<Uploaded>)> {
     let bin = go_bin()?;
     let mut go = GoNode::start(&bin);
     let base = go.base();
@@ -92,7 +90,7 @@ fn fixture() -> Option<(GoNode, Vec<(String, String, Vec<u8>)>)> {
     Some((go, uploads))
 }
 
-fn check_served(s: &Server, uploads: &[(String, String, Vec<u8>)]) {
+fn check_served(s: &Server, uploads: &[Uploaded]) {
     for (path, md5, data) in uploads {
         let r = agent()
             .get(&s.url(path))
