@@ -398,8 +398,40 @@ async fn read_exact_at(
     Ok(out)
 }
 
-/// Streams `len` bytes from `offset`, reading the next chunk while the current one is sent.
+/// Bodies at least this large go out with sendfile (zero copy) when a slot is free.
+const SENDFILE_BYTES_MIN: u64 = 1 << 20;
+
+/// Streams `len` bytes from `offset`: sendfile for large ranges, else io_uring reads of the
+/// next chunk overlapped with sending the current one.
 async fn stream_file(
+    conn: &mut Conn,
+    file: &glommio::io::BufferedFile,
+    offset: u64,
+    len: u64,
+) -> io::Result<()> {
+    if len >= SENDFILE_BYTES_MIN {
+        use std::os::fd::AsRawFd;
+        let stall = conn
+            .stream
+            .write_timeout()
+            .unwrap_or(Duration::from_secs(60));
+        let sent = super::sendfile::send(
+            conn.stream.as_raw_fd(),
+            file.as_raw_fd(),
+            offset,
+            len,
+            stall,
+        )
+        .await;
+        if let Some(r) = sent {
+            return r;
+        }
+    }
+    copy_file(conn, file, offset, len).await
+}
+
+/// Streams `len` bytes from `offset`, reading the next chunk while the current one is sent.
+async fn copy_file(
     conn: &mut Conn,
     file: &glommio::io::BufferedFile,
     offset: u64,

@@ -9,6 +9,7 @@ pub mod multipart;
 pub mod query;
 pub mod range;
 pub mod response;
+pub mod sendfile;
 
 pub use conn::{BodyError, Request};
 pub use response::{Body, Response};
