@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod json;
+pub mod metrics;
 pub mod router;
 pub mod server;
 pub mod store;

@@ -77,8 +77,12 @@ async fn dispatch(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiErro
     let prefix = cfg.prefix();
     let name = match path.strip_prefix(prefix.as_str()) {
         Some(n) if n.starts_with('/') => n.to_string(),
-        _ => return download::handle(w, req).await,
+        _ => {
+            req.route = "download";
+            return download::handle(w, req).await;
+        }
     };
+    req.route = route_label(&name);
     match name.as_str() {
         "/upload" => {
             req.body_max = cfg.upload_max_bytes;
@@ -113,7 +117,25 @@ async fn dispatch(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiErro
         "/reload" => admin::reload(w, client, &api::read_params(req).await?).await,
         "/gen_google_secret" => admin::gen_google_secret(w, client, &api::read_params(req).await?),
         "/gen_google_code" => admin::gen_google_code(w, client, &api::read_params(req).await?),
+        "/metrics" => admin::metrics(w, client, &api::read_params(req).await?),
         _ => download::handle(w, req).await,
+    }
+}
+
+/// The metrics label of a route name (a bounded set).
+fn route_label(name: &str) -> &'static str {
+    match name {
+        "/upload" => "upload",
+        "/delete" => "delete",
+        "/get_file_info" => "get_file_info",
+        "/check_file_exist" | "/check_files_exist" => "check_file_exist",
+        "/status" => "status",
+        "/stat" => "stat",
+        "/metrics" => "metrics",
+        "/upload.html" => "page",
+        "/list_dir" | "/search" | "/get_md5s_by_date" | "/remove_empty_dir" | "/repair_stat"
+        | "/backup" | "/report" | "/reload" | "/gen_google_secret" | "/gen_google_code" => "admin",
+        _ => "download",
     }
 }
 

@@ -31,6 +31,8 @@ pub struct Shared {
     pub cache_epoch: AtomicU64,
     pub started: std::time::Instant,
     pub workers: usize,
+    /// One block per executor (each writes only its own).
+    pub metrics: Vec<crate::metrics::Metrics>,
 }
 
 impl Shared {
@@ -77,6 +79,11 @@ pub struct Worker {
 impl Worker {
     pub fn config(&self) -> Arc<Config> {
         self.shared.config()
+    }
+
+    /// This executor's metrics block.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.shared.metrics[self.id]
     }
 
     pub fn meta(&self) -> &Meta {
@@ -349,6 +356,9 @@ pub fn run(dir: &Path, config: Config) -> Result<(), ServerError> {
         cache_epoch: AtomicU64::new(0),
         started: std::time::Instant::now(),
         workers,
+        metrics: (0..workers)
+            .map(|_| crate::metrics::Metrics::default())
+            .collect(),
     });
     install_signals(shared.clone())?;
     let cpuset = CpuSet::online()

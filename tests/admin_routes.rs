@@ -312,6 +312,7 @@ fn admin_routes_refuse_a_non_admin_address() {
         "/group1/reload?action=get&key=wrong",
         "/group1/gen_google_secret",
         "/group1/gen_google_code?secret=ABC",
+        "/group1/metrics",
     ] {
         let (code, body) = get_from_non_admin(&s, route);
         assert_eq!(code, 403, "{route}: {body}");
@@ -324,4 +325,33 @@ fn admin_routes_refuse_a_non_admin_address() {
     // The public ones stay public.
     let (code, _) = get_from_non_admin(&s, "/group1/check_files_exist?md5s=abc");
     assert_eq!(code, 200);
+}
+
+#[test]
+fn metrics_expose_requests_uploads_and_storage_in_prometheus_text() {
+    let s = Server::start(json!({}));
+    let r = upload_json(&s, "m.txt", b"metrics!");
+    let (code, _) = get(&s, r["path"].as_str().unwrap());
+    assert_eq!(code, 200);
+    upload_json(&s, "again.txt", b"metrics!");
+    let resp = agent().get(&s.url("/group1/metrics")).call().unwrap();
+    assert!(resp.content_type().starts_with("text/plain"));
+    let text = resp.into_string().unwrap();
+    for line in [
+        "fastdfs_http_requests_total{route=\"upload\",code=\"2xx\"} 2",
+        "fastdfs_http_requests_total{route=\"download\",code=\"2xx\"} 1",
+        "fastdfs_uploads_total 2",
+        "fastdfs_upload_dedup_hits_total 1",
+        "fastdfs_upload_bytes_total 16",
+        "fastdfs_objects 1",
+        "fastdfs_stored_bytes 8",
+        "# TYPE fastdfs_http_request_duration_seconds histogram",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    // Every sample line is `name{labels} value` with a numeric value.
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let v = l.rsplit(' ').next().unwrap();
+        assert!(v.parse::<f64>().is_ok(), "{l}");
+    }
 }

@@ -392,3 +392,27 @@ pub async fn reload(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, 
         Some(_) => Err(ApiError::Empty(400)),
     }
 }
+
+/// `G/metrics`: Prometheus text exposition (admin only).
+pub fn metrics(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+    require_admin(&w.config(), client, p, refuse_text)?;
+    let (objects, stored_bytes) = w
+        .meta()
+        .day_stats()?
+        .values()
+        .fold((0, 0), |(c, b), (dc, db)| (c + dc, b + db));
+    let gauges = crate::metrics::Gauges {
+        objects,
+        stored_bytes,
+        connections: w
+            .shared
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed) as u64,
+        workers: w.shared.workers,
+        uptime_seconds: w.shared.started.elapsed().as_secs(),
+    };
+    let mut r = Response::text(200, crate::metrics::render(&w.shared.metrics, &gauges));
+    r.headers.retain(|(n, _)| *n != "Content-Type");
+    r.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    Ok(r)
+}

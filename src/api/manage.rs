@@ -308,6 +308,7 @@ pub async fn delete(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, 
     {
         OpResult::Deleted(_) => {
             w.shared.invalidate_caches();
+            w.metrics().delete();
             if existed {
                 Ok(Response::text(
                     200,

@@ -284,6 +284,7 @@ async fn commit(w: &Worker, plan: Plan, written: write::Written) -> Result<Respo
     let info = match w.meta().submit(op).await {
         Ok(OpResult::Inserted(info)) => {
             written.moved();
+            w.metrics().upload(info.size as u64, false);
             if !plan.dedup {
                 w.shared.invalidate_caches();
             }
@@ -291,6 +292,7 @@ async fn commit(w: &Worker, plan: Plan, written: write::Written) -> Result<Respo
         }
         Ok(OpResult::Existing(info)) => {
             write::discard(written).await;
+            w.metrics().upload(info.size as u64, true);
             info
         }
         Ok(other) => unreachable!("insert answered {other:?}"),

@@ -85,6 +85,8 @@ pub struct Request<'c> {
     pub body_read: u64,
     /// Largest body the handler accepts (set by the router per route); 0 = unlimited.
     pub body_max: u64,
+    /// Route label for metrics (set by the router).
+    pub route: &'static str,
 }
 
 fn is_timeout(e: &io::Error) -> bool {
@@ -224,9 +226,12 @@ pub async fn serve(stream: TcpStream, worker: Rc<Worker>) {
             stall: Duration::from_secs(cfg.body_stall_timeout),
             body_read: 0,
             body_max: 0,
+            route: "other",
         };
         let resp = crate::router::route(&worker, &mut req).await;
         let body_done = req.body_finished();
+        let route = crate::metrics::route_index(req.route);
+        let received = (req.head.raw().len() as u64) + req.body_read;
         let method = req.head.method().to_string();
         let target = req.head.target().to_string();
         let keep = keep_alive_wanted && !resp.close && body_done && !worker.shutting_down();
@@ -236,7 +241,12 @@ pub async fn serve(stream: TcpStream, worker: Rc<Worker>) {
             (true, true) => Persist::KeepAlive10,
         };
         let sent = write_response(&mut conn, &resp, persist, is_head).await;
-        worker.access_log(peer.ip(), &method, resp.status, &target, started.elapsed());
+        let took = started.elapsed();
+        worker.access_log(peer.ip(), &method, resp.status, &target, took);
+        let sent_bytes = if is_head { 0 } else { resp.body.len() };
+        worker
+            .metrics()
+            .request(route, resp.status, took, received, sent_bytes);
         if sent.is_err() {
             return;
         }

@@ -1,0 +1,279 @@
+//! Prometheus metrics (text format 0.0.4) at `G/metrics`, admin only.
+//!
+//! Each executor writes only its own `Metrics` block (relaxed atomics, no sharing on the hot
+//! path); a scrape sums the blocks. Names follow Prometheus conventions: base units,
+//! `_total` counters, `_seconds`/`_bytes` suffixes, no paths or md5s in labels.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Route labels (bounded set).
+pub const ROUTES: &[&str] = &[
+    "upload",
+    "download",
+    "delete",
+    "get_file_info",
+    "check_file_exist",
+    "status",
+    "stat",
+    "metrics",
+    "admin",
+    "page",
+    "other",
+];
+/// Status classes used as the `code` label.
+const CLASSES: &[&str] = &["1xx", "2xx", "3xx", "4xx", "5xx"];
+/// Upper bounds (seconds) of the latency histogram buckets.
+const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+pub fn route_index(route: &str) -> usize {
+    ROUTES
+        .iter()
+        .position(|r| *r == route)
+        .unwrap_or(ROUTES.len() - 1)
+}
+
+#[derive(Default)]
+struct Counter(AtomicU64);
+
+impl Counter {
+    fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One executor's counters, padded to its own cache lines.
+#[repr(align(128))]
+pub struct Metrics {
+    requests: Vec<Counter>,
+    duration_buckets: Vec<Counter>,
+    duration_sum_us: Counter,
+    duration_count: Counter,
+    received_bytes: Counter,
+    sent_bytes: Counter,
+    uploads: Counter,
+    upload_bytes: Counter,
+    dedup_hits: Counter,
+    deletes: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            requests: (0..ROUTES.len() * CLASSES.len())
+                .map(|_| Counter::default())
+                .collect(),
+            duration_buckets: (0..BUCKETS.len()).map(|_| Counter::default()).collect(),
+            duration_sum_us: Counter::default(),
+            duration_count: Counter::default(),
+            received_bytes: Counter::default(),
+            sent_bytes: Counter::default(),
+            uploads: Counter::default(),
+            upload_bytes: Counter::default(),
+            dedup_hits: Counter::default(),
+            deletes: Counter::default(),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn request(
+        &self,
+        route: usize,
+        status: u16,
+        took: std::time::Duration,
+        received: u64,
+        sent: u64,
+    ) {
+        let class = ((status / 100) as usize).clamp(1, 5) - 1;
+        self.requests[route.min(ROUTES.len() - 1) * CLASSES.len() + class].add(1);
+        let secs = took.as_secs_f64();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.duration_buckets[i].add(1);
+            }
+        }
+        self.duration_sum_us.add(took.as_micros() as u64);
+        self.duration_count.add(1);
+        self.received_bytes.add(received);
+        self.sent_bytes.add(sent);
+    }
+
+    pub fn upload(&self, bytes: u64, dedup_hit: bool) {
+        self.uploads.add(1);
+        self.upload_bytes.add(bytes);
+        if dedup_hit {
+            self.dedup_hits.add(1);
+        }
+    }
+
+    pub fn delete(&self) {
+        self.deletes.add(1);
+    }
+}
+
+/// Gauges computed at scrape time.
+pub struct Gauges {
+    pub objects: i64,
+    pub stored_bytes: i64,
+    pub connections: u64,
+    pub workers: usize,
+    pub uptime_seconds: u64,
+}
+
+fn sum(all: &[Metrics], f: impl Fn(&Metrics) -> &Counter) -> u64 {
+    all.iter().map(|m| f(m).get()).sum()
+}
+
+/// The exposition text.
+pub fn render(all: &[Metrics], g: &Gauges) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "# HELP fastdfs_http_requests_total HTTP requests answered, by route and status class."
+    );
+    let _ = writeln!(o, "# TYPE fastdfs_http_requests_total counter");
+    for (r, route) in ROUTES.iter().enumerate() {
+        for (c, class) in CLASSES.iter().enumerate() {
+            let n: u64 = all
+                .iter()
+                .map(|m| m.requests[r * CLASSES.len() + c].get())
+                .sum();
+            if n > 0 {
+                let _ = writeln!(
+                    o,
+                    "fastdfs_http_requests_total{{route=\"{route}\",code=\"{class}\"}} {n}"
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        o,
+        "# HELP fastdfs_http_request_duration_seconds Time from request head to response written."
+    );
+    let _ = writeln!(o, "# TYPE fastdfs_http_request_duration_seconds histogram");
+    for (i, b) in BUCKETS.iter().enumerate() {
+        let n: u64 = all.iter().map(|m| m.duration_buckets[i].get()).sum();
+        let _ = writeln!(
+            o,
+            "fastdfs_http_request_duration_seconds_bucket{{le=\"{b}\"}} {n}"
+        );
+    }
+    let count = sum(all, |m| &m.duration_count);
+    let _ = writeln!(
+        o,
+        "fastdfs_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+    );
+    let sum_s = sum(all, |m| &m.duration_sum_us) as f64 / 1e6;
+    let _ = writeln!(o, "fastdfs_http_request_duration_seconds_sum {sum_s}");
+    let _ = writeln!(o, "fastdfs_http_request_duration_seconds_count {count}");
+    let counters: [(&str, &str, u64); 6] = [
+        (
+            "fastdfs_http_received_bytes_total",
+            "Request bytes received (heads and bodies).",
+            sum(all, |m| &m.received_bytes),
+        ),
+        (
+            "fastdfs_http_sent_bytes_total",
+            "Response bytes sent (heads and bodies).",
+            sum(all, |m| &m.sent_bytes),
+        ),
+        (
+            "fastdfs_uploads_total",
+            "Uploads stored or answered by dedup.",
+            sum(all, |m| &m.uploads),
+        ),
+        (
+            "fastdfs_upload_bytes_total",
+            "Bytes of uploaded file content.",
+            sum(all, |m| &m.upload_bytes),
+        ),
+        (
+            "fastdfs_upload_dedup_hits_total",
+            "Uploads answered with an existing copy.",
+            sum(all, |m| &m.dedup_hits),
+        ),
+        (
+            "fastdfs_deletes_total",
+            "Files deleted.",
+            sum(all, |m| &m.deletes),
+        ),
+    ];
+    for (name, help, v) in counters {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+    }
+    let gauges: [(&str, &str, String); 5] = [
+        ("fastdfs_objects", "Files indexed.", g.objects.to_string()),
+        (
+            "fastdfs_stored_bytes",
+            "Bytes of indexed files.",
+            g.stored_bytes.to_string(),
+        ),
+        (
+            "fastdfs_connections",
+            "Open client connections.",
+            g.connections.to_string(),
+        ),
+        (
+            "fastdfs_workers",
+            "Executors (one per core).",
+            g.workers.to_string(),
+        ),
+        (
+            "fastdfs_uptime_seconds",
+            "Seconds since start.",
+            g.uptime_seconds.to_string(),
+        ),
+    ];
+    for (name, help, v) in gauges {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_histogram_and_gauges() {
+        let all = vec![Metrics::default(), Metrics::default()];
+        all[0].request(
+            route_index("upload"),
+            200,
+            std::time::Duration::from_millis(3),
+            100,
+            50,
+        );
+        all[1].request(
+            route_index("download"),
+            404,
+            std::time::Duration::from_millis(700),
+            10,
+            0,
+        );
+        all[0].upload(12, false);
+        let g = Gauges {
+            objects: 1,
+            stored_bytes: 12,
+            connections: 0,
+            workers: 2,
+            uptime_seconds: 5,
+        };
+        let text = render(&all, &g);
+        assert!(
+            text.contains("fastdfs_http_requests_total{route=\"upload\",code=\"2xx\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("fastdfs_http_requests_total{route=\"download\",code=\"4xx\"} 1"));
+        assert!(text.contains("fastdfs_http_request_duration_seconds_bucket{le=\"0.005\"} 1"));
+        assert!(text.contains("fastdfs_http_request_duration_seconds_bucket{le=\"+Inf\"} 2"));
+        assert!(text.contains("fastdfs_uploads_total 1"));
+        assert!(text.contains("fastdfs_objects 1"));
+    }
+}
