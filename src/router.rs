@@ -118,6 +118,9 @@ async fn dispatch(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiErro
         "/gen_google_secret" => admin::gen_google_secret(w, client, &api::read_params(req).await?),
         "/gen_google_code" => admin::gen_google_code(w, client, &api::read_params(req).await?),
         "/metrics" => admin::metrics(w, client, &api::read_params(req).await?),
+        n if n.starts_with("/static/") => {
+            download::serve_static(w, req, &n["/static/".len()..]).await
+        }
         _ => download::handle(w, req).await,
     }
 }
@@ -133,6 +136,7 @@ fn route_label(name: &str) -> &'static str {
         "/stat" => "stat",
         "/metrics" => "metrics",
         "/upload.html" => "page",
+        n if n.starts_with("/static/") => "page",
         "/list_dir" | "/search" | "/get_md5s_by_date" | "/remove_empty_dir" | "/repair_stat"
         | "/backup" | "/report" | "/reload" | "/gen_google_secret" | "/gen_google_code" => "admin",
         _ => "download",

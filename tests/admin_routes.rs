@@ -355,3 +355,28 @@ fn metrics_expose_requests_uploads_and_storage_in_prometheus_text() {
         assert!(v.parse::<f64>().is_ok(), "{l}");
     }
 }
+
+#[test]
+fn static_files_are_served_inline_and_never_outside_static() {
+    let s = Server::start(json!({}));
+    std::fs::create_dir_all(s.dir.join("static/css")).unwrap();
+    std::fs::write(s.dir.join("static/css/site.css"), "body{}").unwrap();
+    let r = agent()
+        .get(&s.url("/group1/static/css/site.css"))
+        .call()
+        .unwrap();
+    assert!(r.content_type().starts_with("text/css"));
+    assert!(r.header("Content-Disposition").is_none());
+    assert_eq!(r.into_string().unwrap(), "body{}");
+    let (code, _) = get(&s, "/group1/static/missing.js");
+    assert_eq!(code, 404);
+    // Sent raw: URL libraries would normalize the encoded dots away before sending.
+    let reply = raw(
+        &s.addr(),
+        b"GET /group1/static/%2e%2e/conf/cfg.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        std::time::Duration::from_secs(5),
+    );
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(!reply.contains("admin_key"), "{reply}");
+}

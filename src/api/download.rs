@@ -127,6 +127,46 @@ pub async fn handle(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiEr
     respond(w, req, &params, &file_rel, size, mtime, Source::File(file))
 }
 
+/// `G/static/<path>`: files of `static/` in the runtime dir, inline (SPEC.md §7.24).
+pub async fn serve_static(
+    w: &Worker,
+    req: &mut Request<'_>,
+    rest: &str,
+) -> Result<Response, ApiError> {
+    let decoded = query::percent_decode_path(rest)
+        .ok_or_else(|| ApiError::fail(400, "invalid path encoding"))?;
+    let mut parts = Vec::new();
+    for seg in decoded.split('/').filter(|s| !s.is_empty()) {
+        if seg == "." || seg == ".." || seg.contains('\\') || seg.chars().any(|c| c.is_control()) {
+            return Err(ApiError::fail(400, "invalid path"));
+        }
+        parts.push(seg);
+    }
+    if parts.is_empty() {
+        return Ok(Response::new(404));
+    }
+    let rel = format!("static/{}", parts.join("/"));
+    let Ok(file) = glommio::io::BufferedFile::open(w.dir().join(&rel)).await else {
+        return Ok(Response::new(404));
+    };
+    let (size, mtime, is_dir) = fstat(&file)?;
+    if is_dir {
+        let _ = file.close().await;
+        return Ok(Response::new(404));
+    }
+    let mut params = super::Params::default();
+    params.0.push(("download".into(), "0".into()));
+    respond(
+        w,
+        req,
+        &params,
+        &rel,
+        size,
+        mtime,
+        Source::File(Rc::new(file)),
+    )
+}
+
 async fn close_rc(file: Rc<glommio::io::BufferedFile>) {
     if let Ok(f) = Rc::try_unwrap(file) {
         let _ = f.close().await;
