@@ -22,6 +22,13 @@ enum Command {
     Version,
     /// Print the cfg.json written on first start (with a fresh admin_key and this host).
     DefaultConfig,
+    /// Verify files against their metadata (existence, size, digest); run with the server stopped.
+    /// Exit code 0 when clean, 2 when problems were found.
+    Check {
+        /// Drop records of missing files, quarantine mismatching files, index unindexed files.
+        #[arg(long)]
+        repair: bool,
+    },
     /// Import a go-fastdfs runtime dir from elsewhere: its files are copied into this runtime
     /// dir at the same paths (every old URL stays valid) and its metadata is indexed.
     Import {
@@ -79,6 +86,48 @@ fn import(dir: &std::path::Path, from: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Runs the store check; Ok(true) when clean (or repaired).
+fn check(dir: &std::path::Path, repair: bool) -> Result<bool, String> {
+    let cfg = fastdfs::config::load_or_create(dir)
+        .map_err(|e| e.to_string())?
+        .config;
+    let _lock = fastdfs::server::lock_runtime_dir(dir).map_err(|e| e.to_string())?;
+    let meta = fastdfs::store::meta::Meta::open(dir, cfg.shards, 1).map_err(|e| e.to_string())?;
+    let r = fastdfs::store::check::check(
+        dir,
+        &meta,
+        cfg.use_sha1(),
+        cfg.enable_distinct_file,
+        &cfg.host,
+        repair,
+    )
+    .map_err(|e| e.to_string())?;
+    for p in &r.missing {
+        println!("missing         {p}");
+    }
+    for p in &r.size_mismatch {
+        println!("size mismatch   {p}");
+    }
+    for p in &r.digest_mismatch {
+        println!("digest mismatch {p}");
+    }
+    println!(
+        "checked {} files: {} ok, {} missing, {} size mismatch, {} digest mismatch",
+        r.checked,
+        r.ok,
+        r.missing.len(),
+        r.size_mismatch.len(),
+        r.digest_mismatch.len()
+    );
+    if repair {
+        println!(
+            "repaired {} records, indexed {} unindexed files",
+            r.repaired, r.indexed
+        );
+    }
+    Ok(r.is_clean() || repair)
+}
+
 fn main() {
     let cli = Cli::parse();
     match cli.command {
@@ -95,6 +144,18 @@ fn main() {
             );
         }
         Some(Command::DefaultConfig) => print!("{}", fastdfs::config::default_file_text()),
+        Some(Command::Check { repair }) => {
+            let dir = runtime_dir(&cli);
+            init_logging(&dir);
+            match check(&dir, repair) {
+                Ok(true) => {}
+                Ok(false) => std::process::exit(2),
+                Err(e) => {
+                    tracing::error!("check failed: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
         Some(Command::Import { ref from }) => {
             let dir = runtime_dir(&cli);
             init_logging(&dir);

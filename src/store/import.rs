@@ -86,6 +86,15 @@ pub fn import(
         if known.contains(&rel) {
             return Ok(());
         }
+        // Already indexed (an earlier import or upload): no need to hash it again.
+        let key = meta::path_key(&rel);
+        if meta
+            .get_by_path_key(&key)
+            .map_err(std::io::Error::other)?
+            .is_some()
+        {
+            return Ok(());
+        }
         let Some(info) = record_for_file(to, &rel, sha1, host)? else {
             return Ok(());
         };
@@ -185,7 +194,7 @@ fn record_for_file(
     }))
 }
 
-fn hash_file(path: &Path, sha1: bool) -> std::io::Result<String> {
+pub fn hash_file(path: &Path, sha1: bool) -> std::io::Result<String> {
     use std::io::Read;
     let mut h = crate::store::write::Hasher::new(sha1);
     let mut f = std::fs::File::open(path)?;

@@ -316,6 +316,22 @@ impl Meta {
 
     // ---------- writes ----------
 
+    /// Synchronously removes records by md5 (`fastdfs check --repair`; server stopped).
+    pub fn remove_records(&self, md5s: &[String]) -> Result<(), MetaError> {
+        for md5 in md5s {
+            let s = &self.shards[shard_of(md5, self.shards.len())];
+            let mut txn = s.env.begin_rw_txn()?;
+            let old = match txn.get(s.files, &md5.as_bytes()) {
+                Ok(b) => decode(b)?,
+                Err(lmdb::Error::NotFound) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            self.unindex(s, &mut txn, &old)?;
+            txn.commit()?;
+        }
+        Ok(())
+    }
+
     /// One synchronous transaction inserting records without files to move (import). Only
     /// for use before the executors start; records whose md5 is already live are skipped.
     pub fn insert_records(&self, shard: usize, records: Vec<FileInfo>) -> Result<(), MetaError> {

@@ -2,6 +2,7 @@
 //! commit), the small-file cache (`cache`), and the durable write path (`write`).
 
 pub mod cache;
+pub mod check;
 pub mod import;
 pub mod meta;
 pub mod names;
