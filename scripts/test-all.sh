@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test of fastdfs-rs on a fresh Debian machine (as root): installs what the tests
-# drive (curl, wget, fuse3 for LazyFS, util-linux for setpriv/prlimit), then `cargo test`.
+# drive (curl, wget, fuse3 for LazyFS, util-linux for setpriv/prlimit, Debian's chromium and
+# playwright-core in tests/browser for the upload-page test), then `cargo test`.
 # The reference go-fastdfs binary is found through GO_FASTDFS_BIN (default: ../shared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in curl:curl wget:wget fusermount3:fuse3 setpriv:util-linux prlimit:util-linux systemd-analyze:systemd; do
+for pair in curl:curl wget:wget fusermount3:fuse3 setpriv:util-linux prlimit:util-linux systemd-analyze:systemd chromium:chromium; do
   cmd=${pair%%:*}; pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
@@ -17,6 +18,14 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get install -y -qq "${need[@]}" >/dev/null
   else
     echo "warning: missing ${need[*]} (run as root to install); dependent tests will be skipped" >&2
+  fi
+fi
+
+if [ ! -f tests/browser/node_modules/playwright-core/package.json ]; then
+  if command -v npm >/dev/null 2>&1; then
+    (cd tests/browser && npm ci --no-audit --no-fund >/dev/null)
+  else
+    echo "warning: npm missing; the browser test will be skipped" >&2
   fi
 fi
 

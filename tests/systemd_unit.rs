@@ -6,7 +6,8 @@ use std::process::Command;
 const UNIT: &str = include_str!("../systemd/fastdfs.service");
 
 fn directive<'a>(key: &str) -> Option<&'a str> {
-    UNIT.lines().find_map(|l| l.strip_prefix(&format!("{key}=")))
+    UNIT.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
 }
 
 #[test]
@@ -26,7 +27,11 @@ fn unit_sets_user_restart_and_limits() {
 
 #[test]
 fn systemd_analyze_verify_is_clean() {
-    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("SKIPPED: systemd-analyze not installed (scripts/test-all.sh installs systemd)");
         return;
     }
@@ -35,7 +40,11 @@ fn systemd_analyze_verify_is_clean() {
     let unit = UNIT.replace("/usr/local/bin/fastdfs", env!("CARGO_BIN_EXE_fastdfs"));
     let path = dir.path().join("fastdfs.service");
     std::fs::write(&path, unit).unwrap();
-    let out = Command::new("systemd-analyze").arg("verify").arg(&path).output().unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.trim().is_empty(), "warnings: {stderr}");

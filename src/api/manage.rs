@@ -43,7 +43,6 @@ pub fn index_page(w: &Worker) -> Response {
 <p>code <input type="text" name="code" value=""></p>
 <p><input type="submit" id="submit" value="upload"></p>
 </form>
-<p>Resumable uploads (tus): <code>{g}/big/upload/</code></p>
 </body></html>
 "#
         ),
