@@ -293,9 +293,13 @@ NGINXCONF
         put meta "status_$s" "binary $FASTDFS_BIN not found (cargo build --release?)"
         return 1
       fi
+      # run a private copy: a concurrent `cargo build` may replace the binary during the run
+      mkdir -p "$WORK/bin"
+      cp "$FASTDFS_BIN" "$WORK/bin/fastdfs"
+      put meta rs_binary "$FASTDFS_BIN (built $(date -r "$FASTDFS_BIN" "+%F %T"), md5 $(md5sum <"$WORK/bin/fastdfs" | cut -c1-12)…)"
       $HELPER go-cfg "$dir/conf/cfg.json" "$port" '{"workers": 1, "peers": [], "enable_tus": false}'
       # shellcheck disable=SC2086
-      (cd "$dir" && GO_FASTDFS_PEER_ID=1 exec $ONSRV "$FASTDFS_BIN" server >"$dir/stdout.log" 2>&1) &
+      (cd "$dir" && GO_FASTDFS_PEER_ID=1 exec $ONSRV "$WORK/bin/fastdfs" server >"$dir/stdout.log" 2>&1) &
       pid=$!
       ;;
   esac
@@ -473,7 +477,6 @@ upload_bench() { # upload_bench S TAG SIZE CONNS
   put "$s" "up${tag}_fps" "$(calc "$ok / ($dur / 1e6)")"
   if [ "$tag" = 1m ]; then
     put "$s" up1m_mbs "$(calc "$ok * $size / ($dur / 1e6) / 1e6")"
-    put "$s" up1m_mbs2 "$(calc "$ok * $size / ($dur / 1e6) / 1e6")"
   fi
   put "$s" "up${tag}_p99" "$(calc "$(kv p99_us "$o") / 1000")"
   put "$s" "up${tag}_err" "$errs"
@@ -596,10 +599,6 @@ if [ "$LIMITS" = 1 ]; then measure_limits; fi
 
 run_servers
 
-# a release build can be older than the sources: say so
-if want rs && [ -x "$FASTDFS_BIN" ]; then
-  put meta rs_binary "$FASTDFS_BIN, built $(date -r "$FASTDFS_BIN" "+%F %T")"
-fi
 if [ ${#NOTES[@]} -gt 0 ]; then
   put meta notes "$(printf '%s || ' "${NOTES[@]}" | sed 's/ || $//')"
 fi
@@ -608,4 +607,4 @@ cp "$RES" "$RESULTS_DIR/$TS.tsv"
 cat "$RESULTS_DIR/$TS.md"
 log "results: $RESULTS_DIR/$TS.md (raw: $RESULTS_DIR/$TS.tsv), logs: $LOGS"
 # free the disk: keep only the logs
-rm -rf "$WORK/data" "$WORK"/paths_* 2>/dev/null || true
+rm -rf "$WORK/data" "$WORK/bin" "$WORK"/paths_* 2>/dev/null || true
