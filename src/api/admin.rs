@@ -27,9 +27,12 @@ fn refuse_envelope(status: &'static str) -> impl FnOnce(String) -> ApiError {
 }
 
 fn refuse_text(text: String) -> ApiError {
-    ApiError::Text {
+    // go-fastdfs answered these refusals as raw text with status 200; the issue asks for a
+    // JSON message and an honest 403 (the text is kept as the message).
+    ApiError::Envelope {
         http: 403,
-        body: text,
+        status: "fail",
+        message: text,
     }
 }
 

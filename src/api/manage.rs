@@ -13,9 +13,12 @@ use std::net::IpAddr;
 use std::path::Path;
 
 fn raw_refusal(text: String) -> ApiError {
-    ApiError::Text {
+    // go-fastdfs answered these refusals as raw text with status 200; the issue asks for a
+    // JSON message and an honest 403 (the text is kept as the message).
+    ApiError::Envelope {
         http: 403,
-        body: text,
+        status: "fail",
+        message: text,
     }
 }
 
