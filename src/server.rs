@@ -72,6 +72,7 @@ pub struct Worker {
     pub shared: Arc<Shared>,
     pub id: usize,
     pub cache: RefCell<FileCache>,
+    pub open_files: RefCell<crate::store::cache::FdCache>,
     access: RefCell<Vec<u8>>,
     connections: Cell<usize>,
 }
@@ -321,9 +322,25 @@ fn tune_allocator() {
     }
 }
 
+/// Raises the soft open-files limit to the hard limit (connections + cached descriptors).
+fn raise_nofile() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 pub fn run(dir: &Path, config: Config) -> Result<(), ServerError> {
     probe_io_uring()?;
     tune_allocator();
+    raise_nofile();
     for d in ["files", "data", "log", "conf"] {
         std::fs::create_dir_all(dir.join(d))?;
     }
@@ -448,6 +465,7 @@ async fn worker_main(shared: Arc<Shared>, id: usize, workers: usize) -> Result<(
         shared: shared.clone(),
         id,
         cache: RefCell::new(FileCache::new(cache_bytes)),
+        open_files: RefCell::new(Default::default()),
         access: RefCell::new(Vec::new()),
         connections: Cell::new(0),
     });

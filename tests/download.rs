@@ -719,3 +719,24 @@ fn wget_c_on_an_already_complete_file_has_nothing_to_do_and_leaves_it_unchanged(
     assert_eq!(file_md5(&dst), md5_hex(&data));
     assert_eq!(std::fs::metadata(&dst).unwrap().modified().unwrap(), mtime);
 }
+
+#[test]
+fn a_deleted_large_file_is_not_served_from_a_cached_descriptor() {
+    let s = Server::start(json!({}));
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let r = upload_json(&s, "large.bin", &data);
+    let path = r["path"].as_str().unwrap();
+    for _ in 0..2 {
+        let resp = agent().get(&s.url(path)).call().unwrap();
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut resp.into_reader(), &mut got).unwrap();
+        assert!(got == data);
+    }
+    let (code, _) = call(agent().get(&s.url(&format!(
+        "/group1/delete?md5={}",
+        r["md5"].as_str().unwrap()
+    ))));
+    assert_eq!(code, 200);
+    let (code, _) = call(agent().get(&s.url(path)));
+    assert_eq!(code, 404);
+}

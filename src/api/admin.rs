@@ -107,12 +107,7 @@ pub async fn list_dir(w: &Worker, client: IpAddr, p: &Params) -> Result<Response
             for e in std::fs::read_dir(full)? {
                 let e = e?;
                 let m = e.metadata()?;
-                let mtime = m
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map(|d| d.as_secs() as i64)
-                    .unwrap_or(0);
+                let mtime = crate::store::mtime_secs(&m);
                 out.push((
                     e.file_name().to_string_lossy().into_owned(),
                     m.len(),

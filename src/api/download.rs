@@ -12,7 +12,7 @@ use crate::http::range::{self, RangeAnswer};
 use crate::http::response::FileBody;
 use crate::http::{query, Body, Request, Response};
 use crate::server::Worker;
-use crate::store::cache::{CachedFile, CACHED_FILE_BYTES_MAX};
+use crate::store::cache::{CachedFile, OpenFile, CACHED_FILE_BYTES_MAX};
 use bytes::Bytes;
 use std::rc::Rc;
 
@@ -92,6 +92,18 @@ pub async fn handle(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiEr
             body,
         );
     }
+    let open = w.open_files.borrow_mut().get(epoch, &file_rel);
+    if let Some(f) = open {
+        return respond(
+            w,
+            req,
+            &params,
+            &file_rel,
+            f.size,
+            f.mtime,
+            Source::File(f.file),
+        );
+    }
     let full = w.dir().join(&file_rel);
     let file = match glommio::io::BufferedFile::open(&full).await {
         Ok(f) => f,
@@ -105,14 +117,11 @@ pub async fn handle(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiEr
     let file = Rc::new(file);
     if size <= CACHED_FILE_BYTES_MAX && w.config().file_cache_bytes > 0 {
         let data = read_all(&file, size).await?;
-        w.cache.borrow_mut().insert(
-            epoch,
-            &file_rel,
-            CachedFile {
-                data: data.clone(),
-                mtime,
-            },
-        );
+        let cached = CachedFile {
+            data: data.clone(),
+            mtime,
+        };
+        w.cache.borrow_mut().insert(epoch, &file_rel, cached);
         close_rc(file).await;
         return respond(
             w,
@@ -124,6 +133,12 @@ pub async fn handle(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiEr
             Source::Memory(data),
         );
     }
+    let open = OpenFile {
+        file: file.clone(),
+        size,
+        mtime,
+    };
+    w.open_files.borrow_mut().insert(epoch, &file_rel, open);
     respond(w, req, &params, &file_rel, size, mtime, Source::File(file))
 }
 

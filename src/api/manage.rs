@@ -149,10 +149,6 @@ pub async fn check_file_exist(w: &Worker, p: &Params) -> Result<Response, ApiErr
                 .await;
             if let Some(m) = stat.ok().filter(|m| m.is_file()) {
                 let (dir, name) = rel.rsplit_once('/').unwrap_or(("files", &rel));
-                let mtime = m
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
                 let info = FileInfo {
                     name: name.to_string(),
                     rename: String::new(),
@@ -161,7 +157,7 @@ pub async fn check_file_exist(w: &Worker, p: &Params) -> Result<Response, ApiErr
                     size: m.len() as i64,
                     peers: Some(vec![w.config().host.clone()]),
                     scene: String::new(),
-                    time_stamp: mtime.map(|d| d.as_secs() as i64).unwrap_or(0),
+                    time_stamp: crate::store::mtime_secs(&m),
                     offset: -1,
                 };
                 return Ok(Response::text(200, json::compact(&info)));

@@ -1,12 +1,16 @@
-//! Per-executor cache of small stored files (bytes + validators), so hot small files are
-//! served without open/read/close. Files are immutable once committed; a delete or overwrite
-//! anywhere bumps `Shared::cache_epoch` and every executor drops its cache on the next lookup.
+//! Per-executor caches of stored files: the bytes of small files (served without any
+//! syscall but the socket write) and open descriptors of larger ones (served without
+//! open/close; nginx's open_file_cache). Files are immutable once committed; a delete or
+//! overwrite anywhere bumps `Shared::cache_epoch` and every executor drops its caches on the
+//! next lookup.
 
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 
-/// Files larger than this are never cached.
-pub const CACHED_FILE_BYTES_MAX: u64 = 64 * 1024;
+/// Files larger than this are never cached in memory (their descriptors are).
+pub const CACHED_FILE_BYTES_MAX: u64 = 16 * 1024;
+/// Open descriptors kept per executor.
+pub const OPEN_FILES_MAX: usize = 256;
 
 #[derive(Clone)]
 pub struct CachedFile {
@@ -72,6 +76,54 @@ impl FileCache {
         }
         self.bytes += size;
         debug_assert!(self.bytes <= self.bytes_max);
+    }
+}
+
+/// An open stored file with its validators.
+#[derive(Clone)]
+pub struct OpenFile {
+    pub file: std::rc::Rc<glommio::io::BufferedFile>,
+    pub size: u64,
+    pub mtime: u64,
+}
+
+/// Open descriptors of recently served files (FIFO eviction, epoch invalidation).
+#[derive(Default)]
+pub struct FdCache {
+    epoch: u64,
+    map: HashMap<String, OpenFile>,
+    order: VecDeque<String>,
+}
+
+impl FdCache {
+    fn sync_epoch(&mut self, epoch: u64) {
+        if epoch != self.epoch {
+            // Dropping the Rc closes each file once no response still streams from it.
+            self.map.clear();
+            self.order.clear();
+            self.epoch = epoch;
+        }
+    }
+
+    pub fn get(&mut self, epoch: u64, key: &str) -> Option<OpenFile> {
+        self.sync_epoch(epoch);
+        self.map.get(key).cloned()
+    }
+
+    pub fn insert(&mut self, epoch: u64, key: &str, file: OpenFile) {
+        self.sync_epoch(epoch);
+        if self.map.contains_key(key) {
+            return;
+        }
+        while self.map.len() >= OPEN_FILES_MAX {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            self.map.remove(&old);
+        }
+        self.map.insert(key.to_string(), file);
+        self.order.push_back(key.to_string());
+        debug_assert!(self.map.len() <= OPEN_FILES_MAX);
     }
 }
 

@@ -170,12 +170,7 @@ fn record_for_file(
     }
     let digest = hash_file(&full, sha1)?;
     let (dir, name) = rel.rsplit_once('/').expect("rel has a directory");
-    let mtime = m
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let mtime = crate::store::mtime_secs(&m);
     // `files/<scene>/<YYYYMMDD>/...` is the default layout; anything else is a custom path.
     let scene = match parts.get(2) {
         Some(d) if d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()) => parts[1].to_string(),

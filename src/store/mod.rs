@@ -7,3 +7,12 @@ pub mod import;
 pub mod meta;
 pub mod names;
 pub mod write;
+
+/// Modification time of a file in Unix seconds (0 when unknown).
+pub fn mtime_secs(m: &std::fs::Metadata) -> i64 {
+    m.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
