@@ -493,7 +493,15 @@ async fn worker_main(shared: Arc<Shared>, id: usize, workers: usize) -> Result<(
         shared.connections.fetch_add(1, Ordering::SeqCst);
         let w = worker.clone();
         glommio::spawn_local(async move {
-            crate::http::conn::serve(stream, w.clone()).await;
+            use futures_lite::FutureExt;
+            // Safety net: a bug that panics in one request closes that connection only;
+            // the executor and its other connections keep running.
+            let served = std::panic::AssertUnwindSafe(crate::http::conn::serve(stream, w.clone()))
+                .catch_unwind()
+                .await;
+            if served.is_err() {
+                tracing::error!("a connection task panicked; its connection was closed");
+            }
             w.connections.set(w.connections.get() - 1);
             w.shared.connections.fetch_sub(1, Ordering::SeqCst);
         })
