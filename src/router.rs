@@ -88,7 +88,7 @@ async fn dispatch(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiErro
             req.body_max = cfg.upload_max_bytes;
             upload::handle(w, req).await
         }
-        "/upload.html" => Ok(manage::index_page(w)),
+        "/upload.html" => Ok(manage::index_page(w).await),
         "/check_file_exist" => {
             let p = api::read_params(req).await?;
             manage::check_file_exist(w, &p).await

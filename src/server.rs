@@ -341,7 +341,7 @@ pub fn run(dir: &Path, config: Config) -> Result<(), ServerError> {
     probe_io_uring()?;
     tune_allocator();
     raise_nofile();
-    for d in ["files", "data", "log", "conf"] {
+    for d in ["files", "data", "log", "conf", "static"] {
         std::fs::create_dir_all(dir.join(d))?;
     }
     let _lock = lock_runtime_dir(dir)?;

@@ -380,3 +380,25 @@ fn static_files_are_served_inline_and_never_outside_static() {
     assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
     assert!(!reply.contains("admin_key"), "{reply}");
 }
+
+#[test]
+fn a_go_fastdfs_page_template_in_static_is_used_for_the_index() {
+    let s = Server::start(json!({}));
+    std::fs::create_dir_all(s.dir.join("static")).unwrap();
+    std::fs::write(
+        s.dir.join("static/uppy.html"),
+        "<link href=\"%s/x.css\"><form action=\"%s\"><input name=scene value=\"%s\">\
+         <script src=\"%s/a.js\"></script><script src=\"%s/b.js\"></script><a href=\"%s\">tus</a>",
+    )
+    .unwrap();
+    let (code, body) = get(&s, "/group1/upload.html");
+    assert_eq!(code, 200);
+    assert_eq!(
+        body,
+        "<link href=\"/group1/static/css/x.css\"><form action=\"/group1/upload\">\
+         <input name=scene value=\"default\"><script src=\"/group1/static/js/a.js\"></script>\
+         <script src=\"/group1/static/js/b.js\"></script><a href=\"/group1/big/upload/\">tus</a>"
+    );
+    let (_, index) = get(&s, "/");
+    assert_eq!(index, body, "the index shows the same page");
+}

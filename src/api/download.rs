@@ -69,7 +69,7 @@ fn resolve(w: &Worker, path: &str) -> Result<Target, ApiError> {
 pub async fn handle(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError> {
     let path = req.head.path().to_string();
     let file_rel = match resolve(w, &path)? {
-        Target::Index => return Ok(super::manage::index_page(w)),
+        Target::Index => return Ok(super::manage::index_page(w).await),
         Target::NotFound(body) => return Ok(Response::text(404, body)),
         Target::File(rel) => rel,
     };

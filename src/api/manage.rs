@@ -22,13 +22,48 @@ fn raw_refusal(text: String) -> ApiError {
     }
 }
 
-/// The upload page (`enable_web_upload`), SPEC.md §7.1.
-pub fn index_page(w: &Worker) -> Response {
+/// Fills go-fastdfs' page template: its six `%s` are, in order, the CSS base, the form action,
+/// the default scene, the JS base (twice) and the tus endpoint (SPEC.md §7.1).
+pub fn fill_template(template: &str, g: &str, scene: &str) -> String {
+    let values = [
+        format!("{g}/static/css"),
+        format!("{g}/upload"),
+        html_escape(scene),
+        format!("{g}/static/js"),
+        format!("{g}/static/js"),
+        format!("{g}/big/upload/"),
+    ];
+    let mut out = String::with_capacity(template.len() + 128);
+    let mut rest = template;
+    for v in &values {
+        match rest.find("%s") {
+            Some(i) => {
+                out.push_str(&rest[..i]);
+                out.push_str(v);
+                rest = &rest[i + 2..];
+            }
+            None => break,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The upload page (`enable_web_upload`), SPEC.md §7.1: `static/uppy.html` of the runtime dir
+/// when present (pages customized for go-fastdfs keep working), else the built-in form.
+pub async fn index_page(w: &Worker) -> Response {
     let cfg = w.config();
     if !cfg.enable_web_upload {
         return Response::text(403, "web upload deny");
     }
     let g = cfg.prefix();
+    let path = w.dir().join("static").join("uppy.html");
+    let custom = glommio::executor()
+        .spawn_blocking(move || std::fs::read_to_string(path))
+        .await;
+    if let Ok(template) = custom {
+        return Response::html(200, fill_template(&template, &g, &cfg.default_scene));
+    }
     let scene = html_escape(&cfg.default_scene);
     Response::html(
         200,
