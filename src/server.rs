@@ -238,11 +238,71 @@ pub fn lock_runtime_dir(dir: &Path) -> Result<std::fs::File, ServerError> {
     Ok(f)
 }
 
-/// Binds once the way the executors will (SO_REUSEADDR + SO_REUSEPORT), so a port taken by
-/// another program is a clear start-up error, while connections of our previous run that linger
-/// in TIME_WAIT/FIN_WAIT do not block a restart.
+/// Whether a socket is listening on `addr`'s port at an overlapping address, from
+/// /proc/net/tcp{,6}. SO_REUSEPORT would let a second server share the port silently (the
+/// kernel then splits connections between them), so this is checked before binding.
+fn port_has_listener(addr: std::net::SocketAddr) -> bool {
+    let port = format!("{:04X}", addr.port());
+    let ours = addr.ip();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() < 4 || cols[3] != "0A" {
+                continue;
+            }
+            let Some((ip_hex, port_hex)) = cols[1].split_once(':') else {
+                continue;
+            };
+            if port_hex != port {
+                continue;
+            }
+            let theirs = parse_proc_ip(ip_hex);
+            let overlap = match theirs {
+                Some(t) => t.is_unspecified() || ours.is_unspecified() || t == ours,
+                None => true,
+            };
+            if overlap {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// An address of /proc/net/tcp{,6} (hex, little-endian 32-bit words).
+fn parse_proc_ip(hex: &str) -> Option<IpAddr> {
+    let words: Vec<u32> = (0..hex.len() / 8)
+        .map(|i| u32::from_str_radix(&hex[i * 8..i * 8 + 8], 16).ok())
+        .collect::<Option<_>>()?;
+    match words.as_slice() {
+        [w] => Some(IpAddr::from(w.to_le_bytes())),
+        [a, b, c, d] => {
+            let mut bytes = [0u8; 16];
+            for (i, w) in [a, b, c, d].iter().enumerate() {
+                bytes[i * 4..i * 4 + 4].copy_from_slice(&w.to_le_bytes());
+            }
+            let v6 = std::net::Ipv6Addr::from(bytes);
+            Some(
+                v6.to_ipv4_mapped()
+                    .map(IpAddr::V4)
+                    .unwrap_or(IpAddr::V6(v6)),
+            )
+        }
+        _ => None,
+    }
+}
+
+/// Refuses a port another program (or another fastdfs) listens on, then binds once the way the
+/// executors will (SO_REUSEADDR + SO_REUSEPORT), so connections of our previous run that linger
+/// in TIME_WAIT/FIN_WAIT never block a restart.
 fn probe_listen(addr: std::net::SocketAddr) -> Result<(), ServerError> {
     let fail = |e: std::io::Error| ServerError::Startup(format!("cannot listen on {addr}: {e}"));
+    if port_has_listener(addr) {
+        return Err(fail(std::io::Error::from(std::io::ErrorKind::AddrInUse)));
+    }
     let domain = if addr.is_ipv4() {
         libc::AF_INET
     } else {

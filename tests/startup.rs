@@ -75,3 +75,24 @@ fn a_second_server_in_the_same_runtime_dir_refuses_to_start() {
     let (code, _) = common::call(common::agent().get(&first.url("/group1/status")));
     assert_eq!(code, 200);
 }
+
+#[test]
+fn a_second_server_on_the_same_port_refuses_to_start_instead_of_sharing_it() {
+    // SO_REUSEPORT would let two servers split one port's connections silently.
+    let first = common::Server::start(serde_json::json!({}));
+    let other = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(other.path().join("conf")).unwrap();
+    let cfg = common::base_config("127.0.0.1", first.port, &serde_json::json!({}));
+    std::fs::write(other.path().join("conf/cfg.json"), cfg.to_string()).unwrap();
+    let out = Command::new(common::BIN)
+        .arg("server")
+        .current_dir(other.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot listen") && stderr.contains("in use"),
+        "{stderr}"
+    );
+}

@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_fastdfs");
+/// Logged by the server once its runtime dir is locked and its port checked.
+const STARTED: &str = "fastdfs-rs starting";
 
 /// A free TCP port on `ip` (bind to port 0, read it, release it).
 pub fn free_port(ip: &str) -> u16 {
@@ -77,7 +79,8 @@ impl Server {
     /// A server in `dir` (kept), listening on `ip`; writes conf/cfg.json unless it exists.
     pub fn start_in(dir: &Path, ip: &str, overrides: Value) -> Server {
         let conf = dir.join("conf/cfg.json");
-        let port = if conf.exists() {
+        let conf_existed = conf.exists();
+        let port = if conf_existed {
             let v: Value = serde_json::from_str(&std::fs::read_to_string(&conf).unwrap()).unwrap();
             v["addr"]
                 .as_str()
@@ -108,11 +111,30 @@ impl Server {
             port,
             child: None,
         };
-        s.spawn();
-        s
+        // Parallel tests may draw the same free port: the loser sees "cannot listen" and
+        // retries on a new port (only when this harness wrote the config).
+        for _ in 0..5 {
+            if s.try_spawn() {
+                return s;
+            }
+            if !s.stderr().contains("cannot listen") || conf_existed {
+                break;
+            }
+            s.port = free_port(ip);
+            let cfg = base_config(ip, s.port, &overrides);
+            std::fs::write(&conf, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+            std::fs::File::open(&conf).unwrap().sync_all().unwrap();
+        }
+        panic!("server did not start: {}", s.stderr());
     }
 
     pub fn spawn(&mut self) {
+        assert!(self.try_spawn(), "server did not start: {}", self.stderr());
+    }
+
+    /// Starts the binary and waits until it listens; false if it exited first.
+    pub fn try_spawn(&mut self) -> bool {
+        let starts_before = self.stderr().matches(STARTED).count();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -127,18 +149,22 @@ impl Server {
             .spawn()
             .expect("start fastdfs");
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready(starts_before)
     }
 
-    pub fn wait_ready(&mut self) {
+    /// Waits until this server (not another process on the same port: it must have logged
+    /// its start after the port check) accepts connections; false if it exited first.
+    fn wait_ready(&mut self, starts_before: usize) -> bool {
         let addr: SocketAddr = format!("{}:{}", self.ip, self.port).parse().unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!("server exited early with {status}: {}", self.stderr());
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
+                self.child = None;
+                return false;
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return;
+            let started = self.stderr().matches(STARTED).count() > starts_before;
+            if started && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return true;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
