@@ -301,7 +301,7 @@ fn parse_proc_ip(hex: &str) -> Option<IpAddr> {
 fn probe_listen(addr: std::net::SocketAddr) -> Result<(), ServerError> {
     let fail = |e: std::io::Error| ServerError::Startup(format!("cannot listen on {addr}: {e}"));
     if port_has_listener(addr) {
-        return Err(fail(std::io::Error::from(std::io::ErrorKind::AddrInUse)));
+        return Err(fail(std::io::Error::from_raw_os_error(libc::EADDRINUSE)));
     }
     let domain = if addr.is_ipv4() {
         libc::AF_INET
@@ -518,8 +518,15 @@ async fn worker_main(shared: Arc<Shared>, id: usize, workers: usize) -> Result<(
     }
     let cfg = shared.config();
     let addr = cfg.listen_addr()?;
-    let listener =
-        glommio::net::TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+    let listener = match glommio::net::TcpListener::bind(addr) {
+        Ok(l) => l,
+        Err(e) => {
+            // Stop the other executors too: a half-started server must not linger.
+            shared.shutdown.store(true, Ordering::SeqCst);
+            return Err(format!("cannot listen on {addr}: {e}"));
+        }
+    };
+    tracing::info!(worker = id, addr = %addr, "accepting connections");
     let cache_bytes = cfg.file_cache_bytes as usize;
     let worker = Rc::new(Worker {
         shared: shared.clone(),

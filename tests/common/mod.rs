@@ -12,8 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_fastdfs");
-/// Logged by the server once its runtime dir is locked and its port checked.
-const STARTED: &str = "fastdfs-rs starting";
+/// Logged by each executor once its listener is bound (so a successful connect is ours, never a
+/// TCP self-connect to a port nothing listens on yet).
+const STARTED: &str = "accepting connections";
 
 /// A free TCP port on `ip` (bind to port 0, read it, release it).
 pub fn free_port(ip: &str) -> u16 {
