@@ -112,6 +112,9 @@ pub struct Config {
     pub shutdown_grace: u64,
     /// Addresses (exact or CIDR) whose X-Real-IP / X-Forwarded-For are trusted.
     pub trusted_proxies: Vec<String>,
+    /// Secret mixed into download tokens: md5(file_md5 + timestamp + secret). Generated on
+    /// first start; empty = go-fastdfs' secret-less formula (forgeable; warned about).
+    pub download_token_secret: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -312,7 +315,8 @@ pub fn default_file_text() -> String {
         "connections_per_worker_max": 10000,
         "file_cache_bytes": 8 * 1024 * 1024,
         "shutdown_grace": 10,
-        "trusted_proxies": []
+        "trusted_proxies": [],
+        "download_token_secret": random_hex(16)
     });
     let mut s = serde_json::to_string_pretty(&v).expect("static JSON serializes");
     s.push('\n');
@@ -460,6 +464,7 @@ const KNOWN_KEYS: &[&str] = &[
     "file_cache_bytes",
     "shutdown_grace",
     "trusted_proxies",
+    "download_token_secret",
 ];
 
 /// Parses cfg.json text. `path` is only used in messages.
@@ -565,6 +570,7 @@ pub fn parse(path: &Path, text: &str) -> Result<(Config, Vec<String>), ConfigErr
         file_cache_bytes: r.uint("file_cache_bytes", 8 * 1024 * 1024)?,
         shutdown_grace: r.uint("shutdown_grace", 10)?,
         trusted_proxies: r.strings("trusted_proxies", &[])?,
+        download_token_secret: r.string("download_token_secret", "")?,
     };
     apply_defaults(&mut c);
     validate(&r, &c)?;

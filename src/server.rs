@@ -406,6 +406,13 @@ pub fn run(dir: &Path, config: Config) -> Result<(), ServerError> {
     }
     let _lock = lock_runtime_dir(dir)?;
     clean_tmp(dir)?;
+    if config.download_use_token && config.download_token_secret.is_empty() {
+        tracing::warn!(
+            "download_use_token is on but download_token_secret is empty: tokens use go-fastdfs' \
+             secret-less formula md5(file_md5 + timestamp), which anyone who knows a file's md5 \
+             can compute. Set download_token_secret in cfg.json"
+        );
+    }
     let cpus = allowed_cpus();
     let workers = if config.workers == 0 {
         cpus.len().max(1)

@@ -75,6 +75,7 @@ pub async fn handle(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiEr
     };
     let mut params = super::Params::default();
     params.push_query(req.head.query());
+    check_token(w, req, &params, &file_rel)?;
     let epoch = w
         .shared
         .cache_epoch
@@ -180,6 +181,59 @@ pub async fn serve_static(
         mtime,
         Source::File(Rc::new(file)),
     )
+}
+
+/// The download token of SPEC.md §9.4 with a secret: md5(file_md5 + timestamp + secret).
+pub fn token_for(file_md5: &str, timestamp: &str, secret: &str) -> String {
+    crate::store::meta::md5_hex(&format!("{file_md5}{timestamp}{secret}"))
+}
+
+/// `download_use_token`: non-admin callers need `token` and `timestamp` (within
+/// ±download_token_expire s) for a file that has a record; a file without a record cannot be
+/// validated and is refused (go-fastdfs let it through: §15 item 6). Failures are 401, empty.
+fn check_token(
+    w: &Worker,
+    req: &Request<'_>,
+    p: &super::Params,
+    rel: &str,
+) -> Result<(), ApiError> {
+    let cfg = w.config();
+    if !cfg.download_use_token {
+        return Ok(());
+    }
+    let forwarded = req
+        .head
+        .header_str("x-real-ip")
+        .or_else(|| req.head.header_str("x-forwarded-for"));
+    let client = crate::access::client_ip(&cfg, req.peer.ip(), forwarded);
+    if crate::access::is_admin(&cfg, client) {
+        return Ok(());
+    }
+    let (token, ts) = (p.str("token"), p.str("timestamp"));
+    let Ok(stamp) = ts.parse::<i64>() else {
+        return Err(ApiError::Empty(401));
+    };
+    let now = chrono::Utc::now().timestamp();
+    if token.is_empty() || (now - stamp).abs() > cfg.download_token_expire.max(0) {
+        return Err(ApiError::Empty(401));
+    }
+    let key = crate::store::meta::path_key(rel);
+    let Some(info) = w.meta().get_by_path_key(&key)? else {
+        return Err(ApiError::Empty(401));
+    };
+    let expected = token_for(&info.md5, ts, &cfg.download_token_secret);
+    // Compare without an early exit, so timing does not reveal a prefix of the expected token.
+    let same = expected.len() == token.len()
+        && expected
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::Empty(401))
+    }
 }
 
 async fn close_rc(file: Rc<glommio::io::BufferedFile>) {
