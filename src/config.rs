@@ -736,6 +736,31 @@ impl Config {
                 .any(|s| s.split(':').next() == Some(scene))
     }
 
+    /// The Google-authenticator secret of a scene (`scenes` entry `name:SECRET`), if any.
+    pub fn scene_secret(&self, scene: &str) -> Option<&str> {
+        self.scenes.iter().find_map(|s| match s.split_once(':') {
+            Some((name, secret)) if name == scene && !secret.is_empty() => Some(secret),
+            _ => None,
+        })
+    }
+
+    /// Whether `code` is a valid TOTP code for `scene` (true when Google auth is off or the
+    /// scene has no secret). Window: ±download_token_expire/30 steps, as go-fastdfs.
+    pub fn google_code_ok(&self, scene: &str, code: &str) -> bool {
+        if !self.enable_google_auth {
+            return true;
+        }
+        let Some(secret) = self.scene_secret(scene) else {
+            return true;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let window = (self.download_token_expire.max(0) as u64) / crate::totp::STEP_SECONDS;
+        crate::totp::verify(secret, code, now, window)
+    }
+
     pub fn read_header_timeout_s(&self) -> u64 {
         if self.read_header_timeout > 0 {
             self.read_header_timeout as u64

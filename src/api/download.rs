@@ -188,7 +188,8 @@ pub fn token_for(file_md5: &str, timestamp: &str, secret: &str) -> String {
     crate::store::meta::md5_hex(&format!("{file_md5}{timestamp}{secret}"))
 }
 
-/// `download_use_token`: non-admin callers need `token` and `timestamp` (within
+/// Download checks for non-admin callers: a Google code for scenes with a secret
+/// (`enable_google_auth`), and with `download_use_token` a `token` and `timestamp` (within
 /// ±download_token_expire s) for a file that has a record; a file without a record cannot be
 /// validated and is refused (go-fastdfs let it through: §15 item 6). Failures are 401, empty.
 fn check_token(
@@ -198,7 +199,7 @@ fn check_token(
     rel: &str,
 ) -> Result<(), ApiError> {
     let cfg = w.config();
-    if !cfg.download_use_token {
+    if !cfg.download_use_token && !cfg.enable_google_auth {
         return Ok(());
     }
     let forwarded = req
@@ -207,6 +208,27 @@ fn check_token(
         .or_else(|| req.head.header_str("x-forwarded-for"));
     let client = crate::access::client_ip(&cfg, req.peer.ip(), forwarded);
     if crate::access::is_admin(&cfg, client) {
+        return Ok(());
+    }
+    check_token_for(w, &cfg, p, rel)
+}
+
+fn check_token_for(
+    w: &Worker,
+    cfg: &crate::config::Config,
+    p: &super::Params,
+    rel: &str,
+) -> Result<(), ApiError> {
+    // Google code per scene: the first directory under files/ (with or without the group
+    // prefix; go-fastdfs sliced the URI blindly: SPEC.md §15 item 16).
+    let scene = rel
+        .strip_prefix("files/")
+        .and_then(|r| r.split('/').next())
+        .unwrap_or("");
+    if !cfg.google_code_ok(scene, p.str("code")) {
+        return Err(ApiError::Empty(401));
+    }
+    if !cfg.download_use_token {
         return Ok(());
     }
     let (token, ts) = (p.str("token"), p.str("timestamp"));

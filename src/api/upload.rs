@@ -210,6 +210,11 @@ fn plan(
     if !cfg.scene_allowed(&scene) {
         return Err(ApiError::fail(400, "not valid scene"));
     }
+    // Checked for the scene actually used, also when `scene` was omitted and the default
+    // scene has a secret (go-fastdfs skipped it then: SPEC.md §15 item 15).
+    if !cfg.google_code_ok(&scene, p.str("code")) {
+        return Err(ApiError::fail(401, "invalid request,error google code"));
+    }
     let mut name = names::upload_name(client_name, cfg.enable_trim_file_name_special_char);
     if name.is_empty() {
         name = format!("{}{}", written.digest, names::extension(client_name));

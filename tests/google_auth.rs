@@ -1,0 +1,134 @@
+//! Google authenticator codes (issue 6, item 4 part): with `enable_google_auth`, scenes
+//! configured as `name:SECRET` need a valid TOTP `code` to upload into (also when `scene` is
+//! omitted and the default scene has a secret: SPEC.md §15 item 15) and, for non-admins, to
+//! download from (scene = first directory of the path, with or without the group prefix).
+mod common;
+use common::*;
+use serde_json::json;
+use std::process::Command;
+
+const SECRET: &str = "JBSWY3DPEHPK3PXP";
+
+fn code_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    fastdfs::totp::code(SECRET, now).unwrap()
+}
+
+fn status_from_non_admin(s: &Server, path: &str) -> u16 {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "--interface",
+            "127.0.0.77",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg(s.url(path))
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).parse().unwrap()
+}
+
+/// Uploads through the route of the server's prefix setting.
+fn upload_via(
+    s: &Server,
+    prefix: bool,
+    name: &str,
+    data: &[u8],
+    fields: &[(&str, &str)],
+) -> (u16, String) {
+    let (ct, body) = multipart(fields, Some((name, data)));
+    let route = if prefix { "/group1/upload" } else { "/upload" };
+    match agent()
+        .post(&s.url(route))
+        .set("Content-Type", &ct)
+        .send_bytes(&body)
+    {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn server(prefix: bool) -> Server {
+    Server::start(json!({
+        "enable_google_auth": true,
+        "scenes": [format!("default:{SECRET}"), "open"],
+        "support_group_manage": prefix
+    }))
+}
+
+#[test]
+fn uploads_into_a_scene_with_a_secret_need_a_valid_code_even_without_scene() {
+    let s = server(true);
+    let (code, body) = upload(&s, "a.txt", b"secret scene", &[("output", "json")]);
+    assert_eq!(code, 401, "omitting scene must not skip the check: {body}");
+    assert!(body.contains("invalid request,error google code"), "{body}");
+    let (code, _) = upload(
+        &s,
+        "a.txt",
+        b"secret scene",
+        &[("output", "json"), ("code", "000000")],
+    );
+    assert_eq!(code, 401);
+    let c = code_now();
+    let (code, body) = upload(
+        &s,
+        "a.txt",
+        b"secret scene",
+        &[("output", "json"), ("code", &c)],
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = upload(
+        &s,
+        "b.txt",
+        b"open scene",
+        &[("output", "json"), ("scene", "open")],
+    );
+    assert_eq!(code, 200, "a scene without a secret needs no code: {body}");
+}
+
+#[test]
+fn non_admin_downloads_from_a_scene_with_a_secret_need_a_code() {
+    for prefix in [true, false] {
+        let s = server(prefix);
+        let c = code_now();
+        let (code, body) = upload_via(
+            &s,
+            prefix,
+            "a.txt",
+            b"secret scene",
+            &[("output", "json"), ("code", &c)],
+        );
+        assert_eq!(code, 200, "{body}");
+        let path = serde_json::from_str::<serde_json::Value>(&body).unwrap()["path"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(status_from_non_admin(&s, &path), 401, "prefix={prefix}");
+        assert_eq!(
+            status_from_non_admin(&s, &format!("{path}?code={}", code_now())),
+            200,
+            "prefix={prefix}"
+        );
+        let (code, _) = call(agent().get(&s.url(&path)));
+        assert_eq!(code, 200, "admins need no code");
+        let (_, open) = upload_via(
+            &s,
+            prefix,
+            "b.txt",
+            b"open",
+            &[("output", "json"), ("scene", "open")],
+        );
+        let open_path = serde_json::from_str::<serde_json::Value>(&open).unwrap()["path"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(status_from_non_admin(&s, &open_path), 200);
+    }
+}
