@@ -99,7 +99,7 @@ async fn dispatch(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiErro
         }
         "/delete" => {
             let p = api::read_params(req).await?;
-            manage::delete(w, client, &p).await
+            manage::delete(w, req, client, &p).await
         }
         "/get_file_info" => {
             let p = api::read_params(req).await?;

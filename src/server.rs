@@ -73,6 +73,7 @@ pub struct Worker {
     pub id: usize,
     pub cache: RefCell<FileCache>,
     pub open_files: RefCell<crate::store::cache::FdCache>,
+    pub auth_cache: RefCell<crate::auth::AuthCache>,
     access: RefCell<Vec<u8>>,
     connections: Cell<usize>,
 }
@@ -540,6 +541,7 @@ async fn worker_main(shared: Arc<Shared>, id: usize, workers: usize) -> Result<(
         id,
         cache: RefCell::new(FileCache::new(cache_bytes)),
         open_files: RefCell::new(Default::default()),
+        auth_cache: RefCell::new(Default::default()),
         access: RefCell::new(Vec::new()),
         connections: Cell::new(0),
     });

@@ -75,7 +75,7 @@ pub async fn handle(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiEr
     };
     let mut params = super::Params::default();
     params.push_query(req.head.query());
-    check_token(w, req, &params, &file_rel)?;
+    check_token(w, req, &params, &file_rel).await?;
     let epoch = w
         .shared
         .cache_epoch
@@ -192,14 +192,15 @@ pub fn token_for(file_md5: &str, timestamp: &str, secret: &str) -> String {
 /// (`enable_google_auth`), and with `download_use_token` a `token` and `timestamp` (within
 /// ±download_token_expire s) for a file that has a record; a file without a record cannot be
 /// validated and is refused (go-fastdfs let it through: §15 item 6). Failures are 401, empty.
-fn check_token(
+async fn check_token(
     w: &Worker,
     req: &Request<'_>,
     p: &super::Params,
     rel: &str,
 ) -> Result<(), ApiError> {
     let cfg = w.config();
-    if !cfg.download_use_token && !cfg.enable_google_auth {
+    let download_auth = cfg.enable_download_auth && !cfg.auth_url.is_empty();
+    if !cfg.download_use_token && !cfg.enable_google_auth && !download_auth {
         return Ok(());
     }
     let forwarded = req
@@ -210,7 +211,11 @@ fn check_token(
     if crate::access::is_admin(&cfg, client) {
         return Ok(());
     }
-    check_token_for(w, &cfg, p, rel)
+    check_token_for(w, &cfg, p, rel)?;
+    if download_auth && !crate::auth::allowed(w, req, &p.0).await {
+        return Err(ApiError::Empty(401));
+    }
+    Ok(())
 }
 
 fn check_token_for(

@@ -320,8 +320,17 @@ pub fn get_file_info(w: &Worker, client: IpAddr, p: &Params) -> Result<Response,
 }
 
 /// `G/delete` (admin): removes the record (path key, day index, counters) and the file.
-pub async fn delete(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+pub async fn delete(
+    w: &Worker,
+    req: &crate::http::Request<'_>,
+    client: IpAddr,
+    p: &Params,
+) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, raw_refusal)?;
+    // auth_url applies to admins and peers too (SPEC.md §7.7): 401 with an empty body.
+    if !w.config().auth_url.is_empty() && !crate::auth::allowed(w, req, &p.0).await {
+        return Err(ApiError::Empty(401));
+    }
     if p.str("path").is_empty() && p.str("md5").len() < 32 {
         return Err(ApiError::fail(400, "md5 unvalid"));
     }

@@ -40,8 +40,20 @@ pub async fn handle(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiEr
         "OPTIONS" => Ok(Response::new(200)),
         _ => {
             let p = super::read_params(req).await?;
+            if !w.config().auth_url.is_empty() && !crate::auth::allowed(w, req, &p.0).await {
+                return Err(auth_fail());
+            }
             second_pass(w, &p)
         }
+    }
+}
+
+/// go-fastdfs' upload answer to a failed auth_url check (status left empty, as it does).
+fn auth_fail() -> ApiError {
+    ApiError::Envelope {
+        http: 401,
+        status: "",
+        message: "auth fail".into(),
     }
 }
 
@@ -147,6 +159,10 @@ async fn read_form(w: &Worker, req: &mut Request<'_>, boundary: &[u8]) -> Result
 
 async fn upload(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError> {
     let cfg = w.config();
+    // Without a token the auth server is not even asked, and no byte of the body is stored.
+    if !cfg.auth_url.is_empty() && crate::auth::token(req).is_none() {
+        return Err(auth_fail());
+    }
     if cfg.read_only {
         return Err(ApiError::fail(403, "(error) readonly"));
     }
@@ -167,6 +183,12 @@ async fn upload(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError>
     let form = read_form(w, req, &boundary).await?;
     let mut p = form.fields;
     p.push_query(req.head.query());
+    if !cfg.auth_url.is_empty() && !crate::auth::allowed(w, req, &p.0).await {
+        if let Some((_, written)) = form.file {
+            write::discard(written).await;
+        }
+        return Err(auth_fail());
+    }
     let Some((client_name, written)) = form.file else {
         return Err(ApiError::fail(400, "http: no such file"));
     };

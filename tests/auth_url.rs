@@ -1,0 +1,253 @@
+//! auth_url (issue 6, item 4): a small auth server started by the test decides uploads,
+//! deletes and (with enable_download_auth) non-admin downloads. It sees the request's headers
+//! and its form fields (go-fastdfs forwarded none: SPEC.md §15 item 18); a pass is cached only
+//! when the auth server allows it (Cache-Control: max-age); an unreachable auth server denies.
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+/// What the auth server received: (head, body) per call.
+type Calls = Arc<Mutex<Vec<(String, String)>>>;
+
+/// Answers by the form's auth_token: good -> "ok", json -> {"data":"ok"}, cache* -> "ok" with
+/// Cache-Control: max-age=60, anything else -> "fail". Runs until the test process ends.
+fn auth_server() -> (String, Calls) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/auth", listener.local_addr().unwrap());
+    let calls: Calls = Arc::default();
+    let seen = calls.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut s = stream;
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let (head, body) = loop {
+                let n = s.read(&mut chunk).unwrap_or(0);
+                if n == 0 {
+                    break (String::new(), String::new());
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                if let Some(i) = text.find("\r\n\r\n") {
+                    let head = text[..i].to_string();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if buf.len() >= i + 4 + len {
+                        break (head, text[i + 4..i + 4 + len].to_string());
+                    }
+                }
+            };
+            let token = body
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("auth_token="))
+                .unwrap_or("")
+                .to_string();
+            seen.lock().unwrap().push((head, body));
+            let (answer, extra) = match token.as_str() {
+                "good" => ("ok".to_string(), ""),
+                "json" => (
+                    r#"{"data":"ok","message":"","status":"ok"}"#.to_string(),
+                    "",
+                ),
+                t if t.starts_with("cache") => ("ok".to_string(), "Cache-Control: max-age=60\r\n"),
+                _ => ("fail".to_string(), ""),
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (url, calls)
+}
+
+fn upload_with(
+    s: &Server,
+    token: Option<&str>,
+    fields: &[(&str, &str)],
+    name: &str,
+    data: &[u8],
+) -> (u16, String) {
+    let (ct, body) = multipart(fields, Some((name, data)));
+    let mut r = agent()
+        .post(&s.url("/group1/upload"))
+        .set("Content-Type", &ct);
+    if let Some(t) = token {
+        r = r.set("Auth-Token", t);
+    }
+    match r.send_bytes(&body) {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn uploads_need_a_token_the_auth_server_accepts_and_it_sees_the_form_fields() {
+    let (url, calls) = auth_server();
+    let s = Server::start(json!({"auth_url": url}));
+    let (code, body) = upload_with(&s, None, &[("output", "json")], "a.txt", b"no token");
+    assert_eq!(code, 401);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["message"].as_str(), v["status"].as_str()),
+        (Some("auth fail"), Some(""))
+    );
+    assert!(
+        calls.lock().unwrap().is_empty(),
+        "no token: the auth server is not asked"
+    );
+
+    let (code, _) = upload_with(
+        &s,
+        Some("bad"),
+        &[("output", "json"), ("auth_token", "bad")],
+        "b.txt",
+        b"bad token",
+    );
+    assert_eq!(code, 401);
+    let (code, body) = upload_with(
+        &s,
+        Some("good"),
+        &[
+            ("output", "json"),
+            ("auth_token", "good"),
+            ("scene", "docs"),
+        ],
+        "c.txt",
+        b"good",
+    );
+    assert_eq!(code, 200, "{body}");
+    let (head, form) = calls.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        head.to_ascii_lowercase().contains("auth-token: good"),
+        "{head}"
+    );
+    assert!(head.starts_with("POST /auth HTTP/1.1"), "{head}");
+    assert!(
+        form.contains("auth_token=good")
+            && form.contains("scene=docs")
+            && form.contains("output=json"),
+        "{form}"
+    );
+    let (code, _) = upload_with(
+        &s,
+        Some("json"),
+        &[("output", "json"), ("auth_token", "json")],
+        "d.txt",
+        b"json answer",
+    );
+    assert_eq!(code, 200, "a JSON envelope with data ok passes");
+    // Refused uploads leave nothing behind: only c.txt and d.txt are stored.
+    fn names(d: &std::path::Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            if e.path().is_dir() {
+                names(&e.path(), out);
+            } else {
+                out.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut stored = Vec::new();
+    names(&s.dir.join("files"), &mut stored);
+    stored.sort();
+    assert_eq!(stored, vec!["c.txt", "d.txt"]);
+}
+
+#[test]
+fn deletes_and_downloads_are_checked_and_admins_download_freely() {
+    let (url, _calls) = auth_server();
+    let s = Server::start(json!({"auth_url": url, "enable_download_auth": true}));
+    let (_, body) = upload_with(
+        &s,
+        Some("good"),
+        &[("output", "json"), ("auth_token", "good")],
+        "x.txt",
+        b"protected",
+    );
+    let r: Value = serde_json::from_str(&body).unwrap();
+    let (path, md5) = (r["path"].as_str().unwrap(), r["md5"].as_str().unwrap());
+    let curl = |token: &str| {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "--interface",
+                "127.0.0.77",
+                "-w",
+                "%{http_code}",
+                "-H",
+            ])
+            .arg(format!("Auth-Token: {token}"))
+            .arg(s.url(path))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl("bad"), "401");
+    assert_eq!(curl("good"), "200");
+    let (code, _) = call(agent().get(&s.url(path)));
+    assert_eq!(code, 200, "admins are exempt from download auth");
+    let del = |token: &str| match agent()
+        .get(&s.url(&format!("/group1/delete?md5={md5}")))
+        .set("Auth-Token", token)
+        .call()
+    {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(c, _)) => c,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(
+        del("bad"),
+        401,
+        "auth_url applies to deletes, admins included"
+    );
+    assert_eq!(del("good"), 200);
+}
+
+#[test]
+fn a_pass_is_cached_only_when_the_auth_server_allows_it() {
+    let (url, calls) = auth_server();
+    let s = Server::start(json!({"auth_url": url}));
+    let count = || calls.lock().unwrap().len();
+    for _ in 0..3 {
+        let (code, _) = call(
+            agent()
+                .get(&s.url("/group1/upload?md5=abc&output=json"))
+                .set("Auth-Token", "good"),
+        );
+        assert_eq!(code, 404, "allowed; unknown md5");
+    }
+    assert_eq!(count(), 3, "no Cache-Control: asked every time");
+    for _ in 0..3 {
+        let (code, _) = call(
+            agent()
+                .get(&s.url("/group1/upload?md5=abc&output=json"))
+                .set("Auth-Token", "cache-me"),
+        );
+        assert_eq!(code, 404);
+    }
+    assert_eq!(count(), 4, "max-age=60: asked once");
+}
+
+#[test]
+fn an_unreachable_auth_server_denies() {
+    let port = free_port("127.0.0.1");
+    let s = Server::start(json!({"auth_url": format!("http://127.0.0.1:{port}/auth")}));
+    let (code, _) = upload_with(&s, Some("good"), &[("output", "json")], "a.txt", b"x");
+    assert_eq!(code, 401);
+}
