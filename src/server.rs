@@ -33,6 +33,8 @@ pub struct Shared {
     pub workers: usize,
     /// One block per executor (each writes only its own).
     pub metrics: Vec<crate::metrics::Metrics>,
+    /// Executors whose listener is bound; the last one tells systemd READY=1.
+    bound: AtomicUsize,
 }
 
 impl Shared {
@@ -363,6 +365,27 @@ fn probe_listen(addr: std::net::SocketAddr) -> Result<(), ServerError> {
     Ok(())
 }
 
+/// systemd `Type=notify`: one datagram to $NOTIFY_SOCKET (no-op when not run by systemd).
+fn notify_systemd(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    let bytes = path.as_encoded_bytes();
+    let sent = if let Some(name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name)
+            .and_then(|addr| sock.send_to_addr(state.as_bytes(), &addr))
+    } else {
+        sock.send_to(state.as_bytes(), std::path::Path::new(&path))
+    };
+    if let Err(e) = sent {
+        tracing::warn!(cause = %e, "cannot notify systemd");
+    }
+}
+
 /// Removes leftovers of uploads that died half way (files/_tmp).
 fn clean_tmp(dir: &Path) -> std::io::Result<()> {
     let tmp = dir.join("files").join("_tmp");
@@ -444,6 +467,7 @@ pub fn run(dir: &Path, config: Config) -> Result<(), ServerError> {
         metrics: (0..workers)
             .map(|_| crate::metrics::Metrics::default())
             .collect(),
+        bound: AtomicUsize::new(0),
     });
     install_signals(shared.clone())?;
     let cpuset = CpuSet::online()
@@ -510,6 +534,7 @@ fn install_signals(shared: Arc<Shared>) -> std::io::Result<()> {
                     tracing::warn!("second signal: exiting at once");
                     std::process::exit(1);
                 }
+                notify_systemd("STOPPING=1");
                 tracing::info!(
                     signal = sig,
                     "shutting down: no new connections, draining in-flight requests"
@@ -535,6 +560,9 @@ async fn worker_main(shared: Arc<Shared>, id: usize, workers: usize) -> Result<(
         }
     };
     tracing::info!(worker = id, addr = %addr, "accepting connections");
+    if shared.bound.fetch_add(1, Ordering::SeqCst) + 1 == workers {
+        notify_systemd("READY=1");
+    }
     let cache_bytes = cfg.file_cache_bytes as usize;
     let worker = Rc::new(Worker {
         shared: shared.clone(),

@@ -49,3 +49,51 @@ fn systemd_analyze_verify_is_clean() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.trim().is_empty(), "warnings: {stderr}");
 }
+
+#[test]
+fn the_unit_is_type_notify_and_the_server_sends_ready_then_stopping() {
+    assert_eq!(directive("Type"), Some("notify"));
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let rt = dir.path().join("rt");
+    std::fs::create_dir_all(rt.join("conf")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        rt.join("conf/cfg.json"),
+        format!("{{\"addr\": \"127.0.0.1:{port}\", \"workers\": 2}}"),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fastdfs"))
+        .arg("server")
+        .current_dir(&rt)
+        .env("NOTIFY_SOCKET", &sock_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    /// Kills the server if an assertion fails first.
+    struct Guard(u32);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
+        }
+    }
+    let guard = Guard(child.id());
+    let mut buf = [0u8; 64];
+    let n = sock.recv(&mut buf).expect("READY=1 within 20 s");
+    assert_eq!(&buf[..n], b"READY=1");
+    // Ready means every executor listens: a connection is accepted right away.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let n = sock.recv(&mut buf).expect("STOPPING=1 on SIGTERM");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    assert!(child.wait().unwrap().success());
+    std::mem::forget(guard); // reaped: its PID must not be signalled again
+}
