@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod image;
 pub mod json;
 pub mod metrics;
 pub mod router;

@@ -76,6 +76,8 @@ pub struct Worker {
     pub cache: RefCell<FileCache>,
     pub open_files: RefCell<crate::store::cache::FdCache>,
     pub auth_cache: RefCell<crate::auth::AuthCache>,
+    /// Bounds concurrent image resizes on this executor.
+    pub resize_slots: glommio::sync::Semaphore,
     access: RefCell<Vec<u8>>,
     connections: Cell<usize>,
 }
@@ -570,6 +572,7 @@ async fn worker_main(shared: Arc<Shared>, id: usize, workers: usize) -> Result<(
         cache: RefCell::new(FileCache::new(cache_bytes)),
         open_files: RefCell::new(Default::default()),
         auth_cache: RefCell::new(Default::default()),
+        resize_slots: glommio::sync::Semaphore::new(crate::image::RESIZES_IN_FLIGHT),
         access: RefCell::new(Vec::new()),
         connections: Cell::new(0),
     });

@@ -76,6 +76,9 @@ pub async fn handle(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiEr
     let mut params = super::Params::default();
     params.push_query(req.head.query());
     check_token(w, req, &params, &file_rel).await?;
+    if let Some(r) = resized(w, req, &params, &file_rel).await? {
+        return Ok(r);
+    }
     let epoch = w
         .shared
         .cache_epoch
@@ -260,6 +263,85 @@ fn check_token_for(
         Ok(())
     } else {
         Err(ApiError::Empty(401))
+    }
+}
+
+/// `?width=&height=`: a resized variant of a JPEG/PNG (from `files/_cache/` when made before),
+/// or None to serve the file unchanged (no size asked, not an image we resize, missing file).
+async fn resized(
+    w: &Worker,
+    req: &Request<'_>,
+    p: &super::Params,
+    rel: &str,
+) -> Result<Option<Response>, ApiError> {
+    use crate::image::{self, ResizeError};
+    let cfg = w.config();
+    let size = image::requested_size(
+        p.str("width"),
+        p.str("height"),
+        cfg.image_max_width,
+        cfg.image_max_height,
+    )
+    .map_err(|m| ApiError::fail(400, m))?;
+    let Some((want_w, want_h)) = size else {
+        return Ok(None);
+    };
+    let Ok(file) = glommio::io::BufferedFile::open(w.dir().join(rel)).await else {
+        return Ok(None);
+    };
+    let (size, mtime, is_dir) = fstat(&file)?;
+    if is_dir || size > image::SOURCE_BYTES_MAX {
+        let _ = file.close().await;
+        return Ok(None);
+    }
+    let key = crate::store::meta::md5_hex(&format!("{rel}|{size}|{mtime}|{want_w}|{want_h}"));
+    let cached = w
+        .dir()
+        .join("files")
+        .join("_cache")
+        .join(&key[..2])
+        .join(&key);
+    if let Ok(c) = glommio::io::BufferedFile::open(&cached).await {
+        let _ = file.close().await;
+        let (len, cmtime, _) = fstat(&c)?;
+        return respond(w, req, p, rel, len, cmtime, Source::File(Rc::new(c))).map(Some);
+    }
+    let file = Rc::new(file);
+    let data = read_all(&file, size).await?;
+    close_rc(file).await;
+    let _slot = w
+        .resize_slots
+        .acquire_permit(1)
+        .await
+        .map_err(|e| ApiError::fail(503, e.to_string()))?;
+    let out = glommio::executor()
+        .spawn_blocking(move || image::resize(&data, want_w, want_h))
+        .await;
+    match out {
+        Ok((bytes, _)) => {
+            let bytes = Bytes::from(bytes);
+            let to_cache = bytes.clone();
+            glommio::executor()
+                .spawn_blocking(move || {
+                    // A cache: no fsync; a torn file is impossible (write aside, then rename).
+                    let dir = cached
+                        .parent()
+                        .expect("cache path has a parent")
+                        .to_path_buf();
+                    let tmp = dir.join(format!(".{key}.tmp"));
+                    let _ = std::fs::create_dir_all(&dir)
+                        .and_then(|_| std::fs::write(&tmp, &to_cache))
+                        .and_then(|_| std::fs::rename(&tmp, &cached));
+                })
+                .await;
+            let len = bytes.len() as u64;
+            respond(w, req, p, rel, len, mtime, Source::Memory(bytes)).map(Some)
+        }
+        Err(ResizeError::Unsupported) => Ok(None),
+        Err(ResizeError::TooLarge) => Err(ApiError::fail(413, "image too large to resize")),
+        Err(ResizeError::Decode(m)) => {
+            Err(ApiError::fail(422, format!("cannot decode image: {m}")))
+        }
     }
 }
 

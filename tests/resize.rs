@@ -1,0 +1,124 @@
+//! Image resize (issue 6, item 2): `?width=&height=` on JPEG and PNG gives an image of the
+//! asked size in the source format (0 keeps the aspect ratio), clamped to image_max_*;
+//! GIF and non-images come back unchanged (never an empty 200); negative or absurd sizes are
+//! 400; a decompression bomb is refused from its headers; variants are cached on disk and a
+//! deleted original is not served from the cache.
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use zune_core::bytestream::ZCursor;
+use zune_core::colorspace::ColorSpace;
+use zune_core::options::DecoderOptions;
+use zune_image::codecs::ImageFormat;
+use zune_image::image::Image;
+
+fn make(w: usize, h: usize, format: ImageFormat) -> Vec<u8> {
+    let pixels: Vec<u8> = (0..w * h * 3).map(|i| (i * 7 % 251) as u8).collect();
+    Image::from_u8(&pixels, w, h, ColorSpace::RGB)
+        .write_to_vec(format)
+        .unwrap()
+}
+
+fn dims(bytes: &[u8]) -> (usize, usize) {
+    Image::read(ZCursor::new(bytes), DecoderOptions::default())
+        .unwrap()
+        .dimensions()
+}
+
+fn get_bytes(s: &Server, path: &str) -> (u16, String, Vec<u8>) {
+    match agent().get(&s.url(path)).call() {
+        Ok(r) => {
+            let ct = r.content_type().to_string();
+            let status = r.status();
+            let mut b = Vec::new();
+            std::io::Read::read_to_end(&mut r.into_reader(), &mut b).unwrap();
+            (status, ct, b)
+        }
+        Err(ureq::Error::Status(c, r)) => (
+            c,
+            r.content_type().to_string(),
+            r.into_string().unwrap_or_default().into_bytes(),
+        ),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn path_of(r: &Value) -> String {
+    r["path"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn png_and_jpeg_are_resized_in_their_own_format() {
+    let s = Server::start(json!({}));
+    let png = path_of(&upload_json(&s, "red.png", &make(40, 20, ImageFormat::PNG)));
+    let (code, ct, body) = get_bytes(&s, &format!("{png}?width=10&download=0"));
+    assert_eq!((code, ct.as_str()), (200, "image/png"));
+    assert_eq!(dims(&body), (10, 5), "height keeps the aspect ratio");
+    let jpg = path_of(&upload_json(
+        &s,
+        "photo.jpg",
+        &make(64, 32, ImageFormat::JPEG),
+    ));
+    let (code, ct, body) = get_bytes(&s, &format!("{jpg}?height=16&download=0"));
+    assert_eq!((code, ct.as_str()), (200, "image/jpeg"));
+    assert_eq!(dims(&body), (32, 16));
+    let (_, _, body) = get_bytes(&s, &format!("{jpg}?width=20&height=30&download=0"));
+    assert_eq!(dims(&body), (20, 30));
+}
+
+#[test]
+fn sizes_are_clamped_and_bad_sizes_refused() {
+    let s = Server::start(json!({"image_max_width": 20, "image_max_height": 20}));
+    let png = path_of(&upload_json(&s, "a.png", &make(40, 40, ImageFormat::PNG)));
+    let (_, _, body) = get_bytes(&s, &format!("{png}?width=500&download=0"));
+    assert_eq!(dims(&body), (20, 20));
+    let (code, _, _) = get_bytes(&s, &format!("{png}?width=-5"));
+    assert_eq!(code, 400);
+    let (code, _, _) = get_bytes(&s, &format!("{png}?width=99999999"));
+    assert_eq!(code, 400);
+}
+
+#[test]
+fn gif_and_non_images_come_back_unchanged() {
+    let s = Server::start(json!({}));
+    let gif_bytes = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x00\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;";
+    let gif = path_of(&upload_json(&s, "a.gif", gif_bytes));
+    let (code, _, body) = get_bytes(&s, &format!("{gif}?width=10"));
+    assert_eq!((code, body.as_slice()), (200, &gif_bytes[..]));
+    let txt = path_of(&upload_json(&s, "a.txt", b"not an image"));
+    let (code, _, body) = get_bytes(&s, &format!("{txt}?width=10"));
+    assert_eq!((code, body.as_slice()), (200, &b"not an image"[..]));
+}
+
+#[test]
+fn a_decompression_bomb_is_refused_from_its_headers() {
+    let s = Server::start(json!({}));
+    // A PNG whose header claims 30000 x 30000 pixels (900 M) followed by garbage.
+    let mut bomb = make(8, 8, ImageFormat::PNG);
+    bomb[16..20].copy_from_slice(&30000u32.to_be_bytes());
+    bomb[20..24].copy_from_slice(&30000u32.to_be_bytes());
+    let p = path_of(&upload_json(&s, "bomb.png", &bomb));
+    let (code, _, _) = get_bytes(&s, &format!("{p}?width=10"));
+    assert!(code == 413 || code == 422, "{code}");
+}
+
+#[test]
+fn variants_are_cached_and_a_deleted_original_is_not_served_from_the_cache() {
+    let s = Server::start(json!({}));
+    let r = upload_json(&s, "c.png", &make(30, 30, ImageFormat::PNG));
+    let p = path_of(&r);
+    let (_, _, first) = get_bytes(&s, &format!("{p}?width=15&download=0"));
+    let cached = std::fs::read_dir(s.dir.join("files/_cache"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(cached, 1, "the variant is on disk");
+    let (_, _, second) = get_bytes(&s, &format!("{p}?width=15&download=0"));
+    assert_eq!(first, second);
+    let (code, _) = call(agent().get(&s.url(&format!(
+        "/group1/delete?md5={}",
+        r["md5"].as_str().unwrap()
+    ))));
+    assert_eq!(code, 200);
+    let (code, _, _) = get_bytes(&s, &format!("{p}?width=15&download=0"));
+    assert_eq!(code, 404);
+}
