@@ -598,6 +598,10 @@ fn apply_defaults(c: &mut Config) {
     }
     c.download_domain = c.download_domain.trim_end_matches('/').to_string();
     c.peers = normalize_peers(&c.peers, &c.host);
+    if c.default_scene.is_empty() {
+        // go-fastdfs would store under `files//<date>`; the generated file says "default".
+        c.default_scene = "default".to_string();
+    }
     if c.image_max_width == 0 {
         c.image_max_width = 2000;
     }
