@@ -7,7 +7,6 @@ use common::*;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 /// What the auth server received: (head, body) per call.
@@ -180,26 +179,10 @@ fn deletes_and_downloads_are_checked_and_admins_download_freely() {
     );
     let r: Value = serde_json::from_str(&body).unwrap();
     let (path, md5) = (r["path"].as_str().unwrap(), r["md5"].as_str().unwrap());
-    let curl = |token: &str| {
-        let out = Command::new("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "--interface",
-                "127.0.0.77",
-                "-w",
-                "%{http_code}",
-                "-H",
-            ])
-            .arg(format!("Auth-Token: {token}"))
-            .arg(s.url(path))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    assert_eq!(curl("bad"), "401");
-    assert_eq!(curl("good"), "200");
+    let curl =
+        |token: &str| status_from_non_admin(&s.url(path), &[&format!("Auth-Token: {token}")]);
+    assert_eq!(curl("bad"), 401);
+    assert_eq!(curl("good"), 200);
     let (code, _) = call(agent().get(&s.url(path)));
     assert_eq!(code, 200, "admins are exempt from download auth");
     let del = |token: &str| match agent()

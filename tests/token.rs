@@ -8,24 +8,6 @@ use common::*;
 use serde_json::{json, Value};
 use std::process::Command;
 
-/// HTTP status of a GET sent from 127.0.0.77 (not an admin address).
-fn status_from_non_admin(s: &Server, path: &str) -> u16 {
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "--interface",
-            "127.0.0.77",
-            "-w",
-            "%{http_code}",
-        ])
-        .arg(s.url(path))
-        .output()
-        .expect("curl");
-    String::from_utf8_lossy(&out.stdout).parse().unwrap()
-}
-
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -45,25 +27,25 @@ fn tokens_need_the_secret_and_a_fresh_timestamp() {
     }));
     let r: Value = upload_json(&s, "t.txt", b"token protected");
     let (path, md5) = (r["path"].as_str().unwrap(), r["md5"].as_str().unwrap());
-    assert_eq!(status_from_non_admin(&s, path), 401, "no token");
+    assert_eq!(status_from_non_admin(&s.url(path), &[]), 401, "no token");
     assert_eq!(
-        status_from_non_admin(&s, &with_token(path, md5, now(), "s3cret")),
+        status_from_non_admin(&s.url(&with_token(path, md5, now(), "s3cret")), &[]),
         200
     );
     assert_eq!(
-        status_from_non_admin(&s, &with_token(path, md5, now() - 3600, "s3cret")),
+        status_from_non_admin(&s.url(&with_token(path, md5, now() - 3600, "s3cret")), &[]),
         401,
         "expired"
     );
     assert_eq!(
-        status_from_non_admin(&s, &with_token(path, md5, now(), "")),
+        status_from_non_admin(&s.url(&with_token(path, md5, now(), "")), &[]),
         401,
         "forged without the secret"
     );
     assert_eq!(
         status_from_non_admin(
-            &s,
-            &with_token(path, "0".repeat(32).as_str(), now(), "s3cret")
+            &s.url(&with_token(path, "0".repeat(32).as_str(), now(), "s3cret")),
+            &[]
         ),
         401
     );
@@ -79,11 +61,11 @@ fn a_file_without_a_record_is_refused_not_waved_through() {
     let md5 = md5_hex(b"placed by hand");
     let path = "/group1/manual/x.txt";
     assert_eq!(
-        status_from_non_admin(&s, &with_token(path, &md5, now(), "s3cret")),
+        status_from_non_admin(&s.url(&with_token(path, &md5, now(), "s3cret")), &[]),
         401
     );
     assert_eq!(
-        status_from_non_admin(&s, &format!("{path}?token=x&timestamp={}", now())),
+        status_from_non_admin(&s.url(&format!("{path}?token=x&timestamp={}", now())), &[]),
         401
     );
 }
@@ -94,7 +76,7 @@ fn an_empty_secret_falls_back_to_the_go_fastdfs_formula_with_a_warning() {
     let r: Value = upload_json(&s, "g.txt", b"go formula");
     let (path, md5) = (r["path"].as_str().unwrap(), r["md5"].as_str().unwrap());
     assert_eq!(
-        status_from_non_admin(&s, &with_token(path, md5, now(), "")),
+        status_from_non_admin(&s.url(&with_token(path, md5, now(), "")), &[]),
         200
     );
     assert!(

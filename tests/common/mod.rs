@@ -315,3 +315,27 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// Address of test clients that are not admins (not 127.0.0.1, not a peer, not in admin_ips).
+pub const NON_ADMIN_IP: &str = "127.0.0.77";
+
+/// HTTP status of a GET of `url` sent by curl from `NON_ADMIN_IP`, with extra headers.
+pub fn status_from_non_admin(url: &str, headers: &[&str]) -> u16 {
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args([
+        "-s",
+        "-o",
+        "/dev/null",
+        "--interface",
+        NON_ADMIN_IP,
+        "-w",
+        "%{http_code}",
+    ]);
+    for h in headers {
+        cmd.arg("-H").arg(h);
+    }
+    let out = cmd.arg(url).output().expect("curl");
+    String::from_utf8_lossy(&out.stdout)
+        .parse()
+        .expect("an HTTP status")
+}
