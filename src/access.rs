@@ -94,6 +94,16 @@ pub fn client_ip(config: &Config, socket: IpAddr, forwarded: Option<&str>) -> Ip
         .unwrap_or(canonical(socket))
 }
 
+/// The client address of a request: X-Real-IP, else X-Forwarded-For, honoured only from a
+/// trusted proxy (see `client_ip`).
+pub fn request_client(config: &Config, req: &crate::http::Request<'_>) -> IpAddr {
+    let forwarded = req
+        .head
+        .header_str("x-real-ip")
+        .or_else(|| req.head.header_str("x-forwarded-for"));
+    client_ip(config, req.peer.ip(), forwarded)
+}
+
 /// SPEC.md §9.1 without its holes: loopback 127.0.0.1, this node's own IP, an exact peer
 /// address, or an `admin_ips` entry (exact, CIDR, or `0.0.0.0` = any private IPv4).
 pub fn is_admin(config: &Config, ip: IpAddr) -> bool {

@@ -69,11 +69,7 @@ async fn dispatch(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiErro
         };
         return Ok(Response::new(301).header("Location", location));
     }
-    let forwarded = req
-        .head
-        .header_str("x-real-ip")
-        .or_else(|| req.head.header_str("x-forwarded-for"));
-    let client = crate::access::client_ip(&cfg, req.peer.ip(), forwarded);
+    let client = crate::access::request_client(&cfg, req);
     let prefix = cfg.prefix();
     let name = match path.strip_prefix(prefix.as_str()) {
         Some(n) if n.starts_with('/') => n.to_string(),

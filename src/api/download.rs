@@ -46,16 +46,8 @@ fn resolve(w: &Worker, path: &str) -> Result<Target, ApiError> {
     };
     let decoded = query::percent_decode_path(rest)
         .ok_or_else(|| ApiError::fail(400, "invalid path encoding"))?;
-    let mut parts = Vec::new();
-    for seg in decoded.split('/') {
-        if seg.is_empty() {
-            continue;
-        }
-        if seg == "." || seg == ".." || seg.contains('\\') || seg.chars().any(|c| c.is_control()) {
-            return Err(ApiError::fail(400, "invalid path"));
-        }
-        parts.push(seg);
-    }
+    let parts = crate::store::names::url_segments(&decoded)
+        .ok_or_else(|| ApiError::fail(400, "invalid path"))?;
     match parts.first() {
         None => return Ok(Target::Index),
         Some(first) if ["_tmp", "_big", "_cache"].contains(first) => {
@@ -154,13 +146,8 @@ pub async fn serve_static(
 ) -> Result<Response, ApiError> {
     let decoded = query::percent_decode_path(rest)
         .ok_or_else(|| ApiError::fail(400, "invalid path encoding"))?;
-    let mut parts = Vec::new();
-    for seg in decoded.split('/').filter(|s| !s.is_empty()) {
-        if seg == "." || seg == ".." || seg.contains('\\') || seg.chars().any(|c| c.is_control()) {
-            return Err(ApiError::fail(400, "invalid path"));
-        }
-        parts.push(seg);
-    }
+    let parts = crate::store::names::url_segments(&decoded)
+        .ok_or_else(|| ApiError::fail(400, "invalid path"))?;
     if parts.is_empty() {
         return Ok(Response::new(404));
     }
@@ -206,11 +193,7 @@ async fn check_token(
     if !cfg.download_use_token && !cfg.enable_google_auth && !download_auth {
         return Ok(());
     }
-    let forwarded = req
-        .head
-        .header_str("x-real-ip")
-        .or_else(|| req.head.header_str("x-forwarded-for"));
-    let client = crate::access::client_ip(&cfg, req.peer.ip(), forwarded);
+    let client = crate::access::request_client(&cfg, req);
     if crate::access::is_admin(&cfg, client) {
         return Ok(());
     }

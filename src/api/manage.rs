@@ -147,16 +147,7 @@ fn store_rel_path(w: &Worker, raw: &str) -> Option<String> {
     } else {
         raw.trim_start_matches('/')
     };
-    let mut parts = Vec::new();
-    for seg in rest.split('/') {
-        if seg.is_empty() {
-            continue;
-        }
-        if seg == "." || seg == ".." || seg.contains('\\') || seg.chars().any(|c| c.is_control()) {
-            return None;
-        }
-        parts.push(seg);
-    }
+    let parts = crate::store::names::url_segments(rest)?;
     if parts.is_empty() {
         return None;
     }

@@ -41,6 +41,19 @@ pub fn upload_name(raw: &str, trim_special: bool) -> String {
     kept.replace("...", "").replace("..", "")
 }
 
+/// The non-empty segments of a URL or store path, or None when one is `.`, `..`, holds a
+/// backslash or a control character (the download, static and lookup paths all use this).
+pub fn url_segments(path: &str) -> Option<Vec<&str>> {
+    let mut parts = Vec::new();
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        if seg == "." || seg == ".." || seg.contains('\\') || seg.chars().any(|c| c.is_control()) {
+            return None;
+        }
+        parts.push(seg);
+    }
+    Some(parts)
+}
+
 /// A single safe path component, or an error saying why not.
 pub fn check_component(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
@@ -171,6 +184,16 @@ mod tests {
         assert_eq!(custom_dir("...").unwrap(), None);
         assert!(custom_dir("_tmp/x").is_err());
         assert!(custom_dir("a/\u{0}/b").is_err());
+    }
+
+    #[test]
+    fn url_segments_refuse_dot_segments_backslashes_and_controls() {
+        assert_eq!(url_segments("/a//b/"), Some(vec!["a", "b"]));
+        assert_eq!(url_segments("a/../b"), None);
+        assert_eq!(url_segments("a/./b"), None);
+        assert_eq!(url_segments("a\\b"), None);
+        assert_eq!(url_segments("a/\u{7}"), None);
+        assert_eq!(url_segments(""), Some(vec![]));
     }
 
     #[test]
