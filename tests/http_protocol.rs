@@ -188,28 +188,6 @@ fn get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").into_bytes()
 }
 
-/// Creates `files/<rel>` in the server's runtime dir; returns the download path.
-fn put_file(s: &Server, rel: &str, data: &[u8]) -> String {
-    let p = s.dir.join("files").join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(&p, data).unwrap();
-    format!("/group1/{rel}")
-}
-
-/// Deterministic pseudo-random bytes (xorshift), different for each `seed`.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// A complete upload request (multipart, Content-Length framing) for `data` named `name`.
 fn upload_request(name: &str, data: &[u8]) -> Vec<u8> {
     let (ct, body) = multipart(&[("output", "json")], Some((name, data)));
