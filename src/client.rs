@@ -28,7 +28,7 @@ impl ClientResponse {
 }
 
 /// `http://host[:port][/path]` split into (host, port, path).
-fn split_url(url: &str) -> io::Result<(String, u16, String)> {
+pub(crate) fn split_url(url: &str) -> io::Result<(String, u16, String)> {
     let rest = url.strip_prefix("http://").ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidInput,

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod router;
 pub mod server;
 pub mod store;
+pub mod sync;
 pub mod totp;
 
 /// Version printed by `fastdfs version`.

@@ -19,6 +19,7 @@ pub const ROUTES: &[&str] = &[
     "metrics",
     "admin",
     "page",
+    "sync",
     "other",
 ];
 /// Status classes used as the `code` label.
@@ -60,6 +61,12 @@ pub struct Metrics {
     upload_bytes: Counter,
     dedup_hits: Counter,
     deletes: Counter,
+    sync_sent: Counter,
+    sync_received: Counter,
+    sync_received_bytes: Counter,
+    /// Queue-to-acknowledgement time of delivered sync messages (lag), histogram.
+    sync_lag_buckets: Vec<Counter>,
+    sync_lag_sum_ms: Counter,
 }
 
 impl Default for Metrics {
@@ -77,6 +84,11 @@ impl Default for Metrics {
             upload_bytes: Counter::default(),
             dedup_hits: Counter::default(),
             deletes: Counter::default(),
+            sync_sent: Counter::default(),
+            sync_received: Counter::default(),
+            sync_received_bytes: Counter::default(),
+            sync_lag_buckets: (0..BUCKETS.len()).map(|_| Counter::default()).collect(),
+            sync_lag_sum_ms: Counter::default(),
         }
     }
 }
@@ -115,6 +127,33 @@ impl Metrics {
     pub fn delete(&self) {
         self.deletes.add(1);
     }
+
+    /// A peer acknowledged a message queued at `queued_at_ms` (Unix milliseconds).
+    pub fn sync_sent(&self, queued_at_ms: i64) {
+        self.sync_sent.add(1);
+        let lag_ms = (chrono::Utc::now().timestamp_millis() - queued_at_ms).max(0) as u64;
+        let secs = lag_ms as f64 / 1e3;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.sync_lag_buckets[i].add(1);
+            }
+        }
+        self.sync_lag_sum_ms.add(lag_ms);
+    }
+
+    /// A file fetched from a peer was stored.
+    pub fn sync_received(&self, bytes: u64) {
+        self.sync_received.add(1);
+        self.sync_received_bytes.add(bytes);
+    }
+}
+
+/// Replication state per peer, computed at scrape time.
+pub struct PeerGauge {
+    pub peer: String,
+    pub queued: u64,
+    pub oldest_age_seconds: f64,
+    pub up: Option<bool>,
 }
 
 /// Gauges computed at scrape time.
@@ -124,6 +163,8 @@ pub struct Gauges {
     pub connections: u64,
     pub workers: usize,
     pub uptime_seconds: u64,
+    pub peers: Vec<PeerGauge>,
+    pub inbox: u64,
 }
 
 fn sum(all: &[Metrics], f: impl Fn(&Metrics) -> &Counter) -> u64 {
@@ -233,7 +274,76 @@ pub fn render(all: &[Metrics], g: &Gauges) -> String {
     for (name, help, v) in gauges {
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
     }
+    render_sync(&mut o, all, g);
     o
+}
+
+fn render_sync(o: &mut String, all: &[Metrics], g: &Gauges) {
+    let counters: [(&str, &str, u64); 3] = [
+        (
+            "fastdfs_sync_sent_total",
+            "Uploads and deletes acknowledged by peers.",
+            sum(all, |m| &m.sync_sent),
+        ),
+        (
+            "fastdfs_sync_received_total",
+            "Files fetched from peers and stored.",
+            sum(all, |m| &m.sync_received),
+        ),
+        (
+            "fastdfs_sync_received_bytes_total",
+            "Bytes of files fetched from peers.",
+            sum(all, |m| &m.sync_received_bytes),
+        ),
+    ];
+    for (name, help, v) in counters {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+    }
+    let name = "fastdfs_sync_delivery_seconds";
+    let _ = writeln!(
+        o,
+        "# HELP {name} Time from a change being committed to its acknowledgement by a peer.\n# TYPE {name} histogram"
+    );
+    for (i, b) in BUCKETS.iter().enumerate() {
+        let n: u64 = all.iter().map(|m| m.sync_lag_buckets[i].get()).sum();
+        let _ = writeln!(o, "{name}_bucket{{le=\"{b}\"}} {n}");
+    }
+    let count = sum(all, |m| &m.sync_sent);
+    let _ = writeln!(o, "{name}_bucket{{le=\"+Inf\"}} {count}");
+    let sum_s = sum(all, |m| &m.sync_lag_sum_ms) as f64 / 1e3;
+    let _ = writeln!(o, "{name}_sum {sum_s}\n{name}_count {count}");
+    let _ = writeln!(
+        o,
+        "# HELP fastdfs_sync_inbox Files announced by peers and not fetched yet.\n# TYPE fastdfs_sync_inbox gauge\nfastdfs_sync_inbox {}",
+        g.inbox
+    );
+    let per_peer: [(&str, &str); 3] = [
+        ("fastdfs_sync_queue_depth", "Changes queued for a peer."),
+        (
+            "fastdfs_sync_lag_seconds",
+            "Age of the oldest change queued for a peer.",
+        ),
+        (
+            "fastdfs_peer_up",
+            "1 when the last exchange with the peer worked.",
+        ),
+    ];
+    for (i, (name, help)) in per_peer.iter().enumerate() {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for p in &g.peers {
+            let v = match i {
+                0 => p.queued.to_string(),
+                1 => format!("{:.3}", p.oldest_age_seconds),
+                _ => match p.up {
+                    Some(true) => "1".into(),
+                    Some(false) => "0".into(),
+                    None => continue,
+                },
+            };
+            let peer = p.peer.replace(['"', '\\', '\n'], "_");
+            let _ = writeln!(o, "{name}{{peer=\"{peer}\"}} {v}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -264,8 +374,21 @@ mod tests {
             connections: 0,
             workers: 2,
             uptime_seconds: 5,
+            peers: vec![PeerGauge {
+                peer: "http://127.0.0.30:8080".into(),
+                queued: 3,
+                oldest_age_seconds: 1.5,
+                up: Some(false),
+            }],
+            inbox: 2,
         };
+        all[1].sync_sent(chrono::Utc::now().timestamp_millis() - 2_000);
         let text = render(&all, &g);
+        assert!(text.contains("fastdfs_sync_queue_depth{peer=\"http://127.0.0.30:8080\"} 3"));
+        assert!(text.contains("fastdfs_peer_up{peer=\"http://127.0.0.30:8080\"} 0"));
+        assert!(text.contains("fastdfs_sync_delivery_seconds_bucket{le=\"1\"} 0"));
+        assert!(text.contains("fastdfs_sync_delivery_seconds_bucket{le=\"2.5\"} 1"));
+        assert!(text.contains("fastdfs_sync_inbox 2"));
         assert!(
             text.contains("fastdfs_http_requests_total{route=\"upload\",code=\"2xx\"} 1"),
             "{text}"

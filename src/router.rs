@@ -2,10 +2,11 @@
 //! the named API routes under the group prefix, everything else to downloads; CORS headers
 //! on every response (§6.2); errors mapped to responses in one place (`ApiError`).
 
-use crate::api::{self, admin, download, manage, upload};
+use crate::api::{self, admin, cluster, download, manage, upload};
 use crate::error::ApiError;
 use crate::http::{Request, Response};
 use crate::server::Worker;
+use std::rc::Rc;
 
 /// Go's path.Clean for URL paths, keeping a trailing slash.
 pub fn clean_path(p: &str) -> String {
@@ -45,7 +46,7 @@ fn add_cors(req: &Request<'_>, r: &mut Response) {
     r.set("Access-Control-Expose-Headers", "Authorization");
 }
 
-pub async fn route(w: &Worker, req: &mut Request<'_>) -> Response {
+pub async fn route(w: &Rc<Worker>, req: &mut Request<'_>) -> Response {
     let cfg = w.config();
     let mut resp = dispatch(w, req)
         .await
@@ -56,7 +57,7 @@ pub async fn route(w: &Worker, req: &mut Request<'_>) -> Response {
     resp
 }
 
-async fn dispatch(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError> {
+async fn dispatch(w: &Rc<Worker>, req: &mut Request<'_>) -> Result<Response, ApiError> {
     let cfg = w.config();
     let path = req.head.path().to_string();
     let cleaned = clean_path(&path);
@@ -114,6 +115,16 @@ async fn dispatch(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiErro
         "/gen_google_secret" => admin::gen_google_secret(w, client, &api::read_params(req).await?),
         "/gen_google_code" => admin::gen_google_code(w, client, &api::read_params(req).await?),
         "/metrics" => admin::metrics(w, client, &api::read_params(req).await?),
+        "/syncfile_info" => {
+            let p = api::read_params(req).await?;
+            cluster::syncfile_info(w, req, client, &p).await
+        }
+        "/receive_md5s" => cluster::receive_md5s(w, client, &api::read_params(req).await?).await,
+        "/sync" => cluster::sync(w, client, &api::read_params(req).await?).await,
+        "/repair" => cluster::repair(w, client, &api::read_params(req).await?).await,
+        "/repair_fileinfo" => {
+            cluster::repair_fileinfo(w, client, &api::read_params(req).await?).await
+        }
         n if n.starts_with("/static/") => {
             download::serve_static(w, req, &n["/static/".len()..]).await
         }
@@ -135,6 +146,7 @@ fn route_label(name: &str) -> &'static str {
         n if n.starts_with("/static/") => "page",
         "/list_dir" | "/search" | "/get_md5s_by_date" | "/remove_empty_dir" | "/repair_stat"
         | "/backup" | "/report" | "/reload" | "/gen_google_secret" | "/gen_google_code" => "admin",
+        "/syncfile_info" | "/receive_md5s" | "/sync" | "/repair" | "/repair_fileinfo" => "sync",
         _ => "download",
     }
 }

@@ -35,6 +35,8 @@ pub struct Shared {
     pub metrics: Vec<crate::metrics::Metrics>,
     /// Executors whose listener is bound; the last one tells systemd READY=1.
     bound: AtomicUsize,
+    /// Reachability of peers, as the replication tasks saw it last.
+    pub peer_health: crate::sync::PeerHealth,
 }
 
 impl Shared {
@@ -78,6 +80,8 @@ pub struct Worker {
     pub auth_cache: RefCell<crate::auth::AuthCache>,
     /// Bounds concurrent image resizes on this executor.
     pub resize_slots: glommio::sync::Semaphore,
+    /// Replication tasks' state on this executor (wake-up, peer connections, retries).
+    pub sync: crate::sync::State,
     access: RefCell<Vec<u8>>,
     connections: Cell<usize>,
 }
@@ -470,6 +474,7 @@ pub fn run(dir: &Path, config: Config) -> Result<(), ServerError> {
             .map(|_| crate::metrics::Metrics::default())
             .collect(),
         bound: AtomicUsize::new(0),
+        peer_health: Default::default(),
     });
     install_signals(shared.clone())?;
     let cpuset = CpuSet::online()
@@ -548,9 +553,6 @@ fn install_signals(shared: Arc<Shared>) -> std::io::Result<()> {
 
 async fn worker_main(shared: Arc<Shared>, id: usize, workers: usize) -> Result<(), String> {
     assert!(id < workers, "executor index in range");
-    if let Some(rx) = shared.meta.take_owned(id) {
-        glommio::spawn_local(shared.meta.clone().run_committer(rx)).detach();
-    }
     let cfg = shared.config();
     let addr = cfg.listen_addr()?;
     let listener = match glommio::net::TcpListener::bind(addr) {
@@ -573,9 +575,16 @@ async fn worker_main(shared: Arc<Shared>, id: usize, workers: usize) -> Result<(
         open_files: RefCell::new(Default::default()),
         auth_cache: RefCell::new(Default::default()),
         resize_slots: glommio::sync::Semaphore::new(crate::image::RESIZES_IN_FLIGHT),
+        sync: Default::default(),
         access: RefCell::new(Vec::new()),
         connections: Cell::new(0),
     });
+    if let Some(rx) = shared.meta.take_owned(id) {
+        let w = worker.clone();
+        let committed = move || w.sync.wake.notify();
+        glommio::spawn_local(shared.meta.clone().run_committer(rx, committed)).detach();
+    }
+    crate::sync::start(worker.clone());
     let flusher = glommio::spawn_local(flush_access_log(worker.clone()));
     while !shared.shutting_down() {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {

@@ -408,9 +408,29 @@ pub fn metrics(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiEr
             .load(std::sync::atomic::Ordering::Relaxed) as u64,
         workers: w.shared.workers,
         uptime_seconds: w.shared.started.elapsed().as_secs(),
+        peers: peer_gauges(w),
+        inbox: w.meta().inbox_depth().unwrap_or(0),
     };
     let mut r = Response::text(200, crate::metrics::render(&w.shared.metrics, &gauges));
     r.headers.retain(|(n, _)| *n != "Content-Type");
     r.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
     Ok(r)
+}
+
+/// Per-peer replication gauges: queued changes, age of the oldest, reachability.
+fn peer_gauges(w: &Worker) -> Vec<crate::metrics::PeerGauge> {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    w.config()
+        .peers
+        .iter()
+        .map(|peer| {
+            let (queued, oldest) = w.meta().outbox_depth(peer).unwrap_or((0, None));
+            crate::metrics::PeerGauge {
+                peer: peer.clone(),
+                queued,
+                oldest_age_seconds: oldest.map_or(0.0, |t| (now_ms - t).max(0) as f64 / 1e3),
+                up: w.shared.peer_health.get(peer),
+            }
+        })
+        .collect()
 }

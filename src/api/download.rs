@@ -103,7 +103,7 @@ pub async fn handle(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiEr
     let full = w.dir().join(&file_rel);
     let file = match glommio::io::BufferedFile::open(&full).await {
         Ok(f) => f,
-        Err(_) => return Ok(Response::new(404)),
+        Err(_) => return read_through(w, req, &file_rel).await,
     };
     let (size, mtime, is_dir) = fstat(&file)?;
     if is_dir {
@@ -174,6 +174,147 @@ pub async fn serve_static(
 }
 
 /// The download token of SPEC.md §9.4 with a secret: md5(file_md5 + timestamp + secret).
+/// Time allowed to ask one peer whether it has a file.
+const PEER_ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Longest wait for the next chunk of a file streamed from a peer.
+const PEER_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A file this node lacks (SPEC.md §10.4): the first peer that has it serves it through this
+/// node, streamed with the client's Range honoured (not the whole file first), and the file
+/// is queued to be fetched and stored here. 404 when no peer has it.
+async fn read_through(w: &Worker, req: &Request<'_>, rel: &str) -> Result<Response, ApiError> {
+    use crate::sync::READ_THROUGH_HEADER;
+    let cfg = w.config();
+    let method = req.head.method();
+    if cfg.peers.is_empty()
+        || req.head.header(READ_THROUGH_HEADER).is_some()
+        || !(method == "GET" || method == "HEAD")
+    {
+        return Ok(Response::new(404));
+    }
+    let key = crate::store::meta::path_key(rel);
+    for peer in &cfg.peers {
+        let form = [
+            ("md5".to_string(), key.clone()),
+            ("path".to_string(), rel.to_string()),
+        ];
+        let asked = w
+            .sync
+            .pool
+            .post_form(
+                peer,
+                &format!("{}/check_file_exist", cfg.prefix()),
+                &form,
+                PEER_ASK_TIMEOUT,
+            )
+            .await;
+        let Some(info) = asked
+            .ok()
+            .and_then(|r| serde_json::from_slice::<crate::json::FileInfo>(&r.body).ok())
+            .filter(|i| !i.md5.is_empty())
+        else {
+            continue;
+        };
+        queue_local_copy(w, peer, info).await;
+        match stream_from_peer(w, req, peer).await {
+            Ok(r) => return Ok(r),
+            Err(e) => tracing::warn!(peer, cause = %e, "read-through from peer failed"),
+        }
+    }
+    Ok(Response::new(404))
+}
+
+/// Announces the peer's file to ourselves, so the pull task stores a copy here.
+async fn queue_local_copy(w: &Worker, peer: &str, mut info: crate::json::FileInfo) {
+    let peers = info.peers.get_or_insert_with(Vec::new);
+    peers.retain(|p| p != peer);
+    peers.insert(0, peer.to_string());
+    if info.offset >= 0 || crate::sync::validate_announced(&info).is_err() {
+        return;
+    }
+    let op = crate::store::meta::Op::Announce {
+        info: Box::new(info),
+    };
+    if let Err(e) = w.meta().submit(op).await {
+        tracing::warn!(cause = %e, "queueing a read-through copy failed");
+    }
+}
+
+/// Forwards the request (target, Range, If-Range) to `peer` and streams its answer back.
+async fn stream_from_peer(w: &Worker, req: &Request<'_>, peer: &str) -> std::io::Result<Response> {
+    use http_body_util::{BodyExt, Full};
+    let mut out = crate::sync::peer::request(req.head.method(), peer, req.head.target())?
+        .header(crate::sync::READ_THROUGH_HEADER, "1");
+    for name in ["range", "if-range"] {
+        if let Some(v) = req.head.header_str(name) {
+            out = out.header(name, v);
+        }
+    }
+    let out = out
+        .body(Full::new(bytes::Bytes::new()))
+        .map_err(std::io::Error::other)?;
+    let deadline = std::time::Instant::now() + PEER_ASK_TIMEOUT * 2;
+    let resp = w.sync.pool.send(peer, out, deadline).await?;
+    let status = resp.status().as_u16();
+    if !matches!(status, 200 | 206 | 304 | 416) {
+        return Err(std::io::Error::other(format!("peer answered {status}")));
+    }
+    let mut r = Response::new(status);
+    const FORWARDED: [&str; 7] = [
+        "Content-Type",
+        "Content-Range",
+        "Accept-Ranges",
+        "Content-Disposition",
+        "Last-Modified",
+        "ETag",
+        "Cache-Control",
+    ];
+    for name in FORWARDED {
+        if let Some(v) = resp.headers().get(name).and_then(|v| v.to_str().ok()) {
+            r.set(name, v.to_string());
+        }
+    }
+    let len = resp
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    if req.head.method() == "HEAD" || status == 304 {
+        r.body = Body::Stream(crate::http::response::StreamBody {
+            len,
+            chunks: std::cell::RefCell::new(None),
+        });
+        return Ok(r);
+    }
+    let body = resp.into_body();
+    let chunks = futures_lite::stream::unfold(Some(body), |state| async move {
+        let mut body = state?;
+        loop {
+            let next =
+                glommio::timer::timeout(PEER_STALL_TIMEOUT, async { Ok(body.frame().await) }).await;
+            match next {
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Some((Ok(data), Some(body)));
+                    }
+                }
+                Ok(Some(Err(e))) => return Some((Err(std::io::Error::other(e)), None)),
+                Ok(None) => return None,
+                Err(_) => {
+                    let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "peer stalled");
+                    return Some((Err(e), None));
+                }
+            }
+        }
+    });
+    r.body = Body::Stream(crate::http::response::StreamBody {
+        len,
+        chunks: std::cell::RefCell::new(Some(Box::pin(chunks))),
+    });
+    Ok(r)
+}
+
 pub fn token_for(file_md5: &str, timestamp: &str, secret: &str) -> String {
     crate::store::meta::md5_hex(&format!("{file_md5}{timestamp}{secret}"))
 }

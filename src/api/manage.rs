@@ -325,7 +325,24 @@ pub async fn delete(
     if p.str("path").is_empty() && p.str("md5").len() < 32 {
         return Err(ApiError::fail(400, "md5 unvalid"));
     }
+    // A delete forwarded by a peer (`inner=1`) is not forwarded again, and leaves a
+    // tombstone even when the file never arrived here, so a late copy cannot revive it.
+    let from_peer = p.str("inner") == "1";
+    let notify = if from_peer {
+        Vec::new()
+    } else {
+        w.config().peers.clone()
+    };
     let Some(info) = lookup(w, p)? else {
+        let md5 = p.str("md5");
+        if from_peer && md5.len() == 32 {
+            let op = Op::Delete {
+                md5: md5.to_ascii_lowercase(),
+                notify,
+                tomb_missing: true,
+            };
+            w.meta().submit(op).await?;
+        }
         return Err(ApiError::fail(404, "leveldb: not found"));
     };
     if info.offset >= 0 {
@@ -336,6 +353,8 @@ pub async fn delete(
         .meta()
         .submit(Op::Delete {
             md5: info.md5.clone(),
+            notify,
+            tomb_missing: from_peer,
         })
         .await?
     {

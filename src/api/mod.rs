@@ -3,6 +3,7 @@
 //! FileResult builder.
 
 pub mod admin;
+pub mod cluster;
 pub mod download;
 pub mod manage;
 pub mod upload;

@@ -307,6 +307,9 @@ async fn commit(w: &Worker, plan: Plan, written: write::Written) -> Result<Respo
         info: Box::new(plan.info),
         staged: Some(staged),
         dedup: plan.dedup,
+        origin: meta::Origin::Local {
+            notify: cfg.peers.clone(),
+        },
     };
     let info = match w.meta().submit(op).await {
         Ok(OpResult::Inserted(info)) => {

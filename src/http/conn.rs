@@ -375,6 +375,28 @@ async fn write_response(
             conn.stream.write_all(&out).await?;
             stream_file(conn, &f.file, f.offset, f.len).await
         }
+        Body::Stream(s) => {
+            conn.stream.write_all(&out).await?;
+            let Some(mut chunks) = s.chunks.borrow_mut().take() else {
+                return Err(io::Error::other("stream body written twice"));
+            };
+            let mut left = s.len;
+            while left > 0 {
+                use futures_lite::StreamExt;
+                let Some(chunk) = chunks.next().await else {
+                    // The source ended early: close, so the client sees a short body.
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "streamed body ended early",
+                    ));
+                };
+                let chunk = chunk?;
+                let n = (chunk.len() as u64).min(left) as usize;
+                conn.stream.write_all(&chunk[..n]).await?;
+                left -= n as u64;
+            }
+            Ok(())
+        }
         Body::Multi { file, parts, tail } => {
             conn.stream.write_all(&out).await?;
             for (part_head, offset, len) in parts {

@@ -15,8 +15,18 @@ pub struct FileBody {
     pub len: u64,
 }
 
+/// A body produced elsewhere (a peer's response streamed through): exactly `len` bytes.
+pub struct StreamBody {
+    pub len: u64,
+    pub chunks: std::cell::RefCell<Option<ChunkStream>>,
+}
+
+/// The chunks of a `StreamBody`.
+pub type ChunkStream = std::pin::Pin<Box<dyn futures_lite::Stream<Item = std::io::Result<Bytes>>>>;
+
 pub enum Body {
     Empty,
+    Stream(StreamBody),
     Bytes(Bytes),
     File(FileBody),
     /// Several byte ranges of one file as `multipart/byteranges`: (part head, range) pairs
@@ -32,6 +42,7 @@ impl Body {
     pub fn len(&self) -> u64 {
         match self {
             Body::Empty => 0,
+            Body::Stream(s) => s.len,
             Body::Bytes(b) => b.len() as u64,
             Body::File(f) => f.len,
             Body::Multi { parts, tail, .. } => {

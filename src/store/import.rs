@@ -116,6 +116,34 @@ pub fn import(
     Ok(report)
 }
 
+/// Records for files under `files/` that have none (`repair_fileinfo`, a running server:
+/// the caller inserts them through the committer). Bounded by what is on disk.
+pub fn unindexed_records(
+    root: &Path,
+    meta: &Meta,
+    sha1: bool,
+    host: &str,
+) -> std::io::Result<Vec<FileInfo>> {
+    let files = root.join("files");
+    let mut out = Vec::new();
+    walk_files(&files, &mut |path| {
+        let rel = format!(
+            "files/{}",
+            path.strip_prefix(&files).unwrap_or(path).to_string_lossy()
+        );
+        let key = meta::path_key(&rel);
+        if meta
+            .get_by_path_key(&key)
+            .map_err(std::io::Error::other)?
+            .is_none()
+        {
+            out.extend(record_for_file(root, &rel, sha1, host)?);
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 /// Content records of go-fastdfs' LevelDB: values that are FileInfo JSON stored under their own
 /// md5 (path keys and tus ids point at the same records and are skipped).
 fn read_leveldb(ldb: &Path) -> std::io::Result<Vec<FileInfo>> {

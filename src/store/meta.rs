@@ -7,9 +7,12 @@
 //!
 //! Layout: `S` shards (fixed at first start, recorded in `data/meta/shards`), each an LMDB
 //! environment with tables `files` (md5 -> FileInfo JSON), `paths` (path key -> md5),
-//! `days` (`YYYYMMDD_md5` -> "") and `stats` (`YYYYMMDD` -> count, bytes). Every entry of a
-//! file lives in the shard of its md5, so one transaction covers all of them; a lookup by
-//! path key asks every shard (S point reads, microseconds).
+//! `days` (`YYYYMMDD_md5` -> "") and `stats` (`YYYYMMDD` -> count, bytes), and for
+//! replication `outbox` (`<peer>\0<md5>` -> what to tell that peer), `tombs` (md5 -> time of
+//! delete) and `inbox` (md5 -> FileInfo announced by a peer, still to be fetched). Every entry
+//! of a file lives in the shard of its md5, so one transaction covers all of them (a commit
+//! that stores a file also queues it for every peer); a lookup by path key asks every shard
+//! (S point reads, microseconds).
 //!
 //! Architecture invariant: only the owner executor of a shard (`shard % workers`) writes it,
 //! from its blocking pool: other executors send `Op`s through the owner's channel and await
@@ -62,6 +65,54 @@ pub struct Staged {
     pub replace: bool,
 }
 
+/// Where an insert comes from: decides replication and whether a tombstone can refuse it.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// Uploaded here: queued for `notify` (the peers), clears a tombstone of the md5.
+    Local { notify: Vec<String> },
+    /// Fetched from a peer: refused when a tombstone is not older than the file; clears the
+    /// inbox entry of the md5 whatever the outcome.
+    Peer,
+}
+
+/// What an outbox entry asks a peer to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncKind {
+    /// Announce the file (`syncfile_info`) so the peer fetches it.
+    Put,
+    /// Delete the file on the peer (`delete` with `inner=1`).
+    Delete,
+}
+
+/// One queued message to a peer: kind and the time it was queued (for lag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub kind: SyncKind,
+    pub queued_at: i64,
+}
+
+impl OutboxEntry {
+    fn encode(&self) -> [u8; 9] {
+        let mut v = [0u8; 9];
+        v[0] = match self.kind {
+            SyncKind::Put => b'P',
+            SyncKind::Delete => b'D',
+        };
+        v[1..].copy_from_slice(&self.queued_at.to_le_bytes());
+        v
+    }
+
+    fn decode(v: &[u8]) -> Option<OutboxEntry> {
+        let kind = match v.first()? {
+            b'P' => SyncKind::Put,
+            b'D' => SyncKind::Delete,
+            _ => return None,
+        };
+        let queued_at = i64::from_le_bytes(v.get(1..9)?.try_into().ok()?);
+        Some(OutboxEntry { kind, queued_at })
+    }
+}
+
 #[derive(Debug)]
 pub enum Op {
     /// Store a new file. With `dedup`, an existing live record of the same md5 wins and is
@@ -70,11 +121,36 @@ pub enum Op {
         info: Box<FileInfo>,
         staged: Option<Staged>,
         dedup: bool,
+        origin: Origin,
     },
-    /// Remove a record (and its path key, day entry, counters) and then its file.
-    Delete { md5: String },
+    /// Remove a record (and its path key, day entry, counters) and then its file; leaves a
+    /// tombstone (also for an unknown md5 when `tomb_missing`, i.e. a delete from a peer)
+    /// and queues the delete for `notify`.
+    Delete {
+        md5: String,
+        notify: Vec<String>,
+        tomb_missing: bool,
+    },
     /// Recount one day (`YYYYMMDD`) of one shard from its index and the files on disk.
     RepairDay { date: String },
+    /// A peer announced a file: queue it in the inbox unless it is here or tombstoned.
+    Announce { info: Box<FileInfo> },
+    /// Give up fetching an announced file.
+    InboxDrop { md5: String },
+    /// Queue `kind` of the md5 for `peers` (re-sync, repair). A put of an unknown or
+    /// tombstoned md5 is skipped.
+    Enqueue {
+        md5: String,
+        peers: Vec<String>,
+        kind: SyncKind,
+    },
+    /// A peer acknowledged `sent`: remove the entry unless it changed meanwhile; a delivered
+    /// put adds the peer to the record's `peers` (as go-fastdfs does).
+    Delivered {
+        md5: String,
+        peer: String,
+        sent: OutboxEntry,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +159,16 @@ pub enum OpResult {
     Existing(FileInfo),
     Deleted(FileInfo),
     NotFound,
-    Counted { files: i64, bytes: i64 },
+    Counted {
+        files: i64,
+        bytes: i64,
+    },
+    /// A tombstone refused an insert or announcement.
+    Tombstoned,
+    /// An announcement was queued for fetching.
+    Queued,
+    /// A bookkeeping op (enqueue, delivered, inbox drop) was applied.
+    Done,
 }
 
 pub struct Pending {
@@ -98,6 +183,9 @@ struct Shard {
     paths: Database,
     days: Database,
     stats: Database,
+    outbox: Database,
+    tombs: Database,
+    inbox: Database,
 }
 
 pub struct Meta {
@@ -194,12 +282,18 @@ impl Meta {
             let paths = env.create_db(Some("paths"), DatabaseFlags::empty())?;
             let days = env.create_db(Some("days"), DatabaseFlags::empty())?;
             let stats = env.create_db(Some("stats"), DatabaseFlags::empty())?;
+            let outbox = env.create_db(Some("outbox"), DatabaseFlags::empty())?;
+            let tombs = env.create_db(Some("tombs"), DatabaseFlags::empty())?;
+            let inbox = env.create_db(Some("inbox"), DatabaseFlags::empty())?;
             shards.push(Shard {
                 env,
                 files,
                 paths,
                 days,
                 stats,
+                outbox,
+                tombs,
+                inbox,
             });
         }
         for _ in 0..workers {
@@ -280,6 +374,111 @@ impl Meta {
         Ok(out)
     }
 
+    /// Up to `limit` outbox entries of `peer` in `shard` whose md5 sorts after `after`.
+    pub fn outbox_page(
+        &self,
+        shard: usize,
+        peer: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, OutboxEntry)>, MetaError> {
+        let s = &self.shards[shard];
+        let prefix = outbox_key(peer, "");
+        let start = outbox_key(peer, after);
+        let txn = s.env.begin_ro_txn()?;
+        let mut cur = txn.open_ro_cursor(s.outbox)?;
+        let mut out = Vec::new();
+        for item in cur.iter_from(&start) {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            let md5 = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            if md5.as_str() <= after {
+                continue;
+            }
+            if let Some(e) = OutboxEntry::decode(v) {
+                out.push((md5, e));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Entries queued for `peer` over all shards, and the oldest one's queue time (ms).
+    pub fn outbox_depth(&self, peer: &str) -> Result<(u64, Option<i64>), MetaError> {
+        let prefix = outbox_key(peer, "");
+        let (mut n, mut oldest) = (0u64, None::<i64>);
+        for s in &self.shards {
+            let txn = s.env.begin_ro_txn()?;
+            let mut cur = txn.open_ro_cursor(s.outbox)?;
+            for item in cur.iter_from(&prefix) {
+                let (k, v) = item?;
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                n += 1;
+                if let Some(e) = OutboxEntry::decode(v) {
+                    oldest = Some(oldest.map_or(e.queued_at, |o| o.min(e.queued_at)));
+                }
+            }
+        }
+        Ok((n, oldest))
+    }
+
+    /// Up to `limit` announced files of `shard` still to fetch, md5 after `after`.
+    pub fn inbox_page(
+        &self,
+        shard: usize,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<FileInfo>, MetaError> {
+        let s = &self.shards[shard];
+        let txn = s.env.begin_ro_txn()?;
+        let mut cur = txn.open_ro_cursor(s.inbox)?;
+        let mut out = Vec::new();
+        // LMDB refuses an empty key for a positioned cursor.
+        let iter = if after.is_empty() {
+            cur.iter_start()
+        } else {
+            cur.iter_from(after.as_bytes())
+        };
+        for item in iter {
+            let (k, v) = item?;
+            if out.len() >= limit {
+                break;
+            }
+            if k <= after.as_bytes() {
+                continue;
+            }
+            out.push(decode(v)?);
+        }
+        Ok(out)
+    }
+
+    /// Announced files not fetched yet, over all shards.
+    pub fn inbox_depth(&self) -> Result<u64, MetaError> {
+        let mut n = 0;
+        for s in &self.shards {
+            let txn = s.env.begin_ro_txn()?;
+            n += txn.stat(s.inbox)?.entries() as u64;
+        }
+        Ok(n)
+    }
+
+    /// When the md5 was deleted here (seconds), if it was.
+    pub fn tombstone(&self, md5: &str) -> Result<Option<i64>, MetaError> {
+        if md5.is_empty() {
+            return Ok(None);
+        }
+        let s = &self.shards[shard_of(md5, self.shards.len())];
+        let txn = s.env.begin_ro_txn()?;
+        match txn.get(s.tombs, &md5.as_bytes()) {
+            Ok(v) => Ok(Some(v.try_into().map(i64::from_le_bytes).unwrap_or(0))),
+            Err(lmdb::Error::NotFound) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Per-day (count, bytes) summed over shards.
     pub fn day_stats(&self) -> Result<BTreeMap<String, (i64, i64)>, MetaError> {
         let mut out: BTreeMap<String, (i64, i64)> = BTreeMap::new();
@@ -344,7 +543,14 @@ impl Meta {
                 shard,
                 "record in its shard"
             );
-            self.apply_insert(s, &mut txn, info, None, true, &mut dirs, &mut placed)?;
+            let origin = Origin::Local { notify: Vec::new() };
+            let put = Put {
+                info,
+                staged: None,
+                dedup: true,
+                origin,
+            };
+            self.apply_insert(s, &mut txn, put, &mut dirs, &mut placed)?;
         }
         txn.commit()?;
         Ok(())
@@ -353,8 +559,11 @@ impl Meta {
     /// Submits an op to its shard's owner and waits for the commit.
     pub async fn submit(&self, op: Op) -> Result<OpResult, MetaError> {
         let md5 = match &op {
-            Op::Insert { info, .. } => info.md5.as_str(),
-            Op::Delete { md5 } => md5.as_str(),
+            Op::Insert { info, .. } | Op::Announce { info } => info.md5.as_str(),
+            Op::Delete { md5, .. }
+            | Op::InboxDrop { md5 }
+            | Op::Enqueue { md5, .. }
+            | Op::Delivered { md5, .. } => md5.as_str(),
             Op::RepairDay { .. } => "",
         };
         let shard = shard_of(md5, self.shards.len());
@@ -403,7 +612,12 @@ impl Meta {
     }
 
     /// The commit loop of one executor's shards; runs on that executor until the channel closes.
-    pub async fn run_committer(self: Arc<Self>, mut rx: mpsc::Receiver<Pending>) {
+    /// `committed` runs after every batch (it wakes the replication tasks of this executor).
+    pub async fn run_committer(
+        self: Arc<Self>,
+        mut rx: mpsc::Receiver<Pending>,
+        committed: impl Fn(),
+    ) {
         use futures_lite::StreamExt;
         while let Some(first) = rx.next().await {
             let mut batch = vec![first];
@@ -434,6 +648,7 @@ impl Meta {
             for (reply, result) in replies.into_iter().zip(results) {
                 let _ = reply.send(result);
             }
+            committed();
         }
     }
 
@@ -528,11 +743,39 @@ impl Meta {
                     info,
                     staged,
                     dedup,
+                    origin,
                 } => {
-                    self.apply_insert(s, &mut txn, *info, staged, dedup, &mut my_dirs, &mut placed)
+                    let put = Put {
+                        info: *info,
+                        staged,
+                        dedup,
+                        origin,
+                    };
+                    self.apply_insert(s, &mut txn, put, &mut my_dirs, &mut placed)
                 }
-                Op::Delete { md5 } => self.apply_delete(s, &mut txn, &md5, &mut unlink_after),
+                Op::Delete {
+                    md5,
+                    notify,
+                    tomb_missing,
+                } => {
+                    let d = DeleteOp {
+                        md5: &md5,
+                        notify: &notify,
+                        tomb_missing,
+                    };
+                    self.apply_delete(s, &mut txn, d, &mut unlink_after)
+                }
                 Op::RepairDay { date } => self.apply_repair_day(s, &mut txn, &date),
+                Op::Announce { info } => self.apply_announce(s, &mut txn, *info),
+                Op::InboxDrop { md5 } => {
+                    del_ok(txn.del(s.inbox, &md5.as_bytes(), None)).map(|()| OpResult::Done)
+                }
+                Op::Enqueue { md5, peers, kind } => {
+                    self.apply_enqueue(s, &mut txn, &md5, &peers, kind)
+                }
+                Op::Delivered { md5, peer, sent } => {
+                    self.apply_delivered(s, &mut txn, &md5, &peer, sent)
+                }
             };
             out.push((i, r));
         }
@@ -564,25 +807,33 @@ impl Meta {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn apply_insert(
         &self,
         s: &Shard,
         txn: &mut lmdb::RwTransaction<'_>,
-        mut info: FileInfo,
-        staged: Option<Staged>,
-        dedup: bool,
+        put: Put,
         dirs: &mut BTreeSet<PathBuf>,
         placed: &mut Vec<PathBuf>,
     ) -> Result<OpResult, MetaError> {
+        let Put {
+            mut info,
+            staged,
+            dedup,
+            origin,
+        } = put;
+        if let Origin::Peer = origin {
+            del_ok(txn.del(s.inbox, &info.md5.as_bytes(), None))?;
+            if tomb_refuses(s, txn, &info)? {
+                return Ok(OpResult::Tombstoned);
+            }
+        }
         let existing = match txn.get(s.files, &info.md5.as_bytes()) {
             Ok(b) => Some(decode(b)?),
             Err(lmdb::Error::NotFound) => None,
             Err(e) => return Err(e.into()),
         };
         if let (true, Some(old)) = (dedup, &existing) {
-            let live = old.offset != -1 || self.root.join(old.rel_path()).is_file();
-            if live {
+            if self.is_live(old) {
                 return Ok(OpResult::Existing(old.clone()));
             }
         }
@@ -624,7 +875,93 @@ impl Meta {
             WriteFlags::empty(),
         )?;
         add_stat(s, txn, &day, 1, info.size)?;
+        if let Origin::Local { notify } = &origin {
+            del_ok(txn.del(s.tombs, &info.md5.as_bytes(), None))?;
+            queue(s, txn, &info.md5, notify, SyncKind::Put)?;
+        }
         Ok(OpResult::Inserted(info))
+    }
+
+    /// A record whose content is here (merged small files are trusted to their container).
+    fn is_live(&self, info: &FileInfo) -> bool {
+        info.offset != -1 || self.root.join(info.rel_path()).is_file()
+    }
+
+    fn apply_announce(
+        &self,
+        s: &Shard,
+        txn: &mut lmdb::RwTransaction<'_>,
+        info: FileInfo,
+    ) -> Result<OpResult, MetaError> {
+        if tomb_refuses(s, txn, &info)? {
+            return Ok(OpResult::Tombstoned);
+        }
+        match txn.get(s.files, &info.md5.as_bytes()) {
+            Ok(b) => {
+                let old = decode(b)?;
+                if self.is_live(&old) {
+                    return Ok(OpResult::Existing(old));
+                }
+            }
+            Err(lmdb::Error::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let json = serde_json::to_vec(&info).expect("FileInfo serializes");
+        txn.put(s.inbox, &info.md5.as_bytes(), &json, WriteFlags::empty())?;
+        Ok(OpResult::Queued)
+    }
+
+    fn apply_enqueue(
+        &self,
+        s: &Shard,
+        txn: &mut lmdb::RwTransaction<'_>,
+        md5: &str,
+        peers: &[String],
+        kind: SyncKind,
+    ) -> Result<OpResult, MetaError> {
+        if kind == SyncKind::Put {
+            let known = match txn.get(s.files, &md5.as_bytes()) {
+                Ok(_) => true,
+                Err(lmdb::Error::NotFound) => false,
+                Err(e) => return Err(e.into()),
+            };
+            if !known {
+                return Ok(OpResult::NotFound);
+            }
+        }
+        queue(s, txn, md5, peers, kind)?;
+        Ok(OpResult::Done)
+    }
+
+    fn apply_delivered(
+        &self,
+        s: &Shard,
+        txn: &mut lmdb::RwTransaction<'_>,
+        md5: &str,
+        peer: &str,
+        sent: OutboxEntry,
+    ) -> Result<OpResult, MetaError> {
+        let key = outbox_key(peer, md5);
+        let current = match txn.get(s.outbox, &key) {
+            Ok(v) => OutboxEntry::decode(v),
+            Err(lmdb::Error::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if current == Some(sent) {
+            del_ok(txn.del(s.outbox, &key, None))?;
+        }
+        if sent.kind == SyncKind::Put {
+            if let Ok(b) = txn.get(s.files, &md5.as_bytes()) {
+                let mut info = decode(b)?;
+                let peers = info.peers.get_or_insert_with(Vec::new);
+                if !peers.iter().any(|p| p == peer) {
+                    peers.push(peer.to_string());
+                    let json = serde_json::to_vec(&info).expect("FileInfo serializes");
+                    txn.put(s.files, &md5.as_bytes(), &json, WriteFlags::empty())?;
+                }
+            }
+        }
+        Ok(OpResult::Done)
     }
 
     fn apply_repair_day(
@@ -681,19 +1018,98 @@ impl Meta {
         &self,
         s: &Shard,
         txn: &mut lmdb::RwTransaction<'_>,
-        md5: &str,
+        d: DeleteOp<'_>,
         unlink_after: &mut Vec<PathBuf>,
     ) -> Result<OpResult, MetaError> {
-        let old = match txn.get(s.files, &md5.as_bytes()) {
-            Ok(b) => decode(b)?,
-            Err(lmdb::Error::NotFound) => return Ok(OpResult::NotFound),
+        let md5 = d.md5;
+        let found = match txn.get(s.files, &md5.as_bytes()) {
+            Ok(b) => Some(decode(b)?),
+            Err(lmdb::Error::NotFound) => None,
             Err(e) => return Err(e.into()),
+        };
+        if found.is_some() || d.tomb_missing {
+            let now = chrono::Utc::now().timestamp();
+            txn.put(
+                s.tombs,
+                &md5.as_bytes(),
+                &now.to_le_bytes(),
+                WriteFlags::empty(),
+            )?;
+            del_ok(txn.del(s.inbox, &md5.as_bytes(), None))?;
+            queue(s, txn, md5, d.notify, SyncKind::Delete)?;
+        }
+        let Some(old) = found else {
+            return Ok(OpResult::NotFound);
         };
         self.unindex(s, txn, &old)?;
         if old.offset == -1 || old.offset == -2 {
             unlink_after.push(self.root.join(old.rel_path()));
         }
         Ok(OpResult::Deleted(old))
+    }
+}
+
+/// The insert part of `Op::Insert`, unpacked.
+struct Put {
+    info: FileInfo,
+    staged: Option<Staged>,
+    dedup: bool,
+    origin: Origin,
+}
+
+/// The fields of `Op::Delete`, borrowed.
+struct DeleteOp<'a> {
+    md5: &'a str,
+    notify: &'a [String],
+    tomb_missing: bool,
+}
+
+fn outbox_key(peer: &str, md5: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(peer.len() + 1 + md5.len());
+    k.extend_from_slice(peer.as_bytes());
+    k.push(0);
+    k.extend_from_slice(md5.as_bytes());
+    k
+}
+
+/// Queues `kind` of `md5` for every peer (a newer entry replaces an older one: the last
+/// word about a file is the one a peer needs).
+fn queue(
+    s: &Shard,
+    txn: &mut lmdb::RwTransaction<'_>,
+    md5: &str,
+    peers: &[String],
+    kind: SyncKind,
+) -> Result<(), MetaError> {
+    let entry = OutboxEntry {
+        kind,
+        queued_at: chrono::Utc::now().timestamp_millis(),
+    };
+    for peer in peers {
+        txn.put(
+            s.outbox,
+            &outbox_key(peer, md5),
+            &entry.encode(),
+            WriteFlags::empty(),
+        )?;
+    }
+    Ok(())
+}
+
+/// A tombstone wins over a copy from a peer unless the copy was uploaded after the delete
+/// (a re-upload of the same content elsewhere).
+fn tomb_refuses(
+    s: &Shard,
+    txn: &lmdb::RwTransaction<'_>,
+    info: &FileInfo,
+) -> Result<bool, MetaError> {
+    match txn.get(s.tombs, &info.md5.as_bytes()) {
+        Ok(v) => {
+            let deleted_at = v.try_into().map(i64::from_le_bytes).unwrap_or(i64::MAX);
+            Ok(deleted_at >= info.time_stamp)
+        }
+        Err(lmdb::Error::NotFound) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -28,6 +28,7 @@ pub fn go_bin() -> Option<PathBuf> {
 pub struct GoNode {
     pub dir: tempfile::TempDir,
     pub child: Option<Child>,
+    pub ip: String,
     pub port: u16,
 }
 
@@ -47,6 +48,12 @@ impl GoNode {
     }
 
     pub fn start(bin: &std::path::Path) -> GoNode {
+        let port = free_port(GO_IP);
+        GoNode::start_at(bin, GO_IP, port, &[])
+    }
+
+    /// A node on `ip:port` with `peers` (base URLs), e.g. as a member of a mixed cluster.
+    pub fn start_at(bin: &std::path::Path, ip: &str, port: u16, peers: &[String]) -> GoNode {
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(bin, dir.path().join("fileserver")).unwrap();
         // First start: let it generate conf/cfg.json, then stop it.
@@ -60,17 +67,17 @@ impl GoNode {
         assert!(generated, "go-fastdfs wrote no conf/cfg.json");
         let mut cfg: Value =
             serde_json::from_str(&std::fs::read_to_string(&conf).unwrap()).unwrap();
-        let port = free_port(GO_IP);
-        cfg["addr"] = json!(format!("{GO_IP}:{port}"));
-        cfg["host"] = json!(format!("http://{GO_IP}:{port}"));
+        cfg["addr"] = json!(format!("{ip}:{port}"));
+        cfg["host"] = json!(format!("http://{ip}:{port}"));
         cfg["peer_id"] = json!("1");
-        cfg["peers"] = json!([]);
+        cfg["peers"] = json!(peers);
         cfg["download_domain"] = json!("");
         std::fs::write(&conf, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
         let child = GoNode::spawn_in(dir.path(), "server.log");
         let mut node = GoNode {
             dir,
             child: Some(child),
+            ip: ip.to_string(),
             port,
         };
         node.wait_ready();
@@ -78,7 +85,7 @@ impl GoNode {
     }
 
     pub fn wait_ready(&mut self) {
-        let addr: SocketAddr = format!("{GO_IP}:{}", self.port).parse().unwrap();
+        let addr: SocketAddr = format!("{}:{}", self.ip, self.port).parse().unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
@@ -97,7 +104,7 @@ impl GoNode {
     }
 
     pub fn base(&self) -> String {
-        format!("http://{GO_IP}:{}", self.port)
+        format!("http://{}:{}", self.ip, self.port)
     }
 }
 

@@ -2,6 +2,7 @@
 //! port, waits until it accepts connections, and stops it (SIGTERM, then SIGKILL) on drop.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod go;
 
 use serde_json::{json, Value};

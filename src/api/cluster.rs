@@ -1,0 +1,210 @@
+//! The peer-facing routes of SPEC.md §7.13-7.15, §7.20, §7.22: `syncfile_info` (a peer
+//! announces a file), `receive_md5s` (a peer asks for files), `sync` (re-announce a day),
+//! `repair` (reconcile now), `repair_fileinfo` (index files placed by hand, then announce).
+//! Bodies as go-fastdfs; validation happens before anything is forwarded (§15 item 34).
+
+use super::{require_admin, Params};
+use crate::error::ApiError;
+use crate::http::{Request, Response};
+use crate::json::{self, FileInfo};
+use crate::server::Worker;
+use crate::store::meta::{Op, OpResult};
+use std::net::IpAddr;
+use std::rc::Rc;
+
+/// md5s accepted by one `receive_md5s` call.
+const RECEIVE_MD5S_MAX: usize = 100_000;
+
+fn refuse_envelope(status: &'static str) -> impl FnOnce(String) -> ApiError {
+    move |text| ApiError::Envelope {
+        http: 403,
+        status,
+        message: text,
+    }
+}
+
+fn refuse_text(text: String) -> ApiError {
+    ApiError::Envelope {
+        http: 403,
+        status: "fail",
+        message: text,
+    }
+}
+
+/// `G/syncfile_info`: stores the announcement durably (inbox) before acknowledging it with
+/// the file's URL here; the pull task fetches it. Not from a peer or admin: empty 200 as
+/// go-fastdfs (the announcement is ignored).
+pub async fn syncfile_info(
+    w: &Worker,
+    req: &Request<'_>,
+    client: IpAddr,
+    p: &Params,
+) -> Result<Response, ApiError> {
+    let cfg = w.config();
+    if require_admin(&cfg, client, p, refuse_text).is_err() {
+        return Ok(Response::new(200));
+    }
+    let mut info: FileInfo = serde_json::from_str(p.str("fileInfo"))
+        .map_err(|e| ApiError::fail(400, format!("fileInfo is not valid JSON: {e}")))?;
+    info.md5 = info.md5.to_ascii_lowercase();
+    crate::sync::validate_announced(&info)
+        .map_err(|e| ApiError::fail(400, format!("fileInfo refused: {e}")))?;
+    if info.offset >= 0 {
+        tracing::warn!(md5 = %info.md5, "merged small files are not replicated; announcement ignored");
+    } else {
+        // The sender's own URL goes first among the sources when it is a peer we know.
+        match w
+            .meta()
+            .submit(Op::Announce {
+                info: Box::new(info.clone()),
+            })
+            .await?
+        {
+            OpResult::Queued | OpResult::Existing(_) | OpResult::Tombstoned => {}
+            other => unreachable!("announce answered {other:?}"),
+        }
+    }
+    let host = req.head.header_str("host").unwrap_or("");
+    let rel = info.path.strip_prefix("files/").unwrap_or(&info.path);
+    let group = if cfg.group.is_empty() {
+        String::new()
+    } else {
+        format!("/{}", cfg.group)
+    };
+    Ok(Response::text(
+        200,
+        format!("http://{host}{group}/{rel}/{}", info.stored_name()),
+    ))
+}
+
+/// `G/receive_md5s?md5s=a,b`: queues every known md5 for all peers. Empty 200.
+pub async fn receive_md5s(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+    require_admin(&w.config(), client, p, refuse_text)?;
+    let md5s: Vec<String> = p
+        .str("md5s")
+        .split(',')
+        .map(|m| m.trim().to_ascii_lowercase())
+        .filter(|m| !m.is_empty())
+        .take(RECEIVE_MD5S_MAX)
+        .collect();
+    crate::sync::repair::push_all(w, &md5s).await;
+    Ok(Response::new(200))
+}
+
+/// `G/sync?date=&force=&inner=`: re-announce a day's files (all with `force=1`, else those
+/// some peer never acknowledged), and ask peers to do the same unless `inner=1`.
+pub async fn sync(w: &Rc<Worker>, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+    let cfg = w.config();
+    require_admin(&cfg, client, p, |_| {
+        ApiError::fail(403, "client must be in cluster")
+    })?;
+    let date: String = p.str("date").chars().filter(|&c| c != '.').collect();
+    if date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::fail(
+            400,
+            "require paramete date &force , ?date=20181230",
+        ));
+    }
+    let force = p.str("force") == "1";
+    if p.str("inner") != "1" {
+        let form = vec![
+            ("date".to_string(), date.clone()),
+            ("force".to_string(), p.str("force").to_string()),
+            ("inner".to_string(), "1".to_string()),
+        ];
+        forward_to_peers(w, "sync", form);
+    }
+    let me = w.clone();
+    glommio::spawn_local(async move {
+        let n = crate::sync::repair::sync_day(&me, &date, force).await;
+        tracing::info!(date, force, queued = n, "sync job done");
+    })
+    .detach();
+    Ok(Response::text(
+        200,
+        json::pretty(&json::envelope::<()>("ok", "job is running", None)),
+    ))
+}
+
+/// Posts `form` to `G/<action>` of every peer in the background (errors are logged).
+fn forward_to_peers(w: &Rc<Worker>, action: &'static str, form: Vec<(String, String)>) {
+    let cfg = w.config();
+    for peer in cfg.peers.clone() {
+        let (me, form) = (w.clone(), form.clone());
+        let path = format!("{}/{action}", cfg.prefix());
+        glommio::spawn_local(async move {
+            let timeout = std::time::Duration::from_secs(60);
+            if let Err(e) = me.sync.pool.post_form(&peer, &path, &form, timeout).await {
+                tracing::warn!(peer, action, cause = %e, "forwarding to peer failed");
+            }
+        })
+        .detach();
+    }
+}
+
+/// `G/repair?force=`: starts a reconciliation with every peer (md5 sets per day).
+pub async fn repair(w: &Rc<Worker>, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+    require_admin(&w.config(), client, p, refuse_envelope("ok"))?;
+    let me = w.clone();
+    glommio::spawn_local(async move { crate::sync::repair::run(&me).await }).detach();
+    Ok(Response::text(
+        200,
+        json::pretty(&json::envelope::<()>("ok", "repair job start...", None)),
+    ))
+}
+
+/// `G/repair_fileinfo`: with `enable_migrate`, indexes files under `files/` that have no
+/// record (as the importer does) and announces them to peers.
+pub async fn repair_fileinfo(
+    w: &Rc<Worker>,
+    client: IpAddr,
+    p: &Params,
+) -> Result<Response, ApiError> {
+    let cfg = w.config();
+    require_admin(&cfg, client, p, refuse_text)?;
+    if !cfg.enable_migrate {
+        return Err(ApiError::fail(400, "please set enable_migrate=true"));
+    }
+    let me = w.clone();
+    glommio::spawn_local(async move {
+        let dir = me.dir().to_path_buf();
+        let cfg = me.config();
+        let (host, sha1) = (cfg.host.clone(), cfg.file_sum_arithmetic == "sha1");
+        let meta = me.shared.meta.clone();
+        let scan = glommio::executor()
+            .spawn_blocking(move || {
+                crate::store::import::unindexed_records(&dir, &meta, sha1, &host)
+            })
+            .await;
+        match scan {
+            Ok(records) => {
+                let notify = me.config().peers.clone();
+                let mut n = 0;
+                for info in records {
+                    let op = Op::Insert {
+                        info: Box::new(info),
+                        staged: None,
+                        dedup: true,
+                        origin: crate::store::meta::Origin::Local {
+                            notify: notify.clone(),
+                        },
+                    };
+                    if let Ok(OpResult::Inserted(_)) = me.meta().submit(op).await {
+                        n += 1;
+                    }
+                }
+                tracing::info!(indexed = n, "repair_fileinfo done");
+            }
+            Err(e) => tracing::error!(cause = %e, "repair_fileinfo failed"),
+        }
+    })
+    .detach();
+    Ok(Response::text(
+        200,
+        json::pretty(&json::envelope::<()>(
+            "ok",
+            "repair job start,don't try again,very danger ",
+            None,
+        )),
+    ))
+}

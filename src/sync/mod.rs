@@ -1,0 +1,531 @@
+//! Replication between peers (SPEC.md §11), run by every executor for the shards it owns.
+//!
+//! * **Push**: every committed upload or delete left an entry per peer in its shard's
+//!   durable outbox (same LMDB transaction). One task per (executor, peer) drains it with
+//!   bounded concurrency: a put is go-fastdfs' `check_file_exist` + `syncfile_info`
+//!   announcement, a delete is `delete?inner=1`. An entry leaves the outbox only when the
+//!   peer acknowledged it; failures back off exponentially (capped) and retry forever, so
+//!   nothing is lost across restarts or outages of either side.
+//! * **Pull**: an announcement from a peer (`syncfile_info`) is stored in the inbox before it
+//!   is acknowledged; one task per executor fetches inbox files from the announcing peer,
+//!   streamed into a hashed, fdatasynced temp file, verifies size and md5, and commits it
+//!   (tombstones refuse files deleted here).
+//! * **Repair** (`repair`): per-day md5 set comparison with each peer.
+//!
+//! Data flows one way: handlers and the committer wake these tasks; they talk to peers through
+//! `peer::Pool` and write through `Meta::submit`.
+
+pub mod peer;
+pub mod repair;
+
+use crate::json::FileInfo;
+use crate::server::Worker;
+use crate::store::meta::{OpResult, OutboxEntry, SyncKind};
+use crate::store::{meta::Op, meta::Origin, meta::Staged, names, write};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::io;
+use std::rc::Rc;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+/// Outbox entries one push task takes per shard and round.
+const PUSH_PAGE: usize = 64;
+/// Messages in flight to one peer from one executor.
+const PUSH_IN_FLIGHT: usize = 8;
+/// Inbox entries one pull task takes per shard and round.
+const PULL_PAGE: usize = 32;
+/// Fetches in flight per executor.
+const PULL_IN_FLIGHT: usize = 4;
+/// First and largest delay after a failed round.
+const RETRY_DELAY_MIN: Duration = Duration::from_millis(200);
+const RETRY_DELAY_MAX: Duration = Duration::from_secs(10);
+/// How often idle tasks look again without a wake-up (new peers, retries).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+/// Timeout of one announcement or delete call.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Header marking our own read-through requests (a peer never reads through again).
+pub const READ_THROUGH_HEADER: &str = "X-Fastdfs-Read-Through";
+
+/// A wake-up signal for this executor's replication tasks (a generation counter).
+#[derive(Default)]
+pub struct Wake {
+    generation: Cell<u64>,
+    waiters: RefCell<Vec<Waker>>,
+}
+
+impl Wake {
+    pub fn generation(&self) -> u64 {
+        self.generation.get()
+    }
+
+    pub fn notify(&self) {
+        self.generation.set(self.generation.get() + 1);
+        for w in self.waiters.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Waits until a notify after `seen`, or `max`.
+    pub async fn wait(&self, seen: u64, max: Duration) {
+        let changed = std::future::poll_fn(|cx| {
+            if self.generation.get() != seen {
+                std::task::Poll::Ready(())
+            } else {
+                self.waiters.borrow_mut().push(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+        });
+        futures_lite::future::or(changed, glommio::timer::sleep(max)).await;
+    }
+}
+
+/// Replication state of one executor.
+#[derive(Default)]
+pub struct State {
+    pub wake: Wake,
+    pub pool: peer::Pool,
+    /// Peers with a running push task on this executor.
+    pushers: RefCell<std::collections::HashSet<String>>,
+    /// Failed fetches: md5 -> (attempts, not before).
+    pull_retry: RefCell<HashMap<String, (u32, Instant)>>,
+}
+
+/// Reachability of peers as seen by push tasks (shared by executors, read by metrics).
+#[derive(Default)]
+pub struct PeerHealth {
+    up: std::sync::Mutex<HashMap<String, bool>>,
+}
+
+impl PeerHealth {
+    pub fn set(&self, peer: &str, up: bool) {
+        let mut m = self.up.lock().expect("peer health lock");
+        m.insert(peer.to_string(), up);
+    }
+
+    pub fn get(&self, peer: &str) -> Option<bool> {
+        self.up.lock().expect("peer health lock").get(peer).copied()
+    }
+}
+
+/// Shards owned by executor `w`.
+fn owned_shards(w: &Worker) -> Vec<usize> {
+    (0..w.meta().shard_count())
+        .filter(|s| s % w.shared.workers == w.id)
+        .collect()
+}
+
+/// Starts this executor's replication: a supervisor that keeps one push task per configured
+/// peer, the pull task, and (executor 0) the repair schedule.
+pub fn start(w: Rc<Worker>) {
+    glommio::spawn_local(supervise(w.clone())).detach();
+    glommio::spawn_local(pull_loop(w.clone())).detach();
+    if w.id == 0 {
+        glommio::spawn_local(repair::schedule(w)).detach();
+    }
+}
+
+async fn supervise(w: Rc<Worker>) {
+    while !w.shutting_down() {
+        for peer in w.config().peers.iter() {
+            if w.sync.pushers.borrow_mut().insert(peer.clone()) {
+                glommio::spawn_local(push_loop(w.clone(), peer.clone())).detach();
+            }
+        }
+        glommio::timer::sleep(IDLE_POLL).await;
+    }
+}
+
+/// Drains this executor's outbox entries for `peer` until the peer leaves the config.
+async fn push_loop(w: Rc<Worker>, peer: String) {
+    let shards = owned_shards(&w);
+    let mut after: Vec<String> = vec![String::new(); shards.len()];
+    let mut delay = Duration::ZERO;
+    while !w.shutting_down() && w.config().peers.contains(&peer) {
+        let seen = w.sync.wake.generation();
+        let mut batch = Vec::new();
+        for (i, &shard) in shards.iter().enumerate() {
+            match w.meta().outbox_page(shard, &peer, &after[i], PUSH_PAGE) {
+                Ok(page) => {
+                    if let Some((md5, _)) = page.last() {
+                        after[i] = md5.clone();
+                    }
+                    batch.extend(page);
+                }
+                Err(e) => tracing::error!(cause = %e, "reading the outbox failed"),
+            }
+        }
+        if batch.is_empty() {
+            if after.iter().any(|a| !a.is_empty()) {
+                // End of a pass: start over (entries that failed are retried).
+                after.iter_mut().for_each(String::clear);
+                if delay.is_zero() {
+                    continue;
+                }
+            }
+            w.sync.wake.wait(seen, IDLE_POLL).await;
+            continue;
+        }
+        let mut failed = 0;
+        for chunk in batch.chunks(PUSH_IN_FLIGHT) {
+            let calls = chunk
+                .iter()
+                .map(|(md5, e)| deliver(w.clone(), peer.clone(), md5.clone(), *e));
+            let results = futures_join_all(calls).await;
+            let chunk_failed = results.iter().filter(|ok| !**ok).count();
+            failed += chunk_failed;
+            if chunk_failed == chunk.len() {
+                break; // the peer is down: do not try the rest of the page now
+            }
+        }
+        if failed == 0 {
+            delay = Duration::ZERO;
+            w.shared.peer_health.set(&peer, true);
+        } else {
+            w.shared.peer_health.set(&peer, false);
+            delay = (delay * 2).clamp(RETRY_DELAY_MIN, RETRY_DELAY_MAX);
+            glommio::timer::sleep(delay).await;
+        }
+    }
+    w.sync.pushers.borrow_mut().remove(&peer);
+}
+
+/// Runs futures concurrently on this executor and collects their outputs in order.
+pub async fn futures_join_all<F>(futs: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + 'static,
+    F::Output: 'static,
+{
+    let handles: Vec<_> = futs.map(|f| glommio::spawn_local(f)).collect::<Vec<_>>();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await);
+    }
+    out
+}
+
+/// Sends one outbox entry; on success records the delivery. Returns false on failure.
+async fn deliver(w: Rc<Worker>, peer: String, md5: String, entry: OutboxEntry) -> bool {
+    let (peer, md5) = (peer.as_str(), md5.as_str());
+    let result = match entry.kind {
+        SyncKind::Put => announce(&w, peer, md5).await,
+        SyncKind::Delete => send_delete(&w, peer, md5).await,
+    };
+    match result {
+        Ok(()) => {
+            let op = Op::Delivered {
+                md5: md5.to_string(),
+                peer: peer.to_string(),
+                sent: entry,
+            };
+            if let Err(e) = w.meta().submit(op).await {
+                tracing::error!(cause = %e, "recording a delivery failed");
+                return false;
+            }
+            w.metrics().sync_sent(entry.queued_at);
+            true
+        }
+        Err(e) => {
+            tracing::debug!(peer, md5, cause = %e, "sync to peer failed; will retry");
+            false
+        }
+    }
+}
+
+/// Announces a stored file to a peer, go-fastdfs style (SPEC.md §11.2).
+async fn announce(w: &Worker, peer: &str, md5: &str) -> io::Result<()> {
+    let cfg = w.config();
+    let Some(info) = w.meta().get(md5).map_err(io::Error::other)? else {
+        return Ok(()); // deleted meanwhile: the delete entry follows
+    };
+    if info.offset == -1 && !w.dir().join(info.rel_path()).is_file() {
+        tracing::warn!(md5, path = %info.rel_path(), "not announced: the file is missing here");
+        return Ok(());
+    }
+    let prefix = cfg.prefix();
+    if cfg.enable_distinct_file && info.offset != -2 {
+        let form = [("md5".to_string(), md5.to_string())];
+        let r = w
+            .sync
+            .pool
+            .post_form(
+                peer,
+                &format!("{prefix}/check_file_exist"),
+                &form,
+                CALL_TIMEOUT,
+            )
+            .await?;
+        let theirs: Option<FileInfo> = serde_json::from_slice(&r.body).ok();
+        if theirs.is_some_and(|i| i.md5 == md5) {
+            return Ok(());
+        }
+    }
+    let json = crate::json::compact(&info);
+    let form = [("fileInfo".to_string(), json)];
+    let r = w
+        .sync
+        .pool
+        .post_form(
+            peer,
+            &format!("{prefix}/syncfile_info"),
+            &form,
+            CALL_TIMEOUT,
+        )
+        .await?;
+    let text = r.text();
+    if r.status == 200 && (text.starts_with("http://") || text.starts_with("https://")) {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "syncfile_info answered {}: {}",
+            r.status,
+            text.chars().take(200).collect::<String>()
+        )))
+    }
+}
+
+async fn send_delete(w: &Worker, peer: &str, md5: &str) -> io::Result<()> {
+    let form = [
+        ("md5".to_string(), md5.to_string()),
+        ("inner".to_string(), "1".to_string()),
+    ];
+    let path = format!("{}/delete", w.config().prefix());
+    let r = w
+        .sync
+        .pool
+        .post_form(peer, &path, &form, CALL_TIMEOUT)
+        .await?;
+    // 404: the peer never had it (its tombstone is recorded all the same).
+    if r.status == 200 || r.status == 404 {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!("delete answered {}", r.status)))
+    }
+}
+
+/// Fetches announced files of this executor's shards.
+async fn pull_loop(w: Rc<Worker>) {
+    let shards = owned_shards(&w);
+    let mut after: Vec<String> = vec![String::new(); shards.len()];
+    while !w.shutting_down() {
+        let seen = w.sync.wake.generation();
+        let now = Instant::now();
+        let mut batch = Vec::new();
+        for (i, &shard) in shards.iter().enumerate() {
+            match w.meta().inbox_page(shard, &after[i], PULL_PAGE) {
+                Ok(page) => {
+                    if let Some(info) = page.last() {
+                        after[i] = info.md5.clone();
+                    }
+                    batch.extend(page.into_iter().filter(|info| {
+                        w.sync
+                            .pull_retry
+                            .borrow()
+                            .get(&info.md5)
+                            .is_none_or(|(_, at)| *at <= now)
+                    }));
+                }
+                Err(e) => tracing::error!(cause = %e, "reading the inbox failed"),
+            }
+        }
+        if batch.is_empty() {
+            if after.iter().any(|a| !a.is_empty()) {
+                after.iter_mut().for_each(String::clear);
+            }
+            w.sync.wake.wait(seen, IDLE_POLL).await;
+            continue;
+        }
+        for chunk in batch.chunks(PULL_IN_FLIGHT) {
+            let fetches = chunk.iter().cloned().map(|info| fetch_one(w.clone(), info));
+            futures_join_all(fetches).await;
+        }
+    }
+}
+
+/// What became of one fetch attempt.
+enum Fetch {
+    /// Stored, already here, or refused by a tombstone: the inbox entry is gone.
+    Settled,
+    /// Cannot ever succeed (bad announcement, source lacks the file): drop it.
+    Hopeless(String),
+    /// Try again later.
+    Retry(String),
+}
+
+async fn fetch_one(w: Rc<Worker>, info: FileInfo) {
+    let md5 = info.md5.clone();
+    let outcome = fetch(&w, info).await;
+    let retry_count = w.config().retry_count.max(1) as u32;
+    let drop_reason = match outcome {
+        Fetch::Settled => {
+            w.sync.pull_retry.borrow_mut().remove(&md5);
+            return;
+        }
+        Fetch::Hopeless(why) => Some(why),
+        Fetch::Retry(why) => {
+            let mut retries = w.sync.pull_retry.borrow_mut();
+            let (attempts, _) = retries.get(&md5).copied().unwrap_or((0, Instant::now()));
+            let attempts = attempts + 1;
+            let delay =
+                (RETRY_DELAY_MIN * 2u32.saturating_pow(attempts.min(10))).min(RETRY_DELAY_MAX * 6);
+            retries.insert(md5.clone(), (attempts, Instant::now() + delay));
+            tracing::debug!(md5, attempts, cause = %why, "fetch from peer failed; will retry");
+            // A source answering "no such file" is given retry_count chances, transport
+            // errors are retried as long as it takes.
+            (why.starts_with("404") && attempts >= retry_count).then_some(why)
+        }
+    };
+    if let Some(why) = drop_reason {
+        tracing::warn!(md5, cause = %why, "announced file dropped");
+        w.sync.pull_retry.borrow_mut().remove(&md5);
+        let _ = w.meta().submit(Op::InboxDrop { md5 }).await;
+    }
+}
+
+/// Checks an announcement from a peer: paths stay under `files/`, names are single safe
+/// components (a peer is trusted with content, not with our filesystem).
+pub fn validate_announced(info: &FileInfo) -> Result<(), String> {
+    if info.md5.len() < 32 || !info.md5.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err("bad md5".into());
+    }
+    let rest = info
+        .path
+        .strip_prefix("files/")
+        .ok_or("path outside files/")?;
+    for seg in rest.split('/') {
+        names::check_component(seg).map_err(|e| format!("bad path: {e}"))?;
+    }
+    if rest.starts_with("_tmp") || rest.starts_with("_cache") || rest.starts_with("_tus") {
+        return Err("reserved directory".into());
+    }
+    names::check_component(info.stored_name()).map_err(|e| format!("bad name: {e}"))?;
+    if info.size < 0 {
+        return Err("negative size".into());
+    }
+    Ok(())
+}
+
+/// The peers to fetch an announced file from: its `peers` minus this node.
+fn sources(w: &Worker, info: &FileInfo) -> Vec<String> {
+    let host = w.config().host.clone();
+    info.peers
+        .iter()
+        .flatten()
+        .map(|p| p.trim_end_matches('/').to_string())
+        .filter(|p| *p != host && (p.starts_with("http://")))
+        .collect()
+}
+
+async fn fetch(w: &Worker, info: FileInfo) -> Fetch {
+    if let Err(why) = validate_announced(&info) {
+        return Fetch::Hopeless(why);
+    }
+    if info.offset >= 0 {
+        return Fetch::Hopeless("merged small files are not replicated".into());
+    }
+    if w.config().read_only {
+        return Fetch::Hopeless("read_only is on".into());
+    }
+    let sources = sources(w, &info);
+    if sources.is_empty() {
+        return Fetch::Hopeless("no peer to fetch from".into());
+    }
+    let mut last = String::new();
+    for src in &sources {
+        match download(w, src, &info).await {
+            Ok(written) => return commit(w, info, written).await,
+            Err(e) => last = e,
+        }
+    }
+    Fetch::Retry(last)
+}
+
+/// Streams the file from `src` into a hashed, fdatasynced temp file and checks it.
+async fn download(w: &Worker, src: &str, info: &FileInfo) -> Result<write::Written, String> {
+    use http_body_util::{BodyExt, Full};
+    let cfg = w.config();
+    let secs = if cfg.sync_timeout > 0 {
+        cfg.sync_timeout as u64
+    } else {
+        info.size.max(0) as u64 / (1 << 20) + 30
+    };
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let path = crate::api::download_path(&cfg, info);
+    let req = peer::request("GET", src, &path)
+        .map_err(|e| e.to_string())?
+        .header(READ_THROUGH_HEADER, "1")
+        .body(Full::new(bytes::Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    let resp = w
+        .sync
+        .pool
+        .send(src, req, deadline)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    if status != 200 {
+        return Err(format!("{status} from {src}{path}"));
+    }
+    let mut tmp = write::TempFile::create(w.dir(), cfg.file_sum_arithmetic == "sha1")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut body = resp.into_body();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let frame = glommio::timer::timeout(left.max(Duration::from_millis(1)), async {
+            Ok(body.frame().await)
+        })
+        .await
+        .map_err(|_| "transfer timed out".to_string())?;
+        let Some(frame) = frame else { break };
+        let frame = frame.map_err(|e| e.to_string())?;
+        if let Ok(data) = frame.into_data() {
+            if tmp.size() + data.len() as u64 > info.size as u64 {
+                return Err("peer sent more bytes than announced".into());
+            }
+            tmp.write(&data).await.map_err(|e| e.to_string())?;
+        }
+    }
+    let written = tmp.finish().await.map_err(|e| e.to_string())?;
+    if written.size != info.size as u64 {
+        return Err(format!("size {} instead of {}", written.size, info.size));
+    }
+    if cfg.enable_distinct_file && info.offset == -1 && written.digest != info.md5 {
+        return Err(format!(
+            "content md5 {} instead of {}",
+            written.digest, info.md5
+        ));
+    }
+    Ok(written)
+}
+
+async fn commit(w: &Worker, info: FileInfo, written: write::Written) -> Fetch {
+    let cfg = w.config();
+    let staged = Staged {
+        tmp: written.tmp.clone(),
+        dir: info.path.clone(),
+        name: info.stored_name().to_string(),
+        replace: false,
+    };
+    let op = Op::Insert {
+        info: Box::new(info),
+        staged: Some(staged),
+        dedup: cfg.enable_distinct_file,
+        origin: Origin::Peer,
+    };
+    match w.meta().submit(op).await {
+        Ok(OpResult::Inserted(info)) => {
+            written.moved();
+            w.metrics().sync_received(info.size as u64);
+            Fetch::Settled
+        }
+        Ok(_) => {
+            write::discard(written).await;
+            Fetch::Settled
+        }
+        Err(e) => {
+            write::discard(written).await;
+            Fetch::Retry(e.to_string())
+        }
+    }
+}

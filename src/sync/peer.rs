@@ -1,0 +1,249 @@
+//! HTTP/1.1 calls to peers: hyper's client connection over glommio TCP sockets, with a small
+//! per-executor pool of idle keep-alive connections per peer. Every call runs under a
+//! deadline; response bodies are either collected (bounded) or handed out as a stream.
+
+use bytes::Bytes;
+use futures_lite::{AsyncRead, AsyncWrite};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+/// Time allowed to open a TCP connection to a peer.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle connections kept per peer.
+const IDLE_PER_PEER_MAX: usize = 16;
+/// Largest collected response body (md5 lists of a busy day fit easily).
+pub const COLLECT_BYTES_MAX: usize = 256 << 20;
+
+/// A glommio socket seen through hyper's IO traits.
+struct Io(glommio::net::TcpStream);
+
+impl hyper::rt::Read for Io {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        // Read into a scratch buffer and copy: keeps this adapter free of `unsafe`.
+        let mut scratch = [0u8; 16 * 1024];
+        let want = scratch.len().min(buf.remaining());
+        match Pin::new(&mut self.0).poll_read(cx, &mut scratch[..want]) {
+            Poll::Ready(Ok(n)) => {
+                buf.put_slice(&scratch[..n]);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl hyper::rt::Write for Io {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_close(cx)
+    }
+}
+
+type Sender = SendRequest<Full<Bytes>>;
+
+/// Idle connections to peers, per executor.
+#[derive(Default)]
+pub struct Pool {
+    idle: RefCell<HashMap<String, Vec<Sender>>>,
+    addrs: RefCell<HashMap<String, SocketAddr>>,
+}
+
+/// A collected response.
+pub struct Reply {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "peer did not answer in time")
+}
+
+fn other(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+async fn within<T>(
+    deadline: Instant,
+    f: impl std::future::Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(timed_out());
+    }
+    glommio::timer::timeout(left, async { f.await.map_err(|e| e.into()) })
+        .await
+        .map_err(|e| match e {
+            glommio::GlommioError::TimedOut(_) => timed_out(),
+            e => other(e),
+        })
+}
+
+impl Pool {
+    async fn addr(&self, base: &str) -> io::Result<SocketAddr> {
+        if let Some(a) = self.addrs.borrow().get(base) {
+            return Ok(*a);
+        }
+        let (host, port, _) = crate::client::split_url(base)?;
+        let lookup = format!("{host}:{port}");
+        let addr = glommio::executor()
+            .spawn_blocking(move || {
+                use std::net::ToSocketAddrs;
+                lookup.to_socket_addrs().map(|mut a| a.next())
+            })
+            .await?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "peer has no address"))?;
+        self.addrs.borrow_mut().insert(base.to_string(), addr);
+        Ok(addr)
+    }
+
+    /// A ready connection to `base`: an idle one, else a new one.
+    async fn sender(&self, base: &str, deadline: Instant) -> io::Result<Sender> {
+        loop {
+            let next = self.idle.borrow_mut().get_mut(base).and_then(|v| v.pop());
+            match next {
+                Some(s) if s.is_ready() => return Ok(s),
+                Some(_) => continue,
+                None => break,
+            }
+        }
+        let addr = self.addr(base).await?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let stream =
+            glommio::net::TcpStream::connect_timeout(addr, left.min(CONNECT_TIMEOUT)).await?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(Io(stream))
+            .await
+            .map_err(other)?;
+        glommio::spawn_local(async move {
+            let _ = conn.await;
+        })
+        .detach();
+        Ok(sender)
+    }
+
+    fn put_back(&self, base: &str, s: Sender) {
+        let mut idle = self.idle.borrow_mut();
+        let v = idle.entry(base.to_string()).or_default();
+        if v.len() < IDLE_PER_PEER_MAX && !s.is_closed() {
+            v.push(s);
+        }
+    }
+
+    /// Sends a request and returns the response head with its streaming body. The
+    /// connection is not pooled (its body may be abandoned).
+    pub async fn send(
+        &self,
+        base: &str,
+        req: hyper::Request<Full<Bytes>>,
+        deadline: Instant,
+    ) -> io::Result<hyper::Response<Incoming>> {
+        let mut sender = self.sender(base, deadline).await?;
+        within(deadline, async {
+            sender.send_request(req).await.map_err(other)
+        })
+        .await
+    }
+
+    /// POSTs an urlencoded form to `<base><path>` and collects the answer.
+    pub async fn post_form(
+        &self,
+        base: &str,
+        path: &str,
+        form: &[(String, String)],
+        timeout: Duration,
+    ) -> io::Result<Reply> {
+        let deadline = Instant::now() + timeout;
+        let body = crate::client::encode_form(form);
+        let req = request("POST", base, path)?
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(other)?;
+        self.collect(base, req, deadline).await
+    }
+
+    /// GETs `<base><path>` and collects the answer.
+    pub async fn get(&self, base: &str, path: &str, timeout: Duration) -> io::Result<Reply> {
+        let deadline = Instant::now() + timeout;
+        let req = request("GET", base, path)?
+            .body(Full::new(Bytes::new()))
+            .map_err(other)?;
+        self.collect(base, req, deadline).await
+    }
+
+    async fn collect(
+        &self,
+        base: &str,
+        req: hyper::Request<Full<Bytes>>,
+        deadline: Instant,
+    ) -> io::Result<Reply> {
+        let mut sender = self.sender(base, deadline).await?;
+        let reply = within(deadline, async {
+            let resp = sender.send_request(req).await.map_err(other)?;
+            let status = resp.status().as_u16();
+            let mut body = resp.into_body();
+            let mut out = bytes::BytesMut::new();
+            while let Some(frame) = body.frame().await {
+                if let Ok(data) = frame.map_err(other)?.into_data() {
+                    if out.len() + data.len() > COLLECT_BYTES_MAX {
+                        return Err(other("peer answer too large"));
+                    }
+                    out.extend_from_slice(&data);
+                }
+            }
+            Ok(Reply {
+                status,
+                body: out.freeze(),
+            })
+        })
+        .await?;
+        self.put_back(base, sender);
+        Ok(reply)
+    }
+}
+
+/// A request builder for `<base><path>` with the headers every peer call carries.
+pub fn request(method: &str, base: &str, path: &str) -> io::Result<hyper::http::request::Builder> {
+    let (host, port, _) = crate::client::split_url(base)?;
+    let base_path = base
+        .strip_prefix("http://")
+        .and_then(|r| {
+            r.find('/')
+                .map(|i| r[i..].trim_end_matches('/').to_string())
+        })
+        .unwrap_or_default();
+    Ok(hyper::Request::builder()
+        .method(method)
+        .uri(format!("{base_path}{path}"))
+        .header("Host", format!("{host}:{port}"))
+        .header("User-Agent", "Go-FastDFS"))
+}

@@ -1,0 +1,202 @@
+//! Reconciliation with peers (SPEC.md §11.6, without its blind spot): for every day either
+//! side has, the two md5 *sets* are compared (go-fastdfs compared counts, so a day with
+//! equal counts but different files was never repaired). Files only here are queued for the
+//! peer; files only there are requested with `receive_md5s` (the peer then announces them),
+//! unless a tombstone here says they were deleted: then the delete is queued for the peer.
+
+use super::peer::Reply;
+use crate::server::Worker;
+use crate::store::meta::{Op, SyncKind};
+use std::collections::BTreeSet;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// First automatic run after start, and the period after that (go-fastdfs: 3 min, ~63 min).
+const FIRST_RUN: Duration = Duration::from_secs(180);
+const PERIOD: Duration = Duration::from_secs(3600);
+/// Timeout of one listing call to a peer.
+const LIST_TIMEOUT: Duration = Duration::from_secs(60);
+/// md5s per `receive_md5s` call.
+const RECEIVE_BATCH: usize = 500;
+
+/// Runs the reconciliation on a schedule while `auto_repair` is on.
+pub async fn schedule(w: Rc<Worker>) {
+    let mut next = std::time::Instant::now() + FIRST_RUN;
+    while !w.shutting_down() {
+        glommio::timer::sleep(Duration::from_secs(1)).await;
+        if std::time::Instant::now() < next {
+            continue;
+        }
+        next = std::time::Instant::now() + PERIOD;
+        if w.config().auto_repair {
+            run(&w).await;
+        }
+    }
+}
+
+/// One reconciliation with every peer. Never fails: problems are logged per peer.
+pub async fn run(w: &Worker) {
+    let peers = w.config().peers.clone();
+    for peer in peers {
+        match with_peer(w, &peer).await {
+            Ok(n) => tracing::info!(peer, queued = n.0, requested = n.1, "repair with peer done"),
+            Err(e) => tracing::warn!(peer, cause = %e, "repair with peer failed"),
+        }
+    }
+}
+
+/// Reconciles every day with one peer; returns (files queued for it, files requested).
+async fn with_peer(w: &Worker, peer: &str) -> std::io::Result<(usize, usize)> {
+    let prefix = w.config().prefix();
+    let form = [("inner".to_string(), "1".to_string())];
+    let r = w
+        .sync
+        .pool
+        .post_form(peer, &format!("{prefix}/stat"), &form, LIST_TIMEOUT)
+        .await?;
+    let mut days: BTreeSet<String> = remote_days(&r)?;
+    let local = w.meta().day_stats().map_err(std::io::Error::other)?;
+    days.extend(
+        local
+            .into_iter()
+            .filter(|(_, (n, _))| *n > 0)
+            .map(|(d, _)| d),
+    );
+    let (mut queued, mut requested) = (0, 0);
+    for day in days.iter().filter(|d| d.len() == 8) {
+        let (q, r) = day_with_peer(w, peer, day).await?;
+        queued += q;
+        requested += r;
+    }
+    Ok((queued, requested))
+}
+
+/// Dates of a peer's `stat?inner=1` answer (a JSON array, or go's envelope around it).
+fn remote_days(r: &Reply) -> std::io::Result<BTreeSet<String>> {
+    let v: serde_json::Value = serde_json::from_slice(&r.body)
+        .map_err(|e| std::io::Error::other(format!("stat answer: {e}")))?;
+    let rows = v.get("data").unwrap_or(&v);
+    Ok(rows
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|row| row.get("date").and_then(|d| d.as_str()))
+        .filter(|d| *d != "all")
+        .map(str::to_string)
+        .collect())
+}
+
+async fn day_with_peer(w: &Worker, peer: &str, day: &str) -> std::io::Result<(usize, usize)> {
+    let prefix = w.config().prefix();
+    let form = [("date".to_string(), day.to_string())];
+    let r = w
+        .sync
+        .pool
+        .post_form(
+            peer,
+            &format!("{prefix}/get_md5s_by_date"),
+            &form,
+            LIST_TIMEOUT,
+        )
+        .await?;
+    if r.status != 200 {
+        return Err(std::io::Error::other(format!(
+            "get_md5s_by_date answered {}",
+            r.status
+        )));
+    }
+    let text = r.text();
+    let theirs: BTreeSet<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|m| m.len() >= 32)
+        .collect();
+    let ours_list = w.meta().md5s_by_date(day).map_err(std::io::Error::other)?;
+    let ours: BTreeSet<&str> = ours_list.iter().map(String::as_str).collect();
+    let mut queued = 0;
+    for md5 in ours.difference(&theirs) {
+        queue(w, md5, peer, SyncKind::Put).await;
+        queued += 1;
+    }
+    let mut wanted = Vec::new();
+    for md5 in theirs.difference(&ours) {
+        if w.meta().tombstone(md5).ok().flatten().is_some() {
+            queue(w, md5, peer, SyncKind::Delete).await;
+            queued += 1;
+        } else if w.meta().get(md5).ok().flatten().is_none() {
+            wanted.push(md5.to_string());
+        }
+    }
+    for batch in wanted.chunks(RECEIVE_BATCH) {
+        let form = [("md5s".to_string(), batch.join(","))];
+        w.sync
+            .pool
+            .post_form(peer, &format!("{prefix}/receive_md5s"), &form, LIST_TIMEOUT)
+            .await?;
+    }
+    Ok((queued, wanted.len()))
+}
+
+async fn queue(w: &Worker, md5: &str, peer: &str, kind: SyncKind) {
+    let op = Op::Enqueue {
+        md5: md5.to_string(),
+        peers: vec![peer.to_string()],
+        kind,
+    };
+    if let Err(e) = w.meta().submit(op).await {
+        tracing::error!(md5, cause = %e, "queueing for a peer failed");
+    }
+}
+
+/// Queues every known md5 of `md5s` for all peers (`receive_md5s`, `sync?force=1`).
+pub async fn push_all(w: &Worker, md5s: &[String]) -> usize {
+    let peers = w.config().peers.clone();
+    if peers.is_empty() {
+        return 0;
+    }
+    let mut n = 0;
+    for md5 in md5s {
+        let op = Op::Enqueue {
+            md5: md5.clone(),
+            peers: peers.clone(),
+            kind: SyncKind::Put,
+        };
+        if let Ok(crate::store::meta::OpResult::Done) = w.meta().submit(op).await {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// `sync?date=`: re-announce a day's files to peers; without `force` only to peers missing
+/// from a file's `peers` list (the ones that never acknowledged it).
+pub async fn sync_day(w: &Worker, day: &str, force: bool) -> usize {
+    let Ok(md5s) = w.meta().md5s_by_date(day) else {
+        return 0;
+    };
+    let peers = w.config().peers.clone();
+    let mut n = 0;
+    for md5 in md5s {
+        let Ok(Some(info)) = w.meta().get(&md5) else {
+            continue;
+        };
+        let known = info.peers.clone().unwrap_or_default();
+        let targets: Vec<String> = peers
+            .iter()
+            .filter(|p| force || !known.contains(p))
+            .cloned()
+            .collect();
+        if targets.is_empty() {
+            continue;
+        }
+        let op = Op::Enqueue {
+            md5,
+            peers: targets,
+            kind: SyncKind::Put,
+        };
+        if w.meta().submit(op).await.is_ok() {
+            n += 1;
+        }
+    }
+    n
+}

@@ -1,0 +1,365 @@
+//! Cluster behaviour (issue 5): nodes on their own loopback addresses replicate uploads and
+//! deletes through the durable outbox, catch up after outages and restarts, never resurrect
+//! deleted files, and serve files they lack from peers with Range honoured.
+mod common;
+
+use common::cluster::*;
+use common::*;
+use serde_json::json;
+use std::time::Duration;
+
+/// How long replication may take on a loaded CI machine (polled, never slept).
+const SYNC_DEADLINE: Duration = Duration::from_secs(60);
+
+fn all_have(c: &[&str], md5s: &[String]) -> bool {
+    c.iter().all(|b| md5s.iter().all(|m| has_md5(b, m)))
+}
+
+#[test]
+fn an_upload_on_any_node_reaches_every_node() {
+    let c = Cluster::start(0, 3, json!({}));
+    let bases: Vec<String> = c.nodes.iter().map(|n| n.base()).collect();
+    let mut md5s = Vec::new();
+    for (i, b) in bases.iter().enumerate() {
+        let data = noise(10_000 + i * 1000, i as u64 + 1);
+        let r = upload_to(b, &format!("from-{i}.bin"), &data);
+        assert_eq!(r["md5"], md5_hex(&data));
+        md5s.push(md5_hex(&data));
+    }
+    let refs: Vec<&str> = bases.iter().map(String::as_str).collect();
+    assert!(
+        eventually(SYNC_DEADLINE, || all_have(&refs, &md5s)),
+        "not every node has every file"
+    );
+    // Replicated files are stored at the same path and download with the same bytes.
+    for (i, b) in bases.iter().enumerate() {
+        let r = upload_to(
+            &bases[(i + 1) % 3],
+            &format!("from-{i}.bin"),
+            &noise(10_000 + i * 1000, i as u64 + 1),
+        );
+        let path = r["path"].as_str().unwrap().to_string();
+        let (status, body) = get_bytes(b, &path, &[]);
+        assert_eq!(status, 200);
+        assert_eq!(md5_hex(&body), md5s[i]);
+    }
+    // Nothing duplicated: each node indexes exactly the three files today.
+    for b in &bases {
+        let mut day = md5s_of_day(b, &today());
+        day.sort();
+        let mut want = md5s.clone();
+        want.sort();
+        assert_eq!(day, want, "index of {b}");
+    }
+    // The origin learns which peers acknowledged (go-fastdfs' `peers` field).
+    let info: serde_json::Value = serde_json::from_str(
+        &call(agent().get(&format!(
+            "{}/group1/get_file_info?md5={}",
+            bases[0], md5s[0]
+        )))
+        .1,
+    )
+    .unwrap();
+    assert!(
+        eventually(SYNC_DEADLINE, || {
+            let v: serde_json::Value = serde_json::from_str(
+                &call(agent().get(&format!(
+                    "{}/group1/get_file_info?md5={}",
+                    bases[0], md5s[0]
+                )))
+                .1,
+            )
+            .unwrap();
+            v["data"]["peers"].as_array().is_some_and(|p| p.len() == 3)
+        }),
+        "peers list never grew: {info}"
+    );
+}
+
+#[test]
+fn a_delete_on_one_node_removes_the_file_everywhere_for_good() {
+    let c = Cluster::start(1, 3, json!({}));
+    let bases: Vec<String> = c.nodes.iter().map(|n| n.base()).collect();
+    let refs: Vec<&str> = bases.iter().map(String::as_str).collect();
+    let data = noise(50_000, 7);
+    let md5 = md5_hex(&data);
+    let r = upload_to(&bases[0], "doomed.bin", &data);
+    let path = r["path"].as_str().unwrap().to_string();
+    assert!(eventually(SYNC_DEADLINE, || all_have(
+        &refs,
+        std::slice::from_ref(&md5)
+    )));
+    let (status, body) = call(agent().get(&format!("{}/group1/delete?md5={md5}", bases[1])));
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        eventually(SYNC_DEADLINE, || refs.iter().all(|b| !has_md5(b, &md5))),
+        "the delete did not reach every node"
+    );
+    for b in &bases {
+        let (status, _) = get_bytes(b, &path, &[]);
+        assert_eq!(status, 404, "{b}{path} still served");
+    }
+    // A reconciliation afterwards does not bring it back.
+    for b in &bases {
+        let (s, _) = call(agent().get(&format!("{b}/group1/repair?force=1")));
+        assert_eq!(s, 200);
+    }
+    assert!(
+        !eventually(Duration::from_secs(3), || refs
+            .iter()
+            .any(|b| has_md5(b, &md5))),
+        "a deleted file came back"
+    );
+}
+
+#[test]
+fn a_node_that_was_down_during_uploads_catches_up_after_restart() {
+    let mut c = Cluster::start(2, 3, json!({}));
+    c.nodes[2].stop();
+    let bases: Vec<String> = c.nodes.iter().map(|n| n.base()).collect();
+    let mut md5s = Vec::new();
+    for i in 0..20u64 {
+        let data = noise(4096 + i as usize, 100 + i);
+        md5s.push(md5_hex(&data));
+        upload_to(&bases[(i % 2) as usize], &format!("f{i}.bin"), &data);
+    }
+    // The two live nodes converge while the third is down.
+    assert!(eventually(SYNC_DEADLINE, || all_have(
+        &[&bases[0], &bases[1]],
+        &md5s
+    )));
+    c.nodes[2].spawn();
+    assert!(
+        eventually(SYNC_DEADLINE, || all_have(&[&bases[2]], &md5s)),
+        "the restarted node did not catch up"
+    );
+    let mut day = md5s_of_day(&bases[2], &today());
+    day.sort();
+    md5s.sort();
+    assert_eq!(day, md5s, "each file exactly once");
+}
+
+#[test]
+fn queued_changes_survive_a_restart_of_the_sender() {
+    let mut c = Cluster::start(3, 2, json!({}));
+    c.nodes[1].stop();
+    let a = c.nodes[0].base();
+    let b = c.nodes[1].base();
+    let mut md5s = Vec::new();
+    for i in 0..10u64 {
+        let data = noise(2000 + i as usize, 300 + i);
+        md5s.push(md5_hex(&data));
+        upload_to(&a, &format!("q{i}.bin"), &data);
+    }
+    // A crash of the sender with everything still queued.
+    c.nodes[0].kill();
+    c.nodes[1].spawn();
+    c.nodes[0].spawn();
+    assert!(
+        eventually(SYNC_DEADLINE, || all_have(&[&b], &md5s)),
+        "queued uploads were lost with the sender's restart"
+    );
+}
+
+#[test]
+fn a_file_missing_here_is_read_through_from_a_peer_with_range() {
+    // A does not announce (no peers); B knows A. So B lacks the file until it asks.
+    let ip_a = node_ip(4, 0);
+    let ip_b = node_ip(4, 1);
+    let (pa, pb) = (free_port(&ip_a), free_port(&ip_b));
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write_config(da.path(), &ip_a, pa, &json!({}));
+    write_config(
+        db.path(),
+        &ip_b,
+        pb,
+        &json!({"peers": [format!("http://{ip_a}:{pa}")], "peer_id": "2"}),
+    );
+    let a = Server::start_in(da.path(), &ip_a, json!({}));
+    let b = Server::start_in(db.path(), &ip_b, json!({}));
+    let data = noise(3 << 20, 9);
+    let r = upload_to(&a.base(), "big.bin", &data);
+    let path = r["path"].as_str().unwrap().to_string();
+    assert!(!has_md5(&b.base(), &md5_hex(&data)));
+    let (status, body) = get_bytes(&b.base(), &path, &[("Range", "bytes=1000-1999")]);
+    assert_eq!(status, 206);
+    assert_eq!(body, &data[1000..2000]);
+    let (status, body) = get_bytes(&b.base(), &path, &[]);
+    assert_eq!(status, 200);
+    assert_eq!(md5_hex(&body), md5_hex(&data));
+    // ...and B keeps a copy of its own.
+    assert!(
+        eventually(SYNC_DEADLINE, || has_md5(&b.base(), &md5_hex(&data))),
+        "no local copy after read-through"
+    );
+    // An unknown file is still a plain 404.
+    let (status, _) = get_bytes(&b.base(), "/group1/default/nothing-here.txt", &[]);
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn announcements_with_paths_outside_files_are_refused() {
+    let s = Server::start(json!({}));
+    let evil = json!({"name":"x.txt","rename":"","path":"files/../../etc","md5":"0123456789abcdef0123456789abcdef","size":1,"peers":["http://127.0.0.9:1"],"scene":"","timeStamp":1,"offset":-1});
+    let (status, _) = call(
+        agent()
+            .post(&s.url("/group1/syncfile_info"))
+            .set("Content-Type", "application/x-www-form-urlencoded"),
+    );
+    assert_eq!(status, 400, "empty fileInfo");
+    let body = format!("fileInfo={}", urlencode(&evil.to_string()));
+    let r = agent()
+        .post(&s.url("/group1/syncfile_info"))
+        .set("Content-Type", "application/x-www-form-urlencoded")
+        .send_string(&body);
+    let status = match r {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(c, _)) => c,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(status, 400);
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn a_mixed_cluster_with_go_fastdfs_replicates_every_way() {
+    let Some(bin) = common::go::go_bin() else {
+        return;
+    };
+    let ips: Vec<String> = (0..3).map(|i| node_ip(5, i)).collect();
+    let ports: Vec<u16> = ips.iter().map(|ip| free_port(ip)).collect();
+    let bases: Vec<String> = ips
+        .iter()
+        .zip(&ports)
+        .map(|(ip, p)| format!("http://{ip}:{p}"))
+        .collect();
+    let others =
+        |i: usize| -> Vec<String> { bases.iter().filter(|b| **b != bases[i]).cloned().collect() };
+    let go = common::go::GoNode::start_at(&bin, &ips[0], ports[0], &others(0));
+    let mut ours = Vec::new();
+    let mut dirs = Vec::new();
+    for i in 1..3 {
+        let d = tempfile::tempdir().unwrap();
+        let o = json!({"peers": others(i), "peer_id": format!("{}", i + 1)});
+        write_config(d.path(), &ips[i], ports[i], &o);
+        ours.push(Server::start_in(d.path(), &ips[i], json!({})));
+        dirs.push(d);
+    }
+    let mut md5s = Vec::new();
+    for (i, b) in bases.iter().enumerate() {
+        let data = noise(20_000 + i, 500 + i as u64);
+        let r = upload_to(b, &format!("mixed-{i}.bin"), &data);
+        assert_eq!(r["md5"], md5_hex(&data), "upload on {b}: {r}");
+        md5s.push(md5_hex(&data));
+    }
+    let refs: Vec<&str> = bases.iter().map(String::as_str).collect();
+    assert!(
+        eventually(Duration::from_secs(90), || all_have(&refs, &md5s)),
+        "mixed cluster did not converge; go-fastdfs log: {}",
+        go.log()
+    );
+    // The go-fastdfs node serves what it pulled from us, byte for byte.
+    let r = upload_to(&bases[1], "mixed-1.bin", &noise(20_001, 501));
+    let path = r["path"].as_str().unwrap().to_string();
+    let (status, body) = get_bytes(&bases[0], &path, &[]);
+    assert_eq!(status, 200);
+    assert_eq!(md5_hex(&body), md5s[1]);
+    // A delete on one of ours reaches the go-fastdfs node too.
+    let (status, _) = call(agent().get(&format!("{}/group1/delete?md5={}", bases[2], md5s[0])));
+    assert_eq!(status, 200);
+    assert!(
+        eventually(Duration::from_secs(60), || refs
+            .iter()
+            .all(|b| !has_md5(b, &md5s[0]))),
+        "delete did not reach every node"
+    );
+}
+
+#[test]
+fn repair_compares_file_sets_not_counts() {
+    // Two nodes that were not peers when each got one (different) file today: equal counts,
+    // different sets. go-fastdfs' count comparison would never repair this.
+    let ips = [node_ip(7, 0), node_ip(7, 1)];
+    let ports = [free_port(&ips[0]), free_port(&ips[1])];
+    let bases: Vec<String> = (0..2)
+        .map(|i| format!("http://{}:{}", ips[i], ports[i]))
+        .collect();
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    for i in 0..2 {
+        write_config(
+            dirs[i].path(),
+            &ips[i],
+            ports[i],
+            &json!({"peer_id": format!("{}", i + 1)}),
+        );
+    }
+    let nodes: Vec<Server> = (0..2)
+        .map(|i| Server::start_in(dirs[i].path(), &ips[i], json!({})))
+        .collect();
+    let (x, y) = (noise(3000, 71), noise(3000, 72));
+    upload_to(&bases[0], "x.bin", &x);
+    upload_to(&bases[1], "y.bin", &y);
+    // Now make them peers (cfg.json + reload) and ask one of them to repair.
+    for i in 0..2 {
+        let conf = dirs[i].path().join("conf/cfg.json");
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&conf).unwrap()).unwrap();
+        v["peers"] = json!([bases[1 - i]]);
+        std::fs::write(&conf, v.to_string()).unwrap();
+        let (s, body) = call(agent().get(&format!(
+            "{}/group1/reload?action=reload&key=test-admin-key",
+            bases[i]
+        )));
+        assert_eq!(s, 200, "{body}");
+    }
+    let (s, _) = call(agent().get(&format!("{}/group1/repair?force=1", bases[0])));
+    assert_eq!(s, 200);
+    let both = [md5_hex(&x), md5_hex(&y)];
+    assert!(
+        eventually(SYNC_DEADLINE, || all_have(&[&bases[0], &bases[1]], &both)),
+        "repair did not exchange the differing files"
+    );
+    drop(nodes);
+}
+
+#[test]
+fn a_delete_missed_by_a_down_peer_wins_over_its_copy() {
+    let mut c = Cluster::start(8, 2, json!({}));
+    let (a, b) = (c.nodes[0].base(), c.nodes[1].base());
+    let data = noise(8000, 81);
+    let md5 = md5_hex(&data);
+    upload_to(&a, "late.bin", &data);
+    assert!(eventually(SYNC_DEADLINE, || has_md5(&b, &md5)));
+    // B is down while A deletes; B comes back still holding its copy and reconciles.
+    c.nodes[1].stop();
+    let (s, _) = call(agent().get(&format!("{a}/group1/delete?md5={md5}")));
+    assert_eq!(s, 200);
+    c.nodes[1].spawn();
+    let (s, _) = call(agent().get(&format!("{b}/group1/repair?force=1")));
+    assert_eq!(s, 200);
+    assert!(
+        eventually(SYNC_DEADLINE, || !has_md5(&b, &md5)),
+        "the delete never reached the peer"
+    );
+    let (s, _) = call(agent().get(&format!("{a}/group1/repair?force=1")));
+    assert_eq!(s, 200);
+    assert!(
+        !eventually(Duration::from_secs(3), || has_md5(&a, &md5)
+            || has_md5(&b, &md5)),
+        "a deleted file came back"
+    );
+    // Uploading the same content again afterwards is a new file and does replicate.
+    upload_to(&a, "late.bin", &data);
+    assert!(eventually(SYNC_DEADLINE, || has_md5(&b, &md5)));
+}
