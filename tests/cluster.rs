@@ -363,3 +363,120 @@ fn a_delete_missed_by_a_down_peer_wins_over_its_copy() {
     upload_to(&a, "late.bin", &data);
     assert!(eventually(SYNC_DEADLINE, || has_md5(&b, &md5)));
 }
+
+/// Two nodes that only become peers after they got files (cfg.json + reload).
+fn late_peers(
+    lane: u8,
+    overrides: serde_json::Value,
+) -> (Vec<Server>, Vec<String>, Vec<tempfile::TempDir>) {
+    let ips = [node_ip(lane, 0), node_ip(lane, 1)];
+    let ports = [free_port(&ips[0]), free_port(&ips[1])];
+    let bases: Vec<String> = (0..2)
+        .map(|i| format!("http://{}:{}", ips[i], ports[i]))
+        .collect();
+    let dirs = vec![tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut nodes = Vec::new();
+    for i in 0..2 {
+        let mut o = overrides.clone();
+        o["peer_id"] = json!(format!("{}", i + 1));
+        write_config(dirs[i].path(), &ips[i], ports[i], &o);
+        nodes.push(Server::start_in(dirs[i].path(), &ips[i], json!({})));
+    }
+    (nodes, bases, dirs)
+}
+
+fn make_peers(bases: &[String], dirs: &[tempfile::TempDir]) {
+    for i in 0..2 {
+        let conf = dirs[i].path().join("conf/cfg.json");
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&conf).unwrap()).unwrap();
+        v["peers"] = json!([bases[1 - i]]);
+        std::fs::write(&conf, v.to_string()).unwrap();
+        let (s, body) = call(agent().get(&format!(
+            "{}/group1/reload?action=reload&key=test-admin-key",
+            bases[i]
+        )));
+        assert_eq!(s, 200, "{body}");
+    }
+}
+
+#[test]
+fn sync_receive_md5s_and_repair_fileinfo_reannounce_files() {
+    let (nodes, bases, dirs) = late_peers(9, json!({"enable_migrate": true}));
+    let (x, y) = (noise(1500, 91), noise(1600, 92));
+    upload_to(&bases[0], "x.bin", &x);
+    upload_to(&bases[0], "y.bin", &y);
+    // A file placed by hand (no record): repair_fileinfo indexes it.
+    let manual = dirs[0].path().join("files/default/manual");
+    std::fs::create_dir_all(&manual).unwrap();
+    let z = noise(1700, 93);
+    std::fs::write(manual.join("z.bin"), &z).unwrap();
+    make_peers(&bases, &dirs);
+
+    // receive_md5s: A is asked to announce x to its peers.
+    let (s, _) = call(agent().get(&format!(
+        "{}/group1/receive_md5s?md5s={}",
+        bases[0],
+        md5_hex(&x)
+    )));
+    assert_eq!(s, 200);
+    assert!(eventually(SYNC_DEADLINE, || has_md5(
+        &bases[1],
+        &md5_hex(&x)
+    )));
+    assert!(!has_md5(&bases[1], &md5_hex(&y)), "only what was asked for");
+
+    // sync: the date is validated before anything happens; force re-announces the day.
+    let (s, body) = call(agent().get(&format!("{}/group1/sync", bases[0])));
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("require paramete date"), "{body}");
+    let (s, body) = call(agent().get(&format!(
+        "{}/group1/sync?date={}&force=1",
+        bases[0],
+        today()
+    )));
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("job is running"), "{body}");
+    assert!(eventually(SYNC_DEADLINE, || has_md5(
+        &bases[1],
+        &md5_hex(&y)
+    )));
+
+    let (s, body) = call(agent().get(&format!("{}/group1/repair_fileinfo", bases[0])));
+    assert_eq!(s, 200, "{body}");
+    assert!(
+        eventually(SYNC_DEADLINE, || has_md5(&bases[1], &md5_hex(&z))),
+        "a hand-placed file was not indexed and announced"
+    );
+    drop(nodes);
+}
+
+#[test]
+fn peer_routes_refuse_outsiders() {
+    let s = Server::start(json!({}));
+    // syncfile_info from a non-peer: ignored with an empty 200, as go-fastdfs does.
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{size_download}",
+            "--interface",
+            NON_ADMIN_IP,
+        ])
+        .args(["-d", "fileInfo={}"])
+        .arg(s.url("/group1/syncfile_info"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200 0");
+    for route in [
+        "receive_md5s?md5s=x",
+        "sync?date=20260101",
+        "repair",
+        "get_md5s_by_date?date=20260101",
+    ] {
+        let code = status_from_non_admin(&s.url(&format!("/group1/{route}")), &[]);
+        assert_eq!(code, 403, "{route}");
+    }
+}

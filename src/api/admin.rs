@@ -12,6 +12,7 @@ use crate::store::meta;
 use crate::store::names;
 use serde_json::{json, Value};
 use std::net::IpAddr;
+use std::rc::Rc;
 
 /// Largest number of results of `/search` (as go-fastdfs).
 const SEARCH_RESULTS_MAX: usize = 100;
@@ -229,10 +230,24 @@ pub fn remove_empty_dirs(root: &std::path::Path) -> usize {
     walk(root, true).0
 }
 
+/// Forwards `date` with `inner=1` to every peer's `action`, unless this call is `inner`.
+fn forward_inner(w: &Rc<Worker>, p: &Params, action: &'static str, date: &str) {
+    if p.str("inner") != "1" {
+        let form = vec![
+            ("date".to_string(), date.to_string()),
+            ("inner".to_string(), "1".to_string()),
+        ];
+        super::cluster::forward_to_peers(w, action, form);
+    }
+}
+
 /// `G/repair_stat?date=`: recounts a day from the index (files that still exist).
-pub async fn repair_stat(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+/// Unless `inner=1`, peers are asked to do the same (in the background, after validation:
+/// go-fastdfs forwarded synchronously and before checking the date, §15 item 34).
+pub async fn repair_stat(w: &Rc<Worker>, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, refuse_envelope(""))?;
     let date = date_param(p)?;
+    forward_inner(w, p, "repair_stat", &date);
     let (count, size) = w.meta().repair_day(&date).await?;
     Ok(ok(Some(
         json!({"date": date, "fileCount": count, "totalSize": size}),
@@ -240,9 +255,10 @@ pub async fn repair_stat(w: &Worker, client: IpAddr, p: &Params) -> Result<Respo
 }
 
 /// `G/backup?date=`: writes `data/<date>/files.md5` and `meta.data` (SPEC.md §5.3).
-pub async fn backup(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+pub async fn backup(w: &Rc<Worker>, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, refuse_envelope("ok"))?;
     let date = date_param(p)?;
+    forward_inner(w, p, "backup", &date);
     let mut records = Vec::new();
     for md5 in w.meta().md5s_by_date(&date)? {
         if let Some(info) = w.meta().get(&md5)? {

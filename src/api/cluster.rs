@@ -127,7 +127,7 @@ pub async fn sync(w: &Rc<Worker>, client: IpAddr, p: &Params) -> Result<Response
 }
 
 /// Posts `form` to `G/<action>` of every peer in the background (errors are logged).
-fn forward_to_peers(w: &Rc<Worker>, action: &'static str, form: Vec<(String, String)>) {
+pub(crate) fn forward_to_peers(w: &Rc<Worker>, action: &'static str, form: Vec<(String, String)>) {
     let cfg = w.config();
     for peer in cfg.peers.clone() {
         let (me, form) = (w.clone(), form.clone());
