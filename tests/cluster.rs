@@ -480,3 +480,52 @@ fn peer_routes_refuse_outsiders() {
         assert_eq!(code, 403, "{route}");
     }
 }
+
+#[test]
+fn a_1_gib_file_replicates_streamed_with_bounded_memory() {
+    const SIZE: usize = 1 << 30;
+    const RSS_MAX: u64 = 200 << 20;
+    let c = Cluster::start(10, 2, json!({}));
+    let (a, b) = (c.nodes[0].base(), c.nodes[1].base());
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("big.bin");
+    let mut md5 = md5::Md5::default();
+    {
+        use md5::Digest;
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&src).unwrap());
+        for i in 0..(SIZE / (1 << 20)) {
+            let chunk = noise(1 << 20, i as u64);
+            md5.update(&chunk);
+            f.write_all(&chunk).unwrap();
+        }
+    }
+    let md5: String = {
+        use md5::Digest;
+        md5.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-F",
+            &format!("file=@{}", src.display()),
+            "-F",
+            "output=json",
+        ])
+        .arg(format!("{a}/group1/upload"))
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("upload answer");
+    assert_eq!(r["md5"], md5);
+    assert!(
+        eventually(Duration::from_secs(300), || has_md5(&b, &md5)),
+        "1 GiB file did not replicate"
+    );
+    let pid = c.nodes[1].child.as_ref().unwrap().id();
+    let peak = peak_rss(pid);
+    assert!(peak < RSS_MAX, "receiver peaked at {} MiB", peak >> 20);
+    // The copy is whole: the receiver's stored file has the right size.
+    let rel = r["path"].as_str().unwrap().trim_start_matches("/group1/");
+    let stored = c.nodes[1].dir.join("files").join(rel);
+    assert_eq!(std::fs::metadata(stored).unwrap().len(), SIZE as u64);
+}

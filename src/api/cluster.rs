@@ -49,8 +49,19 @@ pub async fn syncfile_info(
     info.md5 = info.md5.to_ascii_lowercase();
     crate::sync::validate_announced(&info)
         .map_err(|e| ApiError::fail(400, format!("fileInfo refused: {e}")))?;
+    let live = w
+        .meta()
+        .get(&info.md5)?
+        .is_some_and(|i| i.offset != -1 || w.dir().join(i.rel_path()).is_file());
     if info.offset >= 0 {
         tracing::warn!(md5 = %info.md5, "merged small files are not replicated; announcement ignored");
+    } else if live
+        || w.meta()
+            .tombstone(&info.md5)?
+            .is_some_and(|t| t >= info.time_stamp)
+        || crate::sync::fetch_inline(w, &info).await
+    {
+        // Here already, deleted here (the tombstone wins), or fetched and stored just now.
     } else {
         // The sender's own URL goes first among the sources when it is a peer we know.
         match w

@@ -22,8 +22,11 @@ const IDLE_PER_PEER_MAX: usize = 16;
 /// Largest collected response body (md5 lists of a busy day fit easily).
 pub const COLLECT_BYTES_MAX: usize = 256 << 20;
 
-/// A glommio socket seen through hyper's IO traits.
-struct Io(glommio::net::TcpStream);
+/// Bytes read from a peer socket per call (large: replication moves whole files).
+const READ_CHUNK_BYTES: usize = 256 * 1024;
+
+/// A glommio socket seen through hyper's IO traits, with a scratch buffer for reads.
+struct Io(glommio::net::TcpStream, Box<[u8]>);
 
 impl hyper::rt::Read for Io {
     fn poll_read(
@@ -32,11 +35,11 @@ impl hyper::rt::Read for Io {
         mut buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
         // Read into a scratch buffer and copy: keeps this adapter free of `unsafe`.
-        let mut scratch = [0u8; 16 * 1024];
-        let want = scratch.len().min(buf.remaining());
-        match Pin::new(&mut self.0).poll_read(cx, &mut scratch[..want]) {
+        let this = &mut *self;
+        let want = this.1.len().min(buf.remaining());
+        match Pin::new(&mut this.0).poll_read(cx, &mut this.1[..want]) {
             Poll::Ready(Ok(n)) => {
-                buf.put_slice(&scratch[..n]);
+                buf.put_slice(&this.1[..n]);
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
@@ -141,7 +144,8 @@ impl Pool {
         let stream =
             glommio::net::TcpStream::connect_timeout(addr, left.min(CONNECT_TIMEOUT)).await?;
         stream.set_nodelay(true)?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(Io(stream))
+        let io = Io(stream, vec![0u8; READ_CHUNK_BYTES].into_boxed_slice());
+        let (sender, conn) = hyper::client::conn::http1::handshake(io)
             .await
             .map_err(other)?;
         glommio::spawn_local(async move {

@@ -10,8 +10,24 @@ pub struct Cluster {
 
 /// The address of node `i` of lane `lane` (lanes keep parallel tests apart).
 pub fn node_ip(lane: u8, i: usize) -> String {
-    assert!(lane < 10 && i < 5, "lane and node index in range");
-    format!("127.0.0.{}", 20 + 10 * i as u8 + lane)
+    assert!(i < 5, "node index in range");
+    if lane < 10 {
+        format!("127.0.0.{}", 20 + 10 * i as u8 + lane)
+    } else {
+        format!("127.1.{lane}.{}", 20 + 10 * i as u8)
+    }
+}
+
+/// Peak resident memory (VmHWM) of a process, in bytes.
+pub fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .expect("VmHWM in /proc/<pid>/status")
+        * 1024
 }
 
 impl Cluster {

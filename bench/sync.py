@@ -1,0 +1,377 @@
+#!/usr/bin/env python3
+"""Replication benchmark: two local nodes, A -> B, fastdfs-rs and go-fastdfs side by side.
+
+    cargo build --release && python3 bench/sync.py [--quick]
+
+Measures, for each pair (fastdfs-rs A/B on 127.0.0.61/.71, go-fastdfs on .62/.72):
+  * live 4 KiB: N files uploaded to A (8 clients) while B is up; files/s from the first upload
+    until B has indexed all N (end-to-end, includes the uploads);
+  * catch-up 4 KiB (fastdfs-rs only; go-fastdfs gives up after retry_count and retries only
+    every refresh_interval = 30 min): B down, N files uploaded to A, B started; files/s from
+    B's start until B has all N;
+  * 1 GiB: one file uploaded to A; MB/s from A's answer until B has it;
+  * lag: one client uploads a 4 KiB file to A and polls B every 2 ms until B has it; 200
+    samples; p50/p99 of (seen on B - A's answer).
+and the machine's limits in the same run: loopback TCP MB/s and durable 4 KiB creates/s.
+Prints a markdown table and writes bench/results/sync-<timestamp>.md.
+Every process it starts is killed by PID at exit.
+"""
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RS_BIN = os.environ.get("FASTDFS_BIN", os.path.join(ROOT, "target/release/fastdfs"))
+GO_BIN = os.environ.get("GO_FASTDFS_BIN", "/work/shared/go-fastdfs/fileserver")
+WORK = os.environ.get("BENCH_WORK_DIR", "/var/tmp/fastdfs-sync-bench")
+QUICK = "--quick" in sys.argv
+N_FILES = 300 if QUICK else 2000
+BIG = (128 << 20) if QUICK else (1 << 30)
+LAG_SAMPLES = 50 if QUICK else 200
+PORT = 19100
+CHILDREN = []
+BOUNDARY = "----fastdfsbench"
+
+
+def die(msg):
+    print("error: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def cleanup(*_):
+    for p in CHILDREN:
+        try:
+            p.kill()
+            p.wait(5)
+        except Exception:
+            pass
+
+
+signal.signal(signal.SIGTERM, lambda *a: (cleanup(), sys.exit(1)))
+
+
+class Node:
+    def __init__(self, kind, name, ip, peer_ip):
+        self.kind, self.name, self.ip = kind, name, ip
+        self.base = "http://%s:%d" % (ip, PORT)
+        self.peer = "http://%s:%d" % (peer_ip, PORT)
+        self.dir = os.path.join(WORK, kind, name)
+        self.proc = None
+        os.makedirs(os.path.join(self.dir, "conf"), exist_ok=True)
+        cfg = {
+            "addr": "%s:%d" % (ip, PORT), "host": self.base, "peers": [self.peer],
+            "peer_id": "1" if name == "a" else "2", "group": "group1",
+            "support_group_manage": True, "enable_distinct_file": True,
+            "file_sum_arithmetic": "md5", "admin_ips": ["127.0.0.1"], "auto_repair": False,
+            "enable_tus": False, "default_scene": "default", "download_domain": "",
+            "refresh_interval": 1800, "retry_count": 3, "enable_migrate": False,
+            "read_only": False, "show_dir": True, "default_download": True,
+        }
+        if kind == "rs":
+            cfg["workers"] = 1
+        else:
+            os.symlink(GO_BIN, os.path.join(self.dir, "fileserver"))
+        with open(os.path.join(self.dir, "conf/cfg.json"), "w") as f:
+            json.dump(cfg, f, indent=2)
+
+    def start(self):
+        log = open(os.path.join(self.dir, "stdout.log"), "ab")
+        cmd = [RS_BIN, "server"] if self.kind == "rs" else ["./fileserver", "server"]
+        env = dict(os.environ, GO_FASTDFS_PEER_ID="1" if self.name == "a" else "2")
+        env.pop("GO_FASTDFS_DIR", None)
+        self.proc = subprocess.Popen(cmd, cwd=self.dir, stdout=log, stderr=log,
+                                     stdin=subprocess.DEVNULL, env=env)
+        CHILDREN.append(self.proc)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                die("%s %s exited; see %s/stdout.log" % (self.kind, self.name, self.dir))
+            try:
+                st, _ = req(self.base, "GET", "/group1/status", timeout=1)
+                if st == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        die("%s %s did not answer" % (self.kind, self.name))
+
+    def stop(self):
+        if self.proc:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+
+def req(base, method, path, body=None, headers=None, timeout=30):
+    u = urllib.parse.urlsplit(base)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def upload(base, name, content, conn=None):
+    body = (
+        "--%s\r\nContent-Disposition: form-data; name=\"output\"\r\n\r\njson\r\n"
+        "--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"%s\"\r\n"
+        "Content-Type: application/octet-stream\r\n\r\n" % (BOUNDARY, BOUNDARY, name)
+    ).encode() + content + ("\r\n--%s--\r\n" % BOUNDARY).encode()
+    hdrs = {"Content-Type": "multipart/form-data; boundary=" + BOUNDARY}
+    st, data = req(base, "POST", "/group1/upload", body, hdrs, timeout=600)
+    if st != 200:
+        die("upload to %s answered %d: %r" % (base, st, data[:200]))
+    return json.loads(data)
+
+
+def has(base, md5):
+    try:
+        st, data = req(base, "GET", "/group1/check_file_exist?md5=" + md5, timeout=5)
+        return st == 200 and json.loads(data).get("md5") == md5
+    except (OSError, ValueError):
+        return False
+
+
+def day_count(base):
+    day = time.strftime("%Y%m%d")
+    try:
+        st, data = req(base, "GET", "/group1/get_md5s_by_date?date=" + day, timeout=10)
+    except OSError:
+        return -1
+    return len([m for m in data.decode().split(",") if m]) if st == 200 else -1
+
+
+def files(n, seed):
+    out = []
+    for i in range(n):
+        c = ("%s-%d\n" % (seed, i)).encode() + os.urandom(4096 - 32)
+        out.append(("f%d.bin" % i, c))
+    return out
+
+
+def upload_all(base, items, conc=8):
+    idx = [0]
+    lock = threading.Lock()
+
+    def worker():
+        while True:
+            with lock:
+                if idx[0] >= len(items):
+                    return
+                name, c = items[idx[0]]
+                idx[0] += 1
+            upload(base, name, c)
+
+    ts = [threading.Thread(target=worker) for _ in range(conc)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+
+
+def wait_count(base, want, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if day_count(base) >= want:
+            return time.time()
+        time.sleep(0.05)
+    return None
+
+
+def bench_pair(kind, a, b):
+    res = {}
+    a.start()
+    b.start()
+    # live 4 KiB
+    items = files(N_FILES, kind + "-live")
+    t0 = time.time()
+    upload_all(a.base, items)
+    t1 = wait_count(b.base, N_FILES, 600)
+    res["live_fps"] = N_FILES / (t1 - t0) if t1 else None
+    res["upload_fps"] = None
+    have = N_FILES
+    # catch-up 4 KiB
+    if kind == "rs":
+        b.stop()
+        items = files(N_FILES, kind + "-catchup")
+        upload_all(a.base, items)
+        t0 = time.time()
+        b.start()
+        t1 = wait_count(b.base, have + N_FILES, 600)
+        res["catchup_fps"] = N_FILES / (t1 - t0) if t1 else None
+        have += N_FILES
+    # lag
+    lags = []
+    for i in range(LAG_SAMPLES):
+        c = ("lag-%s-%d\n" % (kind, i)).encode() + os.urandom(4000)
+        md5 = hashlib.md5(c).hexdigest()
+        upload(a.base, "lag%d.bin" % i, c)
+        t_ack = time.time()
+        deadline = t_ack + 60
+        while not has(b.base, md5):
+            if time.time() > deadline:
+                break
+            time.sleep(0.002)
+        lags.append(time.time() - t_ack)
+    lags.sort()
+    res["lag_p50_ms"] = lags[len(lags) // 2] * 1e3
+    res["lag_p99_ms"] = lags[min(len(lags) - 1, int(len(lags) * 0.99))] * 1e3
+    # 1 GiB
+    big = os.path.join(WORK, "big.bin")
+    with open(big, "rb") as f:
+        md5 = hashlib.md5()
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            md5.update(chunk)
+    md5 = md5.hexdigest()
+    out = subprocess.run(["curl", "-s", "-F", "file=@" + big, "-F", "output=json",
+                          a.base + "/group1/upload"], capture_output=True, timeout=900)
+    t_ack = time.time()
+    if json.loads(out.stdout).get("md5") != md5:
+        die("big upload to %s failed: %r" % (kind, out.stdout[:200]))
+    deadline = t_ack + 900
+    while not has(b.base, md5) and time.time() < deadline:
+        time.sleep(0.05)
+    res["big_mbps"] = BIG / (time.time() - t_ack) / 1e6 if has(b.base, md5) else None
+    a.stop()
+    b.stop()
+    return res
+
+
+def tcp_blast(seconds=3):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    total = [0]
+
+    def sink():
+        c, _ = srv.accept()
+        while True:
+            d = c.recv(1 << 20)
+            if not d:
+                break
+            total[0] += len(d)
+
+    t = threading.Thread(target=sink)
+    t.start()
+    c = socket.create_connection(srv.getsockname())
+    buf = b"\0" * (1 << 20)
+    t0 = time.time()
+    while time.time() - t0 < seconds:
+        c.sendall(buf)
+    c.close()
+    t.join()
+    return total[0] / (time.time() - t0) / 1e6
+
+
+def durable_creates(d, seconds=3):
+    os.makedirs(d, exist_ok=True)
+    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    data = os.urandom(4096)
+    n, t0 = 0, time.time()
+    while time.time() - t0 < seconds:
+        tmp = os.path.join(d, ".t%d" % n)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, data)
+        os.fsync(fd)
+        os.close(fd)
+        os.rename(tmp, os.path.join(d, "f%d" % n))
+        os.fsync(dfd)
+        n += 1
+    os.close(dfd)
+    return n / (time.time() - t0)
+
+
+def md5_speed(seconds=2):
+    buf, n, t0 = os.urandom(1 << 20), 0, time.time()
+    h = hashlib.md5()
+    while time.time() - t0 < seconds:
+        h.update(buf)
+        n += len(buf)
+    return n / (time.time() - t0) / 1e6
+
+
+def fmt(v, f="%.0f"):
+    return "n/a" if v is None else f % v
+
+
+def main():
+    if not os.path.isfile(RS_BIN):
+        die("build first: cargo build --release (%s missing)" % RS_BIN)
+    shutil.rmtree(WORK, ignore_errors=True)
+    os.makedirs(WORK)
+    with open(os.path.join(WORK, "big.bin"), "wb") as f:
+        for _ in range(BIG >> 20):
+            f.write(os.urandom(1 << 20))
+    limits = {"tcp_mbps": tcp_blast(), "creates": durable_creates(os.path.join(WORK, "fsync")),
+              "md5_mbps": md5_speed()}
+    results = {}
+    try:
+        results["rs"] = bench_pair("rs", Node("rs", "a", "127.0.0.61", "127.0.0.71"),
+                                   Node("rs", "b", "127.0.0.71", "127.0.0.61"))
+        if os.path.isfile(GO_BIN):
+            results["go"] = bench_pair("go", Node("go", "a", "127.0.0.62", "127.0.0.72"),
+                                       Node("go", "b", "127.0.0.72", "127.0.0.62"))
+    finally:
+        cleanup()
+    rs, go = results["rs"], results.get("go", {})
+
+    def ratio(k, inverse=False):
+        a, b = rs.get(k), go.get(k)
+        if not a or not b:
+            return "n/a"
+        return "%.2fx" % ((b / a) if inverse else (a / b))
+
+    lines = [
+        "# Sync benchmark %s%s" % (time.strftime("%Y-%m-%d %H:%M"), " (quick)" if QUICK else ""),
+        "",
+        "%d files of 4 KiB, %d MiB big file, %d lag samples; A -> B on loopback." % (
+            N_FILES, BIG >> 20, LAG_SAMPLES),
+        "",
+        "| measure | fastdfs-rs | go-fastdfs | rs/go |",
+        "|---|---|---|---|",
+        "| live 4 KiB, files/s replicated (incl. upload) | %s | %s | %s |" % (
+            fmt(rs.get("live_fps")), fmt(go.get("live_fps")), ratio("live_fps")),
+        "| catch-up 4 KiB after B restarts, files/s | %s | never (gives up, retries every 30 min) | |" % (
+            fmt(rs.get("catchup_fps"))),
+        "| 1 file of %d MiB, MB/s A-ack to B-has | %s | %s | %s |" % (
+            BIG >> 20, fmt(rs.get("big_mbps")), fmt(go.get("big_mbps")), ratio("big_mbps")),
+        "| lag p50, ms | %s | %s | %s |" % (
+            fmt(rs.get("lag_p50_ms"), "%.1f"), fmt(go.get("lag_p50_ms"), "%.1f"),
+            ratio("lag_p50_ms", True)),
+        "| lag p99, ms | %s | %s | %s |" % (
+            fmt(rs.get("lag_p99_ms"), "%.1f"), fmt(go.get("lag_p99_ms"), "%.1f"),
+            ratio("lag_p99_ms", True)),
+        "",
+        "Limits measured in the same run: loopback TCP %.0f MB/s and md5 %.0f MB/s (the big "
+        "file's sync = %.2f of the md5 rate: fastdfs-rs verifies the md5 of every fetched file, "
+        "go-fastdfs checks only the size); durable 4 KiB creates %.0f/s (catch-up = %.2f of "
+        "it)." % (
+            limits["tcp_mbps"], limits["md5_mbps"],
+            (rs.get("big_mbps") or 0) / limits["md5_mbps"],
+            limits["creates"], (rs.get("catchup_fps") or 0) / limits["creates"]),
+        "(rs/go > 1 is better for fastdfs-rs in every row: for lag it is go's lag / ours.)",
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = os.path.join(ROOT, "bench/results", "sync-%s.md" % time.strftime("%Y%m%d-%H%M%S"))
+    with open(out, "w") as f:
+        f.write(text)
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        cleanup()
