@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test of fastdfs-rs on a fresh Debian machine (as root): installs what the tests
-# drive (curl, wget, fuse3 for LazyFS, util-linux for setpriv/prlimit, Debian's chromium and
+# drive (curl, wget, nginx for the ip_hash cluster test, fuse3 for LazyFS, util-linux for setpriv/prlimit, Debian's chromium and
 # playwright-core in tests/browser for the upload-page test), then `cargo test`.
 # The reference go-fastdfs binary is found through GO_FASTDFS_BIN (default: ../shared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in curl:curl wget:wget fusermount3:fuse3 setpriv:util-linux prlimit:util-linux systemd-analyze:systemd chromium:chromium; do
+for pair in curl:curl wget:wget nginx:nginx fusermount3:fuse3 setpriv:util-linux prlimit:util-linux systemd-analyze:systemd chromium:chromium; do
   cmd=${pair%%:*}; pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
