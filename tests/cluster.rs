@@ -128,6 +128,19 @@ fn a_node_that_was_down_during_uploads_catches_up_after_restart() {
         &[&bases[0], &bases[1]],
         &md5s
     )));
+    // A's metrics show the queue for C and that C is down.
+    let metric = |base: &str, name: &str| -> Option<f64> {
+        let (_, text) = call(agent().get(&format!("{base}/group1/metrics")));
+        let key = format!("{name}{{peer=\"{}\"}} ", bases[2]);
+        text.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .and_then(|v| v.parse().ok())
+    };
+    assert!(eventually(SYNC_DEADLINE, || metric(
+        &bases[0],
+        "fastdfs_peer_up"
+    ) == Some(0.0)));
+    assert!(metric(&bases[0], "fastdfs_sync_queue_depth").unwrap() >= 10.0);
     c.nodes[2].spawn();
     assert!(
         eventually(SYNC_DEADLINE, || all_have(&[&bases[2]], &md5s)),
@@ -137,6 +150,10 @@ fn a_node_that_was_down_during_uploads_catches_up_after_restart() {
     day.sort();
     md5s.sort();
     assert_eq!(day, md5s, "each file exactly once");
+    assert!(eventually(SYNC_DEADLINE, || {
+        metric(&bases[0], "fastdfs_sync_queue_depth") == Some(0.0)
+            && metric(&bases[0], "fastdfs_peer_up") == Some(1.0)
+    }));
 }
 
 #[test]

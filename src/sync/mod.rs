@@ -44,6 +44,9 @@ const RETRY_DELAY_MAX: Duration = Duration::from_secs(10);
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Timeout of one announcement or delete call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often, and with which timeout, peers' `status` is checked.
+const HEALTH_CHECK_PERIOD: Duration = Duration::from_secs(60);
+const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Announced files up to this size are fetched inside the announcement call.
 const INLINE_FETCH_BYTES_MAX: i64 = 256 * 1024;
 /// Time allowed for such an inline fetch (then it is queued instead).
@@ -130,14 +133,44 @@ pub fn start(w: Rc<Worker>) {
 }
 
 async fn supervise(w: Rc<Worker>) {
+    let mut next_check = Instant::now();
     while !w.shutting_down() {
         for peer in w.config().peers.iter() {
             if w.sync.pushers.borrow_mut().insert(peer.clone()) {
                 glommio::spawn_local(push_loop(w.clone(), peer.clone())).detach();
             }
         }
+        // Health check (SPEC.md §11.10), from executor 0 only: keeps `fastdfs_peer_up` true
+        // to the minute even when nothing is replicated.
+        if w.id == 0 && Instant::now() >= next_check {
+            next_check = Instant::now() + HEALTH_CHECK_PERIOD;
+            for peer in w.config().peers.clone() {
+                let me = w.clone();
+                glommio::spawn_local(async move { check_health(&me, &peer).await }).detach();
+            }
+        }
         glommio::timer::sleep(IDLE_POLL).await;
     }
+}
+
+async fn check_health(w: &Worker, peer: &str) {
+    let path = format!("{}/status", w.config().prefix());
+    let up = match w.sync.pool.get(peer, &path, HEALTH_CHECK_TIMEOUT).await {
+        Ok(r) => {
+            r.status == 200
+                && serde_json::from_slice::<serde_json::Value>(&r.body)
+                    .is_ok_and(|v| v["status"] == "ok")
+        }
+        Err(_) => false,
+    };
+    if w.shared.peer_health.get(peer) != Some(up) {
+        if up {
+            tracing::info!(peer, "peer is up");
+        } else {
+            tracing::warn!(peer, "peer is down or unhealthy (status check failed)");
+        }
+    }
+    w.shared.peer_health.set(peer, up);
 }
 
 /// Drains this executor's outbox entries for `peer` until the peer leaves the config.
