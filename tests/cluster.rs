@@ -141,7 +141,7 @@ fn a_node_that_was_down_during_uploads_catches_up_after_restart() {
         "fastdfs_peer_up"
     ) == Some(0.0)));
     assert!(metric(&bases[0], "fastdfs_sync_queue_depth").unwrap() >= 10.0);
-    c.nodes[2].spawn();
+    restart(&mut c.nodes[2]);
     assert!(
         eventually(SYNC_DEADLINE, || all_have(&[&bases[2]], &md5s)),
         "the restarted node did not catch up"
@@ -170,8 +170,8 @@ fn queued_changes_survive_a_restart_of_the_sender() {
     }
     // A crash of the sender with everything still queued.
     c.nodes[0].kill();
-    c.nodes[1].spawn();
-    c.nodes[0].spawn();
+    restart(&mut c.nodes[1]);
+    restart(&mut c.nodes[0]);
     assert!(
         eventually(SYNC_DEADLINE, || all_have(&[&b], &md5s)),
         "queued uploads were lost with the sender's restart"
@@ -362,7 +362,7 @@ fn a_delete_missed_by_a_down_peer_wins_over_its_copy() {
     c.nodes[1].stop();
     let (s, _) = call(agent().get(&format!("{a}/group1/delete?md5={md5}")));
     assert_eq!(s, 200);
-    c.nodes[1].spawn();
+    restart(&mut c.nodes[1]);
     let (s, _) = call(agent().get(&format!("{b}/group1/repair?force=1")));
     assert_eq!(s, 200);
     assert!(

@@ -127,3 +127,20 @@ fn chrono_today() -> String {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// Starts a stopped node again on its port. The port can be briefly taken by another test's
+/// outgoing connection (ephemeral ports share the range free_port draws from): retry then.
+pub fn restart(s: &mut Server) {
+    for _ in 0..100 {
+        if s.try_spawn() {
+            return;
+        }
+        let log = s.stderr();
+        assert!(
+            log.contains("cannot listen") || log.contains("already"),
+            "server did not restart: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("port {} stayed taken: {}", s.port, s.stderr());
+}
