@@ -1,8 +1,9 @@
-//! Image resize for downloads with `?width=&height=` (SPEC.md §10.1): JPEG and PNG are decoded,
-//! resized (Lanczos3; a 0 dimension keeps the aspect ratio) and re-encoded in the source format.
+//! Image resize for downloads with `?width=&height=` (SPEC.md §10.1): JPEG, PNG, WebP and BMP
+//! are decoded, resized (Lanczos3; a 0 dimension keeps the aspect ratio) and re-encoded in the
+//! source format (WebP lossless; BMP as 24-bit by `encode_bmp`, zune has no BMP encoder).
 //! Limits: sizes are clamped to image_max_width/height, negative or absurd sizes are 400, the
 //! decoded pixel count is checked from the headers before decoding (decompression bombs get
-//! 413), sources over `SOURCE_BYTES_MAX` are refused. Other formats (GIF, WebP, BMP, non-images)
+//! 413), sources over `SOURCE_BYTES_MAX` are refused. Other formats (GIF, non-images)
 //! are served unchanged, never as an empty 200 (§15 item 32). The work runs on the blocking
 //! pool, at most `RESIZES_IN_FLIGHT` per executor; results are cached under `files/_cache/`.
 
@@ -22,7 +23,7 @@ pub const RESIZES_IN_FLIGHT: u64 = 2;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum ResizeError {
-    /// Not JPEG/PNG: serve the original.
+    /// Not JPEG/PNG/WebP/BMP: serve the original.
     Unsupported,
     /// Decoded size over PIXELS_MAX.
     TooLarge,
@@ -62,8 +63,23 @@ pub fn requested_size(
 pub fn content_type(format: ImageFormat) -> &'static str {
     match format {
         ImageFormat::JPEG => "image/jpeg",
+        ImageFormat::WEBP => "image/webp",
+        ImageFormat::BMP => "image/bmp",
         _ => "image/png",
     }
+}
+
+/// The format of an encoded image, if it is one we resize.
+fn format_of(data: &[u8]) -> Option<ImageFormat> {
+    if data.len() >= 12 && &data[..4] == b"RIFF" && &data[8..12] == b"WEBP" {
+        return Some(ImageFormat::WEBP);
+    }
+    let (format, _) = ImageFormat::guess_format(ZCursor::new(data))?;
+    matches!(
+        format,
+        ImageFormat::JPEG | ImageFormat::PNG | ImageFormat::BMP
+    )
+    .then_some(format)
 }
 
 /// Resizes an encoded image (blocking: run on the blocking pool). Returns the new bytes and
@@ -73,11 +89,43 @@ pub fn resize(
     want_w: usize,
     want_h: usize,
 ) -> Result<(Vec<u8>, &'static str), ResizeError> {
-    let (format, _) =
-        ImageFormat::guess_format(ZCursor::new(data)).ok_or(ResizeError::Unsupported)?;
-    if !matches!(format, ImageFormat::JPEG | ImageFormat::PNG) {
-        return Err(ResizeError::Unsupported);
+    let format = format_of(data).ok_or(ResizeError::Unsupported)?;
+    let mut image = if format == ImageFormat::WEBP {
+        decode_webp(data)?
+    } else {
+        decode_zune(format, data)?
+    };
+    let (w, h) = image.dimensions();
+    let (tw, th) = match (want_w, want_h) {
+        (0, th) => (((w * th) as f64 / h as f64).round().max(1.0) as usize, th),
+        (tw, 0) => (tw, ((h * tw) as f64 / w as f64).round().max(1.0) as usize),
+        both => both,
+    };
+    zune_imageprocs::resize::Resize::new(tw, th, zune_imageprocs::resize::ResizeMethod::Lanczos3)
+        .execute(&mut image)
+        .map_err(|e| ResizeError::Decode(format!("{e:?}")))?;
+    let out = match format {
+        ImageFormat::BMP => encode_bmp(&mut image)?,
+        ImageFormat::WEBP => encode_webp(&mut image)?,
+        _ => image
+            .write_to_vec(format)
+            .map_err(|e| ResizeError::Decode(format!("{e:?}")))?,
+    };
+    Ok((out, content_type(format)))
+}
+
+/// Checks the stated size of an image before its pixels are decoded.
+fn check_dimensions(w: usize, h: usize) -> Result<(), ResizeError> {
+    if w == 0 || h == 0 {
+        return Err(ResizeError::Decode("empty image".into()));
     }
+    if w.saturating_mul(h) > PIXELS_MAX {
+        return Err(ResizeError::TooLarge);
+    }
+    Ok(())
+}
+
+fn decode_zune(format: ImageFormat, data: &[u8]) -> Result<zune_image::image::Image, ResizeError> {
     let options = DecoderOptions::default()
         .set_max_width(1 << 16)
         .set_max_height(1 << 16);
@@ -90,27 +138,105 @@ pub fn resize(
     let (w, h) = decoder
         .dimensions()
         .ok_or_else(|| ResizeError::Decode("no dimensions".into()))?;
-    if w == 0 || h == 0 {
-        return Err(ResizeError::Decode("empty image".into()));
-    }
-    if w.saturating_mul(h) > PIXELS_MAX {
-        return Err(ResizeError::TooLarge);
-    }
-    let mut image = decoder
+    check_dimensions(w, h)?;
+    decoder
         .decode()
-        .map_err(|e| ResizeError::Decode(format!("{e:?}")))?;
-    let (tw, th) = match (want_w, want_h) {
-        (0, th) => (((w * th) as f64 / h as f64).round().max(1.0) as usize, th),
-        (tw, 0) => (tw, ((h * tw) as f64 / w as f64).round().max(1.0) as usize),
-        both => both,
+        .map_err(|e| ResizeError::Decode(format!("{e:?}")))
+}
+
+/// WebP (still images; an animation is served unchanged).
+fn decode_webp(data: &[u8]) -> Result<zune_image::image::Image, ResizeError> {
+    use zune_core::colorspace::ColorSpace;
+    let bad = |e: image_webp::DecodingError| ResizeError::Decode(e.to_string());
+    let mut decoder = image_webp::WebPDecoder::new(std::io::Cursor::new(data)).map_err(bad)?;
+    if decoder.is_animated() {
+        return Err(ResizeError::Unsupported);
+    }
+    let (w, h) = decoder.dimensions();
+    check_dimensions(w as usize, h as usize)?;
+    let size = decoder
+        .output_buffer_size()
+        .ok_or_else(|| ResizeError::Decode("image too large".into()))?;
+    let mut pixels = vec![0u8; size];
+    decoder.read_image(&mut pixels).map_err(bad)?;
+    let colors = if decoder.has_alpha() {
+        ColorSpace::RGBA
+    } else {
+        ColorSpace::RGB
     };
-    zune_imageprocs::resize::Resize::new(tw, th, zune_imageprocs::resize::ResizeMethod::Lanczos3)
-        .execute(&mut image)
+    Ok(zune_image::image::Image::from_u8(
+        &pixels, w as usize, h as usize, colors,
+    ))
+}
+
+/// Lossless WebP of the first frame (RGB, or RGBA when the image has alpha).
+fn encode_webp(image: &mut zune_image::image::Image) -> Result<Vec<u8>, ResizeError> {
+    use zune_core::colorspace::ColorSpace;
+    let alpha = image.colorspace().has_alpha();
+    let (target, color) = if alpha {
+        (ColorSpace::RGBA, image_webp::ColorType::Rgba8)
+    } else {
+        (ColorSpace::RGB, image_webp::ColorType::Rgb8)
+    };
+    image
+        .convert_color(target)
         .map_err(|e| ResizeError::Decode(format!("{e:?}")))?;
-    let out = image
-        .write_to_vec(format)
+    let (w, h) = image.dimensions();
+    let frames = image.flatten_to_u8();
+    let pixels = frames
+        .first()
+        .ok_or_else(|| ResizeError::Decode("no frame".into()))?;
+    let mut out = Vec::new();
+    image_webp::WebPEncoder::new(&mut out)
+        .encode(pixels, w as u32, h as u32, color)
+        .map_err(|e| ResizeError::Decode(e.to_string()))?;
+    Ok(out)
+}
+
+/// The first frame as a BMP (see `bmp_from_rgb`).
+fn encode_bmp(image: &mut zune_image::image::Image) -> Result<Vec<u8>, ResizeError> {
+    image
+        .convert_color(zune_core::colorspace::ColorSpace::RGB)
         .map_err(|e| ResizeError::Decode(format!("{e:?}")))?;
-    Ok((out, content_type(format)))
+    let (w, h) = image.dimensions();
+    let frames = image.flatten_to_u8();
+    let rgb = frames
+        .first()
+        .ok_or_else(|| ResizeError::Decode("no frame".into()))?;
+    Ok(bmp_from_rgb(w, h, rgb))
+}
+
+/// A 24-bit bottom-up BMP (BITMAPINFOHEADER, no compression) of interleaved RGB pixels.
+pub fn bmp_from_rgb(w: usize, h: usize, rgb: &[u8]) -> Vec<u8> {
+    const HEADERS_BYTES: usize = 14 + 40;
+    assert_eq!(rgb.len(), w * h * 3, "RGB frame of the stated size");
+    let row = (w * 3).div_ceil(4) * 4;
+    let size = HEADERS_BYTES + row * h;
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(b"BM");
+    out.extend_from_slice(&(size as u32).to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&(HEADERS_BYTES as u32).to_le_bytes());
+    out.extend_from_slice(&40u32.to_le_bytes());
+    out.extend_from_slice(&(w as i32).to_le_bytes());
+    out.extend_from_slice(&(h as i32).to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&24u16.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&((row * h) as u32).to_le_bytes());
+    out.extend_from_slice(&2835u32.to_le_bytes());
+    out.extend_from_slice(&2835u32.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    for y in (0..h).rev() {
+        let line = &rgb[y * w * 3..(y + 1) * w * 3];
+        for px in line.chunks_exact(3) {
+            out.extend_from_slice(&[px[2], px[1], px[0]]);
+        }
+        out.resize(out.len() + row - w * 3, 0);
+    }
+    assert_eq!(out.len(), size, "BMP size as announced in its header");
+    out
 }
 
 #[cfg(test)]

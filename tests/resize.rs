@@ -1,4 +1,4 @@
-//! Image resize (issue 6, item 2): `?width=&height=` on JPEG and PNG gives an image of the
+//! Image resize (issue 6, item 2): `?width=&height=` on JPEG, PNG, WebP, BMP gives an image of the
 //! asked size in the source format (0 keeps the aspect ratio), clamped to image_max_*;
 //! GIF and non-images come back unchanged (never an empty 200); negative or absurd sizes are
 //! 400; a decompression bomb is refused from its headers; variants are cached on disk and a
@@ -64,6 +64,39 @@ fn png_and_jpeg_are_resized_in_their_own_format() {
     assert_eq!(dims(&body), (32, 16));
     let (_, _, body) = get_bytes(&s, &format!("{jpg}?width=20&height=30&download=0"));
     assert_eq!(dims(&body), (20, 30));
+}
+
+#[test]
+fn webp_and_bmp_are_resized_in_their_own_format() {
+    let s = Server::start(json!({}));
+    let rgb: Vec<u8> = (0..40 * 20 * 3).map(|i| (i * 7 % 251) as u8).collect();
+    let mut webp_bytes = Vec::new();
+    image_webp::WebPEncoder::new(&mut webp_bytes)
+        .encode(&rgb, 40, 20, image_webp::ColorType::Rgb8)
+        .unwrap();
+    let webp = path_of(&upload_json(&s, "a.webp", &webp_bytes));
+    let (code, ct, body) = get_bytes(&s, &format!("{webp}?width=10&download=0"));
+    assert_eq!((code, ct.as_str()), (200, "image/webp"));
+    let decoded = image_webp::WebPDecoder::new(std::io::Cursor::new(&body)).expect("a WebP");
+    assert_eq!(decoded.dimensions(), (10, 5));
+    let pixels: Vec<u8> = (0..30 * 12 * 3).map(|i| (i * 13 % 253) as u8).collect();
+    let bmp = path_of(&upload_json(
+        &s,
+        "a.bmp",
+        &fastdfs::image::bmp_from_rgb(30, 12, &pixels),
+    ));
+    let (code, ct, body) = get_bytes(&s, &format!("{bmp}?height=6&download=0"));
+    assert_eq!((code, ct.as_str()), (200, "image/bmp"));
+    assert_eq!(
+        ImageFormat::guess_format(ZCursor::new(&body[..])).map(|f| f.0),
+        Some(ImageFormat::BMP)
+    );
+    assert_eq!(dims(&body), (15, 6));
+    // A BMP that is cut short is served as stored, never as an empty 200.
+    let broken = fastdfs::image::bmp_from_rgb(30, 12, &pixels)[..100].to_vec();
+    let p = path_of(&upload_json(&s, "cut.bmp", &broken));
+    let (code, _, body) = get_bytes(&s, &format!("{p}?width=10"));
+    assert!(code == 200 && body == broken || code == 422, "{code}");
 }
 
 #[test]
