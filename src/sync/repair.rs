@@ -16,6 +16,8 @@ const FIRST_RUN: Duration = Duration::from_secs(180);
 const PERIOD: Duration = Duration::from_secs(3600);
 /// Timeout of one listing call to a peer.
 const LIST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Queue operations outstanding at once (they share group commits).
+const SUBMITS_IN_FLIGHT: usize = 256;
 /// md5s per `receive_md5s` call.
 const RECEIVE_BATCH: usize = 500;
 
@@ -113,20 +115,25 @@ async fn day_with_peer(w: &Worker, peer: &str, day: &str) -> std::io::Result<(us
         .collect();
     let ours_list = w.meta().md5s_by_date(day).map_err(std::io::Error::other)?;
     let ours: BTreeSet<&str> = ours_list.iter().map(String::as_str).collect();
-    let mut queued = 0;
-    for md5 in ours.difference(&theirs) {
-        queue(w, md5, peer, SyncKind::Put).await;
-        queued += 1;
-    }
+    let op = |md5: &str, kind| Op::Enqueue {
+        md5: md5.to_string(),
+        peers: vec![peer.to_string()],
+        kind,
+    };
+    let mut ops: Vec<Op> = ours
+        .difference(&theirs)
+        .map(|md5| op(md5, SyncKind::Put))
+        .collect();
     let mut wanted = Vec::new();
     for md5 in theirs.difference(&ours) {
         if w.meta().tombstone(md5).ok().flatten().is_some() {
-            queue(w, md5, peer, SyncKind::Delete).await;
-            queued += 1;
+            ops.push(op(md5, SyncKind::Delete));
         } else if w.meta().get(md5).ok().flatten().is_none() {
             wanted.push(md5.to_string());
         }
     }
+    let queued = ops.len();
+    submit_all(w, ops).await;
     for batch in wanted.chunks(RECEIVE_BATCH) {
         let form = [("md5s".to_string(), batch.join(","))];
         w.sync
@@ -137,35 +144,18 @@ async fn day_with_peer(w: &Worker, peer: &str, day: &str) -> std::io::Result<(us
     Ok((queued, wanted.len()))
 }
 
-async fn queue(w: &Worker, md5: &str, peer: &str, kind: SyncKind) {
-    let op = Op::Enqueue {
-        md5: md5.to_string(),
-        peers: vec![peer.to_string()],
-        kind,
-    };
-    if let Err(e) = w.meta().submit(op).await {
-        tracing::error!(md5, cause = %e, "queueing for a peer failed");
-    }
-}
-
 /// Queues every known md5 of `md5s` for all peers (`receive_md5s`, `sync?force=1`).
 pub async fn push_all(w: &Worker, md5s: &[String]) -> usize {
     let peers = w.config().peers.clone();
     if peers.is_empty() {
         return 0;
     }
-    let mut n = 0;
-    for md5 in md5s {
-        let op = Op::Enqueue {
-            md5: md5.clone(),
-            peers: peers.clone(),
-            kind: SyncKind::Put,
-        };
-        if let Ok(crate::store::meta::OpResult::Done) = w.meta().submit(op).await {
-            n += 1;
-        }
-    }
-    n
+    let ops = md5s.iter().map(|md5| Op::Enqueue {
+        md5: md5.clone(),
+        peers: peers.clone(),
+        kind: SyncKind::Put,
+    });
+    submit_all(w, ops.collect()).await
 }
 
 /// `sync?date=`: re-announce a day's files to peers; without `force` only to peers missing
@@ -175,7 +165,7 @@ pub async fn sync_day(w: &Worker, day: &str, force: bool) -> usize {
         return 0;
     };
     let peers = w.config().peers.clone();
-    let mut n = 0;
+    let mut ops = Vec::new();
     for md5 in md5s {
         let Ok(Some(info)) = w.meta().get(&md5) else {
             continue;
@@ -186,17 +176,33 @@ pub async fn sync_day(w: &Worker, day: &str, force: bool) -> usize {
             .filter(|p| force || !known.contains(p))
             .cloned()
             .collect();
-        if targets.is_empty() {
-            continue;
-        }
-        let op = Op::Enqueue {
-            md5,
-            peers: targets,
-            kind: SyncKind::Put,
-        };
-        if w.meta().submit(op).await.is_ok() {
-            n += 1;
+        if !targets.is_empty() {
+            ops.push(Op::Enqueue {
+                md5,
+                peers: targets,
+                kind: SyncKind::Put,
+            });
         }
     }
-    n
+    submit_all(w, ops).await
+}
+
+/// Submits ops with up to `SUBMITS_IN_FLIGHT` outstanding, so they share group commits.
+/// Returns how many were applied.
+async fn submit_all(w: &Worker, ops: Vec<Op>) -> usize {
+    let mut applied = 0;
+    let mut ops = ops.into_iter().peekable();
+    while ops.peek().is_some() {
+        let window: Vec<Op> = ops.by_ref().take(SUBMITS_IN_FLIGHT).collect();
+        let calls = window.into_iter().map(|op| {
+            let meta = w.shared.meta.clone();
+            async move { meta.submit(op).await }
+        });
+        applied += super::futures_join_all(calls)
+            .await
+            .into_iter()
+            .filter(|r| matches!(r, Ok(crate::store::meta::OpResult::Done)))
+            .count();
+    }
+    applied
 }
