@@ -79,7 +79,11 @@ impl Wake {
             if self.generation.get() != seen {
                 std::task::Poll::Ready(())
             } else {
-                self.waiters.borrow_mut().push(cx.waker().clone());
+                // One entry per waiting task (a task polled again must not add another).
+                let mut waiters = self.waiters.borrow_mut();
+                if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                    waiters.push(cx.waker().clone());
+                }
                 std::task::Poll::Pending
             }
         });
@@ -585,5 +589,67 @@ async fn commit(w: &Worker, info: FileInfo, written: write::Written) -> Fetch {
             write::discard(written).await;
             Fetch::Retry(e.to_string())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waiting_task_leaves_one_waker_however_often_it_times_out() {
+        let ex = glommio::LocalExecutorBuilder::default()
+            .io_memory(256 << 10)
+            .make()
+            .expect("executor");
+        ex.run(async {
+            let wake = Wake::default();
+            for _ in 0..20 {
+                wake.wait(wake.generation(), Duration::from_millis(1)).await;
+            }
+            assert!(wake.waiters.borrow().len() <= 1, "waker list grows");
+            let seen = wake.generation();
+            wake.notify();
+            assert!(wake.waiters.borrow().is_empty());
+            // A notify before the wait is not lost.
+            let t = Instant::now();
+            wake.wait(seen, Duration::from_secs(5)).await;
+            assert!(t.elapsed() < Duration::from_secs(1));
+        });
+    }
+
+    #[test]
+    fn announcements_stay_under_files() {
+        let ok = FileInfo {
+            name: "a.txt".into(),
+            path: "files/default/20260101/10/00/1".into(),
+            md5: "0123456789abcdef0123456789abcdef".into(),
+            size: 1,
+            ..Default::default()
+        };
+        assert!(validate_announced(&ok).is_ok());
+        for path in [
+            "files/../etc",
+            "/etc",
+            "files/_tmp/x",
+            "files/a//b",
+            "files",
+        ] {
+            let bad = FileInfo {
+                path: path.into(),
+                ..ok.clone()
+            };
+            assert!(validate_announced(&bad).is_err(), "{path}");
+        }
+        let bad = FileInfo {
+            name: "../x".into(),
+            ..ok.clone()
+        };
+        assert!(validate_announced(&bad).is_err());
+        let bad = FileInfo {
+            md5: "short".into(),
+            ..ok
+        };
+        assert!(validate_announced(&bad).is_err());
     }
 }
