@@ -16,6 +16,7 @@ pub mod router;
 pub mod server;
 pub mod store;
 pub mod totp;
+pub mod tus;
 
 /// Version printed by `fastdfs version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
