@@ -910,3 +910,26 @@ fn auth_url_decides_creation_with_the_auth_token_header() {
     let url = ok.h("location").unwrap().to_string();
     assert_eq!(patch(&url, 0, b"abc", &[]).status, 204);
 }
+
+#[test]
+fn without_the_group_prefix_the_endpoint_is_big_upload() {
+    let s = tus_server(json!({"support_group_manage": false}));
+    let r = request(
+        "POST",
+        &s.url("/big/upload/"),
+        &[V, ("Upload-Length", "2")],
+        None,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let url = r.h("location").unwrap().to_string();
+    assert!(url.starts_with(&s.url("/big/upload/")), "{url}");
+    let r = patch(&url, 0, b"ok", &[]);
+    assert_eq!(r.status, 204, "{}", r.body);
+    let download = r.h("x-fastdfs-url").unwrap();
+    assert!(!download.contains("/group1/"), "{download}");
+    let (code, body) = call(agent().get(download));
+    assert_eq!((code, body.as_str()), (200, "ok"));
+    // The prefixed form is not a tus route then.
+    let r = request("POST", &s.url(CREATE), &[V, ("Upload-Length", "2")], None);
+    assert_ne!(r.status, 201);
+}
