@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of fastdfs-rs on a fresh Debian machine (as root): installs what the tests
-# drive (curl, wget, nginx for the ip_hash cluster test, fuse3 for LazyFS, util-linux for setpriv/prlimit, Debian's chromium and
-# playwright-core in tests/browser for the upload-page test), then `cargo test`.
+# drive (curl, wget, nginx for the ip_hash cluster test, fuse3 for LazyFS, util-linux for
+# setpriv/prlimit, Debian's chromium and playwright-core in tests/browser for the upload-page
+# test, tuspy for the tus tests), then `cargo test`.
 # The reference go-fastdfs binary is found through GO_FASTDFS_BIN (default: ../shared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,17 @@ if [ ! -f tests/browser/node_modules/playwright-core/package.json ]; then
   else
     echo "warning: npm missing; the browser test will be skipped" >&2
   fi
+fi
+
+# tests/tus.rs drives uploads with tuspy (the Python tus client, module tusclient).
+if ! python3 -c 'import tusclient' >/dev/null 2>&1; then
+  if ! python3 -m pip --version >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null && apt-get install -y -qq python3-pip >/dev/null || true
+  fi
+  python3 -m pip install -q tuspy >/dev/null 2>&1 \
+    || python3 -m pip install -q --break-system-packages tuspy >/dev/null 2>&1 \
+    || echo "warning: cannot install tuspy (pip install tuspy); the tus client tests will be skipped" >&2
 fi
 
 export GO_FASTDFS_BIN="${GO_FASTDFS_BIN:-$(cd .. && pwd)/shared/go-fastdfs/fileserver}"

@@ -79,12 +79,7 @@ pub fn peer_ip(url: &str) -> Option<IpAddr> {
 /// The client address used for access decisions. `forwarded` is the X-Real-IP value or the
 /// first X-Forwarded-For entry, honoured only when `socket` is a trusted proxy.
 pub fn client_ip(config: &Config, socket: IpAddr, forwarded: Option<&str>) -> IpAddr {
-    let trusted = config
-        .trusted_proxies
-        .iter()
-        .filter_map(|s| AddrRule::parse(s))
-        .any(|r| r.matches(socket));
-    if !trusted {
+    if !is_trusted_proxy(config, socket) {
         return canonical(socket);
     }
     forwarded
@@ -92,6 +87,15 @@ pub fn client_ip(config: &Config, socket: IpAddr, forwarded: Option<&str>) -> Ip
         .and_then(|v| v.trim().parse::<IpAddr>().ok())
         .map(canonical)
         .unwrap_or(canonical(socket))
+}
+
+/// Whether `socket` is a configured trusted proxy (whose forwarded headers count).
+pub fn is_trusted_proxy(config: &Config, socket: IpAddr) -> bool {
+    config
+        .trusted_proxies
+        .iter()
+        .filter_map(|s| AddrRule::parse(s))
+        .any(|r| r.matches(socket))
 }
 
 /// The client address of a request: X-Real-IP, else X-Forwarded-For, honoured only from a

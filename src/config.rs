@@ -27,6 +27,8 @@ pub const IDLE_TIMEOUT_S_DEFAULT: u64 = 60;
 pub const BODY_STALL_TIMEOUT_S_DEFAULT: u64 = 30;
 /// Default number of LMDB shards, fixed at first start.
 pub const SHARDS_DEFAULT: u32 = 16;
+/// Default lifetime of a tus upload without activity (and of a completed upload's state).
+pub const TUS_EXPIRE_SECONDS_DEFAULT: u64 = 24 * 3600;
 /// Default io_uring registered buffer per executor (small: must fit an 8 MiB memlock limit).
 pub const IO_MEMORY_BYTES_DEFAULT: u64 = 512 * 1024;
 
@@ -115,6 +117,8 @@ pub struct Config {
     /// Secret mixed into download tokens: md5(file_md5 + timestamp + secret). Generated on
     /// first start; empty = go-fastdfs' secret-less formula (forgeable; warned about).
     pub download_token_secret: String,
+    /// Seconds a tus upload lives after its last PATCH (then it is removed); 0 = the default.
+    pub tus_expire_seconds: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -316,7 +320,8 @@ pub fn default_file_text() -> String {
         "file_cache_bytes": 8 * 1024 * 1024,
         "shutdown_grace": 10,
         "trusted_proxies": [],
-        "download_token_secret": random_hex(16)
+        "download_token_secret": random_hex(16),
+        "tus_expire_seconds": TUS_EXPIRE_SECONDS_DEFAULT
     });
     let mut s = serde_json::to_string_pretty(&v).expect("static JSON serializes");
     s.push('\n');
@@ -465,6 +470,7 @@ const KNOWN_KEYS: &[&str] = &[
     "shutdown_grace",
     "trusted_proxies",
     "download_token_secret",
+    "tus_expire_seconds",
 ];
 
 /// Parses cfg.json text. `path` is only used in messages.
@@ -571,6 +577,7 @@ pub fn parse(path: &Path, text: &str) -> Result<(Config, Vec<String>), ConfigErr
         shutdown_grace: r.uint("shutdown_grace", 10)?,
         trusted_proxies: r.strings("trusted_proxies", &[])?,
         download_token_secret: r.string("download_token_secret", "")?,
+        tus_expire_seconds: r.uint("tus_expire_seconds", TUS_EXPIRE_SECONDS_DEFAULT)?,
     };
     apply_defaults(&mut c);
     validate(&r, &c)?;
@@ -638,6 +645,9 @@ fn apply_defaults(c: &mut Config) {
     }
     if c.connections_per_worker_max == 0 {
         c.connections_per_worker_max = 10000;
+    }
+    if c.tus_expire_seconds == 0 {
+        c.tus_expire_seconds = TUS_EXPIRE_SECONDS_DEFAULT;
     }
 }
 

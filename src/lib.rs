@@ -17,6 +17,7 @@ pub mod server;
 pub mod store;
 pub mod sync;
 pub mod totp;
+pub mod tus;
 
 /// Version printed by `fastdfs version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

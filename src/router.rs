@@ -79,6 +79,12 @@ async fn dispatch(w: &Rc<Worker>, req: &mut Request<'_>) -> Result<Response, Api
             return download::handle(w, req).await;
         }
     };
+    if cfg.enable_tus {
+        if let Some(rest) = crate::tus::route(&name) {
+            req.route = "upload";
+            return Ok(crate::tus::handle(w, req, rest).await);
+        }
+    }
     req.route = route_label(&name);
     match name.as_str() {
         "/upload" => {

@@ -586,6 +586,9 @@ async fn worker_main(shared: Arc<Shared>, id: usize, workers: usize) -> Result<(
     }
     crate::sync::start(worker.clone());
     let flusher = glommio::spawn_local(flush_access_log(worker.clone()));
+    if id == 0 && cfg.enable_tus {
+        glommio::spawn_local(crate::tus::expire_loop(worker.clone())).detach();
+    }
     while !shared.shutting_down() {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
             glommio::timer::sleep(Duration::from_millis(200)).await;

@@ -46,9 +46,7 @@ impl Hasher {
 
 pub struct TempFile {
     path: PathBuf,
-    file: Option<BufferedFile>,
-    pos: u64,
-    buf: Vec<u8>,
+    out: Option<Appender>,
     hasher: Option<Hasher>,
 }
 
@@ -65,29 +63,30 @@ fn random_name() -> String {
     crate::store::meta::hex(&b)
 }
 
-impl TempFile {
-    /// Creates `<root>/files/_tmp/<random>`.
-    pub async fn create(root: &Path, sha1: bool) -> io::Result<TempFile> {
-        let path = root.join("files").join("_tmp").join(random_name());
-        let file = BufferedFile::create(&path).await.map_err(io::Error::from)?;
-        Ok(TempFile {
-            path,
-            file: Some(file),
-            pos: 0,
+/// Sequential writes into an open file from a position, gathered into 1 MiB io_uring writes,
+/// with flush-behind. Used by temp files and by tus uploads (which resume at their offset).
+pub struct Appender {
+    file: BufferedFile,
+    pos: u64,
+    buf: Vec<u8>,
+}
+
+impl Appender {
+    /// Writes will start at `pos`.
+    pub fn new(file: BufferedFile, pos: u64) -> Appender {
+        Appender {
+            file,
+            pos,
             buf: Vec::with_capacity(WRITE_BUFFER_BYTES),
-            hasher: Some(Hasher::new(sha1)),
-        })
+        }
     }
 
+    /// The position after the last byte given to `write`.
     pub fn size(&self) -> u64 {
         self.pos + self.buf.len() as u64
     }
 
     pub async fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
-        self.hasher
-            .as_mut()
-            .expect("hasher until finish")
-            .update(data);
         while !data.is_empty() {
             let room = WRITE_BUFFER_BYTES - self.buf.len();
             let n = room.min(data.len());
@@ -104,10 +103,10 @@ impl TempFile {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let file = self.file.as_ref().expect("file until finish");
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(WRITE_BUFFER_BYTES));
         let len = chunk.len();
-        let n = file
+        let n = self
+            .file
             .write_at(chunk, self.pos)
             .await
             .map_err(io::Error::from)?;
@@ -120,28 +119,66 @@ impl TempFile {
         }
         self.pos += n as u64;
         if self.pos % FLUSH_BEHIND_BYTES < n as u64 && self.pos >= FLUSH_BEHIND_BYTES {
-            file.fdatasync().await.map_err(io::Error::from)?;
+            self.file.fdatasync().await.map_err(io::Error::from)?;
         }
         glommio::yield_if_needed().await;
         Ok(())
     }
 
     /// Flushes, fdatasyncs (through io_uring, so many uploads sync in parallel and the
-    /// filesystem can merge their flushes) and closes: the content is durable in the temp file.
-    /// `syncfs` per batch would flush fewer times, but it does not reach every filesystem (FUSE
-    /// ignores it: the LazyFS power-cut test catches that), so each file is fdatasynced.
-    pub async fn finish(mut self) -> io::Result<Written> {
+    /// filesystem can merge their flushes) and closes: every byte written is durable.
+    /// `syncfs` per batch would flush fewer times, but it does not reach every filesystem
+    /// (FUSE ignores it: the LazyFS power-cut test catches that), so each file is fdatasynced.
+    /// Returns the position after the last byte.
+    pub async fn finish(mut self) -> io::Result<u64> {
         self.flush().await?;
-        let file = self.file.take().expect("file until finish");
-        file.fdatasync().await.map_err(io::Error::from)?;
-        file.close().await.map_err(io::Error::from)?;
+        self.file.fdatasync().await.map_err(io::Error::from)?;
+        self.file.close().await.map_err(io::Error::from)?;
+        Ok(self.pos)
+    }
+
+    /// Closes without syncing (the bytes written are abandoned by the caller).
+    pub async fn abandon(self) {
+        let _ = self.file.close().await;
+    }
+}
+
+impl TempFile {
+    /// Creates `<root>/files/_tmp/<random>`.
+    pub async fn create(root: &Path, sha1: bool) -> io::Result<TempFile> {
+        let path = root.join("files").join("_tmp").join(random_name());
+        let file = BufferedFile::create(&path).await.map_err(io::Error::from)?;
+        Ok(TempFile {
+            path,
+            out: Some(Appender::new(file, 0)),
+            hasher: Some(Hasher::new(sha1)),
+        })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.out.as_ref().map_or(0, Appender::size)
+    }
+
+    pub async fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.hasher
+            .as_mut()
+            .expect("hasher until finish")
+            .update(data);
+        self.out
+            .as_mut()
+            .expect("file until finish")
+            .write(data)
+            .await
+    }
+
+    /// Flushes, fdatasyncs and closes (`Appender::finish`): the content is durable in the
+    /// temp file.
+    pub async fn finish(mut self) -> io::Result<Written> {
+        let out = self.out.take().expect("file until finish");
+        let size = out.finish().await?;
         let digest = self.hasher.take().expect("hasher until finish").hex();
         let tmp = std::mem::take(&mut self.path);
-        Ok(Written {
-            tmp,
-            digest,
-            size: self.pos,
-        })
+        Ok(Written { tmp, digest, size })
     }
 }
 
@@ -151,10 +188,10 @@ impl Drop for TempFile {
             return;
         }
         let path = std::mem::take(&mut self.path);
-        let file = self.file.take();
+        let out = self.out.take();
         glommio::spawn_local(async move {
-            if let Some(f) = file {
-                let _ = f.close().await;
+            if let Some(out) = out {
+                out.abandon().await;
             }
             let _ = glommio::io::remove(&path).await;
         })

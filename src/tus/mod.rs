@@ -1,0 +1,580 @@
+//! tus 1.0.0 resumable uploads at `G/big/upload/` when `enable_tus` is on (SPEC.md §12): the
+//! core protocol (HEAD, PATCH, OPTIONS) and the creation, creation-with-upload,
+//! creation-defer-length, termination, checksum (sha1, md5) and expiration extensions.
+//!
+//! Owns: the routes under `big/upload/`, mapping tus errors to HTTP (`TusError` ->
+//! `ApiError`, one place), the tus response headers, and the periodic expiry of stale uploads.
+//! `protocol` parses headers, `state` keeps uploads durable under `files/_big/`, `transfer`
+//! streams bodies to disk and completes uploads.
+//!
+//! Unlike go-fastdfs: metadata `filename`/`scene`/`path` go through the same validation as a
+//! multipart upload (`api::upload::Target`, SPEC.md §15 item 3), read_only and the scene's
+//! Google code are enforced, the completed file lands in the requested scene (item 22), GET of
+//! an id serves nothing (item 23), and 412 carries `Tus-Version` (item 41).
+
+pub mod protocol;
+pub mod state;
+mod transfer;
+
+use crate::api::upload::Target;
+use crate::api::Params;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::http::{BodyError, Request, Response};
+use crate::server::Worker;
+use protocol::TUS_VERSION;
+use state::{Info, Lock};
+use std::rc::Rc;
+use std::time::Duration;
+
+/// The path below the group prefix where tus lives.
+const ROUTE: &str = "/big/upload";
+/// Longest pause between two expiry sweeps.
+const SWEEP_EVERY_S_MAX: u64 = 60;
+/// Granularity at which the sweeper notices shutdown.
+const SWEEP_TICK: Duration = Duration::from_millis(200);
+/// CORS: what a browser client may read and send (the router adds the origin itself).
+const EXPOSE_HEADERS: &str = "Upload-Offset, Location, Upload-Length, Tus-Version, \
+    Tus-Resumable, Tus-Max-Size, Tus-Extension, Tus-Checksum-Algorithm, Upload-Metadata, \
+    Upload-Defer-Length, Upload-Expires, X-Fastdfs-Url, X-Fastdfs-Md5";
+const ALLOW_HEADERS: &str = "Origin, X-Requested-With, Content-Type, Upload-Length, \
+    Upload-Offset, Tus-Resumable, Upload-Metadata, Upload-Defer-Length, Upload-Checksum, \
+    X-HTTP-Method-Override, Auth-Token";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TusError {
+    #[error("unsupported version")]
+    Version,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("upload not found")]
+    NotFound,
+    /// The data file vanished under an existing upload (crash right after completion).
+    #[error("upload not found")]
+    DataMissing,
+    #[error("method not allowed")]
+    Method,
+    #[error("Upload-Offset {given} does not match the upload's offset {actual}")]
+    Offset { given: u64, actual: u64 },
+    #[error("another request is writing this upload")]
+    Locked,
+    #[error("Content-Type must be application/offset+octet-stream")]
+    MediaType,
+    #[error("checksum mismatch")]
+    ChecksumMismatch,
+    #[error("upload larger than its Upload-Length or the size limit")]
+    TooLarge,
+    /// Validation, access and storage errors shared with the other routes.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+impl From<std::io::Error> for TusError {
+    fn from(e: std::io::Error) -> TusError {
+        TusError::Api(e.into())
+    }
+}
+
+impl From<BodyError> for TusError {
+    fn from(e: BodyError) -> TusError {
+        TusError::Api(e.into())
+    }
+}
+
+/// The one mapping of tus errors to HTTP statuses (bodies are a line of text, as tusd).
+impl From<TusError> for ApiError {
+    fn from(e: TusError) -> ApiError {
+        let http = match &e {
+            TusError::Version => 412,
+            TusError::BadRequest(_) => 400,
+            TusError::NotFound | TusError::DataMissing => 404,
+            TusError::Method => 405,
+            TusError::Offset { .. } => 409,
+            TusError::Locked => 423,
+            TusError::MediaType => 415,
+            TusError::ChecksumMismatch => 460,
+            TusError::TooLarge => 413,
+            TusError::Api(_) => 0,
+        };
+        match e {
+            TusError::Api(api) => api,
+            other => ApiError::Text {
+                http,
+                body: format!("{other}\n"),
+            },
+        }
+    }
+}
+
+fn bad(message: &str) -> TusError {
+    TusError::BadRequest(message.to_string())
+}
+
+/// The upload id or "" (the creation URL) when `name` (a path below the group prefix) is a
+/// tus route.
+pub fn route(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix(ROUTE)?;
+    if rest.is_empty() {
+        return Some("");
+    }
+    rest.strip_prefix('/')
+}
+
+/// Upload lifetime in seconds (`tus_expire_seconds`).
+pub fn lifetime_s(cfg: &Config) -> i64 {
+    cfg.tus_expire_seconds.min(i64::MAX as u64 / 2) as i64
+}
+
+/// Answers one request to `G/big/upload/<rest>`; every answer carries `Tus-Resumable`.
+pub async fn handle(w: &Worker, req: &mut Request<'_>, rest: &str) -> Response {
+    let cfg = w.config();
+    let method = match req.head.header_str("x-http-method-override") {
+        Some(m) if req.head.method() == "POST" => m.trim().to_ascii_uppercase(),
+        _ => req.head.method().to_string(),
+    };
+    let mut resp = dispatch(w, req, &method, rest)
+        .await
+        .unwrap_or_else(|e| ApiError::from(e).into_response());
+    resp.set("Tus-Resumable", TUS_VERSION);
+    resp.set("X-Content-Type-Options", "nosniff");
+    match resp.status {
+        412 => resp.set("Tus-Version", TUS_VERSION),
+        405 if rest.is_empty() => resp.set("Allow", "OPTIONS, POST"),
+        405 => resp.set("Allow", "OPTIONS, HEAD, PATCH, DELETE"),
+        _ => {}
+    }
+    if resp.status == 204 {
+        resp.no_content_length = true;
+    }
+    if cfg.enable_cross_origin {
+        resp.set("Access-Control-Expose-Headers", EXPOSE_HEADERS);
+    }
+    resp
+}
+
+async fn dispatch(
+    w: &Worker,
+    req: &mut Request<'_>,
+    method: &str,
+    rest: &str,
+) -> Result<Response, TusError> {
+    match method {
+        "OPTIONS" => return Ok(options(&w.config())),
+        "GET" => return Err(TusError::Method),
+        _ => {}
+    }
+    if req.head.header_str("tus-resumable").map(str::trim) != Some(TUS_VERSION) {
+        return Err(TusError::Version);
+    }
+    if rest.is_empty() {
+        return match method {
+            "POST" => create(w, req).await,
+            _ => Err(TusError::Method),
+        };
+    }
+    if !protocol::valid_id(rest) {
+        return Err(TusError::NotFound);
+    }
+    match method {
+        "HEAD" => head(w, rest).await,
+        "PATCH" => patch(w, req, rest).await,
+        "DELETE" => terminate(w, rest).await,
+        _ => Err(TusError::Method),
+    }
+}
+
+/// Discovery (and CORS preflight).
+fn options(cfg: &Config) -> Response {
+    let mut r = Response::new(204);
+    r.set("Tus-Version", TUS_VERSION);
+    r.set("Tus-Extension", protocol::EXTENSIONS);
+    r.set("Tus-Checksum-Algorithm", protocol::CHECKSUM_ALGORITHMS);
+    if cfg.upload_max_bytes > 0 {
+        r.set("Tus-Max-Size", cfg.upload_max_bytes.to_string());
+    }
+    if cfg.enable_cross_origin {
+        r.set(
+            "Access-Control-Allow-Methods",
+            "POST, GET, HEAD, PATCH, DELETE, OPTIONS",
+        );
+        r.set("Access-Control-Allow-Headers", ALLOW_HEADERS);
+        r.set("Access-Control-Max-Age", "86400");
+    }
+    r
+}
+
+/// The upload, if it exists and has not expired.
+async fn live(w: &Worker, id: &str) -> Result<Info, TusError> {
+    match state::load(w.dir(), id).await? {
+        Some(info) if !info.expired(state::now()) => Ok(info),
+        _ => Err(TusError::NotFound),
+    }
+}
+
+fn read_only(cfg: &Config) -> Result<(), TusError> {
+    if cfg.read_only {
+        return Err(ApiError::fail(403, "(error) readonly").into());
+    }
+    Ok(())
+}
+
+/// A declared length: not zero (like an empty multipart upload), within `upload_max_bytes`.
+fn check_length(cfg: &Config, length: u64) -> Result<u64, TusError> {
+    if length == 0 {
+        return Err(ApiError::fail(400, "file size is zero").into());
+    }
+    if cfg.upload_max_bytes > 0 && length > cfg.upload_max_bytes {
+        return Err(TusError::TooLarge);
+    }
+    Ok(length)
+}
+
+fn header<'r>(req: &'r Request<'_>, name: &str) -> Option<&'r str> {
+    req.head.header_str(name).map(str::trim)
+}
+
+fn checksum_of(req: &Request<'_>) -> Result<Option<protocol::Checksum>, TusError> {
+    header(req, "upload-checksum")
+        .map(protocol::parse_checksum)
+        .transpose()
+}
+
+/// Where the upload's bytes go, from its metadata, by the rules of multipart uploads:
+/// `filename` is the client's file name (a single path component: a path is refused, not
+/// reduced to its last part), `scene`, `path` and `code` are the form fields of the same names.
+fn target_of(cfg: &Config, metadata: &[(String, String)]) -> Result<Target, TusError> {
+    let get = |key: &str| {
+        metadata
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    let filename = get("filename").unwrap_or("");
+    if !filename.is_empty() {
+        crate::store::names::check_component(filename)
+            .map_err(|e| ApiError::fail(400, format!("invalid file name: {e}")))?;
+    }
+    let mut fields = Params::default();
+    for key in ["scene", "path", "code"] {
+        if let Some(v) = get(key) {
+            fields.0.push((key.to_string(), v.to_string()));
+        }
+    }
+    Ok(Target::check(cfg, &fields, filename)?)
+}
+
+/// `Upload-Length` xor `Upload-Defer-Length: 1`.
+fn length_of(cfg: &Config, req: &Request<'_>) -> Result<Option<u64>, TusError> {
+    match (
+        header(req, "upload-length"),
+        header(req, "upload-defer-length"),
+    ) {
+        (Some(l), None) => {
+            let l = protocol::parse_u64(l).ok_or_else(|| bad("invalid Upload-Length"))?;
+            check_length(cfg, l).map(Some)
+        }
+        (None, Some("1")) => Ok(None),
+        (None, Some(_)) => Err(bad("Upload-Defer-Length must be 1")),
+        (None, None) => Err(bad("Upload-Length or Upload-Defer-Length: 1 is required")),
+        (Some(_), Some(_)) => Err(bad(
+            "Upload-Length and Upload-Defer-Length are mutually exclusive",
+        )),
+    }
+}
+
+/// POST: creation (and creation-with-upload). Everything is validated before anything is
+/// stored.
+async fn create(w: &Worker, req: &mut Request<'_>) -> Result<Response, TusError> {
+    let cfg = w.config();
+    read_only(&cfg)?;
+    if !cfg.auth_url.is_empty() && crate::auth::token(req).is_none() {
+        return Err(crate::api::upload::auth_fail().into());
+    }
+    if req.head.header("upload-concat").is_some() {
+        return Err(bad("concatenation is not supported"));
+    }
+    let length = length_of(&cfg, req)?;
+    let raw_metadata = header(req, "upload-metadata").unwrap_or("").to_string();
+    let metadata = protocol::parse_metadata(&raw_metadata)?;
+    let with_upload = req.content_length() != Some(0);
+    if with_upload && !protocol::is_offset_octet_stream(header(req, "content-type")) {
+        return Err(TusError::MediaType);
+    }
+    let checksum = checksum_of(req)?;
+    let target = target_of(&cfg, &metadata)?;
+    if !cfg.auth_url.is_empty() && !crate::auth::allowed(w, req, &metadata).await {
+        return Err(crate::api::upload::auth_fail().into());
+    }
+    let id = state::new_id();
+    let _lock = Lock::try_take(&id).expect("a new random id is free");
+    state::create_data(w.dir(), &id).await?;
+    let now = state::now();
+    let mut info = Info {
+        id,
+        length,
+        offset: 0,
+        metadata: raw_metadata,
+        target,
+        created: now,
+        expires: now + lifetime_s(&cfg),
+        completed: None,
+    };
+    if let Err(e) = state::save(w.dir(), &info).await {
+        let _ = state::remove(w.dir(), &info.id).await;
+        return Err(e.into());
+    }
+    let mut r = Response::new(201);
+    r.set("Location", location(&cfg, req, &info.id));
+    if with_upload {
+        if let Err(e) = receive_and_advance(w, req, &mut info, checksum, false).await {
+            // The client never learns this upload's URL: nobody could resume it.
+            let _ = state::remove(w.dir(), &info.id).await;
+            return Err(e);
+        }
+        r.set("Upload-Offset", info.offset.to_string());
+    }
+    progress_headers(&mut r, &info);
+    Ok(r)
+}
+
+/// Streams the body into the upload and records the new offset (or completion). A body cut
+/// short keeps what arrived, then reports why it ended.
+async fn receive_and_advance(
+    w: &Worker,
+    req: &mut Request<'_>,
+    info: &mut Info,
+    checksum: Option<protocol::Checksum>,
+    length_declared: bool,
+) -> Result<(), TusError> {
+    let mut received = transfer::receive(w, req, info, checksum).await?;
+    let cut = received.cut.take();
+    transfer::advance(w, info, received, length_declared).await?;
+    match cut {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// `Upload-Expires` and, once complete, where the stored file is.
+fn progress_headers(r: &mut Response, info: &Info) {
+    let expires = std::time::UNIX_EPOCH + Duration::from_secs(info.expires.max(0) as u64);
+    r.set("Upload-Expires", httpdate::fmt_http_date(expires));
+    if let Some(done) = &info.completed {
+        r.set("X-Fastdfs-Md5", done.md5.clone());
+        r.set("X-Fastdfs-Url", done.url.clone());
+    }
+}
+
+async fn head(w: &Worker, id: &str) -> Result<Response, TusError> {
+    let info = live(w, id).await?;
+    let mut r = Response::new(200);
+    r.set("Upload-Offset", info.offset.to_string());
+    match info.length {
+        Some(l) => r.set("Upload-Length", l.to_string()),
+        None => r.set("Upload-Defer-Length", "1"),
+    }
+    if !info.metadata.is_empty() {
+        r.set("Upload-Metadata", info.metadata.clone());
+    }
+    r.set("Cache-Control", "no-store");
+    progress_headers(&mut r, &info);
+    Ok(r)
+}
+
+async fn patch(w: &Worker, req: &mut Request<'_>, id: &str) -> Result<Response, TusError> {
+    let cfg = w.config();
+    if !protocol::is_offset_octet_stream(header(req, "content-type")) {
+        return Err(TusError::MediaType);
+    }
+    let given = header(req, "upload-offset")
+        .and_then(protocol::parse_u64)
+        .ok_or_else(|| bad("missing or invalid Upload-Offset"))?;
+    let checksum = checksum_of(req)?;
+    read_only(&cfg)?;
+    let _lock = Lock::try_take(id).ok_or(TusError::Locked)?;
+    // Read under the lock: a PATCH that just finished has saved its offset.
+    let mut info = live(w, id).await?;
+    if given != info.offset {
+        return Err(TusError::Offset {
+            given,
+            actual: info.offset,
+        });
+    }
+    let declared = declare_length(&cfg, req, &mut info)?;
+    if info.completed.is_some() {
+        if req.content_length() != Some(0) {
+            return Err(TusError::TooLarge);
+        }
+    } else {
+        let result = receive_and_advance(w, req, &mut info, checksum, declared).await;
+        if let Err(TusError::DataMissing) = result {
+            let _ = state::remove(w.dir(), id).await;
+        }
+        result?;
+    }
+    let mut r = Response::new(204);
+    r.set("Upload-Offset", info.offset.to_string());
+    progress_headers(&mut r, &info);
+    Ok(r)
+}
+
+/// creation-defer-length: a PATCH may carry the `Upload-Length` that creation deferred.
+/// True when it set the length now.
+fn declare_length(cfg: &Config, req: &Request<'_>, info: &mut Info) -> Result<bool, TusError> {
+    let Some(value) = header(req, "upload-length") else {
+        return Ok(false);
+    };
+    let length = protocol::parse_u64(value).ok_or_else(|| bad("invalid Upload-Length"))?;
+    match info.length {
+        Some(known) if known == length => Ok(false),
+        Some(_) => Err(bad("Upload-Length cannot change")),
+        None if length < info.offset => Err(bad("Upload-Length is below the upload's offset")),
+        None => {
+            info.length = Some(check_length(cfg, length)?);
+            Ok(true)
+        }
+    }
+}
+
+/// DELETE (termination): the upload and its partial data are removed. The stored file of a
+/// completed upload stays (deleting stored files is `G/delete`).
+async fn terminate(w: &Worker, id: &str) -> Result<Response, TusError> {
+    read_only(&w.config())?;
+    let _lock = Lock::try_take(id).ok_or(TusError::Locked)?;
+    live(w, id).await?;
+    state::remove(w.dir(), id).await?;
+    Ok(Response::new(204))
+}
+
+/// Absolute URL of an upload from the request's Host, as tusd builds it; `X-Forwarded-Host`,
+/// `X-Forwarded-Proto` and `Forwarded` count only from a trusted proxy. A missing or odd Host
+/// falls back to this node's `host`.
+fn location(cfg: &Config, req: &Request<'_>, id: &str) -> String {
+    let path = format!("{}{ROUTE}/{id}", cfg.prefix());
+    let trusted = crate::access::is_trusted_proxy(cfg, req.peer.ip());
+    let forwarded = header(req, "forwarded").filter(|_| trusted);
+    let param = |name: &str| {
+        forwarded?
+            .split(',')
+            .next()?
+            .split(';')
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim_matches('"'))
+    };
+    let host = header(req, "x-forwarded-host")
+        .filter(|_| trusted)
+        .or_else(|| param("host"))
+        .or_else(|| header(req, "host"))
+        .filter(|h| valid_host(h));
+    let proto = header(req, "x-forwarded-proto")
+        .filter(|_| trusted)
+        .or_else(|| param("proto"))
+        .filter(|p| *p == "http" || *p == "https")
+        .unwrap_or(if cfg.enable_https { "https" } else { "http" });
+    match host {
+        Some(h) => format!("{proto}://{h}{path}"),
+        None => format!("{}{path}", cfg.host),
+    }
+}
+
+/// A Host value made of host-name/IP literal characters and a port only.
+fn valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+}
+
+/// Removes expired uploads (and a crash's orphan data files) every half lifetime, at most
+/// every minute; runs on one executor until shutdown.
+pub async fn expire_loop(w: Rc<Worker>) {
+    loop {
+        let lifetime = lifetime_s(&w.config());
+        let every = Duration::from_secs((lifetime as u64 / 2).clamp(1, SWEEP_EVERY_S_MAX));
+        let wake = std::time::Instant::now() + every;
+        while std::time::Instant::now() < wake {
+            if w.shutting_down() {
+                return;
+            }
+            glommio::timer::sleep(SWEEP_TICK).await;
+        }
+        match sweep(&w, lifetime).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "tus: expired uploads removed"),
+            Err(e) => tracing::warn!(cause = %e, "tus: expiry sweep failed"),
+        }
+    }
+}
+
+/// One pass over `files/_big/`; returns the number of uploads removed.
+async fn sweep(w: &Worker, lifetime: i64) -> std::io::Result<usize> {
+    let root = w.dir().to_path_buf();
+    let now = state::now();
+    let stale = glommio::executor()
+        .spawn_blocking(move || state::scan(&root, now, lifetime))
+        .await?;
+    let mut removed = 0;
+    for (id, orphan) in stale
+        .expired
+        .iter()
+        .map(|id| (id, false))
+        .chain(stale.orphans.iter().map(|id| (id, true)))
+    {
+        // An upload being written is not stale; check again under its lock.
+        let Some(_lock) = Lock::try_take(id) else {
+            continue;
+        };
+        let still_stale = match state::load(w.dir(), id).await {
+            Ok(Some(info)) => !orphan && info.expired(state::now()),
+            Ok(None) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::InvalidData,
+        };
+        if still_stale {
+            state::remove(w.dir(), id).await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("/big/upload"), Some(""));
+        assert_eq!(route("/big/upload/"), Some(""));
+        assert_eq!(route("/big/upload/abc"), Some("abc"));
+        assert_eq!(route("/big/uploads"), None);
+        assert_eq!(route("/upload"), None);
+    }
+
+    #[test]
+    fn hosts() {
+        assert!(valid_host("example.com:8080"));
+        assert!(valid_host("[::1]:80"));
+        assert!(!valid_host("evil.com/x"));
+        assert!(!valid_host("a b"));
+        assert!(!valid_host(""));
+    }
+
+    #[test]
+    fn error_statuses() {
+        let status = |e: TusError| ApiError::from(e).status();
+        assert_eq!(status(TusError::Version), 412);
+        assert_eq!(
+            status(TusError::Offset {
+                given: 1,
+                actual: 2
+            }),
+            409
+        );
+        assert_eq!(status(TusError::ChecksumMismatch), 460);
+        assert_eq!(status(TusError::Locked), 423);
+        assert_eq!(status(TusError::MediaType), 415);
+        assert_eq!(status(ApiError::fail(403, "x").into()), 403);
+    }
+}

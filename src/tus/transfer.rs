@@ -1,0 +1,204 @@
+//! Moving bytes: a PATCH (or creation-with-upload) body streamed into `<id>.bin` at the
+//! upload's offset, 1 MiB io_uring writes, fdatasynced before the new offset is saved; and the
+//! completion that turns a finished upload into an ordinary stored file through the same
+//! `api::upload::{Target::place, commit}` as a multipart upload (dedup, record, rename into
+//! the scene's directory).
+//!
+//! Memory per PATCH is bounded by the write buffer whatever the upload's size; the caller
+//! holds the upload's `state::Lock`.
+
+use super::protocol::{BodyDigest, Checksum};
+use super::state::{self, Completed, Info};
+use super::TusError;
+use crate::server::Worker;
+use crate::store::write::{Appender, Hasher, Written};
+use std::io;
+use std::path::Path;
+
+/// Bytes read per `read` when a completed upload's digest is computed from its file.
+const DIGEST_READ_BYTES: usize = 1 << 20;
+
+/// What one body brought.
+pub struct Received {
+    /// Position after the last durable byte of this body.
+    pub end: u64,
+    /// Digest of the whole upload, when this body carried all of it from offset 0.
+    pub whole_digest: Option<String>,
+    /// Why the body ended early, if it did (the bytes up to `end` were kept, as tus asks).
+    pub cut: Option<TusError>,
+}
+
+/// Most bytes the next body may carry: up to the upload's length, or (deferred length) up to
+/// `upload_max_bytes` when that is set.
+fn room(w: &Worker, info: &Info) -> u64 {
+    let max = w.config().upload_max_bytes;
+    match info.length {
+        Some(length) => length - info.offset,
+        None if max > 0 => max.saturating_sub(info.offset),
+        None => u64::MAX - info.offset,
+    }
+}
+
+/// Streams the request body to the upload's data file at `info.offset`. With a checksum, a
+/// body that does not match (or does not arrive whole) is discarded: nothing new is kept.
+pub async fn receive(
+    w: &Worker,
+    req: &mut crate::http::Request<'_>,
+    info: &Info,
+    checksum: Option<Checksum>,
+) -> Result<Received, TusError> {
+    let room = room(w, info);
+    if req.content_length().is_some_and(|n| n > room) {
+        return Err(TusError::TooLarge);
+    }
+    let path = state::data_path(w.dir(), &info.id);
+    let file = glommio::io::OpenOptions::new()
+        .write(true)
+        .buffered_open(&path)
+        .await
+        .map_err(|e| match io::Error::from(e) {
+            e if e.kind() == io::ErrorKind::NotFound => TusError::DataMissing,
+            e => e.into(),
+        })?;
+    let mut out = Appender::new(file, info.offset);
+    let mut body_digest = checksum.as_ref().map(|c| BodyDigest::new(c.algorithm));
+    let mut whole = (info.offset == 0).then(|| Hasher::new(w.config().use_sha1()));
+    let mut received = 0u64;
+    let cut = loop {
+        let piece = match req.chunk().await {
+            Ok(Some(piece)) => piece,
+            Ok(None) => break None,
+            Err(e) => break Some(TusError::from(e)),
+        };
+        received += piece.len() as u64;
+        if received > room {
+            out.abandon().await;
+            return Err(TusError::TooLarge);
+        }
+        if let Some(d) = body_digest.as_mut() {
+            d.update(&piece);
+        }
+        if let Some(h) = whole.as_mut() {
+            h.update(&piece);
+        }
+        if let Err(e) = out.write(&piece).await {
+            out.abandon().await;
+            return Err(e.into());
+        }
+    };
+    if let (Some(expected), Some(digest)) = (checksum, body_digest) {
+        if let Some(cut) = cut {
+            out.abandon().await;
+            return Err(cut);
+        }
+        if !digest.matches(&expected) {
+            out.abandon().await;
+            return Err(TusError::ChecksumMismatch);
+        }
+    }
+    let end = out.finish().await?;
+    assert_eq!(
+        end,
+        info.offset + received,
+        "every received byte was written"
+    );
+    let whole_digest = match whole {
+        Some(h) if cut.is_none() && info.length == Some(end) => Some(h.hex()),
+        _ => None,
+    };
+    Ok(Received {
+        end,
+        whole_digest,
+        cut,
+    })
+}
+
+/// Records what a body brought: completes the upload when it reached its length, else saves
+/// the new offset. The offset is saved only after the data is durable (`receive` synced it)
+/// and, at the end, only together with the completion: a failed completion leaves the
+/// previous offset, so the client sends the last piece again.
+pub async fn advance(
+    w: &Worker,
+    info: &mut Info,
+    received: Received,
+    length_declared: bool,
+) -> Result<(), TusError> {
+    assert!(received.end >= info.offset);
+    let complete = info.completed.is_none() && info.length == Some(received.end);
+    if received.end == info.offset && !length_declared && !complete {
+        return Ok(());
+    }
+    let mut next = info.clone();
+    next.offset = received.end;
+    next.expires = state::now() + super::lifetime_s(&w.config());
+    if complete {
+        next.completed = Some(self::complete(w, &next, received.whole_digest).await?);
+    }
+    state::save(w.dir(), &next).await?;
+    *info = next;
+    Ok(())
+}
+
+/// Turns the upload's data file into a stored file exactly like a multipart upload.
+async fn complete(w: &Worker, info: &Info, digest: Option<String>) -> Result<Completed, TusError> {
+    let cfg = w.config();
+    let length = info.length.expect("completion needs a known length");
+    assert_eq!(info.offset, length);
+    let path = state::data_path(w.dir(), &info.id);
+    let sha1 = cfg.use_sha1();
+    let settle_path = path.clone();
+    let digest = glommio::executor()
+        .spawn_blocking(move || settle(&settle_path, length, digest, sha1))
+        .await?;
+    let plan = info.target.place(&cfg, &digest, length, "")?;
+    let written = Written {
+        tmp: path,
+        digest,
+        size: length,
+    };
+    let record = crate::api::upload::commit(w, plan, written).await?;
+    let url = crate::api::file_result(&cfg, &record).url;
+    tracing::info!(id = %info.id, md5 = %record.md5, size = length, "tus upload completed");
+    Ok(Completed {
+        md5: record.md5,
+        url,
+    })
+}
+
+/// Blocking: cuts unacknowledged bytes past `length` (a deferred length declared shorter than
+/// a discarded body) and computes the digest when the PATCHes could not.
+fn settle(path: &Path, length: u64, digest: Option<String>, sha1: bool) -> io::Result<String> {
+    use std::io::Read;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
+    let size = file.metadata()?.len();
+    if size < length {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "tus data file {} is shorter than its offset",
+                path.display()
+            ),
+        ));
+    }
+    if size > length {
+        file.set_len(length)?;
+        file.sync_data()?;
+    }
+    if let Some(d) = digest {
+        return Ok(d);
+    }
+    let mut hasher = Hasher::new(sha1);
+    let mut buf = vec![0u8; DIGEST_READ_BYTES];
+    let mut reader = (&file).take(length);
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.hex())
+}

@@ -1,0 +1,950 @@
+//! tus 1.0.0 at `G/big/upload/` (SPEC.md §12, §15 items 3, 22, 23, 41), black-box against the
+//! real binary: a real tus client (tuspy, `tusclient`) for uploads and resumes, curl for the
+//! 1 GiB upload, and raw requests for each protocol rule (412, 409, 415, 460, 423, expiry...).
+//! Tests that need tuspy or curl say so and skip when they are missing
+//! (scripts/test-all.sh installs them).
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const CREATE: &str = "/group1/big/upload/";
+
+fn tus_server(overrides: Value) -> Server {
+    let mut cfg = json!({"enable_tus": true});
+    if let Value::Object(o) = overrides {
+        for (k, v) in o {
+            cfg[k] = v;
+        }
+    }
+    Server::start(cfg)
+}
+
+/// A response: status, lower-cased headers, body.
+struct Resp {
+    status: u16,
+    headers: HashMap<String, String>,
+    body: String,
+}
+
+impl Resp {
+    fn h(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+fn into_resp(r: ureq::Response) -> Resp {
+    let status = r.status();
+    let headers = r
+        .headers_names()
+        .into_iter()
+        .map(|n| {
+            let v = r.header(&n).unwrap_or("").to_string();
+            (n.to_ascii_lowercase(), v)
+        })
+        .collect();
+    let body = r.into_string().unwrap_or_default();
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// One request; `headers` are added as given (no Tus-Resumable unless listed).
+fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Resp {
+    let mut req = agent().request(method, url);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let sent = match body {
+        Some(b) => req.send_bytes(b),
+        None => req.call(),
+    };
+    match sent {
+        Ok(r) => into_resp(r),
+        Err(ureq::Error::Status(_, r)) => into_resp(r),
+        Err(e) => panic!("transport error: {e}"),
+    }
+}
+
+const V: (&str, &str) = ("Tus-Resumable", "1.0.0");
+const OCTETS: (&str, &str) = ("Content-Type", "application/offset+octet-stream");
+
+fn b64(s: &str) -> String {
+    fastdfs::tus::protocol::base64_encode(s.as_bytes())
+}
+
+/// `Upload-Metadata` from pairs.
+fn metadata(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k} {}", b64(v)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Creates an upload of `length` bytes; returns its absolute URL.
+fn create(s: &Server, length: usize, meta: &[(&str, &str)]) -> String {
+    let len = length.to_string();
+    let m = metadata(meta);
+    let r = request(
+        "POST",
+        &s.url(CREATE),
+        &[V, ("Upload-Length", &len), ("Upload-Metadata", &m)],
+        None,
+    );
+    assert_eq!(r.status, 201, "creation failed: {}", r.body);
+    assert_eq!(r.h("tus-resumable"), Some("1.0.0"));
+    r.h("location").expect("Location").to_string()
+}
+
+fn patch(url: &str, offset: u64, data: &[u8], extra: &[(&str, &str)]) -> Resp {
+    let off = offset.to_string();
+    let mut headers = vec![V, OCTETS, ("Upload-Offset", off.as_str())];
+    headers.extend_from_slice(extra);
+    request("PATCH", url, &headers, Some(data))
+}
+
+fn head(url: &str) -> Resp {
+    request("HEAD", url, &[V], None)
+}
+
+fn offset_of(url: &str) -> u64 {
+    let r = head(url);
+    assert_eq!(r.status, 200, "HEAD {url}");
+    r.h("upload-offset").unwrap().parse().unwrap()
+}
+
+fn id_of(url: &str) -> &str {
+    url.rsplit('/').next().unwrap()
+}
+
+/// Files of an upload in `files/_big/`.
+fn big_files(s: &Server, id: &str) -> Vec<PathBuf> {
+    let dir = s.dir.join("files/_big");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(id))
+        .collect()
+}
+
+/// Path of the stored file of a completed upload, from its record.
+fn stored_path(s: &Server, md5: &str) -> PathBuf {
+    let r = request(
+        "GET",
+        &s.url(&format!("/group1/get_file_info?md5={md5}")),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v: Value = serde_json::from_str(&r.body).unwrap();
+    let data = &v["data"];
+    let name = match data["rename"].as_str().unwrap() {
+        "" => data["name"].as_str().unwrap(),
+        n => n,
+    };
+    s.dir.join(data["path"].as_str().unwrap()).join(name)
+}
+
+fn tuspy_available() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import tusclient"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!(
+            "SKIP: python3 with tuspy (module tusclient) is not installed: pip install tuspy"
+        );
+    }
+    ok
+}
+
+fn curl_available() -> bool {
+    let ok = Command::new("curl").arg("--version").output().is_ok();
+    if !ok {
+        eprintln!("SKIP: curl is not installed");
+    }
+    ok
+}
+
+/// Runs a tuspy script (Python source) with arguments; returns its stdout lines.
+fn tuspy(script: &str, args: &[&str]) -> Vec<String> {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "tuspy failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// argv: endpoint, file, url-store db, stop_at (0 = all), checksum (0/1), then metadata
+/// key=value pairs. Prints the offset it started from, then the upload URL.
+const TUSPY_UPLOAD: &str = r#"
+import sys
+from tusclient import client
+from tusclient.storage import filestorage
+endpoint, path, db, stop_at, checksum = sys.argv[1:6]
+meta = dict(kv.split("=", 1) for kv in sys.argv[6:])
+c = client.TusClient(endpoint)
+up = c.uploader(path, chunk_size=256 * 1024, metadata=meta, store_url=True,
+                url_storage=filestorage.FileStorage(db), upload_checksum=checksum == "1")
+print(up.offset)
+up.upload(stop_at=int(stop_at) or None)
+print(up.url)
+"#;
+
+#[test]
+fn options_advertises_version_extensions_checksums_and_max_size() {
+    let s = tus_server(json!({"upload_max_bytes": 123456}));
+    let r = request("OPTIONS", &s.url(CREATE), &[], None);
+    assert!(r.status == 204 || r.status == 200, "{}", r.status);
+    assert_eq!(r.h("tus-resumable"), Some("1.0.0"));
+    assert_eq!(r.h("tus-version"), Some("1.0.0"));
+    let ext = r.h("tus-extension").unwrap();
+    for e in [
+        "creation",
+        "creation-with-upload",
+        "creation-defer-length",
+        "termination",
+        "checksum",
+        "expiration",
+    ] {
+        assert!(ext.split(',').any(|x| x == e), "{e} missing in {ext}");
+    }
+    assert_eq!(r.h("tus-checksum-algorithm"), Some("sha1,md5"));
+    assert_eq!(r.h("tus-max-size"), Some("123456"));
+}
+
+#[test]
+fn tuspy_upload_becomes_a_stored_file_in_its_scene_downloadable_with_range() {
+    if !tuspy_available() {
+        return;
+    }
+    let s = tus_server(json!({}));
+    let data = noise(700_000, 1);
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("report.bin");
+    std::fs::write(&file, &data).unwrap();
+    let db = tmp.path().join("urls.json");
+    let out = tuspy(
+        TUSPY_UPLOAD,
+        &[
+            &s.url(CREATE),
+            file.to_str().unwrap(),
+            db.to_str().unwrap(),
+            "0",
+            "0",
+            "filename=report.bin",
+            "scene=photos",
+        ],
+    );
+    let url = out.last().unwrap();
+    assert!(url.starts_with(&s.url(CREATE)), "{url}");
+    // HEAD of a completed upload: offset == length, and where the file went.
+    let h = head(url);
+    assert_eq!(h.status, 200);
+    assert_eq!(h.h("upload-offset"), Some("700000"));
+    assert_eq!(h.h("upload-length"), Some("700000"));
+    assert_eq!(h.h("cache-control"), Some("no-store"));
+    assert!(h.h("upload-expires").is_some());
+    let md5 = md5_hex(&data);
+    assert_eq!(h.h("x-fastdfs-md5"), Some(md5.as_str()));
+    // An ordinary file: in the requested scene (not default_scene: §15 item 22), found by the
+    // md5 second pass, downloadable with Range.
+    let path = stored_path(&s, &md5);
+    let rel = path.strip_prefix(s.dir.join("files")).unwrap();
+    assert!(rel.starts_with("photos"), "{}", rel.display());
+    assert!(rel.ends_with("report.bin"), "{}", rel.display());
+    assert_eq!(std::fs::read(&path).unwrap(), data);
+    let second = request(
+        "GET",
+        &s.url(&format!("/group1/upload?md5={md5}")),
+        &[],
+        None,
+    );
+    assert_eq!(second.status, 200, "{}", second.body);
+    let download = h.h("x-fastdfs-url").unwrap();
+    assert_eq!(second.body, download);
+    let ranged = agent()
+        .get(download)
+        .set("Range", "bytes=1000-1999")
+        .call()
+        .unwrap();
+    assert_eq!(ranged.status(), 206);
+    let mut got = Vec::new();
+    ranged.into_reader().read_to_end(&mut got).unwrap();
+    assert_eq!(got, &data[1000..2000]);
+    assert!(big_files(&s, id_of(url))
+        .iter()
+        .all(|p| p.extension().unwrap() == "info"));
+}
+
+#[test]
+fn tuspy_resumes_an_interrupted_upload_from_another_process() {
+    if !tuspy_available() {
+        return;
+    }
+    let s = tus_server(json!({}));
+    let data = noise(1_000_000, 2);
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("movie.bin");
+    std::fs::write(&file, &data).unwrap();
+    let db = tmp.path().join("urls.json");
+    let args = |stop: &'static str| {
+        vec![
+            s.url(CREATE),
+            file.to_str().unwrap().to_string(),
+            db.to_str().unwrap().to_string(),
+            stop.to_string(),
+            "1".to_string(),
+            "filename=movie.bin".to_string(),
+        ]
+    };
+    let first_args = args("524288");
+    let first = tuspy(
+        TUSPY_UPLOAD,
+        &first_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_eq!(first[0], "0");
+    let url = first.last().unwrap().clone();
+    assert_eq!(offset_of(&url), 524_288);
+    let second_args = args("0");
+    let second = tuspy(
+        TUSPY_UPLOAD,
+        &second_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_eq!(
+        second[0], "524288",
+        "the second process resumed at the offset"
+    );
+    assert_eq!(second.last().unwrap(), &url, "same upload");
+    let h = head(&url);
+    assert_eq!(h.h("upload-offset"), Some("1000000"));
+    let md5 = md5_hex(&data);
+    assert_eq!(h.h("x-fastdfs-md5"), Some(md5.as_str()));
+    assert_eq!(std::fs::read(stored_path(&s, &md5)).unwrap(), data);
+}
+
+/// Starts a stopped server again on its port. While it was down, an outgoing connection of a
+/// parallel test (or its curl) may have been given that port as its ephemeral local port,
+/// which makes bind fail until that connection ends: retried until a deadline.
+fn respawn(s: &mut Server) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !s.try_spawn() {
+        assert!(
+            s.stderr().contains("cannot listen") && Instant::now() < deadline,
+            "server did not start: {}",
+            s.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_partial_upload_survives_a_server_restart_and_a_crash() {
+    let mut s = tus_server(json!({}));
+    let data = noise(300_000, 3);
+    let url = create(&s, data.len(), &[("filename", "restart.bin")]);
+    let r = patch(&url, 0, &data[..100_000], &[]);
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(r.h("upload-offset"), Some("100000"));
+    assert!(r.h("upload-expires").is_some());
+    s.stop();
+    respawn(&mut s);
+    assert_eq!(offset_of(&url), 100_000);
+    // An acknowledged offset also survives a crash.
+    assert_eq!(
+        patch(&url, 100_000, &data[100_000..200_000], &[]).status,
+        204
+    );
+    s.kill();
+    respawn(&mut s);
+    assert_eq!(offset_of(&url), 200_000);
+    let r = patch(&url, 200_000, &data[200_000..], &[]);
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(r.h("upload-offset"), Some("300000"));
+    let md5 = md5_hex(&data);
+    assert_eq!(r.h("x-fastdfs-md5"), Some(md5.as_str()));
+    assert_eq!(std::fs::read(stored_path(&s, &md5)).unwrap(), data);
+}
+
+#[test]
+fn checksums_are_verified_and_a_mismatch_keeps_the_offset() {
+    use md5::Digest;
+    let s = tus_server(json!({}));
+    let data = noise(20_000, 4);
+    let url = create(&s, data.len(), &[("filename", "sum.bin")]);
+    let sha1 = fastdfs::tus::protocol::base64_encode(&sha1::Sha1::digest(&data[..10_000]));
+    let good = format!("sha1 {sha1}");
+    let r = patch(&url, 0, &data[..10_000], &[("Upload-Checksum", &good)]);
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(r.h("upload-offset"), Some("10000"));
+    // A body that does not match its checksum: 460, nothing kept.
+    let r = patch(&url, 10_000, &data[10_000..], &[("Upload-Checksum", &good)]);
+    assert_eq!(r.status, 460, "{}", r.body);
+    assert_eq!(r.h("tus-resumable"), Some("1.0.0"));
+    assert_eq!(offset_of(&url), 10_000);
+    // Unsupported algorithm: 400.
+    let r = patch(
+        &url,
+        10_000,
+        &data[10_000..],
+        &[("Upload-Checksum", "crc32 AAAAAA==")],
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(offset_of(&url), 10_000);
+    let md5 = fastdfs::tus::protocol::base64_encode(&md5::Md5::digest(&data[10_000..]));
+    let r = patch(
+        &url,
+        10_000,
+        &data[10_000..],
+        &[("Upload-Checksum", &format!("md5 {md5}"))],
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(r.h("upload-offset"), Some("20000"));
+    let stored = stored_path(&s, &md5_hex(&data));
+    assert_eq!(std::fs::read(stored).unwrap(), data);
+}
+
+#[test]
+fn termination_removes_the_upload_and_its_partial_data() {
+    let s = tus_server(json!({}));
+    let url = create(&s, 1000, &[("filename", "gone.bin")]);
+    assert_eq!(patch(&url, 0, &[7u8; 400], &[]).status, 204);
+    assert!(!big_files(&s, id_of(&url)).is_empty());
+    let r = request("DELETE", &url, &[V], None);
+    assert_eq!(r.status, 204);
+    assert_eq!(r.h("tus-resumable"), Some("1.0.0"));
+    assert!(big_files(&s, id_of(&url)).is_empty());
+    assert_eq!(head(&url).status, 404);
+    assert_eq!(patch(&url, 400, &[7u8; 600], &[]).status, 404);
+    assert_eq!(request("DELETE", &url, &[V], None).status, 404);
+}
+
+#[test]
+fn an_unsupported_version_is_412_with_tus_version() {
+    let s = tus_server(json!({}));
+    let r = request(
+        "POST",
+        &s.url(CREATE),
+        &[("Tus-Resumable", "0.2.2"), ("Upload-Length", "5")],
+        None,
+    );
+    assert_eq!(r.status, 412);
+    assert_eq!(r.h("tus-version"), Some("1.0.0"));
+    assert_eq!(r.h("tus-resumable"), Some("1.0.0"));
+    let url = create(&s, 5, &[]);
+    let r = request("HEAD", &url, &[], None);
+    assert_eq!(r.status, 412, "HEAD without Tus-Resumable");
+    assert_eq!(r.h("tus-version"), Some("1.0.0"));
+}
+
+#[test]
+fn a_wrong_offset_is_409_and_a_wrong_content_type_415() {
+    let s = tus_server(json!({}));
+    let url = create(&s, 10, &[("filename", "o.txt")]);
+    let r = patch(&url, 3, b"abc", &[]);
+    assert_eq!(r.status, 409, "{}", r.body);
+    let r = request(
+        "PATCH",
+        &url,
+        &[
+            V,
+            ("Upload-Offset", "0"),
+            ("Content-Type", "application/octet-stream"),
+        ],
+        Some(b"abc"),
+    );
+    assert_eq!(r.status, 415, "{}", r.body);
+    let r = request("PATCH", &url, &[V, OCTETS], Some(b"abc"));
+    assert_eq!(r.status, 400, "missing Upload-Offset: {}", r.body);
+    assert_eq!(offset_of(&url), 0);
+    // More than the declared length: 413, nothing kept.
+    assert_eq!(patch(&url, 0, &[1u8; 11], &[]).status, 413);
+    assert_eq!(offset_of(&url), 0);
+}
+
+#[test]
+fn creation_with_upload_and_deferred_length() {
+    let s = tus_server(json!({}));
+    let m = metadata(&[("filename", "with.txt")]);
+    let r = request(
+        "POST",
+        &s.url(CREATE),
+        &[V, OCTETS, ("Upload-Length", "11"), ("Upload-Metadata", &m)],
+        Some(b"hello"),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.h("upload-offset"), Some("5"));
+    let url = r.h("location").unwrap().to_string();
+    assert_eq!(patch(&url, 5, b" world", &[]).status, 204);
+    let stored = stored_path(&s, &md5_hex(b"hello world"));
+    assert!(stored.ends_with("with.txt"));
+
+    let r = request(
+        "POST",
+        &s.url(CREATE),
+        &[V, ("Upload-Defer-Length", "1")],
+        None,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let url = r.h("location").unwrap().to_string();
+    let h = head(&url);
+    assert_eq!(h.h("upload-defer-length"), Some("1"));
+    assert_eq!(h.h("upload-length"), None);
+    assert_eq!(patch(&url, 0, b"deferred ", &[]).status, 204);
+    let r = patch(&url, 9, b"length", &[("Upload-Length", "15")]);
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(r.h("upload-offset"), Some("15"));
+    // No filename: stored as <md5>.
+    let md5 = md5_hex(b"deferred length");
+    assert!(stored_path(&s, &md5).ends_with(&md5));
+}
+
+#[test]
+fn traversal_in_metadata_is_refused_and_nothing_lands_outside_files() {
+    let s = tus_server(json!({}));
+    let outside = s.dir.parent().unwrap().to_path_buf();
+    let marker = format!("tus_pwn_{}", std::process::id());
+    let bad: Vec<Vec<(&str, String)>> = vec![
+        vec![("filename", format!("../../../../../../tmp/{marker}"))],
+        vec![("filename", format!("..\\..\\{marker}"))],
+        vec![("filename", "..".to_string())],
+        vec![("scene", "../../../../tmp".to_string())],
+        vec![("scene", "_big".to_string())],
+        vec![("path", "_big/x".to_string())],
+        vec![("filename", format!("a\n{marker}"))],
+    ];
+    for meta in &bad {
+        let pairs: Vec<(&str, &str)> = meta.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let m = metadata(&pairs);
+        let r = request(
+            "POST",
+            &s.url(CREATE),
+            &[V, ("Upload-Length", "3"), ("Upload-Metadata", &m)],
+            None,
+        );
+        assert_eq!(r.status, 400, "{meta:?} must be refused: {}", r.body);
+    }
+    // A dotted custom path is cleaned like a multipart upload's (dots removed): it stays
+    // under files/.
+    let url = create(&s, 3, &[("path", "../../../etc"), ("filename", "p.txt")]);
+    assert_eq!(patch(&url, 0, b"pwn", &[]).status, 204);
+    assert!(s.dir.join("files/etc/p.txt").is_file());
+    assert!(!outside.join("etc/p.txt").exists());
+    assert!(!Path::new("/tmp").join(&marker).exists());
+    assert!(!outside.join(&marker).exists());
+    // Malformed metadata is a 400 too.
+    let r = request(
+        "POST",
+        &s.url(CREATE),
+        &[
+            V,
+            ("Upload-Length", "3"),
+            ("Upload-Metadata", "filename ***"),
+        ],
+        None,
+    );
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn read_only_refuses_creation_patch_and_termination() {
+    let s = tus_server(json!({"read_only": true}));
+    let r = request("POST", &s.url(CREATE), &[V, ("Upload-Length", "3")], None);
+    assert_eq!(r.status, 403, "{}", r.body);
+    let fake = s.url(&format!("{CREATE}{}", "a".repeat(32)));
+    assert_eq!(patch(&fake, 0, b"abc", &[]).status, 403);
+    assert_eq!(request("DELETE", &fake, &[V], None).status, 403);
+    assert!(!s.dir.join("files/_big").exists() || big_files(&s, "").is_empty());
+}
+
+#[test]
+fn whitelists_size_limit_and_google_code_apply_at_creation() {
+    const SECRET: &str = "JBSWY3DPEHPK3PXP";
+    let s = tus_server(json!({
+        "extensions": [".txt"],
+        "upload_max_bytes": 1000,
+        "enable_google_auth": true,
+        "scenes": [format!("locked:{SECRET}"), "default"],
+    }));
+    let post = |len: &str, meta: &[(&str, &str)]| {
+        let m = metadata(meta);
+        request(
+            "POST",
+            &s.url(CREATE),
+            &[V, ("Upload-Length", len), ("Upload-Metadata", &m)],
+            None,
+        )
+    };
+    assert_eq!(post("3", &[("filename", "x.exe")]).status, 403);
+    assert_eq!(post("1001", &[("filename", "x.txt")]).status, 413);
+    assert_eq!(post("0", &[("filename", "x.txt")]).status, 400);
+    assert_eq!(
+        post("3", &[("filename", "x.txt"), ("scene", "nope")]).status,
+        400
+    );
+    let locked = post("3", &[("filename", "x.txt"), ("scene", "locked")]);
+    assert_eq!(locked.status, 401, "{}", locked.body);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = fastdfs::totp::code(SECRET, now).unwrap();
+    let ok = post(
+        "3",
+        &[("filename", "x.txt"), ("scene", "locked"), ("code", &code)],
+    );
+    assert_eq!(ok.status, 201, "{}", ok.body);
+    assert_eq!(post("3", &[("filename", "x.txt")]).status, 201);
+}
+
+#[test]
+fn expired_uploads_are_removed_by_the_sweeper() {
+    let s = tus_server(json!({"tus_expire_seconds": 2}));
+    let url = create(&s, 100, &[("filename", "old.bin")]);
+    assert_eq!(patch(&url, 0, &[1u8; 10], &[]).status, 204);
+    let h = head(&url);
+    assert!(h.h("upload-expires").is_some());
+    let id = id_of(&url).to_string();
+    assert!(!big_files(&s, &id).is_empty());
+    assert!(
+        eventually(Duration::from_secs(20), || big_files(&s, &id).is_empty()),
+        "expired upload still on disk: {:?}",
+        big_files(&s, &id)
+    );
+    assert_eq!(head(&url).status, 404);
+}
+
+#[test]
+fn a_second_patch_while_one_is_in_flight_is_refused() {
+    // Two executors: the two connections may be served by different ones.
+    let s = tus_server(json!({"workers": 2}));
+    let url = create(&s, 200, &[("filename", "lock.bin")]);
+    let path = url.strip_prefix(&s.base()).unwrap().to_string();
+    // The first PATCH sends its head and waits for `100 Continue`, which the server sends
+    // when it starts reading the body: by then it holds the upload. Then half the body.
+    let mut first = TcpStream::connect(s.addr()).unwrap();
+    first
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let head_text = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n\
+         Content-Type: application/offset+octet-stream\r\nContent-Length: 200\r\n\
+         Expect: 100-continue\r\n\r\n"
+    );
+    first.write_all(head_text.as_bytes()).unwrap();
+    let mut interim = [0u8; 25];
+    first.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    first.write_all(&[1u8; 100]).unwrap();
+    let second = patch(&url, 0, &[2u8; 200], &[]);
+    assert_eq!(second.status, 423, "{}", second.body);
+    assert_eq!(offset_of(&url), 0);
+    first.write_all(&[1u8; 100]).unwrap();
+    let mut answer = [0u8; 512];
+    let n = first.read(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+    let stored = stored_path(&s, &md5_hex(&[1u8; 200]));
+    assert_eq!(std::fs::read(stored).unwrap(), vec![1u8; 200]);
+}
+
+#[test]
+fn get_of_an_id_or_md5_serves_nothing() {
+    let s = tus_server(json!({}));
+    let stored = upload_json(&s, "secret.txt", b"top secret content");
+    let md5 = stored["md5"].as_str().unwrap();
+    let r = request("GET", &s.url(&format!("{CREATE}{md5}")), &[], None);
+    assert!(r.status == 404 || r.status == 405, "{}", r.status);
+    assert!(!r.body.contains("top secret"), "{}", r.body);
+}
+
+#[test]
+fn location_follows_the_request_host_and_disabled_tus_is_a_download_path() {
+    let s = tus_server(json!({}));
+    let r = request(
+        "POST",
+        &s.url(CREATE),
+        &[V, ("Upload-Length", "3"), ("Host", "files.example:8443")],
+        None,
+    );
+    assert_eq!(r.status, 201);
+    let loc = r.h("location").unwrap();
+    assert!(
+        loc.starts_with("http://files.example:8443/group1/big/upload/"),
+        "{loc}"
+    );
+    // Forwarded headers count only from trusted proxies.
+    let r = request(
+        "POST",
+        &s.url(CREATE),
+        &[
+            V,
+            ("Upload-Length", "3"),
+            ("X-Forwarded-Host", "evil.example"),
+        ],
+        None,
+    );
+    assert!(!r.h("location").unwrap().contains("evil"));
+
+    let off = Server::start(json!({"enable_tus": false}));
+    let r = request("POST", &off.url(CREATE), &[V, ("Upload-Length", "3")], None);
+    assert_ne!(r.status, 201);
+    assert!(r.h("tus-resumable").is_none());
+}
+
+/// VmHWM (peak resident set) of a process in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_one_gib_upload_streams_with_bounded_memory() {
+    if !curl_available() {
+        return;
+    }
+    const GIB: u64 = 1 << 30;
+    let s = tus_server(json!({}));
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("big.bin");
+    // Sparse: costs no disk on the client side and reads fast.
+    std::fs::File::create(&file).unwrap().set_len(GIB).unwrap();
+    let url = create(&s, GIB as usize, &[("filename", "big.bin")]);
+    let started = Instant::now();
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-S",
+            "--max-time",
+            "300",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+        ])
+        .args([
+            "-X",
+            "PATCH",
+            "-H",
+            "Tus-Resumable: 1.0.0",
+            "-H",
+            "Upload-Offset: 0",
+        ])
+        .args(["-H", "Content-Type: application/offset+octet-stream", "-T"])
+        .arg(&file)
+        .arg(&url)
+        .output()
+        .expect("curl");
+    let heads = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    assert!(out.status.success(), "{heads}");
+    assert!(heads.contains("204 no content"), "{heads}");
+    assert!(heads.contains(&format!("upload-offset: {GIB}")), "{heads}");
+    eprintln!("1 GiB tus PATCH took {:?}", started.elapsed());
+    let pid = s.child.as_ref().unwrap().id();
+    let peak_mib = peak_rss_kib(pid) / 1024;
+    eprintln!("server peak RSS {peak_mib} MiB");
+    assert!(peak_mib < 200, "server peak RSS {peak_mib} MiB");
+    let md5 = heads
+        .lines()
+        .find_map(|l| l.strip_prefix("x-fastdfs-md5: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let zeros_md5 = {
+        use md5::Digest;
+        let mut h = md5::Md5::new();
+        let block = vec![0u8; 1 << 20];
+        for _ in 0..1024 {
+            h.update(&block);
+        }
+        h.finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert_eq!(md5, zeros_md5);
+    let stored = stored_path(&s, &md5);
+    assert_eq!(std::fs::metadata(&stored).unwrap().len(), GIB);
+    let download = head(&url).h("x-fastdfs-url").unwrap().to_string();
+    let r = agent()
+        .get(&download)
+        .set("Range", &format!("bytes={}-", GIB - 10))
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    let mut tail = Vec::new();
+    r.into_reader().read_to_end(&mut tail).unwrap();
+    assert_eq!(tail, vec![0u8; 10]);
+}
+
+#[test]
+fn an_interrupted_patch_keeps_the_bytes_that_arrived() {
+    let s = tus_server(json!({}));
+    let data = noise(5000, 5);
+    let url = create(&s, data.len(), &[("filename", "cut.bin")]);
+    let path = url.strip_prefix(&s.base()).unwrap().to_string();
+    let mut conn = TcpStream::connect(s.addr()).unwrap();
+    let head_text = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n\
+         Content-Type: application/offset+octet-stream\r\nContent-Length: 5000\r\n\r\n"
+    );
+    conn.write_all(head_text.as_bytes()).unwrap();
+    conn.write_all(&data[..3000]).unwrap();
+    drop(conn);
+    assert!(
+        eventually(Duration::from_secs(10), || offset_of(&url) == 3000),
+        "offset {}",
+        offset_of(&url)
+    );
+    let r = patch(&url, 3000, &data[3000..], &[]);
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(
+        std::fs::read(stored_path(&s, &md5_hex(&data))).unwrap(),
+        data
+    );
+}
+
+#[test]
+fn x_http_method_override_turns_a_post_into_a_patch() {
+    let s = tus_server(json!({}));
+    let url = create(&s, 4, &[("filename", "o.txt")]);
+    let r = request(
+        "POST",
+        &url,
+        &[
+            V,
+            OCTETS,
+            ("Upload-Offset", "0"),
+            ("X-HTTP-Method-Override", "PATCH"),
+        ],
+        Some(b"abcd"),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(r.h("upload-offset"), Some("4"));
+}
+
+/// An auth server that allows exactly the requests whose form has `auth_token=good`; returns
+/// its URL and the bodies it received.
+fn auth_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/auth", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let bodies = seen.clone();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let body = loop {
+                let n = conn.read(&mut chunk).unwrap_or(0);
+                if n == 0 {
+                    break String::new();
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                let Some(i) = text.find("\r\n\r\n") else {
+                    continue;
+                };
+                let len: usize = text[..i]
+                    .lines()
+                    .find_map(|l| {
+                        let l = l.to_ascii_lowercase();
+                        l.strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                if buf.len() >= i + 4 + len {
+                    break text[i + 4..i + 4 + len].to_string();
+                }
+            };
+            let answer = if body.split('&').any(|kv| kv == "auth_token=good") {
+                "ok"
+            } else {
+                "fail"
+            };
+            bodies.lock().unwrap().push(body);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn auth_url_decides_creation_with_the_auth_token_header() {
+    let (auth, seen) = auth_server();
+    let s = tus_server(json!({"auth_url": auth}));
+    let m = metadata(&[("filename", "auth.txt")]);
+    let post = |token: Option<&str>| {
+        let mut headers = vec![V, ("Upload-Length", "3"), ("Upload-Metadata", m.as_str())];
+        if let Some(t) = token {
+            headers.push(("Auth-Token", t));
+        }
+        request("POST", &s.url(CREATE), &headers, None)
+    };
+    assert_eq!(post(None).status, 401);
+    assert!(seen.lock().unwrap().is_empty(), "no token: not even asked");
+    assert_eq!(post(Some("bad")).status, 401);
+    let ok = post(Some("good"));
+    assert_eq!(ok.status, 201, "{}", ok.body);
+    let bodies = seen.lock().unwrap();
+    assert!(
+        bodies.iter().all(|b| b.contains("filename=auth.txt")),
+        "the auth server sees the metadata: {bodies:?}"
+    );
+    // The upload's id is its capability afterwards: PATCH needs no new check.
+    let url = ok.h("location").unwrap().to_string();
+    assert_eq!(patch(&url, 0, b"abc", &[]).status, 204);
+}
+
+#[test]
+fn without_the_group_prefix_the_endpoint_is_big_upload() {
+    let s = tus_server(json!({"support_group_manage": false}));
+    let r = request(
+        "POST",
+        &s.url("/big/upload/"),
+        &[V, ("Upload-Length", "2")],
+        None,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let url = r.h("location").unwrap().to_string();
+    assert!(url.starts_with(&s.url("/big/upload/")), "{url}");
+    let r = patch(&url, 0, b"ok", &[]);
+    assert_eq!(r.status, 204, "{}", r.body);
+    let download = r.h("x-fastdfs-url").unwrap();
+    assert!(!download.contains("/group1/"), "{download}");
+    let (code, body) = call(agent().get(download));
+    assert_eq!((code, body.as_str()), (200, "ok"));
+    // The prefixed form is not a tus route then.
+    let r = request("POST", &s.url(CREATE), &[V, ("Upload-Length", "2")], None);
+    assert_ne!(r.status, 201);
+}
