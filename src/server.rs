@@ -589,13 +589,29 @@ async fn worker_main(shared: Arc<Shared>, id: usize, workers: usize) -> Result<(
     if id == 0 && cfg.enable_tus {
         glommio::spawn_local(crate::tus::expire_loop(worker.clone())).detach();
     }
-    while !shared.shutting_down() {
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-            glommio::timer::sleep(Duration::from_millis(200)).await;
+    // After the shutdown signal, connections the kernel already queued on the listener are
+    // still accepted and served (their clients have sent requests); then the listener closes.
+    // The drain relies on glommio trying a non-blocking accept before waiting.
+    // A pending accept is cancelled only at shutdown: an io_uring accept cancelled after the
+    // kernel completed it would leave that connection open and unserved (glommio drops the
+    // result), so the accept is never raced against a periodic timer.
+    let mut draining = false;
+    loop {
+        draining = draining || shared.shutting_down();
+        let stop = async {
+            if draining {
+                glommio::timer::sleep(Duration::from_millis(2)).await;
+            } else {
+                while !shared.shutting_down() {
+                    glommio::timer::sleep(Duration::from_millis(200)).await;
+                }
+            }
             None
-        })
-        .await;
+        };
+        let accepted =
+            futures_lite::future::or(async { Some(listener.accept().await) }, stop).await;
         let stream = match accepted {
+            None if draining => break,
             None => continue,
             Some(Ok(s)) => s,
             Some(Err(e)) => {

@@ -127,9 +127,10 @@ fn a_cluster_behind_nginx_ip_hash_serves_uploads_downloads_and_wget_resume() {
 
     // Every node ends up with its own copy.
     let refs: Vec<&str> = bases.iter().map(String::as_str).collect();
-    assert!(eventually(Duration::from_secs(60), || refs
-        .iter()
-        .all(|b| has_md5(b, &md5))));
+    let converged = eventually(Duration::from_secs(60), || {
+        refs.iter().all(|b| has_md5(b, &md5))
+    });
+    assert!(converged, "not replicated everywhere:\n{}", c.report(&md5));
 
     // wget -c through nginx completes a partial download.
     let work = tempfile::tempdir().unwrap();

@@ -29,6 +29,8 @@ const FILE_CHUNK_BYTES: usize = 512 * 1024;
 const INLINE_BODY_BYTES_MAX: u64 = 64 * 1024;
 /// Polling slice while idle, so shutdown is noticed promptly.
 const IDLE_POLL: Duration = Duration::from_millis(250);
+/// How long an idle connection is watched for a request already on its way at shutdown.
+const SHUTDOWN_LOOK: Duration = Duration::from_millis(50);
 /// After an error response, unread request bytes are drained for this long before closing
 /// (so the client reads our response instead of a reset).
 const LINGER: Duration = Duration::from_secs(2);
@@ -284,6 +286,9 @@ async fn read_head(conn: &mut Conn, worker: &Worker) -> Result<Option<RequestHea
     let limits = head::Limits::default();
     let idle_deadline = Instant::now() + Duration::from_secs(cfg.idle_timeout_s());
     let mut head_started: Option<Instant> = None;
+    // At shutdown an idle connection is closed, but only after one short look for a request
+    // already sent (a connection accepted just before or while draining has one waiting).
+    let mut shutdown_looked = false;
     loop {
         if !conn.rbuf.is_empty() {
             head_started.get_or_insert_with(Instant::now);
@@ -309,10 +314,15 @@ async fn read_head(conn: &mut Conn, worker: &Worker) -> Result<Option<RequestHea
                 (deadline - now).min(IDLE_POLL)
             }
             None => {
-                if now >= idle_deadline || worker.shutting_down() {
+                if now >= idle_deadline || (worker.shutting_down() && shutdown_looked) {
                     return Ok(None);
                 }
-                (idle_deadline - now).min(IDLE_POLL)
+                if worker.shutting_down() {
+                    shutdown_looked = true;
+                    SHUTDOWN_LOOK.min(idle_deadline - now)
+                } else {
+                    (idle_deadline - now).min(IDLE_POLL)
+                }
             }
         };
         match conn.fill(wait, HEAD_READ_BYTES).await {

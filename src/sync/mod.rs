@@ -223,6 +223,9 @@ async fn push_loop(w: Rc<Worker>, peer: String) {
             delay = Duration::ZERO;
             w.shared.peer_health.set(&peer, true);
         } else {
+            if delay.is_zero() {
+                tracing::warn!(peer, failed, "sync to peer failing; retrying with backoff");
+            }
             w.shared.peer_health.set(&peer, false);
             delay = (delay * 2).clamp(RETRY_DELAY_MIN, RETRY_DELAY_MAX);
             glommio::timer::sleep(delay).await;
@@ -267,7 +270,7 @@ async fn deliver(w: Rc<Worker>, peer: String, md5: String, entry: OutboxEntry) -
             true
         }
         Err(e) => {
-            tracing::debug!(peer, md5, cause = %e, "sync to peer failed; will retry");
+            tracing::info!(peer, md5, cause = %e, "sync to peer failed; will retry");
             false
         }
     }
@@ -410,7 +413,11 @@ async fn fetch_one(w: Rc<Worker>, info: FileInfo) {
             let delay =
                 (RETRY_DELAY_MIN * 2u32.saturating_pow(attempts.min(10))).min(RETRY_DELAY_MAX * 6);
             retries.insert(md5.clone(), (attempts, Instant::now() + delay));
-            tracing::debug!(md5, attempts, cause = %why, "fetch from peer failed; will retry");
+            if attempts >= 3 {
+                tracing::warn!(md5, attempts, cause = %why, "fetch from peer failed; will retry");
+            } else {
+                tracing::debug!(md5, attempts, cause = %why, "fetch from peer failed; will retry");
+            }
             // A source answering "no such file" is given retry_count chances, transport
             // errors are retried as long as it takes.
             (why.starts_with("404") && attempts >= retry_count).then_some(why)

@@ -56,6 +56,31 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// For failure messages: which node has the md5, its sync metrics and its log's tail.
+    pub fn report(&self, md5: &str) -> String {
+        let mut out = String::new();
+        for n in &self.nodes {
+            let (_, metrics) = call(agent().get(&n.url("/group1/metrics")));
+            let sync: Vec<&str> = metrics
+                .lines()
+                .filter(|l| l.starts_with("fastdfs_sync") || l.starts_with("fastdfs_peer"))
+                .filter(|l| !l.contains("_bucket"))
+                .collect();
+            let log = n.stderr();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            out.push_str(&format!(
+                "== {} has={}\n{}\n-- log tail (newest first):\n{}\n",
+                n.base(),
+                has_md5(&n.base(), md5),
+                sync.join("\n"),
+                tail.join("\n")
+            ));
+        }
+        out
+    }
+}
+
 /// Writes `conf/cfg.json` for a node on `ip:port` (durably).
 pub fn write_config(dir: &Path, ip: &str, port: u16, overrides: &Value) {
     std::fs::create_dir_all(dir.join("conf")).unwrap();
