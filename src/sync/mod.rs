@@ -208,12 +208,16 @@ async fn push_loop(w: Rc<Worker>, peer: String) {
             continue;
         }
         let mut failed = 0;
+        let mut last_error = String::new();
         for chunk in batch.chunks(PUSH_IN_FLIGHT) {
             let calls = chunk
                 .iter()
                 .map(|(md5, e)| deliver(w.clone(), peer.clone(), md5.clone(), *e));
             let results = futures_join_all(calls).await;
-            let chunk_failed = results.iter().filter(|ok| !**ok).count();
+            if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+                last_error = e.clone();
+            }
+            let chunk_failed = results.iter().filter(|r| r.is_err()).count();
             failed += chunk_failed;
             if chunk_failed == chunk.len() {
                 break; // the peer is down: do not try the rest of the page now
@@ -224,7 +228,7 @@ async fn push_loop(w: Rc<Worker>, peer: String) {
             w.shared.peer_health.set(&peer, true);
         } else {
             if delay.is_zero() {
-                tracing::warn!(peer, failed, "sync to peer failing; retrying with backoff");
+                tracing::warn!(peer, failed, cause = %last_error, "sync to peer failing; retrying with backoff");
             }
             w.shared.peer_health.set(&peer, false);
             delay = (delay * 2).clamp(RETRY_DELAY_MIN, RETRY_DELAY_MAX);
@@ -248,8 +252,13 @@ where
     out
 }
 
-/// Sends one outbox entry; on success records the delivery. Returns false on failure.
-async fn deliver(w: Rc<Worker>, peer: String, md5: String, entry: OutboxEntry) -> bool {
+/// Sends one outbox entry; on success records the delivery.
+async fn deliver(
+    w: Rc<Worker>,
+    peer: String,
+    md5: String,
+    entry: OutboxEntry,
+) -> Result<(), String> {
     let (peer, md5) = (peer.as_str(), md5.as_str());
     let result = match entry.kind {
         SyncKind::Put => announce(&w, peer, md5).await,
@@ -264,14 +273,14 @@ async fn deliver(w: Rc<Worker>, peer: String, md5: String, entry: OutboxEntry) -
             };
             if let Err(e) = w.meta().submit(op).await {
                 tracing::error!(cause = %e, "recording a delivery failed");
-                return false;
+                return Err(e.to_string());
             }
             w.metrics().sync_sent(entry.queued_at);
-            true
+            Ok(())
         }
         Err(e) => {
-            tracing::info!(peer, md5, cause = %e, "sync to peer failed; will retry");
-            false
+            tracing::debug!(peer, md5, cause = %e, "sync to peer failed; will retry");
+            Err(e.to_string())
         }
     }
 }
