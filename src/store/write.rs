@@ -5,6 +5,8 @@
 //! leaves nothing behind; leftovers of a crash are removed at start-up).
 
 use glommio::io::BufferedFile;
+use glommio::task::JoinHandle;
+use std::rc::Rc;
 use md5::Digest;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -65,19 +67,35 @@ fn random_name() -> String {
 
 /// Sequential writes into an open file from a position, gathered into 1 MiB io_uring writes,
 /// with flush-behind. Used by temp files and by tus uploads (which resume at their offset).
+/// One write is in flight while the next buffer fills (the kernel copies one chunk while the
+/// caller hashes the next), and the flush-behind fdatasync runs beside the writes (at most one
+/// at a time, so dirty data stays under two flush intervals); `finish` waits for both.
 pub struct Appender {
-    file: BufferedFile,
+    file: Rc<BufferedFile>,
     pos: u64,
     buf: Vec<u8>,
+    writing: Option<JoinHandle<io::Result<()>>>,
+    syncing: Option<JoinHandle<io::Result<()>>>,
+}
+
+async fn joined(task: Option<JoinHandle<io::Result<()>>>) -> io::Result<()> {
+    match task {
+        None => Ok(()),
+        Some(t) => t
+            .await
+            .unwrap_or_else(|| Err(io::Error::other("file write task was cancelled"))),
+    }
 }
 
 impl Appender {
     /// Writes will start at `pos`.
     pub fn new(file: BufferedFile, pos: u64) -> Appender {
         Appender {
-            file,
+            file: Rc::new(file),
             pos,
             buf: Vec::with_capacity(WRITE_BUFFER_BYTES),
+            writing: None,
+            syncing: None,
         }
     }
 
@@ -103,23 +121,35 @@ impl Appender {
         if self.buf.is_empty() {
             return Ok(());
         }
+        joined(self.writing.take()).await?;
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(WRITE_BUFFER_BYTES));
-        let len = chunk.len();
-        let n = self
-            .file
-            .write_at(chunk, self.pos)
-            .await
-            .map_err(io::Error::from)?;
-        if n != len {
-            // Regular files write short only when the disk is full; never keep partial data.
-            return Err(io::Error::new(
-                io::ErrorKind::StorageFull,
-                "short write: disk full?",
-            ));
-        }
-        self.pos += n as u64;
-        if self.pos % FLUSH_BEHIND_BYTES < n as u64 && self.pos >= FLUSH_BEHIND_BYTES {
-            self.file.fdatasync().await.map_err(io::Error::from)?;
+        let (len, at) = (chunk.len(), self.pos);
+        let file = self.file.clone();
+        self.writing = Some(
+            glommio::spawn_local(async move {
+                let n = file.write_at(chunk, at).await.map_err(io::Error::from)?;
+                if n != len {
+                    // Regular files write short only when the disk is full; never keep
+                    // partial data.
+                    return Err(io::Error::new(
+                        io::ErrorKind::StorageFull,
+                        "short write: disk full?",
+                    ));
+                }
+                Ok(())
+            })
+            .detach(),
+        );
+        self.pos += len as u64;
+        if self.pos % FLUSH_BEHIND_BYTES < len as u64 && self.pos >= FLUSH_BEHIND_BYTES {
+            joined(self.syncing.take()).await?;
+            let file = self.file.clone();
+            self.syncing = Some(
+                glommio::spawn_local(async move {
+                    file.fdatasync().await.map_err(io::Error::from)
+                })
+                .detach(),
+            );
         }
         glommio::yield_if_needed().await;
         Ok(())
@@ -132,14 +162,22 @@ impl Appender {
     /// Returns the position after the last byte.
     pub async fn finish(mut self) -> io::Result<u64> {
         self.flush().await?;
+        joined(self.writing.take()).await?;
+        joined(self.syncing.take()).await?;
         self.file.fdatasync().await.map_err(io::Error::from)?;
-        self.file.close().await.map_err(io::Error::from)?;
-        Ok(self.pos)
+        let pos = self.pos;
+        let file = Rc::try_unwrap(self.file).map_err(|_| io::Error::other("file still shared"))?;
+        file.close().await.map_err(io::Error::from)?;
+        Ok(pos)
     }
 
     /// Closes without syncing (the bytes written are abandoned by the caller).
-    pub async fn abandon(self) {
-        let _ = self.file.close().await;
+    pub async fn abandon(mut self) {
+        let _ = joined(self.writing.take()).await;
+        let _ = joined(self.syncing.take()).await;
+        if let Ok(file) = Rc::try_unwrap(self.file) {
+            let _ = file.close().await;
+        }
     }
 }
 
