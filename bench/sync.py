@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -263,48 +262,11 @@ def bench_pair(kind, a, b):
     return res
 
 
-def tcp_blast(seconds=3):
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    total = [0]
-
-    def sink():
-        c, _ = srv.accept()
-        while True:
-            d = c.recv(1 << 20)
-            if not d:
-                break
-            total[0] += len(d)
-
-    t = threading.Thread(target=sink)
-    t.start()
-    c = socket.create_connection(srv.getsockname())
-    buf = b"\0" * (1 << 20)
-    t0 = time.time()
-    while time.time() - t0 < seconds:
-        c.sendall(buf)
-    c.close()
-    t.join()
-    return total[0] / (time.time() - t0) / 1e6
-
-
-def durable_creates(d, seconds=3):
-    os.makedirs(d, exist_ok=True)
-    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-    data = os.urandom(4096)
-    n, t0 = 0, time.time()
-    while time.time() - t0 < seconds:
-        tmp = os.path.join(d, ".t%d" % n)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.write(fd, data)
-        os.fsync(fd)
-        os.close(fd)
-        os.rename(tmp, os.path.join(d, "f%d" % n))
-        os.fsync(dfd)
-        n += 1
-    os.close(dfd)
-    return n / (time.time() - t0)
+def limit(name, *args):
+    """A physical limit measured by bench/helper.py (the same code bench/run.sh uses)."""
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "bench/helper.py"), name]
+                         + [str(a) for a in args], capture_output=True, text=True, timeout=120)
+    return float(out.stdout.strip())
 
 
 def md5_speed(seconds=2):
@@ -328,7 +290,8 @@ def main():
     with open(os.path.join(WORK, "big.bin"), "wb") as f:
         for _ in range(BIG >> 20):
             f.write(os.urandom(1 << 20))
-    limits = {"tcp_mbps": tcp_blast(), "creates": durable_creates(os.path.join(WORK, "fsync")),
+    limits = {"tcp_mbps": limit("tcp_blast", 3),
+              "creates": limit("durable_creates", os.path.join(WORK, "fsync"), 3),
               "md5_mbps": md5_speed()}
     results = {}
     try:

@@ -57,6 +57,18 @@ pub(crate) fn split_url(url: &str) -> io::Result<(String, u16, String)> {
     Ok((host, port, path.to_string()))
 }
 
+/// The first address of `host:port` (DNS on the blocking pool: getaddrinfo blocks).
+pub(crate) async fn resolve(host: &str, port: u16) -> io::Result<std::net::SocketAddr> {
+    let lookup = format!("{host}:{port}");
+    glommio::executor()
+        .spawn_blocking(move || {
+            use std::net::ToSocketAddrs;
+            lookup.to_socket_addrs().map(|mut a| a.next())
+        })
+        .await?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "host has no address"))
+}
+
 fn left(deadline: Instant) -> io::Result<Duration> {
     let d = deadline.saturating_duration_since(Instant::now());
     if d.is_zero() {
@@ -76,14 +88,7 @@ pub async fn post_form(
 ) -> io::Result<ClientResponse> {
     let deadline = Instant::now() + timeout;
     let (host, port, path) = split_url(url)?;
-    let lookup = format!("{host}:{port}");
-    let addr = glommio::executor()
-        .spawn_blocking(move || {
-            use std::net::ToSocketAddrs;
-            lookup.to_socket_addrs().map(|mut a| a.next())
-        })
-        .await?
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "host has no address"))?;
+    let addr = resolve(&host, port).await?;
     let mut stream = glommio::net::TcpStream::connect_timeout(addr, left(deadline)?).await?;
     let body = encode_form(form);
     let mut req = format!(

@@ -254,13 +254,7 @@ fn a_mixed_cluster_with_go_fastdfs_replicates_every_way() {
     let Some(bin) = common::go::go_bin() else {
         return;
     };
-    let ips: Vec<String> = (0..3).map(|i| node_ip(5, i)).collect();
-    let ports: Vec<u16> = ips.iter().map(|ip| free_port(ip)).collect();
-    let bases: Vec<String> = ips
-        .iter()
-        .zip(&ports)
-        .map(|(ip, p)| format!("http://{ip}:{p}"))
-        .collect();
+    let Addresses { ips, ports, bases } = Addresses::pick(5, 3);
     let others =
         |i: usize| -> Vec<String> { bases.iter().filter(|b| **b != bases[i]).cloned().collect() };
     let go = common::go::GoNode::start_at(&bin, &ips[0], ports[0], &others(0));
@@ -307,39 +301,12 @@ fn a_mixed_cluster_with_go_fastdfs_replicates_every_way() {
 fn repair_compares_file_sets_not_counts() {
     // Two nodes that were not peers when each got one (different) file today: equal counts,
     // different sets. go-fastdfs' count comparison would never repair this.
-    let ips = [node_ip(7, 0), node_ip(7, 1)];
-    let ports = [free_port(&ips[0]), free_port(&ips[1])];
-    let bases: Vec<String> = (0..2)
-        .map(|i| format!("http://{}:{}", ips[i], ports[i]))
-        .collect();
-    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    for i in 0..2 {
-        write_config(
-            dirs[i].path(),
-            &ips[i],
-            ports[i],
-            &json!({"peer_id": format!("{}", i + 1)}),
-        );
-    }
-    let nodes: Vec<Server> = (0..2)
-        .map(|i| Server::start_in(dirs[i].path(), &ips[i], json!({})))
-        .collect();
+    let (nodes, bases, dirs) = late_peers(7, json!({}));
     let (x, y) = (noise(3000, 71), noise(3000, 72));
     upload_to(&bases[0], "x.bin", &x);
     upload_to(&bases[1], "y.bin", &y);
     // Now make them peers (cfg.json + reload) and ask one of them to repair.
-    for i in 0..2 {
-        let conf = dirs[i].path().join("conf/cfg.json");
-        let mut v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&conf).unwrap()).unwrap();
-        v["peers"] = json!([bases[1 - i]]);
-        std::fs::write(&conf, v.to_string()).unwrap();
-        let (s, body) = call(agent().get(&format!(
-            "{}/group1/reload?action=reload&key=test-admin-key",
-            bases[i]
-        )));
-        assert_eq!(s, 200, "{body}");
-    }
+    make_peers(&bases, &dirs);
     let (s, _) = call(agent().get(&format!("{}/group1/repair?force=1", bases[0])));
     assert_eq!(s, 200);
     let both = [md5_hex(&x), md5_hex(&y)];
@@ -386,11 +353,7 @@ fn late_peers(
     lane: u8,
     overrides: serde_json::Value,
 ) -> (Vec<Server>, Vec<String>, Vec<tempfile::TempDir>) {
-    let ips = [node_ip(lane, 0), node_ip(lane, 1)];
-    let ports = [free_port(&ips[0]), free_port(&ips[1])];
-    let bases: Vec<String> = (0..2)
-        .map(|i| format!("http://{}:{}", ips[i], ports[i]))
-        .collect();
+    let Addresses { ips, ports, bases } = Addresses::pick(lane, 2);
     let dirs = vec![tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let mut nodes = Vec::new();
     for i in 0..2 {

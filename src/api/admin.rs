@@ -19,7 +19,7 @@ const SEARCH_RESULTS_MAX: usize = 100;
 /// Largest number of md5s accepted by `/check_files_exist`.
 const CHECK_MD5S_MAX: usize = 10_000;
 
-fn refuse_envelope(status: &'static str) -> impl FnOnce(String) -> ApiError {
+pub(super) fn refuse_envelope(status: &'static str) -> impl FnOnce(String) -> ApiError {
     move |text| ApiError::Envelope {
         http: 403,
         status,
@@ -27,7 +27,7 @@ fn refuse_envelope(status: &'static str) -> impl FnOnce(String) -> ApiError {
     }
 }
 
-fn refuse_text(text: String) -> ApiError {
+pub(super) fn refuse_text(text: String) -> ApiError {
     // go-fastdfs answered these refusals as raw text with status 200; the issue asks for a
     // JSON message and an honest 403 (the text is kept as the message).
     ApiError::Envelope {

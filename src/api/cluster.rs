@@ -3,6 +3,7 @@
 //! `repair` (reconcile now), `repair_fileinfo` (index files placed by hand, then announce).
 //! Bodies as go-fastdfs; validation happens before anything is forwarded (§15 item 34).
 
+use super::admin::{refuse_envelope, refuse_text};
 use super::{require_admin, Params};
 use crate::error::ApiError;
 use crate::http::{Request, Response};
@@ -14,22 +15,6 @@ use std::rc::Rc;
 
 /// md5s accepted by one `receive_md5s` call.
 const RECEIVE_MD5S_MAX: usize = 100_000;
-
-fn refuse_envelope(status: &'static str) -> impl FnOnce(String) -> ApiError {
-    move |text| ApiError::Envelope {
-        http: 403,
-        status,
-        message: text,
-    }
-}
-
-fn refuse_text(text: String) -> ApiError {
-    ApiError::Envelope {
-        http: 403,
-        status: "fail",
-        message: text,
-    }
-}
 
 /// `G/syncfile_info`: stores the announcement durably (inbox) before acknowledging it with
 /// the file's URL here; the pull task fetches it. Not from a peer or admin: empty 200 as

@@ -6,10 +6,10 @@
 
 use glommio::io::BufferedFile;
 use glommio::task::JoinHandle;
-use std::rc::Rc;
 use md5::Digest;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// Bytes gathered before one io_uring write.
 const WRITE_BUFFER_BYTES: usize = 1 << 20;
@@ -145,9 +145,9 @@ impl Appender {
             joined(self.syncing.take()).await?;
             let file = self.file.clone();
             self.syncing = Some(
-                glommio::spawn_local(async move {
-                    file.fdatasync().await.map_err(io::Error::from)
-                })
+                glommio::spawn_local(
+                    async move { file.fdatasync().await.map_err(io::Error::from) },
+                )
                 .detach(),
             );
         }

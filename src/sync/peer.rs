@@ -117,14 +117,7 @@ impl Pool {
             return Ok(*a);
         }
         let (host, port, _) = crate::client::split_url(base)?;
-        let lookup = format!("{host}:{port}");
-        let addr = glommio::executor()
-            .spawn_blocking(move || {
-                use std::net::ToSocketAddrs;
-                lookup.to_socket_addrs().map(|mut a| a.next())
-            })
-            .await?
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "peer has no address"))?;
+        let addr = crate::client::resolve(&host, port).await?;
         self.addrs.borrow_mut().insert(base.to_string(), addr);
         Ok(addr)
     }

@@ -30,16 +30,30 @@ pub fn peak_rss(pid: u32) -> u64 {
         * 1024
 }
 
-impl Cluster {
-    /// `n` nodes, each with every other node as a peer, plus `overrides`.
-    pub fn start(lane: u8, n: usize, overrides: Value) -> Cluster {
+/// Addresses of `n` nodes of a lane: IPs, free ports, base URLs.
+pub struct Addresses {
+    pub ips: Vec<String>,
+    pub ports: Vec<u16>,
+    pub bases: Vec<String>,
+}
+
+impl Addresses {
+    pub fn pick(lane: u8, n: usize) -> Addresses {
         let ips: Vec<String> = (0..n).map(|i| node_ip(lane, i)).collect();
         let ports: Vec<u16> = ips.iter().map(|ip| free_port(ip)).collect();
-        let bases: Vec<String> = ips
+        let bases = ips
             .iter()
             .zip(&ports)
             .map(|(ip, p)| format!("http://{ip}:{p}"))
             .collect();
+        Addresses { ips, ports, bases }
+    }
+}
+
+impl Cluster {
+    /// `n` nodes, each with every other node as a peer, plus `overrides`.
+    pub fn start(lane: u8, n: usize, overrides: Value) -> Cluster {
+        let Addresses { ips, ports, bases } = Addresses::pick(lane, n);
         let mut dirs = Vec::new();
         let mut nodes = Vec::new();
         for i in 0..n {
