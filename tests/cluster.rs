@@ -509,3 +509,32 @@ fn a_1_gib_file_replicates_streamed_with_bounded_memory() {
     let stored = c.nodes[1].dir.join("files").join(rel);
     assert_eq!(std::fs::metadata(stored).unwrap().len(), SIZE as u64);
 }
+
+#[test]
+fn a_token_download_is_read_through_before_the_file_arrived() {
+    // A does not announce; B knows A. Both share the token secret (as a cluster must).
+    let secret = json!({"download_use_token": true, "download_token_secret": "cluster-secret"});
+    let Addresses { ips, ports, bases } = Addresses::pick(11, 2);
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write_config(da.path(), &ips[0], ports[0], &secret);
+    let mut o = secret.clone();
+    o["peers"] = json!([bases[0]]);
+    o["peer_id"] = json!("2");
+    write_config(db.path(), &ips[1], ports[1], &o);
+    let _a = Server::start_in(da.path(), &ips[0], json!({}));
+    let _b = Server::start_in(db.path(), &ips[1], json!({}));
+    let data = noise(5000, 111);
+    let md5 = md5_hex(&data);
+    let r = upload_to(&bases[0], "secret.bin", &data);
+    let path = r["path"].as_str().unwrap().to_string();
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let token = md5_hex(format!("{md5}{ts}cluster-secret").as_bytes());
+    let good = format!("{}{path}?token={token}&timestamp={ts}", bases[1]);
+    let forged = format!("{}{path}?token={}&timestamp={ts}", bases[1], md5_hex(b"x"));
+    assert_eq!(status_from_non_admin(&forged, &[]), 401);
+    assert_eq!(status_from_non_admin(&good, &[]), 200);
+}

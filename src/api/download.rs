@@ -192,36 +192,51 @@ async fn read_through(w: &Worker, req: &Request<'_>, rel: &str) -> Result<Respon
     {
         return Ok(Response::new(404));
     }
+    let Some((peer, info)) = ask_peers(w, req, rel).await else {
+        return Ok(Response::new(404));
+    };
+    queue_local_copy(w, &peer, info).await;
+    match stream_from_peer(w, req, &peer).await {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            tracing::warn!(peer, cause = %e, "read-through from peer failed");
+            Ok(Response::new(404))
+        }
+    }
+}
+
+/// The first peer that has the file at `rel` (by its path key), with its record. Never asks
+/// for a request that is itself a peer's read-through.
+async fn ask_peers(
+    w: &Worker,
+    req: &Request<'_>,
+    rel: &str,
+) -> Option<(String, crate::json::FileInfo)> {
+    let cfg = w.config();
+    if req.head.header(crate::sync::READ_THROUGH_HEADER).is_some() {
+        return None;
+    }
     let key = crate::store::meta::path_key(rel);
     for peer in &cfg.peers {
         let form = [
             ("md5".to_string(), key.clone()),
             ("path".to_string(), rel.to_string()),
         ];
+        let path = format!("{}/check_file_exist", cfg.prefix());
         let asked = w
             .sync
             .pool
-            .post_form(
-                peer,
-                &format!("{}/check_file_exist", cfg.prefix()),
-                &form,
-                PEER_ASK_TIMEOUT,
-            )
+            .post_form(peer, &path, &form, PEER_ASK_TIMEOUT)
             .await;
-        let Some(info) = asked
+        if let Some(info) = asked
             .ok()
             .and_then(|r| serde_json::from_slice::<crate::json::FileInfo>(&r.body).ok())
             .filter(|i| !i.md5.is_empty())
-        else {
-            continue;
-        };
-        queue_local_copy(w, peer, info).await;
-        match stream_from_peer(w, req, peer).await {
-            Ok(r) => return Ok(r),
-            Err(e) => tracing::warn!(peer, cause = %e, "read-through from peer failed"),
+        {
+            return Some((peer.clone(), info));
         }
     }
-    Ok(Response::new(404))
+    None
 }
 
 /// Announces the peer's file to ourselves, so the pull task stores a copy here.
@@ -338,18 +353,26 @@ async fn check_token(
     if crate::access::is_admin(&cfg, client) {
         return Ok(());
     }
-    check_token_for(w, &cfg, p, rel)?;
+    let key = crate::store::meta::path_key(rel);
+    let mut md5 = w.meta().get_by_path_key(&key)?.map(|i| i.md5);
+    if md5.is_none() && cfg.download_use_token && !cfg.peers.is_empty() {
+        // Not here yet (replication lag): the token is checked against the peer's record,
+        // and the file is then read through from that peer.
+        md5 = ask_peers(w, req, rel).await.map(|(_, info)| info.md5);
+    }
+    check_token_for(&cfg, p, rel, md5.as_deref())?;
     if download_auth && !crate::auth::allowed(w, req, &p.0).await {
         return Err(ApiError::Empty(401));
     }
     Ok(())
 }
 
+/// `md5`: the file's record md5, if it has a record (here or on a peer).
 fn check_token_for(
-    w: &Worker,
     cfg: &crate::config::Config,
     p: &super::Params,
     rel: &str,
+    md5: Option<&str>,
 ) -> Result<(), ApiError> {
     // Google code per scene: the first directory under files/ (with or without the group
     // prefix; go-fastdfs sliced the URI blindly: SPEC.md §15 item 16).
@@ -371,11 +394,10 @@ fn check_token_for(
     if token.is_empty() || (now - stamp).abs() > cfg.download_token_expire.max(0) {
         return Err(ApiError::Empty(401));
     }
-    let key = crate::store::meta::path_key(rel);
-    let Some(info) = w.meta().get_by_path_key(&key)? else {
+    let Some(md5) = md5 else {
         return Err(ApiError::Empty(401));
     };
-    let expected = token_for(&info.md5, ts, &cfg.download_token_secret);
+    let expected = token_for(md5, ts, &cfg.download_token_secret);
     // Compare without an early exit, so timing does not reveal a prefix of the expected token.
     let same = expected.len() == token.len()
         && expected
