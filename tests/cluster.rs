@@ -301,12 +301,17 @@ fn a_mixed_cluster_with_go_fastdfs_replicates_every_way() {
 fn repair_compares_file_sets_not_counts() {
     // Two nodes that were not peers when each got one (different) file today: equal counts,
     // different sets. go-fastdfs' count comparison would never repair this.
-    let (nodes, bases, dirs) = late_peers(7, json!({}));
+    let (mut nodes, bases, dirs) = late_peers(7, json!({}));
     let (x, y) = (noise(3000, 71), noise(3000, 72));
     upload_to(&bases[0], "x.bin", &x);
     upload_to(&bases[1], "y.bin", &y);
-    // Now make them peers (cfg.json + reload) and ask one of them to repair.
-    make_peers(&bases, &dirs);
+    // Now make them peers by cfg.json and a restart (a reload would reconcile by itself), and
+    // ask one of them to repair.
+    for (i, node) in nodes.iter_mut().enumerate() {
+        node.stop();
+        set_peers(&dirs[i], &[bases[1 - i].clone()]);
+        restart(node);
+    }
     let (s, _) = call(agent().get(&format!("{}/group1/repair?force=1", bases[0])));
     assert_eq!(s, 200);
     let both = [md5_hex(&x), md5_hex(&y)];
@@ -365,13 +370,19 @@ fn late_peers(
     (nodes, bases, dirs)
 }
 
+/// Rewrites a node's `peers` in cfg.json.
+fn set_peers(dir: &tempfile::TempDir, peers: &[String]) {
+    let conf = dir.path().join("conf/cfg.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&conf).unwrap()).unwrap();
+    v["peers"] = json!(peers);
+    std::fs::write(&conf, v.to_string()).unwrap();
+}
+
+/// Makes two nodes each other's peers: cfg.json, then `/reload`.
 fn make_peers(bases: &[String], dirs: &[tempfile::TempDir]) {
     for i in 0..2 {
-        let conf = dirs[i].path().join("conf/cfg.json");
-        let mut v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&conf).unwrap()).unwrap();
-        v["peers"] = json!([bases[1 - i]]);
-        std::fs::write(&conf, v.to_string()).unwrap();
+        set_peers(&dirs[i], &[bases[1 - i].clone()]);
         let (s, body) = call(agent().get(&format!(
             "{}/group1/reload?action=reload&key=test-admin-key",
             bases[i]
@@ -537,4 +548,32 @@ fn a_token_download_is_read_through_before_the_file_arrived() {
     let forged = format!("{}{path}?token={}&timestamp={ts}", bases[1], md5_hex(b"x"));
     assert_eq!(status_from_non_admin(&forged, &[]), 401);
     assert_eq!(status_from_non_admin(&good, &[]), 200);
+}
+
+#[test]
+fn a_peer_added_by_reload_gets_the_history_and_a_removed_one_nothing_more() {
+    let (nodes, bases, dirs) = late_peers(12, json!({}));
+    let (x, y) = (noise(2500, 121), noise(2600, 122));
+    upload_to(&bases[0], "x.bin", &x);
+    upload_to(&bases[1], "y.bin", &y);
+    make_peers(&bases, &dirs);
+    let both = [md5_hex(&x), md5_hex(&y)];
+    assert!(
+        eventually(SYNC_DEADLINE, || all_have(&[&bases[0], &bases[1]], &both)),
+        "a peer added by reload did not get the files from before"
+    );
+    // Removing B from A's peers: A's uploads stay on A.
+    set_peers(&dirs[0], &[]);
+    let (s, _) = call(agent().get(&format!(
+        "{}/group1/reload?action=reload&key=test-admin-key",
+        bases[0]
+    )));
+    assert_eq!(s, 200);
+    let z = noise(2700, 123);
+    upload_to(&bases[0], "z.bin", &z);
+    assert!(
+        !eventually(Duration::from_secs(2), || has_md5(&bases[1], &md5_hex(&z))),
+        "a removed peer still got a new file"
+    );
+    drop(nodes);
 }

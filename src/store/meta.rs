@@ -144,6 +144,8 @@ pub enum Op {
         peers: Vec<String>,
         kind: SyncKind,
     },
+    /// Drop every outbox entry of a peer that left the configuration (one shard per op).
+    PurgePeer { peer: String },
     /// A peer acknowledged `sent`: remove the entry unless it changed meanwhile; a delivered
     /// put adds the peer to the record's `peers` (as go-fastdfs does).
     Delivered {
@@ -564,7 +566,7 @@ impl Meta {
             | Op::InboxDrop { md5 }
             | Op::Enqueue { md5, .. }
             | Op::Delivered { md5, .. } => md5.as_str(),
-            Op::RepairDay { .. } => "",
+            Op::RepairDay { .. } | Op::PurgePeer { .. } => "",
         };
         let shard = shard_of(md5, self.shards.len());
         self.submit_to(shard, op).await
@@ -591,6 +593,20 @@ impl Meta {
             }
         }
         Ok((files_sum, bytes_sum))
+    }
+
+    /// Drops every queued change for `peer` (it left the configuration); returns how many.
+    pub async fn purge_peer(&self, peer: &str) -> Result<u64, MetaError> {
+        let mut n = 0;
+        for shard in 0..self.shards.len() {
+            let op = Op::PurgePeer {
+                peer: peer.to_string(),
+            };
+            if let OpResult::Counted { files, .. } = self.submit_to(shard, op).await? {
+                n += files as u64;
+            }
+        }
+        Ok(n)
     }
 
     async fn submit_to(&self, shard: usize, op: Op) -> Result<OpResult, MetaError> {
@@ -776,6 +792,7 @@ impl Meta {
                 Op::Delivered { md5, peer, sent } => {
                     self.apply_delivered(s, &mut txn, &md5, &peer, sent)
                 }
+                Op::PurgePeer { peer } => purge_peer(s, &mut txn, &peer),
             };
             out.push((i, r));
         }
@@ -1096,6 +1113,33 @@ fn queue(
     Ok(())
 }
 
+/// Removes the outbox entries of `peer` in one shard; answers their count as `files`.
+fn purge_peer(
+    s: &Shard,
+    txn: &mut lmdb::RwTransaction<'_>,
+    peer: &str,
+) -> Result<OpResult, MetaError> {
+    let prefix = outbox_key(peer, "");
+    let mut keys = Vec::new();
+    {
+        let mut cur = txn.open_ro_cursor(s.outbox)?;
+        for item in cur.iter_from(&prefix) {
+            let (k, _) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            keys.push(k.to_vec());
+        }
+    }
+    for k in &keys {
+        del_ok(txn.del(s.outbox, k, None))?;
+    }
+    Ok(OpResult::Counted {
+        files: keys.len() as i64,
+        bytes: 0,
+    })
+}
+
 /// A tombstone wins over a copy from a peer unless the copy was uploaded after the delete
 /// (a re-upload of the same content elsewhere).
 fn tomb_refuses(
@@ -1241,5 +1285,80 @@ mod tests {
         let name = place_file(&a, d.path(), "b", false).unwrap();
         assert_eq!(name, "0_b");
         assert_eq!(std::fs::read(d.path().join("0_b")).unwrap(), b"1");
+    }
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+
+    /// Runs `f` with an open store whose committer runs on a glommio executor.
+    fn with_meta(f: impl AsyncFnOnce(Arc<Meta>) + 'static) {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Meta::open(dir.path(), 4, 1).unwrap();
+        let ex = glommio::LocalExecutorBuilder::default()
+            .io_memory(256 << 10)
+            .make()
+            .expect("executor");
+        ex.run(async move {
+            let rx = meta.take_owned(0).expect("shard channel");
+            glommio::spawn_local(meta.clone().run_committer(rx, || {})).detach();
+            f(meta).await;
+        });
+    }
+
+    fn record(i: u32) -> FileInfo {
+        FileInfo {
+            name: format!("{i}.bin"),
+            path: "files/default/x".into(),
+            md5: format!("{i:08x}{}", "0".repeat(24)),
+            size: 1,
+            time_stamp: 1_700_000_000,
+            offset: -1,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn commits_queue_changes_per_peer_and_a_removed_peer_is_purged() {
+        with_meta(async |meta: Arc<Meta>| {
+            let peers = vec!["http://a:1".to_string(), "http://b:1".to_string()];
+            for i in 0..5 {
+                let op = Op::Insert {
+                    info: Box::new(record(i)),
+                    staged: None,
+                    dedup: false,
+                    origin: Origin::Local {
+                        notify: peers.clone(),
+                    },
+                };
+                assert!(matches!(meta.submit(op).await, Ok(OpResult::Inserted(_))));
+            }
+            assert_eq!(meta.outbox_depth("http://a:1").unwrap().0, 5);
+            assert_eq!(meta.purge_peer("http://a:1").await.unwrap(), 5);
+            assert_eq!(meta.outbox_depth("http://a:1").unwrap().0, 0);
+            assert_eq!(meta.outbox_depth("http://b:1").unwrap().0, 5);
+            // A delete replaces the pending put and leaves a tombstone that refuses a copy.
+            let md5 = record(0).md5;
+            let del = Op::Delete {
+                md5: md5.clone(),
+                notify: peers.clone(),
+                tomb_missing: false,
+            };
+            assert!(matches!(meta.submit(del).await, Ok(OpResult::Deleted(_))));
+            let page = meta
+                .outbox_page(shard_of(&md5, 4), "http://b:1", "", 10)
+                .unwrap();
+            let entry = page.iter().find(|(m, _)| *m == md5).expect("queued").1;
+            assert_eq!(entry.kind, SyncKind::Delete);
+            let copy = Op::Insert {
+                info: Box::new(record(0)),
+                staged: None,
+                dedup: true,
+                origin: Origin::Peer,
+            };
+            assert_eq!(meta.submit(copy).await.unwrap(), OpResult::Tombstoned);
+            assert!(meta.get(&md5).unwrap().is_none());
+        });
     }
 }

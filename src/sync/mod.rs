@@ -138,11 +138,16 @@ pub fn start(w: Rc<Worker>) {
 
 async fn supervise(w: Rc<Worker>) {
     let mut next_check = Instant::now();
+    let mut known: Option<Vec<String>> = None;
     while !w.shutting_down() {
-        for peer in w.config().peers.iter() {
+        let peers = w.config().peers.clone();
+        for peer in peers.iter() {
             if w.sync.pushers.borrow_mut().insert(peer.clone()) {
                 glommio::spawn_local(push_loop(w.clone(), peer.clone())).detach();
             }
+        }
+        if let Some(before) = known.replace(peers.clone()) {
+            peers_changed(&w, &before, &peers);
         }
         // Health check (SPEC.md §11.10), from executor 0 only: keeps `fastdfs_peer_up` true
         // to the minute even when nothing is replicated.
@@ -154,6 +159,35 @@ async fn supervise(w: Rc<Worker>) {
             }
         }
         glommio::timer::sleep(IDLE_POLL).await;
+    }
+}
+
+/// After a reload: a new peer gets this node's history by a repair with it (the outbox holds
+/// only changes made while it was configured); a removed peer's queue is dropped (executor 0
+/// does both once, for all shards).
+fn peers_changed(w: &Rc<Worker>, before: &[String], now: &[String]) {
+    if w.id != 0 {
+        return;
+    }
+    for peer in now.iter().filter(|p| !before.contains(p)) {
+        let (me, peer) = (w.clone(), peer.clone());
+        glommio::spawn_local(async move {
+            tracing::info!(peer, "new peer: reconciling with it");
+            repair::with_peer_logged(&me, &peer).await;
+        })
+        .detach();
+    }
+    for peer in before.iter().filter(|p| !now.contains(p)) {
+        let (me, peer) = (w.clone(), peer.clone());
+        glommio::spawn_local(async move {
+            match me.meta().purge_peer(&peer).await {
+                Ok(n) => tracing::info!(peer, dropped = n, "peer removed: its queue was dropped"),
+                Err(e) => {
+                    tracing::error!(peer, cause = %e, "dropping a removed peer's queue failed")
+                }
+            }
+        })
+        .detach();
     }
 }
 

@@ -40,10 +40,15 @@ pub async fn schedule(w: Rc<Worker>) {
 pub async fn run(w: &Worker) {
     let peers = w.config().peers.clone();
     for peer in peers {
-        match with_peer(w, &peer).await {
-            Ok(n) => tracing::info!(peer, queued = n.0, requested = n.1, "repair with peer done"),
-            Err(e) => tracing::warn!(peer, cause = %e, "repair with peer failed"),
-        }
+        with_peer_logged(w, &peer).await;
+    }
+}
+
+/// Reconciles with one peer and logs the outcome.
+pub async fn with_peer_logged(w: &Worker, peer: &str) {
+    match with_peer(w, peer).await {
+        Ok(n) => tracing::info!(peer, queued = n.0, requested = n.1, "repair with peer done"),
+        Err(e) => tracing::warn!(peer, cause = %e, "repair with peer failed"),
     }
 }
 
