@@ -307,11 +307,7 @@ fn repair_compares_file_sets_not_counts() {
     upload_to(&bases[1], "y.bin", &y);
     // Now make them peers by cfg.json and a restart (a reload would reconcile by itself), and
     // ask one of them to repair.
-    for (i, node) in nodes.iter_mut().enumerate() {
-        node.stop();
-        set_peers(&dirs[i], &[bases[1 - i].clone()]);
-        restart(node);
-    }
+    make_peers_by_restart(&mut nodes, &bases, &dirs);
     let (s, _) = call(agent().get(&format!("{}/group1/repair?force=1", bases[0])));
     assert_eq!(s, 200);
     let both = [md5_hex(&x), md5_hex(&y)];
@@ -379,6 +375,16 @@ fn set_peers(dir: &tempfile::TempDir, peers: &[String]) {
     std::fs::write(&conf, v.to_string()).unwrap();
 }
 
+/// Makes two nodes each other's peers by cfg.json and a restart (no reconciliation on its own,
+/// unlike a reload).
+fn make_peers_by_restart(nodes: &mut [Server], bases: &[String], dirs: &[tempfile::TempDir]) {
+    for (i, node) in nodes.iter_mut().enumerate() {
+        node.stop();
+        set_peers(&dirs[i], &[bases[1 - i].clone()]);
+        restart(node);
+    }
+}
+
 /// Makes two nodes each other's peers: cfg.json, then `/reload`.
 fn make_peers(bases: &[String], dirs: &[tempfile::TempDir]) {
     for i in 0..2 {
@@ -393,7 +399,7 @@ fn make_peers(bases: &[String], dirs: &[tempfile::TempDir]) {
 
 #[test]
 fn sync_receive_md5s_and_repair_fileinfo_reannounce_files() {
-    let (nodes, bases, dirs) = late_peers(9, json!({"enable_migrate": true}));
+    let (mut nodes, bases, dirs) = late_peers(9, json!({"enable_migrate": true}));
     let (x, y) = (noise(1500, 91), noise(1600, 92));
     upload_to(&bases[0], "x.bin", &x);
     upload_to(&bases[0], "y.bin", &y);
@@ -402,7 +408,7 @@ fn sync_receive_md5s_and_repair_fileinfo_reannounce_files() {
     std::fs::create_dir_all(&manual).unwrap();
     let z = noise(1700, 93);
     std::fs::write(manual.join("z.bin"), &z).unwrap();
-    make_peers(&bases, &dirs);
+    make_peers_by_restart(&mut nodes, &bases, &dirs);
 
     // receive_md5s: A is asked to announce x to its peers.
     let (s, _) = call(agent().get(&format!(
