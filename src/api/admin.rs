@@ -160,11 +160,7 @@ pub fn check_files_exist(w: &Worker, p: &Params) -> Result<Response, ApiError> {
         .filter(|m| !m.is_empty())
         .take(CHECK_MD5S_MAX)
     {
-        if let Some(info) = w.meta().get(md5)? {
-            if info.offset != -1 || w.dir().join(info.rel_path()).is_file() {
-                found.push(info);
-            }
-        }
+        found.extend(w.meta().get_live(md5)?);
     }
     let env = json::envelope("", "", (!found.is_empty()).then_some(found));
     Ok(Response::text(200, json::compact(&env)))

@@ -34,10 +34,7 @@ pub async fn syncfile_info(
     info.md5 = info.md5.to_ascii_lowercase();
     crate::sync::validate_announced(&info)
         .map_err(|e| ApiError::fail(400, format!("fileInfo refused: {e}")))?;
-    let live = w
-        .meta()
-        .get(&info.md5)?
-        .is_some_and(|i| i.offset != -1 || w.dir().join(i.rel_path()).is_file());
+    let live = w.meta().get_live(&info.md5)?.is_some();
     if info.offset >= 0 {
         tracing::warn!(md5 = %info.md5, "merged small files are not replicated; announcement ignored");
     } else if live

@@ -129,13 +129,6 @@ pub async fn list_dir_page(w: &Worker, url_path: &str, full: &Path) -> Result<Re
     Ok(Response::html(200, body))
 }
 
-/// Live record of an md5: it exists and (for normal files) its file is on disk.
-fn live_record(w: &Worker, md5: &str) -> Result<Option<FileInfo>, ApiError> {
-    Ok(w.meta()
-        .get(md5)?
-        .filter(|i| i.offset != -1 || w.dir().join(i.rel_path()).is_file()))
-}
-
 /// `files/...` relative path of a download path or store path given by a client, validated.
 fn store_rel_path(w: &Worker, raw: &str) -> Option<String> {
     let cfg = w.config();
@@ -159,7 +152,7 @@ fn store_rel_path(w: &Worker, raw: &str) -> Option<String> {
 pub async fn check_file_exist(w: &Worker, p: &Params) -> Result<Response, ApiError> {
     let md5 = p.str("md5");
     if !md5.is_empty() {
-        if let Some(info) = live_record(w, md5)? {
+        if let Some(info) = w.meta().get_live(md5)? {
             return Ok(Response::text(200, json::compact(&info)));
         }
     }

@@ -339,6 +339,11 @@ impl Meta {
         }
     }
 
+    /// The record of an md5 whose content is here (`is_live`).
+    pub fn get_live(&self, md5: &str) -> Result<Option<FileInfo>, MetaError> {
+        Ok(self.get(md5)?.filter(|i| self.is_live(i)))
+    }
+
     /// Looks up a record by its path key (MD5 of `files/.../name`).
     pub fn get_by_path_key(&self, key: &str) -> Result<Option<FileInfo>, MetaError> {
         for shard in &self.shards {
@@ -900,7 +905,7 @@ impl Meta {
     }
 
     /// A record whose content is here (merged small files are trusted to their container).
-    fn is_live(&self, info: &FileInfo) -> bool {
+    pub fn is_live(&self, info: &FileInfo) -> bool {
         info.offset != -1 || self.root.join(info.rel_path()).is_file()
     }
 
@@ -1006,7 +1011,7 @@ impl Meta {
                 Err(lmdb::Error::NotFound) => continue,
                 Err(e) => return Err(e.into()),
             };
-            if info.offset != -1 || self.root.join(info.rel_path()).is_file() {
+            if self.is_live(&info) {
                 files += 1;
                 bytes += info.size;
             }

@@ -325,7 +325,7 @@ async fn announce(w: &Worker, peer: &str, md5: &str) -> io::Result<()> {
     let Some(info) = w.meta().get(md5).map_err(io::Error::other)? else {
         return Ok(()); // deleted meanwhile: the delete entry follows
     };
-    if info.offset == -1 && !w.dir().join(info.rel_path()).is_file() {
+    if !w.meta().is_live(&info) {
         tracing::warn!(md5, path = %info.rel_path(), "not announced: the file is missing here");
         return Ok(());
     }
