@@ -48,13 +48,41 @@ impl Counter {
     }
 }
 
+/// A duration histogram over `BUCKETS` (cumulative counts), with its sum and count.
+struct Histogram {
+    buckets: Vec<Counter>,
+    sum_us: Counter,
+    count: Counter,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: (0..BUCKETS.len()).map(|_| Counter::default()).collect(),
+            sum_us: Counter::default(),
+            count: Counter::default(),
+        }
+    }
+}
+
+impl Histogram {
+    fn observe(&self, d: std::time::Duration) {
+        let secs = d.as_secs_f64();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.buckets[i].add(1);
+            }
+        }
+        self.sum_us.add(d.as_micros() as u64);
+        self.count.add(1);
+    }
+}
+
 /// One executor's counters, padded to its own cache lines.
 #[repr(align(128))]
 pub struct Metrics {
     requests: Vec<Counter>,
-    duration_buckets: Vec<Counter>,
-    duration_sum_us: Counter,
-    duration_count: Counter,
+    duration: Histogram,
     received_bytes: Counter,
     sent_bytes: Counter,
     uploads: Counter,
@@ -64,9 +92,8 @@ pub struct Metrics {
     sync_sent: Counter,
     sync_received: Counter,
     sync_received_bytes: Counter,
-    /// Queue-to-acknowledgement time of delivered sync messages (lag), histogram.
-    sync_lag_buckets: Vec<Counter>,
-    sync_lag_sum_ms: Counter,
+    /// Queue-to-acknowledgement time of delivered sync messages (lag).
+    sync_lag: Histogram,
 }
 
 impl Default for Metrics {
@@ -75,9 +102,7 @@ impl Default for Metrics {
             requests: (0..ROUTES.len() * CLASSES.len())
                 .map(|_| Counter::default())
                 .collect(),
-            duration_buckets: (0..BUCKETS.len()).map(|_| Counter::default()).collect(),
-            duration_sum_us: Counter::default(),
-            duration_count: Counter::default(),
+            duration: Histogram::default(),
             received_bytes: Counter::default(),
             sent_bytes: Counter::default(),
             uploads: Counter::default(),
@@ -87,8 +112,7 @@ impl Default for Metrics {
             sync_sent: Counter::default(),
             sync_received: Counter::default(),
             sync_received_bytes: Counter::default(),
-            sync_lag_buckets: (0..BUCKETS.len()).map(|_| Counter::default()).collect(),
-            sync_lag_sum_ms: Counter::default(),
+            sync_lag: Histogram::default(),
         }
     }
 }
@@ -104,14 +128,7 @@ impl Metrics {
     ) {
         let class = ((status / 100) as usize).clamp(1, 5) - 1;
         self.requests[route.min(ROUTES.len() - 1) * CLASSES.len() + class].add(1);
-        let secs = took.as_secs_f64();
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                self.duration_buckets[i].add(1);
-            }
-        }
-        self.duration_sum_us.add(took.as_micros() as u64);
-        self.duration_count.add(1);
+        self.duration.observe(took);
         self.received_bytes.add(received);
         self.sent_bytes.add(sent);
     }
@@ -132,13 +149,8 @@ impl Metrics {
     pub fn sync_sent(&self, queued_at_ms: i64) {
         self.sync_sent.add(1);
         let lag_ms = (chrono::Utc::now().timestamp_millis() - queued_at_ms).max(0) as u64;
-        let secs = lag_ms as f64 / 1e3;
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                self.sync_lag_buckets[i].add(1);
-            }
-        }
-        self.sync_lag_sum_ms.add(lag_ms);
+        self.sync_lag
+            .observe(std::time::Duration::from_millis(lag_ms));
     }
 
     /// A file fetched from a peer was stored.
@@ -171,6 +183,30 @@ fn sum(all: &[Metrics], f: impl Fn(&Metrics) -> &Counter) -> u64 {
     all.iter().map(|m| f(m).get()).sum()
 }
 
+/// One unlabelled counter or gauge with its HELP and TYPE lines.
+fn write_scalar(o: &mut String, kind: &str, name: &str, help: &str, v: impl std::fmt::Display) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+}
+
+/// A histogram summed over executors, in seconds.
+fn write_histogram(
+    o: &mut String,
+    all: &[Metrics],
+    name: &str,
+    help: &str,
+    f: impl Fn(&Metrics) -> &Histogram,
+) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} histogram");
+    for (i, b) in BUCKETS.iter().enumerate() {
+        let n: u64 = all.iter().map(|m| f(m).buckets[i].get()).sum();
+        let _ = writeln!(o, "{name}_bucket{{le=\"{b}\"}} {n}");
+    }
+    let count = sum(all, |m| &f(m).count);
+    let sum_s = sum(all, |m| &f(m).sum_us) as f64 / 1e6;
+    let _ = writeln!(o, "{name}_bucket{{le=\"+Inf\"}} {count}");
+    let _ = writeln!(o, "{name}_sum {sum_s}\n{name}_count {count}");
+}
+
 /// The exposition text.
 pub fn render(all: &[Metrics], g: &Gauges) -> String {
     let mut o = String::new();
@@ -193,26 +229,13 @@ pub fn render(all: &[Metrics], g: &Gauges) -> String {
             }
         }
     }
-    let _ = writeln!(
-        o,
-        "# HELP fastdfs_http_request_duration_seconds Time from request head to response written."
+    write_histogram(
+        &mut o,
+        all,
+        "fastdfs_http_request_duration_seconds",
+        "Time from request head to response written.",
+        |m| &m.duration,
     );
-    let _ = writeln!(o, "# TYPE fastdfs_http_request_duration_seconds histogram");
-    for (i, b) in BUCKETS.iter().enumerate() {
-        let n: u64 = all.iter().map(|m| m.duration_buckets[i].get()).sum();
-        let _ = writeln!(
-            o,
-            "fastdfs_http_request_duration_seconds_bucket{{le=\"{b}\"}} {n}"
-        );
-    }
-    let count = sum(all, |m| &m.duration_count);
-    let _ = writeln!(
-        o,
-        "fastdfs_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
-    );
-    let sum_s = sum(all, |m| &m.duration_sum_us) as f64 / 1e6;
-    let _ = writeln!(o, "fastdfs_http_request_duration_seconds_sum {sum_s}");
-    let _ = writeln!(o, "fastdfs_http_request_duration_seconds_count {count}");
     let counters: [(&str, &str, u64); 6] = [
         (
             "fastdfs_http_received_bytes_total",
@@ -246,7 +269,7 @@ pub fn render(all: &[Metrics], g: &Gauges) -> String {
         ),
     ];
     for (name, help, v) in counters {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        write_scalar(&mut o, "counter", name, help, v);
     }
     let gauges: [(&str, &str, String); 5] = [
         ("fastdfs_objects", "Files indexed.", g.objects.to_string()),
@@ -272,7 +295,7 @@ pub fn render(all: &[Metrics], g: &Gauges) -> String {
         ),
     ];
     for (name, help, v) in gauges {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        write_scalar(&mut o, "gauge", name, help, v);
     }
     render_sync(&mut o, all, g);
     o
@@ -297,25 +320,21 @@ fn render_sync(o: &mut String, all: &[Metrics], g: &Gauges) {
         ),
     ];
     for (name, help, v) in counters {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        write_scalar(o, "counter", name, help, v);
     }
-    let name = "fastdfs_sync_delivery_seconds";
-    let _ = writeln!(
+    write_histogram(
         o,
-        "# HELP {name} Time from a change being committed to its acknowledgement by a peer.\n# TYPE {name} histogram"
+        all,
+        "fastdfs_sync_delivery_seconds",
+        "Time from a change being committed to its acknowledgement by a peer.",
+        |m| &m.sync_lag,
     );
-    for (i, b) in BUCKETS.iter().enumerate() {
-        let n: u64 = all.iter().map(|m| m.sync_lag_buckets[i].get()).sum();
-        let _ = writeln!(o, "{name}_bucket{{le=\"{b}\"}} {n}");
-    }
-    let count = sum(all, |m| &m.sync_sent);
-    let _ = writeln!(o, "{name}_bucket{{le=\"+Inf\"}} {count}");
-    let sum_s = sum(all, |m| &m.sync_lag_sum_ms) as f64 / 1e3;
-    let _ = writeln!(o, "{name}_sum {sum_s}\n{name}_count {count}");
-    let _ = writeln!(
+    write_scalar(
         o,
-        "# HELP fastdfs_sync_inbox Files announced by peers and not fetched yet.\n# TYPE fastdfs_sync_inbox gauge\nfastdfs_sync_inbox {}",
-        g.inbox
+        "gauge",
+        "fastdfs_sync_inbox",
+        "Files announced by peers and not fetched yet.",
+        g.inbox,
     );
     let per_peer: [(&str, &str); 3] = [
         ("fastdfs_sync_queue_depth", "Changes queued for a peer."),
