@@ -141,7 +141,7 @@ fn a_node_that_was_down_during_uploads_catches_up_after_restart() {
         "fastdfs_peer_up"
     ) == Some(0.0)));
     assert!(metric(&bases[0], "fastdfs_sync_queue_depth").unwrap() >= 10.0);
-    restart(&mut c.nodes[2]);
+    c.nodes[2].respawn();
     assert!(
         eventually(SYNC_DEADLINE, || all_have(&[&bases[2]], &md5s)),
         "the restarted node did not catch up"
@@ -170,8 +170,8 @@ fn queued_changes_survive_a_restart_of_the_sender() {
     }
     // A crash of the sender with everything still queued.
     c.nodes[0].kill();
-    restart(&mut c.nodes[1]);
-    restart(&mut c.nodes[0]);
+    c.nodes[1].respawn();
+    c.nodes[0].respawn();
     assert!(
         eventually(SYNC_DEADLINE, || all_have(&[&b], &md5s)),
         "queued uploads were lost with the sender's restart"
@@ -330,7 +330,7 @@ fn a_delete_missed_by_a_down_peer_wins_over_its_copy() {
     c.nodes[1].stop();
     let (s, _) = call(agent().get(&format!("{a}/group1/delete?md5={md5}")));
     assert_eq!(s, 200);
-    restart(&mut c.nodes[1]);
+    c.nodes[1].respawn();
     let (s, _) = call(agent().get(&format!("{b}/group1/repair?force=1")));
     assert_eq!(s, 200);
     assert!(
@@ -381,7 +381,7 @@ fn make_peers_by_restart(nodes: &mut [Server], bases: &[String], dirs: &[tempfil
     for (i, node) in nodes.iter_mut().enumerate() {
         node.stop();
         set_peers(&dirs[i], &[bases[1 - i].clone()]);
-        restart(node);
+        node.respawn();
     }
 }
 
@@ -544,11 +544,7 @@ fn a_token_download_is_read_through_before_the_file_arrived() {
     let md5 = md5_hex(&data);
     let r = upload_to(&bases[0], "secret.bin", &data);
     let path = r["path"].as_str().unwrap().to_string();
-    let ts = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .to_string();
+    let ts = now().to_string();
     let token = md5_hex(format!("{md5}{ts}cluster-secret").as_bytes());
     let good = format!("{}{path}?token={token}&timestamp={ts}", bases[1]);
     let forged = format!("{}{path}?token={}&timestamp={ts}", bases[1], md5_hex(b"x"));

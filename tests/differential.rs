@@ -6,36 +6,12 @@ mod common;
 use common::go::*;
 use common::*;
 use serde_json::{json, Value};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The pair under comparison plus what is needed to normalize their answers.
 struct Pair {
     go: GoNode,
     rs: Server,
     started: i64,
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn local_stamp(t: i64) -> String {
-    // SAFETY: a zeroed tm is a valid out-parameter; localtime_r only writes into it.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let tt = t as libc::time_t;
-    // SAFETY: both pointers are valid for the call.
-    unsafe { libc::localtime_r(&tt, &mut tm) };
-    format!(
-        "{:04}{:02}{:02}/{:02}/{:02}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min
-    )
 }
 
 impl Pair {

@@ -13,44 +13,6 @@ use std::time::{Duration, Instant};
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// A response read until the server closed the connection (requests send Connection: close).
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    /// Every byte after the head, whatever the framing says.
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// Headers except the ones that legitimately differ between two requests.
-    fn stable_headers(&self) -> Vec<(String, String)> {
-        let mut h: Vec<_> = self
-            .headers
-            .iter()
-            .filter(|(n, _)| !n.eq_ignore_ascii_case("date"))
-            .cloned()
-            .collect();
-        h.sort();
-        h
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
 /// Sends `method target` with extra header lines and `Connection: close`; reads to EOF.
 fn request(s: &Server, method: &str, target: &str, extra: &[(&str, &str)]) -> Resp {
     let mut req = format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
@@ -59,29 +21,16 @@ fn request(s: &Server, method: &str, target: &str, extra: &[(&str, &str)]) -> Re
     }
     req.push_str("\r\n");
     let bytes = raw(&s.addr(), req.as_bytes(), Duration::from_secs(20));
-    let end = find(&bytes, b"\r\n\r\n").unwrap_or_else(|| {
+    let (head, body_start) = parse_head(&bytes).unwrap_or_else(|| {
         panic!(
             "no response head for {method} {target}: {:?}",
             String::from_utf8_lossy(&bytes)
         )
     });
-    let head = String::from_utf8_lossy(&bytes[..end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let headers = lines
-        .map(|l| {
-            let (n, v) = l.split_once(':').expect("header line");
-            (n.to_string(), v.trim().to_string())
-        })
-        .collect();
+    // Every byte after the head, whatever the framing says (the server closes).
     Resp {
-        status,
-        headers,
-        body: bytes[end + 4..].to_vec(),
+        body: bytes[body_start..].to_vec(),
+        ..head
     }
 }
 

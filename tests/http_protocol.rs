@@ -14,62 +14,12 @@ use std::time::{Duration, Instant};
 // Raw HTTP client helpers
 // ---------------------------------------------------------------------------------------------
 
-/// One parsed response.
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
 /// Parses one response from the front of `buf`: Some((response, bytes used)) when complete.
 /// `head_only`: the request was HEAD (no body follows whatever Content-Length says).
 /// `eof`: no more bytes will come (a body without a length ends here).
 fn parse_response(buf: &[u8], head_only: bool, eof: bool) -> Option<(Resp, usize)> {
-    let end = find(buf, b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or("");
-    assert!(
-        status_line.starts_with("HTTP/1."),
-        "not a status line: {status_line:?}"
-    );
-    let status: u16 = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-    let headers: Vec<(String, String)> = lines
-        .map(|l| {
-            let (n, v) = l
-                .split_once(':')
-                .unwrap_or_else(|| panic!("bad header line {l:?}"));
-            (n.to_string(), v.trim().to_string())
-        })
-        .collect();
-    let body_start = end + 4;
-    let r = Resp {
-        status,
-        headers,
-        body: Vec::new(),
-    };
+    let (r, body_start) = parse_head(buf)?;
+    let status = r.status;
     if head_only || (100..200).contains(&status) || status == 204 || status == 304 {
         return Some((r, body_start));
     }
@@ -210,20 +160,6 @@ fn chunk_encode(body: &[u8], piece: usize) -> Vec<u8> {
     }
     out.extend_from_slice(b"0\r\n\r\n");
     out
-}
-
-/// Waits (bounded) for a child we started; kills it if it overstays. Returns its exit code.
-fn wait_child(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Ok(Some(st)) = child.try_wait() {
-            return st.code();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
 }
 
 fn is_timeout(e: &std::io::Error) -> bool {

@@ -8,13 +8,6 @@ use common::*;
 use serde_json::{json, Value};
 use std::process::Command;
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 fn with_token(path: &str, md5: &str, ts: i64, secret: &str) -> String {
     let token = md5_hex(format!("{md5}{ts}{secret}").as_bytes());
     format!("{path}?token={token}&timestamp={ts}")

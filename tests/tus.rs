@@ -331,7 +331,7 @@ fn tuspy_resumes_an_interrupted_upload_from_another_process_after_a_server_resta
     assert_eq!(offset_of(&url), 524_288);
     // The server restarts between the two client processes.
     s.stop();
-    respawn(&mut s);
+    s.respawn();
     assert_eq!(offset_of(&url), 524_288);
     let second_args = args("0");
     let second = tuspy(
@@ -350,21 +350,6 @@ fn tuspy_resumes_an_interrupted_upload_from_another_process_after_a_server_resta
     assert_eq!(std::fs::read(stored_path(&s, &md5)).unwrap(), data);
 }
 
-/// Starts a stopped server again on its port. While it was down, an outgoing connection of a
-/// parallel test (or its curl) may have been given that port as its ephemeral local port,
-/// which makes bind fail until that connection ends: retried until a deadline.
-fn respawn(s: &mut Server) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !s.try_spawn() {
-        assert!(
-            s.stderr().contains("cannot listen") && Instant::now() < deadline,
-            "server did not start: {}",
-            s.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn a_partial_upload_survives_a_server_restart_and_a_crash() {
     let mut s = tus_server(json!({}));
@@ -375,7 +360,7 @@ fn a_partial_upload_survives_a_server_restart_and_a_crash() {
     assert_eq!(r.h("upload-offset"), Some("100000"));
     assert!(r.h("upload-expires").is_some());
     s.stop();
-    respawn(&mut s);
+    s.respawn();
     assert_eq!(offset_of(&url), 100_000);
     // An acknowledged offset also survives a crash.
     assert_eq!(
@@ -383,7 +368,7 @@ fn a_partial_upload_survives_a_server_restart_and_a_crash() {
         204
     );
     s.kill();
-    respawn(&mut s);
+    s.respawn();
     assert_eq!(offset_of(&url), 200_000);
     let r = patch(&url, 200_000, &data[200_000..], &[]);
     assert_eq!(r.status, 204, "{}", r.body);

@@ -14,30 +14,6 @@ const FILE_RESULT_KEYS: [&str; 11] = [
     "domain", "md5", "mtime", "path", "retcode", "retmsg", "scene", "scenes", "size", "src", "url",
 ];
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// `YYYYMMDD/HH/MM` of a Unix time in the local time zone.
-fn local_stamp(t: i64) -> String {
-    // SAFETY: a zeroed tm is a valid out-parameter; localtime_r only writes into it.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let tt = t as libc::time_t;
-    // SAFETY: both pointers are valid for the call.
-    unsafe { libc::localtime_r(&tt, &mut tm) };
-    format!(
-        "{:04}{:02}{:02}/{:02}/{:02}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min
-    )
-}
-
 /// Every local `YYYYMMDD/HH/MM` between two Unix times (inclusive).
 fn stamps_between(from: i64, to: i64) -> Vec<String> {
     let mut v: Vec<String> = Vec::new();
@@ -100,6 +76,15 @@ fn files_in(dir: &Path) -> Vec<String> {
 /// Stored files under files/ (relative to files/), temp files included.
 fn stored(s: &Server) -> Vec<String> {
     files_in(&s.dir.join("files"))
+}
+
+/// A refused upload leaves nothing under files/ (its temp file is removed promptly).
+fn assert_nothing_stored(s: &Server) {
+    assert!(
+        eventually(Duration::from_secs(5), || stored(s).is_empty()),
+        "{:?}",
+        stored(s)
+    );
 }
 
 /// Stored files outside files/_tmp.
@@ -275,11 +260,7 @@ fn an_unknown_output_is_refused_and_stores_nothing() {
     let s = Server::start(json!({}));
     let (code, body) = upload(&s, "a.txt", b"abc", &[("output", "xml")]);
     assert_refused(code, &body, "output just support json or text or json2");
-    assert!(
-        eventually(Duration::from_secs(5), || stored(&s).is_empty()),
-        "{:?}",
-        stored(&s)
-    );
+    assert_nothing_stored(&s);
 }
 
 #[test]
@@ -333,11 +314,7 @@ fn a_scene_outside_the_scenes_whitelist_is_refused() {
         &[("output", "json"), ("scene", "other")],
     );
     assert_refused(code, &body, "not valid scene");
-    assert!(
-        eventually(Duration::from_secs(5), || stored(&s).is_empty()),
-        "{:?}",
-        stored(&s)
-    );
+    assert_nothing_stored(&s);
     let (code, body) = upload(
         &s,
         "a.txt",
@@ -479,11 +456,7 @@ fn the_extension_whitelist_also_applies_to_the_filename_field() {
         &[("output", "json"), ("filename", "evil.exe")],
     );
     assert_refused(code, &body, "(error)file extension mismatch");
-    assert!(
-        eventually(Duration::from_secs(5), || stored(&s).is_empty()),
-        "{:?}",
-        stored(&s)
-    );
+    assert_nothing_stored(&s);
 }
 
 #[test]
@@ -520,11 +493,7 @@ fn a_zero_length_file_is_refused_and_nothing_is_indexed() {
     let s = Server::start(json!({}));
     let (code, body) = upload(&s, "zero.txt", b"", &[("output", "json")]);
     assert_refused(code, &body, "file size is zero");
-    assert!(
-        eventually(Duration::from_secs(5), || stored(&s).is_empty()),
-        "{:?}",
-        stored(&s)
-    );
+    assert_nothing_stored(&s);
     let empty_md5 = md5_hex(b"");
     let (_, body) =
         call(agent().get(&s.url(&format!("/group1/upload?md5={empty_md5}&output=json"))));
@@ -538,11 +507,7 @@ fn read_only_refuses_uploads() {
     let s = Server::start(json!({"read_only": true}));
     let (code, body) = upload(&s, "ro.txt", b"read only", &[("output", "json")]);
     assert_refused(code, &body, "(error) readonly");
-    assert!(
-        eventually(Duration::from_secs(5), || stored(&s).is_empty()),
-        "{:?}",
-        stored(&s)
-    );
+    assert_nothing_stored(&s);
 }
 
 #[test]
@@ -763,11 +728,7 @@ fn a_filename_field_with_dot_dot_cannot_write_outside_files() {
         "{:?}",
         files_in(&s.dir)
     );
-    assert!(
-        eventually(Duration::from_secs(5), || stored(&s).is_empty()),
-        "{:?}",
-        stored(&s)
-    );
+    assert_nothing_stored(&s);
 }
 
 #[test]
@@ -785,11 +746,7 @@ fn a_scene_with_dot_dot_cannot_write_outside_files() {
     assert!((400..500).contains(&code), "{code} {body}");
     assert!(!Path::new(&target).exists(), "created {target}");
     assert!(!s.dir.parent().unwrap().join(format!("pwn_{u}")).exists());
-    assert!(
-        eventually(Duration::from_secs(5), || stored(&s).is_empty()),
-        "{:?}",
-        stored(&s)
-    );
+    assert_nothing_stored(&s);
 }
 
 #[test]

@@ -154,32 +154,7 @@ pub fn md5s_of_day(base: &str, date: &str) -> Vec<String> {
         .collect()
 }
 
+/// Today as the servers name it (`YYYYMMDD`, local time).
 pub fn today() -> String {
-    chrono_today()
-}
-
-fn chrono_today() -> String {
-    // Local date as the server computes it (same machine, same TZ).
-    let out = std::process::Command::new("date")
-        .arg("+%Y%m%d")
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Starts a stopped node again on its port. The port can be briefly taken by another test's
-/// outgoing connection (ephemeral ports share the range free_port draws from): retry then.
-pub fn restart(s: &mut Server) {
-    for _ in 0..100 {
-        if s.try_spawn() {
-            return;
-        }
-        let log = s.stderr();
-        assert!(
-            log.contains("cannot listen") || log.contains("already"),
-            "server did not restart: {log}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("port {} stayed taken: {}", s.port, s.stderr());
+    local_stamp(now())[..8].to_string()
 }

@@ -173,6 +173,21 @@ impl Server {
         panic!("server did not listen within 20 s: {}", self.stderr());
     }
 
+    /// Starts this stopped server again on its port. While it was down, an outgoing connection
+    /// of a parallel test may have been given that port as its ephemeral local port, which
+    /// makes bind fail until that connection ends: retried until a deadline.
+    pub fn respawn(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.try_spawn() {
+            assert!(
+                self.stderr().contains("cannot listen") && Instant::now() < deadline,
+                "server did not start: {}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
     }
@@ -193,16 +208,7 @@ impl Server {
     pub fn stop(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(st)) = child.try_wait() {
-                return st.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        None
+        wait_child(&mut child, Duration::from_secs(15))
     }
 
     /// SIGKILL (a crash) and reap.
@@ -218,6 +224,20 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Waits (bounded) for a child we started; kills it if it overstays. Returns its exit code.
+pub fn wait_child(child: &mut Child, limit: Duration) -> Option<i32> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(Some(st)) = child.try_wait() {
+            return st.code();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 /// A ureq agent that never follows redirects and treats every status as a response.
@@ -295,6 +315,100 @@ pub fn raw(addr: &str, bytes: &[u8], wait: Duration) -> Vec<u8> {
         }
     }
     out
+}
+
+/// A response as raw-socket tests see it.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Headers except the ones that legitimately differ between two requests.
+    pub fn stable_headers(&self) -> Vec<(String, String)> {
+        let mut h: Vec<_> = self
+            .headers
+            .iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case("date"))
+            .cloned()
+            .collect();
+        h.sort();
+        h
+    }
+}
+
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The status line and headers at the front of `buf` (body left empty) and where the body
+/// starts; None until the head is complete. Panics on a malformed head.
+pub fn parse_head(buf: &[u8]) -> Option<(Resp, usize)> {
+    let end = find(buf, b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or("");
+    assert!(
+        status_line.starts_with("HTTP/1."),
+        "not a status line: {status_line:?}"
+    );
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers = lines
+        .map(|l| {
+            let (n, v) = l
+                .split_once(':')
+                .unwrap_or_else(|| panic!("bad header line {l:?}"));
+            (n.to_string(), v.trim().to_string())
+        })
+        .collect();
+    let r = Resp {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    Some((r, end + 4))
+}
+
+/// Unix time now, in seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// `YYYYMMDD/HH/MM` of a Unix time in the local time zone (as servers name their dirs).
+pub fn local_stamp(t: i64) -> String {
+    // SAFETY: a zeroed tm is a valid out-parameter; localtime_r only writes into it.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let tt = t as libc::time_t;
+    // SAFETY: both pointers are valid for the call.
+    unsafe { libc::localtime_r(&tt, &mut tm) };
+    format!(
+        "{:04}{:02}{:02}/{:02}/{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min
+    )
 }
 
 pub fn md5_hex(data: &[u8]) -> String {
