@@ -119,11 +119,52 @@ impl PeerHealth {
     }
 }
 
-/// Shards owned by executor `w`.
-fn owned_shards(w: &Worker) -> Vec<usize> {
-    (0..w.meta().shard_count())
-        .filter(|s| s % w.shared.workers == w.id)
-        .collect()
+/// Pages through a per-shard queue (a peer's outbox, the inbox) over the shards this executor
+/// owns: each call reads the next page of every shard after the last key seen there; when all
+/// are exhausted it answers None and the next call starts a new pass from the beginning.
+struct ShardPager {
+    shards: Vec<usize>,
+    after: Vec<String>,
+}
+
+impl ShardPager {
+    fn new(w: &Worker) -> ShardPager {
+        let shards: Vec<usize> = (0..w.meta().shard_count())
+            .filter(|s| s % w.shared.workers == w.id)
+            .collect();
+        let after = vec![String::new(); shards.len()];
+        ShardPager { shards, after }
+    }
+
+    /// True before the first page of a pass.
+    fn at_start(&self) -> bool {
+        self.after.iter().all(String::is_empty)
+    }
+
+    fn next<T>(
+        &mut self,
+        what: &str,
+        mut read: impl FnMut(usize, &str) -> Result<Vec<T>, crate::store::meta::MetaError>,
+        key: impl Fn(&T) -> &str,
+    ) -> Option<Vec<T>> {
+        let mut out = Vec::new();
+        for (i, &shard) in self.shards.iter().enumerate() {
+            match read(shard, &self.after[i]) {
+                Ok(page) => {
+                    if let Some(last) = page.last() {
+                        self.after[i] = key(last).to_string();
+                    }
+                    out.extend(page);
+                }
+                Err(e) => tracing::error!(cause = %e, "reading the {what} failed"),
+            }
+        }
+        if out.is_empty() {
+            self.after.iter_mut().for_each(String::clear);
+            return None;
+        }
+        Some(out)
+    }
 }
 
 /// Starts this executor's replication: a supervisor that keeps one push task per configured
@@ -213,34 +254,20 @@ async fn check_health(w: &Worker, peer: &str) {
 
 /// Drains this executor's outbox entries for `peer` until the peer leaves the config.
 async fn push_loop(w: Rc<Worker>, peer: String) {
-    let shards = owned_shards(&w);
-    let mut after: Vec<String> = vec![String::new(); shards.len()];
+    let mut pager = ShardPager::new(&w);
     let mut delay = Duration::ZERO;
     while !w.shutting_down() && w.config().peers.contains(&peer) {
         let seen = w.sync.wake.generation();
-        let mut batch = Vec::new();
-        for (i, &shard) in shards.iter().enumerate() {
-            match w.meta().outbox_page(shard, &peer, &after[i], PUSH_PAGE) {
-                Ok(page) => {
-                    if let Some((md5, _)) = page.last() {
-                        after[i] = md5.clone();
-                    }
-                    batch.extend(page);
-                }
-                Err(e) => tracing::error!(cause = %e, "reading the outbox failed"),
-            }
-        }
-        if batch.is_empty() {
-            if after.iter().any(|a| !a.is_empty()) {
-                // End of a pass: start over (entries that failed are retried).
-                after.iter_mut().for_each(String::clear);
-                if delay.is_zero() {
-                    continue;
-                }
+        let started = pager.at_start();
+        let read = |shard: usize, after: &str| w.meta().outbox_page(shard, &peer, after, PUSH_PAGE);
+        let Some(batch) = pager.next("outbox", read, |(md5, _)| md5.as_str()) else {
+            // End of a pass: start over at once unless failures are backing off.
+            if !started && delay.is_zero() {
+                continue;
             }
             w.sync.wake.wait(seen, IDLE_POLL).await;
             continue;
-        }
+        };
         let mut failed = 0;
         let mut last_error = String::new();
         for chunk in batch.chunks(PUSH_IN_FLIGHT) {
@@ -392,40 +419,27 @@ async fn send_delete(w: &Worker, peer: &str, md5: &str) -> io::Result<()> {
 
 /// Fetches announced files of this executor's shards.
 async fn pull_loop(w: Rc<Worker>) {
-    let shards = owned_shards(&w);
-    let mut after: Vec<String> = vec![String::new(); shards.len()];
+    let mut pager = ShardPager::new(&w);
     while !w.shutting_down() {
         let seen = w.sync.wake.generation();
-        let now = Instant::now();
-        let mut batch = Vec::new();
-        for (i, &shard) in shards.iter().enumerate() {
-            match w.meta().inbox_page(shard, &after[i], PULL_PAGE) {
-                Ok(page) => {
-                    if let Some(info) = page.last() {
-                        after[i] = info.md5.clone();
-                    }
-                    batch.extend(page.into_iter().filter(|info| {
-                        w.sync
-                            .pull_retry
-                            .borrow()
-                            .get(&info.md5)
-                            .is_none_or(|(_, at)| *at <= now)
-                    }));
-                }
-                Err(e) => tracing::error!(cause = %e, "reading the inbox failed"),
-            }
-        }
-        if batch.is_empty() {
-            if after.iter().any(|a| !a.is_empty()) {
-                after.iter_mut().for_each(String::clear);
-            }
+        let read = |shard: usize, after: &str| w.meta().inbox_page(shard, after, PULL_PAGE);
+        let Some(page) = pager.next("inbox", read, |info| info.md5.as_str()) else {
             w.sync.wake.wait(seen, IDLE_POLL).await;
             continue;
-        }
+        };
+        // Files backing off after a failed fetch wait; the rest of the queue does not.
+        let now = Instant::now();
+        let batch: Vec<FileInfo> = {
+            let retry = w.sync.pull_retry.borrow();
+            page.into_iter()
+                .filter(|info| retry.get(&info.md5).is_none_or(|(_, at)| *at <= now))
+                .collect()
+        };
         for chunk in batch.chunks(PULL_IN_FLIGHT) {
             let fetches = chunk.iter().cloned().map(|info| fetch_one(w.clone(), info));
             futures_join_all(fetches).await;
         }
+        glommio::yield_if_needed().await;
     }
 }
 
