@@ -67,14 +67,17 @@ pub async fn allowed(w: &Worker, req: &Request<'_>, fields: &[(String, String)])
     if !form.iter().any(|(k, _)| k == "auth_token") {
         form.push(("auth_token".into(), token.clone()));
     }
-    let answer = crate::client::post_form(
-        &cfg.auth_url,
-        &headers,
-        &form,
-        AUTH_TIMEOUT,
-        AUTH_BODY_BYTES_MAX,
-    )
-    .await;
+    let answer = w
+        .sync
+        .pool
+        .post_form_url(
+            &cfg.auth_url,
+            &headers,
+            &form,
+            AUTH_TIMEOUT,
+            AUTH_BODY_BYTES_MAX,
+        )
+        .await;
     let resp = match answer {
         Ok(r) => r,
         Err(e) => {

@@ -1,6 +1,7 @@
-//! HTTP/1.1 calls to peers: hyper's client connection over glommio TCP sockets, with a small
-//! per-executor pool of idle keep-alive connections per peer. Every call runs under a
-//! deadline; response bodies are either collected (bounded) or handed out as a stream.
+//! Outgoing HTTP/1.1 calls (to peers, and to the auth_url server): hyper's client connection
+//! over glommio TCP sockets, with a small per-executor pool of idle keep-alive connections per
+//! server. Every call runs under a deadline; response bodies are either collected (bounded) or
+//! handed out as a stream.
 
 use bytes::Bytes;
 use futures_lite::{AsyncRead, AsyncWrite};
@@ -75,15 +76,27 @@ pub struct Pool {
     addrs: RefCell<HashMap<String, SocketAddr>>,
 }
 
+/// How one form post is made: extra headers, answer bound, pooled connection or not.
+struct Call<'a> {
+    headers: &'a [(String, String)],
+    body_max: usize,
+    reuse: bool,
+}
+
 /// A collected response.
 pub struct Reply {
     pub status: u16,
+    pub headers: hyper::HeaderMap,
     pub body: Bytes,
 }
 
 impl Reply {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
 
@@ -122,14 +135,16 @@ impl Pool {
         Ok(addr)
     }
 
-    /// A ready connection to `base`: an idle one, else a new one.
-    async fn sender(&self, base: &str, deadline: Instant) -> io::Result<Sender> {
-        loop {
-            let next = self.idle.borrow_mut().get_mut(base).and_then(|v| v.pop());
-            match next {
-                Some(s) if s.is_ready() => return Ok(s),
-                Some(_) => continue,
-                None => break,
+    /// A ready connection to `base`: an idle one (when `reuse`), else a new one.
+    async fn sender(&self, base: &str, deadline: Instant, reuse: bool) -> io::Result<Sender> {
+        if reuse {
+            loop {
+                let next = self.idle.borrow_mut().get_mut(base).and_then(|v| v.pop());
+                match next {
+                    Some(s) if s.is_ready() => return Ok(s),
+                    Some(_) => continue,
+                    None => break,
+                }
             }
         }
         let addr = self.addr(base).await?;
@@ -164,7 +179,7 @@ impl Pool {
         req: hyper::Request<Full<Bytes>>,
         deadline: Instant,
     ) -> io::Result<hyper::Response<Incoming>> {
-        let mut sender = self.sender(base, deadline).await?;
+        let mut sender = self.sender(base, deadline, true).await?;
         within(deadline, async {
             sender.send_request(req).await.map_err(other)
         })
@@ -179,13 +194,61 @@ impl Pool {
         form: &[(String, String)],
         timeout: Duration,
     ) -> io::Result<Reply> {
+        let call = Call {
+            headers: &[],
+            body_max: COLLECT_BYTES_MAX,
+            reuse: true,
+        };
+        self.post_form_to(base, path, form, timeout, call).await
+    }
+
+    /// POSTs an urlencoded form to the full URL `url` with extra `headers` (those that are not
+    /// valid header lines are left out) on a connection of its own (`Connection: close`: a
+    /// stale pooled connection must not turn into a refusal), and collects at most `body_max`
+    /// bytes of answer.
+    pub async fn post_form_url(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        form: &[(String, String)],
+        timeout: Duration,
+        body_max: usize,
+    ) -> io::Result<Reply> {
+        let (host, port, path) = crate::client::split_url(url)?;
+        let base = format!("http://{host}:{port}");
+        let call = Call {
+            headers,
+            body_max,
+            reuse: false,
+        };
+        self.post_form_to(&base, &path, form, timeout, call).await
+    }
+
+    async fn post_form_to(
+        &self,
+        base: &str,
+        path: &str,
+        form: &[(String, String)],
+        timeout: Duration,
+        call: Call<'_>,
+    ) -> io::Result<Reply> {
         let deadline = Instant::now() + timeout;
         let body = crate::client::encode_form(form);
-        let req = request("POST", base, path)?
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(other)?;
-        self.collect(base, req, deadline).await
+        let mut req = request("POST", base, path)?
+            .header("Content-Type", "application/x-www-form-urlencoded");
+        if !call.reuse {
+            req = req.header("Connection", "close");
+        }
+        for (n, v) in call.headers {
+            let name = hyper::header::HeaderName::from_bytes(n.as_bytes());
+            let value = hyper::header::HeaderValue::from_str(v);
+            if let (Ok(name), Ok(value)) = (name, value) {
+                req = req.header(name, value);
+            }
+        }
+        let req = req.body(Full::new(Bytes::from(body))).map_err(other)?;
+        self.collect(base, req, deadline, call.body_max, call.reuse)
+            .await
     }
 
     /// GETs `<base><path>` and collects the answer.
@@ -194,7 +257,8 @@ impl Pool {
         let req = request("GET", base, path)?
             .body(Full::new(Bytes::new()))
             .map_err(other)?;
-        self.collect(base, req, deadline).await
+        self.collect(base, req, deadline, COLLECT_BYTES_MAX, true)
+            .await
     }
 
     async fn collect(
@@ -202,28 +266,33 @@ impl Pool {
         base: &str,
         req: hyper::Request<Full<Bytes>>,
         deadline: Instant,
+        body_max: usize,
+        reuse: bool,
     ) -> io::Result<Reply> {
-        let mut sender = self.sender(base, deadline).await?;
+        let mut sender = self.sender(base, deadline, reuse).await?;
         let reply = within(deadline, async {
             let resp = sender.send_request(req).await.map_err(other)?;
             let status = resp.status().as_u16();
-            let mut body = resp.into_body();
+            let (parts, mut body) = resp.into_parts();
             let mut out = bytes::BytesMut::new();
             while let Some(frame) = body.frame().await {
                 if let Ok(data) = frame.map_err(other)?.into_data() {
-                    if out.len() + data.len() > COLLECT_BYTES_MAX {
-                        return Err(other("peer answer too large"));
+                    if out.len() + data.len() > body_max {
+                        return Err(other("answer too large"));
                     }
                     out.extend_from_slice(&data);
                 }
             }
             Ok(Reply {
                 status,
+                headers: parts.headers,
                 body: out.freeze(),
             })
         })
         .await?;
-        self.put_back(base, sender);
+        if reuse {
+            self.put_back(base, sender);
+        }
         Ok(reply)
     }
 }
