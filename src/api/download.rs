@@ -67,7 +67,7 @@ pub async fn handle(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiEr
     };
     let mut params = super::Params::default();
     params.push_query(req.head.query());
-    check_token(w, req, &params, &file_rel).await?;
+    let asked = check_token(w, req, &params, &file_rel).await?;
     if let Some(r) = resized(w, req, &params, &file_rel).await? {
         return Ok(r);
     }
@@ -103,7 +103,7 @@ pub async fn handle(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiEr
     let full = w.dir().join(&file_rel);
     let file = match glommio::io::BufferedFile::open(&full).await {
         Ok(f) => f,
-        Err(_) => return read_through(w, req, &file_rel).await,
+        Err(_) => return read_through(w, req, &file_rel, asked).await,
     };
     let (size, mtime, is_dir) = fstat(&file)?;
     if is_dir {
@@ -182,17 +182,22 @@ const PEER_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(6
 /// A file this node lacks (SPEC.md §10.4): the first peer that has it serves it through this
 /// node, streamed with the client's Range honoured (not the whole file first), and the file
 /// is queued to be fetched and stored here. 404 when no peer has it.
-async fn read_through(w: &Worker, req: &Request<'_>, rel: &str) -> Result<Response, ApiError> {
-    use crate::sync::READ_THROUGH_HEADER;
-    let cfg = w.config();
+/// `asked`: the peer found while checking the token, if that happened already.
+async fn read_through(
+    w: &Worker,
+    req: &Request<'_>,
+    rel: &str,
+    asked: PeerCopy,
+) -> Result<Response, ApiError> {
     let method = req.head.method();
-    if cfg.peers.is_empty()
-        || req.head.header(READ_THROUGH_HEADER).is_some()
-        || !(method == "GET" || method == "HEAD")
-    {
+    if w.config().peers.is_empty() || !(method == "GET" || method == "HEAD") {
         return Ok(Response::new(404));
     }
-    let Some((peer, info)) = ask_peers(w, req, rel).await else {
+    let found = match asked {
+        Some(copy) => Some(copy),
+        None => ask_peers(w, req, rel).await,
+    };
+    let Some((peer, info)) = found else {
         return Ok(Response::new(404));
     };
     queue_local_copy(w, &peer, info).await;
@@ -334,6 +339,9 @@ pub fn token_for(file_md5: &str, timestamp: &str, secret: &str) -> String {
     crate::store::meta::md5_hex(&format!("{file_md5}{timestamp}{secret}"))
 }
 
+/// A peer that has a file this node lacks, with its record (`ask_peers`).
+type PeerCopy = Option<(String, crate::json::FileInfo)>;
+
 /// Download checks for non-admin callers: a Google code for scenes with a secret
 /// (`enable_google_auth`), and with `download_use_token` a `token` and `timestamp` (within
 /// ±download_token_expire s) for a file that has a record; a file without a record cannot be
@@ -343,28 +351,30 @@ async fn check_token(
     req: &Request<'_>,
     p: &super::Params,
     rel: &str,
-) -> Result<(), ApiError> {
+) -> Result<PeerCopy, ApiError> {
     let cfg = w.config();
     let download_auth = cfg.enable_download_auth && !cfg.auth_url.is_empty();
     if !cfg.download_use_token && !cfg.enable_google_auth && !download_auth {
-        return Ok(());
+        return Ok(None);
     }
     let client = crate::access::request_client(&cfg, req);
     if crate::access::is_admin(&cfg, client) {
-        return Ok(());
+        return Ok(None);
     }
     let key = crate::store::meta::path_key(rel);
     let mut md5 = w.meta().get_by_path_key(&key)?.map(|i| i.md5);
+    let mut asked = None;
     if md5.is_none() && cfg.download_use_token && !cfg.peers.is_empty() {
         // Not here yet (replication lag): the token is checked against the peer's record,
-        // and the file is then read through from that peer.
-        md5 = ask_peers(w, req, rel).await.map(|(_, info)| info.md5);
+        // and the file is then read through from that peer (asked once, used twice).
+        asked = ask_peers(w, req, rel).await;
+        md5 = asked.as_ref().map(|(_, info)| info.md5.clone());
     }
     check_token_for(&cfg, p, rel, md5.as_deref())?;
     if download_auth && !crate::auth::allowed(w, req, &p.0).await {
         return Err(ApiError::Empty(401));
     }
-    Ok(())
+    Ok(asked)
 }
 
 /// `md5`: the file's record md5, if it has a record (here or on a peer).
