@@ -218,18 +218,7 @@ fn record_for_file(
 }
 
 pub fn hash_file(path: &Path, sha1: bool) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut h = crate::store::write::Hasher::new(sha1);
-    let mut f = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.hex())
+    crate::store::write::Hasher::of_reader(std::fs::File::open(path)?, sha1)
 }
 
 fn walk_files(dir: &Path, f: &mut dyn FnMut(&Path) -> std::io::Result<()>) -> std::io::Result<()> {

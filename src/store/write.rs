@@ -11,6 +11,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+/// Bytes read per `read` when a digest is computed from a stored file.
+const DIGEST_READ_BYTES: usize = 1 << 20;
 /// Bytes gathered before one io_uring write.
 const WRITE_BUFFER_BYTES: usize = 1 << 20;
 /// A large upload fdatasyncs every this many bytes, so its dirty pages stay bounded (smooth
@@ -35,6 +37,20 @@ impl Hasher {
         match self {
             Hasher::Md5(h) => h.update(data),
             Hasher::Sha1(h) => h.update(data),
+        }
+    }
+
+    /// The digest of everything `reader` yields, read 1 MiB at a time (blocking: run on the
+    /// blocking pool).
+    pub fn of_reader(mut reader: impl io::Read, sha1: bool) -> io::Result<String> {
+        let mut h = Hasher::new(sha1);
+        let mut buf = vec![0u8; DIGEST_READ_BYTES];
+        loop {
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                return Ok(h.hex());
+            }
+            h.update(&buf[..n]);
         }
     }
 

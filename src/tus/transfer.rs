@@ -15,9 +15,6 @@ use crate::store::write::{Appender, Hasher, Written};
 use std::io;
 use std::path::Path;
 
-/// Bytes read per `read` when a completed upload's digest is computed from its file.
-const DIGEST_READ_BYTES: usize = 1 << 20;
-
 /// What one body brought.
 pub struct Received {
     /// Position after the last durable byte of this body.
@@ -190,15 +187,5 @@ fn settle(path: &Path, length: u64, digest: Option<String>, sha1: bool) -> io::R
     if let Some(d) = digest {
         return Ok(d);
     }
-    let mut hasher = Hasher::new(sha1);
-    let mut buf = vec![0u8; DIGEST_READ_BYTES];
-    let mut reader = (&file).take(length);
-    loop {
-        let n = reader.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.hex())
+    Hasher::of_reader((&file).take(length), sha1)
 }
