@@ -1,8 +1,10 @@
 //! Who is calling: the client address (socket address, or X-Real-IP / X-Forwarded-For only
-//! from a configured trusted proxy) and the admin check of SPEC.md §9.1 done safely: exact
-//! addresses or CIDR blocks, never string prefixes (§15 items 7, 8, 9, 35).
+//! from a configured trusted proxy) and the admin check done safely: exact addresses or CIDR
+//! blocks, never string prefixes.
+//!
+//! Owns `Rules`: `admin_ips`, `trusted_proxies`, the peers' and this node's own addresses,
+//! parsed once when the configuration is loaded (a leaf module: it knows nothing of `Config`).
 
-use crate::config::Config;
 use std::net::IpAddr;
 
 /// One `admin_ips` / `trusted_proxies` entry: an exact address or a CIDR block.
@@ -65,6 +67,10 @@ fn canonical(ip: IpAddr) -> IpAddr {
 pub fn peer_ip(url: &str) -> Option<IpAddr> {
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
     let authority = rest.split('/').next()?;
+    let authority = authority
+        .rsplit_once('@')
+        .map(|(_, h)| h)
+        .unwrap_or(authority);
     let host = if let Some(v6) = authority.strip_prefix('[') {
         v6.split(']').next()?
     } else {
@@ -76,70 +82,78 @@ pub fn peer_ip(url: &str) -> Option<IpAddr> {
     host.parse().ok()
 }
 
-/// The client address used for access decisions. `forwarded` is the X-Real-IP value or the
-/// first X-Forwarded-For entry, honoured only when `socket` is a trusted proxy.
-pub fn client_ip(config: &Config, socket: IpAddr, forwarded: Option<&str>) -> IpAddr {
-    if !is_trusted_proxy(config, socket) {
-        return canonical(socket);
+/// The access rules of one configuration, parsed once at load.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    admin: Vec<AddrRule>,
+    /// `admin_ips` holds `0.0.0.0`: any private IPv4 address is an admin (go-fastdfs' meaning).
+    admin_private: bool,
+    proxies: Vec<AddrRule>,
+    /// This node's own addresses (from `host` and the outgoing interface) and the peers'.
+    known: Vec<IpAddr>,
+}
+
+impl Rules {
+    /// Entries that do not parse are left out (`config::validate` refuses them first).
+    pub fn new(
+        admin_ips: &[String],
+        trusted_proxies: &[String],
+        peers: &[String],
+        own: &[IpAddr],
+    ) -> Rules {
+        let parse = |list: &[String]| list.iter().filter_map(|s| AddrRule::parse(s)).collect();
+        let known = own
+            .iter()
+            .copied()
+            .filter(|ip| !ip.is_unspecified())
+            .chain(peers.iter().filter_map(|p| peer_ip(p)))
+            .map(canonical)
+            .collect();
+        Rules {
+            admin: parse(admin_ips),
+            admin_private: admin_ips.iter().any(|e| e.trim() == "0.0.0.0"),
+            proxies: parse(trusted_proxies),
+            known,
+        }
     }
-    forwarded
-        .and_then(|v| v.split(',').next())
-        .and_then(|v| v.trim().parse::<IpAddr>().ok())
-        .map(canonical)
-        .unwrap_or(canonical(socket))
-}
 
-/// Whether `socket` is a configured trusted proxy (whose forwarded headers count).
-pub fn is_trusted_proxy(config: &Config, socket: IpAddr) -> bool {
-    config
-        .trusted_proxies
-        .iter()
-        .filter_map(|s| AddrRule::parse(s))
-        .any(|r| r.matches(socket))
-}
-
-/// The client address of a request: X-Real-IP, else X-Forwarded-For, honoured only from a
-/// trusted proxy (see `client_ip`).
-pub fn request_client(config: &Config, req: &crate::http::Request<'_>) -> IpAddr {
-    let forwarded = req
-        .head
-        .header_str("x-real-ip")
-        .or_else(|| req.head.header_str("x-forwarded-for"));
-    client_ip(config, req.peer.ip(), forwarded)
-}
-
-/// SPEC.md §9.1 without its holes: loopback 127.0.0.1, this node's own IP, an exact peer
-/// address, or an `admin_ips` entry (exact, CIDR, or `0.0.0.0` = any private IPv4).
-pub fn is_admin(config: &Config, ip: IpAddr) -> bool {
-    let ip = canonical(ip);
-    if ip == IpAddr::from([127, 0, 0, 1]) || ip == IpAddr::V6(std::net::Ipv6Addr::LOCALHOST) {
-        return true;
+    /// Whether `socket` is a configured trusted proxy (whose forwarded headers count).
+    pub fn is_trusted_proxy(&self, socket: IpAddr) -> bool {
+        self.proxies.iter().any(|r| r.matches(socket))
     }
-    if let Ok(own) = crate::config::local_ip().parse::<IpAddr>() {
-        if canonical(own) == ip && !own.is_unspecified() {
+
+    /// The client address: the socket's, or (from a trusted proxy only) the first
+    /// X-Forwarded-For entry.
+    pub fn client_ip(&self, socket: IpAddr, forwarded: Option<&str>) -> IpAddr {
+        if !self.is_trusted_proxy(socket) {
+            return canonical(socket);
+        }
+        forwarded
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse::<IpAddr>().ok())
+            .map(canonical)
+            .unwrap_or(canonical(socket))
+    }
+
+    /// Admins: loopback 127.0.0.1 / ::1, this node's own addresses, an exact peer address, or
+    /// an `admin_ips` entry (exact, CIDR, or `0.0.0.0` = any private IPv4).
+    pub fn is_admin(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        if ip == IpAddr::from([127, 0, 0, 1]) || ip == IpAddr::V6(std::net::Ipv6Addr::LOCALHOST) {
             return true;
         }
-    }
-    if config
-        .peers
-        .iter()
-        .filter_map(|p| peer_ip(p))
-        .any(|p| canonical(p) == ip)
-    {
-        return true;
-    }
-    config.admin_ips.iter().any(|entry| {
-        if entry.trim() == "0.0.0.0" {
-            return match ip {
+        if self.known.contains(&ip) || self.admin.iter().any(|r| r.matches(ip)) {
+            return true;
+        }
+        self.admin_private
+            && match ip {
                 IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_link_local(),
                 IpAddr::V6(_) => false,
-            };
-        }
-        AddrRule::parse(entry).is_some_and(|r| r.matches(ip))
-    })
+            }
+    }
 }
 
-/// Text of go-fastdfs' refusal (SPEC.md §6.4).
+/// Text of go-fastdfs' refusal of a non-admin.
 pub fn not_permitted_text(ip: IpAddr) -> String {
     format!(
         "Can only be called by the cluster ip or 127.0.0.1 or admin_ips(cfg.json),current ip:{ip}"
@@ -150,15 +164,9 @@ pub fn not_permitted_text(ip: IpAddr) -> String {
 mod tests {
     use super::*;
 
-    fn cfg(admin_ips: &[&str], peers: &[&str], trusted: &[&str]) -> Config {
-        let text = serde_json::json!({
-            "admin_ips": admin_ips, "peers": peers, "trusted_proxies": trusted,
-            "host": "http://127.0.0.99:1"
-        })
-        .to_string();
-        crate::config::parse(std::path::Path::new("cfg.json"), &text)
-            .unwrap()
-            .0
+    fn rules(admin_ips: &[&str], peers: &[&str], trusted: &[&str]) -> Rules {
+        let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        Rules::new(&v(admin_ips), &v(trusted), &v(peers), &[ip("127.0.0.99")])
     }
 
     fn ip(s: &str) -> IpAddr {
@@ -166,51 +174,52 @@ mod tests {
     }
 
     #[test]
-    fn loopback_is_admin_other_loopbacks_are_not() {
-        let c = cfg(&[], &[], &[]);
-        assert!(is_admin(&c, ip("127.0.0.1")));
-        assert!(!is_admin(&c, ip("127.0.0.77")));
+    fn loopback_and_this_host_are_admin_other_loopbacks_are_not() {
+        let c = rules(&[], &[], &[]);
+        assert!(c.is_admin(ip("127.0.0.1")));
+        assert!(c.is_admin(ip("127.0.0.99")), "this node's own address");
+        assert!(!c.is_admin(ip("127.0.0.77")));
     }
 
     #[test]
     fn peer_match_is_exact_not_prefix() {
-        let c = cfg(&[], &["http://10.0.0.15:8080"], &[]);
-        assert!(is_admin(&c, ip("10.0.0.15")));
-        assert!(!is_admin(&c, ip("10.0.0.1")));
+        let c = rules(&[], &["http://10.0.0.15:8080"], &[]);
+        assert!(c.is_admin(ip("10.0.0.15")));
+        assert!(!c.is_admin(ip("10.0.0.1")));
     }
 
     #[test]
     fn admin_ips_exact_and_cidr() {
-        let c = cfg(&["192.168.1.5", "10.1.0.0/16"], &[], &[]);
-        assert!(is_admin(&c, ip("192.168.1.5")));
-        assert!(!is_admin(&c, ip("192.168.1.50")));
-        assert!(is_admin(&c, ip("10.1.200.3")));
-        assert!(!is_admin(&c, ip("10.2.0.1")));
-        assert!(is_admin(&c, ip("::ffff:10.1.0.9")));
+        let c = rules(&["192.168.1.5", "10.1.0.0/16"], &[], &[]);
+        assert!(c.is_admin(ip("192.168.1.5")));
+        assert!(!c.is_admin(ip("192.168.1.50")));
+        assert!(c.is_admin(ip("10.1.200.3")));
+        assert!(!c.is_admin(ip("10.2.0.1")));
+        assert!(c.is_admin(ip("::ffff:10.1.0.9")));
     }
 
     #[test]
     fn zero_address_means_private_ipv4_only() {
-        let c = cfg(&["0.0.0.0"], &[], &[]);
-        assert!(is_admin(&c, ip("192.168.0.9")));
-        assert!(!is_admin(&c, ip("8.8.8.8")));
-        assert!(!is_admin(&c, ip("2001:db8::1")));
+        let c = rules(&["0.0.0.0"], &[], &[]);
+        assert!(c.is_admin(ip("192.168.0.9")));
+        assert!(!c.is_admin(ip("8.8.8.8")));
+        assert!(!c.is_admin(ip("2001:db8::1")));
     }
 
     #[test]
     fn forwarded_headers_only_from_trusted_proxies() {
-        let c = cfg(&[], &[], &["127.0.0.1"]);
+        let c = rules(&[], &[], &["127.0.0.1"]);
         assert_eq!(
-            client_ip(&c, ip("127.0.0.1"), Some("8.8.8.8, 127.0.0.1")),
+            c.client_ip(ip("127.0.0.1"), Some("8.8.8.8, 127.0.0.1")),
             ip("8.8.8.8")
         );
         assert_eq!(
-            client_ip(&c, ip("127.0.0.5"), Some("127.0.0.1")),
+            c.client_ip(ip("127.0.0.5"), Some("127.0.0.1")),
             ip("127.0.0.5")
         );
-        let none = cfg(&[], &[], &[]);
+        let none = rules(&[], &[], &[]);
         assert_eq!(
-            client_ip(&none, ip("127.0.0.5"), Some("127.0.0.1")),
+            none.client_ip(ip("127.0.0.5"), Some("127.0.0.1")),
             ip("127.0.0.5")
         );
     }
@@ -219,6 +228,10 @@ mod tests {
     fn peer_ip_parsing() {
         assert_eq!(peer_ip("http://127.0.0.30:8080"), Some(ip("127.0.0.30")));
         assert_eq!(peer_ip("http://[::1]:8080/x"), Some(ip("::1")));
+        assert_eq!(
+            peer_ip("http://u:p@127.0.0.30:8080"),
+            Some(ip("127.0.0.30"))
+        );
         assert_eq!(peer_ip("http://node.example:8080"), None);
     }
 }

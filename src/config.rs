@@ -29,6 +29,16 @@ pub const BODY_STALL_TIMEOUT_S_DEFAULT: u64 = 30;
 pub const SHARDS_DEFAULT: u32 = 16;
 /// Default lifetime of a tus upload without activity (and of a completed upload's state).
 pub const TUS_EXPIRE_SECONDS_DEFAULT: u64 = 24 * 3600;
+/// Default cap on concurrent connections from one client address.
+pub const CONNECTIONS_PER_CLIENT_MAX_DEFAULT: u64 = 256;
+/// Default deadline for the first byte of a new connection, seconds.
+pub const FIRST_BYTE_TIMEOUT_S_DEFAULT: u64 = 10;
+/// Default slowest accepted average upload body rate, bytes per second (mod_reqtimeout's).
+pub const BODY_MIN_RATE_DEFAULT: u64 = 500;
+/// Default cap on unfinished tus uploads per client address.
+pub const TUS_UPLOADS_PER_CLIENT_MAX_DEFAULT: u64 = 64;
+/// Largest tus upload when `upload_max_bytes` is 0.
+pub const TUS_SIZE_BYTES_MAX_DEFAULT: u64 = 1 << 40;
 /// Default io_uring registered buffer per executor (small: must fit an 8 MiB memlock limit).
 pub const IO_MEMORY_BYTES_DEFAULT: u64 = 512 * 1024;
 
@@ -119,6 +129,20 @@ pub struct Config {
     pub download_token_secret: String,
     /// Seconds a tus upload lives after its last PATCH (then it is removed); 0 = the default.
     pub tus_expire_seconds: u64,
+    /// Concurrent connections per client address (trusted proxies, peers and admins exempt).
+    pub connections_per_client_max: u64,
+    /// Concurrent connections in total; 0 = three quarters of the open-files limit. Admins
+    /// and peers may use the rest.
+    pub connections_max: u64,
+    /// Seconds a new connection may stay silent before its first request byte.
+    pub first_byte_timeout: u64,
+    /// Slowest accepted average request body rate, bytes per second (after a grace period).
+    pub body_min_rate: u64,
+    /// Unfinished tus uploads one client address may hold.
+    pub tus_uploads_per_client_max: u64,
+    /// `admin_ips`, `trusted_proxies`, peers and this node's addresses, parsed once at load.
+    #[serde(skip)]
+    pub access: crate::access::Rules,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -321,7 +345,12 @@ pub fn default_file_text() -> String {
         "shutdown_grace": 10,
         "trusted_proxies": [],
         "download_token_secret": random_hex(16),
-        "tus_expire_seconds": TUS_EXPIRE_SECONDS_DEFAULT
+        "tus_expire_seconds": TUS_EXPIRE_SECONDS_DEFAULT,
+        "connections_per_client_max": CONNECTIONS_PER_CLIENT_MAX_DEFAULT,
+        "connections_max": 0,
+        "first_byte_timeout": FIRST_BYTE_TIMEOUT_S_DEFAULT,
+        "body_min_rate": BODY_MIN_RATE_DEFAULT,
+        "tus_uploads_per_client_max": TUS_UPLOADS_PER_CLIENT_MAX_DEFAULT
     });
     let mut s = serde_json::to_string_pretty(&v).expect("static JSON serializes");
     s.push('\n');
@@ -471,6 +500,11 @@ const KNOWN_KEYS: &[&str] = &[
     "trusted_proxies",
     "download_token_secret",
     "tus_expire_seconds",
+    "connections_per_client_max",
+    "connections_max",
+    "first_byte_timeout",
+    "body_min_rate",
+    "tus_uploads_per_client_max",
 ];
 
 /// Parses cfg.json text. `path` is only used in messages.
@@ -578,9 +612,22 @@ pub fn parse(path: &Path, text: &str) -> Result<(Config, Vec<String>), ConfigErr
         trusted_proxies: r.strings("trusted_proxies", &[])?,
         download_token_secret: r.string("download_token_secret", "")?,
         tus_expire_seconds: r.uint("tus_expire_seconds", TUS_EXPIRE_SECONDS_DEFAULT)?,
+        connections_per_client_max: r.uint(
+            "connections_per_client_max",
+            CONNECTIONS_PER_CLIENT_MAX_DEFAULT,
+        )?,
+        connections_max: r.uint("connections_max", 0)?,
+        first_byte_timeout: r.uint("first_byte_timeout", FIRST_BYTE_TIMEOUT_S_DEFAULT)?,
+        body_min_rate: r.uint("body_min_rate", BODY_MIN_RATE_DEFAULT)?,
+        tus_uploads_per_client_max: r.uint(
+            "tus_uploads_per_client_max",
+            TUS_UPLOADS_PER_CLIENT_MAX_DEFAULT,
+        )?,
+        access: Default::default(),
     };
     apply_defaults(&mut c);
     validate(&r, &c)?;
+    c.access = access_rules(&c);
     Ok((c, warnings))
 }
 
@@ -649,6 +696,28 @@ fn apply_defaults(c: &mut Config) {
     if c.tus_expire_seconds == 0 {
         c.tus_expire_seconds = TUS_EXPIRE_SECONDS_DEFAULT;
     }
+    if c.connections_per_client_max == 0 {
+        c.connections_per_client_max = CONNECTIONS_PER_CLIENT_MAX_DEFAULT;
+    }
+    if c.first_byte_timeout == 0 {
+        c.first_byte_timeout = FIRST_BYTE_TIMEOUT_S_DEFAULT;
+    }
+    if c.body_min_rate == 0 {
+        c.body_min_rate = BODY_MIN_RATE_DEFAULT;
+    }
+    if c.tus_uploads_per_client_max == 0 {
+        c.tus_uploads_per_client_max = TUS_UPLOADS_PER_CLIENT_MAX_DEFAULT;
+    }
+}
+
+/// The access rules of `c`: this node's own addresses are its `host`'s and the outgoing
+/// interface's.
+fn access_rules(c: &Config) -> crate::access::Rules {
+    let own: Vec<std::net::IpAddr> = [crate::access::peer_ip(&c.host), local_ip().parse().ok()]
+        .into_iter()
+        .flatten()
+        .collect();
+    crate::access::Rules::new(&c.admin_ips, &c.trusted_proxies, &c.peers, &own)
 }
 
 /// Peers get `http://` when they lack a scheme; this node's own URL is dropped.
@@ -773,6 +842,15 @@ impl Config {
             .unwrap_or(0);
         let window = (self.download_token_expire.max(0) as u64) / crate::totp::STEP_SECONDS;
         crate::totp::verify(secret, code, now, window)
+    }
+
+    /// Largest tus upload (advertised as `Tus-Max-Size`): `upload_max_bytes`, else 1 TiB.
+    pub fn tus_size_max(&self) -> u64 {
+        if self.upload_max_bytes > 0 {
+            self.upload_max_bytes
+        } else {
+            TUS_SIZE_BYTES_MAX_DEFAULT
+        }
     }
 
     pub fn read_header_timeout_s(&self) -> u64 {

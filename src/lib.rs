@@ -3,6 +3,7 @@
 //! See docs/ARCHITECTURE.md for the bird's-eye view and the code map.
 
 pub mod access;
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod client;

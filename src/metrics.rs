@@ -94,6 +94,10 @@ pub struct Metrics {
     sync_received_bytes: Counter,
     /// Queue-to-acknowledgement time of delivered sync messages (lag).
     sync_lag: Histogram,
+    refused_per_client: Counter,
+    refused_total: Counter,
+    /// Requests cut for a too slow body or past `read_timeout`.
+    slow_bodies: Counter,
 }
 
 impl Default for Metrics {
@@ -113,6 +117,9 @@ impl Default for Metrics {
             sync_received: Counter::default(),
             sync_received_bytes: Counter::default(),
             sync_lag: Histogram::default(),
+            refused_per_client: Counter::default(),
+            refused_total: Counter::default(),
+            slow_bodies: Counter::default(),
         }
     }
 }
@@ -139,6 +146,19 @@ impl Metrics {
         if dedup_hit {
             self.dedup_hits.add(1);
         }
+    }
+
+    /// A connection refused at accept.
+    pub fn connection_refused(&self, why: crate::admission::Refusal) {
+        match why {
+            crate::admission::Refusal::PerClient => self.refused_per_client.add(1),
+            crate::admission::Refusal::Total => self.refused_total.add(1),
+        }
+    }
+
+    /// A request cut because its body came too slowly.
+    pub fn slow_body(&self) {
+        self.slow_bodies.add(1);
     }
 
     pub fn delete(&self) {
@@ -236,7 +256,22 @@ pub fn render(all: &[Metrics], g: &Gauges) -> String {
         "Time from request head to response written.",
         |m| &m.duration,
     );
-    let counters: [(&str, &str, u64); 6] = [
+    let counters: [(&str, &str, u64); 9] = [
+        (
+            "fastdfs_connections_refused_per_client_total",
+            "Connections closed at accept: the client address held connections_per_client_max.",
+            sum(all, |m| &m.refused_per_client),
+        ),
+        (
+            "fastdfs_connections_refused_total",
+            "Connections closed at accept: the server held connections_max.",
+            sum(all, |m| &m.refused_total),
+        ),
+        (
+            "fastdfs_slow_requests_total",
+            "Requests cut for a body below body_min_rate or past read_timeout.",
+            sum(all, |m| &m.slow_bodies),
+        ),
         (
             "fastdfs_http_received_bytes_total",
             "Request bytes received (heads and bodies).",

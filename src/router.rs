@@ -30,6 +30,13 @@ pub fn clean_path(p: &str) -> String {
     s
 }
 
+/// A cleaned path as a same-origin `Location`: backslashes are encoded, since browsers read
+/// `/\host` (like `//host`) as another host.
+pub fn redirect_target(cleaned: &str) -> String {
+    debug_assert!(cleaned.starts_with('/') && !cleaned.starts_with("//"));
+    cleaned.replace('\\', "%5C")
+}
+
 const CORS_ALLOW_HEADERS: &str = "Authorization, Content-Type, Depth, User-Agent, X-File-Size, X-Requested-With, X-Requested-By, If-Modified-Since, X-File-Name, X-File-Type, Cache-Control, Origin";
 
 fn add_cors(req: &Request<'_>, r: &mut Response) {
@@ -64,13 +71,13 @@ async fn dispatch(w: &Rc<Worker>, req: &mut Request<'_>) -> Result<Response, Api
     if cleaned != path {
         let q = req.head.query();
         let location = if q.is_empty() {
-            cleaned
+            redirect_target(&cleaned)
         } else {
-            format!("{cleaned}?{q}")
+            format!("{}?{q}", redirect_target(&cleaned))
         };
         return Ok(Response::new(301).header("Location", location));
     }
-    let client = crate::access::request_client(&cfg, req);
+    let client = api::request_client(&cfg, req);
     let prefix = cfg.prefix();
     let name = match path.strip_prefix(prefix.as_str()) {
         Some(n) if n.starts_with('/') => n.to_string(),
@@ -168,5 +175,12 @@ mod tests {
         assert_eq!(clean_path("/../../etc/passwd"), "/etc/passwd");
         assert_eq!(clean_path("/group1/x.txt"), "/group1/x.txt");
         assert_eq!(clean_path("/"), "/");
+    }
+
+    #[test]
+    fn redirects_never_leave_the_origin() {
+        let to = super::redirect_target(&clean_path("/./\\evil.com"));
+        assert_eq!(to, "/%5Cevil.com");
+        assert!(!to.starts_with("//") && !to.starts_with("/\\"));
     }
 }

@@ -25,8 +25,10 @@ pub struct Shared {
     config: RwLock<Arc<Config>>,
     pub meta: Arc<Meta>,
     shutdown: AtomicBool,
-    /// Open connections over all executors (drained before exit).
-    pub connections: AtomicUsize,
+    /// Open connections over all executors, per client and in total (drained before exit).
+    pub admission: Arc<crate::admission::Admission>,
+    /// The soft open-files limit at start (the connection caps stay under it).
+    nofile: u64,
     /// Bumped on every delete/overwrite; executors clear their file caches when it moves.
     pub cache_epoch: AtomicU64,
     pub started: std::time::Instant,
@@ -64,6 +66,11 @@ impl Shared {
         next.enable_tus = old.enable_tus;
         *guard = Arc::new(next);
         Ok(loaded.warnings)
+    }
+
+    /// Open client connections over all executors.
+    pub fn connections(&self) -> usize {
+        self.admission.open()
     }
 
     pub fn invalidate_caches(&self) {
@@ -466,7 +473,8 @@ pub fn run(dir: &Path, config: Config) -> Result<(), ServerError> {
         config: RwLock::new(Arc::new(config.clone())),
         meta,
         shutdown: AtomicBool::new(false),
-        connections: AtomicUsize::new(0),
+        admission: Default::default(),
+        nofile: crate::admission::nofile_limit(),
         cache_epoch: AtomicU64::new(0),
         started: std::time::Instant::now(),
         workers,
@@ -586,6 +594,9 @@ async fn worker_main(shared: Arc<Shared>, id: usize, workers: usize) -> Result<(
     }
     crate::sync::start(worker.clone());
     let flusher = glommio::spawn_local(flush_access_log(worker.clone()));
+    if id == 0 {
+        glommio::spawn_local(trim_after_bursts(shared.clone())).detach();
+    }
     if id == 0 && cfg.enable_tus {
         glommio::spawn_local(crate::tus::expire_loop(worker.clone())).detach();
     }
@@ -620,12 +631,10 @@ async fn worker_main(shared: Arc<Shared>, id: usize, workers: usize) -> Result<(
                 continue;
             }
         };
-        if worker.connections.get() >= cfg.connections_per_worker_max {
-            drop(stream);
+        let Some(ticket) = admit(&worker, &stream) else {
             continue;
-        }
+        };
         worker.connections.set(worker.connections.get() + 1);
-        shared.connections.fetch_add(1, Ordering::SeqCst);
         let w = worker.clone();
         glommio::spawn_local(async move {
             use futures_lite::FutureExt;
@@ -638,7 +647,7 @@ async fn worker_main(shared: Arc<Shared>, id: usize, workers: usize) -> Result<(
                 tracing::error!("a connection task panicked; its connection was closed");
             }
             w.connections.set(w.connections.get() - 1);
-            w.shared.connections.fetch_sub(1, Ordering::SeqCst);
+            drop(ticket);
         })
         .detach();
     }
@@ -646,12 +655,60 @@ async fn worker_main(shared: Arc<Shared>, id: usize, workers: usize) -> Result<(
     // Every executor waits for all connections, since an upload on any executor may need
     // a shard committer that lives here.
     let deadline = std::time::Instant::now() + Duration::from_secs(cfg.shutdown_grace);
-    while shared.connections.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+    while shared.connections() > 0 && std::time::Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(20)).await;
     }
     flusher.cancel().await;
     flush_access_once(&worker).await;
     Ok(())
+}
+
+/// Admits an accepted connection under the caps (per executor, per client address, in total),
+/// or answers 503 and closes it.
+fn admit(
+    worker: &Rc<Worker>,
+    stream: &glommio::net::TcpStream,
+) -> Option<crate::admission::Ticket> {
+    let cfg = worker.config();
+    let ip = stream.peer_addr().ok()?.ip();
+    let privileged = cfg.access.is_admin(ip);
+    let refusal = if worker.connections.get() >= cfg.connections_per_worker_max && !privileged {
+        Err(crate::admission::Refusal::Total)
+    } else {
+        let caps = crate::admission::Caps::new(
+            cfg.connections_per_client_max,
+            cfg.connections_max,
+            worker.shared.nofile,
+        );
+        let counted = !cfg.access.is_trusted_proxy(ip);
+        worker.shared.admission.admit(ip, privileged, counted, caps)
+    };
+    match refusal {
+        Ok(ticket) => Some(ticket),
+        Err(why) => {
+            worker.metrics().connection_refused(why);
+            None
+        }
+    }
+}
+
+/// Gives memory back to the system after a burst of connections (a flood's buffers would
+/// otherwise stay in the allocator's arenas).
+async fn trim_after_bursts(shared: Arc<Shared>) {
+    /// Connections above which a burst counts.
+    const BURST_CONNECTIONS_MIN: usize = 512;
+    loop {
+        glommio::timer::sleep(Duration::from_secs(2)).await;
+        let peak = shared.admission.take_peak();
+        if peak >= BURST_CONNECTIONS_MIN && shared.connections() < peak / 2 {
+            glommio::executor()
+                .spawn_blocking(|| {
+                    // SAFETY: malloc_trim only returns free memory of the allocator's arenas.
+                    unsafe { libc::malloc_trim(0) };
+                })
+                .await;
+        }
+    }
 }
 
 async fn flush_access_log(worker: Rc<Worker>) {

@@ -420,7 +420,10 @@ fn special_characters_are_trimmed_from_names_when_enabled() {
     let s = Server::start(json!({"enable_trim_file_name_special_char": false}));
     let v = upload_json(&s, "my file-(1).txt", b"kept");
     assert!(
-        v["path"].as_str().unwrap().ends_with("/1/my file-(1).txt"),
+        v["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("/1/my%20file-(1).txt"),
         "{v}"
     );
     assert!(

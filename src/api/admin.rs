@@ -357,7 +357,7 @@ pub fn gen_google_code(w: &Worker, client: IpAddr, p: &Params) -> Result<Respons
 /// `G/reload?key=&action=get|set|reload[&cfg=]` (admin + admin_key, SPEC.md §7.19).
 pub async fn reload(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     let cfg = w.config();
-    if !crate::access::is_admin(&cfg, client) {
+    if !cfg.access.is_admin(client) {
         return Err(refuse_text(crate::access::not_permitted_text(client)));
     }
     let key = p.str("key");
@@ -414,10 +414,7 @@ pub fn metrics(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiEr
     let gauges = crate::metrics::Gauges {
         objects,
         stored_bytes,
-        connections: w
-            .shared
-            .connections
-            .load(std::sync::atomic::Ordering::Relaxed) as u64,
+        connections: w.shared.connections() as u64,
         workers: w.shared.workers,
         uptime_seconds: w.shared.started.elapsed().as_secs(),
         peers: peer_gauges(w),

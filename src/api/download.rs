@@ -263,7 +263,8 @@ async fn queue_local_copy(w: &Worker, peer: &str, mut info: crate::json::FileInf
 /// Forwards the request (target, Range, If-Range) to `peer` and streams its answer back.
 async fn stream_from_peer(w: &Worker, req: &Request<'_>, peer: &str) -> std::io::Result<Response> {
     use http_body_util::{BodyExt, Full};
-    let mut out = crate::sync::peer::request(req.head.method(), peer, req.head.target())?
+    let target = crate::api::ascii_url(req.head.target());
+    let mut out = crate::sync::peer::request(req.head.method(), peer, &target)?
         .header(crate::sync::READ_THROUGH_HEADER, "1");
     for name in ["range", "if-range"] {
         if let Some(v) = req.head.header_str(name) {
@@ -294,6 +295,7 @@ async fn stream_from_peer(w: &Worker, req: &Request<'_>, peer: &str) -> std::io:
             r.set(name, v.to_string());
         }
     }
+    guard_uploaded_content(&mut r);
     let len = resp
         .headers()
         .get("content-length")
@@ -357,8 +359,8 @@ async fn check_token(
     if !cfg.download_use_token && !cfg.enable_google_auth && !download_auth {
         return Ok(None);
     }
-    let client = crate::access::request_client(&cfg, req);
-    if crate::access::is_admin(&cfg, client) {
+    let client = crate::api::request_client(&cfg, req);
+    if cfg.access.is_admin(client) {
         return Ok(None);
     }
     let key = crate::store::meta::path_key(rel);
@@ -589,6 +591,9 @@ fn respond(
     } else {
         r.set("Content-Type", mime_type(rel));
     }
+    if !rel.starts_with("static/") {
+        guard_uploaded_content(&mut r);
+    }
     if not_modified(req, &tag, mtime) {
         r.status = 304;
         r.no_content_length = true;
@@ -688,6 +693,29 @@ fn not_modified(req: &Request<'_>, tag: &str, mtime: u64) -> bool {
         }
     }
     false
+}
+
+/// Content types a browser runs script in when shown inline.
+fn is_active_content(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    matches!(
+        essence.to_ascii_lowercase().as_str(),
+        "text/html" | "application/xhtml+xml" | "image/svg+xml" | "text/xml" | "application/xml"
+    )
+}
+
+/// Uploaded files are anyone's content on the file domain: never sniffed into another type,
+/// and documents that could run script are sandboxed (an opaque origin, no scripts), so an
+/// uploaded page cannot act on the domain's cookies or pages (stored XSS).
+fn guard_uploaded_content(r: &mut Response) {
+    r.set("X-Content-Type-Options", "nosniff");
+    let active = r
+        .headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("Content-Type") && is_active_content(v));
+    if active {
+        r.set("Content-Security-Policy", "sandbox");
+    }
 }
 
 /// Content-Type by extension for inline downloads.

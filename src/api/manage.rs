@@ -212,13 +212,7 @@ pub fn status(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiErr
         "Sys.NumCpu".into(),
         json!(crate::server::allowed_cpus().len()),
     );
-    data.insert(
-        "Sys.NumGoroutine".into(),
-        json!(w
-            .shared
-            .connections
-            .load(std::sync::atomic::Ordering::Relaxed)),
-    );
+    data.insert("Sys.NumGoroutine".into(), json!(w.shared.connections()));
     data.insert("Sys.Workers".into(), json!(w.shared.workers));
     data.insert(
         "Sys.UptimeSeconds".into(),

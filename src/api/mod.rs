@@ -102,7 +102,7 @@ pub fn require_admin(
     params: &Params,
     refuse: impl FnOnce(String) -> ApiError,
 ) -> Result<(), ApiError> {
-    if crate::access::is_admin(cfg, client) {
+    if cfg.access.is_admin(client) {
         return Ok(());
     }
     let key = params.get("admin_key").unwrap_or(params.str("key"));
@@ -110,6 +110,16 @@ pub fn require_admin(
         return Ok(());
     }
     Err(refuse(crate::access::not_permitted_text(client)))
+}
+
+/// The client address of a request: X-Real-IP, else X-Forwarded-For, honoured only from a
+/// trusted proxy.
+pub fn request_client(cfg: &Config, req: &Request<'_>) -> IpAddr {
+    let forwarded = req
+        .head
+        .header_str("x-real-ip")
+        .or_else(|| req.head.header_str("x-forwarded-for"));
+    cfg.access.client_ip(req.peer.ip(), forwarded)
 }
 
 /// Go's url.PathEscape for a single segment.
@@ -126,18 +136,58 @@ pub fn path_escape(s: &str) -> String {
     out
 }
 
-/// The download path of a record without domain: `/[group/]<path minus files/>/<name>`.
+/// Percent-encodes what would change a URL path's meaning or break it: `%`, `?`, `#`,
+/// spaces, controls and the other ASCII characters not allowed in a path segment. UTF-8
+/// beyond ASCII stays as it is (go-fastdfs clients get the names they sent; `ascii_url`
+/// encodes it for strict clients).
+pub fn escape_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let keep = !c.is_ascii() || c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@".contains(c);
+        if keep {
+            out.push(c);
+        } else {
+            out.push_str(&format!("%{:02X}", c as u32));
+        }
+    }
+    out
+}
+
+/// A URL path with every non-ASCII byte percent-encoded too (for HTTP clients that accept
+/// only ASCII request targets).
+pub fn ascii_url(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for &b in path.as_bytes() {
+        if b.is_ascii() {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The download path of a record without domain: `/[group/]<path minus files/>/<name>`, each
+/// segment escaped (`escape_segment`) so that the URL serves exactly this file.
 pub fn download_path(cfg: &Config, info: &FileInfo) -> String {
     let rel = info
         .path
         .strip_prefix("files/")
         .unwrap_or(info.path.trim_start_matches("files"));
-    let group = if cfg.support_group_manage && !cfg.group.is_empty() {
-        format!("/{}", cfg.group)
-    } else {
-        String::new()
-    };
-    format!("{group}/{rel}/{}", info.stored_name())
+    let mut out = String::new();
+    if cfg.support_group_manage && !cfg.group.is_empty() {
+        out.push('/');
+        out.push_str(&cfg.group);
+    }
+    for seg in rel
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .chain([info.stored_name()])
+    {
+        out.push('/');
+        out.push_str(&escape_segment(seg));
+    }
+    out
 }
 
 /// The upload result of SPEC.md §4.2 for a record.
@@ -166,6 +216,13 @@ pub fn file_result(cfg: &Config, info: &FileInfo) -> FileResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn returned_paths_serve_exactly_the_file() {
+        assert_eq!(escape_segment("a b?c#d%41.txt"), "a%20b%3Fc%23d%2541.txt");
+        assert_eq!(escape_segment("中文(1).jpg"), "中文(1).jpg");
+        assert_eq!(ascii_url("/g/中"), "/g/%E4%B8%AD");
+    }
 
     #[test]
     fn path_escape_like_go() {

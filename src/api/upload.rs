@@ -202,7 +202,7 @@ async fn upload(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError>
             return Err(e);
         }
     };
-    let info = commit(w, plan, written).await?;
+    let info = commit(w, plan, written, OnFailure::Discard).await?;
     let result = file_result(&cfg, &info);
     Ok(match output {
         Output::Text => Response::text(200, result.url),
@@ -257,6 +257,14 @@ impl Target {
         if !cfg.google_code_ok(&scene, p.str("code")) {
             return Err(ApiError::fail(401, "invalid request,error google code"));
         }
+        // A custom path writes into the namespace of its first directory: when that is a scene
+        // with a secret, its code is needed whatever the `scene` field says.
+        let namespace = custom_dir.as_deref().and_then(names::namespace_of);
+        if let Some(ns) = namespace.filter(|ns| *ns != scene) {
+            if !cfg.google_code_ok(ns, p.str("code")) {
+                return Err(ApiError::fail(401, "invalid request,error google code"));
+            }
+        }
         let target = Target {
             scene,
             custom_dir,
@@ -275,6 +283,15 @@ impl Target {
                 .map_err(|e| ApiError::fail(400, format!("invalid filename: {e}")))?;
             if !extension_allowed(cfg, &target.rename) {
                 return Err(ApiError::fail(403, "(error)file extension mismatch"));
+            }
+        }
+        if let Some(dir) = &target.custom_dir {
+            for stored in [&name, &target.rename]
+                .into_iter()
+                .filter(|n| !n.is_empty())
+            {
+                names::check_landing(dir, stored, &cfg.peer_id)
+                    .map_err(|e| ApiError::fail(400, format!("invalid path: {e}")))?;
             }
         }
         Ok(target)
@@ -350,9 +367,23 @@ pub struct Plan {
     dedup: bool,
 }
 
+/// What becomes of the staged content when the commit fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// A temp file of this request: removed.
+    Discard,
+    /// Data the client can still complete from (a tus upload): kept where it was.
+    Keep,
+}
+
 /// Moves the fsynced content into place and commits its record (or finds the existing record
 /// of the same content, and removes the content). Returns the record to answer with.
-pub async fn commit(w: &Worker, plan: Plan, written: write::Written) -> Result<FileInfo, ApiError> {
+pub async fn commit(
+    w: &Worker,
+    plan: Plan,
+    written: write::Written,
+    on_failure: OnFailure,
+) -> Result<FileInfo, ApiError> {
     let staged = Staged {
         tmp: written.tmp.clone(),
         dir: plan.dir,
@@ -383,7 +414,10 @@ pub async fn commit(w: &Worker, plan: Plan, written: write::Written) -> Result<F
         }
         Ok(other) => unreachable!("insert answered {other:?}"),
         Err(e) => {
-            write::discard(written).await;
+            match on_failure {
+                OnFailure::Discard => write::discard(written).await,
+                OnFailure::Keep => written.release(),
+            }
             Err(e.into())
         }
     }

@@ -1,10 +1,13 @@
 //! One HTTP/1.1 connection: reads request heads under deadlines, gives handlers a streaming
 //! body reader, writes responses, keeps the connection alive or closes it.
 //!
-//! Deadlines (slowloris guard, SPEC.md §15 item 39): a keep-alive connection may stay idle for
-//! `idle_timeout`; once the first byte of a head arrived the whole head must arrive within
-//! `read_header_timeout` (else 408 and close); inside a body every read must bring bytes
-//! within `body_stall_timeout`; every write must make progress within `write_timeout`.
+//! Deadlines (slowloris guard): a new connection must send its first byte within
+//! `first_byte_timeout`, a keep-alive connection may stay idle for `idle_timeout`; once the
+//! first byte of a head arrived the whole head must arrive within `read_header_timeout` (else
+//! 408 and close); inside a body every read must bring bytes within `body_stall_timeout`, the
+//! body must average at least `body_min_rate` bytes/s after a grace period (Apache
+//! mod_reqtimeout's MinRate), and the whole request must be read within `read_timeout`;
+//! every write must make progress within `write_timeout`.
 //! A body the handler did not consume closes the connection (never parsed as a request).
 
 use super::chunked;
@@ -36,10 +39,17 @@ const SHUTDOWN_LOOK: Duration = Duration::from_millis(50);
 const LINGER: Duration = Duration::from_secs(2);
 const LINGER_BYTES_MAX: usize = 8 * 1024 * 1024;
 
+/// Time a body is given before `body_min_rate` applies.
+const BODY_RATE_GRACE: Duration = Duration::from_secs(10);
+
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
     #[error("request body stalled")]
     Timeout,
+    #[error("request body too slow: below {0} bytes/s on average")]
+    TooSlow(u64),
+    #[error("request not read within read_timeout")]
+    Deadline,
     #[error("connection closed in the middle of the request body")]
     Closed,
     #[error("invalid chunked body: {0}")]
@@ -84,6 +94,13 @@ pub struct Request<'c> {
     body: BodyState,
     continue_pending: bool,
     stall: Duration,
+    /// Bounds on the body's pace: when it began, its minimum average rate (bytes/s), and when
+    /// the whole request must have been read.
+    body_started: Option<Instant>,
+    body_min_rate: u64,
+    read_deadline: Instant,
+    /// The body was cut for its pace (counted in the metrics).
+    pace_cut: bool,
     pub body_read: u64,
     /// Largest body the handler accepts (set by the router per route); 0 = unlimited.
     pub body_max: u64,
@@ -159,13 +176,36 @@ impl Request<'_> {
                 }
                 return Ok(Some(b));
             }
-            match self.conn.fill(self.stall, BODY_READ_BYTES).await {
+            let wait = self.body_wait()?;
+            match self.conn.fill(wait.min(self.stall), BODY_READ_BYTES).await {
                 Ok(0) => return Err(BodyError::Closed),
                 Ok(_) => {}
-                Err(e) if is_timeout(&e) => return Err(BodyError::Timeout),
+                Err(e) if is_timeout(&e) => {
+                    self.body_wait()?; // a pace deadline passed while waiting
+                    return Err(BodyError::Timeout);
+                }
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// How long the next read may wait before a pace bound is broken, or the bound broken:
+    /// `read_timeout` for the whole request, and `body_min_rate` on average after the grace.
+    fn body_wait(&mut self) -> Result<Duration, BodyError> {
+        let now = Instant::now();
+        let started = *self.body_started.get_or_insert(now);
+        if now >= self.read_deadline {
+            self.pace_cut = true;
+            return Err(BodyError::Deadline);
+        }
+        let earned =
+            Duration::from_secs_f64(self.body_read as f64 / self.body_min_rate.max(1) as f64);
+        let rate_deadline = started + BODY_RATE_GRACE + earned;
+        if now >= rate_deadline {
+            self.pace_cut = true;
+            return Err(BodyError::TooSlow(self.body_min_rate));
+        }
+        Ok((rate_deadline - now).min(self.read_deadline - now))
     }
 
     /// Reads the whole body into memory, refusing more than `max` bytes.
@@ -196,8 +236,9 @@ pub async fn serve(stream: TcpStream, worker: Rc<Worker>) {
         stream,
         rbuf: BytesMut::with_capacity(HEAD_READ_BYTES),
     };
+    let mut first = true;
     loop {
-        let head = match read_head(&mut conn, &worker).await {
+        let head = match read_head(&mut conn, &worker, std::mem::take(&mut first)).await {
             Ok(Some(h)) => h,
             Ok(None) => break,
             Err(resp) => {
@@ -226,12 +267,19 @@ pub async fn serve(stream: TcpStream, worker: Rc<Worker>) {
             conn: &mut conn,
             body,
             stall: Duration::from_secs(cfg.body_stall_timeout),
+            body_started: None,
+            body_min_rate: cfg.body_min_rate,
+            read_deadline: started + Duration::from_secs(cfg.read_timeout.max(1) as u64),
+            pace_cut: false,
             body_read: 0,
             body_max: 0,
             route: "other",
         };
         let resp = crate::router::route(&worker, &mut req).await;
         let body_done = req.body_finished();
+        if req.pace_cut {
+            worker.metrics().slow_body();
+        }
         let route = crate::metrics::route_index(req.route);
         let received = (req.head.raw().len() as u64) + req.body_read;
         let method = req.head.method().to_string();
@@ -281,10 +329,20 @@ async fn linger(conn: &mut Conn) {
 }
 
 /// Waits for and parses the next head. Ok(None): clean end (EOF, idle timeout, shutdown).
-async fn read_head(conn: &mut Conn, worker: &Worker) -> Result<Option<RequestHead>, Response> {
+/// `first`: the connection's first request (it gets `first_byte_timeout`, not `idle_timeout`).
+async fn read_head(
+    conn: &mut Conn,
+    worker: &Worker,
+    first: bool,
+) -> Result<Option<RequestHead>, Response> {
     let cfg = worker.config();
     let limits = head::Limits::default();
-    let idle_deadline = Instant::now() + Duration::from_secs(cfg.idle_timeout_s());
+    let idle = if first {
+        cfg.first_byte_timeout.min(cfg.idle_timeout_s())
+    } else {
+        cfg.idle_timeout_s()
+    };
+    let idle_deadline = Instant::now() + Duration::from_secs(idle);
     let mut head_started: Option<Instant> = None;
     // At shutdown an idle connection is closed, but only after one short look for a request
     // already sent (a connection accepted just before or while draining has one waiting).

@@ -50,6 +50,22 @@ pub enum MetaError {
     Stopped,
     #[error("no free name for {0} after {1} attempts")]
     NoFreeName(String, u32),
+    /// The wanted place is taken by something of the other kind (a file where a directory is
+    /// needed, a directory where the file goes): the client's choice, not a server fault.
+    #[error("{0} conflicts with an existing file or directory")]
+    PathConflict(String),
+}
+
+impl MetaError {
+    /// `io` with the conflicts a client's path can cause told apart from server faults.
+    fn placing(e: std::io::Error, place: &Path) -> MetaError {
+        match e.raw_os_error() {
+            Some(libc::ENOTDIR) | Some(libc::EISDIR) | Some(libc::EEXIST) => {
+                MetaError::PathConflict(place.display().to_string())
+            }
+            _ => MetaError::Io(e),
+        }
+    }
 }
 
 /// A staged file to move into place as part of an insert.
@@ -756,7 +772,7 @@ impl Meta {
         };
         let mut out = Vec::with_capacity(ops.len());
         let mut my_dirs = BTreeSet::new();
-        let mut placed: Vec<PathBuf> = Vec::new();
+        let mut placed: Vec<Placed> = Vec::new();
         let mut unlink_after: Vec<PathBuf> = Vec::new();
         for (i, op) in ops {
             let r = match op {
@@ -807,15 +823,18 @@ impl Meta {
             None => txn.commit().err().map(|e| e.to_string()),
         };
         if let Some(msg) = failure {
-            // Nothing of this shard committed: undo its renames so nothing unindexed stays.
-            for p in placed {
-                let _ = std::fs::remove_file(p);
+            // Nothing of this shard committed: undo its renames, so nothing unindexed stays,
+            // a replaced file is back, and the staged content is back where its owner keeps
+            // it (a tus upload's data survives a failed completion).
+            for p in placed.into_iter().rev() {
+                p.undo();
             }
             return out
                 .into_iter()
                 .map(|(i, _)| (i, Err(MetaError::Corrupt(format!("commit failed: {msg}")))))
                 .collect();
         }
+        unlink_after.extend(placed.into_iter().filter_map(|p| p.displaced()));
         unlink_files(unlink_after);
         out
     }
@@ -835,7 +854,7 @@ impl Meta {
         txn: &mut lmdb::RwTransaction<'_>,
         put: Put,
         dirs: &mut BTreeSet<PathBuf>,
-        placed: &mut Vec<PathBuf>,
+        placed: &mut Vec<Placed>,
     ) -> Result<OpResult, MetaError> {
         let Put {
             mut info,
@@ -861,10 +880,18 @@ impl Meta {
         }
         if let Some(st) = staged {
             let dir = self.root.join(&st.dir);
-            std::fs::create_dir_all(&dir)?;
-            let name = place_file(&st.tmp, &dir, &st.name, st.replace)?;
+            // Conflicts name the place relative to the runtime dir (never a host path).
+            let rel = |e: MetaError| match e {
+                MetaError::PathConflict(_) => {
+                    MetaError::PathConflict(format!("{}/{}", st.dir, st.name))
+                }
+                e => e,
+            };
+            create_dirs(&self.root, &dir, dirs).map_err(|e| rel(MetaError::placing(e, &dir)))?;
+            let p = place_file(&st.tmp, &dir, &st.name, st.replace).map_err(rel)?;
+            let name = p.name().to_string();
             dirs.insert(dir.clone());
-            placed.push(dir.join(&name));
+            placed.push(p);
             // The record names what is on disk (never the pre-collision name: §15 item 20).
             if st.name != info.stored_name() {
                 return Err(MetaError::Corrupt(
@@ -1213,26 +1240,128 @@ fn add_stat(
     Ok(())
 }
 
+/// A file moved into place by an insert, and how to take the move back.
+#[derive(Debug)]
+struct Placed {
+    tmp: PathBuf,
+    at: PathBuf,
+    /// The move swapped with an existing file (dedup off): `tmp` now holds the old content.
+    swapped: bool,
+}
+
+impl Placed {
+    fn name(&self) -> &str {
+        self.at
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("placed under a UTF-8 name")
+    }
+
+    /// Restores the state before the move: the staged content back at `tmp`, a replaced file
+    /// back at its place.
+    fn undo(self) {
+        let r = if self.swapped {
+            rename_exchange(&self.tmp, &self.at)
+        } else {
+            std::fs::rename(&self.at, &self.tmp)
+        };
+        if let Err(e) = r {
+            tracing::error!(at = %self.at.display(), cause = %e, "cannot undo a placement");
+        }
+    }
+
+    /// After the commit: the replaced file's old content, to remove.
+    fn displaced(self) -> Option<PathBuf> {
+        self.swapped.then_some(self.tmp)
+    }
+}
+
+/// Creates `dir` and its missing ancestors below `root`, recording the parent of each new
+/// directory in `dirs`: a new directory's entry is durable only once its parent is fsynced.
+fn create_dirs(root: &Path, dir: &Path, dirs: &mut BTreeSet<PathBuf>) -> std::io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.is_dir() {
+        if at == root || at.exists() {
+            break; // an existing non-directory: create_dir below reports it
+        }
+        missing.push(at.to_path_buf());
+        match at.parent() {
+            Some(p) => at = p,
+            None => break,
+        }
+    }
+    for d in missing.into_iter().rev() {
+        match std::fs::create_dir(&d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && d.is_dir() => {}
+            Err(e) => return Err(e),
+        }
+        if let Some(parent) = d.parent() {
+            dirs.insert(parent.to_path_buf());
+        }
+    }
+    if !dir.is_dir() {
+        return Err(std::io::Error::from_raw_os_error(libc::ENOTDIR));
+    }
+    Ok(())
+}
+
 /// Moves `tmp` into `dir` as `name` (or `<i>_<name>` on a collision unless `replace`).
-/// Returns the name used. Uses RENAME_NOREPLACE so a concurrent writer can never be clobbered.
-fn place_file(tmp: &Path, dir: &Path, name: &str, replace: bool) -> Result<String, MetaError> {
+/// Uses RENAME_NOREPLACE so a concurrent writer can never be clobbered; `replace` swaps with
+/// the existing file (RENAME_EXCHANGE), so a failed commit can put the old one back.
+fn place_file(tmp: &Path, dir: &Path, name: &str, replace: bool) -> Result<Placed, MetaError> {
+    let placed = |at: PathBuf, swapped| Placed {
+        tmp: tmp.to_path_buf(),
+        at,
+        swapped,
+    };
     if replace {
-        std::fs::rename(tmp, dir.join(name))?;
-        return Ok(name.to_string());
+        let at = dir.join(name);
+        if at.is_dir() {
+            return Err(MetaError::PathConflict(at.display().to_string()));
+        }
+        return match rename_exchange(tmp, &at) {
+            Ok(()) => Ok(placed(at, true)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                rename_noreplace(tmp, &at).map_err(|e| MetaError::placing(e, &at))?;
+                Ok(placed(at, false))
+            }
+            Err(e) => Err(MetaError::placing(e, &at)),
+        };
     }
     const ATTEMPTS_MAX: u32 = 10_000;
     for attempt in 0..ATTEMPTS_MAX {
         let candidate = crate::store::names::collision_name(name, attempt);
-        match rename_noreplace(tmp, &dir.join(&candidate)) {
-            Ok(()) => return Ok(candidate),
+        let at = dir.join(&candidate);
+        match rename_noreplace(tmp, &at) {
+            Ok(()) => return Ok(placed(at, false)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(MetaError::placing(e, &at)),
         }
     }
     Err(MetaError::NoFreeName(name.to_string(), ATTEMPTS_MAX))
 }
 
-fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+/// Atomically swaps two existing paths (RENAME_EXCHANGE).
+fn rename_exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    match renameat2(a, b, libc::RENAME_EXCHANGE) {
+        Err(e) if unsupported(&e) => {
+            // Filesystem without RENAME_EXCHANGE (some FUSE mounts): the same swap in three
+            // steps through a side link (not atomic, but nothing is ever lost).
+            if !b.exists() {
+                return Err(std::io::Error::from(std::io::ErrorKind::NotFound));
+            }
+            let side = a.with_extension("swap");
+            std::fs::hard_link(b, &side)?;
+            std::fs::rename(a, b)?;
+            std::fs::rename(&side, a)
+        }
+        r => r,
+    }
+}
+
+fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> std::io::Result<()> {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
     let a = CString::new(from.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
@@ -1244,20 +1373,29 @@ fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
             a.as_ptr(),
             libc::AT_FDCWD,
             b.as_ptr(),
-            libc::RENAME_NOREPLACE,
+            flags,
         )
     };
     if rc == 0 {
-        return Ok(());
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
-    let err = std::io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::EINVAL) || err.raw_os_error() == Some(libc::ENOSYS) {
-        // Filesystem without RENAME_NOREPLACE (some FUSE mounts): link + unlink is atomic too.
-        std::fs::hard_link(from, to)?;
-        std::fs::remove_file(from)?;
-        return Ok(());
+}
+
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    match renameat2(from, to, libc::RENAME_NOREPLACE) {
+        Err(e) if unsupported(&e) => {
+            // Filesystem without RENAME_NOREPLACE (some FUSE mounts): link + unlink is atomic too.
+            std::fs::hard_link(from, to)?;
+            std::fs::remove_file(from)
+        }
+        r => r,
     }
-    Err(err)
+}
+
+fn unsupported(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS))
 }
 
 #[cfg(test)]
@@ -1287,9 +1425,59 @@ mod tests {
         let e = rename_noreplace(&a, &b).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read(&b).unwrap(), b"2");
-        let name = place_file(&a, d.path(), "b", false).unwrap();
-        assert_eq!(name, "0_b");
+        let placed = place_file(&a, d.path(), "b", false).unwrap();
+        assert_eq!(placed.name(), "0_b");
         assert_eq!(std::fs::read(d.path().join("0_b")).unwrap(), b"1");
+        placed.undo();
+        assert_eq!(
+            std::fs::read(&a).unwrap(),
+            b"1",
+            "undo puts the content back"
+        );
+        assert!(!d.path().join("0_b").exists());
+    }
+
+    #[test]
+    fn a_replacing_placement_can_be_undone() {
+        let d = tempfile::tempdir().unwrap();
+        let (new, at) = (d.path().join("new"), d.path().join("f"));
+        std::fs::write(&new, b"new").unwrap();
+        std::fs::write(&at, b"old").unwrap();
+        let placed = place_file(&new, d.path(), "f", true).unwrap();
+        assert_eq!(std::fs::read(&at).unwrap(), b"new");
+        placed.undo();
+        assert_eq!(
+            std::fs::read(&at).unwrap(),
+            b"old",
+            "the committed file is back"
+        );
+        assert_eq!(std::fs::read(&new).unwrap(), b"new");
+        // Committed: the old content is what is left to remove.
+        let placed = place_file(&new, d.path(), "f", true).unwrap();
+        assert_eq!(
+            placed.displaced().map(|p| std::fs::read(p).unwrap()),
+            Some(b"old".to_vec())
+        );
+    }
+
+    #[test]
+    fn new_directories_record_their_parents_for_fsync() {
+        let d = tempfile::tempdir().unwrap();
+        let mut dirs = BTreeSet::new();
+        let leaf = d.path().join("files/s/20261202/16");
+        create_dirs(d.path(), &leaf, &mut dirs).unwrap();
+        assert!(leaf.is_dir());
+        let want: BTreeSet<PathBuf> = [
+            d.path().to_path_buf(),
+            d.path().join("files"),
+            d.path().join("files/s"),
+            d.path().join("files/s/20261202"),
+        ]
+        .into();
+        assert_eq!(dirs, want);
+        std::fs::write(d.path().join("files/s/x"), b"").unwrap();
+        let e = create_dirs(d.path(), &d.path().join("files/s/x/y"), &mut dirs).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTDIR));
     }
 }
 

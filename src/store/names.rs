@@ -120,6 +120,50 @@ pub fn custom_dir(raw: &str) -> Result<Option<String>, NameError> {
     Ok(Some(format!("files/{}", parts.join("/"))))
 }
 
+/// Whether `s` is `n` ASCII digits (the shape of a date, hour or minute directory).
+fn digits(s: &str, n: usize) -> bool {
+    s.len() == n && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The landing gate for a client-chosen location (custom `path` + stored name): a file may not
+/// take a place that the server's dated tree uses as a directory,
+/// `files/<any>/<YYYYMMDD>[/<HH>[/<MM>[/<peer_id>]]]`, or it would block every upload of that
+/// day, hour or minute (ENOTDIR). Directories of that shape are fine: they are what the server
+/// creates anyway. `dir` is `files/...`.
+pub fn check_landing(dir: &str, name: &str, peer_id: &str) -> Result<(), NameError> {
+    let rel = dir.strip_prefix("files/").unwrap_or(dir);
+    let parts: Vec<&str> = rel
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .chain(std::iter::once(name))
+        .collect();
+    let skeleton = match parts.as_slice() {
+        [_, day] => digits(day, 8),
+        [_, day, hour] => digits(day, 8) && digits(hour, 2),
+        [_, day, hour, minute] => digits(day, 8) && digits(hour, 2) && digits(minute, 2),
+        [_, day, hour, minute, id] => {
+            !peer_id.is_empty()
+                && *id == peer_id
+                && digits(day, 8)
+                && digits(hour, 2)
+                && digits(minute, 2)
+        }
+        _ => false,
+    };
+    if skeleton {
+        return Err(NameError(
+            "a file cannot take the place of a dated directory (<scene>/<YYYYMMDD>/<HH>/<MM>)",
+        ));
+    }
+    Ok(())
+}
+
+/// The scene whose namespace a custom directory (`files/<first>/...`) writes into.
+pub fn namespace_of(dir: &str) -> Option<&str> {
+    let rel = dir.strip_prefix("files/").unwrap_or(dir);
+    rel.split('/').find(|s| !s.is_empty())
+}
+
 /// Lower-cased extension with its dot (`.png`), or "" when there is none.
 pub fn extension(name: &str) -> String {
     match name.rfind('.') {
@@ -194,6 +238,22 @@ mod tests {
         assert_eq!(url_segments("a\\b"), None);
         assert_eq!(url_segments("a/\u{7}"), None);
         assert_eq!(url_segments(""), Some(vec![]));
+    }
+
+    #[test]
+    fn files_never_take_the_place_of_dated_directories() {
+        // A day, an hour, a minute of any scene: refused as file names.
+        assert!(check_landing("files/default", "20261203", "").is_err());
+        assert!(check_landing("files/default/20261202", "16", "").is_err());
+        assert!(check_landing("files/default/20261202/16", "43", "").is_err());
+        assert!(check_landing("files/default/20261202/16/43", "9", "9").is_err());
+        // Files inside those directories, and other shapes, are fine.
+        assert!(check_landing("files/default/20261202/16/43", "43", "").is_ok());
+        assert!(check_landing("files/default/20261202/16/43", "x", "9").is_ok());
+        assert!(check_landing("files/default", "2026120", "").is_ok());
+        assert!(check_landing("files/default/20261202", "1a", "").is_ok());
+        assert!(check_landing("files/a/b/20261202", "16", "").is_ok());
+        assert_eq!(namespace_of("files/prot/x"), Some("prot"));
     }
 
     #[test]

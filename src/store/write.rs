@@ -258,6 +258,11 @@ impl Written {
     pub fn moved(mut self) {
         self.tmp = PathBuf::new();
     }
+
+    /// The content stays where it is, owned by someone else (a tus upload's data file).
+    pub fn release(self) {
+        self.moved()
+    }
 }
 
 impl Drop for Written {

@@ -504,6 +504,8 @@ pub fn validate_announced(info: &FileInfo) -> Result<(), String> {
         return Err("reserved directory".into());
     }
     names::check_component(info.stored_name()).map_err(|e| format!("bad name: {e}"))?;
+    // A file in the place of one of our dated directories would block our uploads there.
+    names::check_landing(&info.path, info.stored_name(), "").map_err(|e| e.to_string())?;
     if info.size < 0 {
         return Err("negative size".into());
     }
@@ -573,7 +575,7 @@ async fn download(
         info.size.max(0) as u64 / (1 << 20) + 30
     };
     let deadline = Instant::now() + budget.unwrap_or(Duration::from_secs(secs));
-    let path = crate::api::download_path(&cfg, info);
+    let path = crate::api::ascii_url(&crate::api::download_path(&cfg, info));
     let req = peer::request("GET", src, &path)
         .map_err(|e| e.to_string())?
         .header(READ_THROUGH_HEADER, "1")

@@ -64,6 +64,8 @@ pub enum TusError {
     ChecksumMismatch,
     #[error("upload larger than its Upload-Length or the size limit")]
     TooLarge,
+    #[error("too many unfinished uploads from this client ({0}); finish or terminate some")]
+    TooMany(u64),
     /// Validation, access and storage errors shared with the other routes.
     #[error(transparent)]
     Api(#[from] ApiError),
@@ -94,6 +96,7 @@ impl From<TusError> for ApiError {
             TusError::MediaType => 415,
             TusError::ChecksumMismatch => 460,
             TusError::TooLarge => 413,
+            TusError::TooMany(_) => 429,
             TusError::Api(_) => 0,
         };
         match e {
@@ -189,9 +192,7 @@ fn options(cfg: &Config) -> Response {
     r.set("Tus-Version", TUS_VERSION);
     r.set("Tus-Extension", protocol::EXTENSIONS);
     r.set("Tus-Checksum-Algorithm", protocol::CHECKSUM_ALGORITHMS);
-    if cfg.upload_max_bytes > 0 {
-        r.set("Tus-Max-Size", cfg.upload_max_bytes.to_string());
-    }
+    r.set("Tus-Max-Size", cfg.tus_size_max().to_string());
     if cfg.enable_cross_origin {
         r.set(
             "Access-Control-Allow-Methods",
@@ -223,7 +224,7 @@ fn check_length(cfg: &Config, length: u64) -> Result<u64, TusError> {
     if length == 0 {
         return Err(ApiError::fail(400, "file size is zero").into());
     }
-    if cfg.upload_max_bytes > 0 && length > cfg.upload_max_bytes {
+    if length > cfg.tus_size_max() {
         return Err(TusError::TooLarge);
     }
     Ok(length)
@@ -306,35 +307,57 @@ async fn create(w: &Worker, req: &mut Request<'_>) -> Result<Response, TusError>
         return Err(crate::api::upload::auth_fail().into());
     }
     let id = state::new_id();
-    let _lock = Lock::try_take(&id).expect("a new random id is free");
-    state::create_data(w.dir(), &id).await?;
-    let now = state::now();
-    let mut info = Info {
-        id,
+    let client = crate::api::request_client(&cfg, req);
+    if !state::claim(&id, client, cfg.tus_uploads_per_client_max) {
+        return Err(TusError::TooMany(cfg.tus_uploads_per_client_max));
+    }
+    let fresh = Info {
+        id: id.clone(),
         length,
         offset: 0,
         metadata: raw_metadata,
         target,
-        created: now,
-        expires: now + lifetime_s(&cfg),
+        created: state::now(),
+        expires: state::now() + lifetime_s(&cfg),
         completed: None,
+        client: Some(client),
     };
+    let created = create_state(w, req, fresh, checksum).await;
+    if created.as_ref().is_ok_and(|i| i.completed.is_some()) || created.is_err() {
+        state::release(&id);
+    }
+    let info = created?;
+    let mut r = Response::new(201);
+    r.set("Location", location(&cfg, req, &info.id));
+    if with_upload {
+        r.set("Upload-Offset", info.offset.to_string());
+    }
+    progress_headers(&mut r, &info);
+    Ok(r)
+}
+
+/// Creates the upload's durable state and takes in the body of a creation-with-upload.
+async fn create_state(
+    w: &Worker,
+    req: &mut Request<'_>,
+    mut info: Info,
+    checksum: Option<protocol::Checksum>,
+) -> Result<Info, TusError> {
+    let with_upload = req.content_length() != Some(0);
+    let _lock = Lock::try_take(&info.id).expect("a new random id is free");
+    state::create_data(w.dir(), &info.id).await?;
     if let Err(e) = state::save(w.dir(), &info).await {
         let _ = state::remove(w.dir(), &info.id).await;
         return Err(e.into());
     }
-    let mut r = Response::new(201);
-    r.set("Location", location(&cfg, req, &info.id));
     if with_upload {
         if let Err(e) = receive_and_advance(w, req, &mut info, checksum, false).await {
             // The client never learns this upload's URL: nobody could resume it.
             let _ = state::remove(w.dir(), &info.id).await;
             return Err(e);
         }
-        r.set("Upload-Offset", info.offset.to_string());
     }
-    progress_headers(&mut r, &info);
-    Ok(r)
+    Ok(info)
 }
 
 /// Streams the body into the upload and records the new offset (or completion). A body cut
@@ -409,8 +432,12 @@ async fn patch(w: &Worker, req: &mut Request<'_>, id: &str) -> Result<Response, 
         let result = receive_and_advance(w, req, &mut info, checksum, declared).await;
         if let Err(TusError::DataMissing) = result {
             let _ = state::remove(w.dir(), id).await;
+            state::release(id);
         }
         result?;
+        if info.completed.is_some() {
+            state::release(id);
+        }
     }
     let mut r = Response::new(204);
     r.set("Upload-Offset", info.offset.to_string());
@@ -443,6 +470,7 @@ async fn terminate(w: &Worker, id: &str) -> Result<Response, TusError> {
     let _lock = Lock::try_take(id).ok_or(TusError::Locked)?;
     live(w, id).await?;
     state::remove(w.dir(), id).await?;
+    state::release(id);
     Ok(Response::new(204))
 }
 
@@ -451,7 +479,7 @@ async fn terminate(w: &Worker, id: &str) -> Result<Response, TusError> {
 /// falls back to this node's `host`.
 fn location(cfg: &Config, req: &Request<'_>, id: &str) -> String {
     let path = format!("{}{ROUTE}/{id}", cfg.prefix());
-    let trusted = crate::access::is_trusted_proxy(cfg, req.peer.ip());
+    let trusted = cfg.access.is_trusted_proxy(req.peer.ip());
     let forwarded = header(req, "forwarded").filter(|_| trusted);
     let param = |name: &str| {
         forwarded?
@@ -490,6 +518,10 @@ fn valid_host(host: &str) -> bool {
 /// Removes expired uploads (and a crash's orphan data files) every half lifetime, at most
 /// every minute; runs on one executor until shutdown.
 pub async fn expire_loop(w: Rc<Worker>) {
+    // The first pass right away: it also counts the unfinished uploads per client again.
+    if let Err(e) = sweep(&w, lifetime_s(&w.config())).await {
+        tracing::warn!(cause = %e, "tus: expiry sweep failed");
+    }
     loop {
         let lifetime = lifetime_s(&w.config());
         let every = Duration::from_secs((lifetime as u64 / 2).clamp(1, SWEEP_EVERY_S_MAX));
@@ -533,8 +565,12 @@ async fn sweep(w: &Worker, lifetime: i64) -> std::io::Result<usize> {
         };
         if still_stale {
             state::remove(w.dir(), id).await?;
+            state::release(id);
             removed += 1;
         }
+    }
+    for (id, client) in &stale.unfinished {
+        state::note(id, *client);
     }
     Ok(removed)
 }

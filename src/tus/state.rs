@@ -38,6 +38,9 @@ pub struct Info {
     pub expires: i64,
     /// Set once the upload became a stored file.
     pub completed: Option<Completed>,
+    /// The client address that created the upload (bounds unfinished uploads per client).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<std::net::IpAddr>,
 }
 
 /// The stored file an upload became.
@@ -188,6 +191,8 @@ pub struct Stale {
     pub expired: Vec<String>,
     /// `.bin` files without `.info`, older than the lifetime (crash during creation).
     pub orphans: Vec<String>,
+    /// Unfinished, unexpired uploads and their clients (to rebuild `Owners` after a start).
+    pub unfinished: Vec<(String, std::net::IpAddr)>,
 }
 
 /// Lists stale uploads (blocking: run on the blocking pool). Files that are not ours are left
@@ -215,7 +220,14 @@ pub fn scan(root: &Path, now: i64, lifetime_s: i64) -> io::Result<Stale> {
                     .ok()
                     .and_then(|b| serde_json::from_slice::<Info>(&b).ok());
                 let expired = match parsed {
-                    Some(info) => info.expired(now),
+                    Some(info) => {
+                        if let (None, Some(ip), false) =
+                            (&info.completed, info.client, info.expired(now))
+                        {
+                            stale.unfinished.push((id.to_string(), ip));
+                        }
+                        info.expired(now)
+                    }
                     // Unreadable (never written by us: saves are atomic): judged by its age.
                     None => age_s(&entry)? >= lifetime_s,
                 };
@@ -267,6 +279,62 @@ impl Drop for Lock {
     }
 }
 
+/// Unfinished uploads per client address, over all executors: a client may hold at most
+/// `tus_uploads_per_client_max` (each one costs a data file and an info file until it
+/// completes or expires).
+static OWNERS: Mutex<Option<Owners>> = Mutex::new(None);
+
+#[derive(Debug, Default)]
+struct Owners {
+    by_id: std::collections::HashMap<String, std::net::IpAddr>,
+    per_client: std::collections::HashMap<std::net::IpAddr, u64>,
+}
+
+fn with_owners<T>(f: impl FnOnce(&mut Owners) -> T) -> T {
+    let mut guard = OWNERS.lock().expect("tus owners registry");
+    f(guard.get_or_insert_with(Owners::default))
+}
+
+/// Counts a new upload of `client`; false when the client already holds `max`.
+pub fn claim(id: &str, client: std::net::IpAddr, max: u64) -> bool {
+    with_owners(|o| {
+        let held = o.per_client.entry(client).or_insert(0);
+        if *held >= max {
+            if *held == 0 {
+                o.per_client.remove(&client);
+            }
+            return false;
+        }
+        *held += 1;
+        o.by_id.insert(id.to_string(), client);
+        true
+    })
+}
+
+/// Counts an upload found on disk (after a restart), whatever the cap.
+pub fn note(id: &str, client: std::net::IpAddr) {
+    with_owners(|o| {
+        if o.by_id.insert(id.to_string(), client).is_none() {
+            *o.per_client.entry(client).or_insert(0) += 1;
+        }
+    })
+}
+
+/// The upload completed, was terminated or expired: its client may create another.
+pub fn release(id: &str) {
+    with_owners(|o| {
+        let Some(client) = o.by_id.remove(id) else {
+            return;
+        };
+        if let Some(held) = o.per_client.get_mut(&client) {
+            *held -= 1;
+            if *held == 0 {
+                o.per_client.remove(&client);
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,7 +355,28 @@ mod tests {
             created: 1,
             expires: 2,
             completed: None,
+            client: None,
         }
+    }
+
+    #[test]
+    fn unfinished_uploads_are_bounded_per_client() {
+        let ip: std::net::IpAddr = "127.0.0.55".parse().unwrap();
+        let (a, b, c) = (new_id(), new_id(), new_id());
+        assert!(claim(&a, ip, 2));
+        assert!(claim(&b, ip, 2));
+        assert!(!claim(&c, ip, 2), "a third unfinished upload is refused");
+        release(&a);
+        release(&a); // idempotent
+        assert!(claim(&c, ip, 2));
+        release(&b);
+        release(&c);
+        note(&a, ip);
+        note(&a, ip);
+        assert!(claim(&b, ip, 2));
+        assert!(!claim(&c, ip, 2), "a noted upload counts once");
+        release(&a);
+        release(&b);
     }
 
     #[test]

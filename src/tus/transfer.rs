@@ -26,13 +26,11 @@ pub struct Received {
 }
 
 /// Most bytes the next body may carry: up to the upload's length, or (deferred length) up to
-/// `upload_max_bytes` when that is set.
+/// the tus size limit.
 fn room(w: &Worker, info: &Info) -> u64 {
-    let max = w.config().upload_max_bytes;
     match info.length {
         Some(length) => length - info.offset,
-        None if max > 0 => max.saturating_sub(info.offset),
-        None => u64::MAX - info.offset,
+        None => w.config().tus_size_max().saturating_sub(info.offset),
     }
 }
 
@@ -153,7 +151,9 @@ async fn complete(w: &Worker, info: &Info, digest: Option<String>) -> Result<Com
         digest,
         size: length,
     };
-    let record = crate::api::upload::commit(w, plan, written).await?;
+    // A failed completion keeps the data: the client resends the last piece and completes.
+    let record =
+        crate::api::upload::commit(w, plan, written, crate::api::upload::OnFailure::Keep).await?;
     let url = crate::api::file_result(&cfg, &record).url;
     tracing::info!(id = %info.id, md5 = %record.md5, size = length, "tus upload completed");
     Ok(Completed {

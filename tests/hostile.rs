@@ -1,0 +1,560 @@
+//! Hostile clients: what a probe from non-admin addresses found, each fixed and held here.
+//! (1) client-chosen names can never block the server's dated tree, and a failing tus
+//! completion keeps the upload's data; (2) `path` cannot bypass a scene's Google code;
+//! (3) connection floods are capped per client and in total, silent connections are cut,
+//! memory comes back; (4) trickled bodies are cut (minimum rate, read_timeout); (5) returned
+//! URLs are percent-encoded, uploaded HTML is sandboxed, redirects stay on the origin, tus
+//! uploads are bounded in size and per client, and this node's own address is an admin.
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::fd::FromRawFd;
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "JBSWY3DPEHPK3PXP";
+
+/// A TCP connection to `to` from the local address `from` (loopback aliases 127.0.0.x).
+fn connect_from(from: &str, to: &str) -> std::io::Result<TcpStream> {
+    let from: IpAddr = from.parse().unwrap();
+    let to: SocketAddr = to.parse().unwrap();
+    let (IpAddr::V4(src), SocketAddr::V4(dst)) = (from, to) else {
+        panic!("IPv4 only");
+    };
+    let sin = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor owned here; the sockaddrs outlive the calls;
+    // on success the descriptor is handed to TcpStream, which owns it from then on.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let a = sin(src, 0);
+        let b = sin(*dst.ip(), dst.port());
+        if libc::bind(fd, &a as *const _ as *const libc::sockaddr, len) != 0
+            || libc::connect(fd, &b as *const _ as *const libc::sockaddr, len) != 0
+        {
+            let e = std::io::Error::last_os_error();
+            libc::close(fd);
+            return Err(e);
+        }
+        Ok(TcpStream::from_raw_fd(fd))
+    }
+}
+
+/// Whether the server closed `s` (EOF or reset) within `wait`.
+fn closed_within(mut s: &TcpStream, wait: Duration) -> bool {
+    s.set_read_timeout(Some(wait)).unwrap();
+    let mut b = [0u8; 256];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// One GET on a connection from `from`; the status, or None when the server refused.
+fn get_from(from: &str, s: &Server, path: &str) -> Option<u16> {
+    let mut c = connect_from(from, &s.addr()).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    c.write_all(req.as_bytes()).ok()?;
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    parse_head(&out).map(|(r, _)| r.status)
+}
+
+fn vm_rss_kib(s: &Server) -> u64 {
+    let pid = s.child.as_ref().unwrap().id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// Today's and tomorrow's `YYYYMMDD`, and this minute's `HH`, `MM` (as the server names them).
+fn dated_now() -> (String, String, String, String) {
+    let now = local_stamp(now());
+    let tomorrow = local_stamp(common::now() + 86_400);
+    let mut parts = now.split('/').map(str::to_string);
+    let (day, hour, minute) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    (day, tomorrow[..8].to_string(), hour, minute)
+}
+
+// ---- 1. the dated tree cannot be blocked ----
+
+#[test]
+fn a_client_cannot_plant_a_file_where_a_dated_directory_goes() {
+    let s = Server::start(json!({"peer_id": ""}));
+    let (day, tomorrow, hour, minute) = dated_now();
+    let attempts = [
+        (format!("default/{day}/{hour}"), minute.clone()),
+        (format!("default/{day}"), hour.clone()),
+        ("default".to_string(), tomorrow.clone()),
+        (format!("other/{day}/{hour}"), minute.clone()),
+    ];
+    for (path, filename) in &attempts {
+        let (code, body) = upload(
+            &s,
+            "x.txt",
+            b"planted",
+            &[("path", path), ("filename", filename), ("output", "json")],
+        );
+        assert_eq!(code, 400, "path={path} filename={filename}: {body}");
+        assert!(body.contains("dated directory"), "{body}");
+    }
+    assert!(!s.dir.join(format!("files/default/{tomorrow}")).exists());
+    // Inside a dated directory a client may still place files (e.g. to rebuild old URLs).
+    let (code, body) = upload(
+        &s,
+        "x.txt",
+        b"in a minute dir",
+        &[
+            ("path", &format!("default/{day}/{hour}/{minute}")),
+            ("filename", "43"),
+        ],
+    );
+    assert_eq!(code, 200, "{body}");
+    // And the server's own uploads of this minute and of tomorrow still work.
+    let r = upload_json(&s, "ordinary.txt", b"ordinary upload");
+    assert!(r["path"].as_str().unwrap().contains(&day), "{r}");
+}
+
+#[test]
+fn a_file_in_the_way_of_a_client_path_is_a_409_not_a_500() {
+    let s = Server::start(json!({}));
+    std::fs::create_dir_all(s.dir.join("files/mine")).unwrap();
+    std::fs::write(s.dir.join("files/mine/report"), b"a file").unwrap();
+    let (code, body) = upload(
+        &s,
+        "x.txt",
+        b"blocked by a file",
+        &[("path", "mine/report/2026")],
+    );
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        !body.contains(&s.dir.display().to_string()),
+        "no host path: {body}"
+    );
+    assert_eq!(
+        std::fs::read(s.dir.join("files/mine/report")).unwrap(),
+        b"a file"
+    );
+}
+
+fn tus(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, ureq::Response) {
+    let mut req = agent().request(method, url).set("Tus-Resumable", "1.0.0");
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    match req.send_bytes(body) {
+        Ok(r) => (r.status(), r),
+        Err(ureq::Error::Status(c, r)) => (c, r),
+        Err(e) => panic!("transport error: {e}"),
+    }
+}
+
+fn tus_metadata(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k} {}",
+                fastdfs::tus::protocol::base64_encode(v.as_bytes())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Creates a tus upload of `len` bytes; (status, Location).
+fn tus_create(s: &Server, len: u64, meta: &[(&str, &str)]) -> (u16, String) {
+    let (code, r) = tus(
+        "POST",
+        &s.url("/group1/big/upload/"),
+        &[
+            ("Upload-Length", &len.to_string()),
+            ("Upload-Metadata", &tus_metadata(meta)),
+        ],
+        b"",
+    );
+    let location = r.header("Location").unwrap_or("").to_string();
+    (code, location)
+}
+
+fn tus_patch(url: &str, offset: u64, data: &[u8]) -> u16 {
+    tus(
+        "PATCH",
+        url,
+        &[
+            ("Content-Type", "application/offset+octet-stream"),
+            ("Upload-Offset", &offset.to_string()),
+        ],
+        data,
+    )
+    .0
+}
+
+#[test]
+fn a_failing_tus_completion_keeps_the_uploaded_data() {
+    let s = Server::start(json!({"enable_tus": true}));
+    let data = noise(300_000, 7);
+    let (code, url) = tus_create(
+        &s,
+        data.len() as u64,
+        &[("filename", "keep.bin"), ("path", "blocked/here")],
+    );
+    assert_eq!(code, 201);
+    assert_eq!(tus_patch(&url, 0, &data[..200_000]), 204);
+    // Something outside the server puts a file where the upload's directory goes.
+    std::fs::write(s.dir.join("files/blocked"), b"in the way").unwrap();
+    assert_eq!(
+        tus_patch(&url, 200_000, &data[200_000..]),
+        409,
+        "the completion fails"
+    );
+    let (code, head) = tus("HEAD", &url, &[], b"");
+    assert_eq!(code, 200, "the upload still exists");
+    assert_eq!(head.header("Upload-Offset"), Some("200000"));
+    // Once the way is clear, the client resends the last piece and the upload completes.
+    std::fs::remove_file(s.dir.join("files/blocked")).unwrap();
+    assert_eq!(tus_patch(&url, 200_000, &data[200_000..]), 204);
+    let stored = std::fs::read(s.dir.join("files/blocked/here/keep.bin")).unwrap();
+    assert_eq!(md5_hex(&stored), md5_hex(&data), "every byte kept");
+}
+
+// ---- 2. Google codes guard a scene's namespace, whichever field names it ----
+
+#[test]
+fn a_custom_path_into_a_protected_scene_needs_its_code() {
+    let s = Server::start(json!({
+        "enable_google_auth": true,
+        "enable_tus": true,
+        "scenes": ["default", format!("prot:{SECRET}")]
+    }));
+    let (code, body) = upload(&s, "x.txt", b"sneaky", &[("path", "prot/x")]);
+    assert_eq!(code, 401, "{body}");
+    assert!(!s.dir.join("files/prot").exists());
+    let (code, _) = tus_create(&s, 10, &[("filename", "t.txt"), ("path", "prot/tus")]);
+    assert_eq!(code, 401, "tus metadata path too");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let good = fastdfs::totp::code(SECRET, now).unwrap();
+    let (code, body) = upload(
+        &s,
+        "x.txt",
+        b"with its code",
+        &[("path", "prot/x"), ("code", &good)],
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = upload(&s, "y.txt", b"unprotected", &[("path", "open/x")]);
+    assert_eq!(code, 200, "{body}");
+}
+
+// ---- 3. connection floods ----
+
+#[test]
+fn one_address_cannot_hold_more_than_its_share_of_connections() {
+    let s = Server::start(json!({"connections_per_client_max": 20}));
+    let mut flood = Vec::new();
+    for _ in 0..60 {
+        if let Ok(c) = connect_from("127.0.0.2", &s.addr()) {
+            flood.push(c);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let refused = flood
+        .iter()
+        .filter(|c| closed_within(c, Duration::from_millis(200)))
+        .count();
+    assert_eq!(refused, 40, "connections beyond 20 are closed at once");
+    assert_eq!(
+        get_from("127.0.0.3", &s, "/group1/status"),
+        Some(200),
+        "others get in"
+    );
+    assert_eq!(get_from("127.0.0.1", &s, "/group1/status"), Some(200));
+    let (_, metrics) = call(agent().get(&s.url("/group1/metrics")));
+    assert!(
+        metrics.contains("fastdfs_connections_refused_per_client_total 40"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn the_total_cap_keeps_room_for_admins() {
+    let s = Server::start(json!({"connections_max": 30, "connections_per_client_max": 1000}));
+    let mut flood = Vec::new();
+    for i in 0..40 {
+        let from = format!("127.0.1.{}", 1 + i % 4);
+        if let Ok(c) = connect_from(&from, &s.addr()) {
+            flood.push(c);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let refused = flood
+        .iter()
+        .filter(|c| closed_within(c, Duration::from_millis(200)))
+        .count();
+    // 30 held (the harness's start-up probe may still hold one place for a moment).
+    assert!((10..=11).contains(&refused), "{refused} refused");
+    // Top up the places the start-up probe held, until the cap refuses again.
+    for _ in 0..3 {
+        let c = connect_from("127.0.1.9", &s.addr()).unwrap();
+        let refused_now = closed_within(&c, Duration::from_millis(300));
+        flood.push(c);
+        if refused_now {
+            break;
+        }
+    }
+    assert_eq!(
+        get_from("127.0.0.1", &s, "/group1/status"),
+        Some(200),
+        "an admin gets in"
+    );
+    assert_eq!(
+        get_from("127.0.0.3", &s, "/group1/status"),
+        None,
+        "an outsider waits"
+    );
+    drop(flood);
+    assert!(eventually(Duration::from_secs(5), || {
+        get_from("127.0.0.3", &s, "/group1/status") == Some(200)
+    }));
+}
+
+#[test]
+fn a_connection_that_never_speaks_is_closed_soon() {
+    let s = Server::start(json!({"first_byte_timeout": 1, "idle_timeout": 60}));
+    let c = connect_from("127.0.0.2", &s.addr()).unwrap();
+    let t = Instant::now();
+    assert!(closed_within(&c, Duration::from_secs(10)));
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+}
+
+#[test]
+fn memory_comes_back_after_a_connection_flood() {
+    let s = Server::start(json!({"connections_per_client_max": 5000}));
+    // Warm up, then measure the resting size.
+    for i in 0..20 {
+        upload_json(&s, &format!("w{i}.txt"), format!("warm {i}").as_bytes());
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let rest = vm_rss_kib(&s);
+    let mut flood = Vec::new();
+    for i in 0..4000 {
+        let from = format!("127.0.2.{}", 1 + i % 8);
+        let mut c = connect_from(&from, &s.addr()).unwrap();
+        // Half send a partial head, so their buffers are in use.
+        if i % 2 == 0 {
+            let _ = c.write_all(b"GET /group1/status HTTP/1.1\r\nHost: x\r\n");
+        }
+        flood.push(c);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let peak = vm_rss_kib(&s);
+    drop(flood);
+    eprintln!("RSS at rest {rest} KiB, during the flood {peak} KiB");
+    let back = eventually(Duration::from_secs(15), || {
+        vm_rss_kib(&s) < rest + 16 * 1024
+    });
+    assert!(
+        back,
+        "RSS rest {rest} KiB, flood {peak} KiB, after {} KiB",
+        vm_rss_kib(&s)
+    );
+    assert_eq!(get_from("127.0.0.3", &s, "/group1/status"), Some(200));
+}
+
+// ---- 4. trickled bodies ----
+
+/// Starts an upload whose body then trickles a byte every `every`; returns the response
+/// status the server cut it with, and when.
+fn trickle(s: &Server, every: Duration, limit: Duration) -> (Option<u16>, Duration) {
+    let (ct, body) = multipart(&[], Some(("t.bin", &vec![b'x'; 100_000])));
+    let mut c = connect_from("127.0.0.2", &s.addr()).unwrap();
+    let head = format!(
+        "POST /group1/upload HTTP/1.1\r\nHost: x\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    c.write_all(head.as_bytes()).unwrap();
+    c.write_all(&body[..200]).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+    let t = Instant::now();
+    let mut out = Vec::new();
+    let mut i = 200;
+    while t.elapsed() < limit {
+        let mut b = [0u8; 4096];
+        match c.read(&mut b) {
+            Ok(0) => break,
+            Ok(n) => {
+                out.extend_from_slice(&b[..n]);
+                if parse_head(&out).is_some() {
+                    break;
+                }
+            }
+            Err(_) => {}
+        }
+        if c.write_all(&body[i..i + 1]).is_err() {
+            break;
+        }
+        i += 1;
+        std::thread::sleep(every);
+    }
+    let _ = c.read_to_end(&mut out);
+    (parse_head(&out).map(|(r, _)| r.status), t.elapsed())
+}
+
+#[test]
+fn a_trickled_body_is_cut_at_read_timeout() {
+    let s = Server::start(json!({"read_timeout": 3, "body_stall_timeout": 60}));
+    let (status, took) = trickle(&s, Duration::from_millis(500), Duration::from_secs(30));
+    assert_eq!(status, Some(408));
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    assert!(std::fs::read_dir(s.dir.join("files/_tmp"))
+        .unwrap()
+        .next()
+        .is_none());
+}
+
+#[test]
+fn a_body_below_the_minimum_rate_is_cut_after_the_grace() {
+    let s = Server::start(json!({"body_min_rate": 500, "body_stall_timeout": 60}));
+    let (status, took) = trickle(&s, Duration::from_millis(200), Duration::from_secs(60));
+    assert_eq!(status, Some(408));
+    assert!(took < Duration::from_secs(40), "{took:?}");
+    let (_, metrics) = call(agent().get(&s.url("/group1/metrics")));
+    assert!(
+        metrics.contains("fastdfs_slow_requests_total 1"),
+        "{metrics}"
+    );
+}
+
+// ---- 5. the lower ones ----
+
+#[test]
+fn returned_urls_download_the_file_whatever_its_name() {
+    let s = Server::start(
+        json!({"enable_trim_file_name_special_char": false, "default_download": false}),
+    );
+    for (i, name) in ["a b.txt", "q?x.txt", "h#x.txt", "p%41.txt", "中 文.txt"]
+        .iter()
+        .enumerate()
+    {
+        let data = format!("content {i}");
+        let (code, body) = upload(&s, name, data.as_bytes(), &[("output", "json")]);
+        assert_eq!(code, 200, "{body}");
+        let r: Value = serde_json::from_str(&body).unwrap();
+        let url = r["url"].as_str().unwrap();
+        assert!(
+            !url.contains(' ') && !url.contains('#') && !url.contains('?'),
+            "{url}"
+        );
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-g", "--fail", url])
+            .output()
+            .expect("curl");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            data,
+            "{name} via {url}"
+        );
+        let path = r["path"].as_str().unwrap();
+        assert_eq!(format!("{}{path}", s.base()), url);
+    }
+}
+
+#[test]
+fn uploaded_html_is_sandboxed_and_never_sniffed() {
+    let s = Server::start(json!({"default_download": false}));
+    let r = upload_json(&s, "x.html", b"<script>alert(document.cookie)</script>");
+    let resp = agent().get(r["url"].as_str().unwrap()).call().unwrap();
+    assert_eq!(
+        resp.header("Content-Type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(resp.header("Content-Security-Policy"), Some("sandbox"));
+    assert_eq!(resp.header("X-Content-Type-Options"), Some("nosniff"));
+    let r = upload_json(&s, "y.png", b"\x89PNG not really");
+    let resp = agent().get(r["url"].as_str().unwrap()).call().unwrap();
+    assert_eq!(resp.header("X-Content-Type-Options"), Some("nosniff"));
+    assert_eq!(resp.header("Content-Security-Policy"), None);
+}
+
+#[test]
+fn path_cleaning_never_redirects_to_another_host() {
+    let s = Server::start(json!({}));
+    let out = raw(
+        &s.addr(),
+        b"GET /./\\evil.com HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    let (r, _) = parse_head(&out).expect("a response");
+    assert_eq!(r.status, 301);
+    let to = r.header("location").unwrap();
+    assert_eq!(to, "/%5Cevil.com");
+}
+
+#[test]
+fn tus_uploads_are_bounded_in_size_and_per_client() {
+    let s = Server::start(json!({
+        "enable_tus": true, "upload_max_bytes": 1_000_000, "tus_uploads_per_client_max": 2
+    }));
+    let (code, r) = tus("OPTIONS", &s.url("/group1/big/upload/"), &[], b"");
+    assert_eq!(code, 204);
+    assert_eq!(r.header("Tus-Max-Size"), Some("1000000"));
+    assert_eq!(tus_create(&s, 1_000_001, &[("filename", "big.bin")]).0, 413);
+    let (a, first) = tus_create(&s, 10, &[("filename", "a.bin")]);
+    let (b, _) = tus_create(&s, 10, &[("filename", "b.bin")]);
+    assert_eq!((a, b), (201, 201));
+    assert_eq!(tus_create(&s, 10, &[("filename", "c.bin")]).0, 429);
+    // A finished upload frees its place.
+    assert_eq!(tus_patch(&first, 0, b"0123456789"), 204);
+    assert_eq!(tus_create(&s, 10, &[("filename", "c.bin")]).0, 201);
+}
+
+#[test]
+fn this_nodes_own_address_is_an_admin_other_addresses_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_in(dir.path(), "127.0.0.66", json!({}));
+    let status = |from: &str| {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--interface",
+                from,
+            ])
+            .arg(s.url("/group1/stat"))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(status("127.0.0.66"), "200", "host's address");
+    assert_eq!(status(NON_ADMIN_IP), "403");
+}
