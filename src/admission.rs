@@ -139,21 +139,6 @@ impl Drop for Ticket {
     }
 }
 
-/// The soft open-files limit of this process.
-pub fn nofile_limit() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we pass.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0
-        || lim.rlim_cur == libc::RLIM_INFINITY
-    {
-        return 1 << 20;
-    }
-    lim.rlim_cur
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,13 +1,12 @@
 //! `auth_url`: an external server decides whether a request may upload, delete or (with
-//! `enable_download_auth`) download (SPEC.md §9.3). The request's `Auth-Token` header is
+//! `enable_download_auth`) download (docs/PROTOCOL.md §2). The request's `Auth-Token` header is
 //! required; the auth server gets a POST with the request's headers (minus hop-by-hop ones) and,
-//! unlike go-fastdfs (§15 item 18), the request's form fields (`auth_token` included). It passes
+//! unlike go-fastdfs (docs/DEFECTS.md #18), the request's form fields (`auth_token` included). It passes
 //! iff the trimmed body is `ok`, or a JSON envelope whose `data` is `"ok"`. A pass is cached per
 //! token only when the auth server sends `Cache-Control: max-age=N` (at most 5 minutes).
 
 use crate::http::Request;
-use crate::server::Worker;
-use std::collections::HashMap;
+use crate::worker::Worker;
 use std::time::{Duration, Instant};
 
 /// Deadline of one call to the auth server.
@@ -32,10 +31,6 @@ const SKIPPED_HEADERS: &[&str] = &[
     "trailer",
     "proxy-connection",
 ];
-
-/// Positive answers per token, until their expiry.
-#[derive(Default)]
-pub struct AuthCache(HashMap<String, Instant>);
 
 /// The `Auth-Token` header, if present and non-empty.
 pub fn token(req: &Request<'_>) -> Option<String> {
@@ -123,6 +118,15 @@ fn max_age(cache_control: &str) -> Option<Duration> {
         .find_map(|n| n.trim().parse::<u64>().ok())
         .filter(|&n| n > 0)
         .map(Duration::from_secs)
+}
+
+/// go-fastdfs' upload answer to a failed auth_url check (status left empty, as it does).
+pub fn fail() -> crate::error::ApiError {
+    crate::error::ApiError::Envelope {
+        http: 401,
+        status: "",
+        message: "auth fail".into(),
+    }
 }
 
 #[cfg(test)]

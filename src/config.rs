@@ -1,4 +1,4 @@
-//! Configuration: `conf/cfg.json` with every go-fastdfs key (SPEC.md §3) plus our own keys.
+//! Configuration: `conf/cfg.json` with every go-fastdfs key (docs/CONFIG.md) plus our own keys.
 //!
 //! Owns: generating the default file on first start, parsing with clear errors (a syntax error
 //! names its line; a wrongly typed key names the key and its line), keeping unknown keys (we
@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// go-fastdfs keys that are accepted but have no effect (SPEC.md §3, §15 item 37).
+/// go-fastdfs keys that are accepted but have no effect (docs/CONFIG.md, docs/DEFECTS.md #37).
 const KEYS_IGNORED: &[&str] = &[
     "enable_image_resize",
     "queue_size",
@@ -265,7 +265,7 @@ fn random_hex(bytes: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The generated cfg.json: go-fastdfs' template keys and values (SPEC.md §3) plus ours.
+/// The generated cfg.json: go-fastdfs' template keys and values (docs/CONFIG.md) plus ours.
 pub fn default_file_text() -> String {
     let peer_id = env_nonempty("GO_FASTDFS_PEER_ID").unwrap_or_else(|| {
         let mut b = [0u8; 1];
@@ -631,7 +631,7 @@ pub fn parse(path: &Path, text: &str) -> Result<(Config, Vec<String>), ConfigErr
     Ok((c, warnings))
 }
 
-/// go-fastdfs' in-memory defaults for zero values (SPEC.md §3), and our own.
+/// go-fastdfs' in-memory defaults for zero values (docs/CONFIG.md), and our own.
 fn apply_defaults(c: &mut Config) {
     if c.peer_id.is_empty() {
         c.peer_id = env_nonempty("GO_FASTDFS_PEER_ID").unwrap_or_default();
@@ -666,7 +666,7 @@ fn apply_defaults(c: &mut Config) {
         if !ext.starts_with('.') {
             ext.insert(0, '.');
         }
-        // go-fastdfs never lower-cases entries, so `PNG` never matched (§15 item 21).
+        // go-fastdfs never lower-cases entries, so `PNG` never matched (docs/DEFECTS.md #21).
         *ext = ext.to_lowercase();
     }
     if c.read_timeout == 0 {
@@ -778,7 +778,7 @@ fn validate(r: &Reader<'_>, c: &Config) -> Result<(), ConfigError> {
 }
 
 impl Config {
-    /// The route prefix `G` of SPEC.md: `/group1` or "".
+    /// The route prefix `G` of docs/PROTOCOL.md: `/group1` or "".
     pub fn prefix(&self) -> String {
         if self.support_group_manage && !self.group.is_empty() {
             format!("/{}", self.group)
@@ -870,7 +870,7 @@ impl Config {
     }
 
     /// The base of returned URLs: download_domain, else this node's host (never a request's
-    /// Host header: SPEC.md §15 item 11).
+    /// Host header: docs/DEFECTS.md #11).
     pub fn domain(&self) -> &str {
         if self.download_domain.is_empty() {
             &self.host

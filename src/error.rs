@@ -1,8 +1,9 @@
 //! Typed errors of the request path and their one mapping to HTTP: go-fastdfs' bodies (JSON
 //! envelope or plain text), with honest status codes where go-fastdfs answered 200
-//! (SPEC.md §15 item 31).
+//! (docs/DEFECTS.md #31).
 
 use crate::http::head::HeadError;
+use crate::http::params::ParamsError;
 use crate::http::{BodyError, Response};
 use crate::store::meta::MetaError;
 
@@ -26,9 +27,20 @@ pub enum ApiError {
     #[error("{0}")]
     Body(#[from] BodyError),
     #[error("{0}")]
+    Params(#[from] crate::http::params::ParamsError),
+    #[error("{0}")]
     Meta(#[from] MetaError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+/// The status of a request whose body could not be read.
+fn body_status(e: &BodyError) -> u16 {
+    match e {
+        BodyError::Timeout | BodyError::TooSlow(_) | BodyError::Deadline => 408,
+        BodyError::TooLarge(_) => 413,
+        _ => 400,
+    }
 }
 
 impl ApiError {
@@ -45,9 +57,8 @@ impl ApiError {
             ApiError::Envelope { http, .. } | ApiError::Text { http, .. } => *http,
             ApiError::Empty(s) => *s,
             ApiError::Head(e) => e.status(),
-            ApiError::Body(BodyError::Timeout | BodyError::TooSlow(_) | BodyError::Deadline) => 408,
-            ApiError::Body(BodyError::TooLarge(_)) => 413,
-            ApiError::Body(_) => 400,
+            ApiError::Body(e) | ApiError::Params(ParamsError::Body(e)) => body_status(e),
+            ApiError::Params(ParamsError::Form(_)) => 400,
             ApiError::Meta(MetaError::PathConflict(_)) => 409,
             ApiError::Meta(_) => 500,
             ApiError::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => 507,
@@ -57,7 +68,10 @@ impl ApiError {
 
     pub fn into_response(self) -> Response {
         let status = self.status();
-        let framing = matches!(self, ApiError::Head(_) | ApiError::Body(_));
+        let framing = matches!(
+            self,
+            ApiError::Head(_) | ApiError::Body(_) | ApiError::Params(ParamsError::Body(_))
+        );
         let mut r = match self {
             ApiError::Envelope {
                 status: s, message, ..

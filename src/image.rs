@@ -1,10 +1,10 @@
-//! Image resize for downloads with `?width=&height=` (SPEC.md §10.1): JPEG, PNG, WebP and BMP
+//! Image resize for downloads with `?width=&height=` (docs/PROTOCOL.md §5): JPEG, PNG, WebP and BMP
 //! are decoded, resized (Lanczos3; a 0 dimension keeps the aspect ratio) and re-encoded in the
 //! source format (WebP lossless; BMP as 24-bit by `encode_bmp`, zune has no BMP encoder).
 //! Limits: sizes are clamped to image_max_width/height, negative or absurd sizes are 400, the
 //! decoded pixel count is checked from the headers before decoding (decompression bombs get
 //! 413), sources over `SOURCE_BYTES_MAX` are refused. Other formats (GIF, non-images)
-//! are served unchanged, never as an empty 200 (§15 item 32). The work runs on the blocking
+//! are served unchanged, never as an empty 200 (docs/DEFECTS.md #32). The work runs on the blocking
 //! pool, at most `RESIZES_IN_FLIGHT` per executor; results are cached under `files/_cache/`.
 
 use zune_core::bytestream::ZCursor;

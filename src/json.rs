@@ -1,4 +1,4 @@
-//! go-fastdfs' JSON wire shapes (SPEC.md §4): FileInfo, FileResult, the envelope, and the two
+//! go-fastdfs' JSON wire shapes (docs/PROTOCOL.md §1): FileInfo, FileResult, the envelope, and the two
 //! output styles: compact (struct field order) and pretty (keys sorted at every level,
 //! 2-space indent). Both escape `&`, `<`, `>` as `\u0026`, `\u003c`, `\u003e` like Go and have
 //! no trailing newline.
@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The metadata record (SPEC.md §4.1). Field order is the compact wire order.
+/// The metadata record (docs/PROTOCOL.md §1). Field order is the compact wire order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileInfo {
     #[serde(default)]
@@ -45,7 +45,7 @@ impl FileInfo {
     }
 }
 
-/// The upload result (SPEC.md §4.2).
+/// The upload result (docs/PROTOCOL.md §1).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct FileResult {
     pub url: String,
@@ -61,7 +61,7 @@ pub struct FileResult {
     pub src: String,
 }
 
-/// The envelope `{message, status, data}` (SPEC.md §4.3).
+/// The envelope `{message, status, data}` (docs/PROTOCOL.md §1).
 #[derive(Debug, Clone, Serialize)]
 pub struct Envelope<T: Serialize> {
     pub message: String,

@@ -13,12 +13,15 @@ pub mod http;
 pub mod image;
 pub mod json;
 pub mod metrics;
+pub mod placement;
 pub mod router;
 pub mod server;
 pub mod store;
 pub mod sync;
+pub mod sys;
 pub mod totp;
 pub mod tus;
+pub mod worker;
 
 /// Version printed by `fastdfs version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

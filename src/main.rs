@@ -74,7 +74,7 @@ fn init_logging(dir: &std::path::Path) {
 fn import(dir: &std::path::Path, from: &std::path::Path) -> Result<(), String> {
     let loaded = fastdfs::config::load_or_create(dir).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(dir.join("data")).map_err(|e| e.to_string())?;
-    let _lock = fastdfs::server::lock_runtime_dir(dir).map_err(|e| e.to_string())?;
+    let _lock = fastdfs::sys::lock_runtime_dir(dir)?;
     let cfg = loaded.config;
     let meta = fastdfs::store::meta::Meta::open(dir, cfg.shards, 1).map_err(|e| e.to_string())?;
     let report = fastdfs::store::import::import(from, dir, &meta, cfg.use_sha1(), &cfg.host)
@@ -91,7 +91,7 @@ fn check(dir: &std::path::Path, repair: bool) -> Result<bool, String> {
     let cfg = fastdfs::config::load_or_create(dir)
         .map_err(|e| e.to_string())?
         .config;
-    let _lock = fastdfs::server::lock_runtime_dir(dir).map_err(|e| e.to_string())?;
+    let _lock = fastdfs::sys::lock_runtime_dir(dir)?;
     let meta = fastdfs::store::meta::Meta::open(dir, cfg.shards, 1).map_err(|e| e.to_string())?;
     let r = fastdfs::store::check::check(
         dir,

@@ -1,12 +1,17 @@
-//! Dispatch by path (SPEC.md §6.1): Go-style path canonicalization (301 to the cleaned path),
-//! the named API routes under the group prefix, everything else to downloads; CORS headers
-//! on every response (§6.2); errors mapped to responses in one place (`ApiError`).
+//! Dispatch by path (docs/PROTOCOL.md §1, §3): Go-style path canonicalization (301 to the
+//! cleaned path), the named API routes under the group prefix, everything else to downloads;
+//! CORS headers when enabled; errors mapped to responses in one place (`ApiError`).
+//!
+//! The router is the HTTP layer's `Handler`: `impl Handler for Worker` gives connections
+//! their limits, answers each request, and records each exchange (access log, metrics).
 
 use crate::api::{self, admin, cluster, download, manage, upload};
 use crate::error::ApiError;
+use crate::http::conn::{Exchange, Handler, Limits};
 use crate::http::{Request, Response};
-use crate::server::Worker;
+use crate::worker::Worker;
 use std::rc::Rc;
+use std::time::Duration;
 
 /// Go's path.Clean for URL paths, keeping a trailing slash.
 pub fn clean_path(p: &str) -> String {
@@ -53,6 +58,44 @@ fn add_cors(req: &Request<'_>, r: &mut Response) {
     r.set("Access-Control-Expose-Headers", "Authorization");
 }
 
+impl Handler for Worker {
+    fn limits(&self) -> Limits {
+        let cfg = self.config();
+        let secs = |s: u64| Duration::from_secs(s.max(1));
+        Limits {
+            first_byte: secs(cfg.first_byte_timeout),
+            idle: secs(cfg.idle_timeout_s()),
+            read_header: secs(cfg.read_header_timeout_s()),
+            body_stall: secs(cfg.body_stall_timeout),
+            body_min_rate: cfg.body_min_rate,
+            read: secs(cfg.read_timeout.max(1) as u64),
+            write_stall: secs(cfg.write_timeout.max(1) as u64),
+        }
+    }
+
+    fn shutting_down(&self) -> bool {
+        Worker::shutting_down(self)
+    }
+
+    fn refuse(&self, e: crate::http::head::HeadError) -> Response {
+        ApiError::from(e).into_response()
+    }
+
+    async fn handle(self: &Rc<Self>, req: &mut Request<'_>) -> Response {
+        route(self, req).await
+    }
+
+    fn answered(&self, x: &Exchange<'_>) {
+        self.access_log(x.peer, x.method, x.status, x.target, x.took);
+        let route = crate::metrics::route_index(x.route);
+        self.metrics()
+            .request(route, x.status, x.took, x.received_bytes, x.sent_bytes);
+        if x.pace_cut {
+            self.metrics().slow_body();
+        }
+    }
+}
+
 pub async fn route(w: &Rc<Worker>, req: &mut Request<'_>) -> Response {
     let cfg = w.config();
     let mut resp = dispatch(w, req)
@@ -77,7 +120,7 @@ async fn dispatch(w: &Rc<Worker>, req: &mut Request<'_>) -> Result<Response, Api
         };
         return Ok(Response::new(301).header("Location", location));
     }
-    let client = api::request_client(&cfg, req);
+    let client = w.client_of(req);
     let prefix = cfg.prefix();
     let name = match path.strip_prefix(prefix.as_str()) {
         Some(n) if n.starts_with('/') => n.to_string(),

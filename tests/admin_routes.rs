@@ -1,4 +1,4 @@
-//! The remaining single-node routes of SPEC.md §7 (stat, list_dir, search, check_files_exist,
+//! The remaining single-node routes of docs/PROTOCOL.md §3 (stat, list_dir, search, check_files_exist,
 //! get_md5s_by_date, remove_empty_dir, repair_stat, backup, report, reload, google codes):
 //! success shapes, bad parameters, and refusal for a non-admin address (127.0.0.77).
 mod common;

@@ -1,6 +1,6 @@
 //! auth_url (issue 6, item 4): a small auth server started by the test decides uploads,
 //! deletes and (with enable_download_auth) non-admin downloads. It sees the request's headers
-//! and its form fields (go-fastdfs forwarded none: SPEC.md §15 item 18); a pass is cached only
+//! and its form fields (go-fastdfs forwarded none: docs/DEFECTS.md #18); a pass is cached only
 //! when the auth server allows it (Cache-Control: max-age); an unreachable auth server denies.
 mod common;
 use common::*;

@@ -349,7 +349,7 @@ fn downloads_send_the_same_bytes_and_headers_as_go_fastdfs() {
             let rs = fetch(method, &format!("{}{rpath}{q}", p.rs.base()), *range);
             let what = format!("{method} {rpath}{q} range {range:?}");
             assert_eq!(go.0, rs.0, "{what}: status");
-            // Content-Disposition is deliberately RFC 6266 encoded (SPEC.md §15 item 12):
+            // Content-Disposition is deliberately RFC 6266 encoded (docs/DEFECTS.md #12):
             // go's `attachment;filename=X` becomes `attachment; filename="X"; filename*=...`.
             let (gd, rd) = (go.1.last().unwrap(), rs.1.last().unwrap());
             match (&gd.1, &rd.1) {
@@ -376,7 +376,7 @@ fn downloads_send_the_same_bytes_and_headers_as_go_fastdfs() {
     assert_eq!((go.0, &go.2), (rs.0, &rs.2), "missing file");
     assert_eq!(rs.0, 404);
     // An unsatisfiable range: same status and Content-Range (go also sends a text body,
-    // SPEC.md §15 item 40, which fastdfs-rs deliberately does not).
+    // docs/DEFECTS.md #40, which fastdfs-rs deliberately does not).
     let (gpath, rpath) = (gt["path"].as_str().unwrap(), rt["path"].as_str().unwrap());
     let range = format!("bytes={}-", text.len());
     let go = fetch(

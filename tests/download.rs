@@ -1,4 +1,4 @@
-//! Downloads (SPEC.md §7.3, §10, §15 items 12 and 40): GET/HEAD, Range in all its forms,
+//! Downloads (docs/PROTOCOL.md §5, docs/DEFECTS.md #12, #40): GET/HEAD, Range in all its forms,
 //! conditional requests, inline vs attachment, safe Content-Disposition, directory listings,
 //! the small-file cache, and real resuming clients (wget -c, curl -C -).
 mod common;
@@ -257,7 +257,7 @@ fn an_unsatisfiable_range_gets_416_with_bytes_star_len_and_an_empty_body() {
     assert!(r.body.is_empty(), "416 body: {:?}", r.text());
     assert_eq!(r.header("content-length"), Some("0"));
     assert_eq!(r.header("content-disposition"), None);
-    // curl -r 12- -o f must not write an error text into f (SPEC.md §15 item 40).
+    // curl -r 12- -o f must not write an error text into f (docs/DEFECTS.md #40).
     let tmp = tempfile::tempdir().unwrap();
     let f = tmp.path().join("f");
     let (code, _, err) = run(

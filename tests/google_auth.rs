@@ -1,6 +1,6 @@
 //! Google authenticator codes (issue 6, item 4 part): with `enable_google_auth`, scenes
 //! configured as `name:SECRET` need a valid TOTP `code` to upload into (also when `scene` is
-//! omitted and the default scene has a secret: SPEC.md §15 item 15) and, for non-admins, to
+//! omitted and the default scene has a secret: docs/DEFECTS.md #15) and, for non-admins, to
 //! download from (scene = first directory of the path, with or without the group prefix).
 mod common;
 use common::*;

@@ -1,4 +1,4 @@
-//! HTTP/1.x on the wire (SPEC.md §6, §15 items 38 and 39): keep-alive, pipelining, HTTP/1.0,
+//! HTTP/1.x on the wire (docs/PROTOCOL.md §1, docs/DEFECTS.md #38, #39): keep-alive, pipelining, HTTP/1.0,
 //! chunked and `Expect: 100-continue` uploads, malformed or hostile heads, body limits,
 //! slowloris deadlines, graceful shutdown, path canonicalization and CORS.
 //! Most tests speak raw HTTP over a `TcpStream` so that framing is observed byte for byte.
@@ -468,7 +468,7 @@ fn a_chunked_upload_larger_than_upload_max_bytes_gets_413() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Slowloris deadlines (SPEC.md §15 item 39)
+// Slowloris deadlines (docs/DEFECTS.md #39)
 // ---------------------------------------------------------------------------------------------
 
 /// The one timing-dependent assertion kind: the cut happened after about `limit` (not

@@ -1,5 +1,5 @@
-//! Management routes (SPEC.md §7.4–7.8), the admin gate (§9.1 without the holes of §15
-//! items 7, 8, 13) and the process life cycle (§1, §2, §3): version, first start, broken
+//! Management routes (docs/PROTOCOL.md §3), the admin gate (docs/PROTOCOL.md §2, without
+//! docs/DEFECTS.md #7, #8, #13) and the process life cycle (docs/CONFIG.md): version, first start, broken
 //! and unknown configuration.
 mod common;
 use common::*;

@@ -1,7 +1,7 @@
 //! Download tokens (issue 6, item 3): with `download_use_token`, a non-admin caller needs
 //! `token = md5(file_md5 + timestamp + download_token_secret)` and a `timestamp` within
 //! ±download_token_expire seconds; expired, forged (secret-less) and missing tokens get 401;
-//! a file without a record is refused, not waved through (SPEC.md §15 items 5, 6); admins
+//! a file without a record is refused, not waved through (docs/DEFECTS.md #5, #6); admins
 //! need no token; an empty secret falls back to go-fastdfs' formula.
 mod common;
 use common::*;

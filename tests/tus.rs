@@ -1,4 +1,4 @@
-//! tus 1.0.0 at `G/big/upload/` (SPEC.md §12, §15 items 3, 22, 23, 41), black-box against the
+//! tus 1.0.0 at `G/big/upload/` (docs/PROTOCOL.md §6, docs/DEFECTS.md #3, #22, #23, #41), black-box against the
 //! real binary: a real tus client (tuspy, `tusclient`) for uploads and resumes, curl for the
 //! 1 GiB upload, and raw requests for each protocol rule (412, 409, 415, 460, 423, expiry...).
 //! Tests that need tuspy or curl say so and skip when they are missing
@@ -269,7 +269,7 @@ fn tuspy_upload_becomes_a_stored_file_in_its_scene_downloadable_with_range() {
     assert!(h.h("upload-expires").is_some());
     let md5 = md5_hex(&data);
     assert_eq!(h.h("x-fastdfs-md5"), Some(md5.as_str()));
-    // An ordinary file: in the requested scene (not default_scene: §15 item 22), found by the
+    // An ordinary file: in the requested scene (not default_scene: docs/DEFECTS.md #22), found by the
     // md5 second pass, downloadable with Range.
     let path = stored_path(&s, &md5);
     let rel = path.strip_prefix(s.dir.join("files")).unwrap();

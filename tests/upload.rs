@@ -1,4 +1,4 @@
-//! `G/upload` as go-fastdfs clients use it (SPEC.md §7.2, §8): output styles, placement,
+//! `G/upload` as go-fastdfs clients use it (docs/PROTOCOL.md §4): output styles, placement,
 //! naming rules, whitelists, dedup, second-pass lookups, and the defects of §15 that must
 //! not come back (path traversal, orphan files, the extension case bug).
 mod common;
@@ -441,7 +441,7 @@ fn an_upper_case_extension_whitelist_entry_matches_lower_case_names() {
     let (code, body) = upload(&s, "a.png", b"\x89PNG fake", &[("output", "json")]);
     assert_eq!(
         code, 200,
-        "PNG in the whitelist must allow a.png (SPEC §15 item 21): {body}"
+        "PNG in the whitelist must allow a.png (docs/DEFECTS.md #21): {body}"
     );
     let (code, body) = upload(&s, "A.PNG", b"\x89PNG fake 2", &[("output", "json")]);
     assert_eq!(code, 200, "{body}");
@@ -598,7 +598,7 @@ fn same_name_with_new_content_gets_a_non_accumulating_numeric_prefix() {
     assert_eq!(b["path"], "/group1/coll/0_a.txt");
     assert_eq!(
         c["path"], "/group1/coll/1_a.txt",
-        "prefixes must not accumulate (SPEC §15 item 20)"
+        "prefixes must not accumulate (docs/DEFECTS.md #20)"
     );
     assert_eq!(
         std::fs::read(s.dir.join("files/coll/a.txt")).unwrap(),
@@ -969,7 +969,7 @@ fn a_filename_collision_stores_the_new_content_under_a_prefixed_name_that_the_re
     assert_eq!(
         (code, got.as_str()),
         (200, "second content"),
-        "record must point to the new data (SPEC §15 item 20)"
+        "record must point to the new data (docs/DEFECTS.md #20)"
     );
     let (code, got) = call(agent().get(&s.url("/group1/rn/same.txt")));
     assert_eq!((code, got.as_str()), (200, "first content"));

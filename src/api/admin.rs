@@ -1,15 +1,15 @@
-//! The remaining single-node routes of SPEC.md §7: `/stat`, `/list_dir`, `/search`,
+//! The remaining single-node routes of docs/PROTOCOL.md §3: `/stat`, `/list_dir`, `/search`,
 //! `/check_files_exist`, `/get_md5s_by_date`, `/remove_empty_dir`, `/repair_stat`,
 //! `/backup`, `/report`, `/gen_google_secret`, `/gen_google_code`. Bodies as go-fastdfs;
-//! refusals carry 403 (go-fastdfs said 200, sometimes with `status:"ok"`: §15 item 31).
+//! refusals carry 403 (go-fastdfs said 200, sometimes with `status:"ok"`: docs/DEFECTS.md #31).
 
-use super::{require_admin, Params};
+use super::{refuse_envelope, refuse_text, require_admin, Params};
 use crate::error::ApiError;
 use crate::http::Response;
 use crate::json::{self, FileInfo};
-use crate::server::Worker;
 use crate::store::meta;
 use crate::store::names;
+use crate::worker::Worker;
 use serde_json::{json, Value};
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -18,24 +18,6 @@ use std::rc::Rc;
 const SEARCH_RESULTS_MAX: usize = 100;
 /// Largest number of md5s accepted by `/check_files_exist`.
 const CHECK_MD5S_MAX: usize = 10_000;
-
-pub(super) fn refuse_envelope(status: &'static str) -> impl FnOnce(String) -> ApiError {
-    move |text| ApiError::Envelope {
-        http: 403,
-        status,
-        message: text,
-    }
-}
-
-pub(super) fn refuse_text(text: String) -> ApiError {
-    // go-fastdfs answered these refusals as raw text with status 200; the issue asks for a
-    // JSON message and an honest 403 (the text is kept as the message).
-    ApiError::Envelope {
-        http: 403,
-        status: "fail",
-        message: text,
-    }
-}
 
 fn ok<T: serde::Serialize>(data: Option<T>) -> Response {
     Response::text(200, json::pretty(&json::envelope("ok", "", data)))
@@ -46,7 +28,7 @@ fn today() -> String {
 }
 
 /// `YYYYMMDD` from a parameter: 8 consecutive digits somewhere in it (go-fastdfs' check), or
-/// today when absent (go-fastdfs rejected an absent date by mistake: §15 item 29).
+/// today when absent (go-fastdfs rejected an absent date by mistake: docs/DEFECTS.md #29).
 fn date_param(p: &Params) -> Result<String, ApiError> {
     let raw = p.str("date");
     if raw.is_empty() {
@@ -65,7 +47,7 @@ fn date_param(p: &Params) -> Result<String, ApiError> {
     })
 }
 
-/// `G/stat`: per-day counters plus the total row (SPEC.md §7.11).
+/// `G/stat`: per-day counters plus the total row (docs/PROTOCOL.md §3).
 pub fn stat(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, refuse_envelope(""))?;
     let rows = super::manage::stat_rows(w)?;
@@ -83,7 +65,7 @@ pub fn stat(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError
     Ok(ok(Some(rows)))
 }
 
-/// `G/list_dir?dir=`: one level of `files/<dir>` (SPEC.md §7.9), never outside `files/`.
+/// `G/list_dir?dir=`: one level of `files/<dir>` (docs/PROTOCOL.md §3), never outside `files/`.
 pub async fn list_dir(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, refuse_envelope(""))?;
     let dir: String = p.str("dir").chars().filter(|&c| c != '.').collect();
@@ -239,7 +221,7 @@ fn forward_inner(w: &Rc<Worker>, p: &Params, action: &'static str, date: &str) {
 
 /// `G/repair_stat?date=`: recounts a day from the index (files that still exist).
 /// Unless `inner=1`, peers are asked to do the same (in the background, after validation:
-/// go-fastdfs forwarded synchronously and before checking the date, §15 item 34).
+/// go-fastdfs forwarded synchronously and before checking the date, docs/DEFECTS.md #34).
 pub async fn repair_stat(w: &Rc<Worker>, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, refuse_envelope(""))?;
     let date = date_param(p)?;
@@ -250,7 +232,7 @@ pub async fn repair_stat(w: &Rc<Worker>, client: IpAddr, p: &Params) -> Result<R
     )))
 }
 
-/// `G/backup?date=`: writes `data/<date>/files.md5` and `meta.data` (SPEC.md §5.3).
+/// `G/backup?date=`: writes `data/<date>/files.md5` and `meta.data` (docs/PROTOCOL.md §7).
 pub async fn backup(w: &Rc<Worker>, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, refuse_envelope("ok"))?;
     let date = date_param(p)?;
@@ -354,7 +336,7 @@ pub fn gen_google_code(w: &Worker, client: IpAddr, p: &Params) -> Result<Respons
     }
 }
 
-/// `G/reload?key=&action=get|set|reload[&cfg=]` (admin + admin_key, SPEC.md §7.19).
+/// `G/reload?key=&action=get|set|reload[&cfg=]` (admin + admin_key, docs/PROTOCOL.md §3).
 pub async fn reload(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     let cfg = w.config();
     if !cfg.access.is_admin(client) {

@@ -1,15 +1,14 @@
-//! The peer-facing routes of SPEC.md §7.13-7.15, §7.20, §7.22: `syncfile_info` (a peer
+//! The peer-facing routes of docs/PROTOCOL.md §3: `syncfile_info` (a peer
 //! announces a file), `receive_md5s` (a peer asks for files), `sync` (re-announce a day),
 //! `repair` (reconcile now), `repair_fileinfo` (index files placed by hand, then announce).
-//! Bodies as go-fastdfs; validation happens before anything is forwarded (§15 item 34).
+//! Bodies as go-fastdfs; validation happens before anything is forwarded (docs/DEFECTS.md #34).
 
-use super::admin::{refuse_envelope, refuse_text};
-use super::{require_admin, Params};
+use super::{refuse_envelope, refuse_text, require_admin, Params};
 use crate::error::ApiError;
 use crate::http::{Request, Response};
 use crate::json::{self, FileInfo};
-use crate::server::Worker;
 use crate::store::meta::{Op, OpResult};
+use crate::worker::Worker;
 use std::net::IpAddr;
 use std::rc::Rc;
 

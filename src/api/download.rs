@@ -1,4 +1,4 @@
-//! Downloads: `GET|HEAD /{group}/<path>` (SPEC.md §10) with Range (RFC 9110: single, suffix,
+//! Downloads: `GET|HEAD /{group}/<path>` (docs/PROTOCOL.md §5) with Range (RFC 9110: single, suffix,
 //! open-ended, multiple as multipart/byteranges, 416 with `bytes */len` and an empty body),
 //! If-Range, ETag / Last-Modified validators, conditional GET, inline vs attachment and a safe
 //! Content-Disposition; small hot files come from the executor's cache.
@@ -10,9 +10,9 @@ use crate::error::ApiError;
 use crate::http::disposition::content_disposition;
 use crate::http::range::{self, RangeAnswer};
 use crate::http::response::FileBody;
-use crate::http::{query, Body, Request, Response};
-use crate::server::Worker;
+use crate::http::{content, query, Body, Request, Response};
 use crate::store::cache::{CachedFile, OpenFile, CACHED_FILE_BYTES_MAX};
+use crate::worker::Worker;
 use bytes::Bytes;
 use std::rc::Rc;
 
@@ -103,7 +103,7 @@ pub async fn handle(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiEr
     let full = w.dir().join(&file_rel);
     let file = match glommio::io::BufferedFile::open(&full).await {
         Ok(f) => f,
-        Err(_) => return read_through(w, req, &file_rel, asked).await,
+        Err(_) => return crate::sync::read_through::read_through(w, req, &file_rel, asked).await,
     };
     let (size, mtime, is_dir) = fstat(&file)?;
     if is_dir {
@@ -138,7 +138,7 @@ pub async fn handle(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiEr
     respond(w, req, &params, &file_rel, size, mtime, Source::File(file))
 }
 
-/// `G/static/<path>`: files of `static/` in the runtime dir, inline (SPEC.md §7.24).
+/// `G/static/<path>`: files of `static/` in the runtime dir, inline (docs/PROTOCOL.md §5).
 pub async fn serve_static(
     w: &Worker,
     req: &mut Request<'_>,
@@ -173,193 +173,27 @@ pub async fn serve_static(
     )
 }
 
-/// The download token of SPEC.md §9.4 with a secret: md5(file_md5 + timestamp + secret).
-/// Time allowed to ask one peer whether it has a file.
-const PEER_ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-/// Longest wait for the next chunk of a file streamed from a peer.
-const PEER_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// A file this node lacks (SPEC.md §10.4): the first peer that has it serves it through this
-/// node, streamed with the client's Range honoured (not the whole file first), and the file
-/// is queued to be fetched and stored here. 404 when no peer has it.
-/// `asked`: the peer found while checking the token, if that happened already.
-async fn read_through(
-    w: &Worker,
-    req: &Request<'_>,
-    rel: &str,
-    asked: PeerCopy,
-) -> Result<Response, ApiError> {
-    let method = req.head.method();
-    if w.config().peers.is_empty() || !(method == "GET" || method == "HEAD") {
-        return Ok(Response::new(404));
-    }
-    let found = match asked {
-        Some(copy) => Some(copy),
-        None => ask_peers(w, req, rel).await,
-    };
-    let Some((peer, info)) = found else {
-        return Ok(Response::new(404));
-    };
-    queue_local_copy(w, &peer, info).await;
-    match stream_from_peer(w, req, &peer).await {
-        Ok(r) => Ok(r),
-        Err(e) => {
-            tracing::warn!(peer, cause = %e, "read-through from peer failed");
-            Ok(Response::new(404))
-        }
-    }
-}
-
-/// The first peer that has the file at `rel` (by its path key), with its record. Never asks
-/// for a request that is itself a peer's read-through.
-async fn ask_peers(
-    w: &Worker,
-    req: &Request<'_>,
-    rel: &str,
-) -> Option<(String, crate::json::FileInfo)> {
-    let cfg = w.config();
-    if req.head.header(crate::sync::READ_THROUGH_HEADER).is_some() {
-        return None;
-    }
-    let key = crate::store::meta::path_key(rel);
-    for peer in &cfg.peers {
-        let form = [
-            ("md5".to_string(), key.clone()),
-            ("path".to_string(), rel.to_string()),
-        ];
-        let path = format!("{}/check_file_exist", cfg.prefix());
-        let asked = w
-            .sync
-            .pool
-            .post_form(peer, &path, &form, PEER_ASK_TIMEOUT)
-            .await;
-        if let Some(info) = asked
-            .ok()
-            .and_then(|r| serde_json::from_slice::<crate::json::FileInfo>(&r.body).ok())
-            .filter(|i| !i.md5.is_empty())
-        {
-            return Some((peer.clone(), info));
-        }
-    }
-    None
-}
-
-/// Announces the peer's file to ourselves, so the pull task stores a copy here.
-async fn queue_local_copy(w: &Worker, peer: &str, mut info: crate::json::FileInfo) {
-    let peers = info.peers.get_or_insert_with(Vec::new);
-    peers.retain(|p| p != peer);
-    peers.insert(0, peer.to_string());
-    if info.offset >= 0 || crate::sync::validate_announced(&info).is_err() {
-        return;
-    }
-    let op = crate::store::meta::Op::Announce {
-        info: Box::new(info),
-    };
-    if let Err(e) = w.meta().submit(op).await {
-        tracing::warn!(cause = %e, "queueing a read-through copy failed");
-    }
-}
-
-/// Forwards the request (target, Range, If-Range) to `peer` and streams its answer back.
-async fn stream_from_peer(w: &Worker, req: &Request<'_>, peer: &str) -> std::io::Result<Response> {
-    use http_body_util::{BodyExt, Full};
-    let target = crate::api::ascii_url(req.head.target());
-    let mut out = crate::sync::peer::request(req.head.method(), peer, &target)?
-        .header(crate::sync::READ_THROUGH_HEADER, "1");
-    for name in ["range", "if-range"] {
-        if let Some(v) = req.head.header_str(name) {
-            out = out.header(name, v);
-        }
-    }
-    let out = out
-        .body(Full::new(bytes::Bytes::new()))
-        .map_err(std::io::Error::other)?;
-    let deadline = std::time::Instant::now() + PEER_ASK_TIMEOUT * 2;
-    let resp = w.sync.pool.send(peer, out, deadline).await?;
-    let status = resp.status().as_u16();
-    if !matches!(status, 200 | 206 | 304 | 416) {
-        return Err(std::io::Error::other(format!("peer answered {status}")));
-    }
-    let mut r = Response::new(status);
-    const FORWARDED: [&str; 7] = [
-        "Content-Type",
-        "Content-Range",
-        "Accept-Ranges",
-        "Content-Disposition",
-        "Last-Modified",
-        "ETag",
-        "Cache-Control",
-    ];
-    for name in FORWARDED {
-        if let Some(v) = resp.headers().get(name).and_then(|v| v.to_str().ok()) {
-            r.set(name, v.to_string());
-        }
-    }
-    guard_uploaded_content(&mut r);
-    let len = resp
-        .headers()
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(0);
-    if req.head.method() == "HEAD" || status == 304 {
-        r.body = Body::Stream(crate::http::response::StreamBody {
-            len,
-            chunks: std::cell::RefCell::new(None),
-        });
-        return Ok(r);
-    }
-    let body = resp.into_body();
-    let chunks = futures_lite::stream::unfold(Some(body), |state| async move {
-        let mut body = state?;
-        loop {
-            let next =
-                glommio::timer::timeout(PEER_STALL_TIMEOUT, async { Ok(body.frame().await) }).await;
-            match next {
-                Ok(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data() {
-                        return Some((Ok(data), Some(body)));
-                    }
-                }
-                Ok(Some(Err(e))) => return Some((Err(std::io::Error::other(e)), None)),
-                Ok(None) => return None,
-                Err(_) => {
-                    let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "peer stalled");
-                    return Some((Err(e), None));
-                }
-            }
-        }
-    });
-    r.body = Body::Stream(crate::http::response::StreamBody {
-        len,
-        chunks: std::cell::RefCell::new(Some(Box::pin(chunks))),
-    });
-    Ok(r)
-}
-
+/// The download token of docs/PROTOCOL.md §2 with a secret: md5(file_md5 + timestamp + secret).
 pub fn token_for(file_md5: &str, timestamp: &str, secret: &str) -> String {
     crate::store::meta::md5_hex(&format!("{file_md5}{timestamp}{secret}"))
 }
 
-/// A peer that has a file this node lacks, with its record (`ask_peers`).
-type PeerCopy = Option<(String, crate::json::FileInfo)>;
-
 /// Download checks for non-admin callers: a Google code for scenes with a secret
 /// (`enable_google_auth`), and with `download_use_token` a `token` and `timestamp` (within
 /// ±download_token_expire s) for a file that has a record; a file without a record cannot be
-/// validated and is refused (go-fastdfs let it through: §15 item 6). Failures are 401, empty.
+/// validated and is refused (go-fastdfs let it through: docs/DEFECTS.md #6). Failures are 401, empty.
 async fn check_token(
     w: &Worker,
     req: &Request<'_>,
     p: &super::Params,
     rel: &str,
-) -> Result<PeerCopy, ApiError> {
+) -> Result<crate::sync::read_through::PeerCopy, ApiError> {
     let cfg = w.config();
     let download_auth = cfg.enable_download_auth && !cfg.auth_url.is_empty();
     if !cfg.download_use_token && !cfg.enable_google_auth && !download_auth {
         return Ok(None);
     }
-    let client = crate::api::request_client(&cfg, req);
+    let client = w.client_of(req);
     if cfg.access.is_admin(client) {
         return Ok(None);
     }
@@ -369,7 +203,7 @@ async fn check_token(
     if md5.is_none() && cfg.download_use_token && !cfg.peers.is_empty() {
         // Not here yet (replication lag): the token is checked against the peer's record,
         // and the file is then read through from that peer (asked once, used twice).
-        asked = ask_peers(w, req, rel).await;
+        asked = crate::sync::read_through::ask_peers(w, req, rel).await;
         md5 = asked.as_ref().map(|(_, info)| info.md5.clone());
     }
     check_token_for(&cfg, p, rel, md5.as_deref())?;
@@ -387,7 +221,7 @@ fn check_token_for(
     md5: Option<&str>,
 ) -> Result<(), ApiError> {
     // Google code per scene: the first directory under files/ (with or without the group
-    // prefix; go-fastdfs sliced the URI blindly: SPEC.md §15 item 16).
+    // prefix; go-fastdfs sliced the URI blindly: docs/DEFECTS.md #16).
     let scene = rel
         .strip_prefix("files/")
         .and_then(|r| r.split('/').next())
@@ -556,10 +390,6 @@ impl Source {
     }
 }
 
-fn etag(size: u64, mtime: u64) -> String {
-    format!("\"{mtime:x}-{size:x}\"")
-}
-
 fn respond(
     w: &Worker,
     req: &Request<'_>,
@@ -570,7 +400,7 @@ fn respond(
     source: Source,
 ) -> Result<Response, ApiError> {
     let cfg = w.config();
-    let tag = etag(size, mtime);
+    let tag = content::etag(size, mtime);
     let last_modified =
         httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime));
     let attachment = match params.get("download") {
@@ -589,12 +419,12 @@ fn respond(
             content_disposition("attachment", name),
         );
     } else {
-        r.set("Content-Type", mime_type(rel));
+        r.set("Content-Type", content::mime_type(rel));
     }
     if !rel.starts_with("static/") {
-        guard_uploaded_content(&mut r);
+        content::guard_uploaded_content(&mut r);
     }
-    if not_modified(req, &tag, mtime) {
+    if content::not_modified(req, &tag, mtime) {
         r.status = 304;
         r.no_content_length = true;
         return Ok(r);
@@ -611,7 +441,7 @@ fn respond(
     match answer {
         RangeAnswer::Full => r.body = source.body(0, size),
         RangeAnswer::Unsatisfiable => {
-            // Empty body: old curl appends a 416 body to the file (SPEC.md §15 item 40).
+            // Empty body: old curl appends a 416 body to the file (docs/DEFECTS.md #40).
             let mut e = Response::new(416);
             e.set("Content-Range", format!("bytes */{size}"));
             return Ok(e);
@@ -672,83 +502,5 @@ fn multi_body(
             out.extend_from_slice(&tail);
             Body::Bytes(Bytes::from(out))
         }
-    }
-}
-
-/// If-None-Match (weak comparison) or, without it, If-Modified-Since.
-fn not_modified(req: &Request<'_>, tag: &str, mtime: u64) -> bool {
-    if let Some(inm) = req.head.header_str("if-none-match") {
-        return inm
-            .split(',')
-            .map(|t| t.trim().trim_start_matches("W/"))
-            .any(|t| t == "*" || t == tag);
-    }
-    if let Some(ims) = req.head.header_str("if-modified-since") {
-        if let Ok(t) = httpdate::parse_http_date(ims) {
-            let secs = t
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            return mtime <= secs;
-        }
-    }
-    false
-}
-
-/// Content types a browser runs script in when shown inline.
-fn is_active_content(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    matches!(
-        essence.to_ascii_lowercase().as_str(),
-        "text/html" | "application/xhtml+xml" | "image/svg+xml" | "text/xml" | "application/xml"
-    )
-}
-
-/// Uploaded files are anyone's content on the file domain: never sniffed into another type,
-/// and documents that could run script are sandboxed (an opaque origin, no scripts), so an
-/// uploaded page cannot act on the domain's cookies or pages (stored XSS).
-fn guard_uploaded_content(r: &mut Response) {
-    r.set("X-Content-Type-Options", "nosniff");
-    let active = r
-        .headers
-        .iter()
-        .any(|(n, v)| n.eq_ignore_ascii_case("Content-Type") && is_active_content(v));
-    if active {
-        r.set("Content-Security-Policy", "sandbox");
-    }
-}
-
-/// Content-Type by extension for inline downloads.
-pub fn mime_type(path: &str) -> &'static str {
-    let ext = path
-        .rsplit('/')
-        .next()
-        .and_then(|n| n.rsplit_once('.'))
-        .map(|(_, e)| e.to_ascii_lowercase());
-    match ext.as_deref() {
-        Some("txt") | Some("log") | Some("md") => "text/plain; charset=utf-8",
-        Some("html") | Some("htm") => "text/html; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("js") | Some("mjs") => "text/javascript; charset=utf-8",
-        Some("json") => "application/json",
-        Some("xml") => "text/xml; charset=utf-8",
-        Some("csv") => "text/csv; charset=utf-8",
-        Some("png") => "image/png",
-        Some("jpg") | Some("jpeg") => "image/jpeg",
-        Some("gif") => "image/gif",
-        Some("webp") => "image/webp",
-        Some("bmp") => "image/bmp",
-        Some("svg") => "image/svg+xml",
-        Some("ico") => "image/x-icon",
-        Some("pdf") => "application/pdf",
-        Some("zip") => "application/zip",
-        Some("gz") => "application/gzip",
-        Some("tar") => "application/x-tar",
-        Some("mp4") => "video/mp4",
-        Some("webm") => "video/webm",
-        Some("mp3") => "audio/mpeg",
-        Some("wav") => "audio/wav",
-        Some("wasm") => "application/wasm",
-        _ => "application/octet-stream",
     }
 }

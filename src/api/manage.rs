@@ -1,4 +1,4 @@
-//! Basic management routes (SPEC.md §7.1, §7.4, §7.6, §7.7, §7.8): the index/upload page,
+//! Basic management routes (docs/PROTOCOL.md §7; docs/PROTOCOL.md §3): the index/upload page,
 //! directory listings of download paths, `/check_file_exist`, `/status`, `/delete`,
 //! `/get_file_info`.
 
@@ -6,8 +6,8 @@ use super::{require_admin, Params};
 use crate::error::ApiError;
 use crate::http::Response;
 use crate::json::{self, FileInfo};
-use crate::server::Worker;
 use crate::store::meta::{self, Op, OpResult};
+use crate::worker::Worker;
 use serde_json::{json, Value};
 use std::net::IpAddr;
 use std::path::Path;
@@ -23,7 +23,7 @@ fn raw_refusal(text: String) -> ApiError {
 }
 
 /// Fills go-fastdfs' page template: its six `%s` are, in order, the CSS base, the form action,
-/// the default scene, the JS base (twice) and the tus endpoint (SPEC.md §7.1).
+/// the default scene, the JS base (twice) and the tus endpoint (docs/PROTOCOL.md §7).
 pub fn fill_template(template: &str, g: &str, scene: &str) -> String {
     let values = [
         format!("{g}/static/css"),
@@ -49,7 +49,7 @@ pub fn fill_template(template: &str, g: &str, scene: &str) -> String {
     out
 }
 
-/// The upload page (`enable_web_upload`), SPEC.md §7.1: `static/uppy.html` of the runtime dir
+/// The upload page (`enable_web_upload`), docs/PROTOCOL.md §7: `static/uppy.html` of the runtime dir
 /// when present (pages customized for go-fastdfs keep working), else the built-in form.
 pub async fn index_page(w: &Worker) -> Response {
     let cfg = w.config();
@@ -122,7 +122,7 @@ pub async fn list_dir_page(w: &Worker, url_path: &str, full: &Path) -> Result<Re
     names.sort();
     let mut body = String::from("<pre>\n");
     for n in names {
-        let href = super::path_escape(&n).replace("%2F", "/");
+        let href = crate::http::query::path_escape(&n).replace("%2F", "/");
         body.push_str(&format!("<a href=\"{href}\">{}</a>\n", html_escape(&n)));
     }
     body.push_str("</pre>\n");
@@ -148,7 +148,7 @@ fn store_rel_path(w: &Worker, raw: &str) -> Option<String> {
 }
 
 /// `G/check_file_exist` (public): by md5, or by a path that must lie under `files/`
-/// (go-fastdfs stats any host path: SPEC.md §15 item 4).
+/// (go-fastdfs stats any host path: docs/DEFECTS.md #4).
 pub async fn check_file_exist(w: &Worker, p: &Params) -> Result<Response, ApiError> {
     let md5 = p.str("md5");
     if !md5.is_empty() {
@@ -186,7 +186,7 @@ pub async fn check_file_exist(w: &Worker, p: &Params) -> Result<Response, ApiErr
     Ok(Response::text(404, json::compact(&FileInfo::default())))
 }
 
-/// `G/status`: the envelope peers rely on; host details only for admins (§15 item 13).
+/// `G/status`: the envelope peers rely on; host details only for admins (docs/DEFECTS.md #13).
 pub fn status(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     let cfg = w.config();
     let admin = require_admin(&cfg, client, p, raw_refusal).is_ok();
@@ -208,10 +208,7 @@ pub fn status(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiErr
     data.insert("Fs.QueueUpload".into(), json!(0));
     data.insert("Fs.RefreshInterval".into(), json!(cfg.refresh_interval));
     data.insert("Fs.ShowDir".into(), json!(cfg.show_dir));
-    data.insert(
-        "Sys.NumCpu".into(),
-        json!(crate::server::allowed_cpus().len()),
-    );
+    data.insert("Sys.NumCpu".into(), json!(crate::sys::allowed_cpus().len()));
     data.insert("Sys.NumGoroutine".into(), json!(w.shared.connections()));
     data.insert("Sys.Workers".into(), json!(w.shared.workers));
     data.insert(
@@ -225,7 +222,7 @@ pub fn status(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiErr
     ))
 }
 
-/// Rows `{date, fileCount, totalSize}` per day plus the `all` total (SPEC.md §7.11).
+/// Rows `{date, fileCount, totalSize}` per day plus the `all` total (docs/PROTOCOL.md §3).
 pub fn stat_rows(w: &Worker) -> Result<Vec<Value>, ApiError> {
     let days = w.meta().day_stats()?;
     let mut rows = Vec::new();
@@ -265,7 +262,7 @@ fn disk_info(path: &Path) -> Value {
     })
 }
 
-/// md5 or path key named by `md5`/`path` parameters (SPEC.md §7.7, §7.8).
+/// md5 or path key named by `md5`/`path` parameters (docs/PROTOCOL.md §3).
 fn lookup(w: &Worker, p: &Params) -> Result<Option<FileInfo>, ApiError> {
     let path = p.str("path");
     if !path.is_empty() {
@@ -305,7 +302,7 @@ pub async fn delete(
     p: &Params,
 ) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, raw_refusal)?;
-    // auth_url applies to admins and peers too (SPEC.md §7.7): 401 with an empty body.
+    // auth_url applies to admins and peers too (docs/PROTOCOL.md §3): 401 with an empty body.
     if !w.config().auth_url.is_empty() && !crate::auth::allowed(w, req, &p.0).await {
         return Err(ApiError::Empty(401));
     }

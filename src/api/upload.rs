@@ -1,17 +1,15 @@
 //! `G/upload`: multipart upload streamed to disk with its digest computed in the same pass,
-//! made durable and indexed before the answer (SPEC.md §7.2, §8), and the GET "second-pass"
+//! made durable and indexed before the answer (docs/PROTOCOL.md §4), and the GET "second-pass"
 //! lookup by md5.
 
-use super::{file_result, Params};
-use crate::config::Config;
+use super::Params;
 use crate::error::ApiError;
 use crate::http::multipart::{self, Event, Parser};
 use crate::http::{Request, Response};
-use crate::json::{self, FileInfo};
-use crate::server::Worker;
-use crate::store::meta::{self, Op, OpResult, Staged};
-use crate::store::names;
+use crate::json;
+use crate::placement::{commit, file_result, OnFailure, Target};
 use crate::store::write::{self, TempFile};
+use crate::worker::Worker;
 
 /// Largest text field of an upload form.
 const FIELD_BYTES_MAX: usize = 64 * 1024;
@@ -42,23 +40,14 @@ pub async fn handle(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiEr
         _ => {
             let p = super::read_params(req).await?;
             if !w.config().auth_url.is_empty() && !crate::auth::allowed(w, req, &p.0).await {
-                return Err(auth_fail());
+                return Err(crate::auth::fail());
             }
             second_pass(w, &p)
         }
     }
 }
 
-/// go-fastdfs' upload answer to a failed auth_url check (status left empty, as it does).
-pub fn auth_fail() -> ApiError {
-    ApiError::Envelope {
-        http: 401,
-        status: "",
-        message: "auth fail".into(),
-    }
-}
-
-/// GET `upload?md5=..`: answer from the index without any body (SPEC.md §7.2).
+/// GET `upload?md5=..`: answer from the index without any body (docs/PROTOCOL.md §4).
 fn second_pass(w: &Worker, p: &Params) -> Result<Response, ApiError> {
     let cfg = w.config();
     let md5 = p.str("md5");
@@ -159,7 +148,7 @@ async fn upload(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError>
     let cfg = w.config();
     // Without a token the auth server is not even asked, and no byte of the body is stored.
     if !cfg.auth_url.is_empty() && crate::auth::token(req).is_none() {
-        return Err(auth_fail());
+        return Err(crate::auth::fail());
     }
     if cfg.read_only {
         return Err(ApiError::fail(403, "(error) readonly"));
@@ -185,7 +174,7 @@ async fn upload(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError>
         if let Some((_, written)) = form.file {
             write::discard(written).await;
         }
-        return Err(auth_fail());
+        return Err(crate::auth::fail());
     }
     let Some((client_name, written)) = form.file else {
         return Err(ApiError::fail(400, "http: no such file"));
@@ -209,216 +198,4 @@ async fn upload(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError>
         Output::Json => Response::text(200, json::pretty(&result)),
         Output::Json2 => Response::text(200, json::pretty(&json::envelope("ok", "", Some(result)))),
     })
-}
-
-/// Where an upload goes, decided from the client's fields before its content is known: scene,
-/// custom directory, file name and `filename` are validated (`names`), the scene whitelist,
-/// Google code and extension whitelist checked. The same rules serve multipart uploads and tus
-/// uploads (whose metadata is checked at creation and this kept in the upload's state).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Target {
-    pub scene: String,
-    /// `files/...` from the `path` field (with `enable_custom_path`), else the dated layout.
-    pub custom_dir: Option<String>,
-    /// The client's file name after trimming; empty = `<digest><extension>`.
-    pub name: String,
-    /// Extension of the client's file name, for the digest-named fallback.
-    pub extension: String,
-    /// The `filename` field: the stored name when set.
-    pub rename: String,
-}
-
-/// A digest long enough for any algorithm, to validate digest-derived names before the digest
-/// is known (names are checked for length and characters; hex digits never fail).
-const DIGEST_PLACEHOLDER: &str = "0000000000000000000000000000000000000000";
-
-impl Target {
-    /// Validates the fields `scene`/`scenes`, `path`, `code`, `filename` and the client's file
-    /// name against the configuration.
-    pub fn check(cfg: &Config, p: &Params, client_name: &str) -> Result<Target, ApiError> {
-        let custom_dir = if cfg.enable_custom_path {
-            names::custom_dir(p.str("path"))
-                .map_err(|e| ApiError::fail(400, format!("invalid path: {e}")))?
-        } else {
-            None
-        };
-        let scene = p
-            .get("scene")
-            .filter(|s| !s.is_empty())
-            .or(p.get("scenes").filter(|s| !s.is_empty()));
-        let scene = scene.unwrap_or(&cfg.default_scene).to_string();
-        names::check_scene(&scene)
-            .map_err(|e| ApiError::fail(400, format!("not valid scene: {e}")))?;
-        if !cfg.scene_allowed(&scene) {
-            return Err(ApiError::fail(400, "not valid scene"));
-        }
-        // Checked for the scene actually used, also when `scene` was omitted and the default
-        // scene has a secret (go-fastdfs skipped it then: SPEC.md §15 item 15).
-        if !cfg.google_code_ok(&scene, p.str("code")) {
-            return Err(ApiError::fail(401, "invalid request,error google code"));
-        }
-        // A custom path writes into the namespace of its first directory: when that is a scene
-        // with a secret, its code is needed whatever the `scene` field says.
-        let namespace = custom_dir.as_deref().and_then(names::namespace_of);
-        if let Some(ns) = namespace.filter(|ns| *ns != scene) {
-            if !cfg.google_code_ok(ns, p.str("code")) {
-                return Err(ApiError::fail(401, "invalid request,error google code"));
-            }
-        }
-        let target = Target {
-            scene,
-            custom_dir,
-            name: names::upload_name(client_name, cfg.enable_trim_file_name_special_char),
-            extension: names::extension(client_name),
-            rename: p.str("filename").to_string(),
-        };
-        let name = target.name_for(DIGEST_PLACEHOLDER);
-        names::check_component(&name)
-            .map_err(|e| ApiError::fail(400, format!("invalid file name: {e}")))?;
-        if !extension_allowed(cfg, &name) {
-            return Err(ApiError::fail(403, "(error)file extension mismatch"));
-        }
-        if !target.rename.is_empty() {
-            names::check_component(&target.rename)
-                .map_err(|e| ApiError::fail(400, format!("invalid filename: {e}")))?;
-            if !extension_allowed(cfg, &target.rename) {
-                return Err(ApiError::fail(403, "(error)file extension mismatch"));
-            }
-        }
-        if let Some(dir) = &target.custom_dir {
-            for stored in [&name, &target.rename]
-                .into_iter()
-                .filter(|n| !n.is_empty())
-            {
-                names::check_landing(dir, stored, &cfg.peer_id)
-                    .map_err(|e| ApiError::fail(400, format!("invalid path: {e}")))?;
-            }
-        }
-        Ok(target)
-    }
-
-    /// The file name: the client's, or `<digest><extension>` when it had none.
-    fn name_for(&self, digest: &str) -> String {
-        if self.name.is_empty() {
-            format!("{digest}{}", self.extension)
-        } else {
-            self.name.clone()
-        }
-    }
-
-    /// The record and directory of content with this digest and size (`expected_md5`, when
-    /// not empty, must match the digest).
-    pub fn place(
-        &self,
-        cfg: &Config,
-        digest: &str,
-        size: u64,
-        expected_md5: &str,
-    ) -> Result<Plan, ApiError> {
-        let name = self.name_for(digest);
-        let mut rename = self.rename.clone();
-        if cfg.rename_file {
-            let mut b = [0u8; 16];
-            getrandom::getrandom(&mut b).expect("random");
-            rename = format!(
-                "{}{}",
-                meta::md5_hex(&meta::hex(&b)),
-                names::extension(&name)
-            );
-        }
-        if !expected_md5.is_empty() && !expected_md5.eq_ignore_ascii_case(digest) {
-            return Err(ApiError::fail(400, " fileInfo.Md5 and md5sum !="));
-        }
-        if size == 0 {
-            return Err(ApiError::fail(400, "file size is zero"));
-        }
-        let now = chrono::Local::now();
-        let dir = self
-            .custom_dir
-            .clone()
-            .unwrap_or_else(|| names::default_dir(&self.scene, &cfg.peer_id, now));
-        let mut info = FileInfo {
-            name,
-            rename,
-            path: dir.clone(),
-            md5: digest.to_string(),
-            size: size as i64,
-            peers: Some(vec![cfg.host.clone()]),
-            scene: self.scene.clone(),
-            time_stamp: now.timestamp(),
-            offset: -1,
-        };
-        let dedup = cfg.enable_distinct_file;
-        if !dedup {
-            info.md5 = meta::md5_hex(&info.rel_path());
-        }
-        Ok(Plan { info, dir, dedup })
-    }
-}
-
-fn extension_allowed(cfg: &Config, name: &str) -> bool {
-    cfg.extensions.is_empty() || cfg.extensions.contains(&names::extension(name))
-}
-
-/// Where and under which names an upload will be stored; validated before anything moves.
-pub struct Plan {
-    info: FileInfo,
-    dir: String,
-    dedup: bool,
-}
-
-/// What becomes of the staged content when the commit fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnFailure {
-    /// A temp file of this request: removed.
-    Discard,
-    /// Data the client can still complete from (a tus upload): kept where it was.
-    Keep,
-}
-
-/// Moves the fsynced content into place and commits its record (or finds the existing record
-/// of the same content, and removes the content). Returns the record to answer with.
-pub async fn commit(
-    w: &Worker,
-    plan: Plan,
-    written: write::Written,
-    on_failure: OnFailure,
-) -> Result<FileInfo, ApiError> {
-    let staged = Staged {
-        tmp: written.tmp.clone(),
-        dir: plan.dir,
-        name: plan.info.stored_name().to_string(),
-        replace: !plan.dedup,
-    };
-    let op = Op::Insert {
-        info: Box::new(plan.info),
-        staged: Some(staged),
-        dedup: plan.dedup,
-        origin: meta::Origin::Local {
-            notify: w.config().peers.clone(),
-        },
-    };
-    match w.meta().submit(op).await {
-        Ok(OpResult::Inserted(info)) => {
-            written.moved();
-            w.metrics().upload(info.size as u64, false);
-            if !plan.dedup {
-                w.shared.invalidate_caches();
-            }
-            Ok(info)
-        }
-        Ok(OpResult::Existing(info)) => {
-            write::discard(written).await;
-            w.metrics().upload(info.size as u64, true);
-            Ok(info)
-        }
-        Ok(other) => unreachable!("insert answered {other:?}"),
-        Err(e) => {
-            match on_failure {
-                OnFailure::Discard => write::discard(written).await,
-                OnFailure::Keep => written.release(),
-            }
-            Err(e.into())
-        }
-    }
 }

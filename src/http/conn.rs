@@ -13,7 +13,6 @@
 use super::chunked;
 use super::head::{self, BodyKind, RequestHead};
 use super::response::{self, Body, Persist, Response};
-use crate::server::Worker;
 use bytes::{Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -38,6 +37,56 @@ const SHUTDOWN_LOOK: Duration = Duration::from_millis(50);
 /// (so the client reads our response instead of a reset).
 const LINGER: Duration = Duration::from_secs(2);
 const LINGER_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// Deadlines and bounds of a connection, read by `serve` before each request (a reloaded
+/// configuration applies from the next one).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Silence allowed before the first byte of a connection's first request.
+    pub first_byte: Duration,
+    /// Silence allowed between requests of a keep-alive connection.
+    pub idle: Duration,
+    /// Time for a whole request head once its first byte arrived.
+    pub read_header: Duration,
+    /// Longest pause inside a body.
+    pub body_stall: Duration,
+    /// Slowest average body rate after the grace, bytes per second.
+    pub body_min_rate: u64,
+    /// Time for the whole request, head and body.
+    pub read: Duration,
+    /// Longest time a write may make no progress.
+    pub write_stall: Duration,
+}
+
+/// One answered request, as the access log and the metrics see it.
+#[derive(Debug)]
+pub struct Exchange<'a> {
+    pub peer: std::net::IpAddr,
+    pub method: &'a str,
+    pub target: &'a str,
+    pub route: &'static str,
+    pub status: u16,
+    pub took: Duration,
+    pub received_bytes: u64,
+    pub sent_bytes: u64,
+    /// The body was cut for its pace (too slow, or past the read deadline).
+    pub pace_cut: bool,
+}
+
+/// What a connection needs from the server above it: the HTTP layer calls down into no
+/// other module, the server passes itself in.
+// Connections live on one executor (thread-per-core): the futures need not be Send.
+#[allow(async_fn_in_trait)]
+pub trait Handler {
+    fn limits(&self) -> Limits;
+    fn shutting_down(&self) -> bool;
+    /// The answer to a request head that could not be parsed (the connection then closes).
+    fn refuse(&self, e: super::head::HeadError) -> Response;
+    /// Answers one request; may read its body.
+    async fn handle(self: &Rc<Self>, req: &mut Request<'_>) -> Response;
+    /// Called after each response was written (or failed to be).
+    fn answered(&self, exchange: &Exchange<'_>);
+}
 
 /// Time a body is given before `body_min_rate` applies.
 const BODY_RATE_GRACE: Duration = Duration::from_secs(10);
@@ -227,18 +276,18 @@ impl Request<'_> {
 }
 
 /// Serves one accepted connection until it closes.
-pub async fn serve(stream: TcpStream, worker: Rc<Worker>) {
+pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>) {
     let Ok(peer) = stream.peer_addr() else { return };
     let _ = stream.set_nodelay(true);
-    let cfg = worker.config();
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(cfg.write_timeout.max(1) as u64)));
+    let limits = handler.limits();
+    let _ = stream.set_write_timeout(Some(limits.write_stall.max(Duration::from_secs(1))));
     let mut conn = Conn {
         stream,
         rbuf: BytesMut::with_capacity(HEAD_READ_BYTES),
     };
     let mut first = true;
     loop {
-        let head = match read_head(&mut conn, &worker, std::mem::take(&mut first)).await {
+        let head = match read_head(&mut conn, &*handler, std::mem::take(&mut first)).await {
             Ok(Some(h)) => h,
             Ok(None) => break,
             Err(resp) => {
@@ -248,7 +297,7 @@ pub async fn serve(stream: TcpStream, worker: Rc<Worker>) {
             }
         };
         let started = Instant::now();
-        let cfg = worker.config();
+        let limits = handler.limits();
         let body = match head.body() {
             BodyKind::None => BodyState::Done,
             BodyKind::Length(0) => BodyState::Done,
@@ -266,25 +315,23 @@ pub async fn serve(stream: TcpStream, worker: Rc<Worker>) {
             peer,
             conn: &mut conn,
             body,
-            stall: Duration::from_secs(cfg.body_stall_timeout),
+            stall: limits.body_stall,
             body_started: None,
-            body_min_rate: cfg.body_min_rate,
-            read_deadline: started + Duration::from_secs(cfg.read_timeout.max(1) as u64),
+            body_min_rate: limits.body_min_rate,
+            read_deadline: started + limits.read,
             pace_cut: false,
             body_read: 0,
             body_max: 0,
             route: "other",
         };
-        let resp = crate::router::route(&worker, &mut req).await;
+        let resp = handler.handle(&mut req).await;
         let body_done = req.body_finished();
-        if req.pace_cut {
-            worker.metrics().slow_body();
-        }
-        let route = crate::metrics::route_index(req.route);
+        let pace_cut = req.pace_cut;
+        let route = req.route;
         let received = (req.head.raw().len() as u64) + req.body_read;
         let method = req.head.method().to_string();
         let target = req.head.target().to_string();
-        let keep = keep_alive_wanted && !resp.close && body_done && !worker.shutting_down();
+        let keep = keep_alive_wanted && !resp.close && body_done && !handler.shutting_down();
         let persist = match (keep, http10) {
             (false, _) => Persist::Close,
             (true, false) => Persist::KeepAlive,
@@ -292,11 +339,17 @@ pub async fn serve(stream: TcpStream, worker: Rc<Worker>) {
         };
         let sent = write_response(&mut conn, &resp, persist, is_head).await;
         let took = started.elapsed();
-        worker.access_log(peer.ip(), &method, resp.status, &target, took);
-        let sent_bytes = if is_head { 0 } else { resp.body.len() };
-        worker
-            .metrics()
-            .request(route, resp.status, took, received, sent_bytes);
+        handler.answered(&Exchange {
+            peer: peer.ip(),
+            method: &method,
+            target: &target,
+            route,
+            status: resp.status,
+            took,
+            received_bytes: received,
+            sent_bytes: if is_head { 0 } else { resp.body.len() },
+            pace_cut,
+        });
         if sent.is_err() {
             return;
         }
@@ -330,19 +383,19 @@ async fn linger(conn: &mut Conn) {
 
 /// Waits for and parses the next head. Ok(None): clean end (EOF, idle timeout, shutdown).
 /// `first`: the connection's first request (it gets `first_byte_timeout`, not `idle_timeout`).
-async fn read_head(
+async fn read_head<H: Handler>(
     conn: &mut Conn,
-    worker: &Worker,
+    handler: &H,
     first: bool,
 ) -> Result<Option<RequestHead>, Response> {
-    let cfg = worker.config();
+    let deadlines = handler.limits();
     let limits = head::Limits::default();
     let idle = if first {
-        cfg.first_byte_timeout.min(cfg.idle_timeout_s())
+        deadlines.first_byte.min(deadlines.idle)
     } else {
-        cfg.idle_timeout_s()
+        deadlines.idle
     };
-    let idle_deadline = Instant::now() + Duration::from_secs(idle);
+    let idle_deadline = Instant::now() + idle;
     let mut head_started: Option<Instant> = None;
     // At shutdown an idle connection is closed, but only after one short look for a request
     // already sent (a connection accepted just before or while draining has one waiting).
@@ -354,7 +407,7 @@ async fn read_head(
                 Ok(Some(h)) => return Ok(Some(h)),
                 Ok(None) => {}
                 Err(e) => {
-                    let mut r = crate::error::ApiError::from(e).into_response();
+                    let mut r = handler.refuse(e);
                     r.close = true;
                     return Err(r);
                 }
@@ -363,7 +416,7 @@ async fn read_head(
         let now = Instant::now();
         let wait = match head_started {
             Some(t) => {
-                let deadline = t + Duration::from_secs(cfg.read_header_timeout_s());
+                let deadline = t + deadlines.read_header;
                 if now >= deadline {
                     let mut r = Response::text(408, "request head timeout");
                     r.close = true;
@@ -372,10 +425,10 @@ async fn read_head(
                 (deadline - now).min(IDLE_POLL)
             }
             None => {
-                if now >= idle_deadline || (worker.shutting_down() && shutdown_looked) {
+                if now >= idle_deadline || (handler.shutting_down() && shutdown_looked) {
                     return Ok(None);
                 }
-                if worker.shutting_down() {
+                if handler.shutting_down() {
                     shutdown_looked = true;
                     SHUTDOWN_LOOK.min(idle_deadline - now)
                 } else {

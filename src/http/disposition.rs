@@ -1,5 +1,5 @@
 //! `Content-Disposition` for downloads (RFC 6266 / RFC 8187): never built from raw input
-//! (SPEC.md §15 item 12). The ASCII `filename=` fallback is quoted with unsafe characters
+//! (docs/DEFECTS.md #12). The ASCII `filename=` fallback is quoted with unsafe characters
 //! replaced; the exact name travels in `filename*=UTF-8''<percent-encoded>`.
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};

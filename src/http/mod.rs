@@ -3,9 +3,11 @@
 
 pub mod chunked;
 pub mod conn;
+pub mod content;
 pub mod disposition;
 pub mod head;
 pub mod multipart;
+pub mod params;
 pub mod query;
 pub mod range;
 pub mod response;

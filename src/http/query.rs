@@ -96,6 +96,51 @@ pub fn percent_decode_path(s: &str) -> Option<String> {
     Some(decoded.into_owned())
 }
 
+/// Go's url.PathEscape for a single segment.
+pub fn path_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &b in s.as_bytes() {
+        let keep = b.is_ascii_alphanumeric() || b"-_.~$&+,;=:@".contains(&b);
+        if keep {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Percent-encodes what would change a URL path's meaning or break it: `%`, `?`, `#`,
+/// spaces, controls and the other ASCII characters not allowed in a path segment. UTF-8
+/// beyond ASCII stays as it is (go-fastdfs clients get the names they sent; `ascii_url`
+/// encodes it for strict clients).
+pub fn escape_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let keep = !c.is_ascii() || c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@".contains(c);
+        if keep {
+            out.push(c);
+        } else {
+            out.push_str(&format!("%{:02X}", c as u32));
+        }
+    }
+    out
+}
+
+/// A URL path with every non-ASCII byte percent-encoded too (for HTTP clients that accept
+/// only ASCII request targets).
+pub fn ascii_url(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for &b in path.as_bytes() {
+        if b.is_ascii() {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,5 +240,18 @@ mod tests {
         assert_eq!(percent_decode_path("/%FF"), None);
         assert_eq!(percent_decode_path("/a%00b"), None);
         assert_eq!(percent_decode_path("").as_deref(), Some(""));
+    }
+
+    #[test]
+    fn returned_paths_serve_exactly_the_file() {
+        assert_eq!(escape_segment("a b?c#d%41.txt"), "a%20b%3Fc%23d%2541.txt");
+        assert_eq!(escape_segment("中文(1).jpg"), "中文(1).jpg");
+        assert_eq!(ascii_url("/g/中"), "/g/%E4%B8%AD");
+    }
+
+    #[test]
+    fn path_escape_like_go() {
+        assert_eq!(path_escape("a b/c.txt"), "a%20b%2Fc.txt");
+        assert_eq!(path_escape("中"), "%E4%B8%AD");
     }
 }

@@ -77,7 +77,7 @@ pub struct Staged {
     pub dir: String,
     /// Wanted name; on a collision `<i>_<name>` is tried (when `replace` is false).
     pub name: String,
-    /// Replace an existing file of the same name (dedup off, SPEC.md §8.3).
+    /// Replace an existing file of the same name (dedup off, docs/PROTOCOL.md §4).
     pub replace: bool,
 }
 
@@ -233,7 +233,7 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// The path key of a stored file (SPEC.md §5.2): MD5 of `files/.../name`.
+/// The path key of a stored file (docs/PROTOCOL.md §7): MD5 of `files/.../name`.
 pub fn path_key(rel_path: &str) -> String {
     md5_hex(rel_path)
 }
@@ -892,7 +892,7 @@ impl Meta {
             let name = p.name().to_string();
             dirs.insert(dir.clone());
             placed.push(p);
-            // The record names what is on disk (never the pre-collision name: §15 item 20).
+            // The record names what is on disk (never the pre-collision name: docs/DEFECTS.md #20).
             if st.name != info.stored_name() {
                 return Err(MetaError::Corrupt(
                     "staged name differs from the record".into(),

@@ -1,10 +1,10 @@
-//! Turning client-supplied names into safe storage paths (SPEC.md §8.2, §8.3).
+//! Turning client-supplied names into safe storage paths (docs/PROTOCOL.md §4).
 //!
 //! Architecture invariant: every path component that comes from a client (file name,
 //! `filename`, `scene`, custom `path`) passes through this module and is either a safe
 //! relative path under `files/` or rejected: no `..`, no absolute paths, no NUL or control
 //! characters, no backslashes, and never one of our internal directories (`_tmp`, `_big`,
-//! `haystack`). This closes SPEC.md §15 items 1-3.
+//! `haystack`). This closes docs/DEFECTS.md #1-#3.
 
 use std::fmt;
 
@@ -182,7 +182,7 @@ pub fn default_dir(scene: &str, peer_id: &str, now: chrono::DateTime<chrono::Loc
     }
 }
 
-/// A name for attempt `i` of a collision: `<i>_<name>` (never accumulating; §15 item 20).
+/// A name for attempt `i` of a collision: `<i>_<name>` (never accumulating; docs/DEFECTS.md #20).
 pub fn collision_name(name: &str, attempt: u32) -> String {
     if attempt == 0 {
         name.to_string()

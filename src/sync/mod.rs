@@ -1,4 +1,4 @@
-//! Replication between peers (SPEC.md §11), run by every executor for the shards it owns.
+//! Replication between peers (docs/PROTOCOL.md §8), run by every executor for the shards it owns.
 //!
 //! * **Push**: every committed upload or delete left an entry per peer in its shard's
 //!   durable outbox (same LMDB transaction). One task per (executor, peer) drains it with
@@ -13,20 +13,17 @@
 //! * **Repair** (`repair`): per-day md5 set comparison with each peer.
 //!
 //! Data flows one way: handlers and the committer wake these tasks; they talk to peers through
-//! `peer::Pool` and write through `Meta::submit`.
+//! `client::peer::Pool` and write through `Meta::submit`.
 
-pub mod peer;
+pub mod read_through;
 pub mod repair;
 
 use crate::json::FileInfo;
-use crate::server::Worker;
 use crate::store::meta::{OpResult, OutboxEntry, SyncKind};
 use crate::store::{meta::Op, meta::Origin, meta::Staged, names, write};
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use crate::worker::Worker;
 use std::io;
 use std::rc::Rc;
-use std::task::Waker;
 use std::time::{Duration, Instant};
 
 /// Outbox entries one push task takes per shard and round.
@@ -53,71 +50,6 @@ const INLINE_FETCH_BYTES_MAX: i64 = 256 * 1024;
 const INLINE_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Header marking our own read-through requests (a peer never reads through again).
 pub const READ_THROUGH_HEADER: &str = "X-Fastdfs-Read-Through";
-
-/// A wake-up signal for this executor's replication tasks (a generation counter).
-#[derive(Default)]
-pub struct Wake {
-    generation: Cell<u64>,
-    waiters: RefCell<Vec<Waker>>,
-}
-
-impl Wake {
-    pub fn generation(&self) -> u64 {
-        self.generation.get()
-    }
-
-    pub fn notify(&self) {
-        self.generation.set(self.generation.get() + 1);
-        for w in self.waiters.borrow_mut().drain(..) {
-            w.wake();
-        }
-    }
-
-    /// Waits until a notify after `seen`, or `max`.
-    pub async fn wait(&self, seen: u64, max: Duration) {
-        let changed = std::future::poll_fn(|cx| {
-            if self.generation.get() != seen {
-                std::task::Poll::Ready(())
-            } else {
-                // One entry per waiting task (a task polled again must not add another).
-                let mut waiters = self.waiters.borrow_mut();
-                if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
-                    waiters.push(cx.waker().clone());
-                }
-                std::task::Poll::Pending
-            }
-        });
-        futures_lite::future::or(changed, glommio::timer::sleep(max)).await;
-    }
-}
-
-/// Replication state of one executor.
-#[derive(Default)]
-pub struct State {
-    pub wake: Wake,
-    pub pool: peer::Pool,
-    /// Peers with a running push task on this executor.
-    pushers: RefCell<std::collections::HashSet<String>>,
-    /// Failed fetches: md5 -> (attempts, not before).
-    pull_retry: RefCell<HashMap<String, (u32, Instant)>>,
-}
-
-/// Reachability of peers as seen by push tasks (shared by executors, read by metrics).
-#[derive(Default)]
-pub struct PeerHealth {
-    up: std::sync::Mutex<HashMap<String, bool>>,
-}
-
-impl PeerHealth {
-    pub fn set(&self, peer: &str, up: bool) {
-        let mut m = self.up.lock().expect("peer health lock");
-        m.insert(peer.to_string(), up);
-    }
-
-    pub fn get(&self, peer: &str) -> Option<bool> {
-        self.up.lock().expect("peer health lock").get(peer).copied()
-    }
-}
 
 /// Pages through a per-shard queue (a peer's outbox, the inbox) over the shards this executor
 /// owns: each call reads the next page of every shard after the last key seen there; when all
@@ -190,7 +122,7 @@ async fn supervise(w: Rc<Worker>) {
         if let Some(before) = known.replace(peers.clone()) {
             peers_changed(&w, &before, &peers);
         }
-        // Health check (SPEC.md §11.10), from executor 0 only: keeps `fastdfs_peer_up` true
+        // Health check (docs/PROTOCOL.md §8), from executor 0 only: keeps `fastdfs_peer_up` true
         // to the minute even when nothing is replicated.
         if w.id == 0 && Instant::now() >= next_check {
             next_check = Instant::now() + HEALTH_CHECK_PERIOD;
@@ -346,7 +278,7 @@ async fn deliver(
     }
 }
 
-/// Announces a stored file to a peer, go-fastdfs style (SPEC.md §11.2).
+/// Announces a stored file to a peer, go-fastdfs style (docs/PROTOCOL.md §8).
 async fn announce(w: &Worker, peer: &str, md5: &str) -> io::Result<()> {
     let cfg = w.config();
     let Some(info) = w.meta().get(md5).map_err(io::Error::other)? else {
@@ -575,8 +507,8 @@ async fn download(
         info.size.max(0) as u64 / (1 << 20) + 30
     };
     let deadline = Instant::now() + budget.unwrap_or(Duration::from_secs(secs));
-    let path = crate::api::ascii_url(&crate::api::download_path(&cfg, info));
-    let req = peer::request("GET", src, &path)
+    let path = crate::http::query::ascii_url(&crate::placement::download_path(&cfg, info));
+    let req = crate::client::peer::request("GET", src, &path)
         .map_err(|e| e.to_string())?
         .header(READ_THROUGH_HEADER, "1")
         .body(Full::new(bytes::Bytes::new()))
@@ -661,28 +593,6 @@ async fn commit(w: &Worker, info: FileInfo, written: write::Written) -> Fetch {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_waiting_task_leaves_one_waker_however_often_it_times_out() {
-        let ex = glommio::LocalExecutorBuilder::default()
-            .io_memory(256 << 10)
-            .make()
-            .expect("executor");
-        ex.run(async {
-            let wake = Wake::default();
-            for _ in 0..20 {
-                wake.wait(wake.generation(), Duration::from_millis(1)).await;
-            }
-            assert!(wake.waiters.borrow().len() <= 1, "waker list grows");
-            let seen = wake.generation();
-            wake.notify();
-            assert!(wake.waiters.borrow().is_empty());
-            // A notify before the wait is not lost.
-            let t = Instant::now();
-            wake.wait(seen, Duration::from_secs(5)).await;
-            assert!(t.elapsed() < Duration::from_secs(1));
-        });
-    }
 
     #[test]
     fn announcements_stay_under_files() {

@@ -1,12 +1,12 @@
-//! Reconciliation with peers (SPEC.md §11.6, without its blind spot): for every day either
+//! Reconciliation with peers (docs/PROTOCOL.md §8, without its blind spot): for every day either
 //! side has, the two md5 *sets* are compared (go-fastdfs compared counts, so a day with
 //! equal counts but different files was never repaired). Files only here are queued for the
 //! peer; files only there are requested with `receive_md5s` (the peer then announces them),
 //! unless a tombstone here says they were deleted: then the delete is queued for the peer.
 
-use super::peer::Reply;
-use crate::server::Worker;
+use crate::client::peer::Reply;
 use crate::store::meta::{Op, SyncKind};
+use crate::worker::Worker;
 use std::collections::BTreeSet;
 use std::rc::Rc;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! tus 1.0.0 resumable uploads at `G/big/upload/` when `enable_tus` is on (SPEC.md §12): the
+//! tus 1.0.0 resumable uploads at `G/big/upload/` when `enable_tus` is on (docs/PROTOCOL.md §6): the
 //! core protocol (HEAD, PATCH, OPTIONS) and the creation, creation-with-upload,
 //! creation-defer-length, termination, checksum (sha1, md5) and expiration extensions.
 //!
@@ -8,7 +8,7 @@
 //! streams bodies to disk and completes uploads.
 //!
 //! Unlike go-fastdfs: metadata `filename`/`scene`/`path` go through the same validation as a
-//! multipart upload (`api::upload::Target`, SPEC.md §15 item 3), read_only and the scene's
+//! multipart upload (`placement::Target`), read_only and the scene's
 //! Google code are enforced, the completed file lands in the requested scene (item 22), GET of
 //! an id serves nothing (item 23), and 412 carries `Tus-Version` (item 41).
 
@@ -16,12 +16,12 @@ pub mod protocol;
 pub mod state;
 mod transfer;
 
-use crate::api::upload::Target;
-use crate::api::Params;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::http::params::Params;
 use crate::http::{BodyError, Request, Response};
-use crate::server::Worker;
+use crate::placement::Target;
+use crate::worker::Worker;
 use protocol::TUS_VERSION;
 use state::{Info, Lock};
 use std::rc::Rc;
@@ -289,7 +289,7 @@ async fn create(w: &Worker, req: &mut Request<'_>) -> Result<Response, TusError>
     let cfg = w.config();
     read_only(&cfg)?;
     if !cfg.auth_url.is_empty() && crate::auth::token(req).is_none() {
-        return Err(crate::api::upload::auth_fail().into());
+        return Err(crate::auth::fail().into());
     }
     if req.head.header("upload-concat").is_some() {
         return Err(bad("concatenation is not supported"));
@@ -304,10 +304,10 @@ async fn create(w: &Worker, req: &mut Request<'_>) -> Result<Response, TusError>
     let checksum = checksum_of(req)?;
     let target = target_of(&cfg, &metadata)?;
     if !cfg.auth_url.is_empty() && !crate::auth::allowed(w, req, &metadata).await {
-        return Err(crate::api::upload::auth_fail().into());
+        return Err(crate::auth::fail().into());
     }
     let id = state::new_id();
-    let client = crate::api::request_client(&cfg, req);
+    let client = w.client_of(req);
     if !state::claim(&id, client, cfg.tus_uploads_per_client_max) {
         return Err(TusError::TooMany(cfg.tus_uploads_per_client_max));
     }

@@ -14,7 +14,7 @@
 //!
 //! Also here: the per-upload lock that keeps two requests from writing one upload at once.
 
-use crate::api::upload::Target;
+use crate::placement::Target;
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};

@@ -10,8 +10,8 @@
 use super::protocol::{BodyDigest, Checksum};
 use super::state::{self, Completed, Info};
 use super::TusError;
-use crate::server::Worker;
 use crate::store::write::{Appender, Hasher, Written};
+use crate::worker::Worker;
 use std::io;
 use std::path::Path;
 
@@ -153,8 +153,8 @@ async fn complete(w: &Worker, info: &Info, digest: Option<String>) -> Result<Com
     };
     // A failed completion keeps the data: the client resends the last piece and completes.
     let record =
-        crate::api::upload::commit(w, plan, written, crate::api::upload::OnFailure::Keep).await?;
-    let url = crate::api::file_result(&cfg, &record).url;
+        crate::placement::commit(w, plan, written, crate::placement::OnFailure::Keep).await?;
+    let url = crate::placement::file_result(&cfg, &record).url;
     tracing::info!(id = %info.id, md5 = %record.md5, size = length, "tus upload completed");
     Ok(Completed {
         md5: record.md5,

@@ -1,6 +1,9 @@
-//! URL and form helpers for the requests the server makes itself (to peers and to the
-//! auth_url server; the calls go through `sync::peer::Pool`): `http://` URLs split into host,
-//! port and path, name resolution off the executor, urlencoded forms.
+//! The outgoing HTTP client: every request the server makes itself (to peers, to the
+//! auth_url server). `peer` holds the connections (hyper over glommio sockets, a per-executor
+//! keep-alive pool); here: `http://` URLs split into host, port and path, name resolution off
+//! the executor, urlencoded forms. Knows nothing of the rest of the server.
+
+pub mod peer;
 
 use std::io;
 

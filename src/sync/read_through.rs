@@ -1,0 +1,172 @@
+//! Read-through: a GET for a file this node lacks is answered from the first peer that has it
+//! (asked with `check_file_exist` by path key), streamed with the client's Range honoured (not
+//! the whole file first), while the file is queued to be fetched and stored here. 404 when no
+//! peer has it. A read-through request is marked, so a peer never reads through again.
+
+use crate::error::ApiError;
+use crate::http::{Body, Request, Response};
+use crate::worker::Worker;
+
+/// A peer that has a file this node lacks, with its record (`ask_peers`).
+pub type PeerCopy = Option<(String, crate::json::FileInfo)>;
+
+/// Time allowed to ask one peer whether it has a file.
+const PEER_ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Longest wait for the next chunk of a file streamed from a peer.
+const PEER_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A file this node lacks: the first peer that has it serves it through this node.
+/// `asked`: the peer found while checking the token, if that happened already.
+pub async fn read_through(
+    w: &Worker,
+    req: &Request<'_>,
+    rel: &str,
+    asked: PeerCopy,
+) -> Result<Response, ApiError> {
+    let method = req.head.method();
+    if w.config().peers.is_empty() || !(method == "GET" || method == "HEAD") {
+        return Ok(Response::new(404));
+    }
+    let found = match asked {
+        Some(copy) => Some(copy),
+        None => ask_peers(w, req, rel).await,
+    };
+    let Some((peer, info)) = found else {
+        return Ok(Response::new(404));
+    };
+    queue_local_copy(w, &peer, info).await;
+    match stream_from_peer(w, req, &peer).await {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            tracing::warn!(peer, cause = %e, "read-through from peer failed");
+            Ok(Response::new(404))
+        }
+    }
+}
+
+/// The first peer that has the file at `rel` (by its path key), with its record. Never asks
+/// for a request that is itself a peer's read-through.
+pub async fn ask_peers(
+    w: &Worker,
+    req: &Request<'_>,
+    rel: &str,
+) -> Option<(String, crate::json::FileInfo)> {
+    let cfg = w.config();
+    if req.head.header(super::READ_THROUGH_HEADER).is_some() {
+        return None;
+    }
+    let key = crate::store::meta::path_key(rel);
+    for peer in &cfg.peers {
+        let form = [
+            ("md5".to_string(), key.clone()),
+            ("path".to_string(), rel.to_string()),
+        ];
+        let path = format!("{}/check_file_exist", cfg.prefix());
+        let asked = w
+            .sync
+            .pool
+            .post_form(peer, &path, &form, PEER_ASK_TIMEOUT)
+            .await;
+        if let Some(info) = asked
+            .ok()
+            .and_then(|r| serde_json::from_slice::<crate::json::FileInfo>(&r.body).ok())
+            .filter(|i| !i.md5.is_empty())
+        {
+            return Some((peer.clone(), info));
+        }
+    }
+    None
+}
+
+/// Announces the peer's file to ourselves, so the pull task stores a copy here.
+async fn queue_local_copy(w: &Worker, peer: &str, mut info: crate::json::FileInfo) {
+    let peers = info.peers.get_or_insert_with(Vec::new);
+    peers.retain(|p| p != peer);
+    peers.insert(0, peer.to_string());
+    if info.offset >= 0 || super::validate_announced(&info).is_err() {
+        return;
+    }
+    let op = crate::store::meta::Op::Announce {
+        info: Box::new(info),
+    };
+    if let Err(e) = w.meta().submit(op).await {
+        tracing::warn!(cause = %e, "queueing a read-through copy failed");
+    }
+}
+
+/// Forwards the request (target, Range, If-Range) to `peer` and streams its answer back.
+async fn stream_from_peer(w: &Worker, req: &Request<'_>, peer: &str) -> std::io::Result<Response> {
+    use http_body_util::{BodyExt, Full};
+    let target = crate::http::query::ascii_url(req.head.target());
+    let mut out = crate::client::peer::request(req.head.method(), peer, &target)?
+        .header(super::READ_THROUGH_HEADER, "1");
+    for name in ["range", "if-range"] {
+        if let Some(v) = req.head.header_str(name) {
+            out = out.header(name, v);
+        }
+    }
+    let out = out
+        .body(Full::new(bytes::Bytes::new()))
+        .map_err(std::io::Error::other)?;
+    let deadline = std::time::Instant::now() + PEER_ASK_TIMEOUT * 2;
+    let resp = w.sync.pool.send(peer, out, deadline).await?;
+    let status = resp.status().as_u16();
+    if !matches!(status, 200 | 206 | 304 | 416) {
+        return Err(std::io::Error::other(format!("peer answered {status}")));
+    }
+    let mut r = Response::new(status);
+    const FORWARDED: [&str; 7] = [
+        "Content-Type",
+        "Content-Range",
+        "Accept-Ranges",
+        "Content-Disposition",
+        "Last-Modified",
+        "ETag",
+        "Cache-Control",
+    ];
+    for name in FORWARDED {
+        if let Some(v) = resp.headers().get(name).and_then(|v| v.to_str().ok()) {
+            r.set(name, v.to_string());
+        }
+    }
+    crate::http::content::guard_uploaded_content(&mut r);
+    let len = resp
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    if req.head.method() == "HEAD" || status == 304 {
+        r.body = Body::Stream(crate::http::response::StreamBody {
+            len,
+            chunks: std::cell::RefCell::new(None),
+        });
+        return Ok(r);
+    }
+    let body = resp.into_body();
+    let chunks = futures_lite::stream::unfold(Some(body), |state| async move {
+        let mut body = state?;
+        loop {
+            let next =
+                glommio::timer::timeout(PEER_STALL_TIMEOUT, async { Ok(body.frame().await) }).await;
+            match next {
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Some((Ok(data), Some(body)));
+                    }
+                }
+                Ok(Some(Err(e))) => return Some((Err(std::io::Error::other(e)), None)),
+                Ok(None) => return None,
+                Err(_) => {
+                    let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "peer stalled");
+                    return Some((Err(e), None));
+                }
+            }
+        }
+    });
+    r.body = Body::Stream(crate::http::response::StreamBody {
+        len,
+        chunks: std::cell::RefCell::new(Some(Box::pin(chunks))),
+    });
+    Ok(r)
+}

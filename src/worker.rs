@@ -1,0 +1,339 @@
+//! Per-executor state (`Worker`) and the state shared by all executors (`Shared`): the one
+//! place every layer above the HTTP layer reads configuration, metadata, caches, metrics and
+//! replication state from. It depends only on modules below it (config, store, metrics,
+//! admission, client, http types); the runtime (`server`) builds it, handlers receive it.
+
+use crate::config::Config;
+use crate::store::cache::FileCache;
+use crate::store::meta::Meta;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+/// Access-log bytes kept in memory between flushes (excess lines are dropped, not blocking).
+const ACCESS_BUFFER_BYTES_MAX: usize = 4 << 20;
+
+/// State shared by all executors.
+pub struct Shared {
+    pub dir: PathBuf,
+    config: RwLock<Arc<Config>>,
+    pub meta: Arc<Meta>,
+    shutdown: AtomicBool,
+    /// Open connections over all executors, per client and in total (drained before exit).
+    pub admission: Arc<crate::admission::Admission>,
+    /// The soft open-files limit at start (the connection caps stay under it).
+    nofile: u64,
+    /// Bumped on every delete/overwrite; executors clear their file caches when it moves.
+    pub cache_epoch: AtomicU64,
+    pub started: std::time::Instant,
+    pub workers: usize,
+    /// One block per executor (each writes only its own).
+    pub metrics: Vec<crate::metrics::Metrics>,
+    /// Executors whose listener is bound; the last one tells systemd READY=1.
+    bound: AtomicUsize,
+    /// Reachability of peers, as the replication tasks saw it last.
+    pub peer_health: PeerHealth,
+}
+
+impl Shared {
+    pub fn new(dir: &Path, config: Config, meta: Arc<Meta>, workers: usize) -> Shared {
+        Shared {
+            dir: dir.to_path_buf(),
+            config: RwLock::new(Arc::new(config)),
+            meta,
+            shutdown: AtomicBool::new(false),
+            admission: Default::default(),
+            nofile: crate::sys::nofile_limit(),
+            cache_epoch: AtomicU64::new(0),
+            started: Instant::now(),
+            workers,
+            metrics: (0..workers)
+                .map(|_| crate::metrics::Metrics::default())
+                .collect(),
+            bound: AtomicUsize::new(0),
+            peer_health: Default::default(),
+        }
+    }
+
+    /// Starts the shutdown; false when it had started already.
+    pub fn begin_shutdown(&self) -> bool {
+        !self.shutdown.swap(true, Ordering::SeqCst)
+    }
+
+    /// An executor's listener is bound; true for the last of them.
+    pub fn listener_bound(&self) -> bool {
+        self.bound.fetch_add(1, Ordering::SeqCst) + 1 == self.workers
+    }
+
+    /// The connection caps in force now (the configuration's, under the open-files limit).
+    pub fn connection_caps(&self, cfg: &Config) -> crate::admission::Caps {
+        crate::admission::Caps::new(
+            cfg.connections_per_client_max,
+            cfg.connections_max,
+            self.nofile,
+        )
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().expect("config lock").clone()
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::Relaxed)
+    }
+
+    /// Re-reads cfg.json and swaps the live config. Settings bound at start (listen address,
+    /// group prefix, executors, shards, io_memory) keep their running values until restart.
+    pub fn reload_config(&self) -> Result<Vec<String>, crate::config::ConfigError> {
+        let loaded = crate::config::load_or_create(&self.dir)?;
+        let mut next = loaded.config;
+        let mut guard = self.config.write().expect("config lock");
+        let old = guard.clone();
+        next.addr = old.addr.clone();
+        next.group = old.group.clone();
+        next.support_group_manage = old.support_group_manage;
+        next.workers = old.workers;
+        next.shards = old.shards;
+        next.io_memory = old.io_memory;
+        next.enable_tus = old.enable_tus;
+        *guard = Arc::new(next);
+        Ok(loaded.warnings)
+    }
+
+    /// Open client connections over all executors.
+    pub fn connections(&self) -> usize {
+        self.admission.open()
+    }
+
+    pub fn invalidate_caches(&self) {
+        self.cache_epoch.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// Per-executor state handed to every connection of that executor.
+pub struct Worker {
+    pub shared: Arc<Shared>,
+    pub id: usize,
+    pub cache: RefCell<FileCache>,
+    pub open_files: RefCell<crate::store::cache::FdCache>,
+    pub auth_cache: RefCell<AuthCache>,
+    /// Bounds concurrent image resizes on this executor.
+    pub resize_slots: glommio::sync::Semaphore,
+    /// Replication tasks' state on this executor (wake-up, peer connections, retries).
+    pub sync: SyncState,
+    access: RefCell<Vec<u8>>,
+    connections: Cell<usize>,
+}
+
+impl Worker {
+    pub fn new(shared: Arc<Shared>, id: usize) -> Worker {
+        assert!(id < shared.workers, "executor index in range");
+        let cache_bytes = shared.config().file_cache_bytes as usize;
+        Worker {
+            shared,
+            id,
+            cache: RefCell::new(FileCache::new(cache_bytes)),
+            open_files: RefCell::new(Default::default()),
+            auth_cache: RefCell::new(Default::default()),
+            resize_slots: glommio::sync::Semaphore::new(crate::image::RESIZES_IN_FLIGHT),
+            sync: Default::default(),
+            access: RefCell::new(Vec::new()),
+            connections: Cell::new(0),
+        }
+    }
+
+    /// Connections this executor serves now.
+    pub fn connections(&self) -> usize {
+        self.connections.get()
+    }
+
+    /// Counts a connection of this executor while the guard lives.
+    pub fn connection_opened(self: &std::rc::Rc<Self>) -> ConnectionGuard {
+        self.connections.set(self.connections.get() + 1);
+        ConnectionGuard(self.clone())
+    }
+
+    /// The access-log lines buffered since the last call.
+    pub fn take_access_log(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.access.borrow_mut())
+    }
+
+    /// The client address of a request: X-Real-IP, else X-Forwarded-For, honoured only from
+    /// a trusted proxy.
+    pub fn client_of(&self, req: &crate::http::Request<'_>) -> IpAddr {
+        let forwarded = req
+            .head
+            .header_str("x-real-ip")
+            .or_else(|| req.head.header_str("x-forwarded-for"));
+        self.config().access.client_ip(req.peer.ip(), forwarded)
+    }
+    pub fn config(&self) -> Arc<Config> {
+        self.shared.config()
+    }
+
+    /// This executor's metrics block.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.shared.metrics[self.id]
+    }
+
+    pub fn meta(&self) -> &Meta {
+        &self.shared.meta
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        self.shared.shutting_down()
+    }
+
+    /// Appends an access-log line (flushed to log/access.log from the blocking pool).
+    pub fn access_log(&self, ip: IpAddr, method: &str, status: u16, target: &str, took: Duration) {
+        use std::io::Write;
+        let now = log_time_now();
+        let mut buf = self.access.borrow_mut();
+        if buf.len() < ACCESS_BUFFER_BYTES_MAX {
+            let _ = writeln!(
+                buf,
+                "[Access] {now} | {took:?} | {ip} | {method} | {status} | {target}"
+            );
+        }
+    }
+}
+
+/// One open connection of an executor (see `Worker::connection_opened`).
+pub struct ConnectionGuard(std::rc::Rc<Worker>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        let n = self.0.connections.get();
+        assert!(n > 0, "a guard counts only its own connection");
+        self.0.connections.set(n - 1);
+    }
+}
+
+thread_local! {
+    static LOG_TIME: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+}
+
+/// Local time for access-log lines, formatted at most once per second per thread.
+fn log_time_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    LOG_TIME.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.0 != secs {
+            *t = (
+                secs,
+                chrono::Local::now()
+                    .format("%Y/%m/%d - %H:%M:%S")
+                    .to_string(),
+            );
+        }
+        t.1.clone()
+    })
+}
+
+/// Positive answers of the auth server per token, until their expiry (used by `auth`).
+#[derive(Default)]
+pub struct AuthCache(pub HashMap<String, Instant>);
+
+/// A wake-up signal for this executor's replication tasks (a generation counter).
+#[derive(Default)]
+pub struct Wake {
+    generation: Cell<u64>,
+    waiters: RefCell<Vec<Waker>>,
+}
+
+impl Wake {
+    pub fn generation(&self) -> u64 {
+        self.generation.get()
+    }
+
+    pub fn notify(&self) {
+        self.generation.set(self.generation.get() + 1);
+        for w in self.waiters.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Waits until a notify after `seen`, or `max`.
+    pub async fn wait(&self, seen: u64, max: Duration) {
+        let changed = std::future::poll_fn(|cx| {
+            if self.generation.get() != seen {
+                std::task::Poll::Ready(())
+            } else {
+                // One entry per waiting task (a task polled again must not add another).
+                let mut waiters = self.waiters.borrow_mut();
+                if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                    waiters.push(cx.waker().clone());
+                }
+                std::task::Poll::Pending
+            }
+        });
+        futures_lite::future::or(changed, glommio::timer::sleep(max)).await;
+    }
+}
+
+/// Replication state of one executor (used by `sync`).
+#[derive(Default)]
+pub struct SyncState {
+    pub wake: Wake,
+    pub pool: crate::client::peer::Pool,
+    /// Peers with a running push task on this executor.
+    pub(crate) pushers: RefCell<std::collections::HashSet<String>>,
+    /// Failed fetches: md5 -> (attempts, not before).
+    pub(crate) pull_retry: RefCell<HashMap<String, (u32, Instant)>>,
+}
+
+/// Reachability of peers as seen by push tasks (shared by executors, read by metrics).
+#[derive(Default)]
+pub struct PeerHealth {
+    up: std::sync::Mutex<HashMap<String, bool>>,
+}
+
+impl PeerHealth {
+    pub fn set(&self, peer: &str, up: bool) {
+        let mut m = self.up.lock().expect("peer health lock");
+        m.insert(peer.to_string(), up);
+    }
+
+    pub fn get(&self, peer: &str) -> Option<bool> {
+        self.up.lock().expect("peer health lock").get(peer).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waiting_task_leaves_one_waker_however_often_it_times_out() {
+        let ex = glommio::LocalExecutorBuilder::default()
+            .io_memory(256 << 10)
+            .make()
+            .expect("executor");
+        ex.run(async {
+            let wake = Wake::default();
+            for _ in 0..20 {
+                wake.wait(wake.generation(), Duration::from_millis(1)).await;
+            }
+            assert!(wake.waiters.borrow().len() <= 1, "waker list grows");
+            let seen = wake.generation();
+            wake.notify();
+            assert!(wake.waiters.borrow().is_empty());
+            // A notify before the wait is not lost.
+            let t = Instant::now();
+            wake.wait(seen, Duration::from_secs(5)).await;
+            assert!(t.elapsed() < Duration::from_secs(1));
+        });
+    }
+}
