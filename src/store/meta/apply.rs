@@ -1,0 +1,383 @@
+//! Applying each operation inside a shard's write transaction: inserts (dedup, placement,
+//! record, indexes, outbox), deletes (tombstones), announcements, queue updates, day repairs.
+
+use super::place::{create_dirs, place_file, Placed};
+use super::*;
+
+impl Meta {
+    pub(super) fn apply_insert(
+        &self,
+        s: &Shard,
+        txn: &mut lmdb::RwTransaction<'_>,
+        put: Put,
+        dirs: &mut BTreeSet<PathBuf>,
+        placed: &mut Vec<Placed>,
+    ) -> Result<OpResult, MetaError> {
+        let Put {
+            mut info,
+            staged,
+            dedup,
+            origin,
+        } = put;
+        if let Origin::Peer = origin {
+            del_ok(txn.del(s.inbox, &info.md5.as_bytes(), None))?;
+            if tomb_refuses(s, txn, &info)? {
+                return Ok(OpResult::Tombstoned);
+            }
+        }
+        let existing = match txn.get(s.files, &info.md5.as_bytes()) {
+            Ok(b) => Some(decode(b)?),
+            Err(lmdb::Error::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if let (true, Some(old)) = (dedup, &existing) {
+            if self.is_live(old) {
+                return Ok(OpResult::Existing(old.clone()));
+            }
+        }
+        if let Some(st) = staged {
+            let dir = self.root.join(&st.dir);
+            // Conflicts name the place relative to the runtime dir (never a host path).
+            let rel = |e: MetaError| match e {
+                MetaError::PathConflict(_) => {
+                    MetaError::PathConflict(format!("{}/{}", st.dir, st.name))
+                }
+                e => e,
+            };
+            create_dirs(&self.root, &dir, dirs).map_err(|e| rel(MetaError::placing(e, &dir)))?;
+            let p = place_file(&st.tmp, &dir, &st.name, st.replace).map_err(rel)?;
+            let name = p.name().to_string();
+            dirs.insert(dir.clone());
+            placed.push(p);
+            // The record names what is on disk (never the pre-collision name: docs/DEFECTS.md #20).
+            if st.name != info.stored_name() {
+                return Err(MetaError::Corrupt(
+                    "staged name differs from the record".into(),
+                ));
+            }
+            if info.rename.is_empty() {
+                info.name = name;
+            } else {
+                info.rename = name;
+            }
+            info.path = st.dir;
+        }
+        if let Some(old) = existing {
+            self.unindex(s, txn, &old)?;
+        }
+        let json = serde_json::to_vec(&info).expect("FileInfo serializes");
+        txn.put(s.files, &info.md5.as_bytes(), &json, WriteFlags::empty())?;
+        txn.put(
+            s.paths,
+            &path_key(&info.rel_path()).as_bytes(),
+            &info.md5.as_bytes(),
+            WriteFlags::empty(),
+        )?;
+        let day = day_of(info.time_stamp);
+        txn.put(
+            s.days,
+            &format!("{day}_{}", info.md5).as_bytes(),
+            &b"",
+            WriteFlags::empty(),
+        )?;
+        add_stat(s, txn, &day, 1, info.size)?;
+        if let Origin::Local { notify } = &origin {
+            del_ok(txn.del(s.tombs, &info.md5.as_bytes(), None))?;
+            queue(s, txn, &info.md5, notify, SyncKind::Put)?;
+        }
+        Ok(OpResult::Inserted(info))
+    }
+
+    /// A record whose content is here (merged small files are trusted to their container).
+    pub fn is_live(&self, info: &FileInfo) -> bool {
+        info.offset != -1 || self.root.join(info.rel_path()).is_file()
+    }
+
+    pub(super) fn apply_announce(
+        &self,
+        s: &Shard,
+        txn: &mut lmdb::RwTransaction<'_>,
+        info: FileInfo,
+    ) -> Result<OpResult, MetaError> {
+        if tomb_refuses(s, txn, &info)? {
+            return Ok(OpResult::Tombstoned);
+        }
+        match txn.get(s.files, &info.md5.as_bytes()) {
+            Ok(b) => {
+                let old = decode(b)?;
+                if self.is_live(&old) {
+                    return Ok(OpResult::Existing(old));
+                }
+            }
+            Err(lmdb::Error::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let json = serde_json::to_vec(&info).expect("FileInfo serializes");
+        txn.put(s.inbox, &info.md5.as_bytes(), &json, WriteFlags::empty())?;
+        Ok(OpResult::Queued)
+    }
+
+    pub(super) fn apply_enqueue(
+        &self,
+        s: &Shard,
+        txn: &mut lmdb::RwTransaction<'_>,
+        md5: &str,
+        peers: &[String],
+        kind: SyncKind,
+    ) -> Result<OpResult, MetaError> {
+        if kind == SyncKind::Put {
+            let known = match txn.get(s.files, &md5.as_bytes()) {
+                Ok(_) => true,
+                Err(lmdb::Error::NotFound) => false,
+                Err(e) => return Err(e.into()),
+            };
+            if !known {
+                return Ok(OpResult::NotFound);
+            }
+        }
+        queue(s, txn, md5, peers, kind)?;
+        Ok(OpResult::Done)
+    }
+
+    pub(super) fn apply_delivered(
+        &self,
+        s: &Shard,
+        txn: &mut lmdb::RwTransaction<'_>,
+        md5: &str,
+        peer: &str,
+        sent: OutboxEntry,
+    ) -> Result<OpResult, MetaError> {
+        let key = outbox_key(peer, md5);
+        let current = match txn.get(s.outbox, &key) {
+            Ok(v) => OutboxEntry::decode(v),
+            Err(lmdb::Error::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if current == Some(sent) {
+            del_ok(txn.del(s.outbox, &key, None))?;
+        }
+        if sent.kind == SyncKind::Put {
+            if let Ok(b) = txn.get(s.files, &md5.as_bytes()) {
+                let mut info = decode(b)?;
+                let peers = info.peers.get_or_insert_with(Vec::new);
+                if !peers.iter().any(|p| p == peer) {
+                    peers.push(peer.to_string());
+                    let json = serde_json::to_vec(&info).expect("FileInfo serializes");
+                    txn.put(s.files, &md5.as_bytes(), &json, WriteFlags::empty())?;
+                }
+            }
+        }
+        Ok(OpResult::Done)
+    }
+
+    pub(super) fn apply_repair_day(
+        &self,
+        s: &Shard,
+        txn: &mut lmdb::RwTransaction<'_>,
+        date: &str,
+    ) -> Result<OpResult, MetaError> {
+        let prefix = format!("{date}_");
+        let mut md5s = Vec::new();
+        {
+            let mut cur = txn.open_ro_cursor(s.days)?;
+            for item in cur.iter_from(prefix.as_bytes()) {
+                let (k, _) = item?;
+                if !k.starts_with(prefix.as_bytes()) {
+                    break;
+                }
+                md5s.push(k[prefix.len()..].to_vec());
+            }
+        }
+        let (mut files, mut bytes) = (0i64, 0i64);
+        for md5 in md5s {
+            let info = match txn.get(s.files, &md5) {
+                Ok(b) => decode(b)?,
+                Err(lmdb::Error::NotFound) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if self.is_live(&info) {
+                files += 1;
+                bytes += info.size;
+            }
+        }
+        let mut v = [0u8; 16];
+        v[..8].copy_from_slice(&files.to_le_bytes());
+        v[8..].copy_from_slice(&bytes.to_le_bytes());
+        txn.put(s.stats, &date.as_bytes(), &v, WriteFlags::empty())?;
+        Ok(OpResult::Counted { files, bytes })
+    }
+
+    pub(super) fn unindex(
+        &self,
+        s: &Shard,
+        txn: &mut lmdb::RwTransaction<'_>,
+        old: &FileInfo,
+    ) -> Result<(), MetaError> {
+        del_ok(txn.del(s.files, &old.md5.as_bytes(), None))?;
+        del_ok(txn.del(s.paths, &path_key(&old.rel_path()).as_bytes(), None))?;
+        let day = day_of(old.time_stamp);
+        del_ok(txn.del(s.days, &format!("{day}_{}", old.md5).as_bytes(), None))?;
+        add_stat(s, txn, &day, -1, -old.size)
+    }
+
+    pub(super) fn apply_delete(
+        &self,
+        s: &Shard,
+        txn: &mut lmdb::RwTransaction<'_>,
+        d: DeleteOp<'_>,
+        unlink_after: &mut Vec<PathBuf>,
+    ) -> Result<OpResult, MetaError> {
+        let md5 = d.md5;
+        let found = match txn.get(s.files, &md5.as_bytes()) {
+            Ok(b) => Some(decode(b)?),
+            Err(lmdb::Error::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if found.is_some() || d.tomb_missing {
+            let now = chrono::Utc::now().timestamp();
+            txn.put(
+                s.tombs,
+                &md5.as_bytes(),
+                &now.to_le_bytes(),
+                WriteFlags::empty(),
+            )?;
+            del_ok(txn.del(s.inbox, &md5.as_bytes(), None))?;
+            queue(s, txn, md5, d.notify, SyncKind::Delete)?;
+        }
+        let Some(old) = found else {
+            return Ok(OpResult::NotFound);
+        };
+        self.unindex(s, txn, &old)?;
+        if old.offset == -1 || old.offset == -2 {
+            unlink_after.push(self.root.join(old.rel_path()));
+        }
+        Ok(OpResult::Deleted(old))
+    }
+}
+
+pub(super) fn outbox_key(peer: &str, md5: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(peer.len() + 1 + md5.len());
+    k.extend_from_slice(peer.as_bytes());
+    k.push(0);
+    k.extend_from_slice(md5.as_bytes());
+    k
+}
+
+/// Queues `kind` of `md5` for every peer (a newer entry replaces an older one: the last
+/// word about a file is the one a peer needs).
+pub(super) fn queue(
+    s: &Shard,
+    txn: &mut lmdb::RwTransaction<'_>,
+    md5: &str,
+    peers: &[String],
+    kind: SyncKind,
+) -> Result<(), MetaError> {
+    let entry = OutboxEntry {
+        kind,
+        queued_at: chrono::Utc::now().timestamp_millis(),
+    };
+    for peer in peers {
+        txn.put(
+            s.outbox,
+            &outbox_key(peer, md5),
+            &entry.encode(),
+            WriteFlags::empty(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Removes the outbox entries of `peer` in one shard; answers their count as `files`.
+pub(super) fn purge_peer(
+    s: &Shard,
+    txn: &mut lmdb::RwTransaction<'_>,
+    peer: &str,
+) -> Result<OpResult, MetaError> {
+    let prefix = outbox_key(peer, "");
+    let mut keys = Vec::new();
+    {
+        let mut cur = txn.open_ro_cursor(s.outbox)?;
+        for item in cur.iter_from(&prefix) {
+            let (k, _) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            keys.push(k.to_vec());
+        }
+    }
+    for k in &keys {
+        del_ok(txn.del(s.outbox, k, None))?;
+    }
+    Ok(OpResult::Counted {
+        files: keys.len() as i64,
+        bytes: 0,
+    })
+}
+
+/// A tombstone wins over a copy from a peer unless the copy was uploaded after the delete
+/// (a re-upload of the same content elsewhere).
+pub(super) fn tomb_refuses(
+    s: &Shard,
+    txn: &lmdb::RwTransaction<'_>,
+    info: &FileInfo,
+) -> Result<bool, MetaError> {
+    match txn.get(s.tombs, &info.md5.as_bytes()) {
+        Ok(v) => {
+            let deleted_at = v.try_into().map(i64::from_le_bytes).unwrap_or(i64::MAX);
+            Ok(deleted_at >= info.time_stamp)
+        }
+        Err(lmdb::Error::NotFound) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Removes deleted files (after their records committed) and makes the removals durable.
+pub(super) fn unlink_files(paths: Vec<PathBuf>) {
+    let mut dirs = BTreeSet::new();
+    for p in paths {
+        if std::fs::remove_file(&p).is_ok() {
+            if let Some(parent) = p.parent() {
+                dirs.insert(parent.to_path_buf());
+            }
+        }
+    }
+    for d in dirs {
+        let _ = std::fs::File::open(d).and_then(|f| f.sync_all());
+    }
+}
+
+pub(super) fn del_ok(r: Result<(), lmdb::Error>) -> Result<(), MetaError> {
+    match r {
+        Ok(()) | Err(lmdb::Error::NotFound) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) fn decode_stat(v: &[u8]) -> (i64, i64) {
+    if v.len() != 16 {
+        return (0, 0);
+    }
+    let c = i64::from_le_bytes(v[..8].try_into().expect("8 bytes"));
+    let b = i64::from_le_bytes(v[8..].try_into().expect("8 bytes"));
+    (c, b)
+}
+
+pub(super) fn add_stat(
+    s: &Shard,
+    txn: &mut lmdb::RwTransaction<'_>,
+    day: &str,
+    dc: i64,
+    db: i64,
+) -> Result<(), MetaError> {
+    let (c, b) = match txn.get(s.stats, &day.as_bytes()) {
+        Ok(v) => decode_stat(v),
+        Err(lmdb::Error::NotFound) => (0, 0),
+        Err(e) => return Err(e.into()),
+    };
+    let (c, b) = ((c + dc).max(0), (b + db).max(0));
+    let mut v = [0u8; 16];
+    v[..8].copy_from_slice(&c.to_le_bytes());
+    v[8..].copy_from_slice(&b.to_le_bytes());
+    txn.put(s.stats, &day.as_bytes(), &v, WriteFlags::empty())?;
+    Ok(())
+}

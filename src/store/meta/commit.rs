@@ -1,0 +1,278 @@
+//! The group committer: ops are sent to the owner executor of their shard, queue up while a
+//! commit runs, and form the next batch: one transaction per touched shard (scoped threads),
+//! one durability step for all renames of the batch, then the commits.
+
+use super::apply::{del_ok, purge_peer, unlink_files};
+use super::place::Placed;
+use super::*;
+
+impl Meta {
+    /// Submits an op to its shard's owner and waits for the commit.
+    pub async fn submit(&self, op: Op) -> Result<OpResult, MetaError> {
+        let md5 = match &op {
+            Op::Insert { info, .. } | Op::Announce { info } => info.md5.as_str(),
+            Op::Delete { md5, .. }
+            | Op::InboxDrop { md5 }
+            | Op::Enqueue { md5, .. }
+            | Op::Delivered { md5, .. } => md5.as_str(),
+            Op::RepairDay { .. } | Op::PurgePeer { .. } => "",
+        };
+        let shard = shard_of(md5, self.shards.len());
+        self.submit_to(shard, op).await
+    }
+
+    /// Recounts a day over every shard; returns (files, bytes).
+    pub async fn repair_day(&self, date: &str) -> Result<(i64, i64), MetaError> {
+        let (mut files_sum, mut bytes_sum) = (0, 0);
+        for shard in 0..self.shards.len() {
+            match self
+                .submit_to(
+                    shard,
+                    Op::RepairDay {
+                        date: date.to_string(),
+                    },
+                )
+                .await?
+            {
+                OpResult::Counted { files, bytes } => {
+                    files_sum += files;
+                    bytes_sum += bytes;
+                }
+                other => unreachable!("repair answered {other:?}"),
+            }
+        }
+        Ok((files_sum, bytes_sum))
+    }
+
+    /// Drops every queued change for `peer` (it left the configuration); returns how many.
+    pub async fn purge_peer(&self, peer: &str) -> Result<u64, MetaError> {
+        let mut n = 0;
+        for shard in 0..self.shards.len() {
+            let op = Op::PurgePeer {
+                peer: peer.to_string(),
+            };
+            if let OpResult::Counted { files, .. } = self.submit_to(shard, op).await? {
+                n += files as u64;
+            }
+        }
+        Ok(n)
+    }
+
+    pub(super) async fn submit_to(&self, shard: usize, op: Op) -> Result<OpResult, MetaError> {
+        use futures_lite::FutureExt;
+        assert!(shard < self.shards.len(), "shard in range");
+        let owner = shard % self.senders.len();
+        let (tx, rx) = oneshot::channel();
+        let mut sender = self.senders[owner].clone();
+        let pending = Pending {
+            shard,
+            op,
+            reply: tx,
+        };
+        std::future::poll_fn(|cx| sender.poll_ready(cx))
+            .await
+            .map_err(|_| MetaError::Stopped)?;
+        sender.start_send(pending).map_err(|_| MetaError::Stopped)?;
+        rx.boxed_local().await.map_err(|_| MetaError::Stopped)?
+    }
+
+    /// The commit loop of one executor's shards; runs on that executor until the channel closes.
+    /// `committed` runs after every batch (it wakes the replication tasks of this executor).
+    pub async fn run_committer(
+        self: Arc<Self>,
+        mut rx: mpsc::Receiver<Pending>,
+        committed: impl Fn(),
+    ) {
+        use futures_lite::StreamExt;
+        while let Some(first) = rx.next().await {
+            let mut batch = vec![first];
+            while batch.len() < BATCH_OPS_MAX {
+                match rx.try_recv() {
+                    Ok(p) => batch.push(p),
+                    _ => break,
+                }
+            }
+            let mut ops = Vec::with_capacity(batch.len());
+            let mut replies = Vec::with_capacity(batch.len());
+            for p in batch {
+                ops.push((p.shard, p.op));
+                replies.push(p.reply);
+            }
+            let me = self.clone();
+            let started = std::time::Instant::now();
+            let n = ops.len();
+            let results = glommio::executor()
+                .spawn_blocking(move || me.commit_batch(ops))
+                .await;
+            tracing::debug!(
+                ops = n,
+                took_us = started.elapsed().as_micros() as u64,
+                "group commit"
+            );
+            assert_eq!(results.len(), replies.len(), "one result per op");
+            for (reply, result) in replies.into_iter().zip(results) {
+                let _ = reply.send(result);
+            }
+            committed();
+        }
+    }
+
+    /// Commits a batch: per touched shard one thread applies its ops in a transaction (dedup
+    /// checks, renames into place); then one durability step for all renames and contents;
+    /// then every shard commits. Blocking. Results are in op order.
+    pub(super) fn commit_batch(&self, ops: Vec<(usize, Op)>) -> Vec<OpReply> {
+        let n = ops.len();
+        let mut by_shard: BTreeMap<usize, Vec<(usize, Op)>> = BTreeMap::new();
+        for (i, (shard, op)) in ops.into_iter().enumerate() {
+            by_shard.entry(shard).or_default().push((i, op));
+        }
+        let groups = by_shard.len();
+        let applied = std::sync::Barrier::new(groups + 1);
+        let decided = std::sync::Barrier::new(groups + 1);
+        let dirs: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+        let durable: Mutex<Option<String>> = Mutex::new(None);
+        let mut results: Vec<Option<OpReply>> = (0..n).map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = by_shard
+                .into_iter()
+                .map(|(shard, ops)| {
+                    let (applied, decided, dirs, durable) = (&applied, &decided, &dirs, &durable);
+                    scope.spawn(move || {
+                        self.commit_shard(shard, ops, dirs, || {
+                            applied.wait();
+                            decided.wait();
+                            durable.lock().expect("durable lock").clone()
+                        })
+                    })
+                })
+                .collect();
+            let t0 = std::time::Instant::now();
+            applied.wait();
+            let t1 = std::time::Instant::now();
+            let set = std::mem::take(&mut *dirs.lock().expect("dirs lock"));
+            if let Err(e) = self.make_durable(&set) {
+                *durable.lock().expect("durable lock") = Some(e.to_string());
+            }
+            let t2 = std::time::Instant::now();
+            decided.wait();
+            tracing::debug!(
+                groups,
+                apply_us = (t1 - t0).as_micros() as u64,
+                durable_us = (t2 - t1).as_micros() as u64,
+                "batch phases"
+            );
+            for h in handles {
+                for (i, r) in h.join().expect("shard commit thread") {
+                    results[i] = Some(r);
+                }
+            }
+            tracing::debug!(
+                commit_us = t2.elapsed().as_micros() as u64,
+                "batch commit phase"
+            );
+        });
+        results
+            .into_iter()
+            .map(|r| r.expect("every op answered"))
+            .collect()
+    }
+
+    /// One shard's part of a batch. `barrier` is called between applying and committing; it
+    /// returns an error text when the durability step failed (then nothing commits).
+    pub(super) fn commit_shard(
+        &self,
+        shard: usize,
+        ops: Vec<(usize, Op)>,
+        dirs: &Mutex<BTreeSet<PathBuf>>,
+        barrier: impl FnOnce() -> Option<String>,
+    ) -> Vec<(usize, OpReply)> {
+        let s = &self.shards[shard];
+        let mut txn = match s.env.begin_rw_txn() {
+            Ok(t) => t,
+            Err(e) => {
+                barrier();
+                let msg = e.to_string();
+                return ops
+                    .into_iter()
+                    .map(|(i, _)| (i, Err(MetaError::Corrupt(msg.clone()))))
+                    .collect();
+            }
+        };
+        let mut out = Vec::with_capacity(ops.len());
+        let mut my_dirs = BTreeSet::new();
+        let mut placed: Vec<Placed> = Vec::new();
+        let mut unlink_after: Vec<PathBuf> = Vec::new();
+        for (i, op) in ops {
+            let r = match op {
+                Op::Insert {
+                    info,
+                    staged,
+                    dedup,
+                    origin,
+                } => {
+                    let put = Put {
+                        info: *info,
+                        staged,
+                        dedup,
+                        origin,
+                    };
+                    self.apply_insert(s, &mut txn, put, &mut my_dirs, &mut placed)
+                }
+                Op::Delete {
+                    md5,
+                    notify,
+                    tomb_missing,
+                } => {
+                    let d = DeleteOp {
+                        md5: &md5,
+                        notify: &notify,
+                        tomb_missing,
+                    };
+                    self.apply_delete(s, &mut txn, d, &mut unlink_after)
+                }
+                Op::RepairDay { date } => self.apply_repair_day(s, &mut txn, &date),
+                Op::Announce { info } => self.apply_announce(s, &mut txn, *info),
+                Op::InboxDrop { md5 } => {
+                    del_ok(txn.del(s.inbox, &md5.as_bytes(), None)).map(|()| OpResult::Done)
+                }
+                Op::Enqueue { md5, peers, kind } => {
+                    self.apply_enqueue(s, &mut txn, &md5, &peers, kind)
+                }
+                Op::Delivered { md5, peer, sent } => {
+                    self.apply_delivered(s, &mut txn, &md5, &peer, sent)
+                }
+                Op::PurgePeer { peer } => purge_peer(s, &mut txn, &peer),
+            };
+            out.push((i, r));
+        }
+        dirs.lock().expect("dirs lock").extend(my_dirs);
+        let failure = match barrier() {
+            Some(e) => Some(e),
+            None => txn.commit().err().map(|e| e.to_string()),
+        };
+        if let Some(msg) = failure {
+            // Nothing of this shard committed: undo its renames, so nothing unindexed stays,
+            // a replaced file is back, and the staged content is back where its owner keeps
+            // it (a tus upload's data survives a failed completion).
+            for p in placed.into_iter().rev() {
+                p.undo();
+            }
+            return out
+                .into_iter()
+                .map(|(i, _)| (i, Err(MetaError::Corrupt(format!("commit failed: {msg}")))))
+                .collect();
+        }
+        unlink_after.extend(placed.into_iter().filter_map(|p| p.displaced()));
+        unlink_files(unlink_after);
+        out
+    }
+
+    /// Makes the batch's renames durable before the metadata commit: one fsync per touched
+    /// directory for the whole batch (file contents were fdatasynced by their writers).
+    pub(super) fn make_durable(&self, dirs: &BTreeSet<PathBuf>) -> std::io::Result<()> {
+        for d in dirs {
+            std::fs::File::open(d)?.sync_all()?;
+        }
+        Ok(())
+    }
+}

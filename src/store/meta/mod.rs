@@ -1,0 +1,444 @@
+//! File metadata in sharded LMDB environments under `data/meta/`, with group commit.
+//!
+//! Storage contract: a write (`Op`) is acknowledged only after one LMDB transaction holding it
+//! has committed (LMDB fsyncs on commit) and, for inserts, after the file was renamed into
+//! place and its directory fsynced. A crash before the ack may leave an orphan file under
+//! `files/` (never a record pointing at a missing or partial file).
+//!
+//! Layout: `S` shards (fixed at first start, recorded in `data/meta/shards`), each an LMDB
+//! environment with tables `files` (md5 -> FileInfo JSON), `paths` (path key -> md5),
+//! `days` (`YYYYMMDD_md5` -> "") and `stats` (`YYYYMMDD` -> count, bytes), and for
+//! replication `outbox` (`<peer>\0<md5>` -> what to tell that peer), `tombs` (md5 -> time of
+//! delete) and `inbox` (md5 -> FileInfo announced by a peer, still to be fetched). Every entry
+//! of a file lives in the shard of its md5, so one transaction covers all of them (a commit
+//! that stores a file also queues it for every peer); a lookup by path key asks every shard
+//! (S point reads, microseconds).
+//!
+//! Architecture invariant: only the owner executor of a shard (`shard % workers`) writes it,
+//! from its blocking pool: other executors send `Op`s through the owner's channel and await
+//! the reply. Ops that queue up while a commit runs form the next batch (group commit): one
+//! batch applies its ops in one transaction per touched shard (in parallel, one thread per
+//! shard), makes every rename durable with one fsync per touched directory, then commits the
+//! transactions (in parallel).
+//! Reads happen on any thread (LMDB readers are lock-free; environments use NO_TLS).
+
+use crate::json::FileInfo;
+use futures_channel::{mpsc, oneshot};
+use lmdb::{
+    Cursor, Database, DatabaseFlags, Environment, EnvironmentFlags, Transaction, WriteFlags,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Virtual size of each shard's memory map (sparse; only used pages cost disk and RAM).
+const MAP_BYTES: usize = 64 << 30;
+/// Ops taken into one transaction at most.
+const BATCH_OPS_MAX: usize = 1024;
+/// Queue depth per shard channel (per sender).
+const QUEUE_DEPTH: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error("metadata store: {0}")]
+    Lmdb(#[from] lmdb::Error),
+    #[error("metadata store: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("metadata record is corrupt: {0}")]
+    Corrupt(String),
+    #[error("metadata writer stopped")]
+    Stopped,
+    #[error("no free name for {0} after {1} attempts")]
+    NoFreeName(String, u32),
+    /// The wanted place is taken by something of the other kind (a file where a directory is
+    /// needed, a directory where the file goes): the client's choice, not a server fault.
+    #[error("{0} conflicts with an existing file or directory")]
+    PathConflict(String),
+}
+
+impl MetaError {
+    /// `io` with the conflicts a client's path can cause told apart from server faults.
+    fn placing(e: std::io::Error, place: &Path) -> MetaError {
+        match e.raw_os_error() {
+            Some(libc::ENOTDIR) | Some(libc::EISDIR) | Some(libc::EEXIST) => {
+                MetaError::PathConflict(place.display().to_string())
+            }
+            _ => MetaError::Io(e),
+        }
+    }
+}
+
+/// A staged file to move into place as part of an insert.
+#[derive(Debug)]
+pub struct Staged {
+    /// Temp file under `files/_tmp/` holding the fsynced content.
+    pub tmp: PathBuf,
+    /// Final directory relative to the runtime dir (`files/...`).
+    pub dir: String,
+    /// Wanted name; on a collision `<i>_<name>` is tried (when `replace` is false).
+    pub name: String,
+    /// Replace an existing file of the same name (dedup off, docs/PROTOCOL.md §4).
+    pub replace: bool,
+}
+
+/// Where an insert comes from: decides replication and whether a tombstone can refuse it.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// Uploaded here: queued for `notify` (the peers), clears a tombstone of the md5.
+    Local { notify: Vec<String> },
+    /// Fetched from a peer: refused when a tombstone is not older than the file; clears the
+    /// inbox entry of the md5 whatever the outcome.
+    Peer,
+}
+
+/// What an outbox entry asks a peer to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncKind {
+    /// Announce the file (`syncfile_info`) so the peer fetches it.
+    Put,
+    /// Delete the file on the peer (`delete` with `inner=1`).
+    Delete,
+}
+
+/// One queued message to a peer: kind and the time it was queued (for lag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub kind: SyncKind,
+    pub queued_at: i64,
+}
+
+impl OutboxEntry {
+    fn encode(&self) -> [u8; 9] {
+        let mut v = [0u8; 9];
+        v[0] = match self.kind {
+            SyncKind::Put => b'P',
+            SyncKind::Delete => b'D',
+        };
+        v[1..].copy_from_slice(&self.queued_at.to_le_bytes());
+        v
+    }
+
+    fn decode(v: &[u8]) -> Option<OutboxEntry> {
+        let kind = match v.first()? {
+            b'P' => SyncKind::Put,
+            b'D' => SyncKind::Delete,
+            _ => return None,
+        };
+        let queued_at = i64::from_le_bytes(v.get(1..9)?.try_into().ok()?);
+        Some(OutboxEntry { kind, queued_at })
+    }
+}
+
+#[derive(Debug)]
+pub enum Op {
+    /// Store a new file. With `dedup`, an existing live record of the same md5 wins and is
+    /// returned instead (the staged file is then left for the caller to remove).
+    Insert {
+        info: Box<FileInfo>,
+        staged: Option<Staged>,
+        dedup: bool,
+        origin: Origin,
+    },
+    /// Remove a record (and its path key, day entry, counters) and then its file; leaves a
+    /// tombstone (also for an unknown md5 when `tomb_missing`, i.e. a delete from a peer)
+    /// and queues the delete for `notify`.
+    Delete {
+        md5: String,
+        notify: Vec<String>,
+        tomb_missing: bool,
+    },
+    /// Recount one day (`YYYYMMDD`) of one shard from its index and the files on disk.
+    RepairDay { date: String },
+    /// A peer announced a file: queue it in the inbox unless it is here or tombstoned.
+    Announce { info: Box<FileInfo> },
+    /// Give up fetching an announced file.
+    InboxDrop { md5: String },
+    /// Queue `kind` of the md5 for `peers` (re-sync, repair). A put of an unknown or
+    /// tombstoned md5 is skipped.
+    Enqueue {
+        md5: String,
+        peers: Vec<String>,
+        kind: SyncKind,
+    },
+    /// Drop every outbox entry of a peer that left the configuration (one shard per op).
+    PurgePeer { peer: String },
+    /// A peer acknowledged `sent`: remove the entry unless it changed meanwhile; a delivered
+    /// put adds the peer to the record's `peers` (as go-fastdfs does).
+    Delivered {
+        md5: String,
+        peer: String,
+        sent: OutboxEntry,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpResult {
+    Inserted(FileInfo),
+    Existing(FileInfo),
+    Deleted(FileInfo),
+    NotFound,
+    Counted {
+        files: i64,
+        bytes: i64,
+    },
+    /// A tombstone refused an insert or announcement.
+    Tombstoned,
+    /// An announcement was queued for fetching.
+    Queued,
+    /// A bookkeeping op (enqueue, delivered, inbox drop) was applied.
+    Done,
+}
+
+pub struct Pending {
+    shard: usize,
+    op: Op,
+    reply: oneshot::Sender<Result<OpResult, MetaError>>,
+}
+
+struct Shard {
+    env: Environment,
+    files: Database,
+    paths: Database,
+    days: Database,
+    stats: Database,
+    outbox: Database,
+    tombs: Database,
+    inbox: Database,
+}
+
+pub struct Meta {
+    root: PathBuf,
+    shards: Vec<Shard>,
+    /// One channel per executor: ops for the shards it owns.
+    senders: Vec<mpsc::Sender<Pending>>,
+    receivers: Mutex<Vec<Option<mpsc::Receiver<Pending>>>>,
+}
+
+/// Result of one op, and the undo list of one shard's part of a batch.
+type OpReply = Result<OpResult, MetaError>;
+
+/// MD5 hex of a string (go-fastdfs' path key and dedup-off id).
+pub fn md5_hex(s: &str) -> String {
+    use md5::{Digest, Md5};
+    hex(&Md5::digest(s.as_bytes()))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// The path key of a stored file (docs/PROTOCOL.md §7): MD5 of `files/.../name`.
+pub fn path_key(rel_path: &str) -> String {
+    md5_hex(rel_path)
+}
+
+/// The shard of an md5 (or any id): its first 8 hex digits, else FNV-1a of the bytes.
+pub fn shard_of(id: &str, shards: usize) -> usize {
+    let n = id
+        .get(..8)
+        .and_then(|p| u32::from_str_radix(p, 16).ok())
+        .unwrap_or_else(|| {
+            id.bytes().fold(0x811c9dc5u32, |h, b| {
+                (h ^ b as u32).wrapping_mul(0x01000193)
+            })
+        });
+    n as usize % shards
+}
+
+fn day_of(ts: i64) -> String {
+    use chrono::TimeZone;
+    chrono::Local
+        .timestamp_opt(ts, 0)
+        .single()
+        .map(|d| d.format("%Y%m%d").to_string())
+        .unwrap_or_else(|| "19700101".into())
+}
+
+fn decode(bytes: &[u8]) -> Result<FileInfo, MetaError> {
+    serde_json::from_slice(bytes).map_err(|e| MetaError::Corrupt(e.to_string()))
+}
+
+mod apply;
+mod commit;
+mod place;
+mod read;
+
+/// The insert part of `Op::Insert`, unpacked.
+struct Put {
+    info: FileInfo,
+    staged: Option<Staged>,
+    dedup: bool,
+    origin: Origin,
+}
+
+/// The fields of `Op::Delete`, borrowed.
+struct DeleteOp<'a> {
+    md5: &'a str,
+    notify: &'a [String],
+    tomb_missing: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::place::*;
+    use super::*;
+
+    #[test]
+    fn shard_of_is_stable_and_in_range() {
+        assert_eq!(shard_of("00000010aaaa", 16), 0);
+        assert_eq!(shard_of("0000001faaaa", 16), 15);
+        assert!(shard_of("not-hex", 7) < 7);
+    }
+
+    #[test]
+    fn path_key_is_md5_of_relative_path() {
+        assert_eq!(md5_hex(""), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(path_key("files/a/b.txt").len(), 32);
+    }
+
+    #[test]
+    fn rename_noreplace_refuses_existing() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a");
+        let b = d.path().join("b");
+        std::fs::write(&a, b"1").unwrap();
+        std::fs::write(&b, b"2").unwrap();
+        let e = rename_noreplace(&a, &b).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&b).unwrap(), b"2");
+        let placed = place_file(&a, d.path(), "b", false).unwrap();
+        assert_eq!(placed.name(), "0_b");
+        assert_eq!(std::fs::read(d.path().join("0_b")).unwrap(), b"1");
+        placed.undo();
+        assert_eq!(
+            std::fs::read(&a).unwrap(),
+            b"1",
+            "undo puts the content back"
+        );
+        assert!(!d.path().join("0_b").exists());
+    }
+
+    #[test]
+    fn a_replacing_placement_can_be_undone() {
+        let d = tempfile::tempdir().unwrap();
+        let (new, at) = (d.path().join("new"), d.path().join("f"));
+        std::fs::write(&new, b"new").unwrap();
+        std::fs::write(&at, b"old").unwrap();
+        let placed = place_file(&new, d.path(), "f", true).unwrap();
+        assert_eq!(std::fs::read(&at).unwrap(), b"new");
+        placed.undo();
+        assert_eq!(
+            std::fs::read(&at).unwrap(),
+            b"old",
+            "the committed file is back"
+        );
+        assert_eq!(std::fs::read(&new).unwrap(), b"new");
+        // Committed: the old content is what is left to remove.
+        let placed = place_file(&new, d.path(), "f", true).unwrap();
+        assert_eq!(
+            placed.displaced().map(|p| std::fs::read(p).unwrap()),
+            Some(b"old".to_vec())
+        );
+    }
+
+    #[test]
+    fn new_directories_record_their_parents_for_fsync() {
+        let d = tempfile::tempdir().unwrap();
+        let mut dirs = BTreeSet::new();
+        let leaf = d.path().join("files/s/20261202/16");
+        create_dirs(d.path(), &leaf, &mut dirs).unwrap();
+        assert!(leaf.is_dir());
+        let want: BTreeSet<PathBuf> = [
+            d.path().to_path_buf(),
+            d.path().join("files"),
+            d.path().join("files/s"),
+            d.path().join("files/s/20261202"),
+        ]
+        .into();
+        assert_eq!(dirs, want);
+        std::fs::write(d.path().join("files/s/x"), b"").unwrap();
+        let e = create_dirs(d.path(), &d.path().join("files/s/x/y"), &mut dirs).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTDIR));
+    }
+}
+
+#[cfg(test)]
+mod queue_tests {
+    use super::*;
+
+    /// Runs `f` with an open store whose committer runs on a glommio executor.
+    fn with_meta(f: impl AsyncFnOnce(Arc<Meta>) + 'static) {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Meta::open(dir.path(), 4, 1).unwrap();
+        let ex = glommio::LocalExecutorBuilder::default()
+            .io_memory(256 << 10)
+            .make()
+            .expect("executor");
+        ex.run(async move {
+            let rx = meta.take_owned(0).expect("shard channel");
+            glommio::spawn_local(meta.clone().run_committer(rx, || {})).detach();
+            f(meta).await;
+        });
+    }
+
+    fn record(i: u32) -> FileInfo {
+        FileInfo {
+            name: format!("{i}.bin"),
+            path: "files/default/x".into(),
+            md5: format!("{i:08x}{}", "0".repeat(24)),
+            size: 1,
+            time_stamp: 1_700_000_000,
+            offset: -1,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn commits_queue_changes_per_peer_and_a_removed_peer_is_purged() {
+        with_meta(async |meta: Arc<Meta>| {
+            let peers = vec!["http://a:1".to_string(), "http://b:1".to_string()];
+            for i in 0..5 {
+                let op = Op::Insert {
+                    info: Box::new(record(i)),
+                    staged: None,
+                    dedup: false,
+                    origin: Origin::Local {
+                        notify: peers.clone(),
+                    },
+                };
+                assert!(matches!(meta.submit(op).await, Ok(OpResult::Inserted(_))));
+            }
+            assert_eq!(meta.outbox_depth("http://a:1").unwrap().0, 5);
+            assert_eq!(meta.purge_peer("http://a:1").await.unwrap(), 5);
+            assert_eq!(meta.outbox_depth("http://a:1").unwrap().0, 0);
+            assert_eq!(meta.outbox_depth("http://b:1").unwrap().0, 5);
+            // A delete replaces the pending put and leaves a tombstone that refuses a copy.
+            let md5 = record(0).md5;
+            let del = Op::Delete {
+                md5: md5.clone(),
+                notify: peers.clone(),
+                tomb_missing: false,
+            };
+            assert!(matches!(meta.submit(del).await, Ok(OpResult::Deleted(_))));
+            let page = meta
+                .outbox_page(shard_of(&md5, 4), "http://b:1", "", 10)
+                .unwrap();
+            let entry = page.iter().find(|(m, _)| *m == md5).expect("queued").1;
+            assert_eq!(entry.kind, SyncKind::Delete);
+            let copy = Op::Insert {
+                info: Box::new(record(0)),
+                staged: None,
+                dedup: true,
+                origin: Origin::Peer,
+            };
+            assert_eq!(meta.submit(copy).await.unwrap(), OpResult::Tombstoned);
+            assert!(meta.get(&md5).unwrap().is_none());
+        });
+    }
+}

@@ -1,0 +1,321 @@
+//! Opening the shards (schema: environments, tables, the shard count) and every read:
+//! records by md5 or path key, days, queues, tombstones, statistics. Reads run on any thread.
+
+use super::apply::{decode_stat, outbox_key};
+use super::*;
+
+impl Meta {
+    /// Opens (creating on first start) the shards under `<dir>/data/meta`.
+    pub fn open(dir: &Path, shards_wanted: u32, workers: usize) -> Result<Arc<Meta>, MetaError> {
+        assert!(workers >= 1, "at least one executor");
+        let root = dir.to_path_buf();
+        let meta_dir = dir.join("data").join("meta");
+        std::fs::create_dir_all(&meta_dir)?;
+        let count_file = meta_dir.join("shards");
+        let count: u32 = match std::fs::read_to_string(&count_file) {
+            Ok(s) => s.trim().parse().map_err(|_| {
+                MetaError::Corrupt(format!("{} is not a number", count_file.display()))
+            })?,
+            Err(_) => {
+                std::fs::write(&count_file, format!("{shards_wanted}\n"))?;
+                std::fs::File::open(&count_file)?.sync_all()?;
+                std::fs::File::open(&meta_dir)?.sync_all()?;
+                shards_wanted
+            }
+        };
+        assert!(count >= 1, "shard count is positive");
+        let mut shards = Vec::with_capacity(count as usize);
+        let mut senders = Vec::new();
+        let mut receivers = Vec::new();
+        for i in 0..count {
+            let path = meta_dir.join(format!("shard-{i:03}"));
+            std::fs::create_dir_all(&path)?;
+            let env = Environment::new()
+                .set_flags(EnvironmentFlags::NO_TLS)
+                .set_max_dbs(8)
+                .set_max_readers(1022)
+                .set_map_size(MAP_BYTES)
+                .open(&path)?;
+            let files = env.create_db(Some("files"), DatabaseFlags::empty())?;
+            let paths = env.create_db(Some("paths"), DatabaseFlags::empty())?;
+            let days = env.create_db(Some("days"), DatabaseFlags::empty())?;
+            let stats = env.create_db(Some("stats"), DatabaseFlags::empty())?;
+            let outbox = env.create_db(Some("outbox"), DatabaseFlags::empty())?;
+            let tombs = env.create_db(Some("tombs"), DatabaseFlags::empty())?;
+            let inbox = env.create_db(Some("inbox"), DatabaseFlags::empty())?;
+            shards.push(Shard {
+                env,
+                files,
+                paths,
+                days,
+                stats,
+                outbox,
+                tombs,
+                inbox,
+            });
+        }
+        for _ in 0..workers {
+            let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+            senders.push(tx);
+            receivers.push(Some(rx));
+        }
+        Ok(Arc::new(Meta {
+            root,
+            shards,
+            senders,
+            receivers: Mutex::new(receivers),
+        }))
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Takes the op channel of executor `worker` (it owns shards `s % workers == worker`).
+    pub fn take_owned(&self, worker: usize) -> Option<mpsc::Receiver<Pending>> {
+        self.receivers
+            .lock()
+            .expect("receivers lock")
+            .get_mut(worker)?
+            .take()
+    }
+
+    // ---------- reads (any thread) ----------
+
+    pub fn get(&self, md5: &str) -> Result<Option<FileInfo>, MetaError> {
+        if md5.is_empty() {
+            return Ok(None);
+        }
+        let shard = &self.shards[shard_of(md5, self.shards.len())];
+        let txn = shard.env.begin_ro_txn()?;
+        match txn.get(shard.files, &md5.as_bytes()) {
+            Ok(bytes) => decode(bytes).map(Some),
+            Err(lmdb::Error::NotFound) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The record of an md5 whose content is here (`is_live`).
+    pub fn get_live(&self, md5: &str) -> Result<Option<FileInfo>, MetaError> {
+        Ok(self.get(md5)?.filter(|i| self.is_live(i)))
+    }
+
+    /// Looks up a record by its path key (MD5 of `files/.../name`).
+    pub fn get_by_path_key(&self, key: &str) -> Result<Option<FileInfo>, MetaError> {
+        for shard in &self.shards {
+            let txn = shard.env.begin_ro_txn()?;
+            let md5 = match txn.get(shard.paths, &key.as_bytes()) {
+                Ok(m) => m.to_vec(),
+                Err(lmdb::Error::NotFound) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            match txn.get(shard.files, &md5) {
+                Ok(bytes) => return decode(bytes).map(Some),
+                Err(lmdb::Error::NotFound) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(None)
+    }
+
+    /// md5s of files of day `YYYYMMDD` (sorted).
+    pub fn md5s_by_date(&self, date: &str) -> Result<Vec<String>, MetaError> {
+        let prefix = format!("{date}_");
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let txn = shard.env.begin_ro_txn()?;
+            let mut cur = txn.open_ro_cursor(shard.days)?;
+            for item in cur.iter_from(prefix.as_bytes()) {
+                let (k, _) = item?;
+                if !k.starts_with(prefix.as_bytes()) {
+                    break;
+                }
+                out.push(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Up to `limit` outbox entries of `peer` in `shard` whose md5 sorts after `after`.
+    pub fn outbox_page(
+        &self,
+        shard: usize,
+        peer: &str,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, OutboxEntry)>, MetaError> {
+        let s = &self.shards[shard];
+        let prefix = outbox_key(peer, "");
+        let start = outbox_key(peer, after);
+        let txn = s.env.begin_ro_txn()?;
+        let mut cur = txn.open_ro_cursor(s.outbox)?;
+        let mut out = Vec::new();
+        for item in cur.iter_from(&start) {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            let md5 = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            if md5.as_str() <= after {
+                continue;
+            }
+            if let Some(e) = OutboxEntry::decode(v) {
+                out.push((md5, e));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Entries queued for `peer` over all shards, and the oldest one's queue time (ms).
+    pub fn outbox_depth(&self, peer: &str) -> Result<(u64, Option<i64>), MetaError> {
+        let prefix = outbox_key(peer, "");
+        let (mut n, mut oldest) = (0u64, None::<i64>);
+        for s in &self.shards {
+            let txn = s.env.begin_ro_txn()?;
+            let mut cur = txn.open_ro_cursor(s.outbox)?;
+            for item in cur.iter_from(&prefix) {
+                let (k, v) = item?;
+                if !k.starts_with(&prefix) {
+                    break;
+                }
+                n += 1;
+                if let Some(e) = OutboxEntry::decode(v) {
+                    oldest = Some(oldest.map_or(e.queued_at, |o| o.min(e.queued_at)));
+                }
+            }
+        }
+        Ok((n, oldest))
+    }
+
+    /// Up to `limit` announced files of `shard` still to fetch, md5 after `after`.
+    pub fn inbox_page(
+        &self,
+        shard: usize,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<FileInfo>, MetaError> {
+        let s = &self.shards[shard];
+        let txn = s.env.begin_ro_txn()?;
+        let mut cur = txn.open_ro_cursor(s.inbox)?;
+        let mut out = Vec::new();
+        // LMDB refuses an empty key for a positioned cursor.
+        let iter = if after.is_empty() {
+            cur.iter_start()
+        } else {
+            cur.iter_from(after.as_bytes())
+        };
+        for item in iter {
+            let (k, v) = item?;
+            if out.len() >= limit {
+                break;
+            }
+            if k <= after.as_bytes() {
+                continue;
+            }
+            out.push(decode(v)?);
+        }
+        Ok(out)
+    }
+
+    /// Announced files not fetched yet, over all shards.
+    pub fn inbox_depth(&self) -> Result<u64, MetaError> {
+        let mut n = 0;
+        for s in &self.shards {
+            let txn = s.env.begin_ro_txn()?;
+            n += txn.stat(s.inbox)?.entries() as u64;
+        }
+        Ok(n)
+    }
+
+    /// When the md5 was deleted here (seconds), if it was.
+    pub fn tombstone(&self, md5: &str) -> Result<Option<i64>, MetaError> {
+        if md5.is_empty() {
+            return Ok(None);
+        }
+        let s = &self.shards[shard_of(md5, self.shards.len())];
+        let txn = s.env.begin_ro_txn()?;
+        match txn.get(s.tombs, &md5.as_bytes()) {
+            Ok(v) => Ok(Some(v.try_into().map(i64::from_le_bytes).unwrap_or(0))),
+            Err(lmdb::Error::NotFound) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Per-day (count, bytes) summed over shards.
+    pub fn day_stats(&self) -> Result<BTreeMap<String, (i64, i64)>, MetaError> {
+        let mut out: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+        for shard in &self.shards {
+            let txn = shard.env.begin_ro_txn()?;
+            let mut cur = txn.open_ro_cursor(shard.stats)?;
+            for item in cur.iter_start() {
+                let (k, v) = item?;
+                let (c, b) = decode_stat(v);
+                let e = out
+                    .entry(String::from_utf8_lossy(k).into_owned())
+                    .or_default();
+                e.0 += c;
+                e.1 += b;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every record, in shard then key order, for scans (search, check).
+    pub fn for_each(&self, mut f: impl FnMut(FileInfo) -> bool) -> Result<(), MetaError> {
+        for shard in &self.shards {
+            let txn = shard.env.begin_ro_txn()?;
+            let mut cur = txn.open_ro_cursor(shard.files)?;
+            for item in cur.iter_start() {
+                let (_, v) = item?;
+                if !f(decode(v)?) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ---------- writes ----------
+
+    /// Synchronously removes records by md5 (`fastdfs check --repair`; server stopped).
+    pub fn remove_records(&self, md5s: &[String]) -> Result<(), MetaError> {
+        for md5 in md5s {
+            let s = &self.shards[shard_of(md5, self.shards.len())];
+            let mut txn = s.env.begin_rw_txn()?;
+            let old = match txn.get(s.files, &md5.as_bytes()) {
+                Ok(b) => decode(b)?,
+                Err(lmdb::Error::NotFound) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            self.unindex(s, &mut txn, &old)?;
+            txn.commit()?;
+        }
+        Ok(())
+    }
+
+    /// One synchronous transaction inserting records without files to move (import). Only
+    /// for use before the executors start; records whose md5 is already live are skipped.
+    pub fn insert_records(&self, shard: usize, records: Vec<FileInfo>) -> Result<(), MetaError> {
+        let s = &self.shards[shard];
+        let mut txn = s.env.begin_rw_txn()?;
+        let (mut dirs, mut placed) = (BTreeSet::new(), Vec::new());
+        for info in records {
+            assert_eq!(
+                shard_of(&info.md5, self.shards.len()),
+                shard,
+                "record in its shard"
+            );
+            let origin = Origin::Local { notify: Vec::new() };
+            let put = Put {
+                info,
+                staged: None,
+                dedup: true,
+                origin,
+            };
+            self.apply_insert(s, &mut txn, put, &mut dirs, &mut placed)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
