@@ -114,6 +114,9 @@ pub fn run(dir: &Path, config: Config) -> Result<(), ServerError> {
             Err(e) => failure = Some(format!("executor failed: {e}")),
         }
     }
+    if shared.failed() && failure.is_none() {
+        failure = Some("stopped: a background task panicked (see the log)".to_string());
+    }
     match failure {
         Some(e) => Err(ServerError::Startup(e)),
         None => {
@@ -196,13 +199,16 @@ fn start_duties(worker: &Rc<Worker>) {
     if let Some(rx) = shared.meta.take_owned(worker.id) {
         let w = worker.clone();
         let committed = move || w.sync.wake.notify();
-        glommio::spawn_local(shared.meta.clone().run_committer(rx, committed)).detach();
+        shared.spawn_duty(
+            "committer",
+            shared.meta.clone().run_committer(rx, committed),
+        );
     }
     crate::sync::start(worker.clone());
     if worker.id == 0 {
-        glommio::spawn_local(trim_after_bursts(shared.clone())).detach();
+        shared.spawn_duty("memory trim", trim_after_bursts(shared.clone()));
         if shared.config().enable_tus {
-            glommio::spawn_local(crate::tus::expire_loop(worker.clone())).detach();
+            shared.spawn_duty("tus expiry", crate::tus::expire_loop(worker.clone()));
         }
     }
 }

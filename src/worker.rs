@@ -24,6 +24,8 @@ pub struct Shared {
     config: RwLock<Arc<Config>>,
     pub meta: Arc<Meta>,
     shutdown: AtomicBool,
+    /// A background duty panicked: the server stops and exits non-zero.
+    failed: AtomicBool,
     /// Open connections over all executors, per client and in total (drained before exit).
     pub admission: Arc<crate::admission::Admission>,
     /// The soft open-files limit at start (the connection caps stay under it).
@@ -47,6 +49,7 @@ impl Shared {
             config: RwLock::new(Arc::new(config)),
             meta,
             shutdown: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
             admission: Default::default(),
             nofile: crate::sys::nofile_limit(),
             cache_epoch: AtomicU64::new(0),
@@ -63,6 +66,38 @@ impl Shared {
     /// Starts the shutdown; false when it had started already.
     pub fn begin_shutdown(&self) -> bool {
         !self.shutdown.swap(true, Ordering::SeqCst)
+    }
+
+    /// Whether a background duty panicked (the process then exits non-zero).
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+
+    /// Runs a long-lived background duty of this executor (committer, replication loops,
+    /// sweeps). A panic in it stops the whole server, which exits non-zero for systemd to
+    /// restart, rather than leaving an executor without its committer or replication.
+    pub fn spawn_duty(
+        self: &Arc<Self>,
+        name: &'static str,
+        duty: impl std::future::Future<Output = ()> + 'static,
+    ) {
+        let shared = self.clone();
+        glommio::spawn_local(async move {
+            use futures_lite::FutureExt;
+            if std::panic::AssertUnwindSafe(duty)
+                .catch_unwind()
+                .await
+                .is_err()
+            {
+                tracing::error!(
+                    duty = name,
+                    "a background task panicked: stopping the server"
+                );
+                shared.failed.store(true, Ordering::SeqCst);
+                shared.begin_shutdown();
+            }
+        })
+        .detach();
     }
 
     /// An executor's listener is bound; true for the last of them.
@@ -87,20 +122,14 @@ impl Shared {
         self.shutdown.load(Ordering::Relaxed)
     }
 
-    /// Re-reads cfg.json and swaps the live config. Settings bound at start (listen address,
-    /// group prefix, executors, shards, io_memory) keep their running values until restart.
+    /// Re-reads cfg.json and swaps the live config; the restart keys (`config::restart_keys`)
+    /// keep their running values.
     pub fn reload_config(&self) -> Result<Vec<String>, crate::config::ConfigError> {
         let loaded = crate::config::load_or_create(&self.dir)?;
         let mut next = loaded.config;
         let mut guard = self.config.write().expect("config lock");
         let old = guard.clone();
-        next.addr = old.addr.clone();
-        next.group = old.group.clone();
-        next.support_group_manage = old.support_group_manage;
-        next.workers = old.workers;
-        next.shards = old.shards;
-        next.io_memory = old.io_memory;
-        next.enable_tus = old.enable_tus;
+        crate::config::keep_restart_keys(&mut next, &old);
         *guard = Arc::new(next);
         Ok(loaded.warnings)
     }

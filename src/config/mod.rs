@@ -52,98 +52,8 @@ pub struct Mail {
     pub host: String,
 }
 
-/// The live configuration (after defaults). Field names are the cfg.json keys.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Config {
-    pub addr: String,
-    pub enable_https: bool,
-    pub peer_id: String,
-    pub host: String,
-    pub peers: Vec<String>,
-    pub group: String,
-    pub support_group_manage: bool,
-    pub enable_merge_small_file: bool,
-    pub image_max_width: i64,
-    pub image_max_height: i64,
-    pub extensions: Vec<String>,
-    pub refresh_interval: i64,
-    pub enable_trim_file_name_special_char: bool,
-    pub rename_file: bool,
-    pub enable_web_upload: bool,
-    pub enable_pprof_debug: bool,
-    pub enable_custom_path: bool,
-    pub download_domain: String,
-    pub scenes: Vec<String>,
-    pub default_scene: String,
-    pub show_dir: bool,
-    pub mail: Mail,
-    pub alarm_receivers: Vec<String>,
-    pub alarm_url: String,
-    pub download_use_token: bool,
-    pub download_token_expire: i64,
-    pub auto_repair: bool,
-    pub file_sum_arithmetic: String,
-    pub admin_key: String,
-    pub admin_ips: Vec<String>,
-    pub enable_migrate: bool,
-    pub enable_distinct_file: bool,
-    pub enable_cross_origin: bool,
-    pub enable_google_auth: bool,
-    pub auth_url: String,
-    pub enable_download_auth: bool,
-    pub default_download: bool,
-    pub read_only: bool,
-    pub enable_tus: bool,
-    pub sync_timeout: i64,
-    pub enable_fsnotify: bool,
-    pub connect_timeout: bool,
-    pub read_timeout: i64,
-    pub write_timeout: i64,
-    pub idle_timeout: i64,
-    pub read_header_timeout: i64,
-    pub sync_worker: i64,
-    pub upload_worker: i64,
-    pub retry_count: i64,
-    pub sync_delay: i64,
-    // --- fastdfs-rs keys ---
-    /// Executors (one per core); 0 = the CPUs in the process affinity mask.
-    pub workers: usize,
-    /// io_uring registered buffer per executor, bytes.
-    pub io_memory: u64,
-    /// LMDB shard count used only when data/ is created.
-    pub shards: u32,
-    /// Longest pause inside a request body (seconds) before the connection is cut.
-    pub body_stall_timeout: u64,
-    /// Largest accepted upload body in bytes; 0 = unlimited.
-    pub upload_max_bytes: u64,
-    /// Concurrent connections per executor; more are closed at accept.
-    pub connections_per_worker_max: usize,
-    /// Per-executor cache of small immutable files, bytes (0 = off).
-    pub file_cache_bytes: u64,
-    /// Seconds given to in-flight requests on SIGTERM before exit.
-    pub shutdown_grace: u64,
-    /// Addresses (exact or CIDR) whose X-Real-IP / X-Forwarded-For are trusted.
-    pub trusted_proxies: Vec<String>,
-    /// Secret mixed into download tokens: md5(file_md5 + timestamp + secret). Generated on
-    /// first start; empty = go-fastdfs' secret-less formula (forgeable; warned about).
-    pub download_token_secret: String,
-    /// Seconds a tus upload lives after its last PATCH (then it is removed); 0 = the default.
-    pub tus_expire_seconds: u64,
-    /// Concurrent connections per client address (trusted proxies, peers and admins exempt).
-    pub connections_per_client_max: u64,
-    /// Concurrent connections in total; 0 = three quarters of the open-files limit. Admins
-    /// and peers may use the rest.
-    pub connections_max: u64,
-    /// Seconds a new connection may stay silent before its first request byte.
-    pub first_byte_timeout: u64,
-    /// Slowest accepted average request body rate, bytes per second (after a grace period).
-    pub body_min_rate: u64,
-    /// Unfinished tus uploads one client address may hold.
-    pub tus_uploads_per_client_max: u64,
-    /// `admin_ips`, `trusted_proxies`, peers and this node's addresses, parsed once at load.
-    #[serde(skip)]
-    pub access: crate::access::Rules,
-}
+mod keys;
+pub use keys::{keep_restart_keys, restart_keys, Config, Template, KNOWN_KEYS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -289,69 +199,25 @@ pub fn default_file_text() -> String {
         &key[16..20],
         &key[20..32]
     );
-    let v = serde_json::json!({
-        "addr": ":8080",
-        "enable_https": false,
-        "peer_id": peer_id,
-        "host": host,
-        "peers": peers,
-        "group": "group1",
-        "support_group_manage": true,
-        "enable_merge_small_file": false,
-        "enable_image_resize": true,
-        "image_max_width": 2000,
-        "image_max_height": 1000,
-        "extensions": [],
-        "refresh_interval": 1800,
-        "enable_trim_file_name_special_char": true,
-        "rename_file": false,
-        "enable_web_upload": true,
-        "enable_pprof_debug": false,
-        "enable_custom_path": true,
-        "download_domain": "",
-        "scenes": [],
-        "default_scene": "default",
-        "show_dir": true,
-        "mail": {"user": "abc@163.com", "password": "abc", "host": "smtp.163.com:25"},
-        "alarm_receivers": [],
-        "alarm_url": "",
-        "download_use_token": false,
-        "download_token_expire": 600,
-        "auto_repair": true,
-        "file_sum_arithmetic": "md5",
-        "admin_key": admin_key,
-        "admin_ips": ["127.0.0.1"],
-        "enable_migrate": false,
-        "enable_distinct_file": true,
-        "enable_cross_origin": true,
-        "enable_google_auth": false,
-        "auth_url": "",
-        "enable_download_auth": false,
-        "default_download": true,
-        "read_only": false,
-        "enable_tus": true,
-        "sync_timeout": 0,
-        "read_timeout": 600,
-        "write_timeout": 600,
-        "idle_timeout": 0,
-        "read_header_timeout": 0,
-        "workers": 0,
-        "io_memory": IO_MEMORY_BYTES_DEFAULT,
-        "shards": SHARDS_DEFAULT,
-        "body_stall_timeout": BODY_STALL_TIMEOUT_S_DEFAULT,
-        "upload_max_bytes": 0,
-        "connections_per_worker_max": 10000,
-        "file_cache_bytes": 8 * 1024 * 1024,
-        "shutdown_grace": 10,
-        "trusted_proxies": [],
-        "download_token_secret": random_hex(16),
-        "tus_expire_seconds": TUS_EXPIRE_SECONDS_DEFAULT,
-        "connections_per_client_max": CONNECTIONS_PER_CLIENT_MAX_DEFAULT,
-        "connections_max": 0,
-        "first_byte_timeout": FIRST_BYTE_TIMEOUT_S_DEFAULT,
-        "body_min_rate": BODY_MIN_RATE_DEFAULT,
-        "tus_uploads_per_client_max": TUS_UPLOADS_PER_CLIENT_MAX_DEFAULT
-    });
+    let template = Template {
+        peer_id,
+        host,
+        peers,
+        admin_key,
+    };
+    let mut entries = keys::template_entries(&template);
+    // go-fastdfs' template carries a key that has no effect; kept for a familiar file.
+    let at = entries
+        .iter()
+        .position(|(k, _)| *k == "enable_merge_small_file")
+        .map_or(0, |i| i + 1);
+    entries.insert(at, ("enable_image_resize", Value::Bool(true)));
+    let v = Value::Object(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    );
     let mut s = serde_json::to_string_pretty(&v).expect("static JSON serializes");
     s.push('\n');
     s
@@ -423,6 +289,34 @@ impl Reader<'_> {
         }
     }
 
+    fn usize(&self, key: &str, default: usize) -> Result<usize, ConfigError> {
+        let v = self.uint(key, default as u64)?;
+        usize::try_from(v).map_err(|_| self.type_err(key, "a smaller integer"))
+    }
+
+    fn u32(&self, key: &str, default: u32) -> Result<u32, ConfigError> {
+        let v = self.uint(key, default as u64)?;
+        u32::try_from(v).map_err(|_| self.type_err(key, "a smaller integer"))
+    }
+
+    /// `mail`: an object `{user, password, host}` of strings.
+    fn mail(&self, key: &str, default: Mail) -> Result<Mail, ConfigError> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(v @ Value::Object(_)) => serde_json::from_value(v.clone())
+                .map_err(|_| self.type_err(key, "an object {user, password, host} of strings")),
+            Some(_) => Err(self.type_err(key, "an object {user, password, host}")),
+        }
+    }
+
+    /// A boolean that go-fastdfs' own files sometimes spell as a number (true then).
+    fn flag(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.map.get(key) {
+            Some(Value::Number(_)) => Ok(true),
+            _ => self.bool(key, default),
+        }
+    }
+
     fn strings(&self, key: &str, default: &[&str]) -> Result<Vec<String>, ConfigError> {
         match self.map.get(key) {
             None | Some(Value::Null) => Ok(default.iter().map(|s| s.to_string()).collect()),
@@ -437,75 +331,6 @@ impl Reader<'_> {
         }
     }
 }
-
-const KNOWN_KEYS: &[&str] = &[
-    "addr",
-    "enable_https",
-    "peer_id",
-    "host",
-    "peers",
-    "group",
-    "support_group_manage",
-    "enable_merge_small_file",
-    "image_max_width",
-    "image_max_height",
-    "extensions",
-    "refresh_interval",
-    "enable_trim_file_name_special_char",
-    "rename_file",
-    "enable_web_upload",
-    "enable_pprof_debug",
-    "enable_custom_path",
-    "download_domain",
-    "scenes",
-    "default_scene",
-    "show_dir",
-    "mail",
-    "alarm_receivers",
-    "alarm_url",
-    "download_use_token",
-    "download_token_expire",
-    "auto_repair",
-    "file_sum_arithmetic",
-    "admin_key",
-    "admin_ips",
-    "enable_migrate",
-    "enable_distinct_file",
-    "enable_cross_origin",
-    "enable_google_auth",
-    "auth_url",
-    "enable_download_auth",
-    "default_download",
-    "read_only",
-    "enable_tus",
-    "sync_timeout",
-    "enable_fsnotify",
-    "connect_timeout",
-    "read_timeout",
-    "write_timeout",
-    "idle_timeout",
-    "read_header_timeout",
-    "sync_worker",
-    "upload_worker",
-    "retry_count",
-    "sync_delay",
-    "workers",
-    "io_memory",
-    "shards",
-    "body_stall_timeout",
-    "upload_max_bytes",
-    "connections_per_worker_max",
-    "file_cache_bytes",
-    "shutdown_grace",
-    "trusted_proxies",
-    "download_token_secret",
-    "tus_expire_seconds",
-    "connections_per_client_max",
-    "connections_max",
-    "first_byte_timeout",
-    "body_min_rate",
-    "tus_uploads_per_client_max",
-];
 
 /// Parses cfg.json text. `path` is only used in messages.
 pub fn parse(path: &Path, text: &str) -> Result<(Config, Vec<String>), ConfigError> {
@@ -540,91 +365,7 @@ pub fn parse(path: &Path, text: &str) -> Result<(Config, Vec<String>), ConfigErr
             r.line_of(key)
         ));
     }
-    let mail = match map.get("mail") {
-        None | Some(Value::Null) => Mail::default(),
-        Some(v @ Value::Object(_)) => serde_json::from_value(v.clone())
-            .map_err(|_| r.type_err("mail", "an object {user, password, host} of strings"))?,
-        Some(_) => return Err(r.type_err("mail", "an object {user, password, host}")),
-    };
-    let connect_timeout = match map.get("connect_timeout") {
-        Some(Value::Number(_)) => true,
-        _ => r.bool("connect_timeout", false)?,
-    };
-    let mut c = Config {
-        addr: r.string("addr", ":8080")?,
-        enable_https: r.bool("enable_https", false)?,
-        peer_id: r.string("peer_id", "")?,
-        host: r.string("host", "")?,
-        peers: r.strings("peers", &[])?,
-        group: r.string("group", "")?,
-        support_group_manage: r.bool("support_group_manage", false)?,
-        enable_merge_small_file: r.bool("enable_merge_small_file", false)?,
-        image_max_width: r.int("image_max_width", 0)?,
-        image_max_height: r.int("image_max_height", 0)?,
-        extensions: r.strings("extensions", &[])?,
-        refresh_interval: r.int("refresh_interval", 0)?,
-        enable_trim_file_name_special_char: r.bool("enable_trim_file_name_special_char", false)?,
-        rename_file: r.bool("rename_file", false)?,
-        enable_web_upload: r.bool("enable_web_upload", false)?,
-        enable_pprof_debug: r.bool("enable_pprof_debug", false)?,
-        enable_custom_path: r.bool("enable_custom_path", false)?,
-        download_domain: r.string("download_domain", "")?,
-        scenes: r.strings("scenes", &[])?,
-        default_scene: r.string("default_scene", "")?,
-        show_dir: r.bool("show_dir", false)?,
-        mail,
-        alarm_receivers: r.strings("alarm_receivers", &[])?,
-        alarm_url: r.string("alarm_url", "")?,
-        download_use_token: r.bool("download_use_token", false)?,
-        download_token_expire: r.int("download_token_expire", 0)?,
-        auto_repair: r.bool("auto_repair", false)?,
-        file_sum_arithmetic: r.string("file_sum_arithmetic", "")?,
-        admin_key: r.string("admin_key", "")?,
-        admin_ips: r.strings("admin_ips", &[])?,
-        enable_migrate: r.bool("enable_migrate", false)?,
-        enable_distinct_file: r.bool("enable_distinct_file", false)?,
-        enable_cross_origin: r.bool("enable_cross_origin", false)?,
-        enable_google_auth: r.bool("enable_google_auth", false)?,
-        auth_url: r.string("auth_url", "")?,
-        enable_download_auth: r.bool("enable_download_auth", false)?,
-        default_download: r.bool("default_download", false)?,
-        read_only: r.bool("read_only", false)?,
-        enable_tus: r.bool("enable_tus", false)?,
-        sync_timeout: r.int("sync_timeout", 0)?,
-        enable_fsnotify: r.bool("enable_fsnotify", false)?,
-        connect_timeout,
-        read_timeout: r.int("read_timeout", 0)?,
-        write_timeout: r.int("write_timeout", 0)?,
-        idle_timeout: r.int("idle_timeout", 0)?,
-        read_header_timeout: r.int("read_header_timeout", 0)?,
-        sync_worker: r.int("sync_worker", 0)?,
-        upload_worker: r.int("upload_worker", 0)?,
-        retry_count: r.int("retry_count", 0)?,
-        sync_delay: r.int("sync_delay", 0)?,
-        workers: r.uint("workers", 0)? as usize,
-        io_memory: r.uint("io_memory", IO_MEMORY_BYTES_DEFAULT)?,
-        shards: r.uint("shards", SHARDS_DEFAULT as u64)? as u32,
-        body_stall_timeout: r.uint("body_stall_timeout", BODY_STALL_TIMEOUT_S_DEFAULT)?,
-        upload_max_bytes: r.uint("upload_max_bytes", 0)?,
-        connections_per_worker_max: r.uint("connections_per_worker_max", 10000)? as usize,
-        file_cache_bytes: r.uint("file_cache_bytes", 8 * 1024 * 1024)?,
-        shutdown_grace: r.uint("shutdown_grace", 10)?,
-        trusted_proxies: r.strings("trusted_proxies", &[])?,
-        download_token_secret: r.string("download_token_secret", "")?,
-        tus_expire_seconds: r.uint("tus_expire_seconds", TUS_EXPIRE_SECONDS_DEFAULT)?,
-        connections_per_client_max: r.uint(
-            "connections_per_client_max",
-            CONNECTIONS_PER_CLIENT_MAX_DEFAULT,
-        )?,
-        connections_max: r.uint("connections_max", 0)?,
-        first_byte_timeout: r.uint("first_byte_timeout", FIRST_BYTE_TIMEOUT_S_DEFAULT)?,
-        body_min_rate: r.uint("body_min_rate", BODY_MIN_RATE_DEFAULT)?,
-        tus_uploads_per_client_max: r.uint(
-            "tus_uploads_per_client_max",
-            TUS_UPLOADS_PER_CLIENT_MAX_DEFAULT,
-        )?,
-        access: Default::default(),
-    };
+    let mut c = keys::read_keys(&r)?;
     apply_defaults(&mut c);
     validate(&r, &c)?;
     c.access = access_rules(&c);
@@ -958,6 +699,36 @@ mod tests {
     }
 
     #[test]
+    fn a_reload_keeps_the_restart_keys_and_takes_the_rest() {
+        let (old, _) =
+            p(r#"{"addr":"127.0.0.1:1","workers":2,"enable_tus":true,"read_only":false}"#).unwrap();
+        let (mut next, _) =
+            p(r#"{"addr":"127.0.0.1:2","workers":3,"enable_tus":false,"read_only":true}"#).unwrap();
+        keep_restart_keys(&mut next, &old);
+        assert_eq!(
+            (next.addr.as_str(), next.workers, next.enable_tus),
+            ("127.0.0.1:1", 2, true)
+        );
+        assert!(next.read_only, "a live key takes the new value");
+        assert!(restart_keys().contains(&"shards") && !restart_keys().contains(&"peers"));
+    }
+
+    #[test]
+    fn every_generated_key_is_known() {
+        let text = default_file_text();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        for k in v.as_object().unwrap().keys() {
+            assert!(
+                KNOWN_KEYS.contains(&k.as_str()) || KEYS_IGNORED.contains(&k.as_str()),
+                "{k}"
+            );
+        }
+        let (c, warnings) = p(&text).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.image_max_height, 1000);
+    }
+
+    #[test]
     fn addr_forms() {
         let (c, _) = p(r#"{"addr":"127.0.0.1:9000"}"#).unwrap();
         assert_eq!(c.listen_addr().unwrap().port(), 9000);
@@ -970,8 +741,9 @@ mod shipped {
     /// config/cfg.json (the documented default) has exactly the keys of the generated file.
     #[test]
     fn shipped_config_matches_the_generated_template() {
-        let shipped: serde_json::Value = serde_json::from_str(include_str!("../config/cfg.json"))
-            .expect("config/cfg.json parses");
+        let shipped: serde_json::Value =
+            serde_json::from_str(include_str!("../../config/cfg.json"))
+                .expect("config/cfg.json parses");
         let generated: serde_json::Value =
             serde_json::from_str(&super::default_file_text()).unwrap();
         let keys =
@@ -979,7 +751,7 @@ mod shipped {
         assert_eq!(keys(&shipped), keys(&generated));
         super::parse(
             std::path::Path::new("config/cfg.json"),
-            include_str!("../config/cfg.json"),
+            include_str!("../../config/cfg.json"),
         )
         .unwrap();
     }

@@ -102,10 +102,11 @@ impl ShardPager {
 /// Starts this executor's replication: a supervisor that keeps one push task per configured
 /// peer, the pull task, and (executor 0) the repair schedule.
 pub fn start(w: Rc<Worker>) {
-    glommio::spawn_local(supervise(w.clone())).detach();
-    glommio::spawn_local(pull_loop(w.clone())).detach();
+    let shared = w.shared.clone();
+    shared.spawn_duty("replication supervisor", supervise(w.clone()));
+    shared.spawn_duty("replication pull", pull_loop(w.clone()));
     if w.id == 0 {
-        glommio::spawn_local(repair::schedule(w)).detach();
+        shared.spawn_duty("repair schedule", repair::schedule(w));
     }
 }
 
@@ -116,7 +117,8 @@ async fn supervise(w: Rc<Worker>) {
         let peers = w.config().peers.clone();
         for peer in peers.iter() {
             if w.sync.pushers.borrow_mut().insert(peer.clone()) {
-                glommio::spawn_local(push_loop(w.clone(), peer.clone())).detach();
+                w.shared
+                    .spawn_duty("replication push", push_loop(w.clone(), peer.clone()));
             }
         }
         if let Some(before) = known.replace(peers.clone()) {
