@@ -33,8 +33,9 @@ fn available() -> bool {
         && lazyfs_dir().join("lazyfs").exists()
         && Command::new("fusermount3").arg("-V").output().is_ok();
     if !ok {
-        eprintln!(
-            "SKIPPED: LazyFS durability tests need root, /dev/fuse, fusermount3 and LAZYFS_DIR"
+        skip(
+            "durability",
+            "LazyFS tests need root, /dev/fuse, fusermount3 and LAZYFS_DIR",
         );
     }
     ok

@@ -28,7 +28,7 @@ fn nginx_bin() -> Option<String> {
         .find(|p| std::path::Path::new(p).is_file())
         .map(|p| p.to_string())
         .or_else(|| {
-            eprintln!("nginx not installed: nginx test skipped");
+            skip("nginx", "nginx not installed");
             None
         })
 }

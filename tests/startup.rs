@@ -17,7 +17,7 @@ fn noring() -> Option<std::path::PathBuf> {
     match ok {
         Ok(true) => Some(out),
         _ => {
-            eprintln!("SKIPPED: no C compiler to build the seccomp launcher");
+            common::skip("seccomp launcher", "no C compiler to build it");
             None
         }
     }

@@ -1,6 +1,7 @@
 //! The shipped systemd unit is valid (`systemd-analyze verify` finds nothing, not even an
 //! unknown key) and carries what the runtime needs: a dedicated user, restart on failure,
 //! LimitNOFILE and a LimitMEMLOCK large enough for the io_uring rings.
+mod common;
 use std::process::Command;
 
 const UNIT: &str = include_str!("../systemd/fastdfs.service");
@@ -32,7 +33,10 @@ fn systemd_analyze_verify_is_clean() {
         .output()
         .is_err()
     {
-        eprintln!("SKIPPED: systemd-analyze not installed (scripts/test-all.sh installs systemd)");
+        common::skip(
+            "systemd_analyze_verify_is_clean",
+            "systemd-analyze not installed (scripts/test-all.sh installs systemd)",
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();

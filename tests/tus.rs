@@ -162,8 +162,9 @@ fn tuspy_available() -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !ok {
-        eprintln!(
-            "SKIP: python3 with tuspy (module tusclient) is not installed: pip install tuspy"
+        skip(
+            "tus client tests",
+            "python3 with tuspy (module tusclient) is not installed: pip install tuspy",
         );
     }
     ok
@@ -172,7 +173,7 @@ fn tuspy_available() -> bool {
 fn curl_available() -> bool {
     let ok = Command::new("curl").arg("--version").output().is_ok();
     if !ok {
-        eprintln!("SKIP: curl is not installed");
+        skip("tus curl tests", "curl is not installed");
     }
     ok
 }

@@ -70,7 +70,10 @@ fn proc_field(pid: u32, file: &str, prefix: &str) -> String {
 fn the_server_serves_an_upload_and_download_as_nobody_with_an_8_mib_memlock_limit() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("not running as root: cannot switch to nobody, test skipped");
+        skip(
+            "unprivileged",
+            "not running as root: cannot switch to nobody",
+        );
         return;
     }
     let (uid, gid) = ids_of("nobody", "nogroup");

@@ -4,7 +4,7 @@
 //! must then download with the same bytes.
 //!
 //! Needs node, Debian's chromium (or $CHROMIUM_BIN) and `npm ci` in tests/browser; without
-//! them the test prints "SKIPPED: ..." and passes (scripts/test-all.sh installs them).
+//! them the test reports itself skipped (`common::skip`; scripts/test-all.sh installs them).
 //! The screenshot taken before submit goes to the test's temp dir; with
 //! FASTDFS_UPDATE_SCREENSHOT=1 it also replaces docs/upload-page.png.
 
@@ -177,7 +177,7 @@ fn assert_upload_form(p: &Value, s: &Server) {
 #[test]
 fn upload_page_in_chromium() {
     if let Err(why) = browser_tools() {
-        println!("SKIPPED: upload_page_in_chromium: {why}");
+        skip("upload_page_in_chromium", &why.to_string());
         return;
     }
     let s = Server::start(json!({}));

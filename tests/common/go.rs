@@ -16,9 +16,12 @@ pub fn go_bin() -> Option<PathBuf> {
     if p.is_file() {
         Some(p)
     } else {
-        eprintln!(
-            "go-fastdfs reference binary {} not found: differential test skipped",
-            p.display()
+        super::skip(
+            "go-fastdfs tests",
+            &format!(
+                "reference binary {} not found (GO_FASTDFS_BIN)",
+                p.display()
+            ),
         );
         None
     }
