@@ -1,12 +1,9 @@
-//! Management routes (docs/PROTOCOL.md §3), the admin gate (docs/PROTOCOL.md §2, without
-//! docs/DEFECTS.md #7, #8, #13) and the process life cycle (docs/CONFIG.md): version, first start, broken
-//! and unknown configuration.
+//! Management routes (docs/PROTOCOL.md §3) and the admin gate (docs/PROTOCOL.md §2, without
+//! docs/DEFECTS.md #7, #8, #13). The process life cycle is in tests/startup.rs.
 mod common;
 use common::*;
 use serde_json::{json, Value};
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 const EMPTY_FILE_INFO: &str = r#"{"name":"","rename":"","path":"","md5":"","size":0,"peers":null,"scene":"","timeStamp":0,"offset":0}"#;
 
@@ -43,37 +40,6 @@ fn curl_from(source: &str, url: &str, headers: &[&str]) -> (u16, String) {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap();
     (code.trim().parse().unwrap(), body.to_string())
-}
-
-/// Runs the binary with `args` in `dir` and waits (bounded) for it to exit: (code, stdout+stderr).
-fn run_to_exit(dir: &Path, args: &[&str], limit: Duration) -> (Option<i32>, String) {
-    let out_path = dir.join("run.out");
-    let out = std::fs::File::create(&out_path).unwrap();
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("GO_FASTDFS_DIR")
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .expect("start fastdfs");
-    let deadline = Instant::now() + limit;
-    let code = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "fastdfs {args:?} did not exit within {limit:?}: {}",
-                std::fs::read_to_string(&out_path).unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (code, std::fs::read_to_string(&out_path).unwrap_or_default())
 }
 
 /// A server with one uploaded file; returns it and the upload's FileResult.
@@ -398,75 +364,6 @@ fn status_from_a_non_admin_address_hides_host_details() {
     assert!(
         !body.contains(&s.dir.display().to_string()),
         "dir leaked: {body}"
-    );
-}
-
-#[test]
-fn the_version_command_prints_version_lines() {
-    let d = tempfile::tempdir().unwrap();
-    let (code, out) = run_to_exit(d.path(), &["version"], Duration::from_secs(20));
-    assert_eq!(code, Some(0), "{out}");
-    assert!(out.lines().any(|l| l.starts_with("Version")), "{out}");
-    assert!(
-        out.contains("GIT_COMMIT") && out.contains("BUILD_TIME"),
-        "{out}"
-    );
-}
-
-#[test]
-fn a_first_start_writes_the_runtime_layout_and_a_busy_port_exits_1_with_a_clear_message() {
-    // Hold :8080 (the generated addr) so the outcome does not depend on who else uses it.
-    let _hold = std::net::TcpListener::bind("0.0.0.0:8080");
-    let d = tempfile::tempdir().unwrap();
-    let dir = d.path().join("fresh");
-    std::fs::create_dir(&dir).unwrap();
-    let (code, out) = run_to_exit(&dir, &["server"], Duration::from_secs(20));
-    assert_eq!(code, Some(1), "{out}");
-    assert!(
-        out.contains("8080") && out.to_lowercase().contains("address already in use"),
-        "{out}"
-    );
-    for p in ["conf/cfg.json", "files", "data", "log"] {
-        assert!(dir.join(p).exists(), "{p} missing after first start");
-    }
-    let cfg = parse(&std::fs::read_to_string(dir.join("conf/cfg.json")).unwrap());
-    assert_eq!(cfg["addr"], ":8080");
-    assert_eq!(cfg["group"], "group1");
-    assert!(
-        cfg["admin_key"].as_str().is_some_and(|k| k.len() == 36),
-        "{cfg}"
-    );
-}
-
-#[test]
-fn a_cfg_json_syntax_error_exits_1_and_names_the_line() {
-    let d = tempfile::tempdir().unwrap();
-    std::fs::create_dir(d.path().join("conf")).unwrap();
-    let port = free_port("127.0.0.1");
-    let text = format!("{{\n  \"addr\": \"127.0.0.1:{port}\",\n  \"peer_id\" \"1\",\n  \"group\": \"group1\"\n}}\n");
-    std::fs::write(d.path().join("conf/cfg.json"), text).unwrap();
-    let (code, out) = run_to_exit(d.path(), &["server"], Duration::from_secs(20));
-    assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("line 3"), "{out}");
-}
-
-#[test]
-fn an_unknown_cfg_key_is_logged_as_a_warning_and_the_server_starts() {
-    let s = Server::start(json!({"bogus_setting_xyz": 42}));
-    let r = upload_json(&s, "w.txt", b"warned");
-    assert_eq!(r["size"], 6);
-    let log = s.dir.join("log/fileserver.log");
-    let warned = eventually(Duration::from_secs(5), || {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .any(|l| l.contains("WARN") && l.contains("bogus_setting_xyz"))
-    });
-    assert!(
-        warned,
-        "no warning in {}: {}",
-        log.display(),
-        std::fs::read_to_string(&log).unwrap_or_default()
     );
 }
 

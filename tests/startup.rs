@@ -1,6 +1,10 @@
-//! Start-up behaviour that operators see: a refused io_uring (Docker 25+ seccomp) stops the
-//! server at once with the reason and the fix, instead of hanging or crashing.
+//! The process life cycle that operators see: `version`, a first start (runtime layout and a
+//! busy port), a broken or unknown configuration, a refused io_uring (Docker 25+ seccomp) that
+//! stops the server at once with the reason and the fix, and a second server on the same
+//! directory or port.
 mod common;
+use common::{eventually, free_port, run_to_exit, upload_json, Server};
+use serde_json::{json, Value};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -94,5 +98,63 @@ fn a_second_server_on_the_same_port_refuses_to_start_instead_of_sharing_it() {
     assert!(
         stderr.contains("cannot listen") && stderr.contains("in use"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn a_first_start_writes_the_runtime_layout_and_a_busy_port_exits_1_with_a_clear_message() {
+    // Hold :8080 (the generated addr) so the outcome does not depend on who else uses it.
+    let _hold = std::net::TcpListener::bind("0.0.0.0:8080");
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("fresh");
+    std::fs::create_dir(&dir).unwrap();
+    let (code, out) = run_to_exit(&dir, &["server"], Duration::from_secs(20));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("8080") && out.to_lowercase().contains("address already in use"),
+        "{out}"
+    );
+    for p in ["conf/cfg.json", "files", "data", "log"] {
+        assert!(dir.join(p).exists(), "{p} missing after first start");
+    }
+    let cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("conf/cfg.json")).unwrap()).unwrap();
+    assert_eq!(cfg["addr"], ":8080");
+    assert_eq!(cfg["group"], "group1");
+    assert!(
+        cfg["admin_key"].as_str().is_some_and(|k| k.len() == 36),
+        "{cfg}"
+    );
+}
+
+#[test]
+fn a_cfg_json_syntax_error_exits_1_and_names_the_line() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("conf")).unwrap();
+    let port = free_port("127.0.0.1");
+    let text = format!("{{\n  \"addr\": \"127.0.0.1:{port}\",\n  \"peer_id\" \"1\",\n  \"group\": \"group1\"\n}}\n");
+    std::fs::write(d.path().join("conf/cfg.json"), text).unwrap();
+    let (code, out) = run_to_exit(d.path(), &["server"], Duration::from_secs(20));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("line 3"), "{out}");
+}
+
+#[test]
+fn an_unknown_cfg_key_is_logged_as_a_warning_and_the_server_starts() {
+    let s = Server::start(json!({"bogus_setting_xyz": 42}));
+    let r = upload_json(&s, "w.txt", b"warned");
+    assert_eq!(r["size"], 6);
+    let log = s.dir.join("log/fileserver.log");
+    let warned = eventually(Duration::from_secs(5), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("bogus_setting_xyz"))
+    });
+    assert!(
+        warned,
+        "no warning in {}: {}",
+        log.display(),
+        std::fs::read_to_string(&log).unwrap_or_default()
     );
 }

@@ -431,6 +431,37 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// Runs the binary with `args` in `dir` and waits (bounded) for it to exit: (code, stdout+stderr).
+pub fn run_to_exit(dir: &Path, args: &[&str], limit: Duration) -> (Option<i32>, String) {
+    let out_path = dir.join("run.out");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("GO_FASTDFS_DIR")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .expect("start fastdfs");
+    let deadline = Instant::now() + limit;
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "fastdfs {args:?} did not exit within {limit:?}: {}",
+                std::fs::read_to_string(&out_path).unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (code, std::fs::read_to_string(&out_path).unwrap_or_default())
+}
+
 /// Reports a test that cannot run here (a tool is missing): printed, and recorded in the file
 /// named by FASTDFS_SKIP_LOG so `scripts/test-all.sh` lists it as skipped, not passed (and
 /// fails under CI, where every tool is installed).
