@@ -25,11 +25,46 @@ pub struct FileInfo {
     pub scene: String,
     #[serde(rename = "timeStamp", default)]
     pub time_stamp: i64,
+    /// Where the content is: `OFFSET_PLAIN` (its own file at `rel_path`), `OFFSET_MIGRATED`
+    /// (indexed in place by migration), or >= 0 (inside a merged small-file container).
+    /// Read it through `content()`.
     #[serde(default)]
     pub offset: i64,
 }
 
+/// `FileInfo.offset` of a file stored as its own file.
+pub const OFFSET_PLAIN: i64 = -1;
+/// `FileInfo.offset` of a file indexed in place by migration (go-fastdfs' `-2`).
+pub const OFFSET_MIGRATED: i64 = -2;
+
+/// Where a record's content is, from its `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    /// Its own file at `rel_path`.
+    Plain,
+    /// Its own file, indexed in place by migration.
+    Migrated,
+    /// Inside a merged small-file container, at this byte offset.
+    Merged(u64),
+    /// Any other negative value (never written by fastdfs-rs).
+    Unknown,
+}
+
 impl FileInfo {
+    pub fn content(&self) -> Content {
+        match self.offset {
+            OFFSET_PLAIN => Content::Plain,
+            OFFSET_MIGRATED => Content::Migrated,
+            o if o >= 0 => Content::Merged(o as u64),
+            _ => Content::Unknown,
+        }
+    }
+
+    /// Whether the content is inside a merged small-file container.
+    pub fn is_merged(&self) -> bool {
+        matches!(self.content(), Content::Merged(_))
+    }
+
     /// Name of the file on disk: `rename` when set, else `name`.
     pub fn stored_name(&self) -> &str {
         if self.rename.is_empty() {

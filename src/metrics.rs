@@ -7,34 +7,73 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Route labels (bounded set).
-pub const ROUTES: &[&str] = &[
-    "upload",
-    "download",
-    "delete",
-    "get_file_info",
-    "check_file_exist",
-    "status",
-    "stat",
-    "metrics",
-    "admin",
-    "page",
-    "sync",
-    "other",
-];
+/// The route families: the router names each request's family, the metrics count by it (its
+/// `route` label). A bounded set: no paths or md5s in labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Upload,
+    Download,
+    Delete,
+    GetFileInfo,
+    CheckFileExist,
+    Status,
+    Stat,
+    Metrics,
+    Admin,
+    Page,
+    Sync,
+    Other,
+}
+
+impl Route {
+    pub const ALL: [Route; 12] = [
+        Route::Upload,
+        Route::Download,
+        Route::Delete,
+        Route::GetFileInfo,
+        Route::CheckFileExist,
+        Route::Status,
+        Route::Stat,
+        Route::Metrics,
+        Route::Admin,
+        Route::Page,
+        Route::Sync,
+        Route::Other,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Route::Upload => "upload",
+            Route::Download => "download",
+            Route::Delete => "delete",
+            Route::GetFileInfo => "get_file_info",
+            Route::CheckFileExist => "check_file_exist",
+            Route::Status => "status",
+            Route::Stat => "stat",
+            Route::Metrics => "metrics",
+            Route::Admin => "admin",
+            Route::Page => "page",
+            Route::Sync => "sync",
+            Route::Other => "other",
+        }
+    }
+
+    /// The route of a request tag set by the router (`Request::tag`); unknown tags are Other.
+    pub fn from_tag(tag: usize) -> Route {
+        Route::ALL.get(tag).copied().unwrap_or(Route::Other)
+    }
+
+    /// The request tag of this route.
+    pub fn tag(self) -> usize {
+        self as usize
+    }
+}
 /// Status classes used as the `code` label.
 const CLASSES: &[&str] = &["1xx", "2xx", "3xx", "4xx", "5xx"];
 /// Upper bounds (seconds) of the latency histogram buckets.
 const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-
-pub fn route_index(route: &str) -> usize {
-    ROUTES
-        .iter()
-        .position(|r| *r == route)
-        .unwrap_or(ROUTES.len() - 1)
-}
 
 #[derive(Default)]
 struct Counter(AtomicU64);
@@ -103,7 +142,7 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
-            requests: (0..ROUTES.len() * CLASSES.len())
+            requests: (0..Route::ALL.len() * CLASSES.len())
                 .map(|_| Counter::default())
                 .collect(),
             duration: Histogram::default(),
@@ -127,14 +166,14 @@ impl Default for Metrics {
 impl Metrics {
     pub fn request(
         &self,
-        route: usize,
+        route: Route,
         status: u16,
         took: std::time::Duration,
         received: u64,
         sent: u64,
     ) {
         let class = ((status / 100) as usize).clamp(1, 5) - 1;
-        self.requests[route.min(ROUTES.len() - 1) * CLASSES.len() + class].add(1);
+        self.requests[route as usize * CLASSES.len() + class].add(1);
         self.duration.observe(took);
         self.received_bytes.add(received);
         self.sent_bytes.add(sent);
@@ -235,7 +274,7 @@ pub fn render(all: &[Metrics], g: &Gauges) -> String {
         "# HELP fastdfs_http_requests_total HTTP requests answered, by route and status class."
     );
     let _ = writeln!(o, "# TYPE fastdfs_http_requests_total counter");
-    for (r, route) in ROUTES.iter().enumerate() {
+    for (r, route) in Route::ALL.iter().map(|r| r.label()).enumerate() {
         for (c, class) in CLASSES.iter().enumerate() {
             let n: u64 = all
                 .iter()
@@ -408,14 +447,14 @@ mod tests {
     fn renders_counters_histogram_and_gauges() {
         let all = vec![Metrics::default(), Metrics::default()];
         all[0].request(
-            route_index("upload"),
+            Route::Upload,
             200,
             std::time::Duration::from_millis(3),
             100,
             50,
         );
         all[1].request(
-            route_index("download"),
+            Route::Download,
             404,
             std::time::Duration::from_millis(700),
             10,

@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::http::params::Params;
 use crate::http::query::escape_segment;
 use crate::json::{FileInfo, FileResult};
-use crate::store::meta::{self, Op, OpResult, Staged};
+use crate::store::meta::{self, Inserted, Staged};
 use crate::store::names;
 use crate::store::write;
 use crate::worker::Worker;
@@ -122,11 +122,9 @@ impl Target {
         let name = self.name_for(digest);
         let mut rename = self.rename.clone();
         if cfg.rename_file {
-            let mut b = [0u8; 16];
-            getrandom::getrandom(&mut b).expect("random");
             rename = format!(
                 "{}{}",
-                meta::md5_hex(&meta::hex(&b)),
+                meta::md5_hex(&crate::codec::random_hex(16)),
                 names::extension(&name)
             );
         }
@@ -150,7 +148,7 @@ impl Target {
             peers: Some(vec![cfg.host.clone()]),
             scene: self.scene.clone(),
             time_stamp: now.timestamp(),
-            offset: -1,
+            offset: crate::json::OFFSET_PLAIN,
         };
         let dedup = cfg.enable_distinct_file;
         if !dedup {
@@ -194,16 +192,15 @@ pub async fn commit(
         name: plan.info.stored_name().to_string(),
         replace: !plan.dedup,
     };
-    let op = Op::Insert {
-        info: Box::new(plan.info),
-        staged: Some(staged),
-        dedup: plan.dedup,
-        origin: meta::Origin::Local {
-            notify: w.config().peers.clone(),
-        },
+    let origin = meta::Origin::Local {
+        notify: w.config().peers.clone(),
     };
-    match w.meta().submit(op).await {
-        Ok(OpResult::Inserted(info)) => {
+    let inserted = w
+        .meta()
+        .insert(plan.info, Some(staged), plan.dedup, origin)
+        .await;
+    match inserted {
+        Ok(Inserted::New(info)) => {
             written.moved();
             w.metrics().upload(info.size as u64, false);
             if !plan.dedup {
@@ -211,18 +208,22 @@ pub async fn commit(
             }
             Ok(info)
         }
-        Ok(OpResult::Existing(info)) => {
+        Ok(Inserted::Existing(info)) => {
             write::discard(written).await;
             w.metrics().upload(info.size as u64, true);
             Ok(info)
         }
-        Ok(other) => unreachable!("insert answered {other:?}"),
-        Err(e) => {
+        failed => {
             match on_failure {
                 OnFailure::Discard => write::discard(written).await,
                 OnFailure::Keep => written.release(),
             }
-            Err(e.into())
+            Err(match failed {
+                Err(e) => e.into(),
+                // Tombstones refuse only copies from peers (Origin::Peer), never an upload.
+                _ => meta::MetaError::Corrupt("a local upload was refused by a tombstone".into())
+                    .into(),
+            })
         }
     }
 }

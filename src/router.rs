@@ -9,6 +9,7 @@ use crate::api::{self, admin, cluster, download, manage, upload};
 use crate::error::ApiError;
 use crate::http::conn::{Exchange, Handler, Limits};
 use crate::http::{Request, Response};
+use crate::metrics::Route;
 use crate::worker::Worker;
 use std::rc::Rc;
 use std::time::Duration;
@@ -87,7 +88,7 @@ impl Handler for Worker {
 
     fn answered(&self, x: &Exchange<'_>) {
         self.access_log(x.peer, x.method, x.status, x.target, x.took);
-        let route = crate::metrics::route_index(x.route);
+        let route = Route::from_tag(x.tag);
         self.metrics()
             .request(route, x.status, x.took, x.received_bytes, x.sent_bytes);
         if x.pace_cut {
@@ -125,17 +126,17 @@ async fn dispatch(w: &Rc<Worker>, req: &mut Request<'_>) -> Result<Response, Api
     let name = match path.strip_prefix(prefix.as_str()) {
         Some(n) if n.starts_with('/') => n.to_string(),
         _ => {
-            req.route = "download";
+            req.tag = Route::Download.tag();
             return download::handle(w, req).await;
         }
     };
     if cfg.enable_tus {
         if let Some(rest) = crate::tus::route(&name) {
-            req.route = "upload";
+            req.tag = Route::Upload.tag();
             return Ok(crate::tus::handle(w, req, rest).await);
         }
     }
-    req.route = route_label(&name);
+    req.tag = route_of(&name).tag();
     match name.as_str() {
         "/upload" => {
             req.body_max = cfg.upload_max_bytes;
@@ -188,22 +189,26 @@ async fn dispatch(w: &Rc<Worker>, req: &mut Request<'_>) -> Result<Response, Api
     }
 }
 
-/// The metrics label of a route name (a bounded set).
-fn route_label(name: &str) -> &'static str {
+/// The route family of a route name (counted in the metrics).
+fn route_of(name: &str) -> Route {
     match name {
-        "/upload" => "upload",
-        "/delete" => "delete",
-        "/get_file_info" => "get_file_info",
-        "/check_file_exist" | "/check_files_exist" => "check_file_exist",
-        "/status" => "status",
-        "/stat" => "stat",
-        "/metrics" => "metrics",
-        "/upload.html" => "page",
-        n if n.starts_with("/static/") => "page",
+        "/upload" => Route::Upload,
+        "/delete" => Route::Delete,
+        "/get_file_info" => Route::GetFileInfo,
+        "/check_file_exist" | "/check_files_exist" => Route::CheckFileExist,
+        "/status" => Route::Status,
+        "/stat" => Route::Stat,
+        "/metrics" => Route::Metrics,
+        "/upload.html" => Route::Page,
+        n if n.starts_with("/static/") => Route::Page,
         "/list_dir" | "/search" | "/get_md5s_by_date" | "/remove_empty_dir" | "/repair_stat"
-        | "/backup" | "/report" | "/reload" | "/gen_google_secret" | "/gen_google_code" => "admin",
-        "/syncfile_info" | "/receive_md5s" | "/sync" | "/repair" | "/repair_fileinfo" => "sync",
-        _ => "download",
+        | "/backup" | "/report" | "/reload" | "/gen_google_secret" | "/gen_google_code" => {
+            Route::Admin
+        }
+        "/syncfile_info" | "/receive_md5s" | "/sync" | "/repair" | "/repair_fileinfo" => {
+            Route::Sync
+        }
+        _ => Route::Download,
     }
 }
 

@@ -189,7 +189,7 @@ pub fn remove_empty_dirs(root: &std::path::Path) -> usize {
             let path = e.path();
             let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
             let name = e.file_name();
-            if top && (name == "_tmp" || name == "_big") {
+            if top && name.to_str().is_some_and(crate::store::names::is_internal) {
                 empty = false;
                 continue;
             }
@@ -311,9 +311,7 @@ pub async fn report(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, 
 /// `G/gen_google_secret`: a fresh 16-character base32 TOTP secret.
 pub fn gen_google_secret(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, refuse_envelope("ok"))?;
-    let mut b = [0u8; 10];
-    getrandom::getrandom(&mut b).expect("random");
-    let secret = crate::totp::base32_encode(&b);
+    let secret = crate::totp::base32_encode(&crate::codec::random_bytes::<10>());
     Ok(Response::text(
         200,
         json::pretty(&json::envelope("ok", "ok", Some(secret))),

@@ -7,7 +7,6 @@ use super::{refuse_envelope, refuse_text, require_admin, Params};
 use crate::error::ApiError;
 use crate::http::{Request, Response};
 use crate::json::{self, FileInfo};
-use crate::store::meta::{Op, OpResult};
 use crate::worker::Worker;
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -34,7 +33,7 @@ pub async fn syncfile_info(
     crate::sync::validate_announced(&info)
         .map_err(|e| ApiError::fail(400, format!("fileInfo refused: {e}")))?;
     let live = w.meta().get_live(&info.md5)?.is_some();
-    if info.offset >= 0 {
+    if info.is_merged() {
         tracing::warn!(md5 = %info.md5, "merged small files are not replicated; announcement ignored");
     } else if live
         || w.meta()
@@ -45,16 +44,7 @@ pub async fn syncfile_info(
         // Here already, deleted here (the tombstone wins), or fetched and stored just now.
     } else {
         // The sender's own URL goes first among the sources when it is a peer we know.
-        match w
-            .meta()
-            .submit(Op::Announce {
-                info: Box::new(info.clone()),
-            })
-            .await?
-        {
-            OpResult::Queued | OpResult::Existing(_) | OpResult::Tombstoned => {}
-            other => unreachable!("announce answered {other:?}"),
-        }
+        w.meta().announce(info.clone()).await?;
     }
     let host = req.head.header_str("host").unwrap_or("");
     let rel = info.path.strip_prefix("files/").unwrap_or(&info.path);
@@ -173,15 +163,11 @@ pub async fn repair_fileinfo(
                 let notify = me.config().peers.clone();
                 let mut n = 0;
                 for info in records {
-                    let op = Op::Insert {
-                        info: Box::new(info),
-                        staged: None,
-                        dedup: true,
-                        origin: crate::store::meta::Origin::Local {
-                            notify: notify.clone(),
-                        },
+                    let origin = crate::store::meta::Origin::Local {
+                        notify: notify.clone(),
                     };
-                    if let Ok(OpResult::Inserted(_)) = me.meta().submit(op).await {
+                    let inserted = me.meta().insert(info, None, true, origin).await;
+                    if let Ok(crate::store::meta::Inserted::New(_)) = inserted {
                         n += 1;
                     }
                 }

@@ -50,9 +50,7 @@ fn resolve(w: &Worker, path: &str) -> Result<Target, ApiError> {
         .ok_or_else(|| ApiError::fail(400, "invalid path"))?;
     match parts.first() {
         None => return Ok(Target::Index),
-        Some(first) if ["_tmp", "_big", "_cache"].contains(first) => {
-            return Ok(Target::NotFound(""))
-        }
+        Some(first) if crate::store::names::is_internal(first) => return Ok(Target::NotFound("")),
         _ => {}
     }
     Ok(Target::File(format!("files/{}", parts.join("/"))))

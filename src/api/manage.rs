@@ -6,7 +6,7 @@ use super::{require_admin, Params};
 use crate::error::ApiError;
 use crate::http::Response;
 use crate::json::{self, FileInfo};
-use crate::store::meta::{self, Op, OpResult};
+use crate::store::meta;
 use crate::worker::Worker;
 use serde_json::{json, Value};
 use std::net::IpAddr;
@@ -177,7 +177,7 @@ pub async fn check_file_exist(w: &Worker, p: &Params) -> Result<Response, ApiErr
                     peers: Some(vec![w.config().host.clone()]),
                     scene: String::new(),
                     time_stamp: crate::store::mtime_secs(&m),
-                    offset: -1,
+                    offset: crate::json::OFFSET_PLAIN,
                 };
                 return Ok(Response::text(200, json::compact(&info)));
             }
@@ -320,29 +320,18 @@ pub async fn delete(
     let Some(info) = lookup(w, p)? else {
         let md5 = p.str("md5");
         if from_peer && md5.len() == 32 {
-            let op = Op::Delete {
-                md5: md5.to_ascii_lowercase(),
-                notify,
-                tomb_missing: true,
-            };
-            w.meta().submit(op).await?;
+            w.meta()
+                .delete(md5.to_ascii_lowercase(), notify, true)
+                .await?;
         }
         return Err(ApiError::fail(404, "leveldb: not found"));
     };
-    if info.offset >= 0 {
+    if info.is_merged() {
         return Err(ApiError::fail(400, "small file delete not support"));
     }
     let existed = w.dir().join(info.rel_path()).is_file();
-    match w
-        .meta()
-        .submit(Op::Delete {
-            md5: info.md5.clone(),
-            notify,
-            tomb_missing: from_peer,
-        })
-        .await?
-    {
-        OpResult::Deleted(_) => {
+    match w.meta().delete(info.md5.clone(), notify, from_peer).await? {
+        Some(_) => {
             w.shared.invalidate_caches();
             w.metrics().delete();
             if existed {
@@ -354,7 +343,6 @@ pub async fn delete(
                 Err(ApiError::fail(404, "fail remove"))
             }
         }
-        OpResult::NotFound => Err(ApiError::fail(404, "leveldb: not found")),
-        other => unreachable!("delete answered {other:?}"),
+        None => Err(ApiError::fail(404, "leveldb: not found")),
     }
 }

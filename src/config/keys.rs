@@ -144,7 +144,7 @@ config_keys! {
     trusted_proxies: Vec<String> = strings(&[]), live => ([]);
     /// Secret mixed into download tokens: md5(file_md5 + timestamp + secret). Generated on
     /// first start; empty = go-fastdfs' secret-less formula (forgeable; warned about).
-    download_token_secret: String = string(""), live => (random_hex(16));
+    download_token_secret: String = string(""), live => (crate::codec::random_hex(16));
     /// Seconds a tus upload lives after its last PATCH (then it is removed); 0 = the default.
     tus_expire_seconds: u64 = uint(TUS_EXPIRE_SECONDS_DEFAULT), live => (TUS_EXPIRE_SECONDS_DEFAULT);
     /// Concurrent connections per client address (trusted proxies, peers and admins exempt).

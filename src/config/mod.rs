@@ -169,18 +169,11 @@ pub fn local_ip() -> String {
     probe().unwrap_or_else(|_| "127.0.0.1".to_string())
 }
 
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    getrandom::getrandom(&mut buf).expect("the OS random source is available");
-    buf.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The generated cfg.json: go-fastdfs' template keys and values (docs/CONFIG.md) plus ours.
 pub fn default_file_text() -> String {
     let peer_id = env_nonempty("GO_FASTDFS_PEER_ID").unwrap_or_else(|| {
-        let mut b = [0u8; 1];
-        getrandom::getrandom(&mut b).expect("random");
-        (b[0] % 9).to_string()
+        let [b] = crate::codec::random_bytes::<1>();
+        (b % 9).to_string()
     });
     let host = format!("http://{}:8080", local_ip());
     let peers: Vec<String> = match env_nonempty("GO_FASTDFS_PEERS") {
@@ -190,7 +183,7 @@ pub fn default_file_text() -> String {
             .collect(),
         None => vec![host.clone()],
     };
-    let key = random_hex(16);
+    let key = crate::codec::random_hex(16);
     let admin_key = format!(
         "{}-{}-{}-{}-{}",
         &key[0..8],

@@ -64,7 +64,8 @@ pub struct Exchange<'a> {
     pub peer: std::net::IpAddr,
     pub method: &'a str,
     pub target: &'a str,
-    pub route: &'static str,
+    /// The request's `tag` as the handler left it.
+    pub tag: usize,
     pub status: u16,
     pub took: Duration,
     pub received_bytes: u64,
@@ -153,8 +154,8 @@ pub struct Request<'c> {
     pub body_read: u64,
     /// Largest body the handler accepts (set by the router per route); 0 = unlimited.
     pub body_max: u64,
-    /// Route label for metrics (set by the router).
-    pub route: &'static str,
+    /// An opaque tag the handler may set (the router's route family); `usize::MAX` until set.
+    pub tag: usize,
 }
 
 fn is_timeout(e: &io::Error) -> bool {
@@ -322,12 +323,12 @@ pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>) {
             pace_cut: false,
             body_read: 0,
             body_max: 0,
-            route: "other",
+            tag: usize::MAX,
         };
         let resp = handler.handle(&mut req).await;
         let body_done = req.body_finished();
         let pace_cut = req.pace_cut;
-        let route = req.route;
+        let tag = req.tag;
         let received = (req.head.raw().len() as u64) + req.body_read;
         let method = req.head.method().to_string();
         let target = req.head.target().to_string();
@@ -343,7 +344,7 @@ pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>) {
             peer: peer.ip(),
             method: &method,
             target: &target,
-            route,
+            tag,
             status: resp.status,
             took,
             received_bytes: received,

@@ -13,20 +13,11 @@
 //! - [`percent_decode_path`] does not turn `+` into a space, does not normalise `.`/`..`
 //!   segments, and refuses results that are not UTF-8 or that contain NUL.
 
+use crate::codec::hex_value;
 use percent_encoding::percent_decode_str;
 
 /// Maximum number of pairs returned by [`parse_urlencoded`].
 pub const PAIRS_COUNT_MAX: usize = 256;
-
-#[inline]
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
 
 /// Decodes one form component: `+` → space, `%XX` → byte, invalid escapes kept.
 fn decode_component(s: &[u8]) -> String {

@@ -18,6 +18,7 @@
 //! - `If-Range` with a date compares whole seconds for equality; it does not check that the
 //!   Last-Modified date is a strong validator.
 
+use crate::codec::trim_ows;
 use std::ops::RangeInclusive;
 use std::time::UNIX_EPOCH;
 
@@ -34,16 +35,6 @@ pub enum RangeAnswer {
 
 /// More range-specs than this in one header are ignored (`Full`).
 pub const RANGES_COUNT_MAX: usize = 16;
-
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
-}
 
 /// `1*DIGIT`, saturating at u64::MAX; None if empty or not all digits.
 fn digits(s: &[u8]) -> Option<u64> {

@@ -41,7 +41,10 @@ pub fn check(
     .map_err(std::io::Error::other)?;
     let mut report = CheckReport::default();
     let mut drop_records = Vec::new();
-    for info in records.iter().filter(|i| i.offset == -1) {
+    for info in records
+        .iter()
+        .filter(|i| i.offset == crate::json::OFFSET_PLAIN)
+    {
         report.checked += 1;
         let rel = info.rel_path();
         let full = dir.join(&rel);

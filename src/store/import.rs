@@ -213,7 +213,7 @@ fn record_for_file(
         peers: Some(vec![host.to_string()]),
         scene,
         time_stamp: mtime,
-        offset: -1,
+        offset: crate::json::OFFSET_PLAIN,
     }))
 }
 

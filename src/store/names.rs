@@ -8,8 +8,17 @@
 
 use std::fmt;
 
-/// Directories under `files/` that belong to the server, not to uploads.
-pub const RESERVED_TOP_DIRS: &[&str] = &["_tmp", "_big", "haystack", "_cache"];
+/// Server-internal directories under `files/`: temp files, tus state, resize cache. Never
+/// served, listed, or written by clients.
+pub const INTERNAL_DIRS: &[&str] = &["_tmp", "_big", "_cache"];
+/// Top directories no client-chosen name may use: the internal ones and `haystack` (merged
+/// small files, which are served by their URLs but written only by the server).
+pub const RESERVED_TOP_DIRS: &[&str] = &["_tmp", "_big", "_cache", "haystack"];
+
+/// Whether a first directory under `files/` is server-internal.
+pub fn is_internal(first: &str) -> bool {
+    INTERNAL_DIRS.contains(&first)
+}
 /// Longest single path component in bytes (ext4's NAME_MAX).
 pub const NAME_BYTES_MAX: usize = 255;
 /// Longest custom path in bytes.

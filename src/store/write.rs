@@ -1,6 +1,6 @@
 //! The durable write path of an upload's content: a temp file under `files/_tmp/` written
 //! through io_uring while its digest (md5 or sha1) is computed in the same pass, then
-//! fdatasynced. Moving it into place and committing metadata is `meta::Op::Insert`.
+//! fdatasynced. Moving it into place and committing metadata is `Meta::insert`.
 //! A temp file that is dropped without `finish` is removed (an upload that dies half way
 //! leaves nothing behind; leftovers of a crash are removed at start-up).
 
@@ -76,9 +76,7 @@ pub struct Written {
 }
 
 fn random_name() -> String {
-    let mut b = [0u8; 16];
-    getrandom::getrandom(&mut b).expect("the OS random source is available");
-    crate::store::meta::hex(&b)
+    crate::codec::random_hex(16)
 }
 
 /// Sequential writes into an open file from a position, gathered into 1 MiB io_uring writes,

@@ -19,8 +19,8 @@ pub mod read_through;
 pub mod repair;
 
 use crate::json::FileInfo;
-use crate::store::meta::{OpResult, OutboxEntry, SyncKind};
-use crate::store::{meta::Op, meta::Origin, meta::Staged, names, write};
+use crate::store::meta::{Inserted, OutboxEntry, SyncKind};
+use crate::store::{meta::Origin, meta::Staged, names, write};
 use crate::worker::Worker;
 use std::io;
 use std::rc::Rc;
@@ -261,12 +261,11 @@ async fn deliver(
     };
     match result {
         Ok(()) => {
-            let op = Op::Delivered {
-                md5: md5.to_string(),
-                peer: peer.to_string(),
-                sent: entry,
-            };
-            if let Err(e) = w.meta().submit(op).await {
+            let delivered = w
+                .meta()
+                .delivered(md5.to_string(), peer.to_string(), entry)
+                .await;
+            if let Err(e) = delivered {
                 tracing::error!(cause = %e, "recording a delivery failed");
                 return Err(e.to_string());
             }
@@ -417,7 +416,7 @@ async fn fetch_one(w: Rc<Worker>, info: FileInfo) {
     if let Some(why) = drop_reason {
         tracing::warn!(md5, cause = %why, "announced file dropped");
         w.sync.pull_retry.borrow_mut().remove(&md5);
-        let _ = w.meta().submit(Op::InboxDrop { md5 }).await;
+        let _ = w.meta().drop_announced(md5).await;
     }
 }
 
@@ -461,7 +460,7 @@ fn sources(w: &Worker, info: &FileInfo) -> Vec<String> {
 /// stored before the peer gets its acknowledgement, which saves the inbox commit (lag) and
 /// is just as durable. Returns false when it did not work; the caller then queues it.
 pub async fn fetch_inline(w: &Worker, info: &FileInfo) -> bool {
-    if info.size > INLINE_FETCH_BYTES_MAX || info.offset >= 0 {
+    if info.size > INLINE_FETCH_BYTES_MAX || info.is_merged() {
         return false;
     }
     matches!(
@@ -474,7 +473,7 @@ async fn fetch(w: &Worker, info: FileInfo, budget: Option<Duration>) -> Fetch {
     if let Err(why) = validate_announced(&info) {
         return Fetch::Hopeless(why);
     }
-    if info.offset >= 0 {
+    if info.is_merged() {
         return Fetch::Hopeless("merged small files are not replicated".into());
     }
     if w.config().read_only {
@@ -552,7 +551,11 @@ async fn download(
     // With dedup on, the md5 is the content's: check it. A peer with dedup off names files by
     // the md5 of their path instead; that is accepted as such (size checked above).
     let path_named = info.md5 == crate::store::meta::path_key(&info.rel_path());
-    if cfg.enable_distinct_file && info.offset == -1 && written.digest != info.md5 && !path_named {
+    if cfg.enable_distinct_file
+        && info.offset == crate::json::OFFSET_PLAIN
+        && written.digest != info.md5
+        && !path_named
+    {
         return Err(format!(
             "content md5 {} instead of {}",
             written.digest, info.md5
@@ -569,14 +572,12 @@ async fn commit(w: &Worker, info: FileInfo, written: write::Written) -> Fetch {
         name: info.stored_name().to_string(),
         replace: false,
     };
-    let op = Op::Insert {
-        info: Box::new(info),
-        staged: Some(staged),
-        dedup: cfg.enable_distinct_file,
-        origin: Origin::Peer,
-    };
-    match w.meta().submit(op).await {
-        Ok(OpResult::Inserted(info)) => {
+    let inserted = w
+        .meta()
+        .insert(info, Some(staged), cfg.enable_distinct_file, Origin::Peer)
+        .await;
+    match inserted {
+        Ok(Inserted::New(info)) => {
             written.moved();
             w.metrics().sync_received(info.size as u64);
             Fetch::Settled

@@ -83,13 +83,10 @@ async fn queue_local_copy(w: &Worker, peer: &str, mut info: crate::json::FileInf
     let peers = info.peers.get_or_insert_with(Vec::new);
     peers.retain(|p| p != peer);
     peers.insert(0, peer.to_string());
-    if info.offset >= 0 || super::validate_announced(&info).is_err() {
+    if info.is_merged() || super::validate_announced(&info).is_err() {
         return;
     }
-    let op = crate::store::meta::Op::Announce {
-        info: Box::new(info),
-    };
-    if let Err(e) = w.meta().submit(op).await {
+    if let Err(e) = w.meta().announce(info).await {
         tracing::warn!(cause = %e, "queueing a read-through copy failed");
     }
 }

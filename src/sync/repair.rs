@@ -5,7 +5,7 @@
 //! unless a tombstone here says they were deleted: then the delete is queued for the peer.
 
 use crate::client::peer::Reply;
-use crate::store::meta::{Op, SyncKind};
+use crate::store::meta::{Enqueue, SyncKind};
 use crate::worker::Worker;
 use std::collections::BTreeSet;
 use std::rc::Rc;
@@ -120,12 +120,12 @@ async fn day_with_peer(w: &Worker, peer: &str, day: &str) -> std::io::Result<(us
         .collect();
     let ours_list = w.meta().md5s_by_date(day).map_err(std::io::Error::other)?;
     let ours: BTreeSet<&str> = ours_list.iter().map(String::as_str).collect();
-    let op = |md5: &str, kind| Op::Enqueue {
+    let op = |md5: &str, kind| Enqueue {
         md5: md5.to_string(),
         peers: vec![peer.to_string()],
         kind,
     };
-    let mut ops: Vec<Op> = ours
+    let mut ops: Vec<Enqueue> = ours
         .difference(&theirs)
         .map(|md5| op(md5, SyncKind::Put))
         .collect();
@@ -155,7 +155,7 @@ pub async fn push_all(w: &Worker, md5s: &[String]) -> usize {
     if peers.is_empty() {
         return 0;
     }
-    let ops = md5s.iter().map(|md5| Op::Enqueue {
+    let ops = md5s.iter().map(|md5| Enqueue {
         md5: md5.clone(),
         peers: peers.clone(),
         kind: SyncKind::Put,
@@ -182,7 +182,7 @@ pub async fn sync_day(w: &Worker, day: &str, force: bool) -> usize {
             .cloned()
             .collect();
         if !targets.is_empty() {
-            ops.push(Op::Enqueue {
+            ops.push(Enqueue {
                 md5,
                 peers: targets,
                 kind: SyncKind::Put,
@@ -194,19 +194,19 @@ pub async fn sync_day(w: &Worker, day: &str, force: bool) -> usize {
 
 /// Submits ops with up to `SUBMITS_IN_FLIGHT` outstanding, so they share group commits.
 /// Returns how many were applied.
-async fn submit_all(w: &Worker, ops: Vec<Op>) -> usize {
+async fn submit_all(w: &Worker, ops: Vec<Enqueue>) -> usize {
     let mut applied = 0;
     let mut ops = ops.into_iter().peekable();
     while ops.peek().is_some() {
-        let window: Vec<Op> = ops.by_ref().take(SUBMITS_IN_FLIGHT).collect();
+        let window: Vec<Enqueue> = ops.by_ref().take(SUBMITS_IN_FLIGHT).collect();
         let calls = window.into_iter().map(|op| {
             let meta = w.shared.meta.clone();
-            async move { meta.submit(op).await }
+            async move { meta.enqueue(op).await }
         });
         applied += super::futures_join_all(calls)
             .await
             .into_iter()
-            .filter(|r| matches!(r, Ok(crate::store::meta::OpResult::Done)))
+            .filter(|r| matches!(r, Ok(true)))
             .count();
     }
     applied

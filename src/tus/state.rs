@@ -92,9 +92,7 @@ pub fn now() -> i64 {
 
 /// A new random upload id (32 hex digits).
 pub fn new_id() -> String {
-    let mut b = [0u8; 16];
-    getrandom::getrandom(&mut b).expect("the OS random source is available");
-    crate::store::meta::hex(&b)
+    crate::codec::random_hex(16)
 }
 
 /// Reads `<id>.info`; None when the upload does not exist.

@@ -25,6 +25,7 @@
 //! - Only up to 128 header slots live on the stack; a larger `headers_count_max` falls back
 //!   to one heap buffer per parse.
 
+use crate::codec::{is_ows, trim_ows};
 use bytes::{Bytes, BytesMut};
 use std::mem::MaybeUninit;
 
@@ -304,36 +305,14 @@ fn parse_inner<'b>(
     let mut req = httparse::Request::new(&mut []);
     let len = match req.parse_with_uninit_headers(window, hdrs) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            match req.path {
-                Some(p) if p.len() > limits.uri_bytes_max => return Err(HeadError::UriTooLong),
-                Some(_) => {}
-                None => {
-                    // Request line not finished yet: refuse an endless request line early.
-                    let line = &data[leading_empty_lines(data)..];
-                    let probe = limits.uri_bytes_max.saturating_add(17).min(line.len());
-                    if line.len() > limits.uri_bytes_max.saturating_add(16)
-                        && !line[..probe].contains(&b'\n')
-                    {
-                        return Err(HeadError::UriTooLong);
-                    }
-                }
-            }
-            if data.len() >= limits.head_bytes_max {
-                return Err(HeadError::HeadTooLarge);
-            }
-            return Ok(None);
-        }
+        Ok(httparse::Status::Partial) => return incomplete(data, req.path, limits).map(|()| None),
         Err(e) => {
-            if let Some(p) = req.path {
-                if p.len() > limits.uri_bytes_max {
-                    return Err(HeadError::UriTooLong);
-                }
+            if req.path.is_some_and(|p| p.len() > limits.uri_bytes_max) {
+                return Err(HeadError::UriTooLong);
             }
             return Err(map_error(e, window));
         }
     };
-
     let base = window.as_ptr() as usize;
     let span_of = |s: &[u8]| {
         let start = s.as_ptr() as usize - base;
@@ -353,91 +332,137 @@ fn parse_inner<'b>(
     } else {
         Version::Http11
     };
-    let method = span_of(method.as_bytes());
     let target_span = span_of(target.as_bytes());
     let query_mark = match target.bytes().position(|b| b == b'?') {
         Some(i) => target_span.start + i as u32,
         None => target_span.end,
     };
+    let scan = scan_fields(req.headers, span_of)?;
+    let body = framing(version, &scan)?;
+    let keep_alive = match version {
+        Version::Http11 => !scan.conn_close,
+        Version::Http10 => scan.conn_keep_alive && !scan.conn_close,
+    };
+    Ok(Some(Parsed {
+        len,
+        method: span_of(method.as_bytes()),
+        target: target_span,
+        query_mark,
+        version,
+        fields: scan.fields,
+        body,
+        keep_alive,
+        expect_continue: scan.expect_continue && version == Version::Http11,
+    }))
+}
 
-    let mut fields = Vec::with_capacity(req.headers.len());
-    let mut hosts = 0usize;
-    let mut content_length: Option<u64> = None;
-    let mut te = TeState::default();
-    let mut conn_close = false;
-    let mut conn_keep_alive = false;
-    let mut expect_continue = false;
-    for h in req.headers.iter() {
-        fields.push(FieldSpan {
+/// A head that is not complete yet: Ok to wait for more bytes, or the limit it already broke
+/// (an endless request line or head is refused before it is whole).
+fn incomplete(data: &[u8], path: Option<&str>, limits: &Limits) -> Result<(), HeadError> {
+    match path {
+        Some(p) if p.len() > limits.uri_bytes_max => return Err(HeadError::UriTooLong),
+        Some(_) => {}
+        None => {
+            // Request line not finished yet: refuse an endless request line early.
+            let line = &data[leading_empty_lines(data)..];
+            let probe = limits.uri_bytes_max.saturating_add(17).min(line.len());
+            if line.len() > limits.uri_bytes_max.saturating_add(16)
+                && !line[..probe].contains(&b'\n')
+            {
+                return Err(HeadError::UriTooLong);
+            }
+        }
+    }
+    if data.len() >= limits.head_bytes_max {
+        return Err(HeadError::HeadTooLarge);
+    }
+    Ok(())
+}
+
+/// What the header fields say about the request's framing and connection.
+struct FieldScan {
+    fields: Vec<FieldSpan>,
+    hosts: usize,
+    content_length: Option<u64>,
+    te: TeState,
+    conn_close: bool,
+    conn_keep_alive: bool,
+    expect_continue: bool,
+}
+
+/// One pass over the header fields: their spans, and the few fields the HTTP layer acts on.
+fn scan_fields(
+    headers: &[httparse::Header<'_>],
+    span_of: impl Fn(&[u8]) -> Span,
+) -> Result<FieldScan, HeadError> {
+    let mut scan = FieldScan {
+        fields: Vec::with_capacity(headers.len()),
+        hosts: 0,
+        content_length: None,
+        te: TeState::default(),
+        conn_close: false,
+        conn_keep_alive: false,
+        expect_continue: false,
+    };
+    for h in headers {
+        scan.fields.push(FieldSpan {
             name: span_of(h.name.as_bytes()),
             value: span_of(h.value),
         });
         let name = h.name.as_bytes();
         match name.len() {
-            4 if name.eq_ignore_ascii_case(b"host") => hosts += 1,
+            4 if name.eq_ignore_ascii_case(b"host") => scan.hosts += 1,
             6 if name.eq_ignore_ascii_case(b"expect")
                 && list_elements(h.value).any(|e| e.eq_ignore_ascii_case(b"100-continue")) =>
             {
-                expect_continue = true
+                scan.expect_continue = true
             }
             10 if name.eq_ignore_ascii_case(b"connection") => {
                 for e in list_elements(h.value) {
                     if e.eq_ignore_ascii_case(b"close") {
-                        conn_close = true;
+                        scan.conn_close = true;
                     } else if e.eq_ignore_ascii_case(b"keep-alive") {
-                        conn_keep_alive = true;
+                        scan.conn_keep_alive = true;
                     }
                 }
             }
             14 if name.eq_ignore_ascii_case(b"content-length") => {
-                parse_content_length(h.value, &mut content_length)?
+                parse_content_length(h.value, &mut scan.content_length)?
             }
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => te.add(h.value)?,
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => scan.te.add(h.value)?,
             _ => {}
         }
     }
-
-    if hosts > 1 {
-        return Err(HeadError::Malformed("more than one Host header"));
-    }
-    if hosts == 0 && version == Version::Http11 {
-        return Err(HeadError::MissingHost);
-    }
-    let body = if te.present {
-        if content_length.is_some() {
-            return Err(HeadError::ConflictingFraming);
-        }
-        if version == Version::Http10 {
-            return Err(HeadError::Malformed(
-                "Transfer-Encoding in HTTP/1.0 request",
-            ));
-        }
-        te.finish()?;
-        BodyKind::Chunked
-    } else {
-        match content_length {
-            Some(n) => BodyKind::Length(n),
-            None => BodyKind::None,
-        }
-    };
-    let keep_alive = match version {
-        Version::Http11 => !conn_close,
-        Version::Http10 => conn_keep_alive && !conn_close,
-    };
-    Ok(Some(Parsed {
-        len,
-        method,
-        target: target_span,
-        query_mark,
-        version,
-        fields,
-        body,
-        keep_alive,
-        expect_continue: expect_continue && version == Version::Http11,
-    }))
+    Ok(scan)
 }
 
-/// Length of the empty lines (CRLF or LF) before the request line.
+/// The body's framing from Host, Content-Length and Transfer-Encoding (RFC 9112 §6), refusing
+/// every ambiguity a smuggling attack would need.
+fn framing(version: Version, scan: &FieldScan) -> Result<BodyKind, HeadError> {
+    if scan.hosts > 1 {
+        return Err(HeadError::Malformed("more than one Host header"));
+    }
+    if scan.hosts == 0 && version == Version::Http11 {
+        return Err(HeadError::MissingHost);
+    }
+    if !scan.te.present {
+        return Ok(match scan.content_length {
+            Some(n) => BodyKind::Length(n),
+            None => BodyKind::None,
+        });
+    }
+    if scan.content_length.is_some() {
+        return Err(HeadError::ConflictingFraming);
+    }
+    if version == Version::Http10 {
+        return Err(HeadError::Malformed(
+            "Transfer-Encoding in HTTP/1.0 request",
+        ));
+    }
+    scan.te.finish()?;
+    Ok(BodyKind::Chunked)
+}
+
 fn leading_empty_lines(data: &[u8]) -> usize {
     let mut i = 0;
     loop {
@@ -483,29 +508,6 @@ fn classify_version(window: &[u8]) -> HeadError {
         }
         _ => HeadError::Malformed("invalid HTTP version"),
     }
-}
-
-#[inline]
-fn is_ows(b: u8) -> bool {
-    b == b' ' || b == b'\t'
-}
-
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [first, rest @ ..] = s {
-        if is_ows(*first) {
-            s = rest;
-        } else {
-            break;
-        }
-    }
-    while let [rest @ .., last] = s {
-        if is_ows(*last) {
-            s = rest;
-        } else {
-            break;
-        }
-    }
-    s
 }
 
 /// Non-empty, OWS-trimmed elements of a comma-separated list (RFC 9110 §5.6.1).

@@ -59,6 +59,7 @@
 //! [`boundary_from_content_type`] guarantees); with any other boundary it still never
 //! panics, it may just misparse.
 
+use crate::codec::{is_ows, trim_ows};
 use bytes::Buf;
 pub use bytes::{Bytes, BytesMut};
 use memchr::memmem;
@@ -424,26 +425,6 @@ fn partial_suffix_len(hay: &[u8], needle: &[u8]) -> usize {
         .map_or(0, <[u8]>::len)
 }
 
-fn is_ows(b: u8) -> bool {
-    b == b' ' || b == b'\t'
-}
-
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [first, rest @ ..] = s {
-        if !is_ows(*first) {
-            break;
-        }
-        s = rest;
-    }
-    while let [rest @ .., last] = s {
-        if !is_ows(*last) {
-            break;
-        }
-        s = rest;
-    }
-    s
-}
-
 fn skip_ows(s: &[u8], mut i: usize) -> usize {
     while i < s.len() && is_ows(s[i]) {
         i += 1;
@@ -610,7 +591,7 @@ fn decode_ext_value(v: &[u8]) -> Option<String> {
     let q1 = memchr::memchr(b'\'', v)?;
     let (charset, rest) = (&v[..q1], &v[q1 + 1..]);
     let q2 = memchr::memchr(b'\'', rest)?;
-    let bytes = percent_decode(&rest[q2 + 1..])?;
+    let bytes = crate::codec::percent_decode_strict(&rest[q2 + 1..])?;
     if charset.eq_ignore_ascii_case(b"utf-8") {
         Some(String::from_utf8_lossy(&bytes).into_owned())
     } else if charset.eq_ignore_ascii_case(b"iso-8859-1") {
@@ -618,28 +599,6 @@ fn decode_ext_value(v: &[u8]) -> Option<String> {
     } else {
         None
     }
-}
-
-fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
-    fn hex(b: u8) -> Option<u8> {
-        char::from(b)
-            .to_digit(16)
-            .and_then(|d| u8::try_from(d).ok())
-    }
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while let Some(&b) = s.get(i) {
-        if b == b'%' {
-            let hi = hex(*s.get(i + 1)?)?;
-            let lo = hex(*s.get(i + 2)?)?;
-            out.push(hi << 4 | lo);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    Some(out)
 }
 
 #[cfg(test)]

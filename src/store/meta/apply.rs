@@ -90,7 +90,7 @@ impl Meta {
 
     /// A record whose content is here (merged small files are trusted to their container).
     pub fn is_live(&self, info: &FileInfo) -> bool {
-        info.offset != -1 || self.root.join(info.rel_path()).is_file()
+        info.offset != crate::json::OFFSET_PLAIN || self.root.join(info.rel_path()).is_file()
     }
 
     pub(super) fn apply_announce(
@@ -248,7 +248,7 @@ impl Meta {
             return Ok(OpResult::NotFound);
         };
         self.unindex(s, txn, &old)?;
-        if old.offset == -1 || old.offset == -2 {
+        if matches!(old.content(), Content::Plain | Content::Migrated) {
             unlink_after.push(self.root.join(old.rel_path()));
         }
         Ok(OpResult::Deleted(old))

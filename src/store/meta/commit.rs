@@ -8,7 +8,7 @@ use super::*;
 
 impl Meta {
     /// Submits an op to its shard's owner and waits for the commit.
-    pub async fn submit(&self, op: Op) -> Result<OpResult, MetaError> {
+    pub(super) async fn submit(&self, op: Op) -> Result<OpResult, MetaError> {
         let md5 = match &op {
             Op::Insert { info, .. } | Op::Announce { info } => info.md5.as_str(),
             Op::Delete { md5, .. }
@@ -198,81 +198,126 @@ impl Meta {
                     .collect();
             }
         };
-        let mut out = Vec::with_capacity(ops.len());
-        let mut my_dirs = BTreeSet::new();
-        let mut placed: Vec<Placed> = Vec::new();
-        let mut unlink_after: Vec<PathBuf> = Vec::new();
-        for (i, op) in ops {
-            let r = match op {
-                Op::Insert {
-                    info,
-                    staged,
-                    dedup,
-                    origin,
-                } => {
-                    let put = Put {
-                        info: *info,
-                        staged,
-                        dedup,
-                        origin,
-                    };
-                    self.apply_insert(s, &mut txn, put, &mut my_dirs, &mut placed)
-                }
-                Op::Delete {
-                    md5,
-                    notify,
-                    tomb_missing,
-                } => {
-                    let d = DeleteOp {
-                        md5: &md5,
-                        notify: &notify,
-                        tomb_missing,
-                    };
-                    self.apply_delete(s, &mut txn, d, &mut unlink_after)
-                }
-                Op::RepairDay { date } => self.apply_repair_day(s, &mut txn, &date),
-                Op::Announce { info } => self.apply_announce(s, &mut txn, *info),
-                Op::InboxDrop { md5 } => {
-                    del_ok(txn.del(s.inbox, &md5.as_bytes(), None)).map(|()| OpResult::Done)
-                }
-                Op::Enqueue { md5, peers, kind } => {
-                    self.apply_enqueue(s, &mut txn, &md5, &peers, kind)
-                }
-                Op::Delivered { md5, peer, sent } => {
-                    self.apply_delivered(s, &mut txn, &md5, &peer, sent)
-                }
-                Op::PurgePeer { peer } => purge_peer(s, &mut txn, &peer),
-            };
-            out.push((i, r));
-        }
-        dirs.lock().expect("dirs lock").extend(my_dirs);
+        let mut fx = Effects::default();
+        let out: Vec<(usize, OpReply)> = ops
+            .into_iter()
+            .map(|(i, op)| (i, self.apply_op(s, &mut txn, op, &mut fx)))
+            .collect();
+        dirs.lock()
+            .expect("dirs lock")
+            .extend(std::mem::take(&mut fx.dirs));
         let failure = match barrier() {
             Some(e) => Some(e),
             None => txn.commit().err().map(|e| e.to_string()),
         };
-        if let Some(msg) = failure {
-            // Nothing of this shard committed: undo its renames, so nothing unindexed stays,
-            // a replaced file is back, and the staged content is back where its owner keeps
-            // it (a tus upload's data survives a failed completion).
-            for p in placed.into_iter().rev() {
-                p.undo();
+        match failure {
+            Some(msg) => {
+                fx.undo();
+                out.into_iter()
+                    .map(|(i, _)| (i, Err(MetaError::Corrupt(format!("commit failed: {msg}")))))
+                    .collect()
             }
-            return out
-                .into_iter()
-                .map(|(i, _)| (i, Err(MetaError::Corrupt(format!("commit failed: {msg}")))))
-                .collect();
+            None => {
+                fx.committed();
+                out
+            }
         }
-        unlink_after.extend(placed.into_iter().filter_map(|p| p.displaced()));
-        unlink_files(unlink_after);
-        out
+    }
+
+    /// Applies one op inside the shard's transaction, collecting its file effects.
+    fn apply_op(
+        &self,
+        s: &Shard,
+        txn: &mut lmdb::RwTransaction<'_>,
+        op: Op,
+        fx: &mut Effects,
+    ) -> OpReply {
+        match op {
+            Op::Insert {
+                info,
+                staged,
+                dedup,
+                origin,
+            } => {
+                let put = Put {
+                    info: *info,
+                    staged,
+                    dedup,
+                    origin,
+                };
+                self.apply_insert(s, txn, put, &mut fx.dirs, &mut fx.placed)
+            }
+            Op::Delete {
+                md5,
+                notify,
+                tomb_missing,
+            } => {
+                let d = DeleteOp {
+                    md5: &md5,
+                    notify: &notify,
+                    tomb_missing,
+                };
+                self.apply_delete(s, txn, d, &mut fx.unlink_after)
+            }
+            Op::RepairDay { date } => self.apply_repair_day(s, txn, &date),
+            Op::Announce { info } => self.apply_announce(s, txn, *info),
+            Op::InboxDrop { md5 } => {
+                del_ok(txn.del(s.inbox, &md5.as_bytes(), None)).map(|()| OpResult::Done)
+            }
+            Op::Enqueue { md5, peers, kind } => self.apply_enqueue(s, txn, &md5, &peers, kind),
+            Op::Delivered { md5, peer, sent } => self.apply_delivered(s, txn, &md5, &peer, sent),
+            Op::PurgePeer { peer } => purge_peer(s, txn, &peer),
+        }
     }
 
     /// Makes the batch's renames durable before the metadata commit: one fsync per touched
     /// directory for the whole batch (file contents were fdatasynced by their writers).
     pub(super) fn make_durable(&self, dirs: &BTreeSet<PathBuf>) -> std::io::Result<()> {
+        #[cfg(test)]
+        if self.root.join("fail-durable").exists() {
+            return Err(std::io::Error::other("failpoint: fail-durable"));
+        }
         for d in dirs {
             std::fs::File::open(d)?.sync_all()?;
+            #[cfg(test)]
+            tests::SYNCED_DIRS.lock().expect("recorder").push(d.clone());
         }
         Ok(())
     }
+}
+
+/// What a shard's ops did to files, settled once the transaction's fate is known.
+#[derive(Default)]
+struct Effects {
+    /// Directories whose entries changed (fsynced by the batch before any commit).
+    dirs: BTreeSet<PathBuf>,
+    /// Files moved into place, in order.
+    placed: Vec<Placed>,
+    /// Files to remove once committed (deleted files).
+    unlink_after: Vec<PathBuf>,
+}
+
+impl Effects {
+    /// Nothing of the shard committed: undo its renames, so nothing unindexed stays, a
+    /// replaced file is back, and the staged content is back where its owner keeps it (a tus
+    /// upload's data survives a failed completion).
+    fn undo(self) {
+        for p in self.placed.into_iter().rev() {
+            p.undo();
+        }
+    }
+
+    /// Committed: deleted files and the old content of replaced ones go.
+    fn committed(mut self) {
+        let displaced = self.placed.into_iter().filter_map(|p| p.displaced());
+        self.unlink_after.extend(displaced);
+        unlink_files(self.unlink_after);
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    /// Every directory the committer fsynced (the storage tests read it).
+    pub static SYNCED_DIRS: std::sync::Mutex<Vec<std::path::PathBuf>> =
+        std::sync::Mutex::new(Vec::new());
 }

@@ -22,7 +22,7 @@
 //! transactions (in parallel).
 //! Reads happen on any thread (LMDB readers are lock-free; environments use NO_TLS).
 
-use crate::json::FileInfo;
+use crate::json::{Content, FileInfo};
 use futures_channel::{mpsc, oneshot};
 use lmdb::{
     Cursor, Database, DatabaseFlags, Environment, EnvironmentFlags, Transaction, WriteFlags,
@@ -130,7 +130,7 @@ impl OutboxEntry {
 }
 
 #[derive(Debug)]
-pub enum Op {
+enum Op {
     /// Store a new file. With `dedup`, an existing live record of the same md5 wins and is
     /// returned instead (the staged file is then left for the caller to remove).
     Insert {
@@ -172,7 +172,7 @@ pub enum Op {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OpResult {
+enum OpResult {
     Inserted(FileInfo),
     Existing(FileInfo),
     Deleted(FileInfo),
@@ -223,15 +223,7 @@ pub fn md5_hex(s: &str) -> String {
     hex(&Md5::digest(s.as_bytes()))
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
-}
+pub use crate::codec::hex;
 
 /// The path key of a stored file (docs/PROTOCOL.md §7): MD5 of `files/.../name`.
 pub fn path_key(rel_path: &str) -> String {
@@ -266,8 +258,11 @@ fn decode(bytes: &[u8]) -> Result<FileInfo, MetaError> {
 
 mod apply;
 mod commit;
+mod ops;
 mod place;
 mod read;
+
+pub use ops::{Announced, Enqueue, Inserted};
 
 /// The insert part of `Op::Insert`, unpacked.
 struct Put {
@@ -387,6 +382,90 @@ mod queue_tests {
         });
     }
 
+    /// Stages `content` as a temp file under the store's root, as an upload's writer would.
+    fn stage(meta: &Meta, name: &str, content: &[u8]) -> PathBuf {
+        let tmp = meta.root.join("files/_tmp").join(name);
+        std::fs::create_dir_all(tmp.parent().unwrap()).unwrap();
+        std::fs::write(&tmp, content).unwrap();
+        tmp
+    }
+
+    fn staged(tmp: &Path, dir: &str, name: &str, replace: bool) -> Option<Staged> {
+        Some(Staged {
+            tmp: tmp.to_path_buf(),
+            dir: dir.to_string(),
+            name: name.to_string(),
+            replace,
+        })
+    }
+
+    #[test]
+    fn an_insert_into_new_directories_fsyncs_each_new_entry_in_its_parent() {
+        with_meta(async |meta: Arc<Meta>| {
+            let dir = "files/s/20261202/16/43";
+            let tmp = stage(&meta, "a", b"content");
+            let mut info = record(1);
+            info.path = dir.into();
+            let local = Origin::Local { notify: vec![] };
+            let r = meta.insert(info, staged(&tmp, dir, "1.bin", false), true, local);
+            assert!(matches!(r.await, Ok(Inserted::New(_))));
+            let synced = commit::tests::SYNCED_DIRS.lock().unwrap().clone();
+            for d in [
+                "files",
+                "files/s",
+                "files/s/20261202",
+                "files/s/20261202/16",
+                dir,
+            ] {
+                assert!(
+                    synced.contains(&meta.root.join(d)),
+                    "{d} not fsynced: a power cut could lose the new entry under it"
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn a_failed_overwrite_puts_the_committed_file_back_under_its_record() {
+        with_meta(async |meta: Arc<Meta>| {
+            let dir = "files/d";
+            let mut info = record(2);
+            info.path = dir.into();
+            info.md5 = path_key("files/d/f.bin");
+            info.name = "f.bin".into();
+            let local = || Origin::Local { notify: vec![] };
+            let old = stage(&meta, "old", b"old");
+            let first = meta.insert(
+                info.clone(),
+                staged(&old, dir, "f.bin", true),
+                false,
+                local(),
+            );
+            assert!(matches!(first.await, Ok(Inserted::New(_))));
+            // The next batch fails at its durability step (dedup off: the file is replaced).
+            std::fs::write(meta.root.join("fail-durable"), b"").unwrap();
+            let new = stage(&meta, "new", b"new");
+            let mut newer = info.clone();
+            newer.size = 3;
+            let second = meta.insert(newer, staged(&new, dir, "f.bin", true), false, local());
+            assert!(second.await.is_err());
+            std::fs::remove_file(meta.root.join("fail-durable")).unwrap();
+            assert_eq!(
+                std::fs::read(meta.root.join("files/d/f.bin")).unwrap(),
+                b"old"
+            );
+            assert_eq!(
+                meta.get(&info.md5).unwrap().map(|i| i.size),
+                Some(info.size)
+            );
+            assert_eq!(
+                std::fs::read(&new).unwrap(),
+                b"new",
+                "the staged content is back"
+            );
+        });
+    }
+
     fn record(i: u32) -> FileInfo {
         FileInfo {
             name: format!("{i}.bin"),
@@ -394,7 +473,7 @@ mod queue_tests {
             md5: format!("{i:08x}{}", "0".repeat(24)),
             size: 1,
             time_stamp: 1_700_000_000,
-            offset: -1,
+            offset: crate::json::OFFSET_PLAIN,
             ..Default::default()
         }
     }

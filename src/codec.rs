@@ -1,0 +1,93 @@
+//! Small codecs used across layers, each defined once: hex, random ids, HTTP optional
+//! whitespace, strict percent-decoding. A leaf module.
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 15) as usize] as char);
+    }
+    out
+}
+
+/// The value of one hex digit.
+#[inline]
+pub fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// `N` bytes from the OS random source.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::getrandom(&mut b).expect("the OS random source is available");
+    b
+}
+
+/// `bytes` random bytes as lower-case hex (ids, secrets).
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    getrandom::getrandom(&mut buf).expect("the OS random source is available");
+    hex(&buf)
+}
+
+/// HTTP optional whitespace: a space or a tab.
+#[inline]
+pub fn is_ows(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// Trims HTTP optional whitespace (spaces and tabs, RFC 9110 §5.6.3) from both ends.
+pub fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// Decodes `%XX` escapes; None on an invalid or truncated escape (strict, for header
+/// parameters such as RFC 8187 `filename*=`).
+pub fn percent_decode_strict(s: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while let Some(&b) = s.get(i) {
+        if b == b'%' {
+            let hi = hex_value(*s.get(i + 1)?)?;
+            let lo = hex_value(*s.get(i + 2)?)?;
+            out.push(hi << 4 | lo);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codecs() {
+        assert_eq!(hex(&[0x00, 0xab, 0xff]), "00abff");
+        assert_eq!(random_hex(16).len(), 32);
+        assert_eq!(trim_ows(b" \t a b \t"), b"a b");
+        assert_eq!(trim_ows(b"   "), b"");
+        assert_eq!(
+            percent_decode_strict(b"a%20b%C3%A9"),
+            Some("a bé".as_bytes().to_vec())
+        );
+        assert_eq!(percent_decode_strict(b"a%2"), None);
+        assert_eq!(percent_decode_strict(b"%zz"), None);
+    }
+}

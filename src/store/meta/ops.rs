@@ -1,0 +1,136 @@
+//! The typed face of the store's writes: one method per kind of change, each answering its
+//! own outcome. Inside, every change is an `Op` sent to the owner executor's committer (group
+//! commit); callers never see `Op` or `OpResult`.
+
+use super::*;
+
+/// What an insert did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    /// Stored and indexed (a staged file was moved into place).
+    New(FileInfo),
+    /// A live record of the same content exists (dedup): the staged file was left where it
+    /// was, for the caller to remove.
+    Existing(FileInfo),
+    /// A tombstone not older than the file refused it (a peer's copy of a deleted file).
+    Tombstoned,
+}
+
+/// What an announcement from a peer did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Announced {
+    /// Queued in the inbox, to be fetched.
+    Queued,
+    /// The file is here already.
+    Present,
+    /// Deleted here: the tombstone wins.
+    Tombstoned,
+}
+
+/// A change to queue for peers (re-sync, repair).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueue {
+    pub md5: String,
+    pub peers: Vec<String>,
+    pub kind: SyncKind,
+}
+
+/// An answer the committer never gives to this kind of op: a bug, reported as an error.
+fn unexpected(op: &'static str, answer: OpResult) -> MetaError {
+    debug_assert!(false, "{op} answered {answer:?}");
+    MetaError::Corrupt(format!("{op} answered {answer:?}"))
+}
+
+impl Meta {
+    /// Stores a file: `staged` is moved into place (or none, for a file already there), the
+    /// record indexed, and (from `Origin::Local`) the change queued for peers, in one commit.
+    pub async fn insert(
+        &self,
+        info: FileInfo,
+        staged: Option<Staged>,
+        dedup: bool,
+        origin: Origin,
+    ) -> Result<Inserted, MetaError> {
+        let op = Op::Insert {
+            info: Box::new(info),
+            staged,
+            dedup,
+            origin,
+        };
+        match self.submit(op).await? {
+            OpResult::Inserted(info) => Ok(Inserted::New(info)),
+            OpResult::Existing(info) => Ok(Inserted::Existing(info)),
+            OpResult::Tombstoned => Ok(Inserted::Tombstoned),
+            other => Err(unexpected("insert", other)),
+        }
+    }
+
+    /// Deletes a record and then its file, leaving a tombstone (also for an unknown md5 when
+    /// `tomb_missing`: a delete forwarded by a peer) and queueing the delete for `notify`.
+    /// The deleted record, or None when there was none.
+    pub async fn delete(
+        &self,
+        md5: String,
+        notify: Vec<String>,
+        tomb_missing: bool,
+    ) -> Result<Option<FileInfo>, MetaError> {
+        let op = Op::Delete {
+            md5,
+            notify,
+            tomb_missing,
+        };
+        match self.submit(op).await? {
+            OpResult::Deleted(info) => Ok(Some(info)),
+            OpResult::NotFound => Ok(None),
+            other => Err(unexpected("delete", other)),
+        }
+    }
+
+    /// A peer announced a file: queue it in the inbox unless it is here or tombstoned.
+    pub async fn announce(&self, info: FileInfo) -> Result<Announced, MetaError> {
+        let op = Op::Announce {
+            info: Box::new(info),
+        };
+        match self.submit(op).await? {
+            OpResult::Queued => Ok(Announced::Queued),
+            OpResult::Existing(_) => Ok(Announced::Present),
+            OpResult::Tombstoned => Ok(Announced::Tombstoned),
+            other => Err(unexpected("announce", other)),
+        }
+    }
+
+    /// Gives up fetching an announced file.
+    pub async fn drop_announced(&self, md5: String) -> Result<(), MetaError> {
+        match self.submit(Op::InboxDrop { md5 }).await? {
+            OpResult::Done => Ok(()),
+            other => Err(unexpected("inbox drop", other)),
+        }
+    }
+
+    /// Queues a change for peers; false when skipped (a put of an unknown or tombstoned md5).
+    pub async fn enqueue(&self, e: Enqueue) -> Result<bool, MetaError> {
+        let op = Op::Enqueue {
+            md5: e.md5,
+            peers: e.peers,
+            kind: e.kind,
+        };
+        match self.submit(op).await? {
+            OpResult::Done => Ok(true),
+            OpResult::NotFound => Ok(false),
+            other => Err(unexpected("enqueue", other)),
+        }
+    }
+
+    /// A peer acknowledged `sent`: its outbox entry goes unless it changed meanwhile.
+    pub async fn delivered(
+        &self,
+        md5: String,
+        peer: String,
+        sent: OutboxEntry,
+    ) -> Result<(), MetaError> {
+        match self.submit(Op::Delivered { md5, peer, sent }).await? {
+            OpResult::Done => Ok(()),
+            other => Err(unexpected("delivered", other)),
+        }
+    }
+}
