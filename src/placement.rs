@@ -11,8 +11,8 @@ use crate::http::params::Params;
 use crate::http::query::escape_segment;
 use crate::json::{FileInfo, FileResult};
 use crate::store::meta::{self, Inserted, Staged};
-use crate::store::names;
 use crate::store::write;
+use crate::store::{haystack, names};
 use crate::worker::Worker;
 
 /// Where an upload goes, decided from the client's fields before its content is known: scene,
@@ -155,6 +155,72 @@ impl Target {
             info.md5 = meta::md5_hex(&info.rel_path());
         }
         Ok(Plan { info, dir, dedup })
+    }
+}
+
+/// Whether an upload of `size` bytes is merged into a small-file container.
+pub fn merges(cfg: &Config, size: u64) -> bool {
+    cfg.enable_merge_small_file && size > 0 && size < haystack::SMALL_FILE_BYTES_MAX
+}
+
+/// Stores a small upload inside this executor's container (`store::haystack`): checked like
+/// any upload, answered by dedup when the content is known, else appended (fdatasynced with
+/// the batch it joined) and then indexed. The record is go-fastdfs' merged record: `path`
+/// `files/haystack/<peer_id>`, `rename` the locator, `size` the content + 1, `offset` the
+/// marker's position.
+pub async fn commit_merged(
+    w: &Worker,
+    target: &Target,
+    content: bytes::Bytes,
+    digest: String,
+    expected_md5: &str,
+) -> Result<FileInfo, ApiError> {
+    let cfg = w.config();
+    if !expected_md5.is_empty() && !expected_md5.eq_ignore_ascii_case(&digest) {
+        return Err(ApiError::fail(400, " fileInfo.Md5 and md5sum !="));
+    }
+    assert!(merges(&cfg, content.len() as u64), "a small file");
+    let dedup = cfg.enable_distinct_file;
+    if dedup {
+        if let Some(existing) = w.meta().get_live(&digest)? {
+            w.metrics().upload(existing.size as u64, true);
+            return Ok(existing);
+        }
+    }
+    let name = target.name_for(&digest);
+    let ext = name.rfind('.').map_or("", |i| &name[i..]).to_string();
+    let size = content.len() as u64 + 1;
+    let dir = haystack::dir_of(&cfg.peer_id);
+    let at = w
+        .haystack
+        .append(&w.dir().join(&dir), w.id, w.shared.workers, content)
+        .await?;
+    let mut info = FileInfo {
+        name,
+        rename: haystack::locator(at, size, &ext),
+        path: dir,
+        md5: digest,
+        size: size as i64,
+        peers: Some(vec![cfg.host.clone()]),
+        scene: target.scene.clone(),
+        time_stamp: chrono::Local::now().timestamp(),
+        offset: at.offset as i64,
+    };
+    if !dedup {
+        info.md5 = meta::md5_hex(&info.rel_path());
+    }
+    let origin = meta::Origin::Local {
+        notify: cfg.peers.clone(),
+    };
+    match w.meta().insert(info, None, dedup, origin).await? {
+        // A concurrent upload of the same content won: these bytes stay dead.
+        Inserted::New(info) | Inserted::Existing(info) => {
+            w.metrics().upload(info.size as u64, false);
+            Ok(info)
+        }
+        Inserted::Tombstoned => {
+            Err(meta::MetaError::Corrupt("a local upload was refused by a tombstone".into()).into())
+        }
     }
 }
 

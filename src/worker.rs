@@ -155,6 +155,8 @@ pub struct Worker {
     pub resize_slots: glommio::sync::Semaphore,
     /// Replication tasks' state on this executor (wake-up, peer connections, retries).
     pub sync: SyncState,
+    /// Appends of small files to this executor's haystack containers (group commit).
+    pub haystack: crate::store::haystack::Appender,
     access: RefCell<Vec<u8>>,
     connections: Cell<usize>,
 }
@@ -171,6 +173,7 @@ impl Worker {
             auth_cache: RefCell::new(Default::default()),
             resize_slots: glommio::sync::Semaphore::new(crate::image::RESIZES_IN_FLIGHT),
             sync: Default::default(),
+            haystack: Default::default(),
             access: RefCell::new(Vec::new()),
             connections: Cell::new(0),
         }

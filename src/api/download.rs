@@ -66,6 +66,11 @@ pub async fn handle(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiEr
     let mut params = super::Params::default();
     params.push_query(req.head.query());
     let asked = check_token(w, req, &params, &file_rel).await?;
+    if file_rel.starts_with("files/haystack/") {
+        if let Some(r) = merged(w, req, &params, &file_rel).await? {
+            return Ok(r);
+        }
+    }
     if let Some(r) = resized(w, req, &params, &file_rel).await? {
         return Ok(r);
     }
@@ -134,6 +139,55 @@ pub async fn handle(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiEr
     };
     w.open_files.borrow_mut().insert(epoch, &file_rel, open);
     respond(w, req, &params, &file_rel, size, mtime, Source::File(file))
+}
+
+/// A merged small file, `files/haystack/<peer_id>/<N>,<offset>,<size>,<ext>`: found through
+/// its record (the URL's numbers are never used as a file position, so a deleted file is gone
+/// at once), read with one positioned read (marker checked), then served like any file:
+/// Range, validators, HEAD, `download`/`name`. None when no record names it here.
+async fn merged(
+    w: &Worker,
+    req: &Request<'_>,
+    params: &super::Params,
+    rel: &str,
+) -> Result<Option<Response>, ApiError> {
+    let Some(info) = w
+        .meta()
+        .get_by_path_key(&crate::store::meta::path_key(rel))?
+        .filter(crate::json::FileInfo::is_merged)
+    else {
+        return Ok(None);
+    };
+    let epoch = w
+        .shared
+        .cache_epoch
+        .load(std::sync::atomic::Ordering::Acquire);
+    let mtime = info.time_stamp.max(0) as u64;
+    let cached = w.cache.borrow_mut().get(epoch, rel);
+    if let Some(c) = cached {
+        let len = c.data.len() as u64;
+        return respond(w, req, params, rel, len, c.mtime, Source::Memory(c.data)).map(Some);
+    }
+    let Some(n) = crate::store::haystack::container_of(info.stored_name()) else {
+        return Ok(None);
+    };
+    let container = w.dir().join(&info.path).join(n.to_string());
+    let data = match crate::store::haystack::read(&container, info.offset as u64, info.size as u64)
+        .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(rel, cause = %e, "merged file unreadable");
+            return Ok(None);
+        }
+    };
+    let c = CachedFile {
+        data: data.clone(),
+        mtime,
+    };
+    w.cache.borrow_mut().insert(epoch, rel, c);
+    let len = data.len() as u64;
+    respond(w, req, params, rel, len, mtime, Source::Memory(data)).map(Some)
 }
 
 /// `G/static/<path>`: files of `static/` in the runtime dir, inline (docs/PROTOCOL.md §5).

@@ -326,10 +326,8 @@ pub async fn delete(
         }
         return Err(ApiError::fail(404, "leveldb: not found"));
     };
-    if info.is_merged() {
-        return Err(ApiError::fail(400, "small file delete not support"));
-    }
-    let existed = w.dir().join(info.rel_path()).is_file();
+    // A merged small file's bytes stay in its container (dead, reclaimable); its record goes.
+    let existed = info.is_merged() || w.dir().join(info.rel_path()).is_file();
     match w.meta().delete(info.md5.clone(), notify, from_peer).await? {
         Some(_) => {
             w.shared.invalidate_caches();

@@ -76,7 +76,60 @@ fn second_pass(w: &Worker, p: &Params) -> Result<Response, ApiError> {
 /// What the multipart body carried.
 struct Form {
     fields: Params,
-    file: Option<(String, write::Written)>,
+    file: Option<(String, Content)>,
+}
+
+/// The uploaded file: durable in a temp file, or (small, with merging on) in memory until it
+/// is appended to a container.
+enum Content {
+    Disk(write::Written),
+    Memory { bytes: bytes::Bytes, digest: String },
+}
+
+/// The file part being received: in memory while it may still be merged, else a temp file.
+enum Receiving {
+    Memory(Vec<u8>),
+    Disk(TempFile),
+}
+
+impl Receiving {
+    async fn write(&mut self, w: &Worker, data: &[u8]) -> Result<(), ApiError> {
+        if let Receiving::Memory(buf) = self {
+            if crate::placement::merges(&w.config(), (buf.len() + data.len()) as u64) {
+                buf.extend_from_slice(data);
+                return Ok(());
+            }
+            // Too large to merge: from here on it is an ordinary upload.
+            let mut t = TempFile::create(w.dir(), w.config().use_sha1()).await?;
+            t.write(buf).await?;
+            *self = Receiving::Disk(t);
+        }
+        match self {
+            Receiving::Disk(t) => Ok(t.write(data).await?),
+            Receiving::Memory(_) => unreachable!("spilled above"),
+        }
+    }
+
+    async fn finish(self, sha1: bool) -> Result<Content, ApiError> {
+        match self {
+            Receiving::Disk(t) => Ok(Content::Disk(t.finish().await?)),
+            Receiving::Memory(buf) => {
+                let mut h = write::Hasher::new(sha1);
+                h.update(&buf);
+                Ok(Content::Memory {
+                    digest: h.hex(),
+                    bytes: buf.into(),
+                })
+            }
+        }
+    }
+}
+
+/// Removes what a rejected upload left (a temp file; nothing for memory).
+async fn discard(content: Content) {
+    if let Content::Disk(written) = content {
+        write::discard(written).await;
+    }
 }
 
 async fn read_form(w: &Worker, req: &mut Request<'_>, boundary: &[u8]) -> Result<Form, ApiError> {
@@ -84,8 +137,8 @@ async fn read_form(w: &Worker, req: &mut Request<'_>, boundary: &[u8]) -> Result
     let mut parser = Parser::new(boundary, multipart::Limits::default());
     let mut buf = bytes::BytesMut::new();
     let mut fields = Params::default();
-    let mut file: Option<(String, write::Written)> = None;
-    let mut tmp: Option<(String, TempFile)> = None;
+    let mut file: Option<(String, Content)> = None;
+    let mut tmp: Option<(String, Receiving)> = None;
     let mut field: Option<(String, Vec<u8>)> = None;
     let mut skipping = false;
     loop {
@@ -106,8 +159,12 @@ async fn read_form(w: &Worker, req: &mut Request<'_>, boundary: &[u8]) -> Result
                 skipping = false;
                 let is_file = h.filename.as_deref().is_some_and(|f| !f.is_empty());
                 if h.name == "file" && is_file && file.is_none() && tmp.is_none() {
-                    let t = TempFile::create(w.dir(), cfg.use_sha1()).await?;
-                    tmp = Some((h.filename.unwrap_or_default(), t));
+                    let receiving = if cfg.enable_merge_small_file {
+                        Receiving::Memory(Vec::new())
+                    } else {
+                        Receiving::Disk(TempFile::create(w.dir(), cfg.use_sha1()).await?)
+                    };
+                    tmp = Some((h.filename.unwrap_or_default(), receiving));
                 } else if is_file {
                     skipping = true; // other file parts are not stored
                 } else {
@@ -116,7 +173,7 @@ async fn read_form(w: &Worker, req: &mut Request<'_>, boundary: &[u8]) -> Result
             }
             Some(Event::Data(d)) => {
                 if let Some((_, t)) = tmp.as_mut() {
-                    t.write(&d).await?;
+                    t.write(w, &d).await?;
                 } else if let Some((_, v)) = field.as_mut() {
                     if v.len() + d.len() > FIELD_BYTES_MAX {
                         return Err(ApiError::fail(413, "form field too large"));
@@ -128,7 +185,7 @@ async fn read_form(w: &Worker, req: &mut Request<'_>, boundary: &[u8]) -> Result
             }
             Some(Event::PartEnd) => {
                 if let Some((name, t)) = tmp.take() {
-                    file = Some((name, t.finish().await?));
+                    file = Some((name, t.finish(cfg.use_sha1()).await?));
                 }
                 if let Some((k, v)) = field.take() {
                     fields.0.push((k, String::from_utf8_lossy(&v).into_owned()));
@@ -171,27 +228,43 @@ async fn upload(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError>
     let mut p = form.fields;
     p.push_query(req.head.query());
     if !cfg.auth_url.is_empty() && !crate::auth::allowed(w, req, &p.0).await {
-        if let Some((_, written)) = form.file {
-            write::discard(written).await;
+        if let Some((_, content)) = form.file {
+            discard(content).await;
         }
         return Err(crate::auth::fail());
     }
-    let Some((client_name, written)) = form.file else {
+    let Some((client_name, content)) = form.file else {
         return Err(ApiError::fail(400, "http: no such file"));
     };
-    let planned = output_of(&p).and_then(|output| {
+    let checked = output_of(&p).and_then(|output| {
         let target = Target::check(&cfg, &p, &client_name)?;
-        let plan = target.place(&cfg, &written.digest, written.size, p.str("md5"))?;
-        Ok((output, plan))
+        Ok((output, target))
     });
-    let (output, plan) = match planned {
-        Ok(planned) => planned,
+    let (output, target) = match checked {
+        Ok(checked) => checked,
         Err(e) => {
-            write::discard(written).await;
+            discard(content).await;
             return Err(e);
         }
     };
-    let info = commit(w, plan, written, OnFailure::Discard).await?;
+    let info = match content {
+        Content::Memory { bytes, digest } => {
+            if bytes.is_empty() {
+                return Err(ApiError::fail(400, "file size is zero"));
+            }
+            crate::placement::commit_merged(w, &target, bytes, digest, p.str("md5")).await?
+        }
+        Content::Disk(written) => {
+            let plan = match target.place(&cfg, &written.digest, written.size, p.str("md5")) {
+                Ok(plan) => plan,
+                Err(e) => {
+                    write::discard(written).await;
+                    return Err(e);
+                }
+            };
+            commit(w, plan, written, OnFailure::Discard).await?
+        }
+    };
     let result = file_result(&cfg, &info);
     Ok(match output {
         Output::Text => Response::text(200, result.url),

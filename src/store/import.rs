@@ -62,7 +62,7 @@ pub fn import(
         let mut batch = Vec::new();
         for info in records {
             let rel = info.rel_path();
-            if !to.join(&rel).is_file() || !known.insert(rel) {
+            if !content_present(to, &info) || !known.insert(rel) {
                 report.skipped += 1;
                 continue;
             }
@@ -114,6 +114,22 @@ pub fn import(
     meta.import_batch(batch).map_err(std::io::Error::other)?;
     tracing::info!(?report, "import finished");
     Ok(report)
+}
+
+/// Whether a record's content is on disk: its own file, or (merged) its bytes in the
+/// container its locator names.
+fn content_present(root: &Path, info: &FileInfo) -> bool {
+    match info.content() {
+        crate::json::Content::Merged(offset) => {
+            let Some(n) = crate::store::haystack::container_of(info.stored_name()) else {
+                return false;
+            };
+            let container = root.join(&info.path).join(n.to_string());
+            std::fs::metadata(container)
+                .is_ok_and(|m| m.len() >= offset.saturating_add(info.size.max(0) as u64))
+        }
+        _ => root.join(info.rel_path()).is_file(),
+    }
 }
 
 /// Records for files under `files/` that have none (`repair_fileinfo`, a running server:

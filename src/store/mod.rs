@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod check;
+pub mod haystack;
 pub mod import;
 pub mod meta;
 pub mod names;

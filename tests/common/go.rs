@@ -57,6 +57,17 @@ impl GoNode {
 
     /// A node on `ip:port` with `peers` (base URLs), e.g. as a member of a mixed cluster.
     pub fn start_at(bin: &std::path::Path, ip: &str, port: u16, peers: &[String]) -> GoNode {
+        GoNode::start_configured(bin, ip, port, peers, &json!({}))
+    }
+
+    /// A node whose generated cfg.json also gets the keys of `overrides`.
+    pub fn start_configured(
+        bin: &std::path::Path,
+        ip: &str,
+        port: u16,
+        peers: &[String],
+        overrides: &Value,
+    ) -> GoNode {
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(bin, dir.path().join("fileserver")).unwrap();
         // First start: let it generate conf/cfg.json, then stop it.
@@ -75,6 +86,11 @@ impl GoNode {
         cfg["peer_id"] = json!("1");
         cfg["peers"] = json!(peers);
         cfg["download_domain"] = json!("");
+        if let Value::Object(o) = overrides {
+            for (k, v) in o {
+                cfg[k] = v.clone();
+            }
+        }
         std::fs::write(&conf, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
         let child = GoNode::spawn_in(dir.path(), "server.log");
         let mut node = GoNode {

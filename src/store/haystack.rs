@@ -1,0 +1,317 @@
+//! Small-file containers ("haystack", `enable_merge_small_file`): uploads below
+//! [`SMALL_FILE_BYTES_MAX`] are appended to `files/haystack/<peer_id>/<N>` exactly as
+//! go-fastdfs lays them out: a marker byte `'1'`, then the content. The record's `offset` is
+//! the marker's position, its `size` the content + 1 and its `rename` the locator
+//! `<N>,<offset>,<size>,<ext>`, so the URL is `/group1/haystack/<peer_id>/<N>,<offset>,<size>,<ext>`.
+//!
+//! Group commit: appends of concurrent uploads on one executor form one batch, written with
+//! one `pwrite` and made durable with one `fdatasync` (on the blocking pool), before any of
+//! them is indexed. Each executor appends only to its own containers (`N ≡ 100 + id` modulo the
+//! executor count), so a container never has two writers.
+//!
+//! Storage contract: a merged file's bytes are fdatasynced before the record pointing at them
+//! commits. A crash in between leaves dead bytes at a container's end: never served (reads go
+//! through records, and check the marker) and never overwritten (appends start at the end).
+
+use bytes::Bytes;
+use futures_channel::oneshot;
+use std::cell::RefCell;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Uploads smaller than this are merged (go-fastdfs' limit).
+pub const SMALL_FILE_BYTES_MAX: u64 = 1 << 20;
+/// The byte before every merged file's content.
+pub const MARKER: u8 = b'1';
+/// A container that reaches this size is not appended to any more.
+const CONTAINER_BYTES_MAX: u64 = 1 << 32;
+/// The first container number (go-fastdfs uses 100..=299).
+const CONTAINER_FIRST: u64 = 100;
+
+/// Where an append landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The container number `N`.
+    pub container: u64,
+    /// The marker byte's position.
+    pub offset: u64,
+}
+
+/// The container directory of a node: `files/haystack/<peer_id>` (relative to the runtime dir).
+pub fn dir_of(peer_id: &str) -> String {
+    format!("files/haystack/{peer_id}")
+}
+
+/// The locator of a merged file, its stored name: `<N>,<offset>,<size>,<ext>`.
+pub fn locator(at: Appended, size_with_marker: u64, ext: &str) -> String {
+    format!("{},{},{size_with_marker},{ext}", at.container, at.offset)
+}
+
+/// The container number of a locator (`159,0,13,.txt` -> 159).
+pub fn container_of(locator: &str) -> Option<u64> {
+    locator.split(',').next()?.parse().ok()
+}
+
+struct Pending {
+    content: Bytes,
+    done: oneshot::Sender<io::Result<Appended>>,
+}
+
+#[derive(Default)]
+struct State {
+    queue: Vec<Pending>,
+    /// A batch is being written (its writer takes the next batch when done).
+    writing: bool,
+    /// The container this executor appends to, and its length.
+    current: Option<(u64, u64)>,
+}
+
+/// One executor's appender.
+#[derive(Default)]
+pub struct Appender {
+    state: RefCell<State>,
+}
+
+impl Appender {
+    /// Appends `content` (marker first) to this executor's container under `dir` and makes it
+    /// durable, together with the appends queued meanwhile. `id`/`workers` select the
+    /// executor's containers.
+    pub async fn append(
+        &self,
+        dir: &Path,
+        id: usize,
+        workers: usize,
+        content: Bytes,
+    ) -> io::Result<Appended> {
+        assert!(
+            (content.len() as u64) < SMALL_FILE_BYTES_MAX,
+            "only small files are merged"
+        );
+        let (done, answer) = oneshot::channel();
+        let lead = {
+            let mut st = self.state.borrow_mut();
+            st.queue.push(Pending { content, done });
+            !std::mem::replace(&mut st.writing, true)
+        };
+        if lead {
+            // This task writes batches until the queue is empty; later callers only wait.
+            loop {
+                let batch = std::mem::take(&mut self.state.borrow_mut().queue);
+                if batch.is_empty() {
+                    self.state.borrow_mut().writing = false;
+                    break;
+                }
+                self.write_batch(dir, id, workers, batch).await;
+            }
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(io::Error::other("haystack writer stopped")))
+    }
+
+    async fn write_batch(&self, dir: &Path, id: usize, workers: usize, batch: Vec<Pending>) {
+        let bytes: u64 = batch.iter().map(|p| p.content.len() as u64 + 1).sum();
+        let current = self.state.borrow().current;
+        let placed = match current {
+            Some((n, len)) if len + bytes <= CONTAINER_BYTES_MAX => Ok((n, len)),
+            _ => {
+                let (dir, after) = (dir.to_path_buf(), current.map(|(n, _)| n));
+                glommio::executor()
+                    .spawn_blocking(move || pick_container(&dir, id, workers, after, bytes))
+                    .await
+            }
+        };
+        let (n, start) = match placed {
+            Ok(p) => p,
+            Err(e) => return fail(batch, e),
+        };
+        let mut buf = Vec::with_capacity(bytes as usize);
+        let mut offsets = Vec::with_capacity(batch.len());
+        for p in &batch {
+            offsets.push(start + buf.len() as u64);
+            buf.push(MARKER);
+            buf.extend_from_slice(&p.content);
+        }
+        let path = dir.join(n.to_string());
+        let written = glommio::executor()
+            .spawn_blocking(move || write_durably(&path, start, &buf))
+            .await;
+        match written {
+            Ok(()) => {
+                self.state.borrow_mut().current = Some((n, start + bytes));
+                for (p, offset) in batch.into_iter().zip(offsets) {
+                    let _ = p.done.send(Ok(Appended {
+                        container: n,
+                        offset,
+                    }));
+                }
+            }
+            Err(e) => {
+                // The length on disk is unknown now: look again before the next append.
+                self.state.borrow_mut().current = None;
+                fail(batch, e)
+            }
+        }
+    }
+}
+
+fn fail(batch: Vec<Pending>, e: io::Error) {
+    for p in batch {
+        let _ = p.done.send(Err(io::Error::new(e.kind(), e.to_string())));
+    }
+}
+
+/// Blocking: the first of this executor's containers (`100 + id + k·workers`, after `after`)
+/// with room for `bytes`, and its current length.
+fn pick_container(
+    dir: &Path,
+    id: usize,
+    workers: usize,
+    after: Option<u64>,
+    bytes: u64,
+) -> io::Result<(u64, u64)> {
+    let step = workers.max(1) as u64;
+    let mut n = CONTAINER_FIRST + id as u64;
+    if let Some(a) = after {
+        while n <= a {
+            n += step;
+        }
+    }
+    loop {
+        let len = match std::fs::metadata(dir.join(n.to_string())) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
+        if len + bytes <= CONTAINER_BYTES_MAX {
+            return Ok((n, len));
+        }
+        n += step;
+    }
+}
+
+/// Blocking: writes `buf` at `start` and fdatasyncs; a new container's directory entries
+/// (and new directories up to `files/`) are fsynced too.
+fn write_durably(path: &Path, start: u64, buf: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let dir = path.parent().expect("a container has a directory");
+    let mut new_dirs: Vec<PathBuf> = Vec::new();
+    let mut at = dir;
+    while !at.exists() {
+        new_dirs.push(at.to_path_buf());
+        at = at.parent().expect("under the runtime dir");
+    }
+    std::fs::create_dir_all(dir)?;
+    let created = !path.exists();
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    f.write_all_at(buf, start)?;
+    f.sync_data()?;
+    if created {
+        std::fs::File::open(dir)?.sync_all()?;
+        for d in &new_dirs {
+            std::fs::File::open(d.parent().expect("a parent"))?.sync_all()?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads a merged file's content from its container: the `size` bytes at `offset` must start
+/// with the marker (checked: a record pointing at anything else is refused).
+pub async fn read(container: &Path, offset: u64, size: u64) -> io::Result<Bytes> {
+    if size == 0 || size > SMALL_FILE_BYTES_MAX {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "merged size out of range",
+        ));
+    }
+    let file = glommio::io::BufferedFile::open(container)
+        .await
+        .map_err(io::Error::from)?;
+    let mut out = Vec::with_capacity(size as usize);
+    while (out.len() as u64) < size {
+        let got = file
+            .read_at(
+                offset + out.len() as u64,
+                (size - out.len() as u64) as usize,
+            )
+            .await
+            .map_err(io::Error::from);
+        match got {
+            Ok(b) if !b.is_empty() => out.extend_from_slice(&b),
+            Ok(_) => break,
+            Err(e) => {
+                let _ = file.close().await;
+                return Err(e);
+            }
+        }
+    }
+    let _ = file.close().await;
+    if out.len() as u64 != size || out.first() != Some(&MARKER) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "merged file missing from its container (no marker)",
+        ));
+    }
+    Ok(Bytes::from(out).slice(1..))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locators_are_go_fastdfs_ones() {
+        let at = Appended {
+            container: 159,
+            offset: 0,
+        };
+        assert_eq!(locator(at, 13, ".txt"), "159,0,13,.txt");
+        assert_eq!(locator(at, 5, ""), "159,0,5,");
+        assert_eq!(container_of("159,0,13,.txt"), Some(159));
+        assert_eq!(container_of("x,0"), None);
+    }
+
+    #[test]
+    fn concurrent_appends_share_a_batch_and_read_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("files/haystack/1");
+        let ex = glommio::LocalExecutorBuilder::default()
+            .io_memory(256 << 10)
+            .make()
+            .unwrap();
+        ex.run(async move {
+            let app = std::rc::Rc::new(Appender::default());
+            let tasks: Vec<_> = (0..20u8)
+                .map(|i| {
+                    let (app, dir) = (app.clone(), dir.clone());
+                    glommio::spawn_local(async move {
+                        let content = Bytes::from(vec![i; 10 + i as usize]);
+                        (i, app.append(&dir, 0, 2, content).await.unwrap())
+                    })
+                })
+                .collect();
+            let mut got = Vec::new();
+            for t in tasks {
+                got.push(t.await);
+            }
+            let mut offsets: Vec<u64> = got.iter().map(|(_, a)| a.offset).collect();
+            offsets.sort();
+            offsets.dedup();
+            assert_eq!(offsets.len(), 20, "no two appends share bytes");
+            for (i, at) in got {
+                assert_eq!(at.container, 100, "executor 0 of 2 appends to 100");
+                let size = 10 + i as u64 + 1;
+                let back = read(&dir.join("100"), at.offset, size).await.unwrap();
+                assert_eq!(&back[..], &vec![i; 10 + i as usize][..]);
+                // A wrong offset is refused, not served.
+                if at.offset > 0 {
+                    assert!(read(&dir.join("100"), at.offset + 1, size).await.is_err());
+                }
+            }
+        });
+    }
+}

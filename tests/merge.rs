@@ -1,0 +1,209 @@
+//! Small-file merge (`enable_merge_small_file`, issue 11): uploads below 1 MiB are appended to
+//! `files/haystack/<peer_id>/<N>` with go-fastdfs' layout and URLs
+//! (`/group1/haystack/<peer_id>/<N>,<offset>,<size>,<ext>`), served with Range/HEAD like any
+//! file, deletable, durable across kill -9, and containers go-fastdfs wrote are served after
+//! an in-place switch.
+mod common;
+use common::go::*;
+use common::*;
+use serde_json::{json, Value};
+
+fn merging() -> Server {
+    Server::start(json!({"enable_merge_small_file": true}))
+}
+
+/// The locator part of a merged URL path: (container, offset, size, ext).
+fn locator(path: &str) -> (u64, u64, u64, String) {
+    let last = path.rsplit('/').next().unwrap();
+    let parts: Vec<&str> = last.split(',').collect();
+    assert_eq!(parts.len(), 4, "{path}");
+    (
+        parts[0].parse().unwrap(),
+        parts[1].parse().unwrap(),
+        parts[2].parse().unwrap(),
+        parts[3].to_string(),
+    )
+}
+
+/// GET with extra headers: (status, body).
+fn get(url: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
+    let mut req = agent().get(url);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let r = match req.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let status = r.status();
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut r.into_reader(), &mut body).unwrap();
+    (status, body)
+}
+
+#[test]
+fn a_small_upload_lands_in_a_container_with_go_fastdfs_urls() {
+    let s = merging();
+    let data = noise(1000, 1);
+    let r = upload_json(&s, "hello.txt", &data);
+    let path = r["path"].as_str().unwrap();
+    assert!(path.starts_with("/group1/haystack/1/"), "{r}");
+    let (n, offset, size, ext) = locator(path);
+    assert_eq!(
+        (size, ext.as_str()),
+        (1001, ".txt"),
+        "size counts the marker byte"
+    );
+    assert!(r["size"].as_i64() == Some(1001), "{r}");
+    let container = std::fs::read(s.dir.join(format!("files/haystack/1/{n}"))).unwrap();
+    assert_eq!(
+        container[offset as usize], b'1',
+        "marker byte before the content"
+    );
+    assert_eq!(
+        &container[offset as usize + 1..offset as usize + 1001],
+        &data[..]
+    );
+    // Downloads: whole, Range, HEAD.
+    let (status, body) = get(&s.url(path), &[]);
+    assert_eq!((status, body.as_slice()), (200, &data[..]));
+    let (status, body) = get(&s.url(path), &[("Range", "bytes=10-19")]);
+    assert_eq!((status, body.as_slice()), (206, &data[10..20]));
+    let head = agent().head(&s.url(path)).call().unwrap();
+    assert_eq!(head.header("Content-Length"), Some("1000"));
+    // No file of its own anywhere in the dated tree.
+    assert!(!s.dir.join("files/default").exists());
+}
+
+#[test]
+fn concurrent_small_uploads_share_containers_and_each_reads_back() {
+    let s = merging();
+    let uploads: Vec<(Vec<u8>, String)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..40)
+            .map(|i| {
+                let s = &s;
+                scope.spawn(move || {
+                    let data = noise(100 + i * 37, 100 + i as u64);
+                    let r = upload_json(s, &format!("f{i}.bin"), &data);
+                    (data, r["path"].as_str().unwrap().to_string())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (data, path) in &uploads {
+        let (status, body) = get(&s.url(path), &[]);
+        assert_eq!((status, body.len()), (200, data.len()), "{path}");
+        assert_eq!(&body, data, "{path}");
+    }
+    let containers = std::fs::read_dir(s.dir.join("files/haystack/1"))
+        .unwrap()
+        .count();
+    assert!(
+        containers <= 2,
+        "40 files, {containers} container files (one per executor)"
+    );
+}
+
+#[test]
+fn large_uploads_and_dedup_hits_are_not_merged_again() {
+    let s = merging();
+    let big = noise((1 << 20) + 5, 9);
+    let r = upload_json(&s, "big.bin", &big);
+    assert!(!r["path"].as_str().unwrap().contains("/haystack/"), "{r}");
+    let small = noise(500, 10);
+    let a = upload_json(&s, "a.bin", &small);
+    let b = upload_json(&s, "b.bin", &small);
+    assert_eq!(a["path"], b["path"], "same content, same URL");
+}
+
+#[test]
+fn a_merged_file_can_be_deleted_and_is_gone_at_once() {
+    let s = merging();
+    let data = noise(700, 3);
+    let r = upload_json(&s, "gone.txt", &data);
+    let path = r["path"].as_str().unwrap().to_string();
+    assert_eq!(get(&s.url(&path), &[]).0, 200);
+    let md5 = r["md5"].as_str().unwrap();
+    let (code, body) = call(agent().get(&s.url(&format!("/group1/delete?md5={md5}"))));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        get(&s.url(&path), &[]).0,
+        404,
+        "deleted: never served again"
+    );
+    // The same content can be uploaded again and is served at its new place.
+    let again = upload_json(&s, "again.txt", &data);
+    let (status, body) = get(&s.url(again["path"].as_str().unwrap()), &[]);
+    assert_eq!((status, body), (200, data));
+}
+
+#[test]
+fn acknowledged_merged_uploads_survive_kill_9() {
+    let mut s = merging();
+    let uploads: Vec<(Vec<u8>, String)> = (0..20)
+        .map(|i| {
+            let data = noise(50 + i * 11, 500 + i as u64);
+            let r = upload_json(&s, &format!("k{i}.bin"), &data);
+            (data, r["path"].as_str().unwrap().to_string())
+        })
+        .collect();
+    s.kill();
+    s.respawn();
+    for (data, path) in &uploads {
+        let (status, body) = get(&s.url(path), &[]);
+        assert_eq!((status, &body), (200, data), "{path}");
+    }
+    // Appends go on after the restart without touching the old bytes.
+    let later = upload_json(&s, "later.bin", b"after the restart");
+    assert_eq!(
+        get(&s.url(later["path"].as_str().unwrap()), &[]).1,
+        b"after the restart"
+    );
+    assert_eq!(get(&s.url(&uploads[0].1), &[]).1, uploads[0].0);
+}
+
+#[test]
+fn containers_go_fastdfs_wrote_are_served_after_an_in_place_switch() {
+    let Some(bin) = go_bin() else {
+        return;
+    };
+    let port = free_port(GO_IP);
+    let merge = json!({"enable_merge_small_file": true});
+    let mut go = GoNode::start_configured(&bin, GO_IP, port, &[], &merge);
+    let files: Vec<(Vec<u8>, String)> = (0..5)
+        .map(|i| {
+            let data = noise(200 + i * 50, 900 + i as u64);
+            let (ct, body) = multipart(&[("output", "json")], Some((&format!("g{i}.txt"), &data)));
+            let r = agent()
+                .post(&format!("{}/group1/upload", go.base()))
+                .set("Content-Type", &ct)
+                .send_bytes(&body)
+                .unwrap();
+            let v: Value = serde_json::from_str(&r.into_string().unwrap()).unwrap();
+            (data, v["path"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert!(
+        files[0].1.contains("/haystack/"),
+        "go-fastdfs merged: {}",
+        files[0].1
+    );
+    go.stop();
+    let dir = go.dir.path().to_path_buf();
+    let conf = dir.join("conf/cfg.json");
+    let mut cfg: Value = serde_json::from_str(&std::fs::read_to_string(&conf).unwrap()).unwrap();
+    cfg["addr"] = json!(format!("127.0.0.1:{}", free_port("127.0.0.1")));
+    std::fs::write(&conf, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+    let s = Server::start_in(&dir, "127.0.0.1", json!({}));
+    for (data, path) in &files {
+        let (status, body) = get(&s.url(path), &[]);
+        assert_eq!((status, &body), (200, data), "{path}");
+        let (status, body) = get(&s.url(path), &[("Range", "bytes=1-3")]);
+        assert_eq!((status, body.as_slice()), (206, &data[1..4]), "{path}");
+    }
+    // And new small uploads are merged next to them.
+    let r = upload_json(&s, "ours.txt", b"merged by fastdfs-rs");
+    assert!(r["path"].as_str().unwrap().contains("/haystack/"), "{r}");
+}
