@@ -7,6 +7,7 @@ mod common;
 use common::go::*;
 use common::*;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 fn merging() -> Server {
     Server::start(json!({"enable_merge_small_file": true}))
@@ -206,4 +207,90 @@ fn containers_go_fastdfs_wrote_are_served_after_an_in_place_switch() {
     // And new small uploads are merged next to them.
     let r = upload_json(&s, "ours.txt", b"merged by fastdfs-rs");
     assert!(r["path"].as_str().unwrap().contains("/haystack/"), "{r}");
+}
+
+#[test]
+fn merged_files_replicate_at_the_same_url_and_their_deletes_too() {
+    use common::cluster::*;
+    let c = Cluster::start(14, 2, json!({"enable_merge_small_file": true}));
+    let (a, b) = (c.nodes[0].base(), c.nodes[1].base());
+    let data = noise(3000, 77);
+    let r = upload_to(&a, "r.txt", &data);
+    let path = r["path"].as_str().unwrap().to_string();
+    assert!(path.contains("/haystack/1/"), "{r}");
+    let md5 = r["md5"].as_str().unwrap().to_string();
+    // B stores it as a merged file in A's container (a GET could be read through from A
+    // before that, so the record is what is awaited).
+    let arrived = eventually(Duration::from_secs(20), || has_md5(&b, &md5));
+    assert!(arrived, "not replicated: {}", c.report(&md5));
+    let container = locator(&path).0;
+    assert!(c.nodes[1]
+        .dir
+        .join(format!("files/haystack/1/{container}"))
+        .is_file());
+    assert_eq!(get_bytes(&b, &path, &[]), (200, data.clone()));
+    let (code, body) = call(agent().get(&format!("{a}/group1/delete?md5={md5}")));
+    assert_eq!(code, 200, "{body}");
+    let gone = eventually(Duration::from_secs(20), || {
+        get_bytes(&b, &path, &[]).0 == 404
+    });
+    assert!(gone, "delete not replicated: {}", c.report(&md5));
+}
+
+#[test]
+fn a_mixed_cluster_with_go_fastdfs_replicates_merged_files_both_ways() {
+    use common::cluster::*;
+    let Some(bin) = go_bin() else {
+        return;
+    };
+    let Addresses { ips, ports, bases } = Addresses::pick(13, 2);
+    let merge = json!({"enable_merge_small_file": true});
+    let go = GoNode::start_configured(&bin, &ips[0], ports[0], &[bases[1].clone()], &merge);
+    let d = tempfile::tempdir().unwrap();
+    let o = json!({"peers": [bases[0].clone()], "peer_id": "2", "enable_merge_small_file": true});
+    write_config(d.path(), &ips[1], ports[1], &o);
+    let ours = Server::start_in(d.path(), &ips[1], json!({}));
+    let from_go = noise(1500, 61);
+    let from_us = noise(2500, 62);
+    let go_path = upload_to(&bases[0], "go.txt", &from_go)["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let our_path = upload_to(&bases[1], "us.txt", &from_us)["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(go_path.contains("/haystack/1/") && our_path.contains("/haystack/2/"));
+    let converged = eventually(Duration::from_secs(90), || {
+        get_bytes(&bases[1], &go_path, &[]).1 == from_go
+            && get_bytes(&bases[0], &our_path, &[]).1 == from_us
+    });
+    assert!(
+        converged,
+        "merged files did not cross; go-fastdfs log: {}; ours: {}",
+        go.log(),
+        ours.stderr()
+    );
+    // Each node stored the other's file in the origin's container (not only read through).
+    let n = locator(&go_path).0;
+    let stored = eventually(Duration::from_secs(60), || {
+        ours.dir.join(format!("files/haystack/1/{n}")).is_file()
+    });
+    assert!(
+        stored,
+        "we did not store go-fastdfs' merged file: {}",
+        ours.stderr()
+    );
+    let m = locator(&our_path).0;
+    let stored = eventually(Duration::from_secs(60), || {
+        go.dir
+            .path()
+            .join(format!("files/haystack/2/{m}"))
+            .is_file()
+    });
+    assert!(
+        stored,
+        "go-fastdfs did not store our merged file: {}",
+        go.log()
+    );
 }

@@ -33,9 +33,7 @@ pub async fn syncfile_info(
     crate::sync::validate_announced(&info)
         .map_err(|e| ApiError::fail(400, format!("fileInfo refused: {e}")))?;
     let live = w.meta().get_live(&info.md5)?.is_some();
-    if info.is_merged() {
-        tracing::warn!(md5 = %info.md5, "merged small files are not replicated; announcement ignored");
-    } else if live
+    if live
         || w.meta()
             .tombstone(&info.md5)?
             .is_some_and(|t| t >= info.time_stamp)

@@ -261,6 +261,24 @@ impl Pool {
             .await
     }
 
+    /// GETs `<base><path>` with extra headers, collecting at most `body_max` bytes.
+    pub async fn get_with(
+        &self,
+        base: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        timeout: Duration,
+        body_max: usize,
+    ) -> io::Result<Reply> {
+        let deadline = Instant::now() + timeout;
+        let mut req = request("GET", base, path)?;
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let req = req.body(Full::new(Bytes::new())).map_err(other)?;
+        self.collect(base, req, deadline, body_max, true).await
+    }
+
     async fn collect(
         &self,
         base: &str,

@@ -219,6 +219,15 @@ fn write_durably(path: &Path, start: u64, buf: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Blocking: writes a merged file received from a peer (marker, then `content`) at `offset`
+/// of `container`, the origin's place, and makes it durable (a new container's entry too).
+pub fn write_at(container: &Path, offset: u64, content: &[u8]) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(content.len() + 1);
+    buf.push(MARKER);
+    buf.extend_from_slice(content);
+    write_durably(container, offset, &buf)
+}
+
 /// Reads a merged file's content from its container: the `size` bytes at `offset` must start
 /// with the marker (checked: a record pointing at anything else is refused).
 pub async fn read(container: &Path, offset: u64, size: u64) -> io::Result<Bytes> {

@@ -15,6 +15,7 @@
 //! Data flows one way: handlers and the committer wake these tasks; they talk to peers through
 //! `client::peer::Pool` and write through `Meta::submit`.
 
+mod merged;
 pub mod read_through;
 pub mod repair;
 
@@ -460,7 +461,7 @@ fn sources(w: &Worker, info: &FileInfo) -> Vec<String> {
 /// stored before the peer gets its acknowledgement, which saves the inbox commit (lag) and
 /// is just as durable. Returns false when it did not work; the caller then queues it.
 pub async fn fetch_inline(w: &Worker, info: &FileInfo) -> bool {
-    if info.size > INLINE_FETCH_BYTES_MAX || info.is_merged() {
+    if info.size > INLINE_FETCH_BYTES_MAX {
         return false;
     }
     matches!(
@@ -473,15 +474,15 @@ async fn fetch(w: &Worker, info: FileInfo, budget: Option<Duration>) -> Fetch {
     if let Err(why) = validate_announced(&info) {
         return Fetch::Hopeless(why);
     }
-    if info.is_merged() {
-        return Fetch::Hopeless("merged small files are not replicated".into());
-    }
     if w.config().read_only {
         return Fetch::Hopeless("read_only is on".into());
     }
     let sources = sources(w, &info);
     if sources.is_empty() {
         return Fetch::Hopeless("no peer to fetch from".into());
+    }
+    if let crate::json::Content::Merged(offset) = info.content() {
+        return merged::fetch(w, info, offset, &sources, budget).await;
     }
     let mut last = String::new();
     for src in &sources {
