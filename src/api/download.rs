@@ -151,6 +151,17 @@ async fn merged(
     params: &super::Params,
     rel: &str,
 ) -> Result<Option<Response>, ApiError> {
+    // The cache first: its entries go when any file is deleted (the epoch), so a cached merged
+    // file still has its record.
+    let epoch = w
+        .shared
+        .cache_epoch
+        .load(std::sync::atomic::Ordering::Acquire);
+    let cached = w.cache.borrow_mut().get(epoch, rel);
+    if let Some(c) = cached {
+        let len = c.data.len() as u64;
+        return respond(w, req, params, rel, len, c.mtime, Source::Memory(c.data)).map(Some);
+    }
     let Some(info) = w
         .meta()
         .get_by_path_key(&crate::store::meta::path_key(rel))?
@@ -158,16 +169,7 @@ async fn merged(
     else {
         return Ok(None);
     };
-    let epoch = w
-        .shared
-        .cache_epoch
-        .load(std::sync::atomic::Ordering::Acquire);
     let mtime = info.time_stamp.max(0) as u64;
-    let cached = w.cache.borrow_mut().get(epoch, rel);
-    if let Some(c) = cached {
-        let len = c.data.len() as u64;
-        return respond(w, req, params, rel, len, c.mtime, Source::Memory(c.data)).map(Some);
-    }
     let Some(n) = crate::store::haystack::container_of(info.stored_name()) else {
         return Ok(None);
     };
