@@ -294,3 +294,46 @@ fn a_mixed_cluster_with_go_fastdfs_replicates_merged_files_both_ways() {
         go.log()
     );
 }
+
+#[test]
+fn fastdfs_check_verifies_merged_files_in_their_containers() {
+    let mut s = merging();
+    let good = upload_json(&s, "good.txt", &noise(400, 5));
+    let bad = upload_json(&s, "bad.txt", &noise(400, 6));
+    let dir = s.dir.clone();
+    s.stop();
+    // Flip one content byte of `bad` inside its container.
+    let (n, offset, _, _) = locator(bad["path"].as_str().unwrap());
+    let container = dir.join(format!("files/haystack/1/{n}"));
+    let mut bytes = std::fs::read(&container).unwrap();
+    bytes[offset as usize + 10] ^= 0xff;
+    std::fs::write(&container, &bytes).unwrap();
+    let check = |repair: bool| {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.arg("check").arg("--dir").arg(&dir);
+        if repair {
+            cmd.arg("--repair");
+        }
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.code(), text)
+    };
+    let (code, out) = check(false);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("digest mismatch") && out.contains(&format!("{n},{offset},")),
+        "{out}"
+    );
+    assert!(out.contains("checked 2 files: 1 ok"), "{out}");
+    let (code, out) = check(true);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = check(false);
+    assert_eq!(
+        (code, out.contains("checked 1 files: 1 ok")),
+        (Some(0), true),
+        "{out}"
+    );
+    s.spawn();
+    assert_eq!(get(&s.url(good["path"].as_str().unwrap()), &[]).0, 200);
+    assert_eq!(get(&s.url(bad["path"].as_str().unwrap()), &[]).0, 404);
+}

@@ -155,3 +155,19 @@ fn variants_are_cached_and_a_deleted_original_is_not_served_from_the_cache() {
     let (code, _, _) = get_bytes(&s, &format!("{p}?width=15&download=0"));
     assert_eq!(code, 404);
 }
+
+#[test]
+fn merged_small_images_are_resized_too() {
+    let s = Server::start(json!({"enable_merge_small_file": true}));
+    let png = make(300, 200, ImageFormat::PNG);
+    assert!(png.len() < 1 << 20);
+    let r = upload_json(&s, "small.png", &png);
+    let path = path_of(&r);
+    assert!(path.contains("/haystack/"), "{r}");
+    let (status, ct, body) = get_bytes(&s, &format!("{path}?width=100&download=0"));
+    assert_eq!((status, ct.as_str()), (200, "image/png"));
+    assert_eq!(dims(&body), (100, 67));
+    // The original is still served as it is.
+    let (status, _, body) = get_bytes(&s, &format!("{path}?download=0"));
+    assert_eq!((status, body), (200, png));
+}

@@ -158,9 +158,11 @@ async fn merged(
         .cache_epoch
         .load(std::sync::atomic::Ordering::Acquire);
     let cached = w.cache.borrow_mut().get(epoch, rel);
-    if let Some(c) = cached {
+    let want = wanted_size(w, params)?;
+    if let (Some(c), None) = (&cached, want) {
         let len = c.data.len() as u64;
-        return respond(w, req, params, rel, len, c.mtime, Source::Memory(c.data)).map(Some);
+        let body = Source::Memory(c.data.clone());
+        return respond(w, req, params, rel, len, c.mtime, body).map(Some);
     }
     let Some(info) = w
         .meta()
@@ -188,6 +190,13 @@ async fn merged(
         mtime,
     };
     w.cache.borrow_mut().insert(epoch, rel, c);
+    if let Some(want) = want {
+        let size = data.len() as u64;
+        let source = std::future::ready(Ok(data.clone()));
+        if let Some(r) = variant(w, req, params, rel, (size, mtime), want, source).await? {
+            return Ok(Some(r));
+        }
+    }
     let len = data.len() as u64;
     respond(w, req, params, rel, len, mtime, Source::Memory(data)).map(Some)
 }
@@ -312,34 +321,59 @@ fn check_token_for(
     }
 }
 
-/// `?width=&height=`: a resized variant of a JPEG/PNG (from `files/_cache/` when made before),
-/// or None to serve the file unchanged (no size asked, not an image we resize, missing file).
+/// `?width=&height=`: a resized variant of an image (from `files/_cache/` when made before),
+/// or None when no resize was asked or the file is not here.
 async fn resized(
     w: &Worker,
     req: &Request<'_>,
     p: &super::Params,
     rel: &str,
 ) -> Result<Option<Response>, ApiError> {
-    use crate::image::{self, ResizeError};
-    let cfg = w.config();
-    let size = image::requested_size(
-        p.str("width"),
-        p.str("height"),
-        cfg.image_max_width,
-        cfg.image_max_height,
-    )
-    .map_err(|m| ApiError::fail(400, m))?;
-    let Some((want_w, want_h)) = size else {
+    let Some(want) = wanted_size(w, p)? else {
         return Ok(None);
     };
     let Ok(file) = glommio::io::BufferedFile::open(w.dir().join(rel)).await else {
         return Ok(None);
     };
     let (size, mtime, is_dir) = fstat(&file)?;
-    if is_dir || size > image::SOURCE_BYTES_MAX {
+    if is_dir || size > crate::image::SOURCE_BYTES_MAX {
         let _ = file.close().await;
         return Ok(None);
     }
+    let file = Rc::new(file);
+    let source = async {
+        let data = read_all(&file, size).await;
+        close_rc(file.clone()).await;
+        data
+    };
+    variant(w, req, p, rel, (size, mtime), want, source).await
+}
+
+/// The `width`/`height` asked for, if any (clamped to the configured maximum).
+fn wanted_size(w: &Worker, p: &super::Params) -> Result<Option<(usize, usize)>, ApiError> {
+    let cfg = w.config();
+    crate::image::requested_size(
+        p.str("width"),
+        p.str("height"),
+        cfg.image_max_width,
+        cfg.image_max_height,
+    )
+    .map_err(|m| ApiError::fail(400, m))
+}
+
+/// The resized variant of a source of `(size, mtime)`: from the cache under `files/_cache/`
+/// (keyed by path, size, mtime and target size), else made from `source` (read only then) on
+/// the blocking pool and cached. None when the source is not an image we resize.
+async fn variant(
+    w: &Worker,
+    req: &Request<'_>,
+    p: &super::Params,
+    rel: &str,
+    (size, mtime): (u64, u64),
+    (want_w, want_h): (usize, usize),
+    source: impl std::future::Future<Output = Result<Bytes, ApiError>>,
+) -> Result<Option<Response>, ApiError> {
+    use crate::image::{self, ResizeError};
     let key = crate::store::meta::md5_hex(&format!("{rel}|{size}|{mtime}|{want_w}|{want_h}"));
     let cached = w
         .dir()
@@ -348,13 +382,10 @@ async fn resized(
         .join(&key[..2])
         .join(&key);
     if let Ok(c) = glommio::io::BufferedFile::open(&cached).await {
-        let _ = file.close().await;
         let (len, cmtime, _) = fstat(&c)?;
         return respond(w, req, p, rel, len, cmtime, Source::File(Rc::new(c))).map(Some);
     }
-    let file = Rc::new(file);
-    let data = read_all(&file, size).await?;
-    close_rc(file).await;
+    let data = source.await?;
     let _slot = w
         .resize_slots
         .acquire_permit(1)

@@ -228,6 +228,23 @@ pub fn write_at(container: &Path, offset: u64, content: &[u8]) -> io::Result<()>
     write_durably(container, offset, &buf)
 }
 
+/// Blocking: a merged file's content from its container, None when the container is shorter
+/// or the marker is not there.
+pub fn read_blocking(container: &Path, offset: u64, size: u64) -> io::Result<Option<Vec<u8>>> {
+    use std::os::unix::fs::FileExt;
+    if size == 0 || size > SMALL_FILE_BYTES_MAX {
+        return Ok(None);
+    }
+    let f = std::fs::File::open(container)?;
+    let mut buf = vec![0u8; size as usize];
+    match f.read_exact_at(&mut buf, offset) {
+        Ok(()) if buf[0] == MARKER => Ok(Some(buf.split_off(1))),
+        Ok(()) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Reads a merged file's content from its container: the `size` bytes at `offset` must start
 /// with the marker (checked: a record pointing at anything else is refused).
 pub async fn read(container: &Path, offset: u64, size: u64) -> io::Result<Bytes> {

@@ -83,7 +83,7 @@ async fn queue_local_copy(w: &Worker, peer: &str, mut info: crate::json::FileInf
     let peers = info.peers.get_or_insert_with(Vec::new);
     peers.retain(|p| p != peer);
     peers.insert(0, peer.to_string());
-    if info.is_merged() || super::validate_announced(&info).is_err() {
+    if super::validate_announced(&info).is_err() {
         return;
     }
     if let Err(e) = w.meta().announce(info).await {
