@@ -157,6 +157,8 @@ pub struct Worker {
     pub sync: SyncState,
     /// Appends of small files to this executor's haystack containers (group commit).
     pub haystack: crate::store::haystack::Appender,
+    /// Memory held by small uploads being received for merging (bounded).
+    pub merge_memory: crate::store::haystack::MemoryBudget,
     access: RefCell<Vec<u8>>,
     connections: Cell<usize>,
 }
@@ -174,6 +176,7 @@ impl Worker {
             resize_slots: glommio::sync::Semaphore::new(crate::image::RESIZES_IN_FLIGHT),
             sync: Default::default(),
             haystack: Default::default(),
+            merge_memory: Default::default(),
             access: RefCell::new(Vec::new()),
             connections: Cell::new(0),
         }

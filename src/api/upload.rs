@@ -8,6 +8,7 @@ use crate::http::multipart::{self, Event, Parser};
 use crate::http::{Request, Response};
 use crate::json;
 use crate::placement::{commit, file_result, OnFailure, Target};
+use crate::store::haystack::Reservation;
 use crate::store::write::{self, TempFile};
 use crate::worker::Worker;
 
@@ -74,51 +75,58 @@ fn second_pass(w: &Worker, p: &Params) -> Result<Response, ApiError> {
 }
 
 /// What the multipart body carried.
-struct Form {
+struct Form<'w> {
     fields: Params,
-    file: Option<(String, Content)>,
+    file: Option<(String, Content<'w>)>,
 }
 
 /// The uploaded file: durable in a temp file, or (small, with merging on) in memory until it
 /// is appended to a container.
-enum Content {
+enum Content<'w> {
     Disk(write::Written),
-    Memory { bytes: bytes::Bytes, digest: String },
+    Memory {
+        bytes: bytes::Bytes,
+        digest: String,
+        held: Reservation<'w>,
+    },
 }
 
 /// The file part being received: in memory while it may still be merged, else a temp file.
-enum Receiving {
-    Memory(Vec<u8>),
+enum Receiving<'w> {
+    Memory(Vec<u8>, Reservation<'w>),
     Disk(TempFile),
 }
 
-impl Receiving {
-    async fn write(&mut self, w: &Worker, data: &[u8]) -> Result<(), ApiError> {
-        if let Receiving::Memory(buf) = self {
-            if crate::placement::merges(&w.config(), (buf.len() + data.len()) as u64) {
+impl<'w> Receiving<'w> {
+    async fn write(&mut self, w: &'w Worker, data: &[u8]) -> Result<(), ApiError> {
+        if let Receiving::Memory(buf, held) = self {
+            let small = crate::placement::merges(&w.config(), (buf.len() + data.len()) as u64);
+            if small && w.merge_memory.reserve(held, data.len() as u64) {
                 buf.extend_from_slice(data);
                 return Ok(());
             }
-            // Too large to merge: from here on it is an ordinary upload.
+            // Too large to merge, or the executor's memory budget is spent: from here on it
+            // is an ordinary upload.
             let mut t = TempFile::create(w.dir(), w.config().use_sha1()).await?;
             t.write(buf).await?;
             *self = Receiving::Disk(t);
         }
         match self {
             Receiving::Disk(t) => Ok(t.write(data).await?),
-            Receiving::Memory(_) => unreachable!("spilled above"),
+            Receiving::Memory(..) => unreachable!("spilled above"),
         }
     }
 
-    async fn finish(self, sha1: bool) -> Result<Content, ApiError> {
+    async fn finish(self, sha1: bool) -> Result<Content<'w>, ApiError> {
         match self {
             Receiving::Disk(t) => Ok(Content::Disk(t.finish().await?)),
-            Receiving::Memory(buf) => {
+            Receiving::Memory(buf, held) => {
                 let mut h = write::Hasher::new(sha1);
                 h.update(&buf);
                 Ok(Content::Memory {
                     digest: h.hex(),
                     bytes: buf.into(),
+                    held,
                 })
             }
         }
@@ -126,13 +134,17 @@ impl Receiving {
 }
 
 /// Removes what a rejected upload left (a temp file; nothing for memory).
-async fn discard(content: Content) {
+async fn discard(content: Content<'_>) {
     if let Content::Disk(written) = content {
         write::discard(written).await;
     }
 }
 
-async fn read_form(w: &Worker, req: &mut Request<'_>, boundary: &[u8]) -> Result<Form, ApiError> {
+async fn read_form<'w>(
+    w: &'w Worker,
+    req: &mut Request<'_>,
+    boundary: &[u8],
+) -> Result<Form<'w>, ApiError> {
     let cfg = w.config();
     let mut parser = Parser::new(boundary, multipart::Limits::default());
     let mut buf = bytes::BytesMut::new();
@@ -160,7 +172,7 @@ async fn read_form(w: &Worker, req: &mut Request<'_>, boundary: &[u8]) -> Result
                 let is_file = h.filename.as_deref().is_some_and(|f| !f.is_empty());
                 if h.name == "file" && is_file && file.is_none() && tmp.is_none() {
                     let receiving = if cfg.enable_merge_small_file {
-                        Receiving::Memory(Vec::new())
+                        Receiving::Memory(Vec::new(), w.merge_memory.start())
                     } else {
                         Receiving::Disk(TempFile::create(w.dir(), cfg.use_sha1()).await?)
                     };
@@ -248,11 +260,18 @@ async fn upload(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError>
         }
     };
     let info = match content {
-        Content::Memory { bytes, digest } => {
+        Content::Memory {
+            bytes,
+            digest,
+            held,
+        } => {
             if bytes.is_empty() {
                 return Err(ApiError::fail(400, "file size is zero"));
             }
-            crate::placement::commit_merged(w, &target, bytes, digest, p.str("md5")).await?
+            let info =
+                crate::placement::commit_merged(w, &target, bytes, digest, p.str("md5")).await?;
+            drop(held); // the bytes are in the container (or were a dedup hit) now
+            info
         }
         Content::Disk(written) => {
             let plan = match target.place(&cfg, &written.digest, written.size, p.str("md5")) {

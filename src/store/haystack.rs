@@ -28,6 +28,60 @@ const CONTAINER_BYTES_MAX: u64 = 1 << 32;
 /// The first container number (go-fastdfs uses 100..=299).
 const CONTAINER_FIRST: u64 = 100;
 
+/// Bytes of small uploads one executor may hold in memory while they are received and merged;
+/// past it, uploads go to temp files like large ones (merging degrades, memory stays bounded).
+pub const MEMORY_BYTES_MAX: u64 = 64 << 20;
+
+/// One executor's budget of memory for small uploads being received.
+#[derive(Debug, Default)]
+pub struct MemoryBudget {
+    held: std::cell::Cell<u64>,
+}
+
+impl MemoryBudget {
+    /// Reserves `bytes` more for `r`; false (nothing reserved) when the budget is spent.
+    pub fn reserve(&self, r: &mut Reservation<'_>, bytes: u64) -> bool {
+        assert!(std::ptr::eq(r.budget, self), "a reservation of this budget");
+        let held = self.held.get();
+        if held + bytes > MEMORY_BYTES_MAX {
+            return false;
+        }
+        self.held.set(held + bytes);
+        r.bytes += bytes;
+        true
+    }
+
+    /// An empty reservation, released (whatever it grew to) when dropped.
+    pub fn start(&self) -> Reservation<'_> {
+        Reservation {
+            budget: self,
+            bytes: 0,
+        }
+    }
+
+    pub fn held(&self) -> u64 {
+        self.held.get()
+    }
+}
+
+/// Memory held for one small upload; given back on drop.
+#[derive(Debug)]
+pub struct Reservation<'b> {
+    budget: &'b MemoryBudget,
+    bytes: u64,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let held = self.budget.held.get();
+        assert!(
+            held >= self.bytes,
+            "a reservation gives back only its own bytes"
+        );
+        self.budget.held.set(held - self.bytes);
+    }
+}
+
 /// Where an append landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
@@ -288,6 +342,23 @@ pub async fn read(container: &Path, offset: u64, size: u64) -> io::Result<Bytes>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_uploads_held_in_memory_are_bounded_per_executor() {
+        let budget = MemoryBudget::default();
+        let mut a = budget.start();
+        assert!(budget.reserve(&mut a, MEMORY_BYTES_MAX - 10));
+        let mut b = budget.start();
+        assert!(
+            !budget.reserve(&mut b, 11),
+            "over the budget: spill to disk instead"
+        );
+        assert!(budget.reserve(&mut b, 10));
+        drop(a);
+        assert_eq!(budget.held(), 10, "a finished upload gives its memory back");
+        drop(b);
+        assert_eq!(budget.held(), 0);
+    }
 
     #[test]
     fn locators_are_go_fastdfs_ones() {
