@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 pub mod client;
 pub mod codec;
+pub mod compact;
 pub mod config;
 pub mod error;
 pub mod http;

@@ -236,6 +236,9 @@ pub struct Gauges {
     pub uptime_seconds: u64,
     pub peers: Vec<PeerGauge>,
     pub inbox: u64,
+    /// Small-file containers as the last compaction pass saw them: (number, length, live
+    /// bytes).
+    pub containers: Vec<(u64, u64, u64)>,
 }
 
 fn sum(all: &[Metrics], f: impl Fn(&Metrics) -> &Counter) -> u64 {
@@ -372,7 +375,28 @@ pub fn render(all: &[Metrics], g: &Gauges) -> String {
         write_scalar(&mut o, "gauge", name, help, v);
     }
     render_sync(&mut o, all, g);
+    render_containers(&mut o, g);
     o
+}
+
+fn render_containers(o: &mut String, g: &Gauges) {
+    let _ = writeln!(
+        o,
+        "# HELP fastdfs_haystack_bytes Bytes of a small-file container, live or dead (deleted \
+         files, unindexed tails), as the last compaction pass measured them.\n\
+         # TYPE fastdfs_haystack_bytes gauge"
+    );
+    for (n, len, live) in &g.containers {
+        let dead = len.saturating_sub(*live);
+        let _ = writeln!(
+            o,
+            "fastdfs_haystack_bytes{{container=\"{n}\",state=\"live\"}} {live}"
+        );
+        let _ = writeln!(
+            o,
+            "fastdfs_haystack_bytes{{container=\"{n}\",state=\"dead\"}} {dead}"
+        );
+    }
 }
 
 fn render_sync(o: &mut String, all: &[Metrics], g: &Gauges) {
@@ -474,9 +498,11 @@ mod tests {
                 up: Some(false),
             }],
             inbox: 2,
+            containers: vec![(100, 1000, 600)],
         };
         all[1].sync_sent(chrono::Utc::now().timestamp_millis() - 2_000);
         let text = render(&all, &g);
+        assert!(text.contains("fastdfs_haystack_bytes{container=\"100\",state=\"dead\"} 400"));
         assert!(text.contains("fastdfs_sync_queue_depth{peer=\"http://127.0.0.30:8080\"} 3"));
         assert!(text.contains("fastdfs_peer_up{peer=\"http://127.0.0.30:8080\"} 0"));
         assert!(text.contains("fastdfs_sync_delivery_seconds_bucket{le=\"1\"} 0"));

@@ -172,6 +172,7 @@ async fn dispatch(w: &Rc<Worker>, req: &mut Request<'_>) -> Result<Response, Api
         "/gen_google_secret" => admin::gen_google_secret(w, client, &api::read_params(req).await?),
         "/gen_google_code" => admin::gen_google_code(w, client, &api::read_params(req).await?),
         "/metrics" => admin::metrics(w, client, &api::read_params(req).await?),
+        "/compact" => admin::compact(w, client, &api::read_params(req).await?),
         "/syncfile_info" => {
             let p = api::read_params(req).await?;
             cluster::syncfile_info(w, req, client, &p).await
@@ -202,9 +203,8 @@ fn route_of(name: &str) -> Route {
         "/upload.html" => Route::Page,
         n if n.starts_with("/static/") => Route::Page,
         "/list_dir" | "/search" | "/get_md5s_by_date" | "/remove_empty_dir" | "/repair_stat"
-        | "/backup" | "/report" | "/reload" | "/gen_google_secret" | "/gen_google_code" => {
-            Route::Admin
-        }
+        | "/backup" | "/report" | "/reload" | "/gen_google_secret" | "/gen_google_code"
+        | "/compact" => Route::Admin,
         "/syncfile_info" | "/receive_md5s" | "/sync" | "/repair" | "/repair_fileinfo" => {
             Route::Sync
         }

@@ -205,6 +205,7 @@ fn start_duties(worker: &Rc<Worker>) {
         );
     }
     crate::sync::start(worker.clone());
+    shared.spawn_duty("compaction", crate::compact::duty(worker.clone()));
     if worker.id == 0 {
         shared.spawn_duty("memory trim", trim_after_bursts(shared.clone()));
         if shared.config().enable_tus {

@@ -40,6 +40,11 @@ pub struct Shared {
     bound: AtomicUsize,
     /// Reachability of peers, as the replication tasks saw it last.
     pub peer_health: PeerHealth,
+    /// Bumped by `G/compact`; each executor's compaction duty runs a pass when it moves.
+    compact_requests: AtomicU64,
+    /// Small-file containers as the last compaction pass of their executor measured them:
+    /// number -> (length, live bytes).
+    containers: std::sync::Mutex<std::collections::BTreeMap<u64, (u64, u64)>>,
 }
 
 impl Shared {
@@ -60,12 +65,39 @@ impl Shared {
                 .collect(),
             bound: AtomicUsize::new(0),
             peer_health: Default::default(),
+            compact_requests: AtomicU64::new(0),
+            containers: Default::default(),
         }
     }
 
     /// Starts the shutdown; false when it had started already.
     pub fn begin_shutdown(&self) -> bool {
         !self.shutdown.swap(true, Ordering::SeqCst)
+    }
+
+    /// Asks every executor for a compaction pass of its small-file containers.
+    pub fn request_compaction(&self) {
+        self.compact_requests.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Records what a compaction pass measured of a container (None: it is gone).
+    pub fn set_container_gauge(&self, n: u64, measured: Option<(u64, u64)>) {
+        let mut m = self.containers.lock().expect("containers lock");
+        match measured {
+            Some(v) => m.insert(n, v),
+            None => m.remove(&n),
+        };
+    }
+
+    /// (number, length, live bytes) of every container last measured.
+    pub fn container_gauges(&self) -> Vec<(u64, u64, u64)> {
+        let m = self.containers.lock().expect("containers lock");
+        m.iter().map(|(n, (len, live))| (*n, *len, *live)).collect()
+    }
+
+    /// How many compaction passes were asked for so far.
+    pub fn compact_requests(&self) -> u64 {
+        self.compact_requests.load(Ordering::SeqCst)
     }
 
     /// Whether a background duty panicked (the process then exits non-zero).

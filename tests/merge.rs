@@ -337,3 +337,104 @@ fn fastdfs_check_verifies_merged_files_in_their_containers() {
     assert_eq!(get(&s.url(good["path"].as_str().unwrap()), &[]).0, 200);
     assert_eq!(get(&s.url(bad["path"].as_str().unwrap()), &[]).0, 404);
 }
+
+#[test]
+fn compaction_reclaims_deleted_bytes_and_every_url_keeps_working() {
+    let mut s = merging();
+    let files: Vec<(Vec<u8>, Value)> = (0..12)
+        .map(|i| {
+            let data = noise(3000 + i * 100, 300 + i as u64);
+            let r = upload_json(&s, &format!("c{i}.bin"), &data);
+            (data, r)
+        })
+        .collect();
+    let (n, _, _, _) = locator(files[0].1["path"].as_str().unwrap());
+    let container = s.dir.join(format!("files/haystack/1/{n}"));
+    let before = std::fs::metadata(&container).unwrap().len();
+    for (_, r) in files.iter().step_by(2) {
+        let md5 = r["md5"].as_str().unwrap();
+        let (code, body) = call(agent().get(&s.url(&format!("/group1/delete?md5={md5}"))));
+        assert_eq!(code, 200, "{body}");
+    }
+    // The container is the one being appended to: compaction seals it and moves on.
+    let (code, body) = call(agent().get(&s.url("/group1/compact")));
+    assert_eq!(code, 200, "{body}");
+    let done = eventually(Duration::from_secs(20), || !container.exists());
+    assert!(
+        done,
+        "container {n} ({before} bytes) not compacted: {}",
+        s.stderr()
+    );
+    assert!(s.dir.join(format!("files/haystack/1/{n}.retired")).exists());
+    for (i, (data, r)) in files.iter().enumerate() {
+        let path = r["path"].as_str().unwrap();
+        let (status, body) = get(&s.url(path), &[]);
+        if i % 2 == 0 {
+            assert_eq!(status, 404, "deleted {path}");
+        } else {
+            assert_eq!((status, &body), (200, data), "moved {path}");
+            let (status, body) = get(&s.url(path), &[("Range", "bytes=5-9")]);
+            assert_eq!((status, body.as_slice()), (206, &data[5..10]), "{path}");
+        }
+    }
+    // The next pass measures the container the files moved to: nothing dead in it.
+    let (code, _) = call(agent().get(&s.url("/group1/compact")));
+    assert_eq!(code, 200);
+    let measured = eventually(Duration::from_secs(10), || {
+        let (_, m) = call(agent().get(&s.url("/group1/metrics")));
+        m.lines()
+            .any(|l| l.starts_with("fastdfs_haystack_bytes{") && l.contains("state=\"dead\"} 0"))
+    });
+    assert!(measured, "no container gauge in /metrics");
+    // The number is never used again, and the moves survive a restart.
+    let later = upload_json(&s, "later.bin", b"after compaction");
+    assert_ne!(locator(later["path"].as_str().unwrap()).0, n);
+    s.kill();
+    s.respawn();
+    for (data, r) in files.iter().skip(1).step_by(2) {
+        assert_eq!(get(&s.url(r["path"].as_str().unwrap()), &[]).1, *data);
+    }
+    // fastdfs check finds every moved file at its new place.
+    let dir = s.dir.clone();
+    s.stop();
+    let out = std::process::Command::new(BIN)
+        .arg("check")
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("checked 7 files: 7 ok"), "{text}");
+}
+
+#[test]
+fn a_compaction_cut_short_after_retiring_its_container_is_finished_by_the_next_pass() {
+    let mut s = merging();
+    let files: Vec<(Vec<u8>, Value)> = (0..6)
+        .map(|i| {
+            let data = noise(2000 + i * 10, 700 + i as u64);
+            (data.clone(), upload_json(&s, &format!("r{i}.bin"), &data))
+        })
+        .collect();
+    let (n, _, _, _) = locator(files[0].1["path"].as_str().unwrap());
+    s.kill();
+    // The state a kill leaves right after step 1: the container is retired, nothing moved yet.
+    let dir = s.dir.join("files/haystack/1");
+    std::fs::write(dir.join(format!("{n}.retired")), b"").unwrap();
+    s.respawn();
+    for (data, r) in &files {
+        assert_eq!(get(&s.url(r["path"].as_str().unwrap()), &[]).1, *data);
+    }
+    let new = upload_json(&s, "new.bin", b"never into a retired container");
+    assert_ne!(locator(new["path"].as_str().unwrap()).0, n);
+    let (code, body) = call(agent().get(&s.url("/group1/compact")));
+    assert_eq!(code, 200, "{body}");
+    let done = eventually(Duration::from_secs(20), || {
+        !dir.join(n.to_string()).exists()
+    });
+    assert!(done, "retired container {n} not compacted: {}", s.stderr());
+    for (data, r) in &files {
+        assert_eq!(get(&s.url(r["path"].as_str().unwrap()), &[]).1, *data);
+    }
+}

@@ -399,6 +399,7 @@ pub fn metrics(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiEr
         uptime_seconds: w.shared.started.elapsed().as_secs(),
         peers: peer_gauges(w),
         inbox: w.meta().inbox_depth().unwrap_or(0),
+        containers: w.shared.container_gauges(),
     };
     let mut r = Response::text(200, crate::metrics::render(&w.shared.metrics, &gauges));
     r.headers.retain(|(n, _)| *n != "Content-Type");
@@ -422,4 +423,13 @@ fn peer_gauges(w: &Worker) -> Vec<crate::metrics::PeerGauge> {
             }
         })
         .collect()
+}
+
+/// `G/compact`: asks every executor for a compaction pass of its small-file containers now
+/// (every container with dead bytes; the background pass uses `compact_dead_percent`).
+pub fn compact(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+    require_admin(&w.config(), client, p, refuse_envelope("fail"))?;
+    w.shared.request_compaction();
+    let body = json::envelope::<()>("ok", "compaction started", None);
+    Ok(Response::text(200, json::pretty(&body)))
 }

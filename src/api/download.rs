@@ -172,13 +172,11 @@ async fn merged(
         return Ok(None);
     };
     let mtime = info.time_stamp.max(0) as u64;
-    let Some(n) = crate::store::haystack::container_of(info.stored_name()) else {
+    let Some((n, offset)) = w.meta().location(&info)? else {
         return Ok(None);
     };
     let container = w.dir().join(&info.path).join(n.to_string());
-    let data = match crate::store::haystack::read(&container, info.offset as u64, info.size as u64)
-        .await
-    {
+    let data = match crate::store::haystack::read(&container, offset, info.size as u64).await {
         Ok(d) => d,
         Err(e) => {
             tracing::warn!(rel, cause = %e, "merged file unreadable");

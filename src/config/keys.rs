@@ -158,4 +158,7 @@ config_keys! {
     body_min_rate: u64 = uint(BODY_MIN_RATE_DEFAULT), live => (BODY_MIN_RATE_DEFAULT);
     /// Unfinished tus uploads one client address may hold.
     tus_uploads_per_client_max: u64 = uint(TUS_UPLOADS_PER_CLIENT_MAX_DEFAULT), live => (TUS_UPLOADS_PER_CLIENT_MAX_DEFAULT);
+    /// Dead bytes (deleted merged files), in percent of a small-file container, from which the
+    /// background compaction rewrites it; 0 = only on demand (`G/compact`).
+    compact_dead_percent: u64 = uint(30), live => (30);
 }

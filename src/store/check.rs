@@ -45,7 +45,8 @@ pub fn check(
     let mut drop_records = Vec::new();
     for info in records.iter().filter(|i| i.is_merged()) {
         report.checked += 1;
-        check_merged(dir, info, sha1, dedup, &mut report, &mut drop_records)?;
+        let at = meta.location(info).map_err(std::io::Error::other)?;
+        check_merged(dir, info, at, sha1, dedup, &mut report, &mut drop_records)?;
     }
     for info in records
         .iter()
@@ -87,6 +88,7 @@ pub fn check(
 fn check_merged(
     dir: &Path,
     info: &FileInfo,
+    at: Option<(u64, u64)>,
     sha1: bool,
     dedup: bool,
     report: &mut CheckReport,
@@ -94,11 +96,9 @@ fn check_merged(
 ) -> std::io::Result<()> {
     use crate::store::haystack;
     let rel = info.rel_path();
-    let offset = info.offset.max(0) as u64;
     let size = info.size.max(0) as u64;
-    let container = haystack::container_of(info.stored_name())
-        .map(|n| dir.join(&info.path).join(n.to_string()));
-    let bytes = match container.map(|c| haystack::read_blocking(&c, offset, size)) {
+    let located = at.map(|(n, offset)| (dir.join(&info.path).join(n.to_string()), offset));
+    let bytes = match located.map(|(c, offset)| haystack::read_blocking(&c, offset, size)) {
         Some(Ok(Some(b))) => b,
         Some(Err(e)) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         _ => {

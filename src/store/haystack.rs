@@ -127,6 +127,16 @@ pub struct Appender {
 }
 
 impl Appender {
+    /// Stops appending to container `n` (retired by compaction): the next batch picks another.
+    /// A batch already being written may still land in `n`; compaction then finds its files
+    /// there and keeps the container for its next pass.
+    pub fn seal(&self, n: u64) {
+        let mut st = self.state.borrow_mut();
+        if st.current.is_some_and(|(c, _)| c == n) {
+            st.current = None;
+        }
+    }
+
     /// Appends `content` (marker first) to this executor's container under `dir` and makes it
     /// durable, together with the appends queued meanwhile. `id`/`workers` select the
     /// executor's containers.
@@ -232,6 +242,10 @@ fn pick_container(
         }
     }
     loop {
+        if is_retired(dir, n) {
+            n += step;
+            continue;
+        }
         let len = match std::fs::metadata(dir.join(n.to_string())) {
             Ok(m) => m.len(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
@@ -242,6 +256,34 @@ fn pick_container(
         }
         n += step;
     }
+}
+
+/// The marker of a container number compaction took out of use (never appended to or reused:
+/// a reused number would give an old URL to a new file).
+fn retired_marker(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("{n}.retired"))
+}
+
+/// Whether compaction took container `n` out of use.
+pub fn is_retired(dir: &Path, n: u64) -> bool {
+    retired_marker(dir, n).exists()
+}
+
+/// Blocking: takes container `n` out of use for good (the marker is durable before any byte
+/// moves out of it).
+pub fn retire(dir: &Path, n: u64) -> io::Result<()> {
+    std::fs::File::create(retired_marker(dir, n))?.sync_all()?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Blocking: removes a retired container once nothing points into it.
+pub fn remove(dir: &Path, n: u64) -> io::Result<()> {
+    assert!(is_retired(dir, n), "only a retired container is removed");
+    match std::fs::remove_file(dir.join(n.to_string())) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Blocking: writes `buf` at `start` and fdatasyncs; a new container's directory entries

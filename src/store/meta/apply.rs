@@ -214,6 +214,7 @@ impl Meta {
         old: &FileInfo,
     ) -> Result<(), MetaError> {
         del_ok(txn.del(s.files, &old.md5.as_bytes(), None))?;
+        del_ok(txn.del(s.moved, &old.md5.as_bytes(), None))?;
         del_ok(txn.del(s.paths, &path_key(&old.rel_path()).as_bytes(), None))?;
         let day = day_of(old.time_stamp);
         del_ok(txn.del(s.days, &format!("{day}_{}", old.md5).as_bytes(), None))?;
@@ -253,6 +254,43 @@ impl Meta {
         }
         Ok(OpResult::Deleted(old))
     }
+}
+
+/// Records that compaction moved a merged file's bytes from `from` to `to`, if the record still
+/// names them at `from` (it may have been deleted, or moved by another pass).
+pub(super) fn relocate(
+    s: &Shard,
+    txn: &mut lmdb::RwTransaction<'_>,
+    md5: &str,
+    from: (u64, u64),
+    to: (u64, u64),
+) -> Result<OpResult, MetaError> {
+    let info = match txn.get(s.files, &md5.as_bytes()) {
+        Ok(b) => decode(b)?,
+        Err(lmdb::Error::NotFound) => return Ok(OpResult::NotFound),
+        Err(e) => return Err(e.into()),
+    };
+    let Content::Merged(offset) = info.content() else {
+        return Ok(OpResult::NotFound);
+    };
+    let now = match txn.get(s.moved, &md5.as_bytes()) {
+        Ok(v) => parse_location(v),
+        Err(lmdb::Error::NotFound) => {
+            crate::store::haystack::container_of(info.stored_name()).map(|n| (n, offset))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if now != Some(from) {
+        return Ok(OpResult::NotFound);
+    }
+    let value = format!("{},{}", to.0, to.1);
+    txn.put(
+        s.moved,
+        &md5.as_bytes(),
+        &value.as_bytes(),
+        WriteFlags::empty(),
+    )?;
+    Ok(OpResult::Done)
 }
 
 pub(super) fn outbox_key(peer: &str, md5: &str) -> Vec<u8> {

@@ -14,7 +14,8 @@ impl Meta {
             Op::Delete { md5, .. }
             | Op::InboxDrop { md5 }
             | Op::Enqueue { md5, .. }
-            | Op::Delivered { md5, .. } => md5.as_str(),
+            | Op::Delivered { md5, .. }
+            | Op::Relocate { md5, .. } => md5.as_str(),
             Op::RepairDay { .. } | Op::PurgePeer { .. } => "",
         };
         let shard = shard_of(md5, self.shards.len());
@@ -267,6 +268,7 @@ impl Meta {
             Op::Enqueue { md5, peers, kind } => self.apply_enqueue(s, txn, &md5, &peers, kind),
             Op::Delivered { md5, peer, sent } => self.apply_delivered(s, txn, &md5, &peer, sent),
             Op::PurgePeer { peer } => purge_peer(s, txn, &peer),
+            Op::Relocate { md5, from, to } => super::apply::relocate(s, txn, &md5, from, to),
         }
     }
 

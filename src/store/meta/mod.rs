@@ -162,6 +162,13 @@ enum Op {
     },
     /// Drop every outbox entry of a peer that left the configuration (one shard per op).
     PurgePeer { peer: String },
+    /// Compaction copied a merged file from `from` to `to` (container, offset): record it,
+    /// unless the file is gone or was moved meanwhile.
+    Relocate {
+        md5: String,
+        from: (u64, u64),
+        to: (u64, u64),
+    },
     /// A peer acknowledged `sent`: remove the entry unless it changed meanwhile; a delivered
     /// put adds the peer to the record's `peers` (as go-fastdfs does).
     Delivered {
@@ -204,6 +211,9 @@ struct Shard {
     outbox: Database,
     tombs: Database,
     inbox: Database,
+    /// Merged files moved by compaction: md5 -> `<N>,<offset>` of their bytes now (their URL,
+    /// locator and path key never change).
+    moved: Database,
 }
 
 pub struct Meta {
@@ -250,6 +260,12 @@ fn day_of(ts: i64) -> String {
         .single()
         .map(|d| d.format("%Y%m%d").to_string())
         .unwrap_or_else(|| "19700101".into())
+}
+
+/// `<N>,<offset>` as stored in the `moved` table.
+fn parse_location(v: &[u8]) -> Option<(u64, u64)> {
+    let (n, off) = std::str::from_utf8(v).ok()?.split_once(',')?;
+    Some((n.parse().ok()?, off.parse().ok()?))
 }
 
 fn decode(bytes: &[u8]) -> Result<FileInfo, MetaError> {

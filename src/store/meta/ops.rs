@@ -121,6 +121,21 @@ impl Meta {
         }
     }
 
+    /// Compaction copied a merged file's bytes from `from` to `to` (container, offset); false
+    /// when the file is gone or no longer at `from` (then the copy is dead bytes).
+    pub async fn relocate(
+        &self,
+        md5: String,
+        from: (u64, u64),
+        to: (u64, u64),
+    ) -> Result<bool, MetaError> {
+        match self.submit(Op::Relocate { md5, from, to }).await? {
+            OpResult::Done => Ok(true),
+            OpResult::NotFound => Ok(false),
+            other => Err(unexpected("relocate", other)),
+        }
+    }
+
     /// A peer acknowledged `sent`: its outbox entry goes unless it changed meanwhile.
     pub async fn delivered(
         &self,

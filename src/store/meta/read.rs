@@ -43,6 +43,7 @@ impl Meta {
             let outbox = env.create_db(Some("outbox"), DatabaseFlags::empty())?;
             let tombs = env.create_db(Some("tombs"), DatabaseFlags::empty())?;
             let inbox = env.create_db(Some("inbox"), DatabaseFlags::empty())?;
+            let moved = env.create_db(Some("moved"), DatabaseFlags::empty())?;
             shards.push(Shard {
                 env,
                 files,
@@ -52,6 +53,7 @@ impl Meta {
                 outbox,
                 tombs,
                 inbox,
+                moved,
             });
         }
         for _ in 0..workers {
@@ -65,6 +67,23 @@ impl Meta {
             senders,
             receivers: Mutex::new(receivers),
         }))
+    }
+
+    /// Where a merged file's bytes are now: (container, offset of the marker); None when the
+    /// record is not a merged one or its locator does not parse.
+    pub fn location(&self, info: &FileInfo) -> Result<Option<(u64, u64)>, MetaError> {
+        let Content::Merged(offset) = info.content() else {
+            return Ok(None);
+        };
+        let s = &self.shards[shard_of(&info.md5, self.shards.len())];
+        let txn = s.env.begin_ro_txn()?;
+        match txn.get(s.moved, &info.md5.as_bytes()) {
+            Ok(v) => Ok(parse_location(v)),
+            Err(lmdb::Error::NotFound) => {
+                Ok(crate::store::haystack::container_of(info.stored_name()).map(|n| (n, offset)))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub fn shard_count(&self) -> usize {

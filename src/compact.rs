@@ -1,0 +1,204 @@
+//! Online compaction of this executor's small-file containers: a container whose dead bytes
+//! (deleted merged files, unindexed tails) reach `compact_dead_percent` is rewritten.
+//!
+//! Steps, each durable before the next, so a kill or power cut at any point loses nothing:
+//! 1. the container number is retired (`<N>.retired`, fsynced): nothing appends to it again and
+//!    the number is never reused, since a reused number would give an old URL to a new file;
+//! 2. each live file's bytes are re-appended through the executor's appender (group commit,
+//!    fdatasync), then its new place is committed in the `moved` table (`Meta::relocate`; the
+//!    URL, locator and path key never change, reads look the place up);
+//! 3. once no record points into it, the container is unlinked.
+//!
+//! A pass interrupted after step 1 is finished by the next pass (retired containers that still
+//! exist are always compacted). I/O is paced so that serving latency holds.
+
+use crate::store::haystack;
+use crate::worker::Worker;
+use std::collections::BTreeMap;
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// How often each executor looks at its containers.
+const CHECK_EVERY: Duration = Duration::from_secs(600);
+/// Granularity at which a requested pass or shutdown is noticed.
+const TICK: Duration = Duration::from_secs(1);
+/// Bytes copied between two pauses, and the pause (bounded compaction I/O).
+const PACE_BYTES: u64 = 4 << 20;
+const PACE_PAUSE: Duration = Duration::from_millis(20);
+
+/// What a pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub containers: usize,
+    pub files_moved: usize,
+    pub bytes_moved: u64,
+    pub bytes_reclaimed: u64,
+}
+
+/// A live merged file in a container: (md5, offset, size with the marker).
+type Live = (String, u64, u64);
+
+/// The background duty: a pass every `CHECK_EVERY`, or at once when `G/compact` asks.
+pub async fn duty(w: Rc<Worker>) {
+    let mut seen = w.shared.compact_requests();
+    let mut next = std::time::Instant::now() + CHECK_EVERY;
+    while !w.shutting_down() {
+        glommio::timer::sleep(TICK).await;
+        let asked = w.shared.compact_requests();
+        let due = std::time::Instant::now() >= next;
+        if asked == seen && !due {
+            continue;
+        }
+        let percent = w.config().compact_dead_percent;
+        if asked == seen && percent == 0 {
+            next = std::time::Instant::now() + CHECK_EVERY;
+            continue;
+        }
+        // Asked for: every container with any dead byte.
+        let threshold = if asked != seen { 0 } else { percent };
+        seen = asked;
+        next = std::time::Instant::now() + CHECK_EVERY;
+        match pass(&w, threshold).await {
+            Ok(r) if r.containers > 0 => tracing::info!(?r, "small-file containers compacted"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(cause = %e, "compaction failed; it is retried later"),
+        }
+    }
+}
+
+/// One pass over this executor's containers: those with at least `threshold_percent` dead
+/// bytes (and any retired one still on disk) are compacted.
+pub async fn pass(w: &Worker, threshold_percent: u64) -> io::Result<Report> {
+    let cfg = w.config();
+    let rel_dir = haystack::dir_of(&cfg.peer_id);
+    let dir = w.dir().join(&rel_dir);
+    if !dir.is_dir() {
+        return Ok(Report::default());
+    }
+    let live = live_files(w, &rel_dir).await?;
+    let mine = |n: u64| n >= 100 && (n - 100) % w.shared.workers.max(1) as u64 == w.id as u64;
+    let lens = {
+        let dir = dir.clone();
+        glommio::executor()
+            .spawn_blocking(move || container_lengths(&dir))
+            .await?
+    };
+    let mut report = Report::default();
+    for (n, len) in lens {
+        if !mine(n) || len == 0 {
+            continue;
+        }
+        let files = live.get(&n).cloned().unwrap_or_default();
+        let live_bytes: u64 = files.iter().map(|(_, _, size)| size).sum();
+        let dead = len.saturating_sub(live_bytes);
+        w.shared.set_container_gauge(n, Some((len, live_bytes)));
+        let retired = haystack::is_retired(&dir, n);
+        if !retired && (dead == 0 || dead * 100 < threshold_percent * len) {
+            continue;
+        }
+        compact_one(w, &dir, n, files, &mut report).await?;
+        w.shared.set_container_gauge(n, None);
+        report.containers += 1;
+        report.bytes_reclaimed += dead;
+    }
+    Ok(report)
+}
+
+/// Live merged files of `rel_dir` by the container their bytes are in (blocking scan).
+async fn live_files(w: &Worker, rel_dir: &str) -> io::Result<BTreeMap<u64, Vec<Live>>> {
+    let meta = w.shared.meta.clone();
+    let rel_dir = rel_dir.to_string();
+    glommio::executor()
+        .spawn_blocking(move || {
+            let mut found: Vec<crate::json::FileInfo> = Vec::new();
+            meta.for_each(|info| {
+                if info.is_merged() && info.path == rel_dir {
+                    found.push(info);
+                }
+                true
+            })
+            .map_err(io::Error::other)?;
+            let mut live: BTreeMap<u64, Vec<Live>> = BTreeMap::new();
+            for info in found {
+                if let Some((n, offset)) = meta.location(&info).map_err(io::Error::other)? {
+                    let size = info.size.max(0) as u64;
+                    live.entry(n).or_default().push((info.md5, offset, size));
+                }
+            }
+            Ok(live)
+        })
+        .await
+}
+
+/// Containers (numbered files) of a directory with their lengths.
+fn container_lengths(dir: &std::path::Path) -> io::Result<Vec<(u64, u64)>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let Some(n) = e.file_name().to_str().and_then(|s| s.parse::<u64>().ok()) else {
+            continue;
+        };
+        out.push((n, e.metadata()?.len()));
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+async fn compact_one(
+    w: &Worker,
+    dir: &std::path::Path,
+    n: u64,
+    mut files: Vec<Live>,
+    report: &mut Report,
+) -> io::Result<()> {
+    {
+        let dir = dir.to_path_buf();
+        glommio::executor()
+            .spawn_blocking(move || haystack::retire(&dir, n))
+            .await?;
+    }
+    w.haystack.seal(n);
+    files.sort_by_key(|(_, offset, _)| *offset);
+    let container = dir.join(n.to_string());
+    let mut since_pause = 0u64;
+    for (md5, offset, size) in files {
+        let content = match haystack::read(&container, offset, size).await {
+            Ok(c) => c,
+            Err(e) => {
+                // Not readable where its record says: nothing to move (check reports it).
+                tracing::warn!(md5, cause = %e, "merged file unreadable during compaction");
+                continue;
+            }
+        };
+        let at = w
+            .haystack
+            .append(dir, w.id, w.shared.workers, content)
+            .await?;
+        let moved = w
+            .meta()
+            .relocate(md5, (n, offset), (at.container, at.offset))
+            .await
+            .map_err(io::Error::other)?;
+        if moved {
+            report.files_moved += 1;
+            report.bytes_moved += size;
+        }
+        since_pause += size;
+        if since_pause >= PACE_BYTES {
+            since_pause = 0;
+            glommio::timer::sleep(PACE_PAUSE).await;
+        }
+    }
+    // Every record that pointed into `n` points elsewhere now (or its file was deleted).
+    let rel_dir = haystack::dir_of(&w.config().peer_id);
+    if live_files(w, &rel_dir).await?.contains_key(&n) {
+        return Err(io::Error::other(format!(
+            "container {n} still referenced after compaction; kept for the next pass"
+        )));
+    }
+    let dir = dir.to_path_buf();
+    glommio::executor()
+        .spawn_blocking(move || haystack::remove(&dir, n))
+        .await
+}
