@@ -202,3 +202,25 @@ async fn compact_one(
         .spawn_blocking(move || haystack::remove(&dir, n))
         .await
 }
+
+/// `fastdfs compact` (server stopped): one pass over every container of this node with any
+/// dead bytes, on a private executor that owns every shard.
+pub fn offline(dir: &std::path::Path, cfg: crate::config::Config) -> Result<Report, String> {
+    let _lock = crate::sys::lock_runtime_dir(dir)?;
+    let meta = crate::store::meta::Meta::open(dir, cfg.shards, 1).map_err(|e| e.to_string())?;
+    let io_memory = cfg.io_memory as usize;
+    let shared = std::sync::Arc::new(crate::worker::Shared::new(dir, cfg, meta, 1));
+    let ex = glommio::LocalExecutorBuilder::default()
+        .io_memory(io_memory)
+        .make()
+        .map_err(|e| format!("cannot start an executor: {e}"))?;
+    ex.run(async move {
+        let w = Rc::new(Worker::new(shared.clone(), 0));
+        let rx = shared
+            .meta
+            .take_owned(0)
+            .expect("one executor owns every shard");
+        glommio::spawn_local(shared.meta.clone().run_committer(rx, || {})).detach();
+        pass(&w, 0).await.map_err(|e| e.to_string())
+    })
+}

@@ -29,6 +29,9 @@ enum Command {
         #[arg(long)]
         repair: bool,
     },
+    /// Compact small-file containers: rewrite every container with dead bytes (deleted merged
+    /// files) and remove it; run with the server stopped (the server does it online).
+    Compact,
     /// Import a go-fastdfs runtime dir from elsewhere: its files are copied into this runtime
     /// dir at the same paths (every old URL stays valid) and its metadata is indexed.
     Import {
@@ -152,6 +155,27 @@ fn main() {
                 Ok(false) => std::process::exit(2),
                 Err(e) => {
                     tracing::error!("check failed: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        Some(Command::Compact) => {
+            let dir = runtime_dir(&cli);
+            init_logging(&dir);
+            let cfg = match fastdfs::config::load_or_create(&dir) {
+                Ok(l) => l.config,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    std::process::exit(1);
+                }
+            };
+            match fastdfs::compact::offline(&dir, cfg) {
+                Ok(r) => println!(
+                    "compacted {} containers: {} files ({} bytes) moved, {} bytes reclaimed",
+                    r.containers, r.files_moved, r.bytes_moved, r.bytes_reclaimed
+                ),
+                Err(e) => {
+                    tracing::error!("compaction failed: {e}");
                     std::process::exit(1);
                 }
             }

@@ -438,3 +438,48 @@ fn a_compaction_cut_short_after_retiring_its_container_is_finished_by_the_next_p
         assert_eq!(get(&s.url(r["path"].as_str().unwrap()), &[]).1, *data);
     }
 }
+
+#[test]
+fn the_compact_command_compacts_with_the_server_stopped() {
+    let mut s = merging();
+    let files: Vec<(Vec<u8>, Value)> = (0..8)
+        .map(|i| {
+            let data = noise(1500 + i * 20, 800 + i as u64);
+            (data.clone(), upload_json(&s, &format!("o{i}.bin"), &data))
+        })
+        .collect();
+    let (n, _, _, _) = locator(files[0].1["path"].as_str().unwrap());
+    for (_, r) in files.iter().take(4) {
+        let md5 = r["md5"].as_str().unwrap();
+        assert_eq!(
+            call(agent().get(&s.url(&format!("/group1/delete?md5={md5}")))).0,
+            200
+        );
+    }
+    let dir = s.dir.clone();
+    s.stop();
+    let out = std::process::Command::new(BIN)
+        .arg("compact")
+        .arg("--dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("compacted 1 containers: 4 files"), "{text}");
+    assert!(!dir.join(format!("files/haystack/1/{n}")).exists());
+    s.spawn();
+    for (i, (data, r)) in files.iter().enumerate() {
+        let (status, body) = get(&s.url(r["path"].as_str().unwrap()), &[]);
+        if i < 4 {
+            assert_eq!(status, 404);
+        } else {
+            assert_eq!((status, &body), (200, data));
+        }
+    }
+}
