@@ -23,8 +23,10 @@ use std::time::Duration;
 const CHECK_EVERY: Duration = Duration::from_secs(600);
 /// Granularity at which a requested pass or shutdown is noticed.
 const TICK: Duration = Duration::from_secs(1);
+/// Files moved together (one append batch, one group commit).
+const GROUP_FILES: usize = 64;
 /// Bytes copied between two pauses, and the pause (bounded compaction I/O).
-const PACE_BYTES: u64 = 4 << 20;
+const PACE_BYTES: u64 = 1 << 20;
 const PACE_PAUSE: Duration = Duration::from_millis(20);
 
 /// What a pass did.
@@ -69,7 +71,7 @@ pub async fn duty(w: Rc<Worker>) {
 
 /// One pass over this executor's containers: those with at least `threshold_percent` dead
 /// bytes (and any retired one still on disk) are compacted.
-pub async fn pass(w: &Worker, threshold_percent: u64) -> io::Result<Report> {
+pub async fn pass(w: &Rc<Worker>, threshold_percent: u64) -> io::Result<Report> {
     let cfg = w.config();
     let rel_dir = haystack::dir_of(&cfg.peer_id);
     let dir = w.dir().join(&rel_dir);
@@ -145,8 +147,38 @@ fn container_lengths(dir: &std::path::Path) -> io::Result<Vec<(u64, u64)>> {
     Ok(out)
 }
 
-async fn compact_one(
+/// Moves one live file out of container `n`: its size when moved, None when it was gone.
+async fn move_one(
     w: &Worker,
+    container: &std::path::Path,
+    dir: &std::path::Path,
+    n: u64,
+    md5: String,
+    offset: u64,
+    size: u64,
+) -> io::Result<Option<u64>> {
+    let content = match haystack::read(container, offset, size).await {
+        Ok(c) => c,
+        Err(e) => {
+            // Not readable where its record says: nothing to move (check reports it).
+            tracing::warn!(md5, cause = %e, "merged file unreadable during compaction");
+            return Ok(None);
+        }
+    };
+    let at = w
+        .haystack
+        .append(dir, w.id, w.shared.workers, content)
+        .await?;
+    let moved = w
+        .meta()
+        .relocate(md5, (n, offset), (at.container, at.offset))
+        .await
+        .map_err(io::Error::other)?;
+    Ok(moved.then_some(size))
+}
+
+async fn compact_one(
+    w: &Rc<Worker>,
     dir: &std::path::Path,
     n: u64,
     mut files: Vec<Live>,
@@ -161,32 +193,23 @@ async fn compact_one(
     w.haystack.seal(n);
     files.sort_by_key(|(_, offset, _)| *offset);
     let container = dir.join(n.to_string());
-    let mut since_pause = 0u64;
-    for (md5, offset, size) in files {
-        let content = match haystack::read(&container, offset, size).await {
-            Ok(c) => c,
-            Err(e) => {
-                // Not readable where its record says: nothing to move (check reports it).
-                tracing::warn!(md5, cause = %e, "merged file unreadable during compaction");
-                continue;
+    // Files move in groups whose appends share one batch (one write, one fdatasync) and whose
+    // relocations share a group commit; a pause between groups bounds the I/O.
+    let mut moved_since_pause = 0u64;
+    for group in files.chunks(GROUP_FILES) {
+        let moves = group.iter().cloned().map(|(md5, offset, size)| {
+            let (w, container, dir) = (w.clone(), container.clone(), dir.to_path_buf());
+            async move { move_one(&w, &container, &dir, n, md5, offset, size).await }
+        });
+        for moved in crate::sync::futures_join_all(moves).await {
+            if let Some(size) = moved? {
+                report.files_moved += 1;
+                report.bytes_moved += size;
+                moved_since_pause += size;
             }
-        };
-        let at = w
-            .haystack
-            .append(dir, w.id, w.shared.workers, content)
-            .await?;
-        let moved = w
-            .meta()
-            .relocate(md5, (n, offset), (at.container, at.offset))
-            .await
-            .map_err(io::Error::other)?;
-        if moved {
-            report.files_moved += 1;
-            report.bytes_moved += size;
         }
-        since_pause += size;
-        if since_pause >= PACE_BYTES {
-            since_pause = 0;
+        if moved_since_pause >= PACE_BYTES {
+            moved_since_pause = 0;
             glommio::timer::sleep(PACE_PAUSE).await;
         }
     }
