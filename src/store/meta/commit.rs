@@ -128,14 +128,18 @@ impl Meta {
             by_shard.entry(shard).or_default().push((i, op));
         }
         let groups = by_shard.len();
-        let applied = std::sync::Barrier::new(groups + 1);
-        let decided = std::sync::Barrier::new(groups + 1);
+        // One party per shard group: the calling thread applies and commits the first group
+        // itself (a batch of one shard starts no thread) and, between its apply and commit,
+        // runs the batch's durability step for all of them.
+        let applied = std::sync::Barrier::new(groups);
+        let decided = std::sync::Barrier::new(groups);
         let dirs: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
         let durable: Mutex<Option<String>> = Mutex::new(None);
         let mut results: Vec<Option<OpReply>> = (0..n).map(|_| None).collect();
+        let mut by_shard = by_shard.into_iter();
+        let (first_shard, first_ops) = by_shard.next().expect("a batch has ops");
         std::thread::scope(|scope| {
             let handles: Vec<_> = by_shard
-                .into_iter()
                 .map(|(shard, ops)| {
                     let (applied, decided, dirs, durable) = (&applied, &decided, &dirs, &durable);
                     scope.spawn(move || {
@@ -148,29 +152,30 @@ impl Meta {
                 })
                 .collect();
             let t0 = std::time::Instant::now();
-            applied.wait();
-            let t1 = std::time::Instant::now();
-            let set = std::mem::take(&mut *dirs.lock().expect("dirs lock"));
-            if let Err(e) = self.make_durable(&set) {
-                *durable.lock().expect("durable lock") = Some(e.to_string());
+            let inline = self.commit_shard(first_shard, first_ops, &dirs, || {
+                applied.wait();
+                let t1 = std::time::Instant::now();
+                let set = std::mem::take(&mut *dirs.lock().expect("dirs lock"));
+                if let Err(e) = self.make_durable(&set) {
+                    *durable.lock().expect("durable lock") = Some(e.to_string());
+                }
+                tracing::debug!(
+                    groups,
+                    apply_us = (t1 - t0).as_micros() as u64,
+                    durable_us = t1.elapsed().as_micros() as u64,
+                    "batch phases"
+                );
+                decided.wait();
+                durable.lock().expect("durable lock").clone()
+            });
+            for (i, r) in inline {
+                results[i] = Some(r);
             }
-            let t2 = std::time::Instant::now();
-            decided.wait();
-            tracing::debug!(
-                groups,
-                apply_us = (t1 - t0).as_micros() as u64,
-                durable_us = (t2 - t1).as_micros() as u64,
-                "batch phases"
-            );
             for h in handles {
                 for (i, r) in h.join().expect("shard commit thread") {
                     results[i] = Some(r);
                 }
             }
-            tracing::debug!(
-                commit_us = t2.elapsed().as_micros() as u64,
-                "batch commit phase"
-            );
         });
         results
             .into_iter()
