@@ -1,5 +1,6 @@
 //! The group committer: ops are sent to the owner executor of their shard, queue up while a
-//! commit runs, and form the next batch: one transaction per touched shard (scoped threads),
+//! commit runs, and form the next batch: one transaction per touched shard (the committing thread
+//! takes the first, a scoped thread each further one),
 //! one durability step for all renames of the batch, then the commits.
 
 use super::apply::{del_ok, purge_peer, unlink_files};
