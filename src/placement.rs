@@ -128,9 +128,7 @@ impl Target {
                 names::extension(&name)
             );
         }
-        if !expected_md5.is_empty() && !expected_md5.eq_ignore_ascii_case(digest) {
-            return Err(ApiError::fail(400, " fileInfo.Md5 and md5sum !="));
-        }
+        expect_md5(expected_md5, digest)?;
         if size == 0 {
             return Err(ApiError::fail(400, "file size is zero"));
         }
@@ -158,6 +156,14 @@ impl Target {
     }
 }
 
+/// The client's `md5` field, when given, must name the content (go-fastdfs' message).
+fn expect_md5(expected: &str, digest: &str) -> Result<(), ApiError> {
+    if !expected.is_empty() && !expected.eq_ignore_ascii_case(digest) {
+        return Err(ApiError::fail(400, " fileInfo.Md5 and md5sum !="));
+    }
+    Ok(())
+}
+
 /// Whether an upload of `size` bytes is merged into a small-file container.
 pub fn merges(cfg: &Config, size: u64) -> bool {
     cfg.enable_merge_small_file && size > 0 && size < haystack::SMALL_FILE_BYTES_MAX
@@ -176,9 +182,7 @@ pub async fn commit_merged(
     expected_md5: &str,
 ) -> Result<FileInfo, ApiError> {
     let cfg = w.config();
-    if !expected_md5.is_empty() && !expected_md5.eq_ignore_ascii_case(&digest) {
-        return Err(ApiError::fail(400, " fileInfo.Md5 and md5sum !="));
-    }
+    expect_md5(expected_md5, &digest)?;
     assert!(merges(&cfg, content.len() as u64), "a small file");
     let dedup = cfg.enable_distinct_file;
     if dedup {

@@ -294,7 +294,10 @@ pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>) {
     };
     let mut first = true;
     loop {
-        let head = match read_head(&mut conn, &*handler, std::mem::take(&mut first)).await {
+        // Read once per request: a reloaded configuration applies from the next one.
+        let limits = handler.limits();
+        let head = match read_head(&mut conn, &*handler, &limits, std::mem::take(&mut first)).await
+        {
             Ok(Some(h)) => h,
             Ok(None) => break,
             Err(resp) => {
@@ -304,7 +307,6 @@ pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>) {
             }
         };
         let started = Instant::now();
-        let limits = handler.limits();
         let body = match head.body() {
             BodyKind::None => BodyState::Done,
             BodyKind::Length(0) => BodyState::Done,
@@ -393,9 +395,9 @@ async fn linger(conn: &mut Conn) {
 async fn read_head<H: Handler>(
     conn: &mut Conn,
     handler: &H,
+    deadlines: &Limits,
     first: bool,
 ) -> Result<Option<RequestHead>, Response> {
-    let deadlines = handler.limits();
     let limits = head::Limits::default();
     let idle = if first {
         deadlines.first_byte.min(deadlines.idle)

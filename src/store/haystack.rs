@@ -106,6 +106,27 @@ pub fn container_of(locator: &str) -> Option<u64> {
     locator.split(',').next()?.parse().ok()
 }
 
+/// A parsed locator `<N>,<offset>,<size>[,<ext>...]`: its container, the marker's offset and
+/// the size with the marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Locator {
+    pub container: u64,
+    pub offset: u64,
+    pub size: u64,
+}
+
+impl Locator {
+    pub fn parse(locator: &str) -> Option<Locator> {
+        let mut parts = locator.split(',');
+        let mut number = || parts.next()?.parse::<u64>().ok();
+        Some(Locator {
+            container: number()?,
+            offset: number()?,
+            size: number()?,
+        })
+    }
+}
+
 struct Pending {
     content: Bytes,
     done: oneshot::Sender<io::Result<Appended>>,
@@ -412,6 +433,9 @@ mod tests {
         assert_eq!(locator(at, 5, ""), "159,0,5,");
         assert_eq!(container_of("159,0,13,.txt"), Some(159));
         assert_eq!(container_of("x,0"), None);
+        let l = Locator::parse("159,7,13,.txt").unwrap();
+        assert_eq!((l.container, l.offset, l.size), (159, 7, 13));
+        assert_eq!(Locator::parse("159,7"), None);
     }
 
     #[test]

@@ -23,18 +23,15 @@ fn check(w: &Worker, info: &FileInfo, offset: u64) -> Result<u64, String> {
     if origin.contains('/') || info.path == own {
         return Err("merged file not in another node's container directory".into());
     }
-    let parts: Vec<&str> = info.stored_name().split(',').collect();
-    let n = haystack::container_of(info.stored_name()).ok_or("bad locator")?;
-    let agrees = parts.len() >= 3
-        && parts[1].parse::<u64>().ok() == Some(offset)
-        && parts[2].parse::<i64>().ok() == Some(info.size);
+    let l = haystack::Locator::parse(info.stored_name()).ok_or("bad locator")?;
+    let agrees = l.offset == offset && i64::try_from(l.size).ok() == Some(info.size);
     if !agrees || offset > OFFSET_MAX || info.size < 1 {
         return Err("locator does not match the record".into());
     }
     if info.size as u64 > haystack::SMALL_FILE_BYTES_MAX {
         return Err("merged file too large".into());
     }
-    Ok(n)
+    Ok(l.container)
 }
 
 /// Fetches the content from the first source that has it, writes it into the container and
