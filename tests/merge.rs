@@ -4,6 +4,7 @@
 //! file, deletable, durable across kill -9, and containers go-fastdfs wrote are served after
 //! an in-place switch.
 mod common;
+use common::cluster::get_bytes;
 use common::go::*;
 use common::*;
 use serde_json::{json, Value};
@@ -24,23 +25,6 @@ fn locator(path: &str) -> (u64, u64, u64, String) {
         parts[2].parse().unwrap(),
         parts[3].to_string(),
     )
-}
-
-/// GET with extra headers: (status, body).
-fn get(url: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>) {
-    let mut req = agent().get(url);
-    for (k, v) in headers {
-        req = req.set(k, v);
-    }
-    let r = match req.call() {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{e}"),
-    };
-    let status = r.status();
-    let mut body = Vec::new();
-    std::io::Read::read_to_end(&mut r.into_reader(), &mut body).unwrap();
-    (status, body)
 }
 
 #[test]
@@ -67,9 +51,9 @@ fn a_small_upload_lands_in_a_container_with_go_fastdfs_urls() {
         &data[..]
     );
     // Downloads: whole, Range, HEAD.
-    let (status, body) = get(&s.url(path), &[]);
+    let (status, body) = get_bytes(&s.base(), path, &[]);
     assert_eq!((status, body.as_slice()), (200, &data[..]));
-    let (status, body) = get(&s.url(path), &[("Range", "bytes=10-19")]);
+    let (status, body) = get_bytes(&s.base(), path, &[("Range", "bytes=10-19")]);
     assert_eq!((status, body.as_slice()), (206, &data[10..20]));
     let head = agent().head(&s.url(path)).call().unwrap();
     assert_eq!(head.header("Content-Length"), Some("1000"));
@@ -94,7 +78,7 @@ fn concurrent_small_uploads_share_containers_and_each_reads_back() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     for (data, path) in &uploads {
-        let (status, body) = get(&s.url(path), &[]);
+        let (status, body) = get_bytes(&s.base(), path, &[]);
         assert_eq!((status, body.len()), (200, data.len()), "{path}");
         assert_eq!(&body, data, "{path}");
     }
@@ -125,18 +109,18 @@ fn a_merged_file_can_be_deleted_and_is_gone_at_once() {
     let data = noise(700, 3);
     let r = upload_json(&s, "gone.txt", &data);
     let path = r["path"].as_str().unwrap().to_string();
-    assert_eq!(get(&s.url(&path), &[]).0, 200);
+    assert_eq!(get_bytes(&s.base(), &path, &[]).0, 200);
     let md5 = r["md5"].as_str().unwrap();
     let (code, body) = call(agent().get(&s.url(&format!("/group1/delete?md5={md5}"))));
     assert_eq!(code, 200, "{body}");
     assert_eq!(
-        get(&s.url(&path), &[]).0,
+        get_bytes(&s.base(), &path, &[]).0,
         404,
         "deleted: never served again"
     );
     // The same content can be uploaded again and is served at its new place.
     let again = upload_json(&s, "again.txt", &data);
-    let (status, body) = get(&s.url(again["path"].as_str().unwrap()), &[]);
+    let (status, body) = get_bytes(&s.base(), again["path"].as_str().unwrap(), &[]);
     assert_eq!((status, body), (200, data));
 }
 
@@ -153,16 +137,16 @@ fn acknowledged_merged_uploads_survive_kill_9() {
     s.kill();
     s.respawn();
     for (data, path) in &uploads {
-        let (status, body) = get(&s.url(path), &[]);
+        let (status, body) = get_bytes(&s.base(), path, &[]);
         assert_eq!((status, &body), (200, data), "{path}");
     }
     // Appends go on after the restart without touching the old bytes.
     let later = upload_json(&s, "later.bin", b"after the restart");
     assert_eq!(
-        get(&s.url(later["path"].as_str().unwrap()), &[]).1,
+        get_bytes(&s.base(), later["path"].as_str().unwrap(), &[]).1,
         b"after the restart"
     );
-    assert_eq!(get(&s.url(&uploads[0].1), &[]).1, uploads[0].0);
+    assert_eq!(get_bytes(&s.base(), &uploads[0].1, &[]).1, uploads[0].0);
 }
 
 #[test]
@@ -199,9 +183,9 @@ fn containers_go_fastdfs_wrote_are_served_after_an_in_place_switch() {
     std::fs::write(&conf, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
     let s = Server::start_in(&dir, "127.0.0.1", json!({}));
     for (data, path) in &files {
-        let (status, body) = get(&s.url(path), &[]);
+        let (status, body) = get_bytes(&s.base(), path, &[]);
         assert_eq!((status, &body), (200, data), "{path}");
-        let (status, body) = get(&s.url(path), &[("Range", "bytes=1-3")]);
+        let (status, body) = get_bytes(&s.base(), path, &[("Range", "bytes=1-3")]);
         assert_eq!((status, body.as_slice()), (206, &data[1..4]), "{path}");
     }
     // And new small uploads are merged next to them.
@@ -334,8 +318,14 @@ fn fastdfs_check_verifies_merged_files_in_their_containers() {
         "{out}"
     );
     s.spawn();
-    assert_eq!(get(&s.url(good["path"].as_str().unwrap()), &[]).0, 200);
-    assert_eq!(get(&s.url(bad["path"].as_str().unwrap()), &[]).0, 404);
+    assert_eq!(
+        get_bytes(&s.base(), good["path"].as_str().unwrap(), &[]).0,
+        200
+    );
+    assert_eq!(
+        get_bytes(&s.base(), bad["path"].as_str().unwrap(), &[]).0,
+        404
+    );
 }
 
 #[test]
@@ -368,12 +358,12 @@ fn compaction_reclaims_deleted_bytes_and_every_url_keeps_working() {
     assert!(s.dir.join(format!("files/haystack/1/{n}.retired")).exists());
     for (i, (data, r)) in files.iter().enumerate() {
         let path = r["path"].as_str().unwrap();
-        let (status, body) = get(&s.url(path), &[]);
+        let (status, body) = get_bytes(&s.base(), path, &[]);
         if i % 2 == 0 {
             assert_eq!(status, 404, "deleted {path}");
         } else {
             assert_eq!((status, &body), (200, data), "moved {path}");
-            let (status, body) = get(&s.url(path), &[("Range", "bytes=5-9")]);
+            let (status, body) = get_bytes(&s.base(), path, &[("Range", "bytes=5-9")]);
             assert_eq!((status, body.as_slice()), (206, &data[5..10]), "{path}");
         }
     }
@@ -392,7 +382,10 @@ fn compaction_reclaims_deleted_bytes_and_every_url_keeps_working() {
     s.kill();
     s.respawn();
     for (data, r) in files.iter().skip(1).step_by(2) {
-        assert_eq!(get(&s.url(r["path"].as_str().unwrap()), &[]).1, *data);
+        assert_eq!(
+            get_bytes(&s.base(), r["path"].as_str().unwrap(), &[]).1,
+            *data
+        );
     }
     // fastdfs check finds every moved file at its new place.
     let dir = s.dir.clone();
@@ -424,7 +417,10 @@ fn a_compaction_cut_short_after_retiring_its_container_is_finished_by_the_next_p
     std::fs::write(dir.join(format!("{n}.retired")), b"").unwrap();
     s.respawn();
     for (data, r) in &files {
-        assert_eq!(get(&s.url(r["path"].as_str().unwrap()), &[]).1, *data);
+        assert_eq!(
+            get_bytes(&s.base(), r["path"].as_str().unwrap(), &[]).1,
+            *data
+        );
     }
     let new = upload_json(&s, "new.bin", b"never into a retired container");
     assert_ne!(locator(new["path"].as_str().unwrap()).0, n);
@@ -435,7 +431,10 @@ fn a_compaction_cut_short_after_retiring_its_container_is_finished_by_the_next_p
     });
     assert!(done, "retired container {n} not compacted: {}", s.stderr());
     for (data, r) in &files {
-        assert_eq!(get(&s.url(r["path"].as_str().unwrap()), &[]).1, *data);
+        assert_eq!(
+            get_bytes(&s.base(), r["path"].as_str().unwrap(), &[]).1,
+            *data
+        );
     }
 }
 
@@ -475,7 +474,7 @@ fn the_compact_command_compacts_with_the_server_stopped() {
     assert!(!dir.join(format!("files/haystack/1/{n}")).exists());
     s.spawn();
     for (i, (data, r)) in files.iter().enumerate() {
-        let (status, body) = get(&s.url(r["path"].as_str().unwrap()), &[]);
+        let (status, body) = get_bytes(&s.base(), r["path"].as_str().unwrap(), &[]);
         if i < 4 {
             assert_eq!(status, 404);
         } else {

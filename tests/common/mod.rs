@@ -483,13 +483,18 @@ pub const NON_ADMIN_IP: &str = "127.0.0.77";
 
 /// HTTP status of a GET of `url` sent by curl from `NON_ADMIN_IP`, with extra headers.
 pub fn status_from_non_admin(url: &str, headers: &[&str]) -> u16 {
+    status_from(NON_ADMIN_IP, url, headers)
+}
+
+/// HTTP status of a GET of `url` sent by curl from the local address `ip`, with extra headers.
+pub fn status_from(ip: &str, url: &str, headers: &[&str]) -> u16 {
     let mut cmd = std::process::Command::new("curl");
     cmd.args([
         "-s",
         "-o",
         "/dev/null",
         "--interface",
-        NON_ADMIN_IP,
+        ip,
         "-w",
         "%{http_code}",
     ]);
