@@ -14,7 +14,6 @@
 
 use crate::store::haystack;
 use crate::worker::Worker;
-use std::collections::BTreeMap;
 use std::io;
 use std::rc::Rc;
 use std::time::Duration;
@@ -78,7 +77,13 @@ pub async fn pass(w: &Rc<Worker>, threshold_percent: u64) -> io::Result<Report> 
     if !dir.is_dir() {
         return Ok(Report::default());
     }
-    let live = live_files(w, &rel_dir).await?;
+    let usage = {
+        let (meta, rel_dir) = (w.shared.meta.clone(), rel_dir.clone());
+        glommio::executor()
+            .spawn_blocking(move || meta.container_usage(&rel_dir))
+            .await
+            .map_err(io::Error::other)?
+    };
     let mine = |n: u64| n >= 100 && (n - 100) % w.shared.workers.max(1) as u64 == w.id as u64;
     let lens = {
         let dir = dir.clone();
@@ -91,14 +96,14 @@ pub async fn pass(w: &Rc<Worker>, threshold_percent: u64) -> io::Result<Report> 
         if !mine(n) || len == 0 {
             continue;
         }
-        let files = live.get(&n).cloned().unwrap_or_default();
-        let live_bytes: u64 = files.iter().map(|(_, _, size)| size).sum();
+        let live_bytes = usage.get(&n).map_or(0, |(_, bytes)| *bytes);
         let dead = len.saturating_sub(live_bytes);
         w.shared.set_container_gauge(n, Some((len, live_bytes)));
         let retired = haystack::is_retired(&dir, n);
         if !retired && (dead == 0 || dead * 100 < threshold_percent * len) {
             continue;
         }
+        let files = live_files(w, &rel_dir, n).await?;
         compact_one(w, &dir, n, files, &mut report).await?;
         w.shared.set_container_gauge(n, None);
         report.containers += 1;
@@ -107,30 +112,14 @@ pub async fn pass(w: &Rc<Worker>, threshold_percent: u64) -> io::Result<Report> 
     Ok(report)
 }
 
-/// Live merged files of `rel_dir` by the container their bytes are in (blocking scan).
-async fn live_files(w: &Worker, rel_dir: &str) -> io::Result<BTreeMap<u64, Vec<Live>>> {
-    let meta = w.shared.meta.clone();
-    let rel_dir = rel_dir.to_string();
+/// The live merged files of container `n` of `rel_dir`, in offset order (an index range scan
+/// on the blocking pool).
+async fn live_files(w: &Worker, rel_dir: &str, n: u64) -> io::Result<Vec<Live>> {
+    let (meta, rel_dir) = (w.shared.meta.clone(), rel_dir.to_string());
     glommio::executor()
-        .spawn_blocking(move || {
-            let mut found: Vec<crate::json::FileInfo> = Vec::new();
-            meta.for_each(|info| {
-                if info.is_merged() && info.path == rel_dir {
-                    found.push(info);
-                }
-                true
-            })
-            .map_err(io::Error::other)?;
-            let mut live: BTreeMap<u64, Vec<Live>> = BTreeMap::new();
-            for info in found {
-                if let Some((n, offset)) = meta.location(&info).map_err(io::Error::other)? {
-                    let size = info.size.max(0) as u64;
-                    live.entry(n).or_default().push((info.md5, offset, size));
-                }
-            }
-            Ok(live)
-        })
+        .spawn_blocking(move || meta.merged_in(&rel_dir, n))
         .await
+        .map_err(io::Error::other)
 }
 
 /// Containers (numbered files) of a directory with their lengths.
@@ -181,7 +170,7 @@ async fn compact_one(
     w: &Rc<Worker>,
     dir: &std::path::Path,
     n: u64,
-    mut files: Vec<Live>,
+    files: Vec<Live>,
     report: &mut Report,
 ) -> io::Result<()> {
     {
@@ -191,7 +180,6 @@ async fn compact_one(
             .await?;
     }
     w.haystack.seal(n);
-    files.sort_by_key(|(_, offset, _)| *offset);
     let container = dir.join(n.to_string());
     // Files move in groups whose appends share one batch (one write, one fdatasync) and whose
     // relocations share a group commit; a pause between groups bounds the I/O.
@@ -215,7 +203,7 @@ async fn compact_one(
     }
     // Every record that pointed into `n` points elsewhere now (or its file was deleted).
     let rel_dir = haystack::dir_of(&w.config().peer_id);
-    if live_files(w, &rel_dir).await?.contains_key(&n) {
+    if !live_files(w, &rel_dir, n).await?.is_empty() {
         return Err(io::Error::other(format!(
             "container {n} still referenced after compaction; kept for the next pass"
         )));

@@ -67,6 +67,7 @@ impl Meta {
         }
         let json = serde_json::to_vec(&info).expect("FileInfo serializes");
         txn.put(s.files, &info.md5.as_bytes(), &json, WriteFlags::empty())?;
+        super::hay::index(s, txn, &info)?;
         txn.put(
             s.paths,
             &path_key(&info.rel_path()).as_bytes(),
@@ -213,6 +214,7 @@ impl Meta {
         txn: &mut lmdb::RwTransaction<'_>,
         old: &FileInfo,
     ) -> Result<(), MetaError> {
+        super::hay::unindex(s, txn, old)?;
         del_ok(txn.del(s.files, &old.md5.as_bytes(), None))?;
         del_ok(txn.del(s.moved, &old.md5.as_bytes(), None))?;
         del_ok(txn.del(s.paths, &path_key(&old.rel_path()).as_bytes(), None))?;
@@ -270,19 +272,11 @@ pub(super) fn relocate(
         Err(lmdb::Error::NotFound) => return Ok(OpResult::NotFound),
         Err(e) => return Err(e.into()),
     };
-    let Content::Merged(offset) = info.content() else {
-        return Ok(OpResult::NotFound);
-    };
-    let now = match txn.get(s.moved, &md5.as_bytes()) {
-        Ok(v) => parse_location(v),
-        Err(lmdb::Error::NotFound) => {
-            crate::store::haystack::container_of(info.stored_name()).map(|n| (n, offset))
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if now != Some(from) {
+    if super::hay::location_in(s, txn, &info)? != Some(from) {
         return Ok(OpResult::NotFound);
     }
+    super::hay::account(s, txn, &info, from, -1)?;
+    super::hay::account(s, txn, &info, to, 1)?;
     let value = format!("{},{}", to.0, to.1);
     txn.put(
         s.moved,

@@ -214,6 +214,8 @@ struct Shard {
     /// Merged files moved by compaction: md5 -> `<N>,<offset>` of their bytes now (their URL,
     /// locator and path key never change).
     moved: Database,
+    /// The container index of merged files (`hay.rs`).
+    hay: Database,
 }
 
 pub struct Meta {
@@ -274,6 +276,7 @@ fn decode(bytes: &[u8]) -> Result<FileInfo, MetaError> {
 
 mod apply;
 mod commit;
+mod hay;
 mod ops;
 mod place;
 mod read;
@@ -492,6 +495,67 @@ mod queue_tests {
             offset: crate::json::OFFSET_PLAIN,
             ..Default::default()
         }
+    }
+
+    fn merged(i: u32, container: u64, offset: u64, size: i64) -> FileInfo {
+        FileInfo {
+            name: format!("{container},{offset},{size},.bin"),
+            path: "files/haystack/p1".into(),
+            md5: format!("{i:08x}{}", "1".repeat(24)),
+            size,
+            time_stamp: 1_700_000_000,
+            offset: offset as i64,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_container_index_follows_inserts_moves_and_deletes_and_is_rebuilt_when_missing() {
+        with_meta(async |meta: Arc<Meta>| {
+            let dir = "files/haystack/p1";
+            let local = || Origin::Local { notify: vec![] };
+            for (i, (n, off, size)) in [(100, 0, 11), (100, 11, 5), (101, 0, 7)].iter().enumerate()
+            {
+                let info = merged(i as u32, *n, *off, *size);
+                let r = meta.insert(info, None, true, local()).await.unwrap();
+                assert!(matches!(r, Inserted::New(_)));
+            }
+            let usage = |m: &Meta| m.container_usage(dir).unwrap();
+            assert_eq!(usage(&meta), [(100, (2, 16)), (101, (1, 7))].into());
+            let a = merged(0, 100, 0, 11).md5;
+            assert_eq!(
+                meta.merged_in(dir, 100).unwrap(),
+                vec![(a.clone(), 0, 11), (merged(1, 100, 11, 5).md5, 11, 5)]
+            );
+            // Compaction moves file 0 into container 102; a stale move is refused.
+            assert!(meta.relocate(a.clone(), (100, 0), (102, 40)).await.unwrap());
+            assert!(!meta.relocate(a.clone(), (100, 0), (103, 0)).await.unwrap());
+            assert_eq!(
+                usage(&meta),
+                [(100, (1, 5)), (101, (1, 7)), (102, (1, 11))].into()
+            );
+            assert_eq!(meta.merged_in(dir, 102).unwrap(), vec![(a.clone(), 40, 11)]);
+            // A delete takes the file out where it is now.
+            assert!(meta.delete(a, vec![], false).await.unwrap().is_some());
+            assert_eq!(usage(&meta), [(100, (1, 5)), (101, (1, 7))].into());
+            assert!(meta.merged_in(dir, 102).unwrap().is_empty());
+            let b = merged(1, 100, 11, 5).md5;
+            assert!(meta.relocate(b, (100, 11), (102, 0)).await.unwrap());
+            let want: BTreeMap<u64, (u64, u64)> = [(101, (1, 7)), (102, (1, 5))].into();
+            assert_eq!(usage(&meta), want);
+            // A store whose index is missing (older version, crash while building) rebuilds it.
+            for s in &meta.shards {
+                let mut txn = s.env.begin_rw_txn().unwrap();
+                txn.clear_db(s.hay).unwrap();
+                txn.commit().unwrap();
+                hay::ensure_built(s).unwrap();
+            }
+            assert_eq!(
+                usage(&meta),
+                want,
+                "moved files are indexed where they are now"
+            );
+        });
     }
 
     #[test]

@@ -32,7 +32,7 @@ impl Meta {
             std::fs::create_dir_all(&path)?;
             let env = Environment::new()
                 .set_flags(EnvironmentFlags::NO_TLS)
-                .set_max_dbs(8)
+                .set_max_dbs(16)
                 .set_max_readers(1022)
                 .set_map_size(MAP_BYTES)
                 .open(&path)?;
@@ -44,7 +44,8 @@ impl Meta {
             let tombs = env.create_db(Some("tombs"), DatabaseFlags::empty())?;
             let inbox = env.create_db(Some("inbox"), DatabaseFlags::empty())?;
             let moved = env.create_db(Some("moved"), DatabaseFlags::empty())?;
-            shards.push(Shard {
+            let hay = env.create_db(Some("hay"), DatabaseFlags::empty())?;
+            let shard = Shard {
                 env,
                 files,
                 paths,
@@ -54,7 +55,10 @@ impl Meta {
                 tombs,
                 inbox,
                 moved,
-            });
+                hay,
+            };
+            super::hay::ensure_built(&shard)?;
+            shards.push(shard);
         }
         for _ in 0..workers {
             let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
@@ -72,18 +76,24 @@ impl Meta {
     /// Where a merged file's bytes are now: (container, offset of the marker); None when the
     /// record is not a merged one or its locator does not parse.
     pub fn location(&self, info: &FileInfo) -> Result<Option<(u64, u64)>, MetaError> {
-        let Content::Merged(offset) = info.content() else {
+        if !info.is_merged() {
             return Ok(None);
-        };
+        }
         let s = &self.shards[shard_of(&info.md5, self.shards.len())];
         let txn = s.env.begin_ro_txn()?;
-        match txn.get(s.moved, &info.md5.as_bytes()) {
-            Ok(v) => Ok(parse_location(v)),
-            Err(lmdb::Error::NotFound) => {
-                Ok(crate::store::haystack::container_of(info.stored_name()).map(|n| (n, offset)))
-            }
-            Err(e) => Err(e.into()),
-        }
+        super::hay::location_in(s, &txn, info)
+    }
+
+    /// Live merged files and bytes per container of `dir` (`files/haystack/<peer_id>`), from
+    /// the container index (no record is read).
+    pub fn container_usage(&self, dir: &str) -> Result<BTreeMap<u64, (u64, u64)>, MetaError> {
+        super::hay::usage(&self.shards, dir)
+    }
+
+    /// The live merged files whose bytes are in container `n` of `dir`: (md5, offset of the
+    /// marker, size with the marker), in offset order.
+    pub fn merged_in(&self, dir: &str, n: u64) -> Result<Vec<(String, u64, u64)>, MetaError> {
+        super::hay::files_in(&self.shards, dir, n)
     }
 
     pub fn shard_count(&self) -> usize {
