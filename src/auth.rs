@@ -41,12 +41,23 @@ pub fn token(req: &Request<'_>) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Asks the auth server about this request; true when it allows it.
+/// Asks the auth server about this request (its `Auth-Token` header); true when it allows it.
 pub async fn allowed(w: &Worker, req: &Request<'_>, fields: &[(String, String)]) -> bool {
+    match token(req) {
+        Some(token) => allowed_token(w, req, token, fields).await,
+        None => false,
+    }
+}
+
+/// Asks the auth server about `token` (sent as the form field `auth_token`, beside `fields`
+/// and the request's headers); true when it allows it.
+pub async fn allowed_token(
+    w: &Worker,
+    req: &Request<'_>,
+    token: String,
+    fields: &[(String, String)],
+) -> bool {
     let cfg = w.config();
-    let Some(token) = token(req) else {
-        return false;
-    };
     if let Some(until) = w.auth_cache.borrow().0.get(&token) {
         if *until > Instant::now() {
             return true;
@@ -58,10 +69,12 @@ pub async fn allowed(w: &Worker, req: &Request<'_>, fields: &[(String, String)])
         .filter(|(n, _)| !SKIPPED_HEADERS.contains(&n.to_ascii_lowercase().as_str()))
         .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v).into_owned()))
         .collect();
-    let mut form = fields.to_vec();
-    if !form.iter().any(|(k, _)| k == "auth_token") {
-        form.push(("auth_token".into(), token.clone()));
-    }
+    let mut form: Vec<(String, String)> = fields
+        .iter()
+        .filter(|(k, _)| k != "auth_token")
+        .cloned()
+        .collect();
+    form.push(("auth_token".into(), token.clone()));
     let answer = w
         .sync
         .pool

@@ -211,7 +211,10 @@ async fn compact_one(
     let dir = dir.to_path_buf();
     glommio::executor()
         .spawn_blocking(move || haystack::remove(&dir, n))
-        .await
+        .await?;
+    // Executors that keep the container open close it (its space is freed when the last does).
+    w.shared.invalidate_caches();
+    Ok(())
 }
 
 /// `fastdfs compact` (server stopped): one pass over every container of this node with any

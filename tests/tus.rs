@@ -662,13 +662,49 @@ fn a_second_patch_while_one_is_in_flight_is_refused() {
 }
 
 #[test]
-fn get_of_an_id_or_md5_serves_nothing() {
-    let s = tus_server(json!({}));
+fn get_of_a_finished_upload_url_serves_that_file_with_range_and_the_download_checks() {
+    // go-fastdfs' README and its Test_main fetch an upload by its Location URL.
+    let s = tus_server(json!({"download_use_token": true, "download_token_secret": "k"}));
+    let data = noise(300_000, 7);
+    let url = create(&s, data.len(), &[("filename", "fetched.bin")]);
+    let unfinished = create(&s, 10, &[("filename", "half.bin")]);
+    assert_eq!(patch(&unfinished, 0, b"12345", &[]).status, 204);
+    assert_eq!(patch(&url, 0, &data, &[]).status, 204);
+    let got = agent().get(&url).call().unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.header("content-length"), Some("300000"));
+    let mut body = Vec::new();
+    got.into_reader().read_to_end(&mut body).unwrap();
+    assert_eq!(body, data);
+    let ranged = agent().get(&url).set("Range", "bytes=-100").call().unwrap();
+    assert_eq!(ranged.status(), 206);
+    let mut tail = Vec::new();
+    ranged.into_reader().read_to_end(&mut tail).unwrap();
+    assert_eq!(tail, &data[data.len() - 100..]);
+    // The download checks hold: a non-admin caller without a token is refused.
+    assert_eq!(status_from_non_admin(&url, &[]), 401);
+    // An unfinished, an unknown or a malformed id is a 404, and never an md5 or path key.
+    assert_eq!(request("GET", &unfinished, &[], None).status, 404);
+    let unknown = s.url(&format!("{CREATE}{}", "a".repeat(32)));
+    assert_eq!(request("GET", &unknown, &[], None).status, 404);
+    assert_eq!(
+        request("GET", &s.url(&format!("{CREATE}x/../y")), &[], None).status,
+        404
+    );
     let stored = upload_json(&s, "secret.txt", b"top secret content");
     let md5 = stored["md5"].as_str().unwrap();
     let r = request("GET", &s.url(&format!("{CREATE}{md5}")), &[], None);
-    assert!(r.status == 404 || r.status == 405, "{}", r.status);
+    assert_eq!(r.status, 404);
     assert!(!r.body.contains("top secret"), "{}", r.body);
+    // Once its file is deleted, the upload URL serves nothing.
+    let del = request(
+        "POST",
+        &s.url(&format!("/group1/delete?md5={}", md5_hex(&data))),
+        &[],
+        None,
+    );
+    assert_eq!(del.status, 200, "{}", del.body);
+    assert_eq!(request("GET", &url, &[], None).status, 404);
 }
 
 #[test]
@@ -898,26 +934,49 @@ fn auth_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
 }
 
 #[test]
-fn auth_url_decides_creation_with_the_auth_token_header() {
+fn auth_url_decides_creation_with_the_auth_token_metadata_key() {
     let (auth, seen) = auth_server();
     let s = tus_server(json!({"auth_url": auth}));
-    let m = metadata(&[("filename", "auth.txt")]);
-    let post = |token: Option<&str>| {
+    let post = |meta_token: Option<&str>, header: Option<&str>| {
+        let mut pairs = vec![("filename", "auth.txt")];
+        if let Some(t) = meta_token {
+            pairs.push(("auth_token", t));
+        }
+        let m = metadata(&pairs);
         let mut headers = vec![V, ("Upload-Length", "3"), ("Upload-Metadata", m.as_str())];
-        if let Some(t) = token {
+        if let Some(t) = header {
             headers.push(("Auth-Token", t));
         }
         request("POST", &s.url(CREATE), &headers, None)
     };
-    assert_eq!(post(None).status, 401);
+    let none = post(None, None);
+    assert_eq!(none.status, 401);
+    assert!(none.body.contains("auth_token"), "{}", none.body);
     assert!(seen.lock().unwrap().is_empty(), "no token: not even asked");
-    assert_eq!(post(Some("bad")).status, 401);
-    let ok = post(Some("good"));
+    assert_eq!(post(Some("bad"), None).status, 401);
+    let big = s.dir.join("files/_big");
+    let entries = || big.read_dir().map(|d| d.count()).unwrap_or(0);
+    assert_eq!(entries(), 0, "refused creations leave no state behind");
+    // Uppy's setMeta({auth_token}): the metadata key, sent as the form field auth_token.
+    let ok = post(Some("good"), None);
     assert_eq!(ok.status, 201, "{}", ok.body);
-    let bodies = seen.lock().unwrap();
+    // The Auth-Token header (as for multipart uploads) is taken when the key is absent.
+    assert_eq!(post(None, Some("good")).status, 201);
+    let bodies = seen.lock().unwrap().clone();
     assert!(
         bodies.iter().all(|b| b.contains("filename=auth.txt")),
         "the auth server sees the metadata: {bodies:?}"
+    );
+    assert_eq!(
+        bodies
+            .iter()
+            .filter(|b| b.contains("auth_token=good"))
+            .count(),
+        2
+    );
+    assert!(
+        !bodies.iter().any(|b| b.matches("auth_token=").count() > 1),
+        "one auth_token field: {bodies:?}"
     );
     // The upload's id is its capability afterwards: PATCH needs no new check.
     let url = ok.h("location").unwrap().to_string();

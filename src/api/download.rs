@@ -58,7 +58,17 @@ fn resolve(w: &Worker, path: &str) -> Result<Target, ApiError> {
 
 pub async fn handle(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError> {
     let path = req.head.path().to_string();
-    let file_rel = match resolve(w, &path)? {
+    serve_path(w, req, &path).await
+}
+
+/// Serves the download URL path `path` (as `GET|HEAD <path>` would be, with every access
+/// check): also the face of other routes that resolve to a stored file (a tus upload's URL).
+pub async fn serve_path(
+    w: &Worker,
+    req: &mut Request<'_>,
+    path: &str,
+) -> Result<Response, ApiError> {
+    let file_rel = match resolve(w, path)? {
         Target::Index => return Ok(super::manage::index_page(w).await),
         Target::NotFound(body) => return Ok(Response::text(404, body)),
         Target::File(rel) => rel,
@@ -141,6 +151,38 @@ pub async fn handle(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiEr
     respond(w, req, &params, &file_rel, size, mtime, Source::File(file))
 }
 
+/// Reads a merged file from container `n` of `dir`, keeping the container open in the
+/// executor's open-file cache (compaction's removal of a container bumps the epoch, which
+/// closes it everywhere).
+async fn read_merged(
+    w: &Worker,
+    epoch: u64,
+    dir: &str,
+    n: u64,
+    offset: u64,
+    size: u64,
+) -> std::io::Result<bytes::Bytes> {
+    let path = format!("{dir}/{n}");
+    // A key no plain file's relative path can be (those never start with NUL).
+    let key = format!("\0{path}");
+    let open = w.open_files.borrow_mut().get(epoch, &key);
+    let file = match open {
+        Some(f) => f.file,
+        None => {
+            let file = glommio::io::BufferedFile::open(w.dir().join(&path)).await?;
+            let file = Rc::new(file);
+            let open = OpenFile {
+                file: file.clone(),
+                size: 0,
+                mtime: 0,
+            };
+            w.open_files.borrow_mut().insert(epoch, &key, open);
+            file
+        }
+    };
+    crate::store::haystack::read_from(&file, offset, size).await
+}
+
 /// A merged small file, `files/haystack/<peer_id>/<N>,<offset>,<size>,<ext>`: found through
 /// its record (the URL's numbers are never used as a file position, so a deleted file is gone
 /// at once), read with one positioned read (marker checked), then served like any file:
@@ -175,8 +217,7 @@ async fn merged(
     let Some((n, offset)) = w.meta().location(&info)? else {
         return Ok(None);
     };
-    let container = w.dir().join(&info.path).join(n.to_string());
-    let data = match crate::store::haystack::read(&container, offset, info.size as u64).await {
+    let data = match read_merged(w, epoch, &info.path, n, offset, info.size as u64).await {
         Ok(d) => d,
         Err(e) => {
             tracing::warn!(rel, cause = %e, "merged file unreadable");

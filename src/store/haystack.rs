@@ -365,15 +365,27 @@ pub fn read_blocking(container: &Path, offset: u64, size: u64) -> io::Result<Opt
 /// Reads a merged file's content from its container: the `size` bytes at `offset` must start
 /// with the marker (checked: a record pointing at anything else is refused).
 pub async fn read(container: &Path, offset: u64, size: u64) -> io::Result<Bytes> {
+    let file = glommio::io::BufferedFile::open(container)
+        .await
+        .map_err(io::Error::from)?;
+    let got = read_from(&file, offset, size).await;
+    let _ = file.close().await;
+    got
+}
+
+/// As [`read`], from a container that is open already (the download path keeps containers
+/// open, as it keeps plain files open).
+pub async fn read_from(
+    file: &glommio::io::BufferedFile,
+    offset: u64,
+    size: u64,
+) -> io::Result<Bytes> {
     if size == 0 || size > SMALL_FILE_BYTES_MAX {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "merged size out of range",
         ));
     }
-    let file = glommio::io::BufferedFile::open(container)
-        .await
-        .map_err(io::Error::from)?;
     let mut out = Vec::with_capacity(size as usize);
     while (out.len() as u64) < size {
         let got = file
@@ -382,17 +394,12 @@ pub async fn read(container: &Path, offset: u64, size: u64) -> io::Result<Bytes>
                 (size - out.len() as u64) as usize,
             )
             .await
-            .map_err(io::Error::from);
-        match got {
-            Ok(b) if !b.is_empty() => out.extend_from_slice(&b),
-            Ok(_) => break,
-            Err(e) => {
-                let _ = file.close().await;
-                return Err(e);
-            }
+            .map_err(io::Error::from)?;
+        if got.is_empty() {
+            break;
         }
+        out.extend_from_slice(&got);
     }
-    let _ = file.close().await;
     if out.len() as u64 != size || out.first() != Some(&MARKER) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,

@@ -10,7 +10,7 @@
 //! Unlike go-fastdfs: metadata `filename`/`scene`/`path` go through the same validation as a
 //! multipart upload (`placement::Target`), read_only and the scene's
 //! Google code are enforced, the completed file lands in the requested scene (item 22), GET of
-//! an id serves nothing (item 23), and 412 carries `Tus-Version` (item 41).
+//! an id serves only that upload's finished file, with the download checks (item 23), and 412 carries `Tus-Version` (item 41).
 
 pub mod protocol;
 pub mod state;
@@ -163,7 +163,7 @@ async fn dispatch(
 ) -> Result<Response, TusError> {
     match method {
         "OPTIONS" => return Ok(options(&w.config())),
-        "GET" => return Err(TusError::Method),
+        "GET" => return download(w, req, rest).await,
         _ => {}
     }
     if req.head.header_str("tus-resumable").map(str::trim) != Some(TUS_VERSION) {
@@ -184,6 +184,28 @@ async fn dispatch(
         "DELETE" => terminate(w, rest).await,
         _ => Err(TusError::Method),
     }
+}
+
+/// go-fastdfs' answer to a tus creation without a token when auth_url is set.
+const NO_AUTH_TOKEN: &str = "token auth fail,auth_token is not in http header Upload-Metadata,\
+in uppy uppy.setMeta({ auth_token: '9ee60e59-cb0f-4578-aaba-29b9fc2919ca' })";
+
+/// `GET <upload URL>` of a finished upload serves the file it became, under every check of an
+/// ordinary download (token, Google code, auth_url, download auth) and with Range; an unknown,
+/// expired or unfinished id, or one whose file was deleted since, is a 404. Only that upload's
+/// file: the id is never read as an md5 or path key (unlike go-fastdfs, docs/DEFECTS.md).
+async fn download(w: &Worker, req: &mut Request<'_>, id: &str) -> Result<Response, TusError> {
+    if !protocol::valid_id(id) {
+        return Err(TusError::NotFound);
+    }
+    let Some(done) = live(w, id).await?.completed else {
+        return Err(TusError::NotFound);
+    };
+    let Some(record) = w.meta().get_live(&done.md5).map_err(ApiError::from)? else {
+        return Err(TusError::NotFound);
+    };
+    let path = crate::placement::download_path(&w.config(), &record);
+    Ok(crate::api::download::serve_path(w, req, &path).await?)
 }
 
 /// Discovery (and CORS preflight).
@@ -288,9 +310,6 @@ fn length_of(cfg: &Config, req: &Request<'_>) -> Result<Option<u64>, TusError> {
 async fn create(w: &Worker, req: &mut Request<'_>) -> Result<Response, TusError> {
     let cfg = w.config();
     read_only(&cfg)?;
-    if !cfg.auth_url.is_empty() && crate::auth::token(req).is_none() {
-        return Err(crate::auth::fail().into());
-    }
     if req.head.header("upload-concat").is_some() {
         return Err(bad("concatenation is not supported"));
     }
@@ -301,11 +320,22 @@ async fn create(w: &Worker, req: &mut Request<'_>) -> Result<Response, TusError>
     if with_upload && !protocol::is_offset_octet_stream(header(req, "content-type")) {
         return Err(TusError::MediaType);
     }
+    if !cfg.auth_url.is_empty() {
+        // The `auth_token` metadata key (Uppy's `setMeta({auth_token})`), else the header.
+        let token = metadata
+            .iter()
+            .find(|(k, v)| k == "auth_token" && !v.trim().is_empty())
+            .map(|(_, v)| v.trim().to_string())
+            .or_else(|| crate::auth::token(req));
+        let Some(token) = token else {
+            return Err(ApiError::fail(401, NO_AUTH_TOKEN).into());
+        };
+        if !crate::auth::allowed_token(w, req, token, &metadata).await {
+            return Err(crate::auth::fail().into());
+        }
+    }
     let checksum = checksum_of(req)?;
     let target = target_of(&cfg, &metadata)?;
-    if !cfg.auth_url.is_empty() && !crate::auth::allowed(w, req, &metadata).await {
-        return Err(crate::auth::fail().into());
-    }
     let id = state::new_id();
     let client = w.client_of(req);
     if !state::claim(&id, client, cfg.tus_uploads_per_client_max) {
