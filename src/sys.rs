@@ -274,3 +274,208 @@ pub fn nofile_limit() -> u64 {
     }
     lim.rlim_cur
 }
+
+/// A filesystem's space and inodes (statvfs) and type (statfs), as go-fastdfs' `/status`
+/// reports them in `Sys.DiskInfo` (gopsutil's key names).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiskUsage {
+    pub path: String,
+    pub fstype: String,
+    pub total: u64,
+    pub free: u64,
+    pub used: u64,
+    pub used_percent: f64,
+    pub inodes_total: u64,
+    pub inodes_used: u64,
+    pub inodes_free: u64,
+    pub inodes_used_percent: f64,
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+/// Space and inodes of the filesystem holding `path`; None when it cannot be asked.
+pub fn disk_usage(path: &Path) -> Option<DiskUsage> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: zeroed statvfs/statfs are valid out-parameters; `c` is NUL-terminated.
+    let (mut v, mut f): (libc::statvfs, libc::statfs) = unsafe { std::mem::zeroed() };
+    // SAFETY: statvfs and statfs only write into the given structs.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut v) } != 0 {
+        return None;
+    }
+    // SAFETY: as above.
+    let fstype = if unsafe { libc::statfs(c.as_ptr(), &mut f) } == 0 {
+        fs_type_name(f.f_type as i64)
+    } else {
+        String::new()
+    };
+    let frsize = v.f_frsize as u64;
+    let total = v.f_blocks as u64 * frsize;
+    let free = v.f_bavail as u64 * frsize;
+    let used = total.saturating_sub(v.f_bfree as u64 * frsize);
+    let inodes_total = v.f_files as u64;
+    let inodes_free = v.f_ffree as u64;
+    let inodes_used = inodes_total.saturating_sub(inodes_free);
+    Some(DiskUsage {
+        path: path.display().to_string(),
+        fstype,
+        total,
+        free,
+        used,
+        // As df: used over what non-root users can have (used + available).
+        used_percent: percent(used, used + free),
+        inodes_total,
+        inodes_used,
+        inodes_free,
+        inodes_used_percent: percent(inodes_used, inodes_total),
+    })
+}
+
+/// The name gopsutil gives a statfs magic number (the common ones; else the number in hex).
+fn fs_type_name(magic: i64) -> String {
+    let name = match magic {
+        0xEF53 => "ext2/ext3",
+        0x5846_5342 => "xfs",
+        0x0102_1994 => "tmpfs",
+        0x9123_683E => "btrfs",
+        0x794C_7630 => "overlayfs",
+        0x6969 => "nfs",
+        0x2FC1_2FC1 => "zfs",
+        0x6573_5546 => "fuseblk",
+        0x5346_544E => "ntfs",
+        0x4d44 => "msdos",
+        0xF15F => "ecryptfs",
+        0x0000_9fa0 => "proc",
+        _ => return format!("{magic:#x}"),
+    };
+    name.to_string()
+}
+
+/// Host memory from /proc/meminfo in bytes, keyed as gopsutil's VirtualMemoryStat (what
+/// go-fastdfs' `/status` reports as `Sys.MemInfo`).
+pub fn mem_info() -> serde_json::Map<String, serde_json::Value> {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    parse_meminfo(&text)
+}
+
+fn parse_meminfo(text: &str) -> serde_json::Map<String, serde_json::Value> {
+    let mut kb = std::collections::HashMap::new();
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let mut parts = v.split_whitespace();
+        let Some(n) = parts.next().and_then(|n| n.parse::<u64>().ok()) else {
+            continue;
+        };
+        let unit = if parts.next() == Some("kB") { 1024 } else { 1 };
+        kb.insert(k.trim().to_string(), n * unit);
+    }
+    let get = |k: &str| kb.get(k).copied().unwrap_or(0);
+    let total = get("MemTotal");
+    let free = get("MemFree");
+    let buffers = get("Buffers");
+    let cached = get("Cached") + get("SReclaimable");
+    let available = kb
+        .get("MemAvailable")
+        .copied()
+        .unwrap_or(free + buffers + cached);
+    let used = total.saturating_sub(free + buffers + cached);
+    let mut m = serde_json::Map::new();
+    let mut put = |k: &str, v: serde_json::Value| {
+        m.insert(k.to_string(), v);
+    };
+    put("total", total.into());
+    put("available", available.into());
+    put("used", used.into());
+    put("usedPercent", percent(used, total).into());
+    put("free", free.into());
+    for (key, proc_key) in [
+        ("active", "Active"),
+        ("inactive", "Inactive"),
+        ("wired", ""),
+        ("laundry", ""),
+        ("buffers", "Buffers"),
+        ("cached", ""),
+        ("writeBack", "Writeback"),
+        ("dirty", "Dirty"),
+        ("writeBackTmp", "WritebackTmp"),
+        ("shared", "Shmem"),
+        ("slab", "Slab"),
+        ("sreclaimable", "SReclaimable"),
+        ("sunreclaim", "SUnreclaim"),
+        ("pageTables", "PageTables"),
+        ("swapCached", "SwapCached"),
+        ("commitLimit", "CommitLimit"),
+        ("committedAS", "Committed_AS"),
+        ("highTotal", "HighTotal"),
+        ("highFree", "HighFree"),
+        ("lowTotal", "LowTotal"),
+        ("lowFree", "LowFree"),
+        ("swapTotal", "SwapTotal"),
+        ("swapFree", "SwapFree"),
+        ("mapped", "Mapped"),
+        ("vmallocTotal", "VmallocTotal"),
+        ("vmallocUsed", "VmallocUsed"),
+        ("vmallocChunk", "VmallocChunk"),
+        ("hugePagesTotal", "HugePages_Total"),
+        ("hugePagesFree", "HugePages_Free"),
+        ("hugePageSize", "Hugepagesize"),
+    ] {
+        let v = match key {
+            "cached" => cached,
+            _ => get(proc_key),
+        };
+        put(key, v.into());
+    }
+    m
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::*;
+
+    #[test]
+    fn meminfo_is_read_in_bytes_with_gopsutil_keys() {
+        let m = parse_meminfo(
+            "MemTotal:       1000 kB\nMemFree:         100 kB\nMemAvailable:    600 kB\n\
+             Buffers:          50 kB\nCached:          300 kB\nSReclaimable:    50 kB\n\
+             HugePages_Total:   0\nActive:          200 kB\n",
+        );
+        assert_eq!(m["total"], 1_024_000);
+        assert_eq!(m["available"], 614_400);
+        assert_eq!(m["cached"], 358_400, "page cache and reclaimable slab");
+        assert_eq!(m["used"], 1024 * (1000 - 100 - 50 - 350));
+        assert_eq!(m["usedPercent"], 50.0);
+        assert_eq!(m["active"], 204_800);
+        assert_eq!(m["hugePagesTotal"], 0);
+    }
+
+    #[test]
+    fn disk_usage_of_a_directory_has_every_key() {
+        let d = disk_usage(Path::new("/")).expect("statvfs of /");
+        assert!(d.total >= d.used && d.inodes_total >= d.inodes_used);
+        let v = serde_json::to_value(&d).unwrap();
+        for k in [
+            "path",
+            "fstype",
+            "total",
+            "free",
+            "used",
+            "usedPercent",
+            "inodesTotal",
+            "inodesUsed",
+            "inodesFree",
+            "inodesUsedPercent",
+        ] {
+            assert!(v.get(k).is_some(), "{k} missing in {v}");
+        }
+    }
+}

@@ -234,7 +234,44 @@ fn status_from_localhost_is_an_ok_envelope_with_local_peers_and_file_stats() {
         (Some(1), Some(16)),
         "{stats:?}"
     );
-    assert!(d["Sys.DiskInfo"].is_object(), "{body}");
+    // The keys dashboards built for go-fastdfs (go-fastdfs-web) read.
+    let disk = &d["Sys.DiskInfo"];
+    for k in [
+        "path",
+        "fstype",
+        "total",
+        "free",
+        "used",
+        "usedPercent",
+        "inodesTotal",
+        "inodesUsed",
+        "inodesFree",
+        "inodesUsedPercent",
+    ] {
+        assert!(disk.get(k).is_some(), "Sys.DiskInfo.{k} missing: {body}");
+    }
+    assert!(disk["total"].as_u64().unwrap() > 0, "{body}");
+    assert!(disk["path"].as_str().unwrap().ends_with("files"), "{body}");
+    let mem = &d["Sys.MemInfo"];
+    for k in [
+        "total",
+        "available",
+        "used",
+        "usedPercent",
+        "free",
+        "active",
+        "inactive",
+        "buffers",
+        "cached",
+        "swapTotal",
+    ] {
+        assert!(mem.get(k).is_some(), "Sys.MemInfo.{k} missing: {body}");
+    }
+    let (total, avail) = (
+        mem["total"].as_u64().unwrap(),
+        mem["available"].as_u64().unwrap(),
+    );
+    assert!(total > 0 && avail <= total, "{body}");
 }
 
 /// The refusal answer: 403 with go-fastdfs' text as the message of a JSON envelope.

@@ -215,7 +215,9 @@ pub fn status(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiErr
         "Sys.UptimeSeconds".into(),
         json!(w.shared.started.elapsed().as_secs()),
     );
-    data.insert("Sys.DiskInfo".into(), disk_info(&w.dir().join("files")));
+    let disk = crate::sys::disk_usage(&w.dir().join("files"));
+    data.insert("Sys.DiskInfo".into(), json!(disk));
+    data.insert("Sys.MemInfo".into(), Value::Object(crate::sys::mem_info()));
     Ok(Response::text(
         200,
         json::pretty(&json::envelope("ok", "", Some(Value::Object(data)))),
@@ -237,29 +239,6 @@ pub fn stat_rows(w: &Worker) -> Result<Vec<Value>, ApiError> {
     }
     rows.push(json!({"date": "all", "fileCount": count, "totalSize": size}));
     Ok(rows)
-}
-
-fn disk_info(path: &Path) -> Value {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return Value::Null;
-    };
-    // SAFETY: a zeroed statvfs is a valid out-parameter; `c` is NUL-terminated.
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: statvfs writes into `s`.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
-        return Value::Null;
-    }
-    let total = s.f_blocks as u64 * s.f_frsize as u64;
-    let free = s.f_bavail as u64 * s.f_frsize as u64;
-    let used = total.saturating_sub(s.f_bfree as u64 * s.f_frsize as u64);
-    json!({
-        "path": path.display().to_string(),
-        "total": total, "free": free, "used": used,
-        "usedPercent": if total > 0 { used as f64 * 100.0 / total as f64 } else { 0.0 },
-        "inodesTotal": s.f_files, "inodesFree": s.f_ffree,
-        "inodesUsed": s.f_files.saturating_sub(s.f_ffree),
-    })
 }
 
 /// md5 or path key named by `md5`/`path` parameters (docs/PROTOCOL.md §3).
