@@ -14,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod image;
 pub mod json;
+pub mod logfile;
 pub mod metrics;
 pub mod placement;
 pub mod router;
@@ -27,3 +28,7 @@ pub mod worker;
 
 /// Version printed by `fastdfs version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The git commit this binary was built from (build.rs; "unknown" outside a checkout).
+pub const GIT_COMMIT: &str = env!("FASTDFS_GIT_COMMIT");
+/// When this binary was built, UTC (build.rs; `SOURCE_DATE_EPOCH` when set).
+pub const BUILD_TIME: &str = env!("FASTDFS_BUILD_TIME");

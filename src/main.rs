@@ -52,22 +52,21 @@ fn runtime_dir(cli: &Cli) -> PathBuf {
 }
 
 fn init_logging(dir: &std::path::Path) {
+    use std::io::IsTerminal;
     use tracing_subscriber::{fmt, prelude::*, EnvFilter};
     let filter = EnvFilter::try_from_env("FASTDFS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = std::fs::create_dir_all(dir.join("log"));
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("log").join("fileserver.log"));
-    let stderr_layer = fmt::layer().with_writer(std::io::stderr);
+    let file = fastdfs::logfile::LogFile::install(&dir.join("log").join("fileserver.log"));
+    // Colour only on a terminal: journald, `> file` and pipes get plain text.
+    let stderr_layer = fmt::layer()
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
     let registry = tracing_subscriber::registry()
         .with(filter)
         .with(stderr_layer);
     match file {
         Ok(f) => {
-            let file_layer = fmt::layer()
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(f));
+            let file_layer = fmt::layer().with_ansi(false).with_writer(f);
             registry.with(file_layer).init();
         }
         Err(_) => registry.init(),
@@ -137,14 +136,8 @@ fn main() {
         Some(Command::Version) => {
             println!("Version   : fastdfs-rs {}", fastdfs::VERSION);
             println!("GO_VERSION: none (Rust)");
-            println!(
-                "GIT_COMMIT: {}",
-                option_env!("FASTDFS_GIT_COMMIT").unwrap_or("")
-            );
-            println!(
-                "BUILD_TIME: {}",
-                option_env!("FASTDFS_BUILD_TIME").unwrap_or("")
-            );
+            println!("GIT_COMMIT: {}", fastdfs::GIT_COMMIT);
+            println!("BUILD_TIME: {}", fastdfs::BUILD_TIME);
         }
         Some(Command::DefaultConfig) => print!("{}", fastdfs::config::default_file_text()),
         Some(Command::Check { repair }) => {

@@ -239,6 +239,8 @@ pub struct Gauges {
     /// Small-file containers as the last compaction pass saw them: (number, length, live
     /// bytes).
     pub containers: Vec<(u64, u64, u64)>,
+    /// This process (start time, CPU, memory, descriptors).
+    pub process: crate::sys::ProcessStats,
 }
 
 fn sum(all: &[Metrics], f: impl Fn(&Metrics) -> &Counter) -> u64 {
@@ -376,7 +378,62 @@ pub fn render(all: &[Metrics], g: &Gauges) -> String {
     }
     render_sync(&mut o, all, g);
     render_containers(&mut o, g);
+    render_process(&mut o, &g.process);
     o
+}
+
+/// Prometheus' standard `process_*` metrics and the build's identity.
+fn render_process(o: &mut String, p: &crate::sys::ProcessStats) {
+    let rows: [(&str, &str, &str, String); 6] = [
+        (
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since the Unix epoch in seconds.",
+            format!("{:.2}", p.start_time_seconds),
+        ),
+        (
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+            format!("{:.2}", p.cpu_seconds),
+        ),
+        (
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            p.resident_bytes.to_string(),
+        ),
+        (
+            "process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size in bytes.",
+            p.virtual_bytes.to_string(),
+        ),
+        (
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+            p.open_fds.to_string(),
+        ),
+        (
+            "process_max_fds",
+            "gauge",
+            "Maximum number of open file descriptors.",
+            p.max_fds.to_string(),
+        ),
+    ];
+    for (name, kind, help, v) in rows {
+        write_scalar(o, kind, name, help, v);
+    }
+    let _ = writeln!(
+        o,
+        "# HELP fastdfs_build_info The version, git commit and build time of this binary.\n\
+         # TYPE fastdfs_build_info gauge\n\
+         fastdfs_build_info{{version=\"{}\",commit=\"{}\",build_time=\"{}\"}} 1",
+        crate::VERSION,
+        crate::GIT_COMMIT,
+        crate::BUILD_TIME
+    );
 }
 
 fn render_containers(o: &mut String, g: &Gauges) {
@@ -499,6 +556,10 @@ mod tests {
             }],
             inbox: 2,
             containers: vec![(100, 1000, 600)],
+            process: crate::sys::ProcessStats {
+                open_fds: 9,
+                ..Default::default()
+            },
         };
         all[1].sync_sent(chrono::Utc::now().timestamp_millis() - 2_000);
         let text = render(&all, &g);
@@ -517,5 +578,10 @@ mod tests {
         assert!(text.contains("fastdfs_http_request_duration_seconds_bucket{le=\"+Inf\"} 2"));
         assert!(text.contains("fastdfs_uploads_total 1"));
         assert!(text.contains("fastdfs_objects 1"));
+        assert!(text.contains("process_open_fds 9"));
+        assert!(text.contains(&format!(
+            "fastdfs_build_info{{version=\"{}\"",
+            crate::VERSION
+        )));
     }
 }

@@ -134,12 +134,16 @@ fn install_signals(shared: Arc<Shared>) -> std::io::Result<()> {
         .spawn(move || {
             for sig in signals.forever() {
                 if sig == SIGHUP {
+                    // logrotate renamed the log: write to a fresh file at its path.
+                    if let Err(e) = crate::logfile::reopen() {
+                        tracing::error!("SIGHUP: log file not reopened: {e}");
+                    }
                     match shared.reload_config() {
                         Ok(warnings) => {
                             for w in warnings {
                                 tracing::warn!("{w}");
                             }
-                            tracing::info!("SIGHUP: configuration reloaded");
+                            tracing::info!("SIGHUP: configuration reloaded, log file reopened");
                         }
                         Err(e) => tracing::error!("SIGHUP: configuration not reloaded: {e}"),
                     }

@@ -301,6 +301,8 @@ fn percent(part: u64, whole: u64) -> f64 {
 }
 
 /// Space and inodes of the filesystem holding `path`; None when it cannot be asked.
+// The statvfs/statfs field types differ between targets: the casts are not all no-ops.
+#[allow(clippy::unnecessary_cast)]
 pub fn disk_usage(path: &Path) -> Option<DiskUsage> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
@@ -477,5 +479,77 @@ mod status_tests {
         ] {
             assert!(v.get(k).is_some(), "{k} missing in {v}");
         }
+    }
+}
+
+/// This process as Prometheus' `process_*` metrics describe it (from /proc/self).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProcessStats {
+    pub start_time_seconds: f64,
+    pub cpu_seconds: f64,
+    pub resident_bytes: u64,
+    pub virtual_bytes: u64,
+    pub open_fds: u64,
+    pub max_fds: u64,
+}
+
+/// Reads this process's start time, CPU time, memory and descriptors; fields it cannot read
+/// stay zero.
+pub fn process_stats() -> ProcessStats {
+    // SAFETY: sysconf has no memory effects.
+    let (tck, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_CLK_TCK).max(1) as f64,
+            libc::sysconf(libc::_SC_PAGESIZE).max(1) as u64,
+        )
+    };
+    let mut p = ProcessStats {
+        max_fds: nofile_limit(),
+        ..Default::default()
+    };
+    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        if let Some((_, rest)) = stat.rsplit_once(") ") {
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            // rest[0] is field 3 (state): utime 14, stime 15, starttime 22, vsize 23, rss 24.
+            p.cpu_seconds = (num(11) + num(12)) / tck;
+            p.virtual_bytes = num(20) as u64;
+            p.resident_bytes = num(21) as u64 * page;
+            let btime = std::fs::read_to_string("/proc/stat")
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("btime "))
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                })
+                .unwrap_or(0.0);
+            p.start_time_seconds = btime + num(19) / tck;
+        }
+    }
+    p.open_fds = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count() as u64)
+        .unwrap_or(0);
+    p
+}
+
+#[cfg(test)]
+mod process_tests {
+    #[test]
+    fn process_stats_describe_this_process() {
+        let p = super::process_stats();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(
+            p.start_time_seconds > 1.0e9 && p.start_time_seconds <= now + 1.0,
+            "{p:?}"
+        );
+        assert!(
+            p.resident_bytes > 0 && p.virtual_bytes >= p.resident_bytes,
+            "{p:?}"
+        );
+        assert!(p.open_fds >= 3 && p.max_fds >= p.open_fds, "{p:?}");
     }
 }

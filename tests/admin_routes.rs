@@ -354,6 +354,35 @@ fn metrics_expose_requests_uploads_and_storage_in_prometheus_text() {
         let v = l.rsplit(' ').next().unwrap();
         assert!(v.parse::<f64>().is_ok(), "{l}");
     }
+    // The standard process metrics describe the server process, and the build is named.
+    let value = |name: &str| -> f64 {
+        let prefix = format!("{name} ");
+        let line = text.lines().find(|l| l.starts_with(&prefix));
+        line.unwrap_or_else(|| panic!("{name} missing in\n{text}"))[prefix.len()..]
+            .parse()
+            .unwrap()
+    };
+    let pid = s.child.as_ref().unwrap().id();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count() as f64;
+    assert!(
+        (value("process_open_fds") - fds).abs() <= 8.0,
+        "{fds}\n{text}"
+    );
+    assert!(value("process_resident_memory_bytes") > 1e6);
+    assert!(value("process_max_fds") >= value("process_open_fds"));
+    let now = common::now() as f64;
+    let start = value("process_start_time_seconds");
+    assert!(
+        start <= now + 1.0 && start > now - 600.0,
+        "{start} vs {now}"
+    );
+    let build = format!(
+        "fastdfs_build_info{{version=\"{}\",commit=\"",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(text.contains(&build), "{text}");
 }
 
 #[test]

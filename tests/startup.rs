@@ -59,6 +59,55 @@ fn version_prints_four_lines_like_go_fastdfs() {
     assert!(out.status.success());
     assert!(text.starts_with("Version   : fastdfs-rs"), "{text}");
     assert_eq!(text.lines().count(), 4, "{text}");
+    // The real commit (when built from a checkout) and a UTC build time.
+    let line = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output();
+    if let Some(h) = head.ok().filter(|h| h.status.success()) {
+        let head = String::from_utf8_lossy(&h.stdout).trim().to_string();
+        assert_eq!(line("GIT_COMMIT:"), head, "{text}");
+    }
+    let built = line("BUILD_TIME:");
+    assert!(
+        built.len() == 20 && built.starts_with("20") && built.ends_with('Z'),
+        "{text}"
+    );
+}
+
+#[test]
+fn sighup_reopens_the_log_file_after_logrotate_renamed_it_and_no_log_has_colour_codes() {
+    let s = Server::start(json!({}));
+    let log = s.dir.join("log/fileserver.log");
+    assert!(eventually(Duration::from_secs(5), || log.exists()));
+    let rotated = s.dir.join("log/fileserver.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    let pid = s.child.as_ref().unwrap().id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let reopened = eventually(Duration::from_secs(5), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("log file reopened")
+    });
+    assert!(reopened, "no new log at {}", log.display());
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(!old.contains("log file reopened"), "{old}");
+    // stderr goes to a file here (as under systemd): plain text, like the log file.
+    for text in [s.stderr(), old, std::fs::read_to_string(&log).unwrap()] {
+        assert!(!text.contains('\u{1b}'), "ANSI escape in a log: {text:?}");
+    }
+    let r = upload_json(&s, "after.txt", b"still serving");
+    assert_eq!(r["size"], 13);
 }
 
 #[test]

@@ -400,6 +400,7 @@ pub fn metrics(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiEr
         peers: peer_gauges(w),
         inbox: w.meta().inbox_depth().unwrap_or(0),
         containers: w.shared.container_gauges(),
+        process: crate::sys::process_stats(),
     };
     let mut r = Response::text(200, crate::metrics::render(&w.shared.metrics, &gauges));
     r.headers.retain(|(n, _)| *n != "Content-Type");

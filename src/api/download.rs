@@ -121,7 +121,7 @@ pub async fn serve_path(
     let (size, mtime, is_dir) = fstat(&file)?;
     if is_dir {
         let _ = file.close().await;
-        return super::manage::list_dir_page(w, &path, &full).await;
+        return super::manage::list_dir_page(w, path, &full).await;
     }
     let file = Rc::new(file);
     if size <= CACHED_FILE_BYTES_MAX && w.config().file_cache_bytes > 0 {
