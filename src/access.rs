@@ -65,21 +65,17 @@ fn canonical(ip: IpAddr) -> IpAddr {
 
 /// The host part of a peer base URL (`http://10.0.0.15:8080/x` -> 10.0.0.15), if an IP.
 pub fn peer_ip(url: &str) -> Option<IpAddr> {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let authority = rest.split('/').next()?;
-    let authority = authority
-        .rsplit_once('@')
-        .map(|(_, h)| h)
-        .unwrap_or(authority);
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next()?
+    let full = if url.contains("://") {
+        url.to_string()
     } else {
-        authority
-            .rsplit_once(':')
-            .map(|(h, _)| h)
-            .unwrap_or(authority)
+        format!("http://{url}")
     };
-    host.parse().ok()
+    let uri: hyper::http::Uri = full.trim().parse().ok()?;
+    let host = uri.host()?;
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
 }
 
 /// The access rules of one configuration, parsed once at load.

@@ -234,3 +234,48 @@ fn an_unreachable_auth_server_denies() {
     let (code, _) = upload_with(&s, Some("good"), &[("output", "json")], "a.txt", b"x");
     assert_eq!(code, 401);
 }
+
+#[test]
+fn an_auth_url_with_userinfo_and_a_query_keeps_both() {
+    // The URL parser is the http crate's: `user:password@` becomes Basic auth, `?query` stays
+    // in the request target, and the Host header is the authority without the userinfo.
+    let (url, calls) = auth_server();
+    let with = url.replacen("http://", "http://app%40x:s%3Acret@", 1) + "?tenant=7";
+    let s = Server::start(json!({ "auth_url": with }));
+    let (code, body) = upload_with(&s, Some("good"), &[("output", "json")], "u.txt", b"u");
+    assert_eq!(code, 200, "{body}");
+    let calls = calls.lock().unwrap();
+    let (head, _) = calls.last().expect("the auth server was asked");
+    let request_line = head.lines().next().unwrap();
+    assert_eq!(request_line, "POST /auth?tenant=7 HTTP/1.1", "{head}");
+    let host = url.trim_start_matches("http://").trim_end_matches("/auth");
+    assert!(
+        head.lines()
+            .any(|l| l.eq_ignore_ascii_case(&format!("host: {host}"))),
+        "{head}"
+    );
+    // base64("app@x:s:cret")
+    assert!(
+        head.lines()
+            .any(|l| l.eq_ignore_ascii_case("authorization: Basic YXBwQHg6czpjcmV0")),
+        "{head}"
+    );
+}
+
+#[test]
+fn a_malformed_auth_url_or_peer_url_is_refused_at_start_with_the_key_named() {
+    for (key, value) in [
+        ("auth_url", json!("http://h:99999/auth")),
+        ("peers", json!(["http://[::1/x"])),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port("127.0.0.1");
+        let mut cfg = base_config("127.0.0.1", port, &json!({}));
+        cfg[key] = value;
+        std::fs::create_dir_all(dir.path().join("conf")).unwrap();
+        std::fs::write(dir.path().join("conf/cfg.json"), cfg.to_string()).unwrap();
+        let (code, out) = run_to_exit(dir.path(), &["server"], std::time::Duration::from_secs(20));
+        assert_eq!(code, Some(1), "{key}: {out}");
+        assert!(out.contains(key), "{key}: {out}");
+    }
+}

@@ -129,8 +129,8 @@ impl Pool {
         if let Some(a) = self.addrs.borrow().get(base) {
             return Ok(*a);
         }
-        let (host, port, _) = crate::client::split_url(base)?;
-        let addr = crate::client::resolve(&host, port).await?;
+        let url = crate::client::parse_url(base)?;
+        let addr = crate::client::resolve(&url.host, url.port).await?;
         self.addrs.borrow_mut().insert(base.to_string(), addr);
         Ok(addr)
     }
@@ -214,14 +214,23 @@ impl Pool {
         timeout: Duration,
         body_max: usize,
     ) -> io::Result<Reply> {
-        let (host, port, path) = crate::client::split_url(url)?;
-        let base = format!("http://{host}:{port}");
+        let parsed = crate::client::parse_url(url)?;
+        // The URL without its path: the connection's key, and where `request` finds the
+        // Host header and the userinfo again.
+        let base = match url
+            .find("://")
+            .and_then(|i| url[i + 3..].find(['/', '?']).map(|j| i + 3 + j))
+        {
+            Some(end) => &url[..end],
+            None => url,
+        };
+        let path = parsed.path;
         let call = Call {
             headers,
             body_max,
             reuse: false,
         };
-        self.post_form_to(&base, &path, form, timeout, call).await
+        self.post_form_to(base, &path, form, timeout, call).await
     }
 
     async fn post_form_to(
@@ -317,17 +326,21 @@ impl Pool {
 
 /// A request builder for `<base><path>` with the headers every peer call carries.
 pub fn request(method: &str, base: &str, path: &str) -> io::Result<hyper::http::request::Builder> {
-    let (host, port, _) = crate::client::split_url(base)?;
-    let base_path = base
-        .strip_prefix("http://")
-        .and_then(|r| {
-            r.find('/')
-                .map(|i| r[i..].trim_end_matches('/').to_string())
-        })
-        .unwrap_or_default();
-    Ok(hyper::Request::builder()
+    let url = crate::client::parse_url(base)?;
+    // A base with a path (a peer behind a prefix) keeps it; its query, if any, is dropped.
+    let base_path = url
+        .path
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .trim_end_matches('/');
+    let mut b = hyper::Request::builder()
         .method(method)
         .uri(format!("{base_path}{path}"))
-        .header("Host", format!("{host}:{port}"))
-        .header("User-Agent", "Go-FastDFS"))
+        .header("Host", url.host_header)
+        .header("User-Agent", "Go-FastDFS");
+    if let Some(auth) = url.basic_auth {
+        b = b.header("Authorization", auth);
+    }
+    Ok(b)
 }
