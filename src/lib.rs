@@ -16,6 +16,7 @@ pub mod image;
 pub mod json;
 pub mod logfile;
 pub mod metrics;
+pub mod migrate;
 pub mod placement;
 pub mod router;
 pub mod server;

@@ -241,6 +241,17 @@ pub struct Gauges {
     pub containers: Vec<(u64, u64, u64)>,
     /// This process (start time, CPU, memory, descriptors).
     pub process: crate::sys::ProcessStats,
+    pub migration: MigrationGauge,
+}
+
+/// Migration and parallel run (files indexed that no upload brought).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MigrationGauge {
+    pub running: bool,
+    pub passes: u64,
+    pub seen: u64,
+    pub indexed: u64,
+    pub indexed_bytes: u64,
 }
 
 fn sum(all: &[Metrics], f: impl Fn(&Metrics) -> &Counter) -> u64 {
@@ -379,7 +390,46 @@ pub fn render(all: &[Metrics], g: &Gauges) -> String {
     render_sync(&mut o, all, g);
     render_containers(&mut o, g);
     render_process(&mut o, &g.process);
+    render_migration(&mut o, &g.migration);
     o
+}
+
+fn render_migration(o: &mut String, m: &MigrationGauge) {
+    let rows: [(&str, &str, &str, u64); 5] = [
+        (
+            "fastdfs_migration_running",
+            "gauge",
+            "1 while a migration pass (enable_migrate, /repair_fileinfo) runs.",
+            u64::from(m.running),
+        ),
+        (
+            "fastdfs_migration_passes_total",
+            "counter",
+            "Migration passes finished.",
+            m.passes,
+        ),
+        (
+            "fastdfs_migration_seen_files_total",
+            "counter",
+            "Files looked at by migration passes.",
+            m.seen,
+        ),
+        (
+            "fastdfs_migration_indexed_files_total",
+            "counter",
+            "Files indexed without an upload (migration and fsnotify).",
+            m.indexed,
+        ),
+        (
+            "fastdfs_migration_indexed_bytes_total",
+            "counter",
+            "Bytes of the files indexed without an upload.",
+            m.indexed_bytes,
+        ),
+    ];
+    for (name, kind, help, v) in rows {
+        write_scalar(o, kind, name, help, v);
+    }
 }
 
 /// Prometheus' standard `process_*` metrics and the build's identity.
@@ -560,6 +610,10 @@ mod tests {
                 open_fds: 9,
                 ..Default::default()
             },
+            migration: MigrationGauge {
+                indexed: 4,
+                ..Default::default()
+            },
         };
         all[1].sync_sent(chrono::Utc::now().timestamp_millis() - 2_000);
         let text = render(&all, &g);
@@ -579,6 +633,7 @@ mod tests {
         assert!(text.contains("fastdfs_uploads_total 1"));
         assert!(text.contains("fastdfs_objects 1"));
         assert!(text.contains("process_open_fds 9"));
+        assert!(text.contains("fastdfs_migration_indexed_files_total 4"));
         assert!(text.contains(&format!(
             "fastdfs_build_info{{version=\"{}\"",
             crate::VERSION

@@ -18,6 +18,32 @@ use std::time::{Duration, Instant};
 /// Access-log bytes kept in memory between flushes (excess lines are dropped, not blocking).
 const ACCESS_BUFFER_BYTES_MAX: usize = 4 << 20;
 
+/// Progress of migration and parallel run (`migrate.rs`), for `/metrics` and the log.
+#[derive(Debug, Default)]
+pub struct Migration {
+    pub running: AtomicBool,
+    pub passes: AtomicU64,
+    /// Files looked at by migration passes (indexed or not).
+    pub seen: AtomicU64,
+    /// Files indexed (migration and fsnotify).
+    pub indexed: AtomicU64,
+    pub indexed_bytes: AtomicU64,
+    /// Bumped by `G/repair_fileinfo`; the migration duty runs a pass when it moves.
+    requests: AtomicU64,
+}
+
+impl Migration {
+    /// Asks the migration duty for a pass.
+    pub fn request(&self) {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// How many passes were asked for so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
 /// State shared by all executors.
 pub struct Shared {
     pub dir: PathBuf,
@@ -45,6 +71,8 @@ pub struct Shared {
     /// Small-file containers as the last compaction pass of their executor measured them:
     /// number -> (length, live bytes).
     containers: std::sync::Mutex<std::collections::BTreeMap<u64, (u64, u64)>>,
+    /// Migration and parallel-run progress.
+    pub migration: Migration,
 }
 
 impl Shared {
@@ -67,6 +95,7 @@ impl Shared {
             peer_health: Default::default(),
             compact_requests: AtomicU64::new(0),
             containers: Default::default(),
+            migration: Default::default(),
         }
     }
 

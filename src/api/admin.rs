@@ -401,6 +401,17 @@ pub fn metrics(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiEr
         inbox: w.meta().inbox_depth().unwrap_or(0),
         containers: w.shared.container_gauges(),
         process: crate::sys::process_stats(),
+        migration: {
+            use std::sync::atomic::Ordering::Relaxed;
+            let m = &w.shared.migration;
+            crate::metrics::MigrationGauge {
+                running: m.running.load(Relaxed),
+                passes: m.passes.load(Relaxed),
+                seen: m.seen.load(Relaxed),
+                indexed: m.indexed.load(Relaxed),
+                indexed_bytes: m.indexed_bytes.load(Relaxed),
+            }
+        },
     };
     let mut r = Response::text(200, crate::metrics::render(&w.shared.metrics, &gauges));
     r.headers.retain(|(n, _)| *n != "Content-Type");

@@ -133,8 +133,8 @@ pub async fn repair(w: &Rc<Worker>, client: IpAddr, p: &Params) -> Result<Respon
     ))
 }
 
-/// `G/repair_fileinfo`: with `enable_migrate`, indexes files under `files/` that have no
-/// record (as the importer does) and announces them to peers.
+/// `G/repair_fileinfo`: with `enable_migrate`, a migration pass (`migrate.rs`): files under
+/// `files/` that have no record are indexed as go-fastdfs does and queued for the peers.
 pub async fn repair_fileinfo(
     w: &Rc<Worker>,
     client: IpAddr,
@@ -145,36 +145,8 @@ pub async fn repair_fileinfo(
     if !cfg.enable_migrate {
         return Err(ApiError::fail(400, "please set enable_migrate=true"));
     }
-    let me = w.clone();
-    glommio::spawn_local(async move {
-        let dir = me.dir().to_path_buf();
-        let cfg = me.config();
-        let (host, sha1) = (cfg.host.clone(), cfg.file_sum_arithmetic == "sha1");
-        let meta = me.shared.meta.clone();
-        let scan = glommio::executor()
-            .spawn_blocking(move || {
-                crate::store::import::unindexed_records(&dir, &meta, sha1, &host)
-            })
-            .await;
-        match scan {
-            Ok(records) => {
-                let notify = me.config().peers.clone();
-                let mut n = 0;
-                for info in records {
-                    let origin = crate::store::meta::Origin::Local {
-                        notify: notify.clone(),
-                    };
-                    let inserted = me.meta().insert(info, None, true, origin).await;
-                    if let Ok(crate::store::meta::Inserted::New(_)) = inserted {
-                        n += 1;
-                    }
-                }
-                tracing::info!(indexed = n, "repair_fileinfo done");
-            }
-            Err(e) => tracing::error!(cause = %e, "repair_fileinfo failed"),
-        }
-    })
-    .detach();
+    // The migration duty (executor 0) runs the pass: progress in the log and /metrics.
+    w.shared.migration.request();
     Ok(Response::text(
         200,
         json::pretty(&json::envelope::<()>(

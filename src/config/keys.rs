@@ -114,7 +114,7 @@ config_keys! {
     read_only: bool = bool(false), live => (false);
     enable_tus: bool = bool(false), restart => (true);
     sync_timeout: i64 = int(0), live => (0);
-    enable_fsnotify: bool = bool(false), live;
+    enable_fsnotify: bool = bool(false), restart;
     connect_timeout: bool = flag(false), live;
     read_timeout: i64 = int(0), live => (600);
     write_timeout: i64 = int(0), live => (600);

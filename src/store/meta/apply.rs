@@ -378,13 +378,6 @@ pub(super) fn unlink_files(paths: Vec<PathBuf>) {
     }
 }
 
-pub(super) fn del_ok(r: Result<(), lmdb::Error>) -> Result<(), MetaError> {
-    match r {
-        Ok(()) | Err(lmdb::Error::NotFound) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
 pub(super) fn decode_stat(v: &[u8]) -> (i64, i64) {
     if v.len() != 16 {
         return (0, 0);

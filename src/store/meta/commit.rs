@@ -3,7 +3,7 @@
 //! takes the first, a scoped thread each further one),
 //! one durability step for all renames of the batch, then the commits.
 
-use super::apply::{del_ok, purge_peer, unlink_files};
+use super::apply::{purge_peer, unlink_files};
 use super::place::Placed;
 use super::*;
 

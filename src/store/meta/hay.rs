@@ -7,7 +7,6 @@
 //! - `\0version` -> `1`: the index is complete. A store from before this table (or a crash in
 //!   the middle of building it) is indexed from its records when it is opened.
 
-use super::apply::del_ok;
 use super::*;
 
 const VERSION_KEY: &[u8] = b"\0version";

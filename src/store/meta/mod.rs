@@ -270,6 +270,14 @@ fn parse_location(v: &[u8]) -> Option<(u64, u64)> {
     Some((n.parse().ok()?, off.parse().ok()?))
 }
 
+/// A delete that finds nothing to delete is fine.
+fn del_ok(r: Result<(), lmdb::Error>) -> Result<(), MetaError> {
+    match r {
+        Ok(()) | Err(lmdb::Error::NotFound) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn decode(bytes: &[u8]) -> Result<FileInfo, MetaError> {
     serde_json::from_slice(bytes).map_err(|e| MetaError::Corrupt(e.to_string()))
 }
