@@ -41,6 +41,13 @@ if ! python3 -c 'import tusclient' >/dev/null 2>&1; then
     || echo "warning: cannot install tuspy (pip install tuspy); the tus client tests will be skipped" >&2
 fi
 
+# tests/alarm.rs receives alarm mails with a real SMTP server (aiosmtpd).
+if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+  python3 -m pip install -q aiosmtpd >/dev/null 2>&1 \
+    || python3 -m pip install -q --break-system-packages aiosmtpd >/dev/null 2>&1 \
+    || echo "warning: cannot install aiosmtpd (pip install aiosmtpd); the alarm mail test will be skipped" >&2
+fi
+
 export GO_FASTDFS_BIN="${GO_FASTDFS_BIN:-$(cd .. && pwd)/shared/go-fastdfs/fileserver}"
 export LAZYFS_DIR="${LAZYFS_DIR:-$(cd .. && pwd)/shared/lazyfs}"
 # Style gates first: formatting and lints are part of "all tests".

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod admission;
+pub mod alarm;
 pub mod api;
 pub mod auth;
 pub mod client;

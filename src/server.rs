@@ -198,7 +198,7 @@ async fn worker_main(shared: Arc<Shared>, id: usize, workers: usize) -> Result<(
 
 /// The background tasks of an executor: the committer of the metadata shards it owns, its
 /// replication tasks, and on executor 0 the singletons (memory trim after bursts, migration and
-/// fsnotify, tus expiry).
+/// fsnotify, alarms, tus expiry).
 fn start_duties(worker: &Rc<Worker>) {
     let shared = &worker.shared;
     if let Some(rx) = shared.meta.take_owned(worker.id) {
@@ -214,6 +214,7 @@ fn start_duties(worker: &Rc<Worker>) {
     if worker.id == 0 {
         shared.spawn_duty("memory trim", trim_after_bursts(shared.clone()));
         shared.spawn_duty("migration", crate::migrate::duty(worker.clone()));
+        shared.spawn_duty("alarms", crate::alarm::duty(worker.clone()));
         if shared.config().enable_fsnotify {
             shared.spawn_duty("fsnotify", crate::migrate::watch(worker.clone()));
         }

@@ -161,4 +161,12 @@ config_keys! {
     /// Dead bytes (deleted merged files), in percent of a small-file container, from which the
     /// background compaction rewrites it; 0 = only on demand (`G/compact`).
     compact_dead_percent: u64 = uint(30), live => (30);
+    /// Seconds between two checks of every peer's `/status` and of the alarm conditions.
+    status_check_interval: u64 = uint(60), live => (60);
+    /// Alarm when the files' filesystem is this full (space or inodes), percent; 0 = off.
+    alarm_disk_used_percent: u64 = uint(90), live => (90);
+    /// Alarm when a change has waited this many seconds for a peer; 0 = off.
+    alarm_sync_lag_seconds: u64 = uint(3600), live => (3600);
+    /// A standing alarm is sent again at most this often, seconds.
+    alarm_repeat_seconds: u64 = uint(3600), live => (3600);
 }

@@ -43,7 +43,6 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Timeout of one announcement or delete call.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often, and with which timeout, peers' `status` is checked.
-const HEALTH_CHECK_PERIOD: Duration = Duration::from_secs(60);
 const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Announced files up to this size are fetched inside the announcement call.
 const INLINE_FETCH_BYTES_MAX: i64 = 256 * 1024;
@@ -128,7 +127,8 @@ async fn supervise(w: Rc<Worker>) {
         // Health check (docs/PROTOCOL.md §8), from executor 0 only: keeps `fastdfs_peer_up` true
         // to the minute even when nothing is replicated.
         if w.id == 0 && Instant::now() >= next_check {
-            next_check = Instant::now() + HEALTH_CHECK_PERIOD;
+            let period = Duration::from_secs(w.config().status_check_interval.max(1));
+            next_check = Instant::now() + period;
             for peer in w.config().peers.clone() {
                 let me = w.clone();
                 glommio::spawn_local(async move { check_health(&me, &peer).await }).detach();
