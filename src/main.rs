@@ -51,6 +51,31 @@ fn runtime_dir(cli: &Cli) -> PathBuf {
     }
 }
 
+/// Stops an offline command (`check`, `compact`) at once when `dir` is not a runtime dir a
+/// server has run in, before anything (log/, conf/, the lock file) is created there.
+fn require_runtime_dir(dir: &std::path::Path) {
+    let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let shown = shown.display();
+    if !dir.join("conf").join("cfg.json").is_file() {
+        fail(&format!(
+            "{shown} is not a fastdfs runtime dir (no conf/cfg.json): run it in the server's \
+             directory, or set GO_FASTDFS_DIR"
+        ));
+    }
+    if !dir.join("data").is_dir() {
+        fail(&format!(
+            "{shown} has no data/: the server has never run in this runtime dir, there is no \
+             store to work on"
+        ));
+    }
+}
+
+/// One line on stderr and exit code 1 (before logging is set up).
+fn fail(msg: &str) -> ! {
+    eprintln!("fastdfs: {msg}");
+    std::process::exit(1);
+}
+
 fn init_logging(dir: &std::path::Path) {
     use std::io::IsTerminal;
     use tracing_subscriber::{fmt, prelude::*, EnvFilter};
@@ -142,6 +167,7 @@ fn main() {
         Some(Command::DefaultConfig) => print!("{}", fastdfs::config::default_file_text()),
         Some(Command::Check { repair }) => {
             let dir = runtime_dir(&cli);
+            require_runtime_dir(&dir);
             init_logging(&dir);
             match check(&dir, repair) {
                 Ok(true) => {}
@@ -154,6 +180,7 @@ fn main() {
         }
         Some(Command::Compact) => {
             let dir = runtime_dir(&cli);
+            require_runtime_dir(&dir);
             init_logging(&dir);
             let cfg = match fastdfs::config::load_or_create(&dir) {
                 Ok(l) => l.config,
@@ -175,6 +202,10 @@ fn main() {
         }
         Some(Command::Import { ref from }) => {
             let dir = runtime_dir(&cli);
+            // Checked before anything is created in the target runtime dir.
+            if let Err(e) = fastdfs::store::import::check_source(from) {
+                fail(&format!("cannot import: {e}"));
+            }
             init_logging(&dir);
             if let Err(e) = import(&dir, from) {
                 tracing::error!("import failed: {e}");

@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use serde_json::json;
 use std::process::Command;
+use std::time::Duration;
 
 fn run_check(dir: &std::path::Path, repair: bool) -> (i32, String) {
     let mut cmd = Command::new(BIN);
@@ -80,4 +81,73 @@ fn check_refuses_while_the_server_runs() {
     let s = Server::start(json!({}));
     let (code, _) = run_check(&s.dir, false);
     assert_eq!(code, 1, "the runtime dir is locked by the running server");
+}
+
+/// Every entry under `dir` (relative paths), to prove a failed command created nothing.
+fn tree(dir: &std::path::Path) -> Vec<String> {
+    let mut out: Vec<String> = walk(dir)
+        .into_iter()
+        .map(|p| p.strip_prefix(dir).unwrap().display().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
+#[test]
+fn check_and_compact_refuse_a_dir_that_is_not_a_runtime_dir() {
+    for cmd in ["check", "compact"] {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("unrelated.txt"), b"not a runtime dir").unwrap();
+        // In the working directory (the default runtime dir), as an operator would.
+        let (code, out) = run_to_exit(tmp.path(), &[cmd], Duration::from_secs(30));
+        assert_eq!(code, Some(1), "{cmd}: {out}");
+        assert!(
+            out.contains("is not a fastdfs runtime dir (no conf/cfg.json)")
+                && out.contains("GO_FASTDFS_DIR"),
+            "{cmd}: {out}"
+        );
+        let real = tmp.path().canonicalize().unwrap();
+        assert!(out.contains(&real.display().to_string()), "{cmd}: {out}");
+        assert_eq!(out.lines().count(), 1, "{cmd}: one line: {out}");
+        assert_eq!(
+            tree(tmp.path()),
+            ["run.out", "unrelated.txt"],
+            "{cmd} created nothing"
+        );
+    }
+}
+
+#[test]
+fn check_and_compact_refuse_a_runtime_dir_that_never_ran() {
+    for cmd in ["check", "compact"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let conf = tmp.path().join("conf");
+        std::fs::create_dir_all(&conf).unwrap();
+        let cfg = base_config("127.0.0.1", free_port("127.0.0.1"), &json!({}));
+        std::fs::write(conf.join("cfg.json"), cfg.to_string()).unwrap();
+        let dir = tmp.path().display().to_string();
+        let (code, out) = run_to_exit(tmp.path(), &["--dir", &dir, cmd], Duration::from_secs(30));
+        assert_eq!(code, Some(1), "{cmd}: {out}");
+        assert!(
+            out.contains(&dir) && out.contains("has no data/") && out.contains("never run"),
+            "{cmd}: {out}"
+        );
+        assert_eq!(
+            tree(tmp.path()),
+            ["conf", "conf/cfg.json", "run.out"],
+            "{cmd} created nothing"
+        );
+    }
 }

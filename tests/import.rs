@@ -185,3 +185,85 @@ fn import_command_copies_a_go_fastdfs_dir_from_elsewhere() {
     let s = Server::start_in(target.path(), "127.0.0.1", json!({}));
     check_served(&s, &uploads);
 }
+
+/// Every entry under `dir` (relative paths), to prove a refused import created nothing.
+fn tree(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, d: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            let p = e.path();
+            out.push(p.strip_prefix(root).unwrap().display().to_string());
+            if p.is_dir() {
+                walk(root, &p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn import_refuses_a_source_that_is_not_a_go_fastdfs_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("target");
+    std::fs::create_dir_all(&target).unwrap();
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(empty.join("conf")).unwrap();
+    let plain_file = tmp.path().join("plain.txt");
+    std::fs::write(&plain_file, b"a file, not a dir").unwrap();
+    let missing = tmp.path().join("no-such-dir");
+    let cases = [
+        (&missing, "does not exist"),
+        (&plain_file, "is not a directory"),
+        (
+            &empty,
+            "is not a go-fastdfs runtime dir: it holds neither files/ nor data/fileserver.db",
+        ),
+    ];
+    for (from, why) in cases {
+        let from = from.display().to_string();
+        let (code, out) = run_to_exit(
+            &target,
+            &["import", "--from", &from],
+            std::time::Duration::from_secs(30),
+        );
+        assert_eq!(code, Some(1), "{from}: {out}");
+        assert!(out.contains(&from) && out.contains(why), "{from}: {out}");
+        assert_eq!(out.lines().count(), 1, "one line: {out}");
+        assert_eq!(
+            tree(&target),
+            ["run.out"],
+            "nothing created in the target runtime dir"
+        );
+    }
+}
+
+#[test]
+fn import_command_takes_a_dir_with_files_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let from = tmp.path().join("old");
+    let placed = from.join("files/default/20260101/a.txt");
+    std::fs::create_dir_all(placed.parent().unwrap()).unwrap();
+    std::fs::write(&placed, b"no LevelDB, only files").unwrap();
+    std::fs::create_dir_all(from.join("files/custom")).unwrap();
+    std::fs::write(from.join("files/custom/b.txt"), b"a custom path").unwrap();
+    let target = tmp.path().join("target");
+    std::fs::create_dir_all(target.join("conf")).unwrap();
+    let cfg = base_config("127.0.0.1", free_port("127.0.0.1"), &json!({}));
+    std::fs::write(target.join("conf/cfg.json"), cfg.to_string()).unwrap();
+    let (code, out) = run_to_exit(
+        &target,
+        &["import", "--from", &from.display().to_string()],
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("imported 0 records from LevelDB and 2 files without records"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read(target.join("files/default/20260101/a.txt")).unwrap(),
+        b"no LevelDB, only files"
+    );
+}

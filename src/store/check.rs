@@ -7,6 +7,7 @@
 
 use crate::json::FileInfo;
 use crate::store::meta::Meta;
+use crate::store::progress::Progress;
 use std::path::Path;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -26,7 +27,8 @@ impl CheckReport {
     }
 }
 
-/// Checks (and with `repair` fixes) the store of runtime dir `dir`.
+/// Checks (and with `repair` fixes) the store of runtime dir `dir`; progress is logged at most
+/// every 5 s.
 pub fn check(
     dir: &Path,
     meta: &Meta,
@@ -36,14 +38,38 @@ pub fn check(
     repair: bool,
 ) -> std::io::Result<CheckReport> {
     let mut records: Vec<FileInfo> = Vec::new();
+    let mut progress = Progress::new();
     meta.for_each(|info| {
         records.push(info);
+        if progress.tick() {
+            tracing::info!(records = records.len(), "check progress (reading records)");
+        }
         true
     })
     .map_err(std::io::Error::other)?;
+    // Records of migrated files (offset -2) are not checked.
+    let total = records
+        .iter()
+        .filter(|i| i.is_merged() || i.offset == crate::json::OFFSET_PLAIN)
+        .count();
+    tracing::info!(files = total, "checking files against their records");
     let mut report = CheckReport::default();
     let mut drop_records = Vec::new();
+    let mut progress = Progress::new();
+    let mut log_progress = |report: &CheckReport| {
+        if progress.tick() {
+            tracing::info!(
+                checked = report.checked,
+                total,
+                ok = report.ok,
+                missing = report.missing.len(),
+                mismatch = report.size_mismatch.len() + report.digest_mismatch.len(),
+                "check progress"
+            );
+        }
+    };
     for info in records.iter().filter(|i| i.is_merged()) {
+        log_progress(&report);
         report.checked += 1;
         let at = meta.location(info).map_err(std::io::Error::other)?;
         check_merged(dir, info, at, sha1, dedup, &mut report, &mut drop_records)?;
@@ -52,6 +78,7 @@ pub fn check(
         .iter()
         .filter(|i| i.offset == crate::json::OFFSET_PLAIN)
     {
+        log_progress(&report);
         report.checked += 1;
         let rel = info.rel_path();
         let full = dir.join(&rel);
@@ -77,6 +104,10 @@ pub fn check(
         report.repaired = drop_records.len();
         meta.remove_records(&drop_records)
             .map_err(std::io::Error::other)?;
+        tracing::info!(
+            dropped = drop_records.len(),
+            "records dropped; indexing files without records"
+        );
         let imported = crate::store::import::import(dir, dir, meta, sha1, host)?;
         report.indexed = imported.from_files;
     }

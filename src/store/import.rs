@@ -8,6 +8,7 @@
 
 use crate::json::FileInfo;
 use crate::store::meta::{self, Meta};
+use crate::store::progress::Progress;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -42,8 +43,29 @@ pub fn import_in_place(
     Ok(Some(report))
 }
 
+/// Why `from` cannot be imported (`fastdfs import --from`): it does not exist, is not a
+/// directory, or holds neither `files/` nor `data/fileserver.db`. Nothing is created.
+pub fn check_source(from: &Path) -> Result<(), String> {
+    let shown = from.display();
+    match std::fs::metadata(from) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!("{shown} does not exist"))
+        }
+        Err(e) => return Err(format!("cannot read {shown}: {e}")),
+        Ok(m) if !m.is_dir() => return Err(format!("{shown} is not a directory")),
+        Ok(_) => {}
+    }
+    if !from.join("files").is_dir() && !from.join("data").join("fileserver.db").is_dir() {
+        return Err(format!(
+            "{shown} is not a go-fastdfs runtime dir: it holds neither files/ nor data/fileserver.db"
+        ));
+    }
+    Ok(())
+}
+
 /// Imports the go-fastdfs runtime dir `from` into the runtime dir `to` (which holds `meta`).
 /// When they differ, files are copied into `to/files/` at the same relative paths first.
+/// Progress is logged at most every 5 s per phase (copy, LevelDB, files without records).
 pub fn import(
     from: &Path,
     to: &Path,
@@ -52,15 +74,32 @@ pub fn import(
     host: &str,
 ) -> std::io::Result<Report> {
     if from != to {
-        copy_tree(&from.join("files"), &to.join("files"))?;
+        check_source(from).map_err(std::io::Error::other)?;
+        let mut progress = Progress::new();
+        copy_tree(&from.join("files"), &to.join("files"), &mut || {
+            if progress.tick() {
+                tracing::info!(files = progress.done(), "import progress (copying files)");
+            }
+        })?;
     }
     let mut report = Report::default();
     let mut known: HashSet<String> = HashSet::new();
     let ldb = from.join("data").join("fileserver.db");
     if ldb.is_dir() {
         let records = read_leveldb(&ldb)?;
+        let total = records.len();
+        let mut progress = Progress::new();
         let mut batch = Vec::new();
         for info in records {
+            if progress.tick() {
+                tracing::info!(
+                    records = progress.done(),
+                    total,
+                    imported = report.from_leveldb,
+                    skipped = report.skipped,
+                    "import progress (LevelDB)"
+                );
+            }
             let rel = info.rel_path();
             if !content_present(to, &info) || !known.insert(rel) {
                 report.skipped += 1;
@@ -71,14 +110,21 @@ pub fn import(
             if batch.len() == IMPORT_BATCH {
                 meta.import_batch(std::mem::take(&mut batch))
                     .map_err(std::io::Error::other)?;
-                tracing::info!(records = report.from_leveldb, "import progress (LevelDB)");
             }
         }
         meta.import_batch(batch).map_err(std::io::Error::other)?;
     }
     let mut batch = Vec::new();
     let files = to.join("files");
+    let mut progress = Progress::new();
     walk_files(&files, &mut |path| {
+        if progress.tick() {
+            tracing::info!(
+                files = progress.done(),
+                indexed = report.from_files,
+                "import progress (files without records)"
+            );
+        }
         let rel = format!(
             "files/{}",
             path.strip_prefix(&files).unwrap_or(path).to_string_lossy()
@@ -104,10 +150,6 @@ pub fn import(
         if batch.len() == IMPORT_BATCH {
             meta.import_batch(std::mem::take(&mut batch))
                 .map_err(std::io::Error::other)?;
-            tracing::info!(
-                files = report.from_files,
-                "import progress (files without records)"
-            );
         }
         Ok(())
     })?;
@@ -167,19 +209,28 @@ fn read_leveldb(ldb: &Path) -> std::io::Result<Vec<FileInfo>> {
     // Open a private copy: LevelDB recovery writes to the directory it opens.
     let copy = std::env::temp_dir().join(format!("fastdfs-import-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&copy);
-    copy_tree(ldb, &copy)?;
+    copy_tree(ldb, &copy, &mut || {})?;
     let _ = std::fs::remove_file(copy.join("LOCK"));
     let opts = rusty_leveldb::Options {
         create_if_missing: false,
         ..Default::default()
     };
+    tracing::info!(path = %ldb.display(), "reading go-fastdfs LevelDB");
     let mut db = rusty_leveldb::DB::open(&copy, opts)
         .map_err(|e| std::io::Error::other(format!("cannot read {}: {e}", ldb.display())))?;
     let mut it = db
         .new_iter()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut out = Vec::new();
+    let mut progress = Progress::new();
     while it.advance() {
+        if progress.tick() {
+            tracing::info!(
+                entries = progress.done(),
+                records = out.len(),
+                "import progress (reading LevelDB)"
+            );
+        }
         let Some((k, v)) = it.current() else { continue };
         let Ok(info) = serde_json::from_slice::<FileInfo>(&v) else {
             continue;
@@ -255,8 +306,9 @@ fn walk_files(dir: &Path, f: &mut dyn FnMut(&Path) -> std::io::Result<()>) -> st
     Ok(())
 }
 
-/// Copies a tree (files that already exist at the target are left alone).
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+/// Copies a tree (files that already exist at the target are left alone); `on_file` is
+/// called once per file.
+fn copy_tree(from: &Path, to: &Path, on_file: &mut dyn FnMut()) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     let Ok(entries) = std::fs::read_dir(from) else {
         return Ok(());
@@ -265,10 +317,13 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
         let target = to.join(e.file_name());
         let t = e.file_type()?;
         if t.is_dir() {
-            copy_tree(&e.path(), &target)?;
-        } else if t.is_file() && !target.exists() {
-            std::fs::copy(e.path(), &target)?;
-            std::fs::File::open(&target)?.sync_all()?;
+            copy_tree(&e.path(), &target, on_file)?;
+        } else if t.is_file() {
+            on_file();
+            if !target.exists() {
+                std::fs::copy(e.path(), &target)?;
+                std::fs::File::open(&target)?.sync_all()?;
+            }
         }
     }
     std::fs::File::open(to)?.sync_all()?;

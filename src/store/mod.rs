@@ -1,5 +1,6 @@
 //! Storage: where files live (`names`), their metadata (`meta`, sharded LMDB with group
-//! commit), the small-file cache (`cache`), and the durable write path (`write`).
+//! commit), the small-file cache (`cache`), and the durable write path (`write`); the offline
+//! jobs (`import`, `check`) report their `progress`.
 
 pub mod cache;
 pub mod check;
@@ -7,6 +8,7 @@ pub mod haystack;
 pub mod import;
 pub mod meta;
 pub mod names;
+pub mod progress;
 pub mod write;
 
 /// Modification time of a file in Unix seconds (0 when unknown).
