@@ -2,7 +2,8 @@
 # Small-file merge benchmark: durable 4 KiB uploads (32 connections, wrk) and 4 KiB GETs of
 # the uploaded files, with enable_merge_small_file off and on, on the same server binary in the
 # same run (server pinned to CPU 0, wrk to CPU 1). Prints files/s, server CPU µs per upload,
-# GET req/s, and the on/off ratios; saves bench/results/merge-<timestamp>.md.
+# GET req/s, and the on/off ratios, with nginx's WebDAV PUT of the same files as the CPU per
+# upload baseline; saves bench/results/merge-<timestamp>.md.
 #
 #   cargo build --release && bench/merge.sh          # about 1.5 minutes
 #
@@ -17,6 +18,7 @@ GET_S=${GET_SECONDS:-10}
 PORT=18091
 TS=$(date +%Y%m%d-%H%M%S)
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt-get install -y -qq nginx >/dev/null
 [ -x "$BIN" ] || { echo "build first: cargo build --release ($BIN missing)" >&2; exit 1; }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -61,6 +63,46 @@ EOF
   echo "$fps $cpu_us $get_rps $files"
 }
 
+# nginx's WebDAV PUT of the same 4 KiB files (no fsync: nginx has none), for the CPU per
+# upload baseline: one worker process on CPU 0, bodies buffered in memory.
+nginx_put() {
+  local dir="$WORK/nginx" port=$((PORT + 1)) pid c0 c1 out req dur
+  rm -rf "$dir" && mkdir -p "$dir/root/dav" "$dir/tmp" "$dir/logs"
+  cat >"$dir/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+master_process off;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $dir/tmp;
+  client_body_buffer_size 64k;
+  client_max_body_size 16m;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$port;
+    root $dir/root;
+    location /dav/ { dav_methods PUT; create_full_put_path on; }
+  }
+}
+NGINX
+  taskset -c 0 nice -n -10 "$(command -v nginx || echo /usr/sbin/nginx)" -p "$dir" -c "$dir/nginx.conf" &
+  pid=$!
+  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+  c0=$(cpu_ticks "$pid")
+  out=$(taskset -c 1 wrk -t1 -c32 -d"${UP_S}s" --timeout 10s -s wrk-put.lua \
+    "http://127.0.0.1:$port/dav/" -- 4096 "put$TS" 2>&1)
+  c1=$(cpu_ticks "$pid")
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  req=$(echo "$out" | awk '/requests in/ {print $1}')
+  dur=$(echo "$out" | awk '/requests in/ {gsub("s,","",$4); print $4}')
+  awk -v r="$req" -v d="$dur" -v a="$c0" -v b="$c1" -v t="$tck" \
+    'BEGIN {printf "%.0f %.0f\n", r / d, (b - a) / t * 1e6 / r}'
+}
+
+read -r nginx_fps nginx_cpu < <(nginx_put)
 read -r off_fps off_cpu off_get off_files < <(run false)
 read -r on_fps on_cpu on_get on_files < <(run true)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
@@ -76,6 +118,10 @@ connections, ${UP_S} s, each acknowledged only once durable. GETs: 500 of the up
 | server CPU µs per upload (lower better) | $off_cpu | $on_cpu | $(ratio "$on_cpu" "$off_cpu") |
 | GET 4 KiB req/s (higher better) | $off_get | $on_get | $(ratio "$on_get" "$off_get") |
 | files (inodes) under files/ after the run | $off_files | $on_files | |
+
+nginx WebDAV PUT of the same 4 KiB files (one worker on CPU 0, no fsync), same run: $nginx_fps
+files/s, $nginx_cpu µs of CPU per PUT. CPU per upload against it: merge off
+$(ratio "$off_cpu" "$nginx_cpu")x, merge on $(ratio "$on_cpu" "$nginx_cpu")x.
 "
 echo "$report"
 mkdir -p results

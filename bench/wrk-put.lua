@@ -1,0 +1,26 @@
+-- wrk script: WebDAV PUT of SIZE-byte files to unique paths (nginx's dav_methods PUT), the
+-- baseline bench/merge.sh sets beside multipart uploads.
+-- usage: wrk -t1 -c32 -d10s -s wrk-put.lua http://127.0.0.1:PORT/dav/ -- SIZE RUNID
+local threads = {}
+local size, runid, body, counter, base
+
+function setup(thread)
+   thread:set("tid", #threads + 1)
+   table.insert(threads, thread)
+end
+
+function init(args)
+   size = tonumber(args[1])
+   runid = args[2] or "x"
+   local t = {}
+   for i = 1, size do t[i] = string.char(math.random(0, 255)) end
+   body = table.concat(t)
+   counter = 0
+   base = wrk.path
+end
+
+function request()
+   counter = counter + 1
+   local path = string.format("%s%s_%d_%d.bin", base, runid, tid or 0, counter)
+   return wrk.format("PUT", path, {["Content-Type"] = "application/octet-stream"}, body)
+end
