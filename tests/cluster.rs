@@ -439,12 +439,17 @@ fn sync_receive_md5s_and_repair_fileinfo_reannounce_files() {
         &md5_hex(&y)
     )));
 
+    // Migration (enable_migrate: at the restart, and again on repair_fileinfo) indexes the
+    // hand-placed file as go-fastdfs does, under its path key, and the peer fetches it by path.
     let (s, body) = call(agent().get(&format!("{}/group1/repair_fileinfo", bases[0])));
     assert_eq!(s, 200, "{body}");
+    let key = md5_hex(b"files/default/manual/z.bin");
     assert!(
-        eventually(SYNC_DEADLINE, || has_md5(&bases[1], &md5_hex(&z))),
+        eventually(SYNC_DEADLINE, || has_md5(&bases[1], &key)),
         "a hand-placed file was not indexed and announced"
     );
+    let (code, got) = get_bytes(&bases[1], "/group1/default/manual/z.bin", &[]);
+    assert_eq!((code, got), (200, z));
     drop(nodes);
 }
 
