@@ -7,6 +7,10 @@ use crate::http::params::ParamsError;
 use crate::http::{BodyError, Response};
 use crate::store::meta::MetaError;
 
+/// The message of a 507 (the detailed cause goes to the log only).
+pub const STORAGE_FULL: &str =
+    "insufficient storage: the server's disk is full, nothing was stored; retry later";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// Pretty envelope `{data:null, message, status}` with this HTTP status.
@@ -52,7 +56,31 @@ impl ApiError {
         }
     }
 
+    /// Whether the request failed because the disk (or a quota, or the metadata map) is full:
+    /// the client may retry later, elsewhere (507).
+    pub fn is_storage_full(&self) -> bool {
+        fn io_full(e: &std::io::Error) -> bool {
+            e.kind() == std::io::ErrorKind::StorageFull
+                || e.kind() == std::io::ErrorKind::QuotaExceeded
+                || matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+        }
+        match self {
+            ApiError::Io(e) | ApiError::Meta(MetaError::Io(e)) => io_full(e),
+            ApiError::Meta(MetaError::Full(_)) => true,
+            ApiError::Meta(MetaError::Lmdb(e)) => matches!(
+                e,
+                lmdb::Error::MapFull
+                    | lmdb::Error::Other(libc::ENOSPC)
+                    | lmdb::Error::Other(libc::EDQUOT)
+            ),
+            _ => false,
+        }
+    }
+
     pub fn status(&self) -> u16 {
+        if self.is_storage_full() {
+            return 507;
+        }
         match self {
             ApiError::Envelope { http, .. } | ApiError::Text { http, .. } => *http,
             ApiError::Empty(s) => *s,
@@ -61,7 +89,6 @@ impl ApiError {
             ApiError::Params(ParamsError::Form(_)) => 400,
             ApiError::Meta(MetaError::PathConflict(_)) => 409,
             ApiError::Meta(_) => 500,
-            ApiError::Io(e) if e.kind() == std::io::ErrorKind::StorageFull => 507,
             ApiError::Io(_) => 500,
         }
     }
@@ -85,7 +112,12 @@ impl ApiError {
                 if status >= 500 {
                     tracing::error!(cause = %other, "request failed");
                 }
-                let msg = other.to_string();
+                // The cause (with server paths) is in the log; the client learns what to do.
+                let msg = if status == 507 {
+                    STORAGE_FULL.to_string()
+                } else {
+                    other.to_string()
+                };
                 Response::text(
                     status,
                     crate::json::pretty(&crate::json::envelope::<()>("fail", &msg, None)),

@@ -135,7 +135,7 @@ impl Meta {
         let applied = std::sync::Barrier::new(groups);
         let decided = std::sync::Barrier::new(groups);
         let dirs: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
-        let durable: Mutex<Option<String>> = Mutex::new(None);
+        let durable: Mutex<Option<Failed>> = Mutex::new(None);
         let mut results: Vec<Option<OpReply>> = (0..n).map(|_| None).collect();
         let mut by_shard = by_shard.into_iter();
         let (first_shard, first_ops) = by_shard.next().expect("a batch has ops");
@@ -158,7 +158,7 @@ impl Meta {
                 let t1 = std::time::Instant::now();
                 let set = std::mem::take(&mut *dirs.lock().expect("dirs lock"));
                 if let Err(e) = self.make_durable(&set) {
-                    *durable.lock().expect("durable lock") = Some(e.to_string());
+                    *durable.lock().expect("durable lock") = Some(Failed::of_io(&e));
                 }
                 tracing::debug!(
                     groups,
@@ -191,7 +191,7 @@ impl Meta {
         shard: usize,
         ops: Vec<(usize, Op)>,
         dirs: &Mutex<BTreeSet<PathBuf>>,
-        barrier: impl FnOnce() -> Option<String>,
+        barrier: impl FnOnce() -> Option<Failed>,
     ) -> Vec<(usize, OpReply)> {
         let s = &self.shards[shard];
         let mut txn = match s.env.begin_rw_txn() {
@@ -215,14 +215,15 @@ impl Meta {
             .extend(std::mem::take(&mut fx.dirs));
         let failure = match barrier() {
             Some(e) => Some(e),
-            None => txn.commit().err().map(|e| e.to_string()),
+            None => txn
+                .commit()
+                .err()
+                .map(|e| Failed::of_commit(e, &self.root.join("data").join("meta"))),
         };
         match failure {
-            Some(msg) => {
+            Some(f) => {
                 fx.undo();
-                out.into_iter()
-                    .map(|(i, _)| (i, Err(MetaError::Corrupt(format!("commit failed: {msg}")))))
-                    .collect()
+                out.into_iter().map(|(i, _)| (i, Err(f.error()))).collect()
             }
             None => {
                 fx.committed();
@@ -328,4 +329,61 @@ pub(super) mod tests {
     /// Every directory the committer fsynced (the storage tests read it).
     pub static SYNCED_DIRS: std::sync::Mutex<Vec<std::path::PathBuf>> =
         std::sync::Mutex::new(Vec::new());
+}
+
+/// Why a batch did not commit: its text, and whether the disk (or quota, or map) was full.
+#[derive(Debug, Clone)]
+pub(super) struct Failed {
+    msg: String,
+    full: bool,
+}
+
+/// Below this many free bytes, an LMDB write error is taken for a full disk: LMDB reports a
+/// short write (the disk filled mid-write) as EIO.
+const NEARLY_FULL_BYTES: u64 = 1 << 20;
+
+fn io_full(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: a zeroed statvfs is a valid out-parameter; `c` is NUL-terminated.
+    let mut v: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statvfs writes into `v` only.
+    (unsafe { libc::statvfs(c.as_ptr(), &mut v) } == 0)
+        .then(|| v.f_bavail as u64 * v.f_frsize as u64)
+}
+
+impl Failed {
+    fn of_io(e: &std::io::Error) -> Failed {
+        Failed {
+            msg: e.to_string(),
+            full: io_full(e),
+        }
+    }
+
+    fn of_commit(e: lmdb::Error, meta_dir: &Path) -> Failed {
+        let full = match e {
+            lmdb::Error::MapFull => true,
+            lmdb::Error::Other(code) if code == libc::ENOSPC || code == libc::EDQUOT => true,
+            lmdb::Error::Other(code) if code == libc::EIO => {
+                free_bytes(meta_dir).is_some_and(|b| b < NEARLY_FULL_BYTES)
+            }
+            _ => false,
+        };
+        Failed {
+            msg: e.to_string(),
+            full,
+        }
+    }
+
+    fn error(&self) -> MetaError {
+        if self.full {
+            MetaError::Full(self.msg.clone())
+        } else {
+            MetaError::Corrupt(format!("commit failed: {}", self.msg))
+        }
+    }
 }

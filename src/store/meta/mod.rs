@@ -46,6 +46,9 @@ pub enum MetaError {
     Io(#[from] std::io::Error),
     #[error("metadata record is corrupt: {0}")]
     Corrupt(String),
+    /// The disk (or quota, or the metadata map) is full: nothing of the batch was stored.
+    #[error("storage full: {0}")]
+    Full(String),
     #[error("metadata writer stopped")]
     Stopped,
     #[error("no free name for {0} after {1} attempts")]

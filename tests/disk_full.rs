@@ -1,0 +1,207 @@
+//! A full disk (issue 13, item 7): the runtime dir, or only its metadata, on a small tmpfs.
+//! Every write refused for lack of space is a 507 with a JSON message that names no server
+//! path, leaves nothing half-written (no temp file, no record, no file without a record), and
+//! once space returns the same uploads succeed. Needs root (mount); skipped otherwise.
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// A tmpfs of `size` mounted at `at`, unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            skip("disk-full tests", "cannot mount a tmpfs (needs root)");
+            return None;
+        }
+        Some(Tmpfs(at.to_path_buf()))
+    }
+
+    fn resize(&self, size: &str) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the filesystem of `dir` up to its last byte; returns the filler to remove later.
+fn fill(dir: &Path) -> PathBuf {
+    let filler = dir.join("filler");
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=4k"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    filler
+}
+
+fn post(s: &Server, name: &str, data: &[u8]) -> (u16, Value) {
+    let (code, body) = upload(s, name, data, &[("output", "json")]);
+    (code, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// Files under `files/` other than the internal directories' own.
+fn stored_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.join("files")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn assert_refused_for_space(code: u16, v: &Value, dir: &Path) {
+    assert_eq!(code, 507, "{v}");
+    assert_eq!(v["status"], "fail", "{v}");
+    let msg = v["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("disk is full"), "{v}");
+    assert!(
+        !msg.contains(&*dir.to_string_lossy()) && !msg.contains("/tmp"),
+        "path leaked: {v}"
+    );
+}
+
+#[test]
+fn a_full_disk_refuses_uploads_with_507_and_nothing_half_written_then_recovers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("rt");
+    let Some(_fs) = Tmpfs::mount(&root, "8m") else {
+        return;
+    };
+    let s = Server::start_in(
+        &root,
+        "127.0.0.1",
+        json!({"enable_tus": true, "enable_merge_small_file": false}),
+    );
+    let (code, first) = post(&s, "kept.bin", &noise(1_000_000, 1));
+    assert_eq!(code, 200, "{first}");
+    let before = stored_files(&root);
+    let filler = fill(&root);
+    // A multipart upload, large and small.
+    for (name, size) in [("big.bin", 500_000), ("small.txt", 3_000)] {
+        let (code, v) = post(&s, name, &noise(size, size as u64));
+        assert_refused_for_space(code, &v, &root);
+    }
+    // A tus upload: creation may fit, its data does not.
+    let create = agent()
+        .post(&s.url("/group1/big/upload/"))
+        .set("Tus-Resumable", "1.0.0")
+        .set("Upload-Length", "400000")
+        .call();
+    if let Ok(r) = create {
+        let url = r.header("location").unwrap().to_string();
+        let r = agent()
+            .request("PATCH", &url)
+            .set("Tus-Resumable", "1.0.0")
+            .set("Upload-Offset", "0")
+            .set("Content-Type", "application/offset+octet-stream")
+            .send_bytes(&noise(400_000, 9));
+        let (code, body) = match r {
+            Ok(r) => (r.status(), r.into_string().unwrap()),
+            Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap()),
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(code, 507, "{body}");
+        assert!(!body.contains("/tmp"), "{body}");
+    }
+    // Nothing half-written: no temp file, no new stored file, the count unchanged.
+    let tmp_dir = root.join("files/_tmp");
+    let temps: Vec<_> = std::fs::read_dir(&tmp_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect();
+    assert!(temps.is_empty(), "temp files left: {temps:?}");
+    let now: Vec<PathBuf> = stored_files(&root)
+        .into_iter()
+        .filter(|p| !p.starts_with(root.join("files/_big")))
+        .collect();
+    assert_eq!(now, before);
+    // Space returns: the same upload goes through, and the first file still reads back.
+    std::fs::remove_file(&filler).unwrap();
+    let (code, v) = post(&s, "small.txt", &noise(3_000, 3_000));
+    assert_eq!(code, 200, "{v}");
+    let url = first["path"].as_str().unwrap();
+    let (code, got) = common::cluster::get_bytes(&s.base(), url, &[]);
+    assert_eq!((code, got.len()), (200, 1_000_000));
+}
+
+#[test]
+fn a_full_metadata_disk_refuses_with_507_undoes_the_placed_file_and_recovers() {
+    // Metadata on its own small volume (as on a separate SSD), files with room to spare.
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("rt");
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    let Some(meta_fs) = Tmpfs::mount(&root.join("data"), "1m") else {
+        return;
+    };
+    let mut s = Server::start_in(
+        &root,
+        "127.0.0.1",
+        json!({"enable_merge_small_file": false}),
+    );
+    let mut refused = None;
+    let mut stored = 0;
+    for i in 0..5_000u64 {
+        let (code, v) = post(
+            &s,
+            &format!("f{i}.txt"),
+            format!("small file {i}").as_bytes(),
+        );
+        if code != 200 {
+            refused = Some((i, code, v));
+            break;
+        }
+        stored += 1;
+    }
+    let (i, code, v) = refused.expect("the metadata volume never filled");
+    assert_refused_for_space(code, &v, &root);
+    // The refused file is not left in files/ without a record.
+    let leftover = stored_files(&root).into_iter().any(|p| {
+        p.file_name()
+            .is_some_and(|n| n == format!("f{i}.txt").as_str())
+    });
+    assert!(
+        !leftover,
+        "f{i}.txt was left in files/ though its upload was refused"
+    );
+    meta_fs.resize("64m");
+    let (code, v) = post(
+        &s,
+        &format!("f{i}.txt"),
+        format!("small file {i}").as_bytes(),
+    );
+    assert_eq!(code, 200, "{v}");
+    assert!(stored > 0);
+    // Stopped, the store checks clean: every record has its file, every file its record.
+    s.stop();
+    let (code, out) = run_to_exit(&root, &["check"], Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{out}");
+}
