@@ -205,3 +205,32 @@ fn a_full_metadata_disk_refuses_with_507_undoes_the_placed_file_and_recovers() {
     let (code, out) = run_to_exit(&root, &["check"], Duration::from_secs(60));
     assert_eq!(code, Some(0), "{out}");
 }
+
+#[test]
+fn a_full_disk_refuses_merged_small_files_with_507_and_the_container_stays_readable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("rt");
+    let Some(_fs) = Tmpfs::mount(&root, "8m") else {
+        return;
+    };
+    let s = Server::start_in(&root, "127.0.0.1", json!({"enable_merge_small_file": true}));
+    let (code, kept) = post(&s, "kept.txt", b"merged before the disk filled");
+    assert_eq!(code, 200, "{kept}");
+    assert!(
+        kept["path"].as_str().unwrap().contains("/haystack/"),
+        "{kept}"
+    );
+    let filler = fill(&root);
+    let (code, v) = post(&s, "late.txt", &noise(20_000, 5));
+    assert_refused_for_space(code, &v, &root);
+    std::fs::remove_file(&filler).unwrap();
+    let (code, v) = post(&s, "late.txt", &noise(20_000, 5));
+    assert_eq!(code, 200, "{v}");
+    for (r, want) in [
+        (&kept, b"merged before the disk filled".to_vec()),
+        (&v, noise(20_000, 5)),
+    ] {
+        let (code, got) = common::cluster::get_bytes(&s.base(), r["path"].as_str().unwrap(), &[]);
+        assert_eq!((code, got), (200, want));
+    }
+}
