@@ -2,7 +2,7 @@
 # Runs every test of fastdfs-rs on a fresh Debian machine (as root): installs what the tests
 # drive (curl, wget, nginx for the ip_hash cluster test, fuse3 for LazyFS, util-linux for
 # setpriv/prlimit, Debian's chromium and playwright-core in tests/browser for the upload-page
-# test, tuspy for the tus tests), then `cargo test`.
+# test, tuspy for the tus tests), then `cargo test` with the crash points (feature failpoints).
 # The reference go-fastdfs binary is found through GO_FASTDFS_BIN (default: ../shared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,7 +57,7 @@ for component in rustfmt clippy; do
   fi
 done
 cargo fmt --check
-cargo clippy --all-targets -- -D warnings
+cargo clippy --all-targets --features failpoints -- -D warnings
 
 # Tests that cannot run their tool (nginx, LazyFS, Chromium, tuspy, the Go binary...) record
 # themselves here; they are listed as skipped, never counted as passed. Under CI every tool is
@@ -66,7 +66,7 @@ export FASTDFS_SKIP_LOG="$(mktemp)"
 log="$(mktemp)"
 trap 'rm -f "$FASTDFS_SKIP_LOG" "$log"' EXIT
 status=0
-cargo test --all-targets -- --test-threads="${TEST_THREADS:-4}" 2>&1 | tee "$log" || status=$?
+cargo test --all-targets --features failpoints -- --test-threads="${TEST_THREADS:-4}" 2>&1 | tee "$log" || status=$?
 
 passed=$(awk '/^test result:/ {s += $4} END {print s + 0}' "$log")
 failed=$(awk '/^test result:/ {s += $6} END {print s + 0}' "$log")

@@ -179,6 +179,7 @@ async fn compact_one(
             .spawn_blocking(move || haystack::retire(&dir, n))
             .await?;
     }
+    crate::failpoint::hit("compact.retired");
     w.haystack.seal(n);
     let container = dir.join(n.to_string());
     // Files move in groups whose appends share one batch (one write, one fdatasync) and whose
@@ -196,6 +197,7 @@ async fn compact_one(
                 moved_since_pause += size;
             }
         }
+        crate::failpoint::hit("compact.moved");
         if moved_since_pause >= PACE_BYTES {
             moved_since_pause = 0;
             glommio::timer::sleep(PACE_PAUSE).await;
@@ -208,6 +210,7 @@ async fn compact_one(
             "container {n} still referenced after compaction; kept for the next pass"
         )));
     }
+    crate::failpoint::hit("compact.unlinking");
     let dir = dir.to_path_buf();
     glommio::executor()
         .spawn_blocking(move || haystack::remove(&dir, n))

@@ -12,6 +12,7 @@ pub mod codec;
 pub mod compact;
 pub mod config;
 pub mod error;
+pub mod failpoint;
 pub mod http;
 pub mod image;
 pub mod json;

@@ -327,6 +327,7 @@ fn write_durably(path: &Path, start: u64, buf: &[u8]) -> io::Result<()> {
         .open(path)?;
     f.write_all_at(buf, start)?;
     f.sync_data()?;
+    crate::failpoint::hit("haystack.synced");
     if created {
         std::fs::File::open(dir)?.sync_all()?;
         for d in &new_dirs {

@@ -346,6 +346,7 @@ impl Meta {
         for (shard, recs) in by_shard {
             self.insert_records(shard, recs)?;
         }
+        crate::failpoint::hit("import.batch");
         Ok(())
     }
 }

@@ -179,6 +179,7 @@ impl Appender {
         joined(self.writing.take()).await?;
         joined(self.syncing.take()).await?;
         self.file.fdatasync().await.map_err(io::Error::from)?;
+        crate::failpoint::hit("write.synced");
         let pos = self.pos;
         let file = Rc::try_unwrap(self.file).map_err(|_| io::Error::other("file still shared"))?;
         file.close().await.map_err(io::Error::from)?;

@@ -420,6 +420,16 @@ fn progress_headers(r: &mut Response, info: &Info) {
 
 async fn head(w: &Worker, id: &str) -> Result<Response, TusError> {
     let info = live(w, id).await?;
+    // Unfinished, with its data gone: a crash right after the completion stored the file
+    // (it is indexed; a new upload of it is a dedup hit). Gone for HEAD as for PATCH, so a
+    // client starts over instead of resuming into a 404.
+    if info.completed.is_none() && !state::data_path(w.dir(), id).exists() {
+        if let Some(_lock) = Lock::try_take(id) {
+            let _ = state::remove(w.dir(), id).await;
+            state::release(id);
+        }
+        return Err(TusError::DataMissing);
+    }
     let mut r = Response::new(200);
     r.set("Upload-Offset", info.offset.to_string());
     match info.length {

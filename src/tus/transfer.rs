@@ -128,6 +128,9 @@ pub async fn advance(
     next.expires = state::now() + super::lifetime_s(&w.config());
     if complete {
         next.completed = Some(self::complete(w, &next, received.whole_digest).await?);
+        crate::failpoint::hit("tus.completed");
+    } else {
+        crate::failpoint::hit("tus.data_synced");
     }
     state::save(w.dir(), &next).await?;
     *info = next;

@@ -66,6 +66,8 @@ pub struct Server {
     pub ip: String,
     pub port: u16,
     pub child: Option<Child>,
+    /// Environment variables for the next starts (e.g. `FASTDFS_FAILPOINTS`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -112,6 +114,7 @@ impl Server {
             ip: ip.to_string(),
             port,
             child: None,
+            env: Vec::new(),
         };
         // Parallel tests may draw the same free port: the loser sees "cannot listen" and
         // retries on a new port (only when this harness wrote the config).
@@ -146,6 +149,7 @@ impl Server {
             .arg("server")
             .current_dir(&self.dir)
             .env_remove("GO_FASTDFS_DIR")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -124,6 +124,18 @@ impl Meta {
     /// then every shard commits. Blocking. Results are in op order.
     pub(super) fn commit_batch(&self, ops: Vec<(usize, Op)>) -> Vec<OpReply> {
         let n = ops.len();
+        // The batch's file effects are journaled (durably) before any file moves.
+        let committer = ops
+            .first()
+            .map_or(0, |(shard, _)| shard % self.senders.len());
+        let intents = self.intents_of(&ops);
+        let journaled = !intents.is_empty();
+        if journaled {
+            if let Err(e) = super::intents::write(&self.root, committer, &intents) {
+                let f = Failed::of_io(&e);
+                return (0..n).map(|_| Err(f.error())).collect();
+            }
+        }
         let mut by_shard: BTreeMap<usize, Vec<(usize, Op)>> = BTreeMap::new();
         for (i, (shard, op)) in ops.into_iter().enumerate() {
             by_shard.entry(shard).or_default().push((i, op));
@@ -155,11 +167,13 @@ impl Meta {
             let t0 = std::time::Instant::now();
             let inline = self.commit_shard(first_shard, first_ops, &dirs, || {
                 applied.wait();
+                crate::failpoint::hit("commit.placed");
                 let t1 = std::time::Instant::now();
                 let set = std::mem::take(&mut *dirs.lock().expect("dirs lock"));
                 if let Err(e) = self.make_durable(&set) {
                     *durable.lock().expect("durable lock") = Some(Failed::of_io(&e));
                 }
+                crate::failpoint::hit("commit.durable");
                 tracing::debug!(
                     groups,
                     apply_us = (t1 - t0).as_micros() as u64,
@@ -178,6 +192,10 @@ impl Meta {
                 }
             }
         });
+        crate::failpoint::hit("commit.committed");
+        if journaled {
+            super::intents::clear(&self.root, committer);
+        }
         results
             .into_iter()
             .map(|r| r.expect("every op answered"))
@@ -320,6 +338,9 @@ impl Effects {
     fn committed(mut self) {
         let displaced = self.placed.into_iter().filter_map(|p| p.displaced());
         self.unlink_after.extend(displaced);
+        if !self.unlink_after.is_empty() {
+            crate::failpoint::hit("commit.before_unlink");
+        }
         unlink_files(self.unlink_after);
     }
 }

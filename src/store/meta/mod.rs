@@ -2,8 +2,10 @@
 //!
 //! Storage contract: a write (`Op`) is acknowledged only after one LMDB transaction holding it
 //! has committed (LMDB fsyncs on commit) and, for inserts, after the file was renamed into
-//! place and its directory fsynced. A crash before the ack may leave an orphan file under
-//! `files/` (never a record pointing at a missing or partial file).
+//! place and its directory fsynced. A batch's file effects are journaled first (`intents.rs`):
+//! after a crash, a file moved into place that no record names is taken back, and a file whose
+//! delete committed is unlinked, before anything is served (never a record pointing at a
+//! missing or partial file, never a served file without a record).
 //!
 //! Layout: `S` shards (fixed at first start, recorded in `data/meta/shards`), each an LMDB
 //! environment with tables `files` (md5 -> FileInfo JSON), `paths` (path key -> md5),
@@ -288,6 +290,7 @@ fn decode(bytes: &[u8]) -> Result<FileInfo, MetaError> {
 mod apply;
 mod commit;
 mod hay;
+mod intents;
 mod ops;
 mod place;
 mod read;

@@ -65,12 +65,14 @@ impl Meta {
             senders.push(tx);
             receivers.push(Some(rx));
         }
-        Ok(Arc::new(Meta {
+        let meta = Arc::new(Meta {
             root,
             shards,
             senders,
             receivers: Mutex::new(receivers),
-        }))
+        });
+        meta.recover_intents()?;
+        Ok(meta)
     }
 
     /// Where a merged file's bytes are now: (container, offset of the marker); None when the

@@ -1,0 +1,241 @@
+//! The intent journal of a batch's file effects (`data/meta/intents-<executor>`), so that a
+//! crash between a rename into `files/` and the metadata commit (or between a delete's commit
+//! and its unlink) leaves nothing visible that the metadata does not say: plain files are served
+//! by path, without a metadata lookup.
+//!
+//! Before a batch moves any file, the committer writes what it will move into place (`P`, the
+//! directory, the wanted name and the staged path) and what it will unlink once committed
+//! (`U`, a deleted file's path), and fdatasyncs that. After the commit the journal is emptied
+//! (no sync needed: replaying a stale journal is harmless). On open, `recover` replays a
+//! journal left by a crash: a placed file that no record names goes back to where it was
+//! staged (a tus upload keeps its data) or is removed, and a file whose delete committed is
+//! unlinked. Dedup-off overwrites (RENAME_EXCHANGE) are not journaled.
+
+use super::*;
+use std::io::Write;
+
+/// One file effect of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Intent {
+    /// `tmp` moves into `dir` (relative) as `name`, or `<i>_<name>` on a collision.
+    Place {
+        dir: String,
+        name: String,
+        tmp: PathBuf,
+    },
+    /// The file at `rel` is unlinked once the delete committed.
+    Unlink { rel: String },
+}
+
+fn journal_path(root: &Path, committer: usize) -> PathBuf {
+    root.join("data")
+        .join("meta")
+        .join(format!("intents-{committer}"))
+}
+
+fn encode(intents: &[Intent]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in intents {
+        match i {
+            Intent::Place { dir, name, tmp } => {
+                let _ = writeln!(out, "P\t{dir}\t{name}\t{}", tmp.display());
+            }
+            Intent::Unlink { rel } => {
+                let _ = writeln!(out, "U\t{rel}");
+            }
+        }
+    }
+    out
+}
+
+fn decode(text: &str) -> Vec<Intent> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            match (f.next()?, f.next(), f.next(), f.next()) {
+                ("P", Some(dir), Some(name), Some(tmp)) => Some(Intent::Place {
+                    dir: dir.into(),
+                    name: name.into(),
+                    tmp: tmp.into(),
+                }),
+                ("U", Some(rel), None, None) => Some(Intent::Unlink { rel: rel.into() }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Writes the journal of `committer` and makes it durable (and its directory entry, the first
+/// time). Blocking.
+pub(super) fn write(root: &Path, committer: usize, intents: &[Intent]) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let path = journal_path(root, committer);
+    let created = !path.exists();
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    let bytes = encode(intents);
+    f.write_all_at(&bytes, 0)?;
+    f.set_len(bytes.len() as u64)?;
+    f.sync_data()?;
+    if created {
+        std::fs::File::open(path.parent().expect("in data/meta"))?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Empties the journal of `committer` after its batch committed (not synced: a stale journal
+/// replays to nothing).
+pub(super) fn clear(root: &Path, committer: usize) {
+    if let Ok(f) = std::fs::OpenOptions::new()
+        .write(true)
+        .open(journal_path(root, committer))
+    {
+        let _ = f.set_len(0);
+    }
+}
+
+/// Whether `file` is `name` or `<digits>_<name>` (a collision name of it).
+fn is_candidate(file: &str, name: &str) -> bool {
+    file == name
+        || file.strip_suffix(name).is_some_and(|p| {
+            p.len() >= 2 && p.ends_with('_') && p[..p.len() - 1].bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+impl Meta {
+    /// Replays the intent journals a crash left (see the module doc); returns how many files
+    /// were taken back or unlinked. Run once at open, before anything is served.
+    pub(super) fn recover_intents(&self) -> Result<usize, MetaError> {
+        let meta_dir = self.root.join("data").join("meta");
+        let mut undone = 0;
+        let mut touched: BTreeSet<PathBuf> = BTreeSet::new();
+        for e in std::fs::read_dir(&meta_dir)?.flatten() {
+            let fname = e.file_name().to_string_lossy().into_owned();
+            if !fname.starts_with("intents-") {
+                continue;
+            }
+            let text = std::fs::read_to_string(e.path())?;
+            for intent in decode(&text) {
+                undone += self.replay(&intent, &mut touched)?;
+            }
+            for d in &touched {
+                std::fs::File::open(d)?.sync_all()?;
+            }
+            let f = std::fs::OpenOptions::new().write(true).open(e.path())?;
+            f.set_len(0)?;
+            f.sync_data()?;
+        }
+        if undone > 0 {
+            tracing::warn!(
+                files = undone,
+                "crash recovery: file moves the metadata never recorded were taken back"
+            );
+        }
+        Ok(undone)
+    }
+
+    fn replay(&self, intent: &Intent, touched: &mut BTreeSet<PathBuf>) -> Result<usize, MetaError> {
+        let indexed = |rel: &str| -> Result<bool, MetaError> {
+            Ok(self.get_by_path_key(&path_key(rel))?.is_some())
+        };
+        match intent {
+            Intent::Unlink { rel } => {
+                let full = self.root.join(rel);
+                if full.is_file() && !indexed(rel)? {
+                    std::fs::remove_file(&full)?;
+                    touched.insert(full.parent().expect("under files/").to_path_buf());
+                    return Ok(1);
+                }
+                Ok(0)
+            }
+            Intent::Place { dir, name, tmp } => {
+                let full_dir = self.root.join(dir);
+                let Ok(entries) = std::fs::read_dir(&full_dir) else {
+                    return Ok(0);
+                };
+                let mut n = 0;
+                for e in entries.flatten() {
+                    let file = e.file_name().to_string_lossy().into_owned();
+                    if !is_candidate(&file, name) || !e.file_type()?.is_file() {
+                        continue;
+                    }
+                    if indexed(&format!("{dir}/{file}"))? {
+                        continue;
+                    }
+                    let at = e.path();
+                    if !tmp.exists() && tmp.parent().is_some_and(Path::is_dir) {
+                        std::fs::rename(&at, tmp)?;
+                        touched.insert(tmp.parent().expect("a dir").to_path_buf());
+                    } else {
+                        std::fs::remove_file(&at)?;
+                    }
+                    touched.insert(full_dir.clone());
+                    n += 1;
+                }
+                Ok(n)
+            }
+        }
+    }
+
+    /// The file effects `ops` will have, for the journal (deleted files' paths are read now:
+    /// only this committer writes their shards).
+    pub(super) fn intents_of(&self, ops: &[(usize, Op)]) -> Vec<Intent> {
+        let mut out = Vec::new();
+        for (_, op) in ops {
+            match op {
+                Op::Insert {
+                    staged: Some(st), ..
+                } if !st.replace => out.push(Intent::Place {
+                    dir: st.dir.clone(),
+                    name: st.name.clone(),
+                    tmp: st.tmp.clone(),
+                }),
+                Op::Delete { md5, .. } => {
+                    if let Ok(Some(info)) = self.get(md5) {
+                        if matches!(info.content(), Content::Plain | Content::Migrated) {
+                            out.push(Intent::Unlink {
+                                rel: info.rel_path(),
+                            });
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_journal_reads_back_what_was_written() {
+        let v = vec![
+            Intent::Place {
+                dir: "files/default/20261203/02/30/1".into(),
+                name: "a b.txt".into(),
+                tmp: "/srv/files/_tmp/x".into(),
+            },
+            Intent::Unlink {
+                rel: "files/s/old.bin".into(),
+            },
+        ];
+        assert_eq!(decode(&String::from_utf8(encode(&v)).unwrap()), v);
+        assert!(decode("garbage\nP\tonly").is_empty());
+    }
+
+    #[test]
+    fn collision_names_are_candidates() {
+        assert!(is_candidate("a.txt", "a.txt"));
+        assert!(is_candidate("0_a.txt", "a.txt"));
+        assert!(is_candidate("12_a.txt", "a.txt"));
+        assert!(!is_candidate("x_a.txt", "a.txt"));
+        assert!(!is_candidate("_a.txt", "a.txt"));
+        assert!(!is_candidate("b.txt", "a.txt"));
+    }
+}
