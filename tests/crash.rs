@@ -331,3 +331,41 @@ fn compaction_interrupted_at_each_step_loses_nothing_and_finishes_later() {
         check_clean(&mut s, point);
     }
 }
+
+#[test]
+fn an_import_interrupted_after_a_batch_resumes_and_ends_clean() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    for i in 0..30 {
+        let d = src.path().join(format!("files/default/20260101/{i:02}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(format!("f{i}.txt")), format!("imported {i}")).unwrap();
+    }
+    let import = |armed: bool| {
+        let mut c = std::process::Command::new(BIN);
+        c.args(["import", "--from"])
+            .arg(src.path())
+            .current_dir(dst.path())
+            .env_remove("GO_FASTDFS_DIR");
+        if armed {
+            c.env("FASTDFS_FAILPOINTS", "import.batch");
+        }
+        c.output().unwrap()
+    };
+    let first = import(true);
+    assert_eq!(
+        first.status.code(),
+        Some(EXIT),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let second = import(false);
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let (code, out) = run_to_exit(dst.path(), &["check"], Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("checked 30 files: 30 ok"), "{out}");
+}
