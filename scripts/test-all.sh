@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in curl:curl wget:wget nginx:nginx fusermount3:fuse3 setpriv:util-linux prlimit:util-linux systemd-analyze:systemd logrotate:logrotate chromium:chromium; do
+for pair in curl:curl wget:wget nginx:nginx fusermount3:fuse3 setpriv:util-linux prlimit:util-linux systemd-analyze:systemd logrotate:logrotate iptables:iptables chromium:chromium; do
   cmd=${pair%%:*}; pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
