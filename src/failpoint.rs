@@ -11,25 +11,33 @@
 //! the new offset not saved), `tus.completed` (an upload's file is stored, the upload not
 //! marked complete), `import.batch` (after an import batch), `compact.retired`,
 //! `compact.moved` (after a group of relocations), `compact.unlinking` (before a compacted
-//! container is removed).
+//! container is removed). `io(name)` is an I/O error point instead: `read.eio` (reading a
+//! stored file) and `write.eio` (writing an upload) fail with EIO on every pass.
 
 /// The exit code of a process ended by a failpoint.
 pub const EXIT_CODE: i32 = 86;
 
 #[cfg(feature = "failpoints")]
-pub fn hit(name: &str) {
+fn armed(name: &str) -> bool {
     use std::sync::OnceLock;
     static ARMED: OnceLock<Vec<String>> = OnceLock::new();
-    let armed = ARMED.get_or_init(|| {
-        std::env::var("FASTDFS_FAILPOINTS")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect()
-    });
-    if armed.iter().any(|a| a == name) {
+    ARMED
+        .get_or_init(|| {
+            std::env::var("FASTDFS_FAILPOINTS")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .iter()
+        .any(|a| a == name)
+}
+
+#[cfg(feature = "failpoints")]
+pub fn hit(name: &str) {
+    if armed(name) {
         eprintln!("failpoint {name}: exiting");
         // SAFETY: _exit ends the process without running anything else, as a crash would.
         unsafe { libc::_exit(EXIT_CODE) };
@@ -39,3 +47,19 @@ pub fn hit(name: &str) {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub fn hit(_name: &str) {}
+
+/// An I/O error point: EIO, as a failing disk gives, when `FASTDFS_FAILPOINTS` lists `name`
+/// (`read.eio`: reads of stored files; `write.eio`: writes of uploads), on every pass.
+#[cfg(feature = "failpoints")]
+pub fn io(name: &str) -> std::io::Result<()> {
+    if armed(name) {
+        return Err(std::io::Error::from_raw_os_error(libc::EIO));
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn io(_name: &str) -> std::io::Result<()> {
+    Ok(())
+}

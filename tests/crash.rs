@@ -369,3 +369,47 @@ fn an_import_interrupted_after_a_batch_resumes_and_ends_clean() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("checked 30 files: 30 ok"), "{out}");
 }
+
+/// A failing disk: with `read.eio` / `write.eio` armed every read of a stored file or write of
+/// an upload fails with EIO.
+#[test]
+fn eio_on_reads_and_writes_is_a_500_and_the_server_keeps_serving() {
+    let mut s = Server::start(json!({}));
+    let f1 = noise(3_000, 11);
+    let r1 = upload_json(&s, "f1.bin", &f1);
+    let path1 = r1["path"].as_str().unwrap().to_string();
+    let restart_with = |s: &mut Server, point: &str| {
+        s.stop();
+        s.env = vec![("FASTDFS_FAILPOINTS".into(), point.into())];
+        s.respawn();
+    };
+    restart_with(&mut s, "read.eio");
+    for _ in 0..3 {
+        let (code, body) = get_bytes(&s.base(), &path1, &[]);
+        assert_eq!(code, 500, "{}", String::from_utf8_lossy(&body));
+        let v: Value = serde_json::from_slice(&body).expect("a JSON error");
+        assert_eq!(v["status"], "fail");
+    }
+    let (code, _) = call(agent().get(&s.url("/group1/status")));
+    assert_eq!(code, 200, "the executor still serves");
+    let r2 = upload_json(&s, "f2.bin", &noise(2_000, 12));
+    assert_eq!(r2["size"], 2_000, "writes still work");
+    restart_with(&mut s, "write.eio");
+    let (code, body) = upload(&s, "f3.bin", &noise(4_000, 13), &[("output", "json")]);
+    assert_eq!(code, 500, "{body}");
+    assert!(!has_md5(&s.base(), &md5_hex(&noise(4_000, 13))));
+    let temps: Vec<_> = std::fs::read_dir(s.dir.join("files/_tmp"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect();
+    assert!(temps.is_empty(), "{temps:?}");
+    let (code, got) = get_bytes(&s.base(), &path1, &[]);
+    assert!(code == 200 && got == f1, "reads work again: {code}");
+    assert!(
+        s.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "the process lives"
+    );
+    s.env.clear();
+    check_clean(&mut s, "eio");
+}

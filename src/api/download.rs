@@ -468,6 +468,7 @@ async fn close_rc(file: Rc<glommio::io::BufferedFile>) {
 }
 
 async fn read_all(file: &glommio::io::BufferedFile, size: u64) -> Result<Bytes, ApiError> {
+    crate::failpoint::io("read.eio")?;
     let mut out = Vec::with_capacity(size as usize);
     while (out.len() as u64) < size {
         let got = file

@@ -387,6 +387,7 @@ pub async fn read_from(
             "merged size out of range",
         ));
     }
+    crate::failpoint::io("read.eio")?;
     let mut out = Vec::with_capacity(size as usize);
     while (out.len() as u64) < size {
         let got = file

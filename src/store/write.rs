@@ -119,6 +119,7 @@ impl Appender {
     }
 
     pub async fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+        crate::failpoint::io("write.eio")?;
         while !data.is_empty() {
             let room = WRITE_BUFFER_BYTES - self.buf.len();
             let n = room.min(data.len());
