@@ -56,22 +56,9 @@ pub fn record_for(root: &Path, rel: &str, host: &str) -> io::Result<Option<FileI
     if !m.is_file() || m.len() == 0 || being_written(&root.join(rel)) == Some(true) {
         return Ok(None);
     }
-    let (dir, name) = rel.rsplit_once('/').expect("rel has a directory");
-    let scene = match parts.get(2) {
-        Some(d) if d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()) => parts[1].to_string(),
-        _ => String::new(),
-    };
-    Ok(Some(FileInfo {
-        name: name.to_string(),
-        rename: String::new(),
-        path: dir.to_string(),
-        md5: meta::path_key(rel),
-        size: m.len() as i64,
-        peers: Some(vec![host.to_string()]),
-        scene,
-        time_stamp: crate::store::mtime_secs(&m),
-        offset: crate::json::OFFSET_MIGRATED,
-    }))
+    let md5 = meta::path_key(rel);
+    let offset = crate::json::OFFSET_MIGRATED;
+    Ok(Some(crate::store::found_record(rel, &m, md5, host, offset)))
 }
 
 /// Whether some process has the file open for writing: a read lease (`F_SETLEASE`) is refused

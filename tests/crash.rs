@@ -7,7 +7,7 @@
 #![cfg(feature = "failpoints")]
 #![allow(clippy::result_large_err)] // ureq::Error, in a test closure
 mod common;
-use common::cluster::{get_bytes, has_md5, upload_to, write_config, Addresses};
+use common::cluster::{get_bytes, has_md5, served_path, upload_to, write_config, Addresses};
 use common::*;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -60,19 +60,10 @@ fn upload_blind(s: &Server, name: &str, data: &[u8]) {
 
 /// Every regular file under `files/` (internal directories included) named `name`.
 fn files_named(dir: &Path, name: &str) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.join("files")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.file_name().is_some_and(|n| n == name) {
-                out.push(p);
-            }
-        }
-    }
-    out
+    files_under(dir)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == name))
+        .collect()
 }
 
 fn assert_serves(s: &Server, r: &Value, want: &[u8], point: &str) {
@@ -90,16 +81,7 @@ fn all_or_nothing(s: &Server, name: &str, data: &[u8], point: &str) {
         .filter(|p| !p.starts_with(s.dir.join("files/_tmp")))
         .collect();
     if has_md5(&s.base(), &md5) {
-        let (_, text) = call(agent().get(&s.url(&format!("/group1/get_file_info?md5={md5}"))));
-        let v: Value = serde_json::from_str(&text).unwrap();
-        let path = format!(
-            "/group1/{}/{}",
-            v["data"]["path"]
-                .as_str()
-                .unwrap()
-                .trim_start_matches("files/"),
-            v["data"]["name"].as_str().unwrap()
-        );
+        let path = served_path(&s.base(), &md5);
         let (code, got) = get_bytes(&s.base(), &path, &[]);
         assert!(
             code == 200 && got == data,

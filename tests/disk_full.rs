@@ -59,24 +59,6 @@ fn post(s: &Server, name: &str, data: &[u8]) -> (u16, Value) {
     (code, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
-/// Files under `files/` other than the internal directories' own.
-fn stored_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.join("files")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 fn assert_refused_for_space(code: u16, v: &Value, dir: &Path) {
     assert_eq!(code, 507, "{v}");
     assert_eq!(v["status"], "fail", "{v}");
@@ -102,7 +84,7 @@ fn a_full_disk_refuses_uploads_with_507_and_nothing_half_written_then_recovers()
     );
     let (code, first) = post(&s, "kept.bin", &noise(1_000_000, 1));
     assert_eq!(code, 200, "{first}");
-    let before = stored_files(&root);
+    let before = files_under(&root);
     let filler = fill(&root);
     // A multipart upload, large and small.
     for (name, size) in [("big.bin", 500_000), ("small.txt", 3_000)] {
@@ -139,7 +121,7 @@ fn a_full_disk_refuses_uploads_with_507_and_nothing_half_written_then_recovers()
         .flatten()
         .collect();
     assert!(temps.is_empty(), "temp files left: {temps:?}");
-    let now: Vec<PathBuf> = stored_files(&root)
+    let now: Vec<PathBuf> = files_under(&root)
         .into_iter()
         .filter(|p| !p.starts_with(root.join("files/_big")))
         .collect();
@@ -184,7 +166,7 @@ fn a_full_metadata_disk_refuses_with_507_undoes_the_placed_file_and_recovers() {
     let (i, code, v) = refused.expect("the metadata volume never filled");
     assert_refused_for_space(code, &v, &root);
     // The refused file is not left in files/ without a record.
-    let leftover = stored_files(&root).into_iter().any(|p| {
+    let leftover = files_under(&root).into_iter().any(|p| {
         p.file_name()
             .is_some_and(|n| n == format!("f{i}.txt").as_str())
     });

@@ -9,7 +9,9 @@
 //! `FAULT_SEEDS=a,b,c` runs those seeds instead of the default ones; a failing seed is added
 //! to `REGRESSION_SEEDS`. docs/TESTING.md records a run over many seeds.
 mod common;
-use common::cluster::{get_bytes, has_md5, md5s_of_day, today, write_config, Addresses};
+use common::cluster::{
+    get_bytes, has_md5, md5s_of_day, served_path, today, write_config, Addresses,
+};
 use common::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -232,16 +234,7 @@ fn run_schedule(seed: u64, lane: u8) {
     for md5 in &want {
         let data = &acked[md5];
         for n in &nodes {
-            let (_, text) = call(agent().get(&n.url(&format!("/group1/get_file_info?md5={md5}"))));
-            let v: Value = serde_json::from_str(&text).unwrap();
-            let path = format!(
-                "/group1/{}/{}",
-                v["data"]["path"]
-                    .as_str()
-                    .unwrap()
-                    .trim_start_matches("files/"),
-                v["data"]["name"].as_str().unwrap()
-            );
+            let path = served_path(&n.base(), md5);
             let (code, got) = get_bytes(&n.base(), &path, &[]);
             assert!(
                 code == 200 && &got == data,

@@ -264,24 +264,10 @@ fn record_for_file(
         return Ok(None);
     }
     let digest = hash_file(&full, sha1)?;
-    let (dir, name) = rel.rsplit_once('/').expect("rel has a directory");
-    let mtime = crate::store::mtime_secs(&m);
-    // `files/<scene>/<YYYYMMDD>/...` is the default layout; anything else is a custom path.
-    let scene = match parts.get(2) {
-        Some(d) if d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()) => parts[1].to_string(),
-        _ => String::new(),
-    };
-    Ok(Some(FileInfo {
-        name: name.to_string(),
-        rename: String::new(),
-        path: dir.to_string(),
-        md5: digest,
-        size: m.len() as i64,
-        peers: Some(vec![host.to_string()]),
-        scene,
-        time_stamp: mtime,
-        offset: crate::json::OFFSET_PLAIN,
-    }))
+    let offset = crate::json::OFFSET_PLAIN;
+    Ok(Some(crate::store::found_record(
+        rel, &m, digest, host, offset,
+    )))
 }
 
 pub fn hash_file(path: &Path, sha1: bool) -> std::io::Result<String> {

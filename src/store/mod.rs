@@ -19,3 +19,32 @@ pub fn mtime_secs(m: &std::fs::Metadata) -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+/// The record of a file found under `files/` without one (import, migration): `rel` is
+/// `files/...`; `files/<scene>/<YYYYMMDD>/...` is the default layout (its scene is kept),
+/// anything else a custom path.
+pub fn found_record(
+    rel: &str,
+    m: &std::fs::Metadata,
+    md5: String,
+    host: &str,
+    offset: i64,
+) -> crate::json::FileInfo {
+    let parts: Vec<&str> = rel.split('/').collect();
+    let (dir, name) = rel.rsplit_once('/').expect("rel has a directory");
+    let scene = match parts.get(2) {
+        Some(d) if d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()) => parts[1].to_string(),
+        _ => String::new(),
+    };
+    crate::json::FileInfo {
+        name: name.to_string(),
+        rename: String::new(),
+        path: dir.to_string(),
+        md5,
+        size: m.len() as i64,
+        peers: Some(vec![host.to_string()]),
+        scene,
+        time_stamp: mtime_secs(m),
+        offset,
+    }
+}

@@ -158,3 +158,12 @@ pub fn md5s_of_day(base: &str, date: &str) -> Vec<String> {
 pub fn today() -> String {
     local_stamp(now())[..8].to_string()
 }
+
+/// The download path of the file a node indexes under `md5` (from `get_file_info`).
+pub fn served_path(base: &str, md5: &str) -> String {
+    let (_, text) = call(agent().get(&format!("{base}/group1/get_file_info?md5={md5}")));
+    let v: Value = serde_json::from_str(&text).expect("get_file_info answers JSON");
+    let dir = v["data"]["path"].as_str().expect("a record");
+    let name = v["data"]["name"].as_str().expect("a record");
+    format!("/group1/{}/{name}", dir.trim_start_matches("files/"))
+}
