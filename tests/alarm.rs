@@ -7,11 +7,9 @@ mod common;
 use common::cluster::{write_config, Addresses};
 use common::*;
 use serde_json::json;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The SMTP sink process, killed on drop.
@@ -87,49 +85,6 @@ impl Sink {
     }
 }
 
-/// An alarm_url endpoint: records each POST body, answers 200.
-fn alarm_endpoint() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/alarm", listener.local_addr().unwrap());
-    let bodies: Arc<Mutex<Vec<String>>> = Arc::default();
-    let seen = bodies.clone();
-    std::thread::spawn(move || {
-        for mut s in listener.incoming().flatten() {
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            loop {
-                let n = s.read(&mut chunk).unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf).into_owned();
-                let Some(i) = text.find("\r\n\r\n") else {
-                    continue;
-                };
-                let len: usize = text[..i]
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse().unwrap())
-                    })
-                    .unwrap_or(0);
-                if buf.len() >= i + 4 + len {
-                    seen.lock()
-                        .unwrap()
-                        .push(text[i + 4..i + 4 + len].to_string());
-                    break;
-                }
-            }
-            let _ =
-                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-        }
-    });
-    (url, bodies)
-}
-
 /// The form fields of an urlencoded body, decoded.
 fn form(body: &str) -> Vec<(String, String)> {
     body.split('&')
@@ -164,10 +119,10 @@ fn percent_decode(s: &str) -> String {
 fn a_down_peer_a_late_queue_and_a_full_disk_are_mailed_and_posted_once_and_recovery_too() {
     let tmp = tempfile::tempdir().unwrap();
     let smtp_port = free_port("127.0.0.1");
-    let Some(sink) = Sink::start(smtp_port, &tmp.path().join("mail")) else {
+    let Some(mail) = Sink::start(smtp_port, &tmp.path().join("mail")) else {
         return;
     };
-    let (alarm_url, posts) = alarm_endpoint();
+    let (alarm_url, posts) = common::sink("/alarm", |_| (String::new(), "ok".into()));
     let addrs = Addresses::pick(17, 2);
     let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     let alarms = json!({
@@ -191,26 +146,31 @@ fn a_down_peer_a_late_queue_and_a_full_disk_are_mailed_and_posted_once_and_recov
     let down = format!("fastdfs alarm: peer {peer} is down");
     let late = format!("fastdfs alarm: replication to {peer} is");
     let told = eventually(Duration::from_secs(30), || {
-        !sink.with_subject(&down).is_empty()
-            && !sink.with_subject(&late).is_empty()
-            && !sink.with_subject("fastdfs alarm: disk of").is_empty()
+        !mail.with_subject(&down).is_empty()
+            && !mail.with_subject(&late).is_empty()
+            && !mail.with_subject("fastdfs alarm: disk of").is_empty()
     });
-    assert!(told, "mails: {:?}\n{}", sink.mails(), a.stderr());
-    let mail = &sink.with_subject(&down)[0];
+    assert!(told, "mails: {:?}\n{}", mail.mails(), a.stderr());
+    let first = &mail.with_subject(&down)[0];
     assert!(
-        mail.contains("X-Envelope-To: ops@example.com,dev@example.com"),
-        "{mail}"
+        first.contains("X-Envelope-To: ops@example.com,dev@example.com"),
+        "{first}"
     );
-    assert!(mail.contains("X-Authenticated: True"), "{mail}");
-    assert!(mail.contains("From: <alarm@example.com>"), "{mail}");
+    assert!(first.contains("X-Authenticated: True"), "{first}");
+    assert!(first.contains("From: <alarm@example.com>"), "{first}");
     assert!(
-        mail.contains("Content-Type: text/plain; charset=UTF-8"),
-        "{mail}"
+        first.contains("Content-Type: text/plain; charset=UTF-8"),
+        "{first}"
     );
-    assert!(mail.contains("fastdfs server error"), "{mail}");
-    assert!(mail.contains(&format!("server:{peer}")), "{mail}");
+    assert!(first.contains("fastdfs server error"), "{first}");
+    assert!(first.contains(&format!("server:{peer}")), "{first}");
     // alarm_url got the same subject and message (never an empty form).
-    let posted = posts.lock().unwrap().clone();
+    let posted: Vec<String> = posts
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, b)| b.clone())
+        .collect();
     let down_post = posted
         .iter()
         .map(|b| form(b))
@@ -220,17 +180,17 @@ fn a_down_peer_a_late_queue_and_a_full_disk_are_mailed_and_posted_once_and_recov
     assert!(message.contains(&format!("server:{peer}")), "{message}");
     // A standing alarm is not repeated before alarm_repeat_seconds.
     std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(sink.with_subject(&down).len(), 1, "{:?}", sink.mails());
+    assert_eq!(mail.with_subject(&down).len(), 1, "{:?}", mail.mails());
     // The peer comes up: the queue drains and both ends are told.
     let _b = Server::start_in(dirs[1].path(), &addrs.ips[1], json!({}));
     let recovered = eventually(Duration::from_secs(30), || {
-        !sink
+        !mail
             .with_subject(&format!("fastdfs recovered: peer {peer} is down"))
             .is_empty()
-            && !sink
+            && !mail
                 .with_subject(&format!("fastdfs recovered: replication to {peer}"))
                 .is_empty()
     });
-    assert!(recovered, "mails: {:?}", sink.mails());
-    assert_eq!(sink.with_subject(&down).len(), 1);
+    assert!(recovered, "mails: {:?}", mail.mails());
+    assert_eq!(mail.with_subject(&down).len(), 1);
 }

@@ -5,72 +5,25 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
-
-/// What the auth server received: (head, body) per call.
-type Calls = Arc<Mutex<Vec<(String, String)>>>;
 
 /// Answers by the form's auth_token: good -> "ok", json -> {"data":"ok"}, cache* -> "ok" with
-/// Cache-Control: max-age=60, anything else -> "fail". Runs until the test process ends.
+/// Cache-Control: max-age=60, anything else -> "fail".
 fn auth_server() -> (String, Calls) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/auth", listener.local_addr().unwrap());
-    let calls: Calls = Arc::default();
-    let seen = calls.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut s = stream;
-            s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-                .unwrap();
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            let (head, body) = loop {
-                let n = s.read(&mut chunk).unwrap_or(0);
-                if n == 0 {
-                    break (String::new(), String::new());
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf).into_owned();
-                if let Some(i) = text.find("\r\n\r\n") {
-                    let head = text[..i].to_string();
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse().unwrap())
-                        })
-                        .unwrap_or(0);
-                    if buf.len() >= i + 4 + len {
-                        break (head, text[i + 4..i + 4 + len].to_string());
-                    }
-                }
-            };
-            let token = body
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("auth_token="))
-                .unwrap_or("")
-                .to_string();
-            seen.lock().unwrap().push((head, body));
-            let (answer, extra) = match token.as_str() {
-                "good" => ("ok".to_string(), ""),
-                "json" => (
-                    r#"{"data":"ok","message":"","status":"ok"}"#.to_string(),
-                    "",
-                ),
-                t if t.starts_with("cache") => ("ok".to_string(), "Cache-Control: max-age=60\r\n"),
-                _ => ("fail".to_string(), ""),
-            };
-            let _ = write!(
-                s,
-                "HTTP/1.1 200 OK\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                answer.len()
-            );
+    sink("/auth", |body| {
+        let token = body
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("auth_token="))
+            .unwrap_or("");
+        match token {
+            "good" => (String::new(), "ok".into()),
+            "json" => (
+                String::new(),
+                r#"{"data":"ok","message":"","status":"ok"}"#.into(),
+            ),
+            t if t.starts_with("cache") => ("Cache-Control: max-age=60\r\n".into(), "ok".into()),
+            _ => (String::new(), "fail".into()),
         }
-    });
-    (url, calls)
+    })
 }
 
 fn upload_with(

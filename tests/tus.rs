@@ -883,54 +883,12 @@ fn x_http_method_override_turns_a_post_into_a_patch() {
     assert_eq!(r.h("upload-offset"), Some("4"));
 }
 
-/// An auth server that allows exactly the requests whose form has `auth_token=good`; returns
-/// its URL and the bodies it received.
-fn auth_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/auth", listener.local_addr().unwrap());
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let bodies = seen.clone();
-    std::thread::spawn(move || {
-        for mut conn in listener.incoming().flatten() {
-            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            let body = loop {
-                let n = conn.read(&mut chunk).unwrap_or(0);
-                if n == 0 {
-                    break String::new();
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf).into_owned();
-                let Some(i) = text.find("\r\n\r\n") else {
-                    continue;
-                };
-                let len: usize = text[..i]
-                    .lines()
-                    .find_map(|l| {
-                        let l = l.to_ascii_lowercase();
-                        l.strip_prefix("content-length:")
-                            .map(|v| v.trim().parse().unwrap())
-                    })
-                    .unwrap_or(0);
-                if buf.len() >= i + 4 + len {
-                    break text[i + 4..i + 4 + len].to_string();
-                }
-            };
-            let answer = if body.split('&').any(|kv| kv == "auth_token=good") {
-                "ok"
-            } else {
-                "fail"
-            };
-            bodies.lock().unwrap().push(body);
-            let _ = write!(
-                conn,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                answer.len()
-            );
-        }
-    });
-    (url, seen)
+/// An auth server that allows exactly the requests whose form has `auth_token=good`.
+fn auth_server() -> (String, Calls) {
+    sink("/auth", |body| {
+        let good = body.split('&').any(|kv| kv == "auth_token=good");
+        (String::new(), if good { "ok" } else { "fail" }.into())
+    })
 }
 
 #[test]
@@ -962,7 +920,12 @@ fn auth_url_decides_creation_with_the_auth_token_metadata_key() {
     assert_eq!(ok.status, 201, "{}", ok.body);
     // The Auth-Token header (as for multipart uploads) is taken when the key is absent.
     assert_eq!(post(None, Some("good")).status, 201);
-    let bodies = seen.lock().unwrap().clone();
+    let bodies: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, b)| b.clone())
+        .collect();
     assert!(
         bodies.iter().all(|b| b.contains("filename=auth.txt")),
         "the auth server sees the metadata: {bodies:?}"

@@ -550,3 +550,58 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// What a [`sink`] received: (request head, body) per call.
+pub type Calls = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// A small HTTP server on 127.0.0.1 for the servers' outgoing calls (auth_url, alarm_url):
+/// each request (head and body by Content-Length) is recorded, then answered 200 with the
+/// `(extra header lines, body)` that `answer` gives for its body. Runs until the test process
+/// ends. Returns the URL of `path` on it and the recorded calls.
+pub fn sink(
+    path: &str,
+    answer: impl Fn(&str) -> (String, String) + Send + 'static,
+) -> (String, Calls) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}{path}", listener.local_addr().unwrap());
+    let calls: Calls = Default::default();
+    let seen = calls.clone();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let (head, body) = loop {
+                let n = s.read(&mut chunk).unwrap_or(0);
+                if n == 0 {
+                    break (String::new(), String::new());
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                let Some(i) = text.find("\r\n\r\n") else {
+                    continue;
+                };
+                let len: usize = text[..i]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                if buf.len() >= i + 4 + len {
+                    break (text[..i].to_string(), text[i + 4..i + 4 + len].to_string());
+                }
+            };
+            let (extra, reply) = answer(&body);
+            seen.lock().unwrap().push((head, body));
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                reply.len()
+            );
+        }
+    });
+    (url, calls)
+}
