@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod go;
+pub mod lazyfs;
 
 use serde_json::{json, Value};
 use std::io::{Read, Write};
