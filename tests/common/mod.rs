@@ -140,6 +140,8 @@ impl Server {
 
     /// Starts the binary and waits until it listens; false if it exited first.
     pub fn try_spawn(&mut self) -> bool {
+        // Never lose the handle of a running server (it would outlive the test).
+        self.kill();
         let starts_before = self.stderr().matches(STARTED).count();
         let log = std::fs::OpenOptions::new()
             .create(true)
