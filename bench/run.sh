@@ -257,6 +257,10 @@ http {
     tcp_nodelay on;
     keepalive_timeout 65;
     keepalive_requests 100000000;
+    # As nginx is deployed for static files: open descriptors and stat results are cached.
+    open_file_cache max=20000 inactive=60s;
+    open_file_cache_valid 60s;
+    open_file_cache_errors on;
     default_type application/octet-stream;
     client_body_temp_path $dir/tmp/body;
     proxy_temp_path $dir/tmp/proxy;
