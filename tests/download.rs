@@ -667,3 +667,19 @@ fn a_deleted_large_file_is_not_served_from_a_cached_descriptor() {
     let (code, _) = call(agent().get(&s.url(path)));
     assert_eq!(code, 404);
 }
+
+#[test]
+fn a_directory_listing_links_every_name_as_a_relative_path_never_a_scheme() {
+    // A stored file named `javascript:alert(1)` must not become a script link (stored XSS).
+    let s = Server::start(serde_json::json!({"show_dir": true}));
+    let dir = s.dir.join("files/listing");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("javascript:alert(1)"), b"x").unwrap();
+    std::fs::write(dir.join("plain.txt"), b"y").unwrap();
+    let r = get(&s, "/group1/listing/", &[]);
+    assert_eq!(r.status, 200);
+    let page = String::from_utf8_lossy(&r.body).into_owned();
+    assert!(page.contains("href=\"./javascript:alert%281%29\""), "{page}");
+    assert!(page.contains("href=\"./plain.txt\""), "{page}");
+    assert!(!page.contains("href=\"javascript:"), "{page}");
+}
