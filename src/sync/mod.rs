@@ -434,7 +434,10 @@ pub fn validate_announced(info: &FileInfo) -> Result<(), String> {
     for seg in rest.split('/') {
         names::check_component(seg).map_err(|e| format!("bad path: {e}"))?;
     }
-    if rest.starts_with("_tmp") || rest.starts_with("_cache") || rest.starts_with("_tus") {
+    // Internal directories (temp files, tus state, caches) never take a peer's file; merged
+    // files come under `haystack/` and are checked by their own path.
+    let first = rest.split('/').next().unwrap_or("");
+    if names::is_internal(first) || first.starts_with("_tmp") || first.starts_with("_tus") {
         return Err("reserved directory".into());
     }
     names::check_component(info.stored_name()).map_err(|e| format!("bad name: {e}"))?;
@@ -612,6 +615,8 @@ mod tests {
             "files/../etc",
             "/etc",
             "files/_tmp/x",
+            "files/_big/1",
+            "files/_cache",
             "files/a//b",
             "files",
         ] {
