@@ -329,7 +329,7 @@ pub fn file_result(cfg: &Config, info: &FileInfo) -> FileResult {
     if cfg.default_download {
         url.push_str(&format!(
             "?name={}&download=1",
-            crate::http::query::path_escape(&info.name)
+            crate::http::query::query_escape(&info.name)
         ));
     }
     FileResult {

@@ -440,8 +440,8 @@ fn a_directory_is_listed_when_show_dir_is_true() {
     let r = get(&s, "/group1/d/20260101/", &[]);
     assert_eq!(r.status, 200);
     let body = r.text();
-    assert!(body.contains("<a href=\"a.txt\">a.txt</a>"), "{body}");
-    assert!(body.contains("<a href=\"sub/\">sub/</a>"), "{body}");
+    assert!(body.contains("<a href=\"./a.txt\">a.txt</a>"), "{body}");
+    assert!(body.contains("<a href=\"./sub/\">sub/</a>"), "{body}");
     let r = get(&s, "/group1/d/20260101", &[]);
     assert_eq!(r.status, 301);
 }
@@ -679,7 +679,10 @@ fn a_directory_listing_links_every_name_as_a_relative_path_never_a_scheme() {
     let r = get(&s, "/group1/listing/", &[]);
     assert_eq!(r.status, 200);
     let page = String::from_utf8_lossy(&r.body).into_owned();
-    assert!(page.contains("href=\"./javascript:alert%281%29\""), "{page}");
+    assert!(
+        page.contains("href=\"./javascript:alert%281%29\""),
+        "{page}"
+    );
     assert!(page.contains("href=\"./plain.txt\""), "{page}");
     assert!(!page.contains("href=\"javascript:"), "{page}");
 }

@@ -101,6 +101,23 @@ pub fn path_escape(s: &str) -> String {
     out
 }
 
+/// A query parameter's value as Go's `url.QueryEscape` writes it: letters, digits and `-_.~`
+/// stay, a space is `+`, every other byte is `%XX` (so `&`, `=`, `#` and `+` in a file name
+/// never split or end the query).
+pub fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &b in s.as_bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else if b == b' ' {
+            out.push('+');
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Percent-encodes what would change a URL path's meaning or break it: `%`, `?`, `#`,
 /// spaces, controls and the other ASCII characters not allowed in a path segment. UTF-8
 /// beyond ASCII stays as it is (go-fastdfs clients get the names they sent; `ascii_url`
@@ -135,6 +152,16 @@ pub fn ascii_url(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_query_escaped_name_parses_back_whole() {
+        for name in ["a&b=c.txt", "x y+z#1.txt", "plain.txt", "中文.txt"] {
+            let q = format!("name={}&download=1", query_escape(name));
+            let pairs = parse_urlencoded(q.as_bytes());
+            assert_eq!(pairs[0], ("name".to_string(), name.to_string()), "{q}");
+            assert_eq!(pairs.len(), 2, "{q}");
+        }
+    }
 
     fn pairs(s: &str) -> Vec<(String, String)> {
         parse_urlencoded(s.as_bytes())
