@@ -186,6 +186,79 @@ MULTIPARTS = [
      b"Multipart/Form-Data;BOUNDARY=" + CURL_BOUNDARY),
 ]
 
+# ---------------------------------------------------------------------- names
+
+
+def names_seed(flags, time, fields):
+    """names layout: flags, u32 LE time, text fields separated by 0xFF."""
+    return bytes([flags]) + struct.pack("<I", time) + b"\xff".join(fields)
+
+
+T_2023 = 1700000000  # 2023-11-14 22:13:20 UTC
+NAMES = [
+    # (name, flags, time, [a, b, c, d]): a = path/scene/..., b = file name, c = filename, d = peer id
+    ("custom_path", 0, T_2023, [b"/docs/2024/", b"report.pdf", b"report(1).pdf", b""]),
+    ("traversal", 0, T_2023, [b"../../../../tmp/pwn", b"..", b"a\\b", b""]),
+    ("reserved", 0, T_2023, [b"_tmp/x", b"haystack", b"files/_big/1", b""]),
+    ("dated_peer", 2, T_2023, [b"files/default/20231114/22", b"13", b"22", b"1"]),
+    ("dated", 0, 0, [b"files/default", b"20231114", b"19700101", b""]),
+    ("trim_special", 1, T_2023, [b"my file-(1)#x.txt", b"dir/a..b.txt", "中文 名.txt".encode(), b""]),
+    ("download_path", 0, T_2023, [b"default/20231114/22/13/1/a%20b.txt", b"%2e%2e/x", b"_cache/x/y.jpg", b""]),
+    ("announce", 2, T_2023, [b"files/haystack/1", b"a.txt", b"1_2_3.txt", b"1"]),
+    ("controls", 0, T_2023, [b"a\x00b", b"a\nb", b"scene:secret", b"\x7f"]),
+    ("long", 0, T_2023, [b"/".join([b"d" * 200] * 6), b"a" * 255, b"b" * 256, b""]),
+    ("extensions", 1, T_2023, [b"A.PNG", b".bashrc", b"x.", "İ.TXT".encode()]),
+]
+
+# ---------------------------------------------------------------------- query
+
+QUERIES = [
+    # (name, flags, raw)
+    ("basic", 0, b"a=1&b=x+y&c=%41%zz"),
+    ("upload_fields", 0, b"scene=default&output=json2&path=docs%2F2024&filename=a%20b.txt&code=123456"),
+    ("utf8", 2, b"name=%E4%BD%A0%E5%A5%BD&p=%2Fgroup1%2Fa%20b.txt&plus=%2B"),
+    ("empty_pairs", 8, b"=v&=&a=1&&b&"),
+    ("bad_escapes", 0, b"a=%&b=%4&c=%%41&d=%g1&e=100%&f=%FF%41"),
+    ("round_trip_fields", 5, b"file\xffa b&c=d+e.txt\xffscene\xff\xffempty\xff"),
+    ("path", 0, b"/group1/default/20231114/22/13/1/%E4%B8%AD%20x.txt"),
+    ("path_nul", 0, b"/a%00b/%2e%2e/%5C"),
+    ("listing_name", 0, b"javascript:alert(1)"),
+    ("sub_delims", 1, b"a;b,c&d=e+f:g@h$i'j(k)*l!m~n"),
+]
+
+# ------------------------------------------------------------------------ tus
+
+TUS = [
+    # (name, flags, raw)
+    ("metadata", 0, b"filename dGVzdC50eHQ=,scene ZGVmYXVsdA, flag"),
+    ("metadata_uppy", 2, b"relativePath bnVsbA==,name cGhvdG8ucG5n,type aW1hZ2UvcG5n,filetype aW1hZ2UvcG5n,filename cGhvdG8ucG5n"),
+    ("metadata_bad", 0, b"a !!!,a x,a b c"),
+    ("metadata_fields", 4 | (0 << 3), b"hello.txt\xffpath\xffdocs/2024\xffblob\xff\x80\x81"),
+    ("id", 0, b"0123456789abcdef0123456789abcdef"),
+    ("length", 0, b"1073741824"),
+    ("length_max", 0, b"9999999999999999999"),
+    ("checksum_sha1", 0, b"sha1 Kq5sNclPz7QV2+lfQIuc6R7oRu0="),
+    ("checksum_md5", 0x40 | 0x80, b"MD5 XrY7u+Ae7tCTyyK7j1rNww=="),
+    ("content_type", 0, b"application/offset+octet-stream; charset=binary"),
+    ("route", 0, b"/big/upload/0123456789abcdef0123456789abcdef"),
+]
+
+# ----------------------------------------------------------------- path_clean
+
+PATHS = [
+    # (name, flags, raw target)
+    ("backslash_authority", 0, b"/./\\evil.com"),
+    ("double_slash", 2, b"//evil.com/"),
+    ("traversal", 0, b"/../../etc/passwd"),
+    ("dots_trailing", 0, b"/group1/./a/../b/"),
+    ("download", 0, b"/group1/default/20231114/22/13/1/a.txt"),
+    ("encoded_dots", 0, b"/%2e%2e/%2F%2Fevil.com"),
+    ("absolute_form", 0, b"http://evil.com/x"),
+    ("asterisk", 0, b"*"),
+    ("query", 2, b"/a//b?x=1&y=/../"),
+    ("backslashes", 1, b"\\\\evil.com/.\\./x"),
+]
+
 
 def main():
     if os.path.isdir(SEEDS):
@@ -208,6 +281,14 @@ def main():
         write("range", name, struct.pack("<Q", length) + b"\x00" + value)
     for name, boundary, chunks, knobs, payload in MULTIPARTS:
         write("multipart", name, multipart_seed(boundary, chunks, knobs, payload))
+    for name, flags, time, fields in NAMES:
+        write("names", name, names_seed(flags, time, fields))
+    for name, flags, raw in QUERIES:
+        write("query", name, bytes([flags]) + raw)
+    for name, flags, raw in TUS:
+        write("tus", name, bytes([flags]) + raw)
+    for name, flags, raw in PATHS:
+        write("path_clean", name, bytes([flags]) + raw)
     total = sum(
         os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(SEEDS) for f in fs
     )
