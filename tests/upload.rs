@@ -430,7 +430,7 @@ fn special_characters_are_trimmed_from_names_when_enabled() {
         v["url"]
             .as_str()
             .unwrap()
-            .ends_with("?name=my%20file-%281%29.txt&download=1"),
+            .ends_with("?name=my+file-%281%29.txt&download=1"),
         "{v}"
     );
 }
