@@ -44,14 +44,6 @@ use fastdfs::store::names::{
 use libfuzzer_sys::fuzz_target;
 use std::path::{Component, Path};
 
-/// Known findings (docs/FUZZING.md, "Findings") are tolerated so that long runs can go on,
-/// unless `FASTDFS_FUZZ_STRICT=1` is set (then they fail, e.g. to check a fix with the inputs
-/// in fuzz/regressions/).
-fn tolerate_known() -> bool {
-    static STRICT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    !*STRICT.get_or_init(|| std::env::var_os("FASTDFS_FUZZ_STRICT").is_some_and(|v| v == "1"))
-}
-
 /// Characters go-fastdfs strips with `enable_trim_file_name_special_char` (names.rs).
 const SPECIAL: &str = "/\\:*?\"<>|()[]{},;'#@%&$^~=+-!";
 
@@ -202,9 +194,6 @@ fn check_custom_dir(raw: &str, name: &str, peer: &str) {
             match custom_dir(&d) {
                 Ok(Some(again)) => assert_eq!(again, d),
                 Err(NameError("path too long")) if d.len() > PATH_BYTES_MAX => {}
-                // Known finding N2: `files//files` (and `/files//files`, ...) gives
-                // `files/files`, which custom_dir refuses ("must name a directory under files/").
-                Err(_) if tolerate_known() && d == "files/files" => {}
                 other => panic!("custom_dir({d:?}) = {other:?}, not idempotent"),
             }
             if component_ok(name) {
@@ -341,11 +330,6 @@ fn check_announced(path: &str, name: &str, rename: &str) {
         return;
     }
     let rel = info.rel_path();
-    // Known finding N1: validate_announced refuses `_tmp`, `_cache` and `_tus` by prefix but
-    // not the internal `_big` (tus state): a peer can announce a record under `files/_big/`.
-    if tolerate_known() && rel.starts_with("files/_big/") {
-        return;
-    }
     // Records of merged small files (files/haystack/<peer>) are replicated: reserved is fine.
     assert_under_files(&rel, true, true);
     assert!(check_component(info.stored_name()).is_ok());

@@ -14,10 +14,9 @@
 //!   `percent_decode_path` to their input (`ascii_url`: when the input holds no `%`);
 //!   `path_escape` is Go's `url.PathEscape`, `ascii_url` is idempotent; decoding an arbitrary
 //!   path and re-escaping it decodes to the same path again.
-//! - The two places that use `path_escape` outside a path keep their meaning: the
-//!   `?name=<path_escape(name)>&download=1` of an upload answer parses back to `name`, and a
-//!   directory listing's `href` (`path_escape(n)` with `%2F` turned back into `/`) is a
-//!   relative reference without a scheme.
+//! - `query_escape` is Go's `url.QueryEscape`, and the `?name=<query_escape(name)>&download=1`
+//!   of an upload answer parses back to exactly `name`; a directory listing's `href`
+//!   (`listing_href`) decodes to the name and is a relative reference without a scheme.
 //!
 //! Input layout: byte 0 = flags (bit 0: encode spaces as `%20`, bit 1: lower-case hex,
 //! bit 2: write `name` without `=` for empty values, bit 3: insert empty pairs), rest = the
@@ -25,17 +24,10 @@
 #![no_main]
 
 use fastdfs::http::query::{
-    ascii_url, escape_segment, parse_urlencoded, path_escape, percent_decode_path, PAIRS_COUNT_MAX,
+    ascii_url, escape_segment, listing_href, parse_urlencoded, path_escape, percent_decode_path,
+    query_escape, PAIRS_COUNT_MAX,
 };
 use libfuzzer_sys::fuzz_target;
-
-/// Known findings (docs/FUZZING.md, "Findings") are tolerated so that long runs can go on,
-/// unless `FASTDFS_FUZZ_STRICT=1` is set (then they fail, e.g. to check a fix with the inputs
-/// in fuzz/regressions/).
-fn tolerate_known() -> bool {
-    static STRICT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    !*STRICT.get_or_init(|| std::env::var_os("FASTDFS_FUZZ_STRICT").is_some_and(|v| v == "1"))
-}
 
 fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
@@ -81,19 +73,34 @@ fn model_path(s: &str) -> Option<String> {
 
 /// Go's url.PathEscape (net/url shouldEscape, encodePathSegment); `keep_semicolon_comma`
 /// gives the variant that fastdfs implements (known finding Q1).
-fn go_path_escape(s: &str, keep_semicolon_comma: bool) -> String {
+fn go_path_escape(s: &str) -> String {
     let mut out = String::new();
     for &b in s.as_bytes() {
         let keep = match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => true,
             b'$' | b'&' | b'+' | b':' | b'=' | b'@' => true,
-            b';' | b',' => keep_semicolon_comma,
             _ => false,
         };
         if keep {
             out.push(b as char);
         } else {
             push_escape(&mut out, b, false);
+        }
+    }
+    out
+}
+
+/// Go's `url.QueryEscape`, written from its documentation: unreserved bytes stay, a space is
+/// `+`, everything else `%XX` (upper-case).
+fn go_query_escape(s: &str) -> String {
+    let mut out = String::new();
+    for &b in s.as_bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => push_escape(&mut out, b, false),
         }
     }
     out
@@ -163,38 +170,37 @@ fn check_escapes(x: &str) {
     // path_escape: Go's PathEscape for one segment.
     let e = path_escape(x);
     assert_eq!(e, path_escape(x), "not deterministic");
-    let keep_pe = |b: u8| b.is_ascii_alphanumeric() || b"-_.~$&+,;=:@".contains(&b);
+    let keep_pe = |b: u8| b.is_ascii_alphanumeric() || b"-_.~$&+=:@".contains(&b);
     assert_escaped(&e, keep_pe, "path_escape");
     assert!(e.len() <= 3 * x.len());
     assert!(!e.contains('/') && !e.contains('?') && !e.contains('#'));
     assert_eq!(percent_decode_path(&e), plain, "path_escape({x:?}) = {e:?}");
     assert_eq!(e == x, x.bytes().all(keep_pe));
-    // Known finding Q1: path_escape keeps `;` and `,`, which Go's url.PathEscape escapes.
-    assert_eq!(e, go_path_escape(x, tolerate_known()), "{x:?}");
+    assert_eq!(e, go_path_escape(x), "{x:?}");
 
-    // The upload answer's `?name=...&download=1`.
-    let q = format!("name={e}&download=1");
-    // Known finding Q2: path escaping keeps `&`, `=` and `+`, which mean something in a query.
-    let tolerated = tolerate_known() && x.contains(['&', '=', '+']);
-    if !tolerated {
-        assert_eq!(
-            parse_urlencoded(q.as_bytes()),
-            vec![
-                ("name".to_string(), x.to_string()),
-                ("download".to_string(), "1".to_string())
-            ],
-            "{q:?}"
-        );
-    }
+    // query_escape: Go's QueryEscape; the upload answer's `?name=...&download=1` parses back.
+    let qe = query_escape(x);
+    assert_eq!(qe, go_query_escape(x), "{x:?}");
+    let q = format!("name={qe}&download=1");
+    assert_eq!(
+        parse_urlencoded(q.as_bytes()),
+        vec![
+            ("name".to_string(), x.to_string()),
+            ("download".to_string(), "1".to_string())
+        ],
+        "{q:?}"
+    );
 
     // A directory listing's href (api::manage::list_dir_page): relative, no scheme.
-    let href = e.replace("%2F", "/");
-    assert_eq!(percent_decode_path(&href), plain, "{href:?}");
-    let first = href.split('/').next().unwrap();
-    // Known finding Q3: `:` is kept, so `javascript:alert(1)` stays a javascript: link.
-    if !tolerate_known() {
-        assert!(!first.contains(':'), "href {href:?} has a scheme");
-    }
+    let href = listing_href(x);
+    let rel = href
+        .strip_prefix("./")
+        .expect("listing href starts with ./");
+    assert_eq!(percent_decode_path(rel), plain, "{href:?}");
+    assert!(
+        !href.split('/').next().unwrap().contains(':'),
+        "href {href:?} has a scheme"
+    );
 
     // escape_segment: keeps non-ASCII and the sub-delims, escapes the rest of ASCII.
     let s = escape_segment(x);

@@ -124,8 +124,8 @@ pub async fn list_dir_page(w: &Worker, url_path: &str, full: &Path) -> Result<Re
     for n in names {
         // `./` first: a name like `javascript:alert(1)` must stay a relative path, never a
         // URL of its own scheme (found by the `query` fuzz target).
-        let href = crate::http::query::path_escape(&n).replace("%2F", "/");
-        body.push_str(&format!("<a href=\"./{href}\">{}</a>\n", html_escape(&n)));
+        let href = crate::http::query::listing_href(&n);
+        body.push_str(&format!("<a href=\"{href}\">{}</a>\n", html_escape(&n)));
     }
     body.push_str("</pre>\n");
     Ok(Response::html(200, body))

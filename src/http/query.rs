@@ -87,11 +87,12 @@ pub fn percent_decode_path(s: &str) -> Option<String> {
     Some(decoded.into_owned())
 }
 
-/// Go's url.PathEscape for a single segment.
+/// Go's url.PathEscape for a single segment: letters, digits, `-_.~` and `$&+:=@` stay, every
+/// other byte (`,` and `;` included) is `%XX`.
 pub fn path_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for &b in s.as_bytes() {
-        let keep = b.is_ascii_alphanumeric() || b"-_.~$&+,;=:@".contains(&b);
+        let keep = b.is_ascii_alphanumeric() || b"-_.~$&+:=@".contains(&b);
         if keep {
             out.push(b as char);
         } else {
@@ -99,6 +100,12 @@ pub fn path_escape(s: &str) -> String {
         }
     }
     out
+}
+
+/// A relative link to the directory entry `name` (directory listings): path-escaped and
+/// always `./`-prefixed, so a name such as `javascript:alert(1)` can never read as a scheme.
+pub fn listing_href(name: &str) -> String {
+    format!("./{}", path_escape(name).replace("%2F", "/"))
 }
 
 /// A query parameter's value as Go's `url.QueryEscape` writes it: letters, digits and `-_.~`
@@ -152,6 +159,15 @@ pub fn ascii_url(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_escape_is_gos_url_path_escape() {
+        // Values from Go 1.22's url.PathEscape.
+        assert_eq!(path_escape("a;b,c"), "a%3Bb%2Cc");
+        assert_eq!(path_escape("$&+:=@-_.~"), "$&+:=@-_.~");
+        assert_eq!(path_escape("a b/c?d#e"), "a%20b%2Fc%3Fd%23e");
+        assert_eq!(path_escape("中"), "%E4%B8%AD");
+    }
 
     #[test]
     fn a_query_escaped_name_parses_back_whole() {

@@ -107,17 +107,22 @@ pub fn custom_dir(raw: &str) -> Result<Option<String>, NameError> {
     if cleaned.len() > PATH_BYTES_MAX {
         return Err(NameError("path too long"));
     }
-    let rel = cleaned.strip_prefix("files/").unwrap_or(cleaned);
-    if rel == "files" {
-        return Err(NameError("path must name a directory under files/"));
-    }
+    // Decided on the components (empty ones dropped), so `files//files` and `files/files`
+    // agree. One leading `files` is the root the client may spell out; `files` alone names
+    // the root itself, which is no directory under it.
     let mut parts = Vec::new();
-    for part in rel.split('/') {
+    for part in cleaned.split('/') {
         if part.is_empty() {
             continue;
         }
         check_component(part)?;
         parts.push(part);
+    }
+    if parts.first() == Some(&"files") {
+        if parts.len() == 1 {
+            return Err(NameError("path must name a directory under files/"));
+        }
+        parts.remove(0);
     }
     match parts.first() {
         None => return Ok(None),
@@ -237,6 +242,25 @@ mod tests {
         assert_eq!(custom_dir("...").unwrap(), None);
         assert!(custom_dir("_tmp/x").is_err());
         assert!(custom_dir("a/\u{0}/b").is_err());
+    }
+
+    #[test]
+    fn custom_paths_are_decided_on_components_and_idempotent() {
+        for spelling in [
+            "files/files",
+            "files//files",
+            "/files//files/",
+            "files/./files",
+        ] {
+            assert_eq!(
+                custom_dir(spelling).unwrap(),
+                Some("files/files".into()),
+                "{spelling}"
+            );
+        }
+        assert_eq!(custom_dir("//files//x").unwrap(), Some("files/x".into()));
+        assert!(custom_dir("files").is_err());
+        assert!(custom_dir("/files//").is_err());
     }
 
     #[test]
