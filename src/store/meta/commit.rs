@@ -1,7 +1,8 @@
 //! The group committer: ops are sent to the owner executor of their shard, queue up while a
-//! commit runs, and form the next batch: one transaction per touched shard (the committing thread
-//! takes the first, a scoped thread each further one),
-//! one durability step for all renames of the batch, then the commits.
+//! commit runs, and form the next batch: one transaction per touched environment (an executor's
+//! shards share one when the executor count did not change since the store was created; the
+//! committing thread takes the first, a scoped thread each further one), one durability step
+//! for all renames of the batch, then the commits.
 
 use super::apply::{purge_peer, unlink_files};
 use super::place::Placed;
@@ -136,27 +137,28 @@ impl Meta {
                 return (0..n).map(|_| Err(f.error())).collect();
             }
         }
-        let mut by_shard: BTreeMap<usize, Vec<(usize, Op)>> = BTreeMap::new();
+        let mut by_env: BTreeMap<usize, Vec<(usize, usize, Op)>> = BTreeMap::new();
         for (i, (shard, op)) in ops.into_iter().enumerate() {
-            by_shard.entry(shard).or_default().push((i, op));
+            let env = self.shards[shard].env_index;
+            by_env.entry(env).or_default().push((i, shard, op));
         }
-        let groups = by_shard.len();
-        // One party per shard group: the calling thread applies and commits the first group
-        // itself (a batch of one shard starts no thread) and, between its apply and commit,
-        // runs the batch's durability step for all of them.
+        let groups = by_env.len();
+        // One party per environment: the calling thread applies and commits the first group
+        // itself (a batch in one environment starts no thread) and, between its apply and
+        // commit, runs the batch's durability step for all of them.
         let applied = std::sync::Barrier::new(groups);
         let decided = std::sync::Barrier::new(groups);
         let dirs: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
         let durable: Mutex<Option<Failed>> = Mutex::new(None);
         let mut results: Vec<Option<OpReply>> = (0..n).map(|_| None).collect();
-        let mut by_shard = by_shard.into_iter();
-        let (first_shard, first_ops) = by_shard.next().expect("a batch has ops");
+        let mut by_env = by_env.into_iter();
+        let (first_env, first_ops) = by_env.next().expect("a batch has ops");
         std::thread::scope(|scope| {
-            let handles: Vec<_> = by_shard
-                .map(|(shard, ops)| {
+            let handles: Vec<_> = by_env
+                .map(|(env, ops)| {
                     let (applied, decided, dirs, durable) = (&applied, &decided, &dirs, &durable);
                     scope.spawn(move || {
-                        self.commit_shard(shard, ops, dirs, || {
+                        self.commit_group(env, ops, dirs, || {
                             applied.wait();
                             decided.wait();
                             durable.lock().expect("durable lock").clone()
@@ -165,7 +167,7 @@ impl Meta {
                 })
                 .collect();
             let t0 = std::time::Instant::now();
-            let inline = self.commit_shard(first_shard, first_ops, &dirs, || {
+            let inline = self.commit_group(first_env, first_ops, &dirs, || {
                 applied.wait();
                 crate::failpoint::hit("commit.placed");
                 let t1 = std::time::Instant::now();
@@ -187,7 +189,7 @@ impl Meta {
                 results[i] = Some(r);
             }
             for h in handles {
-                for (i, r) in h.join().expect("shard commit thread") {
+                for (i, r) in h.join().expect("environment commit thread") {
                     results[i] = Some(r);
                 }
             }
@@ -202,31 +204,35 @@ impl Meta {
             .collect()
     }
 
-    /// One shard's part of a batch. `barrier` is called between applying and committing; it
-    /// returns an error text when the durability step failed (then nothing commits).
-    pub(super) fn commit_shard(
+    /// One environment's part of a batch: `(op index, shard, op)`, applied in one transaction.
+    /// `barrier` is called between applying and committing; it returns an error text when the
+    /// durability step failed (then nothing commits).
+    pub(super) fn commit_group(
         &self,
-        shard: usize,
-        ops: Vec<(usize, Op)>,
+        env: usize,
+        ops: Vec<(usize, usize, Op)>,
         dirs: &Mutex<BTreeSet<PathBuf>>,
         barrier: impl FnOnce() -> Option<Failed>,
     ) -> Vec<(usize, OpReply)> {
-        let s = &self.shards[shard];
-        let mut txn = match s.env.begin_rw_txn() {
+        let mut txn = match self.envs[env].begin_rw_txn() {
             Ok(t) => t,
             Err(e) => {
                 barrier();
                 let msg = e.to_string();
                 return ops
                     .into_iter()
-                    .map(|(i, _)| (i, Err(MetaError::Corrupt(msg.clone()))))
+                    .map(|(i, _, _)| (i, Err(MetaError::Corrupt(msg.clone()))))
                     .collect();
             }
         };
         let mut fx = Effects::default();
         let out: Vec<(usize, OpReply)> = ops
             .into_iter()
-            .map(|(i, op)| (i, self.apply_op(s, &mut txn, op, &mut fx)))
+            .map(|(i, shard, op)| {
+                let s = &self.shards[shard];
+                assert_eq!(s.env_index, env, "a group's shards share its environment");
+                (i, self.apply_op(s, &mut txn, op, &mut fx))
+            })
             .collect();
         dirs.lock()
             .expect("dirs lock")

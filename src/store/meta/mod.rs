@@ -7,8 +7,10 @@
 //! delete committed is unlinked, before anything is served (never a record pointing at a
 //! missing or partial file, never a served file without a record).
 //!
-//! Layout: `S` shards (fixed at first start, recorded in `data/meta/shards`), each an LMDB
-//! environment with tables `files` (md5 -> FileInfo JSON), `paths` (path key -> md5),
+//! Layout (`layout.rs`): `S` shards (fixed at first start, recorded in `data/meta/shards`) in
+//! `E` LMDB environments (the executor count at first start, recorded in `data/meta/envs`;
+//! shard `i` lives in environment `i % E`, so with `E` executors each one's shards share one
+//! environment and a batch is one commit). Each shard has the tables `files` (md5 -> FileInfo JSON), `paths` (path key -> md5),
 //! `days` (`YYYYMMDD_md5` -> "") and `stats` (`YYYYMMDD` -> count, bytes), and for
 //! replication `outbox` (`<peer>\0<md5>` -> what to tell that peer), `tombs` (md5 -> time of
 //! delete) and `inbox` (md5 -> FileInfo announced by a peer, still to be fetched). Every entry
@@ -19,9 +21,9 @@
 //! Architecture invariant: only the owner executor of a shard (`shard % workers`) writes it,
 //! from its blocking pool: other executors send `Op`s through the owner's channel and await
 //! the reply. Ops that queue up while a commit runs form the next batch (group commit): one
-//! batch applies its ops in one transaction per touched shard (in parallel, one thread per
-//! shard), makes every rename durable with one fsync per touched directory, then commits the
-//! transactions (in parallel).
+//! batch applies its ops in one transaction per touched environment (one, unless the executor
+//! count changed since the store was created; then one thread per environment), makes every
+//! rename durable with one fsync per touched directory, then commits the transactions.
 //! Reads happen on any thread (LMDB readers are lock-free; environments use NO_TLS).
 
 use crate::json::{Content, FileInfo};
@@ -33,8 +35,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// Virtual size of each shard's memory map (sparse; only used pages cost disk and RAM).
+/// Virtual size of the memory map per shard of an environment (sparse; only used pages cost
+/// disk and RAM).
 const MAP_BYTES: usize = 64 << 30;
+/// The tables of one shard (each environment holds `<table>-<shard:03>` per shard).
+const TABLES: [&str; 9] = [
+    "files", "paths", "days", "stats", "outbox", "tombs", "inbox", "moved", "hay",
+];
 /// Ops taken into one transaction at most.
 const BATCH_OPS_MAX: usize = 1024;
 /// Queue depth per shard channel (per sender).
@@ -208,7 +215,10 @@ pub struct Pending {
 }
 
 struct Shard {
-    env: Environment,
+    /// The environment holding this shard's tables (shared with the other shards of the same
+    /// environment), and its index in `Meta::envs`.
+    env: Arc<Environment>,
+    env_index: usize,
     files: Database,
     paths: Database,
     days: Database,
@@ -225,6 +235,8 @@ struct Shard {
 
 pub struct Meta {
     root: PathBuf,
+    /// The LMDB environments; shard `i` lives in `envs[i % envs.len()]`.
+    envs: Vec<Arc<Environment>>,
     shards: Vec<Shard>,
     /// One channel per executor: ops for the shards it owns.
     senders: Vec<mpsc::Sender<Pending>>,
@@ -291,6 +303,7 @@ mod apply;
 mod commit;
 mod hay;
 mod intents;
+mod layout;
 mod ops;
 mod place;
 mod read;

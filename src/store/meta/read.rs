@@ -24,41 +24,70 @@ impl Meta {
             }
         };
         assert!(count >= 1, "shard count is positive");
+        let envs_file = meta_dir.join("envs");
+        let env_count: u32 = match std::fs::read_to_string(&envs_file) {
+            Ok(s) => s.trim().parse().map_err(|_| {
+                MetaError::Corrupt(format!("{} is not a number", envs_file.display()))
+            })?,
+            Err(_) => (workers as u32).clamp(1, count),
+        };
+        if env_count < 1 || env_count > count {
+            return Err(MetaError::Corrupt(format!(
+                "{} says {env_count} environments for {count} shards",
+                envs_file.display()
+            )));
+        }
+        let per_env = count.div_ceil(env_count);
+        let mut envs = Vec::with_capacity(env_count as usize);
+        for e in 0..env_count {
+            let path = meta_dir.join(format!("env-{e:03}"));
+            std::fs::create_dir_all(&path)?;
+            let env = Environment::new()
+                .set_flags(EnvironmentFlags::NO_TLS)
+                .set_max_dbs(TABLES.len() as u32 * per_env)
+                .set_max_readers(1022)
+                .set_map_size(MAP_BYTES * per_env as usize)
+                .open(&path)?;
+            envs.push(Arc::new(env));
+        }
         let mut shards = Vec::with_capacity(count as usize);
         let mut senders = Vec::new();
         let mut receivers = Vec::new();
         for i in 0..count {
-            let path = meta_dir.join(format!("shard-{i:03}"));
-            std::fs::create_dir_all(&path)?;
-            let env = Environment::new()
-                .set_flags(EnvironmentFlags::NO_TLS)
-                .set_max_dbs(16)
-                .set_max_readers(1022)
-                .set_map_size(MAP_BYTES)
-                .open(&path)?;
-            let files = env.create_db(Some("files"), DatabaseFlags::empty())?;
-            let paths = env.create_db(Some("paths"), DatabaseFlags::empty())?;
-            let days = env.create_db(Some("days"), DatabaseFlags::empty())?;
-            let stats = env.create_db(Some("stats"), DatabaseFlags::empty())?;
-            let outbox = env.create_db(Some("outbox"), DatabaseFlags::empty())?;
-            let tombs = env.create_db(Some("tombs"), DatabaseFlags::empty())?;
-            let inbox = env.create_db(Some("inbox"), DatabaseFlags::empty())?;
-            let moved = env.create_db(Some("moved"), DatabaseFlags::empty())?;
-            let hay = env.create_db(Some("hay"), DatabaseFlags::empty())?;
-            let shard = Shard {
-                env,
-                files,
-                paths,
-                days,
-                stats,
-                outbox,
-                tombs,
-                inbox,
-                moved,
-                hay,
+            let env_index = (i % env_count) as usize;
+            let env = envs[env_index].clone();
+            let db = |table: &str| {
+                env.create_db(Some(&format!("{table}-{i:03}")), DatabaseFlags::empty())
             };
-            super::hay::ensure_built(&shard)?;
+            let shard = Shard {
+                files: db("files")?,
+                paths: db("paths")?,
+                days: db("days")?,
+                stats: db("stats")?,
+                outbox: db("outbox")?,
+                tombs: db("tombs")?,
+                inbox: db("inbox")?,
+                moved: db("moved")?,
+                hay: db("hay")?,
+                env,
+                env_index,
+            };
             shards.push(shard);
+        }
+        if !envs_file.exists() {
+            // First start of this layout: take over the records of the one-environment-per-
+            // shard layout, if there is one, before the layout is recorded (a crash meanwhile
+            // copies again: every copy is a put of the same value).
+            for (i, shard) in shards.iter().enumerate() {
+                super::layout::take_over_shard_env(&meta_dir, i, shard)?;
+            }
+            std::fs::write(&envs_file, format!("{env_count}\n"))?;
+            std::fs::File::open(&envs_file)?.sync_all()?;
+            std::fs::File::open(&meta_dir)?.sync_all()?;
+        }
+        super::layout::remove_shard_envs(&meta_dir, count)?;
+        for shard in &shards {
+            super::hay::ensure_built(shard)?;
         }
         for _ in 0..workers {
             let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
@@ -67,6 +96,7 @@ impl Meta {
         }
         let meta = Arc::new(Meta {
             root,
+            envs,
             shards,
             senders,
             receivers: Mutex::new(receivers),
@@ -133,8 +163,14 @@ impl Meta {
 
     /// Looks up a record by its path key (MD5 of `files/.../name`).
     pub fn get_by_path_key(&self, key: &str) -> Result<Option<FileInfo>, MetaError> {
+        // One read transaction per environment, not per shard.
+        let txns = self
+            .envs
+            .iter()
+            .map(|e| e.begin_ro_txn())
+            .collect::<Result<Vec<_>, _>>()?;
         for shard in &self.shards {
-            let txn = shard.env.begin_ro_txn()?;
+            let txn = &txns[shard.env_index];
             let md5 = match txn.get(shard.paths, &key.as_bytes()) {
                 Ok(m) => m.to_vec(),
                 Err(lmdb::Error::NotFound) => continue,
