@@ -628,6 +628,26 @@ fn same_name_with_new_content_gets_a_non_accumulating_numeric_prefix() {
 }
 
 #[test]
+fn a_collision_of_a_255_byte_name_is_stored_under_a_shortened_prefixed_name() {
+    let s = Server::start(json!({}));
+    let f = [("output", "json"), ("path", "long")];
+    let name = format!("{}.txt", "n".repeat(251));
+    assert_eq!(name.len(), 255);
+    let a = parse(&upload(&s, &name, b"first", &f).1);
+    assert_eq!(a["path"], format!("/group1/long/{name}"));
+    let (code, body) = upload(&s, &name, b"second", &f);
+    assert_eq!(code, 200, "{body}");
+    let b = parse(&body);
+    let stored = format!("0_{}.txt", "n".repeat(249));
+    assert_eq!(stored.len(), 255);
+    assert_eq!(b["path"], format!("/group1/long/{stored}"));
+    let (code, got) = call(agent().get(&s.url(&format!("/group1/long/{stored}"))));
+    assert_eq!((code, got.as_str()), (200, "second"));
+    let (code, got) = call(agent().get(&s.url(&format!("/group1/long/{name}"))));
+    assert_eq!((code, got.as_str()), (200, "first"));
+}
+
+#[test]
 fn without_distinct_files_the_md5_is_of_the_path_and_a_reupload_overwrites() {
     let s = Server::start(json!({"enable_distinct_file": false}));
     let f = [("output", "json"), ("path", "ow")];

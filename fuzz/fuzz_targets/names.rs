@@ -23,7 +23,8 @@
 //!   every prefix of `default_dir(scene, peer, t)` the next component is refused as a file
 //!   name there, a file inside `default_dir` is fine, and an accepted custom location never
 //!   equals or contains a `default_dir` of the date/hour/minute it spells.
-//! - `collision_name` is the name itself for attempt 0 and `<attempt-1>_<name>` after that.
+//! - `collision_name` is the name itself for attempt 0 and `<attempt-1>_<name>` after that,
+//!   shortened (stem start + name end) to a valid name when that would be too long.
 //! - `sync::validate_announced` (the peer gate, built on `names`) only accepts records whose
 //!   `path/stored_name` is a safe path under `files/` outside the internal directories.
 //! - Every function is deterministic (called twice, same answer).
@@ -307,10 +308,25 @@ fn check_collision(name: &str, attempt: u32) {
     if attempt == 0 {
         assert_eq!(c, name);
     } else {
-        assert_eq!(c, format!("{}_{name}", attempt - 1));
-        assert_ne!(c, collision_name(name, attempt - 1), "same candidate twice");
+        let prefix = format!("{}_", attempt - 1);
+        if prefix.len() + name.len() <= NAME_BYTES_MAX {
+            assert_eq!(c, format!("{prefix}{name}"));
+            assert_ne!(c, collision_name(name, attempt - 1), "same candidate twice");
+        } else {
+            // (A shortened candidate may equal an earlier one, e.g. for `0_0_0_...`; placing
+            // it then just moves on to the next attempt.)
+            // Too long: a start of the name's stem plus an end of the name (its extension).
+            assert!(c.len() <= NAME_BYTES_MAX, "{} bytes", c.len());
+            let rest = c.strip_prefix(&prefix).expect("the attempt prefix");
+            assert!(
+                (0..=rest.len())
+                    .filter(|&k| rest.is_char_boundary(k))
+                    .any(|k| name.starts_with(&rest[..k]) && name.ends_with(&rest[k..])),
+                "{c:?} is not a shortened {name:?}"
+            );
+        }
     }
-    if component_ok(name) && c.len() <= NAME_BYTES_MAX {
+    if component_ok(name) {
         assert!(check_component(&c).is_ok(), "{c:?}");
     }
 }

@@ -196,13 +196,28 @@ pub fn default_dir(scene: &str, peer_id: &str, now: chrono::DateTime<chrono::Loc
     }
 }
 
-/// A name for attempt `i` of a collision: `<i>_<name>` (never accumulating; docs/DEFECTS.md #20).
+/// A name for attempt `i` of a collision: `<i-1>_<name>` (never accumulating; docs/DEFECTS.md
+/// #20). A name too long for the prefix keeps its extension and loses the end of its stem (at
+/// a character boundary), so every candidate is a valid name of at most `NAME_BYTES_MAX` bytes.
 pub fn collision_name(name: &str, attempt: u32) -> String {
     if attempt == 0 {
-        name.to_string()
-    } else {
-        format!("{}_{name}", attempt - 1)
+        return name.to_string();
     }
+    let prefix = format!("{}_", attempt - 1);
+    let room = NAME_BYTES_MAX - prefix.len();
+    if name.len() <= room {
+        return format!("{prefix}{name}");
+    }
+    let ext = match name.rfind('.') {
+        Some(i) if i > 0 && name.len() - i <= room / 2 => &name[i..],
+        _ => "",
+    };
+    let stem = &name[..name.len() - ext.len()];
+    let mut cut = room - ext.len();
+    while !stem.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{prefix}{}{ext}", &stem[..cut])
 }
 
 #[cfg(test)]
@@ -301,5 +316,15 @@ mod tests {
         assert_eq!(collision_name("a.txt", 0), "a.txt");
         assert_eq!(collision_name("a.txt", 1), "0_a.txt");
         assert_eq!(collision_name("a.txt", 2), "1_a.txt");
+        // A 255-byte name still gives valid candidates: the stem shrinks, the extension stays.
+        let long = format!("{}.jpg", "é".repeat(125));
+        assert_eq!(long.len(), 254);
+        for attempt in [1, 2, 11, 1000] {
+            let c = collision_name(&long, attempt);
+            assert!(c.len() <= NAME_BYTES_MAX, "{attempt}: {} bytes", c.len());
+            assert!(c.starts_with(&format!("{}_é", attempt - 1)) && c.ends_with("é.jpg"));
+            assert!(check_component(&c).is_ok());
+        }
+        assert_ne!(collision_name(&long, 1), collision_name(&long, 2));
     }
 }
