@@ -190,6 +190,52 @@ fn open_ended_range_bytes_5_dash_gets_the_rest_of_the_file() {
     assert_eq!(r.body, b" world\n");
 }
 
+/// A cached file goes out with sendfile at once as far as the socket takes it, and the rest
+/// the ordinary way: a client that reads slowly, two pipelined requests on one connection
+/// (a whole file and a range), gets every byte in order.
+#[test]
+fn a_slow_reader_of_a_cached_file_gets_every_byte_of_pipelined_responses_in_order() {
+    let s = Server::start(json!({}));
+    let data = noise(6_000_000, 7);
+    let p = put_file(&s, "slow/cached.bin", &data);
+    let mut conn = std::net::TcpStream::connect(s.addr()).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let reqs = format!(
+        "GET {p} HTTP/1.1\r\nHost: x\r\n\r\n\
+         GET {p} HTTP/1.1\r\nHost: x\r\nRange: bytes=17-5999990\r\nConnection: close\r\n\r\n"
+    );
+    conn.write_all(reqs.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300)); // let the server fill the socket
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    let started = Instant::now();
+    loop {
+        let n = conn.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+        if got.len() < 2_000_000 {
+            std::thread::sleep(Duration::from_millis(2)); // slow at first
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "stalled");
+    }
+    let (first, at) = parse_head(&got).expect("first head");
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("content-length"), Some("6000000"));
+    let body1 = &got[at..at + data.len()];
+    assert!(*body1 == data[..], "first body differs");
+    let rest = &got[at + data.len()..];
+    let (second, at2) = parse_head(rest).expect("second head");
+    assert_eq!(second.status, 206);
+    assert_eq!(
+        second.header("content-range"),
+        Some("bytes 17-5999990/6000000")
+    );
+    assert!(rest[at2..] == data[17..=5_999_990], "range body differs");
+}
+
 #[test]
 fn ranges_of_a_large_uncached_file_are_the_right_bytes() {
     let s = Server::start(json!({}));

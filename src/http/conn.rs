@@ -113,6 +113,8 @@ pub enum BodyError {
 pub struct Conn {
     stream: TcpStream,
     rbuf: BytesMut,
+    /// The socket is non-blocking: resident file ranges may go out with `sendfile` at once.
+    zero_copy: bool,
 }
 
 impl Conn {
@@ -286,11 +288,16 @@ impl Request<'_> {
 pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>) {
     let Ok(peer) = stream.peer_addr() else { return };
     let _ = stream.set_nodelay(true);
+    let zero_copy = {
+        use std::os::fd::AsRawFd;
+        super::sendfile::set_nonblocking(stream.as_raw_fd()).is_ok()
+    };
     let limits = handler.limits();
     let _ = stream.set_write_timeout(Some(limits.write_stall.max(Duration::from_secs(1))));
     let mut conn = Conn {
         stream,
         rbuf: BytesMut::with_capacity(HEAD_READ_BYTES),
+        zero_copy,
     };
     let mut first = true;
     loop {
@@ -496,6 +503,9 @@ async fn write_response(
             }
         }
         Body::File(f) => {
+            if let Some(done) = send_resident(conn, &out, f).await {
+                return done;
+            }
             if f.len <= INLINE_BODY_BYTES_MAX {
                 // One read into glommio's buffer and one vectored send of head and body: no
                 // copy in user space.
@@ -544,6 +554,53 @@ async fn write_response(
             conn.stream.write_all(tail).await
         }
     }
+}
+
+/// Bodies at least this large, when all their pages are cached, go out with `sendfile` at once.
+const SEND_RESIDENT_BYTES_MIN: u64 = 16 * 1024;
+
+/// Sends the head and a file body whose pages are all in the page cache without copying it
+/// through user space: the head with `MSG_MORE`, the body with `sendfile` on the executor (it
+/// cannot block: the pages are cached and the socket is non-blocking), and whatever the
+/// socket did not take the ordinary way. None when the range is not resident (or too small to
+/// be worth it): nothing was sent then.
+async fn send_resident(
+    conn: &mut Conn,
+    head: &[u8],
+    f: &response::FileBody,
+) -> Option<io::Result<()>> {
+    use std::os::fd::AsRawFd;
+    if !conn.zero_copy
+        || f.len < SEND_RESIDENT_BYTES_MIN
+        || !super::sendfile::resident(f.file.as_raw_fd(), f.offset, f.len)
+    {
+        return None;
+    }
+    let sock = conn.stream.as_raw_fd();
+    // SAFETY: `head` is a live slice that send only reads; `sock` is the connection's socket.
+    let n = unsafe {
+        libc::send(
+            sock,
+            head.as_ptr() as *const libc::c_void,
+            head.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL | libc::MSG_MORE,
+        )
+    };
+    let sent_head = if n < 0 { 0 } else { n as usize };
+    if sent_head < head.len() {
+        if let Err(e) = conn.stream.write_all(&head[sent_head..]).await {
+            return Some(Err(e));
+        }
+        return Some(stream_file(conn, &f.file, f.offset, f.len).await);
+    }
+    let sent = match super::sendfile::send_now(sock, f.file.as_raw_fd(), f.offset, f.len) {
+        Ok(n) => n,
+        Err(e) => return Some(Err(e)),
+    };
+    if sent == f.len {
+        return Some(Ok(()));
+    }
+    Some(stream_file(conn, &f.file, f.offset + sent, f.len - sent).await)
 }
 
 /// Writes `head` then `body`: first as one non-blocking `sendmsg` of both (the common case on
