@@ -43,6 +43,19 @@ pub fn redirect_target(cleaned: &str) -> String {
     cleaned.replace('\\', "%5C")
 }
 
+/// The `Location` of the 301 to a cleaned path (`query` kept), or None when it would be longer
+/// than a request-target may be (each `\` becomes three bytes): following it could only give a
+/// 414, so the request is refused with a 414 at once.
+pub fn redirect_location(cleaned: &str, query: &str) -> Option<String> {
+    let target = redirect_target(cleaned);
+    let location = if query.is_empty() {
+        target
+    } else {
+        format!("{target}?{query}")
+    };
+    (location.len() <= crate::http::head::Limits::default().uri_bytes_max).then_some(location)
+}
+
 const CORS_ALLOW_HEADERS: &str = "Authorization, Content-Type, Depth, User-Agent, X-File-Size, X-Requested-With, X-Requested-By, If-Modified-Since, X-File-Name, X-File-Type, Cache-Control, Origin";
 
 fn add_cors(req: &Request<'_>, r: &mut Response) {
@@ -113,13 +126,10 @@ async fn dispatch(w: &Rc<Worker>, req: &mut Request<'_>) -> Result<Response, Api
     let path = req.head.path().to_string();
     let cleaned = clean_path(&path);
     if cleaned != path {
-        let q = req.head.query();
-        let location = if q.is_empty() {
-            redirect_target(&cleaned)
-        } else {
-            format!("{}?{q}", redirect_target(&cleaned))
+        return match redirect_location(&cleaned, req.head.query()) {
+            Some(location) => Ok(Response::new(301).header("Location", location)),
+            None => Err(ApiError::fail(414, "request-target too long once cleaned")),
         };
-        return Ok(Response::new(301).header("Location", location));
     }
     let client = w.client_of(req);
     let prefix = cfg.prefix();

@@ -518,6 +518,26 @@ fn path_cleaning_never_redirects_to_another_host() {
 }
 
 #[test]
+fn a_path_whose_cleaned_redirect_would_be_too_long_to_follow_is_a_414_not_a_301() {
+    let s = Server::start(json!({}));
+    // 3,000 backslashes fit the 8 KiB request-target; encoded as %5C they would not.
+    let target = format!("/./{}", "\\".repeat(3000));
+    let req = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let out = raw(&s.addr(), req.as_bytes(), Duration::from_secs(5));
+    let (r, at) = parse_head(&out).expect("a response");
+    assert_eq!(r.status, 414);
+    let body: serde_json::Value = serde_json::from_slice(&out[at..]).expect("a JSON message");
+    assert_eq!(body["status"], "fail");
+    // A short one is still redirected.
+    let req = format!(
+        "GET /./{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "\\".repeat(10)
+    );
+    let out = raw(&s.addr(), req.as_bytes(), Duration::from_secs(5));
+    assert_eq!(parse_head(&out).expect("a response").0.status, 301);
+}
+
+#[test]
 fn tus_uploads_are_bounded_in_size_and_per_client() {
     let s = Server::start(json!({
         "enable_tus": true, "upload_max_bytes": 1_000_000, "tus_uploads_per_client_max": 2

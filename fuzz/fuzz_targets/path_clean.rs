@@ -24,7 +24,7 @@
 
 use bytes::BytesMut;
 use fastdfs::http::head::{parse_head, Limits};
-use fastdfs::router::{clean_path, redirect_target};
+use fastdfs::router::{clean_path, redirect_location, redirect_target};
 use libfuzzer_sys::fuzz_target;
 
 /// Go's path.Clean (lexical), ported independently.
@@ -168,13 +168,13 @@ fuzz_target!(|data: &[u8]| {
     if cleaned == path {
         return;
     }
-    // router::dispatch's 301.
+    // router::dispatch's 301 (or its 414 when the Location would be too long to follow).
     let q = head.query();
     let target = check_redirect(path, &cleaned);
-    let location = if q.is_empty() {
-        target.clone()
-    } else {
-        format!("{target}?{q}")
+    let Some(location) = redirect_location(&cleaned, q) else {
+        let full = target.len() + if q.is_empty() { 0 } else { 1 + q.len() };
+        assert!(full > Limits::default().uri_bytes_max, "refused a short Location");
+        return;
     };
     assert!(!location.starts_with("//") && !location.starts_with("/\\"));
     let seen = browser_view(&location);
