@@ -48,6 +48,8 @@ impl Migration {
 pub struct Shared {
     pub dir: PathBuf,
     config: RwLock<Arc<Config>>,
+    /// Bumped by every reload: executors refresh their own copy of the config when it moves.
+    config_generation: AtomicU64,
     pub meta: Arc<Meta>,
     shutdown: AtomicBool,
     /// A background duty panicked: the server stops and exits non-zero.
@@ -80,6 +82,7 @@ impl Shared {
         Shared {
             dir: dir.to_path_buf(),
             config: RwLock::new(Arc::new(config)),
+            config_generation: AtomicU64::new(0),
             meta,
             shutdown: AtomicBool::new(false),
             failed: AtomicBool::new(false),
@@ -192,6 +195,7 @@ impl Shared {
         let old = guard.clone();
         crate::config::keep_restart_keys(&mut next, &old);
         *guard = Arc::new(next);
+        self.config_generation.fetch_add(1, Ordering::Release);
         Ok(loaded.warnings)
     }
 
@@ -222,12 +226,18 @@ pub struct Worker {
     pub merge_memory: crate::store::haystack::MemoryBudget,
     access: RefCell<Vec<u8>>,
     connections: Cell<usize>,
+    /// This executor's own copy of the live config and the generation it is of: a request
+    /// reads it many times, and the shared lock and reference count would be written by every
+    /// executor on every read.
+    config: RefCell<(u64, Arc<Config>)>,
 }
 
 impl Worker {
     pub fn new(shared: Arc<Shared>, id: usize) -> Worker {
         assert!(id < shared.workers, "executor index in range");
-        let cache_bytes = shared.config().file_cache_bytes as usize;
+        let generation = shared.config_generation.load(Ordering::Acquire);
+        let config = Arc::new((*shared.config()).clone());
+        let cache_bytes = config.file_cache_bytes as usize;
         Worker {
             shared,
             id,
@@ -240,6 +250,7 @@ impl Worker {
             merge_memory: Default::default(),
             access: RefCell::new(Vec::new()),
             connections: Cell::new(0),
+            config: RefCell::new((generation, config)),
         }
     }
 
@@ -269,7 +280,14 @@ impl Worker {
         self.config().access.client_ip(req.peer.ip(), forwarded)
     }
     pub fn config(&self) -> Arc<Config> {
-        self.shared.config()
+        let now = self.shared.config_generation.load(Ordering::Acquire);
+        let mut mine = self.config.borrow_mut();
+        if mine.0 != now {
+            // A private copy (not a clone of the shared Arc): its reference count lives in
+            // this executor's cache only.
+            *mine = (now, Arc::new((*self.shared.config()).clone()));
+        }
+        mine.1.clone()
     }
 
     /// This executor's metrics block.
