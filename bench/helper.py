@@ -366,6 +366,16 @@ ROWS = [
     ("get64k_noise_pct", "noise: other CPU use on both cores, % of one core", "", "{:.0f}", False, None),
     ("get64k_steal_pct", "noise: hypervisor steal on both cores, % of one core", "", "{:.0f}", False, None),
     ("get64k_err", "errors (socket + non-2xx)", "", "{:.0f}", False, None),
+    ("h", "GET 256 KiB random files ({n256k} files, wrk -t1 -c64)"),
+    ("get256k_rps", "requests/s", "higher better", "{:,.0f}", True, None),
+    ("get256k_mbs", "MB/s", "higher better", "{:,.0f}", True, "tcp"),
+    ("get256k_p99", "p99 latency ms", "lower better", "{:.2f}", True, None),
+    ("get256k_cpu_us", "server CPU µs/request", "lower better", "{:.1f}", True, None),
+    ("get256k_cpu_pct", "server CPU % of one core", "", "{:.0f}", False, None),
+    ("get256k_wrk_pct", "wrk CPU % of one core", "", "{:.0f}", False, None),
+    ("get256k_noise_pct", "noise: other CPU use on both cores, % of one core", "", "{:.0f}", False, None),
+    ("get256k_steal_pct", "noise: hypervisor steal on both cores, % of one core", "", "{:.0f}", False, None),
+    ("get256k_err", "errors (socket + non-2xx)", "", "{:.0f}", False, None),
     ("h", "Single-stream download of a {bigsize} file (curl, {dlruns} runs)"),
     ("dl_best", "best MB/s", "higher better", "{:,.0f}", True, ("tcp", "pagecache")),
     ("dl_median", "median MB/s", "higher better", "{:,.0f}", True, None),
@@ -510,7 +520,7 @@ def cmd_report(fn):
       "MB = 10^6 bytes.")
     notes = [n for n in meta.get("notes", "").split(" || ") if n]
     for srv, lbl in SERVERS:
-        for tag in ("get4k", "get64k", "up4k", "up1m"):
+        for tag in ("get4k", "get64k", "get256k", "up4k", "up1m"):
             try:
                 wp = float(res.get((srv, tag + "_wrk_pct")))
             except (TypeError, ValueError):

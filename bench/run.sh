@@ -74,9 +74,9 @@ IPERF_PORT=$((PORT_BASE + 4))
 declare -A NAME=([nginx]=nginx [go]=go-fastdfs [rs]=fastdfs-rs)
 
 if [ "$QUICK" = 1 ]; then
-  N4K=200; N64K=50; BIG_MB=128; GET_D=3; WARM_D=1; UP_D=3; DD_MB=256; LIM_S=1; MODE=quick
+  N4K=200; N64K=50; N256K=20; BIG_MB=128; GET_D=3; WARM_D=1; UP_D=3; DD_MB=256; LIM_S=1; MODE=quick
 else
-  N4K=2000; N64K=500; BIG_MB=1024; GET_D=10; WARM_D=2; UP_D=10; DD_MB=1024; LIM_S=2; MODE=full
+  N4K=2000; N64K=500; N256K=200; BIG_MB=1024; GET_D=10; WARM_D=2; UP_D=10; DD_MB=1024; LIM_S=2; MODE=full
 fi
 GET_C=64; UPC4K=32; UPC1M=16; DL_RUNS=3
 BIG_BYTES=$((BIG_MB * 1024 * 1024))
@@ -372,19 +372,23 @@ setup_files() { # upload the GET data sets and the big file; write path lists
   if [ "$s" = nginx ]; then
     local rel="group1/default/20250101/00/00/1" d="$WORK/nginx/root/group1/default/20250101/00/00/1"
     mkdir -p "$d"
-    cp "$WORK"/data/4k/* "$WORK"/data/64k/* "$d/"
+    cp "$WORK"/data/4k/* "$WORK"/data/64k/* "$WORK"/data/256k/* "$d/"
     cp "$WORK/data/big.bin" "$d/big.bin"
     (cd "$WORK/data/4k" && ls) | sed "s|^|/$rel/|" >"$WORK/paths_${s}_4k.txt"
     (cd "$WORK/data/64k" && ls) | sed "s|^|/$rel/|" >"$WORK/paths_${s}_64k.txt"
+    (cd "$WORK/data/256k" && ls) | sed "s|^|/$rel/|" >"$WORK/paths_${s}_256k.txt"
     echo "/$rel/big.bin" >"$WORK/paths_${s}_big.txt"
     return 0
   fi
-  log "${NAME[$s]}: uploading $N4K x 4 KiB + $N64K x 64 KiB files"
+  log "${NAME[$s]}: uploading $N4K x 4 KiB + $N64K x 64 KiB + $N256K x 256 KiB files"
   if ! timeout 300 $HELPER upload "$url" "$WORK/data/4k" "$WORK/paths_${s}_4k.txt" 4 2>>"$LOGS/$s-setup.log"; then
     drop "$s" "4 KiB setup upload failed: $(tail -1 "$LOGS/$s-setup.log")"; return 1
   fi
   if ! timeout 300 $HELPER upload "$url" "$WORK/data/64k" "$WORK/paths_${s}_64k.txt" 4 2>>"$LOGS/$s-setup.log"; then
     drop "$s" "64 KiB setup upload failed: $(tail -1 "$LOGS/$s-setup.log")"; return 1
+  fi
+  if ! timeout 300 $HELPER upload "$url" "$WORK/data/256k" "$WORK/paths_${s}_256k.txt" 4 2>>"$LOGS/$s-setup.log"; then
+    drop "$s" "256 KiB setup upload failed: $(tail -1 "$LOGS/$s-setup.log")"; return 1
   fi
   log "${NAME[$s]}: uploading the ${BIG_MB} MiB file"
   local t0 t1 out
@@ -442,7 +446,7 @@ get_bench() { # get_bench S TAG SIZE
   put "$s" "get${tag}_rps" "$(calc "$req / ($dur / 1e6)")"
   put "$s" "get${tag}_p99" "$(calc "$(kv p99_us "$o") / 1000")"
   put "$s" "get${tag}_err" "$(calc "$(kv err_connect "$o") + $(kv err_read "$o") + $(kv err_write "$o") + $(kv err_status "$o") + $(kv err_timeout "$o")")"
-  if [ "$tag" = 64k ]; then put "$s" "get${tag}_mbs" "$(calc "$req * $size / ($dur / 1e6) / 1e6")"; fi
+  if [ "$tag" != 4k ]; then put "$s" "get${tag}_mbs" "$(calc "$req * $size / ($dur / 1e6) / 1e6")"; fi
   return 0
 }
 
@@ -530,6 +534,7 @@ run_servers() {
   now_all >"$WORK/t_get0"
   for_up "GET 4 KiB" get_bench 4k 4096
   for_up "GET 64 KiB" get_bench 64k 65536
+  for_up "GET 256 KiB" get_bench 256k 262144
   now_all >"$WORK/t_get1"
   window_rss rss_get "$WORK/t_get0" "$WORK/t_get1"
 
@@ -587,15 +592,16 @@ put meta kernel "$(uname -r)"
 put meta mode "$MODE"
 put meta workdir "$WORK"
 put meta fstype "$(df -PT "$WORK" | awk 'NR==2 {print $1 ", " $2}')"
-put meta n4k "$N4K"; put meta n64k "$N64K"; put meta bigsize "${BIG_MB} MiB"
+put meta n4k "$N4K"; put meta n64k "$N64K"; put meta n256k "$N256K"; put meta bigsize "${BIG_MB} MiB"
 put meta dlruns "$DL_RUNS"; put meta upc4k "$UPC4K"; put meta upc1m "$UPC1M"
 put meta nice "$NICE (autogroup: $AUTOGROUP)"
 put meta loadavg "$(cut -d' ' -f1-3 /proc/loadavg)"
 [ "$(nproc)" -lt 2 ] && note "fewer than 2 CPUs: server and load generator share a core"
 
-log "generating data in $WORK/data ($N4K x 4 KiB, $N64K x 64 KiB, ${BIG_MB} MiB)"
+log "generating data in $WORK/data ($N4K x 4 KiB, $N64K x 64 KiB, $N256K x 256 KiB, ${BIG_MB} MiB)"
 $HELPER gen "$WORK/data/4k" "$N4K" 4096 a
 $HELPER gen "$WORK/data/64k" "$N64K" 65536 b
+$HELPER gen "$WORK/data/256k" "$N256K" 262144 c
 head -c "$BIG_BYTES" /dev/urandom >"$WORK/data/big.bin"
 timeout 120 sync || true
 
