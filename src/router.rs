@@ -19,6 +19,14 @@ pub fn clean_path(p: &str) -> String {
     if p.is_empty() {
         return "/".into();
     }
+    if is_clean(p) {
+        return p.to_string();
+    }
+    clean_segments(p)
+}
+
+/// `clean_path` the long way: segment by segment.
+fn clean_segments(p: &str) -> String {
     let mut out: Vec<&str> = Vec::new();
     for seg in p.split('/') {
         match seg {
@@ -34,6 +42,17 @@ pub fn clean_path(p: &str) -> String {
         s.push('/');
     }
     s
+}
+
+/// Whether `clean_path` would give `p` back unchanged (the common case, decided in one pass
+/// without building anything): absolute, and no empty, `.` or `..` segment except the empty
+/// one after a trailing slash.
+fn is_clean(p: &str) -> bool {
+    let Some(rest) = p.strip_prefix('/') else {
+        return false;
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    p == "/" || rest.split('/').all(|seg| !matches!(seg, "" | "." | ".."))
 }
 
 /// A cleaned path as a same-origin `Location`: backslashes are encoded, since browsers read
@@ -233,6 +252,39 @@ mod tests {
         assert_eq!(clean_path("/../../etc/passwd"), "/etc/passwd");
         assert_eq!(clean_path("/group1/x.txt"), "/group1/x.txt");
         assert_eq!(clean_path("/"), "/");
+    }
+
+    #[test]
+    fn the_already_clean_shortcut_agrees_with_the_long_way() {
+        let paths = [
+            "/",
+            "//",
+            "///",
+            "/a",
+            "/a/",
+            "/a//",
+            "//a",
+            "/a/b/c",
+            "/a/./b",
+            "/a/.",
+            "/.",
+            "/..",
+            "/a/..",
+            "/a/../",
+            "/.a",
+            "/a.",
+            "/..a/b..",
+            "/a/.../b",
+            "a/b",
+            "./a",
+            "/a\\b",
+            "/%2e%2e/x",
+            "/a/b/",
+            "/group1/default/20261203/x.bin",
+        ];
+        for p in paths {
+            assert_eq!(clean_path(p), super::clean_segments(p), "{p:?}");
+        }
     }
 
     #[test]

@@ -25,21 +25,28 @@ enum Target {
 
 fn resolve(w: &Worker, path: &str) -> Result<Target, ApiError> {
     let cfg = w.config();
-    let prefix = cfg.prefix();
-    let group_root = format!("/{}", cfg.group);
+    let group = cfg.group.as_str();
+    // What follows `/<group>` (empty or from a `/`), without allocating: this runs for every
+    // download.
+    fn after_group<'a>(p: &'a str, group: &str) -> Option<&'a str> {
+        let rest = p.strip_prefix('/')?.strip_prefix(group)?;
+        (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+    }
+    let under_group = |p| after_group(p, group);
     if path == "/"
         || path.is_empty()
-        || (!cfg.group.is_empty() && (path == group_root || path == format!("{group_root}/")))
+        || (!group.is_empty() && matches!(under_group(path), Some("" | "/")))
     {
         return Ok(Target::Index);
     }
-    let rest = if prefix.is_empty() {
-        if !cfg.group.is_empty() && path.starts_with(&format!("{group_root}/")) {
+    let grouped = cfg.support_group_manage && !group.is_empty();
+    let rest = if !grouped {
+        if !group.is_empty() && under_group(path).is_some() {
             return Ok(Target::NotFound(""));
         }
         &path[1..]
     } else {
-        match path.strip_prefix(&format!("{prefix}/")) {
+        match under_group(path).and_then(|r| r.strip_prefix('/')) {
             Some(r) => r,
             None => return Ok(Target::NotFound("404 page not found\n")),
         }
@@ -53,7 +60,13 @@ fn resolve(w: &Worker, path: &str) -> Result<Target, ApiError> {
         Some(first) if crate::store::names::is_internal(first) => return Ok(Target::NotFound("")),
         _ => {}
     }
-    Ok(Target::File(format!("files/{}", parts.join("/"))))
+    let mut rel = String::with_capacity("files/".len() + decoded.len());
+    rel.push_str("files");
+    for part in parts {
+        rel.push('/');
+        rel.push_str(part);
+    }
+    Ok(Target::File(rel))
 }
 
 pub async fn handle(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError> {
