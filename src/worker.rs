@@ -309,16 +309,78 @@ impl Worker {
 
     /// Appends an access-log line (flushed to log/access.log from the blocking pool).
     pub fn access_log(&self, ip: IpAddr, method: &str, status: u16, target: &str, took: Duration) {
-        use std::io::Write;
         let now = log_time_now();
         let mut buf = self.access.borrow_mut();
         if buf.len() < ACCESS_BUFFER_BYTES_MAX {
-            let _ = writeln!(
-                buf,
-                "[Access] {now} | {took:?} | {ip} | {method} | {status} | {target}"
-            );
+            // `[Access] {now} | {took:?} | {ip} | {method} | {status} | {target}`, written
+            // without the formatting machinery (this runs for every request).
+            buf.extend_from_slice(b"[Access] ");
+            buf.extend_from_slice(now.as_bytes());
+            buf.extend_from_slice(b" | ");
+            push_duration(&mut buf, took);
+            buf.extend_from_slice(b" | ");
+            match ip {
+                IpAddr::V4(v4) => {
+                    for (i, octet) in v4.octets().into_iter().enumerate() {
+                        if i > 0 {
+                            buf.push(b'.');
+                        }
+                        push_u64(&mut buf, octet as u64);
+                    }
+                }
+                IpAddr::V6(_) => {
+                    use std::io::Write;
+                    let _ = write!(buf, "{ip}");
+                }
+            }
+            buf.extend_from_slice(b" | ");
+            buf.extend_from_slice(method.as_bytes());
+            buf.extend_from_slice(b" | ");
+            push_u64(&mut buf, status as u64);
+            buf.extend_from_slice(b" | ");
+            buf.extend_from_slice(target.as_bytes());
+            buf.push(b'\n');
         }
     }
+}
+
+/// Appends `n` in decimal.
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Appends `d` exactly as `format!("{d:?}")` writes it (`1.5ms`, `250µs`, `2.000001s`).
+fn push_duration(out: &mut Vec<u8>, d: Duration) {
+    let nanos = d.subsec_nanos();
+    let (int, mut frac, mut div, unit): (u64, u32, u32, &str) = if d.as_secs() > 0 {
+        (d.as_secs(), nanos, 100_000_000, "s")
+    } else if nanos >= 1_000_000 {
+        ((nanos / 1_000_000) as u64, nanos % 1_000_000, 100_000, "ms")
+    } else if nanos >= 1_000 {
+        ((nanos / 1_000) as u64, nanos % 1_000, 100, "µs")
+    } else {
+        (nanos as u64, 0, 1, "ns")
+    };
+    push_u64(out, int);
+    if frac > 0 {
+        out.push(b'.');
+        while frac > 0 && div > 0 {
+            out.push(b'0' + (frac / div) as u8);
+            frac %= div;
+            div /= 10;
+        }
+    }
+    out.extend_from_slice(unit.as_bytes());
 }
 
 /// One open connection of an executor (see `Worker::connection_opened`).
@@ -428,6 +490,45 @@ impl PeerHealth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn access_log_durations_read_exactly_like_debug_formatting() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut cases = vec![
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_nanos(999),
+            Duration::from_nanos(1_000),
+            Duration::from_nanos(1_500),
+            Duration::from_micros(250),
+            Duration::from_nanos(1_000_001),
+            Duration::from_millis(1),
+            Duration::from_nanos(999_999_999),
+            Duration::from_secs(1),
+            Duration::new(2, 1),
+            Duration::new(86_400, 500_000_000),
+        ];
+        for _ in 0..10_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            cases.push(Duration::from_nanos(seed % 5_000_000_000));
+        }
+        for d in cases {
+            let mut out = Vec::new();
+            push_duration(&mut out, d);
+            assert_eq!(String::from_utf8(out).unwrap(), format!("{d:?}"));
+        }
+    }
+
+    #[test]
+    fn decimal_numbers_are_written_whole() {
+        for n in [0u64, 7, 10, 200, 404, 65_535, u64::MAX] {
+            let mut out = Vec::new();
+            push_u64(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
+    }
 
     #[test]
     fn a_waiting_task_leaves_one_waker_however_often_it_times_out() {

@@ -539,8 +539,7 @@ fn respond(
 ) -> Result<Response, ApiError> {
     let cfg = w.config();
     let tag = content::etag(size, mtime);
-    let last_modified =
-        httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime));
+    let last_modified = content::http_date(mtime);
     let attachment = match params.get("download") {
         None => cfg.default_download,
         Some(v) => v != "0",

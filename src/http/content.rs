@@ -5,6 +5,43 @@
 use super::{Request, Response};
 
 /// The entity tag of a file version: its mtime and size.
+/// The HTTP-date of `secs` since the epoch (`Last-Modified`), remembered per thread in a small
+/// table keyed by the second: a hot file's date is formatted once, not on every download.
+pub fn http_date(secs: u64) -> String {
+    const SLOTS: usize = 64;
+    thread_local! {
+        static DATES: std::cell::RefCell<Vec<(u64, String)>> =
+            std::cell::RefCell::new(vec![(u64::MAX, String::new()); SLOTS]);
+    }
+    DATES.with(|d| {
+        let mut d = d.borrow_mut();
+        let slot = &mut d[(secs % SLOTS as u64) as usize];
+        if slot.0 != secs || slot.1.is_empty() {
+            // A time httpdate cannot write (year 10000 on, or a negative mtime read as u64)
+            // is the epoch, never a panic.
+            const YEAR_10000: u64 = 253_402_300_800;
+            let secs_ok = if secs < YEAR_10000 { secs } else { 0 };
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs_ok);
+            *slot = (secs, httpdate::fmt_http_date(t));
+        }
+        slot.1.clone()
+    })
+}
+
+#[cfg(test)]
+#[test]
+fn http_dates_are_remembered_and_never_panic() {
+    assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+    assert_eq!(http_date(1_764_720_000), "Wed, 03 Dec 2025 00:00:00 GMT");
+    assert_eq!(
+        http_date(1_764_720_000 + 64),
+        "Wed, 03 Dec 2025 00:01:04 GMT"
+    );
+    assert_eq!(http_date(1_764_720_000), "Wed, 03 Dec 2025 00:00:00 GMT");
+    assert_eq!(http_date(u64::MAX), "Thu, 01 Jan 1970 00:00:00 GMT");
+    assert_eq!(http_date(-1i64 as u64 - 5), "Thu, 01 Jan 1970 00:00:00 GMT");
+}
+
 pub fn etag(size: u64, mtime: u64) -> String {
     format!("\"{mtime:x}-{size:x}\"")
 }
