@@ -1,5 +1,6 @@
 //! Image resize for downloads with `?width=&height=` (docs/PROTOCOL.md §5): JPEG, PNG, WebP and BMP
-//! are decoded, resized (Lanczos3; a 0 dimension keeps the aspect ratio) and re-encoded in the
+//! are decoded (a JPEG at the smallest DCT scale, 1/8 to 1, still at least the target size),
+//! resized (Lanczos3; a 0 dimension keeps the aspect ratio) and re-encoded in the
 //! source format (WebP lossless; BMP as 24-bit by `encode_bmp`, zune has no BMP encoder).
 //! Limits: sizes are clamped to image_max_width/height, negative or absurd sizes are 400, the
 //! decoded pixel count is checked from the headers before decoding (decompression bombs get
@@ -90,17 +91,19 @@ pub fn resize(
     want_h: usize,
 ) -> Result<(Vec<u8>, &'static str), ResizeError> {
     let format = format_of(data).ok_or(ResizeError::Unsupported)?;
-    let mut image = if format == ImageFormat::WEBP {
-        decode_webp(data)?
-    } else {
-        decode_zune(format, data)?
+    let mut target = None;
+    let mut image = match format {
+        ImageFormat::WEBP => decode_webp(data)?,
+        ImageFormat::JPEG => match decode_jpeg_scaled(data, want_w, want_h)? {
+            Some((image, full)) => {
+                target = Some(target_size(full, (want_w, want_h)));
+                image
+            }
+            None => decode_zune(format, data)?,
+        },
+        _ => decode_zune(format, data)?,
     };
-    let (w, h) = image.dimensions();
-    let (tw, th) = match (want_w, want_h) {
-        (0, th) => (((w * th) as f64 / h as f64).round().max(1.0) as usize, th),
-        (tw, 0) => (tw, ((h * tw) as f64 / w as f64).round().max(1.0) as usize),
-        both => both,
-    };
+    let (tw, th) = target.unwrap_or_else(|| target_size(image.dimensions(), (want_w, want_h)));
     zune_imageprocs::resize::Resize::new(tw, th, zune_imageprocs::resize::ResizeMethod::Lanczos3)
         .execute(&mut image)
         .map_err(|e| ResizeError::Decode(format!("{e:?}")))?;
@@ -112,6 +115,68 @@ pub fn resize(
             .map_err(|e| ResizeError::Decode(format!("{e:?}")))?,
     };
     Ok((out, content_type(format)))
+}
+
+/// The output size for a source of `(w, h)`: a 0 dimension keeps the aspect ratio.
+fn target_size((w, h): (usize, usize), want: (usize, usize)) -> (usize, usize) {
+    match want {
+        (0, th) => (((w * th) as f64 / h as f64).round().max(1.0) as usize, th),
+        (tw, 0) => (tw, ((h * tw) as f64 / w as f64).round().max(1.0) as usize),
+        both => both,
+    }
+}
+
+/// A JPEG decoded at a reduced scale, and its full size.
+type Scaled = (zune_image::image::Image, (usize, usize));
+
+/// A JPEG decoded at the smallest of 1/8, 1/4, 1/2 or full scale that is still at least the
+/// target size (the inverse DCT computes fewer pixels; libjpeg's "draft" mode, which Pillow and
+/// libvips use for thumbnails), with the full size. None when this decoder cannot take the
+/// image (another colour model, or it gave up): the caller decodes it the ordinary way.
+fn decode_jpeg_scaled(
+    data: &[u8],
+    want_w: usize,
+    want_h: usize,
+) -> Result<Option<Scaled>, ResizeError> {
+    use zune_core::colorspace::ColorSpace;
+    // A panic inside the decoder (it has `panic!` on shapes it does not expect) must not take
+    // the blocking thread down: it only means "decode the ordinary way".
+    let decoded = std::panic::catch_unwind(|| -> Result<_, ResizeError> {
+        let mut d = jpeg_decoder::Decoder::new(std::io::Cursor::new(data));
+        if d.read_info().is_err() {
+            return Ok(None);
+        }
+        let Some(info) = d.info() else {
+            return Ok(None);
+        };
+        let full = (info.width as usize, info.height as usize);
+        check_dimensions(full.0, full.1)?;
+        let colour = match info.pixel_format {
+            jpeg_decoder::PixelFormat::RGB24 => ColorSpace::RGB,
+            jpeg_decoder::PixelFormat::L8 => ColorSpace::Luma,
+            _ => return Ok(None),
+        };
+        let (tw, th) = target_size(full, (want_w, want_h));
+        let (sw, sh) = match d.scale(
+            tw.min(u16::MAX as usize) as u16,
+            th.min(u16::MAX as usize) as u16,
+        ) {
+            Ok(size) => size,
+            Err(_) => return Ok(None),
+        };
+        let Ok(pixels) = d.decode() else {
+            return Ok(None);
+        };
+        let (sw, sh) = (sw as usize, sh as usize);
+        if pixels.len() != sw * sh * colour.num_components() {
+            return Ok(None);
+        }
+        Ok(Some((
+            zune_image::image::Image::from_u8(&pixels, sw, sh, colour),
+            full,
+        )))
+    });
+    decoded.unwrap_or(Ok(None))
 }
 
 /// Checks the stated size of an image before its pixels are decoded.
@@ -251,6 +316,68 @@ mod tests {
         assert_eq!(requested_size("5000", "0", 2000, 1000), Ok(Some((2000, 0))));
         assert!(requested_size("-1", "0", 2000, 2000).is_err());
         assert!(requested_size("99999999", "0", 2000, 2000).is_err());
+    }
+
+    /// A `w`x`h` JPEG of a smooth gradient (RGB or grey).
+    fn jpeg(w: usize, h: usize, grey: bool) -> Vec<u8> {
+        use zune_core::colorspace::ColorSpace;
+        let (colour, n) = if grey {
+            (ColorSpace::Luma, 1)
+        } else {
+            (ColorSpace::RGB, 3)
+        };
+        let mut px = Vec::with_capacity(w * h * n);
+        for y in 0..h {
+            for x in 0..w {
+                for c in 0..n {
+                    px.push(((x * 255 / w + y * 255 / h + c * 60) % 256) as u8);
+                }
+            }
+        }
+        zune_image::image::Image::from_u8(&px, w, h, colour)
+            .write_to_vec(ImageFormat::JPEG)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_large_jpeg_is_decoded_at_a_reduced_scale_still_above_the_target() {
+        let src = jpeg(1600, 1200, false);
+        let (image, full) = decode_jpeg_scaled(&src, 100, 0)
+            .unwrap()
+            .expect("scaled decode");
+        assert_eq!(full, (1600, 1200));
+        // 1/8 is the smallest scale at least 100 wide: 200x150.
+        assert_eq!(image.dimensions(), (200, 150));
+        let (out, ct) = resize(&src, 100, 0).unwrap();
+        assert_eq!(ct, "image/jpeg");
+        let back = decode_zune(ImageFormat::JPEG, &out).unwrap();
+        assert_eq!(back.dimensions(), (100, 75));
+        // A target close to the full size decodes at full scale.
+        let (image, _) = decode_jpeg_scaled(&src, 1500, 0).unwrap().unwrap();
+        assert_eq!(image.dimensions(), (1600, 1200));
+    }
+
+    #[test]
+    fn grey_jpegs_take_the_scaled_path_and_keep_their_aspect() {
+        let src = jpeg(800, 400, true);
+        let (image, _) = decode_jpeg_scaled(&src, 0, 50).unwrap().unwrap();
+        assert_eq!(image.dimensions(), (100, 50));
+        let (out, _) = resize(&src, 0, 50).unwrap();
+        assert_eq!(
+            decode_zune(ImageFormat::JPEG, &out).unwrap().dimensions(),
+            (100, 50)
+        );
+    }
+
+    #[test]
+    fn a_broken_jpeg_is_a_decode_error_not_a_panic() {
+        let mut src = jpeg(64, 64, false);
+        src.truncate(src.len() / 3);
+        assert!(matches!(
+            resize(&src, 10, 0),
+            Err(ResizeError::Decode(_)) | Ok(_)
+        ));
+        assert!(resize(&[0xFF, 0xD8, 0xFF, 0xC0, 0, 2], 10, 0).is_err());
     }
 
     #[test]
