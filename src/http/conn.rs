@@ -14,7 +14,7 @@ use super::chunked;
 use super::head::{self, BodyKind, RequestHead};
 use super::response::{self, Body, Persist, Response};
 use bytes::{Bytes, BytesMut};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use std::io;
 use std::net::SocketAddr;
@@ -120,15 +120,31 @@ pub struct Conn {
 impl Conn {
     /// Reads up to `want` more bytes into the buffer, waiting at most `wait`. Ok(0) = peer
     /// closed.
+    ///
+    /// An empty buffer owns no memory while it waits: the room for the bytes is taken only for
+    /// each attempt to read (glommio reads at once or registers for readiness; it keeps no
+    /// pointer into the buffer) and given back when nothing came, so an idle keep-alive
+    /// connection holds no read buffer.
     async fn fill(&mut self, wait: Duration, want: usize) -> io::Result<usize> {
+        use futures_lite::AsyncRead;
         let wait = wait.max(Duration::from_millis(1));
         self.stream.set_read_timeout(Some(wait))?;
-        let len = self.rbuf.len();
-        self.rbuf.resize(len + want, 0);
-        let r = self.stream.read(&mut self.rbuf[len..]).await;
-        let n = *r.as_ref().unwrap_or(&0);
-        self.rbuf.truncate(len + n);
-        r
+        let Conn { stream, rbuf, .. } = self;
+        let len = rbuf.len();
+        std::future::poll_fn(|cx| {
+            rbuf.resize(len + want, 0);
+            let r = std::pin::Pin::new(&mut *stream).poll_read(cx, &mut rbuf[len..]);
+            let n = match &r {
+                std::task::Poll::Ready(Ok(n)) => *n,
+                _ => 0,
+            };
+            rbuf.truncate(len + n);
+            if len + n == 0 {
+                *rbuf = BytesMut::new();
+            }
+            r
+        })
+        .await
     }
 }
 
@@ -296,7 +312,7 @@ pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>) {
     let _ = stream.set_write_timeout(Some(limits.write_stall.max(Duration::from_secs(1))));
     let mut conn = Conn {
         stream,
-        rbuf: BytesMut::with_capacity(HEAD_READ_BYTES),
+        rbuf: BytesMut::new(),
         zero_copy,
     };
     let mut first = true;
@@ -340,7 +356,10 @@ pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>) {
             body_max: 0,
             tag: usize::MAX,
         };
-        let resp = handler.handle(&mut req).await;
+        // The handler's and the writer's futures are boxed per request: inline, the largest
+        // of them (an upload, a proxied read-through) would be part of every connection's
+        // task, idle keep-alive connections included.
+        let resp = Box::pin(handler.handle(&mut req)).await;
         let body_done = req.body_finished();
         let pace_cut = req.pace_cut;
         let tag = req.tag;
@@ -353,7 +372,7 @@ pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>) {
             (true, false) => Persist::KeepAlive,
             (true, true) => Persist::KeepAlive10,
         };
-        let sent = write_response(&mut conn, &resp, persist, is_head).await;
+        let sent = Box::pin(write_response(&mut conn, &resp, persist, is_head)).await;
         let took = started.elapsed();
         handler.answered(&Exchange {
             peer: peer.ip(),
