@@ -74,8 +74,9 @@ pub fn resident(file: RawFd, offset: u64, len: u64) -> bool {
 }
 
 /// Sends `file[offset..offset + len]` to the non-blocking `socket` with `sendfile` until the
-/// socket is full; returns the bytes sent. Only for resident ranges (it would block on the
-/// disk otherwise). An empty read (the file is shorter than its record) is an error.
+/// socket is full; returns the bytes sent. On an executor only for resident ranges (it would
+/// block on the disk otherwise; the helper threads use it for any range). An empty read (the
+/// file is shorter than its record) is an error.
 pub fn send_now(socket: RawFd, file: RawFd, offset: u64, len: u64) -> io::Result<u64> {
     let mut off = offset as libc::off_t;
     let end = (offset + len) as libc::off_t;
@@ -190,51 +191,36 @@ fn transfer(sock: &Fd, src: &Fd, offset: u64, len: u64, stall: Duration) -> io::
 }
 
 fn send_loop(sock: RawFd, src: RawFd, offset: u64, len: u64, stall: Duration) -> io::Result<()> {
-    let mut off = offset as libc::off_t;
-    let end = (offset + len) as libc::off_t;
+    let end = offset + len;
+    let mut off = offset;
     let stall_ms = stall.as_millis().min(i32::MAX as u128) as i32;
-    while off < end {
-        let want = ((end - off) as usize).min(CALL_BYTES_MAX);
-        // SAFETY: both descriptors are open (owned by the caller); `off` is a valid out-param.
-        let n = unsafe { libc::sendfile(sock, src, &mut off, want) };
-        if n > 0 {
-            continue;
+    loop {
+        off += send_now(sock, src, off, end - off)?;
+        if off >= end {
+            return Ok(());
         }
-        if n == 0 {
+        // The socket is full: wait (bounded) until it takes bytes again.
+        let mut pfd = libc::pollfd {
+            fd: sock,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one pollfd that lives across the call.
+        let ready = unsafe { libc::poll(&mut pfd, 1, stall_ms) };
+        if ready == 0 {
             return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "file shorter than its record",
+                io::ErrorKind::TimedOut,
+                "client stopped reading",
             ));
         }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EAGAIN) => {
-                let mut pfd = libc::pollfd {
-                    fd: sock,
-                    events: libc::POLLOUT,
-                    revents: 0,
-                };
-                // SAFETY: one pollfd that lives across the call.
-                let ready = unsafe { libc::poll(&mut pfd, 1, stall_ms) };
-                if ready == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "client stopped reading",
-                    ));
-                }
-                if ready < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                    return Err(io::Error::last_os_error());
-                }
-                if pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::BrokenPipe,
-                        "client went away",
-                    ));
-                }
-            }
-            Some(libc::EINTR) => {}
-            _ => return Err(err),
+        if ready < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return Err(io::Error::last_os_error());
+        }
+        if pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "client went away",
+            ));
         }
     }
-    Ok(())
 }
