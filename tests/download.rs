@@ -236,6 +236,38 @@ fn a_slow_reader_of_a_cached_file_gets_every_byte_of_pipelined_responses_in_orde
     assert!(rest[at2..] == data[17..=5_999_990], "range body differs");
 }
 
+/// A client that stops reading a large download does not hold its connection (or a sendfile
+/// thread) forever: after `write_timeout` without progress the server closes it, and keeps
+/// serving others.
+#[test]
+fn a_download_the_client_stops_reading_is_cut_after_the_write_timeout() {
+    let s = Server::start(json!({"write_timeout": 2}));
+    // Far more than the socket buffers of both ends hold.
+    let data = vec![b'x'; 64 << 20];
+    let p = put_file(&s, "stall/big.bin", &data);
+    let mut c = std::net::TcpStream::connect(s.addr()).unwrap();
+    c.write_all(format!("GET {p} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(6)); // not reading
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    let started = Instant::now();
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "never closed");
+    }
+    assert!(
+        got < data.len(),
+        "the whole body arrived: the server did not give up"
+    );
+    let r = get(&s, "/group1/stat", &[]);
+    assert_eq!(r.status, 200, "the server still serves");
+}
+
 #[test]
 fn ranges_of_a_large_uncached_file_are_the_right_bytes() {
     let s = Server::start(json!({}));
