@@ -87,6 +87,14 @@ pub fn percent_decode_path(s: &str) -> Option<String> {
     Some(decoded.into_owned())
 }
 
+/// Appends `%XX` (upper-case hex) for `b`, without the formatting machinery.
+fn push_pct(out: &mut String, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.push('%');
+    out.push(HEX[usize::from(b >> 4)] as char);
+    out.push(HEX[usize::from(b & 15)] as char);
+}
+
 /// Go's url.PathEscape for a single segment: letters, digits, `-_.~` and `$&+:=@` stay, every
 /// other byte (`,` and `;` included) is `%XX`.
 pub fn path_escape(s: &str) -> String {
@@ -96,7 +104,7 @@ pub fn path_escape(s: &str) -> String {
         if keep {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            push_pct(&mut out, b);
         }
     }
     out
@@ -119,7 +127,7 @@ pub fn query_escape(s: &str) -> String {
         } else if b == b' ' {
             out.push('+');
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            push_pct(&mut out, b);
         }
     }
     out
@@ -136,7 +144,7 @@ pub fn escape_segment(s: &str) -> String {
         if keep {
             out.push(c);
         } else {
-            out.push_str(&format!("%{:02X}", c as u32));
+            push_pct(&mut out, c as u8); // ASCII here: one byte
         }
     }
     out
@@ -150,7 +158,7 @@ pub fn ascii_url(path: &str) -> String {
         if b.is_ascii() {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            push_pct(&mut out, b);
         }
     }
     out
@@ -159,6 +167,28 @@ pub fn ascii_url(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escapes_are_upper_case_percent_hex_of_every_byte_not_kept() {
+        for b in 0u8..=255 {
+            let reference = format!("%{b:02X}");
+            let raw = [b];
+            if let Ok(one) = std::str::from_utf8(&raw) {
+                let kept = b.is_ascii_alphanumeric() || b"-_.~$&+:=@".contains(&b);
+                let want = if kept {
+                    one.to_string()
+                } else {
+                    reference.clone()
+                };
+                assert_eq!(path_escape(one), want, "{b:#x}");
+            }
+        }
+        // Non-ASCII: each UTF-8 byte.
+        assert_eq!(path_escape("é"), "%C3%A9");
+        assert_eq!(query_escape("é ~"), "%C3%A9+~");
+        assert_eq!(ascii_url("/a é"), "/a %C3%A9");
+        assert_eq!(escape_segment("a b/é\u{7f}"), "a%20b%2Fé%7F");
+    }
 
     #[test]
     fn path_escape_is_gos_url_path_escape() {
