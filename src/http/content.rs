@@ -4,7 +4,6 @@
 
 use super::{Request, Response};
 
-/// The entity tag of a file version: its mtime and size.
 /// The HTTP-date of `secs` since the epoch (`Last-Modified`), remembered per thread in a small
 /// table keyed by the second: a hot file's date is formatted once, not on every download.
 pub fn http_date(secs: u64) -> String {
@@ -42,6 +41,7 @@ fn http_dates_are_remembered_and_never_panic() {
     assert_eq!(http_date(-1i64 as u64 - 5), "Thu, 01 Jan 1970 00:00:00 GMT");
 }
 
+/// The entity tag of a file version: its mtime and size.
 pub fn etag(size: u64, mtime: u64) -> String {
     format!("\"{mtime:x}-{size:x}\"")
 }
