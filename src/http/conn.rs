@@ -596,16 +596,10 @@ async fn send_resident(
         return None;
     }
     let sock = conn.stream.as_raw_fd();
-    // SAFETY: `head` is a live slice that send only reads; `sock` is the connection's socket.
-    let n = unsafe {
-        libc::send(
-            sock,
-            head.as_ptr() as *const libc::c_void,
-            head.len(),
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL | libc::MSG_MORE,
-        )
+    let sent_head = match sendmsg_now(sock, head, &[], true) {
+        Ok(n) => n,
+        Err(e) => return Some(Err(e)),
     };
-    let sent_head = if n < 0 { 0 } else { n as usize };
     if sent_head < head.len() {
         if let Err(e) = conn.stream.write_all(&head[sent_head..]).await {
             return Some(Err(e));
@@ -627,7 +621,7 @@ async fn send_resident(
 /// the stream (which waits for room, with the write timeout).
 async fn write_both(conn: &mut Conn, head: &[u8], body: &[u8]) -> io::Result<()> {
     use std::os::fd::AsRawFd;
-    let sent = send_now(conn.stream.as_raw_fd(), head, body)?;
+    let sent = sendmsg_now(conn.stream.as_raw_fd(), head, body, false)?;
     if sent < head.len() {
         conn.stream.write_all(&head[sent..]).await?;
         return conn.stream.write_all(body).await;
@@ -640,7 +634,8 @@ async fn write_both(conn: &mut Conn, head: &[u8], body: &[u8]) -> io::Result<()>
 }
 
 /// One `sendmsg(MSG_DONTWAIT)` of `a` then `b`; the bytes it took (0 when the socket is full).
-fn send_now(fd: std::os::fd::RawFd, a: &[u8], b: &[u8]) -> io::Result<usize> {
+/// `more`: more data follows at once (`MSG_MORE`: the kernel holds a short segment back).
+fn sendmsg_now(fd: std::os::fd::RawFd, a: &[u8], b: &[u8], more: bool) -> io::Result<usize> {
     let iov = [
         libc::iovec {
             iov_base: a.as_ptr() as *mut libc::c_void,
@@ -656,9 +651,10 @@ fn send_now(fd: std::os::fd::RawFd, a: &[u8], b: &[u8]) -> io::Result<usize> {
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
     msg.msg_iovlen = iov.len();
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
     loop {
         // SAFETY: see above; `fd` is the connection's open socket.
-        let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+        let n = unsafe { libc::sendmsg(fd, &msg, flags) };
         if n >= 0 {
             return Ok(n as usize);
         }
