@@ -317,6 +317,24 @@ fn expect_100_continue_gets_100_before_the_body_is_sent() {
     assert_eq!(v["md5"], md5_hex(&data));
 }
 
+/// botocore waits for the interim answer even when the body is empty, and misreads the next
+/// response on a kept-alive connection when a final answer came without it.
+#[test]
+fn expect_100_continue_with_an_empty_body_still_gets_the_interim_answer_first() {
+    let s = Server::start(json!({}));
+    let mut c = RawConn::open(&s.addr());
+    c.send(b"GET /group1/status HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n");
+    assert_eq!(
+        c.response(false).status,
+        100,
+        "the interim answer comes first"
+    );
+    assert_eq!(c.response(false).status, 200);
+    // The connection stays usable: the next request gets its own answer.
+    c.send(b"GET /group1/status HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(c.response(false).status, 200);
+}
+
 #[test]
 fn curl_uploads_a_2_mib_file_with_expect_100_continue() {
     let s = Server::start(json!({}));

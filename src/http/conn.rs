@@ -342,7 +342,7 @@ pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>) {
         let http10 = head.version() == head::Version::Http10;
         let keep_alive_wanted = head.keep_alive();
         let mut req = Request {
-            continue_pending: head.expect_continue() && !matches!(body, BodyState::Done),
+            continue_pending: head.expect_continue(),
             head,
             peer,
             conn: &mut conn,
@@ -372,7 +372,24 @@ pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>) {
             (true, false) => Persist::KeepAlive,
             (true, true) => Persist::KeepAlive10,
         };
-        let sent = Box::pin(write_response(&mut conn, &resp, persist, is_head)).await;
+        // An `Expect: 100-continue` request whose (empty) body was never asked for still gets
+        // its interim answer first: clients wait for it, and botocore misreads the next
+        // response on the connection when a final answer came without it.
+        let interim = req.continue_pending && body_done;
+        let sent = if interim {
+            conn.stream
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await
+                .map_err(|_| ())
+        } else {
+            Ok(())
+        };
+        let sent = match sent {
+            Ok(()) => Box::pin(write_response(&mut conn, &resp, persist, is_head))
+                .await
+                .map_err(|_| ()),
+            Err(()) => Err(()),
+        };
         let took = started.elapsed();
         handler.answered(&Exchange {
             peer: peer.ip(),
