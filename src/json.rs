@@ -30,6 +30,32 @@ pub struct FileInfo {
     /// Read it through `content()`.
     #[serde(default)]
     pub offset: i64,
+    /// What an S3 client stored with the object (absent for go-fastdfs uploads, and then not
+    /// written: go-fastdfs peers and clients see the record they know).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<Box<S3Attrs>>,
+}
+
+/// An S3 object's own attributes, kept in its record (docs/S3.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct S3Attrs {
+    /// The ETag without quotes: the content's md5 hex, or `<md5 of part md5s>-<parts>`.
+    #[serde(default)]
+    pub etag: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub content_type: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub content_disposition: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub content_encoding: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cache_control: String,
+    /// `x-amz-meta-*` headers: lower-case names without the prefix, values as sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub meta: Vec<(String, String)>,
+    /// Modification time, unix milliseconds (S3's Last-Modified).
+    #[serde(default)]
+    pub modified_ms: i64,
 }
 
 /// `FileInfo.offset` of a file stored as its own file.

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod migrate;
 pub mod placement;
 pub mod router;
+pub mod s3;
 pub mod server;
 pub mod store;
 pub mod sync;

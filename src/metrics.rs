@@ -22,11 +22,13 @@ pub enum Route {
     Admin,
     Page,
     Sync,
+    /// Every request on the S3 listener.
+    S3,
     Other,
 }
 
 impl Route {
-    pub const ALL: [Route; 12] = [
+    pub const ALL: [Route; 13] = [
         Route::Upload,
         Route::Download,
         Route::Delete,
@@ -38,6 +40,7 @@ impl Route {
         Route::Admin,
         Route::Page,
         Route::Sync,
+        Route::S3,
         Route::Other,
     ];
 
@@ -54,6 +57,7 @@ impl Route {
             Route::Admin => "admin",
             Route::Page => "page",
             Route::Sync => "sync",
+            Route::S3 => "s3",
             Route::Other => "other",
         }
     }

@@ -147,6 +147,7 @@ impl Target {
             scene: self.scene.clone(),
             time_stamp: now.timestamp(),
             offset: crate::json::OFFSET_PLAIN,
+            s3: None,
         };
         let dedup = cfg.enable_distinct_file;
         if !dedup {
@@ -209,6 +210,7 @@ pub async fn commit_merged(
         scene: target.scene.clone(),
         time_stamp: chrono::Local::now().timestamp(),
         offset: at.offset as i64,
+        s3: None,
     };
     if !dedup {
         info.md5 = meta::md5_hex(&info.rel_path());

@@ -80,6 +80,9 @@ pub fn run(dir: &Path, config: Config) -> Result<(), ServerError> {
     }
     let addr = config.listen_addr().map_err(ServerError::Startup)?;
     sys::probe_listen(addr).map_err(ServerError::Startup)?;
+    if let Some(s3) = config.s3_listen_addr() {
+        sys::probe_listen(s3.map_err(ServerError::Startup)?).map_err(ServerError::Startup)?;
+    }
     let shared = Arc::new(Shared::new(dir, config.clone(), meta, workers));
     install_signals(shared.clone())?;
     let cpuset = CpuSet::online()
@@ -178,13 +181,37 @@ async fn worker_main(shared: Arc<Shared>, id: usize, workers: usize) -> Result<(
         }
     };
     tracing::info!(worker = id, addr = %addr, "accepting connections");
+    let s3_listener = match cfg.s3_listen_addr() {
+        None => None,
+        Some(a) => {
+            let a = a?;
+            match glommio::net::TcpListener::bind(a) {
+                Ok(l) => {
+                    tracing::info!(worker = id, addr = %a, "accepting S3 connections");
+                    Some(l)
+                }
+                Err(e) => {
+                    shared.begin_shutdown();
+                    return Err(format!("cannot listen on {a} (s3_addr): {e}"));
+                }
+            }
+        }
+    };
     if shared.listener_bound() {
         sys::notify_systemd("READY=1");
     }
     let worker = Rc::new(Worker::new(shared.clone(), id));
     start_duties(&worker);
     let flusher = glommio::spawn_local(flush_access_log(worker.clone()));
-    accept_loop(&worker, listener).await;
+    let s3_accepts = s3_listener.map(|l| {
+        let front = Rc::new(crate::s3::Front::new(worker.clone()));
+        let w = worker.clone();
+        glommio::spawn_local(async move { accept_loop(&w, l, front).await })
+    });
+    accept_loop(&worker, listener, worker.clone()).await;
+    if let Some(task) = s3_accepts {
+        task.await;
+    }
     // Every executor waits for all connections, since an upload on any executor may need
     // a shard committer that lives here.
     let deadline = std::time::Instant::now() + Duration::from_secs(cfg.shutdown_grace);
@@ -230,7 +257,11 @@ fn start_duties(worker: &Rc<Worker>) {
 /// A pending accept is cancelled only at shutdown: an io_uring accept cancelled after the
 /// kernel completed it would leave that connection open and unserved (glommio drops the
 /// result), so the accept is never raced against a periodic timer.
-async fn accept_loop(worker: &Rc<Worker>, listener: glommio::net::TcpListener) {
+async fn accept_loop<H: crate::http::conn::Handler + 'static>(
+    worker: &Rc<Worker>,
+    listener: glommio::net::TcpListener,
+    handler: Rc<H>,
+) {
     let shared = &worker.shared;
     let mut draining = false;
     loop {
@@ -261,7 +292,7 @@ async fn accept_loop(worker: &Rc<Worker>, listener: glommio::net::TcpListener) {
             continue;
         };
         let counted = worker.connection_opened();
-        let w = worker.clone();
+        let w = handler.clone();
         glommio::spawn_local(async move {
             use futures_lite::FutureExt;
             // Safety net: a bug that panics in one request closes that connection only;

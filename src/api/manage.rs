@@ -180,6 +180,7 @@ pub async fn check_file_exist(w: &Worker, p: &Params) -> Result<Response, ApiErr
                     scene: String::new(),
                     time_stamp: crate::store::mtime_secs(&m),
                     offset: crate::json::OFFSET_PLAIN,
+                    s3: None,
                 };
                 return Ok(Response::text(200, json::compact(&info)));
             }

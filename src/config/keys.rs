@@ -169,4 +169,12 @@ config_keys! {
     alarm_sync_lag_seconds: u64 = uint(3600), live => (3600);
     /// A standing alarm is sent again at most this often, seconds.
     alarm_repeat_seconds: u64 = uint(3600), live => (3600);
+    /// The S3 listener, `host:port` (`:9000` = every address); empty = no S3 interface.
+    s3_addr: String = string(""), restart => ("");
+    /// Virtual-hosted-style S3 requests: `Host: <bucket>.<s3_domain>`; empty = path style only.
+    s3_domain: String = string(""), live => ("");
+    /// The region S3 clients sign for.
+    s3_region: String = string("us-east-1"), live => ("us-east-1");
+    /// S3 credentials: `[{access_key_id, secret_access_key, buckets: ["*"], read_only}]`.
+    s3_keys: Vec<S3Key> = s3_keys(Vec::new()), live => ([]);
 }

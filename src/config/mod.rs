@@ -52,6 +52,18 @@ pub struct Mail {
     pub host: String,
 }
 
+/// One S3 credential (`s3_keys`): which buckets it may use (`*` = all) and whether it may
+/// write.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct S3Key {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    #[serde(default)]
+    pub buckets: Vec<String>,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
 mod keys;
 pub use keys::{keep_restart_keys, restart_keys, Config, Template, KNOWN_KEYS};
 
@@ -302,6 +314,30 @@ impl Reader<'_> {
         }
     }
 
+    /// `s3_keys`: an array of `{access_key_id, secret_access_key, buckets, read_only}`.
+    fn s3_keys(&self, key: &str, default: Vec<S3Key>) -> Result<Vec<S3Key>, ConfigError> {
+        const SHAPE: &str =
+            "an array of {access_key_id, secret_access_key, buckets: [..], read_only} objects";
+        match self.map.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(v @ Value::Array(_)) => {
+                let keys: Vec<S3Key> =
+                    serde_json::from_value(v.clone()).map_err(|_| self.type_err(key, SHAPE))?;
+                for k in &keys {
+                    if k.access_key_id.is_empty() || k.secret_access_key.is_empty() {
+                        return Err(self.value_err(
+                            key,
+                            "every key needs a non-empty access_key_id and secret_access_key"
+                                .into(),
+                        ));
+                    }
+                }
+                Ok(keys)
+            }
+            Some(_) => Err(self.type_err(key, SHAPE)),
+        }
+    }
+
     /// A boolean that go-fastdfs' own files sometimes spell as a number (true then).
     fn flag(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
         match self.map.get(key) {
@@ -478,6 +514,12 @@ pub fn normalize_peers(peers: &[String], host: &str) -> Vec<String> {
 
 fn validate(r: &Reader<'_>, c: &Config) -> Result<(), ConfigError> {
     c.listen_addr().map_err(|m| r.value_err("addr", m))?;
+    if let Some(a) = c.s3_listen_addr() {
+        let a = a.map_err(|m| r.value_err("s3_addr", m))?;
+        if c.listen_addr().is_ok_and(|main| main == a) {
+            return Err(r.value_err("s3_addr", "must differ from addr".into()));
+        }
+    }
     if c.support_group_manage && c.group.contains('/') {
         return Err(r.value_err("group", "must not contain '/'".into()));
     }
@@ -531,27 +573,39 @@ impl Config {
 
     /// `addr` as a socket address; `:8080` means all interfaces.
     pub fn listen_addr(&self) -> Result<SocketAddr, String> {
-        let a = self.addr.trim();
-        let full = if a.starts_with(':') {
-            format!("0.0.0.0{a}")
-        } else {
-            a.to_string()
-        };
-        full.parse::<SocketAddr>()
-            .or_else(|_| {
-                use std::net::ToSocketAddrs;
-                full.to_socket_addrs()
-                    .ok()
-                    .and_then(|mut it| it.next())
-                    .ok_or(())
-            })
-            .map_err(|_| format!("\"{}\" is not host:port", self.addr))
+        parse_listen(&self.addr)
+    }
+
+    /// The S3 listener's address, None when `s3_addr` is empty (no S3 interface).
+    pub fn s3_listen_addr(&self) -> Option<Result<SocketAddr, String>> {
+        (!self.s3_addr.trim().is_empty()).then(|| parse_listen(&self.s3_addr))
     }
 
     pub fn use_sha1(&self) -> bool {
         self.file_sum_arithmetic.eq_ignore_ascii_case("sha1")
     }
+}
 
+/// A listen address: `host:port`, or `:port` for every address.
+fn parse_listen(addr: &str) -> Result<SocketAddr, String> {
+    let a = addr.trim();
+    let full = if a.starts_with(':') {
+        format!("0.0.0.0{a}")
+    } else {
+        a.to_string()
+    };
+    full.parse::<SocketAddr>()
+        .or_else(|_| {
+            use std::net::ToSocketAddrs;
+            full.to_socket_addrs()
+                .ok()
+                .and_then(|mut it| it.next())
+                .ok_or(())
+        })
+        .map_err(|_| format!("\"{addr}\" is not host:port"))
+}
+
+impl Config {
     /// Scene names of `scenes` (entries may be `name:google-secret`).
     pub fn scene_allowed(&self, scene: &str) -> bool {
         self.scenes.is_empty()

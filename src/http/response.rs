@@ -63,6 +63,9 @@ impl Body {
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(&'static str, HeaderValue)>,
+    /// Headers whose names are not known in advance (an S3 object's `x-amz-meta-*`); names
+    /// with anything but token characters are dropped when written.
+    pub named_headers: Vec<(String, String)>,
     pub body: Body,
     /// Close the connection after this response.
     pub close: bool,
@@ -75,6 +78,7 @@ impl Response {
         Response {
             status,
             headers: Vec::new(),
+            named_headers: Vec::new(),
             body: Body::Empty,
             close: false,
             no_content_length: false,
@@ -171,6 +175,18 @@ pub fn write_head(out: &mut Vec<u8>, r: &Response, persist: Persist, date: &str)
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         // Header injection guard: a value never carries CR or LF.
+        for &b in value.as_bytes() {
+            out.push(if b == b'\r' || b == b'\n' { b' ' } else { b });
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    for (name, value) in &r.named_headers {
+        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if name.is_empty() || !name.bytes().all(token) {
+            continue;
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
         for &b in value.as_bytes() {
             out.push(if b == b'\r' || b == b'\n' { b' ' } else { b });
         }

@@ -1,7 +1,9 @@
 //! Storage: where files live (`names`), their metadata (`meta`, sharded LMDB with group
 //! commit), the small-file cache (`cache`), and the durable write path (`write`); the offline
-//! jobs (`import`, `check`) report their `progress`.
+//! jobs (`import`, `check`) report their `progress`; S3 buckets over the top directories
+//! (`buckets`).
 
+pub mod buckets;
 pub mod cache;
 pub mod check;
 pub mod haystack;
@@ -46,5 +48,6 @@ pub fn found_record(
         scene,
         time_stamp: mtime_secs(m),
         offset,
+        s3: None,
     }
 }

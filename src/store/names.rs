@@ -10,10 +10,10 @@ use std::fmt;
 
 /// Server-internal directories under `files/`: temp files, tus state, resize cache. Never
 /// served, listed, or written by clients.
-pub const INTERNAL_DIRS: &[&str] = &["_tmp", "_big", "_cache"];
+pub const INTERNAL_DIRS: &[&str] = &["_tmp", "_big", "_cache", "_s3"];
 /// Top directories no client-chosen name may use: the internal ones and `haystack` (merged
 /// small files, which are served by their URLs but written only by the server).
-pub const RESERVED_TOP_DIRS: &[&str] = &["_tmp", "_big", "_cache", "haystack"];
+pub const RESERVED_TOP_DIRS: &[&str] = &["_tmp", "_big", "_cache", "_s3", "haystack"];
 
 /// Whether a first directory under `files/` is server-internal.
 pub fn is_internal(first: &str) -> bool {

@@ -68,6 +68,7 @@ impl Meta {
         let json = serde_json::to_vec(&info).expect("FileInfo serializes");
         txn.put(s.files, &info.md5.as_bytes(), &json, WriteFlags::empty())?;
         super::hay::index(s, txn, &info)?;
+        super::listing::index(s, txn, &info)?;
         txn.put(
             s.paths,
             &path_key(&info.rel_path()).as_bytes(),
@@ -215,6 +216,7 @@ impl Meta {
         old: &FileInfo,
     ) -> Result<(), MetaError> {
         super::hay::unindex(s, txn, old)?;
+        super::listing::unindex(s, txn, old)?;
         del_ok(txn.del(s.files, &old.md5.as_bytes(), None))?;
         del_ok(txn.del(s.moved, &old.md5.as_bytes(), None))?;
         del_ok(txn.del(s.paths, &path_key(&old.rel_path()).as_bytes(), None))?;

@@ -87,6 +87,7 @@ impl Shard {
             self.inbox,
             self.moved,
             self.hay,
+            self.listing,
         ]
     }
 }

@@ -39,8 +39,8 @@ use std::sync::{Arc, Mutex};
 /// disk and RAM).
 const MAP_BYTES: usize = 64 << 30;
 /// The tables of one shard (each environment holds `<table>-<shard:03>` per shard).
-const TABLES: [&str; 9] = [
-    "files", "paths", "days", "stats", "outbox", "tombs", "inbox", "moved", "hay",
+const TABLES: [&str; 10] = [
+    "files", "paths", "days", "stats", "outbox", "tombs", "inbox", "moved", "hay", "listing",
 ];
 /// Ops taken into one transaction at most.
 const BATCH_OPS_MAX: usize = 1024;
@@ -231,6 +231,8 @@ struct Shard {
     moved: Database,
     /// The container index of merged files (`hay.rs`).
     hay: Database,
+    /// The ordered name index of files under `files/` (`listing.rs`).
+    listing: Database,
 }
 
 pub struct Meta {
@@ -304,6 +306,7 @@ mod commit;
 mod hay;
 mod intents;
 mod layout;
+pub mod listing;
 mod ops;
 mod place;
 mod read;

@@ -69,6 +69,7 @@ impl Meta {
                 inbox: db("inbox")?,
                 moved: db("moved")?,
                 hay: db("hay")?,
+                listing: db("listing")?,
                 env,
                 env_index,
             };
@@ -88,6 +89,7 @@ impl Meta {
         super::layout::remove_shard_envs(&meta_dir, count)?;
         for shard in &shards {
             super::hay::ensure_built(shard)?;
+            super::listing::ensure_built(shard)?;
         }
         for _ in 0..workers {
             let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
@@ -126,6 +128,17 @@ impl Meta {
     /// marker, size with the marker), in offset order.
     pub fn merged_in(&self, dir: &str, n: u64) -> Result<Vec<(String, u64, u64)>, MetaError> {
         super::hay::files_in(&self.shards, dir, n)
+    }
+
+    /// Files under `files/` in byte order of their paths: up to `limit` of those whose listing
+    /// key (`listing::listing_key`) starts with `prefix` and is at least `from`, with their md5.
+    pub fn list_page(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, String)>, MetaError> {
+        super::listing::page(&self.shards, prefix, from, limit)
     }
 
     pub fn shard_count(&self) -> usize {

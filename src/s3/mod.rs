@@ -1,0 +1,208 @@
+//! The S3-compatible interface (docs/S3.md): a second listener (`s3_addr`) on the same
+//! executors and HTTP layer, whose requests are authenticated with AWS Signature Version 4
+//! (`sigv4`, bodies in `aws-chunked` framing through `chunked`), checked by one gate (`policy`:
+//! where a key lands, who may do what), and served over the same store: a bucket is a top
+//! directory of `files/`, an object is a file with its record (`bucket`, `object`, `multipart`).
+//! Errors are S3's XML documents (`error`).
+//!
+//! Data flows down only: `Front` is the HTTP layer's handler for the S3 listener; it parses
+//! the request into an `S3Request` and calls the operation, which uses the store and the
+//! placement rules like any upload.
+
+mod bucket;
+pub mod chunked;
+mod error;
+mod multipart;
+mod object;
+pub mod policy;
+mod request;
+pub mod sigv2;
+pub mod sigv4;
+mod store;
+mod xml;
+
+pub use error::S3Error;
+pub use request::S3Request;
+
+use crate::config::{Config, S3Key};
+use crate::http::conn::{Exchange, Handler, Limits};
+use crate::http::{Request, Response};
+use crate::metrics::Route;
+use crate::worker::Worker;
+use std::rc::Rc;
+
+/// The S3 listener's handler: the same limits, access log and metrics as the main listener.
+pub struct Front {
+    w: Rc<Worker>,
+}
+
+impl Front {
+    pub fn new(w: Rc<Worker>) -> Front {
+        Front { w }
+    }
+}
+
+impl Handler for Front {
+    fn limits(&self) -> Limits {
+        Handler::limits(&*self.w)
+    }
+
+    fn shutting_down(&self) -> bool {
+        Worker::shutting_down(&self.w)
+    }
+
+    fn refuse(&self, e: crate::http::head::HeadError) -> Response {
+        S3Error::new(e.status(), "InvalidRequest", e.to_string())
+            .into_response(&crate::codec::random_hex(8), false)
+    }
+
+    async fn handle(self: &Rc<Self>, req: &mut Request<'_>) -> Response {
+        req.tag = Route::S3.tag();
+        handle(&self.w, req).await
+    }
+
+    fn answered(&self, x: &Exchange<'_>) {
+        Handler::answered(&*self.w, x)
+    }
+}
+
+/// Answers one request of the S3 listener.
+pub async fn handle(w: &Rc<Worker>, req: &mut Request<'_>) -> Response {
+    let id = crate::codec::random_hex(8);
+    let head_only = req.head.method() == "HEAD";
+    let mut resp = match serve(w, req, &id).await {
+        Ok(r) => r,
+        Err(e) => {
+            if e.status >= 500 {
+                tracing::error!(code = e.code, message = %e.message, "S3 request failed");
+            }
+            e.into_response(&id, head_only)
+        }
+    };
+    if !resp.has_header("x-amz-request-id") {
+        resp.set("x-amz-request-id", id);
+    }
+    resp
+}
+
+async fn serve(w: &Rc<Worker>, req: &mut Request<'_>, id: &str) -> Result<Response, S3Error> {
+    let cfg = w.config();
+    let (bucket, key) = address(&cfg, req)?;
+    let query = crate::http::query::parse_urlencoded(req.head.query().as_bytes());
+    let (key_used, signed) = authenticate(&cfg, req)?;
+    let r = S3Request {
+        cfg,
+        id: id.to_string(),
+        method: req.head.method().to_string(),
+        bucket,
+        key,
+        query,
+        key_used,
+        signed,
+    };
+    if r.bucket.is_empty() {
+        return match r.method.as_str() {
+            "GET" => bucket::list_buckets(w, &r).await,
+            _ => Err(S3Error::new(
+                405,
+                "MethodNotAllowed",
+                "The specified method is not allowed against this resource.",
+            )),
+        };
+    }
+    if r.key.is_empty() {
+        return bucket::dispatch(w, req, &r).await;
+    }
+    match r.method.as_str() {
+        "POST" if r.has("uploads") => multipart::create(w, req, &r).await,
+        "POST" if r.has("uploadId") => multipart::complete(w, req, &r).await,
+        "PUT" if r.has("uploadId") || r.has("partNumber") => {
+            multipart::upload_part(w, req, &r).await
+        }
+        "GET" if r.has("uploadId") => multipart::list_parts(w, &r).await,
+        "DELETE" if r.has("uploadId") => multipart::abort(w, &r).await,
+        "PUT" if req.head.header("x-amz-copy-source").is_some() => object::copy(w, req, &r).await,
+        "PUT" => object::put(w, req, &r).await,
+        "GET" | "HEAD" => object::get(w, req, &r).await,
+        "DELETE" => object::delete(w, &r).await,
+        _ => Err(S3Error::new(
+            405,
+            "MethodNotAllowed",
+            "The specified method is not allowed against this resource.",
+        )),
+    }
+}
+
+/// The bucket and key a request addresses: path-style (`/bucket/key`), or virtual-hosted style
+/// (`Host: bucket.<s3_domain>`) when `s3_domain` is set. The key is percent-decoded.
+fn address(cfg: &Config, req: &Request<'_>) -> Result<(String, String), S3Error> {
+    let raw = req.head.path();
+    let decode = |s: &str| {
+        crate::http::query::percent_decode_path(s)
+            .ok_or_else(|| S3Error::invalid_argument("The request path is not valid UTF-8."))
+    };
+    let rest = raw.strip_prefix('/').unwrap_or(raw);
+    if let Some(bucket) = virtual_host_bucket(cfg, req) {
+        return Ok((bucket, decode(rest)?));
+    }
+    let (bucket, key) = match rest.split_once('/') {
+        Some((b, k)) => (b, k),
+        None => (rest, ""),
+    };
+    Ok((decode(bucket)?, decode(key)?))
+}
+
+/// `bucket` of `Host: bucket.<s3_domain>[:port]`.
+fn virtual_host_bucket(cfg: &Config, req: &Request<'_>) -> Option<String> {
+    let domain = cfg.s3_domain.trim().trim_start_matches('.');
+    if domain.is_empty() {
+        return None;
+    }
+    let host = req.head.header_str("host")?;
+    let host = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    let bucket = host.strip_suffix(domain)?.strip_suffix('.')?;
+    (!bucket.is_empty()).then(|| bucket.to_ascii_lowercase())
+}
+
+/// Verifies the request's signature (if it carries one) against the configured keys.
+fn authenticate(
+    cfg: &Config,
+    req: &Request<'_>,
+) -> Result<(Option<S3Key>, Option<sigv4::Verified>), S3Error> {
+    let headers: Vec<(&str, &str)> = req
+        .head
+        .headers()
+        .filter_map(|(n, v)| std::str::from_utf8(v).ok().map(|v| (n, v)))
+        .collect();
+    let sreq = sigv4::Request {
+        method: req.head.method(),
+        path: req.head.path(),
+        query: req.head.query(),
+        headers: &headers,
+    };
+    if !sigv4::is_signed(&sreq) {
+        return Ok((None, None));
+    }
+    let now = chrono::Utc::now().timestamp();
+    let secret_of = |id: &str| {
+        cfg.s3_keys
+            .iter()
+            .find(|k| k.access_key_id == id)
+            .map(|k| k.secret_access_key.clone())
+    };
+    let verified = sigv4::verify(&sreq, now, &cfg.s3_region, secret_of)
+        .map_err(|e| S3Error::new(e.status(), e.code(), e.to_string()))?;
+    let key = cfg
+        .s3_keys
+        .iter()
+        .find(|k| k.access_key_id == verified.access_key_id)
+        .cloned()
+        .ok_or_else(|| S3Error::new(403, "InvalidAccessKeyId", "unknown access key"))?;
+    Ok((Some(key), Some(verified)))
+}

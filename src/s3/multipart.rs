@@ -1,0 +1,445 @@
+//! Multipart uploads: CreateMultipartUpload, UploadPart, CompleteMultipartUpload,
+//! AbortMultipartUpload, ListParts, ListMultipartUploads. An upload lives in the internal
+//! directory `files/_s3/uploads/<upload id>/` (never served; kept across restarts so a client
+//! can resume): `upload.json` (bucket, key, attributes) and one durable file per part,
+//! `<part number:05>-<md5 hex>` (the part's ETag is in its name, so a part and its ETag appear
+//! together with one rename). Completion concatenates the parts into a temp file through the
+//! durable write path and stores it like a PUT; the ETag is S3's `<md5 of the parts' md5s>-N`.
+
+use super::error::S3Error;
+use super::policy::Action;
+use super::request::{iso_time, xml_response, S3Request, XMLNS};
+use super::store::{
+    attrs_of, etag_of, existing, place, read_small_body, receive, store, PUT_BYTES_MAX,
+};
+use super::xml::escape;
+use crate::http::{Request, Response};
+use crate::json::S3Attrs;
+use crate::store::write::TempFile;
+use crate::worker::Worker;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Part numbers are 1..=10000; every part but the last holds at least 5 MiB (S3's rules).
+const PARTS_MAX: u32 = 10_000;
+const PART_BYTES_MIN: u64 = 5 << 20;
+/// Largest CompleteMultipartUpload document.
+const COMPLETE_BODY_BYTES_MAX: u64 = 4 << 20;
+/// Uploads listed per ListMultipartUploads page, parts per ListParts page.
+const LIST_MAX: usize = 1000;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Upload {
+    bucket: String,
+    key: String,
+    initiated_ms: i64,
+    attrs: S3Attrs,
+}
+
+fn uploads_dir(root: &Path) -> PathBuf {
+    root.join("files").join("_s3").join("uploads")
+}
+
+/// An upload id is 32 hex digits (checked before it names a directory).
+fn upload_dir(root: &Path, id: &str) -> Option<PathBuf> {
+    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| uploads_dir(root).join(id))
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    glommio::executor().spawn_blocking(f).await
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// The upload named by `uploadId`, which must be for this bucket and key.
+async fn load(w: &Worker, r: &S3Request) -> Result<(PathBuf, Upload), S3Error> {
+    let id = r.param("uploadId").unwrap_or("");
+    let dir = upload_dir(w.dir(), id).ok_or_else(|| S3Error::no_such_upload().on(r.resource()))?;
+    let file = dir.join("upload.json");
+    let text = blocking(move || std::fs::read(file)).await;
+    let up: Upload = text
+        .ok()
+        .and_then(|t| serde_json::from_slice(&t).ok())
+        .ok_or_else(|| S3Error::no_such_upload().on(r.resource()))?;
+    if up.bucket != r.bucket || up.key != r.key {
+        return Err(S3Error::no_such_upload().on(r.resource()));
+    }
+    Ok((dir, up))
+}
+
+/// CreateMultipartUpload with the request's headers (content type, `x-amz-meta-*`).
+pub async fn create(w: &Worker, req: &Request<'_>, r: &S3Request) -> Result<Response, S3Error> {
+    existing(w, r).await?;
+    r.require(Action::Write, false)?;
+    if r.cfg.read_only {
+        return Err(S3Error::access_denied("The server is read-only."));
+    }
+    place(r, &r.key)?;
+    let id = crate::codec::random_hex(16);
+    let up = Upload {
+        bucket: r.bucket.clone(),
+        key: r.key.clone(),
+        initiated_ms: chrono::Utc::now().timestamp_millis(),
+        attrs: attrs_of(req),
+    };
+    let dir = upload_dir(w.dir(), &id).expect("a generated id is valid");
+    let text = serde_json::to_vec(&up).expect("plain data serializes");
+    blocking(move || -> std::io::Result<()> {
+        std::fs::create_dir_all(&dir)?;
+        let tmp = dir.join("upload.json.tmp");
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&text)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, dir.join("upload.json"))?;
+        sync_dir(&dir)?;
+        let parent = dir.parent().expect("uploads dir");
+        sync_dir(parent)?;
+        sync_dir(parent.parent().expect("_s3"))
+    })
+    .await?;
+    Ok(xml_response(
+        200,
+        format!(
+            "<InitiateMultipartUploadResult xmlns=\"{XMLNS}\"><Bucket>{}</Bucket><Key>{}</Key><UploadId>{id}</UploadId></InitiateMultipartUploadResult>",
+            escape(&r.bucket),
+            escape(&r.key)
+        ),
+    ))
+}
+
+/// A stored part: number, ETag (md5 hex), size, path.
+#[derive(Debug, Clone)]
+struct Part {
+    number: u32,
+    etag: String,
+    size: u64,
+    modified: i64,
+    path: PathBuf,
+}
+
+/// Every part file of an upload, by number (the newest file of a number first).
+fn parts_of(dir: &Path) -> std::io::Result<Vec<Part>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let Some((n, etag)) = name.split_once('-') else {
+            continue;
+        };
+        let (Ok(number), true) = (n.parse::<u32>(), etag.len() == 32) else {
+            continue;
+        };
+        let m = entry.metadata()?;
+        out.push(Part {
+            number,
+            etag: etag.to_string(),
+            size: m.len(),
+            modified: crate::store::mtime_secs(&m),
+            path: entry.path(),
+        });
+    }
+    out.sort_by(|a, b| a.number.cmp(&b.number).then(b.modified.cmp(&a.modified)));
+    Ok(out)
+}
+
+pub async fn upload_part(
+    w: &Worker,
+    req: &mut Request<'_>,
+    r: &S3Request,
+) -> Result<Response, S3Error> {
+    existing(w, r).await?;
+    r.require(Action::Write, false)?;
+    if req.head.header("x-amz-copy-source").is_some() {
+        return Err(S3Error::not_implemented("UploadPartCopy"));
+    }
+    let number: u32 = r
+        .param("partNumber")
+        .and_then(|n| n.parse().ok())
+        .filter(|n| (1..=PARTS_MAX).contains(n))
+        .ok_or_else(|| {
+            S3Error::invalid_argument(
+                "Part number must be an integer between 1 and 10000, inclusive",
+            )
+        })?;
+    let (dir, _) = load(w, r).await?;
+    let written = receive(w, req, r, PUT_BYTES_MAX).await?;
+    let etag = written.digest.clone();
+    let (tmp, target) = (written.tmp.clone(), dir.join(format!("{number:05}-{etag}")));
+    let moved = blocking(move || -> std::io::Result<()> {
+        std::fs::rename(&tmp, &target)?;
+        sync_dir(target.parent().expect("upload dir"))?;
+        // Older files of this part number are replaced.
+        for p in parts_of(target.parent().expect("upload dir"))? {
+            if p.number == number && p.path != target {
+                let _ = std::fs::remove_file(&p.path);
+            }
+        }
+        Ok(())
+    })
+    .await;
+    match moved {
+        Ok(()) => written.moved(),
+        Err(e) => {
+            crate::store::write::discard(written).await;
+            return Err(e.into());
+        }
+    }
+    let mut resp = Response::new(200);
+    resp.set("ETag", format!("\"{etag}\""));
+    Ok(resp)
+}
+
+pub async fn complete(
+    w: &Worker,
+    req: &mut Request<'_>,
+    r: &S3Request,
+) -> Result<Response, S3Error> {
+    existing(w, r).await?;
+    r.require(Action::Write, false)?;
+    let (dir, up) = load(w, r).await?;
+    let body = read_small_body(req, r, COMPLETE_BODY_BYTES_MAX).await?;
+    let doc = std::str::from_utf8(&body).map_err(|_| S3Error::malformed_xml())?;
+    let mut asked: Vec<(u32, String)> = Vec::new();
+    for p in super::xml::elements(doc, "Part") {
+        let number = super::xml::text_of(p, "PartNumber")
+            .and_then(|n| n.parse::<u32>().ok())
+            .ok_or_else(S3Error::malformed_xml)?;
+        let etag = super::xml::text_of(p, "ETag").ok_or_else(S3Error::malformed_xml)?;
+        asked.push((number, etag.trim().trim_matches('"').to_ascii_lowercase()));
+    }
+    if asked.is_empty() {
+        return Err(S3Error::malformed_xml());
+    }
+    if asked.windows(2).any(|p| p[0].0 >= p[1].0) {
+        return Err(S3Error::new(
+            400,
+            "InvalidPartOrder",
+            "The list of parts was not in ascending order. The parts list must be specified in order by part number.",
+        ));
+    }
+    let d = dir.clone();
+    let stored = blocking(move || parts_of(&d)).await?;
+    let mut chosen = Vec::with_capacity(asked.len());
+    for (i, (number, etag)) in asked.iter().enumerate() {
+        let part = stored
+            .iter()
+            .find(|p| p.number == *number && &p.etag == etag)
+            .ok_or_else(|| {
+                S3Error::new(
+                    400,
+                    "InvalidPart",
+                    "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.",
+                )
+            })?;
+        if i + 1 < asked.len() && part.size < PART_BYTES_MIN {
+            return Err(S3Error::new(
+                400,
+                "EntityTooSmall",
+                "Your proposed upload is smaller than the minimum allowed object size.",
+            ));
+        }
+        chosen.push(part.clone());
+    }
+    let total: u64 = chosen.iter().map(|p| p.size).sum();
+    if r.cfg.upload_max_bytes > 0 && total > r.cfg.upload_max_bytes {
+        return Err(S3Error::new(
+            400,
+            "EntityTooLarge",
+            "Your proposed upload exceeds the maximum allowed size.",
+        ));
+    }
+    let (odir, name) = place(r, &up.key)?;
+    let mut tmp = TempFile::create(w.dir(), false).await?;
+    for p in &chosen {
+        if let Err(e) = append_file(&p.path, &mut tmp).await {
+            drop(tmp);
+            return Err(e);
+        }
+    }
+    let written = tmp.finish().await?;
+    let mut md5s = Vec::with_capacity(chosen.len() * 16);
+    for p in &chosen {
+        md5s.extend_from_slice(&hex_bytes(&p.etag));
+    }
+    let mut attrs = up.attrs.clone();
+    attrs.etag = format!(
+        "{}-{}",
+        crate::store::meta::hex(&<md5::Md5 as md5::Digest>::digest(&md5s)),
+        chosen.len()
+    );
+    let info = store(w, r, odir, name, written, attrs).await?;
+    blocking(move || std::fs::remove_dir_all(&dir)).await.ok();
+    let location = format!("{}/{}/{}", r.cfg.host, r.bucket, r.key);
+    Ok(xml_response(
+        200,
+        format!(
+            "<CompleteMultipartUploadResult xmlns=\"{XMLNS}\"><Location>{}</Location><Bucket>{}</Bucket><Key>{}</Key><ETag>&quot;{}&quot;</ETag></CompleteMultipartUploadResult>",
+            escape(&location),
+            escape(&r.bucket),
+            escape(&r.key),
+            escape(&etag_of(&info))
+        ),
+    ))
+}
+
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Appends a part file to `tmp` through io_uring, 1 MiB at a time.
+async fn append_file(path: &Path, tmp: &mut TempFile) -> Result<(), S3Error> {
+    const STEP: usize = 1 << 20;
+    let file = glommio::io::BufferedFile::open(path)
+        .await
+        .map_err(|e| S3Error::internal(e.to_string()))?;
+    let mut pos = 0u64;
+    loop {
+        let got = file
+            .read_at(pos, STEP)
+            .await
+            .map_err(|e| S3Error::internal(e.to_string()))?;
+        if got.is_empty() {
+            break;
+        }
+        pos += got.len() as u64;
+        tmp.write(&got).await?;
+    }
+    let _ = file.close().await;
+    Ok(())
+}
+
+pub async fn abort(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
+    existing(w, r).await?;
+    r.require(Action::Write, false)?;
+    let (dir, _) = load(w, r).await?;
+    blocking(move || std::fs::remove_dir_all(&dir)).await?;
+    Ok(Response::new(204))
+}
+
+pub async fn list_parts(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
+    existing(w, r).await?;
+    r.require(Action::Write, false)?;
+    let (dir, _) = load(w, r).await?;
+    let after: u32 = r
+        .param("part-number-marker")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let max = r
+        .param("max-parts")
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(LIST_MAX)
+        .min(LIST_MAX);
+    let mut parts = blocking(move || parts_of(&dir)).await?;
+    parts.dedup_by_key(|p| p.number);
+    let rest: Vec<&Part> = parts.iter().filter(|p| p.number > after).collect();
+    let truncated = rest.len() > max;
+    let page = &rest[..rest.len().min(max)];
+    let mut body = format!(
+        "<ListPartsResult xmlns=\"{XMLNS}\"><Bucket>{}</Bucket><Key>{}</Key><UploadId>{}</UploadId><PartNumberMarker>{after}</PartNumberMarker>",
+        escape(&r.bucket),
+        escape(&r.key),
+        escape(r.param("uploadId").unwrap_or(""))
+    );
+    if let Some(last) = page.last() {
+        body.push_str(&format!(
+            "<NextPartNumberMarker>{}</NextPartNumberMarker>",
+            last.number
+        ));
+    }
+    body.push_str(&format!(
+        "<MaxParts>{max}</MaxParts><IsTruncated>{truncated}</IsTruncated><StorageClass>STANDARD</StorageClass>"
+    ));
+    for p in page {
+        body.push_str(&format!(
+            "<Part><PartNumber>{}</PartNumber><LastModified>{}</LastModified><ETag>&quot;{}&quot;</ETag><Size>{}</Size></Part>",
+            p.number,
+            iso_time(p.modified * 1000),
+            p.etag,
+            p.size
+        ));
+    }
+    body.push_str("</ListPartsResult>");
+    Ok(xml_response(200, body))
+}
+
+/// Every pending upload: (id, upload).
+fn all_uploads(root: &Path) -> std::io::Result<Vec<(String, Upload)>> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(uploads_dir(root)) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let Ok(id) = entry.file_name().into_string() else {
+            continue;
+        };
+        let Ok(text) = std::fs::read(entry.path().join("upload.json")) else {
+            continue;
+        };
+        if let Ok(up) = serde_json::from_slice::<Upload>(&text) {
+            out.push((id, up));
+        }
+    }
+    Ok(out)
+}
+
+/// Whether an upload into `bucket` is pending.
+pub async fn pending_in(w: &Worker, bucket: &str) -> Result<bool, S3Error> {
+    let (root, bucket) = (w.dir().to_path_buf(), bucket.to_string());
+    let all = blocking(move || all_uploads(&root)).await?;
+    Ok(all.iter().any(|(_, u)| u.bucket == bucket))
+}
+
+pub async fn list_uploads(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
+    existing(w, r).await?;
+    r.require(Action::Write, false)?;
+    let root = w.dir().to_path_buf();
+    let mut all = blocking(move || all_uploads(&root)).await?;
+    let prefix = r.param("prefix").unwrap_or("").to_string();
+    all.retain(|(_, u)| u.bucket == r.bucket && u.key.starts_with(&prefix));
+    all.sort_by(|a, b| (&a.1.key, a.1.initiated_ms).cmp(&(&b.1.key, b.1.initiated_ms)));
+    let key_marker = r.param("key-marker").unwrap_or("");
+    all.retain(|(_, u)| u.key.as_str() > key_marker || key_marker.is_empty());
+    let max = r
+        .param("max-uploads")
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(LIST_MAX)
+        .min(LIST_MAX);
+    let truncated = all.len() > max;
+    all.truncate(max);
+    let mut body = format!(
+        "<ListMultipartUploadsResult xmlns=\"{XMLNS}\"><Bucket>{}</Bucket><KeyMarker>{}</KeyMarker><UploadIdMarker></UploadIdMarker><Prefix>{}</Prefix><MaxUploads>{max}</MaxUploads><IsTruncated>{truncated}</IsTruncated>",
+        escape(&r.bucket),
+        escape(key_marker),
+        escape(&prefix)
+    );
+    if truncated {
+        if let Some((id, u)) = all.last() {
+            body.push_str(&format!(
+                "<NextKeyMarker>{}</NextKeyMarker><NextUploadIdMarker>{id}</NextUploadIdMarker>",
+                escape(&u.key)
+            ));
+        }
+    }
+    for (id, u) in &all {
+        body.push_str(&format!(
+            "<Upload><Key>{}</Key><UploadId>{id}</UploadId><Initiated>{}</Initiated><StorageClass>STANDARD</StorageClass></Upload>",
+            escape(&u.key),
+            iso_time(u.initiated_ms)
+        ));
+    }
+    body.push_str("</ListMultipartUploadsResult>");
+    Ok(xml_response(200, body))
+}

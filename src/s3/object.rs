@@ -1,0 +1,300 @@
+//! Object operations: PutObject, GetObject/HeadObject (Range, conditional requests, response
+//! overrides), DeleteObject (also for DeleteObjects) and CopyObject. An object is the file
+//! `files/<bucket>/<key>` with its record (md5 = the path key, so two keys are always two
+//! objects), written like any upload: streamed into a temp file with its md5, fdatasynced,
+//! renamed over the old version and committed before the answer, then replicated to peers.
+
+use super::error::S3Error;
+use super::policy::Action;
+use super::request::{iso_time, xml_response, S3Request, XMLNS};
+use super::store::{
+    attrs_of, delete_key, etag_of, existing, modified_ms, place, receive, record_of, store,
+    PUT_BYTES_MAX,
+};
+use crate::http::range::{parse_range, RangeAnswer};
+use crate::http::response::{Body, FileBody};
+use crate::http::{Request, Response};
+use crate::json::{FileInfo, S3Attrs};
+use crate::store::write::TempFile;
+use crate::worker::Worker;
+use std::rc::Rc;
+
+fn writable(r: &S3Request) -> Result<(), S3Error> {
+    if r.cfg.read_only {
+        return Err(S3Error::access_denied("The server is read-only."));
+    }
+    Ok(())
+}
+
+pub async fn put(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Response, S3Error> {
+    existing(w, r).await?;
+    r.require(Action::Write, false)?;
+    writable(r)?;
+    let (dir, name) = place(r, &r.key)?;
+    let mut attrs = attrs_of(req);
+    let limit = match r.cfg.upload_max_bytes {
+        0 => PUT_BYTES_MAX,
+        n => n.min(PUT_BYTES_MAX),
+    };
+    let written = receive(w, req, r, limit).await?;
+    attrs.etag = written.digest.clone();
+    let info = store(w, r, dir, name, written, attrs).await?;
+    let mut resp = Response::new(200);
+    resp.set("ETag", format!("\"{}\"", etag_of(&info)));
+    Ok(resp)
+}
+
+/// An `If-Match`/`If-None-Match` list matches `etag` (`*` matches any).
+fn etag_listed(list: &str, etag: &str) -> bool {
+    list.split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.trim_start_matches("W/").trim_matches('"') == etag)
+}
+
+fn http_secs(v: &str) -> Option<i64> {
+    httpdate::parse_http_date(v.trim())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64)
+}
+
+pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Response, S3Error> {
+    let bucket = existing(w, r).await?;
+    r.require(Action::Read, bucket.public_read)?;
+    let info = record_of(w, r, &r.key)?.ok_or_else(|| S3Error::no_such_key().on(r.resource()))?;
+    let full = w.dir().join(info.rel_path());
+    let file = match glommio::io::BufferedFile::open(&full).await {
+        Ok(f) => f,
+        Err(_) => return Err(S3Error::no_such_key().on(r.resource())),
+    };
+    let size = match std::fs::metadata(&full) {
+        Ok(m) if m.is_file() => m.len(),
+        _ => {
+            let _ = file.close().await;
+            return Err(S3Error::no_such_key().on(r.resource()));
+        }
+    };
+    let etag = etag_of(&info);
+    let modified = modified_ms(&info) / 1000;
+    let quoted = format!("\"{etag}\"");
+    let last_modified = crate::http::content::http_date(modified.max(0) as u64);
+    let validators = |resp: &mut Response| {
+        resp.set("ETag", quoted.clone());
+        resp.set("Last-Modified", last_modified.clone());
+    };
+    // Conditional requests, in S3's (RFC 7232's) order.
+    let header = |n: &str| req.head.header_str(n);
+    if let Some(m) = header("if-match") {
+        if !etag_listed(m, &etag) {
+            let _ = file.close().await;
+            return Err(S3Error::new(
+                412,
+                "PreconditionFailed",
+                "At least one of the pre-conditions you specified did not hold",
+            ));
+        }
+    } else if let Some(t) = header("if-unmodified-since").and_then(http_secs) {
+        if modified > t {
+            let _ = file.close().await;
+            return Err(S3Error::new(
+                412,
+                "PreconditionFailed",
+                "At least one of the pre-conditions you specified did not hold",
+            ));
+        }
+    }
+    let not_modified = match header("if-none-match") {
+        Some(m) => etag_listed(m, &etag),
+        None => header("if-modified-since")
+            .and_then(http_secs)
+            .is_some_and(|t| modified <= t),
+    };
+    if not_modified {
+        let _ = file.close().await;
+        let mut resp = Response::new(304);
+        resp.no_content_length = true;
+        validators(&mut resp);
+        return Ok(resp);
+    }
+    let (status, offset, len) = match req.head.header("range") {
+        Some(v) => match parse_range(v, size) {
+            RangeAnswer::Partial(ranges) if ranges.len() == 1 => {
+                let r0 = ranges[0].clone();
+                (206, *r0.start(), r0.end() - r0.start() + 1)
+            }
+            RangeAnswer::Unsatisfiable => {
+                let _ = file.close().await;
+                let mut e = S3Error::new(
+                    416,
+                    "InvalidRange",
+                    "The requested range is not satisfiable",
+                );
+                e.resource = r.resource();
+                return Err(e);
+            }
+            _ => (200, 0, size),
+        },
+        None => (200, 0, size),
+    };
+    let mut resp = Response::new(status);
+    validators(&mut resp);
+    resp.set("Accept-Ranges", "bytes");
+    if status == 206 {
+        resp.set(
+            "Content-Range",
+            format!("bytes {}-{}/{}", offset, offset + len - 1, size),
+        );
+    }
+    set_content_headers(&mut resp, r, &info);
+    resp.set("X-Content-Type-Options", "nosniff");
+    resp.body = Body::File(FileBody {
+        file: Rc::new(file),
+        offset,
+        len,
+    });
+    Ok(resp)
+}
+
+/// Content-Type and the other stored headers, `x-amz-meta-*`, and the `response-*` overrides
+/// of a signed request.
+fn set_content_headers(resp: &mut Response, r: &S3Request, info: &FileInfo) {
+    let a = info.s3.as_deref().cloned().unwrap_or_default();
+    let over = |name: &str| {
+        r.key_used
+            .as_ref()
+            .and(r.param(name))
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let content_type = over("response-content-type").unwrap_or_else(|| {
+        if a.content_type.is_empty() {
+            crate::http::content::mime_type(&info.rel_path()).to_string()
+        } else {
+            a.content_type.clone()
+        }
+    });
+    resp.set("Content-Type", content_type);
+    let pairs = [
+        (
+            "Content-Disposition",
+            "response-content-disposition",
+            a.content_disposition,
+        ),
+        (
+            "Content-Encoding",
+            "response-content-encoding",
+            a.content_encoding,
+        ),
+        ("Cache-Control", "response-cache-control", a.cache_control),
+    ];
+    for (header, param, stored) in pairs {
+        if let Some(v) = over(param).or((!stored.is_empty()).then_some(stored)) {
+            resp.set(header, v);
+        }
+    }
+    if let Some(v) = over("response-expires") {
+        resp.set("Expires", v);
+    }
+    if let Some(v) = over("response-content-language") {
+        resp.set("Content-Language", v);
+    }
+    for (n, v) in a.meta {
+        resp.named_headers.push((format!("x-amz-meta-{n}"), v));
+    }
+}
+
+pub async fn delete(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
+    existing(w, r).await?;
+    r.require(Action::Write, false)?;
+    delete_key(w, r, &r.key).await?;
+    Ok(Response::new(204))
+}
+
+/// CopyObject: the source (`x-amz-copy-source: /bucket/key`, percent-encoded) is read with
+/// the caller's read rights, copied into a temp file through the same durable write path, and
+/// stored under the destination key with the source's attributes (`COPY`) or the request's
+/// (`REPLACE`).
+pub async fn copy(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Response, S3Error> {
+    existing(w, r).await?;
+    r.require(Action::Write, false)?;
+    writable(r)?;
+    let raw = req.head.header_str("x-amz-copy-source").unwrap_or("");
+    let raw = raw.split_once("?versionId=").map_or(raw, |(p, _)| p);
+    let decoded = crate::http::query::percent_decode_path(raw)
+        .ok_or_else(|| S3Error::invalid_argument("Invalid copy source encoding"))?;
+    let src = decoded.trim_start_matches('/');
+    let (src_bucket, src_key) = src
+        .split_once('/')
+        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+        .ok_or_else(|| {
+            S3Error::invalid_argument(
+                "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+            )
+        })?;
+    let src_req = S3Request {
+        cfg: r.cfg.clone(),
+        id: r.id.clone(),
+        method: "GET".into(),
+        bucket: src_bucket.to_string(),
+        key: src_key.to_string(),
+        query: Vec::new(),
+        key_used: r.key_used.clone(),
+        signed: None,
+    };
+    let src_b = existing(w, &src_req).await?;
+    src_req.require(Action::Read, src_b.public_read)?;
+    let info = record_of(w, &src_req, src_key)?
+        .ok_or_else(|| S3Error::no_such_key().on(src_req.resource()))?;
+    let (dir, name) = place(r, &r.key)?;
+    let mut attrs = match req.head.header_str("x-amz-metadata-directive") {
+        None | Some("COPY") => info.s3.as_deref().cloned().unwrap_or_default(),
+        Some("REPLACE") => attrs_of(req),
+        Some(_) => return Err(S3Error::invalid_argument("Unknown metadata directive.")),
+    };
+    if src_bucket == r.bucket && src_key == r.key && attrs_of(req) == S3Attrs::default() {
+        return Err(S3Error::invalid_request("This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."));
+    }
+    // The request body of a copy is empty.
+    let _ = req.read_to_end(0).await?;
+    let from = w.dir().join(info.rel_path());
+    let mut tmp = TempFile::create(w.dir(), false).await?;
+    let copied = copy_into(&from, &mut tmp).await;
+    if let Err(e) = copied {
+        drop(tmp);
+        return Err(e);
+    }
+    let written = tmp.finish().await?;
+    // The copy is written as one part: its ETag is its md5 (S3 does the same).
+    attrs.etag = written.digest.clone();
+    let stored = store(w, r, dir, name, written, attrs).await?;
+    Ok(xml_response(
+        200,
+        format!(
+            "<CopyObjectResult xmlns=\"{XMLNS}\"><LastModified>{}</LastModified><ETag>&quot;{}&quot;</ETag></CopyObjectResult>",
+            iso_time(modified_ms(&stored)),
+            etag_of(&stored)
+        ),
+    ))
+}
+
+/// Reads `from` through io_uring into `tmp` (hashing it on the way).
+async fn copy_into(from: &std::path::Path, tmp: &mut TempFile) -> Result<(), S3Error> {
+    const STEP: usize = 1 << 20;
+    let file = glommio::io::BufferedFile::open(from)
+        .await
+        .map_err(|_| S3Error::no_such_key())?;
+    let mut pos = 0u64;
+    loop {
+        let got = file
+            .read_at(pos, STEP)
+            .await
+            .map_err(|e| S3Error::internal(e.to_string()))?;
+        if got.is_empty() {
+            break;
+        }
+        pos += got.len() as u64;
+        tmp.write(&got).await?;
+    }
+    let _ = file.close().await;
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! What every S3 operation is given: the request after addressing and authentication
+//! (`S3Request`, with the access check of its caller), and how answers are written (XML,
+//! S3's time format).
+
+use super::error::S3Error;
+use super::policy::{self, Action, Caller};
+use super::sigv4;
+use crate::config::{Config, S3Key};
+use crate::http::Response;
+use std::sync::Arc;
+
+/// An S3 request after addressing and authentication.
+pub struct S3Request {
+    pub cfg: Arc<Config>,
+    /// `x-amz-request-id` of the answer.
+    pub id: String,
+    pub method: String,
+    /// Empty for the service (ListBuckets).
+    pub bucket: String,
+    /// Empty for bucket operations.
+    pub key: String,
+    /// The decoded query parameters, in order.
+    pub query: Vec<(String, String)>,
+    /// The credential that signed the request (None: anonymous).
+    pub key_used: Option<S3Key>,
+    /// What the signature says about the body (None: anonymous, body unsigned).
+    pub signed: Option<sigv4::Verified>,
+}
+
+impl S3Request {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.query.iter().any(|(k, _)| k == name)
+    }
+
+    pub fn caller(&self) -> Caller<'_> {
+        match &self.key_used {
+            Some(k) => Caller::Key(k),
+            None => Caller::Anonymous,
+        }
+    }
+
+    /// Refuses unless the caller may do `action` on this request's bucket (`public_read`: the
+    /// bucket's flag, when it exists).
+    pub fn require(&self, action: Action, public_read: bool) -> Result<(), S3Error> {
+        if policy::allowed(self.caller(), &self.bucket, action, public_read) {
+            return Ok(());
+        }
+        Err(match (&self.key_used, action) {
+            (None, _) => S3Error::access_denied("Anonymous access is not allowed here."),
+            (Some(k), Action::Write) if k.read_only => {
+                S3Error::access_denied("This access key is read-only.")
+            }
+            _ => S3Error::access_denied("This access key may not use this bucket."),
+        }
+        .on(format!("/{}", self.bucket)))
+    }
+
+    /// The resource named in errors: `/bucket/key`.
+    pub fn resource(&self) -> String {
+        if self.key.is_empty() {
+            format!("/{}", self.bucket)
+        } else {
+            format!("/{}/{}", self.bucket, self.key)
+        }
+    }
+}
+
+/// The current time as S3 writes it in XML (`2026-12-03T10:15:00.000Z`).
+pub fn iso_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// An XML answer.
+pub fn xml_response(status: u16, body: String) -> Response {
+    let mut r = Response::new(status);
+    r.set("Content-Type", "application/xml");
+    r.body = crate::http::response::Body::Bytes(
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{body}").into(),
+    );
+    r
+}
+
+/// The S3 namespace attribute of every answer document.
+pub const XMLNS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";

@@ -1,0 +1,347 @@
+//! The store as S3 operations see it: a bucket's existence, an object's place (through the
+//! `policy` gate), record and validators, and the durable write path of a payload: streamed
+//! from the request (decoded from aws-chunked framing, checked against its signature,
+//! declared SHA-256, checksums and Content-MD5) into a temp file, then moved into place over
+//! the old version and committed (md5 = the path key, so two keys are always two objects)
+//! before the answer, and replicated to the peers.
+
+use super::chunked::ChunkDecoder;
+use super::error::S3Error;
+use super::policy;
+use super::request::S3Request;
+use crate::http::Request;
+use crate::json::{FileInfo, S3Attrs};
+use crate::store::buckets::{self, Bucket};
+use crate::store::meta::{self, Inserted, Origin, Staged};
+use crate::store::write::{self, TempFile, Written};
+use crate::worker::Worker;
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    glommio::executor().spawn_blocking(f).await
+}
+
+/// Largest single PUT (S3's limit; larger objects are multipart uploads).
+pub const PUT_BYTES_MAX: u64 = 5 << 30;
+
+/// Where the request's object is stored: (directory, file name); refused keys are
+/// InvalidArgument (KeyTooLongError past 1024 bytes).
+pub fn place(r: &S3Request, key: &str) -> Result<(String, String), S3Error> {
+    policy::object_path(&r.bucket, key, &r.cfg.peer_id).map_err(|e| match e {
+        policy::KeyError::TooLong => {
+            S3Error::new(400, "KeyTooLongError", "Your key is too long.").on(r.resource())
+        }
+        e => S3Error::invalid_argument(e.to_string()).on(r.resource()),
+    })
+}
+
+/// The live record of `key` in the request's bucket.
+pub fn record_of(w: &Worker, r: &S3Request, key: &str) -> Result<Option<FileInfo>, S3Error> {
+    let Ok((dir, name)) = policy::object_path(&r.bucket, key, &r.cfg.peer_id) else {
+        return Ok(None);
+    };
+    let rel = format!("{dir}/{name}");
+    Ok(w.meta()
+        .get_by_path_key(&meta::path_key(&rel))?
+        .filter(|i| i.rel_path() == rel && !i.is_merged()))
+}
+
+/// The attributes a PUT (or a copy with `REPLACE`) sets: content headers and `x-amz-meta-*`.
+pub fn attrs_of(req: &Request<'_>) -> S3Attrs {
+    let h = |n: &str| req.head.header_str(n).unwrap_or("").trim().to_string();
+    // `aws-chunked` is the transfer framing, not the object's encoding.
+    let encoding: Vec<&str> = req
+        .head
+        .header_str("content-encoding")
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("aws-chunked"))
+        .collect();
+    let mut meta = Vec::new();
+    for (name, value) in req.head.headers() {
+        let lower = name.to_ascii_lowercase();
+        if let Some(n) = lower.strip_prefix("x-amz-meta-") {
+            if let Ok(v) = std::str::from_utf8(value) {
+                meta.push((n.to_string(), v.trim().to_string()));
+            }
+        }
+    }
+    S3Attrs {
+        etag: String::new(),
+        content_type: h("content-type"),
+        content_disposition: h("content-disposition"),
+        content_encoding: encoding.join(", "),
+        cache_control: h("cache-control"),
+        meta,
+        modified_ms: 0,
+    }
+}
+
+/// Streams the request's payload (decoded from aws-chunked framing and checked against its
+/// signature, declared SHA-256, Content-MD5 and decoded length) into a durable temp file.
+pub async fn receive(
+    w: &Worker,
+    req: &mut Request<'_>,
+    r: &S3Request,
+    limit: u64,
+) -> Result<Written, S3Error> {
+    let mut tmp = TempFile::create(w.dir(), false).await?;
+    let received = receive_into(req, r, limit, &mut tmp).await;
+    if let Err(e) = received {
+        drop(tmp);
+        return Err(e);
+    }
+    let written = tmp.finish().await?;
+    if let Some(want) = req.head.header_str("content-md5") {
+        if !md5_matches(want, &written.digest) {
+            write::discard(written).await;
+            return Err(S3Error::new(
+                400,
+                "BadDigest",
+                "The Content-MD5 you specified did not match what we received.",
+            ));
+        }
+    }
+    Ok(written)
+}
+
+fn md5_matches(b64: &str, hex: &str) -> bool {
+    use base64::Engine;
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
+        return false;
+    };
+    crate::store::meta::hex(&raw) == hex
+}
+
+async fn receive_into(
+    req: &mut Request<'_>,
+    r: &S3Request,
+    limit: u64,
+    tmp: &mut TempFile,
+) -> Result<(), S3Error> {
+    let too_large = || {
+        S3Error::new(
+            400,
+            "EntityTooLarge",
+            "Your proposed upload exceeds the maximum allowed size.",
+        )
+    };
+    let headers: Vec<(&str, &str)> = req
+        .head
+        .headers()
+        .filter_map(|(n, v)| std::str::from_utf8(v).ok().map(|v| (n, v)))
+        .collect();
+    let mut decoder =
+        ChunkDecoder::for_request(r.signed.as_ref(), &headers).map_err(chunk_error)?;
+    let mut checksum =
+        super::chunked::ChecksumCheck::from_headers(&headers).map_err(chunk_error)?;
+    let declared = super::chunked::decoded_length_from_headers(&headers).map_err(chunk_error)?;
+    drop(headers);
+    match (&decoder, req.content_length()) {
+        (Some(_), _) if declared.unwrap_or(0) > limit => return Err(too_large()),
+        (Some(_), _) => {}
+        (None, Some(n)) if n > limit => return Err(too_large()),
+        (None, Some(_)) => {}
+        (None, None) if req.head.header_str("transfer-encoding").is_some() => {}
+        (None, None) => {
+            return Err(S3Error::new(
+                411,
+                "MissingContentLength",
+                "You must provide the Content-Length HTTP header.",
+            ))
+        }
+    }
+    // Framing bytes on top of the payload are bounded too.
+    req.body_max = if decoder.is_some() {
+        limit.saturating_add(limit / 64 + (1 << 20))
+    } else {
+        limit
+    };
+    let mut check = r.signed.as_ref().and_then(|v| v.payload_check());
+    let mut out = Vec::new();
+    let mut size = 0u64;
+    while let Some(chunk) = req.chunk().await? {
+        let data: &[u8] = match decoder.as_mut() {
+            Some(d) => {
+                out.clear();
+                let used = d.push(&chunk, &mut out).map_err(chunk_error)?;
+                if used < chunk.len() {
+                    return Err(S3Error::new(
+                        400,
+                        "IncompleteBody",
+                        "Bytes follow the final chunk of the aws-chunked body.",
+                    ));
+                }
+                &out
+            }
+            None => &chunk,
+        };
+        size += data.len() as u64;
+        if size > limit {
+            return Err(too_large());
+        }
+        if let Some(c) = check.as_mut() {
+            c.update(data);
+        }
+        if let Some(c) = checksum.as_mut() {
+            c.update(data);
+        }
+        tmp.write(data).await?;
+    }
+    if let Some(d) = decoder {
+        d.finish().map_err(chunk_error)?;
+    }
+    if let Some(c) = check {
+        c.finish()
+            .map_err(|e| S3Error::new(e.status(), e.code(), e.to_string()))?;
+    }
+    if let Some(c) = checksum {
+        c.finish().map_err(chunk_error)?;
+    }
+    Ok(())
+}
+
+fn chunk_error(e: super::chunked::ChunkError) -> S3Error {
+    S3Error::new(e.status(), e.code(), e.to_string())
+}
+
+/// Moves `written` into place as `dir/name`, replacing the object's previous version, and
+/// commits its record (replicated to the peers) before returning it.
+pub async fn store(
+    w: &Worker,
+    r: &S3Request,
+    dir: String,
+    name: String,
+    written: Written,
+    mut attrs: S3Attrs,
+) -> Result<FileInfo, S3Error> {
+    let cfg = &r.cfg;
+    let rel = format!("{dir}/{name}");
+    let md5 = meta::path_key(&rel);
+    // A go-fastdfs upload at this path has a record of another id (its content's md5): it is
+    // replaced here, so its record goes (locally: the peers get the new version).
+    if let Some(old) = w.meta().get_by_path_key(&md5)? {
+        if old.md5 != md5 && old.rel_path() == rel {
+            w.meta().delete(old.md5.clone(), Vec::new(), false).await?;
+        }
+    }
+    let now = chrono::Utc::now();
+    attrs.modified_ms = now.timestamp_millis();
+    let info = FileInfo {
+        name: name.clone(),
+        rename: String::new(),
+        path: dir.clone(),
+        md5,
+        size: written.size as i64,
+        peers: Some(vec![cfg.host.clone()]),
+        scene: r.bucket.clone(),
+        time_stamp: now.timestamp(),
+        offset: crate::json::OFFSET_PLAIN,
+        s3: Some(Box::new(attrs)),
+    };
+    let staged = Staged {
+        tmp: written.tmp.clone(),
+        dir,
+        name,
+        replace: true,
+    };
+    let origin = Origin::Local {
+        notify: cfg.peers.clone(),
+    };
+    match w.meta().insert(info, Some(staged), false, origin).await {
+        Ok(Inserted::New(info)) => {
+            written.moved();
+            w.shared.invalidate_caches();
+            w.metrics().upload(info.size as u64, false);
+            Ok(info)
+        }
+        Ok(other) => {
+            write::discard(written).await;
+            Err(S3Error::internal(format!(
+                "unexpected insert outcome {other:?}"
+            )))
+        }
+        Err(e) => {
+            write::discard(written).await;
+            Err(S3Error::from(e).on(r.resource()))
+        }
+    }
+}
+
+/// Deletes `key` of the request's bucket (nothing to delete is a success, as in S3).
+pub async fn delete_key(w: &Worker, r: &S3Request, key: &str) -> Result<(), S3Error> {
+    if r.cfg.read_only {
+        return Err(S3Error::access_denied("The server is read-only."));
+    }
+    let Some(info) = record_of(w, r, key)? else {
+        return Ok(());
+    };
+    w.meta()
+        .delete(info.md5.clone(), r.cfg.peers.clone(), false)
+        .await?;
+    w.shared.invalidate_caches();
+    Ok(())
+}
+
+/// The whole body of a small request document (DeleteObjects, CompleteMultipartUpload),
+/// decoded and checked like an object's payload.
+pub async fn read_small_body(
+    req: &mut Request<'_>,
+    r: &S3Request,
+    limit: u64,
+) -> Result<Vec<u8>, S3Error> {
+    let mode = r.signed.as_ref().map(|v| v.payload);
+    if mode.is_some_and(|m| m.is_streaming()) {
+        return Err(S3Error::invalid_request(
+            "aws-chunked payloads are accepted only for object data",
+        ));
+    }
+    if req.content_length().is_some_and(|n| n > limit) {
+        return Err(S3Error::new(
+            400,
+            "EntityTooLarge",
+            "The request document is too large.",
+        ));
+    }
+    let body = req.read_to_end(limit).await?;
+    if let Some(mut c) = r.signed.as_ref().and_then(|v| v.payload_check()) {
+        c.update(&body);
+        c.finish()
+            .map_err(|e| S3Error::new(e.status(), e.code(), e.to_string()))?;
+    }
+    if let Some(want) = req.head.header_str("content-md5") {
+        let digest = <md5::Md5 as md5::Digest>::digest(&body);
+        if !md5_matches(want, &crate::store::meta::hex(&digest)) {
+            return Err(S3Error::new(
+                400,
+                "BadDigest",
+                "The Content-MD5 you specified did not match what we received.",
+            ));
+        }
+    }
+    Ok(body.to_vec())
+}
+
+/// The bucket of the request, or NoSuchBucket.
+pub async fn existing(w: &Worker, r: &S3Request) -> Result<Bucket, S3Error> {
+    let (root, name) = (w.dir().to_path_buf(), r.bucket.clone());
+    blocking(move || buckets::get(&root, &name))
+        .await
+        .map_err(|e| S3Error::from(e).on(format!("/{}", r.bucket)))
+}
+
+/// The ETag of a record: the S3 one, else its md5 (the content's, with dedup on).
+pub fn etag_of(info: &FileInfo) -> String {
+    match &info.s3 {
+        Some(a) if !a.etag.is_empty() => a.etag.clone(),
+        _ => info.md5.clone(),
+    }
+}
+
+/// Last-Modified of a record, unix milliseconds.
+pub fn modified_ms(info: &FileInfo) -> i64 {
+    match &info.s3 {
+        Some(a) if a.modified_ms > 0 => a.modified_ms,
+        _ => info.time_stamp * 1000,
+    }
+}

@@ -1,0 +1,158 @@
+//! The ordered name index (table `listing`), kept in the same transaction as the records it
+//! mirrors: every file stored as its own file under `files/` (not a merged one, not under a
+//! server-internal directory) by its relative path, so that a directory's files are one range
+//! scan in byte order (S3's ListObjectsV2 pages over it without reading any record).
+//! - `<listing key of rel_path>` -> md5: the listing key is the path itself, or for a path
+//!   longer than `KEY_PATH_BYTES_MAX` (LMDB keys are at most 511 bytes) its first bytes at a
+//!   character boundary, `\xff` and the md5 of the whole path: such paths sort by their first
+//!   `KEY_PATH_BYTES_MAX` bytes and then by hash;
+//! - `\0version` -> `1`: the index is complete. A store from before this table (or a crash in
+//!   the middle of building it) is indexed from its records when it is opened.
+
+use super::*;
+
+const VERSION_KEY: &[u8] = b"\0version";
+/// Longest path kept whole in a listing key.
+pub const KEY_PATH_BYTES_MAX: usize = 400;
+
+/// The listing key of a relative path (`files/...`).
+pub fn listing_key(rel_path: &str) -> Vec<u8> {
+    if rel_path.len() <= KEY_PATH_BYTES_MAX {
+        return rel_path.as_bytes().to_vec();
+    }
+    let mut cut = KEY_PATH_BYTES_MAX;
+    while !rel_path.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut k = Vec::with_capacity(cut + 33);
+    k.extend_from_slice(&rel_path.as_bytes()[..cut]);
+    k.push(0xff);
+    k.extend_from_slice(md5_hex(rel_path).as_bytes());
+    k
+}
+
+/// Whether a record belongs in the index, and under which path.
+fn listed_path(info: &FileInfo) -> Option<String> {
+    if info.is_merged() {
+        return None;
+    }
+    let rel = info.rel_path();
+    let first = rel.strip_prefix("files/")?.split('/').next()?;
+    if crate::store::names::RESERVED_TOP_DIRS.contains(&first) {
+        return None;
+    }
+    Some(rel)
+}
+
+/// Adds a record to the index (insert).
+pub(super) fn index(
+    s: &Shard,
+    txn: &mut lmdb::RwTransaction<'_>,
+    info: &FileInfo,
+) -> Result<(), MetaError> {
+    if let Some(rel) = listed_path(info) {
+        txn.put(
+            s.listing,
+            &listing_key(&rel),
+            &info.md5.as_bytes(),
+            WriteFlags::empty(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Removes a record from the index, if the entry is still its own (a replacing record of
+/// another md5 at the same path may have taken it over in the same transaction).
+pub(super) fn unindex(
+    s: &Shard,
+    txn: &mut lmdb::RwTransaction<'_>,
+    info: &FileInfo,
+) -> Result<(), MetaError> {
+    if let Some(rel) = listed_path(info) {
+        let key = listing_key(&rel);
+        match txn.get(s.listing, &key) {
+            Ok(v) if v == info.md5.as_bytes() => txn.del(s.listing, &key, None)?,
+            Ok(_) | Err(lmdb::Error::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Builds the index of a shard from its records unless it is complete (one transaction).
+pub(super) fn ensure_built(s: &Shard) -> Result<(), MetaError> {
+    {
+        let txn = s.env.begin_ro_txn()?;
+        match txn.get(s.listing, &VERSION_KEY) {
+            Ok(_) => return Ok(()),
+            Err(lmdb::Error::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut txn = s.env.begin_rw_txn()?;
+    txn.clear_db(s.listing)?;
+    let mut records = Vec::new();
+    {
+        let mut cur = txn.open_ro_cursor(s.files)?;
+        for item in cur.iter_start() {
+            let (_, v) = item?;
+            let info = decode(v)?;
+            if listed_path(&info).is_some() {
+                records.push(info);
+            }
+        }
+    }
+    for info in &records {
+        index(s, &mut txn, info)?;
+    }
+    txn.put(s.listing, &VERSION_KEY, &b"1", WriteFlags::empty())?;
+    txn.commit()?;
+    Ok(())
+}
+
+/// Up to `limit` entries `(listing key, md5)` whose key starts with `prefix` and is at least
+/// `from`, in byte order, over every shard (each shard gives at most `limit`; they are merged).
+pub(super) fn page(
+    shards: &[Shard],
+    prefix: &[u8],
+    from: &[u8],
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, String)>, MetaError> {
+    let start: &[u8] = if from > prefix { from } else { prefix };
+    let mut out: Vec<(Vec<u8>, String)> = Vec::new();
+    for s in shards {
+        let txn = s.env.begin_ro_txn()?;
+        let mut cur = txn.open_ro_cursor(s.listing)?;
+        // An empty start would position before `\0version`: skip that key.
+        let first: &[u8] = if start.is_empty() { b"\x01" } else { start };
+        for (taken, item) in cur.iter_from(first).enumerate() {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) || taken == limit {
+                break;
+            }
+            out.push((k.to_vec(), String::from_utf8_lossy(v).into_owned()));
+        }
+    }
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    out.truncate(limit);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_paths_are_their_own_keys_and_long_ones_keep_their_order_prefix() {
+        assert_eq!(listing_key("files/b/k.txt"), b"files/b/k.txt".to_vec());
+        let long = format!("files/b/{}", "é".repeat(300));
+        let k = listing_key(&long);
+        assert!(k.len() <= 511, "fits an LMDB key");
+        assert!(long.as_bytes().starts_with(&k[..KEY_PATH_BYTES_MAX - 1]));
+        assert_ne!(
+            listing_key(&format!("{long}x")),
+            k,
+            "distinct paths, distinct keys"
+        );
+    }
+}
