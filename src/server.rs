@@ -248,6 +248,12 @@ fn start_duties(worker: &Rc<Worker>) {
         if shared.config().enable_tus {
             shared.spawn_duty("tus expiry", crate::tus::expire_loop(worker.clone()));
         }
+        if shared.config().s3_listen_addr().is_some() {
+            shared.spawn_duty(
+                "s3 upload expiry",
+                crate::s3::multipart::expire_loop(worker.clone()),
+            );
+        }
     }
 }
 

@@ -12,7 +12,7 @@
 mod bucket;
 pub mod chunked;
 mod error;
-mod multipart;
+pub mod multipart;
 mod object;
 pub mod policy;
 mod request;

@@ -27,6 +27,13 @@ const PART_BYTES_MIN: u64 = 5 << 20;
 const COMPLETE_BODY_BYTES_MAX: u64 = 4 << 20;
 /// Uploads listed per ListMultipartUploads page, parts per ListParts page.
 const LIST_MAX: usize = 1000;
+/// Pending uploads one credential may hold; more creations are refused until some finish.
+pub const UPLOADS_PER_KEY_MAX: usize = 1000;
+/// A pending upload untouched this long is removed by the sweep (S3's lifecycle rule
+/// AbortIncompleteMultipartUpload, fixed here): seven days.
+pub const UPLOAD_LIFETIME_S: i64 = 7 * 24 * 3600;
+/// How often the sweep runs.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Upload {
@@ -34,6 +41,9 @@ struct Upload {
     key: String,
     initiated_ms: i64,
     attrs: S3Attrs,
+    /// The access key that created it (its uploads are bounded).
+    #[serde(default)]
+    owner: String,
 }
 
 fn uploads_dir(root: &Path) -> PathBuf {
@@ -78,12 +88,25 @@ pub async fn create(w: &Worker, req: &Request<'_>, r: &S3Request) -> Result<Resp
         return Err(S3Error::access_denied("The server is read-only."));
     }
     place(r, &r.key)?;
+    let owner = r
+        .key_used
+        .as_ref()
+        .map(|k| k.access_key_id.clone())
+        .unwrap_or_default();
+    let root = w.dir().to_path_buf();
+    let all = blocking(move || all_uploads(&root)).await?;
+    if all.iter().filter(|(_, u)| u.owner == owner).count() >= UPLOADS_PER_KEY_MAX {
+        return Err(S3Error::invalid_request(format!(
+            "This access key has {UPLOADS_PER_KEY_MAX} multipart uploads pending: complete or abort some first."
+        )));
+    }
     let id = crate::codec::random_hex(16);
     let up = Upload {
         bucket: r.bucket.clone(),
         key: r.key.clone(),
         initiated_ms: chrono::Utc::now().timestamp_millis(),
         attrs: attrs_of(req),
+        owner,
     };
     let dir = upload_dir(w.dir(), &id).expect("a generated id is valid");
     let text = serde_json::to_vec(&up).expect("plain data serializes");
@@ -442,4 +465,70 @@ pub async fn list_uploads(w: &Worker, r: &S3Request) -> Result<Response, S3Error
     }
     body.push_str("</ListMultipartUploadsResult>");
     Ok(xml_response(200, body))
+}
+
+/// Removes pending uploads whose newest file (the upload or a part) is older than `lifetime`
+/// seconds; returns how many. Blocking.
+pub fn sweep(root: &Path, now: i64, lifetime: i64) -> std::io::Result<usize> {
+    let mut removed = 0;
+    let entries = match std::fs::read_dir(uploads_dir(root)) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let dir = entry?.path();
+        let mut newest = std::fs::metadata(&dir).map_or(0, |m| crate::store::mtime_secs(&m));
+        for f in std::fs::read_dir(&dir)?.flatten() {
+            if let Ok(m) = f.metadata() {
+                newest = newest.max(crate::store::mtime_secs(&m));
+            }
+        }
+        if now - newest > lifetime {
+            std::fs::remove_dir_all(&dir)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// The expiry duty (executor 0): sweeps pending uploads every hour.
+pub async fn expire_loop(w: std::rc::Rc<Worker>) {
+    loop {
+        let root = w.dir().to_path_buf();
+        let now = chrono::Utc::now().timestamp();
+        match blocking(move || sweep(&root, now, UPLOAD_LIFETIME_S)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "s3: expired multipart uploads removed"),
+            Err(e) => tracing::warn!(cause = %e, "s3: multipart expiry sweep failed"),
+        }
+        let wake = std::time::Instant::now() + SWEEP_EVERY;
+        while std::time::Instant::now() < wake {
+            if w.shutting_down() {
+                return;
+            }
+            glommio::timer::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_removes_only_uploads_untouched_for_their_lifetime() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        for id in ["a", "b"] {
+            let dir = uploads_dir(root).join(id);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("upload.json"), b"{}").unwrap();
+        }
+        let now = chrono::Utc::now().timestamp();
+        assert_eq!(sweep(root, now, 3600).unwrap(), 0, "fresh uploads stay");
+        assert_eq!(sweep(root, now + 7200, 3600).unwrap(), 2, "old ones go");
+        assert_eq!(std::fs::read_dir(uploads_dir(root)).unwrap().count(), 0);
+        assert_eq!(sweep(&root.join("none"), now, 1).unwrap(), 0);
+    }
 }
