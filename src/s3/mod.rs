@@ -1,6 +1,7 @@
 //! The S3-compatible interface (docs/S3.md): a second listener (`s3_addr`) on the same
 //! executors and HTTP layer, whose requests are authenticated with AWS Signature Version 4
-//! (`sigv4`, bodies in `aws-chunked` framing through `chunked`), checked by one gate (`policy`:
+//! (`sigv4`, bodies in `aws-chunked` framing through `chunked`) or Version 2 (`sigv2`, which
+//! aws-cli v1 presigns with), checked by one gate (`policy`:
 //! where a key lands, who may do what), and served over the same store: a bucket is a top
 //! directory of `files/`, an object is a file with its record (`bucket`, `object`, `multipart`).
 //! Errors are S3's XML documents (`error`).
@@ -186,9 +187,6 @@ fn authenticate(
         query: req.head.query(),
         headers: &headers,
     };
-    if !sigv4::is_signed(&sreq) {
-        return Ok((None, None));
-    }
     let now = chrono::Utc::now().timestamp();
     let secret_of = |id: &str| {
         cfg.s3_keys
@@ -196,8 +194,16 @@ fn authenticate(
             .find(|k| k.access_key_id == id)
             .map(|k| k.secret_access_key.clone())
     };
-    let verified = sigv4::verify(&sreq, now, &cfg.s3_region, secret_of)
-        .map_err(|e| S3Error::new(e.status(), e.code(), e.to_string()))?;
+    // Signature Version 2 (aws-cli v1's `s3 presign`, older tools), else Version 4.
+    let verified = if sigv2::is_v2(&sreq) {
+        let host_bucket = virtual_host_bucket(cfg, req);
+        sigv2::verify_with_host_bucket(&sreq, host_bucket.as_deref(), now, secret_of)
+    } else if sigv4::is_signed(&sreq) {
+        sigv4::verify(&sreq, now, &cfg.s3_region, secret_of)
+    } else {
+        return Ok((None, None));
+    }
+    .map_err(|e| S3Error::new(e.status(), e.code(), e.to_string()))?;
     let key = cfg
         .s3_keys
         .iter()

@@ -17,7 +17,8 @@
 //!
 //! Not verified here: `x-amz-security-token` (there are no temporary credentials; a token is
 //! covered by the signature when signed, and otherwise ignored), SigV4a (`AWS4-ECDSA-P256-SHA256`)
-//! and SigV2 (both refused with [`AuthError::UnsupportedMechanism`]), POST policy uploads.
+//! (refused with [`AuthError::UnsupportedMechanism`]), POST policy uploads. SigV2 requests
+//! are `super::sigv2`'s (here they are refused the same way).
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
