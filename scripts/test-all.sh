@@ -2,13 +2,14 @@
 # Runs every test of fastdfs-rs on a fresh Debian machine (as root): installs what the tests
 # drive (curl, wget, nginx for the ip_hash cluster test, fuse3 for LazyFS, util-linux for
 # setpriv/prlimit, Debian's chromium and playwright-core in tests/browser for the upload-page
-# test, tuspy for the tus tests), then `cargo test` with the crash points (feature failpoints).
+# test, tuspy for the tus tests, boto3, the AWS CLI and rclone for the S3 tests), then
+# `cargo test` with the crash points (feature failpoints).
 # The reference go-fastdfs binary is found through GO_FASTDFS_BIN (default: ../shared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in curl:curl wget:wget nginx:nginx fusermount3:fuse3 setpriv:util-linux prlimit:util-linux systemd-analyze:systemd logrotate:logrotate iptables:iptables chromium:chromium; do
+for pair in curl:curl wget:wget nginx:nginx fusermount3:fuse3 setpriv:util-linux prlimit:util-linux systemd-analyze:systemd logrotate:logrotate iptables:iptables chromium:chromium aws:awscli rclone:rclone; do
   cmd=${pair%%:*}; pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
@@ -39,6 +40,13 @@ if ! python3 -c 'import tusclient' >/dev/null 2>&1; then
   python3 -m pip install -q tuspy >/dev/null 2>&1 \
     || python3 -m pip install -q --break-system-packages tuspy >/dev/null 2>&1 \
     || echo "warning: cannot install tuspy (pip install tuspy); the tus client tests will be skipped" >&2
+fi
+
+# tests/s3.rs drives the S3 listener with boto3 (the AWS CLI and rclone come from the list above).
+if ! python3 -c 'import boto3' >/dev/null 2>&1; then
+  python3 -m pip install -q boto3 >/dev/null 2>&1 \
+    || python3 -m pip install -q --break-system-packages boto3 >/dev/null 2>&1 \
+    || echo "warning: cannot install boto3 (pip install boto3); the S3 boto3 tests will be skipped" >&2
 fi
 
 # tests/alarm.rs receives alarm mails with a real SMTP server (aiosmtpd).

@@ -1,0 +1,954 @@
+#!/usr/bin/env python3
+"""boto3 against fastdfs-rs' S3 listener: one scenario per run, driven by tests/s3.rs.
+
+    python3 tests/support/s3_boto3.py SCENARIO --endpoint http://127.0.0.1:PORT --key AK:SK \
+        [--limited AK:SK --allowed BUCKET] [--readonly AK:SK] [--bucket NAME] [--file PATH] \
+        [--phase 1|2]
+
+A scenario makes its requests with boto3 (path-style, SigV4, us-east-1; the HTTP calls of
+presigned URLs with http.client) and prints one JSON object on stdout: what it observed
+(HTTP statuses with S3 error codes as [status, code], ETags, digests, listings...) next to
+what it expected where only the client knows it (`want_*`, e.g. the md5 of the bytes it
+sent). tests/s3.rs asserts on that object. A scenario exits 1 with a message on stderr only
+when it cannot go on: a request that had to succeed failed.
+
+Scenarios: buckets, objects, bad_keys, conditionals, listing, delete_objects, copy, multipart,
+resume (--phase 1 then 2), presigned, auth, anonymous, put (--file), get, big (--file).
+"""
+
+import argparse
+import concurrent.futures
+import datetime
+import hashlib
+import http.client
+import json
+import os
+import random
+import re
+import signal
+import sys
+import time
+import urllib.parse
+
+import boto3
+import botocore
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+MIB = 1024 * 1024
+STEP = ["starting"]
+
+
+def step(what):
+    """Names what the scenario is doing, for the failure message."""
+    STEP[0] = what
+
+
+def client(endpoint, key=None, **extra):
+    """A path-style SigV4 client; key None means anonymous (unsigned requests)."""
+    config = Config(
+        s3={"addressing_style": "path"},
+        signature_version=botocore.UNSIGNED if key is None else "s3v4",
+        region_name="us-east-1",
+        connect_timeout=5,
+        read_timeout=120,
+        retries={"total_max_attempts": 1},
+        max_pool_connections=32,
+        **extra,
+    )
+    ak, sk = (None, None) if key is None else key
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=ak,
+        aws_secret_access_key=sk,
+        region_name="us-east-1",
+        config=config,
+    )
+
+
+def outcome(fn, **kw):
+    """[HTTP status, S3 error code or None] of one call."""
+    try:
+        r = fn(**kw)
+        return [r["ResponseMetadata"]["HTTPStatusCode"], None]
+    except ClientError as e:
+        return [e.response["ResponseMetadata"]["HTTPStatusCode"], e.response["Error"]["Code"]]
+
+
+def md5(b):
+    return hashlib.md5(b).hexdigest()
+
+
+def etag(b):
+    return '"%s"' % md5(b)
+
+
+def multipart_etag(parts):
+    """S3's ETag of a completed multipart upload of these part bodies."""
+    digests = b"".join(hashlib.md5(p).digest() for p in parts)
+    return '"%s-%d"' % (hashlib.md5(digests).hexdigest(), len(parts))
+
+
+def read_all(s3, bucket, key, **kw):
+    r = s3.get_object(Bucket=bucket, Key=key, **kw)
+    return r, r["Body"].read()
+
+
+def try_read(s3, bucket, key):
+    """[200, body text] of a GET, or [status, S3 error code]."""
+    try:
+        return [200, read_all(s3, bucket, key)[1].decode(errors="replace")]
+    except ClientError as e:
+        return [e.response["ResponseMetadata"]["HTTPStatusCode"], e.response["Error"]["Code"]]
+
+
+def raw(method, url, body=None, headers=None):
+    """(status, lower-cased headers, body) of one plain HTTP request (no SDK, no signing)."""
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    path = u.path + ("?" + u.query if u.query else "")
+    conn.request(method, path, body=body, headers=headers or {})
+    r = conn.getresponse()
+    data = r.read()
+    conn.close()
+    return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+
+
+def error_code(body):
+    m = re.search(rb"<Code>([^<]*)</Code>", body)
+    return m.group(1).decode() if m else None
+
+
+def keys_of(s3, bucket, prefix=""):
+    """Every key under prefix, through all pages."""
+    out, token = [], None
+    while True:
+        kw = {"Bucket": bucket, "Prefix": prefix}
+        if token:
+            kw["ContinuationToken"] = token
+        r = s3.list_objects_v2(**kw)
+        out += [o["Key"] for o in r.get("Contents", [])]
+        if not r.get("IsTruncated"):
+            return out
+        token = r["NextContinuationToken"]
+
+
+def try_keys(s3, bucket):
+    """Every key of the bucket, or [status, S3 error code] when listing fails."""
+    try:
+        return keys_of(s3, bucket)
+    except ClientError as e:
+        return [e.response["ResponseMetadata"]["HTTPStatusCode"], e.response["Error"]["Code"]]
+
+
+def head_summary(h):
+    return {
+        "etag": h.get("ETag"),
+        "length": h.get("ContentLength"),
+        "type": h.get("ContentType"),
+        "disposition": h.get("ContentDisposition"),
+        "metadata": h.get("Metadata"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def buckets(a):
+    s3 = client(a.endpoint, a.key)
+    r = {}
+    step("creating buckets")
+    r["create"] = outcome(s3.create_bucket, Bucket="alpha-bucket")
+    r["create_again"] = outcome(s3.create_bucket, Bucket="alpha-bucket")
+    r["create_dotted"] = outcome(s3.create_bucket, Bucket="beta.bucket-2")
+    invalid = [
+        "UpperCase",
+        "ab",
+        "a" * 64,
+        "double..dot",
+        "-leading-hyphen",
+        "trailing-hyphen-",
+        "192.168.5.4",
+        "under_score",
+    ]
+    r["invalid"] = {n: outcome(s3.create_bucket, Bucket=n) for n in invalid}
+    r["head"] = outcome(s3.head_bucket, Bucket="alpha-bucket")
+    r["head_missing"] = outcome(s3.head_bucket, Bucket="no-such-bucket")
+    step("listing buckets")
+    r["listed"] = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    step("deleting buckets")
+    s3.put_object(Bucket="alpha-bucket", Key="nested/deep/k.txt", Body=b"x")
+    r["delete_not_empty"] = outcome(s3.delete_bucket, Bucket="alpha-bucket")
+    r["delete_missing"] = outcome(s3.delete_bucket, Bucket="no-such-bucket")
+    s3.delete_object(Bucket="alpha-bucket", Key="nested/deep/k.txt")
+    # Its directories are left empty: the bucket is empty all the same.
+    r["delete_emptied"] = outcome(s3.delete_bucket, Bucket="alpha-bucket")
+    r["head_deleted"] = outcome(s3.head_bucket, Bucket="alpha-bucket")
+    r["put_into_deleted"] = outcome(s3.put_object, Bucket="alpha-bucket", Key="k", Body=b"x")
+    r["listed_after"] = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    return r
+
+
+def objects(a):
+    s3 = client(a.endpoint, a.key)
+    b = a.bucket
+    r = {}
+    step("creating the bucket")
+    s3.create_bucket(Bucket=b)
+    body = random.Random(1).randbytes(100_000)
+    step("putting docs/report.pdf with metadata")
+    put = s3.put_object(
+        Bucket=b,
+        Key="docs/report.pdf",
+        Body=body,
+        ContentType="application/pdf",
+        ContentDisposition='attachment; filename="report.pdf"',
+        Metadata={"color": "blue", "owner-name": "ann"},
+    )
+    r["put_etag"] = put["ETag"]
+    r["want"] = {"etag": etag(body), "md5": md5(body), "length": len(body)}
+    step("heading and getting it")
+    r["head"] = head_summary(s3.head_object(Bucket=b, Key="docs/report.pdf"))
+    g, got = read_all(s3, b, "docs/report.pdf")
+    r["get"] = head_summary(g)
+    r["get"]["status"] = g["ResponseMetadata"]["HTTPStatusCode"]
+    r["get"]["md5"] = md5(got)
+
+    step("replacing it")
+    s3.put_object(Bucket=b, Key="docs/report.pdf", Body=b"second version\n")
+    g, got = read_all(s3, b, "docs/report.pdf")
+    r["replaced"] = {
+        "body": got.decode(),
+        "etag": g["ETag"],
+        "metadata": g["Metadata"],
+        "disposition": g.get("ContentDisposition"),
+    }
+    r["want_replaced_etag"] = etag(b"second version\n")
+
+    step("an empty object")
+    s3.put_object(Bucket=b, Key="empty", Body=b"")
+    g, got = read_all(s3, b, "empty")
+    r["empty"] = {"length": g["ContentLength"], "etag": g["ETag"], "body": got.decode()}
+
+    step("two keys with the same bytes")
+    s3.put_object(Bucket=b, Key="dup/one.txt", Body=b"same bytes\n")
+    s3.put_object(Bucket=b, Key="dup/two.txt", Body=b"same bytes\n")
+    r["dup_delete"] = outcome(s3.delete_object, Bucket=b, Key="dup/one.txt")
+    r["dup_deleted_get"] = outcome(s3.get_object, Bucket=b, Key="dup/one.txt")
+    r["dup_other"] = try_read(s3, b, "dup/two.txt")
+
+    step("missing keys and buckets")
+    r["delete_missing"] = outcome(s3.delete_object, Bucket=b, Key="never/was.txt")
+    r["get_missing"] = outcome(s3.get_object, Bucket=b, Key="never/was.txt")
+    r["head_missing"] = outcome(s3.head_object, Bucket=b, Key="never/was.txt")
+    r["get_no_bucket"] = outcome(s3.get_object, Bucket="no-such-bucket-x", Key="k")
+    r["put_no_bucket"] = outcome(s3.put_object, Bucket="no-such-bucket-x", Key="k", Body=b"x")
+
+    step("a key with spaces, non-ASCII and URL-special characters")
+    key = "unicode/résumé 2024 + 50%.txt"
+    s3.put_object(Bucket=b, Key=key, Body=b"unicode\n")
+    r["unicode_get"] = read_all(s3, b, key)[1].decode()
+    r["unicode_listed"] = keys_of(s3, b, "unicode/")
+    r["unicode_key"] = key
+    return r
+
+
+def bad_keys(a):
+    s3 = client(a.endpoint, a.key)
+    b, other = a.bucket, a.bucket + "-other"
+    s3.create_bucket(Bucket=b)
+    s3.create_bucket(Bucket=other)
+    step("putting the objects that the bad keys would name once normalised")
+    targets = {(b, k): f"target {k}" for k in ["a/b", "b", "x", "lead"]}
+    targets[(other, "secret.txt")] = "target secret.txt"
+    for (bucket, k), body in targets.items():
+        s3.put_object(Bucket=bucket, Key=k, Body=body.encode())
+    step("putting keys that cannot be file paths")
+    bad = {
+        "empty segment": "a//b",
+        "leading slash": "/lead",
+        "dot segment": "a/./b",
+        "leading dot segment": "./x",
+        "dot-dot segment": "a/../b",
+        "dot-dot into another bucket": f"../{other}/secret.txt",
+        "trailing dot-dot": "x/..",
+        "segment of 256 bytes": "s" * 256 + "/f",
+        "NUL": "a\x00b",
+    }
+    r = {
+        "put": {
+            what: outcome(s3.put_object, Bucket=b, Key=k, Body=b"bad") for what, k in bad.items()
+        }
+    }
+    r["get"] = {what: outcome(s3.get_object, Bucket=b, Key=k) for what, k in bad.items()}
+    r["head"] = {what: outcome(s3.head_object, Bucket=b, Key=k) for what, k in bad.items()}
+    r["targets"] = {f"{bucket}/{k}": try_read(s3, bucket, k) for bucket, k in targets}
+    long_key = ("d" * 200 + "/") * 5 + "x" * 20  # 1025 bytes, no segment over 255
+    assert len(long_key.encode()) == 1025
+    r["too_long"] = outcome(s3.put_object, Bucket=b, Key=long_key, Body=b"bad")
+    step("putting the longest allowed segment and key")
+    seg_key = "ok/" + "s" * 255
+    max_key = ("d" * 200 + "/") * 5 + "x" * 19  # 1024 bytes
+    assert len(max_key.encode()) == 1024
+    r["segment_255"] = outcome(s3.put_object, Bucket=b, Key=seg_key, Body=b"255")
+    r["key_1024"] = outcome(s3.put_object, Bucket=b, Key=max_key, Body=b"1024")
+    r["listed"] = keys_of(s3, b)
+    r["want_listed"] = sorted([seg_key, max_key] + [k for bucket, k in targets if bucket == b])
+    r["other_listed"] = keys_of(s3, other)
+    return r
+
+
+def conditionals(a):
+    s3 = client(a.endpoint, a.key)
+    b, k = a.bucket, "cond.bin"
+    s3.create_bucket(Bucket=b)
+    data = random.Random(2).randbytes(1000)
+    step("putting the object")
+    s3.put_object(Bucket=b, Key=k, Body=data)
+    h = s3.head_object(Bucket=b, Key=k)
+    tag, lm = h["ETag"], h["LastModified"]
+    # The object is older than every date sent below that is after its Last-Modified.
+    time.sleep(2)
+    r = {"etag": tag, "want_etag": etag(data)}
+
+    step("ranges")
+    ranges = {}
+    for spec, lo, hi in [
+        ("bytes=100-199", 100, 200),
+        ("bytes=-10", 990, 1000),
+        ("bytes=990-", 990, 1000),
+        ("bytes=0-0", 0, 1),
+        ("bytes=995-2000", 995, 1000),
+    ]:
+        g, got = read_all(s3, b, k, Range=spec)
+        ranges[spec] = {
+            "status": g["ResponseMetadata"]["HTTPStatusCode"],
+            "content_range": g.get("ContentRange"),
+            "length": g["ContentLength"],
+            "bytes_match": got == data[lo:hi],
+        }
+    r["ranges"] = ranges
+    r["unsatisfiable"] = outcome(s3.get_object, Bucket=b, Key=k, Range="bytes=1000-1001")
+
+    step("conditional GETs and HEADs")
+    hour = datetime.timedelta(hours=1)
+    sec = datetime.timedelta(seconds=1)
+    get, head = s3.get_object, s3.head_object
+    cases = {
+        "if_match": (get, {"IfMatch": tag}),
+        "if_match_other": (get, {"IfMatch": '"00000000000000000000000000000000"'}),
+        "if_match_star": (get, {"IfMatch": "*"}),
+        "if_none_match": (get, {"IfNoneMatch": tag}),
+        "if_none_match_other": (get, {"IfNoneMatch": '"00000000000000000000000000000000"'}),
+        "if_modified_since_later": (get, {"IfModifiedSince": lm + sec}),
+        "if_modified_since_last_modified": (get, {"IfModifiedSince": lm}),
+        "if_modified_since_earlier": (get, {"IfModifiedSince": lm - hour}),
+        "if_unmodified_since_earlier": (get, {"IfUnmodifiedSince": lm - hour}),
+        "if_unmodified_since_last_modified": (get, {"IfUnmodifiedSince": lm}),
+        "if_unmodified_since_later": (get, {"IfUnmodifiedSince": lm + sec}),
+        "if_match_and_unmodified_since_earlier": (
+            get,
+            {"IfMatch": tag, "IfUnmodifiedSince": lm - hour},
+        ),
+        "head_if_none_match": (head, {"IfNoneMatch": tag}),
+        "head_if_match_other": (head, {"IfMatch": '"00000000000000000000000000000000"'}),
+        "head_if_modified_since_later": (head, {"IfModifiedSince": lm + sec}),
+        "head_if_unmodified_since_earlier": (head, {"IfUnmodifiedSince": lm - hour}),
+    }
+    r["conditions"] = {name: outcome(fn, Bucket=b, Key=k, **kw) for name, (fn, kw) in cases.items()}
+    return r
+
+
+def listing_keys():
+    """The 1,000 keys of the listing scenario (content: the key itself)."""
+    keys = [f"photos/2024/img-{i:04}.jpg" for i in range(400)]
+    keys += [f"photos/2025/img-{i:04}.jpg" for i in range(300)]
+    keys += [f"docs/d-{i:03}.txt" for i in range(197)]
+    # '-' and '.' sort before '/', '0' after it: a directory walk gives another order.
+    keys += ["photos-old.txt", "photos.txt", "photos0.txt"]
+    keys += [f"top-{i:03}.txt" for i in range(100)]
+    assert len(keys) == 1000
+    return keys
+
+
+def pages(s3, **kw):
+    """Every page of a ListObjectsV2 walk: count, truncation, keys, prefixes, token use."""
+    out, token = [], None
+    for _ in range(2000):
+        args = dict(kw)
+        if token:
+            args["ContinuationToken"] = token
+        r = s3.list_objects_v2(**args)
+        out.append(
+            {
+                "key_count": r.get("KeyCount"),
+                "truncated": r.get("IsTruncated"),
+                "keys": [o["Key"] for o in r.get("Contents", [])],
+                "prefixes": [p["Prefix"] for p in r.get("CommonPrefixes", [])],
+                "has_token": "NextContinuationToken" in r,
+                # Listed size and ETag of each key against its content (the key's bytes).
+                "mismatched": [
+                    o["Key"]
+                    for o in r.get("Contents", [])
+                    if o["Size"] != len(o["Key"].encode()) or o["ETag"] != etag(o["Key"].encode())
+                ],
+            }
+        )
+        if not r.get("IsTruncated"):
+            return out
+        token = r["NextContinuationToken"]
+    raise RuntimeError("the listing never ended")
+
+
+def listing(a):
+    s3 = client(a.endpoint, a.key)
+    b = a.bucket
+    s3.create_bucket(Bucket=b)
+    keys = listing_keys()
+    step("putting 1,000 keys with 16 threads")
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        for f in [pool.submit(s3.put_object, Bucket=b, Key=k, Body=k.encode()) for k in keys]:
+            f.result()
+    step("listing")
+    r = {"want_keys": sorted(keys, key=lambda k: k.encode())}
+    r["all_by_100"] = pages(s3, Bucket=b, MaxKeys=100)
+    r["all_default"] = pages(s3, Bucket=b)
+    r["root_delimited"] = pages(s3, Bucket=b, Delimiter="/")
+    r["root_delimited_by_50"] = pages(s3, Bucket=b, Delimiter="/", MaxKeys=50)
+    r["photos_slash_delimited"] = pages(s3, Bucket=b, Prefix="photos/", Delimiter="/")
+    r["photos_delimited"] = pages(s3, Bucket=b, Prefix="photos", Delimiter="/")
+    r["year_2024_by_100"] = pages(s3, Bucket=b, Prefix="photos/2024/", MaxKeys=100)
+    r["start_after"] = pages(
+        s3, Bucket=b, Prefix="photos/2024/", StartAfter="photos/2024/img-0199.jpg"
+    )
+    r["no_match"] = pages(s3, Bucket=b, Prefix="nothing/")
+    r["missing_bucket"] = outcome(s3.list_objects_v2, Bucket="no-such-bucket-x")
+    return r
+
+
+def delete_objects(a):
+    s3 = client(a.endpoint, a.key)
+    b = a.bucket
+    s3.create_bucket(Bucket=b)
+    step("putting batch/k00..k09 and keep.txt")
+    for i in range(10):
+        s3.put_object(Bucket=b, Key=f"batch/k{i:02}", Body=b"%d" % i)
+    s3.put_object(Bucket=b, Key="keep.txt", Body=b"keep")
+    step("a verbose DeleteObjects")
+    verbose = s3.delete_objects(
+        Bucket=b,
+        Delete={
+            "Objects": [{"Key": f"batch/k{i:02}"} for i in range(5)] + [{"Key": "batch/missing"}]
+        },
+    )
+    r = {
+        "verbose_status": verbose["ResponseMetadata"]["HTTPStatusCode"],
+        "verbose_deleted": sorted(d["Key"] for d in verbose.get("Deleted", [])),
+        "verbose_errors": verbose.get("Errors", []),
+    }
+    step("a quiet DeleteObjects")
+    quiet = s3.delete_objects(
+        Bucket=b,
+        Delete={"Objects": [{"Key": f"batch/k{i:02}"} for i in range(5, 9)], "Quiet": True},
+    )
+    r["quiet_status"] = quiet["ResponseMetadata"]["HTTPStatusCode"]
+    r["quiet_deleted"] = quiet.get("Deleted", [])
+    r["quiet_errors"] = quiet.get("Errors", [])
+    r["left"] = keys_of(s3, b)
+    s3.delete_object(Bucket=b, Key="batch/k09")
+    # No object under batch/ is left, so there is no batch/ prefix any more.
+    root = s3.list_objects_v2(Bucket=b, Delimiter="/")
+    r["root_prefixes"] = [p["Prefix"] for p in root.get("CommonPrefixes", [])]
+    r["root_keys"] = [o["Key"] for o in root.get("Contents", [])]
+    return r
+
+
+def copy(a):
+    s3 = client(a.endpoint, a.key)
+    b, other = a.bucket, a.bucket + "-copy"
+    s3.create_bucket(Bucket=b)
+    s3.create_bucket(Bucket=other)
+    data = random.Random(3).randbytes(50_000)
+    src = "orig/my photo é.jpg"
+    step("putting the source")
+    s3.put_object(
+        Bucket=b, Key=src, Body=data, ContentType="image/jpeg", Metadata={"camera": "x100"}
+    )
+    r = {"want_etag": etag(data), "want_md5": md5(data)}
+
+    def copied(bucket, key):
+        h = s3.head_object(Bucket=bucket, Key=key)
+        s = head_summary(h)
+        s["md5"] = md5(read_all(s3, bucket, key)[1])
+        return s
+
+    step("copying within the bucket (metadata copied)")
+    c = s3.copy_object(Bucket=b, Key="copies/same.jpg", CopySource={"Bucket": b, "Key": src})
+    r["same_bucket_etag"] = c["CopyObjectResult"]["ETag"]
+    r["same_bucket"] = copied(b, "copies/same.jpg")
+    step("copying to another bucket")
+    c = s3.copy_object(Bucket=other, Key="other/photo.jpg", CopySource={"Bucket": b, "Key": src})
+    r["other_bucket_etag"] = c["CopyObjectResult"]["ETag"]
+    r["other_bucket"] = copied(other, "other/photo.jpg")
+    step("copying with REPLACE")
+    s3.copy_object(
+        Bucket=b,
+        Key="copies/replaced.png",
+        CopySource={"Bucket": b, "Key": src},
+        MetadataDirective="REPLACE",
+        ContentType="image/png",
+        Metadata={"camera": "z9", "edited": "yes"},
+    )
+    r["replaced"] = copied(b, "copies/replaced.png")
+    step("copying onto itself with REPLACE")
+    s3.copy_object(
+        Bucket=b,
+        Key=src,
+        CopySource={"Bucket": b, "Key": src},
+        MetadataDirective="REPLACE",
+        ContentType="image/jpeg",
+        Metadata={"camera": "x100", "rating": "5"},
+    )
+    r["self"] = copied(b, src)
+    step("replacing the source after the copies")
+    s3.put_object(Bucket=b, Key=src, Body=b"new source")
+    r["copy_after_source_replaced"] = md5(read_all(s3, b, "copies/same.jpg")[1])
+    r["missing_source"] = outcome(
+        s3.copy_object, Bucket=b, Key="x", CopySource={"Bucket": b, "Key": "no/such.jpg"}
+    )
+    r["missing_source_bucket"] = outcome(
+        s3.copy_object, Bucket=b, Key="x", CopySource={"Bucket": "no-such-bucket-x", "Key": "k"}
+    )
+    return r
+
+
+def multipart(a):
+    s3 = client(a.endpoint, a.key)
+    b, k = a.bucket, "mp/big.bin"
+    s3.create_bucket(Bucket=b)
+    data = random.Random(4).randbytes(20 * MIB + 1234)
+    parts = [data[i : i + 5 * MIB] for i in range(0, len(data), 5 * MIB)]
+    step("creating the upload")
+    up = s3.create_multipart_upload(
+        Bucket=b, Key=k, ContentType="application/x-test", Metadata={"kind": "mp"}
+    )
+    uid = up["UploadId"]
+    r = {"parts_count": len(parts)}
+    step("uploading parts (part 3 twice: first with wrong bytes)")
+    s3.upload_part(Bucket=b, Key=k, UploadId=uid, PartNumber=3, Body=b"\0" * (5 * MIB))
+    etags = []
+    for n, p in enumerate(parts, 1):
+        etags.append(s3.upload_part(Bucket=b, Key=k, UploadId=uid, PartNumber=n, Body=p)["ETag"])
+    r["part_etags"] = etags
+    r["want_part_etags"] = [etag(p) for p in parts]
+    step("listing parts and uploads")
+    lp = s3.list_parts(Bucket=b, Key=k, UploadId=uid)
+    r["listed_parts"] = [[p["PartNumber"], p["Size"], p["ETag"]] for p in lp.get("Parts", [])]
+    r["want_listed_parts"] = [[n, len(p), etag(p)] for n, p in enumerate(parts, 1)]
+    lu = s3.list_multipart_uploads(Bucket=b)
+    r["uploads"] = [[u["Key"], u["UploadId"]] for u in lu.get("Uploads", [])]
+    r["upload_id"] = uid
+    r["before_complete_get"] = outcome(s3.get_object, Bucket=b, Key=k)
+    step("completing with a wrong part ETag")
+    bad = [{"PartNumber": n, "ETag": e} for n, e in enumerate(etags, 1)]
+    bad[0] = {"PartNumber": 1, "ETag": '"00000000000000000000000000000000"'}
+    r["complete_wrong_etag"] = outcome(
+        s3.complete_multipart_upload, Bucket=b, Key=k, UploadId=uid, MultipartUpload={"Parts": bad}
+    )
+    step("completing")
+    done = s3.complete_multipart_upload(
+        Bucket=b,
+        Key=k,
+        UploadId=uid,
+        MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in enumerate(etags, 1)]},
+    )
+    r["etag"] = done["ETag"]
+    r["want_etag"] = multipart_etag(parts)
+    h = s3.head_object(Bucket=b, Key=k)
+    r["head"] = head_summary(h)
+    r["md5"] = md5(read_all(s3, b, k)[1])
+    r["want_md5"] = md5(data)
+    r["want_length"] = len(data)
+    after = s3.list_multipart_uploads(Bucket=b).get("Uploads", [])
+    r["uploads_after"] = [[u["Key"], u["UploadId"]] for u in after]
+    r["list_parts_after"] = outcome(s3.list_parts, Bucket=b, Key=k, UploadId=uid)
+
+    step("aborting another upload")
+    ab = s3.create_multipart_upload(Bucket=b, Key="mp/aborted.bin")["UploadId"]
+    s3.upload_part(Bucket=b, Key="mp/aborted.bin", UploadId=ab, PartNumber=1, Body=parts[0])
+    r["abort"] = outcome(s3.abort_multipart_upload, Bucket=b, Key="mp/aborted.bin", UploadId=ab)
+    r["aborted_list_parts"] = outcome(s3.list_parts, Bucket=b, Key="mp/aborted.bin", UploadId=ab)
+    r["aborted_upload_part"] = outcome(
+        s3.upload_part, Bucket=b, Key="mp/aborted.bin", UploadId=ab, PartNumber=2, Body=b"x"
+    )
+    r["aborted_complete"] = outcome(
+        s3.complete_multipart_upload,
+        Bucket=b,
+        Key="mp/aborted.bin",
+        UploadId=ab,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag(parts[0])}]},
+    )
+    r["aborted_head"] = outcome(s3.head_object, Bucket=b, Key="mp/aborted.bin")
+    r["unknown_upload"] = outcome(
+        s3.upload_part, Bucket=b, Key=k, UploadId="no-such-upload", PartNumber=1, Body=b"x"
+    )
+    r["keys"] = keys_of(s3, b)
+    return r
+
+
+RESUME_KEY = "resume/movie.bin"
+
+
+def resume_data():
+    data = random.Random(5).randbytes(18 * MIB)
+    return [data[i : i + 5 * MIB] for i in range(0, len(data), 5 * MIB)]
+
+
+def resume(a):
+    s3 = client(a.endpoint, a.key)
+    b = a.bucket
+    parts = resume_data()
+    if a.phase == 1:
+        step("phase 1: creating the upload and sending parts 1-2")
+        s3.create_bucket(Bucket=b)
+        uid = s3.create_multipart_upload(Bucket=b, Key=RESUME_KEY)["UploadId"]
+        for n in (1, 2):
+            s3.upload_part(Bucket=b, Key=RESUME_KEY, UploadId=uid, PartNumber=n, Body=parts[n - 1])
+        step("phase 1: crashing in the middle of part 3")
+        url = s3.generate_presigned_url(
+            "upload_part",
+            Params={"Bucket": b, "Key": RESUME_KEY, "UploadId": uid, "PartNumber": 3},
+            ExpiresIn=300,
+        )
+        u = urllib.parse.urlsplit(url)
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        conn.putrequest("PUT", u.path + "?" + u.query)
+        conn.putheader("Content-Length", str(len(parts[2])))
+        conn.endheaders()
+        conn.send(parts[2][: 1 * MIB])
+        print(json.dumps({"upload_id": uid}), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    step("phase 2: finding the upload again")
+    r = {}
+    ups = s3.list_multipart_uploads(Bucket=b).get("Uploads", [])
+    r["uploads"] = [[u["Key"], u["UploadId"]] for u in ups]
+    mine = [u["UploadId"] for u in ups if u["Key"] == RESUME_KEY]
+    if len(mine) != 1:
+        return r
+    uid = mine[0]
+    lp = s3.list_parts(Bucket=b, Key=RESUME_KEY, UploadId=uid)
+    r["listed_parts"] = [[p["PartNumber"], p["Size"], p["ETag"]] for p in lp.get("Parts", [])]
+    r["want_listed_parts"] = [[n, len(parts[n - 1]), etag(parts[n - 1])] for n in (1, 2)]
+    step("phase 2: sending the rest and completing")
+    etags = {p["PartNumber"]: p["ETag"] for p in lp.get("Parts", [])}
+    for n in range(len(etags) + 1, len(parts) + 1):
+        etags[n] = s3.upload_part(
+            Bucket=b, Key=RESUME_KEY, UploadId=uid, PartNumber=n, Body=parts[n - 1]
+        )["ETag"]
+    done = s3.complete_multipart_upload(
+        Bucket=b,
+        Key=RESUME_KEY,
+        UploadId=uid,
+        MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]},
+    )
+    r["etag"] = done["ETag"]
+    r["want_etag"] = multipart_etag(parts)
+    r["md5"] = md5(read_all(s3, b, RESUME_KEY)[1])
+    r["want_md5"] = md5(b"".join(parts))
+    r["uploads_after"] = [u["Key"] for u in s3.list_multipart_uploads(Bucket=b).get("Uploads", [])]
+    return r
+
+
+def presigned(a):
+    s3 = client(a.endpoint, a.key)
+    b = a.bucket
+    s3.create_bucket(Bucket=b)
+    data = b"presigned report\n"
+    s3.put_object(Bucket=b, Key="shared/report.txt", Body=data)
+    r = {}
+    step("a presigned GET")
+    get_url = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": b, "Key": "shared/report.txt"}, ExpiresIn=60
+    )
+    st, _, body = raw("GET", get_url)
+    r["get"] = [st, body.decode(errors="replace")]
+    st, _, body = raw("GET", f"{a.endpoint}/{b}/shared/report.txt")
+    r["unsigned_get"] = [st, error_code(body)]
+    step("a presigned PUT")
+    put_url = s3.generate_presigned_url(
+        "put_object", Params={"Bucket": b, "Key": "shared/upload.bin"}, ExpiresIn=60
+    )
+    payload = random.Random(6).randbytes(70_000)
+    st, h, body = raw("PUT", put_url, body=payload)
+    r["put"] = [st, h.get("etag")]
+    r["want_put_etag"] = etag(payload)
+    r["put_read_back"] = md5(read_all(s3, b, "shared/upload.bin")[1])
+    r["want_put_md5"] = md5(payload)
+    step("tampered URLs")
+    u = urllib.parse.urlsplit(get_url)
+    other_key = urllib.parse.urlunsplit(u._replace(path=u.path.replace("report.txt", "upload.bin")))
+    st, _, body = raw("GET", other_key)
+    r["other_key"] = [st, error_code(body)]
+    sig = re.search(r"X-Amz-Signature=([0-9a-f]+)", get_url).group(1)
+    flipped = sig[:-1] + ("0" if sig[-1] != "0" else "1")
+    st, _, body = raw("GET", get_url.replace(sig, flipped))
+    r["bad_signature"] = [st, error_code(body)]
+    step("expired URLs")
+    short_get = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": b, "Key": "shared/report.txt"}, ExpiresIn=1
+    )
+    short_put = s3.generate_presigned_url(
+        "put_object", Params={"Bucket": b, "Key": "shared/late.bin"}, ExpiresIn=1
+    )
+    time.sleep(2)
+    st, _, body = raw("GET", short_get)
+    r["expired_get"] = [st, error_code(body)]
+    st, _, body = raw("PUT", short_put, body=b"too late")
+    r["expired_put"] = [st, error_code(body)]
+    r["expired_put_head"] = outcome(s3.head_object, Bucket=b, Key="shared/late.bin")
+    return r
+
+
+def auth(a):
+    full = client(a.endpoint, a.key)
+    b, allowed = a.bucket, a.allowed
+    step("setting up the buckets with the full key")
+    full.create_bucket(Bucket=b)
+    full.create_bucket(Bucket=allowed)
+    full.put_object(Bucket=b, Key="private.txt", Body=b"private")
+    full.put_object(Bucket=allowed, Key="mine.txt", Body=b"mine")
+    r = {}
+
+    step("a wrong secret")
+    wrong = client(a.endpoint, (a.key[0], a.key[1] + "x"))
+    r["wrong_secret_list_buckets"] = outcome(wrong.list_buckets)
+    r["wrong_secret_get"] = outcome(wrong.get_object, Bucket=b, Key="private.txt")
+    r["wrong_secret_put"] = outcome(wrong.put_object, Bucket=b, Key="forged.txt", Body=b"forged")
+    r["forged_head"] = outcome(full.head_object, Bucket=b, Key="forged.txt")
+    step("an unknown access key")
+    unknown = client(a.endpoint, ("AKIANOSUCHKEY0000000", a.key[1]))
+    r["unknown_key_list_buckets"] = outcome(unknown.list_buckets)
+    r["unknown_key_get"] = outcome(unknown.get_object, Bucket=b, Key="private.txt")
+
+    step("the key restricted to its bucket")
+    lim = client(a.endpoint, a.limited)
+    r["limited_own_put"] = outcome(lim.put_object, Bucket=allowed, Key="new.txt", Body=b"new")
+    r["limited_own_get"] = try_read(lim, allowed, "mine.txt")
+    r["limited_own_list"] = try_keys(lim, allowed)
+    r["limited_own_head_bucket"] = outcome(lim.head_bucket, Bucket=allowed)
+    r["limited_own_delete"] = outcome(lim.delete_object, Bucket=allowed, Key="new.txt")
+    r["limited_other_get"] = outcome(lim.get_object, Bucket=b, Key="private.txt")
+    r["limited_other_head"] = outcome(lim.head_object, Bucket=b, Key="private.txt")
+    r["limited_other_put"] = outcome(lim.put_object, Bucket=b, Key="intruder.txt", Body=b"x")
+    r["limited_other_list"] = outcome(lim.list_objects_v2, Bucket=b)
+    r["limited_other_delete"] = outcome(lim.delete_object, Bucket=b, Key="private.txt")
+    r["limited_other_create"] = outcome(lim.create_bucket, Bucket="elsewhere")
+    r["limited_other_copy_out"] = outcome(
+        lim.copy_object,
+        Bucket=allowed,
+        Key="stolen.txt",
+        CopySource={"Bucket": b, "Key": "private.txt"},
+    )
+    url = lim.generate_presigned_url(
+        "get_object", Params={"Bucket": b, "Key": "private.txt"}, ExpiresIn=60
+    )
+    st, _, body = raw("GET", url)
+    r["limited_other_presigned"] = [st, error_code(body)]
+
+    step("the read-only key")
+    ro = client(a.endpoint, a.readonly)
+    r["readonly_get"] = try_read(ro, b, "private.txt")
+    r["readonly_list"] = try_keys(ro, b)
+    r["readonly_put"] = outcome(ro.put_object, Bucket=b, Key="ro.txt", Body=b"x")
+    r["readonly_delete"] = outcome(ro.delete_object, Bucket=b, Key="private.txt")
+    # Refused as a whole (403) or key by key (200 with an Error per key): both are S3's.
+    try:
+        d = ro.delete_objects(Bucket=b, Delete={"Objects": [{"Key": "private.txt"}]})
+        r["readonly_delete_objects"] = {
+            "status": d["ResponseMetadata"]["HTTPStatusCode"],
+            "deleted": [x["Key"] for x in d.get("Deleted", [])],
+            "errors": [[x["Key"], x["Code"]] for x in d.get("Errors", [])],
+        }
+    except ClientError as e:
+        r["readonly_delete_objects"] = {
+            "status": e.response["ResponseMetadata"]["HTTPStatusCode"],
+            "code": e.response["Error"]["Code"],
+        }
+    r["readonly_copy"] = outcome(
+        ro.copy_object, Bucket=b, Key="ro-copy.txt", CopySource={"Bucket": b, "Key": "private.txt"}
+    )
+    r["readonly_create_bucket"] = outcome(ro.create_bucket, Bucket="ro-bucket")
+    r["readonly_multipart"] = outcome(ro.create_multipart_upload, Bucket=b, Key="ro-mp.bin")
+    r["after_refusals"] = sorted(keys_of(full, b))
+    return r
+
+
+def anonymous(a):
+    full = client(a.endpoint, a.key)
+    anon = client(a.endpoint, None)
+    private, public = a.bucket, a.bucket + "-public"
+    step("setting up a private and a public-read bucket")
+    full.create_bucket(Bucket=private)
+    full.create_bucket(Bucket=public, ACL="public-read")
+    full.put_object(Bucket=private, Key="secret.txt", Body=b"secret")
+    full.put_object(Bucket=public, Key="pub/hello.txt", Body=b"hello, world\n")
+    r = {}
+    step("anonymous requests on the private bucket")
+    r["list_buckets"] = outcome(anon.list_buckets)
+    r["private_get"] = outcome(anon.get_object, Bucket=private, Key="secret.txt")
+    r["private_head"] = outcome(anon.head_object, Bucket=private, Key="secret.txt")
+    r["private_list"] = outcome(anon.list_objects_v2, Bucket=private)
+    r["private_put"] = outcome(anon.put_object, Bucket=private, Key="anon.txt", Body=b"x")
+    st, _, body = raw("GET", f"{a.endpoint}/{private}/secret.txt")
+    r["private_plain_get"] = [st, error_code(body)]
+    r["create_bucket"] = outcome(anon.create_bucket, Bucket="anon-bucket")
+    step("anonymous requests on the public-read bucket")
+    r["public_get"] = try_read(anon, public, "pub/hello.txt")
+    r["public_head"] = outcome(anon.head_object, Bucket=public, Key="pub/hello.txt")
+    r["public_list"] = try_keys(anon, public)
+    st, _, body = raw("GET", f"{a.endpoint}/{public}/pub/hello.txt")
+    r["public_plain_get"] = [st, body.decode(errors="replace")]
+    r["public_get_missing"] = outcome(anon.get_object, Bucket=public, Key="pub/none.txt")
+    r["public_put"] = outcome(anon.put_object, Bucket=public, Key="pub/anon.txt", Body=b"x")
+    r["public_delete"] = outcome(anon.delete_object, Bucket=public, Key="pub/hello.txt")
+    r["public_multipart"] = outcome(anon.create_multipart_upload, Bucket=public, Key="pub/mp.bin")
+    r["public_delete_bucket"] = outcome(anon.delete_bucket, Bucket=public)
+    r["public_after"] = keys_of(full, public)
+    return r
+
+
+def put(a):
+    s3 = client(a.endpoint, a.key)
+    if outcome(s3.head_bucket, Bucket=a.bucket)[0] == 404:
+        s3.create_bucket(Bucket=a.bucket)
+    with open(a.file, "rb") as f:
+        data = f.read()
+    step("putting the file")
+    p = s3.put_object(Bucket=a.bucket, Key=a.object, Body=data, ContentType="text/plain")
+    return {"etag": p["ETag"], "want_etag": etag(data)}
+
+
+def get(a):
+    s3 = client(a.endpoint, a.key)
+    r = {"get": outcome(s3.head_object, Bucket=a.bucket, Key=a.object)}
+    if r["get"][0] == 200:
+        g, got = read_all(s3, a.bucket, a.object)
+        r.update({"etag": g["ETag"], "length": g["ContentLength"], "md5": md5(got)})
+    r["listed"] = keys_of(s3, a.bucket)
+    return r
+
+
+def big(a):
+    """1 GiB of 1 MiB blocks, one random block in 8, the rest holes; 64 MiB parts, 2 threads."""
+    s3 = client(a.endpoint, a.key)
+    b, k = a.bucket, "big/one-gib.bin"
+    s3.create_bucket(Bucket=b)
+    step("writing the 1 GiB file")
+    whole, part, part_digests = hashlib.md5(), hashlib.md5(), []
+    zero = bytes(MIB)
+    with open(a.file, "wb") as f:
+        f.truncate(1024 * MIB)
+        for i in range(1024):
+            block = zero
+            if i % 8 == 0:
+                block = os.urandom(MIB)
+                f.seek(i * MIB)
+                f.write(block)
+            whole.update(block)
+            part.update(block)
+            if i % 64 == 63:
+                part_digests.append(part.digest())
+                part = hashlib.md5()
+    want_etag = '"%s-%d"' % (hashlib.md5(b"".join(part_digests)).hexdigest(), len(part_digests))
+    step("uploading it")
+    t0 = time.monotonic()
+    s3.upload_file(
+        a.file,
+        b,
+        k,
+        Config=TransferConfig(
+            multipart_threshold=64 * MIB, multipart_chunksize=64 * MIB, max_concurrency=2
+        ),
+    )
+    t1 = time.monotonic()
+    step("reading it back")
+    g = s3.get_object(Bucket=b, Key=k)
+    back = hashlib.md5()
+    n = 0
+    for chunk in g["Body"].iter_chunks(8 * MIB):
+        back.update(chunk)
+        n += len(chunk)
+    t2 = time.monotonic()
+    return {
+        "etag": g["ETag"],
+        "want_etag": want_etag,
+        "length": n,
+        "md5": back.hexdigest(),
+        "want_md5": whole.hexdigest(),
+        "upload_seconds": round(t1 - t0, 1),
+        "download_seconds": round(t2 - t1, 1),
+    }
+
+
+SCENARIOS = {
+    f.__name__: f
+    for f in [
+        buckets,
+        objects,
+        bad_keys,
+        conditionals,
+        listing,
+        delete_objects,
+        copy,
+        multipart,
+        resume,
+        presigned,
+        auth,
+        anonymous,
+        put,
+        get,
+        big,
+    ]
+}
+
+
+def pair(s):
+    ak, _, sk = s.partition(":")
+    return (ak, sk)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("scenario", choices=sorted(SCENARIOS))
+    p.add_argument("--endpoint", required=True)
+    p.add_argument("--key", type=pair, required=True, help="AK:SK, read-write on every bucket")
+    p.add_argument("--limited", type=pair, help="AK:SK of a key restricted to --allowed")
+    p.add_argument("--allowed", default="allowed")
+    p.add_argument("--readonly", type=pair, help="AK:SK of a read-only key")
+    p.add_argument("--bucket", default="test-bucket")
+    p.add_argument("--object", default="object.bin")
+    p.add_argument("--file")
+    p.add_argument("--phase", type=int, default=1)
+    p.add_argument("--timeout", type=int, default=300)
+    a = p.parse_args()
+
+    def too_long(*_):
+        sys.stderr.write(
+            f"s3_boto3.py {a.scenario}: no result within {a.timeout} s while {STEP[0]}\n"
+        )
+        os._exit(2)
+
+    signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(a.timeout)
+    try:
+        result = SCENARIOS[a.scenario](a)
+    except Exception as e:  # noqa: BLE001 - report any failure with the step it happened in
+        sys.stderr.write(f"s3_boto3.py {a.scenario}: failed while {STEP[0]}: {e!r}\n")
+        raise
+    print(json.dumps(result, default=str, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
