@@ -553,3 +553,15 @@ mod process_tests {
         assert!(p.open_fds >= 3 && p.max_fds >= p.open_fds, "{p:?}");
     }
 }
+
+/// Size, modification time (unix seconds) and whether it is a directory, of an open file.
+pub fn fstat(file: &impl std::os::fd::AsRawFd) -> std::io::Result<(u64, u64, bool)> {
+    // SAFETY: a zeroed stat is a valid out-parameter; the fd is open for the call.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes into `st`, which lives across the call.
+    if unsafe { libc::fstat(file.as_raw_fd(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let is_dir = (st.st_mode & libc::S_IFMT) == libc::S_IFDIR;
+    Ok((st.st_size as u64, st.st_mtime.max(0) as u64, is_dir))
+}

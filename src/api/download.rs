@@ -499,15 +499,7 @@ async fn read_all(file: &glommio::io::BufferedFile, size: u64) -> Result<Bytes, 
 /// Size, mtime (Unix seconds) and directory flag of an open file. `fstat` on an open fd does
 /// no I/O (the inode is in memory), so it is allowed on the executor thread.
 fn fstat(file: &glommio::io::BufferedFile) -> Result<(u64, u64, bool), ApiError> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a zeroed stat is a valid out-parameter; the fd is open for the call.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstat writes into `st`, which lives across the call.
-    if unsafe { libc::fstat(file.as_raw_fd(), &mut st) } != 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
-    let is_dir = (st.st_mode & libc::S_IFMT) == libc::S_IFDIR;
-    Ok((st.st_size as u64, st.st_mtime.max(0) as u64, is_dir))
+    Ok(crate::sys::fstat(file)?)
 }
 
 enum Source {

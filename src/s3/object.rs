@@ -44,6 +44,68 @@ pub async fn put(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
     Ok(resp)
 }
 
+/// A stored file's content as GETs serve it: small files from the executor's byte cache,
+/// others from its open-file cache (both shared with the go-fastdfs downloads, and emptied
+/// when a file is replaced or deleted).
+enum Content {
+    Memory(bytes::Bytes),
+    File(Rc<glommio::io::BufferedFile>),
+}
+
+/// The content of `rel` and its size, None when there is no such file.
+async fn open_content(w: &Worker, rel: &str) -> Result<Option<(Content, u64)>, S3Error> {
+    use crate::store::cache::{CachedFile, OpenFile, CACHED_FILE_BYTES_MAX};
+    let epoch = w
+        .shared
+        .cache_epoch
+        .load(std::sync::atomic::Ordering::Acquire);
+    if let Some(c) = w.cache.borrow_mut().get(epoch, rel) {
+        let size = c.data.len() as u64;
+        return Ok(Some((Content::Memory(c.data), size)));
+    }
+    if let Some(f) = w.open_files.borrow_mut().get(epoch, rel) {
+        return Ok(Some((Content::File(f.file), f.size)));
+    }
+    let Ok(file) = glommio::io::BufferedFile::open(w.dir().join(rel)).await else {
+        return Ok(None);
+    };
+    let (size, mtime, is_dir) = crate::sys::fstat(&file)?;
+    if is_dir {
+        let _ = file.close().await;
+        return Ok(None);
+    }
+    if size <= CACHED_FILE_BYTES_MAX && w.config().file_cache_bytes > 0 {
+        let mut data = Vec::with_capacity(size as usize);
+        while (data.len() as u64) < size {
+            let got = file
+                .read_at(data.len() as u64, size as usize - data.len())
+                .await
+                .map_err(|e| S3Error::internal(e.to_string()))?;
+            if got.is_empty() {
+                break;
+            }
+            data.extend_from_slice(&got);
+        }
+        let _ = file.close().await;
+        let data = bytes::Bytes::from(data);
+        let size = data.len() as u64;
+        let cached = CachedFile {
+            data: data.clone(),
+            mtime,
+        };
+        w.cache.borrow_mut().insert(epoch, rel, cached);
+        return Ok(Some((Content::Memory(data), size)));
+    }
+    let file = Rc::new(file);
+    let open = OpenFile {
+        file: file.clone(),
+        size,
+        mtime,
+    };
+    w.open_files.borrow_mut().insert(epoch, rel, open);
+    Ok(Some((Content::File(file), size)))
+}
+
 /// An `If-Match`/`If-None-Match` list matches `etag` (`*` matches any).
 fn etag_listed(list: &str, etag: &str) -> bool {
     list.split(',')
@@ -62,18 +124,9 @@ pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
     let bucket = existing(w, r).await?;
     r.require(Action::Read, bucket.public_read)?;
     let info = record_of(w, r, &r.key)?.ok_or_else(|| S3Error::no_such_key().on(r.resource()))?;
-    let full = w.dir().join(info.rel_path());
-    let file = match glommio::io::BufferedFile::open(&full).await {
-        Ok(f) => f,
-        Err(_) => return Err(S3Error::no_such_key().on(r.resource())),
-    };
-    let size = match std::fs::metadata(&full) {
-        Ok(m) if m.is_file() => m.len(),
-        _ => {
-            let _ = file.close().await;
-            return Err(S3Error::no_such_key().on(r.resource()));
-        }
-    };
+    let (content, size) = open_content(w, &info.rel_path())
+        .await?
+        .ok_or_else(|| S3Error::no_such_key().on(r.resource()))?;
     let etag = etag_of(&info);
     let modified = modified_ms(&info) / 1000;
     let quoted = format!("\"{etag}\"");
@@ -86,7 +139,6 @@ pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
     let header = |n: &str| req.head.header_str(n);
     if let Some(m) = header("if-match") {
         if !etag_listed(m, &etag) {
-            let _ = file.close().await;
             return Err(S3Error::new(
                 412,
                 "PreconditionFailed",
@@ -95,7 +147,6 @@ pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
         }
     } else if let Some(t) = header("if-unmodified-since").and_then(http_secs) {
         if modified > t {
-            let _ = file.close().await;
             return Err(S3Error::new(
                 412,
                 "PreconditionFailed",
@@ -110,7 +161,6 @@ pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
             .is_some_and(|t| modified <= t),
     };
     if not_modified {
-        let _ = file.close().await;
         let mut resp = Response::new(304);
         resp.no_content_length = true;
         validators(&mut resp);
@@ -123,7 +173,6 @@ pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
                 (206, *r0.start(), r0.end() - r0.start() + 1)
             }
             RangeAnswer::Unsatisfiable => {
-                let _ = file.close().await;
                 let mut e = S3Error::new(
                     416,
                     "InvalidRange",
@@ -147,11 +196,10 @@ pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
     }
     set_content_headers(&mut resp, r, &info);
     resp.set("X-Content-Type-Options", "nosniff");
-    resp.body = Body::File(FileBody {
-        file: Rc::new(file),
-        offset,
-        len,
-    });
+    resp.body = match content {
+        Content::Memory(data) => Body::Bytes(data.slice(offset as usize..(offset + len) as usize)),
+        Content::File(file) => Body::File(FileBody { file, offset, len }),
+    };
     Ok(resp)
 }
 

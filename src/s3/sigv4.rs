@@ -808,8 +808,42 @@ fn trim_all(value: &str, out: &mut String) {
     }
 }
 
-/// The SigV4 signing key of a day and region for S3.
+/// The SigV4 signing key of a day and region for S3, remembered per thread for the last few
+/// (secret, day, region): a key is the same for every request of a credential on a day, and
+/// deriving it costs four HMACs.
 fn signing_key(secret: &str, date: &str, region: &str) -> [u8; 32] {
+    /// Keys remembered per thread.
+    const REMEMBERED: usize = 8;
+    type Entry = (String, String, String, [u8; 32]);
+    thread_local! {
+        static KEYS: std::cell::RefCell<Vec<Entry>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let hit = KEYS.with(|k| {
+        k.borrow()
+            .iter()
+            .find(|(s, d, r, _)| s == secret && d == date && r == region)
+            .map(|e| e.3)
+    });
+    if let Some(key) = hit {
+        return key;
+    }
+    let key = derive_signing_key(secret, date, region);
+    KEYS.with(|k| {
+        let mut k = k.borrow_mut();
+        if k.len() == REMEMBERED {
+            k.remove(0);
+        }
+        k.push((
+            secret.to_string(),
+            date.to_string(),
+            region.to_string(),
+            key,
+        ));
+    });
+    key
+}
+
+fn derive_signing_key(secret: &str, date: &str, region: &str) -> [u8; 32] {
     let mut key = format!("AWS4{secret}").into_bytes();
     for part in [date, region, "s3", "aws4_request"] {
         let mut mac = hmac(&key);

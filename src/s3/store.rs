@@ -16,10 +16,6 @@ use crate::store::meta::{self, Inserted, Origin, Staged};
 use crate::store::write::{self, TempFile, Written};
 use crate::worker::Worker;
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    glommio::executor().spawn_blocking(f).await
-}
-
 /// Largest single PUT (S3's limit; larger objects are multipart uploads).
 pub const PUT_BYTES_MAX: u64 = 5 << 30;
 
@@ -40,9 +36,14 @@ pub fn record_of(w: &Worker, r: &S3Request, key: &str) -> Result<Option<FileInfo
         return Ok(None);
     };
     let rel = format!("{dir}/{name}");
-    Ok(w.meta()
-        .get_by_path_key(&meta::path_key(&rel))?
-        .filter(|i| i.rel_path() == rel && !i.is_merged()))
+    let key = meta::path_key(&rel);
+    let here = |i: &FileInfo| i.rel_path() == rel && !i.is_merged();
+    // An object written over S3 is recorded under its path key: one shard to look in. A file
+    // uploaded through the go-fastdfs API has its content's md5: every shard's path index.
+    if let Some(info) = w.meta().get(&key)?.filter(here) {
+        return Ok(Some(info));
+    }
+    Ok(w.meta().get_by_path_key(&key)?.filter(here))
 }
 
 /// The attributes a PUT (or a copy with `REPLACE`) sets: content headers and `x-amz-meta-*`.
@@ -220,7 +221,8 @@ pub async fn store(
     let md5 = meta::path_key(&rel);
     // A go-fastdfs upload at this path has a record of another id (its content's md5): it is
     // replaced here, so its record goes (locally: the peers get the new version).
-    if let Some(old) = w.meta().get_by_path_key(&md5)? {
+    let old = w.meta().get_by_path_key(&md5)?;
+    if let Some(old) = &old {
         if old.md5 != md5 && old.rel_path() == rel {
             w.meta().delete(old.md5.clone(), Vec::new(), false).await?;
         }
@@ -251,7 +253,10 @@ pub async fn store(
     match w.meta().insert(info, Some(staged), false, origin).await {
         Ok(Inserted::New(info)) => {
             written.moved();
-            w.shared.invalidate_caches();
+            // Cached copies of a replaced version go (a new key has none).
+            if old.is_some() {
+                w.shared.invalidate_caches();
+            }
             w.metrics().upload(info.size as u64, false);
             Ok(info)
         }
@@ -324,10 +329,8 @@ pub async fn read_small_body(
 
 /// The bucket of the request, or NoSuchBucket.
 pub async fn existing(w: &Worker, r: &S3Request) -> Result<Bucket, S3Error> {
-    let (root, name) = (w.dir().to_path_buf(), r.bucket.clone());
-    blocking(move || buckets::get(&root, &name))
-        .await
-        .map_err(|e| S3Error::from(e).on(format!("/{}", r.bucket)))
+    // The registry is cached after its first read: a lookup is a directory stat.
+    buckets::get(w.dir(), &r.bucket).map_err(|e| S3Error::from(e).on(format!("/{}", r.bucket)))
 }
 
 /// The ETag of a record: the S3 one, else its md5 (the content's, with dedup on).

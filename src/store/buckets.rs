@@ -2,13 +2,15 @@
 //! bucket name (so a go-fastdfs scene directory is a bucket too, and a bucket's objects are
 //! files that replicate like any other); what S3 adds to the directory, its creation time and
 //! whether anonymous clients may read it, is kept in `data/s3/buckets.json` (written to a temp
-//! file, fsynced, renamed, directory fsynced). Blocking: call from the blocking pool.
+//! file, fsynced, renamed, directory fsynced) and cached in memory after the first read, so a
+//! bucket lookup costs a directory stat. `create`, `delete` and `list` block: call them from
+//! the blocking pool; `get` reads the file only the first time.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 /// What S3 knows about a bucket beyond its directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +47,9 @@ impl From<io::Error> for BucketError {
 
 /// Serializes the registry's read-modify-write cycles within the process.
 static REGISTRY: Mutex<()> = Mutex::new(());
+/// The registry of the runtime dir it was read from, as last read or written here.
+type Registry = BTreeMap<String, Bucket>;
+static CACHED: RwLock<Option<(PathBuf, Registry)>> = RwLock::new(None);
 
 /// S3's bucket naming rules; names of server-internal directories are refused.
 pub fn check_name(name: &str) -> Result<(), BucketError> {
@@ -69,7 +74,29 @@ fn registry_path(root: &Path) -> PathBuf {
     root.join("data").join("s3").join("buckets.json")
 }
 
-fn read_registry(root: &Path) -> io::Result<BTreeMap<String, Bucket>> {
+/// The registry (from the cache when it holds this runtime dir's).
+fn read_registry(root: &Path) -> io::Result<Registry> {
+    if let Some((r, reg)) = &*CACHED.read().unwrap_or_else(|p| p.into_inner()) {
+        if r == root {
+            return Ok(reg.clone());
+        }
+    }
+    let reg = read_registry_file(root)?;
+    *CACHED.write().unwrap_or_else(|p| p.into_inner()) = Some((root.to_path_buf(), reg.clone()));
+    Ok(reg)
+}
+
+/// One entry of the registry, without copying it.
+fn registry_entry(root: &Path, name: &str) -> io::Result<Option<Bucket>> {
+    if let Some((r, reg)) = &*CACHED.read().unwrap_or_else(|p| p.into_inner()) {
+        if r == root {
+            return Ok(reg.get(name).cloned());
+        }
+    }
+    Ok(read_registry(root)?.get(name).cloned())
+}
+
+fn read_registry_file(root: &Path) -> io::Result<Registry> {
     match std::fs::read(registry_path(root)) {
         Ok(b) => serde_json::from_slice(&b).map_err(|e| {
             io::Error::new(
@@ -95,7 +122,9 @@ fn write_registry(root: &Path, reg: &BTreeMap<String, Bucket>) -> io::Result<()>
         f.sync_all()?;
     }
     std::fs::rename(&tmp, &path)?;
-    std::fs::File::open(dir)?.sync_all()
+    std::fs::File::open(dir)?.sync_all()?;
+    *CACHED.write().unwrap_or_else(|p| p.into_inner()) = Some((root.to_path_buf(), reg.clone()));
+    Ok(())
 }
 
 fn bucket_dir(root: &Path, name: &str) -> PathBuf {
@@ -117,8 +146,7 @@ pub fn get(root: &Path, name: &str) -> Result<Bucket, BucketError> {
     if !dir.is_dir() {
         return Err(BucketError::NoSuchBucket);
     }
-    let reg = read_registry(root)?;
-    Ok(reg.get(name).cloned().unwrap_or_else(|| Bucket {
+    Ok(registry_entry(root, name)?.unwrap_or_else(|| Bucket {
         created: dir_created(&dir),
         public_read: false,
     }))
