@@ -100,6 +100,22 @@ impl FileInfo {
         }
     }
 
+    /// The version of a record among records of the same id: (modification time in ms, ETag)
+    /// for an S3 object (its key can be written again), the time stamp for the others.
+    pub fn version(&self) -> (i64, &str) {
+        match &self.s3 {
+            Some(a) => (a.modified_ms, a.etag.as_str()),
+            None => (self.time_stamp.saturating_mul(1000), ""),
+        }
+    }
+
+    /// Whether this record replaces `other` of the same id: an S3 object written again since
+    /// (the later write wins everywhere, ties broken by ETag). go-fastdfs records of one id
+    /// have one content and never replace each other.
+    pub fn supersedes(&self, other: &FileInfo) -> bool {
+        self.s3.is_some() && self.version() > other.version()
+    }
+
     /// `path/stored_name` relative to the runtime dir, e.g. `files/default/.../a.txt`.
     pub fn rel_path(&self) -> String {
         format!("{}/{}", self.path, self.stored_name())

@@ -1,6 +1,7 @@
 //! S3 objects replicate like uploads: two fastdfs-rs nodes, each with its S3 listener; an
 //! object put over S3 on one node is served over S3 (same bytes, ETag, content type and user
-//! metadata) and listed on the other, and a delete on one removes it on both. The S3 client is
+//! metadata) and listed on the other, a new version put over it replaces it there, and a delete
+//! on one removes it on both. The S3 client is
 //! curl's `--aws-sigv4` signer (a real SigV4 client independent of ours).
 
 mod common;
@@ -144,6 +145,37 @@ fn an_s3_object_reaches_the_peer_with_its_attributes_and_its_delete_follows() {
     let (status, body) = get_bytes(&a.bases[1], "/group1/shared/dir/obj.bin", &[]);
     assert_eq!(status, 200);
     assert_eq!(md5_hex(&body), md5_hex(&data));
+
+    // A new version of the key (a PUT over it) replaces the old one on the peer too.
+    let data2 = noise(200_000, 20);
+    std::fs::write(&f, &data2).unwrap();
+    let (status, text) = s3(
+        &s3_bases[0],
+        "PUT",
+        "/shared/dir/obj.bin",
+        &["Content-Type: text/x-second"],
+        Some(&f),
+    );
+    assert_eq!(status, 200, "{text}");
+    let etag2 = format!("etag: \"{}\"", md5_hex(&data2));
+    let replaced = eventually(SYNC_DEADLINE, || {
+        let (_, head) = s3(&s3_bases[1], "HEAD", "/shared/dir/obj.bin", &[], None);
+        head.to_ascii_lowercase().contains(&etag2)
+    });
+    assert!(replaced, "the peer kept the old version");
+    let (status, body) = get_bytes(&a.bases[1], "/group1/shared/dir/obj.bin", &[]);
+    assert_eq!(status, 200);
+    assert_eq!(
+        md5_hex(&body),
+        md5_hex(&data2),
+        "the peer serves the new bytes"
+    );
+    let (_, head) = s3(&s3_bases[1], "HEAD", "/shared/dir/obj.bin", &[], None);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/x-second"),
+        "{head}"
+    );
 
     // A delete on the origin removes it on the peer.
     let (status, text) = s3(&s3_bases[0], "DELETE", "/shared/dir/obj.bin", &[], None);

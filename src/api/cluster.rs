@@ -32,7 +32,11 @@ pub async fn syncfile_info(
     info.md5 = info.md5.to_ascii_lowercase();
     crate::sync::validate_announced(&info)
         .map_err(|e| ApiError::fail(400, format!("fileInfo refused: {e}")))?;
-    let live = w.meta().get_live(&info.md5)?.is_some();
+    // Here already, unless the announcement is a later version of an S3 object.
+    let live = w
+        .meta()
+        .get_live(&info.md5)?
+        .is_some_and(|old| !info.supersedes(&old));
     if live
         || w.meta()
             .tombstone(&info.md5)?

@@ -304,7 +304,8 @@ async fn announce(w: &Worker, peer: &str, md5: &str) -> io::Result<()> {
             )
             .await?;
         let theirs: Option<FileInfo> = serde_json::from_slice(&r.body).ok();
-        if theirs.is_some_and(|i| i.md5 == md5) {
+        // The peer has it, unless ours is a later version of the same S3 key.
+        if theirs.is_some_and(|i| i.md5 == md5 && !info.supersedes(&i)) {
             return Ok(());
         }
     }
@@ -570,19 +571,32 @@ async fn download(
 
 async fn commit(w: &Worker, info: FileInfo, written: write::Written) -> Fetch {
     let cfg = w.config();
+    // A later version of an S3 object here replaces the file and record of the older one.
+    let replaces = match w.meta().get(&info.md5) {
+        Ok(Some(old)) => info.supersedes(&old),
+        Ok(None) => false,
+        Err(e) => {
+            write::discard(written).await;
+            return Fetch::Retry(e.to_string());
+        }
+    };
     let staged = Staged {
         tmp: written.tmp.clone(),
         dir: info.path.clone(),
         name: info.stored_name().to_string(),
-        replace: false,
+        replace: replaces,
     };
+    let dedup = cfg.enable_distinct_file && !replaces;
     let inserted = w
         .meta()
-        .insert(info, Some(staged), cfg.enable_distinct_file, Origin::Peer)
+        .insert(info, Some(staged), dedup, Origin::Peer)
         .await;
     match inserted {
         Ok(Inserted::New(info)) => {
             written.moved();
+            if replaces {
+                w.shared.invalidate_caches();
+            }
             w.metrics().sync_received(info.size as u64);
             Fetch::Settled
         }

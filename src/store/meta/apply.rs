@@ -107,7 +107,7 @@ impl Meta {
         match txn.get(s.files, &info.md5.as_bytes()) {
             Ok(b) => {
                 let old = decode(b)?;
-                if self.is_live(&old) {
+                if self.is_live(&old) && !info.supersedes(&old) {
                     return Ok(OpResult::Existing(old));
                 }
             }
