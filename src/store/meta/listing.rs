@@ -79,7 +79,12 @@ pub(super) fn unindex(
     Ok(())
 }
 
-/// Builds the index of a shard from its records unless it is complete (one transaction).
+/// Records indexed per transaction while the index is built.
+const BUILD_RECORDS_PER_TXN: usize = 10_000;
+
+/// Builds the index of a shard from its records unless it is complete: in transactions of
+/// `BUILD_RECORDS_PER_TXN` records (memory stays bounded for millions of records), the
+/// version key last; a crash in the middle starts over at the next open.
 pub(super) fn ensure_built(s: &Shard) -> Result<(), MetaError> {
     {
         let txn = s.env.begin_ro_txn()?;
@@ -89,25 +94,48 @@ pub(super) fn ensure_built(s: &Shard) -> Result<(), MetaError> {
             Err(e) => return Err(e.into()),
         }
     }
-    let mut txn = s.env.begin_rw_txn()?;
-    txn.clear_db(s.listing)?;
-    let mut records = Vec::new();
     {
-        let mut cur = txn.open_ro_cursor(s.files)?;
-        for item in cur.iter_start() {
-            let (_, v) = item?;
-            let info = decode(v)?;
-            if listed_path(&info).is_some() {
-                records.push(info);
+        let mut txn = s.env.begin_rw_txn()?;
+        txn.clear_db(s.listing)?;
+        txn.commit()?;
+    }
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let mut txn = s.env.begin_rw_txn()?;
+        let mut records = Vec::with_capacity(BUILD_RECORDS_PER_TXN);
+        let mut last = None;
+        {
+            let mut cur = txn.open_ro_cursor(s.files)?;
+            let iter = match &after {
+                Some(k) => cur.iter_from(k),
+                None => cur.iter_start(),
+            };
+            for item in iter {
+                let (k, v) = item?;
+                if after.as_deref() == Some(k) {
+                    continue;
+                }
+                if records.len() == BUILD_RECORDS_PER_TXN {
+                    break;
+                }
+                last = Some(k.to_vec());
+                let info = decode(v)?;
+                if listed_path(&info).is_some() {
+                    records.push(info);
+                }
             }
         }
+        for info in &records {
+            index(s, &mut txn, info)?;
+        }
+        let Some(k) = last else {
+            txn.put(s.listing, &VERSION_KEY, &b"1", WriteFlags::empty())?;
+            txn.commit()?;
+            return Ok(());
+        };
+        txn.commit()?;
+        after = Some(k);
     }
-    for info in &records {
-        index(s, &mut txn, info)?;
-    }
-    txn.put(s.listing, &VERSION_KEY, &b"1", WriteFlags::empty())?;
-    txn.commit()?;
-    Ok(())
 }
 
 /// Up to `limit` entries `(listing key, md5)` whose key starts with `prefix` and is at least
@@ -141,6 +169,37 @@ pub(super) fn page(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_old_store_is_indexed_on_open_in_bounded_transactions() {
+        let d = tempfile::tempdir().unwrap();
+        let n = BUILD_RECORDS_PER_TXN * 2 + 7;
+        {
+            let meta = Meta::open(d.path(), 1, 1).unwrap();
+            let records: Vec<FileInfo> = (0..n)
+                .map(|i| FileInfo {
+                    name: format!("f{i:06}"),
+                    path: "files/b/d".into(),
+                    md5: md5_hex(&i.to_string()),
+                    size: 1,
+                    offset: crate::json::OFFSET_PLAIN,
+                    ..Default::default()
+                })
+                .collect();
+            meta.insert_records(0, records).unwrap();
+            // Forget the index, as a store from before it.
+            let s = &meta.shards[0];
+            let mut txn = s.env.begin_rw_txn().unwrap();
+            txn.clear_db(s.listing).unwrap();
+            txn.commit().unwrap();
+        }
+        let meta = Meta::open(d.path(), 1, 1).unwrap();
+        let prefix = listing_key("files/b/d/");
+        let all = meta.list_page(&prefix, &prefix, n + 10).unwrap();
+        assert_eq!(all.len(), n, "every record indexed");
+        assert_eq!(all[0].0, b"files/b/d/f000000".to_vec());
+        assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "in byte order");
+    }
 
     #[test]
     fn short_paths_are_their_own_keys_and_long_ones_keep_their_order_prefix() {
