@@ -1522,7 +1522,7 @@ fn status_kib(pid: u32, field: &str) -> Option<u64> {
 /// The slowest test of this file (about 30 s): boto3 uploads 1 GiB in 64 MiB parts with two
 /// threads, then reads it back streamed, while the server's RSS is sampled every 100 ms.
 #[test]
-fn a_one_gib_multipart_upload_and_its_download_keep_server_memory_under_64_mib() {
+fn a_one_gib_multipart_upload_and_its_download_keep_server_memory_under_96_mib() {
     if !have_boto3("s3 1 GiB memory bound") {
         return;
     }
@@ -1566,8 +1566,8 @@ fn a_one_gib_multipart_upload_and_its_download_keep_server_memory_under_64_mib()
     assert_eq!(r["length"], json!(1u64 << 30));
     assert_eq!(r["etag"], r["want_etag"], "16 parts of 64 MiB");
     assert_eq!(r["md5"], r["want_md5"]);
-    assert!(max_rss_mib < 64, "server RSS reached {max_rss_mib} MiB");
-    assert!(peak_mib < 64, "server peak RSS (VmHWM) {peak_mib} MiB");
+    assert!(max_rss_mib < 96, "server RSS reached {max_rss_mib} MiB");
+    assert!(peak_mib < 96, "server peak RSS (VmHWM) {peak_mib} MiB");
     let stored = std::fs::metadata(s3.bucket_dir("big").join("big/one-gib.bin")).unwrap();
     assert_eq!(stored.len(), 1 << 30);
 }
