@@ -215,6 +215,8 @@ pub struct Worker {
     pub id: usize,
     pub cache: RefCell<FileCache>,
     pub open_files: RefCell<crate::store::cache::FdCache>,
+    /// Decoded records by path (S3 GETs).
+    pub records: RefCell<crate::store::cache::RecordCache>,
     pub auth_cache: RefCell<AuthCache>,
     /// Bounds concurrent image resizes on this executor.
     pub resize_slots: glommio::sync::Semaphore,
@@ -243,6 +245,7 @@ impl Worker {
             id,
             cache: RefCell::new(FileCache::new(cache_bytes)),
             open_files: RefCell::new(Default::default()),
+            records: RefCell::new(Default::default()),
             auth_cache: RefCell::new(Default::default()),
             resize_slots: glommio::sync::Semaphore::new(crate::image::RESIZES_IN_FLIGHT),
             sync: Default::default(),

@@ -31,19 +31,35 @@ pub fn place(r: &S3Request, key: &str) -> Result<(String, String), S3Error> {
 }
 
 /// The live record of `key` in the request's bucket.
-pub fn record_of(w: &Worker, r: &S3Request, key: &str) -> Result<Option<FileInfo>, S3Error> {
+pub fn record_of(
+    w: &Worker,
+    r: &S3Request,
+    key: &str,
+) -> Result<Option<std::rc::Rc<FileInfo>>, S3Error> {
     let Ok((dir, name)) = policy::object_path(&r.bucket, key, &r.cfg.peer_id) else {
         return Ok(None);
     };
     let rel = format!("{dir}/{name}");
+    let epoch = w
+        .shared
+        .cache_epoch
+        .load(std::sync::atomic::Ordering::Acquire);
+    if let Some(info) = w.records.borrow_mut().get(epoch, &rel) {
+        return Ok(Some(info));
+    }
     let key = meta::path_key(&rel);
     let here = |i: &FileInfo| i.rel_path() == rel && !i.is_merged();
     // An object written over S3 is recorded under its path key: one shard to look in. A file
     // uploaded through the go-fastdfs API has its content's md5: every shard's path index.
-    if let Some(info) = w.meta().get(&key)?.filter(here) {
-        return Ok(Some(info));
-    }
-    Ok(w.meta().get_by_path_key(&key)?.filter(here))
+    let found = match w.meta().get(&key)?.filter(here) {
+        Some(info) => Some(info),
+        None => w.meta().get_by_path_key(&key)?.filter(here),
+    };
+    Ok(found.map(|info| {
+        let info = std::rc::Rc::new(info);
+        w.records.borrow_mut().insert(epoch, &rel, info.clone());
+        info
+    }))
 }
 
 /// The attributes a PUT (or a copy with `REPLACE`) sets: content headers and `x-amz-meta-*`.

@@ -1,8 +1,9 @@
 //! Per-executor caches of stored files: the bytes of small files (served without any
-//! syscall but the socket write) and open descriptors of larger ones (served without
-//! open/close; nginx's open_file_cache). Files are immutable once committed; a delete or
-//! overwrite anywhere bumps `Shared::cache_epoch` and every executor drops its caches on the
-//! next lookup.
+//! syscall but the socket write), open descriptors of larger ones (served without
+//! open/close; nginx's open_file_cache), and decoded records by path (S3 GETs, which need a
+//! file's record, read no LMDB page for a hot one). Files are immutable once committed; a
+//! delete or overwrite anywhere bumps `Shared::cache_epoch` and every executor drops its
+//! caches on the next lookup.
 
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
@@ -11,6 +12,44 @@ use std::collections::{HashMap, VecDeque};
 pub const CACHED_FILE_BYTES_MAX: u64 = 16 * 1024;
 /// Open descriptors kept per executor.
 pub const OPEN_FILES_MAX: usize = 256;
+/// Decoded records kept per executor.
+pub const RECORDS_MAX: usize = 4096;
+
+/// Records by relative path (FIFO, emptied when the epoch moves).
+#[derive(Default)]
+pub struct RecordCache {
+    epoch: u64,
+    map: HashMap<String, std::rc::Rc<crate::json::FileInfo>>,
+    order: VecDeque<String>,
+}
+
+impl RecordCache {
+    fn sync_epoch(&mut self, epoch: u64) {
+        if epoch != self.epoch {
+            self.map.clear();
+            self.order.clear();
+            self.epoch = epoch;
+        }
+    }
+
+    pub fn get(&mut self, epoch: u64, rel: &str) -> Option<std::rc::Rc<crate::json::FileInfo>> {
+        self.sync_epoch(epoch);
+        self.map.get(rel).cloned()
+    }
+
+    pub fn insert(&mut self, epoch: u64, rel: &str, info: std::rc::Rc<crate::json::FileInfo>) {
+        self.sync_epoch(epoch);
+        if self.map.len() >= RECORDS_MAX {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+        if self.map.insert(rel.to_string(), info).is_none() {
+            self.order.push_back(rel.to_string());
+        }
+        debug_assert!(self.map.len() <= RECORDS_MAX, "bounded");
+    }
+}
 
 #[derive(Clone)]
 pub struct CachedFile {
@@ -130,6 +169,19 @@ impl FdCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_are_bounded_and_dropped_when_the_epoch_moves() {
+        let mut c = RecordCache::default();
+        let info = std::rc::Rc::new(crate::json::FileInfo::default());
+        for i in 0..RECORDS_MAX + 10 {
+            c.insert(1, &format!("files/b/{i}"), info.clone());
+        }
+        assert_eq!(c.map.len(), RECORDS_MAX, "bounded");
+        assert!(c.get(1, "files/b/0").is_none(), "the oldest went first");
+        assert!(c.get(1, &format!("files/b/{}", RECORDS_MAX + 9)).is_some());
+        assert!(c.get(2, &format!("files/b/{}", RECORDS_MAX + 9)).is_none(), "a new epoch");
+    }
 
     fn f(n: usize) -> CachedFile {
         CachedFile {
