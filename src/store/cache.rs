@@ -180,7 +180,10 @@ mod tests {
         assert_eq!(c.map.len(), RECORDS_MAX, "bounded");
         assert!(c.get(1, "files/b/0").is_none(), "the oldest went first");
         assert!(c.get(1, &format!("files/b/{}", RECORDS_MAX + 9)).is_some());
-        assert!(c.get(2, &format!("files/b/{}", RECORDS_MAX + 9)).is_none(), "a new epoch");
+        assert!(
+            c.get(2, &format!("files/b/{}", RECORDS_MAX + 9)).is_none(),
+            "a new epoch"
+        );
     }
 
     fn f(n: usize) -> CachedFile {
