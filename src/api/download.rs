@@ -481,19 +481,7 @@ async fn close_rc(file: Rc<glommio::io::BufferedFile>) {
 }
 
 async fn read_all(file: &glommio::io::BufferedFile, size: u64) -> Result<Bytes, ApiError> {
-    crate::failpoint::io("read.eio")?;
-    let mut out = Vec::with_capacity(size as usize);
-    while (out.len() as u64) < size {
-        let got = file
-            .read_at(out.len() as u64, size as usize - out.len())
-            .await
-            .map_err(std::io::Error::from)?;
-        if got.is_empty() {
-            break;
-        }
-        out.extend_from_slice(&got);
-    }
-    Ok(Bytes::from(out))
+    Ok(crate::store::cache::read_whole(file, size).await?)
 }
 
 /// Size, mtime (Unix seconds) and directory flag of an open file. `fstat` on an open fd does

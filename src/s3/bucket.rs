@@ -5,7 +5,7 @@
 use super::error::S3Error;
 use super::policy::{self, Action};
 use super::request::{iso_time, xml_response, S3Request, XMLNS};
-use super::store::{delete_key, etag_of, existing, modified_ms, read_small_body};
+use super::store::{blocking, delete_key, etag_of, existing, modified_ms, read_small_body};
 use super::xml::escape;
 use crate::http::{Request, Response};
 use crate::json::FileInfo;
@@ -19,10 +19,6 @@ const MAX_KEYS: usize = 1000;
 /// Largest DeleteObjects request document, bytes, and keys in it (S3's limit).
 const DELETE_BODY_BYTES_MAX: u64 = 2 << 20;
 const DELETE_KEYS_MAX: usize = 1000;
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    glommio::executor().spawn_blocking(f).await
-}
 
 pub async fn list_buckets(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
     let Some(k) = &r.key_used else {

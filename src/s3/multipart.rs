@@ -10,7 +10,8 @@ use super::error::S3Error;
 use super::policy::Action;
 use super::request::{iso_time, xml_response, S3Request, XMLNS};
 use super::store::{
-    attrs_of, etag_of, existing, place, read_small_body, receive, store, PUT_BYTES_MAX,
+    append_file, attrs_of, blocking, etag_of, existing, place, read_small_body, receive, store,
+    PUT_BYTES_MAX,
 };
 use super::xml::escape;
 use crate::http::{Request, Response};
@@ -54,10 +55,6 @@ fn uploads_dir(root: &Path) -> PathBuf {
 fn upload_dir(root: &Path, id: &str) -> Option<PathBuf> {
     (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
         .then(|| uploads_dir(root).join(id))
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    glommio::executor().spawn_blocking(f).await
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -284,7 +281,7 @@ pub async fn complete(
     for p in &chosen {
         if let Err(e) = append_file(&p.path, &mut tmp).await {
             drop(tmp);
-            return Err(e);
+            return Err(e.into());
         }
     }
     let written = tmp.finish().await?;
@@ -317,28 +314,6 @@ fn hex_bytes(hex: &str) -> Vec<u8> {
     (0..hex.len() / 2)
         .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
         .collect()
-}
-
-/// Appends a part file to `tmp` through io_uring, 1 MiB at a time.
-async fn append_file(path: &Path, tmp: &mut TempFile) -> Result<(), S3Error> {
-    const STEP: usize = 1 << 20;
-    let file = glommio::io::BufferedFile::open(path)
-        .await
-        .map_err(|e| S3Error::internal(e.to_string()))?;
-    let mut pos = 0u64;
-    loop {
-        let got = file
-            .read_at(pos, STEP)
-            .await
-            .map_err(|e| S3Error::internal(e.to_string()))?;
-        if got.is_empty() {
-            break;
-        }
-        pos += got.len() as u64;
-        tmp.write(&got).await?;
-    }
-    let _ = file.close().await;
-    Ok(())
 }
 
 pub async fn abort(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {

@@ -8,8 +8,8 @@ use super::error::S3Error;
 use super::policy::Action;
 use super::request::{iso_time, xml_response, S3Request, XMLNS};
 use super::store::{
-    attrs_of, delete_key, etag_of, existing, modified_ms, place, receive, record_of, store,
-    PUT_BYTES_MAX,
+    append_file, attrs_of, delete_key, etag_of, existing, modified_ms, place, receive, record_of,
+    store, PUT_BYTES_MAX,
 };
 use crate::http::range::{parse_range, RangeAnswer};
 use crate::http::response::{Body, FileBody};
@@ -75,19 +75,9 @@ async fn open_content(w: &Worker, rel: &str) -> Result<Option<(Content, u64)>, S
         return Ok(None);
     }
     if size <= CACHED_FILE_BYTES_MAX && w.config().file_cache_bytes > 0 {
-        let mut data = Vec::with_capacity(size as usize);
-        while (data.len() as u64) < size {
-            let got = file
-                .read_at(data.len() as u64, size as usize - data.len())
-                .await
-                .map_err(|e| S3Error::internal(e.to_string()))?;
-            if got.is_empty() {
-                break;
-            }
-            data.extend_from_slice(&got);
-        }
+        let data = crate::store::cache::read_whole(&file, size).await;
         let _ = file.close().await;
-        let data = bytes::Bytes::from(data);
+        let data = data?;
         let size = data.len() as u64;
         let cached = CachedFile {
             data: data.clone(),
@@ -306,10 +296,14 @@ pub async fn copy(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Re
     let _ = req.read_to_end(0).await?;
     let from = w.dir().join(info.rel_path());
     let mut tmp = TempFile::create(w.dir(), false).await?;
-    let copied = copy_into(&from, &mut tmp).await;
+    let copied = append_file(&from, &mut tmp).await;
     if let Err(e) = copied {
         drop(tmp);
-        return Err(e);
+        return Err(if e.kind() == std::io::ErrorKind::NotFound {
+            S3Error::no_such_key().on(src_req.resource())
+        } else {
+            e.into()
+        });
     }
     let written = tmp.finish().await?;
     // The copy is written as one part: its ETag is its md5 (S3 does the same).
@@ -323,26 +317,4 @@ pub async fn copy(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Re
             etag_of(&stored)
         ),
     ))
-}
-
-/// Reads `from` through io_uring into `tmp` (hashing it on the way).
-async fn copy_into(from: &std::path::Path, tmp: &mut TempFile) -> Result<(), S3Error> {
-    const STEP: usize = 1 << 20;
-    let file = glommio::io::BufferedFile::open(from)
-        .await
-        .map_err(|_| S3Error::no_such_key())?;
-    let mut pos = 0u64;
-    loop {
-        let got = file
-            .read_at(pos, STEP)
-            .await
-            .map_err(|e| S3Error::internal(e.to_string()))?;
-        if got.is_empty() {
-            break;
-        }
-        pos += got.len() as u64;
-        tmp.write(&got).await?;
-    }
-    let _ = file.close().await;
-    Ok(())
 }

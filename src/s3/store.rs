@@ -30,6 +30,29 @@ pub fn place(r: &S3Request, key: &str) -> Result<(String, String), S3Error> {
     })
 }
 
+/// Runs blocking file-system work on the executor's blocking pool.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    glommio::executor().spawn_blocking(f).await
+}
+
+/// Appends the whole file at `path` to `tmp` through io_uring, 1 MiB at a time (a copy's
+/// source, a multipart upload's parts).
+pub async fn append_file(path: &std::path::Path, tmp: &mut TempFile) -> std::io::Result<()> {
+    const STEP: usize = 1 << 20;
+    let file = glommio::io::BufferedFile::open(path).await?;
+    let mut pos = 0u64;
+    loop {
+        let got = file.read_at(pos, STEP).await?;
+        if got.is_empty() {
+            break;
+        }
+        pos += got.len() as u64;
+        tmp.write(&got).await?;
+    }
+    let _ = file.close().await;
+    Ok(())
+}
+
 /// The live record of `key` in the request's bucket.
 pub fn record_of(
     w: &Worker,

@@ -12,6 +12,23 @@ use std::collections::{HashMap, VecDeque};
 pub const CACHED_FILE_BYTES_MAX: u64 = 16 * 1024;
 /// Open descriptors kept per executor.
 pub const OPEN_FILES_MAX: usize = 256;
+/// The first `size` bytes of an open file (fewer if it is shorter), for the byte cache.
+pub async fn read_whole(file: &glommio::io::BufferedFile, size: u64) -> std::io::Result<Bytes> {
+    crate::failpoint::io("read.eio")?;
+    let mut out = Vec::with_capacity(size as usize);
+    while (out.len() as u64) < size {
+        let got = file
+            .read_at(out.len() as u64, size as usize - out.len())
+            .await
+            .map_err(std::io::Error::from)?;
+        if got.is_empty() {
+            break;
+        }
+        out.extend_from_slice(&got);
+    }
+    Ok(Bytes::from(out))
+}
+
 /// Decoded records kept per executor.
 pub const RECORDS_MAX: usize = 4096;
 
