@@ -77,6 +77,8 @@ pub async fn pass(w: &Rc<Worker>, threshold_percent: u64) -> io::Result<Report> 
     if !dir.is_dir() {
         return Ok(Report::default());
     }
+    // Every acknowledged merged upload is in the container index before it is read.
+    w.shared.meta.settle().await.map_err(io::Error::other)?;
     let usage = {
         let (meta, rel_dir) = (w.shared.meta.clone(), rel_dir.clone());
         glommio::executor()
@@ -115,6 +117,7 @@ pub async fn pass(w: &Rc<Worker>, threshold_percent: u64) -> io::Result<Report> 
 /// The live merged files of container `n` of `rel_dir`, in offset order (an index range scan
 /// on the blocking pool).
 async fn live_files(w: &Worker, rel_dir: &str, n: u64) -> io::Result<Vec<Live>> {
+    w.shared.meta.settle().await.map_err(io::Error::other)?;
     let (meta, rel_dir) = (w.shared.meta.clone(), rel_dir.to_string());
     glommio::executor()
         .spawn_blocking(move || meta.merged_in(&rel_dir, n))
@@ -237,7 +240,7 @@ pub fn offline(dir: &std::path::Path, cfg: crate::config::Config) -> Result<Repo
             .meta
             .take_owned(0)
             .expect("one executor owns every shard");
-        glommio::spawn_local(shared.meta.clone().run_committer(rx, || {})).detach();
+        glommio::spawn_local(shared.meta.clone().run_committer(0, rx, || {})).detach();
         pass(&w, 0).await.map_err(|e| e.to_string())
     })
 }

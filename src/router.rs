@@ -166,6 +166,10 @@ async fn dispatch(w: &Rc<Worker>, req: &mut Request<'_>) -> Result<Response, Api
         }
     }
     req.tag = route_of(&name).tag();
+    if scans_records(&name) {
+        // Merged uploads acknowledged from the metadata journal reach LMDB's scans first.
+        w.meta().settle().await?;
+    }
     match name.as_str() {
         "/upload" => {
             req.body_max = cfg.upload_max_bytes;
@@ -217,6 +221,14 @@ async fn dispatch(w: &Rc<Worker>, req: &mut Request<'_>) -> Result<Response, Api
         }
         _ => download::handle(w, req).await,
     }
+}
+
+/// Routes that scan records (days, counters, every record) rather than look one up.
+fn scans_records(name: &str) -> bool {
+    matches!(
+        name,
+        "/stat" | "/status" | "/search" | "/get_md5s_by_date" | "/metrics" | "/backup" | "/sync"
+    )
 }
 
 /// The route family of a route name (counted in the metrics).

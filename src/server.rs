@@ -233,7 +233,7 @@ fn start_duties(worker: &Rc<Worker>) {
         let committed = move || w.sync.wake.notify();
         shared.spawn_duty(
             "committer",
-            shared.meta.clone().run_committer(rx, committed),
+            shared.meta.clone().run_committer(worker.id, rx, committed),
         );
     }
     crate::sync::start(worker.clone());

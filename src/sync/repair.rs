@@ -62,6 +62,7 @@ async fn with_peer(w: &Worker, peer: &str) -> std::io::Result<(usize, usize)> {
         .post_form(peer, &format!("{prefix}/stat"), &form, LIST_TIMEOUT)
         .await?;
     let mut days: BTreeSet<String> = remote_days(&r)?;
+    w.meta().settle().await.map_err(std::io::Error::other)?;
     let local = w.meta().day_stats().map_err(std::io::Error::other)?;
     days.extend(
         local
@@ -118,6 +119,7 @@ async fn day_with_peer(w: &Worker, peer: &str, day: &str) -> std::io::Result<(us
         .map(str::trim)
         .filter(|m| m.len() >= 32)
         .collect();
+    w.meta().settle().await.map_err(std::io::Error::other)?;
     let ours_list = w.meta().md5s_by_date(day).map_err(std::io::Error::other)?;
     let ours: BTreeSet<&str> = ours_list.iter().map(String::as_str).collect();
     let op = |md5: &str, kind| Enqueue {
@@ -166,6 +168,9 @@ pub async fn push_all(w: &Worker, md5s: &[String]) -> usize {
 /// `sync?date=`: re-announce a day's files to peers; without `force` only to peers missing
 /// from a file's `peers` list (the ones that never acknowledged it).
 pub async fn sync_day(w: &Worker, day: &str, force: bool) -> usize {
+    if w.meta().settle().await.is_err() {
+        return 0;
+    }
     let Ok(md5s) = w.meta().md5s_by_date(day) else {
         return 0;
     };

@@ -5,8 +5,25 @@
 //! for all renames of the batch, then the commits.
 
 use super::apply::{purge_peer, unlink_files};
+use super::journal::{self, Deferred, Journal};
 use super::place::Placed;
 use super::*;
+
+/// One committer's state between batches.
+struct Committer {
+    owner: usize,
+    /// None when journaling is off (or the journal could not be opened).
+    journal: Option<Journal>,
+    /// Journaled records not yet in LMDB, in sequence order.
+    pending: Vec<Deferred>,
+    /// When the oldest of `pending` was acknowledged.
+    oldest: Option<std::time::Instant>,
+}
+
+enum Next {
+    Op(Option<Pending>),
+    Timeout,
+}
 
 impl Meta {
     /// Submits an op to its shard's owner and waits for the commit.
@@ -18,7 +35,7 @@ impl Meta {
             | Op::Enqueue { md5, .. }
             | Op::Delivered { md5, .. }
             | Op::Relocate { md5, .. } => md5.as_str(),
-            Op::RepairDay { .. } | Op::PurgePeer { .. } => "",
+            Op::RepairDay { .. } | Op::PurgePeer { .. } | Op::Settle => "",
         };
         let shard = shard_of(md5, self.shards.len());
         self.submit_to(shard, op).await
@@ -79,15 +96,74 @@ impl Meta {
         rx.boxed_local().await.map_err(|_| MetaError::Stopped)?
     }
 
-    /// The commit loop of one executor's shards; runs on that executor until the channel closes.
-    /// `committed` runs after every batch (it wakes the replication tasks of this executor).
+    /// Drains every committer's journal into LMDB, so that scans (days, statistics, the
+    /// container index, every record) see each acknowledged upload.
+    pub async fn settle(&self) -> Result<(), MetaError> {
+        if !self.journals() {
+            return Ok(());
+        }
+        for owner in 0..self.senders.len().min(self.shards.len()) {
+            self.submit_to(owner, Op::Settle).await?;
+        }
+        Ok(())
+    }
+
+    /// The commit loop of executor `owner`'s shards; runs on that executor until the channel
+    /// closes. `committed` runs after every LMDB commit (it wakes the replication tasks of
+    /// this executor). Merged local uploads are acknowledged from the journal and drained
+    /// into LMDB later (`journal.rs`).
     pub async fn run_committer(
         self: Arc<Self>,
+        owner: usize,
         mut rx: mpsc::Receiver<Pending>,
         committed: impl Fn(),
     ) {
         use futures_lite::StreamExt;
-        while let Some(first) = rx.next().await {
+        let mut c = Committer {
+            owner,
+            journal: None,
+            pending: Vec::new(),
+            oldest: None,
+        };
+        if self.journals() && owner < self.envs.len() {
+            let me = self.clone();
+            match glommio::executor()
+                .spawn_blocking(move || Journal::open(&me, owner))
+                .await
+            {
+                Ok(j) => c.journal = Some(j),
+                Err(e) => tracing::error!(
+                    owner,
+                    error = %e,
+                    "cannot open the metadata journal; merged uploads wait for LMDB commits"
+                ),
+            }
+        }
+        loop {
+            let next = match c.oldest {
+                None => Next::Op(rx.next().await),
+                Some(oldest) => {
+                    let wait = journal::DRAIN_IDLE
+                        .min(journal::DRAIN_AGE.saturating_sub(oldest.elapsed()));
+                    futures_lite::future::or(async { Next::Op(rx.next().await) }, async {
+                        glommio::timer::sleep(wait).await;
+                        Next::Timeout
+                    })
+                    .await
+                }
+            };
+            let first = match next {
+                Next::Op(Some(p)) => p,
+                Next::Op(None) => {
+                    self.drain(&mut c, Vec::new()).await;
+                    break;
+                }
+                Next::Timeout => {
+                    self.drain(&mut c, Vec::new()).await;
+                    committed();
+                    continue;
+                }
+            };
             let mut batch = vec![first];
             while batch.len() < BATCH_OPS_MAX {
                 match rx.try_recv() {
@@ -101,12 +177,30 @@ impl Meta {
                 ops.push((p.shard, p.op));
                 replies.push(p.reply);
             }
-            let me = self.clone();
             let started = std::time::Instant::now();
             let n = ops.len();
-            let results = glommio::executor()
-                .spawn_blocking(move || me.commit_batch(ops))
-                .await;
+            let deferrable = c.journal.is_some()
+                && c.pending.len() < journal::PENDING_MAX
+                && ops.iter().all(|(_, op)| Self::defers(op));
+            let ops = if deferrable {
+                match self.journal_batch(&mut c, ops).await {
+                    Ok(results) => {
+                        assert_eq!(results.len(), replies.len(), "one result per op");
+                        for (reply, result) in replies.into_iter().zip(results) {
+                            let _ = reply.send(result);
+                        }
+                        if c.pending.len() >= journal::DRAIN_OPS {
+                            self.drain(&mut c, Vec::new()).await;
+                            committed();
+                        }
+                        continue;
+                    }
+                    Err(ops) => ops,
+                }
+            } else {
+                ops
+            };
+            let results = self.drain(&mut c, ops).await;
             tracing::debug!(
                 ops = n,
                 took_us = started.elapsed().as_micros() as u64,
@@ -120,10 +214,124 @@ impl Meta {
         }
     }
 
+    /// Acknowledges a batch of deferrable inserts from the journal; gives the ops back when
+    /// one of them needs the synchronous path.
+    async fn journal_batch(
+        self: &Arc<Self>,
+        c: &mut Committer,
+        ops: Vec<(usize, Op)>,
+    ) -> Result<Vec<OpReply>, Vec<(usize, Op)>> {
+        let (me, k) = (self.clone(), c.owner);
+        let mut j = c.journal.take().expect("a journal");
+        let (j, ops, outcome) = glommio::executor()
+            .spawn_blocking(move || {
+                let outcome = me.journal_blocking(k, &mut j, &ops);
+                (j, ops, outcome)
+            })
+            .await;
+        c.journal = Some(j);
+        let decided = match outcome {
+            Ok(Some(d)) => d,
+            Ok(None) => return Err(ops),
+            Err(e) => {
+                let f = Failed::of_meta(e);
+                return Ok(ops.iter().map(|_| Err(f.error())).collect());
+            }
+        };
+        Ok(decided
+            .into_iter()
+            .map(|d| match d {
+                Ok(entry) => {
+                    let info = entry.info.clone();
+                    c.oldest.get_or_insert_with(std::time::Instant::now);
+                    c.pending.push(entry);
+                    Ok(OpResult::Inserted(info))
+                }
+                Err(existing) => Ok(OpResult::Existing(existing)),
+            })
+            .collect())
+    }
+
+    /// Blocking: decides, journals durably and publishes in the overlay.
+    fn journal_blocking(
+        &self,
+        k: usize,
+        j: &mut Journal,
+        ops: &[(usize, Op)],
+    ) -> Result<Option<Vec<Result<Deferred, FileInfo>>>, MetaError> {
+        let Some(decided) = self.decide(k, ops, j.next_seq)? else {
+            return Ok(None);
+        };
+        let fresh: Vec<Deferred> = decided.iter().filter_map(|d| d.clone().ok()).collect();
+        if let Some(last) = fresh.last() {
+            j.append(&fresh)?;
+            j.next_seq = last.seq + 1;
+            self.overlays.add(k, &fresh);
+        }
+        Ok(Some(decided))
+    }
+
+    /// Commits `ops` (possibly none) in one batch with every journaled record still waiting
+    /// (first, in the same transaction, with the journal's applied number); then the drained
+    /// records leave the overlay and the journal is emptied. Results are `ops`' only.
+    async fn drain(self: &Arc<Self>, c: &mut Committer, ops: Vec<(usize, Op)>) -> Vec<OpReply> {
+        if ops.is_empty() && c.pending.is_empty() {
+            return Vec::new();
+        }
+        let drained = std::mem::take(&mut c.pending);
+        let skip = drained.len();
+        let applied = drained.last().map(|d| (c.owner, d.seq));
+        let all: Vec<(usize, Op)> = drained
+            .iter()
+            .map(|d| (shard_of(&d.info.md5, self.shards.len()), d.op()))
+            .chain(ops)
+            .collect();
+        let me = self.clone();
+        let mut journal = c.journal.take();
+        let (results, journal) = glommio::executor()
+            .spawn_blocking(move || {
+                let results = me.commit_batch(all, applied);
+                if skip > 0 && results[..skip].iter().all(|r| r.is_ok()) {
+                    if let Some(j) = journal.as_mut() {
+                        j.reset();
+                    }
+                }
+                (results, journal)
+            })
+            .await;
+        c.journal = journal;
+        let (drain_results, op_results) = {
+            let mut r = results;
+            let rest = r.split_off(skip);
+            (r, rest)
+        };
+        if drain_results.iter().all(|r| r.is_ok()) {
+            if skip > 0 {
+                self.overlays.remove(c.owner, &drained);
+            }
+            c.oldest = None;
+        } else {
+            if let Some(Err(e)) = drain_results.iter().find(|r| r.is_err()) {
+                tracing::error!(
+                    records = skip,
+                    error = %e,
+                    "journaled uploads could not be committed to LMDB yet (served from memory, kept in the journal)"
+                );
+            }
+            c.pending = drained;
+        }
+        op_results
+    }
+
     /// Commits a batch: per touched shard one thread applies its ops in a transaction (dedup
     /// checks, renames into place); then one durability step for all renames and contents;
     /// then every shard commits. Blocking. Results are in op order.
-    pub(super) fn commit_batch(&self, ops: Vec<(usize, Op)>) -> Vec<OpReply> {
+    /// `journal_seq` is the journal number to record with the batch (committer, sequence).
+    pub(super) fn commit_batch(
+        &self,
+        ops: Vec<(usize, Op)>,
+        journal_seq: Option<(usize, u64)>,
+    ) -> Vec<OpReply> {
         let n = ops.len();
         // The batch's file effects are journaled (durably) before any file moves.
         let committer = ops
@@ -157,8 +365,9 @@ impl Meta {
             let handles: Vec<_> = by_env
                 .map(|(env, ops)| {
                     let (applied, decided, dirs, durable) = (&applied, &decided, &dirs, &durable);
+                    let seq = journal_seq.filter(|(k, _)| *k == env).map(|(_, s)| s);
                     scope.spawn(move || {
-                        self.commit_group(env, ops, dirs, || {
+                        self.commit_group(env, ops, seq, dirs, || {
                             applied.wait();
                             decided.wait();
                             durable.lock().expect("durable lock").clone()
@@ -167,7 +376,8 @@ impl Meta {
                 })
                 .collect();
             let t0 = std::time::Instant::now();
-            let inline = self.commit_group(first_env, first_ops, &dirs, || {
+            let first_seq = journal_seq.filter(|(k, _)| *k == first_env).map(|(_, s)| s);
+            let inline = self.commit_group(first_env, first_ops, first_seq, &dirs, || {
                 applied.wait();
                 crate::failpoint::hit("commit.placed");
                 let t1 = std::time::Instant::now();
@@ -211,6 +421,7 @@ impl Meta {
         &self,
         env: usize,
         ops: Vec<(usize, usize, Op)>,
+        applied: Option<u64>,
         dirs: &Mutex<BTreeSet<PathBuf>>,
         barrier: impl FnOnce() -> Option<Failed>,
     ) -> Vec<(usize, OpReply)> {
@@ -237,8 +448,13 @@ impl Meta {
         dirs.lock()
             .expect("dirs lock")
             .extend(std::mem::take(&mut fx.dirs));
+        let recorded = applied.map(|seq| self.put_applied(env, &mut txn, seq));
         let failure = match barrier() {
             Some(e) => Some(e),
+            None if matches!(recorded, Some(Err(_))) => Some(Failed {
+                msg: "cannot record the journal's applied number".into(),
+                full: false,
+            }),
             None => txn
                 .commit()
                 .err()
@@ -300,6 +516,7 @@ impl Meta {
             Op::Delivered { md5, peer, sent } => self.apply_delivered(s, txn, &md5, &peer, sent),
             Op::PurgePeer { peer } => purge_peer(s, txn, &peer),
             Op::Relocate { md5, from, to } => super::apply::relocate(s, txn, &md5, from, to),
+            Op::Settle => Ok(OpResult::Done),
         }
     }
 
@@ -403,6 +620,17 @@ impl Failed {
         Failed {
             msg: e.to_string(),
             full,
+        }
+    }
+
+    fn of_meta(e: MetaError) -> Failed {
+        match e {
+            MetaError::Io(e) => Failed::of_io(&e),
+            MetaError::Lmdb(e) => Failed::of_commit(e, Path::new("/")),
+            e => Failed {
+                msg: e.to_string(),
+                full: matches!(e, MetaError::Full(_)),
+            },
         }
     }
 

@@ -188,6 +188,9 @@ enum Op {
         peer: String,
         sent: OutboxEntry,
     },
+    /// Nothing of its own: drains the committer's journal into LMDB (`journal.rs`), so that
+    /// scans see every acknowledged record.
+    Settle,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,6 +246,10 @@ pub struct Meta {
     /// One channel per executor: ops for the shards it owns.
     senders: Vec<mpsc::Sender<Pending>>,
     receivers: Mutex<Vec<Option<mpsc::Receiver<Pending>>>>,
+    /// Per environment: its `journal` table (the last applied journal entry, `journal.rs`).
+    journal_dbs: Vec<Database>,
+    /// Journaled records not in LMDB yet, per committer.
+    overlays: journal::Overlays,
 }
 
 /// Result of one op, and the undo list of one shard's part of a batch.
@@ -305,6 +312,7 @@ mod apply;
 mod commit;
 mod hay;
 mod intents;
+mod journal;
 mod layout;
 pub mod listing;
 mod ops;
@@ -419,14 +427,20 @@ mod queue_tests {
     /// Runs `f` with an open store whose committer runs on a glommio executor.
     fn with_meta(f: impl AsyncFnOnce(Arc<Meta>) + 'static) {
         let dir = tempfile::tempdir().unwrap();
-        let meta = Meta::open(dir.path(), 4, 1).unwrap();
+        with_meta_at(dir.path(), f);
+    }
+
+    /// As `with_meta`, on the store at `dir`. When `f` returns, the executor stops with
+    /// whatever the committer had not drained (as a crash would leave it).
+    fn with_meta_at(dir: &Path, f: impl AsyncFnOnce(Arc<Meta>) + 'static) {
+        let meta = Meta::open(dir, 4, 1).unwrap();
         let ex = glommio::LocalExecutorBuilder::default()
             .io_memory(256 << 10)
             .make()
             .expect("executor");
         ex.run(async move {
             let rx = meta.take_owned(0).expect("shard channel");
-            glommio::spawn_local(meta.clone().run_committer(rx, || {})).detach();
+            glommio::spawn_local(meta.clone().run_committer(0, rx, || {})).detach();
             f(meta).await;
         });
     }
@@ -550,6 +564,8 @@ mod queue_tests {
                 let r = meta.insert(info, None, true, local()).await.unwrap();
                 assert!(matches!(r, Inserted::New(_)));
             }
+            // Scans read LMDB: the journaled inserts are drained first.
+            meta.settle().await.unwrap();
             let usage = |m: &Meta| m.container_usage(dir).unwrap();
             assert_eq!(usage(&meta), [(100, (2, 16)), (101, (1, 7))].into());
             let a = merged(0, 100, 0, 11).md5;
@@ -585,6 +601,113 @@ mod queue_tests {
                 want,
                 "moved files are indexed where they are now"
             );
+        });
+    }
+
+    #[test]
+    fn a_merged_upload_is_served_from_the_journal_before_its_drain_and_replayed_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = merged(7, 100, 0, 11);
+        let b = merged(8, 100, 11, 5);
+        let (a2, b2) = (a.clone(), b.clone());
+        with_meta_at(dir.path(), async move |meta: Arc<Meta>| {
+            let local = || Origin::Local {
+                notify: vec!["http://peer:1".into()],
+            };
+            for info in [&a2, &b2] {
+                let r = meta
+                    .insert(info.clone(), None, true, local())
+                    .await
+                    .unwrap();
+                assert_eq!(r, Inserted::New(info.clone()));
+            }
+            assert_eq!(
+                meta.applied_seq(0).unwrap(),
+                0,
+                "acknowledged from the journal, not committed to LMDB yet"
+            );
+            assert_eq!(meta.get(&a2.md5).unwrap(), Some(a2.clone()));
+            let key = path_key(&b2.rel_path());
+            assert_eq!(meta.get_by_path_key(&key).unwrap(), Some(b2.clone()));
+            // The same content again: dedup answers with the journaled record.
+            let mut again = a2.clone();
+            again.name = "100,16,11,.bin".into();
+            again.offset = 16;
+            let r = meta.insert(again, None, true, local()).await.unwrap();
+            assert_eq!(r, Inserted::Existing(a2.clone()));
+            // The executor stops here without draining (a crash).
+        });
+        assert!(
+            std::fs::metadata(journal::journal_path(dir.path(), 0))
+                .unwrap()
+                .len()
+                > 0
+        );
+        with_meta_at(dir.path(), async move |meta: Arc<Meta>| {
+            assert_eq!(meta.applied_seq(0).unwrap(), 2, "replayed on open");
+            assert_eq!(meta.get(&a.md5).unwrap(), Some(a.clone()));
+            assert_eq!(
+                meta.get_by_path_key(&path_key(&b.rel_path())).unwrap(),
+                Some(b.clone())
+            );
+            assert_eq!(
+                meta.outbox_depth("http://peer:1").unwrap().0,
+                2,
+                "queued for the peer"
+            );
+            assert_eq!(
+                meta.container_usage("files/haystack/p1").unwrap(),
+                [(100, (2, 16))].into()
+            );
+        });
+    }
+
+    #[test]
+    fn a_drained_journal_is_never_replayed_over_a_later_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = merged(9, 100, 0, 11);
+        let (a2, root) = (a.clone(), dir.path().to_path_buf());
+        with_meta_at(dir.path(), async move |meta: Arc<Meta>| {
+            let local = Origin::Local { notify: vec![] };
+            meta.insert(a2.clone(), None, true, local).await.unwrap();
+            let journal = std::fs::read(journal::journal_path(&root, 0)).unwrap();
+            meta.settle().await.unwrap();
+            assert_eq!(meta.applied_seq(0).unwrap(), 1);
+            assert_eq!(
+                std::fs::metadata(journal::journal_path(&root, 0))
+                    .unwrap()
+                    .len(),
+                0,
+                "emptied once drained"
+            );
+            // The emptying was not synced and a power cut brings the old bytes back.
+            std::fs::write(journal::journal_path(&root, 0), journal).unwrap();
+            assert!(meta
+                .delete(a2.md5.clone(), vec![], false)
+                .await
+                .unwrap()
+                .is_some());
+        });
+        with_meta_at(dir.path(), async move |meta: Arc<Meta>| {
+            assert_eq!(meta.get(&a.md5).unwrap(), None, "the delete holds");
+            assert!(meta.tombstone(&a.md5).unwrap().is_some());
+        });
+    }
+
+    #[test]
+    fn a_delete_of_a_journaled_upload_drains_it_first() {
+        with_meta(async |meta: Arc<Meta>| {
+            let a = merged(10, 100, 0, 11);
+            let local = Origin::Local { notify: vec![] };
+            meta.insert(a.clone(), None, true, local).await.unwrap();
+            let deleted = meta.delete(a.md5.clone(), vec![], false).await.unwrap();
+            assert_eq!(deleted, Some(a.clone()));
+            assert_eq!(meta.get(&a.md5).unwrap(), None);
+            assert_eq!(meta.applied_seq(0).unwrap(), 1);
+            assert!(meta
+                .container_usage("files/haystack/p1")
+                .unwrap()
+                .is_empty());
         });
     }
 

@@ -44,7 +44,7 @@ impl Meta {
             std::fs::create_dir_all(&path)?;
             let env = Environment::new()
                 .set_flags(EnvironmentFlags::NO_TLS)
-                .set_max_dbs(TABLES.len() as u32 * per_env)
+                .set_max_dbs(TABLES.len() as u32 * per_env + 1)
                 .set_max_readers(1022)
                 .set_map_size(MAP_BYTES * per_env as usize)
                 .open(&path)?;
@@ -96,14 +96,21 @@ impl Meta {
             senders.push(tx);
             receivers.push(Some(rx));
         }
+        let journal_dbs = envs
+            .iter()
+            .map(|e| e.create_db(Some("journal"), DatabaseFlags::empty()))
+            .collect::<Result<Vec<_>, _>>()?;
         let meta = Arc::new(Meta {
             root,
             envs,
             shards,
+            overlays: journal::Overlays::new(senders.len()),
             senders,
             receivers: Mutex::new(receivers),
+            journal_dbs,
         });
         meta.recover_intents()?;
+        meta.replay_journals()?;
         Ok(meta)
     }
 
@@ -161,12 +168,15 @@ impl Meta {
             return Ok(None);
         }
         let shard = &self.shards[shard_of(md5, self.shards.len())];
-        let txn = shard.env.begin_ro_txn()?;
-        match txn.get(shard.files, &md5.as_bytes()) {
-            Ok(bytes) => decode(bytes).map(Some),
-            Err(lmdb::Error::NotFound) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        let lmdb = || {
+            let txn = shard.env.begin_ro_txn()?;
+            match txn.get(shard.files, &md5.as_bytes()) {
+                Ok(bytes) => decode(bytes).map(Some),
+                Err(lmdb::Error::NotFound) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        };
+        self.overlays.read_through(lmdb, |o| o.by_md5(md5))
     }
 
     /// The record of an md5 whose content is here (`is_live`).
@@ -176,6 +186,11 @@ impl Meta {
 
     /// Looks up a record by its path key (MD5 of `files/.../name`).
     pub fn get_by_path_key(&self, key: &str) -> Result<Option<FileInfo>, MetaError> {
+        self.overlays
+            .read_through(|| self.lmdb_by_path_key(key), |o| o.by_path_key(key))
+    }
+
+    fn lmdb_by_path_key(&self, key: &str) -> Result<Option<FileInfo>, MetaError> {
         // One read transaction per environment, not per shard.
         let txns = self
             .envs

@@ -1,0 +1,505 @@
+//! The record journal of merged uploads (`data/meta/journal-<executor>`) and the overlay that
+//! answers for its records until they are in LMDB.
+//!
+//! Why: a merged 4 KiB upload writes one container append, but its LMDB commit writes about six
+//! scattered pages (a record by md5, a path key and a day entry, each a random leaf) and two
+//! fsyncs. Acknowledging after the LMDB commit made every upload wait for those scattered
+//! writes. So a merged upload from a client is acknowledged once its record is appended to this
+//! sequential journal and fdatasynced (one small append, after the container's), and its LMDB
+//! insert follows in a later, larger transaction ("drain") where branch pages and day leaves are
+//! shared between thousands of inserts.
+//!
+//! Which inserts take this path (`Meta::defers`): a local upload of a merged file, with no
+//! staged file to move, whose md5 LMDB does not know, while the store has one environment per
+//! executor (each committer's shards are in its own environment, so a drain is one
+//! transaction). Every other op drains the journal first, in the same transaction as its own
+//! batch: deletes, announcements, peer copies, relocations and repairs always see every
+//! acknowledged record in LMDB, and their order against the journaled inserts is kept.
+//!
+//! Reads by md5 or path key (`Meta::get`, `Meta::get_by_path_key`) look in LMDB, then in the
+//! overlay; a drain commits LMDB before it takes the records out of the overlay and moves the
+//! `epoch` while it does, so a reader whose LMDB snapshot predates the drain sees the move and
+//! looks again (never a 404 for an acknowledged file). Scans (days, statistics, the container
+//! index) call `Meta::settle` first, which drains every committer.
+//!
+//! Storage contract: an entry is `magic, length, crc32c, payload` (payload: sequence number,
+//! dedup flag, JSON of the record and the peers to notify); a reply waits for its entry's
+//! fdatasync. Each environment records in its `journal` table the last sequence number it
+//! applied, in the same transaction as the drained inserts, so a replay on open applies exactly
+//! the entries after it (a journal emptied after a drain need not be durable: a stale entry is
+//! skipped by its number, and a torn or foreign tail fails its checksum and ends the replay).
+
+use super::*;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// Drain when this many records wait in the overlay.
+pub(super) const DRAIN_OPS: usize = 4096;
+/// Past this many waiting records (a drain keeps failing, e.g. the disk is full), inserts stop
+/// being deferred: they take the synchronous path and its error.
+pub(super) const PENDING_MAX: usize = 65_536;
+/// Drain when no op arrived for this long.
+pub(super) const DRAIN_IDLE: std::time::Duration = std::time::Duration::from_millis(5);
+/// Drain when the oldest waiting record is this old (replication starts from LMDB's outbox).
+pub(super) const DRAIN_AGE: std::time::Duration = std::time::Duration::from_millis(500);
+
+const MAGIC: u32 = 0x4A46_4453; // "SDFJ" little-endian
+const HEADER: usize = 12;
+/// The key of the last applied sequence number in an environment's `journal` table.
+const APPLIED: &[u8] = b"applied";
+
+/// A journaled insert, waiting for its drain into LMDB.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Deferred {
+    pub seq: u64,
+    pub info: FileInfo,
+    pub dedup: bool,
+    pub notify: Vec<String>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Body {
+    info: FileInfo,
+    notify: Vec<String>,
+}
+
+impl Deferred {
+    pub(super) fn encode_into(&self, out: &mut Vec<u8>) {
+        let body = serde_json::to_vec(&Body {
+            info: self.info.clone(),
+            notify: self.notify.clone(),
+        })
+        .expect("a record serializes");
+        let mut payload = Vec::with_capacity(9 + body.len());
+        payload.extend_from_slice(&self.seq.to_le_bytes());
+        payload.push(self.dedup as u8);
+        payload.extend_from_slice(&body);
+        out.extend_from_slice(&MAGIC.to_le_bytes());
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+        out.extend_from_slice(&payload);
+    }
+
+    /// The entries of a journal's bytes, up to the first one that is torn or not an entry.
+    pub(super) fn decode_all(mut bytes: &[u8]) -> Vec<Deferred> {
+        let mut out = Vec::new();
+        while bytes.len() >= HEADER {
+            let word = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
+            let (magic, len, crc) = (word(0), word(4) as usize, word(8));
+            if magic != MAGIC || bytes.len() - HEADER < len || len < 9 {
+                break;
+            }
+            let payload = &bytes[HEADER..HEADER + len];
+            if crc32c::crc32c(payload) != crc {
+                break;
+            }
+            let seq = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes"));
+            let Ok(body) = serde_json::from_slice::<Body>(&payload[9..]) else {
+                break;
+            };
+            out.push(Deferred {
+                seq,
+                info: body.info,
+                dedup: payload[8] != 0,
+                notify: body.notify,
+            });
+            bytes = &bytes[HEADER + len..];
+        }
+        out
+    }
+
+    /// The insert op this entry stands for.
+    pub(super) fn op(&self) -> Op {
+        Op::Insert {
+            info: Box::new(self.info.clone()),
+            staged: None,
+            dedup: self.dedup,
+            origin: Origin::Local {
+                notify: self.notify.clone(),
+            },
+        }
+    }
+}
+
+/// Acknowledged records of one committer that LMDB does not hold yet.
+#[derive(Debug, Default)]
+pub(super) struct Overlay {
+    by_md5: HashMap<String, FileInfo>,
+    /// path key -> md5
+    by_path: HashMap<String, String>,
+}
+
+/// Every committer's overlay, readable from any thread.
+#[derive(Debug, Default)]
+pub(super) struct Overlays {
+    each: Vec<Mutex<Overlay>>,
+    /// Records in all overlays (a reader skips the locks when there are none).
+    len: AtomicUsize,
+    /// Moved by every drain while it takes records out (see the module doc).
+    epoch: AtomicU64,
+}
+
+impl Overlays {
+    pub(super) fn new(committers: usize) -> Overlays {
+        Overlays {
+            each: (0..committers).map(|_| Mutex::default()).collect(),
+            ..Default::default()
+        }
+    }
+
+    pub(super) fn add(&self, committer: usize, records: &[Deferred]) {
+        let mut o = self.each[committer].lock().expect("overlay lock");
+        for d in records {
+            o.by_path
+                .insert(path_key(&d.info.rel_path()), d.info.md5.clone());
+            o.by_md5.insert(d.info.md5.clone(), d.info.clone());
+        }
+        self.len.fetch_add(records.len(), Ordering::Release);
+    }
+
+    /// Takes drained records out (they are in LMDB now).
+    pub(super) fn remove(&self, committer: usize, records: &[Deferred]) {
+        let mut o = self.each[committer].lock().expect("overlay lock");
+        for d in records {
+            o.by_path.remove(&path_key(&d.info.rel_path()));
+            o.by_md5.remove(&d.info.md5);
+        }
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.len.fetch_sub(records.len(), Ordering::AcqRel);
+    }
+
+    /// A record of `committer`'s overlay by md5 (the committer deciding dedup).
+    pub(super) fn get_own(&self, committer: usize, md5: &str) -> Option<FileInfo> {
+        let o = self.each[committer].lock().expect("overlay lock");
+        o.by_md5.get(md5).cloned()
+    }
+
+    /// Looks a record up in LMDB (`lmdb`), then in the overlays (`find`), again when a drain
+    /// moved records meanwhile.
+    pub(super) fn read_through(
+        &self,
+        mut lmdb: impl FnMut() -> Result<Option<FileInfo>, MetaError>,
+        find: impl Fn(&Overlay) -> Option<FileInfo>,
+    ) -> Result<Option<FileInfo>, MetaError> {
+        loop {
+            let epoch = self.epoch.load(Ordering::Acquire);
+            if let Some(info) = lmdb()? {
+                return Ok(Some(info));
+            }
+            if self.len.load(Ordering::Acquire) > 0 {
+                for o in &self.each {
+                    if let Some(info) = find(&o.lock().expect("overlay lock")) {
+                        return Ok(Some(info));
+                    }
+                }
+            }
+            if self.epoch.load(Ordering::Acquire) == epoch {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+impl Overlay {
+    pub(super) fn by_md5(&self, md5: &str) -> Option<FileInfo> {
+        self.by_md5.get(md5).cloned()
+    }
+
+    pub(super) fn by_path_key(&self, key: &str) -> Option<FileInfo> {
+        self.by_md5.get(self.by_path.get(key)?).cloned()
+    }
+}
+
+/// One committer's journal file and the next sequence number; moved into the blocking pool
+/// for each append or drain and back.
+#[derive(Debug)]
+pub(super) struct Journal {
+    file: std::fs::File,
+    end: u64,
+    pub next_seq: u64,
+}
+
+pub(super) fn journal_path(root: &Path, committer: usize) -> PathBuf {
+    root.join("data")
+        .join("meta")
+        .join(format!("journal-{committer}"))
+}
+
+impl Journal {
+    /// Opens committer `k`'s journal (replayed and emptied by `Meta::open`). Blocking.
+    pub(super) fn open(meta: &Meta, k: usize) -> Result<Journal, MetaError> {
+        let path = journal_path(&meta.root, k);
+        let created = !path.exists();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)?;
+        if created {
+            std::fs::File::open(path.parent().expect("data/meta"))?.sync_all()?;
+        }
+        let end = file.metadata()?.len();
+        let applied = meta.applied_seq(k)?;
+        let last = Deferred::decode_all(&std::fs::read(&path)?)
+            .last()
+            .map_or(0, |d| d.seq);
+        Ok(Journal {
+            file,
+            end,
+            next_seq: applied.max(last) + 1,
+        })
+    }
+
+    /// Appends `records` and makes them durable. Blocking.
+    pub(super) fn append(&mut self, records: &[Deferred]) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = Vec::with_capacity(records.len() * 512);
+        for d in records {
+            d.encode_into(&mut buf);
+        }
+        self.file.write_all_at(&buf, self.end)?;
+        self.file.sync_data()?;
+        crate::failpoint::hit("journal.synced");
+        self.end += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Empties the journal once everything in it is in LMDB (not synced: see the module doc).
+    pub(super) fn reset(&mut self) {
+        if self.file.set_len(0).is_ok() {
+            self.end = 0;
+        }
+    }
+}
+
+impl Meta {
+    /// Whether merged local uploads are journaled (one environment per committer).
+    pub(super) fn journals(&self) -> bool {
+        self.envs.len() == self.senders.len()
+    }
+
+    /// The last journal sequence number environment `env` applied.
+    pub(super) fn applied_seq(&self, env: usize) -> Result<u64, MetaError> {
+        let txn = self.envs[env].begin_ro_txn()?;
+        match txn.get(self.journal_dbs[env], &APPLIED) {
+            Ok(v) => Ok(u64::from_le_bytes(v.try_into().map_err(|_| {
+                MetaError::Corrupt("journal sequence number".into())
+            })?)),
+            Err(lmdb::Error::NotFound) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(super) fn put_applied(
+        &self,
+        env: usize,
+        txn: &mut lmdb::RwTransaction<'_>,
+        seq: u64,
+    ) -> Result<(), MetaError> {
+        txn.put(
+            self.journal_dbs[env],
+            &APPLIED,
+            &seq.to_le_bytes(),
+            WriteFlags::empty(),
+        )?;
+        Ok(())
+    }
+
+    /// Whether `op` may be acknowledged from the journal (see the module doc); the md5 check
+    /// against LMDB is `decide`'s.
+    pub(super) fn defers(op: &Op) -> bool {
+        matches!(op, Op::Insert { info, staged: None, origin: Origin::Local { .. }, .. }
+            if info.is_merged())
+    }
+
+    /// Blocking: the journal's answer for a batch of deferrable inserts of committer `k`, or
+    /// None when one of them must take the synchronous path (LMDB holds a record of its md5
+    /// that dedup does not answer with: a replaced or missing file). `Some` lists per op
+    /// either the existing record (dedup) or the entry to journal.
+    pub(super) fn decide(
+        &self,
+        k: usize,
+        ops: &[(usize, Op)],
+        next_seq: u64,
+    ) -> Result<Option<Vec<Result<Deferred, FileInfo>>>, MetaError> {
+        let txn = self.envs[k].begin_ro_txn()?;
+        let mut fresh: HashMap<&str, &FileInfo> = HashMap::new();
+        let mut out = Vec::with_capacity(ops.len());
+        let mut seq = next_seq;
+        for (shard, op) in ops {
+            let Op::Insert {
+                info,
+                dedup,
+                origin: Origin::Local { notify },
+                ..
+            } = op
+            else {
+                unreachable!("only deferrable ops are decided")
+            };
+            let s = &self.shards[*shard];
+            assert_eq!(
+                s.env_index, k,
+                "a committer's shards are in its environment"
+            );
+            match txn.get(s.files, &info.md5.as_bytes()) {
+                Ok(b) => {
+                    let old = decode(b)?;
+                    if *dedup && self.is_live(&old) {
+                        out.push(Err(old));
+                        continue;
+                    }
+                    return Ok(None);
+                }
+                Err(lmdb::Error::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let known = fresh
+                .get(info.md5.as_str())
+                .map(|i| (*i).clone())
+                .or_else(|| self.overlays.get_own(k, &info.md5));
+            match known {
+                Some(old) if *dedup => out.push(Err(old)),
+                Some(_) => return Ok(None),
+                None => {
+                    fresh.insert(&info.md5, info);
+                    out.push(Ok(Deferred {
+                        seq,
+                        info: (**info).clone(),
+                        dedup: *dedup,
+                        notify: notify.clone(),
+                    }));
+                    seq += 1;
+                }
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// On open: applies every journal's entries after its environment's applied number, then
+    /// empties the journal. Returns how many were applied.
+    pub(super) fn replay_journals(&self) -> Result<usize, MetaError> {
+        let mut applied_total = 0;
+        for k in 0..self.envs.len() {
+            let path = journal_path(&self.root, k);
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let applied = self.applied_seq(k)?;
+            let todo: Vec<Deferred> = Deferred::decode_all(&bytes)
+                .into_iter()
+                .filter(|d| d.seq > applied)
+                .collect();
+            if let Some(last) = todo.last().map(|d| d.seq) {
+                for chunk in todo.chunks(10_000) {
+                    self.apply_replayed(k, chunk)?;
+                }
+                applied_total += todo.len();
+                tracing::info!(
+                    journal = %path.display(),
+                    records = todo.len(),
+                    last,
+                    "replayed acknowledged merged uploads into the metadata"
+                );
+            }
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)?
+                .set_len(0)?;
+        }
+        Ok(applied_total)
+    }
+
+    fn apply_replayed(&self, k: usize, entries: &[Deferred]) -> Result<(), MetaError> {
+        let mut txns: BTreeMap<usize, lmdb::RwTransaction<'_>> = BTreeMap::new();
+        for d in entries {
+            let s = &self.shards[shard_of(&d.info.md5, self.shards.len())];
+            let txn = match txns.entry(s.env_index) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(self.envs[s.env_index].begin_rw_txn()?)
+                }
+            };
+            let put = Put {
+                info: d.info.clone(),
+                staged: None,
+                dedup: d.dedup,
+                origin: Origin::Local {
+                    notify: d.notify.clone(),
+                },
+            };
+            let (mut dirs, mut placed) = (BTreeSet::new(), Vec::new());
+            self.apply_insert(s, txn, put, &mut dirs, &mut placed)?;
+            assert!(placed.is_empty(), "a journaled insert moves no file");
+        }
+        let last = entries.last().expect("a chunk has entries").seq;
+        if let std::collections::btree_map::Entry::Vacant(v) = txns.entry(k) {
+            v.insert(self.envs[k].begin_rw_txn()?);
+        }
+        // The other environments first: the applied number commits last.
+        let mut own = None;
+        for (env, mut txn) in txns {
+            if env == k {
+                self.put_applied(k, &mut txn, last)?;
+                own = Some(txn);
+            } else {
+                txn.commit()?;
+            }
+        }
+        own.expect("own environment").commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64) -> Deferred {
+        Deferred {
+            seq,
+            info: FileInfo {
+                name: format!("100,{seq},5,.txt"),
+                path: "files/haystack/p".into(),
+                md5: format!("{seq:032x}"),
+                size: 5,
+                offset: seq as i64,
+                ..Default::default()
+            },
+            dedup: true,
+            notify: vec!["http://peer:8080".into()],
+        }
+    }
+
+    #[test]
+    fn entries_read_back_and_a_torn_or_foreign_tail_ends_the_journal() {
+        let mut buf = Vec::new();
+        for s in 1..=3 {
+            entry(s).encode_into(&mut buf);
+        }
+        assert_eq!(
+            Deferred::decode_all(&buf),
+            vec![entry(1), entry(2), entry(3)]
+        );
+        let whole = buf.len();
+        entry(4).encode_into(&mut buf);
+        assert_eq!(
+            Deferred::decode_all(&buf[..buf.len() - 1]).len(),
+            3,
+            "a torn last entry is not an entry"
+        );
+        let mut flipped = buf.clone();
+        flipped[whole + HEADER + 20] ^= 1;
+        assert_eq!(Deferred::decode_all(&flipped).len(), 3, "checksum");
+        // A journal emptied without a sync and rewritten from its start: the new entries,
+        // then the old bytes' remains, which never parse as an entry mid-way.
+        let mut rewritten = Vec::new();
+        entry(9).encode_into(&mut rewritten);
+        rewritten.extend_from_slice(&buf[rewritten.len()..]);
+        let got = Deferred::decode_all(&rewritten);
+        assert_eq!(got.first(), Some(&entry(9)));
+        assert!(got.iter().skip(1).all(|d| d.seq < 9));
+    }
+}
