@@ -173,24 +173,22 @@ pub fn compact<T: Serialize>(v: &T) -> String {
 
 /// Go's re-marshalled indented form: keys sorted at every level, 2-space indent.
 pub fn pretty<T: Serialize>(v: &T) -> String {
-    let value = sort_keys(serde_json::to_value(v).expect("plain data serializes"));
-    escape_html(serde_json::to_string_pretty(&value).expect("a Value serializes"))
+    let mut value = serde_json::to_value(v).expect("plain data serializes");
+    sort_keys(&mut value);
+    let mut out = Vec::with_capacity(512);
+    serde_json::to_writer_pretty(&mut out, &value).expect("a Value serializes");
+    escape_html(String::from_utf8(out).expect("serde_json writes UTF-8"))
 }
 
-fn sort_keys(v: Value) -> Value {
+/// Sorts the keys of every object, in place (upload answers are built per request).
+fn sort_keys(v: &mut Value) {
     match v {
         Value::Object(map) => {
-            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (k, sort_keys(v)))
-                    .collect(),
-            )
+            map.sort_keys();
+            map.values_mut().for_each(sort_keys);
         }
-        Value::Array(items) => Value::Array(items.into_iter().map(sort_keys).collect()),
-        other => other,
+        Value::Array(items) => items.iter_mut().for_each(sort_keys),
+        _ => {}
     }
 }
 

@@ -14,14 +14,30 @@ struct Committer {
     owner: usize,
     /// None when journaling is off (or the journal could not be opened).
     journal: Option<Journal>,
-    /// Journaled records not yet in LMDB, in sequence order.
+    /// Journaled records not yet in LMDB (nor being drained), in sequence order.
     pending: Vec<Deferred>,
     /// When the oldest of `pending` was acknowledged.
     oldest: Option<std::time::Instant>,
+    /// When the last op arrived.
+    last_op: std::time::Instant,
+    /// A drain running behind the committer.
+    inflight: Option<glommio::Task<Drained>>,
 }
+
+/// What a drain behind the committer did.
+struct Drained {
+    /// The journal file it drained (emptied when it succeeded).
+    file_index: usize,
+    records: Vec<Deferred>,
+    error: Option<MetaError>,
+}
+
+/// Per deferrable op: the entry journaled, or the existing record dedup answers with.
+type Decided = Vec<Result<Deferred, FileInfo>>;
 
 enum Next {
     Op(Option<Pending>),
+    Drained(Drained),
     Timeout,
 }
 
@@ -111,7 +127,7 @@ impl Meta {
     /// The commit loop of executor `owner`'s shards; runs on that executor until the channel
     /// closes. `committed` runs after every LMDB commit (it wakes the replication tasks of
     /// this executor). Merged local uploads are acknowledged from the journal and drained
-    /// into LMDB later (`journal.rs`).
+    /// into LMDB later, in the background (`journal.rs`).
     pub async fn run_committer(
         self: Arc<Self>,
         owner: usize,
@@ -124,6 +140,8 @@ impl Meta {
             journal: None,
             pending: Vec::new(),
             oldest: None,
+            last_op: std::time::Instant::now(),
+            inflight: None,
         };
         if self.journals() && owner < self.envs.len() {
             let me = self.clone();
@@ -140,30 +158,52 @@ impl Meta {
             }
         }
         loop {
-            let next = match c.oldest {
-                None => Next::Op(rx.next().await),
-                Some(oldest) => {
-                    let wait = journal::DRAIN_IDLE
-                        .min(journal::DRAIN_AGE.saturating_sub(oldest.elapsed()));
-                    futures_lite::future::or(async { Next::Op(rx.next().await) }, async {
-                        glommio::timer::sleep(wait).await;
-                        Next::Timeout
-                    })
-                    .await
-                }
+            #[cfg(test)]
+            let held = self.hold_drains.load(std::sync::atomic::Ordering::Relaxed);
+            #[cfg(not(test))]
+            let held = false;
+            let wait = match (c.oldest, &c.inflight) {
+                (Some(oldest), None) if !held => Some(
+                    journal::DRAIN_IDLE
+                        .saturating_sub(c.last_op.elapsed())
+                        .min(journal::DRAIN_AGE.saturating_sub(oldest.elapsed())),
+                ),
+                _ => None,
+            };
+            let next = {
+                let recv = async { Next::Op(rx.next().await) };
+                let timer = async {
+                    match wait {
+                        Some(d) => glommio::timer::sleep(d).await,
+                        None => std::future::pending().await,
+                    }
+                    Next::Timeout
+                };
+                let drained = async {
+                    match c.inflight.as_mut() {
+                        Some(t) => Next::Drained(t.await),
+                        None => std::future::pending().await,
+                    }
+                };
+                futures_lite::future::or(recv, futures_lite::future::or(drained, timer)).await
             };
             let first = match next {
                 Next::Op(Some(p)) => p,
                 Next::Op(None) => {
-                    self.drain(&mut c, Vec::new()).await;
+                    self.drain(&mut c, Vec::new(), &committed).await;
                     break;
                 }
+                Next::Drained(outcome) => {
+                    c.inflight = None;
+                    self.drained(&mut c, outcome, &committed);
+                    continue;
+                }
                 Next::Timeout => {
-                    self.drain(&mut c, Vec::new()).await;
-                    committed();
+                    self.drain_behind(&mut c, &committed).await;
                     continue;
                 }
             };
+            c.last_op = std::time::Instant::now();
             let mut batch = vec![first];
             while batch.len() < BATCH_OPS_MAX {
                 match rx.try_recv() {
@@ -189,9 +229,8 @@ impl Meta {
                         for (reply, result) in replies.into_iter().zip(results) {
                             let _ = reply.send(result);
                         }
-                        if c.pending.len() >= journal::DRAIN_OPS {
-                            self.drain(&mut c, Vec::new()).await;
-                            committed();
+                        if c.pending.len() >= journal::DRAIN_OPS && c.inflight.is_none() {
+                            self.drain_behind(&mut c, &committed).await;
                         }
                         continue;
                     }
@@ -200,7 +239,7 @@ impl Meta {
             } else {
                 ops
             };
-            let results = self.drain(&mut c, ops).await;
+            let results = self.drain(&mut c, ops, &committed).await;
             tracing::debug!(
                 ops = n,
                 took_us = started.elapsed().as_micros() as u64,
@@ -210,7 +249,6 @@ impl Meta {
             for (reply, result) in replies.into_iter().zip(results) {
                 let _ = reply.send(result);
             }
-            committed();
         }
     }
 
@@ -222,16 +260,22 @@ impl Meta {
         ops: Vec<(usize, Op)>,
     ) -> Result<Vec<OpReply>, Vec<(usize, Op)>> {
         let (me, k) = (self.clone(), c.owner);
-        let mut j = c.journal.take().expect("a journal");
-        let (j, ops, outcome) = glommio::executor()
+        let j = c.journal.as_mut().expect("a journal");
+        let (file, end, next_seq) = {
+            let (file, end) = j.tail();
+            (file, end, j.next_seq)
+        };
+        let (ops, outcome) = glommio::executor()
             .spawn_blocking(move || {
-                let outcome = me.journal_blocking(k, &mut j, &ops);
-                (j, ops, outcome)
+                let outcome = me.journal_blocking(k, &file, end, next_seq, &ops);
+                (ops, outcome)
             })
             .await;
-        c.journal = Some(j);
         let decided = match outcome {
-            Ok(Some(d)) => d,
+            Ok(Some((decided, end, next_seq))) => {
+                j.appended(end, next_seq);
+                decided
+            }
             Ok(None) => return Err(ops),
             Err(e) => {
                 let f = Failed::of_meta(e);
@@ -252,29 +296,104 @@ impl Meta {
             .collect())
     }
 
-    /// Blocking: decides, journals durably and publishes in the overlay.
+    /// Blocking: decides, journals durably and publishes in the overlay; with the decisions,
+    /// the journal file's new end and the next sequence number.
     fn journal_blocking(
         &self,
         k: usize,
-        j: &mut Journal,
+        file: &std::fs::File,
+        end: u64,
+        next_seq: u64,
         ops: &[(usize, Op)],
-    ) -> Result<Option<Vec<Result<Deferred, FileInfo>>>, MetaError> {
-        let Some(decided) = self.decide(k, ops, j.next_seq)? else {
+    ) -> Result<Option<(Decided, u64, u64)>, MetaError> {
+        let Some(decided) = self.decide(k, ops, next_seq)? else {
             return Ok(None);
         };
         let fresh: Vec<Deferred> = decided.iter().filter_map(|d| d.clone().ok()).collect();
-        if let Some(last) = fresh.last() {
-            j.append(&fresh)?;
-            j.next_seq = last.seq + 1;
-            self.overlays.add(k, &fresh);
+        let Some(last) = fresh.last() else {
+            return Ok(Some((decided, end, next_seq)));
+        };
+        let new_end = journal::append_at(file, end, &fresh)?;
+        let next = last.seq + 1;
+        self.overlays.add(k, &fresh);
+        Ok(Some((decided, new_end, next)))
+    }
+
+    /// Starts draining the waiting records into LMDB behind the committer (appends go on in
+    /// the journal's other file meanwhile); drains in line when that file is not empty yet.
+    async fn drain_behind(self: &Arc<Self>, c: &mut Committer, committed: &impl Fn()) {
+        if c.pending.is_empty() || c.inflight.is_some() {
+            return;
         }
-        Ok(Some(decided))
+        let Some((file_index, file)) = c.journal.as_mut().and_then(Journal::rotate) else {
+            self.drain(c, Vec::new(), committed).await;
+            return;
+        };
+        let drained = std::mem::take(&mut c.pending);
+        c.oldest = None;
+        let (me, owner) = (self.clone(), c.owner);
+        let task = glommio::spawn_local(async move {
+            glommio::executor()
+                .spawn_blocking(move || {
+                    let applied = drained.last().map(|d| (owner, d.seq));
+                    let ops = drained
+                        .iter()
+                        .map(|d| (shard_of(&d.info.md5, me.shards.len()), d.op()))
+                        .collect();
+                    let results = me.commit_batch(ops, applied);
+                    let error = results.into_iter().find_map(Result::err);
+                    if error.is_none() {
+                        me.overlays.remove(owner, &drained);
+                        journal::empty(&file);
+                    }
+                    Drained {
+                        file_index,
+                        records: drained,
+                        error,
+                    }
+                })
+                .await
+        });
+        c.inflight = Some(task);
+    }
+
+    /// A drain behind the committer finished.
+    fn drained(&self, c: &mut Committer, d: Drained, committed: &impl Fn()) {
+        match d.error {
+            None => {
+                if let Some(j) = c.journal.as_mut() {
+                    j.emptied(d.file_index);
+                }
+                committed();
+            }
+            Some(e) => {
+                tracing::error!(
+                    records = d.records.len(),
+                    error = %e,
+                    "journaled uploads could not be committed to LMDB yet (served from memory, kept in the journal)"
+                );
+                let mut records = d.records;
+                records.append(&mut c.pending);
+                c.pending = records;
+                c.oldest = Some(std::time::Instant::now());
+            }
+        }
     }
 
     /// Commits `ops` (possibly none) in one batch with every journaled record still waiting
-    /// (first, in the same transaction, with the journal's applied number); then the drained
-    /// records leave the overlay and the journal is emptied. Results are `ops`' only.
-    async fn drain(self: &Arc<Self>, c: &mut Committer, ops: Vec<(usize, Op)>) -> Vec<OpReply> {
+    /// (first, in the same transaction, with the journal's applied number), after a drain
+    /// running behind has finished; then the drained records leave the overlay and the
+    /// journal is emptied. Results are `ops`' only.
+    async fn drain(
+        self: &Arc<Self>,
+        c: &mut Committer,
+        ops: Vec<(usize, Op)>,
+        committed: &impl Fn(),
+    ) -> Vec<OpReply> {
+        if let Some(t) = c.inflight.take() {
+            let d = t.await;
+            self.drained(c, d, committed);
+        }
         if ops.is_empty() && c.pending.is_empty() {
             return Vec::new();
         }
@@ -287,39 +406,41 @@ impl Meta {
             .chain(ops)
             .collect();
         let me = self.clone();
-        let mut journal = c.journal.take();
-        let (results, journal) = glommio::executor()
+        let files = c.journal.as_ref().map(Journal::files);
+        let mut results = glommio::executor()
             .spawn_blocking(move || {
                 let results = me.commit_batch(all, applied);
                 if skip > 0 && results[..skip].iter().all(|r| r.is_ok()) {
-                    if let Some(j) = journal.as_mut() {
-                        j.reset();
+                    for f in files.iter().flatten() {
+                        journal::empty(f);
                     }
                 }
-                (results, journal)
+                results
             })
             .await;
-        c.journal = journal;
-        let (drain_results, op_results) = {
-            let mut r = results;
-            let rest = r.split_off(skip);
-            (r, rest)
-        };
-        if drain_results.iter().all(|r| r.is_ok()) {
-            if skip > 0 {
-                self.overlays.remove(c.owner, &drained);
+        let op_results = results.split_off(skip);
+        match results.into_iter().find_map(Result::err) {
+            None => {
+                if skip > 0 {
+                    self.overlays.remove(c.owner, &drained);
+                    if let Some(j) = c.journal.as_mut() {
+                        j.emptied(0);
+                        j.emptied(1);
+                    }
+                }
+                c.oldest = None;
             }
-            c.oldest = None;
-        } else {
-            if let Some(Err(e)) = drain_results.iter().find(|r| r.is_err()) {
+            Some(e) => {
                 tracing::error!(
                     records = skip,
                     error = %e,
                     "journaled uploads could not be committed to LMDB yet (served from memory, kept in the journal)"
                 );
+                c.pending = drained;
+                c.oldest = Some(std::time::Instant::now());
             }
-            c.pending = drained;
         }
+        committed();
         op_results
     }
 

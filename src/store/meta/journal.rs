@@ -32,6 +32,7 @@
 use super::*;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// Drain when this many records wait in the overlay.
 pub(super) const DRAIN_OPS: usize = 4096;
@@ -168,6 +169,10 @@ impl Overlays {
         self.len.fetch_sub(records.len(), Ordering::AcqRel);
     }
 
+    pub(super) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
     /// A record of `committer`'s overlay by md5 (the committer deciding dedup).
     pub(super) fn get_own(&self, committer: usize, md5: &str) -> Option<FileInfo> {
         let o = self.each[committer].lock().expect("overlay lock");
@@ -210,67 +215,111 @@ impl Overlay {
     }
 }
 
-/// One committer's journal file and the next sequence number; moved into the blocking pool
-/// for each append or drain and back.
+/// One committer's journal: two files, appended to in turn. While the records of one are
+/// drained into LMDB in the background, new records go to the other; a file is emptied once
+/// everything in it is in LMDB.
 #[derive(Debug)]
 pub(super) struct Journal {
-    file: std::fs::File,
-    end: u64,
+    files: [Arc<std::fs::File>; 2],
+    ends: [u64; 2],
+    /// The file appended to.
+    active: usize,
     pub next_seq: u64,
 }
 
-pub(super) fn journal_path(root: &Path, committer: usize) -> PathBuf {
+pub(super) fn journal_path(root: &Path, committer: usize, file: usize) -> PathBuf {
     root.join("data")
         .join("meta")
-        .join(format!("journal-{committer}"))
+        .join(format!("journal-{committer}.{file}"))
 }
 
 impl Journal {
     /// Opens committer `k`'s journal (replayed and emptied by `Meta::open`). Blocking.
     pub(super) fn open(meta: &Meta, k: usize) -> Result<Journal, MetaError> {
-        let path = journal_path(&meta.root, k);
-        let created = !path.exists();
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)?;
-        if created {
-            std::fs::File::open(path.parent().expect("data/meta"))?.sync_all()?;
-        }
-        let end = file.metadata()?.len();
+        let mut last = 0;
+        let mut open = |i: usize| -> Result<(Arc<std::fs::File>, u64), MetaError> {
+            let path = journal_path(&meta.root, k, i);
+            let created = !path.exists();
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&path)?;
+            if created {
+                std::fs::File::open(path.parent().expect("data/meta"))?.sync_all()?;
+            }
+            let bytes = std::fs::read(&path)?;
+            if let Some(d) = Deferred::decode_all(&bytes).last() {
+                last = last.max(d.seq);
+            }
+            Ok((Arc::new(file), bytes.len() as u64))
+        };
+        let (a, a_end) = open(0)?;
+        let (b, b_end) = open(1)?;
         let applied = meta.applied_seq(k)?;
-        let last = Deferred::decode_all(&std::fs::read(&path)?)
-            .last()
-            .map_or(0, |d| d.seq);
         Ok(Journal {
-            file,
-            end,
+            files: [a, b],
+            ends: [a_end, b_end],
+            active: 0,
             next_seq: applied.max(last) + 1,
         })
     }
 
-    /// Appends `records` and makes them durable. Blocking.
-    pub(super) fn append(&mut self, records: &[Deferred]) -> std::io::Result<()> {
-        use std::os::unix::fs::FileExt;
-        let mut buf = Vec::with_capacity(records.len() * 512);
-        for d in records {
-            d.encode_into(&mut buf);
-        }
-        self.file.write_all_at(&buf, self.end)?;
-        self.file.sync_data()?;
-        crate::failpoint::hit("journal.synced");
-        self.end += buf.len() as u64;
-        Ok(())
+    /// The active file and where the next append goes.
+    pub(super) fn tail(&self) -> (Arc<std::fs::File>, u64) {
+        (self.files[self.active].clone(), self.ends[self.active])
     }
 
-    /// Empties the journal once everything in it is in LMDB (not synced: see the module doc).
-    pub(super) fn reset(&mut self) {
-        if self.file.set_len(0).is_ok() {
-            self.end = 0;
-        }
+    /// Records that an append to the active file ended at `end`.
+    pub(super) fn appended(&mut self, end: u64, next_seq: u64) {
+        assert!(end >= self.ends[self.active], "appends only grow a file");
+        self.ends[self.active] = end;
+        self.next_seq = next_seq;
     }
+
+    /// Switches appends to the other file, when it is empty; returns the file to drain.
+    pub(super) fn rotate(&mut self) -> Option<(usize, Arc<std::fs::File>)> {
+        let other = 1 - self.active;
+        if self.ends[other] != 0 {
+            return None;
+        }
+        let full = self.active;
+        self.active = other;
+        Some((full, self.files[full].clone()))
+    }
+
+    /// File `i` was emptied.
+    pub(super) fn emptied(&mut self, i: usize) {
+        self.ends[i] = 0;
+    }
+
+    /// Every file, for emptying them all after a drain of everything.
+    pub(super) fn files(&self) -> [Arc<std::fs::File>; 2] {
+        self.files.clone()
+    }
+}
+
+/// Appends `records` at `end` of `file` and makes them durable; the new end. Blocking.
+pub(super) fn append_at(
+    file: &std::fs::File,
+    end: u64,
+    records: &[Deferred],
+) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = Vec::with_capacity(records.len() * 512);
+    for d in records {
+        d.encode_into(&mut buf);
+    }
+    file.write_all_at(&buf, end)?;
+    file.sync_data()?;
+    crate::failpoint::hit("journal.synced");
+    Ok(end + buf.len() as u64)
+}
+
+/// Empties a journal file whose records are all in LMDB (not synced: see the module doc).
+pub(super) fn empty(file: &std::fs::File) -> bool {
+    file.set_len(0).is_ok()
 }
 
 impl Meta {
@@ -318,6 +367,23 @@ impl Meta {
     /// that dedup does not answer with: a replaced or missing file). `Some` lists per op
     /// either the existing record (dedup) or the entry to journal.
     pub(super) fn decide(
+        &self,
+        k: usize,
+        ops: &[(usize, Op)],
+        next_seq: u64,
+    ) -> Result<Option<Vec<Result<Deferred, FileInfo>>>, MetaError> {
+        // A drain running beside this may commit records and take them out of the overlay
+        // between this snapshot and the overlay lookups: decided again when it did.
+        loop {
+            let epoch = self.overlays.epoch();
+            let decided = self.decide_once(k, ops, next_seq)?;
+            if self.overlays.epoch() == epoch {
+                return Ok(decided);
+            }
+        }
+    }
+
+    fn decide_once(
         &self,
         k: usize,
         ops: &[(usize, Op)],
@@ -381,33 +447,42 @@ impl Meta {
     pub(super) fn replay_journals(&self) -> Result<usize, MetaError> {
         let mut applied_total = 0;
         for k in 0..self.envs.len() {
-            let path = journal_path(&self.root, k);
-            let bytes = match std::fs::read(&path) {
-                Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e.into()),
-            };
+            let paths = [
+                journal_path(&self.root, k, 0),
+                journal_path(&self.root, k, 1),
+            ];
             let applied = self.applied_seq(k)?;
-            let todo: Vec<Deferred> = Deferred::decode_all(&bytes)
-                .into_iter()
-                .filter(|d| d.seq > applied)
-                .collect();
+            let mut todo: Vec<Deferred> = Vec::new();
+            for path in &paths {
+                match std::fs::read(path) {
+                    Ok(b) => todo.extend(
+                        Deferred::decode_all(&b)
+                            .into_iter()
+                            .filter(|d| d.seq > applied),
+                    ),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            todo.sort_by_key(|d| d.seq);
             if let Some(last) = todo.last().map(|d| d.seq) {
                 for chunk in todo.chunks(10_000) {
                     self.apply_replayed(k, chunk)?;
                 }
                 applied_total += todo.len();
                 tracing::info!(
-                    journal = %path.display(),
+                    committer = k,
                     records = todo.len(),
                     last,
                     "replayed acknowledged merged uploads into the metadata"
                 );
             }
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(&path)?
-                .set_len(0)?;
+            for path in paths.iter().filter(|p| p.exists()) {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)?
+                    .set_len(0)?;
+            }
         }
         Ok(applied_total)
     }

@@ -250,6 +250,9 @@ pub struct Meta {
     journal_dbs: Vec<Database>,
     /// Journaled records not in LMDB yet, per committer.
     overlays: journal::Overlays,
+    /// Tests: no drain on the idle and age timers (only before other ops and at 4,096).
+    #[cfg(test)]
+    hold_drains: std::sync::atomic::AtomicBool,
 }
 
 /// Result of one op, and the undo list of one shard's part of a batch.
@@ -611,6 +614,8 @@ mod queue_tests {
         let b = merged(8, 100, 11, 5);
         let (a2, b2) = (a.clone(), b.clone());
         with_meta_at(dir.path(), async move |meta: Arc<Meta>| {
+            meta.hold_drains
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             let local = || Origin::Local {
                 notify: vec!["http://peer:1".into()],
             };
@@ -638,7 +643,7 @@ mod queue_tests {
             // The executor stops here without draining (a crash).
         });
         assert!(
-            std::fs::metadata(journal::journal_path(dir.path(), 0))
+            std::fs::metadata(journal::journal_path(dir.path(), 0, 0))
                 .unwrap()
                 .len()
                 > 0
@@ -663,25 +668,75 @@ mod queue_tests {
     }
 
     #[test]
+    fn records_drain_behind_the_journal_while_uploads_go_on_and_dedup_holds_across_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = journal::DRAIN_OPS as u32 + 1500;
+        with_meta_at(dir.path(), async move |meta: Arc<Meta>| {
+            meta.hold_drains
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            // Two waves: the first fills the journal past its drain size; the second is
+            // journaled while that drain runs, and repeats 500 md5s of the first.
+            let mut results = Vec::new();
+            for range in [0..journal::DRAIN_OPS as u32, journal::DRAIN_OPS as u32..n] {
+                let tasks: Vec<_> = range
+                    .map(|i| {
+                        let meta = meta.clone();
+                        glommio::spawn_local(async move {
+                            let mut info = merged(i % (n - 500), 100, u64::from(i) * 8, 8);
+                            info.name = format!("100,{},8,.bin", u64::from(i) * 8);
+                            let local = Origin::Local { notify: vec![] };
+                            (i, meta.insert(info, None, true, local).await.unwrap())
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    results.push(t.await);
+                }
+            }
+            let mut new = 0;
+            for (i, r) in &results {
+                match r {
+                    Inserted::New(info) => {
+                        new += 1;
+                        assert_eq!(meta.get(&info.md5).unwrap().as_ref(), Some(info));
+                    }
+                    Inserted::Existing(info) => {
+                        assert!(*i >= n - 500, "only the repeats are known");
+                        assert_eq!(info.offset, i64::from(i - (n - 500)) * 8, "the first one");
+                    }
+                    Inserted::Tombstoned => unreachable!(),
+                }
+            }
+            assert_eq!(new, n - 500);
+            meta.settle().await.unwrap();
+            assert_eq!(meta.applied_seq(0).unwrap(), u64::from(n - 500));
+            let usage = meta.container_usage("files/haystack/p1").unwrap();
+            assert_eq!(usage[&100].0, u64::from(n - 500));
+        });
+    }
+
+    #[test]
     fn a_drained_journal_is_never_replayed_over_a_later_delete() {
         let dir = tempfile::tempdir().unwrap();
         let a = merged(9, 100, 0, 11);
         let (a2, root) = (a.clone(), dir.path().to_path_buf());
         with_meta_at(dir.path(), async move |meta: Arc<Meta>| {
+            meta.hold_drains
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             let local = Origin::Local { notify: vec![] };
             meta.insert(a2.clone(), None, true, local).await.unwrap();
-            let journal = std::fs::read(journal::journal_path(&root, 0)).unwrap();
+            let journal = std::fs::read(journal::journal_path(&root, 0, 0)).unwrap();
             meta.settle().await.unwrap();
             assert_eq!(meta.applied_seq(0).unwrap(), 1);
             assert_eq!(
-                std::fs::metadata(journal::journal_path(&root, 0))
+                std::fs::metadata(journal::journal_path(&root, 0, 0))
                     .unwrap()
                     .len(),
                 0,
                 "emptied once drained"
             );
             // The emptying was not synced and a power cut brings the old bytes back.
-            std::fs::write(journal::journal_path(&root, 0), journal).unwrap();
+            std::fs::write(journal::journal_path(&root, 0, 0), journal).unwrap();
             assert!(meta
                 .delete(a2.md5.clone(), vec![], false)
                 .await

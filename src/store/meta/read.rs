@@ -108,6 +108,8 @@ impl Meta {
             senders,
             receivers: Mutex::new(receivers),
             journal_dbs,
+            #[cfg(test)]
+            hold_drains: Default::default(),
         });
         meta.recover_intents()?;
         meta.replay_journals()?;
