@@ -159,7 +159,13 @@ async fn move_one(
     };
     let at = w
         .haystack
-        .append(dir, w.id, w.shared.workers, content)
+        .append(
+            dir,
+            w.id,
+            w.shared.workers,
+            content,
+            haystack::Durability::Synced,
+        )
         .await?;
     let moved = w
         .meta()

@@ -6,8 +6,10 @@
 //! Points: `write.synced` (a temp file's content is durable), `commit.placed` (a batch's files
 //! are renamed into place), `commit.durable` (their directories are fsynced, nothing is
 //! committed), `commit.before_unlink` (a delete is committed, its file not yet unlinked),
-//! `commit.committed` (a batch is committed, nobody answered), `haystack.synced` (merged bytes
-//! are durable in a container, not indexed), `tus.data_synced` (a PATCH's bytes are durable,
+//! `commit.committed` (a batch is committed, nobody answered), `haystack.written` (merged bytes
+//! are written to a container, not synced), `haystack.synced` (merged bytes are durable in a
+//! container, not indexed), `journal.synced` (merged uploads' records and bytes are durable in
+//! the metadata journal, not answered), `tus.data_synced` (a PATCH's bytes are durable,
 //! the new offset not saved), `tus.completed` (an upload's file is stored, the upload not
 //! marked complete), `import.batch` (after an import batch), `compact.retired`,
 //! `compact.moved` (after a group of relocations), `compact.unlinking` (before a compacted

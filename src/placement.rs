@@ -196,9 +196,17 @@ pub async fn commit_merged(
     let ext = name.rfind('.').map_or("", |i| &name[i..]).to_string();
     let size = content.len() as u64 + 1;
     let dir = haystack::dir_of(&cfg.peer_id);
+    // Written, not fdatasynced: the metadata journal holds the bytes durably with the record
+    // (store::meta::journal) until the container is fdatasynced.
     let at = w
         .haystack
-        .append(&w.dir().join(&dir), w.id, w.shared.workers, content)
+        .append(
+            &w.dir().join(&dir),
+            w.id,
+            w.shared.workers,
+            content.clone(),
+            haystack::Durability::Written,
+        )
         .await?;
     let mut info = FileInfo {
         name,
@@ -215,10 +223,8 @@ pub async fn commit_merged(
     if !dedup {
         info.md5 = meta::md5_hex(&info.rel_path());
     }
-    let origin = meta::Origin::Local {
-        notify: cfg.peers.clone(),
-    };
-    match w.meta().insert(info, None, dedup, origin).await? {
+    let notify = cfg.peers.clone();
+    match w.meta().insert_merged(info, content, dedup, notify).await? {
         // A concurrent upload of the same content won: these bytes stay dead.
         Inserted::New(info) | Inserted::Existing(info) => {
             w.metrics().upload(info.size as u64, false);

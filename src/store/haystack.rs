@@ -5,12 +5,15 @@
 //! `<N>,<offset>,<size>,<ext>`, so the URL is `/group1/haystack/<peer_id>/<N>,<offset>,<size>,<ext>`.
 //!
 //! Group commit: appends of concurrent uploads on one executor form one batch, written with
-//! one `pwrite` and made durable with one `fdatasync` (on the blocking pool), before any of
-//! them is indexed. Each executor appends only to its own containers (`N ≡ 100 + id` modulo the
+//! one `pwrite` (on the blocking pool) and, when one of them asks, made durable with one
+//! `fdatasync` before any of them is indexed. Uploads from clients do not ask: their bytes
+//! are written to the metadata journal too, whose fdatasync makes them durable, and the
+//! container is fdatasynced before those records are committed to LMDB and the journal
+//! emptied (`store::meta::journal`). Each executor appends only to its own containers (`N ≡ 100 + id` modulo the
 //! executor count), so a container never has two writers.
 //!
-//! Storage contract: a merged file's bytes are fdatasynced before the record pointing at them
-//! commits. A crash in between leaves dead bytes at a container's end: never served (reads go
+//! Storage contract: a merged file's bytes are durable (in the container, or in the journal
+//! until the container is fdatasynced) before the record pointing at them is acknowledged. A crash in between leaves dead bytes at a container's end: never served (reads go
 //! through records, and check the marker) and never overwritten (appends start at the end).
 
 use bytes::Bytes;
@@ -129,7 +132,19 @@ impl Locator {
 
 struct Pending {
     content: Bytes,
+    /// Whether the batch must be fdatasynced before this append is answered.
+    sync: bool,
     done: oneshot::Sender<io::Result<Appended>>,
+}
+
+/// Whether an append is durable when answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fdatasynced with its batch.
+    Synced,
+    /// Written only: the caller makes the bytes durable another way (the journal) and has
+    /// the container fdatasynced before it forgets them.
+    Written,
 }
 
 #[derive(Default)]
@@ -158,15 +173,16 @@ impl Appender {
         }
     }
 
-    /// Appends `content` (marker first) to this executor's container under `dir` and makes it
-    /// durable, together with the appends queued meanwhile. `id`/`workers` select the
-    /// executor's containers.
+    /// Appends `content` (marker first) to this executor's container under `dir`, together
+    /// with the appends queued meanwhile, durably or not (`durability`). `id`/`workers`
+    /// select the executor's containers.
     pub async fn append(
         &self,
         dir: &Path,
         id: usize,
         workers: usize,
         content: Bytes,
+        durability: Durability,
     ) -> io::Result<Appended> {
         assert!(
             (content.len() as u64) < SMALL_FILE_BYTES_MAX,
@@ -175,7 +191,11 @@ impl Appender {
         let (done, answer) = oneshot::channel();
         let lead = {
             let mut st = self.state.borrow_mut();
-            st.queue.push(Pending { content, done });
+            st.queue.push(Pending {
+                content,
+                sync: durability == Durability::Synced,
+                done,
+            });
             !std::mem::replace(&mut st.writing, true)
         };
         if lead {
@@ -196,6 +216,7 @@ impl Appender {
 
     async fn write_batch(&self, dir: &Path, id: usize, workers: usize, batch: Vec<Pending>) {
         let bytes: u64 = batch.iter().map(|p| p.content.len() as u64 + 1).sum();
+        let sync = batch.iter().any(|p| p.sync);
         let current = self.state.borrow().current;
         let placed = match current {
             Some((n, len)) if len + bytes <= CONTAINER_BYTES_MAX => Ok((n, len)),
@@ -219,7 +240,7 @@ impl Appender {
         }
         let path = dir.join(n.to_string());
         let written = glommio::executor()
-            .spawn_blocking(move || write_durably(&path, start, &buf))
+            .spawn_blocking(move || write_container(&path, start, &buf, sync))
             .await;
         match written {
             Ok(()) => {
@@ -307,9 +328,10 @@ pub fn remove(dir: &Path, n: u64) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Blocking: writes `buf` at `start` and fdatasyncs; a new container's directory entries
-/// (and new directories up to `files/`) are fsynced too.
-fn write_durably(path: &Path, start: u64, buf: &[u8]) -> io::Result<()> {
+/// Blocking: writes `buf` at `start` and, with `sync`, fdatasyncs; a new container's
+/// directory entries (and new directories up to `files/`) are fsynced in any case (the
+/// container's later fdatasync does not cover them).
+fn write_container(path: &Path, start: u64, buf: &[u8], sync: bool) -> io::Result<()> {
     use std::os::unix::fs::FileExt;
     let dir = path.parent().expect("a container has a directory");
     let mut new_dirs: Vec<PathBuf> = Vec::new();
@@ -326,8 +348,11 @@ fn write_durably(path: &Path, start: u64, buf: &[u8]) -> io::Result<()> {
         .write(true)
         .open(path)?;
     f.write_all_at(buf, start)?;
-    f.sync_data()?;
-    crate::failpoint::hit("haystack.synced");
+    crate::failpoint::hit("haystack.written");
+    if sync {
+        f.sync_data()?;
+        crate::failpoint::hit("haystack.synced");
+    }
     if created {
         std::fs::File::open(dir)?.sync_all()?;
         for d in &new_dirs {
@@ -337,13 +362,19 @@ fn write_durably(path: &Path, start: u64, buf: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Blocking: writes a merged file received from a peer (marker, then `content`) at `offset`
-/// of `container`, the origin's place, and makes it durable (a new container's entry too).
-pub fn write_at(container: &Path, offset: u64, content: &[u8]) -> io::Result<()> {
+/// Blocking: writes a merged file (marker, then `content`) at `offset` of `container` (a
+/// peer's file at the origin's place, or a journaled one being replayed), fdatasynced with
+/// `sync` (a new container's entry always).
+pub fn write_at(container: &Path, offset: u64, content: &[u8], sync: bool) -> io::Result<()> {
     let mut buf = Vec::with_capacity(content.len() + 1);
     buf.push(MARKER);
     buf.extend_from_slice(content);
-    write_durably(container, offset, &buf)
+    write_container(container, offset, &buf, sync)
+}
+
+/// Blocking: fdatasyncs a container (its appends were `Durability::Written`).
+pub fn sync(container: &Path) -> io::Result<()> {
+    std::fs::File::open(container)?.sync_data()
 }
 
 /// Blocking: a merged file's content from its container, None when the container is shorter
@@ -462,7 +493,8 @@ mod tests {
                     let (app, dir) = (app.clone(), dir.clone());
                     glommio::spawn_local(async move {
                         let content = Bytes::from(vec![i; 10 + i as usize]);
-                        (i, app.append(&dir, 0, 2, content).await.unwrap())
+                        let d = Durability::Synced;
+                        (i, app.append(&dir, 0, 2, content, d).await.unwrap())
                     })
                 })
                 .collect();

@@ -100,7 +100,7 @@ async fn get(
 async fn store(w: &Worker, info: FileInfo, n: u64, offset: u64, content: bytes::Bytes) -> Fetch {
     let container = w.dir().join(&info.path).join(n.to_string());
     let written = glommio::executor()
-        .spawn_blocking(move || haystack::write_at(&container, offset, &content))
+        .spawn_blocking(move || haystack::write_at(&container, offset, &content, true))
         .await;
     if let Err(e) = written {
         return Fetch::Retry(format!("container write: {e}"));

@@ -8,6 +8,7 @@ use super::apply::{purge_peer, unlink_files};
 use super::journal::{self, Deferred, Journal};
 use super::place::Placed;
 use super::*;
+use crate::store::haystack;
 
 /// One committer's state between batches.
 struct Committer {
@@ -309,13 +310,26 @@ impl Meta {
         let Some(decided) = self.decide(k, ops, next_seq)? else {
             return Ok(None);
         };
-        let fresh: Vec<Deferred> = decided.iter().filter_map(|d| d.clone().ok()).collect();
-        let Some(last) = fresh.last() else {
+        let fresh: Vec<(&Deferred, &[u8])> = decided
+            .iter()
+            .zip(ops)
+            .filter_map(|(d, (_, op))| {
+                let content = match op {
+                    Op::Insert {
+                        unsynced: Some(c), ..
+                    } => &c[..],
+                    _ => &[],
+                };
+                Some((d.as_ref().ok()?, content))
+            })
+            .collect();
+        let Some(last) = fresh.last().map(|(d, _)| d.seq) else {
             return Ok(Some((decided, end, next_seq)));
         };
         let new_end = journal::append_at(file, end, &fresh)?;
-        let next = last.seq + 1;
-        self.overlays.add(k, &fresh);
+        let records: Vec<Deferred> = fresh.into_iter().map(|(d, _)| d.clone()).collect();
+        self.overlays.add(k, &records);
+        let next = last + 1;
         Ok(Some((decided, new_end, next)))
     }
 
@@ -460,6 +474,7 @@ impl Meta {
             .map_or(0, |(shard, _)| shard % self.senders.len());
         let intents = self.intents_of(&ops);
         let journaled = !intents.is_empty();
+        let containers = self.unsynced_containers(&ops);
         if journaled {
             if let Err(e) = super::intents::write(&self.root, committer, &intents) {
                 let f = Failed::of_io(&e);
@@ -503,7 +518,8 @@ impl Meta {
                 crate::failpoint::hit("commit.placed");
                 let t1 = std::time::Instant::now();
                 let set = std::mem::take(&mut *dirs.lock().expect("dirs lock"));
-                if let Err(e) = self.make_durable(&set) {
+                let synced = containers.iter().try_for_each(|c| haystack::sync(c));
+                if let Err(e) = synced.and_then(|()| self.make_durable(&set)) {
                     *durable.lock().expect("durable lock") = Some(Failed::of_io(&e));
                 }
                 crate::failpoint::hit("commit.durable");
@@ -607,6 +623,7 @@ impl Meta {
                 staged,
                 dedup,
                 origin,
+                unsynced: _,
             } => {
                 let put = Put {
                     info: *info,
@@ -639,6 +656,21 @@ impl Meta {
             Op::Relocate { md5, from, to } => super::apply::relocate(s, txn, &md5, from, to),
             Op::Settle => Ok(OpResult::Done),
         }
+    }
+
+    /// The containers of merged files in `ops` whose appends were not fdatasynced.
+    fn unsynced_containers(&self, ops: &[(usize, Op)]) -> BTreeSet<PathBuf> {
+        ops.iter()
+            .filter_map(|(_, op)| match op {
+                Op::Insert {
+                    info,
+                    unsynced: Some(_),
+                    ..
+                } => haystack::container_of(info.stored_name())
+                    .map(|n| self.root.join(&info.path).join(n.to_string())),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Makes the batch's renames durable before the metadata commit: one fsync per touched

@@ -45,7 +45,10 @@ pub(super) const DRAIN_IDLE: std::time::Duration = std::time::Duration::from_mil
 pub(super) const DRAIN_AGE: std::time::Duration = std::time::Duration::from_millis(500);
 
 const MAGIC: u32 = 0x4A46_4453; // "SDFJ" little-endian
+/// magic, payload length, crc32c of the payload
 const HEADER: usize = 12;
+/// The payload's fixed part: sequence number, flags (1 dedup, 2 content), JSON length.
+const PAYLOAD_FIXED: usize = 13;
 /// The key of the last applied sequence number in an environment's `journal` table.
 const APPLIED: &[u8] = b"applied";
 
@@ -56,6 +59,15 @@ pub(super) struct Deferred {
     pub info: FileInfo,
     pub dedup: bool,
     pub notify: Vec<String>,
+    /// The content is in the journal entry and the container append was not fdatasynced.
+    pub unsynced: bool,
+}
+
+/// An entry read back from a journal: the record, and the content when it was journaled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Entry {
+    pub record: Deferred,
+    pub content: Option<Vec<u8>>,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -65,29 +77,39 @@ struct Body {
 }
 
 impl Deferred {
-    pub(super) fn encode_into(&self, out: &mut Vec<u8>) {
+    /// Appends the entry: the record, and `content` when the record is `unsynced`.
+    pub(super) fn encode_into(&self, content: &[u8], out: &mut Vec<u8>) {
+        assert_eq!(
+            self.unsynced,
+            !content.is_empty(),
+            "the content is journaled exactly when the container was not synced"
+        );
         let body = serde_json::to_vec(&Body {
             info: self.info.clone(),
             notify: self.notify.clone(),
         })
         .expect("a record serializes");
-        let mut payload = Vec::with_capacity(9 + body.len());
-        payload.extend_from_slice(&self.seq.to_le_bytes());
-        payload.push(self.dedup as u8);
-        payload.extend_from_slice(&body);
+        let len = PAYLOAD_FIXED + body.len() + content.len();
+        let at = out.len();
         out.extend_from_slice(&MAGIC.to_le_bytes());
-        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        out.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
-        out.extend_from_slice(&payload);
+        out.extend_from_slice(&(len as u32).to_le_bytes());
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&self.seq.to_le_bytes());
+        out.push(u8::from(self.dedup) | u8::from(self.unsynced) << 1);
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&body);
+        out.extend_from_slice(content);
+        let crc = crc32c::crc32c(&out[at + HEADER..]);
+        out[at + 8..at + HEADER].copy_from_slice(&crc.to_le_bytes());
     }
 
     /// The entries of a journal's bytes, up to the first one that is torn or not an entry.
-    pub(super) fn decode_all(mut bytes: &[u8]) -> Vec<Deferred> {
+    pub(super) fn decode_all(mut bytes: &[u8]) -> Vec<Entry> {
         let mut out = Vec::new();
         while bytes.len() >= HEADER {
             let word = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
             let (magic, len, crc) = (word(0), word(4) as usize, word(8));
-            if magic != MAGIC || bytes.len() - HEADER < len || len < 9 {
+            if magic != MAGIC || bytes.len() - HEADER < len || len < PAYLOAD_FIXED {
                 break;
             }
             let payload = &bytes[HEADER..HEADER + len];
@@ -95,14 +117,24 @@ impl Deferred {
                 break;
             }
             let seq = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes"));
-            let Ok(body) = serde_json::from_slice::<Body>(&payload[9..]) else {
+            let flags = payload[8];
+            let body_len = u32::from_le_bytes(payload[9..13].try_into().expect("4 bytes")) as usize;
+            let Some(body) = payload.get(PAYLOAD_FIXED..PAYLOAD_FIXED + body_len) else {
                 break;
             };
-            out.push(Deferred {
-                seq,
-                info: body.info,
-                dedup: payload[8] != 0,
-                notify: body.notify,
+            let Ok(body) = serde_json::from_slice::<Body>(body) else {
+                break;
+            };
+            let unsynced = flags & 2 != 0;
+            out.push(Entry {
+                record: Deferred {
+                    seq,
+                    info: body.info,
+                    dedup: flags & 1 != 0,
+                    notify: body.notify,
+                    unsynced,
+                },
+                content: unsynced.then(|| payload[PAYLOAD_FIXED + body_len..].to_vec()),
             });
             bytes = &bytes[HEADER + len..];
         }
@@ -118,6 +150,7 @@ impl Deferred {
             origin: Origin::Local {
                 notify: self.notify.clone(),
             },
+            unsynced: self.unsynced.then(bytes::Bytes::new),
         }
     }
 }
@@ -250,8 +283,8 @@ impl Journal {
                 std::fs::File::open(path.parent().expect("data/meta"))?.sync_all()?;
             }
             let bytes = std::fs::read(&path)?;
-            if let Some(d) = Deferred::decode_all(&bytes).last() {
-                last = last.max(d.seq);
+            if let Some(e) = Deferred::decode_all(&bytes).last() {
+                last = last.max(e.record.seq);
             }
             Ok((Arc::new(file), bytes.len() as u64))
         };
@@ -304,12 +337,13 @@ impl Journal {
 pub(super) fn append_at(
     file: &std::fs::File,
     end: u64,
-    records: &[Deferred],
+    records: &[(&Deferred, &[u8])],
 ) -> std::io::Result<u64> {
     use std::os::unix::fs::FileExt;
-    let mut buf = Vec::with_capacity(records.len() * 512);
-    for d in records {
-        d.encode_into(&mut buf);
+    let bytes: usize = records.iter().map(|(_, c)| c.len() + 512).sum();
+    let mut buf = Vec::with_capacity(bytes);
+    for (d, content) in records {
+        d.encode_into(content, &mut buf);
     }
     file.write_all_at(&buf, end)?;
     file.sync_data()?;
@@ -398,6 +432,7 @@ impl Meta {
                 info,
                 dedup,
                 origin: Origin::Local { notify },
+                unsynced,
                 ..
             } = op
             else {
@@ -434,6 +469,7 @@ impl Meta {
                         info: (**info).clone(),
                         dedup: *dedup,
                         notify: notify.clone(),
+                        unsynced: unsynced.is_some(),
                     }));
                     seq += 1;
                 }
@@ -452,20 +488,20 @@ impl Meta {
                 journal_path(&self.root, k, 1),
             ];
             let applied = self.applied_seq(k)?;
-            let mut todo: Vec<Deferred> = Vec::new();
+            let mut todo: Vec<Entry> = Vec::new();
             for path in &paths {
                 match std::fs::read(path) {
                     Ok(b) => todo.extend(
                         Deferred::decode_all(&b)
                             .into_iter()
-                            .filter(|d| d.seq > applied),
+                            .filter(|e| e.record.seq > applied),
                     ),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(e.into()),
                 }
             }
-            todo.sort_by_key(|d| d.seq);
-            if let Some(last) = todo.last().map(|d| d.seq) {
+            todo.sort_by_key(|e| e.record.seq);
+            if let Some(last) = todo.last().map(|e| e.record.seq) {
                 for chunk in todo.chunks(10_000) {
                     self.apply_replayed(k, chunk)?;
                 }
@@ -487,9 +523,27 @@ impl Meta {
         Ok(applied_total)
     }
 
-    fn apply_replayed(&self, k: usize, entries: &[Deferred]) -> Result<(), MetaError> {
+    fn apply_replayed(&self, k: usize, entries: &[Entry]) -> Result<(), MetaError> {
+        // Journaled contents go back into their containers (where the crash may have lost
+        // them), durably, before their records commit.
+        let mut containers = BTreeSet::new();
+        for e in entries {
+            let (Some(content), Some(n)) = (
+                &e.content,
+                crate::store::haystack::container_of(e.record.info.stored_name()),
+            ) else {
+                continue;
+            };
+            let container = self.root.join(&e.record.info.path).join(n.to_string());
+            let offset = e.record.info.offset as u64;
+            crate::store::haystack::write_at(&container, offset, content, false)?;
+            containers.insert(container);
+        }
+        for c in &containers {
+            crate::store::haystack::sync(c)?;
+        }
         let mut txns: BTreeMap<usize, lmdb::RwTransaction<'_>> = BTreeMap::new();
-        for d in entries {
+        for d in entries.iter().map(|e| &e.record) {
             let s = &self.shards[shard_of(&d.info.md5, self.shards.len())];
             let txn = match txns.entry(s.env_index) {
                 std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
@@ -509,7 +563,7 @@ impl Meta {
             self.apply_insert(s, txn, put, &mut dirs, &mut placed)?;
             assert!(placed.is_empty(), "a journaled insert moves no file");
         }
-        let last = entries.last().expect("a chunk has entries").seq;
+        let last = entries.last().expect("a chunk has entries").record.seq;
         if let std::collections::btree_map::Entry::Vacant(v) = txns.entry(k) {
             v.insert(self.envs[k].begin_rw_txn()?);
         }
@@ -545,35 +599,59 @@ mod tests {
             },
             dedup: true,
             notify: vec!["http://peer:8080".into()],
+            unsynced: seq.is_multiple_of(2),
         }
+    }
+
+    fn encode(seq: u64, out: &mut Vec<u8>) {
+        let d = entry(seq);
+        let content = if d.unsynced {
+            vec![seq as u8; 4]
+        } else {
+            vec![]
+        };
+        d.encode_into(&content, out);
+    }
+
+    fn records(bytes: &[u8]) -> Vec<Deferred> {
+        Deferred::decode_all(bytes)
+            .into_iter()
+            .map(|e| e.record)
+            .collect()
     }
 
     #[test]
     fn entries_read_back_and_a_torn_or_foreign_tail_ends_the_journal() {
         let mut buf = Vec::new();
         for s in 1..=3 {
-            entry(s).encode_into(&mut buf);
+            encode(s, &mut buf);
         }
-        assert_eq!(
-            Deferred::decode_all(&buf),
-            vec![entry(1), entry(2), entry(3)]
-        );
+        assert_eq!(records(&buf), vec![entry(1), entry(2), entry(3)]);
+        let contents: Vec<_> = Deferred::decode_all(&buf)
+            .into_iter()
+            .map(|e| e.content)
+            .collect();
+        assert_eq!(contents, vec![None, Some(vec![2u8; 4]), None]);
         let whole = buf.len();
-        entry(4).encode_into(&mut buf);
+        encode(4, &mut buf);
         assert_eq!(
-            Deferred::decode_all(&buf[..buf.len() - 1]).len(),
+            records(&buf[..buf.len() - 1]).len(),
             3,
             "a torn last entry is not an entry"
         );
         let mut flipped = buf.clone();
+        let last = flipped.len() - 2;
+        flipped[last] ^= 1;
+        assert_eq!(records(&flipped).len(), 3, "checksum (of the content too)");
+        flipped = buf.clone();
         flipped[whole + HEADER + 20] ^= 1;
-        assert_eq!(Deferred::decode_all(&flipped).len(), 3, "checksum");
+        assert_eq!(records(&flipped).len(), 3, "checksum");
         // A journal emptied without a sync and rewritten from its start: the new entries,
         // then the old bytes' remains, which never parse as an entry mid-way.
         let mut rewritten = Vec::new();
-        entry(9).encode_into(&mut rewritten);
+        encode(9, &mut rewritten);
         rewritten.extend_from_slice(&buf[rewritten.len()..]);
-        let got = Deferred::decode_all(&rewritten);
+        let got = records(&rewritten);
         assert_eq!(got.first(), Some(&entry(9)));
         assert!(got.iter().skip(1).all(|d| d.seq < 9));
     }

@@ -150,6 +150,10 @@ enum Op {
         staged: Option<Staged>,
         dedup: bool,
         origin: Origin,
+        /// A merged file whose container append was not fdatasynced: its content, for the
+        /// journal (empty once journaled). Its container is fdatasynced before the record
+        /// commits.
+        unsynced: Option<bytes::Bytes>,
     },
     /// Remove a record (and its path key, day entry, counters) and then its file; leaves a
     /// tombstone (also for an unknown md5 when `tomb_missing`, i.e. a delete from a peer)
@@ -716,6 +720,28 @@ mod queue_tests {
     }
 
     #[test]
+    fn journaled_content_is_written_back_to_a_container_that_lost_it_in_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = merged(11, 100, 6, 6);
+        let a2 = a.clone();
+        with_meta_at(dir.path(), async move |meta: Arc<Meta>| {
+            meta.hold_drains
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            // The container append was written, not synced, and the power cut lost it.
+            let content = bytes::Bytes::from_static(b"hello");
+            let r = meta.insert_merged(a2.clone(), content, true, vec![]);
+            assert_eq!(r.await.unwrap(), Inserted::New(a2.clone()));
+        });
+        let container = dir.path().join("files/haystack/p1/100");
+        assert!(!container.exists());
+        with_meta_at(dir.path(), async move |meta: Arc<Meta>| {
+            assert_eq!(meta.get(&a.md5).unwrap(), Some(a.clone()));
+            let back = crate::store::haystack::read_blocking(&container, 6, 6).unwrap();
+            assert_eq!(back.as_deref(), Some(&b"hello"[..]), "replayed into place");
+        });
+    }
+
+    #[test]
     fn a_drained_journal_is_never_replayed_over_a_later_delete() {
         let dir = tempfile::tempdir().unwrap();
         let a = merged(9, 100, 0, 11);
@@ -774,6 +800,7 @@ mod queue_tests {
                 let op = Op::Insert {
                     info: Box::new(record(i)),
                     staged: None,
+                    unsynced: None,
                     dedup: false,
                     origin: Origin::Local {
                         notify: peers.clone(),
@@ -801,6 +828,7 @@ mod queue_tests {
             let copy = Op::Insert {
                 info: Box::new(record(0)),
                 staged: None,
+                unsynced: None,
                 dedup: true,
                 origin: Origin::Peer,
             };

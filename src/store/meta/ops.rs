@@ -56,7 +56,33 @@ impl Meta {
             staged,
             dedup,
             origin,
+            unsynced: None,
         };
+        self.inserted(op).await
+    }
+
+    /// Stores a merged file uploaded here whose bytes were written to their container but not
+    /// fdatasynced: `content` goes into the journal with the record (durable before the
+    /// answer), and the container is fdatasynced before the record reaches LMDB.
+    pub async fn insert_merged(
+        &self,
+        info: FileInfo,
+        content: bytes::Bytes,
+        dedup: bool,
+        notify: Vec<String>,
+    ) -> Result<Inserted, MetaError> {
+        assert!(info.is_merged(), "a merged file");
+        let op = Op::Insert {
+            info: Box::new(info),
+            staged: None,
+            dedup,
+            origin: Origin::Local { notify },
+            unsynced: Some(content),
+        };
+        self.inserted(op).await
+    }
+
+    async fn inserted(&self, op: Op) -> Result<Inserted, MetaError> {
         match self.submit(op).await? {
             OpResult::Inserted(info) => Ok(Inserted::New(info)),
             OpResult::Existing(info) => Ok(Inserted::Existing(info)),
