@@ -2,7 +2,9 @@
 //!
 //! Storage contract: a write (`Op`) is acknowledged only after one LMDB transaction holding it
 //! has committed (LMDB fsyncs on commit) and, for inserts, after the file was renamed into
-//! place and its directory fsynced. A batch's file effects are journaled first (`intents.rs`):
+//! place and its directory fsynced; or, for a merged file uploaded here, after its record and
+//! content were fdatasynced in the committer's record journal (`journal.rs`), which a later
+//! transaction drains into LMDB and a restart replays. A batch's file effects are journaled first (`intents.rs`):
 //! after a crash, a file moved into place that no record names is taken back, and a file whose
 //! delete committed is unlinked, before anything is served (never a record pointing at a
 //! missing or partial file, never a served file without a record).
