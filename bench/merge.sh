@@ -5,10 +5,10 @@
 # GET req/s, and the on/off ratios, with nginx's WebDAV PUT of the same files as the CPU per
 # upload baseline; saves bench/results/merge-<timestamp>.md.
 #
-#   cargo build --release && bench/merge.sh          # about 1.5 minutes
+#   cargo build --release && bench/merge.sh          # about 3 minutes (two rounds)
 #
 # Variables: FASTDFS_BIN (target/release/fastdfs), BENCH_WORK_DIR (/var/tmp/fastdfs-merge),
-# UP_SECONDS (10), GET_SECONDS (10).
+# UP_SECONDS (10), GET_SECONDS (10), ROUNDS (2).
 set -euo pipefail
 cd "$(dirname "$0")"
 BIN=${FASTDFS_BIN:-$(cd .. && pwd)/target/release/fastdfs}
@@ -102,27 +102,27 @@ NGINX
     'BEGIN {printf "%.0f %.0f\n", r / d, (b - a) / t * 1e6 / r}'
 }
 
-read -r nginx_fps nginx_cpu < <(nginx_put)
-read -r off_fps off_cpu off_get off_files < <(run false)
-read -r on_fps on_cpu on_get on_files < <(run true)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+# Interleaved rounds (nginx, off, on; again): this machine's disk and CPU drift by 2x within
+# minutes, so each round's ratios compare runs a minute apart.
+rows=""
+for round in $(seq "${ROUNDS:-2}"); do
+  read -r nginx_fps nginx_cpu < <(nginx_put)
+  read -r off_fps off_cpu off_get off_files < <(run false)
+  read -r on_fps on_cpu on_get on_files < <(run true)
+  rows+="| $round | $off_fps | $on_fps | **$(ratio "$on_fps" "$off_fps")** | $off_cpu | $on_cpu | $nginx_fps | $nginx_cpu | **$(ratio "$on_cpu" "$nginx_cpu")** | $off_get | $on_get | $(ratio "$on_get" "$off_get") | $off_files | $on_files |
+"
+done
 report="# Small-file merge benchmark $TS
 
 Binary: $BIN. One executor on CPU 0, wrk on CPU 1. Uploads: 4 KiB distinct files, 32
 connections, ${UP_S} s, each acknowledged only once durable. GETs: 500 of the uploaded files,
-64 connections, ${GET_S} s.
+64 connections, ${GET_S} s. nginx: WebDAV PUT of the same 4 KiB files (one worker on CPU 0,
+no fsync), the CPU baseline. Rounds are interleaved; each row is one round.
 
-| metric | merge off | merge on | on / off |
-|---|---:|---:|---:|
-| uploads/s (higher better) | $off_fps | $on_fps | $(ratio "$on_fps" "$off_fps") |
-| server CPU µs per upload (lower better) | $off_cpu | $on_cpu | $(ratio "$on_cpu" "$off_cpu") |
-| GET 4 KiB req/s (higher better) | $off_get | $on_get | $(ratio "$on_get" "$off_get") |
-| files (inodes) under files/ after the run | $off_files | $on_files | |
-
-nginx WebDAV PUT of the same 4 KiB files (one worker on CPU 0, no fsync), same run: $nginx_fps
-files/s, $nginx_cpu µs of CPU per PUT. CPU per upload against it: merge off
-$(ratio "$off_cpu" "$nginx_cpu")x, merge on $(ratio "$on_cpu" "$nginx_cpu")x.
-"
+| round | uploads/s off | uploads/s on | on / off | CPU µs/upload off | CPU µs/upload on | nginx PUT/s | nginx CPU µs/PUT | on / nginx CPU | GET req/s off | GET req/s on | GET on / off | inodes off | inodes on |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+$rows"
 echo "$report"
 mkdir -p results
 echo "$report" >"results/merge-$TS.md"

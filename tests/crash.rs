@@ -486,7 +486,10 @@ fn a_power_cut_at_each_crash_point_keeps_every_acknowledged_file() {
         if merge && point != "haystack.written" {
             // Journaled: its bytes and record survive the power cut (replayed on start).
             let md5 = md5_hex(&late);
-            assert!(has_md5(&s.base(), &md5), "{tag}: a journaled upload was lost");
+            assert!(
+                has_md5(&s.base(), &md5),
+                "{tag}: a journaled upload was lost"
+            );
             let again = upload_json(&s, "late.bin", &late);
             assert_serves(&s, &again, &late, &tag);
         }

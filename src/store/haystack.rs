@@ -154,6 +154,9 @@ struct State {
     writing: bool,
     /// The container this executor appends to, and its length.
     current: Option<(u64, u64)>,
+    /// The open container `current` names (kept across batches: no open, stat or mkdir per
+    /// batch).
+    file: Option<(u64, std::sync::Arc<std::fs::File>)>,
 }
 
 /// One executor's appender.
@@ -170,6 +173,9 @@ impl Appender {
         let mut st = self.state.borrow_mut();
         if st.current.is_some_and(|(c, _)| c == n) {
             st.current = None;
+        }
+        if st.file.as_ref().is_some_and(|(c, _)| *c == n) {
+            st.file = None;
         }
     }
 
@@ -239,12 +245,17 @@ impl Appender {
             buf.extend_from_slice(&p.content);
         }
         let path = dir.join(n.to_string());
+        let open = self.state.borrow().file.clone();
+        let open = open.filter(|(m, _)| *m == n).map(|(_, f)| f);
         let written = glommio::executor()
-            .spawn_blocking(move || write_container(&path, start, &buf, sync))
+            .spawn_blocking(move || write_container_in(&path, open, start, &buf, sync))
             .await;
         match written {
-            Ok(()) => {
-                self.state.borrow_mut().current = Some((n, start + bytes));
+            Ok(file) => {
+                let mut st = self.state.borrow_mut();
+                st.current = Some((n, start + bytes));
+                st.file = Some((n, file));
+                drop(st);
                 for (p, offset) in batch.into_iter().zip(offsets) {
                     let _ = p.done.send(Ok(Appended {
                         container: n,
@@ -254,7 +265,10 @@ impl Appender {
             }
             Err(e) => {
                 // The length on disk is unknown now: look again before the next append.
-                self.state.borrow_mut().current = None;
+                let mut st = self.state.borrow_mut();
+                st.current = None;
+                st.file = None;
+                drop(st);
                 fail(batch, e)
             }
         }
@@ -332,7 +346,37 @@ pub fn remove(dir: &Path, n: u64) -> io::Result<()> {
 /// directory entries (and new directories up to `files/`) are fsynced in any case (the
 /// container's later fdatasync does not cover them).
 fn write_container(path: &Path, start: u64, buf: &[u8], sync: bool) -> io::Result<()> {
+    write_container_in(path, None, start, buf, sync).map(drop)
+}
+
+/// As [`write_container`], through `open` when the container is open already; returns the
+/// open container.
+fn write_container_in(
+    path: &Path,
+    open: Option<std::sync::Arc<std::fs::File>>,
+    start: u64,
+    buf: &[u8],
+    sync: bool,
+) -> io::Result<std::sync::Arc<std::fs::File>> {
     use std::os::unix::fs::FileExt;
+    let f = match open {
+        Some(f) => f,
+        None => std::sync::Arc::new(open_container(path)?),
+    };
+    f.write_all_at(buf, start)?;
+    crate::failpoint::hit("haystack.written");
+    if sync {
+        f.sync_data()?;
+        crate::failpoint::hit("haystack.synced");
+    } else {
+        start_writeback(&f, start, buf.len() as u64);
+    }
+    Ok(f)
+}
+
+/// Blocking: opens (creating) a container; a new one's directory entries (and new
+/// directories up to `files/`) are fsynced (no later fdatasync of the container covers them).
+fn open_container(path: &Path) -> io::Result<std::fs::File> {
     let dir = path.parent().expect("a container has a directory");
     let mut new_dirs: Vec<PathBuf> = Vec::new();
     let mut at = dir;
@@ -347,21 +391,13 @@ fn write_container(path: &Path, start: u64, buf: &[u8], sync: bool) -> io::Resul
         .truncate(false)
         .write(true)
         .open(path)?;
-    f.write_all_at(buf, start)?;
-    crate::failpoint::hit("haystack.written");
-    if sync {
-        f.sync_data()?;
-        crate::failpoint::hit("haystack.synced");
-    } else {
-        start_writeback(&f, start, buf.len() as u64);
-    }
     if created {
         std::fs::File::open(dir)?.sync_all()?;
         for d in &new_dirs {
             std::fs::File::open(d.parent().expect("a parent"))?.sync_all()?;
         }
     }
-    Ok(())
+    Ok(f)
 }
 
 /// Blocking: writes a merged file (marker, then `content`) at `offset` of `container` (a

@@ -23,7 +23,12 @@ struct Committer {
     last_op: std::time::Instant,
     /// A drain running behind the committer.
     inflight: Option<glommio::Task<Drained>>,
+    /// The journal's encoding buffer, kept between batches up to `SCRATCH_KEPT_BYTES`.
+    scratch: Vec<u8>,
 }
+
+/// A journal buffer larger than this (a batch of big merged files) is not kept.
+const SCRATCH_KEPT_BYTES: usize = 4 << 20;
 
 /// What a drain behind the committer did.
 struct Drained {
@@ -143,6 +148,7 @@ impl Meta {
             oldest: None,
             last_op: std::time::Instant::now(),
             inflight: None,
+            scratch: Vec::new(),
         };
         if self.journals() && owner < self.envs.len() {
             let me = self.clone();
@@ -266,12 +272,17 @@ impl Meta {
             let (file, end) = j.tail();
             (file, end, j.next_seq)
         };
-        let (ops, outcome) = glommio::executor()
+        let mut scratch = std::mem::take(&mut c.scratch);
+        let (ops, outcome, mut scratch) = glommio::executor()
             .spawn_blocking(move || {
-                let outcome = me.journal_blocking(k, &file, end, next_seq, &ops);
-                (ops, outcome)
+                let outcome = me.journal_blocking(k, &file, end, next_seq, &ops, &mut scratch);
+                (ops, outcome, scratch)
             })
             .await;
+        if scratch.capacity() <= SCRATCH_KEPT_BYTES {
+            scratch.clear();
+            c.scratch = scratch;
+        }
         let decided = match outcome {
             Ok(Some((decided, end, next_seq))) => {
                 j.appended(end, next_seq);
@@ -306,6 +317,7 @@ impl Meta {
         end: u64,
         next_seq: u64,
         ops: &[(usize, Op)],
+        scratch: &mut Vec<u8>,
     ) -> Result<Option<(Decided, u64, u64)>, MetaError> {
         let Some(decided) = self.decide(k, ops, next_seq)? else {
             return Ok(None);
@@ -326,7 +338,7 @@ impl Meta {
         let Some(last) = fresh.last().map(|(d, _)| d.seq) else {
             return Ok(Some((decided, end, next_seq)));
         };
-        let new_end = journal::append_at(file, end, &fresh)?;
+        let new_end = journal::append_at(file, end, &fresh, scratch)?;
         let records: Vec<Deferred> = fresh.into_iter().map(|(d, _)| d.clone()).collect();
         self.overlays.add(k, &records);
         let next = last + 1;

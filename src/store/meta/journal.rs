@@ -76,6 +76,13 @@ struct Body {
     notify: Vec<String>,
 }
 
+/// `Body` as written (borrowed: nothing is cloned to encode an entry).
+#[derive(serde::Serialize)]
+struct BodyRef<'a> {
+    info: &'a FileInfo,
+    notify: &'a [String],
+}
+
 impl Deferred {
     /// Appends the entry: the record, and `content` when the record is `unsynced`.
     pub(super) fn encode_into(&self, content: &[u8], out: &mut Vec<u8>) {
@@ -84,21 +91,23 @@ impl Deferred {
             !content.is_empty(),
             "the content is journaled exactly when the container was not synced"
         );
-        let body = serde_json::to_vec(&Body {
-            info: self.info.clone(),
-            notify: self.notify.clone(),
-        })
-        .expect("a record serializes");
-        let len = PAYLOAD_FIXED + body.len() + content.len();
         let at = out.len();
         out.extend_from_slice(&MAGIC.to_le_bytes());
-        out.extend_from_slice(&(len as u32).to_le_bytes());
-        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&[0; 8]); // length and crc, filled in below
         out.extend_from_slice(&self.seq.to_le_bytes());
         out.push(u8::from(self.dedup) | u8::from(self.unsynced) << 1);
-        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        out.extend_from_slice(&body);
+        out.extend_from_slice(&[0; 4]); // the JSON's length
+        let json_at = out.len();
+        let body = BodyRef {
+            info: &self.info,
+            notify: &self.notify,
+        };
+        serde_json::to_writer(&mut *out, &body).expect("a record serializes");
+        let json_len = (out.len() - json_at) as u32;
+        out[json_at - 4..json_at].copy_from_slice(&json_len.to_le_bytes());
         out.extend_from_slice(content);
+        let len = (out.len() - at - HEADER) as u32;
+        out[at + 4..at + 8].copy_from_slice(&len.to_le_bytes());
         let crc = crc32c::crc32c(&out[at + HEADER..]);
         out[at + 8..at + HEADER].copy_from_slice(&crc.to_le_bytes());
     }
@@ -334,18 +343,19 @@ impl Journal {
 }
 
 /// Appends `records` at `end` of `file` and makes them durable; the new end. Blocking.
+/// `buf` is scratch space, kept between appends (emptied here).
 pub(super) fn append_at(
     file: &std::fs::File,
     end: u64,
     records: &[(&Deferred, &[u8])],
+    buf: &mut Vec<u8>,
 ) -> std::io::Result<u64> {
     use std::os::unix::fs::FileExt;
-    let bytes: usize = records.iter().map(|(_, c)| c.len() + 512).sum();
-    let mut buf = Vec::with_capacity(bytes);
+    buf.clear();
     for (d, content) in records {
-        d.encode_into(content, &mut buf);
+        d.encode_into(content, buf);
     }
-    file.write_all_at(&buf, end)?;
+    file.write_all_at(buf, end)?;
     file.sync_data()?;
     crate::failpoint::hit("journal.synced");
     Ok(end + buf.len() as u64)
