@@ -138,6 +138,45 @@ pub struct FileResult {
     pub src: String,
 }
 
+impl FileResult {
+    /// `pretty(self)`, written directly: every upload answers with it, and the generic path
+    /// (a `Value`, its keys sorted, then printed) cost about 4 % of a merged upload's CPU.
+    pub fn pretty(&self) -> String {
+        enum V<'a> {
+            S(&'a str),
+            I(i64),
+        }
+        // Keys in byte order, as `pretty` sorts them.
+        let fields = [
+            ("domain", V::S(&self.domain)),
+            ("md5", V::S(&self.md5)),
+            ("mtime", V::I(self.mtime)),
+            ("path", V::S(&self.path)),
+            ("retcode", V::I(self.retcode)),
+            ("retmsg", V::S(&self.retmsg)),
+            ("scene", V::S(&self.scene)),
+            ("scenes", V::S(&self.scenes)),
+            ("size", V::I(self.size)),
+            ("src", V::S(&self.src)),
+            ("url", V::S(&self.url)),
+        ];
+        let mut out = Vec::with_capacity(512);
+        out.extend_from_slice(b"{\n");
+        for (i, (key, value)) in fields.iter().enumerate() {
+            out.extend_from_slice(b"  \"");
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\": ");
+            match value {
+                V::S(s) => serde_json::to_writer(&mut out, s).expect("a string serializes"),
+                V::I(n) => out.extend_from_slice(n.to_string().as_bytes()),
+            }
+            out.extend_from_slice(if i + 1 < fields.len() { b",\n" } else { b"\n" });
+        }
+        out.push(b'}');
+        escape_html(String::from_utf8(out).expect("serde_json writes UTF-8"))
+    }
+}
+
 /// The envelope `{message, status, data}` (docs/PROTOCOL.md §1).
 #[derive(Debug, Clone, Serialize)]
 pub struct Envelope<T: Serialize> {
@@ -202,6 +241,33 @@ mod tests {
             compact(&FileInfo::default()),
             r#"{"name":"","rename":"","path":"","md5":"","size":0,"peers":null,"scene":"","timeStamp":0,"offset":0}"#
         );
+    }
+
+    #[test]
+    fn an_upload_result_written_directly_is_the_generic_pretty_form() {
+        let plain = FileResult {
+            url: "http://127.0.0.1:8080/group1/default/20261203/12/00/1/a.txt".into(),
+            md5: "d41d8cd98f00b204e9800998ecf8427e".into(),
+            path: "/group1/default/20261203/12/00/1/a.txt".into(),
+            domain: "http://127.0.0.1:8080".into(),
+            scene: "default".into(),
+            size: 4096,
+            mtime: 1_764_763_200,
+            scenes: "default".into(),
+            retmsg: String::new(),
+            retcode: 0,
+            src: "/group1/default/20261203/12/00/1/a.txt".into(),
+        };
+        let odd = FileResult {
+            url: "http://h/a?name=<x>&download=1".into(),
+            path: "/g/\u{2028}\"quote\"\\back\nline\u{7f}\u{1}é中".into(),
+            size: -1,
+            retcode: i64::MIN,
+            ..plain.clone()
+        };
+        for r in [FileResult::default(), plain, odd] {
+            assert_eq!(r.pretty(), pretty(&r));
+        }
     }
 
     #[test]

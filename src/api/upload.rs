@@ -287,7 +287,7 @@ async fn upload(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError>
     let result = file_result(&cfg, &info);
     Ok(match output {
         Output::Text => Response::text(200, result.url),
-        Output::Json => Response::text(200, json::pretty(&result)),
+        Output::Json => Response::text(200, result.pretty()),
         Output::Json2 => Response::text(200, json::pretty(&json::envelope("ok", "", Some(result)))),
     })
 }
