@@ -433,7 +433,7 @@ impl Meta {
         ops: &[(usize, Op)],
         next_seq: u64,
     ) -> Result<Option<Vec<Result<Deferred, FileInfo>>>, MetaError> {
-        let txn = self.envs[k].begin_ro_txn()?;
+        let txn = self.read_txn(k)?;
         let mut fresh: HashMap<&str, &FileInfo> = HashMap::new();
         let mut out = Vec::with_capacity(ops.len());
         let mut seq = next_seq;

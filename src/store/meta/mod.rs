@@ -246,6 +246,9 @@ struct Shard {
 
 pub struct Meta {
     root: PathBuf,
+    /// Idle read transactions per environment (`txns.rs`). Declared before `envs`: fields
+    /// drop in order, and no transaction may outlive its environment.
+    txn_pools: Vec<txns::Pool>,
     /// The LMDB environments; shard `i` lives in `envs[i % envs.len()]`.
     envs: Vec<Arc<Environment>>,
     shards: Vec<Shard>,
@@ -327,6 +330,7 @@ pub mod listing;
 mod ops;
 mod place;
 mod read;
+mod txns;
 
 pub use ops::{Announced, Enqueue, Inserted};
 

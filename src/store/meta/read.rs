@@ -102,6 +102,7 @@ impl Meta {
             .collect::<Result<Vec<_>, _>>()?;
         let meta = Arc::new(Meta {
             root,
+            txn_pools: envs.iter().map(|_| Default::default()).collect(),
             envs,
             shards,
             overlays: journal::Overlays::new(senders.len()),
@@ -123,8 +124,8 @@ impl Meta {
             return Ok(None);
         }
         let s = &self.shards[shard_of(&info.md5, self.shards.len())];
-        let txn = s.env.begin_ro_txn()?;
-        super::hay::location_in(s, &txn, info)
+        let txn = self.read_txn(s.env_index)?;
+        super::hay::location_in(s, &*txn, info)
     }
 
     /// Live merged files and bytes per container of `dir` (`files/haystack/<peer_id>`), from
@@ -165,13 +166,18 @@ impl Meta {
 
     // ---------- reads (any thread) ----------
 
+    /// A read transaction of environment `env`, from its pool of idle ones.
+    pub(super) fn read_txn(&self, env: usize) -> Result<super::txns::ReadTxn<'_>, MetaError> {
+        Ok(self.txn_pools[env].begin(&self.envs[env])?)
+    }
+
     pub fn get(&self, md5: &str) -> Result<Option<FileInfo>, MetaError> {
         if md5.is_empty() {
             return Ok(None);
         }
         let shard = &self.shards[shard_of(md5, self.shards.len())];
         let lmdb = || {
-            let txn = shard.env.begin_ro_txn()?;
+            let txn = self.read_txn(shard.env_index)?;
             match txn.get(shard.files, &md5.as_bytes()) {
                 Ok(bytes) => decode(bytes).map(Some),
                 Err(lmdb::Error::NotFound) => Ok(None),
@@ -194,10 +200,8 @@ impl Meta {
 
     fn lmdb_by_path_key(&self, key: &str) -> Result<Option<FileInfo>, MetaError> {
         // One read transaction per environment, not per shard.
-        let txns = self
-            .envs
-            .iter()
-            .map(|e| e.begin_ro_txn())
+        let txns = (0..self.envs.len())
+            .map(|e| self.read_txn(e))
             .collect::<Result<Vec<_>, _>>()?;
         for shard in &self.shards {
             let txn = &txns[shard.env_index];
