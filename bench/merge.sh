@@ -107,9 +107,14 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 # minutes, so each round's ratios compare runs a minute apart.
 rows=""
 for round in $(seq "${ROUNDS:-2}"); do
+  # nginx does not fsync: its 100,000+ files would be written back during the next run.
+  # Every phase starts with a clean page cache instead.
   read -r nginx_fps nginx_cpu < <(nginx_put)
+  sync
   read -r off_fps off_cpu off_get off_files < <(run false)
+  sync
   read -r on_fps on_cpu on_get on_files < <(run true)
+  sync
   rows+="| $round | $off_fps | $on_fps | **$(ratio "$on_fps" "$off_fps")** | $off_cpu | $on_cpu | $nginx_fps | $nginx_cpu | **$(ratio "$on_cpu" "$nginx_cpu")** | $off_get | $on_get | $(ratio "$on_get" "$off_get") | $off_files | $on_files |
 "
 done
