@@ -748,6 +748,31 @@ mod queue_tests {
     }
 
     #[test]
+    fn without_one_environment_per_executor_a_merged_upload_commits_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Meta::open(dir.path(), 4, 2).unwrap()); // created with two executors
+        let meta = Meta::open(dir.path(), 4, 1).unwrap(); // started with one
+        assert!(!meta.journals());
+        let container = dir.path().join("files/haystack/p1/100");
+        std::fs::create_dir_all(container.parent().unwrap()).unwrap();
+        std::fs::write(&container, b"1hello").unwrap();
+        let ex = glommio::LocalExecutorBuilder::default()
+            .io_memory(256 << 10)
+            .make()
+            .unwrap();
+        ex.run(async move {
+            let rx = meta.take_owned(0).unwrap();
+            glommio::spawn_local(meta.clone().run_committer(0, rx, || {})).detach();
+            let a = merged(12, 100, 0, 6);
+            let content = bytes::Bytes::from_static(b"hello");
+            let r = meta.insert_merged(a.clone(), content, true, vec![]).await;
+            assert_eq!(r.unwrap(), Inserted::New(a.clone()));
+            let usage = meta.container_usage("files/haystack/p1").unwrap();
+            assert_eq!(usage, [(100, (1, 6))].into(), "in LMDB without a drain");
+        });
+    }
+
+    #[test]
     fn a_drained_journal_is_never_replayed_over_a_later_delete() {
         let dir = tempfile::tempdir().unwrap();
         let a = merged(9, 100, 0, 11);
