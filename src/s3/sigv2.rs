@@ -78,9 +78,19 @@ pub fn is_v2(req: &Request<'_>) -> bool {
     if let Some(value) = header_values(req, "authorization").next() {
         return scheme(value).0 == "AWS";
     }
+    // Only the names matter, and they are decoded only when they are encoded: every request
+    // of the S3 listener passes here, and decoding each value cost 9 % of a 4 KiB GET.
     let mut v2 = false;
-    for param in query_params(req.query) {
-        match &param.name[..] {
+    for pair in req.query.split('&') {
+        let raw = pair.split_once('=').map_or(pair, |(name, _)| name);
+        let decoded;
+        let name = if raw.contains(['%', '+']) {
+            decoded = query_decode(raw);
+            &decoded[..]
+        } else {
+            raw.as_bytes()
+        };
+        match name {
             b"X-Amz-Algorithm" => return false,
             b"AWSAccessKeyId" | b"Signature" => v2 = true,
             _ => {}
@@ -1468,6 +1478,10 @@ mod tests {
             (QUERY_EXAMPLE, &[("Host", "h")], true),
             ("AWSAccessKeyId=AK", &[], true),
             ("Signature=x", &[], true),
+            // Encoded names are the same names.
+            ("%41WSAccessKeyId=AK", &[], true),
+            ("X%2DAmz-Algorithm=AWS4-HMAC-SHA256&Signature=x", &[], false),
+            ("Sig+nature=x", &[], false),
             (
                 "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=x&X-Amz-Signature=y",
                 &[],
