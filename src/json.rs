@@ -110,10 +110,24 @@ impl FileInfo {
     }
 
     /// Whether this record replaces `other` of the same id: an S3 object written again since
-    /// (the later write wins everywhere, ties broken by ETag). go-fastdfs records of one id
-    /// have one content and never replace each other.
+    /// (the later write wins everywhere, ties broken by ETag), or, with dedup off (the id is
+    /// the MD5 of the path), a later upload to the same path: newer, or of the same second
+    /// with another size. Content-addressed records of one id have one content and never
+    /// replace each other.
     pub fn supersedes(&self, other: &FileInfo) -> bool {
-        self.s3.is_some() && self.version() > other.version()
+        if self.s3.is_some() {
+            return self.version() > other.version();
+        }
+        self.is_path_keyed()
+            && (self.time_stamp > other.time_stamp
+                || (self.time_stamp == other.time_stamp && self.size != other.size))
+    }
+
+    /// Whether the record's id is the MD5 of its path (stored with dedup off), not of its
+    /// content.
+    pub fn is_path_keyed(&self) -> bool {
+        use md5::Digest;
+        self.md5 == crate::codec::hex(&md5::Md5::digest(self.rel_path().as_bytes()))
     }
 
     /// `path/stored_name` relative to the runtime dir, e.g. `files/default/.../a.txt`.

@@ -584,3 +584,45 @@ fn a_peer_added_by_reload_gets_the_history_and_a_removed_one_nothing_more() {
     );
     drop(nodes);
 }
+
+/// With dedup off (`enable_distinct_file: false`) a file is named by its path: an upload to
+/// the same path replaces it, and the new content must replace the peer's copy too (the
+/// receiver places it over the old one, never beside it under a collision name).
+#[test]
+fn with_dedup_off_an_overwrite_replaces_the_peers_copy() {
+    let c = Cluster::start(20, 2, json!({"enable_distinct_file": false}));
+    let bases: Vec<String> = c.nodes.iter().map(|n| n.base()).collect();
+    let put = |data: &[u8]| -> serde_json::Value {
+        let (ct, body) = multipart(
+            &[("output", "json"), ("path", "fixed")],
+            Some(("same.txt", data)),
+        );
+        let r = agent()
+            .post(&format!("{}/group1/upload", bases[0]))
+            .set("Content-Type", &ct)
+            .send_bytes(&body)
+            .expect("upload");
+        serde_json::from_str(&r.into_string().unwrap()).unwrap()
+    };
+    let (old, new) = (noise(5_000, 81), noise(6_000, 82));
+    let first = put(&old);
+    let path = first["path"].as_str().unwrap().to_string();
+    assert!(
+        eventually(SYNC_DEADLINE, || get_bytes(&bases[1], &path, &[])
+            == (200, old.clone())),
+        "the first version never reached the peer"
+    );
+    let second = put(&new);
+    assert_eq!(
+        second["path"].as_str(),
+        Some(path.as_str()),
+        "same path: {second}"
+    );
+    assert_eq!(get_bytes(&bases[0], &path, &[]), (200, new.clone()));
+    assert!(
+        eventually(SYNC_DEADLINE, || get_bytes(&bases[1], &path, &[])
+            == (200, new.clone())),
+        "the peer kept the old content at {path}: {:?}",
+        get_bytes(&bases[1], &path, &[]).1.len()
+    );
+}

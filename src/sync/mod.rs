@@ -555,7 +555,7 @@ async fn download(
     }
     // With dedup on, the md5 is the content's: check it. A peer with dedup off names files by
     // the md5 of their path instead; that is accepted as such (size checked above).
-    let path_named = info.md5 == crate::store::meta::path_key(&info.rel_path());
+    let path_named = info.is_path_keyed();
     if cfg.enable_distinct_file
         && info.offset == crate::json::OFFSET_PLAIN
         && written.digest != info.md5
