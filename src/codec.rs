@@ -1,4 +1,4 @@
-//! Small codecs used across layers, each defined once: hex, random ids, HTTP optional
+//! Small codecs used across layers, each defined once: hex, MD5 hex of a string, random ids, HTTP optional
 //! whitespace, strict percent-decoding. A leaf module.
 
 /// Lower-case hex of bytes.
@@ -10,6 +10,12 @@ pub fn hex(bytes: &[u8]) -> String {
         out.push(DIGITS[(b & 15) as usize] as char);
     }
     out
+}
+
+/// Lower-case hex MD5 of a string (go-fastdfs' path key and dedup-off id).
+pub fn md5_hex(s: &str) -> String {
+    use md5::{Digest, Md5};
+    hex(&Md5::digest(s.as_bytes()))
 }
 
 /// The value of one hex digit.

@@ -126,8 +126,7 @@ impl FileInfo {
     /// Whether the record's id is the MD5 of its path (stored with dedup off), not of its
     /// content.
     pub fn is_path_keyed(&self) -> bool {
-        use md5::Digest;
-        self.md5 == crate::codec::hex(&md5::Md5::digest(self.rel_path().as_bytes()))
+        self.md5 == crate::codec::md5_hex(&self.rel_path())
     }
 
     /// `path/stored_name` relative to the runtime dir, e.g. `files/default/.../a.txt`.

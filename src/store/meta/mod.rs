@@ -267,13 +267,7 @@ pub struct Meta {
 /// Result of one op, and the undo list of one shard's part of a batch.
 type OpReply = Result<OpResult, MetaError>;
 
-/// MD5 hex of a string (go-fastdfs' path key and dedup-off id).
-pub fn md5_hex(s: &str) -> String {
-    use md5::{Digest, Md5};
-    hex(&Md5::digest(s.as_bytes()))
-}
-
-pub use crate::codec::hex;
+pub use crate::codec::{hex, md5_hex};
 
 /// The path key of a stored file (docs/PROTOCOL.md §7): MD5 of `files/.../name`.
 pub fn path_key(rel_path: &str) -> String {
