@@ -223,11 +223,12 @@ async fn dispatch(w: &Rc<Worker>, req: &mut Request<'_>) -> Result<Response, Api
     }
 }
 
-/// Routes that scan records (days, counters, every record) rather than look one up.
+/// Routes that scan records (days, counters, every record) rather than look one up (`/sync`
+/// and `/repair` settle inside `sync::repair`, which their duties share).
 fn scans_records(name: &str) -> bool {
     matches!(
         name,
-        "/stat" | "/status" | "/search" | "/get_md5s_by_date" | "/metrics" | "/backup" | "/sync"
+        "/stat" | "/status" | "/search" | "/get_md5s_by_date" | "/metrics" | "/backup"
     )
 }
 

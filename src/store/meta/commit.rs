@@ -120,12 +120,17 @@ impl Meta {
 
     /// Drains every committer's journal into LMDB, so that scans (days, statistics, the
     /// container index, every record) see each acknowledged upload.
+    /// A committer whose overlay is empty has nothing waiting nor draining (a drain takes its
+    /// records out only once committed): it is not asked, so a scan of a quiet store costs no
+    /// commit.
     pub async fn settle(&self) -> Result<(), MetaError> {
         if !self.journals() {
             return Ok(());
         }
         for owner in 0..self.senders.len().min(self.shards.len()) {
-            self.submit_to(owner, Op::Settle).await?;
+            if !self.overlays.is_empty(owner) {
+                self.submit_to(owner, Op::Settle).await?;
+            }
         }
         Ok(())
     }
@@ -290,7 +295,7 @@ impl Meta {
             }
             Ok(None) => return Err(ops),
             Err(e) => {
-                let f = Failed::of_meta(e);
+                let f = Failed::of_meta(e, &self.root.join("data").join("meta"));
                 return Ok(ops.iter().map(|_| Err(f.error())).collect());
             }
         };
@@ -339,8 +344,7 @@ impl Meta {
             return Ok(Some((decided, end, next_seq)));
         };
         let new_end = journal::append_at(file, end, &fresh, scratch)?;
-        let records: Vec<Deferred> = fresh.into_iter().map(|(d, _)| d.clone()).collect();
-        self.overlays.add(k, &records);
+        self.overlays.add(k, fresh.iter().map(|(d, _)| *d));
         let next = last + 1;
         Ok(Some((decided, new_end, next)))
     }
@@ -793,10 +797,10 @@ impl Failed {
         }
     }
 
-    fn of_meta(e: MetaError) -> Failed {
+    fn of_meta(e: MetaError, meta_dir: &Path) -> Failed {
         match e {
             MetaError::Io(e) => Failed::of_io(&e),
-            MetaError::Lmdb(e) => Failed::of_commit(e, Path::new("/")),
+            MetaError::Lmdb(e) => Failed::of_commit(e, meta_dir),
             e => Failed {
                 msg: e.to_string(),
                 full: matches!(e, MetaError::Full(_)),

@@ -190,14 +190,20 @@ impl Overlays {
         }
     }
 
-    pub(super) fn add(&self, committer: usize, records: &[Deferred]) {
+    pub(super) fn add<'a>(
+        &self,
+        committer: usize,
+        records: impl IntoIterator<Item = &'a Deferred>,
+    ) {
         let mut o = self.each[committer].lock().expect("overlay lock");
+        let mut n = 0;
         for d in records {
             o.by_path
                 .insert(path_key(&d.info.rel_path()), d.info.md5.clone());
             o.by_md5.insert(d.info.md5.clone(), d.info.clone());
+            n += 1;
         }
-        self.len.fetch_add(records.len(), Ordering::Release);
+        self.len.fetch_add(n, Ordering::Release);
     }
 
     /// Takes drained records out (they are in LMDB now).
@@ -209,6 +215,15 @@ impl Overlays {
         }
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.len.fetch_sub(records.len(), Ordering::AcqRel);
+    }
+
+    /// Whether `committer` has no journaled record outside LMDB.
+    pub(super) fn is_empty(&self, committer: usize) -> bool {
+        self.each[committer]
+            .lock()
+            .expect("overlay lock")
+            .by_md5
+            .is_empty()
     }
 
     pub(super) fn epoch(&self) -> u64 {
@@ -276,10 +291,11 @@ pub(super) fn journal_path(root: &Path, committer: usize, file: usize) -> PathBu
 }
 
 impl Journal {
-    /// Opens committer `k`'s journal (replayed and emptied by `Meta::open`). Blocking.
+    /// Opens committer `k`'s journal. `Meta::open` replayed and emptied its files, so every
+    /// entry is in LMDB and numbering goes on after the environment's applied number.
+    /// Blocking.
     pub(super) fn open(meta: &Meta, k: usize) -> Result<Journal, MetaError> {
-        let mut last = 0;
-        let mut open = |i: usize| -> Result<(Arc<std::fs::File>, u64), MetaError> {
+        let open = |i: usize| -> Result<(Arc<std::fs::File>, u64), MetaError> {
             let path = journal_path(&meta.root, k, i);
             let created = !path.exists();
             let file = std::fs::OpenOptions::new()
@@ -291,11 +307,8 @@ impl Journal {
             if created {
                 std::fs::File::open(path.parent().expect("data/meta"))?.sync_all()?;
             }
-            let bytes = std::fs::read(&path)?;
-            if let Some(e) = Deferred::decode_all(&bytes).last() {
-                last = last.max(e.record.seq);
-            }
-            Ok((Arc::new(file), bytes.len() as u64))
+            let end = file.metadata()?.len();
+            Ok((Arc::new(file), end))
         };
         let (a, a_end) = open(0)?;
         let (b, b_end) = open(1)?;
@@ -304,7 +317,7 @@ impl Journal {
             files: [a, b],
             ends: [a_end, b_end],
             active: 0,
-            next_seq: applied.max(last) + 1,
+            next_seq: applied + 1,
         })
     }
 
