@@ -926,6 +926,11 @@ fn presigned_urls_get_and_put_until_they_expire_and_only_for_what_they_sign() {
     assert_eq!(r["expired_get"], json!([403, "AccessDenied"]));
     assert_eq!(r["expired_put"], json!([403, "AccessDenied"]));
     assert_eq!(r["expired_put_head"], json!([404, "404"]));
+    // Bucket operations through presigned URLs: the X-Amz-* parameters are not sub-resources.
+    assert_eq!(r["presigned_create"], json!([200, ""]));
+    assert_eq!(r["presigned_create_head"], json!([200, null]));
+    assert_eq!(r["presigned_delete"], json!([204, ""]));
+    assert_eq!(r["presigned_delete_head"], json!([404, "404"]));
 }
 
 #[test]

@@ -21,7 +21,7 @@ pub const PAIRS_COUNT_MAX: usize = 256;
 
 /// Decodes one form component: `+` → space, `%XX` → byte, invalid escapes kept.
 fn decode_component(s: &[u8]) -> String {
-    if !s.iter().any(|&b| b == b'+' || b == b'%') {
+    if memchr::memchr2(b'+', b'%', s).is_none() {
         return String::from_utf8_lossy(s).into_owned();
     }
     let mut out = Vec::with_capacity(s.len());
@@ -60,18 +60,27 @@ fn decode_component(s: &[u8]) -> String {
 /// Parses a query string or urlencoded form body into decoded (name, value) pairs, in
 /// order, at most [`PAIRS_COUNT_MAX`] of them.
 pub fn parse_urlencoded(s: &[u8]) -> Vec<(String, String)> {
+    parse_urlencoded_except(s, |_| false)
+}
+
+/// [`parse_urlencoded`] without the pairs whose raw (still encoded) name `skip` matches:
+/// those are neither decoded nor counted.
+pub fn parse_urlencoded_except(s: &[u8], skip: impl Fn(&[u8]) -> bool) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for pair in s.split(|&b| b == b'&') {
         if pair.is_empty() {
             continue;
         }
-        if out.len() == PAIRS_COUNT_MAX {
-            break;
-        }
-        let (name, value) = match pair.iter().position(|&b| b == b'=') {
+        let (name, value) = match memchr::memchr(b'=', pair) {
             Some(i) => (&pair[..i], &pair[i + 1..]),
             None => (pair, &b""[..]),
         };
+        if skip(name) {
+            continue;
+        }
+        if out.len() == PAIRS_COUNT_MAX {
+            break;
+        }
         out.push((decode_component(name), decode_component(value)));
     }
     out

@@ -21,7 +21,7 @@ const DELETE_BODY_BYTES_MAX: u64 = 2 << 20;
 const DELETE_KEYS_MAX: usize = 1000;
 
 pub async fn list_buckets(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
-    let Some(k) = &r.key_used else {
+    let Some(k) = r.key_used() else {
         return Err(S3Error::access_denied(
             "Anonymous users cannot list buckets.",
         ));
@@ -102,7 +102,7 @@ pub async fn dispatch(
 
 async fn create(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Response, S3Error> {
     // A bucket is made by a credential allowed to write it.
-    if r.key_used.is_none() {
+    if r.key_used().is_none() {
         return Err(S3Error::access_denied(
             "Anonymous users cannot create buckets.",
         ));

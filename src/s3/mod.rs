@@ -25,7 +25,7 @@ mod xml;
 pub use error::S3Error;
 pub use request::S3Request;
 
-use crate::config::{Config, S3Key};
+use crate::config::Config;
 use crate::http::conn::{Exchange, Handler, Limits};
 use crate::http::{Request, Response};
 use crate::metrics::Route;
@@ -107,8 +107,8 @@ pub async fn handle(w: &Rc<Worker>, req: &mut Request<'_>) -> Response {
 async fn serve(w: &Rc<Worker>, req: &mut Request<'_>, id: &str) -> Result<Response, S3Error> {
     let cfg = w.config();
     let (bucket, key) = address(&cfg, req)?;
-    let query = crate::http::query::parse_urlencoded(req.head.query().as_bytes());
-    let (key_used, signed) = authenticate(&cfg, req)?;
+    let query = request::operation_query(req.head.query());
+    let (key_index, signed) = authenticate(&cfg, req)?;
     let r = S3Request {
         cfg,
         id: id.to_string(),
@@ -116,7 +116,7 @@ async fn serve(w: &Rc<Worker>, req: &mut Request<'_>, id: &str) -> Result<Respon
         bucket,
         key,
         query,
-        key_used,
+        key_index,
         signed,
     };
     if r.bucket.is_empty() {
@@ -193,7 +193,7 @@ fn virtual_host_bucket(cfg: &Config, req: &Request<'_>) -> Option<String> {
 fn authenticate(
     cfg: &Config,
     req: &Request<'_>,
-) -> Result<(Option<S3Key>, Option<sigv4::Verified>), S3Error> {
+) -> Result<(Option<usize>, Option<sigv4::Verified>), S3Error> {
     let headers: Vec<(&str, &str)> = req
         .head
         .headers()
@@ -225,8 +225,7 @@ fn authenticate(
     let key = cfg
         .s3_keys
         .iter()
-        .find(|k| k.access_key_id == verified.access_key_id)
-        .cloned()
+        .position(|k| k.access_key_id == verified.access_key_id)
         .ok_or_else(|| S3Error::new(403, "InvalidAccessKeyId", "unknown access key"))?;
     Ok((Some(key), Some(verified)))
 }

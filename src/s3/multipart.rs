@@ -86,8 +86,7 @@ pub async fn create(w: &Worker, req: &Request<'_>, r: &S3Request) -> Result<Resp
     }
     place(r, &r.key)?;
     let owner = r
-        .key_used
-        .as_ref()
+        .key_used()
         .map(|k| k.access_key_id.clone())
         .unwrap_or_default();
     let root = w.dir().to_path_buf();

@@ -5,7 +5,7 @@
 //! renamed over the old version and committed before the answer, then replicated to peers.
 
 use super::error::S3Error;
-use super::policy::Action;
+use super::policy::{self, Action};
 use super::request::{iso_time, xml_response, S3Request, XMLNS};
 use super::store::{
     append_file, attrs_of, delete_key, etag_of, existing, modified_ms, place, receive, record_of,
@@ -111,9 +111,15 @@ fn http_secs(v: &str) -> Option<i64> {
 }
 
 pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Response, S3Error> {
-    let bucket = existing(w, r).await?;
-    r.require(Action::Read, bucket.public_read)?;
-    let info = record_of(w, r, &r.key)?.ok_or_else(|| S3Error::no_such_key().on(r.resource()))?;
+    let info = record_of(w, r, &r.key)?;
+    // A recorded object proves its bucket: the bucket is only looked up (a directory stat)
+    // when the key is missing (NoSuchBucket comes before NoSuchKey) or the caller's key alone
+    // does not allow the read (its public-read flag decides).
+    if info.is_none() || !policy::allowed(r.caller(), &r.bucket, Action::Read, false) {
+        let bucket = existing(w, r).await?;
+        r.require(Action::Read, bucket.public_read)?;
+    }
+    let info = info.ok_or_else(|| S3Error::no_such_key().on(r.resource()))?;
     let (content, size) = open_content(w, &info.rel_path())
         .await?
         .ok_or_else(|| S3Error::no_such_key().on(r.resource()))?;
@@ -196,11 +202,17 @@ pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
 /// Content-Type and the other stored headers, `x-amz-meta-*`, and the `response-*` overrides
 /// of a signed request.
 fn set_content_headers(resp: &mut Response, r: &S3Request, info: &FileInfo) {
-    let a = info.s3.as_deref().cloned().unwrap_or_default();
+    static NONE: std::sync::OnceLock<S3Attrs> = std::sync::OnceLock::new();
+    let a = info
+        .s3
+        .as_deref()
+        .unwrap_or_else(|| NONE.get_or_init(S3Attrs::default));
+    // The response-* overrides only count in signed requests; most requests have none.
+    let signed = r.key_index.is_some() && !r.query.is_empty();
     let over = |name: &str| {
-        r.key_used
-            .as_ref()
-            .and(r.param(name))
+        signed
+            .then(|| r.param(name))
+            .flatten()
             .filter(|v| !v.is_empty())
             .map(str::to_string)
     };
@@ -216,17 +228,17 @@ fn set_content_headers(resp: &mut Response, r: &S3Request, info: &FileInfo) {
         (
             "Content-Disposition",
             "response-content-disposition",
-            a.content_disposition,
+            &a.content_disposition,
         ),
         (
             "Content-Encoding",
             "response-content-encoding",
-            a.content_encoding,
+            &a.content_encoding,
         ),
-        ("Cache-Control", "response-cache-control", a.cache_control),
+        ("Cache-Control", "response-cache-control", &a.cache_control),
     ];
     for (header, param, stored) in pairs {
-        if let Some(v) = over(param).or((!stored.is_empty()).then_some(stored)) {
+        if let Some(v) = over(param).or_else(|| (!stored.is_empty()).then(|| stored.clone())) {
             resp.set(header, v);
         }
     }
@@ -236,8 +248,9 @@ fn set_content_headers(resp: &mut Response, r: &S3Request, info: &FileInfo) {
     if let Some(v) = over("response-content-language") {
         resp.set("Content-Language", v);
     }
-    for (n, v) in a.meta {
-        resp.named_headers.push((format!("x-amz-meta-{n}"), v));
+    for (n, v) in &a.meta {
+        resp.named_headers
+            .push((format!("x-amz-meta-{n}"), v.clone()));
     }
 }
 
@@ -276,7 +289,7 @@ pub async fn copy(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Re
         bucket: src_bucket.to_string(),
         key: src_key.to_string(),
         query: Vec::new(),
-        key_used: r.key_used.clone(),
+        key_index: r.key_index,
         signed: None,
     };
     let src_b = existing(w, &src_req).await?;

@@ -19,10 +19,12 @@ pub struct S3Request {
     pub bucket: String,
     /// Empty for bucket operations.
     pub key: String,
-    /// The decoded query parameters, in order.
+    /// The decoded query parameters, in order, without those of authentication (see
+    /// [`operation_query`]).
     pub query: Vec<(String, String)>,
-    /// The credential that signed the request (None: anonymous).
-    pub key_used: Option<S3Key>,
+    /// The credential that signed the request, as an index into `cfg.s3_keys` (None:
+    /// anonymous).
+    pub key_index: Option<usize>,
     /// What the signature says about the body (None: anonymous, body unsigned).
     pub signed: Option<sigv4::Verified>,
 }
@@ -39,8 +41,13 @@ impl S3Request {
         self.query.iter().any(|(k, _)| k == name)
     }
 
+    /// The credential that signed the request (None: anonymous).
+    pub fn key_used(&self) -> Option<&S3Key> {
+        self.key_index.map(|i| &self.cfg.s3_keys[i])
+    }
+
     pub fn caller(&self) -> Caller<'_> {
-        match &self.key_used {
+        match self.key_used() {
             Some(k) => Caller::Key(k),
             None => Caller::Anonymous,
         }
@@ -52,7 +59,7 @@ impl S3Request {
         if policy::allowed(self.caller(), &self.bucket, action, public_read) {
             return Ok(());
         }
-        Err(match (&self.key_used, action) {
+        Err(match (self.key_used(), action) {
             (None, _) => S3Error::access_denied("Anonymous access is not allowed here."),
             (Some(k), Action::Write) if k.read_only => {
                 S3Error::access_denied("This access key is read-only.")
@@ -70,6 +77,17 @@ impl S3Request {
             format!("/{}/{}", self.bucket, self.key)
         }
     }
+}
+
+/// The query parameters an operation reads: all but those of authentication (the presigned
+/// URL's `X-Amz-*` and SigV2's `AWSAccessKeyId`, `Signature`, `Expires`), which `sigv4` and
+/// `sigv2` parse themselves. A presigned `PUT /bucket` is then a CreateBucket like any other.
+pub fn operation_query(raw: &str) -> Vec<(String, String)> {
+    crate::http::query::parse_urlencoded_except(raw.as_bytes(), |name| {
+        name.get(..6)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"x-amz-"))
+            || matches!(name, b"AWSAccessKeyId" | b"Signature" | b"Expires")
+    })
 }
 
 /// The current time as S3 writes it in XML (`2026-12-03T10:15:00.000Z`).

@@ -708,6 +708,16 @@ def presigned(a):
     st, _, body = raw("PUT", short_put, body=b"too late")
     r["expired_put"] = [st, error_code(body)]
     r["expired_put_head"] = outcome(s3.head_object, Bucket=b, Key="shared/late.bin")
+    step("a presigned CreateBucket and DeleteBucket")
+    made = b + "-made"
+    st, _, body = raw("PUT", s3.generate_presigned_url(
+        "create_bucket", Params={"Bucket": made}, ExpiresIn=60, HttpMethod="PUT"))
+    r["presigned_create"] = [st, error_code(body) if st != 200 else ""]
+    r["presigned_create_head"] = outcome(s3.head_bucket, Bucket=made)
+    st, _, body = raw("DELETE", s3.generate_presigned_url(
+        "delete_bucket", Params={"Bucket": made}, ExpiresIn=60, HttpMethod="DELETE"))
+    r["presigned_delete"] = [st, error_code(body) if st != 204 else ""]
+    r["presigned_delete_head"] = outcome(s3.head_bucket, Bucket=made)
     return r
 
 
