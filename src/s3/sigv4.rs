@@ -546,19 +546,36 @@ fn parse_presigned<'a>(
     params: &[(Span, Span)],
     now: i64,
 ) -> Result<Parsed<'a>, AuthError> {
-    let param = |name: &str| -> Result<Option<&'a str>, AuthError> {
-        let mut found = None;
-        for &(n, v) in params {
-            if text.bytes(n) == name.as_bytes() {
-                if found.is_some() {
-                    return Err(AuthError::QueryMalformed(format!("{name} is repeated")));
-                }
-                let v = std::str::from_utf8(text.bytes(v))
-                    .map_err(|_| AuthError::QueryMalformed(format!("{name} is not valid UTF-8")))?;
-                found = Some(v);
-            }
+    // The presigned fields, found in one pass over the query.
+    const FIELDS: [&str; 7] = [
+        "X-Amz-Algorithm",
+        "X-Amz-Credential",
+        "X-Amz-Date",
+        "X-Amz-Expires",
+        "X-Amz-SignedHeaders",
+        "X-Amz-Signature",
+        "X-Amz-Content-Sha256",
+    ];
+    let mut found: [Option<&'a str>; FIELDS.len()] = [None; FIELDS.len()];
+    for &(n, v) in params {
+        let n = text.bytes(n);
+        if !n.starts_with(b"X-Amz-") {
+            continue;
         }
-        Ok(found)
+        if let Some(i) = FIELDS.iter().position(|f| f.as_bytes() == n) {
+            let name = FIELDS[i];
+            if found[i].is_some() {
+                return Err(AuthError::QueryMalformed(format!("{name} is repeated")));
+            }
+            let v = std::str::from_utf8(text.bytes(v))
+                .map_err(|_| AuthError::QueryMalformed(format!("{name} is not valid UTF-8")))?;
+            found[i] = Some(v);
+        }
+    }
+    let param = |name: &str| -> Result<Option<&'a str>, AuthError> {
+        let i = FIELDS.iter().position(|&f| f == name);
+        debug_assert!(i.is_some(), "{name} is not a presigned field");
+        Ok(i.and_then(|i| found[i]))
     };
     let required = |name: &str| -> Result<&'a str, AuthError> {
         param(name)?.ok_or_else(|| {
@@ -752,11 +769,10 @@ impl QueryText<'_> {
         &all[span.start..span.end]
     }
 
-    /// The span of `raw[start..end]` decoded, copying it only if it holds `%` or `+`
-    /// (`special`).
-    fn span(&mut self, start: usize, end: usize, special: bool) -> Span {
+    /// The span of `raw[start..end]` decoded, copying it only if it holds `%` or `+`.
+    fn span(&mut self, start: usize, end: usize) -> Span {
         let component = &self.raw.as_bytes()[start..end];
-        if !special {
+        if memchr::memchr2(b'%', b'+', component).is_none() {
             return Span {
                 start,
                 end,
@@ -767,7 +783,7 @@ impl QueryText<'_> {
             self.decoded.reserve(self.raw.len());
         }
         let from = self.decoded.len();
-        self.decoded.extend(query_decoded(component));
+        decode_into(component, &mut self.decoded);
         Span {
             start: from,
             end: self.decoded.len(),
@@ -785,30 +801,45 @@ fn parse_query(raw: &str) -> (QueryText<'_>, Vec<(Span, Span)>) {
         decoded: Vec::new(),
     };
     let bytes = raw.as_bytes();
-    let mut params = Vec::with_capacity(bytes.iter().filter(|&&b| b == b'&').count() + 1);
-    // One pass: where the current pair started, its first `=`, and whether its name and its
-    // value hold a `%` or `+` (only those are decoded).
-    let (mut start, mut eq) = (0, None);
-    let (mut name_special, mut value_special) = (false, false);
-    for (i, &b) in bytes.iter().chain(std::iter::once(&b'&')).enumerate() {
-        match b {
-            b'&' => {
-                if i > start {
-                    let (name_end, value_start) = eq.map_or((i, i), |e| (e, e + 1));
-                    let name = text.span(start, name_end, name_special);
-                    let value = text.span(value_start, i, value_special);
-                    params.push((name, value));
-                }
-                (start, eq) = (i + 1, None);
-                (name_special, value_special) = (false, false);
-            }
-            b'=' if eq.is_none() => eq = Some(i),
-            b'%' | b'+' if eq.is_none() => name_special = true,
-            b'%' | b'+' => value_special = true,
-            _ => {}
+    let mut params = Vec::with_capacity(8);
+    let mut start = 0;
+    while start < bytes.len() {
+        let end = memchr::memchr(b'&', &bytes[start..]).map_or(bytes.len(), |i| start + i);
+        if end > start {
+            let (name_end, value_start) = memchr::memchr(b'=', &bytes[start..end])
+                .map_or((end, end), |i| (start + i, start + i + 1));
+            let name = text.span(start, name_end);
+            let value = text.span(value_start, end);
+            params.push((name, value));
         }
+        start = end + 1;
     }
     (text, params)
+}
+
+/// Appends `raw` decoded as [`query_decoded`] does, copying the runs between escapes whole.
+fn decode_into(raw: &[u8], out: &mut Vec<u8>) {
+    let mut rest = raw;
+    while let Some(i) = memchr::memchr2(b'%', b'+', rest) {
+        out.extend_from_slice(&rest[..i]);
+        if rest[i] == b'+' {
+            out.push(b' ');
+            rest = &rest[i + 1..];
+            continue;
+        }
+        let digit = |at: usize| rest.get(at).copied().and_then(crate::codec::hex_value);
+        match (digit(i + 1), digit(i + 2)) {
+            (Some(hi), Some(lo)) => {
+                out.push(hi << 4 | lo);
+                rest = &rest[i + 3..];
+            }
+            _ => {
+                out.push(b'%');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.extend_from_slice(rest);
 }
 
 /// The raw query's non-empty `name=value` components, still encoded.
@@ -1029,8 +1060,20 @@ fn canonical_uri(path: &str, out: &mut impl Canon) {
 
 /// AWS `UriEncode`'s unreserved characters, `A-Za-z0-9-._~`.
 fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+    UNRESERVED[usize::from(b)]
 }
+
+/// [`is_unreserved`] as a table: the canonical request tests every byte of the query.
+static UNRESERVED: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~');
+        b += 1;
+    }
+    t
+};
 
 /// AWS `UriEncode`: unreserved `A-Za-z0-9-._~` kept, every other byte `%XX` upper-case
 /// (`/` too when `encode_slash`).
@@ -1139,12 +1182,12 @@ fn hex_array(bytes: &[u8; 32]) -> [u8; 64] {
 /// Lower-case hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
+    let mut s = Vec::with_capacity(bytes.len() * 2);
     for &b in bytes {
-        s.push(char::from(HEX[usize::from(b >> 4)]));
-        s.push(char::from(HEX[usize::from(b & 15)]));
+        s.push(HEX[usize::from(b >> 4)]);
+        s.push(HEX[usize::from(b & 15)]);
     }
-    s
+    String::from_utf8(s).expect("hex digits are ASCII")
 }
 
 /// 64 hex digits (either case) as 32 bytes.
@@ -1155,9 +1198,7 @@ pub(crate) fn parse_hex32(s: &str) -> Option<[u8; 32]> {
     }
     let mut out = [0u8; 32];
     for (byte, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-        let hi = char::from(pair[0]).to_digit(16)?;
-        let lo = char::from(pair[1]).to_digit(16)?;
-        *byte = u8::try_from(hi * 16 + lo).ok()?;
+        *byte = crate::codec::hex_value(pair[0])? << 4 | crate::codec::hex_value(pair[1])?;
     }
     Some(out)
 }
