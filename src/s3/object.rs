@@ -8,8 +8,8 @@ use super::error::S3Error;
 use super::policy::{self, Action};
 use super::request::{iso_time, xml_response, S3Request, XMLNS};
 use super::store::{
-    append_file, attrs_of, delete_key, etag_of, existing, modified_ms, place, receive, record_of,
-    store, PUT_BYTES_MAX,
+    append_file, attrs_of, delete_key, etag_of, etag_ref, existing, modified_ms, object_rel, place,
+    receive, record_at, record_of, store, PUT_BYTES_MAX,
 };
 use crate::http::range::{parse_range, RangeAnswer};
 use crate::http::response::{Body, FileBody};
@@ -111,7 +111,8 @@ fn http_secs(v: &str) -> Option<i64> {
 }
 
 pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Response, S3Error> {
-    let info = record_of(w, r, &r.key)?;
+    let rel = object_rel(&r.bucket, &r.key);
+    let info = record_at(w, r, &rel, &r.key)?;
     // A recorded object proves its bucket: the bucket is only looked up (a directory stat)
     // when the key is missing (NoSuchBucket comes before NoSuchKey) or the caller's key alone
     // does not allow the read (its public-read flag decides).
@@ -120,21 +121,27 @@ pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
         r.require(Action::Read, bucket.public_read)?;
     }
     let info = info.ok_or_else(|| S3Error::no_such_key().on(r.resource()))?;
-    let (content, size) = open_content(w, &info.rel_path())
+    // The record is the one stored at `rel` (record_at's promise).
+    let (content, size) = open_content(w, &rel)
         .await?
         .ok_or_else(|| S3Error::no_such_key().on(r.resource()))?;
-    let etag = etag_of(&info);
+    let etag = etag_ref(&info);
     let modified = modified_ms(&info) / 1000;
-    let quoted = format!("\"{etag}\"");
-    let last_modified = crate::http::content::http_date(modified.max(0) as u64);
     let validators = |resp: &mut Response| {
-        resp.set("ETag", quoted.clone());
-        resp.set("Last-Modified", last_modified.clone());
+        let mut quoted = String::with_capacity(etag.len() + 2);
+        for part in ["\"", etag, "\""] {
+            quoted.push_str(part);
+        }
+        resp.set("ETag", quoted);
+        resp.set(
+            "Last-Modified",
+            crate::http::content::http_date(modified.max(0) as u64),
+        );
     };
     // Conditional requests, in S3's (RFC 7232's) order.
     let header = |n: &str| req.head.header_str(n);
     if let Some(m) = header("if-match") {
-        if !etag_listed(m, &etag) {
+        if !etag_listed(m, etag) {
             return Err(S3Error::new(
                 412,
                 "PreconditionFailed",
@@ -151,7 +158,7 @@ pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
         }
     }
     let not_modified = match header("if-none-match") {
-        Some(m) => etag_listed(m, &etag),
+        Some(m) => etag_listed(m, etag),
         None => header("if-modified-since")
             .and_then(http_secs)
             .is_some_and(|t| modified <= t),
@@ -190,7 +197,7 @@ pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
             format!("bytes {}-{}/{}", offset, offset + len - 1, size),
         );
     }
-    set_content_headers(&mut resp, r, &info);
+    set_content_headers(&mut resp, r, &info, &rel);
     resp.set("X-Content-Type-Options", "nosniff");
     resp.body = match content {
         Content::Memory(data) => Body::Bytes(data.slice(offset as usize..(offset + len) as usize)),
@@ -201,7 +208,7 @@ pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
 
 /// Content-Type and the other stored headers, `x-amz-meta-*`, and the `response-*` overrides
 /// of a signed request.
-fn set_content_headers(resp: &mut Response, r: &S3Request, info: &FileInfo) {
+fn set_content_headers(resp: &mut Response, r: &S3Request, info: &FileInfo, rel: &str) {
     static NONE: std::sync::OnceLock<S3Attrs> = std::sync::OnceLock::new();
     let a = info
         .s3
@@ -218,7 +225,7 @@ fn set_content_headers(resp: &mut Response, r: &S3Request, info: &FileInfo) {
     };
     let content_type = over("response-content-type").unwrap_or_else(|| {
         if a.content_type.is_empty() {
-            crate::http::content::mime_type(&info.rel_path()).to_string()
+            crate::http::content::mime_type(rel).to_string()
         } else {
             a.content_type.clone()
         }

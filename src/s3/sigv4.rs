@@ -280,6 +280,23 @@ pub fn verify(
     region: &str,
     secret_of: impl Fn(&str) -> Option<String>,
 ) -> Result<Verified, AuthError> {
+    if let Some(v) = memo::recall(req, now, region, &secret_of) {
+        return Ok(v);
+    }
+    let (verified, window) = verify_afresh(req, now, region, &secret_of)?;
+    if let Some((time, expires)) = window {
+        memo::remember(req, region, &verified, time, expires, &secret_of);
+    }
+    Ok(verified)
+}
+
+/// [`verify`] without the memo; also returns a presigned URL's validity window.
+fn verify_afresh(
+    req: &Request<'_>,
+    now: i64,
+    region: &str,
+    secret_of: impl Fn(&str) -> Option<String>,
+) -> Result<(Verified, Option<(i64, i64)>), AuthError> {
     let authorization = req.single("authorization").map_err(|()| {
         AuthError::InvalidArgument("only one Authorization header is allowed".into())
     })?;
@@ -316,6 +333,7 @@ pub fn verify(
         amz_date,
         payload_hash,
         payload,
+        window,
     } = parsed;
     if credential.region != region {
         return Err(malformed(
@@ -355,7 +373,7 @@ pub fn verify(
     mac.finish()
         .verify_slice(&signature)
         .map_err(|_| AuthError::SignatureDoesNotMatch)?;
-    Ok(Verified {
+    let verified = Verified {
         access_key_id: credential.access_key_id.to_owned(),
         payload,
         presigned,
@@ -363,7 +381,176 @@ pub fn verify(
         seed_signature: hex(&signature),
         amz_date: amz_date.into_owned(),
         scope: [credential.date, "/", region, "/s3/aws4_request"].concat(),
-    })
+    };
+    // Only URLs that sign the host alone are remembered: then the method, path, query and
+    // Host header are everything the verification read.
+    let window = window.filter(|_| signed_headers == "host");
+    Ok((verified, window))
+}
+
+/// Presigned URLs verified recently, per thread: a URL is typically fetched many times (a
+/// page's images, a player's Range requests, a CDN's refills), and verifying one costs two
+/// SHA-256 passes over the canonical request plus its parsing, several times the cost of the
+/// lookup that replaces them.
+///
+/// An entry is keyed by everything the verification depended on: the method, the raw path
+/// and query (which hold the credential, date, expiry, signed headers and signature) and the
+/// Host header, and it holds the secret and region it was verified with. A recall checks
+/// again what may have changed since: the clock against the URL's window (when outside it
+/// the request is verified afresh, which gives the precise error), the key's secret (a
+/// reloaded configuration), the absence of an Authorization header. Only successes are
+/// remembered, so an attacker can only fill the memo with URLs he was given; it is bounded
+/// ([`MEMO_ENTRIES_MAX`] per generation, two generations).
+mod memo {
+    use super::{Request, Verified, MAX_SKEW_SECS};
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    /// Entries per generation: when the young generation is full it becomes the old one and
+    /// the previous old one is dropped, so recently used URLs survive (they are promoted).
+    pub(super) const MEMO_ENTRIES_MAX: usize = 2048;
+    /// Longest request (method, path, query, host) remembered, bytes.
+    const KEY_BYTES_MAX: usize = 2048;
+
+    #[derive(Clone)]
+    struct Entry {
+        verified: Verified,
+        time: i64,
+        expires: i64,
+        secret: String,
+        region: String,
+    }
+
+    #[derive(Default)]
+    struct Memo {
+        young: HashMap<Box<[u8]>, Entry>,
+        old: HashMap<Box<[u8]>, Entry>,
+        key: Vec<u8>,
+    }
+
+    thread_local! {
+        static MEMO: RefCell<Memo> = RefCell::new(Memo::default());
+    }
+
+    /// Writes the memo key of `req` into `out`; false when it is not one to remember (not a
+    /// single Host header, an Authorization header, too long).
+    fn key_of(req: &Request<'_>, out: &mut Vec<u8>) -> bool {
+        out.clear();
+        let mut hosts = req.values("host");
+        let (Some(host), None) = (hosts.next(), hosts.next()) else {
+            return false;
+        };
+        if req.values("authorization").next().is_some() {
+            return false;
+        }
+        let len = req.method.len() + req.path.len() + req.query.len() + host.len() + 3;
+        if len > KEY_BYTES_MAX {
+            return false;
+        }
+        for part in [req.method, " ", req.path, "?", req.query, "\n", host] {
+            out.extend_from_slice(part.as_bytes());
+        }
+        true
+    }
+
+    pub(super) fn recall(
+        req: &Request<'_>,
+        now: i64,
+        region: &str,
+        secret_of: &impl Fn(&str) -> Option<String>,
+    ) -> Option<Verified> {
+        if !req.query.contains("X-Amz-Signature") {
+            return None;
+        }
+        MEMO.with(|m| {
+            let m = &mut *m.borrow_mut();
+            if !key_of(req, &mut m.key) {
+                return None;
+            }
+            let entry = match m.young.get(&m.key[..]) {
+                Some(e) => e.clone(),
+                None => {
+                    let e = m.old.remove(&m.key[..])?;
+                    insert(m, e.clone());
+                    e
+                }
+            };
+            let in_window = entry.time <= now.saturating_add(MAX_SKEW_SECS)
+                && now <= entry.time + entry.expires;
+            let same_key = entry.region == region
+                && secret_of(&entry.verified.access_key_id).as_deref() == Some(&entry.secret[..]);
+            (in_window && same_key).then_some(entry.verified)
+        })
+    }
+
+    pub(super) fn remember(
+        req: &Request<'_>,
+        region: &str,
+        verified: &Verified,
+        time: i64,
+        expires: i64,
+        secret_of: &impl Fn(&str) -> Option<String>,
+    ) {
+        let Some(secret) = secret_of(&verified.access_key_id) else {
+            return;
+        };
+        MEMO.with(|m| {
+            let m = &mut *m.borrow_mut();
+            if key_of(req, &mut m.key) {
+                insert(
+                    m,
+                    Entry {
+                        verified: verified.clone(),
+                        time,
+                        expires,
+                        secret,
+                        region: region.to_string(),
+                    },
+                );
+            }
+        });
+    }
+
+    /// Inserts under `m.key`, turning the generations over when the young one is full.
+    fn insert(m: &mut Memo, entry: Entry) {
+        if m.young.len() >= MEMO_ENTRIES_MAX {
+            m.old = std::mem::take(&mut m.young);
+        }
+        m.young.insert(m.key.clone().into_boxed_slice(), entry);
+    }
+
+    /// Forgets every remembered URL of this thread (tests).
+    #[cfg(test)]
+    pub(super) fn clear() {
+        MEMO.with(|m| *m.borrow_mut() = Memo::default());
+    }
+
+    /// Remembers `n` distinct made-up URLs verified as `v` (tests).
+    #[cfg(test)]
+    pub(super) fn fill(n: usize, v: &Verified) {
+        MEMO.with(|m| {
+            let m = &mut *m.borrow_mut();
+            for i in 0..n {
+                m.key = format!("GET /fill{i}").into_bytes();
+                let entry = Entry {
+                    verified: v.clone(),
+                    time: 0,
+                    expires: 1,
+                    secret: String::new(),
+                    region: String::new(),
+                };
+                insert(m, entry);
+            }
+        });
+    }
+
+    #[cfg(test)]
+    pub(super) fn len() -> usize {
+        MEMO.with(|m| {
+            let m = m.borrow();
+            m.young.len() + m.old.len()
+        })
+    }
 }
 
 /// The lower-case hex sha256 of `data`.
@@ -420,6 +607,8 @@ struct Parsed<'a> {
     /// The last line of the canonical request.
     payload_hash: &'a str,
     payload: PayloadMode,
+    /// A presigned URL's validity: its `X-Amz-Date` (unix seconds) and `X-Amz-Expires`.
+    window: Option<(i64, i64)>,
 }
 
 /// The malformed-credentials error of the form in use.
@@ -536,6 +725,7 @@ fn parse_header_auth<'a>(
         amz_date,
         payload_hash: content.trim(),
         payload,
+        window: None,
     })
 }
 
@@ -645,6 +835,7 @@ fn parse_presigned<'a>(
         amz_date: Cow::Borrowed(amz_date),
         payload_hash,
         payload,
+        window: Some((time, expires)),
     })
 }
 
@@ -1460,6 +1651,68 @@ mod tests {
     }
 
     #[test]
+    fn a_remembered_presigned_url_is_checked_again_for_time_secret_host_and_headers() {
+        memo::clear();
+        let first = presigned(PRESIGNED_QUERY, EXAMPLE_NOW).unwrap();
+        assert_eq!(memo::len(), 1);
+        // Recalled: the same answer.
+        assert!(presigned(PRESIGNED_QUERY, EXAMPLE_NOW + 10).unwrap() == first);
+        assert_eq!(memo::len(), 1);
+        // The clock still decides.
+        assert_eq!(
+            presigned(PRESIGNED_QUERY, EXAMPLE_NOW + 86_401).unwrap_err(),
+            AuthError::Expired
+        );
+        let early = presigned(PRESIGNED_QUERY, EXAMPLE_NOW - MAX_SKEW_SECS - 1).unwrap_err();
+        assert_eq!(early.code(), "AccessDenied");
+        let req = |headers| Request {
+            method: "GET",
+            path: "/test.txt",
+            query: PRESIGNED_QUERY,
+            headers,
+        };
+        // A changed secret (a reloaded configuration) or a removed key.
+        let rotated = |akid: &str| (akid == AKID).then(|| "another secret".to_owned());
+        assert_eq!(
+            verify(&req(&[("Host", HOST)]), EXAMPLE_NOW, "us-east-1", rotated).unwrap_err(),
+            AuthError::SignatureDoesNotMatch
+        );
+        assert_eq!(
+            verify(&req(&[("Host", HOST)]), EXAMPLE_NOW, "us-east-1", |_| None).unwrap_err(),
+            AuthError::InvalidAccessKeyId
+        );
+        // Another region, another Host, or an added Authorization header.
+        assert!(verify(&req(&[("Host", HOST)]), EXAMPLE_NOW, "eu-west-1", secrets).is_err());
+        assert_eq!(
+            verify(
+                &req(&[("Host", "evil.example")]),
+                EXAMPLE_NOW,
+                "us-east-1",
+                secrets
+            )
+            .unwrap_err(),
+            AuthError::SignatureDoesNotMatch
+        );
+        let with_auth = [("Host", HOST), ("Authorization", "AWS4-HMAC-SHA256 x")];
+        assert!(matches!(
+            verify(&req(&with_auth), EXAMPLE_NOW, "us-east-1", secrets).unwrap_err(),
+            AuthError::InvalidArgument(_)
+        ));
+        let two_hosts = [("Host", HOST), ("Host", HOST)];
+        assert!(verify(&req(&two_hosts), EXAMPLE_NOW, "us-east-1", secrets).is_err());
+        // A tampered URL is a different entry: verified afresh, refused, not remembered.
+        let flipped = PRESIGNED_QUERY.replace("d404", "d405");
+        assert_eq!(
+            presigned(&flipped, EXAMPLE_NOW).unwrap_err(),
+            AuthError::SignatureDoesNotMatch
+        );
+        assert_eq!(memo::len(), 1);
+        // Bounded: the oldest generation goes.
+        memo::fill(3 * memo::MEMO_ENTRIES_MAX, &first);
+        assert!(memo::len() <= 2 * memo::MEMO_ENTRIES_MAX);
+    }
+
+    #[test]
     fn presigned_tampering_and_bad_parameters() {
         // Each change of a signed parameter breaks the signature.
         let longer = PRESIGNED_QUERY.replace("Expires=86400", "Expires=86401");
@@ -1977,18 +2230,28 @@ mod tests {
         assert_eq!(v.seed_signature, signature);
         assert_eq!(v.scope, "20130524/us-east-1/s3/aws4_request");
         const N: u32 = 200_000;
-        for _ in 0..N / 10 {
-            std::hint::black_box(verify(&req, EXAMPLE_NOW + 60, "us-east-1", secrets).unwrap());
+        for (what, remembered) in [("afresh", false), ("remembered", true)] {
+            let run = |req: &Request<'_>| {
+                if remembered {
+                    verify(req, EXAMPLE_NOW + 60, "us-east-1", secrets).unwrap()
+                } else {
+                    verify_afresh(req, EXAMPLE_NOW + 60, "us-east-1", secrets)
+                        .unwrap()
+                        .0
+                }
+            };
+            for _ in 0..N / 10 {
+                std::hint::black_box(run(&req));
+            }
+            let start = std::time::Instant::now();
+            for _ in 0..N {
+                std::hint::black_box(run(std::hint::black_box(&req)));
+            }
+            let elapsed = start.elapsed();
+            println!(
+                "presigned GET verify, {what}: {:.0} ns/verify ({N} in {elapsed:?})",
+                elapsed.as_nanos() as f64 / f64::from(N)
+            );
         }
-        let start = std::time::Instant::now();
-        for _ in 0..N {
-            let req = std::hint::black_box(&req);
-            std::hint::black_box(verify(req, EXAMPLE_NOW + 60, "us-east-1", secrets).unwrap());
-        }
-        let elapsed = start.elapsed();
-        println!(
-            "presigned GET verify: {:.0} ns/verify ({N} in {elapsed:?})",
-            elapsed.as_nanos() as f64 / f64::from(N)
-        );
     }
 }

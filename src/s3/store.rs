@@ -59,18 +59,42 @@ pub fn record_of(
     r: &S3Request,
     key: &str,
 ) -> Result<Option<std::rc::Rc<FileInfo>>, S3Error> {
-    let Ok((dir, name)) = policy::object_path(&r.bucket, key, &r.cfg.peer_id) else {
-        return Ok(None);
-    };
-    let rel = format!("{dir}/{name}");
+    record_at(w, r, &object_rel(&r.bucket, key), key)
+}
+
+/// `files/<bucket>/<key>`: where an object of a valid key is stored (see
+/// [`policy::object_path`], which decides whether the key is valid).
+pub fn object_rel(bucket: &str, key: &str) -> String {
+    let mut rel = String::with_capacity("files/".len() + bucket.len() + 1 + key.len());
+    for part in ["files/", bucket, "/", key] {
+        rel.push_str(part);
+    }
+    rel
+}
+
+/// [`record_of`] given the key's [`object_rel`].
+pub fn record_at(
+    w: &Worker,
+    r: &S3Request,
+    rel: &str,
+    key: &str,
+) -> Result<Option<std::rc::Rc<FileInfo>>, S3Error> {
     let epoch = w
         .shared
         .cache_epoch
         .load(std::sync::atomic::Ordering::Acquire);
-    if let Some(info) = w.records.borrow_mut().get(epoch, &rel) {
+    // The record cache only holds records found under a valid key's path, so a hit needs no
+    // new check of the key.
+    if let Some(info) = w.records.borrow_mut().get(epoch, rel) {
         return Ok(Some(info));
     }
-    let key = meta::path_key(&rel);
+    match policy::object_path(&r.bucket, key, &r.cfg.peer_id) {
+        Ok((dir, name)) if rel.len() == dir.len() + 1 + name.len() => {
+            debug_assert_eq!(rel, format!("{dir}/{name}"));
+        }
+        _ => return Ok(None),
+    }
+    let key = meta::path_key(rel);
     let here = |i: &FileInfo| i.rel_path() == rel && !i.is_merged();
     // An object written over S3 is recorded under its path key: one shard to look in. A file
     // uploaded through the go-fastdfs API has its content's md5: every shard's path index.
@@ -80,7 +104,7 @@ pub fn record_of(
     };
     Ok(found.map(|info| {
         let info = std::rc::Rc::new(info);
-        w.records.borrow_mut().insert(epoch, &rel, info.clone());
+        w.records.borrow_mut().insert(epoch, rel, info.clone());
         info
     }))
 }
@@ -374,9 +398,14 @@ pub async fn existing(w: &Worker, r: &S3Request) -> Result<Bucket, S3Error> {
 
 /// The ETag of a record: the S3 one, else its md5 (the content's, with dedup on).
 pub fn etag_of(info: &FileInfo) -> String {
+    etag_ref(info).to_string()
+}
+
+/// [`etag_of`], borrowed.
+pub fn etag_ref(info: &FileInfo) -> &str {
     match &info.s3 {
-        Some(a) if !a.etag.is_empty() => a.etag.clone(),
-        _ => info.md5.clone(),
+        Some(a) if !a.etag.is_empty() => &a.etag,
+        _ => &info.md5,
     }
 }
 
