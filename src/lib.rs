@@ -15,6 +15,7 @@ pub mod error;
 pub mod failpoint;
 pub mod http;
 pub mod image;
+pub mod jpeg_dc;
 pub mod json;
 pub mod logfile;
 pub mod metrics;

@@ -67,6 +67,50 @@ fn png_and_jpeg_are_resized_in_their_own_format() {
 }
 
 #[test]
+fn a_thumbnail_of_a_large_jpeg_keeps_its_colours_where_they_were() {
+    // 1600x1200: red on the left, blue on the right, a green band at the bottom. A 100 px
+    // thumbnail is made from the 1/8-scale decode (each 8x8 block's average).
+    let (w, h) = (1600, 1200);
+    let mut pixels = Vec::with_capacity(w * h * 3);
+    for y in 0..h {
+        for x in 0..w {
+            let rgb = match (y >= 1000, x < w / 2) {
+                (true, _) => [20, 200, 40],
+                (false, true) => [220, 30, 30],
+                (false, false) => [30, 40, 210],
+            };
+            pixels.extend_from_slice(&rgb);
+        }
+    }
+    let jpeg = Image::from_u8(&pixels, w, h, ColorSpace::RGB)
+        .write_to_vec(ImageFormat::JPEG)
+        .unwrap();
+    let s = Server::start(json!({}));
+    let path = path_of(&upload_json(&s, "halves.jpg", &jpeg));
+    let (code, ct, body) = get_bytes(&s, &format!("{path}?width=100&download=0"));
+    assert_eq!((code, ct.as_str()), (200, "image/jpeg"));
+    let mut thumb = Image::read(ZCursor::new(&body[..]), DecoderOptions::default()).unwrap();
+    assert_eq!(thumb.dimensions(), (100, 75));
+    thumb.convert_color(ColorSpace::RGB).unwrap();
+    let rgb = &thumb.flatten_to_u8()[0];
+    let at = |x: usize, y: usize| -> Vec<i32> {
+        rgb[(y * 100 + x) * 3..(y * 100 + x) * 3 + 3]
+            .iter()
+            .map(|&v| i32::from(v))
+            .collect()
+    };
+    let near = |got: Vec<i32>, want: [i32; 3], place: &str| {
+        assert!(
+            got.iter().zip(want).all(|(g, w)| (g - w).abs() <= 24),
+            "{place}: {got:?}, expected about {want:?}"
+        );
+    };
+    near(at(20, 30), [220, 30, 30], "left");
+    near(at(80, 30), [30, 40, 210], "right");
+    near(at(50, 70), [20, 200, 40], "bottom");
+}
+
+#[test]
 fn webp_and_bmp_are_resized_in_their_own_format() {
     let s = Server::start(json!({}));
     let rgb: Vec<u8> = (0..40 * 20 * 3).map(|i| (i * 7 % 251) as u8).collect();
