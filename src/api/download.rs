@@ -51,20 +51,34 @@ fn resolve(w: &Worker, path: &str) -> Result<Target, ApiError> {
             None => return Ok(Target::NotFound("404 page not found\n")),
         }
     };
-    let decoded = query::percent_decode_path(rest)
-        .ok_or_else(|| ApiError::fail(400, "invalid path encoding"))?;
-    let parts = crate::store::names::url_segments(&decoded)
-        .ok_or_else(|| ApiError::fail(400, "invalid path"))?;
-    match parts.first() {
-        None => return Ok(Target::Index),
-        Some(first) if crate::store::names::is_internal(first) => return Ok(Target::NotFound("")),
-        _ => {}
-    }
+    // Decoded only when it holds an escape (the same checks: UTF-8, no NUL).
+    let decoded: std::borrow::Cow<'_, str> = if rest.contains('%') {
+        query::percent_decode_path(rest)
+            .ok_or_else(|| ApiError::fail(400, "invalid path encoding"))?
+            .into()
+    } else if rest.contains('\0') {
+        return Err(ApiError::fail(400, "invalid path encoding"));
+    } else {
+        rest.into()
+    };
+    // `files` and the non-empty segments (as `names::url_segments` takes them), built in
+    // place.
     let mut rel = String::with_capacity("files/".len() + decoded.len());
     rel.push_str("files");
-    for part in parts {
+    let mut internal = false;
+    for (i, part) in decoded.split('/').filter(|s| !s.is_empty()).enumerate() {
+        if !crate::store::names::url_segment_ok(part) {
+            return Err(ApiError::fail(400, "invalid path"));
+        }
+        internal |= i == 0 && crate::store::names::is_internal(part);
         rel.push('/');
         rel.push_str(part);
+    }
+    if rel.len() == "files".len() {
+        return Ok(Target::Index);
+    }
+    if internal {
+        return Ok(Target::NotFound(""));
     }
     Ok(Target::File(rel))
 }

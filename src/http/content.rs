@@ -43,7 +43,25 @@ fn http_dates_are_remembered_and_never_panic() {
 
 /// The entity tag of a file version: its mtime and size.
 pub fn etag(size: u64, mtime: u64) -> String {
-    format!("\"{mtime:x}-{size:x}\"")
+    // Without the formatting machinery: this is on every download.
+    fn hex(mut v: u64, out: &mut Vec<u8>) {
+        let start = out.len();
+        loop {
+            out.push(b"0123456789abcdef"[(v & 15) as usize]);
+            v >>= 4;
+            if v == 0 {
+                break;
+            }
+        }
+        out[start..].reverse();
+    }
+    let mut out = Vec::with_capacity(36);
+    out.push(b'"');
+    hex(mtime, &mut out);
+    out.push(b'-');
+    hex(size, &mut out);
+    out.push(b'"');
+    String::from_utf8(out).expect("hex digits are ASCII")
 }
 
 /// If-None-Match (weak comparison) or, without it, If-Modified-Since.
@@ -69,10 +87,15 @@ pub fn not_modified(req: &Request<'_>, tag: &str, mtime: u64) -> bool {
 /// Content types a browser runs script in when shown inline.
 fn is_active_content(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or("").trim();
-    matches!(
-        essence.to_ascii_lowercase().as_str(),
-        "text/html" | "application/xhtml+xml" | "image/svg+xml" | "text/xml" | "application/xml"
-    )
+    [
+        "text/html",
+        "application/xhtml+xml",
+        "image/svg+xml",
+        "text/xml",
+        "application/xml",
+    ]
+    .iter()
+    .any(|t| t.eq_ignore_ascii_case(essence))
 }
 
 /// Uploaded files are anyone's content on the file domain: never sniffed into another type,
@@ -91,12 +114,21 @@ pub fn guard_uploaded_content(r: &mut Response) {
 
 /// Content-Type by extension for inline downloads.
 pub fn mime_type(path: &str) -> &'static str {
+    // The extension lower-cased on the stack: every known one is at most 4 bytes.
+    let mut buf = [0u8; 4];
     let ext = path
         .rsplit('/')
         .next()
         .and_then(|n| n.rsplit_once('.'))
-        .map(|(_, e)| e.to_ascii_lowercase());
-    match ext.as_deref() {
+        .map(|(_, e)| e.as_bytes())
+        .filter(|e| e.len() <= buf.len())
+        .map(|e| {
+            for (b, c) in buf.iter_mut().zip(e) {
+                *b = c.to_ascii_lowercase();
+            }
+            std::str::from_utf8(&buf[..e.len()]).unwrap_or("")
+        });
+    match ext {
         Some("txt") | Some("log") | Some("md") => "text/plain; charset=utf-8",
         Some("html") | Some("htm") => "text/html; charset=utf-8",
         Some("css") => "text/css; charset=utf-8",
@@ -121,5 +153,35 @@ pub fn mime_type(path: &str) -> &'static str {
         Some("wav") => "audio/wav",
         Some("wasm") => "application/wasm",
         _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_are_mtime_and_size_in_hex() {
+        assert_eq!(etag(0, 0), "\"0-0\"");
+        assert_eq!(etag(0x10, 0xabc), "\"abc-10\"");
+        assert_eq!(
+            etag(u64::MAX, 1_764_720_000),
+            format!("\"{:x}-{:x}\"", 1_764_720_000u64, u64::MAX)
+        );
+    }
+
+    #[test]
+    fn types_by_extension_ignore_case_and_unknown_ones_are_octet_streams() {
+        assert_eq!(mime_type("files/a/PHOTO.JPG"), "image/jpeg");
+        assert_eq!(mime_type("files/a/b.Jpeg"), "image/jpeg");
+        assert_eq!(mime_type("files/a/page.HTML"), "text/html; charset=utf-8");
+        assert_eq!(mime_type("files/a/x.wasm"), "application/wasm");
+        assert_eq!(mime_type("files/a/x.jpegx"), "application/octet-stream");
+        assert_eq!(mime_type("files/a.txt/noext"), "application/octet-stream");
+        assert_eq!(mime_type("files/a/x."), "application/octet-stream");
+        assert_eq!(mime_type("files/a/x.é"), "application/octet-stream");
+        assert!(is_active_content("Text/HTML; charset=utf-8"));
+        assert!(is_active_content(" image/svg+xml"));
+        assert!(!is_active_content("text/plain"));
     }
 }

@@ -77,7 +77,8 @@ impl Response {
     pub fn new(status: u16) -> Response {
         Response {
             status,
-            headers: Vec::new(),
+            // A download sets seven or eight.
+            headers: Vec::with_capacity(8),
             named_headers: Vec::new(),
             body: Body::Empty,
             close: false,

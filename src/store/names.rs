@@ -55,12 +55,23 @@ pub fn upload_name(raw: &str, trim_special: bool) -> String {
 pub fn url_segments(path: &str) -> Option<Vec<&str>> {
     let mut parts = Vec::new();
     for seg in path.split('/').filter(|s| !s.is_empty()) {
-        if seg == "." || seg == ".." || seg.contains('\\') || seg.chars().any(|c| c.is_control()) {
+        if !url_segment_ok(seg) {
             return None;
         }
         parts.push(seg);
     }
     Some(parts)
+}
+
+/// One non-empty segment of [`url_segments`]: not `.` or `..`, no backslash, no control
+/// character (checked byte-wise for ASCII, the common case).
+pub fn url_segment_ok(seg: &str) -> bool {
+    let controls = if seg.is_ascii() {
+        seg.bytes().any(|b| b < 0x20 || b == 0x7f)
+    } else {
+        seg.chars().any(|c| c.is_control())
+    };
+    !(seg == "." || seg == ".." || seg.contains('\\') || controls)
 }
 
 /// A single safe path component, or an error saying why not.
