@@ -27,6 +27,8 @@ const GROUP_FILES: usize = 64;
 /// Bytes copied between two pauses, and the pause (bounded compaction I/O).
 const PACE_BYTES: u64 = 1 << 20;
 const PACE_PAUSE: Duration = Duration::from_millis(20);
+/// Longest wait for uploads into a just-sealed container to insert their records.
+const HELD_WAIT_MAX: Duration = Duration::from_secs(60);
 
 /// What a pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -105,8 +107,7 @@ pub async fn pass(w: &Rc<Worker>, threshold_percent: u64) -> io::Result<Report> 
         if !retired && (dead == 0 || dead * 100 < threshold_percent * len) {
             continue;
         }
-        let files = live_files(w, &rel_dir, n).await?;
-        compact_one(w, &dir, n, files, &mut report).await?;
+        compact_one(w, &dir, n, &mut report).await?;
         w.shared.set_container_gauge(n, None);
         report.containers += 1;
         report.bytes_reclaimed += dead;
@@ -157,7 +158,7 @@ async fn move_one(
             return Ok(None);
         }
     };
-    let at = w
+    let (at, _hold) = w
         .haystack
         .append(
             dir,
@@ -179,7 +180,6 @@ async fn compact_one(
     w: &Rc<Worker>,
     dir: &std::path::Path,
     n: u64,
-    files: Vec<Live>,
     report: &mut Report,
 ) -> io::Result<()> {
     {
@@ -190,6 +190,19 @@ async fn compact_one(
     }
     crate::failpoint::hit("compact.retired");
     w.haystack.seal(n);
+    // Uploads whose bytes landed in `n` before the seal are inserting their records: wait
+    // for them, then list the files again, so that none is left behind (or unlinked).
+    let since = std::time::Instant::now();
+    while w.haystack.held(n) > 0 {
+        if since.elapsed() > HELD_WAIT_MAX {
+            return Err(io::Error::other(format!(
+                "uploads into container {n} still pending; kept for the next pass"
+            )));
+        }
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    let rel_dir = haystack::dir_of(&w.config().peer_id);
+    let files = live_files(w, &rel_dir, n).await?;
     let container = dir.join(n.to_string());
     // Files move in groups whose appends share one batch (one write, one fdatasync) and whose
     // relocations share a group commit; a pause between groups bounds the I/O.
@@ -213,7 +226,6 @@ async fn compact_one(
         }
     }
     // Every record that pointed into `n` points elsewhere now (or its file was deleted).
-    let rel_dir = haystack::dir_of(&w.config().peer_id);
     if !live_files(w, &rel_dir, n).await?.is_empty() {
         return Err(io::Error::other(format!(
             "container {n} still referenced after compaction; kept for the next pass"

@@ -198,7 +198,9 @@ pub async fn commit_merged(
     let dir = haystack::dir_of(&cfg.peer_id);
     // Written, not fdatasynced: the metadata journal holds the bytes durably with the record
     // (store::meta::journal) until the container is fdatasynced.
-    let at = w
+    // Held until the record is inserted: compaction waits for it before it decides that
+    // nothing points into the container any more.
+    let (at, _hold) = w
         .haystack
         .append(
             &w.dir().join(&dir),

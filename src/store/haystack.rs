@@ -18,9 +18,11 @@
 
 use bytes::Bytes;
 use futures_channel::oneshot;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// Uploads smaller than this are merged (go-fastdfs' limit).
 pub const SMALL_FILE_BYTES_MAX: u64 = 1 << 20;
@@ -134,7 +136,31 @@ struct Pending {
     content: Bytes,
     /// Whether the batch must be fdatasynced before this append is answered.
     sync: bool,
-    done: oneshot::Sender<io::Result<Appended>>,
+    done: oneshot::Sender<io::Result<(Appended, Hold)>>,
+}
+
+/// An append whose record is not inserted yet: while it is held, compaction does not
+/// conclude that nothing points into its container. Dropped once the record is in the
+/// metadata (or the upload failed).
+#[must_use = "hold it until the record of the appended bytes is inserted"]
+pub struct Hold {
+    count: Rc<Cell<usize>>,
+}
+
+impl Hold {
+    fn new(count: &Rc<Cell<usize>>) -> Hold {
+        count.set(count.get() + 1);
+        Hold {
+            count: count.clone(),
+        }
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        debug_assert!(self.count.get() > 0, "held appends are counted");
+        self.count.set(self.count.get() - 1);
+    }
 }
 
 /// Whether an append is durable when answered.
@@ -157,6 +183,10 @@ struct State {
     /// The open container `current` names (kept across batches: no open, stat or mkdir per
     /// batch).
     file: Option<(u64, std::sync::Arc<std::fs::File>)>,
+    /// Containers compaction took out of use: no batch is placed in them again.
+    sealed: HashSet<u64>,
+    /// Per container, the appends placed in it whose [`Hold`]s are still alive.
+    held: HashMap<u64, Rc<Cell<usize>>>,
 }
 
 /// One executor's appender.
@@ -166,17 +196,23 @@ pub struct Appender {
 }
 
 impl Appender {
-    /// Stops appending to container `n` (retired by compaction): the next batch picks another.
-    /// A batch already being written may still land in `n`; compaction then finds its files
-    /// there and keeps the container for its next pass.
+    /// Stops appending to container `n` (retired by compaction): no batch is placed in it
+    /// afterwards. Batches placed in it before are counted by [`Appender::held`] until their
+    /// callers drop their [`Hold`]s, i.e. until their records are inserted.
     pub fn seal(&self, n: u64) {
         let mut st = self.state.borrow_mut();
+        st.sealed.insert(n);
         if st.current.is_some_and(|(c, _)| c == n) {
             st.current = None;
         }
         if st.file.as_ref().is_some_and(|(c, _)| *c == n) {
             st.file = None;
         }
+    }
+
+    /// How many appends placed in container `n` are still held (their records not inserted).
+    pub fn held(&self, n: u64) -> usize {
+        self.state.borrow().held.get(&n).map_or(0, |c| c.get())
     }
 
     /// Appends `content` (marker first) to this executor's container under `dir`, together
@@ -189,7 +225,7 @@ impl Appender {
         workers: usize,
         content: Bytes,
         durability: Durability,
-    ) -> io::Result<Appended> {
+    ) -> io::Result<(Appended, Hold)> {
         assert!(
             (content.len() as u64) < SMALL_FILE_BYTES_MAX,
             "only small files are merged"
@@ -223,19 +259,33 @@ impl Appender {
     async fn write_batch(&self, dir: &Path, id: usize, workers: usize, batch: Vec<Pending>) {
         let bytes: u64 = batch.iter().map(|p| p.content.len() as u64 + 1).sum();
         let sync = batch.iter().any(|p| p.sync);
-        let current = self.state.borrow().current;
-        let placed = match current {
-            Some((n, len)) if len + bytes <= CONTAINER_BYTES_MAX => Ok((n, len)),
-            _ => {
-                let (dir, after) = (dir.to_path_buf(), current.map(|(n, _)| n));
-                glommio::executor()
-                    .spawn_blocking(move || pick_container(&dir, id, workers, after, bytes))
-                    .await
+        let mut skip = None;
+        let (n, start) = loop {
+            let current = self.state.borrow().current;
+            let placed = match current {
+                Some((n, len)) if len + bytes <= CONTAINER_BYTES_MAX => Ok((n, len)),
+                _ => {
+                    let dir = dir.to_path_buf();
+                    let after = current.map(|(n, _)| n).max(skip);
+                    glommio::executor()
+                        .spawn_blocking(move || pick_container(&dir, id, workers, after, bytes))
+                        .await
+                }
+            };
+            match placed {
+                // Sealed while it was being picked: pick again, past it.
+                Ok((n, _)) if self.state.borrow().sealed.contains(&n) => skip = Some(n),
+                Ok(p) => break p,
+                Err(e) => return fail(batch, e),
             }
         };
-        let (n, start) = match placed {
-            Ok(p) => p,
-            Err(e) => return fail(batch, e),
+        // Counted now, in the same step as the placement: a compaction that seals `n` from
+        // here on waits for these appends' records.
+        let holds: Vec<Hold> = {
+            let mut st = self.state.borrow_mut();
+            st.held.retain(|&c, count| c == n || count.get() > 0);
+            let count = st.held.entry(n).or_default().clone();
+            batch.iter().map(|_| Hold::new(&count)).collect()
         };
         let mut buf = Vec::with_capacity(bytes as usize);
         let mut offsets = Vec::with_capacity(batch.len());
@@ -253,14 +303,19 @@ impl Appender {
         match written {
             Ok(file) => {
                 let mut st = self.state.borrow_mut();
-                st.current = Some((n, start + bytes));
-                st.file = Some((n, file));
+                // A container sealed meanwhile takes no further batch.
+                if !st.sealed.contains(&n) {
+                    st.current = Some((n, start + bytes));
+                    st.file = Some((n, file));
+                }
                 drop(st);
-                for (p, offset) in batch.into_iter().zip(offsets) {
-                    let _ = p.done.send(Ok(Appended {
+                for ((p, offset), hold) in batch.into_iter().zip(offsets).zip(holds) {
+                    let at = Appended {
                         container: n,
                         offset,
-                    }));
+                    };
+                    // An append whose caller is gone drops its hold with the message.
+                    let _ = p.done.send(Ok((at, hold)));
                 }
             }
             Err(e) => {
@@ -534,6 +589,59 @@ mod tests {
     }
 
     #[test]
+    fn a_sealed_container_takes_no_batch_and_held_appends_count_until_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("files/haystack/1");
+        let ex = glommio::LocalExecutorBuilder::default()
+            .io_memory(256 << 10)
+            .make()
+            .unwrap();
+        ex.run(async move {
+            let app = Rc::new(Appender::default());
+            let w = Durability::Written;
+            let put = |text: &'static str| {
+                let (app, dir) = (app.clone(), dir.clone());
+                async move {
+                    app.append(&dir, 0, 1, Bytes::from_static(text.as_bytes()), w)
+                        .await
+                }
+            };
+            let (a, hold_a) = put("one").await.unwrap();
+            assert_eq!((a.container, app.held(100)), (100, 1));
+            // Compaction seals 100 while the upload that landed there has not inserted its
+            // record: it is still counted, and nothing else lands in 100.
+            app.seal(100);
+            assert_eq!(app.held(100), 1);
+            let (b, hold_b) = put("two").await.unwrap();
+            assert_eq!(
+                b.container, 101,
+                "a sealed container takes no batch, room or not"
+            );
+            drop(hold_a);
+            assert_eq!(app.held(100), 0, "the record is in: compaction may go on");
+            assert_eq!(app.held(101), 1);
+            drop(hold_b);
+            // Sealed while another append is on its way: either it was placed in 101 before
+            // the seal, and is counted there, or it goes past every sealed container.
+            let queued = glommio::spawn_local(put("three"));
+            app.seal(101);
+            let counted_at_seal = app.held(101);
+            let (c, hold_c) = queued.await.unwrap();
+            assert!(
+                c.container == 102 || (c.container == 101 && counted_at_seal == 1),
+                "{} (counted at the seal: {counted_at_seal})",
+                c.container
+            );
+            assert_eq!(app.held(c.container), 1);
+            drop(hold_c);
+            assert_eq!(app.held(c.container), 0);
+            // Whatever was in flight, the next batch goes past 101.
+            let (d, _hold_d) = put("four").await.unwrap();
+            assert_eq!(d.container, 102);
+        });
+    }
+
+    #[test]
     fn concurrent_appends_share_a_batch_and_read_back() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("files/haystack/1");
@@ -549,7 +657,7 @@ mod tests {
                     glommio::spawn_local(async move {
                         let content = Bytes::from(vec![i; 10 + i as usize]);
                         let d = Durability::Synced;
-                        (i, app.append(&dir, 0, 2, content, d).await.unwrap())
+                        (i, app.append(&dir, 0, 2, content, d).await.unwrap().0)
                     })
                 })
                 .collect();
