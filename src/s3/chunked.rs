@@ -1014,7 +1014,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(v.seed_signature, seed);
-        v
+        std::rc::Rc::unwrap_or_clone(v)
     }
 
     const SIGNATURES: [&str; 3] = [

@@ -193,7 +193,7 @@ fn virtual_host_bucket(cfg: &Config, req: &Request<'_>) -> Option<String> {
 fn authenticate(
     cfg: &Config,
     req: &Request<'_>,
-) -> Result<(Option<usize>, Option<sigv4::Verified>), S3Error> {
+) -> Result<(Option<usize>, Option<Rc<sigv4::Verified>>), S3Error> {
     let headers: Vec<(&str, &str)> = req
         .head
         .headers()
@@ -215,7 +215,7 @@ fn authenticate(
     // Signature Version 2 (aws-cli v1's `s3 presign`, older tools), else Version 4.
     let verified = if sigv2::is_v2(&sreq) {
         let host_bucket = virtual_host_bucket(cfg, req);
-        sigv2::verify_with_host_bucket(&sreq, host_bucket.as_deref(), now, secret_of)
+        sigv2::verify_with_host_bucket(&sreq, host_bucket.as_deref(), now, secret_of).map(Rc::new)
     } else if sigv4::is_signed(&sreq) {
         sigv4::verify(&sreq, now, &cfg.s3_region, secret_of)
     } else {

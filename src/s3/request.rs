@@ -26,7 +26,7 @@ pub struct S3Request {
     /// anonymous).
     pub key_index: Option<usize>,
     /// What the signature says about the body (None: anonymous, body unsigned).
-    pub signed: Option<sigv4::Verified>,
+    pub signed: Option<std::rc::Rc<sigv4::Verified>>,
 }
 
 impl S3Request {

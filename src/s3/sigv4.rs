@@ -21,6 +21,7 @@
 //! are `super::sigv2`'s (here they are refused the same way).
 
 use std::borrow::Cow;
+use std::rc::Rc;
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -279,11 +280,12 @@ pub fn verify(
     now: i64,
     region: &str,
     secret_of: impl Fn(&str) -> Option<String>,
-) -> Result<Verified, AuthError> {
+) -> Result<Rc<Verified>, AuthError> {
     if let Some(v) = memo::recall(req, now, region, &secret_of) {
         return Ok(v);
     }
     let (verified, window) = verify_afresh(req, now, region, &secret_of)?;
+    let verified = Rc::new(verified);
     if let Some((time, expires)) = window {
         memo::remember(req, region, &verified, time, expires, &secret_of);
     }
@@ -405,6 +407,7 @@ mod memo {
     use super::{Request, Verified, MAX_SKEW_SECS};
     use std::cell::RefCell;
     use std::collections::HashMap;
+    use std::rc::Rc;
 
     /// Entries per generation: when the young generation is full it becomes the old one and
     /// the previous old one is dropped, so recently used URLs survive (they are promoted).
@@ -412,24 +415,35 @@ mod memo {
     /// Longest request (method, path, query, host) remembered, bytes.
     const KEY_BYTES_MAX: usize = 2048;
 
-    #[derive(Clone)]
     struct Entry {
-        verified: Verified,
+        /// The whole request as [`key_of`] writes it.
+        key: Box<[u8]>,
+        verified: Rc<Verified>,
         time: i64,
         expires: i64,
         secret: String,
         region: String,
     }
 
+    /// Entries by the first 64 bits of their signature (an HMAC: no attacker chooses it for
+    /// an entry, since only verified URLs go in); the entry's whole key decides.
     #[derive(Default)]
     struct Memo {
-        young: HashMap<Box<[u8]>, Entry>,
-        old: HashMap<Box<[u8]>, Entry>,
+        young: HashMap<u64, Rc<Entry>>,
+        old: HashMap<u64, Rc<Entry>>,
         key: Vec<u8>,
     }
 
     thread_local! {
         static MEMO: RefCell<Memo> = RefCell::new(Memo::default());
+    }
+
+    /// The first 64 bits of the query's `X-Amz-Signature`, when it has one in hex.
+    fn slot_of(query: &str) -> Option<u64> {
+        const NAME: &str = "X-Amz-Signature=";
+        let at = query.find(NAME)? + NAME.len();
+        let hex = query.get(at..at + 16)?;
+        u64::from_str_radix(hex, 16).ok()
     }
 
     /// Writes the memo key of `req` into `out`; false when it is not one to remember (not a
@@ -458,65 +472,64 @@ mod memo {
         now: i64,
         region: &str,
         secret_of: &impl Fn(&str) -> Option<String>,
-    ) -> Option<Verified> {
-        if !req.query.contains("X-Amz-Signature") {
-            return None;
-        }
-        MEMO.with(|m| {
+    ) -> Option<Rc<Verified>> {
+        let slot = slot_of(req.query)?;
+        let entry = MEMO.with(|m| {
             let m = &mut *m.borrow_mut();
             if !key_of(req, &mut m.key) {
                 return None;
             }
-            let entry = match m.young.get(&m.key[..]) {
+            let entry = match m.young.get(&slot) {
                 Some(e) => e.clone(),
                 None => {
-                    let e = m.old.remove(&m.key[..])?;
-                    insert(m, e.clone());
+                    let e = m.old.remove(&slot)?;
+                    insert(m, slot, e.clone());
                     e
                 }
             };
-            let in_window = entry.time <= now.saturating_add(MAX_SKEW_SECS)
-                && now <= entry.time + entry.expires;
-            let same_key = entry.region == region
-                && secret_of(&entry.verified.access_key_id).as_deref() == Some(&entry.secret[..]);
-            (in_window && same_key).then_some(entry.verified)
-        })
+            (entry.key[..] == m.key[..]).then_some(entry)
+        })?;
+        let in_window =
+            entry.time <= now.saturating_add(MAX_SKEW_SECS) && now <= entry.time + entry.expires;
+        let same_key = entry.region == region
+            && secret_of(&entry.verified.access_key_id).as_deref() == Some(&entry.secret[..]);
+        (in_window && same_key).then(|| entry.verified.clone())
     }
 
     pub(super) fn remember(
         req: &Request<'_>,
         region: &str,
-        verified: &Verified,
+        verified: &Rc<Verified>,
         time: i64,
         expires: i64,
         secret_of: &impl Fn(&str) -> Option<String>,
     ) {
-        let Some(secret) = secret_of(&verified.access_key_id) else {
+        let (Some(secret), Some(slot)) = (secret_of(&verified.access_key_id), slot_of(req.query))
+        else {
             return;
         };
         MEMO.with(|m| {
             let m = &mut *m.borrow_mut();
             if key_of(req, &mut m.key) {
-                insert(
-                    m,
-                    Entry {
-                        verified: verified.clone(),
-                        time,
-                        expires,
-                        secret,
-                        region: region.to_string(),
-                    },
-                );
+                let entry = Entry {
+                    key: m.key.clone().into_boxed_slice(),
+                    verified: verified.clone(),
+                    time,
+                    expires,
+                    secret,
+                    region: region.to_string(),
+                };
+                insert(m, slot, Rc::new(entry));
             }
         });
     }
 
-    /// Inserts under `m.key`, turning the generations over when the young one is full.
-    fn insert(m: &mut Memo, entry: Entry) {
+    /// Inserts in the young generation, turning the generations over when it is full.
+    fn insert(m: &mut Memo, slot: u64, entry: Rc<Entry>) {
         if m.young.len() >= MEMO_ENTRIES_MAX {
             m.old = std::mem::take(&mut m.young);
         }
-        m.young.insert(m.key.clone().into_boxed_slice(), entry);
+        m.young.insert(slot, entry);
     }
 
     /// Forgets every remembered URL of this thread (tests).
@@ -527,19 +540,19 @@ mod memo {
 
     /// Remembers `n` distinct made-up URLs verified as `v` (tests).
     #[cfg(test)]
-    pub(super) fn fill(n: usize, v: &Verified) {
+    pub(super) fn fill(n: usize, v: &Rc<Verified>) {
         MEMO.with(|m| {
             let m = &mut *m.borrow_mut();
             for i in 0..n {
-                m.key = format!("GET /fill{i}").into_bytes();
                 let entry = Entry {
+                    key: format!("GET /fill{i}").into_bytes().into_boxed_slice(),
                     verified: v.clone(),
                     time: 0,
                     expires: 1,
                     secret: String::new(),
                     region: String::new(),
                 };
-                insert(m, entry);
+                insert(m, 1 << 63 | i as u64, Rc::new(entry));
             }
         });
     }
@@ -1507,7 +1520,7 @@ mod tests {
         query: &str,
         headers: &[(&str, &str)],
         now: i64,
-    ) -> Result<Verified, AuthError> {
+    ) -> Result<Rc<Verified>, AuthError> {
         let req = Request {
             method,
             path,
@@ -1589,7 +1602,7 @@ mod tests {
         check("PUT", "/test%24file.text", "", &headers, EXAMPLE_NOW).unwrap();
     }
 
-    fn bucket_get(query: &str, signature: &str) -> Result<Verified, AuthError> {
+    fn bucket_get(query: &str, signature: &str) -> Result<Rc<Verified>, AuthError> {
         let auth = authorization("host;x-amz-content-sha256;x-amz-date", signature);
         let headers = [
             ("Host", HOST),
@@ -1628,7 +1641,7 @@ mod tests {
         &X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host\
         &X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404";
 
-    fn presigned(query: &str, now: i64) -> Result<Verified, AuthError> {
+    fn presigned(query: &str, now: i64) -> Result<Rc<Verified>, AuthError> {
         check("GET", "/test.txt", query, &[("Host", HOST)], now)
     }
 
@@ -2235,9 +2248,11 @@ mod tests {
                 if remembered {
                     verify(req, EXAMPLE_NOW + 60, "us-east-1", secrets).unwrap()
                 } else {
-                    verify_afresh(req, EXAMPLE_NOW + 60, "us-east-1", secrets)
-                        .unwrap()
-                        .0
+                    Rc::new(
+                        verify_afresh(req, EXAMPLE_NOW + 60, "us-east-1", secrets)
+                            .unwrap()
+                            .0,
+                    )
                 }
             };
             for _ in 0..N / 10 {

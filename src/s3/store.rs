@@ -196,7 +196,7 @@ async fn receive_into(
         .filter_map(|(n, v)| std::str::from_utf8(v).ok().map(|v| (n, v)))
         .collect();
     let mut decoder =
-        ChunkDecoder::for_request(r.signed.as_ref(), &headers).map_err(chunk_error)?;
+        ChunkDecoder::for_request(r.signed.as_deref(), &headers).map_err(chunk_error)?;
     let mut checksum =
         super::chunked::ChecksumCheck::from_headers(&headers).map_err(chunk_error)?;
     let declared = super::chunked::decoded_length_from_headers(&headers).map_err(chunk_error)?;
