@@ -55,6 +55,8 @@ impl Huffman {
     /// codes than exist.
     fn new(counts: &[u8], values: &[u8]) -> Option<Huffman> {
         let mut lut = vec![0u16; 1 << LUT_BITS];
+        // The skip table: every code short enough, with its value bits, in one entry.
+        let mut skip = Box::new([0u16; 1 << SKIP_BITS]);
         let mut maxcode = [-1i32; 17];
         let mut offset = [0i32; 17];
         let (mut code, mut k) = (0i32, 0usize);
@@ -65,11 +67,23 @@ impl Huffman {
                 if code >= 1 << len {
                     return None;
                 }
+                let symbol = *values.get(k)?;
                 if len as u32 <= LUT_BITS {
                     let shift = LUT_BITS - len as u32;
                     let first = (code as usize) << shift;
-                    let entry = (len as u16) << 8 | u16::from(*values.get(k)?);
-                    lut[first..first + (1 << shift)].fill(entry);
+                    lut[first..first + (1 << shift)].fill((len as u16) << 8 | u16::from(symbol));
+                }
+                let (run, size) = (u32::from(symbol >> 4), u32::from(symbol & 15));
+                let total = len as u32 + size;
+                if total <= SKIP_BITS {
+                    let entry = match (run, size) {
+                        (_, 0) if run != 15 => total as u16 | SKIP_EOB,
+                        (15, 0) => total as u16 | 16 << 5,
+                        _ => total as u16 | ((run + 1) as u16) << 5,
+                    };
+                    let shift = SKIP_BITS - len as u32;
+                    let first = (code as usize) << shift;
+                    skip[first..first + (1 << shift)].fill(entry);
                 }
                 code += 1;
                 k += 1;
@@ -80,29 +94,6 @@ impl Huffman {
             code <<= 1;
         }
         let values = values.get(..k)?.to_vec();
-        // The skip table: every code short enough, with its value bits, in one entry.
-        let mut skip = Box::new([0u16; 1 << SKIP_BITS]);
-        let (mut code, mut k) = (0u32, 0usize);
-        for len in 1..=16u32 {
-            for _ in 0..counts[len as usize - 1] {
-                let rs = values[k];
-                let (run, size) = (u32::from(rs >> 4), u32::from(rs & 15));
-                let total = len + size;
-                if total <= SKIP_BITS {
-                    let entry = match (run, size) {
-                        (_, 0) if run != 15 => total as u16 | SKIP_EOB,
-                        (15, 0) => total as u16 | 16 << 5,
-                        _ => total as u16 | ((run + 1) as u16) << 5,
-                    };
-                    let shift = SKIP_BITS - len;
-                    let first = (code as usize) << shift;
-                    skip[first..first + (1 << shift)].fill(entry);
-                }
-                code += 1;
-                k += 1;
-            }
-            code <<= 1;
-        }
         let mut pairs = Box::new([0u16; 1 << SKIP_BITS]);
         let mask = (1usize << SKIP_BITS) - 1;
         for (prefix, pair) in pairs.iter_mut().enumerate() {
