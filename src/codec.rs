@@ -1,5 +1,5 @@
 //! Small codecs used across layers, each defined once: hex, MD5 hex of a string, random ids, HTTP optional
-//! whitespace, strict percent-decoding. A leaf module.
+//! whitespace, strict percent-decoding, form (query string) decoding. A leaf module.
 
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
@@ -79,6 +79,33 @@ pub fn percent_decode_strict(s: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Appends one `application/x-www-form-urlencoded` component decoded as browsers, Go's
+/// `url.ParseQuery` and S3 read query strings: `+` is a space, `%XX` a byte, and an invalid
+/// or truncated escape stays as it is. The runs between escapes are copied whole.
+pub fn form_decode_into(raw: &[u8], out: &mut Vec<u8>) {
+    let mut rest = raw;
+    while let Some(i) = memchr::memchr2(b'%', b'+', rest) {
+        out.extend_from_slice(&rest[..i]);
+        if rest[i] == b'+' {
+            out.push(b' ');
+            rest = &rest[i + 1..];
+            continue;
+        }
+        let digit = |at: usize| rest.get(at).copied().and_then(hex_value);
+        match (digit(i + 1), digit(i + 2)) {
+            (Some(hi), Some(lo)) => {
+                out.push(hi << 4 | lo);
+                rest = &rest[i + 3..];
+            }
+            _ => {
+                out.push(b'%');
+                rest = &rest[i + 1..];
+            }
+        }
+    }
+    out.extend_from_slice(rest);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +122,14 @@ mod tests {
         );
         assert_eq!(percent_decode_strict(b"a%2"), None);
         assert_eq!(percent_decode_strict(b"%zz"), None);
+        let form = |s: &[u8]| {
+            let mut out = Vec::new();
+            form_decode_into(s, &mut out);
+            out
+        };
+        assert_eq!(form(b"a+b%2Fc%2f"), b"a b/c/");
+        assert_eq!(form(b"100%"), b"100%");
+        assert_eq!(form(b"%zz%4"), b"%zz%4");
+        assert_eq!(form(b"%%41"), b"%A");
     }
 }

@@ -13,7 +13,6 @@
 //! - [`percent_decode_path`] does not turn `+` into a space, does not normalise `.`/`..`
 //!   segments, and refuses results that are not UTF-8 or that contain NUL.
 
-use crate::codec::hex_value;
 use percent_encoding::percent_decode_str;
 
 /// Maximum number of pairs returned by [`parse_urlencoded`].
@@ -25,32 +24,7 @@ fn decode_component(s: &[u8]) -> String {
         return String::from_utf8_lossy(s).into_owned();
     }
     let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        match s[i] {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => match (
-                s.get(i + 1).copied().and_then(hex_value),
-                s.get(i + 2).copied().and_then(hex_value),
-            ) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 3;
-                }
-                _ => {
-                    out.push(b'%');
-                    i += 1;
-                }
-            },
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
+    crate::codec::form_decode_into(s, &mut out);
     match String::from_utf8(out) {
         Ok(s) => s,
         Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),

@@ -987,7 +987,7 @@ impl QueryText<'_> {
             self.decoded.reserve(self.raw.len());
         }
         let from = self.decoded.len();
-        decode_into(component, &mut self.decoded);
+        crate::codec::form_decode_into(component, &mut self.decoded);
         Span {
             start: from,
             end: self.decoded.len(),
@@ -1019,31 +1019,6 @@ fn parse_query(raw: &str) -> (QueryText<'_>, Vec<(Span, Span)>) {
         start = end + 1;
     }
     (text, params)
-}
-
-/// Appends `raw` decoded as [`query_decoded`] does, copying the runs between escapes whole.
-fn decode_into(raw: &[u8], out: &mut Vec<u8>) {
-    let mut rest = raw;
-    while let Some(i) = memchr::memchr2(b'%', b'+', rest) {
-        out.extend_from_slice(&rest[..i]);
-        if rest[i] == b'+' {
-            out.push(b' ');
-            rest = &rest[i + 1..];
-            continue;
-        }
-        let digit = |at: usize| rest.get(at).copied().and_then(crate::codec::hex_value);
-        match (digit(i + 1), digit(i + 2)) {
-            (Some(hi), Some(lo)) => {
-                out.push(hi << 4 | lo);
-                rest = &rest[i + 3..];
-            }
-            _ => {
-                out.push(b'%');
-                rest = &rest[i + 1..];
-            }
-        }
-    }
-    out.extend_from_slice(rest);
 }
 
 /// The raw query's non-empty `name=value` components, still encoded.
@@ -1383,16 +1358,8 @@ fn hex_array(bytes: &[u8; 32]) -> [u8; 64] {
     out
 }
 
-/// Lower-case hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = Vec::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        s.push(HEX[usize::from(b >> 4)]);
-        s.push(HEX[usize::from(b & 15)]);
-    }
-    String::from_utf8(s).expect("hex digits are ASCII")
-}
+/// Lower-case hex (as every SigV4 string writes it).
+pub(crate) use crate::codec::hex;
 
 /// 64 hex digits (either case) as 32 bytes.
 pub(crate) fn parse_hex32(s: &str) -> Option<[u8; 32]> {
