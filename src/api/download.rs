@@ -51,16 +51,8 @@ fn resolve(w: &Worker, path: &str) -> Result<Target, ApiError> {
             None => return Ok(Target::NotFound("404 page not found\n")),
         }
     };
-    // Decoded only when it holds an escape (the same checks: UTF-8, no NUL).
-    let decoded: std::borrow::Cow<'_, str> = if rest.contains('%') {
-        query::percent_decode_path(rest)
-            .ok_or_else(|| ApiError::fail(400, "invalid path encoding"))?
-            .into()
-    } else if rest.contains('\0') {
-        return Err(ApiError::fail(400, "invalid path encoding"));
-    } else {
-        rest.into()
-    };
+    let decoded = query::percent_decode_path(rest)
+        .ok_or_else(|| ApiError::fail(400, "invalid path encoding"))?;
     // `files` and the non-empty segments (as `names::url_segments` takes them), built in
     // place.
     let mut rel = String::with_capacity("files/".len() + decoded.len());

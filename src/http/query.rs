@@ -60,14 +60,15 @@ pub fn parse_urlencoded_except(s: &[u8], skip: impl Fn(&[u8]) -> bool) -> Vec<(S
     out
 }
 
-/// Decodes `%XX` escapes in a URL path. `None` if the result is not valid UTF-8 or contains
-/// a NUL byte. Invalid escapes are kept literally; `+` stays `+`.
-pub fn percent_decode_path(s: &str) -> Option<String> {
+/// Decodes `%XX` escapes in a URL path, borrowing `s` when it has none. `None` if the result
+/// is not valid UTF-8 or contains a NUL byte. Invalid escapes are kept literally; `+` stays
+/// `+`.
+pub fn percent_decode_path(s: &str) -> Option<std::borrow::Cow<'_, str>> {
     let decoded = percent_decode_str(s).decode_utf8().ok()?;
     if decoded.contains('\0') {
         return None;
     }
-    Some(decoded.into_owned())
+    Some(decoded)
 }
 
 /// Appends `%XX` (upper-case hex) for `b`, without the formatting machinery.

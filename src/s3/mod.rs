@@ -158,6 +158,7 @@ fn address(cfg: &Config, req: &Request<'_>) -> Result<(String, String), S3Error>
     let raw = req.head.path();
     let decode = |s: &str| {
         crate::http::query::percent_decode_path(s)
+            .map(std::borrow::Cow::into_owned)
             .ok_or_else(|| S3Error::invalid_argument("The request path is not valid UTF-8."))
     };
     let rest = raw.strip_prefix('/').unwrap_or(raw);
