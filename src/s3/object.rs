@@ -128,11 +128,7 @@ pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
     let etag = etag_ref(&info);
     let modified = modified_ms(&info) / 1000;
     let validators = |resp: &mut Response| {
-        let mut quoted = String::with_capacity(etag.len() + 2);
-        for part in ["\"", etag, "\""] {
-            quoted.push_str(part);
-        }
-        resp.set("ETag", quoted);
+        resp.set("ETag", ["\"", etag, "\""].concat());
         resp.set(
             "Last-Modified",
             crate::http::content::http_date(modified.max(0) as u64),
@@ -209,17 +205,12 @@ pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
 /// Content-Type and the other stored headers, `x-amz-meta-*`, and the `response-*` overrides
 /// of a signed request.
 fn set_content_headers(resp: &mut Response, r: &S3Request, info: &FileInfo, rel: &str) {
-    static NONE: std::sync::OnceLock<S3Attrs> = std::sync::OnceLock::new();
-    let a = info
-        .s3
-        .as_deref()
-        .unwrap_or_else(|| NONE.get_or_init(S3Attrs::default));
-    // The response-* overrides only count in signed requests; most requests have none.
-    let signed = r.key_index.is_some() && !r.query.is_empty();
+    let none = S3Attrs::default();
+    let a = info.s3.as_deref().unwrap_or(&none);
+    // The response-* overrides only count in signed requests.
     let over = |name: &str| {
-        signed
-            .then(|| r.param(name))
-            .flatten()
+        r.key_index
+            .and(r.param(name))
             .filter(|v| !v.is_empty())
             .map(str::to_string)
     };

@@ -775,13 +775,13 @@ fn parse_presigned<'a>(
             found[i] = Some(v);
         }
     }
-    let param = |name: &str| -> Result<Option<&'a str>, AuthError> {
+    let param = |name: &str| -> Option<&'a str> {
         let i = FIELDS.iter().position(|&f| f == name);
         debug_assert!(i.is_some(), "{name} is not a presigned field");
-        Ok(i.and_then(|i| found[i]))
+        i.and_then(|i| found[i])
     };
     let required = |name: &str| -> Result<&'a str, AuthError> {
-        param(name)?.ok_or_else(|| {
+        param(name).ok_or_else(|| {
             AuthError::QueryMalformed(format!(
                 "Query-string authentication version 4 requires the X-Amz-Algorithm, \
                  X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and \
@@ -820,7 +820,7 @@ fn parse_presigned<'a>(
         return Err(AuthError::Expired);
     }
     // The payload: as the query says, else a signed x-amz-content-sha256 header, else unsigned.
-    let declared = match param("X-Amz-Content-Sha256")? {
+    let declared = match param("X-Amz-Content-Sha256") {
         Some(v) => Some(v),
         None if signed_headers
             .split(';')

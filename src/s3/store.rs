@@ -65,11 +65,7 @@ pub fn record_of(
 /// `files/<bucket>/<key>`: where an object of a valid key is stored (see
 /// [`policy::object_path`], which decides whether the key is valid).
 pub fn object_rel(bucket: &str, key: &str) -> String {
-    let mut rel = String::with_capacity("files/".len() + bucket.len() + 1 + key.len());
-    for part in ["files/", bucket, "/", key] {
-        rel.push_str(part);
-    }
-    rel
+    ["files/", bucket, "/", key].concat()
 }
 
 /// [`record_of`] given the key's [`object_rel`].
@@ -88,10 +84,9 @@ pub fn record_at(
     if let Some(info) = w.records.borrow_mut().get(epoch, rel) {
         return Ok(Some(info));
     }
+    // A valid key's path is `rel` itself; any other key has no record.
     match policy::object_path(&r.bucket, key, &r.cfg.peer_id) {
-        Ok((dir, name)) if rel.len() == dir.len() + 1 + name.len() => {
-            debug_assert_eq!(rel, format!("{dir}/{name}"));
-        }
+        Ok((dir, name)) if rel == [dir.as_str(), "/", &name].concat() => {}
         _ => return Ok(None),
     }
     let key = meta::path_key(rel);
