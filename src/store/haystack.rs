@@ -588,15 +588,22 @@ mod tests {
         assert_eq!(Locator::parse("159,7"), None);
     }
 
-    #[test]
-    fn a_sealed_container_takes_no_batch_and_held_appends_count_until_dropped() {
+    /// Runs `test` on an executor of its own, given a container directory.
+    fn with_containers<F: std::future::Future<Output = ()> + 'static>(
+        test: impl FnOnce(PathBuf) -> F,
+    ) {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("files/haystack/1");
         let ex = glommio::LocalExecutorBuilder::default()
             .io_memory(256 << 10)
             .make()
             .unwrap();
-        ex.run(async move {
+        ex.run(test(dir));
+    }
+
+    #[test]
+    fn a_sealed_container_takes_no_batch_and_held_appends_count_until_dropped() {
+        with_containers(|dir| async move {
             let app = Rc::new(Appender::default());
             let w = Durability::Written;
             let put = |text: &'static str| {
@@ -643,13 +650,7 @@ mod tests {
 
     #[test]
     fn concurrent_appends_share_a_batch_and_read_back() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("files/haystack/1");
-        let ex = glommio::LocalExecutorBuilder::default()
-            .io_memory(256 << 10)
-            .make()
-            .unwrap();
-        ex.run(async move {
+        with_containers(|dir| async move {
             let app = std::rc::Rc::new(Appender::default());
             let tasks: Vec<_> = (0..20u8)
                 .map(|i| {
