@@ -67,7 +67,6 @@ impl Handler for Front {
     }
 }
 
-/// Answers one request of the S3 listener.
 /// A request id: unique within the process (a random start, then a per-thread count), with
 /// no system call per request.
 fn request_id() -> String {
@@ -83,9 +82,13 @@ fn request_id() -> String {
         c.set(n.wrapping_add(1));
         n
     });
-    format!("{n:016X}")
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    (0..16)
+        .map(|i| char::from(HEX[(n >> (60 - 4 * i)) as usize & 15]))
+        .collect()
 }
 
+/// Answers one request of the S3 listener.
 pub async fn handle(w: &Rc<Worker>, req: &mut Request<'_>) -> Response {
     let id = request_id();
     let head_only = req.head.method() == "HEAD";
@@ -211,7 +214,7 @@ fn authenticate(
         cfg.s3_keys
             .iter()
             .find(|k| k.access_key_id == id)
-            .map(|k| k.secret_access_key.clone())
+            .map(|k| k.secret_access_key.as_str())
     };
     // Signature Version 2 (aws-cli v1's `s3 presign`, older tools), else Version 4.
     let verified = if sigv2::is_v2(&sreq) {
@@ -229,4 +232,21 @@ fn authenticate(
         .position(|k| k.access_key_id == verified.access_key_id)
         .ok_or_else(|| S3Error::new(403, "InvalidAccessKeyId", "unknown access key"))?;
     Ok((Some(key), Some(verified)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn request_ids_are_sixteen_upper_hex_digits_and_count_up() {
+        let (a, b) = (super::request_id(), super::request_id());
+        for id in [&a, &b] {
+            assert_eq!(id.len(), 16);
+            assert!(
+                id.bytes().all(|c| matches!(c, b'0'..=b'9' | b'A'..=b'F')),
+                "{id}"
+            );
+        }
+        let n = |id: &str| u64::from_str_radix(id, 16).unwrap();
+        assert_eq!(n(&b), n(&a).wrapping_add(1));
+    }
 }

@@ -214,13 +214,11 @@ fn set_content_headers(resp: &mut Response, r: &S3Request, info: &FileInfo, rel:
             .filter(|v| !v.is_empty())
             .map(str::to_string)
     };
-    let content_type = over("response-content-type").unwrap_or_else(|| {
-        if a.content_type.is_empty() {
-            crate::http::content::mime_type(rel).to_string()
-        } else {
-            a.content_type.clone()
-        }
-    });
+    let content_type: crate::http::response::HeaderValue = match over("response-content-type") {
+        Some(v) => v.into(),
+        None if a.content_type.is_empty() => crate::http::content::mime_type(rel).into(),
+        None => a.content_type.clone().into(),
+    };
     resp.set("Content-Type", content_type);
     let pairs = [
         (

@@ -101,10 +101,10 @@ pub fn is_v2(req: &Request<'_>) -> bool {
 
 /// Verifies a path-style request's SigV2 signature (the bucket, if any, is the path's first
 /// segment): see [`verify_with_host_bucket`].
-pub fn verify(
+pub fn verify<S: AsRef<str>>(
     req: &Request<'_>,
     now: i64,
-    secret_of: impl Fn(&str) -> Option<String>,
+    secret_of: impl Fn(&str) -> Option<S>,
 ) -> Result<Verified, AuthError> {
     verify_with_host_bucket(req, None, now, secret_of)
 }
@@ -121,11 +121,11 @@ pub fn verify(
 /// `SignatureDoesNotMatch`, `RequestTimeTooSkewed`, `AccessDenied` (expired, no date, missing
 /// query parameters, no credentials), `InvalidArgument` (malformed header, repeated fields,
 /// two mechanisms at once).
-pub fn verify_with_host_bucket(
+pub fn verify_with_host_bucket<S: AsRef<str>>(
     req: &Request<'_>,
     host_bucket: Option<&str>,
     now: i64,
-    secret_of: impl Fn(&str) -> Option<String>,
+    secret_of: impl Fn(&str) -> Option<S>,
 ) -> Result<Verified, AuthError> {
     let mut authorizations = header_values(req, "authorization");
     let authorization = authorizations.next();
@@ -159,7 +159,7 @@ pub fn verify_with_host_bucket(
     };
     let secret = secret_of(&parsed.access_key_id).ok_or(AuthError::InvalidAccessKeyId)?;
     let string_to_sign = string_to_sign(req, host_bucket, &query, presigned, &parsed.date)?;
-    let mut mac = match HmacSha1::new_from_slice(secret.as_bytes()) {
+    let mut mac = match HmacSha1::new_from_slice(secret.as_ref().as_bytes()) {
         Ok(mac) => mac,
         // HMAC takes a key of any length; this arm is never taken.
         Err(_) => return Err(AuthError::SignatureDoesNotMatch),
@@ -1265,8 +1265,8 @@ mod tests {
         let wrong = |_: &str| Some("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEZ".to_owned());
         let e = verify_with_host_bucket(&req, Some("johnsmith"), example.now, wrong).unwrap_err();
         assert_eq!((e.code(), e.status()), ("SignatureDoesNotMatch", 403));
-        let e =
-            verify_with_host_bucket(&req, Some("johnsmith"), example.now, |_| None).unwrap_err();
+        let e = verify_with_host_bucket(&req, Some("johnsmith"), example.now, |_| None::<String>)
+            .unwrap_err();
         assert_eq!((e.code(), e.status()), ("InvalidAccessKeyId", 403));
         // verify() is path style: the bucket is missing from the resource.
         assert_eq!(

@@ -275,29 +275,29 @@ pub fn is_signed(req: &Request<'_>) -> bool {
 /// (the credential scope must name it), `secret_of` maps an access key id to its secret.
 /// On success the request was signed by that key's owner, within the clock-skew window (or
 /// the presigned URL's lifetime); the body is still to be checked per [`Verified::payload`].
-pub fn verify(
+pub fn verify<S: AsRef<str>>(
     req: &Request<'_>,
     now: i64,
     region: &str,
-    secret_of: impl Fn(&str) -> Option<String>,
+    secret_of: impl Fn(&str) -> Option<S>,
 ) -> Result<Rc<Verified>, AuthError> {
     if let Some(v) = memo::recall(req, now, region, &secret_of) {
         return Ok(v);
     }
     let (verified, window) = verify_afresh(req, now, region, &secret_of)?;
     let verified = Rc::new(verified);
-    if let Some((time, expires)) = window {
-        memo::remember(req, region, &verified, time, expires, &secret_of);
+    if let Some(window) = window {
+        memo::remember(req, region, &verified, window, &secret_of);
     }
     Ok(verified)
 }
 
 /// [`verify`] without the memo; also returns a presigned URL's validity window.
-fn verify_afresh(
+fn verify_afresh<S: AsRef<str>>(
     req: &Request<'_>,
     now: i64,
     region: &str,
-    secret_of: impl Fn(&str) -> Option<String>,
+    secret_of: impl Fn(&str) -> Option<S>,
 ) -> Result<(Verified, Option<(i64, i64)>), AuthError> {
     let authorization = req.single("authorization").map_err(|()| {
         AuthError::InvalidArgument("only one Authorization header is allowed".into())
@@ -347,7 +347,7 @@ fn verify_afresh(
         ));
     }
     let secret = secret_of(credential.access_key_id).ok_or(AuthError::InvalidAccessKeyId)?;
-    let signing_key = signing_key(&secret, credential.date, region);
+    let signing_key = signing_key(secret.as_ref(), credential.date, region);
     let canonical_hash = canonical_request(
         req,
         &text,
@@ -407,7 +407,9 @@ mod memo {
     use super::{Request, Verified, MAX_SKEW_SECS};
     use std::cell::RefCell;
     use std::collections::HashMap;
+    use std::hash::{BuildHasherDefault, Hasher};
     use std::rc::Rc;
+    use std::sync::LazyLock;
 
     /// Entries per generation: when the young generation is full it becomes the old one and
     /// the previous old one is dropped, so recently used URLs survive (they are promoted).
@@ -415,117 +417,171 @@ mod memo {
     /// Longest request (method, path, query, host) remembered, bytes.
     const KEY_BYTES_MAX: usize = 2048;
 
+    /// One remembered URL. Everything a recall compares sits in one allocation, read front to
+    /// back: the request's key (see [`parts`]), then the secret and the region it was verified
+    /// with.
     struct Entry {
-        /// The whole request as [`key_of`] writes it.
-        key: Box<[u8]>,
+        text: Box<[u8]>,
+        key_len: usize,
+        secret_len: usize,
         verified: Rc<Verified>,
         time: i64,
         expires: i64,
-        secret: String,
-        region: String,
     }
+
+    impl Entry {
+        fn new(
+            parts: &[&str; 7],
+            secret: &str,
+            region: &str,
+            verified: &Rc<Verified>,
+            (time, expires): (i64, i64),
+        ) -> Entry {
+            let mut text = Vec::with_capacity(key_len(parts) + secret.len() + region.len());
+            for part in parts.iter().chain([&secret, &region]) {
+                text.extend_from_slice(part.as_bytes());
+            }
+            Entry {
+                text: text.into_boxed_slice(),
+                key_len: key_len(parts),
+                secret_len: secret.len(),
+                verified: verified.clone(),
+                time,
+                expires,
+            }
+        }
+
+        /// Whether this entry is of the request written as `parts`, verified with `secret` in
+        /// `region`.
+        fn is(&self, parts: &[&str; 7], secret: &str, region: &str) -> bool {
+            let (key, rest) = self.text.split_at(self.key_len);
+            let (own_secret, own_region) = rest.split_at(self.secret_len);
+            if key.len() != key_len(parts) || own_secret != secret.as_bytes() {
+                return false;
+            }
+            let mut at = 0;
+            for part in parts {
+                if key[at..at + part.len()] != *part.as_bytes() {
+                    return false;
+                }
+                at += part.len();
+            }
+            own_region == region.as_bytes()
+        }
+    }
+
+    /// The slot of a signature: its first 64 bits, mixed with a per-process random value so
+    /// that nobody picks which of the table's buckets an entry lands in.
+    #[derive(Default)]
+    struct SlotHasher(u64);
+
+    impl Hasher for SlotHasher {
+        fn finish(&self) -> u64 {
+            let x = (self.0 ^ *SEED).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            x ^ (x >> 29)
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for &b in bytes {
+                self.0 = self.0.rotate_left(8) ^ u64::from(b);
+            }
+        }
+        fn write_u64(&mut self, n: u64) {
+            self.0 = n;
+        }
+    }
+
+    static SEED: LazyLock<u64> = LazyLock::new(|| {
+        let mut seed = [0u8; 8];
+        let _ = getrandom::getrandom(&mut seed);
+        u64::from_le_bytes(seed)
+    });
+
+    type Slots = HashMap<u64, Entry, BuildHasherDefault<SlotHasher>>;
 
     /// Entries by the first 64 bits of their signature (an HMAC: no attacker chooses it for
     /// an entry, since only verified URLs go in); the entry's whole key decides.
     #[derive(Default)]
     struct Memo {
-        young: HashMap<u64, Rc<Entry>>,
-        old: HashMap<u64, Rc<Entry>>,
-        key: Vec<u8>,
+        young: Slots,
+        old: Slots,
     }
 
     thread_local! {
         static MEMO: RefCell<Memo> = RefCell::new(Memo::default());
     }
 
-    /// The first 64 bits of the query's `X-Amz-Signature`, when it has one in hex.
+    /// The first 64 bits of the query's `X-Amz-Signature`, when it has one in hex. Searched
+    /// from the end, where SDKs put it.
     fn slot_of(query: &str) -> Option<u64> {
         const NAME: &str = "X-Amz-Signature=";
-        let at = query.find(NAME)? + NAME.len();
+        static FINDER: LazyLock<memchr::memmem::FinderRev<'static>> =
+            LazyLock::new(|| memchr::memmem::FinderRev::new(NAME));
+        let at = FINDER.rfind(query.as_bytes())? + NAME.len();
         let hex = query.get(at..at + 16)?;
         u64::from_str_radix(hex, 16).ok()
     }
 
-    /// Writes the memo key of `req` into `out`; false when it is not one to remember (not a
+    /// The request as the memo knows it (method, path, query and Host, with separators that
+    /// none of them can hold before the Host); None when it is not one to remember (not a
     /// single Host header, an Authorization header, too long).
-    fn key_of(req: &Request<'_>, out: &mut Vec<u8>) -> bool {
-        out.clear();
+    fn parts<'a>(req: &Request<'a>) -> Option<[&'a str; 7]> {
         let mut hosts = req.values("host");
         let (Some(host), None) = (hosts.next(), hosts.next()) else {
-            return false;
+            return None;
         };
         if req.values("authorization").next().is_some() {
-            return false;
+            return None;
         }
-        let len = req.method.len() + req.path.len() + req.query.len() + host.len() + 3;
-        if len > KEY_BYTES_MAX {
-            return false;
-        }
-        for part in [req.method, " ", req.path, "?", req.query, "\n", host] {
-            out.extend_from_slice(part.as_bytes());
-        }
-        true
+        let parts = [req.method, " ", req.path, "?", req.query, "\n", host];
+        (key_len(&parts) <= KEY_BYTES_MAX).then_some(parts)
     }
 
-    pub(super) fn recall(
+    fn key_len(parts: &[&str; 7]) -> usize {
+        parts.iter().map(|p| p.len()).sum()
+    }
+
+    pub(super) fn recall<S: AsRef<str>>(
         req: &Request<'_>,
         now: i64,
         region: &str,
-        secret_of: &impl Fn(&str) -> Option<String>,
+        secret_of: &impl Fn(&str) -> Option<S>,
     ) -> Option<Rc<Verified>> {
         let slot = slot_of(req.query)?;
-        let entry = MEMO.with(|m| {
+        let parts = parts(req)?;
+        MEMO.with(|m| {
             let m = &mut *m.borrow_mut();
-            if !key_of(req, &mut m.key) {
-                return None;
+            if !m.young.contains_key(&slot) {
+                let entry = m.old.remove(&slot)?;
+                insert(m, slot, entry);
             }
-            let entry = match m.young.get(&slot) {
-                Some(e) => e.clone(),
-                None => {
-                    let e = m.old.remove(&slot)?;
-                    insert(m, slot, e.clone());
-                    e
-                }
-            };
-            (entry.key[..] == m.key[..]).then_some(entry)
-        })?;
-        let in_window =
-            entry.time <= now.saturating_add(MAX_SKEW_SECS) && now <= entry.time + entry.expires;
-        let same_key = entry.region == region
-            && secret_of(&entry.verified.access_key_id).as_deref() == Some(&entry.secret[..]);
-        (in_window && same_key).then(|| entry.verified.clone())
+            let entry = &m.young[&slot];
+            let secret = secret_of(&entry.verified.access_key_id)?;
+            let in_window = entry.time <= now.saturating_add(MAX_SKEW_SECS)
+                && now <= entry.time + entry.expires;
+            (in_window && entry.is(&parts, secret.as_ref(), region)).then(|| entry.verified.clone())
+        })
     }
 
-    pub(super) fn remember(
+    pub(super) fn remember<S: AsRef<str>>(
         req: &Request<'_>,
         region: &str,
         verified: &Rc<Verified>,
-        time: i64,
-        expires: i64,
-        secret_of: &impl Fn(&str) -> Option<String>,
+        window: (i64, i64),
+        secret_of: &impl Fn(&str) -> Option<S>,
     ) {
-        let (Some(secret), Some(slot)) = (secret_of(&verified.access_key_id), slot_of(req.query))
-        else {
+        let (Some(secret), Some(slot), Some(parts)) = (
+            secret_of(&verified.access_key_id),
+            slot_of(req.query),
+            parts(req),
+        ) else {
             return;
         };
-        MEMO.with(|m| {
-            let m = &mut *m.borrow_mut();
-            if key_of(req, &mut m.key) {
-                let entry = Entry {
-                    key: m.key.clone().into_boxed_slice(),
-                    verified: verified.clone(),
-                    time,
-                    expires,
-                    secret,
-                    region: region.to_string(),
-                };
-                insert(m, slot, Rc::new(entry));
-            }
-        });
+        let entry = Entry::new(&parts, secret.as_ref(), region, verified, window);
+        MEMO.with(|m| insert(&mut m.borrow_mut(), slot, entry));
     }
 
     /// Inserts in the young generation, turning the generations over when it is full.
-    fn insert(m: &mut Memo, slot: u64, entry: Rc<Entry>) {
+    fn insert(m: &mut Memo, slot: u64, entry: Entry) {
         if m.young.len() >= MEMO_ENTRIES_MAX {
             m.old = std::mem::take(&mut m.young);
         }
@@ -544,15 +600,10 @@ mod memo {
         MEMO.with(|m| {
             let m = &mut *m.borrow_mut();
             for i in 0..n {
-                let entry = Entry {
-                    key: format!("GET /fill{i}").into_bytes().into_boxed_slice(),
-                    verified: v.clone(),
-                    time: 0,
-                    expires: 1,
-                    secret: String::new(),
-                    region: String::new(),
-                };
-                insert(m, 1 << 63 | i as u64, Rc::new(entry));
+                let path = format!("/fill{i}");
+                let parts = ["GET", " ", &path, "?", "", "\n", "host"];
+                let entry = Entry::new(&parts, "", "", v, (0, 1));
+                insert(m, 1 << 63 | i as u64, entry);
             }
         });
     }
@@ -1658,7 +1709,13 @@ mod tests {
             AuthError::SignatureDoesNotMatch
         );
         assert_eq!(
-            verify(&req(&[("Host", HOST)]), EXAMPLE_NOW, "us-east-1", |_| None).unwrap_err(),
+            verify(
+                &req(&[("Host", HOST)]),
+                EXAMPLE_NOW,
+                "us-east-1",
+                |_| None::<String>
+            )
+            .unwrap_err(),
             AuthError::InvalidAccessKeyId
         );
         // Another region, another Host, or an added Authorization header.
@@ -1793,7 +1850,7 @@ mod tests {
         let wrong = |_: &str| Some("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEZ".to_owned());
         let e = verify(&req, EXAMPLE_NOW, "us-east-1", wrong).unwrap_err();
         assert_eq!((e.code(), e.status()), ("SignatureDoesNotMatch", 403));
-        let e = verify(&req, EXAMPLE_NOW, "us-east-1", |_| None).unwrap_err();
+        let e = verify(&req, EXAMPLE_NOW, "us-east-1", |_| None::<String>).unwrap_err();
         assert_eq!((e.code(), e.status()), ("InvalidAccessKeyId", 403));
         // Wrong region: malformed header, as S3 says.
         let e = verify(&req, EXAMPLE_NOW, "eu-west-1", secrets).unwrap_err();
