@@ -18,6 +18,7 @@ pub mod image;
 pub mod jpeg_dc;
 pub mod json;
 pub mod logfile;
+pub mod md5x;
 pub mod metrics;
 pub mod migrate;
 pub mod placement;
