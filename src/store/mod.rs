@@ -6,6 +6,7 @@
 pub mod buckets;
 pub mod cache;
 pub mod check;
+pub mod hashing;
 pub mod haystack;
 pub mod import;
 pub mod meta;

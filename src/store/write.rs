@@ -1,12 +1,14 @@
 //! The durable write path of an upload's content: a temp file under `files/_tmp/` written
-//! through io_uring while its digest (md5 or sha1) is computed in the same pass, then
-//! fdatasynced. Moving it into place and committing metadata is `Meta::insert`.
+//! through io_uring while its digest is computed (an md5 together with the executor's other
+//! writes, `store::hashing`; a sha1 as bytes arrive), then fdatasynced. Moving it into place and committing metadata is `Meta::insert`.
 //! A temp file that is dropped without `finish` is removed (an upload that dies half way
 //! leaves nothing behind; leftovers of a crash are removed at start-up).
 
+use crate::md5x::Md5;
+use crate::store::hashing::Buffer;
 use glommio::io::BufferedFile;
 use glommio::task::JoinHandle;
-use md5::Digest;
+use sha1::Digest;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -20,7 +22,7 @@ const WRITE_BUFFER_BYTES: usize = 1 << 20;
 const FLUSH_BEHIND_BYTES: u64 = 16 << 20;
 
 pub enum Hasher {
-    Md5(md5::Md5),
+    Md5(Md5),
     Sha1(sha1::Sha1),
 }
 
@@ -29,7 +31,7 @@ impl Hasher {
         if sha1 {
             Hasher::Sha1(sha1::Sha1::new())
         } else {
-            Hasher::Md5(md5::Md5::new())
+            Hasher::Md5(Md5::new())
         }
     }
 
@@ -64,8 +66,8 @@ impl Hasher {
 
 pub struct TempFile {
     path: PathBuf,
+    /// Hashes what it writes.
     out: Option<Appender>,
-    hasher: Option<Hasher>,
 }
 
 /// A finished, fdatasynced temp file.
@@ -87,7 +89,10 @@ fn random_name() -> String {
 pub struct Appender {
     file: Rc<BufferedFile>,
     pos: u64,
-    buf: Vec<u8>,
+    /// The next write's bytes, and their md5 when one is computed (`hashing`).
+    buf: Buffer,
+    /// The sha1 when one is computed: hashed as bytes arrive.
+    sha1: Option<sha1::Sha1>,
     writing: Option<JoinHandle<io::Result<()>>>,
     syncing: Option<JoinHandle<io::Result<()>>>,
 }
@@ -107,9 +112,24 @@ impl Appender {
         Appender {
             file: Rc::new(file),
             pos,
-            buf: Vec::with_capacity(WRITE_BUFFER_BYTES),
+            buf: Buffer::new(WRITE_BUFFER_BYTES, None),
+            sha1: None,
             writing: None,
             syncing: None,
+        }
+    }
+
+    /// An appender that also computes the digest of what it writes (`finish_hashed`). An
+    /// md5 is computed together with the executor's other writes (`store::hashing`).
+    pub fn hashing(file: BufferedFile, pos: u64, hasher: Hasher) -> Appender {
+        let (md5, sha1) = match hasher {
+            Hasher::Md5(md5) => (Some(md5), None),
+            Hasher::Sha1(sha1) => (None, Some(sha1)),
+        };
+        Appender {
+            buf: Buffer::new(WRITE_BUFFER_BYTES, md5),
+            sha1,
+            ..Appender::new(file, pos)
         }
     }
 
@@ -120,10 +140,15 @@ impl Appender {
 
     pub async fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
         crate::failpoint::io("write.eio")?;
+        if let Some(h) = self.sha1.as_mut() {
+            h.update(data);
+        }
         while !data.is_empty() {
             let room = WRITE_BUFFER_BYTES - self.buf.len();
             let n = room.min(data.len());
-            self.buf.extend_from_slice(&data[..n]);
+            if self.buf.extend(&data[..n]) {
+                self.buf.hashed().await;
+            }
             data = &data[n..];
             if self.buf.len() == WRITE_BUFFER_BYTES {
                 self.flush().await?;
@@ -137,7 +162,7 @@ impl Appender {
             return Ok(());
         }
         joined(self.writing.take()).await?;
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(WRITE_BUFFER_BYTES));
+        let chunk = self.buf.take(WRITE_BUFFER_BYTES);
         let (len, at) = (chunk.len(), self.pos);
         let file = self.file.clone();
         self.writing = Some(
@@ -175,7 +200,12 @@ impl Appender {
     /// `syncfs` per batch would flush fewer times, but it does not reach every filesystem
     /// (FUSE ignores it: the LazyFS power-cut test catches that), so each file is fdatasynced.
     /// Returns the position after the last byte.
-    pub async fn finish(mut self) -> io::Result<u64> {
+    pub async fn finish(self) -> io::Result<u64> {
+        Ok(self.finish_hashed().await?.0)
+    }
+
+    /// `finish`, and the digest of everything written (None unless made by `hashing`).
+    pub async fn finish_hashed(mut self) -> io::Result<(u64, Option<Hasher>)> {
         self.flush().await?;
         joined(self.writing.take()).await?;
         joined(self.syncing.take()).await?;
@@ -184,7 +214,12 @@ impl Appender {
         let pos = self.pos;
         let file = Rc::try_unwrap(self.file).map_err(|_| io::Error::other("file still shared"))?;
         file.close().await.map_err(io::Error::from)?;
-        Ok(pos)
+        let hasher = match (self.buf.into_md5(), self.sha1) {
+            (Some(md5), _) => Some(Hasher::Md5(md5)),
+            (None, Some(sha1)) => Some(Hasher::Sha1(sha1)),
+            (None, None) => None,
+        };
+        Ok((pos, hasher))
     }
 
     /// Closes without syncing (the bytes written are abandoned by the caller).
@@ -204,8 +239,7 @@ impl TempFile {
         let file = BufferedFile::create(&path).await.map_err(io::Error::from)?;
         Ok(TempFile {
             path,
-            out: Some(Appender::new(file, 0)),
-            hasher: Some(Hasher::new(sha1)),
+            out: Some(Appender::hashing(file, 0, Hasher::new(sha1))),
         })
     }
 
@@ -214,10 +248,6 @@ impl TempFile {
     }
 
     pub async fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        self.hasher
-            .as_mut()
-            .expect("hasher until finish")
-            .update(data);
         self.out
             .as_mut()
             .expect("file until finish")
@@ -229,8 +259,8 @@ impl TempFile {
     /// temp file.
     pub async fn finish(mut self) -> io::Result<Written> {
         let out = self.out.take().expect("file until finish");
-        let size = out.finish().await?;
-        let digest = self.hasher.take().expect("hasher until finish").hex();
+        let (size, hasher) = out.finish_hashed().await?;
+        let digest = hasher.expect("a temp file hashes").hex();
         let tmp = std::mem::take(&mut self.path);
         Ok(Written { tmp, digest, size })
     }
