@@ -2,11 +2,13 @@
 //! its bytes in a [`Buffer`] before they go to the disk; once a buffer holds
 //! [`BATCH_BYTES_MIN`] bytes not yet hashed it is queued, and one task hashes every queued
 //! buffer in one pass of `md5x::update_many` (up to sixteen streams in the lanes of one vector
-//! register). The writer of a queued buffer waits for that pass ([`Buffer::hashed`]); the
-//! task runs in a task queue of low shares, that is when the executor's other tasks wait (on
-//! their sockets, or for it) or at the latest when the executor's preemption timer expires, so
-//! the buffers of all the uploads being received gather meanwhile. A buffer taken for its
-//! write, or finished, hashes what is left itself.
+//! register). The writer of a queued buffer waits for that pass ([`Buffer::hashed`]). The
+//! task runs in a task queue of low shares, so it runs when the executor's other tasks wait
+//! (on their sockets, or for it), or at the latest when the preemption timer expires. Before a
+//! pass it also waits, at most [`GATHER_MAX`], until as many buffers are queued as the last
+//! pass took: the buffers of the uploads being received gather meanwhile, and a writer that
+//! stopped, or a slow one, is not waited for twice. A buffer taken for its write, or finished,
+//! hashes what is left itself.
 
 use crate::md5x::Md5;
 use std::cell::RefCell;
@@ -32,8 +34,6 @@ struct Inner {
     queued: bool,
     /// The writer waiting for the pass that takes this buffer.
     waiter: Option<Waker>,
-    /// Counted in `Queue::writers`.
-    counted: bool,
 }
 
 impl Inner {
@@ -51,8 +51,10 @@ pub struct Buffer(Rc<RefCell<Inner>>);
 #[derive(Default)]
 struct Queue {
     buffers: Vec<Weak<RefCell<Inner>>>,
-    /// Buffers alive that compute an md5: the writers a pass may wait for.
-    writers: usize,
+    /// Buffers in the last pass: how many the next one waits for (writers that have just
+    /// queued are likely to queue again; a slow writer, or one that ended, is not waited for
+    /// twice).
+    last_pass: usize,
     scheduled: bool,
     tasks: Option<glommio::TaskQueueHandle>,
 }
@@ -63,17 +65,12 @@ thread_local! {
 
 impl Buffer {
     pub fn new(capacity: usize, md5: Option<Md5>) -> Buffer {
-        let counted = md5.is_some();
-        if counted {
-            QUEUE.with(|q| q.borrow_mut().writers += 1);
-        }
         Buffer(Rc::new(RefCell::new(Inner {
             data: Vec::with_capacity(capacity),
             md5,
             hashed: 0,
             queued: false,
             waiter: None,
-            counted,
         })))
     }
 
@@ -130,17 +127,6 @@ impl Buffer {
     }
 }
 
-impl Drop for Buffer {
-    fn drop(&mut self) {
-        let mut b = self.0.borrow_mut();
-        b.queued = false;
-        if b.counted {
-            b.counted = false;
-            QUEUE.with(|q| q.borrow_mut().writers -= 1);
-        }
-    }
-}
-
 fn queue(buffer: Weak<RefCell<Inner>>) {
     let spawn_into = QUEUE.with(|q| {
         let mut q = q.borrow_mut();
@@ -185,17 +171,21 @@ async fn run() {
     }
 }
 
-/// Waits, at most [`GATHER_MAX`], until a buffer is queued by each writer (or as many as
-/// there are lanes): when the pass starts every writer waits for it, so none is slowed.
-async fn gather() {
+/// Waits, at most [`GATHER_MAX`], until as many buffers are queued as the last pass took
+/// (up to the lanes there are). The writers of queued buffers wait for the pass, so the core
+/// only idles here when the others' data is not in yet. True when it gave up waiting.
+async fn gather() -> bool {
     let start = std::time::Instant::now();
     loop {
-        let (queued, writers) = QUEUE.with(|q| {
+        let (queued, want) = QUEUE.with(|q| {
             let q = q.borrow();
-            (q.buffers.len(), q.writers)
+            (q.buffers.len(), q.last_pass.min(crate::md5x::LANES_MAX))
         });
-        if queued >= writers.min(crate::md5x::LANES_MAX) || start.elapsed() >= GATHER_MAX {
-            return;
+        if queued >= want {
+            return false;
+        }
+        if start.elapsed() >= GATHER_MAX {
+            return true;
         }
         glommio::timer::sleep(GATHER_MAX / 4).await;
     }
@@ -225,6 +215,7 @@ fn pass(buffers: &[Rc<RefCell<Inner>>]) {
         jobs.push((md5, &data[*hashed..*hashed + blocks]));
         *hashed += blocks;
     }
+    QUEUE.with(|q| q.borrow_mut().last_pass = jobs.len());
     crate::md5x::update_many(&mut jobs);
     drop(jobs);
     for (b, rc) in held.iter_mut().zip(buffers) {
@@ -245,6 +236,48 @@ fn pass(buffers: &[Rc<RefCell<Inner>>]) {
 mod tests {
     use super::*;
     use md5::Digest;
+
+    #[test]
+    fn a_pass_waits_for_as_many_writers_as_the_last_one_took() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let buffers: Vec<Buffer> = (0..3)
+                    .map(|_| Buffer::new(1 << 20, Some(Md5::new())))
+                    .collect();
+                let fill = |b: &Buffer| b.extend(&[5; BATCH_BYTES_MIN]);
+                // Three writers queue and are hashed in one pass.
+                assert!(buffers.iter().all(fill));
+                while buffers.iter().any(|b| b.0.borrow().queued) {
+                    futures_lite::future::yield_now().await;
+                }
+                assert_eq!(QUEUE.with(|q| q.borrow().last_pass), 3);
+                // Now one writer goes on alone: its first pass waits for the two others in
+                // vain, once; the next starts at once.
+                for _ in 0..100 {
+                    if !QUEUE.with(|q| q.borrow().scheduled) {
+                        break;
+                    }
+                    glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+                }
+                // The batch task has ended; this test plays its part from here.
+                QUEUE.with(|q| q.borrow_mut().scheduled = true);
+                assert!(fill(&buffers[0]));
+                assert!(gather().await, "waited for the last pass's three");
+                let taken: Vec<_> = QUEUE.with(|q| q.borrow_mut().buffers.drain(..).collect());
+                let taken: Vec<_> = taken.iter().filter_map(|w| w.upgrade()).collect();
+                pass(&taken);
+                assert_eq!(QUEUE.with(|q| q.borrow().last_pass), 1);
+                assert!(!buffers[0].0.borrow().queued);
+                assert!(fill(&buffers[0]));
+                assert!(!gather().await, "one queued, as in the last pass");
+                let want: [u8; 16] = md5::Md5::digest([5u8; BATCH_BYTES_MIN * 3]).into();
+                let first = buffers.into_iter().next().unwrap();
+                assert_eq!(first.into_md5().unwrap().finalize(), want);
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
 
     #[test]
     fn concurrent_writers_get_the_digest_of_their_own_bytes() {
