@@ -144,7 +144,7 @@ pub fn update_many(jobs: &mut [(&mut Md5, &[u8])]) {
     match lanes_available() {
         #[cfg(target_arch = "x86_64")]
         Lanes::Sixteen => run_lanes::<16>(&mut bodies, |state, blocks, steps| {
-            // SAFETY: `lanes_available` saw the CPU support AVX-512F.
+            // SAFETY: `lanes_available` saw the CPU support AVX-512F and AVX-512VL.
             unsafe { lanes16(state, blocks, steps) }
         }),
         #[cfg(target_arch = "x86_64")]
@@ -174,7 +174,9 @@ fn lanes_available() -> Lanes {
     {
         static LANES: std::sync::OnceLock<Lanes> = std::sync::OnceLock::new();
         *LANES.get_or_init(|| {
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+            {
                 Lanes::Sixteen
             } else if std::arch::is_x86_feature_detected!("avx2") {
                 Lanes::Eight
@@ -445,6 +447,25 @@ mod tests {
         check(1, &|b| run_lanes::<1>(b, compress_lanes::<1>));
         check(4, &|b| run_lanes::<4>(b, compress_lanes::<4>));
         check(16, &|b| run_lanes::<16>(b, compress_lanes::<16>));
+        // The vector functions this CPU can run, whichever `update_many` picks here (a CPU
+        // with AVX-512 never takes the AVX2 path on its own).
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                check(8, &|b| {
+                    // SAFETY: the CPU supports AVX2 (checked above).
+                    run_lanes::<8>(b, |s, blocks, steps| unsafe { lanes8(s, blocks, steps) })
+                });
+            }
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+            {
+                check(16, &|b| {
+                    // SAFETY: the CPU supports AVX-512F and VL (checked above).
+                    run_lanes::<16>(b, |s, blocks, steps| unsafe { lanes16(s, blocks, steps) })
+                });
+            }
+        }
     }
 
     /// `cargo test --release --lib md5x::tests::bench -- --ignored --nocapture`
