@@ -71,11 +71,8 @@ impl Handler for Front {
 /// no system call per request.
 fn request_id() -> String {
     thread_local! {
-        static NEXT: std::cell::Cell<u64> = std::cell::Cell::new({
-            let mut seed = [0u8; 8];
-            let _ = getrandom::getrandom(&mut seed);
-            u64::from_le_bytes(seed)
-        });
+        static NEXT: std::cell::Cell<u64> =
+            std::cell::Cell::new(u64::from_le_bytes(crate::codec::random_bytes()));
     }
     let n = NEXT.with(|c| {
         let n = c.get();

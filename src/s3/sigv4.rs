@@ -490,11 +490,7 @@ mod memo {
         }
     }
 
-    static SEED: LazyLock<u64> = LazyLock::new(|| {
-        let mut seed = [0u8; 8];
-        let _ = getrandom::getrandom(&mut seed);
-        u64::from_le_bytes(seed)
-    });
+    static SEED: LazyLock<u64> = LazyLock::new(|| u64::from_le_bytes(crate::codec::random_bytes()));
 
     type Slots = HashMap<u64, Entry, BuildHasherDefault<SlotHasher>>;
 

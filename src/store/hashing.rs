@@ -156,16 +156,15 @@ async fn run() {
     futures_lite::future::yield_now().await;
     loop {
         gather().await;
-        let buffers: Vec<Rc<RefCell<Inner>>> = QUEUE.with(|q| {
+        let buffers: Option<Vec<Rc<RefCell<Inner>>>> = QUEUE.with(|q| {
             let mut q = q.borrow_mut();
             if q.buffers.is_empty() {
                 q.scheduled = false;
+                return None;
             }
-            q.buffers.drain(..).filter_map(|w| w.upgrade()).collect()
+            Some(q.buffers.drain(..).filter_map(|w| w.upgrade()).collect())
         });
-        if buffers.is_empty() && !QUEUE.with(|q| q.borrow().scheduled) {
-            return;
-        }
+        let Some(buffers) = buffers else { return };
         pass(&buffers);
         glommio::yield_if_needed().await;
     }

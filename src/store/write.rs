@@ -1,6 +1,7 @@
 //! The durable write path of an upload's content: a temp file under `files/_tmp/` written
 //! through io_uring while its digest is computed (an md5 together with the executor's other
-//! writes, `store::hashing`; a sha1 as bytes arrive), then fdatasynced. Moving it into place and committing metadata is `Meta::insert`.
+//! writes, `store::hashing`; a sha1 as bytes arrive), then fdatasynced. Moving it into place
+//! and committing metadata is `Meta::insert`.
 //! A temp file that is dropped without `finish` is removed (an upload that dies half way
 //! leaves nothing behind; leftovers of a crash are removed at start-up).
 
