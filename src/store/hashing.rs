@@ -27,7 +27,10 @@ const GATHER_MAX: std::time::Duration = std::time::Duration::from_micros(400);
 const SHARES: usize = 100;
 
 struct Inner {
+    /// Allocated at `capacity` when the first byte comes (a buffer taken for its write is
+    /// not replaced until then: an upload's last write leaves no unused buffer behind).
     data: Vec<u8>,
+    capacity: usize,
     md5: Option<Md5>,
     /// `data[..hashed]` is in `md5`.
     hashed: usize,
@@ -66,7 +69,8 @@ thread_local! {
 impl Buffer {
     pub fn new(capacity: usize, md5: Option<Md5>) -> Buffer {
         Buffer(Rc::new(RefCell::new(Inner {
-            data: Vec::with_capacity(capacity),
+            data: Vec::new(),
+            capacity,
             md5,
             hashed: 0,
             queued: false,
@@ -86,7 +90,41 @@ impl Buffer {
     /// should then wait for ([`Buffer::hashed`]).
     pub fn extend(&self, bytes: &[u8]) -> bool {
         let mut b = self.0.borrow_mut();
+        if b.data.capacity() == 0 {
+            let capacity = b.capacity.max(bytes.len());
+            b.data.reserve_exact(capacity);
+        }
         b.data.extend_from_slice(bytes);
+        if b.md5.is_some() && !b.queued && b.data.len() - b.hashed >= BATCH_BYTES_MIN {
+            b.queued = true;
+            drop(b);
+            queue(Rc::downgrade(&self.0));
+            return true;
+        }
+        false
+    }
+
+    /// The bytes gathered, lent out so that more can be received straight into them (with
+    /// room up to the buffer's capacity); the buffer is empty until [`Buffer::restore`]. A queued buffer is not lent (its writer
+    /// waits for the pass first).
+    pub fn lend(&self) -> Vec<u8> {
+        let mut b = self.0.borrow_mut();
+        assert!(!b.queued, "a buffer queued for a pass is lent");
+        let capacity = b.capacity;
+        let mut data = std::mem::take(&mut b.data);
+        data.reserve_exact(capacity.saturating_sub(data.len()));
+        data
+    }
+
+    /// Takes back what [`Buffer::lend`] gave, with bytes appended; like `extend`, true when
+    /// the buffer is now queued for a pass.
+    pub fn restore(&self, data: Vec<u8>) -> bool {
+        let mut b = self.0.borrow_mut();
+        assert!(
+            b.data.is_empty() && data.len() >= b.hashed,
+            "restored a buffer not lent"
+        );
+        b.data = data;
         if b.md5.is_some() && !b.queued && b.data.len() - b.hashed >= BATCH_BYTES_MIN {
             b.queued = true;
             drop(b);
@@ -109,14 +147,13 @@ impl Buffer {
         .await
     }
 
-    /// The bytes gathered, all of them hashed; the buffer starts again empty with
-    /// `capacity`.
-    pub fn take(&self, capacity: usize) -> Vec<u8> {
+    /// The bytes gathered, all of them hashed; the buffer starts again empty.
+    pub fn take(&self) -> Vec<u8> {
         let mut b = self.0.borrow_mut();
         b.catch_up();
         b.hashed = 0;
         b.queued = false;
-        std::mem::replace(&mut b.data, Vec::with_capacity(capacity))
+        std::mem::take(&mut b.data)
     }
 
     /// The digest of every byte given to `extend` (None when made without one).
@@ -193,11 +230,12 @@ async fn gather() -> bool {
 /// Hashes the whole blocks not hashed yet of every buffer (at most [`PASS_BYTES_MAX`] each)
 /// together; a buffer with more left is queued again.
 fn pass(buffers: &[Rc<RefCell<Inner>>]) {
-    // A buffer taken and queued again is listed twice: its second entry is skipped.
+    // A buffer taken since it was queued (or lent) is not; a buffer taken and queued again
+    // is listed twice: its second entry is skipped.
     let (mut held, buffers): (Vec<std::cell::RefMut<'_, Inner>>, Vec<&Rc<RefCell<Inner>>>) =
         buffers
             .iter()
-            .filter_map(|b| Some((b.try_borrow_mut().ok()?, b)))
+            .filter_map(|b| Some((b.try_borrow_mut().ok().filter(|b| b.queued)?, b)))
             .unzip();
     let mut jobs: Vec<(&mut Md5, &[u8])> = Vec::with_capacity(held.len());
     for b in held.iter_mut() {
@@ -297,7 +335,7 @@ mod tests {
                                 buffer.hashed().await;
                             }
                             if buffer.len() >= 300_000 + s * 10_000 {
-                                taken.extend(buffer.take(1 << 20));
+                                taken.extend(buffer.take());
                             }
                             glommio::yield_if_needed().await;
                             futures_lite::future::yield_now().await;
@@ -305,7 +343,7 @@ mod tests {
                         if s == 3 {
                             return; // dropped with bytes queued
                         }
-                        taken.extend(buffer.take(0));
+                        taken.extend(buffer.take());
                         assert_eq!(taken, data, "writer {s}: bytes");
                         let want: [u8; 16] = md5::Md5::digest(&data).into();
                         assert_eq!(buffer.into_md5().unwrap().finalize(), want, "writer {s}");

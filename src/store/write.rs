@@ -18,6 +18,10 @@ use std::rc::Rc;
 const DIGEST_READ_BYTES: usize = 1 << 20;
 /// Bytes gathered before one io_uring write.
 const WRITE_BUFFER_BYTES: usize = 1 << 20;
+/// Bytes appended to a lent write buffer at most per lend: the md5 passes
+/// (`store::hashing`) hash the writers' streams in the lanes of one register, which
+/// stay full while the streams grow by pieces of like size.
+pub const LEND_BYTES_MAX: usize = 64 << 10;
 /// A large upload fdatasyncs every this many bytes, so its dirty pages stay bounded (smooth
 /// writeback, and a short final fdatasync).
 const FLUSH_BEHIND_BYTES: u64 = 16 << 20;
@@ -96,6 +100,8 @@ pub struct Appender {
     sha1: Option<sha1::Sha1>,
     writing: Option<JoinHandle<io::Result<()>>>,
     syncing: Option<JoinHandle<io::Result<()>>>,
+    /// The write buffer is lent (`lend`), holding this many bytes when it was.
+    lent: Option<usize>,
 }
 
 async fn joined(task: Option<JoinHandle<io::Result<()>>>) -> io::Result<()> {
@@ -117,6 +123,7 @@ impl Appender {
             sha1: None,
             writing: None,
             syncing: None,
+            lent: None,
         }
     }
 
@@ -140,6 +147,7 @@ impl Appender {
     }
 
     pub async fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+        debug_assert!(self.lent.is_none(), "write while the write buffer is lent");
         crate::failpoint::io("write.eio")?;
         if let Some(h) = self.sha1.as_mut() {
             h.update(data);
@@ -158,12 +166,52 @@ impl Appender {
         Ok(())
     }
 
+    /// The write buffer, lent so that the next bytes of the file are received straight into
+    /// it (no copy): it has room for at least one byte after the bytes it holds, and at most
+    /// `room_max()` are to be appended. Give it back with [`Appender::commit`]; until then
+    /// the appender holds nothing (dropping the buffer drops the bytes gathered: abandon
+    /// the file then).
+    pub fn lend(&mut self) -> Vec<u8> {
+        assert!(
+            self.lent.is_none(),
+            "the write buffer is lent once at a time"
+        );
+        let v = self.buf.lend();
+        self.lent = Some(v.len());
+        v
+    }
+
+    /// How many bytes to append to a lent buffer at most: what is left of it, and no more
+    /// than [`LEND_BYTES_MAX`].
+    pub fn room_max(v: &[u8]) -> usize {
+        debug_assert!(v.len() < WRITE_BUFFER_BYTES);
+        (WRITE_BUFFER_BYTES - v.len()).min(LEND_BYTES_MAX)
+    }
+
+    /// Takes back the buffer of [`Appender::lend`]: the bytes appended to it since are the
+    /// file's next bytes, written like `write`'s.
+    pub async fn commit(&mut self, v: Vec<u8>) -> io::Result<()> {
+        let from = self.lent.take().expect("commit of a buffer lent");
+        crate::failpoint::io("write.eio")?;
+        assert!(from <= v.len() && v.len() <= WRITE_BUFFER_BYTES);
+        if let Some(h) = self.sha1.as_mut() {
+            h.update(&v[from..]);
+        }
+        if self.buf.restore(v) {
+            self.buf.hashed().await;
+        }
+        if self.buf.len() == WRITE_BUFFER_BYTES {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
     async fn flush(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
         joined(self.writing.take()).await?;
-        let chunk = self.buf.take(WRITE_BUFFER_BYTES);
+        let chunk = self.buf.take();
         let (len, at) = (chunk.len(), self.pos);
         let file = self.file.clone();
         self.writing = Some(
@@ -207,6 +255,11 @@ impl Appender {
 
     /// `finish`, and the digest of everything written (None unless made by `hashing`).
     pub async fn finish_hashed(mut self) -> io::Result<(u64, Option<Hasher>)> {
+        if self.lent.is_some() {
+            return Err(io::Error::other(
+                "the write buffer was lent and not given back",
+            ));
+        }
         self.flush().await?;
         joined(self.writing.take()).await?;
         joined(self.syncing.take()).await?;
@@ -253,6 +306,20 @@ impl TempFile {
             .as_mut()
             .expect("file until finish")
             .write(data)
+            .await
+    }
+
+    /// [`Appender::lend`] of the temp file's writer.
+    pub fn lend(&mut self) -> Vec<u8> {
+        self.out.as_mut().expect("file until finish").lend()
+    }
+
+    /// [`Appender::commit`] of the temp file's writer.
+    pub async fn commit(&mut self, v: Vec<u8>) -> io::Result<()> {
+        self.out
+            .as_mut()
+            .expect("file until finish")
+            .commit(v)
             .await
     }
 

@@ -282,6 +282,22 @@ impl Parser {
         }
     }
 
+    /// In a part's body, with nothing left in `buf` from earlier input: how many leading
+    /// bytes of `data` (the input that follows) are certainly data of this part. The caller
+    /// keeps them where they are (received in place, say) as if `next_event` had returned
+    /// them, and gives the rest, from the delimiter or what may be its start, to
+    /// `next_event` as usual. None outside a part's body.
+    #[must_use]
+    pub fn body_data_len(&self, data: &[u8]) -> Option<usize> {
+        if !matches!(self.state, State::Body) {
+            return None;
+        }
+        Some(match self.delimiter_finder.find(data) {
+            Some(pos) => pos,
+            None => data.len() - partial_suffix_len(data, &self.delimiter),
+        })
+    }
+
     /// Whether the close delimiter has been seen (`End` was returned).
     #[must_use]
     pub fn is_done(&self) -> bool {

@@ -648,3 +648,64 @@ impl ReplaceCrlf for [u8] {
             .collect()
     }
 }
+
+/// `parse_split`, but a chunk that arrives in a part's body with nothing buffered is taken
+/// as the upload handler takes it: its first `body_data_len` bytes are the part's data in
+/// place, only the rest goes to `buf`.
+fn parse_split_in_place(boundary: &[u8], body: &[u8], splits: &[usize]) -> Vec<Part> {
+    let mut parser = Parser::new(boundary, Limits::default());
+    let mut buf = BytesMut::new();
+    let mut parts: Vec<Part> = Vec::new();
+    let mut start = 0;
+    for end in splits.iter().copied().chain([body.len()]) {
+        let chunk = &body[start..end];
+        start = end;
+        match parser.body_data_len(chunk) {
+            Some(n) if buf.is_empty() => {
+                parts
+                    .last_mut()
+                    .unwrap()
+                    .data
+                    .extend_from_slice(&chunk[..n]);
+                buf.extend_from_slice(&chunk[n..]);
+            }
+            _ => buf.extend_from_slice(chunk),
+        }
+        while let Some(event) = parser.next_event(&mut buf).unwrap() {
+            match event {
+                Event::PartStart(h) => parts.push(Part {
+                    head: h,
+                    data: Vec::new(),
+                }),
+                Event::Data(d) => parts.last_mut().unwrap().data.extend_from_slice(&d),
+                Event::PartEnd | Event::End => {}
+            }
+        }
+    }
+    parser.finish().unwrap();
+    parts
+}
+
+#[test]
+fn data_taken_in_place_is_the_data_next_event_would_give_at_every_split() {
+    let body: &[u8] =
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n\
+        ab\r\n--Xy\r\n--XyQ\r\n\r\n--XyZ\r\nContent-Disposition: form-data; name=\"output\"\r\n\r\n\
+        json\r\n--XyZ--\r\n";
+    let whole = parse(b"XyZ", body).unwrap();
+    assert_eq!(whole[0].data, b"ab\r\n--Xy\r\n--XyQ\r\n");
+    assert_eq!(parser_none_outside_a_body(), None);
+    for i in 1..body.len() {
+        for j in i..body.len() {
+            assert_eq!(
+                parse_split_in_place(b"XyZ", body, &[i, j]),
+                whole,
+                "split at {i}, {j}"
+            );
+        }
+    }
+}
+
+fn parser_none_outside_a_body() -> Option<usize> {
+    Parser::new(b"XyZ", Limits::default()).body_data_len(b"data")
+}
