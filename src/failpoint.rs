@@ -14,7 +14,8 @@
 //! marked complete), `import.batch` (after an import batch), `compact.retired`,
 //! `compact.moved` (after a group of relocations), `compact.unlinking` (before a compacted
 //! container is removed). `io(name)` is an I/O error point instead: `read.eio` (reading a
-//! stored file) and `write.eio` (writing an upload) fail with EIO on every pass.
+//! stored file) and `write.eio` (writing an upload) fail with EIO on every pass. `refused(name)`
+//! is a refusal point: `write.no_direct` (the filesystem refuses direct writes).
 
 /// The exit code of a process ended by a failpoint.
 pub const EXIT_CODE: i32 = 86;
@@ -64,4 +65,17 @@ pub fn io(name: &str) -> std::io::Result<()> {
 #[inline(always)]
 pub fn io(_name: &str) -> std::io::Result<()> {
     Ok(())
+}
+
+/// A refusal point: true when `FASTDFS_FAILPOINTS` lists `name` (`write.no_direct`: the
+/// filesystem refuses `O_DIRECT`).
+#[cfg(feature = "failpoints")]
+pub fn refused(name: &str) -> bool {
+    armed(name)
+}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn refused(_name: &str) -> bool {
+    false
 }

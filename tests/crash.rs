@@ -392,6 +392,10 @@ fn eio_on_reads_and_writes_is_a_500_and_the_server_keeps_serving() {
     let (code, body) = upload(&s, "f3.bin", &noise(4_000, 13), &[("output", "json")]);
     assert_eq!(code, 500, "{body}");
     assert!(!has_md5(&s.base(), &md5_hex(&noise(4_000, 13))));
+    // A large upload (written around the page cache) fails the same way.
+    let (code, body) = upload(&s, "f4.bin", &noise(600_000, 14), &[("output", "json")]);
+    assert_eq!(code, 500, "{body}");
+    assert!(!has_md5(&s.base(), &md5_hex(&noise(600_000, 14))));
     // The refused upload's temp file goes right after the answer (removed in the background).
     let tmp_dir = s.dir.join("files/_tmp");
     let temps = || std::fs::read_dir(&tmp_dir).map(|d| d.count()).unwrap_or(0);
@@ -407,6 +411,33 @@ fn eio_on_reads_and_writes_is_a_500_and_the_server_keeps_serving() {
     );
     s.env.clear();
     check_clean(&mut s, "eio");
+}
+
+/// A filesystem that refuses direct writes (`O_DIRECT`): large uploads are written through
+/// the page cache instead, stored exactly, and the operator is told once.
+#[test]
+fn large_uploads_where_direct_writes_are_refused_go_through_the_page_cache() {
+    let mut s = Server::start(json!({}));
+    s.stop();
+    s.env = vec![("FASTDFS_FAILPOINTS".into(), "write.no_direct".into())];
+    s.respawn();
+    for (i, size) in [300_000usize, (1 << 20) + 4097, 3 << 20]
+        .into_iter()
+        .enumerate()
+    {
+        let data = noise(size, 20 + i as u64);
+        let r = upload_json(&s, &format!("big{i}.bin"), &data);
+        assert_eq!(r["md5"], md5_hex(&data).as_str());
+        let (code, got) = get_bytes(&s.base(), r["path"].as_str().unwrap(), &[]);
+        assert!(code == 200 && got == data, "big{i}: {code}");
+    }
+    let told = s
+        .stderr()
+        .matches("direct writes (O_DIRECT) refused")
+        .count();
+    assert_eq!(told, 1, "{}", s.stderr());
+    s.env.clear();
+    check_clean(&mut s, "no_direct");
 }
 
 /// A power cut at each crash point: the runtime dir on LazyFS, the process ends at the point,

@@ -67,7 +67,9 @@ fn survive_kill_and_power_cut(config: serde_json::Value) {
             0 => 10,
             1 => 4096,
             2 => 70_000,
-            _ => 1 << 20,
+            // Whole and odd multiples of the write buffer: direct writes, the last one
+            // padded and cut back.
+            _ => (1 << 20) + 4097 * (i as usize % 3),
         };
         let data: Vec<u8> = (0..size)
             .map(|j| (j as u32).wrapping_mul(2654435761).wrapping_add(i) as u8)

@@ -98,7 +98,8 @@ enum Receiving<'w> {
 }
 
 impl<'w> Receiving<'w> {
-    async fn write(&mut self, w: &'w Worker, data: &[u8]) -> Result<(), ApiError> {
+    /// `expected`: the request body's length (0: not known).
+    async fn write(&mut self, w: &'w Worker, data: &[u8], expected: u64) -> Result<(), ApiError> {
         if let Receiving::Memory(buf, held) = self {
             let small = crate::placement::merges(&w.config(), (buf.len() + data.len()) as u64);
             if small && w.merge_memory.reserve(held, data.len() as u64) {
@@ -107,7 +108,7 @@ impl<'w> Receiving<'w> {
             }
             // Too large to merge, or the executor's memory budget is spent: from here on it
             // is an ordinary upload.
-            let mut t = TempFile::create(w.dir(), w.config().use_sha1()).await?;
+            let mut t = TempFile::create(w.dir(), w.config().use_sha1(), expected).await?;
             t.write(buf).await?;
             *self = Receiving::Disk(t);
         }
@@ -167,6 +168,7 @@ async fn read_form<'w>(
 ) -> Result<Form<'w>, ApiError> {
     let cfg = w.config();
     let mut parser = Parser::new(boundary, multipart::Limits::default());
+    let expected = req.content_length().unwrap_or(0);
     let mut buf = bytes::BytesMut::new();
     let mut fields = Params::default();
     let mut file: Option<(String, Content)> = None;
@@ -211,7 +213,7 @@ async fn read_form<'w>(
                     let receiving = if cfg.enable_merge_small_file {
                         Receiving::Memory(Vec::new(), w.merge_memory.start())
                     } else {
-                        Receiving::Disk(TempFile::create(w.dir(), cfg.use_sha1()).await?)
+                        Receiving::Disk(TempFile::create(w.dir(), cfg.use_sha1(), expected).await?)
                     };
                     tmp = Some((h.filename.unwrap_or_default(), receiving));
                 } else if is_file {
@@ -222,7 +224,7 @@ async fn read_form<'w>(
             }
             Some(Event::Data(d)) => {
                 if let Some((_, t)) = tmp.as_mut() {
-                    t.write(w, &d).await?;
+                    t.write(w, &d, expected).await?;
                 } else if let Some((_, v)) = field.as_mut() {
                     if v.len() + d.len() > FIELD_BYTES_MAX {
                         return Err(ApiError::fail(413, "form field too large"));

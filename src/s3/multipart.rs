@@ -276,7 +276,7 @@ pub async fn complete(
         ));
     }
     let (odir, name) = place(r, &up.key)?;
-    let mut tmp = TempFile::create(w.dir(), false).await?;
+    let mut tmp = TempFile::create(w.dir(), false, total).await?;
     for p in &chosen {
         if let Err(e) = append_file(&p.path, &mut tmp).await {
             drop(tmp);

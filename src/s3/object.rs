@@ -304,7 +304,7 @@ pub async fn copy(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Re
     // The request body of a copy is empty.
     let _ = req.read_to_end(0).await?;
     let from = w.dir().join(info.rel_path());
-    let mut tmp = TempFile::create(w.dir(), false).await?;
+    let mut tmp = TempFile::create(w.dir(), false, info.size.max(0) as u64).await?;
     let copied = append_file(&from, &mut tmp).await;
     if let Err(e) = copied {
         drop(tmp);

@@ -144,7 +144,14 @@ pub async fn receive(
     r: &S3Request,
     limit: u64,
 ) -> Result<Written, S3Error> {
-    let mut tmp = TempFile::create(w.dir(), false).await?;
+    // The decoded length of an aws-chunked payload, else the body's.
+    let expected = req
+        .head
+        .header_str("x-amz-decoded-content-length")
+        .and_then(|v| v.trim().parse().ok())
+        .or(req.content_length())
+        .unwrap_or(0);
+    let mut tmp = TempFile::create(w.dir(), false, expected).await?;
     let received = receive_into(req, r, limit, &mut tmp).await;
     if let Err(e) = received {
         drop(tmp);

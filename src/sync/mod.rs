@@ -529,7 +529,8 @@ async fn download(
     if status != 200 {
         return Err(format!("{status} from {src}{path}"));
     }
-    let mut tmp = write::TempFile::create(w.dir(), cfg.file_sum_arithmetic == "sha1")
+    let expected = info.size.max(0) as u64;
+    let mut tmp = write::TempFile::create(w.dir(), cfg.file_sum_arithmetic == "sha1", expected)
         .await
         .map_err(|e| e.to_string())?;
     let mut body = resp.into_body();
