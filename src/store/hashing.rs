@@ -18,9 +18,13 @@ use std::task::{Poll, Waker};
 /// A buffer is queued once it holds this many bytes not hashed yet; smaller writes are
 /// hashed by their owner when the buffer is taken.
 pub const BATCH_BYTES_MIN: usize = 32 << 10;
-/// At most this many bytes of one buffer are hashed per pass; the task yields between
+/// A buffer taken for its write with at least this many bytes not hashed has them hashed in
+/// a pass first ([`Buffer::settle`]).
+pub const SETTLE_BYTES_MIN: usize = 4 << 10;
+/// At most this many bytes of one buffer are hashed per pass (as many as a buffer is queued
+/// with: the lanes of a pass then run out together); the task yields between
 /// passes when the executor asks.
-const PASS_BYTES_MAX: usize = 256 << 10;
+const PASS_BYTES_MAX: usize = 32 << 10;
 /// The longest a pass waits for more writers' buffers.
 const GATHER_MAX: std::time::Duration = std::time::Duration::from_micros(400);
 /// The batch task's shares against the default queue's 1,000.
@@ -132,6 +136,22 @@ impl Buffer {
             return true;
         }
         false
+    }
+
+    /// Hashes what is left in the next pass, with the other writers' bytes, rather than
+    /// alone when the buffer is taken (a write, the end): at least [`SETTLE_BYTES_MIN`] left.
+    pub async fn settle(&self) {
+        loop {
+            self.hashed().await;
+            {
+                let mut b = self.0.borrow_mut();
+                if b.md5.is_none() || b.data.len() - b.hashed < SETTLE_BYTES_MIN {
+                    return;
+                }
+                b.queued = true;
+            }
+            queue(Rc::downgrade(&self.0));
+        }
     }
 
     /// Waits until the buffer is not queued for a pass.
@@ -317,11 +337,12 @@ mod tests {
     }
 
     #[test]
-    fn concurrent_writers_get_the_digest_of_their_own_bytes() {
+    fn concurrent_writers_get_the_digest_of_their_own_bytes_however_they_fill() {
         glommio::LocalExecutorBuilder::default()
             .spawn(|| async {
                 // Writers of different lengths and piece sizes, interleaved; buffers taken
-                // at different fills; one writer dropped half way.
+                // at different fills, some settled first, some lent and restored; one writer
+                // dropped half way.
                 let mut tasks = Vec::new();
                 for s in 0..20usize {
                     tasks.push(glommio::spawn_local(async move {
@@ -330,11 +351,26 @@ mod tests {
                             .collect();
                         let buffer = Buffer::new(1 << 20, Some(Md5::new()));
                         let mut taken = Vec::new();
+                        let unhashed = |b: &Buffer| {
+                            let b = b.0.borrow();
+                            b.data.len() - b.hashed
+                        };
                         for piece in data.chunks(7_000 + s * 1_999) {
-                            if buffer.extend(piece) && s % 2 == 0 {
+                            if s % 4 == 1 {
+                                // Received in place into the lent buffer.
+                                let mut v = buffer.lend();
+                                v.extend_from_slice(piece);
+                                if buffer.restore(v) {
+                                    buffer.hashed().await;
+                                }
+                            } else if buffer.extend(piece) && s % 2 == 0 {
                                 buffer.hashed().await;
                             }
                             if buffer.len() >= 300_000 + s * 10_000 {
+                                if s % 3 == 0 {
+                                    buffer.settle().await;
+                                    assert!(unhashed(&buffer) < SETTLE_BYTES_MIN);
+                                }
                                 taken.extend(buffer.take());
                             }
                             glommio::yield_if_needed().await;

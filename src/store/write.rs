@@ -291,6 +291,7 @@ impl Appender {
         }
         assert!(!self.padded, "a write after the padded last one");
         joined(self.writing.take()).await?;
+        self.buf.settle().await;
         let chunk = self.buf.take();
         let (len, at) = (chunk.len(), self.pos);
         let file = self.file.clone();
