@@ -154,8 +154,10 @@ async fn receive_in_place(
     let from = v.len();
     let room = write::Appender::room_max(&v);
     let got = req.body_into(&mut v, room).await?;
-    let data = parser.body_data_len(&v[from..]).expect("in a part's body");
-    buf.extend_from_slice(&v[from + data..]);
+    let data = parser
+        .body_data_len(&v.bytes()[from..])
+        .expect("in a part's body");
+    buf.extend_from_slice(&v.bytes()[from + data..]);
     v.truncate(from + data);
     t.commit(v).await?;
     Ok(got > 0)

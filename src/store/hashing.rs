@@ -30,11 +30,112 @@ const GATHER_MAX: std::time::Duration = std::time::Duration::from_micros(400);
 /// The batch task's shares against the default queue's 1,000.
 const SHARES: usize = 100;
 
+/// A buffer's memory: the heap, or DMA memory (aligned, for direct writes) filled up to
+/// `len`.
+pub enum Memory {
+    Heap(Vec<u8>),
+    Dma {
+        buf: glommio::io::DmaBuffer,
+        len: usize,
+    },
+}
+
+impl Default for Memory {
+    fn default() -> Memory {
+        Memory::Heap(Vec::new())
+    }
+}
+
+impl Memory {
+    /// The bytes held.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Memory::Heap(v) => v,
+            Memory::Dma { buf, len } => &buf.as_bytes()[..*len],
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Memory::Heap(v) => v.len(),
+            Memory::Dma { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes it holds without growing (DMA memory never grows).
+    pub fn capacity(&self) -> usize {
+        match self {
+            Memory::Heap(v) => v.capacity(),
+            Memory::Dma { buf, .. } => buf.len(),
+        }
+    }
+
+    pub fn truncate(&mut self, n: usize) {
+        match self {
+            Memory::Heap(v) => v.truncate(n),
+            Memory::Dma { len, .. } => *len = (*len).min(n),
+        }
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        match self {
+            Memory::Heap(v) => v.extend_from_slice(bytes),
+            Memory::Dma { buf, len } => {
+                assert!(*len + bytes.len() <= buf.len(), "DMA memory does not grow");
+                buf.as_bytes_mut()[*len..*len + bytes.len()].copy_from_slice(bytes);
+                *len += bytes.len();
+            }
+        }
+    }
+}
+
+impl crate::http::conn::Room for Memory {
+    fn room(&mut self, want: usize) -> &mut [std::mem::MaybeUninit<u8>] {
+        match self {
+            Memory::Heap(v) => v.room(want),
+            Memory::Dma { buf, len } => {
+                assert!(*len + want <= buf.len(), "DMA memory does not grow");
+                let room = &mut buf.as_bytes_mut()[*len..*len + want];
+                // SAFETY: the same memory seen as possibly uninitialised bytes; only
+                // initialised bytes are ever written through it.
+                unsafe { std::slice::from_raw_parts_mut(room.as_mut_ptr().cast(), room.len()) }
+            }
+        }
+    }
+
+    unsafe fn grow(&mut self, n: usize) {
+        match self {
+            // SAFETY: the caller wrote the first `n` bytes of the last room.
+            Memory::Heap(v) => unsafe { v.grow(n) },
+            Memory::Dma { buf, len } => {
+                assert!(*len + n <= buf.len());
+                *len += n;
+            }
+        }
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend(bytes)
+    }
+}
+
+/// Where a buffer's next memory comes from.
+enum Fresh {
+    Heap,
+    /// DMA memory of the file written (`DmaFile::alloc_dma_buffer`).
+    Dma(Box<dyn Fn(usize) -> Option<glommio::io::DmaBuffer>>),
+}
+
 struct Inner {
     /// Allocated at `capacity` when the first byte comes (a buffer taken for its write is
     /// not replaced until then: an upload's last write leaves no unused buffer behind).
-    data: Vec<u8>,
+    data: Memory,
     capacity: usize,
+    fresh: Fresh,
     md5: Option<Md5>,
     /// `data[..hashed]` is in `md5`.
     hashed: usize,
@@ -46,9 +147,25 @@ struct Inner {
 impl Inner {
     fn catch_up(&mut self) {
         if let Some(md5) = self.md5.as_mut() {
-            md5.update(&self.data[self.hashed..]);
+            md5.update(&self.data.bytes()[self.hashed..]);
         }
         self.hashed = self.data.len();
+    }
+
+    /// Memory of `capacity` bytes, if the buffer has none (or heap memory that is too small
+    /// for `more`).
+    fn ready(&mut self, more: usize) {
+        if self.data.capacity() != 0 {
+            return;
+        }
+        debug_assert!(self.data.is_empty());
+        self.data = match &self.fresh {
+            Fresh::Dma(alloc) if more <= self.capacity => match alloc(self.capacity) {
+                Some(buf) => Memory::Dma { buf, len: 0 },
+                None => Memory::Heap(Vec::with_capacity(self.capacity)),
+            },
+            _ => Memory::Heap(Vec::with_capacity(self.capacity.max(more))),
+        };
     }
 }
 
@@ -72,9 +189,24 @@ thread_local! {
 
 impl Buffer {
     pub fn new(capacity: usize, md5: Option<Md5>) -> Buffer {
+        Buffer::with(capacity, md5, Fresh::Heap)
+    }
+
+    /// A buffer in DMA memory from `alloc` (None: heap memory, which the direct writer
+    /// copies).
+    pub fn dma(
+        capacity: usize,
+        md5: Option<Md5>,
+        alloc: impl Fn(usize) -> Option<glommio::io::DmaBuffer> + 'static,
+    ) -> Buffer {
+        Buffer::with(capacity, md5, Fresh::Dma(Box::new(alloc)))
+    }
+
+    fn with(capacity: usize, md5: Option<Md5>, fresh: Fresh) -> Buffer {
         Buffer(Rc::new(RefCell::new(Inner {
-            data: Vec::new(),
+            data: Memory::default(),
             capacity,
+            fresh,
             md5,
             hashed: 0,
             queued: false,
@@ -94,11 +226,8 @@ impl Buffer {
     /// should then wait for ([`Buffer::hashed`]).
     pub fn extend(&self, bytes: &[u8]) -> bool {
         let mut b = self.0.borrow_mut();
-        if b.data.capacity() == 0 {
-            let capacity = b.capacity.max(bytes.len());
-            b.data.reserve_exact(capacity);
-        }
-        b.data.extend_from_slice(bytes);
+        b.ready(bytes.len());
+        b.data.extend(bytes);
         if b.md5.is_some() && !b.queued && b.data.len() - b.hashed >= BATCH_BYTES_MIN {
             b.queued = true;
             drop(b);
@@ -111,18 +240,21 @@ impl Buffer {
     /// The bytes gathered, lent out so that more can be received straight into them (with
     /// room up to the buffer's capacity); the buffer is empty until [`Buffer::restore`]. A queued buffer is not lent (its writer
     /// waits for the pass first).
-    pub fn lend(&self) -> Vec<u8> {
+    pub fn lend(&self) -> Memory {
         let mut b = self.0.borrow_mut();
         assert!(!b.queued, "a buffer queued for a pass is lent");
+        b.ready(0);
         let capacity = b.capacity;
         let mut data = std::mem::take(&mut b.data);
-        data.reserve_exact(capacity.saturating_sub(data.len()));
+        if let Memory::Heap(v) = &mut data {
+            v.reserve_exact(capacity.saturating_sub(v.len()));
+        }
         data
     }
 
     /// Takes back what [`Buffer::lend`] gave, with bytes appended; like `extend`, true when
     /// the buffer is now queued for a pass.
-    pub fn restore(&self, data: Vec<u8>) -> bool {
+    pub fn restore(&self, data: Memory) -> bool {
         let mut b = self.0.borrow_mut();
         assert!(
             b.data.is_empty() && data.len() >= b.hashed,
@@ -168,7 +300,7 @@ impl Buffer {
     }
 
     /// The bytes gathered, all of them hashed; the buffer starts again empty.
-    pub fn take(&self) -> Vec<u8> {
+    pub fn take(&self) -> Memory {
         let mut b = self.0.borrow_mut();
         b.catch_up();
         b.hashed = 0;
@@ -269,7 +401,7 @@ fn pass(buffers: &[Rc<RefCell<Inner>>]) {
         *queued = false;
         let Some(md5) = md5.as_mut() else { continue };
         let blocks = ((data.len() - *hashed) / 64 * 64).min(PASS_BYTES_MAX);
-        jobs.push((md5, &data[*hashed..*hashed + blocks]));
+        jobs.push((md5, &data.bytes()[*hashed..*hashed + blocks]));
         *hashed += blocks;
     }
     QUEUE.with(|q| q.borrow_mut().last_pass = jobs.len());
@@ -359,7 +491,7 @@ mod tests {
                             if s % 4 == 1 {
                                 // Received in place into the lent buffer.
                                 let mut v = buffer.lend();
-                                v.extend_from_slice(piece);
+                                crate::http::conn::Room::put(&mut v, piece);
                                 if buffer.restore(v) {
                                     buffer.hashed().await;
                                 }
@@ -371,7 +503,7 @@ mod tests {
                                     buffer.settle().await;
                                     assert!(unhashed(&buffer) < SETTLE_BYTES_MIN);
                                 }
-                                taken.extend(buffer.take());
+                                taken.extend_from_slice(buffer.take().bytes());
                             }
                             glommio::yield_if_needed().await;
                             futures_lite::future::yield_now().await;
@@ -379,7 +511,7 @@ mod tests {
                         if s == 3 {
                             return; // dropped with bytes queued
                         }
-                        taken.extend(buffer.take());
+                        taken.extend_from_slice(buffer.take().bytes());
                         assert_eq!(taken, data, "writer {s}: bytes");
                         let want: [u8; 16] = md5::Md5::digest(&data).into();
                         assert_eq!(buffer.into_md5().unwrap().finalize(), want, "writer {s}");

@@ -7,7 +7,7 @@
 //! leaves nothing behind; leftovers of a crash are removed at start-up).
 
 use crate::md5x::Md5;
-use crate::store::hashing::Buffer;
+use crate::store::hashing::{Buffer, Memory};
 use glommio::io::{BufferedFile, DmaFile};
 use glommio::task::JoinHandle;
 use sha1::Digest;
@@ -135,25 +135,38 @@ impl Out {
     }
 
     /// Writes `chunk` at `at`, whole or not at all (a short write, a full disk, is an
-    /// error). A direct write's bytes are copied into an aligned buffer, padded with zeros
-    /// to the alignment.
-    async fn write_at(&self, chunk: Vec<u8>, at: u64) -> io::Result<()> {
-        let len = chunk.len();
-        let (n, want) = match self {
-            Out::Buffered(f) => (f.write_at(chunk, at).await, len),
-            Out::Direct(f) => {
+    /// error). A direct write goes from DMA memory, padded with zeros to the alignment
+    /// (heap memory is copied into DMA memory first).
+    async fn write_at(&self, chunk: Memory, at: u64) -> io::Result<()> {
+        let (n, want) = match (self, chunk) {
+            (Out::Buffered(f), Memory::Heap(v)) => {
+                let len = v.len();
+                (f.write_at(v, at).await, len)
+            }
+            (Out::Buffered(f), dma) => {
+                let v = dma.bytes().to_vec();
+                let len = v.len();
+                (f.write_at(v, at).await, len)
+            }
+            (Out::Direct(f), chunk) => {
                 let align = f.alignment() as usize;
                 assert!(
                     at.is_multiple_of(align as u64),
                     "a direct write starts aligned"
                 );
+                let len = chunk.len();
                 let size = len.next_multiple_of(align);
-                let mut dma = f.alloc_dma_buffer(size);
-                let bytes = dma.as_bytes_mut();
-                bytes[..len].copy_from_slice(&chunk);
-                bytes[len..].fill(0);
-                drop(chunk);
-                (f.write_at(dma, at).await, size)
+                let mut buf = match chunk {
+                    Memory::Dma { buf, .. } if buf.len() >= size => buf,
+                    heap => {
+                        let mut buf = f.alloc_dma_buffer(size);
+                        buf.as_bytes_mut()[..len].copy_from_slice(heap.bytes());
+                        buf
+                    }
+                };
+                buf.as_bytes_mut()[len..size].fill(0);
+                buf.trim_to_size(size);
+                (f.write_at(buf, at).await, size)
             }
         };
         if n.map_err(io::Error::from)? != want {
@@ -205,7 +218,15 @@ impl Appender {
     /// `hashing`, writing a new file around the page cache (`O_DIRECT`, [`direct_open`]):
     /// the bytes go from the write buffer to the device, with no copy into the page cache.
     fn direct(file: DmaFile, hasher: Hasher) -> Appender {
-        Appender::to(Out::Direct(Rc::new(file)), 0).with(hasher)
+        let file = Rc::new(file);
+        let weak = Rc::downgrade(&file);
+        let mut a = Appender::to(Out::Direct(file), 0).with(hasher);
+        // The write buffers are DMA memory of the file: written without a copy.
+        let md5 = a.buf.into_md5();
+        a.buf = Buffer::dma(WRITE_BUFFER_BYTES, md5, move |n| {
+            weak.upgrade().map(|f| f.alloc_dma_buffer(n))
+        });
+        a
     }
 
     fn with(self, hasher: Hasher) -> Appender {
@@ -250,7 +271,7 @@ impl Appender {
     /// `room_max()` are to be appended. Give it back with [`Appender::commit`]; until then
     /// the appender holds nothing (dropping the buffer drops the bytes gathered: abandon
     /// the file then).
-    pub fn lend(&mut self) -> Vec<u8> {
+    pub fn lend(&mut self) -> Memory {
         assert!(
             self.lent.is_none(),
             "the write buffer is lent once at a time"
@@ -262,19 +283,19 @@ impl Appender {
 
     /// How many bytes to append to a lent buffer at most: what is left of it, and no more
     /// than [`LEND_BYTES_MAX`].
-    pub fn room_max(v: &[u8]) -> usize {
+    pub fn room_max(v: &Memory) -> usize {
         debug_assert!(v.len() < WRITE_BUFFER_BYTES);
         (WRITE_BUFFER_BYTES - v.len()).min(LEND_BYTES_MAX)
     }
 
     /// Takes back the buffer of [`Appender::lend`]: the bytes appended to it since are the
     /// file's next bytes, written like `write`'s.
-    pub async fn commit(&mut self, v: Vec<u8>) -> io::Result<()> {
+    pub async fn commit(&mut self, v: Memory) -> io::Result<()> {
         let from = self.lent.take().expect("commit of a buffer lent");
         crate::failpoint::io("write.eio")?;
         assert!(from <= v.len() && v.len() <= WRITE_BUFFER_BYTES);
         if let Some(h) = self.sha1.as_mut() {
-            h.update(&v[from..]);
+            h.update(&v.bytes()[from..]);
         }
         if self.buf.restore(v) {
             self.buf.hashed().await;
@@ -440,12 +461,12 @@ impl TempFile {
     }
 
     /// [`Appender::lend`] of the temp file's writer.
-    pub fn lend(&mut self) -> Vec<u8> {
+    pub fn lend(&mut self) -> Memory {
         self.out.as_mut().expect("file until finish").lend()
     }
 
     /// [`Appender::commit`] of the temp file's writer.
-    pub async fn commit(&mut self, v: Vec<u8>) -> io::Result<()> {
+    pub async fn commit(&mut self, v: Memory) -> io::Result<()> {
         self.out
             .as_mut()
             .expect("file until finish")
