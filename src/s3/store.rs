@@ -226,6 +226,27 @@ async fn receive_into(
     let mut check = r.signed.as_ref().and_then(|v| v.payload_check());
     let mut out = Vec::new();
     let mut size = 0u64;
+    if decoder.is_none() && req.body_is_sized() {
+        // A plain payload of known length: received straight into the temp file's write
+        // buffer, checked there.
+        loop {
+            let mut v = tmp.lend();
+            let from = v.len();
+            let room = crate::store::write::Appender::room_max(&v);
+            let got = req.body_into(&mut v, room).await?;
+            let data = &v.bytes()[from..];
+            if let Some(c) = check.as_mut() {
+                c.update(data);
+            }
+            if let Some(c) = checksum.as_mut() {
+                c.update(data);
+            }
+            tmp.commit(v).await?;
+            if got == 0 {
+                break;
+            }
+        }
+    }
     while let Some(chunk) = req.chunk().await? {
         let data: &[u8] = match decoder.as_mut() {
             Some(d) => {
