@@ -205,6 +205,9 @@ const fn lanes_min(lanes: usize) -> usize {
     lanes / 4 + 1
 }
 
+/// Fewer streams than this are hashed one at a time (the narrowest lanes' minimum).
+pub const LANES_MIN: usize = lanes_min(8);
+
 /// A block an idle lane hashes (its result is dropped).
 static IDLE_BLOCK: [u8; 64] = [0; 64];
 

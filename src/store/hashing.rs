@@ -379,8 +379,9 @@ async fn gather() -> bool {
     }
 }
 
-/// Hashes the whole blocks not hashed yet of every buffer (at most [`PASS_BYTES_MAX`] each)
-/// together; a buffer with more left is queued again.
+/// Hashes the whole blocks not hashed yet of every buffer (at most [`PASS_BYTES_MAX`] each
+/// when they are enough to share the lanes) together; a buffer with more left is queued
+/// again.
 fn pass(buffers: &[Rc<RefCell<Inner>>]) {
     // A buffer taken since it was queued (or lent) is not; a buffer taken and queued again
     // is listed twice: its second entry is skipped.
@@ -389,6 +390,13 @@ fn pass(buffers: &[Rc<RefCell<Inner>>]) {
             .iter()
             .filter_map(|b| Some((b.try_borrow_mut().ok().filter(|b| b.queued)?, b)))
             .unzip();
+    // Streams too few to share the lanes are hashed one by one, as far as they go: a lone
+    // writer is not held up a pass per 32 KiB.
+    let cap = if held.len() < crate::md5x::LANES_MIN {
+        usize::MAX
+    } else {
+        PASS_BYTES_MAX
+    };
     let mut jobs: Vec<(&mut Md5, &[u8])> = Vec::with_capacity(held.len());
     for b in held.iter_mut() {
         let Inner {
@@ -400,7 +408,7 @@ fn pass(buffers: &[Rc<RefCell<Inner>>]) {
         } = &mut **b;
         *queued = false;
         let Some(md5) = md5.as_mut() else { continue };
-        let blocks = ((data.len() - *hashed) / 64 * 64).min(PASS_BYTES_MAX);
+        let blocks = ((data.len() - *hashed) / 64 * 64).min(cap);
         jobs.push((md5, &data.bytes()[*hashed..*hashed + blocks]));
         *hashed += blocks;
     }
