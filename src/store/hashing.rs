@@ -142,6 +142,8 @@ struct Inner {
     queued: bool,
     /// The writer waiting for the pass that takes this buffer.
     waiter: Option<Waker>,
+    /// Counted in `WRITERS` (made with an md5; `into_md5` takes the md5 out).
+    counted: bool,
 }
 
 impl Inner {
@@ -181,10 +183,22 @@ struct Queue {
     last_pass: usize,
     scheduled: bool,
     tasks: Option<glommio::TaskQueueHandle>,
+    /// The batch task waiting in `gather` for a lone writer: woken by each buffer queued.
+    gatherer: Option<Waker>,
 }
 
 thread_local! {
     static QUEUE: RefCell<Queue> = RefCell::new(Queue::default());
+    /// Buffers that compute an md5 and are alive: the executor's writers.
+    static WRITERS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if self.counted {
+            WRITERS.with(|w| w.set(w.get() - 1));
+        }
+    }
 }
 
 impl Buffer {
@@ -203,11 +217,16 @@ impl Buffer {
     }
 
     fn with(capacity: usize, md5: Option<Md5>, fresh: Fresh) -> Buffer {
+        let counted = md5.is_some();
+        if counted {
+            WRITERS.with(|w| w.set(w.get() + 1));
+        }
         Buffer(Rc::new(RefCell::new(Inner {
             data: Memory::default(),
             capacity,
             fresh,
             md5,
+            counted,
             hashed: 0,
             queued: false,
             waiter: None,
@@ -320,6 +339,9 @@ fn queue(buffer: Weak<RefCell<Inner>>) {
     let spawn_into = QUEUE.with(|q| {
         let mut q = q.borrow_mut();
         q.buffers.push(buffer);
+        if let Some(w) = q.gatherer.take() {
+            w.wake();
+        }
         if std::mem::replace(&mut q.scheduled, true) {
             return None;
         }
@@ -362,21 +384,48 @@ async fn run() {
 /// Waits, at most [`GATHER_MAX`], until as many buffers are queued as the last pass took
 /// (up to the lanes there are). The writers of queued buffers wait for the pass, so the core
 /// only idles here when the others' data is not in yet. True when it gave up waiting.
+///
+/// With writers enough to share the lanes, the queue is looked at every quarter of the
+/// wait, so that more than the last pass's may join. With fewer (a lone upload, a file
+/// replicated alone) there are no lanes to fill: the next buffer queued ends the wait at
+/// once (polling, every pass of a lone 1 GiB upload slept, a quarter of its time).
 async fn gather() -> bool {
-    let start = std::time::Instant::now();
-    loop {
-        let (queued, want) = QUEUE.with(|q| {
-            let q = q.borrow();
-            (q.buffers.len(), q.last_pass.min(crate::md5x::LANES_MAX))
-        });
-        if queued >= want {
-            return false;
-        }
-        if start.elapsed() >= GATHER_MAX {
-            return true;
-        }
-        glommio::timer::sleep(GATHER_MAX / 4).await;
+    let (queued, want) = QUEUE.with(|q| {
+        let q = q.borrow();
+        (q.buffers.len(), q.last_pass.min(crate::md5x::LANES_MAX))
+    });
+    if queued >= want {
+        return false;
     }
+    if WRITERS.with(|w| w.get()) >= crate::md5x::LANES_MIN {
+        let start = std::time::Instant::now();
+        loop {
+            glommio::timer::sleep(GATHER_MAX / 4).await;
+            if QUEUE.with(|q| q.borrow().buffers.len()) >= want {
+                return false;
+            }
+            if start.elapsed() >= GATHER_MAX {
+                return true;
+            }
+        }
+    }
+    let queued = std::future::poll_fn(|cx| {
+        QUEUE.with(|q| {
+            let mut q = q.borrow_mut();
+            if q.buffers.len() >= want {
+                return Poll::Ready(false);
+            }
+            q.gatherer = Some(cx.waker().clone());
+            Poll::Pending
+        })
+    });
+    let gave_up = async {
+        glommio::timer::sleep(GATHER_MAX).await;
+        true
+    };
+    let gave_up = futures_lite::future::or(queued, gave_up).await;
+    QUEUE.with(|q| q.borrow_mut().gatherer = None);
+    gave_up
 }
 
 /// Hashes the whole blocks not hashed yet of every buffer (at most [`PASS_BYTES_MAX`] each
@@ -470,6 +519,34 @@ mod tests {
                 let want: [u8; 16] = md5::Md5::digest([5u8; BATCH_BYTES_MIN * 3]).into();
                 let first = buffers.into_iter().next().unwrap();
                 assert_eq!(first.into_md5().unwrap().finalize(), want);
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn a_lone_writers_next_buffer_ends_the_gather_at_once() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let lone = Buffer::new(1 << 20, Some(Md5::new()));
+                QUEUE.with(|q| {
+                    let mut q = q.borrow_mut();
+                    q.last_pass = 1;
+                    q.scheduled = true; // this test plays the batch task
+                });
+                let waiting = glommio::spawn_local(gather());
+                futures_lite::future::yield_now().await; // the gather waits
+                assert!(QUEUE.with(|q| q.borrow().gatherer.is_some()), "on a waker");
+                assert!(lone.extend(&[1; BATCH_BYTES_MIN]));
+                assert!(!waiting.await, "woken by the buffer, not given up");
+                let taken: Vec<_> = QUEUE.with(|q| q.borrow_mut().buffers.drain(..).collect());
+                let taken: Vec<_> = taken.iter().filter_map(|w| w.upgrade()).collect();
+                pass(&taken);
+                let want: [u8; 16] = md5::Md5::digest([1u8; BATCH_BYTES_MIN]).into();
+                assert_eq!(lone.into_md5().unwrap().finalize(), want);
+                drop(taken);
+                assert_eq!(WRITERS.with(|w| w.get()), 0, "the writer is gone");
             })
             .unwrap()
             .join()
