@@ -320,13 +320,7 @@ impl Request<'_> {
         if matches!(self.body, BodyState::Done) {
             return Ok(None);
         }
-        if self.continue_pending {
-            self.continue_pending = false;
-            self.conn
-                .stream
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .await?;
-        }
+        self.send_continue().await?;
         loop {
             let piece = match &mut self.body {
                 BodyState::Done => return Ok(None),
@@ -353,10 +347,7 @@ impl Request<'_> {
                 },
             };
             if let Some(b) = piece {
-                self.body_read += b.len() as u64;
-                if self.body_max > 0 && self.body_read > self.body_max {
-                    return Err(BodyError::TooLarge(self.body_max));
-                }
+                self.count(b.len())?;
                 if b.is_empty() {
                     continue;
                 }
@@ -368,15 +359,8 @@ impl Request<'_> {
                 BodyState::Length(left) => (*left).clamp(1, BODY_READ_BYTES as u64) as usize,
                 _ => BODY_READ_BYTES,
             };
-            match self.conn.fill(wait.min(self.stall), want, true).await {
-                Ok(0) => return Err(BodyError::Closed),
-                Ok(_) => {}
-                Err(e) if is_timeout(&e) => {
-                    self.body_wait()?; // a pace deadline passed while waiting
-                    return Err(BodyError::Timeout);
-                }
-                Err(e) => return Err(e.into()),
-            }
+            let got = self.conn.fill(wait.min(self.stall), want, true).await;
+            self.paced(got)?;
         }
     }
 
@@ -403,13 +387,7 @@ impl Request<'_> {
             BodyState::Done => return Ok(0),
             BodyState::Chunked(_) => panic!("body_into of a chunked body"),
         };
-        if self.continue_pending {
-            self.continue_pending = false;
-            self.conn
-                .stream
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .await?;
-        }
+        self.send_continue().await?;
         if remaining == 0 {
             self.body = BodyState::Done;
             return Ok(0);
@@ -429,21 +407,24 @@ impl Request<'_> {
             0 => BodyState::Done,
             left => BodyState::Length(left),
         };
-        self.body_read += n as u64;
-        if self.body_max > 0 && self.body_read > self.body_max {
-            return Err(BodyError::TooLarge(self.body_max));
-        }
+        self.count(n)?;
         Ok(n)
     }
 
     /// One read of body bytes from the socket into `dst`, under the body's pace bounds.
     async fn receive<R: Room>(&mut self, dst: &mut R, want: usize) -> Result<usize, BodyError> {
         let wait = self.body_wait()?;
-        match self
+        let got = self
             .conn
             .recv_into(wait.min(self.stall), dst, want, true)
-            .await
-        {
+            .await;
+        self.paced(got)
+    }
+
+    /// A body read's result as the body sees it: the end of the stream is a cut body, a
+    /// timeout a stall (or a pace bound broken while waiting).
+    fn paced(&mut self, got: io::Result<usize>) -> Result<usize, BodyError> {
+        match got {
             Ok(0) => Err(BodyError::Closed),
             Ok(n) => Ok(n),
             Err(e) if is_timeout(&e) => {
@@ -452,6 +433,27 @@ impl Request<'_> {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Sends `100 Continue` if the client waits for it, once.
+    async fn send_continue(&mut self) -> Result<(), BodyError> {
+        if self.continue_pending {
+            self.continue_pending = false;
+            self.conn
+                .stream
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Counts `n` body bytes read, against the handler's bound.
+    fn count(&mut self, n: usize) -> Result<(), BodyError> {
+        self.body_read += n as u64;
+        if self.body_max > 0 && self.body_read > self.body_max {
+            return Err(BodyError::TooLarge(self.body_max));
+        }
+        Ok(())
     }
 
     /// How long the next read may wait before a pace bound is broken, or the bound broken:

@@ -147,6 +147,11 @@ struct Inner {
 }
 
 impl Inner {
+    /// Not queued, with an md5, and [`BATCH_BYTES_MIN`] bytes not hashed yet.
+    fn due(&self) -> bool {
+        self.md5.is_some() && !self.queued && self.data.len() - self.hashed >= BATCH_BYTES_MIN
+    }
+
     fn catch_up(&mut self) {
         if let Some(md5) = self.md5.as_mut() {
             md5.update(&self.data.bytes()[self.hashed..]);
@@ -247,18 +252,24 @@ impl Buffer {
         let mut b = self.0.borrow_mut();
         b.ready(bytes.len());
         b.data.extend(bytes);
-        if b.md5.is_some() && !b.queued && b.data.len() - b.hashed >= BATCH_BYTES_MIN {
-            b.queued = true;
-            drop(b);
-            queue(Rc::downgrade(&self.0));
-            return true;
+        self.queue_if_due(b)
+    }
+
+    /// Queues the buffer for a pass if it holds [`BATCH_BYTES_MIN`] bytes not hashed yet;
+    /// true when it did.
+    fn queue_if_due(&self, mut b: std::cell::RefMut<'_, Inner>) -> bool {
+        if !b.due() {
+            return false;
         }
-        false
+        b.queued = true;
+        drop(b);
+        queue(Rc::downgrade(&self.0));
+        true
     }
 
     /// The bytes gathered, lent out so that more can be received straight into them (with
-    /// room up to the buffer's capacity); the buffer is empty until [`Buffer::restore`]. A queued buffer is not lent (its writer
-    /// waits for the pass first).
+    /// room up to the buffer's capacity); the buffer is empty until [`Buffer::restore`]. A
+    /// queued buffer is not lent (its writer waits for the pass first).
     pub fn lend(&self) -> Memory {
         let mut b = self.0.borrow_mut();
         assert!(!b.queued, "a buffer queued for a pass is lent");
@@ -280,13 +291,7 @@ impl Buffer {
             "restored a buffer not lent"
         );
         b.data = data;
-        if b.md5.is_some() && !b.queued && b.data.len() - b.hashed >= BATCH_BYTES_MIN {
-            b.queued = true;
-            drop(b);
-            queue(Rc::downgrade(&self.0));
-            return true;
-        }
-        false
+        self.queue_if_due(b)
     }
 
     /// Hashes what is left in the next pass, with the other writers' bytes, rather than
@@ -465,13 +470,9 @@ fn pass(buffers: &[Rc<RefCell<Inner>>]) {
     crate::md5x::update_many(&mut jobs);
     drop(jobs);
     for (b, rc) in held.iter_mut().zip(buffers) {
-        if b.md5.is_some() && b.data.len() - b.hashed >= BATCH_BYTES_MIN {
+        if b.due() {
             b.queued = true;
-            QUEUE.with(|q| {
-                let mut q = q.borrow_mut();
-                q.buffers.push(Rc::downgrade(rc));
-                q.scheduled = true;
-            });
+            queue(Rc::downgrade(rc)); // the batch task runs: only listed
         } else if let Some(w) = b.waiter.take() {
             w.wake();
         }
