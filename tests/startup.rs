@@ -1,9 +1,9 @@
 //! The process life cycle that operators see: `version`, a first start (runtime layout and a
 //! busy port), a broken or unknown configuration, a refused io_uring (Docker 25+ seccomp) that
 //! stops the server at once with the reason and the fix, and a second server on the same
-//! directory or port.
+//! directory or port; and what a hung start would report.
 mod common;
-use common::{eventually, free_port, run_to_exit, upload_json, Server};
+use common::{eventually, free_port, run_to_exit, threads_report, upload_json, Server};
 use serde_json::{json, Value};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -206,4 +206,15 @@ fn an_unknown_cfg_key_is_logged_as_a_warning_and_the_server_starts() {
         log.display(),
         std::fs::read_to_string(&log).unwrap_or_default()
     );
+}
+
+#[test]
+fn a_start_that_hangs_would_be_reported_with_what_each_server_thread_is_doing() {
+    let s = Server::start(json!({}));
+    let pid = s.child.as_ref().unwrap().id();
+    let report = threads_report(pid);
+    // The executor threads are named after the pool; each line names a state.
+    assert!(report.contains("fastdfs-"), "{report}");
+    assert!(report.contains("State:"), "{report}");
+    assert!(threads_report(u32::MAX).contains("(gone)"));
 }

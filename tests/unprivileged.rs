@@ -136,8 +136,9 @@ fn the_server_serves_an_upload_and_download_as_nobody_with_an_8_mib_memlock_limi
         }
         assert!(
             Instant::now() < deadline,
-            "server did not listen within 20 s: {}",
-            std::fs::read_to_string(&log_path).unwrap_or_default()
+            "server did not listen within 20 s: {}\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default(),
+            common::threads_report(pid)
         );
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -177,7 +177,12 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("server did not listen within 20 s: {}", self.stderr());
+        let pid = self.child.as_ref().map_or(0, |c| c.id());
+        panic!(
+            "server did not listen within 20 s: {}\n{}",
+            self.stderr(),
+            threads_report(pid)
+        );
     }
 
     /// Starts this stopped server again on its port. While it was down, an outgoing connection
@@ -231,6 +236,36 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// What each thread of a process is doing (name, state, kernel wait channel, current system
+/// call and, as root, its kernel stack), for a start that hangs: a test that times out says
+/// where the server was stuck.
+pub fn threads_report(pid: u32) -> String {
+    let mut out = format!("threads of {pid}:\n");
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out + "(gone)\n";
+    };
+    let mut tids: Vec<_> = tasks.flatten().map(|e| e.path()).collect();
+    tids.sort();
+    for t in tids {
+        let read = |f: &str| std::fs::read_to_string(t.join(f)).unwrap_or_default();
+        let state = read("status")
+            .lines()
+            .find(|l| l.starts_with("State:"))
+            .unwrap_or("")
+            .to_string();
+        out += &format!(
+            "{} {} [{}] wchan={} syscall={}\n{}",
+            t.file_name().unwrap().to_string_lossy(),
+            read("comm").trim(),
+            state.trim(),
+            read("wchan"),
+            read("syscall").trim(),
+            read("stack")
+        );
+    }
+    out
 }
 
 /// Waits (bounded) for a child we started; kills it if it overstays. Returns its exit code.
