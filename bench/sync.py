@@ -263,10 +263,11 @@ def bench_pair(kind, a, b):
 
 
 def limit(name, *args):
-    """A physical limit measured by bench/helper.py (the same code bench/run.sh uses)."""
+    """A physical limit measured by bench/helper.py (the same code bench/run.sh uses): its
+    first number."""
     out = subprocess.run([sys.executable, os.path.join(ROOT, "bench/helper.py"), name]
                          + [str(a) for a in args], capture_output=True, text=True, timeout=120)
-    return float(out.stdout.strip())
+    return float(out.stdout.split()[0])
 
 
 def md5_speed(seconds=2):

@@ -1,8 +1,10 @@
 -- wrk script: WebDAV PUT of SIZE-byte files to unique paths (nginx's dav_methods PUT), the
--- baseline bench/merge.sh sets beside multipart uploads.
+-- baseline bench/merge.sh and bench/run.sh set beside multipart uploads. Prints one BENCH
+-- line like wrk-upload.lua (a PUT answered other than 201/204 counts as bad).
 -- usage: wrk -t1 -c32 -d10s -s wrk-put.lua http://127.0.0.1:PORT/dav/ -- SIZE RUNID
 local threads = {}
 local size, runid, body, counter, base
+bad = 0
 
 function setup(thread)
    thread:set("tid", #threads + 1)
@@ -23,4 +25,25 @@ function request()
    counter = counter + 1
    local path = string.format("%s%s_%d_%d.bin", base, runid, tid or 0, counter)
    return wrk.format("PUT", path, {["Content-Type"] = "application/octet-stream"}, body)
+end
+
+function response(status, headers, body)
+   if status ~= 201 and status ~= 204 then
+      bad = bad + 1
+      if bad <= 3 then
+         io.stderr:write(string.format("bad PUT response: HTTP %d\n", status))
+      end
+   end
+end
+
+function done(summary, latency, requests)
+   local b = 0
+   for _, t in ipairs(threads) do b = b + (tonumber(t:get("bad")) or 0) end
+   local e = summary.errors
+   io.write(string.format(
+      "BENCH requests=%d duration_us=%d bytes=%d p50_us=%d p99_us=%d mean_us=%.1f max_us=%d " ..
+      "err_connect=%d err_read=%d err_write=%d err_status=%d err_timeout=%d bad=%d\n",
+      summary.requests, summary.duration, summary.bytes,
+      latency:percentile(50), latency:percentile(99), latency.mean, latency.max,
+      e.connect, e.read, e.write, e.status, e.timeout, b))
 end
