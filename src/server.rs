@@ -97,6 +97,9 @@ pub fn run(dir: &Path, config: Config) -> Result<(), ServerError> {
     println!("Listen on {addr}");
     let s = shared.clone();
     let next_id = Arc::new(AtomicUsize::new(0));
+    // The process may run on cores no executor is pinned to (read here: an executor's
+    // thread sees only its own core).
+    let spare_cores = cpus.len() > workers;
     let handles = LocalExecutorPoolBuilder::new(placement)
         .name("fastdfs")
         .io_memory(config.io_memory as usize)
@@ -106,7 +109,7 @@ pub fn run(dir: &Path, config: Config) -> Result<(), ServerError> {
         .on_all_shards(move || {
             let s = s.clone();
             let id = next_id.fetch_add(1, Ordering::SeqCst);
-            async move { worker_main(s, id, workers).await }
+            async move { worker_main(s, id, workers, spare_cores).await }
         })
         .map_err(|e| ServerError::Startup(format!("cannot start executors: {e}")))?;
     let mut failure = None;
@@ -168,8 +171,15 @@ fn install_signals(shared: Arc<Shared>) -> std::io::Result<()> {
 
 /// One executor: its listener, its duties (metadata committer of its shards, replication,
 /// executor 0's singletons), the accept loop, then the drain.
-async fn worker_main(shared: Arc<Shared>, id: usize, workers: usize) -> Result<(), String> {
+async fn worker_main(
+    shared: Arc<Shared>,
+    id: usize,
+    workers: usize,
+    spare_cores: bool,
+) -> Result<(), String> {
     assert!(id < workers, "executor index in range");
+    // A core no executor runs on takes a lone upload's md5 (store::hashing).
+    crate::store::hashing::offload_lone_writers(spare_cores);
     let cfg = shared.config();
     let addr = cfg.listen_addr()?;
     let listener = match glommio::net::TcpListener::bind(addr) {

@@ -9,6 +9,14 @@
 //! pass took: the buffers of the uploads being received gather meanwhile, and a writer that
 //! stopped, or a slow one, is not waited for twice. A buffer taken for its write, or finished,
 //! hashes what is left itself.
+//!
+//! A lone writer (fewer than [`crate::md5x::LANES_MIN`] alive: no lanes to share) on an
+//! executor whose process has a core no executor runs on ([`offload_lone_writers`]) hashes
+//! beside the executor instead: what it has gathered is copied out and hashed on the blocking
+//! pool while it receives the next bytes, and each job takes what gathered during the last
+//! one. A single large upload or replicated file is then bounded by the slower of receiving
+//! and hashing, not by their sum. The writer does not wait for these jobs, only for the last
+//! one before its buffer is taken ([`Buffer::settle`]).
 
 use crate::md5x::Md5;
 use std::cell::RefCell;
@@ -27,6 +35,9 @@ pub const SETTLE_BYTES_MIN: usize = 4 << 10;
 const PASS_BYTES_MAX: usize = 32 << 10;
 /// The longest a pass waits for more writers' buffers.
 const GATHER_MAX: std::time::Duration = std::time::Duration::from_micros(400);
+/// Bytes of a lone writer that may wait for the job beside the executor when its buffer is
+/// taken (more, and the writer waits): a job then hashes at most this and one buffer.
+pub const BACKLOG_BYTES_MAX: usize = 256 << 10;
 /// The batch task's shares against the default queue's 1,000.
 const SHARES: usize = 100;
 
@@ -144,15 +155,31 @@ struct Inner {
     waiter: Option<Waker>,
     /// Counted in `WRITERS` (made with an md5; `into_md5` takes the md5 out).
     counted: bool,
+    /// The md5 is on the blocking pool, hashing bytes before `backlog` and
+    /// `data[hashed..]` (`offload`); `md5` is None meanwhile.
+    inflight: bool,
+    /// Bytes taken for their write while the md5 was beside the executor, copied: the next
+    /// job hashes them first.
+    backlog: Vec<u8>,
+    /// `data` is lent ([`Buffer::lend`]): the bytes before `hashed` are out there.
+    lent: bool,
 }
 
 impl Inner {
     /// Not queued, with an md5, and [`BATCH_BYTES_MIN`] bytes not hashed yet.
     fn due(&self) -> bool {
-        self.md5.is_some() && !self.queued && self.data.len() - self.hashed >= BATCH_BYTES_MIN
+        self.md5.is_some()
+            && !self.queued
+            && !self.inflight
+            && !self.lent
+            && self.data.len() - self.hashed >= BATCH_BYTES_MIN
     }
 
     fn catch_up(&mut self) {
+        assert!(
+            !self.inflight && self.backlog.is_empty(),
+            "caught up while the md5 is beside the executor"
+        );
         if let Some(md5) = self.md5.as_mut() {
             md5.update(&self.data.bytes()[self.hashed..]);
         }
@@ -196,6 +223,73 @@ thread_local! {
     static QUEUE: RefCell<Queue> = RefCell::new(Queue::default());
     /// Buffers that compute an md5 and are alive: the executor's writers.
     static WRITERS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Memory of jobs beside the executor, for the next ones (`chunk_memory`).
+    static CHUNKS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    /// Lone writers hash on the blocking pool (`offload_lone_writers`).
+    static OFFLOAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this executor's lone writers hash beside it, on the blocking pool: worth it only
+/// where a core runs no executor (else the pool takes an executor's time, and the copy out
+/// and the hand-over cost more than they save). Set once per executor at its start.
+pub fn offload_lone_writers(on: bool) {
+    OFFLOAD.set(on);
+}
+
+/// The executor's writers are too few to share the lanes and may hash beside it.
+fn lone() -> bool {
+    OFFLOAD.get() && WRITERS.get() < crate::md5x::LANES_MIN
+}
+
+/// Hands the bytes of `b` not hashed yet (its backlog, then its data unless lent), copied,
+/// and its md5 to the blocking pool; when the job is back, the next one takes what gathered
+/// meanwhile.
+fn offload(rc: &Rc<RefCell<Inner>>, mut b: std::cell::RefMut<'_, Inner>) {
+    let mut chunk = if b.backlog.is_empty() {
+        chunk_memory()
+    } else {
+        std::mem::take(&mut b.backlog)
+    };
+    if !b.lent {
+        let hashed = b.hashed;
+        chunk.extend_from_slice(&b.data.bytes()[hashed..]);
+        b.hashed = b.data.len();
+    }
+    let mut md5 = b.md5.take().expect("a buffer to hash has an md5");
+    b.inflight = true;
+    drop(b);
+    let weak = Rc::downgrade(rc);
+    glommio::spawn_local(async move {
+        let done = glommio::executor()
+            .spawn_blocking(move || {
+                md5.update(&chunk);
+                chunk.clear();
+                (md5, chunk)
+            })
+            .await;
+        // A writer dropped meanwhile (a client gone) has nothing left to do.
+        let Some(rc) = weak.upgrade() else {
+            return give_back(done.1);
+        };
+        let mut b = rc.borrow_mut();
+        let (md5, chunk) = done;
+        b.md5 = Some(md5);
+        b.inflight = false;
+        if b.backlog.capacity() == 0 {
+            b.backlog = chunk;
+        } else {
+            give_back(chunk);
+        }
+        // The writer may wait for the backlog to shrink (`settle`) or for the end (`hashed`):
+        // it looks again.
+        if let Some(w) = b.waiter.take() {
+            w.wake();
+        }
+        if !b.backlog.is_empty() || (b.due() && lone()) {
+            offload(&rc, b);
+        }
+    })
+    .detach();
 }
 
 impl Drop for Inner {
@@ -203,7 +297,35 @@ impl Drop for Inner {
         if self.counted {
             WRITERS.with(|w| w.set(w.get() - 1));
         }
+        give_back(std::mem::take(&mut self.backlog));
     }
+}
+
+/// Memory for a job beside the executor: a backlog and a buffer's rest. As large as the
+/// allocator's mmap threshold (`sys::tune_allocator`), so it is mapped apart from the
+/// executor's arena, whose free space the write buffers then do not fragment (chunks in
+/// the arena, grown as they filled, left 70 MiB more RSS in a 1 GiB upload of two parts at
+/// once); only the pages a job fills are resident. Kept per executor ([`CHUNKS_KEPT`]).
+const CHUNK_BYTES: usize = 4 << 20;
+const CHUNKS_KEPT: usize = 2;
+
+fn chunk_memory() -> Vec<u8> {
+    CHUNKS
+        .with(|c| c.borrow_mut().pop())
+        .unwrap_or_else(|| Vec::with_capacity(CHUNK_BYTES))
+}
+
+fn give_back(mut chunk: Vec<u8>) {
+    if chunk.capacity() != CHUNK_BYTES {
+        return; // none, or grown past the size kept
+    }
+    chunk.clear();
+    CHUNKS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() < CHUNKS_KEPT {
+            c.push(chunk);
+        }
+    });
 }
 
 impl Buffer {
@@ -235,6 +357,9 @@ impl Buffer {
             hashed: 0,
             queued: false,
             waiter: None,
+            inflight: false,
+            backlog: Vec::new(),
+            lent: false,
         })))
     }
 
@@ -256,9 +381,14 @@ impl Buffer {
     }
 
     /// Queues the buffer for a pass if it holds [`BATCH_BYTES_MIN`] bytes not hashed yet;
-    /// true when it did.
+    /// true when it did. A lone writer's bytes are hashed beside the executor instead
+    /// (`offload`), which it does not wait for: false.
     fn queue_if_due(&self, mut b: std::cell::RefMut<'_, Inner>) -> bool {
         if !b.due() {
+            return false;
+        }
+        if lone() {
+            offload(&self.0, b);
             return false;
         }
         b.queued = true;
@@ -279,6 +409,7 @@ impl Buffer {
         if let Memory::Heap(v) = &mut data {
             v.reserve_exact(capacity.saturating_sub(v.len()));
         }
+        b.lent = true;
         data
     }
 
@@ -287,16 +418,32 @@ impl Buffer {
     pub fn restore(&self, data: Memory) -> bool {
         let mut b = self.0.borrow_mut();
         assert!(
-            b.data.is_empty() && data.len() >= b.hashed,
+            b.lent && b.data.is_empty() && data.len() >= b.hashed,
             "restored a buffer not lent"
         );
         b.data = data;
+        b.lent = false;
         self.queue_if_due(b)
     }
 
     /// Hashes what is left in the next pass, with the other writers' bytes, rather than
     /// alone when the buffer is taken (a write, the end): at least [`SETTLE_BYTES_MIN`] left.
+    /// Beside the executor (a lone writer), `take` hands the rest to the next job instead;
+    /// this waits only while the bytes waiting for a job exceed [`BACKLOG_BYTES_MAX`] (a
+    /// writer that receives faster than the pool hashes is held back to the hash's pace).
     pub async fn settle(&self) {
+        if lone() {
+            return std::future::poll_fn(|cx| {
+                let mut b = self.0.borrow_mut();
+                let waiting = b.backlog.len() + b.data.len().saturating_sub(b.hashed);
+                if !b.inflight || waiting <= BACKLOG_BYTES_MAX {
+                    return Poll::Ready(());
+                }
+                b.waiter = Some(cx.waker().clone());
+                Poll::Pending
+            })
+            .await;
+        }
         loop {
             self.hashed().await;
             {
@@ -310,11 +457,12 @@ impl Buffer {
         }
     }
 
-    /// Waits until the buffer is not queued for a pass.
+    /// Waits until the buffer is neither queued for a pass nor being hashed beside the
+    /// executor.
     pub async fn hashed(&self) {
         std::future::poll_fn(|cx| {
             let mut b = self.0.borrow_mut();
-            if !b.queued {
+            if !b.queued && !b.inflight {
                 return Poll::Ready(());
             }
             b.waiter = Some(cx.waker().clone());
@@ -323,16 +471,31 @@ impl Buffer {
         .await
     }
 
-    /// The bytes gathered, all of them hashed; the buffer starts again empty.
+    /// The bytes gathered, all of them hashed, or (beside the executor) copied for their
+    /// hash; the buffer starts again empty.
     pub fn take(&self) -> Memory {
         let mut b = self.0.borrow_mut();
-        b.catch_up();
+        assert!(!b.lent, "a lent buffer is taken");
+        if b.inflight {
+            if b.backlog.capacity() == 0 {
+                b.backlog = chunk_memory();
+            }
+            let hashed = b.hashed;
+            let Inner { data, backlog, .. } = &mut *b;
+            backlog.extend_from_slice(&data.bytes()[hashed..]);
+        } else if b.md5.is_some() && b.data.len() > b.hashed && lone() {
+            offload(&self.0, b);
+            b = self.0.borrow_mut();
+        } else {
+            b.catch_up();
+        }
         b.hashed = 0;
         b.queued = false;
         std::mem::take(&mut b.data)
     }
 
-    /// The digest of every byte given to `extend` (None when made without one).
+    /// The digest of every byte given to `extend` (None when made without one). Hashing
+    /// beside the executor must be over ([`Buffer::hashed`]).
     pub fn into_md5(self) -> Option<Md5> {
         let mut b = self.0.borrow_mut();
         b.catch_up();
@@ -616,6 +779,67 @@ mod tests {
                 plain.extend(&[7; BATCH_BYTES_MIN * 2]);
                 assert!(!plain.0.borrow().queued);
                 assert!(plain.into_md5().is_none());
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn a_lone_writer_with_a_spare_core_hashes_beside_the_executor_and_never_waits() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                offload_lone_writers(true);
+                // Two writers (under the three that share lanes): both lone. Pieces of odd
+                // sizes, through `extend` and lent buffers, taken for their write while a job
+                // is out and while lent data waits; one writer dropped with a job out.
+                assert_eq!(crate::md5x::LANES_MIN, 3);
+                let mut tasks = Vec::new();
+                for s in 0..2usize {
+                    tasks.push(glommio::spawn_local(async move {
+                        let data: Vec<u8> = (0..(s * 700_001 + 3_000_000))
+                            .map(|i| (i * 17 + s) as u8)
+                            .collect();
+                        let buffer = Buffer::new(1 << 20, Some(Md5::new()));
+                        let mut taken = Vec::new();
+                        let mut jobs_seen = 0;
+                        for (k, piece) in data.chunks(40_000 + s * 9_999).enumerate() {
+                            let queued = if k % 2 == 0 {
+                                let mut v = buffer.lend();
+                                crate::http::conn::Room::put(&mut v, piece);
+                                // The job may come back while the bytes are lent.
+                                futures_lite::future::yield_now().await;
+                                buffer.restore(v)
+                            } else {
+                                buffer.extend(piece)
+                            };
+                            assert!(!queued, "writer {s}: a lone writer never waits for a pass");
+                            jobs_seen += buffer.0.borrow().inflight as usize;
+                            if buffer.len() >= 500_000 {
+                                // As a write does: the backlog stays bounded.
+                                buffer.settle().await;
+                                taken.extend_from_slice(buffer.take().bytes());
+                                assert!(buffer.0.borrow().backlog.len() <= BACKLOG_BYTES_MAX);
+                            }
+                            futures_lite::future::yield_now().await;
+                        }
+                        assert!(jobs_seen > 0, "writer {s}: hashed beside the executor");
+                        if s == 1 {
+                            return; // dropped, maybe with a job out
+                        }
+                        taken.extend_from_slice(buffer.take().bytes());
+                        assert_eq!(taken, data, "writer {s}: bytes");
+                        buffer.hashed().await;
+                        let want: [u8; 16] = md5::Md5::digest(&data).into();
+                        assert_eq!(buffer.into_md5().unwrap().finalize(), want, "writer {s}");
+                    }));
+                }
+                for t in tasks {
+                    t.await;
+                }
+                glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
+                assert_eq!(WRITERS.get(), 0, "every writer is gone");
+                offload_lone_writers(false);
             })
             .unwrap()
             .join()

@@ -361,6 +361,7 @@ impl Appender {
         crate::failpoint::hit("write.synced");
         let pos = self.pos;
         self.file.close().await?;
+        self.buf.hashed().await; // a lone writer's md5 may still be beside the executor
         let hasher = match (self.buf.into_md5(), self.sha1) {
             (Some(md5), _) => Some(Hasher::Md5(md5)),
             (None, Some(sha1)) => Some(Hasher::Sha1(sha1)),
