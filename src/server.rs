@@ -51,10 +51,18 @@ pub fn run(dir: &Path, config: Config) -> Result<(), ServerError> {
     sys::tune_allocator();
     sys::raise_nofile();
     for d in ["files", "data", "log", "conf", "static"] {
-        std::fs::create_dir_all(dir.join(d))?;
+        let at = dir.join(d);
+        std::fs::create_dir_all(&at).map_err(|e| {
+            ServerError::Startup(format!("cannot create directory {}: {e}", at.display()))
+        })?;
     }
     let _lock = sys::lock_runtime_dir(dir).map_err(ServerError::Startup)?;
-    clean_tmp(dir)?;
+    clean_tmp(dir).map_err(|e| {
+        ServerError::Startup(format!(
+            "cannot empty {} (uploads cut by a restart): {e}",
+            dir.join("files").join("_tmp").display()
+        ))
+    })?;
     if config.download_use_token && config.download_token_secret.is_empty() {
         tracing::warn!(
             "download_use_token is on but download_token_secret is empty: tokens use go-fastdfs' \

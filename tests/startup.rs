@@ -189,6 +189,20 @@ fn a_cfg_json_syntax_error_exits_1_and_names_the_line() {
 }
 
 #[test]
+fn a_runtime_path_that_is_a_file_instead_of_a_directory_exits_1_and_names_it() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("conf")).unwrap();
+    let port = free_port("127.0.0.1");
+    let cfg = json!({"addr": format!("127.0.0.1:{port}"), "peers": []});
+    std::fs::write(d.path().join("conf/cfg.json"), cfg.to_string()).unwrap();
+    std::fs::write(d.path().join("static"), b"not a directory").unwrap();
+    let (code, out) = run_to_exit(d.path(), &["server"], Duration::from_secs(20));
+    assert_eq!(code, Some(1), "{out}");
+    // The runtime dir is the working directory: the path is relative to it.
+    assert!(out.contains("cannot create directory ./static: "), "{out}");
+}
+
+#[test]
 fn an_unknown_cfg_key_is_logged_as_a_warning_and_the_server_starts() {
     let s = Server::start(json!({"bogus_setting_xyz": 42}));
     let r = upload_json(&s, "w.txt", b"warned");
