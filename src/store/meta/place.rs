@@ -47,6 +47,9 @@ pub(super) fn create_dirs(
     dir: &Path,
     dirs: &mut BTreeSet<PathBuf>,
 ) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(()); // the common case: one stat
+    }
     let mut missing = Vec::new();
     let mut at = dir;
     while !at.is_dir() {
