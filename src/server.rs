@@ -186,7 +186,8 @@ async fn worker_main(
     spare_cores: bool,
 ) -> Result<(), String> {
     assert!(id < workers, "executor index in range");
-    // A core no executor runs on takes a lone upload's md5 (store::hashing).
+    // A core no executor runs on takes a lone upload's md5 (store::hashing); without one,
+    // an idle executor's core does, while there is one (`idle_cores`).
     crate::store::hashing::offload_lone_writers(spare_cores);
     let cfg = shared.config();
     let addr = cfg.listen_addr()?;
@@ -220,6 +221,9 @@ async fn worker_main(
     }
     let worker = Rc::new(Worker::new(shared.clone(), id));
     start_duties(&worker);
+    if !spare_cores && workers > 1 {
+        shared.spawn_duty("idle cores", idle_cores(shared.clone(), id));
+    }
     let flusher = glommio::spawn_local(flush_access_log(worker.clone()));
     let s3_accepts = s3_listener.map(|l| {
         let front = Rc::new(crate::s3::Front::new(worker.clone()));
@@ -239,6 +243,30 @@ async fn worker_main(
     flusher.cancel().await;
     flush_access_once(&worker).await;
     Ok(())
+}
+
+/// Every [`BUSY_SAMPLE`], how busy this executor's thread was; its lone writers hash beside it
+/// while another executor's core is mostly idle (under half busy): the blocking pool's thread
+/// then runs there. Where every executor is busy, each hashes its own (the pool would take an
+/// executor's time).
+async fn idle_cores(shared: Arc<Shared>, id: usize) {
+    const BUSY_SAMPLE: Duration = Duration::from_millis(100);
+    const IDLE_PERMILLE: u32 = 500;
+    let mut last = (std::time::Instant::now(), sys::thread_cpu_time());
+    while !shared.shutting_down() {
+        glommio::timer::sleep(BUSY_SAMPLE).await;
+        let now = (std::time::Instant::now(), sys::thread_cpu_time());
+        let wall = now.0.duration_since(last.0).as_micros().max(1);
+        let busy = (now.1.saturating_sub(last.1).as_micros() * 1000 / wall).min(1000) as u32;
+        last = now;
+        shared.busy[id].store(busy, Ordering::Relaxed);
+        let idle_other = shared
+            .busy
+            .iter()
+            .enumerate()
+            .any(|(i, b)| i != id && b.load(Ordering::Relaxed) < IDLE_PERMILLE);
+        crate::store::hashing::offload_lone_writers(idle_other);
+    }
 }
 
 /// The background tasks of an executor: the committer of the metadata shards it owns, its

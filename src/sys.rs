@@ -250,6 +250,17 @@ pub fn tune_allocator() {
     }
 }
 
+/// The CPU time the calling thread has used.
+pub fn thread_cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 /// Raises the soft open-files limit to the hard limit (connections + cached descriptors).
 pub fn raise_nofile() {
     let mut lim = libc::rlimit {

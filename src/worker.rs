@@ -64,6 +64,9 @@ pub struct Shared {
     pub workers: usize,
     /// One block per executor (each writes only its own).
     pub metrics: Vec<crate::metrics::Metrics>,
+    /// How busy each executor's thread was over its last sample, in permille of a core (each
+    /// writes only its own; `server` samples them where idle cores take lone md5s).
+    pub busy: Vec<std::sync::atomic::AtomicU32>,
     /// Executors whose listener is bound; the last one tells systemd READY=1.
     bound: AtomicUsize,
     /// Reachability of peers, as the replication tasks saw it last.
@@ -91,6 +94,9 @@ impl Shared {
             cache_epoch: AtomicU64::new(0),
             started: Instant::now(),
             workers,
+            busy: (0..workers)
+                .map(|_| std::sync::atomic::AtomicU32::new(1000))
+                .collect(),
             metrics: (0..workers)
                 .map(|_| crate::metrics::Metrics::default())
                 .collect(),

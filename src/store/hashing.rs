@@ -307,7 +307,7 @@ impl Drop for Inner {
 /// the arena, grown as they filled, left 70 MiB more RSS in a 1 GiB upload of two parts at
 /// once); only the pages a job fills are resident. Kept per executor ([`CHUNKS_KEPT`]).
 const CHUNK_BYTES: usize = 4 << 20;
-const CHUNKS_KEPT: usize = 2;
+const CHUNKS_KEPT: usize = 4;
 
 fn chunk_memory() -> Vec<u8> {
     CHUNKS
