@@ -95,15 +95,26 @@ fn all_or_nothing(s: &Server, name: &str, data: &[u8], point: &str) {
     }
 }
 
+/// Without peers a plain upload is acknowledged from the metadata journal: its file moves into
+/// place and its record is journaled (`journal.synced`), the LMDB commit follows after the
+/// answer. With a peer to tell, the answer waits for the LMDB commit. Both paths, every step.
 #[test]
 fn an_upload_interrupted_at_each_durable_step_is_all_or_nothing() {
-    for point in [
-        "write.synced",
-        "commit.placed",
-        "commit.durable",
-        "commit.committed",
-    ] {
-        let mut s = Server::start(json!({}));
+    // A peer that never answers: its replication only queues.
+    let peer = format!("http://127.0.0.1:{}", free_port("127.0.0.1"));
+    let cases = [
+        ("write.synced", json!({})),
+        ("commit.placed", json!({})),
+        ("commit.durable", json!({})),
+        ("journal.synced", json!({})),
+        ("commit.committed", json!({})),
+        ("write.synced", json!({"peers": [peer]})),
+        ("commit.placed", json!({"peers": [peer]})),
+        ("commit.durable", json!({"peers": [peer]})),
+        ("commit.committed", json!({"peers": [peer]})),
+    ];
+    for (point, cfg) in cases {
+        let mut s = Server::start(cfg);
         let kept = noise(70_000, 1);
         let r = upload_json(&s, "kept.bin", &kept);
         let late = noise(50_000, 2);
@@ -449,10 +460,13 @@ fn a_power_cut_at_each_crash_point_keeps_every_acknowledged_file() {
     if !available() {
         return;
     }
-    let cases: [(&str, bool, bool); 8] = [
+    let cases: [(&str, bool, bool); 9] = [
         ("write.synced", false, false),
         ("commit.placed", false, false),
         ("commit.durable", false, false),
+        // A plain upload's record journaled, its file in place, not answered: both survive
+        // (the journal is replayed before the intents, which would take the file back).
+        ("journal.synced", false, false),
         ("commit.committed", false, false),
         ("commit.before_unlink", false, true),
         // Merged: the container append (not synced), the journal's fdatasync (the bytes and

@@ -148,6 +148,8 @@ async fn delete(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
         return Err(S3Error::access_denied("The server is read-only."));
     }
     let prefix = listing_key(&format!("files/{}/", r.bucket));
+    // Uploads acknowledged from the metadata journal reach LMDB's listing first.
+    w.meta().settle().await?;
     let any = w.meta().list_page(&prefix, &prefix, 1)?;
     let (root, name) = (w.dir().to_path_buf(), r.bucket.clone());
     let uploads_pending = super::multipart::pending_in(w, &r.bucket).await?;
@@ -330,6 +332,8 @@ async fn list_objects(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
         after_is_prefix,
         max,
     };
+    // Uploads acknowledged from the metadata journal reach LMDB's listing first.
+    w.meta().settle().await?;
     let (entries, truncated) = list(w, &r.bucket, &q)?;
     let enc = |s: &str| if url { encode_key(s) } else { escape(s) };
     let mut body = String::new();

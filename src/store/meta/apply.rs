@@ -1,7 +1,7 @@
 //! Applying each operation inside a shard's write transaction: inserts (dedup, placement,
 //! record, indexes, outbox), deletes (tombstones), announcements, queue updates, day repairs.
 
-use super::place::{create_dirs, place_file, Placed};
+use super::place::{create_dirs, name_placed, place_file, Placed};
 use super::*;
 
 impl Meta {
@@ -49,18 +49,7 @@ impl Meta {
             let name = p.name().to_string();
             dirs.insert(dir.clone());
             placed.push(p);
-            // The record names what is on disk (never the pre-collision name: docs/DEFECTS.md #20).
-            if st.name != info.stored_name() {
-                return Err(MetaError::Corrupt(
-                    "staged name differs from the record".into(),
-                ));
-            }
-            if info.rename.is_empty() {
-                info.name = name;
-            } else {
-                info.rename = name;
-            }
-            info.path = st.dir;
+            name_placed(&mut info, &st, name)?;
         }
         if let Some(old) = existing {
             self.unindex(s, txn, &old)?;

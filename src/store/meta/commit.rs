@@ -324,9 +324,13 @@ impl Meta {
         ops: &[(usize, Op)],
         scratch: &mut Vec<u8>,
     ) -> Result<Option<(Decided, u64, u64)>, MetaError> {
-        let Some(decided) = self.decide(k, ops, next_seq)? else {
+        let Some(mut decided) = self.decide(k, ops, next_seq)? else {
             return Ok(None);
         };
+        let mut placed = Vec::new();
+        if !self.place_deferred(k, ops, &mut decided, &mut placed) {
+            return Ok(None);
+        }
         let fresh: Vec<(&Deferred, &[u8])> = decided
             .iter()
             .zip(ops)
@@ -343,10 +347,91 @@ impl Meta {
         let Some(last) = fresh.last().map(|(d, _)| d.seq) else {
             return Ok(Some((decided, end, next_seq)));
         };
-        let new_end = journal::append_at(file, end, &fresh, scratch)?;
+        let new_end = match journal::append_at(file, end, &fresh, scratch) {
+            Ok(e) => e,
+            Err(e) => {
+                // Not journaled: the placed files go back (the intents say so after a crash).
+                for p in placed.into_iter().rev() {
+                    p.undo();
+                }
+                return Err(e.into());
+            }
+        };
+        if !placed.is_empty() {
+            super::intents::clear(&self.root, k);
+        }
         self.overlays.add(k, fresh.iter().map(|(d, _)| *d));
         let next = last + 1;
         Ok(Some((decided, new_end, next)))
+    }
+
+    /// Blocking: moves the staged files of the batch's new plain uploads into place before
+    /// their records are journaled, in the synchronous path's order: their intents durable
+    /// (`intents.rs`), the renames, the directories fsynced; each record then names the file
+    /// as placed. False when a file could not be placed or made durable: everything moved is
+    /// put back and the batch takes the synchronous path, which answers each op.
+    fn place_deferred(
+        &self,
+        k: usize,
+        ops: &[(usize, Op)],
+        decided: &mut Decided,
+        placed: &mut Vec<Placed>,
+    ) -> bool {
+        let staged: Vec<(usize, &Staged)> = ops
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, op))| match (op, &decided[i]) {
+                (
+                    Op::Insert {
+                        staged: Some(st), ..
+                    },
+                    Ok(_),
+                ) => Some((i, st)),
+                _ => None,
+            })
+            .collect();
+        if staged.is_empty() {
+            return true;
+        }
+        let intents: Vec<super::intents::Intent> = staged
+            .iter()
+            .map(|(_, st)| super::intents::Intent::Place {
+                dir: st.dir.clone(),
+                name: st.name.clone(),
+                tmp: st.tmp.clone(),
+            })
+            .collect();
+        if super::intents::write(&self.root, k, &intents).is_err() {
+            return false;
+        }
+        let mut dirs = BTreeSet::new();
+        let mut place = || -> Result<(), MetaError> {
+            for (i, st) in &staged {
+                let dir = self.root.join(&st.dir);
+                super::place::create_dirs(&self.root, &dir, &mut dirs)
+                    .map_err(|e| MetaError::placing(e, &dir))?;
+                let p = super::place::place_file(&st.tmp, &dir, &st.name, false)?;
+                let name = p.name().to_string();
+                placed.push(p);
+                dirs.insert(dir);
+                let Ok(d) = &mut decided[*i] else {
+                    unreachable!("only new records are placed")
+                };
+                super::place::name_placed(&mut d.info, st, name)?;
+            }
+            crate::failpoint::hit("commit.placed");
+            self.make_durable(&dirs)?;
+            crate::failpoint::hit("commit.durable");
+            Ok(())
+        };
+        if place().is_ok() {
+            return true;
+        }
+        for p in placed.drain(..).rev() {
+            p.undo();
+        }
+        super::intents::clear(&self.root, k);
+        false
     }
 
     /// Starts draining the waiting records into LMDB behind the committer (appends go on in

@@ -1,5 +1,6 @@
-//! The record journal of merged uploads (`data/meta/journal-<executor>`) and the overlay that
-//! answers for its records until they are in LMDB.
+//! The record journal of merged uploads and of plain uploads with no peer to tell
+//! (`data/meta/journal-<executor>`), and the overlay that answers for its records until they
+//! are in LMDB.
 //!
 //! Why: a merged 4 KiB upload writes one container append, but its LMDB commit writes about six
 //! scattered pages (a record by md5, a path key and a day entry, each a random leaf) and two
@@ -10,7 +11,8 @@
 //! shared between thousands of inserts.
 //!
 //! Which inserts take this path (`Meta::defers`): a local upload of a merged file, with no
-//! staged file to move, whose md5 LMDB does not know, while the store has one environment per
+//! staged file to move, or of a plain file that no peer is to be told about (its file moves
+//! into place first: `Meta::place_deferred`), whose md5 LMDB does not know, while the store has one environment per
 //! executor (each committer's shards are in its own environment, so a drain is one
 //! transaction). Every other op drains the journal first, in the same transaction as its own
 //! batch: deletes, announcements, peer copies, relocations and repairs always see every
@@ -415,8 +417,25 @@ impl Meta {
     /// Whether `op` may be acknowledged from the journal (see the module doc); the md5 check
     /// against LMDB is `decide`'s.
     pub(super) fn defers(op: &Op) -> bool {
-        matches!(op, Op::Insert { info, staged: None, origin: Origin::Local { .. }, .. }
-            if info.is_merged())
+        match op {
+            Op::Insert {
+                info,
+                staged: None,
+                origin: Origin::Local { .. },
+                ..
+            } => info.is_merged(),
+            // A plain upload with no peer to tell: its file moves into place as its record
+            // is journaled (`Meta::place_deferred`). With peers, it waits for LMDB: its
+            // replication starts from the outbox, which a drain would write only later.
+            Op::Insert {
+                info,
+                staged: Some(st),
+                origin: Origin::Local { notify },
+                unsynced: None,
+                ..
+            } => !info.is_merged() && !st.replace && notify.is_empty(),
+            _ => false,
+        }
     }
 
     /// Blocking: the journal's answer for a batch of deferrable inserts of committer `k`, or
@@ -456,7 +475,7 @@ impl Meta {
                 dedup,
                 origin: Origin::Local { notify },
                 unsynced,
-                ..
+                staged,
             } = op
             else {
                 unreachable!("only deferrable ops are decided")
@@ -483,7 +502,13 @@ impl Meta {
                 .map(|i| (*i).clone())
                 .or_else(|| self.overlays.get_own(k, &info.md5));
             match known {
-                Some(old) if *dedup => out.push(Err(old)),
+                // The same content twice in one batch of placed files: the first's final
+                // name is known only once it is placed (the synchronous path answers).
+                Some(_) if staged.is_some() && fresh.contains_key(info.md5.as_str()) => {
+                    return Ok(None)
+                }
+                // A plain file gone from the disk since is stored again (synchronously).
+                Some(old) if *dedup && self.is_live(&old) => out.push(Err(old)),
                 Some(_) => return Ok(None),
                 None => {
                     fresh.insert(&info.md5, info);

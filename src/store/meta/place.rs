@@ -40,6 +40,23 @@ impl Placed {
     }
 }
 
+/// Makes `info` name the file `st` was placed as: `name` (possibly `<i>_<name>`) in `st.dir`.
+/// The record names what is on disk, never the pre-collision name (docs/DEFECTS.md #20).
+pub(super) fn name_placed(info: &mut FileInfo, st: &Staged, name: String) -> Result<(), MetaError> {
+    if st.name != info.stored_name() {
+        return Err(MetaError::Corrupt(
+            "staged name differs from the record".into(),
+        ));
+    }
+    if info.rename.is_empty() {
+        info.name = name;
+    } else {
+        info.rename = name;
+    }
+    info.path = st.dir.clone();
+    Ok(())
+}
+
 /// Creates `dir` and its missing ancestors below `root`, recording the parent of each new
 /// directory in `dirs`: a new directory's entry is durable only once its parent is fsynced.
 pub(super) fn create_dirs(

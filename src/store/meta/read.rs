@@ -112,8 +112,10 @@ impl Meta {
             #[cfg(test)]
             hold_drains: Default::default(),
         });
-        meta.recover_intents()?;
+        // Journaled records first: a plain upload acknowledged from the journal has its file
+        // in place, which the intents' recovery would otherwise take back as unrecorded.
         meta.replay_journals()?;
+        meta.recover_intents()?;
         Ok(meta)
     }
 
