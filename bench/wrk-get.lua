@@ -1,6 +1,8 @@
 -- wrk script: GET a random path from a list file on every request.
 -- usage: wrk -t1 -c64 -d10s -s wrk-get.lua http://127.0.0.1:PORT -- PATHS_FILE
 -- Prints one machine-readable "BENCH k=v ..." line at the end (see done()).
+package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
+local bench = require("wrk_bench") -- the BENCH line (wrk_bench.lua)
 local threads = {}
 local paths = {}
 local npaths = 0
@@ -28,11 +30,5 @@ function request()
 end
 
 function done(summary, latency, requests)
-   local e = summary.errors
-   io.write(string.format(
-      "BENCH requests=%d duration_us=%d bytes=%d p50_us=%d p99_us=%d mean_us=%.1f max_us=%d " ..
-      "err_connect=%d err_read=%d err_write=%d err_status=%d err_timeout=%d bad=0\n",
-      summary.requests, summary.duration, summary.bytes,
-      latency:percentile(50), latency:percentile(99), latency.mean, latency.max,
-      e.connect, e.read, e.write, e.status, e.timeout))
+   bench.report(summary, latency, threads)
 end

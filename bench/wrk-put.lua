@@ -2,6 +2,8 @@
 -- baseline bench/merge.sh and bench/run.sh set beside multipart uploads. Prints one BENCH
 -- line like wrk-upload.lua (a PUT answered other than 201/204 counts as bad).
 -- usage: wrk -t1 -c32 -d10s -s wrk-put.lua http://127.0.0.1:PORT/dav/ -- SIZE RUNID
+package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
+local bench = require("wrk_bench") -- the BENCH line (wrk_bench.lua)
 local threads = {}
 local size, runid, body, counter, base
 bad = 0
@@ -37,13 +39,5 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-   local b = 0
-   for _, t in ipairs(threads) do b = b + (tonumber(t:get("bad")) or 0) end
-   local e = summary.errors
-   io.write(string.format(
-      "BENCH requests=%d duration_us=%d bytes=%d p50_us=%d p99_us=%d mean_us=%.1f max_us=%d " ..
-      "err_connect=%d err_read=%d err_write=%d err_status=%d err_timeout=%d bad=%d\n",
-      summary.requests, summary.duration, summary.bytes,
-      latency:percentile(50), latency:percentile(99), latency.mean, latency.max,
-      e.connect, e.read, e.write, e.status, e.timeout, b))
+   bench.report(summary, latency, threads)
 end

@@ -3,6 +3,8 @@
 -- short-circuits the write. File names are unique too (go-fastdfs renames colliding names).
 -- usage: wrk -t1 -c32 -d10s -s wrk-upload.lua http://127.0.0.1:PORT/group1/upload -- SIZE RUNID
 -- A response counts as bad unless it is HTTP 200 with a JSON "md5" field.
+package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
+local bench = require("wrk_bench") -- the BENCH line (wrk_bench.lua)
 local threads = {}
 local boundary = "----fastdfsbench7f3a9c2e61b04d58"
 local UNIQ = 64          -- fixed-size unique prefix of every file
@@ -57,13 +59,5 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-   local b = 0
-   for _, t in ipairs(threads) do b = b + (tonumber(t:get("bad")) or 0) end
-   local e = summary.errors
-   io.write(string.format(
-      "BENCH requests=%d duration_us=%d bytes=%d p50_us=%d p99_us=%d mean_us=%.1f max_us=%d " ..
-      "err_connect=%d err_read=%d err_write=%d err_status=%d err_timeout=%d bad=%d\n",
-      summary.requests, summary.duration, summary.bytes,
-      latency:percentile(50), latency:percentile(99), latency.mean, latency.max,
-      e.connect, e.read, e.write, e.status, e.timeout, b))
+   bench.report(summary, latency, threads)
 end

@@ -2,6 +2,8 @@
 -- list file on every request; each body starts with a unique line, so no two are alike.
 -- usage: wrk -t1 -c32 -d10s -s wrk-urlput.lua http://127.0.0.1:PORT -- URLS_FILE SIZE
 -- A response counts as bad unless it is HTTP 200. Prints one "BENCH k=v ..." line at the end.
+package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
+local bench = require("wrk_bench") -- the BENCH line (wrk_bench.lua)
 local threads = {}
 local urls = {}
 local nurls = 0
@@ -51,13 +53,5 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-   local b = 0
-   for _, t in ipairs(threads) do b = b + (t:get("bad") or 0) end
-   local e = summary.errors
-   io.write(string.format(
-      "BENCH requests=%d duration_us=%d bytes=%d p50_us=%d p99_us=%d mean_us=%.1f max_us=%d " ..
-      "err_connect=%d err_read=%d err_write=%d err_status=%d err_timeout=%d bad=%d\n",
-      summary.requests, summary.duration, summary.bytes,
-      latency:percentile(50), latency:percentile(99), latency.mean, latency.max,
-      e.connect, e.read, e.write, e.status, e.timeout, b))
+   bench.report(summary, latency, threads)
 end
