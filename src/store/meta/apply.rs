@@ -1,7 +1,7 @@
 //! Applying each operation inside a shard's write transaction: inserts (dedup, placement,
 //! record, indexes, outbox), deletes (tombstones), announcements, queue updates, day repairs.
 
-use super::place::{create_dirs, name_placed, place_file, Placed};
+use super::place::{place_staged, Placed};
 use super::*;
 
 impl Meta {
@@ -36,20 +36,7 @@ impl Meta {
             }
         }
         if let Some(st) = staged {
-            let dir = self.root.join(&st.dir);
-            // Conflicts name the place relative to the runtime dir (never a host path).
-            let rel = |e: MetaError| match e {
-                MetaError::PathConflict(_) => {
-                    MetaError::PathConflict(format!("{}/{}", st.dir, st.name))
-                }
-                e => e,
-            };
-            create_dirs(&self.root, &dir, dirs).map_err(|e| rel(MetaError::placing(e, &dir)))?;
-            let p = place_file(&st.tmp, &dir, &st.name, st.replace).map_err(rel)?;
-            let name = p.name().to_string();
-            dirs.insert(dir.clone());
-            placed.push(p);
-            name_placed(&mut info, &st, name)?;
+            place_staged(&self.root, &st, &mut info, dirs, placed)?;
         }
         if let Some(old) = existing {
             self.unindex(s, txn, &old)?;

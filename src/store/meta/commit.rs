@@ -395,11 +395,7 @@ impl Meta {
         }
         let intents: Vec<super::intents::Intent> = staged
             .iter()
-            .map(|(_, st)| super::intents::Intent::Place {
-                dir: st.dir.clone(),
-                name: st.name.clone(),
-                tmp: st.tmp.clone(),
-            })
+            .map(|(_, st)| super::intents::Intent::place(st))
             .collect();
         if super::intents::write(&self.root, k, &intents).is_err() {
             return false;
@@ -407,17 +403,10 @@ impl Meta {
         let mut dirs = BTreeSet::new();
         let mut place = || -> Result<(), MetaError> {
             for (i, st) in &staged {
-                let dir = self.root.join(&st.dir);
-                super::place::create_dirs(&self.root, &dir, &mut dirs)
-                    .map_err(|e| MetaError::placing(e, &dir))?;
-                let p = super::place::place_file(&st.tmp, &dir, &st.name, false)?;
-                let name = p.name().to_string();
-                placed.push(p);
-                dirs.insert(dir);
                 let Ok(d) = &mut decided[*i] else {
                     unreachable!("only new records are placed")
                 };
-                super::place::name_placed(&mut d.info, st, name)?;
+                super::place::place_staged(&self.root, st, &mut d.info, &mut dirs, placed)?;
             }
             crate::failpoint::hit("commit.placed");
             self.make_durable(&dirs)?;

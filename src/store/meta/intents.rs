@@ -27,6 +27,17 @@ pub(super) enum Intent {
     Unlink { rel: String },
 }
 
+impl Intent {
+    /// The move of a staged file into place.
+    pub(super) fn place(st: &Staged) -> Intent {
+        Intent::Place {
+            dir: st.dir.clone(),
+            name: st.name.clone(),
+            tmp: st.tmp.clone(),
+        }
+    }
+}
+
 fn journal_path(root: &Path, committer: usize) -> PathBuf {
     root.join("data")
         .join("meta")
@@ -188,11 +199,7 @@ impl Meta {
             match op {
                 Op::Insert {
                     staged: Some(st), ..
-                } if !st.replace => out.push(Intent::Place {
-                    dir: st.dir.clone(),
-                    name: st.name.clone(),
-                    tmp: st.tmp.clone(),
-                }),
+                } if !st.replace => out.push(Intent::place(st)),
                 Op::Delete { md5, .. } => {
                     if let Ok(Some(info)) = self.get(md5) {
                         if matches!(info.content(), Content::Plain | Content::Migrated) {

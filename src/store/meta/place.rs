@@ -40,9 +40,28 @@ impl Placed {
     }
 }
 
-/// Makes `info` name the file `st` was placed as: `name` (possibly `<i>_<name>`) in `st.dir`.
-/// The record names what is on disk, never the pre-collision name (docs/DEFECTS.md #20).
-pub(super) fn name_placed(info: &mut FileInfo, st: &Staged, name: String) -> Result<(), MetaError> {
+/// Moves the staged file `st` into place (its directory created, recorded in `dirs` for the
+/// batch's fsync; the move in `placed`, to undo) and makes `info` name it as placed: `name`
+/// or `<i>_<name>` in `st.dir`. The record names what is on disk, never the pre-collision name
+/// (docs/DEFECTS.md #20). Shared by the synchronous commit and the journal's placement.
+pub(super) fn place_staged(
+    root: &Path,
+    st: &Staged,
+    info: &mut FileInfo,
+    dirs: &mut BTreeSet<PathBuf>,
+    placed: &mut Vec<Placed>,
+) -> Result<(), MetaError> {
+    // Conflicts name the place relative to the runtime dir (never a host path).
+    let rel = |e: MetaError| match e {
+        MetaError::PathConflict(_) => MetaError::PathConflict(format!("{}/{}", st.dir, st.name)),
+        e => e,
+    };
+    let dir = root.join(&st.dir);
+    create_dirs(root, &dir, dirs).map_err(|e| rel(MetaError::placing(e, &dir)))?;
+    let p = place_file(&st.tmp, &dir, &st.name, st.replace).map_err(rel)?;
+    let name = p.name().to_string();
+    dirs.insert(dir);
+    placed.push(p);
     if st.name != info.stored_name() {
         return Err(MetaError::Corrupt(
             "staged name differs from the record".into(),
