@@ -230,8 +230,10 @@ thread_local! {
 }
 
 /// Whether this executor's lone writers hash beside it, on the blocking pool: worth it only
-/// where a core runs no executor (else the pool takes an executor's time, and the copy out
-/// and the hand-over cost more than they save). Set once per executor at its start.
+/// where a core runs no executor or another executor's core idles (else the pool takes an
+/// executor's time, and the copy out and the hand-over cost more than they save). Set at the
+/// executor's start, then every 100 ms where the executors have no spare core
+/// (`server::idle_cores`).
 pub fn offload_lone_writers(on: bool) {
     OFFLOAD.set(on);
 }
