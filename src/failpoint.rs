@@ -5,7 +5,8 @@
 //!
 //! Points: `write.synced` (a temp file's content is durable), `commit.placed` (a batch's files
 //! are renamed into place), `commit.durable` (their directories are fsynced, nothing is
-//! committed), `commit.before_unlink` (a delete is committed, its file not yet unlinked),
+//! committed), `commit.set_aside` (a delete's file is set aside, the delete not committed),
+//! `commit.before_unlink` (a delete is committed, its file not yet unlinked),
 //! `commit.committed` (a batch is committed, nobody answered), `haystack.written` (merged bytes
 //! are written to a container, not synced), `haystack.synced` (merged bytes are durable in a
 //! container, not indexed), `journal.synced` (merged uploads' records and bytes are durable in

@@ -58,8 +58,6 @@ pub struct Shared {
     pub admission: Arc<crate::admission::Admission>,
     /// The soft open-files limit at start (the connection caps stay under it).
     nofile: u64,
-    /// Bumped on every delete/overwrite; executors clear their file caches when it moves.
-    pub cache_epoch: AtomicU64,
     pub started: std::time::Instant,
     pub workers: usize,
     /// One block per executor (each writes only its own).
@@ -91,7 +89,6 @@ impl Shared {
             failed: AtomicBool::new(false),
             admission: Default::default(),
             nofile: crate::sys::nofile_limit(),
-            cache_epoch: AtomicU64::new(0),
             started: Instant::now(),
             workers,
             busy: (0..workers)
@@ -210,8 +207,14 @@ impl Shared {
         self.admission.open()
     }
 
+    /// Stored files changed: every executor drops its file caches on its next lookup.
     pub fn invalidate_caches(&self) {
-        self.cache_epoch.fetch_add(1, Ordering::Release);
+        self.meta.files_changed();
+    }
+
+    /// The epoch of stored files (`Meta::files_epoch`) the file caches follow.
+    pub fn cache_epoch(&self) -> u64 {
+        self.meta.files_epoch()
     }
 }
 

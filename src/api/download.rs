@@ -103,10 +103,7 @@ pub async fn serve_path(
     if let Some(r) = resized(w, req, &params, &file_rel).await? {
         return Ok(r);
     }
-    let epoch = w
-        .shared
-        .cache_epoch
-        .load(std::sync::atomic::Ordering::Acquire);
+    let epoch = w.shared.cache_epoch();
     let cached = w.cache.borrow_mut().get(epoch, &file_rel);
     if let Some(c) = cached {
         let body = Source::Memory(c.data.clone());
@@ -214,10 +211,7 @@ async fn merged(
 ) -> Result<Option<Response>, ApiError> {
     // The cache first: its entries go when any file is deleted (the epoch), so a cached merged
     // file still has its record.
-    let epoch = w
-        .shared
-        .cache_epoch
-        .load(std::sync::atomic::Ordering::Acquire);
+    let epoch = w.shared.cache_epoch();
     let cached = w.cache.borrow_mut().get(epoch, rel);
     let want = wanted_size(w, params)?;
     if let (Some(c), None) = (&cached, want) {

@@ -55,10 +55,7 @@ enum Content {
 /// The content of `rel` and its size, None when there is no such file.
 async fn open_content(w: &Worker, rel: &str) -> Result<Option<(Content, u64)>, S3Error> {
     use crate::store::cache::{CachedFile, OpenFile, CACHED_FILE_BYTES_MAX};
-    let epoch = w
-        .shared
-        .cache_epoch
-        .load(std::sync::atomic::Ordering::Acquire);
+    let epoch = w.shared.cache_epoch();
     if let Some(c) = w.cache.borrow_mut().get(epoch, rel) {
         let size = c.data.len() as u64;
         return Ok(Some((Content::Memory(c.data), size)));

@@ -75,10 +75,7 @@ pub fn record_at(
     rel: &str,
     key: &str,
 ) -> Result<Option<std::rc::Rc<FileInfo>>, S3Error> {
-    let epoch = w
-        .shared
-        .cache_epoch
-        .load(std::sync::atomic::Ordering::Acquire);
+    let epoch = w.shared.cache_epoch();
     // The record cache only holds records found under a valid key's path, so a hit needs no
     // new check of the key.
     if let Some(info) = w.records.borrow_mut().get(epoch, rel) {

@@ -2,8 +2,8 @@
 //! syscall but the socket write), open descriptors of larger ones (served without
 //! open/close; nginx's open_file_cache), and decoded records by path (S3 GETs, which need a
 //! file's record, read no LMDB page for a hot one). Files are immutable once committed; a
-//! delete or overwrite anywhere bumps `Shared::cache_epoch` and every executor drops its
-//! caches on the next lookup.
+//! delete or overwrite anywhere moves `Meta::files_epoch` (before a delete's commit is
+//! visible) and every executor drops its caches on the next lookup.
 
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};

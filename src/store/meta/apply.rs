@@ -206,7 +206,7 @@ impl Meta {
         s: &Shard,
         txn: &mut lmdb::RwTransaction<'_>,
         d: DeleteOp<'_>,
-        unlink_after: &mut Vec<PathBuf>,
+        deleted: &mut Vec<PathBuf>,
     ) -> Result<OpResult, MetaError> {
         let md5 = d.md5;
         let found = match txn.get(s.files, &md5.as_bytes()) {
@@ -230,7 +230,7 @@ impl Meta {
         };
         self.unindex(s, txn, &old)?;
         if matches!(old.content(), Content::Plain | Content::Migrated) {
-            unlink_after.push(self.root.join(old.rel_path()));
+            deleted.push(self.root.join(old.rel_path()));
         }
         Ok(OpResult::Deleted(old))
     }

@@ -687,10 +687,20 @@ impl Meta {
                 msg: "cannot record the journal's applied number".into(),
                 full: false,
             }),
-            None => txn
-                .commit()
-                .err()
-                .map(|e| Failed::of_commit(e, &self.root.join("data").join("meta"))),
+            // Deleted files leave their names before the commit is visible, and the file
+            // caches are told: once a reader sees a record gone, no GET serves its file.
+            None => match fx.set_aside() {
+                Err(e) => Some(Failed::of_io(&e)),
+                Ok(()) => {
+                    if !fx.aside.is_empty() {
+                        self.files_changed();
+                        crate::failpoint::hit("commit.set_aside");
+                    }
+                    txn.commit()
+                        .err()
+                        .map(|e| Failed::of_commit(e, &self.root.join("data").join("meta")))
+                }
+            },
         };
         match failure {
             Some(f) => {
@@ -698,7 +708,9 @@ impl Meta {
                 out.into_iter().map(|(i, _)| (i, Err(f.error()))).collect()
             }
             None => {
-                fx.committed();
+                if fx.committed() {
+                    self.files_changed();
+                }
                 out
             }
         }
@@ -738,7 +750,7 @@ impl Meta {
                     notify: &notify,
                     tomb_missing,
                 };
-                self.apply_delete(s, txn, d, &mut fx.unlink_after)
+                self.apply_delete(s, txn, d, &mut fx.deleted)
             }
             Op::RepairDay { date } => self.apply_repair_day(s, txn, &date),
             Op::Announce { info } => self.apply_announce(s, txn, *info),
@@ -791,28 +803,53 @@ struct Effects {
     dirs: BTreeSet<PathBuf>,
     /// Files moved into place, in order.
     placed: Vec<Placed>,
-    /// Files to remove once committed (deleted files).
-    unlink_after: Vec<PathBuf>,
+    /// Files of deleted records, set aside just before the commit.
+    deleted: Vec<PathBuf>,
+    /// Deleted files set aside: (name, hidden name beside it), unlinked once committed.
+    aside: Vec<(PathBuf, PathBuf)>,
 }
 
 impl Effects {
+    /// Moves the deleted files to their hidden names (`intents::aside_of`); one already gone
+    /// is skipped. On an error the ones moved are in `aside` (for `undo`).
+    fn set_aside(&mut self) -> std::io::Result<()> {
+        for from in std::mem::take(&mut self.deleted) {
+            let to = super::intents::aside_of(&from);
+            match std::fs::rename(&from, &to) {
+                Ok(()) => self.aside.push((from, to)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Nothing of the shard committed: undo its renames, so nothing unindexed stays, a
-    /// replaced file is back, and the staged content is back where its owner keeps it (a tus
-    /// upload's data survives a failed completion).
+    /// replaced file is back, a deleted file is back under its name, and the staged content
+    /// is back where its owner keeps it (a tus upload's data survives a failed completion).
     fn undo(self) {
+        for (name, aside) in self.aside {
+            if let Err(e) = std::fs::rename(&aside, &name) {
+                // The intents' recovery at the next start puts it back.
+                tracing::error!(file = %name.display(), error = %e, "cannot restore a file whose delete failed");
+            }
+        }
         for p in self.placed.into_iter().rev() {
             p.undo();
         }
     }
 
-    /// Committed: deleted files and the old content of replaced ones go.
-    fn committed(mut self) {
-        let displaced = self.placed.into_iter().filter_map(|p| p.displaced());
-        self.unlink_after.extend(displaced);
-        if !self.unlink_after.is_empty() {
-            crate::failpoint::hit("commit.before_unlink");
+    /// Committed: deleted files and the old content of replaced ones go. True when a file
+    /// went.
+    fn committed(self) -> bool {
+        let mut gone: Vec<PathBuf> = self.aside.into_iter().map(|(_, a)| a).collect();
+        gone.extend(self.placed.into_iter().filter_map(|p| p.displaced()));
+        if gone.is_empty() {
+            return false;
         }
-        unlink_files(self.unlink_after);
+        crate::failpoint::hit("commit.before_unlink");
+        unlink_files(gone);
+        true
     }
 }
 

@@ -4,12 +4,14 @@
 //! by path, without a metadata lookup.
 //!
 //! Before a batch moves any file, the committer writes what it will move into place (`P`, the
-//! directory, the wanted name and the staged path) and what it will unlink once committed
-//! (`U`, a deleted file's path), and fdatasyncs that. After the commit the journal is emptied
-//! (no sync needed: replaying a stale journal is harmless). On open, `recover` replays a
-//! journal left by a crash: a placed file that no record names goes back to where it was
-//! staged (a tus upload keeps its data) or is removed, and a file whose delete committed is
-//! unlinked. Dedup-off overwrites (RENAME_EXCHANGE) are not journaled.
+//! directory, the wanted name and the staged path) and what it will delete (`U`, a deleted
+//! file's path), and fdatasyncs that. A deleted file is set aside under a hidden name beside it
+//! (`aside_of`) just before the commit, and unlinked after it. After the commit the journal
+//! is emptied (no sync needed: replaying a stale journal is harmless). On open, `recover`
+//! replays a journal left by a crash: a placed file that no record names goes back to where
+//! it was staged (a tus upload keeps its data) or is removed; a file set aside goes back to its
+//! name while its record is there (the delete did not commit), else it is unlinked. Dedup-off
+//! overwrites (RENAME_EXCHANGE) are not journaled.
 
 use super::*;
 use std::io::Write;
@@ -23,7 +25,7 @@ pub(super) enum Intent {
         name: String,
         tmp: PathBuf,
     },
-    /// The file at `rel` is unlinked once the delete committed.
+    /// The file at `rel` is set aside before the delete commits, and unlinked after.
     Unlink { rel: String },
 }
 
@@ -108,6 +110,13 @@ pub(super) fn clear(root: &Path, committer: usize) {
     }
 }
 
+/// Where a deleted file waits for its delete's commit: a hidden name of fixed length in its
+/// directory (`.deleting-<md5 of the name>`).
+pub(super) fn aside_of(file: &Path) -> PathBuf {
+    let name = file.file_name().unwrap_or_default().to_string_lossy();
+    file.with_file_name(format!(".deleting-{}", crate::codec::md5_hex(&name)))
+}
+
 /// Whether `file` is `name` or `<digits>_<name>` (a collision name of it).
 fn is_candidate(file: &str, name: &str) -> bool {
     file == name
@@ -155,9 +164,21 @@ impl Meta {
         match intent {
             Intent::Unlink { rel } => {
                 let full = self.root.join(rel);
+                let aside = aside_of(&full);
+                let dir = full.parent().expect("under files/").to_path_buf();
+                if aside.is_file() {
+                    if indexed(rel)? && !full.exists() {
+                        std::fs::rename(&aside, &full)?;
+                    } else {
+                        std::fs::remove_file(&aside)?;
+                    }
+                    touched.insert(dir);
+                    return Ok(1);
+                }
+                // Left by a version that unlinked in place after the commit.
                 if full.is_file() && !indexed(rel)? {
                     std::fs::remove_file(&full)?;
-                    touched.insert(full.parent().expect("under files/").to_path_buf());
+                    touched.insert(dir);
                     return Ok(1);
                 }
                 Ok(0)

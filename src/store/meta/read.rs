@@ -109,6 +109,7 @@ impl Meta {
             senders,
             receivers: Mutex::new(receivers),
             journal_dbs,
+            files_epoch: Default::default(),
             #[cfg(test)]
             hold_drains: Default::default(),
         });
@@ -117,6 +118,20 @@ impl Meta {
         meta.replay_journals()?;
         meta.recover_intents()?;
         Ok(meta)
+    }
+
+    /// Moves whenever a stored file goes or is replaced: a delete's file is set aside and
+    /// the epoch moved before its commit is visible; a replaced file's old content is
+    /// unlinked and then the epoch moves. Executors drop their caches of file bytes and
+    /// descriptors when it moved, so no GET serves a file whose record says it is gone.
+    pub fn files_epoch(&self) -> u64 {
+        self.files_epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Moves `files_epoch` (stored files changed outside a commit: compaction, relocation).
+    pub fn files_changed(&self) {
+        self.files_epoch
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 
     /// Where a merged file's bytes are now: (container, offset of the marker); None when the
