@@ -406,9 +406,14 @@ async fn trim_after_bursts(shared: Arc<Shared>) {
     }
 }
 
+/// Writes the access log every [`ACCESS_FLUSH_EVERY`], or as soon as
+/// `worker::ACCESS_FLUSH_BYTES` wait.
 async fn flush_access_log(worker: Rc<Worker>) {
     loop {
-        glommio::timer::sleep(ACCESS_FLUSH_EVERY).await;
+        let seen = worker.access_full.generation();
+        if worker.access_pending() < crate::worker::ACCESS_FLUSH_BYTES {
+            worker.access_full.wait(seen, ACCESS_FLUSH_EVERY).await;
+        }
         flush_access_once(&worker).await;
     }
 }

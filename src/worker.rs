@@ -17,6 +17,11 @@ use std::time::{Duration, Instant};
 
 /// Access-log bytes kept in memory between flushes (excess lines are dropped, not blocking).
 const ACCESS_BUFFER_BYTES_MAX: usize = 4 << 20;
+/// Access-log bytes that wake the flusher before its timer: the kernel's copy of a flush runs
+/// on the blocking pool, which shares the executor's core when the server is pinned to one,
+/// and small flushes keep that from stalling requests (8 MB every 500 ms at 80,000 GETs/s
+/// had doubled the GET p99).
+pub const ACCESS_FLUSH_BYTES: usize = 64 * 1024;
 
 /// Progress of migration and parallel run (`migrate.rs`), for `/metrics` and the log.
 #[derive(Debug, Default)]
@@ -236,6 +241,8 @@ pub struct Worker {
     /// Memory held by small uploads being received for merging (bounded).
     pub merge_memory: crate::store::haystack::MemoryBudget,
     access: RefCell<Vec<u8>>,
+    /// Told when `access` reached `ACCESS_FLUSH_BYTES`.
+    pub access_full: Wake,
     connections: Cell<usize>,
     /// This executor's own copy of the live config and the generation it is of: a request
     /// reads it many times, and the shared lock and reference count would be written by every
@@ -261,6 +268,7 @@ impl Worker {
             haystack: Default::default(),
             merge_memory: Default::default(),
             access: RefCell::new(Vec::new()),
+            access_full: Wake::default(),
             connections: Cell::new(0),
             config: RefCell::new((generation, config)),
         }
@@ -280,6 +288,11 @@ impl Worker {
     /// The access-log lines buffered since the last call.
     pub fn take_access_log(&self) -> Vec<u8> {
         std::mem::take(&mut *self.access.borrow_mut())
+    }
+
+    /// Access-log bytes waiting for a flush.
+    pub fn access_pending(&self) -> usize {
+        self.access.borrow().len()
     }
 
     /// The client address of a request: X-Real-IP, else X-Forwarded-For, honoured only from
@@ -352,6 +365,10 @@ impl Worker {
             buf.extend_from_slice(b" | ");
             buf.extend_from_slice(target.as_bytes());
             buf.push(b'\n');
+            if buf.len() >= ACCESS_FLUSH_BYTES {
+                drop(buf);
+                self.access_full.notify();
+            }
         }
     }
 }
@@ -502,6 +519,39 @@ impl PeerHealth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_access_log_wakes_its_flusher_once_a_flush_worth_of_lines_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Meta::open(dir.path(), 4, 1).unwrap();
+        let cfg = crate::config::parse(&dir.path().join("cfg.json"), "{}")
+            .unwrap()
+            .0;
+        let w = Worker::new(Arc::new(Shared::new(dir.path(), cfg, meta, 1)), 0);
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        let target = "/group1/default/20261204/22/01/1/a.bin?download=0".repeat(4);
+        let line = |w: &Worker| w.access_log(ip, "GET", 200, &target, Duration::from_micros(7));
+        while w.access_pending() + 1024 < ACCESS_FLUSH_BYTES {
+            line(&w);
+            assert_eq!(
+                w.access_full.generation(),
+                0,
+                "woken before a flush's worth"
+            );
+        }
+        while w.access_pending() < ACCESS_FLUSH_BYTES {
+            line(&w);
+        }
+        assert!(
+            w.access_full.generation() > 0,
+            "not woken at {}",
+            w.access_pending()
+        );
+        let text = String::from_utf8(w.take_access_log()).unwrap();
+        assert!(text.lines().all(|l| l.starts_with("[Access] ")
+            && l.ends_with(&format!(" | 7µs | 127.0.0.1 | GET | 200 | {target}"))));
+        assert_eq!(w.access_pending(), 0);
+    }
 
     #[test]
     fn access_log_durations_read_exactly_like_debug_formatting() {

@@ -232,3 +232,62 @@ fn a_start_that_hangs_would_be_reported_with_what_each_server_thread_is_doing() 
     assert!(report.contains("State:"), "{report}");
     assert!(threads_report(u32::MAX).contains("(gone)"));
 }
+
+/// go-fastdfs' access log: one line per request in `log/access.log`,
+/// `[Access] YYYY/MM/DD - HH:MM:SS | <duration> | <client ip> | <method> | <status> | <target>`;
+/// a burst bigger than one flush loses no line.
+#[test]
+fn every_request_is_one_line_of_the_access_log() {
+    let s = Server::start(json!({}));
+    let agent = common::agent();
+    let n = 1_500;
+    let pad = "p".repeat(200);
+    for i in 0..n {
+        let url = s.url(&format!("/group1/no/such/file.bin?i={i}&pad={pad}"));
+        let status = match agent.get(&url).call() {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(code, _)) => code,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(status, 404);
+    }
+    let path = s.dir.join("log/access.log");
+    let ours = || -> Vec<String> {
+        std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&pad))
+            .map(str::to_string)
+            .collect()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || ours().len() == n),
+        "{} of {n} lines",
+        ours().len()
+    );
+    for (i, line) in ours().iter().enumerate() {
+        let f: Vec<&str> = line.split(" | ").collect();
+        assert_eq!(f.len(), 6, "{line}");
+        let stamp = f[0].strip_prefix("[Access] ").expect(line);
+        let b = stamp.as_bytes();
+        assert!(
+            stamp.len() == 21
+                && b[4] == b'/'
+                && b[7] == b'/'
+                && &stamp[10..13] == " - "
+                && b[15] == b':'
+                && b[18] == b':',
+            "{line}"
+        );
+        assert!(
+            f[1].ends_with("µs") || f[1].ends_with("ms") || f[1].ends_with('s'),
+            "{line}"
+        );
+        assert_eq!(&f[2..5], ["127.0.0.1", "GET", "404"], "{line}");
+        assert_eq!(
+            f[5],
+            format!("/group1/no/such/file.bin?i={i}&pad={pad}"),
+            "in request order"
+        );
+    }
+}
