@@ -250,6 +250,18 @@ pub fn tune_allocator() {
     }
 }
 
+/// Seconds since the epoch from the coarse real-time clock (no time-stamp counter read; up to
+/// a tick behind): for the second-resolution dates of responses and log lines.
+pub fn unix_secs_coarse() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    ts.tv_sec.max(0) as u64
+}
+
 /// The CPU time the calling thread has used.
 pub fn thread_cpu_time() -> std::time::Duration {
     let mut ts = libc::timespec {

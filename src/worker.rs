@@ -334,13 +334,12 @@ impl Worker {
 
     /// Appends an access-log line (flushed to log/access.log from the blocking pool).
     pub fn access_log(&self, ip: IpAddr, method: &str, status: u16, target: &str, took: Duration) {
-        let now = log_time_now();
         let mut buf = self.access.borrow_mut();
         if buf.len() < ACCESS_BUFFER_BYTES_MAX {
             // `[Access] {now} | {took:?} | {ip} | {method} | {status} | {target}`, written
             // without the formatting machinery (this runs for every request).
             buf.extend_from_slice(b"[Access] ");
-            buf.extend_from_slice(now.as_bytes());
+            with_log_time(|now| buf.extend_from_slice(now.as_bytes()));
             buf.extend_from_slice(b" | ");
             push_duration(&mut buf, took);
             buf.extend_from_slice(b" | ");
@@ -428,22 +427,21 @@ thread_local! {
 }
 
 /// Local time for access-log lines, formatted at most once per second per thread.
-fn log_time_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+/// Calls `f` with the access log's time of now (`YYYY/MM/DD - HH:MM:SS`, local time), formatted
+/// at most once per second per thread.
+fn with_log_time<R>(f: impl FnOnce(&str) -> R) -> R {
+    let secs = crate::sys::unix_secs_coarse();
     LOG_TIME.with(|t| {
         let mut t = t.borrow_mut();
         if t.0 != secs {
-            *t = (
-                secs,
-                chrono::Local::now()
-                    .format("%Y/%m/%d - %H:%M:%S")
-                    .to_string(),
-            );
+            use chrono::TimeZone;
+            let local = chrono::Local
+                .timestamp_opt(secs as i64, 0)
+                .single()
+                .unwrap_or_else(chrono::Local::now);
+            *t = (secs, local.format("%Y/%m/%d - %H:%M:%S").to_string());
         }
-        t.1.clone()
+        f(&t.1)
     })
 }
 

@@ -173,6 +173,11 @@ impl Room for BytesMut {
 /// waited for.
 const WAKE_READ_BYTES: usize = 4 * 1024;
 
+thread_local! {
+    static WAKE_BUF: std::cell::RefCell<[u8; WAKE_READ_BYTES]> =
+        const { std::cell::RefCell::new([0; WAKE_READ_BYTES]) };
+}
+
 /// `recv(2)` without waiting, into `room`. None: nothing to read now.
 fn recv_now(
     fd: std::os::fd::RawFd,
@@ -223,34 +228,37 @@ impl Conn {
                     return Poll::Ready(r);
                 }
             }
-            let mut small = [0u8; WAKE_READ_BYTES];
-            let k = want.min(WAKE_READ_BYTES);
-            match std::pin::Pin::new(&mut *stream).poll_read(cx, &mut small[..k]) {
-                Poll::Pending => {
-                    *armed = true;
-                    dst.waiting();
-                    Poll::Pending
-                }
-                Poll::Ready(Err(e)) => {
-                    *armed = false;
-                    Poll::Ready(Err(e))
-                }
-                Poll::Ready(Ok(n)) => {
-                    *armed = false;
-                    dst.put(&small[..n]);
-                    let mut total = n;
-                    if n == k && want > n {
-                        // More may be waiting: read it in place. An error here recurs at the
-                        // next read (as the end of the stream at worst).
-                        if let Some(Ok(m)) = recv_now(fd, dst.room(want - n)) {
-                            // SAFETY: recv wrote `m` bytes at the start of the room.
-                            unsafe { dst.grow(m) };
-                            total += m;
-                        }
+            // glommio copies what its own read brought into a slice we give it; one per
+            // thread, zeroed once (a stack array was zeroed on every poll).
+            WAKE_BUF.with_borrow_mut(|small| {
+                let k = want.min(WAKE_READ_BYTES);
+                match std::pin::Pin::new(&mut *stream).poll_read(cx, &mut small[..k]) {
+                    Poll::Pending => {
+                        *armed = true;
+                        dst.waiting();
+                        Poll::Pending
                     }
-                    Poll::Ready(Ok(total))
+                    Poll::Ready(Err(e)) => {
+                        *armed = false;
+                        Poll::Ready(Err(e))
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        *armed = false;
+                        dst.put(&small[..n]);
+                        let mut total = n;
+                        if n == k && want > n {
+                            // More may be waiting: read it in place. An error here recurs at the
+                            // next read (as the end of the stream at worst).
+                            if let Some(Ok(m)) = recv_now(fd, dst.room(want - n)) {
+                                // SAFETY: recv wrote `m` bytes at the start of the room.
+                                unsafe { dst.grow(m) };
+                                total += m;
+                            }
+                        }
+                        Poll::Ready(Ok(total))
+                    }
                 }
-            }
+            })
         })
         .await
     }
@@ -513,17 +521,16 @@ pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>) {
     loop {
         // Read once per request: a reloaded configuration applies from the next one.
         let limits = handler.limits();
-        let head = match read_head(&mut conn, &*handler, &limits, std::mem::take(&mut first)).await
-        {
-            Ok(Some(h)) => h,
-            Ok(None) => break,
-            Err(resp) => {
-                let _ = write_response(&mut conn, &resp, Persist::Close, false).await;
-                linger(&mut conn).await;
-                break;
-            }
-        };
-        let started = Instant::now();
+        let (head, started) =
+            match read_head(&mut conn, &*handler, &limits, std::mem::take(&mut first)).await {
+                Ok(Some(h)) => h,
+                Ok(None) => break,
+                Err(resp) => {
+                    let _ = write_response(&mut conn, &resp, Persist::Close, false).await;
+                    linger(&mut conn).await;
+                    break;
+                }
+            };
         let body = match head.body() {
             BodyKind::None => BodyState::Done,
             BodyKind::Length(0) => BodyState::Done,
@@ -627,30 +634,33 @@ async fn linger(conn: &mut Conn) {
     }
 }
 
-/// Waits for and parses the next head. Ok(None): clean end (EOF, idle timeout, shutdown).
+/// Waits for and parses the next head, and tells when its last bytes were read. Ok(None):
+/// clean end (EOF, idle timeout, shutdown).
 /// `first`: the connection's first request (it gets `first_byte_timeout`, not `idle_timeout`).
 async fn read_head<H: Handler>(
     conn: &mut Conn,
     handler: &H,
     deadlines: &Limits,
     first: bool,
-) -> Result<Option<RequestHead>, Response> {
+) -> Result<Option<(RequestHead, Instant)>, Response> {
     let limits = head::Limits::default();
     let idle = if first {
         deadlines.first_byte.min(deadlines.idle)
     } else {
         deadlines.idle
     };
-    let idle_deadline = Instant::now() + idle;
+    // One clock read per pass: the time the last read returned.
+    let mut now = Instant::now();
+    let idle_deadline = now + idle;
     let mut head_started: Option<Instant> = None;
     // At shutdown an idle connection is closed, but only after one short look for a request
     // already sent (a connection accepted just before or while draining has one waiting).
     let mut shutdown_looked = false;
     loop {
         if !conn.rbuf.is_empty() {
-            head_started.get_or_insert_with(Instant::now);
+            head_started.get_or_insert(now);
             match head::parse_head(&mut conn.rbuf, &limits) {
-                Ok(Some(h)) => return Ok(Some(h)),
+                Ok(Some(h)) => return Ok(Some((h, now))),
                 Ok(None) => {}
                 Err(e) => {
                     let mut r = handler.refuse(e);
@@ -659,7 +669,6 @@ async fn read_head<H: Handler>(
                 }
             }
         }
-        let now = Instant::now();
         let wait = match head_started {
             Some(t) => {
                 let deadline = t + deadlines.read_header;
@@ -688,6 +697,7 @@ async fn read_head<H: Handler>(
             Err(e) if is_timeout(&e) => {}
             Err(_) => return Ok(None),
         }
+        now = Instant::now();
     }
 }
 
@@ -695,20 +705,49 @@ thread_local! {
     static DATE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
 }
 
-/// The current HTTP-date, formatted at most once per second per thread.
-pub fn http_date_now() -> String {
-    let now = std::time::SystemTime::now();
-    let secs = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+/// Calls `f` with the current HTTP-date, formatted at most once per second per thread.
+pub fn with_http_date_now<R>(f: impl FnOnce(&str) -> R) -> R {
+    let secs = crate::sys::unix_secs_coarse();
     DATE.with(|d| {
         let mut d = d.borrow_mut();
-        if d.0 != secs {
-            *d = (secs, httpdate::fmt_http_date(now));
+        if d.0 != secs || d.1.is_empty() {
+            let t = std::time::UNIX_EPOCH + Duration::from_secs(secs);
+            *d = (secs, httpdate::fmt_http_date(t));
         }
-        d.1.clone()
+        f(&d.1)
     })
+}
+
+/// Response heads' buffers kept per thread for reuse (a head is built for every response).
+const HEAD_BUFFERS_KEPT: usize = 64;
+
+thread_local! {
+    static HEAD_BUFFERS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A head buffer from the thread's pool, given back when dropped.
+struct HeadBuf(Vec<u8>);
+
+impl HeadBuf {
+    fn take() -> HeadBuf {
+        let buf = HEAD_BUFFERS.with(|p| p.borrow_mut().pop());
+        HeadBuf(buf.unwrap_or_else(|| Vec::with_capacity(512)))
+    }
+}
+
+impl Drop for HeadBuf {
+    fn drop(&mut self) {
+        let mut buf = std::mem::take(&mut self.0);
+        if buf.capacity() <= 4096 {
+            buf.clear();
+            HEAD_BUFFERS.with(|p| {
+                let mut p = p.borrow_mut();
+                if p.len() < HEAD_BUFFERS_KEPT {
+                    p.push(buf);
+                }
+            });
+        }
+    }
 }
 
 async fn write_response(
@@ -717,23 +756,24 @@ async fn write_response(
     persist: Persist,
     head_only: bool,
 ) -> io::Result<()> {
-    let mut out = Vec::with_capacity(512);
-    response::write_head(&mut out, r, persist, &http_date_now());
+    let mut head = HeadBuf::take();
+    with_http_date_now(|date| response::write_head(&mut head.0, r, persist, date));
+    let out: &[u8] = &head.0;
     if head_only || r.status == 304 || r.status == 204 {
-        return conn.stream.write_all(&out).await;
+        return conn.stream.write_all(out).await;
     }
     match &r.body {
-        Body::Empty => conn.stream.write_all(&out).await,
+        Body::Empty => conn.stream.write_all(out).await,
         Body::Bytes(b) => {
             if b.len() as u64 <= INLINE_BODY_BYTES_MAX {
-                write_both(conn, &out, b).await
+                write_both(conn, out, b).await
             } else {
-                conn.stream.write_all(&out).await?;
+                conn.stream.write_all(out).await?;
                 conn.stream.write_all(b).await
             }
         }
         Body::File(f) => {
-            if let Some(done) = send_resident(conn, &out, f).await {
+            if let Some(done) = send_resident(conn, out, f).await {
                 return done;
             }
             if f.len <= INLINE_BODY_BYTES_MAX {
@@ -745,16 +785,16 @@ async fn write_response(
                     .await
                     .map_err(io::Error::from)?;
                 if got.len() as u64 == f.len {
-                    return write_both(conn, &out, &got).await;
+                    return write_both(conn, out, &got).await;
                 }
                 let data = read_exact_at(&f.file, f.offset, f.len as usize).await?;
-                return write_both(conn, &out, &data).await;
+                return write_both(conn, out, &data).await;
             }
-            conn.stream.write_all(&out).await?;
+            conn.stream.write_all(out).await?;
             stream_file(conn, &f.file, f.offset, f.len).await
         }
         Body::Stream(s) => {
-            conn.stream.write_all(&out).await?;
+            conn.stream.write_all(out).await?;
             let Some(mut chunks) = s.chunks.borrow_mut().take() else {
                 return Err(io::Error::other("stream body written twice"));
             };
@@ -776,7 +816,7 @@ async fn write_response(
             Ok(())
         }
         Body::Multi { file, parts, tail } => {
-            conn.stream.write_all(&out).await?;
+            conn.stream.write_all(out).await?;
             for (part_head, offset, len) in parts {
                 conn.stream.write_all(part_head).await?;
                 stream_file(conn, file, *offset, *len).await?;

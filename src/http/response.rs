@@ -167,34 +167,27 @@ pub enum Persist {
 
 /// Serializes the head (status line, headers, Content-Length of the full body even for HEAD).
 pub fn write_head(out: &mut Vec<u8>, r: &Response, persist: Persist, date: &str) {
-    use std::io::Write;
-    let _ = write!(out, "HTTP/1.1 {} {}\r\n", r.status, reason(r.status));
-    out.extend_from_slice(b"Server: fastdfs-rs\r\nDate: ");
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(out, r.status as u64);
+    out.push(b' ');
+    out.extend_from_slice(reason(r.status).as_bytes());
+    out.extend_from_slice(b"\r\nServer: fastdfs-rs\r\nDate: ");
     out.extend_from_slice(date.as_bytes());
     out.extend_from_slice(b"\r\n");
     for (name, value) in &r.headers {
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        // Header injection guard: a value never carries CR or LF.
-        for &b in value.as_bytes() {
-            out.push(if b == b'\r' || b == b'\n' { b' ' } else { b });
-        }
-        out.extend_from_slice(b"\r\n");
+        push_field(out, name, value);
     }
     for (name, value) in &r.named_headers {
         let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
         if name.is_empty() || !name.bytes().all(token) {
             continue;
         }
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        for &b in value.as_bytes() {
-            out.push(if b == b'\r' || b == b'\n' { b' ' } else { b });
-        }
-        out.extend_from_slice(b"\r\n");
+        push_field(out, name, value);
     }
     if !r.no_content_length {
-        let _ = write!(out, "Content-Length: {}\r\n", r.body.len());
+        out.extend_from_slice(b"Content-Length: ");
+        push_decimal(out, r.body.len());
+        out.extend_from_slice(b"\r\n");
     }
     match persist {
         Persist::KeepAlive => {}
@@ -202,4 +195,71 @@ pub fn write_head(out: &mut Vec<u8>, r: &Response, persist: Persist, date: &str)
         Persist::Close => out.extend_from_slice(b"Connection: close\r\n"),
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// `name: value\r\n`. Header injection guard: a value never carries CR or LF (each is written
+/// as a space).
+fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    let start = out.len();
+    out.extend_from_slice(value.as_bytes());
+    if memchr::memchr2(b'\r', b'\n', value.as_bytes()).is_some() {
+        for b in &mut out[start..] {
+            if *b == b'\r' || *b == b'\n' {
+                *b = b' ';
+            }
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(r: &Response, persist: Persist) -> String {
+        let mut out = Vec::new();
+        write_head(&mut out, r, persist, "Fri, 04 Dec 2026 23:00:00 GMT");
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_head_has_status_date_fields_and_length_and_no_injected_line() {
+        let mut r = Response::text(404, "gone");
+        r.set("X-Name", "a\r\nSet-Cookie: x=1\nb");
+        r.named_headers.push(("x-amz-meta-k".into(), "v\r".into()));
+        r.named_headers.push(("bad name".into(), "dropped".into()));
+        assert_eq!(
+            head(&r, Persist::KeepAlive),
+            "HTTP/1.1 404 Not Found\r\nServer: fastdfs-rs\r\nDate: Fri, 04 Dec 2026 23:00:00 GMT\r\n\
+             Content-Type: text/plain; charset=utf-8\r\nX-Name: a  Set-Cookie: x=1 b\r\n\
+             x-amz-meta-k: v \r\nContent-Length: 4\r\n\r\n"
+        );
+        let mut r = Response::new(200);
+        r.no_content_length = true;
+        assert_eq!(
+            head(&r, Persist::Close),
+            "HTTP/1.1 200 OK\r\nServer: fastdfs-rs\r\nDate: Fri, 04 Dec 2026 23:00:00 GMT\r\n\
+             Connection: close\r\n\r\n"
+        );
+        let r = Response::new(206);
+        assert!(head(&r, Persist::KeepAlive10)
+            .ends_with("Content-Length: 0\r\nConnection: keep-alive\r\n\r\n"));
+    }
 }
