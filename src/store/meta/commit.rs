@@ -807,17 +807,22 @@ struct Effects {
     deleted: Vec<PathBuf>,
     /// Deleted files set aside: (name, hidden name beside it), unlinked once committed.
     aside: Vec<(PathBuf, PathBuf)>,
+    /// Deleted files whose hidden name was taken: unlinked once committed, from their name.
+    late: Vec<PathBuf>,
 }
 
 impl Effects {
     /// Moves the deleted files to their hidden names (`intents::aside_of`); one already gone
-    /// is skipped. On an error the ones moved are in `aside` (for `undo`).
+    /// is skipped. A hidden name that is taken (a client may store any name) is never
+    /// replaced: that file is unlinked after the commit instead, as it stands. On an error
+    /// the ones moved are in `aside` (for `undo`).
     fn set_aside(&mut self) -> std::io::Result<()> {
         for from in std::mem::take(&mut self.deleted) {
             let to = super::intents::aside_of(&from);
-            match std::fs::rename(&from, &to) {
+            match super::place::rename_noreplace(&from, &to) {
                 Ok(()) => self.aside.push((from, to)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self.late.push(from),
                 Err(e) => return Err(e),
             }
         }
@@ -829,7 +834,7 @@ impl Effects {
     /// is back where its owner keeps it (a tus upload's data survives a failed completion).
     fn undo(self) {
         for (name, aside) in self.aside {
-            if let Err(e) = std::fs::rename(&aside, &name) {
+            if let Err(e) = super::place::rename_noreplace(&aside, &name) {
                 // The intents' recovery at the next start puts it back.
                 tracing::error!(file = %name.display(), error = %e, "cannot restore a file whose delete failed");
             }
@@ -843,6 +848,7 @@ impl Effects {
     /// went.
     fn committed(self) -> bool {
         let mut gone: Vec<PathBuf> = self.aside.into_iter().map(|(_, a)| a).collect();
+        gone.extend(self.late);
         gone.extend(self.placed.into_iter().filter_map(|p| p.displaced()));
         if gone.is_empty() {
             return false;

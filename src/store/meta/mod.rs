@@ -571,6 +571,23 @@ mod queue_tests {
     }
 
     #[test]
+    fn a_stored_file_with_the_hidden_name_of_a_deleted_one_is_not_replaced() {
+        with_meta(async |meta: Arc<Meta>| {
+            let victim = put_plain(&meta, 23, "files/d", "a.bin", b"deleted").await;
+            let hidden = intents::aside_of(&meta.root.join("files/d/a.bin"));
+            let name = hidden.file_name().unwrap().to_str().unwrap().to_string();
+            put_plain(&meta, 24, "files/d", &name, b"someone's file").await;
+            assert!(meta
+                .delete(victim.md5.clone(), vec![], false)
+                .await
+                .unwrap()
+                .is_some());
+            assert!(!meta.root.join("files/d/a.bin").exists());
+            assert_eq!(std::fs::read(&hidden).unwrap(), b"someone's file");
+        });
+    }
+
+    #[test]
     fn a_file_set_aside_by_an_interrupted_delete_follows_its_record_at_the_next_open() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
