@@ -835,7 +835,8 @@ impl Effects {
     fn undo(self) {
         for (name, aside) in self.aside {
             if let Err(e) = super::place::rename_noreplace(&aside, &name) {
-                // The intents' recovery at the next start puts it back.
+                // The intents' recovery at the next start settles it (back under its
+                // name while its record is there and the name free, else unlinked).
                 tracing::error!(file = %name.display(), error = %e, "cannot restore a file whose delete failed");
             }
         }
