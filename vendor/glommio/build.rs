@@ -9,6 +9,9 @@ fn main() {
 
     let liburing = match env::var("GLOMMIO_LIBURING_DIR") {
         Ok(path) => PathBuf::from(path).canonicalize().unwrap(),
+        // fastdfs-rs patch: liburing is vendored with the crate; no `git submodule update`
+        // in the surrounding repository (nor a panic where git is not installed).
+        Err(_) if project.join("liburing").join("src").is_dir() => project.join("liburing"),
         Err(_) => {
             Command::new("git")
                 .arg("submodule")
