@@ -162,15 +162,34 @@ async fn dispatch(w: &Rc<Worker>, req: &mut Request<'_>) -> Result<Response, Api
     if cfg.enable_tus {
         if let Some(rest) = crate::tus::route(&name) {
             req.tag = Route::Upload.tag();
-            return Ok(crate::tus::handle(w, req, rest).await);
+            return Ok(Box::pin(crate::tus::handle(w, req, rest)).await);
         }
     }
     req.tag = route_of(&name).tag();
-    if scans_records(&name) {
+    match name.as_str() {
+        n if n.starts_with("/static/") => {
+            download::serve_static(w, req, &n["/static/".len()..]).await
+        }
+        n if route_of(n) == Route::Download => download::handle(w, req).await,
+        // The other routes' futures are large (an upload's is about 5 KB) and boxed on their
+        // own, so that a download's future, boxed per request by the connection, stays small.
+        _ => Box::pin(api_route(w, req, &name, client)).await,
+    }
+}
+
+/// The API routes under the group prefix (everything but downloads and `/static/`).
+async fn api_route(
+    w: &Rc<Worker>,
+    req: &mut Request<'_>,
+    name: &str,
+    client: std::net::IpAddr,
+) -> Result<Response, ApiError> {
+    let cfg = w.config();
+    if scans_records(name) {
         // Merged uploads acknowledged from the metadata journal reach LMDB's scans first.
         w.meta().settle().await?;
     }
-    match name.as_str() {
+    match name {
         "/upload" => {
             req.body_max = cfg.upload_max_bytes;
             upload::handle(w, req).await
@@ -215,9 +234,6 @@ async fn dispatch(w: &Rc<Worker>, req: &mut Request<'_>) -> Result<Response, Api
         "/repair" => cluster::repair(w, client, &api::read_params(req).await?).await,
         "/repair_fileinfo" => {
             cluster::repair_fileinfo(w, client, &api::read_params(req).await?).await
-        }
-        n if n.starts_with("/static/") => {
-            download::serve_static(w, req, &n["/static/".len()..]).await
         }
         _ => download::handle(w, req).await,
     }

@@ -88,7 +88,7 @@ pub async fn serve_path(
     path: &str,
 ) -> Result<Response, ApiError> {
     let file_rel = match resolve(w, path)? {
-        Target::Index => return Ok(super::manage::index_page(w).await),
+        Target::Index => return Ok(Box::pin(super::manage::index_page(w)).await),
         Target::NotFound(body) => return Ok(Response::text(404, body)),
         Target::File(rel) => rel,
     };
@@ -96,12 +96,14 @@ pub async fn serve_path(
     params.push_query(req.head.query());
     let asked = check_token(w, req, &params, &file_rel).await?;
     if file_rel.starts_with("files/haystack/") {
-        if let Some(r) = merged(w, req, &params, &file_rel).await? {
+        if let Some(r) = Box::pin(merged(w, req, &params, &file_rel)).await? {
             return Ok(r);
         }
     }
-    if let Some(r) = resized(w, req, &params, &file_rel).await? {
-        return Ok(r);
+    if wants_variant(&params) {
+        if let Some(r) = Box::pin(resized(w, req, &params, &file_rel)).await? {
+            return Ok(r);
+        }
     }
     let epoch = w.shared.cache_epoch();
     let cached = w.cache.borrow_mut().get(epoch, &file_rel);
@@ -129,10 +131,26 @@ pub async fn serve_path(
             Source::File(f.file),
         );
     }
-    let full = w.dir().join(&file_rel);
+    // A miss of both caches opens the file: its futures are boxed on their own, so that the
+    // hits' future (boxed per request by the connection) stays small.
+    Box::pin(serve_opened(w, req, path, &params, &file_rel, epoch, asked)).await
+}
+
+/// `serve_path` for a file in neither cache: opens it (or reads it through from a peer, or
+/// lists a directory), caches it, and answers.
+async fn serve_opened(
+    w: &Worker,
+    req: &mut Request<'_>,
+    path: &str,
+    params: &super::Params,
+    file_rel: &str,
+    epoch: u64,
+    asked: crate::sync::read_through::PeerCopy,
+) -> Result<Response, ApiError> {
+    let full = w.dir().join(file_rel);
     let file = match glommio::io::BufferedFile::open(&full).await {
         Ok(f) => f,
-        Err(_) => return crate::sync::read_through::read_through(w, req, &file_rel, asked).await,
+        Err(_) => return crate::sync::read_through::read_through(w, req, file_rel, asked).await,
     };
     let (size, mtime, is_dir) = fstat(&file)?;
     if is_dir {
@@ -146,25 +164,17 @@ pub async fn serve_path(
             data: data.clone(),
             mtime,
         };
-        w.cache.borrow_mut().insert(epoch, &file_rel, cached);
+        w.cache.borrow_mut().insert(epoch, file_rel, cached);
         close_rc(file).await;
-        return respond(
-            w,
-            req,
-            &params,
-            &file_rel,
-            size,
-            mtime,
-            Source::Memory(data),
-        );
+        return respond(w, req, params, file_rel, size, mtime, Source::Memory(data));
     }
     let open = OpenFile {
         file: file.clone(),
         size,
         mtime,
     };
-    w.open_files.borrow_mut().insert(epoch, &file_rel, open);
-    respond(w, req, &params, &file_rel, size, mtime, Source::File(file))
+    w.open_files.borrow_mut().insert(epoch, file_rel, open);
+    respond(w, req, params, file_rel, size, mtime, Source::File(file))
 }
 
 /// Reads a merged file from container `n` of `dir`, keeping the container open in the
@@ -318,11 +328,11 @@ async fn check_token(
     if md5.is_none() && cfg.download_use_token && !cfg.peers.is_empty() {
         // Not here yet (replication lag): the token is checked against the peer's record,
         // and the file is then read through from that peer (asked once, used twice).
-        asked = crate::sync::read_through::ask_peers(w, req, rel).await;
+        asked = Box::pin(crate::sync::read_through::ask_peers(w, req, rel)).await;
         md5 = asked.as_ref().map(|(_, info)| info.md5.clone());
     }
     check_token_for(&cfg, p, rel, md5.as_deref())?;
-    if download_auth && !crate::auth::allowed(w, req, &p.0).await {
+    if download_auth && !Box::pin(crate::auth::allowed(w, req, &p.0)).await {
         return Err(ApiError::Empty(401));
     }
     Ok(asked)
@@ -399,6 +409,12 @@ async fn resized(
         data
     };
     variant(w, req, p, rel, (size, mtime), want, source).await
+}
+
+/// Whether the query asks for a resized variant (`width` or `height`): only then is the
+/// resize path's future (large, and boxed) made.
+fn wants_variant(p: &super::Params) -> bool {
+    !p.str("width").is_empty() || !p.str("height").is_empty()
 }
 
 /// The `width`/`height` asked for, if any (clamped to the configured maximum).
