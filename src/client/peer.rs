@@ -135,13 +135,18 @@ impl Pool {
         Ok(addr)
     }
 
-    /// A ready connection to `base`: an idle one (when `reuse`), else a new one.
-    async fn sender(&self, base: &str, deadline: Instant, reuse: bool) -> io::Result<Sender> {
+    /// A ready connection to `base`: an idle one (when `reuse`; then true), else a new one.
+    async fn sender(
+        &self,
+        base: &str,
+        deadline: Instant,
+        reuse: bool,
+    ) -> io::Result<(Sender, bool)> {
         if reuse {
             loop {
                 let next = self.idle.borrow_mut().get_mut(base).and_then(|v| v.pop());
                 match next {
-                    Some(s) if s.is_ready() => return Ok(s),
+                    Some(s) if s.is_ready() => return Ok((s, true)),
                     Some(_) => continue,
                     None => break,
                 }
@@ -160,7 +165,36 @@ impl Pool {
             let _ = conn.await;
         })
         .detach();
-        Ok(sender)
+        Ok((sender, false))
+    }
+
+    /// Sends `req` on a connection to `base` (an idle one when `reuse`) and returns the
+    /// connection with the response head. A request an idle connection did not write (the
+    /// peer had closed it, which the pool had not seen yet) is sent once more on a new one;
+    /// one that was written is never sent twice.
+    async fn exchange(
+        &self,
+        base: &str,
+        req: hyper::Request<Full<Bytes>>,
+        deadline: Instant,
+        reuse: bool,
+    ) -> io::Result<(Sender, hyper::Response<Incoming>)> {
+        let (mut sender, pooled) = self.sender(base, deadline, reuse).await?;
+        let first = within(deadline, async { Ok(sender.try_send_request(req).await) }).await?;
+        match first {
+            Ok(resp) => Ok((sender, resp)),
+            Err(mut e) => match e.take_message() {
+                Some(req) if pooled => {
+                    let (mut fresh, _) = self.sender(base, deadline, false).await?;
+                    let resp = within(deadline, async {
+                        fresh.send_request(req).await.map_err(other)
+                    })
+                    .await?;
+                    Ok((fresh, resp))
+                }
+                _ => Err(other(e.into_error())),
+            },
+        }
     }
 
     fn put_back(&self, base: &str, s: Sender) {
@@ -179,11 +213,7 @@ impl Pool {
         req: hyper::Request<Full<Bytes>>,
         deadline: Instant,
     ) -> io::Result<hyper::Response<Incoming>> {
-        let mut sender = self.sender(base, deadline, true).await?;
-        within(deadline, async {
-            sender.send_request(req).await.map_err(other)
-        })
-        .await
+        Ok(self.exchange(base, req, deadline, true).await?.1)
     }
 
     /// POSTs an urlencoded form to `<base><path>` and collects the answer.
@@ -296,9 +326,8 @@ impl Pool {
         body_max: usize,
         reuse: bool,
     ) -> io::Result<Reply> {
-        let mut sender = self.sender(base, deadline, reuse).await?;
+        let (sender, resp) = self.exchange(base, req, deadline, reuse).await?;
         let reply = within(deadline, async {
-            let resp = sender.send_request(req).await.map_err(other)?;
             let status = resp.status().as_u16();
             let (parts, mut body) = resp.into_parts();
             let mut out = bytes::BytesMut::new();
@@ -343,4 +372,55 @@ pub fn request(method: &str, base: &str, path: &str) -> io::Result<hyper::http::
         b = b.header("Authorization", auth);
     }
     Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// Reads one request head (these requests have no body) and answers `body`.
+    fn answer(s: &mut std::net::TcpStream, body: &str) {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "the client closed");
+            got.extend_from_slice(&buf[..n]);
+        }
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn a_request_an_idle_connection_closed_by_the_peer_did_not_write_goes_on_a_new_one() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (close_tx, close_rx) = std::sync::mpsc::channel::<()>();
+        let peer = std::thread::spawn(move || {
+            let (mut first, _) = listener.accept().unwrap();
+            answer(&mut first, "one");
+            close_rx.recv().unwrap();
+            drop(first); // the idle connection ends, as a peer's idle timeout ends it
+            let (mut second, _) = listener.accept().unwrap();
+            answer(&mut second, "two");
+        });
+        let ex = glommio::LocalExecutorBuilder::default()
+            .io_memory(256 << 10)
+            .make()
+            .unwrap();
+        ex.run(async move {
+            let pool = Pool::default();
+            let t = Duration::from_secs(5);
+            assert_eq!(&pool.get(&base, "/a", t).await.unwrap().body[..], b"one");
+            close_tx.send(()).unwrap();
+            // The close reaches the socket while this executor is held, so the pool still
+            // holds the connection as ready when the next request takes it.
+            std::thread::sleep(Duration::from_millis(200));
+            let second = pool.get(&base, "/b", t).await;
+            assert_eq!(&second.unwrap().body[..], b"two");
+        });
+        peer.join().unwrap();
+    }
 }
