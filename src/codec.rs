@@ -1,5 +1,21 @@
-//! Small codecs used across layers, each defined once: hex, MD5 hex of a string, random ids, HTTP optional
-//! whitespace, strict percent-decoding, form (query string) decoding. A leaf module.
+//! Small codecs used across layers, each defined once: hex, MD5 hex of a string, decimal
+//! digits, random ids, HTTP optional whitespace, strict percent-decoding, form (query string)
+//! decoding. A leaf module.
+
+/// Appends `n` in decimal (response heads and log lines, without `fmt`).
+pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
 
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
@@ -109,6 +125,15 @@ pub fn form_decode_into(raw: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_numbers_are_written_whole() {
+        for n in [0u64, 7, 10, 200, 404, 65_535, u64::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
+    }
 
     #[test]
     fn codecs() {

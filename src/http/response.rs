@@ -168,7 +168,7 @@ pub enum Persist {
 /// Serializes the head (status line, headers, Content-Length of the full body even for HEAD).
 pub fn write_head(out: &mut Vec<u8>, r: &Response, persist: Persist, date: &str) {
     out.extend_from_slice(b"HTTP/1.1 ");
-    push_decimal(out, r.status as u64);
+    crate::codec::push_decimal(out, r.status as u64);
     out.push(b' ');
     out.extend_from_slice(reason(r.status).as_bytes());
     out.extend_from_slice(b"\r\nServer: fastdfs-rs\r\nDate: ");
@@ -186,7 +186,7 @@ pub fn write_head(out: &mut Vec<u8>, r: &Response, persist: Persist, date: &str)
     }
     if !r.no_content_length {
         out.extend_from_slice(b"Content-Length: ");
-        push_decimal(out, r.body.len());
+        crate::codec::push_decimal(out, r.body.len());
         out.extend_from_slice(b"\r\n");
     }
     match persist {
@@ -212,21 +212,6 @@ fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
         }
     }
     out.extend_from_slice(b"\r\n");
-}
-
-/// Appends `n` in decimal.
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
 }
 
 #[cfg(test)]
