@@ -250,26 +250,26 @@ pub fn tune_allocator() {
     }
 }
 
-/// Seconds since the epoch from the coarse real-time clock (no time-stamp counter read; up to
-/// a tick behind): for the second-resolution dates of responses and log lines.
-pub fn unix_secs_coarse() -> u64 {
+/// The time of `clock` (`clock_gettime(2)`).
+fn clock_now(clock: libc::clockid_t) -> libc::timespec {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes the timespec we pass.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
-    ts.tv_sec.max(0) as u64
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts
+}
+
+/// Seconds since the epoch from the coarse real-time clock (no time-stamp counter read; up to
+/// a tick behind): for the second-resolution dates of responses and log lines.
+pub fn unix_secs_coarse() -> u64 {
+    clock_now(libc::CLOCK_REALTIME_COARSE).tv_sec.max(0) as u64
 }
 
 /// The CPU time the calling thread has used.
 pub fn thread_cpu_time() -> std::time::Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec we pass.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    let ts = clock_now(libc::CLOCK_THREAD_CPUTIME_ID);
     std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
