@@ -312,7 +312,6 @@ pub async fn delete(
     let existed = info.is_merged() || w.dir().join(info.rel_path()).is_file();
     match w.meta().delete(info.md5.clone(), notify, from_peer).await? {
         Some(_) => {
-            w.shared.invalidate_caches();
             w.metrics().delete();
             if existed {
                 Ok(Response::text(

@@ -367,7 +367,6 @@ pub async fn delete_key(w: &Worker, r: &S3Request, key: &str) -> Result<(), S3Er
     w.meta()
         .delete(info.md5.clone(), r.cfg.peers.clone(), false)
         .await?;
-    w.shared.invalidate_caches();
     Ok(())
 }
 

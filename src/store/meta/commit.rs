@@ -688,12 +688,15 @@ impl Meta {
                 full: false,
             }),
             // Deleted files leave their names before the commit is visible, and the file
-            // caches are told: once a reader sees a record gone, no GET serves its file.
+            // caches are told of every deleted record: once a reader sees a record gone, no
+            // GET serves its file.
             None => match fx.set_aside() {
                 Err(e) => Some(Failed::of_io(&e)),
                 Ok(()) => {
-                    if !fx.aside.is_empty() {
+                    if fx.records_gone {
                         self.files_changed();
+                    }
+                    if !fx.aside.is_empty() {
                         crate::failpoint::hit("commit.set_aside");
                     }
                     txn.commit()
@@ -750,7 +753,9 @@ impl Meta {
                     notify: &notify,
                     tomb_missing,
                 };
-                self.apply_delete(s, txn, d, &mut fx.deleted)
+                let r = self.apply_delete(s, txn, d, &mut fx.deleted);
+                fx.records_gone |= matches!(r, Ok(OpResult::Deleted(_)));
+                r
             }
             Op::RepairDay { date } => self.apply_repair_day(s, txn, &date),
             Op::Announce { info } => self.apply_announce(s, txn, *info),
@@ -809,6 +814,8 @@ struct Effects {
     aside: Vec<(PathBuf, PathBuf)>,
     /// Deleted files whose hidden name was taken: unlinked once committed, from their name.
     late: Vec<PathBuf>,
+    /// A delete took a record (plain or merged): the file caches are told before the commit.
+    records_gone: bool,
 }
 
 impl Effects {

@@ -899,8 +899,10 @@ mod queue_tests {
             let a = merged(10, 100, 0, 11);
             let local = Origin::Local { notify: vec![] };
             meta.insert(a.clone(), None, true, local).await.unwrap();
+            let epoch = meta.files_epoch();
             let deleted = meta.delete(a.md5.clone(), vec![], false).await.unwrap();
             assert_eq!(deleted, Some(a.clone()));
+            assert!(meta.files_epoch() > epoch, "the file caches were not told");
             assert_eq!(meta.get(&a.md5).unwrap(), None);
             assert_eq!(meta.applied_seq(0).unwrap(), 1);
             assert!(meta

@@ -120,8 +120,8 @@ impl Meta {
         Ok(meta)
     }
 
-    /// Moves whenever a stored file goes or is replaced: a delete's file is set aside and
-    /// the epoch moved before its commit is visible; a replaced file's old content is
+    /// Moves whenever a stored file goes or is replaced: a delete moves it before its commit
+    /// is visible (a plain file's name already freed); a replaced file's old content is
     /// unlinked and then the epoch moves. Executors drop their caches of file bytes and
     /// descriptors when it moved, so no GET serves a file whose record says it is gone.
     pub fn files_epoch(&self) -> u64 {
