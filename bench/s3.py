@@ -8,7 +8,8 @@ workload, the go-fastdfs API and S3 are measured back to back, twice (--rounds N
 interleaved:
   * PUT 4 KiB (32 connections) and 1 MiB (16): go-fastdfs `POST /group1/upload` (multipart,
     bench/wrk-upload.lua) vs S3 PutObject through presigned URLs (SigV4 checked per request,
-    UNSIGNED-PAYLOAD; bench/wrk-urlput.lua); every body distinct, every upload durable;
+    UNSIGNED-PAYLOAD; bench/wrk-urlput.lua); every body distinct, every upload durable, each
+    round to names (keys) of its own;
   * GET 4 KiB (64 connections, 500 objects) and 1 MiB (16 connections, 100 objects):
     `GET /group1/...` vs S3 GetObject through presigned URLs (bench/wrk-get.lua);
   * the server's RSS and its anonymous part, sampled every 100 ms, during a 1 GiB multipart
@@ -227,19 +228,22 @@ def main():
         s3.put_object(Bucket="bench", Key="get/1m/%d" % i, Body=os.urandom(1 << 20))
     s34k = write_list("s34k.txt", presigned(s3, "get_object", ["get/4k/%d" % i for i in range(500)]))
     s31m = write_list("s31m.txt", presigned(s3, "get_object", ["get/1m/%d" % i for i in range(100)]))
-    put4k = write_list("put4k.txt", presigned(
-        s3, "put_object", ["put/4k/%d" % i for i in range(12000 if QUICK else 40000)]))
-    put1m = write_list("put1m.txt", presigned(
-        s3, "put_object", ["put/1m/%d" % i for i in range(4000)]))
+    # Each round PUTs keys of its own, as each go-fastdfs round uploads names of its own: a
+    # key PUT again is an overwrite, another workload (it takes the synchronous commit).
+    n4k, n1m = (30000, 3000) if QUICK else (60000, 7000)
+    put4k = [write_list("put4k-%d.txt" % r, presigned(
+        s3, "put_object", ["put/4k/r%d/%d" % (r, i) for i in range(n4k)])) for r in range(ROUNDS)]
+    put1m = [write_list("put1m-%d.txt" % r, presigned(
+        s3, "put_object", ["put/1m/r%d/%d" % (r, i) for i in range(n1m)])) for r in range(ROUNDS)]
     base = "http://127.0.0.1:%d" % PORT
     s3base = "http://127.0.0.1:%d" % S3PORT
     workloads = [
         ("PUT 4 KiB", 32,
          lambda r: [ "-s", os.path.join(BENCH, "wrk-upload.lua"), base + "/group1/upload", "--", "4096", "r%d" % r],
-         lambda r: ["-s", os.path.join(BENCH, "wrk-urlput.lua"), s3base, "--", put4k, "4096"]),
+         lambda r: ["-s", os.path.join(BENCH, "wrk-urlput.lua"), s3base, "--", put4k[r], "4096"]),
         ("PUT 1 MiB", 16,
          lambda r: ["-s", os.path.join(BENCH, "wrk-upload.lua"), base + "/group1/upload", "--", str(1 << 20), "m%d" % r],
-         lambda r: ["-s", os.path.join(BENCH, "wrk-urlput.lua"), s3base, "--", put1m, str(1 << 20)]),
+         lambda r: ["-s", os.path.join(BENCH, "wrk-urlput.lua"), s3base, "--", put1m[r], str(1 << 20)]),
         ("GET 4 KiB", 64,
          lambda r: ["-s", os.path.join(BENCH, "wrk-get.lua"), base, "--", go4k],
          lambda r: ["-s", os.path.join(BENCH, "wrk-get.lua"), s3base, "--", s34k]),
@@ -253,6 +257,10 @@ def main():
         for r in range(ROUNDS):
             go.append(wrk(pid, go_args(r), conns))
             s3r.append(wrk(pid, s3_args(r), conns))
+            keys = {"PUT 4 KiB": n4k, "PUT 1 MiB": n1m}.get(name)
+            if keys and s3r[-1][0] * SECS > keys:
+                print("warning: %s round %d ran past its %d keys (overwrites measured)"
+                      % (name, r, keys), flush=True)
         best = lambda xs: max(xs, key=lambda x: x[0])
         g, s = best(go), best(s3r)
         ratios = sorted(b[0] / a[0] for a, b in zip(go, s3r))

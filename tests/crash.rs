@@ -164,6 +164,71 @@ fn a_merged_upload_interrupted_at_each_durable_step_is_all_or_nothing() {
     }
 }
 
+/// With dedup off (the rule of every S3 PUT), an upload replaces the file of its name. A new
+/// name is placed exactly and journaled; a taken one is swapped in the synchronous commit.
+/// Interrupted at any step, the name holds the old content or the new one (a new name: the
+/// new one or nothing), never a `0_<name>` copy or a file without its record.
+#[test]
+fn a_replacing_upload_interrupted_at_each_durable_step_keeps_the_old_or_the_new_content() {
+    let cases = [
+        ("commit.placed", false),
+        ("commit.durable", false),
+        ("journal.synced", false),
+        ("commit.placed", true),
+        ("commit.durable", true),
+        ("commit.committed", true),
+    ];
+    let put = |s: &Server, name: &str, data: &[u8]| {
+        let (code, body) = upload(s, name, data, &[("output", "json"), ("path", "crash")]);
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str::<Value>(&body).unwrap()
+    };
+    for (point, taken) in cases {
+        let mut s = Server::start(json!({"enable_distinct_file": false}));
+        let kept = noise(20_000, 7);
+        let rk = put(&s, "kept.bin", &kept);
+        let url = rk["path"].as_str().unwrap().replace("kept.bin", "same.bin");
+        let (old, new) = (noise(30_000, 8), noise(40_000, 9));
+        if taken {
+            put(&s, "same.bin", &old);
+        }
+        crash_at(&mut s, point, |s| {
+            let (ct, body) = multipart(
+                &[("output", "json"), ("path", "crash")],
+                Some(("same.bin", &new)),
+            );
+            let _ = ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .post(&s.url("/group1/upload"))
+                .set("Content-Type", &ct)
+                .send_bytes(&body);
+        });
+        assert_serves(&s, &rk, &kept, point);
+        let (code, got) = get_bytes(&s.base(), &url, &[]);
+        let tag = format!("{point} (name taken: {taken})");
+        match (code, taken) {
+            (200, _) => assert!(got == new || (taken && got == old), "{tag}: other bytes"),
+            (404, false) => {}
+            _ => panic!("{tag}: GET {code}"),
+        }
+        let mut names: Vec<String> = std::fs::read_dir(s.dir.join("files/crash"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        let want: &[&str] = if code == 200 {
+            &["kept.bin", "same.bin"]
+        } else {
+            &["kept.bin"]
+        };
+        assert_eq!(names, want, "{tag}");
+        let again = put(&s, "same.bin", &new);
+        assert_serves(&s, &again, &new, &tag);
+        check_clean(&mut s, &tag);
+    }
+}
+
 #[test]
 fn a_delete_interrupted_at_each_step_is_all_or_nothing() {
     for point in [

@@ -1,7 +1,7 @@
 //! Applying each operation inside a shard's write transaction: inserts (dedup, placement,
 //! record, indexes, outbox), deletes (tombstones), announcements, queue updates, day repairs.
 
-use super::place::{place_staged, Placed};
+use super::place::{place_staged, Naming, Placed};
 use super::*;
 
 impl Meta {
@@ -36,7 +36,7 @@ impl Meta {
             }
         }
         if let Some(st) = staged {
-            place_staged(&self.root, &st, &mut info, dirs, placed)?;
+            place_staged(&self.root, &st, Naming::of(&st), &mut info, dirs, placed)?;
         }
         if let Some(old) = existing {
             self.unindex(s, txn, &old)?;

@@ -406,7 +406,13 @@ impl Meta {
                 let Ok(d) = &mut decided[*i] else {
                     unreachable!("only new records are placed")
                 };
-                super::place::place_staged(&self.root, st, &mut d.info, &mut dirs, placed)?;
+                // A replacing upload whose name is taken waits for the synchronous path: the
+                // intents can take back a move after a crash, not a swap.
+                let naming = match super::place::Naming::of(st) {
+                    super::place::Naming::Swap => super::place::Naming::Exact,
+                    n => n,
+                };
+                super::place::place_staged(&self.root, st, naming, &mut d.info, &mut dirs, placed)?;
             }
             crate::failpoint::hit("commit.placed");
             self.make_durable(&dirs)?;

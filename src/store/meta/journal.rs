@@ -425,15 +425,16 @@ impl Meta {
                 ..
             } => info.is_merged(),
             // A plain upload with no peer to tell: its file moves into place as its record
-            // is journaled (`Meta::place_deferred`). With peers, it waits for LMDB: its
+            // is journaled (`Meta::place_deferred`; a replacing one only to a free name, else
+            // the batch takes the synchronous path). With peers, it waits for LMDB: its
             // replication starts from the outbox, which a drain would write only later.
             Op::Insert {
                 info,
-                staged: Some(st),
+                staged: Some(_),
                 origin: Origin::Local { notify },
                 unsynced: None,
                 ..
-            } => !info.is_merged() && !st.replace && notify.is_empty(),
+            } => !info.is_merged() && notify.is_empty(),
             _ => false,
         }
     }

@@ -373,7 +373,7 @@ mod tests {
         let e = rename_noreplace(&a, &b).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read(&b).unwrap(), b"2");
-        let placed = place_file(&a, d.path(), "b", false).unwrap();
+        let placed = place_file(&a, d.path(), "b", Naming::Collide).unwrap();
         assert_eq!(placed.name(), "0_b");
         assert_eq!(std::fs::read(d.path().join("0_b")).unwrap(), b"1");
         placed.undo();
@@ -391,7 +391,7 @@ mod tests {
         let (new, at) = (d.path().join("new"), d.path().join("f"));
         std::fs::write(&new, b"new").unwrap();
         std::fs::write(&at, b"old").unwrap();
-        let placed = place_file(&new, d.path(), "f", true).unwrap();
+        let placed = place_file(&new, d.path(), "f", Naming::Swap).unwrap();
         assert_eq!(std::fs::read(&at).unwrap(), b"new");
         placed.undo();
         assert_eq!(
@@ -401,11 +401,31 @@ mod tests {
         );
         assert_eq!(std::fs::read(&new).unwrap(), b"new");
         // Committed: the old content is what is left to remove.
-        let placed = place_file(&new, d.path(), "f", true).unwrap();
+        let placed = place_file(&new, d.path(), "f", Naming::Swap).unwrap();
         assert_eq!(
             placed.displaced().map(|p| std::fs::read(p).unwrap()),
             Some(b"old".to_vec())
         );
+    }
+
+    #[test]
+    fn an_exact_placement_takes_a_free_name_and_refuses_a_taken_one() {
+        let d = tempfile::tempdir().unwrap();
+        let (new, at) = (d.path().join("new"), d.path().join("f"));
+        std::fs::write(&new, b"new").unwrap();
+        let placed = place_file(&new, d.path(), "f", Naming::Exact).unwrap();
+        assert_eq!(placed.name(), "f");
+        assert_eq!(std::fs::read(&at).unwrap(), b"new");
+        placed.undo();
+        assert!(!at.exists(), "undone, the name is free again");
+        std::fs::write(&at, b"old").unwrap();
+        assert!(matches!(
+            place_file(&new, d.path(), "f", Naming::Exact),
+            Err(MetaError::PathConflict(_))
+        ));
+        assert_eq!(std::fs::read(&at).unwrap(), b"old", "never swapped");
+        assert_eq!(std::fs::read(&new).unwrap(), b"new", "nor moved");
+        assert!(!d.path().join("0_f").exists(), "nor renamed");
     }
 
     #[test]
@@ -535,6 +555,63 @@ mod queue_tests {
                 b"new",
                 "the staged content is back"
             );
+        });
+    }
+
+    #[test]
+    fn a_replacing_upload_is_journaled_to_a_free_name_and_swapped_synchronously_over_a_taken_one() {
+        with_meta(async |meta: Arc<Meta>| {
+            meta.hold_drains
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            let dir = "files/b";
+            let mut info = record(30);
+            info.path = dir.into();
+            info.md5 = path_key("files/b/k");
+            info.name = "k".into();
+            let local = || Origin::Local { notify: vec![] };
+            let put = |content: &'static [u8], tag: &str| {
+                let tmp = stage(&meta, tag, content);
+                let mut i = info.clone();
+                i.size = content.len() as i64;
+                meta.insert(i, staged(&tmp, dir, "k", true), false, local())
+            };
+            assert!(matches!(put(b"one", "t1").await, Ok(Inserted::New(_))));
+            let journaled = || {
+                std::fs::metadata(journal::journal_path(&meta.root, 0, 0)).map_or(0, |m| m.len())
+            };
+            assert!(journaled() > 0, "acknowledged from the journal");
+            assert_eq!(meta.applied_seq(0).unwrap(), 0, "not in LMDB yet");
+            assert_eq!(meta.get(&info.md5).unwrap().map(|i| i.size), Some(3));
+            assert_eq!(std::fs::read(meta.root.join("files/b/k")).unwrap(), b"one");
+            // Its key again: the journal cannot swap, the synchronous path does.
+            assert!(matches!(put(b"second", "t2").await, Ok(Inserted::New(_))));
+            assert!(
+                meta.applied_seq(0).unwrap() > 0,
+                "drained by the synchronous path"
+            );
+            assert_eq!(meta.get(&info.md5).unwrap().map(|i| i.size), Some(6));
+            assert_eq!(
+                std::fs::read(meta.root.join("files/b/k")).unwrap(),
+                b"second"
+            );
+            // A file no record names holds another key: swapped, never renamed `0_<name>`.
+            std::fs::write(meta.root.join("files/b/other"), b"stray").unwrap();
+            let mut j = info.clone();
+            j.md5 = path_key("files/b/other");
+            j.name = "other".into();
+            let tmp = stage(&meta, "t3", b"third");
+            let r = meta.insert(j, staged(&tmp, dir, "other", true), false, local());
+            assert!(matches!(r.await, Ok(Inserted::New(_))));
+            assert_eq!(
+                std::fs::read(meta.root.join("files/b/other")).unwrap(),
+                b"third"
+            );
+            let mut names: Vec<_> = std::fs::read_dir(meta.root.join("files/b"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            assert_eq!(names, ["k", "other"]);
         });
     }
 

@@ -1,6 +1,7 @@
 //! Moving staged files into place and taking the move back: RENAME_NOREPLACE with `<i>_name`
-//! on collisions, RENAME_EXCHANGE for dedup-off overwrites, directories created one level at a
-//! time with their parents recorded for fsync.
+//! on collisions, RENAME_EXCHANGE for dedup-off overwrites (or, where a swap could not be
+//! undone after a crash, RENAME_NOREPLACE at the exact name and a refusal when it is taken),
+//! directories created one level at a time with their parents recorded for fsync.
 
 use super::*;
 
@@ -40,13 +41,38 @@ impl Placed {
     }
 }
 
+/// How a staged file takes its name when the name is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Naming {
+    /// `<i>_<name>`, the first free one (go-fastdfs' rule for uploads).
+    Collide,
+    /// Swapped with the file there (RENAME_EXCHANGE), which is removed after the commit.
+    Swap,
+    /// The exact name or nothing (`MetaError::Placing` with EEXIST): for the journal's
+    /// placements, whose intents can take back a move but not a swap.
+    Exact,
+}
+
+impl Naming {
+    /// The synchronous commit's naming of `st`.
+    pub(super) fn of(st: &Staged) -> Naming {
+        if st.replace {
+            Naming::Swap
+        } else {
+            Naming::Collide
+        }
+    }
+}
+
 /// Moves the staged file `st` into place (its directory created, recorded in `dirs` for the
 /// batch's fsync; the move in `placed`, to undo) and makes `info` name it as placed: `name`
 /// or `<i>_<name>` in `st.dir`. The record names what is on disk, never the pre-collision name
-/// (docs/DEFECTS.md #20). Shared by the synchronous commit and the journal's placement.
+/// (docs/DEFECTS.md #20). Shared by the synchronous commit and the journal's placement, which
+/// names a replacing upload `Naming::Exact`.
 pub(super) fn place_staged(
     root: &Path,
     st: &Staged,
+    naming: Naming,
     info: &mut FileInfo,
     dirs: &mut BTreeSet<PathBuf>,
     placed: &mut Vec<Placed>,
@@ -58,7 +84,7 @@ pub(super) fn place_staged(
     };
     let dir = root.join(&st.dir);
     create_dirs(root, &dir, dirs).map_err(|e| rel(MetaError::placing(e, &dir)))?;
-    let p = place_file(&st.tmp, &dir, &st.name, st.replace).map_err(rel)?;
+    let p = place_file(&st.tmp, &dir, &st.name, naming).map_err(rel)?;
     let name = p.name().to_string();
     dirs.insert(dir);
     placed.push(p);
@@ -114,21 +140,26 @@ pub(super) fn create_dirs(
     Ok(())
 }
 
-/// Moves `tmp` into `dir` as `name` (or `<i>_<name>` on a collision unless `replace`).
-/// Uses RENAME_NOREPLACE so a concurrent writer can never be clobbered; `replace` swaps with
-/// the existing file (RENAME_EXCHANGE), so a failed commit can put the old one back.
+/// Moves `tmp` into `dir` as `name`, or as `naming` says when the name is taken. Uses
+/// RENAME_NOREPLACE so a concurrent writer can never be clobbered; `Naming::Swap` exchanges
+/// with the existing file (RENAME_EXCHANGE), so a failed commit can put the old one back.
 pub(super) fn place_file(
     tmp: &Path,
     dir: &Path,
     name: &str,
-    replace: bool,
+    naming: Naming,
 ) -> Result<Placed, MetaError> {
     let placed = |at: PathBuf, swapped| Placed {
         tmp: tmp.to_path_buf(),
         at,
         swapped,
     };
-    if replace {
+    if naming == Naming::Exact {
+        let at = dir.join(name);
+        rename_noreplace(tmp, &at).map_err(|e| MetaError::placing(e, &at))?;
+        return Ok(placed(at, false));
+    }
+    if naming == Naming::Swap {
         let at = dir.join(name);
         if at.is_dir() {
             return Err(MetaError::PathConflict(at.display().to_string()));
