@@ -14,7 +14,9 @@ Measures, for each pair (fastdfs-rs A/B on 127.0.0.61/.71, go-fastdfs on .62/.72
     complete file is there; 200 samples; p50/p99 of (on B's disk - A's answer).
   The big file and the lag are judged by the complete file in B's files/ (both servers rename
   a finished temp file into place), not by an index lookup.
-and the machine's limits in the same run: loopback TCP MB/s and durable 4 KiB creates/s.
+and the machine's limits in the same run: loopback TCP MB/s, md5 MB/s, the fsync'd sequential
+write rate (dd of the big file's size, oflag=direct conv=fsync, as bench/run.sh measures it)
+and durable 4 KiB creates/s.
 Prints a markdown table and writes bench/results/sync-<timestamp>.md.
 Every process it starts is killed by PID at exit.
 """
@@ -279,6 +281,21 @@ def md5_speed(seconds=2):
     return n / (time.time() - t0) / 1e6
 
 
+def fsync_write_speed():
+    """The fsync'd sequential write rate, MB/s: dd of the big file's size in 1 MiB blocks,
+    oflag=direct conv=fsync (bench/run.sh's limit)."""
+    path = os.path.join(WORK, "dd.test")
+    out = subprocess.run(["dd", "if=/dev/zero", "of=" + path, "bs=1M", "count=%d" % (BIG >> 20),
+                          "oflag=direct", "conv=fsync"], capture_output=True, text=True,
+                         timeout=600).stderr
+    os.remove(path)
+    for line in out.splitlines():
+        if "copied" in line:
+            f = line.split()
+            return float(f[0]) / float(f[-4]) / 1e6
+    die("dd gave no rate: " + out)
+
+
 def fmt(v, f="%.0f"):
     return "n/a" if v is None else f % v
 
@@ -293,7 +310,8 @@ def main():
             f.write(os.urandom(1 << 20))
     limits = {"tcp_mbps": limit("tcp_blast", 3),
               "creates": limit("durable_creates", os.path.join(WORK, "fsync"), 3),
-              "md5_mbps": md5_speed()}
+              "md5_mbps": md5_speed(),
+              "fsync_mbps": fsync_write_speed()}
     results = {}
     try:
         results["rs"] = bench_pair("rs", Node("rs", "a", "127.0.0.61", "127.0.0.71"),
@@ -332,11 +350,13 @@ def main():
             fmt(rs.get("lag_p99_ms"), "%.1f"), fmt(go.get("lag_p99_ms"), "%.1f"),
             ratio("lag_p99_ms", True)),
         "",
-        "Limits measured in the same run: loopback TCP %.0f MB/s and md5 %.0f MB/s (the big "
-        "file's sync = %.2f of the md5 rate: fastdfs-rs verifies the md5 of every fetched file, "
-        "go-fastdfs checks only the size); durable 4 KiB creates %.0f/s (catch-up = %.2f of "
-        "it)." % (
-            limits["tcp_mbps"], limits["md5_mbps"],
+        "Limits measured in the same run: loopback TCP %.0f MB/s, md5 %.0f MB/s, fsync'd "
+        "sequential write %.0f MB/s (dd, %d MiB). The big file's sync = %.2f of the fsync'd "
+        "write rate and %.2f of the md5 rate (fastdfs-rs verifies the md5 of every fetched "
+        "file and fsyncs it; go-fastdfs checks only the size and never fsyncs). Durable 4 KiB "
+        "creates %.0f/s (catch-up = %.2f of it)." % (
+            limits["tcp_mbps"], limits["md5_mbps"], limits["fsync_mbps"], BIG >> 20,
+            (rs.get("big_mbps") or 0) / limits["fsync_mbps"],
             (rs.get("big_mbps") or 0) / limits["md5_mbps"],
             limits["creates"], (rs.get("catchup_fps") or 0) / limits["creates"]),
         "(rs/go > 1 is better for fastdfs-rs in every row: for lag it is go's lag / ours.)",

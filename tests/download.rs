@@ -284,6 +284,70 @@ fn ranges_of_a_large_uncached_file_are_the_right_bytes() {
     assert!(r.body == data[data.len() - 70_000..], "wrong suffix bytes");
 }
 
+/// Drops the page cache of `path` (its pages written back first).
+fn evict(path: &Path) {
+    assert!(Command::new("sync").arg(path).status().unwrap().success());
+    let dd = Command::new("dd")
+        .arg(format!("if={}", path.display()))
+        .args(["iflag=nocache", "count=0", "status=none"])
+        .status()
+        .unwrap();
+    assert!(dd.success());
+}
+
+/// Bytes of `path` in the page cache (util-linux `fincore`).
+fn cached_bytes(path: &Path) -> u64 {
+    let out = Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--output", "RES"])
+        .arg(path)
+        .output()
+        .expect("fincore (util-linux)");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// A peer's replication fetch (`X-Fastdfs-Read-Through`) of a large range (1 MiB and more)
+/// of a file that is not in the page cache reads it around the cache (O_DIRECT, aligned reads
+/// of 2 MiB): every range, aligned or not, is the right bytes, and the file is still not
+/// cached after it. A client's download goes through the page cache.
+#[test]
+fn a_peers_fetch_of_an_uncached_large_file_is_read_around_the_page_cache() {
+    let s = Server::start(json!({}));
+    let data = noise(5_000_123, 3);
+    let p = put_file(&s, "r/replica.bin", &data);
+    let path = s.dir.join("files/r/replica.bin");
+    let peer = [("X-Fastdfs-Read-Through", "1")];
+    let ranged = |spec: &'static str| [("X-Fastdfs-Read-Through", "1"), ("Range", spec)];
+    evict(&path);
+    let r = get(&s, &p, &peer);
+    assert_eq!(r.status, 200);
+    assert!(r.body == data, "wrong bytes");
+    assert_eq!(cached_bytes(&path), 0, "the fetch filled the page cache");
+    for (spec, from, to) in [
+        ("bytes=1234567-4567890", 1_234_567, 4_567_891),
+        ("bytes=4096-2101247", 4096, 2_101_248),
+        ("bytes=3000000-", 3_000_000, data.len()),
+    ] {
+        let r = get(&s, &p, &ranged(spec));
+        assert_eq!(r.status, 206, "{spec}");
+        assert!(r.body == data[from..to], "{spec}: wrong bytes");
+    }
+    assert_eq!(
+        cached_bytes(&path),
+        0,
+        "a ranged fetch filled the page cache"
+    );
+    // A short range (under 1 MiB) is read the ordinary way.
+    let r = get(&s, &p, &ranged("bytes=-5000"));
+    assert!(r.body == data[data.len() - 5000..], "suffix: wrong bytes");
+    evict(&path);
+    let r = get(&s, &p, &[]);
+    assert!(r.body == data, "a client's download: wrong bytes");
+    assert!(
+        cached_bytes(&path) > 0,
+        "a client's download skipped the page cache"
+    );
+}
+
 fn check_multiple_ranges(s: &Server, p: &str, data: &[u8], spec: &str, want: &[(u64, u64)]) {
     let r = get(s, p, &[("Range", spec)]);
     assert_eq!(r.status, 206, "{spec}");

@@ -512,13 +512,15 @@ enum Source {
 }
 
 impl Source {
-    fn body(&self, offset: u64, len: u64) -> Body {
+    /// `once`: the bytes are read once (a peer's replication fetch, see `FileBody`).
+    fn body(&self, offset: u64, len: u64, once: bool) -> Body {
         match self {
             Source::Memory(b) => Body::Bytes(b.slice(offset as usize..(offset + len) as usize)),
             Source::File(f) => Body::File(FileBody {
                 file: f.clone(),
                 offset,
                 len,
+                once,
             }),
         }
     }
@@ -571,8 +573,9 @@ fn respond(
         Some(v) => range::parse_range(v, size),
         None => RangeAnswer::Full,
     };
+    let once = req.head.header(crate::sync::READ_THROUGH_HEADER).is_some();
     match answer {
-        RangeAnswer::Full => r.body = source.body(0, size),
+        RangeAnswer::Full => r.body = source.body(0, size, once),
         RangeAnswer::Unsatisfiable => {
             // Empty body: old curl appends a 416 body to the file (docs/DEFECTS.md #40).
             let mut e = Response::new(416);
@@ -583,7 +586,7 @@ fn respond(
             let (a, b) = (*ranges[0].start(), *ranges[0].end());
             r.status = 206;
             r.set("Content-Range", format!("bytes {a}-{b}/{size}"));
-            r.body = source.body(a, b - a + 1);
+            r.body = source.body(a, b - a + 1, once);
         }
         RangeAnswer::Partial(ranges) => {
             r.status = 206;

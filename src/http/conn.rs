@@ -791,7 +791,14 @@ async fn write_response(
                 return write_both(conn, out, &data).await;
             }
             conn.stream.write_all(out).await?;
-            stream_file(conn, &f.file, f.offset, f.len).await
+            // A range read once and not in the page cache goes around it (sendfile.rs).
+            use std::os::fd::AsRawFd;
+            let how = if f.once && !super::sendfile::resident(f.file.as_raw_fd(), f.offset, f.len) {
+                super::sendfile::Read::Direct
+            } else {
+                super::sendfile::Read::Cached
+            };
+            stream_file(conn, &f.file, f.offset, f.len, how).await
         }
         Body::Stream(s) => {
             conn.stream.write_all(out).await?;
@@ -819,7 +826,7 @@ async fn write_response(
             conn.stream.write_all(out).await?;
             for (part_head, offset, len) in parts {
                 conn.stream.write_all(part_head).await?;
-                stream_file(conn, file, *offset, *len).await?;
+                stream_file(conn, file, *offset, *len, super::sendfile::Read::Cached).await?;
             }
             conn.stream.write_all(tail).await
         }
@@ -855,7 +862,16 @@ async fn send_resident(
         if let Err(e) = conn.stream.write_all(&head[sent_head..]).await {
             return Some(Err(e));
         }
-        return Some(stream_file(conn, &f.file, f.offset, f.len).await);
+        return Some(
+            stream_file(
+                conn,
+                &f.file,
+                f.offset,
+                f.len,
+                super::sendfile::Read::Cached,
+            )
+            .await,
+        );
     }
     let sent = match super::sendfile::send_now(sock, f.file.as_raw_fd(), f.offset, f.len) {
         Ok(n) => n,
@@ -864,7 +880,16 @@ async fn send_resident(
     if sent == f.len {
         return Some(Ok(()));
     }
-    Some(stream_file(conn, &f.file, f.offset + sent, f.len - sent).await)
+    Some(
+        stream_file(
+            conn,
+            &f.file,
+            f.offset + sent,
+            f.len - sent,
+            super::sendfile::Read::Cached,
+        )
+        .await,
+    )
 }
 
 /// Writes `head` then `body`: first as one non-blocking `sendmsg` of both (the common case on
@@ -943,13 +968,14 @@ async fn read_exact_at(
 /// Bodies at least this large go out with sendfile (zero copy) when a slot is free.
 const SENDFILE_BYTES_MIN: u64 = 1 << 20;
 
-/// Streams `len` bytes from `offset`: sendfile for large ranges, else io_uring reads of the
-/// next chunk overlapped with sending the current one.
+/// Streams `len` bytes from `offset`: on a helper thread for large ranges (read as `how`
+/// says), else io_uring reads of the next chunk overlapped with sending the current one.
 async fn stream_file(
     conn: &mut Conn,
     file: &glommio::io::BufferedFile,
     offset: u64,
     len: u64,
+    how: super::sendfile::Read,
 ) -> io::Result<()> {
     if len >= SENDFILE_BYTES_MIN {
         use std::os::fd::AsRawFd;
@@ -963,6 +989,7 @@ async fn stream_file(
             offset,
             len,
             stall,
+            how,
         )
         .await;
         if let Some(r) = sent {

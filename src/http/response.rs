@@ -13,6 +13,9 @@ pub struct FileBody {
     pub file: Rc<glommio::io::BufferedFile>,
     pub offset: u64,
     pub len: u64,
+    /// Read once (a peer's replication fetch): a large range not in the page cache is read
+    /// around it (`http::sendfile`).
+    pub once: bool,
 }
 
 /// A body produced elsewhere (a peer's response streamed through): exactly `len` bytes.

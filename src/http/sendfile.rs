@@ -11,6 +11,14 @@
 //! blocks) can instead be sent at once on the executor (`send_now`): the connection's socket is
 //! non-blocking, so `sendfile` then takes what the socket buffer holds and never waits, neither
 //! for the disk nor for the client. The caller sends whatever is left the ordinary way.
+//!
+//! A range read once (a peer's replication fetch) that is not in the page cache goes around it
+//! (`send_direct`, nginx's `directio`): the helper thread reads it with `O_DIRECT` into
+//! reused aligned buffers and sends from them. Filling the page cache would cost a page
+//! allocation and a first touch per 4 KiB for bytes nobody reads again, and evict what clients
+//! do read; on virtual machines that hand freed memory back to the host, that first touch is
+//! the dearest step of the transfer (about 1.5 s of CPU per GiB on the benchmark machines,
+//! against 0.04 s for the direct read).
 
 use std::io;
 use std::os::fd::RawFd;
@@ -136,14 +144,25 @@ fn dup(fd: RawFd) -> io::Result<Fd> {
     }
 }
 
-/// Sends `len` bytes of `file` from `offset` to `socket`. None when no transfer slot is free
-/// (copy through user space instead). `stall` bounds the wait for the socket to accept bytes.
+/// How a helper thread reads the file it sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// `sendfile` from the page cache.
+    Cached,
+    /// `O_DIRECT` reads into reused buffers (`sendfile` where the filesystem refuses them).
+    Direct,
+}
+
+/// Sends `len` bytes of `file` from `offset` to `socket`, read as `how` says. None when no
+/// transfer slot is free (copy through user space instead). `stall` bounds the wait for the
+/// socket to accept bytes.
 pub async fn send(
     socket: RawFd,
     file: RawFd,
     offset: u64,
     len: u64,
     stall: Duration,
+    how: Read,
 ) -> Option<io::Result<()>> {
     if ACTIVE.fetch_add(1, Ordering::AcqRel) >= THREADS_MAX {
         ACTIVE.fetch_sub(1, Ordering::AcqRel);
@@ -161,7 +180,7 @@ pub async fn send(
     let spawned = std::thread::Builder::new()
         .name("sendfile".into())
         .spawn(move || {
-            let r = transfer(&sock, &src, offset, len, stall);
+            let r = transfer(&sock, &src, offset, len, stall, how);
             ACTIVE.fetch_sub(1, Ordering::AcqRel);
             let _ = tx.send(r);
         });
@@ -175,7 +194,14 @@ pub async fn send(
     )
 }
 
-fn transfer(sock: &Fd, src: &Fd, offset: u64, len: u64, stall: Duration) -> io::Result<()> {
+fn transfer(
+    sock: &Fd,
+    src: &Fd,
+    offset: u64,
+    len: u64,
+    stall: Duration,
+    how: Read,
+) -> io::Result<()> {
     // The descriptor shares its file status flags with the executor's; restore them after.
     // SAFETY: fcntl on a descriptor we own.
     let flags = unsafe { libc::fcntl(sock.0, libc::F_GETFL) };
@@ -184,7 +210,14 @@ fn transfer(sock: &Fd, src: &Fd, offset: u64, len: u64, stall: Duration) -> io::
     }
     // SAFETY: as above.
     unsafe { libc::fcntl(sock.0, libc::F_SETFL, flags | libc::O_NONBLOCK) };
-    let r = send_loop(sock.0, src.0, offset, len, stall);
+    let direct = match how {
+        Read::Direct => open_direct(src.0),
+        Read::Cached => None,
+    };
+    let r = match direct {
+        Some(d) => direct_loop(sock.0, &d, offset, len, stall),
+        None => send_loop(sock.0, src.0, offset, len, stall),
+    };
     // SAFETY: as above.
     unsafe { libc::fcntl(sock.0, libc::F_SETFL, flags) };
     r
@@ -193,13 +226,172 @@ fn transfer(sock: &Fd, src: &Fd, offset: u64, len: u64, stall: Duration) -> io::
 fn send_loop(sock: RawFd, src: RawFd, offset: u64, len: u64, stall: Duration) -> io::Result<()> {
     let end = offset + len;
     let mut off = offset;
-    let stall_ms = stall.as_millis().min(i32::MAX as u128) as i32;
     loop {
         off += send_now(sock, src, off, end - off)?;
         if off >= end {
             return Ok(());
         }
-        // The socket is full: wait (bounded) until it takes bytes again.
+        wait_writable(sock, stall)?;
+    }
+}
+
+/// Alignment of `O_DIRECT` offsets, lengths and buffers (the largest logical block size of
+/// common devices).
+const DIRECT_ALIGN: usize = 4096;
+/// Bytes per `O_DIRECT` read.
+const DIRECT_CHUNK: usize = 2 << 20;
+/// Direct-read buffers kept for later transfers (each `DIRECT_CHUNK`).
+const DIRECT_BUFFERS_KEPT: usize = 4;
+
+/// A `DIRECT_CHUNK`-byte buffer aligned for `O_DIRECT`.
+struct AlignedBuf(std::ptr::NonNull<u8>);
+
+// SAFETY: the buffer is plain memory owned by this value alone.
+unsafe impl Send for AlignedBuf {}
+
+impl AlignedBuf {
+    fn layout() -> std::alloc::Layout {
+        std::alloc::Layout::from_size_align(DIRECT_CHUNK, DIRECT_ALIGN).expect("a valid layout")
+    }
+
+    /// One from the pool (its pages already touched), or a new one.
+    fn take() -> AlignedBuf {
+        if let Some(b) = DIRECT_POOL.lock().ok().and_then(|mut p| p.pop()) {
+            return b;
+        }
+        // SAFETY: the layout has a non-zero size.
+        let p = unsafe { std::alloc::alloc(Self::layout()) };
+        match std::ptr::NonNull::new(p) {
+            Some(p) => AlignedBuf(p),
+            None => std::alloc::handle_alloc_error(Self::layout()),
+        }
+    }
+
+    fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.0.as_ptr()
+    }
+
+    fn slice(&self, from: usize, to: usize) -> &[u8] {
+        assert!(from <= to && to <= DIRECT_CHUNK);
+        // SAFETY: in bounds (asserted); `pread` initialised the bytes the caller slices.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().add(from), to - from) }
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `take` with the same layout.
+        unsafe { std::alloc::dealloc(self.0.as_ptr(), Self::layout()) };
+    }
+}
+
+static DIRECT_POOL: std::sync::Mutex<Vec<AlignedBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn give_back(b: AlignedBuf) {
+    if let Ok(mut p) = DIRECT_POOL.lock() {
+        if p.len() < DIRECT_BUFFERS_KEPT {
+            p.push(b);
+        }
+    }
+}
+
+/// A new open file description of `fd`'s file with `O_DIRECT` (the flag on `fd` itself would
+/// change the executor's descriptor too); None where the filesystem refuses it.
+fn open_direct(fd: RawFd) -> Option<Fd> {
+    let path = std::ffi::CString::new(format!("/proc/self/fd/{fd}")).ok()?;
+    // SAFETY: a NUL-terminated path; the result is owned by `Fd`.
+    let d = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECT | libc::O_CLOEXEC,
+        )
+    };
+    (d >= 0).then_some(Fd(d))
+}
+
+/// Sends `file[offset..offset + len]` read with `O_DIRECT` (aligned reads into a reused
+/// buffer, the unaligned head and tail skipped).
+fn direct_loop(sock: RawFd, file: &Fd, offset: u64, len: u64, stall: Duration) -> io::Result<()> {
+    let mut buf = AlignedBuf::take();
+    let r = (|| {
+        let end = offset + len;
+        let mut pos = offset - offset % DIRECT_ALIGN as u64;
+        let mut skip = (offset - pos) as usize;
+        while pos < end {
+            let got = loop {
+                // SAFETY: `buf` holds DIRECT_CHUNK writable bytes; `file` is open.
+                let n = unsafe {
+                    libc::pread(
+                        file.0,
+                        buf.as_mut_ptr().cast(),
+                        DIRECT_CHUNK,
+                        pos as libc::off_t,
+                    )
+                };
+                if n >= 0 {
+                    break n as usize;
+                }
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::EINTR) {
+                    return Err(e);
+                }
+            };
+            // The bytes wanted from `pos` (the skipped head included); fewer is the file's end.
+            let want = ((end - pos) as usize).min(DIRECT_CHUNK);
+            let take = got.min(want);
+            if take <= skip {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shorter than its record",
+                ));
+            }
+            send_all(sock, buf.slice(skip, take), stall)?;
+            pos += take as u64;
+            skip = 0;
+            if take < want {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shorter than its record",
+                ));
+            }
+        }
+        Ok(())
+    })();
+    give_back(buf);
+    r
+}
+
+/// Sends all of `data` to the non-blocking `sock`, waiting (bounded by `stall`) while it is
+/// full.
+fn send_all(sock: RawFd, mut data: &[u8], stall: Duration) -> io::Result<()> {
+    while !data.is_empty() {
+        // SAFETY: `data` is a live slice that send only reads; `sock` is open.
+        let n = unsafe {
+            libc::send(
+                sock,
+                data.as_ptr().cast(),
+                data.len(),
+                libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            data = &data[n as usize..];
+            continue;
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EAGAIN) => wait_writable(sock, stall)?,
+            Some(libc::EINTR) => {}
+            _ => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Waits (bounded by `stall`) until the socket takes bytes again.
+fn wait_writable(sock: RawFd, stall: Duration) -> io::Result<()> {
+    let stall_ms = stall.as_millis().min(i32::MAX as u128) as i32;
+    {
         let mut pfd = libc::pollfd {
             fd: sock,
             events: libc::POLLOUT,
@@ -223,4 +415,5 @@ fn send_loop(sock: RawFd, src: RawFd, offset: u64, len: u64, stall: Duration) ->
             ));
         }
     }
+    Ok(())
 }

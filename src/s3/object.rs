@@ -194,7 +194,12 @@ pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
     resp.set("X-Content-Type-Options", "nosniff");
     resp.body = match content {
         Content::Memory(data) => Body::Bytes(data.slice(offset as usize..(offset + len) as usize)),
-        Content::File(file) => Body::File(FileBody { file, offset, len }),
+        Content::File(file) => Body::File(FileBody {
+            file,
+            offset,
+            len,
+            once: false,
+        }),
     };
     Ok(resp)
 }
