@@ -20,11 +20,23 @@ const STARTED: &str = "accepting connections";
 
 /// A free TCP port on `ip` (bind to port 0, read it, release it).
 pub fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    // Never the same port twice in one test binary: two servers starting at once could
+    // otherwise both be handed the port one probe just released, and both bind it (the
+    // server's listener has SO_REUSEPORT; its check for a listener races with the other's
+    // bind), and then each would get half of the other's connections.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind((ip, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// The cfg.json every test server starts from; `overrides` replaces keys.
