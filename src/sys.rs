@@ -20,6 +20,30 @@ pub fn allowed_cpus() -> Vec<usize> {
     }
 }
 
+/// The CPU the calling thread runs on (an executor's own, as it is pinned).
+pub fn current_cpu() -> Option<usize> {
+    // SAFETY: no arguments; -1 on failure.
+    let c = unsafe { libc::sched_getcpu() };
+    usize::try_from(c).ok()
+}
+
+/// Keeps the calling thread off `cpu` while it may run on another one (a helper thread of an
+/// executor pinned there, whose work should run beside it, not take turns with it).
+pub fn avoid_cpu(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is valid; both calls read or fill it for this thread.
+    unsafe {
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, size, &mut set) != 0 || !libc::CPU_ISSET(cpu, &set) {
+            return;
+        }
+        libc::CPU_CLR(cpu, &mut set);
+        if libc::CPU_COUNT(&set) > 0 {
+            libc::sched_setaffinity(0, size, &set);
+        }
+    }
+}
+
 /// Fails fast with the fix when the kernel or a seccomp profile refuses io_uring.
 pub fn probe_io_uring() -> Result<(), String> {
     #[repr(C)]
