@@ -190,6 +190,7 @@ def rss_during_multipart(s3, pid):
         for _ in range(size >> 20):
             f.write(block)
     peak, anon, stop = [0], [0], [False]
+    _, before = rss_kb(pid)
 
     def sample():
         while not stop[0]:
@@ -206,7 +207,7 @@ def rss_during_multipart(s3, pid):
     stop[0] = True
     t.join()
     os.unlink(big)
-    return size >> 20, peak[0] / 1024, anon[0] / 1024, size / took / 1e6
+    return size >> 20, peak[0] / 1024, anon[0] / 1024, before / 1024, size / took / 1e6
 
 
 def main():
@@ -267,7 +268,7 @@ def main():
         rows.append((name, conns, g, s, ratios[0], ratios[len(ratios) // 2]))
         print("%-10s go %8.0f/s %6.0f us  s3 %8.0f/s %6.0f us  s3/go %.2f (bad %d/%d)" % (
             name, g[0], g[1], s[0], s[1], s[0] / g[0], g[3], s[3]), flush=True)
-    mib, peak, anon, mbps = rss_during_multipart(s3, pid)
+    mib, peak, anon, before, mbps = rss_during_multipart(s3, pid)
     cleanup()
     steal = steal_share(steal0)
     lines = [
@@ -287,9 +288,10 @@ def main():
         lines.append("| %s | %d | %.0f | %.0f | %.2f | %.2f | %.2f | %.0f | %.0f | %.1f | %.1f |" % (
             name, conns, g[0], s[0], s[0] / g[0], worst, median, g[1], s[1], g[2], s[2]))
     lines += ["", "Multipart upload of %d MiB with boto3 (64 MiB parts, 2 threads): %.0f MB/s, "
-              "server RSS at most %.0f MiB, of which anonymous at most %.0f MiB (the rest is "
+              "server RSS at most %.0f MiB, of which anonymous at most %.0f MiB (%.0f MiB just "
+              "before the upload, left by the earlier workloads; the rest of the RSS is "
               "file-backed: the LMDB map's pages of the records the earlier workloads wrote)."
-              % (mib, mbps, peak, anon)]
+              % (mib, mbps, peak, anon, before)]
     text = "\n".join(lines) + "\n"
     print(text)
     os.makedirs(os.path.join(BENCH, "results"), exist_ok=True)

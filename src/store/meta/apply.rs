@@ -45,12 +45,7 @@ impl Meta {
         txn.put(s.files, &info.md5.as_bytes(), &json, WriteFlags::empty())?;
         super::hay::index(s, txn, &info)?;
         super::listing::index(s, txn, &info)?;
-        txn.put(
-            s.paths,
-            &path_key(&info.rel_path()).as_bytes(),
-            &info.md5.as_bytes(),
-            WriteFlags::empty(),
-        )?;
+        super::paths::index(s, txn, &info)?;
         let day = day_of(info.time_stamp);
         txn.put(
             s.days,
@@ -195,7 +190,7 @@ impl Meta {
         super::listing::unindex(s, txn, old)?;
         del_ok(txn.del(s.files, &old.md5.as_bytes(), None))?;
         del_ok(txn.del(s.moved, &old.md5.as_bytes(), None))?;
-        del_ok(txn.del(s.paths, &path_key(&old.rel_path()).as_bytes(), None))?;
+        super::paths::unindex(s, txn, old)?;
         let day = day_of(old.time_stamp);
         del_ok(txn.del(s.days, &format!("{day}_{}", old.md5).as_bytes(), None))?;
         add_stat(s, txn, &day, -1, -old.size)

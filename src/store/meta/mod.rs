@@ -12,13 +12,14 @@
 //! Layout (`layout.rs`): `S` shards (fixed at first start, recorded in `data/meta/shards`) in
 //! `E` LMDB environments (the executor count at first start, recorded in `data/meta/envs`;
 //! shard `i` lives in environment `i % E`, so with `E` executors each one's shards share one
-//! environment and a batch is one commit). Each shard has the tables `files` (md5 -> FileInfo JSON), `paths` (path key -> md5),
+//! environment and a batch is one commit). Each shard has the tables `files` (md5 -> FileInfo JSON),
 //! `days` (`YYYYMMDD_md5` -> "") and `stats` (`YYYYMMDD` -> count, bytes), and for
 //! replication `outbox` (`<peer>\0<md5>` -> what to tell that peer), `tombs` (md5 -> time of
 //! delete) and `inbox` (md5 -> FileInfo announced by a peer, still to be fetched). Every entry
 //! of a file lives in the shard of its md5, so one transaction covers all of them (a commit
-//! that stores a file also queues it for every peer); a lookup by path key asks every shard
-//! (S point reads, microseconds).
+//! that stores a file also queues it for every peer). The path index (`paths.rs`: path key ->
+//! md5) is one table per environment, so a lookup by path asks `E` tables, not `S`; a
+//! record's entry there is still in its own environment, in the same transaction.
 //!
 //! Architecture invariant: only the owner executor of a shard (`shard % workers`) writes it,
 //! from its blocking pool: other executors send `Op`s through the owner's channel and await
@@ -255,6 +256,8 @@ pub struct Meta {
     /// One channel per executor: ops for the shards it owns.
     senders: Vec<mpsc::Sender<Pending>>,
     receivers: Mutex<Vec<Option<mpsc::Receiver<Pending>>>>,
+    /// Per environment: its path index (`paths.rs`; each of its shards' `paths` is this one).
+    path_dbs: Vec<Database>,
     /// Per environment: its `journal` table (the last applied journal entry, `journal.rs`).
     journal_dbs: Vec<Database>,
     /// Journaled records not in LMDB yet, per committer.
@@ -324,6 +327,7 @@ mod journal;
 mod layout;
 pub mod listing;
 mod ops;
+mod paths;
 mod place;
 mod read;
 mod txns;
@@ -1032,5 +1036,101 @@ mod queue_tests {
             assert_eq!(meta.submit(copy).await.unwrap(), OpResult::Tombstoned);
             assert!(meta.get(&md5).unwrap().is_none());
         });
+    }
+
+    /// One record at `files/default/x/<name>`.
+    fn at(i: u32, name: &str) -> FileInfo {
+        FileInfo {
+            name: name.into(),
+            ..record(i)
+        }
+    }
+
+    #[test]
+    fn a_path_keeps_the_entry_of_the_record_stored_there_last_when_an_older_one_goes() {
+        with_meta(async |meta: Arc<Meta>| {
+            let local = || Origin::Local { notify: vec![] };
+            let (old, new) = (at(1, "same.bin"), at(5, "same.bin"));
+            let key = path_key(&old.rel_path());
+            for info in [&old, &new] {
+                let r = meta.insert(info.clone(), None, true, local()).await;
+                assert!(matches!(r, Ok(Inserted::New(_))));
+            }
+            assert_eq!(meta.get_by_path_key(&key).unwrap(), Some(new.clone()));
+            meta.delete(old.md5.clone(), vec![], false).await.unwrap();
+            assert_eq!(
+                meta.get_by_path_key(&key).unwrap(),
+                Some(new.clone()),
+                "the older record's delete leaves the newer one's path entry"
+            );
+            meta.delete(new.md5.clone(), vec![], false).await.unwrap();
+            assert_eq!(meta.get_by_path_key(&key).unwrap(), None);
+        });
+    }
+
+    #[test]
+    fn a_store_with_one_path_table_per_shard_is_moved_to_one_per_environment_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let infos: Vec<FileInfo> = (1..=9).map(|i| at(i, &format!("f{i}.bin"))).collect();
+        let put = infos.clone();
+        with_meta_at(dir.path(), async move |meta: Arc<Meta>| {
+            for info in put {
+                let r = meta.insert(info, None, true, Origin::Local { notify: vec![] });
+                assert!(matches!(r.await, Ok(Inserted::New(_))));
+            }
+        });
+        // Opened again: the journal's records are replayed into LMDB.
+        with_meta_at(dir.path(), async |_meta: Arc<Meta>| {});
+        // Rewrite the environment as the layout before the per-environment table kept it:
+        // each record's path entry in `paths-<its shard>`, no `paths` table.
+        let env_dir = dir.path().join("data/meta/env-000");
+        {
+            let env = Environment::new()
+                .set_flags(EnvironmentFlags::NO_TLS)
+                .set_max_dbs(64)
+                .set_map_size(MAP_BYTES)
+                .open(&env_dir)
+                .unwrap();
+            let db = env.open_db(Some("paths")).unwrap();
+            let mut txn = env.begin_rw_txn().unwrap();
+            for info in &infos {
+                let key = path_key(&info.rel_path());
+                assert_eq!(txn.get(db, &key.as_bytes()), Ok(info.md5.as_bytes()));
+                let name = format!("paths-{:03}", shard_of(&info.md5, 4));
+                // SAFETY: the handle is used only within this transaction.
+                let shard = unsafe { txn.create_db(Some(&name), DatabaseFlags::empty()) }.unwrap();
+                txn.put(
+                    shard,
+                    &key.as_bytes(),
+                    &info.md5.as_bytes(),
+                    WriteFlags::empty(),
+                )
+                .unwrap();
+            }
+            unsafe { txn.drop_db(db).unwrap() };
+            txn.commit().unwrap();
+        }
+        let want = infos.clone();
+        with_meta_at(dir.path(), async move |meta: Arc<Meta>| {
+            for info in &want {
+                let key = path_key(&info.rel_path());
+                assert_eq!(meta.get_by_path_key(&key).unwrap().as_ref(), Some(info));
+            }
+        });
+        let env = Environment::new()
+            .set_flags(EnvironmentFlags::NO_TLS)
+            .set_max_dbs(64)
+            .set_map_size(MAP_BYTES)
+            .open(&env_dir)
+            .unwrap();
+        for shard in 0..4 {
+            assert!(
+                matches!(
+                    env.open_db(Some(&format!("paths-{shard:03}"))),
+                    Err(lmdb::Error::NotFound)
+                ),
+                "the per-shard table {shard} is dropped once copied"
+            );
+        }
     }
 }

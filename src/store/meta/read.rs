@@ -44,12 +44,20 @@ impl Meta {
             std::fs::create_dir_all(&path)?;
             let env = Environment::new()
                 .set_flags(EnvironmentFlags::NO_TLS)
-                .set_max_dbs(TABLES.len() as u32 * per_env + 1)
+                .set_max_dbs(TABLES.len() as u32 * per_env + 2)
                 .set_max_readers(1022)
                 .set_map_size(MAP_BYTES * per_env as usize)
                 .open(&path)?;
             envs.push(Arc::new(env));
         }
+        let path_dbs = envs
+            .iter()
+            .enumerate()
+            .map(|(e, env)| {
+                let of_env: Vec<u32> = (0..count).filter(|i| i % env_count == e as u32).collect();
+                super::paths::open(env, &of_env)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut shards = Vec::with_capacity(count as usize);
         let mut senders = Vec::new();
         let mut receivers = Vec::new();
@@ -61,7 +69,7 @@ impl Meta {
             };
             let shard = Shard {
                 files: db("files")?,
-                paths: db("paths")?,
+                paths: path_dbs[env_index],
                 days: db("days")?,
                 stats: db("stats")?,
                 outbox: db("outbox")?,
@@ -109,6 +117,7 @@ impl Meta {
             senders,
             receivers: Mutex::new(receivers),
             journal_dbs,
+            path_dbs,
             files_epoch: Default::default(),
             #[cfg(test)]
             hold_drains: Default::default(),
@@ -216,17 +225,22 @@ impl Meta {
     }
 
     fn lmdb_by_path_key(&self, key: &str) -> Result<Option<FileInfo>, MetaError> {
-        // One read transaction per environment, not per shard.
-        let txns = (0..self.envs.len())
-            .map(|e| self.read_txn(e))
-            .collect::<Result<Vec<_>, _>>()?;
-        for shard in &self.shards {
-            let txn = &txns[shard.env_index];
-            let md5 = match txn.get(shard.paths, &key.as_bytes()) {
-                Ok(m) => m.to_vec(),
+        // One path index per environment (`paths.rs`); the record is in its md5's shard, in
+        // the same environment.
+        for (e, &paths) in self.path_dbs.iter().enumerate() {
+            let txn = self.read_txn(e)?;
+            let md5 = match txn.get(paths, &key.as_bytes()) {
+                Ok(m) => m,
                 Err(lmdb::Error::NotFound) => continue,
                 Err(e) => return Err(e.into()),
             };
+            let id = std::str::from_utf8(md5)
+                .map_err(|_| MetaError::Corrupt("a path entry's md5 is not UTF-8".into()))?;
+            let shard = &self.shards[shard_of(id, self.shards.len())];
+            debug_assert_eq!(
+                shard.env_index, e,
+                "a path entry lives in its record's environment"
+            );
             match txn.get(shard.files, &md5) {
                 Ok(bytes) => return decode(bytes).map(Some),
                 Err(lmdb::Error::NotFound) => continue,
