@@ -73,6 +73,7 @@ fn main() {
             scene: "default".into(),
             time_stamp: now,
             offset: offset as i64,
+            s3: None,
         };
         if i % every == 0 {
             let rel = info.rel_path();
