@@ -91,7 +91,8 @@ impl Counter {
     }
 }
 
-/// A duration histogram over `BUCKETS` (cumulative counts), with its sum and count.
+/// A duration histogram over `BUCKETS` (each bucket counts the durations above the one before
+/// it; `write_histogram` sums them up as Prometheus wants), with its sum and count.
 struct Histogram {
     buckets: Vec<Counter>,
     sum_us: Counter,
@@ -109,12 +110,12 @@ impl Default for Histogram {
 }
 
 impl Histogram {
+    /// Counts `d` in the one bucket it falls in (the export makes the counts cumulative):
+    /// one atomic add per request instead of one per bucket above it.
     fn observe(&self, d: std::time::Duration) {
         let secs = d.as_secs_f64();
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                self.buckets[i].add(1);
-            }
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].add(1);
         }
         self.sum_us.add(d.as_micros() as u64);
         self.count.add(1);
@@ -276,9 +277,10 @@ fn write_histogram(
     f: impl Fn(&Metrics) -> &Histogram,
 ) {
     let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} histogram");
+    let mut below = 0u64;
     for (i, b) in BUCKETS.iter().enumerate() {
-        let n: u64 = all.iter().map(|m| f(m).buckets[i].get()).sum();
-        let _ = writeln!(o, "{name}_bucket{{le=\"{b}\"}} {n}");
+        below += all.iter().map(|m| f(m).buckets[i].get()).sum::<u64>();
+        let _ = writeln!(o, "{name}_bucket{{le=\"{b}\"}} {below}");
     }
     let count = sum(all, |m| &f(m).count);
     let sum_s = sum(all, |m| &f(m).sum_us) as f64 / 1e6;
@@ -632,7 +634,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("fastdfs_http_requests_total{route=\"download\",code=\"4xx\"} 1"));
+        // Cumulative buckets: 3 ms and 700 ms.
+        assert!(text.contains("fastdfs_http_request_duration_seconds_bucket{le=\"0.0025\"} 0"));
         assert!(text.contains("fastdfs_http_request_duration_seconds_bucket{le=\"0.005\"} 1"));
+        assert!(text.contains("fastdfs_http_request_duration_seconds_bucket{le=\"0.5\"} 1"));
+        assert!(text.contains("fastdfs_http_request_duration_seconds_bucket{le=\"1\"} 2"));
+        assert!(text.contains("fastdfs_http_request_duration_seconds_bucket{le=\"10\"} 2"));
         assert!(text.contains("fastdfs_http_request_duration_seconds_bucket{le=\"+Inf\"} 2"));
         assert!(text.contains("fastdfs_uploads_total 1"));
         assert!(text.contains("fastdfs_objects 1"));

@@ -247,14 +247,14 @@ pub struct Worker {
     /// This executor's own copy of the live config and the generation it is of: a request
     /// reads it many times, and the shared lock and reference count would be written by every
     /// executor on every read.
-    config: RefCell<(u64, Arc<Config>)>,
+    config: RefCell<(u64, std::rc::Rc<Config>)>,
 }
 
 impl Worker {
     pub fn new(shared: Arc<Shared>, id: usize) -> Worker {
         assert!(id < shared.workers, "executor index in range");
         let generation = shared.config_generation.load(Ordering::Acquire);
-        let config = Arc::new((*shared.config()).clone());
+        let config = std::rc::Rc::new((*shared.config()).clone());
         let cache_bytes = config.file_cache_bytes as usize;
         Worker {
             shared,
@@ -304,13 +304,13 @@ impl Worker {
             .or_else(|| req.head.header_str("x-forwarded-for"));
         self.config().access.client_ip(req.peer.ip(), forwarded)
     }
-    pub fn config(&self) -> Arc<Config> {
+    pub fn config(&self) -> std::rc::Rc<Config> {
         let now = self.shared.config_generation.load(Ordering::Acquire);
         let mut mine = self.config.borrow_mut();
         if mine.0 != now {
-            // A private copy (not a clone of the shared Arc): its reference count lives in
-            // this executor's cache only.
-            *mine = (now, Arc::new((*self.shared.config()).clone()));
+            // A private copy (not a clone of the shared Arc): its reference count is this
+            // executor's alone, counted without atomics.
+            *mine = (now, std::rc::Rc::new((*self.shared.config()).clone()));
         }
         mine.1.clone()
     }

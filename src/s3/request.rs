@@ -7,11 +7,10 @@ use super::policy::{self, Action, Caller};
 use super::sigv4;
 use crate::config::{Config, S3Key};
 use crate::http::Response;
-use std::sync::Arc;
 
 /// An S3 request after addressing and authentication.
 pub struct S3Request {
-    pub cfg: Arc<Config>,
+    pub cfg: std::rc::Rc<Config>,
     /// `x-amz-request-id` of the answer.
     pub id: String,
     pub method: String,
