@@ -68,15 +68,10 @@ pub(super) fn unindex(
     txn: &mut lmdb::RwTransaction<'_>,
     info: &FileInfo,
 ) -> Result<(), MetaError> {
-    if let Some(rel) = listed_path(info) {
-        let key = listing_key(&rel);
-        match txn.get(s.listing, &key) {
-            Ok(v) if v == info.md5.as_bytes() => txn.del(s.listing, &key, None)?,
-            Ok(_) | Err(lmdb::Error::NotFound) => {}
-            Err(e) => return Err(e.into()),
-        }
+    match listed_path(info) {
+        Some(rel) => del_own(txn, s.listing, &listing_key(&rel), &info.md5),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Records indexed per transaction while the index is built.

@@ -315,6 +315,22 @@ fn del_ok(r: Result<(), lmdb::Error>) -> Result<(), MetaError> {
     }
 }
 
+/// Deletes `key` from `db` if it still maps to `md5`: an index entry that a record of another
+/// md5 at the same path has taken over since (a replacing upload) stays.
+fn del_own(
+    txn: &mut lmdb::RwTransaction<'_>,
+    db: Database,
+    key: &[u8],
+    md5: &str,
+) -> Result<(), MetaError> {
+    match txn.get(db, &key) {
+        Ok(v) if v == md5.as_bytes() => txn.del(db, &key, None)?,
+        Ok(_) | Err(lmdb::Error::NotFound) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
 fn decode(bytes: &[u8]) -> Result<FileInfo, MetaError> {
     serde_json::from_slice(bytes).map_err(|e| MetaError::Corrupt(e.to_string()))
 }
@@ -1084,13 +1100,17 @@ mod queue_tests {
         // Rewrite the environment as the layout before the per-environment table kept it:
         // each record's path entry in `paths-<its shard>`, no `paths` table.
         let env_dir = dir.path().join("data/meta/env-000");
-        {
-            let env = Environment::new()
+        // The store's one environment, opened as LMDB itself (the store is closed meanwhile).
+        let open_env = || {
+            Environment::new()
                 .set_flags(EnvironmentFlags::NO_TLS)
                 .set_max_dbs(64)
                 .set_map_size(MAP_BYTES)
                 .open(&env_dir)
-                .unwrap();
+                .unwrap()
+        };
+        {
+            let env = open_env();
             let db = env.open_db(Some("paths")).unwrap();
             let mut txn = env.begin_rw_txn().unwrap();
             for info in &infos {
@@ -1117,12 +1137,7 @@ mod queue_tests {
                 assert_eq!(meta.get_by_path_key(&key).unwrap().as_ref(), Some(info));
             }
         });
-        let env = Environment::new()
-            .set_flags(EnvironmentFlags::NO_TLS)
-            .set_max_dbs(64)
-            .set_map_size(MAP_BYTES)
-            .open(&env_dir)
-            .unwrap();
+        let env = open_env();
         for shard in 0..4 {
             assert!(
                 matches!(

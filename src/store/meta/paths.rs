@@ -113,11 +113,5 @@ pub(super) fn unindex(
     txn: &mut lmdb::RwTransaction<'_>,
     old: &FileInfo,
 ) -> Result<(), MetaError> {
-    let key = path_key(&old.rel_path());
-    match txn.get(s.paths, &key.as_bytes()) {
-        Ok(v) if v == old.md5.as_bytes() => txn.del(s.paths, &key.as_bytes(), None)?,
-        Ok(_) | Err(lmdb::Error::NotFound) => {}
-        Err(e) => return Err(e.into()),
-    }
-    Ok(())
+    del_own(txn, s.paths, path_key(&old.rel_path()).as_bytes(), &old.md5)
 }
