@@ -109,6 +109,8 @@ fn run_schedule(seed: u64, lane: u8) {
         .map(|(i, d)| Server::start_in(d.path(), &addrs.ips[i], json!({})))
         .collect();
     let net = iptables();
+    // Files are indexed under the day of their upload: a run across midnight spans two.
+    let first_day = today();
     let mut acked: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut deleted: BTreeSet<String> = BTreeSet::new();
     let mut log = Vec::new();
@@ -202,18 +204,21 @@ fn run_schedule(seed: u64, lane: u8) {
         .filter(|m| !deleted.contains(*m))
         .cloned()
         .collect();
-    let day = today();
+    let days: BTreeSet<String> = [first_day, today()].into();
+    // Every file each node indexes under the days of the run.
+    let have_of = |n: &Server| -> BTreeSet<String> {
+        days.iter()
+            .flat_map(|d| md5s_of_day(&n.base(), d))
+            .collect()
+    };
     let started = Instant::now();
     let converged = eventually(Duration::from_secs(60), || {
-        nodes.iter().all(|n| {
-            let have: BTreeSet<String> = md5s_of_day(&n.base(), &day).into_iter().collect();
-            have == want
-        })
+        nodes.iter().all(|n| have_of(n) == want)
     });
     let report = || {
         let mut out = format!("seed {seed}: schedule\n  {}\n", log.join("\n  "));
         for (i, n) in nodes.iter().enumerate() {
-            let have: BTreeSet<String> = md5s_of_day(&n.base(), &day).into_iter().collect();
+            let have = have_of(n);
             let missing: Vec<_> = want.difference(&have).collect();
             let extra: Vec<_> = have.difference(&want).collect();
             out += &format!("node {i}: missing {missing:?}, extra {extra:?}\n");
