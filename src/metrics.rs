@@ -83,8 +83,14 @@ const BUCKETS: &[f64] = &[
 struct Counter(AtomicU64);
 
 impl Counter {
+    /// Adds `n`. A block has one writer, the executor that owns it, so a plain load and
+    /// store suffice (no locked read-modify-write on every request); a scrape on another
+    /// thread reads whole values.
     fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
     fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)

@@ -52,7 +52,21 @@ fn is_clean(p: &str) -> bool {
         return false;
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
-    p == "/" || rest.split('/').all(|seg| !matches!(seg, "" | "." | ".."))
+    if p == "/" {
+        return true;
+    }
+    // Segment by segment over the bytes (a `split` costs a searcher per segment).
+    let b = rest.as_bytes();
+    let mut start = 0;
+    for i in 0..=b.len() {
+        if i == b.len() || b[i] == b'/' {
+            if matches!(&b[start..i], b"" | b"." | b"..") {
+                return false;
+            }
+            start = i + 1;
+        }
+    }
+    true
 }
 
 /// A cleaned path as a same-origin `Location`: backslashes are encoded, since browsers read
@@ -142,39 +156,46 @@ pub async fn route(w: &Rc<Worker>, req: &mut Request<'_>) -> Response {
 
 async fn dispatch(w: &Rc<Worker>, req: &mut Request<'_>) -> Result<Response, ApiError> {
     let cfg = w.config();
-    let path = req.head.path().to_string();
-    let cleaned = clean_path(&path);
-    if cleaned != path {
-        return match redirect_location(&cleaned, req.head.query()) {
-            Some(location) => Ok(Response::new(301).header("Location", location)),
-            None => Err(ApiError::fail(414, "request-target too long once cleaned")),
-        };
+    // The head's path is borrowed, not copied: a download (the common request) needs no
+    // owned copy of it; the rarer routes take one below.
+    let path = req.head.path();
+    if !is_clean(path) {
+        let cleaned = clean_path(path);
+        if cleaned != path {
+            return match redirect_location(&cleaned, req.head.query()) {
+                Some(location) => Ok(Response::new(301).header("Location", location)),
+                None => Err(ApiError::fail(414, "request-target too long once cleaned")),
+            };
+        }
     }
     let client = w.client_of(req);
-    let prefix = cfg.prefix();
-    let name = match path.strip_prefix(prefix.as_str()) {
-        Some(n) if n.starts_with('/') => n.to_string(),
-        _ => {
+    let name = match cfg.after_prefix(path) {
+        Some(n) => n,
+        None => {
             req.tag = Route::Download.tag();
             return download::handle(w, req).await;
         }
     };
     if cfg.enable_tus {
-        if let Some(rest) = crate::tus::route(&name) {
+        if let Some(rest) = crate::tus::route(name) {
+            let rest = rest.to_string();
             req.tag = Route::Upload.tag();
-            return Ok(Box::pin(crate::tus::handle(w, req, rest)).await);
+            return Ok(Box::pin(crate::tus::handle(w, req, &rest)).await);
         }
     }
-    req.tag = route_of(&name).tag();
-    match name.as_str() {
-        n if n.starts_with("/static/") => {
-            download::serve_static(w, req, &n["/static/".len()..]).await
-        }
-        n if route_of(n) == Route::Download => download::handle(w, req).await,
-        // The other routes' futures are large (an upload's is about 5 KB) and boxed on their
-        // own, so that a download's future, boxed per request by the connection, stays small.
-        _ => Box::pin(api_route(w, req, &name, client)).await,
+    let route = route_of(name);
+    req.tag = route.tag();
+    if let Some(file) = name.strip_prefix("/static/") {
+        let file = file.to_string();
+        return download::serve_static(w, req, &file).await;
     }
+    if route == Route::Download {
+        return download::handle(w, req).await;
+    }
+    // The other routes' futures are large (an upload's is about 5 KB) and boxed on their own,
+    // so that a download's future, boxed per request by the connection, stays small.
+    let name = name.to_string();
+    Box::pin(api_route(w, req, &name, client)).await
 }
 
 /// The API routes under the group prefix (everything but downloads and `/static/`).

@@ -58,11 +58,25 @@ fn resolve(w: &Worker, path: &str) -> Result<Target, ApiError> {
     let mut rel = String::with_capacity("files/".len() + decoded.len());
     rel.push_str("files");
     let mut internal = false;
-    for (i, part) in decoded.split('/').filter(|s| !s.is_empty()).enumerate() {
+    // Segment by segment over the bytes (a `split` costs a searcher per segment); a `/` is
+    // ASCII, so every cut is on a character boundary.
+    let bytes = decoded.as_bytes();
+    let mut start = 0;
+    let mut first = true;
+    for i in 0..=bytes.len() {
+        if i < bytes.len() && bytes[i] != b'/' {
+            continue;
+        }
+        let part = &decoded[start..i];
+        start = i + 1;
+        if part.is_empty() {
+            continue;
+        }
         if !crate::store::names::url_segment_ok(part) {
             return Err(ApiError::fail(400, "invalid path"));
         }
-        internal |= i == 0 && crate::store::names::is_internal(part);
+        internal |= first && crate::store::names::is_internal(part);
+        first = false;
         rel.push('/');
         rel.push_str(part);
     }
@@ -75,9 +89,9 @@ fn resolve(w: &Worker, path: &str) -> Result<Target, ApiError> {
     Ok(Target::File(rel))
 }
 
+/// Serves the request's own path (no copy of it unless both caches miss).
 pub async fn handle(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError> {
-    let path = req.head.path().to_string();
-    serve_path(w, req, &path).await
+    serve(w, req, None).await
 }
 
 /// Serves the download URL path `path` (as `GET|HEAD <path>` would be, with every access
@@ -87,7 +101,16 @@ pub async fn serve_path(
     req: &mut Request<'_>,
     path: &str,
 ) -> Result<Response, ApiError> {
-    let file_rel = match resolve(w, path)? {
+    serve(w, req, Some(path)).await
+}
+
+/// `serve_path` of `path`, or of the request's own path when None.
+async fn serve(
+    w: &Worker,
+    req: &mut Request<'_>,
+    path: Option<&str>,
+) -> Result<Response, ApiError> {
+    let file_rel = match resolve(w, path.unwrap_or(req.head.path()))? {
         Target::Index => return Ok(Box::pin(super::manage::index_page(w)).await),
         Target::NotFound(body) => return Ok(Response::text(404, body)),
         Target::File(rel) => rel,
@@ -133,7 +156,11 @@ pub async fn serve_path(
     }
     // A miss of both caches opens the file: its futures are boxed on their own, so that the
     // hits' future (boxed per request by the connection) stays small.
-    Box::pin(serve_opened(w, req, path, &params, &file_rel, epoch, asked)).await
+    let path = path.map_or_else(|| req.head.path().to_string(), str::to_string);
+    Box::pin(serve_opened(
+        w, req, &path, &params, &file_rel, epoch, asked,
+    ))
+    .await
 }
 
 /// `serve_path` for a file in neither cache: opens it (or reads it through from a peer, or
@@ -542,9 +569,16 @@ fn respond(
         None => cfg.default_download,
         Some(v) => v != "0",
     };
+    // What the validators decide, before the ETag moves into the head.
+    let not_modified = content::not_modified(req, &tag, mtime);
+    let range_header = req.head.header("range").filter(|_| {
+        req.head
+            .header("if-range")
+            .is_none_or(|v| range::if_range_matches(v, &tag, mtime))
+    });
     let mut r = Response::new(200);
     r.set("Accept-Ranges", "bytes");
-    r.set("ETag", tag.clone());
+    r.set("ETag", tag);
     r.set("Last-Modified", last_modified);
     if attachment {
         r.set("Content-Type", "application/octet-stream");
@@ -559,16 +593,11 @@ fn respond(
     if !rel.starts_with("static/") {
         content::guard_uploaded_content(&mut r);
     }
-    if content::not_modified(req, &tag, mtime) {
+    if not_modified {
         r.status = 304;
         r.no_content_length = true;
         return Ok(r);
     }
-    let range_header = req.head.header("range").filter(|_| {
-        req.head
-            .header("if-range")
-            .is_none_or(|v| range::if_range_matches(v, &tag, mtime))
-    });
     let answer = match range_header {
         Some(v) => range::parse_range(v, size),
         None => RangeAnswer::Full,

@@ -571,6 +571,17 @@ impl Config {
         }
     }
 
+    /// What follows [`Config::prefix`] in `path`, from its `/` (None when `path` is not under
+    /// the prefix). Allocates nothing: this runs for every request.
+    pub fn after_prefix<'a>(&self, path: &'a str) -> Option<&'a str> {
+        let rest = if self.support_group_manage && !self.group.is_empty() {
+            path.strip_prefix('/')?.strip_prefix(self.group.as_str())?
+        } else {
+            path
+        };
+        rest.starts_with('/').then_some(rest)
+    }
+
     /// `addr` as a socket address; `:8080` means all interfaces.
     pub fn listen_addr(&self) -> Result<SocketAddr, String> {
         parse_listen(&self.addr)

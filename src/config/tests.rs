@@ -110,3 +110,30 @@ fn addr_forms() {
     assert_eq!(c.listen_addr().unwrap().port(), 9000);
     assert!(p(r#"{"addr":"nonsense"}"#).is_err());
 }
+
+#[test]
+fn after_prefix_agrees_with_the_prefix() {
+    let (grouped, _) = p(r#"{"group": "group1", "support_group_manage": true}"#).unwrap();
+    let (plain, _) = p(r#"{"group": "group1", "support_group_manage": false}"#).unwrap();
+    for cfg in [&grouped, &plain] {
+        for path in [
+            "/",
+            "/group1",
+            "/group1/",
+            "/group1/upload",
+            "/group10/upload",
+            "/group1x",
+            "/upload",
+            "",
+            "group1/upload",
+        ] {
+            let prefix = cfg.prefix();
+            let slow = path
+                .strip_prefix(prefix.as_str())
+                .filter(|n| n.starts_with('/'));
+            assert_eq!(cfg.after_prefix(path), slow, "{path} under {prefix:?}");
+        }
+    }
+    assert_eq!(grouped.after_prefix("/group1/upload"), Some("/upload"));
+    assert_eq!(plain.after_prefix("/group1/upload"), Some("/group1/upload"));
+}

@@ -70,6 +70,10 @@ pub fn parse_urlencoded_except(s: &[u8], skip: impl Fn(&[u8]) -> bool) -> Vec<(S
 /// is not valid UTF-8 or contains a NUL byte. Invalid escapes are kept literally; `+` stays
 /// `+`.
 pub fn percent_decode_path(s: &str) -> Option<std::borrow::Cow<'_, str>> {
+    // The common path has no escape: nothing to decode, and it is UTF-8 already.
+    if !s.bytes().any(|b| b == b'%' || b == 0) {
+        return Some(std::borrow::Cow::Borrowed(s));
+    }
     let decoded = percent_decode_str(s).decode_utf8().ok()?;
     if decoded.contains('\0') {
         return None;

@@ -170,6 +170,17 @@ pub enum Persist {
 
 /// Serializes the head (status line, headers, Content-Length of the full body even for HEAD).
 pub fn write_head(out: &mut Vec<u8>, r: &Response, persist: Persist, date: &str) {
+    // Room for the whole head at once (the fixed lines take under 128 bytes).
+    let fields: usize = r
+        .headers
+        .iter()
+        .map(|(n, v)| n.len() + v.len() + 4)
+        .sum::<usize>()
+        + r.named_headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum::<usize>();
+    out.reserve(fields + date.len() + 128);
     out.extend_from_slice(b"HTTP/1.1 ");
     crate::codec::push_decimal(out, r.status as u64);
     out.push(b' ');

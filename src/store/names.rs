@@ -66,12 +66,19 @@ pub fn url_segments(path: &str) -> Option<Vec<&str>> {
 /// One non-empty segment of [`url_segments`]: not `.` or `..`, no backslash, no control
 /// character (checked byte-wise for ASCII, the common case).
 pub fn url_segment_ok(seg: &str) -> bool {
-    let controls = if seg.is_ascii() {
-        seg.bytes().any(|b| b < 0x20 || b == 0x7f)
-    } else {
-        seg.chars().any(|c| c.is_control())
-    };
-    !(seg == "." || seg == ".." || seg.contains('\\') || controls)
+    if seg == "." || seg == ".." {
+        return false;
+    }
+    // One pass over ASCII (every download's segments); C1 controls need the characters.
+    for b in seg.bytes() {
+        if b >= 0x80 {
+            return !seg.chars().any(|c| c.is_control() || c == '\\');
+        }
+        if b < 0x20 || b == 0x7f || b == b'\\' {
+            return false;
+        }
+    }
+    true
 }
 
 /// A single safe path component, or an error saying why not.
@@ -297,6 +304,28 @@ mod tests {
         assert_eq!(url_segments("a\\b"), None);
         assert_eq!(url_segments("a/\u{7}"), None);
         assert_eq!(url_segments(""), Some(vec![]));
+    }
+
+    #[test]
+    fn a_url_segment_is_judged_as_by_its_definition() {
+        // The definition: not `.` or `..`, no backslash, no control character.
+        let by_definition = |seg: &str| {
+            !(seg == "." || seg == ".." || seg.contains('\\') || seg.chars().any(char::is_control))
+        };
+        let alphabet = [
+            'a', '.', '\\', '\u{7}', '\u{7f}', '\u{85}', '\u{9f}', 'é', '日', ' ', '%',
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 5) as usize;
+            let seg: String = (0..len)
+                .map(|i| alphabet[((seed >> (8 * i + 3)) % alphabet.len() as u64) as usize])
+                .collect();
+            assert_eq!(url_segment_ok(&seg), by_definition(&seg), "{seg:?}");
+        }
     }
 
     #[test]

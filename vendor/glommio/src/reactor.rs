@@ -87,6 +87,10 @@ struct Timers {
     /// a timer ID used to distinguish timers that fire at the same time.
     /// The [`Waker`] represents the task awaiting the timer.
     timers: BTreeMap<(Instant, u64), Waker>,
+
+    /// The time of the last `process_timers` (vendored change, see `PATCHES.md`): a timer due
+    /// at or after it has not fired.
+    scanned_at: Option<Instant>,
 }
 
 impl Timers {
@@ -95,6 +99,7 @@ impl Timers {
             timer_id: 0,
             timers_by_id: AHashMap::new(),
             timers: BTreeMap::new(),
+            scanned_at: None,
         }
     }
 
@@ -123,13 +128,19 @@ impl Timers {
     /// ready and woke timers.
     fn process_timers(&mut self) -> (Option<Duration>, usize) {
         let now = Instant::now();
+        self.scanned_at = Some(now);
 
-        // Split timers into ready and pending timers.
-        let pending = self.timers.split_off(&(now, 0));
-        let ready = mem::replace(&mut self.timers, pending);
-        let woke = ready.len();
-        for (_, waker) in ready {
-            wake!(waker);
+        // Split timers into ready and pending timers (vendored change, see `PATCHES.md`:
+        // not when none is ready, which is the common case; the split moves the whole map).
+        let any_ready = self.timers.keys().next().is_some_and(|(when, _)| *when < now);
+        let mut woke = 0;
+        if any_ready {
+            let pending = self.timers.split_off(&(now, 0));
+            let ready = mem::replace(&mut self.timers, pending);
+            woke = ready.len();
+            for (_, waker) in ready {
+                wake!(waker);
+            }
         }
 
         // Calculate the duration until the next event.
@@ -807,6 +818,15 @@ impl Reactor {
     pub(crate) fn remove_timer(&self, id: u64) -> Option<Waker> {
         let mut timers = self.timers.borrow_mut();
         timers.remove(id)
+    }
+
+    /// Whether a timer due at `when` may have fired (the last scan of the timers was after
+    /// it); false is certain.
+    pub(crate) fn timer_may_have_fired(&self, when: Instant) -> bool {
+        self.timers
+            .borrow()
+            .scanned_at
+            .is_some_and(|at| when < at)
     }
 
     pub(crate) fn timer_exists(&self, id: &(Instant, u64)) -> bool {

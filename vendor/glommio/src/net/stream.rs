@@ -154,11 +154,22 @@ impl RxBuf for Preallocated {
     }
 }
 
+/// A stream's read or write timeout (vendored change, see `PATCHES.md`): the timer that the
+/// reactor holds is moved lazily. A wait that completes leaves it armed, and the next wait
+/// keeps it while it fires no later than that wait's deadline; when it fires early, the
+/// waiting task is woken, finds its own deadline not reached, and arms it again. A stream that
+/// waits once per request thus touches the reactor's timer map about once per timeout period
+/// instead of twice per request.
 #[derive(Debug)]
 struct Timeout {
     id: u64,
     timeout: Cell<Option<Duration>>,
-    timer: Cell<Option<Instant>>,
+    /// The deadline of the wait in progress (None: no wait in progress).
+    deadline: Cell<Option<Instant>>,
+    /// When the timer the reactor holds for `id` fires (None: none held).
+    armed: Cell<Option<Instant>>,
+    /// The waker that timer wakes.
+    waker: std::cell::RefCell<Option<Waker>>,
 }
 
 impl Timeout {
@@ -166,7 +177,9 @@ impl Timeout {
         Self {
             id,
             timeout: Cell::new(None),
-            timer: Cell::new(None),
+            deadline: Cell::new(None),
+            armed: Cell::new(None),
+            waker: std::cell::RefCell::new(None),
         }
     }
 
@@ -174,6 +187,7 @@ impl Timeout {
         self.timeout.get()
     }
 
+    /// Sets the timeout of the waits that follow (a wait in progress starts over).
     fn set(&self, dur: Option<Duration>) -> Result<()> {
         if let Some(dur) = dur.as_ref() {
             if dur.as_nanos() == 0 {
@@ -181,37 +195,69 @@ impl Timeout {
             }
         }
         self.timeout.set(dur);
+        self.deadline.set(None);
         Ok(())
     }
 
     fn maybe_set_timer(&self, reactor: &Reactor, waker: &Waker) {
-        if let Some(timeout) = self.timeout.get() {
-            if self.timer.get().is_none() {
-                let deadline = Instant::now() + timeout;
-                reactor.insert_timer(self.id, deadline, waker.clone());
-                self.timer.set(Some(deadline));
+        let Some(timeout) = self.timeout.get() else {
+            return;
+        };
+        let deadline = match self.deadline.get() {
+            Some(d) => d,
+            None => {
+                let d = Instant::now() + timeout;
+                self.deadline.set(Some(d));
+                d
             }
+        };
+        let same_waker = self
+            .waker
+            .borrow()
+            .as_ref()
+            .is_some_and(|w| w.will_wake(waker));
+        if matches!(self.armed.get(), Some(a) if a <= deadline) && same_waker {
+            return;
+        }
+        reactor.insert_timer(self.id, deadline, waker.clone());
+        self.armed.set(Some(deadline));
+        if !same_waker {
+            *self.waker.borrow_mut() = Some(waker.clone());
         }
     }
 
-    fn cancel_timer(&self, reactor: &Reactor) {
-        if self.timer.take().is_some() {
-            reactor.remove_timer(self.id);
-        }
+    /// The wait in progress ended: its timer stays armed for the next wait.
+    fn cancel_timer(&self, _reactor: &Reactor) {
+        self.deadline.set(None);
     }
 
+    /// Err(TimedOut) when the wait in progress is past its deadline. A timer that fired is
+    /// forgotten here (before `maybe_set_timer`, which trusts `armed`).
     fn check(&self, reactor: &Reactor) -> io::Result<()> {
-        if let Some(deadline) = self.timer.get() {
-            if !reactor.timer_exists(&(deadline, self.id)) {
+        if let Some(armed) = self.armed.get() {
+            if reactor.timer_may_have_fired(armed) && !reactor.timer_exists(&(armed, self.id)) {
                 reactor.remove_timer(self.id);
-                self.timer.take();
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "Operation timed out",
-                ));
+                self.armed.set(None);
+                if let Some(deadline) = self.deadline.get() {
+                    if Instant::now() >= deadline {
+                        self.deadline.set(None);
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "Operation timed out",
+                        ));
+                    }
+                }
             }
         }
         Ok(())
+    }
+
+    /// Removes the armed timer (the stream goes away).
+    fn clear(&self, reactor: &Reactor) {
+        if self.armed.take().is_some() {
+            reactor.remove_timer(self.id);
+        }
+        self.waker.borrow_mut().take();
     }
 }
 
@@ -223,6 +269,15 @@ pub(crate) struct NonBufferedStream<S> {
     source_rx: Option<Source>,
     write_timeout: Timeout,
     read_timeout: Timeout,
+}
+
+impl<S> Drop for NonBufferedStream<S> {
+    fn drop(&mut self) {
+        if let Some(reactor) = self.reactor.upgrade() {
+            self.read_timeout.clear(&reactor);
+            self.write_timeout.clear(&reactor);
+        }
+    }
 }
 
 impl<S: AsRawFd> NonBufferedStream<S> {

@@ -344,3 +344,12 @@ impl Drop for Source {
         }
     }
 }
+
+impl InnerSource {
+    /// Whether the source's timestamps feed a latency statistic (vendored change, see
+    /// `PATCHES.md`): the clock is read for those sources only.
+    pub(crate) fn wants_latency(&self) -> bool {
+        self.stats_collection
+            .is_some_and(|s| s.latency.is_some())
+    }
+}
