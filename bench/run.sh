@@ -124,8 +124,9 @@ trap 'exit 143' TERM
 install_tools() {
   local missing=() updated=0 t pkg
   declare -A PKG=([nginx]=nginx [wrk]=wrk [curl]=curl [iperf3]=iperf3 [taskset]=util-linux
-                  [pgrep]=procps [python3]=python3 [openssl]=openssl [md5sum]=coreutils [dd]=coreutils)
-  for t in nginx wrk curl iperf3 taskset pgrep python3 openssl md5sum dd; do
+                  [pgrep]=procps [python3]=python3 [openssl]=openssl [md5sum]=coreutils [dd]=coreutils
+                  [wget]=wget)
+  for t in nginx wrk curl iperf3 taskset pgrep python3 openssl md5sum dd wget; do
     command -v "$t" >/dev/null 2>&1 || [ -x "/usr/sbin/$t" ] || missing+=("${PKG[$t]}")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -457,26 +458,82 @@ get_bench() { # get_bench S TAG SIZE
   return 0
 }
 
+# The big file's downloads, in rounds that alternate the servers (so that the host's swings
+# fall on all of them alike): per round and server, one whole download (curl), one resume of
+# its second half with a Range request (curl -r N-, what `curl -C` sends), and one `wget -c`
+# that finishes a file holding its first half. A resumed file must equal the original.
 download_bench() {
-  local s=$1 url="http://127.0.0.1:${PORT[$1]}$(cat "$WORK/paths_$1_big.txt")" i out speeds=() c0 c1
-  log "${NAME[$s]}: ${DL_RUNS} x ${BIG_MB} MiB download"
-  c0=$(cpu "$s")
-  for ((i = 0; i < DL_RUNS; i++)); do
-    # shellcheck disable=SC2086
-    out=$($ONLOAD curl -s --max-time 300 --speed-limit 100000 --speed-time 20 -o /dev/null -w '%{http_code} %{size_download} %{speed_download}' "$url") || out="err 0 0"
-    # shellcheck disable=SC2086
-    set -- $out
-    if [ "$1" != 200 ] || [ "$2" != "$BIG_BYTES" ]; then
-      note "${NAME[$s]}: big download run $i: HTTP $1, $2 of $BIG_BYTES bytes"
-      continue
-    fi
-    speeds+=("$3")
+  local s i out half=$((BIG_BYTES / 2)) c0 c1
+  declare -A FULL RANGE WGET CPU
+  for s in "${UP[@]}"; do
+    FULL[$s]=""; RANGE[$s]=""; WGET[$s]=""; CPU[$s]=0
   done
-  c1=$(cpu "$s")
-  [ ${#speeds[@]} -eq 0 ] && return 1
-  put "$s" dl_best "$(printf '%s\n' "${speeds[@]}" | sort -g | tail -1 | awk '{print $1/1e6}')"
-  put "$s" dl_median "$(printf '%s\n' "${speeds[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]/1e6}')"
-  put "$s" dl_cpu_s "$(calc "($c1 - $c0) / ${#speeds[@]}")"
+  log "big file: ${DL_RUNS} rounds x (download, Range resume, wget -c) of ${BIG_MB} MiB, servers alternating"
+  for ((i = 0; i < DL_RUNS; i++)); do
+    for s in "${UP[@]}"; do
+      [ -s "$WORK/paths_${s}_big.txt" ] || continue
+      check_alive "$s" "big download" || continue
+      local url="http://127.0.0.1:${PORT[$s]}$(cat "$WORK/paths_${s}_big.txt")"
+      c0=$(cpu "$s")
+      # shellcheck disable=SC2086
+      out=$($ONLOAD curl -s --max-time 300 --speed-limit 100000 --speed-time 20 -o /dev/null -w '%{http_code} %{size_download} %{speed_download}' "$url") || out="err 0 0"
+      c1=$(cpu "$s")
+      # shellcheck disable=SC2086
+      set -- $out
+      if [ "$1" = 200 ] && [ "$2" = "$BIG_BYTES" ]; then
+        FULL[$s]+="$3 "; CPU[$s]=$(calc "${CPU[$s]} + $c1 - $c0")
+      else
+        note "${NAME[$s]}: big download round $i: HTTP $1, $2 of $BIG_BYTES bytes"
+      fi
+      # The resume's rate to /dev/null (as the whole download's); its bytes are checked
+      # against the original in the first round.
+      local dest=/dev/null
+      [ "$i" = 0 ] && dest="$WORK/resume.part"
+      # shellcheck disable=SC2086
+      out=$($ONLOAD curl -s --max-time 300 --speed-limit 100000 --speed-time 20 -r "$half-" -o "$dest" -w '%{http_code} %{size_download} %{speed_download}' "$url") || out="err 0 0"
+      # shellcheck disable=SC2086
+      set -- $out
+      if [ "$1" = 206 ] && [ "$2" = $((BIG_BYTES - half)) ] \
+         && { [ "$dest" = /dev/null ] || cmp -s -i "$half:0" "$WORK/data/big.bin" "$dest"; }; then
+        RANGE[$s]+="$3 "
+      else
+        note "${NAME[$s]}: Range resume round $i: HTTP $1, $2 of $((BIG_BYTES - half)) bytes or content differs"
+      fi
+      if command -v wget >/dev/null; then
+        # wget -c finishing a file that holds the first half; its rate is wall-clock and
+        # includes wget writing the file (a client-side bound, alike for every server).
+        head -c "$half" "$WORK/data/big.bin" >"$WORK/wget.part"
+        local t0 t1
+        t0=$(now)
+        # shellcheck disable=SC2086
+        if $ONLOAD wget -q -c --timeout=60 -O "$WORK/wget.part" "$url" \
+           && t1=$(now) && cmp -s "$WORK/data/big.bin" "$WORK/wget.part"; then
+          WGET[$s]+="$(calc "($BIG_BYTES - $half) / ($t1 - $t0)") "
+        else
+          note "${NAME[$s]}: wget -c round $i failed or the file differs"
+        fi
+      fi
+    done
+  done
+  rm -f "$WORK/resume.part" "$WORK/wget.part"
+  local best='tr " " "\n" | grep . | sort -g | tail -1 | awk "{print \$1/1e6}"'
+  local median='tr " " "\n" | grep . | sort -g | awk "{a[NR]=\$1} END {if (NR) print a[int((NR+1)/2)]/1e6}"'
+  for s in "${UP[@]}"; do
+    local n
+    n=$(echo "${FULL[$s]}" | wc -w)
+    if [ "$n" -gt 0 ]; then
+      put "$s" dl_best "$(echo "${FULL[$s]}" | eval "$best")"
+      put "$s" dl_median "$(echo "${FULL[$s]}" | eval "$median")"
+      put "$s" dl_cpu_s "$(calc "${CPU[$s]} / $n")"
+    fi
+    if [ -n "${RANGE[$s]}" ]; then
+      put "$s" dl_range_best "$(echo "${RANGE[$s]}" | eval "$best")"
+      put "$s" dl_range_median "$(echo "${RANGE[$s]}" | eval "$median")"
+    fi
+    if [ -n "${WGET[$s]}" ]; then
+      put "$s" dl_wget_best "$(echo "${WGET[$s]}" | eval "$best")"
+    fi
+  done
   return 0
 }
 
@@ -546,12 +603,7 @@ run_servers() {
   now_all >"$WORK/t_get1"
   window_rss rss_get "$WORK/t_get0" "$WORK/t_get1"
 
-  for s in "${UP[@]}"; do
-    if [ -s "$WORK/paths_${s}_big.txt" ] && check_alive "$s" "big download"; then
-      download_bench "$s" || note "${NAME[$s]}: big download failed"
-      check_alive "$s" "big download" || true
-    fi
-  done
+  download_bench || note "big downloads failed"
 
   now_all >"$WORK/t_up0"
   for s in "${UP[@]}"; do
