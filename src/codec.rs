@@ -14,7 +14,12 @@ pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
             break;
         }
     }
-    out.extend_from_slice(&digits[i..]);
+    // Byte by byte: a copy of a few bytes of unknown length is a call to `memmove`, which
+    // costs more than the digits (this runs several times per request).
+    out.reserve(digits.len() - i);
+    for &d in &digits[i..] {
+        out.push(d);
+    }
 }
 
 /// Lower-case hex of bytes.
