@@ -557,6 +557,85 @@ fn a_token_download_is_read_through_before_the_file_arrived() {
     assert_eq!(status_from_non_admin(&good, &[]), 200);
 }
 
+/// A peer stand-in that drops the first `check_file_exist` it is asked without an answer (a
+/// connection that closed as the request went out), answers the next ones with `record`,
+/// and serves `data` to every GET. Runs until the test process ends.
+fn flaky_peer(ip: &str, port: u16, record: serde_json::Value, data: Vec<u8>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind((ip, port)).unwrap();
+    std::thread::spawn(move || {
+        let mut asked = 0;
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut r = BufReader::new(conn);
+            // One request per connection: its head, then a body of Content-Length bytes.
+            let mut head = Vec::new();
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                let end = line == "\r\n";
+                head.push(line);
+                if end {
+                    break;
+                }
+            }
+            let mut body = vec![0u8; length];
+            let _ = r.read_exact(&mut body);
+            let mut conn = r.into_inner();
+            let line = head.first().cloned().unwrap_or_default();
+            let (status, answer) = if line.starts_with("POST") {
+                asked += 1;
+                if asked == 1 {
+                    continue; // dropped: closed without an answer
+                }
+                ("200 OK", record.to_string().into_bytes())
+            } else {
+                ("200 OK", data.clone())
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                answer.len()
+            );
+            let _ = conn.write_all(&answer);
+        }
+    });
+}
+
+#[test]
+fn a_token_check_asks_a_peer_again_when_its_connection_closed_under_the_question() {
+    // B knows the file only from its peer, which drops the first question unanswered: the
+    // token is still checked against the peer's record (asked again on a new connection),
+    // not refused for want of an answer.
+    let secret = json!({"download_use_token": true, "download_token_secret": "cluster-secret"});
+    let Addresses { ips, ports, bases } = Addresses::pick(12, 2);
+    let data = noise(5000, 121);
+    let md5 = md5_hex(&data);
+    let dir = "files/default/20261206/01/02";
+    let record = json!({"name": "asked.bin", "rename": "", "path": dir, "md5": md5,
+        "size": data.len(), "peers": [bases[0]], "scene": "default", "timeStamp": now(),
+        "offset": -1});
+    flaky_peer(&ips[0], ports[0], record, data.clone());
+    let db = tempfile::tempdir().unwrap();
+    let mut o = secret.clone();
+    o["peers"] = json!([bases[0]]);
+    o["peer_id"] = json!("2");
+    write_config(db.path(), &ips[1], ports[1], &o);
+    let _b = Server::start_in(db.path(), &ips[1], json!({}));
+    let ts = now().to_string();
+    let token = md5_hex(format!("{md5}{ts}cluster-secret").as_bytes());
+    let path = "/group1/default/20261206/01/02/asked.bin";
+    let good = format!("{}{path}?token={token}&timestamp={ts}", bases[1]);
+    assert_eq!(status_from_non_admin(&good, &[]), 200);
+}
+
 #[test]
 fn a_peer_added_by_reload_gets_the_history_and_a_removed_one_nothing_more() {
     let (nodes, bases, dirs) = late_peers(12, json!({}));

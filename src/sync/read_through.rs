@@ -12,6 +12,8 @@ pub type PeerCopy = Option<(String, crate::json::FileInfo)>;
 
 /// Time allowed to ask one peer whether it has a file.
 const PEER_ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Largest answer to a question about one file (a record's JSON) that is read.
+const ASK_ANSWER_BYTES_MAX: usize = 1 << 20;
 /// Longest wait for the next chunk of a file streamed from a peer.
 const PEER_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -62,11 +64,24 @@ pub async fn ask_peers(
             ("path".to_string(), rel.to_string()),
         ];
         let path = format!("{}/check_file_exist", cfg.prefix());
-        let asked = w
+        let asked = match w
             .sync
             .pool
             .post_form(peer, &path, &form, PEER_ASK_TIMEOUT)
-            .await;
+            .await
+        {
+            // A read-only question: when the pooled connection failed under it (the peer
+            // closed it as the request went out, which the pool cannot take back once
+            // written), ask once more on a connection of its own. Not after a timeout.
+            Err(e) if e.kind() != std::io::ErrorKind::TimedOut => {
+                let url = format!("{peer}{path}");
+                w.sync
+                    .pool
+                    .post_form_url(&url, &[], &form, PEER_ASK_TIMEOUT, ASK_ANSWER_BYTES_MAX)
+                    .await
+            }
+            r => r,
+        };
         if let Some(info) = asked
             .ok()
             .and_then(|r| serde_json::from_slice::<crate::json::FileInfo>(&r.body).ok())
