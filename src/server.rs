@@ -437,3 +437,36 @@ async fn flush_access_once(worker: &Worker) {
         })
         .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    /// The executor's scheduler (vendored glommio) runs a runnable task even when a
+    /// preemption is due before its first look at the task queues. With a preemption timer
+    /// of a microsecond that is nearly every turn; before the fix the executor then parked
+    /// with its tasks queued and slept for good on its first turn.
+    #[test]
+    fn an_executor_runs_its_tasks_however_early_a_preemption_is_due() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let ex = glommio::LocalExecutorBuilder::default()
+                .io_memory(256 << 10)
+                .preempt_timer(Duration::from_micros(1))
+                .make()
+                .expect("executor");
+            let sum = ex.run(async {
+                let mut sum = 0u64;
+                for i in 0..200u64 {
+                    sum += glommio::spawn_local(async move { i }).await;
+                }
+                sum
+            });
+            let _ = tx.send(sum);
+        });
+        let sum = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the executor slept with its tasks runnable");
+        assert_eq!(sum, (0..200).sum::<u64>());
+    }
+}

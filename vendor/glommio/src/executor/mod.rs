@@ -1324,7 +1324,12 @@ impl LocalExecutor {
         let mut ran = false;
         loop {
             self.reactor.sys.install_eventfd();
-            if self.need_preempt() {
+            // Vendored change (see PATCHES.md): a turn runs at least one task when one is
+            // runnable, however early a preemption is due. Stopping before anything ran read
+            // as "nothing to run": the caller parked, the park consumed the completion that
+            // asked for the preemption, and with no timer or I/O to come (an executor's first
+            // turn) it slept for good with the task queued.
+            if ran && self.need_preempt() {
                 break;
             }
             if !self.run_one_task_queue() {
@@ -1373,7 +1378,8 @@ impl LocalExecutor {
             let mut tasks_executed_this_loop = 0;
             loop {
                 let mut queue_ref = queue.borrow_mut();
-                if self.need_preempt() || queue_ref.yielded() {
+                // At least one task per turn (vendored change, see `run_task_queues`).
+                if queue_ref.yielded() || (tasks_executed_this_loop > 0 && self.need_preempt()) {
                     break;
                 }
 
