@@ -582,11 +582,14 @@ fn respond(
     r.set("Last-Modified", last_modified);
     if attachment {
         r.set("Content-Type", "application/octet-stream");
-        let name = params.get("name").filter(|n| !n.is_empty());
-        r.set(
-            "Content-Disposition",
-            content_disposition("attachment", name),
-        );
+        match params.get("name").filter(|n| !n.is_empty()) {
+            // The common answer (`default_download` without `name`) is a constant.
+            None => r.set("Content-Disposition", "attachment"),
+            name => r.set(
+                "Content-Disposition",
+                content_disposition("attachment", name),
+            ),
+        }
     } else {
         r.set("Content-Type", content::mime_type(rel));
     }
