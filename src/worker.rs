@@ -256,11 +256,12 @@ impl Worker {
         let generation = shared.config_generation.load(Ordering::Acquire);
         let config = std::rc::Rc::new((*shared.config()).clone());
         let cache_bytes = config.file_cache_bytes as usize;
+        let open_files = crate::store::cache::open_files_cap(shared.nofile, shared.workers);
         Worker {
             shared,
             id,
             cache: RefCell::new(FileCache::new(cache_bytes)),
-            open_files: RefCell::new(Default::default()),
+            open_files: RefCell::new(crate::store::cache::FdCache::with_capacity(open_files)),
             records: RefCell::new(Default::default()),
             auth_cache: RefCell::new(Default::default()),
             resize_slots: glommio::sync::Semaphore::new(crate::image::RESIZES_IN_FLIGHT),
