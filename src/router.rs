@@ -52,21 +52,7 @@ fn is_clean(p: &str) -> bool {
         return false;
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
-    if p == "/" {
-        return true;
-    }
-    // Segment by segment over the bytes (a `split` costs a searcher per segment).
-    let b = rest.as_bytes();
-    let mut start = 0;
-    for i in 0..=b.len() {
-        if i == b.len() || b[i] == b'/' {
-            if matches!(&b[start..i], b"" | b"." | b"..") {
-                return false;
-            }
-            start = i + 1;
-        }
-    }
-    true
+    p == "/" || crate::store::names::slash_segments(rest).all(|seg| !matches!(seg, "" | "." | ".."))
 }
 
 /// A cleaned path as a same-origin `Location`: backslashes are encoded, since browsers read

@@ -58,25 +58,12 @@ fn resolve(w: &Worker, path: &str) -> Result<Target, ApiError> {
     let mut rel = String::with_capacity("files/".len() + decoded.len());
     rel.push_str("files");
     let mut internal = false;
-    // Segment by segment over the bytes (a `split` costs a searcher per segment); a `/` is
-    // ASCII, so every cut is on a character boundary.
-    let bytes = decoded.as_bytes();
-    let mut start = 0;
-    let mut first = true;
-    for i in 0..=bytes.len() {
-        if i < bytes.len() && bytes[i] != b'/' {
-            continue;
-        }
-        let part = &decoded[start..i];
-        start = i + 1;
-        if part.is_empty() {
-            continue;
-        }
+    let parts = crate::store::names::slash_segments(&decoded).filter(|s| !s.is_empty());
+    for (i, part) in parts.enumerate() {
         if !crate::store::names::url_segment_ok(part) {
             return Err(ApiError::fail(400, "invalid path"));
         }
-        internal |= first && crate::store::names::is_internal(part);
-        first = false;
+        internal |= i == 0 && crate::store::names::is_internal(part);
         rel.push('/');
         rel.push_str(part);
     }
