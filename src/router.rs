@@ -236,6 +236,7 @@ async fn api_route(
             let p = api::read_params(req).await?;
             cluster::syncfile_info(w, req, client, &p).await
         }
+        "/syncfile_batch" => cluster::syncfile_batch(w, req, client).await,
         "/receive_md5s" => cluster::receive_md5s(w, client, &api::read_params(req).await?).await,
         "/sync" => cluster::sync(w, client, &api::read_params(req).await?).await,
         "/repair" => cluster::repair(w, client, &api::read_params(req).await?).await,
@@ -270,9 +271,8 @@ fn route_of(name: &str) -> Route {
         "/list_dir" | "/search" | "/get_md5s_by_date" | "/remove_empty_dir" | "/repair_stat"
         | "/backup" | "/report" | "/reload" | "/gen_google_secret" | "/gen_google_code"
         | "/compact" => Route::Admin,
-        "/syncfile_info" | "/receive_md5s" | "/sync" | "/repair" | "/repair_fileinfo" => {
-            Route::Sync
-        }
+        "/syncfile_info" | "/syncfile_batch" | "/receive_md5s" | "/sync" | "/repair"
+        | "/repair_fileinfo" => Route::Sync,
         _ => Route::Download,
     }
 }

@@ -472,8 +472,10 @@ impl Wake {
     }
 }
 
+/// Batches from peers (`syncfile_batch`) one executor receives at once; more wait.
+pub const SYNC_BATCHES_RECEIVED_MAX: usize = 4;
+
 /// Replication state of one executor (used by `sync`).
-#[derive(Default)]
 pub struct SyncState {
     pub wake: Wake,
     pub pool: crate::client::peer::Pool,
@@ -481,6 +483,24 @@ pub struct SyncState {
     pub(crate) pushers: RefCell<std::collections::HashSet<String>>,
     /// Failed fetches: md5 -> (attempts, not before).
     pub(crate) pull_retry: RefCell<HashMap<String, (u32, Instant)>>,
+    /// Peers that do not take batched announcements (go-fastdfs): until when this executor
+    /// speaks go-fastdfs' protocol with them.
+    pub(crate) unbatched: RefCell<HashMap<String, Instant>>,
+    /// Bounds the batches being received (each holds its body in memory).
+    pub(crate) batch_slots: glommio::sync::Semaphore,
+}
+
+impl Default for SyncState {
+    fn default() -> SyncState {
+        SyncState {
+            wake: Wake::default(),
+            pool: Default::default(),
+            pushers: Default::default(),
+            pull_retry: Default::default(),
+            unbatched: Default::default(),
+            batch_slots: glommio::sync::Semaphore::new(SYNC_BATCHES_RECEIVED_MAX as u64),
+        }
+    }
 }
 
 /// Reachability of peers as seen by push tasks (shared by executors, read by metrics).

@@ -280,6 +280,14 @@ fn a_mixed_cluster_with_go_fastdfs_replicates_every_way() {
         "mixed cluster did not converge; go-fastdfs log: {}",
         go.log()
     );
+    // go-fastdfs does not know batched announcements: ours speak its protocol with it.
+    assert!(
+        ours[0]
+            .stderr()
+            .contains("does not take batched announcements"),
+        "{}",
+        ours[0].stderr()
+    );
     // The go-fastdfs node serves what it pulled from us, byte for byte.
     let r = upload_to(&bases[1], "mixed-1.bin", &noise(20_001, 501));
     let path = r["path"].as_str().unwrap().to_string();
@@ -703,5 +711,220 @@ fn with_dedup_off_an_overwrite_replaces_the_peers_copy() {
             == (200, new.clone())),
         "the peer kept the old content at {path}: {:?}",
         get_bytes(&bases[1], &path, &[]).1.len()
+    );
+}
+
+/// A `syncfile_batch` body (docs/PROTOCOL.md §8, "Batches"): per file a JSON line
+/// `{"fileInfo":…,"bytes":N}` and N bytes of content (no `bytes`: announcement only).
+fn batch_body(frames: &[(serde_json::Value, Option<&[u8]>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (info, content) in frames {
+        let mut line = json!({ "fileInfo": info });
+        if let Some(c) = content {
+            line["bytes"] = json!(c.len());
+        }
+        out.extend_from_slice(line.to_string().as_bytes());
+        out.push(b'\n');
+        out.extend_from_slice(content.unwrap_or(b""));
+    }
+    out
+}
+
+/// POSTs a batch and returns the status and the JSON answer.
+fn post_batch(base: &str, body: &[u8]) -> (u16, serde_json::Value) {
+    let r = agent()
+        .post(&format!("{base}/group1/syncfile_batch"))
+        .set("Content-Type", "application/octet-stream")
+        .send_bytes(body);
+    let (status, text) = match r {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap()),
+        Err(e) => panic!("{e}"),
+    };
+    let v = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    (status, v)
+}
+
+fn record(name: &str, data: &[u8], time_stamp: i64) -> serde_json::Value {
+    json!({"name": name, "rename": "", "path": "files/default/20261206/03/04",
+        "md5": md5_hex(data), "size": data.len(), "peers": ["http://127.0.0.9:1"],
+        "scene": "default", "timeStamp": time_stamp, "offset": -1})
+}
+
+#[test]
+fn a_batched_announcement_is_checked_like_any_other_and_answered_per_file() {
+    let s = Server::start(json!({}));
+    let base = s.base();
+    let good = noise(3000, 901);
+    let forged = noise(3000, 902);
+    let deleted = noise(2000, 903);
+    // A file deleted here after it was uploaded elsewhere: the tombstone wins.
+    let r = upload_json(&s, "deleted.bin", &deleted);
+    assert_eq!(r["md5"], md5_hex(&deleted));
+    let (status, _) =
+        call(agent().get(&s.url(&format!("/group1/delete?md5={}", md5_hex(&deleted)))));
+    assert_eq!(status, 200);
+    let mut outside = record("x.bin", &good, now());
+    outside["path"] = json!("files/../../etc");
+    outside["md5"] = json!("0123456789abcdef0123456789abcdef");
+    // Content that is not what its md5 says: not stored as such, only queued to be fetched
+    // from its sources.
+    let mut lying = record("lying.bin", &forged, now());
+    lying["md5"] = json!(md5_hex(b"something else"));
+    let big = record("big.bin", &noise(1 << 20, 904), now());
+    let body = batch_body(&[
+        (record("good.bin", &good, now()), Some(&good)),
+        (outside, Some(&good)),
+        (lying, Some(&forged)),
+        (
+            record("deleted.bin", &deleted, now() - 3600),
+            Some(&deleted),
+        ),
+        (big, None),
+    ]);
+    let (status, v) = post_batch(&base, &body);
+    assert_eq!(status, 200, "{v}");
+    let results: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        results,
+        ["stored", "failed", "queued", "deleted", "queued"],
+        "{v}"
+    );
+    assert!(
+        v["data"][1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("refused"),
+        "{v}"
+    );
+    // The stored file is served, byte for byte; the forged content is nowhere.
+    let (status, bytes) = get_bytes(&base, "/group1/default/20261206/03/04/good.bin", &[]);
+    assert_eq!(status, 200);
+    assert_eq!(bytes, good);
+    let (status, _) = get_bytes(&base, "/group1/default/20261206/03/04/lying.bin", &[]);
+    assert_eq!(status, 404, "forged content was stored");
+    assert!(
+        !has_md5(&base, &md5_hex(&deleted)),
+        "a deleted file came back"
+    );
+    // The same announcement again: here already.
+    let (status, v) = post_batch(
+        &base,
+        &batch_body(&[(record("good.bin", &good, now()), Some(&good))]),
+    );
+    assert_eq!(
+        (status, v["data"][0]["result"].as_str()),
+        (200, Some("present"))
+    );
+}
+
+#[test]
+fn malformed_or_unbounded_batches_get_a_clear_refusal() {
+    let s = Server::start(json!({}));
+    let base = s.base();
+    let data = b"text content, so that curl can send it as an argument".to_vec();
+    let frame = batch_body(&[(record("a.bin", &data, now()), Some(&data))]);
+    // Content shorter than announced, a line that is not JSON, content above the bound.
+    let cut = &frame[..frame.len() - 1];
+    let mut huge = json!({"fileInfo": record("a.bin", &data, now()), "bytes": 1 << 20})
+        .to_string()
+        .into_bytes();
+    huge.push(b'\n');
+    for body in [cut, b"{not json\n".as_slice(), &huge] {
+        let (status, v) = post_batch(&base, body);
+        assert_eq!(status, 400, "{v}");
+        assert_eq!(v["status"], "fail");
+        assert!(!v["message"].as_str().unwrap().is_empty());
+    }
+    // A body past the receiver's bound: refused before it is read (curl waits for
+    // `100 Continue`, and gets the refusal instead).
+    let big = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(big.path(), vec![b' '; 9 << 20]).unwrap();
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--data-binary",
+        ])
+        .arg(format!("@{}", big.path().display()))
+        .arg(s.url("/group1/syncfile_batch"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "413");
+    // Not from a peer or admin.
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(["--interface", NON_ADMIN_IP, "--data-binary"])
+        .arg(String::from_utf8(frame).unwrap())
+        .arg(s.url("/group1/syncfile_batch"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "403");
+    // Nothing of all this was stored.
+    assert!(!has_md5(&base, &md5_hex(&data)));
+}
+
+#[test]
+fn our_peers_send_small_files_inside_batched_announcements() {
+    let Addresses { ips, ports, bases } = Addresses::pick(21, 2);
+    let mut nodes = Vec::new();
+    let mut dirs = Vec::new();
+    for i in 0..2 {
+        let d = tempfile::tempdir().unwrap();
+        let o = json!({"peers": [bases[1 - i]], "peer_id": format!("{}", i + 1)});
+        write_config(d.path(), &ips[i], ports[i], &o);
+        nodes.push(Server::start_in(d.path(), &ips[i], json!({})));
+        dirs.push(d);
+    }
+    // Small files (sent with their announcement) and one above the inline bound (fetched).
+    let mut sent = Vec::new();
+    for i in 0..80 {
+        let data = noise(500 + i * 37, 1000 + i as u64);
+        let r = upload_to(&bases[0], &format!("small-{i}.bin"), &data);
+        sent.push((r["path"].as_str().unwrap().to_string(), data));
+    }
+    let large = noise(300 << 10, 999);
+    let r = upload_to(&bases[0], "large.bin", &large);
+    let large_path = r["path"].as_str().unwrap().to_string();
+    sent.push((large_path.clone(), large));
+    let md5s: Vec<String> = sent.iter().map(|(_, d)| md5_hex(d)).collect();
+    assert!(
+        eventually(SYNC_DEADLINE, || md5s.iter().all(|m| has_md5(&bases[1], m))),
+        "B did not get every file"
+    );
+    for (path, data) in &sent {
+        let (status, body) = get_bytes(&bases[1], path, &[]);
+        assert_eq!(status, 200, "{path}");
+        assert!(body == *data, "{path} differs on B");
+    }
+    // B fetched only the large file from A; A announced in batches, never one by one.
+    let log = |i: usize| {
+        std::fs::read_to_string(dirs[i].path().join("log/access.log")).unwrap_or_default()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || log(0).contains(&large_path)
+            && log(1).contains("syncfile_batch")),
+        "access logs: A {} B {}",
+        log(0),
+        log(1)
+    );
+    let (a, b) = (log(0), log(1));
+    for (path, _) in &sent[..sent.len() - 1] {
+        assert!(
+            !a.contains(&format!("| GET | 200 | {path}")),
+            "B fetched {path}"
+        );
+    }
+    assert!(
+        !b.contains("syncfile_info") && !a.contains("check_file_exist"),
+        "{b}"
     );
 }

@@ -61,6 +61,35 @@ pub async fn syncfile_info(
     ))
 }
 
+/// `G/syncfile_batch` (fastdfs-rs peers only, `sync::batch`): announcements with the
+/// content of small files, answered per file once each is stored or queued durably. Only
+/// from a peer or admin (403). Each executor holds a few such bodies at once; more wait.
+pub async fn syncfile_batch(
+    w: &Rc<Worker>,
+    req: &mut Request<'_>,
+    client: IpAddr,
+) -> Result<Response, ApiError> {
+    use crate::sync::batch;
+    let mut p = Params::default();
+    p.push_query(req.head.query());
+    require_admin(&w.config(), client, &p, refuse_envelope("fail"))?;
+    if req.head.method() != "POST" {
+        return Err(ApiError::fail(405, "syncfile_batch takes a POST"));
+    }
+    let _slot = w
+        .sync
+        .batch_slots
+        .acquire_permit(1)
+        .await
+        .map_err(|_| ApiError::fail(503, "shutting down"))?;
+    let body = req.read_to_end(batch::BODY_BYTES_MAX).await?;
+    let frames = batch::decode(body).map_err(|e| ApiError::fail(400, e))?;
+    let answers = batch::receive(w, frames).await;
+    let mut r = Response::text(200, batch::encode_answers(answers));
+    r.set("Content-Type", "application/json");
+    Ok(r)
+}
+
 /// `G/receive_md5s?md5s=a,b`: queues every known md5 for all peers. Empty 200.
 pub async fn receive_md5s(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, refuse_text)?;

@@ -74,6 +74,8 @@ type Sender = SendRequest<Full<Bytes>>;
 pub struct Pool {
     idle: RefCell<HashMap<String, Vec<Sender>>>,
     addrs: RefCell<HashMap<String, SocketAddr>>,
+    /// Peers whose last connection attempt failed (until one succeeds).
+    unreachable: RefCell<std::collections::HashSet<String>>,
 }
 
 /// How one form post is made: extra headers, answer bound, pooled connection or not.
@@ -135,6 +137,36 @@ impl Pool {
         Ok(addr)
     }
 
+    /// A new TCP connection to `base`; its outcome is remembered ([`Pool::unreachable`]).
+    async fn connect(&self, base: &str, timeout: Duration) -> io::Result<glommio::net::TcpStream> {
+        let addr = self.addr(base).await?;
+        let connected = glommio::net::TcpStream::connect_timeout(addr, timeout).await;
+        let mut unreachable = self.unreachable.borrow_mut();
+        match connected {
+            Ok(stream) => {
+                unreachable.remove(base);
+                Ok(stream)
+            }
+            Err(e) => {
+                if !unreachable.contains(base) {
+                    unreachable.insert(base.to_string());
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Whether the last attempt to connect to `base` failed (the peer is down or cut off,
+    /// as opposed to answering with an error).
+    pub fn unreachable(&self, base: &str) -> bool {
+        self.unreachable.borrow().contains(base)
+    }
+
+    /// Tries a TCP connection to `base` (closed at once): true when the peer takes it.
+    pub async fn probe(&self, base: &str, timeout: Duration) -> bool {
+        self.connect(base, timeout).await.is_ok()
+    }
+
     /// A ready connection to `base`: an idle one (when `reuse`; then true), else a new one.
     async fn sender(
         &self,
@@ -152,10 +184,8 @@ impl Pool {
                 }
             }
         }
-        let addr = self.addr(base).await?;
         let left = deadline.saturating_duration_since(Instant::now());
-        let stream =
-            glommio::net::TcpStream::connect_timeout(addr, left.min(CONNECT_TIMEOUT)).await?;
+        let stream = self.connect(base, left.min(CONNECT_TIMEOUT)).await?;
         stream.set_nodelay(true)?;
         let io = Io(stream, vec![0u8; READ_CHUNK_BYTES].into_boxed_slice());
         let (sender, conn) = hyper::client::conn::http1::handshake(io)
@@ -214,6 +244,19 @@ impl Pool {
         deadline: Instant,
     ) -> io::Result<hyper::Response<Incoming>> {
         Ok(self.exchange(base, req, deadline, true).await?.1)
+    }
+
+    /// Sends a request on a pooled connection and collects an answer of at most `body_max`
+    /// bytes.
+    pub async fn call(
+        &self,
+        base: &str,
+        req: hyper::Request<Full<Bytes>>,
+        timeout: Duration,
+        body_max: usize,
+    ) -> io::Result<Reply> {
+        self.collect(base, req, Instant::now() + timeout, body_max, true)
+            .await
     }
 
     /// POSTs an urlencoded form to `<base><path>` and collects the answer.

@@ -85,16 +85,41 @@ async fn get(
     if reply.status != 200 {
         return Err(format!("{} from {src}{path}", reply.status));
     }
-    if reply.body.len() != limit {
-        return Err(format!("size {} instead of {limit}", reply.body.len()));
+    verify(&cfg, info, &reply.body)?;
+    Ok(reply.body)
+}
+
+/// The content (without the marker) against the record: its size, and with dedup on its
+/// digest.
+fn verify(cfg: &crate::config::Config, info: &FileInfo, content: &[u8]) -> Result<(), String> {
+    let want = info.size as usize - 1;
+    if content.len() != want {
+        return Err(format!("size {} instead of {want}", content.len()));
     }
     let mut h = crate::store::write::Hasher::new(cfg.use_sha1());
-    h.update(&reply.body);
+    h.update(content);
     let path_named = info.md5 == crate::store::meta::path_key(&info.rel_path());
     if cfg.enable_distinct_file && !path_named && h.hex() != info.md5 {
         return Err("content digest differs from the announced md5".into());
     }
-    Ok(reply.body)
+    Ok(())
+}
+
+/// Stores a merged file whose content a peer sent with its announcement (`batch`).
+pub(super) async fn accept(
+    w: &Worker,
+    info: FileInfo,
+    offset: u64,
+    content: bytes::Bytes,
+) -> Fetch {
+    let n = match check(w, &info, offset) {
+        Ok(n) => n,
+        Err(why) => return Fetch::Hopeless(why),
+    };
+    if let Err(why) = verify(&w.config(), &info, &content) {
+        return Fetch::Retry(why);
+    }
+    store(w, info, n, offset, content).await
 }
 
 async fn store(w: &Worker, info: FileInfo, n: u64, offset: u64, content: bytes::Bytes) -> Fetch {

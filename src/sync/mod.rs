@@ -15,6 +15,7 @@
 //! Data flows one way: handlers and the committer wake these tasks; they talk to peers through
 //! `client::peer::Pool` and write through `Meta::submit`.
 
+pub mod batch;
 mod merged;
 pub mod read_through;
 pub mod repair;
@@ -38,6 +39,8 @@ const PULL_IN_FLIGHT: usize = 16;
 /// First and largest delay after a failed round.
 const RETRY_DELAY_MIN: Duration = Duration::from_millis(200);
 const RETRY_DELAY_MAX: Duration = Duration::from_secs(10);
+/// How often a push task backing off from an unreachable peer checks whether it is back.
+const PROBE_EVERY: Duration = Duration::from_millis(500);
 /// How often idle tasks look again without a wake-up (new peers, retries).
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Timeout of one announcement or delete call.
@@ -205,7 +208,28 @@ async fn push_loop(w: Rc<Worker>, peer: String) {
         };
         let mut failed = 0;
         let mut last_error = String::new();
-        for chunk in batch.chunks(PUSH_IN_FLIGHT) {
+        // Puts go in batches to peers that take them; the rest one by one (go-fastdfs).
+        let batched = if batch::batches_to(&w, &peer) {
+            batch::push(&w, &peer, &batch).await
+        } else {
+            vec![None; batch.len()]
+        };
+        for r in batched.iter().flatten() {
+            if let Err(e) = r {
+                failed += 1;
+                last_error = e.clone();
+            }
+        }
+        let rest: Vec<_> = batch
+            .iter()
+            .zip(&batched)
+            .filter(|(_, r)| r.is_none())
+            .map(|(entry, _)| entry)
+            .collect();
+        for chunk in rest.chunks(PUSH_IN_FLIGHT) {
+            if failed > 0 && failed == batched.iter().flatten().count() {
+                break; // every batched entry failed: the peer is down
+            }
             let calls = chunk
                 .iter()
                 .map(|(md5, e)| deliver(w.clone(), peer.clone(), md5.clone(), *e));
@@ -228,10 +252,32 @@ async fn push_loop(w: Rc<Worker>, peer: String) {
             }
             w.shared.peer_health.set(&peer, false);
             delay = (delay * 2).clamp(RETRY_DELAY_MIN, RETRY_DELAY_MAX);
-            glommio::timer::sleep(delay).await;
+            back_off(&w.sync.pool, &peer, delay).await;
         }
     }
     w.sync.pushers.borrow_mut().remove(&peer);
+}
+
+/// Waits `delay` after a failed round. A peer that did not take connections (down,
+/// restarting) is probed every [`PROBE_EVERY`] meanwhile, and the wait ends as soon as it
+/// takes one: a restarted peer catches up at once, not after the backoff. A peer that
+/// answers with errors is not pressed sooner.
+async fn back_off(pool: &crate::client::peer::Pool, peer: &str, delay: Duration) {
+    let until = Instant::now() + delay;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        if !pool.unreachable(peer) {
+            glommio::timer::sleep(left).await;
+            return;
+        }
+        glommio::timer::sleep(left.min(PROBE_EVERY)).await;
+        if pool.probe(peer, PROBE_EVERY).await {
+            return;
+        }
+    }
 }
 
 /// Runs futures concurrently on this executor and collects their outputs in order.
@@ -530,7 +576,7 @@ async fn download(
         return Err(format!("{status} from {src}{path}"));
     }
     let expected = info.size.max(0) as u64;
-    let mut tmp = write::TempFile::create(w.dir(), cfg.file_sum_arithmetic == "sha1", expected)
+    let mut tmp = write::TempFile::create(w.dir(), cfg.use_sha1(), expected)
         .await
         .map_err(|e| e.to_string())?;
     let mut body = resp.into_body();
@@ -551,23 +597,65 @@ async fn download(
         }
     }
     let written = tmp.finish().await.map_err(|e| e.to_string())?;
+    check_written(&cfg, info, &written)?;
+    Ok(written)
+}
+
+/// A received file against its announcement: its size, and with dedup on its md5 (the
+/// content's). A peer with dedup off names files by the md5 of their path instead; that is
+/// accepted as such (size checked).
+fn check_written(
+    cfg: &crate::config::Config,
+    info: &FileInfo,
+    written: &write::Written,
+) -> Result<(), String> {
     if written.size != info.size as u64 {
         return Err(format!("size {} instead of {}", written.size, info.size));
     }
-    // With dedup on, the md5 is the content's: check it. A peer with dedup off names files by
-    // the md5 of their path instead; that is accepted as such (size checked above).
-    let path_named = info.is_path_keyed();
     if cfg.enable_distinct_file
         && info.offset == crate::json::OFFSET_PLAIN
         && written.digest != info.md5
-        && !path_named
+        && !info.is_path_keyed()
     {
         return Err(format!(
             "content md5 {} instead of {}",
             written.digest, info.md5
         ));
     }
-    Ok(written)
+    Ok(())
+}
+
+/// Stores a file whose content a peer sent with its announcement (`batch`): written to a
+/// hashed, fdatasynced temp file (a merged one into its container), checked as a fetched
+/// file is, and committed.
+async fn store_pushed(w: &Worker, info: FileInfo, content: bytes::Bytes) -> Fetch {
+    if let Err(why) = validate_announced(&info) {
+        return Fetch::Hopeless(why);
+    }
+    if w.config().read_only {
+        return Fetch::Hopeless("read_only is on".into());
+    }
+    match info.content() {
+        crate::json::Content::Merged(offset) => {
+            return merged::accept(w, info, offset, content).await
+        }
+        crate::json::Content::Plain | crate::json::Content::Migrated => {}
+        crate::json::Content::Unknown => return Fetch::Hopeless("unknown content offset".into()),
+    }
+    let cfg = w.config();
+    let written = async {
+        let mut tmp = write::TempFile::create(w.dir(), cfg.use_sha1(), content.len() as u64)
+            .await
+            .map_err(|e| e.to_string())?;
+        tmp.write(&content).await.map_err(|e| e.to_string())?;
+        let written = tmp.finish().await.map_err(|e| e.to_string())?;
+        check_written(&cfg, &info, &written)?;
+        Ok::<_, String>(written)
+    };
+    match written.await {
+        Ok(written) => commit(w, info, written).await,
+        Err(why) => Fetch::Retry(why),
+    }
 }
 
 async fn commit(w: &Worker, info: FileInfo, written: write::Written) -> Fetch {
@@ -615,6 +703,70 @@ async fn commit(w: &Worker, info: FileInfo, written: write::Written) -> Fetch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs `f` on a small executor of its own.
+    fn on_executor<T: Send + 'static>(f: impl std::future::Future<Output = T> + 'static) -> T {
+        glommio::LocalExecutorBuilder::default()
+            .io_memory(256 << 10)
+            .make()
+            .expect("executor")
+            .run(f)
+    }
+
+    #[test]
+    fn a_backoff_from_an_unreachable_peer_ends_when_it_takes_connections_again() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let peer = format!("http://127.0.0.1:{port}");
+        let (delay, waited) = std::thread::spawn(move || {
+            on_executor(async move {
+                let pool = crate::client::peer::Pool::default();
+                assert!(!pool.probe(&peer, PROBE_EVERY).await, "nothing listens yet");
+                assert!(pool.unreachable(&peer));
+                // The peer comes back shortly after the backoff began.
+                let listener = std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(300));
+                    let l = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+                    std::thread::sleep(Duration::from_secs(30));
+                    drop(l);
+                });
+                let delay = Duration::from_secs(30);
+                let started = Instant::now();
+                back_off(&pool, &peer, delay).await;
+                assert!(!pool.unreachable(&peer), "the probe found it back");
+                drop(listener);
+                (delay, started.elapsed())
+            })
+        })
+        .join()
+        .unwrap();
+        assert!(
+            waited < delay / 2,
+            "waited {waited:?} of a {delay:?} backoff"
+        );
+    }
+
+    #[test]
+    fn a_peer_that_answers_with_errors_is_given_its_whole_backoff() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = format!("http://{}", listener.local_addr().unwrap());
+        let waited = std::thread::spawn(move || {
+            on_executor(async move {
+                let pool = crate::client::peer::Pool::default();
+                assert!(pool.probe(&peer, PROBE_EVERY).await);
+                let started = Instant::now();
+                back_off(&pool, &peer, Duration::from_millis(700)).await;
+                started.elapsed()
+            })
+        })
+        .join()
+        .unwrap();
+        drop(listener);
+        assert!(waited >= Duration::from_millis(700), "{waited:?}");
+    }
 
     #[test]
     fn announcements_stay_under_files() {

@@ -1,0 +1,574 @@
+//! Batched announcements between fastdfs-rs peers (docs/PROTOCOL.md §8, "Batches"): one
+//! `POST G/syncfile_batch` carries up to [`FILES_MAX`] announcements, each small file with
+//! its content, where go-fastdfs' protocol makes three calls per file (`check_file_exist`,
+//! `syncfile_info`, and the peer's GET of the file). A peer that does not know the route
+//! (go-fastdfs, or an older fastdfs-rs) answers 404; the push task then speaks go-fastdfs'
+//! protocol with it for [`UNBATCHED_RECHECK`].
+//!
+//! Owns the wire format (the sender's encoding, the receiver's decoding, the answers) and
+//! what one side does with it: the sender's batches of an outbox page, the receiver's
+//! handling of each announcement. The route is `api::cluster::syncfile_batch`; the push
+//! loop (`sync`) decides when to batch.
+//!
+//! The body is a sequence of frames: one line of compact JSON
+//! `{"fileInfo":{…},"bytes":N}` and a newline, followed by exactly `N` bytes of the file's
+//! content (for a merged file, the content without its marker, as its URL serves it). A frame
+//! without `bytes` is an announcement only: the receiver queues it and fetches the file as
+//! after `syncfile_info`. The answer is `{"status":"ok","data":[{"md5":…,"result":…}, …]}`,
+//! one entry per frame in order, sent only when every stored file is durable and every
+//! queued announcement committed.
+
+use super::{futures_join_all, Fetch};
+use crate::json::{Content, FileInfo};
+use crate::store::meta::OutboxEntry;
+use crate::worker::Worker;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::io;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Announcements in one batch.
+pub const FILES_MAX: usize = 64;
+/// Files up to this size travel with their announcement.
+pub const INLINE_BYTES_MAX: u64 = super::INLINE_FETCH_BYTES_MAX as u64;
+/// The sender closes a batch once its body reaches this size.
+const SEND_BYTES: usize = 4 << 20;
+/// Largest body the receiver reads (a batch closed at [`SEND_BYTES`] plus one more file and
+/// the frames' JSON lines).
+pub const BODY_BYTES_MAX: u64 = 8 << 20;
+/// Longest JSON line of a frame.
+const LINE_BYTES_MAX: usize = 64 << 10;
+/// Announcements of one batch the receiver stores at once.
+const STORES_IN_FLIGHT: usize = 16;
+/// Batches one push task has in flight to one peer.
+pub const BATCHES_IN_FLIGHT: usize = 2;
+/// How long a peer that answered 404 is spoken to in go-fastdfs' protocol before batches
+/// are tried again (it may have been upgraded meanwhile).
+pub const UNBATCHED_RECHECK: Duration = Duration::from_secs(600);
+/// Largest answer to a batch the sender reads.
+const ANSWER_BYTES_MAX: usize = 1 << 20;
+/// Time allowed for one batch (sending, storing, answering).
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    #[serde(rename = "fileInfo")]
+    info: FileInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+}
+
+/// One announcement as the receiver decoded it.
+#[derive(Debug)]
+pub struct Frame {
+    pub info: FileInfo,
+    pub content: Option<Bytes>,
+}
+
+/// Splits a batch body into its frames, or says why it is malformed. Bounds: at most
+/// [`FILES_MAX`] frames, lines of at most [`LINE_BYTES_MAX`], contents of at most
+/// [`INLINE_BYTES_MAX`].
+pub fn decode(body: Bytes) -> Result<Vec<Frame>, String> {
+    let mut frames = Vec::new();
+    let mut at = 0;
+    while at < body.len() {
+        if frames.len() == FILES_MAX {
+            return Err(format!("more than {FILES_MAX} announcements"));
+        }
+        let rest = &body[at..];
+        let end = rest
+            .iter()
+            .take(LINE_BYTES_MAX + 1)
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| {
+                format!(
+                    "frame {}: no JSON line of at most {LINE_BYTES_MAX} bytes",
+                    frames.len()
+                )
+            })?;
+        let header: Header = serde_json::from_slice(&rest[..end])
+            .map_err(|e| format!("frame {}: {e}", frames.len()))?;
+        at += end + 1;
+        let content = match header.bytes {
+            None => None,
+            Some(n) if n > INLINE_BYTES_MAX => {
+                return Err(format!(
+                    "frame {}: {n} bytes of content, at most {INLINE_BYTES_MAX}",
+                    frames.len()
+                ))
+            }
+            Some(n) => {
+                let n = n as usize;
+                if body.len() - at < n {
+                    return Err(format!("frame {}: content cut short", frames.len()));
+                }
+                at += n;
+                Some(body.slice(at - n..at))
+            }
+        };
+        let mut info = header.info;
+        info.md5 = info.md5.to_ascii_lowercase();
+        frames.push(Frame { info, content });
+    }
+    Ok(frames)
+}
+
+/// What the receiver did with one announcement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The content came along, was checked and is stored durably.
+    Stored,
+    /// The file was here already.
+    Present,
+    /// The file was deleted here after it was uploaded (the tombstone wins).
+    Deleted,
+    /// The announcement is stored (inbox); the file is fetched from the sender.
+    Queued,
+    /// Nothing was kept: the sender must try again.
+    Failed,
+}
+
+impl Outcome {
+    /// The sender may drop its outbox entry.
+    pub fn acknowledged(self) -> bool {
+        self != Outcome::Failed
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Answer {
+    pub md5: String,
+    pub result: Outcome,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Answers {
+    status: String,
+    data: Vec<Answer>,
+}
+
+/// The answer body of a batch.
+pub fn encode_answers(answers: Vec<Answer>) -> String {
+    crate::json::compact(&Answers {
+        status: "ok".into(),
+        data: answers,
+    })
+}
+
+/// Receives the frames of one batch: each is handled as `syncfile_info` handles an
+/// announcement, with the content taken from the frame instead of fetched; at most
+/// [`STORES_IN_FLIGHT`] at once. Answers in the frames' order.
+pub async fn receive(w: &Rc<Worker>, frames: Vec<Frame>) -> Vec<Answer> {
+    let mut answers = Vec::with_capacity(frames.len());
+    let mut frames = frames.into_iter().peekable();
+    while frames.peek().is_some() {
+        let wave = frames
+            .by_ref()
+            .take(STORES_IN_FLIGHT)
+            .map(|f| receive_one(w.clone(), f));
+        answers.extend(futures_join_all(wave).await);
+    }
+    answers
+}
+
+async fn receive_one(w: Rc<Worker>, frame: Frame) -> Answer {
+    let md5 = frame.info.md5.clone();
+    let (result, message) = match settle(&w, frame).await {
+        Ok(outcome) => (outcome, String::new()),
+        Err(why) => {
+            tracing::warn!(md5, cause = %why, "batched announcement not kept");
+            (Outcome::Failed, why)
+        }
+    };
+    Answer {
+        md5,
+        result,
+        message,
+    }
+}
+
+async fn settle(w: &Worker, frame: Frame) -> Result<Outcome, String> {
+    let Frame { info, content } = frame;
+    super::validate_announced(&info).map_err(|e| format!("fileInfo refused: {e}"))?;
+    let meta = w.meta();
+    // Here already, unless the announcement is a later version of an S3 object.
+    let live = meta.get_live(&info.md5).map_err(|e| e.to_string())?;
+    if live.is_some_and(|old| !info.supersedes(&old)) {
+        return Ok(Outcome::Present);
+    }
+    let tomb = meta.tombstone(&info.md5).map_err(|e| e.to_string())?;
+    if tomb.is_some_and(|t| t >= info.time_stamp) {
+        return Ok(Outcome::Deleted);
+    }
+    if let Some(content) = content {
+        match super::store_pushed(w, info.clone(), content).await {
+            Fetch::Settled => return Ok(Outcome::Stored),
+            // As after a failed inline fetch: queued, fetched from the sender later.
+            Fetch::Hopeless(why) | Fetch::Retry(why) => {
+                tracing::debug!(md5 = info.md5, cause = %why, "sent content not stored; queued")
+            }
+        }
+    }
+    use crate::store::meta::Announced;
+    match meta.announce(info).await.map_err(|e| e.to_string())? {
+        Announced::Queued => Ok(Outcome::Queued),
+        Announced::Present => Ok(Outcome::Present),
+        Announced::Tombstoned => Ok(Outcome::Deleted),
+    }
+}
+
+/// A batch being built by the sender: the body and the outbox entries it answers for.
+#[derive(Default)]
+struct Outgoing {
+    body: Vec<u8>,
+    /// Index into the page of each frame's entry.
+    entries: Vec<usize>,
+}
+
+impl Outgoing {
+    fn push(&mut self, index: usize, info: &FileInfo, content: Option<&[u8]>) {
+        let header = Header {
+            info: info.clone(),
+            bytes: content.map(|c| c.len() as u64),
+        };
+        self.body.extend_from_slice(
+            serde_json::to_string(&header)
+                .expect("plain data")
+                .as_bytes(),
+        );
+        self.body.push(b'\n');
+        if let Some(c) = content {
+            self.body.extend_from_slice(c);
+        }
+        self.entries.push(index);
+    }
+
+    fn full(&self) -> bool {
+        self.entries.len() >= FILES_MAX || self.body.len() >= SEND_BYTES
+    }
+}
+
+/// The sender's content of a small file for its announcement: None when it travels without
+/// (too large, or not readable here now: the receiver then fetches it).
+async fn content_of(w: &Worker, info: &FileInfo) -> Option<Bytes> {
+    if info.size < 0 || info.size as u64 > INLINE_BYTES_MAX {
+        return None;
+    }
+    let read = match info.content() {
+        Content::Plain | Content::Migrated => {
+            read_exact(&w.dir().join(info.rel_path()), info.size as u64).await
+        }
+        Content::Merged(offset) => {
+            let n = crate::store::haystack::Locator::parse(info.stored_name())?.container;
+            let container = w.dir().join(&info.path).join(n.to_string());
+            crate::store::haystack::read(&container, offset, info.size as u64).await
+        }
+        Content::Unknown => return None,
+    };
+    match read {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::debug!(md5 = info.md5, cause = %e, "announced without its content");
+            None
+        }
+    }
+}
+
+/// The whole of a file of `size` bytes (an error if it is shorter).
+async fn read_exact(path: &std::path::Path, size: u64) -> io::Result<Bytes> {
+    let file = glommio::io::BufferedFile::open(path)
+        .await
+        .map_err(io::Error::from)?;
+    let mut out = Vec::with_capacity(size as usize);
+    let read = async {
+        while (out.len() as u64) < size {
+            let got = file
+                .read_at(out.len() as u64, (size - out.len() as u64) as usize)
+                .await
+                .map_err(io::Error::from)?;
+            if got.is_empty() {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shorter than its record",
+                ));
+            }
+            out.extend_from_slice(&got);
+        }
+        Ok(())
+    }
+    .await;
+    let _ = file.close().await;
+    read.map(|()| Bytes::from(out))
+}
+
+/// How a batch call ended.
+enum Sent {
+    Answered(Vec<Answer>),
+    /// The peer does not know batches (any answer below 500 but 200, 408 and 429).
+    Unbatched(u16),
+    Failed(String),
+}
+
+async fn send(w: Rc<Worker>, peer: String, body: Vec<u8>) -> Sent {
+    use http_body_util::Full;
+    let path = format!("{}/syncfile_batch", w.config().prefix());
+    let req = match crate::client::peer::request("POST", &peer, &path) {
+        Ok(r) => r,
+        Err(e) => return Sent::Failed(e.to_string()),
+    };
+    let req = req
+        .header("Content-Type", "application/octet-stream")
+        .body(Full::new(Bytes::from(body)));
+    let req = match req {
+        Ok(r) => r,
+        Err(e) => return Sent::Failed(e.to_string()),
+    };
+    let reply = match w
+        .sync
+        .pool
+        .call(&peer, req, CALL_TIMEOUT, ANSWER_BYTES_MAX)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return Sent::Failed(e.to_string()),
+    };
+    match reply.status {
+        200 => match serde_json::from_slice::<Answers>(&reply.body) {
+            Ok(a) => Sent::Answered(a.data),
+            Err(_) => Sent::Unbatched(200),
+        },
+        s if s >= 500 || s == 408 || s == 429 => {
+            Sent::Failed(format!("syncfile_batch answered {s}: {}", reply.text()))
+        }
+        s => Sent::Unbatched(s),
+    }
+}
+
+/// Whether this executor sends batches to `peer` now.
+pub fn batches_to(w: &Worker, peer: &str) -> bool {
+    let mut unbatched = w.sync.unbatched.borrow_mut();
+    match unbatched.get(peer) {
+        Some(until) if Instant::now() < *until => false,
+        Some(_) => {
+            unbatched.remove(peer);
+            true
+        }
+        None => true,
+    }
+}
+
+/// Pushes the puts of an outbox page to `peer` in batches and records each acknowledged
+/// one as delivered. Per entry of `page`: None for the entries it leaves to the caller (the
+/// deletes, and every put not sent once the peer turned out not to take batches), else the
+/// delivery's result.
+pub async fn push(
+    w: &Rc<Worker>,
+    peer: &str,
+    page: &[(String, OutboxEntry)],
+) -> Vec<Option<Result<(), String>>> {
+    use crate::store::meta::SyncKind;
+    let mut results: Vec<Option<Result<(), String>>> = vec![None; page.len()];
+    let mut puts = page
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, e))| e.kind == SyncKind::Put)
+        .map(|(i, _)| i)
+        .peekable();
+    while puts.peek().is_some() {
+        // Up to BATCHES_IN_FLIGHT batches, then send them together.
+        let mut batches: Vec<Outgoing> = Vec::new();
+        let mut current = Outgoing::default();
+        for i in puts.by_ref() {
+            let md5 = &page[i].0;
+            let info = match w.meta().get(md5) {
+                Ok(Some(info)) => info,
+                // Deleted meanwhile: the delete entry follows.
+                Ok(None) => {
+                    results[i] = Some(Ok(()));
+                    continue;
+                }
+                Err(e) => {
+                    results[i] = Some(Err(e.to_string()));
+                    continue;
+                }
+            };
+            if !w.meta().is_live(&info) {
+                tracing::warn!(md5, path = %info.rel_path(), "not announced: the file is missing here");
+                results[i] = Some(Ok(()));
+                continue;
+            }
+            let content = content_of(w, &info).await;
+            current.push(i, &info, content.as_deref());
+            if current.full() {
+                batches.push(std::mem::take(&mut current));
+                if batches.len() == BATCHES_IN_FLIGHT {
+                    break;
+                }
+            }
+        }
+        if !current.entries.is_empty() {
+            batches.push(current);
+        }
+        let calls = batches
+            .iter_mut()
+            .map(|b| send(w.clone(), peer.to_string(), std::mem::take(&mut b.body)));
+        let sent = futures_join_all(calls).await;
+        let mut unbatched = None;
+        let mut delivered = Vec::new();
+        for (batch, sent) in batches.iter().zip(sent) {
+            match sent {
+                Sent::Answered(answers) if answers.len() == batch.entries.len() => {
+                    for (&i, a) in batch.entries.iter().zip(answers) {
+                        if a.md5 != page[i].0 {
+                            results[i] = Some(Err(format!(
+                                "answer for {} instead of {}",
+                                a.md5, page[i].0
+                            )));
+                        } else if a.result.acknowledged() {
+                            delivered.push(i);
+                        } else {
+                            results[i] = Some(Err(format!("peer did not keep it: {}", a.message)));
+                        }
+                    }
+                }
+                Sent::Answered(answers) => {
+                    let why = format!(
+                        "{} answers to {} announcements",
+                        answers.len(),
+                        batch.entries.len()
+                    );
+                    for &i in &batch.entries {
+                        results[i] = Some(Err(why.clone()));
+                    }
+                }
+                Sent::Failed(why) => {
+                    for &i in &batch.entries {
+                        results[i] = Some(Err(why.clone()));
+                    }
+                }
+                Sent::Unbatched(status) => unbatched = Some(status),
+            }
+        }
+        let records = delivered.iter().map(|&i| {
+            let (w, peer, (md5, entry)) = (w.clone(), peer.to_string(), page[i].clone());
+            async move {
+                let r = w.meta().delivered(md5, peer, entry).await;
+                if r.is_ok() {
+                    w.metrics().sync_sent(entry.queued_at);
+                }
+                r.map_err(|e| e.to_string())
+            }
+        });
+        for (&i, r) in delivered.iter().zip(futures_join_all(records).await) {
+            if let Err(e) = &r {
+                tracing::error!(cause = %e, "recording a delivery failed");
+            }
+            results[i] = Some(r);
+        }
+        if let Some(status) = unbatched {
+            tracing::info!(
+                peer,
+                status,
+                "peer does not take batched announcements: using go-fastdfs' protocol with it"
+            );
+            w.sync
+                .unbatched
+                .borrow_mut()
+                .insert(peer.to_string(), Instant::now() + UNBATCHED_RECHECK);
+            break;
+        }
+        if results.iter().any(|r| matches!(r, Some(Err(_)))) {
+            break; // the caller backs off; the rest of the page waits for the next round
+        }
+    }
+    results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(md5: &str, size: i64) -> FileInfo {
+        FileInfo {
+            name: "a.txt".into(),
+            path: "files/default/20260101/10/00/1".into(),
+            md5: md5.into(),
+            size,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn frames_decode_as_they_were_encoded() {
+        let mut out = Outgoing::default();
+        out.push(0, &info(&"A".repeat(32), 5), Some(b"hello"));
+        out.push(1, &info(&"b".repeat(32), 1 << 30), None);
+        out.push(2, &info(&"c".repeat(32), 0), Some(b""));
+        let frames = decode(Bytes::from(out.body)).unwrap();
+        assert_eq!(frames.len(), 3);
+        assert_eq!(frames[0].info.md5, "a".repeat(32), "md5s are lowercased");
+        assert_eq!(frames[0].content.as_deref(), Some(&b"hello"[..]));
+        assert_eq!(frames[1].content, None);
+        assert_eq!(frames[1].info.size, 1 << 30);
+        assert_eq!(frames[2].content.as_deref(), Some(&b""[..]));
+        assert_eq!(out.entries, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn malformed_batches_are_refused_with_a_reason() {
+        let line = |bytes: u64| {
+            format!(
+                "{}\n",
+                serde_json::to_string(&Header {
+                    info: info(&"a".repeat(32), bytes as i64),
+                    bytes: Some(bytes),
+                })
+                .unwrap()
+            )
+        };
+        // Content shorter than announced.
+        let cut = format!("{}abc", line(5));
+        assert!(decode(Bytes::from(cut)).unwrap_err().contains("cut short"));
+        // Content larger than a batch carries.
+        let big = line(INLINE_BYTES_MAX + 1);
+        assert!(decode(Bytes::from(big)).unwrap_err().contains("at most"));
+        // No line end within the bound.
+        let long = vec![b' '; LINE_BYTES_MAX + 10];
+        assert!(decode(Bytes::from(long)).unwrap_err().contains("JSON line"));
+        // Not JSON.
+        assert!(decode(Bytes::from_static(b"{oops\n")).is_err());
+        // Too many frames.
+        let many: String = (0..=FILES_MAX).map(|_| line(0)).collect();
+        assert!(decode(Bytes::from(many)).unwrap_err().contains("more than"));
+        // Empty: no frames, no error.
+        assert!(decode(Bytes::new()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_batch_closes_at_its_file_or_byte_bound() {
+        let mut out = Outgoing::default();
+        for i in 0..FILES_MAX - 1 {
+            out.push(i, &info(&"a".repeat(32), 0), None);
+        }
+        assert!(!out.full());
+        out.push(FILES_MAX, &info(&"a".repeat(32), 0), None);
+        assert!(out.full());
+        let mut out = Outgoing::default();
+        let content = vec![7u8; INLINE_BYTES_MAX as usize];
+        while !out.full() {
+            out.push(
+                0,
+                &info(&"a".repeat(32), content.len() as i64),
+                Some(&content),
+            );
+        }
+        assert!(
+            out.body.len() as u64 <= BODY_BYTES_MAX,
+            "a closed batch fits the receiver's bound"
+        );
+    }
+}
