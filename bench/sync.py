@@ -5,7 +5,9 @@
 
 Measures, for each pair (fastdfs-rs A/B on 127.0.0.61/.71, go-fastdfs on .62/.72):
   * live 4 KiB: N files uploaded to A (8 clients) while B is up; files/s from the first upload
-    until B has indexed all N (end-to-end, includes the uploads);
+    until B has indexed all N (end-to-end, includes the uploads), the uploads' own rate, and
+    the CPU both nodes spent per file; in LIVE_ROUNDS rounds on fresh pairs that take the
+    servers in turn (the mean is reported, and each round's rate);
   * catch-up 4 KiB (fastdfs-rs only; go-fastdfs gives up after retry_count and retries only
     every refresh_interval = 30 min): B down, N files uploaded to A, B started; files/s from
     B's start until B has all N;
@@ -40,6 +42,7 @@ QUICK = "--quick" in sys.argv
 N_FILES = 300 if QUICK else 2000
 BIG = (128 << 20) if QUICK else (1 << 30)
 LAG_SAMPLES = 50 if QUICK else 200
+LIVE_ROUNDS = 2 if QUICK else 4
 PORT = 19100
 CHILDREN = []
 BOUNDARY = "----fastdfsbench"
@@ -63,11 +66,11 @@ signal.signal(signal.SIGTERM, lambda *a: (cleanup(), sys.exit(1)))
 
 
 class Node:
-    def __init__(self, kind, name, ip, peer_ip):
+    def __init__(self, kind, name, ip, peer_ip, sub=""):
         self.kind, self.name, self.ip = kind, name, ip
         self.base = "http://%s:%d" % (ip, PORT)
         self.peer = "http://%s:%d" % (peer_ip, PORT)
-        self.dir = os.path.join(WORK, kind, name)
+        self.dir = os.path.join(WORK, kind + sub, name)
         self.proc = None
         os.makedirs(os.path.join(self.dir, "conf"), exist_ok=True)
         cfg = {
@@ -205,19 +208,64 @@ def wait_count(base, want, timeout):
     return None
 
 
+def cpu_seconds(proc):
+    """User + system CPU of a process so far (all its threads, io_uring workers included)."""
+    with open("/proc/%d/stat" % proc.pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+IPS = {"rs": ("127.0.0.61", "127.0.0.71"), "go": ("127.0.0.62", "127.0.0.72")}
+
+
+def live_round(kind, r):
+    """One round of the live workload on a fresh pair: N files uploaded to A (8 clients) until
+    B has them all. Returns files/s end to end, the uploads' own files/s, and the CPU both
+    nodes spent per file."""
+    ip_a, ip_b = IPS[kind]
+    a = Node(kind, "a", ip_a, ip_b, "-live%d" % r)
+    b = Node(kind, "b", ip_b, ip_a, "-live%d" % r)
+    a.start()
+    b.start()
+    try:
+        items = files(N_FILES, "%s-live%d" % (kind, r))
+        cpu0 = cpu_seconds(a.proc) + cpu_seconds(b.proc)
+        t0 = time.time()
+        upload_all(a.base, items)
+        t_up = time.time()
+        t1 = wait_count(b.base, N_FILES, 600)
+        cpu = cpu_seconds(a.proc) + cpu_seconds(b.proc) - cpu0
+    finally:
+        a.stop()
+        b.stop()
+    return {"live_fps": N_FILES / (t1 - t0) if t1 else None,
+            "upload_fps": N_FILES / (t_up - t0),
+            "live_cpu_us": cpu / N_FILES * 1e6}
+
+
+def live_rounds(kinds):
+    """LIVE_ROUNDS rounds, each taking the servers in turn (the machine's noise hits both);
+    per server the mean of each measure and the list of its rounds' live rates."""
+    per = {k: [] for k in kinds}
+    for r in range(LIVE_ROUNDS):
+        for k in (kinds if r % 2 == 0 else kinds[::-1]):
+            per[k].append(live_round(k, r))
+    out = {}
+    for k, rounds in per.items():
+        res = {}
+        for key in rounds[0]:
+            vals = [x[key] for x in rounds if x[key] is not None]
+            res[key] = sum(vals) / len(vals) if len(vals) == len(rounds) else None
+        res["live_rounds"] = [x["live_fps"] for x in rounds]
+        out[k] = res
+    return out
+
+
 def bench_pair(kind, a, b):
     res = {}
     a.start()
     b.start()
-    # live 4 KiB
-    items = files(N_FILES, kind + "-live")
-    t0 = time.time()
-    upload_all(a.base, items)
-    t_up = time.time()
-    t1 = wait_count(b.base, N_FILES, 600)
-    res["live_fps"] = N_FILES / (t1 - t0) if t1 else None
-    res["upload_fps"] = N_FILES / (t_up - t0)
-    have = N_FILES
+    have = 0
     # catch-up 4 KiB
     if kind == "rs":
         b.stop()
@@ -314,12 +362,12 @@ def main():
               "md5_mbps": md5_speed(),
               "fsync_mbps": fsync_write_speed()}
     results = {}
+    kinds = ["rs", "go"] if os.path.isfile(GO_BIN) else ["rs"]
     try:
-        results["rs"] = bench_pair("rs", Node("rs", "a", "127.0.0.61", "127.0.0.71"),
-                                   Node("rs", "b", "127.0.0.71", "127.0.0.61"))
-        if os.path.isfile(GO_BIN):
-            results["go"] = bench_pair("go", Node("go", "a", "127.0.0.62", "127.0.0.72"),
-                                       Node("go", "b", "127.0.0.72", "127.0.0.62"))
+        results = live_rounds(kinds)
+        for k in kinds:
+            ip_a, ip_b = IPS[k]
+            results[k].update(bench_pair(k, Node(k, "a", ip_a, ip_b), Node(k, "b", ip_b, ip_a)))
     finally:
         cleanup()
     rs, go = results["rs"], results.get("go", {})
@@ -342,6 +390,11 @@ def main():
             fmt(rs.get("live_fps")), fmt(go.get("live_fps")), ratio("live_fps")),
         "| of which the uploads to A alone, files/s | %s | %s | %s |" % (
             fmt(rs.get("upload_fps")), fmt(go.get("upload_fps")), ratio("upload_fps")),
+        "| live 4 KiB, CPU of both nodes per file, us | %s | %s | %s |" % (
+            fmt(rs.get("live_cpu_us")), fmt(go.get("live_cpu_us")), ratio("live_cpu_us", True)),
+        "| live 4 KiB, files/s per round (alternating servers) | %s | %s | |" % (
+            " / ".join(fmt(v) for v in rs.get("live_rounds", [])),
+            " / ".join(fmt(v) for v in go.get("live_rounds", []))),
         "| catch-up 4 KiB after B restarts, files/s | %s | never (gives up, retries every 30 min) | |" % (
             fmt(rs.get("catchup_fps"))),
         "| 1 file of %d MiB, MB/s A-ack to B-has | %s | %s | %s |" % (
