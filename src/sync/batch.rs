@@ -161,18 +161,18 @@ pub fn encode_answers(answers: Vec<Answer>) -> String {
 
 /// Receives the frames of one batch: each is handled as `syncfile_info` handles an
 /// announcement, with the content taken from the frame instead of fetched; at most
-/// [`STORES_IN_FLIGHT`] at once. Answers in the frames' order.
+/// [`STORES_IN_FLIGHT`] at once (each freed slot takes the next frame, so the group commits
+/// keep filling). Answers in the frames' order.
 pub async fn receive(w: &Rc<Worker>, frames: Vec<Frame>) -> Vec<Answer> {
-    let mut answers = Vec::with_capacity(frames.len());
-    let mut frames = frames.into_iter().peekable();
-    while frames.peek().is_some() {
-        let wave = frames
-            .by_ref()
-            .take(STORES_IN_FLIGHT)
-            .map(|f| receive_one(w.clone(), f));
-        answers.extend(futures_join_all(wave).await);
-    }
-    answers
+    let slots = Rc::new(glommio::sync::Semaphore::new(STORES_IN_FLIGHT as u64));
+    let tasks = frames.into_iter().map(|f| {
+        let (w, slots) = (w.clone(), slots.clone());
+        async move {
+            let _slot = slots.acquire_static_permit(1).await;
+            receive_one(w, f).await
+        }
+    });
+    futures_join_all(tasks).await
 }
 
 async fn receive_one(w: Rc<Worker>, frame: Frame) -> Answer {
@@ -227,9 +227,34 @@ struct Outgoing {
     body: Vec<u8>,
     /// Index into the page of each frame's entry.
     entries: Vec<usize>,
+    /// Files planned for the batch whose frames are not written yet, and the bytes their
+    /// contents will add.
+    planned: Vec<(usize, FileInfo)>,
+    planned_bytes: usize,
 }
 
 impl Outgoing {
+    /// Plans a file for this batch; [`Outgoing::fill`] writes its frame.
+    fn plan(&mut self, index: usize, info: FileInfo) {
+        if (0..=INLINE_BYTES_MAX as i64).contains(&info.size) {
+            self.planned_bytes += info.size as usize;
+        }
+        self.planned.push((index, info));
+    }
+
+    /// Writes the frames of the planned files, their contents read at once.
+    async fn fill(&mut self, w: &Rc<Worker>) {
+        let planned = std::mem::take(&mut self.planned);
+        self.planned_bytes = 0;
+        let reads = planned
+            .iter()
+            .map(|(_, info)| content_of(w.clone(), info.clone()));
+        let contents = futures_join_all(reads).await;
+        for ((i, info), content) in planned.iter().zip(contents) {
+            self.push(*i, info, content.as_deref());
+        }
+    }
+
     fn push(&mut self, index: usize, info: &FileInfo, content: Option<&[u8]>) {
         let header = Header {
             info: info.clone(),
@@ -248,13 +273,14 @@ impl Outgoing {
     }
 
     fn full(&self) -> bool {
-        self.entries.len() >= FILES_MAX || self.body.len() >= SEND_BYTES
+        self.entries.len() + self.planned.len() >= FILES_MAX
+            || self.body.len() + self.planned_bytes >= SEND_BYTES
     }
 }
 
 /// The sender's content of a small file for its announcement: None when it travels without
 /// (too large, or not readable here now: the receiver then fetches it).
-async fn content_of(w: &Worker, info: &FileInfo) -> Option<Bytes> {
+async fn content_of(w: Rc<Worker>, info: FileInfo) -> Option<Bytes> {
     if info.size < 0 || info.size as u64 > INLINE_BYTES_MAX {
         return None;
     }
@@ -401,8 +427,7 @@ pub async fn push(
                 results[i] = Some(Ok(()));
                 continue;
             }
-            let content = content_of(w, &info).await;
-            current.push(i, &info, content.as_deref());
+            current.plan(i, info);
             if current.full() {
                 batches.push(std::mem::take(&mut current));
                 if batches.len() == BATCHES_IN_FLIGHT {
@@ -410,9 +435,17 @@ pub async fn push(
                 }
             }
         }
-        if !current.entries.is_empty() {
+        if !current.planned.is_empty() {
             batches.push(current);
         }
+        let fills = batches.into_iter().map(|mut b| {
+            let w = w.clone();
+            async move {
+                b.fill(&w).await;
+                b
+            }
+        });
+        let mut batches = futures_join_all(fills).await;
         let calls = batches
             .iter_mut()
             .map(|b| send(w.clone(), peer.to_string(), std::mem::take(&mut b.body)));
@@ -570,5 +603,13 @@ mod tests {
             out.body.len() as u64 <= BODY_BYTES_MAX,
             "a closed batch fits the receiver's bound"
         );
+        // Planned files count before their frames are written: 16 of 256 KiB fill 4 MiB.
+        let mut out = Outgoing::default();
+        let mut planned = 0;
+        while !out.full() {
+            out.plan(planned, info(&"a".repeat(32), INLINE_BYTES_MAX as i64));
+            planned += 1;
+        }
+        assert_eq!(planned, SEND_BYTES / INLINE_BYTES_MAX as usize);
     }
 }
