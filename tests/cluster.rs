@@ -927,4 +927,44 @@ fn our_peers_send_small_files_inside_batched_announcements() {
         !b.contains("syncfile_info") && !a.contains("check_file_exist"),
         "{b}"
     );
+
+    // Announced again (`sync` with force): B has every file, and no content travels again.
+    let received_before = metric_sum(&bases[1], "fastdfs_http_received_bytes_total");
+    let sent_before = metric_sum(&bases[0], "fastdfs_sync_sent_total");
+    let (status, _) = call(agent().get(&format!(
+        "{}/group1/sync?date={}&force=1&inner=1",
+        bases[0],
+        today()
+    )));
+    assert_eq!(status, 200);
+    assert!(
+        eventually(SYNC_DEADLINE, || metric_sum(
+            &bases[0],
+            "fastdfs_sync_sent_total"
+        ) >= sent_before + sent.len() as f64),
+        "the re-announcements were not all acknowledged"
+    );
+    let received = metric_sum(&bases[1], "fastdfs_http_received_bytes_total") - received_before;
+    let contents: usize = sent.iter().map(|(_, d)| d.len()).sum();
+    assert!(
+        received < (contents / 4) as f64,
+        "B received {received} bytes for {} re-announced files ({contents} bytes of content)",
+        sent.len()
+    );
+    assert_eq!(
+        log(0)
+            .matches(&format!("| GET | 200 | {large_path}"))
+            .count(),
+        1,
+        "B fetched the large file again"
+    );
+}
+
+/// The sum of a Prometheus metric's samples (every label set) on a node.
+fn metric_sum(base: &str, name: &str) -> f64 {
+    let (_, text) = call(agent().get(&format!("{base}/group1/metrics")));
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }

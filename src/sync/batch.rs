@@ -14,7 +14,8 @@
 //! `{"fileInfo":{…},"bytes":N}` and a newline, followed by exactly `N` bytes of the file's
 //! content (for a merged file, the content without its marker, as its URL serves it). A frame
 //! without `bytes` is an announcement only: the receiver queues it and fetches the file as
-//! after `syncfile_info`. The answer is `{"status":"ok","data":[{"md5":…,"result":…}, …]}`,
+//! after `syncfile_info`. Contents travel with the announcements that the uploads queued; a
+//! file announced again later (`OutboxEntry::again`) goes without. The answer is `{"status":"ok","data":[{"md5":…,"result":…}, …]}`,
 //! one entry per frame in order, sent only when every stored file is durable and every
 //! queued announcement committed.
 
@@ -227,30 +228,38 @@ struct Outgoing {
     body: Vec<u8>,
     /// Index into the page of each frame's entry.
     entries: Vec<usize>,
-    /// Files planned for the batch whose frames are not written yet, and the bytes their
-    /// contents will add.
-    planned: Vec<(usize, FileInfo)>,
+    /// Files planned for the batch whose frames are not written yet (with or without their
+    /// content), and the bytes their contents will add.
+    planned: Vec<(usize, FileInfo, bool)>,
     planned_bytes: usize,
 }
 
 impl Outgoing {
-    /// Plans a file for this batch; [`Outgoing::fill`] writes its frame.
-    fn plan(&mut self, index: usize, info: FileInfo) {
-        if (0..=INLINE_BYTES_MAX as i64).contains(&info.size) {
+    /// Plans a file for this batch, `with_content` if it may travel with its content;
+    /// [`Outgoing::fill`] writes its frame.
+    fn plan(&mut self, index: usize, info: FileInfo, with_content: bool) {
+        let with_content = with_content && (0..=INLINE_BYTES_MAX as i64).contains(&info.size);
+        if with_content {
             self.planned_bytes += info.size as usize;
         }
-        self.planned.push((index, info));
+        self.planned.push((index, info, with_content));
     }
 
     /// Writes the frames of the planned files, their contents read at once.
     async fn fill(&mut self, w: &Rc<Worker>) {
         let planned = std::mem::take(&mut self.planned);
         self.planned_bytes = 0;
-        let reads = planned
-            .iter()
-            .map(|(_, info)| content_of(w.clone(), info.clone()));
+        let reads = planned.iter().map(|(_, info, with_content)| {
+            let (w, info, with_content) = (w.clone(), info.clone(), *with_content);
+            async move {
+                match with_content {
+                    true => content_of(w, info).await,
+                    false => None,
+                }
+            }
+        });
         let contents = futures_join_all(reads).await;
-        for ((i, info), content) in planned.iter().zip(contents) {
+        for ((i, info, _), content) in planned.iter().zip(contents) {
             self.push(*i, info, content.as_deref());
         }
     }
@@ -427,7 +436,9 @@ pub async fn push(
                 results[i] = Some(Ok(()));
                 continue;
             }
-            current.plan(i, info);
+            // A file announced again (`sync`, a repair, a new peer) is often there already:
+            // it goes without its content, and the receiver fetches it only if it lacks it.
+            current.plan(i, info, !page[i].1.again);
             if current.full() {
                 batches.push(std::mem::take(&mut current));
                 if batches.len() == BATCHES_IN_FLIGHT {
@@ -607,7 +618,11 @@ mod tests {
         let mut out = Outgoing::default();
         let mut planned = 0;
         while !out.full() {
-            out.plan(planned, info(&"a".repeat(32), INLINE_BYTES_MAX as i64));
+            out.plan(
+                planned,
+                info(&"a".repeat(32), INLINE_BYTES_MAX as i64),
+                true,
+            );
             planned += 1;
         }
         assert_eq!(planned, SEND_BYTES / INLINE_BYTES_MAX as usize);

@@ -56,7 +56,7 @@ impl Meta {
         add_stat(s, txn, &day, 1, info.size)?;
         if let Origin::Local { notify } = &origin {
             del_ok(txn.del(s.tombs, &info.md5.as_bytes(), None))?;
-            queue(s, txn, &info.md5, notify, SyncKind::Put)?;
+            queue(s, txn, &info.md5, notify, SyncKind::Put, false)?;
         }
         Ok(OpResult::Inserted(info))
     }
@@ -108,7 +108,7 @@ impl Meta {
                 return Ok(OpResult::NotFound);
             }
         }
-        queue(s, txn, md5, peers, kind)?;
+        queue(s, txn, md5, peers, kind, true)?;
         Ok(OpResult::Done)
     }
 
@@ -218,7 +218,7 @@ impl Meta {
                 WriteFlags::empty(),
             )?;
             del_ok(txn.del(s.inbox, &md5.as_bytes(), None))?;
-            queue(s, txn, md5, d.notify, SyncKind::Delete)?;
+            queue(s, txn, md5, d.notify, SyncKind::Delete, false)?;
         }
         let Some(old) = found else {
             return Ok(OpResult::NotFound);
@@ -269,17 +269,19 @@ pub(super) fn outbox_key(peer: &str, md5: &str) -> Vec<u8> {
 }
 
 /// Queues `kind` of `md5` for every peer (a newer entry replaces an older one: the last
-/// word about a file is the one a peer needs).
+/// word about a file is the one a peer needs); `again` when not queued by the change itself.
 pub(super) fn queue(
     s: &Shard,
     txn: &mut lmdb::RwTransaction<'_>,
     md5: &str,
     peers: &[String],
     kind: SyncKind,
+    again: bool,
 ) -> Result<(), MetaError> {
     let entry = OutboxEntry {
         kind,
         queued_at: chrono::Utc::now().timestamp_millis(),
+        again,
     };
     for peer in peers {
         txn.put(

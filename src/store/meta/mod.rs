@@ -115,32 +115,45 @@ pub enum SyncKind {
     Delete,
 }
 
-/// One queued message to a peer: kind and the time it was queued (for lag).
+/// One queued message to a peer: kind, the time it was queued (for lag), and whether it was
+/// queued again after the change itself (`sync`, a repair, a new peer), when the peer may well
+/// have the file already.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutboxEntry {
     pub kind: SyncKind,
     pub queued_at: i64,
+    pub again: bool,
 }
 
 impl OutboxEntry {
+    /// Nine bytes: `P` (a put queued by its upload), `p` (a put queued again), `D` or `d`
+    /// (a delete), then the time queued in milliseconds, little-endian.
     fn encode(&self) -> [u8; 9] {
         let mut v = [0u8; 9];
-        v[0] = match self.kind {
-            SyncKind::Put => b'P',
-            SyncKind::Delete => b'D',
+        v[0] = match (self.kind, self.again) {
+            (SyncKind::Put, false) => b'P',
+            (SyncKind::Put, true) => b'p',
+            (SyncKind::Delete, false) => b'D',
+            (SyncKind::Delete, true) => b'd',
         };
         v[1..].copy_from_slice(&self.queued_at.to_le_bytes());
         v
     }
 
     fn decode(v: &[u8]) -> Option<OutboxEntry> {
-        let kind = match v.first()? {
-            b'P' => SyncKind::Put,
-            b'D' => SyncKind::Delete,
+        let (kind, again) = match v.first()? {
+            b'P' => (SyncKind::Put, false),
+            b'p' => (SyncKind::Put, true),
+            b'D' => (SyncKind::Delete, false),
+            b'd' => (SyncKind::Delete, true),
             _ => return None,
         };
         let queued_at = i64::from_le_bytes(v.get(1..9)?.try_into().ok()?);
-        Some(OutboxEntry { kind, queued_at })
+        Some(OutboxEntry {
+            kind,
+            queued_at,
+            again,
+        })
     }
 }
 
@@ -369,6 +382,27 @@ struct DeleteOp<'a> {
 mod tests {
     use super::place::*;
     use super::*;
+
+    #[test]
+    fn outbox_entries_say_whether_they_were_queued_again_and_old_ones_read_as_not() {
+        for kind in [SyncKind::Put, SyncKind::Delete] {
+            for again in [false, true] {
+                let e = OutboxEntry {
+                    kind,
+                    queued_at: 1_765_000_000_123,
+                    again,
+                };
+                assert_eq!(OutboxEntry::decode(&e.encode()), Some(e));
+            }
+        }
+        // An entry written before the flag existed.
+        let mut old = [0u8; 9];
+        old[0] = b'P';
+        old[1..].copy_from_slice(&42i64.to_le_bytes());
+        let e = OutboxEntry::decode(&old).unwrap();
+        assert_eq!((e.kind, e.queued_at, e.again), (SyncKind::Put, 42, false));
+        assert_eq!(OutboxEntry::decode(b"X12345678"), None);
+    }
 
     #[test]
     fn shard_of_is_stable_and_in_range() {
