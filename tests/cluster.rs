@@ -968,3 +968,101 @@ fn metric_sum(base: &str, name: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// A stand-in for a fastdfs-rs peer that fails the first file of every batch it is sent and
+/// stores the rest; counts the calls by route. One request per connection.
+fn failing_batch_peer(ip: &str, port: u16) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = calls.clone();
+    let listener = std::net::TcpListener::bind((ip, port)).unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut r = BufReader::new(conn);
+            let (mut target, mut length) = (String::new(), 0usize);
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if target.is_empty() {
+                    target = line.split(' ').nth(1).unwrap_or("").to_string();
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; length];
+            let _ = r.read_exact(&mut body);
+            let route = target.split('?').next().unwrap_or("").to_string();
+            seen.lock().unwrap().push(route.clone());
+            let answer = if route.ends_with("/syncfile_batch") {
+                let mut data = Vec::new();
+                let mut at = 0;
+                while let Some(end) = body[at..].iter().position(|&b| b == b'\n') {
+                    let frame: serde_json::Value =
+                        serde_json::from_slice(&body[at..at + end]).unwrap();
+                    at += end + 1 + frame["bytes"].as_u64().unwrap_or(0) as usize;
+                    let result = if data.is_empty() { "failed" } else { "stored" };
+                    data.push(json!({"md5": frame["fileInfo"]["md5"], "result": result}));
+                }
+                json!({"status": "ok", "data": data}).to_string()
+            } else {
+                String::new()
+            };
+            let mut conn = r.into_inner();
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    calls
+}
+
+#[test]
+fn a_failure_in_a_batch_holds_the_rest_for_the_next_round_instead_of_switching_protocols() {
+    let Addresses { ips, ports, bases } = Addresses::pick(22, 2);
+    let d = tempfile::tempdir().unwrap();
+    // One executor: all the files in its outbox pages.
+    let o = json!({"peers": [bases[1]], "peer_id": "1", "workers": 1});
+    write_config(d.path(), &ips[0], ports[0], &o);
+    let a = Server::start_in(d.path(), &ips[0], json!({}));
+    // More than two batches' worth, queued while the peer is down: when it is back, they are
+    // one outbox page, and files are left unsent when its first two batches fail.
+    for i in 0..150 {
+        upload_to(
+            &a.base(),
+            &format!("f{i}.bin"),
+            &noise(100 + i, 7000 + i as u64),
+        );
+    }
+    let calls = failing_batch_peer(&ips[1], ports[1]);
+    let batches = || {
+        calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.ends_with("/syncfile_batch"))
+            .count()
+    };
+    assert!(
+        eventually(SYNC_DEADLINE, || batches() >= 6),
+        "calls: {:?}",
+        calls.lock().unwrap()
+    );
+    let others: Vec<String> = calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| c.ends_with("/check_file_exist") || c.ends_with("/syncfile_info"))
+        .cloned()
+        .collect();
+    assert!(
+        others.is_empty(),
+        "fell back to go-fastdfs' protocol: {others:?}"
+    );
+}

@@ -399,7 +399,7 @@ pub fn batches_to(w: &Worker, peer: &str) -> bool {
 /// Pushes the puts of an outbox page to `peer` in batches and records each acknowledged
 /// one as delivered. Per entry of `page`: None for the entries it leaves to the caller (the
 /// deletes, and every put not sent once the peer turned out not to take batches), else the
-/// delivery's result.
+/// delivery's result (an error also for the puts left for the next round after a failure).
 pub async fn push(
     w: &Rc<Worker>,
     peer: &str,
@@ -525,8 +525,17 @@ pub async fn push(
                 .insert(peer.to_string(), Instant::now() + UNBATCHED_RECHECK);
             break;
         }
-        if results.iter().any(|r| matches!(r, Some(Err(_)))) {
-            break; // the caller backs off; the rest of the page waits for the next round
+        let failed = results.iter().find_map(|r| match r {
+            Some(Err(e)) => Some(e.clone()),
+            _ => None,
+        });
+        if let Some(why) = failed {
+            // The caller backs off; the rest of the page waits for the next round (not sent
+            // the go-fastdfs way meanwhile).
+            for i in puts.by_ref() {
+                results[i] = Some(Err(format!("not sent after a failure: {why}")));
+            }
+            break;
         }
     }
     results
