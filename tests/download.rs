@@ -191,8 +191,8 @@ fn open_ended_range_bytes_5_dash_gets_the_rest_of_the_file() {
 }
 
 /// A cached file goes out with sendfile at once as far as the socket takes it, and the rest
-/// with sendfile as the socket drains: a client that reads slowly, two pipelined requests on
-/// one connection (a whole file and a range), gets every byte in order.
+/// the ordinary way: a client that reads slowly, two pipelined requests on one connection
+/// (a whole file and a range), gets every byte in order.
 #[test]
 fn a_slow_reader_of_a_cached_file_gets_every_byte_of_pipelined_responses_in_order() {
     let s = Server::start(json!({}));

@@ -838,9 +838,9 @@ const SEND_RESIDENT_BYTES_MIN: u64 = 16 * 1024;
 
 /// Sends the head and a file body whose pages are all in the page cache without copying it
 /// through user space: the head with `MSG_MORE`, the body with `sendfile` on the executor (it
-/// cannot block: the pages are cached and the socket is non-blocking), again each time the
-/// socket drains while the rest is still cached (else the ordinary way). None when the range
-/// is not resident (or too small to be worth it): nothing was sent then.
+/// cannot block: the pages are cached and the socket is non-blocking), and whatever the
+/// socket did not take the ordinary way. None when the range is not resident (or too small to
+/// be worth it): nothing was sent then.
 async fn send_resident(
     conn: &mut Conn,
     head: &[u8],
@@ -873,31 +873,23 @@ async fn send_resident(
             .await,
         );
     }
-    let file = f.file.as_raw_fd();
-    let (mut at, end) = (f.offset, f.offset + f.len);
-    // What the socket did not take goes out with `sendfile` as it drains (as nginx does),
-    // while the rest stays resident: no copy through user space.
-    while at < end {
-        if !super::sendfile::resident(file, at, end - at) {
-            let rest = stream_file(conn, &f.file, at, end - at, super::sendfile::Read::Cached);
-            return Some(rest.await);
-        }
-        let sent = conn
-            .stream
-            .write_with(
-                |sock| match super::sendfile::send_now(sock, file, at, end - at) {
-                    Ok(0) => None,
-                    Ok(n) => Some(Ok(n as usize)),
-                    Err(e) => Some(Err(e)),
-                },
-            )
-            .await;
-        match sent {
-            Ok(n) => at += n as u64,
-            Err(e) => return Some(Err(e)),
-        }
+    let sent = match super::sendfile::send_now(sock, f.file.as_raw_fd(), f.offset, f.len) {
+        Ok(n) => n,
+        Err(e) => return Some(Err(e)),
+    };
+    if sent == f.len {
+        return Some(Ok(()));
     }
-    Some(Ok(()))
+    Some(
+        stream_file(
+            conn,
+            &f.file,
+            f.offset + sent,
+            f.len - sent,
+            super::sendfile::Read::Cached,
+        )
+        .await,
+    )
 }
 
 /// Writes `head` then `body`: first as one non-blocking `sendmsg` of both (the common case on

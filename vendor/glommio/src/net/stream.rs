@@ -354,22 +354,11 @@ impl<S: AsRawFd> NonBufferedStream<S> {
     }
 
     pub(crate) fn poll_write(&mut self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.poll_write_with(cx, &mut |fd| super::yolo_send(fd, buf))
-    }
-
-    /// As `poll_write`, with `send` in place of the non-blocking `send(2)` (fastdfs-rs: a
-    /// non-blocking `sendfile`): it is called with the socket and answers None when the socket
-    /// is full, and is called again once the socket is writable.
-    pub(crate) fn poll_write_with(
-        &mut self,
-        cx: &Context<'_>,
-        send: &mut dyn FnMut(RawFd) -> Option<io::Result<usize>>,
-    ) -> Poll<io::Result<usize>> {
         // On the write path, we always start with calling `yolo_send`, because
         // it is very likely to success. It could be a waste if it already timed
         // out since the last `poll_write`, but it would not cost much more to
         // give it one last chance in this case.
-        if let Some(result) = send(self.stream.as_raw_fd()) {
+        if let Some(result) = super::yolo_send(self.stream.as_raw_fd(), buf) {
             let reactor = self.reactor.upgrade().unwrap();
             self.write_timeout.cancel_timer(reactor.as_ref());
             self.source_tx.take();
@@ -525,14 +514,6 @@ impl<S: AsRawFd, B: RxBuf> GlommioStream<S, B> {
 
     pub(crate) fn poll_write(&mut self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.stream.poll_write(cx, buf)
-    }
-
-    pub(crate) fn poll_write_with(
-        &mut self,
-        cx: &Context<'_>,
-        send: &mut dyn FnMut(RawFd) -> Option<io::Result<usize>>,
-    ) -> Poll<io::Result<usize>> {
-        self.stream.poll_write_with(cx, send)
     }
 
     pub(crate) fn poll_flush(&self, _cx: &Context<'_>) -> Poll<io::Result<()>> {

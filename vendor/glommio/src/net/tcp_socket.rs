@@ -552,16 +552,6 @@ impl<B: RxBuf> TcpStream<B> {
         self.stream.write_timeout()
     }
 
-    /// Writes with `send` instead of `send(2)` (fastdfs-rs: a non-blocking `sendfile`), under
-    /// the write timeout: `send` is called with the socket, answers None when the socket is
-    /// full (then it is called again once the socket is writable), else the bytes it wrote.
-    pub async fn write_with(
-        &mut self,
-        mut send: impl FnMut(RawFd) -> Option<io::Result<usize>>,
-    ) -> io::Result<usize> {
-        poll_fn(|cx| self.stream.poll_write_with(cx, &mut send)).await
-    }
-
     /// Shuts down the read, write, or both halves of this connection.
     pub async fn shutdown(&self, how: Shutdown) -> Result<()> {
         poll_fn(|cx| self.stream.poll_shutdown(cx, how))
