@@ -32,17 +32,7 @@ pub async fn syncfile_info(
     info.md5 = info.md5.to_ascii_lowercase();
     crate::sync::validate_announced(&info)
         .map_err(|e| ApiError::fail(400, format!("fileInfo refused: {e}")))?;
-    // Here already, unless the announcement is a later version of an S3 object.
-    let live = w
-        .meta()
-        .get_live(&info.md5)?
-        .is_some_and(|old| !info.supersedes(&old));
-    if live
-        || w.meta()
-            .tombstone(&info.md5)?
-            .is_some_and(|t| t >= info.time_stamp)
-        || crate::sync::fetch_inline(w, &info).await
-    {
+    if crate::sync::needless(w, &info)?.is_some() || crate::sync::fetch_inline(w, &info).await {
         // Here already, deleted here (the tombstone wins), or fetched and stored just now.
     } else {
         // The sender's own URL goes first among the sources when it is a peer we know.

@@ -943,7 +943,9 @@ fn sendmsg_now(fd: std::os::fd::RawFd, a: &[u8], b: &[u8], more: bool) -> io::Re
     }
 }
 
-async fn read_exact_at(
+/// Reads `len` bytes of `file` from `offset`; a file that ends before is an error (its
+/// record says otherwise).
+pub async fn read_exact_at(
     file: &glommio::io::BufferedFile,
     offset: u64,
     len: usize,

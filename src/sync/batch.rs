@@ -195,15 +195,10 @@ async fn receive_one(w: Rc<Worker>, frame: Frame) -> Answer {
 async fn settle(w: &Worker, frame: Frame) -> Result<Outcome, String> {
     let Frame { info, content } = frame;
     super::validate_announced(&info).map_err(|e| format!("fileInfo refused: {e}"))?;
-    let meta = w.meta();
-    // Here already, unless the announcement is a later version of an S3 object.
-    let live = meta.get_live(&info.md5).map_err(|e| e.to_string())?;
-    if live.is_some_and(|old| !info.supersedes(&old)) {
-        return Ok(Outcome::Present);
-    }
-    let tomb = meta.tombstone(&info.md5).map_err(|e| e.to_string())?;
-    if tomb.is_some_and(|t| t >= info.time_stamp) {
-        return Ok(Outcome::Deleted);
+    match super::needless(w, &info).map_err(|e| e.to_string())? {
+        Some(super::Needless::Present) => return Ok(Outcome::Present),
+        Some(super::Needless::Deleted) => return Ok(Outcome::Deleted),
+        None => {}
     }
     if let Some(content) = content {
         match super::store_pushed(w, info.clone(), content).await {
@@ -215,7 +210,7 @@ async fn settle(w: &Worker, frame: Frame) -> Result<Outcome, String> {
         }
     }
     use crate::store::meta::Announced;
-    match meta.announce(info).await.map_err(|e| e.to_string())? {
+    match w.meta().announce(info).await.map_err(|e| e.to_string())? {
         Announced::Queued => Ok(Outcome::Queued),
         Announced::Present => Ok(Outcome::Present),
         Announced::Tombstoned => Ok(Outcome::Deleted),
@@ -318,26 +313,9 @@ async fn read_exact(path: &std::path::Path, size: u64) -> io::Result<Bytes> {
     let file = glommio::io::BufferedFile::open(path)
         .await
         .map_err(io::Error::from)?;
-    let mut out = Vec::with_capacity(size as usize);
-    let read = async {
-        while (out.len() as u64) < size {
-            let got = file
-                .read_at(out.len() as u64, (size - out.len() as u64) as usize)
-                .await
-                .map_err(io::Error::from)?;
-            if got.is_empty() {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "file shorter than its record",
-                ));
-            }
-            out.extend_from_slice(&got);
-        }
-        Ok(())
-    }
-    .await;
+    let read = crate::http::conn::read_exact_at(&file, 0, size as usize).await;
     let _ = file.close().await;
-    read.map(|()| Bytes::from(out))
+    read.map(Bytes::from)
 }
 
 /// How a batch call ended.
@@ -418,10 +396,8 @@ pub async fn push(
         let mut batches: Vec<Outgoing> = Vec::new();
         let mut current = Outgoing::default();
         for i in puts.by_ref() {
-            let md5 = &page[i].0;
-            let info = match w.meta().get(md5) {
+            let info = match super::announceable(w, &page[i].0) {
                 Ok(Some(info)) => info,
-                // Deleted meanwhile: the delete entry follows.
                 Ok(None) => {
                     results[i] = Some(Ok(()));
                     continue;
@@ -431,11 +407,6 @@ pub async fn push(
                     continue;
                 }
             };
-            if !w.meta().is_live(&info) {
-                tracing::warn!(md5, path = %info.rel_path(), "not announced: the file is missing here");
-                results[i] = Some(Ok(()));
-                continue;
-            }
             // A file announced again (`sync`, a repair, a new peer) is often there already:
             // it goes without its content, and the receiver fetches it only if it lacks it.
             current.plan(i, info, !page[i].1.again);
@@ -499,18 +470,9 @@ pub async fn push(
         }
         let records = delivered.iter().map(|&i| {
             let (w, peer, (md5, entry)) = (w.clone(), peer.to_string(), page[i].clone());
-            async move {
-                let r = w.meta().delivered(md5, peer, entry).await;
-                if r.is_ok() {
-                    w.metrics().sync_sent(entry.queued_at);
-                }
-                r.map_err(|e| e.to_string())
-            }
+            async move { super::record_delivery(&w, peer, md5, entry).await }
         });
         for (&i, r) in delivered.iter().zip(futures_join_all(records).await) {
-            if let Err(e) = &r {
-                tracing::error!(cause = %e, "recording a delivery failed");
-            }
             results[i] = Some(r);
         }
         if let Some(status) = unbatched {

@@ -21,7 +21,7 @@ pub mod read_through;
 pub mod repair;
 
 use crate::json::FileInfo;
-use crate::store::meta::{Inserted, OutboxEntry, SyncKind};
+use crate::store::meta::{Inserted, MetaError, OutboxEntry, SyncKind};
 use crate::store::{meta::Origin, meta::Staged, names, write};
 use crate::worker::Worker;
 use std::io;
@@ -226,10 +226,9 @@ async fn push_loop(w: Rc<Worker>, peer: String) {
             .filter(|(_, r)| r.is_none())
             .map(|(entry, _)| entry)
             .collect();
-        for chunk in rest.chunks(PUSH_IN_FLIGHT) {
-            if failed > 0 && failed == batched.iter().flatten().count() {
-                break; // every batched entry failed: the peer is down
-            }
+        // Every batched entry failed: the peer is down, the rest waits for the next round.
+        let peer_down = failed > 0 && failed == batched.iter().flatten().count();
+        for chunk in rest.chunks(PUSH_IN_FLIGHT).take_while(|_| !peer_down) {
             let calls = chunk
                 .iter()
                 .map(|(md5, e)| deliver(w.clone(), peer.clone(), md5.clone(), *e));
@@ -307,18 +306,7 @@ async fn deliver(
         SyncKind::Delete => send_delete(&w, peer, md5).await,
     };
     match result {
-        Ok(()) => {
-            let delivered = w
-                .meta()
-                .delivered(md5.to_string(), peer.to_string(), entry)
-                .await;
-            if let Err(e) = delivered {
-                tracing::error!(cause = %e, "recording a delivery failed");
-                return Err(e.to_string());
-            }
-            w.metrics().sync_sent(entry.queued_at);
-            Ok(())
-        }
+        Ok(()) => record_delivery(&w, peer.to_string(), md5.to_string(), entry).await,
         Err(e) => {
             tracing::debug!(peer, md5, cause = %e, "sync to peer failed; will retry");
             Err(e.to_string())
@@ -326,16 +314,72 @@ async fn deliver(
     }
 }
 
-/// Announces a stored file to a peer, go-fastdfs style (docs/PROTOCOL.md §8).
-async fn announce(w: &Worker, peer: &str, md5: &str) -> io::Result<()> {
-    let cfg = w.config();
-    let Some(info) = w.meta().get(md5).map_err(io::Error::other)? else {
-        return Ok(()); // deleted meanwhile: the delete entry follows
+/// Records that `peer` acknowledged `entry` of `md5`: the outbox entry leaves (if it is still
+/// that entry) and the peer joins the record's peers.
+async fn record_delivery(
+    w: &Worker,
+    peer: String,
+    md5: String,
+    entry: OutboxEntry,
+) -> Result<(), String> {
+    match w.meta().delivered(md5, peer, entry).await {
+        Ok(()) => {
+            w.metrics().sync_sent(entry.queued_at);
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(cause = %e, "recording a delivery failed");
+            Err(e.to_string())
+        }
+    }
+}
+
+/// The record of a file queued for a peer, or None when there is nothing to announce: it was
+/// deleted meanwhile (the delete entry follows), or its file is missing here (logged).
+fn announceable(w: &Worker, md5: &str) -> Result<Option<FileInfo>, MetaError> {
+    let Some(info) = w.meta().get(md5)? else {
+        return Ok(None);
     };
     if !w.meta().is_live(&info) {
         tracing::warn!(md5, path = %info.rel_path(), "not announced: the file is missing here");
-        return Ok(());
+        return Ok(None);
     }
+    Ok(Some(info))
+}
+
+/// Why an announced file needs nothing from this node.
+pub enum Needless {
+    /// Here already (and the announcement is not a later version of an S3 object).
+    Present,
+    /// Deleted here after its upload: the tombstone wins.
+    Deleted,
+}
+
+/// Whether an announcement from a peer needs nothing from this node (`syncfile_info` and
+/// `batch` ask before storing or queueing anything).
+pub fn needless(w: &Worker, info: &FileInfo) -> Result<Option<Needless>, MetaError> {
+    let meta = w.meta();
+    if meta
+        .get_live(&info.md5)?
+        .is_some_and(|old| !info.supersedes(&old))
+    {
+        return Ok(Some(Needless::Present));
+    }
+    if meta
+        .tombstone(&info.md5)?
+        .is_some_and(|t| t >= info.time_stamp)
+    {
+        return Ok(Some(Needless::Deleted));
+    }
+    Ok(None)
+}
+
+/// Announces a stored file to a peer, go-fastdfs style (docs/PROTOCOL.md §8).
+async fn announce(w: &Worker, peer: &str, md5: &str) -> io::Result<()> {
+    let cfg = w.config();
+    let Some(info) = announceable(w, md5).map_err(io::Error::other)? else {
+        return Ok(());
+    };
     let prefix = cfg.prefix();
     if cfg.enable_distinct_file && info.offset != -2 {
         let form = [("md5".to_string(), md5.to_string())];
