@@ -465,21 +465,13 @@ fn sync_receive_md5s_and_repair_fileinfo_reannounce_files() {
 fn peer_routes_refuse_outsiders() {
     let s = Server::start(json!({}));
     // syncfile_info from a non-peer: ignored with an empty 200, as go-fastdfs does.
-    let out = std::process::Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code} %{size_download}",
-            "--interface",
-            NON_ADMIN_IP,
-        ])
-        .args(["-d", "fileInfo={}"])
-        .arg(s.url("/group1/syncfile_info"))
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "200 0");
+    let out = curl_post(
+        &s.url("/group1/syncfile_info"),
+        b"fileInfo={}",
+        Some(NON_ADMIN_IP),
+        "%{http_code} %{size_download}",
+    );
+    assert_eq!(out, "200 0");
     for route in [
         "receive_md5s?md5s=x",
         "sync?date=20260101",
@@ -745,6 +737,25 @@ fn post_batch(base: &str, body: &[u8]) -> (u16, serde_json::Value) {
     (status, v)
 }
 
+/// POSTs `body` to `url` with curl (from the local address `from`, if given; curl waits for
+/// `100 Continue` before a large body) and returns what `-w write_out` printed.
+fn curl_post(url: &str, body: &[u8], from: Option<&str>, write_out: &str) -> String {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), body).unwrap();
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-s", "-o", "/dev/null", "-w", write_out]);
+    if let Some(ip) = from {
+        cmd.args(["--interface", ip]);
+    }
+    let out = cmd
+        .arg("--data-binary")
+        .arg(format!("@{}", file.path().display()))
+        .arg(url)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn record(name: &str, data: &[u8], time_stamp: i64) -> serde_json::Value {
     json!({"name": name, "rename": "", "path": "files/default/20261206/03/04",
         "md5": md5_hex(data), "size": data.len(), "peers": ["http://127.0.0.9:1"],
@@ -827,7 +838,7 @@ fn a_batched_announcement_is_checked_like_any_other_and_answered_per_file() {
 fn malformed_or_unbounded_batches_get_a_clear_refusal() {
     let s = Server::start(json!({}));
     let base = s.base();
-    let data = b"text content, so that curl can send it as an argument".to_vec();
+    let data = noise(100, 905);
     let frame = batch_body(&[(record("a.bin", &data, now()), Some(&data))]);
     // Content shorter than announced, a line that is not JSON, content above the bound.
     let cut = &frame[..frame.len() - 1];
@@ -843,31 +854,12 @@ fn malformed_or_unbounded_batches_get_a_clear_refusal() {
     }
     // A body past the receiver's bound: refused before it is read (curl waits for
     // `100 Continue`, and gets the refusal instead).
-    let big = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(big.path(), vec![b' '; 9 << 20]).unwrap();
-    let out = std::process::Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--data-binary",
-        ])
-        .arg(format!("@{}", big.path().display()))
-        .arg(s.url("/group1/syncfile_batch"))
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "413");
+    let url = s.url("/group1/syncfile_batch");
+    let out = curl_post(&url, &vec![b' '; 9 << 20], None, "%{http_code}");
+    assert_eq!(out, "413");
     // Not from a peer or admin.
-    let out = std::process::Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
-        .args(["--interface", NON_ADMIN_IP, "--data-binary"])
-        .arg(String::from_utf8(frame).unwrap())
-        .arg(s.url("/group1/syncfile_batch"))
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "403");
+    let out = curl_post(&url, &frame, Some(NON_ADMIN_IP), "%{http_code}");
+    assert_eq!(out, "403");
     // Nothing of all this was stored.
     assert!(!has_md5(&base, &md5_hex(&data)));
 }
