@@ -91,15 +91,48 @@ enum Content<'w> {
     },
 }
 
-/// The file part being received: in memory while it may still be merged, else a temp file.
+/// The file part being received: in memory while it may still be merged, in memory while
+/// the whole body is small enough to be written by one job (`write::Gathered`), else a
+/// temp file.
 enum Receiving<'w> {
     Memory(Vec<u8>, Reservation<'w>),
+    Whole(write::Gathered, Reservation<'w>),
     Disk(TempFile),
 }
 
 impl<'w> Receiving<'w> {
+    /// How a file part of a body of `expected` bytes (0: not known) is received.
+    async fn start(w: &'w Worker, expected: u64) -> Result<Receiving<'w>, ApiError> {
+        let cfg = w.config();
+        if cfg.enable_merge_small_file {
+            return Ok(Receiving::Memory(Vec::new(), w.merge_memory.start()));
+        }
+        if expected > 0 && expected <= write::WHOLE_BYTES_MAX as u64 {
+            let mut held = w.merge_memory.start();
+            if w.merge_memory.reserve(&mut held, expected) {
+                let gathered = write::Gathered::new(expected as usize, cfg.use_sha1());
+                return Ok(Receiving::Whole(gathered, held));
+            }
+        }
+        let t = TempFile::create(w.dir(), cfg.use_sha1(), expected).await?;
+        Ok(Receiving::Disk(t))
+    }
+
     /// `expected`: the request body's length (0: not known).
     async fn write(&mut self, w: &'w Worker, data: &[u8], expected: u64) -> Result<(), ApiError> {
+        if let Receiving::Whole(gathered, _) = self {
+            // The part is within the body, whose length was reserved.
+            if gathered.fits(data.len()) {
+                gathered.extend(data).await;
+                return Ok(());
+            }
+            let t = TempFile::create(w.dir(), w.config().use_sha1(), expected).await?;
+            if let Receiving::Whole(gathered, _) = std::mem::replace(self, Receiving::Disk(t)) {
+                if let Receiving::Disk(t) = self {
+                    t.write(&gathered.into_bytes()).await?;
+                }
+            }
+        }
         if let Receiving::Memory(buf, held) = self {
             let small = crate::placement::merges(&w.config(), (buf.len() + data.len()) as u64);
             if small && w.merge_memory.reserve(held, data.len() as u64) {
@@ -114,13 +147,18 @@ impl<'w> Receiving<'w> {
         }
         match self {
             Receiving::Disk(t) => Ok(t.write(data).await?),
-            Receiving::Memory(..) => unreachable!("spilled above"),
+            Receiving::Memory(..) | Receiving::Whole(..) => unreachable!("spilled above"),
         }
     }
 
-    async fn finish(self, sha1: bool) -> Result<Content<'w>, ApiError> {
+    async fn finish(self, w: &Worker, sha1: bool) -> Result<Content<'w>, ApiError> {
         match self {
             Receiving::Disk(t) => Ok(Content::Disk(t.finish().await?)),
+            Receiving::Whole(gathered, held) => {
+                let written = gathered.write(w.dir()).await?;
+                drop(held);
+                Ok(Content::Disk(written))
+            }
             Receiving::Memory(buf, held) => {
                 let mut h = write::Hasher::new(sha1);
                 h.update(&buf);
@@ -212,11 +250,7 @@ async fn read_form<'w>(
                 skipping = false;
                 let is_file = h.filename.as_deref().is_some_and(|f| !f.is_empty());
                 if h.name == "file" && is_file && file.is_none() && tmp.is_none() {
-                    let receiving = if cfg.enable_merge_small_file {
-                        Receiving::Memory(Vec::new(), w.merge_memory.start())
-                    } else {
-                        Receiving::Disk(TempFile::create(w.dir(), cfg.use_sha1(), expected).await?)
-                    };
+                    let receiving = Receiving::start(w, expected).await?;
                     tmp = Some((h.filename.unwrap_or_default(), receiving));
                 } else if is_file {
                     skipping = true; // other file parts are not stored
@@ -238,7 +272,7 @@ async fn read_form<'w>(
             }
             Some(Event::PartEnd) => {
                 if let Some((name, t)) = tmp.take() {
-                    file = Some((name, t.finish(cfg.use_sha1()).await?));
+                    file = Some((name, t.finish(w, cfg.use_sha1()).await?));
                 }
                 if let Some((k, v)) = field.take() {
                     fields.0.push((k, String::from_utf8_lossy(&v).into_owned()));

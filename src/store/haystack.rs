@@ -33,8 +33,9 @@ const CONTAINER_BYTES_MAX: u64 = 1 << 32;
 /// The first container number (go-fastdfs uses 100..=299).
 const CONTAINER_FIRST: u64 = 100;
 
-/// Bytes of small uploads one executor may hold in memory while they are received and merged;
-/// past it, uploads go to temp files like large ones (merging degrades, memory stays bounded).
+/// Bytes of small uploads one executor may hold in memory while they are received and merged
+/// (or, with merging off, until they are written whole: `write::Gathered`); past it, uploads
+/// go to temp files like large ones (merging degrades, memory stays bounded).
 pub const MEMORY_BYTES_MAX: u64 = 64 << 20;
 
 /// One executor's budget of memory for small uploads being received.

@@ -688,11 +688,9 @@ async fn store_pushed(w: &Worker, info: FileInfo, content: bytes::Bytes) -> Fetc
     }
     let cfg = w.config();
     let written = async {
-        let mut tmp = write::TempFile::create(w.dir(), cfg.use_sha1(), content.len() as u64)
+        let written = write::write_content(w.dir(), &content, cfg.use_sha1())
             .await
             .map_err(|e| e.to_string())?;
-        tmp.write(&content).await.map_err(|e| e.to_string())?;
-        let written = tmp.finish().await.map_err(|e| e.to_string())?;
         check_written(&cfg, &info, &written)?;
         Ok::<_, String>(written)
     };
