@@ -358,7 +358,7 @@ impl Meta {
             }
         };
         if !placed.is_empty() {
-            super::intents::clear(&self.root, k);
+            super::intents::clear(&self.intent_files, &self.root, k);
         }
         self.overlays.add(k, fresh.iter().map(|(d, _)| *d));
         let next = last + 1;
@@ -397,7 +397,7 @@ impl Meta {
             .iter()
             .map(|(_, st)| super::intents::Intent::place(st))
             .collect();
-        if super::intents::write(&self.root, k, &intents).is_err() {
+        if super::intents::write(&self.intent_files, &self.root, k, &intents).is_err() {
             return false;
         }
         let mut dirs = BTreeSet::new();
@@ -425,7 +425,7 @@ impl Meta {
         for p in placed.drain(..).rev() {
             p.undo();
         }
-        super::intents::clear(&self.root, k);
+        super::intents::clear(&self.intent_files, &self.root, k);
         false
     }
 
@@ -577,7 +577,9 @@ impl Meta {
         let journaled = !intents.is_empty();
         let containers = self.unsynced_containers(&ops);
         if journaled {
-            if let Err(e) = super::intents::write(&self.root, committer, &intents) {
+            if let Err(e) =
+                super::intents::write(&self.intent_files, &self.root, committer, &intents)
+            {
                 let f = Failed::of_io(&e);
                 return (0..n).map(|_| Err(f.error())).collect();
             }
@@ -644,7 +646,7 @@ impl Meta {
         });
         crate::failpoint::hit("commit.committed");
         if journaled {
-            super::intents::clear(&self.root, committer);
+            super::intents::clear(&self.intent_files, &self.root, committer);
         }
         results
             .into_iter()

@@ -7,7 +7,9 @@
 //! directory, the wanted name and the staged path) and what it will delete (`U`, a deleted
 //! file's path), and fdatasyncs that. A deleted file is set aside under a hidden name beside it
 //! (`aside_of`) just before the commit, and unlinked after it. After the commit the journal
-//! is emptied (no sync needed: replaying a stale journal is harmless). On open, `recover`
+//! is emptied (no sync needed: replaying a stale journal is harmless). Each committer's journal
+//! stays open ([`Files`]) and is written in place from its start, up to an end line (`E`):
+//! its length only grows, so its fdatasync writes no inode. On open, `recover`
 //! replays a journal left by a crash: a placed file that no record names goes back to where
 //! it was staged (a tus upload keeps its data) or is removed; a file set aside goes back to its
 //! name while its record is there (the delete did not commit), else it is unlinked. Dedup-off
@@ -61,8 +63,12 @@ fn encode(intents: &[Intent]) -> Vec<u8> {
     out
 }
 
+/// The line that ends a journal: what follows it is left from a longer one before.
+const END: &str = "E";
+
 fn decode(text: &str) -> Vec<Intent> {
     text.lines()
+        .take_while(|l| *l != END)
         .filter_map(|l| {
             let mut f = l.split('\t');
             match (f.next()?, f.next(), f.next(), f.next()) {
@@ -78,35 +84,56 @@ fn decode(text: &str) -> Vec<Intent> {
         .collect()
 }
 
-/// Writes the journal of `committer` and makes it durable (and its directory entry, the first
-/// time). Blocking.
-pub(super) fn write(root: &Path, committer: usize, intents: &[Intent]) -> std::io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    let path = journal_path(root, committer);
-    let created = !path.exists();
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)?;
-    let bytes = encode(intents);
-    f.write_all_at(&bytes, 0)?;
-    f.set_len(bytes.len() as u64)?;
-    f.sync_data()?;
-    if created {
-        std::fs::File::open(path.parent().expect("in data/meta"))?.sync_all()?;
+/// The committers' intent journals, opened at first use and kept open.
+#[derive(Default)]
+pub(super) struct Files(std::sync::Mutex<std::collections::HashMap<usize, Arc<std::fs::File>>>);
+
+impl Files {
+    /// The journal of `committer`, created (and its directory entry made durable) the first
+    /// time.
+    fn of(&self, root: &Path, committer: usize) -> std::io::Result<Arc<std::fs::File>> {
+        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = open.get(&committer) {
+            return Ok(f.clone());
+        }
+        let path = journal_path(root, committer);
+        let created = !path.exists();
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        if created {
+            std::fs::File::open(path.parent().expect("in data/meta"))?.sync_all()?;
+        }
+        let f = Arc::new(f);
+        open.insert(committer, f.clone());
+        Ok(f)
     }
-    Ok(())
+}
+
+/// Writes the journal of `committer` and makes it durable. Blocking.
+pub(super) fn write(
+    files: &Files,
+    root: &Path,
+    committer: usize,
+    intents: &[Intent],
+) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let f = files.of(root, committer)?;
+    let mut bytes = encode(intents);
+    bytes.extend_from_slice(END.as_bytes());
+    bytes.push(b'\n');
+    f.write_all_at(&bytes, 0)?;
+    f.sync_data()
 }
 
 /// Empties the journal of `committer` after its batch committed (not synced: a stale journal
 /// replays to nothing).
-pub(super) fn clear(root: &Path, committer: usize) {
-    if let Ok(f) = std::fs::OpenOptions::new()
-        .write(true)
-        .open(journal_path(root, committer))
-    {
-        let _ = f.set_len(0);
+pub(super) fn clear(files: &Files, root: &Path, committer: usize) {
+    use std::os::unix::fs::FileExt;
+    if let Ok(f) = files.of(root, committer) {
+        let _ = f.write_all_at(b"E\n", 0);
     }
 }
 
@@ -255,6 +282,32 @@ mod tests {
         ];
         assert_eq!(decode(&String::from_utf8(encode(&v)).unwrap()), v);
         assert!(decode("garbage\nP\tonly").is_empty());
+    }
+
+    #[test]
+    fn a_journal_written_in_place_reads_as_its_last_write() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("data").join("meta")).unwrap();
+        let files = Files::default();
+        let place = |n: usize| Intent::Place {
+            dir: "files/d".into(),
+            name: format!("{n}.bin"),
+            tmp: format!("files/_tmp/{n}").into(),
+        };
+        let read = || {
+            let text = std::fs::read_to_string(journal_path(d.path(), 3)).unwrap();
+            decode(&text)
+        };
+        let long: Vec<Intent> = (0..20).map(place).collect();
+        write(&files, d.path(), 3, &long).unwrap();
+        assert_eq!(read(), long);
+        // A shorter journal over a longer one: the longer one's rest is past the end line.
+        write(&files, d.path(), 3, &[place(99)]).unwrap();
+        assert_eq!(read(), vec![place(99)]);
+        clear(&files, d.path(), 3);
+        assert!(read().is_empty());
+        // A journal of the version that truncated it (no end line) reads whole.
+        assert_eq!(decode(&String::from_utf8(encode(&long)).unwrap()), long);
     }
 
     #[test]

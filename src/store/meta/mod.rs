@@ -275,6 +275,8 @@ pub struct Meta {
     journal_dbs: Vec<Database>,
     /// Journaled records not in LMDB yet, per committer.
     overlays: journal::Overlays,
+    /// The committers' intent journals (`intents.rs`).
+    intent_files: intents::Files,
     /// Moves whenever a stored file goes or is replaced (`files_epoch`).
     files_epoch: std::sync::atomic::AtomicU64,
     /// Tests: no drain on the idle and age timers (only before other ops and at 4,096).
@@ -744,7 +746,7 @@ mod queue_tests {
                     rel: "files/d/gone.bin".into(),
                 },
             ];
-            intents::write(&root, 0, &journal).unwrap();
+            intents::write(&intents::Files::default(), &root, 0, &journal).unwrap();
         });
         with_meta_at(dir.path(), async move |meta: Arc<Meta>| {
             let mut left: Vec<_> = std::fs::read_dir(meta.root.join("files/d"))

@@ -114,6 +114,7 @@ impl Meta {
             envs,
             shards,
             overlays: journal::Overlays::new(senders.len()),
+            intent_files: Default::default(),
             senders,
             receivers: Mutex::new(receivers),
             journal_dbs,
