@@ -207,7 +207,8 @@ pub fn envelope<T: Serialize>(status: &str, message: &str, data: Option<T>) -> E
 }
 
 fn escape_html(s: String) -> String {
-    if !s.contains(['<', '>', '&', '\u{2028}', '\u{2029}']) {
+    // U+2028 and U+2029 are E2 80 A8 and E2 80 A9 in UTF-8: a byte scan finds every case.
+    if !s.bytes().any(|b| matches!(b, b'<' | b'>' | b'&' | 0xE2)) {
         return s;
     }
     // Safe on serialized JSON: these characters can only occur inside strings.

@@ -83,7 +83,10 @@ pub(super) fn place_staged(
         e => e,
     };
     let dir = root.join(&st.dir);
-    create_dirs(root, &dir, dirs).map_err(|e| rel(MetaError::placing(e, &dir)))?;
+    // A directory that an earlier file of the batch went to is there.
+    if !dirs.contains(&dir) {
+        create_dirs(root, &dir, dirs).map_err(|e| rel(MetaError::placing(e, &dir)))?;
+    }
     let p = place_file(&st.tmp, &dir, &st.name, naming).map_err(rel)?;
     let name = p.name().to_string();
     dirs.insert(dir);
