@@ -121,17 +121,20 @@ impl<'w> Receiving<'w> {
     /// `expected`: the request body's length (0: not known).
     async fn write(&mut self, w: &'w Worker, data: &[u8], expected: u64) -> Result<(), ApiError> {
         if let Receiving::Whole(gathered, _) = self {
-            // The part is within the body, whose length was reserved.
+            // The part is within the body, whose length was reserved: it fits. Should it not,
+            // it goes on in a temp file.
             if gathered.fits(data.len()) {
                 gathered.extend(data).await;
                 return Ok(());
             }
             let t = TempFile::create(w.dir(), w.config().use_sha1(), expected).await?;
-            if let Receiving::Whole(gathered, _) = std::mem::replace(self, Receiving::Disk(t)) {
-                if let Receiving::Disk(t) = self {
-                    t.write(&gathered.into_bytes()).await?;
-                }
-            }
+            let Receiving::Whole(gathered, _) = std::mem::replace(self, Receiving::Disk(t)) else {
+                unreachable!("matched above")
+            };
+            let Receiving::Disk(t) = self else {
+                unreachable!("replaced above")
+            };
+            t.write(&gathered.into_bytes()).await?;
         }
         if let Receiving::Memory(buf, held) = self {
             let small = crate::placement::merges(&w.config(), (buf.len() + data.len()) as u64);

@@ -65,6 +65,7 @@ fn encode(intents: &[Intent]) -> Vec<u8> {
 
 /// The line that ends a journal: what follows it is left from a longer one before.
 const END: &str = "E";
+const END_LINE: &[u8] = b"E\n";
 
 fn decode(text: &str) -> Vec<Intent> {
     text.lines()
@@ -122,8 +123,7 @@ pub(super) fn write(
     use std::os::unix::fs::FileExt;
     let f = files.of(root, committer)?;
     let mut bytes = encode(intents);
-    bytes.extend_from_slice(END.as_bytes());
-    bytes.push(b'\n');
+    bytes.extend_from_slice(END_LINE);
     f.write_all_at(&bytes, 0)?;
     f.sync_data()
 }
@@ -133,7 +133,7 @@ pub(super) fn write(
 pub(super) fn clear(files: &Files, root: &Path, committer: usize) {
     use std::os::unix::fs::FileExt;
     if let Ok(f) = files.of(root, committer) {
-        let _ = f.write_all_at(b"E\n", 0);
+        let _ = f.write_all_at(END_LINE, 0);
     }
 }
 
