@@ -458,6 +458,34 @@ get_bench() { # get_bench S TAG SIZE
   return 0
 }
 
+# nginx serves fastdfs-rs's stored files themselves (hard links, the same inodes), not copies:
+# two copies of the same bytes in the page cache were measured up to 30 % apart for the same
+# server (nginx serving a file written by cp against one written by a fastdfs-rs upload and
+# read back once: their page-cache folios and host memory differ), which made the big
+# download's ratio swing from run to run with the copies, not the servers. go-fastdfs keeps
+# its own files: how it writes them is part of what is compared.
+share_rs_files() {
+  local tag p rel
+  [ -s "$WORK/paths_rs_4k.txt" ] && [ -d "$WORK/nginx/root" ] || return 0
+  for tag in 4k 64k 256k big; do
+    [ -s "$WORK/paths_rs_${tag}.txt" ] || continue
+    : >"$WORK/paths_nginx_${tag}.txt.new"
+    while read -r p; do
+      rel=${p#/group1/}
+      mkdir -p "$WORK/nginx/root/rs$(dirname "$p")"
+      ln -f "$WORK/rs/files/$rel" "$WORK/nginx/root/rs$p" || return 0
+      echo "/rs$p" >>"$WORK/paths_nginx_${tag}.txt.new"
+    done <"$WORK/paths_rs_${tag}.txt"
+    mv "$WORK/paths_nginx_${tag}.txt.new" "$WORK/paths_nginx_${tag}.txt"
+  done
+  rm -rf "$WORK/nginx/root/group1"
+  chmod -R a+rX "$WORK/nginx/root/rs"
+  # A big upload is written around the page cache: read it in once, so that no server's
+  # first round pays the disk.
+  [ -s "$WORK/paths_rs_big.txt" ] && cat "$WORK/rs/files/$(sed 's|^/group1/||' "$WORK/paths_rs_big.txt")" >/dev/null
+  note "nginx serves fastdfs-rs's stored files (hard links to the same inodes), so both read the same page-cache pages"
+}
+
 # The big file's downloads, in rounds that alternate the servers (so that the host's swings
 # fall on all of them alike): per round and server, one whole download (curl), one resume of
 # its second half with a Range request (curl -r N-, what `curl -C` sends), and one `wget -c`
@@ -594,6 +622,7 @@ run_servers() {
   for s in "${UP[@]}"; do put "$s" rss_idle "$(calc "$($HELPER rss-now ${MEAS[$s]}) / 1024")"; done
 
   for_up "setup uploads" setup_files
+  share_rs_files
   timeout 120 sync || true
 
   now_all >"$WORK/t_get0"
