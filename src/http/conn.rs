@@ -562,11 +562,17 @@ pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>) {
         // task, idle keep-alive connections included.
         let resp = Box::pin(handler.handle(&mut req)).await;
         let body_done = req.body_finished();
-        let pace_cut = req.pace_cut;
-        let tag = req.tag;
-        let received = (req.head.raw().len() as u64) + req.body_read;
-        let method = req.head.method().to_string();
-        let target = req.head.target().to_string();
+        // The head outlives the request (its borrow of the connection ends here): the access
+        // log reads the method and target from it, without copies.
+        let Request {
+            head,
+            pace_cut,
+            tag,
+            body_read,
+            continue_pending,
+            ..
+        } = req;
+        let received = (head.raw().len() as u64) + body_read;
         let keep = keep_alive_wanted && !resp.close && body_done && !handler.shutting_down();
         let persist = match (keep, http10) {
             (false, _) => Persist::Close,
@@ -576,7 +582,7 @@ pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>) {
         // An `Expect: 100-continue` request whose (empty) body was never asked for still gets
         // its interim answer first: clients wait for it, and botocore misreads the next
         // response on the connection when a final answer came without it.
-        let interim = req.continue_pending && body_done;
+        let interim = continue_pending && body_done;
         let sent = if interim {
             conn.stream
                 .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -594,8 +600,8 @@ pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>) {
         let took = started.elapsed();
         handler.answered(&Exchange {
             peer: peer.ip(),
-            method: &method,
-            target: &target,
+            method: head.method(),
+            target: head.target(),
             tag,
             status: resp.status,
             took,

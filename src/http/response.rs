@@ -80,8 +80,8 @@ impl Response {
     pub fn new(status: u16) -> Response {
         Response {
             status,
-            // A download sets seven or eight.
-            headers: Vec::with_capacity(8),
+            // A download sets seven or eight, and the router adds five for CORS.
+            headers: Vec::with_capacity(13),
             named_headers: Vec::new(),
             body: Body::Empty,
             close: false,
