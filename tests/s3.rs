@@ -1091,6 +1091,30 @@ fn aws_chunked_trailer_and_unsigned_payload_uploads_are_decoded_and_verified() {
             .len();
         assert_eq!(len, 150_000, "{key} on disk");
     }
+    // Small payloads are gathered in memory and written whole: the same decoding and checks.
+    for case in [
+        "small_signed_payload",
+        "small_streaming_signed",
+        "small_streaming_unsigned_crc32",
+    ] {
+        assert_eq!(
+            r[case],
+            json!([200, null, true]),
+            "{case}: status, code, ETag = md5"
+        );
+    }
+    for (key, got) in r["read_back_small"].as_object().unwrap() {
+        assert_eq!(
+            got,
+            &json!({"status": 200, "code": null, "same_bytes": true, "content_encoding": null}),
+            "{key}"
+        );
+    }
+    assert_eq!(
+        r["small_altered_chunk"],
+        json!([403, "SignatureDoesNotMatch"])
+    );
+    assert_eq!(r["small_wrong_trailer_crc32"], json!([400, "BadDigest"]));
     assert_eq!(r["altered_chunk"], json!([403, "SignatureDoesNotMatch"]));
     assert_eq!(r["wrong_trailer_crc32"], json!([400, "BadDigest"]));
     assert_eq!(r["wrong_header_crc32"], json!([400, "BadDigest"]));

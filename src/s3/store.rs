@@ -148,13 +148,25 @@ pub async fn receive(
         .and_then(|v| v.trim().parse().ok())
         .or(req.content_length())
         .unwrap_or(0);
-    let mut tmp = TempFile::create(w.dir(), false, expected).await?;
-    let received = receive_into(req, r, limit, &mut tmp).await;
+    let mut held = w.merge_memory.start();
+    let mut sink = if expected > 0
+        && expected <= write::WHOLE_BYTES_MAX as u64
+        && w.merge_memory.reserve(&mut held, expected)
+    {
+        Sink::Whole(write::Gathered::new(expected as usize, false))
+    } else {
+        Sink::File(TempFile::create(w.dir(), false, expected).await?)
+    };
+    let received = receive_into(w, req, r, limit, &mut sink).await;
     if let Err(e) = received {
-        drop(tmp);
+        drop(sink);
         return Err(e);
     }
-    let written = tmp.finish().await?;
+    let written = match sink {
+        Sink::File(tmp) => tmp.finish().await?,
+        Sink::Whole(gathered) => gathered.write(w.dir()).await?,
+    };
+    drop(held);
     if let Some(want) = req.head.header_str("content-md5") {
         if !md5_matches(want, &written.digest) {
             write::discard(written).await;
@@ -168,6 +180,38 @@ pub async fn receive(
     Ok(written)
 }
 
+/// Where a payload goes: a small one (its length known) is gathered and written whole
+/// (`write::Gathered`), others stream into a temp file.
+enum Sink {
+    File(TempFile),
+    Whole(write::Gathered),
+}
+
+impl Sink {
+    async fn write(&mut self, w: &Worker, data: &[u8]) -> Result<(), S3Error> {
+        if let Sink::Whole(gathered) = self {
+            if gathered.fits(data.len()) {
+                gathered.extend(data).await;
+                return Ok(());
+            }
+            // More than the declared length: it goes on in a temp file (the length checks
+            // refuse it at the end).
+            let t = TempFile::create(w.dir(), false, 0).await?;
+            let Sink::Whole(gathered) = std::mem::replace(self, Sink::File(t)) else {
+                unreachable!("matched above")
+            };
+            let Sink::File(t) = self else {
+                unreachable!("replaced above")
+            };
+            t.write(&gathered.into_bytes()).await?;
+        }
+        let Sink::File(t) = self else {
+            unreachable!("spilled above")
+        };
+        Ok(t.write(data).await?)
+    }
+}
+
 fn md5_matches(b64: &str, hex: &str) -> bool {
     use base64::Engine;
     let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
@@ -177,10 +221,11 @@ fn md5_matches(b64: &str, hex: &str) -> bool {
 }
 
 async fn receive_into(
+    w: &Worker,
     req: &mut Request<'_>,
     r: &S3Request,
     limit: u64,
-    tmp: &mut TempFile,
+    sink: &mut Sink,
 ) -> Result<(), S3Error> {
     let too_large = || {
         S3Error::new(
@@ -223,7 +268,7 @@ async fn receive_into(
     let mut check = r.signed.as_ref().and_then(|v| v.payload_check());
     let mut out = Vec::new();
     let mut size = 0u64;
-    if decoder.is_none() && req.body_is_sized() {
+    if let (None, true, Sink::File(tmp)) = (&decoder, req.body_is_sized(), &mut *sink) {
         // A plain payload of known length: received straight into the temp file's write
         // buffer, checked there.
         loop {
@@ -270,7 +315,7 @@ async fn receive_into(
         if let Some(c) = checksum.as_mut() {
             c.update(data);
         }
-        tmp.write(data).await?;
+        sink.write(w, data).await?;
     }
     if let Some(d) = decoder {
         d.finish().map_err(chunk_error)?;

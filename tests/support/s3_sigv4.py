@@ -347,6 +347,30 @@ def run(a):
         ]
     }
 
+    # Small payloads (one chunk) are gathered in memory and written whole by the server.
+    small = random.Random(8).randbytes(3_000)
+    result("small_signed_payload", c.simple("PUT", "small-signed.bin", small), small)
+    result("small_streaming_signed", c.streaming("small-chunked.bin", small, "signed"), small)
+    result(
+        "small_streaming_unsigned_crc32",
+        c.streaming("small-trailer.bin", small, "unsigned-trailer", "crc32"),
+        small,
+    )
+    r["read_back_small"] = {
+        k: read_back(k, small)
+        for k in ["small-signed.bin", "small-chunked.bin", "small-trailer.bin"]
+    }
+    result(
+        "small_altered_chunk",
+        c.streaming("small-altered.bin", small, "signed", corrupt_chunk=0),
+    )
+    result(
+        "small_wrong_trailer_crc32",
+        c.streaming(
+            "small-wrong-trailer.bin", small, "unsigned-trailer", "crc32", wrong_trailer=True
+        ),
+    )
+
     result("altered_chunk", c.streaming("altered.bin", data, "signed", corrupt_chunk=1))
     result(
         "wrong_trailer_crc32",
@@ -371,6 +395,8 @@ def run(a):
             "wrong-header-crc.bin",
             "wrong-sha.bin",
             "skewed.bin",
+            "small-altered.bin",
+            "small-wrong-trailer.bin",
         ]
     }
     return r
