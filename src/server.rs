@@ -23,6 +23,8 @@ use std::time::Duration;
 /// Blocking-pool threads per executor. They mostly sleep in fsync: LMDB commits of different
 /// shards and directory fsyncs proceed in parallel, so the filesystem can merge their flushes.
 const BLOCKING_THREADS: usize = 16;
+// Small files' fdatasyncs leave at least four pool threads free for the metadata commits.
+const _: () = assert!(crate::store::write::WHOLE_JOBS_MAX + 4 <= BLOCKING_THREADS as u64);
 
 const ACCESS_FLUSH_EVERY: Duration = Duration::from_millis(500);
 

@@ -540,6 +540,17 @@ impl Drop for Written {
 /// Contents up to this size that are whole in memory are written by [`Gathered::write`].
 pub const WHOLE_BYTES_MAX: usize = 64 << 10;
 
+/// [`Gathered::write`] jobs on one executor's blocking pool at once. Each holds a thread
+/// through its fdatasync; the pool also runs the metadata commits, which must not queue
+/// behind a slow disk's fsyncs, so some of its threads stay free for them (the server
+/// checks this bound against the pool's size). More writes wait on the executor.
+pub const WHOLE_JOBS_MAX: u64 = 12;
+
+thread_local! {
+    static WHOLE_JOBS: Rc<glommio::sync::Semaphore> =
+        Rc::new(glommio::sync::Semaphore::new(WHOLE_JOBS_MAX));
+}
+
 /// A small content gathered in memory (at most [`WHOLE_BYTES_MAX`]) and then written whole:
 /// its md5 is computed with the executor's other writes (`store::hashing`), and the create,
 /// the write, the fdatasync and the close of its temp file are one job on the blocking pool,
@@ -603,6 +614,11 @@ impl Gathered {
             Memory::Dma { .. } => unreachable!("gathered on the heap"),
         };
         let size = data.len() as u64;
+        let slot = WHOLE_JOBS
+            .with(Rc::clone)
+            .acquire_static_permit(1)
+            .await
+            .map_err(|e| io::Error::other(e.to_string()))?;
         let tmp = root.join("files").join("_tmp").join(random_name());
         let fate = Arc::new(Mutex::new(Job::Running));
         let mut waiting = Waiting {
@@ -623,6 +639,7 @@ impl Gathered {
             })
             .await;
         waiting.tmp = None;
+        drop(slot);
         done?;
         Ok(Written { tmp, digest, size })
     }
@@ -743,6 +760,33 @@ mod tests {
                     discard(w).await;
                 }
                 assert_eq!(temps(&root), 0);
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn more_writes_than_job_slots_all_complete() {
+        let d = runtime_dir();
+        let root = d.path().to_path_buf();
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let n = 3 * WHOLE_JOBS_MAX as usize;
+                let writes = (0..n).map(|i| {
+                    let root = root.clone();
+                    glommio::spawn_local(async move {
+                        let mut g = Gathered::new(100, false);
+                        g.extend(&[i as u8; 100]).await;
+                        g.write(&root).await.unwrap()
+                    })
+                });
+                let handles: Vec<_> = writes.collect();
+                for (i, h) in handles.into_iter().enumerate() {
+                    let w = h.await;
+                    assert_eq!(std::fs::read(&w.tmp).unwrap(), vec![i as u8; 100]);
+                    discard(w).await;
+                }
             })
             .unwrap()
             .join()
