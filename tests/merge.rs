@@ -215,10 +215,17 @@ fn merged_files_replicate_at_the_same_url_and_their_deletes_too() {
     assert_eq!(get_bytes(&b, &path, &[]), (200, data.clone()));
     let (code, body) = call(agent().get(&format!("{a}/group1/delete?md5={md5}")));
     assert_eq!(code, 200, "{body}");
+    let last = std::cell::Cell::new(0);
     let gone = eventually(Duration::from_secs(20), || {
-        get_bytes(&b, &path, &[]).0 == 404
+        last.set(get_bytes(&b, &path, &[]).0);
+        last.get() == 404
     });
-    assert!(gone, "delete not replicated: {}", c.report(&md5));
+    assert!(
+        gone,
+        "delete not replicated (B answers {}): {}",
+        last.get(),
+        c.report(&md5)
+    );
 }
 
 #[test]

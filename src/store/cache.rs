@@ -3,7 +3,8 @@
 //! open/close; nginx's open_file_cache), and decoded records by path (S3 GETs, which need a
 //! file's record, read no LMDB page for a hot one). Files are immutable once committed; a
 //! delete or overwrite anywhere moves `Meta::files_epoch` (before a delete's commit is
-//! visible) and every executor drops its caches on the next lookup.
+//! visible, and again after it: a lookup between the two may have cached what the commit
+//! removes) and every executor drops its caches on the next lookup.
 
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};

@@ -713,13 +713,18 @@ impl Meta {
                 }
             },
         };
+        let records_gone = fx.records_gone;
         match failure {
             Some(f) => {
                 fx.undo();
                 out.into_iter().map(|(i, _)| (i, Err(f.error()))).collect()
             }
             None => {
-                if fx.committed() {
+                // And again once the commit is visible: a GET that read the epoch after the
+                // first move but the record before the commit may have cached the file
+                // under the new epoch (a merged file, whose delete unlinks nothing, stayed
+                // served from that cache).
+                if fx.committed() || records_gone {
                     self.files_changed();
                 }
                 out
