@@ -91,13 +91,11 @@ enum Content<'w> {
     },
 }
 
-/// The file part being received: in memory while it may still be merged, in memory while
-/// the whole body is small enough to be written by one job (`write::Gathered`), else a
-/// temp file.
+/// The file part being received: in memory while it may still be merged, else in a
+/// `write::Sink` (gathered and written whole when the body is small, or a temp file).
 enum Receiving<'w> {
     Memory(Vec<u8>, Reservation<'w>),
-    Whole(write::Gathered, Reservation<'w>),
-    Disk(TempFile),
+    Sink(write::Sink<'w>),
 }
 
 impl<'w> Receiving<'w> {
@@ -107,35 +105,12 @@ impl<'w> Receiving<'w> {
         if cfg.enable_merge_small_file {
             return Ok(Receiving::Memory(Vec::new(), w.merge_memory.start()));
         }
-        if expected > 0 && expected <= write::WHOLE_BYTES_MAX as u64 {
-            let mut held = w.merge_memory.start();
-            if w.merge_memory.reserve(&mut held, expected) {
-                let gathered = write::Gathered::new(expected as usize, cfg.use_sha1());
-                return Ok(Receiving::Whole(gathered, held));
-            }
-        }
-        let t = TempFile::create(w.dir(), cfg.use_sha1(), expected).await?;
-        Ok(Receiving::Disk(t))
+        let sink = write::Sink::start(w.dir(), &w.merge_memory, cfg.use_sha1(), expected).await?;
+        Ok(Receiving::Sink(sink))
     }
 
     /// `expected`: the request body's length (0: not known).
     async fn write(&mut self, w: &'w Worker, data: &[u8], expected: u64) -> Result<(), ApiError> {
-        if let Receiving::Whole(gathered, _) = self {
-            // The part is within the body, whose length was reserved: it fits. Should it not,
-            // it goes on in a temp file.
-            if gathered.fits(data.len()) {
-                gathered.extend(data).await;
-                return Ok(());
-            }
-            let t = TempFile::create(w.dir(), w.config().use_sha1(), expected).await?;
-            let Receiving::Whole(gathered, _) = std::mem::replace(self, Receiving::Disk(t)) else {
-                unreachable!("matched above")
-            };
-            let Receiving::Disk(t) = self else {
-                unreachable!("replaced above")
-            };
-            t.write(&gathered.into_bytes()).await?;
-        }
         if let Receiving::Memory(buf, held) = self {
             let small = crate::placement::merges(&w.config(), (buf.len() + data.len()) as u64);
             if small && w.merge_memory.reserve(held, data.len() as u64) {
@@ -146,22 +121,17 @@ impl<'w> Receiving<'w> {
             // is an ordinary upload.
             let mut t = TempFile::create(w.dir(), w.config().use_sha1(), expected).await?;
             t.write(buf).await?;
-            *self = Receiving::Disk(t);
+            *self = Receiving::Sink(write::Sink::File(t));
         }
         match self {
-            Receiving::Disk(t) => Ok(t.write(data).await?),
-            Receiving::Memory(..) | Receiving::Whole(..) => unreachable!("spilled above"),
+            Receiving::Sink(s) => Ok(s.write(w.dir(), data).await?),
+            Receiving::Memory(..) => unreachable!("spilled above"),
         }
     }
 
     async fn finish(self, w: &Worker, sha1: bool) -> Result<Content<'w>, ApiError> {
         match self {
-            Receiving::Disk(t) => Ok(Content::Disk(t.finish().await?)),
-            Receiving::Whole(gathered, held) => {
-                let written = gathered.write(w.dir()).await?;
-                drop(held);
-                Ok(Content::Disk(written))
-            }
+            Receiving::Sink(s) => Ok(Content::Disk(s.finish(w.dir()).await?)),
             Receiving::Memory(buf, held) => {
                 let mut h = write::Hasher::new(sha1);
                 h.update(&buf);
@@ -226,11 +196,11 @@ async fn read_form<'w>(
             None if buf.is_empty()
                 && req.body_is_sized()
                 && parser.body_data_len(&[]).is_some()
-                && matches!(tmp, Some((_, Receiving::Disk(_)))) =>
+                && matches!(tmp, Some((_, Receiving::Sink(write::Sink::File(_))))) =>
             {
                 // In a file part's body with nothing pending: its bytes are received
                 // straight into the temp file's write buffer, the rest through `buf`.
-                let Some((_, Receiving::Disk(t))) = tmp.as_mut() else {
+                let Some((_, Receiving::Sink(write::Sink::File(t)))) = tmp.as_mut() else {
                     unreachable!("matched above")
                 };
                 if !receive_in_place(req, &parser, t, &mut buf).await? {

@@ -13,7 +13,7 @@ use crate::http::Request;
 use crate::json::{FileInfo, S3Attrs};
 use crate::store::buckets::{self, Bucket};
 use crate::store::meta::{self, Inserted, Origin, Staged};
-use crate::store::write::{self, TempFile, Written};
+use crate::store::write::{self, Sink, TempFile, Written};
 use crate::worker::Worker;
 
 /// Largest single PUT (S3's limit; larger objects are multipart uploads).
@@ -148,25 +148,13 @@ pub async fn receive(
         .and_then(|v| v.trim().parse().ok())
         .or(req.content_length())
         .unwrap_or(0);
-    let mut held = w.merge_memory.start();
-    let mut sink = if expected > 0
-        && expected <= write::WHOLE_BYTES_MAX as u64
-        && w.merge_memory.reserve(&mut held, expected)
-    {
-        Sink::Whole(write::Gathered::new(expected as usize, false))
-    } else {
-        Sink::File(TempFile::create(w.dir(), false, expected).await?)
-    };
+    let mut sink = Sink::start(w.dir(), &w.merge_memory, false, expected).await?;
     let received = receive_into(w, req, r, limit, &mut sink).await;
     if let Err(e) = received {
         drop(sink);
         return Err(e);
     }
-    let written = match sink {
-        Sink::File(tmp) => tmp.finish().await?,
-        Sink::Whole(gathered) => gathered.write(w.dir()).await?,
-    };
-    drop(held);
+    let written = sink.finish(w.dir()).await?;
     if let Some(want) = req.head.header_str("content-md5") {
         if !md5_matches(want, &written.digest) {
             write::discard(written).await;
@@ -178,38 +166,6 @@ pub async fn receive(
         }
     }
     Ok(written)
-}
-
-/// Where a payload goes: a small one (its length known) is gathered and written whole
-/// (`write::Gathered`), others stream into a temp file.
-enum Sink {
-    File(TempFile),
-    Whole(write::Gathered),
-}
-
-impl Sink {
-    async fn write(&mut self, w: &Worker, data: &[u8]) -> Result<(), S3Error> {
-        if let Sink::Whole(gathered) = self {
-            if gathered.fits(data.len()) {
-                gathered.extend(data).await;
-                return Ok(());
-            }
-            // More than the declared length: it goes on in a temp file (the length checks
-            // refuse it at the end).
-            let t = TempFile::create(w.dir(), false, 0).await?;
-            let Sink::Whole(gathered) = std::mem::replace(self, Sink::File(t)) else {
-                unreachable!("matched above")
-            };
-            let Sink::File(t) = self else {
-                unreachable!("replaced above")
-            };
-            t.write(&gathered.into_bytes()).await?;
-        }
-        let Sink::File(t) = self else {
-            unreachable!("spilled above")
-        };
-        Ok(t.write(data).await?)
-    }
 }
 
 fn md5_matches(b64: &str, hex: &str) -> bool {
@@ -225,7 +181,7 @@ async fn receive_into(
     req: &mut Request<'_>,
     r: &S3Request,
     limit: u64,
-    sink: &mut Sink,
+    sink: &mut Sink<'_>,
 ) -> Result<(), S3Error> {
     let too_large = || {
         S3Error::new(
@@ -315,7 +271,7 @@ async fn receive_into(
         if let Some(c) = checksum.as_mut() {
             c.update(data);
         }
-        sink.write(w, data).await?;
+        sink.write(w.dir(), data).await?;
     }
     if let Some(d) = decoder {
         d.finish().map_err(chunk_error)?;

@@ -8,6 +8,7 @@
 
 use crate::md5x::Md5;
 use crate::store::hashing::{Buffer, Memory};
+use crate::store::haystack::{MemoryBudget, Reservation};
 use glommio::io::{BufferedFile, DmaFile};
 use glommio::task::JoinHandle;
 use sha1::Digest;
@@ -59,6 +60,24 @@ impl Hasher {
                 return Ok(h.hex());
             }
             h.update(&buf[..n]);
+        }
+    }
+
+    /// The md5 (hashed in the executor's lanes, `store::hashing`) or the sha1 (hashed as the
+    /// bytes come) apart, as writers keep them.
+    fn split(self) -> (Option<Md5>, Option<sha1::Sha1>) {
+        match self {
+            Hasher::Md5(md5) => (Some(md5), None),
+            Hasher::Sha1(sha1) => (None, Some(sha1)),
+        }
+    }
+
+    /// `split` undone (None when the writer computed no digest).
+    fn join(md5: Option<Md5>, sha1: Option<sha1::Sha1>) -> Option<Hasher> {
+        match (md5, sha1) {
+            (Some(md5), _) => Some(Hasher::Md5(md5)),
+            (None, Some(sha1)) => Some(Hasher::Sha1(sha1)),
+            (None, None) => None,
         }
     }
 
@@ -239,10 +258,7 @@ impl Appender {
     }
 
     fn with(self, hasher: Hasher) -> Appender {
-        let (md5, sha1) = match hasher {
-            Hasher::Md5(md5) => (Some(md5), None),
-            Hasher::Sha1(sha1) => (None, Some(sha1)),
-        };
+        let (md5, sha1) = hasher.split();
         Appender {
             buf: Buffer::new(WRITE_BUFFER_BYTES, md5),
             sha1,
@@ -371,12 +387,7 @@ impl Appender {
         let pos = self.pos;
         self.file.close().await?;
         self.buf.hashed().await; // a lone writer's md5 may still be beside the executor
-        let hasher = match (self.buf.into_md5(), self.sha1) {
-            (Some(md5), _) => Some(Hasher::Md5(md5)),
-            (None, Some(sha1)) => Some(Hasher::Sha1(sha1)),
-            (None, None) => None,
-        };
-        Ok((pos, hasher))
+        Ok((pos, Hasher::join(self.buf.into_md5(), self.sha1)))
     }
 
     /// Closes without syncing (the bytes written are abandoned by the caller).
@@ -565,10 +576,7 @@ pub struct Gathered {
 impl Gathered {
     pub fn new(capacity: usize, sha1: bool) -> Gathered {
         assert!(capacity <= WHOLE_BYTES_MAX, "large contents are streamed");
-        let (md5, sha1) = match Hasher::new(sha1) {
-            Hasher::Md5(md5) => (Some(md5), None),
-            Hasher::Sha1(sha1) => (None, Some(sha1)),
-        };
+        let (md5, sha1) = Hasher::new(sha1).split();
         Gathered {
             buf: Buffer::new(capacity, md5),
             sha1,
@@ -604,11 +612,9 @@ impl Gathered {
         self.buf.settle().await;
         let data = self.buf.take();
         self.buf.hashed().await; // a lone writer's md5 may still be beside the executor
-        let digest = match (self.buf.into_md5(), self.sha1) {
-            (Some(md5), _) => Hasher::Md5(md5).hex(),
-            (None, Some(sha1)) => Hasher::Sha1(sha1).hex(),
-            (None, None) => unreachable!("a gathered content has a digest"),
-        };
+        let digest = Hasher::join(self.buf.into_md5(), self.sha1)
+            .expect("a gathered content has a digest")
+            .hex();
         let data = match data {
             Memory::Heap(v) => v,
             Memory::Dma { .. } => unreachable!("gathered on the heap"),
@@ -642,6 +648,68 @@ impl Gathered {
         drop(slot);
         done?;
         Ok(Written { tmp, digest, size })
+    }
+}
+
+/// Where a content is received: gathered in memory and written whole ([`Gathered`]) when its
+/// expected length is at most [`WHOLE_BYTES_MAX`] and the executor's memory budget for small
+/// uploads holds it, else streamed into a [`TempFile`].
+pub enum Sink<'b> {
+    Whole(Gathered, Reservation<'b>),
+    File(TempFile),
+}
+
+impl<'b> Sink<'b> {
+    /// For a content of `expected` bytes (0: not known).
+    pub async fn start(
+        root: &Path,
+        budget: &'b MemoryBudget,
+        sha1: bool,
+        expected: u64,
+    ) -> io::Result<Sink<'b>> {
+        if expected > 0 && expected <= WHOLE_BYTES_MAX as u64 {
+            let mut held = budget.start();
+            if budget.reserve(&mut held, expected) {
+                return Ok(Sink::Whole(Gathered::new(expected as usize, sha1), held));
+            }
+        }
+        Ok(Sink::File(TempFile::create(root, sha1, expected).await?))
+    }
+
+    /// Appends `data`. More than the expected length goes on in a temp file (the caller's
+    /// length checks refuse it at the end).
+    pub async fn write(&mut self, root: &Path, data: &[u8]) -> io::Result<()> {
+        if let Sink::Whole(gathered, _) = self {
+            if gathered.fits(data.len()) {
+                gathered.extend(data).await;
+                return Ok(());
+            }
+            let sha1 = gathered.sha1.is_some();
+            let t = TempFile::create(root, sha1, gathered.capacity as u64).await?;
+            let Sink::Whole(gathered, _) = std::mem::replace(self, Sink::File(t)) else {
+                unreachable!("matched above")
+            };
+            let Sink::File(t) = self else {
+                unreachable!("replaced above")
+            };
+            t.write(&gathered.into_bytes()).await?;
+        }
+        let Sink::File(t) = self else {
+            unreachable!("spilled above")
+        };
+        t.write(data).await
+    }
+
+    /// Everything written, durable in its temp file.
+    pub async fn finish(self, root: &Path) -> io::Result<Written> {
+        match self {
+            Sink::File(t) => t.finish().await,
+            Sink::Whole(gathered, held) => {
+                let written = gathered.write(root).await;
+                drop(held);
+                written
+            }
+        }
     }
 }
 
