@@ -441,14 +441,8 @@ fn open_container(path: &Path) -> io::Result<std::fs::File> {
         at = at.parent().expect("under the runtime dir");
     }
     std::fs::create_dir_all(dir)?;
-    let created = !path.exists();
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)?;
+    let (f, created) = crate::store::open_durably(path)?;
     if created {
-        std::fs::File::open(dir)?.sync_all()?;
         for d in &new_dirs {
             std::fs::File::open(d.parent().expect("a parent"))?.sync_all()?;
         }

@@ -14,6 +14,23 @@ pub mod names;
 pub mod progress;
 pub mod write;
 
+/// Blocking: opens `path` to read and write, creating it when missing; a new file's
+/// directory entry is made durable (its directory fsynced). Also says whether it was created.
+pub fn open_durably(path: &std::path::Path) -> std::io::Result<(std::fs::File, bool)> {
+    let created = !path.exists();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)?;
+    if created {
+        let dir = path.parent().expect("a file in a directory");
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok((file, created))
+}
+
 /// Modification time of a file in Unix seconds (0 when unknown).
 pub fn mtime_secs(m: &std::fs::Metadata) -> i64 {
     m.modified()

@@ -97,16 +97,7 @@ impl Files {
         if let Some(f) = open.get(&committer) {
             return Ok(f.clone());
         }
-        let path = journal_path(root, committer);
-        let created = !path.exists();
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)?;
-        if created {
-            std::fs::File::open(path.parent().expect("in data/meta"))?.sync_all()?;
-        }
+        let (f, _) = crate::store::open_durably(&journal_path(root, committer))?;
         let f = Arc::new(f);
         open.insert(committer, f.clone());
         Ok(f)

@@ -298,17 +298,7 @@ impl Journal {
     /// Blocking.
     pub(super) fn open(meta: &Meta, k: usize) -> Result<Journal, MetaError> {
         let open = |i: usize| -> Result<(Arc<std::fs::File>, u64), MetaError> {
-            let path = journal_path(&meta.root, k, i);
-            let created = !path.exists();
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .read(true)
-                .write(true)
-                .open(&path)?;
-            if created {
-                std::fs::File::open(path.parent().expect("data/meta"))?.sync_all()?;
-            }
+            let (file, _) = crate::store::open_durably(&journal_path(&meta.root, k, i))?;
             let end = file.metadata()?.len();
             Ok((Arc::new(file), end))
         };
