@@ -1073,6 +1073,11 @@ fn aws_chunked_trailer_and_unsigned_payload_uploads_are_decoded_and_verified() {
         "streaming_unsigned_crc32c",
         "streaming_signed_trailer",
         "header_crc32",
+        // Small payloads are gathered in memory and written whole: the same decoding and
+        // checks.
+        "small_signed_payload",
+        "small_streaming_signed",
+        "small_streaming_unsigned_crc32",
     ] {
         assert_eq!(
             r[case],
@@ -1090,18 +1095,6 @@ fn aws_chunked_trailer_and_unsigned_payload_uploads_are_decoded_and_verified() {
             .unwrap()
             .len();
         assert_eq!(len, 150_000, "{key} on disk");
-    }
-    // Small payloads are gathered in memory and written whole: the same decoding and checks.
-    for case in [
-        "small_signed_payload",
-        "small_streaming_signed",
-        "small_streaming_unsigned_crc32",
-    ] {
-        assert_eq!(
-            r[case],
-            json!([200, null, true]),
-            "{case}: status, code, ETag = md5"
-        );
     }
     for (key, got) in r["read_back_small"].as_object().unwrap() {
         assert_eq!(
