@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # 4 KiB uploads on a fresh filesystem (issue 14, item 4): nginx's WebDAV PUT against durable
 # fastdfs-rs uploads (and, given several binaries, an A/B of them), rounds alternating, CPU per
-# upload. The runtime dirs are on a new journal-less ext4 over a file in /dev/shm (a loop
+# upload and wrk's p50/p99. The runtime dirs are on a new journal-less ext4 over a file in /dev/shm (a loop
 # device): no recently deleted inodes slow the creates (bench/run.sh's work dir is on the
 # machine's disk, where they do), and fsyncs cost little, so this isolates each server's own
 # work. Then prints helper.py's durable-create limit on the same filesystem (measured last:
@@ -71,7 +71,9 @@ one() { # one LABEL PID URL SCRIPT
   read -r u1 k1 < <(awk '{print $14, $15}' "/proc/$2/stat")
   req=$(echo "$out" | grep -o 'requests=[0-9]*' | cut -d= -f2)
   bad=$(echo "$out" | grep -o ' bad=[0-9]*' | cut -d= -f2)
-  python3 -c "r=$req; u=($u1-$u0)/100; k=($k1-$k0)/100; print(f'$1: {r/$SECS:7.0f}/s  CPU {(u+k)/r*1e6:5.0f} µs/upload (user {u/r*1e6:4.0f}, system {k/r*1e6:4.0f})  failed $bad')"
+  p50=$(echo "$out" | grep -o 'p50_us=[0-9]*' | cut -d= -f2)
+  p99=$(echo "$out" | grep -o 'p99_us=[0-9]*' | cut -d= -f2)
+  python3 -c "r=$req; u=($u1-$u0)/100; k=($k1-$k0)/100; print(f'$1: {r/$SECS:7.0f}/s  CPU {(u+k)/r*1e6:5.0f} µs/upload (user {u/r*1e6:4.0f}, system {k/r*1e6:4.0f})  p50 {$p50/1e3:5.2f} ms  p99 {$p99/1e3:5.2f} ms  failed $bad')"
 }
 for r in $(seq "$ROUNDS"); do
   echo "round $r"
