@@ -8,11 +8,13 @@ SIZE bytes uploaded through its API; with --nginx, nginx (deployed settings: sen
 open_file_cache, access log off, one process) serves the first server's `files/` under the
 same paths. Rounds take the servers in turn (the order reversed every other round), each a
 `wrk -t1 -c64` run of S seconds on CPU 1 over random paths. Prints per round: req/s, server
-CPU per request (and its user part, from /proc/PID/stat), p99; then each server's median.
+CPU per request (and its user part, from /proc/PID/stat), p99, wrk's own CPU per response
+(when wrk's core is saturated, the rate is the client's); then each server's median.
 The machine's swings move every round; compare servers within a round, and the medians.
 """
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -76,15 +78,21 @@ def main():
         for r in range(a.rounds):
             for name, pid, port, lst in (servers if r % 2 == 0 else servers[::-1]):
                 u0 = user_sys(pid)
+                w0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 rps, cpu_us, p99, bad = B.wrk(pid, ["-s", B.BENCH + "/wrk-get.lua",
                                                     "http://127.0.0.1:%d" % port, "--", lst], 64)
+                w1 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 u1 = user_sys(pid)
+                # wrk's own CPU per response: when its core is saturated, the rate is its.
+                wrk_us = ((w1.ru_utime + w1.ru_stime) - (w0.ru_utime + w0.ru_stime)) * 1e6 \
+                    / max(rps * B.SECS, 1)
                 ticks = (u1[0] - u0[0]) + (u1[1] - u0[1])
                 user = cpu_us * (u1[0] - u0[0]) / max(ticks, 1)
                 cpu[name].append(cpu_us)
                 print("round %d %-5s %9.0f req/s  CPU %6.2f us/request (user %5.2f)  p99 %.2f ms"
-                      "%s" % (r, name, rps, cpu_us, user, p99, "  BAD %d" % bad if bad else ""),
-                      flush=True)
+                      "  wrk %5.2f us/response%s"
+                      % (r, name, rps, cpu_us, user, p99, wrk_us,
+                         "  BAD %d" % bad if bad else ""), flush=True)
         for name, v in cpu.items():
             v.sort()
             print("%-5s median CPU %.2f us/request (min %.2f)" % (name, v[len(v) // 2], v[0]))
