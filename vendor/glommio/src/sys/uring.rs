@@ -1837,14 +1837,24 @@ impl Reactor {
         // to be removed otherwise we'll wake up when it expires.
         drop(self.latency_preemption_timeout_src.take());
 
-        // Schedule the throughput-based timeout immediately: it won't matter if we end
-        // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        // The throughput-based timeout (a count of completions on the main ring, linked to
+        // a write that flares the latency ring) stays armed until it fires. (Cancelling and
+        // re-arming it on every turn submitted a TIMEOUT, its linked WRITE and an
+        // ASYNC_CANCEL per turn: vendor/glommio/PATCHES.md.) Left armed, it fires once per
+        // `ring_depth` completions counted from when it was armed, however many turns that
+        // spans: now and then a preemption that was not needed, and it is armed again.
+        let armed = self.throughput_preemption_timeout_src.take();
+        if armed.as_ref().is_some_and(|src| src.result().is_none()) {
+            self.throughput_preemption_timeout_src.set(armed);
+        } else {
+            drop(armed);
+            self.throughput_preemption_timeout_src.replace(Some(
+                main_ring.prepare_throughput_preemption_timer(
+                    self.ring_depth() as u32,
+                    self.eventfd_src.raw(),
+                ),
+            ));
+        }
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
