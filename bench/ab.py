@@ -83,7 +83,7 @@ def main():
                                                     "http://127.0.0.1:%d" % port, "--", lst], 64)
                 w1 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 u1 = user_sys(pid)
-                # wrk's own CPU per response: when its core is saturated, the rate is its.
+                # wrk's own CPU per response: when its core is saturated, the rate is wrk's.
                 wrk_us = ((w1.ru_utime + w1.ru_stime) - (w0.ru_utime + w0.ru_stime)) * 1e6 \
                     / max(rps * B.SECS, 1)
                 ticks = (u1[0] - u0[0]) + (u1[1] - u0[1])

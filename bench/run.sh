@@ -501,8 +501,10 @@ download_bench() {
   log "big file: ${DL_RUNS} rounds x (download, Range resume, wget -c) of ${BIG_MB} MiB, servers alternating"
   for ((i = 0; i < DL_RUNS; i++)); do
     for s in "${UP[@]}"; do
-      [ -s "$WORK/paths_${s}_big.txt" ] || continue
-      check_alive "$s" "big download" || continue
+      if [ ! -s "$WORK/paths_${s}_big.txt" ] || ! check_alive "$s" "big download"; then
+        BYROUND[$s,full]+="x "; BYROUND[$s,range]+="x "; BYROUND[$s,wget]+="x "
+        continue
+      fi
       local url="http://127.0.0.1:${PORT[$s]}$(cat "$WORK/paths_${s}_big.txt")"
       c0=$(cpu "$s")
       # shellcheck disable=SC2086
