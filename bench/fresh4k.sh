@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # 4 KiB uploads on a fresh filesystem (issue 14, item 4): nginx's WebDAV PUT against durable
 # fastdfs-rs uploads (and, given several binaries, an A/B of them), rounds alternating, CPU per
-# upload and wrk's p50/p99. The runtime dirs are on a new journal-less ext4 over a file in /dev/shm (a loop
-# device): no recently deleted inodes slow the creates (bench/run.sh's work dir is on the
-# machine's disk, where they do), and fsyncs cost little, so this isolates each server's own
-# work. Then prints helper.py's durable-create limit on the same filesystem (measured last:
-# nothing is deleted before the uploads, as deleted inodes would slow them). Needs root
-# (mount), wrk, nginx, mkfs.ext4.
+# upload and wrk's p50/p99. The runtime dirs are on a new journal-less ext4 over a file in
+# /dev/shm (a loop device): no recently deleted inodes slow the creates (bench/run.sh's work dir
+# is on the machine's disk, where they do), and fsyncs cost little, so this isolates each
+# server's own work. Then prints helper.py's durable-create limit on the same filesystem
+# (measured last: nothing is deleted before the uploads, as deleted inodes would slow them).
+# Needs root (mount), wrk, nginx, mkfs.ext4.
 #
 #   cargo build --release && bench/fresh4k.sh [ROUNDS] [BIN...]     # about 1 minute
 #
