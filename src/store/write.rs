@@ -793,10 +793,20 @@ pub async fn discard(mut written: Written) {
 mod tests {
     use super::*;
 
-    fn runtime_dir() -> tempfile::TempDir {
+    /// Runs `f` on an executor of its own, with the root of a new runtime dir.
+    fn on_executor<F, Fut>(f: F)
+    where
+        F: FnOnce(PathBuf) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("files").join("_tmp")).unwrap();
-        d
+        let root = d.path().to_path_buf();
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || f(root))
+            .unwrap()
+            .join()
+            .unwrap();
     }
 
     fn temps(root: &Path) -> usize {
@@ -807,93 +817,75 @@ mod tests {
 
     #[test]
     fn a_gathered_content_is_written_whole_with_its_digest() {
-        let d = runtime_dir();
-        let root = d.path().to_path_buf();
-        glommio::LocalExecutorBuilder::default()
-            .spawn(move || async move {
-                for sha1 in [false, true] {
-                    let mut g = Gathered::new(10_000, sha1);
-                    for piece in [&b"hello "[..], b"gathered ", b"world"] {
-                        assert!(g.fits(piece.len()));
-                        g.extend(piece).await;
-                    }
-                    assert!(!g.fits(10_000));
-                    let w = g.write(&root).await.unwrap();
-                    let mut h = Hasher::new(sha1);
-                    h.update(b"hello gathered world");
-                    assert_eq!(w.digest, h.hex());
-                    assert_eq!(w.size, 20);
-                    assert_eq!(std::fs::read(&w.tmp).unwrap(), b"hello gathered world");
-                    assert!(w.tmp.starts_with(root.join("files").join("_tmp")));
-                    discard(w).await;
+        on_executor(|root| async move {
+            for sha1 in [false, true] {
+                let mut g = Gathered::new(10_000, sha1);
+                for piece in [&b"hello "[..], b"gathered ", b"world"] {
+                    assert!(g.fits(piece.len()));
+                    g.extend(piece).await;
                 }
-                assert_eq!(temps(&root), 0);
-            })
-            .unwrap()
-            .join()
-            .unwrap();
+                assert!(!g.fits(10_000));
+                let w = g.write(&root).await.unwrap();
+                let mut h = Hasher::new(sha1);
+                h.update(b"hello gathered world");
+                assert_eq!(w.digest, h.hex());
+                assert_eq!(w.size, 20);
+                assert_eq!(std::fs::read(&w.tmp).unwrap(), b"hello gathered world");
+                assert!(w.tmp.starts_with(root.join("files").join("_tmp")));
+                discard(w).await;
+            }
+            assert_eq!(temps(&root), 0);
+        });
     }
 
     #[test]
     fn more_writes_than_job_slots_all_complete() {
-        let d = runtime_dir();
-        let root = d.path().to_path_buf();
-        glommio::LocalExecutorBuilder::default()
-            .spawn(move || async move {
-                let n = 3 * WHOLE_JOBS_MAX as usize;
-                let writes = (0..n).map(|i| {
-                    let root = root.clone();
-                    glommio::spawn_local(async move {
-                        let mut g = Gathered::new(100, false);
-                        g.extend(&[i as u8; 100]).await;
-                        g.write(&root).await.unwrap()
-                    })
-                });
-                let handles: Vec<_> = writes.collect();
-                for (i, h) in handles.into_iter().enumerate() {
-                    let w = h.await;
-                    assert_eq!(std::fs::read(&w.tmp).unwrap(), vec![i as u8; 100]);
-                    discard(w).await;
-                }
-            })
-            .unwrap()
-            .join()
-            .unwrap();
+        on_executor(|root| async move {
+            let n = 3 * WHOLE_JOBS_MAX as usize;
+            let writes = (0..n).map(|i| {
+                let root = root.clone();
+                glommio::spawn_local(async move {
+                    let mut g = Gathered::new(100, false);
+                    g.extend(&[i as u8; 100]).await;
+                    g.write(&root).await.unwrap()
+                })
+            });
+            let handles: Vec<_> = writes.collect();
+            for (i, h) in handles.into_iter().enumerate() {
+                let w = h.await;
+                assert_eq!(std::fs::read(&w.tmp).unwrap(), vec![i as u8; 100]);
+                discard(w).await;
+            }
+        });
     }
 
     #[test]
     fn a_caller_that_goes_away_leaves_no_temp_file() {
         use futures_lite::FutureExt;
-        let d = runtime_dir();
-        let root = d.path().to_path_buf();
-        glommio::LocalExecutorBuilder::default()
-            .spawn(move || async move {
-                for rounds in 0..50u64 {
-                    let mut g = Gathered::new(4096, false);
-                    g.extend(&[7; 4096]).await;
-                    // Dropped while its job runs, or just after it ended, or at once.
-                    let write = Box::pin(g.write(&root));
-                    let cut = glommio::timer::sleep(std::time::Duration::from_micros(rounds * 20));
-                    let _ = async { Some(write.await) }
-                        .or(async {
-                            cut.await;
-                            None
-                        })
-                        .await;
+        on_executor(|root| async move {
+            for rounds in 0..50u64 {
+                let mut g = Gathered::new(4096, false);
+                g.extend(&[7; 4096]).await;
+                // Dropped while its job runs, or just after it ended, or at once.
+                let write = Box::pin(g.write(&root));
+                let cut = glommio::timer::sleep(std::time::Duration::from_micros(rounds * 20));
+                let _ = async { Some(write.await) }
+                    .or(async {
+                        cut.await;
+                        None
+                    })
+                    .await;
+            }
+            let gone = async {
+                while temps(&root) > 0 {
+                    glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
                 }
-                let gone = async {
-                    while temps(&root) > 0 {
-                        glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
-                    }
-                };
-                let late = async {
-                    glommio::timer::sleep(std::time::Duration::from_secs(10)).await;
-                    panic!("temp files left: {}", temps(&root));
-                };
-                gone.or(late).await;
-            })
-            .unwrap()
-            .join()
-            .unwrap();
+            };
+            let late = async {
+                glommio::timer::sleep(std::time::Duration::from_secs(10)).await;
+                panic!("temp files left: {}", temps(&root));
+            };
+            gone.or(late).await;
+        });
     }
 }
