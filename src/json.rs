@@ -131,7 +131,12 @@ impl FileInfo {
 
     /// `path/stored_name` relative to the runtime dir, e.g. `files/default/.../a.txt`.
     pub fn rel_path(&self) -> String {
-        format!("{}/{}", self.path, self.stored_name())
+        let name = self.stored_name();
+        let mut out = String::with_capacity(self.path.len() + 1 + name.len());
+        out.push_str(&self.path);
+        out.push('/');
+        out.push_str(name);
+        out
     }
 }
 
@@ -208,15 +213,35 @@ pub fn envelope<T: Serialize>(status: &str, message: &str, data: Option<T>) -> E
 
 fn escape_html(s: String) -> String {
     // U+2028 and U+2029 are E2 80 A8 and E2 80 A9 in UTF-8: a byte scan finds every case.
-    if !s.bytes().any(|b| matches!(b, b'<' | b'>' | b'&' | 0xE2)) {
+    let special = |b: &u8| matches!(b, b'<' | b'>' | b'&' | 0xE2);
+    let Some(first) = s.bytes().position(|b| special(&b)) else {
         return s;
+    };
+    // One pass (an upload's answer has a `&` in its url). Safe on serialized JSON: these
+    // characters can only occur inside strings. Every cut is before an ASCII byte or the
+    // lead byte of a three-byte character, so on a character boundary.
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len() + 16);
+    let (mut done, mut i) = (0, first);
+    while i < b.len() {
+        let (with, len) = match (b[i], b.get(i + 1..i + 3)) {
+            (b'&', _) => ("\\u0026", 1),
+            (b'<', _) => ("\\u003c", 1),
+            (b'>', _) => ("\\u003e", 1),
+            (0xE2, Some([0x80, 0xA8])) => ("\\u2028", 3),
+            (0xE2, Some([0x80, 0xA9])) => ("\\u2029", 3),
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.push_str(&s[done..i]);
+        out.push_str(with);
+        i += len;
+        done = i;
     }
-    // Safe on serialized JSON: these characters can only occur inside strings.
-    s.replace('&', "\\u0026")
-        .replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('\u{2028}', "\\u2028")
-        .replace('\u{2029}', "\\u2029")
+    out.push_str(&s[done..]);
+    out
 }
 
 /// Single-line JSON in struct field order.
@@ -297,6 +322,23 @@ mod tests {
         );
         assert!(out.contains("x\\u0026download=1"));
         assert!(out.ends_with("\"status\": \"ok\"\n}"));
+    }
+
+    #[test]
+    fn html_escapes_are_go_s_and_leave_other_characters_alone() {
+        let cases = [
+            ("", ""),
+            ("plain", "plain"),
+            ("a&b", "a\\u0026b"),
+            ("<x>&", "\\u003cx\\u003e\\u0026"),
+            ("\u{2028}x\u{2029}", "\\u2028x\\u2029"),
+            // Other characters with the lead byte E2 stay as they are.
+            ("€&\u{2030}中<", "€\\u0026\u{2030}中\\u003c"),
+            ("\u{2027}", "\u{2027}"),
+        ];
+        for (raw, escaped) in cases {
+            assert_eq!(escape_html(raw.to_string()), escaped, "{raw:?}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::params::Params;
-use crate::http::query::escape_segment;
+use crate::http::query::push_segment;
 use crate::json::{FileInfo, FileResult};
 use crate::store::meta::{self, Inserted, Staged};
 use crate::store::write;
@@ -315,7 +315,7 @@ pub fn download_path(cfg: &Config, info: &FileInfo) -> String {
         .path
         .strip_prefix("files/")
         .unwrap_or(info.path.trim_start_matches("files"));
-    let mut out = String::new();
+    let mut out = String::with_capacity(rel.len() + info.name.len() + cfg.group.len() + 16);
     if cfg.support_group_manage && !cfg.group.is_empty() {
         out.push('/');
         out.push_str(&cfg.group);
@@ -326,7 +326,7 @@ pub fn download_path(cfg: &Config, info: &FileInfo) -> String {
         .chain([info.stored_name()])
     {
         out.push('/');
-        out.push_str(&escape_segment(seg));
+        push_segment(&mut out, seg);
     }
     out
 }
@@ -335,12 +335,13 @@ pub fn download_path(cfg: &Config, info: &FileInfo) -> String {
 pub fn file_result(cfg: &Config, info: &FileInfo) -> FileResult {
     let path = download_path(cfg, info);
     let domain = cfg.domain().to_string();
-    let mut url = format!("{domain}{path}");
+    let mut url = String::with_capacity(domain.len() + path.len() + info.name.len() + 24);
+    url.push_str(&domain);
+    url.push_str(&path);
     if cfg.default_download {
-        url.push_str(&format!(
-            "?name={}&download=1",
-            crate::http::query::query_escape(&info.name)
-        ));
+        url.push_str("?name=");
+        crate::http::query::push_query_escaped(&mut url, &info.name);
+        url.push_str("&download=1");
     }
     FileResult {
         url,

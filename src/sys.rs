@@ -617,3 +617,43 @@ pub fn fstat(file: &impl std::os::fd::AsRawFd) -> std::io::Result<(u64, u64, boo
     let is_dir = (st.st_mode & libc::S_IFMT) == libc::S_IFDIR;
     Ok((st.st_size as u64, st.st_mtime.max(0) as u64, is_dir))
 }
+
+/// Calls `f` with `path` as a NUL-terminated string, from a stack buffer when it fits (as the
+/// standard library does for its own path calls): no allocation per syscall on a hot path.
+/// A path with a NUL byte is an `InvalidInput` error.
+pub fn with_c_path<T>(
+    path: &Path,
+    f: impl FnOnce(&std::ffi::CStr) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    use std::os::unix::ffi::OsStrExt;
+    const STACK: usize = 512;
+    let bytes = path.as_os_str().as_bytes();
+    let invalid = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "a NUL byte in a path");
+    if bytes.len() < STACK {
+        let mut buf = [0u8; STACK];
+        buf[..bytes.len()].copy_from_slice(bytes);
+        let c = std::ffi::CStr::from_bytes_with_nul(&buf[..=bytes.len()]).map_err(|_| invalid())?;
+        f(c)
+    } else {
+        let c = std::ffi::CString::new(bytes).map_err(|_| invalid())?;
+        f(&c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_paths_short_and_long_and_with_a_nul() {
+        let long = "d/".repeat(400) + "f";
+        for p in ["/a/b", "", long.as_str()] {
+            let got = with_c_path(Path::new(p), |c| Ok(c.to_bytes().to_vec())).unwrap();
+            assert_eq!(got, p.as_bytes());
+        }
+        for p in ["a\0b".to_string(), "x".repeat(600) + "\0"] {
+            let e = with_c_path(Path::new(&p), |_| Ok(())).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+        }
+    }
+}

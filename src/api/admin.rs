@@ -24,7 +24,7 @@ fn ok<T: serde::Serialize>(data: Option<T>) -> Response {
 }
 
 fn today() -> String {
-    chrono::Local::now().format("%Y%m%d").to_string()
+    crate::store::names::day_stamp(&chrono::Local::now())
 }
 
 /// `YYYYMMDD` from a parameter: 8 consecutive digits somewhere in it (go-fastdfs' check), or

@@ -115,16 +115,21 @@ pub fn listing_href(name: &str) -> String {
 /// never split or end the query).
 pub fn query_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    push_query_escaped(&mut out, s);
+    out
+}
+
+/// `query_escape(s)` appended to `out`.
+pub fn push_query_escaped(out: &mut String, s: &str) {
     for &b in s.as_bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
             out.push(b as char);
         } else if b == b' ' {
             out.push('+');
         } else {
-            push_pct(&mut out, b);
+            push_pct(out, b);
         }
     }
-    out
 }
 
 /// Percent-encodes what would change a URL path's meaning or break it: `%`, `?`, `#`,
@@ -133,15 +138,46 @@ pub fn query_escape(s: &str) -> String {
 /// encodes it for strict clients).
 pub fn escape_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        let keep = !c.is_ascii() || c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@".contains(c);
-        if keep {
-            out.push(c);
-        } else {
-            push_pct(&mut out, c as u8); // ASCII here: one byte
+    push_segment(&mut out, s);
+    out
+}
+
+/// `escape_segment(s)` appended to `out`. Bytes, not characters: every byte of a non-ASCII
+/// character is kept, and the runs between escapes are copied whole.
+pub fn push_segment(out: &mut String, s: &str) {
+    let keep = |b: u8| {
+        !b.is_ascii()
+            || b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b':'
+                    | b'@'
+            )
+    };
+    let mut done = 0;
+    for (i, b) in s.bytes().enumerate() {
+        if !keep(b) {
+            // An ASCII byte: a character boundary on both sides.
+            out.push_str(&s[done..i]);
+            push_pct(out, b);
+            done = i + 1;
         }
     }
-    out
+    out.push_str(&s[done..]);
 }
 
 /// A URL path with every non-ASCII byte percent-encoded too (for HTTP clients that accept

@@ -43,11 +43,16 @@ pub fn upload_name(raw: &str, trim_special: bool) -> String {
     if !trim_special {
         return base.to_string();
     }
+    let special = |c: char| c.is_ascii() && SPECIAL.as_bytes().contains(&(c as u8));
     let kept: String = base
         .chars()
-        .filter(|c| !SPECIAL.contains(*c) && !c.is_whitespace())
+        .filter(|c| !special(*c) && !c.is_whitespace())
         .collect();
-    kept.replace("...", "").replace("..", "")
+    if kept.contains("..") {
+        kept.replace("...", "").replace("..", "")
+    } else {
+        kept
+    }
 }
 
 /// The `/`-separated segments of `path`, empty ones included, as `str::split('/')` gives
@@ -224,14 +229,42 @@ pub fn extension(name: &str) -> String {
     }
 }
 
+/// `YYYYMMDD` of a local time (chrono's `%Y%m%d` for years 0 to 9999), written without
+/// chrono's format parser: every stored record is counted under its day.
+pub fn day_stamp(t: &chrono::DateTime<chrono::Local>) -> String {
+    use chrono::Datelike;
+    let mut out = String::with_capacity(8);
+    push_digits(&mut out, t.year().rem_euclid(10_000) as u32, 4);
+    push_digits(&mut out, t.month(), 2);
+    push_digits(&mut out, t.day(), 2);
+    out
+}
+
+/// `n` in exactly `width` decimal digits (its lowest ones).
+fn push_digits(out: &mut String, n: u32, width: u32) {
+    for i in (0..width).rev() {
+        out.push(char::from(b'0' + (n / 10u32.pow(i) % 10) as u8));
+    }
+}
+
 /// go-fastdfs' default directory: `files/<scene>/<YYYYMMDD>/<HH>/<MM>[/<peer_id>]`, local time.
 pub fn default_dir(scene: &str, peer_id: &str, now: chrono::DateTime<chrono::Local>) -> String {
-    let stamp = now.format("%Y%m%d/%H/%M");
-    if peer_id.is_empty() {
-        format!("files/{scene}/{stamp}")
-    } else {
-        format!("files/{scene}/{stamp}/{peer_id}")
+    use chrono::Timelike;
+    // `%Y%m%d/%H/%M` without chrono's format parser (every upload names its directory).
+    let mut out = String::with_capacity(scene.len() + peer_id.len() + 24);
+    out.push_str("files/");
+    out.push_str(scene);
+    out.push('/');
+    out.push_str(&day_stamp(&now));
+    out.push('/');
+    push_digits(&mut out, now.hour(), 2);
+    out.push('/');
+    push_digits(&mut out, now.minute(), 2);
+    if !peer_id.is_empty() {
+        out.push('/');
+        out.push_str(peer_id);
     }
+    out
 }
 
 /// A name for attempt `i` of a collision: `<i-1>_<name>` (never accumulating; docs/DEFECTS.md
@@ -261,6 +294,30 @@ pub fn collision_name(name: &str, attempt: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_are_written_as_chrono_formats_them() {
+        use chrono::TimeZone;
+        for ts in [
+            0,
+            86_399,
+            951_782_400,
+            1_764_763_200,
+            1_767_225_599,
+            4_102_444_800,
+        ] {
+            let t = chrono::Local.timestamp_opt(ts, 0).single().unwrap();
+            assert_eq!(day_stamp(&t), t.format("%Y%m%d").to_string());
+            assert_eq!(
+                default_dir("default", "", t),
+                format!("files/default/{}", t.format("%Y%m%d/%H/%M"))
+            );
+            assert_eq!(
+                default_dir("s", "7", t),
+                format!("files/s/{}/7", t.format("%Y%m%d/%H/%M"))
+            );
+        }
+    }
 
     #[test]
     fn special_characters_are_trimmed_like_go() {

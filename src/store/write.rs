@@ -104,6 +104,21 @@ pub struct Written {
 
 /// A temp file's name: unique in the process (a per-thread random part and a count), so one
 /// random read serves a thread's every temp file.
+/// `<root>/files/_tmp/<random_name()>`, built in one allocation (every small upload makes one).
+fn temp_path(root: &Path) -> PathBuf {
+    let name = random_name();
+    let mut p = std::ffi::OsString::with_capacity(root.as_os_str().len() + 12 + name.len());
+    p.push(root.as_os_str());
+    if !(p.is_empty() || p.as_encoded_bytes().ends_with(b"/")) {
+        p.push("/");
+    }
+    p.push("files/_tmp/");
+    p.push(&name);
+    let p = PathBuf::from(p);
+    debug_assert_eq!(p, root.join("files").join("_tmp").join(&name));
+    p
+}
+
 fn random_name() -> String {
     thread_local! {
         static NAMES: (String, std::cell::Cell<u64>) =
@@ -452,7 +467,7 @@ impl TempFile {
     /// From [`DIRECT_BYTES_MIN`] on, the file is written around the page cache where the
     /// filesystem allows it ([`direct_open`]).
     pub async fn create(root: &Path, sha1: bool, expected: u64) -> io::Result<TempFile> {
-        let path = root.join("files").join("_tmp").join(random_name());
+        let path = temp_path(root);
         let hasher = Hasher::new(sha1);
         if expected >= DIRECT_BYTES_MIN {
             if let Some(file) = direct_open(&path).await? {
@@ -625,7 +640,7 @@ impl Gathered {
             .acquire_static_permit(1)
             .await
             .map_err(|e| io::Error::other(e.to_string()))?;
-        let tmp = root.join("files").join("_tmp").join(random_name());
+        let tmp = temp_path(root);
         let fate = Arc::new(Mutex::new(Job::Running));
         let mut waiting = Waiting {
             fate: fate.clone(),

@@ -538,7 +538,7 @@ type Params<'a> = Vec<(&'a [u8], Vec<u8>)>;
 /// Parses `*( OWS ";" OWS name OWS "=" OWS value )` where value is a token or a
 /// quoted string. Empty parameters (`;;`) and a trailing `;` are tolerated.
 fn parse_params(s: &[u8]) -> Result<Params<'_>, &'static str> {
-    let mut params = Vec::new();
+    let mut params = Vec::with_capacity(2);
     let mut i = 0;
     loop {
         i = skip_ows(s, i);
@@ -584,7 +584,13 @@ fn parse_params(s: &[u8]) -> Result<Params<'_>, &'static str> {
 /// unescaped content and the index after the closing quote. Only `\"` and `\\` are
 /// escapes; other backslashes are literal (Windows paths from old browsers).
 fn parse_quoted(s: &[u8], mut i: usize) -> Result<(Vec<u8>, usize), &'static str> {
-    let mut out = Vec::new();
+    // The usual case, no escape before the closing quote: one copy.
+    if let Some(n) = memchr::memchr2(b'"', b'\\', &s[i.min(s.len())..]) {
+        if s[i + n] == b'"' {
+            return Ok((s[i..i + n].to_vec(), i + n + 1));
+        }
+    }
+    let mut out = Vec::with_capacity(s.len().saturating_sub(i));
     while let Some(&b) = s.get(i) {
         match b {
             b'"' => return Ok((out, i + 1)),

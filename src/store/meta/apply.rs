@@ -36,23 +36,23 @@ impl Meta {
             }
         }
         if let Some(st) = staged {
-            place_staged(&self.root, &st, Naming::of(&st), &mut info, dirs, placed)?;
+            let info = Arc::make_mut(&mut info);
+            place_staged(&self.root, &st, Naming::of(&st), info, dirs, placed)?;
         }
         if let Some(old) = existing {
             self.unindex(s, txn, &old)?;
         }
-        let json = serde_json::to_vec(&info).expect("FileInfo serializes");
+        let json = serde_json::to_vec(&*info).expect("FileInfo serializes");
         txn.put(s.files, &info.md5.as_bytes(), &json, WriteFlags::empty())?;
         super::hay::index(s, txn, &info)?;
         super::listing::index(s, txn, &info)?;
         super::paths::index(s, txn, &info)?;
         let day = day_of(info.time_stamp);
-        txn.put(
-            s.days,
-            &format!("{day}_{}", info.md5).as_bytes(),
-            &b"",
-            WriteFlags::empty(),
-        )?;
+        let mut day_key = String::with_capacity(day.len() + 1 + info.md5.len());
+        day_key.push_str(&day);
+        day_key.push('_');
+        day_key.push_str(&info.md5);
+        txn.put(s.days, &day_key.as_bytes(), &b"", WriteFlags::empty())?;
         add_stat(s, txn, &day, 1, info.size)?;
         if let Origin::Local { notify } = &origin {
             del_ok(txn.del(s.tombs, &info.md5.as_bytes(), None))?;

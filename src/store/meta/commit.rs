@@ -51,7 +51,8 @@ impl Meta {
     /// Submits an op to its shard's owner and waits for the commit.
     pub(super) async fn submit(&self, op: Op) -> Result<OpResult, MetaError> {
         let md5 = match &op {
-            Op::Insert { info, .. } | Op::Announce { info } => info.md5.as_str(),
+            Op::Insert { info, .. } => info.md5.as_str(),
+            Op::Announce { info } => info.md5.as_str(),
             Op::Delete { md5, .. }
             | Op::InboxDrop { md5 }
             | Op::Enqueue { md5, .. }
@@ -303,7 +304,7 @@ impl Meta {
             .into_iter()
             .map(|d| match d {
                 Ok(entry) => {
-                    let info = entry.info.clone();
+                    let info = Arc::clone(&entry.info);
                     c.oldest.get_or_insert_with(std::time::Instant::now);
                     c.pending.push(entry);
                     Ok(OpResult::Inserted(info))
@@ -412,7 +413,8 @@ impl Meta {
                     super::place::Naming::Swap => super::place::Naming::Exact,
                     n => n,
                 };
-                super::place::place_staged(&self.root, st, naming, &mut d.info, &mut dirs, placed)?;
+                let info = Arc::get_mut(&mut d.info).expect("not shared before it is journaled");
+                super::place::place_staged(&self.root, st, naming, info, &mut dirs, placed)?;
             }
             crate::failpoint::hit("commit.placed");
             self.make_durable(&dirs)?;
@@ -749,7 +751,7 @@ impl Meta {
                 unsynced: _,
             } => {
                 let put = Put {
-                    info: *info,
+                    info,
                     staged,
                     dedup,
                     origin,

@@ -58,7 +58,8 @@ const APPLIED: &[u8] = b"applied";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Deferred {
     pub seq: u64,
-    pub info: FileInfo,
+    /// Shared with the committer's overlay, which serves it until the drain.
+    pub info: Arc<FileInfo>,
     pub dedup: bool,
     pub notify: Vec<String>,
     /// The content is in the journal entry and the container append was not fdatasynced.
@@ -140,7 +141,7 @@ impl Deferred {
             out.push(Entry {
                 record: Deferred {
                     seq,
-                    info: body.info,
+                    info: Arc::new(body.info),
                     dedup: flags & 1 != 0,
                     notify: body.notify,
                     unsynced,
@@ -155,7 +156,7 @@ impl Deferred {
     /// The insert op this entry stands for.
     pub(super) fn op(&self) -> Op {
         Op::Insert {
-            info: Box::new(self.info.clone()),
+            info: Arc::clone(&self.info),
             staged: None,
             dedup: self.dedup,
             origin: Origin::Local {
@@ -169,7 +170,8 @@ impl Deferred {
 /// Acknowledged records of one committer that LMDB does not hold yet.
 #[derive(Debug, Default)]
 pub(super) struct Overlay {
-    by_md5: HashMap<String, FileInfo>,
+    /// md5 -> the record and its path key
+    by_md5: HashMap<String, (Arc<FileInfo>, String)>,
     /// path key -> md5
     by_path: HashMap<String, String>,
 }
@@ -200,9 +202,10 @@ impl Overlays {
         let mut o = self.each[committer].lock().expect("overlay lock");
         let mut n = 0;
         for d in records {
-            o.by_path
-                .insert(path_key(&d.info.rel_path()), d.info.md5.clone());
-            o.by_md5.insert(d.info.md5.clone(), d.info.clone());
+            let key = path_key(&d.info.rel_path());
+            o.by_path.insert(key.clone(), d.info.md5.clone());
+            o.by_md5
+                .insert(d.info.md5.clone(), (Arc::clone(&d.info), key));
             n += 1;
         }
         self.len.fetch_add(n, Ordering::Release);
@@ -212,8 +215,9 @@ impl Overlays {
     pub(super) fn remove(&self, committer: usize, records: &[Deferred]) {
         let mut o = self.each[committer].lock().expect("overlay lock");
         for d in records {
-            o.by_path.remove(&path_key(&d.info.rel_path()));
-            o.by_md5.remove(&d.info.md5);
+            if let Some((_, key)) = o.by_md5.remove(&d.info.md5) {
+                o.by_path.remove(&key);
+            }
         }
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.len.fetch_sub(records.len(), Ordering::AcqRel);
@@ -235,7 +239,7 @@ impl Overlays {
     /// A record of `committer`'s overlay by md5 (the committer deciding dedup).
     pub(super) fn get_own(&self, committer: usize, md5: &str) -> Option<FileInfo> {
         let o = self.each[committer].lock().expect("overlay lock");
-        o.by_md5.get(md5).cloned()
+        o.by_md5.get(md5).map(|(i, _)| FileInfo::clone(i))
     }
 
     /// Looks a record up in LMDB (`lmdb`), then in the overlays (`find`), again when a drain
@@ -266,11 +270,13 @@ impl Overlays {
 
 impl Overlay {
     pub(super) fn by_md5(&self, md5: &str) -> Option<FileInfo> {
-        self.by_md5.get(md5).cloned()
+        self.by_md5.get(md5).map(|(i, _)| FileInfo::clone(i))
     }
 
     pub(super) fn by_path_key(&self, key: &str) -> Option<FileInfo> {
-        self.by_md5.get(self.by_path.get(key)?).cloned()
+        self.by_md5
+            .get(self.by_path.get(key)?)
+            .map(|(i, _)| FileInfo::clone(i))
     }
 }
 
@@ -505,7 +511,12 @@ impl Meta {
                     fresh.insert(&info.md5, info);
                     out.push(Ok(Deferred {
                         seq,
-                        info: (**info).clone(),
+                        // A staged file's record is renamed as it is placed: its own copy.
+                        info: if staged.is_some() {
+                            Arc::new(FileInfo::clone(info))
+                        } else {
+                            Arc::clone(info)
+                        },
                         dedup: *dedup,
                         notify: notify.clone(),
                         unsynced: unsynced.is_some(),
@@ -591,7 +602,7 @@ impl Meta {
                 }
             };
             let put = Put {
-                info: d.info.clone(),
+                info: Arc::clone(&d.info),
                 staged: None,
                 dedup: d.dedup,
                 origin: Origin::Local {
@@ -628,14 +639,14 @@ mod tests {
     fn entry(seq: u64) -> Deferred {
         Deferred {
             seq,
-            info: FileInfo {
+            info: Arc::new(FileInfo {
                 name: format!("100,{seq},5,.txt"),
                 path: "files/haystack/p".into(),
                 md5: format!("{seq:032x}"),
                 size: 5,
                 offset: seq as i64,
                 ..Default::default()
-            },
+            }),
             dedup: true,
             notify: vec!["http://peer:8080".into()],
             unsynced: seq.is_multiple_of(2),

@@ -162,7 +162,8 @@ enum Op {
     /// Store a new file. With `dedup`, an existing live record of the same md5 wins and is
     /// returned instead (the staged file is then left for the caller to remove).
     Insert {
-        info: Box<FileInfo>,
+        /// Shared with a journaled record's overlay entry while it is drained.
+        info: Arc<FileInfo>,
         staged: Option<Staged>,
         dedup: bool,
         origin: Origin,
@@ -215,7 +216,7 @@ enum Op {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum OpResult {
-    Inserted(FileInfo),
+    Inserted(Arc<FileInfo>),
     Existing(FileInfo),
     Deleted(FileInfo),
     NotFound,
@@ -312,7 +313,7 @@ fn day_of(ts: i64) -> String {
     chrono::Local
         .timestamp_opt(ts, 0)
         .single()
-        .map(|d| d.format("%Y%m%d").to_string())
+        .map(|d| crate::store::names::day_stamp(&d))
         .unwrap_or_else(|| "19700101".into())
 }
 
@@ -367,7 +368,7 @@ pub use ops::{Announced, Enqueue, Inserted};
 
 /// The insert part of `Op::Insert`, unpacked.
 struct Put {
-    info: FileInfo,
+    info: Arc<FileInfo>,
     staged: Option<Staged>,
     dedup: bool,
     origin: Origin,
@@ -1057,7 +1058,7 @@ mod queue_tests {
             let peers = vec!["http://a:1".to_string(), "http://b:1".to_string()];
             for i in 0..5 {
                 let op = Op::Insert {
-                    info: Box::new(record(i)),
+                    info: Arc::new(record(i)),
                     staged: None,
                     unsynced: None,
                     dedup: false,
@@ -1085,7 +1086,7 @@ mod queue_tests {
             let entry = page.iter().find(|(m, _)| *m == md5).expect("queued").1;
             assert_eq!(entry.kind, SyncKind::Delete);
             let copy = Op::Insert {
-                info: Box::new(record(0)),
+                info: Arc::new(record(0)),
                 staged: None,
                 unsynced: None,
                 dedup: true,

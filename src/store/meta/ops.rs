@@ -52,7 +52,7 @@ impl Meta {
         origin: Origin,
     ) -> Result<Inserted, MetaError> {
         let op = Op::Insert {
-            info: Box::new(info),
+            info: Arc::new(info),
             staged,
             dedup,
             origin,
@@ -73,7 +73,7 @@ impl Meta {
     ) -> Result<Inserted, MetaError> {
         assert!(info.is_merged(), "a merged file");
         let op = Op::Insert {
-            info: Box::new(info),
+            info: Arc::new(info),
             staged: None,
             dedup,
             origin: Origin::Local { notify },
@@ -84,7 +84,7 @@ impl Meta {
 
     async fn inserted(&self, op: Op) -> Result<Inserted, MetaError> {
         match self.submit(op).await? {
-            OpResult::Inserted(info) => Ok(Inserted::New(info)),
+            OpResult::Inserted(info) => Ok(Inserted::New(Arc::unwrap_or_clone(info))),
             OpResult::Existing(info) => Ok(Inserted::Existing(info)),
             OpResult::Tombstoned => Ok(Inserted::Tombstoned),
             other => Err(unexpected("insert", other)),

@@ -208,25 +208,27 @@ pub(super) fn rename_exchange(a: &Path, b: &Path) -> std::io::Result<()> {
 }
 
 pub(super) fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> std::io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let a = CString::new(from.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
-    let b = CString::new(to.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
-    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            flags,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    use crate::sys::with_c_path;
+    with_c_path(from, |a| {
+        with_c_path(to, |b| {
+            // SAFETY: both pointers are valid NUL-terminated strings for the duration of the
+            // call.
+            let rc = unsafe {
+                libc::renameat2(
+                    libc::AT_FDCWD,
+                    a.as_ptr(),
+                    libc::AT_FDCWD,
+                    b.as_ptr(),
+                    flags,
+                )
+            };
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        })
+    })
 }
 
 pub(super) fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {

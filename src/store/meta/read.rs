@@ -441,7 +441,7 @@ impl Meta {
             );
             let origin = Origin::Local { notify: Vec::new() };
             let put = Put {
-                info,
+                info: Arc::new(info),
                 staged: None,
                 dedup: true,
                 origin,
