@@ -48,11 +48,7 @@ impl Meta {
         super::listing::index(s, txn, &info)?;
         super::paths::index(s, txn, &info)?;
         let day = day_of(info.time_stamp);
-        let mut day_key = String::with_capacity(day.len() + 1 + info.md5.len());
-        day_key.push_str(&day);
-        day_key.push('_');
-        day_key.push_str(&info.md5);
-        txn.put(s.days, &day_key.as_bytes(), &b"", WriteFlags::empty())?;
+        super::days::index(s, txn, &day, &info)?;
         add_stat(s, txn, &day, 1, info.size)?;
         if let Origin::Local { notify } = &origin {
             del_ok(txn.del(s.tombs, &info.md5.as_bytes(), None))?;
@@ -149,18 +145,7 @@ impl Meta {
         txn: &mut lmdb::RwTransaction<'_>,
         date: &str,
     ) -> Result<OpResult, MetaError> {
-        let prefix = format!("{date}_");
-        let mut md5s = Vec::new();
-        {
-            let mut cur = txn.open_ro_cursor(s.days)?;
-            for item in cur.iter_from(prefix.as_bytes()) {
-                let (k, _) = item?;
-                if !k.starts_with(prefix.as_bytes()) {
-                    break;
-                }
-                md5s.push(k[prefix.len()..].to_vec());
-            }
-        }
+        let md5s = super::days::md5s(s, txn, date)?;
         let (mut files, mut bytes) = (0i64, 0i64);
         for md5 in md5s {
             let info = match txn.get(s.files, &md5) {
@@ -192,7 +177,7 @@ impl Meta {
         del_ok(txn.del(s.moved, &old.md5.as_bytes(), None))?;
         super::paths::unindex(s, txn, old)?;
         let day = day_of(old.time_stamp);
-        del_ok(txn.del(s.days, &format!("{day}_{}", old.md5).as_bytes(), None))?;
+        super::days::unindex(s, txn, &day, old)?;
         add_stat(s, txn, &day, -1, -old.size)
     }
 

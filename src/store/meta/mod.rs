@@ -13,7 +13,7 @@
 //! `E` LMDB environments (the executor count at first start, recorded in `data/meta/envs`;
 //! shard `i` lives in environment `i % E`, so with `E` executors each one's shards share one
 //! environment and a batch is one commit). Each shard has the tables `files` (md5 -> FileInfo JSON),
-//! `days` (`YYYYMMDD_md5` -> "") and `stats` (`YYYYMMDD` -> count, bytes), and for
+//! `days` (`days.rs`: `YYYYMMDD_<time stamp>_md5` -> "") and `stats` (`YYYYMMDD` -> count, bytes), and for
 //! replication `outbox` (`<peer>\0<md5>` -> what to tell that peer), `tombs` (md5 -> time of
 //! delete) and `inbox` (md5 -> FileInfo announced by a peer, still to be fetched). Every entry
 //! of a file lives in the shard of its md5, so one transaction covers all of them (a commit
@@ -353,6 +353,7 @@ fn decode(bytes: &[u8]) -> Result<FileInfo, MetaError> {
 
 mod apply;
 mod commit;
+mod days;
 mod hay;
 mod intents;
 mod journal;

@@ -98,6 +98,7 @@ impl Meta {
         for shard in &shards {
             super::hay::ensure_built(shard)?;
             super::listing::ensure_built(shard)?;
+            super::days::ensure_ordered(shard)?;
         }
         for _ in 0..workers {
             let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
@@ -253,17 +254,11 @@ impl Meta {
 
     /// md5s of files of day `YYYYMMDD` (sorted).
     pub fn md5s_by_date(&self, date: &str) -> Result<Vec<String>, MetaError> {
-        let prefix = format!("{date}_");
         let mut out = Vec::new();
         for shard in &self.shards {
             let txn = shard.env.begin_ro_txn()?;
-            let mut cur = txn.open_ro_cursor(shard.days)?;
-            for item in cur.iter_from(prefix.as_bytes()) {
-                let (k, _) = item?;
-                if !k.starts_with(prefix.as_bytes()) {
-                    break;
-                }
-                out.push(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
+            for md5 in super::days::md5s(shard, &txn, date)? {
+                out.push(String::from_utf8_lossy(&md5).into_owned());
             }
         }
         out.sort();
