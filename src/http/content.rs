@@ -2,11 +2,12 @@
 //! Last-Modified, conditional requests) and the headers that keep uploaded content from
 //! acting on the file domain (nosniff, sandbox).
 
+use super::response::HeaderValue;
 use super::{Request, Response};
 
 /// The HTTP-date of `secs` since the epoch (`Last-Modified`), remembered per thread in a small
 /// table keyed by the second: a hot file's date is formatted once, not on every download.
-pub fn http_date(secs: u64) -> String {
+pub fn http_date(secs: u64) -> HeaderValue {
     const SLOTS: usize = 64;
     thread_local! {
         static DATES: std::cell::RefCell<Vec<(u64, String)>> =
@@ -23,7 +24,7 @@ pub fn http_date(secs: u64) -> String {
             let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs_ok);
             *slot = (secs, httpdate::fmt_http_date(t));
         }
-        slot.1.clone()
+        HeaderValue::short(&slot.1)
     })
 }
 
@@ -42,26 +43,29 @@ fn http_dates_are_remembered_and_never_panic() {
 }
 
 /// The entity tag of a file version: its mtime and size.
-pub fn etag(size: u64, mtime: u64) -> String {
-    // Without the formatting machinery: this is on every download.
-    fn hex(mut v: u64, out: &mut Vec<u8>) {
-        let start = out.len();
+pub fn etag(size: u64, mtime: u64) -> HeaderValue {
+    // Without the formatting machinery nor the heap: this is on every download.
+    fn hex(mut v: u64, out: &mut [u8; 35], at: &mut usize) {
+        let start = *at;
         loop {
-            out.push(b"0123456789abcdef"[(v & 15) as usize]);
+            out[*at] = b"0123456789abcdef"[(v & 15) as usize];
+            *at += 1;
             v >>= 4;
             if v == 0 {
                 break;
             }
         }
-        out[start..].reverse();
+        out[start..*at].reverse();
     }
-    let mut out = Vec::with_capacity(36);
-    out.push(b'"');
-    hex(mtime, &mut out);
-    out.push(b'-');
-    hex(size, &mut out);
-    out.push(b'"');
-    String::from_utf8(out).expect("hex digits are ASCII")
+    // `"` 16 hex digits `-` 16 hex digits `"` at most.
+    let (mut out, mut at) = ([0u8; 35], 1);
+    out[0] = b'"';
+    hex(mtime, &mut out, &mut at);
+    out[at] = b'-';
+    at += 1;
+    hex(size, &mut out, &mut at);
+    out[at] = b'"';
+    HeaderValue::short(std::str::from_utf8(&out[..=at]).expect("hex digits are ASCII"))
 }
 
 /// If-None-Match (weak comparison) or, without it, If-Modified-Since.
@@ -166,7 +170,7 @@ mod tests {
         assert_eq!(etag(0x10, 0xabc), "\"abc-10\"");
         assert_eq!(
             etag(u64::MAX, 1_764_720_000),
-            format!("\"{:x}-{:x}\"", 1_764_720_000u64, u64::MAX)
+            format!("\"{:x}-{:x}\"", 1_764_720_000u64, u64::MAX).as_str()
         );
     }
 

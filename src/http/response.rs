@@ -5,8 +5,108 @@ use bytes::Bytes;
 use std::borrow::Cow;
 use std::rc::Rc;
 
-/// A header value: static text costs no allocation.
-pub type HeaderValue = Cow<'static, str>;
+/// A header value: static text and short ones (an ETag, a date: every download has both)
+/// cost no allocation.
+#[derive(Clone, Debug)]
+pub enum HeaderValue {
+    Static(&'static str),
+    Short { len: u8, bytes: [u8; SHORT_BYTES] },
+    Owned(String),
+}
+
+/// The longest value kept inline (the enum is then as large as 40 bytes).
+const SHORT_BYTES: usize = 38;
+
+impl HeaderValue {
+    /// `s` inline when it fits, else an owned copy.
+    pub fn short(s: &str) -> HeaderValue {
+        if s.len() > SHORT_BYTES {
+            return HeaderValue::Owned(s.to_string());
+        }
+        let mut bytes = [0u8; SHORT_BYTES];
+        bytes[..s.len()].copy_from_slice(s.as_bytes());
+        HeaderValue::Short {
+            len: s.len() as u8,
+            bytes,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            HeaderValue::Static(s) => s,
+            // Checked on every read rather than trusted: 38 bytes at most.
+            HeaderValue::Short { len, bytes } => std::str::from_utf8(&bytes[..*len as usize])
+                .expect("a short value is copied from a str whole"),
+            HeaderValue::Owned(s) => s,
+        }
+    }
+}
+
+impl Default for HeaderValue {
+    fn default() -> HeaderValue {
+        HeaderValue::Static("")
+    }
+}
+
+impl std::ops::Deref for HeaderValue {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for HeaderValue {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for HeaderValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq for HeaderValue {
+    fn eq(&self, other: &HeaderValue) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for HeaderValue {}
+
+impl PartialEq<str> for HeaderValue {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for HeaderValue {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl From<&'static str> for HeaderValue {
+    fn from(s: &'static str) -> HeaderValue {
+        HeaderValue::Static(s)
+    }
+}
+
+impl From<String> for HeaderValue {
+    fn from(s: String) -> HeaderValue {
+        HeaderValue::Owned(s)
+    }
+}
+
+impl From<Cow<'static, str>> for HeaderValue {
+    fn from(s: Cow<'static, str>) -> HeaderValue {
+        match s {
+            Cow::Borrowed(s) => HeaderValue::Static(s),
+            Cow::Owned(s) => HeaderValue::Owned(s),
+        }
+    }
+}
 
 /// A body streamed from an open file: `len` bytes starting at `offset`.
 pub struct FileBody {

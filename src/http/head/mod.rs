@@ -139,7 +139,7 @@ pub struct RequestHead {
     /// Index of the `?` in `raw`, or `target.end` when there is no query.
     query_mark: u32,
     version: Version,
-    fields: Vec<FieldSpan>,
+    fields: Fields,
     body: BodyKind,
     keep_alive: bool,
     expect_continue: bool,
@@ -249,6 +249,10 @@ impl RequestHead {
 /// Number of header slots kept on the stack.
 const STACK_HEADERS: usize = 128;
 
+/// A request's header spans: inline up to 16 fields (a browser sends about a dozen), so a
+/// request does not allocate for them.
+type Fields = smallvec::SmallVec<[FieldSpan; 16]>;
+
 /// Result of a successful parse, without borrowing the buffer.
 struct Parsed {
     len: usize,
@@ -256,7 +260,7 @@ struct Parsed {
     target: Span,
     query_mark: u32,
     version: Version,
-    fields: Vec<FieldSpan>,
+    fields: Fields,
     body: BodyKind,
     keep_alive: bool,
     expect_continue: bool,
@@ -381,7 +385,7 @@ fn incomplete(data: &[u8], path: Option<&str>, limits: &Limits) -> Result<(), He
 
 /// What the header fields say about the request's framing and connection.
 struct FieldScan {
-    fields: Vec<FieldSpan>,
+    fields: Fields,
     hosts: usize,
     content_length: Option<u64>,
     te: TeState,
@@ -396,7 +400,7 @@ fn scan_fields(
     span_of: impl Fn(&[u8]) -> Span,
 ) -> Result<FieldScan, HeadError> {
     let mut scan = FieldScan {
-        fields: Vec::with_capacity(headers.len()),
+        fields: Fields::with_capacity(headers.len()),
         hosts: 0,
         content_length: None,
         te: TeState::default(),
