@@ -10,8 +10,16 @@ use std::rc::Rc;
 #[derive(Clone, Debug)]
 pub enum HeaderValue {
     Static(&'static str),
-    Short { len: u8, bytes: [u8; SHORT_BYTES] },
+    /// Made by [`HeaderValue::short`] only (its fields are private).
+    Short(ShortValue),
     Owned(String),
+}
+
+/// Up to `SHORT_BYTES` bytes of a `str`, inline.
+#[derive(Clone, Debug)]
+pub struct ShortValue {
+    len: u8,
+    bytes: [u8; SHORT_BYTES],
 }
 
 /// The longest value kept inline (the enum is then as large as 40 bytes).
@@ -25,17 +33,18 @@ impl HeaderValue {
         }
         let mut bytes = [0u8; SHORT_BYTES];
         bytes[..s.len()].copy_from_slice(s.as_bytes());
-        HeaderValue::Short {
+        HeaderValue::Short(ShortValue {
             len: s.len() as u8,
             bytes,
-        }
+        })
     }
 
     pub fn as_str(&self) -> &str {
         match self {
             HeaderValue::Static(s) => s,
-            // Checked on every read rather than trusted: 38 bytes at most.
-            HeaderValue::Short { len, bytes } => std::str::from_utf8(&bytes[..*len as usize])
+            // Checked on every read rather than trusted (38 bytes at most); `short` copies a
+            // whole `str`, so it is always valid.
+            HeaderValue::Short(v) => std::str::from_utf8(&v.bytes[..usize::from(v.len)])
                 .expect("a short value is copied from a str whole"),
             HeaderValue::Owned(s) => s,
         }
@@ -331,6 +340,23 @@ fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_header_values_are_inline_and_long_ones_owned() {
+        assert!(std::mem::size_of::<HeaderValue>() <= 40);
+        let date = "Wed, 03 Dec 2025 00:00:00 GMT";
+        let v = HeaderValue::short(date);
+        assert!(matches!(v, HeaderValue::Short(_)));
+        assert_eq!(v, date);
+        assert_eq!(v, HeaderValue::Owned(date.to_string()));
+        let edge = "é".repeat(19); // 38 bytes
+        assert!(matches!(HeaderValue::short(&edge), HeaderValue::Short(_)));
+        assert_eq!(HeaderValue::short(&edge).as_str(), edge);
+        let long = "x".repeat(39);
+        assert!(matches!(HeaderValue::short(&long), HeaderValue::Owned(_)));
+        assert_eq!(HeaderValue::short(&long), long.as_str());
+        assert_eq!(HeaderValue::short(""), "");
+    }
 
     fn head(r: &Response, persist: Persist) -> String {
         let mut out = Vec::new();
