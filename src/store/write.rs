@@ -104,7 +104,18 @@ pub struct Written {
 
 /// A temp file's name: unique in the process (a per-thread random part and a count), so one
 /// random read serves a thread's every temp file.
-/// `<root>/files/_tmp/<random_name()>`, built in one allocation (every small upload makes one).
+fn random_name() -> String {
+    thread_local! {
+        static NAMES: (String, std::cell::Cell<u64>) =
+            (crate::codec::random_hex(8), std::cell::Cell::new(0));
+    }
+    NAMES.with(|(prefix, n)| {
+        n.set(n.get() + 1);
+        format!("{prefix}{:016x}", n.get())
+    })
+}
+
+/// `<root>/files/_tmp/<random_name()>`, built in one buffer (every small upload makes one).
 fn temp_path(root: &Path) -> PathBuf {
     let name = random_name();
     let mut p = std::ffi::OsString::with_capacity(root.as_os_str().len() + 12 + name.len());
@@ -117,17 +128,6 @@ fn temp_path(root: &Path) -> PathBuf {
     let p = PathBuf::from(p);
     debug_assert_eq!(p, root.join("files").join("_tmp").join(&name));
     p
-}
-
-fn random_name() -> String {
-    thread_local! {
-        static NAMES: (String, std::cell::Cell<u64>) =
-            (crate::codec::random_hex(8), std::cell::Cell::new(0));
-    }
-    NAMES.with(|(prefix, n)| {
-        n.set(n.get() + 1);
-        format!("{prefix}{:016x}", n.get())
-    })
 }
 
 /// Sequential writes into an open file from a position, gathered into 1 MiB io_uring writes,

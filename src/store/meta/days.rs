@@ -11,7 +11,6 @@
 
 use super::*;
 
-const VERSION_KEY: &[u8] = b"\0version";
 const VERSION: &[u8] = b"2";
 /// `YYYYMMDD_` and `<time stamp>_` before the md5.
 const DAY_BYTES: usize = 9;
@@ -101,50 +100,13 @@ pub(super) fn ensure_ordered(s: &Shard) -> Result<(), MetaError> {
             Err(e) => return Err(e.into()),
         }
     }
-    {
-        let mut txn = s.env.begin_rw_txn()?;
-        txn.clear_db(s.days)?;
-        txn.commit()?;
+    let indexed = rebuild_from_records(s, s.days, VERSION, BUILD_RECORDS_PER_TXN, |txn, info| {
+        index(s, txn, &day_of(info.time_stamp), info)
+    })?;
+    if indexed > 0 {
+        tracing::info!(records = indexed, "day index rebuilt in storing order");
     }
-    let mut after: Option<Vec<u8>> = None;
-    let mut indexed = 0u64;
-    loop {
-        let mut txn = s.env.begin_rw_txn()?;
-        let mut records = Vec::with_capacity(BUILD_RECORDS_PER_TXN);
-        let mut last = None;
-        {
-            let mut cur = txn.open_ro_cursor(s.files)?;
-            let iter = match &after {
-                Some(k) => cur.iter_from(k),
-                None => cur.iter_start(),
-            };
-            for item in iter {
-                let (k, v) = item?;
-                if after.as_deref() == Some(k) {
-                    continue;
-                }
-                if records.len() == BUILD_RECORDS_PER_TXN {
-                    break;
-                }
-                last = Some(k.to_vec());
-                records.push(decode(v)?);
-            }
-        }
-        for info in &records {
-            index(s, &mut txn, &day_of(info.time_stamp), info)?;
-        }
-        indexed += records.len() as u64;
-        let Some(k) = last else {
-            txn.put(s.days, &VERSION_KEY, &VERSION, WriteFlags::empty())?;
-            txn.commit()?;
-            if indexed > 0 {
-                tracing::info!(records = indexed, "day index rebuilt in storing order");
-            }
-            return Ok(());
-        };
-        txn.commit()?;
-        after = Some(k);
-    }
+    Ok(())
 }
 
 #[cfg(test)]

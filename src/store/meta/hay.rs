@@ -9,8 +9,6 @@
 
 use super::*;
 
-const VERSION_KEY: &[u8] = b"\0version";
-
 fn container_prefix(tag: u8, dir: &str, n: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + dir.len() + 1 + 16);
     k.push(tag);
@@ -125,7 +123,11 @@ pub(super) fn unindex(
     }
 }
 
-/// Builds the index of a shard from its records unless it is complete (one transaction).
+/// Records indexed per transaction while the index is built.
+const BUILD_RECORDS_PER_TXN: usize = 10_000;
+
+/// Builds the index of a shard from its records unless it is complete (`rebuild_from_records`:
+/// bounded transactions, the version key last).
 pub(super) fn ensure_built(s: &Shard) -> Result<(), MetaError> {
     {
         let txn = s.env.begin_ro_txn()?;
@@ -135,24 +137,12 @@ pub(super) fn ensure_built(s: &Shard) -> Result<(), MetaError> {
             Err(e) => return Err(e.into()),
         }
     }
-    let mut txn = s.env.begin_rw_txn()?;
-    txn.clear_db(s.hay)?;
-    let mut merged = Vec::new();
-    {
-        let mut cur = txn.open_ro_cursor(s.files)?;
-        for item in cur.iter_start() {
-            let (_, v) = item?;
-            let info = decode(v)?;
-            if info.is_merged() {
-                merged.push(info);
-            }
+    rebuild_from_records(s, s.hay, b"1", BUILD_RECORDS_PER_TXN, |txn, info| {
+        if info.is_merged() {
+            index(s, txn, info)?;
         }
-    }
-    for info in &merged {
-        index(s, &mut txn, info)?;
-    }
-    txn.put(s.hay, &VERSION_KEY, &b"1", WriteFlags::empty())?;
-    txn.commit()?;
+        Ok(())
+    })?;
     Ok(())
 }
 

@@ -11,7 +11,6 @@
 
 use super::*;
 
-const VERSION_KEY: &[u8] = b"\0version";
 /// Longest path kept whole in a listing key.
 pub const KEY_PATH_BYTES_MAX: usize = 400;
 
@@ -89,48 +88,10 @@ pub(super) fn ensure_built(s: &Shard) -> Result<(), MetaError> {
             Err(e) => return Err(e.into()),
         }
     }
-    {
-        let mut txn = s.env.begin_rw_txn()?;
-        txn.clear_db(s.listing)?;
-        txn.commit()?;
-    }
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        let mut txn = s.env.begin_rw_txn()?;
-        let mut records = Vec::with_capacity(BUILD_RECORDS_PER_TXN);
-        let mut last = None;
-        {
-            let mut cur = txn.open_ro_cursor(s.files)?;
-            let iter = match &after {
-                Some(k) => cur.iter_from(k),
-                None => cur.iter_start(),
-            };
-            for item in iter {
-                let (k, v) = item?;
-                if after.as_deref() == Some(k) {
-                    continue;
-                }
-                if records.len() == BUILD_RECORDS_PER_TXN {
-                    break;
-                }
-                last = Some(k.to_vec());
-                let info = decode(v)?;
-                if listed_path(&info).is_some() {
-                    records.push(info);
-                }
-            }
-        }
-        for info in &records {
-            index(s, &mut txn, info)?;
-        }
-        let Some(k) = last else {
-            txn.put(s.listing, &VERSION_KEY, &b"1", WriteFlags::empty())?;
-            txn.commit()?;
-            return Ok(());
-        };
-        txn.commit()?;
-        after = Some(k);
-    }
+    rebuild_from_records(s, s.listing, b"1", BUILD_RECORDS_PER_TXN, |txn, info| {
+        index(s, txn, info)
+    })?;
+    Ok(())
 }
 
 /// Up to `limit` entries `(listing key, md5)` whose key starts with `prefix` and is at least

@@ -351,6 +351,78 @@ fn decode(bytes: &[u8]) -> Result<FileInfo, MetaError> {
     serde_json::from_slice(bytes).map_err(|e| MetaError::Corrupt(e.to_string()))
 }
 
+/// Calls `f` on at most `n` entries of `db` in key order: the first ones, or those after the
+/// key `after`. Returns the last key given when the page was full (more may follow), None
+/// when the table ended. For work over a whole table in bounded transactions.
+fn page<T: lmdb::Transaction>(
+    txn: &T,
+    db: Database,
+    after: Option<&[u8]>,
+    n: usize,
+    mut f: impl FnMut(&[u8], &[u8]) -> Result<(), MetaError>,
+) -> Result<Option<Vec<u8>>, MetaError> {
+    let mut cur = txn.open_ro_cursor(db)?;
+    let iter = match after {
+        Some(k) => cur.iter_from(k),
+        None => cur.iter_start(),
+    };
+    let mut taken = 0;
+    for item in iter {
+        let (k, v) = item?;
+        if after == Some(k) {
+            continue;
+        }
+        f(k, v)?;
+        taken += 1;
+        if taken == n {
+            return Ok(Some(k.to_vec()));
+        }
+    }
+    Ok(None)
+}
+
+/// Rebuilds a table derived from a shard's records: empties it, `index`es every record in
+/// transactions of `per_txn` records (memory stays bounded for millions of records), and
+/// marks it complete (`version` under `VERSION_KEY`) in the last one; a crash in the middle
+/// starts over at the next open. Returns how many records there were.
+fn rebuild_from_records(
+    s: &Shard,
+    table: Database,
+    version: &[u8],
+    per_txn: usize,
+    index: impl Fn(&mut lmdb::RwTransaction<'_>, &FileInfo) -> Result<(), MetaError>,
+) -> Result<u64, MetaError> {
+    {
+        let mut txn = s.env.begin_rw_txn()?;
+        txn.clear_db(table)?;
+        txn.commit()?;
+    }
+    let (mut after, mut count) = (None, 0u64);
+    loop {
+        let mut txn = s.env.begin_rw_txn()?;
+        let mut records = Vec::with_capacity(per_txn);
+        let more = page(&txn, s.files, after.as_deref(), per_txn, |_, v| {
+            records.push(decode(v)?);
+            Ok(())
+        })?;
+        for info in &records {
+            index(&mut txn, info)?;
+        }
+        count += records.len() as u64;
+        if more.is_none() {
+            txn.put(table, &VERSION_KEY, &version, WriteFlags::empty())?;
+            txn.commit()?;
+            return Ok(count);
+        }
+        txn.commit()?;
+        after = more;
+    }
+}
+
+/// The key that marks a derived table (`listing`, `days`, `hay`, `paths`) complete; it sorts
+/// before every other key of those tables.
+const VERSION_KEY: &[u8] = b"\0version";
+
 mod apply;
 mod commit;
 mod days;

@@ -14,7 +14,6 @@
 
 use super::*;
 
-const VERSION_KEY: &[u8] = b"\0version";
 /// Entries copied per transaction when a store from before the per-environment table is
 /// opened (bounded dirty pages for millions of records).
 const BUILD_ENTRIES_PER_TXN: usize = 50_000;
@@ -46,32 +45,25 @@ pub(super) fn open(env: &Environment, shards: &[u32]) -> Result<Database, MetaEr
         loop {
             let mut txn = env.begin_rw_txn()?;
             let mut entries = Vec::with_capacity(BUILD_ENTRIES_PER_TXN);
-            {
-                let mut cur = txn.open_ro_cursor(from)?;
-                let iter = match &after {
-                    Some(k) => cur.iter_from(k),
-                    None => cur.iter_start(),
-                };
-                for item in iter {
-                    let (k, v) = item?;
-                    if after.as_deref() == Some(k) {
-                        continue;
-                    }
-                    if entries.len() == BUILD_ENTRIES_PER_TXN {
-                        break;
-                    }
+            let more = page(
+                &txn,
+                from,
+                after.as_deref(),
+                BUILD_ENTRIES_PER_TXN,
+                |k, v| {
                     entries.push((k.to_vec(), v.to_vec()));
-                }
-            }
+                    Ok(())
+                },
+            )?;
             for (k, v) in &entries {
                 txn.put(db, k, v, WriteFlags::empty())?;
             }
             copied += entries.len() as u64;
             txn.commit()?;
-            if entries.len() < BUILD_ENTRIES_PER_TXN {
-                break;
+            match more {
+                Some(k) => after = Some(k),
+                None => break,
             }
-            after = entries.pop().map(|(k, _)| k);
         }
     }
     let mut txn = env.begin_rw_txn()?;
