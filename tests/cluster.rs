@@ -535,7 +535,10 @@ fn a_1_gib_file_replicates_streamed_with_bounded_memory() {
 #[test]
 fn a_token_download_is_read_through_before_the_file_arrived() {
     // A does not announce; B knows A. Both share the token secret (as a cluster must).
-    let secret = json!({"download_use_token": true, "download_token_secret": "cluster-secret"});
+    // The window is explicit: absent, it is 0 s, and a token made in one second and checked
+    // in the next is refused (this test failed that way under load).
+    let secret = json!({"download_use_token": true, "download_token_expire": 600,
+        "download_token_secret": "cluster-secret"});
     let Addresses { ips, ports, bases } = Addresses::pick(11, 2);
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     write_config(da.path(), &ips[0], ports[0], &secret);
@@ -614,7 +617,10 @@ fn a_token_check_asks_a_peer_again_when_its_connection_closed_under_the_question
     // B knows the file only from its peer, which drops the first question unanswered: the
     // token is still checked against the peer's record (asked again on a new connection),
     // not refused for want of an answer.
-    let secret = json!({"download_use_token": true, "download_token_secret": "cluster-secret"});
+    // The window is explicit: absent, it is 0 s, and a token made in one second and checked
+    // in the next is refused (this test failed that way under load).
+    let secret = json!({"download_use_token": true, "download_token_expire": 600,
+        "download_token_secret": "cluster-secret"});
     let Addresses { ips, ports, bases } = Addresses::pick(12, 2);
     let data = noise(5000, 121);
     let md5 = md5_hex(&data);
