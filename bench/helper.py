@@ -32,6 +32,13 @@ import time
 import urllib.parse
 
 
+
+class _Missing(dict):
+    """A title's fields, "?" for one that an older result file lacks."""
+
+    def __missing__(self, key):
+        return "?"
+
 def die(msg, code=1):
     sys.stderr.write(msg + "\n")
     sys.exit(code)
@@ -391,7 +398,7 @@ ROWS = [
     ("get256k_noise_pct", "noise: other CPU use on both cores, % of one core", "", "{:.0f}", False, None),
     ("get256k_steal_pct", "noise: hypervisor steal on both cores, % of one core", "", "{:.0f}", False, None),
     ("get256k_err", "errors (socket + non-2xx)", "", "{:.0f}", False, None),
-    ("h", "Single-stream download of a {bigsize} file (curl, {dlruns} rounds, servers alternating)"),
+    ("h", "Single-stream download of a {bigsize} file (curl, {dlruns} rounds of {dlreps} transfers per server and kind, servers in palindromic order; a round's rate is its bytes over its time)"),
     ("dl_best", "best MB/s", "higher better", "{:,.0f}", True, ("tcp", "pagecache")),
     ("dl_median", "median MB/s", "higher better", "{:,.0f}", True, None),
     ("dl_cpu_s", "server CPU s per download", "lower better", "{:.2f}", True, None),
@@ -403,6 +410,9 @@ ROWS = [
     ("dl_worst_full", "worst round's fastdfs-rs / nginx: whole download", "", "{:.2f}", False, None),
     ("dl_worst_range", "worst round's fastdfs-rs / nginx: Range resume", "", "{:.2f}", False, None),
     ("dl_worst_wget", "worst round's fastdfs-rs / nginx: wget -c", "", "{:.2f}", False, None),
+    ("dl_worst1_full", "worst single back-to-back pair's fastdfs-rs / nginx: whole download", "", "{:.2f}", False, None),
+    ("dl_worst1_range", "worst single pair's fastdfs-rs / nginx: Range resume", "", "{:.2f}", False, None),
+    ("dl_worst1_wget", "worst single pair's fastdfs-rs / nginx: wget -c", "", "{:.2f}", False, None),
     ("h", "Upload 4 KiB files, distinct content (wrk -t1 -c{upc4k})"),
     ("up4k_fps", "files/s", "higher better", "{:,.0f}", False, "creates"),
     ("up4k_p99", "p99 latency ms", "lower better", "{:.1f}", False, None),
@@ -519,7 +529,7 @@ def cmd_report(fn):
     pending_title = None
     for row in ROWS:
         if row[0] == "h":
-            pending_title = row[1].format_map(meta)
+            pending_title = row[1].format_map(_Missing(meta))
             continue
         key, label, better, fmt, vs_nginx, limit = row
         vals = {s: res.get((s, key)) for s, _ in SERVERS}

@@ -486,101 +486,156 @@ share_rs_files() {
   note "nginx serves fastdfs-rs's stored files (hard links to the same inodes), so both read the same page-cache pages"
 }
 
-# The big file's downloads, in rounds that alternate the servers (so that the host's swings
-# fall on all of them alike): per round and server, one whole download (curl), one resume of
-# its second half with a Range request (curl -r N-, what `curl -C` sends), and one `wget -c`
-# that finishes a file holding its first half. A resumed file must equal the original.
+# The big file's downloads. Per round and server: whole downloads (curl), resumes of the
+# second half with a Range request (curl -r N-, what `curl -C` sends), and `wget -c` runs
+# that finish a file holding the first half. Each server's resumes are first written to files
+# and compared with the original, outside the measured transfers.
+#
+# The host's rate for one stream switches between levels for every server alike (3.1 and
+# 4.3 GB/s on the machine of docs/PERFORMANCE.md), and a 1 GiB transfer takes a quarter of a
+# second, so a round of one transfer per server that straddles a switch penalises whichever
+# server ran after it. So each kind runs DL_REPS times per server per round, the servers in a
+# palindromic order (go nginx rs rs nginx go, again): every server's transfers sit at the
+# same mean time, and a drift or a switch weighs on all of them alike. A round's rate per
+# server is its bytes over its time; every single transfer is in logs/downloads.tsv.
+DL_REPS=6
 download_bench() {
-  local s i out half=$((BIG_BYTES / 2)) c0 c1
-  declare -A FULL RANGE WGET CPU BYROUND
+  local s i k kind out half=$((BIG_BYTES / 2)) c0 c1 order=()
+  declare -A BYTES SECS CPU NDL BYROUND RATES
   for s in "${UP[@]}"; do
-    FULL[$s]=""; RANGE[$s]=""; WGET[$s]=""; CPU[$s]=0
-    # Per round, in order ("x" for a failed one), for the rounds' pairwise ratios.
-    BYROUND[$s,full]=""; BYROUND[$s,range]=""; BYROUND[$s,wget]=""
+    CPU[$s]=0; NDL[$s]=0
+    for kind in full range wget; do BYROUND[$s,$kind]=""; RATES[$s,$kind]=""; done
   done
-  log "big file: ${DL_RUNS} rounds x (download, Range resume, wget -c) of ${BIG_MB} MiB, servers alternating"
+  local rev=()
+  for ((k = ${#UP[@]} - 1; k >= 0; k--)); do rev+=("${UP[$k]}"); done
+  for ((k = 0; k < DL_REPS; k += 2)); do order+=("${UP[@]}" "${rev[@]}"); done
+  printf 'round\tserver\tkind\tMB/s\n' >"$LOGS/downloads.tsv"
+  log "big file: ${DL_RUNS} rounds x ${DL_REPS} x (download, Range resume, wget -c) of ${BIG_MB} MiB per server, in the order ${order[*]}"
+  # wget -c's starting point: the first half, written once and kept clean (a finished
+  # download is cut back to it, which drops the second half's pages without writing them).
+  head -c "$half" "$WORK/data/big.bin" >"$WORK/wget.part" && sync "$WORK/wget.part"
+  # First, unmeasured: each server's resumes written to files and compared with the original
+  # (the measured ones go to /dev/null, or are only checked for their length).
+  for s in "${UP[@]}"; do
+    [ -s "$WORK/paths_${s}_big.txt" ] || continue
+    local url="http://127.0.0.1:${PORT[$s]}$(cat "$WORK/paths_${s}_big.txt")"
+    # shellcheck disable=SC2086
+    out=$($ONLOAD curl -s --max-time 300 -r "$half-" -o "$WORK/resume.part" -w '%{http_code}' "$url") || out=err
+    if [ "$out" != 206 ] || ! cmp -s -i "$half:0" "$WORK/data/big.bin" "$WORK/resume.part"; then
+      note "${NAME[$s]}: a Range resume of the big file (HTTP $out) differs from the original"
+    fi
+    rm -f "$WORK/resume.part"
+    if command -v wget >/dev/null; then
+      # shellcheck disable=SC2086
+      if ! $ONLOAD wget -q -c --timeout=60 -O "$WORK/wget.part" "$url" \
+         || ! cmp -s "$WORK/data/big.bin" "$WORK/wget.part"; then
+        note "${NAME[$s]}: wget -c of the big file failed or the file differs from the original"
+      fi
+      truncate -s "$half" "$WORK/wget.part"
+    fi
+  done
   for ((i = 0; i < DL_RUNS; i++)); do
     for s in "${UP[@]}"; do
-      if [ ! -s "$WORK/paths_${s}_big.txt" ] || ! check_alive "$s" "big download"; then
-        BYROUND[$s,full]+="x "; BYROUND[$s,range]+="x "; BYROUND[$s,wget]+="x "
-        continue
-      fi
-      local url="http://127.0.0.1:${PORT[$s]}$(cat "$WORK/paths_${s}_big.txt")"
-      c0=$(cpu "$s")
-      # shellcheck disable=SC2086
-      out=$($ONLOAD curl -s --max-time 300 --speed-limit 100000 --speed-time 20 -o /dev/null -w '%{http_code} %{size_download} %{speed_download}' "$url") || out="err 0 0"
-      c1=$(cpu "$s")
-      # shellcheck disable=SC2086
-      set -- $out
-      if [ "$1" = 200 ] && [ "$2" = "$BIG_BYTES" ]; then
-        FULL[$s]+="$3 "; CPU[$s]=$(calc "${CPU[$s]} + $c1 - $c0"); BYROUND[$s,full]+="$3 "
-      else
-        note "${NAME[$s]}: big download round $i: HTTP $1, $2 of $BIG_BYTES bytes"
-        BYROUND[$s,full]+="x "
-      fi
-      # The resume's rate to /dev/null (as the whole download's); its bytes are checked
-      # against the original in the first round.
-      local dest=/dev/null
-      [ "$i" = 0 ] && dest="$WORK/resume.part"
-      # shellcheck disable=SC2086
-      out=$($ONLOAD curl -s --max-time 300 --speed-limit 100000 --speed-time 20 -r "$half-" -o "$dest" -w '%{http_code} %{size_download} %{speed_download}' "$url") || out="err 0 0"
-      # shellcheck disable=SC2086
-      set -- $out
-      if [ "$1" = 206 ] && [ "$2" = $((BIG_BYTES - half)) ] \
-         && { [ "$dest" = /dev/null ] || cmp -s -i "$half:0" "$WORK/data/big.bin" "$dest"; }; then
-        RANGE[$s]+="$3 "; BYROUND[$s,range]+="$3 "
-      else
-        note "${NAME[$s]}: Range resume round $i: HTTP $1, $2 of $((BIG_BYTES - half)) bytes or content differs"
-        BYROUND[$s,range]+="x "
-      fi
-      if command -v wget >/dev/null; then
-        # wget -c finishing a file that holds the first half; its rate is wall-clock and
-        # includes wget writing the file (a client-side bound, alike for every server).
-        head -c "$half" "$WORK/data/big.bin" >"$WORK/wget.part"
-        local t0 t1
-        t0=$(now)
-        # shellcheck disable=SC2086
-        if $ONLOAD wget -q -c --timeout=60 -O "$WORK/wget.part" "$url" \
-           && t1=$(now) && cmp -s "$WORK/data/big.bin" "$WORK/wget.part"; then
-          local r
-          r=$(calc "($BIG_BYTES - $half) / ($t1 - $t0)")
-          WGET[$s]+="$r "; BYROUND[$s,wget]+="$r "
-        else
-          note "${NAME[$s]}: wget -c round $i failed or the file differs"
-          BYROUND[$s,wget]+="x "
+      for kind in full range wget; do BYTES[$s,$kind]=0; SECS[$s,$kind]=0; done
+    done
+    for kind in full range wget; do
+      [ "$kind" = wget ] && ! command -v wget >/dev/null && continue
+      for s in "${order[@]}"; do
+        if [ ! -s "$WORK/paths_${s}_big.txt" ] || ! check_alive "$s" "big download"; then
+          SECS[$s,$kind]=x; continue
         fi
-      fi
+        [ "${SECS[$s,$kind]}" = x ] && continue
+        local url="http://127.0.0.1:${PORT[$s]}$(cat "$WORK/paths_${s}_big.txt")"
+        local n=0 t=0
+        case $kind in
+          full)
+            c0=$(cpu "$s")
+            # shellcheck disable=SC2086
+            out=$($ONLOAD curl -s --max-time 300 --speed-limit 100000 --speed-time 20 -o /dev/null -w '%{http_code} %{size_download} %{speed_download}' "$url") || out="err 0 0"
+            c1=$(cpu "$s")
+            # shellcheck disable=SC2086
+            set -- $out
+            if [ "$1" = 200 ] && [ "$2" = "$BIG_BYTES" ]; then
+              n=$2; t=$(calc "$2 / $3"); CPU[$s]=$(calc "${CPU[$s]} + $c1 - $c0"); NDL[$s]=$((NDL[$s] + 1))
+            else
+              note "${NAME[$s]}: big download round $i: HTTP $1, $2 of $BIG_BYTES bytes"
+            fi ;;
+          range)
+            # shellcheck disable=SC2086
+            out=$($ONLOAD curl -s --max-time 300 --speed-limit 100000 --speed-time 20 -r "$half-" -o /dev/null -w '%{http_code} %{size_download} %{speed_download}' "$url") || out="err 0 0"
+            # shellcheck disable=SC2086
+            set -- $out
+            if [ "$1" = 206 ] && [ "$2" = $((BIG_BYTES - half)) ]; then
+              n=$2; t=$(calc "$2 / $3")
+            else
+              note "${NAME[$s]}: Range resume round $i: HTTP $1, $2 of $((BIG_BYTES - half)) bytes"
+            fi ;;
+          wget)
+            # Wall clock, including wget writing the file (a client-side bound, alike for
+            # every server).
+            local t0 t1
+            t0=$(now)
+            # shellcheck disable=SC2086
+            if $ONLOAD wget -q -c --timeout=60 -O "$WORK/wget.part" "$url" && t1=$(now) \
+               && [ "$(stat -c %s "$WORK/wget.part")" = "$BIG_BYTES" ]; then
+              n=$((BIG_BYTES - half)); t=$(calc "$t1 - $t0")
+            else
+              note "${NAME[$s]}: wget -c round $i failed or the file has the wrong length"
+            fi
+            truncate -s "$half" "$WORK/wget.part" ;;
+        esac
+        if [ "$n" = 0 ]; then SECS[$s,$kind]=x; continue; fi
+        BYTES[$s,$kind]=$((BYTES[$s,$kind] + n)); SECS[$s,$kind]=$(calc "${SECS[$s,$kind]} + $t")
+        printf '%s\t%s\t%s\t%.0f\n' "$i" "$s" "$kind" "$(calc "$n / $t / 1e6")" >>"$LOGS/downloads.tsv"
+      done
+      for s in "${UP[@]}"; do
+        if [ "${SECS[$s,$kind]}" = x ] || [ "${BYTES[$s,$kind]}" = 0 ]; then
+          BYROUND[$s,$kind]+="x "
+        else
+          local r
+          r=$(calc "${BYTES[$s,$kind]} / ${SECS[$s,$kind]}")
+          BYROUND[$s,$kind]+="$r "; RATES[$s,$kind]+="$r "
+        fi
+      done
     done
   done
   rm -f "$WORK/resume.part" "$WORK/wget.part"
   local best='tr " " "\n" | grep . | sort -g | tail -1 | awk "{print \$1/1e6}"'
   local median='tr " " "\n" | grep . | sort -g | awk "{a[NR]=\$1} END {if (NR) print a[int((NR+1)/2)]/1e6}"'
   for s in "${UP[@]}"; do
-    local n
-    n=$(echo "${FULL[$s]}" | wc -w)
-    if [ "$n" -gt 0 ]; then
-      put "$s" dl_best "$(echo "${FULL[$s]}" | eval "$best")"
-      put "$s" dl_median "$(echo "${FULL[$s]}" | eval "$median")"
-      put "$s" dl_cpu_s "$(calc "${CPU[$s]} / $n")"
+    if [ -n "${RATES[$s,full]}" ]; then
+      put "$s" dl_best "$(echo "${RATES[$s,full]}" | eval "$best")"
+      put "$s" dl_median "$(echo "${RATES[$s,full]}" | eval "$median")"
+      put "$s" dl_cpu_s "$(calc "${CPU[$s]} / ${NDL[$s]}")"
     fi
-    if [ -n "${RANGE[$s]}" ]; then
-      put "$s" dl_range_best "$(echo "${RANGE[$s]}" | eval "$best")"
-      put "$s" dl_range_median "$(echo "${RANGE[$s]}" | eval "$median")"
+    if [ -n "${RATES[$s,range]}" ]; then
+      put "$s" dl_range_best "$(echo "${RATES[$s,range]}" | eval "$best")"
+      put "$s" dl_range_median "$(echo "${RATES[$s,range]}" | eval "$median")"
     fi
-    if [ -n "${WGET[$s]}" ]; then
-      put "$s" dl_wget_best "$(echo "${WGET[$s]}" | eval "$best")"
+    if [ -n "${RATES[$s,wget]}" ]; then
+      put "$s" dl_wget_best "$(echo "${RATES[$s,wget]}" | eval "$best")"
     fi
   done
   # Issue 14 asks for the big download at 0.95x nginx in every round: the worst of the
-  # rounds' fastdfs-rs / nginx ratios (each round runs the servers back to back).
+  # rounds' fastdfs-rs / nginx ratios, and the worst of single back-to-back transfers beside
+  # it (what one transfer per server per round would have reported).
   if [ -n "${BYROUND[rs,full]:-}" ] && [ -n "${BYROUND[nginx,full]:-}" ]; then
-    local kind
     for kind in full range wget; do
       put rs "dl_worst_${kind}" "$("$PY" -c '
 import sys
 a, b = sys.argv[1].split(), sys.argv[2].split()
 r = [float(x) / float(y) for x, y in zip(a, b) if "x" not in (x, y)]
 print(min(r) if r else "")' "${BYROUND[rs,$kind]}" "${BYROUND[nginx,$kind]}")"
+      put rs "dl_worst1_${kind}" "$("$PY" - "$LOGS/downloads.tsv" "$kind" <<'PYEOF'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
+seq = [(r[1], float(r[3])) for r in rows if r[2] == sys.argv[2] and r[1] in ("rs", "nginx")]
+# Neighbouring transfers of the two servers (the order has them back to back).
+q = [a[1] / b[1] if a[0] == "rs" else b[1] / a[1]
+     for a, b in zip(seq, seq[1:]) if {a[0], b[0]} == {"rs", "nginx"}]
+print(min(q) if q else "")
+PYEOF
+)"
     done
   fi
   return 0
@@ -712,7 +767,7 @@ put meta mode "$MODE"
 put meta workdir "$WORK"
 put meta fstype "$(df -PT "$WORK" | awk 'NR==2 {print $1 ", " $2}')"
 put meta n4k "$N4K"; put meta n64k "$N64K"; put meta n256k "$N256K"; put meta bigsize "${BIG_MB} MiB"
-put meta dlruns "$DL_RUNS"; put meta getrounds "$GET_ROUNDS"; put meta upc4k "$UPC4K"; put meta upc1m "$UPC1M"
+put meta dlruns "$DL_RUNS"; put meta dlreps "$DL_REPS"; put meta getrounds "$GET_ROUNDS"; put meta upc4k "$UPC4K"; put meta upc1m "$UPC1M"
 put meta nice "$NICE (autogroup: $AUTOGROUP)"
 put meta loadavg "$(cut -d' ' -f1-3 /proc/loadavg)"
 [ "$(nproc)" -lt 2 ] && note "fewer than 2 CPUs: server and load generator share a core"
