@@ -5,7 +5,8 @@
 # /dev/shm (a loop device): no recently deleted inodes slow the creates (bench/run.sh's work dir
 # is on the machine's disk, where they do), and fsyncs cost little, so this isolates each
 # server's own work. Then prints helper.py's durable-create limit on the same filesystem
-# (measured last: nothing is deleted before the uploads, as deleted inodes would slow them).
+# (measured last: nothing is deleted before the uploads, as deleted inodes would slow them)
+# and the md5 rate of one core.
 # Needs root (mount), wrk, nginx, mkfs.ext4.
 #
 #   cargo build --release && bench/fresh4k.sh [ROUNDS] [BIN...]     # about 1 minute
@@ -85,3 +86,8 @@ for r in $(seq "$ROUNDS"); do
   done
 done
 echo "durable creates on this filesystem (files/s, CPU µs its fsyncs add): $(taskset -c 0 python3 helper.py durable-creates "$MNT/dc" 2)"
+# The md5 of one 4 KiB upload at one core's md5 rate (md5sum of 256 MiB in RAM), the third
+# part of a durable upload's floor (nginx's PUT + the fsyncs + the md5).
+head -c $((256 << 20)) /dev/urandom >"$MNT/md5.bin"
+t0=$(date +%s.%N); taskset -c 0 md5sum "$MNT/md5.bin" >/dev/null; t1=$(date +%s.%N)
+python3 -c "r=(256 << 20)/($t1-$t0)/1e6; print(f'md5: {r:.0f} MB/s, {4096/r:.1f} µs per 4 KiB')"

@@ -417,7 +417,7 @@ ROWS = [
     ("up4k_fps", "files/s", "higher better", "{:,.0f}", False, "creates"),
     ("up4k_p99", "p99 latency ms", "lower better", "{:.1f}", False, None),
     ("up4k_cpu_us", "server CPU µs/upload (nginx: WebDAV PUT, no fsync)", "lower better",
-     "{:.0f}", True, "nginx+sync_cpu"),
+     "{:.0f}", True, ("nginx+sync_cpu", "nginx+sync_cpu+md5")),
     ("up4k_cpu_pct", "server CPU % of one core", "", "{:.0f}", False, None),
     ("up4k_wrk_pct", "wrk CPU % of one core", "", "{:.0f}", False, None),
     ("up4k_noise_pct", "noise: other CPU use on both cores, % of one core", "", "{:.0f}", False, None),
@@ -546,10 +546,15 @@ def cmd_report(fn):
         def floor(l):
             # "nginx+sync_cpu": nginx's figure plus what durability adds (the CPU floor of a
             # durable upload, when nginx's own upload makes nothing durable).
-            if l == "nginx+sync_cpu":
+            # "+md5": and the md5 of the file's 4 KiB at one core's md5 rate (the answer and
+            # the dedup index need it; nginx computes none).
+            if l in ("nginx+sync_cpu", "nginx+sync_cpu+md5"):
                 try:
-                    return float(vals["nginx"]) + float(res.get(("limit", "sync_cpu")))
-                except (TypeError, ValueError):
+                    f = float(vals["nginx"]) + float(res.get(("limit", "sync_cpu")))
+                    if l.endswith("+md5"):
+                        f += 4096 / float(res.get(("limit", "md5")))
+                    return f
+                except (TypeError, ValueError, ZeroDivisionError):
                     return None
             return res.get(("limit", l))
         r_lim = ", ".join("%s of %s" % (ratio(vals["rs"], floor(l)), l)
@@ -573,7 +578,9 @@ def cmd_report(fn):
       "limit named after \"of\" (see the first table). The durable-create limit is one "
       "create+fsync at a time; a server that batches fsyncs (group commit) can exceed it. "
       "\"nginx+sync_cpu\" is nginx's CPU per WebDAV PUT (which makes nothing durable) plus "
-      "the CPU the fsyncs of one durable create take: the floor for a durable upload. "
+      "the CPU the fsyncs of one durable create take: the floor for a durable upload; "
+      "\"+md5\" adds the md5 of 4 KiB at the md5 limit's rate (a go-fastdfs upload's answer "
+      "carries the file's md5). "
       "MB = 10^6 bytes.")
     notes = [n for n in meta.get("notes", "").split(" || ") if n]
     for srv, lbl in SERVERS:
