@@ -352,24 +352,44 @@ fn percent(part: u64, whole: u64) -> f64 {
     }
 }
 
+/// `statvfs(2)` of the filesystem holding `path`; None when it cannot be asked.
+fn statvfs(path: &Path) -> Option<libc::statvfs> {
+    with_c_path(path, |c| {
+        // SAFETY: a zeroed statvfs is a valid out-parameter; `c` is NUL-terminated.
+        let mut v: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: statvfs only writes into `v`.
+        if unsafe { libc::statvfs(c.as_ptr(), &mut v) } == 0 {
+            Ok(v)
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    })
+    .ok()
+}
+
+/// Bytes that a non-root user can still write on the filesystem holding `path`.
+// The statvfs field types differ between targets: the casts are not all no-ops.
+#[allow(clippy::unnecessary_cast)]
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    statvfs(path).map(|v| v.f_bavail as u64 * v.f_frsize as u64)
+}
+
 /// Space and inodes of the filesystem holding `path`; None when it cannot be asked.
 // The statvfs/statfs field types differ between targets: the casts are not all no-ops.
 #[allow(clippy::unnecessary_cast)]
 pub fn disk_usage(path: &Path) -> Option<DiskUsage> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: zeroed statvfs/statfs are valid out-parameters; `c` is NUL-terminated.
-    let (mut v, mut f): (libc::statvfs, libc::statfs) = unsafe { std::mem::zeroed() };
-    // SAFETY: statvfs and statfs only write into the given structs.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut v) } != 0 {
-        return None;
-    }
-    // SAFETY: as above.
-    let fstype = if unsafe { libc::statfs(c.as_ptr(), &mut f) } == 0 {
-        fs_type_name(f.f_type as i64)
-    } else {
-        String::new()
-    };
+    let v = statvfs(path)?;
+    let fstype = with_c_path(path, |c| {
+        // SAFETY: a zeroed statfs is a valid out-parameter; `c` is NUL-terminated.
+        let mut f: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: statfs only writes into `f`.
+        if unsafe { libc::statfs(c.as_ptr(), &mut f) } == 0 {
+            Ok(fs_type_name(f.f_type as i64))
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    })
+    .unwrap_or_default();
     let frsize = v.f_frsize as u64;
     let total = v.f_blocks as u64 * frsize;
     let free = v.f_bavail as u64 * frsize;
@@ -510,6 +530,14 @@ mod status_tests {
         assert_eq!(m["usedPercent"], 50.0);
         assert_eq!(m["active"], 204_800);
         assert_eq!(m["hugePagesTotal"], 0);
+    }
+
+    #[test]
+    fn free_bytes_are_what_disk_usage_calls_free_and_none_for_a_missing_path() {
+        let root = Path::new("/");
+        let free = free_bytes(root).expect("statvfs of /");
+        assert!(free <= disk_usage(root).expect("statvfs of /").total);
+        assert_eq!(free_bytes(Path::new("/no/such/directory/here")), None);
     }
 
     #[test]

@@ -204,6 +204,29 @@ fn two_requests_on_one_keep_alive_connection_both_get_answers() {
 }
 
 #[test]
+fn every_answer_carries_the_current_date_and_a_file_its_last_modified_date() {
+    let s = Server::start(json!({}));
+    let a = put_file(&s, "dated/a.txt", b"dated\n");
+    let mut c = RawConn::open(&s.addr());
+    let near_now = |v: &str| {
+        let t = httpdate::parse_http_date(v).unwrap_or_else(|e| panic!("{v:?}: {e}"));
+        let off = t
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_else(|e| e.duration());
+        assert!(off < Duration::from_secs(5), "{v:?} is {off:?} from now");
+    };
+    for path in [a.as_str(), "/group1/no/such/file.txt"] {
+        c.send(&get(path));
+        let r = c.response(false);
+        near_now(r.header("date").expect("a Date header"));
+        if r.status == 200 {
+            // The file was written a moment ago: its Last-Modified date is this second's too.
+            near_now(r.header("last-modified").expect("a Last-Modified header"));
+        }
+    }
+}
+
+#[test]
 fn two_pipelined_requests_in_one_write_get_two_responses_in_order() {
     let s = Server::start(json!({}));
     let a = put_file(&s, "pipe/a.txt", b"AAAA");

@@ -707,23 +707,6 @@ async fn read_head<H: Handler>(
     }
 }
 
-thread_local! {
-    static DATE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
-}
-
-/// Calls `f` with the current HTTP-date, formatted at most once per second per thread.
-pub fn with_http_date_now<R>(f: impl FnOnce(&str) -> R) -> R {
-    let secs = crate::sys::unix_secs_coarse();
-    DATE.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.0 != secs || d.1.is_empty() {
-            let t = std::time::UNIX_EPOCH + Duration::from_secs(secs);
-            *d = (secs, httpdate::fmt_http_date(t));
-        }
-        f(&d.1)
-    })
-}
-
 /// Response heads' buffers kept per thread for reuse (a head is built for every response).
 const HEAD_BUFFERS_KEPT: usize = 64;
 
@@ -763,7 +746,10 @@ async fn write_response(
     head_only: bool,
 ) -> io::Result<()> {
     let mut head = HeadBuf::take();
-    with_http_date_now(|date| response::write_head(&mut head.0, r, persist, date));
+    // The current second's HTTP-date, formatted once per second and thread (the same table
+    // as the files' Last-Modified dates).
+    let date = super::content::http_date(crate::sys::unix_secs_coarse());
+    response::write_head(&mut head.0, r, persist, date.as_str());
     let out: &[u8] = &head.0;
     if head_only || r.status == 304 || r.status == 204 {
         return conn.stream.write_all(out).await;

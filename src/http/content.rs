@@ -5,8 +5,9 @@
 use super::response::HeaderValue;
 use super::{Request, Response};
 
-/// The HTTP-date of `secs` since the epoch (`Last-Modified`), remembered per thread in a small
-/// table keyed by the second: a hot file's date is formatted once, not on every download.
+/// The HTTP-date of `secs` since the epoch (a file's `Last-Modified`, and every response's
+/// `Date`), remembered per thread in a small table keyed by the second: a hot file's date is
+/// formatted once, not on every download, and the current second's once per second.
 pub fn http_date(secs: u64) -> HeaderValue {
     const SLOTS: usize = 64;
     thread_local! {

@@ -904,16 +904,6 @@ fn io_full(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }
 
-fn free_bytes(dir: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    // SAFETY: a zeroed statvfs is a valid out-parameter; `c` is NUL-terminated.
-    let mut v: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: statvfs writes into `v` only.
-    (unsafe { libc::statvfs(c.as_ptr(), &mut v) } == 0)
-        .then(|| v.f_bavail as u64 * v.f_frsize as u64)
-}
-
 impl Failed {
     fn of_io(e: &std::io::Error) -> Failed {
         Failed {
@@ -927,7 +917,7 @@ impl Failed {
             lmdb::Error::MapFull => true,
             lmdb::Error::Other(code) if code == libc::ENOSPC || code == libc::EDQUOT => true,
             lmdb::Error::Other(code) if code == libc::EIO => {
-                free_bytes(meta_dir).is_some_and(|b| b < NEARLY_FULL_BYTES)
+                crate::sys::free_bytes(meta_dir).is_some_and(|b| b < NEARLY_FULL_BYTES)
             }
             _ => false,
         };
