@@ -38,8 +38,11 @@ fn upload_via(
 }
 
 fn server(prefix: bool) -> Server {
+    // The code window is download_token_expire / 30 steps either side: absent, 0, and a code
+    // made at the end of one 30 s step and checked in the next would be refused.
     Server::start(json!({
         "enable_google_auth": true,
+        "download_token_expire": 60,
         "scenes": [format!("default:{SECRET}"), "open"],
         "support_group_manage": prefix
     }))

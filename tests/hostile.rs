@@ -247,8 +247,10 @@ fn a_failing_tus_completion_keeps_the_uploaded_data() {
 
 #[test]
 fn a_custom_path_into_a_protected_scene_needs_its_code() {
+    // A window of ±2 steps (download_token_expire / 30): a code made as a step ends still counts.
     let s = Server::start(json!({
         "enable_google_auth": true,
+        "download_token_expire": 60,
         "enable_tus": true,
         "scenes": ["default", format!("prot:{SECRET}")]
     }));

@@ -577,6 +577,8 @@ fn whitelists_size_limit_and_google_code_apply_at_creation() {
         "extensions": [".txt"],
         "upload_max_bytes": 1000,
         "enable_google_auth": true,
+        // A window of ±2 steps (download_token_expire / 30): a code made as a step ends counts.
+        "download_token_expire": 60,
         "scenes": [format!("locked:{SECRET}"), "default"],
     }));
     let post = |len: &str, meta: &[(&str, &str)]| {
