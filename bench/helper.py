@@ -32,13 +32,6 @@ import time
 import urllib.parse
 
 
-
-class _Missing(dict):
-    """A title's fields, "?" for one that an older result file lacks."""
-
-    def __missing__(self, key):
-        return "?"
-
 def die(msg, code=1):
     sys.stderr.write(msg + "\n")
     sys.exit(code)
@@ -413,7 +406,7 @@ ROWS = [
     ("dl_worst1_full", "worst single back-to-back pair's fastdfs-rs / nginx: whole download", "", "{:.2f}", False, None),
     ("dl_worst1_range", "worst single pair's fastdfs-rs / nginx: Range resume", "", "{:.2f}", False, None),
     ("dl_worst1_wget", "worst single pair's fastdfs-rs / nginx: wget -c", "", "{:.2f}", False, None),
-    ("h", "Upload 4 KiB files, distinct content (wrk -t1 -c{upc4k})"),
+    ("h", "Upload 4 KiB files, distinct content (wrk -t1 -c{upc4k}, mean of {uprounds} rounds, the servers' order reversed every other round)"),
     ("up4k_fps", "files/s", "higher better", "{:,.0f}", False, "creates"),
     ("up4k_p99", "p99 latency ms", "lower better", "{:.1f}", False, None),
     ("up4k_cpu_us", "server CPU µs/upload (nginx: WebDAV PUT, no fsync)", "lower better",
@@ -423,7 +416,7 @@ ROWS = [
     ("up4k_noise_pct", "noise: other CPU use on both cores, % of one core", "", "{:.0f}", False, None),
     ("up4k_steal_pct", "noise: hypervisor steal on both cores, % of one core", "", "{:.0f}", False, None),
     ("up4k_err", "errors (socket + non-2xx + bad body)", "", "{:.0f}", False, None),
-    ("h", "Upload 1 MiB files, distinct content (wrk -t1 -c{upc1m})"),
+    ("h", "Upload 1 MiB files, distinct content (wrk -t1 -c{upc1m}, mean of {uprounds} rounds, the servers' order reversed every other round)"),
     ("up1m_fps", "files/s", "higher better", "{:,.1f}", False, None),
     ("up1m_mbs", "MB/s", "higher better", "{:,.0f}", False, ("fsync", "md5")),
     ("up1m_p99", "p99 latency ms", "lower better", "{:.0f}", False, None),
@@ -529,7 +522,7 @@ def cmd_report(fn):
     pending_title = None
     for row in ROWS:
         if row[0] == "h":
-            pending_title = row[1].format_map(_Missing(meta))
+            pending_title = row[1].format_map(meta)
             continue
         key, label, better, fmt, vs_nginx, limit = row
         vals = {s: res.get((s, key)) for s, _ in SERVERS}

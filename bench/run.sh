@@ -78,7 +78,7 @@ if [ "$QUICK" = 1 ]; then
 else
   N4K=2000; N64K=500; N256K=200; BIG_MB=1024; GET_D=10; WARM_D=2; UP_D=10; DD_MB=1024; LIM_S=2; MODE=full
 fi
-GET_C=64; UPC4K=32; UPC1M=16; DL_RUNS=5; GET_ROUNDS=2
+GET_C=64; UPC4K=32; UPC1M=16; DL_RUNS=5; GET_ROUNDS=2; UP_ROUNDS=2
 BIG_BYTES=$((BIG_MB * 1024 * 1024))
 
 TS=$(date +%Y%m%d-%H%M%S)
@@ -720,17 +720,28 @@ run_servers() {
   download_bench || note "big downloads failed"
 
   now_all >"$WORK/t_up0"
-  for s in "${UP[@]}"; do
-    check_alive "$s" "4 KiB uploads" || continue
-    upload_bench "$s" 4k 4096 "$UPC4K" || true
-    check_alive "$s" "4 KiB uploads" || true
-    timeout 120 sync || true
+  # Uploads in UP_ROUNDS rounds, the servers' order reversed every other round (the store and
+  # its filesystem fill as they run, so the last server of a single round would always upload
+  # into the fullest one); the report shows each metric's mean over the rounds.
+  local k order rev=()
+  for ((k = ${#UP[@]} - 1; k >= 0; k--)); do rev+=("${UP[$k]}"); done
+  for ((round = 0; round < UP_ROUNDS; round++)); do
+    order=("${UP[@]}"); [ $((round % 2)) = 1 ] && order=("${rev[@]}")
+    for s in "${order[@]}"; do
+      check_alive "$s" "4 KiB uploads" || continue
+      upload_bench "$s" 4k 4096 "$UPC4K" || true
+      check_alive "$s" "4 KiB uploads" || true
+      timeout 120 sync || true
+    done
   done
-  for s in "${UP[@]}"; do
-    [ "$s" != nginx ] && check_alive "$s" "1 MiB uploads" || continue
-    upload_bench "$s" 1m 1048576 "$UPC1M" || true
-    check_alive "$s" "1 MiB uploads" || true
-    timeout 120 sync || true
+  for ((round = 0; round < UP_ROUNDS; round++)); do
+    order=("${UP[@]}"); [ $((round % 2)) = 1 ] && order=("${rev[@]}")
+    for s in "${order[@]}"; do
+      [ "$s" != nginx ] && check_alive "$s" "1 MiB uploads" || continue
+      upload_bench "$s" 1m 1048576 "$UPC1M" || true
+      check_alive "$s" "1 MiB uploads" || true
+      timeout 120 sync || true
+    done
   done
   now_all >"$WORK/t_up1"
   local upl=()
@@ -767,7 +778,7 @@ put meta mode "$MODE"
 put meta workdir "$WORK"
 put meta fstype "$(df -PT "$WORK" | awk 'NR==2 {print $1 ", " $2}')"
 put meta n4k "$N4K"; put meta n64k "$N64K"; put meta n256k "$N256K"; put meta bigsize "${BIG_MB} MiB"
-put meta dlruns "$DL_RUNS"; put meta dlreps "$DL_REPS"; put meta getrounds "$GET_ROUNDS"; put meta upc4k "$UPC4K"; put meta upc1m "$UPC1M"
+put meta dlruns "$DL_RUNS"; put meta dlreps "$DL_REPS"; put meta getrounds "$GET_ROUNDS"; put meta uprounds "$UP_ROUNDS"; put meta upc4k "$UPC4K"; put meta upc1m "$UPC1M"
 put meta nice "$NICE (autogroup: $AUTOGROUP)"
 put meta loadavg "$(cut -d' ' -f1-3 /proc/loadavg)"
 [ "$(nproc)" -lt 2 ] && note "fewer than 2 CPUs: server and load generator share a core"
