@@ -626,6 +626,17 @@ import sys
 a, b = sys.argv[1].split(), sys.argv[2].split()
 r = [float(x) / float(y) for x, y in zip(a, b) if "x" not in (x, y)]
 print(min(r) if r else "")' "${BYROUND[rs,$kind]}" "${BYROUND[nginx,$kind]}")"
+      put rs "dl_all_${kind}" "$("$PY" - "$LOGS/downloads.tsv" "$kind" <<'PYEOF'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
+# Every transfer carries the same bytes: the rate over all of them is the harmonic mean.
+rate = {}
+for srv in ("rs", "nginx"):
+    v = [float(r[3]) for r in rows if r[2] == sys.argv[2] and r[1] == srv]
+    rate[srv] = len(v) / sum(1 / x for x in v) if v and all(v) else 0
+print(rate["rs"] / rate["nginx"] if rate["nginx"] else "")
+PYEOF
+)"
       put rs "dl_worst1_${kind}" "$("$PY" - "$LOGS/downloads.tsv" "$kind" <<'PYEOF'
 import sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
