@@ -297,6 +297,12 @@ pub fn thread_cpu_time() -> std::time::Duration {
     std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
+/// The CPU time the whole process (every thread) has used.
+pub fn process_cpu_time() -> std::time::Duration {
+    let ts = clock_now(libc::CLOCK_PROCESS_CPUTIME_ID);
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 /// Raises the soft open-files limit to the hard limit (connections + cached descriptors).
 pub fn raise_nofile() {
     let mut lim = libc::rlimit {
