@@ -22,6 +22,17 @@ pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     }
 }
 
+/// The lowest `N` decimal digits of `n`, zero-padded (dates and fixed-width keys, without
+/// `fmt`).
+pub fn padded_digits<const N: usize>(mut n: u64) -> [u8; N] {
+    let mut digits = [b'0'; N];
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    digits
+}
+
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -130,6 +141,14 @@ pub fn form_decode_into(raw: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn padded_digits_keep_the_lowest_digits_zero_padded() {
+        assert_eq!(&padded_digits::<4>(7), b"0007");
+        assert_eq!(&padded_digits::<2>(2026), b"26");
+        assert_eq!(&padded_digits::<10>(1_796_562_181), b"1796562181");
+        assert_eq!(&padded_digits::<3>(0), b"000");
+    }
 
     #[test]
     fn decimal_numbers_are_written_whole() {

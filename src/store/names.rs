@@ -234,17 +234,15 @@ pub fn extension(name: &str) -> String {
 pub fn day_stamp(t: &chrono::DateTime<chrono::Local>) -> String {
     use chrono::Datelike;
     let mut out = String::with_capacity(8);
-    push_digits(&mut out, t.year().rem_euclid(10_000) as u32, 4);
-    push_digits(&mut out, t.month(), 2);
-    push_digits(&mut out, t.day(), 2);
+    push_digits::<4>(&mut out, t.year().rem_euclid(10_000) as u32);
+    push_digits::<2>(&mut out, t.month());
+    push_digits::<2>(&mut out, t.day());
     out
 }
 
-/// `n` in exactly `width` decimal digits (its lowest ones).
-fn push_digits(out: &mut String, n: u32, width: u32) {
-    for i in (0..width).rev() {
-        out.push(char::from(b'0' + (n / 10u32.pow(i) % 10) as u8));
-    }
+/// `n` in exactly `N` decimal digits (its lowest ones).
+fn push_digits<const N: usize>(out: &mut String, n: u32) {
+    out.extend(crate::codec::padded_digits::<N>(u64::from(n)).map(char::from));
 }
 
 /// go-fastdfs' default directory: `files/<scene>/<YYYYMMDD>/<HH>/<MM>[/<peer_id>]`, local time.
@@ -257,9 +255,9 @@ pub fn default_dir(scene: &str, peer_id: &str, now: chrono::DateTime<chrono::Loc
     out.push('/');
     out.push_str(&day_stamp(&now));
     out.push('/');
-    push_digits(&mut out, now.hour(), 2);
+    push_digits::<2>(&mut out, now.hour());
     out.push('/');
-    push_digits(&mut out, now.minute(), 2);
+    push_digits::<2>(&mut out, now.minute());
     if !peer_id.is_empty() {
         out.push('/');
         out.push_str(peer_id);

@@ -25,13 +25,9 @@ fn key(day: &str, info: &FileInfo) -> Vec<u8> {
     let mut k = Vec::with_capacity(DAY_BYTES + STAMP_BYTES + info.md5.len());
     k.extend_from_slice(day.as_bytes());
     k.push(b'_');
-    let mut digits = [b'0'; STAMP_BYTES - 1];
-    let mut n = stamp as u64;
-    for d in digits.iter_mut().rev() {
-        *d = b'0' + (n % 10) as u8;
-        n /= 10;
-    }
-    k.extend_from_slice(&digits);
+    k.extend_from_slice(&crate::codec::padded_digits::<{ STAMP_BYTES - 1 }>(
+        stamp as u64,
+    ));
     k.push(b'_');
     k.extend_from_slice(info.md5.as_bytes());
     k
