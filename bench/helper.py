@@ -17,6 +17,8 @@ Sub-commands:
   durable-creates DIR SECONDS     write+fsync+rename+dir-fsync loop of 4 KiB files -> files/s
                                   and the CPU µs per file the two fsyncs add
   tcp-blast SECONDS               fallback loopback TCP throughput (MB/s) when iperf3 is missing
+  download-ratios FILE KIND       from run.sh's logs/downloads.tsv: fastdfs-rs / nginx over all
+                                  transfers of KIND, and the worst back-to-back pair of them
   report RESULTS.tsv              render the markdown result tables
 """
 import hashlib
@@ -326,6 +328,24 @@ def cmd_durable_creates(d, seconds):
     _, plain_us = loop("p", False)
     os.close(dfd)
     print("%.0f %.1f" % (rate, max(0.0, durable_us - plain_us)))
+
+
+def cmd_download_ratios(fn, kind):
+    """Prints "<all>,<worst pair>": fastdfs-rs / nginx over every transfer of KIND (each
+    carries the same bytes, so the rate over all of them is the harmonic mean), and the worst
+    ratio of neighbouring rs and nginx transfers (the order has them back to back); "" for
+    one that cannot be computed."""
+    rows = [l.rstrip("\n").split("\t") for l in open(fn)][1:]
+    seq = [(r[1], float(r[3])) for r in rows if r[2] == kind and r[1] in ("rs", "nginx")]
+    rate = {}
+    for srv in ("rs", "nginx"):
+        v = [x for s, x in seq if s == srv]
+        rate[srv] = len(v) / sum(1 / x for x in v) if v and all(v) else 0
+    pairs = [a[1] / b[1] if a[0] == "rs" else b[1] / a[1]
+             for a, b in zip(seq, seq[1:]) if {a[0], b[0]} == {"rs", "nginx"}]
+    whole = repr(rate["rs"] / rate["nginx"]) if rate["nginx"] else ""
+    worst = repr(min(pairs)) if pairs else ""
+    print("%s,%s" % (whole, worst))
 
 
 def cmd_tcp_blast(seconds):

@@ -486,6 +486,11 @@ share_rs_files() {
   note "nginx serves fastdfs-rs's stored files (hard links to the same inodes), so both read the same page-cache pages"
 }
 
+servers_reversed() { # the live servers, last first (one per line)
+  local k
+  for ((k = ${#UP[@]} - 1; k >= 0; k--)); do echo "${UP[$k]}"; done
+}
+
 # The big file's downloads. Per round and server: whole downloads (curl), resumes of the
 # second half with a Range request (curl -r N-, what `curl -C` sends), and `wget -c` runs
 # that finish a file holding the first half. Each server's resumes are first written to files
@@ -506,8 +511,8 @@ download_bench() {
     CPU[$s]=0; NDL[$s]=0
     for kind in full range wget; do BYROUND[$s,$kind]=""; RATES[$s,$kind]=""; done
   done
-  local rev=()
-  for ((k = ${#UP[@]} - 1; k >= 0; k--)); do rev+=("${UP[$k]}"); done
+  local rev
+  mapfile -t rev < <(servers_reversed)
   for ((k = 0; k < DL_REPS; k += 2)); do order+=("${UP[@]}" "${rev[@]}"); done
   printf 'round\tserver\tkind\tMB/s\n' >"$LOGS/downloads.tsv"
   log "big file: ${DL_RUNS} rounds x ${DL_REPS} x (download, Range resume, wget -c) of ${BIG_MB} MiB per server, in the order ${order[*]}"
@@ -626,27 +631,10 @@ import sys
 a, b = sys.argv[1].split(), sys.argv[2].split()
 r = [float(x) / float(y) for x, y in zip(a, b) if "x" not in (x, y)]
 print(min(r) if r else "")' "${BYROUND[rs,$kind]}" "${BYROUND[nginx,$kind]}")"
-      put rs "dl_all_${kind}" "$("$PY" - "$LOGS/downloads.tsv" "$kind" <<'PYEOF'
-import sys
-rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
-# Every transfer carries the same bytes: the rate over all of them is the harmonic mean.
-rate = {}
-for srv in ("rs", "nginx"):
-    v = [float(r[3]) for r in rows if r[2] == sys.argv[2] and r[1] == srv]
-    rate[srv] = len(v) / sum(1 / x for x in v) if v and all(v) else 0
-print(rate["rs"] / rate["nginx"] if rate["nginx"] else "")
-PYEOF
-)"
-      put rs "dl_worst1_${kind}" "$("$PY" - "$LOGS/downloads.tsv" "$kind" <<'PYEOF'
-import sys
-rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
-seq = [(r[1], float(r[3])) for r in rows if r[2] == sys.argv[2] and r[1] in ("rs", "nginx")]
-# Neighbouring transfers of the two servers (the order has them back to back).
-q = [a[1] / b[1] if a[0] == "rs" else b[1] / a[1]
-     for a, b in zip(seq, seq[1:]) if {a[0], b[0]} == {"rs", "nginx"}]
-print(min(q) if q else "")
-PYEOF
-)"
+      local all worst1
+      IFS=, read -r all worst1 < <($HELPER download-ratios "$LOGS/downloads.tsv" "$kind")
+      put rs "dl_all_${kind}" "${all:-}"
+      put rs "dl_worst1_${kind}" "${worst1:-}"
     done
   fi
   return 0
@@ -670,6 +658,25 @@ upload_bench() { # upload_bench S TAG SIZE CONNS (nginx: WebDAV PUT)
   put "$s" "up${tag}_err" "$errs"
   if [ "$errs" != 0 ]; then note "${NAME[$s]}: upload $tag: $errs failed requests of $req (see $LOGS/$s-up$tag.err)"; fi
   return 0
+}
+
+# upload_rounds TAG SIZE CONNS PHASE: uploads in UP_ROUNDS rounds, the servers' order reversed
+# every other round (the store and its filesystem fill as they run, so the last server of a
+# single round would always upload into the fullest one); the report shows each metric's mean
+# over the rounds. nginx (WebDAV PUT) takes the 4 KiB uploads only.
+upload_rounds() {
+  local round s order rev
+  mapfile -t rev < <(servers_reversed)
+  for ((round = 0; round < UP_ROUNDS; round++)); do
+    order=("${UP[@]}"); [ $((round % 2)) = 1 ] && order=("${rev[@]}")
+    for s in "${order[@]}"; do
+      [ "$1" != 4k ] && [ "$s" = nginx ] && continue
+      check_alive "$s" "$4" || continue
+      upload_bench "$s" "$1" "$2" "$3" || true
+      check_alive "$s" "$4" || true
+      timeout 120 sync || true
+    done
+  done
 }
 
 # for_up PHASE CMD ARGS...: run "CMD S ARGS..." for every live server; drop servers that died
@@ -731,29 +738,8 @@ run_servers() {
   download_bench || note "big downloads failed"
 
   now_all >"$WORK/t_up0"
-  # Uploads in UP_ROUNDS rounds, the servers' order reversed every other round (the store and
-  # its filesystem fill as they run, so the last server of a single round would always upload
-  # into the fullest one); the report shows each metric's mean over the rounds.
-  local k order rev=()
-  for ((k = ${#UP[@]} - 1; k >= 0; k--)); do rev+=("${UP[$k]}"); done
-  for ((round = 0; round < UP_ROUNDS; round++)); do
-    order=("${UP[@]}"); [ $((round % 2)) = 1 ] && order=("${rev[@]}")
-    for s in "${order[@]}"; do
-      check_alive "$s" "4 KiB uploads" || continue
-      upload_bench "$s" 4k 4096 "$UPC4K" || true
-      check_alive "$s" "4 KiB uploads" || true
-      timeout 120 sync || true
-    done
-  done
-  for ((round = 0; round < UP_ROUNDS; round++)); do
-    order=("${UP[@]}"); [ $((round % 2)) = 1 ] && order=("${rev[@]}")
-    for s in "${order[@]}"; do
-      [ "$s" != nginx ] && check_alive "$s" "1 MiB uploads" || continue
-      upload_bench "$s" 1m 1048576 "$UPC1M" || true
-      check_alive "$s" "1 MiB uploads" || true
-      timeout 120 sync || true
-    done
-  done
+  upload_rounds 4k 4096 "$UPC4K" "4 KiB uploads"
+  upload_rounds 1m 1048576 "$UPC1M" "1 MiB uploads"
   now_all >"$WORK/t_up1"
   local upl=()
   for s in "${UP[@]}"; do [ "$s" = nginx ] || upl+=("$s"); done
