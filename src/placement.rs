@@ -311,6 +311,13 @@ pub async fn commit(
 /// The download path of a record without domain: `/[group/]<path minus files/>/<name>`, each
 /// segment escaped (`escape_segment`) so that the URL serves exactly this file.
 pub fn download_path(cfg: &Config, info: &FileInfo) -> String {
+    record_path(cfg, info, true)
+}
+
+/// `download_path`, escaped or as stored. The upload answer's `path` and `src` are as stored
+/// (as go-fastdfs gives them: clients pass them back as `path=` parameters); its `url` is
+/// escaped.
+fn record_path(cfg: &Config, info: &FileInfo, escaped: bool) -> String {
     let rel = info
         .path
         .strip_prefix("files/")
@@ -326,21 +333,25 @@ pub fn download_path(cfg: &Config, info: &FileInfo) -> String {
         .chain([info.stored_name()])
     {
         out.push('/');
-        push_segment(&mut out, seg);
+        if escaped {
+            push_segment(&mut out, seg);
+        } else {
+            out.push_str(seg);
+        }
     }
     out
 }
 
 /// The upload answer (FileResult, docs/PROTOCOL.md §1) for a record.
 pub fn file_result(cfg: &Config, info: &FileInfo) -> FileResult {
-    let path = download_path(cfg, info);
+    let path = record_path(cfg, info, false);
     let domain = cfg.domain().to_string();
     let mut url = String::with_capacity(domain.len() + path.len() + info.name.len() + 24);
     url.push_str(&domain);
-    url.push_str(&path);
+    url.push_str(&download_path(cfg, info));
     if cfg.default_download {
         url.push_str("?name=");
-        crate::http::query::push_query_escaped(&mut url, &info.name);
+        crate::http::query::push_name_escaped(&mut url, &info.name);
         url.push_str("&download=1");
     }
     FileResult {

@@ -237,18 +237,6 @@ fn announcements_with_paths_outside_files_are_refused() {
     assert_eq!(status, 400);
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 #[test]
 fn a_mixed_cluster_with_go_fastdfs_replicates_every_way() {
     let Some(bin) = common::go::go_bin() else {

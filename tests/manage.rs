@@ -142,6 +142,85 @@ fn delete_by_download_path_removes_the_file_and_its_record() {
 }
 
 #[test]
+fn the_path_an_upload_answers_finds_and_deletes_its_file_as_given_or_url_encoded() {
+    let s = Server::start(json!({"enable_trim_file_name_special_char": false}));
+    let r = upload_json(&s, "my doc #1.txt", b"named with spaces\n");
+    let src = r["src"].as_str().unwrap();
+    assert!(src.ends_with("/my doc #1.txt"), "{r}");
+    // As a form value (what a client does with the answer's `src`).
+    let (code, body) = get(
+        &s,
+        &format!("/group1/get_file_info?path={}", urlencode(src)),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(parse(&body)["data"]["md5"], r["md5"]);
+    // As the url's path (escaped), itself a form value.
+    let url = r["url"].as_str().unwrap();
+    let url_path = url[url.find("/group1/").unwrap()..]
+        .split('?')
+        .next()
+        .unwrap();
+    assert!(url_path.contains("my%20doc%20%231.txt"), "{url}");
+    let (code, body) = get(
+        &s,
+        &format!("/group1/get_file_info?path={}", urlencode(url_path)),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_deleted(&s, &r, &format!("path={}", urlencode(src)));
+}
+
+#[test]
+fn delete_with_both_md5_and_path_removes_the_md5s_file() {
+    let s = Server::start(json!({}));
+    let a = upload_json(&s, "a.txt", b"first file\n");
+    let b = upload_json(&s, "b.txt", b"second file\n");
+    let query = format!(
+        "md5={}&path={}",
+        a["md5"].as_str().unwrap(),
+        urlencode(b["path"].as_str().unwrap())
+    );
+    assert_deleted(&s, &a, &query);
+    let (code, _) = get(&s, b["path"].as_str().unwrap());
+    assert_eq!(code, 200, "the path's file stays");
+    // A short md5 is refused even beside a path, as without one.
+    let (code, body) = get(
+        &s,
+        &format!(
+            "/group1/delete?md5=abc&path={}",
+            b["path"].as_str().unwrap()
+        ),
+    );
+    assert_eq!(
+        (code, parse(&body)["message"].as_str()),
+        (400, Some("md5 unvalid"))
+    );
+}
+
+#[test]
+fn check_file_exist_and_check_files_exist_take_a_path_key_for_an_md5() {
+    let (s, r) = server_with_file(json!({}));
+    let path = r["path"].as_str().unwrap();
+    let key = md5_hex(format!("files/{}", path.strip_prefix("/group1/").unwrap()).as_bytes());
+    let (code, body) = get(&s, &format!("/group1/check_file_exist?md5={key}"));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(parse(&body)["md5"], r["md5"]);
+    let (_, body) = get(
+        &s,
+        &format!(
+            "/group1/check_files_exist?md5s={},{key}",
+            r["md5"].as_str().unwrap()
+        ),
+    );
+    let data = parse(&body)["data"].clone();
+    assert_eq!(data.as_array().map(Vec::len), Some(2), "{body}");
+    assert!(data
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["md5"] == r["md5"]));
+}
+
+#[test]
 fn check_file_exist_by_md5_answers_a_compact_file_info() {
     let (s, r) = server_with_file(json!({}));
     let md5 = r["md5"].as_str().unwrap();

@@ -154,7 +154,7 @@ fn store_rel_path(w: &Worker, raw: &str) -> Option<String> {
 pub async fn check_file_exist(w: &Worker, p: &Params) -> Result<Response, ApiError> {
     let md5 = p.str("md5");
     if !md5.is_empty() {
-        if let Some(info) = w.meta().get_live(md5)? {
+        if let Some(info) = w.meta().get_live_by_id(md5)? {
             return Ok(Response::text(200, json::compact(&info)));
         }
     }
@@ -244,30 +244,47 @@ pub fn stat_rows(w: &Worker) -> Result<Vec<Value>, ApiError> {
     Ok(rows)
 }
 
-/// md5 or path key named by `md5`/`path` parameters (docs/PROTOCOL.md §3).
-fn lookup(w: &Worker, p: &Params) -> Result<Option<FileInfo>, ApiError> {
-    let path = p.str("path");
-    if !path.is_empty() {
-        let Some(rel) = store_rel_path(w, path) else {
-            return Ok(None);
-        };
-        return Ok(w.meta().get_by_path_key(&meta::path_key(&rel))?);
+/// Which parameter names the file when a call gives both `md5` and `path`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Named {
+    /// `get_file_info`: the path wins.
+    PathFirst,
+    /// `delete`: the path counts only without an md5.
+    Md5First,
+}
+
+/// The record named by the `md5` (an md5 or a path key) or `path` (a download path)
+/// parameter (docs/PROTOCOL.md §3).
+fn lookup(w: &Worker, p: &Params, order: Named) -> Result<Option<FileInfo>, ApiError> {
+    let (md5, path) = (p.str("md5"), p.str("path"));
+    if !path.is_empty() && (md5.is_empty() || order == Named::PathFirst) {
+        return by_download_path(w, path);
     }
-    let md5 = p.str("md5");
-    if let Some(info) = w.meta().get(md5)? {
+    Ok(w.meta().get_by_id(md5)?)
+}
+
+/// The record of a download path as an upload answered it (`path`, `src`: as stored), or
+/// percent-encoded as in its `url`.
+fn by_download_path(w: &Worker, path: &str) -> Result<Option<FileInfo>, ApiError> {
+    let find = |raw: &str| -> Result<Option<FileInfo>, ApiError> {
+        match store_rel_path(w, raw) {
+            Some(rel) => Ok(w.meta().get_by_path_key(&meta::path_key(&rel))?),
+            None => Ok(None),
+        }
+    };
+    if let Some(info) = find(path)? {
         return Ok(Some(info));
     }
-    // A path key given as md5 (how peers forward deletes).
-    if md5.len() == 32 {
-        return Ok(w.meta().get_by_path_key(md5)?);
+    match crate::http::query::percent_decode_path(path) {
+        Some(decoded) if decoded != path => find(&decoded),
+        _ => Ok(None),
     }
-    Ok(None)
 }
 
 /// `G/get_file_info` (admin).
 pub fn get_file_info(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, raw_refusal)?;
-    match lookup(w, p)? {
+    match lookup(w, p, Named::PathFirst)? {
         Some(info) => Ok(Response::text(
             200,
             json::pretty(&json::envelope("ok", "", Some(info))),
@@ -288,7 +305,9 @@ pub async fn delete(
     if !w.config().auth_url.is_empty() && !crate::auth::allowed(w, req, &p.0).await {
         return Err(ApiError::Empty(401));
     }
-    if p.str("path").is_empty() && p.str("md5").len() < 32 {
+    // The path counts only without an md5 (go-fastdfs' order).
+    let md5 = p.str("md5");
+    if (!md5.is_empty() || p.str("path").is_empty()) && md5.len() < 32 {
         return Err(ApiError::fail(400, "md5 unvalid"));
     }
     // A delete forwarded by a peer (`inner=1`) is not forwarded again, and leaves a
@@ -299,8 +318,7 @@ pub async fn delete(
     } else {
         w.config().peers.clone()
     };
-    let Some(info) = lookup(w, p)? else {
-        let md5 = p.str("md5");
+    let Some(info) = lookup(w, p, Named::Md5First)? else {
         if from_peer && md5.len() == 32 {
             w.meta()
                 .delete(md5.to_ascii_lowercase(), notify, true)

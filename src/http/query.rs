@@ -93,15 +93,19 @@ fn push_pct(out: &mut String, b: u8) {
 /// other byte (`,` and `;` included) is `%XX`.
 pub fn path_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    push_kept(&mut out, s, b"-_.~$&+:=@");
+    out
+}
+
+/// `s` appended to `out` with every byte but letters, digits and `kept` as `%XX`.
+fn push_kept(out: &mut String, s: &str, kept: &[u8]) {
     for &b in s.as_bytes() {
-        let keep = b.is_ascii_alphanumeric() || b"-_.~$&+:=@".contains(&b);
-        if keep {
+        if b.is_ascii_alphanumeric() || kept.contains(&b) {
             out.push(b as char);
         } else {
-            push_pct(&mut out, b);
+            push_pct(out, b);
         }
     }
-    out
 }
 
 /// A relative link to the directory entry `name` (directory listings): path-escaped and
@@ -110,26 +114,11 @@ pub fn listing_href(name: &str) -> String {
     format!("./{}", path_escape(name).replace("%2F", "/"))
 }
 
-/// A query parameter's value as Go's `url.QueryEscape` writes it: letters, digits and `-_.~`
-/// stay, a space is `+`, every other byte is `%XX` (so `&`, `=`, `#` and `+` in a file name
-/// never split or end the query).
-pub fn query_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    push_query_escaped(&mut out, s);
-    out
-}
-
-/// `query_escape(s)` appended to `out`.
-pub fn push_query_escaped(out: &mut String, s: &str) {
-    for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else if b == b' ' {
-            out.push('+');
-        } else {
-            push_pct(out, b);
-        }
-    }
+/// A file name as a query value, `?name=<this>`: go-fastdfs' `url.PathEscape` (a space is
+/// `%20`, UTF-8 bytes are escaped), except that `&`, `+` and `=`, which it leaves and which
+/// change a query's meaning, are escaped too.
+pub fn push_name_escaped(out: &mut String, s: &str) {
+    push_kept(out, s, b"-_.~$:@");
 }
 
 /// Percent-encodes what would change a URL path's meaning or break it: `%`, `?`, `#`,
@@ -215,7 +204,9 @@ mod tests {
         }
         // Non-ASCII: each UTF-8 byte.
         assert_eq!(path_escape("é"), "%C3%A9");
-        assert_eq!(query_escape("é ~"), "%C3%A9+~");
+        let mut name = String::new();
+        push_name_escaped(&mut name, "é ~(1)");
+        assert_eq!(name, "%C3%A9%20~%281%29");
         assert_eq!(ascii_url("/a é"), "/a %C3%A9");
         assert_eq!(escape_segment("a b/é\u{7f}"), "a%20b%2Fé%7F");
     }
@@ -230,9 +221,17 @@ mod tests {
     }
 
     #[test]
-    fn a_query_escaped_name_parses_back_whole() {
-        for name in ["a&b=c.txt", "x y+z#1.txt", "plain.txt", "中文.txt"] {
-            let q = format!("name={}&download=1", query_escape(name));
+    fn a_name_escaped_for_a_query_parses_back_whole() {
+        for name in [
+            "a&b=c.txt",
+            "x y+z#1.txt",
+            "plain.txt",
+            "中文.txt",
+            "100%.txt",
+        ] {
+            let mut q = "name=".to_string();
+            push_name_escaped(&mut q, name);
+            q.push_str("&download=1");
             let pairs = parse_urlencoded(q.as_bytes());
             assert_eq!(pairs[0], ("name".to_string(), name.to_string()), "{q}");
             assert_eq!(pairs.len(), 2, "{q}");

@@ -465,6 +465,18 @@ pub fn local_stamp(t: i64) -> String {
     )
 }
 
+/// Every byte but letters, digits and `-_.~` as `%XX`: a query value or a path segment.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 pub fn md5_hex(data: &[u8]) -> String {
     use md5::Digest;
     md5::Md5::digest(data)

@@ -220,6 +220,23 @@ impl Meta {
         Ok(self.get(md5)?.filter(|i| self.is_live(i)))
     }
 
+    /// The record an id names: its md5, else a path key (peers and go-fastdfs clients send
+    /// either as `md5`).
+    pub fn get_by_id(&self, id: &str) -> Result<Option<FileInfo>, MetaError> {
+        if let Some(info) = self.get(id)? {
+            return Ok(Some(info));
+        }
+        if id.len() == 32 {
+            return self.get_by_path_key(id);
+        }
+        Ok(None)
+    }
+
+    /// `get_by_id` for content that is here (`is_live`).
+    pub fn get_live_by_id(&self, id: &str) -> Result<Option<FileInfo>, MetaError> {
+        Ok(self.get_by_id(id)?.filter(|i| self.is_live(i)))
+    }
+
     /// Looks up a record by its path key (MD5 of `files/.../name`).
     pub fn get_by_path_key(&self, key: &str) -> Result<Option<FileInfo>, MetaError> {
         self.overlays
