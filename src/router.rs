@@ -55,6 +55,34 @@ fn is_clean(p: &str) -> bool {
     p == "/" || crate::store::names::slash_segments(rest).all(|seg| !matches!(seg, "" | "." | ".."))
 }
 
+/// The canonical form of a request path when it is not canonical (Go's ServeMux: the path,
+/// percent-decoded, cleaned), else None. Escapes of the raw path are kept where only its
+/// raw form needed cleaning; a path whose dot segments or slashes were escaped (`%2e%2e`) is
+/// cleaned decoded, and its segments escaped again.
+pub fn canonical_path(raw: &str) -> Option<String> {
+    if !is_clean(raw) {
+        let cleaned = clean_path(raw);
+        return (cleaned != raw).then_some(cleaned);
+    }
+    if !raw.contains('%') {
+        return None;
+    }
+    // An undecodable path is no path to redirect to: the route answers it (400).
+    let decoded = crate::http::query::percent_decode_path(raw)?;
+    if is_clean(&decoded) {
+        return None;
+    }
+    let cleaned = clean_path(&decoded);
+    let mut out = String::with_capacity(cleaned.len() + 8);
+    for (i, seg) in cleaned.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        crate::http::query::push_segment(&mut out, seg);
+    }
+    Some(crate::http::query::ascii_url(&out))
+}
+
 /// A cleaned path as a same-origin `Location`: backslashes are encoded, since browsers read
 /// `/\host` (like `//host`) as another host.
 pub fn redirect_target(cleaned: &str) -> String {
@@ -145,14 +173,11 @@ async fn dispatch(w: &Rc<Worker>, req: &mut Request<'_>) -> Result<Response, Api
     // The head's path is borrowed, not copied: a download (the common request) needs no
     // owned copy of it; the rarer routes take one below.
     let path = req.head.path();
-    if !is_clean(path) {
-        let cleaned = clean_path(path);
-        if cleaned != path {
-            return match redirect_location(&cleaned, req.head.query()) {
-                Some(location) => Ok(Response::new(301).header("Location", location)),
-                None => Err(ApiError::fail(414, "request-target too long once cleaned")),
-            };
-        }
+    if let Some(cleaned) = canonical_path(path) {
+        return match redirect_location(&cleaned, req.head.query()) {
+            Some(location) => Ok(Response::new(301).header("Location", location)),
+            None => Err(ApiError::fail(414, "request-target too long once cleaned")),
+        };
     }
     let client = w.client_of(req);
     let name = match cfg.after_prefix(path) {
@@ -279,7 +304,38 @@ fn route_of(name: &str) -> Route {
 
 #[cfg(test)]
 mod tests {
-    use super::clean_path;
+    use super::{canonical_path, clean_path};
+
+    #[test]
+    fn escaped_dot_segments_are_cleaned_like_plain_ones() {
+        let c = |p: &str| canonical_path(p);
+        assert_eq!(c("/group1/a/b.txt"), None);
+        assert_eq!(
+            c("/group1/my%20doc.txt"),
+            None,
+            "an escape alone is canonical"
+        );
+        assert_eq!(c("/group1/a/../b.txt").as_deref(), Some("/group1/b.txt"));
+        assert_eq!(
+            c("/group1/a/%2e%2e/b.txt").as_deref(),
+            Some("/group1/b.txt")
+        );
+        assert_eq!(c("/group1/a/%2E/b.txt").as_deref(), Some("/group1/a/b.txt"));
+        assert_eq!(
+            c("/group1/my%20doc/%2e%2e/x%3Fy%C3%A9.txt").as_deref(),
+            Some("/group1/x%3Fy%C3%A9.txt"),
+            "the other segments are escaped again"
+        );
+        assert_eq!(
+            c("/%2e%2e/%2e%2e/etc/passwd").as_deref(),
+            Some("/etc/passwd")
+        );
+        assert_eq!(
+            c("/group1/a%FF/%2e%2e"),
+            None,
+            "not UTF-8: the route answers"
+        );
+    }
 
     #[test]
     fn clean_like_go() {

@@ -286,17 +286,6 @@ fn sighup_reloads_the_configuration() {
     }));
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[test]
 fn admin_routes_refuse_a_non_admin_address() {
     let s = Server::start(json!({}));
@@ -406,8 +395,16 @@ fn static_files_are_served_inline_and_never_outside_static() {
         std::time::Duration::from_secs(5),
     );
     let reply = String::from_utf8_lossy(&reply);
-    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    // Cleaned like plain dots (as go-fastdfs' mux does): out of static/, into the downloads.
+    assert!(reply.starts_with("HTTP/1.1 301"), "{reply}");
+    assert!(
+        reply.contains("\r\nLocation: /group1/conf/cfg.json\r\n"),
+        "{reply}"
+    );
     assert!(!reply.contains("admin_key"), "{reply}");
+    let (code, body) = get(&s, "/group1/conf/cfg.json");
+    assert_eq!(code, 404);
+    assert!(!body.contains("admin_key"), "{body}");
 }
 
 #[test]

@@ -481,6 +481,42 @@ fn if_modified_since_the_last_modification_gets_304_and_an_older_date_gets_200()
     assert_eq!((r.status, r.body.as_slice()), (200, HELLO));
 }
 
+#[test]
+fn a_file_changed_since_if_unmodified_since_or_not_matching_if_match_gets_412() {
+    let s = Server::start(json!({}));
+    let p = put_file(&s, "c/hello.txt", HELLO);
+    let first = get(&s, &p, &[]);
+    let lm = first
+        .header("last-modified")
+        .expect("Last-Modified")
+        .to_string();
+    let etag = first.header("etag").expect("ETag").to_string();
+    let old = "Sat, 01 Jan 2000 00:00:00 GMT";
+    // A resume guarded by the date of an older copy must not splice this file's bytes in.
+    for extra in [
+        vec![("If-Unmodified-Since", old)],
+        vec![("If-Unmodified-Since", old), ("Range", "bytes=0-4")],
+        vec![("If-Match", "\"something-else\"")],
+        vec![("If-Match", "W/\"something-else\""), ("Range", "bytes=0-4")],
+    ] {
+        let r = get(&s, &p, &extra);
+        assert_eq!(r.status, 412, "{extra:?}");
+        assert!(r.body.is_empty(), "{extra:?}");
+    }
+    let r = get(
+        &s,
+        &p,
+        &[("If-Unmodified-Since", &lm), ("Range", "bytes=0-4")],
+    );
+    assert_eq!((r.status, r.body.as_slice()), (206, &HELLO[..5]));
+    let r = get(&s, &p, &[("If-Match", &etag)]);
+    assert_eq!((r.status, r.body.as_slice()), (200, HELLO));
+    let r = get(&s, &p, &[("If-Match", "*"), ("If-Unmodified-Since", old)]);
+    assert_eq!(r.status, 200, "If-Match decides when both are sent");
+    let r = get(&s, &p, &[("If-Unmodified-Since", "not a date")]);
+    assert_eq!(r.status, 200, "an unparsable date is ignored");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Inline, attachment, Content-Disposition
 // ---------------------------------------------------------------------------------------------

@@ -489,3 +489,34 @@ fn the_compact_command_compacts_with_the_server_stopped() {
         }
     }
 }
+
+#[test]
+fn containers_and_their_directories_are_never_served_only_live_locators() {
+    let s = Server::start(json!({"enable_merge_small_file": true, "show_dir": true}));
+    let data = noise(700, 9);
+    let r = upload_json(&s, "kept.txt", &data);
+    let gone = upload_json(&s, "gone.txt", &noise(500, 10));
+    let path = r["path"].as_str().unwrap();
+    let (n, ..) = locator(path);
+    assert!(s.dir.join(format!("files/haystack/1/{n}")).is_file());
+    for raw in [
+        format!("/group1/haystack/1/{n}"),
+        "/group1/haystack/1/".to_string(),
+        "/group1/haystack/".to_string(),
+        "/group1/haystack".to_string(),
+    ] {
+        let (status, body) = get_bytes(&s.base(), &raw, &[]);
+        assert_eq!(status, 404, "{raw}: {}", String::from_utf8_lossy(&body));
+        assert!(body.is_empty(), "{raw}");
+    }
+    let (status, body) = get_bytes(&s.base(), path, &[]);
+    assert_eq!((status, body.as_slice()), (200, &data[..]));
+    // A deleted merged file's bytes stay in its container until compaction: not readable.
+    let (code, body) = call(agent().get(&s.url(&format!(
+        "/group1/delete?md5={}",
+        gone["md5"].as_str().unwrap()
+    ))));
+    assert_eq!(code, 200, "{body}");
+    let (status, _) = get_bytes(&s.base(), gone["path"].as_str().unwrap(), &[]);
+    assert_eq!(status, 404);
+}

@@ -105,9 +105,14 @@ async fn serve(
     let mut params = super::Params::default();
     params.push_query(req.head.query());
     let asked = check_token(w, req, &params, &file_rel).await?;
-    if file_rel.starts_with("files/haystack/") {
+    if crate::store::haystack::is_under(&file_rel) {
         if let Some(r) = Box::pin(merged(w, req, &params, &file_rel)).await? {
             return Ok(r);
+        }
+        // Containers and their directories are never served; a locator without a record
+        // here may name a peer's file (read through below: no file on disk has its name).
+        if !crate::store::haystack::names_a_locator(&file_rel) {
+            return Ok(Response::text(404, ""));
         }
     }
     if wants_variant(&params) {
@@ -557,6 +562,9 @@ fn respond(
         Some(v) => v != "0",
     };
     // What the validators decide, before the ETag moves into the head.
+    if content::precondition_failed(req, &tag, mtime) {
+        return Ok(Response::new(412));
+    }
     let not_modified = content::not_modified(req, &tag, mtime);
     let range_header = req.head.header("range").filter(|_| {
         req.head

@@ -77,16 +77,34 @@ pub fn not_modified(req: &Request<'_>, tag: &str, mtime: u64) -> bool {
             .map(|t| t.trim().trim_start_matches("W/"))
             .any(|t| t == "*" || t == tag);
     }
-    if let Some(ims) = req.head.header_str("if-modified-since") {
-        if let Ok(t) = httpdate::parse_http_date(ims) {
-            let secs = t
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            return mtime <= secs;
-        }
+    match req.head.header_str("if-modified-since").and_then(http_secs) {
+        Some(secs) => mtime <= secs,
+        None => false,
     }
-    false
+}
+
+/// If-Match (strong comparison) or, without it, If-Unmodified-Since (RFC 9110 §13.2.2): the
+/// file is not the one the client holds, so its request must fail (412), a Range above all.
+pub fn precondition_failed(req: &Request<'_>, tag: &str, mtime: u64) -> bool {
+    if let Some(im) = req.head.header_str("if-match") {
+        return !im.split(',').map(str::trim).any(|t| t == "*" || t == tag);
+    }
+    match req
+        .head
+        .header_str("if-unmodified-since")
+        .and_then(http_secs)
+    {
+        Some(secs) => mtime > secs,
+        None => false,
+    }
+}
+
+/// An HTTP date as Unix seconds; None when it does not parse (the header is then ignored).
+pub fn http_secs(v: &str) -> Option<u64> {
+    httpdate::parse_http_date(v.trim())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
 }
 
 /// Content types a browser runs script in when shown inline.

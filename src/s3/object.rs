@@ -101,10 +101,7 @@ fn etag_listed(list: &str, etag: &str) -> bool {
 }
 
 fn http_secs(v: &str) -> Option<i64> {
-    httpdate::parse_http_date(v.trim())
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs() as i64)
+    crate::http::content::http_secs(v).map(|s| s as i64)
 }
 
 pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Response, S3Error> {

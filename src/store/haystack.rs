@@ -102,6 +102,19 @@ pub fn dir_of(peer_id: &str) -> String {
     format!("files/haystack/{peer_id}")
 }
 
+/// Whether `rel` (relative to the runtime dir) lies in the containers' tree, `files/haystack`.
+pub fn is_under(rel: &str) -> bool {
+    rel.strip_prefix("files/haystack")
+        .is_some_and(|r| r.is_empty() || r.starts_with('/'))
+}
+
+/// Whether a path in the containers' tree names a merged file (its last segment a locator).
+/// Nothing else there is ever served: a container holds every merged file's bytes, deleted
+/// ones too until compaction.
+pub fn names_a_locator(rel: &str) -> bool {
+    is_under(rel) && Locator::parse(rel.rsplit('/').next().unwrap_or("")).is_some()
+}
+
 /// The locator of a merged file, its stored name: `<N>,<offset>,<size>,<ext>`.
 pub fn locator(at: Appended, size_with_marker: u64, ext: &str) -> String {
     format!("{},{},{size_with_marker},{ext}", at.container, at.offset)
@@ -550,6 +563,23 @@ pub async fn read_from(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_locators_are_served_from_the_containers_tree() {
+        assert!(names_a_locator("files/haystack/1/100,0,16,.txt"));
+        assert!(names_a_locator("files/haystack/1/100,7,16,"));
+        for raw in [
+            "files/haystack",
+            "files/haystack/1",
+            "files/haystack/1/100",
+            "files/haystack/1/100.retired",
+            "files/haystack/1/100,x,16,.txt",
+        ] {
+            assert!(is_under(raw) && !names_a_locator(raw), "{raw}");
+        }
+        assert!(!is_under("files/haystacks/1/100"));
+        assert!(!is_under("files/default/haystack/1/100"));
+    }
 
     #[test]
     fn small_uploads_held_in_memory_are_bounded_per_executor() {
