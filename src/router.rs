@@ -241,7 +241,7 @@ async fn api_route(
         }
         "/get_file_info" => {
             let p = api::read_params(req).await?;
-            manage::get_file_info(w, client, &p)
+            manage::get_file_info(w, client, &p).await
         }
         "/stat" => admin::stat(w, client, &api::read_params(req).await?),
         "/list_dir" => admin::list_dir(w, client, &api::read_params(req).await?).await,

@@ -230,6 +230,11 @@ fn reload_needs_the_key_and_gets_sets_and_reloads() {
     assert_eq!(code, 200);
     assert_eq!(v["data"]["group"], "group1");
     assert_eq!(v["data"]["show_dir"], true);
+    // Every key go-fastdfs shows, its own without effect here too; no peers is null.
+    assert_eq!(v["data"]["peers"], Value::Null);
+    assert_eq!(v["data"]["queue_size"], 10_000);
+    assert_eq!(v["data"]["enable_disk_cache"], false);
+    assert!(v["data"]["upload_worker"].as_i64() >= Some(8), "{v}");
     // set rewrites cfg.json; reload applies it.
     let mut cfg: Value =
         serde_json::from_str(&std::fs::read_to_string(s.dir.join("conf/cfg.json")).unwrap())

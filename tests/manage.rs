@@ -303,6 +303,9 @@ fn status_from_localhost_is_an_ok_envelope_with_local_peers_and_file_stats() {
     let d = &v["data"];
     assert_eq!(d["Fs.Local"], s.base());
     assert_eq!(d["Fs.Peers"], json!(["http://127.0.0.9:7"]));
+    let alone = Server::start(json!({}));
+    let (_, body) = get(&alone, "/group1/status");
+    assert_eq!(parse(&body)["data"]["Fs.Peers"], Value::Null, "{body}");
     let stats = d["Fs.FileStats"].as_array().expect("Fs.FileStats array");
     let all = stats
         .iter()

@@ -112,6 +112,12 @@ fn migration_indexes_a_copied_tree_pushes_it_to_the_peer_and_a_restart_indexes_o
     assert_eq!(stat_count(&a.base()), FIRST as i64 + 1_000);
     let (code, body) = call(agent().get(&a.url("/group1/repair_fileinfo")));
     assert_eq!(code, 200, "{body}");
+    // Without enable_migrate: go-fastdfs' text alone, no envelope.
+    let (code, body) = call(agent().get(&b.url("/group1/repair_fileinfo")));
+    assert_eq!(
+        (code, body.as_str()),
+        (400, "please set enable_migrate=true")
+    );
     let again = eventually(Duration::from_secs(60), || migration(&a.base()).0 >= 2);
     assert!(again);
     assert_eq!(migration(&a.base()).2, 1_000, "nothing indexed twice");

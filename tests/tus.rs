@@ -675,6 +675,11 @@ fn get_of_a_finished_upload_url_serves_that_file_with_range_and_the_download_che
     let got = agent().get(&url).call().unwrap();
     assert_eq!(got.status(), 200);
     assert_eq!(got.header("content-length"), Some("300000"));
+    assert_eq!(
+        got.all("x-content-type-options"),
+        vec!["nosniff"],
+        "sent once"
+    );
     let mut body = Vec::new();
     got.into_reader().read_to_end(&mut body).unwrap();
     assert_eq!(body, data);
@@ -683,6 +688,27 @@ fn get_of_a_finished_upload_url_serves_that_file_with_range_and_the_download_che
     let mut tail = Vec::new();
     ranged.into_reader().read_to_end(&mut tail).unwrap();
     assert_eq!(tail, &data[data.len() - 100..]);
+    // get_file_info takes the upload's id for an md5 (go-fastdfs clients find the file so);
+    // an unfinished upload's id names nothing yet.
+    let id = url.rsplit('/').next().unwrap();
+    let info = request(
+        "GET",
+        &s.url(&format!("/group1/get_file_info?md5={id}")),
+        &[],
+        None,
+    );
+    assert_eq!(info.status, 200, "{}", info.body);
+    let v: serde_json::Value = serde_json::from_str(&info.body).unwrap();
+    assert_eq!(v["data"]["md5"], md5_hex(&data));
+    assert_eq!(v["data"]["name"], "fetched.bin");
+    let half = unfinished.rsplit('/').next().unwrap();
+    let info = request(
+        "GET",
+        &s.url(&format!("/group1/get_file_info?md5={half}")),
+        &[],
+        None,
+    );
+    assert_eq!(info.status, 404, "{}", info.body);
     // The download checks hold: a non-admin caller without a token is refused.
     assert_eq!(status_from_non_admin(&url, &[]), 401);
     // An unfinished, an unknown or a malformed id is a 404, and never an md5 or path key.

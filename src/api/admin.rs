@@ -352,9 +352,7 @@ pub async fn reload(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, 
             http: 400,
             body: "(error)action support set(json) get reload".into(),
         }),
-        Some("get") => Ok(ok(Some(
-            serde_json::to_value(&*cfg).expect("config serializes"),
-        ))),
+        Some("get") => Ok(ok(Some(cfg.as_shown()))),
         Some("set") => {
             let text = p.str("cfg");
             if text.is_empty() {

@@ -166,7 +166,11 @@ pub async fn repair_fileinfo(
     let cfg = w.config();
     require_admin(&cfg, client, p, refuse_text)?;
     if !cfg.enable_migrate {
-        return Err(ApiError::fail(400, "please set enable_migrate=true"));
+        // go-fastdfs' body is this text alone, not an envelope.
+        return Err(ApiError::Text {
+            http: 400,
+            body: "please set enable_migrate=true".into(),
+        });
     }
     // The migration duty (executor 0) runs the pass: progress in the log and /metrics.
     w.shared.migration.request();

@@ -204,7 +204,13 @@ pub fn status(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiErr
     data.insert("Fs.AutoRepair".into(), json!(cfg.auto_repair));
     data.insert("Fs.FileStats".into(), Value::Array(stats));
     data.insert("Fs.Local".into(), json!(cfg.host));
-    data.insert("Fs.Peers".into(), json!(cfg.peers));
+    // No peers is `null`, as go-fastdfs' nil slice.
+    let peers = if cfg.peers.is_empty() {
+        Value::Null
+    } else {
+        json!(cfg.peers)
+    };
+    data.insert("Fs.Peers".into(), peers);
     data.insert("Fs.QueueFileLog".into(), json!(0));
     data.insert("Fs.QueueFromPeers".into(), json!(0));
     data.insert("Fs.QueueToPeers".into(), json!(0));
@@ -282,9 +288,16 @@ fn by_download_path(w: &Worker, path: &str) -> Result<Option<FileInfo>, ApiError
 }
 
 /// `G/get_file_info` (admin).
-pub fn get_file_info(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+pub async fn get_file_info(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, raw_refusal)?;
-    match lookup(w, p, Named::PathFirst)? {
+    let mut found = lookup(w, p, Named::PathFirst)?;
+    if found.is_none() {
+        // A tus upload's id names the file it became (as in go-fastdfs).
+        if let Some(md5) = crate::tus::state::finished_md5(w.dir(), p.str("md5")).await? {
+            found = w.meta().get_live(&md5)?;
+        }
+    }
+    match found {
         Some(info) => Ok(Response::text(
             200,
             json::pretty(&json::envelope("ok", "", Some(info))),

@@ -381,7 +381,9 @@ pub fn parse(path: &Path, text: &str) -> Result<(Config, Vec<String>), ConfigErr
     };
     let mut warnings = Vec::new();
     for key in map.keys() {
-        let comment_key = !key.is_ascii();
+        // go-fastdfs' template comments its keys with keys of their own: Chinese names and
+        // one ASCII name, `PeerID`.
+        let comment_key = !key.is_ascii() || key == "PeerID";
         if KNOWN_KEYS.contains(&key.as_str()) || comment_key {
             continue;
         }
@@ -594,6 +596,32 @@ impl Config {
 
     pub fn use_sha1(&self) -> bool {
         self.file_sum_arithmetic.eq_ignore_ascii_case("sha1")
+    }
+
+    /// The configuration as `reload?action=get` shows it: every key, as go-fastdfs shows its
+    /// own too. go-fastdfs' keys without effect here appear with the values it would use,
+    /// `upload_worker` as its default when unset, and no peers as `null`.
+    pub fn as_shown(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).expect("config serializes");
+        let map = v.as_object_mut().expect("a struct is an object");
+        for (key, value) in [
+            ("enable_disk_cache", serde_json::json!(false)),
+            ("proxies", serde_json::Value::Null),
+            ("queue_size", serde_json::json!(10_000)),
+            ("upload_queue_size", serde_json::json!(200)),
+            ("watch_chan_size", serde_json::json!(100_000)),
+        ] {
+            map.entry(key).or_insert(value);
+        }
+        if self.upload_worker == 0 {
+            let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+            let go_default = if cpus < 4 { 8 } else { cpus + 4 };
+            map.insert("upload_worker".into(), go_default.into());
+        }
+        if self.peers.is_empty() {
+            map.insert("peers".into(), serde_json::Value::Null);
+        }
+        v
     }
 }
 

@@ -31,7 +31,8 @@ fn missing_keys_get_runtime_defaults() {
 
 #[test]
 fn unknown_keys_warn_and_comment_keys_do_not() {
-    let (_, w) = p("{\"bogus\": 1, \"注释\": \"x\", \"queue_size\": 5}").unwrap();
+    let (_, w) =
+        p("{\"bogus\": 1, \"注释\": \"x\", \"PeerID\": \"集群\", \"queue_size\": 5}").unwrap();
     assert_eq!(w.len(), 1);
     assert!(w[0].contains("bogus") && w[0].contains("line 1"), "{w:?}");
 }

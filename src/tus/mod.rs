@@ -139,7 +139,10 @@ pub async fn handle(w: &Worker, req: &mut Request<'_>, rest: &str) -> Response {
         .await
         .unwrap_or_else(|e| ApiError::from(e).into_response());
     resp.set("Tus-Resumable", TUS_VERSION);
-    resp.set("X-Content-Type-Options", "nosniff");
+    // A finished upload's file comes with the download's own (once).
+    if !resp.has_header("X-Content-Type-Options") {
+        resp.set("X-Content-Type-Options", "nosniff");
+    }
     match resp.status {
         412 => resp.set("Tus-Version", TUS_VERSION),
         405 if rest.is_empty() => resp.set("Allow", "OPTIONS, POST"),

@@ -128,6 +128,20 @@ pub async fn load(root: &Path, id: &str) -> io::Result<Option<Info>> {
     Ok(Some(info))
 }
 
+/// The md5 of the file a finished, unexpired upload became (go-fastdfs clients find a tus
+/// upload's file with `get_file_info?md5=<upload id>`); None for anything else, a malformed
+/// id included.
+pub async fn finished_md5(root: &Path, id: &str) -> io::Result<Option<String>> {
+    if !super::protocol::valid_id(id) {
+        return Ok(None);
+    }
+    Ok(load(root, id)
+        .await?
+        .filter(|info| !info.expired(now()))
+        .and_then(|info| info.completed)
+        .map(|done| done.md5))
+}
+
 /// Largest `.info` file read (metadata is bounded by the request head limit).
 const INFO_BYTES_MAX: u64 = 64 * 1024;
 
