@@ -1052,3 +1052,45 @@ fn a_failure_in_a_batch_holds_the_rest_for_the_next_round_instead_of_switching_p
         "fell back to go-fastdfs' protocol: {others:?}"
     );
 }
+
+#[test]
+fn the_same_content_uploaded_on_two_nodes_is_served_under_both_names_by_each() {
+    // Each node gets the same bytes under its own name while the other is down.
+    let mut c = Cluster::start(23, 2, json!({}));
+    let data = noise(300_000, 23);
+    let md5 = md5_hex(&data);
+    c.nodes[0].stop();
+    let on_b = upload_to(&c.nodes[1].base(), "b-name.bin", &data);
+    c.nodes[1].stop();
+    c.nodes[0].spawn();
+    let on_a = upload_to(&c.nodes[0].base(), "a-name.bin", &data);
+    c.nodes[1].spawn();
+    let (a, b) = (c.nodes[0].base(), c.nodes[1].base());
+    let a_path = on_a["path"].as_str().unwrap().to_string();
+    let b_path = on_b["path"].as_str().unwrap().to_string();
+    assert_ne!(a_path, b_path);
+    // Each learns the other's name for the content it has (no second copy is fetched).
+    let knows = |base: &str, path: &str| {
+        let url = format!("{base}/group1/get_file_info?path={}", urlencode(path));
+        let (code, body) = call(agent().get(&url));
+        code == 200 && body.contains(&md5)
+    };
+    assert!(
+        eventually(SYNC_DEADLINE, || knows(&b, &a_path) && knows(&a, &b_path)),
+        "{}",
+        c.report(&md5)
+    );
+    // Served without its origin: A's name from B alone.
+    c.nodes[0].stop();
+    let (code, body) = get_bytes(&b, &a_path, &[]);
+    assert_eq!((code, body.len()), (200, data.len()));
+    assert!(body == data, "the content under A's name");
+    let (code, body) = get_bytes(&b, &a_path, &[("Range", "bytes=10-19")]);
+    assert_eq!((code, body.as_slice()), (206, &data[10..20]));
+    // One delete removes the content under every name.
+    let (code, body) = call(agent().get(&format!("{b}/group1/delete?md5={md5}")));
+    assert_eq!(code, 200, "{body}");
+    for path in [&a_path, &b_path] {
+        assert_eq!(get_bytes(&b, path, &[]).0, 404, "{path}");
+    }
+}

@@ -32,11 +32,20 @@ pub async fn syncfile_info(
     info.md5 = info.md5.to_ascii_lowercase();
     crate::sync::validate_announced(&info)
         .map_err(|e| ApiError::fail(400, format!("fileInfo refused: {e}")))?;
-    if crate::sync::needless(w, &info)?.is_some() || crate::sync::fetch_inline(w, &info).await {
-        // Here already, deleted here (the tombstone wins), or fetched and stored just now.
-    } else {
-        // The sender's own URL goes first among the sources when it is a peer we know.
-        w.meta().announce(info.clone()).await?;
+    use crate::sync::Needless;
+    match crate::sync::needless(w, &info)? {
+        // Here already, or deleted here (the tombstone wins).
+        Some(Needless::Present | Needless::Deleted) => {}
+        // The content is here under another path: the announcement records this one.
+        Some(Needless::Elsewhere) => {
+            w.meta().announce(info.clone()).await?;
+        }
+        // Fetched and stored just now.
+        None if crate::sync::fetch_inline(w, &info).await => {}
+        None => {
+            // The sender's own URL goes first among the sources when it is a peer we know.
+            w.meta().announce(info.clone()).await?;
+        }
     }
     let host = req.head.header_str("host").unwrap_or("");
     let rel = info.path.strip_prefix("files/").unwrap_or(&info.path);

@@ -169,7 +169,15 @@ async fn serve_opened(
     let full = w.dir().join(file_rel);
     let file = match glommio::io::BufferedFile::open(&full).await {
         Ok(f) => f,
-        Err(_) => return crate::sync::read_through::read_through(w, req, file_rel, asked).await,
+        Err(_) => match stored_as(w, file_rel)? {
+            Some(rel) => match glommio::io::BufferedFile::open(w.dir().join(rel)).await {
+                Ok(f) => f,
+                Err(_) => {
+                    return crate::sync::read_through::read_through(w, req, file_rel, asked).await
+                }
+            },
+            None => return crate::sync::read_through::read_through(w, req, file_rel, asked).await,
+        },
     };
     let (size, mtime, is_dir) = fstat(&file)?;
     if is_dir {
@@ -194,6 +202,17 @@ async fn serve_opened(
     };
     w.open_files.borrow_mut().insert(epoch, file_rel, open);
     respond(w, req, params, file_rel, size, mtime, Source::File(file))
+}
+
+/// Where the content a peer named `rel` is stored here under another name (the same bytes
+/// were uploaded on two nodes at once; sync records the peer's name, `Meta::announce`).
+fn stored_as(w: &Worker, rel: &str) -> Result<Option<String>, ApiError> {
+    let key = crate::store::meta::path_key(rel);
+    Ok(w.meta()
+        .get_by_path_key(&key)?
+        .filter(|info| !info.is_merged())
+        .map(|info| info.rel_path())
+        .filter(|stored| stored != rel))
 }
 
 /// Reads a merged file from container `n` of `dir`, keeping the container open in the

@@ -197,6 +197,8 @@ async fn settle(w: &Worker, frame: Frame) -> Result<Outcome, String> {
     super::validate_announced(&info).map_err(|e| format!("fileInfo refused: {e}"))?;
     match super::needless(w, &info).map_err(|e| e.to_string())? {
         Some(super::Needless::Present) => return Ok(Outcome::Present),
+        // Only the path to record: announce's answer says so.
+        Some(super::Needless::Elsewhere) => {}
         Some(super::Needless::Deleted) => return Ok(Outcome::Deleted),
         None => {}
     }

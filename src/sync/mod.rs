@@ -351,6 +351,10 @@ fn announceable(w: &Worker, md5: &str) -> Result<Option<FileInfo>, MetaError> {
 pub enum Needless {
     /// Here already (and the announcement is not a later version of an S3 object).
     Present,
+    /// The content is here, under another path (the same bytes uploaded on two nodes at
+    /// once): only the announced path needs recording (`Meta::announce` does), so that it
+    /// is served here without its origin.
+    Elsewhere,
     /// Deleted here after its upload: the tombstone wins.
     Deleted,
 }
@@ -359,11 +363,15 @@ pub enum Needless {
 /// `batch` ask before storing or queueing anything).
 pub fn needless(w: &Worker, info: &FileInfo) -> Result<Option<Needless>, MetaError> {
     let meta = w.meta();
-    if meta
+    if let Some(old) = meta
         .get_live(&info.md5)?
-        .is_some_and(|old| !info.supersedes(&old))
+        .filter(|old| !info.supersedes(old))
     {
-        return Ok(Some(Needless::Present));
+        return Ok(Some(if is_known_path(w, &old, info)? {
+            Needless::Present
+        } else {
+            Needless::Elsewhere
+        }));
     }
     if meta
         .tombstone(&info.md5)?
@@ -372,6 +380,20 @@ pub fn needless(w: &Worker, info: &FileInfo) -> Result<Option<Needless>, MetaErr
         return Ok(Some(Needless::Deleted));
     }
     Ok(None)
+}
+
+/// Whether `announced`, whose content is here as `here`, names a path this node knows:
+/// the record's own, or one recorded for it before. Merged files are named by their
+/// locators, which differ between nodes: their content is all that counts.
+fn is_known_path(w: &Worker, here: &FileInfo, announced: &FileInfo) -> Result<bool, MetaError> {
+    let rel = announced.rel_path();
+    if here.is_merged() || announced.is_merged() || here.rel_path() == rel {
+        return Ok(true);
+    }
+    let key = crate::store::meta::path_key(&rel);
+    Ok(w.meta()
+        .get_by_path_key(&key)?
+        .is_some_and(|i| i.md5 == here.md5))
 }
 
 /// Announces a stored file to a peer, go-fastdfs style (docs/PROTOCOL.md §8).
@@ -394,8 +416,14 @@ async fn announce(w: &Worker, peer: &str, md5: &str) -> io::Result<()> {
             )
             .await?;
         let theirs: Option<FileInfo> = serde_json::from_slice(&r.body).ok();
-        // The peer has it, unless ours is a later version of the same S3 key.
-        if theirs.is_some_and(|i| i.md5 == md5 && !info.supersedes(&i)) {
+        // The peer has it at the same path, unless ours is a later version of the same S3
+        // key. Under another path (uploaded there too), it learns this path from the
+        // announcement.
+        if theirs.is_some_and(|i| {
+            i.md5 == md5
+                && (i.rel_path() == info.rel_path() || i.is_merged() || info.is_merged())
+                && !info.supersedes(&i)
+        }) {
             return Ok(());
         }
     }

@@ -32,6 +32,10 @@ impl Meta {
         };
         if let (true, Some(old)) = (dedup, &existing) {
             if self.is_live(old) {
+                // A peer's copy of content here under another name: its name is served too.
+                if let Origin::Peer = origin {
+                    super::paths::alias(s, txn, old, &info)?;
+                }
                 return Ok(OpResult::Existing(old.clone()));
             }
         }
@@ -75,6 +79,7 @@ impl Meta {
             Ok(b) => {
                 let old = decode(b)?;
                 if self.is_live(&old) && !info.supersedes(&old) {
+                    super::paths::alias(s, txn, &old, &info)?;
                     return Ok(OpResult::Existing(old));
                 }
             }

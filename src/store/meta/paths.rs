@@ -98,6 +98,32 @@ pub(super) fn index(
     Ok(())
 }
 
+/// Records that `announced`'s path (a peer's name for the same content) serves `here`, the
+/// record of that content on this node, unless the path names something already (this
+/// node's own file there wins). Merged files are named by their locators and never
+/// aliased. The entry outlives `here` harmlessly: a lookup through it finds no record.
+pub(super) fn alias(
+    s: &Shard,
+    txn: &mut lmdb::RwTransaction<'_>,
+    here: &FileInfo,
+    announced: &FileInfo,
+) -> Result<(), MetaError> {
+    debug_assert_eq!(here.md5, announced.md5, "an alias names the same content");
+    let rel = announced.rel_path();
+    if here.is_merged() || announced.is_merged() || rel == here.rel_path() {
+        return Ok(());
+    }
+    match txn.put(
+        s.paths,
+        &path_key(&rel).as_bytes(),
+        &here.md5.as_bytes(),
+        WriteFlags::NO_OVERWRITE,
+    ) {
+        Ok(()) | Err(lmdb::Error::KeyExist) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Removes `old`'s entry, if it is still its own: a record of another md5 stored at the same
 /// path since (a replacing upload) keeps its entry.
 pub(super) fn unindex(
