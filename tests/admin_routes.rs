@@ -1,6 +1,7 @@
 //! The remaining single-node routes of docs/PROTOCOL.md §3 (stat, list_dir, search, check_files_exist,
 //! get_md5s_by_date, remove_empty_dir, repair_stat, backup, report, reload, google codes):
-//! success shapes, bad parameters, and refusal for a non-admin address (127.0.0.77).
+//! success shapes, bad parameters, and refusal for a non-admin address (127.0.0.77); the
+//! pages written into `static/` at start.
 mod common;
 use common::*;
 use serde_json::{json, Value};
@@ -430,4 +431,83 @@ fn a_go_fastdfs_page_template_in_static_is_used_for_the_index() {
     );
     let (_, index) = get(&s, "/");
     assert_eq!(index, body, "the index shows the same page");
+}
+
+/// (status, Location, Content-Type, body) of a request, redirects not followed.
+fn fetch(s: &Server, method: &str, path: &str) -> (u16, String, String, String) {
+    let resp = match agent().request(method, &s.url(path)).call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{path}: {e}"),
+    };
+    let location = resp.header("Location").unwrap_or("").to_string();
+    let content_type = resp.header("Content-Type").unwrap_or("").to_string();
+    (
+        resp.status(),
+        location,
+        content_type,
+        resp.into_string().unwrap(),
+    )
+}
+
+#[test]
+fn a_fresh_node_writes_its_pages_and_keeps_an_operators() {
+    // Fresh: both pages are written; the report is served with its group filled in.
+    let s = Server::start(json!({}));
+    let uppy = std::fs::read_to_string(s.dir.join("static/uppy.html")).unwrap();
+    assert_eq!(uppy.matches("%s").count(), 6, "{uppy}");
+    let (code, _, ctype, report) = fetch(&s, "GET", "/group1/report");
+    assert_eq!(code, 200, "{report}");
+    assert!(ctype.starts_with("text/html"), "{ctype}");
+    assert!(report.contains("var G = '/group1';"), "{report}");
+    assert!(!report.contains("{group}"), "{report}");
+    let (code, _, _, page) = fetch(&s, "GET", "/group1/upload.html");
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("data-endpoint=\"/group1/big/upload/\""),
+        "{page}"
+    );
+    // Removed while running: the report says so, the upload page falls back to its own.
+    std::fs::remove_file(s.dir.join("static/report.html")).unwrap();
+    std::fs::remove_file(s.dir.join("static/uppy.html")).unwrap();
+    let (code, _, _, body) = fetch(&s, "GET", "/group1/report");
+    assert_eq!(code, 404);
+    assert!(body.ends_with("static/report.html is not found"), "{body}");
+    assert_eq!(fetch(&s, "GET", "/group1/upload.html").3, page);
+
+    // An operator's pages, there before the first start and changed before a restart, stay.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("static")).unwrap();
+    std::fs::write(
+        dir.path().join("static/uppy.html"),
+        "mine <form action=\"%s\">",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("static/report.html"),
+        "report of {group} {group}",
+    )
+    .unwrap();
+    let mut s = Server::start_in(dir.path(), "127.0.0.1", json!({}));
+    let read = |name: &str| std::fs::read_to_string(dir.path().join("static").join(name)).unwrap();
+    assert_eq!(read("uppy.html"), "mine <form action=\"%s\">");
+    assert_eq!(read("report.html"), "report of {group} {group}");
+    assert_eq!(
+        fetch(&s, "GET", "/group1/upload.html").3,
+        "mine <form action=\"/group1/static/css\">"
+    );
+    assert_eq!(
+        fetch(&s, "GET", "/group1/report").3,
+        "report of /group1 {group}"
+    );
+    std::fs::write(dir.path().join("static/report.html"), "second").unwrap();
+    s.stop();
+    s.respawn();
+    assert_eq!(read("report.html"), "second");
+    assert_eq!(read("uppy.html"), "mine <form action=\"%s\">");
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("static"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "nothing else written: {names:?}");
 }
