@@ -1,7 +1,8 @@
 //! The remaining single-node routes of docs/PROTOCOL.md §3 (stat, list_dir, search, check_files_exist,
 //! get_md5s_by_date, remove_empty_dir, repair_stat, backup, report, reload, google codes):
 //! success shapes, bad parameters, and refusal for a non-admin address (127.0.0.77); the
-//! pages written into `static/` at start.
+//! `static/` file server (directories, redirects, listings) and the pages written into
+//! `static/` at start.
 mod common;
 use common::*;
 use serde_json::{json, Value};
@@ -448,6 +449,97 @@ fn fetch(s: &Server, method: &str, path: &str) -> (u16, String, String, String) 
         content_type,
         resp.into_string().unwrap(),
     )
+}
+
+#[test]
+fn static_directories_serve_their_index_or_a_go_listing_and_redirect_like_go() {
+    let s = Server::start(json!({}));
+    let st = s.dir.join("static");
+    std::fs::create_dir_all(st.join("docs/sub")).unwrap();
+    std::fs::write(st.join("docs/a b.txt"), "a").unwrap();
+    std::fs::write(st.join("docs/x&<y>.txt"), "x").unwrap();
+    std::fs::write(st.join("docs/javascript:alert(1)"), "j").unwrap();
+    std::fs::create_dir_all(st.join("site")).unwrap();
+    std::fs::write(st.join("site/index.html"), "<p>site</p>").unwrap();
+    std::fs::write(st.join("site/app.js"), "let x = 1;").unwrap();
+
+    // A directory with its slash: Go's listing, sorted, names escaped, dirs with a slash.
+    let (code, _, ctype, body) = fetch(&s, "GET", "/group1/static/docs/");
+    assert_eq!(code, 200);
+    assert!(ctype.starts_with("text/html"), "{ctype}");
+    assert_eq!(
+        body,
+        "<pre>\n\
+         <a href=\"a%20b.txt\">a b.txt</a>\n\
+         <a href=\"./javascript:alert%281%29\">javascript:alert(1)</a>\n\
+         <a href=\"sub/\">sub/</a>\n\
+         <a href=\"x&amp;%3Cy%3E.txt\">x&amp;&lt;y&gt;.txt</a>\n\
+         </pre>\n"
+    );
+    // Without it: 301 to the last segment with a slash, the query kept.
+    for (path, location) in [
+        ("/group1/static/docs", "docs/"),
+        ("/group1/static/docs/sub?v=1&w=2", "sub/?v=1&w=2"),
+        ("/group1/static", "/group1/static/"),
+        ("/group1/static?v=3", "/group1/static/?v=3"),
+        // `…/index.html` goes to the directory; a file asked for as a directory loses it.
+        ("/group1/static/site/index.html", "./"),
+        ("/group1/static/site/index.html?v=4", "./?v=4"),
+        ("/group1/static/docs/a%20b.txt/", "../a%20b.txt"),
+    ] {
+        let (code, got, _, _) = fetch(&s, "GET", path);
+        assert_eq!((code, got.as_str()), (301, location), "{path}");
+    }
+    // A directory with an index.html serves it (GET and HEAD), as HTML.
+    let (code, _, ctype, body) = fetch(&s, "GET", "/group1/static/site/");
+    assert_eq!((code, body.as_str()), (200, "<p>site</p>"));
+    assert!(ctype.starts_with("text/html"), "{ctype}");
+    let (code, _, _, body) = fetch(&s, "HEAD", "/group1/static/site/");
+    assert_eq!((code, body.as_str()), (200, ""));
+    // The root lists the pages written at start (and what the operator put there).
+    let (code, _, _, body) = fetch(&s, "GET", "/group1/static/");
+    assert_eq!(code, 200);
+    assert_eq!(
+        body,
+        "<pre>\n<a href=\"docs/\">docs/</a>\n<a href=\"report.html\">report.html</a>\n\
+         <a href=\"site/\">site/</a>\n<a href=\"uppy.html\">uppy.html</a>\n</pre>\n"
+    );
+    // Files keep Range and their types.
+    let r = agent()
+        .get(&s.url("/group1/static/site/app.js"))
+        .set("Range", "bytes=4-4")
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert!(
+        r.content_type().contains("javascript"),
+        "{}",
+        r.content_type()
+    );
+    assert_eq!(r.into_string().unwrap(), "x");
+    // Missing things and escapes stay what they were.
+    assert_eq!(fetch(&s, "GET", "/group1/static/nope/").0, 404);
+    assert_eq!(fetch(&s, "GET", "/group1/static/docs/nope").0, 404);
+    let reply = raw(
+        &s.addr(),
+        b"GET /group1/static/docs/%2e%2e/%2e%2e/conf/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        std::time::Duration::from_secs(5),
+    );
+    assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 400"));
+}
+
+#[test]
+fn static_without_group_prefix_redirects_to_its_root() {
+    let s = Server::start(json!({"support_group_manage": false}));
+    let (code, location, _, _) = fetch(&s, "GET", "/static");
+    assert_eq!((code, location.as_str()), (301, "/static/"));
+    let (code, _, _, body) = fetch(&s, "GET", "/static/");
+    assert_eq!(code, 200);
+    assert!(body.contains("<a href=\"report.html\">"), "{body}");
+    // The report's group placeholder is the empty prefix here.
+    let (code, _, _, report) = fetch(&s, "GET", "/report");
+    assert_eq!(code, 200, "{report}");
+    assert!(report.contains("var G = '';"), "{report}");
 }
 
 #[test]

@@ -1,9 +1,10 @@
-//! The web assets of the runtime dir's `static/` (docs/PROTOCOL.md §7.1, §7.2): the built-in
-//! upload page template and report page, written there at start-up when absent, and the
-//! template filler.
+//! The web assets of the runtime dir's `static/` (docs/PROTOCOL.md §7.1, §7.2, §5.4): the
+//! built-in upload page template and report page, written there at start-up when absent, and
+//! the rules of the `G/static/` file server for directories (index, redirects, listing).
 //!
-//! Owns no I/O on the request path. The one write, [`install_defaults`], runs once at
-//! start-up under the runtime-dir lock.
+//! Owns no I/O on the request path: `api::download::serve_static` opens and reads, this module
+//! decides what a directory request answers and builds the listing. The one write,
+//! [`install_defaults`], runs once at start-up under the runtime-dir lock.
 //!
 //! Both pages are ours (go-fastdfs' HTML and JavaScript are not used): plain HTML with the
 //! script embedded, nothing loaded from elsewhere, so they work on a node without Internet
@@ -54,6 +55,9 @@ pub fn fill_upload_template(template: &str, g: &str, scene: &str) -> String {
 pub const DEFAULT_FILES: [(&str, &str); 2] =
     [("uppy.html", UPLOAD_TEMPLATE), ("report.html", REPORT_PAGE)];
 
+/// At most this many entries are listed for one directory of `static/` (the rest are left out).
+pub const LISTING_ENTRIES_MAX: usize = 100_000;
+
 /// Writes each of [`DEFAULT_FILES`] into `static_dir` unless a file (or anything else) of that
 /// name is there already: an operator's page is never replaced. Each is written to a temp name,
 /// fsynced, then linked to its name (`link(2)` never replaces an existing name, so a file that
@@ -89,6 +93,45 @@ pub fn install_defaults(static_dir: &Path) -> std::io::Result<Vec<&'static str>>
     Ok(written)
 }
 
+/// A redirect of the `G/static/` file server (Go's `http.FileServer` rules), always relative
+/// to the request's path so it stays on the same host and prefix.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Redirect {
+    /// `…/index.html` goes to `./` (the directory serves it).
+    IndexToDirectory,
+    /// A directory without its trailing slash goes to `<name>/`.
+    AddSlash,
+    /// A file asked for with a trailing slash goes to `../<name>`.
+    DropSlash,
+}
+
+impl Redirect {
+    /// The `Location` (without the query, which the caller appends); `raw_last_segment` is the
+    /// request path's last segment as sent (still percent-encoded).
+    pub fn location(&self, raw_last_segment: &str) -> String {
+        match self {
+            Redirect::IndexToDirectory => "./".to_string(),
+            Redirect::AddSlash => format!("{raw_last_segment}/"),
+            Redirect::DropSlash => format!("../{raw_last_segment}"),
+        }
+    }
+}
+
+/// The redirect that applies before anything is opened: `…/index.html` goes to `./`.
+pub fn before_open(decoded_last_segment: Option<&str>) -> Option<Redirect> {
+    (decoded_last_segment == Some("index.html")).then_some(Redirect::IndexToDirectory)
+}
+
+/// The redirect that applies once the path is known to be a directory or not: a directory
+/// needs a trailing slash (`static/` itself always has one), a file must not have one.
+pub fn after_open(is_dir: bool, trailing_slash: bool, is_root: bool) -> Option<Redirect> {
+    match (is_dir, trailing_slash) {
+        (true, false) if !is_root => Some(Redirect::AddSlash),
+        (false, true) => Some(Redirect::DropSlash),
+        _ => None,
+    }
+}
+
 /// HTML-escapes text for an element body or a double-quoted attribute.
 pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -103,6 +146,41 @@ pub fn html_escape(s: &str) -> String {
         }
     }
     out
+}
+
+/// The relative link to a directory entry as Go's `url.URL{Path: name}.String()` writes it:
+/// path-escaped per segment, `./` in front only when the first segment has a `:` (else it
+/// would read as a scheme, e.g. `javascript:`).
+pub fn entry_href(name: &str) -> String {
+    let escaped: Vec<String> = name
+        .split('/')
+        .map(crate::http::query::path_escape)
+        .collect();
+    let href = escaped.join("/");
+    if name.split('/').next().is_some_and(|s| s.contains(':')) {
+        format!("./{href}")
+    } else {
+        href
+    }
+}
+
+/// A directory listing in Go's `http.FileServer` format: `<pre>`, one `<a href="…">…</a>` line
+/// per entry sorted by name, directories with a trailing `/`, names HTML-escaped (the hrefs
+/// too, as attribute values). `entries` are (name, is_dir).
+pub fn listing(mut entries: Vec<(String, bool)>) -> String {
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.truncate(LISTING_ENTRIES_MAX);
+    let mut body = String::from("<pre>\n");
+    for (name, is_dir) in entries {
+        let shown = if is_dir { format!("{name}/") } else { name };
+        body.push_str("<a href=\"");
+        body.push_str(&html_escape(&entry_href(&shown)));
+        body.push_str("\">");
+        body.push_str(&html_escape(&shown));
+        body.push_str("</a>\n");
+    }
+    body.push_str("</pre>\n");
+    body
 }
 
 #[cfg(test)]
@@ -156,5 +234,44 @@ mod tests {
         assert!(install_defaults(dir.path()).unwrap().is_empty());
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 2, "no temp file left");
+    }
+
+    #[test]
+    fn directory_rules() {
+        assert_eq!(
+            before_open(Some("index.html")),
+            Some(Redirect::IndexToDirectory)
+        );
+        assert_eq!(before_open(Some("a.html")), None);
+        assert_eq!(before_open(None), None);
+        assert_eq!(after_open(true, false, false), Some(Redirect::AddSlash));
+        assert_eq!(after_open(true, false, true), None);
+        assert_eq!(after_open(true, true, false), None);
+        assert_eq!(after_open(false, true, false), Some(Redirect::DropSlash));
+        assert_eq!(after_open(false, false, false), None);
+        assert_eq!(Redirect::IndexToDirectory.location("index.html"), "./");
+        assert_eq!(Redirect::AddSlash.location("a%20b"), "a%20b/");
+        assert_eq!(Redirect::DropSlash.location("x.css"), "../x.css");
+    }
+
+    #[test]
+    fn listing_is_go_format() {
+        let body = listing(vec![
+            ("b c.txt".into(), false),
+            ("a&<x>".into(), false),
+            ("javascript:alert(1)".into(), false),
+            ("sub".into(), true),
+            ("é".into(), false),
+        ]);
+        assert_eq!(
+            body,
+            "<pre>\n\
+             <a href=\"a&amp;%3Cx%3E\">a&amp;&lt;x&gt;</a>\n\
+             <a href=\"b%20c.txt\">b c.txt</a>\n\
+             <a href=\"./javascript:alert%281%29\">javascript:alert(1)</a>\n\
+             <a href=\"sub/\">sub/</a>\n\
+             <a href=\"%C3%A9\">é</a>\n\
+             </pre>\n"
+        );
     }
 }
