@@ -30,6 +30,7 @@ pub mod sync;
 pub mod sys;
 pub mod totp;
 pub mod tus;
+pub mod web;
 pub mod worker;
 
 /// Version printed by `fastdfs version`.

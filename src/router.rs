@@ -196,6 +196,14 @@ async fn dispatch(w: &Rc<Worker>, req: &mut Request<'_>) -> Result<Response, Api
     }
     let route = route_of(name);
     req.tag = route.tag();
+    if name == "/static" {
+        // Go's ServeMux adds the slash of a subtree pattern the same way.
+        let location = format!("{}/static/", cfg.prefix());
+        return match redirect_location(&location, req.head.query()) {
+            Some(location) => Ok(Response::new(301).header("Location", location)),
+            None => Err(ApiError::fail(414, "request-target too long once cleaned")),
+        };
+    }
     if let Some(file) = name.strip_prefix("/static/") {
         let file = file.to_string();
         return download::serve_static(w, req, &file).await;

@@ -65,6 +65,13 @@ pub fn run(dir: &Path, config: Config) -> Result<(), ServerError> {
             dir.join("files").join("_tmp").display()
         ))
     })?;
+    // A fresh node has its upload page template and report page (an operator's stay).
+    match crate::web::install_defaults(&dir.join("static")) {
+        Ok(written) if !written.is_empty() => tracing::info!(?written, "static/ pages written"),
+        Ok(_) => {}
+        // Not fatal: the upload page falls back to the built-in template; the report is 404.
+        Err(e) => tracing::warn!(cause = %e, "cannot write the default pages into static/"),
+    }
     if config.download_use_token && config.download_token_secret.is_empty() {
         tracing::warn!(
             "download_use_token is on but download_token_secret is empty: tokens use go-fastdfs' \

@@ -1,6 +1,8 @@
 //! The remaining single-node routes of docs/PROTOCOL.md §3 (stat, list_dir, search, check_files_exist,
 //! get_md5s_by_date, remove_empty_dir, repair_stat, backup, report, reload, google codes):
-//! success shapes, bad parameters, and refusal for a non-admin address (127.0.0.77).
+//! success shapes, bad parameters, and refusal for a non-admin address (127.0.0.77); the
+//! `static/` file server (directories, redirects, listings) and the pages written into
+//! `static/` at start.
 mod common;
 use common::*;
 use serde_json::{json, Value};
@@ -432,4 +434,177 @@ fn a_go_fastdfs_page_template_in_static_is_used_for_the_index() {
     );
     let (_, index) = get(&s, "/");
     assert_eq!(index, body, "the index shows the same page");
+}
+
+/// (status, Location, Content-Type, body) of a request, redirects not followed.
+fn fetch(s: &Server, method: &str, path: &str) -> (u16, String, String, String) {
+    let resp = match agent().request(method, &s.url(path)).call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{path}: {e}"),
+    };
+    let location = resp.header("Location").unwrap_or("").to_string();
+    let content_type = resp.header("Content-Type").unwrap_or("").to_string();
+    (
+        resp.status(),
+        location,
+        content_type,
+        resp.into_string().unwrap(),
+    )
+}
+
+#[test]
+fn static_directories_serve_their_index_or_a_go_listing_and_redirect_like_go() {
+    let s = Server::start(json!({}));
+    let st = s.dir.join("static");
+    std::fs::create_dir_all(st.join("docs/sub")).unwrap();
+    std::fs::write(st.join("docs/a b.txt"), "a").unwrap();
+    std::fs::write(st.join("docs/x&<y>.txt"), "x").unwrap();
+    std::fs::write(st.join("docs/javascript:alert(1)"), "j").unwrap();
+    std::fs::create_dir_all(st.join("site")).unwrap();
+    std::fs::write(st.join("site/index.html"), "<p>site</p>").unwrap();
+    std::fs::write(st.join("site/app.js"), "let x = 1;").unwrap();
+
+    // A directory with its slash: Go's listing, sorted, names escaped, dirs with a slash.
+    let (code, _, ctype, body) = fetch(&s, "GET", "/group1/static/docs/");
+    assert_eq!(code, 200);
+    assert!(ctype.starts_with("text/html"), "{ctype}");
+    assert_eq!(
+        body,
+        "<pre>\n\
+         <a href=\"a%20b.txt\">a b.txt</a>\n\
+         <a href=\"./javascript:alert%281%29\">javascript:alert(1)</a>\n\
+         <a href=\"sub/\">sub/</a>\n\
+         <a href=\"x&amp;%3Cy%3E.txt\">x&amp;&lt;y&gt;.txt</a>\n\
+         </pre>\n"
+    );
+    // Without it: 301 to the last segment with a slash, the query kept.
+    for (path, location) in [
+        ("/group1/static/docs", "docs/"),
+        ("/group1/static/docs/sub?v=1&w=2", "sub/?v=1&w=2"),
+        ("/group1/static", "/group1/static/"),
+        ("/group1/static?v=3", "/group1/static/?v=3"),
+        // `…/index.html` goes to the directory; a file asked for as a directory loses it.
+        ("/group1/static/site/index.html", "./"),
+        ("/group1/static/site/index.html?v=4", "./?v=4"),
+        ("/group1/static/docs/a%20b.txt/", "../a%20b.txt"),
+    ] {
+        let (code, got, _, _) = fetch(&s, "GET", path);
+        assert_eq!((code, got.as_str()), (301, location), "{path}");
+    }
+    // A directory with an index.html serves it (GET and HEAD), as HTML.
+    let (code, _, ctype, body) = fetch(&s, "GET", "/group1/static/site/");
+    assert_eq!((code, body.as_str()), (200, "<p>site</p>"));
+    assert!(ctype.starts_with("text/html"), "{ctype}");
+    let (code, _, _, body) = fetch(&s, "HEAD", "/group1/static/site/");
+    assert_eq!((code, body.as_str()), (200, ""));
+    // The root lists the pages written at start (and what the operator put there).
+    let (code, _, _, body) = fetch(&s, "GET", "/group1/static/");
+    assert_eq!(code, 200);
+    assert_eq!(
+        body,
+        "<pre>\n<a href=\"docs/\">docs/</a>\n<a href=\"report.html\">report.html</a>\n\
+         <a href=\"site/\">site/</a>\n<a href=\"uppy.html\">uppy.html</a>\n</pre>\n"
+    );
+    // Files keep Range and their types.
+    let r = agent()
+        .get(&s.url("/group1/static/site/app.js"))
+        .set("Range", "bytes=4-4")
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert!(
+        r.content_type().contains("javascript"),
+        "{}",
+        r.content_type()
+    );
+    assert_eq!(r.into_string().unwrap(), "x");
+    // Missing things and escapes stay what they were.
+    assert_eq!(fetch(&s, "GET", "/group1/static/nope/").0, 404);
+    assert_eq!(fetch(&s, "GET", "/group1/static/docs/nope").0, 404);
+    // Escaped dots are cleaned like plain ones: out of static/, never into conf/.
+    let reply = raw(
+        &s.addr(),
+        b"GET /group1/static/docs/%2e%2e/%2e%2e/conf/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        std::time::Duration::from_secs(5),
+    );
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 301"), "{reply}");
+    assert!(reply.contains("\r\nLocation: /group1/conf/\r\n"), "{reply}");
+}
+
+#[test]
+fn static_without_group_prefix_redirects_to_its_root() {
+    let s = Server::start(json!({"support_group_manage": false}));
+    let (code, location, _, _) = fetch(&s, "GET", "/static");
+    assert_eq!((code, location.as_str()), (301, "/static/"));
+    let (code, _, _, body) = fetch(&s, "GET", "/static/");
+    assert_eq!(code, 200);
+    assert!(body.contains("<a href=\"report.html\">"), "{body}");
+    // The report's group placeholder is the empty prefix here.
+    let (code, _, _, report) = fetch(&s, "GET", "/report");
+    assert_eq!(code, 200, "{report}");
+    assert!(report.contains("var G = '';"), "{report}");
+}
+
+#[test]
+fn a_fresh_node_writes_its_pages_and_keeps_an_operators() {
+    // Fresh: both pages are written; the report is served with its group filled in.
+    let s = Server::start(json!({}));
+    let uppy = std::fs::read_to_string(s.dir.join("static/uppy.html")).unwrap();
+    assert_eq!(uppy.matches("%s").count(), 6, "{uppy}");
+    let (code, _, ctype, report) = fetch(&s, "GET", "/group1/report");
+    assert_eq!(code, 200, "{report}");
+    assert!(ctype.starts_with("text/html"), "{ctype}");
+    assert!(report.contains("var G = '/group1';"), "{report}");
+    assert!(!report.contains("{group}"), "{report}");
+    let (code, _, _, page) = fetch(&s, "GET", "/group1/upload.html");
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("data-endpoint=\"/group1/big/upload/\""),
+        "{page}"
+    );
+    // Removed while running: the report says so, the upload page falls back to its own.
+    std::fs::remove_file(s.dir.join("static/report.html")).unwrap();
+    std::fs::remove_file(s.dir.join("static/uppy.html")).unwrap();
+    let (code, _, _, body) = fetch(&s, "GET", "/group1/report");
+    assert_eq!(code, 404);
+    assert!(body.ends_with("static/report.html is not found"), "{body}");
+    assert_eq!(fetch(&s, "GET", "/group1/upload.html").3, page);
+
+    // An operator's pages, there before the first start and changed before a restart, stay.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("static")).unwrap();
+    std::fs::write(
+        dir.path().join("static/uppy.html"),
+        "mine <form action=\"%s\">",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("static/report.html"),
+        "report of {group} {group}",
+    )
+    .unwrap();
+    let mut s = Server::start_in(dir.path(), "127.0.0.1", json!({}));
+    let read = |name: &str| std::fs::read_to_string(dir.path().join("static").join(name)).unwrap();
+    assert_eq!(read("uppy.html"), "mine <form action=\"%s\">");
+    assert_eq!(read("report.html"), "report of {group} {group}");
+    assert_eq!(
+        fetch(&s, "GET", "/group1/upload.html").3,
+        "mine <form action=\"/group1/static/css\">"
+    );
+    assert_eq!(
+        fetch(&s, "GET", "/group1/report").3,
+        "report of /group1 {group}"
+    );
+    std::fs::write(dir.path().join("static/report.html"), "second").unwrap();
+    s.stop();
+    s.respawn();
+    assert_eq!(read("report.html"), "second");
+    assert_eq!(read("uppy.html"), "mine <form action=\"%s\">");
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("static"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "nothing else written: {names:?}");
 }

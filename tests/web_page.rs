@@ -1,7 +1,15 @@
-//! The upload page in a real browser: headless Chromium (driven by playwright-core through
-//! tests/browser/upload_page.js) opens the page served by the real binary, chooses a file,
-//! submits the form, and the JSON2 envelope it then shows must name the file's md5; the file
-//! must then download with the same bytes.
+//! The web pages in a real browser: headless Chromium (driven by playwright-core through
+//! tests/browser/*.js) opens the pages served by the real binary.
+//!
+//! - upload_page.js: a fresh node has written its page template to static/uppy.html; the page
+//!   chooses a file, types an auth token and submits the form; the upload goes out with the
+//!   token as the `auth-token` header (the auth server, a stub, allows only that token) and
+//!   the JSON2 envelope the page then shows must name the file's md5; the file must then
+//!   download with the same bytes.
+//! - resumable_and_report.js: the page's tus widget uploads a file of a few MiB while its
+//!   pieces after the first are cut; after a reload it resumes from the offset the server
+//!   reports (HEAD) and finishes; the file downloads with the same bytes, and the report page
+//!   (G/report) shows today's row.
 //!
 //! Needs node, Debian's chromium (or $CHROMIUM_BIN) and `npm ci` in tests/browser; without
 //! them the test reports itself skipped (`common::skip`; scripts/test-all.sh installs them).
@@ -17,8 +25,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The whole browser run (launch, five page loads, upload); each step is bounded at 30 s by
-/// the script itself, which also gives up after 120 s.
+/// A whole browser run (launch, page loads, uploads); each step is bounded at 30 s by the
+/// script itself, which also gives up after 120 s.
 const NODE_TIMEOUT: Duration = Duration::from_secs(150);
 
 fn browser_dir() -> PathBuf {
@@ -80,14 +88,11 @@ fn wait_bounded(child: &mut Child, timeout: Duration) -> Option<std::process::Ex
     None
 }
 
-/// Runs upload_page.js and returns the JSON it printed.
-fn run_browser(page: &str, file: &Path, shot: &Path, others: &[String]) -> Value {
+/// Runs `script` (in tests/browser) with `args` and returns the JSON it printed.
+fn run_browser(script: &str, args: &[String]) -> Value {
     let mut child = Command::new("node")
-        .arg(browser_dir().join("upload_page.js"))
-        .arg(page)
-        .arg(file)
-        .arg(shot)
-        .args(others)
+        .arg(browser_dir().join(script))
+        .args(args)
         .current_dir(browser_dir())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -135,7 +140,8 @@ fn get_bytes(url: &str) -> (u16, Vec<u8>) {
     (status, body)
 }
 
-fn assert_upload_form(p: &Value, s: &Server) {
+/// `token`: what the auth_token field holds (typed by the test on the page it submits).
+fn assert_upload_form(p: &Value, s: &Server, token: &str) {
     assert_eq!(p["status"], 200, "{p}");
     assert!(
         p["contentType"]
@@ -169,9 +175,45 @@ fn assert_upload_form(p: &Value, s: &Server) {
             ("path", "text", ""),
             ("output", "hidden", "json2"),
             ("code", "text", ""),
+            ("auth_token", "text", token),
         ],
         "{p}"
     );
+}
+
+/// The token the auth server stub allows.
+const AUTH_TOKEN: &str = "page-token-7f3e";
+
+/// An auth server that allows [`AUTH_TOKEN`] only (and records every call).
+fn auth_stub() -> (String, Calls) {
+    sink("/auth", |body| {
+        let allowed = body
+            .split('&')
+            .any(|kv| kv == format!("auth_token={AUTH_TOKEN}"));
+        (String::new(), if allowed { "ok" } else { "fail" }.into())
+    })
+}
+
+/// Nothing the browser loaded failed, but the favicon Chromium asks for on its own and the
+/// requests the test cut itself (`cut`).
+fn assert_no_failed_loads(v: &Value, s: &Server, cut: impl Fn(&Value) -> bool) {
+    println!("failed loads: {}", v["failedLoads"]);
+    assert_eq!(v["consoleErrors"], json!([]), "page errors");
+    let failed: Vec<&Value> = v["failedLoads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["url"] != s.url("/favicon.ico") && !cut(f))
+        .collect();
+    assert!(failed.is_empty(), "failed loads: {failed:?}");
+}
+
+/// `GET url` answers 200 with exactly `data`.
+fn assert_downloads(url: &str, data: &[u8]) {
+    let (code, body) = get_bytes(url);
+    assert_eq!(code, 200, "GET {url}");
+    assert_eq!(body.len(), data.len(), "GET {url}");
+    assert!(body == data, "GET {url}: bytes differ");
 }
 
 #[test]
@@ -180,25 +222,40 @@ fn upload_page_in_chromium() {
         skip("upload_page_in_chromium", &why.to_string());
         return;
     }
-    let s = Server::start(json!({}));
+    let (auth_url, auth_calls) = auth_stub();
+    let s = Server::start(json!({"auth_url": auth_url}));
+    // A fresh node wrote its page template (and the report page) into static/.
+    let template = std::fs::read_to_string(s.dir.join("static/uppy.html")).expect("uppy.html");
+    assert_eq!(template, include_str!("../src/web/upload.html"));
+    assert_eq!(
+        std::fs::read_to_string(s.dir.join("static/report.html")).expect("report.html"),
+        include_str!("../src/web/report.html")
+    );
     let work = tempfile::tempdir().unwrap();
     let data = payload(150 * 1024 + 7);
     let file = work.path().join("browser-upload.bin");
     std::fs::write(&file, &data).unwrap();
     let shot = work.path().join("upload-page.png");
+    let mut args = vec![
+        format!("--auth-token={AUTH_TOKEN}"),
+        s.url("/"),
+        file.display().to_string(),
+        shot.display().to_string(),
+    ];
     let others: Vec<String> = ["/group1", "/group1/", "/group1/upload.html"]
         .iter()
         .map(|p| s.url(p))
         .collect();
+    args.extend(others.iter().cloned());
 
-    let v = run_browser(&s.url("/"), &file, &shot, &others);
+    let v = run_browser("upload_page.js", &args);
 
     // Every address of the page serves the same form.
-    assert_upload_form(&v["page"], &s);
+    assert_upload_form(&v["page"], &s, AUTH_TOKEN);
     assert_eq!(v["page"]["title"], "fastdfs-rs upload");
     for (o, url) in v["others"].as_array().unwrap().iter().zip(&others) {
         assert_eq!(o["url"], url.as_str());
-        assert_upload_form(o, &s);
+        assert_upload_form(o, &s, "");
     }
     assert_eq!(v["others"].as_array().unwrap().len(), others.len());
     // The file was chosen before the screenshot.
@@ -213,7 +270,7 @@ fn upload_page_in_chromium() {
         std::fs::write(&docs, &png).unwrap();
     }
 
-    // The browser posted the form as multipart to the upload route.
+    // The browser posted the form as multipart to the upload route, the token as a header.
     let up = &v["upload"];
     assert_eq!(up["requestUrl"], s.url("/group1/upload"), "{up}");
     assert!(
@@ -223,9 +280,21 @@ fn upload_page_in_chromium() {
             .starts_with("multipart/form-data; boundary="),
         "{up}"
     );
+    assert_eq!(up["requestAuthToken"], AUTH_TOKEN, "{up}");
+    assert_eq!(up["requestBodyHasAuthTokenField"], false, "{up}");
     assert_eq!(up["status"], 200, "{up}\n{}", s.stderr());
+    // The server asked the auth server, with the header's token.
+    let calls = auth_calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(
+        calls[0]
+            .0
+            .to_ascii_lowercase()
+            .contains(&format!("auth-token: {AUTH_TOKEN}")),
+        "{calls:?}"
+    );
 
-    // What the browser shows after submit is the JSON2 envelope.
+    // What the page shows after submit is the JSON2 envelope.
     let shown = v["after"]["shown"].as_str().unwrap();
     let env: Value = serde_json::from_str(shown)
         .unwrap_or_else(|e| panic!("page after submit is not JSON ({e}): {shown:?}"));
@@ -255,30 +324,177 @@ fn upload_page_in_chromium() {
         serde_json::from_str::<Value>(up["body"].as_str().unwrap()).unwrap(),
         env
     );
-    println!("failed loads (favicon allowed): {}", v["failedLoads"]);
-    assert_eq!(v["consoleErrors"], json!([]), "page errors");
-    // Nothing else the pages loaded failed, but the favicon Chromium asks for on its own.
-    let failed: Vec<&Value> = v["failedLoads"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["url"] != s.url("/favicon.ico"))
-        .collect();
-    assert!(failed.is_empty(), "failed loads: {failed:?}");
+    assert_no_failed_loads(&v, &s, |_| false);
 
     // The file comes back byte for byte, by its url and by its path.
-    for url in [d["url"].as_str().unwrap().to_string(), s.url(path)] {
-        let (code, body) = get_bytes(&url);
-        assert_eq!(code, 200, "GET {url}");
-        assert_eq!(body.len(), data.len(), "GET {url}");
-        assert!(body == data, "GET {url}: bytes differ");
-    }
+    assert_downloads(d["url"].as_str().unwrap(), &data);
+    assert_downloads(&s.url(path), &data);
     // And the server indexed it under the md5 the page showed.
-    let (code, body) = call(agent().get(&s.url(&format!("/group1/upload?md5={md5}&output=json"))));
+    let (code, body) = call(
+        agent()
+            .get(&s.url(&format!("/group1/upload?md5={md5}&output=json")))
+            .set("Auth-Token", AUTH_TOKEN),
+    );
     assert_eq!(code, 200, "{body}");
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap()["path"],
         path,
         "{body}"
     );
+}
+
+/// The tus requests of one phase of resumable_and_report.js: (method, Upload-Offset sent,
+/// status or None when the test cut it).
+fn tus_requests(v: &Value, phase: u64) -> Vec<(String, Option<u64>, Option<u64>)> {
+    v["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["phase"] == phase)
+        .map(|r| {
+            (
+                r["method"].as_str().unwrap().to_string(),
+                r["offset"].as_str().map(|o| o.parse().unwrap()),
+                r["status"].as_u64(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn resumable_upload_and_report_in_chromium() {
+    if let Err(why) = browser_tools() {
+        skip("resumable_upload_and_report_in_chromium", &why.to_string());
+        return;
+    }
+    let (auth_url, auth_calls) = auth_stub();
+    let s = Server::start(json!({"enable_tus": true, "auth_url": auth_url}));
+    let work = tempfile::tempdir().unwrap();
+    // Three pieces of the page's 5 MiB.
+    const PIECE: u64 = 5 * 1024 * 1024;
+    let data = payload(2 * PIECE as usize + 345_679);
+    let file = work.path().join("resumable.bin");
+    std::fs::write(&file, &data).unwrap();
+    // The token typed into the form goes in the creation's metadata (and header).
+    let args = vec![
+        format!("--auth-token={AUTH_TOKEN}"),
+        s.url("/group1/upload.html"),
+        file.display().to_string(),
+        s.url("/group1/report"),
+    ];
+    let v = run_browser("resumable_and_report.js", &args);
+    println!("tus requests: {}", v["requests"]);
+
+    // Phase 1: created once, the first piece stored, every later piece cut; the widget asked
+    // the server's offset (HEAD) before each retry and then gave up, the upload URL kept.
+    let first = tus_requests(&v, 1);
+    let len = data.len() as u64;
+    assert_eq!(first[0], ("POST".into(), None, Some(201)), "{first:?}");
+    assert_eq!(first[1], ("PATCH".into(), Some(0), Some(204)), "{first:?}");
+    let rest: Vec<_> = first[2..].to_vec();
+    assert_eq!(
+        rest,
+        [
+            ("PATCH".into(), Some(PIECE), None),
+            ("HEAD".into(), None, Some(200)),
+            ("PATCH".into(), Some(PIECE), None),
+            ("HEAD".into(), None, Some(200)),
+            ("PATCH".into(), Some(PIECE), None),
+        ],
+        "{first:?}"
+    );
+    let failed = &v["failed"];
+    assert!(
+        failed["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("interrupted at 5.0 MiB"),
+        "{failed}"
+    );
+    assert_eq!(
+        failed["progress"],
+        json!({"value": PIECE, "max": len}),
+        "{failed}"
+    );
+    let stored = failed["stored"].as_object().unwrap();
+    assert_eq!(stored.len(), 1, "{failed}");
+    let (key, upload_url) = stored.iter().next().unwrap();
+    assert!(
+        key.contains("|resumable.bin|") && key.contains(&format!("|{len}|")),
+        "{key}"
+    );
+    let upload_url = upload_url.as_str().unwrap();
+    assert!(
+        upload_url.starts_with(&s.url("/group1/big/upload/")),
+        "{upload_url}"
+    );
+    // The creation was allowed by the auth server, asked once with the typed token.
+    let calls = auth_calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(calls[0].1.contains("filename=resumable.bin"), "{calls:?}");
+
+    // Phase 2: after a reload the same file resumes at the server's offset: no new upload.
+    assert_eq!(
+        v["hint"], "an earlier upload of this file can be resumed",
+        "{v}"
+    );
+    let second = tus_requests(&v, 2);
+    assert_eq!(
+        second,
+        [
+            ("HEAD".into(), None, Some(200)),
+            ("PATCH".into(), Some(PIECE), Some(204)),
+            ("PATCH".into(), Some(2 * PIECE), Some(204)),
+        ],
+        "{second:?}"
+    );
+    assert!(
+        v["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["phase"] == 2)
+            .all(|r| r["url"] == upload_url),
+        "{v}"
+    );
+    let done = &v["done"];
+    assert_eq!(done["stored"], json!({}), "forgotten once finished: {done}");
+    let result: Value = serde_json::from_str(done["result"].as_str().unwrap()).unwrap();
+    assert_eq!(result["md5"], md5_hex(&data), "{result}");
+    assert_eq!(result["size"], len, "{result}");
+    let url = result["url"].as_str().unwrap();
+    assert!(url.starts_with(&s.url("/group1/default/")), "{result}");
+    assert_downloads(url, &data);
+
+    // The report shows today's row: one file of this size, and the node's status.
+    let report = &v["report"];
+    assert_eq!(report["httpStatus"], 200, "{report}");
+    assert_eq!(report["title"], "fastdfs-rs report", "{report}");
+    assert!(
+        report["status"].as_str().unwrap().starts_with("as of "),
+        "{report}"
+    );
+    let today = local_stamp(now())[..8].to_string();
+    let rows = report["stat"].as_array().unwrap();
+    let row = |date: &str| {
+        rows.iter()
+            .find(|r| r[0] == date)
+            .unwrap_or_else(|| panic!("no row {date}: {report}"))
+    };
+    assert_eq!(row(&today)[1], "1", "{report}");
+    assert_eq!(row(&today)[2], "10.3 MiB", "{report}");
+    assert_eq!(row(&today)[3], len.to_string(), "{report}");
+    assert_eq!(row("all")[1], "1", "{report}");
+    let keys: Vec<&str> = report["statusRows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"].as_str().unwrap())
+        .collect();
+    for k in ["Fs.Local", "Fs.Peers", "Sys.DiskInfo", "Sys.UptimeSeconds"] {
+        assert!(keys.contains(&k), "{k} missing: {report}");
+    }
+    assert_no_failed_loads(&v, &s, |f| {
+        f["error"].is_string() && f["url"].as_str() == Some(upload_url)
+    });
 }

@@ -12,6 +12,7 @@ use crate::http::range::{self, RangeAnswer};
 use crate::http::response::FileBody;
 use crate::http::{content, query, Body, Request, Response};
 use crate::store::cache::{CachedFile, OpenFile, CACHED_FILE_BYTES_MAX};
+use crate::web;
 use crate::worker::Worker;
 use bytes::Bytes;
 use std::rc::Rc;
@@ -301,7 +302,11 @@ async fn merged(
     respond(w, req, params, rel, len, mtime, Source::Memory(data)).map(Some)
 }
 
-/// `G/static/<path>`: files of `static/` in the runtime dir, inline (docs/PROTOCOL.md §5).
+/// `G/static/<path>`: the runtime dir's `static/` as Go's `http.FileServer` serves it
+/// (docs/PROTOCOL.md §5.4): files inline with Range and validators, a directory's
+/// `index.html` or else its listing, and the redirects of [`web::Redirect`]. `rest` is the
+/// raw (still encoded) path after `G/static/`; its segments are checked like a download's, so
+/// nothing outside `static/` is named.
 pub async fn serve_static(
     w: &Worker,
     req: &mut Request<'_>,
@@ -311,29 +316,91 @@ pub async fn serve_static(
         .ok_or_else(|| ApiError::fail(400, "invalid path encoding"))?;
     let parts = crate::store::names::url_segments(&decoded)
         .ok_or_else(|| ApiError::fail(400, "invalid path"))?;
-    if parts.is_empty() {
-        return Ok(Response::new(404));
+    if let Some(answer) = web::before_open(parts.last().copied()) {
+        return Ok(static_redirect(req, rest, answer));
     }
-    let rel = format!("static/{}", parts.join("/"));
+    let rel = if parts.is_empty() {
+        "static".to_string()
+    } else {
+        format!("static/{}", parts.join("/"))
+    };
     let Ok(file) = glommio::io::BufferedFile::open(w.dir().join(&rel)).await else {
         return Ok(Response::new(404));
     };
     let (size, mtime, is_dir) = fstat(&file)?;
-    if is_dir {
-        let _ = file.close().await;
-        return Ok(Response::new(404));
+    let trailing_slash = rest.is_empty() || rest.ends_with('/');
+    let redirect = web::after_open(is_dir, trailing_slash, parts.is_empty());
+    if redirect.is_none() && !is_dir {
+        return static_file(w, req, &rel, size, mtime, file);
     }
+    let _ = file.close().await;
+    match redirect {
+        Some(r) => Ok(static_redirect(req, rest, r)),
+        None => static_directory(w, req, rel).await,
+    }
+}
+
+/// A directory of `static/` asked for with its trailing slash: its `index.html` when that is
+/// a file, else the listing.
+async fn static_directory(
+    w: &Worker,
+    req: &mut Request<'_>,
+    rel: String,
+) -> Result<Response, ApiError> {
+    let index = format!("{rel}/index.html");
+    if let Ok(file) = glommio::io::BufferedFile::open(w.dir().join(&index)).await {
+        let (size, mtime, is_dir) = fstat(&file)?;
+        if !is_dir {
+            return static_file(w, req, &index, size, mtime, file);
+        }
+        let _ = file.close().await;
+    }
+    let dir = w.dir().join(&rel);
+    let entries = glommio::executor()
+        .spawn_blocking(move || -> std::io::Result<Vec<(String, bool)>> {
+            let mut out = Vec::new();
+            for e in std::fs::read_dir(dir)?.take(web::LISTING_ENTRIES_MAX) {
+                let e = e?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                out.push((name, e.file_type()?.is_dir()));
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(Response::html(200, web::listing(entries)))
+}
+
+fn static_file(
+    w: &Worker,
+    req: &mut Request<'_>,
+    rel: &str,
+    size: u64,
+    mtime: u64,
+    file: glommio::io::BufferedFile,
+) -> Result<Response, ApiError> {
     let mut params = super::Params::default();
     params.0.push(("download".into(), "0".into()));
     respond(
         w,
         req,
         &params,
-        &rel,
+        rel,
         size,
         mtime,
         Source::File(Rc::new(file)),
     )
+}
+
+/// The 301 of a directory rule, relative to the request's path, with the request's query kept.
+fn static_redirect(req: &Request<'_>, rest: &str, redirect: web::Redirect) -> Response {
+    let last = rest.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    let mut location = redirect.location(last);
+    let query = req.head.query();
+    if !query.is_empty() {
+        location.push('?');
+        location.push_str(query);
+    }
+    Response::new(301).header("Location", location)
 }
 
 /// The download token of docs/PROTOCOL.md §2 with a secret: md5(file_md5 + timestamp + secret).

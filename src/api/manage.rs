@@ -7,6 +7,7 @@ use crate::error::ApiError;
 use crate::http::Response;
 use crate::json::{self, FileInfo};
 use crate::store::meta;
+use crate::web;
 use crate::worker::Worker;
 use serde_json::{json, Value};
 use std::net::IpAddr;
@@ -22,35 +23,10 @@ fn raw_refusal(text: String) -> ApiError {
     }
 }
 
-/// Fills go-fastdfs' page template: its six `%s` are, in order, the CSS base, the form action,
-/// the default scene, the JS base (twice) and the tus endpoint (docs/PROTOCOL.md §7).
-pub fn fill_template(template: &str, g: &str, scene: &str) -> String {
-    let values = [
-        format!("{g}/static/css"),
-        format!("{g}/upload"),
-        html_escape(scene),
-        format!("{g}/static/js"),
-        format!("{g}/static/js"),
-        format!("{g}/big/upload/"),
-    ];
-    let mut out = String::with_capacity(template.len() + 128);
-    let mut rest = template;
-    for v in &values {
-        match rest.find("%s") {
-            Some(i) => {
-                out.push_str(&rest[..i]);
-                out.push_str(v);
-                rest = &rest[i + 2..];
-            }
-            None => break,
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// The upload page (`enable_web_upload`), docs/PROTOCOL.md §7: `static/uppy.html` of the runtime dir
-/// when present (pages customized for go-fastdfs keep working), else the built-in form.
+/// The upload page (`enable_web_upload`), docs/PROTOCOL.md §7.1: the template
+/// `static/uppy.html` of the runtime dir (written at start when absent, so an operator may
+/// replace it; go-fastdfs pages keep working), filled by [`web::fill_upload_template`]; the
+/// built-in template when the file cannot be read.
 pub async fn index_page(w: &Worker) -> Response {
     let cfg = w.config();
     if !cfg.enable_web_upload {
@@ -61,37 +37,14 @@ pub async fn index_page(w: &Worker) -> Response {
     let custom = glommio::executor()
         .spawn_blocking(move || std::fs::read_to_string(path))
         .await;
-    if let Ok(template) = custom {
-        return Response::html(200, fill_template(&template, &g, &cfg.default_scene));
-    }
-    let scene = html_escape(&cfg.default_scene);
+    let template = match &custom {
+        Ok(t) => t.as_str(),
+        Err(_) => web::UPLOAD_TEMPLATE,
+    };
     Response::html(
         200,
-        format!(
-            r#"<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>fastdfs-rs upload</title></head>
-<body>
-<h1>Upload</h1>
-<form action="{g}/upload" method="post" enctype="multipart/form-data">
-<p><input type="file" name="file" id="file"></p>
-<p>scene <input type="text" name="scene" value="{scene}"></p>
-<p>filename <input type="text" name="filename" value=""></p>
-<p>path <input type="text" name="path" value=""></p>
-<input type="hidden" name="output" value="json2">
-<p>code <input type="text" name="code" value=""></p>
-<p><input type="submit" id="submit" value="upload"></p>
-</form>
-</body></html>
-"#
-        ),
+        web::fill_upload_template(template, &g, &cfg.default_scene),
     )
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// Directory listing of a download path (`show_dir`), Go's `<pre>` format.
@@ -125,7 +78,10 @@ pub async fn list_dir_page(w: &Worker, url_path: &str, full: &Path) -> Result<Re
         // `./` first: a name like `javascript:alert(1)` must stay a relative path, never a
         // URL of its own scheme (found by the `query` fuzz target).
         let href = crate::http::query::listing_href(&n);
-        body.push_str(&format!("<a href=\"{href}\">{}</a>\n", html_escape(&n)));
+        body.push_str(&format!(
+            "<a href=\"{href}\">{}</a>\n",
+            web::html_escape(&n)
+        ));
     }
     body.push_str("</pre>\n");
     Ok(Response::html(200, body))

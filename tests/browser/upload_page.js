@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // Drives the fastdfs-rs upload page in headless Chromium for tests/web_page.rs.
 //
-//   node upload_page.js <page-url> <file-to-upload> <screenshot.png> [other-page-url ...]
+//   node upload_page.js [--auth-token=T] <page-url> <file-to-upload> <screenshot.png> [other-page-url ...]
 //
-// Opens <page-url>, chooses <file-to-upload> in the form's file input, takes a screenshot,
-// submits the form and prints one JSON object on stdout: what the form looked like, the
-// upload response and the text the browser shows after submit. Each <other-page-url> is
-// only opened to report its form. Exits non-zero (with {"error": ...} on stdout) on failure.
+// Opens <page-url>, chooses <file-to-upload> in the form's file input (and types T into its
+// auth_token field), takes a screenshot, submits the form (the page sends it with fetch) and
+// prints one JSON object on stdout: what the form looked like, the upload request and
+// response, and the answer the page shows after submit. Each <other-page-url> is only opened
+// to report its form. Exits non-zero (with {"error": ...} on stdout) on failure.
 // Chromium: $CHROMIUM_BIN or /usr/bin/chromium (Debian's; no browser download).
 'use strict';
 
@@ -20,7 +21,7 @@ const TOTAL_MS = 120_000;
 
 function describeForm() {
   const form = document.querySelector('form');
-  const file = document.querySelector('input[type=file]');
+  const file = form && form.querySelector('input[type=file]');
   return {
     title: document.title,
     form: form && {
@@ -37,9 +38,15 @@ function describeForm() {
 }
 
 async function main() {
-  const [pageUrl, filePath, shotPath, ...others] = process.argv.slice(2);
+  let args = process.argv.slice(2);
+  let authToken = '';
+  if (args[0] && args[0].startsWith('--auth-token=')) {
+    authToken = args[0].slice('--auth-token='.length);
+    args = args.slice(1);
+  }
+  const [pageUrl, filePath, shotPath, ...others] = args;
   if (!pageUrl || !filePath || !shotPath) {
-    throw new Error('usage: upload_page.js <page-url> <file> <screenshot.png> [other-page-url ...]');
+    throw new Error('usage: upload_page.js [--auth-token=T] <page-url> <file> <screenshot.png> [other-page-url ...]');
   }
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fastdfs-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
@@ -79,7 +86,8 @@ async function main() {
 
     const r = await page.goto(pageUrl);
     const pageStatus = r && r.status();
-    await page.locator('input[type=file]').setInputFiles(filePath);
+    await page.locator('form input[type=file]').setInputFiles(filePath);
+    if (authToken) await page.locator('form input[name=auth_token]').fill(authToken);
     const before = await page.evaluate(describeForm);
     await page.screenshot({ path: shotPath, fullPage: true });
 
@@ -87,15 +95,19 @@ async function main() {
       page.waitForResponse((x) => x.request().method() === 'POST', { timeout: STEP_MS }),
       page.locator('input[type=submit]').click(),
     ]);
-    await page.waitForLoadState('load');
+    // The page shows the answer in #result (no navigation).
+    await page.waitForFunction(() => document.getElementById('result').textContent !== '');
     const request = resp.request();
-    const shown = await page.evaluate(() => document.body.innerText);
+    const shown = await page.evaluate(() => document.getElementById('result').textContent);
+    const requestHeaders = await request.allHeaders();
     return {
       page: { url: pageUrl, status: pageStatus, ...before },
       others: pages,
       upload: {
         requestUrl: request.url(),
-        requestContentType: request.headers()['content-type'] || '',
+        requestContentType: requestHeaders['content-type'] || '',
+        requestAuthToken: requestHeaders['auth-token'] === undefined ? null : requestHeaders['auth-token'],
+        requestBodyHasAuthTokenField: (request.postData() || '').includes('name="auth_token"'),
         status: resp.status(),
         contentType: resp.headers()['content-type'] || '',
         body: await resp.text(),
