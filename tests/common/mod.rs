@@ -372,7 +372,7 @@ pub fn raw(addr: &str, bytes: &[u8], wait: Duration) -> Vec<u8> {
 }
 
 /// A response as raw-socket tests see it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Resp {
     pub status: u16,
     pub headers: Vec<(String, String)>,
