@@ -571,6 +571,19 @@ fn read_only_refuses_creation_patch_and_termination() {
 }
 
 #[test]
+fn a_creation_with_a_suspend_header_is_refused_as_go_fastdfs_does() {
+    let s = tus_server(json!({}));
+    let m = metadata(&[("filename", "s.txt")]);
+    let headers = [V, ("Upload-Length", "5"), ("Upload-Metadata", m.as_str())];
+    let mut suspended = headers.to_vec();
+    suspended.push(("Suspend", "1"));
+    let r = request("POST", &s.url(CREATE), &suspended, None);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.h("location").is_none());
+    assert_eq!(request("POST", &s.url(CREATE), &headers, None).status, 201);
+}
+
+#[test]
 fn whitelists_size_limit_and_google_code_apply_at_creation() {
     const SECRET: &str = "JBSWY3DPEHPK3PXP";
     let s = tus_server(json!({

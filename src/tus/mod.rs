@@ -174,6 +174,10 @@ async fn dispatch(
     }
     if rest.is_empty() {
         return match method {
+            // go-fastdfs refuses a creation that carries a `Suspend` header.
+            "POST" if req.head.header("suspend").is_some() => {
+                Err(ApiError::fail(403, "upload suspended").into())
+            }
             "POST" => create(w, req).await,
             _ => Err(TusError::Method),
         };
