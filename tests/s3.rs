@@ -628,6 +628,49 @@ fn ranges_and_each_conditional_header_are_answered_as_s3_does() {
     }
 }
 
+#[test]
+fn sub_resources_this_server_does_not_serve_are_refused_and_leave_the_object_alone() {
+    if !have_boto3("s3 sub-resources") {
+        return;
+    }
+    let s3 = S3::start();
+    let r = s3.boto3("subresources", &["--bucket", "subs"], 120);
+    let intact = json!([200, "the data"]);
+    for (call, want) in [
+        ("put_acl", json!([501, "NotImplemented"])),
+        ("put_tagging", json!([501, "NotImplemented"])),
+        ("delete_tagging", json!([501, "NotImplemented"])),
+        ("get_tagging", json!([501, "NotImplemented"])),
+        ("put_legal_hold", json!([501, "NotImplemented"])),
+        ("get_attributes", json!([501, "NotImplemented"])),
+        ("delete_version", json!([400, "InvalidArgument"])),
+        ("get_version", json!([400, "InvalidArgument"])),
+        ("get_null_version", json!([200, null])),
+        ("get_part_1", json!([200, null])),
+        ("get_part_2", json!([416, "InvalidPartNumber"])),
+    ] {
+        assert_eq!(r[call], want, "{call}");
+        assert_eq!(r[format!("{call}_then")], intact, "the object after {call}");
+    }
+    assert_eq!(r["acl"], json!(["FULL_CONTROL"]));
+    for call in ["encryption", "versions", "ownership"] {
+        assert_eq!(r[call], json!([501, "NotImplemented"]), "{call}");
+    }
+}
+
+#[test]
+fn botocore_sigv2_signs_bucket_requests_as_it_does_and_is_let_in() {
+    if !have_boto3("s3 sigv2") {
+        return;
+    }
+    let s3 = S3::start();
+    let r = s3.boto3("sigv2", &["--bucket", "sig-two"], 60);
+    assert_eq!(r["list_v1"], json!(["v2.txt"]));
+    assert_eq!(r["list_v2"], json!(["v2.txt"]));
+    assert_eq!(r["location"], json!([200, null]));
+    assert_eq!(r["get"], json!([200, "signed v2"]));
+}
+
 /// Entries (keys and common prefixes) of every page of a listing, each page in order.
 fn entries(pages: &Value) -> Vec<String> {
     let mut out = Vec::new();

@@ -48,6 +48,7 @@ pub async fn dispatch(
     req: &mut Request<'_>,
     r: &S3Request,
 ) -> Result<Response, S3Error> {
+    super::request::check_operation(r, &["location", "uploads", "versioning", "delete"])?;
     match r.method.as_str() {
         "PUT" if r.query.is_empty() => create(w, req, r).await,
         "PUT" => Err(S3Error::not_implemented("This bucket sub-resource")),
@@ -83,15 +84,7 @@ pub async fn dispatch(
                 format!("<VersioningConfiguration xmlns=\"{XMLNS}\"/>"),
             ))
         }
-        "GET" => {
-            let unsupported = ["acl", "policy", "cors", "lifecycle", "tagging", "website"];
-            if let Some(sub) = unsupported.iter().find(|s| r.has(s)) {
-                return Err(S3Error::not_implemented(&format!(
-                    "The ?{sub} sub-resource"
-                )));
-            }
-            list_objects(w, r).await
-        }
+        "GET" => list_objects(w, r).await,
         _ => Err(S3Error::new(
             405,
             "MethodNotAllowed",

@@ -132,7 +132,12 @@ async fn serve(w: &Rc<Worker>, req: &mut Request<'_>, id: &str) -> Result<Respon
     if r.key.is_empty() {
         return bucket::dispatch(w, req, &r).await;
     }
+    request::check_operation(&r, &["uploads", "uploadId", "partNumber", "acl"])?;
     match r.method.as_str() {
+        "GET" | "HEAD" if r.has("acl") => object::get_acl(w, &r).await,
+        _ if r.has("acl") => Err(S3Error::not_implemented(
+            "Setting an object's ACL (buckets have a public-read flag)",
+        )),
         "POST" if r.has("uploads") => multipart::create(w, req, &r).await,
         "POST" if r.has("uploadId") => multipart::complete(w, req, &r).await,
         "PUT" if r.has("uploadId") || r.has("partNumber") => {

@@ -11,6 +11,7 @@ use super::store::{
     append_file, attrs_of, delete_key, etag_of, etag_ref, existing, modified_ms, object_rel, place,
     receive, record_at, record_of, store, PUT_BYTES_MAX,
 };
+use super::xml::escape;
 use crate::http::range::{parse_range, RangeAnswer};
 use crate::http::response::{Body, FileBody};
 use crate::http::{Request, Response};
@@ -104,7 +105,41 @@ fn http_secs(v: &str) -> Option<i64> {
     crate::http::content::http_secs(v).map(|s| s as i64)
 }
 
+/// GetObjectAcl: the ACL this server applies, written as S3 would: the owner's full control,
+/// and everyone's read in a public-read bucket (s3cmd reads a source's ACL before a copy).
+pub async fn get_acl(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
+    let rel = object_rel(&r.bucket, &r.key);
+    let info = record_at(w, r, &rel, &r.key)?;
+    let bucket = existing(w, r).await?;
+    r.require(Action::Read, bucket.public_read)?;
+    if info.is_none() {
+        return Err(S3Error::no_such_key().on(r.resource()));
+    }
+    let owner = r
+        .key_used()
+        .map_or_else(|| "anonymous".to_string(), |k| escape(&k.access_key_id));
+    let mut body = format!(
+        "<AccessControlPolicy xmlns=\"{XMLNS}\"><Owner><ID>{owner}</ID><DisplayName>{owner}</DisplayName></Owner><AccessControlList>\
+<Grant><Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\"><ID>{owner}</ID><DisplayName>{owner}</DisplayName></Grantee><Permission>FULL_CONTROL</Permission></Grant>"
+    );
+    if bucket.public_read {
+        body.push_str(
+            "<Grant><Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"Group\"><URI>http://acs.amazonaws.com/groups/global/AllUsers</URI></Grantee><Permission>READ</Permission></Grant>",
+        );
+    }
+    body.push_str("</AccessControlList></AccessControlPolicy>");
+    Ok(xml_response(200, body))
+}
+
 pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Response, S3Error> {
+    // An object is stored whole: it is its own part 1 and has no other.
+    if r.param("partNumber").is_some_and(|n| n != "1") {
+        return Err(S3Error::new(
+            416,
+            "InvalidPartNumber",
+            "The requested partnumber is not satisfiable",
+        ));
+    }
     let rel = object_rel(&r.bucket, &r.key);
     let info = record_at(w, r, &rel, &r.key)?;
     // A recorded object proves its bucket: the bucket is only looked up (a directory stat)

@@ -89,6 +89,86 @@ pub fn operation_query(raw: &str) -> Vec<(String, String)> {
     })
 }
 
+/// S3's sub-resources: query keys that select another operation than the plain one on a
+/// bucket or an object (an ACL, tags, versions...). A request naming one this server does
+/// not implement is refused (`NotImplemented`), never taken for the plain operation: a PUT
+/// of `?tagging` must not overwrite the object with the tags' XML.
+pub const SUB_RESOURCES: &[&str] = &[
+    "accelerate",
+    "acl",
+    "analytics",
+    "attributes",
+    "cors",
+    "delete",
+    "encryption",
+    "intelligent-tiering",
+    "inventory",
+    "legal-hold",
+    "lifecycle",
+    "location",
+    "logging",
+    "metadataTable",
+    "metrics",
+    "notification",
+    "object-lock",
+    "ownershipControls",
+    "partNumber",
+    "policy",
+    "policyStatus",
+    "publicAccessBlock",
+    "renameObject",
+    "replication",
+    "requestPayment",
+    "restore",
+    "retention",
+    "select",
+    "select-type",
+    "session",
+    "tagging",
+    "torrent",
+    "uploadId",
+    "uploads",
+    "versionId",
+    "versioning",
+    "versions",
+    "website",
+];
+
+/// Query keys that are not operations: SDKs' operation names (`x-id`), GET's answer
+/// overrides (`response-*`) and ListObjects' parameters.
+fn is_plain_parameter(name: &str) -> bool {
+    name == "x-id" || name.starts_with("response-") || !SUB_RESOURCES.contains(&name)
+}
+
+/// Refuses a request whose query names an operation this server does not serve: a
+/// sub-resource outside `served`, or, for a write (anything but GET/HEAD), any key outside
+/// `served` but `x-id` (an unknown key might select an operation newer than this list).
+/// `versionId` other than `null` is an invalid version: there is no versioning here.
+pub fn check_operation(r: &S3Request, served: &[&str]) -> Result<(), super::error::S3Error> {
+    use super::error::S3Error;
+    if r.param("versionId").is_some_and(|v| v != "null") {
+        return Err(S3Error::invalid_argument("Invalid version id specified"));
+    }
+    let read = matches!(r.method.as_str(), "GET" | "HEAD");
+    for (name, _) in &r.query {
+        let name = name.as_str();
+        if served.contains(&name) || name == "versionId" {
+            continue;
+        }
+        let plain = if read {
+            is_plain_parameter(name)
+        } else {
+            name == "x-id"
+        };
+        if !plain {
+            return Err(S3Error::not_implemented(&format!(
+                "The ?{name} sub-resource"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The current time as S3 writes it in XML (`2026-12-03T10:15:00.000Z`).
 pub fn iso_time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)

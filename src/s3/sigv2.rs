@@ -158,16 +158,29 @@ pub fn verify_with_host_bucket<S: AsRef<str>>(
         }
     };
     let secret = secret_of(&parsed.access_key_id).ok_or(AuthError::InvalidAccessKeyId)?;
-    let string_to_sign = string_to_sign(req, host_bucket, &query, presigned, &parsed.date)?;
-    let mut mac = match HmacSha1::new_from_slice(secret.as_ref().as_bytes()) {
-        Ok(mac) => mac,
-        // HMAC takes a key of any length; this arm is never taken.
-        Err(_) => return Err(AuthError::SignatureDoesNotMatch),
-    };
-    mac.update(&string_to_sign);
-    // verify_slice compares in constant time (and refuses any other length).
-    mac.verify_slice(&parsed.signature)
-        .map_err(|_| AuthError::SignatureDoesNotMatch)?;
+    // A path-style bucket (`/bucket`) is signed by botocore as `/bucket/`, by others as
+    // it is; Amazon S3 takes both.
+    let bare_bucket =
+        host_bucket.is_none() && req.path.len() > 1 && req.path.bytes().skip(1).all(|b| b != b'/');
+    let mut matched = false;
+    for slash in [false, true].into_iter().take(1 + usize::from(bare_bucket)) {
+        let string_to_sign =
+            string_to_sign(req, host_bucket, &query, presigned, &parsed.date, slash)?;
+        let mut mac = match HmacSha1::new_from_slice(secret.as_ref().as_bytes()) {
+            Ok(mac) => mac,
+            // HMAC takes a key of any length; this arm is never taken.
+            Err(_) => return Err(AuthError::SignatureDoesNotMatch),
+        };
+        mac.update(&string_to_sign);
+        // verify_slice compares in constant time (and refuses any other length).
+        if mac.verify_slice(&parsed.signature).is_ok() {
+            matched = true;
+            break;
+        }
+    }
+    if !matched {
+        return Err(AuthError::SignatureDoesNotMatch);
+    }
     Ok(Verified {
         access_key_id: parsed.access_key_id,
         payload: PayloadMode::Unsigned,
@@ -292,6 +305,7 @@ fn string_to_sign(
     query: &[Param],
     presigned: bool,
     date: &str,
+    slash: bool,
 ) -> Result<Vec<u8>, AuthError> {
     let mut out = Vec::with_capacity(128 + req.path.len() + req.query.len());
     out.extend_from_slice(req.method.as_bytes());
@@ -345,6 +359,9 @@ fn string_to_sign(
         out.extend_from_slice(bucket.as_bytes());
     }
     out.extend_from_slice(req.path.as_bytes());
+    if slash {
+        out.push(b'/');
+    }
     let mut sub: Vec<&Param> = query
         .iter()
         .filter(|p| SUB_RESOURCES.iter().any(|s| s.as_bytes() == &p.name[..]))
@@ -504,7 +521,7 @@ mod tests {
         };
         let params = query_params(query);
         let presigned = params.iter().any(|p| p.name == b"AWSAccessKeyId");
-        let bytes = string_to_sign(&req, host_bucket, &params, presigned, date).unwrap();
+        let bytes = string_to_sign(&req, host_bucket, &params, presigned, date, false).unwrap();
         String::from_utf8(bytes).unwrap()
     }
 
@@ -1158,6 +1175,32 @@ mod tests {
     /// as it was sent; botocore's string to sign was `PUT\nXUFAKrxLKna5cZ2REBfFkg==\ntext/plain\n
     /// Tue, 14 Nov 2023 22:13:20 GMT\nx-amz-acl:public-read\nx-amz-checksum-crc32:NhCmhg==\n
     /// x-amz-meta-a:1\nx-amz-meta-b:two\nx-amz-sdk-checksum-algorithm:CRC32\n/b/dir/%C3%BC%20x.txt`.
+    #[test]
+    fn a_path_style_bucket_signed_with_or_without_a_trailing_slash() {
+        const DATE: &str = "Tue, 14 Nov 2023 22:13:20 GMT";
+        // botocore signs `/bucket/` for `GET /bucket?...`; s3cmd signs the path as sent.
+        for resource in ["/boto-a/", "/boto-a"] {
+            let signature = sign("SK", &format!("GET\n\n\n{DATE}\n{resource}"));
+            let auth = format!("AWS AK:{signature}");
+            let headers = [("Date", DATE), ("Authorization", auth.as_str())];
+            let v = check(
+                "GET",
+                "/boto-a",
+                "list-type=2",
+                &headers,
+                None,
+                1_700_000_000,
+            );
+            assert_eq!(v.unwrap().access_key_id, "AK", "{resource}");
+        }
+        // Only a bare bucket: a key's path is signed as it is.
+        let signature = sign("SK", &format!("GET\n\n\n{DATE}\n/boto-a/k/"));
+        let auth = format!("AWS AK:{signature}");
+        let headers = [("Date", DATE), ("Authorization", auth.as_str())];
+        let e = check("GET", "/boto-a/k", "", &headers, None, 1_700_000_000).unwrap_err();
+        assert_eq!(e, AuthError::SignatureDoesNotMatch);
+    }
+
     #[test]
     fn botocore_header_signed_put() {
         let headers = |auth: &'static str| {

@@ -902,9 +902,73 @@ def big(a):
     }
 
 
+def subresources(a):
+    """Sub-resources this server does not serve are refused and never touch the object."""
+    s3 = client(a.endpoint, a.key)
+    b, k = a.bucket, "sub.txt"
+    s3.create_bucket(Bucket=b)
+    s3.put_object(Bucket=b, Key=k, Body=b"the data")
+    r = {}
+    step("object sub-resources")
+    tags = {"TagSet": [{"Key": "a", "Value": "1"}]}
+    for name, fn, kw in [
+        ("put_acl", s3.put_object_acl, {"ACL": "public-read"}),
+        ("put_tagging", s3.put_object_tagging, {"Tagging": tags}),
+        ("delete_tagging", s3.delete_object_tagging, {}),
+        ("get_tagging", s3.get_object_tagging, {}),
+        ("put_legal_hold", s3.put_object_legal_hold, {"LegalHold": {"Status": "ON"}}),
+        ("get_attributes", s3.get_object_attributes, {"ObjectAttributes": ["ETag"]}),
+        ("delete_version", s3.delete_object, {"VersionId": "abc"}),
+        ("get_version", s3.get_object, {"VersionId": "abc"}),
+        ("get_null_version", s3.get_object, {"VersionId": "null"}),
+        ("get_part_1", s3.get_object, {"PartNumber": 1}),
+        ("get_part_2", s3.get_object, {"PartNumber": 2}),
+    ]:
+        r[name] = outcome(fn, Bucket=b, Key=k, **kw)
+        r[name + "_then"] = try_read(s3, b, k)
+    step("the object's ACL")
+    acl = s3.get_object_acl(Bucket=b, Key=k)
+    r["acl"] = sorted(g["Permission"] for g in acl["Grants"])
+    step("bucket sub-resources")
+    r["encryption"] = outcome(s3.get_bucket_encryption, Bucket=b)
+    r["versions"] = outcome(s3.list_object_versions, Bucket=b)
+    r["ownership"] = outcome(s3.get_bucket_ownership_controls, Bucket=b)
+    return r
+
+
+def sigv2(a):
+    """botocore's SigV2 (signature_version='s3') on bucket and object requests."""
+    config = Config(
+        s3={"addressing_style": "path"},
+        signature_version="s3",
+        region_name="us-east-1",
+        retries={"total_max_attempts": 1},
+    )
+    s3 = boto3.session.Session().client(
+        "s3",
+        endpoint_url=a.endpoint,
+        aws_access_key_id=a.key[0],
+        aws_secret_access_key=a.key[1],
+        region_name="us-east-1",
+        config=config,
+    )
+    b = a.bucket
+    step("creating and listing over SigV2")
+    s3.create_bucket(Bucket=b)
+    s3.put_object(Bucket=b, Key="v2.txt", Body=b"signed v2")
+    return {
+        "list_v1": [o["Key"] for o in s3.list_objects(Bucket=b).get("Contents", [])],
+        "list_v2": [o["Key"] for o in s3.list_objects_v2(Bucket=b).get("Contents", [])],
+        "location": outcome(s3.get_bucket_location, Bucket=b),
+        "get": try_read(s3, b, "v2.txt"),
+    }
+
+
 SCENARIOS = {
     f.__name__: f
     for f in [
+        subresources,
+        sigv2,
         buckets,
         objects,
         bad_keys,
