@@ -86,6 +86,14 @@ impl FileInfo {
         }
     }
 
+    /// The ETag of a record: the S3 one, else its md5 (the content's, with dedup on).
+    pub fn etag(&self) -> &str {
+        match &self.s3 {
+            Some(a) if !a.etag.is_empty() => &a.etag,
+            _ => &self.md5,
+        }
+    }
+
     /// Whether the content is inside a merged small-file container.
     pub fn is_merged(&self) -> bool {
         matches!(self.content(), Content::Merged(_))

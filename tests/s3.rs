@@ -659,6 +659,42 @@ fn sub_resources_this_server_does_not_serve_are_refused_and_leave_the_object_alo
 }
 
 #[test]
+fn conditional_writes_create_only_or_replace_only_what_they_name() {
+    if !have_boto3("s3 conditional writes") {
+        return;
+    }
+    let s3 = S3::start();
+    let r = s3.boto3("conditional_writes", &["--bucket", "cond-w"], 120);
+    let refused = json!([412, "PreconditionFailed"]);
+    let ok = json!([200, null]);
+    for (call, want) in [
+        ("create_over_existing", &refused),
+        ("create_new", &ok),
+        ("create_new_again", &refused),
+        ("match_wrong", &refused),
+        ("match_right", &ok),
+        ("complete_over_existing", &refused),
+        ("copy_if_match_wrong", &refused),
+        ("copy_if_none_match_same", &refused),
+        ("copy_if_modified_since_future", &refused),
+        ("copy_if_unmodified_since_past", &refused),
+        ("copy_if_match_right", &ok),
+    ] {
+        assert_eq!(&r[call], want, "{call}");
+    }
+    assert_eq!(r["match_missing"], json!([404, "NoSuchKey"]));
+    assert_eq!(r["after_refusals"], json!([[200, "v1"], [200, "n1"]]));
+    assert_eq!(r["after_match"], json!([200, "v2"]));
+    assert_eq!(
+        r["after_complete"],
+        json!([200, "v2"]),
+        "a refused completion"
+    );
+    // Eight writers racing to create one key: exactly one wins.
+    assert_eq!(r["race"], json!([200, 412, 412, 412, 412, 412, 412, 412]));
+}
+
+#[test]
 fn botocore_sigv2_signs_bucket_requests_as_it_does_and_is_let_in() {
     if !have_boto3("s3 sigv2") {
         return;

@@ -223,6 +223,7 @@ pub async fn complete(
 ) -> Result<Response, S3Error> {
     existing(w, r).await?;
     r.require(Action::Write, false)?;
+    let expect = super::store::write_condition(req)?;
     let (dir, up) = load(w, r).await?;
     let body = read_small_body(req, r, COMPLETE_BODY_BYTES_MAX).await?;
     let doc = std::str::from_utf8(&body).map_err(|_| S3Error::malformed_xml())?;
@@ -294,7 +295,7 @@ pub async fn complete(
         crate::store::meta::hex(&<md5::Md5 as md5::Digest>::digest(&md5s)),
         chosen.len()
     );
-    let info = store(w, r, odir, name, written, attrs).await?;
+    let info = store(w, r, odir, name, written, attrs, expect).await?;
     blocking(move || std::fs::remove_dir_all(&dir)).await.ok();
     let location = format!("{}/{}/{}", r.cfg.host, r.bucket, r.key);
     Ok(xml_response(

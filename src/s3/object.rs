@@ -9,7 +9,7 @@ use super::policy::{self, Action};
 use super::request::{iso_time, xml_response, S3Request, XMLNS};
 use super::store::{
     append_file, attrs_of, delete_key, etag_of, etag_ref, existing, modified_ms, object_rel, place,
-    receive, record_at, record_of, store, PUT_BYTES_MAX,
+    receive, record_at, record_of, store, write_condition, PUT_BYTES_MAX,
 };
 use super::xml::escape;
 use crate::http::range::{parse_range, RangeAnswer};
@@ -37,9 +37,10 @@ pub async fn put(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
         0 => PUT_BYTES_MAX,
         n => n.min(PUT_BYTES_MAX),
     };
+    let expect = write_condition(req)?;
     let written = receive(w, req, r, limit).await?;
     attrs.etag = written.digest.clone();
-    let info = store(w, r, dir, name, written, attrs).await?;
+    let info = store(w, r, dir, name, written, attrs, expect).await?;
     let mut resp = Response::new(200);
     resp.set("ETag", format!("\"{}\"", etag_of(&info)));
     Ok(resp)
@@ -92,6 +93,40 @@ async fn open_content(w: &Worker, rel: &str) -> Result<Option<(Content, u64)>, S
     };
     w.open_files.borrow_mut().insert(epoch, rel, open);
     Ok(Some((Content::File(file), size)))
+}
+
+/// CopyObject's conditions on its source (`x-amz-copy-source-if-*`), in S3's pairs: a true
+/// `if-match` overrides a false `if-unmodified-since`, a false `if-none-match` a true
+/// `if-modified-since`. Not met: 412.
+fn copy_source_conditions(req: &Request<'_>, source: &FileInfo) -> Result<(), S3Error> {
+    let header = |n: &str| req.head.header_str(n);
+    let (etag, modified) = (source.etag(), modified_ms(source) / 1000);
+    let failed = || {
+        S3Error::new(
+            412,
+            "PreconditionFailed",
+            "At least one of the pre-conditions you specified did not hold",
+        )
+    };
+    if let Some(m) = header("x-amz-copy-source-if-match") {
+        if !etag_listed(m, etag) {
+            return Err(failed());
+        }
+    } else if let Some(t) = header("x-amz-copy-source-if-unmodified-since").and_then(http_secs) {
+        if modified > t {
+            return Err(failed());
+        }
+    }
+    if let Some(m) = header("x-amz-copy-source-if-none-match") {
+        if etag_listed(m, etag) {
+            return Err(failed());
+        }
+    } else if let Some(t) = header("x-amz-copy-source-if-modified-since").and_then(http_secs) {
+        if modified <= t {
+            return Err(failed());
+        }
+    }
+    Ok(())
 }
 
 /// An `If-Match`/`If-None-Match` list matches `etag` (`*` matches any).
@@ -326,6 +361,8 @@ pub async fn copy(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Re
     src_req.require(Action::Read, src_b.public_read)?;
     let info = record_of(w, &src_req, src_key)?
         .ok_or_else(|| S3Error::no_such_key().on(src_req.resource()))?;
+    copy_source_conditions(req, &info)?;
+    let expect = write_condition(req)?;
     let (dir, name) = place(r, &r.key)?;
     let mut attrs = match req.head.header_str("x-amz-metadata-directive") {
         None | Some("COPY") => info.s3.as_deref().cloned().unwrap_or_default(),
@@ -351,7 +388,7 @@ pub async fn copy(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Re
     let written = tmp.finish().await?;
     // The copy is written as one part: its ETag is its md5 (S3 does the same).
     attrs.etag = written.digest.clone();
-    let stored = store(w, r, dir, name, written, attrs).await?;
+    let stored = store(w, r, dir, name, written, attrs, expect).await?;
     Ok(xml_response(
         200,
         format!(

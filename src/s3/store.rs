@@ -12,9 +12,36 @@ use super::request::S3Request;
 use crate::http::Request;
 use crate::json::{FileInfo, S3Attrs};
 use crate::store::buckets::{self, Bucket};
-use crate::store::meta::{self, Inserted, Origin, Staged};
+use crate::store::meta::{self, Conditional, Expect, Origin, Staged};
 use crate::store::write::{self, Sink, TempFile, Written};
 use crate::worker::Worker;
+
+/// The condition a write's headers put on the object it replaces (S3's conditional writes:
+/// PutObject, CompleteMultipartUpload, CopyObject): `If-None-Match: *` (create only) or
+/// `If-Match: <ETag>`. Other forms are not served (501), never ignored.
+pub fn write_condition(req: &Request<'_>) -> Result<Expect, S3Error> {
+    let none_match = req.head.header_str("if-none-match").map(str::trim);
+    let if_match = req.head.header_str("if-match").map(str::trim);
+    match (none_match, if_match) {
+        (None, None) => Ok(Expect::Nothing),
+        (Some("*"), None) => Ok(Expect::Absent),
+        (None, Some(tag)) if tag != "*" && !tag.contains(',') => Ok(Expect::Etag(
+            tag.trim_start_matches("W/").trim_matches('"').to_string(),
+        )),
+        _ => Err(S3Error::not_implemented(
+            "A conditional write other than If-None-Match: * or one If-Match ETag",
+        )),
+    }
+}
+
+/// A write's condition not met (S3's answer).
+fn precondition_failed() -> S3Error {
+    S3Error::new(
+        412,
+        "PreconditionFailed",
+        "At least one of the pre-conditions you specified did not hold",
+    )
+}
 
 /// Largest single PUT (S3's limit; larger objects are multipart uploads).
 pub const PUT_BYTES_MAX: u64 = 5 << 30;
@@ -299,6 +326,7 @@ pub async fn store(
     name: String,
     written: Written,
     mut attrs: S3Attrs,
+    expect: Expect,
 ) -> Result<FileInfo, S3Error> {
     let cfg = &r.cfg;
     let rel = format!("{dir}/{name}");
@@ -306,6 +334,24 @@ pub async fn store(
     // A go-fastdfs upload at this path has a record of another id (its content's md5): it is
     // replaced here, so its record goes (locally: the peers get the new version).
     let old = w.meta().get_by_path_key(&md5)?;
+    // The condition holds of whatever file the key names now; for an object written over S3
+    // (its id the path key) it is decided again in the insert's transaction.
+    let current = old
+        .as_ref()
+        .filter(|o| o.rel_path() == rel && w.meta().is_live(o));
+    if !expect.holds(current) {
+        write::discard(written).await;
+        return Err(match (&expect, current) {
+            (Expect::Etag(_), None) => S3Error::no_such_key().on(r.resource()),
+            _ => precondition_failed().on(r.resource()),
+        });
+    }
+    // Met by a go-fastdfs file at this path (another id, replaced below): what is left to
+    // decide atomically is that no object of this key appeared meanwhile.
+    let expect = match (expect, current) {
+        (Expect::Etag(_), Some(c)) if c.md5 != md5 => Expect::Absent,
+        (expect, _) => expect,
+    };
     if let Some(old) = &old {
         if old.md5 != md5 && old.rel_path() == rel {
             w.meta().delete(old.md5.clone(), Vec::new(), false).await?;
@@ -334,8 +380,12 @@ pub async fn store(
     let origin = Origin::Local {
         notify: cfg.peers.clone(),
     };
-    match w.meta().insert(info, Some(staged), false, origin).await {
-        Ok(Inserted::New(info)) => {
+    match w
+        .meta()
+        .insert_expecting(info, Some(staged), expect, origin)
+        .await
+    {
+        Ok(Conditional::Stored(info)) => {
             written.moved();
             // Cached copies of a replaced version go (a new key has none).
             if old.is_some() {
@@ -344,11 +394,9 @@ pub async fn store(
             w.metrics().upload(info.size as u64, false);
             Ok(info)
         }
-        Ok(other) => {
+        Ok(Conditional::PreconditionFailed) => {
             write::discard(written).await;
-            Err(S3Error::internal(format!(
-                "unexpected insert outcome {other:?}"
-            )))
+            Err(precondition_failed().on(r.resource()))
         }
         Err(e) => {
             write::discard(written).await;
@@ -423,10 +471,7 @@ pub fn etag_of(info: &FileInfo) -> String {
 
 /// [`etag_of`], borrowed.
 pub fn etag_ref(info: &FileInfo) -> &str {
-    match &info.s3 {
-        Some(a) if !a.etag.is_empty() => &a.etag,
-        _ => &info.md5,
-    }
+    info.etag()
 }
 
 /// Last-Modified of a record, unix milliseconds.

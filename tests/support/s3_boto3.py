@@ -936,6 +936,54 @@ def subresources(a):
     return r
 
 
+def conditional_writes(a):
+    """PUT, CompleteMultipartUpload and CopyObject under S3's conditions."""
+    s3 = client(a.endpoint, a.key)
+    b = a.bucket
+    s3.create_bucket(Bucket=b)
+    r = {}
+    step("conditional PUTs")
+    s3.put_object(Bucket=b, Key="k", Body=b"v1")
+    tag = s3.head_object(Bucket=b, Key="k")["ETag"]
+    r["create_over_existing"] = outcome(s3.put_object, Bucket=b, Key="k", Body=b"x", IfNoneMatch="*")
+    r["create_new"] = outcome(s3.put_object, Bucket=b, Key="new", Body=b"n1", IfNoneMatch="*")
+    r["create_new_again"] = outcome(s3.put_object, Bucket=b, Key="new", Body=b"n2", IfNoneMatch="*")
+    r["match_wrong"] = outcome(s3.put_object, Bucket=b, Key="k", Body=b"x", IfMatch='"0123"')
+    r["after_refusals"] = [try_read(s3, b, "k"), try_read(s3, b, "new")]
+    r["match_right"] = outcome(s3.put_object, Bucket=b, Key="k", Body=b"v2", IfMatch=tag)
+    r["match_missing"] = outcome(s3.put_object, Bucket=b, Key="none", Body=b"x", IfMatch=tag)
+    r["after_match"] = try_read(s3, b, "k")
+    step("a conditional multipart completion")
+    up = s3.create_multipart_upload(Bucket=b, Key="k")["UploadId"]
+    part = s3.upload_part(Bucket=b, Key="k", UploadId=up, PartNumber=1, Body=b"multi")
+    parts = {"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]}
+    r["complete_over_existing"] = outcome(
+        s3.complete_multipart_upload, Bucket=b, Key="k", UploadId=up,
+        MultipartUpload=parts, IfNoneMatch="*",
+    )
+    r["after_complete"] = try_read(s3, b, "k")
+    step("copy-source conditions")
+    src_tag = s3.head_object(Bucket=b, Key="k")["ETag"]
+    future = datetime.datetime(2100, 1, 1, tzinfo=datetime.timezone.utc)
+    past = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
+    src = {"Bucket": b, "Key": "k"}
+    for name, kw in [
+        ("copy_if_match_wrong", {"CopySourceIfMatch": '"0123"'}),
+        ("copy_if_none_match_same", {"CopySourceIfNoneMatch": src_tag}),
+        ("copy_if_modified_since_future", {"CopySourceIfModifiedSince": future}),
+        ("copy_if_unmodified_since_past", {"CopySourceIfUnmodifiedSince": past}),
+        ("copy_if_match_right", {"CopySourceIfMatch": src_tag}),
+    ]:
+        r[name] = outcome(s3.copy_object, Bucket=b, Key="copy-" + name, CopySource=src, **kw)
+    step("racing creators")
+    def create(i):
+        return outcome(s3.put_object, Bucket=b, Key="lock", Body=b"writer %d" % i, IfNoneMatch="*")
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(create, range(8)))
+    r["race"] = sorted(x[0] for x in results)
+    return r
+
+
 def sigv2(a):
     """botocore's SigV2 (signature_version='s3') on bucket and object requests."""
     config = Config(
@@ -968,6 +1016,7 @@ SCENARIOS = {
     f.__name__: f
     for f in [
         subresources,
+        conditional_writes,
         sigv2,
         buckets,
         objects,

@@ -18,6 +18,7 @@ impl Meta {
             staged,
             dedup,
             origin,
+            expect,
         } = put;
         if let Origin::Peer = origin {
             del_ok(txn.del(s.inbox, &info.md5.as_bytes(), None))?;
@@ -30,6 +31,10 @@ impl Meta {
             Err(lmdb::Error::NotFound) => None,
             Err(e) => return Err(e.into()),
         };
+        let current = existing.as_ref().filter(|old| self.is_live(old));
+        if !expect.holds(current) {
+            return Ok(OpResult::PreconditionFailed);
+        }
         if let (true, Some(old)) = (dedup, &existing) {
             if self.is_live(old) {
                 // A peer's copy of content here under another name: its name is served too.

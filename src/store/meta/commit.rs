@@ -749,12 +749,14 @@ impl Meta {
                 dedup,
                 origin,
                 unsynced: _,
+                expect,
             } => {
                 let put = Put {
                     info,
                     staged,
                     dedup,
                     origin,
+                    expect,
                 };
                 self.apply_insert(s, txn, put, &mut fx.dirs, &mut fx.placed)
             }

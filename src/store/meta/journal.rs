@@ -163,6 +163,7 @@ impl Deferred {
                 notify: self.notify.clone(),
             },
             unsynced: self.unsynced.then(bytes::Bytes::new),
+            expect: Expect::Nothing,
         }
     }
 }
@@ -414,6 +415,8 @@ impl Meta {
     /// against LMDB is `decide`'s.
     pub(super) fn defers(op: &Op) -> bool {
         match op {
+            // A condition is decided against LMDB, in the writing transaction.
+            Op::Insert { expect, .. } if *expect != Expect::Nothing => false,
             Op::Insert {
                 info,
                 staged: None,
@@ -473,6 +476,7 @@ impl Meta {
                 origin: Origin::Local { notify },
                 unsynced,
                 staged,
+                expect: _,
             } = op
             else {
                 unreachable!("only deferrable ops are decided")
@@ -608,6 +612,7 @@ impl Meta {
                 origin: Origin::Local {
                     notify: d.notify.clone(),
                 },
+                expect: Expect::Nothing,
             };
             let (mut dirs, mut placed) = (BTreeSet::new(), Vec::new());
             self.apply_insert(s, txn, put, &mut dirs, &mut placed)?;

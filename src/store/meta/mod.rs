@@ -171,6 +171,9 @@ enum Op {
         /// journal (empty once journaled). Its container is fdatasynced before the record
         /// commits.
         unsynced: Option<bytes::Bytes>,
+        /// What must hold of the live record of this id, checked in the commit's
+        /// transaction (S3's conditional writes).
+        expect: Expect,
     },
     /// Remove a record (and its path key, day entry, counters) and then its file; leaves a
     /// tombstone (also for an unknown md5 when `tomb_missing`, i.e. a delete from a peer)
@@ -217,6 +220,8 @@ enum Op {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum OpResult {
     Inserted(Arc<FileInfo>),
+    /// An insert's `Expect` did not hold: nothing was written.
+    PreconditionFailed,
     Existing(FileInfo),
     Deleted(FileInfo),
     NotFound,
@@ -437,7 +442,30 @@ mod place;
 mod read;
 mod txns;
 
-pub use ops::{Announced, Enqueue, Inserted};
+pub use ops::{Announced, Conditional, Enqueue, Inserted};
+
+/// What an insert requires of the live record of its id (S3's `If-None-Match: *` and
+/// `If-Match`): decided in the transaction that writes, so two writers cannot both pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// Nothing: the insert replaces or creates.
+    Nothing,
+    /// No live record of the id.
+    Absent,
+    /// A live record of the id with this ETag (`FileInfo::etag`).
+    Etag(String),
+}
+
+impl Expect {
+    /// Whether the live record `current` (None: none) satisfies it.
+    pub fn holds(&self, current: Option<&FileInfo>) -> bool {
+        match self {
+            Expect::Nothing => true,
+            Expect::Absent => current.is_none(),
+            Expect::Etag(e) => current.is_some_and(|c| c.etag() == e),
+        }
+    }
+}
 
 /// The insert part of `Op::Insert`, unpacked.
 struct Put {
@@ -445,6 +473,7 @@ struct Put {
     staged: Option<Staged>,
     dedup: bool,
     origin: Origin,
+    expect: Expect,
 }
 
 /// The fields of `Op::Delete`, borrowed.
@@ -644,6 +673,43 @@ mod queue_tests {
                     "{d} not fsynced: a power cut could lose the new entry under it"
                 );
             }
+        });
+    }
+
+    #[test]
+    fn a_conditional_insert_writes_only_when_its_condition_holds_of_the_live_record() {
+        with_meta(async |meta: Arc<Meta>| {
+            let dir = "files/b";
+            let mut info = record(3);
+            info.path = dir.into();
+            info.md5 = path_key("files/b/k");
+            info.name = "k".into();
+            let local = || Origin::Local { notify: vec![] };
+            let put = |body: &[u8], expect: Expect| {
+                let tmp = stage(&meta, "put", body);
+                let mut i = info.clone();
+                i.size = body.len() as i64;
+                meta.insert_expecting(i, staged(&tmp, dir, "k", true), expect, local())
+            };
+            let on_disk = || std::fs::read(meta.root.join("files/b/k")).ok();
+            // Create-only: the first writer, then nobody.
+            assert!(matches!(
+                put(b"one", Expect::Absent).await,
+                Ok(Conditional::Stored(_))
+            ));
+            let again = put(b"two", Expect::Absent).await.unwrap();
+            assert_eq!(again, Conditional::PreconditionFailed);
+            assert_eq!(on_disk().as_deref(), Some(&b"one"[..]));
+            // Replace-only-this-version: a wrong ETag writes nothing, the right one replaces.
+            let etag = meta.get(&info.md5).unwrap().unwrap().etag().to_string();
+            let wrong = put(b"three", Expect::Etag("0123".into())).await.unwrap();
+            assert_eq!(wrong, Conditional::PreconditionFailed);
+            assert_eq!(on_disk().as_deref(), Some(&b"one"[..]));
+            assert!(matches!(
+                put(b"four", Expect::Etag(etag)).await,
+                Ok(Conditional::Stored(_))
+            ));
+            assert_eq!(on_disk().as_deref(), Some(&b"four"[..]));
         });
     }
 
@@ -1134,6 +1200,7 @@ mod queue_tests {
                     info: Arc::new(record(i)),
                     staged: None,
                     unsynced: None,
+                    expect: Expect::Nothing,
                     dedup: false,
                     origin: Origin::Local {
                         notify: peers.clone(),
@@ -1164,6 +1231,7 @@ mod queue_tests {
                 unsynced: None,
                 dedup: true,
                 origin: Origin::Peer,
+                expect: Expect::Nothing,
             };
             assert_eq!(meta.submit(copy).await.unwrap(), OpResult::Tombstoned);
             assert!(meta.get(&md5).unwrap().is_none());

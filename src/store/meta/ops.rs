@@ -16,6 +16,15 @@ pub enum Inserted {
     Tombstoned,
 }
 
+/// What a conditional insert did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conditional {
+    /// Stored and indexed.
+    Stored(FileInfo),
+    /// The condition did not hold of the record there: nothing was written.
+    PreconditionFailed,
+}
+
 /// What an announcement from a peer did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Announced {
@@ -57,8 +66,33 @@ impl Meta {
             dedup,
             origin,
             unsynced: None,
+            expect: Expect::Nothing,
         };
         self.inserted(op).await
+    }
+
+    /// [`Meta::insert`] of a local file (no dedup) that requires `expect` of the live record
+    /// of its id, decided in the transaction that writes (S3's conditional writes).
+    pub async fn insert_expecting(
+        &self,
+        info: FileInfo,
+        staged: Option<Staged>,
+        expect: Expect,
+        origin: Origin,
+    ) -> Result<Conditional, MetaError> {
+        let op = Op::Insert {
+            info: Arc::new(info),
+            staged,
+            dedup: false,
+            origin,
+            unsynced: None,
+            expect,
+        };
+        match self.submit(op).await? {
+            OpResult::Inserted(info) => Ok(Conditional::Stored(Arc::unwrap_or_clone(info))),
+            OpResult::PreconditionFailed => Ok(Conditional::PreconditionFailed),
+            other => Err(unexpected("conditional insert", other)),
+        }
     }
 
     /// Stores a merged file uploaded here whose bytes were written to their container but not
@@ -78,6 +112,7 @@ impl Meta {
             dedup,
             origin: Origin::Local { notify },
             unsynced: Some(content),
+            expect: Expect::Nothing,
         };
         self.inserted(op).await
     }

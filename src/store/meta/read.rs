@@ -457,6 +457,7 @@ impl Meta {
                 staged: None,
                 dedup: true,
                 origin,
+                expect: Expect::Nothing,
             };
             self.apply_insert(s, &mut txn, put, &mut dirs, &mut placed)?;
         }
