@@ -92,8 +92,15 @@ pub async fn handle(w: &Rc<Worker>, req: &mut Request<'_>) -> Response {
     let mut resp = match serve(w, req, &id).await {
         Ok(r) => r,
         Err(e) => {
-            if e.status >= 500 {
-                tracing::error!(code = e.code, message = %e.message, "S3 request failed");
+            match e.status {
+                // What a client asked for and this server does not do: not the server's fault.
+                501 => tracing::debug!(code = e.code, message = %e.message, "S3 request refused"),
+                500.. => tracing::error!(code = e.code, message = %e.message, "S3 request failed"),
+                // A client's credentials refused: the operator's first clue to a misconfiguration.
+                401 | 403 => {
+                    tracing::info!(code = e.code, message = %e.message, "S3 request refused")
+                }
+                _ => {}
             }
             e.into_response(&id, head_only)
         }
@@ -179,11 +186,15 @@ fn address(cfg: &Config, req: &Request<'_>) -> Result<(String, String), S3Error>
 
 /// `bucket` of `Host: bucket.<s3_domain>[:port]`.
 fn virtual_host_bucket(cfg: &Config, req: &Request<'_>) -> Option<String> {
-    let domain = cfg.s3_domain.trim().trim_start_matches('.');
+    bucket_of_host(&cfg.s3_domain, req.head.header_str("host")?)
+}
+
+/// The bucket a `Host` header names under `s3_domain` (`bucket.<domain>[:port]`, any case).
+fn bucket_of_host(s3_domain: &str, host: &str) -> Option<String> {
+    let domain = s3_domain.trim().trim_start_matches('.');
     if domain.is_empty() {
         return None;
     }
-    let host = req.head.header_str("host")?;
     let host = host.rsplit_once(':').map_or(host, |(h, p)| {
         if p.bytes().all(|b| b.is_ascii_digit()) {
             h
@@ -191,7 +202,13 @@ fn virtual_host_bucket(cfg: &Config, req: &Request<'_>) -> Option<String> {
             host
         }
     });
-    let bucket = host.strip_suffix(domain)?.strip_suffix('.')?;
+    // Host names compare without case.
+    let cut = host.len().checked_sub(domain.len())?;
+    let (bucket, suffix) = (host.get(..cut)?, host.get(cut..)?);
+    if !suffix.eq_ignore_ascii_case(domain) {
+        return None;
+    }
+    let bucket = bucket.strip_suffix('.')?;
     (!bucket.is_empty()).then(|| bucket.to_ascii_lowercase())
 }
 
@@ -238,6 +255,29 @@ fn authenticate(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_virtual_host_names_its_bucket_whatever_the_case_of_the_domain() {
+        let b = |host: &str| super::bucket_of_host("s3.local", host);
+        assert_eq!(b("photos.s3.local").as_deref(), Some("photos"));
+        assert_eq!(b("photos.S3.LOCAL:9000").as_deref(), Some("photos"));
+        assert_eq!(b("Photos.s3.local").as_deref(), Some("photos"));
+        assert_eq!(
+            b("a.b.s3.local").as_deref(),
+            Some("a.b"),
+            "dotted bucket names"
+        );
+        for other in [
+            "s3.local",
+            ".s3.local",
+            "photos.s3.localhost",
+            "photoss3.local",
+            "é.s3",
+        ] {
+            assert_eq!(b(other), None, "{other}");
+        }
+        assert_eq!(super::bucket_of_host("", "photos.s3.local"), None);
+    }
+
     #[test]
     fn request_ids_are_sixteen_upper_hex_digits_and_count_up() {
         let (a, b) = (super::request_id(), super::request_id());

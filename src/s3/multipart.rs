@@ -10,13 +10,13 @@ use super::error::S3Error;
 use super::policy::Action;
 use super::request::{iso_time, xml_response, S3Request, XMLNS};
 use super::store::{
-    append_file, attrs_of, blocking, etag_of, existing, place, read_small_body, receive, store,
-    PUT_BYTES_MAX,
+    append_file, append_range, attrs_of, blocking, etag_of, existing, place, read_small_body,
+    receive, store, PUT_BYTES_MAX,
 };
 use super::xml::escape;
 use crate::http::{Request, Response};
 use crate::json::S3Attrs;
-use crate::store::write::TempFile;
+use crate::store::write::{TempFile, Written};
 use crate::worker::Worker;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -101,7 +101,7 @@ pub async fn create(w: &Worker, req: &Request<'_>, r: &S3Request) -> Result<Resp
         bucket: r.bucket.clone(),
         key: r.key.clone(),
         initiated_ms: chrono::Utc::now().timestamp_millis(),
-        attrs: attrs_of(req),
+        attrs: attrs_of(req)?,
         owner,
     };
     let dir = upload_dir(w.dir(), &id).expect("a generated id is valid");
@@ -176,9 +176,6 @@ pub async fn upload_part(
 ) -> Result<Response, S3Error> {
     existing(w, r).await?;
     r.require(Action::Write, false)?;
-    if req.head.header("x-amz-copy-source").is_some() {
-        return Err(S3Error::not_implemented("UploadPartCopy"));
-    }
     let number: u32 = r
         .param("partNumber")
         .and_then(|n| n.parse().ok())
@@ -189,7 +186,92 @@ pub async fn upload_part(
             )
         })?;
     let (dir, _) = load(w, r).await?;
+    if req.head.header("x-amz-copy-source").is_some() {
+        return upload_part_copy(w, req, r, &dir, number).await;
+    }
     let written = receive(w, req, r, PUT_BYTES_MAX).await?;
+    let etag = written.digest.clone();
+    keep_part(&dir, number, written).await?;
+    let mut resp = Response::new(200);
+    resp.set("ETag", format!("\"{etag}\""));
+    Ok(resp)
+}
+
+/// UploadPartCopy: part `number` is the source object's bytes, all of them or the
+/// `x-amz-copy-source-range` (`bytes=first-last`, within the object).
+async fn upload_part_copy(
+    w: &Worker,
+    req: &mut Request<'_>,
+    r: &S3Request,
+    dir: &Path,
+    number: u32,
+) -> Result<Response, S3Error> {
+    let (src_req, info) = super::object::copy_source(w, req, r).await?;
+    let size = info.size.max(0) as u64;
+    let (offset, len) = match req.head.header_str("x-amz-copy-source-range") {
+        None => (0, size),
+        Some(v) => copy_range(v, size)?,
+    };
+    if len > PUT_BYTES_MAX {
+        return Err(S3Error::invalid_request(
+            "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120",
+        ));
+    }
+    // The request body of a copy is empty.
+    let _ = req.read_to_end(0).await?;
+    let from = w.dir().join(info.rel_path());
+    let mut tmp = TempFile::create(w.dir(), false, len).await?;
+    if let Err(e) = append_range(&from, offset, len, &mut tmp).await {
+        drop(tmp);
+        return Err(if e.kind() == std::io::ErrorKind::NotFound {
+            S3Error::no_such_key().on(src_req.resource())
+        } else {
+            e.into()
+        });
+    }
+    let written = tmp.finish().await?;
+    if written.size != len {
+        // The source was replaced by a shorter version meanwhile.
+        crate::store::write::discard(written).await;
+        return Err(S3Error::no_such_key().on(src_req.resource()));
+    }
+    let etag = written.digest.clone();
+    keep_part(dir, number, written).await?;
+    Ok(xml_response(
+        200,
+        format!(
+            "<CopyPartResult xmlns=\"{XMLNS}\"><LastModified>{}</LastModified><ETag>&quot;{etag}&quot;</ETag></CopyPartResult>",
+            iso_time(chrono::Utc::now().timestamp_millis())
+        ),
+    ))
+}
+
+/// `x-amz-copy-source-range: bytes=first-last` of an object of `size` bytes: (offset, length).
+fn copy_range(v: &str, size: u64) -> Result<(u64, u64), S3Error> {
+    let (first, last) = v
+        .trim()
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)))
+        .filter(|(a, b)| a <= b)
+        .ok_or_else(|| {
+            S3Error::invalid_argument(
+                "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy",
+            )
+        })?;
+    if last >= size {
+        return Err(S3Error::new(
+            416,
+            "InvalidRange",
+            "The requested range is not satisfiable",
+        ));
+    }
+    Ok((first, last - first + 1))
+}
+
+/// Moves a received part into the upload's directory as part `number` (replacing an older
+/// one of that number), durably.
+async fn keep_part(dir: &Path, number: u32, written: Written) -> Result<(), S3Error> {
     let etag = written.digest.clone();
     let (tmp, target) = (written.tmp.clone(), dir.join(format!("{number:05}-{etag}")));
     let moved = blocking(move || -> std::io::Result<()> {
@@ -205,15 +287,15 @@ pub async fn upload_part(
     })
     .await;
     match moved {
-        Ok(()) => written.moved(),
+        Ok(()) => {
+            written.moved();
+            Ok(())
+        }
         Err(e) => {
             crate::store::write::discard(written).await;
-            return Err(e.into());
+            Err(e.into())
         }
     }
-    let mut resp = Response::new(200);
-    resp.set("ETag", format!("\"{etag}\""));
-    Ok(resp)
 }
 
 pub async fn complete(
@@ -247,8 +329,9 @@ pub async fn complete(
     }
     let d = dir.clone();
     let stored = blocking(move || parts_of(&d)).await?;
+    // Every part named must exist before sizes count (S3 reports a missing one first).
     let mut chosen = Vec::with_capacity(asked.len());
-    for (i, (number, etag)) in asked.iter().enumerate() {
+    for (number, etag) in &asked {
         let part = stored
             .iter()
             .find(|p| p.number == *number && &p.etag == etag)
@@ -259,14 +342,17 @@ pub async fn complete(
                     "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.",
                 )
             })?;
-        if i + 1 < asked.len() && part.size < PART_BYTES_MIN {
-            return Err(S3Error::new(
-                400,
-                "EntityTooSmall",
-                "Your proposed upload is smaller than the minimum allowed object size.",
-            ));
-        }
         chosen.push(part.clone());
+    }
+    if chosen[..chosen.len() - 1]
+        .iter()
+        .any(|p| p.size < PART_BYTES_MIN)
+    {
+        return Err(S3Error::new(
+            400,
+            "EntityTooSmall",
+            "Your proposed upload is smaller than the minimum allowed object size.",
+        ));
     }
     let total: u64 = chosen.iter().map(|p| p.size).sum();
     if r.cfg.upload_max_bytes > 0 && total > r.cfg.upload_max_bytes {

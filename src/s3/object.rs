@@ -32,7 +32,7 @@ pub async fn put(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
     r.require(Action::Write, false)?;
     writable(r)?;
     let (dir, name) = place(r, &r.key)?;
-    let mut attrs = attrs_of(req);
+    let mut attrs = attrs_of(req)?;
     let limit = match r.cfg.upload_max_bytes {
         0 => PUT_BYTES_MAX,
         n => n.min(PUT_BYTES_MAX),
@@ -93,6 +93,51 @@ async fn open_content(w: &Worker, rel: &str) -> Result<Option<(Content, u64)>, S
     };
     w.open_files.borrow_mut().insert(epoch, rel, open);
     Ok(Some((Content::File(file), size)))
+}
+
+/// The object `x-amz-copy-source` names (CopyObject, UploadPartCopy), readable by the caller
+/// and meeting the request's `x-amz-copy-source-if-*` conditions: its request (for errors
+/// and permissions) and its record.
+pub(super) async fn copy_source(
+    w: &Worker,
+    req: &Request<'_>,
+    r: &S3Request,
+) -> Result<(S3Request, Rc<FileInfo>), S3Error> {
+    let raw = req.head.header_str("x-amz-copy-source").unwrap_or("");
+    if raw
+        .split_once("?versionId=")
+        .is_some_and(|(_, v)| v != "null")
+    {
+        return Err(S3Error::invalid_argument("Invalid version id specified"));
+    }
+    let raw = raw.split_once("?versionId=").map_or(raw, |(p, _)| p);
+    let decoded = crate::http::query::percent_decode_path(raw)
+        .ok_or_else(|| S3Error::invalid_argument("Invalid copy source encoding"))?;
+    let src = decoded.trim_start_matches('/');
+    let (src_bucket, src_key) = src
+        .split_once('/')
+        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+        .ok_or_else(|| {
+            S3Error::invalid_argument(
+                "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+            )
+        })?;
+    let src_req = S3Request {
+        cfg: r.cfg.clone(),
+        id: r.id.clone(),
+        method: "GET".into(),
+        bucket: src_bucket.to_string(),
+        key: src_key.to_string(),
+        query: Vec::new(),
+        key_index: r.key_index,
+        signed: None,
+    };
+    let src_b = existing(w, &src_req).await?;
+    src_req.require(Action::Read, src_b.public_read)?;
+    let info = record_of(w, &src_req, src_key)?
+        .ok_or_else(|| S3Error::no_such_key().on(src_req.resource()))?;
+    copy_source_conditions(req, &info)?;
+    Ok((src_req, info))
 }
 
 /// CopyObject's conditions on its source (`x-amz-copy-source-if-*`), in S3's pairs: a true
@@ -334,42 +379,22 @@ pub async fn copy(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Re
     existing(w, r).await?;
     r.require(Action::Write, false)?;
     writable(r)?;
-    let raw = req.head.header_str("x-amz-copy-source").unwrap_or("");
-    let raw = raw.split_once("?versionId=").map_or(raw, |(p, _)| p);
-    let decoded = crate::http::query::percent_decode_path(raw)
-        .ok_or_else(|| S3Error::invalid_argument("Invalid copy source encoding"))?;
-    let src = decoded.trim_start_matches('/');
-    let (src_bucket, src_key) = src
-        .split_once('/')
-        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
-        .ok_or_else(|| {
-            S3Error::invalid_argument(
-                "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
-            )
-        })?;
-    let src_req = S3Request {
-        cfg: r.cfg.clone(),
-        id: r.id.clone(),
-        method: "GET".into(),
-        bucket: src_bucket.to_string(),
-        key: src_key.to_string(),
-        query: Vec::new(),
-        key_index: r.key_index,
-        signed: None,
-    };
-    let src_b = existing(w, &src_req).await?;
-    src_req.require(Action::Read, src_b.public_read)?;
-    let info = record_of(w, &src_req, src_key)?
-        .ok_or_else(|| S3Error::no_such_key().on(src_req.resource()))?;
-    copy_source_conditions(req, &info)?;
+    let (src_req, info) = copy_source(w, req, r).await?;
+    let (src_bucket, src_key) = (src_req.bucket.as_str(), src_req.key.as_str());
     let expect = write_condition(req)?;
     let (dir, name) = place(r, &r.key)?;
     let mut attrs = match req.head.header_str("x-amz-metadata-directive") {
         None | Some("COPY") => info.s3.as_deref().cloned().unwrap_or_default(),
-        Some("REPLACE") => attrs_of(req),
+        Some("REPLACE") => attrs_of(req)?,
         Some(_) => return Err(S3Error::invalid_argument("Unknown metadata directive.")),
     };
-    if src_bucket == r.bucket && src_key == r.key && attrs_of(req) == S3Attrs::default() {
+    // A copy onto itself must change something; a storage class (which means nothing here)
+    // counts, as `rclone settier` relies on.
+    if src_bucket == r.bucket
+        && src_key == r.key
+        && attrs_of(req)? == S3Attrs::default()
+        && req.head.header("x-amz-storage-class").is_none()
+    {
         return Err(S3Error::invalid_request("This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."));
     }
     // The request body of a copy is empty.

@@ -65,19 +65,34 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
 /// Appends the whole file at `path` to `tmp` through io_uring, 1 MiB at a time (a copy's
 /// source, a multipart upload's parts).
 pub async fn append_file(path: &std::path::Path, tmp: &mut TempFile) -> std::io::Result<()> {
-    const STEP: usize = 1 << 20;
+    append_range(path, 0, u64::MAX, tmp).await
+}
+
+/// Appends `len` bytes of the file at `path` from `offset` (or up to its end) to `tmp`, 1 MiB
+/// at a time (UploadPartCopy's source range).
+pub async fn append_range(
+    path: &std::path::Path,
+    offset: u64,
+    len: u64,
+    tmp: &mut TempFile,
+) -> std::io::Result<()> {
+    const STEP: u64 = 1 << 20;
     let file = glommio::io::BufferedFile::open(path).await?;
-    let mut pos = 0u64;
-    loop {
-        let got = file.read_at(pos, STEP).await?;
-        if got.is_empty() {
-            break;
+    let (mut pos, end) = (offset, offset.saturating_add(len));
+    let copied = async {
+        while pos < end {
+            let got = file.read_at(pos, STEP.min(end - pos) as usize).await?;
+            if got.is_empty() {
+                break;
+            }
+            pos += got.len() as u64;
+            tmp.write(&got).await?;
         }
-        pos += got.len() as u64;
-        tmp.write(&got).await?;
+        Ok::<(), std::io::Error>(())
     }
+    .await;
     let _ = file.close().await;
-    Ok(())
+    copied
 }
 
 /// The live record of `key` in the request's bucket.
@@ -129,7 +144,12 @@ pub fn record_at(
 }
 
 /// The attributes a PUT (or a copy with `REPLACE`) sets: content headers and `x-amz-meta-*`.
-pub fn attrs_of(req: &Request<'_>) -> S3Attrs {
+/// S3's bound on an object's user metadata: names and values of `x-amz-meta-*`, in bytes.
+pub const USER_METADATA_BYTES_MAX: usize = 2048;
+
+/// The stored headers and user metadata a write's request gives its object (refused past
+/// [`USER_METADATA_BYTES_MAX`], as S3 does).
+pub fn attrs_of(req: &Request<'_>) -> Result<S3Attrs, S3Error> {
     let h = |n: &str| req.head.header_str(n).unwrap_or("").trim().to_string();
     // `aws-chunked` is the transfer framing, not the object's encoding.
     let encoding: Vec<&str> = req
@@ -149,7 +169,14 @@ pub fn attrs_of(req: &Request<'_>) -> S3Attrs {
             }
         }
     }
-    S3Attrs {
+    if meta.iter().map(|(n, v)| n.len() + v.len()).sum::<usize>() > USER_METADATA_BYTES_MAX {
+        return Err(S3Error::new(
+            400,
+            "MetadataTooLarge",
+            "Your metadata headers exceed the maximum allowed metadata size.",
+        ));
+    }
+    Ok(S3Attrs {
         etag: String::new(),
         content_type: h("content-type"),
         content_disposition: h("content-disposition"),
@@ -157,7 +184,7 @@ pub fn attrs_of(req: &Request<'_>) -> S3Attrs {
         cache_control: h("cache-control"),
         meta,
         modified_ms: 0,
-    }
+    })
 }
 
 /// Streams the request's payload (decoded from aws-chunked framing and checked against its

@@ -984,6 +984,74 @@ def conditional_writes(a):
     return r
 
 
+def part_copy(a):
+    """UploadPartCopy: ranged and whole parts, and boto3's managed copy of a big object."""
+    s3 = client(a.endpoint, a.key)
+    b = a.bucket
+    s3.create_bucket(Bucket=b)
+    data = random.Random(7).randbytes(12 * 1024 * 1024 + 5)
+    step("the source")
+    s3.put_object(Bucket=b, Key="src.bin", Body=data)
+    src = {"Bucket": b, "Key": "src.bin"}
+    step("a multipart upload of copied ranges")
+    up = s3.create_multipart_upload(Bucket=b, Key="assembled.bin")["UploadId"]
+    half = 6 * 1024 * 1024
+    parts = []
+    for n, rng in [(1, "bytes=0-%d" % (half - 1)), (2, "bytes=%d-%d" % (half, len(data) - 1))]:
+        p = s3.upload_part_copy(
+            Bucket=b, Key="assembled.bin", UploadId=up, PartNumber=n, CopySource=src,
+            CopySourceRange=rng,
+        )
+        parts.append({"PartNumber": n, "ETag": p["CopyPartResult"]["ETag"]})
+    r = {"part_etags": [p["ETag"] for p in parts],
+         "want_part_etags": [etag(data[:half]), etag(data[half:])]}
+    r["bad_range"] = outcome(
+        s3.upload_part_copy, Bucket=b, Key="assembled.bin", UploadId=up, PartNumber=3,
+        CopySource=src, CopySourceRange="bytes=9-2",
+    )
+    r["past_end"] = outcome(
+        s3.upload_part_copy, Bucket=b, Key="assembled.bin", UploadId=up, PartNumber=3,
+        CopySource=src, CopySourceRange="bytes=0-%d" % len(data),
+    )
+    s3.complete_multipart_upload(
+        Bucket=b, Key="assembled.bin", UploadId=up, MultipartUpload={"Parts": parts}
+    )
+    r["assembled"] = read_all(s3, b, "assembled.bin")[1] == data
+    step("boto3's managed copy (UploadPartCopy above 8 MiB)")
+    s3.copy(src, b, "managed.bin")
+    r["managed"] = read_all(s3, b, "managed.bin")[1] == data
+    return r
+
+
+def details(a):
+    """Answers S3 gives that scripts and tools rely on."""
+    s3 = client(a.endpoint, a.key)
+    b = a.bucket
+    s3.create_bucket(Bucket=b)
+    r = {}
+    step("metadata bounds")
+    r["meta_2k"] = outcome(s3.put_object, Bucket=b, Key="m", Body=b"x", Metadata={"a": "v" * 2000})
+    r["meta_3k"] = outcome(s3.put_object, Bucket=b, Key="m", Body=b"x", Metadata={"a": "v" * 3000})
+    step("a completion naming a missing part")
+    up = s3.create_multipart_upload(Bucket=b, Key="mp")["UploadId"]
+    p1 = s3.upload_part(Bucket=b, Key="mp", UploadId=up, PartNumber=1, Body=b"1")
+    parts = [{"PartNumber": 1, "ETag": p1["ETag"]}, {"PartNumber": 3, "ETag": '"%s"' % ("0" * 32)}]
+    r["missing_part"] = outcome(
+        s3.complete_multipart_upload, Bucket=b, Key="mp", UploadId=up,
+        MultipartUpload={"Parts": parts},
+    )
+    step("a copy onto itself that sets the storage class")
+    r["self_copy_class"] = outcome(
+        s3.copy_object, Bucket=b, Key="m", CopySource={"Bucket": b, "Key": "m"},
+        StorageClass="STANDARD",
+    )
+    r["self_copy_plain"] = outcome(
+        s3.copy_object, Bucket=b, Key="m", CopySource={"Bucket": b, "Key": "m"},
+    )
+    r["after"] = try_read(s3, b, "m")
+    return r
+
+
 def sigv2(a):
     """botocore's SigV2 (signature_version='s3') on bucket and object requests."""
     config = Config(
@@ -1017,6 +1085,8 @@ SCENARIOS = {
     for f in [
         subresources,
         conditional_writes,
+        part_copy,
+        details,
         sigv2,
         buckets,
         objects,
