@@ -643,6 +643,51 @@ fn expired_uploads_are_removed_by_the_sweeper() {
 }
 
 #[test]
+fn a_finished_uploads_id_names_its_file_after_the_upload_expired() {
+    // go-fastdfs keeps an upload's id for good: its URL and `get_file_info?md5=<id>` go on
+    // naming the file the upload became.
+    let s = tus_server(json!({"tus_expire_seconds": 2}));
+    let data = noise(50_000, 21);
+    let url = create(&s, data.len(), &[("filename", "kept.bin")]);
+    assert_eq!(patch(&url, 0, &data, &[]).status, 204);
+    let id = id_of(&url).to_string();
+    assert!(
+        eventually(Duration::from_secs(20), || big_files(&s, &id).is_empty()),
+        "the finished upload's state still on disk: {:?}",
+        big_files(&s, &id)
+    );
+    let got = agent().get(&url).call().unwrap();
+    assert_eq!(got.status(), 200);
+    let mut body = Vec::new();
+    got.into_reader().read_to_end(&mut body).unwrap();
+    assert!(body == data, "the file's bytes");
+    let info = request(
+        "GET",
+        &s.url(&format!("/group1/get_file_info?md5={id}")),
+        &[],
+        None,
+    );
+    assert_eq!(info.status, 200, "{}", info.body);
+    assert!(info.body.contains(&md5_hex(&data)), "{}", info.body);
+    // Deleted, the file is gone under its id too.
+    let del = request(
+        "POST",
+        &s.url(&format!("/group1/delete?md5={}", md5_hex(&data))),
+        &[],
+        None,
+    );
+    assert_eq!(del.status, 200, "{}", del.body);
+    assert_eq!(request("GET", &url, &[], None).status, 404);
+    let info = request(
+        "GET",
+        &s.url(&format!("/group1/get_file_info?md5={id}")),
+        &[],
+        None,
+    );
+    assert_eq!(info.status, 404, "{}", info.body);
+}
+
+#[test]
 fn a_second_patch_while_one_is_in_flight_is_refused() {
     // Two executors: the two connections may be served by different ones.
     let s = tus_server(json!({"workers": 2}));

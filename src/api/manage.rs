@@ -247,10 +247,18 @@ fn by_download_path(w: &Worker, path: &str) -> Result<Option<FileInfo>, ApiError
 pub async fn get_file_info(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, raw_refusal)?;
     let mut found = lookup(w, p, Named::PathFirst)?;
-    if found.is_none() {
-        // A tus upload's id names the file it became (as in go-fastdfs).
-        if let Some(md5) = crate::tus::state::finished_md5(w.dir(), p.str("md5")).await? {
-            found = w.meta().get_live(&md5)?;
+    if let (None, Some(key)) = (&found, crate::tus::state::record_key(p.str("md5"))) {
+        // A tus upload's id names the file it became (as in go-fastdfs): through the path
+        // index, or an upload finished before it recorded ids there, through its state.
+        let id = p.str("md5");
+        found = w
+            .meta()
+            .get_by_path_key(&key)?
+            .filter(|i| w.meta().is_live(i));
+        if found.is_none() {
+            if let Some(md5) = crate::tus::state::finished_md5(w.dir(), id).await? {
+                found = w.meta().get_live(&md5)?;
+            }
         }
     }
     match found {

@@ -198,17 +198,27 @@ const NO_AUTH_TOKEN: &str = "token auth fail,auth_token is not in http header Up
 in uppy uppy.setMeta({ auth_token: '9ee60e59-cb0f-4578-aaba-29b9fc2919ca' })";
 
 /// `GET <upload URL>` of a finished upload serves the file it became, under every check of an
-/// ordinary download (token, Google code, auth_url, download auth) and with Range; an unknown,
-/// expired or unfinished id, or one whose file was deleted since, is a 404. Only that upload's
+/// ordinary download (token, Google code, auth_url, download auth) and with Range, also after
+/// the upload's state expired (its id stays in the path index while the file lives); an
+/// unknown or unfinished id, or one whose file was deleted since, is a 404. Only that upload's
 /// file: the id is never read as an md5 or path key (unlike go-fastdfs, docs/DEFECTS.md).
 async fn download(w: &Worker, req: &mut Request<'_>, id: &str) -> Result<Response, TusError> {
-    if !protocol::valid_id(id) {
-        return Err(TusError::NotFound);
-    }
-    let Some(done) = live(w, id).await?.completed else {
+    let Some(key) = state::record_key(id) else {
         return Err(TusError::NotFound);
     };
-    let Some(record) = w.meta().get_live(&done.md5).map_err(ApiError::from)? else {
+    let meta = w.meta();
+    let record = match meta.get_by_path_key(&key).map_err(ApiError::from)? {
+        Some(r) => Some(r),
+        // An upload finished before ids were recorded there: its state, while it lasts.
+        None => match live(w, id).await {
+            Ok(Info {
+                completed: Some(done),
+                ..
+            }) => meta.get(&done.md5).map_err(ApiError::from)?,
+            _ => None,
+        },
+    };
+    let Some(record) = record.filter(|r| meta.is_live(r)) else {
         return Err(TusError::NotFound);
     };
     let path = crate::placement::download_path(&w.config(), &record);

@@ -128,6 +128,14 @@ pub async fn load(root: &Path, id: &str) -> io::Result<Option<Info>> {
     Ok(Some(info))
 }
 
+/// The key under which the store's path index names the file a finished upload became, for
+/// as long as that file lives (an upload's own `.info` goes when it expires): never a path's
+/// key (those are 32 hex digits), so an upload id is never read as a path or md5. None for
+/// what is not an upload id.
+pub fn record_key(id: &str) -> Option<String> {
+    super::protocol::valid_id(id).then(|| format!("tus:{id}"))
+}
+
 /// The md5 of the file a finished, unexpired upload became (go-fastdfs clients find a tus
 /// upload's file with `get_file_info?md5=<upload id>`); None for anything else, a malformed
 /// id included.

@@ -158,6 +158,11 @@ async fn complete(w: &Worker, info: &Info, digest: Option<String>) -> Result<Com
     let record =
         crate::placement::commit(w, plan, written, crate::placement::OnFailure::Keep).await?;
     let url = crate::placement::file_result(&cfg, &record).url;
+    // The id keeps naming the file after the upload's state expires (go-fastdfs keeps it).
+    let key = state::record_key(&info.id).expect("an upload's own id is valid");
+    if let Err(e) = w.meta().alias(record.md5.clone(), key).await {
+        tracing::warn!(id = %info.id, cause = %e, "the upload's id will be forgotten when it expires");
+    }
     tracing::info!(id = %info.id, md5 = %record.md5, size = length, "tus upload completed");
     Ok(Completed {
         md5: record.md5,

@@ -57,7 +57,8 @@ impl Meta {
             | Op::InboxDrop { md5 }
             | Op::Enqueue { md5, .. }
             | Op::Delivered { md5, .. }
-            | Op::Relocate { md5, .. } => md5.as_str(),
+            | Op::Relocate { md5, .. }
+            | Op::Alias { md5, .. } => md5.as_str(),
             Op::RepairDay { .. } | Op::PurgePeer { .. } | Op::Settle => "",
         };
         let shard = shard_of(md5, self.shards.len());
@@ -782,6 +783,7 @@ impl Meta {
             Op::Enqueue { md5, peers, kind } => self.apply_enqueue(s, txn, &md5, &peers, kind),
             Op::Delivered { md5, peer, sent } => self.apply_delivered(s, txn, &md5, &peer, sent),
             Op::PurgePeer { peer } => purge_peer(s, txn, &peer),
+            Op::Alias { md5, key } => super::paths::alias_key(self, s, txn, &md5, &key),
             Op::Relocate { md5, from, to } => super::apply::relocate(s, txn, &md5, from, to),
             Op::Settle => Ok(OpResult::Done),
         }

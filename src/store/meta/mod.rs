@@ -187,6 +187,9 @@ enum Op {
     RepairDay { date: String },
     /// A peer announced a file: queue it in the inbox unless it is here or tombstoned.
     Announce { info: Box<FileInfo> },
+    /// Name the live record of `md5` by `key` too in the path index (a tus upload's id), unless
+    /// `key` names something already.
+    Alias { md5: String, key: String },
     /// Give up fetching an announced file.
     InboxDrop { md5: String },
     /// Queue `kind` of the md5 for `peers` (re-sync, repair). A put of an unknown or

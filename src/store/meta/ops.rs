@@ -160,6 +160,17 @@ impl Meta {
         }
     }
 
+    /// Names the live record of `md5` by `key` too (lookups by path key find it), unless `key`
+    /// names something already; false when there is no such record. The entry outlives the
+    /// record harmlessly: a lookup through it then finds nothing.
+    pub async fn alias(&self, md5: String, key: String) -> Result<bool, MetaError> {
+        match self.submit(Op::Alias { md5, key }).await? {
+            OpResult::Done => Ok(true),
+            OpResult::NotFound => Ok(false),
+            other => Err(unexpected("alias", other)),
+        }
+    }
+
     /// Gives up fetching an announced file.
     pub async fn drop_announced(&self, md5: String) -> Result<(), MetaError> {
         match self.submit(Op::InboxDrop { md5 }).await? {

@@ -7,6 +7,10 @@
 //! cache miss pay on every request. Every entry of a record still lives in its record's
 //! environment, so one transaction covers them all.
 //! - `<path key>` -> md5;
+//! - aliases, written only where no entry is (`alias`, `alias_key`): a peer's path for
+//!   content this node stores under another (`<path key>` -> md5), and a finished tus
+//!   upload's id (`tus:<id>` -> md5). Lookups go through the record, so an alias whose
+//!   record is gone finds nothing;
 //! - `\0version` -> `1`: the per-environment table is complete. A store from before it (one
 //!   `paths-<shard>` table per shard) has those tables copied in when it is opened, in bounded
 //!   transactions (idempotent puts: a crash during the copy copies again); the last one marks
@@ -120,6 +124,34 @@ pub(super) fn alias(
         WriteFlags::NO_OVERWRITE,
     ) {
         Ok(()) | Err(lmdb::Error::KeyExist) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Records that `key` (not a path's key: a tus upload's id) names the live record of `md5`,
+/// unless `key` names something already; `NotFound` when there is no such record.
+pub(super) fn alias_key(
+    meta: &Meta,
+    s: &Shard,
+    txn: &mut lmdb::RwTransaction<'_>,
+    md5: &str,
+    key: &str,
+) -> Result<OpResult, MetaError> {
+    let live = match txn.get(s.files, &md5.as_bytes()) {
+        Ok(b) => meta.is_live(&decode(b)?),
+        Err(lmdb::Error::NotFound) => false,
+        Err(e) => return Err(e.into()),
+    };
+    if !live {
+        return Ok(OpResult::NotFound);
+    }
+    match txn.put(
+        s.paths,
+        &key.as_bytes(),
+        &md5.as_bytes(),
+        WriteFlags::NO_OVERWRITE,
+    ) {
+        Ok(()) | Err(lmdb::Error::KeyExist) => Ok(OpResult::Done),
         Err(e) => Err(e.into()),
     }
 }
