@@ -351,14 +351,15 @@ async fn measure(w: &Worker) -> Measured {
 /// The alarm duty (executor 0).
 pub async fn duty(w: Rc<Worker>) {
     let mut alarms = Alarms::default();
-    let mut next = Instant::now() + Duration::from_secs(w.config().status_check_interval.max(1));
+    let mut last = Instant::now();
     while !w.shutting_down() {
         glommio::timer::sleep(Duration::from_millis(500)).await;
-        if Instant::now() < next {
+        // The interval as configured now: a reload that shortens it counts at once.
+        let cfg = w.config();
+        if last.elapsed() < Duration::from_secs(cfg.status_check_interval.max(1)) {
             continue;
         }
-        let cfg = w.config();
-        next = Instant::now() + Duration::from_secs(cfg.status_check_interval.max(1));
+        last = Instant::now();
         if receivers(&cfg).is_empty() && cfg.alarm_url.is_empty() {
             continue;
         }

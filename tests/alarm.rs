@@ -194,3 +194,36 @@ fn a_down_peer_a_late_queue_and_a_full_disk_are_mailed_and_posted_once_and_recov
     assert!(recovered, "mails: {:?}", mail.mails());
     assert_eq!(mail.with_subject(&down).len(), 1);
 }
+
+#[test]
+fn an_alarm_url_and_a_shorter_interval_set_by_reload_count_at_once() {
+    let (alarm_url, posts) = common::sink("/alarm", |_| (String::new(), "ok".into()));
+    let dead = format!("http://127.0.0.1:{}", free_port("127.0.0.1"));
+    let s = Server::start(json!({"peers": [dead], "status_check_interval": 600}));
+    let conf = s.dir.join("conf/cfg.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&conf).unwrap()).unwrap();
+    cfg["alarm_url"] = json!(alarm_url);
+    cfg["status_check_interval"] = json!(1);
+    let set_form = format!(
+        "key=test-admin-key&action=set&cfg={}",
+        urlencode(&cfg.to_string())
+    );
+    let set = agent()
+        .post(&s.url("/group1/reload"))
+        .set("Content-Type", "application/x-www-form-urlencoded")
+        .send_string(&set_form);
+    assert!(set.is_ok(), "{set:?}");
+    let (code, body) = call(agent().get(&s.url("/group1/reload?key=test-admin-key&action=reload")));
+    assert_eq!(code, 200, "{body}");
+    // Not the old interval's ten minutes: a few checks of the new one.
+    let down = format!("fastdfs alarm: peer {dead} is down");
+    let told = eventually(Duration::from_secs(15), || {
+        posts
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, b)| form(b).iter().any(|(k, v)| k == "subject" && v == &down))
+    });
+    assert!(told, "posts: {:?}\n{}", posts.lock().unwrap(), s.stderr());
+}
