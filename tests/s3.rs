@@ -1180,6 +1180,7 @@ fn aws_chunked_trailer_and_unsigned_payload_uploads_are_decoded_and_verified() {
         "streaming_signed",
         "streaming_unsigned_crc32",
         "streaming_unsigned_crc32c",
+        "streaming_unsigned_crc64nvme",
         "streaming_signed_trailer",
         "header_crc32",
         // Small payloads are gathered in memory and written whole: the same decoding and
@@ -1219,6 +1220,7 @@ fn aws_chunked_trailer_and_unsigned_payload_uploads_are_decoded_and_verified() {
     assert_eq!(r["small_wrong_trailer_crc32"], json!([400, "BadDigest"]));
     assert_eq!(r["altered_chunk"], json!([403, "SignatureDoesNotMatch"]));
     assert_eq!(r["wrong_trailer_crc32"], json!([400, "BadDigest"]));
+    assert_eq!(r["wrong_trailer_crc64nvme"], json!([400, "BadDigest"]));
     assert_eq!(r["wrong_header_crc32"], json!([400, "BadDigest"]));
     assert_eq!(
         r["wrong_content_sha256"],

@@ -25,8 +25,8 @@
 //!   [`ChunkDecoder::finish`] (or the `push` that completes the body) succeeds.
 //! - Trailers: at most [`MAX_TRAILER_BYTES`]; a trailer must have been declared
 //!   ([`ChunkDecoder::declare_trailers`], from `x-amz-trailer`) and every declared one must
-//!   arrive. `x-amz-checksum-{crc32,crc32c,sha1,sha256}` are verified against the decoded
-//!   data; other names (e.g. `x-amz-checksum-crc64nvme`) are returned unverified.
+//!   arrive. `x-amz-checksum-{crc32,crc32c,crc64nvme,sha1,sha256}` are verified against the
+//!   decoded data; other names are returned unverified.
 //! - After an error the decoder is poisoned: every later call returns the same error.
 
 use base64::Engine;
@@ -197,15 +197,18 @@ impl ChunkError {
 pub enum ChecksumAlgorithm {
     Crc32,
     Crc32c,
+    /// CRC-64/NVME, the checksum S3 itself computes for new objects.
+    Crc64Nvme,
     Sha1,
     Sha256,
 }
 
 impl ChecksumAlgorithm {
     /// Every algorithm verified here.
-    pub const ALL: [ChecksumAlgorithm; 4] = [
+    pub const ALL: [ChecksumAlgorithm; 5] = [
         ChecksumAlgorithm::Crc32,
         ChecksumAlgorithm::Crc32c,
+        ChecksumAlgorithm::Crc64Nvme,
         ChecksumAlgorithm::Sha1,
         ChecksumAlgorithm::Sha256,
     ];
@@ -215,6 +218,7 @@ impl ChecksumAlgorithm {
         match self {
             ChecksumAlgorithm::Crc32 => "x-amz-checksum-crc32",
             ChecksumAlgorithm::Crc32c => "x-amz-checksum-crc32c",
+            ChecksumAlgorithm::Crc64Nvme => "x-amz-checksum-crc64nvme",
             ChecksumAlgorithm::Sha1 => "x-amz-checksum-sha1",
             ChecksumAlgorithm::Sha256 => "x-amz-checksum-sha256",
         }
@@ -231,6 +235,7 @@ impl ChecksumAlgorithm {
     fn digest_len(self) -> usize {
         match self {
             ChecksumAlgorithm::Crc32 | ChecksumAlgorithm::Crc32c => 4,
+            ChecksumAlgorithm::Crc64Nvme => 8,
             ChecksumAlgorithm::Sha1 => 20,
             ChecksumAlgorithm::Sha256 => 32,
         }
@@ -242,6 +247,7 @@ impl ChecksumAlgorithm {
 enum Hasher {
     Crc32(crc32fast::Hasher),
     Crc32c(u32),
+    Crc64Nvme(u64),
     Sha1(sha1::Sha1),
     Sha256(Sha256),
 }
@@ -251,6 +257,7 @@ impl Hasher {
         match algorithm {
             ChecksumAlgorithm::Crc32 => Hasher::Crc32(crc32fast::Hasher::new()),
             ChecksumAlgorithm::Crc32c => Hasher::Crc32c(0),
+            ChecksumAlgorithm::Crc64Nvme => Hasher::Crc64Nvme(!0),
             ChecksumAlgorithm::Sha1 => Hasher::Sha1(sha1::Sha1::new()),
             ChecksumAlgorithm::Sha256 => Hasher::Sha256(Sha256::new()),
         }
@@ -260,6 +267,7 @@ impl Hasher {
         match self {
             Hasher::Crc32(h) => h.update(data),
             Hasher::Crc32c(crc) => *crc = crc32c::crc32c_append(*crc, data),
+            Hasher::Crc64Nvme(crc) => *crc = crc64_nvme_update(*crc, data),
             Hasher::Sha1(h) => sha1::Digest::update(h, data),
             Hasher::Sha256(h) => h.update(data),
         }
@@ -270,10 +278,64 @@ impl Hasher {
         match self {
             Hasher::Crc32(h) => h.finalize().to_be_bytes().to_vec(),
             Hasher::Crc32c(crc) => crc.to_be_bytes().to_vec(),
+            Hasher::Crc64Nvme(crc) => (!crc).to_be_bytes().to_vec(),
             Hasher::Sha1(h) => sha1::Digest::finalize(h).to_vec(),
             Hasher::Sha256(h) => h.finalize().to_vec(),
         }
     }
+}
+
+/// CRC-64/NVME (reflected polynomial 0x9a6c9329ac4bc9b5), eight bytes a step: the tables of
+/// slicing-by-8, built at compile time. No crate in the tree computes it.
+const CRC64_NVME: [[u64; 256]; 8] = {
+    let mut t = [[0u64; 256]; 8];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = i as u64;
+        let mut k = 0;
+        while k < 8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x9a6c_9329_ac4b_c9b5
+            } else {
+                crc >> 1
+            };
+            k += 1;
+        }
+        t[0][i] = crc;
+        i += 1;
+    }
+    let mut s = 1;
+    while s < 8 {
+        let mut i = 0;
+        while i < 256 {
+            let prev = t[s - 1][i];
+            t[s][i] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
+            i += 1;
+        }
+        s += 1;
+    }
+    t
+};
+
+/// The CRC-64/NVME register after `data` (not inverted: start from `!0`, invert at the end).
+fn crc64_nvme_update(mut crc: u64, data: &[u8]) -> u64 {
+    let t = &CRC64_NVME;
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let v = crc ^ u64::from_le_bytes(c.try_into().expect("eight bytes"));
+        crc = t[7][(v & 0xff) as usize]
+            ^ t[6][((v >> 8) & 0xff) as usize]
+            ^ t[5][((v >> 16) & 0xff) as usize]
+            ^ t[4][((v >> 24) & 0xff) as usize]
+            ^ t[3][((v >> 32) & 0xff) as usize]
+            ^ t[2][((v >> 40) & 0xff) as usize]
+            ^ t[1][((v >> 48) & 0xff) as usize]
+            ^ t[0][(v >> 56) as usize];
+    }
+    for &b in chunks.remainder() {
+        crc = (crc >> 8) ^ t[0][((crc ^ u64::from(b)) & 0xff) as usize];
+    }
+    crc
 }
 
 /// Decodes an `x-amz-checksum-*` value: the base64 of a digest of the algorithm's size.
@@ -1377,17 +1439,10 @@ mod tests {
         let (e, _) = feed(unsigned(None, None), signature.as_bytes(), || 4).unwrap_err();
         assert_eq!(e.code(), "MalformedTrailerError");
         // Unknown algorithms pass through unverified.
-        let crc64 = b"3\r\nabc\r\n0\r\nx-amz-checksum-crc64nvme:AAAAAAAAAAA=\r\n\r\n";
-        let (_, trailers) = feed(
-            unsigned(Some("x-amz-checksum-crc64nvme"), None),
-            crc64,
-            || 4,
-        )
-        .unwrap();
-        assert_eq!(
-            trailers.get("x-amz-checksum-crc64nvme"),
-            Some("AAAAAAAAAAA=")
-        );
+        let other = b"3\r\nabc\r\n0\r\nx-amz-checksum-crc99:AAAAAAAAAAA=\r\n\r\n";
+        let (_, trailers) =
+            feed(unsigned(Some("x-amz-checksum-crc99"), None), other, || 4).unwrap();
+        assert_eq!(trailers.get("x-amz-checksum-crc99"), Some("AAAAAAAAAAA="));
         assert!(!trailers.entries[0].verified);
         // An oversized trailer section.
         let mut huge = b"0\r\n".to_vec();
@@ -1509,6 +1564,22 @@ mod tests {
     }
 
     #[test]
+    fn crc64_nvme_eight_bytes_a_step_is_the_crc_a_byte_a_step() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        for len in [0, 1, 7, 8, 9, 63, 64, 65, 1000] {
+            let mut one = !0u64;
+            for &b in &data[..len] {
+                one = (one >> 8) ^ CRC64_NVME[0][((one ^ u64::from(b)) & 0xff) as usize];
+            }
+            assert_eq!(crc64_nvme_update(!0, &data[..len]), one, "{len} bytes");
+        }
+        // Fed in pieces as a body arrives.
+        let whole = crc64_nvme_update(!0, &data);
+        let (a, b) = data.split_at(333);
+        assert_eq!(crc64_nvme_update(crc64_nvme_update(!0, a), b), whole);
+    }
+
+    #[test]
     fn header_checksums() {
         // The standard check values of "123456789" and the FIPS 180 "abc" digests.
         let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
@@ -1522,6 +1593,11 @@ mod tests {
                 ChecksumAlgorithm::Crc32c,
                 b"123456789",
                 b64(&0xe306_9283_u32.to_be_bytes()),
+            ),
+            (
+                ChecksumAlgorithm::Crc64Nvme,
+                b"123456789",
+                b64(&0xae8b_1486_0a79_9888_u64.to_be_bytes()),
             ),
             (
                 ChecksumAlgorithm::Sha1,

@@ -171,12 +171,29 @@ def crc32c(data):
     return c ^ 0xFFFFFFFF
 
 
-def b64_crc(value):
-    return base64.b64encode(value.to_bytes(4, "big")).decode()
+CRC64_NVME_TABLE = []
+for _i in range(256):
+    _c = _i
+    for _ in range(8):
+        _c = (_c >> 1) ^ 0x9A6C9329AC4BC9B5 if _c & 1 else _c >> 1
+    CRC64_NVME_TABLE.append(_c)
+
+
+def crc64nvme(data):
+    c = 0xFFFFFFFFFFFFFFFF
+    for byte in data:
+        c = CRC64_NVME_TABLE[(c ^ byte) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFFFFFFFFFF
+
+
+assert crc64nvme(b"123456789") == 0xAE8B14860A799888
 
 
 def crc_b64(algo, data):
-    return b64_crc(zlib.crc32(data) if algo == "crc32" else crc32c(data))
+    if algo == "crc64nvme":
+        return base64.b64encode(crc64nvme(data).to_bytes(8, "big")).decode()
+    value = zlib.crc32(data) if algo == "crc32" else crc32c(data)
+    return base64.b64encode(value.to_bytes(4, "big")).decode()
 
 
 CHUNK = 64 * 1024
@@ -320,6 +337,11 @@ def run(a):
         data,
     )
     result(
+        "streaming_unsigned_crc64nvme",
+        c.streaming("trailer-crc64nvme.bin", data, "unsigned-trailer", "crc64nvme"),
+        data,
+    )
+    result(
         "streaming_signed_trailer",
         c.streaming("signed-trailer.bin", data, "signed-trailer", "crc32"),
         data,
@@ -342,6 +364,7 @@ def run(a):
             "chunked.bin",
             "trailer-crc32.bin",
             "trailer-crc32c.bin",
+            "trailer-crc64nvme.bin",
             "signed-trailer.bin",
             "header-crc.bin",
         ]
@@ -377,6 +400,12 @@ def run(a):
         c.streaming("wrong-trailer.bin", data, "unsigned-trailer", "crc32", wrong_trailer=True),
     )
     result(
+        "wrong_trailer_crc64nvme",
+        c.streaming(
+            "wrong-trailer-64.bin", data, "unsigned-trailer", "crc64nvme", wrong_trailer=True
+        ),
+    )
+    result(
         "wrong_header_crc32",
         c.simple(
             "PUT",
@@ -392,6 +421,7 @@ def run(a):
         for k in [
             "altered.bin",
             "wrong-trailer.bin",
+            "wrong-trailer-64.bin",
             "wrong-header-crc.bin",
             "wrong-sha.bin",
             "skewed.bin",
