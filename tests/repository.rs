@@ -1,6 +1,7 @@
 //! Facts about the repository itself: LICENSE holds the text of the license Cargo.toml
-//! declares, and Cargo.toml's rust-version is no older than what any dependency declares (the
-//! only toolchain-independent check of the MSRV: the locked graph cannot build with less).
+//! declares, Cargo.toml's rust-version is no older than what any dependency declares (the
+//! only toolchain-independent check of the MSRV: the locked graph cannot build with less), and
+//! the README's `cargo run --release` names one binary to run, the server.
 mod common;
 use common::*;
 use serde_json::Value;
@@ -143,4 +144,31 @@ fn rust_version_is_no_older_than_any_dependency_needs() {
         newer.is_empty(),
         "Cargo.toml says rust-version = {declared}, but: {newer:?}"
     );
+}
+
+#[test]
+fn the_readmes_cargo_run_runs_the_server() {
+    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
+    assert!(readme.contains("cargo run --release"), "the README's run command");
+    // What cargo itself makes of the manifest: with more than one binary, `cargo run` needs
+    // the package's default-run (else "could not determine which binary to run").
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--no-deps", "--format-version", "1", "--offline"])
+        .current_dir(ROOT)
+        .output()
+        .expect("cargo metadata");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let package = &meta["packages"][0];
+    let bins: Vec<&str> = package["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"].as_array().unwrap().iter().any(|k| k == "bin"))
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(bins.contains(&"fastdfs"), "{bins:?}");
+    if bins.len() > 1 {
+        assert_eq!(package["default_run"], "fastdfs", "binaries {bins:?}");
+    }
 }
