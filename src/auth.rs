@@ -2,8 +2,10 @@
 //! `enable_download_auth`) download (docs/PROTOCOL.md §2). The request's `Auth-Token` header is
 //! required; the auth server gets a POST with the request's headers (minus hop-by-hop ones) and,
 //! unlike go-fastdfs (docs/DEFECTS.md #18), the request's form fields (`auth_token` included). It passes
-//! iff the trimmed body is `ok`, or a JSON envelope whose `data` is `"ok"`. A pass is cached per
-//! token only when the auth server sends `Cache-Control: max-age=N` (at most 5 minutes).
+//! iff the trimmed body is `ok`, or a JSON envelope whose `data` is `"ok"`. A pass is cached
+//! only when the auth server sends `Cache-Control: max-age=N` (at most 5 minutes), and only
+//! for the same question: the token with the same method, path and form fields (a pass for
+//! an upload to one scene is not one for another scene, nor for a delete).
 
 use crate::http::Request;
 use crate::worker::Worker;
@@ -58,7 +60,8 @@ pub async fn allowed_token(
     fields: &[(String, String)],
 ) -> bool {
     let cfg = w.config();
-    if let Some(until) = w.auth_cache.borrow().0.get(&token) {
+    let key = cache_key(req, &token, fields);
+    if let Some(until) = w.auth_cache.borrow().0.get(&key) {
         if *until > Instant::now() {
             return true;
         }
@@ -100,12 +103,30 @@ pub async fn allowed_token(
             if cache.0.len() >= CACHE_ENTRIES_MAX {
                 cache.0.clear();
             }
-            cache
-                .0
-                .insert(token, Instant::now() + ttl.min(CACHE_TTL_MAX));
+            cache.0.insert(key, Instant::now() + ttl.min(CACHE_TTL_MAX));
         }
     }
     pass
+}
+
+/// What a cached pass answers: the md5 of the token, the request's method and path and its
+/// form fields (in order, `auth_token` left out: the token is first), each length-prefixed so
+/// no two questions share a key.
+fn cache_key(req: &Request<'_>, token: &str, fields: &[(String, String)]) -> String {
+    use md5::Digest;
+    let mut h = md5::Md5::new();
+    let mut part = |s: &str| {
+        h.update((s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
+    };
+    part(token);
+    part(req.head.method());
+    part(req.head.path());
+    for (k, v) in fields.iter().filter(|(k, _)| k != "auth_token") {
+        part(k);
+        part(v);
+    }
+    crate::store::meta::hex(&h.finalize())
 }
 
 /// go-fastdfs' rule for the auth server's answer.

@@ -178,6 +178,44 @@ fn a_pass_is_cached_only_when_the_auth_server_allows_it() {
         assert_eq!(code, 404);
     }
     assert_eq!(count(), 4, "max-age=60: asked once");
+    // The pass answered that question only: another md5 (another form), another route.
+    let (code, _) = call(
+        agent()
+            .get(&s.url("/group1/upload?md5=def&output=json"))
+            .set("Auth-Token", "cache-me"),
+    );
+    assert_eq!(code, 404);
+    assert_eq!(count(), 5, "another question: asked again");
+    let (code, _) = call(
+        agent()
+            .get(&s.url("/group1/delete?md5=0123456789abcdef0123456789abcdef"))
+            .set("Auth-Token", "cache-me"),
+    );
+    assert_eq!(code, 404, "allowed; unknown md5");
+    assert_eq!(count(), 6, "a delete is not an upload");
+}
+
+#[test]
+fn a_cached_pass_for_one_scene_is_not_one_for_another() {
+    // Passes `cache-scoped` only for scene=public, caching the answer for 60 s.
+    let (url, calls) = sink("/auth", |body| {
+        if body.contains("scene=public") {
+            ("Cache-Control: max-age=60\r\n".into(), "ok".into())
+        } else {
+            (String::new(), "fail".into())
+        }
+    });
+    let s = Server::start(json!({"auth_url": url, "scenes": ["public", "private"]}));
+    let fields = |scene| vec![("output", "json"), ("scene", scene)];
+    let (code, body) = upload_with(&s, Some("cache-scoped"), &fields("public"), "p.txt", b"p");
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = upload_with(&s, Some("cache-scoped"), &fields("private"), "q.txt", b"q");
+    assert_eq!(code, 401, "{body}");
+    assert_eq!(
+        calls.lock().unwrap().len(),
+        2,
+        "the private upload was asked about"
+    );
 }
 
 #[test]

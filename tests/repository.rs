@@ -149,15 +149,28 @@ fn rust_version_is_no_older_than_any_dependency_needs() {
 #[test]
 fn the_readmes_cargo_run_runs_the_server() {
     let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
-    assert!(readme.contains("cargo run --release"), "the README's run command");
+    assert!(
+        readme.contains("cargo run --release"),
+        "the README's run command"
+    );
     // What cargo itself makes of the manifest: with more than one binary, `cargo run` needs
     // the package's default-run (else "could not determine which binary to run").
     let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--no-deps", "--format-version", "1", "--offline"])
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
         .current_dir(ROOT)
         .output()
         .expect("cargo metadata");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
     let package = &meta["packages"][0];
     let bins: Vec<&str> = package["targets"]
