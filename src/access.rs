@@ -160,6 +160,23 @@ pub fn not_permitted_text(ip: IpAddr) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn ten_wrong_codes_in_a_window_block_an_address_until_the_window_ends() {
+        let g = CodeGuesses::default();
+        let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
+        let t0 = std::time::Instant::now();
+        for i in 0..CODE_GUESSES_MAX {
+            assert!(!g.blocked(a, t0), "after {i} wrong codes");
+            g.wrong(a, t0);
+        }
+        assert!(g.blocked(a, t0 + CODE_GUESS_WINDOW / 2));
+        assert!(!g.blocked(b, t0), "per address");
+        let later = t0 + CODE_GUESS_WINDOW;
+        assert!(!g.blocked(a, later), "a new window");
+        g.wrong(a, later);
+        assert!(!g.blocked(a, later), "counting from one again");
+    }
+
     fn rules(admin_ips: &[&str], peers: &[&str], trusted: &[&str]) -> Rules {
         let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         Rules::new(&v(admin_ips), &v(trusted), &v(peers), &[ip("127.0.0.99")])
@@ -229,5 +246,47 @@ mod tests {
             Some(ip("127.0.0.30"))
         );
         assert_eq!(peer_ip("http://node.example:8080"), None);
+    }
+}
+
+/// Wrong Google Authenticator codes allowed per client address in [`CODE_GUESS_WINDOW`]; past
+/// them every code from that address is refused until the window ends. A 6-digit code with a
+/// window of ±k steps is found in about 10^6 / (2k + 1) guesses: without a bound, a client
+/// found one within seconds.
+pub const CODE_GUESSES_MAX: u32 = 10;
+/// The span over which [`CODE_GUESSES_MAX`] counts.
+pub const CODE_GUESS_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+/// Client addresses remembered at once (expired ones go first, then all).
+const CODE_GUESS_CLIENTS_MAX: usize = 100_000;
+
+/// Wrong codes per client address, over every executor.
+#[derive(Default)]
+pub struct CodeGuesses {
+    seen: std::sync::Mutex<std::collections::HashMap<IpAddr, (std::time::Instant, u32)>>,
+}
+
+impl CodeGuesses {
+    /// Whether `ip` used up its wrong codes of the current window.
+    pub fn blocked(&self, ip: IpAddr, now: std::time::Instant) -> bool {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.get(&ip).is_some_and(|&(since, n)| {
+            now.duration_since(since) < CODE_GUESS_WINDOW && n >= CODE_GUESSES_MAX
+        })
+    }
+
+    /// Counts a wrong code from `ip`.
+    pub fn wrong(&self, ip: IpAddr, now: std::time::Instant) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= CODE_GUESS_CLIENTS_MAX && !seen.contains_key(&ip) {
+            seen.retain(|_, (since, _)| now.duration_since(*since) < CODE_GUESS_WINDOW);
+            if seen.len() >= CODE_GUESS_CLIENTS_MAX {
+                seen.clear();
+            }
+        }
+        let entry = seen.entry(ip).or_insert((now, 0));
+        if now.duration_since(entry.0) >= CODE_GUESS_WINDOW {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
     }
 }

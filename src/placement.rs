@@ -13,7 +13,7 @@ use crate::json::{FileInfo, FileResult};
 use crate::store::meta::{self, Inserted, Staged};
 use crate::store::write;
 use crate::store::{haystack, names};
-use crate::worker::Worker;
+use crate::worker::{CodeRefusal, Worker};
 
 /// Where an upload goes, decided from the client's fields before its content is known: scene,
 /// custom directory, file name and `filename` are validated (`names`), the scene whitelist,
@@ -38,8 +38,14 @@ const DIGEST_PLACEHOLDER: &str = "0000000000000000000000000000000000000000";
 
 impl Target {
     /// Validates the fields `scene`/`scenes`, `path`, `code`, `filename` and the client's file
-    /// name against the configuration.
-    pub fn check(cfg: &Config, p: &Params, client_name: &str) -> Result<Target, ApiError> {
+    /// name against the configuration; `code_ok` judges a scene's Google code
+    /// (`Shared::google_code`, which bounds a client's wrong guesses).
+    pub fn check(
+        cfg: &Config,
+        p: &Params,
+        client_name: &str,
+        code_ok: &dyn Fn(&str, &str) -> Result<(), CodeRefusal>,
+    ) -> Result<Target, ApiError> {
         let custom_dir = if cfg.enable_custom_path {
             names::custom_dir(p.str("path"))
                 .map_err(|e| ApiError::fail(400, format!("invalid path: {e}")))?
@@ -58,16 +64,13 @@ impl Target {
         }
         // Checked for the scene actually used, also when `scene` was omitted and the default
         // scene has a secret (go-fastdfs skipped it then: docs/DEFECTS.md #15).
-        if !cfg.google_code_ok(&scene, p.str("code")) {
-            return Err(ApiError::fail(401, "invalid request,error google code"));
-        }
+        let wrong_code = || ApiError::fail(401, "invalid request,error google code");
+        code_ok(&scene, p.str("code")).map_err(|r| r.into_error(wrong_code()))?;
         // A custom path writes into the namespace of its first directory: when that is a scene
         // with a secret, its code is needed whatever the `scene` field says.
         let namespace = custom_dir.as_deref().and_then(names::namespace_of);
         if let Some(ns) = namespace.filter(|ns| *ns != scene) {
-            if !cfg.google_code_ok(ns, p.str("code")) {
-                return Err(ApiError::fail(401, "invalid request,error google code"));
-            }
+            code_ok(ns, p.str("code")).map_err(|r| r.into_error(wrong_code()))?;
         }
         let target = Target {
             scene,

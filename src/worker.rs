@@ -50,6 +50,27 @@ impl Migration {
 }
 
 /// State shared by all executors.
+/// Why a Google code was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeRefusal {
+    Wrong,
+    /// Too many wrong codes from this client lately: none is looked at.
+    Blocked,
+}
+
+impl CodeRefusal {
+    /// The answer to a refused code: upload and tus (`wrong` is their 401), or download.
+    pub fn into_error(self, wrong: crate::error::ApiError) -> crate::error::ApiError {
+        match self {
+            CodeRefusal::Wrong => wrong,
+            CodeRefusal::Blocked => crate::error::ApiError::fail(
+                429,
+                "too many wrong google codes from this address, try again later",
+            ),
+        }
+    }
+}
+
 pub struct Shared {
     pub dir: PathBuf,
     config: RwLock<Arc<Config>>,
@@ -61,6 +82,8 @@ pub struct Shared {
     failed: AtomicBool,
     /// Open connections over all executors, per client and in total (drained before exit).
     pub admission: Arc<crate::admission::Admission>,
+    /// Wrong Google codes per client address (all executors).
+    pub code_guesses: crate::access::CodeGuesses,
     /// The soft open-files limit at start (the connection caps stay under it).
     nofile: u64,
     pub started: std::time::Instant,
@@ -93,6 +116,7 @@ impl Shared {
             shutdown: AtomicBool::new(false),
             failed: AtomicBool::new(false),
             admission: Default::default(),
+            code_guesses: Default::default(),
             nofile: crate::sys::nofile_limit(),
             started: Instant::now(),
             workers,
@@ -178,6 +202,24 @@ impl Shared {
     }
 
     /// The connection caps in force now (the configuration's, under the open-files limit).
+    /// The Google Authenticator code of a request for a scene with a secret: refused when wrong,
+    /// or without a look when its client used up its wrong codes (`access::CodeGuesses`).
+    pub fn google_code(&self, client: IpAddr, scene: &str, code: &str) -> Result<(), CodeRefusal> {
+        let cfg = self.config();
+        if !cfg.enable_google_auth || cfg.scene_secret(scene).is_none() {
+            return Ok(());
+        }
+        let now = std::time::Instant::now();
+        if self.code_guesses.blocked(client, now) {
+            return Err(CodeRefusal::Blocked);
+        }
+        if cfg.google_code_ok(scene, code) {
+            return Ok(());
+        }
+        self.code_guesses.wrong(client, now);
+        Err(CodeRefusal::Wrong)
+    }
+
     pub fn connection_caps(&self, cfg: &Config) -> crate::admission::Caps {
         crate::admission::Caps::new(
             cfg.connections_per_client_max,

@@ -121,3 +121,36 @@ fn non_admin_downloads_from_a_scene_with_a_secret_need_a_code() {
         assert_eq!(status_from_non_admin(&s.url(&open_path), &[]), 200);
     }
 }
+
+#[test]
+fn a_client_that_guesses_codes_is_stopped_after_ten_wrong_ones_and_others_are_not() {
+    let s = server(true);
+    let c = code_now();
+    let (code, body) = upload(&s, "k.txt", b"kept", &[("output", "json"), ("code", &c)]);
+    assert_eq!(code, 200, "{body}");
+    let path = serde_json::from_str::<serde_json::Value>(&body).unwrap()["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A non-admin address guessing download codes: ten wrong ones are only wrong...
+    let guesser = "127.0.0.78";
+    for i in 0..10 {
+        let wrong = format!(
+            "{path}?code={:06}",
+            (c.parse::<u32>().unwrap() + 500_000 + i) % 1_000_000
+        );
+        assert_eq!(status_from(guesser, &s.url(&wrong), &[]), 401, "guess {i}");
+    }
+    // ...then every code from it is refused unread, the right one too (429).
+    let right = format!("{path}?code={}", code_now());
+    assert_eq!(status_from(guesser, &s.url(&right), &[]), 429);
+    // Another client is not held back.
+    assert_eq!(status_from(NON_ADMIN_IP, &s.url(&right), &[]), 200);
+    let (code, body) = upload(
+        &s,
+        "l.txt",
+        b"more",
+        &[("output", "json"), ("code", &code_now())],
+    );
+    assert_eq!(code, 200, "{body}");
+}

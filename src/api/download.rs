@@ -436,7 +436,8 @@ async fn check_token(
         asked = Box::pin(crate::sync::read_through::ask_peers(w, req, rel)).await;
         md5 = asked.as_ref().map(|(_, info)| info.md5.clone());
     }
-    check_token_for(&cfg, p, rel, md5.as_deref())?;
+    let code_ok = |scene: &str, code: &str| w.shared.google_code(client, scene, code);
+    check_token_for(&cfg, p, rel, md5.as_deref(), &code_ok)?;
     if download_auth && !Box::pin(crate::auth::allowed(w, req, &p.0)).await {
         return Err(ApiError::Empty(401));
     }
@@ -449,6 +450,7 @@ fn check_token_for(
     p: &super::Params,
     rel: &str,
     md5: Option<&str>,
+    code_ok: &dyn Fn(&str, &str) -> Result<(), crate::worker::CodeRefusal>,
 ) -> Result<(), ApiError> {
     // Google code per scene: the first directory under files/ (with or without the group
     // prefix; go-fastdfs sliced the URI blindly: docs/DEFECTS.md #16).
@@ -456,9 +458,7 @@ fn check_token_for(
         .strip_prefix("files/")
         .and_then(|r| r.split('/').next())
         .unwrap_or("");
-    if !cfg.google_code_ok(scene, p.str("code")) {
-        return Err(ApiError::Empty(401));
-    }
+    code_ok(scene, p.str("code")).map_err(|r| r.into_error(ApiError::Empty(401)))?;
     if !cfg.download_use_token {
         return Ok(());
     }

@@ -297,7 +297,9 @@ async fn upload(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError>
         return Err(ApiError::fail(400, "http: no such file"));
     };
     let checked = output_of(&p).and_then(|output| {
-        let target = Target::check(&cfg, &p, &client_name)?;
+        let client = w.client_of(req);
+        let code_ok = |scene: &str, code: &str| w.shared.google_code(client, scene, code);
+        let target = Target::check(&cfg, &p, &client_name, &code_ok)?;
         Ok((output, target))
     });
     let (output, target) = match checked {

@@ -282,7 +282,12 @@ fn checksum_of(req: &Request<'_>) -> Result<Option<protocol::Checksum>, TusError
 /// Where the upload's bytes go, from its metadata, by the rules of multipart uploads:
 /// `filename` is the client's file name (a single path component: a path is refused, not
 /// reduced to its last part), `scene`, `path` and `code` are the form fields of the same names.
-fn target_of(cfg: &Config, metadata: &[(String, String)]) -> Result<Target, TusError> {
+fn target_of(
+    w: &Worker,
+    client: std::net::IpAddr,
+    metadata: &[(String, String)],
+) -> Result<Target, TusError> {
+    let cfg = &*w.config();
     let get = |key: &str| {
         metadata
             .iter()
@@ -300,7 +305,8 @@ fn target_of(cfg: &Config, metadata: &[(String, String)]) -> Result<Target, TusE
             fields.0.push((key.to_string(), v.to_string()));
         }
     }
-    Ok(Target::check(cfg, &fields, filename)?)
+    let code_ok = |scene: &str, code: &str| w.shared.google_code(client, scene, code);
+    Ok(Target::check(cfg, &fields, filename, &code_ok)?)
 }
 
 /// `Upload-Length` xor `Upload-Defer-Length: 1`.
@@ -352,9 +358,9 @@ async fn create(w: &Worker, req: &mut Request<'_>) -> Result<Response, TusError>
         }
     }
     let checksum = checksum_of(req)?;
-    let target = target_of(&cfg, &metadata)?;
-    let id = state::new_id();
     let client = w.client_of(req);
+    let target = target_of(w, client, &metadata)?;
+    let id = state::new_id();
     if !state::claim(&id, client, cfg.tus_uploads_per_client_max) {
         return Err(TusError::TooMany(cfg.tus_uploads_per_client_max));
     }
