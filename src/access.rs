@@ -63,6 +63,19 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The client of a request that a proxy not in `trusted_proxies` forwarded (it says so with
+/// `X-Real-IP` or `X-Forwarded-For`): someone behind that proxy, unknown, and never the proxy's
+/// own address (nginx on the same host is loopback, an admin: go-fastdfs made everyone admin
+/// so, docs/DEFECTS.md #8). Named by RFC 6666's discard prefix with the proxy's address in its
+/// low bits, which no admin rule matches and the per-client bounds still tell apart.
+pub fn behind_untrusted_proxy(proxy: IpAddr) -> IpAddr {
+    let low: u128 = match canonical(proxy) {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6) & u128::from(u64::MAX),
+    };
+    IpAddr::V6(std::net::Ipv6Addr::from((0x0100u128 << 112) | low))
+}
+
 /// The host part of a peer base URL (`http://10.0.0.15:8080/x` -> 10.0.0.15), if an IP.
 pub fn peer_ip(url: &str) -> Option<IpAddr> {
     let full = if url.contains("://") {
@@ -122,6 +135,9 @@ impl Rules {
     /// X-Forwarded-For entry.
     pub fn client_ip(&self, socket: IpAddr, forwarded: Option<&str>) -> IpAddr {
         if !self.is_trusted_proxy(socket) {
+            if forwarded.is_some_and(|v| !v.trim().is_empty()) {
+                return behind_untrusted_proxy(socket);
+            }
             return canonical(socket);
         }
         forwarded
@@ -159,6 +175,31 @@ pub fn not_permitted_text(ip: IpAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_forwarded_by_an_untrusted_proxy_is_nobody_the_proxy_included() {
+        let r = rules(&["0.0.0.0"], &[], &["10.9.9.9"]);
+        let local = ip("127.0.0.1");
+        assert_eq!(
+            r.client_ip(local, None),
+            local,
+            "not forwarded: the socket's address"
+        );
+        for forwarded in ["203.0.113.5", "127.0.0.1", "garbage"] {
+            let c = r.client_ip(local, Some(forwarded));
+            assert!(!r.is_admin(c), "{forwarded} -> {c}");
+            assert_eq!(c.to_string(), "100::7f00:1");
+        }
+        assert_ne!(
+            r.client_ip(ip("10.0.0.8"), Some("x")),
+            r.client_ip(ip("10.0.0.9"), Some("x"))
+        );
+        // A trusted proxy names its client.
+        assert_eq!(
+            r.client_ip(ip("10.9.9.9"), Some("203.0.113.5")),
+            ip("203.0.113.5")
+        );
+    }
 
     #[test]
     fn ten_wrong_codes_in_a_window_block_an_address_until_the_window_ends() {
@@ -226,14 +267,15 @@ mod tests {
             c.client_ip(ip("127.0.0.1"), Some("8.8.8.8, 127.0.0.1")),
             ip("8.8.8.8")
         );
+        // From anyone else the header is not believed, and the request is nobody's.
         assert_eq!(
             c.client_ip(ip("127.0.0.5"), Some("127.0.0.1")),
-            ip("127.0.0.5")
+            behind_untrusted_proxy(ip("127.0.0.5"))
         );
         let none = rules(&[], &[], &[]);
         assert_eq!(
             none.client_ip(ip("127.0.0.5"), Some("127.0.0.1")),
-            ip("127.0.0.5")
+            behind_untrusted_proxy(ip("127.0.0.5"))
         );
     }
 

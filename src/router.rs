@@ -147,7 +147,12 @@ impl Handler for Worker {
     }
 
     fn answered(&self, x: &Exchange<'_>) {
-        self.access_log(x.peer, x.method, x.status, x.target, x.took);
+        // The client as the access rules see it (a trusted proxy's client, not the proxy).
+        let client = match x.forwarded {
+            None => x.peer,
+            forwarded => self.config().access.client_ip(x.peer, forwarded),
+        };
+        self.access_log(client, x.method, x.status, x.target, x.took);
         let route = Route::from_tag(x.tag);
         self.metrics()
             .request(route, x.status, x.took, x.received_bytes, x.sent_bytes);

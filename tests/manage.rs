@@ -448,8 +448,41 @@ fn forwarded_headers_from_an_untrusted_address_are_ignored() {
             &s.url(&format!("/group1/get_file_info?md5={md5}")),
             &[h],
         );
-        assert!(refused(code, &body, "127.0.0.77"), "{h}: {code} {body}");
+        // Someone behind an untrusted proxy at 127.0.0.77 (RFC 6666's prefix + its address).
+        assert!(refused(code, &body, "100::7f00:4d"), "{h}: {code} {body}");
     }
+}
+
+#[test]
+fn a_request_an_untrusted_local_proxy_forwarded_is_not_an_admin_one() {
+    // nginx on the same host without trusted_proxies: its address is loopback, an admin.
+    let (s, r) = server_with_file(json!({}));
+    let md5 = r["md5"].as_str().unwrap();
+    let url = s.url(&format!("/group1/get_file_info?md5={md5}"));
+    for h in ["X-Forwarded-For: 203.0.113.7", "X-Real-Ip: 203.0.113.7"] {
+        let (code, body) = curl_from("127.0.0.1", &url, &[h]);
+        assert!(refused(code, &body, "100::7f00:1"), "{h}: {code} {body}");
+    }
+    let (code, body) = curl_from("127.0.0.1", &url, &[]);
+    assert_eq!(code, 200, "not forwarded: loopback is an admin: {body}");
+    // Trusted, the proxy names its client, who is judged on its own.
+    let (s, r) = server_with_file(json!({"trusted_proxies": ["127.0.0.1"]}));
+    let md5 = r["md5"].as_str().unwrap();
+    let url = s.url(&format!("/group1/get_file_info?md5={md5}"));
+    let (code, body) = curl_from("127.0.0.1", &url, &["X-Real-Ip: 203.0.113.7"]);
+    assert!(refused(code, &body, "203.0.113.7"), "{code} {body}");
+    // The access log names that client too, not the proxy.
+    let logged = eventually(std::time::Duration::from_secs(10), || {
+        std::fs::read_to_string(s.dir.join("log/access.log")).is_ok_and(|log| {
+            log.lines()
+                .any(|l| l.contains("| 203.0.113.7 |") && l.contains("get_file_info"))
+        })
+    });
+    assert!(
+        logged,
+        "{:?}",
+        std::fs::read_to_string(s.dir.join("log/access.log"))
+    );
 }
 
 #[test]

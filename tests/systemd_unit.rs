@@ -24,6 +24,8 @@ fn unit_sets_user_restart_and_limits() {
     // 32 executors x (3 rings + 512 KiB io_memory) comfortably fit.
     assert!(bytes >= 32 << 20, "LimitMEMLOCK={memlock}");
     assert!(directive("ExecStart").unwrap().ends_with("fastdfs server"));
+    // `systemctl reload` sends the SIGHUP the server reloads and reopens its logs on.
+    assert_eq!(directive("ExecReload"), Some("/bin/kill -HUP $MAINPID"));
 }
 
 #[test]

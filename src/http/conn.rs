@@ -62,6 +62,9 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct Exchange<'a> {
     pub peer: std::net::IpAddr,
+    /// `X-Real-IP`, else `X-Forwarded-For`: the client a proxy names (believed only from a
+    /// trusted proxy, which the handler decides).
+    pub forwarded: Option<&'a str>,
     pub method: &'a str,
     pub target: &'a str,
     /// The request's `tag` as the handler left it.
@@ -600,6 +603,9 @@ pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>) {
         let took = started.elapsed();
         handler.answered(&Exchange {
             peer: peer.ip(),
+            forwarded: head
+                .header_str("x-real-ip")
+                .or_else(|| head.header_str("x-forwarded-for")),
             method: head.method(),
             target: head.target(),
             tag,
