@@ -1205,3 +1205,32 @@ fn a_file_of_several_write_buffers_sent_in_odd_pieces_is_stored_exactly() {
     assert_eq!(code, 200);
     assert!(got == content, "the stored file differs");
 }
+
+#[test]
+fn names_whose_urls_a_route_answers_are_refused_before_anything_is_stored() {
+    // G/static/... serves the web assets and G/big/upload/... is tus: a file stored at
+    // files/static/... or files/big/upload/... could never be downloaded.
+    let s = Server::start(json!({}));
+    for fields in [
+        vec![("path", "static")],
+        vec![("path", "static/css")],
+        vec![("path", ".s.t.a.t.i.c")],
+        vec![("path", "big/upload")],
+        vec![("scene", "static")],
+    ] {
+        let mut all = fields.clone();
+        all.push(("output", "json"));
+        let (code, body) = upload(&s, "shadow.txt", b"never stored", &all);
+        assert_eq!(code, 400, "{fields:?}: {body}");
+    }
+    assert!(!s.dir.join("files/static").exists());
+    assert!(!s.dir.join("files/big").exists());
+    // Beside them, names are free.
+    let (code, body) = upload(
+        &s,
+        "ok.txt",
+        b"stored",
+        &[("path", "big/files"), ("output", "json")],
+    );
+    assert_eq!(code, 200, "{body}");
+}

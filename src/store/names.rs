@@ -11,9 +11,17 @@ use std::fmt;
 /// Server-internal directories under `files/`: temp files, tus state, resize cache. Never
 /// served, listed, or written by clients.
 pub const INTERNAL_DIRS: &[&str] = &["_tmp", "_big", "_cache", "_s3"];
-/// Top directories no client-chosen name may use: the internal ones and `haystack` (merged
-/// small files, which are served by their URLs but written only by the server).
-pub const RESERVED_TOP_DIRS: &[&str] = &["_tmp", "_big", "_cache", "_s3", "haystack"];
+/// Top directories no client-chosen name may use: the internal ones, `haystack` (merged
+/// small files, which are served by their URLs but written only by the server) and `static`
+/// (`G/static/` is the route of the web assets: a file there could never be downloaded).
+pub const RESERVED_TOP_DIRS: &[&str] = &["_tmp", "_big", "_cache", "_s3", "haystack", "static"];
+
+/// Whether a route takes the download URL of `files/<parts...>`: `G/static/...` (the web
+/// assets) and `G/big/upload...` (tus). A file stored there would be answered by the route,
+/// never downloaded.
+pub fn route_takes(parts: &[&str]) -> bool {
+    matches!(parts, ["static", ..] | ["big", "upload", ..])
+}
 
 /// Whether a first directory under `files/` is server-internal.
 pub fn is_internal(first: &str) -> bool {
@@ -194,6 +202,11 @@ pub fn check_landing(dir: &str, name: &str, peer_id: &str) -> Result<(), NameErr
         .filter(|s| !s.is_empty())
         .chain(std::iter::once(name))
         .collect();
+    if route_takes(&parts) {
+        return Err(NameError(
+            "a route takes this path (static/, big/upload/): its URL would not download the file",
+        ));
+    }
     let skeleton = match parts.as_slice() {
         [_, day] => digits(day, 8),
         [_, day, hour] => digits(day, 8) && digits(hour, 2),
@@ -435,6 +448,14 @@ mod tests {
         assert!(check_landing("files/default", "2026120", "").is_ok());
         assert!(check_landing("files/default/20261202", "1a", "").is_ok());
         assert!(check_landing("files/a/b/20261202", "16", "").is_ok());
+        // Places whose URLs a route answers.
+        assert!(check_landing("files/static", "x.css", "").is_err());
+        assert!(check_landing("files/static/a", "x", "").is_err());
+        assert!(check_landing("files/big/upload", "x", "").is_err());
+        assert!(check_landing("files/big", "upload", "").is_err());
+        assert!(check_landing("files/big", "x", "").is_ok());
+        assert!(check_landing("files/a/static", "x", "").is_ok());
+        assert!(check_scene("static").is_err());
         assert_eq!(namespace_of("files/prot/x"), Some("prot"));
     }
 
