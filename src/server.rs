@@ -85,7 +85,7 @@ pub fn run(dir: &Path, config: Config) -> Result<(), ServerError> {
     } else {
         config.workers
     };
-    sys::check_memlock(workers, config.io_memory);
+    sys::check_memlock(workers, config.io_memory).map_err(ServerError::Startup)?;
     let meta = Meta::open(dir, config.shards, workers)?;
     if let Some(report) =
         crate::store::import::import_in_place(dir, &meta, config.use_sha1(), &config.host)?
@@ -129,6 +129,7 @@ pub fn run(dir: &Path, config: Config) -> Result<(), ServerError> {
             async move { worker_main(s, id, workers, spare_cores).await }
         })
         .map_err(|e| ServerError::Startup(format!("cannot start executors: {e}")))?;
+    watch_start(shared.clone(), workers, config.io_memory);
     let mut failure = None;
     for r in handles.join_all() {
         match r {
@@ -146,6 +147,42 @@ pub fn run(dir: &Path, config: Config) -> Result<(), ServerError> {
             tracing::info!("fastdfs-rs stopped");
             Ok(())
         }
+    }
+}
+
+/// How long every executor has to bind its listener after the pool is made.
+const EXECUTOR_START_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Stops a server whose executors did not all start (one that could not make its rings, for
+/// want of locked memory, never runs): half of them would leave the shards of the others
+/// without a committer, and uploads to those would hang. The error names the likely cause.
+fn watch_start(shared: Arc<Shared>, workers: usize, io_memory: u64) {
+    let spawned = std::thread::Builder::new()
+        .name("start-watch".into())
+        .spawn(move || {
+            let deadline = std::time::Instant::now() + EXECUTOR_START_DEADLINE;
+            while std::time::Instant::now() < deadline {
+                if shared.listeners_bound() >= workers || shared.shutting_down() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let limit = sys::memlock_limit()
+                .map_or_else(|| "unlimited".to_string(), |b| format!("{} KiB", b / 1024));
+            tracing::error!(
+                started = shared.listeners_bound(),
+                workers,
+                "only {} of {workers} executors started within {} s: stopping. The usual \
+                 cause is locked memory (limit {limit}; each executor pins 3 io_uring rings \
+                 and io_memory={io_memory} bytes): raise LimitMEMLOCK / ulimit -l, or lower \
+                 workers or io_memory in cfg.json",
+                shared.listeners_bound(),
+                EXECUTOR_START_DEADLINE.as_secs()
+            );
+            shared.fail();
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot watch the executors' start: {e}");
     }
 }
 

@@ -71,14 +71,22 @@ pub fn probe_io_uring() -> Result<(), String> {
 }
 
 /// Warns when RLIMIT_MEMLOCK cannot hold the rings' registered buffers.
-pub fn check_memlock(workers: usize, io_memory: u64) {
+pub fn check_memlock(workers: usize, io_memory: u64) -> Result<(), String> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit writes into the struct we pass.
     if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 {
-        return;
+        return Ok(());
+    }
+    if lim.rlim_cur != libc::RLIM_INFINITY && lim.rlim_cur < MEMLOCK_BYTES_MIN {
+        return Err(format!(
+            "the locked-memory limit ({} KiB) is below the {} KiB an io_uring executor needs: \
+             raise it (ulimit -l, systemd LimitMEMLOCK=)",
+            lim.rlim_cur / 1024,
+            MEMLOCK_BYTES_MIN / 1024
+        ));
     }
     let need = workers as u64 * (io_memory.max(65536) + 512 * 1024);
     if lim.rlim_cur != libc::RLIM_INFINITY && lim.rlim_cur < need {
@@ -90,6 +98,21 @@ pub fn check_memlock(workers: usize, io_memory: u64) {
              ulimit -l) or lower io_memory / workers in cfg.json"
         );
     }
+    Ok(())
+}
+
+/// The locked memory glommio requires before it makes an executor's rings.
+pub const MEMLOCK_BYTES_MIN: u64 = 512 * 1024;
+
+/// The locked-memory limit in bytes (None: unlimited or unknown), for messages.
+pub fn memlock_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } == 0;
+    (ok && lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur)
 }
 
 /// Holds an exclusive lock on `data/fastdfs.lock` for the life of the process: two servers on one

@@ -201,7 +201,17 @@ impl Shared {
         self.bound.fetch_add(1, Ordering::SeqCst) + 1 == self.workers
     }
 
-    /// The connection caps in force now (the configuration's, under the open-files limit).
+    /// How many executors have bound their listener (all of them once started).
+    pub fn listeners_bound(&self) -> usize {
+        self.bound.load(Ordering::SeqCst)
+    }
+
+    /// Stops the server, which then exits non-zero: it cannot serve as configured.
+    pub fn fail(&self) {
+        self.failed.store(true, Ordering::SeqCst);
+        self.begin_shutdown();
+    }
+
     /// The Google Authenticator code of a request for a scene with a secret: refused when wrong,
     /// or without a look when its client used up its wrong codes (`access::CodeGuesses`).
     pub fn google_code(&self, client: IpAddr, scene: &str, code: &str) -> Result<(), CodeRefusal> {
@@ -220,6 +230,7 @@ impl Shared {
         Err(CodeRefusal::Wrong)
     }
 
+    /// The connection caps in force now (the configuration's, under the open-files limit).
     pub fn connection_caps(&self, cfg: &Config) -> crate::admission::Caps {
         crate::admission::Caps::new(
             cfg.connections_per_client_max,

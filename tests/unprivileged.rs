@@ -66,15 +66,25 @@ fn proc_field(pid: u32, file: &str, prefix: &str) -> String {
         .to_string()
 }
 
-#[test]
-fn the_server_serves_an_upload_and_download_as_nobody_with_an_8_mib_memlock_limit() {
+/// A server started as nobody under `MEMLOCK`, in a runtime dir of its own.
+struct Nobody {
+    guard: Guard,
+    dir: PathBuf,
+    log_path: PathBuf,
+    port: u16,
+    uid: u32,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+/// None (the test skipped) when not running as root.
+fn spawn_as_nobody(overrides: serde_json::Value) -> Option<Nobody> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         skip(
             "unprivileged",
             "not running as root: cannot switch to nobody",
         );
-        return;
+        return None;
     }
     let (uid, gid) = ids_of("nobody", "nogroup");
     let tmp = tempfile::tempdir().unwrap();
@@ -90,7 +100,7 @@ fn the_server_serves_an_upload_and_download_as_nobody_with_an_8_mib_memlock_limi
     };
     let port = free_port("127.0.0.1");
     std::fs::create_dir(dir.join("conf")).unwrap();
-    let cfg = base_config("127.0.0.1", port, &json!({"workers": 2}));
+    let cfg = base_config("127.0.0.1", port, &overrides);
     std::fs::write(
         dir.join("conf/cfg.json"),
         serde_json::to_string_pretty(&cfg).unwrap(),
@@ -120,7 +130,29 @@ fn the_server_serves_an_upload_and_download_as_nobody_with_an_8_mib_memlock_limi
         .stderr(log)
         .spawn()
         .expect("run setpriv");
-    let mut guard = Guard(Some(child));
+    Some(Nobody {
+        guard: Guard(Some(child)),
+        dir,
+        log_path,
+        port,
+        uid,
+        _dirs: (tmp, logs),
+    })
+}
+
+#[test]
+fn the_server_serves_an_upload_and_download_as_nobody_with_an_8_mib_memlock_limit() {
+    let Some(n) = spawn_as_nobody(json!({"workers": 2})) else {
+        return;
+    };
+    let Nobody {
+        mut guard,
+        dir,
+        log_path,
+        port,
+        uid,
+        _dirs,
+    } = n;
     let pid = guard.0.as_ref().unwrap().id();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -193,4 +225,43 @@ fn the_server_serves_an_upload_and_download_as_nobody_with_an_8_mib_memlock_limi
         "file owned by nobody"
     );
     drop(guard);
+}
+
+#[test]
+fn executors_that_cannot_all_start_under_the_memlock_limit_stop_the_server_with_the_cause() {
+    // 16 executors do not fit 8 MiB of locked memory: some cannot make their rings. Serving
+    // with the rest would leave their shards without a committer (uploads hang); the server
+    // stops, non-zero, naming the limit.
+    let Some(mut n) = spawn_as_nobody(json!({"workers": 16})) else {
+        return;
+    };
+    let child = n.guard.0.as_mut().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let status = loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            break Some(st);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = std::fs::read_to_string(&n.log_path).unwrap_or_default();
+    let app_log = std::fs::read_to_string(n.dir.join("log/fileserver.log")).unwrap_or_default();
+    match status {
+        // All started after all (a kernel that charges the rings elsewhere): it serves.
+        None => {
+            let addr: SocketAddr = format!("127.0.0.1:{}", n.port).parse().unwrap();
+            assert!(
+                TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok(),
+                "running but not listening: {log}"
+            );
+        }
+        Some(st) => {
+            assert!(!st.success(), "{log}");
+            let both = format!("{log}\n{app_log}");
+            assert!(both.contains("executors started within"), "{both}");
+            assert!(both.contains("LimitMEMLOCK"), "{both}");
+        }
+    }
 }
