@@ -109,8 +109,13 @@ impl ApiError {
             ApiError::Text { body, .. } => Response::text(status, body),
             ApiError::Empty(_) => Response::new(status),
             other => {
-                if status >= 500 {
-                    tracing::error!(cause = %other, "request failed");
+                // 501/505 are what a client asked for and this server does not speak (an
+                // unknown transfer coding, HTTP/2 in a head): the client's, not a failure
+                // here; any client could fill the error log with them.
+                match status {
+                    501 | 505 => tracing::debug!(cause = %other, "request refused"),
+                    500.. => tracing::error!(cause = %other, "request failed"),
+                    _ => {}
                 }
                 // The cause (with server paths) is in the log; the client learns what to do.
                 let msg = if status == 507 {

@@ -88,6 +88,9 @@ pub struct Shared {
     nofile: u64,
     pub started: std::time::Instant,
     pub workers: usize,
+    /// CPUs the process may run on, read when the server starts (before any executor pins
+    /// its thread to one).
+    pub cpus: usize,
     /// One block per executor (each writes only its own).
     pub metrics: Vec<crate::metrics::Metrics>,
     /// How busy each executor's thread was over its last sample, in permille of a core (each
@@ -109,6 +112,7 @@ pub struct Shared {
 impl Shared {
     pub fn new(dir: &Path, config: Config, meta: Arc<Meta>, workers: usize) -> Shared {
         Shared {
+            cpus: crate::sys::allowed_cpus().len().max(1),
             dir: dir.to_path_buf(),
             config: RwLock::new(Arc::new(config)),
             config_generation: AtomicU64::new(0),

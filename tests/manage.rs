@@ -302,6 +302,9 @@ fn status_from_localhost_is_an_ok_envelope_with_local_peers_and_file_stats() {
     assert_eq!(v["status"], "ok");
     let d = &v["data"];
     assert_eq!(d["Fs.Local"], s.base());
+    // The process's CPUs, not the one an executor's thread is pinned to.
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(d["Sys.NumCpu"], cpus, "{body}");
     assert_eq!(d["Fs.Peers"], json!(["http://127.0.0.9:7"]));
     let alone = Server::start(json!({}));
     let (_, body) = get(&alone, "/group1/status");

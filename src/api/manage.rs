@@ -173,7 +173,8 @@ pub fn status(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiErr
     data.insert("Fs.QueueUpload".into(), json!(0));
     data.insert("Fs.RefreshInterval".into(), json!(cfg.refresh_interval));
     data.insert("Fs.ShowDir".into(), json!(cfg.show_dir));
-    data.insert("Sys.NumCpu".into(), json!(crate::sys::allowed_cpus().len()));
+    // The process's CPUs (an executor's own thread is pinned to one).
+    data.insert("Sys.NumCpu".into(), json!(w.shared.cpus));
     data.insert("Sys.NumGoroutine".into(), json!(w.shared.connections()));
     data.insert("Sys.Workers".into(), json!(w.shared.workers));
     data.insert(

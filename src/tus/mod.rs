@@ -64,7 +64,10 @@ pub enum TusError {
     ChecksumMismatch,
     #[error("upload larger than its Upload-Length or the size limit")]
     TooLarge,
-    #[error("too many unfinished uploads from this client ({0}); finish or terminate some")]
+    #[error(
+        "too many unfinished uploads (at most {0} per client, {} in all); finish or terminate some",
+        state::UPLOADS_TOTAL_MAX
+    )]
     TooMany(u64),
     /// Validation, access and storage errors shared with the other routes.
     #[error(transparent)]

@@ -304,6 +304,16 @@ impl Drop for Lock {
 /// completes or expires).
 static OWNERS: Mutex<Option<Owners>> = Mutex::new(None);
 
+/// Unfinished uploads over all clients (each client has `tus_uploads_per_client_max`).
+pub const UPLOADS_TOTAL_MAX: u64 = 4096;
+
+/// Whether one more unfinished upload fits: `held` of its client's at most `max`, and every
+/// client's together (`total`) under [`UPLOADS_TOTAL_MAX`]: many addresses (IPv6, many hosts)
+/// must not hold the disk either.
+fn admits(total: u64, held: u64, max: u64) -> bool {
+    held < max && total < UPLOADS_TOTAL_MAX
+}
+
 #[derive(Debug, Default)]
 struct Owners {
     by_id: std::collections::HashMap<String, std::net::IpAddr>,
@@ -318,8 +328,9 @@ fn with_owners<T>(f: impl FnOnce(&mut Owners) -> T) -> T {
 /// Counts a new upload of `client`; false when the client already holds `max`.
 pub fn claim(id: &str, client: std::net::IpAddr, max: u64) -> bool {
     with_owners(|o| {
+        let total = o.by_id.len() as u64;
         let held = o.per_client.entry(client).or_insert(0);
-        if *held >= max {
+        if !admits(total, *held, max) {
             if *held == 0 {
                 o.per_client.remove(&client);
             }
@@ -377,6 +388,17 @@ mod tests {
             completed: None,
             client: None,
         }
+    }
+
+    #[test]
+    fn unfinished_uploads_are_bounded_in_all_too() {
+        assert!(admits(0, 0, 64));
+        assert!(!admits(0, 64, 64), "per client");
+        assert!(admits(UPLOADS_TOTAL_MAX - 1, 0, 64));
+        assert!(
+            !admits(UPLOADS_TOTAL_MAX, 0, 64),
+            "a new client, but all are held"
+        );
     }
 
     #[test]
