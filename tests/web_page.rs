@@ -313,6 +313,11 @@ fn upload_page_in_chromium() {
         "{env}"
     );
     assert_eq!(d["src"], path, "{env}");
+    // Shown decoded: a url copied from the page has its `&`, not go-fastdfs' `\u0026`.
+    assert!(!shown.contains("\\u0026"), "{shown}");
+    if let Some(url) = d["url"].as_str().filter(|u| u.contains('&')) {
+        assert!(shown.contains(url), "{shown}");
+    }
     assert_eq!(d["domain"], s.base(), "{env}");
     assert_eq!(
         d["url"],
