@@ -10,8 +10,8 @@ use super::error::S3Error;
 use super::policy::Action;
 use super::request::{iso_time, xml_response, S3Request, XMLNS};
 use super::store::{
-    append_file, append_range, attrs_of, blocking, etag_of, existing, place, read_small_body,
-    receive, store, PUT_BYTES_MAX,
+    append_file, attrs_of, blocking, etag_of, existing, place, read_small_body, receive, store,
+    PUT_BYTES_MAX,
 };
 use super::xml::escape;
 use crate::http::{Request, Response};
@@ -219,22 +219,7 @@ async fn upload_part_copy(
     }
     // The request body of a copy is empty.
     let _ = req.read_to_end(0).await?;
-    let from = w.dir().join(info.rel_path());
-    let mut tmp = TempFile::create(w.dir(), false, len).await?;
-    if let Err(e) = append_range(&from, offset, len, &mut tmp).await {
-        drop(tmp);
-        return Err(if e.kind() == std::io::ErrorKind::NotFound {
-            S3Error::no_such_key().on(src_req.resource())
-        } else {
-            e.into()
-        });
-    }
-    let written = tmp.finish().await?;
-    if written.size != len {
-        // The source was replaced by a shorter version meanwhile.
-        crate::store::write::discard(written).await;
-        return Err(S3Error::no_such_key().on(src_req.resource()));
-    }
+    let written = super::store::copy_to_temp(w, &src_req, &info, Some((offset, len))).await?;
     let etag = written.digest.clone();
     keep_part(dir, number, written).await?;
     Ok(xml_response(

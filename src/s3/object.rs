@@ -8,15 +8,14 @@ use super::error::S3Error;
 use super::policy::{self, Action};
 use super::request::{iso_time, xml_response, S3Request, XMLNS};
 use super::store::{
-    append_file, attrs_of, delete_key, etag_of, etag_ref, existing, modified_ms, object_rel, place,
-    receive, record_at, record_of, store, write_condition, PUT_BYTES_MAX,
+    attrs_of, copy_to_temp, delete_key, etag_of, etag_ref, existing, modified_ms, object_rel,
+    place, receive, record_at, record_of, store, write_condition, PUT_BYTES_MAX,
 };
 use super::xml::escape;
 use crate::http::range::{parse_range, RangeAnswer};
 use crate::http::response::{Body, FileBody};
 use crate::http::{Request, Response};
 use crate::json::{FileInfo, S3Attrs};
-use crate::store::write::TempFile;
 use crate::worker::Worker;
 use std::rc::Rc;
 
@@ -399,18 +398,7 @@ pub async fn copy(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Re
     }
     // The request body of a copy is empty.
     let _ = req.read_to_end(0).await?;
-    let from = w.dir().join(info.rel_path());
-    let mut tmp = TempFile::create(w.dir(), false, info.size.max(0) as u64).await?;
-    let copied = append_file(&from, &mut tmp).await;
-    if let Err(e) = copied {
-        drop(tmp);
-        return Err(if e.kind() == std::io::ErrorKind::NotFound {
-            S3Error::no_such_key().on(src_req.resource())
-        } else {
-            e.into()
-        });
-    }
-    let written = tmp.finish().await?;
+    let written = copy_to_temp(w, &src_req, &info, None).await?;
     // The copy is written as one part: its ETag is its md5 (S3 does the same).
     attrs.etag = written.digest.clone();
     let stored = store(w, r, dir, name, written, attrs, expect).await?;

@@ -95,6 +95,36 @@ pub async fn append_range(
     copied
 }
 
+/// A copy source's file (`source`, its record; `src` its request, for errors) into a new temp
+/// file under the store, digested: all of it (CopyObject's object, whatever version is there
+/// now), or `(offset, len)` of it (UploadPartCopy's part; a source gone or cut shorter
+/// meanwhile is NoSuchKey).
+pub async fn copy_to_temp(
+    w: &Worker,
+    src: &S3Request,
+    source: &FileInfo,
+    range: Option<(u64, u64)>,
+) -> Result<Written, S3Error> {
+    let from = w.dir().join(source.rel_path());
+    let expected = source.size.max(0) as u64;
+    let (offset, len) = range.unwrap_or((0, u64::MAX));
+    let mut tmp = TempFile::create(w.dir(), false, len.min(expected)).await?;
+    if let Err(e) = append_range(&from, offset, len, &mut tmp).await {
+        drop(tmp);
+        return Err(if e.kind() == std::io::ErrorKind::NotFound {
+            S3Error::no_such_key().on(src.resource())
+        } else {
+            e.into()
+        });
+    }
+    let written = tmp.finish().await?;
+    if range.is_some() && written.size != len {
+        write::discard(written).await;
+        return Err(S3Error::no_such_key().on(src.resource()));
+    }
+    Ok(written)
+}
+
 /// The live record of `key` in the request's bucket.
 pub fn record_of(
     w: &Worker,
