@@ -214,10 +214,16 @@ fn main() {
         }
         Some(Command::Server) | None => {
             let dir = runtime_dir(&cli);
-            if let Err(e) = std::fs::create_dir_all(&dir) {
+            if let Err(e) = std::fs::create_dir_all(dir.join("data")) {
                 eprintln!("fastdfs: cannot create runtime dir {}: {e}", dir.display());
                 std::process::exit(1);
             }
+            // Before the log file is opened: a second server refused here must not write into
+            // the running one's log.
+            let lock = match fastdfs::sys::lock_runtime_dir(&dir) {
+                Ok(l) => l,
+                Err(e) => fail(&e),
+            };
             init_logging(&dir);
             let loaded = match fastdfs::config::load_or_create(&dir) {
                 Ok(l) => l,
@@ -232,7 +238,7 @@ fn main() {
             for w in &loaded.warnings {
                 tracing::warn!("{w}");
             }
-            if let Err(e) = fastdfs::server::run(&dir, loaded.config) {
+            if let Err(e) = fastdfs::server::run(&dir, loaded.config, lock) {
                 tracing::error!("{e}");
                 std::process::exit(1);
             }

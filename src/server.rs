@@ -48,7 +48,9 @@ fn clean_tmp(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-pub fn run(dir: &Path, config: Config) -> Result<(), ServerError> {
+/// Serves the runtime dir `dir`, whose lock (`sys::lock_runtime_dir`) the caller holds and
+/// hands over for the life of the server.
+pub fn run(dir: &Path, config: Config, _lock: std::fs::File) -> Result<(), ServerError> {
     sys::probe_io_uring().map_err(ServerError::Startup)?;
     sys::tune_allocator();
     sys::raise_nofile();
@@ -58,7 +60,6 @@ pub fn run(dir: &Path, config: Config) -> Result<(), ServerError> {
             ServerError::Startup(format!("cannot create directory {}: {e}", at.display()))
         })?;
     }
-    let _lock = sys::lock_runtime_dir(dir).map_err(ServerError::Startup)?;
     clean_tmp(dir).map_err(|e| {
         ServerError::Startup(format!(
             "cannot empty {} (uploads cut by a restart): {e}",

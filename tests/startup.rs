@@ -124,9 +124,11 @@ fn a_second_server_in_the_same_runtime_dir_refuses_to_start() {
         stderr.contains("another fastdfs server is running"),
         "{stderr}"
     );
-    // The first one is untouched and still serves.
+    // The first one is untouched and still serves, and its log is its own.
     let (code, _) = common::call(common::agent().get(&first.url("/group1/status")));
     assert_eq!(code, 200);
+    let log = std::fs::read_to_string(first.dir.join("log/fileserver.log")).unwrap();
+    assert!(!log.contains("another fastdfs server"), "{log}");
 }
 
 #[test]
