@@ -293,3 +293,18 @@ fn every_request_is_one_line_of_the_access_log() {
         );
     }
 }
+
+#[test]
+fn a_fresh_node_that_serves_an_upload_logs_no_error() {
+    // An operator reads ERROR as a fault: a normal first upload (large enough for direct I/O,
+    // where glommio probes the disk) must not print one.
+    let s = common::Server::start(serde_json::json!({}));
+    let data = common::noise(3 << 20, 5);
+    let r = common::upload_json(&s, "first.bin", &data);
+    assert_eq!(r["md5"], common::md5_hex(&data));
+    let (code, _) = common::call(common::agent().get(&s.url(r["path"].as_str().unwrap())));
+    assert_eq!(code, 200);
+    let log = std::fs::read_to_string(s.dir.join("log/fileserver.log")).unwrap();
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+}

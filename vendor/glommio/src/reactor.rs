@@ -24,7 +24,7 @@ use std::{
 };
 
 use ahash::AHashMap;
-use log::error;
+use log::info;
 use nix::sys::socket::{MsgFlags, SockaddrLike, SockaddrStorage};
 use smallvec::SmallVec;
 
@@ -276,7 +276,9 @@ impl Reactor {
                         false
                     } else {
                         // The IO requests failed, but not because the poll ring doesn't work.
-                        error!(
+                        // (fastdfs-rs: an expected answer of many virtual disks, logged at info;
+                        // nothing fails, the poll ring is not used: PATCHES.md.)
+                        info!(
                             "got unexpected error when probing iopoll support for file {path:?} \
                              (fd: {raw}) hosted on ({major}, {minor}); the poll ring will be \
                              disabled for this device: {err}"
