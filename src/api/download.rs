@@ -168,17 +168,17 @@ async fn serve_opened(
     asked: crate::sync::read_through::PeerCopy,
 ) -> Result<Response, ApiError> {
     let full = w.dir().join(file_rel);
-    let file = match glommio::io::BufferedFile::open(&full).await {
-        Ok(f) => f,
+    let opened = match glommio::io::BufferedFile::open(&full).await {
+        Ok(f) => Some(f),
         Err(_) => match stored_as(w, file_rel)? {
-            Some(rel) => match glommio::io::BufferedFile::open(w.dir().join(rel)).await {
-                Ok(f) => f,
-                Err(_) => {
-                    return crate::sync::read_through::read_through(w, req, file_rel, asked).await
-                }
-            },
-            None => return crate::sync::read_through::read_through(w, req, file_rel, asked).await,
+            Some(rel) => glommio::io::BufferedFile::open(w.dir().join(rel))
+                .await
+                .ok(),
+            None => None,
         },
+    };
+    let Some(file) = opened else {
+        return crate::sync::read_through::read_through(w, req, file_rel, asked).await;
     };
     let (size, mtime, is_dir) = fstat(&file)?;
     if is_dir {

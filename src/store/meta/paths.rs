@@ -117,10 +117,20 @@ pub(super) fn alias(
     if here.is_merged() || announced.is_merged() || rel == here.rel_path() {
         return Ok(());
     }
+    put_if_free(s, txn, &path_key(&rel), &here.md5)
+}
+
+/// `key` -> `md5` in the path index, unless `key` names something already (which wins).
+fn put_if_free(
+    s: &Shard,
+    txn: &mut lmdb::RwTransaction<'_>,
+    key: &str,
+    md5: &str,
+) -> Result<(), MetaError> {
     match txn.put(
         s.paths,
-        &path_key(&rel).as_bytes(),
-        &here.md5.as_bytes(),
+        &key.as_bytes(),
+        &md5.as_bytes(),
         WriteFlags::NO_OVERWRITE,
     ) {
         Ok(()) | Err(lmdb::Error::KeyExist) => Ok(()),
@@ -145,15 +155,7 @@ pub(super) fn alias_key(
     if !live {
         return Ok(OpResult::NotFound);
     }
-    match txn.put(
-        s.paths,
-        &key.as_bytes(),
-        &md5.as_bytes(),
-        WriteFlags::NO_OVERWRITE,
-    ) {
-        Ok(()) | Err(lmdb::Error::KeyExist) => Ok(OpResult::Done),
-        Err(e) => Err(e.into()),
-    }
+    put_if_free(s, txn, key, md5).map(|()| OpResult::Done)
 }
 
 /// Removes `old`'s entry, if it is still its own: a record of another md5 stored at the same
