@@ -355,12 +355,12 @@ impl Drop for Watcher {
     }
 }
 
-/// The parallel-run duty (executor 0, `enable_fsnotify` at start): a watcher thread reports
-/// closed or moved-in files; each is indexed once nothing touched it for `sync_delay`
-/// seconds (and its mtime is that old), so a file still being written is never indexed early.
-pub async fn watch(w: Rc<Worker>) {
-    let root = w.dir().to_path_buf();
-    let (tx, mut rx) = futures_channel::mpsc::unbounded::<Changed>();
+/// Starts the watcher thread over `root/files/`; the receiver of the changed files' paths,
+/// or None (logged) when it cannot start.
+fn start_watcher(
+    root: std::path::PathBuf,
+) -> Option<futures_channel::mpsc::UnboundedReceiver<Changed>> {
+    let (tx, rx) = futures_channel::mpsc::unbounded::<Changed>();
     let started = std::thread::Builder::new()
         .name("fsnotify".into())
         .spawn(move || {
@@ -387,10 +387,48 @@ pub async fn watch(w: Rc<Worker>) {
                 }
             }
         });
-    if let Err(e) = started {
-        tracing::error!(cause = %e, "fsnotify: cannot start the watcher thread");
-        return;
+    match started {
+        Ok(_) => Some(rx),
+        Err(e) => {
+            tracing::error!(cause = %e, "fsnotify: cannot start the watcher thread");
+            None
+        }
     }
+}
+
+/// Per file of `due` (blocking pool): whether it may be indexed now, i.e. its mtime is as
+/// old as `delay` too (a writer that never closes) and nobody has it open for writing (then
+/// its close, IN_CLOSE_WRITE, is awaited).
+async fn quiet_files(
+    root: std::path::PathBuf,
+    due: Vec<String>,
+    delay: Duration,
+) -> Vec<(String, bool)> {
+    glommio::executor()
+        .spawn_blocking(move || {
+            due.into_iter()
+                .map(|rel| {
+                    let path = root.join(&rel);
+                    let old = std::fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .map(|age| age >= delay);
+                    let open = being_written(&path) == Some(true);
+                    (rel, old.unwrap_or(true) && !open)
+                })
+                .collect()
+        })
+        .await
+}
+
+/// The parallel-run duty (executor 0, `enable_fsnotify` at start): a watcher thread reports
+/// closed or moved-in files; each is indexed once nothing touched it for `sync_delay`
+/// seconds (and its mtime is that old), so a file still being written is never indexed early.
+pub async fn watch(w: Rc<Worker>) {
+    let Some(mut rx) = start_watcher(w.dir().to_path_buf()) else {
+        return;
+    };
     let mut pending: HashMap<String, Instant> = HashMap::new();
     while !w.shutting_down() {
         // Take what arrived, then index what has been quiet long enough.
@@ -407,26 +445,7 @@ pub async fn watch(w: Rc<Worker>) {
             .map(|(rel, _)| rel.clone())
             .collect();
         if !due.is_empty() {
-            let (root, wanted) = (w.dir().to_path_buf(), due.clone());
-            // The mtime must be as old as the delay too (a writer that never closes).
-            let quiet: Vec<(String, bool)> = glommio::executor()
-                .spawn_blocking(move || {
-                    wanted
-                        .into_iter()
-                        .map(|rel| {
-                            let path = root.join(&rel);
-                            let old = std::fs::metadata(&path)
-                                .and_then(|m| m.modified())
-                                .ok()
-                                .and_then(|t| t.elapsed().ok())
-                                .map(|age| age >= delay);
-                            // Open for writing elsewhere: wait for its close (IN_CLOSE_WRITE).
-                            let open = being_written(&path) == Some(true);
-                            (rel, old.unwrap_or(true) && !open)
-                        })
-                        .collect()
-                })
-                .await;
+            let quiet = quiet_files(w.dir().to_path_buf(), due, delay).await;
             let mut ready = Vec::new();
             for (rel, old) in quiet {
                 if old {

@@ -37,16 +37,7 @@ pub fn check(
     host: &str,
     repair: bool,
 ) -> std::io::Result<CheckReport> {
-    let mut records: Vec<FileInfo> = Vec::new();
-    let mut progress = Progress::new();
-    meta.for_each(|info| {
-        records.push(info);
-        if progress.tick() {
-            tracing::info!(records = records.len(), "check progress (reading records)");
-        }
-        true
-    })
-    .map_err(std::io::Error::other)?;
+    let records = read_records(meta)?;
     // Records of migrated files (offset -2) are not checked.
     let total = records
         .iter()
@@ -80,25 +71,15 @@ pub fn check(
     {
         log_progress(&report);
         report.checked += 1;
-        let rel = info.rel_path();
-        let full = dir.join(&rel);
-        let Ok(m) = std::fs::metadata(&full) else {
-            report.missing.push(rel);
-            drop_records.push(info.md5.clone());
-            continue;
-        };
-        if m.len() as i64 != info.size {
-            report.size_mismatch.push(rel.clone());
-            quarantine(dir, &full, info, repair, &mut drop_records)?;
-            continue;
-        }
-        // With dedup off the id is a hash of the path, not of the content.
-        if dedup && crate::store::import::hash_file(&full, sha1)? != info.md5 {
-            report.digest_mismatch.push(rel.clone());
-            quarantine(dir, &full, info, repair, &mut drop_records)?;
-            continue;
-        }
-        report.ok += 1;
+        check_plain(
+            dir,
+            info,
+            sha1,
+            dedup,
+            repair,
+            &mut report,
+            &mut drop_records,
+        )?;
     }
     if repair {
         report.repaired = drop_records.len();
@@ -112,6 +93,51 @@ pub fn check(
         report.indexed = imported.from_files;
     }
     Ok(report)
+}
+
+/// Every record, read with progress logged.
+fn read_records(meta: &Meta) -> std::io::Result<Vec<FileInfo>> {
+    let mut records: Vec<FileInfo> = Vec::new();
+    let mut progress = Progress::new();
+    meta.for_each(|info| {
+        records.push(info);
+        if progress.tick() {
+            tracing::info!(records = records.len(), "check progress (reading records)");
+        }
+        true
+    })
+    .map_err(std::io::Error::other)?;
+    Ok(records)
+}
+
+/// One plain file: it exists with the recorded size and (with dedup; without it the id is a
+/// hash of the path, not of the content) the recorded digest.
+fn check_plain(
+    dir: &Path,
+    info: &FileInfo,
+    sha1: bool,
+    dedup: bool,
+    repair: bool,
+    report: &mut CheckReport,
+    drop_records: &mut Vec<String>,
+) -> std::io::Result<()> {
+    let rel = info.rel_path();
+    let full = dir.join(&rel);
+    let Ok(m) = std::fs::metadata(&full) else {
+        report.missing.push(rel);
+        drop_records.push(info.md5.clone());
+        return Ok(());
+    };
+    if m.len() as i64 != info.size {
+        report.size_mismatch.push(rel);
+        return quarantine(dir, &full, info, repair, drop_records);
+    }
+    if dedup && crate::store::import::hash_file(&full, sha1)? != info.md5 {
+        report.digest_mismatch.push(rel);
+        return quarantine(dir, &full, info, repair, drop_records);
+    }
+    report.ok += 1;
+    Ok(())
 }
 
 /// One merged file: its container holds `size` bytes at `offset`, starting with the marker, and

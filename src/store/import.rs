@@ -86,34 +86,61 @@ pub fn import(
     let mut known: HashSet<String> = HashSet::new();
     let ldb = from.join("data").join("fileserver.db");
     if ldb.is_dir() {
-        let records = read_leveldb(&ldb)?;
-        let total = records.len();
-        let mut progress = Progress::new();
-        let mut batch = Vec::new();
-        for info in records {
-            if progress.tick() {
-                tracing::info!(
-                    records = progress.done(),
-                    total,
-                    imported = report.from_leveldb,
-                    skipped = report.skipped,
-                    "import progress (LevelDB)"
-                );
-            }
-            let rel = info.rel_path();
-            if !content_present(to, &info) || !known.insert(rel) {
-                report.skipped += 1;
-                continue;
-            }
-            batch.push(info);
-            report.from_leveldb += 1;
-            if batch.len() == IMPORT_BATCH {
-                meta.import_batch(std::mem::take(&mut batch))
-                    .map_err(std::io::Error::other)?;
-            }
-        }
-        meta.import_batch(batch).map_err(std::io::Error::other)?;
+        import_leveldb(&ldb, to, meta, &mut known, &mut report)?;
     }
+    index_unrecorded(to, meta, sha1, host, &known, &mut report)?;
+    tracing::info!(?report, "import finished");
+    Ok(report)
+}
+
+/// Imports go-fastdfs' LevelDB records whose content is under `to`; `known` gains each
+/// record's path (a path seen twice keeps its first record).
+fn import_leveldb(
+    ldb: &Path,
+    to: &Path,
+    meta: &Meta,
+    known: &mut HashSet<String>,
+    report: &mut Report,
+) -> std::io::Result<()> {
+    let records = read_leveldb(ldb)?;
+    let total = records.len();
+    let mut progress = Progress::new();
+    let mut batch = Vec::new();
+    for info in records {
+        if progress.tick() {
+            tracing::info!(
+                records = progress.done(),
+                total,
+                imported = report.from_leveldb,
+                skipped = report.skipped,
+                "import progress (LevelDB)"
+            );
+        }
+        let rel = info.rel_path();
+        if !content_present(to, &info) || !known.insert(rel) {
+            report.skipped += 1;
+            continue;
+        }
+        batch.push(info);
+        report.from_leveldb += 1;
+        if batch.len() == IMPORT_BATCH {
+            meta.import_batch(std::mem::take(&mut batch))
+                .map_err(std::io::Error::other)?;
+        }
+    }
+    meta.import_batch(batch).map_err(std::io::Error::other)
+}
+
+/// Records every file under `to/files/` that has no record yet (neither imported from
+/// LevelDB nor indexed before), hashing its content.
+fn index_unrecorded(
+    to: &Path,
+    meta: &Meta,
+    sha1: bool,
+    host: &str,
+    known: &HashSet<String>,
+    report: &mut Report,
+) -> std::io::Result<()> {
     let mut batch = Vec::new();
     let files = to.join("files");
     let mut progress = Progress::new();
@@ -144,7 +171,6 @@ pub fn import(
         let Some(info) = record_for_file(to, &rel, sha1, host)? else {
             return Ok(());
         };
-        known.insert(rel);
         batch.push(info);
         report.from_files += 1;
         if batch.len() == IMPORT_BATCH {
@@ -153,9 +179,7 @@ pub fn import(
         }
         Ok(())
     })?;
-    meta.import_batch(batch).map_err(std::io::Error::other)?;
-    tracing::info!(?report, "import finished");
-    Ok(report)
+    meta.import_batch(batch).map_err(std::io::Error::other)
 }
 
 /// Whether a record's content is on disk: its own file, or (merged) its bytes in the

@@ -376,6 +376,93 @@ pub fn batches_to(w: &Worker, peer: &str) -> bool {
     }
 }
 
+/// Plans the next batches of `puts` (at most `BATCHES_IN_FLIGHT`, sent together), taking
+/// the puts it plans or settles from the iterator; a put with nothing to announce is
+/// settled in `results`.
+fn plan_batches(
+    w: &Rc<Worker>,
+    page: &[(String, OutboxEntry)],
+    puts: &mut impl Iterator<Item = usize>,
+    results: &mut [Option<Result<(), String>>],
+) -> Vec<Outgoing> {
+    let mut batches: Vec<Outgoing> = Vec::new();
+    let mut current = Outgoing::default();
+    for i in puts.by_ref() {
+        let info = match super::announceable(w, &page[i].0) {
+            Ok(Some(info)) => info,
+            Ok(None) => {
+                results[i] = Some(Ok(()));
+                continue;
+            }
+            Err(e) => {
+                results[i] = Some(Err(e.to_string()));
+                continue;
+            }
+        };
+        // A file announced again (`sync`, a repair, a new peer) is often there already:
+        // it goes without its content, and the receiver fetches it only if it lacks it.
+        current.plan(i, info, !page[i].1.again);
+        if current.full() {
+            batches.push(std::mem::take(&mut current));
+            if batches.len() == BATCHES_IN_FLIGHT {
+                break;
+            }
+        }
+    }
+    if !current.planned.is_empty() {
+        batches.push(current);
+    }
+    batches
+}
+
+/// Reads the peer's answers to sent batches: the page entries the peer acknowledged (to be
+/// recorded as delivered), and the status with which the peer refused batches, if it did.
+/// Every other entry's failure is set in `results`.
+fn read_answers(
+    batches: &[Outgoing],
+    sent: Vec<Sent>,
+    page: &[(String, OutboxEntry)],
+    results: &mut [Option<Result<(), String>>],
+) -> (Vec<usize>, Option<u16>) {
+    let mut unbatched = None;
+    let mut delivered = Vec::new();
+    for (batch, sent) in batches.iter().zip(sent) {
+        match sent {
+            Sent::Answered(answers) if answers.len() == batch.entries.len() => {
+                for (&i, a) in batch.entries.iter().zip(answers) {
+                    if a.md5 != page[i].0 {
+                        results[i] = Some(Err(format!(
+                            "answer for {} instead of {}",
+                            a.md5, page[i].0
+                        )));
+                    } else if a.result.acknowledged() {
+                        delivered.push(i);
+                    } else {
+                        results[i] = Some(Err(format!("peer did not keep it: {}", a.message)));
+                    }
+                }
+            }
+            Sent::Answered(answers) => {
+                let why = format!(
+                    "{} answers to {} announcements",
+                    answers.len(),
+                    batch.entries.len()
+                );
+                for &i in &batch.entries {
+                    results[i] = Some(Err(why.clone()));
+                }
+            }
+            Sent::Failed(why) => {
+                for &i in &batch.entries {
+                    results[i] = Some(Err(why.clone()));
+                }
+            }
+            Sent::Unbatched(status) => unbatched = Some(status),
+        }
+    }
+    (delivered, unbatched)
+}
+
 /// Pushes the puts of an outbox page to `peer` in batches and records each acknowledged
 /// one as delivered. Per entry of `page`: None for the entries it leaves to the caller (the
 /// deletes, and every put not sent once the peer turned out not to take batches), else the
@@ -394,34 +481,7 @@ pub async fn push(
         .map(|(i, _)| i)
         .peekable();
     while puts.peek().is_some() {
-        // Up to BATCHES_IN_FLIGHT batches, then send them together.
-        let mut batches: Vec<Outgoing> = Vec::new();
-        let mut current = Outgoing::default();
-        for i in puts.by_ref() {
-            let info = match super::announceable(w, &page[i].0) {
-                Ok(Some(info)) => info,
-                Ok(None) => {
-                    results[i] = Some(Ok(()));
-                    continue;
-                }
-                Err(e) => {
-                    results[i] = Some(Err(e.to_string()));
-                    continue;
-                }
-            };
-            // A file announced again (`sync`, a repair, a new peer) is often there already:
-            // it goes without its content, and the receiver fetches it only if it lacks it.
-            current.plan(i, info, !page[i].1.again);
-            if current.full() {
-                batches.push(std::mem::take(&mut current));
-                if batches.len() == BATCHES_IN_FLIGHT {
-                    break;
-                }
-            }
-        }
-        if !current.planned.is_empty() {
-            batches.push(current);
-        }
+        let batches = plan_batches(w, page, &mut puts, &mut results);
         let fills = batches.into_iter().map(|mut b| {
             let w = w.clone();
             async move {
@@ -434,42 +494,7 @@ pub async fn push(
             .iter_mut()
             .map(|b| send(w.clone(), peer.to_string(), std::mem::take(&mut b.body)));
         let sent = futures_join_all(calls).await;
-        let mut unbatched = None;
-        let mut delivered = Vec::new();
-        for (batch, sent) in batches.iter().zip(sent) {
-            match sent {
-                Sent::Answered(answers) if answers.len() == batch.entries.len() => {
-                    for (&i, a) in batch.entries.iter().zip(answers) {
-                        if a.md5 != page[i].0 {
-                            results[i] = Some(Err(format!(
-                                "answer for {} instead of {}",
-                                a.md5, page[i].0
-                            )));
-                        } else if a.result.acknowledged() {
-                            delivered.push(i);
-                        } else {
-                            results[i] = Some(Err(format!("peer did not keep it: {}", a.message)));
-                        }
-                    }
-                }
-                Sent::Answered(answers) => {
-                    let why = format!(
-                        "{} answers to {} announcements",
-                        answers.len(),
-                        batch.entries.len()
-                    );
-                    for &i in &batch.entries {
-                        results[i] = Some(Err(why.clone()));
-                    }
-                }
-                Sent::Failed(why) => {
-                    for &i in &batch.entries {
-                        results[i] = Some(Err(why.clone()));
-                    }
-                }
-                Sent::Unbatched(status) => unbatched = Some(status),
-            }
-        }
+        let (delivered, unbatched) = read_answers(&batches, sent, page, &mut results);
         let records = delivered.iter().map(|&i| {
             let (w, peer, (md5, entry)) = (w.clone(), peer.to_string(), page[i].clone());
             async move { super::record_delivery(&w, peer, md5, entry).await }

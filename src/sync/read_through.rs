@@ -106,9 +106,37 @@ async fn queue_local_copy(w: &Worker, peer: &str, mut info: crate::json::FileInf
     }
 }
 
+/// The peer's body as a stream of chunks; a peer that sends nothing for
+/// `PEER_STALL_TIMEOUT` ends it with a timeout error.
+fn peer_chunks(
+    body: hyper::body::Incoming,
+) -> impl futures_lite::Stream<Item = std::io::Result<bytes::Bytes>> {
+    use http_body_util::BodyExt;
+    futures_lite::stream::unfold(Some(body), |state| async move {
+        let mut body = state?;
+        loop {
+            let next =
+                glommio::timer::timeout(PEER_STALL_TIMEOUT, async { Ok(body.frame().await) }).await;
+            match next {
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Some((Ok(data), Some(body)));
+                    }
+                }
+                Ok(Some(Err(e))) => return Some((Err(std::io::Error::other(e)), None)),
+                Ok(None) => return None,
+                Err(_) => {
+                    let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "peer stalled");
+                    return Some((Err(e), None));
+                }
+            }
+        }
+    })
+}
+
 /// Forwards the request (target, Range, If-Range) to `peer` and streams its answer back.
 async fn stream_from_peer(w: &Worker, req: &Request<'_>, peer: &str) -> std::io::Result<Response> {
-    use http_body_util::{BodyExt, Full};
+    use http_body_util::Full;
     let target = crate::http::query::ascii_url(req.head.target());
     let mut out = crate::client::peer::request(req.head.method(), peer, &target)?
         .header(super::READ_THROUGH_HEADER, "1");
@@ -155,27 +183,7 @@ async fn stream_from_peer(w: &Worker, req: &Request<'_>, peer: &str) -> std::io:
         });
         return Ok(r);
     }
-    let body = resp.into_body();
-    let chunks = futures_lite::stream::unfold(Some(body), |state| async move {
-        let mut body = state?;
-        loop {
-            let next =
-                glommio::timer::timeout(PEER_STALL_TIMEOUT, async { Ok(body.frame().await) }).await;
-            match next {
-                Ok(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data() {
-                        return Some((Ok(data), Some(body)));
-                    }
-                }
-                Ok(Some(Err(e))) => return Some((Err(std::io::Error::other(e)), None)),
-                Ok(None) => return None,
-                Err(_) => {
-                    let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "peer stalled");
-                    return Some((Err(e), None));
-                }
-            }
-        }
-    });
+    let chunks = peer_chunks(resp.into_body());
     r.body = Body::Stream(crate::http::response::StreamBody {
         len,
         chunks: std::cell::RefCell::new(Some(Box::pin(chunks))),

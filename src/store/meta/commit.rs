@@ -47,6 +47,33 @@ enum Next {
     Timeout,
 }
 
+/// The next batch: `first` and whatever else is queued, up to `BATCH_OPS_MAX`; the ops
+/// with their shards, and the replies in the same order.
+fn take_batch(
+    first: Pending,
+    rx: &mut mpsc::Receiver<Pending>,
+) -> (Vec<(usize, Op)>, Vec<oneshot::Sender<OpReply>>) {
+    let mut batch = vec![first];
+    while batch.len() < BATCH_OPS_MAX {
+        match rx.try_recv() {
+            Ok(p) => batch.push(p),
+            _ => break,
+        }
+    }
+    batch
+        .into_iter()
+        .map(|p| ((p.shard, p.op), p.reply))
+        .unzip()
+}
+
+/// Sends each op its result (a submitter that went away is no error).
+fn answer(replies: Vec<oneshot::Sender<OpReply>>, results: Vec<OpReply>) {
+    assert_eq!(results.len(), replies.len(), "one result per op");
+    for (reply, result) in replies.into_iter().zip(results) {
+        let _ = reply.send(result);
+    }
+}
+
 impl Meta {
     /// Submits an op to its shard's owner and waits for the commit.
     pub(super) async fn submit(&self, op: Op) -> Result<OpResult, MetaError> {
@@ -147,7 +174,6 @@ impl Meta {
         mut rx: mpsc::Receiver<Pending>,
         committed: impl Fn(),
     ) {
-        use futures_lite::StreamExt;
         let mut c = Committer {
             owner,
             journal: None,
@@ -157,51 +183,9 @@ impl Meta {
             inflight: None,
             scratch: Vec::new(),
         };
-        if self.journals() && owner < self.envs.len() {
-            let me = self.clone();
-            match glommio::executor()
-                .spawn_blocking(move || Journal::open(&me, owner))
-                .await
-            {
-                Ok(j) => c.journal = Some(j),
-                Err(e) => tracing::error!(
-                    owner,
-                    error = %e,
-                    "cannot open the metadata journal; merged uploads wait for LMDB commits"
-                ),
-            }
-        }
+        self.open_journal(&mut c).await;
         loop {
-            #[cfg(test)]
-            let held = self.hold_drains.load(std::sync::atomic::Ordering::Relaxed);
-            #[cfg(not(test))]
-            let held = false;
-            let wait = match (c.oldest, &c.inflight) {
-                (Some(oldest), None) if !held => Some(
-                    journal::DRAIN_IDLE
-                        .saturating_sub(c.last_op.elapsed())
-                        .min(journal::DRAIN_AGE.saturating_sub(oldest.elapsed())),
-                ),
-                _ => None,
-            };
-            let next = {
-                let recv = async { Next::Op(rx.next().await) };
-                let timer = async {
-                    match wait {
-                        Some(d) => glommio::timer::sleep(d).await,
-                        None => std::future::pending().await,
-                    }
-                    Next::Timeout
-                };
-                let drained = async {
-                    match c.inflight.as_mut() {
-                        Some(t) => Next::Drained(t.await),
-                        None => std::future::pending().await,
-                    }
-                };
-                futures_lite::future::or(recv, futures_lite::future::or(drained, timer)).await
-            };
-            let first = match next {
+            let first = match self.next_event(&mut c, &mut rx).await {
                 Next::Op(Some(p)) => p,
                 Next::Op(None) => {
                     self.drain(&mut c, Vec::new(), &committed).await;
@@ -218,52 +202,99 @@ impl Meta {
                 }
             };
             c.last_op = std::time::Instant::now();
-            let mut batch = vec![first];
-            while batch.len() < BATCH_OPS_MAX {
-                match rx.try_recv() {
-                    Ok(p) => batch.push(p),
-                    _ => break,
-                }
-            }
-            let mut ops = Vec::with_capacity(batch.len());
-            let mut replies = Vec::with_capacity(batch.len());
-            for p in batch {
-                ops.push((p.shard, p.op));
-                replies.push(p.reply);
-            }
-            let started = std::time::Instant::now();
-            let n = ops.len();
-            let deferrable = c.journal.is_some()
-                && c.pending.len() < journal::PENDING_MAX
-                && ops.iter().all(|(_, op)| Self::defers(op));
-            let ops = if deferrable {
-                match self.journal_batch(&mut c, ops).await {
-                    Ok(results) => {
-                        assert_eq!(results.len(), replies.len(), "one result per op");
-                        for (reply, result) in replies.into_iter().zip(results) {
-                            let _ = reply.send(result);
-                        }
-                        if c.pending.len() >= journal::DRAIN_OPS && c.inflight.is_none() {
-                            self.drain_behind(&mut c, &committed).await;
-                        }
-                        continue;
-                    }
-                    Err(ops) => ops,
-                }
-            } else {
-                ops
-            };
-            let results = self.drain(&mut c, ops, &committed).await;
-            tracing::debug!(
-                ops = n,
-                took_us = started.elapsed().as_micros() as u64,
-                "group commit"
-            );
-            assert_eq!(results.len(), replies.len(), "one result per op");
-            for (reply, result) in replies.into_iter().zip(results) {
-                let _ = reply.send(result);
-            }
+            let (ops, replies) = take_batch(first, &mut rx);
+            self.commit_ops(&mut c, ops, replies, &committed).await;
         }
+    }
+
+    /// Opens the committer's record journal when journaling is on; without it, merged
+    /// uploads wait for LMDB commits.
+    async fn open_journal(self: &Arc<Self>, c: &mut Committer) {
+        if !self.journals() || c.owner >= self.envs.len() {
+            return;
+        }
+        let (me, owner) = (self.clone(), c.owner);
+        match glommio::executor()
+            .spawn_blocking(move || Journal::open(&me, owner))
+            .await
+        {
+            Ok(j) => c.journal = Some(j),
+            Err(e) => tracing::error!(
+                owner,
+                error = %e,
+                "cannot open the metadata journal; merged uploads wait for LMDB commits"
+            ),
+        }
+    }
+
+    /// Waits for whichever comes first: the next op, the end of the drain running behind,
+    /// or the moment the journaled records are old (or the committer idle) enough to drain.
+    async fn next_event(&self, c: &mut Committer, rx: &mut mpsc::Receiver<Pending>) -> Next {
+        use futures_lite::StreamExt;
+        #[cfg(test)]
+        let held = self.hold_drains.load(std::sync::atomic::Ordering::Relaxed);
+        #[cfg(not(test))]
+        let held = false;
+        let wait = match (c.oldest, &c.inflight) {
+            (Some(oldest), None) if !held => Some(
+                journal::DRAIN_IDLE
+                    .saturating_sub(c.last_op.elapsed())
+                    .min(journal::DRAIN_AGE.saturating_sub(oldest.elapsed())),
+            ),
+            _ => None,
+        };
+        let recv = async { Next::Op(rx.next().await) };
+        let timer = async {
+            match wait {
+                Some(d) => glommio::timer::sleep(d).await,
+                None => std::future::pending().await,
+            }
+            Next::Timeout
+        };
+        let drained = async {
+            match c.inflight.as_mut() {
+                Some(t) => Next::Drained(t.await),
+                None => std::future::pending().await,
+            }
+        };
+        futures_lite::future::or(recv, futures_lite::future::or(drained, timer)).await
+    }
+
+    /// Commits one batch and answers each op: acknowledged from the journal when every op
+    /// may be deferred (and the journal has room), else through LMDB at once.
+    async fn commit_ops(
+        self: &Arc<Self>,
+        c: &mut Committer,
+        ops: Vec<(usize, Op)>,
+        replies: Vec<oneshot::Sender<OpReply>>,
+        committed: &impl Fn(),
+    ) {
+        let started = std::time::Instant::now();
+        let n = ops.len();
+        let deferrable = c.journal.is_some()
+            && c.pending.len() < journal::PENDING_MAX
+            && ops.iter().all(|(_, op)| Self::defers(op));
+        let ops = if deferrable {
+            match self.journal_batch(c, ops).await {
+                Ok(results) => {
+                    answer(replies, results);
+                    if c.pending.len() >= journal::DRAIN_OPS && c.inflight.is_none() {
+                        self.drain_behind(c, committed).await;
+                    }
+                    return;
+                }
+                Err(ops) => ops,
+            }
+        } else {
+            ops
+        };
+        let results = self.drain(c, ops, committed).await;
+        tracing::debug!(
+            ops = n,
+            took_us = started.elapsed().as_micros() as u64,
+            "group commit"
+        );
+        answer(replies, results);
     }
 
     /// Acknowledges a batch of deferrable inserts from the journal; gives the ops back when
@@ -587,11 +618,27 @@ impl Meta {
                 return (0..n).map(|_| Err(f.error())).collect();
             }
         }
-        let mut by_env: BTreeMap<usize, Vec<(usize, usize, Op)>> = BTreeMap::new();
-        for (i, (shard, op)) in ops.into_iter().enumerate() {
-            let env = self.shards[shard].env_index;
-            by_env.entry(env).or_default().push((i, shard, op));
+        let results = self.commit_groups(self.group_by_env(ops), journal_seq, &containers, n);
+        crate::failpoint::hit("commit.committed");
+        if journaled {
+            super::intents::clear(&self.intent_files, &self.root, committer);
         }
+        results
+            .into_iter()
+            .map(|r| r.expect("every op answered"))
+            .collect()
+    }
+
+    /// Applies and commits each environment's group, one thread per environment (the
+    /// calling thread takes the first), with one durability step between all applies and any
+    /// commit; the results in batch order.
+    fn commit_groups(
+        &self,
+        by_env: BTreeMap<usize, Vec<(usize, usize, Op)>>,
+        journal_seq: Option<(usize, u64)>,
+        containers: &BTreeSet<PathBuf>,
+        n: usize,
+    ) -> Vec<Option<OpReply>> {
         let groups = by_env.len();
         // One party per environment: the calling thread applies and commits the first group
         // itself (a batch in one environment starts no thread) and, between its apply and
@@ -623,9 +670,7 @@ impl Meta {
                 applied.wait();
                 crate::failpoint::hit("commit.placed");
                 let t1 = std::time::Instant::now();
-                let set = std::mem::take(&mut *dirs.lock().expect("dirs lock"));
-                let synced = containers.iter().try_for_each(|c| haystack::sync(c));
-                if let Err(e) = synced.and_then(|()| self.make_durable(&set)) {
+                if let Err(e) = self.durability_step(containers, &dirs) {
                     *durable.lock().expect("durable lock") = Some(Failed::of_io(&e));
                 }
                 crate::failpoint::hit("commit.durable");
@@ -647,14 +692,30 @@ impl Meta {
                 }
             }
         });
-        crate::failpoint::hit("commit.committed");
-        if journaled {
-            super::intents::clear(&self.intent_files, &self.root, committer);
-        }
         results
-            .into_iter()
-            .map(|r| r.expect("every op answered"))
-            .collect()
+    }
+
+    /// A batch's ops by environment, each as `(op index, shard, op)` in batch order.
+    fn group_by_env(&self, ops: Vec<(usize, Op)>) -> BTreeMap<usize, Vec<(usize, usize, Op)>> {
+        let mut by_env: BTreeMap<usize, Vec<(usize, usize, Op)>> = BTreeMap::new();
+        for (i, (shard, op)) in ops.into_iter().enumerate() {
+            let env = self.shards[shard].env_index;
+            by_env.entry(env).or_default().push((i, shard, op));
+        }
+        by_env
+    }
+
+    /// The batch's one durability step, between every group's apply and any commit: the
+    /// containers that took merged files are synced, then the directories that gained or lost
+    /// names (collected from every group by now).
+    fn durability_step(
+        &self,
+        containers: &BTreeSet<PathBuf>,
+        dirs: &Mutex<BTreeSet<PathBuf>>,
+    ) -> std::io::Result<()> {
+        let set = std::mem::take(&mut *dirs.lock().expect("dirs lock"));
+        containers.iter().try_for_each(|c| haystack::sync(c))?;
+        self.make_durable(&set)
     }
 
     /// One environment's part of a batch: `(op index, shard, op)`, applied in one transaction.
@@ -698,23 +759,7 @@ impl Meta {
                 msg: "cannot record the journal's applied number".into(),
                 full: false,
             }),
-            // Deleted files leave their names before the commit is visible, and the file
-            // caches are told of every deleted record: once a reader sees a record gone, no
-            // GET serves its file.
-            None => match fx.set_aside() {
-                Err(e) => Some(Failed::of_io(&e)),
-                Ok(()) => {
-                    if fx.records_gone {
-                        self.files_changed();
-                    }
-                    if !fx.aside.is_empty() {
-                        crate::failpoint::hit("commit.set_aside");
-                    }
-                    txn.commit()
-                        .err()
-                        .map(|e| Failed::of_commit(e, &self.root.join("data").join("meta")))
-                }
-            },
+            None => self.commit_applied(txn, &mut fx),
         };
         let records_gone = fx.records_gone;
         match failure {
@@ -733,6 +778,24 @@ impl Meta {
                 out
             }
         }
+    }
+
+    /// Commits a group's transaction once the batch is durable; the failure, if any.
+    /// Deleted files leave their names before the commit is visible, and the file caches are
+    /// told of every deleted record: once a reader sees a record gone, no GET serves its file.
+    fn commit_applied(&self, txn: lmdb::RwTransaction<'_>, fx: &mut Effects) -> Option<Failed> {
+        if let Err(e) = fx.set_aside() {
+            return Some(Failed::of_io(&e));
+        }
+        if fx.records_gone {
+            self.files_changed();
+        }
+        if !fx.aside.is_empty() {
+            crate::failpoint::hit("commit.set_aside");
+        }
+        txn.commit()
+            .err()
+            .map(|e| Failed::of_commit(e, &self.root.join("data").join("meta")))
     }
 
     /// Applies one op inside the shard's transaction, collecting its file effects.

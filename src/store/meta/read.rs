@@ -4,6 +4,98 @@
 use super::apply::{decode_stat, outbox_key};
 use super::*;
 
+/// The shard count (written on first start, fixed after) and the environment count (the
+/// executors' at the layout's first start, at most one per shard), from `meta_dir`.
+fn shard_counts(
+    meta_dir: &Path,
+    shards_wanted: u32,
+    workers: usize,
+) -> Result<(u32, u32), MetaError> {
+    let count_file = meta_dir.join("shards");
+    let count: u32 = match std::fs::read_to_string(&count_file) {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| MetaError::Corrupt(format!("{} is not a number", count_file.display())))?,
+        Err(_) => {
+            std::fs::write(&count_file, format!("{shards_wanted}\n"))?;
+            std::fs::File::open(&count_file)?.sync_all()?;
+            std::fs::File::open(meta_dir)?.sync_all()?;
+            shards_wanted
+        }
+    };
+    assert!(count >= 1, "shard count is positive");
+    let envs_file = meta_dir.join("envs");
+    let env_count: u32 = match std::fs::read_to_string(&envs_file) {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| MetaError::Corrupt(format!("{} is not a number", envs_file.display())))?,
+        Err(_) => (workers as u32).clamp(1, count),
+    };
+    if env_count < 1 || env_count > count {
+        return Err(MetaError::Corrupt(format!(
+            "{} says {env_count} environments for {count} shards",
+            envs_file.display()
+        )));
+    }
+    Ok((count, env_count))
+}
+
+/// Opens (creating) one LMDB environment sized for `per_env` shards.
+fn open_env(path: &Path, per_env: u32) -> Result<Arc<Environment>, MetaError> {
+    std::fs::create_dir_all(path)?;
+    let env = Environment::new()
+        .set_flags(EnvironmentFlags::NO_TLS)
+        .set_max_dbs(TABLES.len() as u32 * per_env + 2)
+        .set_max_readers(1022)
+        .set_map_size(MAP_BYTES * per_env as usize)
+        .open(path)?;
+    Ok(Arc::new(env))
+}
+
+/// Opens (creating) shard `i`'s tables in its environment.
+fn open_shard(
+    env: &Arc<Environment>,
+    env_index: usize,
+    paths: lmdb::Database,
+    i: u32,
+) -> Result<Shard, MetaError> {
+    let db = |table: &str| env.create_db(Some(&format!("{table}-{i:03}")), DatabaseFlags::empty());
+    Ok(Shard {
+        files: db("files")?,
+        paths,
+        days: db("days")?,
+        stats: db("stats")?,
+        outbox: db("outbox")?,
+        tombs: db("tombs")?,
+        inbox: db("inbox")?,
+        moved: db("moved")?,
+        hay: db("hay")?,
+        listing: db("listing")?,
+        env: env.clone(),
+        env_index,
+    })
+}
+
+/// On the first start of the shared-environment layout, takes over the records of the
+/// one-environment-per-shard layout, if there is one, then records the environment count
+/// (durably). A crash before the count is recorded copies again: every copy is a put of the
+/// same value.
+fn record_layout(meta_dir: &Path, shards: &[Shard], env_count: u32) -> Result<(), MetaError> {
+    let envs_file = meta_dir.join("envs");
+    if envs_file.exists() {
+        return Ok(());
+    }
+    for (i, shard) in shards.iter().enumerate() {
+        super::layout::take_over_shard_env(meta_dir, i, shard)?;
+    }
+    std::fs::write(&envs_file, format!("{env_count}\n"))?;
+    std::fs::File::open(&envs_file)?.sync_all()?;
+    std::fs::File::open(meta_dir)?.sync_all()?;
+    Ok(())
+}
+
 impl Meta {
     /// Opens (creating on first start) the shards under `<dir>/data/meta`.
     pub fn open(dir: &Path, shards_wanted: u32, workers: usize) -> Result<Arc<Meta>, MetaError> {
@@ -11,45 +103,11 @@ impl Meta {
         let root = dir.to_path_buf();
         let meta_dir = dir.join("data").join("meta");
         std::fs::create_dir_all(&meta_dir)?;
-        let count_file = meta_dir.join("shards");
-        let count: u32 = match std::fs::read_to_string(&count_file) {
-            Ok(s) => s.trim().parse().map_err(|_| {
-                MetaError::Corrupt(format!("{} is not a number", count_file.display()))
-            })?,
-            Err(_) => {
-                std::fs::write(&count_file, format!("{shards_wanted}\n"))?;
-                std::fs::File::open(&count_file)?.sync_all()?;
-                std::fs::File::open(&meta_dir)?.sync_all()?;
-                shards_wanted
-            }
-        };
-        assert!(count >= 1, "shard count is positive");
-        let envs_file = meta_dir.join("envs");
-        let env_count: u32 = match std::fs::read_to_string(&envs_file) {
-            Ok(s) => s.trim().parse().map_err(|_| {
-                MetaError::Corrupt(format!("{} is not a number", envs_file.display()))
-            })?,
-            Err(_) => (workers as u32).clamp(1, count),
-        };
-        if env_count < 1 || env_count > count {
-            return Err(MetaError::Corrupt(format!(
-                "{} says {env_count} environments for {count} shards",
-                envs_file.display()
-            )));
-        }
+        let (count, env_count) = shard_counts(&meta_dir, shards_wanted, workers)?;
         let per_env = count.div_ceil(env_count);
-        let mut envs = Vec::with_capacity(env_count as usize);
-        for e in 0..env_count {
-            let path = meta_dir.join(format!("env-{e:03}"));
-            std::fs::create_dir_all(&path)?;
-            let env = Environment::new()
-                .set_flags(EnvironmentFlags::NO_TLS)
-                .set_max_dbs(TABLES.len() as u32 * per_env + 2)
-                .set_max_readers(1022)
-                .set_map_size(MAP_BYTES * per_env as usize)
-                .open(&path)?;
-            envs.push(Arc::new(env));
-        }
+        let envs = (0..env_count)
+            .map(|e| open_env(&meta_dir.join(format!("env-{e:03}")), per_env))
+            .collect::<Result<Vec<_>, _>>()?;
         let path_dbs = envs
             .iter()
             .enumerate()
@@ -58,53 +116,25 @@ impl Meta {
                 super::paths::open(env, &of_env)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut shards = Vec::with_capacity(count as usize);
-        let mut senders = Vec::new();
-        let mut receivers = Vec::new();
-        for i in 0..count {
-            let env_index = (i % env_count) as usize;
-            let env = envs[env_index].clone();
-            let db = |table: &str| {
-                env.create_db(Some(&format!("{table}-{i:03}")), DatabaseFlags::empty())
-            };
-            let shard = Shard {
-                files: db("files")?,
-                paths: path_dbs[env_index],
-                days: db("days")?,
-                stats: db("stats")?,
-                outbox: db("outbox")?,
-                tombs: db("tombs")?,
-                inbox: db("inbox")?,
-                moved: db("moved")?,
-                hay: db("hay")?,
-                listing: db("listing")?,
-                env,
-                env_index,
-            };
-            shards.push(shard);
-        }
-        if !envs_file.exists() {
-            // First start of this layout: take over the records of the one-environment-per-
-            // shard layout, if there is one, before the layout is recorded (a crash meanwhile
-            // copies again: every copy is a put of the same value).
-            for (i, shard) in shards.iter().enumerate() {
-                super::layout::take_over_shard_env(&meta_dir, i, shard)?;
-            }
-            std::fs::write(&envs_file, format!("{env_count}\n"))?;
-            std::fs::File::open(&envs_file)?.sync_all()?;
-            std::fs::File::open(&meta_dir)?.sync_all()?;
-        }
+        let shards = (0..count)
+            .map(|i| {
+                let env_index = (i % env_count) as usize;
+                open_shard(&envs[env_index], env_index, path_dbs[env_index], i)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        record_layout(&meta_dir, &shards, env_count)?;
         super::layout::remove_shard_envs(&meta_dir, count)?;
         for shard in &shards {
             super::hay::ensure_built(shard)?;
             super::listing::ensure_built(shard)?;
             super::days::ensure_ordered(shard)?;
         }
-        for _ in 0..workers {
-            let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-            senders.push(tx);
-            receivers.push(Some(rx));
-        }
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+                (tx, Some(rx))
+            })
+            .unzip();
         let journal_dbs = envs
             .iter()
             .map(|e| e.create_db(Some("journal"), DatabaseFlags::empty()))
