@@ -155,6 +155,61 @@ fn check(dir: &std::path::Path, repair: bool) -> Result<bool, String> {
     Ok(r.is_clean() || repair)
 }
 
+/// `fastdfs compact`: reclaims the dead bytes of small-file containers, server stopped.
+fn compact(dir: &std::path::Path) {
+    require_runtime_dir(dir);
+    init_logging(dir);
+    let cfg = match fastdfs::config::load_or_create(dir) {
+        Ok(l) => l.config,
+        Err(e) => {
+            tracing::error!("{e}");
+            std::process::exit(1);
+        }
+    };
+    match fastdfs::compact::offline(dir, cfg) {
+        Ok(r) => println!(
+            "compacted {} containers: {} files ({} bytes) moved, {} bytes reclaimed",
+            r.containers, r.files_moved, r.bytes_moved, r.bytes_reclaimed
+        ),
+        Err(e) => {
+            tracing::error!("compaction failed: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// `fastdfs server` (the default): serves the runtime dir until stopped.
+fn serve(dir: &std::path::Path) {
+    if let Err(e) = std::fs::create_dir_all(dir.join("data")) {
+        eprintln!("fastdfs: cannot create runtime dir {}: {e}", dir.display());
+        std::process::exit(1);
+    }
+    // Before the log file is opened: a second server refused here must not write into
+    // the running one's log.
+    let lock = match fastdfs::sys::lock_runtime_dir(dir) {
+        Ok(l) => l,
+        Err(e) => fail(&e),
+    };
+    init_logging(dir);
+    let loaded = match fastdfs::config::load_or_create(dir) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("{e}");
+            std::process::exit(1);
+        }
+    };
+    if loaded.created {
+        tracing::info!(path = %dir.join("conf/cfg.json").display(), "wrote default configuration");
+    }
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    if let Err(e) = fastdfs::server::run(dir, loaded.config, lock) {
+        tracing::error!("{e}");
+        std::process::exit(1);
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
     match cli.command {
@@ -178,28 +233,7 @@ fn main() {
                 }
             }
         }
-        Some(Command::Compact) => {
-            let dir = runtime_dir(&cli);
-            require_runtime_dir(&dir);
-            init_logging(&dir);
-            let cfg = match fastdfs::config::load_or_create(&dir) {
-                Ok(l) => l.config,
-                Err(e) => {
-                    tracing::error!("{e}");
-                    std::process::exit(1);
-                }
-            };
-            match fastdfs::compact::offline(&dir, cfg) {
-                Ok(r) => println!(
-                    "compacted {} containers: {} files ({} bytes) moved, {} bytes reclaimed",
-                    r.containers, r.files_moved, r.bytes_moved, r.bytes_reclaimed
-                ),
-                Err(e) => {
-                    tracing::error!("compaction failed: {e}");
-                    std::process::exit(1);
-                }
-            }
-        }
+        Some(Command::Compact) => compact(&runtime_dir(&cli)),
         Some(Command::Import { ref from }) => {
             let dir = runtime_dir(&cli);
             // Checked before anything is created in the target runtime dir.
@@ -212,36 +246,6 @@ fn main() {
                 std::process::exit(1);
             }
         }
-        Some(Command::Server) | None => {
-            let dir = runtime_dir(&cli);
-            if let Err(e) = std::fs::create_dir_all(dir.join("data")) {
-                eprintln!("fastdfs: cannot create runtime dir {}: {e}", dir.display());
-                std::process::exit(1);
-            }
-            // Before the log file is opened: a second server refused here must not write into
-            // the running one's log.
-            let lock = match fastdfs::sys::lock_runtime_dir(&dir) {
-                Ok(l) => l,
-                Err(e) => fail(&e),
-            };
-            init_logging(&dir);
-            let loaded = match fastdfs::config::load_or_create(&dir) {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::error!("{e}");
-                    std::process::exit(1);
-                }
-            };
-            if loaded.created {
-                tracing::info!(path = %dir.join("conf/cfg.json").display(), "wrote default configuration");
-            }
-            for w in &loaded.warnings {
-                tracing::warn!("{w}");
-            }
-            if let Err(e) = fastdfs::server::run(&dir, loaded.config, lock) {
-                tracing::error!("{e}");
-                std::process::exit(1);
-            }
-        }
+        Some(Command::Server) | None => serve(&runtime_dir(&cli)),
     }
 }

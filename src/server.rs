@@ -48,12 +48,9 @@ fn clean_tmp(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Serves the runtime dir `dir`, whose lock (`sys::lock_runtime_dir`) the caller holds and
-/// hands over for the life of the server.
-pub fn run(dir: &Path, config: Config, _lock: std::fs::File) -> Result<(), ServerError> {
-    sys::probe_io_uring().map_err(ServerError::Startup)?;
-    sys::tune_allocator();
-    sys::raise_nofile();
+/// Makes the runtime dir's directories, empties `files/_tmp/`, writes the default web pages
+/// on a fresh node, and warns of a token secret left empty.
+fn prepare_dir(dir: &Path, config: &Config) -> Result<(), ServerError> {
     for d in ["files", "data", "log", "conf", "static"] {
         let at = dir.join(d);
         std::fs::create_dir_all(&at).map_err(|e| {
@@ -80,6 +77,42 @@ pub fn run(dir: &Path, config: Config, _lock: std::fs::File) -> Result<(), Serve
              can compute. Set download_token_secret in cfg.json"
         );
     }
+    Ok(())
+}
+
+/// Waits for every executor to end; the first failure, if any (an executor's error, its
+/// panic, or a background task's panic).
+fn joined(
+    handles: glommio::PoolThreadHandles<Result<(), String>>,
+    shared: &Shared,
+) -> Result<(), ServerError> {
+    let mut failure = None;
+    for r in handles.join_all() {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failure = Some(e),
+            Err(e) => failure = Some(format!("executor failed: {e}")),
+        }
+    }
+    if shared.failed() && failure.is_none() {
+        failure = Some("stopped: a background task panicked (see the log)".to_string());
+    }
+    match failure {
+        Some(e) => Err(ServerError::Startup(e)),
+        None => {
+            tracing::info!("fastdfs-rs stopped");
+            Ok(())
+        }
+    }
+}
+
+/// Serves the runtime dir `dir`, whose lock (`sys::lock_runtime_dir`) the caller holds and
+/// hands over for the life of the server.
+pub fn run(dir: &Path, config: Config, _lock: std::fs::File) -> Result<(), ServerError> {
+    sys::probe_io_uring().map_err(ServerError::Startup)?;
+    sys::tune_allocator();
+    sys::raise_nofile();
+    prepare_dir(dir, &config)?;
     let cpus = sys::allowed_cpus();
     let workers = if config.workers == 0 {
         cpus.len().max(1)
@@ -131,24 +164,7 @@ pub fn run(dir: &Path, config: Config, _lock: std::fs::File) -> Result<(), Serve
         })
         .map_err(|e| ServerError::Startup(format!("cannot start executors: {e}")))?;
     watch_start(shared.clone(), workers, config.io_memory);
-    let mut failure = None;
-    for r in handles.join_all() {
-        match r {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => failure = Some(e),
-            Err(e) => failure = Some(format!("executor failed: {e}")),
-        }
-    }
-    if shared.failed() && failure.is_none() {
-        failure = Some("stopped: a background task panicked (see the log)".to_string());
-    }
-    match failure {
-        Some(e) => Err(ServerError::Startup(e)),
-        None => {
-            tracing::info!("fastdfs-rs stopped");
-            Ok(())
-        }
-    }
+    joined(handles, &shared)
 }
 
 /// How long every executor has to bind its listener after the pool is made.
