@@ -320,6 +320,108 @@ fn be16(b: &[u8]) -> Option<usize> {
     Some(usize::from(*b.first()?) << 8 | usize::from(*b.get(1)?))
 }
 
+/// A baseline frame header (SOF0/SOF1): width, height and the components, or None for
+/// what this decoder does not take (not 8-bit, not 1 or 3 components, too many pixels).
+fn parse_frame(seg: &[u8], max_pixels: usize) -> Option<(usize, usize, Vec<Component>)> {
+    if *seg.first()? != 8 {
+        return None;
+    }
+    let height = be16(seg.get(1..)?)?;
+    let width = be16(seg.get(3..)?)?;
+    let count = usize::from(*seg.get(5)?);
+    if width == 0 || height == 0 || width.checked_mul(height)? > max_pixels {
+        return None;
+    }
+    if count != 1 && count != 3 {
+        return None;
+    }
+    let mut comps = Vec::with_capacity(count);
+    for c in 0..count {
+        let b = seg.get(6 + 3 * c..9 + 3 * c)?;
+        let (h, v) = (usize::from(b[1] >> 4), usize::from(b[1] & 15));
+        if !(1..=4).contains(&h) || !(1..=4).contains(&v) || b[2] > 3 {
+            return None;
+        }
+        comps.push(Component {
+            id: b[0],
+            h,
+            v,
+            quant: usize::from(b[2]),
+            dc: 0,
+            ac: 0,
+        });
+    }
+    Some((width, height, comps))
+}
+
+/// The Huffman tables of a DHT segment, into their slots.
+fn parse_huffman_tables(
+    seg: &[u8],
+    dc_tables: &mut [Option<Huffman>; 4],
+    ac_tables: &mut [Option<Huffman>; 4],
+) -> Option<()> {
+    let mut i = 0;
+    while i < seg.len() {
+        let (class, id) = (seg[i] >> 4, usize::from(seg[i] & 15));
+        let counts = seg.get(i + 1..i + 17)?;
+        let total: usize = counts.iter().map(|&c| usize::from(c)).sum();
+        let values = seg.get(i + 17..i + 17 + total)?;
+        if id > 3 || class > 1 || total > 256 {
+            return None;
+        }
+        let table = Some(Huffman::new(counts, values)?);
+        if class == 0 {
+            dc_tables[id] = table;
+        } else {
+            ac_tables[id] = table;
+        }
+        i += 17 + total;
+    }
+    Some(())
+}
+
+/// The DC quantizers of a DQT segment's tables (the 1/8 scale needs no other coefficient).
+fn parse_quant_tables(seg: &[u8], quant_dc: &mut [Option<i32>; 4]) -> Option<()> {
+    let mut i = 0;
+    while i < seg.len() {
+        let (precision, id) = (seg[i] >> 4, usize::from(seg[i] & 15));
+        if id > 3 || precision > 1 {
+            return None;
+        }
+        let first = if precision == 0 {
+            usize::from(*seg.get(i + 1)?)
+        } else {
+            be16(seg.get(i + 1..)?)?
+        };
+        seg.get(i + 64 * (1 + usize::from(precision)))?;
+        quant_dc[id] = Some(first as i32);
+        i += 1 + 64 * (1 + usize::from(precision));
+    }
+    Some(())
+}
+
+/// A sequential scan header (SOS) over every frame component, in frame order: each
+/// component's DC and AC table ids.
+fn parse_scan_header(seg: &[u8], comps: &mut [Component]) -> Option<()> {
+    let count = usize::from(*seg.first()?);
+    if count != comps.len() {
+        return None;
+    }
+    for (i, c) in comps.iter_mut().enumerate() {
+        let b = seg.get(1 + 2 * i..3 + 2 * i)?;
+        // Scan components are in frame order (T.81 B.2.3).
+        if c.id != b[0] {
+            return None;
+        }
+        c.dc = usize::from(b[1] >> 4);
+        c.ac = usize::from(b[1] & 15);
+    }
+    if seg.get(1 + 2 * count..4 + 2 * count)? != [0, 63, 0] {
+        return None;
+    }
+    Some(())
+}
+
 /// Decodes `data` at 1/8 scale: `ceil(width / 8)` by `ceil(height / 8)` pixels. `None` when
 /// this decoder does not take the image (see the module's documentation) or the image has
 /// more than `max_pixels` pixels at full size.
@@ -353,75 +455,12 @@ pub fn decode_eighth(data: &[u8], max_pixels: usize) -> Option<Decoded> {
         let seg = data.get(pos + 2..pos + len.checked_sub(2)? + 2)?;
         pos += len;
         match marker {
-            0xC0 | 0xC1 => {
-                if frame.is_some() || *seg.first()? != 8 {
-                    return None;
-                }
-                let height = be16(seg.get(1..)?)?;
-                let width = be16(seg.get(3..)?)?;
-                let count = usize::from(*seg.get(5)?);
-                if width == 0 || height == 0 || width.checked_mul(height)? > max_pixels {
-                    return None;
-                }
-                if count != 1 && count != 3 {
-                    return None;
-                }
-                let mut comps = Vec::with_capacity(count);
-                for c in 0..count {
-                    let b = seg.get(6 + 3 * c..9 + 3 * c)?;
-                    let (h, v) = (usize::from(b[1] >> 4), usize::from(b[1] & 15));
-                    if !(1..=4).contains(&h) || !(1..=4).contains(&v) || b[2] > 3 {
-                        return None;
-                    }
-                    comps.push(Component {
-                        id: b[0],
-                        h,
-                        v,
-                        quant: usize::from(b[2]),
-                        dc: 0,
-                        ac: 0,
-                    });
-                }
-                frame = Some((width, height, comps));
-            }
+            0xC0 | 0xC1 if frame.is_none() => frame = Some(parse_frame(seg, max_pixels)?),
+            0xC0 | 0xC1 => return None,
             // Progressive, lossless, hierarchical or arithmetic coding.
             0xC2 | 0xC3 | 0xC5..=0xC7 | 0xC8..=0xCB | 0xCC..=0xCF => return None,
-            0xC4 => {
-                let mut i = 0;
-                while i < seg.len() {
-                    let (class, id) = (seg[i] >> 4, usize::from(seg[i] & 15));
-                    let counts = seg.get(i + 1..i + 17)?;
-                    let total: usize = counts.iter().map(|&c| usize::from(c)).sum();
-                    let values = seg.get(i + 17..i + 17 + total)?;
-                    if id > 3 || class > 1 || total > 256 {
-                        return None;
-                    }
-                    let table = Some(Huffman::new(counts, values)?);
-                    if class == 0 {
-                        dc_tables[id] = table;
-                    } else {
-                        ac_tables[id] = table;
-                    }
-                    i += 17 + total;
-                }
-            }
-            0xDB => {
-                let mut i = 0;
-                while i < seg.len() {
-                    let (precision, id) = (seg[i] >> 4, usize::from(seg[i] & 15));
-                    if id > 3 || precision > 1 {
-                        return None;
-                    }
-                    let first = if precision == 0 {
-                        usize::from(*seg.get(i + 1)?)
-                    } else {
-                        be16(seg.get(i + 1..)?)?
-                    };
-                    seg.get(i + 64 * (1 + usize::from(precision)))?;
-                    quant_dc[id] = Some(first as i32);
-                    i += 1 + 64 * (1 + usize::from(precision));
-                }
-            }
+            0xC4 => parse_huffman_tables(seg, &mut dc_tables, &mut ac_tables)?,
+            0xDB => parse_quant_tables(seg, &mut quant_dc)?,
             0xDD => restart_interval = be16(seg)?,
             0xEE if seg.starts_with(b"Adobe") => adobe_rgb = seg.get(11) == Some(&0),
             0xDA => {
@@ -429,22 +468,7 @@ pub fn decode_eighth(data: &[u8], max_pixels: usize) -> Option<Decoded> {
                 if comps.len() == 3 && (adobe_rgb || comps.iter().map(|c| c.id).eq(*b"RGB")) {
                     return None;
                 }
-                let count = usize::from(*seg.first()?);
-                if count != comps.len() {
-                    return None;
-                }
-                for (i, c) in comps.iter_mut().enumerate() {
-                    let b = seg.get(1 + 2 * i..3 + 2 * i)?;
-                    // Scan components are in frame order (T.81 B.2.3).
-                    if c.id != b[0] {
-                        return None;
-                    }
-                    c.dc = usize::from(b[1] >> 4);
-                    c.ac = usize::from(b[1] & 15);
-                }
-                if seg.get(1 + 2 * count..4 + 2 * count)? != [0, 63, 0] {
-                    return None;
-                }
+                parse_scan_header(seg, &mut comps)?;
                 let tables = Tables {
                     quant_dc: &quant_dc,
                     dc: &dc_tables,
@@ -542,6 +566,40 @@ fn decode_scan(
     if bits.overran() {
         return None;
     }
+    let grid = Grid {
+        mcu_w,
+        hmax,
+        vmax,
+        single,
+    };
+    Some(assemble(&planes, comps, width, height, &grid))
+}
+
+/// The MCU grid of a scan: MCUs per row, the largest sampling factors, and whether the scan
+/// is one component (not interleaved).
+#[derive(Clone, Copy)]
+struct Grid {
+    mcu_w: usize,
+    hmax: usize,
+    vmax: usize,
+    single: bool,
+}
+
+/// The picture at 1/8 scale from the component planes of DC values: gray, or the chroma
+/// planes upsampled to the luma's and converted from JFIF's YCbCr to RGB.
+fn assemble(
+    planes: &[Vec<u8>],
+    comps: &[Component],
+    width: usize,
+    height: usize,
+    grid: &Grid,
+) -> Decoded {
+    let Grid {
+        mcu_w,
+        hmax,
+        vmax,
+        single,
+    } = *grid;
     let (out_w, out_h) = (width.div_ceil(8), height.div_ceil(8));
     if single {
         let stride = mcu_w;
@@ -549,12 +607,12 @@ fn decode_scan(
         for y in 0..out_h {
             pixels.extend_from_slice(&planes[0][y * stride..y * stride + out_w]);
         }
-        return Some(Decoded {
+        return Decoded {
             width: out_w,
             height: out_h,
             components: 1,
             pixels,
-        });
+        };
     }
     let mut pixels = Vec::with_capacity(out_w * out_h * 3);
     let at = |ci: usize, x: usize, y: usize| {
@@ -575,12 +633,12 @@ fn decode_scan(
             }
         }
     }
-    Some(Decoded {
+    Decoded {
         width: out_w,
         height: out_h,
         components: 3,
         pixels,
-    })
+    }
 }
 
 #[cfg(test)]
