@@ -483,6 +483,57 @@ fn an_http_2_0_request_line_gets_505() {
     assert_eq!(first_status(&s.addr(), req), 505);
 }
 
+/// The `fail` envelope's message of a refusal (panics when the body is not one).
+fn fail_message(r: &Resp) -> String {
+    let v: Value = serde_json::from_slice(&r.body)
+        .unwrap_or_else(|_| panic!("{} without a JSON body: {:?}", r.status, r.text()));
+    assert_eq!(v["status"], "fail", "{}", r.text());
+    assert_eq!(v["data"], Value::Null, "{}", r.text());
+    let message = v["message"].as_str().unwrap_or_default().to_string();
+    assert!(!message.is_empty(), "{}", r.text());
+    message
+}
+
+#[test]
+fn every_refusal_while_reading_a_head_is_the_json_envelope_and_closes() {
+    let s = Server::start(json!({"read_header_timeout": 1}));
+    let big = format!(
+        "GET /group1/x.txt HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(20 * 1024)
+    );
+    let long = format!(
+        "GET /group1/{} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "u".repeat(10 * 1024)
+    );
+    let cases: [(&[u8], u16); 7] = [
+        (b"\x16\x03\x01 garbage \x00\r\n\r\n", 400),
+        (b"GET /group1/x.txt HTTP/1.1\r\n\r\n", 400),
+        (big.as_bytes(), 431),
+        (long.as_bytes(), 414),
+        (
+            b"POST /group1/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+            501,
+        ),
+        (b"GET /group1/x.txt HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+        // Half a head, then silence past read_header_timeout.
+        (b"GET /group1/x.txt HTTP/1.1\r\nHost: x\r\n", 408),
+    ];
+    for (request, status) in cases {
+        let rs = exchange(&s.addr(), request);
+        assert_eq!(
+            rs.len(),
+            1,
+            "{status}: one answer, then the connection closes"
+        );
+        assert_eq!(rs[0].status, status, "{}", rs[0].text());
+        assert_eq!(rs[0].header("connection"), Some("close"), "{status}");
+        let message = fail_message(&rs[0]);
+        if status == 408 {
+            assert!(message.contains("in time"), "{message}");
+        }
+    }
+}
+
 #[test]
 fn an_upload_larger_than_upload_max_bytes_gets_413_by_content_length() {
     let s = Server::start(json!({"upload_max_bytes": 10_000}));

@@ -685,7 +685,7 @@ async fn read_head<H: Handler>(
             Some(t) => {
                 let deadline = t + deadlines.read_header;
                 if now >= deadline {
-                    let mut r = Response::text(408, "request head timeout");
+                    let mut r = handler.refuse(head::HeadError::Timeout);
                     r.close = true;
                     return Err(r);
                 }

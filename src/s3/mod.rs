@@ -53,7 +53,11 @@ impl Handler for Front {
     }
 
     fn refuse(&self, e: crate::http::head::HeadError) -> Response {
-        S3Error::new(e.status(), "InvalidRequest", e.to_string())
+        let code = match e {
+            crate::http::head::HeadError::Timeout => "RequestTimeout",
+            _ => "InvalidRequest",
+        };
+        S3Error::new(e.status(), code, e.to_string())
             .into_response(&crate::codec::random_hex(8), false)
     }
 

@@ -90,6 +90,9 @@ pub enum HeadError {
     UnsupportedTransferEncoding,
     #[error("unsupported HTTP version")]
     UnsupportedVersion,
+    /// Not a parse result: the head did not arrive within `read_header_timeout`.
+    #[error("request head not received in time")]
+    Timeout,
 }
 
 impl HeadError {
@@ -104,6 +107,7 @@ impl HeadError {
             | HeadError::BadContentLength => 400,
             HeadError::UnsupportedTransferEncoding => 501,
             HeadError::UnsupportedVersion => 505,
+            HeadError::Timeout => 408,
         }
     }
 }
