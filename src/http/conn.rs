@@ -528,8 +528,24 @@ pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>) {
             match read_head(&mut conn, &*handler, &limits, std::mem::take(&mut first)).await {
                 Ok(Some(h)) => h,
                 Ok(None) => break,
-                Err(resp) => {
-                    let _ = write_response(&mut conn, &resp, Persist::Close, false).await;
+                Err((resp, started)) => {
+                    // Logged like any answer, with what the head's bytes say of its request
+                    // line (escaped: they were not validated).
+                    let (method, target) = head::refused_request_line(&conn.rbuf);
+                    let received = conn.rbuf.len() as u64;
+                    let sent = write_response(&mut conn, &resp, Persist::Close, false).await;
+                    handler.answered(&Exchange {
+                        peer: peer.ip(),
+                        forwarded: None,
+                        method: &method,
+                        target: &target,
+                        tag: usize::MAX,
+                        status: resp.status,
+                        took: started.elapsed(),
+                        received_bytes: received,
+                        sent_bytes: if sent.is_ok() { resp.body.len() } else { 0 },
+                        pace_cut: false,
+                    });
                     linger(&mut conn).await;
                     break;
                 }
@@ -647,14 +663,15 @@ async fn linger(conn: &mut Conn) {
 }
 
 /// Waits for and parses the next head, and tells when its last bytes were read. Ok(None):
-/// clean end (EOF, idle timeout, shutdown).
+/// clean end (EOF, idle timeout, shutdown). Err: the refusal to send (the connection then
+/// closes) and when the refused head began; its bytes stay in the read buffer.
 /// `first`: the connection's first request (it gets `first_byte_timeout`, not `idle_timeout`).
 async fn read_head<H: Handler>(
     conn: &mut Conn,
     handler: &H,
     deadlines: &Limits,
     first: bool,
-) -> Result<Option<(RequestHead, Instant)>, Response> {
+) -> Result<Option<(RequestHead, Instant)>, (Response, Instant)> {
     let limits = head::Limits::default();
     let idle = if first {
         deadlines.first_byte.min(deadlines.idle)
@@ -670,14 +687,14 @@ async fn read_head<H: Handler>(
     let mut shutdown_looked = false;
     loop {
         if !conn.rbuf.is_empty() {
-            head_started.get_or_insert(now);
+            let started = *head_started.get_or_insert(now);
             match head::parse_head(&mut conn.rbuf, &limits) {
                 Ok(Some(h)) => return Ok(Some((h, now))),
                 Ok(None) => {}
                 Err(e) => {
                     let mut r = handler.refuse(e);
                     r.close = true;
-                    return Err(r);
+                    return Err((r, started));
                 }
             }
         }
@@ -687,7 +704,7 @@ async fn read_head<H: Handler>(
                 if now >= deadline {
                     let mut r = handler.refuse(head::HeadError::Timeout);
                     r.close = true;
-                    return Err(r);
+                    return Err((r, t));
                 }
                 (deadline - now).min(IDLE_POLL)
             }

@@ -471,6 +471,56 @@ fn framing(version: Version, scan: &FieldScan) -> Result<BodyKind, HeadError> {
     Ok(BodyKind::Chunked)
 }
 
+/// Bytes of a refused head's method kept for the access log.
+const REFUSED_METHOD_BYTES_MAX: usize = 32;
+/// Bytes of a refused head's request-target kept for the access log.
+const REFUSED_TARGET_BYTES_MAX: usize = 1024;
+
+/// What the bytes of a head that was refused (malformed, too large, too slow) say of its
+/// request line, for the access log: the method and the target as far as they came (`-` for
+/// none), each cut to a bound (`...` marks a cut), every byte outside visible ASCII
+/// percent-escaped (`%0D`, `%20`, `%FF`) so that no client can write a line break, a field
+/// separator or a fake entry into the log.
+pub fn refused_request_line(data: &[u8]) -> (String, String) {
+    let line = &data[leading_empty_lines(data)..];
+    let line = match line.iter().position(|&b| b == b'\n') {
+        Some(i) => &line[..i],
+        None => line,
+    };
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let (method, rest) = match line.iter().position(|&b| b == b' ') {
+        Some(i) => (&line[..i], &line[i + 1..]),
+        None => (line, &b""[..]),
+    };
+    let target = match rest.iter().position(|&b| b == b' ') {
+        Some(i) => &rest[..i],
+        None => rest,
+    };
+    (
+        log_escaped(method, REFUSED_METHOD_BYTES_MAX),
+        log_escaped(target, REFUSED_TARGET_BYTES_MAX),
+    )
+}
+
+/// `bytes` (at most `max` of them) with every byte outside `!`..=`~` as `%XX`; `-` if empty.
+fn log_escaped(bytes: &[u8], max: usize) -> String {
+    if bytes.is_empty() {
+        return "-".to_string();
+    }
+    let mut out = String::with_capacity(bytes.len().min(max) + 3);
+    for &b in bytes.iter().take(max) {
+        if (b'!'..=b'~').contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if bytes.len() > max {
+        out.push_str("...");
+    }
+    out
+}
+
 fn leading_empty_lines(data: &[u8]) -> usize {
     let mut i = 0;
     loop {

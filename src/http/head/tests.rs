@@ -454,6 +454,31 @@ fn other_methods_and_targets() {
 }
 
 #[test]
+fn a_refused_heads_request_line_is_logged_escaped_and_bounded() {
+    let line = |b: &[u8]| refused_request_line(b);
+    assert_eq!(
+        line(b"GET /a?b HTTP/1.1\r\nHost: h\r\n"),
+        ("GET".into(), "/a?b".into())
+    );
+    assert_eq!(line(b"\r\nPOST /up"), ("POST".into(), "/up".into()));
+    assert_eq!(line(b"GET"), ("GET".into(), "-".into()));
+    assert_eq!(line(b""), ("-".into(), "-".into()));
+    // Whatever the client sent, no line break, space or control reaches the log.
+    assert_eq!(
+        line(b"G\x1bT /a\rb\tc\xff\x00 HTTP/1.1\r\n"),
+        ("G%1BT".into(), "/a%0Db%09c%FF%00".into())
+    );
+    assert_eq!(
+        line(b"GET /a\n[Access] 2026/01/01 - 00:00:00 | 1ms | 6.6.6.6 | GET | 200 | /x\r\n"),
+        ("GET".into(), "/a".into())
+    );
+    let (m, t) = line(format!("{} /{}", "M".repeat(100), "t".repeat(5000)).as_bytes());
+    assert_eq!(m, format!("{}...", "M".repeat(32)));
+    assert_eq!(t.len(), 1024 + 3);
+    assert!(t.ends_with("..."));
+}
+
+#[test]
 fn errors_leave_buffer_untouched() {
     let mut buf = BytesMut::from(&b"GET / HTTP/1.1\r\n\r\n"[..]);
     assert!(parse_head(&mut buf, &Limits::default()).is_err());
