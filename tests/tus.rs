@@ -450,6 +450,54 @@ fn an_unsupported_version_is_412_with_tus_version() {
     assert_eq!(r.h("tus-version"), Some("1.0.0"));
 }
 
+/// The `fail` envelope's message of a tus refusal, which keeps the tus headers.
+fn tus_fail(r: &Resp) -> String {
+    assert_eq!(r.h("tus-resumable"), Some("1.0.0"), "{}", r.status);
+    assert_eq!(r.h("x-content-type-options"), Some("nosniff"));
+    let v: Value = serde_json::from_str(&r.body)
+        .unwrap_or_else(|_| panic!("{} without a JSON body: {:?}", r.status, r.body));
+    assert_eq!(v["status"], "fail", "{}", r.body);
+    v["message"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn tus_refusals_are_the_json_envelope_with_the_tus_headers() {
+    let s = tus_server(json!({"upload_max_bytes": 100}));
+    let r = request("POST", &s.url(CREATE), &[("Tus-Resumable", "0.2.2")], None);
+    assert_eq!(r.status, 412);
+    assert_eq!(r.h("tus-version"), Some("1.0.0"));
+    assert!(tus_fail(&r).contains("version"), "{}", r.body);
+    let r = request("POST", &s.url(CREATE), &[V, ("Upload-Length", "101")], None);
+    assert_eq!(r.status, 413);
+    tus_fail(&r);
+    let r = request("POST", &s.url(CREATE), &[V, ("Upload-Length", "x")], None);
+    assert_eq!(r.status, 400);
+    tus_fail(&r);
+    let r = request("DELETE", &s.url(CREATE), &[V], None);
+    assert_eq!(r.status, 405);
+    assert_eq!(r.h("allow"), Some("OPTIONS, POST"));
+    tus_fail(&r);
+    let gone = s.url(&format!("{CREATE}{}", "0".repeat(32)));
+    let r = patch(&gone, 0, b"abc", &[]);
+    assert_eq!(r.status, 404);
+    tus_fail(&r);
+    let url = create(&s, 10, &[("filename", "j.txt")]);
+    let r = patch(&url, 3, b"abc", &[]);
+    assert_eq!(r.status, 409);
+    assert!(tus_fail(&r).contains("Upload-Offset"), "{}", r.body);
+    let r = request("PATCH", &url, &[V, ("Upload-Offset", "0")], Some(b"abc"));
+    assert_eq!(r.status, 415);
+    tus_fail(&r);
+    let r = patch(
+        &url,
+        0,
+        b"abc",
+        &[("Upload-Checksum", "sha1 AAAAAAAAAAAAAAAAAAAAAAAAAAA=")],
+    );
+    assert_eq!(r.status, 460);
+    tus_fail(&r);
+}
+
 #[test]
 fn a_wrong_offset_is_409_and_a_wrong_content_type_415() {
     let s = tus_server(json!({}));
