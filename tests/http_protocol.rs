@@ -535,6 +535,48 @@ fn every_refusal_while_reading_a_head_is_the_json_envelope_and_closes() {
 }
 
 #[test]
+fn a_chunk_announced_beyond_the_body_limit_is_refused_at_once_not_after_a_stall() {
+    let s = Server::start(json!({"upload_max_bytes": 10_000, "body_stall_timeout": 30}));
+    let chunked_post = |path: &str, size_line: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XX\r\nTransfer-Encoding: chunked\r\n\r\n{size_line}\r\n--XX\r\n"
+        )
+        .into_bytes()
+    };
+    for (path, size_line, status) in [
+        // Above upload_max_bytes: 413 before any of its bytes.
+        ("/group1/upload", "100000", 413),
+        ("/group1/upload", "7fffffffffffffff", 413),
+        // Above the 1 MiB a parameter body may have.
+        ("/group1/stat", "200000", 413),
+        // No body can be longer than 2^63-1 bytes, nor have a size of more than 16 digits.
+        ("/group1/upload", "8000000000000000", 400),
+        ("/group1/upload", "ffffffffffffffffffffffff", 400),
+    ] {
+        let started = Instant::now();
+        let rs = exchange(&s.addr(), &chunked_post(path, size_line));
+        let took = started.elapsed();
+        assert_eq!(rs.len(), 1, "{path} {size_line}: no answer");
+        assert_eq!(rs[0].status, status, "{path} {size_line}: {}", rs[0].text());
+        assert_eq!(rs[0].header("connection"), Some("close"));
+        fail_message(&rs[0]);
+        assert!(
+            took < Duration::from_secs(5),
+            "{path} {size_line}: answered after {took:?}"
+        );
+    }
+    // With no limit configured, only the 2^63-1 bound applies.
+    let s = Server::start(json!({"body_stall_timeout": 30}));
+    let started = Instant::now();
+    let rs = exchange(
+        &s.addr(),
+        &chunked_post("/group1/upload", "ffffffffffffffff"),
+    );
+    assert_eq!(rs[0].status, 400, "{}", rs[0].text());
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
 fn an_upload_larger_than_upload_max_bytes_gets_413_by_content_length() {
     let s = Server::start(json!({"upload_max_bytes": 10_000}));
     let r = exchange(&s.addr(), &upload_request("big.bin", &noise(50_000, 4)));

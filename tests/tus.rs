@@ -499,6 +499,31 @@ fn tus_refusals_are_the_json_envelope_with_the_tus_headers() {
 }
 
 #[test]
+fn a_patch_chunk_announced_beyond_the_upload_is_refused_at_once() {
+    let s = tus_server(json!({"body_stall_timeout": 30}));
+    let url = create(&s, 10, &[("filename", "c.txt")]);
+    let path = url.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap();
+    let req = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n100000\r\nabc"
+    );
+    let started = Instant::now();
+    let mut c = TcpStream::connect(s.addr()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("\"status\": \"fail\""), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(offset_of(&url), 0, "nothing of it kept");
+}
+
+#[test]
 fn a_wrong_offset_is_409_and_a_wrong_content_type_415() {
     let s = tus_server(json!({}));
     let url = create(&s, 10, &[("filename", "o.txt")]);

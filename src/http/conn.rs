@@ -348,14 +348,26 @@ impl Request<'_> {
                         Some(b)
                     }
                 }
-                BodyState::Chunked(dec) => match dec.decode(&mut self.conn.rbuf)? {
-                    Some(chunked::Chunk::Data(b)) => Some(b),
-                    Some(chunked::Chunk::End) => {
-                        self.body = BodyState::Done;
-                        return Ok(None);
+                BodyState::Chunked(dec) => {
+                    let piece = match dec.decode(&mut self.conn.rbuf)? {
+                        Some(chunked::Chunk::Data(b)) => Some(b),
+                        Some(chunked::Chunk::End) => {
+                            self.body = BodyState::Done;
+                            return Ok(None);
+                        }
+                        None => None,
+                    };
+                    // A chunk announced larger than the body may be is refused now, not
+                    // after its bytes trickled in (or the body stalled).
+                    let announced = self
+                        .body_read
+                        .saturating_add(piece.as_ref().map_or(0, |b| b.len() as u64))
+                        .saturating_add(dec.data_left());
+                    if self.body_max > 0 && announced > self.body_max {
+                        return Err(BodyError::TooLarge(self.body_max));
                     }
-                    None => None,
-                },
+                    piece
+                }
             };
             if let Some(b) = piece {
                 self.count(b.len())?;
@@ -486,12 +498,17 @@ impl Request<'_> {
         Ok((rate_deadline - now).min(self.read_deadline - now))
     }
 
-    /// Reads the whole body into memory, refusing more than `max` bytes.
+    /// Reads the whole body into memory, refusing more than `max` bytes (a chunk announced
+    /// beyond it at once).
     pub async fn read_to_end(&mut self, max: u64) -> Result<Bytes, BodyError> {
         if let Some(n) = self.content_length() {
             if n > max {
                 return Err(BodyError::TooLarge(max));
             }
+        }
+        let bound = self.body_read.saturating_add(max);
+        if self.body_max == 0 || self.body_max > bound {
+            self.body_max = bound;
         }
         let mut out = BytesMut::new();
         while let Some(b) = self.chunk().await? {
