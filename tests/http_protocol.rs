@@ -577,6 +577,50 @@ fn a_chunk_announced_beyond_the_body_limit_is_refused_at_once_not_after_a_stall(
 }
 
 #[test]
+fn an_absolute_form_target_is_served_by_its_path_through_the_same_gates() {
+    let s = Server::start(json!({}));
+    let a = put_file(&s, "abs/a.txt", b"absolute");
+    let origin = format!("http://{}", s.addr());
+    let get = |target: &str| {
+        let req = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let rs = exchange(&s.addr(), req.as_bytes());
+        assert_eq!(rs.len(), 1, "{target}: no answer");
+        rs.into_iter().next().unwrap()
+    };
+    let r = get(&format!("{origin}{a}"));
+    assert_eq!((r.status, r.text().as_str()), (200, "absolute"));
+    let r = get(&format!("HTTP://{}{a}?download=0", s.addr()));
+    assert_eq!((r.status, r.text().as_str()), (200, "absolute"));
+    let r = get(&format!("{origin}/group1/stat"));
+    assert_eq!(r.status, 200, "an API route: {}", r.text());
+    // Traversal is cleaned as in origin form: a same-origin 301 to the cleaned path.
+    for (target, location) in [
+        ("http://evil.example/group1/../../etc/passwd", "/etc/passwd"),
+        (
+            "http://x/group1/%2e%2e/%2e%2e/etc/passwd?q=1",
+            "/etc/passwd?q=1",
+        ),
+        ("http://x", "/"),
+    ] {
+        let r = get(target);
+        assert_eq!(r.status, 301, "{target}: {}", r.text());
+        assert_eq!(r.header("location"), Some(location), "{target}");
+    }
+    let r = get("http://x/group1/files/../conf/cfg.json");
+    assert!(!r.text().contains("admin_key"), "served the config");
+    // Not a request-target at all: 400 with a message.
+    for target in [
+        "ftp://x/group1/abs/a.txt",
+        "http://user@x/group1/abs/a.txt",
+        "abs/a.txt",
+    ] {
+        let r = get(target);
+        assert_eq!(r.status, 400, "{target}: {}", r.text());
+        fail_message(&r);
+    }
+}
+
+#[test]
 fn an_upload_larger_than_upload_max_bytes_gets_413_by_content_length() {
     let s = Server::start(json!({"upload_max_bytes": 10_000}));
     let r = exchange(&s.addr(), &upload_request("big.bin", &noise(50_000, 4)));

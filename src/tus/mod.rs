@@ -557,7 +557,7 @@ fn location(cfg: &Config, req: &Request<'_>, id: &str) -> String {
     let host = header(req, "x-forwarded-host")
         .filter(|_| trusted)
         .or_else(|| param("host"))
-        .or_else(|| header(req, "host"))
+        .or_else(|| req.head.host().map(str::trim))
         .filter(|h| valid_host(h));
     let proto = header(req, "x-forwarded-proto")
         .filter(|_| trusted)

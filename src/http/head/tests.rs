@@ -450,7 +450,36 @@ fn other_methods_and_targets() {
     let h = ok(b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!((h.method(), h.path(), h.query()), ("OPTIONS", "*", ""));
     let h = ok(b"DELETE http://h/a?b HTTP/1.1\r\nHost: h\r\n\r\n");
-    assert_eq!((h.path(), h.query()), ("http://h/a", "b"));
+    assert_eq!((h.path(), h.query()), ("/a", "b"));
+}
+
+#[test]
+fn an_absolute_form_target_is_routed_by_its_path_and_names_the_host() {
+    let h = ok(b"GET http://127.0.0.1:8080/group1/x?a=1 HTTP/1.1\r\nHost: other\r\n\r\n");
+    assert_eq!(h.target(), "http://127.0.0.1:8080/group1/x?a=1");
+    assert_eq!((h.path(), h.query()), ("/group1/x", "a=1"));
+    assert_eq!(h.origin_form(), "/group1/x?a=1");
+    assert_eq!(
+        h.host(),
+        Some("127.0.0.1:8080"),
+        "the authority replaces Host"
+    );
+    let h = ok(b"GET HTTPS://[::1]:1/../a HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!((h.path(), h.host()), ("/../a", Some("[::1]:1")));
+    let h = ok(b"GET http://h?q HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!((h.path(), h.query(), h.host()), ("", "q", Some("h")));
+    let h = ok(b"GET /a HTTP/1.1\r\nHost: h:1\r\n\r\n");
+    assert_eq!((h.origin_form(), h.host()), ("/a", Some("h:1")));
+    for bad in [
+        &b"GET ftp://h/a HTTP/1.1\r\nHost: h\r\n\r\n"[..],
+        b"GET http:/h/a HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET http:///a HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET http://user@h/a HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET a/b HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET ** HTTP/1.1\r\nHost: h\r\n\r\n",
+    ] {
+        assert_eq!(err(bad).status(), 400, "{}", String::from_utf8_lossy(bad));
+    }
 }
 
 #[test]
