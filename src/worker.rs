@@ -391,7 +391,14 @@ impl Worker {
     }
 
     /// Appends an access-log line (flushed to log/access.log from the blocking pool).
+    /// One `[Access]` line. `method` and `target` never hold a space, a control or a line
+    /// break: a parsed head's are tokens and request-target bytes (checked by httparse), a
+    /// refused head's are escaped (`http::head::refused_request_line`).
     pub fn access_log(&self, ip: IpAddr, method: &str, status: u16, target: &str, took: Duration) {
+        debug_assert!(
+            !(method.bytes().chain(target.bytes())).any(|b| b <= b' ' || b == 0x7f),
+            "unescaped access log field: {method:?} {target:?}"
+        );
         let mut buf = self.access.borrow_mut();
         if buf.len() < ACCESS_BUFFER_BYTES_MAX {
             // `[Access] {now} | {took:?} | {ip} | {method} | {status} | {target}`, written

@@ -567,3 +567,60 @@ fn this_nodes_own_address_is_an_admin_other_addresses_are_not() {
     assert_eq!(status_from("127.0.0.66", &stat, &[]), 200, "host's address");
     assert_eq!(status_from_non_admin(&stat, &[]), 403);
 }
+
+// ---- 6. refusals of a head are logged, and cannot forge log lines ----
+
+#[test]
+fn refused_heads_are_in_the_access_log_one_escaped_line_each() {
+    let s = Server::start(json!({"read_header_timeout": 1}));
+    let refusals: [(&[u8], u16); 4] = [
+        // A bare CR in the target, then a forged entry on the next line.
+        (
+            b"GET /a\r[Access] 2026/01/01 - 00:00:00 | 1ms | 6.6.6.6 | GET | 200 | /forged HTTP/1.1\r\nHost: x\r\n\r\n",
+            400,
+        ),
+        (b"GET /group1/x.txt HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+        (b"\x16\x03\x01\x00\x0a\r\n\r\n", 400),
+        // Half a head, then silence past read_header_timeout.
+        (b"POST /group1/slow HTTP/1.1\r\nHost: x\r\n", 408),
+    ];
+    for (request, status) in refusals {
+        let out = raw(&s.addr(), request, Duration::from_secs(5));
+        assert_eq!(parse_head(&out).map(|(r, _)| r.status), Some(status));
+    }
+    let log = s.dir.join("log/access.log");
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        eventually(Duration::from_secs(5), || read().lines().count() >= 4),
+        "refusals not logged: {:?}",
+        read()
+    );
+    let text = read();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "one line per refusal: {text}");
+    assert!(lines.iter().all(|l| l.starts_with("[Access] ")), "{text}");
+    assert!(
+        !lines.iter().any(|l| l.contains("6.6.6.6 | GET | 200")),
+        "a client wrote its own entry: {text}"
+    );
+    assert!(
+        lines[0].ends_with("| GET | 400 | /a%0D[Access]"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].ends_with("| GET | 505 | /group1/x.txt"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].ends_with("| %16%03%01%00 | 400 | -"),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[3].ends_with("| POST | 408 | /group1/slow"),
+        "{}",
+        lines[3]
+    );
+}

@@ -483,6 +483,143 @@ fn an_http_2_0_request_line_gets_505() {
     assert_eq!(first_status(&s.addr(), req), 505);
 }
 
+/// The `fail` envelope's message of a refusal (panics when the body is not one).
+fn fail_message(r: &Resp) -> String {
+    let v: Value = serde_json::from_slice(&r.body)
+        .unwrap_or_else(|_| panic!("{} without a JSON body: {:?}", r.status, r.text()));
+    assert_eq!(v["status"], "fail", "{}", r.text());
+    assert_eq!(v["data"], Value::Null, "{}", r.text());
+    let message = v["message"].as_str().unwrap_or_default().to_string();
+    assert!(!message.is_empty(), "{}", r.text());
+    message
+}
+
+#[test]
+fn every_refusal_while_reading_a_head_is_the_json_envelope_and_closes() {
+    let s = Server::start(json!({"read_header_timeout": 1}));
+    let big = format!(
+        "GET /group1/x.txt HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(20 * 1024)
+    );
+    let long = format!(
+        "GET /group1/{} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "u".repeat(10 * 1024)
+    );
+    let cases: [(&[u8], u16); 7] = [
+        (b"\x16\x03\x01 garbage \x00\r\n\r\n", 400),
+        (b"GET /group1/x.txt HTTP/1.1\r\n\r\n", 400),
+        (big.as_bytes(), 431),
+        (long.as_bytes(), 414),
+        (
+            b"POST /group1/upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+            501,
+        ),
+        (b"GET /group1/x.txt HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+        // Half a head, then silence past read_header_timeout.
+        (b"GET /group1/x.txt HTTP/1.1\r\nHost: x\r\n", 408),
+    ];
+    for (request, status) in cases {
+        let rs = exchange(&s.addr(), request);
+        assert_eq!(
+            rs.len(),
+            1,
+            "{status}: one answer, then the connection closes"
+        );
+        assert_eq!(rs[0].status, status, "{}", rs[0].text());
+        assert_eq!(rs[0].header("connection"), Some("close"), "{status}");
+        let message = fail_message(&rs[0]);
+        if status == 408 {
+            assert!(message.contains("in time"), "{message}");
+        }
+    }
+}
+
+#[test]
+fn a_chunk_announced_beyond_the_body_limit_is_refused_at_once_not_after_a_stall() {
+    let s = Server::start(json!({"upload_max_bytes": 10_000, "body_stall_timeout": 30}));
+    let chunked_post = |path: &str, size_line: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XX\r\nTransfer-Encoding: chunked\r\n\r\n{size_line}\r\n--XX\r\n"
+        )
+        .into_bytes()
+    };
+    for (path, size_line, status) in [
+        // Above upload_max_bytes: 413 before any of its bytes.
+        ("/group1/upload", "100000", 413),
+        ("/group1/upload", "7fffffffffffffff", 413),
+        // Above the 1 MiB a parameter body may have.
+        ("/group1/stat", "200000", 413),
+        // No body can be longer than 2^63-1 bytes, nor have a size of more than 16 digits.
+        ("/group1/upload", "8000000000000000", 400),
+        ("/group1/upload", "ffffffffffffffffffffffff", 400),
+    ] {
+        let started = Instant::now();
+        let rs = exchange(&s.addr(), &chunked_post(path, size_line));
+        let took = started.elapsed();
+        assert_eq!(rs.len(), 1, "{path} {size_line}: no answer");
+        assert_eq!(rs[0].status, status, "{path} {size_line}: {}", rs[0].text());
+        assert_eq!(rs[0].header("connection"), Some("close"));
+        fail_message(&rs[0]);
+        assert!(
+            took < Duration::from_secs(5),
+            "{path} {size_line}: answered after {took:?}"
+        );
+    }
+    // With no limit configured, only the 2^63-1 bound applies.
+    let s = Server::start(json!({"body_stall_timeout": 30}));
+    let started = Instant::now();
+    let rs = exchange(
+        &s.addr(),
+        &chunked_post("/group1/upload", "ffffffffffffffff"),
+    );
+    assert_eq!(rs[0].status, 400, "{}", rs[0].text());
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn an_absolute_form_target_is_served_by_its_path_through_the_same_gates() {
+    let s = Server::start(json!({}));
+    let a = put_file(&s, "abs/a.txt", b"absolute");
+    let origin = format!("http://{}", s.addr());
+    let get = |target: &str| {
+        let req = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let rs = exchange(&s.addr(), req.as_bytes());
+        assert_eq!(rs.len(), 1, "{target}: no answer");
+        rs.into_iter().next().unwrap()
+    };
+    let r = get(&format!("{origin}{a}"));
+    assert_eq!((r.status, r.text().as_str()), (200, "absolute"));
+    let r = get(&format!("HTTP://{}{a}?download=0", s.addr()));
+    assert_eq!((r.status, r.text().as_str()), (200, "absolute"));
+    let r = get(&format!("{origin}/group1/stat"));
+    assert_eq!(r.status, 200, "an API route: {}", r.text());
+    // Traversal is cleaned as in origin form: a same-origin 301 to the cleaned path.
+    for (target, location) in [
+        ("http://evil.example/group1/../../etc/passwd", "/etc/passwd"),
+        (
+            "http://x/group1/%2e%2e/%2e%2e/etc/passwd?q=1",
+            "/etc/passwd?q=1",
+        ),
+        ("http://x", "/"),
+    ] {
+        let r = get(target);
+        assert_eq!(r.status, 301, "{target}: {}", r.text());
+        assert_eq!(r.header("location"), Some(location), "{target}");
+    }
+    let r = get("http://x/group1/files/../conf/cfg.json");
+    assert!(!r.text().contains("admin_key"), "served the config");
+    // Not a request-target at all: 400 with a message.
+    for target in [
+        "ftp://x/group1/abs/a.txt",
+        "http://user@x/group1/abs/a.txt",
+        "abs/a.txt",
+    ] {
+        let r = get(target);
+        assert_eq!(r.status, 400, "{target}: {}", r.text());
+        fail_message(&r);
+    }
+}
+
 #[test]
 fn an_upload_larger_than_upload_max_bytes_gets_413_by_content_length() {
     let s = Server::start(json!({"upload_max_bytes": 10_000}));

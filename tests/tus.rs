@@ -450,6 +450,79 @@ fn an_unsupported_version_is_412_with_tus_version() {
     assert_eq!(r.h("tus-version"), Some("1.0.0"));
 }
 
+/// The `fail` envelope's message of a tus refusal, which keeps the tus headers.
+fn tus_fail(r: &Resp) -> String {
+    assert_eq!(r.h("tus-resumable"), Some("1.0.0"), "{}", r.status);
+    assert_eq!(r.h("x-content-type-options"), Some("nosniff"));
+    let v: Value = serde_json::from_str(&r.body)
+        .unwrap_or_else(|_| panic!("{} without a JSON body: {:?}", r.status, r.body));
+    assert_eq!(v["status"], "fail", "{}", r.body);
+    v["message"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn tus_refusals_are_the_json_envelope_with_the_tus_headers() {
+    let s = tus_server(json!({"upload_max_bytes": 100}));
+    let r = request("POST", &s.url(CREATE), &[("Tus-Resumable", "0.2.2")], None);
+    assert_eq!(r.status, 412);
+    assert_eq!(r.h("tus-version"), Some("1.0.0"));
+    assert!(tus_fail(&r).contains("version"), "{}", r.body);
+    let r = request("POST", &s.url(CREATE), &[V, ("Upload-Length", "101")], None);
+    assert_eq!(r.status, 413);
+    tus_fail(&r);
+    let r = request("POST", &s.url(CREATE), &[V, ("Upload-Length", "x")], None);
+    assert_eq!(r.status, 400);
+    tus_fail(&r);
+    let r = request("DELETE", &s.url(CREATE), &[V], None);
+    assert_eq!(r.status, 405);
+    assert_eq!(r.h("allow"), Some("OPTIONS, POST"));
+    tus_fail(&r);
+    let gone = s.url(&format!("{CREATE}{}", "0".repeat(32)));
+    let r = patch(&gone, 0, b"abc", &[]);
+    assert_eq!(r.status, 404);
+    tus_fail(&r);
+    let url = create(&s, 10, &[("filename", "j.txt")]);
+    let r = patch(&url, 3, b"abc", &[]);
+    assert_eq!(r.status, 409);
+    assert!(tus_fail(&r).contains("Upload-Offset"), "{}", r.body);
+    let r = request("PATCH", &url, &[V, ("Upload-Offset", "0")], Some(b"abc"));
+    assert_eq!(r.status, 415);
+    tus_fail(&r);
+    let r = patch(
+        &url,
+        0,
+        b"abc",
+        &[("Upload-Checksum", "sha1 AAAAAAAAAAAAAAAAAAAAAAAAAAA=")],
+    );
+    assert_eq!(r.status, 460);
+    tus_fail(&r);
+}
+
+#[test]
+fn a_patch_chunk_announced_beyond_the_upload_is_refused_at_once() {
+    let s = tus_server(json!({"body_stall_timeout": 30}));
+    let url = create(&s, 10, &[("filename", "c.txt")]);
+    let path = url.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap();
+    let req = format!(
+        "PATCH {path} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n100000\r\nabc"
+    );
+    let started = Instant::now();
+    let mut c = TcpStream::connect(s.addr()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("\"status\": \"fail\""), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(offset_of(&url), 0, "nothing of it kept");
+}
+
 #[test]
 fn a_wrong_offset_is_409_and_a_wrong_content_type_415() {
     let s = tus_server(json!({}));

@@ -30,10 +30,12 @@ fn check(h: &RequestHead) {
     assert!(!h.raw().is_empty());
     assert!(!h.method().is_empty());
     assert!(!h.target().is_empty());
-    assert!(h.target().starts_with(h.path()));
+    assert!(h.target().ends_with(h.origin_form()));
+    assert!(h.origin_form().starts_with(h.path()));
     if !h.query().is_empty() {
-        assert_eq!(h.target(), format!("{}?{}", h.path(), h.query()));
+        assert_eq!(h.origin_form(), format!("{}?{}", h.path(), h.query()));
     }
+    assert!(h.path().is_empty() || h.path().starts_with('/') || h.path() == "*");
     for (name, value) in h.headers() {
         assert!(!name.is_empty());
         assert!(h.header(name).is_some());

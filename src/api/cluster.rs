@@ -47,7 +47,7 @@ pub async fn syncfile_info(
             w.meta().announce(info.clone()).await?;
         }
     }
-    let host = req.head.header_str("host").unwrap_or("");
+    let host = req.head.host().unwrap_or("");
     let rel = info.path.strip_prefix("files/").unwrap_or(&info.path);
     let group = if cfg.group.is_empty() {
         String::new()

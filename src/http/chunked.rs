@@ -5,8 +5,9 @@
 //! lines, data, trailer section, final CRLF) so that whatever follows in the buffer is the
 //! next pipelined request.
 //!
-//! Strictness (request-smuggling guards): chunk sizes are 1 to 16 hex digits (more digits is
-//! `ChunkSizeOverflow`, no `0x`, sign or whitespace before the digits); whitespace after the
+//! Strictness (request-smuggling guards): chunk sizes are 1 to 16 hex digits of at most
+//! 2^63-1 (more digits or a larger size is `ChunkSizeOverflow`: no body can be that long, file
+//! sizes and Go's lengths are signed 64-bit; no `0x`, sign or whitespace before the digits); whitespace after the
 //! digits is only allowed before a `;` extension; every line and the data of each chunk must
 //! end in CRLF (bare LF or CR without LF is `MissingCrlf`); extensions and trailer fields are
 //! checked for control characters and then discarded. The state machine works byte by
@@ -37,6 +38,9 @@ impl Default for Limits {
     }
 }
 
+/// Largest chunk size accepted (what a signed 64-bit length holds).
+pub const CHUNK_BYTES_MAX: u64 = i64::MAX as u64;
+
 /// A piece of decoded body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Chunk {
@@ -51,7 +55,7 @@ pub enum Chunk {
 pub enum ChunkedError {
     #[error("invalid chunk size")]
     BadChunkSize,
-    #[error("chunk size has more than 16 hex digits")]
+    #[error("chunk size out of range (more than 2^63-1 bytes)")]
     ChunkSizeOverflow,
     #[error("expected CRLF")]
     MissingCrlf,
@@ -197,6 +201,16 @@ impl Decoder {
         }
     }
 
+    /// Data bytes of the current chunk not returned yet: what its size line announced and
+    /// has still to arrive (0 outside chunk data). A caller holds it against a body limit at
+    /// once, before the bytes come.
+    pub fn data_left(&self) -> u64 {
+        match self.state {
+            State::Data { remaining } => remaining,
+            _ => 0,
+        }
+    }
+
     /// True once the whole body (including trailers) has been consumed.
     pub fn is_done(&self) -> bool {
         self.state == State::Done
@@ -244,6 +258,9 @@ impl Decoder {
                         return Err(ChunkSizeOverflow);
                     }
                     self.size = (self.size << 4) | v;
+                    if self.size > CHUNK_BYTES_MAX {
+                        return Err(ChunkSizeOverflow);
+                    }
                     State::Size
                 }
                 None => return Err(BadChunkSize),
@@ -485,13 +502,23 @@ mod tests {
             Err(ChunkedError::ChunkSizeOverflow),
             "more than 16 digits even with leading zeros"
         );
-        // 16 digits is fine: u64::MAX bytes announced, data streams.
+        assert_eq!(
+            run(b"8000000000000000\r\n", &[]).1,
+            Err(ChunkedError::ChunkSizeOverflow),
+            "16 digits above 2^63-1: no body is that long"
+        );
+        assert_eq!(
+            run(b"ffffffffffffffffffffffff\r\n", &[]).1,
+            Err(ChunkedError::ChunkSizeOverflow)
+        );
+        // 2^63-1 bytes announced: data streams, and what is left of it is known at once.
         let mut dec = Decoder::new(Limits::default());
-        let mut buf = BytesMut::from(&b"ffffffffffffffff\r\nabc"[..]);
+        let mut buf = BytesMut::from(&b"7fffffffffffffff\r\nabc"[..]);
         assert_eq!(
             dec.decode(&mut buf),
             Ok(Some(Chunk::Data(Bytes::from_static(b"abc"))))
         );
+        assert_eq!(dec.data_left(), CHUNK_BYTES_MAX - 3);
         assert_eq!(dec.decode(&mut buf), Ok(None));
     }
 

@@ -348,14 +348,26 @@ impl Request<'_> {
                         Some(b)
                     }
                 }
-                BodyState::Chunked(dec) => match dec.decode(&mut self.conn.rbuf)? {
-                    Some(chunked::Chunk::Data(b)) => Some(b),
-                    Some(chunked::Chunk::End) => {
-                        self.body = BodyState::Done;
-                        return Ok(None);
+                BodyState::Chunked(dec) => {
+                    let piece = match dec.decode(&mut self.conn.rbuf)? {
+                        Some(chunked::Chunk::Data(b)) => Some(b),
+                        Some(chunked::Chunk::End) => {
+                            self.body = BodyState::Done;
+                            return Ok(None);
+                        }
+                        None => None,
+                    };
+                    // A chunk announced larger than the body may be is refused now, not
+                    // after its bytes trickled in (or the body stalled).
+                    let announced = self
+                        .body_read
+                        .saturating_add(piece.as_ref().map_or(0, |b| b.len() as u64))
+                        .saturating_add(dec.data_left());
+                    if self.body_max > 0 && announced > self.body_max {
+                        return Err(BodyError::TooLarge(self.body_max));
                     }
-                    None => None,
-                },
+                    piece
+                }
             };
             if let Some(b) = piece {
                 self.count(b.len())?;
@@ -486,12 +498,17 @@ impl Request<'_> {
         Ok((rate_deadline - now).min(self.read_deadline - now))
     }
 
-    /// Reads the whole body into memory, refusing more than `max` bytes.
+    /// Reads the whole body into memory, refusing more than `max` bytes (a chunk announced
+    /// beyond it at once).
     pub async fn read_to_end(&mut self, max: u64) -> Result<Bytes, BodyError> {
         if let Some(n) = self.content_length() {
             if n > max {
                 return Err(BodyError::TooLarge(max));
             }
+        }
+        let bound = self.body_read.saturating_add(max);
+        if self.body_max == 0 || self.body_max > bound {
+            self.body_max = bound;
         }
         let mut out = BytesMut::new();
         while let Some(b) = self.chunk().await? {
@@ -528,8 +545,24 @@ pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>) {
             match read_head(&mut conn, &*handler, &limits, std::mem::take(&mut first)).await {
                 Ok(Some(h)) => h,
                 Ok(None) => break,
-                Err(resp) => {
-                    let _ = write_response(&mut conn, &resp, Persist::Close, false).await;
+                Err((resp, started)) => {
+                    // Logged like any answer, with what the head's bytes say of its request
+                    // line (escaped: they were not validated).
+                    let (method, target) = head::refused_request_line(&conn.rbuf);
+                    let received = conn.rbuf.len() as u64;
+                    let sent = write_response(&mut conn, &resp, Persist::Close, false).await;
+                    handler.answered(&Exchange {
+                        peer: peer.ip(),
+                        forwarded: None,
+                        method: &method,
+                        target: &target,
+                        tag: usize::MAX,
+                        status: resp.status,
+                        took: started.elapsed(),
+                        received_bytes: received,
+                        sent_bytes: if sent.is_ok() { resp.body.len() } else { 0 },
+                        pace_cut: false,
+                    });
                     linger(&mut conn).await;
                     break;
                 }
@@ -647,14 +680,15 @@ async fn linger(conn: &mut Conn) {
 }
 
 /// Waits for and parses the next head, and tells when its last bytes were read. Ok(None):
-/// clean end (EOF, idle timeout, shutdown).
+/// clean end (EOF, idle timeout, shutdown). Err: the refusal to send (the connection then
+/// closes) and when the refused head began; its bytes stay in the read buffer.
 /// `first`: the connection's first request (it gets `first_byte_timeout`, not `idle_timeout`).
 async fn read_head<H: Handler>(
     conn: &mut Conn,
     handler: &H,
     deadlines: &Limits,
     first: bool,
-) -> Result<Option<(RequestHead, Instant)>, Response> {
+) -> Result<Option<(RequestHead, Instant)>, (Response, Instant)> {
     let limits = head::Limits::default();
     let idle = if first {
         deadlines.first_byte.min(deadlines.idle)
@@ -670,14 +704,14 @@ async fn read_head<H: Handler>(
     let mut shutdown_looked = false;
     loop {
         if !conn.rbuf.is_empty() {
-            head_started.get_or_insert(now);
+            let started = *head_started.get_or_insert(now);
             match head::parse_head(&mut conn.rbuf, &limits) {
                 Ok(Some(h)) => return Ok(Some((h, now))),
                 Ok(None) => {}
                 Err(e) => {
                     let mut r = handler.refuse(e);
                     r.close = true;
-                    return Err(r);
+                    return Err((r, started));
                 }
             }
         }
@@ -685,9 +719,9 @@ async fn read_head<H: Handler>(
             Some(t) => {
                 let deadline = t + deadlines.read_header;
                 if now >= deadline {
-                    let mut r = Response::text(408, "request head timeout");
+                    let mut r = handler.refuse(head::HeadError::Timeout);
                     r.close = true;
-                    return Err(r);
+                    return Err((r, t));
                 }
                 (deadline - now).min(IDLE_POLL)
             }

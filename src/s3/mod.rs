@@ -53,7 +53,11 @@ impl Handler for Front {
     }
 
     fn refuse(&self, e: crate::http::head::HeadError) -> Response {
-        S3Error::new(e.status(), "InvalidRequest", e.to_string())
+        let code = match e {
+            crate::http::head::HeadError::Timeout => "RequestTimeout",
+            _ => "InvalidRequest",
+        };
+        S3Error::new(e.status(), code, e.to_string())
             .into_response(&crate::codec::random_hex(8), false)
     }
 
@@ -186,7 +190,7 @@ fn address(cfg: &Config, req: &Request<'_>) -> Result<(String, String), S3Error>
 
 /// `bucket` of `Host: bucket.<s3_domain>[:port]`.
 fn virtual_host_bucket(cfg: &Config, req: &Request<'_>) -> Option<String> {
-    bucket_of_host(&cfg.s3_domain, req.head.header_str("host")?)
+    bucket_of_host(&cfg.s3_domain, req.head.host()?)
 }
 
 /// The bucket a `Host` header names under `s3_domain` (`bucket.<domain>[:port]`, any case).

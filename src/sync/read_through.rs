@@ -137,7 +137,7 @@ fn peer_chunks(
 /// Forwards the request (target, Range, If-Range) to `peer` and streams its answer back.
 async fn stream_from_peer(w: &Worker, req: &Request<'_>, peer: &str) -> std::io::Result<Response> {
     use http_body_util::Full;
-    let target = crate::http::query::ascii_url(req.head.target());
+    let target = crate::http::query::ascii_url(req.head.origin_form());
     let mut out = crate::client::peer::request(req.head.method(), peer, &target)?
         .header(super::READ_THROUGH_HEADER, "1");
     for name in ["range", "if-range"] {

@@ -86,7 +86,8 @@ impl From<BodyError> for TusError {
     }
 }
 
-/// The one mapping of tus errors to HTTP statuses (bodies are a line of text, as tusd).
+/// The one mapping of tus errors to HTTP statuses; bodies are the `fail` envelope of the other
+/// routes (tusd answers a line of text; tus clients read the status and headers only).
 impl From<TusError> for ApiError {
     fn from(e: TusError) -> ApiError {
         let http = match &e {
@@ -104,10 +105,7 @@ impl From<TusError> for ApiError {
         };
         match e {
             TusError::Api(api) => api,
-            other => ApiError::Text {
-                http,
-                body: format!("{other}\n"),
-            },
+            other => ApiError::fail(http, other.to_string()),
         }
     }
 }
@@ -559,7 +557,7 @@ fn location(cfg: &Config, req: &Request<'_>, id: &str) -> String {
     let host = header(req, "x-forwarded-host")
         .filter(|_| trusted)
         .or_else(|| param("host"))
-        .or_else(|| header(req, "host"))
+        .or_else(|| req.head.host().map(str::trim))
         .filter(|h| valid_host(h));
     let proto = header(req, "x-forwarded-proto")
         .filter(|_| trusted)

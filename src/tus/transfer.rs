@@ -46,6 +46,10 @@ pub async fn receive(
     if req.content_length().is_some_and(|n| n > room) {
         return Err(TusError::TooLarge);
     }
+    if room > 0 {
+        // A chunk announced beyond the room is refused at once (`Request::chunk`).
+        req.body_max = room;
+    }
     let path = state::data_path(w.dir(), &info.id);
     let file = glommio::io::OpenOptions::new()
         .write(true)
@@ -63,6 +67,10 @@ pub async fn receive(
         let piece = match req.chunk().await {
             Ok(Some(piece)) => piece,
             Ok(None) => break None,
+            Err(crate::http::BodyError::TooLarge(_)) => {
+                out.abandon().await;
+                return Err(TusError::TooLarge);
+            }
             Err(e) => break Some(TusError::from(e)),
         };
         received += piece.len() as u64;

@@ -17,8 +17,11 @@
 //! - Leading empty lines before the request line are skipped (any number, counted against
 //!   `head_bytes_max`); bare LF line endings inside the head are accepted, as httparse does
 //!   (RFC 9112 §2.2 allows this for the head; the chunked decoder is strict).
-//! - The request-target is not normalised or percent-decoded; [`RequestHead::path`] is the
-//!   raw target up to `?` (for absolute-form targets that includes scheme and authority).
+//! - The request-target is not normalised or percent-decoded. Origin-form (`/a?b`) and
+//!   absolute-form (`http://host/a?b`, RFC 9112 §3.2.2: a server must accept it) are
+//!   accepted, and asterisk-form (`*`); anything else is malformed (400). [`RequestHead::path`]
+//!   is the raw path up to `?` (of an absolute-form target: after its authority, which
+//!   [`RequestHead::host`] gives instead of the Host header).
 //! - Transfer codings other than a single final `chunked` are refused (501); a
 //!   Transfer-Encoding header in an HTTP/1.0 request is refused as malformed (400).
 //! - An explicit `Content-Length: 0` is reported as `BodyKind::Length(0)`, not `None`.
@@ -90,6 +93,9 @@ pub enum HeadError {
     UnsupportedTransferEncoding,
     #[error("unsupported HTTP version")]
     UnsupportedVersion,
+    /// Not a parse result: the head did not arrive within `read_header_timeout`.
+    #[error("request head not received in time")]
+    Timeout,
 }
 
 impl HeadError {
@@ -104,6 +110,7 @@ impl HeadError {
             | HeadError::BadContentLength => 400,
             HeadError::UnsupportedTransferEncoding => 501,
             HeadError::UnsupportedVersion => 505,
+            HeadError::Timeout => 408,
         }
     }
 }
@@ -138,6 +145,10 @@ pub struct RequestHead {
     target: Span,
     /// Index of the `?` in `raw`, or `target.end` when there is no query.
     query_mark: u32,
+    /// Where the path begins: `target.start`, or after an absolute-form target's authority.
+    path_start: u32,
+    /// The authority of an absolute-form target.
+    authority: Option<Span>,
     version: Version,
     fields: Fields,
     body: BodyKind,
@@ -175,9 +186,26 @@ impl RequestHead {
         validated_str(self.target.get(&self.raw))
     }
 
-    /// The request-target up to (not including) the first `?`.
+    /// The request-target's path: up to (not including) the first `?`, and of an
+    /// absolute-form target only what follows its authority (`http://h/a?b` -> `/a`; empty
+    /// when nothing does).
     pub fn path(&self) -> &str {
-        validated_str(&self.raw[self.target.start as usize..self.query_mark as usize])
+        validated_str(&self.raw[self.path_start as usize..self.query_mark as usize])
+    }
+
+    /// The request-target in origin form: path and query (`http://h/a?b` -> `/a?b`), what a
+    /// request forwarded to another server names.
+    pub fn origin_form(&self) -> &str {
+        validated_str(&self.raw[self.path_start as usize..self.target.end as usize])
+    }
+
+    /// The host the request is for: an absolute-form target's authority, which replaces the
+    /// Host header (RFC 9112 §3.2.2), else the Host header (when UTF-8).
+    pub fn host(&self) -> Option<&str> {
+        match self.authority {
+            Some(a) => Some(validated_str(a.get(&self.raw))),
+            None => self.header_str("host"),
+        }
     }
 
     /// The request-target after the first `?`, or `""` if there is none.
@@ -259,6 +287,8 @@ struct Parsed {
     method: Span,
     target: Span,
     query_mark: u32,
+    path_start: u32,
+    authority: Option<Span>,
     version: Version,
     fields: Fields,
     body: BodyKind,
@@ -291,6 +321,8 @@ pub fn parse_head(buf: &mut BytesMut, limits: &Limits) -> Result<Option<RequestH
         method: p.method,
         target: p.target,
         query_mark: p.query_mark,
+        path_start: p.path_start,
+        authority: p.authority,
         version: p.version,
         fields: p.fields,
         body: p.body,
@@ -341,6 +373,13 @@ fn parse_inner<'b>(
         Some(i) => target_span.start + i as u32,
         None => target_span.end,
     };
+    let (path_at, authority) = target_form(target.as_bytes())?;
+    let at = |i: usize| target_span.start + i as u32;
+    let path_start = at(path_at);
+    let authority = authority.map(|(start, end)| Span {
+        start: at(start),
+        end: at(end),
+    });
     let scan = scan_fields(req.headers, span_of)?;
     let body = framing(version, &scan)?;
     let keep_alive = match version {
@@ -352,12 +391,45 @@ fn parse_inner<'b>(
         method: span_of(method.as_bytes()),
         target: target_span,
         query_mark,
+        path_start,
+        authority,
         version,
         fields: scan.fields,
         body,
         keep_alive,
         expect_continue: scan.expect_continue && version == Version::Http11,
     }))
+}
+
+/// The form of a request-target (RFC 9112 §3.2): where its path begins, and the authority
+/// (start, end) of an absolute-form target. Origin-form (`/...`) and asterisk-form (`*`) are
+/// their own path; absolute-form is `http://` or `https://` (any case), a non-empty
+/// authority of host characters (no userinfo: RFC 9110 §4.2.4), then the path (possibly
+/// empty) and query. Anything else is malformed.
+fn target_form(target: &[u8]) -> Result<(usize, Option<(usize, usize)>), HeadError> {
+    const INVALID: HeadError = HeadError::Malformed("invalid request-target");
+    if target.first() == Some(&b'/') || target == b"*" {
+        return Ok((0, None));
+    }
+    let scheme_end = target.iter().position(|&b| b == b':').ok_or(INVALID)?;
+    let scheme = &target[..scheme_end];
+    if !(scheme.eq_ignore_ascii_case(b"http") || scheme.eq_ignore_ascii_case(b"https")) {
+        return Err(INVALID);
+    }
+    if !target[scheme_end + 1..].starts_with(b"//") {
+        return Err(INVALID);
+    }
+    let start = scheme_end + 3;
+    let len = target[start..]
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(target.len() - start);
+    let authority = &target[start..start + len];
+    let host_byte = |b: &u8| b.is_ascii_alphanumeric() || b"-._~:[]%".contains(b);
+    if authority.is_empty() || !authority.iter().all(host_byte) {
+        return Err(HeadError::Malformed("invalid authority in request-target"));
+    }
+    Ok((start + len, Some((start, start + len))))
 }
 
 /// A head that is not complete yet: Ok to wait for more bytes, or the limit it already broke
@@ -465,6 +537,56 @@ fn framing(version: Version, scan: &FieldScan) -> Result<BodyKind, HeadError> {
     }
     scan.te.finish()?;
     Ok(BodyKind::Chunked)
+}
+
+/// Bytes of a refused head's method kept for the access log.
+const REFUSED_METHOD_BYTES_MAX: usize = 32;
+/// Bytes of a refused head's request-target kept for the access log.
+const REFUSED_TARGET_BYTES_MAX: usize = 1024;
+
+/// What the bytes of a head that was refused (malformed, too large, too slow) say of its
+/// request line, for the access log: the method and the target as far as they came (`-` for
+/// none), each cut to a bound (`...` marks a cut), every byte outside visible ASCII
+/// percent-escaped (`%0D`, `%20`, `%FF`) so that no client can write a line break, a field
+/// separator or a fake entry into the log.
+pub fn refused_request_line(data: &[u8]) -> (String, String) {
+    let line = &data[leading_empty_lines(data)..];
+    let line = match line.iter().position(|&b| b == b'\n') {
+        Some(i) => &line[..i],
+        None => line,
+    };
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let (method, rest) = match line.iter().position(|&b| b == b' ') {
+        Some(i) => (&line[..i], &line[i + 1..]),
+        None => (line, &b""[..]),
+    };
+    let target = match rest.iter().position(|&b| b == b' ') {
+        Some(i) => &rest[..i],
+        None => rest,
+    };
+    (
+        log_escaped(method, REFUSED_METHOD_BYTES_MAX),
+        log_escaped(target, REFUSED_TARGET_BYTES_MAX),
+    )
+}
+
+/// `bytes` (at most `max` of them) with every byte outside `!`..=`~` as `%XX`; `-` if empty.
+fn log_escaped(bytes: &[u8], max: usize) -> String {
+    if bytes.is_empty() {
+        return "-".to_string();
+    }
+    let mut out = String::with_capacity(bytes.len().min(max) + 3);
+    for &b in bytes.iter().take(max) {
+        if (b'!'..=b'~').contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if bytes.len() > max {
+        out.push_str("...");
+    }
+    out
 }
 
 fn leading_empty_lines(data: &[u8]) -> usize {

@@ -450,7 +450,61 @@ fn other_methods_and_targets() {
     let h = ok(b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!((h.method(), h.path(), h.query()), ("OPTIONS", "*", ""));
     let h = ok(b"DELETE http://h/a?b HTTP/1.1\r\nHost: h\r\n\r\n");
-    assert_eq!((h.path(), h.query()), ("http://h/a", "b"));
+    assert_eq!((h.path(), h.query()), ("/a", "b"));
+}
+
+#[test]
+fn an_absolute_form_target_is_routed_by_its_path_and_names_the_host() {
+    let h = ok(b"GET http://127.0.0.1:8080/group1/x?a=1 HTTP/1.1\r\nHost: other\r\n\r\n");
+    assert_eq!(h.target(), "http://127.0.0.1:8080/group1/x?a=1");
+    assert_eq!((h.path(), h.query()), ("/group1/x", "a=1"));
+    assert_eq!(h.origin_form(), "/group1/x?a=1");
+    assert_eq!(
+        h.host(),
+        Some("127.0.0.1:8080"),
+        "the authority replaces Host"
+    );
+    let h = ok(b"GET HTTPS://[::1]:1/../a HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!((h.path(), h.host()), ("/../a", Some("[::1]:1")));
+    let h = ok(b"GET http://h?q HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!((h.path(), h.query(), h.host()), ("", "q", Some("h")));
+    let h = ok(b"GET /a HTTP/1.1\r\nHost: h:1\r\n\r\n");
+    assert_eq!((h.origin_form(), h.host()), ("/a", Some("h:1")));
+    for bad in [
+        &b"GET ftp://h/a HTTP/1.1\r\nHost: h\r\n\r\n"[..],
+        b"GET http:/h/a HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET http:///a HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET http://user@h/a HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET a/b HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET ** HTTP/1.1\r\nHost: h\r\n\r\n",
+    ] {
+        assert_eq!(err(bad).status(), 400, "{}", String::from_utf8_lossy(bad));
+    }
+}
+
+#[test]
+fn a_refused_heads_request_line_is_logged_escaped_and_bounded() {
+    let line = |b: &[u8]| refused_request_line(b);
+    assert_eq!(
+        line(b"GET /a?b HTTP/1.1\r\nHost: h\r\n"),
+        ("GET".into(), "/a?b".into())
+    );
+    assert_eq!(line(b"\r\nPOST /up"), ("POST".into(), "/up".into()));
+    assert_eq!(line(b"GET"), ("GET".into(), "-".into()));
+    assert_eq!(line(b""), ("-".into(), "-".into()));
+    // Whatever the client sent, no line break, space or control reaches the log.
+    assert_eq!(
+        line(b"G\x1bT /a\rb\tc\xff\x00 HTTP/1.1\r\n"),
+        ("G%1BT".into(), "/a%0Db%09c%FF%00".into())
+    );
+    assert_eq!(
+        line(b"GET /a\n[Access] 2026/01/01 - 00:00:00 | 1ms | 6.6.6.6 | GET | 200 | /x\r\n"),
+        ("GET".into(), "/a".into())
+    );
+    let (m, t) = line(format!("{} /{}", "M".repeat(100), "t".repeat(5000)).as_bytes());
+    assert_eq!(m, format!("{}...", "M".repeat(32)));
+    assert_eq!(t.len(), 1024 + 3);
+    assert!(t.ends_with("..."));
 }
 
 #[test]
