@@ -167,6 +167,7 @@ async fn dispatch(
 ) -> Result<Response, TusError> {
     match method {
         "OPTIONS" => return Ok(options(&w.config())),
+        "GET" if rest.is_empty() => return Err(TusError::Method),
         "GET" => return download(w, req, rest).await,
         _ => {}
     }
