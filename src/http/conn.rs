@@ -283,6 +283,19 @@ enum BodyState {
     Done,
 }
 
+impl BodyState {
+    /// The state before a body of this framing is read.
+    fn of(kind: BodyKind) -> BodyState {
+        match kind {
+            BodyKind::None | BodyKind::Length(0) => BodyState::Done,
+            BodyKind::Length(n) => BodyState::Length(n),
+            BodyKind::Chunked => {
+                BodyState::Chunked(chunked::Decoder::new(chunked::Limits::default()))
+            }
+        }
+    }
+}
+
 /// A request as handlers see it: the parsed head plus a streaming body.
 pub struct Request<'c> {
     pub head: RequestHead,
@@ -524,19 +537,7 @@ impl Request<'_> {
 /// Serves one accepted connection until it closes.
 pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>) {
     let Ok(peer) = stream.peer_addr() else { return };
-    let _ = stream.set_nodelay(true);
-    let zero_copy = {
-        use std::os::fd::AsRawFd;
-        super::sendfile::set_nonblocking(stream.as_raw_fd()).is_ok()
-    };
-    let limits = handler.limits();
-    let _ = stream.set_write_timeout(Some(limits.write_stall.max(Duration::from_secs(1))));
-    let mut conn = Conn {
-        stream,
-        rbuf: BytesMut::new(),
-        zero_copy,
-        armed: false,
-    };
+    let mut conn = Conn::new(stream, &handler.limits());
     let mut first = true;
     loop {
         // Read once per request: a reloaded configuration applies from the next one.
@@ -546,53 +547,14 @@ pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>) {
                 Ok(Some(h)) => h,
                 Ok(None) => break,
                 Err((resp, started)) => {
-                    // Logged like any answer, with what the head's bytes say of its request
-                    // line (escaped: they were not validated).
-                    let (method, target) = head::refused_request_line(&conn.rbuf);
-                    let received = conn.rbuf.len() as u64;
-                    let sent = write_response(&mut conn, &resp, Persist::Close, false).await;
-                    handler.answered(&Exchange {
-                        peer: peer.ip(),
-                        forwarded: None,
-                        method: &method,
-                        target: &target,
-                        tag: usize::MAX,
-                        status: resp.status,
-                        took: started.elapsed(),
-                        received_bytes: received,
-                        sent_bytes: if sent.is_ok() { resp.body.len() } else { 0 },
-                        pace_cut: false,
-                    });
-                    linger(&mut conn).await;
+                    refuse_head(&mut conn, &*handler, peer, &resp, started).await;
                     break;
                 }
             };
-        let body = match head.body() {
-            BodyKind::None => BodyState::Done,
-            BodyKind::Length(0) => BodyState::Done,
-            BodyKind::Length(n) => BodyState::Length(n),
-            BodyKind::Chunked => {
-                BodyState::Chunked(chunked::Decoder::new(chunked::Limits::default()))
-            }
-        };
         let is_head = head.method() == "HEAD";
         let http10 = head.version() == head::Version::Http10;
         let keep_alive_wanted = head.keep_alive();
-        let mut req = Request {
-            continue_pending: head.expect_continue(),
-            head,
-            peer,
-            conn: &mut conn,
-            body,
-            stall: limits.body_stall,
-            body_started: None,
-            body_min_rate: limits.body_min_rate,
-            read_deadline: started + limits.read,
-            pace_cut: false,
-            body_read: 0,
-            body_max: 0,
-            tag: usize::MAX,
-        };
+        let mut req = Request::new(head, peer, &mut conn, &limits, started);
         // The handler's and the writer's futures are boxed per request: inline, the largest
         // of them (an upload, a proxied read-through) would be part of every connection's
         // task, idle keep-alive connections included.
@@ -619,20 +581,7 @@ pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>) {
         // its interim answer first: clients wait for it, and botocore misreads the next
         // response on the connection when a final answer came without it.
         let interim = continue_pending && body_done;
-        let sent = if interim {
-            conn.stream
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .await
-                .map_err(|_| ())
-        } else {
-            Ok(())
-        };
-        let sent = match sent {
-            Ok(()) => Box::pin(write_response(&mut conn, &resp, persist, is_head))
-                .await
-                .map_err(|_| ()),
-            Err(()) => Err(()),
-        };
+        let sent = send_answer(&mut conn, &resp, persist, is_head, interim).await;
         let took = started.elapsed();
         handler.answered(&Exchange {
             peer: peer.ip(),
@@ -659,6 +608,99 @@ pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>) {
         }
     }
     let _ = conn.stream.shutdown(std::net::Shutdown::Both).await;
+}
+
+impl Conn {
+    /// A new connection's socket set up: no Nagle delay, non-blocking for `sendfile` when it
+    /// can be, writes bounded by the write stall.
+    fn new(stream: TcpStream, limits: &Limits) -> Conn {
+        let _ = stream.set_nodelay(true);
+        let zero_copy = {
+            use std::os::fd::AsRawFd;
+            super::sendfile::set_nonblocking(stream.as_raw_fd()).is_ok()
+        };
+        let _ = stream.set_write_timeout(Some(limits.write_stall.max(Duration::from_secs(1))));
+        Conn {
+            stream,
+            rbuf: BytesMut::new(),
+            zero_copy,
+            armed: false,
+        }
+    }
+}
+
+impl<'c> Request<'c> {
+    /// The request of `head`, whose last bytes arrived at `started`; its body unread.
+    fn new(
+        head: RequestHead,
+        peer: SocketAddr,
+        conn: &'c mut Conn,
+        limits: &Limits,
+        started: Instant,
+    ) -> Request<'c> {
+        Request {
+            continue_pending: head.expect_continue(),
+            body: BodyState::of(head.body()),
+            head,
+            peer,
+            conn,
+            stall: limits.body_stall,
+            body_started: None,
+            body_min_rate: limits.body_min_rate,
+            read_deadline: started + limits.read,
+            pace_cut: false,
+            body_read: 0,
+            body_max: 0,
+            tag: usize::MAX,
+        }
+    }
+}
+
+/// Answers a head refused while it was read (then the connection closes), and logs it like
+/// any answer, with what the head's bytes say of its request line (escaped: they were not
+/// validated).
+async fn refuse_head<H: Handler>(
+    conn: &mut Conn,
+    handler: &H,
+    peer: SocketAddr,
+    resp: &Response,
+    started: Instant,
+) {
+    let (method, target) = head::refused_request_line(&conn.rbuf);
+    let received = conn.rbuf.len() as u64;
+    let sent = write_response(conn, resp, Persist::Close, false).await;
+    handler.answered(&Exchange {
+        peer: peer.ip(),
+        forwarded: None,
+        method: &method,
+        target: &target,
+        tag: usize::MAX,
+        status: resp.status,
+        took: started.elapsed(),
+        received_bytes: received,
+        sent_bytes: if sent.is_ok() { resp.body.len() } else { 0 },
+        pace_cut: false,
+    });
+    linger(conn).await;
+}
+
+/// Writes a request's answer, after the interim `100 Continue` when `interim`.
+async fn send_answer(
+    conn: &mut Conn,
+    resp: &Response,
+    persist: Persist,
+    is_head: bool,
+    interim: bool,
+) -> Result<(), ()> {
+    if interim {
+        conn.stream
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .await
+            .map_err(|_| ())?;
+    }
+    Box::pin(write_response(conn, resp, persist, is_head))
+        .await
+        .map_err(|_| ())
 }
 
 /// Drains unread request bytes for a short while so the peer sees our response, then returns.
@@ -804,56 +846,8 @@ async fn write_response(
                 conn.stream.write_all(b).await
             }
         }
-        Body::File(f) => {
-            if let Some(done) = send_resident(conn, out, f).await {
-                return done;
-            }
-            if f.len <= INLINE_BODY_BYTES_MAX {
-                // One read into glommio's buffer and one vectored send of head and body: no
-                // copy in user space.
-                let got = f
-                    .file
-                    .read_at(f.offset, f.len as usize)
-                    .await
-                    .map_err(io::Error::from)?;
-                if got.len() as u64 == f.len {
-                    return write_both(conn, out, &got).await;
-                }
-                let data = read_exact_at(&f.file, f.offset, f.len as usize).await?;
-                return write_both(conn, out, &data).await;
-            }
-            conn.stream.write_all(out).await?;
-            // A range read once and not in the page cache goes around it (sendfile.rs).
-            use std::os::fd::AsRawFd;
-            let how = if f.once && !super::sendfile::resident(f.file.as_raw_fd(), f.offset, f.len) {
-                super::sendfile::Read::Direct
-            } else {
-                super::sendfile::Read::Cached
-            };
-            stream_file(conn, &f.file, f.offset, f.len, how).await
-        }
-        Body::Stream(s) => {
-            conn.stream.write_all(out).await?;
-            let Some(mut chunks) = s.chunks.borrow_mut().take() else {
-                return Err(io::Error::other("stream body written twice"));
-            };
-            let mut left = s.len;
-            while left > 0 {
-                use futures_lite::StreamExt;
-                let Some(chunk) = chunks.next().await else {
-                    // The source ended early: close, so the client sees a short body.
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "streamed body ended early",
-                    ));
-                };
-                let chunk = chunk?;
-                let n = (chunk.len() as u64).min(left) as usize;
-                conn.stream.write_all(&chunk[..n]).await?;
-                left -= n as u64;
-            }
-            Ok(())
-        }
+        Body::File(f) => write_file_body(conn, out, f).await,
+        Body::Stream(st) => write_stream_body(conn, out, st).await,
         Body::Multi { file, parts, tail } => {
             conn.stream.write_all(out).await?;
             for (part_head, offset, len) in parts {
@@ -863,6 +857,66 @@ async fn write_response(
             conn.stream.write_all(tail).await
         }
     }
+}
+
+/// The head, then a file body: from the page cache with `sendfile`, in one send with the
+/// head when small, else streamed.
+async fn write_file_body(conn: &mut Conn, out: &[u8], f: &response::FileBody) -> io::Result<()> {
+    if let Some(done) = send_resident(conn, out, f).await {
+        return done;
+    }
+    if f.len <= INLINE_BODY_BYTES_MAX {
+        // One read into glommio's buffer and one vectored send of head and body: no
+        // copy in user space.
+        let got = f
+            .file
+            .read_at(f.offset, f.len as usize)
+            .await
+            .map_err(io::Error::from)?;
+        if got.len() as u64 == f.len {
+            return write_both(conn, out, &got).await;
+        }
+        let data = read_exact_at(&f.file, f.offset, f.len as usize).await?;
+        return write_both(conn, out, &data).await;
+    }
+    conn.stream.write_all(out).await?;
+    // A range read once and not in the page cache goes around it (sendfile.rs).
+    use std::os::fd::AsRawFd;
+    let how = if f.once && !super::sendfile::resident(f.file.as_raw_fd(), f.offset, f.len) {
+        super::sendfile::Read::Direct
+    } else {
+        super::sendfile::Read::Cached
+    };
+    stream_file(conn, &f.file, f.offset, f.len, how).await
+}
+
+/// The head, then a streamed body of the announced length (a source that ends early is an
+/// error: the connection closes, so the client sees a short body).
+async fn write_stream_body(
+    conn: &mut Conn,
+    out: &[u8],
+    s: &response::StreamBody,
+) -> io::Result<()> {
+    conn.stream.write_all(out).await?;
+    let Some(mut chunks) = s.chunks.borrow_mut().take() else {
+        return Err(io::Error::other("stream body written twice"));
+    };
+    let mut left = s.len;
+    while left > 0 {
+        use futures_lite::StreamExt;
+        let Some(chunk) = chunks.next().await else {
+            // The source ended early: close, so the client sees a short body.
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "streamed body ended early",
+            ));
+        };
+        let chunk = chunk?;
+        let n = (chunk.len() as u64).min(left) as usize;
+        conn.stream.write_all(&chunk[..n]).await?;
+        left -= n as u64;
+    }
+    Ok(())
 }
 
 /// Bodies at least this large, when all their pages are cached, go out with `sendfile` at once.

@@ -312,7 +312,7 @@ impl Parser {
 
     fn step(&mut self, buf: &mut BytesMut) -> Result<Option<Event>, MultipartError> {
         loop {
-            match self.state {
+            let flow = match self.state {
                 State::Start => {
                     // The delimiter without its leading CRLF: `--boundary`.
                     let first = self.delimiter.get(2..).unwrap_or_default();
@@ -326,106 +326,132 @@ impl Parser {
                     }
                     buf.advance(first.len());
                     self.state = State::DelimiterTail { padding: 0 };
+                    Flow::Again
                 }
-                State::Preamble { discarded } => {
-                    let max = self.limits.preamble_bytes_max;
-                    if let Some(pos) = self.delimiter_finder.find(buf) {
-                        if discarded.saturating_add(pos) > max {
-                            return Err(MultipartError::PreambleTooLarge);
-                        }
-                        buf.advance(pos + self.delimiter.len());
-                        self.state = State::DelimiterTail { padding: 0 };
-                        continue;
-                    }
-                    let drop = buf.len() - partial_suffix_len(buf, &self.delimiter);
-                    let discarded = discarded.saturating_add(drop);
-                    if discarded > max {
-                        return Err(MultipartError::PreambleTooLarge);
-                    }
-                    buf.advance(drop);
-                    self.state = State::Preamble { discarded };
-                    return Ok(None);
-                }
-                State::DelimiterTail { padding } => {
-                    let ws = buf.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
-                    let padding = padding.saturating_add(ws);
-                    if padding > self.limits.part_head_bytes_max {
-                        return Err(MultipartError::PartHeadTooLarge);
-                    }
-                    buf.advance(ws);
-                    self.state = State::DelimiterTail { padding };
-                    match (buf.first(), buf.get(1)) {
-                        (None, _) => return Ok(None),
-                        // The close delimiter's `--` must follow the boundary directly.
-                        (Some(b'-'), _) if padding > 0 => {
-                            return Err(MultipartError::MalformedDelimiter)
-                        }
-                        (Some(b'-' | b'\r'), None) => return Ok(None),
-                        (Some(b'-'), Some(b'-')) => {
-                            buf.advance(2);
-                            self.state = State::Done;
-                            return Ok(Some(Event::End));
-                        }
-                        (Some(b'\r'), Some(b'\n')) => {
-                            if self.parts >= self.limits.parts_count_max {
-                                return Err(MultipartError::TooManyParts);
-                            }
-                            self.parts += 1;
-                            buf.advance(2);
-                            self.state = State::Head { scanned: 0 };
-                        }
-                        _ => return Err(MultipartError::MalformedDelimiter),
-                    }
-                }
-                State::Head { scanned } => {
-                    let max = self.limits.part_head_bytes_max;
-                    // End of the header section, blank line included. A section that
-                    // starts with the blank line has no headers at all.
-                    let end = if buf.starts_with(b"\r\n") {
-                        Some(2)
-                    } else {
-                        let from = scanned.saturating_sub(3).min(buf.len());
-                        self.head_end_finder
-                            .find(&buf[from..])
-                            .map(|pos| from + pos + 4)
-                    };
-                    let Some(end) = end else {
-                        // Whatever the rest, the section would end beyond `max`.
-                        if buf.len() >= max {
-                            return Err(MultipartError::PartHeadTooLarge);
-                        }
-                        self.state = State::Head { scanned: buf.len() };
-                        return Ok(None);
-                    };
-                    if end > max {
-                        return Err(MultipartError::PartHeadTooLarge);
-                    }
-                    // Header lines, each with its CRLF; without the blank line.
-                    let head = parse_head(&buf[..end - 2])?;
-                    buf.advance(end);
-                    self.state = State::Body;
-                    return Ok(Some(Event::PartStart(head)));
-                }
-                State::Body => {
-                    if let Some(pos) = self.delimiter_finder.find(buf) {
-                        if pos > 0 {
-                            return Ok(Some(Event::Data(buf.split_to(pos).freeze())));
-                        }
-                        buf.advance(self.delimiter.len());
-                        self.state = State::DelimiterTail { padding: 0 };
-                        return Ok(Some(Event::PartEnd));
-                    }
-                    let n = buf.len() - partial_suffix_len(buf, &self.delimiter);
-                    if n == 0 {
-                        return Ok(None);
-                    }
-                    return Ok(Some(Event::Data(buf.split_to(n).freeze())));
-                }
+                State::Preamble { discarded } => self.preamble(buf, discarded)?,
+                State::DelimiterTail { padding } => self.delimiter_tail(buf, padding)?,
+                State::Head { scanned } => self.part_head(buf, scanned)?,
+                State::Body => self.body(buf),
                 State::Done => return Ok(None),
                 State::Failed(ref e) => return Err(e.clone()),
+            };
+            if let Flow::Out(event) = flow {
+                return Ok(event);
             }
         }
     }
+
+    /// Discards the preamble up to the first delimiter (at most `preamble_bytes_max`).
+    fn preamble(&mut self, buf: &mut BytesMut, discarded: usize) -> Result<Flow, MultipartError> {
+        let max = self.limits.preamble_bytes_max;
+        if let Some(pos) = self.delimiter_finder.find(buf) {
+            if discarded.saturating_add(pos) > max {
+                return Err(MultipartError::PreambleTooLarge);
+            }
+            buf.advance(pos + self.delimiter.len());
+            self.state = State::DelimiterTail { padding: 0 };
+            return Ok(Flow::Again);
+        }
+        let drop = buf.len() - partial_suffix_len(buf, &self.delimiter);
+        let discarded = discarded.saturating_add(drop);
+        if discarded > max {
+            return Err(MultipartError::PreambleTooLarge);
+        }
+        buf.advance(drop);
+        self.state = State::Preamble { discarded };
+        Ok(Flow::Out(None))
+    }
+
+    /// After a delimiter: optional padding, then CRLF (a part begins) or `--` (the end).
+    fn delimiter_tail(
+        &mut self,
+        buf: &mut BytesMut,
+        padding: usize,
+    ) -> Result<Flow, MultipartError> {
+        let ws = buf.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+        let padding = padding.saturating_add(ws);
+        if padding > self.limits.part_head_bytes_max {
+            return Err(MultipartError::PartHeadTooLarge);
+        }
+        buf.advance(ws);
+        self.state = State::DelimiterTail { padding };
+        match (buf.first(), buf.get(1)) {
+            (None, _) => return Ok(Flow::Out(None)),
+            // The close delimiter's `--` must follow the boundary directly.
+            (Some(b'-'), _) if padding > 0 => return Err(MultipartError::MalformedDelimiter),
+            (Some(b'-' | b'\r'), None) => return Ok(Flow::Out(None)),
+            (Some(b'-'), Some(b'-')) => {
+                buf.advance(2);
+                self.state = State::Done;
+                return Ok(Flow::Out(Some(Event::End)));
+            }
+            (Some(b'\r'), Some(b'\n')) => {
+                if self.parts >= self.limits.parts_count_max {
+                    return Err(MultipartError::TooManyParts);
+                }
+                self.parts += 1;
+                buf.advance(2);
+                self.state = State::Head { scanned: 0 };
+            }
+            _ => return Err(MultipartError::MalformedDelimiter),
+        }
+        Ok(Flow::Again)
+    }
+
+    /// A part's header section, once it is whole (at most `part_head_bytes_max`).
+    fn part_head(&mut self, buf: &mut BytesMut, scanned: usize) -> Result<Flow, MultipartError> {
+        let max = self.limits.part_head_bytes_max;
+        // End of the header section, blank line included. A section that
+        // starts with the blank line has no headers at all.
+        let end = if buf.starts_with(b"\r\n") {
+            Some(2)
+        } else {
+            let from = scanned.saturating_sub(3).min(buf.len());
+            self.head_end_finder
+                .find(&buf[from..])
+                .map(|pos| from + pos + 4)
+        };
+        let Some(end) = end else {
+            // Whatever the rest, the section would end beyond `max`.
+            if buf.len() >= max {
+                return Err(MultipartError::PartHeadTooLarge);
+            }
+            self.state = State::Head { scanned: buf.len() };
+            return Ok(Flow::Out(None));
+        };
+        if end > max {
+            return Err(MultipartError::PartHeadTooLarge);
+        }
+        // Header lines, each with its CRLF; without the blank line.
+        let head = parse_head(&buf[..end - 2])?;
+        buf.advance(end);
+        self.state = State::Body;
+        Ok(Flow::Out(Some(Event::PartStart(head))))
+    }
+
+    /// A part's data up to the next delimiter; bytes that may begin one are held back.
+    fn body(&mut self, buf: &mut BytesMut) -> Flow {
+        if let Some(pos) = self.delimiter_finder.find(buf) {
+            if pos > 0 {
+                return Flow::Out(Some(Event::Data(buf.split_to(pos).freeze())));
+            }
+            buf.advance(self.delimiter.len());
+            self.state = State::DelimiterTail { padding: 0 };
+            return Flow::Out(Some(Event::PartEnd));
+        }
+        let n = buf.len() - partial_suffix_len(buf, &self.delimiter);
+        if n == 0 {
+            return Flow::Out(None);
+        }
+        Flow::Out(Some(Event::Data(buf.split_to(n).freeze())))
+    }
+}
+
+/// What a state's step did: go on with the new state, or hand this out (None: more input
+/// is needed first).
+enum Flow {
+    Again,
+    Out(Option<Event>),
 }
 
 /// Length of the longest suffix of `hay` that is a proper prefix of `needle`
