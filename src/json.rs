@@ -56,6 +56,13 @@ pub struct S3Attrs {
     /// Modification time, unix milliseconds (S3's Last-Modified).
     #[serde(default)]
     pub modified_ms: i64,
+    /// The full-object checksum a single PUT was sent with and verified against: S3's
+    /// algorithm name (`CRC32`, `SHA256`...) and the base64 digest; empty when there is none
+    /// (multipart objects, objects stored without one or before checksums were kept).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub checksum_algorithm: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub checksum: String,
 }
 
 /// `FileInfo.offset` of a file stored as its own file.
@@ -281,6 +288,26 @@ fn sort_keys(v: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn s3_checksums_are_optional_in_records() {
+        // A record written before checksums were kept reads with none, and one without a
+        // checksum is written as before (no new keys).
+        let old = r#"{"etag":"abc","content_type":"text/plain","modified_ms":5}"#;
+        let attrs: S3Attrs = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            (attrs.checksum_algorithm.as_str(), attrs.checksum.as_str()),
+            ("", "")
+        );
+        assert_eq!(serde_json::to_string(&attrs).unwrap(), old);
+        let with = S3Attrs {
+            checksum_algorithm: "CRC32".into(),
+            checksum: "NSRBwg==".into(),
+            ..attrs
+        };
+        let text = serde_json::to_string(&with).unwrap();
+        assert_eq!(serde_json::from_str::<S3Attrs>(&text).unwrap(), with);
+    }
 
     #[test]
     fn empty_file_info_compact_matches_go() {

@@ -42,6 +42,72 @@ pub fn base32_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Why Go's base32 decoder refused a secret: the byte offset it reports
+/// (`illegal base32 data at input byte N`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Base32Error(pub usize);
+
+impl std::fmt::Display for Base32Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "illegal base32 data at input byte {}", self.0)
+    }
+}
+
+/// Decodes a secret as go-fastdfs' `gen_google_code` does: upper-cased, then Go's
+/// `base32.StdEncoding.DecodeString` (CR and LF dropped; padding to a multiple of 8 required;
+/// no other white space), with the offset Go reports for the first bad byte.
+pub fn go_base32_decode(secret: &str) -> Result<Vec<u8>, Base32Error> {
+    const PAD: u8 = b'=';
+    let src: Vec<u8> = secret
+        .to_uppercase()
+        .bytes()
+        .filter(|&b| b != b'\r' && b != b'\n')
+        .collect();
+    let olen = src.len();
+    let value = |b: u8| ALPHABET.iter().position(|&a| a == b).map(|v| v as u8);
+    let (mut out, mut i, mut end) = (Vec::new(), 0usize, false);
+    while i < olen && !end {
+        let mut quantum = [0u8; 8];
+        let mut dlen = 8;
+        let mut j = 0;
+        while j < 8 {
+            if i == olen {
+                // The end without the padding Go's StdEncoding requires.
+                return Err(Base32Error(olen - j));
+            }
+            let b = src[i];
+            i += 1;
+            let left = olen - i;
+            if b == PAD && j >= 2 && left < 8 {
+                if left + j < 7 {
+                    return Err(Base32Error(olen));
+                }
+                if let Some(k) = (0..7 - j).find(|&k| left > k && src[i + k] != PAD) {
+                    return Err(Base32Error(i + k - 1));
+                }
+                // 1, 3 and 6 symbols do not make a whole byte (RFC 4648 section 6).
+                if matches!(j, 1 | 3 | 6) {
+                    return Err(Base32Error(i - 1));
+                }
+                (dlen, end) = (j, true);
+                break;
+            }
+            quantum[j] = value(b).ok_or(Base32Error(i - 1))?;
+            j += 1;
+        }
+        let bits = quantum.iter().fold(0u64, |acc, &v| (acc << 5) | v as u64);
+        let bytes = match dlen {
+            8 => 5,
+            7 => 4,
+            5 => 3,
+            4 => 2,
+            _ => 1,
+        };
+        out.extend_from_slice(&bits.to_be_bytes()[3..3 + bytes]);
+    }
+    Ok(out)
+}
+
 fn hmac_sha1(key: &[u8], msg: &[u8]) -> [u8; 20] {
     let mut k = [0u8; 64];
     if key.len() > 64 {
@@ -100,6 +166,45 @@ mod tests {
         assert_eq!(base32_decode(&base32_encode(data)).unwrap(), data);
         assert_eq!(base32_encode(b"foobar"), "MZXW6YTBOI");
         assert!(base32_decode("not base32!").is_none());
+    }
+
+    #[test]
+    fn go_base32_errors_carry_go_offsets() {
+        // Offsets as go-fastdfs' gen_google_code reports them (reference binary).
+        for (secret, at) in [
+            ("abc", 0),
+            ("ABCDEFG", 0),
+            ("A", 0),
+            ("JBSWY3DP==", 8),
+            ("JBSWY3D1", 7),
+            ("JBSW Y3DP", 4),
+            ("JBSWY3DPEHPK3PX", 8),
+            ("JBSWY3DPEHPK3PXPA", 16),
+            ("A=======", 1),
+            ("AB=====", 7),
+            ("AB====x=", 5),
+            ("ABC=====", 3),
+        ] {
+            assert_eq!(go_base32_decode(secret), Err(Base32Error(at)), "{secret}");
+        }
+        assert_eq!(
+            Base32Error(3).to_string(),
+            "illegal base32 data at input byte 3"
+        );
+        assert_eq!(go_base32_decode("ab======").unwrap(), vec![0x00]);
+        assert_eq!(go_base32_decode("AB======AB").unwrap(), vec![0x00]);
+        assert_eq!(go_base32_decode("ABCD====").unwrap().len(), 2);
+        assert_eq!(go_base32_decode("MZXW6YTBOI======").unwrap(), b"foobar");
+        assert_eq!(go_base32_decode("jbswy3dp\r\nehpk3pxp").unwrap().len(), 10);
+        assert_eq!(go_base32_decode("").unwrap(), Vec::<u8>::new());
+        for len in 0..12usize {
+            let data: Vec<u8> = (0..len as u8).collect();
+            let mut text = base32_encode(&data);
+            while !text.len().is_multiple_of(8) {
+                text.push('=');
+            }
+            assert_eq!(go_base32_decode(&text).unwrap(), data, "{text}");
+        }
     }
 
     #[test]

@@ -69,6 +69,39 @@ fn stat_lists_days_and_a_total_in_three_shapes() {
 }
 
 #[test]
+fn stat_has_a_row_for_today_before_any_upload_and_keeps_emptied_days() {
+    let s = Server::start(json!({}));
+    let today = local_stamp(now())[..8].to_string();
+    let (code, inner) = get_json(&s, "/group1/stat?inner=1");
+    assert_eq!(code, 200);
+    // go-fastdfs' answer on a fresh node.
+    assert_eq!(
+        inner,
+        json!([
+            {"date": today, "fileCount": 0, "totalSize": 0},
+            {"date": "all", "fileCount": 0, "totalSize": 0}
+        ])
+    );
+    let (_, echart) = get_json(&s, "/group1/stat?echart=1");
+    assert_eq!(echart["data"]["category"], json!([today, "all"]));
+    // A day whose files were all deleted keeps its row of zeros (go-fastdfs counts down).
+    let up = upload_json(&s, "a.txt", b"12345");
+    let (code, _) = get(
+        &s,
+        &format!("/group1/delete?md5={}", up["md5"].as_str().unwrap()),
+    );
+    assert_eq!(code, 200);
+    let (_, inner) = get_json(&s, "/group1/stat?inner=1");
+    assert_eq!(
+        inner,
+        json!([
+            {"date": today, "fileCount": 0, "totalSize": 0},
+            {"date": "all", "fileCount": 0, "totalSize": 0}
+        ])
+    );
+}
+
+#[test]
 fn list_dir_lists_one_level_and_never_leaves_files() {
     let s = Server::start(json!({}));
     upload(&s, "x.txt", b"hello", &[("path", "docs/2026")]);
@@ -97,6 +130,26 @@ fn list_dir_lists_one_level_and_never_leaves_files() {
     );
     let (code, v) = get_json(&s, "/group1/list_dir?dir=missing");
     assert!(code >= 400 && v["status"] == "", "{code} {v}");
+    // go-fastdfs' messages (Go's path errors), not Rust's.
+    assert_eq!(
+        v["message"], "open files/missing: no such file or directory",
+        "{v}"
+    );
+    let (_, v) = get_json(&s, "/group1/list_dir?dir=docs/2026/xtxt");
+    assert_eq!(
+        v["message"], "open files/docs/2026/xtxt: no such file or directory",
+        "{v}"
+    );
+    upload(&s, "plain", b"no extension", &[("path", "docs/2026")]);
+    let (code, v) = get_json(&s, "/group1/list_dir?dir=docs/2026/plain");
+    assert_eq!(
+        (code, v["message"].as_str()),
+        (
+            404,
+            Some("readdirent files/docs/2026/plain: not a directory")
+        ),
+        "{v}"
+    );
 }
 
 #[test]
@@ -211,8 +264,26 @@ fn google_secret_and_code_are_consistent() {
     let code = c["data"].as_str().unwrap();
     assert_eq!(code.len(), 6);
     assert!(code.chars().all(|c| c.is_ascii_digit()));
-    let (status, _) = get(&s, "/group1/gen_google_code?secret=not-base32!");
-    assert_eq!(status, 400);
+    // Lower case is accepted (go-fastdfs upper-cases the secret first).
+    let (code, c) = get_json(
+        &s,
+        &format!("/group1/gen_google_code?secret={}", secret.to_lowercase()),
+    );
+    assert_eq!((code, c["message"].as_str()), (200, Some("ok")), "{c}");
+    // A bad secret: go-fastdfs' body (Go's base32 error, `data:""`, `status:"ok"`), a 400.
+    for (secret, at) in [("not-base32!", 3), ("ABC", 0), ("JBSWY3DP%3D%3D", 8)] {
+        let (status, body) = get(&s, &format!("/group1/gen_google_code?secret={secret}"));
+        assert_eq!(status, 400, "{secret}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            v,
+            json!({"data": "", "message": format!("illegal base32 data at input byte {at}"),
+                   "status": "ok"}),
+            "{secret}"
+        );
+    }
+    let (status, body) = get(&s, "/group1/gen_google_code");
+    assert_eq!(status, 400, "{body}");
 }
 
 #[test]
@@ -393,8 +464,15 @@ fn static_files_are_served_inline_and_never_outside_static() {
     assert!(r.content_type().starts_with("text/css"));
     assert!(r.header("Content-Disposition").is_none());
     assert_eq!(r.into_string().unwrap(), "body{}");
-    let (code, _) = get(&s, "/group1/static/missing.js");
-    assert_eq!(code, 404);
+    // Go's `http.FileServer` 404, which go-fastdfs serves `static/` with.
+    let resp = match agent().get(&s.url("/group1/static/missing.js")).call() {
+        Err(ureq::Error::Status(_, r)) => r,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.header("X-Content-Type-Options"), Some("nosniff"));
+    assert_eq!(resp.content_type(), "text/plain");
+    assert_eq!(resp.into_string().unwrap(), "404 page not found\n");
     // Sent raw: URL libraries would normalize the encoded dots away before sending.
     let reply = raw(
         &s.addr(),

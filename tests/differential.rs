@@ -397,3 +397,43 @@ fn downloads_send_the_same_bytes_and_headers_as_go_fastdfs() {
         String::from_utf8_lossy(&rs.2)
     );
 }
+
+/// Admin answers and 404s that clients parse: the same bodies as go-fastdfs (go answers its
+/// errors with 200, we with 4xx).
+#[test]
+fn admin_answers_and_not_found_bodies_match_go_fastdfs() {
+    let Some(p) = Pair::start() else { return };
+    let get = |base: &str, path: &str| text_of(agent().get(&format!("{base}{path}")).call());
+    // A fresh node: today's row of zeros and the total.
+    let (go_code, go_body) = get(&p.go.base(), "/group1/stat?inner=1");
+    let (rs_code, rs_body) = get(&p.rs.base(), "/group1/stat?inner=1");
+    assert_eq!((go_code, rs_code), (200, 200));
+    assert_eq!(go_body, rs_body, "stat of a fresh node");
+    let bodies_equal = [
+        "/group1/gen_google_code?secret=abc",
+        "/group1/gen_google_code?secret=JBSW%20Y3DP",
+        "/group1/gen_google_code?secret=JBSWY3DPEHPK3PX",
+        "/group1/gen_google_code?secret=AB%3D%3D%3D%3Dx%3D",
+        "/group1/list_dir?dir=missing",
+        "/group1/get_file_info?md5=abc",
+        "/group1/check_file_exist?md5=00000000000000000000000000000000",
+    ];
+    for path in bodies_equal {
+        let (gc, gb) = get(&p.go.base(), path);
+        let (rc, rb) = get(&p.rs.base(), path);
+        assert_eq!(gb, rb, "{path}: body (status go {gc}, rs {rc})");
+        assert!(gc == 200 && (400..500).contains(&rc), "{path}: {gc} {rc}");
+    }
+    // Unknown paths outside the group and missing static files: the same 404s.
+    for path in ["/nope", "/favicon.ico", "/group1/static/missing.js"] {
+        let (g, r) = (
+            send(agent().get(&format!("{}{path}", p.go.base())).call()),
+            send(agent().get(&format!("{}{path}", p.rs.base())).call()),
+        );
+        assert_eq!((g.status(), r.status()), (404, 404), "{path}");
+        for h in ["Content-Type", "X-Content-Type-Options"] {
+            assert_eq!(g.header(h), r.header(h), "{path}: {h}");
+        }
+        assert_eq!(g.into_string().unwrap(), r.into_string().unwrap(), "{path}");
+    }
+}

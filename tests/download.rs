@@ -152,6 +152,13 @@ fn a_missing_file_is_404_with_an_empty_body() {
     assert_eq!(r.status, 404);
     assert!(r.body.is_empty(), "body: {:?}", r.text());
     assert_eq!(r.header("content-length"), Some("0"));
+    // Outside the group prefix: go-fastdfs' catch-all download handler, an empty 404 too.
+    for target in ["/nope", "/favicon.ico", "/upload", "/group2/x.txt"] {
+        let r = get(&s, target, &[]);
+        assert_eq!(r.status, 404, "{target}");
+        assert!(r.body.is_empty(), "{target}: body {:?}", r.text());
+        assert_eq!(r.header("content-type"), None, "{target}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -725,6 +725,53 @@ fn answers_tools_rely_on_metadata_bounds_missing_parts_and_self_copies() {
 }
 
 #[test]
+fn checksums_are_echoed_kept_and_returned_and_unknown_algorithms_refused() {
+    if !have_boto3("s3 checksums") {
+        return;
+    }
+    let s3 = S3::start();
+    let r = s3.boto3("checksums", &["--bucket", "sums"], 120);
+    for alg in ["CRC32", "SHA256", "SHA1"] {
+        let want = &r["want"][alg];
+        assert!(want.is_string(), "{r}");
+        assert_eq!(
+            r[format!("put_{alg}")],
+            json!([want, "FULL_OBJECT"]),
+            "{alg}: {r}"
+        );
+        assert_eq!(
+            r[format!("get_{alg}")],
+            json!([want, "FULL_OBJECT", true]),
+            "{alg}: {r}"
+        );
+        // boto3 checked the body against the checksum, and did not note a GET without one.
+        assert_eq!(
+            r[format!("validated_{alg}")],
+            json!(["StreamingChecksumBody", "str", want]),
+            "{r}"
+        );
+        assert_eq!(r[format!("log_skipped_{alg}")], 0, "{r}");
+        assert_eq!(r[format!("head_{alg}")], *want, "{alg}: {r}");
+        assert_eq!(r[format!("head_plain_{alg}")], Value::Null, "{alg}: {r}");
+    }
+    // A range is not the object the checksum is of.
+    assert_eq!(r["range"], json!([null, true]));
+    assert_eq!(r["wrong"], json!([400, "BadDigest"]));
+    assert_eq!(r["copy"], r["want"]["SHA256"]);
+    assert_eq!(
+        r["replaced"],
+        Value::Null,
+        "a PUT without one drops the old checksum"
+    );
+    assert!(r["part"].is_string(), "{r}");
+    for case in ["unknown_header", "unknown_sdk", "unknown_multipart"] {
+        assert_eq!(r[case], json!([400, "InvalidRequest"]), "{case}: {r}");
+    }
+    assert_eq!(r["unknown_stored"], json!([404, "NoSuchKey"]));
+    assert_eq!(r["log_warnings"], json!([]));
+}
+
+#[test]
 fn botocore_sigv2_signs_bucket_requests_as_it_does_and_is_let_in() {
     if !have_boto3("s3 sigv2") {
         return;
@@ -1205,6 +1252,16 @@ fn aws_chunked_trailer_and_unsigned_payload_uploads_are_decoded_and_verified() {
             .unwrap()
             .len();
         assert_eq!(len, 150_000, "{key} on disk");
+    }
+    for (key, got) in r["checksums"].as_object().unwrap() {
+        let want = &got["want"];
+        assert!(want.is_string(), "{key}: {got}");
+        assert_eq!(
+            got,
+            &json!({"want": want, "put": want, "get": want, "type": "FULL_OBJECT",
+                    "same_bytes": true}),
+            "{key}: a trailer checksum echoed, kept and returned"
+        );
     }
     for (key, got) in r["read_back_small"].as_object().unwrap() {
         assert_eq!(

@@ -105,7 +105,7 @@ pub async fn list_dir(w: &Worker, client: IpAddr, p: &Params) -> Result<Response
         .map_err(|e| ApiError::Envelope {
             http: 404,
             status: "",
-            message: e.to_string(),
+            message: go_dir_error(&rel, &e),
         })?;
     let data: Vec<Value> = listed
         .into_iter()
@@ -116,6 +116,24 @@ pub async fn list_dir(w: &Worker, client: IpAddr, p: &Params) -> Result<Response
         })
         .collect();
     Ok(ok((!data.is_empty()).then_some(data)))
+}
+
+/// A directory listing's failure as go-fastdfs' message shows it (Go's `*PathError`):
+/// `open files/x: no such file or directory`, `readdirent files/x: not a directory`.
+fn go_dir_error(rel: &str, e: &std::io::Error) -> String {
+    let op = if e.raw_os_error() == Some(libc::ENOTDIR) {
+        "readdirent"
+    } else {
+        "open"
+    };
+    let text = e.to_string();
+    // Rust appends " (os error N)" to strerror's text; Go's errno texts are lower case.
+    let cause = text
+        .split(" (os error")
+        .next()
+        .unwrap_or(&text)
+        .to_lowercase();
+    format!("{op} {rel}: {cause}")
 }
 
 /// `G/search?kw=`: records whose name contains `kw`, at most 100, unique by md5.
@@ -318,20 +336,30 @@ pub fn gen_google_secret(w: &Worker, client: IpAddr, p: &Params) -> Result<Respo
     ))
 }
 
-/// `G/gen_google_code?secret=`: the current TOTP code of a secret.
+/// `G/gen_google_code?secret=`: the current TOTP code of a secret, decoded as go-fastdfs
+/// decodes it (Go's strict base32). A bad secret gets go-fastdfs' body (`data:""`, Go's error
+/// text, `status:"ok"`) with a 400; an empty one, which go-fastdfs took for an empty key, is
+/// refused the same way (docs/PROTOCOL.md §10).
 pub fn gen_google_code(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, refuse_envelope("ok"))?;
+    let refuse = |message: String| ApiError::Text {
+        http: 400,
+        body: json::pretty(&json::envelope("ok", &message, Some(""))),
+    };
+    let secret = p.str("secret");
+    if secret.is_empty() {
+        return Err(refuse("(error)parameter secret require".into()));
+    }
+    let key = crate::totp::go_base32_decode(secret).map_err(|e| refuse(e.to_string()))?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    match crate::totp::code(p.str("secret"), now) {
-        Some(code) => Ok(Response::text(
-            200,
-            json::pretty(&json::envelope("ok", "ok", Some(code))),
-        )),
-        None => Err(ApiError::fail(400, "illegal base32 data")),
-    }
+    let code = crate::totp::code_at_step(&key, now / crate::totp::STEP_SECONDS);
+    Ok(Response::text(
+        200,
+        json::pretty(&json::envelope("ok", "ok", Some(code))),
+    ))
 }
 
 /// `G/reload?key=&action=get|set|reload[&cfg=]` (admin + admin_key, docs/PROTOCOL.md §3).

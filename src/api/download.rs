@@ -21,7 +21,7 @@ use std::rc::Rc;
 enum Target {
     Index,
     File(String),
-    NotFound(&'static str),
+    NotFound,
 }
 
 fn resolve(w: &Worker, path: &str) -> Result<Target, ApiError> {
@@ -43,13 +43,14 @@ fn resolve(w: &Worker, path: &str) -> Result<Target, ApiError> {
     let grouped = cfg.support_group_manage && !group.is_empty();
     let rest = if !grouped {
         if !group.is_empty() && under_group(path).is_some() {
-            return Ok(Target::NotFound(""));
+            return Ok(Target::NotFound);
         }
         &path[1..]
     } else {
         match under_group(path).and_then(|r| r.strip_prefix('/')) {
             Some(r) => r,
-            None => return Ok(Target::NotFound("404 page not found\n")),
+            // go-fastdfs' catch-all download handler: an empty 404.
+            None => return Ok(Target::NotFound),
         }
     };
     let decoded = query::percent_decode_path(rest)
@@ -72,7 +73,7 @@ fn resolve(w: &Worker, path: &str) -> Result<Target, ApiError> {
         return Ok(Target::Index);
     }
     if internal {
-        return Ok(Target::NotFound(""));
+        return Ok(Target::NotFound);
     }
     Ok(Target::File(rel))
 }
@@ -100,7 +101,7 @@ async fn serve(
 ) -> Result<Response, ApiError> {
     let file_rel = match resolve(w, path.unwrap_or(req.head.path()))? {
         Target::Index => return Ok(Box::pin(super::manage::index_page(w)).await),
-        Target::NotFound(body) => return Ok(Response::text(404, body)),
+        Target::NotFound => return Ok(Response::new(404)),
         Target::File(rel) => rel,
     };
     let mut params = super::Params::default();
@@ -325,7 +326,10 @@ pub async fn serve_static(
         format!("static/{}", parts.join("/"))
     };
     let Ok(file) = glommio::io::BufferedFile::open(w.dir().join(&rel)).await else {
-        return Ok(Response::new(404));
+        // Go's `http.FileServer` answer, which go-fastdfs serves `static/` with.
+        return Ok(
+            Response::text(404, "404 page not found\n").header("X-Content-Type-Options", "nosniff")
+        );
     };
     let (size, mtime, is_dir) = fstat(&file)?;
     let trailing_slash = rest.is_empty() || rest.ends_with('/');

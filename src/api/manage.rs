@@ -191,14 +191,16 @@ pub fn status(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiErr
 }
 
 /// Rows `{date, fileCount, totalSize}` per day plus the `all` total (docs/PROTOCOL.md §3).
+///
+/// As go-fastdfs: today has a row even before its first upload (go-fastdfs sets the counters
+/// of the day it starts to 0), and a day whose files were all deleted keeps its row of zeros.
 pub fn stat_rows(w: &Worker) -> Result<Vec<Value>, ApiError> {
-    let days = w.meta().day_stats()?;
+    let mut days = w.meta().day_stats()?;
+    days.entry(crate::store::names::day_stamp(&chrono::Local::now()))
+        .or_default();
     let mut rows = Vec::new();
     let (mut count, mut size) = (0i64, 0i64);
     for (date, (c, s)) in days {
-        if c == 0 && s == 0 {
-            continue;
-        }
         count += c;
         size += s;
         rows.push(json!({"date": date, "fileCount": c, "totalSize": s}));

@@ -231,6 +231,24 @@ impl ChecksumAlgorithm {
             .find(|a| name.eq_ignore_ascii_case(a.header_name()))
     }
 
+    /// S3's name of the algorithm (`x-amz-sdk-checksum-algorithm`, `x-amz-checksum-algorithm`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ChecksumAlgorithm::Crc32 => "CRC32",
+            ChecksumAlgorithm::Crc32c => "CRC32C",
+            ChecksumAlgorithm::Crc64Nvme => "CRC64NVME",
+            ChecksumAlgorithm::Sha1 => "SHA1",
+            ChecksumAlgorithm::Sha256 => "SHA256",
+        }
+    }
+
+    /// The algorithm S3 names `name` (case-insensitive); `None` for the others.
+    pub fn from_name(name: &str) -> Option<ChecksumAlgorithm> {
+        ChecksumAlgorithm::ALL
+            .into_iter()
+            .find(|a| name.trim().eq_ignore_ascii_case(a.name()))
+    }
+
     /// Bytes of the digest.
     fn digest_len(self) -> usize {
         match self {
@@ -347,6 +365,76 @@ fn decode_checksum(algorithm: ChecksumAlgorithm, value: &str) -> Result<Vec<u8>,
         .ok_or_else(|| ChunkError::InvalidChecksum(algorithm.header_name().into()))
 }
 
+/// A checksum of the data that was verified: what S3 answers with (`x-amz-checksum-<name>`)
+/// and keeps with the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checksum {
+    pub algorithm: ChecksumAlgorithm,
+    /// The base64 of the big-endian digest, canonically encoded.
+    pub value: String,
+}
+
+impl Checksum {
+    fn of(algorithm: ChecksumAlgorithm, digest: &[u8]) -> Checksum {
+        Checksum {
+            algorithm,
+            value: base64::engine::general_purpose::STANDARD.encode(digest),
+        }
+    }
+}
+
+/// `x-amz-checksum-*` request headers that are not checksums of data (the checksum type of
+/// a multipart upload, the algorithm asked of CreateMultipartUpload, GET's checksum mode).
+const CHECKSUM_CONTROL_HEADERS: [&str; 3] = [
+    "x-amz-checksum-type",
+    "x-amz-checksum-algorithm",
+    "x-amz-checksum-mode",
+];
+
+/// Refuses a write whose headers name a checksum algorithm not verified here, as S3 does
+/// (InvalidRequest), rather than storing data no one checked: an `x-amz-checksum-<name>`
+/// header, a checksum trailer declared in `x-amz-trailer`, `x-amz-sdk-checksum-algorithm`,
+/// `x-amz-checksum-algorithm`.
+pub fn refuse_unknown_checksums(headers: &[(&str, &str)]) -> Result<(), ChunkError> {
+    let refuse = |message: &str| Err(ChunkError::InvalidRequest(message.into()));
+    let is_checksum = |name: &str| {
+        name.len() > "x-amz-checksum-".len()
+            && name[.."x-amz-checksum-".len()].eq_ignore_ascii_case("x-amz-checksum-")
+    };
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case("x-amz-sdk-checksum-algorithm") {
+            if ChecksumAlgorithm::from_name(value).is_none() {
+                return refuse("Value for x-amz-sdk-checksum-algorithm header is invalid.");
+            }
+        } else if name.eq_ignore_ascii_case("x-amz-checksum-algorithm") {
+            if ChecksumAlgorithm::from_name(value).is_none() {
+                return refuse(
+                    "Checksum algorithm provided is unsupported. Please try again with any of \
+                     the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]",
+                );
+            }
+        } else if name.eq_ignore_ascii_case("x-amz-trailer") {
+            let unknown = value
+                .split(',')
+                .map(str::trim)
+                .any(|t| is_checksum(t) && ChecksumAlgorithm::from_header_name(t).is_none());
+            if unknown {
+                return refuse("The value specified in the x-amz-trailer header is not supported");
+            }
+        } else if is_checksum(name)
+            && ChecksumAlgorithm::from_header_name(name).is_none()
+            && !CHECKSUM_CONTROL_HEADERS
+                .iter()
+                .any(|c| name.eq_ignore_ascii_case(c))
+        {
+            return refuse(
+                "The algorithm type you specified in x-amz-checksum- header is invalid.",
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Incremental check of data against an `x-amz-checksum-*` value: for a checksum sent as a
 /// request header (with a plain body, or with an aws-chunked body fed the decoded bytes).
 #[derive(Clone)]
@@ -396,10 +484,10 @@ impl ChecksumCheck {
         self.hasher.update(data);
     }
 
-    /// After all the data: `BadDigest` unless it matched.
-    pub fn finish(self) -> Result<(), ChunkError> {
+    /// After all the data: the checksum verified, or `BadDigest` unless it matched.
+    pub fn finish(self) -> Result<Checksum, ChunkError> {
         if self.hasher.finish() == self.expected {
-            Ok(())
+            Ok(Checksum::of(self.algorithm, &self.expected))
         } else {
             Err(ChunkError::ChecksumMismatch(self.algorithm.header_name()))
         }
@@ -456,6 +544,15 @@ impl Trailers {
             .iter()
             .find(|t| t.name.eq_ignore_ascii_case(name))
             .map(|t| t.value.as_str())
+    }
+
+    /// The first checksum trailer verified against the data.
+    pub fn checksum(&self) -> Option<Checksum> {
+        self.entries.iter().filter(|t| t.verified).find_map(|t| {
+            let algorithm = ChecksumAlgorithm::from_header_name(&t.name)?;
+            let digest = decode_checksum(algorithm, &t.value).ok()?;
+            Some(Checksum::of(algorithm, &digest))
+        })
     }
 }
 
@@ -1388,6 +1485,52 @@ mod tests {
         assert_eq!(parse_size_line(b"0Aa;ext=1", false), Ok((0xaa, None)));
     }
 
+    #[test]
+    fn unknown_checksum_algorithms_are_refused() {
+        let refused = |headers: &[(&str, &str)]| match refuse_unknown_checksums(headers) {
+            Err(e) => {
+                assert_eq!((e.code(), e.status()), ("InvalidRequest", 400));
+                e.to_string()
+            }
+            Ok(()) => panic!("{headers:?} let in"),
+        };
+        assert!(refused(&[("x-amz-checksum-md4", "AAAA")]).contains("x-amz-checksum-"));
+        assert!(refused(&[("X-Amz-Checksum-CRC99", "AAAA")]).contains("x-amz-checksum-"));
+        assert!(refused(&[("x-amz-sdk-checksum-algorithm", "MD4")])
+            .contains("x-amz-sdk-checksum-algorithm"));
+        assert!(refused(&[("x-amz-checksum-algorithm", "MD5")]).contains("unsupported"));
+        assert!(refused(&[("x-amz-trailer", "x-amz-checksum-md4")]).contains("x-amz-trailer"));
+        assert!(
+            refused(&[("x-amz-trailer", "x-amz-checksum-crc32, x-amz-checksum-xx")])
+                .contains("x-amz-trailer")
+        );
+        for ok in [
+            vec![],
+            vec![
+                ("x-amz-checksum-crc32", "NSRBwg=="),
+                ("x-amz-sdk-checksum-algorithm", "CRC32"),
+            ],
+            vec![
+                ("X-Amz-Checksum-Sha256", "x"),
+                ("x-amz-sdk-checksum-algorithm", "sha256"),
+            ],
+            vec![
+                ("x-amz-checksum-crc64nvme", "x"),
+                ("x-amz-checksum-type", "FULL_OBJECT"),
+            ],
+            vec![
+                ("x-amz-checksum-algorithm", "CRC32C"),
+                ("x-amz-checksum-type", "COMPOSITE"),
+            ],
+            vec![("x-amz-checksum-mode", "ENABLED")],
+            vec![("x-amz-trailer", "x-amz-checksum-crc32c")],
+            vec![("x-amz-trailer", "x-amz-meta-other")],
+            vec![("x-amz-checksum-", "x"), ("x-amz-checksum", "x")],
+        ] {
+            assert_eq!(refuse_unknown_checksums(&ok), Ok(()), "{ok:?}");
+        }
+    }
+
     fn unsigned(declared: Option<&str>, length: Option<u64>) -> ChunkDecoder {
         let mut decoder = ChunkDecoder::new(Framing::UnsignedTrailer);
         if let Some(d) = declared {
@@ -1413,6 +1556,13 @@ mod tests {
             assert_eq!(data, b"abc");
             assert!(!trailers.signed);
             assert!(trailers.entries[0].verified);
+            assert_eq!(
+                trailers.checksum(),
+                Some(Checksum {
+                    algorithm: ChecksumAlgorithm::Crc32,
+                    value: "NSRBwg==".into()
+                })
+            );
         }
         let bad = b"3\r\nabc\r\n0\r\nx-amz-checksum-crc32:NSRBwQ==\r\n\r\n";
         let (e, _) = feed(unsigned(Some("x-amz-checksum-crc32"), None), bad, || 4).unwrap_err();
@@ -1444,6 +1594,7 @@ mod tests {
             feed(unsigned(Some("x-amz-checksum-crc99"), None), other, || 4).unwrap();
         assert_eq!(trailers.get("x-amz-checksum-crc99"), Some("AAAAAAAAAAA="));
         assert!(!trailers.entries[0].verified);
+        assert_eq!(trailers.checksum(), None, "not verified, not kept");
         // An oversized trailer section.
         let mut huge = b"0\r\n".to_vec();
         for i in 0..2000 {
@@ -1622,7 +1773,21 @@ mod tests {
             for byte in data {
                 check.update(std::slice::from_ref(byte));
             }
-            check.finish().unwrap();
+            assert_eq!(
+                check.finish().unwrap(),
+                Checksum {
+                    algorithm,
+                    value: value.clone()
+                }
+            );
+            assert_eq!(
+                ChecksumAlgorithm::from_name(algorithm.name()),
+                Some(algorithm)
+            );
+            assert_eq!(
+                ChecksumAlgorithm::from_name(&algorithm.name().to_lowercase()),
+                Some(algorithm)
+            );
             let mut wrong = ChecksumCheck::new(algorithm, &value).unwrap();
             wrong.update(b"x");
             assert_eq!(

@@ -10,8 +10,8 @@ use super::error::S3Error;
 use super::policy::Action;
 use super::request::{iso_time, xml_response, S3Request, XMLNS};
 use super::store::{
-    append_file, attrs_of, blocking, etag_of, existing, place, read_small_body, receive, store,
-    PUT_BYTES_MAX,
+    append_file, attrs_of, blocking, etag_of, existing, place, read_small_body, receive,
+    refuse_unknown_checksums, set_checksum_headers, store, PUT_BYTES_MAX,
 };
 use super::xml::escape;
 use crate::http::{Request, Response};
@@ -85,6 +85,7 @@ pub async fn create(w: &Worker, req: &Request<'_>, r: &S3Request) -> Result<Resp
         return Err(S3Error::access_denied("The server is read-only."));
     }
     place(r, &r.key)?;
+    refuse_unknown_checksums(req)?;
     let owner = r
         .key_used()
         .map(|k| k.access_key_id.clone())
@@ -189,11 +190,14 @@ pub async fn upload_part(
     if req.head.header("x-amz-copy-source").is_some() {
         return upload_part_copy(w, req, r, &dir, number).await;
     }
-    let written = receive(w, req, r, PUT_BYTES_MAX).await?;
+    let (written, checksum) = receive(w, req, r, PUT_BYTES_MAX).await?;
     let etag = written.digest.clone();
     keep_part(&dir, number, written).await?;
     let mut resp = Response::new(200);
     resp.set("ETag", format!("\"{etag}\""));
+    if let Some(c) = &checksum {
+        set_checksum_headers(&mut resp, c, false);
+    }
     Ok(resp)
 }
 

@@ -8,8 +8,9 @@ use super::error::S3Error;
 use super::policy::{self, Action};
 use super::request::{iso_time, xml_response, S3Request, XMLNS};
 use super::store::{
-    attrs_of, copy_to_temp, delete_key, etag_of, etag_ref, existing, modified_ms, object_rel,
-    place, receive, record_at, record_of, store, write_condition, PUT_BYTES_MAX,
+    attrs_of, copy_to_temp, delete_key, etag_of, etag_ref, existing, keep_checksum, modified_ms,
+    object_rel, place, receive, record_at, record_of, refuse_unknown_checksums,
+    set_checksum_headers, store, stored_checksum, write_condition, PUT_BYTES_MAX,
 };
 use super::xml::escape;
 use crate::http::range::{parse_range, RangeAnswer};
@@ -37,11 +38,15 @@ pub async fn put(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
         n => n.min(PUT_BYTES_MAX),
     };
     let expect = write_condition(req)?;
-    let written = receive(w, req, r, limit).await?;
+    let (written, checksum) = receive(w, req, r, limit).await?;
     attrs.etag = written.digest.clone();
+    keep_checksum(&mut attrs, checksum.as_ref());
     let info = store(w, r, dir, name, written, attrs, expect).await?;
     let mut resp = Response::new(200);
     resp.set("ETag", format!("\"{}\"", etag_of(&info)));
+    if let Some(c) = &checksum {
+        set_checksum_headers(&mut resp, c, true);
+    }
     Ok(resp)
 }
 
@@ -302,6 +307,12 @@ pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
         );
     }
     set_content_headers(&mut resp, r, &info, &rel);
+    // The stored checksum is of the whole object: not sent with a part of it.
+    if status == 200 && checksum_mode(req) {
+        if let Some(c) = info.s3.as_deref().and_then(stored_checksum) {
+            set_checksum_headers(&mut resp, &c, true);
+        }
+    }
     resp.set("X-Content-Type-Options", "nosniff");
     resp.body = match content {
         Content::Memory(data) => Body::Bytes(data.slice(offset as usize..(offset + len) as usize)),
@@ -313,6 +324,13 @@ pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
         }),
     };
     Ok(resp)
+}
+
+/// Whether a GET or HEAD asks for the object's checksum (`x-amz-checksum-mode: ENABLED`).
+fn checksum_mode(req: &Request<'_>) -> bool {
+    req.head
+        .header_str("x-amz-checksum-mode")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("ENABLED"))
 }
 
 /// Content-Type and the other stored headers, `x-amz-meta-*`, and the `response-*` overrides
@@ -378,6 +396,7 @@ pub async fn copy(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Re
     existing(w, r).await?;
     r.require(Action::Write, false)?;
     writable(r)?;
+    refuse_unknown_checksums(req)?;
     let (src_req, info) = copy_source(w, req, r).await?;
     let (src_bucket, src_key) = (src_req.bucket.as_str(), src_req.key.as_str());
     let expect = write_condition(req)?;
@@ -387,6 +406,9 @@ pub async fn copy(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Re
         Some("REPLACE") => attrs_of(req)?,
         Some(_) => return Err(S3Error::invalid_argument("Unknown metadata directive.")),
     };
+    // The same bytes: the source's checksum holds for the copy whatever the directive.
+    let source_checksum = info.s3.as_deref().and_then(stored_checksum);
+    keep_checksum(&mut attrs, source_checksum.as_ref());
     // A copy onto itself must change something; a storage class (which means nothing here)
     // counts, as `rclone settier` relies on.
     if src_bucket == r.bucket

@@ -5,11 +5,11 @@
 //! the old version and committed (md5 = the path key, so two keys are always two objects)
 //! before the answer, and replicated to the peers.
 
-use super::chunked::ChunkDecoder;
+use super::chunked::{Checksum, ChecksumAlgorithm, ChunkDecoder};
 use super::error::S3Error;
 use super::policy;
 use super::request::S3Request;
-use crate::http::Request;
+use crate::http::{Request, Response};
 use crate::json::{FileInfo, S3Attrs};
 use crate::store::buckets::{self, Bucket};
 use crate::store::meta::{self, Conditional, Expect, Origin, Staged};
@@ -214,17 +214,20 @@ pub fn attrs_of(req: &Request<'_>) -> Result<S3Attrs, S3Error> {
         cache_control: h("cache-control"),
         meta,
         modified_ms: 0,
+        checksum_algorithm: String::new(),
+        checksum: String::new(),
     })
 }
 
 /// Streams the request's payload (decoded from aws-chunked framing and checked against its
-/// signature, declared SHA-256, Content-MD5 and decoded length) into a durable temp file.
+/// signature, declared SHA-256, Content-MD5, decoded length and `x-amz-checksum-*` header or
+/// trailer) into a durable temp file; with the checksum the client sent, verified.
 pub async fn receive(
     w: &Worker,
     req: &mut Request<'_>,
     r: &S3Request,
     limit: u64,
-) -> Result<Written, S3Error> {
+) -> Result<(Written, Option<Checksum>), S3Error> {
     // The decoded length of an aws-chunked payload, else the body's.
     let expected = req
         .head
@@ -233,11 +236,13 @@ pub async fn receive(
         .or(req.content_length())
         .unwrap_or(0);
     let mut sink = Sink::start(w.dir(), &w.merge_memory, false, expected).await?;
-    let received = receive_into(w, req, r, limit, &mut sink).await;
-    if let Err(e) = received {
-        drop(sink);
-        return Err(e);
-    }
+    let checksum = match receive_into(w, req, r, limit, &mut sink).await {
+        Ok(checksum) => checksum,
+        Err(e) => {
+            drop(sink);
+            return Err(e);
+        }
+    };
     let written = sink.finish(w.dir()).await?;
     if let Some(want) = req.head.header_str("content-md5") {
         if !md5_matches(want, &written.digest) {
@@ -249,7 +254,7 @@ pub async fn receive(
             ));
         }
     }
-    Ok(written)
+    Ok((written, checksum))
 }
 
 fn md5_matches(b64: &str, hex: &str) -> bool {
@@ -266,7 +271,7 @@ async fn receive_into(
     r: &S3Request,
     limit: u64,
     sink: &mut Sink<'_>,
-) -> Result<(), S3Error> {
+) -> Result<Option<Checksum>, S3Error> {
     let too_large = || {
         S3Error::new(
             400,
@@ -279,6 +284,7 @@ async fn receive_into(
         .headers()
         .filter_map(|(n, v)| std::str::from_utf8(v).ok().map(|v| (n, v)))
         .collect();
+    super::chunked::refuse_unknown_checksums(&headers).map_err(chunk_error)?;
     let mut decoder =
         ChunkDecoder::for_request(r.signed.as_deref(), &headers).map_err(chunk_error)?;
     let mut checksum =
@@ -357,17 +363,63 @@ async fn receive_into(
         }
         sink.write(w.dir(), data).await?;
     }
-    if let Some(d) = decoder {
-        d.finish().map_err(chunk_error)?;
-    }
+    let trailers = match decoder {
+        Some(d) => Some(d.finish().map_err(chunk_error)?),
+        None => None,
+    };
     if let Some(c) = check {
         c.finish()
             .map_err(|e| S3Error::new(e.status(), e.code(), e.to_string()))?;
     }
-    if let Some(c) = checksum {
-        c.finish().map_err(chunk_error)?;
+    let from_header = match checksum {
+        Some(c) => Some(c.finish().map_err(chunk_error)?),
+        None => None,
+    };
+    Ok(from_header.or_else(|| trailers.and_then(|t| t.checksum())))
+}
+
+/// [`super::chunked::refuse_unknown_checksums`] of a request without a payload
+/// (CreateMultipartUpload, CopyObject).
+pub fn refuse_unknown_checksums(req: &Request<'_>) -> Result<(), S3Error> {
+    let headers: Vec<(&str, &str)> = req
+        .head
+        .headers()
+        .filter_map(|(n, v)| std::str::from_utf8(v).ok().map(|v| (n, v)))
+        .collect();
+    super::chunked::refuse_unknown_checksums(&headers).map_err(chunk_error)
+}
+
+/// The headers of an answer that carries an object's checksum: `x-amz-checksum-<name>` and,
+/// for a whole object (not a part), `x-amz-checksum-type: FULL_OBJECT`.
+pub fn set_checksum_headers(resp: &mut Response, checksum: &Checksum, whole_object: bool) {
+    resp.set(checksum.algorithm.header_name(), checksum.value.clone());
+    if whole_object {
+        resp.set("x-amz-checksum-type", "FULL_OBJECT");
     }
-    Ok(())
+}
+
+/// The full-object checksum kept with an object's attributes, if any (records written before
+/// checksums were kept, multipart objects and go-fastdfs uploads have none).
+pub fn stored_checksum(attrs: &S3Attrs) -> Option<Checksum> {
+    let algorithm = ChecksumAlgorithm::from_name(&attrs.checksum_algorithm)?;
+    (!attrs.checksum.is_empty()).then(|| Checksum {
+        algorithm,
+        value: attrs.checksum.clone(),
+    })
+}
+
+/// Keeps `checksum` (or none) with an object's attributes.
+pub fn keep_checksum(attrs: &mut S3Attrs, checksum: Option<&Checksum>) {
+    match checksum {
+        Some(c) => {
+            attrs.checksum_algorithm = c.algorithm.name().to_string();
+            attrs.checksum = c.value.clone();
+        }
+        None => {
+            attrs.checksum_algorithm.clear();
+            attrs.checksum.clear();
+        }
+    }
 }
 
 fn chunk_error(e: super::chunked::ChunkError) -> S3Error {

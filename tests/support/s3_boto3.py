@@ -13,7 +13,8 @@ sent). tests/s3.rs asserts on that object. A scenario exits 1 with a message on 
 when it cannot go on: a request that had to succeed failed.
 
 Scenarios: buckets, objects, bad_keys, conditionals, listing, delete_objects, copy, multipart,
-resume (--phase 1 then 2), presigned, auth, anonymous, put (--file), get, big (--file).
+resume (--phase 1 then 2), presigned, auth, anonymous, put (--file), get, big (--file),
+checksums, subresources, conditional_writes, part_copy, details, sigv2.
 """
 
 import argparse
@@ -1080,9 +1081,118 @@ def sigv2(a):
     }
 
 
+def checksums(a):
+    """Flexible checksums as boto3 >= 1.36 sends them: put_object with a ChecksumAlgorithm gets
+    the checksum echoed; get_object and head_object with ChecksumMode=ENABLED get the stored one
+    back (boto3 validates the body against it: `validated_*` names the algorithm it checked);
+    a part's checksum is echoed by upload_part; a copy keeps the checksum; a wrong value and
+    unknown algorithms are refused. `log_skipped` counts botocore's "Skipping checksum
+    validation" notes for whole-object GETs, `log_warnings` its warnings about checksums."""
+    import base64
+    import io
+    import logging
+    import zlib
+
+    log = io.StringIO()
+    handler = logging.StreamHandler(log)
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    botolog = logging.getLogger("botocore")
+    botolog.setLevel(logging.DEBUG)
+    botolog.addHandler(handler)
+
+    s3 = client(a.endpoint, a.key)
+    step("creating the bucket")
+    s3.create_bucket(Bucket=a.bucket)
+    data = os.urandom(300_000)
+    b64 = lambda d: base64.b64encode(d).decode()  # noqa: E731
+    want = {
+        "CRC32": b64(zlib.crc32(data).to_bytes(4, "big")),
+        "SHA256": b64(hashlib.sha256(data).digest()),
+        "SHA1": b64(hashlib.sha1(data).digest()),
+    }
+    r = {"want": want}
+    for alg in want:
+        key = f"{alg}.bin"
+        step(f"putting with {alg}")
+        put = s3.put_object(Bucket=a.bucket, Key=key, Body=data, ChecksumAlgorithm=alg)
+        r[f"put_{alg}"] = [put.get(f"Checksum{alg}"), put.get("ChecksumType")]
+        step(f"getting {alg} with its checksum")
+        before = log.tell()
+        got = s3.get_object(Bucket=a.bucket, Key=key, ChecksumMode="ENABLED")
+        body = got["Body"].read()
+        r[f"get_{alg}"] = [got.get(f"Checksum{alg}"), got.get("ChecksumType"), body == data]
+        # boto3 wraps a body it validates (and raises at its end on a mismatch).
+        r[f"validated_{alg}"] = [
+            type(got["Body"]).__name__,
+            type(getattr(got["Body"], "_expected", None)).__name__,
+            getattr(got["Body"], "_expected", None),
+        ]
+        r[f"log_skipped_{alg}"] = log.getvalue()[before:].count("Skipping checksum validation")
+        step(f"heading {alg} with its checksum")
+        head = s3.head_object(Bucket=a.bucket, Key=key, ChecksumMode="ENABLED")
+        r[f"head_{alg}"] = head.get(f"Checksum{alg}")
+        plain = s3.head_object(Bucket=a.bucket, Key=key)
+        r[f"head_plain_{alg}"] = plain.get(f"Checksum{alg}")
+    step("a range of a checksummed object")
+    part = s3.get_object(Bucket=a.bucket, Key="CRC32.bin", Range="bytes=0-9", ChecksumMode="ENABLED")
+    r["range"] = [part.get("ChecksumCRC32"), part["Body"].read() == data[:10]]
+    step("a wrong checksum")
+    r["wrong"] = outcome(
+        s3.put_object, Bucket=a.bucket, Key="wrong.bin", Body=data, ChecksumCRC32="AAAAAA=="
+    )
+    step("copying a checksummed object")
+    s3.copy_object(Bucket=a.bucket, Key="copy.bin", CopySource={"Bucket": a.bucket, "Key": "SHA256.bin"})
+    r["copy"] = s3.head_object(Bucket=a.bucket, Key="copy.bin", ChecksumMode="ENABLED").get(
+        "ChecksumSHA256"
+    )
+    step("replacing it without a checksum")
+    plain_put = client(a.endpoint, a.key, request_checksum_calculation="when_required")
+    plain_put.put_object(Bucket=a.bucket, Key="CRC32.bin", Body=b"no checksum now")
+    r["replaced"] = s3.head_object(Bucket=a.bucket, Key="CRC32.bin", ChecksumMode="ENABLED").get(
+        "ChecksumCRC32"
+    )
+    step("a part with a checksum")
+    up = s3.create_multipart_upload(Bucket=a.bucket, Key="mp.bin", ChecksumAlgorithm="CRC32")
+    p1 = s3.upload_part(
+        Bucket=a.bucket, Key="mp.bin", UploadId=up["UploadId"], PartNumber=1, Body=data,
+        ChecksumAlgorithm="CRC32",
+    )
+    r["part"] = p1.get("ChecksumCRC32")
+    s3.abort_multipart_upload(Bucket=a.bucket, Key="mp.bin", UploadId=up["UploadId"])
+
+    def with_headers(headers):
+        c = client(a.endpoint, a.key)
+
+        def add(request, **_):
+            for k, v in headers.items():
+                if k in request.headers:
+                    del request.headers[k]
+                request.headers[k] = v
+
+        c.meta.events.register_first("before-sign.s3.PutObject", add)
+        c.meta.events.register_first("before-sign.s3.CreateMultipartUpload", add)
+        return c
+
+    step("unknown algorithms")
+    md4 = with_headers({"x-amz-checksum-md4": "AAAAAAAAAAAAAAAAAAAAAA=="})
+    r["unknown_header"] = outcome(md4.put_object, Bucket=a.bucket, Key="md4.bin", Body=b"x")
+    sdk = with_headers({"x-amz-sdk-checksum-algorithm": "MD4"})
+    r["unknown_sdk"] = outcome(sdk.put_object, Bucket=a.bucket, Key="md4.bin", Body=b"x")
+    mp = with_headers({"x-amz-checksum-algorithm": "MD5"})
+    r["unknown_multipart"] = outcome(mp.create_multipart_upload, Bucket=a.bucket, Key="md5.bin")
+    r["unknown_stored"] = try_read(s3, a.bucket, "md4.bin")
+    r["log_warnings"] = [
+        line for line in log.getvalue().splitlines()
+        if line.startswith(("WARNING", "ERROR")) and "checksum" in line.lower()
+    ]
+    return r
+
+
 SCENARIOS = {
     f.__name__: f
     for f in [
+        checksums,
         subresources,
         conditional_writes,
         part_copy,

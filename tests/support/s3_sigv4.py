@@ -370,6 +370,24 @@ def run(a):
         ]
     }
 
+    # A verified trailer checksum is echoed by the PUT, kept, and returned to a GET that asks
+    # for it (x-amz-checksum-mode: ENABLED).
+    r["checksums"] = {}
+    for key, mode, algo in [
+        ("sum-crc32c.bin", "unsigned-trailer", "crc32c"),
+        ("sum-crc64nvme.bin", "unsigned-trailer", "crc64nvme"),
+        ("sum-signed.bin", "signed-trailer", "crc32"),
+    ]:
+        _, put_headers, _ = c.streaming(key, data, mode, algo)
+        _, get_headers, body = c.simple("GET", key, extra={"x-amz-checksum-mode": "ENABLED"})
+        r["checksums"][key] = {
+            "want": crc_b64(algo, data),
+            "put": put_headers.get(f"x-amz-checksum-{algo}"),
+            "get": get_headers.get(f"x-amz-checksum-{algo}"),
+            "type": get_headers.get("x-amz-checksum-type"),
+            "same_bytes": body == data,
+        }
+
     # Small payloads (one chunk) are gathered in memory and written whole by the server.
     small = random.Random(8).randbytes(3_000)
     result("small_signed_payload", c.simple("PUT", "small-signed.bin", small), small)
