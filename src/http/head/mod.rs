@@ -644,7 +644,12 @@ fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|e| !e.is_empty())
 }
 
-/// Every element of every Content-Length field must be the same valid `1*DIGIT` u64.
+/// Largest Content-Length accepted: what a signed 64-bit length holds, as Go's server
+/// takes it and as the chunked decoder bounds a chunk (no file can be longer).
+pub const CONTENT_LENGTH_MAX: u64 = i64::MAX as u64;
+
+/// Every element of every Content-Length field must be the same valid `1*DIGIT` of at most
+/// [`CONTENT_LENGTH_MAX`].
 fn parse_content_length(value: &[u8], acc: &mut Option<u64>) -> Result<(), HeadError> {
     for elem in value.split(|&b| b == b',') {
         let elem = trim_ows(elem);
@@ -659,6 +664,7 @@ fn parse_content_length(value: &[u8], acc: &mut Option<u64>) -> Result<(), HeadE
             n = n
                 .checked_mul(10)
                 .and_then(|n| n.checked_add(u64::from(b - b'0')))
+                .filter(|&n| n <= CONTENT_LENGTH_MAX)
                 .ok_or(HeadError::BadContentLength)?;
         }
         match *acc {
