@@ -49,6 +49,24 @@ impl HeaderValue {
             HeaderValue::Owned(s) => s,
         }
     }
+
+    /// The value's bytes, for writing a head: no UTF-8 check (the bytes go out as they are).
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            HeaderValue::Static(s) => s.as_bytes(),
+            HeaderValue::Short(v) => &v.bytes[..usize::from(v.len)],
+            HeaderValue::Owned(s) => s.as_bytes(),
+        }
+    }
+
+    /// Bytes of the value (without the UTF-8 check of [`HeaderValue::as_str`]).
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl Default for HeaderValue {
@@ -298,14 +316,14 @@ pub fn write_head(out: &mut Vec<u8>, r: &Response, persist: Persist, date: &str)
     out.extend_from_slice(date.as_bytes());
     out.extend_from_slice(b"\r\n");
     for (name, value) in &r.headers {
-        push_field(out, name, value);
+        push_field(out, name, value.as_bytes());
     }
     for (name, value) in &r.named_headers {
         let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
         if name.is_empty() || !name.bytes().all(token) {
             continue;
         }
-        push_field(out, name, value);
+        push_field(out, name, value.as_bytes());
     }
     if !r.no_content_length {
         out.extend_from_slice(b"Content-Length: ");
@@ -322,12 +340,12 @@ pub fn write_head(out: &mut Vec<u8>, r: &Response, persist: Persist, date: &str)
 
 /// `name: value\r\n`. Header injection guard: a value never carries CR or LF (each is written
 /// as a space).
-fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
+fn push_field(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b": ");
     let start = out.len();
-    out.extend_from_slice(value.as_bytes());
-    if memchr::memchr2(b'\r', b'\n', value.as_bytes()).is_some() {
+    out.extend_from_slice(value);
+    if memchr::memchr2(b'\r', b'\n', value).is_some() {
         for b in &mut out[start..] {
             if *b == b'\r' || *b == b'\n' {
                 *b = b' ';
