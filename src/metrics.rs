@@ -297,6 +297,18 @@ fn write_histogram(
 /// The exposition text.
 pub fn render(all: &[Metrics], g: &Gauges) -> String {
     let mut o = String::new();
+    render_requests(&mut o, all);
+    render_counters(&mut o, all);
+    render_gauges(&mut o, g);
+    render_sync(&mut o, all, g);
+    render_containers(&mut o, g);
+    render_process(&mut o, &g.process);
+    render_migration(&mut o, &g.migration);
+    o
+}
+
+/// The HTTP requests answered (by route and status class) and their durations.
+fn render_requests(o: &mut String, all: &[Metrics]) {
     let _ = writeln!(
         o,
         "# HELP fastdfs_http_requests_total HTTP requests answered, by route and status class."
@@ -317,12 +329,16 @@ pub fn render(all: &[Metrics], g: &Gauges) -> String {
         }
     }
     write_histogram(
-        &mut o,
+        o,
         all,
         "fastdfs_http_request_duration_seconds",
         "Time from request head to response written.",
         |m| &m.duration,
     );
+}
+
+/// The counters of connections refused, slow requests, bytes, uploads and deletes.
+fn render_counters(o: &mut String, all: &[Metrics]) {
     let counters: [(&str, &str, u64); 9] = [
         (
             "fastdfs_connections_refused_per_client_total",
@@ -371,8 +387,12 @@ pub fn render(all: &[Metrics], g: &Gauges) -> String {
         ),
     ];
     for (name, help, v) in counters {
-        write_scalar(&mut o, "counter", name, help, v);
+        write_scalar(o, "counter", name, help, v);
     }
+}
+
+/// The gauges of the index, connections, executors and uptime.
+fn render_gauges(o: &mut String, g: &Gauges) {
     let gauges: [(&str, &str, String); 5] = [
         ("fastdfs_objects", "Files indexed.", g.objects.to_string()),
         (
@@ -397,13 +417,8 @@ pub fn render(all: &[Metrics], g: &Gauges) -> String {
         ),
     ];
     for (name, help, v) in gauges {
-        write_scalar(&mut o, "gauge", name, help, v);
+        write_scalar(o, "gauge", name, help, v);
     }
-    render_sync(&mut o, all, g);
-    render_containers(&mut o, g);
-    render_process(&mut o, &g.process);
-    render_migration(&mut o, &g.migration);
-    o
 }
 
 fn render_migration(o: &mut String, m: &MigrationGauge) {

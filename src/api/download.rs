@@ -665,6 +665,24 @@ fn respond(
     r.set("Accept-Ranges", "bytes");
     r.set("ETag", tag);
     r.set("Last-Modified", last_modified);
+    set_content_type(&mut r, params, rel, attachment);
+    if not_modified {
+        r.status = 304;
+        r.no_content_length = true;
+        return Ok(r);
+    }
+    let answer = match range_header {
+        Some(v) => range::parse_range(v, size),
+        None => RangeAnswer::Full,
+    };
+    let once = req.head.header(crate::sync::READ_THROUGH_HEADER).is_some();
+    Ok(with_ranges(r, &source, answer, size, mtime, once))
+}
+
+/// The answer's Content-Type and, for an attachment, Content-Disposition (`name` the file
+/// name offered); uploaded content (all but `static/`) is guarded against being run as a
+/// page.
+fn set_content_type(r: &mut Response, params: &super::Params, rel: &str, attachment: bool) {
     if attachment {
         r.set("Content-Type", "application/octet-stream");
         match params.get("name").filter(|n| !n.is_empty()) {
@@ -679,25 +697,29 @@ fn respond(
         r.set("Content-Type", content::mime_type(rel));
     }
     if !rel.starts_with("static/") {
-        content::guard_uploaded_content(&mut r);
+        content::guard_uploaded_content(r);
     }
-    if not_modified {
-        r.status = 304;
-        r.no_content_length = true;
-        return Ok(r);
-    }
-    let answer = match range_header {
-        Some(v) => range::parse_range(v, size),
-        None => RangeAnswer::Full,
-    };
-    let once = req.head.header(crate::sync::READ_THROUGH_HEADER).is_some();
+}
+
+/// `r` with the body the range answer asks for: the whole file, one range (206), several
+/// as multipart/byteranges (206), or instead a 416 when none is satisfiable. `once`: the
+/// bytes are read once (see [`Source::body`]).
+#[inline]
+fn with_ranges(
+    mut r: Response,
+    source: &Source,
+    answer: RangeAnswer,
+    size: u64,
+    mtime: u64,
+    once: bool,
+) -> Response {
     match answer {
         RangeAnswer::Full => r.body = source.body(0, size, once),
         RangeAnswer::Unsatisfiable => {
             // Empty body: old curl appends a 416 body to the file (docs/DEFECTS.md #40).
             let mut e = Response::new(416);
             e.set("Content-Range", format!("bytes */{size}"));
-            return Ok(e);
+            return e;
         }
         RangeAnswer::Partial(ranges) if ranges.len() == 1 => {
             let (a, b) = (*ranges[0].start(), *ranges[0].end());
@@ -719,10 +741,10 @@ fn respond(
                 "Content-Type",
                 format!("multipart/byteranges; boundary={boundary}"),
             );
-            r.body = multi_body(&source, &ranges, size, &content_type, &boundary);
+            r.body = multi_body(source, &ranges, size, &content_type, &boundary);
         }
     }
-    Ok(r)
+    r
 }
 
 fn multi_body(

@@ -174,6 +174,76 @@ async fn receive_in_place(
     Ok(got > 0)
 }
 
+/// A form as its parts arrive: the text fields read, the file part received (at most one,
+/// the first `file` part with a file name), the one being received and the text field being
+/// read.
+struct FormReader<'w> {
+    fields: Params,
+    file: Option<(String, Content<'w>)>,
+    tmp: Option<(String, Receiving<'w>)>,
+    field: Option<(String, Vec<u8>)>,
+    /// In a file part that is not stored.
+    skipping: bool,
+}
+
+impl<'w> FormReader<'w> {
+    /// A part begins: the upload's file part starts being received, another file part is
+    /// skipped, a text field is gathered.
+    async fn part_start(
+        &mut self,
+        w: &'w Worker,
+        h: multipart::PartHead,
+        expected: u64,
+    ) -> Result<(), ApiError> {
+        self.skipping = false;
+        let is_file = h.filename.as_deref().is_some_and(|f| !f.is_empty());
+        if h.name == "file" && is_file && self.file.is_none() && self.tmp.is_none() {
+            let receiving = Receiving::start(w, expected).await?;
+            self.tmp = Some((h.filename.unwrap_or_default(), receiving));
+        } else if is_file {
+            self.skipping = true; // other file parts are not stored
+        } else {
+            self.field = Some((h.name, Vec::new()));
+        }
+        Ok(())
+    }
+
+    /// The current part's next bytes: to the file received, or the text field (at most
+    /// [`FIELD_BYTES_MAX`] bytes), or nowhere when skipped.
+    async fn data(&mut self, w: &'w Worker, d: &[u8], expected: u64) -> Result<(), ApiError> {
+        if let Some((_, t)) = self.tmp.as_mut() {
+            t.write(w, d, expected).await?;
+        } else if let Some((_, v)) = self.field.as_mut() {
+            if v.len() + d.len() > FIELD_BYTES_MAX {
+                return Err(ApiError::fail(413, "form field too large"));
+            }
+            v.extend_from_slice(d);
+        } else {
+            debug_assert!(self.skipping);
+        }
+        Ok(())
+    }
+
+    /// The current part ends: a file received is finished (its digest taken), a text field
+    /// kept.
+    async fn part_end(&mut self, w: &Worker, sha1: bool) -> Result<(), ApiError> {
+        if let Some((name, t)) = self.tmp.take() {
+            self.file = Some((name, t.finish(w, sha1).await?));
+        }
+        if let Some((k, v)) = self.field.take() {
+            self.fields
+                .0
+                .push((k, String::from_utf8_lossy(&v).into_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// The error of a body the multipart parser refused.
+fn bad_multipart(e: multipart::MultipartError) -> ApiError {
+    ApiError::fail(400, format!("bad multipart body: {e}"))
+}
+
 async fn read_form<'w>(
     w: &'w Worker,
     req: &mut Request<'_>,
@@ -183,74 +253,41 @@ async fn read_form<'w>(
     let mut parser = Parser::new(boundary, multipart::Limits::default());
     let expected = req.content_length().unwrap_or(0);
     let mut buf = bytes::BytesMut::new();
-    let mut fields = Params::default();
-    let mut file: Option<(String, Content)> = None;
-    let mut tmp: Option<(String, Receiving)> = None;
-    let mut field: Option<(String, Vec<u8>)> = None;
-    let mut skipping = false;
+    let mut form = FormReader {
+        fields: Params::default(),
+        file: None,
+        tmp: None,
+        field: None,
+        skipping: false,
+    };
     loop {
-        let event = parser
-            .next_event(&mut buf)
-            .map_err(|e| ApiError::fail(400, format!("bad multipart body: {e}")))?;
+        let event = parser.next_event(&mut buf).map_err(bad_multipart)?;
         match event {
             None if buf.is_empty()
                 && req.body_is_sized()
                 && parser.body_data_len(&[]).is_some()
-                && matches!(tmp, Some((_, Receiving::Sink(write::Sink::File(_))))) =>
+                && matches!(form.tmp, Some((_, Receiving::Sink(write::Sink::File(_))))) =>
             {
                 // In a file part's body with nothing pending: its bytes are received
                 // straight into the temp file's write buffer, the rest through `buf`.
-                let Some((_, Receiving::Sink(write::Sink::File(t)))) = tmp.as_mut() else {
+                let Some((_, Receiving::Sink(write::Sink::File(t)))) = form.tmp.as_mut() else {
                     unreachable!("matched above")
                 };
                 if !receive_in_place(req, &parser, t, &mut buf).await? {
-                    parser
-                        .finish()
-                        .map_err(|e| ApiError::fail(400, format!("bad multipart body: {e}")))?;
+                    parser.finish().map_err(bad_multipart)?;
                     break;
                 }
             }
             None => match req.chunk().await? {
                 Some(b) => buf.extend_from_slice(&b),
                 None => {
-                    parser
-                        .finish()
-                        .map_err(|e| ApiError::fail(400, format!("bad multipart body: {e}")))?;
+                    parser.finish().map_err(bad_multipart)?;
                     break;
                 }
             },
-            Some(Event::PartStart(h)) => {
-                skipping = false;
-                let is_file = h.filename.as_deref().is_some_and(|f| !f.is_empty());
-                if h.name == "file" && is_file && file.is_none() && tmp.is_none() {
-                    let receiving = Receiving::start(w, expected).await?;
-                    tmp = Some((h.filename.unwrap_or_default(), receiving));
-                } else if is_file {
-                    skipping = true; // other file parts are not stored
-                } else {
-                    field = Some((h.name, Vec::new()));
-                }
-            }
-            Some(Event::Data(d)) => {
-                if let Some((_, t)) = tmp.as_mut() {
-                    t.write(w, &d, expected).await?;
-                } else if let Some((_, v)) = field.as_mut() {
-                    if v.len() + d.len() > FIELD_BYTES_MAX {
-                        return Err(ApiError::fail(413, "form field too large"));
-                    }
-                    v.extend_from_slice(&d);
-                } else {
-                    debug_assert!(skipping);
-                }
-            }
-            Some(Event::PartEnd) => {
-                if let Some((name, t)) = tmp.take() {
-                    file = Some((name, t.finish(w, cfg.use_sha1()).await?));
-                }
-                if let Some((k, v)) = field.take() {
-                    fields.0.push((k, String::from_utf8_lossy(&v).into_owned()));
-                }
-            }
+            Some(Event::PartStart(h)) => form.part_start(w, h, expected).await?,
+            Some(Event::Data(d)) => form.data(w, &d, expected).await?,
+            Some(Event::PartEnd) => form.part_end(w, cfg.use_sha1()).await?,
             Some(Event::End) => {
                 // The epilogue is ignored, but the request body must still be consumed.
                 while req.chunk().await?.is_some() {}
@@ -258,7 +295,10 @@ async fn read_form<'w>(
             }
         }
     }
-    Ok(Form { fields, file })
+    Ok(Form {
+        fields: form.fields,
+        file: form.file,
+    })
 }
 
 async fn upload(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError> {
@@ -273,17 +313,7 @@ async fn upload(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError>
     let boundary =
         multipart::boundary_from_content_type(req.head.header("content-type").unwrap_or(b""))
             .ok_or_else(|| ApiError::fail(400, "request Content-Type isn't multipart/form-data"))?;
-    if cfg.upload_max_bytes > 0 {
-        if let Some(n) = req.content_length() {
-            if n > cfg.upload_max_bytes {
-                return Err(ApiError::fail(
-                    413,
-                    format!("request body larger than {} bytes", cfg.upload_max_bytes),
-                ));
-            }
-        }
-        req.body_max = cfg.upload_max_bytes;
-    }
+    bound_body(req, &cfg)?;
     let form = read_form(w, req, &boundary).await?;
     let mut p = form.fields;
     p.push_query(req.head.query());
@@ -309,7 +339,43 @@ async fn upload(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError>
             return Err(e);
         }
     };
-    let info = match content {
+    let info = commit_content(w, &cfg, &target, content, p.str("md5")).await?;
+    let result = file_result(&cfg, &info);
+    Ok(match output {
+        Output::Text => Response::text(200, result.url),
+        Output::Json => Response::text(200, result.pretty()),
+        Output::Json2 => Response::text(200, json::pretty(&json::envelope("ok", "", Some(result)))),
+    })
+}
+
+/// With an upload limit: a body declared larger is refused before it is read, and the body
+/// read is bounded by it.
+fn bound_body(req: &mut Request<'_>, cfg: &crate::config::Config) -> Result<(), ApiError> {
+    if cfg.upload_max_bytes > 0 {
+        if let Some(n) = req.content_length() {
+            if n > cfg.upload_max_bytes {
+                return Err(ApiError::fail(
+                    413,
+                    format!("request body larger than {} bytes", cfg.upload_max_bytes),
+                ));
+            }
+        }
+        req.body_max = cfg.upload_max_bytes;
+    }
+    Ok(())
+}
+
+/// Commits the received file where `target` puts it (checked against the client's `md5`,
+/// if given): appended to a container from memory, or its temp file moved into place
+/// (discarded when it has no place).
+async fn commit_content(
+    w: &Worker,
+    cfg: &crate::config::Config,
+    target: &Target,
+    content: Content<'_>,
+    md5: &str,
+) -> Result<json::FileInfo, ApiError> {
+    Ok(match content {
         Content::Memory {
             bytes,
             digest,
@@ -318,13 +384,12 @@ async fn upload(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError>
             if bytes.is_empty() {
                 return Err(ApiError::fail(400, "file size is zero"));
             }
-            let info =
-                crate::placement::commit_merged(w, &target, bytes, digest, p.str("md5")).await?;
+            let info = crate::placement::commit_merged(w, target, bytes, digest, md5).await?;
             drop(held); // the bytes are in the container (or were a dedup hit) now
             info
         }
         Content::Disk(written) => {
-            let plan = match target.place(&cfg, &written.digest, written.size, p.str("md5")) {
+            let plan = match target.place(cfg, &written.digest, written.size, md5) {
                 Ok(plan) => plan,
                 Err(e) => {
                     write::discard(written).await;
@@ -333,11 +398,5 @@ async fn upload(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError>
             };
             commit(w, plan, written, OnFailure::Discard).await?
         }
-    };
-    let result = file_result(&cfg, &info);
-    Ok(match output {
-        Output::Text => Response::text(200, result.url),
-        Output::Json => Response::text(200, result.pretty()),
-        Output::Json2 => Response::text(200, json::pretty(&json::envelope("ok", "", Some(result)))),
     })
 }

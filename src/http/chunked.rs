@@ -219,26 +219,39 @@ impl Decoder {
     /// Advances the control-data state machine by one byte.
     fn step(&mut self, b: u8) -> Result<(), ChunkedError> {
         use ChunkedError::*;
-        match self.state {
-            State::SizeStart | State::Size | State::SizeWs | State::Ext | State::SizeLf => {
-                self.line_bytes += 1;
-                if self.line_bytes > self.limits.chunk_line_bytes_max {
-                    return Err(LineTooLong);
-                }
-            }
-            State::TrailerStart
-            | State::TrailerName
-            | State::TrailerValue
-            | State::TrailerLf
-            | State::EndLf => {
-                self.trailer_bytes += 1;
-                if self.trailer_bytes > self.limits.trailer_bytes_max {
-                    return Err(TrailerTooLarge);
-                }
-            }
-            _ => {}
-        }
         self.state = match (self.state, b) {
+            (State::SizeStart | State::Size | State::SizeWs | State::Ext | State::SizeLf, _) => {
+                self.size_line_step(b)?
+            }
+            (State::DataCr, b'\r') => State::DataLf,
+            (State::DataCr, _) => return Err(MissingCrlf),
+            (State::DataLf, b'\n') => State::SizeStart,
+            (State::DataLf, _) => return Err(MissingCrlf),
+            (
+                State::TrailerStart
+                | State::TrailerName
+                | State::TrailerValue
+                | State::TrailerLf
+                | State::EndLf,
+                _,
+            ) => self.trailer_step(b)?,
+            (State::Data { .. } | State::Done | State::Failed(_), _) => {
+                unreachable!("step() is only called on control states")
+            }
+        };
+        Ok(())
+    }
+
+    /// [`step`](Self::step) in a chunk-size line (digits, whitespace, extensions, CRLF),
+    /// whose length is bounded by `chunk_line_bytes_max`: the next state.
+    #[inline(always)]
+    fn size_line_step(&mut self, b: u8) -> Result<State, ChunkedError> {
+        use ChunkedError::*;
+        self.line_bytes += 1;
+        if self.line_bytes > self.limits.chunk_line_bytes_max {
+            return Err(LineTooLong);
+        }
+        Ok(match (self.state, b) {
             (State::SizeStart, _) => match hex_value(b) {
                 Some(v) => {
                     self.size = v;
@@ -284,10 +297,21 @@ impl Decoder {
                 }
             }
             (State::SizeLf, _) => return Err(MissingCrlf),
-            (State::DataCr, b'\r') => State::DataLf,
-            (State::DataCr, _) => return Err(MissingCrlf),
-            (State::DataLf, b'\n') => State::SizeStart,
-            (State::DataLf, _) => return Err(MissingCrlf),
+            _ => unreachable!("size_line_step() is only called in a chunk-size line"),
+        })
+    }
+
+    /// [`step`](Self::step) in the trailer section (fields and the final CRLF), whose length
+    /// is bounded by `trailer_bytes_max`: the next state. Cold: a body reaches it only at its
+    /// end, for its final CRLF and any trailer fields.
+    #[cold]
+    fn trailer_step(&mut self, b: u8) -> Result<State, ChunkedError> {
+        use ChunkedError::*;
+        self.trailer_bytes += 1;
+        if self.trailer_bytes > self.limits.trailer_bytes_max {
+            return Err(TrailerTooLarge);
+        }
+        Ok(match (self.state, b) {
             (State::TrailerStart, b'\r') => State::EndLf,
             (State::TrailerStart, b'\n') => return Err(MissingCrlf),
             (State::TrailerStart, _) if is_tchar(b) => State::TrailerName,
@@ -304,11 +328,8 @@ impl Decoder {
             (State::TrailerLf, _) => return Err(MissingCrlf),
             (State::EndLf, b'\n') => State::Done,
             (State::EndLf, _) => return Err(MissingCrlf),
-            (State::Data { .. } | State::Done | State::Failed(_), _) => {
-                unreachable!("step() is only called on control states")
-            }
-        };
-        Ok(())
+            _ => unreachable!("trailer_step() is only called in the trailer section"),
+        })
     }
 }
 

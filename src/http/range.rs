@@ -79,40 +79,14 @@ pub fn parse_range(value: &[u8], len: u64) -> RangeAnswer {
         if specs > RANGES_COUNT_MAX {
             return RangeAnswer::Full;
         }
-        let Some(dash) = elem.iter().position(|&b| b == b'-') else {
-            return RangeAnswer::Full;
-        };
-        let (first, last) = (&elem[..dash], &elem[dash + 1..]);
-        let range = if first.is_empty() {
-            // suffix-range: the last n bytes.
-            let Some(n) = digits(last) else {
-                return RangeAnswer::Full;
-            };
-            if n == 0 {
-                None
-            } else if len == 0 {
-                empty_suffix = true;
-                None
-            } else {
-                Some((len.saturating_sub(n), len - 1))
+        match parse_spec(elem, len) {
+            Spec::Invalid => return RangeAnswer::Full,
+            Spec::Satisfiable(s, e) => {
+                total += u128::from(e - s) + 1;
+                ranges.push((s, e));
             }
-        } else {
-            let Some(first) = digits(first) else {
-                return RangeAnswer::Full;
-            };
-            let last = if last.is_empty() {
-                u64::MAX
-            } else {
-                match digits(last) {
-                    Some(l) if l >= first => l,
-                    _ => return RangeAnswer::Full,
-                }
-            };
-            (first < len).then(|| (first, last.min(len - 1)))
-        };
-        if let Some((s, e)) = range {
-            total += u128::from(e - s) + 1;
-            ranges.push((s, e));
+            Spec::Unsatisfiable => {}
+            Spec::EmptySuffix => empty_suffix = true,
         }
     }
     if specs == 0 {
@@ -134,6 +108,58 @@ pub fn parse_range(value: &[u8], len: u64) -> RangeAnswer {
             .map(|(s, e)| s..=e)
             .collect(),
     )
+}
+
+/// What one range-spec asks of a representation of known length.
+enum Spec {
+    /// Not a range-spec: the whole header is ignored.
+    Invalid,
+    /// These inclusive bounds, within the representation.
+    Satisfiable(u64, u64),
+    /// Nothing of the representation (a first-pos past its end, or `-0`).
+    Unsatisfiable,
+    /// A suffix range (`-n`, n > 0) of a zero-length representation: satisfiable but empty.
+    EmptySuffix,
+}
+
+/// Reads one non-empty range-spec (`a-b`, `a-` or `-n`) against a representation of `len`
+/// bytes, its ends clamped to it.
+#[inline]
+fn parse_spec(elem: &[u8], len: u64) -> Spec {
+    let Some(dash) = elem.iter().position(|&b| b == b'-') else {
+        return Spec::Invalid;
+    };
+    let (first, last) = (&elem[..dash], &elem[dash + 1..]);
+    if first.is_empty() {
+        // suffix-range: the last n bytes.
+        let Some(n) = digits(last) else {
+            return Spec::Invalid;
+        };
+        if n == 0 {
+            Spec::Unsatisfiable
+        } else if len == 0 {
+            Spec::EmptySuffix
+        } else {
+            Spec::Satisfiable(len.saturating_sub(n), len - 1)
+        }
+    } else {
+        let Some(first) = digits(first) else {
+            return Spec::Invalid;
+        };
+        let last = if last.is_empty() {
+            u64::MAX
+        } else {
+            match digits(last) {
+                Some(l) if l >= first => l,
+                _ => return Spec::Invalid,
+            }
+        };
+        if first < len {
+            Spec::Satisfiable(first, last.min(len - 1))
+        } else {
+            Spec::Unsatisfiable
+        }
+    }
 }
 
 /// Merges overlapping or adjacent ranges, keeping each merged range at the position of its

@@ -299,17 +299,35 @@ async fn list_objects(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
     let b = existing(w, r).await?;
     r.require(Action::Read, b.public_read)?;
     let v2 = r.param("list-type") == Some("2");
+    let url = url_encoded(r)?;
+    let q = list_query(r, v2)?;
+    // Uploads acknowledged from the metadata journal reach LMDB's listing first.
+    w.meta().settle().await?;
+    let (entries, truncated) = list(w, &r.bucket, &q)?;
+    Ok(xml_response(
+        200,
+        listing_xml(r, v2, url, &q, &entries, truncated),
+    ))
+}
+
+/// Whether the listing's keys are to be percent-encoded (`encoding-type=url`; any other
+/// encoding is refused).
+fn url_encoded(r: &S3Request) -> Result<bool, S3Error> {
+    match r.param("encoding-type") {
+        None | Some("") => Ok(false),
+        Some("url") => Ok(true),
+        Some(_) => Err(S3Error::invalid_argument(
+            "Invalid Encoding Method specified in Request",
+        )),
+    }
+}
+
+/// The listing a ListObjects (V1) or ListObjectsV2 request asks for: its prefix, delimiter,
+/// page size and where the page starts (V1's marker, V2's continuation token or
+/// start-after).
+fn list_query(r: &S3Request, v2: bool) -> Result<ListQuery<'_>, S3Error> {
     let prefix = r.param("prefix").unwrap_or("");
     let delimiter = r.param("delimiter").unwrap_or("");
-    let url = match r.param("encoding-type") {
-        None | Some("") => false,
-        Some("url") => true,
-        Some(_) => {
-            return Err(S3Error::invalid_argument(
-                "Invalid Encoding Method specified in Request",
-            ))
-        }
-    };
     let max = max_keys(r)?;
     let (after, after_is_prefix) = if v2 {
         match r.param("continuation-token").filter(|t| !t.is_empty()) {
@@ -322,48 +340,42 @@ async fn list_objects(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
     // A marker that is itself a common prefix skips all under it (V1's NextMarker).
     let after_is_prefix = after_is_prefix
         || (!delimiter.is_empty() && !after.is_empty() && after.ends_with(delimiter));
-    let q = ListQuery {
+    Ok(ListQuery {
         prefix,
         delimiter,
         after,
         after_is_prefix,
         max,
-    };
-    // Uploads acknowledged from the metadata journal reach LMDB's listing first.
-    w.meta().settle().await?;
-    let (entries, truncated) = list(w, &r.bucket, &q)?;
-    let enc = |s: &str| if url { encode_key(s) } else { escape(s) };
+    })
+}
+
+/// A key or prefix as the listing writes it: percent-encoded when `url`, else XML-escaped.
+fn listed_key(s: &str, url: bool) -> String {
+    if url {
+        encode_key(s)
+    } else {
+        escape(s)
+    }
+}
+
+/// The ListBucketResult document of one page of `entries` (`truncated`: more follow).
+fn listing_xml(
+    r: &S3Request,
+    v2: bool,
+    url: bool,
+    q: &ListQuery<'_>,
+    entries: &[Entry],
+    truncated: bool,
+) -> String {
+    let enc = |s: &str| listed_key(s, url);
     let mut body = String::new();
     let root = "ListBucketResult";
     body.push_str(&format!(
         "<{root} xmlns=\"{XMLNS}\"><Name>{}</Name><Prefix>{}</Prefix>",
         escape(&r.bucket),
-        enc(prefix)
+        enc(q.prefix)
     ));
-    if v2 {
-        if let Some(sa) = r.param("start-after") {
-            body.push_str(&format!("<StartAfter>{}</StartAfter>", enc(sa)));
-        }
-        if let Some(t) = r.param("continuation-token") {
-            body.push_str(&format!(
-                "<ContinuationToken>{}</ContinuationToken>",
-                escape(t)
-            ));
-        }
-        body.push_str(&format!("<KeyCount>{}</KeyCount>", entries.len()));
-    } else {
-        body.push_str(&format!(
-            "<Marker>{}</Marker>",
-            enc(r.param("marker").unwrap_or(""))
-        ));
-    }
-    body.push_str(&format!("<MaxKeys>{max}</MaxKeys>"));
-    if !delimiter.is_empty() {
-        body.push_str(&format!("<Delimiter>{}</Delimiter>", enc(delimiter)));
-    }
-    if url {
-        body.push_str("<EncodingType>url</EncodingType>");
-    }
+    push_page_params(&mut body, r, v2, url, q, entries.len());
     body.push_str(&format!("<IsTruncated>{truncated}</IsTruncated>"));
     let last = entries.last().map(|e| match e {
         Entry::Object { key, .. } => (key.clone(), false),
@@ -376,13 +388,13 @@ async fn list_objects(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
                     "<NextContinuationToken>{}</NextContinuationToken>",
                     encode_token(k, *is_prefix)
                 ));
-            } else if !delimiter.is_empty() {
+            } else if !q.delimiter.is_empty() {
                 body.push_str(&format!("<NextMarker>{}</NextMarker>", enc(k)));
             }
         }
     }
     let fetch_owner = !v2 || r.param("fetch-owner") == Some("true");
-    for e in &entries {
+    for e in entries {
         match e {
             Entry::Object { key, info } => {
                 body.push_str(&contents_xml(key, info, url, fetch_owner))
@@ -394,7 +406,45 @@ async fn list_objects(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
         }
     }
     body.push_str(&format!("</{root}>"));
-    Ok(xml_response(200, body))
+    body
+}
+
+/// The listing's echo of the request's paging parameters (V2: StartAfter,
+/// ContinuationToken and the page's KeyCount; V1: Marker), MaxKeys, Delimiter and
+/// EncodingType.
+fn push_page_params(
+    body: &mut String,
+    r: &S3Request,
+    v2: bool,
+    url: bool,
+    q: &ListQuery<'_>,
+    key_count: usize,
+) {
+    let enc = |s: &str| listed_key(s, url);
+    if v2 {
+        if let Some(sa) = r.param("start-after") {
+            body.push_str(&format!("<StartAfter>{}</StartAfter>", enc(sa)));
+        }
+        if let Some(t) = r.param("continuation-token") {
+            body.push_str(&format!(
+                "<ContinuationToken>{}</ContinuationToken>",
+                escape(t)
+            ));
+        }
+        body.push_str(&format!("<KeyCount>{key_count}</KeyCount>"));
+    } else {
+        body.push_str(&format!(
+            "<Marker>{}</Marker>",
+            enc(r.param("marker").unwrap_or(""))
+        ));
+    }
+    body.push_str(&format!("<MaxKeys>{}</MaxKeys>", q.max));
+    if !q.delimiter.is_empty() {
+        body.push_str(&format!("<Delimiter>{}</Delimiter>", enc(q.delimiter)));
+    }
+    if url {
+        body.push_str("<EncodingType>url</EncodingType>");
+    }
 }
 
 /// A V2 continuation token: opaque to clients; the last key (or common prefix) of the page.

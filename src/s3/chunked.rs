@@ -796,45 +796,11 @@ impl ChunkDecoder {
     fn run(&mut self, input: &[u8], pos: &mut usize, out: &mut Vec<u8>) -> Result<(), ChunkError> {
         while let Some(rest) = input.get(*pos..).filter(|r| !r.is_empty()) {
             match self.state {
-                State::Size => {
-                    if self.take_line(rest, pos, MAX_LINE, false)? {
-                        let line = std::mem::take(&mut self.line);
-                        let result = self.on_size_line(&line);
-                        self.line = line;
-                        self.line.clear();
-                        result?;
-                    }
-                }
+                State::Size => self.take_size_line(rest, pos)?,
                 State::Data {
                     remaining,
                     signature,
-                } => {
-                    let n = usize::try_from(remaining).map_or(rest.len(), |r| r.min(rest.len()));
-                    let data = &rest[..n];
-                    *pos += n;
-                    self.decoded += n as u64;
-                    for (_, hasher) in &mut self.declared {
-                        if let Some(h) = hasher {
-                            h.update(data);
-                        }
-                    }
-                    if self.framing.context().is_some() {
-                        self.chunk_hash.update(data);
-                        self.held.extend_from_slice(data);
-                    } else {
-                        out.extend_from_slice(data);
-                    }
-                    let remaining = remaining - n as u64;
-                    self.state = State::Data {
-                        remaining,
-                        signature,
-                    };
-                    if remaining == 0 {
-                        self.verify_chunk(signature)?;
-                        out.append(&mut self.held);
-                        self.state = State::DataEnd { cr: false };
-                    }
-                }
+                } => self.take_data(rest, pos, out, remaining, signature)?,
                 State::DataEnd { cr } | State::Closing { cr } => {
                     let byte = rest[0];
                     *pos += 1;
@@ -846,17 +812,7 @@ impl ChunkDecoder {
                         _ => return Err(ChunkError::Malformed("chunk data not followed by CRLF")),
                     };
                 }
-                State::Trailers => {
-                    let budget = MAX_TRAILER_BYTES.saturating_sub(self.trailer_bytes);
-                    if self.take_line(rest, pos, budget, true)? {
-                        let line = std::mem::take(&mut self.line);
-                        self.trailer_bytes += line.len();
-                        let result = self.on_trailer_line(&line);
-                        self.line = line;
-                        self.line.clear();
-                        result?;
-                    }
-                }
+                State::Trailers => self.take_trailer_line(rest, pos)?,
                 State::AfterTrailerSignature { cr: false } => {
                     if rest[0] != b'\r' {
                         self.state = State::Done;
@@ -876,6 +832,75 @@ impl ChunkDecoder {
                 }
                 State::Done => return Ok(()),
             }
+        }
+        Ok(())
+    }
+
+    /// [`State::Size`]: takes `rest` into the chunk-size line and, once it is complete, acts
+    /// on it (the line's buffer is kept for the next one).
+    fn take_size_line(&mut self, rest: &[u8], pos: &mut usize) -> Result<(), ChunkError> {
+        if self.take_line(rest, pos, MAX_LINE, false)? {
+            let line = std::mem::take(&mut self.line);
+            let result = self.on_size_line(&line);
+            self.line = line;
+            self.line.clear();
+            result?;
+        }
+        Ok(())
+    }
+
+    /// [`State::Data`]: takes up to `remaining` bytes of the chunk's data from `rest` into the
+    /// declared trailers' checksums and, in signed modes, the chunk's hash and the held bytes
+    /// (else straight to `out`); at the chunk's end its signature is verified and the held
+    /// bytes released to `out`.
+    #[inline]
+    fn take_data(
+        &mut self,
+        rest: &[u8],
+        pos: &mut usize,
+        out: &mut Vec<u8>,
+        remaining: u64,
+        signature: Option<[u8; 32]>,
+    ) -> Result<(), ChunkError> {
+        let n = usize::try_from(remaining).map_or(rest.len(), |r| r.min(rest.len()));
+        let data = &rest[..n];
+        *pos += n;
+        self.decoded += n as u64;
+        for (_, hasher) in &mut self.declared {
+            if let Some(h) = hasher {
+                h.update(data);
+            }
+        }
+        if self.framing.context().is_some() {
+            self.chunk_hash.update(data);
+            self.held.extend_from_slice(data);
+        } else {
+            out.extend_from_slice(data);
+        }
+        let remaining = remaining - n as u64;
+        self.state = State::Data {
+            remaining,
+            signature,
+        };
+        if remaining == 0 {
+            self.verify_chunk(signature)?;
+            out.append(&mut self.held);
+            self.state = State::DataEnd { cr: false };
+        }
+        Ok(())
+    }
+
+    /// [`State::Trailers`]: takes `rest` into the next trailer line (the section's size
+    /// bounded by [`MAX_TRAILER_BYTES`]) and, once it is complete, acts on it.
+    fn take_trailer_line(&mut self, rest: &[u8], pos: &mut usize) -> Result<(), ChunkError> {
+        let budget = MAX_TRAILER_BYTES.saturating_sub(self.trailer_bytes);
+        if self.take_line(rest, pos, budget, true)? {
+            let line = std::mem::take(&mut self.line);
+            self.trailer_bytes += line.len();
+            let result = self.on_trailer_line(&line);
+            self.line = line;
+            self.line.clear();
+            result?;
         }
         Ok(())
     }
@@ -998,30 +1023,7 @@ impl ChunkDecoder {
             ));
         }
         if name == TRAILER_SIGNATURE {
-            let Framing::SignedTrailer(ctx) = &self.framing else {
-                return Err(ChunkError::Trailer(format!(
-                    "{TRAILER_SIGNATURE} in a body with unsigned trailers"
-                )));
-            };
-            let signature = sigv4::parse_hex32(value).ok_or_else(|| {
-                ChunkError::Trailer(format!("{TRAILER_SIGNATURE} is not 64 hex digits"))
-            })?;
-            let hash = std::mem::take(&mut self.trailer_hash).finalize();
-            let mut mac = sigv4::hmac(&ctx.signing_key);
-            mac.update(b"AWS4-HMAC-SHA256-TRAILER\n");
-            mac.update(ctx.amz_date.as_bytes());
-            mac.update(b"\n");
-            mac.update(ctx.scope.as_bytes());
-            mac.update(b"\n");
-            mac.update(sigv4::hex(&self.previous).as_bytes());
-            mac.update(b"\n");
-            mac.update(sigv4::hex(&hash).as_bytes());
-            mac.verify_slice(&signature)
-                .map_err(|_| ChunkError::TrailerSignature)?;
-            self.trailer_signed = true;
-            self.check_trailers()?;
-            self.state = State::AfterTrailerSignature { cr: false };
-            return Ok(());
+            return self.on_trailer_signature(value);
         }
         if self.trailers.iter().any(|t| t.name == name) {
             return Err(ChunkError::Trailer(format!("trailer {name} is repeated")));
@@ -1037,6 +1039,35 @@ impl ChunkDecoder {
             value: value.to_owned(),
             verified: false,
         });
+        Ok(())
+    }
+
+    /// The trailer signature (`value`, its hex): checked over the trailers before it, chained
+    /// from the last chunk's signature; the trailers are then complete.
+    fn on_trailer_signature(&mut self, value: &str) -> Result<(), ChunkError> {
+        let Framing::SignedTrailer(ctx) = &self.framing else {
+            return Err(ChunkError::Trailer(format!(
+                "{TRAILER_SIGNATURE} in a body with unsigned trailers"
+            )));
+        };
+        let signature = sigv4::parse_hex32(value).ok_or_else(|| {
+            ChunkError::Trailer(format!("{TRAILER_SIGNATURE} is not 64 hex digits"))
+        })?;
+        let hash = std::mem::take(&mut self.trailer_hash).finalize();
+        let mut mac = sigv4::hmac(&ctx.signing_key);
+        mac.update(b"AWS4-HMAC-SHA256-TRAILER\n");
+        mac.update(ctx.amz_date.as_bytes());
+        mac.update(b"\n");
+        mac.update(ctx.scope.as_bytes());
+        mac.update(b"\n");
+        mac.update(sigv4::hex(&self.previous).as_bytes());
+        mac.update(b"\n");
+        mac.update(sigv4::hex(&hash).as_bytes());
+        mac.verify_slice(&signature)
+            .map_err(|_| ChunkError::TrailerSignature)?;
+        self.trailer_signed = true;
+        self.check_trailers()?;
+        self.state = State::AfterTrailerSignature { cr: false };
         Ok(())
     }
 

@@ -297,7 +297,31 @@ pub async fn complete(
     let expect = super::store::write_condition(req)?;
     let (dir, up) = load(w, r).await?;
     let body = read_small_body(req, r, COMPLETE_BODY_BYTES_MAX).await?;
-    let doc = std::str::from_utf8(&body).map_err(|_| S3Error::malformed_xml())?;
+    let asked = parts_asked(&body)?;
+    let (chosen, total) = choose_parts(r, &dir, &asked).await?;
+    let (odir, name) = place(r, &up.key)?;
+    let written = concatenate(w, &chosen, total).await?;
+    let mut attrs = up.attrs.clone();
+    attrs.etag = multipart_etag(&chosen);
+    let info = store(w, r, odir, name, written, attrs, expect).await?;
+    blocking(move || std::fs::remove_dir_all(&dir)).await.ok();
+    let location = format!("{}/{}/{}", r.cfg.host, r.bucket, r.key);
+    Ok(xml_response(
+        200,
+        format!(
+            "<CompleteMultipartUploadResult xmlns=\"{XMLNS}\"><Location>{}</Location><Bucket>{}</Bucket><Key>{}</Key><ETag>&quot;{}&quot;</ETag></CompleteMultipartUploadResult>",
+            escape(&location),
+            escape(&r.bucket),
+            escape(&r.key),
+            escape(&etag_of(&info))
+        ),
+    ))
+}
+
+/// The parts a CompleteMultipartUpload document names, as (number, ETag unquoted and
+/// lower-cased): at least one, in ascending order of number.
+fn parts_asked(body: &[u8]) -> Result<Vec<(u32, String)>, S3Error> {
+    let doc = std::str::from_utf8(body).map_err(|_| S3Error::malformed_xml())?;
     let mut asked: Vec<(u32, String)> = Vec::new();
     for p in super::xml::elements(doc, "Part") {
         let number = super::xml::text_of(p, "PartNumber")
@@ -316,11 +340,22 @@ pub async fn complete(
             "The list of parts was not in ascending order. The parts list must be specified in order by part number.",
         ));
     }
-    let d = dir.clone();
+    Ok(asked)
+}
+
+/// The stored parts of the upload in `dir` that `asked` names, and their total size: each
+/// must exist with its ETag, all but the last be at least [`PART_BYTES_MIN`] and the whole
+/// fit the upload limit.
+async fn choose_parts(
+    r: &S3Request,
+    dir: &Path,
+    asked: &[(u32, String)],
+) -> Result<(Vec<Part>, u64), S3Error> {
+    let d = dir.to_path_buf();
     let stored = blocking(move || parts_of(&d)).await?;
     // Every part named must exist before sizes count (S3 reports a missing one first).
     let mut chosen = Vec::with_capacity(asked.len());
-    for (number, etag) in &asked {
+    for (number, etag) in asked {
         let part = stored
             .iter()
             .find(|p| p.number == *number && &p.etag == etag)
@@ -351,38 +386,33 @@ pub async fn complete(
             "Your proposed upload exceeds the maximum allowed size.",
         ));
     }
-    let (odir, name) = place(r, &up.key)?;
+    Ok((chosen, total))
+}
+
+/// The `chosen` parts (`total` bytes) copied in order into one durable temp file.
+async fn concatenate(w: &Worker, chosen: &[Part], total: u64) -> Result<Written, S3Error> {
     let mut tmp = TempFile::create(w.dir(), false, total).await?;
-    for p in &chosen {
+    for p in chosen {
         if let Err(e) = append_file(&p.path, &mut tmp).await {
             drop(tmp);
             return Err(e.into());
         }
     }
-    let written = tmp.finish().await?;
+    Ok(tmp.finish().await?)
+}
+
+/// A multipart object's ETag, as S3 makes it: the md5 of its parts' md5s, then `-` and the
+/// number of parts.
+fn multipart_etag(chosen: &[Part]) -> String {
     let mut md5s = Vec::with_capacity(chosen.len() * 16);
-    for p in &chosen {
+    for p in chosen {
         md5s.extend_from_slice(&hex_bytes(&p.etag));
     }
-    let mut attrs = up.attrs.clone();
-    attrs.etag = format!(
+    format!(
         "{}-{}",
         crate::store::meta::hex(&<md5::Md5 as md5::Digest>::digest(&md5s)),
         chosen.len()
-    );
-    let info = store(w, r, odir, name, written, attrs, expect).await?;
-    blocking(move || std::fs::remove_dir_all(&dir)).await.ok();
-    let location = format!("{}/{}/{}", r.cfg.host, r.bucket, r.key);
-    Ok(xml_response(
-        200,
-        format!(
-            "<CompleteMultipartUploadResult xmlns=\"{XMLNS}\"><Location>{}</Location><Bucket>{}</Bucket><Key>{}</Key><ETag>&quot;{}&quot;</ETag></CompleteMultipartUploadResult>",
-            escape(&location),
-            escape(&r.bucket),
-            escape(&r.key),
-            escape(&etag_of(&info))
-        ),
-    ))
+    )
 }
 
 fn hex_bytes(hex: &str) -> Vec<u8> {

@@ -240,65 +240,15 @@ pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
         .ok_or_else(|| S3Error::no_such_key().on(r.resource()))?;
     let etag = etag_ref(&info);
     let modified = modified_ms(&info) / 1000;
-    let validators = |resp: &mut Response| {
-        resp.set("ETag", ["\"", etag, "\""].concat());
-        resp.set(
-            "Last-Modified",
-            crate::http::content::http_date(modified.max(0) as u64),
-        );
-    };
-    // Conditional requests, in S3's (RFC 7232's) order.
-    let header = |n: &str| req.head.header_str(n);
-    if let Some(m) = header("if-match") {
-        if !etag_listed(m, etag) {
-            return Err(S3Error::new(
-                412,
-                "PreconditionFailed",
-                "At least one of the pre-conditions you specified did not hold",
-            ));
-        }
-    } else if let Some(t) = header("if-unmodified-since").and_then(http_secs) {
-        if modified > t {
-            return Err(S3Error::new(
-                412,
-                "PreconditionFailed",
-                "At least one of the pre-conditions you specified did not hold",
-            ));
-        }
-    }
-    let not_modified = match header("if-none-match") {
-        Some(m) => etag_listed(m, etag),
-        None => header("if-modified-since")
-            .and_then(http_secs)
-            .is_some_and(|t| modified <= t),
-    };
-    if not_modified {
+    if evaluate_conditions(req, etag, modified)? {
         let mut resp = Response::new(304);
         resp.no_content_length = true;
-        validators(&mut resp);
+        set_validators(&mut resp, etag, modified);
         return Ok(resp);
     }
-    let (status, offset, len) = match req.head.header("range") {
-        Some(v) => match parse_range(v, size) {
-            RangeAnswer::Partial(ranges) if ranges.len() == 1 => {
-                let r0 = ranges[0].clone();
-                (206, *r0.start(), r0.end() - r0.start() + 1)
-            }
-            RangeAnswer::Unsatisfiable => {
-                let mut e = S3Error::new(
-                    416,
-                    "InvalidRange",
-                    "The requested range is not satisfiable",
-                );
-                e.resource = r.resource();
-                return Err(e);
-            }
-            _ => (200, 0, size),
-        },
-        None => (200, 0, size),
-    };
+    let (status, offset, len) = requested_range(req, r, size)?;
     let mut resp = Response::new(status);
-    validators(&mut resp);
+    set_validators(&mut resp, etag, modified);
     resp.set("Accept-Ranges", "bytes");
     if status == 206 {
         resp.set(
@@ -324,6 +274,74 @@ pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
         }),
     };
     Ok(resp)
+}
+
+/// The validators of an object's answer: its ETag and Last-Modified (`modified`, in seconds).
+fn set_validators(resp: &mut Response, etag: &str, modified: i64) {
+    resp.set("ETag", ["\"", etag, "\""].concat());
+    resp.set(
+        "Last-Modified",
+        crate::http::content::http_date(modified.max(0) as u64),
+    );
+}
+
+/// The request's conditions on the object, in S3's (RFC 7232's) order: a failed
+/// If-Match/If-Unmodified-Since is 412; `Ok(true)` when If-None-Match/If-Modified-Since
+/// make the answer a 304.
+fn evaluate_conditions(req: &Request<'_>, etag: &str, modified: i64) -> Result<bool, S3Error> {
+    let header = |n: &str| req.head.header_str(n);
+    if let Some(m) = header("if-match") {
+        if !etag_listed(m, etag) {
+            return Err(S3Error::new(
+                412,
+                "PreconditionFailed",
+                "At least one of the pre-conditions you specified did not hold",
+            ));
+        }
+    } else if let Some(t) = header("if-unmodified-since").and_then(http_secs) {
+        if modified > t {
+            return Err(S3Error::new(
+                412,
+                "PreconditionFailed",
+                "At least one of the pre-conditions you specified did not hold",
+            ));
+        }
+    }
+    Ok(match header("if-none-match") {
+        Some(m) => etag_listed(m, etag),
+        None => header("if-modified-since")
+            .and_then(http_secs)
+            .is_some_and(|t| modified <= t),
+    })
+}
+
+/// The part of a `size`-byte object the Range header asks for, as (status, offset, length):
+/// one satisfiable range is a 206, no range or several the whole object, none satisfiable
+/// InvalidRange.
+fn requested_range(
+    req: &Request<'_>,
+    r: &S3Request,
+    size: u64,
+) -> Result<(u16, u64, u64), S3Error> {
+    Ok(match req.head.header("range") {
+        Some(v) => match parse_range(v, size) {
+            RangeAnswer::Partial(ranges) if ranges.len() == 1 => {
+                let r0 = ranges[0].clone();
+                (206, *r0.start(), r0.end() - r0.start() + 1)
+            }
+            RangeAnswer::Unsatisfiable => {
+                let mut e = S3Error::new(
+                    416,
+                    "InvalidRange",
+                    "The requested range is not satisfiable",
+                );
+                e.resource = r.resource();
+                return Err(e);
+            }
+            _ => (200, 0, size),
+        },
+        None => (200, 0, size),
+    })
 }
 
 /// Whether a GET or HEAD asks for the object's checksum (`x-amz-checksum-mode: ENABLED`).

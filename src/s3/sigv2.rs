@@ -318,8 +318,15 @@ fn string_to_sign(
     }
     out.extend_from_slice(date.as_bytes());
     out.push(b'\n');
+    push_amz_headers(&mut out, req, query, presigned);
+    push_resource(&mut out, req, host_bucket, query, slash);
+    Ok(out)
+}
 
-    // CanonicalizedAmzHeaders.
+/// CanonicalizedAmzHeaders: the `x-amz-*` headers (and a presigned URL's `x-amz-*` query
+/// parameters), names lower-cased and sorted, repeated ones' values joined by commas, a line
+/// each.
+fn push_amz_headers(out: &mut Vec<u8>, req: &Request<'_>, query: &[Param], presigned: bool) {
     let mut amz: Vec<(Vec<u8>, &[u8])> = req
         .headers
         .iter()
@@ -352,8 +359,17 @@ fn string_to_sign(
     if !amz.is_empty() {
         out.push(b'\n');
     }
+}
 
-    // CanonicalizedResource.
+/// CanonicalizedResource: the bucket named by the Host header (if any), the path as sent (a
+/// `slash` appended) and the sub-resources of the query, sorted.
+fn push_resource(
+    out: &mut Vec<u8>,
+    req: &Request<'_>,
+    host_bucket: Option<&str>,
+    query: &[Param],
+    slash: bool,
+) {
     if let Some(bucket) = host_bucket {
         out.push(b'/');
         out.extend_from_slice(bucket.as_bytes());
@@ -375,7 +391,6 @@ fn string_to_sign(
             out.extend_from_slice(&p.value);
         }
     }
-    Ok(out)
 }
 
 /// A query parameter, percent-decoded (`+` is a space, as S3 reads query strings).

@@ -306,28 +306,7 @@ fn verify_afresh<S: AsRef<str>>(
     let presigned = params
         .iter()
         .any(|&(n, _)| text.bytes(n) == b"X-Amz-Algorithm");
-    let parsed = match (authorization, presigned) {
-        (Some(_), true) => {
-            return Err(AuthError::InvalidArgument(
-                "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, \
-                 Signature query string parameter or the Authorization header should be specified"
-                    .into(),
-            ))
-        }
-        (Some(value), false) => parse_header_auth(req, value, now)?,
-        (None, true) => parse_presigned(req, &text, &params, now)?,
-        (None, false) => {
-            if params.iter().any(|&(n, _)| {
-                let n = text.bytes(n);
-                n == b"AWSAccessKeyId" || n == b"Signature"
-            }) {
-                return Err(AuthError::UnsupportedMechanism);
-            }
-            return Err(AuthError::AccessDenied(
-                "The request carries no credentials.",
-            ));
-        }
-    };
+    let parsed = parse_credentials(req, &text, &params, authorization, presigned, now)?;
     let Parsed {
         credential,
         signed_headers,
@@ -356,25 +335,15 @@ fn verify_afresh<S: AsRef<str>>(
         signed_headers,
         payload_hash,
     );
-    // The string to sign, straight into the HMAC.
-    let mut mac = Buffered::new(hmac(&signing_key));
-    for part in [
-        ALGORITHM,
-        "\n",
+    let scope_date = credential.date;
+    check_signature(
+        &signing_key,
         &amz_date,
-        "\n",
-        credential.date,
-        "/",
+        scope_date,
         region,
-        "/s3/aws4_request\n",
-    ] {
-        mac.text(part);
-    }
-    mac.bytes(&hex_array(&canonical_hash));
-    // hmac's verify_slice compares in constant time.
-    mac.finish()
-        .verify_slice(&signature)
-        .map_err(|_| AuthError::SignatureDoesNotMatch)?;
+        &canonical_hash,
+        &signature,
+    )?;
     let verified = Verified {
         access_key_id: credential.access_key_id.to_owned(),
         payload,
@@ -388,6 +357,69 @@ fn verify_afresh<S: AsRef<str>>(
     // Host header are everything the verification read.
     let window = window.filter(|_| signed_headers == "host");
     Ok((verified, window))
+}
+
+/// The request's credentials, from its Authorization header or its presigned query (one of
+/// them, never both); a request with neither is refused, with `UnsupportedMechanism` when its
+/// query holds SigV2's parameters.
+fn parse_credentials<'a>(
+    req: &Request<'a>,
+    text: &'a QueryText<'a>,
+    params: &[(Span, Span)],
+    authorization: Option<&'a str>,
+    presigned: bool,
+    now: i64,
+) -> Result<Parsed<'a>, AuthError> {
+    match (authorization, presigned) {
+        (Some(_), true) => Err(AuthError::InvalidArgument(
+            "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, \
+             Signature query string parameter or the Authorization header should be specified"
+                .into(),
+        )),
+        (Some(value), false) => parse_header_auth(req, value, now),
+        (None, true) => parse_presigned(req, text, params, now),
+        (None, false) => {
+            if params.iter().any(|&(n, _)| {
+                let n = text.bytes(n);
+                n == b"AWSAccessKeyId" || n == b"Signature"
+            }) {
+                return Err(AuthError::UnsupportedMechanism);
+            }
+            Err(AuthError::AccessDenied(
+                "The request carries no credentials.",
+            ))
+        }
+    }
+}
+
+/// Checks `signature` against the string to sign (date, scope and the canonical request's
+/// hash), written straight into the HMAC keyed by `signing_key`.
+fn check_signature(
+    signing_key: &[u8; 32],
+    amz_date: &str,
+    scope_date: &str,
+    region: &str,
+    canonical_hash: &[u8; 32],
+    signature: &[u8; 32],
+) -> Result<(), AuthError> {
+    let mut mac = Buffered::new(hmac(signing_key));
+    for part in [
+        ALGORITHM,
+        "\n",
+        amz_date,
+        "\n",
+        scope_date,
+        "/",
+        region,
+        "/s3/aws4_request\n",
+    ] {
+        mac.text(part);
+    }
+    mac.bytes(&hex_array(canonical_hash));
+    // hmac's verify_slice compares in constant time.
+    mac.finish()
+        .verify_slice(signature)
+        .map_err(|_| AuthError::SignatureDoesNotMatch)
 }
 
 /// Presigned URLs verified recently, per thread: a URL is typically fetched many times (a

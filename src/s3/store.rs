@@ -5,10 +5,11 @@
 //! the old version and committed (md5 = the path key, so two keys are always two objects)
 //! before the answer, and replicated to the peers.
 
-use super::chunked::{Checksum, ChecksumAlgorithm, ChunkDecoder};
+use super::chunked::{Checksum, ChecksumAlgorithm, ChecksumCheck, ChunkDecoder};
 use super::error::S3Error;
 use super::policy;
 use super::request::S3Request;
+use super::sigv4::PayloadCheck;
 use crate::http::{Request, Response};
 use crate::json::{FileInfo, S3Attrs};
 use crate::store::buckets::{self, Bucket};
@@ -265,6 +266,34 @@ fn md5_matches(b64: &str, hex: &str) -> bool {
     crate::store::meta::hex(&raw) == hex
 }
 
+/// The payload's error when it exceeds the size limit.
+fn too_large() -> S3Error {
+    S3Error::new(
+        400,
+        "EntityTooLarge",
+        "Your proposed upload exceeds the maximum allowed size.",
+    )
+}
+
+/// The digests a payload is checked against as it arrives: the SHA-256 its signature
+/// declares and the `x-amz-checksum-*` header.
+struct PayloadChecks {
+    sha256: Option<PayloadCheck>,
+    checksum: Option<ChecksumCheck>,
+}
+
+impl PayloadChecks {
+    /// Feeds `data`, the next decoded bytes of the payload, to both checks.
+    fn update(&mut self, data: &[u8]) {
+        if let Some(c) = self.sha256.as_mut() {
+            c.update(data);
+        }
+        if let Some(c) = self.checksum.as_mut() {
+            c.update(data);
+        }
+    }
+}
+
 async fn receive_into(
     w: &Worker,
     req: &mut Request<'_>,
@@ -272,32 +301,67 @@ async fn receive_into(
     limit: u64,
     sink: &mut Sink<'_>,
 ) -> Result<Option<Checksum>, S3Error> {
-    let too_large = || {
-        S3Error::new(
-            400,
-            "EntityTooLarge",
-            "Your proposed upload exceeds the maximum allowed size.",
-        )
+    let PayloadHeaders {
+        mut decoder,
+        checksum,
+        declared,
+    } = payload_headers(req, r)?;
+    bound_body(req, decoder.is_some(), declared, limit)?;
+    let mut checks = PayloadChecks {
+        sha256: r.signed.as_ref().and_then(|v| v.payload_check()),
+        checksum,
     };
+    if let (None, true, Sink::File(tmp)) = (&decoder, req.body_is_sized(), &mut *sink) {
+        receive_sized_plain(req, tmp, &mut checks).await?;
+    }
+    receive_chunks(w, req, sink, decoder.as_mut(), &mut checks, limit).await?;
+    finish_payload(decoder, checks)
+}
+
+/// What a request's headers say of its payload.
+struct PayloadHeaders {
+    /// The aws-chunked decoder the body needs, if it is framed so.
+    decoder: Option<ChunkDecoder>,
+    /// The check of its `x-amz-checksum-*` header.
+    checksum: Option<ChecksumCheck>,
+    /// Its declared decoded length (`x-amz-decoded-content-length`).
+    declared: Option<u64>,
+}
+
+/// The [`PayloadHeaders`] of a request; checksum algorithms this server does not know are
+/// refused first.
+fn payload_headers(req: &Request<'_>, r: &S3Request) -> Result<PayloadHeaders, S3Error> {
     let headers: Vec<(&str, &str)> = req
         .head
         .headers()
         .filter_map(|(n, v)| std::str::from_utf8(v).ok().map(|v| (n, v)))
         .collect();
     super::chunked::refuse_unknown_checksums(&headers).map_err(chunk_error)?;
-    let mut decoder =
-        ChunkDecoder::for_request(r.signed.as_deref(), &headers).map_err(chunk_error)?;
-    let mut checksum =
-        super::chunked::ChecksumCheck::from_headers(&headers).map_err(chunk_error)?;
+    let decoder = ChunkDecoder::for_request(r.signed.as_deref(), &headers).map_err(chunk_error)?;
+    let checksum = super::chunked::ChecksumCheck::from_headers(&headers).map_err(chunk_error)?;
     let declared = super::chunked::decoded_length_from_headers(&headers).map_err(chunk_error)?;
-    drop(headers);
-    match (&decoder, req.content_length()) {
-        (Some(_), _) if declared.unwrap_or(0) > limit => return Err(too_large()),
-        (Some(_), _) => {}
-        (None, Some(n)) if n > limit => return Err(too_large()),
-        (None, Some(_)) => {}
-        (None, None) if req.head.header_str("transfer-encoding").is_some() => {}
-        (None, None) => {
+    Ok(PayloadHeaders {
+        decoder,
+        checksum,
+        declared,
+    })
+}
+
+/// Refuses, before it is read, a payload declared longer than `limit` or of no stated length
+/// (411), and bounds the body's bytes to what such a payload needs.
+fn bound_body(
+    req: &mut Request<'_>,
+    framed: bool,
+    declared: Option<u64>,
+    limit: u64,
+) -> Result<(), S3Error> {
+    match (framed, req.content_length()) {
+        (true, _) if declared.unwrap_or(0) > limit => return Err(too_large()),
+        (true, _) => {}
+        (false, Some(n)) if n > limit => return Err(too_large()),
+        (false, Some(_)) => {}
+        (false, None) if req.head.header_str("transfer-encoding").is_some() => {}
+        (false, None) => {
             return Err(S3Error::new(
                 411,
                 "MissingContentLength",
@@ -306,37 +370,48 @@ async fn receive_into(
         }
     }
     // Framing bytes on top of the payload are bounded too.
-    req.body_max = if decoder.is_some() {
+    req.body_max = if framed {
         limit.saturating_add(limit / 64 + (1 << 20))
     } else {
         limit
     };
-    let mut check = r.signed.as_ref().and_then(|v| v.payload_check());
-    let mut out = Vec::new();
-    let mut size = 0u64;
-    if let (None, true, Sink::File(tmp)) = (&decoder, req.body_is_sized(), &mut *sink) {
-        // A plain payload of known length: received straight into the temp file's write
-        // buffer, checked there.
-        loop {
-            let mut v = tmp.lend();
-            let from = v.len();
-            let room = crate::store::write::Appender::room_max(&v);
-            let got = req.body_into(&mut v, room).await?;
-            let data = &v.bytes()[from..];
-            if let Some(c) = check.as_mut() {
-                c.update(data);
-            }
-            if let Some(c) = checksum.as_mut() {
-                c.update(data);
-            }
-            tmp.commit(v).await?;
-            if got == 0 {
-                break;
-            }
+    Ok(())
+}
+
+/// A plain payload of known length: received straight into the temp file's write buffer,
+/// checked there.
+async fn receive_sized_plain(
+    req: &mut Request<'_>,
+    tmp: &mut TempFile,
+    checks: &mut PayloadChecks,
+) -> Result<(), S3Error> {
+    loop {
+        let mut v = tmp.lend();
+        let from = v.len();
+        let room = crate::store::write::Appender::room_max(&v);
+        let got = req.body_into(&mut v, room).await?;
+        checks.update(&v.bytes()[from..]);
+        tmp.commit(v).await?;
+        if got == 0 {
+            return Ok(());
         }
     }
+}
+
+/// The rest of the body, chunk by chunk as the connection yields it: decoded from its
+/// aws-chunked framing (if any), counted against `limit`, checked and written to `sink`.
+async fn receive_chunks(
+    w: &Worker,
+    req: &mut Request<'_>,
+    sink: &mut Sink<'_>,
+    mut decoder: Option<&mut ChunkDecoder>,
+    checks: &mut PayloadChecks,
+    limit: u64,
+) -> Result<(), S3Error> {
+    let mut out = Vec::new();
+    let mut size = 0u64;
     while let Some(chunk) = req.chunk().await? {
-        let data: &[u8] = match decoder.as_mut() {
+        let data: &[u8] = match decoder.as_deref_mut() {
             Some(d) => {
                 out.clear();
                 let used = d.push(&chunk, &mut out).map_err(chunk_error)?;
@@ -355,23 +430,27 @@ async fn receive_into(
         if size > limit {
             return Err(too_large());
         }
-        if let Some(c) = check.as_mut() {
-            c.update(data);
-        }
-        if let Some(c) = checksum.as_mut() {
-            c.update(data);
-        }
+        checks.update(data);
         sink.write(w.dir(), data).await?;
     }
+    Ok(())
+}
+
+/// The payload's end: the aws-chunked framing's (and its trailers'), then the signature's
+/// SHA-256 and the checksum header's verdicts; the client's checksum (header, else trailer).
+fn finish_payload(
+    decoder: Option<ChunkDecoder>,
+    checks: PayloadChecks,
+) -> Result<Option<Checksum>, S3Error> {
     let trailers = match decoder {
         Some(d) => Some(d.finish().map_err(chunk_error)?),
         None => None,
     };
-    if let Some(c) = check {
+    if let Some(c) = checks.sha256 {
         c.finish()
             .map_err(|e| S3Error::new(e.status(), e.code(), e.to_string()))?;
     }
-    let from_header = match checksum {
+    let from_header = match checks.checksum {
         Some(c) => Some(c.finish().map_err(chunk_error)?),
         None => None,
     };
@@ -434,7 +513,7 @@ pub async fn store(
     dir: String,
     name: String,
     written: Written,
-    mut attrs: S3Attrs,
+    attrs: S3Attrs,
     expect: Expect,
 ) -> Result<FileInfo, S3Error> {
     let cfg = &r.cfg;
@@ -466,20 +545,7 @@ pub async fn store(
             w.meta().delete(old.md5.clone(), Vec::new(), false).await?;
         }
     }
-    let now = chrono::Utc::now();
-    attrs.modified_ms = now.timestamp_millis();
-    let info = FileInfo {
-        name: name.clone(),
-        rename: String::new(),
-        path: dir.clone(),
-        md5,
-        size: written.size as i64,
-        peers: Some(vec![cfg.host.clone()]),
-        scene: r.bucket.clone(),
-        time_stamp: now.timestamp(),
-        offset: crate::json::OFFSET_PLAIN,
-        s3: Some(Box::new(attrs)),
-    };
+    let info = new_record(r, &dir, &name, md5, written.size, attrs);
     let staged = Staged {
         tmp: written.tmp.clone(),
         dir,
@@ -489,15 +555,53 @@ pub async fn store(
     let origin = Origin::Local {
         notify: cfg.peers.clone(),
     };
-    match w
+    let result = w
         .meta()
         .insert_expecting(info, Some(staged), expect, origin)
-        .await
-    {
+        .await;
+    settle_insert(w, r, result, written, old.is_some()).await
+}
+
+/// The record of an object's new version, `size` bytes at `dir/name` of the request's
+/// bucket, modified now and held by this node.
+fn new_record(
+    r: &S3Request,
+    dir: &str,
+    name: &str,
+    md5: String,
+    size: u64,
+    mut attrs: S3Attrs,
+) -> FileInfo {
+    let now = chrono::Utc::now();
+    attrs.modified_ms = now.timestamp_millis();
+    FileInfo {
+        name: name.to_string(),
+        rename: String::new(),
+        path: dir.to_string(),
+        md5,
+        size: size as i64,
+        peers: Some(vec![r.cfg.host.clone()]),
+        scene: r.bucket.clone(),
+        time_stamp: now.timestamp(),
+        offset: crate::json::OFFSET_PLAIN,
+        s3: Some(Box::new(attrs)),
+    }
+}
+
+/// Acts on the insert's outcome: the temp file moved into place (and caches of a `replaced`
+/// version dropped) when it is stored, else discarded, with S3's error.
+async fn settle_insert(
+    w: &Worker,
+    r: &S3Request,
+    result: Result<Conditional, meta::MetaError>,
+    written: Written,
+    replaced: bool,
+) -> Result<FileInfo, S3Error> {
+    match result {
         Ok(Conditional::Stored(info)) => {
             written.moved();
             // Cached copies of a replaced version go (a new key has none).
-            if old.is_some() {
+            if replaced {
                 w.shared.invalidate_caches();
             }
             w.metrics().upload(info.size as u64, false);

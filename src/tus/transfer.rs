@@ -50,43 +50,16 @@ pub async fn receive(
         // A chunk announced beyond the room is refused at once (`Request::chunk`).
         req.body_max = room;
     }
-    let path = state::data_path(w.dir(), &info.id);
-    let file = glommio::io::OpenOptions::new()
-        .write(true)
-        .buffered_open(&path)
-        .await
-        .map_err(|e| match io::Error::from(e) {
-            e if e.kind() == io::ErrorKind::NotFound => TusError::DataMissing,
-            e => e.into(),
-        })?;
+    let file = open_data(w, info).await?;
     let mut out = Appender::new(file, info.offset);
     let mut body_digest = checksum.as_ref().map(|c| BodyDigest::new(c.algorithm));
     let mut whole = (info.offset == 0).then(|| Hasher::new(w.config().use_sha1()));
-    let mut received = 0u64;
-    let cut = loop {
-        let piece = match req.chunk().await {
-            Ok(Some(piece)) => piece,
-            Ok(None) => break None,
-            Err(crate::http::BodyError::TooLarge(_)) => {
-                out.abandon().await;
-                return Err(TusError::TooLarge);
-            }
-            Err(e) => break Some(TusError::from(e)),
-        };
-        received += piece.len() as u64;
-        if received > room {
+    let (cut, received) = match write_body(req, &mut out, &mut body_digest, &mut whole, room).await
+    {
+        Ok(ended) => ended,
+        Err(e) => {
             out.abandon().await;
-            return Err(TusError::TooLarge);
-        }
-        if let Some(d) = body_digest.as_mut() {
-            d.update(&piece);
-        }
-        if let Some(h) = whole.as_mut() {
-            h.update(&piece);
-        }
-        if let Err(e) = out.write(&piece).await {
-            out.abandon().await;
-            return Err(e.into());
+            return Err(e);
         }
     };
     if let (Some(expected), Some(digest)) = (checksum, body_digest) {
@@ -114,6 +87,52 @@ pub async fn receive(
         whole_digest,
         cut,
     })
+}
+
+/// The upload's data file, open for writing (gone: [`TusError::DataMissing`]).
+async fn open_data(w: &Worker, info: &Info) -> Result<glommio::io::BufferedFile, TusError> {
+    let path = state::data_path(w.dir(), &info.id);
+    glommio::io::OpenOptions::new()
+        .write(true)
+        .buffered_open(&path)
+        .await
+        .map_err(|e| match io::Error::from(e) {
+            e if e.kind() == io::ErrorKind::NotFound => TusError::DataMissing,
+            e => e.into(),
+        })
+}
+
+/// Writes the body's pieces to `out` (at most `room` bytes, else TooLarge), through the
+/// body's and the whole upload's digests. Returns why the body ended early, if it did, and
+/// how many bytes it brought; on an error the caller abandons `out` (nothing new is kept).
+async fn write_body(
+    req: &mut crate::http::Request<'_>,
+    out: &mut Appender,
+    body_digest: &mut Option<BodyDigest>,
+    whole: &mut Option<Hasher>,
+    room: u64,
+) -> Result<(Option<TusError>, u64), TusError> {
+    let mut received = 0u64;
+    let cut = loop {
+        let piece = match req.chunk().await {
+            Ok(Some(piece)) => piece,
+            Ok(None) => break None,
+            Err(crate::http::BodyError::TooLarge(_)) => return Err(TusError::TooLarge),
+            Err(e) => break Some(TusError::from(e)),
+        };
+        received += piece.len() as u64;
+        if received > room {
+            return Err(TusError::TooLarge);
+        }
+        if let Some(d) = body_digest.as_mut() {
+            d.update(&piece);
+        }
+        if let Some(h) = whole.as_mut() {
+            h.update(&piece);
+        }
+        out.write(&piece).await?;
+    };
+    Ok((cut, received))
 }
 
 /// Records what a body brought: completes the upload when it reached its length, else saves
