@@ -280,6 +280,22 @@ mod tests {
     }
 
     #[test]
+    fn wrong_codes_count_per_ipv6_slash_64() {
+        let g = CodeGuesses::default();
+        let now = std::time::Instant::now();
+        for i in 0..CODE_GUESSES_MAX {
+            g.wrong(ip(&format!("2001:db8:1:2::{:x}", i + 1)), now);
+        }
+        assert!(g.blocked(ip("2001:db8:1:2:ffff::9"), now), "the same /64");
+        assert!(!g.blocked(ip("2001:db8:1:3::1"), now), "another /64");
+        for _ in 0..CODE_GUESSES_MAX {
+            g.wrong(ip("::ffff:10.0.0.1"), now);
+        }
+        assert!(g.blocked(ip("10.0.0.1"), now), "IPv4-mapped counts as IPv4");
+        assert!(!g.blocked(ip("10.0.0.2"), now), "IPv4 per address");
+    }
+
+    #[test]
     fn peer_ip_parsing() {
         assert_eq!(peer_ip("http://127.0.0.30:8080"), Some(ip("127.0.0.30")));
         assert_eq!(peer_ip("http://[::1]:8080/x"), Some(ip("::1")));
@@ -307,9 +323,25 @@ pub struct CodeGuesses {
     seen: std::sync::Mutex<std::collections::HashMap<IpAddr, (std::time::Instant, u32)>>,
 }
 
+/// The address wrong codes are counted under: an IPv6 client's /64 (one host or LAN commonly
+/// holds a whole /64, so counting each address would give it 2^64 budgets), an IPv4 client's
+/// own address (IPv4-mapped IPv6 counts as IPv4).
+fn guesser(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !((1u128 << 64) - 1),
+            )),
+        },
+        v4 => v4,
+    }
+}
+
 impl CodeGuesses {
     /// Whether `ip` used up its wrong codes of the current window.
     pub fn blocked(&self, ip: IpAddr, now: std::time::Instant) -> bool {
+        let ip = guesser(ip);
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         seen.get(&ip).is_some_and(|&(since, n)| {
             now.duration_since(since) < CODE_GUESS_WINDOW && n >= CODE_GUESSES_MAX
@@ -318,6 +350,7 @@ impl CodeGuesses {
 
     /// Counts a wrong code from `ip`.
     pub fn wrong(&self, ip: IpAddr, now: std::time::Instant) {
+        let ip = guesser(ip);
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         if seen.len() >= CODE_GUESS_CLIENTS_MAX && !seen.contains_key(&ip) {
             seen.retain(|_, (since, _)| now.duration_since(*since) < CODE_GUESS_WINDOW);

@@ -107,6 +107,8 @@ pub struct Shared {
     containers: std::sync::Mutex<std::collections::BTreeMap<u64, (u64, u64)>>,
     /// Migration and parallel-run progress.
     pub migration: Migration,
+    /// Bytes in the resized-image cache (`files/_cache/`), kept under `resize_cache_bytes`.
+    pub variants: crate::store::variants::Variants,
 }
 
 impl Shared {
@@ -135,6 +137,7 @@ impl Shared {
             compact_requests: AtomicU64::new(0),
             containers: Default::default(),
             migration: Default::default(),
+            variants: Default::default(),
         }
     }
 

@@ -200,6 +200,61 @@ fn variants_are_cached_and_a_deleted_original_is_not_served_from_the_cache() {
     assert_eq!(code, 404);
 }
 
+/// Bytes of the variants under `files/_cache/` (temp files of writes in progress too).
+fn cache_bytes(s: &Server) -> u64 {
+    let Ok(dirs) = std::fs::read_dir(s.dir.join("files/_cache")) else {
+        return 0;
+    };
+    dirs.flatten()
+        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
+        .map(|f| f.metadata().unwrap().len())
+        .sum()
+}
+
+#[test]
+fn the_resize_cache_stays_under_resize_cache_bytes() {
+    // Any client may ask for every size of every image: without a bound the cache grew
+    // until the disk was full.
+    let cap = 64 * 1024;
+    let s = Server::start(json!({ "resize_cache_bytes": cap }));
+    let p = path_of(&upload_json(
+        &s,
+        "big.png",
+        &make(400, 400, ImageFormat::PNG),
+    ));
+    let mut made = 0;
+    for w in 30..90 {
+        let (code, _, body) = get_bytes(&s, &format!("{p}?width={w}&download=0"));
+        assert_eq!(code, 200);
+        made += body.len() as u64;
+    }
+    assert!(
+        made > 3 * cap,
+        "the variants ({made} B) are well over the bound"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while cache_bytes(&s) > cap && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let held = cache_bytes(&s);
+    assert!(
+        held <= cap && held > 0,
+        "the cache holds {held} B, bound {cap}"
+    );
+    let (code, _, body) = get_bytes(&s, &format!("{p}?width=89&download=0"));
+    assert_eq!(
+        (code, dims(&body)),
+        (200, (89, 89)),
+        "the newest stays usable"
+    );
+
+    let off = Server::start(json!({ "resize_cache_bytes": 0 }));
+    let p = path_of(&upload_json(&off, "o.png", &make(40, 40, ImageFormat::PNG)));
+    let (code, _, _) = get_bytes(&off, &format!("{p}?width=20&download=0"));
+    assert_eq!(code, 200);
+    assert_eq!(cache_bytes(&off), 0, "0: nothing cached");
+}
+
 #[test]
 fn merged_small_images_are_resized_too() {
     let s = Server::start(json!({"enable_merge_small_file": true}));

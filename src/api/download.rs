@@ -574,20 +574,7 @@ async fn variant(
     match out {
         Ok((bytes, _)) => {
             let bytes = Bytes::from(bytes);
-            let to_cache = bytes.clone();
-            glommio::executor()
-                .spawn_blocking(move || {
-                    // A cache: no fsync; a torn file is impossible (write aside, then rename).
-                    let dir = cached
-                        .parent()
-                        .expect("cache path has a parent")
-                        .to_path_buf();
-                    let tmp = dir.join(format!(".{key}.tmp"));
-                    let _ = std::fs::create_dir_all(&dir)
-                        .and_then(|_| std::fs::write(&tmp, &to_cache))
-                        .and_then(|_| std::fs::rename(&tmp, &cached));
-                })
-                .await;
+            cache_variant(w, cached, &key, bytes.clone()).await;
             let len = bytes.len() as u64;
             respond(w, req, p, rel, len, mtime, Source::Memory(bytes)).map(Some)
         }
@@ -597,6 +584,47 @@ async fn variant(
             Err(ApiError::fail(422, format!("cannot decode image: {m}")))
         }
     }
+}
+
+/// Writes a resized variant into the cache at `cached` (unless `resize_cache_bytes` is 0),
+/// then, when the cache may be over its bound, starts a trim of it beside the request.
+async fn cache_variant(w: &Worker, cached: std::path::PathBuf, key: &str, bytes: Bytes) {
+    let cap = w.config().resize_cache_bytes;
+    if cap == 0 {
+        return;
+    }
+    let len = bytes.len() as u64;
+    let tmp_name = format!(".{key}.tmp");
+    let written = glommio::executor()
+        .spawn_blocking(move || {
+            // A cache: no fsync; a torn file is impossible (write aside, then rename).
+            let dir = cached.parent().expect("cache path has a parent");
+            let tmp = dir.join(tmp_name);
+            std::fs::create_dir_all(dir)
+                .and_then(|_| std::fs::write(&tmp, &bytes))
+                .and_then(|_| std::fs::rename(&tmp, &cached))
+                .is_ok()
+        })
+        .await;
+    if !written || !w.shared.variants.written(len, cap) {
+        return;
+    }
+    let shared = w.shared.clone();
+    glommio::spawn_local(async move {
+        let dir = shared.dir.join("files").join("_cache");
+        let s = shared.clone();
+        let removed = glommio::executor()
+            .spawn_blocking(move || s.variants.trim(&dir, cap))
+            .await;
+        if removed > 0 {
+            tracing::info!(
+                removed,
+                cap,
+                "resize cache trimmed to its bound (resize_cache_bytes)"
+            );
+        }
+    })
+    .detach();
 }
 
 async fn close_rc(file: Rc<glommio::io::BufferedFile>) {

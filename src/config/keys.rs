@@ -138,6 +138,9 @@ config_keys! {
     connections_per_worker_max: usize = usize(10000), live => (10000);
     /// Per-executor cache of small immutable files, bytes (0 = off).
     file_cache_bytes: u64 = uint(8 * 1024 * 1024), restart => (8 * 1024 * 1024);
+    /// Bytes the resized-image cache (`files/_cache/`) may hold; the oldest variants go
+    /// beyond it (0 = resized images are not cached).
+    resize_cache_bytes: u64 = uint(RESIZE_CACHE_BYTES_DEFAULT), live => (RESIZE_CACHE_BYTES_DEFAULT);
     /// Seconds given to in-flight requests on SIGTERM before exit.
     shutdown_grace: u64 = uint(10), restart => (10);
     /// Addresses (exact or CIDR) whose X-Real-IP / X-Forwarded-For are trusted.

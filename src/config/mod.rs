@@ -41,6 +41,29 @@ pub const TUS_UPLOADS_PER_CLIENT_MAX_DEFAULT: u64 = 64;
 pub const TUS_SIZE_BYTES_MAX_DEFAULT: u64 = 1 << 40;
 /// Default io_uring registered buffer per executor (small: must fit an 8 MiB memlock limit).
 pub const IO_MEMORY_BYTES_DEFAULT: u64 = 512 * 1024;
+/// Default bound of the resized-image cache (`resize_cache_bytes`): 1 GiB.
+pub const RESIZE_CACHE_BYTES_DEFAULT: u64 = 1 << 30;
+/// The longest duration a key may name: ten years, in seconds. Longer values mean "never" in
+/// practice, and a deadline past `Instant`'s range would panic where it is computed.
+pub const SECONDS_MAX: u64 = 10 * 365 * 24 * 3600;
+/// Keys that name seconds, all bounded by [`SECONDS_MAX`].
+const SECONDS_KEYS: &[&str] = &[
+    "refresh_interval",
+    "download_token_expire",
+    "sync_timeout",
+    "read_timeout",
+    "write_timeout",
+    "idle_timeout",
+    "read_header_timeout",
+    "sync_delay",
+    "body_stall_timeout",
+    "shutdown_grace",
+    "tus_expire_seconds",
+    "first_byte_timeout",
+    "status_check_interval",
+    "alarm_sync_lag_seconds",
+    "alarm_repeat_seconds",
+];
 
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Mail {
@@ -441,10 +464,12 @@ fn apply_defaults(c: &mut Config) {
         // go-fastdfs never lower-cases entries, so `PNG` never matched (docs/DEFECTS.md #21).
         *ext = ext.to_lowercase();
     }
-    if c.read_timeout == 0 {
+    // go-fastdfs: a timeout that is not positive is no timeout; ours are bounded, so such a
+    // value takes the default (without this, -1 was a one-second timeout).
+    if c.read_timeout <= 0 {
         c.read_timeout = 600;
     }
-    if c.write_timeout == 0 {
+    if c.write_timeout <= 0 {
         c.write_timeout = 600;
     }
     if c.sync_worker == 0 {
@@ -515,6 +540,15 @@ pub fn normalize_peers(peers: &[String], host: &str) -> Vec<String> {
 }
 
 fn validate(r: &Reader<'_>, c: &Config) -> Result<(), ConfigError> {
+    for key in SECONDS_KEYS {
+        let v = r.int(key, 0)?;
+        if v > SECONDS_MAX as i64 {
+            return Err(r.value_err(
+                key,
+                format!("must be at most {SECONDS_MAX} seconds (ten years)"),
+            ));
+        }
+    }
     c.listen_addr().map_err(|m| r.value_err("addr", m))?;
     if let Some(a) = c.s3_listen_addr() {
         let a = a.map_err(|m| r.value_err("s3_addr", m))?;

@@ -138,3 +138,23 @@ fn after_prefix_agrees_with_the_prefix() {
     assert_eq!(grouped.after_prefix("/group1/upload"), Some("/upload"));
     assert_eq!(plain.after_prefix("/group1/upload"), Some("/group1/upload"));
 }
+
+#[test]
+fn durations_past_ten_years_are_refused_and_negative_timeouts_take_the_default() {
+    // A deadline past `Instant`'s range panicked where it was computed: in every connection
+    // (read_timeout) or in a duty, which stops the server (status_check_interval).
+    for key in [
+        "read_timeout",
+        "status_check_interval",
+        "shutdown_grace",
+        "sync_timeout",
+    ] {
+        for v in ["1e19", "9223372036854775807", "315360001"] {
+            let e = p(&format!("{{\"{key}\": {v}}}")).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains("at most"), "{key}={v}: {e}");
+        }
+        p(&format!("{{\"{key}\": {SECONDS_MAX}}}")).unwrap();
+    }
+    let (c, _) = p(r#"{"read_timeout": -1, "write_timeout": -30}"#).unwrap();
+    assert_eq!((c.read_timeout, c.write_timeout), (600, 600));
+}

@@ -1,7 +1,7 @@
 //! Storage: where files live (`names`), their metadata (`meta`, sharded LMDB with group
 //! commit), the small-file cache (`cache`), and the durable write path (`write`); the offline
 //! jobs (`import`, `check`) report their `progress`; S3 buckets over the top directories
-//! (`buckets`).
+//! (`buckets`); the bound of the resized-image cache (`variants`).
 
 pub mod buckets;
 pub mod cache;
@@ -12,6 +12,7 @@ pub mod import;
 pub mod meta;
 pub mod names;
 pub mod progress;
+pub mod variants;
 pub mod write;
 
 /// Blocking: opens `path` to read and write, creating it when missing; a new file's

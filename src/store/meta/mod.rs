@@ -591,6 +591,43 @@ mod tests {
     }
 
     #[test]
+    fn a_directory_removed_before_the_move_is_made_again() {
+        // `G/remove_empty_dir` may remove the fresh, still empty directory of an upload
+        // between its creation and the move; the upload failed with a 500.
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("files/_tmp")).unwrap();
+        let tmp = d.path().join("files/_tmp/t");
+        std::fs::write(&tmp, b"x").unwrap();
+        let st = Staged {
+            tmp,
+            dir: "files/default/20261206/19/30/1".into(),
+            name: "a.txt".into(),
+            replace: false,
+        };
+        let dir = d.path().join(&st.dir);
+        let mut dirs = BTreeSet::new();
+        create_dirs(d.path(), &dir, &mut dirs).unwrap();
+        dirs.insert(dir.clone());
+        std::fs::remove_dir(&dir).unwrap();
+        let mut info = FileInfo {
+            name: "a.txt".into(),
+            ..Default::default()
+        };
+        let mut placed = Vec::new();
+        place_staged(
+            d.path(),
+            &st,
+            Naming::Collide,
+            &mut info,
+            &mut dirs,
+            &mut placed,
+        )
+        .unwrap();
+        assert_eq!(std::fs::read(dir.join("a.txt")).unwrap(), b"x");
+        assert_eq!(info.path, st.dir);
+    }
+
+    #[test]
     fn new_directories_record_their_parents_for_fsync() {
         let d = tempfile::tempdir().unwrap();
         let mut dirs = BTreeSet::new();

@@ -87,7 +87,16 @@ pub(super) fn place_staged(
     if !dirs.contains(&dir) {
         create_dirs(root, &dir, dirs).map_err(|e| rel(MetaError::placing(e, &dir)))?;
     }
-    let p = place_file(&st.tmp, &dir, &st.name, naming).map_err(rel)?;
+    let p = match place_file(&st.tmp, &dir, &st.name, naming) {
+        // The directory went between its creation and the move (`G/remove_empty_dir` removes
+        // empty directories while uploads run): made again, once.
+        Err(MetaError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound && !dir.is_dir() => {
+            create_dirs(root, &dir, dirs).map_err(|e| rel(MetaError::placing(e, &dir)))?;
+            place_file(&st.tmp, &dir, &st.name, naming)
+        }
+        r => r,
+    }
+    .map_err(rel)?;
     let name = p.name().to_string();
     dirs.insert(dir);
     placed.push(p);
