@@ -215,3 +215,30 @@ fn merged_small_images_are_resized_too() {
     let (status, _, body) = get_bytes(&s, &format!("{path}?download=0"));
     assert_eq!((status, body), (200, png));
 }
+
+#[test]
+fn the_dimension_kept_from_the_aspect_ratio_is_clamped_too() {
+    // 2 x 100 asked 50 wide would be 50 x 2500 (with image_max_width 2000, a 1 x 10000 image
+    // asked 2000 wide was 2000 x 20,000,000 pixels: tens of GB, the server killed).
+    let s = Server::start(json!({"image_max_width": 50, "image_max_height": 50}));
+    let thin = path_of(&upload_json(
+        &s,
+        "thin.png",
+        &make(2, 100, ImageFormat::PNG),
+    ));
+    let (code, _, body) = get_bytes(&s, &format!("{thin}?width=50&download=0"));
+    assert_eq!(code, 200);
+    assert_eq!(
+        dims(&body),
+        (1, 50),
+        "fitted in image_max_width x image_max_height"
+    );
+    let wide = path_of(&upload_json(
+        &s,
+        "wide.png",
+        &make(100, 2, ImageFormat::PNG),
+    ));
+    let (code, _, body) = get_bytes(&s, &format!("{wide}?height=50&download=0"));
+    assert_eq!(code, 200);
+    assert_eq!(dims(&body), (50, 1));
+}

@@ -527,7 +527,7 @@ fn wants_variant(p: &super::Params) -> bool {
 }
 
 /// The `width`/`height` asked for, if any (clamped to the configured maximum).
-fn wanted_size(w: &Worker, p: &super::Params) -> Result<Option<(usize, usize)>, ApiError> {
+fn wanted_size(w: &Worker, p: &super::Params) -> Result<Option<crate::image::Wanted>, ApiError> {
     let cfg = w.config();
     crate::image::requested_size(
         p.str("width"),
@@ -547,11 +547,14 @@ async fn variant(
     p: &super::Params,
     rel: &str,
     (size, mtime): (u64, u64),
-    (want_w, want_h): (usize, usize),
+    want: crate::image::Wanted,
     source: impl std::future::Future<Output = Result<Bytes, ApiError>>,
 ) -> Result<Option<Response>, ApiError> {
     use crate::image::{self, ResizeError};
-    let key = crate::store::meta::md5_hex(&format!("{rel}|{size}|{mtime}|{want_w}|{want_h}"));
+    let key = crate::store::meta::md5_hex(&format!(
+        "{rel}|{size}|{mtime}|{}|{}|{}|{}",
+        want.width, want.height, want.max.0, want.max.1
+    ));
     let cached = w
         .dir()
         .join("files")
@@ -569,7 +572,7 @@ async fn variant(
         .await
         .map_err(|e| ApiError::fail(503, e.to_string()))?;
     let out = glommio::executor()
-        .spawn_blocking(move || image::resize(&data, want_w, want_h))
+        .spawn_blocking(move || image::resize(&data, want))
         .await;
     match out {
         Ok((bytes, _)) => {
