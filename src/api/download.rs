@@ -561,9 +561,17 @@ async fn variant(
         .join("_cache")
         .join(&key[..2])
         .join(&key);
+    // The variant's validators: its source's mtime (whether it was made now or before), and
+    // an entity tag of its own (never the source's, nor another size's, even when two have
+    // the same length).
+    let short = key[..16].to_string();
+    let tag = |len: u64| {
+        crate::http::response::HeaderValue::Owned(format!("\"{mtime:x}-{len:x}-{short}\""))
+    };
     if let Ok(c) = glommio::io::BufferedFile::open(&cached).await {
-        let (len, cmtime, _) = fstat(&c)?;
-        return respond(w, req, p, rel, len, cmtime, Source::File(Rc::new(c))).map(Some);
+        let (len, _, _) = fstat(&c)?;
+        let source = Source::File(Rc::new(c));
+        return respond_tagged(w, req, p, rel, (len, mtime, tag(len)), source).map(Some);
     }
     let data = source.await?;
     let _slot = w
@@ -592,7 +600,8 @@ async fn variant(
                 })
                 .await;
             let len = bytes.len() as u64;
-            respond(w, req, p, rel, len, mtime, Source::Memory(bytes)).map(Some)
+            let source = Source::Memory(bytes);
+            respond_tagged(w, req, p, rel, (len, mtime, tag(len)), source).map(Some)
         }
         Err(ResizeError::Unsupported) => Ok(None),
         Err(ResizeError::TooLarge) => Err(ApiError::fail(413, "image too large to resize")),
@@ -647,8 +656,20 @@ fn respond(
     mtime: u64,
     source: Source,
 ) -> Result<Response, ApiError> {
-    let cfg = w.config();
     let tag = content::etag(size, mtime);
+    respond_tagged(w, req, params, rel, (size, mtime, tag), source)
+}
+
+/// `respond` with the entity tag given (a resized variant's, which is not its source's).
+fn respond_tagged(
+    w: &Worker,
+    req: &Request<'_>,
+    params: &super::Params,
+    rel: &str,
+    (size, mtime, tag): (u64, u64, crate::http::response::HeaderValue),
+    source: Source,
+) -> Result<Response, ApiError> {
+    let cfg = w.config();
     let last_modified = content::http_date(mtime);
     let attachment = match params.get("download") {
         None => cfg.default_download,
