@@ -7,7 +7,8 @@
 //! decoded pixel count is checked from the headers before decoding (decompression bombs get
 //! 413), sources over `SOURCE_BYTES_MAX` are refused. Other formats (GIF, non-images)
 //! are served unchanged, never as an empty 200 (docs/DEFECTS.md #32). The work runs on the blocking
-//! pool, at most `RESIZES_IN_FLIGHT` per executor; results are cached under `files/_cache/`.
+//! pool, at most `RESIZES_IN_FLIGHT` per executor; results are cached under `files/_cache/`,
+//! trimmed to `CACHE_BYTES_MAX` and `CACHE_FILES_MAX` by `sweep_cache`.
 
 use zune_core::bytestream::ZCursor;
 use zune_core::options::DecoderOptions;
@@ -22,6 +23,65 @@ pub const PIXELS_MAX: usize = 40_000_000;
 pub const SOURCE_BYTES_MAX: u64 = 64 << 20;
 /// Concurrent resizes per executor.
 pub const RESIZES_IN_FLIGHT: u64 = 2;
+
+/// The variants cache (`files/_cache/`) is trimmed to this many bytes...
+pub const CACHE_BYTES_MAX: u64 = 256 << 20;
+/// ... and this many files (each distinct `width`/`height` of each image is a file: without a
+/// bound a client walking the sizes fills the disk, or its inodes).
+pub const CACHE_FILES_MAX: u64 = 50_000;
+/// An executor sweeps the cache after writing this many bytes or files into it (and after its
+/// first write, so a cache left over the bounds is trimmed too).
+pub const CACHE_SWEEP_EVERY: (u64, u64) = (CACHE_BYTES_MAX / 8, CACHE_FILES_MAX / 8);
+
+/// Trims the variants cache `dir` (`files/_cache`, two-hex-digit subdirectories) to 3/4 of
+/// `max_bytes` and `max_files` once it is over either, the oldest variants first (blocking:
+/// run on the blocking pool). Leftover temporary files (`.*.tmp`) older than a minute go too.
+/// Returns how many files were removed.
+pub fn sweep_cache(dir: &std::path::Path, max_bytes: u64, max_files: u64) -> usize {
+    let now = std::time::SystemTime::now();
+    let mut files = Vec::new();
+    let (mut bytes, mut removed) = (0u64, 0usize);
+    let Ok(subdirs) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    for sub in subdirs.flatten() {
+        let Ok(entries) = std::fs::read_dir(sub.path()) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(meta) = e.metadata() else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            let mtime = meta.modified().unwrap_or(now);
+            let stale_tmp = e.file_name().to_string_lossy().ends_with(".tmp")
+                && now.duration_since(mtime).unwrap_or_default().as_secs() > 60;
+            if stale_tmp {
+                removed += usize::from(std::fs::remove_file(e.path()).is_ok());
+                continue;
+            }
+            bytes += meta.len();
+            files.push((mtime, meta.len(), e.path()));
+        }
+    }
+    if bytes <= max_bytes && files.len() as u64 <= max_files {
+        return removed;
+    }
+    files.sort_unstable_by_key(|f| f.0);
+    let (keep_bytes, keep_files) = (max_bytes / 4 * 3, max_files / 4 * 3);
+    let mut count = files.len() as u64;
+    for (_, len, path) in files {
+        if bytes <= keep_bytes && count <= keep_files {
+            break;
+        }
+        if std::fs::remove_file(&path).is_ok() {
+            removed += 1;
+        }
+        bytes -= len;
+        count -= 1;
+    }
+    removed
+}
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum ResizeError {
@@ -396,6 +456,57 @@ mod tests {
             decode_zune(ImageFormat::PNG, &out).unwrap().dimensions(),
             (1, 2000)
         );
+    }
+
+    #[test]
+    fn the_variants_cache_is_trimmed_oldest_first_to_its_bounds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+        for i in 0..40u64 {
+            let sub = dir.join(format!("{:02x}", i % 4));
+            std::fs::create_dir_all(&sub).unwrap();
+            let f = sub.join(format!("{i:032x}"));
+            std::fs::write(&f, vec![0u8; 100]).unwrap();
+            let at = old + std::time::Duration::from_secs(i);
+            std::fs::File::options()
+                .write(true)
+                .open(&f)
+                .unwrap()
+                .set_modified(at)
+                .unwrap();
+        }
+        let left = |dir: &std::path::Path| -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        // Within the bounds: nothing goes.
+        assert_eq!(sweep_cache(dir, 4000, 40), 0);
+        assert_eq!(left(dir).len(), 40);
+        // Over the byte bound (at most 2997 of 3999 bytes kept): the 11 oldest go.
+        assert_eq!(sweep_cache(dir, 3999, 1000), 11);
+        let kept = left(dir);
+        assert_eq!(kept.len(), 29);
+        assert_eq!(kept[0], format!("{:032x}", 11), "the oldest went first");
+        // Over the file bound: down to 3/4 of it.
+        assert_eq!(sweep_cache(dir, 1 << 30, 20), 14);
+        assert_eq!(left(dir).len(), 15);
+        // A stale temporary file goes in any case.
+        let tmp_file = dir.join("00").join(".x.tmp");
+        std::fs::write(&tmp_file, b"x").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&tmp_file)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert_eq!(sweep_cache(dir, 1 << 30, 1000), 1);
+        assert!(!tmp_file.exists());
     }
 
     /// A `w`x`h` JPEG of a smooth gradient (RGB or grey).

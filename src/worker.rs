@@ -291,6 +291,9 @@ pub struct Worker {
     pub auth_cache: RefCell<AuthCache>,
     /// Bounds concurrent image resizes on this executor.
     pub resize_slots: glommio::sync::Semaphore,
+    /// Bytes and files this executor wrote into the variants cache since its last sweep
+    /// (`image::sweep_cache`); starts full, so the first write sweeps.
+    pub resize_cache_written: std::cell::Cell<(u64, u64)>,
     /// Replication tasks' state on this executor (wake-up, peer connections, retries).
     pub sync: SyncState,
     /// Appends of small files to this executor's haystack containers (group commit).
@@ -322,6 +325,7 @@ impl Worker {
             records: RefCell::new(Default::default()),
             auth_cache: RefCell::new(Default::default()),
             resize_slots: glommio::sync::Semaphore::new(crate::image::RESIZES_IN_FLIGHT),
+            resize_cache_written: std::cell::Cell::new(crate::image::CACHE_SWEEP_EVERY),
             sync: Default::default(),
             haystack: Default::default(),
             merge_memory: Default::default(),

@@ -586,6 +586,13 @@ async fn variant(
         Ok((bytes, _)) => {
             let bytes = Bytes::from(bytes);
             let to_cache = bytes.clone();
+            let (written, files) = w.resize_cache_written.get();
+            let (written, files) = (written + bytes.len() as u64, files + 1);
+            let (every_bytes, every_files) = image::CACHE_SWEEP_EVERY;
+            let sweep = written >= every_bytes || files >= every_files;
+            w.resize_cache_written
+                .set(if sweep { (0, 0) } else { (written, files) });
+            let cache_dir = w.dir().join("files").join("_cache");
             glommio::executor()
                 .spawn_blocking(move || {
                     // A cache: no fsync; a torn file is impossible (write aside, then rename).
@@ -599,6 +606,14 @@ async fn variant(
                         .and_then(|_| std::fs::rename(&tmp, &cached));
                 })
                 .await;
+            if sweep {
+                // In the background: the answer does not wait for a walk of the cache.
+                let walk = glommio::executor().spawn_blocking(move || {
+                    let (bytes, files) = (image::CACHE_BYTES_MAX, image::CACHE_FILES_MAX);
+                    image::sweep_cache(&cache_dir, bytes, files);
+                });
+                glommio::spawn_local(walk).detach();
+            }
             let len = bytes.len() as u64;
             let source = Source::Memory(bytes);
             respond_tagged(w, req, p, rel, (len, mtime, tag(len)), source).map(Some)
