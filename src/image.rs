@@ -19,6 +19,9 @@ use zune_image::traits::OperationsTrait;
 pub const DIMENSION_MAX: i64 = 100_000;
 /// Largest decoded image (width x height) accepted.
 pub const PIXELS_MAX: usize = 40_000_000;
+/// Largest decoded image in bytes: `PIXELS_MAX` pixels of 8-bit RGBA (a 16-bit RGBA PNG may
+/// have half as many pixels). A resize peaks at about 2.5 times this.
+pub const DECODED_BYTES_MAX: usize = PIXELS_MAX * 4;
 /// Largest source file resized.
 pub const SOURCE_BYTES_MAX: u64 = 64 << 20;
 /// Concurrent resizes per executor.
@@ -293,13 +296,21 @@ fn decode_zune(format: ImageFormat, data: &[u8]) -> Result<zune_image::image::Im
     let mut decoder = format
         .decoder_with_options(ZCursor::new(data), options)
         .map_err(|e| ResizeError::Decode(format!("{e:?}")))?;
-    decoder
+    let metadata = decoder
         .read_headers()
         .map_err(|e| ResizeError::Decode(format!("{e:?}")))?;
     let (w, h) = decoder
         .dimensions()
         .ok_or_else(|| ResizeError::Decode("no dimensions".into()))?;
     check_dimensions(w, h)?;
+    // 16-bit samples (PNG) take twice the memory of 8-bit ones: the bound is on bytes.
+    let sample = metadata.map_or(1, |m| m.depth().size_of());
+    let decoded = (w * h)
+        .saturating_mul(decoder.out_colorspace().num_components())
+        .saturating_mul(sample);
+    if decoded > DECODED_BYTES_MAX {
+        return Err(ResizeError::TooLarge);
+    }
     decoder
         .decode()
         .map_err(|e| ResizeError::Decode(format!("{e:?}")))
@@ -507,6 +518,45 @@ mod tests {
             .unwrap();
         assert_eq!(sweep_cache(dir, 1 << 30, 1000), 1);
         assert!(!tmp_file.exists());
+    }
+
+    #[test]
+    fn a_16_bit_png_is_bounded_by_its_decoded_bytes() {
+        // 6000 x 6000 RGBA with 16-bit samples: 36 M pixels (under PIXELS_MAX) but 288 MB
+        // decoded, twice DECODED_BYTES_MAX; the header says so before any pixel is decoded.
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend_from_slice(&6000u32.to_be_bytes());
+        ihdr.extend_from_slice(&6000u32.to_be_bytes());
+        ihdr.extend_from_slice(&[16, 6, 0, 0, 0]);
+        png.extend_from_slice(&13u32.to_be_bytes());
+        png.extend_from_slice(&ihdr);
+        png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+        png.extend_from_slice(&[0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82]);
+        assert_eq!(resize(&png, want(100, 0)), Err(ResizeError::TooLarge));
+        // The same size in 8-bit grey is decoded (and found empty).
+        png[24..26].copy_from_slice(&[8, 0]);
+        let crc = crc32(&png[12..29]);
+        png[29..33].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            resize(&png, want(100, 0)),
+            Err(ResizeError::Decode(_))
+        ));
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in data {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    crc >> 1 ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
     }
 
     /// A `w`x`h` JPEG of a smooth gradient (RGB or grey).
