@@ -105,7 +105,25 @@ pub fn requested_size(
     max_h: i64,
 ) -> Result<Option<Wanted>, &'static str> {
     let parse = |v: &str| -> Result<i64, &'static str> {
-        let n = v.trim().parse::<i64>().unwrap_or(0);
+        let v = v.trim();
+        let n = match v.parse::<i64>() {
+            Ok(n) => n,
+            // A number too long for i64 is still a number: too large (or negative), not 0.
+            Err(_)
+                if !v.is_empty()
+                    && v.trim_start_matches(['-', '+'])
+                        .bytes()
+                        .all(|b| b.is_ascii_digit())
+                    && v.len() > 1 =>
+            {
+                if v.starts_with('-') {
+                    -1
+                } else {
+                    i64::MAX
+                }
+            }
+            Err(_) => 0,
+        };
         if n < 0 {
             return Err("width and height must not be negative");
         }
@@ -435,6 +453,11 @@ mod tests {
         assert_eq!((clamped.width, clamped.height), (2000, 0));
         assert!(requested_size("-1", "0", 2000, 2000).is_err());
         assert!(requested_size("99999999", "0", 2000, 2000).is_err());
+        // Past i64 a number is still too large (or negative), not "not a number".
+        assert!(requested_size("100000000000000000000", "0", 2000, 2000).is_err());
+        assert!(requested_size("0", "-100000000000000000000", 2000, 2000).is_err());
+        assert_eq!(requested_size("+", "-", 2000, 2000), Ok(None));
+        assert_eq!(requested_size("1e3", "", 2000, 2000), Ok(None));
     }
 
     #[test]
