@@ -7,7 +7,8 @@
 //! decoded pixel count is checked from the headers before decoding (decompression bombs get
 //! 413), sources over `SOURCE_BYTES_MAX` are refused. Other formats (GIF, non-images)
 //! are served unchanged, never as an empty 200 (docs/DEFECTS.md #32). The work runs on the blocking
-//! pool, at most `RESIZES_IN_FLIGHT` per executor; results are cached under `files/_cache/`.
+//! pool, at most `RESIZES_IN_FLIGHT` per executor; results are cached under `files/_cache/`
+//! (bounded by `store::variants`).
 
 use zune_core::bytestream::ZCursor;
 use zune_core::options::DecoderOptions;
@@ -18,6 +19,9 @@ use zune_image::traits::OperationsTrait;
 pub const DIMENSION_MAX: i64 = 100_000;
 /// Largest decoded image (width x height) accepted.
 pub const PIXELS_MAX: usize = 40_000_000;
+/// Largest decoded image in bytes: `PIXELS_MAX` pixels of 8-bit RGBA (a 16-bit RGBA PNG may
+/// have half as many pixels). A resize peaks at about 2.5 times this.
+pub const DECODED_BYTES_MAX: usize = PIXELS_MAX * 4;
 /// Largest source file resized.
 pub const SOURCE_BYTES_MAX: u64 = 64 << 20;
 /// Concurrent resizes per executor.
@@ -40,9 +44,27 @@ pub fn requested_size(
     height: &str,
     max_w: i64,
     max_h: i64,
-) -> Result<Option<(usize, usize)>, &'static str> {
+) -> Result<Option<Wanted>, &'static str> {
     let parse = |v: &str| -> Result<i64, &'static str> {
-        let n = v.trim().parse::<i64>().unwrap_or(0);
+        let v = v.trim();
+        let n = match v.parse::<i64>() {
+            Ok(n) => n,
+            // A number too long for i64 is still a number: too large (or negative), not 0.
+            Err(_)
+                if !v.is_empty()
+                    && v.trim_start_matches(['-', '+'])
+                        .bytes()
+                        .all(|b| b.is_ascii_digit())
+                    && v.len() > 1 =>
+            {
+                if v.starts_with('-') {
+                    -1
+                } else {
+                    i64::MAX
+                }
+            }
+            Err(_) => 0,
+        };
         if n < 0 {
             return Err("width and height must not be negative");
         }
@@ -55,10 +77,22 @@ pub fn requested_size(
     if w == 0 && h == 0 {
         return Ok(None);
     }
-    Ok(Some((
-        w.min(max_w.max(1)) as usize,
-        h.min(max_h.max(1)) as usize,
-    )))
+    let (max_w, max_h) = (max_w.clamp(1, DIMENSION_MAX), max_h.clamp(1, DIMENSION_MAX));
+    Ok(Some(Wanted {
+        width: w.min(max_w) as usize,
+        height: h.min(max_h) as usize,
+        max: (max_w as usize, max_h as usize),
+    }))
+}
+
+/// A resize asked for: `width`/`height` already clamped (0 keeps the aspect ratio), and the
+/// box the result must fit in (image_max_width/height), which bounds the dimension derived
+/// from the aspect ratio too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted {
+    pub width: usize,
+    pub height: usize,
+    pub max: (usize, usize),
 }
 
 /// Content-Type of a format we resize.
@@ -86,25 +120,24 @@ fn format_of(data: &[u8]) -> Option<ImageFormat> {
 
 /// Resizes an encoded image (blocking: run on the blocking pool). Returns the new bytes and
 /// their Content-Type.
-pub fn resize(
-    data: &[u8],
-    want_w: usize,
-    want_h: usize,
-) -> Result<(Vec<u8>, &'static str), ResizeError> {
+pub fn resize(data: &[u8], want: Wanted) -> Result<(Vec<u8>, &'static str), ResizeError> {
     let format = format_of(data).ok_or(ResizeError::Unsupported)?;
     let mut target = None;
     let mut image = match format {
         ImageFormat::WEBP => decode_webp(data)?,
-        ImageFormat::JPEG => match decode_jpeg_scaled(data, want_w, want_h)? {
+        ImageFormat::JPEG => match decode_jpeg_scaled(data, want)? {
             Some((image, full)) => {
-                target = Some(target_size(full, (want_w, want_h)));
+                target = Some(target_size(full, want)?);
                 image
             }
             None => decode_zune(format, data)?,
         },
         _ => decode_zune(format, data)?,
     };
-    let (tw, th) = target.unwrap_or_else(|| target_size(image.dimensions(), (want_w, want_h)));
+    let (tw, th) = match target {
+        Some(t) => t,
+        None => target_size(image.dimensions(), want)?,
+    };
     zune_imageprocs::resize::Resize::new(tw, th, zune_imageprocs::resize::ResizeMethod::Lanczos3)
         .execute(&mut image)
         .map_err(|e| ResizeError::Decode(format!("{e:?}")))?;
@@ -118,13 +151,29 @@ pub fn resize(
     Ok((out, content_type(format)))
 }
 
-/// The output size for a source of `(w, h)`: a 0 dimension keeps the aspect ratio.
-fn target_size((w, h): (usize, usize), want: (usize, usize)) -> (usize, usize) {
-    match want {
-        (0, th) => (((w * th) as f64 / h as f64).round().max(1.0) as usize, th),
-        (tw, 0) => (tw, ((h * tw) as f64 / w as f64).round().max(1.0) as usize),
-        both => both,
+/// The output size for a source of `(w, h)`: a 0 dimension keeps the aspect ratio, and the
+/// result fits in `want.max` (a 1x10000 image asked 2000 wide would otherwise be 2000 x
+/// 20,000,000: one request of a tiny file would allocate tens of gigabytes).
+fn target_size((w, h): (usize, usize), want: Wanted) -> Result<(usize, usize), ResizeError> {
+    check_dimensions(w, h)?;
+    let (max_w, max_h) = (want.max.0.max(1) as f64, want.max.1.max(1) as f64);
+    let scaled = |a: usize, by: f64| (a as f64 * by).round().clamp(1.0, f64::from(u32::MAX));
+    let (tw, th) = match (want.width, want.height) {
+        (0, th) => {
+            let th = (th as f64).min(h as f64 * max_w / w as f64).max(1.0);
+            (scaled(w, th / h as f64).min(max_w), th.round().min(max_h))
+        }
+        (tw, 0) => {
+            let tw = (tw as f64).min(w as f64 * max_h / h as f64).max(1.0);
+            (tw.round().min(max_w), scaled(h, tw / w as f64).min(max_h))
+        }
+        (tw, th) => ((tw as f64).min(max_w), (th as f64).min(max_h)),
+    };
+    let (tw, th) = (tw.max(1.0) as usize, th.max(1.0) as usize);
+    if tw.saturating_mul(th) > PIXELS_MAX {
+        return Err(ResizeError::TooLarge);
     }
+    Ok((tw, th))
 }
 
 /// A JPEG decoded at a reduced scale, and its full size.
@@ -134,11 +183,7 @@ type Scaled = (zune_image::image::Image, (usize, usize));
 /// target size (the inverse DCT computes fewer pixels; libjpeg's "draft" mode, which Pillow and
 /// libvips use for thumbnails), with the full size. None when this decoder cannot take the
 /// image (another colour model, or it gave up): the caller decodes it the ordinary way.
-fn decode_jpeg_scaled(
-    data: &[u8],
-    want_w: usize,
-    want_h: usize,
-) -> Result<Option<Scaled>, ResizeError> {
+fn decode_jpeg_scaled(data: &[u8], want: Wanted) -> Result<Option<Scaled>, ResizeError> {
     use zune_core::colorspace::ColorSpace;
     // A panic inside the decoder (it has `panic!` on shapes it does not expect) must not take
     // the blocking thread down: it only means "decode the ordinary way".
@@ -157,7 +202,7 @@ fn decode_jpeg_scaled(
             jpeg_decoder::PixelFormat::L8 => ColorSpace::Luma,
             _ => return Ok(None),
         };
-        let (tw, th) = target_size(full, (want_w, want_h));
+        let (tw, th) = target_size(full, want)?;
         // At 1/8 scale only the DC coefficients count: the faster decoder, when it takes
         // the image.
         if full.0.div_ceil(8) >= tw && full.1.div_ceil(8) >= th {
@@ -210,13 +255,21 @@ fn decode_zune(format: ImageFormat, data: &[u8]) -> Result<zune_image::image::Im
     let mut decoder = format
         .decoder_with_options(ZCursor::new(data), options)
         .map_err(|e| ResizeError::Decode(format!("{e:?}")))?;
-    decoder
+    let metadata = decoder
         .read_headers()
         .map_err(|e| ResizeError::Decode(format!("{e:?}")))?;
     let (w, h) = decoder
         .dimensions()
         .ok_or_else(|| ResizeError::Decode("no dimensions".into()))?;
     check_dimensions(w, h)?;
+    // 16-bit samples (PNG) take twice the memory of 8-bit ones: the bound is on bytes.
+    let sample = metadata.map_or(1, |m| m.depth().size_of());
+    let decoded = (w * h)
+        .saturating_mul(decoder.out_colorspace().num_components())
+        .saturating_mul(sample);
+    if decoded > DECODED_BYTES_MAX {
+        return Err(ResizeError::TooLarge);
+    }
     decoder
         .decode()
         .map_err(|e| ResizeError::Decode(format!("{e:?}")))
@@ -321,14 +374,102 @@ pub fn bmp_from_rgb(w: usize, h: usize, rgb: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    fn want(width: usize, height: usize) -> Wanted {
+        Wanted {
+            width,
+            height,
+            max: (2000, 2000),
+        }
+    }
+
     #[test]
     fn sizes_like_go_fastdfs_but_safe() {
         assert_eq!(requested_size("", "", 2000, 2000), Ok(None));
         assert_eq!(requested_size("0", "0", 2000, 2000), Ok(None));
-        assert_eq!(requested_size("abc", "10", 2000, 2000), Ok(Some((0, 10))));
-        assert_eq!(requested_size("5000", "0", 2000, 1000), Ok(Some((2000, 0))));
+        assert_eq!(
+            requested_size("abc", "10", 2000, 2000),
+            Ok(Some(want(0, 10)))
+        );
+        let clamped = requested_size("5000", "0", 2000, 1000).unwrap().unwrap();
+        assert_eq!((clamped.width, clamped.height), (2000, 0));
         assert!(requested_size("-1", "0", 2000, 2000).is_err());
         assert!(requested_size("99999999", "0", 2000, 2000).is_err());
+        // Past i64 a number is still too large (or negative), not "not a number".
+        assert!(requested_size("100000000000000000000", "0", 2000, 2000).is_err());
+        assert!(requested_size("0", "-100000000000000000000", 2000, 2000).is_err());
+        assert_eq!(requested_size("+", "-", 2000, 2000), Ok(None));
+        assert_eq!(requested_size("1e3", "", 2000, 2000), Ok(None));
+    }
+
+    #[test]
+    fn the_dimension_kept_from_the_aspect_ratio_fits_the_maximum_too() {
+        // 1 x 10000 asked 2000 wide: not 2000 x 20,000,000 (tens of GB), but fitted in the box.
+        assert_eq!(target_size((1, 10_000), want(2000, 0)), Ok((1, 2000)));
+        assert_eq!(target_size((10_000, 1), want(0, 2000)), Ok((2000, 1)));
+        assert_eq!(target_size((8, 10_000), want(2000, 0)), Ok((2, 2000)));
+        // Within the box nothing changes.
+        assert_eq!(target_size((400, 300), want(100, 0)), Ok((100, 75)));
+        assert_eq!(target_size((400, 300), want(0, 150)), Ok((200, 150)));
+        assert_eq!(target_size((40, 30), want(2000, 0)), Ok((2000, 1500)));
+        // A configured box too large for memory is refused, never allocated.
+        let huge = Wanted {
+            width: 100_000,
+            height: 100_000,
+            max: (100_000, 100_000),
+        };
+        assert_eq!(target_size((10, 10), huge), Err(ResizeError::TooLarge));
+        let png = zune_image::image::Image::from_u8(
+            &[0; 3 * 10_000],
+            1,
+            10_000,
+            zune_core::colorspace::ColorSpace::RGB,
+        )
+        .write_to_vec(ImageFormat::PNG)
+        .unwrap();
+        let (out, _) = resize(&png, want(2000, 0)).unwrap();
+        assert_eq!(
+            decode_zune(ImageFormat::PNG, &out).unwrap().dimensions(),
+            (1, 2000)
+        );
+    }
+
+    #[test]
+    fn a_16_bit_png_is_bounded_by_its_decoded_bytes() {
+        // 6000 x 6000 RGBA with 16-bit samples: 36 M pixels (under PIXELS_MAX) but 288 MB
+        // decoded, twice DECODED_BYTES_MAX; the header says so before any pixel is decoded.
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend_from_slice(&6000u32.to_be_bytes());
+        ihdr.extend_from_slice(&6000u32.to_be_bytes());
+        ihdr.extend_from_slice(&[16, 6, 0, 0, 0]);
+        png.extend_from_slice(&13u32.to_be_bytes());
+        png.extend_from_slice(&ihdr);
+        png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+        png.extend_from_slice(&[0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42, 0x60, 0x82]);
+        assert_eq!(resize(&png, want(100, 0)), Err(ResizeError::TooLarge));
+        // The same size in 8-bit grey is decoded (and found empty).
+        png[24..26].copy_from_slice(&[8, 0]);
+        let crc = crc32(&png[12..29]);
+        png[29..33].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            resize(&png, want(100, 0)),
+            Err(ResizeError::Decode(_))
+        ));
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in data {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    crc >> 1 ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
     }
 
     /// A `w`x`h` JPEG of a smooth gradient (RGB or grey).
@@ -355,27 +496,27 @@ mod tests {
     #[test]
     fn a_large_jpeg_is_decoded_at_a_reduced_scale_still_above_the_target() {
         let src = jpeg(1600, 1200, false);
-        let (image, full) = decode_jpeg_scaled(&src, 100, 0)
+        let (image, full) = decode_jpeg_scaled(&src, want(100, 0))
             .unwrap()
             .expect("scaled decode");
         assert_eq!(full, (1600, 1200));
         // 1/8 is the smallest scale at least 100 wide: 200x150.
         assert_eq!(image.dimensions(), (200, 150));
-        let (out, ct) = resize(&src, 100, 0).unwrap();
+        let (out, ct) = resize(&src, want(100, 0)).unwrap();
         assert_eq!(ct, "image/jpeg");
         let back = decode_zune(ImageFormat::JPEG, &out).unwrap();
         assert_eq!(back.dimensions(), (100, 75));
         // A target close to the full size decodes at full scale.
-        let (image, _) = decode_jpeg_scaled(&src, 1500, 0).unwrap().unwrap();
+        let (image, _) = decode_jpeg_scaled(&src, want(1500, 0)).unwrap().unwrap();
         assert_eq!(image.dimensions(), (1600, 1200));
     }
 
     #[test]
     fn grey_jpegs_take_the_scaled_path_and_keep_their_aspect() {
         let src = jpeg(800, 400, true);
-        let (image, _) = decode_jpeg_scaled(&src, 0, 50).unwrap().unwrap();
+        let (image, _) = decode_jpeg_scaled(&src, want(0, 50)).unwrap().unwrap();
         assert_eq!(image.dimensions(), (100, 50));
-        let (out, _) = resize(&src, 0, 50).unwrap();
+        let (out, _) = resize(&src, want(0, 50)).unwrap();
         assert_eq!(
             decode_zune(ImageFormat::JPEG, &out).unwrap().dimensions(),
             (100, 50)
@@ -387,16 +528,19 @@ mod tests {
         let mut src = jpeg(64, 64, false);
         src.truncate(src.len() / 3);
         assert!(matches!(
-            resize(&src, 10, 0),
+            resize(&src, want(10, 0)),
             Err(ResizeError::Decode(_)) | Ok(_)
         ));
-        assert!(resize(&[0xFF, 0xD8, 0xFF, 0xC0, 0, 2], 10, 0).is_err());
+        assert!(resize(&[0xFF, 0xD8, 0xFF, 0xC0, 0, 2], want(10, 0)).is_err());
     }
 
     #[test]
     fn non_images_are_unsupported() {
-        assert_eq!(resize(b"GIF89a....", 10, 0), Err(ResizeError::Unsupported));
-        assert_eq!(resize(b"hello", 10, 0), Err(ResizeError::Unsupported));
+        assert_eq!(
+            resize(b"GIF89a....", want(10, 0)),
+            Err(ResizeError::Unsupported)
+        );
+        assert_eq!(resize(b"hello", want(10, 0)), Err(ResizeError::Unsupported));
     }
 }
 
@@ -413,7 +557,17 @@ mod bench {
         let n = 20;
         let start = std::time::Instant::now();
         for i in 0..n {
-            std::hint::black_box(super::resize(&data, 200 + i, 0).expect("resize"));
+            std::hint::black_box(
+                super::resize(
+                    &data,
+                    super::Wanted {
+                        width: 200 + i,
+                        height: 0,
+                        max: (2000, 2000),
+                    },
+                )
+                .expect("resize"),
+            );
         }
         let each = start.elapsed() / n as u32;
         println!(

@@ -270,3 +270,91 @@ fn merged_small_images_are_resized_too() {
     let (status, _, body) = get_bytes(&s, &format!("{path}?download=0"));
     assert_eq!((status, body), (200, png));
 }
+
+#[test]
+fn the_dimension_kept_from_the_aspect_ratio_is_clamped_too() {
+    // 2 x 100 asked 50 wide would be 50 x 2500 (with image_max_width 2000, a 1 x 10000 image
+    // asked 2000 wide was 2000 x 20,000,000 pixels: tens of GB, the server killed).
+    let s = Server::start(json!({"image_max_width": 50, "image_max_height": 50}));
+    let thin = path_of(&upload_json(
+        &s,
+        "thin.png",
+        &make(2, 100, ImageFormat::PNG),
+    ));
+    let (code, _, body) = get_bytes(&s, &format!("{thin}?width=50&download=0"));
+    assert_eq!(code, 200);
+    assert_eq!(
+        dims(&body),
+        (1, 50),
+        "fitted in image_max_width x image_max_height"
+    );
+    let wide = path_of(&upload_json(
+        &s,
+        "wide.png",
+        &make(100, 2, ImageFormat::PNG),
+    ));
+    let (code, _, body) = get_bytes(&s, &format!("{wide}?height=50&download=0"));
+    assert_eq!(code, 200);
+    assert_eq!(dims(&body), (50, 1));
+}
+
+/// `(status, ETag, Last-Modified, body length)` of a GET with optional If-None-Match.
+fn validators(s: &Server, path: &str, inm: Option<&str>) -> (u16, String, String, usize) {
+    let mut req = agent().get(&s.url(path));
+    if let Some(tag) = inm {
+        req = req.set("If-None-Match", tag);
+    }
+    let r = match req.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let (status, tag, lm) = (
+        r.status(),
+        r.header("ETag").unwrap_or("").to_string(),
+        r.header("Last-Modified").unwrap_or("").to_string(),
+    );
+    let mut b = Vec::new();
+    std::io::Read::read_to_end(&mut r.into_reader(), &mut b).unwrap();
+    (status, tag, lm, b.len())
+}
+
+#[test]
+fn a_variant_has_validators_of_its_own_the_same_when_served_from_the_cache() {
+    let s = Server::start(json!({}));
+    let p = path_of(&upload_json(&s, "v.png", &make(30, 30, ImageFormat::PNG)));
+    // The source is old: a variant made now must still say when its source changed.
+    let on_disk = s
+        .dir
+        .join("files")
+        .join(p.strip_prefix("/group1/").unwrap());
+    std::fs::File::options()
+        .write(true)
+        .open(&on_disk)
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000))
+        .unwrap();
+    let (_, original_tag, original_lm, _) = validators(&s, &format!("{p}?download=0"), None);
+    let q = format!("{p}?width=15&download=0");
+    let (code, made_tag, made_lm, made_len) = validators(&s, &q, None);
+    assert_eq!(code, 200);
+    let (code, cached_tag, cached_lm, cached_len) = validators(&s, &q, None);
+    assert_eq!(code, 200);
+    assert_eq!(
+        (&cached_tag, &cached_lm, cached_len),
+        (&made_tag, &made_lm, made_len),
+        "made and cached answers agree"
+    );
+    assert_eq!(made_lm, original_lm, "the source's Last-Modified");
+    assert_ne!(made_tag, original_tag, "not the source's ETag");
+    let (_, other_tag, _, _) = validators(&s, &format!("{p}?width=16&download=0"), None);
+    assert_ne!(other_tag, made_tag, "each size its own ETag");
+    let (code, _, _, _) = validators(&s, &q, Some(&made_tag));
+    assert_eq!(code, 304);
+    let (code, _, _, len) = validators(&s, &q, Some(&original_tag));
+    assert_eq!(
+        (code, len),
+        (200, made_len),
+        "the source's ETag does not match a variant"
+    );
+}

@@ -527,7 +527,7 @@ fn wants_variant(p: &super::Params) -> bool {
 }
 
 /// The `width`/`height` asked for, if any (clamped to the configured maximum).
-fn wanted_size(w: &Worker, p: &super::Params) -> Result<Option<(usize, usize)>, ApiError> {
+fn wanted_size(w: &Worker, p: &super::Params) -> Result<Option<crate::image::Wanted>, ApiError> {
     let cfg = w.config();
     crate::image::requested_size(
         p.str("width"),
@@ -547,36 +547,50 @@ async fn variant(
     p: &super::Params,
     rel: &str,
     (size, mtime): (u64, u64),
-    (want_w, want_h): (usize, usize),
+    want: crate::image::Wanted,
     source: impl std::future::Future<Output = Result<Bytes, ApiError>>,
 ) -> Result<Option<Response>, ApiError> {
     use crate::image::{self, ResizeError};
-    let key = crate::store::meta::md5_hex(&format!("{rel}|{size}|{mtime}|{want_w}|{want_h}"));
+    let key = crate::store::meta::md5_hex(&format!(
+        "{rel}|{size}|{mtime}|{}|{}|{}|{}",
+        want.width, want.height, want.max.0, want.max.1
+    ));
     let cached = w
         .dir()
         .join("files")
         .join("_cache")
         .join(&key[..2])
         .join(&key);
+    // The variant's validators: its source's mtime (whether it was made now or before), and
+    // an entity tag of its own (never the source's, nor another size's, even when two have
+    // the same length).
+    let short = key[..16].to_string();
+    let tag = |len: u64| {
+        crate::http::response::HeaderValue::Owned(format!("\"{mtime:x}-{len:x}-{short}\""))
+    };
     if let Ok(c) = glommio::io::BufferedFile::open(&cached).await {
-        let (len, cmtime, _) = fstat(&c)?;
-        return respond(w, req, p, rel, len, cmtime, Source::File(Rc::new(c))).map(Some);
+        let (len, _, _) = fstat(&c)?;
+        let source = Source::File(Rc::new(c));
+        return respond_tagged(w, req, p, rel, (len, mtime, tag(len)), source).map(Some);
     }
-    let data = source.await?;
+    // The slot first, then the source: requests waiting for a slot hold no image in memory
+    // (40 waiting for a 64 MiB source would otherwise hold 2.5 GB).
     let _slot = w
         .resize_slots
         .acquire_permit(1)
         .await
         .map_err(|e| ApiError::fail(503, e.to_string()))?;
+    let data = source.await?;
     let out = glommio::executor()
-        .spawn_blocking(move || image::resize(&data, want_w, want_h))
+        .spawn_blocking(move || image::resize(&data, want))
         .await;
     match out {
         Ok((bytes, _)) => {
             let bytes = Bytes::from(bytes);
             cache_variant(w, cached, &key, bytes.clone()).await;
             let len = bytes.len() as u64;
-            respond(w, req, p, rel, len, mtime, Source::Memory(bytes)).map(Some)
+            let source = Source::Memory(bytes);
+            respond_tagged(w, req, p, rel, (len, mtime, tag(len)), source).map(Some)
         }
         Err(ResizeError::Unsupported) => Ok(None),
         Err(ResizeError::TooLarge) => Err(ApiError::fail(413, "image too large to resize")),
@@ -672,8 +686,20 @@ fn respond(
     mtime: u64,
     source: Source,
 ) -> Result<Response, ApiError> {
-    let cfg = w.config();
     let tag = content::etag(size, mtime);
+    respond_tagged(w, req, params, rel, (size, mtime, tag), source)
+}
+
+/// `respond` with the entity tag given (a resized variant's, which is not its source's).
+fn respond_tagged(
+    w: &Worker,
+    req: &Request<'_>,
+    params: &super::Params,
+    rel: &str,
+    (size, mtime, tag): (u64, u64, crate::http::response::HeaderValue),
+    source: Source,
+) -> Result<Response, ApiError> {
+    let cfg = w.config();
     let last_modified = content::http_date(mtime);
     let attachment = match params.get("download") {
         None => cfg.default_download,

@@ -75,9 +75,13 @@ impl Variants {
     }
 }
 
+/// A temp file older than this is left over from a write cut short (a crash): removed.
+const STALE_TMP_SECS: u64 = 60;
+
 /// Every variant under `cache_dir`: (modification time, length, path). Temp files of writes
-/// in progress (`.<key>.tmp`) are left out.
+/// in progress (`.<key>.tmp`) are left out; those older than [`STALE_TMP_SECS`] are removed.
 fn list(cache_dir: &Path) -> Vec<(std::time::SystemTime, u64, PathBuf)> {
+    let now = std::time::SystemTime::now();
     let mut out = Vec::new();
     let Ok(dirs) = std::fs::read_dir(cache_dir) else {
         return out;
@@ -87,10 +91,14 @@ fn list(cache_dir: &Path) -> Vec<(std::time::SystemTime, u64, PathBuf)> {
             continue;
         };
         for e in entries.flatten() {
+            let Ok(m) = e.metadata() else { continue };
             if e.file_name().as_encoded_bytes().starts_with(b".") {
+                let age = m.modified().ok().and_then(|t| now.duration_since(t).ok());
+                if age.is_some_and(|a| a.as_secs() > STALE_TMP_SECS) {
+                    let _ = std::fs::remove_file(e.path());
+                }
                 continue;
             }
-            let Ok(m) = e.metadata() else { continue };
             if m.is_file() {
                 let mtime = m.modified().unwrap_or(std::time::UNIX_EPOCH);
                 out.push((mtime, m.len(), e.path()));
@@ -131,6 +139,14 @@ mod tests {
             assert!(sub.join(format!("f{i}")).exists());
         }
         assert!(v.written(300, 800), "600 + 300 > 800");
+        assert!(sub.join(".x.tmp").exists(), "a write in progress stays");
+        // A temp file left by a write cut short (a crash) goes with the next pass.
+        let stale = sub.join(".y.tmp");
+        std::fs::write(&stale, b"x").unwrap();
+        let f = std::fs::File::options().write(true).open(&stale).unwrap();
+        f.set_modified(t0).unwrap();
+        v.trim(d.path(), 800);
+        assert!(!stale.exists());
         assert!(sub.join(".x.tmp").exists());
     }
 }
