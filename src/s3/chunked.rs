@@ -71,6 +71,33 @@ impl std::fmt::Debug for SigningContext {
 }
 
 impl SigningContext {
+    /// The HMAC of one link of the streaming signature chain, to verify against the link's
+    /// signature: `algorithm` (`AWS4-HMAC-SHA256-PAYLOAD` for a chunk, `-TRAILER` for the
+    /// trailers), the request time, the scope, the previous signature (hex), then `hashes`,
+    /// newline-separated.
+    fn chain_mac(
+        &self,
+        algorithm: &str,
+        previous: &[u8; 32],
+        hashes: &[&str],
+    ) -> sigv4::HmacSha256 {
+        let mut mac = sigv4::hmac(&self.signing_key);
+        mac.update(algorithm.as_bytes());
+        for part in [
+            self.amz_date.as_str(),
+            self.scope.as_str(),
+            &sigv4::hex(previous),
+        ] {
+            mac.update(b"\n");
+            mac.update(part.as_bytes());
+        }
+        for h in hashes {
+            mac.update(b"\n");
+            mac.update(h.as_bytes());
+        }
+        mac
+    }
+
     /// The context of a verified request (`None` only if its seed signature is not 64 hex
     /// digits, which [`sigv4::verify`] never returns).
     pub fn from_verified(v: &Verified) -> Option<SigningContext> {
@@ -973,17 +1000,12 @@ impl ChunkDecoder {
             return Err(ChunkError::Malformed("chunk without chunk-signature"));
         };
         let data_hash = std::mem::take(&mut self.chunk_hash).finalize();
-        let mut mac = sigv4::hmac(&ctx.signing_key);
-        mac.update(b"AWS4-HMAC-SHA256-PAYLOAD\n");
-        mac.update(ctx.amz_date.as_bytes());
-        mac.update(b"\n");
-        mac.update(ctx.scope.as_bytes());
-        mac.update(b"\n");
-        mac.update(sigv4::hex(&self.previous).as_bytes());
-        mac.update(b"\n");
-        mac.update(sigv4::EMPTY_SHA256.as_bytes());
-        mac.update(b"\n");
-        mac.update(sigv4::hex(&data_hash).as_bytes());
+        let data_hash = sigv4::hex(&data_hash);
+        let mac = ctx.chain_mac(
+            "AWS4-HMAC-SHA256-PAYLOAD",
+            &self.previous,
+            &[sigv4::EMPTY_SHA256, &data_hash],
+        );
         // Constant-time comparison (hmac uses subtle).
         mac.verify_slice(&signature)
             .map_err(|_| ChunkError::ChunkSignature { index: self.chunks })?;
@@ -1054,15 +1076,11 @@ impl ChunkDecoder {
             ChunkError::Trailer(format!("{TRAILER_SIGNATURE} is not 64 hex digits"))
         })?;
         let hash = std::mem::take(&mut self.trailer_hash).finalize();
-        let mut mac = sigv4::hmac(&ctx.signing_key);
-        mac.update(b"AWS4-HMAC-SHA256-TRAILER\n");
-        mac.update(ctx.amz_date.as_bytes());
-        mac.update(b"\n");
-        mac.update(ctx.scope.as_bytes());
-        mac.update(b"\n");
-        mac.update(sigv4::hex(&self.previous).as_bytes());
-        mac.update(b"\n");
-        mac.update(sigv4::hex(&hash).as_bytes());
+        let mac = ctx.chain_mac(
+            "AWS4-HMAC-SHA256-TRAILER",
+            &self.previous,
+            &[&sigv4::hex(&hash)],
+        );
         mac.verify_slice(&signature)
             .map_err(|_| ChunkError::TrailerSignature)?;
         self.trailer_signed = true;

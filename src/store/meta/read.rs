@@ -12,12 +12,9 @@ fn shard_counts(
     workers: usize,
 ) -> Result<(u32, u32), MetaError> {
     let count_file = meta_dir.join("shards");
-    let count: u32 = match std::fs::read_to_string(&count_file) {
-        Ok(s) => s
-            .trim()
-            .parse()
-            .map_err(|_| MetaError::Corrupt(format!("{} is not a number", count_file.display())))?,
-        Err(_) => {
+    let count = match read_count(&count_file)? {
+        Some(n) => n,
+        None => {
             std::fs::write(&count_file, format!("{shards_wanted}\n"))?;
             std::fs::File::open(&count_file)?.sync_all()?;
             std::fs::File::open(meta_dir)?.sync_all()?;
@@ -26,13 +23,7 @@ fn shard_counts(
     };
     assert!(count >= 1, "shard count is positive");
     let envs_file = meta_dir.join("envs");
-    let env_count: u32 = match std::fs::read_to_string(&envs_file) {
-        Ok(s) => s
-            .trim()
-            .parse()
-            .map_err(|_| MetaError::Corrupt(format!("{} is not a number", envs_file.display())))?,
-        Err(_) => (workers as u32).clamp(1, count),
-    };
+    let env_count = read_count(&envs_file)?.unwrap_or((workers as u32).clamp(1, count));
     if env_count < 1 || env_count > count {
         return Err(MetaError::Corrupt(format!(
             "{} says {env_count} environments for {count} shards",
@@ -40,6 +31,19 @@ fn shard_counts(
         )));
     }
     Ok((count, env_count))
+}
+
+/// The number a layout file holds (`data/meta/shards`, `data/meta/envs`), or None when the
+/// file cannot be read (not written yet); a file that is no number is corrupt.
+fn read_count(file: &Path) -> Result<Option<u32>, MetaError> {
+    match std::fs::read_to_string(file) {
+        Ok(s) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| MetaError::Corrupt(format!("{} is not a number", file.display()))),
+        Err(_) => Ok(None),
+    }
 }
 
 /// Opens (creating) one LMDB environment sized for `per_env` shards.
