@@ -4,6 +4,7 @@
 //! rules that relate keys to each other).
 //!
 //! Row: `key: Type = reader(value when absent), live|restart [=> (value in the generated file)];`
+//! durations in seconds are read with `secs`/`usecs`, which bound them to ten years.
 //! `restart`: a reload keeps the running value (listeners, executors, shards, rings and the tus
 //! routes exist from start; two sizes are read by each executor at its start).
 
@@ -85,7 +86,7 @@ config_keys! {
     image_max_width: i64 = int(0), live => (2000);
     image_max_height: i64 = int(0), live => (1000);
     extensions: Vec<String> = strings(&[]), live => ([]);
-    refresh_interval: i64 = int(0), live => (1800);
+    refresh_interval: i64 = secs(0), live => (1800);
     enable_trim_file_name_special_char: bool = bool(false), live => (true);
     rename_file: bool = bool(false), live => (false);
     enable_web_upload: bool = bool(false), live => (true);
@@ -99,7 +100,7 @@ config_keys! {
     alarm_receivers: Vec<String> = strings(&[]), live => ([]);
     alarm_url: String = string(""), live => ("");
     download_use_token: bool = bool(false), live => (false);
-    download_token_expire: i64 = int(0), live => (600);
+    download_token_expire: i64 = secs(0), live => (600);
     auto_repair: bool = bool(false), live => (true);
     file_sum_arithmetic: String = string(""), live => ("md5");
     admin_key: String = string(""), live => (t.admin_key);
@@ -113,17 +114,17 @@ config_keys! {
     default_download: bool = bool(false), live => (true);
     read_only: bool = bool(false), live => (false);
     enable_tus: bool = bool(false), restart => (true);
-    sync_timeout: i64 = int(0), live => (0);
+    sync_timeout: i64 = secs(0), live => (0);
     enable_fsnotify: bool = bool(false), restart;
     connect_timeout: bool = flag(false), live;
-    read_timeout: i64 = int(0), live => (600);
-    write_timeout: i64 = int(0), live => (600);
-    idle_timeout: i64 = int(0), live => (0);
-    read_header_timeout: i64 = int(0), live => (0);
+    read_timeout: i64 = secs(0), live => (600);
+    write_timeout: i64 = secs(0), live => (600);
+    idle_timeout: i64 = secs(0), live => (0);
+    read_header_timeout: i64 = secs(0), live => (0);
     sync_worker: i64 = int(0), live;
     upload_worker: i64 = int(0), live;
     retry_count: i64 = int(0), live;
-    sync_delay: i64 = int(0), live;
+    sync_delay: i64 = secs(0), live;
     /// Executors (one per core); 0 = the CPUs in the process affinity mask.
     workers: usize = usize(0), restart => (0);
     /// io_uring registered buffer per executor, bytes.
@@ -131,7 +132,7 @@ config_keys! {
     /// LMDB shard count used only when data/ is created.
     shards: u32 = u32(SHARDS_DEFAULT), restart => (SHARDS_DEFAULT);
     /// Longest pause inside a request body (seconds) before the connection is cut.
-    body_stall_timeout: u64 = uint(BODY_STALL_TIMEOUT_S_DEFAULT), live => (BODY_STALL_TIMEOUT_S_DEFAULT);
+    body_stall_timeout: u64 = usecs(BODY_STALL_TIMEOUT_S_DEFAULT), live => (BODY_STALL_TIMEOUT_S_DEFAULT);
     /// Largest accepted upload body in bytes; 0 = unlimited.
     upload_max_bytes: u64 = uint(0), live => (0);
     /// Concurrent connections per executor; more are closed at accept.
@@ -142,21 +143,21 @@ config_keys! {
     /// beyond it (0 = resized images are not cached).
     resize_cache_bytes: u64 = uint(RESIZE_CACHE_BYTES_DEFAULT), live => (RESIZE_CACHE_BYTES_DEFAULT);
     /// Seconds given to in-flight requests on SIGTERM before exit.
-    shutdown_grace: u64 = uint(10), restart => (10);
+    shutdown_grace: u64 = usecs(10), restart => (10);
     /// Addresses (exact or CIDR) whose X-Real-IP / X-Forwarded-For are trusted.
     trusted_proxies: Vec<String> = strings(&[]), live => ([]);
     /// Secret mixed into download tokens: md5(file_md5 + timestamp + secret). Generated on
     /// first start; empty = go-fastdfs' secret-less formula (forgeable; warned about).
     download_token_secret: String = string(""), live => (crate::codec::random_hex(16));
     /// Seconds a tus upload lives after its last PATCH (then it is removed); 0 = the default.
-    tus_expire_seconds: u64 = uint(TUS_EXPIRE_SECONDS_DEFAULT), live => (TUS_EXPIRE_SECONDS_DEFAULT);
+    tus_expire_seconds: u64 = usecs(TUS_EXPIRE_SECONDS_DEFAULT), live => (TUS_EXPIRE_SECONDS_DEFAULT);
     /// Concurrent connections per client address (trusted proxies, peers and admins exempt).
     connections_per_client_max: u64 = uint(CONNECTIONS_PER_CLIENT_MAX_DEFAULT), live => (CONNECTIONS_PER_CLIENT_MAX_DEFAULT);
     /// Concurrent connections in total; 0 = three quarters of the open-files limit. Admins
     /// and peers may use the rest.
     connections_max: u64 = uint(0), live => (0);
     /// Seconds a new connection may stay silent before its first request byte.
-    first_byte_timeout: u64 = uint(FIRST_BYTE_TIMEOUT_S_DEFAULT), live => (FIRST_BYTE_TIMEOUT_S_DEFAULT);
+    first_byte_timeout: u64 = usecs(FIRST_BYTE_TIMEOUT_S_DEFAULT), live => (FIRST_BYTE_TIMEOUT_S_DEFAULT);
     /// Slowest accepted average request body rate, bytes per second (after a grace period).
     body_min_rate: u64 = uint(BODY_MIN_RATE_DEFAULT), live => (BODY_MIN_RATE_DEFAULT);
     /// Unfinished tus uploads one client address may hold.
@@ -165,13 +166,13 @@ config_keys! {
     /// background compaction rewrites it; 0 = only on demand (`G/compact`).
     compact_dead_percent: u64 = uint(30), live => (30);
     /// Seconds between two checks of every peer's `/status` and of the alarm conditions.
-    status_check_interval: u64 = uint(60), live => (60);
+    status_check_interval: u64 = usecs(60), live => (60);
     /// Alarm when the files' filesystem is this full (space or inodes), percent; 0 = off.
     alarm_disk_used_percent: u64 = uint(90), live => (90);
     /// Alarm when a change has waited this many seconds for a peer; 0 = off.
-    alarm_sync_lag_seconds: u64 = uint(3600), live => (3600);
+    alarm_sync_lag_seconds: u64 = usecs(3600), live => (3600);
     /// A standing alarm is sent again at most this often, seconds.
-    alarm_repeat_seconds: u64 = uint(3600), live => (3600);
+    alarm_repeat_seconds: u64 = usecs(3600), live => (3600);
     /// The S3 listener, `host:port` (`:9000` = every address); empty = no S3 interface.
     s3_addr: String = string(""), restart => ("");
     /// Virtual-hosted-style S3 requests: `Host: <bucket>.<s3_domain>`; empty = path style only.

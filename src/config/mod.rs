@@ -43,27 +43,10 @@ pub const TUS_SIZE_BYTES_MAX_DEFAULT: u64 = 1 << 40;
 pub const IO_MEMORY_BYTES_DEFAULT: u64 = 512 * 1024;
 /// Default bound of the resized-image cache (`resize_cache_bytes`): 1 GiB.
 pub const RESIZE_CACHE_BYTES_DEFAULT: u64 = 1 << 30;
-/// The longest duration a key may name: ten years, in seconds. Longer values mean "never" in
-/// practice, and a deadline past `Instant`'s range would panic where it is computed.
+/// The longest duration a key may name: ten years, in seconds (the readers `secs` and
+/// `usecs`). Longer values mean "never" in practice, and a deadline past `Instant`'s range
+/// would panic where it is computed.
 pub const SECONDS_MAX: u64 = 10 * 365 * 24 * 3600;
-/// Keys that name seconds, all bounded by [`SECONDS_MAX`].
-const SECONDS_KEYS: &[&str] = &[
-    "refresh_interval",
-    "download_token_expire",
-    "sync_timeout",
-    "read_timeout",
-    "write_timeout",
-    "idle_timeout",
-    "read_header_timeout",
-    "sync_delay",
-    "body_stall_timeout",
-    "shutdown_grace",
-    "tus_expire_seconds",
-    "first_byte_timeout",
-    "status_check_interval",
-    "alarm_sync_lag_seconds",
-    "alarm_repeat_seconds",
-];
 
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Mail {
@@ -309,6 +292,31 @@ impl Reader<'_> {
         u64::try_from(v).map_err(|_| self.type_err(key, "a non-negative integer"))
     }
 
+    /// A duration in seconds, at most [`SECONDS_MAX`] (a negative one means "none" or "the
+    /// default" where the key's rule says so).
+    fn secs(&self, key: &str, default: i64) -> Result<i64, ConfigError> {
+        let v = self.int(key, default)?;
+        self.at_most_ten_years(key, v.max(0) as u64)?;
+        Ok(v)
+    }
+
+    /// A non-negative duration in seconds, at most [`SECONDS_MAX`].
+    fn usecs(&self, key: &str, default: u64) -> Result<u64, ConfigError> {
+        let v = self.uint(key, default)?;
+        self.at_most_ten_years(key, v)?;
+        Ok(v)
+    }
+
+    fn at_most_ten_years(&self, key: &str, secs: u64) -> Result<(), ConfigError> {
+        if secs > SECONDS_MAX {
+            return Err(self.value_err(
+                key,
+                format!("must be at most {SECONDS_MAX} seconds (ten years)"),
+            ));
+        }
+        Ok(())
+    }
+
     fn string(&self, key: &str, default: &str) -> Result<String, ConfigError> {
         match self.map.get(key) {
             None | Some(Value::Null) => Ok(default.to_string()),
@@ -540,15 +548,6 @@ pub fn normalize_peers(peers: &[String], host: &str) -> Vec<String> {
 }
 
 fn validate(r: &Reader<'_>, c: &Config) -> Result<(), ConfigError> {
-    for key in SECONDS_KEYS {
-        let v = r.int(key, 0)?;
-        if v > SECONDS_MAX as i64 {
-            return Err(r.value_err(
-                key,
-                format!("must be at most {SECONDS_MAX} seconds (ten years)"),
-            ));
-        }
-    }
     c.listen_addr().map_err(|m| r.value_err("addr", m))?;
     if let Some(a) = c.s3_listen_addr() {
         let a = a.map_err(|m| r.value_err("s3_addr", m))?;
