@@ -327,13 +327,10 @@ pub struct CodeGuesses {
 /// holds a whole /64, so counting each address would give it 2^64 budgets), an IPv4 client's
 /// own address (IPv4-mapped IPv6 counts as IPv4).
 fn guesser(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(std::net::Ipv6Addr::from(
-                u128::from(v6) & !((1u128 << 64) - 1),
-            )),
-        },
+    match canonical(ip) {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(
+            u128::from(v6) & !((1u128 << 64) - 1),
+        )),
         v4 => v4,
     }
 }
