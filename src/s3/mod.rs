@@ -221,11 +221,7 @@ fn authenticate(
     cfg: &Config,
     req: &Request<'_>,
 ) -> Result<(Option<usize>, Option<Rc<sigv4::Verified>>), S3Error> {
-    let headers: Vec<(&str, &str)> = req
-        .head
-        .headers()
-        .filter_map(|(n, v)| std::str::from_utf8(v).ok().map(|v| (n, v)))
-        .collect();
+    let headers = request::utf8_headers(req);
     let sreq = sigv4::Request {
         method: req.head.method(),
         path: req.head.path(),

@@ -6,7 +6,7 @@ use super::error::S3Error;
 use super::policy::{self, Action, Caller};
 use super::sigv4;
 use crate::config::{Config, S3Key};
-use crate::http::Response;
+use crate::http::{Request, Response};
 
 /// An S3 request after addressing and authentication.
 pub struct S3Request {
@@ -189,3 +189,12 @@ pub fn xml_response(status: u16, body: String) -> Response {
 
 /// The S3 namespace attribute of every answer document.
 pub const XMLNS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
+
+/// The request's header fields whose values are UTF-8 (the others left out), as the
+/// signature, checksum and payload checks read them.
+pub fn utf8_headers<'r>(req: &'r Request<'_>) -> Vec<(&'r str, &'r str)> {
+    req.head
+        .headers()
+        .filter_map(|(n, v)| std::str::from_utf8(v).ok().map(|v| (n, v)))
+        .collect()
+}

@@ -331,11 +331,7 @@ struct PayloadHeaders {
 /// The [`PayloadHeaders`] of a request; checksum algorithms this server does not know are
 /// refused first.
 fn payload_headers(req: &Request<'_>, r: &S3Request) -> Result<PayloadHeaders, S3Error> {
-    let headers: Vec<(&str, &str)> = req
-        .head
-        .headers()
-        .filter_map(|(n, v)| std::str::from_utf8(v).ok().map(|v| (n, v)))
-        .collect();
+    let headers = super::request::utf8_headers(req);
     super::chunked::refuse_unknown_checksums(&headers).map_err(chunk_error)?;
     let decoder = ChunkDecoder::for_request(r.signed.as_deref(), &headers).map_err(chunk_error)?;
     let checksum = super::chunked::ChecksumCheck::from_headers(&headers).map_err(chunk_error)?;
@@ -460,11 +456,7 @@ fn finish_payload(
 /// [`super::chunked::refuse_unknown_checksums`] of a request without a payload
 /// (CreateMultipartUpload, CopyObject).
 pub fn refuse_unknown_checksums(req: &Request<'_>) -> Result<(), S3Error> {
-    let headers: Vec<(&str, &str)> = req
-        .head
-        .headers()
-        .filter_map(|(n, v)| std::str::from_utf8(v).ok().map(|v| (n, v)))
-        .collect();
+    let headers = super::request::utf8_headers(req);
     super::chunked::refuse_unknown_checksums(&headers).map_err(chunk_error)
 }
 
