@@ -156,36 +156,28 @@ def self_check():
         sys.exit(f"s3_sigv4.py: the signer does not reproduce AWS's example: {got} != {want}")
 
 
-CRC32C_TABLE = []
-for _i in range(256):
-    _c = _i
-    for _ in range(8):
-        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
-    CRC32C_TABLE.append(_c)
+def reflected_crc(poly, bits):
+    """A table-driven reflected CRC with all-ones initial value and final XOR."""
+    mask = (1 << bits) - 1
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ poly if c & 1 else c >> 1
+        table.append(c)
+
+    def crc(data):
+        c = mask
+        for byte in data:
+            c = table[(c ^ byte) & 0xFF] ^ (c >> 8)
+        return c ^ mask
+
+    return crc
 
 
-def crc32c(data):
-    c = 0xFFFFFFFF
-    for byte in data:
-        c = CRC32C_TABLE[(c ^ byte) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
-
-
-CRC64_NVME_TABLE = []
-for _i in range(256):
-    _c = _i
-    for _ in range(8):
-        _c = (_c >> 1) ^ 0x9A6C9329AC4BC9B5 if _c & 1 else _c >> 1
-    CRC64_NVME_TABLE.append(_c)
-
-
-def crc64nvme(data):
-    c = 0xFFFFFFFFFFFFFFFF
-    for byte in data:
-        c = CRC64_NVME_TABLE[(c ^ byte) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFFFFFFFFFF
-
-
+crc32c = reflected_crc(0x82F63B78, 32)
+crc64nvme = reflected_crc(0x9A6C9329AC4BC9B5, 64)
+assert crc32c(b"123456789") == 0xE3069283
 assert crc64nvme(b"123456789") == 0xAE8B14860A799888
 
 
