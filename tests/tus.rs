@@ -839,6 +839,22 @@ fn get_of_a_finished_upload_url_serves_that_file_with_range_and_the_download_che
     let v: serde_json::Value = serde_json::from_str(&info.body).unwrap();
     assert_eq!(v["data"]["md5"], md5_hex(&data));
     assert_eq!(v["data"]["name"], "fetched.bin");
+    // go-fastdfs kept the record under the upload's id like any md5 key, so every lookup by
+    // `md5` takes it (SPEC §5.2): check_file_exist, check_files_exist, the second-pass GET.
+    let by_id = |path: &str| request("GET", &s.url(&path.replace("ID", id)), &[], None);
+    let r = by_id("/group1/check_file_exist?md5=ID");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains(&format!("\"md5\":\"{}\"", md5_hex(&data))),
+        "{}",
+        r.body
+    );
+    let r = by_id("/group1/check_files_exist?md5s=ID");
+    assert!(r.body.contains(&md5_hex(&data)), "{}", r.body);
+    let r = by_id("/group1/upload?md5=ID&output=json");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["md5"], md5_hex(&data));
     let half = unfinished.rsplit('/').next().unwrap();
     let info = request(
         "GET",

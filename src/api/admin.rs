@@ -160,7 +160,7 @@ pub fn check_files_exist(w: &Worker, p: &Params) -> Result<Response, ApiError> {
         .filter(|m| !m.is_empty())
         .take(CHECK_MD5S_MAX)
     {
-        found.extend(w.meta().get_live_by_id(md5)?);
+        found.extend(super::record_by_id(w, md5)?);
     }
     let env = json::envelope("", "", (!found.is_empty()).then_some(found));
     Ok(Response::text(200, json::compact(&env)))
