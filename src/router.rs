@@ -6,6 +6,7 @@
 //! their limits, answers each request, and records each exchange (access log, metrics).
 
 use crate::api::{self, admin, cluster, download, manage, upload};
+use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::conn::{Exchange, Handler, Limits};
 use crate::http::{Request, Response};
@@ -105,18 +106,41 @@ pub fn redirect_location(cleaned: &str, query: &str) -> Option<String> {
 
 const CORS_ALLOW_HEADERS: &str = "Authorization, Content-Type, Depth, User-Agent, X-File-Size, X-Requested-With, X-Requested-By, If-Modified-Since, X-File-Name, X-File-Type, Cache-Control, Origin";
 
-fn add_cors(req: &Request<'_>, r: &mut Response) {
+fn add_cors(cfg: &Config, req: &Request<'_>, r: &mut Response) {
     match req.head.header_str("origin") {
-        Some(origin) => r.set("Access-Control-Allow-Origin", origin.to_string()),
-        None => r.set("Access-Control-Allow-Origin", "*"),
+        Some(origin) => {
+            r.set("Access-Control-Allow-Origin", origin.to_string());
+            r.set("Access-Control-Allow-Credentials", "true");
+        }
+        None => {
+            r.set("Access-Control-Allow-Origin", "*");
+            if cors_twice(cfg, req) {
+                r.set("Access-Control-Allow-Credentials", "true");
+            }
+        }
     }
-    r.set("Access-Control-Allow-Credentials", "true");
     r.set("Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
     r.set(
         "Access-Control-Allow-Methods",
         "GET, POST, OPTIONS, PUT, DELETE",
     );
     r.set("Access-Control-Expose-Headers", "Authorization");
+}
+
+/// go-fastdfs' upload and download handlers apply its CORS a second time, after the first
+/// pass set a missing `Origin` to `*`: so without an `Origin`, `Access-Control-Allow-Credentials`
+/// comes only with their answers (`G/upload`, any method; downloads, found or not), never
+/// with the index page, tus, `static/`, the other API routes or the mux's redirects.
+fn cors_twice(cfg: &Config, req: &Request<'_>) -> bool {
+    let route = Route::from_tag(req.tag);
+    let path = req.head.path();
+    match route {
+        Route::Upload => {
+            !(cfg.enable_tus && cfg.after_prefix(path).and_then(crate::tus::route).is_some())
+        }
+        Route::Download => !download::is_index(cfg, path),
+        _ => false,
+    }
 }
 
 impl Handler for Worker {
@@ -168,7 +192,7 @@ pub async fn route(w: &Rc<Worker>, req: &mut Request<'_>) -> Response {
         .await
         .unwrap_or_else(ApiError::into_response);
     if cfg.enable_cross_origin {
-        add_cors(req, &mut resp);
+        add_cors(&cfg, req, &mut resp);
     }
     resp
 }

@@ -201,6 +201,18 @@ fn get_md5s_by_date_lists_the_day() {
     assert_eq!(got, want);
     let (_, empty) = get(&s, "/group1/get_md5s_by_date?date=20000101");
     assert_eq!(empty, "");
+    // The date is a key prefix in go-fastdfs: no date, or anything but exactly YYYYMMDD,
+    // names no day (an empty 200, neither today's list nor an error).
+    for odd in [
+        "",
+        "?date=",
+        "?date=abc",
+        &format!("?date=x{today}"),
+        "?date=2026.12.06",
+    ] {
+        let (code, body) = get(&s, &format!("/group1/get_md5s_by_date{odd}"));
+        assert_eq!((code, body.as_str()), (200, ""), "{odd}");
+    }
 }
 
 #[test]

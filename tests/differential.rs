@@ -437,3 +437,68 @@ fn admin_answers_and_not_found_bodies_match_go_fastdfs() {
         assert_eq!(g.into_string().unwrap(), r.into_string().unwrap(), "{path}");
     }
 }
+
+/// go-fastdfs adds CORS headers to every answer, and its upload and download handlers add
+/// them a second time after the first pass set a missing `Origin` to `*`: without an
+/// `Origin`, `Access-Control-Allow-Credentials` comes only with those two handlers' answers
+/// (SPEC §6.2). Both nodes must send the same CORS headers route by route.
+#[test]
+fn cors_headers_match_go_fastdfs_route_by_route() {
+    let Some(bin) = go_bin() else { return };
+    let go = GoNode::start(&bin);
+    let rs = Server::start(json!({"enable_tus": true}));
+    let file = |base: &str| {
+        let (code, url) = post_upload(base, "cors.txt", b"cors", &[("output", "text")]);
+        assert_eq!(code, 200, "{url}");
+        url.split_once("/group1/")
+            .unwrap()
+            .1
+            .split('?')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let (gf, rf) = (file(&go.base()), file(&rs.base()));
+    let cases: &[(&str, &str)] = &[
+        ("GET", "/group1/status"),
+        ("GET", "/group1/stat"),
+        ("OPTIONS", "/group1/stat"),
+        ("GET", "/group1/check_file_exist?md5=x"),
+        ("GET", "/group1/upload?md5=x"),
+        ("OPTIONS", "/group1/upload"),
+        ("GET", "/group1/FILE"),
+        ("HEAD", "/group1/FILE"),
+        ("GET", "/group1/missing/x.txt"),
+        ("GET", "/nogroup/x.txt"),
+        ("GET", "/"),
+        ("GET", "/group1"),
+        ("GET", "/group1/"),
+        ("GET", "/group1/upload.html"),
+        ("GET", "/group1/static/"),
+        ("GET", "/group1//status"),
+        ("OPTIONS", "/group1/big/upload/"),
+    ];
+    let cors = |r: &ureq::Response| -> Vec<(String, Option<String>)> {
+        [
+            "access-control-allow-origin",
+            "access-control-allow-credentials",
+        ]
+        .iter()
+        .map(|h| (h.to_string(), r.header(h).map(str::to_string)))
+        .collect()
+    };
+    for origin in [None, Some("http://app.example")] {
+        for (method, path) in cases {
+            let at = |base: &str, f: &str| {
+                let mut req =
+                    agent().request(method, &format!("{base}{}", path.replace("FILE", f)));
+                if let Some(o) = origin {
+                    req = req.set("Origin", o);
+                }
+                send(req.call())
+            };
+            let (g, r) = (at(&go.base(), &gf), at(&rs.base(), &rf));
+            assert_eq!(cors(&g), cors(&r), "{method} {path} origin {origin:?}");
+        }
+    }
+}

@@ -218,7 +218,10 @@ print(up.url)
 fn options_advertises_version_extensions_checksums_and_max_size() {
     let s = tus_server(json!({"upload_max_bytes": 123456}));
     let r = request("OPTIONS", &s.url(CREATE), &[], None);
-    assert!(r.status == 204 || r.status == 200, "{}", r.status);
+    // 200 like go-fastdfs' tusd (SPEC §12); tus allows 204 too, but clients written
+    // against go-fastdfs may check for 200.
+    assert_eq!(r.status, 200);
+    assert_eq!(r.h("content-length"), Some("0"));
     assert_eq!(r.h("tus-resumable"), Some("1.0.0"));
     assert_eq!(r.h("tus-version"), Some("1.0.0"));
     let ext = r.h("tus-extension").unwrap();
@@ -836,6 +839,22 @@ fn get_of_a_finished_upload_url_serves_that_file_with_range_and_the_download_che
     let v: serde_json::Value = serde_json::from_str(&info.body).unwrap();
     assert_eq!(v["data"]["md5"], md5_hex(&data));
     assert_eq!(v["data"]["name"], "fetched.bin");
+    // go-fastdfs kept the record under the upload's id like any md5 key, so every lookup by
+    // `md5` takes it (SPEC §5.2): check_file_exist, check_files_exist, the second-pass GET.
+    let by_id = |path: &str| request("GET", &s.url(&path.replace("ID", id)), &[], None);
+    let r = by_id("/group1/check_file_exist?md5=ID");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains(&format!("\"md5\":\"{}\"", md5_hex(&data))),
+        "{}",
+        r.body
+    );
+    let r = by_id("/group1/check_files_exist?md5s=ID");
+    assert!(r.body.contains(&md5_hex(&data)), "{}", r.body);
+    let r = by_id("/group1/upload?md5=ID&output=json");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["md5"], md5_hex(&data));
     let half = unfinished.rsplit('/').next().unwrap();
     let info = request(
         "GET",

@@ -706,6 +706,16 @@ fn a_second_pass_get_answers_a_compact_file_result_by_md5() {
     // text output is the URL
     let (code, body) = call(agent().get(&s.url(&format!("/group1/upload?md5={md5}"))));
     assert_eq!((code, body.as_str()), (200, up["url"].as_str().unwrap()));
+    // go-fastdfs' LevelDB held the record under its path key too (MD5 of files/.../name),
+    // and the second pass looked the `md5` up as any key (SPEC §5.2).
+    let rel = format!(
+        "files{}",
+        up["path"].as_str().unwrap().trim_start_matches("/group1")
+    );
+    let key = md5_hex(rel.as_bytes());
+    let (code, body) = call(agent().get(&s.url(&format!("/group1/upload?md5={key}&output=json"))));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(parse(&body), up);
 }
 
 #[test]

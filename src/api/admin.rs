@@ -160,17 +160,22 @@ pub fn check_files_exist(w: &Worker, p: &Params) -> Result<Response, ApiError> {
         .filter(|m| !m.is_empty())
         .take(CHECK_MD5S_MAX)
     {
-        found.extend(w.meta().get_live_by_id(md5)?);
+        found.extend(super::record_by_id(w, md5)?);
     }
     let env = json::envelope("", "", (!found.is_empty()).then_some(found));
     Ok(Response::text(200, json::compact(&env)))
 }
 
-/// `G/get_md5s_by_date?date=`: comma-separated md5s of a day (peers use it for repair).
+/// `G/get_md5s_by_date?date=`: comma-separated md5s of a day (peers use it for repair). The
+/// date is a key prefix in go-fastdfs, taken as given: anything but exactly `YYYYMMDD`
+/// (absent included) names no day, an empty answer (neither today's list nor an error).
 pub fn get_md5s_by_date(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, refuse_text)?;
-    let date = date_param(p)?;
-    Ok(Response::text(200, w.meta().md5s_by_date(&date)?.join(",")))
+    let date = p.str("date");
+    if date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(Response::text(200, String::new()));
+    }
+    Ok(Response::text(200, w.meta().md5s_by_date(date)?.join(",")))
 }
 
 /// `G/remove_empty_dir`: removes empty directories under `files/` (not `_tmp`, `_big`) in the

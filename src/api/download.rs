@@ -6,6 +6,7 @@
 //! Architecture invariant: the path served is decoded, checked segment by segment and always
 //! under `files/` (never `_tmp`, `_big` or other internal directories).
 
+use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::disposition::content_disposition;
 use crate::http::range::{self, RangeAnswer};
@@ -24,20 +25,27 @@ enum Target {
     NotFound,
 }
 
+/// What follows `/<group>` (empty or from a `/`), without allocating: this runs for every
+/// download.
+fn after_group<'a>(p: &'a str, group: &str) -> Option<&'a str> {
+    let rest = p.strip_prefix('/')?.strip_prefix(group)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
+/// Whether a download path is the index page's: `/`, `/<group>` or `/<group>/`, with or
+/// without group management (go-fastdfs checks these before anything else).
+pub fn is_index(cfg: &Config, path: &str) -> bool {
+    let group = cfg.group.as_str();
+    path == "/"
+        || path.is_empty()
+        || (!group.is_empty() && matches!(after_group(path, group), Some("" | "/")))
+}
+
 fn resolve(w: &Worker, path: &str) -> Result<Target, ApiError> {
     let cfg = w.config();
     let group = cfg.group.as_str();
-    // What follows `/<group>` (empty or from a `/`), without allocating: this runs for every
-    // download.
-    fn after_group<'a>(p: &'a str, group: &str) -> Option<&'a str> {
-        let rest = p.strip_prefix('/')?.strip_prefix(group)?;
-        (rest.is_empty() || rest.starts_with('/')).then_some(rest)
-    }
     let under_group = |p| after_group(p, group);
-    if path == "/"
-        || path.is_empty()
-        || (!group.is_empty() && matches!(under_group(path), Some("" | "/")))
-    {
+    if is_index(&cfg, path) {
         return Ok(Target::Index);
     }
     let grouped = cfg.support_group_manage && !group.is_empty();

@@ -110,7 +110,7 @@ fn store_rel_path(w: &Worker, raw: &str) -> Option<String> {
 pub async fn check_file_exist(w: &Worker, p: &Params) -> Result<Response, ApiError> {
     let md5 = p.str("md5");
     if !md5.is_empty() {
-        if let Some(info) = w.meta().get_live_by_id(md5)? {
+        if let Some(info) = super::record_by_id(w, md5)? {
             return Ok(Response::text(200, json::compact(&info)));
         }
     }
@@ -250,14 +250,11 @@ fn by_download_path(w: &Worker, path: &str) -> Result<Option<FileInfo>, ApiError
 pub async fn get_file_info(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, raw_refusal)?;
     let mut found = lookup(w, p, Named::PathFirst)?;
-    if let (None, Some(key)) = (&found, crate::tus::state::record_key(p.str("md5"))) {
+    if found.is_none() && p.str("path").is_empty() {
         // A tus upload's id names the file it became (as in go-fastdfs): through the path
         // index, or an upload finished before it recorded ids there, through its state.
         let id = p.str("md5");
-        found = w
-            .meta()
-            .get_by_path_key(&key)?
-            .filter(|i| w.meta().is_live(i));
+        found = super::record_by_id(w, id)?;
         if found.is_none() {
             if let Some(md5) = crate::tus::state::finished_md5(w.dir(), id).await? {
                 found = w.meta().get_live(&md5)?;

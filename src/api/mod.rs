@@ -39,6 +39,25 @@ pub fn refuse_envelope(status: &'static str) -> impl FnOnce(String) -> ApiError 
     }
 }
 
+/// The live record go-fastdfs' LevelDB answered for an id clients send as `md5`: a content
+/// md5, a path key, or a finished tus upload's id (go-fastdfs wrote the record under each).
+/// Index lookups only: public routes take these in bulk.
+pub fn record_by_id(
+    w: &crate::worker::Worker,
+    id: &str,
+) -> Result<Option<crate::json::FileInfo>, ApiError> {
+    if let Some(info) = w.meta().get_live_by_id(id)? {
+        return Ok(Some(info));
+    }
+    match crate::tus::state::record_key(id) {
+        Some(key) => Ok(w
+            .meta()
+            .get_by_path_key(&key)?
+            .filter(|i| w.meta().is_live(i))),
+        None => Ok(None),
+    }
+}
+
 /// A refusal of a non-admin as a `fail` envelope with 403.
 pub fn refuse_text(text: String) -> ApiError {
     // go-fastdfs answered these refusals as raw text with status 200; the issue asks for a

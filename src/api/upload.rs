@@ -58,7 +58,7 @@ fn second_pass(w: &Worker, p: &Params) -> Result<Response, ApiError> {
             "(error) if you want to upload fast md5 is require,and if you want to upload file,you must use post method  ",
         ));
     }
-    let found = w.meta().get_live(md5)?;
+    let found = super::record_by_id(w, md5)?;
     let result = found.as_ref().map(|i| file_result(&cfg, i));
     Ok(match (p.get("output").unwrap_or("text"), result) {
         ("json", r) => Response::text(

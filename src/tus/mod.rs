@@ -227,9 +227,9 @@ async fn download(w: &Worker, req: &mut Request<'_>, id: &str) -> Result<Respons
     Ok(crate::api::download::serve_path(w, req, &path).await?)
 }
 
-/// Discovery (and CORS preflight).
+/// Discovery (and CORS preflight): `200` like go-fastdfs' tusd (tus allows `204` too).
 fn options(cfg: &Config) -> Response {
-    let mut r = Response::new(204);
+    let mut r = Response::new(200);
     r.set("Tus-Version", TUS_VERSION);
     r.set("Tus-Extension", protocol::EXTENSIONS);
     r.set("Tus-Checksum-Algorithm", protocol::CHECKSUM_ALGORITHMS);
