@@ -439,7 +439,12 @@ fn admit(
     } else {
         let counted = !cfg.access.is_trusted_proxy(ip);
         let caps = worker.shared.connection_caps(&cfg);
-        worker.shared.admission.admit(ip, privileged, counted, caps)
+        // An IPv6 client is counted per /64, like every per-client bound.
+        let client = crate::access::client_block(ip);
+        worker
+            .shared
+            .admission
+            .admit(client, privileged, counted, caps)
     };
     match admitted {
         Ok(ticket) => Some(ticket),
