@@ -1094,3 +1094,45 @@ fn the_same_content_uploaded_on_two_nodes_is_served_under_both_names_by_each() {
         assert_eq!(get_bytes(&b, path, &[]).0, 404, "{path}");
     }
 }
+
+/// Established TCP connections of process `pid` to `to` (`ip:port`), as `ss` lists them.
+fn connections_of(pid: u32, to: &str) -> usize {
+    let out = std::process::Command::new("ss")
+        .args(["-Htnp", "state", "established", "dst", to])
+        .output()
+        .expect("ss");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter(|l| l.contains(&format!("pid={pid},")))
+        .count()
+}
+
+#[test]
+fn a_peer_removed_by_reload_keeps_no_pooled_connection_open() {
+    let (nodes, bases, dirs) = late_peers(30, json!({}));
+    make_peers(&bases, &dirs);
+    let x = noise(3000, 301);
+    upload_to(&bases[0], "x.bin", &x);
+    assert!(
+        eventually(SYNC_DEADLINE, || has_md5(&bases[1], &md5_hex(&x))),
+        "not replicated"
+    );
+    let a = nodes[0].child.as_ref().unwrap().id();
+    let b = nodes[1].addr();
+    assert!(
+        connections_of(a, &b) > 0,
+        "A keeps its connections to B in its pool"
+    );
+    set_peers(&dirs[0], &[]);
+    let (s, body) = call(agent().get(&format!(
+        "{}/group1/reload?action=reload&key=test-admin-key",
+        bases[0]
+    )));
+    assert_eq!(s, 200, "{body}");
+    assert!(
+        eventually(Duration::from_secs(3), || connections_of(a, &b) == 0),
+        "A still holds {} connections to the peer it no longer has",
+        connections_of(a, &b)
+    );
+    drop(nodes);
+}

@@ -125,6 +125,14 @@ async fn supervise(w: Rc<Worker>) {
             }
         }
         if let Some(before) = known.replace(peers.clone()) {
+            if before != peers {
+                // This executor's connections to removed peers close now.
+                w.sync.pool.keep_only(&peers);
+                w.sync
+                    .unbatched
+                    .borrow_mut()
+                    .retain(|p, _| peers.contains(p));
+            }
             peers_changed(&w, &before, &peers);
         }
         // Health check (docs/PROTOCOL.md §8), from executor 0 only: keeps `fastdfs_peer_up` true
