@@ -1136,3 +1136,51 @@ fn a_peer_removed_by_reload_keeps_no_pooled_connection_open() {
     );
     drop(nodes);
 }
+
+/// A node whose `peers` name it under another address (`localhost` for its `127.0.0.1`)
+/// finds out from the id its `G/status` answers: it never replicates to itself, never counts
+/// itself among a file's peers, and queues nothing for that name.
+#[test]
+fn a_node_listed_in_its_own_peers_under_another_name_leaves_itself_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port("127.0.0.1");
+    let alias = format!("http://localhost:{port}");
+    write_config(dir.path(), "127.0.0.1", port, &json!({"peers": [alias]}));
+    let s = Server::start_in(dir.path(), "127.0.0.1", json!({}));
+    assert!(
+        eventually(Duration::from_secs(10), || s
+            .stderr()
+            .contains("peer is this node itself")),
+        "the alias was not recognized: {}",
+        s.stderr()
+    );
+    let data = noise(4000, 311);
+    let v = upload_to(&s.base(), "self.bin", &data);
+    let md5 = v["md5"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_secs(3));
+    let access = std::fs::read_to_string(dir.path().join("log/access.log")).unwrap();
+    assert!(
+        !access.contains("syncfile"),
+        "the node replicated to itself:\n{access}"
+    );
+    let (_, info) = call(agent().get(&s.url(&format!("/group1/get_file_info?md5={md5}"))));
+    assert!(
+        !info.contains("localhost"),
+        "itself among the file's peers: {info}"
+    );
+    let (_, metrics) = call(agent().get(&s.url("/group1/metrics")));
+    assert!(
+        !metrics.contains(&format!("fastdfs_sync_queue_depth{{peer=\"{alias}\"}} 1")),
+        "changes queued for itself: {metrics}"
+    );
+    // A reload reads the alias from cfg.json again: it stays out.
+    let (code, _) = call(agent().get(&s.url("/group1/reload?action=reload&key=test-admin-key")));
+    assert_eq!(code, 200);
+    let (_, cfg) = call(agent().get(&s.url("/group1/reload?action=get&key=test-admin-key")));
+    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    let peers = &cfg["data"]["peers"];
+    assert!(
+        peers.as_array().is_none_or(|p| p.is_empty()),
+        "the alias is back in the running peers: {peers}"
+    );
+}
