@@ -296,3 +296,85 @@ fn admin_jobs_on_a_full_disk_answer_507_leave_nothing_corrupt_and_recover() {
     let (code, out) = run_to_exit(&root, &["check"], Duration::from_secs(60));
     assert_eq!(code, Some(0), "{out}");
 }
+
+/// `repair` with a peer while this node's metadata volume is full: it stops with a logged
+/// error, never reporting itself done (a change it cannot queue stops it too, rather than
+/// asking the peer for files this node could not record either); nothing is lost, and once
+/// space returns a repair brings both nodes to the same files and the store checks clean.
+#[test]
+fn a_repair_on_a_full_metadata_disk_stops_with_a_logged_error_and_recovers() {
+    use common::cluster::{has_md5, write_config, Addresses};
+    let tmp = tempfile::tempdir().unwrap();
+    let (a_root, b_root) = (tmp.path().join("a"), tmp.path().join("b"));
+    std::fs::create_dir_all(a_root.join("data")).unwrap();
+    let Some(meta_fs) = Tmpfs::mount(&a_root.join("data"), "1m") else {
+        return;
+    };
+    let Addresses { ips, ports, bases } = Addresses::pick(32, 2);
+    for (i, root) in [&a_root, &b_root].into_iter().enumerate() {
+        let o = json!({"peer_id": format!("{}", i + 1), "enable_merge_small_file": false});
+        write_config(root, &ips[i], ports[i], &o);
+    }
+    let mut a = Server::start_in(&a_root, &ips[0], json!({}));
+    let b = Server::start_in(&b_root, &ips[1], json!({}));
+    let only_b: Vec<String> = (0..20u64)
+        .map(|i| {
+            let (code, v) = post(&b, &format!("b{i}.txt"), &noise(3_000, 500 + i));
+            assert_eq!(code, 200, "{v}");
+            v["md5"].as_str().unwrap().to_string()
+        })
+        .collect();
+    // A fills its metadata volume with files only it has.
+    let mut only_a = Vec::new();
+    for i in 0..5_000u64 {
+        let (code, v) = post(
+            &a,
+            &format!("a{i}.txt"),
+            format!("only on a {i}").as_bytes(),
+        );
+        if code != 200 {
+            assert_refused_for_space(code, &v, &a_root);
+            break;
+        }
+        only_a.push(v["md5"].as_str().unwrap().to_string());
+    }
+    assert!(!only_a.is_empty());
+    // The nodes become peers: A's reload starts a repair with B at once.
+    for (root, base, other) in [
+        (&a_root, &bases[0], &bases[1]),
+        (&b_root, &bases[1], &bases[0]),
+    ] {
+        let conf = root.join("conf/cfg.json");
+        let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&conf).unwrap()).unwrap();
+        v["peers"] = json!([other]);
+        std::fs::write(&conf, v.to_string()).unwrap();
+        let url = format!("{base}/group1/reload?action=reload&key=test-admin-key");
+        assert_eq!(call(agent().get(&url)).0, 200);
+    }
+    assert!(
+        eventually(Duration::from_secs(30), || a
+            .stderr()
+            .contains("repair with peer failed")),
+        "the repair did not report its failure: {}",
+        a.stderr()
+    );
+    assert!(
+        !a.stderr().contains("repair with peer done"),
+        "a repair that could not queue its changes said it was done"
+    );
+    // Space returns: a repair makes both nodes hold every file.
+    meta_fs.resize("64m");
+    let url = format!("{}/group1/repair?force=1", bases[0]);
+    assert_eq!(call(agent().get(&url)).0, 200);
+    let synced = || {
+        only_b.iter().all(|m| has_md5(&bases[0], m)) && only_a.iter().all(|m| has_md5(&bases[1], m))
+    };
+    assert!(
+        eventually(Duration::from_secs(90), synced),
+        "not reconciled after space returned: {}",
+        a.stderr()
+    );
+    a.stop();
+    let (code, out) = run_to_exit(&a_root, &["check"], Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{out}");
+}
