@@ -616,6 +616,13 @@ impl PeerHealth {
     pub fn get(&self, peer: &str) -> Option<bool> {
         self.up.lock().expect("peer health lock").get(peer).copied()
     }
+
+    /// Forgets every peer but `peers` (a peer removed by a reload, and added back later, is
+    /// unknown until its next check instead of showing its old state).
+    pub fn keep_only(&self, peers: &[String]) {
+        let mut m = self.up.lock().expect("peer health lock");
+        m.retain(|peer, _| peers.contains(peer));
+    }
 }
 
 #[cfg(test)]

@@ -132,6 +132,7 @@ async fn supervise(w: Rc<Worker>) {
                     .unbatched
                     .borrow_mut()
                     .retain(|p, _| peers.contains(p));
+                w.shared.peer_health.keep_only(&peers);
             }
             peers_changed(&w, &before, &peers);
         }
