@@ -8,22 +8,18 @@ use std::process::Command;
 fn main() {
     println!("cargo:rerun-if-env-changed=FASTDFS_GIT_COMMIT");
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
-    for f in [".git/HEAD", ".git/refs/heads", ".git/packed-refs"] {
-        if std::path::Path::new(f).exists() {
-            println!("cargo:rerun-if-changed={f}");
+    // Where git keeps them: in a worktree `.git` is a file, HEAD is the worktree's own and the
+    // branches are in the main repository's directory.
+    for f in ["HEAD", "refs/heads", "packed-refs"] {
+        let path = git(&["rev-parse", "--git-path", f]).unwrap_or_else(|| format!(".git/{f}"));
+        if std::path::Path::new(&path).exists() {
+            println!("cargo:rerun-if-changed={path}");
         }
     }
     let commit = std::env::var("FASTDFS_GIT_COMMIT")
         .ok()
         .filter(|c| !c.is_empty())
-        .or_else(|| {
-            let out = Command::new("git")
-                .args(["rev-parse", "--short=12", "HEAD"])
-                .output()
-                .ok()?;
-            let c = String::from_utf8(out.stdout).ok()?.trim().to_string();
-            (out.status.success() && !c.is_empty()).then_some(c)
-        })
+        .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]))
         .unwrap_or_else(|| "unknown".into());
     let secs = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
@@ -36,6 +32,13 @@ fn main() {
         });
     println!("cargo:rustc-env=FASTDFS_GIT_COMMIT={commit}");
     println!("cargo:rustc-env=FASTDFS_BUILD_TIME={}", utc(secs));
+}
+
+/// What `git args` prints (trimmed), if it runs and succeeds with some output.
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).output().ok()?;
+    let text = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && !text.is_empty()).then_some(text)
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` of Unix seconds (civil-from-days, no dependency).

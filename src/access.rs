@@ -323,10 +323,11 @@ pub struct CodeGuesses {
     seen: std::sync::Mutex<std::collections::HashMap<IpAddr, (std::time::Instant, u32)>>,
 }
 
-/// The address wrong codes are counted under: an IPv6 client's /64 (one host or LAN commonly
-/// holds a whole /64, so counting each address would give it 2^64 budgets), an IPv4 client's
-/// own address (IPv4-mapped IPv6 counts as IPv4).
-fn guesser(ip: IpAddr) -> IpAddr {
+/// The client every per-client bound counts under (wrong codes, connections, unfinished tus
+/// uploads): an IPv6 client's /64 (one host or LAN commonly holds a whole /64, so counting
+/// each address would give it 2^64 budgets), an IPv4 client's own address (IPv4-mapped IPv6
+/// counts as IPv4).
+pub fn client_block(ip: IpAddr) -> IpAddr {
     match canonical(ip) {
         IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(
             u128::from(v6) & !((1u128 << 64) - 1),
@@ -338,7 +339,7 @@ fn guesser(ip: IpAddr) -> IpAddr {
 impl CodeGuesses {
     /// Whether `ip` used up its wrong codes of the current window.
     pub fn blocked(&self, ip: IpAddr, now: std::time::Instant) -> bool {
-        let ip = guesser(ip);
+        let ip = client_block(ip);
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         seen.get(&ip).is_some_and(|&(since, n)| {
             now.duration_since(since) < CODE_GUESS_WINDOW && n >= CODE_GUESSES_MAX
@@ -347,7 +348,7 @@ impl CodeGuesses {
 
     /// Counts a wrong code from `ip`.
     pub fn wrong(&self, ip: IpAddr, now: std::time::Instant) {
-        let ip = guesser(ip);
+        let ip = client_block(ip);
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         if seen.len() >= CODE_GUESS_CLIENTS_MAX && !seen.contains_key(&ip) {
             seen.retain(|_, (since, _)| now.duration_since(*since) < CODE_GUESS_WINDOW);

@@ -1,4 +1,5 @@
-//! Who may hold a connection: a cap per client address and a cap in total, checked at accept.
+//! Who may hold a connection: a cap per client and a cap in total, checked at accept. The
+//! caller names the client (`server` passes `access::client_block`: an IPv6 client's /64).
 //!
 //! Owns the live connection counts of the whole process (all executors). A flood from one
 //! address stops at `connections_per_client_max`; a flood from many stops at the total cap,

@@ -36,6 +36,9 @@ pub enum ApiError {
     Meta(#[from] MetaError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The request's body was cut because the server is stopping (`shutdown_grace` was over).
+    #[error("the server is shutting down: send the request again")]
+    ShuttingDown,
 }
 
 /// The status of a request whose body could not be read.
@@ -77,6 +80,20 @@ impl ApiError {
         }
     }
 
+    /// The response to this error; while the server is `shutting_down`, a body that ended
+    /// early was cut by the shutdown (`server::drain`), not by the client: a 503.
+    pub fn answer(self, shutting_down: bool) -> Response {
+        match self {
+            ApiError::Body(BodyError::Closed)
+            | ApiError::Params(ParamsError::Body(BodyError::Closed))
+                if shutting_down =>
+            {
+                ApiError::ShuttingDown.into_response()
+            }
+            other => other.into_response(),
+        }
+    }
+
     pub fn status(&self) -> u16 {
         if self.is_storage_full() {
             return 507;
@@ -90,6 +107,7 @@ impl ApiError {
             ApiError::Meta(MetaError::PathConflict(_)) => 409,
             ApiError::Meta(_) => 500,
             ApiError::Io(_) => 500,
+            ApiError::ShuttingDown => 503,
         }
     }
 
@@ -97,7 +115,10 @@ impl ApiError {
         let status = self.status();
         let framing = matches!(
             self,
-            ApiError::Head(_) | ApiError::Body(_) | ApiError::Params(ParamsError::Body(_))
+            ApiError::Head(_)
+                | ApiError::Body(_)
+                | ApiError::Params(ParamsError::Body(_))
+                | ApiError::ShuttingDown
         );
         let mut r = match self {
             ApiError::Envelope {
@@ -114,6 +135,8 @@ impl ApiError {
                 // here; any client could fill the error log with them.
                 match status {
                     501 | 505 => tracing::debug!(cause = %other, "request refused"),
+                    // A body cut by the shutdown: `server::drain` logged it once.
+                    503 => {}
                     500.. => tracing::error!(cause = %other, "request failed"),
                     _ => {}
                 }

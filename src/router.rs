@@ -190,7 +190,7 @@ pub async fn route(w: &Rc<Worker>, req: &mut Request<'_>) -> Response {
     let cfg = w.config();
     let mut resp = dispatch(w, req)
         .await
-        .unwrap_or_else(ApiError::into_response);
+        .unwrap_or_else(|e| e.answer(w.shutting_down()));
     if cfg.enable_cross_origin {
         add_cors(&cfg, req, &mut resp);
     }

@@ -1,7 +1,8 @@
 //! The runtime: one glommio executor per CPU of the process affinity mask, each with its own
 //! SO_REUSEPORT listener, its own connections and file cache, and the LMDB shards it owns;
 //! graceful shutdown on SIGTERM/SIGINT (stop accepting, finish in-flight requests within
-//! `shutdown_grace`, exit 0). Builds the state (`worker`), starts each executor's duties,
+//! `shutdown_grace`, then cut the request bodies still arriving and give their handlers
+//! [`CUT_SETTLE`] to answer, exit 0). Builds the state (`worker`), starts each executor's duties,
 //! accepts connections under the caps (`admission`) and hands each to the HTTP layer with the
 //! worker as its handler (`router` implements `http::Handler` for it).
 //!
@@ -27,6 +28,46 @@ const BLOCKING_THREADS: usize = 16;
 const _: () = assert!(crate::store::write::WHOLE_JOBS_MAX + 4 <= BLOCKING_THREADS as u64);
 
 const ACCESS_FLUSH_EVERY: Duration = Duration::from_millis(500);
+
+/// After `shutdown_grace`, the time the handlers of the bodies cut then have to finish (a tus
+/// PATCH syncs what arrived and saves its offset, a multipart upload removes its temp file
+/// and answers 503). Connections still open after it are dropped with the executor.
+const CUT_SETTLE: Duration = Duration::from_secs(3);
+
+/// The sockets of this executor's open connections, so that shutdown can cut the request
+/// bodies still arriving when the grace is over.
+#[derive(Default)]
+struct LiveSockets(std::cell::RefCell<std::collections::HashSet<std::os::fd::RawFd>>);
+
+/// One connection's entry in [`LiveSockets`], removed when the connection's task ends.
+struct LiveSocket(Rc<LiveSockets>, std::os::fd::RawFd);
+
+impl LiveSockets {
+    fn add(self: &Rc<Self>, fd: std::os::fd::RawFd) -> LiveSocket {
+        self.0.borrow_mut().insert(fd);
+        LiveSocket(self.clone(), fd)
+    }
+
+    /// Shuts the reading side of every open connection: a handler waiting for body bytes
+    /// sees the body end at once (as when the client goes) and answers; the writing side
+    /// stays, so the answer still reaches a client that reads it. Returns how many.
+    fn cut_bodies(&self) -> usize {
+        let fds = self.0.borrow();
+        for &fd in fds.iter() {
+            // SAFETY: `fd` is the socket of a connection whose task is alive on this thread:
+            // its entry leaves the set when the task ends, on this thread, before its
+            // number could be handed out again here. shutdown(2) closes nothing.
+            unsafe { libc::shutdown(fd, libc::SHUT_RD) };
+        }
+        fds.len()
+    }
+}
+
+impl Drop for LiveSocket {
+    fn drop(&mut self) {
+        self.0 .0.borrow_mut().remove(&self.1);
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -288,24 +329,47 @@ async fn worker_main(
         shared.spawn_duty("idle cores", idle_cores(shared.clone(), id));
     }
     let flusher = glommio::spawn_local(flush_access_log(worker.clone()));
+    let sockets = Rc::new(LiveSockets::default());
     let s3_accepts = s3_listener.map(|l| {
         let front = Rc::new(crate::s3::Front::new(worker.clone()));
-        let w = worker.clone();
-        glommio::spawn_local(async move { accept_loop(&w, l, front).await })
+        let (w, sockets) = (worker.clone(), sockets.clone());
+        glommio::spawn_local(async move { accept_loop(&w, l, front, &sockets).await })
     });
-    accept_loop(&worker, listener, worker.clone()).await;
+    accept_loop(&worker, listener, worker.clone(), &sockets).await;
     if let Some(task) = s3_accepts {
         task.await;
     }
-    // Every executor waits for all connections, since an upload on any executor may need
-    // a shard committer that lives here.
-    let deadline = std::time::Instant::now() + Duration::from_secs(cfg.shutdown_grace);
-    while shared.connections() > 0 && std::time::Instant::now() < deadline {
-        glommio::timer::sleep(Duration::from_millis(20)).await;
-    }
+    drain(&worker, &sockets, Duration::from_secs(cfg.shutdown_grace)).await;
     flusher.cancel().await;
     flush_access_once(&worker).await;
     Ok(())
+}
+
+/// Waits up to `grace` for every connection to end; then cuts the request bodies still
+/// arriving on this executor and waits up to [`CUT_SETTLE`] more. Every executor waits for
+/// the connections of all, since an upload on any executor may need a shard committer that
+/// lives here. Bounded whatever the clients do: a slow client never holds the exit.
+async fn drain(worker: &Worker, sockets: &LiveSockets, grace: Duration) {
+    let shared = &worker.shared;
+    let until = |deadline: std::time::Instant| async move {
+        while shared.connections() > 0 && std::time::Instant::now() < deadline {
+            glommio::timer::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    until(std::time::Instant::now() + grace).await;
+    if shared.connections() == 0 {
+        return;
+    }
+    let cut = sockets.cut_bodies();
+    if cut > 0 {
+        tracing::warn!(
+            worker = worker.id,
+            connections = cut,
+            "shutdown_grace is over: request bodies still arriving are cut (tus uploads keep \
+             what arrived; other uploads are refused with 503 and must be sent again)"
+        );
+    }
+    until(std::time::Instant::now() + CUT_SETTLE).await;
 }
 
 /// Every [`BUSY_SAMPLE`], how busy this executor's thread was; its lone writers hash beside it
@@ -376,6 +440,7 @@ async fn accept_loop<H: crate::http::conn::Handler + 'static>(
     worker: &Rc<Worker>,
     listener: glommio::net::TcpListener,
     handler: Rc<H>,
+    sockets: &Rc<LiveSockets>,
 ) {
     let shared = &worker.shared;
     let mut draining = false;
@@ -407,6 +472,7 @@ async fn accept_loop<H: crate::http::conn::Handler + 'static>(
             continue;
         };
         let counted = worker.connection_opened();
+        let live = sockets.add(std::os::fd::AsRawFd::as_raw_fd(&stream));
         let w = handler.clone();
         glommio::spawn_local(async move {
             use futures_lite::FutureExt;
@@ -418,6 +484,7 @@ async fn accept_loop<H: crate::http::conn::Handler + 'static>(
             if served.is_err() {
                 tracing::error!("a connection task panicked; its connection was closed");
             }
+            drop(live);
             drop(counted);
             drop(ticket);
         })
@@ -439,7 +506,12 @@ fn admit(
     } else {
         let counted = !cfg.access.is_trusted_proxy(ip);
         let caps = worker.shared.connection_caps(&cfg);
-        worker.shared.admission.admit(ip, privileged, counted, caps)
+        // An IPv6 client is counted per /64, like every per-client bound.
+        let client = crate::access::client_block(ip);
+        worker
+            .shared
+            .admission
+            .admit(client, privileged, counted, caps)
     };
     match admitted {
         Ok(ticket) => Some(ticket),

@@ -109,6 +109,12 @@ pub struct Shared {
     pub migration: Migration,
     /// Bytes in the resized-image cache (`files/_cache/`), kept under `resize_cache_bytes`.
     pub variants: crate::store::variants::Variants,
+    /// This process's random id, answered by `G/status` (`X-Fastdfs-Node`): a peer URL that
+    /// answers it is this node under another name (docs/CONFIG.md §4).
+    pub node_id: String,
+    /// Entries of `peers` found to be this node itself: left out of the running
+    /// configuration, at every reload too.
+    self_aliases: std::sync::Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -138,6 +144,8 @@ impl Shared {
             containers: Default::default(),
             migration: Default::default(),
             variants: Default::default(),
+            node_id: crate::codec::random_hex(8),
+            self_aliases: Default::default(),
         }
     }
 
@@ -259,12 +267,32 @@ impl Shared {
     pub fn reload_config(&self) -> Result<Vec<String>, crate::config::ConfigError> {
         let loaded = crate::config::load_or_create(&self.dir)?;
         let mut next = loaded.config;
+        let aliases = self.self_aliases.lock().expect("self aliases lock").clone();
+        next.peers.retain(|p| !aliases.contains(p));
         let mut guard = self.config.write().expect("config lock");
         let old = guard.clone();
         crate::config::keep_restart_keys(&mut next, &old);
         *guard = Arc::new(next);
         self.config_generation.fetch_add(1, Ordering::Release);
         Ok(loaded.warnings)
+    }
+
+    /// `peer` answered with this node's id: it is this node under another name (a second
+    /// address, `localhost` for `127.0.0.1`). It leaves the running peers, now and after
+    /// every reload: no push task, no repair, no read-through with itself, and its queue is
+    /// dropped like a removed peer's. False when it was known already.
+    pub fn found_self_as_peer(&self, peer: &str) -> bool {
+        let mut aliases = self.self_aliases.lock().expect("self aliases lock");
+        if aliases.iter().any(|a| a == peer) {
+            return false;
+        }
+        aliases.push(peer.to_string());
+        let mut guard = self.config.write().expect("config lock");
+        let mut next = Config::clone(&guard);
+        next.peers.retain(|p| p != peer);
+        *guard = Arc::new(next);
+        self.config_generation.fetch_add(1, Ordering::Release);
+        true
     }
 
     /// Open client connections over all executors.
@@ -282,6 +310,9 @@ impl Shared {
         self.meta.files_epoch()
     }
 }
+
+/// The header of `G/status` naming the answering process (`Shared::node_id`).
+pub const NODE_ID_HEADER: &str = "X-Fastdfs-Node";
 
 /// Per-executor state handed to every connection of that executor.
 pub struct Worker {
@@ -584,6 +615,13 @@ impl PeerHealth {
 
     pub fn get(&self, peer: &str) -> Option<bool> {
         self.up.lock().expect("peer health lock").get(peer).copied()
+    }
+
+    /// Forgets every peer but `peers` (a peer removed by a reload, and added back later, is
+    /// unknown until its next check instead of showing its old state).
+    pub fn keep_only(&self, peers: &[String]) {
+        let mut m = self.up.lock().expect("peer health lock");
+        m.retain(|peer, _| peers.contains(peer));
     }
 }
 

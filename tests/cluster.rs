@@ -1094,3 +1094,93 @@ fn the_same_content_uploaded_on_two_nodes_is_served_under_both_names_by_each() {
         assert_eq!(get_bytes(&b, path, &[]).0, 404, "{path}");
     }
 }
+
+/// Established TCP connections of process `pid` to `to` (`ip:port`), as `ss` lists them.
+fn connections_of(pid: u32, to: &str) -> usize {
+    let out = std::process::Command::new("ss")
+        .args(["-Htnp", "state", "established", "dst", to])
+        .output()
+        .expect("ss");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter(|l| l.contains(&format!("pid={pid},")))
+        .count()
+}
+
+#[test]
+fn a_peer_removed_by_reload_keeps_no_pooled_connection_open() {
+    let (nodes, bases, dirs) = late_peers(30, json!({}));
+    make_peers(&bases, &dirs);
+    let x = noise(3000, 301);
+    upload_to(&bases[0], "x.bin", &x);
+    assert!(
+        eventually(SYNC_DEADLINE, || has_md5(&bases[1], &md5_hex(&x))),
+        "not replicated"
+    );
+    let a = nodes[0].child.as_ref().unwrap().id();
+    let b = nodes[1].addr();
+    assert!(
+        connections_of(a, &b) > 0,
+        "A keeps its connections to B in its pool"
+    );
+    set_peers(&dirs[0], &[]);
+    let (s, body) = call(agent().get(&format!(
+        "{}/group1/reload?action=reload&key=test-admin-key",
+        bases[0]
+    )));
+    assert_eq!(s, 200, "{body}");
+    assert!(
+        eventually(Duration::from_secs(3), || connections_of(a, &b) == 0),
+        "A still holds {} connections to the peer it no longer has",
+        connections_of(a, &b)
+    );
+    drop(nodes);
+}
+
+/// A node whose `peers` name it under another address (`localhost` for its `127.0.0.1`)
+/// finds out from the id its `G/status` answers: it never replicates to itself, never counts
+/// itself among a file's peers, and queues nothing for that name.
+#[test]
+fn a_node_listed_in_its_own_peers_under_another_name_leaves_itself_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port("127.0.0.1");
+    let alias = format!("http://localhost:{port}");
+    write_config(dir.path(), "127.0.0.1", port, &json!({"peers": [alias]}));
+    let s = Server::start_in(dir.path(), "127.0.0.1", json!({}));
+    assert!(
+        eventually(Duration::from_secs(10), || s
+            .stderr()
+            .contains("peer is this node itself")),
+        "the alias was not recognized: {}",
+        s.stderr()
+    );
+    let data = noise(4000, 311);
+    let v = upload_to(&s.base(), "self.bin", &data);
+    let md5 = v["md5"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_secs(3));
+    let access = std::fs::read_to_string(dir.path().join("log/access.log")).unwrap();
+    assert!(
+        !access.contains("syncfile"),
+        "the node replicated to itself:\n{access}"
+    );
+    let (_, info) = call(agent().get(&s.url(&format!("/group1/get_file_info?md5={md5}"))));
+    assert!(
+        !info.contains("localhost"),
+        "itself among the file's peers: {info}"
+    );
+    let (_, metrics) = call(agent().get(&s.url("/group1/metrics")));
+    assert!(
+        !metrics.contains(&format!("fastdfs_sync_queue_depth{{peer=\"{alias}\"}} 1")),
+        "changes queued for itself: {metrics}"
+    );
+    // A reload reads the alias from cfg.json again: it stays out.
+    let (code, _) = call(agent().get(&s.url("/group1/reload?action=reload&key=test-admin-key")));
+    assert_eq!(code, 200);
+    let (_, cfg) = call(agent().get(&s.url("/group1/reload?action=get&key=test-admin-key")));
+    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    let peers = &cfg["data"]["peers"];
+    assert!(
+        peers.as_array().is_none_or(|p| p.is_empty()),
+        "the alias is back in the running peers: {peers}"
+    );
+}

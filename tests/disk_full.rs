@@ -216,3 +216,165 @@ fn a_full_disk_refuses_merged_small_files_with_507_and_the_container_stays_reada
         assert_eq!((code, got), (200, want));
     }
 }
+
+/// The admin jobs that write, `repair_stat` (the day's counters in LMDB) and `backup` (the
+/// day's export in `data/<date>/`), on a full disk: an answer in the JSON envelope (507 when
+/// the disk refused), the counters and the previous export intact, nothing half-written left
+/// to hold the space; once space returns both work again and the store checks clean.
+#[test]
+fn admin_jobs_on_a_full_disk_answer_507_leave_nothing_corrupt_and_recover() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("rt");
+    let Some(_fs) = Tmpfs::mount(&root, "8m") else {
+        return;
+    };
+    let mut s = Server::start_in(
+        &root,
+        "127.0.0.1",
+        json!({"enable_merge_small_file": false}),
+    );
+    let day = common::cluster::today();
+    let admin = |route: &str| -> (u16, Value) {
+        let (code, body) = call(agent().get(&s.url(&format!("/group1/{route}?date={day}"))));
+        let v = serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"));
+        (code, v)
+    };
+    for i in 0..30u64 {
+        let (code, v) = post(&s, &format!("f{i}.txt"), &noise(2_000, 100 + i));
+        assert_eq!(code, 200, "{v}");
+    }
+    let export = root.join("data").join(&day);
+    let (code, v) = admin("backup");
+    assert_eq!(code, 200, "{v}");
+    // (go-fastdfs answered before writing; the export is there once the answer is.)
+    assert!(
+        eventually(Duration::from_secs(5), || export.join("files.md5").exists()),
+        "no export"
+    );
+    let first = std::fs::read_to_string(export.join("files.md5")).unwrap();
+    assert_eq!(first.lines().count(), 30);
+    for i in 30..40u64 {
+        let (code, v) = post(&s, &format!("f{i}.txt"), &noise(2_000, 100 + i));
+        assert_eq!(code, 200, "{v}");
+    }
+    let filler = fill(&root);
+    let (code, v) = admin("repair_stat");
+    if code == 200 {
+        assert_eq!(v["data"]["fileCount"], 40, "{v}");
+    } else {
+        assert_refused_for_space(code, &v, &root);
+    }
+    let (code, v) = admin("backup");
+    assert_refused_for_space(code, &v, &root);
+    let left: Vec<_> = std::fs::read_dir(&export)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        left.iter().all(|n| n == "files.md5" || n == "meta.data"),
+        "half-written export files left: {left:?}"
+    );
+    let kept = std::fs::read_to_string(export.join("files.md5")).unwrap();
+    assert_eq!(kept, first, "the previous export was damaged");
+    // (It is logged too, but the log is on the full disk here.)
+    // Space returns: both jobs work, and the export holds every record.
+    std::fs::remove_file(&filler).unwrap();
+    let (code, v) = admin("repair_stat");
+    assert_eq!((code, &v["data"]["fileCount"]), (200, &json!(40)), "{v}");
+    let (code, v) = admin("backup");
+    assert_eq!(code, 200, "{v}");
+    let md5s = std::fs::read_to_string(export.join("files.md5")).unwrap();
+    assert_eq!(md5s.lines().count(), 40);
+    let meta = std::fs::read_to_string(export.join("meta.data")).unwrap();
+    assert_eq!(
+        meta.lines().count(),
+        80,
+        "each record under its md5 and its path key"
+    );
+    s.stop();
+    let (code, out) = run_to_exit(&root, &["check"], Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{out}");
+}
+
+/// `repair` with a peer while this node's metadata volume is full: it stops with a logged
+/// error, never reporting itself done (a change it cannot queue stops it too, rather than
+/// asking the peer for files this node could not record either); nothing is lost, and once
+/// space returns a repair brings both nodes to the same files and the store checks clean.
+#[test]
+fn a_repair_on_a_full_metadata_disk_stops_with_a_logged_error_and_recovers() {
+    use common::cluster::{has_md5, write_config, Addresses};
+    let tmp = tempfile::tempdir().unwrap();
+    let (a_root, b_root) = (tmp.path().join("a"), tmp.path().join("b"));
+    std::fs::create_dir_all(a_root.join("data")).unwrap();
+    let Some(meta_fs) = Tmpfs::mount(&a_root.join("data"), "1m") else {
+        return;
+    };
+    let Addresses { ips, ports, bases } = Addresses::pick(32, 2);
+    for (i, root) in [&a_root, &b_root].into_iter().enumerate() {
+        let o = json!({"peer_id": format!("{}", i + 1), "enable_merge_small_file": false});
+        write_config(root, &ips[i], ports[i], &o);
+    }
+    let mut a = Server::start_in(&a_root, &ips[0], json!({}));
+    let b = Server::start_in(&b_root, &ips[1], json!({}));
+    let only_b: Vec<String> = (0..20u64)
+        .map(|i| {
+            let (code, v) = post(&b, &format!("b{i}.txt"), &noise(3_000, 500 + i));
+            assert_eq!(code, 200, "{v}");
+            v["md5"].as_str().unwrap().to_string()
+        })
+        .collect();
+    // A fills its metadata volume with files only it has.
+    let mut only_a = Vec::new();
+    for i in 0..5_000u64 {
+        let (code, v) = post(
+            &a,
+            &format!("a{i}.txt"),
+            format!("only on a {i}").as_bytes(),
+        );
+        if code != 200 {
+            assert_refused_for_space(code, &v, &a_root);
+            break;
+        }
+        only_a.push(v["md5"].as_str().unwrap().to_string());
+    }
+    assert!(!only_a.is_empty());
+    // The nodes become peers: A's reload starts a repair with B at once.
+    for (root, base, other) in [
+        (&a_root, &bases[0], &bases[1]),
+        (&b_root, &bases[1], &bases[0]),
+    ] {
+        let conf = root.join("conf/cfg.json");
+        let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&conf).unwrap()).unwrap();
+        v["peers"] = json!([other]);
+        std::fs::write(&conf, v.to_string()).unwrap();
+        let url = format!("{base}/group1/reload?action=reload&key=test-admin-key");
+        assert_eq!(call(agent().get(&url)).0, 200);
+    }
+    assert!(
+        eventually(Duration::from_secs(30), || a
+            .stderr()
+            .contains("repair with peer failed")),
+        "the repair did not report its failure: {}",
+        a.stderr()
+    );
+    assert!(
+        !a.stderr().contains("repair with peer done"),
+        "a repair that could not queue its changes said it was done"
+    );
+    // Space returns: a repair makes both nodes hold every file.
+    meta_fs.resize("64m");
+    let url = format!("{}/group1/repair?force=1", bases[0]);
+    assert_eq!(call(agent().get(&url)).0, 200);
+    let synced = || {
+        only_b.iter().all(|m| has_md5(&bases[0], m)) && only_a.iter().all(|m| has_md5(&bases[1], m))
+    };
+    assert!(
+        eventually(Duration::from_secs(90), synced),
+        "not reconciled after space returned: {}",
+        a.stderr()
+    );
+    a.stop();
+    let (code, out) = run_to_exit(&a_root, &["check"], Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{out}");
+}

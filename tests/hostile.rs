@@ -15,33 +15,52 @@ use std::time::{Duration, Instant};
 
 const SECRET: &str = "JBSWY3DPEHPK3PXP";
 
-/// A TCP connection to `to` from the local address `from` (loopback aliases 127.0.0.x).
+/// A TCP connection to `to` from the local address `from` (loopback aliases 127.0.0.x, or
+/// IPv6 addresses put on the loopback of a network namespace of the test's own).
 fn connect_from(from: &str, to: &str) -> std::io::Result<TcpStream> {
     let from: IpAddr = from.parse().unwrap();
     let to: SocketAddr = to.parse().unwrap();
-    let (IpAddr::V4(src), SocketAddr::V4(dst)) = (from, to) else {
-        panic!("IPv4 only");
-    };
-    let sin = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: port.to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(ip).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
-    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    // SAFETY: plain socket calls on a descriptor owned here; the sockaddrs outlive the calls;
-    // on success the descriptor is handed to TcpStream, which owns it from then on.
+    match (from, to) {
+        (IpAddr::V4(src), SocketAddr::V4(dst)) => {
+            let sin = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: port.to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(ip).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            bind_connect(libc::AF_INET, &sin(src, 0), &sin(*dst.ip(), dst.port()))
+        }
+        (IpAddr::V6(src), SocketAddr::V6(dst)) => {
+            let sin6 = |ip: std::net::Ipv6Addr, port: u16| libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: port.to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: ip.octets(),
+                },
+                sin6_scope_id: 0,
+            };
+            bind_connect(libc::AF_INET6, &sin6(src, 0), &sin6(*dst.ip(), dst.port()))
+        }
+        _ => panic!("{from} and {to} are of different families"),
+    }
+}
+
+/// A socket of `family` bound to `from`, connected to `to`.
+fn bind_connect<A>(family: libc::c_int, from: &A, to: &A) -> std::io::Result<TcpStream> {
+    let len = std::mem::size_of::<A>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor owned here; the sockaddrs (of `family`)
+    // outlive the calls; on success the descriptor is handed to TcpStream, which owns it from
+    // then on.
     unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        let fd = libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
         if fd < 0 {
             return Err(std::io::Error::last_os_error());
         }
-        let a = sin(src, 0);
-        let b = sin(*dst.ip(), dst.port());
-        if libc::bind(fd, &a as *const _ as *const libc::sockaddr, len) != 0
-            || libc::connect(fd, &b as *const _ as *const libc::sockaddr, len) != 0
+        if libc::bind(fd, from as *const A as *const libc::sockaddr, len) != 0
+            || libc::connect(fd, to as *const A as *const libc::sockaddr, len) != 0
         {
             let e = std::io::Error::last_os_error();
             libc::close(fd);
@@ -305,6 +324,89 @@ fn one_address_cannot_hold_more_than_its_share_of_connections() {
     );
 }
 
+/// Runs `f` on a thread of its own in a new network namespace whose loopback is up and holds
+/// `addrs` too (the servers and clients it starts live there); false (skipped) without the
+/// privilege to make one.
+fn in_own_network_namespace(addrs: &[&str], f: impl FnOnce() + Send + 'static) -> bool {
+    let addrs: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    let entered = std::thread::spawn(move || {
+        // SAFETY: unshare(CLONE_NEWNET) moves only the calling thread (and what it starts).
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            return false;
+        }
+        let ip = |args: &[&str]| {
+            let ok = std::process::Command::new("ip").args(args).status();
+            assert!(ok.is_ok_and(|s| s.success()), "ip {args:?}");
+        };
+        ip(&["link", "set", "lo", "up"]);
+        for a in &addrs {
+            ip(&[
+                "-6",
+                "addr",
+                "add",
+                &format!("{a}/128"),
+                "dev",
+                "lo",
+                "nodad",
+            ]);
+        }
+        f();
+        true
+    })
+    .join()
+    .unwrap();
+    if !entered {
+        skip(
+            "IPv6 client tests",
+            "cannot make a network namespace (needs root)",
+        );
+    }
+    entered
+}
+
+#[test]
+fn an_ipv6_client_is_counted_per_slash_64_for_its_share_of_connections() {
+    const SAME_64: [&str; 2] = ["2001:db8:1:2::a", "2001:db8:1:2:ffff::b"];
+    const OTHER_64: &str = "2001:db8:1:3::a";
+    in_own_network_namespace(&[SAME_64[0], SAME_64[1], OTHER_64], || {
+        let dir = tempfile::tempdir().unwrap();
+        let port = 18080;
+        std::fs::create_dir_all(dir.path().join("conf")).unwrap();
+        let mut cfg = base_config("::1", port, &json!({"connections_per_client_max": 3}));
+        cfg["addr"] = json!(format!("[::]:{port}"));
+        cfg["host"] = json!(format!("http://[::1]:{port}"));
+        std::fs::write(dir.path().join("conf/cfg.json"), cfg.to_string()).unwrap();
+        let s = Server::start_in(dir.path(), "[::1]", json!({}));
+        let to = s.addr();
+        // Three connections from one address of the /64, three from another: one share.
+        let mut flood = Vec::new();
+        for from in [
+            SAME_64[0], SAME_64[0], SAME_64[0], SAME_64[1], SAME_64[1], SAME_64[1],
+        ] {
+            flood.push(connect_from(from, &to).expect("connect"));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let closed: Vec<bool> = flood
+            .iter()
+            .map(|c| closed_within(c, Duration::from_millis(200)))
+            .collect();
+        assert_eq!(
+            closed,
+            [false, false, false, true, true, true],
+            "the second address of the /64 had no share left"
+        );
+        // Another /64 is another client.
+        let mut c = connect_from(OTHER_64, &to).expect("connect");
+        c.write_all(b"GET /group1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = Vec::new();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = c.read_to_end(&mut out);
+        assert_eq!(parse_head(&out).map(|(r, _)| r.status), Some(200));
+    });
+}
+
 #[test]
 fn the_total_cap_keeps_room_for_admins() {
     let s = Server::start(json!({"connections_max": 30, "connections_per_client_max": 1000}));
@@ -557,6 +659,40 @@ fn tus_uploads_are_bounded_in_size_and_per_client() {
     // A finished upload frees its place.
     assert_eq!(tus_patch(&first, 0, b"0123456789"), 204);
     assert_eq!(tus_create(&s, 10, &[("filename", "c.bin")]).0, 201);
+}
+
+#[test]
+fn tus_uploads_per_client_count_an_ipv6_client_per_slash_64() {
+    // Behind a trusted proxy, the client is the address it names.
+    let s = Server::start(json!({
+        "enable_tus": true, "tus_uploads_per_client_max": 2, "trusted_proxies": ["127.0.0.1"]
+    }));
+    let create = |client: &str| {
+        let (code, _) = tus(
+            "POST",
+            &s.url("/group1/big/upload/"),
+            &[("Upload-Length", "10"), ("X-Real-IP", client)],
+            b"",
+        );
+        code
+    };
+    assert_eq!(create("2001:db8:1:2::1"), 201);
+    assert_eq!(create("2001:db8:1:2::2"), 201);
+    assert_eq!(
+        create("2001:db8:1:2:ffff::3"),
+        429,
+        "the same /64 is one client"
+    );
+    assert_eq!(
+        create("2001:db8:1:3::1"),
+        201,
+        "another /64 is another client"
+    );
+    // IPv4 (and IPv4-mapped) clients count per address.
+    assert_eq!(create("10.0.0.1"), 201);
+    assert_eq!(create("::ffff:10.0.0.1"), 201);
+    assert_eq!(create("10.0.0.1"), 429);
+    assert_eq!(create("10.0.0.2"), 201);
 }
 
 #[test]

@@ -819,6 +819,108 @@ fn sigterm_lets_an_in_flight_upload_finish_and_its_file_is_stored() {
     assert!(stored == data, "stored upload differs");
 }
 
+/// The head of a tus PATCH of `len` bytes at `offset` to the upload at `path`.
+fn tus_patch_head(path: &str, offset: u64, len: usize) -> Vec<u8> {
+    format!(
+        "PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\n\
+         Content-Type: application/offset+octet-stream\r\nUpload-Offset: {offset}\r\n\
+         Content-Length: {len}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// The `Upload-Offset` a tus upload at `url` reports.
+fn tus_offset(url: &str) -> u64 {
+    let r = agent()
+        .head(url)
+        .set("Tus-Resumable", "1.0.0")
+        .call()
+        .expect("HEAD of the tus upload");
+    r.header("Upload-Offset").unwrap().parse().unwrap()
+}
+
+/// Clients that stall in the middle of their bodies cannot hold the shutdown: when
+/// `shutdown_grace` is over their bodies are cut, each gets a 503 in the JSON envelope, the
+/// process exits 0 soon after, and nothing half-written is stored. A tus upload keeps the
+/// bytes that arrived (synced, its offset saved) and resumes from there after the restart.
+/// An upload that ends within the grace is answered 200 and served after the restart.
+#[test]
+fn sigterm_cuts_bodies_still_arriving_after_the_grace_with_503_and_tus_keeps_what_arrived() {
+    let mut s = Server::start(json!({"shutdown_grace": 2, "enable_tus": true}));
+    let data = noise(4 << 20, 21);
+    let mib = 1 << 20;
+    let mut multipart = RawConn::open(&s.addr());
+    multipart.send(&upload_request("cut.bin", &data)[..mib]);
+    let finished = noise(2 << 20, 22);
+    let finishing_req = upload_request("finished.bin", &finished);
+    let mut finishing = RawConn::open(&s.addr());
+    finishing.send(&finishing_req[..mib]);
+    let created = agent()
+        .post(&s.url("/group1/big/upload/"))
+        .set("Tus-Resumable", "1.0.0")
+        .set("Upload-Length", &data.len().to_string())
+        .call()
+        .expect("tus creation");
+    let url = created.header("Location").unwrap().to_string();
+    let path = url.strip_prefix(&s.base()).unwrap().to_string();
+    let mut patch = RawConn::open(&s.addr());
+    patch.send(&tus_patch_head(&path, 0, data.len()));
+    patch.send(&data[..mib]);
+    // Both stall here; the server has read what they sent.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut child = s.child.take().unwrap();
+    let signalled = Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    std::thread::sleep(Duration::from_millis(300));
+    finishing.send(&finishing_req[mib..]);
+    let r = finishing.response(false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let done: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(done["md5"], md5_hex(&finished));
+    for conn in [&mut multipart, &mut patch] {
+        let r = conn.response(false);
+        assert_eq!(r.status, 503, "{}", r.text());
+        let v: Value = serde_json::from_slice(&r.body).expect("a JSON envelope");
+        assert_eq!(v["status"], "fail", "{v}");
+    }
+    assert!(
+        signalled.elapsed() >= Duration::from_millis(1900),
+        "cut before the grace was over"
+    );
+    assert_eq!(wait_child(&mut child, Duration::from_secs(15)), Some(0));
+    let took = signalled.elapsed();
+    assert!(took < Duration::from_secs(6), "exit took {took:?}");
+    let temps = std::fs::read_dir(s.dir.join("files/_tmp")).unwrap().count();
+    assert_eq!(temps, 0, "the cut upload's temp file was left");
+    s.respawn();
+    let (code, got) = common::cluster::get_bytes(&s.base(), done["path"].as_str().unwrap(), &[]);
+    assert!(
+        code == 200 && got == finished,
+        "an answered upload is not served"
+    );
+    let (_, found) =
+        call(agent().get(&s.url(&format!("/group1/check_file_exist?md5={}", md5_hex(&data)))));
+    assert!(
+        !found.contains(&md5_hex(&data)),
+        "a cut upload was stored: {found}"
+    );
+    // The tus upload resumes where the cut left it, and completes.
+    assert_eq!(
+        tus_offset(&url),
+        mib as u64,
+        "the bytes that arrived were not kept"
+    );
+    let mut resume = RawConn::open(&s.addr());
+    resume.send(&tus_patch_head(&path, mib as u64, data.len() - mib));
+    resume.send(&data[mib..]);
+    let r = resume.response(false);
+    assert_eq!(r.status, 204, "{}", r.text());
+    let stored = files_under(&s.dir).into_iter().any(|p| {
+        !p.starts_with(s.dir.join("files/_big")) && std::fs::read(&p).is_ok_and(|b| b == data)
+    });
+    assert!(stored, "the completed tus upload is not stored");
+}
+
 #[test]
 fn the_server_restarts_on_its_port_right_after_a_graceful_shutdown_that_closed_connections() {
     let mut s = Server::start(json!({}));

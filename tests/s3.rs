@@ -1769,3 +1769,48 @@ fn a_one_gib_multipart_upload_and_its_download_keep_server_memory_under_96_mib()
     let stored = std::fs::metadata(s3.bucket_dir("big").join("big/one-gib.bin")).unwrap();
     assert_eq!(stored.len(), 1 << 30);
 }
+
+/// SIGTERM while a PUT's body is still arriving (its client stalls): when `shutdown_grace` is
+/// over the body is cut and answered `503 ServiceUnavailable` (which S3 clients retry), the
+/// process exits 0 soon after, and neither an object nor a temp file is left.
+#[test]
+fn a_put_still_arriving_when_the_shutdown_grace_ends_gets_503_and_stores_nothing() {
+    use std::io::BufRead;
+    if !have_python("s3 shutdown") {
+        return;
+    }
+    let mut s3 = S3::start();
+    let mut cmd = s3.command("python3");
+    cmd.arg(script("s3_stalled_put.py"))
+        .args(["--endpoint", &s3.endpoint(), "--bucket", "cut"])
+        .args(["--object", "obj.bin"])
+        .args(["--key", &format!("{}:{}", FULL.id, FULL.secret)])
+        .stdout(Stdio::piped());
+    let mut client = cmd.spawn().expect("python3");
+    let mut out = std::io::BufReader::new(client.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "stalled", "{}", s3.log_tail());
+    std::thread::sleep(Duration::from_millis(300));
+    let mut server = s3.server.child.take().unwrap();
+    let signalled = Instant::now();
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    assert_eq!(wait_child(&mut server, Duration::from_secs(20)), Some(0));
+    let took = signalled.elapsed();
+    // The base config's shutdown_grace is 5 s; the cut bodies get 3 s more at most.
+    assert!(took < Duration::from_secs(9), "exit took {took:?}");
+    let mut answer = String::new();
+    out.read_to_string(&mut answer).unwrap();
+    wait_child(&mut client, Duration::from_secs(10));
+    let r: Value = serde_json::from_str(answer.trim()).unwrap_or(Value::Null);
+    assert_eq!(
+        r,
+        json!({"status": 503, "code": "ServiceUnavailable"}),
+        "{answer}"
+    );
+    assert!(!s3.bucket_dir("cut").join("obj.bin").exists());
+    let temps = std::fs::read_dir(s3.server.dir.join("files/_tmp"))
+        .unwrap()
+        .count();
+    assert_eq!(temps, 0, "the cut PUT's temp file was left");
+}

@@ -255,63 +255,29 @@ pub async fn repair_stat(w: &Rc<Worker>, client: IpAddr, p: &Params) -> Result<R
     )))
 }
 
-/// `G/backup?date=`: writes `data/<date>/files.md5` and `meta.data` (docs/PROTOCOL.md §7).
+/// `G/backup?date=`: writes `data/<date>/files.md5` and `meta.data` (docs/PROTOCOL.md §7)
+/// before answering, so a failure (a full disk: 507) is answered, not only logged.
 pub async fn backup(w: &Rc<Worker>, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, refuse_envelope("ok"))?;
     let date = date_param(p)?;
     forward_inner(w, p, "backup", &date);
-    let mut records = Vec::new();
-    for md5 in w.meta().md5s_by_date(&date)? {
-        if let Some(info) = w.meta().get(&md5)? {
-            records.push(info);
+    w.meta().settle().await?;
+    let meta = w.shared.meta.clone();
+    let dir = w.dir().join("data").join(&date);
+    let written = glommio::executor()
+        .spawn_blocking(move || crate::store::backup::write(&meta, &dir, &date))
+        .await;
+    match written {
+        Ok(records) => tracing::info!(records, "backup written"),
+        Err(e) => {
+            tracing::warn!(cause = %e, "backup failed; the previous export, if any, is kept");
+            return Err(e.into());
         }
     }
-    let dir = w.dir().join("data").join(&date);
-    glommio::spawn_local(async move {
-        let r = glommio::executor()
-            .spawn_blocking(move || write_backup(&dir, &records))
-            .await;
-        if let Err(e) = r {
-            tracing::warn!(cause = %e, "backup failed");
-        }
-    })
-    .detach();
     Ok(Response::text(
         200,
         json::pretty(&json::envelope::<()>("ok", "back job start...", None)),
     ))
-}
-
-fn write_backup(dir: &std::path::Path, records: &[FileInfo]) -> std::io::Result<()> {
-    if records.is_empty() {
-        let _ = std::fs::remove_dir_all(dir);
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir)?;
-    let mut md5s = String::new();
-    let mut meta_data = String::new();
-    for r in records {
-        md5s.push_str(&format!(
-            "{}|{}|{}|{}\n",
-            r.md5,
-            r.size,
-            r.time_stamp,
-            r.rel_path()
-        ));
-        let j = json::compact(r);
-        meta_data.push_str(&format!(
-            "{}\t{j}\n{}\t{j}\n",
-            r.md5,
-            meta::path_key(&r.rel_path())
-        ));
-    }
-    // Readers never see a half-written export: write aside, then rename.
-    for (name, text) in [("meta.data", meta_data), ("files.md5", md5s)] {
-        let tmp = dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, dir.join(name))?;
-    }
-    Ok(())
 }
 
 /// `G/report`: static/report.html with its `{group}` placeholder filled.

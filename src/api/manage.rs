@@ -149,12 +149,21 @@ pub async fn check_file_exist(w: &Worker, p: &Params) -> Result<Response, ApiErr
 pub fn status(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     let cfg = w.config();
     let admin = require_admin(&cfg, client, p, raw_refusal).is_ok();
-    if !admin {
-        return Ok(Response::text(
+    let answer = if admin {
+        status_of_admin(w, &cfg)?
+    } else {
+        Response::text(
             200,
             json::pretty(&json::envelope("ok", "", Some(json!({})))),
-        ));
-    }
+        )
+    };
+    // The id tells a node that a peer URL is itself (`sync::check_health`); in both answers,
+    // as a peer named by host name need not be an admin.
+    Ok(answer.header(crate::worker::NODE_ID_HEADER, w.shared.node_id.clone()))
+}
+
+/// `G/status` as an admin sees it.
+fn status_of_admin(w: &Worker, cfg: &crate::config::Config) -> Result<Response, ApiError> {
     let stats = stat_rows(w)?;
     let mut data = serde_json::Map::new();
     data.insert("Fs.AutoRepair".into(), json!(cfg.auto_repair));

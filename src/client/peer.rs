@@ -156,6 +156,16 @@ impl Pool {
         }
     }
 
+    /// Forgets every base URL but `bases` (the peers now configured): their idle connections
+    /// close, their resolved addresses and reachability go. A peer removed by a reload keeps
+    /// nothing open here.
+    pub fn keep_only(&self, bases: &[String]) {
+        let kept = |base: &String| bases.contains(base);
+        self.idle.borrow_mut().retain(|base, _| kept(base));
+        self.addrs.borrow_mut().retain(|base, _| kept(base));
+        self.unreachable.borrow_mut().retain(kept);
+    }
+
     /// Whether the last attempt to connect to `base` failed (the peer is down or cut off,
     /// as opposed to answering with an error).
     pub fn unreachable(&self, base: &str) -> bool {

@@ -26,6 +26,19 @@ impl S3Error {
         }
     }
 
+    /// While the server is shutting down, a body that ended early was cut by the shutdown
+    /// (`server::drain`), not by the client: `503 ServiceUnavailable`, which S3 clients retry.
+    pub fn cut_by_shutdown(self, shutting_down: bool) -> S3Error {
+        if shutting_down && self.code == "IncompleteBody" {
+            return S3Error::new(
+                503,
+                "ServiceUnavailable",
+                "the server is shutting down: send the request again",
+            );
+        }
+        self
+    }
+
     pub fn on(mut self, resource: impl Into<String>) -> S3Error {
         self.resource = resource.into();
         self

@@ -106,7 +106,8 @@ pub async fn handle(w: &Rc<Worker>, req: &mut Request<'_>) -> Response {
                 }
                 _ => {}
             }
-            e.into_response(&id, head_only)
+            e.cut_by_shutdown(w.shutting_down())
+                .into_response(&id, head_only)
         }
     };
     if !resp.has_header("x-amz-request-id") {

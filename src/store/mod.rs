@@ -1,8 +1,9 @@
 //! Storage: where files live (`names`), their metadata (`meta`, sharded LMDB with group
 //! commit), the small-file cache (`cache`), and the durable write path (`write`); the offline
-//! jobs (`import`, `check`) report their `progress`; S3 buckets over the top directories
+//! jobs (`import`, `check`) report their `progress`; a day's export (`backup`); S3 buckets over the top directories
 //! (`buckets`); the bound of the resized-image cache (`variants`).
 
+pub mod backup;
 pub mod buckets;
 pub mod cache;
 pub mod check;

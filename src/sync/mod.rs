@@ -125,6 +125,15 @@ async fn supervise(w: Rc<Worker>) {
             }
         }
         if let Some(before) = known.replace(peers.clone()) {
+            if before != peers {
+                // This executor's connections to removed peers close now.
+                w.sync.pool.keep_only(&peers);
+                w.sync
+                    .unbatched
+                    .borrow_mut()
+                    .retain(|p, _| peers.contains(p));
+                w.shared.peer_health.keep_only(&peers);
+            }
             peers_changed(&w, &before, &peers);
         }
         // Health check (docs/PROTOCOL.md §8), from executor 0 only: keeps `fastdfs_peer_up` true
@@ -173,6 +182,16 @@ fn peers_changed(w: &Rc<Worker>, before: &[String], now: &[String]) {
 async fn check_health(w: &Worker, peer: &str) {
     let path = format!("{}/status", w.config().prefix());
     let up = match w.sync.pool.get(peer, &path, HEALTH_CHECK_TIMEOUT).await {
+        Ok(r) if r.header(crate::worker::NODE_ID_HEADER) == Some(&w.shared.node_id) => {
+            if w.shared.found_self_as_peer(peer) {
+                tracing::warn!(
+                    peer,
+                    "peer is this node itself under another name: left out of the peers \
+                     (remove it from peers in cfg.json)"
+                );
+            }
+            return;
+        }
         Ok(r) => {
             r.status == 200
                 && serde_json::from_slice::<serde_json::Value>(&r.body)

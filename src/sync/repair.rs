@@ -140,7 +140,9 @@ async fn day_with_peer(w: &Worker, peer: &str, day: &str) -> std::io::Result<(us
         }
     }
     let queued = ops.len();
-    submit_all(w, ops).await;
+    // A change that cannot be queued (a full disk) stops the repair: asking the peer for
+    // files would only have it send what cannot be stored either. The next run redoes it.
+    submit_all(w, ops).await.map_err(std::io::Error::other)?;
     for batch in wanted.chunks(RECEIVE_BATCH) {
         let form = [("md5s".to_string(), batch.join(","))];
         w.sync
@@ -162,7 +164,10 @@ pub async fn push_all(w: &Worker, md5s: &[String]) -> usize {
         peers: peers.clone(),
         kind: SyncKind::Put,
     });
-    submit_all(w, ops.collect()).await
+    submit_all(w, ops.collect()).await.unwrap_or_else(|e| {
+        tracing::warn!(cause = %e, "files not queued for the peers");
+        0
+    })
 }
 
 /// `sync?date=`: re-announce a day's files to peers; without `force` only to peers missing
@@ -194,12 +199,16 @@ pub async fn sync_day(w: &Worker, day: &str, force: bool) -> usize {
             });
         }
     }
-    submit_all(w, ops).await
+    submit_all(w, ops).await.unwrap_or_else(|e| {
+        tracing::warn!(day, cause = %e, "the day's files not queued for the peers");
+        0
+    })
 }
 
 /// Submits ops with up to `SUBMITS_IN_FLIGHT` outstanding, so they share group commits.
-/// Returns how many were applied.
-async fn submit_all(w: &Worker, ops: Vec<Enqueue>) -> usize {
+/// Returns how many were applied, or the first failure (e.g. a full disk: no window is
+/// submitted after it).
+async fn submit_all(w: &Worker, ops: Vec<Enqueue>) -> Result<usize, crate::store::meta::MetaError> {
     let mut applied = 0;
     let mut ops = ops.into_iter().peekable();
     while ops.peek().is_some() {
@@ -208,11 +217,11 @@ async fn submit_all(w: &Worker, ops: Vec<Enqueue>) -> usize {
             let meta = w.shared.meta.clone();
             async move { meta.enqueue(op).await }
         });
-        applied += super::futures_join_all(calls)
-            .await
-            .into_iter()
-            .filter(|r| matches!(r, Ok(true)))
-            .count();
+        for r in super::futures_join_all(calls).await {
+            if r? {
+                applied += 1;
+            }
+        }
     }
-    applied
+    Ok(applied)
 }

@@ -138,7 +138,7 @@ pub async fn handle(w: &Worker, req: &mut Request<'_>, rest: &str) -> Response {
     };
     let mut resp = dispatch(w, req, &method, rest)
         .await
-        .unwrap_or_else(|e| ApiError::from(e).into_response());
+        .unwrap_or_else(|e| ApiError::from(e).answer(w.shutting_down()));
     resp.set("Tus-Resumable", TUS_VERSION);
     // A finished upload's file comes with the download's own (once).
     if !resp.has_header("X-Content-Type-Options") {

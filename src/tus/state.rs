@@ -325,8 +325,10 @@ fn with_owners<T>(f: impl FnOnce(&mut Owners) -> T) -> T {
     f(guard.get_or_insert_with(Owners::default))
 }
 
-/// Counts a new upload of `client`; false when the client already holds `max`.
+/// Counts a new upload of `client` (an IPv6 client per /64, `access::client_block`); false
+/// when the client already holds `max`.
 pub fn claim(id: &str, client: std::net::IpAddr, max: u64) -> bool {
+    let client = crate::access::client_block(client);
     with_owners(|o| {
         let total = o.by_id.len() as u64;
         let held = o.per_client.entry(client).or_insert(0);
@@ -344,6 +346,7 @@ pub fn claim(id: &str, client: std::net::IpAddr, max: u64) -> bool {
 
 /// Counts an upload found on disk (after a restart), whatever the cap.
 pub fn note(id: &str, client: std::net::IpAddr) {
+    let client = crate::access::client_block(client);
     with_owners(|o| {
         if o.by_id.insert(id.to_string(), client).is_none() {
             *o.per_client.entry(client).or_insert(0) += 1;

@@ -84,6 +84,46 @@ pub(super) fn md5s<T: lmdb::Transaction>(
     Ok(out)
 }
 
+/// A day's index entry: (index key, md5).
+pub(super) type DayEntry = (Vec<u8>, Vec<u8>);
+
+/// Up to `limit` entries of a shard's day `date` after the index key `after` (from the
+/// day's start when empty), in storing order: (index key, md5). A day's records are read a
+/// page per transaction, however many there are.
+pub(super) fn page<T: lmdb::Transaction>(
+    s: &Shard,
+    txn: &T,
+    date: &str,
+    after: &[u8],
+    limit: usize,
+) -> Result<Vec<DayEntry>, MetaError> {
+    let mut out = Vec::new();
+    if date.len() != DAY_BYTES - 1 {
+        return Ok(out);
+    }
+    let mut prefix = Vec::with_capacity(DAY_BYTES);
+    prefix.extend_from_slice(date.as_bytes());
+    prefix.push(b'_');
+    let from = if after.is_empty() { &prefix[..] } else { after };
+    let mut cur = txn.open_ro_cursor(s.days)?;
+    for item in cur.iter_from(from) {
+        let (k, _) = item?;
+        if !k.starts_with(&prefix) || out.len() >= limit {
+            break;
+        }
+        if k == after {
+            continue;
+        }
+        let stamp = k.get(DAY_BYTES..DAY_BYTES + STAMP_BYTES);
+        if stamp.is_some_and(|t| {
+            t[..STAMP_BYTES - 1].iter().all(u8::is_ascii_digit) && t[STAMP_BYTES - 1] == b'_'
+        }) {
+            out.push((k.to_vec(), k[DAY_BYTES + STAMP_BYTES..].to_vec()));
+        }
+    }
+    Ok(out)
+}
+
 /// Rebuilds a shard's table from its records unless every key has the current form: in
 /// transactions of `BUILD_RECORDS_PER_TXN` records (memory stays bounded for millions of
 /// records), the version key last; a crash in the middle starts over at the next open.

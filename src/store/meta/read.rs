@@ -4,6 +4,9 @@
 use super::apply::{decode_stat, outbox_key};
 use super::*;
 
+/// Day-index entries read per transaction by [`Meta::for_each_of_day`].
+pub const DAY_PAGE_RECORDS: usize = 1024;
+
 /// The shard count (written on first start, fixed after) and the environment count (the
 /// executors' at the layout's first start, at most one per shard), from `meta_dir`.
 fn shard_counts(
@@ -314,6 +317,35 @@ impl Meta {
         }
         out.sort();
         Ok(out)
+    }
+
+    /// Calls `f` with every record of day `date` (`YYYYMMDD`), shard by shard in storing
+    /// order, reading [`DAY_PAGE_RECORDS`] index entries per transaction: memory stays
+    /// bounded however many records the day has (`G/backup`). Stops at `f`'s first error.
+    pub fn for_each_of_day(
+        &self,
+        date: &str,
+        mut f: impl FnMut(FileInfo) -> Result<(), MetaError>,
+    ) -> Result<(), MetaError> {
+        for shard in &self.shards {
+            let mut after = Vec::new();
+            loop {
+                let page = {
+                    let txn = shard.env.begin_ro_txn()?;
+                    super::days::page(shard, &txn, date, &after, DAY_PAGE_RECORDS)?
+                };
+                let Some((last, _)) = page.last() else {
+                    break;
+                };
+                after = last.clone();
+                for (_, md5) in &page {
+                    if let Some(info) = self.get(&String::from_utf8_lossy(md5))? {
+                        f(info)?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Up to `limit` outbox entries of `peer` in `shard` whose md5 sorts after `after`.
