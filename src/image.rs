@@ -7,7 +7,7 @@
 //! decoded pixel count is checked from the headers before decoding (decompression bombs get
 //! 413), sources over `SOURCE_BYTES_MAX` are refused. Other formats (GIF, non-images)
 //! are served unchanged, never as an empty 200 (docs/DEFECTS.md #32). The work runs on the blocking
-//! pool, at most `RESIZES_IN_FLIGHT` per executor; results are cached under `files/_cache/`
+//! pool, at most `RESIZES_IN_FLIGHT` per executor with `RESIZES_WAITING_MAX` waiting; results are cached under `files/_cache/`
 //! (bounded by `store::variants`).
 
 use zune_core::bytestream::ZCursor;
@@ -26,6 +26,10 @@ pub const DECODED_BYTES_MAX: usize = PIXELS_MAX * 4;
 pub const SOURCE_BYTES_MAX: u64 = 64 << 20;
 /// Concurrent resizes per executor.
 pub const RESIZES_IN_FLIGHT: u64 = 2;
+/// Resizes waiting for one of those per executor; more are refused (503) at once. A wait
+/// holds no image, only its connection; the bound keeps a flood of resize requests from
+/// queueing minutes of work behind each other.
+pub const RESIZES_WAITING_MAX: u64 = 32;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum ResizeError {

@@ -665,14 +665,27 @@ mod process_tests {
 
 /// Size, modification time (unix seconds) and whether it is a directory, of an open file.
 pub fn fstat(file: &impl std::os::fd::AsRawFd) -> std::io::Result<(u64, u64, bool)> {
+    let st = fstat_raw(file)?;
+    let is_dir = (st.st_mode & libc::S_IFMT) == libc::S_IFDIR;
+    Ok((st.st_size as u64, st.st_mtime.max(0) as u64, is_dir))
+}
+
+/// What tells one content of an open file from another at the same path: its inode and
+/// its mtime to the nanosecond (files are replaced by a rename, so a new content is a new
+/// inode; the mtime covers a file rewritten in place).
+pub fn content_version(file: &impl std::os::fd::AsRawFd) -> std::io::Result<(u64, i64, i64)> {
+    let st = fstat_raw(file)?;
+    Ok((st.st_ino, st.st_mtime, st.st_mtime_nsec))
+}
+
+fn fstat_raw(file: &impl std::os::fd::AsRawFd) -> std::io::Result<libc::stat> {
     // SAFETY: a zeroed stat is a valid out-parameter; the fd is open for the call.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: fstat writes into `st`, which lives across the call.
     if unsafe { libc::fstat(file.as_raw_fd(), &mut st) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let is_dir = (st.st_mode & libc::S_IFMT) == libc::S_IFDIR;
-    Ok((st.st_size as u64, st.st_mtime.max(0) as u64, is_dir))
+    Ok(st)
 }
 
 /// Calls `f` with `path` as a NUL-terminated string, from a stack buffer when it fits (as the

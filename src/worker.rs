@@ -325,6 +325,8 @@ pub struct Worker {
     pub auth_cache: RefCell<AuthCache>,
     /// Bounds concurrent image resizes on this executor.
     pub resize_slots: glommio::sync::Semaphore,
+    /// Places for resizes running or waiting for a slot (more are refused with 503).
+    pub resize_queue: glommio::sync::Semaphore,
     /// Replication tasks' state on this executor (wake-up, peer connections, retries).
     pub sync: SyncState,
     /// Appends of small files to this executor's haystack containers (group commit).
@@ -356,6 +358,9 @@ impl Worker {
             records: RefCell::new(Default::default()),
             auth_cache: RefCell::new(Default::default()),
             resize_slots: glommio::sync::Semaphore::new(crate::image::RESIZES_IN_FLIGHT),
+            resize_queue: glommio::sync::Semaphore::new(
+                crate::image::RESIZES_IN_FLIGHT + crate::image::RESIZES_WAITING_MAX,
+            ),
             sync: Default::default(),
             haystack: Default::default(),
             merge_memory: Default::default(),

@@ -358,3 +358,78 @@ fn a_variant_has_validators_of_its_own_the_same_when_served_from_the_cache() {
         "the source's ETag does not match a variant"
     );
 }
+
+/// A 30x30 RGB image whose pixels depend on `seed`: images of one size and format, of the
+/// same byte length (BMP is not compressed), with different pictures.
+fn bmp_seeded(seed: usize) -> Vec<u8> {
+    let pixels: Vec<u8> = (0..30 * 30 * 3).map(|i| (i * seed % 251) as u8).collect();
+    fastdfs::image::bmp_from_rgb(30, 30, &pixels)
+}
+
+#[test]
+fn a_file_replaced_by_one_of_the_same_size_and_second_gets_a_variant_of_its_own() {
+    let s = Server::start(json!({}));
+    let before = bmp_seeded(7);
+    let after = bmp_seeded(13);
+    assert_eq!(before.len(), after.len());
+    assert_ne!(before, after);
+    let p = path_of(&upload_json(&s, "r.bmp", &before));
+    let (code, _, old_variant) = get_bytes(&s, &format!("{p}?width=15&download=0"));
+    assert_eq!(code, 200);
+
+    // The file replaced on disk (as a rename does) with the same length and mtime second.
+    let on_disk = s.dir.join("files").join(p.trim_start_matches("/group1/"));
+    let mtime = std::fs::metadata(&on_disk).unwrap().modified().unwrap();
+    let tmp = on_disk.with_extension("new");
+    std::fs::write(&tmp, &after).unwrap();
+    let f = std::fs::File::options().write(true).open(&tmp).unwrap();
+    f.set_modified(mtime).unwrap();
+    drop(f);
+    std::fs::rename(&tmp, &on_disk).unwrap();
+
+    let (code, _, new_variant) = get_bytes(&s, &format!("{p}?width=15&download=0"));
+    assert_eq!(code, 200);
+    assert_ne!(
+        new_variant, old_variant,
+        "the variant of the replaced content, not the cached one of the old"
+    );
+    assert_eq!(dims(&new_variant), (15, 15));
+}
+
+#[test]
+fn resizes_beyond_the_queue_are_refused_at_once_and_the_rest_are_served() {
+    let s = Server::start(json!({ "workers": 1 }));
+    let p = path_of(&upload_json(
+        &s,
+        "slow.png",
+        &make(2000, 2000, ImageFormat::PNG),
+    ));
+    // Distinct widths: none is served from the cache, every one is a resize of its own.
+    let asked = 80;
+    let codes: Vec<(u16, String)> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..asked)
+            .map(|i| {
+                let (s, p) = (&s, &p);
+                sc.spawn(move || {
+                    let (code, _, body) =
+                        get_bytes(s, &format!("{p}?width={}&download=0", 100 + i));
+                    (code, String::from_utf8_lossy(&body).into_owned())
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let refused: Vec<_> = codes.iter().filter(|(c, _)| *c == 503).collect();
+    let served = codes.iter().filter(|(c, _)| *c == 200).count();
+    assert_eq!(refused.len() + served, asked, "only 200 or 503: {codes:?}");
+    assert!(
+        !refused.is_empty(),
+        "{asked} resizes at once overflow a queue of 34"
+    );
+    assert!(served >= 34, "the queue's places are served: {served}");
+    let v: Value = serde_json::from_str(&refused[0].1).unwrap();
+    assert_eq!(v["status"], "fail");
+    // The places are given back.
+    let (code, _, body) = get_bytes(&s, &format!("{p}?width=64&download=0"));
+    assert_eq!((code, dims(&body)), (200, (64, 64)));
+}

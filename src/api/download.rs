@@ -301,9 +301,13 @@ async fn merged(
     };
     w.cache.borrow_mut().insert(epoch, rel, c);
     if let Some(want) = want {
-        let size = data.len() as u64;
+        let stamp = Stamp {
+            size: data.len() as u64,
+            mtime,
+            version: &info.md5,
+        };
         let source = std::future::ready(Ok(data.clone()));
-        if let Some(r) = variant(w, req, params, rel, (size, mtime), want, source).await? {
+        if let Some(r) = variant(w, req, params, rel, stamp, want, source).await? {
             return Ok(Some(r));
         }
     }
@@ -519,13 +523,29 @@ async fn resized(
         let _ = file.close().await;
         return Ok(None);
     }
+    let (ino, secs, nanos) = crate::sys::content_version(&file)?;
+    let version = format!("{ino}.{secs}.{nanos}");
     let file = Rc::new(file);
     let source = async {
         let data = read_all(&file, size).await;
         close_rc(file.clone()).await;
         data
     };
-    variant(w, req, p, rel, (size, mtime), want, source).await
+    let stamp = Stamp {
+        size,
+        mtime,
+        version: &version,
+    };
+    variant(w, req, p, rel, stamp, want, source).await
+}
+
+/// A resize source's identity: its size and mtime (the variant's validators) and what tells
+/// its content from another at the same path (the cache's key).
+struct Stamp<'a> {
+    size: u64,
+    mtime: u64,
+    /// The inode and mtime to the nanosecond of a file, a merged file's content digest.
+    version: &'a str,
 }
 
 /// Whether the query asks for a resized variant (`width` or `height`): only then is the
@@ -546,21 +566,27 @@ fn wanted_size(w: &Worker, p: &super::Params) -> Result<Option<crate::image::Wan
     .map_err(|m| ApiError::fail(400, m))
 }
 
-/// The resized variant of a source of `(size, mtime)`: from the cache under `files/_cache/`
-/// (keyed by path, size, mtime and target size), else made from `source` (read only then) on
-/// the blocking pool and cached. None when the source is not an image we resize.
+/// The resized variant of a source (`stamp`): from the cache under `files/_cache/` (keyed by
+/// path, size, content version and target size), else made from `source` (read only then)
+/// on the blocking pool and cached. None when the source is not an image we resize; 503 when
+/// too many resizes wait on this executor already.
 async fn variant(
     w: &Worker,
     req: &Request<'_>,
     p: &super::Params,
     rel: &str,
-    (size, mtime): (u64, u64),
+    stamp: Stamp<'_>,
     want: crate::image::Wanted,
     source: impl std::future::Future<Output = Result<Bytes, ApiError>>,
 ) -> Result<Option<Response>, ApiError> {
     use crate::image::{self, ResizeError};
+    let Stamp {
+        size,
+        mtime,
+        version,
+    } = stamp;
     let key = crate::store::meta::md5_hex(&format!(
-        "{rel}|{size}|{mtime}|{}|{}|{}|{}",
+        "{rel}|{size}|{version}|{}|{}|{}|{}",
         want.width, want.height, want.max.0, want.max.1
     ));
     let cached = w
@@ -581,8 +607,12 @@ async fn variant(
         let source = Source::File(Rc::new(c));
         return respond_tagged(w, req, p, rel, (len, mtime, tag(len)), source).map(Some);
     }
-    // The slot first, then the source: requests waiting for a slot hold no image in memory
-    // (40 waiting for a 64 MiB source would otherwise hold 2.5 GB).
+    // A place in the executor's resize queue, then a slot, then the source: requests waiting
+    // for a slot hold no image in memory (40 waiting for a 64 MiB source would otherwise
+    // hold 2.5 GB), and a flood beyond the queue is told to come back.
+    let Ok(_queued) = w.resize_queue.try_acquire_permit(1) else {
+        return Err(ApiError::fail(503, "too many resizes waiting, retry later"));
+    };
     let _slot = w
         .resize_slots
         .acquire_permit(1)

@@ -118,9 +118,6 @@ pub struct Conn {
     rbuf: BytesMut,
     /// The socket is non-blocking: resident file ranges may go out with `sendfile` at once.
     zero_copy: bool,
-    /// glommio's read is waiting for the socket (its readiness poll and read timer are
-    /// armed): the next read goes through glommio, which disarms them.
-    armed: bool,
 }
 
 /// Memory that bytes are received into in place: its spare capacity, then its length grows.
@@ -172,15 +169,6 @@ impl Room for BytesMut {
     }
 }
 
-/// Bytes read through glommio's own read (into a stack buffer), when the socket had to be
-/// waited for.
-const WAKE_READ_BYTES: usize = 4 * 1024;
-
-thread_local! {
-    static WAKE_BUF: std::cell::RefCell<[u8; WAKE_READ_BYTES]> =
-        const { std::cell::RefCell::new([0; WAKE_READ_BYTES]) };
-}
-
 /// `recv(2)` without waiting, into `room`. None: nothing to read now.
 fn recv_now(
     fd: std::os::fd::RawFd,
@@ -201,11 +189,12 @@ fn recv_now(
 impl Conn {
     /// Reads up to `want` more bytes into `dst`, waiting at most `wait`. Ok(0) = peer closed.
     ///
+    /// The bytes go from the socket straight into `dst`'s spare capacity (`recv(2)`).
     /// `ready`: bytes are likely waiting (a body being received), so the socket is read at
-    /// once into `dst`'s spare capacity. Otherwise, and whenever the socket must be waited
-    /// for, glommio's read waits (its poll and read timer are armed only by it, and only its
-    /// own completed read disarms them); the bytes it brings are copied, the rest is read in
-    /// place.
+    /// once. Otherwise the socket's readiness is asked first: the stream's multishot poll,
+    /// armed once per connection, says whether anything arrived since the last read, so a
+    /// keep-alive connection waiting for its next request makes no system call and arms no
+    /// poll per request.
     async fn recv_into<R: Room>(
         &mut self,
         wait: Duration,
@@ -213,55 +202,41 @@ impl Conn {
         want: usize,
         ready: bool,
     ) -> io::Result<usize> {
-        use futures_lite::AsyncRead;
         use std::os::fd::AsRawFd;
         use std::task::Poll;
         debug_assert!(want > 0);
         let wait = wait.max(Duration::from_millis(1));
         self.stream.set_read_timeout(Some(wait))?;
         let fd = self.stream.as_raw_fd();
-        let Conn { stream, armed, .. } = self;
+        let stream = &mut self.stream;
+        // A read found nothing: only a readiness event makes the next one worth trying.
+        let mut tried = false;
         std::future::poll_fn(|cx| {
-            if ready && !*armed {
-                if let Some(r) = recv_now(fd, dst.room(want)) {
-                    if let Ok(n) = r {
-                        // SAFETY: recv wrote `n` bytes at the start of the room.
-                        unsafe { dst.grow(n) };
+            let mut read_now = ready && !tried;
+            loop {
+                if !read_now {
+                    match stream.poll_readable(cx, tried) {
+                        Poll::Pending => {
+                            dst.waiting();
+                            return Poll::Pending;
+                        }
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Ready(Ok(())) => {}
                     }
-                    return Poll::Ready(r);
+                }
+                read_now = false;
+                match recv_now(fd, dst.room(want)) {
+                    Some(r) => {
+                        if let Ok(n) = r {
+                            // SAFETY: recv wrote `n` bytes at the start of the room.
+                            unsafe { dst.grow(n) };
+                            stream.read_done();
+                        }
+                        return Poll::Ready(r);
+                    }
+                    None => tried = true,
                 }
             }
-            // glommio copies what its own read brought into a slice we give it; one per
-            // thread, zeroed once (a stack array was zeroed on every poll).
-            WAKE_BUF.with_borrow_mut(|small| {
-                let k = want.min(WAKE_READ_BYTES);
-                match std::pin::Pin::new(&mut *stream).poll_read(cx, &mut small[..k]) {
-                    Poll::Pending => {
-                        *armed = true;
-                        dst.waiting();
-                        Poll::Pending
-                    }
-                    Poll::Ready(Err(e)) => {
-                        *armed = false;
-                        Poll::Ready(Err(e))
-                    }
-                    Poll::Ready(Ok(n)) => {
-                        *armed = false;
-                        dst.put(&small[..n]);
-                        let mut total = n;
-                        if n == k && want > n {
-                            // More may be waiting: read it in place. An error here recurs at the
-                            // next read (as the end of the stream at worst).
-                            if let Some(Ok(m)) = recv_now(fd, dst.room(want - n)) {
-                                // SAFETY: recv wrote `m` bytes at the start of the room.
-                                unsafe { dst.grow(m) };
-                                total += m;
-                            }
-                        }
-                        Poll::Ready(Ok(total))
-                    }
-                }
-            })
         })
         .await
     }
@@ -624,7 +599,6 @@ impl Conn {
             stream,
             rbuf: BytesMut::new(),
             zero_copy,
-            armed: false,
         }
     }
 }
@@ -698,9 +672,13 @@ async fn send_answer(
             .await
             .map_err(|_| ())?;
     }
-    Box::pin(write_response(conn, resp, persist, is_head))
-        .await
-        .map_err(|_| ())
+    // An answer held in memory (most are: errors, JSON, small files from the cache) is
+    // written by a small future; the general writer's, large, is boxed.
+    match memory_body(resp, is_head) {
+        Some(body) => write_in_memory(conn, resp, persist, body).await,
+        None => Box::pin(write_response(conn, resp, persist, is_head)).await,
+    }
+    .map_err(|_| ())
 }
 
 /// Drains unread request bytes for a short while so the peer sees our response, then returns.
@@ -821,30 +799,55 @@ impl Drop for HeadBuf {
     }
 }
 
+/// The bytes sent after the head when they are all in memory and few (none for HEAD, 204
+/// and 304): the answer goes out in one send.
+fn memory_body(r: &Response, head_only: bool) -> Option<&[u8]> {
+    if head_only || r.status == 304 || r.status == 204 {
+        return Some(&[]);
+    }
+    match &r.body {
+        Body::Empty => Some(&[]),
+        Body::Bytes(b) if b.len() as u64 <= INLINE_BODY_BYTES_MAX => Some(b),
+        _ => None,
+    }
+}
+
+/// The response's head, with the current second's HTTP-date (formatted once per second and
+/// thread: the same table as the files' Last-Modified dates).
+fn format_head(buf: &mut Vec<u8>, r: &Response, persist: Persist) {
+    let date = super::content::http_date(crate::sys::unix_secs_coarse());
+    response::write_head(buf, r, persist, date.as_str());
+}
+
+/// Writes an answer whose body is `body` ([`memory_body`]): head and body in one send.
+async fn write_in_memory(
+    conn: &mut Conn,
+    r: &Response,
+    persist: Persist,
+    body: &[u8],
+) -> io::Result<()> {
+    let mut head = HeadBuf::take();
+    format_head(&mut head.0, r, persist);
+    write_both(conn, &head.0, body).await
+}
+
 async fn write_response(
     conn: &mut Conn,
     r: &Response,
     persist: Persist,
     head_only: bool,
 ) -> io::Result<()> {
-    let mut head = HeadBuf::take();
-    // The current second's HTTP-date, formatted once per second and thread (the same table
-    // as the files' Last-Modified dates).
-    let date = super::content::http_date(crate::sys::unix_secs_coarse());
-    response::write_head(&mut head.0, r, persist, date.as_str());
-    let out: &[u8] = &head.0;
-    if head_only || r.status == 304 || r.status == 204 {
-        return conn.stream.write_all(out).await;
+    if let Some(body) = memory_body(r, head_only) {
+        return write_in_memory(conn, r, persist, body).await;
     }
+    let mut head = HeadBuf::take();
+    format_head(&mut head.0, r, persist);
+    let out: &[u8] = &head.0;
     match &r.body {
         Body::Empty => conn.stream.write_all(out).await,
         Body::Bytes(b) => {
-            if b.len() as u64 <= INLINE_BODY_BYTES_MAX {
-                write_both(conn, out, b).await
-            } else {
-                conn.stream.write_all(out).await?;
-                conn.stream.write_all(b).await
-            }
+            conn.stream.write_all(out).await?;
+            conn.stream.write_all(b).await
         }
         Body::File(f) => write_file_body(conn, out, f).await,
         Body::Stream(st) => write_stream_body(conn, out, st).await,

@@ -6,7 +6,7 @@
 //!
 
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     collections::BTreeMap,
     ffi::CString,
     fmt,
@@ -184,6 +184,10 @@ pub(crate) struct Reactor {
     /// refcell) every time. Acquire during initialization
     preempt_ptr_head: *const u32,
     preempt_ptr_tail: *const AtomicU32,
+
+    /// The kernel refused a multishot poll (before Linux 5.13): readiness is asked with a
+    /// one-shot poll per wait instead.
+    multishot_poll_refused: Cell<bool>,
 }
 
 impl Reactor {
@@ -202,6 +206,7 @@ impl Reactor {
             shared_channels: RefCell::new(SharedChannels::new()),
             io_scheduler: Rc::new(IoScheduler::new()),
             record_io_latencies,
+            multishot_poll_refused: Cell::new(false),
             preempt_ptr_head,
             preempt_ptr_tail: preempt_ptr_tail as _,
         })
@@ -444,6 +449,24 @@ impl Reactor {
         let source = self.new_source(fd, SourceType::PollAdd, None);
         self.sys.poll_ready(&source, common_flags() | read_flags());
         source
+    }
+
+    /// A multishot poll for readability of `fd`: the source's result is set (and its waiter
+    /// woken) at every readiness event until the source is dropped.
+    /// A one-shot poll where the kernel refused multishot ones ([`Reactor::refuse_multishot`]).
+    pub(crate) fn poll_read_ready_multishot(&self, fd: RawFd) -> Source {
+        if self.multishot_poll_refused.get() {
+            return self.poll_read_ready(fd);
+        }
+        let source = self.new_source(fd, SourceType::PollAdd, None);
+        self.sys
+            .poll_ready_multishot(&source, common_flags() | read_flags());
+        source
+    }
+
+    /// A multishot poll ended with `EINVAL`: this kernel does not have them.
+    pub(crate) fn refuse_multishot(&self) {
+        self.multishot_poll_refused.set(true);
     }
 
     pub(crate) fn poll_write_ready(&self, fd: RawFd) -> Source {

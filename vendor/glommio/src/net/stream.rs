@@ -353,6 +353,44 @@ impl<S: AsRawFd> NonBufferedStream<S> {
         Poll::Pending
     }
 
+    /// Readiness for a caller that reads the socket itself (fastdfs-rs). `Ready(Ok)`: worth
+    /// a read (a readiness event came since the last call, or none is being watched and
+    /// `tried` is false). `Pending`: the caller's last read found nothing (`tried`) or
+    /// nothing came since; a multishot poll watches the socket (armed once, kept across
+    /// reads) and the read timeout runs. `Ready(Err)`: the read timeout passed.
+    pub(crate) fn poll_readable(&mut self, cx: &Context<'_>, tried: bool) -> Poll<io::Result<()>> {
+        let reactor = self.reactor.upgrade().unwrap();
+        let reactor = reactor.as_ref();
+        let armed = match &self.source_rx {
+            Some(src) => match src.take_event() {
+                Some(Err(e)) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    reactor.refuse_multishot();
+                    return Poll::Ready(Ok(()));
+                }
+                Some(_) => return Poll::Ready(Ok(())),
+                None => src.is_armed(),
+            },
+            None => false,
+        };
+        if !armed {
+            if !tried {
+                return Poll::Ready(Ok(()));
+            }
+            self.source_rx = Some(reactor.poll_read_ready_multishot(self.stream.as_raw_fd()));
+        }
+        poll_err!(self.read_timeout.check(reactor));
+        self.source_rx.as_ref().unwrap().add_waiter_single(cx.waker());
+        self.read_timeout.maybe_set_timer(reactor, cx.waker());
+        Poll::Pending
+    }
+
+    /// The caller's read brought bytes: the read timeout stops watching.
+    pub(crate) fn read_done(&self) {
+        if let Some(reactor) = self.reactor.upgrade() {
+            self.read_timeout.cancel_timer(reactor.as_ref());
+        }
+    }
+
     pub(crate) fn poll_write(&mut self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         // On the write path, we always start with calling `yolo_send`, because
         // it is very likely to success. It could be a waste if it already timed
@@ -514,6 +552,14 @@ impl<S: AsRawFd, B: RxBuf> GlommioStream<S, B> {
 
     pub(crate) fn poll_write(&mut self, cx: &Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.stream.poll_write(cx, buf)
+    }
+
+    pub(crate) fn poll_readable(&mut self, cx: &Context<'_>, tried: bool) -> Poll<io::Result<()>> {
+        self.stream.poll_readable(cx, tried)
+    }
+
+    pub(crate) fn read_done(&self) {
+        self.stream.read_done()
     }
 
     pub(crate) fn poll_flush(&self, _cx: &Context<'_>) -> Poll<io::Result<()>> {

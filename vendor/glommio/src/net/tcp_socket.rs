@@ -498,6 +498,28 @@ impl TcpStream {
 }
 
 impl<B: RxBuf> TcpStream<B> {
+    /// Readiness of the socket for a caller that reads it itself (with `recv(2)`, into its
+    /// own memory) instead of through [`AsyncRead`] (added for fastdfs-rs).
+    ///
+    /// `Ready(Ok(()))`: a read is worth trying: a readiness event arrived since the last
+    /// call, or nothing watches the socket yet and `tried` is false. `Pending`: the caller's
+    /// last read found nothing (`tried`) or nothing arrived since; a multishot poll watches
+    /// the socket (armed once and kept across reads, so a keep-alive connection arms no
+    /// poll per request) and the read timeout runs. `Ready(Err)`: the read timeout passed
+    /// (`TimedOut`). Call [`TcpStream::read_done`] when a read brought bytes.
+    pub fn poll_readable(
+        &mut self,
+        cx: &std::task::Context<'_>,
+        tried: bool,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.stream.poll_readable(cx, tried)
+    }
+
+    /// A read of the caller's brought bytes: the read timeout stops running.
+    pub fn read_done(&self) {
+        self.stream.read_done()
+    }
+
     /// Sets the read timeout to the timeout specified.
     ///
     /// If the value specified is [`None`], then read calls will block

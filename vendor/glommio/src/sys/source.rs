@@ -224,6 +224,18 @@ impl Source {
         })
     }
 
+    /// Takes the result a multishot request left since the last take (None: no event
+    /// arrived).
+    pub(crate) fn take_event(&self) -> Option<io::Result<usize>> {
+        self.inner.borrow_mut().wakers.result.take()
+    }
+
+    /// Whether the request is still queued or in the kernel (a multishot request until its
+    /// last completion).
+    pub(crate) fn is_armed(&self) -> bool {
+        self.inner.borrow().enqueued.is_some()
+    }
+
     pub(crate) fn result(&self) -> Option<io::Result<usize>> {
         let mut inner = self.inner.borrow_mut();
         let ret = inner

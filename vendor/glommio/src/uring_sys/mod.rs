@@ -71,8 +71,12 @@ pub const IORING_SETUP_CQSIZE: libc::c_uint = 1 << 3; /* app defines CQ size */
 pub const IORING_SETUP_CLAMP: libc::c_uint = 1 << 4; /* clamp SQ/CQ ring sizes */
 pub const IORING_SETUP_ATTACH_WQ: libc::c_uint = 1 << 5; /* attach to existing wq */
 
+// sqe.len of IORING_OP_POLL_ADD
+pub const IORING_POLL_ADD_MULTI: libc::__u32 = 1 << 0; /* multishot: armed until cancelled */
+
 // cqe.flags
 pub const IORING_CQE_BUFFER_SHIFT: libc::c_uint = 1 << 0;
+pub const IORING_CQE_F_MORE: libc::c_uint = 1 << 1; /* more completions of this request follow */
 
 // Magic offsets for the application to mmap the data it needs
 pub const IORING_OFF_SQ_RING: libc::__u64 = 0;
