@@ -502,3 +502,48 @@ fn cors_headers_match_go_fastdfs_route_by_route() {
         }
     }
 }
+
+/// A raw request (`Connection: close`) and its answer: status, headers, body.
+fn raw_exchange(addr: &str, method: &str, target: &str) -> Resp {
+    let text = format!("{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let out = raw(addr, text.as_bytes(), std::time::Duration::from_secs(10));
+    let (mut r, at) = parse_head(&out).unwrap_or_else(|| panic!("{method} {target}: no head"));
+    r.body = out[at..].to_vec();
+    r
+}
+
+/// The mux's 301s (path cleaning, `G/static` without its slash) as Go's `http.Redirect`
+/// writes them: to GET a `text/html` body linking the HTML-escaped target, to HEAD the same
+/// type without a body, to other methods neither. The file server's directory redirects
+/// stay empty in both.
+#[test]
+fn mux_redirects_have_go_s_link_body() {
+    let Some(p) = Pair::start() else { return };
+    let go_addr = p.go.base().trim_start_matches("http://").to_string();
+    let rs_addr = p.rs.addr();
+    std::fs::create_dir_all(p.rs.dir.join("static/sub")).unwrap();
+    std::fs::create_dir_all(p.go.dir.path().join("static/sub")).unwrap();
+    let targets = [
+        "/group1//stat",
+        "/group1/./stat?x=1",
+        "/group1/%2e%2e/group1/stat",
+        "/group1/static",
+        "/group1/static?a=<b>&c=\"'",
+        "/a/../<x>\"&%27",
+        "/group1/a/..//%3Cb%3E%20c",
+        "/group1/static/sub",
+        "/group1/static/index.html",
+    ];
+    for target in targets {
+        for method in ["GET", "HEAD", "POST", "DELETE"] {
+            let g = raw_exchange(&go_addr, method, target);
+            let r = raw_exchange(&rs_addr, method, target);
+            let what = format!("{method} {target}");
+            assert_eq!((g.status, r.status), (301, 301), "{what}");
+            for h in ["Location", "Content-Type"] {
+                assert_eq!(g.header(h), r.header(h), "{what}: {h}");
+            }
+            assert_eq!(g.text(), r.text(), "{what}: body");
+        }
+    }
+}

@@ -132,7 +132,8 @@ pub fn after_open(is_dir: bool, trailing_slash: bool, is_root: bool) -> Option<R
     }
 }
 
-/// HTML-escapes text for an element body or a double-quoted attribute.
+/// HTML-escapes text for an element body or a double-quoted attribute, as Go's `htmlReplacer`
+/// (its directory listings and redirect bodies): `"` as `&#34;`.
 pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -140,7 +141,7 @@ pub fn html_escape(s: &str) -> String {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
+            '"' => out.push_str("&#34;"),
             '\'' => out.push_str("&#39;"),
             c => out.push(c),
         }
