@@ -547,3 +547,71 @@ fn mux_redirects_have_go_s_link_body() {
         }
     }
 }
+
+/// An unprefixed URL that names something under `files/` (go-fastdfs looks it up without
+/// the prefix, then its file server, which serves only under the prefix, does not find it):
+/// Go's `404 page not found`; an unprefixed URL of nothing: an empty 404.
+#[test]
+fn unprefixed_urls_of_existing_files_get_go_s_not_found_page() {
+    let Some(p) = Pair::start() else { return };
+    let path_of = |base: &str| {
+        let (code, url) = post_upload(base, "np.txt", b"not here", &[("output", "text")]);
+        assert_eq!(code, 200, "{url}");
+        let path = url.split_once("/group1").unwrap().1;
+        path.split('?').next().unwrap().to_string()
+    };
+    let (gp, rp) = (path_of(&p.go.base()), path_of(&p.rs.base()));
+    let dir_of = |p: &str| p.rsplit_once('/').unwrap().0.to_string();
+    let cases = [
+        (gp.clone(), rp.clone()),
+        (format!("{gp}?download=0"), format!("{rp}?download=0")),
+        (dir_of(&gp), dir_of(&rp)),
+        (format!("{}/", dir_of(&gp)), format!("{}/", dir_of(&rp))),
+        ("/default".to_string(), "/default".to_string()),
+        (
+            "/default/nope.txt".to_string(),
+            "/default/nope.txt".to_string(),
+        ),
+        ("/group2/x.txt".to_string(), "/group2/x.txt".to_string()),
+    ];
+    for method in ["GET", "HEAD"] {
+        for (g_path, r_path) in &cases {
+            let g = send(
+                agent()
+                    .request(method, &format!("{}{g_path}", p.go.base()))
+                    .call(),
+            );
+            let r = send(
+                agent()
+                    .request(method, &format!("{}{r_path}", p.rs.base()))
+                    .call(),
+            );
+            let what = format!("{method} {r_path}");
+            assert_eq!((g.status(), r.status()), (404, 404), "{what}");
+            for h in ["Content-Type", "X-Content-Type-Options"] {
+                assert_eq!(g.header(h), r.header(h), "{what}: {h}");
+            }
+            // Go's HEAD of an empty 404 has no Content-Length; ours says 0, the GET's length.
+            if method == "GET" {
+                let h = "Content-Length";
+                assert_eq!(g.header(h), r.header(h), "{what}: {h}");
+            }
+            assert_eq!(g.into_string().unwrap(), r.into_string().unwrap(), "{what}");
+        }
+    }
+    // With show_dir off, an unprefixed directory is go-fastdfs' `list dir deny` (its 200,
+    // our 403, as for a prefixed directory).
+    let go = GoNode::start_configured(
+        &go_bin().unwrap(),
+        GO_IP,
+        free_port(GO_IP),
+        &[],
+        &json!({"show_dir": false}),
+    );
+    let rs = Server::start(json!({"show_dir": false}));
+    let (gp, rp) = (path_of(&go.base()), path_of(&rs.base()));
+    let (gc, gb) = text_of(agent().get(&format!("{}{}", go.base(), dir_of(&gp))).call());
+    let (rc, rb) = text_of(agent().get(&format!("{}{}", rs.base(), dir_of(&rp))).call());
+    assert_eq!((gc, rc), (200, 403));
+    assert_eq!(gb, rb);
+}
