@@ -749,14 +749,20 @@ fn a_finished_uploads_id_names_its_file_after_the_upload_expired() {
     );
     assert_eq!(info.status, 200, "{}", info.body);
     assert!(info.body.contains(&md5_hex(&data)), "{}", info.body);
-    // Deleted, the file is gone under its id too.
+    // Deleted by its id (go-fastdfs' LevelDB key, as for get_file_info), the file is gone
+    // under its id too.
     let del = request(
         "POST",
-        &s.url(&format!("/group1/delete?md5={}", md5_hex(&data))),
+        &s.url(&format!("/group1/delete?md5={id}")),
         &[],
         None,
     );
     assert_eq!(del.status, 200, "{}", del.body);
+    assert!(del.body.contains("remove success"), "{}", del.body);
+    assert!(
+        !files_under(&s.dir).iter().any(|f| f.ends_with("kept.bin")),
+        "the file is gone"
+    );
     assert_eq!(request("GET", &url, &[], None).status, 404);
     let info = request(
         "GET",
