@@ -615,3 +615,45 @@ fn unprefixed_urls_of_existing_files_get_go_s_not_found_page() {
     assert_eq!((gc, rc), (200, 403));
     assert_eq!(gb, rb);
 }
+
+/// go-fastdfs keeps a backslash in an uploaded file's name (SPEC §8.2: `/` is the only
+/// separator) unless its special-character filter (on in its template) removes it: the same
+/// stored name and `path` here (the `url` escapes it as `%5C`, as any character a path segment
+/// may not hold, docs/PROTOCOL.md §1), and the file downloads by them.
+#[test]
+fn a_backslash_in_an_uploaded_name_is_kept_as_go_fastdfs_keeps_it() {
+    let Some(bin) = go_bin() else { return };
+    let keep = json!({"enable_trim_file_name_special_char": false});
+    let started = now();
+    let go = GoNode::start_configured(&bin, GO_IP, free_port(GO_IP), &[], &keep);
+    let rs = Server::start(keep);
+    let p = Pair { go, rs, started };
+    let fields = [("output", "json")];
+    let (gc, gb) = post_upload(&p.go.base(), "a\\b.txt", b"back slash", &fields);
+    let (rc, rb) = post_upload(&p.rs.base(), "a\\b.txt", b"back slash", &fields);
+    assert_eq!((gc, rc), (200, 200), "go {gb} / rs {rb}");
+    let (gv, rv) = (parse(&gb), parse(&rb));
+    for k in ["md5", "size", "scene"] {
+        assert_eq!(gv[k], rv[k], "{k}");
+    }
+    for k in ["path", "src"] {
+        let g = p.norm(&p.go.base(), gv[k].as_str().unwrap(), None);
+        let r = p.norm(&p.rs.base(), rv[k].as_str().unwrap(), None);
+        assert_eq!(g, r, "{k}");
+        assert!(r.ends_with("/a\\b.txt"), "{k}: {r}");
+    }
+    let url = rv["url"].as_str().unwrap();
+    assert!(url.contains("/a%5Cb.txt"), "{url}");
+    let (code, body) = text_of(agent().get(url).call());
+    assert_eq!((code, body.as_str()), (200, "back slash"), "{url}");
+    for (base, v) in [(p.go.base(), &gv), (p.rs.base(), &rv)] {
+        let path = v["path"].as_str().unwrap().replace('\\', "%5C");
+        let (code, body) = text_of(agent().get(&format!("{base}{path}")).call());
+        assert_eq!((code, body.as_str()), (200, "back slash"), "{base}{path}");
+    }
+    let stored = files_under(&p.rs.dir);
+    assert!(
+        stored.iter().any(|f| f.file_name().unwrap() == "a\\b.txt"),
+        "one file named a\\b.txt: {stored:?}"
+    );
+}

@@ -54,7 +54,12 @@ pub async fn list_dir_page(w: &Worker, url_path: &str, full: &Path) -> Result<Re
         return Ok(Response::text(403, "list dir deny"));
     }
     if !url_path.ends_with('/') {
-        let last = url_path.rsplit('/').next().unwrap_or("");
+        // A backslash is data in a name, escaped: browsers read it in a URL as `/`.
+        let last = url_path
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .replace('\\', "%5C");
         return Ok(Response::new(301).header("Location", format!("{last}/")));
     }
     let dir = full.to_path_buf();

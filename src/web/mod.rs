@@ -107,8 +107,10 @@ pub enum Redirect {
 
 impl Redirect {
     /// The `Location` (without the query, which the caller appends); `raw_last_segment` is the
-    /// request path's last segment as sent (still percent-encoded).
+    /// request path's last segment as sent (still percent-encoded). A backslash in it (data in
+    /// a name) is escaped: browsers read `\` in a URL as `/`, `\\host/` as another host.
     pub fn location(&self, raw_last_segment: &str) -> String {
+        let raw_last_segment = raw_last_segment.replace('\\', "%5C");
         match self {
             Redirect::IndexToDirectory => "./".to_string(),
             Redirect::AddSlash => format!("{raw_last_segment}/"),
@@ -253,6 +255,7 @@ mod tests {
         assert_eq!(Redirect::IndexToDirectory.location("index.html"), "./");
         assert_eq!(Redirect::AddSlash.location("a%20b"), "a%20b/");
         assert_eq!(Redirect::DropSlash.location("x.css"), "../x.css");
+        assert_eq!(Redirect::AddSlash.location("\\\\h"), "%5C%5Ch/");
     }
 
     #[test]
