@@ -614,6 +614,46 @@ fn unprefixed_urls_of_existing_files_get_go_s_not_found_page() {
     let (rc, rb) = text_of(agent().get(&format!("{}{}", rs.base(), dir_of(&rp))).call());
     assert_eq!((gc, rc), (200, 403));
     assert_eq!(gb, rb);
+    // With prefixing off, go-fastdfs takes `/<group>/` off a path before it looks: the
+    // group's URL of a stored file is outside too.
+    drop((go, rs));
+    let off = json!({"support_group_manage": false});
+    let go = GoNode::start_configured(&go_bin().unwrap(), GO_IP, free_port(GO_IP), &[], &off);
+    let rs = Server::start(off);
+    let stored = |base: &str| {
+        let (ct, body) = multipart(&[("output", "text")], Some(("off.txt", b"prefix off")));
+        let url = agent()
+            .post(&format!("{base}/upload"))
+            .set("Content-Type", &ct)
+            .send_bytes(&body)
+            .unwrap()
+            .into_string()
+            .unwrap();
+        let path = url.strip_prefix(base).unwrap();
+        path.split('?').next().unwrap().to_string()
+    };
+    let (gp, rp) = (stored(&go.base()), stored(&rs.base()));
+    for (g_path, r_path) in [
+        (format!("/group1{gp}"), format!("/group1{rp}")),
+        (
+            "/group1/nope.txt".to_string(),
+            "/group1/nope.txt".to_string(),
+        ),
+    ] {
+        let g = send(agent().get(&format!("{}{g_path}", go.base())).call());
+        let r = send(agent().get(&format!("{}{r_path}", rs.base())).call());
+        assert_eq!((g.status(), r.status()), (404, 404), "{r_path}");
+        assert_eq!(
+            g.header("Content-Type"),
+            r.header("Content-Type"),
+            "{r_path}"
+        );
+        assert_eq!(
+            g.into_string().unwrap(),
+            r.into_string().unwrap(),
+            "{r_path}"
+        );
+    }
 }
 
 /// go-fastdfs keeps a backslash in an uploaded file's name (SPEC §8.2: `/` is the only
