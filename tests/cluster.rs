@@ -453,6 +453,11 @@ fn sync_receive_md5s_and_repair_fileinfo_reannounce_files() {
     let (x, y) = (noise(1500, 91), noise(1600, 92));
     upload_to(&bases[0], "x.bin", &x);
     upload_to(&bases[0], "y.bin", &y);
+    let v = noise(1400, 94);
+    let v_path = upload_to(&bases[0], "v.bin", &v)["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // A file placed by hand (no record): repair_fileinfo indexes it.
     let manual = dirs[0].path().join("files/default/manual");
     std::fs::create_dir_all(&manual).unwrap();
@@ -472,6 +477,15 @@ fn sync_receive_md5s_and_repair_fileinfo_reannounce_files() {
         &md5_hex(&x)
     )));
     assert!(!has_md5(&bases[1], &md5_hex(&y)), "only what was asked for");
+    // Each id is looked up as go-fastdfs' LevelDB key: a path key names its file too.
+    let rel = v_path.strip_prefix("/group1/").unwrap();
+    let key = md5_hex(format!("files/{rel}").as_bytes());
+    let (s, _) = call(agent().get(&format!("{}/group1/receive_md5s?md5s={key}", bases[0])));
+    assert_eq!(s, 200);
+    assert!(
+        eventually(SYNC_DEADLINE, || has_md5(&bases[1], &md5_hex(&v))),
+        "receive_md5s by path key"
+    );
 
     // sync: the date is validated before anything happens; force re-announces the day.
     let (s, body) = call(agent().get(&format!("{}/group1/sync", bases[0])));
