@@ -80,13 +80,13 @@ impl Target {
             rename: p.str("filename").to_string(),
         };
         let name = target.name_for(DIGEST_PLACEHOLDER);
-        names::check_component(&name)
+        names::check_name(&name)
             .map_err(|e| ApiError::fail(400, format!("invalid file name: {e}")))?;
         if !extension_allowed(cfg, &name) {
             return Err(ApiError::fail(403, "(error)file extension mismatch"));
         }
         if !target.rename.is_empty() {
-            names::check_component(&target.rename)
+            names::check_name(&target.rename)
                 .map_err(|e| ApiError::fail(400, format!("invalid filename: {e}")))?;
             if !extension_allowed(cfg, &target.rename) {
                 return Err(ApiError::fail(403, "(error)file extension mismatch"));

@@ -56,32 +56,23 @@ fn is_clean(p: &str) -> bool {
     p == "/" || crate::store::names::slash_segments(rest).all(|seg| !matches!(seg, "" | "." | ".."))
 }
 
-/// The canonical form of a request path when it is not canonical (Go's ServeMux: the path,
-/// percent-decoded, cleaned), else None. Escapes of the raw path are kept where only its
-/// raw form needed cleaning; a path whose dot segments or slashes were escaped (`%2e%2e`) is
-/// cleaned decoded, and its segments escaped again.
+/// The canonical form of a request path when it is not canonical, else None. As Go's
+/// ServeMux: the path percent-decoded (escaped dots and slashes, `%2e%2e`, count as what they
+/// decode to), cleaned, and escaped again as Go's `url.URL` writes a path (`<` as `%3C`, a
+/// space as `%20`, non-ASCII bytes escaped). A path that does not decode (not UTF-8) is
+/// cleaned as it is, or left to the route (400) when clean.
 pub fn canonical_path(raw: &str) -> Option<String> {
-    if !is_clean(raw) {
-        let cleaned = clean_path(raw);
-        return (cleaned != raw).then_some(cleaned);
-    }
-    if !raw.contains('%') {
+    let clean_raw = is_clean(raw);
+    if clean_raw && !raw.contains('%') {
         return None;
     }
-    // An undecodable path is no path to redirect to: the route answers it (400).
-    let decoded = crate::http::query::percent_decode_path(raw)?;
+    let Some(decoded) = crate::http::query::percent_decode_path(raw) else {
+        return (!clean_raw).then(|| clean_path(raw)).filter(|c| c != raw);
+    };
     if is_clean(&decoded) {
         return None;
     }
-    let cleaned = clean_path(&decoded);
-    let mut out = String::with_capacity(cleaned.len() + 8);
-    for (i, seg) in cleaned.split('/').enumerate() {
-        if i > 0 {
-            out.push('/');
-        }
-        crate::http::query::push_segment(&mut out, seg);
-    }
-    Some(crate::http::query::ascii_url(&out))
+    Some(crate::http::query::go_escaped_path(&clean_path(&decoded)))
 }
 
 /// A cleaned path as a same-origin `Location`: backslashes are encoded, since browsers read
@@ -102,6 +93,21 @@ pub fn redirect_location(cleaned: &str, query: &str) -> Option<String> {
         format!("{target}?{query}")
     };
     (location.len() <= crate::http::head::Limits::default().uri_bytes_max).then_some(location)
+}
+
+/// The mux's `301` as Go's `http.Redirect` writes it: to GET the link as a small HTML body
+/// (`<a href="…">Moved Permanently</a>.` and two newlines, from its `Fprintln`), the href
+/// HTML-escaped; HEAD gets the same head (Go omits its Content-Length); other methods an
+/// empty body without a type.
+pub fn moved_permanently(method: &str, location: String) -> Response {
+    if method != "GET" && method != "HEAD" {
+        return Response::new(301).header("Location", location);
+    }
+    let body = format!(
+        "<a href=\"{}\">Moved Permanently</a>.\n\n",
+        crate::web::html_escape(&location)
+    );
+    Response::html(301, body).header("Location", location)
 }
 
 const CORS_ALLOW_HEADERS: &str = "Authorization, Content-Type, Depth, User-Agent, X-File-Size, X-Requested-With, X-Requested-By, If-Modified-Since, X-File-Name, X-File-Type, Cache-Control, Origin";
@@ -204,7 +210,7 @@ async fn dispatch(w: &Rc<Worker>, req: &mut Request<'_>) -> Result<Response, Api
     let path = req.head.path();
     if let Some(cleaned) = canonical_path(path) {
         return match redirect_location(&cleaned, req.head.query()) {
-            Some(location) => Ok(Response::new(301).header("Location", location)),
+            Some(location) => Ok(moved_permanently(req.head.method(), location)),
             None => Err(ApiError::fail(414, "request-target too long once cleaned")),
         };
     }
@@ -229,7 +235,7 @@ async fn dispatch(w: &Rc<Worker>, req: &mut Request<'_>) -> Result<Response, Api
         // Go's ServeMux adds the slash of a subtree pattern the same way.
         let location = format!("{}/static/", cfg.prefix());
         return match redirect_location(&location, req.head.query()) {
-            Some(location) => Ok(Response::new(301).header("Location", location)),
+            Some(location) => Ok(moved_permanently(req.head.method(), location)),
             None => Err(ApiError::fail(414, "request-target too long once cleaned")),
         };
     }
@@ -366,6 +372,11 @@ mod tests {
         assert_eq!(
             c("/%2e%2e/%2e%2e/etc/passwd").as_deref(),
             Some("/etc/passwd")
+        );
+        // Escaped again as Go writes a path, whatever the raw form was.
+        assert_eq!(
+            c("/a/../<x>\"&%27 é\\").as_deref(),
+            Some("/%3Cx%3E%22&%27%20%C3%A9%5C")
         );
         assert_eq!(
             c("/group1/a%FF/%2e%2e"),

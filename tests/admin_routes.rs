@@ -360,6 +360,27 @@ fn reload_needs_the_key_and_gets_sets_and_reloads() {
         matches!(r, Err(ureq::Error::Status(400, _))),
         "a bad cfg is refused"
     );
+    // The message names the parameter, not the file it would be written to (go-fastdfs
+    // answers its JSON parser's text, which names neither).
+    let (code, v) = get_json(
+        &s,
+        "/group1/reload?key=test-admin-key&action=set&cfg=%7Bbad",
+    );
+    let message = v["message"].as_str().unwrap_or_default();
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        message.starts_with("parameter cfg: invalid JSON at line 1, column 2"),
+        "{message}"
+    );
+    assert!(!message.contains("cfg.json"), "{message}");
+    let (_, v) = get_json(
+        &s,
+        "/group1/reload?key=test-admin-key&action=set&cfg=%5B1%5D",
+    );
+    assert_eq!(
+        v["message"], "parameter cfg: the top level must be a JSON object",
+        "{v}"
+    );
 }
 
 #[test]

@@ -293,6 +293,60 @@ fn a_mixed_cluster_with_go_fastdfs_replicates_every_way() {
     );
 }
 
+/// A go-fastdfs peer keeps a backslash in a file's name (SPEC §8.2) with its special-character
+/// filter off; such a file replicates both ways between it and us, and each node serves it by
+/// the same `%5C` URL.
+#[test]
+fn a_name_with_a_backslash_replicates_between_go_fastdfs_and_us() {
+    let Some(bin) = common::go::go_bin() else {
+        return;
+    };
+    let Addresses { ips, ports, bases } = Addresses::pick(27, 2);
+    // go-fastdfs' template turns on its special-character filter, which removes backslashes.
+    let keep = json!({"enable_trim_file_name_special_char": false});
+    let peers = [bases[1].clone()];
+    let go = common::go::GoNode::start_configured(&bin, &ips[0], ports[0], &peers, &keep);
+    let d = tempfile::tempdir().unwrap();
+    let o = json!({"peers": [bases[0].clone()], "peer_id": "2",
+        "enable_trim_file_name_special_char": false});
+    write_config(d.path(), &ips[1], ports[1], &o);
+    let ours = Server::start_in(d.path(), &ips[1], json!({}));
+    let (from_go, from_us) = (noise(3000, 91), noise(3000, 92));
+    let refs = [bases[0].as_str(), bases[1].as_str()];
+    let r = upload_to(&bases[0], "go\\side.bin", &from_go);
+    let go_path = r["path"].as_str().unwrap().replace('\\', "%5C");
+    assert!(go_path.ends_with("/go%5Cside.bin"), "{r}");
+    assert!(
+        eventually(SYNC_DEADLINE, || all_have(&refs, &[md5_hex(&from_go)])),
+        "go-fastdfs' file did not reach us: {}",
+        ours.stderr()
+    );
+    let r = upload_to(&bases[1], "rs\\side.bin", &from_us);
+    assert_eq!(r["md5"], md5_hex(&from_us), "{r}");
+    let rs_path = r["path"].as_str().unwrap().replace('\\', "%5C");
+    assert!(
+        eventually(SYNC_DEADLINE, || all_have(&refs, &[md5_hex(&from_us)])),
+        "our file did not reach go-fastdfs; its log: {}",
+        go.log()
+    );
+    for base in &bases {
+        for (path, data) in [(&go_path, &from_go), (&rs_path, &from_us)] {
+            let (status, body) = get_bytes(base, path, &[]);
+            assert_eq!(
+                (status, md5_hex(&body)),
+                (200, md5_hex(data)),
+                "{base}{path}"
+            );
+        }
+    }
+    assert!(
+        files_under(d.path())
+            .iter()
+            .any(|f| f.file_name().unwrap() == "go\\side.bin"),
+        "stored under go-fastdfs' name"
+    );
+}
+
 #[test]
 fn repair_compares_file_sets_not_counts() {
     // Two nodes that were not peers when each got one (different) file today: equal counts,
@@ -399,6 +453,11 @@ fn sync_receive_md5s_and_repair_fileinfo_reannounce_files() {
     let (x, y) = (noise(1500, 91), noise(1600, 92));
     upload_to(&bases[0], "x.bin", &x);
     upload_to(&bases[0], "y.bin", &y);
+    let v = noise(1400, 94);
+    let v_path = upload_to(&bases[0], "v.bin", &v)["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // A file placed by hand (no record): repair_fileinfo indexes it.
     let manual = dirs[0].path().join("files/default/manual");
     std::fs::create_dir_all(&manual).unwrap();
@@ -418,6 +477,15 @@ fn sync_receive_md5s_and_repair_fileinfo_reannounce_files() {
         &md5_hex(&x)
     )));
     assert!(!has_md5(&bases[1], &md5_hex(&y)), "only what was asked for");
+    // Each id is looked up as go-fastdfs' LevelDB key: a path key names its file too.
+    let rel = v_path.strip_prefix("/group1/").unwrap();
+    let key = md5_hex(format!("files/{rel}").as_bytes());
+    let (s, _) = call(agent().get(&format!("{}/group1/receive_md5s?md5s={key}", bases[0])));
+    assert_eq!(s, 200);
+    assert!(
+        eventually(SYNC_DEADLINE, || has_md5(&bases[1], &md5_hex(&v))),
+        "receive_md5s by path key"
+    );
 
     // sync: the date is validated before anything happens; force re-announces the day.
     let (s, body) = call(agent().get(&format!("{}/group1/sync", bases[0])));

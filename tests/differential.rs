@@ -502,3 +502,198 @@ fn cors_headers_match_go_fastdfs_route_by_route() {
         }
     }
 }
+
+/// A raw request (`Connection: close`) and its answer: status, headers, body.
+fn raw_exchange(addr: &str, method: &str, target: &str) -> Resp {
+    let text = format!("{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let out = raw(addr, text.as_bytes(), std::time::Duration::from_secs(10));
+    let (mut r, at) = parse_head(&out).unwrap_or_else(|| panic!("{method} {target}: no head"));
+    r.body = out[at..].to_vec();
+    r
+}
+
+/// The mux's 301s (path cleaning, `G/static` without its slash) as Go's `http.Redirect`
+/// writes them: to GET a `text/html` body linking the HTML-escaped target, to HEAD the same
+/// type without a body, to other methods neither. The file server's directory redirects
+/// stay empty in both.
+#[test]
+fn mux_redirects_have_go_s_link_body() {
+    let Some(p) = Pair::start() else { return };
+    let go_addr = p.go.base().trim_start_matches("http://").to_string();
+    let rs_addr = p.rs.addr();
+    std::fs::create_dir_all(p.rs.dir.join("static/sub")).unwrap();
+    std::fs::create_dir_all(p.go.dir.path().join("static/sub")).unwrap();
+    let targets = [
+        "/group1//stat",
+        "/group1/./stat?x=1",
+        "/group1/%2e%2e/group1/stat",
+        "/group1/static",
+        "/group1/static?a=<b>&c=\"'",
+        "/a/../<x>\"&%27",
+        "/group1/a/..//%3Cb%3E%20c",
+        "/group1/static/sub",
+        "/group1/static/index.html",
+    ];
+    for target in targets {
+        for method in ["GET", "HEAD", "POST", "DELETE"] {
+            let g = raw_exchange(&go_addr, method, target);
+            let r = raw_exchange(&rs_addr, method, target);
+            let what = format!("{method} {target}");
+            assert_eq!((g.status, r.status), (301, 301), "{what}");
+            for h in ["Location", "Content-Type"] {
+                assert_eq!(g.header(h), r.header(h), "{what}: {h}");
+            }
+            assert_eq!(g.text(), r.text(), "{what}: body");
+        }
+    }
+}
+
+/// An unprefixed URL that names something under `files/` (go-fastdfs looks it up without
+/// the prefix, then its file server, which serves only under the prefix, does not find it):
+/// Go's `404 page not found`; an unprefixed URL of nothing: an empty 404.
+#[test]
+fn unprefixed_urls_of_existing_files_get_go_s_not_found_page() {
+    let Some(p) = Pair::start() else { return };
+    let path_of = |base: &str| {
+        let (code, url) = post_upload(base, "np.txt", b"not here", &[("output", "text")]);
+        assert_eq!(code, 200, "{url}");
+        let path = url.split_once("/group1").unwrap().1;
+        path.split('?').next().unwrap().to_string()
+    };
+    let (gp, rp) = (path_of(&p.go.base()), path_of(&p.rs.base()));
+    let dir_of = |p: &str| p.rsplit_once('/').unwrap().0.to_string();
+    let cases = [
+        (gp.clone(), rp.clone()),
+        (format!("{gp}?download=0"), format!("{rp}?download=0")),
+        (dir_of(&gp), dir_of(&rp)),
+        (format!("{}/", dir_of(&gp)), format!("{}/", dir_of(&rp))),
+        ("/default".to_string(), "/default".to_string()),
+        (
+            "/default/nope.txt".to_string(),
+            "/default/nope.txt".to_string(),
+        ),
+        ("/group2/x.txt".to_string(), "/group2/x.txt".to_string()),
+    ];
+    for method in ["GET", "HEAD"] {
+        for (g_path, r_path) in &cases {
+            let g = send(
+                agent()
+                    .request(method, &format!("{}{g_path}", p.go.base()))
+                    .call(),
+            );
+            let r = send(
+                agent()
+                    .request(method, &format!("{}{r_path}", p.rs.base()))
+                    .call(),
+            );
+            let what = format!("{method} {r_path}");
+            assert_eq!((g.status(), r.status()), (404, 404), "{what}");
+            for h in ["Content-Type", "X-Content-Type-Options"] {
+                assert_eq!(g.header(h), r.header(h), "{what}: {h}");
+            }
+            // Go's HEAD of an empty 404 has no Content-Length; ours says 0, the GET's length.
+            if method == "GET" {
+                let h = "Content-Length";
+                assert_eq!(g.header(h), r.header(h), "{what}: {h}");
+            }
+            assert_eq!(g.into_string().unwrap(), r.into_string().unwrap(), "{what}");
+        }
+    }
+    // With show_dir off, an unprefixed directory is go-fastdfs' `list dir deny` (its 200,
+    // our 403, as for a prefixed directory).
+    let go = GoNode::start_configured(
+        &go_bin().unwrap(),
+        GO_IP,
+        free_port(GO_IP),
+        &[],
+        &json!({"show_dir": false}),
+    );
+    let rs = Server::start(json!({"show_dir": false}));
+    let (gp, rp) = (path_of(&go.base()), path_of(&rs.base()));
+    let (gc, gb) = text_of(agent().get(&format!("{}{}", go.base(), dir_of(&gp))).call());
+    let (rc, rb) = text_of(agent().get(&format!("{}{}", rs.base(), dir_of(&rp))).call());
+    assert_eq!((gc, rc), (200, 403));
+    assert_eq!(gb, rb);
+    // With prefixing off, go-fastdfs takes `/<group>/` off a path before it looks: the
+    // group's URL of a stored file is outside too.
+    drop((go, rs));
+    let off = json!({"support_group_manage": false});
+    let go = GoNode::start_configured(&go_bin().unwrap(), GO_IP, free_port(GO_IP), &[], &off);
+    let rs = Server::start(off);
+    let stored = |base: &str| {
+        let (ct, body) = multipart(&[("output", "text")], Some(("off.txt", b"prefix off")));
+        let url = agent()
+            .post(&format!("{base}/upload"))
+            .set("Content-Type", &ct)
+            .send_bytes(&body)
+            .unwrap()
+            .into_string()
+            .unwrap();
+        let path = url.strip_prefix(base).unwrap();
+        path.split('?').next().unwrap().to_string()
+    };
+    let (gp, rp) = (stored(&go.base()), stored(&rs.base()));
+    for (g_path, r_path) in [
+        (format!("/group1{gp}"), format!("/group1{rp}")),
+        (
+            "/group1/nope.txt".to_string(),
+            "/group1/nope.txt".to_string(),
+        ),
+    ] {
+        let g = send(agent().get(&format!("{}{g_path}", go.base())).call());
+        let r = send(agent().get(&format!("{}{r_path}", rs.base())).call());
+        assert_eq!((g.status(), r.status()), (404, 404), "{r_path}");
+        assert_eq!(
+            g.header("Content-Type"),
+            r.header("Content-Type"),
+            "{r_path}"
+        );
+        assert_eq!(
+            g.into_string().unwrap(),
+            r.into_string().unwrap(),
+            "{r_path}"
+        );
+    }
+}
+
+/// go-fastdfs keeps a backslash in an uploaded file's name (SPEC §8.2: `/` is the only
+/// separator) unless its special-character filter (on in its template) removes it: the same
+/// stored name and `path` here (the `url` escapes it as `%5C`, as any character a path segment
+/// may not hold, docs/PROTOCOL.md §1), and the file downloads by them.
+#[test]
+fn a_backslash_in_an_uploaded_name_is_kept_as_go_fastdfs_keeps_it() {
+    let Some(bin) = go_bin() else { return };
+    let keep = json!({"enable_trim_file_name_special_char": false});
+    let started = now();
+    let go = GoNode::start_configured(&bin, GO_IP, free_port(GO_IP), &[], &keep);
+    let rs = Server::start(keep);
+    let p = Pair { go, rs, started };
+    let fields = [("output", "json")];
+    let (gc, gb) = post_upload(&p.go.base(), "a\\b.txt", b"back slash", &fields);
+    let (rc, rb) = post_upload(&p.rs.base(), "a\\b.txt", b"back slash", &fields);
+    assert_eq!((gc, rc), (200, 200), "go {gb} / rs {rb}");
+    let (gv, rv) = (parse(&gb), parse(&rb));
+    for k in ["md5", "size", "scene"] {
+        assert_eq!(gv[k], rv[k], "{k}");
+    }
+    for k in ["path", "src"] {
+        let g = p.norm(&p.go.base(), gv[k].as_str().unwrap(), None);
+        let r = p.norm(&p.rs.base(), rv[k].as_str().unwrap(), None);
+        assert_eq!(g, r, "{k}");
+        assert!(r.ends_with("/a\\b.txt"), "{k}: {r}");
+    }
+    let url = rv["url"].as_str().unwrap();
+    assert!(url.contains("/a%5Cb.txt"), "{url}");
+    let (code, body) = text_of(agent().get(url).call());
+    assert_eq!((code, body.as_str()), (200, "back slash"), "{url}");
+    for (base, v) in [(p.go.base(), &gv), (p.rs.base(), &rv)] {
+        let path = v["path"].as_str().unwrap().replace('\\', "%5C");
+        let (code, body) = text_of(agent().get(&format!("{base}{path}")).call());
+        assert_eq!((code, body.as_str()), (200, "back slash"), "{base}{path}");
+    }
+    let stored = files_under(&p.rs.dir);
+    assert!(
+        stored.iter().any(|f| f.file_name().unwrap() == "a\\b.txt"),
+        "one file named a\\b.txt: {stored:?}"
+    );
+}

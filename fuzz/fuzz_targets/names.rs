@@ -5,6 +5,7 @@
 //! Properties (beyond "never panics"):
 //! - `check_component` accepts exactly the non-empty names of at most `NAME_BYTES_MAX` bytes
 //!   that are not `.`/`..` and hold no `/`, `\` or control character (an independent model);
+//!   `check_name` the same but with `\` allowed (a file name keeps it, as go-fastdfs);
 //!   `check_scene` exactly those that also hold no `:` and are not a reserved top directory.
 //! - Whatever `custom_dir` accepts is `files/<c1>/.../<cn>` with every component safe, no `.`
 //!   at all, a top directory that is neither reserved nor internal, within
@@ -13,9 +14,10 @@
 //!   `custom_dir` is idempotent on its own output (up to the length limit, which is applied
 //!   before `files/` is stripped). `Ok(None)` exactly when only `.` and `/` were given.
 //! - `url_segments` accepts exactly the paths whose non-empty segments are not `.`/`..` and
-//!   hold no `\` or control character, returns those segments, and is idempotent; the
-//!   download gate (`percent_decode_path` + `url_segments` + `is_internal`) only ever yields
-//!   `files/...` paths without `.`/`..`, NUL, control characters or an internal top dir.
+//!   hold no control character (a `\` is data: one byte of a name), returns those segments,
+//!   and is idempotent; the download gate (`percent_decode_path` + `url_segments` +
+//!   `is_internal`) only ever yields `files/...` paths without `.`/`..`, NUL, control
+//!   characters or an internal top dir.
 //! - `upload_name` never returns a `/`; untrimmed it is the last `/`-segment of its input;
 //!   trimmed it holds no special character, whitespace or `..`; it is idempotent.
 //! - `extension` is `""` or `.` + the lower-cased text after the last dot.
@@ -38,7 +40,7 @@ use chrono::{DateTime, Local, NaiveDate, TimeZone};
 use fastdfs::http::query::percent_decode_path;
 use fastdfs::json::FileInfo;
 use fastdfs::store::names::{
-    check_component, check_landing, check_scene, collision_name, custom_dir, default_dir,
+    check_component, check_landing, check_name, check_scene, collision_name, custom_dir, default_dir,
     extension, is_internal, namespace_of, upload_name, url_segments, NameError, INTERNAL_DIRS,
     NAME_BYTES_MAX, PATH_BYTES_MAX, RESERVED_TOP_DIRS,
 };
@@ -59,6 +61,11 @@ fn component_ok(s: &str) -> bool {
         && !s.chars().any(char::is_control)
 }
 
+/// The rule for a stored file's name: a safe component in which a backslash is data.
+fn name_ok(s: &str) -> bool {
+    component_ok(&s.replace('\\', "x"))
+}
+
 /// Asserts that `p` is `files/<c1>/.../<cn>` (n >= 1) with safe components (no length limit
 /// when `check_len` is false), outside the internal directories (and the reserved ones when
 /// `reserved_ok` is false), that the OS reads it as plain relative components, and returns
@@ -71,7 +78,6 @@ fn assert_under_files<'a>(p: &'a str, check_len: bool, reserved_ok: bool) -> Vec
     for c in &parts {
         assert!(!c.is_empty(), "{p:?}: empty component");
         assert!(*c != "." && *c != "..", "{p:?}: dot component");
-        assert!(!c.contains('\\'), "{p:?}: backslash");
         assert!(!c.chars().any(char::is_control), "{p:?}: control character");
         if check_len {
             assert!(c.len() <= NAME_BYTES_MAX, "{p:?}: component too long");
@@ -148,7 +154,7 @@ fn check_dated_tree(scene: &str, peer: &str, t: DateTime<Local>) {
 /// A custom location `dir`/`name` accepted by `check_landing` must not be (or hold) the
 /// dated directory of the date/hour/minute it spells.
 fn check_landing_semantics(dir: &str, name: &str, peer: &str) {
-    if !component_ok(name) {
+    if !name_ok(name) {
         return; // Target::check refuses such names before check_landing.
     }
     let file = format!("{dir}/{name}");
@@ -181,6 +187,7 @@ fn check_custom_dir(raw: &str, name: &str, peer: &str) {
             assert!(!trimmed.is_empty());
             let parts = assert_under_files(&d, true, false);
             assert!(!d.contains('.'), "{d:?}");
+            assert!(!d.contains('\\'), "{d:?}: a directory never holds a backslash");
             assert!(trimmed.len() <= PATH_BYTES_MAX);
             assert!(d.len() <= "files/".len() + PATH_BYTES_MAX, "{d:?}");
             // go-fastdfs' semantics: the input's components, dots removed, one leading
@@ -197,7 +204,7 @@ fn check_custom_dir(raw: &str, name: &str, peer: &str) {
                 Err(NameError("path too long")) if d.len() > PATH_BYTES_MAX => {}
                 other => panic!("custom_dir({d:?}) = {other:?}, not idempotent"),
             }
-            if component_ok(name) {
+            if name_ok(name) {
                 if check_landing(&d, name, peer).is_ok() {
                     check_landing_semantics(&d, name, peer);
                 }
@@ -220,7 +227,7 @@ fn check_url_segments(path: &str) {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let ok = segs
         .iter()
-        .all(|s| *s != "." && *s != ".." && !s.contains('\\') && !s.chars().any(char::is_control));
+        .all(|s| *s != "." && *s != ".." && !s.chars().any(char::is_control));
     let got = url_segments(path);
     assert_eq!(got, url_segments(path), "not deterministic");
     match got {
@@ -348,7 +355,8 @@ fn check_announced(path: &str, name: &str, rename: &str) {
     let rel = info.rel_path();
     // Records of merged small files (files/haystack/<peer>) are replicated: reserved is fine.
     assert_under_files(&rel, true, true);
-    assert!(check_component(info.stored_name()).is_ok());
+    assert!(check_name(info.stored_name()).is_ok());
+    assert!(!info.path.contains('\\'), "{rel:?}: a directory never holds a backslash");
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -384,6 +392,8 @@ fuzz_target!(|data: &[u8]| {
             component_ok(s),
             "check_component({s:?}) = {comp:?}"
         );
+        let name = check_name(s);
+        assert_eq!(name.is_ok(), name_ok(s), "check_name({s:?}) = {name:?}");
         let scene = check_scene(s);
         assert_eq!(scene, check_scene(s), "not deterministic");
         let scene_ok = component_ok(s) && !s.contains(':') && !RESERVED_TOP_DIRS.contains(&&**s);

@@ -357,8 +357,10 @@ pub async fn reload(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, 
             if text.is_empty() {
                 return Err(ApiError::fail(400, "(error)parameter cfg(json) require"));
             }
-            let path = crate::config::path_in(w.dir());
-            crate::config::parse(&path, text).map_err(|e| ApiError::fail(400, e.to_string()))?;
+            // Errors name the parameter the text came from (go-fastdfs answers its JSON
+            // parser's message, which names nothing).
+            let source = std::path::Path::new("parameter cfg");
+            crate::config::parse(source, text).map_err(|e| ApiError::fail(400, e.to_string()))?;
             let value: Value = serde_json::from_str(text).expect("parsed above");
             let pretty = serde_json::to_string_pretty(&value).expect("a Value serializes") + "\n";
             let dir = w.dir().to_path_buf();

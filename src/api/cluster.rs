@@ -89,16 +89,25 @@ pub async fn syncfile_batch(
     Ok(r)
 }
 
-/// `G/receive_md5s?md5s=a,b`: queues every known md5 for all peers. Empty 200.
+/// `G/receive_md5s?md5s=a,b`: queues every known md5 for all peers. Empty 200. Each id is
+/// looked up as go-fastdfs' LevelDB key: an md5, or a path key or finished tus upload's id
+/// naming a live record, whose md5 is queued.
 pub async fn receive_md5s(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, refuse_text)?;
-    let md5s: Vec<String> = p
+    let mut md5s: Vec<String> = p
         .str("md5s")
         .split(',')
         .map(|m| m.trim().to_ascii_lowercase())
         .filter(|m| !m.is_empty())
         .take(RECEIVE_MD5S_MAX)
         .collect();
+    for id in &mut md5s {
+        if w.meta().get(id)?.is_none() {
+            if let Some(info) = super::record_by_id(w, id)? {
+                *id = info.md5;
+            }
+        }
+    }
     crate::sync::repair::push_all(w, &md5s).await;
     Ok(Response::new(200))
 }

@@ -23,6 +23,9 @@ enum Target {
     Index,
     File(String),
     NotFound,
+    /// A path outside the group prefix, as `files/...`: go-fastdfs looks it up there
+    /// without the prefix (see [`outside_prefix`]).
+    Outside(String),
 }
 
 /// What follows `/<group>` (empty or from a `/`), without allocating: this runs for every
@@ -50,15 +53,14 @@ fn resolve(w: &Worker, path: &str) -> Result<Target, ApiError> {
     }
     let grouped = cfg.support_group_manage && !group.is_empty();
     let rest = if !grouped {
-        if !group.is_empty() && under_group(path).is_some() {
-            return Ok(Target::NotFound);
+        if let Some(r) = under_group(path).filter(|_| !group.is_empty()) {
+            return Ok(outside(r));
         }
         &path[1..]
     } else {
         match under_group(path).and_then(|r| r.strip_prefix('/')) {
             Some(r) => r,
-            // go-fastdfs' catch-all download handler: an empty 404.
-            None => return Ok(Target::NotFound),
+            None => return Ok(outside(path)),
         }
     };
     let decoded = query::percent_decode_path(rest)
@@ -86,6 +88,50 @@ fn resolve(w: &Worker, path: &str) -> Result<Target, ApiError> {
     Ok(Target::File(rel))
 }
 
+/// A path outside the prefix (with the group's name taken off when it starts with it, as
+/// go-fastdfs does) as the `files/...` it names, or NotFound when it names nothing a client
+/// may see.
+fn outside(path: &str) -> Target {
+    let Some(decoded) = query::percent_decode_path(path) else {
+        return Target::NotFound;
+    };
+    let mut rel = String::from("files");
+    let parts = crate::store::names::slash_segments(&decoded).filter(|s| !s.is_empty());
+    for (i, part) in parts.enumerate() {
+        let internal = i == 0 && crate::store::names::is_internal(part);
+        if internal || !crate::store::names::url_segment_ok(part) {
+            return Target::NotFound;
+        }
+        rel.push('/');
+        rel.push_str(part);
+    }
+    Target::Outside(rel)
+}
+
+/// go-fastdfs stats `files/<path>` for a URL outside its prefix and, when something is
+/// there, hands the request to its file server, which serves only under the prefix: Go's
+/// `404 page not found` (for a directory with `show_dir` off, first `list dir deny`).
+/// Nothing there: an empty 404. The download checks come first, as there.
+async fn outside_prefix(w: &Worker, req: &Request<'_>, rel: String) -> Result<Response, ApiError> {
+    let mut params = super::Params::default();
+    params.push_query(req.head.query());
+    check_token(w, req, &params, &rel).await?;
+    let full = w.dir().join(&rel);
+    let is_dir = glommio::executor()
+        .spawn_blocking(move || std::fs::metadata(full).map(|m| m.is_dir()).ok())
+        .await;
+    Ok(match is_dir {
+        None => Response::new(404),
+        Some(true) if !w.config().show_dir => Response::text(403, "list dir deny"),
+        Some(_) => go_not_found(),
+    })
+}
+
+/// Go's `http.NotFound`, as its file servers answer.
+fn go_not_found() -> Response {
+    Response::text(404, "404 page not found\n").header("X-Content-Type-Options", "nosniff")
+}
+
 /// Serves the request's own path (no copy of it unless both caches miss).
 pub async fn handle(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError> {
     serve(w, req, None).await
@@ -110,6 +156,7 @@ async fn serve(
     let file_rel = match resolve(w, path.unwrap_or(req.head.path()))? {
         Target::Index => return Ok(Box::pin(super::manage::index_page(w)).await),
         Target::NotFound => return Ok(Response::new(404)),
+        Target::Outside(rel) => return Box::pin(outside_prefix(w, req, rel)).await,
         Target::File(rel) => rel,
     };
     let mut params = super::Params::default();
@@ -339,9 +386,7 @@ pub async fn serve_static(
     };
     let Ok(file) = glommio::io::BufferedFile::open(w.dir().join(&rel)).await else {
         // Go's `http.FileServer` answer, which go-fastdfs serves `static/` with.
-        return Ok(
-            Response::text(404, "404 page not found\n").header("X-Content-Type-Options", "nosniff")
-        );
+        return Ok(go_not_found());
     };
     let (size, mtime, is_dir) = fstat(&file)?;
     let trailing_slash = rest.is_empty() || rest.ends_with('/');

@@ -54,7 +54,12 @@ pub async fn list_dir_page(w: &Worker, url_path: &str, full: &Path) -> Result<Re
         return Ok(Response::text(403, "list dir deny"));
     }
     if !url_path.ends_with('/') {
-        let last = url_path.rsplit('/').next().unwrap_or("");
+        // A backslash is data in a name, escaped: browsers read it in a URL as `/`.
+        let last = url_path
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .replace('\\', "%5C");
         return Ok(Response::new(301).header("Location", format!("{last}/")));
     }
     let dir = full.to_path_buf();
@@ -227,14 +232,26 @@ enum Named {
     Md5First,
 }
 
-/// The record named by the `md5` (an md5 or a path key) or `path` (a download path)
-/// parameter (docs/PROTOCOL.md §3).
-fn lookup(w: &Worker, p: &Params, order: Named) -> Result<Option<FileInfo>, ApiError> {
+/// The record named by the `md5` (an md5, a path key or a finished tus upload's id: the keys
+/// go-fastdfs' LevelDB held it under) or `path` (a download path) parameter
+/// (docs/PROTOCOL.md §3).
+async fn lookup(w: &Worker, p: &Params, order: Named) -> Result<Option<FileInfo>, ApiError> {
     let (md5, path) = (p.str("md5"), p.str("path"));
     if !path.is_empty() && (md5.is_empty() || order == Named::PathFirst) {
         return by_download_path(w, path);
     }
-    Ok(w.meta().get_by_id(md5)?)
+    if let Some(info) = w.meta().get_by_id(md5)? {
+        return Ok(Some(info));
+    }
+    // A tus upload's id names the file it became while that lives: through the path index,
+    // or for an upload finished before it recorded ids there, through its state.
+    if let Some(info) = super::record_by_id(w, md5)? {
+        return Ok(Some(info));
+    }
+    match crate::tus::state::finished_md5(w.dir(), md5).await? {
+        Some(content) => Ok(w.meta().get_live(&content)?),
+        None => Ok(None),
+    }
 }
 
 /// The record of a download path as an upload answered it (`path`, `src`: as stored), or
@@ -258,19 +275,7 @@ fn by_download_path(w: &Worker, path: &str) -> Result<Option<FileInfo>, ApiError
 /// `G/get_file_info` (admin).
 pub async fn get_file_info(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, raw_refusal)?;
-    let mut found = lookup(w, p, Named::PathFirst)?;
-    if found.is_none() && p.str("path").is_empty() {
-        // A tus upload's id names the file it became (as in go-fastdfs): through the path
-        // index, or an upload finished before it recorded ids there, through its state.
-        let id = p.str("md5");
-        found = super::record_by_id(w, id)?;
-        if found.is_none() {
-            if let Some(md5) = crate::tus::state::finished_md5(w.dir(), id).await? {
-                found = w.meta().get_live(&md5)?;
-            }
-        }
-    }
-    match found {
+    match lookup(w, p, Named::PathFirst).await? {
         Some(info) => Ok(Response::text(
             200,
             json::pretty(&json::envelope("ok", "", Some(info))),
@@ -304,7 +309,7 @@ pub async fn delete(
     } else {
         w.config().peers.clone()
     };
-    let Some(info) = lookup(w, p, Named::Md5First)? else {
+    let Some(info) = lookup(w, p, Named::Md5First).await? else {
         if from_peer && md5.len() == 32 {
             w.meta()
                 .delete(md5.to_ascii_lowercase(), notify, true)

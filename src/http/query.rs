@@ -97,6 +97,15 @@ pub fn path_escape(s: &str) -> String {
     out
 }
 
+/// A decoded URL path as Go's `url.URL{Path: path}.String()` writes it (`EscapedPath` in its
+/// path mode): letters, digits, `-_.~`, `/` and `$&+,:;=@` stay, every other byte is `%XX`
+/// (a backslash too, non-ASCII bytes too).
+pub fn go_escaped_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len() + 8);
+    push_kept(&mut out, path, b"-_.~/$&+,:;=@");
+    out
+}
+
 /// `s` appended to `out` with every byte but letters, digits and `kept` as `%XX`.
 fn push_kept(out: &mut String, s: &str, kept: &[u8]) {
     for &b in s.as_bytes() {

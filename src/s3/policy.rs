@@ -21,9 +21,10 @@ pub enum KeyError {
 }
 
 /// Where object `key` of `bucket` is stored: (`files/<bucket>/<dirs>`, file name). Every
-/// segment must be a safe file name (no empty, `.` or `..` segment, no control character or
-/// backslash, at most 255 bytes), and the file may not take a place the server's dated tree
-/// uses as a directory (a scene's `YYYYMMDD/HH/MM`).
+/// segment must be a safe file name (no empty, `.` or `..` segment, no control character, at
+/// most 255 bytes; a backslash only in the last, the file's name, as an upload's may hold
+/// one), and the file may not take a place the server's dated tree uses as a directory (a
+/// scene's `YYYYMMDD/HH/MM`).
 pub fn object_path(bucket: &str, key: &str, peer_id: &str) -> Result<(String, String), KeyError> {
     if key.len() > KEY_BYTES_MAX {
         return Err(KeyError::TooLong);
@@ -38,9 +39,11 @@ pub fn object_path(bucket: &str, key: &str, peer_id: &str) -> Result<(String, St
             "a key ending in '/' (a folder marker) has no file name".into(),
         ));
     }
-    for s in segments.iter().chain(std::iter::once(&name)) {
-        names::check_component(s).map_err(|e| KeyError::NotAPath(format!("\"{s}\": {e}")))?;
+    let not_a_path = |s: &str, e| KeyError::NotAPath(format!("\"{s}\": {e}"));
+    for s in &segments {
+        names::check_component(s).map_err(|e| not_a_path(s, e))?;
     }
+    names::check_name(name).map_err(|e| not_a_path(name, e))?;
     let mut dir = format!("files/{bucket}");
     for s in &segments {
         dir.push('/');
@@ -118,6 +121,11 @@ mod tests {
             object_path("b", "a b+c%41é?#.txt", "1").unwrap().1,
             "a b+c%41é?#.txt"
         );
+        // A file name may hold a backslash (one byte of one component), as an upload's.
+        assert_eq!(
+            object_path("b", "d/a\\b.txt", "1"),
+            Ok(("files/b/d".to_string(), "a\\b.txt".to_string()))
+        );
     }
 
     #[test]
@@ -129,7 +137,7 @@ mod tests {
             "a//b",
             "/a",
             "a/",
-            "a\\b",
+            "a\\b/c",
             "a\0b",
             "a\nb",
         ] {

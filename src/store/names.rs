@@ -3,8 +3,14 @@
 //! Architecture invariant: every path component that comes from a client (file name,
 //! `filename`, `scene`, custom `path`) passes through this module and is either a safe
 //! relative path under `files/` or rejected: no `..`, no absolute paths, no NUL or control
-//! characters, no backslashes, and never one of our internal directories (`_tmp`, `_big`,
-//! `haystack`). This closes docs/DEFECTS.md #1-#3.
+//! characters, no backslashes in directories, and never one of our internal directories
+//! (`_tmp`, `_big`, `haystack`). This closes docs/DEFECTS.md #1-#3.
+//!
+//! `/` is the only separator (Linux, as go-fastdfs there, SPEC §8.2): a backslash is an
+//! ordinary byte of one component. File names keep it as go-fastdfs does (`check_name`),
+//! S3 keys in their last segment, URL segments (`%5C`, always escaped where a URL is built);
+//! directories and scenes keep refusing it (`check_component`): nothing ever splits a path
+//! on it.
 
 use std::fmt;
 
@@ -83,8 +89,8 @@ pub fn slash_segments(path: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// The non-empty segments of a URL or store path, or None when one is `.`, `..`, holds a
-/// backslash or a control character (the download, static and lookup paths all use this).
+/// The non-empty segments of a URL or store path, or None when one is `.`, `..` or holds a
+/// control character (the download, static and lookup paths all use this).
 pub fn url_segments(path: &str) -> Option<Vec<&str>> {
     let mut parts = Vec::new();
     for seg in slash_segments(path).filter(|s| !s.is_empty()) {
@@ -96,8 +102,9 @@ pub fn url_segments(path: &str) -> Option<Vec<&str>> {
     Some(parts)
 }
 
-/// One non-empty segment of [`url_segments`]: not `.` or `..`, no backslash, no control
-/// character (checked byte-wise for ASCII, the common case).
+/// One non-empty segment of [`url_segments`]: not `.` or `..`, no control character
+/// (checked byte-wise for ASCII, the common case). A backslash is data: a stored file's name
+/// may hold one (`check_name`).
 pub fn url_segment_ok(seg: &str) -> bool {
     if seg == "." || seg == ".." {
         return false;
@@ -105,17 +112,27 @@ pub fn url_segment_ok(seg: &str) -> bool {
     // One pass over ASCII (every download's segments); C1 controls need the characters.
     for b in seg.bytes() {
         if b >= 0x80 {
-            return !seg.chars().any(|c| c.is_control() || c == '\\');
+            return !seg.chars().any(char::is_control);
         }
-        if b < 0x20 || b == 0x7f || b == b'\\' {
+        if b < 0x20 || b == 0x7f {
             return false;
         }
     }
     true
 }
 
-/// A single safe path component, or an error saying why not.
+/// A single safe path component (a directory, a scene), or an error saying why not.
 pub fn check_component(name: &str) -> Result<(), NameError> {
+    if name.contains('\\') {
+        return Err(NameError("name must not contain a path separator"));
+    }
+    check_name(name)
+}
+
+/// A stored file's name (an upload's, a tus upload's `filename`, a peer's): a safe component
+/// that may hold a backslash, as go-fastdfs keeps it (an ordinary byte on Linux, never split
+/// on; URLs escape it as `%5C`).
+pub fn check_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError("empty name"));
     }
@@ -125,7 +142,7 @@ pub fn check_component(name: &str) -> Result<(), NameError> {
     if name == "." || name == ".." {
         return Err(NameError("name must not be . or .."));
     }
-    if name.contains('/') || name.contains('\\') {
+    if name.contains('/') {
         return Err(NameError("name must not contain a path separator"));
     }
     if name.chars().any(|c| c.is_control()) {
@@ -344,6 +361,12 @@ mod tests {
         assert!(check_component("..").is_err());
         assert!(check_component("a\\b").is_err());
         assert!(check_component("a\nb").is_err());
+        // A file name keeps a backslash (one component on Linux), nothing else.
+        assert!(check_name("a\\b.txt").is_ok());
+        assert!(check_name("..\\..\\x").is_ok());
+        for bad in ["..", ".", "a/b", "a\nb", ""] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
         assert!(check_component("").is_err());
         assert!(check_component("ok.txt").is_ok());
     }
@@ -385,11 +408,11 @@ mod tests {
     }
 
     #[test]
-    fn url_segments_refuse_dot_segments_backslashes_and_controls() {
+    fn url_segments_refuse_dot_segments_and_controls_and_keep_backslashes() {
         assert_eq!(url_segments("/a//b/"), Some(vec!["a", "b"]));
         assert_eq!(url_segments("a/../b"), None);
         assert_eq!(url_segments("a/./b"), None);
-        assert_eq!(url_segments("a\\b"), None);
+        assert_eq!(url_segments("a\\b/..\\c"), Some(vec!["a\\b", "..\\c"]));
         assert_eq!(url_segments("a/\u{7}"), None);
         assert_eq!(url_segments(""), Some(vec![]));
     }
@@ -415,10 +438,9 @@ mod tests {
 
     #[test]
     fn a_url_segment_is_judged_as_by_its_definition() {
-        // The definition: not `.` or `..`, no backslash, no control character.
-        let by_definition = |seg: &str| {
-            !(seg == "." || seg == ".." || seg.contains('\\') || seg.chars().any(char::is_control))
-        };
+        // The definition: not `.` or `..`, no control character.
+        let by_definition =
+            |seg: &str| !(seg == "." || seg == ".." || seg.chars().any(char::is_control));
         let alphabet = [
             'a', '.', '\\', '\u{7}', '\u{7f}', '\u{85}', '\u{9f}', 'é', '日', ' ', '%',
         ];

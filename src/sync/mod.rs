@@ -578,7 +578,7 @@ pub fn validate_announced(info: &FileInfo) -> Result<(), String> {
     if names::is_internal(first) || first.starts_with("_tmp") || first.starts_with("_tus") {
         return Err("reserved directory".into());
     }
-    names::check_component(info.stored_name()).map_err(|e| format!("bad name: {e}"))?;
+    names::check_name(info.stored_name()).map_err(|e| format!("bad name: {e}"))?;
     // A file in the place of one of our dated directories would block our uploads there.
     names::check_landing(&info.path, info.stored_name(), "").map_err(|e| e.to_string())?;
     if info.size < 0 {

@@ -298,7 +298,7 @@ fn target_of(
     };
     let filename = get("filename").unwrap_or("");
     if !filename.is_empty() {
-        crate::store::names::check_component(filename)
+        crate::store::names::check_name(filename)
             .map_err(|e| ApiError::fail(400, format!("invalid file name: {e}")))?;
     }
     let mut fields = Params::default();

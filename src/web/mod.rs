@@ -107,8 +107,10 @@ pub enum Redirect {
 
 impl Redirect {
     /// The `Location` (without the query, which the caller appends); `raw_last_segment` is the
-    /// request path's last segment as sent (still percent-encoded).
+    /// request path's last segment as sent (still percent-encoded). A backslash in it (data in
+    /// a name) is escaped: browsers read `\` in a URL as `/`, `\\host/` as another host.
     pub fn location(&self, raw_last_segment: &str) -> String {
+        let raw_last_segment = raw_last_segment.replace('\\', "%5C");
         match self {
             Redirect::IndexToDirectory => "./".to_string(),
             Redirect::AddSlash => format!("{raw_last_segment}/"),
@@ -132,7 +134,8 @@ pub fn after_open(is_dir: bool, trailing_slash: bool, is_root: bool) -> Option<R
     }
 }
 
-/// HTML-escapes text for an element body or a double-quoted attribute.
+/// HTML-escapes text for an element body or a double-quoted attribute, as Go's `htmlReplacer`
+/// (its directory listings and redirect bodies): `"` as `&#34;`.
 pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -140,7 +143,7 @@ pub fn html_escape(s: &str) -> String {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
+            '"' => out.push_str("&#34;"),
             '\'' => out.push_str("&#39;"),
             c => out.push(c),
         }
@@ -252,6 +255,7 @@ mod tests {
         assert_eq!(Redirect::IndexToDirectory.location("index.html"), "./");
         assert_eq!(Redirect::AddSlash.location("a%20b"), "a%20b/");
         assert_eq!(Redirect::DropSlash.location("x.css"), "../x.css");
+        assert_eq!(Redirect::AddSlash.location("\\\\h"), "%5C%5Ch/");
     }
 
     #[test]
