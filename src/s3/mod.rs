@@ -13,6 +13,7 @@
 mod bucket;
 pub mod chunked;
 mod error;
+mod folder;
 pub mod multipart;
 mod object;
 pub mod policy;
@@ -157,6 +158,9 @@ async fn serve(w: &Rc<Worker>, req: &mut Request<'_>, id: &str) -> Result<Respon
         "GET" if r.has("uploadId") => multipart::list_parts(w, &r).await,
         "DELETE" if r.has("uploadId") => multipart::abort(w, &r).await,
         "PUT" if req.head.header("x-amz-copy-source").is_some() => object::copy(w, req, &r).await,
+        "PUT" if policy::is_folder_marker(&r.key) => folder::put(w, req, &r).await,
+        "GET" | "HEAD" if policy::is_folder_marker(&r.key) => folder::get(w, &r).await,
+        "DELETE" if policy::is_folder_marker(&r.key) => folder::delete(w, &r).await,
         "PUT" => object::put(w, req, &r).await,
         "GET" | "HEAD" => object::get(w, req, &r).await,
         "DELETE" => object::delete(w, &r).await,
