@@ -250,12 +250,17 @@ fn urlencode_path(key: &str) -> String {
 
 /// S3's ETag of `data` uploaded in parts of `part` bytes (no quotes).
 fn multipart_etag(data: &[u8], part: usize) -> String {
+    parts_etag(&data.chunks(part).collect::<Vec<_>>())
+}
+
+/// S3's ETag of an object uploaded as `parts` (no quotes).
+fn parts_etag(parts: &[&[u8]]) -> String {
     use md5::Digest;
     let mut digests = Vec::new();
-    for p in data.chunks(part) {
+    for p in parts {
         digests.extend_from_slice(&md5::Md5::digest(p));
     }
-    format!("{}-{}", md5_hex(&digests), data.len().div_ceil(part))
+    format!("{}-{}", md5_hex(&digests), parts.len())
 }
 
 /// The base64 CRC32 S3 gives as `x-amz-checksum-crc32`.
@@ -606,7 +611,11 @@ fn s3cmd_round_trip(v2: bool) {
         &["get", "--force", &url("nothing"), &file("nothing")],
     );
     assert!(!missing.status.success(), "{}", missing.text());
-    assert!(missing.stderr.contains("does not exist"), "{}", missing.text());
+    assert!(
+        missing.stderr.contains("does not exist"),
+        "{}",
+        missing.text()
+    );
 
     s3cmd_ok(&s3, v2, &["del", &url("docs/a b+c.txt")]);
     assert_eq!(s3.head(&format!("/{b}/docs/a%20b%2Bc.txt")).0, 404);
@@ -671,4 +680,212 @@ fn s3cmd_with_signature_v2_round_trips_objects_multipart_uploads_and_syncs() {
     if have_s3cmd("s3cmd_with_signature_v2_round_trips_objects_multipart_uploads_and_syncs") {
         s3cmd_round_trip(true);
     }
+}
+
+// ------------------------------------------------------------------------------ s3fs-fuse ----
+
+/// A bucket mounted with s3fs-fuse (in the foreground, our child); unmounted on drop.
+struct Mount {
+    child: Child,
+    dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Mount {
+    fn start(s3: &S3, bucket: &str) -> Mount {
+        let dir = tempfile::tempdir().unwrap();
+        let passwd = s3.home.path().join("passwd-s3fs");
+        std::fs::write(&passwd, format!("{KEY_ID}:{SECRET}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&passwd, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let log = s3.home.path().join("s3fs.log");
+        let options = [
+            format!("url={}", s3.endpoint()),
+            "use_path_request_style".into(),
+            format!("passwd_file={}", passwd.display()),
+            "endpoint=us-east-1".into(),
+            "sigv4".into(),
+            "retries=1".into(),
+            "dbglevel=info".into(),
+        ];
+        let mut cmd = s3.command("s3fs");
+        cmd.arg(bucket)
+            .arg(dir.path())
+            .arg("-f")
+            .args(["-o", &options.join(",")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let child = cmd.spawn().expect("start s3fs");
+        let mut m = Mount { child, dir, log };
+        let mounted = eventually(Duration::from_secs(15), || {
+            m.is_mounted() || matches!(m.child.try_wait(), Ok(Some(_)))
+        });
+        assert!(
+            mounted && m.is_mounted(),
+            "s3fs did not mount:\n{}",
+            m.log()
+        );
+        m
+    }
+
+    fn is_mounted(&self) -> bool {
+        let at = self.dir.path().to_string_lossy().into_owned();
+        std::fs::read_to_string("/proc/mounts")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.split(' ').nth(1) == Some(at.as_str()))
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn log(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let start = (log.len().saturating_sub(4000)..log.len())
+            .find(|&i| log.is_char_boundary(i))
+            .unwrap_or(0);
+        log[start..].to_string()
+    }
+
+    /// The names in directory `rel` of the mount, sorted.
+    fn ls(&self, rel: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.path(rel))
+            .unwrap_or_else(|e| panic!("ls {rel}: {e}\n{}", self.log()))
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let dir = self.dir.path();
+        for unmount in [
+            &["fusermount3", "-u"][..],
+            &["fusermount", "-u"],
+            &["umount", "-l"],
+        ] {
+            if !self.is_mounted() {
+                break;
+            }
+            let _ = Command::new(unmount[0])
+                .args(&unmount[1..])
+                .arg(dir)
+                .stderr(Stdio::null())
+                .status();
+        }
+        // Unmounted, the foreground s3fs exits; one that does not is ours to stop.
+        if wait_child(&mut self.child, Duration::from_secs(10)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn have_s3fs(test: &str) -> bool {
+    if !available(
+        test,
+        "s3fs",
+        &["--version"],
+        "s3fs is not installed: apt-get install s3fs",
+    ) {
+        return false;
+    }
+    let fuse = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .is_ok();
+    if !fuse {
+        skip(
+            test,
+            "/dev/fuse is not available (s3fs-fuse mounts through FUSE)",
+        );
+    }
+    fuse
+}
+
+/// Writes `data` to `path` of the mount; s3fs uploads it on close.
+fn write_through(m: &Mount, rel: &str, data: &[u8]) {
+    std::fs::write(m.path(rel), data).unwrap_or_else(|e| panic!("write {rel}: {e}\n{}", m.log()));
+}
+
+#[test]
+fn s3fs_fuse_mounts_a_bucket_writes_reads_renames_lists_and_removes_files_and_folders() {
+    if !have_s3fs("s3fs_fuse_mounts_a_bucket_writes_reads_renames_lists_and_removes_files") {
+        return;
+    }
+    let s3 = S3::start();
+    let b = "fsb";
+    assert_eq!(s3.signed("PUT", &format!("/{b}")).0, 200, "CreateBucket");
+    let m = Mount::start(&s3, b);
+    let fail = |what: &str, e: std::io::Error| -> ! {
+        panic!(
+            "{what}: {e}\n--- s3fs:\n{}\n--- server:\n{}",
+            m.log(),
+            s3.log_tail()
+        )
+    };
+
+    // A file written through the mount is an object and a go-fastdfs file.
+    let note = b"written through s3fs\n".to_vec();
+    write_through(&m, "note.txt", &note);
+    assert_eq!(std::fs::read(m.path("note.txt")).unwrap(), note);
+    s3.assert_object(b, "note.txt", &note, &md5_hex(&note));
+    // Past s3fs' 20 MiB threshold: a multipart upload of 10 MiB parts, the last one taking
+    // the remainder (10 + 13 MiB).
+    let big = noise(23 * MIB, 6);
+    write_through(&m, "big.bin", &big);
+    let (first, rest) = big.split_at(10 * MIB);
+    s3.assert_object(b, "big.bin", &big, &parts_etag(&[first, rest]));
+    assert!(
+        std::fs::read(m.path("big.bin")).unwrap() == big,
+        "big.bin read back"
+    );
+
+    // mkdir writes the folder marker `docs/`: a directory of the bucket.
+    std::fs::create_dir(m.path("docs")).unwrap_or_else(|e| fail("mkdir docs", e));
+    assert!(s3.bucket_dir(b).join("docs").is_dir());
+    assert_eq!(
+        s3.head(&format!("/{b}/docs/")),
+        (200, EMPTY_MD5.to_string())
+    );
+    // A rename is a copy and a delete.
+    std::fs::rename(m.path("note.txt"), m.path("docs/note.txt"))
+        .unwrap_or_else(|e| fail("mv note.txt docs/", e));
+    assert_eq!(std::fs::read(m.path("docs/note.txt")).unwrap(), note);
+    assert_eq!(
+        s3.head(&format!("/{b}/note.txt")).0,
+        404,
+        "the rename's source is gone"
+    );
+    s3.assert_object(b, "docs/note.txt", &note, &md5_hex(&note));
+    assert_eq!(m.ls(""), ["big.bin", "docs"]);
+    assert_eq!(m.ls("docs"), ["note.txt"]);
+
+    // A folder's rename: its marker, then each file copied and deleted.
+    std::fs::rename(m.path("docs"), m.path("papers")).unwrap_or_else(|e| fail("mv docs papers", e));
+    assert_eq!(m.ls(""), ["big.bin", "papers"]);
+    s3.assert_object(b, "papers/note.txt", &note, &md5_hex(&note));
+    assert_eq!(s3.head(&format!("/{b}/docs/note.txt")).0, 404);
+    assert_eq!(
+        s3.head(&format!("/{b}/docs/")).0,
+        404,
+        "the old folder is removed"
+    );
+    assert_eq!(s3.keys(b), ["big.bin", "papers/note.txt"]);
+
+    // rm and rmdir: nothing left in the bucket, nor in its directory.
+    std::fs::remove_file(m.path("papers/note.txt")).unwrap_or_else(|e| fail("rm", e));
+    std::fs::remove_dir(m.path("papers")).unwrap_or_else(|e| fail("rmdir papers", e));
+    std::fs::remove_file(m.path("big.bin")).unwrap_or_else(|e| fail("rm big.bin", e));
+    assert_eq!(m.ls(""), Vec::<String>::new());
+    assert_eq!(s3.keys(b), Vec::<String>::new());
+    assert_eq!(s3.head(&format!("/{b}/papers/")).0, 404);
+    assert_eq!(s3.download(b, "big.bin").0, 404);
+    assert!(!s3.bucket_dir(b).join("papers").exists());
+    drop(m);
 }
