@@ -3,7 +3,8 @@
 //! (`sigv4`, bodies in `aws-chunked` framing through `chunked`) or Version 2 (`sigv2`, which
 //! aws-cli v1 presigns with), checked by one gate (`policy`:
 //! where a key lands, who may do what), and served over the same store: a bucket is a top
-//! directory of `files/`, an object is a file with its record (`bucket`, `object`, `multipart`).
+//! directory of `files/`, an object is a file with its record (`bucket`, `object`, `multipart`),
+//! a folder marker (a key ending in `/`) a directory (`folder`).
 //! Errors are S3's XML documents (`error`).
 //!
 //! Data flows down only: `Front` is the HTTP layer's handler for the S3 listener; it parses

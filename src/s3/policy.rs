@@ -1,7 +1,8 @@
 //! The S3 gate, the domain rules every S3 request passes before it touches the store: where an
-//! object key lands (`object_path`: one file under the bucket's directory, or refused) and who
-//! may do what (`allowed`: the credential's buckets and read-only flag, anonymous reads of
-//! public-read buckets). Kept apart from the handlers so unit tests reach every rule.
+//! object key lands (`object_path`: one file under the bucket's directory, or refused; a
+//! folder marker's `folder_path`: a directory), who may do what (`allowed`: the credential's
+//! buckets and read-only flag, anonymous reads of public-read buckets) and which object ACLs
+//! a write may ask for (`object_acl_granted`: its bucket's). Kept apart from the handlers so unit tests reach every rule.
 
 use crate::config::S3Key;
 use crate::store::names;
