@@ -322,7 +322,8 @@ fn js_step<'v>(r: &'v Value, name: &str) -> &'v Value {
 
 #[test]
 fn the_js_sdk_v3_puts_gets_lists_copies_uploads_in_parts_presigns_and_deletes_with_checksums() {
-    let test = "the_js_sdk_v3_puts_gets_lists_copies_uploads_in_parts_presigns_and_deletes";
+    let test =
+        "the_js_sdk_v3_puts_gets_lists_copies_uploads_in_parts_presigns_and_deletes_with_checksums";
     if !have_js_sdk(test) {
         return;
     }
@@ -815,7 +816,9 @@ fn write_through(m: &Mount, rel: &str, data: &[u8]) {
 
 #[test]
 fn s3fs_fuse_mounts_a_bucket_writes_reads_renames_lists_and_removes_files_and_folders() {
-    if !have_s3fs("s3fs_fuse_mounts_a_bucket_writes_reads_renames_lists_and_removes_files") {
+    if !have_s3fs(
+        "s3fs_fuse_mounts_a_bucket_writes_reads_renames_lists_and_removes_files_and_folders",
+    ) {
         return;
     }
     let s3 = S3::start();
