@@ -2,7 +2,8 @@
 # Runs every test of fastdfs-rs on a fresh Debian machine (as root): installs what the tests
 # drive (curl, wget, nginx for the ip_hash cluster test, fuse3 for LazyFS, util-linux for
 # setpriv/prlimit, Debian's chromium and playwright-core in tests/browser for the upload-page
-# test, tuspy for the tus tests, boto3, the AWS CLI and rclone for the S3 tests), then
+# test, tuspy for the tus tests, boto3, the AWS CLI and rclone for the S3 tests, and for
+# tests/s3_clients.rs the AWS SDK for JavaScript in tests/s3js, s3cmd and s3fs-fuse), then
 # `cargo test` with the crash points (feature failpoints).
 # The reference go-fastdfs binary is found through GO_FASTDFS_BIN (default: ../shared).
 set -euo pipefail
@@ -47,6 +48,33 @@ if ! python3 -c 'import boto3' >/dev/null 2>&1; then
   python3 -m pip install -q boto3 >/dev/null 2>&1 \
     || python3 -m pip install -q --break-system-packages boto3 >/dev/null 2>&1 \
     || echo "warning: cannot install boto3 (pip install boto3); the S3 boto3 tests will be skipped" >&2
+fi
+
+# tests/s3_clients.rs drives the S3 listener with s3fs-fuse, s3cmd and the AWS SDK for
+# JavaScript v3 (tests/s3js, installed with npm ci). s3fs is installed after fuse3 so that
+# fuse3 provides its "fuse" (Debian's fuse 2 package would replace fuse3, which LazyFS needs).
+if ! command -v s3fs >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v fusermount3 >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq s3fs >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null && apt-get install -y -qq s3fs >/dev/null 2>&1; } \
+      || echo "warning: cannot install s3fs (apt-get install s3fs); the s3fs-fuse test will be skipped" >&2
+  else
+    echo "warning: s3fs missing (run as root with fuse3 to install); the s3fs-fuse test will be skipped" >&2
+  fi
+fi
+if ! command -v s3cmd >/dev/null 2>&1; then
+  python3 -m pip install -q s3cmd >/dev/null 2>&1 \
+    || python3 -m pip install -q --break-system-packages s3cmd >/dev/null 2>&1 \
+    || echo "warning: cannot install s3cmd (pip install s3cmd); the s3cmd tests will be skipped" >&2
+fi
+if [ ! -f tests/s3js/node_modules/@aws-sdk/client-s3/package.json ]; then
+  if command -v npm >/dev/null 2>&1; then
+    (cd tests/s3js && npm ci --no-audit --no-fund >/dev/null) \
+      || echo "warning: npm ci failed in tests/s3js; the JS SDK test will be skipped" >&2
+  else
+    echo "warning: npm missing; the JS SDK test will be skipped" >&2
+  fi
 fi
 
 # tests/alarm.rs receives alarm mails with a real SMTP server (aiosmtpd).

@@ -492,7 +492,12 @@ async fn delete_objects(
     }
     let mut out = format!("<DeleteResult xmlns=\"{XMLNS}\">");
     for key in keys {
-        match delete_key(w, r, &key).await {
+        let deleted = if super::policy::is_folder_marker(&key) {
+            super::folder::remove(w, r, &key).await
+        } else {
+            delete_key(w, r, &key).await
+        };
+        match deleted {
             Ok(()) => {
                 if !quiet {
                     out.push_str(&format!("<Deleted><Key>{}</Key></Deleted>", escape(&key)));

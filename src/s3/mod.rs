@@ -3,7 +3,8 @@
 //! (`sigv4`, bodies in `aws-chunked` framing through `chunked`) or Version 2 (`sigv2`, which
 //! aws-cli v1 presigns with), checked by one gate (`policy`:
 //! where a key lands, who may do what), and served over the same store: a bucket is a top
-//! directory of `files/`, an object is a file with its record (`bucket`, `object`, `multipart`).
+//! directory of `files/`, an object is a file with its record (`bucket`, `object`, `multipart`),
+//! a folder marker (a key ending in `/`) a directory (`folder`).
 //! Errors are S3's XML documents (`error`).
 //!
 //! Data flows down only: `Front` is the HTTP layer's handler for the S3 listener; it parses
@@ -13,6 +14,7 @@
 mod bucket;
 pub mod chunked;
 mod error;
+mod folder;
 pub mod multipart;
 mod object;
 pub mod policy;
@@ -158,6 +160,9 @@ async fn serve(w: &Rc<Worker>, req: &mut Request<'_>, id: &str) -> Result<Respon
         "GET" if r.has("uploadId") => multipart::list_parts(w, &r).await,
         "DELETE" if r.has("uploadId") => multipart::abort(w, &r).await,
         "PUT" if req.head.header("x-amz-copy-source").is_some() => object::copy(w, req, &r).await,
+        "PUT" if policy::is_folder_marker(&r.key) => folder::put(w, req, &r).await,
+        "GET" | "HEAD" if policy::is_folder_marker(&r.key) => folder::get(w, &r).await,
+        "DELETE" if policy::is_folder_marker(&r.key) => folder::delete(w, &r).await,
         "PUT" => object::put(w, req, &r).await,
         "GET" | "HEAD" => object::get(w, req, &r).await,
         "DELETE" => object::delete(w, &r).await,

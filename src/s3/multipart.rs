@@ -79,11 +79,12 @@ async fn load(w: &Worker, r: &S3Request) -> Result<(PathBuf, Upload), S3Error> {
 
 /// CreateMultipartUpload with the request's headers (content type, `x-amz-meta-*`).
 pub async fn create(w: &Worker, req: &Request<'_>, r: &S3Request) -> Result<Response, S3Error> {
-    existing(w, r).await?;
+    let bucket = existing(w, r).await?;
     r.require(Action::Write, false)?;
     if r.cfg.read_only {
         return Err(S3Error::access_denied("The server is read-only."));
     }
+    super::store::check_object_acl(req, &bucket)?;
     place(r, &r.key)?;
     refuse_unknown_checksums(req)?;
     let owner = r

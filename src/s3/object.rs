@@ -8,9 +8,10 @@ use super::error::S3Error;
 use super::policy::{self, Action};
 use super::request::{iso_time, xml_response, S3Request, XMLNS};
 use super::store::{
-    attrs_of, copy_to_temp, delete_key, etag_of, etag_ref, existing, keep_checksum, modified_ms,
-    object_rel, place, receive, record_at, record_of, refuse_unknown_checksums,
-    set_checksum_headers, store, stored_checksum, write_condition, PUT_BYTES_MAX,
+    attrs_of, check_object_acl, copy_to_temp, delete_key, etag_of, etag_ref, existing,
+    keep_checksum, modified_ms, object_rel, place, receive, record_at, record_of,
+    refuse_unknown_checksums, set_checksum_headers, store, stored_checksum, write_condition,
+    PUT_BYTES_MAX,
 };
 use super::xml::escape;
 use crate::http::range::{parse_range, RangeAnswer};
@@ -28,9 +29,10 @@ fn writable(r: &S3Request) -> Result<(), S3Error> {
 }
 
 pub async fn put(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Response, S3Error> {
-    existing(w, r).await?;
+    let bucket = existing(w, r).await?;
     r.require(Action::Write, false)?;
     writable(r)?;
+    check_object_acl(req, &bucket)?;
     let (dir, name) = place(r, &r.key)?;
     let mut attrs = attrs_of(req)?;
     let limit = match r.cfg.upload_max_bytes {
@@ -411,9 +413,10 @@ pub async fn delete(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
 /// stored under the destination key with the source's attributes (`COPY`) or the request's
 /// (`REPLACE`).
 pub async fn copy(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Response, S3Error> {
-    existing(w, r).await?;
+    let bucket = existing(w, r).await?;
     r.require(Action::Write, false)?;
     writable(r)?;
+    check_object_acl(req, &bucket)?;
     refuse_unknown_checksums(req)?;
     let (src_req, info) = copy_source(w, req, r).await?;
     let (src_bucket, src_key) = (src_req.bucket.as_str(), src_req.key.as_str());

@@ -1,7 +1,8 @@
 //! The S3 gate, the domain rules every S3 request passes before it touches the store: where an
-//! object key lands (`object_path`: one file under the bucket's directory, or refused) and who
-//! may do what (`allowed`: the credential's buckets and read-only flag, anonymous reads of
-//! public-read buckets). Kept apart from the handlers so unit tests reach every rule.
+//! object key lands (`object_path`: one file under the bucket's directory, or refused; a
+//! folder marker's `folder_path`: a directory), who may do what (`allowed`: the credential's
+//! buckets and read-only flag, anonymous reads of public-read buckets) and which object ACLs
+//! a write may ask for (`object_acl_granted`: its bucket's). Kept apart from the handlers so unit tests reach every rule.
 
 use crate::config::S3Key;
 use crate::store::names;
@@ -53,6 +54,31 @@ pub fn object_path(bucket: &str, key: &str, peer_id: &str) -> Result<(String, St
     Ok((dir, name.to_string()))
 }
 
+/// Whether `key` is a folder marker: a key ending in `/`, which S3 tools (s3fs-fuse, consoles)
+/// write, empty, to make a "directory".
+pub fn is_folder_marker(key: &str) -> bool {
+    key.ends_with('/')
+}
+
+/// The directory a folder marker `key` of `bucket` is: `files/<bucket>/<dirs>`. A marker is
+/// a directory here, not a file: its key must end in `/` and every segment before it be a safe
+/// file name, as in [`object_path`].
+pub fn folder_path(bucket: &str, key: &str) -> Result<String, KeyError> {
+    if key.len() > KEY_BYTES_MAX {
+        return Err(KeyError::TooLong);
+    }
+    let Some(dirs) = key.strip_suffix('/') else {
+        return Err(KeyError::NotAPath("a folder marker ends in '/'".into()));
+    };
+    let mut dir = format!("files/{bucket}");
+    for s in dirs.split('/') {
+        names::check_component(s).map_err(|e| KeyError::NotAPath(format!("\"{s}\": {e}")))?;
+        dir.push('/');
+        dir.push_str(s);
+    }
+    Ok(dir)
+}
+
 /// The object key of a stored file's relative path, when it is in `bucket`.
 pub fn key_of(bucket: &str, rel_path: &str) -> Option<String> {
     rel_path
@@ -89,6 +115,18 @@ pub fn allowed(caller: Caller<'_>, bucket: &str, action: Action, public_read: bo
     }
 }
 
+/// Whether the canned ACL a write asks for its object (`x-amz-acl`) is what the object gets
+/// here, where an object has its bucket's ACL: the owner's (`private`, `bucket-owner-*`, or
+/// none asked) always, `public-read` in a public-read bucket. Any other ACL would be a grant
+/// this server does not make, so the write is refused rather than the ACL dropped.
+pub fn object_acl_granted(acl: Option<&str>, bucket_public_read: bool) -> bool {
+    match acl.map(str::trim) {
+        None | Some("private" | "bucket-owner-full-control" | "bucket-owner-read") => true,
+        Some("public-read") => bucket_public_read,
+        Some(_) => false,
+    }
+}
+
 /// Whether a credential may see `bucket` in ListBuckets.
 pub fn visible(key: &S3Key, bucket: &str) -> bool {
     key.buckets.iter().any(|b| b == "*" || b == bucket)
@@ -104,6 +142,33 @@ mod tests {
             secret_access_key: "SK".into(),
             buckets: buckets.iter().map(|s| s.to_string()).collect(),
             read_only,
+        }
+    }
+
+    #[test]
+    fn an_object_acl_is_granted_only_when_its_bucket_gives_it() {
+        for owners in [None, Some("private"), Some("bucket-owner-full-control")] {
+            assert!(object_acl_granted(owners, false), "{owners:?}");
+            assert!(object_acl_granted(owners, true), "{owners:?}");
+        }
+        assert!(object_acl_granted(Some("public-read"), true));
+        assert!(!object_acl_granted(Some("public-read"), false));
+        for wider in ["public-read-write", "authenticated-read", "aws-exec-read"] {
+            assert!(!object_acl_granted(Some(wider), true), "{wider}");
+        }
+    }
+
+    #[test]
+    fn a_folder_marker_is_a_directory_of_its_bucket_with_safe_segments() {
+        assert!(is_folder_marker("photos/2026/"));
+        assert!(!is_folder_marker("photos/2026"));
+        assert_eq!(
+            folder_path("b", "photos/"),
+            Ok("files/b/photos".to_string())
+        );
+        assert_eq!(folder_path("b", "a/b c/"), Ok("files/b/a/b c".to_string()));
+        for bad in ["/", "a//", "a/../", "./", "a", "a\\b/", &"x/".repeat(513)] {
+            assert!(folder_path("b", bad).is_err(), "{bad:?}");
         }
     }
 

@@ -663,6 +663,19 @@ pub async fn read_small_body(
     Ok(body.to_vec())
 }
 
+/// Refuses a write whose `x-amz-acl` asks for an object ACL other than its bucket's
+/// ([`policy::object_acl_granted`]): 501, never a success that grants nothing.
+pub fn check_object_acl(req: &Request<'_>, bucket: &Bucket) -> Result<(), S3Error> {
+    let acl = req.head.header_str("x-amz-acl");
+    if policy::object_acl_granted(acl, bucket.public_read) {
+        return Ok(());
+    }
+    Err(S3Error::not_implemented(&format!(
+        "The object ACL \"{}\" (objects have their bucket's ACL: create the bucket with x-amz-acl: public-read for public objects)",
+        acl.unwrap_or_default()
+    )))
+}
+
 /// The bucket of the request, or NoSuchBucket.
 pub async fn existing(w: &Worker, r: &S3Request) -> Result<Bucket, S3Error> {
     // The registry is cached after its first read: a lookup is a directory stat.

@@ -1,0 +1,238 @@
+//! Folder markers: a key ending in `/` (`photos/2026/`), the empty object s3fs-fuse writes
+//! for `mkdir` (and S3 consoles for "Create folder"). Here a bucket is a directory tree, so
+//! a marker is what it stands for: the directory `files/<bucket>/photos/2026`. PutObject
+//! creates it (durably: each new entry's parent fsynced), Get/HeadObject answer an empty
+//! object while the directory exists, DeleteObject (and DeleteObjects) removes it when it is
+//! empty. A directory that holds files is theirs too, so deleting its marker leaves it, as
+//! deleting a marker in S3 leaves the keys under it. Markers have no record: listings show
+//! the keys under a directory (and its common prefix), not the directory itself.
+
+use super::error::S3Error;
+use super::policy::{self, Action};
+use super::request::S3Request;
+use super::store::{
+    blocking, check_object_acl, existing, receive, set_checksum_headers, write_condition,
+};
+use crate::http::{Request, Response};
+use crate::store::meta::Expect;
+use crate::store::write;
+use crate::worker::Worker;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// A marker's ETag: the md5 of no bytes, as S3 gives any empty object.
+const EMPTY_MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
+/// A marker's Content-Type (the one s3fs-fuse writes markers with).
+const FOLDER_CONTENT_TYPE: &str = "application/x-directory";
+
+/// The directory of the request's marker, or the key's refusal (as for an object's key).
+fn directory(w: &Worker, r: &S3Request) -> Result<PathBuf, S3Error> {
+    match policy::folder_path(&r.bucket, &r.key) {
+        Ok(dir) => Ok(w.dir().join(dir)),
+        Err(policy::KeyError::TooLong) => {
+            Err(S3Error::new(400, "KeyTooLongError", "Your key is too long.").on(r.resource()))
+        }
+        Err(e) => Err(S3Error::invalid_argument(e.to_string()).on(r.resource())),
+    }
+}
+
+/// PutObject of a marker: its (empty) payload is checked like any other, then the directory
+/// is made.
+pub async fn put(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Response, S3Error> {
+    let bucket = existing(w, r).await?;
+    r.require(Action::Write, false)?;
+    if r.cfg.read_only {
+        return Err(S3Error::access_denied("The server is read-only."));
+    }
+    check_object_acl(req, &bucket)?;
+    let dir = directory(w, r)?;
+    let declared = req
+        .head
+        .header_str("x-amz-decoded-content-length")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .or(req.content_length())
+        .unwrap_or(0);
+    if declared > 0 {
+        return Err(S3Error::invalid_argument(
+            "A key ending in '/' is a folder marker, a directory here: it holds no data.",
+        )
+        .on(r.resource()));
+    }
+    let expect = write_condition(req)?;
+    let (written, checksum) = receive(w, req, r, 0).await?;
+    write::discard(written).await;
+    let at = dir.clone();
+    let existed = blocking(move || at.is_dir()).await;
+    check_condition(&expect, existed).map_err(|e| e.on(r.resource()))?;
+    blocking(move || make_dir(&dir))
+        .await
+        .map_err(|e| refused_dir(e).on(r.resource()))?;
+    let mut resp = Response::new(200);
+    resp.set("ETag", format!("\"{EMPTY_MD5}\""));
+    if let Some(c) = &checksum {
+        set_checksum_headers(&mut resp, c, true);
+    }
+    Ok(resp)
+}
+
+/// A conditional write's answer for a marker whose directory exists or not.
+fn check_condition(expect: &Expect, existed: bool) -> Result<(), S3Error> {
+    let failed = || {
+        S3Error::new(
+            412,
+            "PreconditionFailed",
+            "At least one of the pre-conditions you specified did not hold",
+        )
+    };
+    match expect {
+        Expect::Absent if existed => Err(failed()),
+        Expect::Etag(_) if !existed => Err(S3Error::no_such_key()),
+        Expect::Etag(tag) if tag != EMPTY_MD5 => Err(failed()),
+        _ => Ok(()),
+    }
+}
+
+/// A directory that cannot be made: a file in its place is a key conflict (409, as a key
+/// and its "directory" cannot both exist), anything else the server's failure.
+fn refused_dir(e: std::io::Error) -> S3Error {
+    match e.raw_os_error() {
+        Some(libc::ENOTDIR) | Some(libc::EEXIST) => S3Error::new(
+            409,
+            "InvalidRequest",
+            "the key collides with an existing object: a file holds the place of this folder",
+        ),
+        _ => S3Error::from(e),
+    }
+}
+
+/// Creates `dir` and its missing ancestors; each new entry is durable once its parent is
+/// fsynced, before the answer.
+fn make_dir(dir: &Path) -> std::io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.is_dir() {
+        if at.exists() {
+            return Err(std::io::Error::from_raw_os_error(libc::ENOTDIR));
+        }
+        missing.push(at);
+        match at.parent() {
+            Some(p) => at = p,
+            None => break,
+        }
+    }
+    for d in missing.into_iter().rev() {
+        match std::fs::create_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && d.is_dir() => continue,
+            Err(e) => return Err(e),
+        }
+        if let Some(parent) = d.parent() {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+    }
+    Ok(())
+}
+
+/// GetObject and HeadObject of a marker: an empty object while its directory exists.
+pub async fn get(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
+    let bucket = existing(w, r).await?;
+    r.require(Action::Read, bucket.public_read)?;
+    // A key no directory can have names nothing: NoSuchKey, as for any missing key.
+    let dir = directory(w, r).map_err(|_| S3Error::no_such_key().on(r.resource()))?;
+    let modified = blocking(move || {
+        std::fs::metadata(&dir)
+            .ok()
+            .filter(|m| m.is_dir())
+            .map(|m| m.mtime())
+    })
+    .await
+    .ok_or_else(|| S3Error::no_such_key().on(r.resource()))?;
+    let mut resp = Response::new(200);
+    resp.set("ETag", format!("\"{EMPTY_MD5}\""));
+    resp.set(
+        "Last-Modified",
+        crate::http::content::http_date(modified.max(0) as u64),
+    );
+    resp.set("Content-Type", FOLDER_CONTENT_TYPE);
+    resp.set("Accept-Ranges", "bytes");
+    Ok(resp)
+}
+
+/// DeleteObject of a marker.
+pub async fn delete(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
+    existing(w, r).await?;
+    r.require(Action::Write, false)?;
+    remove(w, r, &r.key).await?;
+    Ok(Response::new(204))
+}
+
+/// Removes the directory of marker `key` if it is empty; a missing one, one that holds
+/// files, or a key no directory can have is a success (S3 deletes what is not there).
+pub async fn remove(w: &Worker, r: &S3Request, key: &str) -> Result<(), S3Error> {
+    if r.cfg.read_only {
+        return Err(S3Error::access_denied("The server is read-only."));
+    }
+    let Ok(dir) = policy::folder_path(&r.bucket, key) else {
+        return Ok(());
+    };
+    let dir = w.dir().join(dir);
+    blocking(move || remove_empty_dir(&dir)).await?;
+    Ok(())
+}
+
+fn remove_empty_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir(dir) {
+        Ok(()) => match dir.parent() {
+            Some(parent) => std::fs::File::open(parent)?.sync_all(),
+            None => Ok(()),
+        },
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOENT | libc::ENOTEMPTY | libc::EEXIST | libc::ENOTDIR)
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_marker_is_created_with_its_ancestors_and_removed_only_when_empty() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("b/x/y");
+        std::fs::create_dir(t.path().join("b")).unwrap();
+        make_dir(&dir).unwrap();
+        assert!(dir.is_dir());
+        make_dir(&dir).unwrap(); // again: nothing to do
+        std::fs::write(t.path().join("b/x/file"), b"1").unwrap();
+        remove_empty_dir(&t.path().join("b/x")).unwrap(); // holds files: left
+        assert!(t.path().join("b/x").is_dir());
+        remove_empty_dir(&dir).unwrap();
+        assert!(!dir.exists());
+        remove_empty_dir(&dir).unwrap(); // missing: a success
+        let taken = make_dir(&t.path().join("b/x/file/z")).unwrap_err();
+        assert_eq!(refused_dir(taken).status, 409);
+    }
+
+    #[test]
+    fn conditional_marker_writes_follow_the_directory() {
+        assert!(check_condition(&Expect::Absent, false).is_ok());
+        assert_eq!(
+            check_condition(&Expect::Absent, true).unwrap_err().status,
+            412
+        );
+        let tag = |t: &str| Expect::Etag(t.to_string());
+        assert!(check_condition(&tag(EMPTY_MD5), true).is_ok());
+        assert_eq!(check_condition(&tag("abc"), true).unwrap_err().status, 412);
+        assert_eq!(
+            check_condition(&tag(EMPTY_MD5), false).unwrap_err().status,
+            404
+        );
+    }
+}

@@ -1,0 +1,894 @@
+//! The S3 listener driven by S3 clients tests/s3.rs does not use, each the real program
+//! against the real binary: the AWS SDK for JavaScript v3 (tests/s3js/s3_sdk.mjs with
+//! `@aws-sdk/client-s3`, `lib-storage` and `s3-request-presigner`, on node: CRC32 checksums
+//! and aws-chunked trailers by default), s3cmd (Signature V4 and V2) and s3fs-fuse (a bucket
+//! mounted as a file system). What a client reports is checked against what the server holds,
+//! through curl's own SigV4 signing (`--aws-sigv4`) and go-fastdfs' download URLs: bytes,
+//! ETags (the md5, or S3's multipart form), listings and error codes, never the exit status
+//! alone.
+//!
+//! A missing client is a skip with a clear message (`common::skip`); scripts/test-all.sh
+//! installs them (`npm ci` in tests/s3js, `pip install s3cmd`, `apt-get install s3fs`).
+//! Every client runs under a time limit, with a HOME of its own, and talks only to 127.0.0.1.
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+const MIB: usize = 1 << 20;
+const KEY_ID: &str = "AKIAFASTDFSCLIENTS01";
+/// With the `/` and `+` real secrets have (s3fs' passwd file and s3cmd's config keep them).
+const SECRET: &str = "clients/Secret+Key0123456789abcdefghijklm";
+/// The ETag of an empty object (and of a folder marker).
+const EMPTY_MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
+
+/// What a client process did.
+struct Output {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Output {
+    fn text(&self) -> String {
+        format!(
+            "{}\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `cmd` (stdin closed, output to files) and waits at most `limit`; a process that
+/// overstays is killed and the test fails.
+fn run(mut cmd: Command, limit: Duration) -> Output {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, err) = (tmp.path().join("stdout"), tmp.path().join("stderr"));
+    cmd.stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap());
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned();
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what} did not finish within {limit:?}:\n--- stdout:\n{}\n--- stderr:\n{}",
+                read(&out),
+                read(&err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: read(&out),
+        stderr: read(&err),
+    }
+}
+
+/// Whether `program args` runs; if not, the test is reported skipped with `why`.
+fn available(test: &str, program: &str, args: &[&str], why: &str) -> bool {
+    let ok = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        skip(test, why);
+    }
+    ok
+}
+
+/// A server with the S3 listener on and one read-write key, and its clients' home directory.
+struct S3 {
+    server: Server,
+    port: u16,
+    home: tempfile::TempDir,
+}
+
+impl S3 {
+    fn start() -> S3 {
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port("127.0.0.1");
+            let cfg = json!({
+                "s3_addr": format!("127.0.0.1:{port}"),
+                "s3_region": "us-east-1",
+                "s3_keys": [{"access_key_id": KEY_ID, "secret_access_key": SECRET,
+                             "buckets": ["*"], "read_only": false}],
+            });
+            // Another test may have drawn the same port: start again on new ones.
+            let started =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Server::start(cfg)));
+            let Ok(mut server) = started else {
+                last = "server did not start".into();
+                continue;
+            };
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            if eventually(Duration::from_secs(10), || {
+                TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            }) {
+                let home = tempfile::tempdir().unwrap();
+                return S3 { server, port, home };
+            }
+            last = format!("the S3 listener never accepted: {}", server.stderr());
+            server.kill();
+        }
+        panic!("no server with an S3 listener: {last}");
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn bucket_dir(&self, bucket: &str) -> PathBuf {
+        self.server.dir.join("files").join(bucket)
+    }
+
+    /// The end of the server's log, for failure messages.
+    fn log_tail(&self) -> String {
+        let log = self.server.stderr();
+        let start = (log.len().saturating_sub(3000)..log.len())
+            .find(|&i| log.is_char_boundary(i))
+            .unwrap_or(0);
+        log[start..].to_string()
+    }
+
+    /// A client process that sees none of the caller's AWS settings, proxies or home.
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().to_string();
+            if k.starts_with("AWS_") || k.to_ascii_lowercase().ends_with("_proxy") {
+                cmd.env_remove(&k);
+            }
+        }
+        cmd.env("HOME", self.home.path())
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .env("PYTHONDONTWRITEBYTECODE", "1");
+        cmd
+    }
+
+    /// A request signed by curl's own SigV4 (`--aws-sigv4`), a client independent of the
+    /// ones under test: (status, response head, body).
+    fn signed(&self, method: &str, path: &str) -> (u16, String, Vec<u8>) {
+        let tmp = tempfile::tempdir().unwrap();
+        let (head, body) = (tmp.path().join("head"), tmp.path().join("body"));
+        let mut cmd = self.command("curl");
+        cmd.args(["-s", "--max-time", "30", "-o"])
+            .arg(&body)
+            .arg("-D")
+            .arg(&head)
+            .args(["-w", "%{http_code}", "--aws-sigv4", "aws:amz:us-east-1:s3"])
+            .args(["--user", &format!("{KEY_ID}:{SECRET}")])
+            .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"]);
+        match method {
+            "HEAD" => cmd.arg("-I"),
+            "PUT" => cmd.args(["-X", "PUT", "--data-binary", ""]),
+            m => cmd.args(["-X", m]),
+        };
+        cmd.arg(format!("{}{path}", self.endpoint()));
+        let out = run(cmd, Duration::from_secs(40));
+        let status = out.stdout.trim().parse().unwrap_or(0);
+        let head = std::fs::read_to_string(&head).unwrap_or_default();
+        (status, head, std::fs::read(&body).unwrap_or_default())
+    }
+
+    /// (status, ETag without quotes) of a signed HEAD of `/bucket/key`.
+    fn head(&self, path: &str) -> (u16, String) {
+        let (status, head, _) = self.signed("HEAD", path);
+        let etag = head
+            .lines()
+            .find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.eq_ignore_ascii_case("etag")
+                    .then(|| v.trim().trim_matches('"').to_string())
+            })
+            .unwrap_or_default();
+        (status, etag)
+    }
+
+    /// The keys of a bucket, from a signed ListObjectsV2 (at most 1000).
+    fn keys(&self, bucket: &str) -> Vec<String> {
+        let (status, _, body) = self.signed("GET", &format!("/{bucket}?list-type=2"));
+        let body = String::from_utf8_lossy(&body).into_owned();
+        assert_eq!(status, 200, "listing {bucket}: {body}");
+        body.split("<Key>")
+            .skip(1)
+            .map(|s| s.split("</Key>").next().unwrap().replace("&amp;", "&"))
+            .collect()
+    }
+
+    /// The body of a GET of the go-fastdfs download URL of `bucket/key`.
+    fn download(&self, bucket: &str, key: &str) -> (u16, Vec<u8>) {
+        let path = format!("/group1/{bucket}/{}", key.replace(' ', "%20"));
+        let r = match agent().get(&self.server.url(&path)).call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("transport error: {e}"),
+        };
+        let status = r.status();
+        let mut body = Vec::new();
+        r.into_reader().read_to_end(&mut body).unwrap();
+        (status, body)
+    }
+
+    /// Asserts the object `bucket/key` holds `data`: signed HEAD's ETag `etag`, and the same
+    /// bytes through go-fastdfs' download URL.
+    fn assert_object(&self, bucket: &str, key: &str, data: &[u8], etag: &str) {
+        let path = format!("/{bucket}/{}", urlencode_path(key));
+        assert_eq!(self.head(&path), (200, etag.to_string()), "HEAD {path}");
+        let (status, body) = self.download(bucket, key);
+        assert_eq!(status, 200, "go-fastdfs download of {bucket}/{key}");
+        assert!(
+            body == data,
+            "{bucket}/{key}: other bytes ({} of {})",
+            body.len(),
+            data.len()
+        );
+    }
+}
+
+/// `key` percent-encoded for a path, `/` kept.
+fn urlencode_path(key: &str) -> String {
+    key.split('/').map(urlencode).collect::<Vec<_>>().join("/")
+}
+
+/// S3's ETag of `data` uploaded in parts of `part` bytes (no quotes).
+fn multipart_etag(data: &[u8], part: usize) -> String {
+    parts_etag(&data.chunks(part).collect::<Vec<_>>())
+}
+
+/// S3's ETag of an object uploaded as `parts` (no quotes).
+fn parts_etag(parts: &[&[u8]]) -> String {
+    use md5::Digest;
+    let mut digests = Vec::new();
+    for p in parts {
+        digests.extend_from_slice(&md5::Md5::digest(p));
+    }
+    format!("{}-{}", md5_hex(&digests), parts.len())
+}
+
+/// The base64 CRC32 S3 gives as `x-amz-checksum-crc32`.
+fn crc32_b64(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(crc32fast::hash(data).to_be_bytes())
+}
+
+/// `path -> bytes` of every file under `dir`, paths relative with `/`.
+fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().to_string();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+// ------------------------------------------------------------- AWS SDK for JavaScript v3 ----
+
+fn js_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/s3js")
+}
+
+fn have_js_sdk(test: &str) -> bool {
+    if !available(test, "node", &["--version"], "node is not installed") {
+        return false;
+    }
+    let installed = js_dir()
+        .join("node_modules/@aws-sdk/client-s3/package.json")
+        .exists();
+    if !installed {
+        skip(
+            test,
+            "the AWS SDK for JavaScript is not installed: cd tests/s3js && npm ci",
+        );
+    }
+    installed
+}
+
+/// The JSON object s3_sdk.mjs printed; a step that failed is `{error, status, message}`.
+fn js_step<'v>(r: &'v Value, name: &str) -> &'v Value {
+    let v = &r[name];
+    assert!(v.is_object(), "step {name} missing: {r}");
+    assert!(
+        v.get("message").is_none(),
+        "step {name} failed with the JS SDK: {v}"
+    );
+    v
+}
+
+#[test]
+fn the_js_sdk_v3_puts_gets_lists_copies_uploads_in_parts_presigns_and_deletes_with_checksums() {
+    let test =
+        "the_js_sdk_v3_puts_gets_lists_copies_uploads_in_parts_presigns_and_deletes_with_checksums";
+    if !have_js_sdk(test) {
+        return;
+    }
+    let s3 = S3::start();
+    let dir = tempfile::tempdir().unwrap();
+    let small = b"hello from the JS SDK v3\n".to_vec();
+    let stream = noise(300 * 1024 + 7, 1);
+    let big = noise(12 * MIB + 12345, 2);
+    for (name, data) in [
+        ("small.txt", &small),
+        ("stream.bin", &stream),
+        ("big.bin", &big),
+    ] {
+        std::fs::write(dir.path().join(name), data).unwrap();
+    }
+    let mut cmd = s3.command("node");
+    cmd.current_dir(js_dir())
+        .arg("s3_sdk.mjs")
+        .args(["--endpoint", &s3.endpoint(), "--bucket", "jsb"])
+        .args(["--key", &format!("{KEY_ID}:{SECRET}")])
+        .arg("--dir")
+        .arg(dir.path());
+    let out = run(cmd, Duration::from_secs(180));
+    assert!(
+        out.status.success(),
+        "s3_sdk.mjs: {}\n--- server log:\n{}",
+        out.text(),
+        s3.log_tail()
+    );
+    let last = out.stdout.lines().last().unwrap_or("");
+    let r: Value =
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("not JSON ({e}): {}", out.text()));
+    let got = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
+    let q = |s: String| format!("\"{s}\"");
+
+    assert_eq!(js_step(&r, "create_bucket")["status"], 200);
+    // PutObject with the SDK's default CRC32: verified and echoed.
+    let put = js_step(&r, "put_small");
+    assert_eq!(put["etag"], q(md5_hex(&small)));
+    assert_eq!(put["crc32"], crc32_b64(&small));
+    // A stream goes aws-chunked with a CRC32 trailer.
+    let put = js_step(&r, "put_stream");
+    assert_eq!(put["etag"], q(md5_hex(&stream)));
+    assert_eq!(put["crc32"], crc32_b64(&stream));
+    let get = js_step(&r, "get_small");
+    assert_eq!(get["etag"], q(md5_hex(&small)));
+    assert_eq!(get["length"], small.len());
+    assert_eq!(get["type"], "text/plain; charset=utf-8");
+    assert_eq!(get["metadata"], json!({"origin": "js-sdk"}));
+    assert_eq!(
+        get["crc32"],
+        crc32_b64(&small),
+        "checksum mode returns the stored CRC32"
+    );
+    assert_eq!(got("small.got"), small);
+    assert_eq!(js_step(&r, "get_stream")["length"], stream.len());
+    assert!(
+        got("stream.got") == stream,
+        "GetObject of the streamed object"
+    );
+    let range = js_step(&r, "get_range");
+    assert_eq!(range["status"], 206);
+    assert_eq!(range["range"], format!("bytes 10-19/{}", stream.len()));
+    let hex: String = stream[10..20].iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(range["hex"], hex);
+    let head = js_step(&r, "head_small");
+    assert_eq!(head["etag"], q(md5_hex(&small)));
+    assert_eq!(head["metadata"], json!({"origin": "js-sdk"}));
+    assert_eq!(js_step(&r, "copy")["etag"], q(md5_hex(&small)));
+
+    // lib-storage's Upload: 5 MiB parts, three at a time, each with its CRC32.
+    let big_etag = multipart_etag(&big, 5 * MIB);
+    let up = js_step(&r, "upload");
+    assert_eq!(up["etag"], q(big_etag.clone()));
+    assert_eq!(up["key"], "big/big.bin");
+    assert_eq!(js_step(&r, "get_big")["etag"], q(big_etag.clone()));
+    assert!(got("big.got") == big, "GetObject of the multipart object");
+    let presigned = js_step(&r, "presigned_get");
+    assert_eq!(presigned["status"], 200);
+    assert!(got("presigned.got") == stream, "the presigned GET's body");
+
+    let folder = js_step(&r, "folder");
+    assert_eq!(folder["put_etag"], q(EMPTY_MD5.into()));
+    assert_eq!(folder["head_etag"], q(EMPTY_MD5.into()));
+    assert_eq!(folder["head_length"], 0);
+
+    // Listed two keys a page, in byte order, with sizes and ETags; the folder marker is a
+    // directory, not a listed key.
+    let list = js_step(&r, "list");
+    let entry = |k: &str, d: &[u8]| json!([k, d.len(), q(md5_hex(d))]);
+    assert_eq!(
+        list["keys"],
+        json!([
+            ["big/big.bin", big.len(), q(big_etag.clone())],
+            entry("copies/small-copy.txt", &small),
+            entry("docs/small.txt", &small),
+            entry("docs/stream.bin", &stream),
+        ])
+    );
+    assert_eq!(list["pages"], 2);
+    assert_eq!(list["prefixes"], json!(["big/", "copies/", "docs/"]));
+    assert_eq!(list["top_keys"], json!([]));
+
+    let del = js_step(&r, "delete_objects");
+    assert_eq!(
+        del["deleted"],
+        json!(["copies/small-copy.txt", "docs/small.txt", "never/was"])
+    );
+    assert_eq!(del["errors"], json!([]));
+    assert_eq!(js_step(&r, "delete_object")["status"], 204);
+    assert_eq!(js_step(&r, "delete_object")["folder_status"], 204);
+    let after = js_step(&r, "list_after");
+    assert_eq!(
+        after["keys"],
+        json!([["big/big.bin", big.len(), q(big_etag.clone())]])
+    );
+
+    let errors = js_step(&r, "errors");
+    let error = |name: &str, code: &str, status: u16| {
+        assert_eq!(
+            errors[name],
+            json!({"error": code, "status": status}),
+            "{name}"
+        )
+    };
+    error("get_missing", "NoSuchKey", 404);
+    error("head_missing", "NotFound", 404);
+    error("folder_gone", "NotFound", 404);
+    error("no_bucket", "NoSuchBucket", 404);
+    error("bad_secret", "SignatureDoesNotMatch", 403);
+    error("bad_checksum", "BadDigest", 400);
+
+    // What the server holds, seen by other clients.
+    s3.assert_object("jsb", "big/big.bin", &big, &big_etag);
+    assert_eq!(
+        s3.head("/jsb/bad/crc").0,
+        404,
+        "a PUT with a wrong CRC32 stored nothing"
+    );
+    assert_eq!(s3.keys("jsb"), ["big/big.bin"]);
+    assert!(
+        !s3.bucket_dir("jsb").join("folder").exists(),
+        "the marker's directory is removed"
+    );
+}
+
+// ---------------------------------------------------------------------------------- s3cmd ----
+
+/// s3cmd with a config of its own for this server: path-style, plain HTTP, Signature V4 or
+/// (`v2`) V2, one retry at most (a refused request fails the command at once).
+fn s3cmd(s3: &S3, v2: bool, args: &[&str]) -> Output {
+    let cfg = s3
+        .home
+        .path()
+        .join(if v2 { "s3cfg-v2" } else { "s3cfg-v4" });
+    if !cfg.exists() {
+        let host = format!("127.0.0.1:{}", s3.port);
+        let text = format!(
+            "[default]\naccess_key = {KEY_ID}\nsecret_key = {SECRET}\nhost_base = {host}\n\
+             host_bucket = {host}\nuse_https = False\nbucket_location = us-east-1\n\
+             signature_v2 = {}\nmax_retries = 1\nprogress_meter = False\n",
+            if v2 { "True" } else { "False" }
+        );
+        std::fs::write(&cfg, text).unwrap();
+    }
+    let mut cmd = s3.command("s3cmd");
+    cmd.arg("-c").arg(&cfg).args(args);
+    run(cmd, Duration::from_secs(120))
+}
+
+/// s3cmd that must succeed.
+fn s3cmd_ok(s3: &S3, v2: bool, args: &[&str]) -> Output {
+    let out = s3cmd(s3, v2, args);
+    assert!(
+        out.status.success(),
+        "s3cmd {args:?} failed: {}\n--- server log:\n{}",
+        out.text(),
+        s3.log_tail()
+    );
+    out
+}
+
+fn have_s3cmd(test: &str) -> bool {
+    available(
+        test,
+        "s3cmd",
+        &["--version"],
+        "s3cmd is not installed: pip install s3cmd",
+    )
+}
+
+/// put/get/ls/cp/mv/signurl/sync/multipart/del/rb through s3cmd, each result checked on the
+/// server with curl's SigV4 and go-fastdfs' download URLs.
+fn s3cmd_round_trip(v2: bool) {
+    let s3 = S3::start();
+    let b = if v2 { "cmd-v2" } else { "cmd-v4" };
+    let url = |k: &str| format!("s3://{b}/{k}");
+    let work = tempfile::tempdir().unwrap();
+    let file = |n: &str| work.path().join(n).to_string_lossy().into_owned();
+    s3cmd_ok(&s3, v2, &["mb", &url("")]);
+    assert!(s3.bucket_dir(b).is_dir());
+
+    // A key with a space and a plus (signed and stored as they are).
+    let small = b"s3cmd small object\n".to_vec();
+    std::fs::write(file("small"), &small).unwrap();
+    s3cmd_ok(&s3, v2, &["put", &file("small"), &url("docs/a b+c.txt")]);
+    s3.assert_object(b, "docs/a b+c.txt", &small, &md5_hex(&small));
+    let ls = s3cmd_ok(&s3, v2, &["ls", "-r", &url("")]);
+    assert!(
+        ls.stdout
+            .contains(&format!("{}  {}", small.len(), url("docs/a b+c.txt"))),
+        "{}",
+        ls.text()
+    );
+    s3cmd_ok(
+        &s3,
+        v2,
+        &["get", "--force", &url("docs/a b+c.txt"), &file("small.got")],
+    );
+    assert_eq!(std::fs::read(file("small.got")).unwrap(), small);
+
+    // Multipart: 5 MiB parts, the S3 multipart ETag.
+    let big = noise(11 * MIB + 7, if v2 { 3 } else { 4 });
+    std::fs::write(file("big"), &big).unwrap();
+    s3cmd_ok(
+        &s3,
+        v2,
+        &[
+            "put",
+            "--multipart-chunk-size-mb=5",
+            &file("big"),
+            &url("big.bin"),
+        ],
+    );
+    s3.assert_object(b, "big.bin", &big, &multipart_etag(&big, 5 * MIB));
+    s3cmd_ok(
+        &s3,
+        v2,
+        &["get", "--force", &url("big.bin"), &file("big.got")],
+    );
+    assert!(
+        std::fs::read(file("big.got")).unwrap() == big,
+        "s3cmd get of big.bin"
+    );
+
+    // Server-side copy and move; a V2 presigned URL (s3cmd signs URLs with V2 always).
+    s3cmd_ok(
+        &s3,
+        v2,
+        &["cp", &url("docs/a b+c.txt"), &url("copy/one.txt")],
+    );
+    s3cmd_ok(
+        &s3,
+        v2,
+        &["mv", &url("copy/one.txt"), &url("moved/one.txt")],
+    );
+    s3.assert_object(b, "moved/one.txt", &small, &md5_hex(&small));
+    assert_eq!(
+        s3.head(&format!("/{b}/copy/one.txt")).0,
+        404,
+        "mv deletes its source"
+    );
+    let signed = s3cmd_ok(&s3, v2, &["signurl", &url("moved/one.txt"), "+300"]);
+    let (status, body) = call(agent().get(signed.stdout.trim()));
+    assert_eq!((status, body.into_bytes()), (200, small.clone()), "signurl");
+
+    s3cmd_sync(&s3, v2, b, &work);
+
+    // An object ACL the bucket does not give is refused, and nothing is stored.
+    let public = s3cmd(
+        &s3,
+        v2,
+        &["put", "--acl-public", &file("small"), &url("pub.txt")],
+    );
+    assert!(!public.status.success(), "{}", public.text());
+    assert!(
+        public.stderr.contains("501 (NotImplemented)"),
+        "{}",
+        public.text()
+    );
+    assert_eq!(s3.head(&format!("/{b}/pub.txt")).0, 404);
+    // A missing key is an error, not an empty file.
+    let missing = s3cmd(
+        &s3,
+        v2,
+        &["get", "--force", &url("nothing"), &file("nothing")],
+    );
+    assert!(!missing.status.success(), "{}", missing.text());
+    assert!(
+        missing.stderr.contains("does not exist"),
+        "{}",
+        missing.text()
+    );
+
+    s3cmd_ok(&s3, v2, &["del", &url("docs/a b+c.txt")]);
+    assert_eq!(s3.head(&format!("/{b}/docs/a%20b%2Bc.txt")).0, 404);
+    s3cmd_ok(&s3, v2, &["del", "--recursive", "--force", &url("")]);
+    assert_eq!(s3.keys(b), Vec::<String>::new());
+    s3cmd_ok(&s3, v2, &["rb", &url("")]);
+    assert!(
+        !s3.bucket_dir(b).exists(),
+        "rb removes the bucket's directory"
+    );
+    let buckets = s3cmd_ok(&s3, v2, &["ls"]);
+    assert!(!buckets.stdout.contains(b), "{}", buckets.text());
+}
+
+/// `s3cmd sync` up, again (nothing to send), and back down: the same tree.
+fn s3cmd_sync(s3: &S3, v2: bool, b: &str, work: &tempfile::TempDir) {
+    let up = work.path().join("tree");
+    let files = [
+        ("a.txt", b"a\n".to_vec()),
+        ("sp ace+plus.txt", b"x y".to_vec()),
+        ("sub/deeper/b.bin", noise(70_000, 5)),
+    ];
+    for (rel, data) in &files {
+        let p = up.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+    let src = format!("{}/", up.display());
+    let dst = format!("s3://{b}/tree/");
+    let first = s3cmd_ok(s3, v2, &["sync", &src, &dst]);
+    assert_eq!(
+        first.stdout.matches("upload:").count(),
+        3,
+        "{}",
+        first.text()
+    );
+    for (rel, data) in &files {
+        s3.assert_object(b, &format!("tree/{rel}"), data, &md5_hex(data));
+    }
+    let again = s3cmd_ok(s3, v2, &["sync", &src, &dst]);
+    assert_eq!(
+        again.stdout.matches("upload:").count(),
+        0,
+        "{}",
+        again.text()
+    );
+    let down = work.path().join("back");
+    std::fs::create_dir_all(&down).unwrap();
+    s3cmd_ok(s3, v2, &["sync", &dst, &format!("{}/", down.display())]);
+    assert_eq!(tree(&down), tree(&up), "the tree synced back down");
+}
+
+#[test]
+fn s3cmd_with_signature_v4_round_trips_objects_multipart_uploads_and_syncs() {
+    if have_s3cmd("s3cmd_with_signature_v4_round_trips_objects_multipart_uploads_and_syncs") {
+        s3cmd_round_trip(false);
+    }
+}
+
+#[test]
+fn s3cmd_with_signature_v2_round_trips_objects_multipart_uploads_and_syncs() {
+    if have_s3cmd("s3cmd_with_signature_v2_round_trips_objects_multipart_uploads_and_syncs") {
+        s3cmd_round_trip(true);
+    }
+}
+
+// ------------------------------------------------------------------------------ s3fs-fuse ----
+
+/// A bucket mounted with s3fs-fuse (in the foreground, our child); unmounted on drop.
+struct Mount {
+    child: Child,
+    dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Mount {
+    fn start(s3: &S3, bucket: &str) -> Mount {
+        let dir = tempfile::tempdir().unwrap();
+        let passwd = s3.home.path().join("passwd-s3fs");
+        std::fs::write(&passwd, format!("{KEY_ID}:{SECRET}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&passwd, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let log = s3.home.path().join("s3fs.log");
+        let options = [
+            format!("url={}", s3.endpoint()),
+            "use_path_request_style".into(),
+            format!("passwd_file={}", passwd.display()),
+            "endpoint=us-east-1".into(),
+            "sigv4".into(),
+            "retries=1".into(),
+            "dbglevel=info".into(),
+        ];
+        let mut cmd = s3.command("s3fs");
+        cmd.arg(bucket)
+            .arg(dir.path())
+            .arg("-f")
+            .args(["-o", &options.join(",")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let child = cmd.spawn().expect("start s3fs");
+        let mut m = Mount { child, dir, log };
+        let mounted = eventually(Duration::from_secs(15), || {
+            m.is_mounted() || matches!(m.child.try_wait(), Ok(Some(_)))
+        });
+        assert!(
+            mounted && m.is_mounted(),
+            "s3fs did not mount:\n{}",
+            m.log()
+        );
+        m
+    }
+
+    fn is_mounted(&self) -> bool {
+        let at = self.dir.path().to_string_lossy().into_owned();
+        std::fs::read_to_string("/proc/mounts")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.split(' ').nth(1) == Some(at.as_str()))
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn log(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let start = (log.len().saturating_sub(4000)..log.len())
+            .find(|&i| log.is_char_boundary(i))
+            .unwrap_or(0);
+        log[start..].to_string()
+    }
+
+    /// The names in directory `rel` of the mount, sorted.
+    fn ls(&self, rel: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.path(rel))
+            .unwrap_or_else(|e| panic!("ls {rel}: {e}\n{}", self.log()))
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let dir = self.dir.path();
+        for unmount in [
+            &["fusermount3", "-u"][..],
+            &["fusermount", "-u"],
+            &["umount", "-l"],
+        ] {
+            if !self.is_mounted() {
+                break;
+            }
+            let _ = Command::new(unmount[0])
+                .args(&unmount[1..])
+                .arg(dir)
+                .stderr(Stdio::null())
+                .status();
+        }
+        // Unmounted, the foreground s3fs exits; one that does not is ours to stop.
+        if wait_child(&mut self.child, Duration::from_secs(10)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn have_s3fs(test: &str) -> bool {
+    if !available(
+        test,
+        "s3fs",
+        &["--version"],
+        "s3fs is not installed: apt-get install s3fs",
+    ) {
+        return false;
+    }
+    let fuse = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .is_ok();
+    if !fuse {
+        skip(
+            test,
+            "/dev/fuse is not available (s3fs-fuse mounts through FUSE)",
+        );
+    }
+    fuse
+}
+
+/// Writes `data` to `path` of the mount; s3fs uploads it on close.
+fn write_through(m: &Mount, rel: &str, data: &[u8]) {
+    std::fs::write(m.path(rel), data).unwrap_or_else(|e| panic!("write {rel}: {e}\n{}", m.log()));
+}
+
+#[test]
+fn s3fs_fuse_mounts_a_bucket_writes_reads_renames_lists_and_removes_files_and_folders() {
+    if !have_s3fs(
+        "s3fs_fuse_mounts_a_bucket_writes_reads_renames_lists_and_removes_files_and_folders",
+    ) {
+        return;
+    }
+    let s3 = S3::start();
+    let b = "fsb";
+    assert_eq!(s3.signed("PUT", &format!("/{b}")).0, 200, "CreateBucket");
+    let m = Mount::start(&s3, b);
+    let fail = |what: &str, e: std::io::Error| -> ! {
+        panic!(
+            "{what}: {e}\n--- s3fs:\n{}\n--- server:\n{}",
+            m.log(),
+            s3.log_tail()
+        )
+    };
+
+    // A file written through the mount is an object and a go-fastdfs file.
+    let note = b"written through s3fs\n".to_vec();
+    write_through(&m, "note.txt", &note);
+    assert_eq!(std::fs::read(m.path("note.txt")).unwrap(), note);
+    s3.assert_object(b, "note.txt", &note, &md5_hex(&note));
+    // Past s3fs' 20 MiB threshold: a multipart upload of 10 MiB parts, the last one taking
+    // the remainder (10 + 13 MiB).
+    let big = noise(23 * MIB, 6);
+    write_through(&m, "big.bin", &big);
+    let (first, rest) = big.split_at(10 * MIB);
+    s3.assert_object(b, "big.bin", &big, &parts_etag(&[first, rest]));
+    assert!(
+        std::fs::read(m.path("big.bin")).unwrap() == big,
+        "big.bin read back"
+    );
+
+    // mkdir writes the folder marker `docs/`: a directory of the bucket.
+    std::fs::create_dir(m.path("docs")).unwrap_or_else(|e| fail("mkdir docs", e));
+    assert!(s3.bucket_dir(b).join("docs").is_dir());
+    assert_eq!(
+        s3.head(&format!("/{b}/docs/")),
+        (200, EMPTY_MD5.to_string())
+    );
+    // A rename is a copy and a delete.
+    std::fs::rename(m.path("note.txt"), m.path("docs/note.txt"))
+        .unwrap_or_else(|e| fail("mv note.txt docs/", e));
+    assert_eq!(std::fs::read(m.path("docs/note.txt")).unwrap(), note);
+    assert_eq!(
+        s3.head(&format!("/{b}/note.txt")).0,
+        404,
+        "the rename's source is gone"
+    );
+    s3.assert_object(b, "docs/note.txt", &note, &md5_hex(&note));
+    assert_eq!(m.ls(""), ["big.bin", "docs"]);
+    assert_eq!(m.ls("docs"), ["note.txt"]);
+
+    // A folder's rename: its marker, then each file copied and deleted.
+    std::fs::rename(m.path("docs"), m.path("papers")).unwrap_or_else(|e| fail("mv docs papers", e));
+    assert_eq!(m.ls(""), ["big.bin", "papers"]);
+    s3.assert_object(b, "papers/note.txt", &note, &md5_hex(&note));
+    assert_eq!(s3.head(&format!("/{b}/docs/note.txt")).0, 404);
+    assert_eq!(
+        s3.head(&format!("/{b}/docs/")).0,
+        404,
+        "the old folder is removed"
+    );
+    assert_eq!(s3.keys(b), ["big.bin", "papers/note.txt"]);
+
+    // rm and rmdir: nothing left in the bucket, nor in its directory.
+    std::fs::remove_file(m.path("papers/note.txt")).unwrap_or_else(|e| fail("rm", e));
+    std::fs::remove_dir(m.path("papers")).unwrap_or_else(|e| fail("rmdir papers", e));
+    std::fs::remove_file(m.path("big.bin")).unwrap_or_else(|e| fail("rm big.bin", e));
+    assert_eq!(m.ls(""), Vec::<String>::new());
+    assert_eq!(s3.keys(b), Vec::<String>::new());
+    assert_eq!(s3.head(&format!("/{b}/papers/")).0, 404);
+    assert_eq!(s3.download(b, "big.bin").0, 404);
+    assert!(!s3.bucket_dir(b).join("papers").exists());
+    drop(m);
+}
