@@ -7,12 +7,14 @@
 #
 #   cargo build --release && bench/memory.sh [BIN...]     # about 30 s per binary
 #
-# Variables: SECONDS_RUN (10), BENCH_PORT_BASE (18870), GLIBC_TUNABLES (passed through).
+# Variables: SECONDS_RUN (10), SECONDS_SMALL (the 4 KiB uploads' time, default SECONDS_RUN;
+# 60 makes about 100,000 uploads here), BENCH_PORT_BASE (18870), GLIBC_TUNABLES (passed through).
 set -euo pipefail
 cd "$(dirname "$0")"
 BINS=("$@")
 [ ${#BINS[@]} -gt 0 ] || BINS=("../target/release/fastdfs")
 SECS=${SECONDS_RUN:-10}
+SMALL_SECS=${SECONDS_SMALL:-$SECS}
 PORT=${BENCH_PORT_BASE:-18870}
 W=/var/tmp/fastdfs-memory
 PIDS=()
@@ -35,10 +37,10 @@ for bin in "${BINS[@]}"; do
   url="http://127.0.0.1:$((PORT + i))/group1/upload"
   echo "$bin"
   echo "  started:            $(rss "$pid")"
-  taskset -c 1 wrk -t1 -c32 -d"${SECS}s" -s wrk-upload.lua "$url" -- 4096 "m$i$$" >/dev/null
-  echo "  after 4 KiB uploads: $(rss "$pid")"
-  taskset -c 1 wrk -t1 -c16 -d"${SECS}s" -s wrk-upload.lua "$url" -- 1048576 "n$i$$" >/dev/null
-  echo "  after 1 MiB uploads: $(rss "$pid")"
+  n=$(taskset -c 1 wrk -t1 -c32 -d"${SMALL_SECS}s" -s wrk-upload.lua "$url" -- 4096 "m$i$$" | awk '/requests in/ {print $1}')
+  echo "  after 4 KiB uploads: $(rss "$pid") ($n uploads)"
+  n=$(taskset -c 1 wrk -t1 -c16 -d"${SECS}s" -s wrk-upload.lua "$url" -- 1048576 "n$i$$" | awk '/requests in/ {print $1}')
+  echo "  after 1 MiB uploads: $(rss "$pid") ($n uploads)"
   sleep 6
   echo "  6 s later:          $(rss "$pid")"
   kill "$pid"; wait "$pid" 2>/dev/null || true
