@@ -242,6 +242,56 @@ fn two_pipelined_requests_in_one_write_get_two_responses_in_order() {
 }
 
 #[test]
+fn bytes_left_in_the_socket_after_a_full_read_are_read_on_a_kept_alive_connection() {
+    // The server's readiness poll reports arrivals, not bytes left: whatever one read did not
+    // take must still be read without waiting for more to come. Each case follows a first
+    // request, so that the connection is kept alive and waits as between requests.
+    let s = Server::start(json!({}));
+    let a = put_file(&s, "left/a.txt", b"AAAA");
+    let mut c = RawConn::open(&s.addr());
+    c.send(&get(&a));
+    assert_eq!(c.response(false).status, 200);
+
+    // A head longer than one read of a head, in one write.
+    let mut big = format!("GET {a} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    for i in 0..60 {
+        big.push_str(&format!("X-Pad-{i}: {}\r\n", "p".repeat(100)));
+    }
+    big.push_str("\r\n");
+    assert!(big.len() > 6000);
+    c.send(big.as_bytes());
+    let r = c.response(false);
+    assert_eq!((r.status, r.text().as_str()), (200, "AAAA"));
+
+    // Eight pipelined requests of 1 KiB each, in one write.
+    let mut eight = Vec::new();
+    for i in 0..8 {
+        eight.extend_from_slice(
+            format!(
+                "GET {a} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-N: {i}{}\r\n\r\n",
+                "q".repeat(1000)
+            )
+            .as_bytes(),
+        );
+    }
+    c.send(&eight);
+    for _ in 0..8 {
+        let r = c.response(false);
+        assert_eq!((r.status, r.text().as_str()), (200, "AAAA"));
+    }
+
+    // An upload whose body ends where the next request begins, both in one write.
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let mut both = upload_request("left.bin", &data);
+    both.extend_from_slice(&get(&a));
+    c.send(&both);
+    let up = c.response(false);
+    assert_eq!(up.status, 200, "{}", up.text());
+    let r = c.response(false);
+    assert_eq!((r.status, r.text().as_str()), (200, "AAAA"));
+}
+
+#[test]
 fn http_1_0_request_is_answered_then_the_connection_closes() {
     let s = Server::start(json!({}));
     let a = put_file(&s, "v10/a.txt", b"old client\n");

@@ -118,6 +118,10 @@ pub struct Conn {
     rbuf: BytesMut,
     /// The socket is non-blocking: resident file ranges may go out with `sendfile` at once.
     zero_copy: bool,
+    /// The last read filled all the room it was given: more bytes may wait in the socket.
+    /// The readiness poll is edge-triggered (an event per arrival, not per byte left), so
+    /// the next read tries the socket before it waits for an event.
+    maybe_more: bool,
 }
 
 /// Memory that bytes are received into in place: its spare capacity, then its length grows.
@@ -191,10 +195,11 @@ impl Conn {
     ///
     /// The bytes go from the socket straight into `dst`'s spare capacity (`recv(2)`).
     /// `ready`: bytes are likely waiting (a body being received), so the socket is read at
-    /// once. Otherwise the socket's readiness is asked first: the stream's multishot poll,
-    /// armed once per connection, says whether anything arrived since the last read, so a
-    /// keep-alive connection waiting for its next request makes no system call and arms no
-    /// poll per request.
+    /// once; so it is when the last read filled its room (bytes may be left). Otherwise the
+    /// socket's readiness is asked first: the stream's multishot poll, armed once per
+    /// connection, says whether anything arrived since the last read, so a keep-alive
+    /// connection waiting for its next request makes no system call and arms no poll per
+    /// request.
     async fn recv_into<R: Room>(
         &mut self,
         wait: Duration,
@@ -208,11 +213,13 @@ impl Conn {
         let wait = wait.max(Duration::from_millis(1));
         self.stream.set_read_timeout(Some(wait))?;
         let fd = self.stream.as_raw_fd();
-        let stream = &mut self.stream;
+        let Conn {
+            stream, maybe_more, ..
+        } = self;
         // A read found nothing: only a readiness event makes the next one worth trying.
         let mut tried = false;
         std::future::poll_fn(|cx| {
-            let mut read_now = ready && !tried;
+            let mut read_now = (ready || *maybe_more) && !tried;
             loop {
                 if !read_now {
                     match stream.poll_readable(cx, tried) {
@@ -231,10 +238,14 @@ impl Conn {
                             // SAFETY: recv wrote `n` bytes at the start of the room.
                             unsafe { dst.grow(n) };
                             stream.read_done();
+                            *maybe_more = n == want;
                         }
                         return Poll::Ready(r);
                     }
-                    None => tried = true,
+                    None => {
+                        tried = true;
+                        *maybe_more = false;
+                    }
                 }
             }
         })
@@ -599,6 +610,7 @@ impl Conn {
             stream,
             rbuf: BytesMut::new(),
             zero_copy,
+            maybe_more: false,
         }
     }
 }
