@@ -937,6 +937,10 @@ fn folder_markers_are_listed_as_empty_objects_in_byte_order_across_pages_until_d
         ]),
         "V1 pages by Marker"
     );
+    // Under its own prefix, a marker that ends a V1 page is a key to go on after, not a
+    // common prefix to skip.
+    assert_eq!(r["v1_full_by_1"], json!([["full/"], ["full/f.txt"]]));
+    assert_eq!(r["full_after_marker"], json!(["full/f.txt"]));
     // With the delimiter, a marker is its folder's common prefix.
     assert_eq!(
         r["delimited"],

@@ -365,8 +365,7 @@ fn list_query(r: &S3Request, v2: bool) -> Result<ListQuery<'_>, S3Error> {
         (r.param("marker").unwrap_or("").to_string(), false)
     };
     // A marker that is itself a common prefix skips all under it (V1's NextMarker).
-    let after_is_prefix = after_is_prefix
-        || (!delimiter.is_empty() && !after.is_empty() && after.ends_with(delimiter));
+    let after_is_prefix = after_is_prefix || is_common_prefix(&after, prefix, delimiter);
     Ok(ListQuery {
         prefix,
         delimiter,
@@ -374,6 +373,14 @@ fn list_query(r: &S3Request, v2: bool) -> Result<ListQuery<'_>, S3Error> {
         after_is_prefix,
         max,
     })
+}
+
+/// Whether `key` is one of the common prefixes a listing of `prefix` rolls keys up into:
+/// the prefix, then a part holding the delimiter only at its end. A folder marker under its
+/// own prefix (`full/` listed with prefix `full/`) is a key, not one.
+fn is_common_prefix(key: &str, prefix: &str, delimiter: &str) -> bool {
+    let rest = key.strip_prefix(prefix).unwrap_or("");
+    !delimiter.is_empty() && rest.find(delimiter).map(|at| at + delimiter.len()) == Some(rest.len())
 }
 
 /// A key or prefix as the listing writes it: percent-encoded when `url`, else XML-escaped.
@@ -538,4 +545,27 @@ async fn delete_objects(
     }
     out.push_str("</DeleteResult>");
     Ok(xml_response(200, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_marker_is_a_common_prefix_only_where_the_listing_rolls_it_up() {
+        assert!(is_common_prefix("e/", "", "/"));
+        assert!(is_common_prefix("e/", "e", "/"));
+        assert!(is_common_prefix("a/b/", "a/", "/"));
+        assert!(
+            !is_common_prefix("e/", "e/", "/"),
+            "a key under its own prefix"
+        );
+        assert!(
+            !is_common_prefix("a/b/", "", "/"),
+            "no prefix rolls up past a/"
+        );
+        assert!(!is_common_prefix("e/", "", ""), "no delimiter, no prefixes");
+        assert!(!is_common_prefix("e.txt", "", "/"));
+        assert!(!is_common_prefix("x/", "e", "/"), "not under the prefix");
+    }
 }

@@ -473,6 +473,21 @@ def folders(a):
             break
         marker = keys[-1]
     r["v1_by_2"] = v1
+    step("V1 pages of 1 by NextMarker under the prefix full/ with a delimiter")
+    v1, marker = [], ""
+    for _ in range(20):
+        p = s3.list_objects(Bucket=b, Prefix="full/", Delimiter="/", MaxKeys=1, Marker=marker)
+        v1.append([o["Key"] for o in p.get("Contents", [])])
+        if not p.get("IsTruncated"):
+            break
+        marker = p["NextMarker"]
+    r["v1_full_by_1"] = v1
+    r["full_after_marker"] = [
+        o["Key"]
+        for o in s3.list_objects_v2(
+            Bucket=b, Prefix="full/", Delimiter="/", StartAfter="full/"
+        ).get("Contents", [])
+    ]
     step("deleting the markers e/ and full/")
     s3.delete_object(Bucket=b, Key="e/")
     s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": "full/"}]})
