@@ -895,6 +895,87 @@ fn list_objects_v2_pages_a_thousand_keys_in_byte_order_with_prefixes_and_delimit
 }
 
 #[test]
+fn folder_markers_are_listed_as_empty_objects_in_byte_order_across_pages_until_deleted() {
+    if !have_boto3("s3 folder markers listed") {
+        return;
+    }
+    let s3 = S3::start();
+    let r = s3.boto3("folders", &["--bucket", "folders"], 120);
+    let empty = json!(format!("\"{}\"", md5_hex(b"")));
+    let file = |k: &str| json!([k, k.len(), format!("\"{}\"", md5_hex(k.as_bytes())), true]);
+    let marker = |k: &str| json!([k, 0, empty, true]);
+    // '-' and '.' sort before '/', '0' after it; only the marker PUT is listed (deep/er/,
+    // not deep/).
+    let all = json!([
+        marker("deep/er/"),
+        file("e-x"),
+        file("e.txt"),
+        marker("e/"),
+        file("e0.txt"),
+        marker("full/"),
+        file("full/f.txt"),
+    ]);
+    assert_eq!(r["all"], all, "ListObjectsV2");
+    assert_eq!(r["v1_all"], all, "ListObjects (V1)");
+    let keys = [
+        "deep/er/",
+        "e-x",
+        "e.txt",
+        "e/",
+        "e0.txt",
+        "full/",
+        "full/f.txt",
+    ];
+    assert_eq!(r["by_1"], json!(keys.map(|k| [k])), "pages of one key");
+    assert_eq!(
+        r["v1_by_2"],
+        json!([
+            ["deep/er/", "e-x"],
+            ["e.txt", "e/"],
+            ["e0.txt", "full/"],
+            ["full/f.txt"]
+        ]),
+        "V1 pages by Marker"
+    );
+    // Under its own prefix, a marker that ends a V1 page is a key to go on after, not a
+    // common prefix to skip.
+    assert_eq!(r["v1_full_by_1"], json!([["full/"], ["full/f.txt"]]));
+    assert_eq!(r["full_after_marker"], json!(["full/f.txt"]));
+    // With the delimiter, a marker is its folder's common prefix.
+    assert_eq!(
+        r["delimited"],
+        json!({"keys": ["e-x", "e.txt", "e0.txt"], "prefixes": ["deep/", "e/", "full/"]})
+    );
+    assert_eq!(
+        r["delimited_by_1"],
+        json!([["deep/"], ["e-x"], ["e.txt"], ["e/"], ["e0.txt"], ["full/"]])
+    );
+    // Under its own prefix, the marker is a key, with or without the delimiter.
+    assert_eq!(r["prefix_e"], json!([marker("e/")]));
+    assert_eq!(r["prefix_e_delimited"], json!([marker("e/")]));
+    assert_eq!(r["prefix_full"], json!(["full/", "full/f.txt"]));
+    assert_eq!(r["prefix_deep"], json!(["deep/er/"]));
+    assert_eq!(
+        r["after_e_txt"],
+        json!(["e/", "e0.txt", "full/", "full/f.txt"])
+    );
+    assert_eq!(r["after_e"], json!(["e0.txt", "full/", "full/f.txt"]));
+    // A deleted marker is gone from listings; the file under full/ stays.
+    assert_eq!(
+        r["after_delete"],
+        json!(["deep/er/", "e-x", "e.txt", "e0.txt", "full/f.txt"])
+    );
+    assert_eq!(r["head_e"][0], 404);
+    assert_eq!(
+        r["delete_bucket_with_marker"],
+        json!([409, "BucketNotEmpty"])
+    );
+    let dir = s3.bucket_dir("folders");
+    assert!(!dir.join("e").exists() && dir.join("deep/er").is_dir());
+    assert!(dir.join("full/f.txt").is_file());
+}
+
+#[test]
 fn delete_objects_removes_a_batch_in_verbose_and_quiet_mode() {
     if !have_boto3("s3 delete objects") {
         return;

@@ -410,8 +410,8 @@ fn the_js_sdk_v3_puts_gets_lists_copies_uploads_in_parts_presigns_and_deletes_wi
     assert_eq!(folder["head_etag"], q(EMPTY_MD5.into()));
     assert_eq!(folder["head_length"], 0);
 
-    // Listed two keys a page, in byte order, with sizes and ETags; the folder marker is a
-    // directory, not a listed key.
+    // Listed two keys a page, in byte order, with sizes and ETags; the folder marker is an
+    // empty object, and a common prefix at the top.
     let list = js_step(&r, "list");
     let entry = |k: &str, d: &[u8]| json!([k, d.len(), q(md5_hex(d))]);
     assert_eq!(
@@ -421,10 +421,14 @@ fn the_js_sdk_v3_puts_gets_lists_copies_uploads_in_parts_presigns_and_deletes_wi
             entry("copies/small-copy.txt", &small),
             entry("docs/small.txt", &small),
             entry("docs/stream.bin", &stream),
+            entry("folder/", b""),
         ])
     );
-    assert_eq!(list["pages"], 2);
-    assert_eq!(list["prefixes"], json!(["big/", "copies/", "docs/"]));
+    assert_eq!(list["pages"], 3);
+    assert_eq!(
+        list["prefixes"],
+        json!(["big/", "copies/", "docs/", "folder/"])
+    );
     assert_eq!(list["top_keys"], json!([]));
 
     let del = js_step(&r, "delete_objects");
@@ -815,6 +819,30 @@ fn write_through(m: &Mount, rel: &str, data: &[u8]) {
 }
 
 #[test]
+fn s3fs_fuse_lists_an_empty_folder_it_made_until_it_is_removed() {
+    if !have_s3fs("s3fs_fuse_lists_an_empty_folder_it_made_until_it_is_removed") {
+        return;
+    }
+    let s3 = S3::start();
+    let b = "fse";
+    assert_eq!(s3.signed("PUT", &format!("/{b}")).0, 200, "CreateBucket");
+    let m = Mount::start(&s3, b);
+    std::fs::create_dir(m.path("e")).unwrap_or_else(|e| panic!("mkdir e: {e}\n{}", m.log()));
+    assert_eq!(m.ls(""), ["e"], "ls after mkdir e");
+    assert_eq!(m.ls("e"), Vec::<String>::new());
+    drop(m);
+    // A fresh mount knows only what the server lists.
+    let m = Mount::start(&s3, b);
+    assert_eq!(m.ls(""), ["e"], "ls on a fresh mount");
+    assert_eq!(s3.keys(b), ["e/"], "the marker is a key");
+    std::fs::remove_dir(m.path("e")).unwrap_or_else(|e| panic!("rmdir e: {e}\n{}", m.log()));
+    assert_eq!(m.ls(""), Vec::<String>::new());
+    assert_eq!(s3.keys(b), Vec::<String>::new());
+    assert!(!s3.bucket_dir(b).join("e").exists());
+    drop(m);
+}
+
+#[test]
 fn s3fs_fuse_mounts_a_bucket_writes_reads_renames_lists_and_removes_files_and_folders() {
     if !have_s3fs(
         "s3fs_fuse_mounts_a_bucket_writes_reads_renames_lists_and_removes_files_and_folders",
@@ -879,7 +907,11 @@ fn s3fs_fuse_mounts_a_bucket_writes_reads_renames_lists_and_removes_files_and_fo
         404,
         "the old folder is removed"
     );
-    assert_eq!(s3.keys(b), ["big.bin", "papers/note.txt"]);
+    assert_eq!(
+        s3.keys(b),
+        ["big.bin", "papers/", "papers/note.txt"],
+        "the new folder's marker is a key"
+    );
 
     // rm and rmdir: nothing left in the bucket, nor in its directory.
     std::fs::remove_file(m.path("papers/note.txt")).unwrap_or_else(|e| fail("rm", e));

@@ -1,16 +1,17 @@
 //! Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation,
-//! ListObjects (V1 and V2, over the store's ordered name index: one range scan per page, and
-//! a skip over each common prefix instead of reading what it rolls up) and DeleteObjects.
+//! ListObjects (V1 and V2, over the store's ordered name index of files and folder markers:
+//! one range scan per page, and a skip over each common prefix instead of reading what it
+//! rolls up) and DeleteObjects.
 
 use super::error::S3Error;
+use super::folder::EMPTY_MD5;
 use super::policy::{self, Action};
 use super::request::{iso_time, xml_response, S3Request, XMLNS};
 use super::store::{blocking, delete_key, etag_of, existing, modified_ms, read_small_body};
 use super::xml::escape;
 use crate::http::{Request, Response};
-use crate::json::FileInfo;
 use crate::store::buckets;
-use crate::store::meta::listing::listing_key;
+use crate::store::meta::listing::{listing_key, Listed};
 use crate::worker::Worker;
 use std::rc::Rc;
 
@@ -158,8 +159,43 @@ async fn delete(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
 
 /// One entry of a listing: an object or a common prefix.
 enum Entry {
-    Object { key: String, info: FileInfo },
+    Object(Object),
     Prefix(String),
+}
+
+/// A listed object: a stored file, or a folder marker (S3's empty object of its key).
+struct Object {
+    key: String,
+    etag: String,
+    size: i64,
+    modified_ms: i64,
+}
+
+impl Object {
+    /// The object a listing entry stands for, if it is still there and in `bucket`.
+    fn of(w: &Worker, bucket: &str, listed: &Listed) -> Result<Option<Object>, S3Error> {
+        match listed {
+            Listed::File(md5) => {
+                let Some(info) = w.meta().get(md5)? else {
+                    return Ok(None);
+                };
+                Ok(policy::key_of(bucket, &info.rel_path()).map(|key| Object {
+                    key,
+                    etag: etag_of(&info),
+                    size: info.size.max(0),
+                    modified_ms: modified_ms(&info),
+                }))
+            }
+            Listed::Folder { rel, modified_ms } => {
+                Ok(policy::key_of(bucket, rel).map(|key| Object {
+                    key,
+                    etag: EMPTY_MD5.to_string(),
+                    size: 0,
+                    modified_ms: *modified_ms,
+                }))
+            }
+        }
+    }
 }
 
 /// What a listing asks.
@@ -206,23 +242,18 @@ fn list(w: &Worker, bucket: &str, q: &ListQuery<'_>) -> Result<(Vec<Entry>, bool
             return Ok((out, false));
         }
         let mut skipped_to = None;
-        for (k, md5) in &page {
-            let Some(info) = w.meta().get(md5)? else {
-                continue;
-            };
-            let rel = info.rel_path();
-            let Some(key) = policy::key_of(bucket, &rel) else {
-                continue;
-            };
+        for (k, listed) in &page {
             from = {
                 let mut next = k.clone();
                 next.push(0);
                 next
             };
+            let Some(obj) = Object::of(w, bucket, listed)? else {
+                continue;
+            };
+            let key = obj.key.as_str();
             // A truncated listing key holds only the first bytes: check the whole key.
-            if !key.starts_with(q.prefix)
-                || (!q.after.is_empty() && key.as_str() <= q.after.as_str())
-            {
+            if !key.starts_with(q.prefix) || (!q.after.is_empty() && key <= q.after.as_str()) {
                 continue;
             }
             if !q.delimiter.is_empty() {
@@ -239,7 +270,7 @@ fn list(w: &Worker, bucket: &str, q: &ListQuery<'_>) -> Result<(Vec<Entry>, bool
             if out.len() == q.max {
                 return Ok((out, true));
             }
-            out.push(Entry::Object { key, info });
+            out.push(Entry::Object(obj));
         }
         if let Some(next) = skipped_to {
             from = next;
@@ -263,12 +294,8 @@ fn max_keys(r: &S3Request) -> Result<usize, S3Error> {
     }
 }
 
-fn contents_xml(key: &str, info: &FileInfo, url_encode: bool, owner: bool) -> String {
-    let shown = if url_encode {
-        encode_key(key)
-    } else {
-        escape(key)
-    };
+fn contents_xml(o: &Object, url_encode: bool, owner: bool) -> String {
+    let shown = listed_key(&o.key, url_encode);
     let owner = if owner {
         "<Owner><ID>fastdfs</ID><DisplayName>fastdfs</DisplayName></Owner>"
     } else {
@@ -276,9 +303,9 @@ fn contents_xml(key: &str, info: &FileInfo, url_encode: bool, owner: bool) -> St
     };
     format!(
         "<Contents><Key>{shown}</Key><LastModified>{}</LastModified><ETag>&quot;{}&quot;</ETag><Size>{}</Size>{owner}<StorageClass>STANDARD</StorageClass></Contents>",
-        iso_time(modified_ms(info)),
-        escape(&etag_of(info)),
-        info.size.max(0)
+        iso_time(o.modified_ms),
+        escape(&o.etag),
+        o.size
     )
 }
 
@@ -338,8 +365,7 @@ fn list_query(r: &S3Request, v2: bool) -> Result<ListQuery<'_>, S3Error> {
         (r.param("marker").unwrap_or("").to_string(), false)
     };
     // A marker that is itself a common prefix skips all under it (V1's NextMarker).
-    let after_is_prefix = after_is_prefix
-        || (!delimiter.is_empty() && !after.is_empty() && after.ends_with(delimiter));
+    let after_is_prefix = after_is_prefix || is_common_prefix(&after, prefix, delimiter);
     Ok(ListQuery {
         prefix,
         delimiter,
@@ -347,6 +373,14 @@ fn list_query(r: &S3Request, v2: bool) -> Result<ListQuery<'_>, S3Error> {
         after_is_prefix,
         max,
     })
+}
+
+/// Whether `key` is one of the common prefixes a listing of `prefix` rolls keys up into:
+/// the prefix, then a part holding the delimiter only at its end. A folder marker under its
+/// own prefix (`full/` listed with prefix `full/`) is a key, not one.
+fn is_common_prefix(key: &str, prefix: &str, delimiter: &str) -> bool {
+    let rest = key.strip_prefix(prefix).unwrap_or("");
+    !delimiter.is_empty() && rest.find(delimiter).map(|at| at + delimiter.len()) == Some(rest.len())
 }
 
 /// A key or prefix as the listing writes it: percent-encoded when `url`, else XML-escaped.
@@ -378,7 +412,7 @@ fn listing_xml(
     push_page_params(&mut body, r, v2, url, q, entries.len());
     body.push_str(&format!("<IsTruncated>{truncated}</IsTruncated>"));
     let last = entries.last().map(|e| match e {
-        Entry::Object { key, .. } => (key.clone(), false),
+        Entry::Object(o) => (o.key.clone(), false),
         Entry::Prefix(p) => (p.clone(), true),
     });
     if truncated {
@@ -396,9 +430,7 @@ fn listing_xml(
     let fetch_owner = !v2 || r.param("fetch-owner") == Some("true");
     for e in entries {
         match e {
-            Entry::Object { key, info } => {
-                body.push_str(&contents_xml(key, info, url, fetch_owner))
-            }
+            Entry::Object(o) => body.push_str(&contents_xml(o, url, fetch_owner)),
             Entry::Prefix(p) => body.push_str(&format!(
                 "<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>",
                 enc(p)
@@ -513,4 +545,27 @@ async fn delete_objects(
     }
     out.push_str("</DeleteResult>");
     Ok(xml_response(200, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_marker_is_a_common_prefix_only_where_the_listing_rolls_it_up() {
+        assert!(is_common_prefix("e/", "", "/"));
+        assert!(is_common_prefix("e/", "e", "/"));
+        assert!(is_common_prefix("a/b/", "a/", "/"));
+        assert!(
+            !is_common_prefix("e/", "e/", "/"),
+            "a key under its own prefix"
+        );
+        assert!(
+            !is_common_prefix("a/b/", "", "/"),
+            "no prefix rolls up past a/"
+        );
+        assert!(!is_common_prefix("e/", "", ""), "no delimiter, no prefixes");
+        assert!(!is_common_prefix("e.txt", "", "/"));
+        assert!(!is_common_prefix("x/", "e", "/"), "not under the prefix");
+    }
 }

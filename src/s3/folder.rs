@@ -1,11 +1,15 @@
 //! Folder markers: a key ending in `/` (`photos/2026/`), the empty object s3fs-fuse writes
 //! for `mkdir` (and S3 consoles for "Create folder"). Here a bucket is a directory tree, so
-//! a marker is what it stands for: the directory `files/<bucket>/photos/2026`. PutObject
-//! creates it (durably: each new entry's parent fsynced), Get/HeadObject answer an empty
-//! object while the directory exists, DeleteObject (and DeleteObjects) removes it when it is
+//! a marker is what it stands for: the directory `files/<bucket>/photos/2026`, plus an entry
+//! `files/<bucket>/photos/2026/` in the store's listing index (`store::meta::listing`), so
+//! that listings show it where S3 lists its key (size 0, the empty ETag, the time of its
+//! PUT). PutObject creates the directory (durably: each new entry's parent fsynced), then
+//! commits the entry; Get/HeadObject answer an empty object while the entry or the directory
+//! exists; DeleteObject (and DeleteObjects) removes the entry, then the directory when it is
 //! empty. A directory that holds files is theirs too, so deleting its marker leaves it, as
-//! deleting a marker in S3 leaves the keys under it. Markers have no record: listings show
-//! the keys under a directory (and its common prefix), not the directory itself.
+//! deleting a marker in S3 leaves the keys under it. Only a marker's PUT makes an entry: any
+//! other empty directory (one a go-fastdfs delete left, one made on disk) is not an S3
+//! object, and is not listed.
 
 use super::error::S3Error;
 use super::policy::{self, Action};
@@ -21,14 +25,48 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// A marker's ETag: the md5 of no bytes, as S3 gives any empty object.
-const EMPTY_MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
+pub(super) const EMPTY_MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
 /// A marker's Content-Type (the one s3fs-fuse writes markers with).
 const FOLDER_CONTENT_TYPE: &str = "application/x-directory";
 
-/// The directory of the request's marker, or the key's refusal (as for an object's key).
-fn directory(w: &Worker, r: &S3Request) -> Result<PathBuf, S3Error> {
-    match policy::folder_path(&r.bucket, &r.key) {
-        Ok(dir) => Ok(w.dir().join(dir)),
+/// Where a marker lives: its directory and its listing entry's path.
+struct Marker {
+    /// The directory, absolute.
+    dir: PathBuf,
+    /// `files/<bucket>/<dirs>/`: the directory's relative path and a `/`.
+    rel: String,
+}
+
+impl Marker {
+    fn of(w: &Worker, bucket: &str, key: &str) -> Result<Marker, policy::KeyError> {
+        let dir = policy::folder_path(bucket, key)?;
+        Ok(Marker {
+            dir: w.dir().join(&dir),
+            rel: format!("{dir}/"),
+        })
+    }
+
+    /// When the marker was put (its entry's time, else its directory's mtime), unix ms; None
+    /// when it is not there.
+    async fn modified_ms(&self, w: &Worker) -> Result<Option<i64>, S3Error> {
+        if let Some(ms) = w.meta().folder(&self.rel)? {
+            return Ok(Some(ms));
+        }
+        let dir = self.dir.clone();
+        Ok(blocking(move || {
+            std::fs::metadata(&dir)
+                .ok()
+                .filter(|m| m.is_dir())
+                .map(|m| m.mtime().max(0) * 1000)
+        })
+        .await)
+    }
+}
+
+/// The request's marker, or the key's refusal (as for an object's key).
+fn marker(w: &Worker, r: &S3Request) -> Result<Marker, S3Error> {
+    match Marker::of(w, &r.bucket, &r.key) {
+        Ok(m) => Ok(m),
         Err(policy::KeyError::TooLong) => {
             Err(S3Error::new(400, "KeyTooLongError", "Your key is too long.").on(r.resource()))
         }
@@ -45,7 +83,7 @@ pub async fn put(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
         return Err(S3Error::access_denied("The server is read-only."));
     }
     check_object_acl(req, &bucket)?;
-    let dir = directory(w, r)?;
+    let m = marker(w, r)?;
     let declared = req
         .head
         .header_str("x-amz-decoded-content-length")
@@ -61,12 +99,14 @@ pub async fn put(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
     let expect = write_condition(req)?;
     let (written, checksum) = receive(w, req, r, 0).await?;
     write::discard(written).await;
-    let at = dir.clone();
-    let existed = blocking(move || at.is_dir()).await;
+    let existed = m.modified_ms(w).await?.is_some();
     check_condition(&expect, existed).map_err(|e| e.on(r.resource()))?;
+    let dir = m.dir.clone();
     blocking(move || make_dir(&dir))
         .await
         .map_err(|e| refused_dir(e).on(r.resource()))?;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    w.meta().put_folder(m.rel, now_ms).await?;
     let mut resp = Response::new(200);
     resp.set("ETag", format!("\"{EMPTY_MD5}\""));
     if let Some(c) = &checksum {
@@ -138,20 +178,16 @@ pub async fn get(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
     let bucket = existing(w, r).await?;
     r.require(Action::Read, bucket.public_read)?;
     // A key no directory can have names nothing: NoSuchKey, as for any missing key.
-    let dir = directory(w, r).map_err(|_| S3Error::no_such_key().on(r.resource()))?;
-    let modified = blocking(move || {
-        std::fs::metadata(&dir)
-            .ok()
-            .filter(|m| m.is_dir())
-            .map(|m| m.mtime())
-    })
-    .await
-    .ok_or_else(|| S3Error::no_such_key().on(r.resource()))?;
+    let m = marker(w, r).map_err(|_| S3Error::no_such_key().on(r.resource()))?;
+    let modified_ms = m
+        .modified_ms(w)
+        .await?
+        .ok_or_else(|| S3Error::no_such_key().on(r.resource()))?;
     let mut resp = Response::new(200);
     resp.set("ETag", format!("\"{EMPTY_MD5}\""));
     resp.set(
         "Last-Modified",
-        crate::http::content::http_date(modified.max(0) as u64),
+        crate::http::content::http_date((modified_ms / 1000).max(0) as u64),
     );
     resp.set("Content-Type", FOLDER_CONTENT_TYPE);
     resp.set("Accept-Ranges", "bytes");
@@ -166,16 +202,17 @@ pub async fn delete(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
     Ok(Response::new(204))
 }
 
-/// Removes the directory of marker `key` if it is empty; a missing one, one that holds
-/// files, or a key no directory can have is a success (S3 deletes what is not there).
+/// Removes marker `key`: its listing entry, then its directory if it is empty. A missing
+/// one, or a key no directory can have, is a success (S3 deletes what is not there).
 pub async fn remove(w: &Worker, r: &S3Request, key: &str) -> Result<(), S3Error> {
     if r.cfg.read_only {
         return Err(S3Error::access_denied("The server is read-only."));
     }
-    let Ok(dir) = policy::folder_path(&r.bucket, key) else {
+    let Ok(m) = Marker::of(w, &r.bucket, key) else {
         return Ok(());
     };
-    let dir = w.dir().join(dir);
+    w.meta().remove_folder(m.rel).await?;
+    let dir = m.dir;
     blocking(move || remove_empty_dir(&dir)).await?;
     Ok(())
 }

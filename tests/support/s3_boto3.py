@@ -429,6 +429,74 @@ def listing(a):
     return r
 
 
+def listed(r):
+    """[key, size, ETag, has LastModified] of a listing page's Contents."""
+    return [[o["Key"], o["Size"], o["ETag"], "LastModified" in o] for o in r.get("Contents", [])]
+
+
+def folders(a):
+    """Folder markers (empty keys ending in '/') listed as S3 lists empty objects."""
+    s3 = client(a.endpoint, a.key)
+    b = a.bucket
+    s3.create_bucket(Bucket=b)
+    step("putting files around the markers e/ and deep/er/, and full/ with a file in it")
+    for k in ["e-x", "e.txt", "e0.txt", "full/f.txt"]:
+        s3.put_object(Bucket=b, Key=k, Body=k.encode())
+    for k in ["e/", "deep/er/", "full/"]:
+        s3.put_object(Bucket=b, Key=k, Body=b"")
+    step("listing")
+    r = {"all": listed(s3.list_objects_v2(Bucket=b))}
+    r["v1_all"] = listed(s3.list_objects(Bucket=b))
+    r["by_1"] = [p["keys"] for p in pages(s3, Bucket=b, MaxKeys=1)]
+    r["delimited_by_1"] = [
+        p["keys"] + p["prefixes"] for p in pages(s3, Bucket=b, Delimiter="/", MaxKeys=1)
+    ]
+    d = s3.list_objects_v2(Bucket=b, Delimiter="/")
+    r["delimited"] = {
+        "keys": [o["Key"] for o in d.get("Contents", [])],
+        "prefixes": [p["Prefix"] for p in d.get("CommonPrefixes", [])],
+    }
+    r["prefix_e"] = listed(s3.list_objects_v2(Bucket=b, Prefix="e/"))
+    r["prefix_e_delimited"] = listed(s3.list_objects_v2(Bucket=b, Prefix="e/", Delimiter="/"))
+    f = s3.list_objects_v2(Bucket=b, Prefix="full/", Delimiter="/")
+    r["prefix_full"] = [o["Key"] for o in f.get("Contents", [])]
+    r["prefix_deep"] = [o["Key"] for o in s3.list_objects_v2(Bucket=b, Prefix="deep/").get("Contents", [])]
+    r["after_e_txt"] = [o["Key"] for o in s3.list_objects_v2(Bucket=b, StartAfter="e.txt").get("Contents", [])]
+    r["after_e"] = [o["Key"] for o in s3.list_objects_v2(Bucket=b, StartAfter="e/").get("Contents", [])]
+    step("V1 pages of 2 by Marker")
+    v1, marker = [], ""
+    for _ in range(20):
+        p = s3.list_objects(Bucket=b, MaxKeys=2, Marker=marker)
+        keys = [o["Key"] for o in p.get("Contents", [])]
+        v1.append(keys)
+        if not p.get("IsTruncated"):
+            break
+        marker = keys[-1]
+    r["v1_by_2"] = v1
+    step("V1 pages of 1 by NextMarker under the prefix full/ with a delimiter")
+    v1, marker = [], ""
+    for _ in range(20):
+        p = s3.list_objects(Bucket=b, Prefix="full/", Delimiter="/", MaxKeys=1, Marker=marker)
+        v1.append([o["Key"] for o in p.get("Contents", [])])
+        if not p.get("IsTruncated"):
+            break
+        marker = p["NextMarker"]
+    r["v1_full_by_1"] = v1
+    r["full_after_marker"] = [
+        o["Key"]
+        for o in s3.list_objects_v2(
+            Bucket=b, Prefix="full/", Delimiter="/", StartAfter="full/"
+        ).get("Contents", [])
+    ]
+    step("deleting the markers e/ and full/")
+    s3.delete_object(Bucket=b, Key="e/")
+    s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": "full/"}]})
+    r["after_delete"] = [o["Key"] for o in s3.list_objects_v2(Bucket=b).get("Contents", [])]
+    r["head_e"] = outcome(s3.head_object, Bucket=b, Key="e/")
+    r["delete_bucket_with_marker"] = outcome(s3.delete_bucket, Bucket=b)
+    return r
+
+
 def delete_objects(a):
     s3 = client(a.endpoint, a.key)
     b = a.bucket
@@ -1203,6 +1271,7 @@ SCENARIOS = {
         bad_keys,
         conditionals,
         listing,
+        folders,
         delete_objects,
         copy,
         multipart,

@@ -86,6 +86,7 @@ impl Meta {
             | Op::Delivered { md5, .. }
             | Op::Relocate { md5, .. }
             | Op::Alias { md5, .. } => md5.as_str(),
+            Op::Folder { id, .. } => id.as_str(),
             Op::RepairDay { .. } | Op::PurgePeer { .. } | Op::Settle => "",
         };
         let shard = shard_of(md5, self.shards.len());
@@ -848,6 +849,9 @@ impl Meta {
             Op::PurgePeer { peer } => purge_peer(s, txn, &peer),
             Op::Alias { md5, key } => super::paths::alias_key(self, s, txn, &md5, &key),
             Op::Relocate { md5, from, to } => super::apply::relocate(s, txn, &md5, from, to),
+            Op::Folder {
+                rel, modified_ms, ..
+            } => super::listing::apply_folder(s, txn, &rel, modified_ms),
             Op::Settle => Ok(OpResult::Done),
         }
     }

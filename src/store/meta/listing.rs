@@ -6,8 +6,15 @@
 //!   longer than `KEY_PATH_BYTES_MAX` (LMDB keys are at most 511 bytes) its first bytes at a
 //!   character boundary, `\xff` and the md5 of the whole path: such paths sort by their first
 //!   `KEY_PATH_BYTES_MAX` bytes and then by hash;
+//! - `<listing key of files/<bucket>/<dirs>/>` -> `dir <ms> <that path>`: an S3 folder marker
+//!   (docs/S3.md), S3's empty object of key `<dirs>/`, put at unix milliseconds `<ms>`. It is no
+//!   record: written and removed by the marker's PUT and DELETE (`Meta::put_folder`,
+//!   `Meta::remove_folder`) in the shard of its path key, it sorts where S3 sorts its key (a
+//!   file's path never ends in `/`), and no go-fastdfs read (records, stats, days,
+//!   replication) sees it;
 //! - `\0version` -> `1`: the index is complete. A store from before this table (or a crash in
-//!   the middle of building it) is indexed from its records when it is opened.
+//!   the middle of building it) is indexed from its records when it is opened: it holds no
+//!   marker yet (markers are written only once the store is open, the table complete).
 
 use super::*;
 
@@ -28,6 +35,75 @@ pub fn listing_key(rel_path: &str) -> Vec<u8> {
     k.push(0xff);
     k.extend_from_slice(md5_hex(rel_path).as_bytes());
     k
+}
+
+/// What a listing entry names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listed {
+    /// A stored file: the md5 of its record.
+    File(String),
+    /// A folder marker: its path (`files/<bucket>/<dirs>/`) and when it was put, unix ms.
+    Folder { rel: String, modified_ms: i64 },
+}
+
+/// The start of a folder marker's value (an md5 never holds a space).
+const FOLDER_TAG: &str = "dir ";
+
+impl Listed {
+    fn decode(v: &[u8]) -> Listed {
+        let v = String::from_utf8_lossy(v);
+        let folder = v.strip_prefix(FOLDER_TAG).and_then(|rest| {
+            let (ms, rel) = rest.split_once(' ')?;
+            Some(Listed::Folder {
+                rel: rel.to_string(),
+                modified_ms: ms.parse().ok()?,
+            })
+        });
+        folder.unwrap_or_else(|| Listed::File(v.into_owned()))
+    }
+}
+
+/// Whether `rel` is a folder marker's path: a directory under `files/`, its trailing `/` kept.
+fn is_folder_path(rel: &str) -> bool {
+    rel.starts_with("files/") && rel.ends_with('/') && !rel.ends_with("//")
+}
+
+/// Puts (with `Some` time, unix ms) or removes the folder marker `rel`; a removal answers
+/// whether there was one.
+pub(super) fn apply_folder(
+    s: &Shard,
+    txn: &mut lmdb::RwTransaction<'_>,
+    rel: &str,
+    modified_ms: Option<i64>,
+) -> Result<OpResult, MetaError> {
+    assert!(is_folder_path(rel), "a folder marker's path: {rel}");
+    let key = listing_key(rel);
+    let Some(ms) = modified_ms else {
+        return match txn.get(s.listing, &key) {
+            Ok(v) if matches!(Listed::decode(v), Listed::Folder { .. }) => {
+                txn.del(s.listing, &key, None)?;
+                Ok(OpResult::Done)
+            }
+            Ok(_) | Err(lmdb::Error::NotFound) => Ok(OpResult::NotFound),
+            Err(e) => Err(e.into()),
+        };
+    };
+    let value = format!("{FOLDER_TAG}{ms} {rel}");
+    txn.put(s.listing, &key, &value.as_bytes(), WriteFlags::empty())?;
+    Ok(OpResult::Done)
+}
+
+/// When the folder marker `rel` was put (unix ms), if it is there.
+pub(super) fn folder(s: &Shard, rel: &str) -> Result<Option<i64>, MetaError> {
+    let txn = s.env.begin_ro_txn()?;
+    match txn.get(s.listing, &listing_key(rel)) {
+        Ok(v) => match Listed::decode(v) {
+            Listed::Folder { modified_ms, .. } => Ok(Some(modified_ms)),
+            Listed::File(_) => Ok(None),
+        },
+        Err(lmdb::Error::NotFound) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Whether a record belongs in the index, and under which path.
@@ -94,16 +170,16 @@ pub(super) fn ensure_built(s: &Shard) -> Result<(), MetaError> {
     Ok(())
 }
 
-/// Up to `limit` entries `(listing key, md5)` whose key starts with `prefix` and is at least
+/// Up to `limit` entries `(listing key, what it names)` whose key starts with `prefix` and is at least
 /// `from`, in byte order, over every shard (each shard gives at most `limit`; they are merged).
 pub(super) fn page(
     shards: &[Shard],
     prefix: &[u8],
     from: &[u8],
     limit: usize,
-) -> Result<Vec<(Vec<u8>, String)>, MetaError> {
+) -> Result<Vec<(Vec<u8>, Listed)>, MetaError> {
     let start: &[u8] = if from > prefix { from } else { prefix };
-    let mut out: Vec<(Vec<u8>, String)> = Vec::new();
+    let mut out: Vec<(Vec<u8>, Listed)> = Vec::new();
     for s in shards {
         let txn = s.env.begin_ro_txn()?;
         let mut cur = txn.open_ro_cursor(s.listing)?;
@@ -114,7 +190,7 @@ pub(super) fn page(
             if !k.starts_with(prefix) || taken == limit {
                 break;
             }
-            out.push((k.to_vec(), String::from_utf8_lossy(v).into_owned()));
+            out.push((k.to_vec(), Listed::decode(v)));
         }
     }
     out.sort_unstable_by(|a, b| a.0.cmp(&b.0));

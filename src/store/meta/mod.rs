@@ -215,6 +215,14 @@ enum Op {
         peer: String,
         sent: OutboxEntry,
     },
+    /// Put (`modified_ms`: when, unix ms) or remove (None) the S3 folder marker `rel`
+    /// (`files/<bucket>/<dirs>/`) in the listing index (`listing.rs`); `id` is `rel`'s path
+    /// key, which picks its shard.
+    Folder {
+        id: String,
+        rel: String,
+        modified_ms: Option<i64>,
+    },
     /// Nothing of its own: drains the committer's journal into LMDB (`journal.rs`), so that
     /// scans see every acknowledged record.
     Settle,
@@ -952,6 +960,50 @@ mod queue_tests {
             offset: crate::json::OFFSET_PLAIN,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_folder_marker_is_listed_among_files_in_byte_order_durably_and_is_no_record() {
+        use super::listing::{listing_key, Listed};
+        let dir = tempfile::tempdir().unwrap();
+        let md5 = record(1).md5;
+        with_meta_at(dir.path(), async |meta: Arc<Meta>| {
+            let tmp = stage(&meta, "a", b"x");
+            let info = FileInfo {
+                name: "e.txt".into(),
+                path: "files/b".into(),
+                ..record(1)
+            };
+            let local = Origin::Local { notify: vec![] };
+            let r = meta.insert(info, staged(&tmp, "files/b", "e.txt", false), true, local);
+            let r = r.await;
+            assert!(matches!(r, Ok(Inserted::New(_))), "{r:?}");
+            meta.put_folder("files/b/e/".into(), 42).await.unwrap();
+        });
+        with_meta_at(dir.path(), async move |meta: Arc<Meta>| {
+            let prefix = listing_key("files/b/");
+            let file = (b"files/b/e.txt".to_vec(), Listed::File(md5.clone()));
+            let marker = Listed::Folder {
+                rel: "files/b/e/".into(),
+                modified_ms: 42,
+            };
+            // '.' sorts before '/': the file first, as S3 sorts `e.txt` and `e/`.
+            assert_eq!(
+                meta.list_page(&prefix, &prefix, 10).unwrap(),
+                vec![file.clone(), (b"files/b/e/".to_vec(), marker)],
+                "listed after a restart"
+            );
+            assert_eq!(meta.folder("files/b/e/").unwrap(), Some(42));
+            assert_eq!(meta.folder("files/b/e.txt/").unwrap(), None);
+            // No record, no counts: go-fastdfs sees only the file.
+            let stats = meta.day_stats().unwrap();
+            let files: i64 = stats.values().map(|(n, _)| n).sum();
+            assert_eq!(files, 1, "{stats:?}");
+            assert!(meta.remove_folder("files/b/e/".into()).await.unwrap());
+            assert!(!meta.remove_folder("files/b/e/".into()).await.unwrap());
+            assert_eq!(meta.list_page(&prefix, &prefix, 10).unwrap(), vec![file]);
+            assert_eq!(meta.folder("files/b/e/").unwrap(), None);
+        });
     }
 
     fn merged(i: u32, container: u64, offset: u64, size: i64) -> FileInfo {

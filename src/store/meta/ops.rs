@@ -208,6 +208,24 @@ impl Meta {
         }
     }
 
+    /// Puts the S3 folder marker `rel` (`files/<bucket>/<dirs>/`, its directory made by the
+    /// caller) in the listing index, put at `modified_ms` (unix ms); durable on return.
+    pub async fn put_folder(&self, rel: String, modified_ms: i64) -> Result<(), MetaError> {
+        match self.submit(folder_op(rel, Some(modified_ms))).await? {
+            OpResult::Done => Ok(()),
+            other => Err(unexpected("put folder", other)),
+        }
+    }
+
+    /// Removes the S3 folder marker `rel` from the listing index; whether there was one.
+    pub async fn remove_folder(&self, rel: String) -> Result<bool, MetaError> {
+        match self.submit(folder_op(rel, None)).await? {
+            OpResult::Done => Ok(true),
+            OpResult::NotFound => Ok(false),
+            other => Err(unexpected("remove folder", other)),
+        }
+    }
+
     /// A peer acknowledged `sent`: its outbox entry goes unless it changed meanwhile.
     pub async fn delivered(
         &self,
@@ -219,5 +237,13 @@ impl Meta {
             OpResult::Done => Ok(()),
             other => Err(unexpected("delivered", other)),
         }
+    }
+}
+
+fn folder_op(rel: String, modified_ms: Option<i64>) -> Op {
+    Op::Folder {
+        id: path_key(&rel),
+        rel,
+        modified_ms,
     }
 }

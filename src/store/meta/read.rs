@@ -205,15 +205,23 @@ impl Meta {
         super::hay::files_in(&self.shards, dir, n)
     }
 
-    /// Files under `files/` in byte order of their paths: up to `limit` of those whose listing
-    /// key (`listing::listing_key`) starts with `prefix` and is at least `from`, with their md5.
+    /// Files and S3 folder markers under `files/` in byte order of their paths: up to `limit`
+    /// of those whose listing key (`listing::listing_key`) starts with `prefix` and is at
+    /// least `from`, with what each is.
     pub fn list_page(
         &self,
         prefix: &[u8],
         from: &[u8],
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, String)>, MetaError> {
+    ) -> Result<Vec<(Vec<u8>, super::listing::Listed)>, MetaError> {
         super::listing::page(&self.shards, prefix, from, limit)
+    }
+
+    /// When the S3 folder marker `rel` (`files/<bucket>/<dirs>/`) was put (unix ms), if it is
+    /// in the listing index.
+    pub fn folder(&self, rel: &str) -> Result<Option<i64>, MetaError> {
+        let shard = shard_of(&path_key(rel), self.shards.len());
+        super::listing::folder(&self.shards[shard], rel)
     }
 
     pub fn shard_count(&self) -> usize {
