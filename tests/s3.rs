@@ -16,7 +16,7 @@ use common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -174,52 +174,23 @@ struct S3 {
 
 impl S3 {
     fn start() -> S3 {
-        let mut last = String::new();
-        for _ in 0..5 {
-            let port = free_port("127.0.0.1");
-            let cfg = json!({
-                "s3_addr": format!("127.0.0.1:{port}"),
-                "s3_region": "us-east-1",
-                "s3_keys": [
-                    {"access_key_id": FULL.id, "secret_access_key": FULL.secret,
-                     "buckets": ["*"], "read_only": false},
-                    {"access_key_id": LIMITED.id, "secret_access_key": LIMITED.secret,
-                     "buckets": [ALLOWED], "read_only": false},
-                    {"access_key_id": READ_ONLY.id, "secret_access_key": READ_ONLY.secret,
-                     "buckets": ["*"], "read_only": true},
-                ],
-            });
-            // Another test may have drawn the same port: start again on new ones.
-            let started =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Server::start(cfg)));
-            let mut server = match started {
-                Ok(s) => s,
-                Err(e) => {
-                    last = e
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .unwrap_or_else(|| "server did not start".into());
-                    continue;
-                }
-            };
-            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-            if eventually(Duration::from_secs(10), || {
-                TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-            }) {
-                let home = tempfile::tempdir().unwrap();
-                std::fs::write(
-                    home.path().join("aws-config"),
-                    "[default]\nregion = us-east-1\noutput = json\ns3 =\n  addressing_style = path\n  \
-                     signature_version = s3v4\n  multipart_threshold = 8MB\n  multipart_chunksize = 8MB\n",
-                )
-                .unwrap();
-                std::fs::write(home.path().join("rclone.conf"), "").unwrap();
-                return S3 { server, port, home };
-            }
-            last = format!("the S3 listener never accepted: {}", server.stderr());
-            server.kill();
-        }
-        panic!("no server with an S3 listener: {last}");
+        let (server, port) = common::s3::start(json!([
+            {"access_key_id": FULL.id, "secret_access_key": FULL.secret,
+             "buckets": ["*"], "read_only": false},
+            {"access_key_id": LIMITED.id, "secret_access_key": LIMITED.secret,
+             "buckets": [ALLOWED], "read_only": false},
+            {"access_key_id": READ_ONLY.id, "secret_access_key": READ_ONLY.secret,
+             "buckets": ["*"], "read_only": true},
+        ]));
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(
+            home.path().join("aws-config"),
+            "[default]\nregion = us-east-1\noutput = json\ns3 =\n  addressing_style = path\n  \
+             signature_version = s3v4\n  multipart_threshold = 8MB\n  multipart_chunksize = 8MB\n",
+        )
+        .unwrap();
+        std::fs::write(home.path().join("rclone.conf"), "").unwrap();
+        S3 { server, port, home }
     }
 
     fn endpoint(&self) -> String {
@@ -232,12 +203,7 @@ impl S3 {
 
     /// The end of the server's log, for failure messages.
     fn log_tail(&self) -> String {
-        let log = self.server.stderr();
-        let start = log.len().saturating_sub(3000);
-        let start = (start..log.len())
-            .find(|&i| log.is_char_boundary(i))
-            .unwrap_or(0);
-        log[start..].to_string()
+        self.server.stderr_tail(3000)
     }
 
     /// A client process that sees none of the caller's AWS or rclone settings, proxies or

@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod go;
 pub mod lazyfs;
+pub mod s3;
 
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -214,6 +215,16 @@ impl Server {
 
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+    }
+
+    /// The last `bytes` or so of the server's log (from a character boundary), for failure
+    /// messages.
+    pub fn stderr_tail(&self, bytes: usize) -> String {
+        let log = self.stderr();
+        let start = (log.len().saturating_sub(bytes)..log.len())
+            .find(|&i| log.is_char_boundary(i))
+            .unwrap_or(0);
+        log[start..].to_string()
     }
 
     pub fn base(&self) -> String {

@@ -60,28 +60,10 @@ pub(super) fn md5s<T: lmdb::Transaction>(
     txn: &T,
     date: &str,
 ) -> Result<Vec<Vec<u8>>, MetaError> {
-    let mut out = Vec::new();
-    if date.len() != DAY_BYTES - 1 {
-        return Ok(out);
-    }
-    let mut prefix = Vec::with_capacity(DAY_BYTES);
-    prefix.extend_from_slice(date.as_bytes());
-    prefix.push(b'_');
-    let mut cur = txn.open_ro_cursor(s.days)?;
-    for item in cur.iter_from(&prefix) {
-        let (k, _) = item?;
-        if !k.starts_with(&prefix) {
-            break;
-        }
-        // Every key has its time stamp once `ensure_ordered` ran; another form is not read.
-        let stamp = k.get(DAY_BYTES..DAY_BYTES + STAMP_BYTES);
-        if stamp.is_some_and(|t| {
-            t[..STAMP_BYTES - 1].iter().all(u8::is_ascii_digit) && t[STAMP_BYTES - 1] == b'_'
-        }) {
-            out.push(k[DAY_BYTES + STAMP_BYTES..].to_vec());
-        }
-    }
-    Ok(out)
+    Ok(page(s, txn, date, &[], usize::MAX)?
+        .into_iter()
+        .map(|(_, md5)| md5)
+        .collect())
 }
 
 /// A day's index entry: (index key, md5).
@@ -114,6 +96,7 @@ pub(super) fn page<T: lmdb::Transaction>(
         if k == after {
             continue;
         }
+        // Every key has its time stamp once `ensure_ordered` ran; another form is not read.
         let stamp = k.get(DAY_BYTES..DAY_BYTES + STAMP_BYTES);
         if stamp.is_some_and(|t| {
             t[..STAMP_BYTES - 1].iter().all(u8::is_ascii_digit) && t[STAMP_BYTES - 1] == b'_'
