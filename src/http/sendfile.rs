@@ -214,13 +214,32 @@ fn transfer(
         Read::Direct => open_direct(src.0),
         Read::Cached => None,
     };
+    // Corked while the body goes out (nginx's `tcp_nopush`): the kernel sends full segments
+    // whatever size each call hands it, and the rest when the cork comes off.
+    set_cork(sock.0, true);
     let r = match direct {
         Some(d) => direct_loop(sock.0, &d, offset, len, stall),
         None => send_loop(sock.0, src.0, offset, len, stall),
     };
+    set_cork(sock.0, false);
     // SAFETY: as above.
     unsafe { libc::fcntl(sock.0, libc::F_SETFL, flags) };
     r
+}
+
+fn set_cork(sock: RawFd, on: bool) {
+    let v: libc::c_int = on.into();
+    // SAFETY: setsockopt reads an int that lives across the call; a failure (not TCP) is
+    // harmless: the bytes go out uncorked.
+    unsafe {
+        libc::setsockopt(
+            sock,
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
 }
 
 fn send_loop(sock: RawFd, src: RawFd, offset: u64, len: u64, stall: Duration) -> io::Result<()> {
