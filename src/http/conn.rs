@@ -654,7 +654,7 @@ async fn refuse_head<H: Handler>(
 ) {
     let (method, target) = head::refused_request_line(&conn.rbuf);
     let received = conn.rbuf.len() as u64;
-    let sent = write_response(conn, resp, Persist::Close, false).await;
+    let sent = write_answer(conn, resp, Persist::Close, false).await;
     handler.answered(&Exchange {
         peer: peer.ip(),
         forwarded: None,
@@ -684,13 +684,24 @@ async fn send_answer(
             .await
             .map_err(|_| ())?;
     }
-    // An answer held in memory (most are: errors, JSON, small files from the cache) is
-    // written by a small future; the general writer's, large, is boxed.
-    match memory_body(resp, is_head) {
-        Some(body) => write_in_memory(conn, resp, persist, body).await,
-        None => Box::pin(write_response(conn, resp, persist, is_head)).await,
+    write_answer(conn, resp, persist, is_head)
+        .await
+        .map_err(|_| ())
+}
+
+/// Writes a response. An answer held in memory (most are: errors, JSON, small files from the
+/// cache) is written by a small future; the writer of file and stream bodies, whose future is
+/// large, is boxed.
+async fn write_answer(
+    conn: &mut Conn,
+    r: &Response,
+    persist: Persist,
+    head_only: bool,
+) -> io::Result<()> {
+    match memory_body(r, head_only) {
+        Some(body) => write_in_memory(conn, r, persist, body).await,
+        None => Box::pin(write_response(conn, r, persist)).await,
     }
-    .map_err(|_| ())
 }
 
 /// Drains unread request bytes for a short while so the peer sees our response, then returns.
@@ -843,20 +854,14 @@ async fn write_in_memory(
     write_both(conn, &head.0, body).await
 }
 
-async fn write_response(
-    conn: &mut Conn,
-    r: &Response,
-    persist: Persist,
-    head_only: bool,
-) -> io::Result<()> {
-    if let Some(body) = memory_body(r, head_only) {
-        return write_in_memory(conn, r, persist, body).await;
-    }
+/// Writes a response whose body is not [`memory_body`]'s: a large in-memory body, a file,
+/// a stream, byte ranges of a file.
+async fn write_response(conn: &mut Conn, r: &Response, persist: Persist) -> io::Result<()> {
     let mut head = HeadBuf::take();
     format_head(&mut head.0, r, persist);
     let out: &[u8] = &head.0;
     match &r.body {
-        Body::Empty => conn.stream.write_all(out).await,
+        Body::Empty => unreachable!("an empty body is written by write_in_memory"),
         Body::Bytes(b) => {
             conn.stream.write_all(out).await?;
             conn.stream.write_all(b).await
