@@ -12,13 +12,14 @@
 //! AWS config and rclone's config in a temp dir of its own, and talks only to 127.0.0.1.
 //! The slowest test is the 1 GiB upload under a memory bound (about 30 s).
 mod common;
+use common::s3::S3;
 use common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::TcpStream;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -165,16 +166,11 @@ fn have_rclone(test: &str) -> bool {
     )
 }
 
-/// A server with the S3 listener on, its clients' home directory, and how to run them.
-struct S3 {
-    server: Server,
-    port: u16,
-    home: tempfile::TempDir,
-}
-
+/// The S3 tests' server: three keys, and the AWS CLI's and rclone's settings in the clients'
+/// home directory.
 impl S3 {
     fn start() -> S3 {
-        let (server, port) = common::s3::start(json!([
+        let s3 = S3::with_keys(json!([
             {"access_key_id": FULL.id, "secret_access_key": FULL.secret,
              "buckets": ["*"], "read_only": false},
             {"access_key_id": LIMITED.id, "secret_access_key": LIMITED.secret,
@@ -182,59 +178,34 @@ impl S3 {
             {"access_key_id": READ_ONLY.id, "secret_access_key": READ_ONLY.secret,
              "buckets": ["*"], "read_only": true},
         ]));
-        let home = tempfile::tempdir().unwrap();
+        let home = s3.home.path();
         std::fs::write(
-            home.path().join("aws-config"),
+            home.join("aws-config"),
             "[default]\nregion = us-east-1\noutput = json\ns3 =\n  addressing_style = path\n  \
              signature_version = s3v4\n  multipart_threshold = 8MB\n  multipart_chunksize = 8MB\n",
         )
         .unwrap();
-        std::fs::write(home.path().join("rclone.conf"), "").unwrap();
-        S3 { server, port, home }
+        std::fs::write(home.join("rclone.conf"), "").unwrap();
+        s3
     }
 
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn bucket_dir(&self, bucket: &str) -> PathBuf {
-        self.server.dir.join("files").join(bucket)
-    }
-
-    /// The end of the server's log, for failure messages.
-    fn log_tail(&self) -> String {
-        self.server.stderr_tail(3000)
-    }
-
-    /// A client process that sees none of the caller's AWS or rclone settings, proxies or
-    /// home directory.
-    fn command(&self, program: &str) -> Command {
-        let mut cmd = Command::new(program);
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().to_string();
-            if k.starts_with("AWS_")
-                || k.starts_with("RCLONE_")
-                || k.to_ascii_lowercase().ends_with("_proxy")
-            {
-                cmd.env_remove(&k);
-            }
-        }
+    /// [`S3::command`] with the AWS CLI's and rclone's configuration of the home directory
+    /// (no credentials file, no instance metadata, no pager, no retries).
+    fn client(&self, program: &str) -> Command {
+        let mut cmd = self.command(program);
         let home = self.home.path();
-        cmd.env("HOME", home)
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .env("AWS_CONFIG_FILE", home.join("aws-config"))
+        cmd.env("AWS_CONFIG_FILE", home.join("aws-config"))
             .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-credentials"))
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_PAGER", "")
             .env("AWS_MAX_ATTEMPTS", "1")
-            .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("RCLONE_CONFIG", home.join("rclone.conf"));
         cmd
     }
 
     /// Runs an s3_boto3.py scenario with the three keys; its JSON result.
     fn boto3(&self, scenario: &str, extra: &[&str], limit_secs: u64) -> Value {
-        let mut cmd = self.command("python3");
+        let mut cmd = self.client("python3");
         cmd.arg(script("s3_boto3.py"))
             .arg(scenario)
             .args(["--endpoint", &self.endpoint()])
@@ -261,7 +232,7 @@ impl S3 {
 
     /// The AWS CLI as `key`, against this server; `line` is split at whitespace.
     fn aws(&self, key: &Key, line: &str, limit_secs: u64) -> Output {
-        let mut cmd = self.command("aws");
+        let mut cmd = self.client("aws");
         cmd.env("AWS_ACCESS_KEY_ID", key.id)
             .env("AWS_SECRET_ACCESS_KEY", key.secret)
             .env("AWS_DEFAULT_REGION", "us-east-1")
@@ -285,7 +256,7 @@ impl S3 {
 
     /// rclone with the remote `s3t:` configured for this server (environment only).
     fn rclone(&self, args: &[&str]) -> Output {
-        let mut cmd = self.command("rclone");
+        let mut cmd = self.client("rclone");
         for (k, v) in [
             ("TYPE", "s3"),
             ("PROVIDER", "Other"),
@@ -1090,7 +1061,7 @@ fn a_multipart_upload_resumes_after_its_client_is_killed_in_the_middle_of_a_part
     }
     let s3 = S3::start();
     // Phase 1 sends parts 1 and 2, then kills itself 1 MiB into part 3.
-    let mut cmd = s3.command("python3");
+    let mut cmd = s3.client("python3");
     cmd.arg(script("s3_boto3.py"))
         .args(["resume", "--phase", "1", "--bucket", "resume"])
         .args(["--endpoint", &s3.endpoint()])
@@ -1255,7 +1226,7 @@ fn aws_chunked_trailer_and_unsigned_payload_uploads_are_decoded_and_verified() {
         return;
     }
     let s3 = S3::start();
-    let mut cmd = s3.command("python3");
+    let mut cmd = s3.client("python3");
     cmd.arg(script("s3_sigv4.py"))
         .args(["--endpoint", &s3.endpoint(), "--bucket", "chunked"])
         .args(["--key", &format!("{}:{}", FULL.id, FULL.secret)]);
@@ -1827,7 +1798,7 @@ fn a_put_still_arriving_when_the_shutdown_grace_ends_gets_503_and_stores_nothing
         return;
     }
     let mut s3 = S3::start();
-    let mut cmd = s3.command("python3");
+    let mut cmd = s3.client("python3");
     cmd.arg(script("s3_stalled_put.py"))
         .args(["--endpoint", &s3.endpoint(), "--bucket", "cut"])
         .args(["--object", "obj.bin"])

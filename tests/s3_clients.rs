@@ -11,6 +11,7 @@
 //! installs them (`npm ci` in tests/s3js, `pip install s3cmd`, `apt-get install s3fs`).
 //! Every client runs under a time limit, with a HOME of its own, and talks only to 127.0.0.1.
 mod common;
+use common::s3::S3;
 use common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -92,49 +93,13 @@ fn available(test: &str, program: &str, args: &[&str], why: &str) -> bool {
     ok
 }
 
-/// A server with the S3 listener on and one read-write key, and its clients' home directory.
-struct S3 {
-    server: Server,
-    port: u16,
-    home: tempfile::TempDir,
-}
-
+/// The clients' server: one read-write key.
 impl S3 {
     fn start() -> S3 {
-        let (server, port) = common::s3::start(json!([
+        S3::with_keys(json!([
             {"access_key_id": KEY_ID, "secret_access_key": SECRET,
              "buckets": ["*"], "read_only": false}
-        ]));
-        let home = tempfile::tempdir().unwrap();
-        S3 { server, port, home }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn bucket_dir(&self, bucket: &str) -> PathBuf {
-        self.server.dir.join("files").join(bucket)
-    }
-
-    /// The end of the server's log, for failure messages.
-    fn log_tail(&self) -> String {
-        self.server.stderr_tail(3000)
-    }
-
-    /// A client process that sees none of the caller's AWS settings, proxies or home.
-    fn command(&self, program: &str) -> Command {
-        let mut cmd = Command::new(program);
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().to_string();
-            if k.starts_with("AWS_") || k.to_ascii_lowercase().ends_with("_proxy") {
-                cmd.env_remove(&k);
-            }
-        }
-        cmd.env("HOME", self.home.path())
-            .env("NO_PROXY", "127.0.0.1,localhost")
-            .env("PYTHONDONTWRITEBYTECODE", "1");
-        cmd
+        ]))
     }
 
     /// A request signed by curl's own SigV4 (`--aws-sigv4`), a client independent of the

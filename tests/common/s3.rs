@@ -3,11 +3,61 @@
 use super::{eventually, free_port, Server};
 use serde_json::{json, Value};
 use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
+
+/// A server with the S3 listener on, and a home directory for its clients.
+pub struct S3 {
+    pub server: Server,
+    pub port: u16,
+    pub home: tempfile::TempDir,
+}
+
+impl S3 {
+    /// A server whose S3 listener takes the access keys `keys`, with an empty client home.
+    pub fn with_keys(keys: Value) -> S3 {
+        let (server, port) = start(keys);
+        let home = tempfile::tempdir().unwrap();
+        S3 { server, port, home }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn bucket_dir(&self, bucket: &str) -> PathBuf {
+        self.server.dir.join("files").join(bucket)
+    }
+
+    /// The end of the server's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        self.server.stderr_tail(3000)
+    }
+
+    /// A client process that sees none of the caller's AWS or rclone settings, proxies or
+    /// home directory.
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().to_string();
+            if k.starts_with("AWS_")
+                || k.starts_with("RCLONE_")
+                || k.to_ascii_lowercase().ends_with("_proxy")
+            {
+                cmd.env_remove(&k);
+            }
+        }
+        cmd.env("HOME", self.home.path())
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .env("PYTHONDONTWRITEBYTECODE", "1");
+        cmd
+    }
+}
 
 /// Starts a server whose S3 listener (region `us-east-1`) takes the access keys `keys` (the
 /// `s3_keys` of cfg.json), and returns it with the listener's port once it accepts.
-pub fn start(keys: Value) -> (Server, u16) {
+fn start(keys: Value) -> (Server, u16) {
     let mut last = String::new();
     for _ in 0..5 {
         let port = free_port("127.0.0.1");
