@@ -65,20 +65,9 @@ fn resolve(w: &Worker, path: &str) -> Result<Target, ApiError> {
     };
     let decoded = query::percent_decode_path(rest)
         .ok_or_else(|| ApiError::fail(400, "invalid path encoding"))?;
-    // `files` and the non-empty segments (as `names::url_segments` takes them), built in
-    // place.
-    let mut rel = String::with_capacity("files/".len() + decoded.len());
-    rel.push_str("files");
-    let mut internal = false;
-    let parts = crate::store::names::slash_segments(&decoded).filter(|s| !s.is_empty());
-    for (i, part) in parts.enumerate() {
-        if !crate::store::names::url_segment_ok(part) {
-            return Err(ApiError::fail(400, "invalid path"));
-        }
-        internal |= i == 0 && crate::store::names::is_internal(part);
-        rel.push('/');
-        rel.push_str(part);
-    }
+    let Some((rel, internal)) = files_rel(&decoded) else {
+        return Err(ApiError::fail(400, "invalid path"));
+    };
     if rel.len() == "files".len() {
         return Ok(Target::Index);
     }
@@ -92,20 +81,32 @@ fn resolve(w: &Worker, path: &str) -> Result<Target, ApiError> {
 /// go-fastdfs does) as the `files/...` it names, or NotFound when it names nothing a client
 /// may see.
 fn outside(path: &str) -> Target {
-    let Some(decoded) = query::percent_decode_path(path) else {
-        return Target::NotFound;
-    };
-    let mut rel = String::from("files");
-    let parts = crate::store::names::slash_segments(&decoded).filter(|s| !s.is_empty());
+    match query::percent_decode_path(path)
+        .as_deref()
+        .and_then(files_rel)
+    {
+        Some((rel, false)) => Target::Outside(rel),
+        _ => Target::NotFound,
+    }
+}
+
+/// `files` and the non-empty segments of a decoded URL path (as `names::url_segments` takes
+/// them), built in place, and whether its first segment is an internal directory. None when
+/// a segment is not one a URL may name.
+fn files_rel(decoded: &str) -> Option<(String, bool)> {
+    let mut rel = String::with_capacity("files/".len() + decoded.len());
+    rel.push_str("files");
+    let mut internal = false;
+    let parts = crate::store::names::slash_segments(decoded).filter(|s| !s.is_empty());
     for (i, part) in parts.enumerate() {
-        let internal = i == 0 && crate::store::names::is_internal(part);
-        if internal || !crate::store::names::url_segment_ok(part) {
-            return Target::NotFound;
+        if !crate::store::names::url_segment_ok(part) {
+            return None;
         }
+        internal |= i == 0 && crate::store::names::is_internal(part);
         rel.push('/');
         rel.push_str(part);
     }
-    Target::Outside(rel)
+    Some((rel, internal))
 }
 
 /// go-fastdfs stats `files/<path>` for a URL outside its prefix and, when something is
