@@ -452,8 +452,8 @@ impl Reactor {
     }
 
     /// A multishot poll for readability of `fd`: the source's result is set (and its waiter
-    /// woken) at every readiness event until the source is dropped.
-    /// A one-shot poll where the kernel refused multishot ones ([`Reactor::refuse_multishot`]).
+    /// woken) at every readiness event until the source is dropped. A one-shot poll where
+    /// the kernel refused multishot ones ([`Reactor::refuse_multishot`]).
     pub(crate) fn poll_read_ready_multishot(&self, fd: RawFd) -> Source {
         if self.multishot_poll_refused.get() {
             return self.poll_read_ready(fd);
