@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::store::cache::FileCache;
 use crate::store::meta::Meta;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -583,7 +583,7 @@ pub struct SyncState {
     pub wake: Wake,
     pub pool: crate::client::peer::Pool,
     /// Peers with a running push task on this executor.
-    pub(crate) pushers: RefCell<std::collections::HashSet<String>>,
+    pub(crate) pushers: RefCell<HashSet<String>>,
     /// Failed fetches: md5 -> (attempts, not before).
     pub(crate) pull_retry: RefCell<HashMap<String, (u32, Instant)>>,
     /// Peers that do not take batched announcements (go-fastdfs): until when this executor
@@ -610,6 +610,9 @@ impl Default for SyncState {
 #[derive(Default)]
 pub struct PeerHealth {
     up: std::sync::Mutex<HashMap<String, bool>>,
+    /// Peers whose `G/status` answered without this node's id: another process, not this
+    /// one under a second name. Nothing is pushed to a peer before it is in here.
+    others: std::sync::Mutex<HashSet<String>>,
 }
 
 impl PeerHealth {
@@ -627,6 +630,24 @@ impl PeerHealth {
     pub fn keep_only(&self, peers: &[String]) {
         let mut m = self.up.lock().expect("peer health lock");
         m.retain(|peer, _| peers.contains(peer));
+        let mut o = self.others.lock().expect("peer identity lock");
+        o.retain(|peer| peers.contains(peer));
+    }
+
+    /// `peer` answered `G/status` as another process.
+    pub fn set_other(&self, peer: &str) {
+        let mut o = self.others.lock().expect("peer identity lock");
+        if !o.contains(peer) {
+            o.insert(peer.to_string());
+        }
+    }
+
+    /// Whether `peer` is known to be another process (`set_other`).
+    pub fn is_other(&self, peer: &str) -> bool {
+        self.others
+            .lock()
+            .expect("peer identity lock")
+            .contains(peer)
     }
 }
 

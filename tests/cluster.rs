@@ -1063,6 +1063,8 @@ fn failing_batch_peer(ip: &str, port: u16) -> std::sync::Arc<std::sync::Mutex<Ve
                     data.push(json!({"md5": frame["fileInfo"]["md5"], "result": result}));
                 }
                 json!({"status": "ok", "data": data}).to_string()
+            } else if route.ends_with("/status") {
+                json!({"status": "ok", "data": {}}).to_string()
             } else {
                 String::new()
             };
@@ -1203,6 +1205,55 @@ fn a_peer_removed_by_reload_keeps_no_pooled_connection_open() {
         connections_of(a, &b)
     );
     drop(nodes);
+}
+
+/// The same, from the first moment: a node that starts with changes queued for a peer URL
+/// which turns out to be itself (queued while that address was someone else's, or down)
+/// pushes none of them to itself before its first status check has told it so.
+#[test]
+fn changes_queued_for_a_peer_url_that_names_the_node_itself_are_never_pushed_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, own) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
+    let alias = format!("http://localhost:{own}");
+    // First life on another port: the alias is a peer that is down; changes queue for it.
+    write_config(dir.path(), "127.0.0.1", first, &json!({"peers": [alias]}));
+    let mut s = Server::start_in(dir.path(), "127.0.0.1", json!({}));
+    for i in 0..20 {
+        upload_to(
+            &s.base(),
+            &format!("q{i}.bin"),
+            &noise(3000 + i, 900 + i as u64),
+        );
+    }
+    let (_, metrics) = call(agent().get(&s.url("/group1/metrics")));
+    assert!(
+        metrics.contains(&format!("fastdfs_sync_queue_depth{{peer=\"{alias}\"}} 20")),
+        "the changes were not queued for the alias: {metrics}"
+    );
+    s.stop();
+    // Second life at the alias's port: the queued changes now name the node itself.
+    write_config(dir.path(), "127.0.0.1", own, &json!({"peers": [alias]}));
+    let access_log = dir.path().join("log/access.log");
+    let _ = std::fs::remove_file(&access_log);
+    let s = Server::start_in(dir.path(), "127.0.0.1", json!({}));
+    assert!(
+        eventually(Duration::from_secs(10), || s
+            .stderr()
+            .contains("peer is this node itself")),
+        "the alias was not recognized: {}",
+        s.stderr()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let access = std::fs::read_to_string(&access_log).unwrap_or_default();
+    assert!(
+        !access.contains("syncfile"),
+        "the node pushed its queue to itself:\n{access}"
+    );
+    let (_, metrics) = call(agent().get(&s.url("/group1/metrics")));
+    assert!(
+        !metrics.contains(&format!("peer=\"{alias}\"}} 20")),
+        "the alias's queue is still there: {metrics}"
+    );
 }
 
 /// A node whose `peers` name it under another address (`localhost` for its `127.0.0.1`)

@@ -179,9 +179,19 @@ fn peers_changed(w: &Rc<Worker>, before: &[String], now: &[String]) {
     }
 }
 
-async fn check_health(w: &Worker, peer: &str) {
+/// What a peer's `G/status` says of who answers there.
+enum Identity {
+    /// Another process, up (`status` ok, not this node's id).
+    Other,
+    /// This node itself under another name (its own `X-Fastdfs-Node` came back).
+    Myself,
+    /// No answer, or not an ok one: down or unhealthy, identity not known.
+    Unknown,
+}
+
+async fn ask_status(w: &Worker, peer: &str) -> Identity {
     let path = format!("{}/status", w.config().prefix());
-    let up = match w.sync.pool.get(peer, &path, HEALTH_CHECK_TIMEOUT).await {
+    match w.sync.pool.get(peer, &path, HEALTH_CHECK_TIMEOUT).await {
         Ok(r) if r.header(crate::worker::NODE_ID_HEADER) == Some(&w.shared.node_id) => {
             if w.shared.found_self_as_peer(peer) {
                 tracing::warn!(
@@ -190,14 +200,32 @@ async fn check_health(w: &Worker, peer: &str) {
                      (remove it from peers in cfg.json)"
                 );
             }
-            return;
+            Identity::Myself
         }
-        Ok(r) => {
-            r.status == 200
+        Ok(r)
+            if r.status == 200
                 && serde_json::from_slice::<serde_json::Value>(&r.body)
-                    .is_ok_and(|v| v["status"] == "ok")
+                    .is_ok_and(|v| v["status"] == "ok") =>
+        {
+            w.shared.peer_health.set_other(peer);
+            Identity::Other
         }
-        Err(_) => false,
+        _ => Identity::Unknown,
+    }
+}
+
+/// Whether `peer` is another process, asking its `G/status` once when that is not known yet.
+/// Nothing is pushed to or reconciled with a peer before: a peer URL that names this node
+/// (a second address, `localhost`) must be found out before the first push, not after.
+pub(crate) async fn known_other(w: &Worker, peer: &str) -> bool {
+    w.shared.peer_health.is_other(peer) || matches!(ask_status(w, peer).await, Identity::Other)
+}
+
+async fn check_health(w: &Worker, peer: &str) {
+    let up = match ask_status(w, peer).await {
+        Identity::Myself => return,
+        Identity::Other => true,
+        Identity::Unknown => false,
     };
     if w.shared.peer_health.get(peer) != Some(up) {
         if up {
@@ -225,6 +253,12 @@ async fn push_loop(w: Rc<Worker>, peer: String) {
             w.sync.wake.wait(seen, IDLE_POLL).await;
             continue;
         };
+        if !known_other(&w, &peer).await {
+            // Down, unhealthy, or this node itself (then it has left the peers by now).
+            delay = (delay * 2).clamp(RETRY_DELAY_MIN, RETRY_DELAY_MAX);
+            back_off(&w.sync.pool, &peer, delay).await;
+            continue;
+        }
         let mut failed = 0;
         let mut last_error = String::new();
         // Puts go in batches to peers that take them; the rest one by one (go-fastdfs).

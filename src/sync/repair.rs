@@ -54,6 +54,11 @@ pub async fn with_peer_logged(w: &Worker, peer: &str) {
 
 /// Reconciles every day with one peer; returns (files queued for it, files requested).
 async fn with_peer(w: &Worker, peer: &str) -> std::io::Result<(usize, usize)> {
+    if !super::known_other(w, peer).await {
+        return Err(std::io::Error::other(
+            "the peer's status is not ok (down, or this node itself)",
+        ));
+    }
     let prefix = w.config().prefix();
     let form = [("inner".to_string(), "1".to_string())];
     let r = w
