@@ -152,8 +152,26 @@ impl Room for Vec<u8> {
     }
 }
 
+/// Read buffers kept per thread for connections that wait between requests, and the largest
+/// kept: a keep-alive connection gives its empty buffer back while it waits and takes one
+/// again when bytes arrive, so a busy connection allocates no buffer per request.
+const READ_BUFFERS_KEPT: usize = 32;
+const READ_BUFFER_KEPT_BYTES: usize = 16 * 1024;
+
+thread_local! {
+    static READ_BUFFERS: std::cell::RefCell<Vec<BytesMut>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl Room for BytesMut {
     fn room(&mut self, want: usize) -> &mut [std::mem::MaybeUninit<u8>] {
+        if self.capacity() == 0 {
+            if let Some(kept) = READ_BUFFERS.with(|p| p.borrow_mut().pop()) {
+                debug_assert!(kept.is_empty());
+                *self = kept;
+            }
+        }
+        // A kept buffer whose memory a body's piece still shares is not written over: the
+        // reserve moves to new memory then.
         self.reserve(want);
         &mut self.spare_capacity_mut()[..want]
     }
@@ -165,10 +183,19 @@ impl Room for BytesMut {
     fn put(&mut self, bytes: &[u8]) {
         self.extend_from_slice(bytes)
     }
-    /// An idle keep-alive connection holds no read buffer.
+    /// An idle keep-alive connection holds no read buffer: the thread keeps it for the next
+    /// connection that reads.
     fn waiting(&mut self) {
-        if self.is_empty() {
-            *self = BytesMut::new();
+        if self.is_empty() && self.capacity() > 0 {
+            let buf = std::mem::take(self);
+            if buf.capacity() <= READ_BUFFER_KEPT_BYTES {
+                READ_BUFFERS.with(|p| {
+                    let mut p = p.borrow_mut();
+                    if p.len() < READ_BUFFERS_KEPT {
+                        p.push(buf);
+                    }
+                });
+            }
         }
     }
 }

@@ -203,12 +203,45 @@ pub struct Response {
     pub no_content_length: bool,
 }
 
+/// Header lists kept per thread for reuse (every request's answer has one).
+const HEADER_LISTS_KEPT: usize = 64;
+/// A download sets seven or eight headers, and the router adds five for CORS.
+const HEADER_LIST_CAPACITY: usize = 13;
+
+type HeaderList = Vec<(&'static str, HeaderValue)>;
+
+thread_local! {
+    static HEADER_LISTS: std::cell::RefCell<Vec<HeaderList>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A response's header list goes back to its thread's pool, emptied.
+impl Drop for Response {
+    fn drop(&mut self) {
+        let mut list = std::mem::take(&mut self.headers);
+        if list.capacity() == 0 || list.capacity() > 4 * HEADER_LIST_CAPACITY {
+            return;
+        }
+        list.clear();
+        let _ = HEADER_LISTS.try_with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < HEADER_LISTS_KEPT {
+                p.push(list);
+            }
+        });
+    }
+}
+
 impl Response {
     pub fn new(status: u16) -> Response {
+        let headers = HEADER_LISTS
+            .try_with(|p| p.borrow_mut().pop())
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| Vec::with_capacity(HEADER_LIST_CAPACITY));
+        debug_assert!(headers.is_empty());
         Response {
             status,
-            // A download sets seven or eight, and the router adds five for CORS.
-            headers: Vec::with_capacity(13),
+            headers,
             named_headers: Vec::new(),
             body: Body::Empty,
             close: false,
