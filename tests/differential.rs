@@ -697,3 +697,57 @@ fn a_backslash_in_an_uploaded_name_is_kept_as_go_fastdfs_keeps_it() {
         "one file named a\\b.txt: {stored:?}"
     );
 }
+
+/// Uploads with a raw multipart body whose file part's quoted `filename` is `quoted` as is.
+fn upload_raw_filename(base: &str, quoted: &[u8], data: &[u8]) -> (u16, String) {
+    let mut body =
+        b"--XyZb0undary\r\nContent-Disposition: form-data; name=\"output\"\r\n\r\njson\r\n\
+        --XyZb0undary\r\nContent-Disposition: form-data; name=\"file\"; filename=\""
+            .to_vec();
+    body.extend_from_slice(quoted);
+    body.extend_from_slice(b"\"\r\nContent-Type: application/octet-stream\r\n\r\n");
+    body.extend_from_slice(data);
+    body.extend_from_slice(b"\r\n--XyZb0undary--\r\n");
+    text_of(
+        agent()
+            .post(&format!("{base}/group1/upload"))
+            .set("Content-Type", "multipart/form-data; boundary=XyZb0undary")
+            .send_bytes(&body),
+    )
+}
+
+/// In a quoted `filename` a backslash escapes a tspecial only (Go's `mime.ParseMediaType`):
+/// `x\/y.txt` names `x/y.txt`, stored as `y.txt`; `s\;t.txt` is `s;t.txt`; before other
+/// characters the backslash stays (`a\b.txt`, `t\ z.txt`). Both store the same names.
+#[test]
+fn backslash_escapes_in_a_quoted_filename_are_read_as_go_fastdfs_reads_them() {
+    let Some(bin) = go_bin() else { return };
+    let keep = json!({"enable_trim_file_name_special_char": false, "enable_distinct_file": false});
+    let started = now();
+    let go = GoNode::start_configured(&bin, GO_IP, free_port(GO_IP), &[], &keep);
+    let rs = Server::start(keep);
+    let p = Pair { go, rs, started };
+    let cases: [(&[u8], &str); 7] = [
+        (br"x\/y.txt", "/y.txt"),
+        (br"s\;t.txt", "/s;t.txt"),
+        (br#"q\"z.txt"#, "/q\"z.txt"),
+        (br"u\\v.txt", "/u\\v.txt"),
+        (br"a\b.txt", "/a\\b.txt"),
+        (br"t\ z.txt", "/t\\ z.txt"),
+        (br"d\.\.\/\.\.\/p.txt", "/p.txt"),
+    ];
+    for (i, (quoted, stored)) in cases.iter().enumerate() {
+        let data = format!("escape case {i}");
+        let (gc, gb) = upload_raw_filename(&p.go.base(), quoted, data.as_bytes());
+        let (rc, rb) = upload_raw_filename(&p.rs.base(), quoted, data.as_bytes());
+        let what = quoted.escape_ascii().to_string();
+        assert_eq!((gc, rc), (200, 200), "{what}: go {gb} / rs {rb}");
+        let (gv, rv) = (parse(&gb), parse(&rb));
+        let g = p.norm(&p.go.base(), gv["path"].as_str().unwrap(), None);
+        let r = p.norm(&p.rs.base(), rv["path"].as_str().unwrap(), None);
+        assert_eq!(g, r, "{what}");
+        assert!(r.ends_with(stored), "{what}: {r}");
+        let (code, body) = text_of(agent().get(rv["url"].as_str().unwrap()).call());
+        assert_eq!((code, body.as_str()), (200, data.as_str()), "{what}");
+    }
+}
