@@ -591,6 +591,9 @@ fn unprefixed_urls_of_existing_files_get_go_s_not_found_page() {
             for h in ["Content-Type", "X-Content-Type-Options"] {
                 assert_eq!(g.header(h), r.header(h), "{what}: {h}");
             }
+            // Go's 404 page carries `Content-Disposition: attachment` when the download would
+            // be one (a browser saves the error page); none on our 404s (docs/PROTOCOL.md §10).
+            assert_eq!(r.header("Content-Disposition"), None, "{what}");
             // Go's HEAD of an empty 404 has no Content-Length; ours says 0, the GET's length.
             if method == "GET" {
                 let h = "Content-Length";
@@ -749,5 +752,38 @@ fn backslash_escapes_in_a_quoted_filename_are_read_as_go_fastdfs_reads_them() {
         assert!(r.ends_with(stored), "{what}: {r}");
         let (code, body) = text_of(agent().get(rv["url"].as_str().unwrap()).call());
         assert_eq!((code, body.as_str()), (200, data.as_str()), "{what}");
+    }
+}
+
+/// An image asked for with a size outside the prefix is resized by both (go-fastdfs resizes
+/// before its file server answers `404 page not found`): same status, type and dimensions.
+#[test]
+fn an_unprefixed_image_url_with_a_size_is_resized_by_both() {
+    let Some(p) = Pair::start() else { return };
+    let pixels: Vec<u8> = (0..40 * 20 * 3).map(|i| (i * 7 % 251) as u8).collect();
+    let png =
+        zune_image::image::Image::from_u8(&pixels, 40, 20, zune_core::colorspace::ColorSpace::RGB)
+            .write_to_vec(zune_image::codecs::ImageFormat::PNG)
+            .unwrap();
+    let dims = |bytes: &[u8]| {
+        let cursor = zune_core::bytestream::ZCursor::new(bytes);
+        zune_image::image::Image::read(cursor, zune_core::options::DecoderOptions::default())
+            .unwrap()
+            .dimensions()
+    };
+    let (g, r) = upload_both(&p, "red.png", &png, &[]);
+    for q in ["?width=10&download=0", "?height=5&download=0", "?width=10"] {
+        let mut got = Vec::new();
+        for (base, v) in [(p.go.base(), &g), (p.rs.base(), &r)] {
+            let path = v["path"].as_str().unwrap().strip_prefix("/group1").unwrap();
+            let resp = send(agent().get(&format!("{base}{path}{q}")).call());
+            let (status, ct) = (resp.status(), resp.content_type().to_string());
+            let cd = resp.header("Content-Disposition").map(str::to_string);
+            let mut body = Vec::new();
+            std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).unwrap();
+            got.push((status, ct, cd, dims(&body)));
+        }
+        assert_eq!(got[0], got[1], "{q}");
+        assert_eq!(got[1].3, (10, 5), "{q}");
     }
 }
