@@ -1420,3 +1420,37 @@ fn callbacks_can_be_turned_off_or_limited_to_listed_hosts() {
         "refused creations stored nothing"
     );
 }
+
+/// go-fastdfs answers `G/big/upload` (no slash) with a `301` to `G/big/upload/`, and the
+/// POST a client then repeats as a GET is refused: tuspy given that endpoint cannot upload
+/// there (seen with the binary: `405`). Here the endpoint without its slash is the tus
+/// endpoint itself (docs/PROTOCOL.md §10).
+#[test]
+fn a_tus_client_given_the_endpoint_without_its_slash_uploads() {
+    if !tuspy_available() {
+        return;
+    }
+    let s = tus_server(json!({}));
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("slash.txt");
+    std::fs::write(&file, b"no slash").unwrap();
+    let db = tmp.path().join("urls.json");
+    let endpoint = s.url("/group1/big/upload");
+    let out = tuspy(
+        TUSPY_UPLOAD,
+        &[
+            &endpoint,
+            file.to_str().unwrap(),
+            db.to_str().unwrap(),
+            "0",
+            "0",
+            "filename=slash.txt",
+        ],
+    );
+    let url = out.last().unwrap();
+    assert!(url.starts_with(&s.url(CREATE)), "{url}");
+    let h = head(url);
+    assert_eq!(h.h("upload-offset"), Some("8"));
+    let (code, body) = call(agent().get(h.h("x-fastdfs-url").unwrap()));
+    assert_eq!((code, body.as_str()), (200, "no slash"));
+}
