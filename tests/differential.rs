@@ -225,17 +225,39 @@ fn second_pass_lookups_match_go_fastdfs() {
             "{q}"
         );
     }
+    // An md5 this node does not have: go-fastdfs' bodies, a 404 instead of its 200 (a
+    // failed lookup; docs/PROTOCOL.md §4, §10), whatever the method, the md5's shape or
+    // the output.
     let unknown = "0123456789abcdef0123456789abcdef";
     for q in [
         format!("md5={unknown}&output=json"),
         format!("md5={unknown}&output=json2"),
         format!("md5={unknown}"),
-        "output=json".to_string(),
+        format!("md5={unknown}&output=text"),
+        format!("md5={unknown}&output=bad"),
+        "md5=abc&output=json2".to_string(),
+        format!("md5={unknown}0000&output=json"),
     ] {
-        let (_, gb) = get(&p.go.base(), &q);
-        let (_, rb) = get(&p.rs.base(), &q);
-        assert_eq!(gb, rb, "{q}");
+        for method in ["GET", "PUT", "DELETE"] {
+            let at = |base: &str| {
+                let url = format!("{base}/group1/upload?{q}");
+                text_of(agent().request(method, &url).call())
+            };
+            let ((gc, gb), (rc, rb)) = (at(&p.go.base()), at(&p.rs.base()));
+            assert_eq!((gc, rc), (200, 404), "{method} {q}");
+            assert_eq!(gb, rb, "{method} {q}");
+        }
     }
+    let head = |base: &str| {
+        let url = format!("{base}/group1/upload?md5={unknown}");
+        send(agent().head(&url).call()).status()
+    };
+    assert_eq!((head(&p.go.base()), head(&p.rs.base())), (200, 404));
+    // Without md5: the same explanation (a 400 here).
+    let (gc, gb) = get(&p.go.base(), "output=json");
+    let (rc, rb) = get(&p.rs.base(), "output=json");
+    assert_eq!((gc, rc), (200, 400));
+    assert_eq!(gb, rb);
 }
 
 /// Sends one request to a base URL: (status, body).
