@@ -44,6 +44,9 @@ pub struct Notice {
 /// The queue of notices and its sender threads (one per process, in `Shared`).
 pub struct Callbacks {
     queue: mpsc::SyncSender<Notice>,
+    /// The senders' end, held here too: a queue whose threads did not start fills up (and
+    /// says so) instead of refusing as disconnected.
+    _rx: Arc<Mutex<mpsc::Receiver<Notice>>>,
 }
 
 impl Default for Callbacks {
@@ -56,9 +59,13 @@ impl Callbacks {
     /// Starts the sender threads (before the executors pin their threads: these run on any
     /// CPU of the process).
     pub fn new() -> Callbacks {
+        Callbacks::with_senders(SENDERS)
+    }
+
+    fn with_senders(senders: usize) -> Callbacks {
         let (queue, rx) = mpsc::sync_channel::<Notice>(QUEUE_MAX);
         let rx = Arc::new(Mutex::new(rx));
-        for i in 0..SENDERS {
+        for i in 0..senders {
             let rx = rx.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("tus-callback-{i}"))
@@ -67,7 +74,7 @@ impl Callbacks {
                 tracing::warn!(cause = %e, "tus: a callback sender thread did not start");
             }
         }
-        Callbacks { queue }
+        Callbacks { queue, _rx: rx }
     }
 
     /// Queues a notice; false (and a warning) when the queue is full.
@@ -281,6 +288,21 @@ mod tests {
         assert!(head.contains("\r\nAuthorization: Basic dTpw"), "{head}");
         assert!(head.contains(&format!("\r\nContent-Length: {}", body.len())));
         assert_eq!(body, "info=%7B%0A%20%20%22md5%22%3A%20%22m%22%0A%7D&id=abc");
+    }
+
+    #[test]
+    fn a_full_queue_drops_the_notice_instead_of_waiting() {
+        // No sender threads: nothing drains the queue.
+        let c = Callbacks::with_senders(0);
+        let n = Notice {
+            url: "http://h/".into(),
+            id: "i".into(),
+            info: "{}".into(),
+        };
+        for _ in 0..QUEUE_MAX {
+            assert!(c.post(n.clone()));
+        }
+        assert!(!c.post(n));
     }
 
     #[test]
