@@ -1454,3 +1454,26 @@ fn a_tus_client_given_the_endpoint_without_its_slash_uploads() {
     let (code, body) = call(agent().get(h.h("x-fastdfs-url").unwrap()));
     assert_eq!((code, body.as_str()), (200, "no slash"));
 }
+
+/// A `callback_url` naming this node's own API (or a peer's) would be POSTed from this node,
+/// an admin by address: `G/delete?md5=<any file>` would delete it. A fastdfs node refuses a
+/// callback notice on its API routes (`403`); the file stays.
+#[test]
+fn a_callback_url_aimed_at_the_nodes_own_delete_route_deletes_nothing() {
+    let s = tus_server(json!({}));
+    let victim = upload_json(&s, "victim.txt", b"must survive");
+    let md5 = victim["md5"].as_str().unwrap();
+    let hook = s.url(&format!("/group1/delete?md5={md5}"));
+    let url = create(&s, 4, &[("filename", "x.txt"), ("callback_url", &hook)]);
+    assert_eq!(patch(&url, 0, b"evil", &[]).status, 204);
+    let refused = eventually(Duration::from_secs(10), || {
+        std::fs::read_to_string(s.dir.join("log/fileserver.log"))
+            .unwrap_or_default()
+            .contains("tus: callback sent")
+    });
+    assert!(refused, "the notice was sent: {}", s.stderr_tail(4000));
+    let (code, body) = call(agent().get(&s.url(victim["path"].as_str().unwrap())));
+    assert_eq!((code, body.as_str()), (200, "must survive"));
+    let log = std::fs::read_to_string(s.dir.join("log/fileserver.log")).unwrap();
+    assert!(log.contains("status=403"), "{log}");
+}

@@ -19,6 +19,11 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The header that marks a notice. A fastdfs node refuses it on its API routes: a
+/// `callback_url` naming this node or a peer would otherwise reach them from an admin
+/// address (`G/delete?md5=...`).
+pub const MARK_HEADER: &str = "x-fastdfs-callback";
+
 /// Time to connect, and then to send the notice and read the answer's status line
 /// (go-fastdfs: 10 s and 10 s).
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -161,7 +166,7 @@ fn request_bytes(url: &crate::client::Url, notice: &Notice) -> Vec<u8> {
     let mut head = format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: Go-FastDFS\r\n\
          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
-         Connection: close\r\n",
+         X-Fastdfs-Callback: tus\r\nConnection: close\r\n",
         url.path,
         url.host_header,
         form.len()
@@ -287,6 +292,9 @@ mod tests {
         );
         assert!(head.contains("\r\nAuthorization: Basic dTpw"), "{head}");
         assert!(head.contains(&format!("\r\nContent-Length: {}", body.len())));
+        assert!(head
+            .to_ascii_lowercase()
+            .contains(&format!("\r\n{MARK_HEADER}: tus\r\n")));
         assert_eq!(body, "info=%7B%0A%20%20%22md5%22%3A%20%22m%22%0A%7D&id=abc");
     }
 
