@@ -260,6 +260,14 @@ async fn api_route(
     client: std::net::IpAddr,
 ) -> Result<Response, ApiError> {
     let cfg = w.config();
+    // A tus callback notice sent here (its `callback_url` named this node or a peer) comes
+    // from an admin address: it must not act as one.
+    if req.head.header(crate::tus::callback::MARK_HEADER).is_some() {
+        return Err(ApiError::fail(
+            403,
+            "a tus callback notice is not a request to fastdfs",
+        ));
+    }
     if scans_records(name) {
         // Merged uploads acknowledged from the metadata journal reach LMDB's scans first.
         w.meta().settle().await?;

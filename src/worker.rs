@@ -115,6 +115,8 @@ pub struct Shared {
     /// Entries of `peers` found to be this node itself: left out of the running
     /// configuration, at every reload too.
     self_aliases: std::sync::Mutex<Vec<String>>,
+    /// tus `callback_url` notices waiting to be sent, and their sender threads.
+    pub callbacks: crate::tus::callback::Callbacks,
 }
 
 impl Shared {
@@ -146,6 +148,7 @@ impl Shared {
             variants: Default::default(),
             node_id: crate::codec::random_hex(8),
             self_aliases: Default::default(),
+            callbacks: Default::default(),
         }
     }
 

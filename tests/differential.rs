@@ -225,17 +225,39 @@ fn second_pass_lookups_match_go_fastdfs() {
             "{q}"
         );
     }
+    // An md5 this node does not have: go-fastdfs' bodies, a 404 instead of its 200 (a
+    // failed lookup; docs/PROTOCOL.md §4, §10), whatever the method, the md5's shape or
+    // the output.
     let unknown = "0123456789abcdef0123456789abcdef";
     for q in [
         format!("md5={unknown}&output=json"),
         format!("md5={unknown}&output=json2"),
         format!("md5={unknown}"),
-        "output=json".to_string(),
+        format!("md5={unknown}&output=text"),
+        format!("md5={unknown}&output=bad"),
+        "md5=abc&output=json2".to_string(),
+        format!("md5={unknown}0000&output=json"),
     ] {
-        let (_, gb) = get(&p.go.base(), &q);
-        let (_, rb) = get(&p.rs.base(), &q);
-        assert_eq!(gb, rb, "{q}");
+        for method in ["GET", "PUT", "DELETE"] {
+            let at = |base: &str| {
+                let url = format!("{base}/group1/upload?{q}");
+                text_of(agent().request(method, &url).call())
+            };
+            let ((gc, gb), (rc, rb)) = (at(&p.go.base()), at(&p.rs.base()));
+            assert_eq!((gc, rc), (200, 404), "{method} {q}");
+            assert_eq!(gb, rb, "{method} {q}");
+        }
     }
+    let head = |base: &str| {
+        let url = format!("{base}/group1/upload?md5={unknown}");
+        send(agent().head(&url).call()).status()
+    };
+    assert_eq!((head(&p.go.base()), head(&p.rs.base())), (200, 404));
+    // Without md5: the same explanation (a 400 here).
+    let (gc, gb) = get(&p.go.base(), "output=json");
+    let (rc, rb) = get(&p.rs.base(), "output=json");
+    assert_eq!((gc, rc), (200, 400));
+    assert_eq!(gb, rb);
 }
 
 /// Sends one request to a base URL: (status, body).
@@ -591,6 +613,9 @@ fn unprefixed_urls_of_existing_files_get_go_s_not_found_page() {
             for h in ["Content-Type", "X-Content-Type-Options"] {
                 assert_eq!(g.header(h), r.header(h), "{what}: {h}");
             }
+            // Go's 404 page carries `Content-Disposition: attachment` when the download would
+            // be one (a browser saves the error page); none on our 404s (docs/PROTOCOL.md §10).
+            assert_eq!(r.header("Content-Disposition"), None, "{what}");
             // Go's HEAD of an empty 404 has no Content-Length; ours says 0, the GET's length.
             if method == "GET" {
                 let h = "Content-Length";
@@ -696,4 +721,91 @@ fn a_backslash_in_an_uploaded_name_is_kept_as_go_fastdfs_keeps_it() {
         stored.iter().any(|f| f.file_name().unwrap() == "a\\b.txt"),
         "one file named a\\b.txt: {stored:?}"
     );
+}
+
+/// Uploads with a raw multipart body whose file part's quoted `filename` is `quoted` as is.
+fn upload_raw_filename(base: &str, quoted: &[u8], data: &[u8]) -> (u16, String) {
+    let mut body =
+        b"--XyZb0undary\r\nContent-Disposition: form-data; name=\"output\"\r\n\r\njson\r\n\
+        --XyZb0undary\r\nContent-Disposition: form-data; name=\"file\"; filename=\""
+            .to_vec();
+    body.extend_from_slice(quoted);
+    body.extend_from_slice(b"\"\r\nContent-Type: application/octet-stream\r\n\r\n");
+    body.extend_from_slice(data);
+    body.extend_from_slice(b"\r\n--XyZb0undary--\r\n");
+    text_of(
+        agent()
+            .post(&format!("{base}/group1/upload"))
+            .set("Content-Type", "multipart/form-data; boundary=XyZb0undary")
+            .send_bytes(&body),
+    )
+}
+
+/// In a quoted `filename` a backslash escapes a tspecial only (Go's `mime.ParseMediaType`):
+/// `x\/y.txt` names `x/y.txt`, stored as `y.txt`; `s\;t.txt` is `s;t.txt`; before other
+/// characters the backslash stays (`a\b.txt`, `t\ z.txt`). Both store the same names.
+#[test]
+fn backslash_escapes_in_a_quoted_filename_are_read_as_go_fastdfs_reads_them() {
+    let Some(bin) = go_bin() else { return };
+    let keep = json!({"enable_trim_file_name_special_char": false, "enable_distinct_file": false});
+    let started = now();
+    let go = GoNode::start_configured(&bin, GO_IP, free_port(GO_IP), &[], &keep);
+    let rs = Server::start(keep);
+    let p = Pair { go, rs, started };
+    let cases: [(&[u8], &str); 7] = [
+        (br"x\/y.txt", "/y.txt"),
+        (br"s\;t.txt", "/s;t.txt"),
+        (br#"q\"z.txt"#, "/q\"z.txt"),
+        (br"u\\v.txt", "/u\\v.txt"),
+        (br"a\b.txt", "/a\\b.txt"),
+        (br"t\ z.txt", "/t\\ z.txt"),
+        (br"d\.\.\/\.\.\/p.txt", "/p.txt"),
+    ];
+    for (i, (quoted, stored)) in cases.iter().enumerate() {
+        let data = format!("escape case {i}");
+        let (gc, gb) = upload_raw_filename(&p.go.base(), quoted, data.as_bytes());
+        let (rc, rb) = upload_raw_filename(&p.rs.base(), quoted, data.as_bytes());
+        let what = quoted.escape_ascii().to_string();
+        assert_eq!((gc, rc), (200, 200), "{what}: go {gb} / rs {rb}");
+        let (gv, rv) = (parse(&gb), parse(&rb));
+        let g = p.norm(&p.go.base(), gv["path"].as_str().unwrap(), None);
+        let r = p.norm(&p.rs.base(), rv["path"].as_str().unwrap(), None);
+        assert_eq!(g, r, "{what}");
+        assert!(r.ends_with(stored), "{what}: {r}");
+        let (code, body) = text_of(agent().get(rv["url"].as_str().unwrap()).call());
+        assert_eq!((code, body.as_str()), (200, data.as_str()), "{what}");
+    }
+}
+
+/// An image asked for with a size outside the prefix is resized by both (go-fastdfs resizes
+/// before its file server answers `404 page not found`): same status, type and dimensions.
+#[test]
+fn an_unprefixed_image_url_with_a_size_is_resized_by_both() {
+    let Some(p) = Pair::start() else { return };
+    let pixels: Vec<u8> = (0..40 * 20 * 3).map(|i| (i * 7 % 251) as u8).collect();
+    let png =
+        zune_image::image::Image::from_u8(&pixels, 40, 20, zune_core::colorspace::ColorSpace::RGB)
+            .write_to_vec(zune_image::codecs::ImageFormat::PNG)
+            .unwrap();
+    let dims = |bytes: &[u8]| {
+        let cursor = zune_core::bytestream::ZCursor::new(bytes);
+        zune_image::image::Image::read(cursor, zune_core::options::DecoderOptions::default())
+            .unwrap()
+            .dimensions()
+    };
+    let (g, r) = upload_both(&p, "red.png", &png, &[]);
+    for q in ["?width=10&download=0", "?height=5&download=0", "?width=10"] {
+        let mut got = Vec::new();
+        for (base, v) in [(p.go.base(), &g), (p.rs.base(), &r)] {
+            let path = v["path"].as_str().unwrap().strip_prefix("/group1").unwrap();
+            let resp = send(agent().get(&format!("{base}{path}{q}")).call());
+            let (status, ct) = (resp.status(), resp.content_type().to_string());
+            let cd = resp.header("Content-Disposition").map(str::to_string);
+            let mut body = Vec::new();
+            std::io::Read::read_to_end(&mut resp.into_reader(), &mut body).unwrap();
+            got.push((status, ct, cd, dims(&body)));
+        }
+        assert_eq!(got[0], got[1], "{q}");
+        assert_eq!(got[1].3, (10, 5), "{q}");
+    }
 }

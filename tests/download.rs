@@ -871,3 +871,70 @@ fn a_directory_listing_links_every_name_as_a_relative_path_never_a_scheme() {
     assert!(page.contains("href=\"./plain.txt\""), "{page}");
     assert!(!page.contains("href=\"javascript:"), "{page}");
 }
+
+/// A `w`×`h` PNG.
+fn png(w: usize, h: usize) -> Vec<u8> {
+    use zune_core::colorspace::ColorSpace;
+    let pixels: Vec<u8> = (0..w * h * 3).map(|i| (i * 7 % 251) as u8).collect();
+    zune_image::image::Image::from_u8(&pixels, w, h, ColorSpace::RGB)
+        .write_to_vec(zune_image::codecs::ImageFormat::PNG)
+        .unwrap()
+}
+
+fn png_dims(bytes: &[u8]) -> (usize, usize) {
+    let cursor = zune_core::bytestream::ZCursor::new(bytes);
+    zune_image::image::Image::read(cursor, zune_core::options::DecoderOptions::default())
+        .unwrap()
+        .dimensions()
+}
+
+/// go-fastdfs (seen with its binary) resizes an image asked for without the group prefix
+/// (`/default/.../red.png?width=10`): its handler resizes before the file server that
+/// answers the unprefixed original with `404 page not found`. Same here, under the same
+/// download checks; anything that is not an image stays Go's 404 page (not go-fastdfs'
+/// empty 200, docs/DEFECTS.md #32).
+#[test]
+fn an_unprefixed_image_url_with_a_size_is_resized_as_go_fastdfs_does() {
+    let s = Server::start(json!({}));
+    let v = upload_json(&s, "red.png", &png(40, 20));
+    let path = v["path"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("/group1")
+        .unwrap()
+        .to_string();
+    let r = get(&s, &format!("{path}?width=10&download=0"), &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("Content-Type"), Some("image/png"));
+    assert_eq!(png_dims(&r.body), (10, 5));
+    // The attachment form, as for the prefixed URL.
+    let r = get(&s, &format!("{path}?height=5"), &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Disposition"), Some("attachment"));
+    assert_eq!(png_dims(&r.body), (10, 5));
+    // Without a size, and for a non-image, the unprefixed URL stays Go's 404 page.
+    let r = get(&s, &path, &[]);
+    assert_eq!((r.status, r.text().as_str()), (404, "404 page not found\n"));
+    let t = upload_json(&s, "t.txt", b"not an image");
+    let tpath = t["path"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("/group1")
+        .unwrap()
+        .to_string();
+    let r = get(&s, &format!("{tpath}?width=10"), &[]);
+    assert_eq!((r.status, r.text().as_str()), (404, "404 page not found\n"));
+    let r = get(&s, "/default/nope.png?width=10", &[]);
+    assert_eq!((r.status, r.body.len()), (404, 0));
+    // Under the download checks: with tokens on, a non-admin without a token gets no image.
+    let tokens = Server::start(json!({"download_use_token": true}));
+    let v = upload_json(&tokens, "red.png", &png(40, 20));
+    let path = v["path"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("/group1")
+        .unwrap()
+        .to_string();
+    let url = tokens.url(&format!("{path}?width=10"));
+    assert_eq!(status_from_non_admin(&url, &[]), 401);
+}

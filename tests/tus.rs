@@ -1172,3 +1172,308 @@ fn without_the_group_prefix_the_endpoint_is_big_upload() {
     let r = request("POST", &s.url(CREATE), &[V, ("Upload-Length", "2")], None);
     assert_ne!(r.status, 201);
 }
+
+/// The fields of an urlencoded form (`+` is a space).
+fn form_fields(body: &str) -> HashMap<String, String> {
+    body.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| {
+            let v = v.replace('+', " ");
+            let v = percent_encoding::percent_decode_str(&v).decode_utf8_lossy();
+            (k.to_string(), v.into_owned())
+        })
+        .collect()
+}
+
+/// A callback server that takes connections and never answers; they stay open until the
+/// test process ends.
+fn hanging_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hang", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    url
+}
+
+/// A callback server that answers every request with a redirect to `to`.
+fn redirecting_server(to: &str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/moved", listener.local_addr().unwrap());
+    let to = to.to_string();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let _ = s.read(&mut [0u8; 8192]);
+            let _ = write!(
+                s,
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {to}\r\nContent-Length: 0\r\n\r\n"
+            );
+        }
+    });
+    url
+}
+
+/// Waits up to `limit` for `calls` to hold `n` entries.
+fn wait_calls(calls: &Calls, n: usize, limit: Duration) -> Vec<(String, String)> {
+    let until = Instant::now() + limit;
+    while calls.lock().unwrap().len() < n && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    calls.lock().unwrap().clone()
+}
+
+#[test]
+fn callback_url_gets_the_stored_files_record_and_the_upload_id_as_go_fastdfs_posts_them() {
+    if !tuspy_available() {
+        return;
+    }
+    let (hook, calls) = sink("/hook?via=tus", |_| (String::new(), "ignored".into()));
+    let s = tus_server(json!({}));
+    let data = noise(300_000, 7);
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("notify.bin");
+    std::fs::write(&file, &data).unwrap();
+    let upload = |name: &str, db: &str| {
+        let db = tmp.path().join(db);
+        let out = tuspy(
+            TUSPY_UPLOAD,
+            &[
+                &s.url(CREATE),
+                file.to_str().unwrap(),
+                db.to_str().unwrap(),
+                "0",
+                "0",
+                &format!("filename={name}"),
+                &format!("callback_url={hook}"),
+            ],
+        );
+        id_of(out.last().unwrap()).to_string()
+    };
+    let first = upload("notify.bin", "a.json");
+    let got = wait_calls(&calls, 1, Duration::from_secs(10));
+    assert_eq!(got.len(), 1, "one notice per completed upload: {got:?}");
+    let (head, body) = &got[0];
+    assert!(head.starts_with("POST /hook?via=tus HTTP/1.1"), "{head}");
+    let lower = head.to_ascii_lowercase();
+    assert!(
+        lower.contains("content-type: application/x-www-form-urlencoded"),
+        "{head}"
+    );
+    let fields = form_fields(body);
+    assert_eq!(fields["id"], first);
+    // `info` is the record as get_file_info shows it: go-fastdfs' pretty FileInfo (sorted
+    // keys, 2-space indent), sent only once the file is stored and recorded.
+    let md5 = md5_hex(&data);
+    let r = request(
+        "GET",
+        &s.url(&format!("/group1/get_file_info?md5={md5}")),
+        &[],
+        None,
+    );
+    let recorded: Value = serde_json::from_str(&r.body).unwrap();
+    let info: Value = serde_json::from_str(&fields["info"]).unwrap();
+    assert_eq!(info, recorded["data"]);
+    assert!(
+        fields["info"].starts_with("{\n  \"md5\": "),
+        "{}",
+        fields["info"]
+    );
+    let keys: Vec<&str> = info
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "md5",
+            "name",
+            "offset",
+            "path",
+            "peers",
+            "rename",
+            "scene",
+            "size",
+            "timeStamp"
+        ]
+    );
+    assert_eq!(std::fs::read(stored_path(&s, &md5)).unwrap(), data);
+    // The same content again (a dedup hit): the notice carries the stored file's record
+    // and the new upload's id, as go-fastdfs sends it.
+    let second = upload("again.bin", "b.json");
+    let got = wait_calls(&calls, 2, Duration::from_secs(10));
+    assert_eq!(got.len(), 2, "{got:?}");
+    let fields = form_fields(&got[1].1);
+    assert_eq!(fields["id"], second);
+    let info: Value = serde_json::from_str(&fields["info"]).unwrap();
+    assert_eq!(info, recorded["data"]);
+    // An upload without callback_url notifies nobody.
+    let url = create(&s, 3, &[("filename", "quiet.txt")]);
+    assert_eq!(patch(&url, 0, b"abc", &[]).status, 204);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(calls.lock().unwrap().len(), 2);
+}
+
+#[test]
+fn a_hanging_refused_or_redirecting_callback_never_holds_or_fails_the_upload() {
+    let (good, calls) = sink("/good", |_| (String::new(), String::new()));
+    let (elsewhere, redirected) = sink("/elsewhere", |_| (String::new(), String::new()));
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/refused", l.local_addr().unwrap())
+    };
+    let hanging = hanging_server();
+    let moved = redirecting_server(&elsewhere);
+    let s = tus_server(json!({}));
+    let upload = |content: &[u8], hook: &str| {
+        let url = create(
+            &s,
+            content.len(),
+            &[("filename", "cb.txt"), ("callback_url", hook)],
+        );
+        let started = Instant::now();
+        let r = patch(&url, 0, content, &[]);
+        assert_eq!(r.status, 204, "{}", r.body);
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the PATCH does not wait for the callback ({hook}): {:?}",
+            started.elapsed()
+        );
+        let download = r.h("x-fastdfs-url").unwrap().to_string();
+        let (code, body) = call(agent().get(&download));
+        assert_eq!((code, body.as_bytes()), (200, content));
+    };
+    // More hanging callbacks than there are sender threads: the queue holds the rest.
+    for i in 0..6 {
+        upload(format!("hang {i}").as_bytes(), &hanging);
+    }
+    upload(b"refused", &refused);
+    upload(b"moved", &moved);
+    upload(b"good", &good);
+    // The good notice arrives once the hanging ones time out (10 s each, 4 at a time).
+    let got = wait_calls(&calls, 1, Duration::from_secs(40));
+    assert_eq!(got.len(), 1, "the reachable callback server was told");
+    let info = &form_fields(&got[0].1)["info"];
+    assert!(info.contains("\"size\": 4"), "{info}");
+    // A redirect is not followed.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(redirected.lock().unwrap().is_empty());
+    // The server stayed healthy.
+    let r = request("OPTIONS", &s.url(CREATE), &[], None);
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn callbacks_can_be_turned_off_or_limited_to_listed_hosts() {
+    let create_with = |s: &Server, hook: &str| {
+        let m = metadata(&[("filename", "h.txt"), ("callback_url", hook)]);
+        request(
+            "POST",
+            &s.url(CREATE),
+            &[V, ("Upload-Length", "2"), ("Upload-Metadata", &m)],
+            None,
+        )
+    };
+    let off = tus_server(json!({"enable_tus_callback": false}));
+    let r = create_with(&off, "http://127.0.0.1:9/x");
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("callback"), "{}", r.body);
+    assert_eq!(r.h("tus-resumable"), Some("1.0.0"));
+    // Without callback_url creation is unaffected.
+    let m = metadata(&[("filename", "h.txt")]);
+    let plain = request(
+        "POST",
+        &off.url(CREATE),
+        &[V, ("Upload-Length", "2"), ("Upload-Metadata", &m)],
+        None,
+    );
+    assert_eq!(plain.status, 201);
+
+    let (hook, calls) = sink("/hook", |_| (String::new(), String::new()));
+    let port = hook
+        .trim_start_matches("http://127.0.0.1:")
+        .split('/')
+        .next()
+        .unwrap();
+    let listed = tus_server(json!({"tus_callback_hosts": [format!("127.0.0.1:{port}")]}));
+    for refused in [
+        "http://127.0.0.1:9/x".to_string(),
+        format!("http://localhost:{port}/hook"),
+        "https://127.0.0.1/x".to_string(),
+        "gopher://127.0.0.1/x".to_string(),
+    ] {
+        let r = create_with(&listed, &refused);
+        assert_eq!(r.status, 400, "{refused}: {}", r.body);
+    }
+    let r = create_with(&listed, &hook);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let url = r.h("location").unwrap().to_string();
+    assert_eq!(patch(&url, 0, b"ok", &[]).status, 204);
+    assert_eq!(wait_calls(&calls, 1, Duration::from_secs(10)).len(), 1);
+    assert!(
+        big_files(&listed, "").len() <= 1,
+        "refused creations stored nothing"
+    );
+}
+
+/// go-fastdfs answers `G/big/upload` (no slash) with a `301` to `G/big/upload/`, and the
+/// POST a client then repeats as a GET is refused: tuspy given that endpoint cannot upload
+/// there (seen with the binary: `405`). Here the endpoint without its slash is the tus
+/// endpoint itself (docs/PROTOCOL.md §10).
+#[test]
+fn a_tus_client_given_the_endpoint_without_its_slash_uploads() {
+    if !tuspy_available() {
+        return;
+    }
+    let s = tus_server(json!({}));
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("slash.txt");
+    std::fs::write(&file, b"no slash").unwrap();
+    let db = tmp.path().join("urls.json");
+    let endpoint = s.url("/group1/big/upload");
+    let out = tuspy(
+        TUSPY_UPLOAD,
+        &[
+            &endpoint,
+            file.to_str().unwrap(),
+            db.to_str().unwrap(),
+            "0",
+            "0",
+            "filename=slash.txt",
+        ],
+    );
+    let url = out.last().unwrap();
+    assert!(url.starts_with(&s.url(CREATE)), "{url}");
+    let h = head(url);
+    assert_eq!(h.h("upload-offset"), Some("8"));
+    let (code, body) = call(agent().get(h.h("x-fastdfs-url").unwrap()));
+    assert_eq!((code, body.as_str()), (200, "no slash"));
+}
+
+/// A `callback_url` naming this node's own API (or a peer's) would be POSTed from this node,
+/// an admin by address: `G/delete?md5=<any file>` would delete it. A fastdfs node refuses a
+/// callback notice on its API routes (`403`); the file stays.
+#[test]
+fn a_callback_url_aimed_at_the_nodes_own_delete_route_deletes_nothing() {
+    let s = tus_server(json!({}));
+    let victim = upload_json(&s, "victim.txt", b"must survive");
+    let md5 = victim["md5"].as_str().unwrap();
+    let hook = s.url(&format!("/group1/delete?md5={md5}"));
+    let url = create(&s, 4, &[("filename", "x.txt"), ("callback_url", &hook)]);
+    assert_eq!(patch(&url, 0, b"evil", &[]).status, 204);
+    let refused = eventually(Duration::from_secs(10), || {
+        std::fs::read_to_string(s.dir.join("log/fileserver.log"))
+            .unwrap_or_default()
+            .contains("tus: callback sent")
+    });
+    assert!(refused, "the notice was sent: {}", s.stderr_tail(4000));
+    let (code, body) = call(agent().get(&s.url(victim["path"].as_str().unwrap())));
+    assert_eq!((code, body.as_str()), (200, "must survive"));
+    let log = std::fs::read_to_string(s.dir.join("log/fileserver.log")).unwrap();
+    assert!(log.contains("status=403"), "{log}");
+}

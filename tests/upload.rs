@@ -1244,3 +1244,158 @@ fn names_whose_urls_a_route_answers_are_refused_before_anything_is_stored() {
     );
     assert_eq!(code, 200, "{body}");
 }
+
+/// `n` different contents (each a different size) uploaded at once with one curl each to
+/// one custom `path` under one file name (`filename=` of the file part, and the `filename`
+/// field when `rename`); returns each content with its answer (status, body).
+fn curl_race_one_name(s: &Server, n: usize, rename: bool) -> Vec<(Vec<u8>, (u16, String))> {
+    let tmp = tempfile::tempdir().unwrap();
+    let datas: Vec<Vec<u8>> = (0..n)
+        .map(|i| noise(20_000 + i * 1_013, 500 + i as u64))
+        .collect();
+    let files: Vec<PathBuf> = datas
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let f = tmp.path().join(format!("src{i}.bin"));
+            std::fs::write(&f, d).unwrap();
+            f
+        })
+        .collect();
+    let answers: Vec<(u16, String)> = std::thread::scope(|sc| {
+        let hs: Vec<_> = files
+            .iter()
+            .map(|f| {
+                sc.spawn(move || {
+                    let file = format!("file=@{};filename=race.bin", f.display());
+                    let url = s.url("/group1/upload");
+                    let mut args = vec!["-F", &file, "-F", "output=json", "-F", "path=race/one"];
+                    if rename {
+                        args.extend(["-F", "filename=race.bin"]);
+                    }
+                    args.push(&url);
+                    curl(&args)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    datas.into_iter().zip(answers).collect()
+}
+
+/// GETs `path` on a new connection each time (`times`, so several executors answer).
+fn served_each_time(s: &Server, path: &str, times: usize) -> Vec<Vec<u8>> {
+    (0..times)
+        .map(|_| {
+            let resp = ureq::AgentBuilder::new()
+                .build()
+                .get(&s.url(path))
+                .set("Connection", "close")
+                .call()
+                .unwrap();
+            let mut got = Vec::new();
+            std::io::Read::read_to_end(&mut resp.into_reader(), &mut got).unwrap();
+            got
+        })
+        .collect()
+}
+
+#[test]
+fn concurrent_curl_uploads_to_one_custom_path_and_name_each_get_a_file_their_record_names() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        skip("curl races", "curl is not installed");
+        return;
+    }
+    for rename in [false, true] {
+        let s = Server::start(json!({}));
+        let results = curl_race_one_name(&s, 24, rename);
+        let mut paths = Vec::new();
+        for (data, (code, body)) in &results {
+            assert_eq!(*code, 200, "{body}");
+            let v = parse(body);
+            let md5 = md5_hex(data);
+            assert_eq!(
+                v["md5"],
+                md5.as_str(),
+                "the answer is of this upload's bytes"
+            );
+            assert_eq!(v["size"], data.len());
+            let path = v["path"].as_str().unwrap().to_string();
+            assert!(path.starts_with("/group1/race/one/"), "{path}");
+            for got in served_each_time(&s, &path, 3) {
+                assert!(got == *data, "{path} serves other bytes than its answer's");
+            }
+            // The record by content and by path: the same file, these bytes.
+            let (code, by_md5) = get_file_info(&s, &format!("md5={md5}"));
+            assert_eq!(code, 200, "{by_md5}");
+            let d = &by_md5["data"];
+            let stored = match d["rename"].as_str().unwrap() {
+                "" => d["name"].as_str().unwrap(),
+                r => r,
+            };
+            let rel = format!("{}/{stored}", d["path"].as_str().unwrap());
+            assert_eq!(format!("/group1/{}", &rel["files/".len()..]), path);
+            assert!(std::fs::read(s.dir.join(&rel)).unwrap() == *data, "{rel}");
+            let (code, by_path) = get_file_info(&s, &format!("path={path}"));
+            assert_eq!(code, 200, "{by_path}");
+            assert_eq!(by_path["data"]["md5"], md5.as_str(), "{path}");
+            paths.push(path);
+        }
+        paths.sort();
+        paths.dedup();
+        assert_eq!(paths.len(), 24, "one file per upload: {paths:?}");
+        let on_disk = files_in(&s.dir.join("files/race/one"));
+        assert_eq!(on_disk.len(), 24, "nothing else on disk: {on_disk:?}");
+        assert!(
+            eventually(Duration::from_secs(5), || !stored(&s)
+                .iter()
+                .any(|p| p.starts_with("_tmp/"))),
+            "no temp file left: {:?}",
+            stored(&s)
+        );
+    }
+}
+
+#[test]
+fn concurrent_curl_overwrites_of_one_custom_path_leave_the_file_and_its_record_in_agreement() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        skip("curl races", "curl is not installed");
+        return;
+    }
+    // Without dedup a name is overwritten (go-fastdfs): one upload wins, and what is served,
+    // what is on disk and the record are all of that one upload.
+    let s = Server::start(json!({"enable_distinct_file": false}));
+    let results = curl_race_one_name(&s, 24, false);
+    let path = "/group1/race/one/race.bin";
+    let key = md5_hex(b"files/race/one/race.bin");
+    for (data, (code, body)) in &results {
+        assert_eq!(*code, 200, "{body}");
+        let v = parse(body);
+        assert_eq!(v["path"], path);
+        assert_eq!(v["md5"], key.as_str());
+        assert_eq!(v["size"], data.len(), "the answer describes this upload");
+    }
+    let on_disk = std::fs::read(s.dir.join("files/race/one/race.bin")).unwrap();
+    let winner = results
+        .iter()
+        .position(|(d, _)| *d == on_disk)
+        .expect("the file on disk is one upload's bytes, whole");
+    for got in served_each_time(&s, path, 6) {
+        assert!(got == on_disk, "served bytes differ from the file on disk");
+    }
+    let (code, info) = get_file_info(&s, &format!("path={path}"));
+    assert_eq!(code, 200, "{info}");
+    assert_eq!(
+        info["data"]["size"],
+        results[winner].0.len(),
+        "the record is of the file on disk: {info}"
+    );
+    assert_eq!(files_in(&s.dir.join("files/race/one")), ["race.bin"]);
+    assert!(
+        eventually(Duration::from_secs(5), || !stored(&s)
+            .iter()
+            .any(|p| p.starts_with("_tmp/"))),
+        "no temp file left: {:?}",
+        stored(&s)
+    );
+}

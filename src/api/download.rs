@@ -112,7 +112,9 @@ fn files_rel(decoded: &str) -> Option<(String, bool)> {
 /// go-fastdfs stats `files/<path>` for a URL outside its prefix and, when something is
 /// there, hands the request to its file server, which serves only under the prefix: Go's
 /// `404 page not found` (for a directory with `show_dir` off, first `list dir deny`).
-/// Nothing there: an empty 404. The download checks come first, as there.
+/// Nothing there: an empty 404 (go-fastdfs asks its peers first: not here, docs/PROTOCOL.md
+/// §10). The download checks come first, as there; an image asked for with `width`/`height`
+/// is resized as under the prefix (go-fastdfs resizes before its file server refuses).
 async fn outside_prefix(w: &Worker, req: &Request<'_>, rel: String) -> Result<Response, ApiError> {
     let mut params = super::Params::default();
     params.push_query(req.head.query());
@@ -121,9 +123,13 @@ async fn outside_prefix(w: &Worker, req: &Request<'_>, rel: String) -> Result<Re
     let is_dir = glommio::executor()
         .spawn_blocking(move || std::fs::metadata(full).map(|m| m.is_dir()).ok())
         .await;
+    let resizable = wants_variant(&params) && !crate::store::haystack::is_under(&rel);
     Ok(match is_dir {
         None => Response::new(404),
         Some(true) if !w.config().show_dir => Response::text(403, "list dir deny"),
+        Some(false) if resizable => Box::pin(resized(w, req, &params, &rel))
+            .await?
+            .unwrap_or_else(go_not_found),
         Some(_) => go_not_found(),
     })
 }

@@ -162,6 +162,11 @@ config_keys! {
     body_min_rate: u64 = uint(BODY_MIN_RATE_DEFAULT), live => (BODY_MIN_RATE_DEFAULT);
     /// Unfinished tus uploads one client address may hold.
     tus_uploads_per_client_max: u64 = uint(TUS_UPLOADS_PER_CLIENT_MAX_DEFAULT), live => (TUS_UPLOADS_PER_CLIENT_MAX_DEFAULT);
+    /// tus `callback_url` notices (go-fastdfs sends them always); off: a creation naming one is
+    /// refused.
+    enable_tus_callback: bool = bool(true), live => (true);
+    /// Hosts (`host` or `host:port`) a tus `callback_url` may name; empty = any host.
+    tus_callback_hosts: Vec<String> = strings(&[]), live => ([]);
     /// Dead bytes (deleted merged files), in percent of a small-file container, from which the
     /// background compaction rewrites it; 0 = only on demand (`G/compact`).
     compact_dead_percent: u64 = uint(30), live => (30);

@@ -12,6 +12,7 @@
 //! Google code are enforced, the completed file lands in the requested scene (item 22), GET of
 //! an id serves only that upload's finished file, with the download checks (item 23), and 412 carries `Tus-Version` (item 41).
 
+pub mod callback;
 pub mod protocol;
 pub mod state;
 mod transfer;
@@ -108,6 +109,35 @@ impl From<TusError> for ApiError {
             other => ApiError::fail(http, other.to_string()),
         }
     }
+}
+
+/// The metadata's `callback_url`, when it has a non-empty one.
+fn callback_url(metadata: &[(String, String)]) -> Option<&str> {
+    metadata
+        .iter()
+        .find(|(k, v)| k == "callback_url" && !v.trim().is_empty())
+        .map(|(_, v)| v.trim())
+}
+
+/// Queues the `callback_url` notice of a completed upload (docs/PROTOCOL.md §6): `record` is
+/// the stored file's, durable and recorded. A URL no longer allowed (a reload since the
+/// creation) is skipped.
+fn notify(w: &Worker, info: &Info, record: &crate::json::FileInfo) {
+    let Ok(metadata) = protocol::parse_metadata(&info.metadata) else {
+        return;
+    };
+    let Some(url) = callback_url(&metadata) else {
+        return;
+    };
+    if let Err(why) = callback::check(&w.config(), url) {
+        tracing::warn!(id = %info.id, %why, "tus: callback not sent");
+        return;
+    }
+    w.shared.callbacks.post(callback::Notice {
+        url: url.to_string(),
+        id: info.id.clone(),
+        info: crate::json::pretty(record),
+    });
 }
 
 fn bad(message: &str) -> TusError {
@@ -341,6 +371,9 @@ async fn create(w: &Worker, req: &mut Request<'_>) -> Result<Response, TusError>
     let length = length_of(&cfg, req)?;
     let raw_metadata = header(req, "upload-metadata").unwrap_or("").to_string();
     let metadata = protocol::parse_metadata(&raw_metadata)?;
+    if let Some(url) = callback_url(&metadata) {
+        callback::check(&cfg, url).map_err(|why| ApiError::fail(400, why))?;
+    }
     let with_upload = req.content_length() != Some(0);
     if with_upload && !protocol::is_offset_octet_stream(header(req, "content-type")) {
         return Err(TusError::MediaType);

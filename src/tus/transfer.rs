@@ -10,6 +10,7 @@
 use super::protocol::{BodyDigest, Checksum};
 use super::state::{self, Completed, Info};
 use super::TusError;
+use crate::json::FileInfo;
 use crate::store::write::{Appender, Hasher, Written};
 use crate::worker::Worker;
 use std::io;
@@ -153,19 +154,30 @@ pub async fn advance(
     let mut next = info.clone();
     next.offset = received.end;
     next.expires = state::now() + super::lifetime_s(&w.config());
+    let mut record = None;
     if complete {
-        next.completed = Some(self::complete(w, &next, received.whole_digest).await?);
+        let (done, stored) = self::complete(w, &next, received.whole_digest).await?;
+        next.completed = Some(done);
+        record = Some(stored);
         crate::failpoint::hit("tus.completed");
     } else {
         crate::failpoint::hit("tus.data_synced");
     }
     state::save(w.dir(), &next).await?;
     *info = next;
+    if let Some(record) = record {
+        super::notify(w, info, &record);
+    }
     Ok(())
 }
 
 /// Turns the upload's data file into a stored file exactly like a multipart upload.
-async fn complete(w: &Worker, info: &Info, digest: Option<String>) -> Result<Completed, TusError> {
+/// Returns the record of the stored file (an earlier one of the same content on a dedup hit).
+async fn complete(
+    w: &Worker,
+    info: &Info,
+    digest: Option<String>,
+) -> Result<(Completed, FileInfo), TusError> {
     let cfg = w.config();
     let length = info.length.expect("completion needs a known length");
     assert_eq!(info.offset, length);
@@ -191,10 +203,11 @@ async fn complete(w: &Worker, info: &Info, digest: Option<String>) -> Result<Com
         tracing::warn!(id = %info.id, cause = %e, "the upload's id will be forgotten when it expires");
     }
     tracing::info!(id = %info.id, md5 = %record.md5, size = length, "tus upload completed");
-    Ok(Completed {
-        md5: record.md5,
+    let done = Completed {
+        md5: record.md5.clone(),
         url,
-    })
+    };
+    Ok((done, record))
 }
 
 /// Blocking: cuts unacknowledged bytes past `length` (a deferred length declared shorter than

@@ -47,9 +47,11 @@
 //! * Header names are case-insensitive; obs-fold (continuation lines) and bare CR/LF
 //!   in a header section are rejected.
 //! * `Content-Disposition` must be `form-data` with a `name` parameter. Parameters may
-//!   come in any order and case, as quoted strings or tokens. Inside quoted strings
-//!   `\"` and `\\` are escapes; any other backslash is kept literally, so that Windows
-//!   paths sent by old browsers (`filename="C:\dir\a.txt"`) survive. Raw UTF-8 (as
+//!   come in any order and case, as quoted strings or tokens. Inside quoted strings a
+//!   backslash escapes a tspecial (`\"`, `\\`, `\/`, `\;`, ... as Go's
+//!   `mime.ParseMediaType`, go-fastdfs' parser, reads them); any other backslash is kept
+//!   literally, so that Windows paths sent by old browsers (`filename="C:\dir\a.txt"`)
+//!   survive. Raw UTF-8 (as
 //!   browsers send it) is accepted; invalid UTF-8 is decoded lossily.
 //!   `filename*=charset'lang'percent-encoded` (RFC 5987, UTF-8 or ISO-8859-1) takes
 //!   precedence over `filename`; an unusable `filename*` is ignored.
@@ -606,9 +608,13 @@ fn parse_params(s: &[u8]) -> Result<Params<'_>, &'static str> {
     }
 }
 
+/// RFC 2045 tspecials: the characters a backslash escapes in a quoted string.
+const TSPECIALS: &[u8] = b"()<>@,;:\\\"/[]?=";
+
 /// Parses a quoted string whose opening quote is just before `s[i]`; returns the
-/// unescaped content and the index after the closing quote. Only `\"` and `\\` are
-/// escapes; other backslashes are literal (Windows paths from old browsers).
+/// unescaped content and the index after the closing quote. A backslash escapes a
+/// tspecial (`\"`, `\\`, `\/`, `\;`, ...) and is literal before anything else (Windows
+/// paths from old browsers), exactly as Go's `mime.ParseMediaType` reads it.
 fn parse_quoted(s: &[u8], mut i: usize) -> Result<(Vec<u8>, usize), &'static str> {
     // The usual case, no escape before the closing quote: one copy.
     if let Some(n) = memchr::memchr2(b'"', b'\\', &s[i.min(s.len())..]) {
@@ -620,7 +626,7 @@ fn parse_quoted(s: &[u8], mut i: usize) -> Result<(Vec<u8>, usize), &'static str
     while let Some(&b) = s.get(i) {
         match b {
             b'"' => return Ok((out, i + 1)),
-            b'\\' if matches!(s.get(i + 1), Some(b'"' | b'\\')) => {
+            b'\\' if s.get(i + 1).is_some_and(|c| TSPECIALS.contains(c)) => {
                 out.push(s[i + 1]);
                 i += 2;
             }

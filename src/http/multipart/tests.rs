@@ -409,6 +409,43 @@ x
     );
 }
 
+/// Go's `mime.ParseMediaType` (go-fastdfs' parser): in a quoted string a backslash escapes
+/// the next character when that is a tspecial (`()<>@,;:\"/[]?=`), and is kept literally
+/// before anything else (MSIE's unescaped Windows paths). Seen with the go-fastdfs binary:
+/// `x\/y.txt` is stored as `y.txt` (the escape makes a `/`, the name is its last part),
+/// `s\;t.txt` as `s;t.txt`, `a\b.txt`, `e\e.txt` and `t\ z.txt` keep their backslash.
+#[test]
+fn a_backslash_escapes_a_tspecial_only_as_go_does() {
+    let cases: &[(&[u8], &str)] = &[
+        (br#"a\b.txt"#, "a\\b.txt"),
+        (br#"x\/y.txt"#, "x/y.txt"),
+        (br#"s\;t.txt"#, "s;t.txt"),
+        (br#"q\"z.txt"#, "q\"z.txt"),
+        (br#"u\\v.txt"#, "u\\v.txt"),
+        (br#"t\ z.txt"#, "t\\ z.txt"),
+        (br#"e\e\.txt"#, "e\\e\\.txt"),
+        (br#"p\(1\)\[2\]\<3\>\@\,\:\?\=.txt"#, "p(1)[2]<3>@,:?=.txt"),
+        (br#"end\"#, ""),
+    ];
+    for (quoted, want) in cases {
+        let mut body = b"--b\r\nContent-Disposition: form-data; name=f; filename=\"".to_vec();
+        body.extend_from_slice(quoted);
+        body.extend_from_slice(b"\"\r\n\r\nx\r\n--b--");
+        let got = parse(b"b", &body);
+        if want.is_empty() {
+            // `\"` escapes the closing quote: the string never ends.
+            assert!(got.is_err(), "{}", quoted.escape_ascii());
+            continue;
+        }
+        assert_eq!(
+            got.unwrap(),
+            vec![part("f", Some(want), None, b"x")],
+            "{}",
+            quoted.escape_ascii()
+        );
+    }
+}
+
 #[test]
 fn filename_star_takes_precedence() {
     let body = "--b\r\n\

@@ -1,0 +1,323 @@
+//! tus `callback_url` (docs/PROTOCOL.md §6): once an upload has become a stored file (durable
+//! and recorded), the URL the client named in its metadata gets go-fastdfs' notice, a POST
+//! form `info=<pretty FileInfo JSON>&id=<upload id>`; its answer is ignored.
+//!
+//! The URL is the client's choice, so it is a way to make this server call anything it can
+//! reach (SSRF): `enable_tus_callback` turns callbacks off and `tus_callback_hosts` limits
+//! them to listed hosts (docs/CONFIG.md). A URL that will not be called is refused at
+//! creation (400), so a client never waits for a notice that cannot come.
+//!
+//! Delivery never touches an upload: notices go into a bounded queue drained by a few threads
+//! of their own (a name lookup blocks, and must not hold an executor or the blocking pool that
+//! commits metadata). Each notice has [`TIMEOUT`] to connect and as long again to be sent and
+//! answered; redirects are not followed; a full queue drops the notice with a warning.
+//! Notices still queued at exit are lost (go-fastdfs keeps none either).
+
+use crate::config::Config;
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The header that marks a notice. A fastdfs node refuses it on its API routes: a
+/// `callback_url` naming this node or a peer would otherwise reach them from an admin
+/// address (`G/delete?md5=...`).
+pub const MARK_HEADER: &str = "x-fastdfs-callback";
+
+/// Time to connect, and then to send the notice and read the answer's status line
+/// (go-fastdfs: 10 s and 10 s).
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// Notices waiting for a sender; more are dropped.
+pub const QUEUE_MAX: usize = 1024;
+/// Threads sending notices (so one hanging callback server does not hold up the others).
+const SENDERS: usize = 4;
+/// Longest accepted `callback_url`.
+const URL_BYTES_MAX: usize = 2048;
+/// Bytes of an answer read at most (only its status line is of interest).
+const ANSWER_BYTES_MAX: usize = 4096;
+
+/// One notice to send.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub url: String,
+    /// The upload id.
+    pub id: String,
+    /// The stored file's record, go-fastdfs' pretty JSON.
+    pub info: String,
+}
+
+/// The queue of notices and its sender threads (one per process, in `Shared`).
+pub struct Callbacks {
+    queue: mpsc::SyncSender<Notice>,
+    /// The senders' end, held here too: a queue whose threads did not start fills up (and
+    /// says so) instead of refusing as disconnected.
+    _rx: Arc<Mutex<mpsc::Receiver<Notice>>>,
+}
+
+impl Default for Callbacks {
+    fn default() -> Callbacks {
+        Callbacks::new()
+    }
+}
+
+impl Callbacks {
+    /// Starts the sender threads (before the executors pin their threads: these run on any
+    /// CPU of the process).
+    pub fn new() -> Callbacks {
+        Callbacks::with_senders(SENDERS)
+    }
+
+    fn with_senders(senders: usize) -> Callbacks {
+        let (queue, rx) = mpsc::sync_channel::<Notice>(QUEUE_MAX);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..senders {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("tus-callback-{i}"))
+                .spawn(move || sender_loop(&rx));
+            if let Err(e) = spawned {
+                tracing::warn!(cause = %e, "tus: a callback sender thread did not start");
+            }
+        }
+        Callbacks { queue, _rx: rx }
+    }
+
+    /// Queues a notice; false (and a warning) when the queue is full.
+    pub fn post(&self, notice: Notice) -> bool {
+        match self.queue.try_send(notice) {
+            Ok(()) => true,
+            Err(e) => {
+                let n = match &e {
+                    mpsc::TrySendError::Full(n) | mpsc::TrySendError::Disconnected(n) => n,
+                };
+                tracing::warn!(id = %n.id, url = %n.url, "tus: callback queue full, notice dropped");
+                false
+            }
+        }
+    }
+}
+
+/// Sends queued notices until the queue is gone (the process ends).
+fn sender_loop(rx: &Mutex<mpsc::Receiver<Notice>>) {
+    loop {
+        let next = match rx.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(notice) = next else {
+            return;
+        };
+        match deliver(&notice) {
+            Ok(status) => {
+                tracing::info!(id = %notice.id, url = %notice.url, status, "tus: callback sent")
+            }
+            Err(e) => {
+                tracing::warn!(id = %notice.id, url = %notice.url, cause = %e, "tus: callback failed")
+            }
+        }
+    }
+}
+
+/// Whether `url` may be called back under `cfg`; the error says why not.
+pub fn check(cfg: &Config, url: &str) -> Result<(), String> {
+    if !cfg.enable_tus_callback {
+        return Err("callback_url: callbacks are turned off on this server".into());
+    }
+    if url.len() > URL_BYTES_MAX {
+        return Err(format!("callback_url: longer than {URL_BYTES_MAX} bytes"));
+    }
+    if url
+        .trim()
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    {
+        return Err("callback_url: https is not supported, use http://".into());
+    }
+    let parsed = crate::client::parse_url(url).map_err(|e| format!("callback_url: {e}"))?;
+    if !host_allowed(&cfg.tus_callback_hosts, &parsed) {
+        return Err(format!(
+            "callback_url: host {} is not allowed (tus_callback_hosts)",
+            parsed.host_header
+        ));
+    }
+    Ok(())
+}
+
+/// Every host when `hosts` is empty; else a listed `host` (any port) or `host:port`,
+/// compared without case.
+fn host_allowed(hosts: &[String], url: &crate::client::Url) -> bool {
+    let with_port = format!("{}:{}", url.host, url.port);
+    let bracketed = format!("[{}]:{}", url.host, url.port);
+    hosts.is_empty()
+        || hosts.iter().map(|h| h.trim()).any(|h| {
+            let bare = h.trim_start_matches('[').trim_end_matches(']');
+            bare.eq_ignore_ascii_case(&url.host)
+                || h.eq_ignore_ascii_case(&with_port)
+                || h.eq_ignore_ascii_case(&bracketed)
+        })
+}
+
+/// The request for `notice` (HTTP/1.1, one request per connection).
+fn request_bytes(url: &crate::client::Url, notice: &Notice) -> Vec<u8> {
+    let form = crate::client::encode_form(&[
+        ("info".to_string(), notice.info.clone()),
+        ("id".to_string(), notice.id.clone()),
+    ]);
+    let mut head = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: Go-FastDFS\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+         X-Fastdfs-Callback: tus\r\nConnection: close\r\n",
+        url.path,
+        url.host_header,
+        form.len()
+    );
+    if let Some(auth) = &url.basic_auth {
+        head.push_str(&format!("Authorization: {auth}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(form.as_bytes());
+    out
+}
+
+/// Sends one notice (blocking); returns the answer's status.
+fn deliver(notice: &Notice) -> io::Result<u16> {
+    let url = crate::client::parse_url(&notice.url)?;
+    let mut stream = connect(&url.host, url.port)?;
+    let deadline = Instant::now() + TIMEOUT;
+    let left = || {
+        let d = deadline.saturating_duration_since(Instant::now());
+        (!d.is_zero())
+            .then_some(d)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "no answer in time"))
+    };
+    stream.set_write_timeout(Some(left()?))?;
+    stream.write_all(&request_bytes(&url, notice))?;
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 512];
+    while !answer.contains(&b'\n') && answer.len() < ANSWER_BYTES_MAX {
+        stream.set_read_timeout(Some(left()?))?;
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    status_of(&answer)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no HTTP status line"))
+}
+
+/// The first address of `host:port` that takes a connection within [`TIMEOUT`].
+fn connect(host: &str, port: u16) -> io::Result<TcpStream> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "host has no address");
+    for addr in (host, port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, TIMEOUT) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// The status of an `HTTP/1.x NNN ...` line.
+fn status_of(answer: &[u8]) -> Option<u16> {
+    let line = answer.split(|b| *b == b'\n').next()?;
+    let text = std::str::from_utf8(line).ok()?;
+    let mut parts = text.split_whitespace();
+    parts.next().filter(|v| v.starts_with("HTTP/"))?;
+    parts.next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(extra: &str) -> Config {
+        let text = format!(r#"{{"addr": ":8080"{extra}}}"#);
+        crate::config::parse(std::path::Path::new("cfg.json"), &text)
+            .expect("a valid config")
+            .0
+    }
+
+    #[test]
+    fn callbacks_are_on_for_any_http_host_by_default() {
+        let c = cfg("");
+        assert!(check(&c, "http://127.0.0.1:9/cb?x=1").is_ok());
+        assert!(check(&c, "http://hooks.example").is_ok());
+        for bad in ["ftp://h/x", "h:80", "", "http://"] {
+            assert!(check(&c, bad).is_err(), "{bad}");
+        }
+        let https = check(&c, "HTTPS://h/x").unwrap_err();
+        assert!(https.contains("https"), "{https}");
+        let long = format!("http://h/{}", "a".repeat(URL_BYTES_MAX));
+        assert!(check(&c, &long).is_err());
+    }
+
+    #[test]
+    fn the_config_turns_callbacks_off_or_limits_their_hosts() {
+        let off = cfg(r#", "enable_tus_callback": false"#);
+        assert!(check(&off, "http://h/x").is_err());
+        let listed = cfg(r#", "tus_callback_hosts": ["Hooks.Example", "10.0.0.5:8080", "[::1]"]"#);
+        for ok in [
+            "http://hooks.example/x",
+            "http://hooks.example:81/x",
+            "http://10.0.0.5:8080/",
+            "http://[::1]:9/",
+        ] {
+            assert!(check(&listed, ok).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://10.0.0.5/x",
+            "http://127.0.0.1/x",
+            "http://hooks.example.evil/x",
+            "http://x@evil/hooks.example",
+        ] {
+            assert!(check(&listed, refused).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn the_notice_is_go_fastdfs_form_in_one_request() {
+        let url = crate::client::parse_url("http://u:p@h:81/cb?x=1").unwrap();
+        let n = Notice {
+            url: String::new(),
+            id: "abc".into(),
+            info: "{\n  \"md5\": \"m\"\n}".into(),
+        };
+        let text = String::from_utf8(request_bytes(&url, &n)).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.starts_with("POST /cb?x=1 HTTP/1.1\r\nHost: h:81\r\n"),
+            "{head}"
+        );
+        assert!(head.contains("\r\nAuthorization: Basic dTpw"), "{head}");
+        assert!(head.contains(&format!("\r\nContent-Length: {}", body.len())));
+        assert!(head
+            .to_ascii_lowercase()
+            .contains(&format!("\r\n{MARK_HEADER}: tus\r\n")));
+        assert_eq!(body, "info=%7B%0A%20%20%22md5%22%3A%20%22m%22%0A%7D&id=abc");
+    }
+
+    #[test]
+    fn a_full_queue_drops_the_notice_instead_of_waiting() {
+        // No sender threads: nothing drains the queue.
+        let c = Callbacks::with_senders(0);
+        let n = Notice {
+            url: "http://h/".into(),
+            id: "i".into(),
+            info: "{}".into(),
+        };
+        for _ in 0..QUEUE_MAX {
+            assert!(c.post(n.clone()));
+        }
+        assert!(!c.post(n));
+    }
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(status_of(b"HTTP/1.1 204 No Content\r\n"), Some(204));
+        assert_eq!(status_of(b"HTTP/1.0 302 Found\r\nLocation: x"), Some(302));
+        assert_eq!(status_of(b"garbage"), None);
+        assert_eq!(status_of(b""), None);
+    }
+}
