@@ -21,11 +21,57 @@ use std::rc::Rc;
 /// Where a download URL points.
 enum Target {
     Index,
-    File(String),
+    File(RelPath),
     NotFound,
     /// A path outside the group prefix, as `files/...`: go-fastdfs looks it up there
     /// without the prefix (see [`outside_prefix`]).
-    Outside(String),
+    Outside(RelPath),
+}
+
+/// The `files/...` path a download names, built per request in memory its thread keeps for
+/// the next one (as the connection's buffers are kept): a cached download allocates nothing
+/// for it.
+struct RelPath(String);
+
+/// Paths' memory kept per thread, and the longest kept.
+const REL_PATHS_KEPT: usize = 16;
+const REL_PATH_KEPT_BYTES: usize = 1024;
+
+thread_local! {
+    static REL_PATHS: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl RelPath {
+    fn with_capacity(n: usize) -> RelPath {
+        let kept = REL_PATHS.with(|p| p.borrow_mut().pop());
+        let mut s = kept.unwrap_or_default();
+        debug_assert!(s.is_empty());
+        s.reserve(n);
+        RelPath(s)
+    }
+}
+
+impl std::ops::Deref for RelPath {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for RelPath {
+    fn drop(&mut self) {
+        let mut s = std::mem::take(&mut self.0);
+        if s.capacity() == 0 || s.capacity() > REL_PATH_KEPT_BYTES {
+            return;
+        }
+        s.clear();
+        let _ = REL_PATHS.try_with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < REL_PATHS_KEPT {
+                p.push(s);
+            }
+        });
+    }
 }
 
 /// What follows `/<group>` (empty or from a `/`), without allocating: this runs for every
@@ -93,9 +139,9 @@ fn outside(path: &str) -> Target {
 /// `files` and the non-empty segments of a decoded URL path (as `names::url_segments` takes
 /// them), built in place, and whether its first segment is an internal directory. None when
 /// a segment is not one a URL may name.
-fn files_rel(decoded: &str) -> Option<(String, bool)> {
-    let mut rel = String::with_capacity("files/".len() + decoded.len());
-    rel.push_str("files");
+fn files_rel(decoded: &str) -> Option<(RelPath, bool)> {
+    let mut rel = RelPath::with_capacity("files/".len() + decoded.len());
+    rel.0.push_str("files");
     let mut internal = false;
     let parts = crate::store::names::slash_segments(decoded).filter(|s| !s.is_empty());
     for (i, part) in parts.enumerate() {
@@ -103,8 +149,8 @@ fn files_rel(decoded: &str) -> Option<(String, bool)> {
             return None;
         }
         internal |= i == 0 && crate::store::names::is_internal(part);
-        rel.push('/');
-        rel.push_str(part);
+        rel.0.push('/');
+        rel.0.push_str(part);
     }
     Some((rel, internal))
 }
@@ -115,11 +161,11 @@ fn files_rel(decoded: &str) -> Option<(String, bool)> {
 /// Nothing there: an empty 404 (go-fastdfs asks its peers first: not here, docs/PROTOCOL.md
 /// §10). The download checks come first, as there; an image asked for with `width`/`height`
 /// is resized as under the prefix (go-fastdfs resizes before its file server refuses).
-async fn outside_prefix(w: &Worker, req: &Request<'_>, rel: String) -> Result<Response, ApiError> {
+async fn outside_prefix(w: &Worker, req: &Request<'_>, rel: RelPath) -> Result<Response, ApiError> {
     let mut params = super::Params::default();
     params.push_query(req.head.query());
     check_token(w, req, &params, &rel).await?;
-    let full = w.dir().join(&rel);
+    let full = w.dir().join(&*rel);
     let is_dir = glommio::executor()
         .spawn_blocking(move || std::fs::metadata(full).map(|m| m.is_dir()).ok())
         .await;
