@@ -1,0 +1,182 @@
+//! S3 folder markers on disk (docs/S3.md, "Folder markers"): a marker `files/<bucket>/<dirs>/`
+//! is the directory `files/<bucket>/<dirs>` plus its entry in the listing index
+//! (`meta::listing`, written with `Meta::put_folder` and `Meta::remove_folder`, which also
+//! queue the change for the peers). This module owns the directory side of both the local
+//! changes and a peer's (`apply_from_peer`). The functions that touch the disk block: call
+//! them from the blocking pool.
+
+use super::meta::{Meta, MetaError};
+use std::io;
+use std::path::Path;
+
+/// Creates `dir` and its missing ancestors; each new entry is durable once its parent is
+/// fsynced. A file in the way is `ENOTDIR`. Blocking.
+pub fn make_dir(dir: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.is_dir() {
+        if at.exists() {
+            return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+        }
+        missing.push(at);
+        match at.parent() {
+            Some(p) => at = p,
+            None => break,
+        }
+    }
+    for d in missing.into_iter().rev() {
+        match std::fs::create_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && d.is_dir() => continue,
+            Err(e) => return Err(e),
+        }
+        if let Some(parent) = d.parent() {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes `dir` if it is an empty directory (its parent fsynced); anything else (missing,
+/// not empty, not a directory) is left as it is, a success. Blocking.
+pub fn remove_empty_dir(dir: &Path) -> io::Result<()> {
+    match std::fs::remove_dir(dir) {
+        Ok(()) => match dir.parent() {
+            Some(parent) => std::fs::File::open(parent)?.sync_all(),
+            None => Ok(()),
+        },
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOENT | libc::ENOTEMPTY | libc::EEXIST | libc::ENOTDIR)
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `rel` can be a marker a peer sent: `files/<bucket>/<dirs>/`, the bucket a valid
+/// bucket name, every segment a plain name (not empty, `.`, `..`, no NUL).
+pub fn valid_rel(rel: &str) -> bool {
+    let Some(inner) = rel.strip_prefix("files/").and_then(|r| r.strip_suffix('/')) else {
+        return false;
+    };
+    let mut segments = inner.split('/');
+    let bucket_ok = segments
+        .next()
+        .is_some_and(|b| super::buckets::check_name(b).is_ok());
+    let rest: Vec<&str> = segments.collect();
+    bucket_ok
+        && !rest.is_empty()
+        && rest
+            .iter()
+            .all(|s| !s.is_empty() && *s != "." && *s != ".." && !s.contains('\0'))
+}
+
+/// What a peer's change to a marker did here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Put or removed as the peer did.
+    Done,
+    /// Nothing to do: the marker here is newer than the change, already as the peer has it,
+    /// or a file holds its place.
+    Unchanged,
+}
+
+/// Applies a peer's change to the marker `rel`: put at `time` (unix ms), or removed at
+/// `time` when `deleted`. A marker put here after `time` wins. Not queued again for this
+/// node's peers (the origin sends it to each of its own).
+pub async fn apply_from_peer(
+    meta: &Meta,
+    root: &Path,
+    rel: &str,
+    time: i64,
+    deleted: bool,
+) -> Result<Applied, String> {
+    if !valid_rel(rel) {
+        return Err(format!("not a folder marker's path: {rel:?}"));
+    }
+    let dir = root.join(rel.trim_end_matches('/'));
+    if deleted {
+        let removed = meta
+            .folder_from_peer(rel.to_string(), false, time)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !removed {
+            return Ok(Applied::Unchanged);
+        }
+        glommio::executor()
+            .spawn_blocking(move || remove_empty_dir(&dir))
+            .await
+            .map_err(|e| e.to_string())?;
+        return Ok(Applied::Done);
+    }
+    if matches!(meta.folder(rel), Ok(Some(ms)) if ms >= time) {
+        return Ok(Applied::Unchanged);
+    }
+    let made = glommio::executor()
+        .spawn_blocking(move || make_dir(&dir))
+        .await;
+    match made {
+        Ok(()) => {}
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTDIR | libc::EEXIST)) => {
+            tracing::warn!(
+                rel,
+                "a peer's folder marker not kept: a file holds its place here"
+            );
+            return Ok(Applied::Unchanged);
+        }
+        Err(e) => return Err(e.to_string()),
+    }
+    let applied = meta
+        .folder_from_peer(rel.to_string(), true, time)
+        .await
+        .map_err(|e: MetaError| e.to_string())?;
+    Ok(match applied {
+        true => Applied::Done,
+        false => Applied::Unchanged,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_marker_is_created_with_its_ancestors_and_removed_only_when_empty() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("b/x/y");
+        std::fs::create_dir(t.path().join("b")).unwrap();
+        make_dir(&dir).unwrap();
+        assert!(dir.is_dir());
+        make_dir(&dir).unwrap(); // again: nothing to do
+        std::fs::write(t.path().join("b/x/file"), b"1").unwrap();
+        remove_empty_dir(&t.path().join("b/x")).unwrap(); // holds files: left
+        assert!(t.path().join("b/x").is_dir());
+        remove_empty_dir(&dir).unwrap();
+        assert!(!dir.exists());
+        remove_empty_dir(&dir).unwrap(); // missing: a success
+        let taken = make_dir(&t.path().join("b/x/file/z")).unwrap_err();
+        assert_eq!(taken.raw_os_error(), Some(libc::ENOTDIR));
+    }
+
+    #[test]
+    fn only_plain_marker_paths_are_taken_from_peers() {
+        assert!(valid_rel("files/photos/2026/"));
+        assert!(valid_rel("files/photos/a b/c/"));
+        for bad in [
+            "files/photos/",
+            "files/photos/2026",
+            "photos/2026/",
+            "files/Photos/2026/",
+            "files/_s3/x/",
+            "files/photos//x/",
+            "files/photos/../x/",
+            "files/photos/./",
+        ] {
+            assert!(!valid_rel(bad), "{bad}");
+        }
+    }
+}
