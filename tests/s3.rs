@@ -831,6 +831,47 @@ fn list_objects_v2_pages_a_thousand_keys_in_byte_order_with_prefixes_and_delimit
     assert_eq!(tree(&s3.bucket_dir("listing")).len(), 1000);
 }
 
+/// go-fastdfs' admin cleanup (`G/remove_empty_dir`) leaves a folder marker's directory: the
+/// marker is an object until it is deleted through S3 (still listed, still answered, its
+/// directory still there), while an empty directory no marker owns goes.
+#[test]
+fn remove_empty_dir_leaves_a_folder_marker_and_its_directory_in_place() {
+    if !have_aws("s3 remove_empty_dir and folder markers") {
+        return;
+    }
+    let s3 = S3::start();
+    s3.aws_ok("s3 mb s3://kept", 60);
+    s3.aws_ok("s3api put-object --bucket kept --key photos/2026/", 60);
+    let marker_dir = s3.bucket_dir("kept").join("photos/2026");
+    assert!(marker_dir.is_dir());
+    let stray = s3.bucket_dir("kept").join("stray/empty");
+    std::fs::create_dir_all(&stray).unwrap();
+    let (code, _) = download(&s3, "/group1/remove_empty_dir");
+    assert_eq!(code, 200);
+    let swept = eventually(Duration::from_secs(10), || {
+        !s3.bucket_dir("kept").join("stray").exists()
+    });
+    assert!(swept, "the job never removed the stray empty directory");
+    assert!(
+        marker_dir.is_dir(),
+        "the job removed the marker's directory"
+    );
+    let list = s3
+        .aws_ok("s3api list-objects-v2 --bucket kept --no-paginate", 60)
+        .json();
+    assert_eq!(list["Contents"][0]["Key"], json!("photos/2026/"), "{list}");
+    s3.aws_ok("s3api head-object --bucket kept --key photos/2026/", 60);
+    // Deleted through S3, the marker takes its (empty) directory with it.
+    s3.aws_ok("s3api delete-object --bucket kept --key photos/2026/", 60);
+    assert!(!marker_dir.exists());
+    let head = s3.aws(
+        &FULL,
+        "s3api head-object --bucket kept --key photos/2026/",
+        60,
+    );
+    assert!(!head.ok(), "{}", head.text());
+}
+
 #[test]
 fn folder_markers_are_listed_as_empty_objects_in_byte_order_across_pages_until_deleted() {
     if !have_boto3("s3 folder markers listed") {

@@ -2,8 +2,9 @@
 //! is the directory `files/<bucket>/<dirs>` plus its entry in the listing index
 //! (`meta::listing`, written with `Meta::put_folder` and `Meta::remove_folder`, which also
 //! queue the change for the peers). This module owns the directory side of both the local
-//! changes and a peer's (`apply_from_peer`). The functions that touch the disk block: call
-//! them from the blocking pool.
+//! changes and a peer's (`apply_from_peer`), and the admin cleanup of empty directories,
+//! which leaves a marker's directory where it is (the marker owns it). The functions that
+//! touch the disk block: call them from the blocking pool.
 
 use super::meta::{Meta, MetaError};
 use std::io;
@@ -140,6 +141,42 @@ pub async fn apply_from_peer(
     })
 }
 
+/// `G/remove_empty_dir`'s job: removes empty directories below `root` (`files/`), depth
+/// first, never `root` itself, its internal directories (`_tmp`, `_big`, ...), nor a
+/// directory an S3 folder marker owns (`is_marker` of its path `files/<...>/`: such a
+/// directory is an object, listed until the marker is deleted through S3). Returns how many
+/// it removed. Blocking.
+pub fn remove_empty_dirs(root: &Path, is_marker: impl Fn(&str) -> bool) -> usize {
+    fn walk(dir: &Path, rel: &str, top: bool, is_marker: &dyn Fn(&str) -> bool) -> (usize, bool) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return (0, false);
+        };
+        let mut removed = 0;
+        let mut empty = true;
+        for e in entries.flatten() {
+            let path = e.path();
+            let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            let name = e.file_name();
+            if top && name.to_str().is_some_and(super::names::is_internal) {
+                empty = false;
+                continue;
+            }
+            if is_dir {
+                let sub_rel = format!("{rel}{}/", name.to_string_lossy());
+                let (r, sub_empty) = walk(&path, &sub_rel, false, is_marker);
+                removed += r;
+                if sub_empty && !is_marker(&sub_rel) && std::fs::remove_dir(&path).is_ok() {
+                    removed += 1;
+                    continue;
+                }
+            }
+            empty = false;
+        }
+        (removed, empty)
+    }
+    walk(root, "files/", true, &is_marker).0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +215,19 @@ mod tests {
         ] {
             assert!(!valid_rel(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_cleanup_keeps_marker_directories_and_their_ancestors() {
+        let t = tempfile::tempdir().unwrap();
+        let files = t.path();
+        for d in ["b/kept/inner", "b/gone/deeper", "_tmp"] {
+            std::fs::create_dir_all(files.join(d)).unwrap();
+        }
+        let removed = remove_empty_dirs(files, |rel| rel == "files/b/kept/inner/");
+        assert_eq!(removed, 2, "gone/deeper and gone");
+        assert!(files.join("b/kept/inner").is_dir());
+        assert!(!files.join("b/gone").exists());
+        assert!(files.join("_tmp").is_dir());
     }
 }
