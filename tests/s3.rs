@@ -661,6 +661,51 @@ fn answers_tools_rely_on_metadata_bounds_missing_parts_and_self_copies() {
     assert_eq!(r["after"], json!([200, "x"]));
 }
 
+/// Multipart objects' checksums as S3 computes them: an upload created with a checksum
+/// algorithm says so (and its type), its parts' checksums are kept and listed, and the
+/// completed object's checksum (COMPOSITE: `<b64>-<parts>`; FULL_OBJECT for a CRC when asked)
+/// is answered by CompleteMultipartUpload and by HeadObject and GetObject in checksum mode.
+#[test]
+fn multipart_objects_get_their_composite_or_full_object_checksum() {
+    if !have_boto3("s3 multipart checksums") {
+        return;
+    }
+    let s3 = S3::start();
+    let r = s3.boto3("multipart_checksums", &["--bucket", "mpsums"], 180);
+    for alg in ["CRC32", "SHA256"] {
+        let c = &r[format!("composite_{alg}")];
+        let want = &c["want"];
+        assert!(want.as_str().is_some_and(|w| w.ends_with("-2")), "{r}");
+        assert_eq!(c["create"], json!([alg, "COMPOSITE"]), "{alg}: {r}");
+        assert_eq!(c["parts"], c["want_parts"], "{alg}: {r}");
+        assert_eq!(c["listed"], c["want_parts"], "{alg}: {r}");
+        assert_eq!(c["complete"], json!([want, "COMPOSITE"]), "{alg}: {r}");
+        assert_eq!(c["head"], json!([want, "COMPOSITE"]), "{alg}: {r}");
+        assert_eq!(c["get"], json!([want, "COMPOSITE", true]), "{alg}: {r}");
+    }
+    let full = &r["full"];
+    assert_eq!(full["create"], json!(["CRC32", "FULL_OBJECT"]), "{r}");
+    assert_eq!(
+        full["complete"],
+        json!([full["want"], "FULL_OBJECT"]),
+        "{r}"
+    );
+    assert_eq!(
+        full["get"],
+        json!([full["want"], "FULL_OBJECT", true]),
+        "{r}"
+    );
+    // boto3 checked the body against the whole object's CRC.
+    assert_eq!(full["validated"], json!("str"), "{r}");
+    assert_eq!(r["full_wrong"], json!([400, "BadDigest"]), "{r}");
+    assert_eq!(r["full_wrong_stored"], json!([404, "404"]), "{r}");
+    assert_eq!(r["part_wrong"], json!([400, "InvalidPart"]), "{r}");
+    assert_eq!(r["part_other"], json!([400, "InvalidRequest"]), "{r}");
+    // A copy is one part: the parts' composite checksum does not describe it.
+    assert_eq!(r["copy_of_composite"], Value::Null, "{r}");
+    assert_eq!(r["log_warnings"], json!([]), "{r}");
+}
+
 #[test]
 fn checksums_are_echoed_kept_and_returned_and_unknown_algorithms_refused() {
     if !have_boto3("s3 checksums") {

@@ -13,6 +13,7 @@
 
 mod bucket;
 pub mod chunked;
+mod composite;
 mod error;
 mod folder;
 pub mod multipart;

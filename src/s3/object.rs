@@ -10,8 +10,8 @@ use super::request::{iso_time, xml_response, S3Request, XMLNS};
 use super::store::{
     attrs_of, check_object_acl, copy_to_temp, delete_key, etag_of, etag_ref, existing,
     keep_checksum, modified_ms, object_rel, place, receive, record_at, record_of,
-    refuse_unknown_checksums, set_checksum_headers, store, stored_checksum, write_condition,
-    PUT_BYTES_MAX,
+    refuse_unknown_checksums, set_checksum_headers, set_stored_checksum_headers, store,
+    stored_checksum, write_condition, PUT_BYTES_MAX,
 };
 use super::xml::escape;
 use crate::http::range::{parse_range, RangeAnswer};
@@ -261,8 +261,8 @@ pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
     set_content_headers(&mut resp, r, &info, &rel);
     // The stored checksum is of the whole object: not sent with a part of it.
     if status == 200 && checksum_mode(req) {
-        if let Some(c) = info.s3.as_deref().and_then(stored_checksum) {
-            set_checksum_headers(&mut resp, &c, true);
+        if let Some(attrs) = info.s3.as_deref() {
+            set_stored_checksum_headers(&mut resp, attrs);
         }
     }
     resp.set("X-Content-Type-Options", "nosniff");
@@ -427,8 +427,13 @@ pub async fn copy(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Re
         Some("REPLACE") => attrs_of(req)?,
         Some(_) => return Err(S3Error::invalid_argument("Unknown metadata directive.")),
     };
-    // The same bytes: the source's checksum holds for the copy whatever the directive.
-    let source_checksum = info.s3.as_deref().and_then(stored_checksum);
+    // The same bytes: the source's checksum of the whole object holds for the copy whatever
+    // the directive (a composite one is of parts, and the copy is one part).
+    let source_checksum = info
+        .s3
+        .as_deref()
+        .filter(|a| a.checksum_type.is_empty())
+        .and_then(stored_checksum);
     keep_checksum(&mut attrs, source_checksum.as_ref());
     // A copy onto itself must change something; a storage class (which means nothing here)
     // counts, as `rclone settier` relies on.
