@@ -661,6 +661,35 @@ fn answers_tools_rely_on_metadata_bounds_missing_parts_and_self_copies() {
     assert_eq!(r["after"], json!([200, "x"]));
 }
 
+/// go-fastdfs' admin cleanup (`G/remove_empty_dir`) leaves an empty bucket made through S3:
+/// CreateBucket registered it, and it is a bucket until DeleteBucket (an empty directory no
+/// one registered, under it or beside it, still goes).
+#[test]
+fn remove_empty_dir_leaves_an_empty_bucket_created_through_s3() {
+    if !have_aws("s3 remove_empty_dir and empty buckets") {
+        return;
+    }
+    let s3 = S3::start();
+    s3.aws_ok("s3 mb s3://still-here", 60);
+    let stray = s3.bucket_dir("still-here").join("stray");
+    std::fs::create_dir_all(&stray).unwrap();
+    let unregistered = s3.bucket_dir("made-on-disk");
+    std::fs::create_dir_all(&unregistered).unwrap();
+    let (code, _) = download(&s3, "/group1/remove_empty_dir");
+    assert_eq!(code, 200);
+    let swept = eventually(Duration::from_secs(10), || {
+        !stray.exists() && !unregistered.exists()
+    });
+    assert!(swept, "the job never removed the stray empty directories");
+    assert!(
+        s3.bucket_dir("still-here").is_dir(),
+        "the job removed the bucket"
+    );
+    s3.aws_ok("s3api head-bucket --bucket still-here", 60);
+    s3.aws_ok("s3 rb s3://still-here", 60);
+    assert!(!s3.bucket_dir("still-here").exists());
+}
+
 /// Multipart objects' checksums as S3 computes them: an upload created with a checksum
 /// algorithm says so (and its type), its parts' checksums are kept and listed, and the
 /// completed object's checksum (COMPOSITE: `<b64>-<parts>`; FULL_OBJECT for a CRC when asked)

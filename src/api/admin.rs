@@ -179,16 +179,15 @@ pub fn get_md5s_by_date(w: &Worker, client: IpAddr, p: &Params) -> Result<Respon
 }
 
 /// `G/remove_empty_dir`: removes empty directories under `files/` (not `_tmp`, `_big`, nor
-/// an S3 folder marker's) in the background (`store::folders::remove_empty_dirs`).
+/// S3's: a folder marker's, a bucket's) in the background (`store::folders`).
 pub fn remove_empty_dir(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, refuse_envelope("ok"))?;
     let files = w.dir().join("files");
-    let meta = w.shared.meta.clone();
+    let (meta, root) = (w.shared.meta.clone(), w.dir().to_path_buf());
     glommio::spawn_local(async move {
-        // A marker's directory is kept (also when its entry cannot be read now).
-        let is_marker = move |rel: &str| !matches!(meta.folder(rel), Ok(None));
+        let keep = move |rel: &str| crate::store::folders::owned_by_s3(&meta, &root, rel);
         let n = glommio::executor()
-            .spawn_blocking(move || crate::store::folders::remove_empty_dirs(&files, is_marker))
+            .spawn_blocking(move || crate::store::folders::remove_empty_dirs(&files, keep))
             .await;
         tracing::info!(removed = n, "empty directory cleanup done");
     })

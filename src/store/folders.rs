@@ -141,13 +141,27 @@ pub async fn apply_from_peer(
     })
 }
 
+/// Whether the directory `rel` (`files/<...>/`) of the runtime dir `root` is S3's: a folder
+/// marker's (it has an entry in the listing index) or a bucket CreateBucket registered
+/// (`files/<bucket>/`). A marker that cannot be read now counts as one. Blocking.
+pub fn owned_by_s3(meta: &Meta, root: &Path, rel: &str) -> bool {
+    let bucket = rel
+        .strip_prefix("files/")
+        .and_then(|r| r.strip_suffix('/'))
+        .filter(|b| !b.contains('/'));
+    match bucket {
+        Some(b) => super::buckets::check_name(b).is_ok() && super::buckets::registered(root, b),
+        None => !matches!(meta.folder(rel), Ok(None)),
+    }
+}
+
 /// `G/remove_empty_dir`'s job: removes empty directories below `root` (`files/`), depth
 /// first, never `root` itself, its internal directories (`_tmp`, `_big`, ...), nor a
-/// directory an S3 folder marker owns (`is_marker` of its path `files/<...>/`: such a
-/// directory is an object, listed until the marker is deleted through S3). Returns how many
-/// it removed. Blocking.
-pub fn remove_empty_dirs(root: &Path, is_marker: impl Fn(&str) -> bool) -> usize {
-    fn walk(dir: &Path, rel: &str, top: bool, is_marker: &dyn Fn(&str) -> bool) -> (usize, bool) {
+/// directory `keep` says is S3's ([`owned_by_s3`] of its path `files/<...>/`: a folder
+/// marker is an object until it is deleted through S3, a bucket is one until DeleteBucket).
+/// Returns how many it removed. Blocking.
+pub fn remove_empty_dirs(root: &Path, keep: impl Fn(&str) -> bool) -> usize {
+    fn walk(dir: &Path, rel: &str, top: bool, keep: &dyn Fn(&str) -> bool) -> (usize, bool) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return (0, false);
         };
@@ -163,9 +177,9 @@ pub fn remove_empty_dirs(root: &Path, is_marker: impl Fn(&str) -> bool) -> usize
             }
             if is_dir {
                 let sub_rel = format!("{rel}{}/", name.to_string_lossy());
-                let (r, sub_empty) = walk(&path, &sub_rel, false, is_marker);
+                let (r, sub_empty) = walk(&path, &sub_rel, false, keep);
                 removed += r;
-                if sub_empty && !is_marker(&sub_rel) && std::fs::remove_dir(&path).is_ok() {
+                if sub_empty && !keep(&sub_rel) && std::fs::remove_dir(&path).is_ok() {
                     removed += 1;
                     continue;
                 }
@@ -174,7 +188,7 @@ pub fn remove_empty_dirs(root: &Path, is_marker: impl Fn(&str) -> bool) -> usize
         }
         (removed, empty)
     }
-    walk(root, "files/", true, &is_marker).0
+    walk(root, "files/", true, &keep).0
 }
 
 #[cfg(test)]
