@@ -9,9 +9,10 @@
 //! - `<listing key of files/<bucket>/<dirs>/>` -> `dir <ms> <that path>`: an S3 folder marker
 //!   (docs/S3.md), S3's empty object of key `<dirs>/`, put at unix milliseconds `<ms>`. It is no
 //!   record: written and removed by the marker's PUT and DELETE (`Meta::put_folder`,
-//!   `Meta::remove_folder`) in the shard of its path key, it sorts where S3 sorts its key (a
-//!   file's path never ends in `/`), and no go-fastdfs read (records, stats, days,
-//!   replication) sees it;
+//!   `Meta::remove_folder`, which queue the change for fastdfs-rs peers in the same
+//!   transaction, and `Meta::folder_from_peer` for theirs) in the shard of its path key, it
+//!   sorts where S3 sorts its key (a file's path never ends in `/`), and no go-fastdfs read
+//!   (records, stats, days, repair) sees it;
 //! - `\0version` -> `1`: the index is complete. A store from before this table (or a crash in
 //!   the middle of building it) is indexed from its records when it is opened: it holds no
 //!   marker yet (markers are written only once the store is open, the table complete).
