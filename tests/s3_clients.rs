@@ -342,6 +342,37 @@ fn the_js_sdk_v3_puts_gets_lists_copies_uploads_in_parts_presigns_and_deletes_wi
     assert_eq!(up["key"], "big/big.bin");
     assert_eq!(js_step(&r, "get_big")["etag"], q(big_etag.clone()));
     assert!(got("big.got") == big, "GetObject of the multipart object");
+    // Asked for CRC32, lib-storage's object gets S3's composite checksum of its parts, and a
+    // FULL_OBJECT CRC32 upload the whole object's CRC (the SDK validated the body with it).
+    let part_crcs: Vec<u8> = big
+        .chunks(5 * MIB)
+        .flat_map(|p| crc32fast::hash(p).to_be_bytes())
+        .collect();
+    let composite = format!("{}-{}", crc32_b64(&part_crcs), big.len().div_ceil(5 * MIB));
+    let up = js_step(&r, "upload_crc32");
+    assert_eq!(up["etag"], q(big_etag.clone()));
+    assert_eq!(
+        (&up["crc32"], &up["type"]),
+        (&json!(composite), &json!("COMPOSITE"))
+    );
+    let get = js_step(&r, "get_crc32");
+    assert_eq!(
+        (&get["crc32"], &get["type"]),
+        (&json!(composite), &json!("COMPOSITE"))
+    );
+    assert!(
+        got("crc.got") == big,
+        "GetObject of the composite-checksum object"
+    );
+    let full = js_step(&r, "upload_full_object");
+    let whole = json!([crc32_b64(&big), "FULL_OBJECT"]);
+    assert_eq!(full["create"], json!(["CRC32", "FULL_OBJECT"]), "{full}");
+    assert_eq!(full["complete"], whole, "{full}");
+    assert_eq!(full["get"], whole, "{full}");
+    assert!(
+        got("full.got") == big,
+        "GetObject of the full-object-checksum object"
+    );
     let presigned = js_step(&r, "presigned_get");
     assert_eq!(presigned["status"], 200);
     assert!(got("presigned.got") == stream, "the presigned GET's body");
