@@ -276,3 +276,71 @@ fn a_folder_marker_reaches_the_peer_and_its_delete_follows() {
     let (status, _) = s3(&s3_bases[0], "HEAD", "/folders/photos/2026/", &[], None);
     assert_eq!(status, 404);
 }
+
+/// The `fastdfs_sync_queue_depth` of `peer` in a node's `G/metrics`.
+fn queue_depth(base: &str, peer: &str) -> Option<u64> {
+    let (status, body) = get_bytes(base, "/group1/metrics", &[]);
+    let text = String::from_utf8_lossy(&body);
+    let want = format!("fastdfs_sync_queue_depth{{peer=\"{peer}\"}} ");
+    (status == 200)
+        .then(|| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(want.as_str())?.parse().ok())
+        })
+        .flatten()
+}
+
+/// A go-fastdfs peer has no folder markers: their changes are not sent to it, and never hold
+/// up what is (an object put under a marker reaches it, and the queue to it drains).
+#[test]
+fn folder_markers_do_not_hold_up_replication_to_a_go_fastdfs_peer() {
+    if !have_curl() {
+        return;
+    }
+    let Some(bin) = common::go::go_bin() else {
+        return;
+    };
+    let a = Addresses::pick(47, 2);
+    let go = common::go::GoNode::start_at(&bin, &a.ips[0], a.ports[0], &[a.bases[1].clone()]);
+    let s3_port = free_port(&a.ips[1]);
+    let s3_base = format!("http://{}:{s3_port}", a.ips[1]);
+    let dir = tempfile::tempdir().unwrap();
+    let o = json!({
+        "peers": [a.bases[0].clone()],
+        "peer_id": "2",
+        "s3_addr": format!("{}:{s3_port}", a.ips[1]),
+        "s3_keys": [{"access_key_id": AK, "secret_access_key": SK, "buckets": ["*"]}],
+    });
+    write_config(dir.path(), &a.ips[1], a.ports[1], &o);
+    let node = Server::start_in(dir.path(), &a.ips[1], json!({}));
+    let (status, text) = s3(&s3_base, "PUT", "/mixed", &[], None);
+    assert_eq!(status, 200, "{text}");
+    let (status, text) = s3(&s3_base, "PUT", "/mixed/photos/2026/", &[], None);
+    assert_eq!(status, 200, "{text}");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = noise(40_000, 47);
+    let f = tmp.path().join("a.jpg");
+    std::fs::write(&f, &data).unwrap();
+    let (status, text) = s3(&s3_base, "PUT", "/mixed/photos/2026/a.jpg", &[], Some(&f));
+    assert_eq!(status, 200, "{text}");
+    let (status, text) = s3(&s3_base, "DELETE", "/mixed/photos/2026/", &[], None);
+    assert_eq!(status, 204, "{text}");
+    let on_go = go.dir.path().join("files/mixed/photos/2026/a.jpg");
+    let reached = eventually(SYNC_DEADLINE, || {
+        std::fs::read(&on_go).is_ok_and(|b| b == data)
+    });
+    assert!(reached, "the object never reached go-fastdfs: {}", go.log());
+    let drained = eventually(SYNC_DEADLINE, || {
+        queue_depth(&a.bases[1], &a.bases[0]) == Some(0)
+    });
+    assert!(
+        drained,
+        "the queue to go-fastdfs did not drain: {:?}\n{}",
+        queue_depth(&a.bases[1], &a.bases[0]),
+        node.stderr_tail(3000)
+    );
+    // The marker stays a marker here (deleted, it is gone; its directory holds the object).
+    let (_, list) = s3(&s3_base, "GET", "/mixed?list-type=2", &[], None);
+    assert!(list.contains("<Key>photos/2026/a.jpg</Key>"), "{list}");
+    assert!(!list.contains("<Key>photos/2026/</Key>"), "{list}");
+}

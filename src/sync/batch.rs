@@ -19,9 +19,9 @@
 //! an S3 folder marker's change, `{"folder":{"path":"files/<bucket>/<dirs>/","time":<unix
 //! ms>,"deleted":<bool>}}` and no content: the receiver makes or removes the marker unless
 //! its own is newer (`store::folders::apply_from_peer`); its answer's `md5` is the path key
-//! of `path`. Markers travel only this way: go-fastdfs has none. The answer is `{"status":"ok","data":[{"md5":…,"result":…}, …]}`,
-//! one entry per frame in order, sent only when every stored file is durable and every
-//! queued announcement committed.
+//! of `path`. Markers travel only this way: go-fastdfs has none. The answer is
+//! `{"status":"ok","data":[{"md5":…,"result":…}, …]}`, one entry per frame in order, sent only
+//! when every stored file is durable and every queued announcement committed.
 
 use super::{futures_join_all, Fetch};
 use crate::json::{Content, FileInfo};
@@ -140,8 +140,10 @@ pub fn decode(body: Bytes) -> Result<Vec<Frame>, String> {
                 Some(body.slice(at - n..at))
             }
         };
-        let mut info = info;
-        info.md5 = info.md5.to_ascii_lowercase();
+        let info = FileInfo {
+            md5: info.md5.to_ascii_lowercase(),
+            ..info
+        };
         frames.push(Frame::File { info, content });
     }
     Ok(frames)
