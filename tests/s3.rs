@@ -580,7 +580,8 @@ fn sub_resources_this_server_does_not_serve_are_refused_and_leave_the_object_alo
         ("delete_tagging", json!([501, "NotImplemented"])),
         ("get_tagging", json!([501, "NotImplemented"])),
         ("put_legal_hold", json!([501, "NotImplemented"])),
-        ("get_attributes", json!([501, "NotImplemented"])),
+        ("get_attributes", json!([200, null])),
+        ("put_attributes", json!([501, "NotImplemented"])),
         ("delete_version", json!([400, "InvalidArgument"])),
         ("get_version", json!([400, "InvalidArgument"])),
         ("get_null_version", json!([200, null])),
@@ -693,7 +694,8 @@ fn remove_empty_dir_leaves_an_empty_bucket_created_through_s3() {
 /// Multipart objects' checksums as S3 computes them: an upload created with a checksum
 /// algorithm says so (and its type), its parts' checksums are kept and listed, and the
 /// completed object's checksum (COMPOSITE: `<b64>-<parts>`; FULL_OBJECT for a CRC when asked)
-/// is answered by CompleteMultipartUpload and by HeadObject and GetObject in checksum mode.
+/// is answered by CompleteMultipartUpload, by HeadObject and GetObject in checksum mode, and
+/// by GetObjectAttributes.
 #[test]
 fn multipart_objects_get_their_composite_or_full_object_checksum() {
     if !have_boto3("s3 multipart checksums") {
@@ -711,7 +713,31 @@ fn multipart_objects_get_their_composite_or_full_object_checksum() {
         assert_eq!(c["complete"], json!([want, "COMPOSITE"]), "{alg}: {r}");
         assert_eq!(c["head"], json!([want, "COMPOSITE"]), "{alg}: {r}");
         assert_eq!(c["get"], json!([want, "COMPOSITE", true]), "{alg}: {r}");
+        // GetObjectAttributes: the ETag (unquoted), the checksum and its type, the parts.
+        assert_eq!(
+            c["attributes"],
+            json!({
+                "ETag": c["want_etag"],
+                "Checksum": {format!("Checksum{alg}"): want, "ChecksumType": "COMPOSITE"},
+                "ObjectParts": {"TotalPartsCount": 2},
+                "StorageClass": "STANDARD",
+                "ObjectSize": 5 * MIB + 300_000,
+            }),
+            "{alg}: {r}"
+        );
     }
+    assert_eq!(
+        r["single_attributes"],
+        json!({
+            "ETag": r["single_want"][0],
+            "Checksum": {"ChecksumSHA1": r["single_want"][1], "ChecksumType": "FULL_OBJECT"},
+            "ObjectParts": null,
+            "ObjectSize": 300_000,
+        }),
+        "{r}"
+    );
+    assert_eq!(r["missing_attributes"], json!([404, "NoSuchKey"]), "{r}");
+    assert_eq!(r["bad_attributes"], json!([400, "InvalidArgument"]), "{r}");
     let full = &r["full"];
     assert_eq!(full["create"], json!(["CRC32", "FULL_OBJECT"]), "{r}");
     assert_eq!(

@@ -995,6 +995,15 @@ def subresources(a):
     ]:
         r[name] = outcome(fn, Bucket=b, Key=k, **kw)
         r[name + "_then"] = try_read(s3, b, k)
+    step("a PUT of ?attributes (GetObjectAttributes is a GET)")
+    c = client(a.endpoint, a.key)
+
+    def add_attributes(request, **_):
+        request.url += ("&" if "?" in request.url else "?") + "attributes"
+
+    c.meta.events.register_first("before-sign.s3.PutObject", add_attributes)
+    r["put_attributes"] = outcome(c.put_object, Bucket=b, Key=k, Body=b"<not the object>")
+    r["put_attributes_then"] = try_read(s3, b, k)
     step("the object's ACL")
     acl = s3.get_object_acl(Bucket=b, Key=k)
     r["acl"] = sorted(g["Permission"] for g in acl["Grants"])
@@ -1340,6 +1349,15 @@ def multipart_checksums(a):
         before = log.tell()
         got = s3.get_object(Bucket=a.bucket, Key=key, ChecksumMode="ENABLED")
         body = got["Body"].read()
+        step(f"the attributes of the composite {alg} object")
+        attrs = s3.get_object_attributes(
+            Bucket=a.bucket, Key=key,
+            ObjectAttributes=["ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"],
+        )
+        r[f"composite_{alg}"]["attributes"] = {
+            k: attrs.get(k) for k in ["ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"]
+        }
+        r[f"composite_{alg}"]["want_etag"] = multipart_etag(parts).strip('"')
         r[f"composite_{alg}"].update({
             "head": [head.get(f"Checksum{alg}"), head.get("ChecksumType")],
             "get": [got.get(f"Checksum{alg}"), got.get("ChecksumType"), body == data],
@@ -1358,6 +1376,19 @@ def multipart_checksums(a):
         "get": [got.get("ChecksumCRC32"), got.get("ChecksumType"), body == data],
         "validated": type(getattr(got["Body"], "_expected", None)).__name__,
     }
+    step("the attributes of a single PUT and of a missing key")
+    s3.put_object(Bucket=a.bucket, Key="single.bin", Body=parts[1], ChecksumAlgorithm="SHA1")
+    attrs = s3.get_object_attributes(
+        Bucket=a.bucket, Key="single.bin", ObjectAttributes=["ObjectSize", "Checksum", "ETag"],
+    )
+    r["single_attributes"] = {k: attrs.get(k) for k in ["ETag", "Checksum", "ObjectParts", "ObjectSize"]}
+    r["single_want"] = [md5(parts[1]), b64(hashlib.sha1(parts[1]).digest())]
+    r["missing_attributes"] = outcome(
+        s3.get_object_attributes, Bucket=a.bucket, Key="nothing.bin", ObjectAttributes=["ETag"],
+    )
+    r["bad_attributes"] = outcome(
+        s3.get_object_attributes, Bucket=a.bucket, Key="single.bin", ObjectAttributes=["Colour"],
+    )
     step("a FULL_OBJECT value that does not hold")
     completed = lambda **kw: upload(**kw)[3]  # noqa: E731
     r["full_wrong"] = outcome(completed, key="full-wrong.bin", alg="CRC32", ctype="FULL_OBJECT",
