@@ -2,15 +2,16 @@
 # Runs every test of fastdfs-rs on a fresh Debian machine (as root): installs what the tests
 # drive (curl, wget, nginx for the ip_hash cluster test, fuse3 for LazyFS, util-linux for
 # setpriv/prlimit, Debian's chromium and playwright-core in tests/browser for the upload-page
-# test, tuspy for the tus tests, boto3, the AWS CLI and rclone for the S3 tests, and for
-# tests/s3_clients.rs the AWS SDK for JavaScript in tests/s3js, s3cmd and s3fs-fuse), then
+# test, tuspy for the tus tests, boto3, the AWS CLI and rclone for the S3 tests and
+# tests/s3_clients.rs, and for the latter the AWS SDK for JavaScript in tests/s3js, s3cmd and
+# s3fs-fuse), then
 # `cargo test` with the crash points (feature failpoints).
 # The reference go-fastdfs binary is found through GO_FASTDFS_BIN (default: ../shared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in curl:curl wget:wget nginx:nginx fusermount3:fuse3 setpriv:util-linux prlimit:util-linux systemd-analyze:systemd logrotate:logrotate iptables:iptables chromium:chromium aws:awscli rclone:rclone; do
+for pair in curl:curl wget:wget nginx:nginx fusermount3:fuse3 setpriv:util-linux prlimit:util-linux systemd-analyze:systemd logrotate:logrotate iptables:iptables chromium:chromium; do
   cmd=${pair%%:*}; pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done
@@ -43,7 +44,26 @@ if ! python3 -c 'import tusclient' >/dev/null 2>&1; then
     || echo "warning: cannot install tuspy (pip install tuspy); the tus client tests will be skipped" >&2
 fi
 
-# tests/s3.rs drives the S3 listener with boto3 (the AWS CLI and rclone come from the list above).
+# tests/s3.rs and tests/s3_clients.rs drive the S3 listener with boto3, the AWS CLI and rclone.
+# Each is installed on its own (a package missing from this release must not stop the rest):
+# rclone and the AWS CLI from Debian, the AWS CLI from pip where Debian has none.
+for pair in aws:awscli rclone:rclone; do
+  cmd=${pair%%:*}; pkg=${pair##*:}
+  command -v "$cmd" >/dev/null 2>&1 && continue
+  if [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq "$pkg" >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null && apt-get install -y -qq "$pkg" >/dev/null 2>&1; } \
+      || true
+  fi
+  if ! command -v "$cmd" >/dev/null 2>&1 && [ "$pkg" = awscli ]; then
+    python3 -m pip install -q awscli >/dev/null 2>&1 \
+      || python3 -m pip install -q --break-system-packages awscli >/dev/null 2>&1 \
+      || true
+  fi
+  command -v "$cmd" >/dev/null 2>&1 \
+    || echo "warning: cannot install $cmd ($pkg); its S3 tests will be skipped" >&2
+done
 if ! python3 -c 'import boto3' >/dev/null 2>&1; then
   python3 -m pip install -q boto3 >/dev/null 2>&1 \
     || python3 -m pip install -q --break-system-packages boto3 >/dev/null 2>&1 \

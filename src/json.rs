@@ -56,13 +56,18 @@ pub struct S3Attrs {
     /// Modification time, unix milliseconds (S3's Last-Modified).
     #[serde(default)]
     pub modified_ms: i64,
-    /// The full-object checksum a single PUT was sent with and verified against: S3's
-    /// algorithm name (`CRC32`, `SHA256`...) and the base64 digest; empty when there is none
-    /// (multipart objects, objects stored without one or before checksums were kept).
+    /// The checksum a single PUT was sent with and verified against, or a multipart object's
+    /// (from its parts'): S3's algorithm name (`CRC32`, `SHA256`...) and the base64 digest
+    /// (`<b64>-<parts>` for a composite one); empty when there is none (objects stored
+    /// without one or before checksums were kept).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub checksum_algorithm: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub checksum: String,
+    /// `COMPOSITE` for a multipart object's composite checksum; empty for a checksum of the
+    /// whole object (S3's FULL_OBJECT).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub checksum_type: String,
 }
 
 /// `FileInfo.offset` of a file stored as its own file.

@@ -580,7 +580,8 @@ fn sub_resources_this_server_does_not_serve_are_refused_and_leave_the_object_alo
         ("delete_tagging", json!([501, "NotImplemented"])),
         ("get_tagging", json!([501, "NotImplemented"])),
         ("put_legal_hold", json!([501, "NotImplemented"])),
-        ("get_attributes", json!([501, "NotImplemented"])),
+        ("get_attributes", json!([200, null])),
+        ("put_attributes", json!([501, "NotImplemented"])),
         ("delete_version", json!([400, "InvalidArgument"])),
         ("get_version", json!([400, "InvalidArgument"])),
         ("get_null_version", json!([200, null])),
@@ -659,6 +660,105 @@ fn answers_tools_rely_on_metadata_bounds_missing_parts_and_self_copies() {
     assert_eq!(r["self_copy_class"], json!([200, null]));
     assert_eq!(r["self_copy_plain"], json!([400, "InvalidRequest"]));
     assert_eq!(r["after"], json!([200, "x"]));
+}
+
+/// go-fastdfs' admin cleanup (`G/remove_empty_dir`) leaves an empty bucket made through S3:
+/// CreateBucket registered it, and it is a bucket until DeleteBucket (an empty directory no
+/// one registered, under it or beside it, still goes).
+#[test]
+fn remove_empty_dir_leaves_an_empty_bucket_created_through_s3() {
+    if !have_aws("s3 remove_empty_dir and empty buckets") {
+        return;
+    }
+    let s3 = S3::start();
+    s3.aws_ok("s3 mb s3://still-here", 60);
+    let stray = s3.bucket_dir("still-here").join("stray");
+    std::fs::create_dir_all(&stray).unwrap();
+    let unregistered = s3.bucket_dir("made-on-disk");
+    std::fs::create_dir_all(&unregistered).unwrap();
+    let (code, _) = download(&s3, "/group1/remove_empty_dir");
+    assert_eq!(code, 200);
+    let swept = eventually(Duration::from_secs(10), || {
+        !stray.exists() && !unregistered.exists()
+    });
+    assert!(swept, "the job never removed the stray empty directories");
+    assert!(
+        s3.bucket_dir("still-here").is_dir(),
+        "the job removed the bucket"
+    );
+    s3.aws_ok("s3api head-bucket --bucket still-here", 60);
+    s3.aws_ok("s3 rb s3://still-here", 60);
+    assert!(!s3.bucket_dir("still-here").exists());
+}
+
+/// Multipart objects' checksums as S3 computes them: an upload created with a checksum
+/// algorithm says so (and its type), its parts' checksums are kept and listed, and the
+/// completed object's checksum (COMPOSITE: `<b64>-<parts>`; FULL_OBJECT for a CRC when asked)
+/// is answered by CompleteMultipartUpload, by HeadObject and GetObject in checksum mode, and
+/// by GetObjectAttributes.
+#[test]
+fn multipart_objects_get_their_composite_or_full_object_checksum() {
+    if !have_boto3("s3 multipart checksums") {
+        return;
+    }
+    let s3 = S3::start();
+    let r = s3.boto3("multipart_checksums", &["--bucket", "mpsums"], 180);
+    for alg in ["CRC32", "SHA256"] {
+        let c = &r[format!("composite_{alg}")];
+        let want = &c["want"];
+        assert!(want.as_str().is_some_and(|w| w.ends_with("-2")), "{r}");
+        assert_eq!(c["create"], json!([alg, "COMPOSITE"]), "{alg}: {r}");
+        assert_eq!(c["parts"], c["want_parts"], "{alg}: {r}");
+        assert_eq!(c["listed"], c["want_parts"], "{alg}: {r}");
+        assert_eq!(c["complete"], json!([want, "COMPOSITE"]), "{alg}: {r}");
+        assert_eq!(c["head"], json!([want, "COMPOSITE"]), "{alg}: {r}");
+        assert_eq!(c["get"], json!([want, "COMPOSITE", true]), "{alg}: {r}");
+        // GetObjectAttributes: the ETag (unquoted), the checksum and its type, the parts.
+        assert_eq!(
+            c["attributes"],
+            json!({
+                "ETag": c["want_etag"],
+                "Checksum": {format!("Checksum{alg}"): want, "ChecksumType": "COMPOSITE"},
+                "ObjectParts": {"TotalPartsCount": 2},
+                "StorageClass": "STANDARD",
+                "ObjectSize": 5 * MIB + 300_000,
+            }),
+            "{alg}: {r}"
+        );
+    }
+    assert_eq!(
+        r["single_attributes"],
+        json!({
+            "ETag": r["single_want"][0],
+            "Checksum": {"ChecksumSHA1": r["single_want"][1], "ChecksumType": "FULL_OBJECT"},
+            "ObjectParts": null,
+            "ObjectSize": 300_000,
+        }),
+        "{r}"
+    );
+    assert_eq!(r["missing_attributes"], json!([404, "NoSuchKey"]), "{r}");
+    assert_eq!(r["bad_attributes"], json!([400, "InvalidArgument"]), "{r}");
+    let full = &r["full"];
+    assert_eq!(full["create"], json!(["CRC32", "FULL_OBJECT"]), "{r}");
+    assert_eq!(
+        full["complete"],
+        json!([full["want"], "FULL_OBJECT"]),
+        "{r}"
+    );
+    assert_eq!(
+        full["get"],
+        json!([full["want"], "FULL_OBJECT", true]),
+        "{r}"
+    );
+    // boto3 checked the body against the whole object's CRC.
+    assert_eq!(full["validated"], json!("str"), "{r}");
+    assert_eq!(r["full_wrong"], json!([400, "BadDigest"]), "{r}");
+    assert_eq!(r["full_wrong_stored"], json!([404, "404"]), "{r}");
+    assert_eq!(r["part_wrong"], json!([400, "InvalidPart"]), "{r}");
+    assert_eq!(r["part_other"], json!([400, "InvalidRequest"]), "{r}");
+    // A copy is one part: the parts' composite checksum does not describe it.
+    assert_eq!(r["copy_of_composite"], Value::Null, "{r}");
+    assert_eq!(r["log_warnings"], json!([]), "{r}");
 }
 
 #[test]
@@ -829,6 +929,47 @@ fn list_objects_v2_pages_a_thousand_keys_in_byte_order_with_prefixes_and_delimit
     check_pages("no_match", &r["no_match"], 0);
     assert_eq!(r["missing_bucket"], json!([404, "NoSuchBucket"]));
     assert_eq!(tree(&s3.bucket_dir("listing")).len(), 1000);
+}
+
+/// go-fastdfs' admin cleanup (`G/remove_empty_dir`) leaves a folder marker's directory: the
+/// marker is an object until it is deleted through S3 (still listed, still answered, its
+/// directory still there), while an empty directory no marker owns goes.
+#[test]
+fn remove_empty_dir_leaves_a_folder_marker_and_its_directory_in_place() {
+    if !have_aws("s3 remove_empty_dir and folder markers") {
+        return;
+    }
+    let s3 = S3::start();
+    s3.aws_ok("s3 mb s3://kept", 60);
+    s3.aws_ok("s3api put-object --bucket kept --key photos/2026/", 60);
+    let marker_dir = s3.bucket_dir("kept").join("photos/2026");
+    assert!(marker_dir.is_dir());
+    let stray = s3.bucket_dir("kept").join("stray/empty");
+    std::fs::create_dir_all(&stray).unwrap();
+    let (code, _) = download(&s3, "/group1/remove_empty_dir");
+    assert_eq!(code, 200);
+    let swept = eventually(Duration::from_secs(10), || {
+        !s3.bucket_dir("kept").join("stray").exists()
+    });
+    assert!(swept, "the job never removed the stray empty directory");
+    assert!(
+        marker_dir.is_dir(),
+        "the job removed the marker's directory"
+    );
+    let list = s3
+        .aws_ok("s3api list-objects-v2 --bucket kept --no-paginate", 60)
+        .json();
+    assert_eq!(list["Contents"][0]["Key"], json!("photos/2026/"), "{list}");
+    s3.aws_ok("s3api head-object --bucket kept --key photos/2026/", 60);
+    // Deleted through S3, the marker takes its (empty) directory with it.
+    s3.aws_ok("s3api delete-object --bucket kept --key photos/2026/", 60);
+    assert!(!marker_dir.exists());
+    let head = s3.aws(
+        &FULL,
+        "s3api head-object --bucket kept --key photos/2026/",
+        60,
+    );
+    assert!(!head.ok(), "{}", head.text());
 }
 
 #[test]

@@ -1,14 +1,16 @@
-//! The S3 listener driven by S3 clients tests/s3.rs does not use, each the real program
-//! against the real binary: the AWS SDK for JavaScript v3 (tests/s3js/s3_sdk.mjs with
+//! The S3 listener driven by S3 clients as users run them, each the real program against the
+//! real binary: the AWS SDK for JavaScript v3 (tests/s3js/s3_sdk.mjs with
 //! `@aws-sdk/client-s3`, `lib-storage` and `s3-request-presigner`, on node: CRC32 checksums
-//! and aws-chunked trailers by default), s3cmd (Signature V4 and V2) and s3fs-fuse (a bucket
-//! mounted as a file system). What a client reports is checked against what the server holds,
+//! and aws-chunked trailers by default), s3cmd (Signature V4 and V2), s3fs-fuse (a bucket
+//! mounted as a file system), and rclone and the AWS CLI syncing a tree with a multipart file
+//! (tests/s3.rs drives boto3 and more of rclone's and the AWS CLI's commands). What a client reports is checked against what the server holds,
 //! through curl's own SigV4 signing (`--aws-sigv4`) and go-fastdfs' download URLs: bytes,
 //! ETags (the md5, or S3's multipart form), listings and error codes, never the exit status
 //! alone.
 //!
 //! A missing client is a skip with a clear message (`common::skip`); scripts/test-all.sh
-//! installs them (`npm ci` in tests/s3js, `pip install s3cmd`, `apt-get install s3fs`).
+//! installs them (`npm ci` in tests/s3js, `pip install s3cmd`, `apt-get install s3fs rclone
+//! awscli`, or `pip install awscli`).
 //! Every client runs under a time limit, with a HOME of its own, and talks only to 127.0.0.1.
 mod common;
 use common::s3::S3;
@@ -340,6 +342,37 @@ fn the_js_sdk_v3_puts_gets_lists_copies_uploads_in_parts_presigns_and_deletes_wi
     assert_eq!(up["key"], "big/big.bin");
     assert_eq!(js_step(&r, "get_big")["etag"], q(big_etag.clone()));
     assert!(got("big.got") == big, "GetObject of the multipart object");
+    // Asked for CRC32, lib-storage's object gets S3's composite checksum of its parts, and a
+    // FULL_OBJECT CRC32 upload the whole object's CRC (the SDK validated the body with it).
+    let part_crcs: Vec<u8> = big
+        .chunks(5 * MIB)
+        .flat_map(|p| crc32fast::hash(p).to_be_bytes())
+        .collect();
+    let composite = format!("{}-{}", crc32_b64(&part_crcs), big.len().div_ceil(5 * MIB));
+    let up = js_step(&r, "upload_crc32");
+    assert_eq!(up["etag"], q(big_etag.clone()));
+    assert_eq!(
+        (&up["crc32"], &up["type"]),
+        (&json!(composite), &json!("COMPOSITE"))
+    );
+    let get = js_step(&r, "get_crc32");
+    assert_eq!(
+        (&get["crc32"], &get["type"]),
+        (&json!(composite), &json!("COMPOSITE"))
+    );
+    assert!(
+        got("crc.got") == big,
+        "GetObject of the composite-checksum object"
+    );
+    let full = js_step(&r, "upload_full_object");
+    let whole = json!([crc32_b64(&big), "FULL_OBJECT"]);
+    assert_eq!(full["create"], json!(["CRC32", "FULL_OBJECT"]), "{full}");
+    assert_eq!(full["complete"], whole, "{full}");
+    assert_eq!(full["get"], whole, "{full}");
+    assert!(
+        got("full.got") == big,
+        "GetObject of the full-object-checksum object"
+    );
     let presigned = js_step(&r, "presigned_get");
     assert_eq!(presigned["status"], 200);
     assert!(got("presigned.got") == stream, "the presigned GET's body");
@@ -871,4 +904,462 @@ fn s3fs_fuse_mounts_a_bucket_writes_reads_renames_lists_and_removes_files_and_fo
     assert_eq!(s3.download(b, "big.bin").0, 404);
     assert!(!s3.bucket_dir(b).join("papers").exists());
     drop(m);
+}
+
+// ------------------------------------------------------------- rclone and the AWS CLI ----
+
+/// A tree with nested directories, names with a space and a plus, an empty file and a
+/// `big` file of 21 MiB (multipart for both clients as configured below): (path, bytes).
+fn client_tree(seed: u64) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = (0..12)
+        .map(|i| {
+            let dir = ["", "a", "a/b", "a/b/c deep", "x+y"][i % 5];
+            let name = format!("f{i:02} {}.dat", ["plain", "sp+ce"][i % 2]);
+            let path = match dir {
+                "" => name,
+                d => format!("{d}/{name}"),
+            };
+            (path, noise(50 + i * 7919, seed + i as u64))
+        })
+        .collect();
+    files.push(("a/empty.txt".into(), Vec::new()));
+    files.push(("notes.txt".into(), b"plain text notes\n".to_vec()));
+    files.push(("video/big.bin".into(), noise(21 * MIB + 333, seed + 100)));
+    files
+}
+
+fn write_files(dir: &Path, files: &[(String, Vec<u8>)]) {
+    for (rel, data) in files {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+}
+
+/// Asserts every file of `files` is the object `<prefix><path>` of `bucket` (signed HEAD's
+/// ETag, and the bytes through go-fastdfs' download URL); `big_part` is the part size the
+/// client uploaded files above it with.
+fn assert_tree_on_server(
+    s3: &S3,
+    bucket: &str,
+    prefix: &str,
+    files: &[(String, Vec<u8>)],
+    big_part: usize,
+) {
+    for (rel, data) in files {
+        let etag = match data.len() > big_part {
+            true => multipart_etag(data, big_part),
+            false => md5_hex(data),
+        };
+        s3.assert_object(bucket, &format!("{prefix}{rel}"), data, &etag);
+    }
+}
+
+fn have_rclone(test: &str) -> bool {
+    available(
+        test,
+        "rclone",
+        &["version"],
+        "rclone is not installed: apt-get install rclone",
+    )
+}
+
+/// rclone with the remote `s3t:` for this server, configured through the environment only
+/// (no config file of the user's), multipart above 5 MiB in 5 MiB parts, no retries.
+fn rclone(s3: &S3, args: &[&str]) -> Output {
+    let mut cmd = s3.command("rclone");
+    std::fs::write(s3.home.path().join("rclone.conf"), "").unwrap();
+    cmd.env("RCLONE_CONFIG", s3.home.path().join("rclone.conf"));
+    for (k, v) in [
+        ("TYPE", "s3"),
+        ("PROVIDER", "Other"),
+        ("ENDPOINT", s3.endpoint().as_str()),
+        ("ACCESS_KEY_ID", KEY_ID),
+        ("SECRET_ACCESS_KEY", SECRET),
+        ("REGION", "us-east-1"),
+        ("FORCE_PATH_STYLE", "true"),
+        ("UPLOAD_CUTOFF", "5M"),
+        ("CHUNK_SIZE", "5M"),
+    ] {
+        cmd.env(format!("RCLONE_CONFIG_S3T_{k}"), v);
+    }
+    cmd.args(args).args([
+        "--retries",
+        "1",
+        "--low-level-retries",
+        "1",
+        "--contimeout",
+        "5s",
+        "--timeout",
+        "60s",
+    ]);
+    run(cmd, Duration::from_secs(180))
+}
+
+fn rclone_ok(s3: &S3, args: &[&str]) -> Output {
+    let out = rclone(s3, args);
+    assert!(
+        out.status.success(),
+        "rclone {args:?} failed: {}\n--- server log:\n{}",
+        out.text(),
+        s3.log_tail()
+    );
+    out
+}
+
+/// rclone's sync up (a 21 MiB file in 5 MiB parts), check, lsf, cat, link (a presigned URL),
+/// a changed and a removed file synced again, copy back down, delete and purge, each result
+/// checked on the server's side.
+#[test]
+fn rclone_syncs_a_tree_with_a_multipart_file_checks_cats_links_and_purges() {
+    if !have_rclone("rclone_syncs_a_tree_with_a_multipart_file_checks_cats_links_and_purges") {
+        return;
+    }
+    let s3 = S3::start();
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let mut files = client_tree(700);
+    write_files(&src, &files);
+    let src_arg = src.to_str().unwrap();
+    rclone_ok(&s3, &["mkdir", "s3t:rcb"]);
+    assert!(s3.bucket_dir("rcb").is_dir());
+    rclone_ok(&s3, &["sync", src_arg, "s3t:rcb/tree"]);
+    assert_tree_on_server(&s3, "rcb", "tree/", &files, 5 * MIB);
+
+    let check = rclone_ok(&s3, &["check", src_arg, "s3t:rcb/tree"]);
+    assert!(
+        check.stderr.contains("0 differences found"),
+        "{}",
+        check.text()
+    );
+    let lsf = rclone_ok(&s3, &["lsf", "-R", "--files-only", "s3t:rcb/tree"]);
+    let mut listed: Vec<&str> = lsf.stdout.lines().collect();
+    listed.sort();
+    let mut names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort();
+    assert_eq!(listed, names);
+    // Every object's md5 as rclone reads it (the ETag, or for a multipart object the md5
+    // rclone kept in its metadata) is the file's.
+    let sums = rclone_ok(&s3, &["md5sum", "s3t:rcb/tree"]);
+    let mut got: Vec<(String, String)> = sums
+        .stdout
+        .lines()
+        .map(|l| {
+            let (sum, name) = l.split_once("  ").unwrap();
+            (name.to_string(), sum.to_string())
+        })
+        .collect();
+    got.sort();
+    let mut want_sums: Vec<(String, String)> =
+        files.iter().map(|(n, d)| (n.clone(), md5_hex(d))).collect();
+    want_sums.sort();
+    assert_eq!(got, want_sums, "{}", sums.text());
+    // Server-side copy and move of the multipart object (CopyObject, then a delete).
+    let big = files
+        .iter()
+        .find(|(n, _)| n == "video/big.bin")
+        .unwrap()
+        .1
+        .clone();
+    rclone_ok(
+        &s3,
+        &[
+            "copyto",
+            "s3t:rcb/tree/video/big.bin",
+            "s3t:rcb/copies/big.bin",
+        ],
+    );
+    rclone_ok(
+        &s3,
+        &["moveto", "s3t:rcb/copies/big.bin", "s3t:rcb/moved/big.bin"],
+    );
+    s3.assert_object("rcb", "moved/big.bin", &big, &md5_hex(&big));
+    assert_eq!(
+        s3.head("/rcb/copies/big.bin").0,
+        404,
+        "moveto deletes its source"
+    );
+    let size = rclone_ok(&s3, &["size", "--json", "s3t:rcb/tree"]);
+    let size: Value = serde_json::from_str(&size.stdout).unwrap();
+    let total: usize = files.iter().map(|(_, d)| d.len()).sum();
+    assert_eq!(
+        (&size["count"], &size["bytes"]),
+        (&json!(files.len()), &json!(total)),
+        "{size}"
+    );
+    let cat = rclone_ok(&s3, &["cat", "s3t:rcb/tree/notes.txt"]);
+    assert_eq!(cat.stdout, "plain text notes\n");
+    let link = rclone_ok(
+        &s3,
+        &["link", "--expire", "5m", "s3t:rcb/tree/x+y/f04 plain.dat"],
+    );
+    let url = link.stdout.trim();
+    assert!(url.contains("X-Amz-Signature="), "a presigned URL: {url}");
+    let got = agent().get(url).call().map(|r| {
+        let mut body = Vec::new();
+        r.into_reader().read_to_end(&mut body).unwrap();
+        body
+    });
+    let want = &files
+        .iter()
+        .find(|(n, _)| n == "x+y/f04 plain.dat")
+        .unwrap()
+        .1;
+    assert!(
+        got.as_ref().is_ok_and(|b| b == want),
+        "GET of rclone's link {url}: {:?}",
+        got.map(|b| b.len())
+    );
+
+    // A changed file (same size) and a removed one: sync sends the one, deletes the other.
+    let changed = "a/b/f02 plain.dat";
+    let entry = files.iter_mut().find(|(n, _)| n == changed).unwrap();
+    entry.1[0] ^= 0xff;
+    std::fs::write(src.join(changed), &entry.1).unwrap();
+    let removed = "a/f01 sp+ce.dat";
+    std::fs::remove_file(src.join(removed)).unwrap();
+    files.retain(|(n, _)| n != removed);
+    rclone_ok(&s3, &["sync", src_arg, "s3t:rcb/tree"]);
+    assert_tree_on_server(&s3, "rcb", "tree/", &files, 5 * MIB);
+    let gone = format!("/rcb/tree/{}", urlencode_path(removed));
+    assert_eq!(s3.head(&gone).0, 404, "sync deleted {removed}");
+    assert_eq!(s3.download("rcb", &format!("tree/{removed}")).0, 404);
+    let check = rclone_ok(&s3, &["check", src_arg, "s3t:rcb/tree"]);
+    assert!(
+        check.stderr.contains("0 differences found"),
+        "{}",
+        check.text()
+    );
+
+    let back = work.path().join("back");
+    rclone_ok(&s3, &["copy", "s3t:rcb/tree", back.to_str().unwrap()]);
+    assert!(tree(&back) == tree(&src), "the tree copied back down");
+
+    rclone_ok(&s3, &["delete", "s3t:rcb/tree/a"]);
+    let keys = s3.keys("rcb");
+    assert!(
+        keys.iter().all(|k| !k.starts_with("tree/a/")) && !keys.is_empty(),
+        "{keys:?}"
+    );
+    assert!(!s3.bucket_dir("rcb").join("tree/a/b/f02 plain.dat").exists());
+    rclone_ok(&s3, &["purge", "s3t:rcb"]);
+    assert!(!s3.bucket_dir("rcb").exists(), "purge removes the bucket");
+}
+
+fn have_aws(test: &str) -> bool {
+    available(
+        test,
+        "aws",
+        &["--version"],
+        "the AWS CLI is not installed: apt-get install awscli (or pip install awscli)",
+    )
+}
+
+/// The AWS CLI against this server (`line` split at whitespace): path style, multipart above
+/// 8 MiB in 8 MiB parts, no credentials file, no instance metadata, no pager, no retries.
+fn aws(s3: &S3, args: &[&str]) -> Output {
+    let config = s3.home.path().join("aws-config");
+    if !config.exists() {
+        std::fs::write(
+            &config,
+            "[default]\nregion = us-east-1\noutput = json\ns3 =\n  addressing_style = path\n  \
+             signature_version = s3v4\n  multipart_threshold = 8MB\n  multipart_chunksize = 8MB\n",
+        )
+        .unwrap();
+    }
+    let mut cmd = s3.command("aws");
+    cmd.env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", s3.home.path().join("none"))
+        .env("AWS_ACCESS_KEY_ID", KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_PAGER", "")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .args(["--endpoint-url", &s3.endpoint()])
+        .args(["--cli-connect-timeout", "5", "--cli-read-timeout", "60"])
+        .args(args);
+    run(cmd, Duration::from_secs(180))
+}
+
+fn aws_ok(s3: &S3, args: &[&str]) -> Output {
+    let out = aws(s3, args);
+    assert!(
+        out.status.success(),
+        "aws {args:?} failed: {}\n--- server log:\n{}",
+        out.text(),
+        s3.log_tail()
+    );
+    out
+}
+
+/// `aws s3 sync` up (a 21 MiB file in 8 MiB parts), again (nothing sent), ls, cp to stdout
+/// and to a file, presign, sync back down, `sync --delete`, rm and rb; `aws s3api` reads the
+/// multipart object's checksum. Each result checked on the server's side.
+#[test]
+fn aws_cli_syncs_a_tree_with_a_multipart_file_lists_gets_presigns_and_removes() {
+    if !have_aws("aws_cli_syncs_a_tree_with_a_multipart_file_lists_gets_presigns_and_removes") {
+        return;
+    }
+    let s3 = S3::start();
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let mut files = client_tree(800);
+    write_files(&src, &files);
+    let src_arg = src.to_str().unwrap();
+    aws_ok(&s3, &["s3", "mb", "s3://awsc"]);
+    let up = aws_ok(
+        &s3,
+        &["s3", "sync", src_arg, "s3://awsc/tree", "--no-progress"],
+    );
+    assert_eq!(
+        up.stdout.matches("upload:").count(),
+        files.len(),
+        "{}",
+        up.text()
+    );
+    assert_tree_on_server(&s3, "awsc", "tree/", &files, 8 * MIB);
+    let again = aws_ok(
+        &s3,
+        &["s3", "sync", src_arg, "s3://awsc/tree", "--no-progress"],
+    );
+    assert_eq!(again.stdout.trim(), "", "nothing to send: {}", again.text());
+
+    let ls = aws_ok(&s3, &["s3", "ls", "--recursive", "s3://awsc/tree/"]);
+    let mut listed: Vec<(u64, String)> = ls
+        .stdout
+        .lines()
+        .map(|l| {
+            // `<date> <time> <size> <key>`; keys hold spaces.
+            let size = l.split_whitespace().nth(2).unwrap().parse().unwrap();
+            (size, l[l.find(" tree/").unwrap() + 1..].to_string())
+        })
+        .collect();
+    listed.sort();
+    let mut want: Vec<(u64, String)> = files
+        .iter()
+        .map(|(n, d)| (d.len() as u64, format!("tree/{n}")))
+        .collect();
+    want.sort();
+    assert_eq!(listed, want, "{}", ls.text());
+
+    let cat = aws_ok(&s3, &["s3", "cp", "s3://awsc/tree/notes.txt", "-"]);
+    assert_eq!(cat.stdout, "plain text notes\n");
+    let big = work.path().join("big.got");
+    aws_ok(
+        &s3,
+        &[
+            "s3",
+            "cp",
+            "s3://awsc/tree/video/big.bin",
+            big.to_str().unwrap(),
+            "--no-progress",
+        ],
+    );
+    let big_data = &files.iter().find(|(n, _)| n == "video/big.bin").unwrap().1;
+    assert!(
+        std::fs::read(&big).unwrap() == *big_data,
+        "aws s3 cp of big.bin"
+    );
+    // Whatever checksum the CLI sent with the parts, the object's is consistent with them.
+    let head = aws_ok(
+        &s3,
+        &[
+            "s3api",
+            "head-object",
+            "--bucket",
+            "awsc",
+            "--key",
+            "tree/video/big.bin",
+            "--checksum-mode",
+            "ENABLED",
+        ],
+    );
+    let head: Value = serde_json::from_str(&head.stdout).unwrap();
+    assert_eq!(
+        head["ETag"],
+        json!(format!("\"{}\"", multipart_etag(big_data, 8 * MIB)))
+    );
+    if let Some(crc) = head["ChecksumCRC32"].as_str() {
+        let parts: Vec<Vec<u8>> = big_data
+            .chunks(8 * MIB)
+            .map(|p| crc32fast::hash(p).to_be_bytes().to_vec())
+            .collect();
+        let composite = format!("{}-{}", crc32_b64_of_digests(&parts), parts.len());
+        match head["ChecksumType"].as_str() {
+            Some("COMPOSITE") => assert_eq!(crc, composite, "{head}"),
+            _ => assert_eq!(crc, crc32_b64(big_data), "{head}"),
+        }
+    }
+
+    let url = aws_ok(
+        &s3,
+        &[
+            "s3",
+            "presign",
+            "s3://awsc/tree/notes.txt",
+            "--expires-in",
+            "300",
+        ],
+    );
+    assert_eq!(
+        call(agent().get(url.stdout.trim())),
+        (200, "plain text notes\n".to_string())
+    );
+
+    let back = work.path().join("back");
+    aws_ok(
+        &s3,
+        &[
+            "s3",
+            "sync",
+            "s3://awsc/tree",
+            back.to_str().unwrap(),
+            "--no-progress",
+        ],
+    );
+    assert!(tree(&back) == tree(&src), "the tree synced back down");
+
+    let removed = "a/b/c deep/f03 sp+ce.dat";
+    std::fs::remove_file(src.join(removed)).unwrap();
+    files.retain(|(n, _)| n != removed);
+    let del = aws_ok(
+        &s3,
+        &[
+            "s3",
+            "sync",
+            src_arg,
+            "s3://awsc/tree",
+            "--delete",
+            "--no-progress",
+        ],
+    );
+    assert!(
+        del.stdout
+            .contains(&format!("delete: s3://awsc/tree/{removed}")),
+        "{}",
+        del.text()
+    );
+    assert_eq!(
+        s3.head(&format!("/awsc/tree/{}", urlencode_path(removed)))
+            .0,
+        404
+    );
+    assert_eq!(s3.download("awsc", &format!("tree/{removed}")).0, 404);
+    assert_tree_on_server(&s3, "awsc", "tree/", &files, 8 * MIB);
+
+    aws_ok(&s3, &["s3", "rm", "--recursive", "s3://awsc/tree/a"]);
+    let keys = s3.keys("awsc");
+    assert!(
+        keys.iter().all(|k| !k.starts_with("tree/a/")) && !keys.is_empty(),
+        "{keys:?}"
+    );
+    aws_ok(&s3, &["s3", "rb", "--force", "s3://awsc"]);
+    assert!(!s3.bucket_dir("awsc").exists(), "rb removes the bucket");
+}
+
+/// The base64 CRC32 of the concatenation of `digests` (S3's composite checksum, without
+/// its part count).
+fn crc32_b64_of_digests(digests: &[Vec<u8>]) -> String {
+    crc32_b64(&digests.concat())
 }

@@ -1,7 +1,7 @@
 //! S3 objects replicate like uploads: two fastdfs-rs nodes, each with its S3 listener; an
 //! object put over S3 on one node is served over S3 (same bytes, ETag, content type and user
 //! metadata) and listed on the other, a new version put over it replaces it there, and a delete
-//! on one removes it on both. The S3 client is
+//! on one removes it on both. Folder markers (keys ending in `/`) follow too. The S3 client is
 //! curl's `--aws-sigv4` signer (a real SigV4 client independent of ours).
 
 mod common;
@@ -58,35 +58,64 @@ fn s3(
     (status, text)
 }
 
-#[test]
-fn an_s3_object_reaches_the_peer_with_its_attributes_and_its_delete_follows() {
+/// Two nodes, each the other's peer, each with its S3 listener.
+struct Pair {
+    dirs: Vec<tempfile::TempDir>,
+    /// Running while the pair lives.
+    _nodes: Vec<Server>,
+    /// The go-fastdfs API's base URL and the S3 listener's, per node.
+    bases: Vec<String>,
+    s3: Vec<String>,
+}
+
+impl Pair {
+    fn start(lane: u8) -> Pair {
+        let a = Addresses::pick(lane, 2);
+        let s3_ports: Vec<u16> = a.ips.iter().map(|ip| free_port(ip)).collect();
+        let s3: Vec<String> = a
+            .ips
+            .iter()
+            .zip(&s3_ports)
+            .map(|(ip, p)| format!("http://{ip}:{p}"))
+            .collect();
+        let mut dirs = Vec::new();
+        let mut nodes = Vec::new();
+        for (i, s3_port) in s3_ports.iter().enumerate() {
+            let dir = tempfile::tempdir().unwrap();
+            let o = json!({
+                "peers": [a.bases[1 - i].clone()],
+                "peer_id": format!("{}", i + 1),
+                "s3_addr": format!("{}:{s3_port}", a.ips[i]),
+                "s3_keys": [{"access_key_id": AK, "secret_access_key": SK, "buckets": ["*"]}],
+            });
+            write_config(dir.path(), &a.ips[i], a.ports[i], &o);
+            nodes.push(Server::start_in(dir.path(), &a.ips[i], json!({})));
+            dirs.push(dir);
+        }
+        Pair {
+            dirs,
+            _nodes: nodes,
+            bases: a.bases,
+            s3,
+        }
+    }
+}
+
+fn have_curl() -> bool {
     if Command::new("curl").arg("--version").output().is_err() {
         skip("s3 cluster", "curl is not installed");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn an_s3_object_reaches_the_peer_with_its_attributes_and_its_delete_follows() {
+    if !have_curl() {
         return;
     }
-    let lane = 19;
-    let a = Addresses::pick(lane, 2);
-    let s3_ports: Vec<u16> = a.ips.iter().map(|ip| free_port(ip)).collect();
-    let s3_bases: Vec<String> = a
-        .ips
-        .iter()
-        .zip(&s3_ports)
-        .map(|(ip, p)| format!("http://{ip}:{p}"))
-        .collect();
-    let mut dirs = Vec::new();
-    let mut nodes = Vec::new();
-    for (i, s3_port) in s3_ports.iter().enumerate() {
-        let dir = tempfile::tempdir().unwrap();
-        let o = json!({
-            "peers": [a.bases[1 - i].clone()],
-            "peer_id": format!("{}", i + 1),
-            "s3_addr": format!("{}:{s3_port}", a.ips[i]),
-            "s3_keys": [{"access_key_id": AK, "secret_access_key": SK, "buckets": ["*"]}],
-        });
-        write_config(dir.path(), &a.ips[i], a.ports[i], &o);
-        nodes.push(Server::start_in(dir.path(), &a.ips[i], json!({})));
-        dirs.push(dir);
-    }
+    let pair = Pair::start(19);
+    let (s3_bases, a_bases) = (&pair.s3, &pair.bases);
     let (status, text) = s3(&s3_bases[0], "PUT", "/shared", &[], None);
     assert_eq!(status, 200, "{text}");
     let tmp = tempfile::tempdir().unwrap();
@@ -142,7 +171,7 @@ fn an_s3_object_reaches_the_peer_with_its_attributes_and_its_delete_follows() {
         "listed on the peer: {list}"
     );
     // It is a go-fastdfs file there too.
-    let (status, body) = get_bytes(&a.bases[1], "/group1/shared/dir/obj.bin", &[]);
+    let (status, body) = get_bytes(&a_bases[1], "/group1/shared/dir/obj.bin", &[]);
     assert_eq!(status, 200);
     assert_eq!(md5_hex(&body), md5_hex(&data));
 
@@ -163,7 +192,7 @@ fn an_s3_object_reaches_the_peer_with_its_attributes_and_its_delete_follows() {
         head.to_ascii_lowercase().contains(&etag2)
     });
     assert!(replaced, "the peer kept the old version");
-    let (status, body) = get_bytes(&a.bases[1], "/group1/shared/dir/obj.bin", &[]);
+    let (status, body) = get_bytes(&a_bases[1], "/group1/shared/dir/obj.bin", &[]);
     assert_eq!(status, 200);
     assert_eq!(
         md5_hex(&body),
@@ -186,5 +215,132 @@ fn an_s3_object_reaches_the_peer_with_its_attributes_and_its_delete_follows() {
     assert!(gone, "the delete never reached the peer");
     let (_, list) = s3(&s3_bases[1], "GET", "/shared?list-type=2", &[], None);
     assert!(!list.contains("<Key>dir/obj.bin</Key>"), "{list}");
-    drop(nodes);
+    drop(pair);
+}
+
+/// A folder marker (a key ending in `/`, a directory here) replicates like an object: put on
+/// one node it is listed (with its time) and served on the other, its directory made there;
+/// deleted on the peer, it is gone from the origin too.
+#[test]
+fn a_folder_marker_reaches_the_peer_and_its_delete_follows() {
+    if !have_curl() {
+        return;
+    }
+    let pair = Pair::start(46);
+    let s3_bases = &pair.s3;
+    let (status, text) = s3(&s3_bases[0], "PUT", "/folders", &[], None);
+    assert_eq!(status, 200, "{text}");
+    let (status, text) = s3(&s3_bases[0], "PUT", "/folders/photos/2026/", &[], None);
+    assert_eq!(status, 200, "{text}");
+    let listed = |node: usize| {
+        let (status, list) = s3(&s3_bases[node], "GET", "/folders?list-type=2", &[], None);
+        assert!(status == 200 || status == 404, "{list}");
+        list
+    };
+    let last_modified = |list: &str| {
+        list.split("<LastModified>")
+            .nth(1)
+            .and_then(|s| s.split("</LastModified>").next())
+            .map(str::to_string)
+    };
+    let reached = eventually(SYNC_DEADLINE, || {
+        listed(1).contains("<Key>photos/2026/</Key>")
+    });
+    assert!(reached, "the marker never reached the peer: {}", listed(1));
+    let (origin, peer) = (listed(0), listed(1));
+    assert_eq!(
+        last_modified(&peer),
+        last_modified(&origin),
+        "the peer lists the marker with the origin's time: {origin} / {peer}"
+    );
+    let (status, head) = s3(&s3_bases[1], "HEAD", "/folders/photos/2026/", &[], None);
+    assert_eq!(status, 200, "{head}");
+    assert!(pair.dirs[1]
+        .path()
+        .join("files/folders/photos/2026")
+        .is_dir());
+
+    // Deleted on the peer: gone from the origin's listing, and its (empty) directory too.
+    let (status, text) = s3(&s3_bases[1], "DELETE", "/folders/photos/2026/", &[], None);
+    assert_eq!(status, 204, "{text}");
+    let gone = eventually(SYNC_DEADLINE, || {
+        !listed(0).contains("<Key>photos/2026/</Key>")
+    });
+    assert!(
+        gone,
+        "the marker's delete never reached the origin: {}",
+        listed(0)
+    );
+    let dir = pair.dirs[0].path().join("files/folders/photos/2026");
+    assert!(eventually(SYNC_DEADLINE, || !dir.exists()), "{dir:?} left");
+    let (status, _) = s3(&s3_bases[0], "HEAD", "/folders/photos/2026/", &[], None);
+    assert_eq!(status, 404);
+}
+
+/// The `fastdfs_sync_queue_depth` of `peer` in a node's `G/metrics`.
+fn queue_depth(base: &str, peer: &str) -> Option<u64> {
+    let (status, body) = get_bytes(base, "/group1/metrics", &[]);
+    let text = String::from_utf8_lossy(&body);
+    let want = format!("fastdfs_sync_queue_depth{{peer=\"{peer}\"}} ");
+    (status == 200)
+        .then(|| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(want.as_str())?.parse().ok())
+        })
+        .flatten()
+}
+
+/// A go-fastdfs peer has no folder markers: their changes are not sent to it, and never hold
+/// up what is (an object put under a marker reaches it, and the queue to it drains).
+#[test]
+fn folder_markers_do_not_hold_up_replication_to_a_go_fastdfs_peer() {
+    if !have_curl() {
+        return;
+    }
+    let Some(bin) = common::go::go_bin() else {
+        return;
+    };
+    let a = Addresses::pick(47, 2);
+    let go = common::go::GoNode::start_at(&bin, &a.ips[0], a.ports[0], &[a.bases[1].clone()]);
+    let s3_port = free_port(&a.ips[1]);
+    let s3_base = format!("http://{}:{s3_port}", a.ips[1]);
+    let dir = tempfile::tempdir().unwrap();
+    let o = json!({
+        "peers": [a.bases[0].clone()],
+        "peer_id": "2",
+        "s3_addr": format!("{}:{s3_port}", a.ips[1]),
+        "s3_keys": [{"access_key_id": AK, "secret_access_key": SK, "buckets": ["*"]}],
+    });
+    write_config(dir.path(), &a.ips[1], a.ports[1], &o);
+    let node = Server::start_in(dir.path(), &a.ips[1], json!({}));
+    let (status, text) = s3(&s3_base, "PUT", "/mixed", &[], None);
+    assert_eq!(status, 200, "{text}");
+    let (status, text) = s3(&s3_base, "PUT", "/mixed/photos/2026/", &[], None);
+    assert_eq!(status, 200, "{text}");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = noise(40_000, 47);
+    let f = tmp.path().join("a.jpg");
+    std::fs::write(&f, &data).unwrap();
+    let (status, text) = s3(&s3_base, "PUT", "/mixed/photos/2026/a.jpg", &[], Some(&f));
+    assert_eq!(status, 200, "{text}");
+    let (status, text) = s3(&s3_base, "DELETE", "/mixed/photos/2026/", &[], None);
+    assert_eq!(status, 204, "{text}");
+    let on_go = go.dir.path().join("files/mixed/photos/2026/a.jpg");
+    let reached = eventually(SYNC_DEADLINE, || {
+        std::fs::read(&on_go).is_ok_and(|b| b == data)
+    });
+    assert!(reached, "the object never reached go-fastdfs: {}", go.log());
+    let drained = eventually(SYNC_DEADLINE, || {
+        queue_depth(&a.bases[1], &a.bases[0]) == Some(0)
+    });
+    assert!(
+        drained,
+        "the queue to go-fastdfs did not drain: {:?}\n{}",
+        queue_depth(&a.bases[1], &a.bases[0]),
+        node.stderr_tail(3000)
+    );
+    // The marker stays a marker here (deleted, it is gone; its directory holds the object).
+    let (_, list) = s3(&s3_base, "GET", "/mixed?list-type=2", &[], None);
+    assert!(list.contains("<Key>photos/2026/a.jpg</Key>"), "{list}");
+    assert!(!list.contains("<Key>photos/2026/</Key>"), "{list}");
 }

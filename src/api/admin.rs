@@ -178,14 +178,16 @@ pub fn get_md5s_by_date(w: &Worker, client: IpAddr, p: &Params) -> Result<Respon
     Ok(Response::text(200, w.meta().md5s_by_date(date)?.join(",")))
 }
 
-/// `G/remove_empty_dir`: removes empty directories under `files/` (not `_tmp`, `_big`) in the
-/// background.
+/// `G/remove_empty_dir`: removes empty directories under `files/` (not `_tmp`, `_big`, nor
+/// S3's: a folder marker's, a bucket's) in the background (`store::folders`).
 pub fn remove_empty_dir(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, refuse_envelope("ok"))?;
     let files = w.dir().join("files");
+    let (meta, root) = (w.shared.meta.clone(), w.dir().to_path_buf());
     glommio::spawn_local(async move {
+        let keep = move |rel: &str| crate::store::folders::owned_by_s3(&meta, &root, rel);
         let n = glommio::executor()
-            .spawn_blocking(move || remove_empty_dirs(&files))
+            .spawn_blocking(move || crate::store::folders::remove_empty_dirs(&files, keep))
             .await;
         tracing::info!(removed = n, "empty directory cleanup done");
     })
@@ -198,37 +200,6 @@ pub fn remove_empty_dir(w: &Worker, client: IpAddr, p: &Params) -> Result<Respon
             None,
         )),
     ))
-}
-
-/// Removes empty directories below `root` (depth first), never `root`, `_tmp` or `_big`.
-pub fn remove_empty_dirs(root: &std::path::Path) -> usize {
-    fn walk(dir: &std::path::Path, top: bool) -> (usize, bool) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return (0, false);
-        };
-        let mut removed = 0;
-        let mut empty = true;
-        for e in entries.flatten() {
-            let path = e.path();
-            let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            let name = e.file_name();
-            if top && name.to_str().is_some_and(crate::store::names::is_internal) {
-                empty = false;
-                continue;
-            }
-            if is_dir {
-                let (r, sub_empty) = walk(&path, false);
-                removed += r;
-                if sub_empty && std::fs::remove_dir(&path).is_ok() {
-                    removed += 1;
-                    continue;
-                }
-            }
-            empty = false;
-        }
-        (removed, empty)
-    }
-    walk(root, true).0
 }
 
 /// Forwards `date` with `inner=1` to every peer's `action`, unless this call is `inner`.

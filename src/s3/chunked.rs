@@ -269,6 +269,11 @@ impl ChecksumAlgorithm {
         }
     }
 
+    /// The element of this checksum in S3's XML answers (`ChecksumCRC32`).
+    pub fn xml_name(self) -> String {
+        format!("Checksum{}", self.name())
+    }
+
     /// The algorithm S3 names `name` (case-insensitive); `None` for the others.
     pub fn from_name(name: &str) -> Option<ChecksumAlgorithm> {
         ChecksumAlgorithm::ALL
@@ -277,7 +282,7 @@ impl ChecksumAlgorithm {
     }
 
     /// Bytes of the digest.
-    fn digest_len(self) -> usize {
+    pub(super) fn digest_len(self) -> usize {
         match self {
             ChecksumAlgorithm::Crc32 | ChecksumAlgorithm::Crc32c => 4,
             ChecksumAlgorithm::Crc64Nvme => 8,
@@ -289,7 +294,7 @@ impl ChecksumAlgorithm {
 
 /// An incremental digest of one algorithm.
 #[derive(Clone)]
-enum Hasher {
+pub(super) enum Hasher {
     Crc32(crc32fast::Hasher),
     Crc32c(u32),
     Crc64Nvme(u64),
@@ -298,7 +303,7 @@ enum Hasher {
 }
 
 impl Hasher {
-    fn new(algorithm: ChecksumAlgorithm) -> Hasher {
+    pub(super) fn new(algorithm: ChecksumAlgorithm) -> Hasher {
         match algorithm {
             ChecksumAlgorithm::Crc32 => Hasher::Crc32(crc32fast::Hasher::new()),
             ChecksumAlgorithm::Crc32c => Hasher::Crc32c(0),
@@ -308,7 +313,7 @@ impl Hasher {
         }
     }
 
-    fn update(&mut self, data: &[u8]) {
+    pub(super) fn update(&mut self, data: &[u8]) {
         match self {
             Hasher::Crc32(h) => h.update(data),
             Hasher::Crc32c(crc) => *crc = crc32c::crc32c_append(*crc, data),
@@ -319,7 +324,7 @@ impl Hasher {
     }
 
     /// The big-endian digest, as S3 base64-encodes it.
-    fn finish(self) -> Vec<u8> {
+    pub(super) fn finish(self) -> Vec<u8> {
         match self {
             Hasher::Crc32(h) => h.finalize().to_be_bytes().to_vec(),
             Hasher::Crc32c(crc) => crc.to_be_bytes().to_vec(),
@@ -384,7 +389,10 @@ fn crc64_nvme_update(mut crc: u64, data: &[u8]) -> u64 {
 }
 
 /// Decodes an `x-amz-checksum-*` value: the base64 of a digest of the algorithm's size.
-fn decode_checksum(algorithm: ChecksumAlgorithm, value: &str) -> Result<Vec<u8>, ChunkError> {
+pub(super) fn decode_checksum(
+    algorithm: ChecksumAlgorithm,
+    value: &str,
+) -> Result<Vec<u8>, ChunkError> {
     base64::engine::general_purpose::STANDARD
         .decode(value.trim())
         .ok()
@@ -402,7 +410,7 @@ pub struct Checksum {
 }
 
 impl Checksum {
-    fn of(algorithm: ChecksumAlgorithm, digest: &[u8]) -> Checksum {
+    pub(super) fn of(algorithm: ChecksumAlgorithm, digest: &[u8]) -> Checksum {
         Checksum {
             algorithm,
             value: base64::engine::general_purpose::STANDARD.encode(digest),

@@ -18,11 +18,12 @@ use super::store::{
     blocking, check_object_acl, existing, receive, set_checksum_headers, write_condition,
 };
 use crate::http::{Request, Response};
+use crate::store::folders::{make_dir, remove_empty_dir};
 use crate::store::meta::Expect;
 use crate::store::write;
 use crate::worker::Worker;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// A marker's ETag: the md5 of no bytes, as S3 gives any empty object.
 pub(super) const EMPTY_MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
@@ -106,7 +107,9 @@ pub async fn put(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
         .await
         .map_err(|e| refused_dir(e).on(r.resource()))?;
     let now_ms = chrono::Utc::now().timestamp_millis();
-    w.meta().put_folder(m.rel, now_ms).await?;
+    w.meta()
+        .put_folder(m.rel, now_ms, r.cfg.peers.clone())
+        .await?;
     let mut resp = Response::new(200);
     resp.set("ETag", format!("\"{EMPTY_MD5}\""));
     if let Some(c) = &checksum {
@@ -143,34 +146,6 @@ fn refused_dir(e: std::io::Error) -> S3Error {
         ),
         _ => S3Error::from(e),
     }
-}
-
-/// Creates `dir` and its missing ancestors; each new entry is durable once its parent is
-/// fsynced, before the answer.
-fn make_dir(dir: &Path) -> std::io::Result<()> {
-    let mut missing = Vec::new();
-    let mut at = dir;
-    while !at.is_dir() {
-        if at.exists() {
-            return Err(std::io::Error::from_raw_os_error(libc::ENOTDIR));
-        }
-        missing.push(at);
-        match at.parent() {
-            Some(p) => at = p,
-            None => break,
-        }
-    }
-    for d in missing.into_iter().rev() {
-        match std::fs::create_dir(d) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && d.is_dir() => continue,
-            Err(e) => return Err(e),
-        }
-        if let Some(parent) = d.parent() {
-            std::fs::File::open(parent)?.sync_all()?;
-        }
-    }
-    Ok(())
 }
 
 /// GetObject and HeadObject of a marker: an empty object while its directory exists.
@@ -211,28 +186,10 @@ pub async fn remove(w: &Worker, r: &S3Request, key: &str) -> Result<(), S3Error>
     let Ok(m) = Marker::of(w, &r.bucket, key) else {
         return Ok(());
     };
-    w.meta().remove_folder(m.rel).await?;
+    w.meta().remove_folder(m.rel, r.cfg.peers.clone()).await?;
     let dir = m.dir;
     blocking(move || remove_empty_dir(&dir)).await?;
     Ok(())
-}
-
-fn remove_empty_dir(dir: &Path) -> std::io::Result<()> {
-    match std::fs::remove_dir(dir) {
-        Ok(()) => match dir.parent() {
-            Some(parent) => std::fs::File::open(parent)?.sync_all(),
-            None => Ok(()),
-        },
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::ENOENT | libc::ENOTEMPTY | libc::EEXIST | libc::ENOTDIR)
-            ) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
 }
 
 #[cfg(test)]
@@ -240,20 +197,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_marker_is_created_with_its_ancestors_and_removed_only_when_empty() {
+    fn a_file_in_a_markers_place_is_a_conflict() {
         let t = tempfile::tempdir().unwrap();
-        let dir = t.path().join("b/x/y");
-        std::fs::create_dir(t.path().join("b")).unwrap();
-        make_dir(&dir).unwrap();
-        assert!(dir.is_dir());
-        make_dir(&dir).unwrap(); // again: nothing to do
-        std::fs::write(t.path().join("b/x/file"), b"1").unwrap();
-        remove_empty_dir(&t.path().join("b/x")).unwrap(); // holds files: left
-        assert!(t.path().join("b/x").is_dir());
-        remove_empty_dir(&dir).unwrap();
-        assert!(!dir.exists());
-        remove_empty_dir(&dir).unwrap(); // missing: a success
-        let taken = make_dir(&t.path().join("b/x/file/z")).unwrap_err();
+        std::fs::write(t.path().join("file"), b"1").unwrap();
+        let taken = make_dir(&t.path().join("file/z")).unwrap_err();
         assert_eq!(refused_dir(taken).status, 409);
     }
 

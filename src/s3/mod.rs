@@ -13,6 +13,7 @@
 
 mod bucket;
 pub mod chunked;
+mod composite;
 mod error;
 mod folder;
 pub mod multipart;
@@ -146,9 +147,17 @@ async fn serve(w: &Rc<Worker>, req: &mut Request<'_>, id: &str) -> Result<Respon
     if r.key.is_empty() {
         return bucket::dispatch(w, req, &r).await;
     }
-    request::check_operation(&r, &["uploads", "uploadId", "partNumber", "acl"])?;
+    request::check_operation(
+        &r,
+        &["uploads", "uploadId", "partNumber", "acl", "attributes"],
+    )?;
     match r.method.as_str() {
         "GET" | "HEAD" if r.has("acl") => object::get_acl(w, &r).await,
+        "GET" if r.has("attributes") => object::attributes(w, req, &r).await,
+        // Never taken for the plain operation (a PUT would store the body as the object).
+        _ if r.has("attributes") => Err(S3Error::not_implemented(
+            "The ?attributes sub-resource with another method than GET",
+        )),
         _ if r.has("acl") => Err(S3Error::not_implemented(
             "Setting an object's ACL (buckets have a public-read flag)",
         )),

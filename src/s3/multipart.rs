@@ -5,7 +5,12 @@
 //! `<part number:05>-<md5 hex>` (the part's ETag is in its name, so a part and its ETag appear
 //! together with one rename). Completion concatenates the parts into a temp file through the
 //! durable write path and stores it like a PUT; the ETag is S3's `<md5 of the parts' md5s>-N`.
+//! An upload created with a checksum algorithm keeps each part's checksum in the part's name
+//! too (`<number:05>-<md5 hex>-<digest hex>`), and its object gets S3's composite or
+//! full-object checksum (`composite.rs`).
 
+use super::chunked::{Checksum, ChecksumAlgorithm};
+use super::composite::{self, ChecksumType};
 use super::error::S3Error;
 use super::policy::Action;
 use super::request::{iso_time, xml_response, S3Request, XMLNS};
@@ -45,6 +50,58 @@ struct Upload {
     /// The access key that created it (its uploads are bounded).
     #[serde(default)]
     owner: String,
+    /// The checksum algorithm it was created with (S3's name) and the type of its object's
+    /// checksum (`COMPOSITE`, `FULL_OBJECT`); empty for none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    checksum_algorithm: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    checksum_type: String,
+}
+
+impl Upload {
+    /// The checksum its parts and its object get, if it was created with one.
+    fn checksum(&self) -> Option<(ChecksumAlgorithm, ChecksumType)> {
+        Some((
+            ChecksumAlgorithm::from_name(&self.checksum_algorithm)?,
+            ChecksumType::from_name(&self.checksum_type)?,
+        ))
+    }
+}
+
+/// The checksum CreateMultipartUpload asks for (`x-amz-checksum-algorithm`, and
+/// `x-amz-checksum-type`, by default COMPOSITE, FULL_OBJECT for CRC64NVME): a type without an
+/// algorithm, or one S3 does not make with it, is `InvalidRequest`.
+fn checksum_asked(req: &Request<'_>) -> Result<Option<(ChecksumAlgorithm, ChecksumType)>, S3Error> {
+    let header = |name: &str| req.head.header_str(name).map(str::trim);
+    let algorithm = match header("x-amz-checksum-algorithm") {
+        None => None,
+        Some(v) => Some(ChecksumAlgorithm::from_name(v).ok_or_else(|| {
+            S3Error::invalid_request("Checksum algorithm provided is unsupported.")
+        })?),
+    };
+    let kind = match header("x-amz-checksum-type") {
+        None => None,
+        Some(v) => Some(ChecksumType::from_name(v).ok_or_else(|| {
+            S3Error::invalid_request("Value for x-amz-checksum-type header is invalid.")
+        })?),
+    };
+    match (algorithm, kind) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(S3Error::invalid_request(
+            "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.",
+        )),
+        (Some(a), kind) => {
+            let kind = kind.unwrap_or_else(|| ChecksumType::default_for(a));
+            if !kind.works_with(a) {
+                return Err(S3Error::invalid_request(format!(
+                    "The {} checksum type cannot be used with the {} checksum algorithm.",
+                    kind.name(),
+                    a.name().to_ascii_lowercase()
+                )));
+            }
+            Ok(Some((a, kind)))
+        }
+    }
 }
 
 fn uploads_dir(root: &Path) -> PathBuf {
@@ -87,6 +144,7 @@ pub async fn create(w: &Worker, req: &Request<'_>, r: &S3Request) -> Result<Resp
     super::store::check_object_acl(req, &bucket)?;
     place(r, &r.key)?;
     refuse_unknown_checksums(req)?;
+    let checksum = checksum_asked(req)?;
     let owner = r
         .key_used()
         .map(|k| k.access_key_id.clone())
@@ -105,6 +163,8 @@ pub async fn create(w: &Worker, req: &Request<'_>, r: &S3Request) -> Result<Resp
         initiated_ms: chrono::Utc::now().timestamp_millis(),
         attrs: attrs_of(req)?,
         owner,
+        checksum_algorithm: checksum.map_or(String::new(), |(a, _)| a.name().to_string()),
+        checksum_type: checksum.map_or(String::new(), |(_, t)| t.name().to_string()),
     };
     let dir = upload_dir(w.dir(), &id).expect("a generated id is valid");
     let text = serde_json::to_vec(&up).expect("plain data serializes");
@@ -124,17 +184,23 @@ pub async fn create(w: &Worker, req: &Request<'_>, r: &S3Request) -> Result<Resp
         sync_dir(parent.parent().expect("_s3"))
     })
     .await?;
-    Ok(xml_response(
+    let mut resp = xml_response(
         200,
         format!(
             "<InitiateMultipartUploadResult xmlns=\"{XMLNS}\"><Bucket>{}</Bucket><Key>{}</Key><UploadId>{id}</UploadId></InitiateMultipartUploadResult>",
             escape(&r.bucket),
             escape(&r.key)
         ),
-    ))
+    );
+    if let Some((algorithm, kind)) = checksum {
+        resp.set("x-amz-checksum-algorithm", algorithm.name());
+        resp.set("x-amz-checksum-type", kind.name());
+    }
+    Ok(resp)
 }
 
-/// A stored part: number, ETag (md5 hex), size, path.
+/// A stored part: number, ETag (md5 hex), size, path, and the hex digest of its checksum
+/// (of its upload's algorithm) when it was kept with one.
 #[derive(Debug, Clone)]
 struct Part {
     number: u32,
@@ -142,6 +208,14 @@ struct Part {
     size: u64,
     modified: i64,
     path: PathBuf,
+    checksum_hex: Option<String>,
+}
+
+impl Part {
+    /// Its checksum of `algorithm`, if it was kept with one.
+    fn checksum(&self, algorithm: ChecksumAlgorithm) -> Option<Checksum> {
+        composite::from_hex(algorithm, self.checksum_hex.as_deref()?)
+    }
 }
 
 /// Every part file of an upload, by number (the newest file of a number first).
@@ -152,8 +226,12 @@ fn parts_of(dir: &Path) -> std::io::Result<Vec<Part>> {
         let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
-        let Some((n, etag)) = name.split_once('-') else {
+        let Some((n, rest)) = name.split_once('-') else {
             continue;
+        };
+        let (etag, checksum_hex) = match rest.split_once('-') {
+            Some((etag, sum)) => (etag, Some(sum.to_string())),
+            None => (rest, None),
         };
         let (Ok(number), true) = (n.parse::<u32>(), etag.len() == 32) else {
             continue;
@@ -165,6 +243,7 @@ fn parts_of(dir: &Path) -> std::io::Result<Vec<Part>> {
             size: m.len(),
             modified: crate::store::mtime_secs(&m),
             path: entry.path(),
+            checksum_hex,
         });
     }
     out.sort_by(|a, b| a.number.cmp(&b.number).then(b.modified.cmp(&a.modified)));
@@ -187,19 +266,53 @@ pub async fn upload_part(
                 "Part number must be an integer between 1 and 10000, inclusive",
             )
         })?;
-    let (dir, _) = load(w, r).await?;
+    let (dir, up) = load(w, r).await?;
     if req.head.header("x-amz-copy-source").is_some() {
-        return upload_part_copy(w, req, r, &dir, number).await;
+        return upload_part_copy(w, req, r, &dir, number, &up).await;
     }
-    let (written, checksum) = receive(w, req, r, PUT_BYTES_MAX).await?;
+    let (written, sent) = receive(w, req, r, PUT_BYTES_MAX).await?;
+    let kept = match part_checksum(&up, sent.as_ref(), &written).await {
+        Ok(kept) => kept,
+        Err(e) => {
+            crate::store::write::discard(written).await;
+            return Err(e);
+        }
+    };
     let etag = written.digest.clone();
-    keep_part(&dir, number, written).await?;
+    keep_part(&dir, number, written, kept.as_ref()).await?;
     let mut resp = Response::new(200);
     resp.set("ETag", format!("\"{etag}\""));
-    if let Some(c) = &checksum {
+    if let Some(c) = kept.as_ref().or(sent.as_ref()) {
         set_checksum_headers(&mut resp, c, false);
     }
     Ok(resp)
+}
+
+/// The checksum a part is kept with, in an upload created with an algorithm: the one the
+/// client sent (verified), else computed here from the received bytes; a checksum of another
+/// algorithm is `InvalidRequest`, as S3 answers. None in an upload created without one.
+async fn part_checksum(
+    up: &Upload,
+    sent: Option<&Checksum>,
+    written: &Written,
+) -> Result<Option<Checksum>, S3Error> {
+    let Some((algorithm, _)) = up.checksum() else {
+        return Ok(None);
+    };
+    match sent {
+        Some(c) if c.algorithm == algorithm => Ok(Some(c.clone())),
+        Some(c) => Err(S3Error::invalid_request(format!(
+            "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+            algorithm.name().to_ascii_lowercase(),
+            c.algorithm.name().to_ascii_lowercase()
+        ))),
+        None => {
+            let path = written.tmp.clone();
+            Ok(Some(
+                blocking(move || composite::of_file(algorithm, &path)).await?,
+            ))
+        }
+    }
 }
 
 /// UploadPartCopy: part `number` is the source object's bytes, all of them or the
@@ -210,6 +323,7 @@ async fn upload_part_copy(
     r: &S3Request,
     dir: &Path,
     number: u32,
+    up: &Upload,
 ) -> Result<Response, S3Error> {
     let (src_req, info) = super::object::copy_source(w, req, r).await?;
     let size = info.size.max(0) as u64;
@@ -225,12 +339,23 @@ async fn upload_part_copy(
     // The request body of a copy is empty.
     let _ = req.read_to_end(0).await?;
     let written = super::store::copy_to_temp(w, &src_req, &info, Some((offset, len))).await?;
+    let kept = match part_checksum(up, None, &written).await {
+        Ok(kept) => kept,
+        Err(e) => {
+            crate::store::write::discard(written).await;
+            return Err(e);
+        }
+    };
     let etag = written.digest.clone();
-    keep_part(dir, number, written).await?;
+    keep_part(dir, number, written, kept.as_ref()).await?;
+    let sum = kept.map_or(String::new(), |c| {
+        let name = c.algorithm.xml_name();
+        format!("<{name}>{}</{name}>", c.value)
+    });
     Ok(xml_response(
         200,
         format!(
-            "<CopyPartResult xmlns=\"{XMLNS}\"><LastModified>{}</LastModified><ETag>&quot;{etag}&quot;</ETag></CopyPartResult>",
+            "<CopyPartResult xmlns=\"{XMLNS}\"><LastModified>{}</LastModified><ETag>&quot;{etag}&quot;</ETag>{sum}</CopyPartResult>",
             iso_time(chrono::Utc::now().timestamp_millis())
         ),
     ))
@@ -260,10 +385,19 @@ fn copy_range(v: &str, size: u64) -> Result<(u64, u64), S3Error> {
 }
 
 /// Moves a received part into the upload's directory as part `number` (replacing an older
-/// one of that number), durably.
-async fn keep_part(dir: &Path, number: u32, written: Written) -> Result<(), S3Error> {
+/// one of that number), durably, with its checksum in its name.
+async fn keep_part(
+    dir: &Path,
+    number: u32,
+    written: Written,
+    checksum: Option<&Checksum>,
+) -> Result<(), S3Error> {
     let etag = written.digest.clone();
-    let (tmp, target) = (written.tmp.clone(), dir.join(format!("{number:05}-{etag}")));
+    let name = match checksum {
+        Some(c) => format!("{number:05}-{etag}-{}", composite::to_hex(c)),
+        None => format!("{number:05}-{etag}"),
+    };
+    let (tmp, target) = (written.tmp.clone(), dir.join(name));
     let moved = blocking(move || -> std::io::Result<()> {
         std::fs::rename(&tmp, &target)?;
         sync_dir(target.parent().expect("upload dir"))?;
@@ -300,17 +434,32 @@ pub async fn complete(
     let body = read_small_body(req, r, COMPLETE_BODY_BYTES_MAX).await?;
     let asked = parts_asked(&body)?;
     let (chosen, total) = choose_parts(r, &dir, &asked).await?;
+    let checksum = object_checksum(req, &up, &asked, &chosen).await?;
     let (odir, name) = place(r, &up.key)?;
     let written = concatenate(w, &chosen, total).await?;
     let mut attrs = up.attrs.clone();
     attrs.etag = multipart_etag(&chosen);
+    let mut sum = String::new();
+    if let Some((c, kind)) = &checksum {
+        attrs.checksum_algorithm = c.algorithm.name().to_string();
+        attrs.checksum = c.value.clone();
+        if *kind == ChecksumType::Composite {
+            attrs.checksum_type = kind.name().to_string();
+        }
+        let name = c.algorithm.xml_name();
+        sum = format!(
+            "<{name}>{}</{name}><ChecksumType>{}</ChecksumType>",
+            c.value,
+            kind.name()
+        );
+    }
     let info = store(w, r, odir, name, written, attrs, expect).await?;
     blocking(move || std::fs::remove_dir_all(&dir)).await.ok();
     let location = format!("{}/{}/{}", r.cfg.host, r.bucket, r.key);
     Ok(xml_response(
         200,
         format!(
-            "<CompleteMultipartUploadResult xmlns=\"{XMLNS}\"><Location>{}</Location><Bucket>{}</Bucket><Key>{}</Key><ETag>&quot;{}&quot;</ETag></CompleteMultipartUploadResult>",
+            "<CompleteMultipartUploadResult xmlns=\"{XMLNS}\"><Location>{}</Location><Bucket>{}</Bucket><Key>{}</Key><ETag>&quot;{}&quot;</ETag>{sum}</CompleteMultipartUploadResult>",
             escape(&location),
             escape(&r.bucket),
             escape(&r.key),
@@ -319,22 +468,109 @@ pub async fn complete(
     ))
 }
 
-/// The parts a CompleteMultipartUpload document names, as (number, ETag unquoted and
-/// lower-cased): at least one, in ascending order of number.
-fn parts_asked(body: &[u8]) -> Result<Vec<(u32, String)>, S3Error> {
+/// The completed object's checksum and its type, for an upload created with an algorithm:
+/// made from the parts' kept checksums (computed now for a part kept without one), each of
+/// which must be the one the completion names for it, if it names one (`InvalidPart`); the
+/// completion's type, if it says one, must be the upload's (`InvalidRequest`), and a
+/// full-object checksum it sends (`x-amz-checksum-<name>`) the object's (`BadDigest`).
+async fn object_checksum(
+    req: &Request<'_>,
+    up: &Upload,
+    asked: &[Asked],
+    chosen: &[Part],
+) -> Result<Option<(Checksum, ChecksumType)>, S3Error> {
+    let Some((algorithm, kind)) = up.checksum() else {
+        return Ok(None);
+    };
+    if let Some(t) = req.head.header_str("x-amz-checksum-type") {
+        if ChecksumType::from_name(t) != Some(kind) {
+            return Err(S3Error::invalid_request(format!(
+                "The upload was created using the {} checksum mode. The complete request must use the same checksum mode.",
+                kind.name()
+            )));
+        }
+    }
+    let mut sums = Vec::with_capacity(chosen.len());
+    for (part, ask) in chosen.iter().zip(asked) {
+        let sum = match part.checksum(algorithm) {
+            Some(c) => c,
+            None => {
+                let path = part.path.clone();
+                blocking(move || composite::of_file(algorithm, &path)).await?
+            }
+        };
+        if ask
+            .checksums
+            .iter()
+            .any(|(a, v)| *a != algorithm || v.trim() != sum.value)
+        {
+            return Err(invalid_part());
+        }
+        sums.push((sum, part.size));
+    }
+    let whole = match kind {
+        ChecksumType::Composite => {
+            let parts: Vec<Checksum> = sums.into_iter().map(|(c, _)| c).collect();
+            composite::composite(algorithm, &parts)
+        }
+        ChecksumType::FullObject => composite::full_object(algorithm, &sums)
+            .ok_or_else(|| S3Error::invalid_request("FULL_OBJECT is only made of CRCs."))?,
+    };
+    if let Some(sent) = req.head.header_str(algorithm.header_name()) {
+        if kind == ChecksumType::FullObject && sent.trim() != whole.value {
+            return Err(S3Error::new(
+                400,
+                "BadDigest",
+                format!(
+                    "The {} you specified did not match the calculated checksum.",
+                    algorithm.name().to_ascii_lowercase()
+                ),
+            ));
+        }
+    }
+    Ok(Some((whole, kind)))
+}
+
+fn invalid_part() -> S3Error {
+    S3Error::new(
+        400,
+        "InvalidPart",
+        "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.",
+    )
+}
+
+/// A part a CompleteMultipartUpload document names: its number, ETag (unquoted, lower case)
+/// and the checksums it gives for it.
+struct Asked {
+    number: u32,
+    etag: String,
+    checksums: Vec<(ChecksumAlgorithm, String)>,
+}
+
+/// The parts a CompleteMultipartUpload document names: at least one, in ascending order of
+/// number.
+fn parts_asked(body: &[u8]) -> Result<Vec<Asked>, S3Error> {
     let doc = std::str::from_utf8(body).map_err(|_| S3Error::malformed_xml())?;
-    let mut asked: Vec<(u32, String)> = Vec::new();
+    let mut asked: Vec<Asked> = Vec::new();
     for p in super::xml::elements(doc, "Part") {
         let number = super::xml::text_of(p, "PartNumber")
             .and_then(|n| n.parse::<u32>().ok())
             .ok_or_else(S3Error::malformed_xml)?;
         let etag = super::xml::text_of(p, "ETag").ok_or_else(S3Error::malformed_xml)?;
-        asked.push((number, etag.trim().trim_matches('"').to_ascii_lowercase()));
+        let checksums = ChecksumAlgorithm::ALL
+            .into_iter()
+            .filter_map(|a| Some((a, super::xml::text_of(p, &a.xml_name())?)))
+            .collect();
+        asked.push(Asked {
+            number,
+            etag: etag.trim().trim_matches('"').to_ascii_lowercase(),
+            checksums,
+        });
     }
     if asked.is_empty() {
         return Err(S3Error::malformed_xml());
     }
-    if asked.windows(2).any(|p| p[0].0 >= p[1].0) {
+    if asked.windows(2).any(|p| p[0].number >= p[1].number) {
         return Err(S3Error::new(
             400,
             "InvalidPartOrder",
@@ -350,23 +586,17 @@ fn parts_asked(body: &[u8]) -> Result<Vec<(u32, String)>, S3Error> {
 async fn choose_parts(
     r: &S3Request,
     dir: &Path,
-    asked: &[(u32, String)],
+    asked: &[Asked],
 ) -> Result<(Vec<Part>, u64), S3Error> {
     let d = dir.to_path_buf();
     let stored = blocking(move || parts_of(&d)).await?;
     // Every part named must exist before sizes count (S3 reports a missing one first).
     let mut chosen = Vec::with_capacity(asked.len());
-    for (number, etag) in asked {
+    for a in asked {
         let part = stored
             .iter()
-            .find(|p| p.number == *number && &p.etag == etag)
-            .ok_or_else(|| {
-                S3Error::new(
-                    400,
-                    "InvalidPart",
-                    "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.",
-                )
-            })?;
+            .find(|p| p.number == a.number && p.etag == a.etag)
+            .ok_or_else(invalid_part)?;
         chosen.push(part.clone());
     }
     if chosen[..chosen.len() - 1]
@@ -433,7 +663,7 @@ pub async fn abort(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
 pub async fn list_parts(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
     existing(w, r).await?;
     r.require(Action::Write, false)?;
-    let (dir, _) = load(w, r).await?;
+    let (dir, up) = load(w, r).await?;
     let after: u32 = r
         .param("part-number-marker")
         .and_then(|n| n.parse().ok())
@@ -463,9 +693,23 @@ pub async fn list_parts(w: &Worker, r: &S3Request) -> Result<Response, S3Error> 
     body.push_str(&format!(
         "<MaxParts>{max}</MaxParts><IsTruncated>{truncated}</IsTruncated><StorageClass>STANDARD</StorageClass>"
     ));
-    for p in page {
+    let checksum = up.checksum();
+    if let Some((algorithm, kind)) = checksum {
         body.push_str(&format!(
-            "<Part><PartNumber>{}</PartNumber><LastModified>{}</LastModified><ETag>&quot;{}&quot;</ETag><Size>{}</Size></Part>",
+            "<ChecksumAlgorithm>{}</ChecksumAlgorithm><ChecksumType>{}</ChecksumType>",
+            algorithm.name(),
+            kind.name()
+        ));
+    }
+    for p in page {
+        let sum = checksum
+            .and_then(|(algorithm, _)| p.checksum(algorithm))
+            .map_or(String::new(), |c| {
+                let name = c.algorithm.xml_name();
+                format!("<{name}>{}</{name}>", c.value)
+            });
+        body.push_str(&format!(
+            "<Part><PartNumber>{}</PartNumber><LastModified>{}</LastModified><ETag>&quot;{}&quot;</ETag><Size>{}</Size>{sum}</Part>",
             p.number,
             iso_time(p.modified * 1000),
             p.etag,

@@ -10,8 +10,8 @@ use super::request::{iso_time, xml_response, S3Request, XMLNS};
 use super::store::{
     attrs_of, check_object_acl, copy_to_temp, delete_key, etag_of, etag_ref, existing,
     keep_checksum, modified_ms, object_rel, place, receive, record_at, record_of,
-    refuse_unknown_checksums, set_checksum_headers, store, stored_checksum, write_condition,
-    PUT_BYTES_MAX,
+    refuse_unknown_checksums, set_checksum_headers, set_stored_checksum_headers, store,
+    stored_checksum, write_condition, PUT_BYTES_MAX,
 };
 use super::xml::escape;
 use crate::http::range::{parse_range, RangeAnswer};
@@ -217,6 +217,90 @@ pub async fn get_acl(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
     Ok(xml_response(200, body))
 }
 
+/// The attributes GetObjectAttributes may ask for (`x-amz-object-attributes`), in the order
+/// of its answer.
+const OBJECT_ATTRIBUTES: [&str; 5] = [
+    "ETag",
+    "Checksum",
+    "ObjectParts",
+    "StorageClass",
+    "ObjectSize",
+];
+
+/// GetObjectAttributes (`?attributes`): the attributes `x-amz-object-attributes` names, of the
+/// object's record (its bytes are not read): the ETag (unquoted, as S3 gives it here), its
+/// checksum and type, the parts of a multipart object (their count: the parts themselves are
+/// not kept once completed), STANDARD, the size. A name S3 does not know is
+/// `400 InvalidArgument`.
+pub async fn attributes(w: &Worker, req: &Request<'_>, r: &S3Request) -> Result<Response, S3Error> {
+    let asked: Vec<&str> = req
+        .head
+        .header_str("x-amz-object-attributes")
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .collect();
+    if asked.is_empty() {
+        return Err(S3Error::invalid_argument(
+            "The x-amz-object-attributes header specifying the attributes to be retrieved is either missing or empty",
+        ));
+    }
+    if let Some(bad) = asked.iter().find(|a| !OBJECT_ATTRIBUTES.contains(a)) {
+        return Err(S3Error::invalid_argument(format!(
+            "Invalid attribute name specified: {bad}"
+        )));
+    }
+    let rel = object_rel(&r.bucket, &r.key);
+    let info = record_at(w, r, &rel, &r.key)?;
+    if info.is_none() || !policy::allowed(r.caller(), &r.bucket, Action::Read, false) {
+        let bucket = existing(w, r).await?;
+        r.require(Action::Read, bucket.public_read)?;
+    }
+    let info = info.ok_or_else(|| S3Error::no_such_key().on(r.resource()))?;
+    let etag = etag_ref(&info);
+    let mut body = format!("<GetObjectAttributesResponse xmlns=\"{XMLNS}\">");
+    for name in OBJECT_ATTRIBUTES.iter().filter(|n| asked.contains(n)) {
+        match *name {
+            "ETag" => body.push_str(&format!("<ETag>{}</ETag>", escape(etag))),
+            "Checksum" => {
+                if let Some(attrs) = info.s3.as_deref() {
+                    if let Some(c) = stored_checksum(attrs) {
+                        let kind = match attrs.checksum_type.as_str() {
+                            "COMPOSITE" => "COMPOSITE",
+                            _ => "FULL_OBJECT",
+                        };
+                        let tag = c.algorithm.xml_name();
+                        body.push_str(&format!(
+                            "<Checksum><{tag}>{}</{tag}><ChecksumType>{kind}</ChecksumType></Checksum>",
+                            c.value
+                        ));
+                    }
+                }
+            }
+            "ObjectParts" => {
+                let parts = etag
+                    .rsplit_once('-')
+                    .and_then(|(_, n)| n.parse::<u32>().ok());
+                if let Some(n) = parts {
+                    body.push_str(&format!(
+                        "<ObjectParts><PartsCount>{n}</PartsCount></ObjectParts>"
+                    ));
+                }
+            }
+            "StorageClass" => body.push_str("<StorageClass>STANDARD</StorageClass>"),
+            _ => body.push_str(&format!("<ObjectSize>{}</ObjectSize>", info.size.max(0))),
+        }
+    }
+    body.push_str("</GetObjectAttributesResponse>");
+    let mut resp = xml_response(200, body);
+    resp.set(
+        "Last-Modified",
+        crate::http::content::http_date((modified_ms(&info) / 1000).max(0) as u64),
+    );
+    Ok(resp)
+}
+
 pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Response, S3Error> {
     // An object is stored whole: it is its own part 1 and has no other.
     if r.param("partNumber").is_some_and(|n| n != "1") {
@@ -261,8 +345,8 @@ pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
     set_content_headers(&mut resp, r, &info, &rel);
     // The stored checksum is of the whole object: not sent with a part of it.
     if status == 200 && checksum_mode(req) {
-        if let Some(c) = info.s3.as_deref().and_then(stored_checksum) {
-            set_checksum_headers(&mut resp, &c, true);
+        if let Some(attrs) = info.s3.as_deref() {
+            set_stored_checksum_headers(&mut resp, attrs);
         }
     }
     resp.set("X-Content-Type-Options", "nosniff");
@@ -427,8 +511,13 @@ pub async fn copy(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Re
         Some("REPLACE") => attrs_of(req)?,
         Some(_) => return Err(S3Error::invalid_argument("Unknown metadata directive.")),
     };
-    // The same bytes: the source's checksum holds for the copy whatever the directive.
-    let source_checksum = info.s3.as_deref().and_then(stored_checksum);
+    // The same bytes: the source's checksum of the whole object holds for the copy whatever
+    // the directive (a composite one is of parts, and the copy is one part).
+    let source_checksum = info
+        .s3
+        .as_deref()
+        .filter(|a| a.checksum_type.is_empty())
+        .and_then(stored_checksum);
     keep_checksum(&mut attrs, source_checksum.as_ref());
     // A copy onto itself must change something; a storage class (which means nothing here)
     // counts, as `rclone settier` relies on.

@@ -217,6 +217,7 @@ pub fn attrs_of(req: &Request<'_>) -> Result<S3Attrs, S3Error> {
         modified_ms: 0,
         checksum_algorithm: String::new(),
         checksum: String::new(),
+        checksum_type: String::new(),
     })
 }
 
@@ -469,8 +470,22 @@ pub fn set_checksum_headers(resp: &mut Response, checksum: &Checksum, whole_obje
     }
 }
 
-/// The full-object checksum kept with an object's attributes, if any (records written before
-/// checksums were kept, multipart objects and go-fastdfs uploads have none).
+/// The headers of GetObject and HeadObject in checksum mode for an object with `attrs`: its
+/// kept checksum, if it has one, and its type (COMPOSITE for a multipart object's composite
+/// checksum, else FULL_OBJECT).
+pub fn set_stored_checksum_headers(resp: &mut Response, attrs: &S3Attrs) {
+    if let Some(c) = stored_checksum(attrs) {
+        resp.set(c.algorithm.header_name(), c.value);
+        let kind = match attrs.checksum_type.as_str() {
+            "COMPOSITE" => "COMPOSITE",
+            _ => "FULL_OBJECT",
+        };
+        resp.set("x-amz-checksum-type", kind);
+    }
+}
+
+/// The checksum kept with an object's attributes, if any (records written before checksums
+/// were kept and go-fastdfs uploads have none).
 pub fn stored_checksum(attrs: &S3Attrs) -> Option<Checksum> {
     let algorithm = ChecksumAlgorithm::from_name(&attrs.checksum_algorithm)?;
     (!attrs.checksum.is_empty()).then(|| Checksum {
@@ -479,8 +494,9 @@ pub fn stored_checksum(attrs: &S3Attrs) -> Option<Checksum> {
     })
 }
 
-/// Keeps `checksum` (or none) with an object's attributes.
+/// Keeps `checksum` of the whole object (or none) with an object's attributes.
 pub fn keep_checksum(attrs: &mut S3Attrs, checksum: Option<&Checksum>) {
+    attrs.checksum_type.clear();
     match checksum {
         Some(c) => {
             attrs.checksum_algorithm = c.algorithm.name().to_string();

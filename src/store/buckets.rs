@@ -152,6 +152,13 @@ pub fn get(root: &Path, name: &str) -> Result<Bucket, BucketError> {
     }))
 }
 
+/// Whether `name` was created as a bucket through S3 (CreateBucket registered it): such a
+/// directory is a bucket even while empty, until DeleteBucket.
+pub fn registered(root: &Path, name: &str) -> bool {
+    // Unreadable, the registry keeps the directory (the caller's safe side).
+    !matches!(registry_entry(root, name), Ok(None))
+}
+
 /// Every bucket, by name.
 pub fn list(root: &Path) -> Result<Vec<(String, Bucket)>, BucketError> {
     let reg = read_registry(root)?;

@@ -7,6 +7,7 @@ pub mod backup;
 pub mod buckets;
 pub mod cache;
 pub mod check;
+pub mod folders;
 pub mod hashing;
 pub mod haystack;
 pub mod import;

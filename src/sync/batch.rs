@@ -15,13 +15,17 @@
 //! content (for a merged file, the content without its marker, as its URL serves it). A frame
 //! without `bytes` is an announcement only: the receiver queues it and fetches the file as
 //! after `syncfile_info`. Contents travel with the announcements that the uploads queued; a
-//! file announced again later (`OutboxEntry::again`) goes without. The answer is `{"status":"ok","data":[{"md5":…,"result":…}, …]}`,
-//! one entry per frame in order, sent only when every stored file is durable and every
-//! queued announcement committed.
+//! file announced again later (`OutboxEntry::again`) goes without. A frame may instead carry
+//! an S3 folder marker's change, `{"folder":{"path":"files/<bucket>/<dirs>/","time":<unix
+//! ms>,"deleted":<bool>}}` and no content: the receiver makes or removes the marker unless
+//! its own is newer (`store::folders::apply_from_peer`); its answer's `md5` is the path key
+//! of `path`. Markers travel only this way: go-fastdfs has none. The answer is
+//! `{"status":"ok","data":[{"md5":…,"result":…}, …]}`, one entry per frame in order, sent only
+//! when every stored file is durable and every queued announcement committed.
 
 use super::{futures_join_all, Fetch};
 use crate::json::{Content, FileInfo};
-use crate::store::meta::OutboxEntry;
+use crate::store::meta::{OutboxEntry, QueuedFolder, SyncKind};
 use crate::worker::Worker;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -54,17 +58,32 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Serialize, Deserialize)]
 struct Header {
-    #[serde(rename = "fileInfo")]
-    info: FileInfo,
+    #[serde(rename = "fileInfo", default, skip_serializing_if = "Option::is_none")]
+    info: Option<FileInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    folder: Option<FolderChange>,
 }
 
-/// One announcement as the receiver decoded it.
+/// An S3 folder marker put (or removed: `deleted`) on the sender at `time` (unix ms); `path`
+/// is `files/<bucket>/<dirs>/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderChange {
+    pub path: String,
+    pub time: i64,
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+/// One frame as the receiver decoded it: a file's announcement, or a folder marker's change.
 #[derive(Debug)]
-pub struct Frame {
-    pub info: FileInfo,
-    pub content: Option<Bytes>,
+pub enum Frame {
+    File {
+        info: FileInfo,
+        content: Option<Bytes>,
+    },
+    Folder(FolderChange),
 }
 
 /// Splits a batch body into its frames, or says why it is malformed. Bounds: at most
@@ -91,6 +110,19 @@ pub fn decode(body: Bytes) -> Result<Vec<Frame>, String> {
         let header: Header = serde_json::from_slice(&rest[..end])
             .map_err(|e| format!("frame {}: {e}", frames.len()))?;
         at += end + 1;
+        let info = match (header.info, header.folder) {
+            (None, Some(folder)) if header.bytes.is_none() => {
+                frames.push(Frame::Folder(folder));
+                continue;
+            }
+            (Some(info), None) => info,
+            _ => {
+                return Err(format!(
+                    "frame {}: a fileInfo (with or without bytes) or a folder alone",
+                    frames.len()
+                ))
+            }
+        };
         let content = match header.bytes {
             None => None,
             Some(n) if n > INLINE_BYTES_MAX => {
@@ -108,9 +140,11 @@ pub fn decode(body: Bytes) -> Result<Vec<Frame>, String> {
                 Some(body.slice(at - n..at))
             }
         };
-        let mut info = header.info;
-        info.md5 = info.md5.to_ascii_lowercase();
-        frames.push(Frame { info, content });
+        let info = FileInfo {
+            md5: info.md5.to_ascii_lowercase(),
+            ..info
+        };
+        frames.push(Frame::File { info, content });
     }
     Ok(frames)
 }
@@ -177,8 +211,14 @@ pub async fn receive(w: &Rc<Worker>, frames: Vec<Frame>) -> Vec<Answer> {
 }
 
 async fn receive_one(w: Rc<Worker>, frame: Frame) -> Answer {
-    let md5 = frame.info.md5.clone();
-    let (result, message) = match settle(&w, frame).await {
+    let (md5, settled) = match frame {
+        Frame::File { info, content } => (info.md5.clone(), settle(&w, info, content).await),
+        Frame::Folder(f) => (
+            crate::store::meta::path_key(&f.path),
+            settle_folder(&w, f).await,
+        ),
+    };
+    let (result, message) = match settled {
         Ok(outcome) => (outcome, String::new()),
         Err(why) => {
             tracing::warn!(md5, cause = %why, "batched announcement not kept");
@@ -192,8 +232,18 @@ async fn receive_one(w: Rc<Worker>, frame: Frame) -> Answer {
     }
 }
 
-async fn settle(w: &Worker, frame: Frame) -> Result<Outcome, String> {
-    let Frame { info, content } = frame;
+/// A folder marker's change: applied (Stored, or Deleted for a removal), or nothing to do
+/// (Present: the marker here is newer, or already so).
+async fn settle_folder(w: &Worker, f: FolderChange) -> Result<Outcome, String> {
+    use crate::store::folders::{apply_from_peer, Applied};
+    match apply_from_peer(w.meta(), w.dir(), &f.path, f.time, f.deleted).await? {
+        Applied::Done if f.deleted => Ok(Outcome::Deleted),
+        Applied::Done => Ok(Outcome::Stored),
+        Applied::Unchanged => Ok(Outcome::Present),
+    }
+}
+
+async fn settle(w: &Worker, info: FileInfo, content: Option<Bytes>) -> Result<Outcome, String> {
     super::validate_announced(&info).map_err(|e| format!("fileInfo refused: {e}"))?;
     match super::needless(w, &info).map_err(|e| e.to_string())? {
         Some(super::Needless::Present) => return Ok(Outcome::Present),
@@ -263,8 +313,9 @@ impl Outgoing {
 
     fn push(&mut self, index: usize, info: &FileInfo, content: Option<&[u8]>) {
         let header = Header {
-            info: info.clone(),
+            info: Some(info.clone()),
             bytes: content.map(|c| c.len() as u64),
+            folder: None,
         };
         self.body.extend_from_slice(
             serde_json::to_string(&header)
@@ -275,6 +326,26 @@ impl Outgoing {
         if let Some(c) = content {
             self.body.extend_from_slice(c);
         }
+        self.entries.push(index);
+    }
+
+    /// Writes the frame of a folder marker's change.
+    fn push_folder(&mut self, index: usize, f: &QueuedFolder, deleted: bool) {
+        let header = Header {
+            info: None,
+            bytes: None,
+            folder: Some(FolderChange {
+                path: f.rel.clone(),
+                time: f.time,
+                deleted,
+            }),
+        };
+        self.body.extend_from_slice(
+            serde_json::to_string(&header)
+                .expect("plain data")
+                .as_bytes(),
+        );
+        self.body.push(b'\n');
         self.entries.push(index);
     }
 
@@ -377,8 +448,8 @@ pub fn batches_to(w: &Worker, peer: &str) -> bool {
 }
 
 /// Plans the next batches of `puts` (at most `BATCHES_IN_FLIGHT`, sent together), taking
-/// the puts it plans or settles from the iterator; a put with nothing to announce is
-/// settled in `results`.
+/// the puts (and folder markers' changes) it plans or settles from the iterator; a put with
+/// nothing to announce is settled in `results`.
 fn plan_batches(
     w: &Rc<Worker>,
     page: &[(String, OutboxEntry)],
@@ -388,20 +459,25 @@ fn plan_batches(
     let mut batches: Vec<Outgoing> = Vec::new();
     let mut current = Outgoing::default();
     for i in puts.by_ref() {
-        let info = match super::announceable(w, &page[i].0) {
-            Ok(Some(info)) => info,
-            Ok(None) => {
-                results[i] = Some(Ok(()));
-                continue;
-            }
-            Err(e) => {
-                results[i] = Some(Err(e.to_string()));
-                continue;
-            }
-        };
-        // A file announced again (`sync`, a repair, a new peer) is often there already:
-        // it goes without its content, and the receiver fetches it only if it lacks it.
-        current.plan(i, info, !page[i].1.again);
+        let (id, entry) = &page[i];
+        if let Some(f) = &entry.folder {
+            current.push_folder(i, f, entry.kind == SyncKind::Delete);
+        } else {
+            let info = match super::announceable(w, id) {
+                Ok(Some(info)) => info,
+                Ok(None) => {
+                    results[i] = Some(Ok(()));
+                    continue;
+                }
+                Err(e) => {
+                    results[i] = Some(Err(e.to_string()));
+                    continue;
+                }
+            };
+            // A file announced again (`sync`, a repair, a new peer) is often there already:
+            // it goes without its content, and the receiver fetches it only if it lacks it.
+            current.plan(i, info, !entry.again);
+        }
         if current.full() {
             batches.push(std::mem::take(&mut current));
             if batches.len() == BATCHES_IN_FLIGHT {
@@ -409,7 +485,7 @@ fn plan_batches(
             }
         }
     }
-    if !current.planned.is_empty() {
+    if !current.planned.is_empty() || !current.entries.is_empty() {
         batches.push(current);
     }
     batches
@@ -463,8 +539,8 @@ fn read_answers(
     (delivered, unbatched)
 }
 
-/// Pushes the puts of an outbox page to `peer` in batches and records each acknowledged
-/// one as delivered. Per entry of `page`: None for the entries it leaves to the caller (the
+/// Pushes the puts (and folder markers' changes) of an outbox page to `peer` in batches and
+/// records each acknowledged one as delivered. Per entry of `page`: None for the entries it leaves to the caller (the
 /// deletes, and every put not sent once the peer turned out not to take batches), else the
 /// delivery's result (an error also for the puts left for the next round after a failure).
 pub async fn push(
@@ -472,12 +548,11 @@ pub async fn push(
     peer: &str,
     page: &[(String, OutboxEntry)],
 ) -> Vec<Option<Result<(), String>>> {
-    use crate::store::meta::SyncKind;
     let mut results: Vec<Option<Result<(), String>>> = vec![None; page.len()];
     let mut puts = page
         .iter()
         .enumerate()
-        .filter(|(_, (_, e))| e.kind == SyncKind::Put)
+        .filter(|(_, (_, e))| e.kind == SyncKind::Put || e.folder.is_some())
         .map(|(i, _)| i)
         .peekable();
     while puts.peek().is_some() {
@@ -550,14 +625,39 @@ mod tests {
         out.push(0, &info(&"A".repeat(32), 5), Some(b"hello"));
         out.push(1, &info(&"b".repeat(32), 1 << 30), None);
         out.push(2, &info(&"c".repeat(32), 0), Some(b""));
+        let marker = QueuedFolder {
+            rel: "files/b/photos/2026/".into(),
+            time: 42,
+        };
+        out.push_folder(3, &marker, true);
         let frames = decode(Bytes::from(out.body)).unwrap();
-        assert_eq!(frames.len(), 3);
-        assert_eq!(frames[0].info.md5, "a".repeat(32), "md5s are lowercased");
-        assert_eq!(frames[0].content.as_deref(), Some(&b"hello"[..]));
-        assert_eq!(frames[1].content, None);
-        assert_eq!(frames[1].info.size, 1 << 30);
-        assert_eq!(frames[2].content.as_deref(), Some(&b""[..]));
-        assert_eq!(out.entries, vec![0, 1, 2]);
+        assert_eq!(frames.len(), 4);
+        let file = |f: &Frame| match f {
+            Frame::File { info, content } => (info.clone(), content.clone()),
+            Frame::Folder(_) => panic!("a file's frame"),
+        };
+        let (info, content) = file(&frames[0]);
+        assert_eq!(info.md5, "a".repeat(32), "md5s are lowercased");
+        assert_eq!(content.as_deref(), Some(&b"hello"[..]));
+        let (info, content) = file(&frames[1]);
+        assert_eq!((info.size, content), (1 << 30, None));
+        assert_eq!(file(&frames[2]).1.as_deref(), Some(&b""[..]));
+        match &frames[3] {
+            Frame::Folder(f) => assert_eq!(
+                (f.path.as_str(), f.time, f.deleted),
+                ("files/b/photos/2026/", 42, true)
+            ),
+            other => panic!("a folder's frame: {other:?}"),
+        }
+        assert_eq!(out.entries, vec![0, 1, 2, 3]);
+        // A folder frame with bytes, or with a fileInfo too, is refused.
+        for bad in [
+            r#"{"folder":{"path":"files/b/x/","time":1},"bytes":0}"#,
+            r#"{"folder":{"path":"files/b/x/","time":1},"fileInfo":{"md5":"a"}}"#,
+            r#"{}"#,
+        ] {
+            assert!(decode(Bytes::from(format!("{bad}\n"))).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -566,8 +666,9 @@ mod tests {
             format!(
                 "{}\n",
                 serde_json::to_string(&Header {
-                    info: info(&"a".repeat(32), bytes as i64),
+                    info: Some(info(&"a".repeat(32), bytes as i64)),
                     bytes: Some(bytes),
+                    folder: None,
                 })
                 .unwrap()
             )

@@ -284,7 +284,7 @@ async fn push_loop(w: Rc<Worker>, peer: String) {
         for chunk in rest.chunks(PUSH_IN_FLIGHT).take_while(|_| !peer_down) {
             let calls = chunk
                 .iter()
-                .map(|(md5, e)| deliver(w.clone(), peer.clone(), md5.clone(), *e));
+                .map(|(md5, e)| deliver(w.clone(), peer.clone(), md5.clone(), e.clone()));
             let results = futures_join_all(calls).await;
             if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
                 last_error = e.clone();
@@ -354,9 +354,19 @@ async fn deliver(
     entry: OutboxEntry,
 ) -> Result<(), String> {
     let (peer, md5) = (peer.as_str(), md5.as_str());
-    let result = match entry.kind {
-        SyncKind::Put => announce(&w, peer, md5).await,
-        SyncKind::Delete => send_delete(&w, peer, md5).await,
+    let result = match (entry.kind, &entry.folder) {
+        // Folder markers travel only in batches (`batch.rs`): a peer that takes none
+        // (go-fastdfs) has no markers, so there is nothing to tell it.
+        (_, Some(f)) => {
+            tracing::debug!(
+                peer,
+                rel = f.rel,
+                "folder marker not sent: the peer takes no batches"
+            );
+            Ok(())
+        }
+        (SyncKind::Put, None) => announce(&w, peer, md5).await,
+        (SyncKind::Delete, None) => send_delete(&w, peer, md5).await,
     };
     match result {
         Ok(()) => record_delivery(&w, peer.to_string(), md5.to_string(), entry).await,
@@ -375,9 +385,10 @@ async fn record_delivery(
     md5: String,
     entry: OutboxEntry,
 ) -> Result<(), String> {
+    let queued_at = entry.queued_at;
     match w.meta().delivered(md5, peer, entry).await {
         Ok(()) => {
-            w.metrics().sync_sent(entry.queued_at);
+            w.metrics().sync_sent(queued_at);
             Ok(())
         }
         Err(e) => {

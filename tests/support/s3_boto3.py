@@ -995,6 +995,15 @@ def subresources(a):
     ]:
         r[name] = outcome(fn, Bucket=b, Key=k, **kw)
         r[name + "_then"] = try_read(s3, b, k)
+    step("a PUT of ?attributes (GetObjectAttributes is a GET)")
+    c = client(a.endpoint, a.key)
+
+    def add_attributes(request, **_):
+        request.url += ("&" if "?" in request.url else "?") + "attributes"
+
+    c.meta.events.register_first("before-sign.s3.PutObject", add_attributes)
+    r["put_attributes"] = outcome(c.put_object, Bucket=b, Key=k, Body=b"<not the object>")
+    r["put_attributes_then"] = try_read(s3, b, k)
     step("the object's ACL")
     acl = s3.get_object_acl(Bucket=b, Key=k)
     r["acl"] = sorted(g["Permission"] for g in acl["Grants"])
@@ -1257,9 +1266,162 @@ def checksums(a):
     return r
 
 
+def multipart_checksums(a):
+    """Checksums of multipart objects, as S3 documents them: CreateMultipartUpload with a
+    ChecksumAlgorithm echoes it and its type (COMPOSITE by default, FULL_OBJECT asked for or
+    for CRC64NVME); CompleteMultipartUpload answers the object's checksum, the composite
+    `<b64 of the algorithm over the parts' digests>-<parts>` or the CRC of the whole object;
+    head_object and get_object with ChecksumMode=ENABLED return it (boto3 validates a
+    FULL_OBJECT one and skips a composite one); ListParts lists the parts' checksums; a
+    part's checksum that differs, a full-object value that does not hold and a part of
+    another algorithm are refused."""
+    import base64
+    import io
+    import logging
+    import zlib
+
+    log = io.StringIO()
+    handler = logging.StreamHandler(log)
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    botolog = logging.getLogger("botocore")
+    botolog.setLevel(logging.DEBUG)
+    botolog.addHandler(handler)
+
+    s3 = client(a.endpoint, a.key)
+    step("creating the bucket")
+    s3.create_bucket(Bucket=a.bucket)
+    b64 = lambda d: base64.b64encode(d).decode()  # noqa: E731
+    digest = {
+        "CRC32": lambda d: zlib.crc32(d).to_bytes(4, "big"),
+        "SHA256": lambda d: hashlib.sha256(d).digest(),
+        "SHA1": lambda d: hashlib.sha1(d).digest(),
+    }
+    parts = [os.urandom(5 << 20), os.urandom(300_000)]
+    data = b"".join(parts)
+    r = {}
+
+    def upload(key, alg, ctype=None, full=None, part_sums=None):
+        """Uploads `parts`; returns (create, parts' answers, complete) answers."""
+        kw = {"ChecksumType": ctype} if ctype else {}
+        up = s3.create_multipart_upload(Bucket=a.bucket, Key=key, ChecksumAlgorithm=alg, **kw)
+        done = []
+        for n, body in enumerate(parts, 1):
+            p = s3.upload_part(
+                Bucket=a.bucket, Key=key, UploadId=up["UploadId"], PartNumber=n, Body=body,
+                ChecksumAlgorithm=alg,
+            )
+            done.append(p)
+        listed = [
+            p.get(f"Checksum{alg}")
+            for p in s3.list_parts(Bucket=a.bucket, Key=key, UploadId=up["UploadId"])["Parts"]
+        ]
+        sums = part_sums or [p.get(f"Checksum{alg}") for p in done]
+        complete_parts = [
+            {"ETag": p["ETag"], "PartNumber": n, f"Checksum{alg}": c}
+            for n, (p, c) in enumerate(zip(done, sums), 1)
+        ]
+        kw = {}
+        if full is not None:
+            kw = {f"Checksum{alg}": full, "ChecksumType": "FULL_OBJECT"}
+        fin = s3.complete_multipart_upload(
+            Bucket=a.bucket, Key=key, UploadId=up["UploadId"],
+            MultipartUpload={"Parts": complete_parts}, **kw,
+        )
+        return up, done, listed, fin
+
+    for alg in ["CRC32", "SHA256"]:
+        key = f"composite-{alg}.bin"
+        step(f"a composite {alg} upload")
+        want_parts = [b64(digest[alg](p)) for p in parts]
+        want = b64(digest[alg](b"".join(digest[alg](p) for p in parts))) + "-2"
+        up, done, listed, fin = upload(key, alg)
+        r[f"composite_{alg}"] = {
+            "want": want,
+            "create": [up.get("ChecksumAlgorithm"), up.get("ChecksumType")],
+            "parts": [p.get(f"Checksum{alg}") for p in done],
+            "want_parts": want_parts,
+            "listed": listed,
+            "complete": [fin.get(f"Checksum{alg}"), fin.get("ChecksumType")],
+        }
+        step(f"heading and getting the composite {alg} object")
+        head = s3.head_object(Bucket=a.bucket, Key=key, ChecksumMode="ENABLED")
+        before = log.tell()
+        got = s3.get_object(Bucket=a.bucket, Key=key, ChecksumMode="ENABLED")
+        body = got["Body"].read()
+        step(f"the attributes of the composite {alg} object")
+        attrs = s3.get_object_attributes(
+            Bucket=a.bucket, Key=key,
+            ObjectAttributes=["ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"],
+        )
+        r[f"composite_{alg}"]["attributes"] = {
+            k: attrs.get(k) for k in ["ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"]
+        }
+        r[f"composite_{alg}"]["want_etag"] = multipart_etag(parts).strip('"')
+        r[f"composite_{alg}"].update({
+            "head": [head.get(f"Checksum{alg}"), head.get("ChecksumType")],
+            "get": [got.get(f"Checksum{alg}"), got.get("ChecksumType"), body == data],
+            "get_log_skipped": log.getvalue()[before:].count("Skipping checksum validation"),
+        })
+
+    step("a FULL_OBJECT CRC32 upload")
+    full = b64(zlib.crc32(data).to_bytes(4, "big"))
+    up, done, listed, fin = upload("full.bin", "CRC32", ctype="FULL_OBJECT", full=full)
+    got = s3.get_object(Bucket=a.bucket, Key="full.bin", ChecksumMode="ENABLED")
+    body = got["Body"].read()
+    r["full"] = {
+        "want": full,
+        "create": [up.get("ChecksumAlgorithm"), up.get("ChecksumType")],
+        "complete": [fin.get("ChecksumCRC32"), fin.get("ChecksumType")],
+        "get": [got.get("ChecksumCRC32"), got.get("ChecksumType"), body == data],
+        "validated": type(getattr(got["Body"], "_expected", None)).__name__,
+    }
+    step("the attributes of a single PUT and of a missing key")
+    s3.put_object(Bucket=a.bucket, Key="single.bin", Body=parts[1], ChecksumAlgorithm="SHA1")
+    attrs = s3.get_object_attributes(
+        Bucket=a.bucket, Key="single.bin", ObjectAttributes=["ObjectSize", "Checksum", "ETag"],
+    )
+    r["single_attributes"] = {k: attrs.get(k) for k in ["ETag", "Checksum", "ObjectParts", "ObjectSize"]}
+    r["single_want"] = [md5(parts[1]), b64(hashlib.sha1(parts[1]).digest())]
+    r["missing_attributes"] = outcome(
+        s3.get_object_attributes, Bucket=a.bucket, Key="nothing.bin", ObjectAttributes=["ETag"],
+    )
+    r["bad_attributes"] = outcome(
+        s3.get_object_attributes, Bucket=a.bucket, Key="single.bin", ObjectAttributes=["Colour"],
+    )
+    step("a FULL_OBJECT value that does not hold")
+    completed = lambda **kw: upload(**kw)[3]  # noqa: E731
+    r["full_wrong"] = outcome(completed, key="full-wrong.bin", alg="CRC32", ctype="FULL_OBJECT",
+                              full="AAAAAA==")
+    r["full_wrong_stored"] = outcome(s3.head_object, Bucket=a.bucket, Key="full-wrong.bin")
+    step("a part's checksum that differs in the completion")
+    r["part_wrong"] = outcome(completed, key="part-wrong.bin", alg="CRC32",
+                              part_sums=["AAAAAA==", "AAAAAA=="])
+    step("a part of another algorithm")
+    up = s3.create_multipart_upload(Bucket=a.bucket, Key="other.bin", ChecksumAlgorithm="CRC32")
+    r["part_other"] = outcome(
+        s3.upload_part, Bucket=a.bucket, Key="other.bin", UploadId=up["UploadId"], PartNumber=1,
+        Body=parts[1], ChecksumAlgorithm="SHA1",
+    )
+    s3.abort_multipart_upload(Bucket=a.bucket, Key="other.bin", UploadId=up["UploadId"])
+    step("a composite SHA1 object copied")
+    upload("sha1.bin", "SHA1")
+    s3.copy_object(Bucket=a.bucket, Key="sha1-copy.bin",
+                   CopySource={"Bucket": a.bucket, "Key": "sha1.bin"})
+    r["copy_of_composite"] = s3.head_object(
+        Bucket=a.bucket, Key="sha1-copy.bin", ChecksumMode="ENABLED"
+    ).get("ChecksumSHA1")
+    r["log_warnings"] = [
+        line for line in log.getvalue().splitlines()
+        if line.startswith(("WARNING", "ERROR")) and "checksum" in line.lower()
+    ]
+    return r
+
+
 SCENARIOS = {
     f.__name__: f
     for f in [
+        multipart_checksums,
         checksums,
         subresources,
         conditional_writes,

@@ -132,10 +132,10 @@ impl Meta {
             Err(lmdb::Error::NotFound) => None,
             Err(e) => return Err(e.into()),
         };
-        if current == Some(sent) {
+        if current.as_ref() == Some(&sent) {
             del_ok(txn.del(s.outbox, &key, None))?;
         }
-        if sent.kind == SyncKind::Put {
+        if sent.kind == SyncKind::Put && sent.folder.is_none() {
             if let Ok(b) = txn.get(s.files, &md5.as_bytes()) {
                 let mut info = decode(b)?;
                 let peers = info.peers.get_or_insert_with(Vec::new);
@@ -277,11 +277,43 @@ pub(super) fn queue(
         kind,
         queued_at: chrono::Utc::now().timestamp_millis(),
         again,
+        folder: None,
     };
     for peer in peers {
         txn.put(
             s.outbox,
             &outbox_key(peer, md5),
+            &entry.encode(),
+            WriteFlags::empty(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Queues the put (`kind` Put) or removal of the folder marker `rel` (changed at `time`, unix
+/// ms) for every peer, keyed by its path key `id` (a newer change replaces an older one).
+pub(super) fn queue_folder(
+    s: &Shard,
+    txn: &mut lmdb::RwTransaction<'_>,
+    id: &str,
+    peers: &[String],
+    kind: SyncKind,
+    rel: String,
+    time: i64,
+) -> Result<(), MetaError> {
+    if peers.is_empty() {
+        return Ok(());
+    }
+    let entry = OutboxEntry {
+        kind,
+        queued_at: chrono::Utc::now().timestamp_millis(),
+        again: false,
+        folder: Some(QueuedFolder { rel, time }),
+    };
+    for peer in peers {
+        txn.put(
+            s.outbox,
+            &outbox_key(peer, id),
             &entry.encode(),
             WriteFlags::empty(),
         )?;

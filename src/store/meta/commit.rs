@@ -850,8 +850,23 @@ impl Meta {
             Op::Alias { md5, key } => super::paths::alias_key(self, s, txn, &md5, &key),
             Op::Relocate { md5, from, to } => super::apply::relocate(s, txn, &md5, from, to),
             Op::Folder {
-                rel, modified_ms, ..
-            } => super::listing::apply_folder(s, txn, &rel, modified_ms),
+                id,
+                rel,
+                modified_ms,
+                notify,
+                peer_time,
+            } => {
+                let r = super::listing::apply_folder(s, txn, &rel, modified_ms, peer_time)?;
+                if r == OpResult::Done {
+                    let time = modified_ms.unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+                    let kind = match modified_ms {
+                        Some(_) => SyncKind::Put,
+                        None => SyncKind::Delete,
+                    };
+                    super::apply::queue_folder(s, txn, &id, &notify, kind, rel, time)?;
+                }
+                Ok(r)
+            }
             Op::Settle => Ok(OpResult::Done),
         }
     }

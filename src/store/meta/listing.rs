@@ -9,9 +9,10 @@
 //! - `<listing key of files/<bucket>/<dirs>/>` -> `dir <ms> <that path>`: an S3 folder marker
 //!   (docs/S3.md), S3's empty object of key `<dirs>/`, put at unix milliseconds `<ms>`. It is no
 //!   record: written and removed by the marker's PUT and DELETE (`Meta::put_folder`,
-//!   `Meta::remove_folder`) in the shard of its path key, it sorts where S3 sorts its key (a
-//!   file's path never ends in `/`), and no go-fastdfs read (records, stats, days,
-//!   replication) sees it;
+//!   `Meta::remove_folder`, which queue the change for fastdfs-rs peers in the same
+//!   transaction, and `Meta::folder_from_peer` for theirs) in the shard of its path key, it
+//!   sorts where S3 sorts its key (a file's path never ends in `/`), and no go-fastdfs read
+//!   (records, stats, days, repair) sees it;
 //! - `\0version` -> `1`: the index is complete. A store from before this table (or a crash in
 //!   the middle of building it) is indexed from its records when it is opened: it holds no
 //!   marker yet (markers are written only once the store is open, the table complete).
@@ -69,24 +70,36 @@ fn is_folder_path(rel: &str) -> bool {
 }
 
 /// Puts (with `Some` time, unix ms) or removes the folder marker `rel`; a removal answers
-/// whether there was one.
+/// whether there was one. A peer's change (`peer_time`, when it was made there) is applied
+/// only over no marker or one put before it (else NotFound).
 pub(super) fn apply_folder(
     s: &Shard,
     txn: &mut lmdb::RwTransaction<'_>,
     rel: &str,
     modified_ms: Option<i64>,
+    peer_time: Option<i64>,
 ) -> Result<OpResult, MetaError> {
     assert!(is_folder_path(rel), "a folder marker's path: {rel}");
     let key = listing_key(rel);
+    let here = match txn.get(s.listing, &key) {
+        Ok(v) => match Listed::decode(v) {
+            Listed::Folder { modified_ms, .. } => Some(modified_ms),
+            Listed::File(_) => None,
+        },
+        Err(lmdb::Error::NotFound) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if let (Some(t), Some(here)) = (peer_time, here) {
+        if here >= t {
+            return Ok(OpResult::NotFound);
+        }
+    }
     let Some(ms) = modified_ms else {
-        return match txn.get(s.listing, &key) {
-            Ok(v) if matches!(Listed::decode(v), Listed::Folder { .. }) => {
-                txn.del(s.listing, &key, None)?;
-                Ok(OpResult::Done)
-            }
-            Ok(_) | Err(lmdb::Error::NotFound) => Ok(OpResult::NotFound),
-            Err(e) => Err(e.into()),
-        };
+        if here.is_none() {
+            return Ok(OpResult::NotFound);
+        }
+        txn.del(s.listing, &key, None)?;
+        return Ok(OpResult::Done);
     };
     let value = format!("{FOLDER_TAG}{ms} {rel}");
     txn.put(s.listing, &key, &value.as_bytes(), WriteFlags::empty())?;

@@ -14,7 +14,8 @@
 //! shard `i` lives in environment `i % E`, so with `E` executors each one's shards share one
 //! environment and a batch is one commit). Each shard has the tables `files` (md5 -> FileInfo JSON),
 //! `days` (`days.rs`: `YYYYMMDD_<time stamp>_md5` -> "") and `stats` (`YYYYMMDD` -> count, bytes), and for
-//! replication `outbox` (`<peer>\0<md5>` -> what to tell that peer), `tombs` (md5 -> time of
+//! replication `outbox` (`<peer>\0<md5>` -> what to tell that peer; an S3 folder marker's
+//! change is keyed by its path key and carries its path), `tombs` (md5 -> time of
 //! delete) and `inbox` (md5 -> FileInfo announced by a peer, still to be fetched). Every entry
 //! of a file lives in the shard of its md5, so one transaction covers all of them (a commit
 //! that stores a file also queues it for every peer). The path index (`paths.rs`: path key ->
@@ -117,42 +118,70 @@ pub enum SyncKind {
 
 /// One queued message to a peer: kind, the time it was queued (for lag), and whether it was
 /// queued again after the change itself (`sync`, a repair, a new peer), when the peer may well
-/// have the file already.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// have the file already. An S3 folder marker's change (`folder`) is keyed by its path key
+/// instead of an md5: a put makes the marker on the peer, a delete removes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {
     pub kind: SyncKind,
     pub queued_at: i64,
     pub again: bool,
+    pub folder: Option<QueuedFolder>,
+}
+
+/// A folder marker's change queued for a peer: its path (`files/<bucket>/<dirs>/`) and when
+/// it was put or removed (unix ms), which decides against a change made on the peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedFolder {
+    pub rel: String,
+    pub time: i64,
 }
 
 impl OutboxEntry {
     /// Nine bytes: `P` (a put queued by its upload), `p` (a put queued again), `D` or `d`
-    /// (a delete), then the time queued in milliseconds, little-endian.
-    fn encode(&self) -> [u8; 9] {
-        let mut v = [0u8; 9];
-        v[0] = match (self.kind, self.again) {
-            (SyncKind::Put, false) => b'P',
-            (SyncKind::Put, true) => b'p',
-            (SyncKind::Delete, false) => b'D',
-            (SyncKind::Delete, true) => b'd',
-        };
-        v[1..].copy_from_slice(&self.queued_at.to_le_bytes());
+    /// (a delete), then the time queued in milliseconds, little-endian. A folder marker's:
+    /// `F` (put) or `R` (removed), the time queued, the marker's time (8 bytes, little-endian)
+    /// and its path.
+    fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(17);
+        v.push(match (self.kind, self.again, &self.folder) {
+            (SyncKind::Put, _, Some(_)) => b'F',
+            (SyncKind::Delete, _, Some(_)) => b'R',
+            (SyncKind::Put, false, None) => b'P',
+            (SyncKind::Put, true, None) => b'p',
+            (SyncKind::Delete, false, None) => b'D',
+            (SyncKind::Delete, true, None) => b'd',
+        });
+        v.extend_from_slice(&self.queued_at.to_le_bytes());
+        if let Some(f) = &self.folder {
+            v.extend_from_slice(&f.time.to_le_bytes());
+            v.extend_from_slice(f.rel.as_bytes());
+        }
         v
     }
 
     fn decode(v: &[u8]) -> Option<OutboxEntry> {
-        let (kind, again) = match v.first()? {
-            b'P' => (SyncKind::Put, false),
-            b'p' => (SyncKind::Put, true),
-            b'D' => (SyncKind::Delete, false),
-            b'd' => (SyncKind::Delete, true),
+        let (kind, again, folder) = match v.first()? {
+            b'P' => (SyncKind::Put, false, false),
+            b'p' => (SyncKind::Put, true, false),
+            b'D' => (SyncKind::Delete, false, false),
+            b'd' => (SyncKind::Delete, true, false),
+            b'F' => (SyncKind::Put, false, true),
+            b'R' => (SyncKind::Delete, false, true),
             _ => return None,
         };
         let queued_at = i64::from_le_bytes(v.get(1..9)?.try_into().ok()?);
+        let folder = match folder {
+            false => None,
+            true => Some(QueuedFolder {
+                time: i64::from_le_bytes(v.get(9..17)?.try_into().ok()?),
+                rel: String::from_utf8(v.get(17..)?.to_vec()).ok()?,
+            }),
+        };
         Some(OutboxEntry {
             kind,
             queued_at,
             again,
+            folder,
         })
     }
 }
@@ -216,12 +245,16 @@ enum Op {
         sent: OutboxEntry,
     },
     /// Put (`modified_ms`: when, unix ms) or remove (None) the S3 folder marker `rel`
-    /// (`files/<bucket>/<dirs>/`) in the listing index (`listing.rs`); `id` is `rel`'s path
-    /// key, which picks its shard.
+    /// (`files/<bucket>/<dirs>/`) in the listing index (`listing.rs`), and queue the change
+    /// for `notify`; `id` is `rel`'s path key, which picks its shard (and keys its outbox
+    /// entries). A peer's change (`peer_time`: when it was made there) applies only over a
+    /// marker put here before it.
     Folder {
         id: String,
         rel: String,
         modified_ms: Option<i64>,
+        notify: Vec<String>,
+        peer_time: Option<i64>,
     },
     /// Nothing of its own: drains the committer's journal into LMDB (`journal.rs`), so that
     /// scans see every acknowledged record.
@@ -507,9 +540,20 @@ mod tests {
                     kind,
                     queued_at: 1_765_000_000_123,
                     again,
+                    folder: None,
                 };
                 assert_eq!(OutboxEntry::decode(&e.encode()), Some(e));
             }
+            let e = OutboxEntry {
+                kind,
+                queued_at: 1_765_000_000_123,
+                again: false,
+                folder: Some(QueuedFolder {
+                    rel: "files/b/photos/2026/".into(),
+                    time: 1_765_000_000_100,
+                }),
+            };
+            assert_eq!(OutboxEntry::decode(&e.encode()), Some(e));
         }
         // An entry written before the flag existed.
         let mut old = [0u8; 9];
@@ -978,7 +1022,9 @@ mod queue_tests {
             let r = meta.insert(info, staged(&tmp, "files/b", "e.txt", false), true, local);
             let r = r.await;
             assert!(matches!(r, Ok(Inserted::New(_))), "{r:?}");
-            meta.put_folder("files/b/e/".into(), 42).await.unwrap();
+            meta.put_folder("files/b/e/".into(), 42, Vec::new())
+                .await
+                .unwrap();
         });
         with_meta_at(dir.path(), async move |meta: Arc<Meta>| {
             let prefix = listing_key("files/b/");
@@ -999,8 +1045,14 @@ mod queue_tests {
             let stats = meta.day_stats().unwrap();
             let files: i64 = stats.values().map(|(n, _)| n).sum();
             assert_eq!(files, 1, "{stats:?}");
-            assert!(meta.remove_folder("files/b/e/".into()).await.unwrap());
-            assert!(!meta.remove_folder("files/b/e/".into()).await.unwrap());
+            assert!(meta
+                .remove_folder("files/b/e/".into(), Vec::new())
+                .await
+                .unwrap());
+            assert!(!meta
+                .remove_folder("files/b/e/".into(), Vec::new())
+                .await
+                .unwrap());
             assert_eq!(meta.list_page(&prefix, &prefix, 10).unwrap(), vec![file]);
             assert_eq!(meta.folder("files/b/e/").unwrap(), None);
         });
@@ -1315,7 +1367,7 @@ mod queue_tests {
             let page = meta
                 .outbox_page(shard_of(&md5, 4), "http://b:1", "", 10)
                 .unwrap();
-            let entry = page.iter().find(|(m, _)| *m == md5).expect("queued").1;
+            let entry = &page.iter().find(|(m, _)| *m == md5).expect("queued").1;
             assert_eq!(entry.kind, SyncKind::Delete);
             let copy = Op::Insert {
                 info: Arc::new(record(0)),

@@ -209,20 +209,50 @@ impl Meta {
     }
 
     /// Puts the S3 folder marker `rel` (`files/<bucket>/<dirs>/`, its directory made by the
-    /// caller) in the listing index, put at `modified_ms` (unix ms); durable on return.
-    pub async fn put_folder(&self, rel: String, modified_ms: i64) -> Result<(), MetaError> {
-        match self.submit(folder_op(rel, Some(modified_ms))).await? {
+    /// caller) in the listing index, put at `modified_ms` (unix ms), and queues it for
+    /// `notify` (the peers); durable on return.
+    pub async fn put_folder(
+        &self,
+        rel: String,
+        modified_ms: i64,
+        notify: Vec<String>,
+    ) -> Result<(), MetaError> {
+        match self
+            .submit(folder_op(rel, Some(modified_ms), notify, None))
+            .await?
+        {
             OpResult::Done => Ok(()),
             other => Err(unexpected("put folder", other)),
         }
     }
 
-    /// Removes the S3 folder marker `rel` from the listing index; whether there was one.
-    pub async fn remove_folder(&self, rel: String) -> Result<bool, MetaError> {
-        match self.submit(folder_op(rel, None)).await? {
+    /// Removes the S3 folder marker `rel` from the listing index, and queues its removal for
+    /// `notify` (the peers) if there was one; whether there was one.
+    pub async fn remove_folder(&self, rel: String, notify: Vec<String>) -> Result<bool, MetaError> {
+        match self.submit(folder_op(rel, None, notify, None)).await? {
             OpResult::Done => Ok(true),
             OpResult::NotFound => Ok(false),
             other => Err(unexpected("remove folder", other)),
+        }
+    }
+
+    /// A peer put (`Some` time, unix ms) or removed (None, at `time`) the folder marker
+    /// `rel`: applied here unless the marker here was put at `time` or later (its own change
+    /// wins); not queued again. Whether it was applied.
+    pub async fn folder_from_peer(
+        &self,
+        rel: String,
+        put: bool,
+        time: i64,
+    ) -> Result<bool, MetaError> {
+        let modified_ms = put.then_some(time);
+        match self
+            .submit(folder_op(rel, modified_ms, Vec::new(), Some(time)))
+            .await?
+        {
+            OpResult::Done => Ok(true),
+            OpResult::NotFound => Ok(false),
+            other => Err(unexpected("folder from peer", other)),
         }
     }
 
@@ -240,10 +270,17 @@ impl Meta {
     }
 }
 
-fn folder_op(rel: String, modified_ms: Option<i64>) -> Op {
+fn folder_op(
+    rel: String,
+    modified_ms: Option<i64>,
+    notify: Vec<String>,
+    peer_time: Option<i64>,
+) -> Op {
     Op::Folder {
         id: path_key(&rel),
         rel,
         modified_ms,
+        notify,
+        peer_time,
     }
 }
