@@ -577,8 +577,8 @@ fn sub_resources_this_server_does_not_serve_are_refused_and_leave_the_object_alo
     for (call, want) in [
         ("put_acl", json!([501, "NotImplemented"])),
         ("put_tagging", json!([501, "NotImplemented"])),
-        ("delete_tagging", json!([501, "NotImplemented"])),
-        ("get_tagging", json!([501, "NotImplemented"])),
+        ("delete_tagging", json!([204, null])),
+        ("get_tagging", json!([200, null])),
         ("put_legal_hold", json!([501, "NotImplemented"])),
         ("get_attributes", json!([200, null])),
         ("put_attributes", json!([501, "NotImplemented"])),
@@ -590,6 +590,21 @@ fn sub_resources_this_server_does_not_serve_are_refused_and_leave_the_object_alo
     ] {
         assert_eq!(r[call], want, "{call}");
         assert_eq!(r[format!("{call}_then")], intact, "the object after {call}");
+    }
+    // No tags are kept: an object's set is empty, a write asking for tags is refused (not
+    // stored without them), a bucket has none (S3's NoSuchTagSet).
+    assert_eq!(r["tag_set"], json!([]));
+    for (call, want) in [
+        ("get_tagging_missing", json!([404, "NoSuchKey"])),
+        ("put_with_tags", json!([501, "NotImplemented"])),
+        ("put_with_tags_then", json!([404, "NoSuchKey"])),
+        ("put_with_no_tags", json!([200, null])),
+        ("create_with_tags", json!([501, "NotImplemented"])),
+        ("bucket_tagging", json!([404, "NoSuchTagSet"])),
+        ("delete_bucket_tagging", json!([204, null])),
+        ("put_bucket_tagging", json!([501, "NotImplemented"])),
+    ] {
+        assert_eq!(r[call], want, "{call}");
     }
     assert_eq!(r["acl"], json!(["FULL_CONTROL"]));
     for call in ["encryption", "versions", "ownership"] {

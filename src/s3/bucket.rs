@@ -49,8 +49,26 @@ pub async fn dispatch(
     req: &mut Request<'_>,
     r: &S3Request,
 ) -> Result<Response, S3Error> {
-    super::request::check_operation(r, &["location", "uploads", "versioning", "delete"])?;
+    super::request::check_operation(
+        r,
+        &["location", "uploads", "versioning", "delete", "tagging"],
+    )?;
     match r.method.as_str() {
+        // Tags are not kept here: a bucket has none (S3's answer for a bucket without tags),
+        // deleting them is done, setting them is refused.
+        "GET" if r.has("tagging") => {
+            let b = existing(w, r).await?;
+            r.require(Action::Read, b.public_read)?;
+            Err(S3Error::new(404, "NoSuchTagSet", "The TagSet does not exist").on(r.resource()))
+        }
+        "DELETE" if r.has("tagging") => {
+            existing(w, r).await?;
+            r.require(Action::Write, false)?;
+            Ok(Response::new(204))
+        }
+        "PUT" if r.has("tagging") => Err(S3Error::not_implemented(
+            "Bucket tags (this server keeps no tags)",
+        )),
         "PUT" if r.query.is_empty() => create(w, req, r).await,
         "PUT" => Err(S3Error::not_implemented("This bucket sub-resource")),
         "HEAD" => {

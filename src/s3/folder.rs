@@ -15,7 +15,7 @@ use super::error::S3Error;
 use super::policy::{self, Action};
 use super::request::S3Request;
 use super::store::{
-    blocking, check_object_acl, existing, receive, set_checksum_headers, write_condition,
+    blocking, existing, receive, refuse_unkept, set_checksum_headers, write_condition,
 };
 use crate::http::{Request, Response};
 use crate::store::folders::{make_dir, remove_empty_dir};
@@ -83,7 +83,7 @@ pub async fn put(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
     if r.cfg.read_only {
         return Err(S3Error::access_denied("The server is read-only."));
     }
-    check_object_acl(req, &bucket)?;
+    refuse_unkept(req, &bucket)?;
     let m = marker(w, r)?;
     let declared = req
         .head

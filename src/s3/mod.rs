@@ -149,9 +149,21 @@ async fn serve(w: &Rc<Worker>, req: &mut Request<'_>, id: &str) -> Result<Respon
     }
     request::check_operation(
         &r,
-        &["uploads", "uploadId", "partNumber", "acl", "attributes"],
+        &[
+            "uploads",
+            "uploadId",
+            "partNumber",
+            "acl",
+            "attributes",
+            "tagging",
+        ],
     )?;
     match r.method.as_str() {
+        "GET" if r.has("tagging") => object::get_tagging(w, &r).await,
+        "DELETE" if r.has("tagging") => object::delete_tagging(w, &r).await,
+        _ if r.has("tagging") => Err(S3Error::not_implemented(
+            "Setting an object's tags (this server keeps no tags)",
+        )),
         "GET" | "HEAD" if r.has("acl") => object::get_acl(w, &r).await,
         "GET" if r.has("attributes") => object::attributes(w, req, &r).await,
         // Never taken for the plain operation (a PUT would store the body as the object).

@@ -141,7 +141,7 @@ pub async fn create(w: &Worker, req: &Request<'_>, r: &S3Request) -> Result<Resp
     if r.cfg.read_only {
         return Err(S3Error::access_denied("The server is read-only."));
     }
-    super::store::check_object_acl(req, &bucket)?;
+    super::store::refuse_unkept(req, &bucket)?;
     place(r, &r.key)?;
     refuse_unknown_checksums(req)?;
     let checksum = checksum_asked(req)?;

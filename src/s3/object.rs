@@ -8,10 +8,10 @@ use super::error::S3Error;
 use super::policy::{self, Action};
 use super::request::{iso_time, xml_response, S3Request, XMLNS};
 use super::store::{
-    attrs_of, check_object_acl, copy_to_temp, delete_key, etag_of, etag_ref, existing,
-    keep_checksum, modified_ms, object_rel, place, receive, record_at, record_of,
-    refuse_unknown_checksums, set_checksum_headers, set_stored_checksum_headers, store,
-    stored_checksum, write_condition, PUT_BYTES_MAX,
+    attrs_of, copy_to_temp, delete_key, etag_of, etag_ref, existing, keep_checksum, modified_ms,
+    object_rel, place, receive, record_at, record_of, refuse_unkept, refuse_unknown_checksums,
+    set_checksum_headers, set_stored_checksum_headers, store, stored_checksum, write_condition,
+    PUT_BYTES_MAX,
 };
 use super::xml::escape;
 use crate::http::range::{parse_range, RangeAnswer};
@@ -32,7 +32,7 @@ pub async fn put(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
     let bucket = existing(w, r).await?;
     r.require(Action::Write, false)?;
     writable(r)?;
-    check_object_acl(req, &bucket)?;
+    refuse_unkept(req, &bucket)?;
     let (dir, name) = place(r, &r.key)?;
     let mut attrs = attrs_of(req)?;
     let limit = match r.cfg.upload_max_bytes {
@@ -215,6 +215,35 @@ pub async fn get_acl(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
     }
     body.push_str("</AccessControlList></AccessControlPolicy>");
     Ok(xml_response(200, body))
+}
+
+/// GetObjectTagging: objects here have no tags (a write asking for some is refused,
+/// [`super::store::refuse_unkept`]), so an existing object's tag set is empty. The AWS CLI
+/// asks for it before copying an object in parts.
+pub async fn get_tagging(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
+    let rel = object_rel(&r.bucket, &r.key);
+    let info = record_at(w, r, &rel, &r.key)?;
+    let bucket = existing(w, r).await?;
+    r.require(Action::Read, bucket.public_read)?;
+    if info.is_none() {
+        return Err(S3Error::no_such_key().on(r.resource()));
+    }
+    Ok(xml_response(
+        200,
+        format!("<Tagging xmlns=\"{XMLNS}\"><TagSet></TagSet></Tagging>"),
+    ))
+}
+
+/// DeleteObjectTagging: an existing object's (empty) tag set is removed: 204.
+pub async fn delete_tagging(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
+    let rel = object_rel(&r.bucket, &r.key);
+    let info = record_at(w, r, &rel, &r.key)?;
+    existing(w, r).await?;
+    r.require(Action::Write, false)?;
+    if info.is_none() {
+        return Err(S3Error::no_such_key().on(r.resource()));
+    }
+    Ok(Response::new(204))
 }
 
 /// The attributes GetObjectAttributes may ask for (`x-amz-object-attributes`), in the order
@@ -500,7 +529,7 @@ pub async fn copy(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Re
     let bucket = existing(w, r).await?;
     r.require(Action::Write, false)?;
     writable(r)?;
-    check_object_acl(req, &bucket)?;
+    refuse_unkept(req, &bucket)?;
     refuse_unknown_checksums(req)?;
     let (src_req, info) = copy_source(w, req, r).await?;
     let (src_bucket, src_key) = (src_req.bucket.as_str(), src_req.key.as_str());

@@ -679,9 +679,19 @@ pub async fn read_small_body(
     Ok(body.to_vec())
 }
 
-/// Refuses a write whose `x-amz-acl` asks for an object ACL other than its bucket's
-/// ([`policy::object_acl_granted`]): 501, never a success that grants nothing.
-pub fn check_object_acl(req: &Request<'_>, bucket: &Bucket) -> Result<(), S3Error> {
+/// Refuses a write that asks for what objects here do not keep: an object ACL other than its
+/// bucket's (`x-amz-acl`, [`policy::object_acl_granted`]) or tags (a non-empty
+/// `x-amz-tagging`): 501, never a success that grants or keeps nothing.
+pub fn refuse_unkept(req: &Request<'_>, bucket: &Bucket) -> Result<(), S3Error> {
+    if req
+        .head
+        .header_str("x-amz-tagging")
+        .is_some_and(|t| !t.trim().is_empty())
+    {
+        return Err(S3Error::not_implemented(
+            "Object tags (x-amz-tagging: this server keeps no tags)",
+        ));
+    }
     let acl = req.head.header_str("x-amz-acl");
     if policy::object_acl_granted(acl, bucket.public_read) {
         return Ok(());
