@@ -131,20 +131,75 @@ impl Rules {
         self.proxies.iter().any(|r| r.matches(socket))
     }
 
-    /// The client address: the socket's, or (from a trusted proxy only) the first
-    /// X-Forwarded-For entry.
-    pub fn client_ip(&self, socket: IpAddr, forwarded: Option<&str>) -> IpAddr {
-        if !self.is_trusted_proxy(socket) {
-            if forwarded.is_some_and(|v| !v.trim().is_empty()) {
-                return behind_untrusted_proxy(socket);
+    /// The client address of a request from `socket` whose head holds `fields` (name, value):
+    /// the socket's own, or, from a trusted proxy only, the client it names (see
+    /// [`Rules::client_ip`]). One pass over the fields; nothing is allocated for a request
+    /// without forwarding headers.
+    pub fn client_of_fields<'a>(
+        &self,
+        socket: IpAddr,
+        fields: impl Iterator<Item = (&'a str, &'a [u8])>,
+    ) -> IpAddr {
+        let mut real_ip: Vec<&[u8]> = Vec::new();
+        let mut forwarded_for: Vec<&[u8]> = Vec::new();
+        for (name, value) in fields {
+            if name.eq_ignore_ascii_case("x-real-ip") {
+                real_ip.push(value);
+            } else if name.eq_ignore_ascii_case("x-forwarded-for") {
+                forwarded_for.push(value);
             }
+        }
+        self.client_ip(socket, &real_ip, &forwarded_for)
+    }
+
+    /// The client address: the socket's, or, from a trusted proxy only, the one its
+    /// forwarding headers name. `real_ip` holds the request's `X-Real-IP` fields and
+    /// `forwarded_for` its `X-Forwarded-For` fields, in order.
+    ///
+    /// A proxy sets `X-Real-IP` (nginx's `proxy_set_header` replaces the client's) but appends
+    /// to `X-Forwarded-For` (nginx's `$proxy_add_x_forwarded_for`; HAProxy and others add a
+    /// field of their own after the client's): only the entries on the right were written by
+    /// trusted proxies, everything to their left is the client's to choose. So the client is
+    /// the single `X-Real-IP` when there is one, else the rightmost `X-Forwarded-For` entry
+    /// over all fields that is not itself a trusted proxy (the leftmost when all are). A
+    /// value that does not parse as an address, or two `X-Real-IP` fields, leave the client
+    /// unknown ([`behind_untrusted_proxy`]), never the proxy's own address (an admin when
+    /// nginx runs on the same host).
+    pub fn client_ip(&self, socket: IpAddr, real_ip: &[&[u8]], forwarded_for: &[&[u8]]) -> IpAddr {
+        let blank = |v: &&[u8]| v.iter().all(|b| b.is_ascii_whitespace());
+        let real_ip: Vec<&[u8]> = real_ip.iter().copied().filter(|v| !blank(v)).collect();
+        let entries: Vec<&[u8]> = forwarded_for
+            .iter()
+            .flat_map(|v| v.split(|&b| b == b','))
+            .map(crate::codec::trim_ows)
+            .filter(|e| !e.is_empty())
+            .collect();
+        if real_ip.is_empty() && entries.is_empty() {
             return canonical(socket);
         }
-        forwarded
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse::<IpAddr>().ok())
-            .map(canonical)
-            .unwrap_or(canonical(socket))
+        let unknown = behind_untrusted_proxy(socket);
+        if !self.is_trusted_proxy(socket) {
+            return unknown;
+        }
+        let parse = |v: &[u8]| {
+            std::str::from_utf8(crate::codec::trim_ows(v))
+                .ok()
+                .and_then(|s| s.parse::<IpAddr>().ok())
+                .map(canonical)
+        };
+        match real_ip.as_slice() {
+            [one] => return parse(one).unwrap_or(unknown),
+            [] => {}
+            _ => return unknown,
+        }
+        for entry in entries.iter().rev() {
+            match parse(entry) {
+                None => return unknown,
+                Some(ip) if self.is_trusted_proxy(ip) => continue,
+                Some(ip) => return ip,
+            }
+        }
+        entries.first().and_then(|e| parse(e)).unwrap_or(unknown)
     }
 
     /// Admins: loopback 127.0.0.1 / ::1, this node's own addresses, an exact peer address, or
@@ -181,22 +236,22 @@ mod tests {
         let r = rules(&["0.0.0.0"], &[], &["10.9.9.9"]);
         let local = ip("127.0.0.1");
         assert_eq!(
-            r.client_ip(local, None),
+            forwarded(&r, local, None),
             local,
             "not forwarded: the socket's address"
         );
-        for forwarded in ["203.0.113.5", "127.0.0.1", "garbage"] {
-            let c = r.client_ip(local, Some(forwarded));
-            assert!(!r.is_admin(c), "{forwarded} -> {c}");
+        for value in ["203.0.113.5", "127.0.0.1", "garbage"] {
+            let c = forwarded(&r, local, Some(value));
+            assert!(!r.is_admin(c), "{value} -> {c}");
             assert_eq!(c.to_string(), "100::7f00:1");
         }
         assert_ne!(
-            r.client_ip(ip("10.0.0.8"), Some("x")),
-            r.client_ip(ip("10.0.0.9"), Some("x"))
+            forwarded(&r, ip("10.0.0.8"), Some("x")),
+            forwarded(&r, ip("10.0.0.9"), Some("x"))
         );
         // A trusted proxy names its client.
         assert_eq!(
-            r.client_ip(ip("10.9.9.9"), Some("203.0.113.5")),
+            forwarded(&r, ip("10.9.9.9"), Some("203.0.113.5")),
             ip("203.0.113.5")
         );
     }
@@ -216,6 +271,52 @@ mod tests {
         assert!(!g.blocked(a, later), "a new window");
         g.wrong(a, later);
         assert!(!g.blocked(a, later), "counting from one again");
+    }
+
+    /// The client of a request from `socket` with one `X-Forwarded-For` field `value`.
+    fn forwarded(r: &Rules, socket: IpAddr, value: Option<&str>) -> IpAddr {
+        let fields: Vec<&[u8]> = value.map(str::as_bytes).into_iter().collect();
+        r.client_ip(socket, &[], &fields)
+    }
+
+    /// The client of a request from `socket` with these header fields.
+    fn client(r: &Rules, socket: &str, fields: &[(&str, &str)]) -> IpAddr {
+        r.client_of_fields(ip(socket), fields.iter().map(|(n, v)| (*n, v.as_bytes())))
+    }
+
+    #[test]
+    fn the_client_is_what_the_trusted_proxies_wrote_not_what_the_client_prepended() {
+        let r = rules(&[], &[], &["127.0.0.1", "10.0.0.0/8"]);
+        let nobody = behind_untrusted_proxy(ip("127.0.0.1"));
+        // nginx's $proxy_add_x_forwarded_for: the client's own field, then its address.
+        let xff = |v: &str| client(&r, "127.0.0.1", &[("X-Forwarded-For", v)]);
+        assert_eq!(xff("127.0.0.1, 203.0.113.5"), ip("203.0.113.5"));
+        assert_eq!(xff("203.0.113.5"), ip("203.0.113.5"));
+        // Proxies in a chain are skipped from the right; all proxies: the leftmost.
+        assert_eq!(xff("127.0.0.1, 203.0.113.5, 10.1.2.3"), ip("203.0.113.5"));
+        assert_eq!(xff("10.1.2.3, 10.4.5.6"), ip("10.1.2.3"));
+        // Garbage where an address goes leaves the client unknown, never the proxy.
+        assert_eq!(xff("203.0.113.5, garbage"), nobody);
+        assert_eq!(xff("garbage"), nobody);
+        // HAProxy adds a field of its own after the client's.
+        let two = [
+            ("X-Forwarded-For", "127.0.0.1"),
+            ("x-forwarded-for", "203.0.113.5"),
+        ];
+        assert_eq!(client(&r, "127.0.0.1", &two), ip("203.0.113.5"));
+        // X-Real-IP, set (replaced) by the proxy, comes first; two of them are ambiguous.
+        let real = [("X-Real-IP", "203.0.113.7"), ("X-Forwarded-For", "8.8.8.8")];
+        assert_eq!(client(&r, "127.0.0.1", &real), ip("203.0.113.7"));
+        let two_real = [("X-Real-IP", "127.0.0.1"), ("X-Real-IP", "203.0.113.7")];
+        assert_eq!(client(&r, "127.0.0.1", &two_real), nobody);
+        assert_eq!(client(&r, "127.0.0.1", &[("X-Real-IP", "nope")]), nobody);
+        // No forwarding header: the socket.
+        assert_eq!(client(&r, "127.0.0.1", &[("Host", "x")]), ip("127.0.0.1"));
+        // From an untrusted address any of them makes the request nobody's.
+        assert_eq!(
+            client(&r, "192.0.2.1", &two),
+            behind_untrusted_proxy(ip("192.0.2.1"))
+        );
     }
 
     fn rules(admin_ips: &[&str], peers: &[&str], trusted: &[&str]) -> Rules {
@@ -264,17 +365,17 @@ mod tests {
     fn forwarded_headers_only_from_trusted_proxies() {
         let c = rules(&[], &[], &["127.0.0.1"]);
         assert_eq!(
-            c.client_ip(ip("127.0.0.1"), Some("8.8.8.8, 127.0.0.1")),
+            forwarded(&c, ip("127.0.0.1"), Some("8.8.8.8, 127.0.0.1")),
             ip("8.8.8.8")
         );
         // From anyone else the header is not believed, and the request is nobody's.
         assert_eq!(
-            c.client_ip(ip("127.0.0.5"), Some("127.0.0.1")),
+            forwarded(&c, ip("127.0.0.5"), Some("127.0.0.1")),
             behind_untrusted_proxy(ip("127.0.0.5"))
         );
         let none = rules(&[], &[], &[]);
         assert_eq!(
-            none.client_ip(ip("127.0.0.5"), Some("127.0.0.1")),
+            forwarded(&none, ip("127.0.0.5"), Some("127.0.0.1")),
             behind_untrusted_proxy(ip("127.0.0.5"))
         );
     }

@@ -392,14 +392,12 @@ impl Worker {
         self.access.borrow().len()
     }
 
-    /// The client address of a request: X-Real-IP, else X-Forwarded-For, honoured only from
-    /// a trusted proxy.
+    /// The client address of a request: the socket's, or the client a trusted proxy names
+    /// (`access::Rules::client_ip`).
     pub fn client_of(&self, req: &crate::http::Request<'_>) -> IpAddr {
-        let forwarded = req
-            .head
-            .header_str("x-real-ip")
-            .or_else(|| req.head.header_str("x-forwarded-for"));
-        self.config().access.client_ip(req.peer.ip(), forwarded)
+        self.config()
+            .access
+            .client_of_fields(req.peer.ip(), req.head.headers())
     }
     pub fn config(&self) -> std::rc::Rc<Config> {
         let now = self.shared.config_generation.load(Ordering::Acquire);

@@ -760,3 +760,37 @@ fn refused_heads_are_in_the_access_log_one_escaped_line_each() {
         lines[3]
     );
 }
+
+// ---- 7. forwarded clients: only what the trusted proxies wrote is believed ----
+
+#[test]
+fn a_client_cannot_name_itself_an_admin_through_a_trusted_proxys_x_forwarded_for() {
+    // nginx (`$proxy_add_x_forwarded_for`) at 127.0.0.77 appends the address of the client it
+    // serves, 203.0.113.5, to the X-Forwarded-For that client sent; HAProxy adds a field of
+    // its own after the client's. The admin address on the left is the client's invention.
+    let s = Server::start(json!({"trusted_proxies": ["127.0.0.77"]}));
+    let stat = s.url("/group1/stat");
+    let appended = "X-Forwarded-For: 127.0.0.1, 203.0.113.5";
+    assert_eq!(status_from("127.0.0.77", &stat, &[appended]), 403);
+    let fields = ["X-Forwarded-For: 127.0.0.1", "X-Forwarded-For: 203.0.113.5"];
+    assert_eq!(status_from("127.0.0.77", &stat, &fields), 403);
+    // A proxy's own entry on the right is skipped; what the proxy says of an admin holds.
+    let chain = "X-Forwarded-For: 203.0.113.5, 127.0.0.1, 127.0.0.77";
+    assert_eq!(status_from("127.0.0.77", &stat, &[chain]), 200);
+    assert_eq!(
+        status_from("127.0.0.77", &stat, &["X-Forwarded-For: 127.0.0.1"]),
+        200
+    );
+    // A trusted proxy on this host (loopback, an admin address) forwarding something that is
+    // no address: the client is unknown, not the proxy.
+    let s = Server::start(json!({"trusted_proxies": ["127.0.0.1"]}));
+    let stat = s.url("/group1/stat");
+    for h in [
+        "X-Forwarded-For: nonsense, 203.0.113.5",
+        "X-Forwarded-For: nonsense",
+        "X-Real-IP: nonsense",
+    ] {
+        assert_eq!(status_from("127.0.0.1", &stat, &[h]), 403, "{h}");
+    }
+    assert_eq!(status_from("127.0.0.1", &stat, &[]), 200, "not forwarded");
+}
