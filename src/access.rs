@@ -76,6 +76,50 @@ pub fn behind_untrusted_proxy(proxy: IpAddr) -> IpAddr {
     IpAddr::V6(std::net::Ipv6Addr::from((0x0100u128 << 112) | low))
 }
 
+/// Whether a browser sent this request for a page of another site (Fetch Metadata,
+/// `Sec-Fetch-Site: cross-site` or `same-site`; without it, an `Origin` whose host and port
+/// are not the request's `Host`, or `null`). Requests of this server's own pages
+/// (`same-origin`), typed addresses and bookmarks (`none`), and clients that are no browser
+/// (no such header) are not.
+pub fn from_another_site<'a>(fields: impl Iterator<Item = (&'a str, &'a [u8])>) -> bool {
+    let (mut site, mut origin, mut host) = (None, None, None);
+    for (name, value) in fields {
+        if name.eq_ignore_ascii_case("sec-fetch-site") {
+            site = Some(value);
+        } else if name.eq_ignore_ascii_case("origin") {
+            origin = Some(value);
+        } else if name.eq_ignore_ascii_case("host") {
+            host = Some(value);
+        }
+    }
+    if let Some(site) = site {
+        let site = crate::codec::trim_ows(site);
+        return !(site.eq_ignore_ascii_case(b"same-origin") || site.eq_ignore_ascii_case(b"none"));
+    }
+    let Some(origin) = origin.map(crate::codec::trim_ows) else {
+        return false;
+    };
+    // `<scheme>://<host>[:<port>]`; anything else (`null`) is an opaque origin: elsewhere.
+    let Some(colon) = origin.windows(3).position(|w| w == b"://") else {
+        return true;
+    };
+    let scheme = &origin[..colon];
+    let authority = without_default_port(scheme, &origin[colon + 3..]);
+    let host = without_default_port(scheme, host.map(crate::codec::trim_ows).unwrap_or_default());
+    !authority.eq_ignore_ascii_case(host)
+}
+
+/// `authority` without the port that is its `scheme`'s default (`:80` for http, `:443` for
+/// https), as browsers write an origin.
+fn without_default_port<'a>(scheme: &[u8], authority: &'a [u8]) -> &'a [u8] {
+    let default: &[u8] = if scheme.eq_ignore_ascii_case(b"https") {
+        b":443"
+    } else {
+        b":80"
+    };
+    authority.strip_suffix(default).unwrap_or(authority)
+}
+
 /// The host part of a peer base URL (`http://10.0.0.15:8080/x` -> 10.0.0.15), if an IP.
 pub fn peer_ip(url: &str) -> Option<IpAddr> {
     let full = if url.contains("://") {
@@ -150,6 +194,25 @@ impl Rules {
             }
         }
         self.client_ip(socket, &real_ip, &forwarded_for)
+    }
+
+    /// The client whose rights a request has: [`Rules::client_of_fields`], except that a
+    /// request a browser sent for a page of another site ([`from_another_site`]) never has
+    /// an admin's rights. Admins are known by address, and a browser on an admin's host (or
+    /// in `admin_ips`) sends the requests of every page it shows from that address: without
+    /// this, any web page the operator opened could delete files or read the admin routes'
+    /// answers (CORS lets it). Such a request is the unknown client [`behind_untrusted_proxy`]
+    /// of that address.
+    pub fn requester<'a>(
+        &self,
+        socket: IpAddr,
+        fields: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
+    ) -> IpAddr {
+        let client = self.client_of_fields(socket, fields.clone());
+        if self.is_admin(client) && from_another_site(fields) {
+            return behind_untrusted_proxy(client);
+        }
+        client
     }
 
     /// The client address: the socket's, or, from a trusted proxy only, the one its
@@ -282,6 +345,60 @@ mod tests {
     /// The client of a request from `socket` with these header fields.
     fn client(r: &Rules, socket: &str, fields: &[(&str, &str)]) -> IpAddr {
         r.client_of_fields(ip(socket), fields.iter().map(|(n, v)| (*n, v.as_bytes())))
+    }
+
+    #[test]
+    fn a_page_of_another_site_never_has_an_admins_rights() {
+        let r = rules(&["10.0.0.0/8"], &[], &[]);
+        let host = ("Host", "10.0.0.5:8080");
+        let rights = |socket: &str, extra: &[(&str, &str)]| {
+            let fields: Vec<(&str, &str)> =
+                std::iter::once(host).chain(extra.iter().copied()).collect();
+            r.requester(ip(socket), fields.iter().map(|(n, v)| (*n, v.as_bytes())))
+        };
+        let admin = ip("10.0.0.9");
+        let demoted = behind_untrusted_proxy(admin);
+        assert!(!r.is_admin(demoted));
+        // Not a browser, the server's own pages, an address typed in: the admin.
+        assert_eq!(rights("10.0.0.9", &[]), admin);
+        assert_eq!(
+            rights("10.0.0.9", &[("Sec-Fetch-Site", "same-origin")]),
+            admin
+        );
+        assert_eq!(rights("10.0.0.9", &[("Sec-Fetch-Site", "none")]), admin);
+        assert_eq!(
+            rights("10.0.0.9", &[("Origin", "http://10.0.0.5:8080")]),
+            admin
+        );
+        // Another site's page, by Fetch Metadata or (older browsers) by Origin.
+        for h in [
+            ("Sec-Fetch-Site", "cross-site"),
+            ("Sec-Fetch-Site", "same-site"),
+            ("Origin", "http://evil.example"),
+            ("Origin", "http://10.0.0.5:8081"),
+            ("Origin", "null"),
+        ] {
+            assert_eq!(rights("10.0.0.9", &[h]), demoted, "{h:?}");
+        }
+        // Fetch Metadata wins over Origin (a same-origin POST carries its Origin too).
+        let same = [
+            ("Sec-Fetch-Site", "same-origin"),
+            ("Origin", "http://elsewhere"),
+        ];
+        assert_eq!(rights("10.0.0.9", &same), admin);
+        // Default ports are left out of an origin.
+        let r80 = |h: &str, o: &str| {
+            from_another_site([("Host", h.as_bytes()), ("Origin", o.as_bytes())].into_iter())
+        };
+        assert!(!r80("files.example:80", "http://files.example"));
+        assert!(!r80("files.example", "http://FILES.example"));
+        assert!(!r80("files.example:443", "https://files.example"));
+        assert!(r80("files.example:443", "http://files.example"));
+        // A non-admin stays who it is.
+        assert_eq!(
+            rights("192.0.2.1", &[("Origin", "http://evil.example")]),
+            ip("192.0.2.1")
+        );
     }
 
     #[test]

@@ -392,12 +392,13 @@ impl Worker {
         self.access.borrow().len()
     }
 
-    /// The client address of a request: the socket's, or the client a trusted proxy names
-    /// (`access::Rules::client_ip`).
+    /// The client whose rights a request has: the socket's address, or the client a trusted
+    /// proxy names (`access::Rules::client_ip`); never an admin for a page of another site
+    /// (`access::Rules::requester`).
     pub fn client_of(&self, req: &crate::http::Request<'_>) -> IpAddr {
         self.config()
             .access
-            .client_of_fields(req.peer.ip(), req.head.headers())
+            .requester(req.peer.ip(), req.head.headers())
     }
     pub fn config(&self) -> std::rc::Rc<Config> {
         let now = self.shared.config_generation.load(Ordering::Acquire);

@@ -794,3 +794,48 @@ fn a_client_cannot_name_itself_an_admin_through_a_trusted_proxys_x_forwarded_for
     }
     assert_eq!(status_from("127.0.0.1", &stat, &[]), 200, "not forwarded");
 }
+
+// ---- 8. a web page of another site, shown on an admin's host, is no admin ----
+
+#[test]
+fn a_page_of_another_site_open_in_an_admins_browser_gets_no_admin_answers() {
+    // The operator's browser runs on this host (127.0.0.1, an admin address): every page it
+    // shows sends its requests from there, and the answers carry CORS headers for any origin.
+    let s = Server::start(json!({"download_use_token": true}));
+    let r = upload_json(&s, "kept.txt", b"a page of another site must not delete me");
+    let md5 = r["md5"].as_str().unwrap().to_string();
+    let file = r["path"].as_str().unwrap().to_string();
+    let stat = s.url("/group1/stat");
+    let delete = s.url(&format!("/group1/delete?md5={md5}"));
+    let cross = [
+        &["Origin: http://evil.example", "Sec-Fetch-Site: cross-site"][..],
+        &["Sec-Fetch-Site: same-site"],
+        &["Origin: http://evil.example"], // a browser without Fetch Metadata
+        &["Origin: null"],
+    ];
+    for headers in cross {
+        assert_eq!(status_from("127.0.0.1", &stat, headers), 403, "{headers:?}");
+        assert_ne!(
+            status_from("127.0.0.1", &delete, headers),
+            200,
+            "{headers:?}"
+        );
+        // A file behind download tokens needs its token, as from anyone else.
+        assert_eq!(
+            status_from("127.0.0.1", &s.url(&file), headers),
+            401,
+            "{headers:?}"
+        );
+    }
+    assert_eq!(status_from("127.0.0.1", &s.url(&file), &[]), 200, "kept");
+    // The server's own pages, addresses typed in, and clients that are no browser: an admin.
+    let own = format!("Origin: {}", s.base());
+    for headers in [
+        &["Sec-Fetch-Site: same-origin", "Origin: http://evil.example"][..],
+        &["Sec-Fetch-Site: none"],
+        &[own.as_str()],
+        &[],
+    ] {
+        assert_eq!(status_from("127.0.0.1", &stat, headers), 200, "{headers:?}");
+    }
+}
