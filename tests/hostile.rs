@@ -294,6 +294,42 @@ fn a_custom_path_into_a_protected_scene_needs_its_code() {
     assert_eq!(code, 200, "{body}");
 }
 
+/// A backslash stays refused in directories (go-fastdfs on Linux accepts it; a file name keeps
+/// it). The first directory is the scene whose Google code guards it, and that must be the
+/// same directory for every reader of the path: browsers and every WHATWG URL parser read `\`
+/// in an http URL as `/`, as does a node on Windows, so `prot\x` would be `prot`'s to them
+/// and a scene of its own, with no code, to us.
+#[test]
+fn a_backslash_never_makes_a_directory_that_other_readers_split() {
+    let s = Server::start(json!({
+        "enable_google_auth": true,
+        "enable_tus": true,
+        "enable_trim_file_name_special_char": false,
+        "scenes": ["default", format!("prot:{SECRET}")]
+    }));
+    for path in ["prot\\x", "open\\x", "files\\prot", "a/b\\c"] {
+        let (code, body) = upload(&s, "x.txt", path.as_bytes(), &[("path", path)]);
+        assert_eq!(code, 400, "{path}: {body}");
+        assert!(body.contains("path separator"), "{path}: {body}");
+        let (code, _) = tus_create(&s, 10, &[("filename", "t.txt"), ("path", path)]);
+        assert_eq!(code, 400, "tus {path}");
+    }
+    let (code, body) = upload(&s, "x.txt", b"scene", &[("scene", "prot\\x")]);
+    assert_eq!(code, 400, "{body}");
+    let stored: Vec<_> = std::fs::read_dir(s.dir.join("files"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().contains('\\'))
+        .collect();
+    assert!(stored.is_empty(), "{stored:?}");
+    // A file's own name keeps it (one component, escaped as %5C in its URL).
+    let (code, body) = upload(&s, "a\\b.txt", b"named", &[("output", "json")]);
+    assert_eq!(code, 200, "{body}");
+    let path = serde_json::from_str::<Value>(&body).unwrap()["path"].clone();
+    assert!(path.as_str().unwrap().ends_with("/a\\b.txt"), "{path}");
+}
+
 // ---- 3. connection floods ----
 
 #[test]
