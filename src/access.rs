@@ -109,6 +109,20 @@ pub fn from_another_site<'a>(fields: impl Iterator<Item = (&'a str, &'a [u8])>) 
     !authority.eq_ignore_ascii_case(host)
 }
 
+/// The host of an authority (`name[:port]`, `[v6]:port`), lower case, without a final dot;
+/// an IPv6 literal without its brackets.
+fn host_name(authority: &[u8]) -> String {
+    let authority = String::from_utf8_lossy(crate::codec::trim_ows(authority)).to_ascii_lowercase();
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or("").to_string();
+    }
+    let name = match authority.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => authority.as_str(),
+    };
+    name.trim_end_matches('.').to_string()
+}
+
 /// `authority` without the port that is its `scheme`'s default (`:80` for http, `:443` for
 /// https), as browsers write an origin.
 fn without_default_port<'a>(scheme: &[u8], authority: &'a [u8]) -> &'a [u8] {
@@ -144,6 +158,9 @@ pub struct Rules {
     proxies: Vec<AddrRule>,
     /// This node's own addresses (from `host` and the outgoing interface) and the peers'.
     known: Vec<IpAddr>,
+    /// Host names this node is reached by (`host`, `download_domain`, peers, lower case;
+    /// `.<s3_domain>` matches its subdomains), besides IP literals and `localhost`.
+    names: Vec<String>,
 }
 
 impl Rules {
@@ -167,7 +184,43 @@ impl Rules {
             admin_private: admin_ips.iter().any(|e| e.trim() == "0.0.0.0"),
             proxies: parse(trusted_proxies),
             known,
+            names: Vec::new(),
         }
+    }
+
+    /// These rules knowing the host names this node is reached by: each of `urls` (a URL or
+    /// a bare host) names one; an entry starting with `.` names every subdomain of the rest.
+    pub fn with_names<'a>(mut self, urls: impl IntoIterator<Item = &'a str>) -> Rules {
+        for url in urls {
+            let url = url.trim();
+            let (suffix, url) = match url.strip_prefix('.') {
+                Some(rest) => (".", rest),
+                None => ("", url),
+            };
+            let rest = url.split_once("://").map_or(url, |(_, r)| r);
+            let authority = rest.split(['/', '?']).next().unwrap_or("");
+            let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+            let name = host_name(authority.as_bytes());
+            if !name.is_empty() {
+                self.names.push(format!("{suffix}{name}"));
+            }
+        }
+        self
+    }
+
+    /// Whether a Host header value names this node: an IP literal, `localhost`, or one of its
+    /// names ([`Rules::with_names`]).
+    fn names_this_node(&self, host: &[u8]) -> bool {
+        let name = host_name(host);
+        if name.parse::<IpAddr>().is_ok() || name == "localhost" || name.ends_with(".localhost") {
+            return true;
+        }
+        self.names.iter().any(|n| match n.strip_prefix('.') {
+            Some(domain) => name
+                .strip_suffix(domain)
+                .is_some_and(|sub| sub.ends_with('.')),
+            None => *n == name,
+        })
     }
 
     /// Whether `socket` is a configured trusted proxy (whose forwarded headers count).
@@ -209,10 +262,29 @@ impl Rules {
         fields: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
     ) -> IpAddr {
         let client = self.client_of_fields(socket, fields.clone());
-        if self.is_admin(client) && from_another_site(fields) {
+        if self.is_admin(client) && (from_another_site(fields.clone()) || self.rebound(fields)) {
             return behind_untrusted_proxy(client);
         }
         client
+    }
+
+    /// Whether a browser sent this request to a host name that is not this node's (DNS
+    /// rebinding: a page of `evil.example` whose name now resolves to this node is, to the
+    /// browser, the same origin as its own page, and sends no sign of another site).
+    /// Browsers are known by Fetch Metadata (`Sec-Fetch-*`) or an `Origin`; other clients
+    /// name hosts as they like.
+    fn rebound<'a>(&self, fields: impl Iterator<Item = (&'a str, &'a [u8])>) -> bool {
+        let mut browser = false;
+        let mut host: &[u8] = b"";
+        for (name, value) in fields {
+            let lower = |p: &str| name.len() >= p.len() && name[..p.len()].eq_ignore_ascii_case(p);
+            if lower("sec-fetch-") || name.eq_ignore_ascii_case("origin") {
+                browser = true;
+            } else if name.eq_ignore_ascii_case("host") {
+                host = value;
+            }
+        }
+        browser && !self.names_this_node(host)
     }
 
     /// The client address: the socket's, or, from a trusted proxy only, the one its
@@ -399,6 +471,50 @@ mod tests {
             rights("192.0.2.1", &[("Origin", "http://evil.example")]),
             ip("192.0.2.1")
         );
+    }
+
+    #[test]
+    fn a_browser_sent_to_a_name_that_is_not_this_nodes_has_no_admin_rights() {
+        let r = rules(&[], &[], &[]).with_names([
+            "http://files.example:8080",
+            "https://cdn.example/g",
+            "s3.example",
+            ".s3.example",
+            "http://user:pw@peer.example:8080",
+            "",
+        ]);
+        let local = ip("127.0.0.1");
+        let rights = |host: &str, browser: bool| {
+            let mut fields = vec![("Host", host)];
+            if browser {
+                fields.push(("Sec-Fetch-Site", "same-origin"));
+            }
+            r.requester(local, fields.iter().map(|(n, v)| (*n, v.as_bytes())))
+        };
+        for host in [
+            "127.0.0.1:8080",
+            "[::1]:8080",
+            "localhost:8080",
+            "app.localhost",
+            "files.example:8080",
+            "FILES.example.",
+            "cdn.example",
+            "s3.example",
+            "bucket.s3.example:9000",
+            "peer.example:8080",
+        ] {
+            assert_eq!(rights(host, true), local, "{host}");
+        }
+        for host in [
+            "rebind.example:8080",
+            "files.example.evil",
+            "xs3.example",
+            "",
+            "example",
+        ] {
+            assert_eq!(rights(host, true), behind_untrusted_proxy(local), "{host}");
+            assert_eq!(rights(host, false), local, "not a browser: {host}");
+        }
     }
 
     #[test]

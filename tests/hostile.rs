@@ -875,3 +875,29 @@ fn a_page_of_another_site_open_in_an_admins_browser_gets_no_admin_answers() {
         assert_eq!(status_from("127.0.0.1", &stat, headers), 200, "{headers:?}");
     }
 }
+
+#[test]
+fn a_page_whose_name_was_rebound_to_this_node_gets_no_admin_answers() {
+    // DNS rebinding: `rebind.example` first served the attacker's page, then resolves to this
+    // node; to the browser its requests are same-origin, so only their Host tells.
+    let s = Server::start(json!({"download_domain": "http://files.example"}));
+    let stat = s.url("/group1/stat");
+    let rebound = format!("Host: rebind.example:{}", s.port);
+    let browser = "Sec-Fetch-Site: same-origin";
+    assert_eq!(status_from("127.0.0.1", &stat, &[&rebound, browser]), 403);
+    let origin = format!("Origin: http://rebind.example:{}", s.port);
+    assert_eq!(status_from("127.0.0.1", &stat, &[&rebound, &origin]), 403);
+    // This node's names and addresses, and clients that are no browser, keep their rights.
+    for host in [
+        format!("Host: files.example:{}", s.port),
+        format!("Host: 127.0.0.1:{}", s.port),
+        format!("Host: localhost:{}", s.port),
+    ] {
+        assert_eq!(
+            status_from("127.0.0.1", &stat, &[&host, browser]),
+            200,
+            "{host}"
+        );
+    }
+    assert_eq!(status_from("127.0.0.1", &stat, &[&rebound]), 200, "curl");
+}
