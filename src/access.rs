@@ -322,19 +322,30 @@ impl Rules {
                 .and_then(|s| s.parse::<IpAddr>().ok())
                 .map(canonical)
         };
-        match real_ip.as_slice() {
-            [one] => return parse(one).unwrap_or(unknown),
-            [] => {}
-            _ => return unknown,
-        }
-        for entry in entries.iter().rev() {
-            match parse(entry) {
-                None => return unknown,
-                Some(ip) if self.is_trusted_proxy(ip) => continue,
-                Some(ip) => return ip,
+        let forwarded_for = || {
+            for entry in entries.iter().rev() {
+                match parse(entry) {
+                    None => return unknown,
+                    Some(ip) if self.is_trusted_proxy(ip) => continue,
+                    Some(ip) => return ip,
+                }
             }
+            entries.first().and_then(|e| parse(e)).unwrap_or(unknown)
+        };
+        match real_ip.as_slice() {
+            [] => forwarded_for(),
+            [one] => match parse(one) {
+                // A proxy that only appends to X-Forwarded-For (HAProxy's `option forwardfor`)
+                // passes the client's own X-Real-IP on: where the two disagree, X-Real-IP names
+                // no admin.
+                Some(ip) if !entries.is_empty() && self.is_admin(ip) && forwarded_for() != ip => {
+                    unknown
+                }
+                Some(ip) => ip,
+                None => unknown,
+            },
+            _ => unknown,
         }
-        entries.first().and_then(|e| parse(e)).unwrap_or(unknown)
     }
 
     /// Admins: loopback 127.0.0.1 / ::1, this node's own addresses, an exact peer address, or
@@ -540,6 +551,20 @@ mod tests {
         // X-Real-IP, set (replaced) by the proxy, comes first; two of them are ambiguous.
         let real = [("X-Real-IP", "203.0.113.7"), ("X-Forwarded-For", "8.8.8.8")];
         assert_eq!(client(&r, "127.0.0.1", &real), ip("203.0.113.7"));
+        // A client's own X-Real-IP passed on by a proxy that only appends X-Forwarded-For
+        // names no admin; agreeing with it, or naming a non-admin, it holds.
+        let passed_on = [
+            ("X-Real-IP", "127.0.0.1"),
+            ("X-Forwarded-For", "203.0.113.5"),
+        ];
+        assert_eq!(client(&r, "127.0.0.1", &passed_on), nobody);
+        let agreeing = [("X-Real-IP", "127.0.0.1"), ("X-Forwarded-For", "127.0.0.1")];
+        assert_eq!(client(&r, "127.0.0.1", &agreeing), ip("127.0.0.1"));
+        let plain = [
+            ("X-Real-IP", "203.0.113.7"),
+            ("X-Forwarded-For", "127.0.0.1"),
+        ];
+        assert_eq!(client(&r, "127.0.0.1", &plain), ip("203.0.113.7"));
         let two_real = [("X-Real-IP", "127.0.0.1"), ("X-Real-IP", "203.0.113.7")];
         assert_eq!(client(&r, "127.0.0.1", &two_real), nobody);
         assert_eq!(client(&r, "127.0.0.1", &[("X-Real-IP", "nope")]), nobody);

@@ -817,6 +817,12 @@ fn a_client_cannot_name_itself_an_admin_through_a_trusted_proxys_x_forwarded_for
         status_from("127.0.0.77", &stat, &["X-Forwarded-For: 127.0.0.1"]),
         200
     );
+    // HAProxy's `option forwardfor` appends to X-Forwarded-For and passes a client's own
+    // X-Real-IP on: where the two disagree, X-Real-IP names no admin.
+    let passed_on = ["X-Real-IP: 127.0.0.1", "X-Forwarded-For: 203.0.113.5"];
+    assert_eq!(status_from("127.0.0.77", &stat, &passed_on), 403);
+    let agreeing = ["X-Real-IP: 127.0.0.1", "X-Forwarded-For: 127.0.0.1"];
+    assert_eq!(status_from("127.0.0.77", &stat, &agreeing), 200);
     // A trusted proxy on this host (loopback, an admin address) forwarding something that is
     // no address: the client is unknown, not the proxy.
     let s = Server::start(json!({"trusted_proxies": ["127.0.0.1"]}));
