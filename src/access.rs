@@ -277,8 +277,11 @@ impl Rules {
         let mut browser = false;
         let mut host: &[u8] = b"";
         for (name, value) in fields {
-            let lower = |p: &str| name.len() >= p.len() && name[..p.len()].eq_ignore_ascii_case(p);
-            if lower("sec-fetch-") || name.eq_ignore_ascii_case("origin") {
+            let fetch_metadata = name
+                .as_bytes()
+                .get(..b"sec-fetch-".len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(b"sec-fetch-"));
+            if fetch_metadata || name.eq_ignore_ascii_case("origin") {
                 browser = true;
             } else if name.eq_ignore_ascii_case("host") {
                 host = value;
