@@ -178,9 +178,12 @@ impl Handler for Worker {
 
     fn answered(&self, x: &Exchange<'_>) {
         // The client as the access rules see it (a trusted proxy's client, not the proxy).
-        let client = match x.forwarded {
+        let client = match x.head {
             None => x.peer,
-            forwarded => self.config().access.client_ip(x.peer, forwarded),
+            Some(head) => self
+                .config()
+                .access
+                .client_of_fields(x.peer, head.headers()),
         };
         self.access_log(client, x.method, x.status, x.target, x.took);
         let route = Route::from_tag(x.tag);

@@ -395,14 +395,13 @@ impl Worker {
         self.access.borrow().len()
     }
 
-    /// The client address of a request: X-Real-IP, else X-Forwarded-For, honoured only from
-    /// a trusted proxy.
+    /// The client whose rights a request has: the socket's address, or the client a trusted
+    /// proxy names (`access::Rules::client_ip`); never an admin for a page of another site
+    /// (`access::Rules::requester`).
     pub fn client_of(&self, req: &crate::http::Request<'_>) -> IpAddr {
-        let forwarded = req
-            .head
-            .header_str("x-real-ip")
-            .or_else(|| req.head.header_str("x-forwarded-for"));
-        self.config().access.client_ip(req.peer.ip(), forwarded)
+        self.config()
+            .access
+            .requester(req.peer.ip(), req.head.headers())
     }
     pub fn config(&self) -> std::rc::Rc<Config> {
         let now = self.shared.config_generation.load(Ordering::Acquire);

@@ -294,6 +294,42 @@ fn a_custom_path_into_a_protected_scene_needs_its_code() {
     assert_eq!(code, 200, "{body}");
 }
 
+/// A backslash stays refused in directories (go-fastdfs on Linux accepts it; a file name keeps
+/// it). The first directory is the scene whose Google code guards it, and that must be the
+/// same directory for every reader of the path: browsers and every WHATWG URL parser read `\`
+/// in an http URL as `/`, as does a node on Windows, so `prot\x` would be `prot`'s to them
+/// and a scene of its own, with no code, to us.
+#[test]
+fn a_backslash_never_makes_a_directory_that_other_readers_split() {
+    let s = Server::start(json!({
+        "enable_google_auth": true,
+        "enable_tus": true,
+        "enable_trim_file_name_special_char": false,
+        "scenes": ["default", format!("prot:{SECRET}")]
+    }));
+    for path in ["prot\\x", "open\\x", "files\\prot", "a/b\\c"] {
+        let (code, body) = upload(&s, "x.txt", path.as_bytes(), &[("path", path)]);
+        assert_eq!(code, 400, "{path}: {body}");
+        assert!(body.contains("path separator"), "{path}: {body}");
+        let (code, _) = tus_create(&s, 10, &[("filename", "t.txt"), ("path", path)]);
+        assert_eq!(code, 400, "tus {path}");
+    }
+    let (code, body) = upload(&s, "x.txt", b"scene", &[("scene", "prot\\x")]);
+    assert_eq!(code, 400, "{body}");
+    let stored: Vec<_> = std::fs::read_dir(s.dir.join("files"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().contains('\\'))
+        .collect();
+    assert!(stored.is_empty(), "{stored:?}");
+    // A file's own name keeps it (one component, escaped as %5C in its URL).
+    let (code, body) = upload(&s, "a\\b.txt", b"named", &[("output", "json")]);
+    assert_eq!(code, 200, "{body}");
+    let path = serde_json::from_str::<Value>(&body).unwrap()["path"].clone();
+    assert!(path.as_str().unwrap().ends_with("/a\\b.txt"), "{path}");
+}
+
 // ---- 3. connection floods ----
 
 #[test]
@@ -759,4 +795,115 @@ fn refused_heads_are_in_the_access_log_one_escaped_line_each() {
         "{}",
         lines[3]
     );
+}
+
+// ---- 7. forwarded clients: only what the trusted proxies wrote is believed ----
+
+#[test]
+fn a_client_cannot_name_itself_an_admin_through_a_trusted_proxys_x_forwarded_for() {
+    // nginx (`$proxy_add_x_forwarded_for`) at 127.0.0.77 appends the address of the client it
+    // serves, 203.0.113.5, to the X-Forwarded-For that client sent; HAProxy adds a field of
+    // its own after the client's. The admin address on the left is the client's invention.
+    let s = Server::start(json!({"trusted_proxies": ["127.0.0.77"]}));
+    let stat = s.url("/group1/stat");
+    let appended = "X-Forwarded-For: 127.0.0.1, 203.0.113.5";
+    assert_eq!(status_from("127.0.0.77", &stat, &[appended]), 403);
+    let fields = ["X-Forwarded-For: 127.0.0.1", "X-Forwarded-For: 203.0.113.5"];
+    assert_eq!(status_from("127.0.0.77", &stat, &fields), 403);
+    // A proxy's own entry on the right is skipped; what the proxy says of an admin holds.
+    let chain = "X-Forwarded-For: 203.0.113.5, 127.0.0.1, 127.0.0.77";
+    assert_eq!(status_from("127.0.0.77", &stat, &[chain]), 200);
+    assert_eq!(
+        status_from("127.0.0.77", &stat, &["X-Forwarded-For: 127.0.0.1"]),
+        200
+    );
+    // HAProxy's `option forwardfor` appends to X-Forwarded-For and passes a client's own
+    // X-Real-IP on: where the two disagree, X-Real-IP names no admin.
+    let passed_on = ["X-Real-IP: 127.0.0.1", "X-Forwarded-For: 203.0.113.5"];
+    assert_eq!(status_from("127.0.0.77", &stat, &passed_on), 403);
+    let agreeing = ["X-Real-IP: 127.0.0.1", "X-Forwarded-For: 127.0.0.1"];
+    assert_eq!(status_from("127.0.0.77", &stat, &agreeing), 200);
+    // A trusted proxy on this host (loopback, an admin address) forwarding something that is
+    // no address: the client is unknown, not the proxy.
+    let s = Server::start(json!({"trusted_proxies": ["127.0.0.1"]}));
+    let stat = s.url("/group1/stat");
+    for h in [
+        "X-Forwarded-For: nonsense, 203.0.113.5",
+        "X-Forwarded-For: nonsense",
+        "X-Real-IP: nonsense",
+    ] {
+        assert_eq!(status_from("127.0.0.1", &stat, &[h]), 403, "{h}");
+    }
+    assert_eq!(status_from("127.0.0.1", &stat, &[]), 200, "not forwarded");
+}
+
+// ---- 8. a web page of another site, shown on an admin's host, is no admin ----
+
+#[test]
+fn a_page_of_another_site_open_in_an_admins_browser_gets_no_admin_answers() {
+    // The operator's browser runs on this host (127.0.0.1, an admin address): every page it
+    // shows sends its requests from there, and the answers carry CORS headers for any origin.
+    let s = Server::start(json!({"download_use_token": true}));
+    let r = upload_json(&s, "kept.txt", b"a page of another site must not delete me");
+    let md5 = r["md5"].as_str().unwrap().to_string();
+    let file = r["path"].as_str().unwrap().to_string();
+    let stat = s.url("/group1/stat");
+    let delete = s.url(&format!("/group1/delete?md5={md5}"));
+    let cross = [
+        &["Origin: http://evil.example", "Sec-Fetch-Site: cross-site"][..],
+        &["Sec-Fetch-Site: same-site"],
+        &["Origin: http://evil.example"], // a browser without Fetch Metadata
+        &["Origin: null"],
+    ];
+    for headers in cross {
+        assert_eq!(status_from("127.0.0.1", &stat, headers), 403, "{headers:?}");
+        assert_ne!(
+            status_from("127.0.0.1", &delete, headers),
+            200,
+            "{headers:?}"
+        );
+        // A file behind download tokens needs its token, as from anyone else.
+        assert_eq!(
+            status_from("127.0.0.1", &s.url(&file), headers),
+            401,
+            "{headers:?}"
+        );
+    }
+    assert_eq!(status_from("127.0.0.1", &s.url(&file), &[]), 200, "kept");
+    // The server's own pages, addresses typed in, and clients that are no browser: an admin.
+    let own = format!("Origin: {}", s.base());
+    for headers in [
+        &["Sec-Fetch-Site: same-origin", "Origin: http://evil.example"][..],
+        &["Sec-Fetch-Site: none"],
+        &[own.as_str()],
+        &[],
+    ] {
+        assert_eq!(status_from("127.0.0.1", &stat, headers), 200, "{headers:?}");
+    }
+}
+
+#[test]
+fn a_page_whose_name_was_rebound_to_this_node_gets_no_admin_answers() {
+    // DNS rebinding: `rebind.example` first served the attacker's page, then resolves to this
+    // node; to the browser its requests are same-origin, so only their Host tells.
+    let s = Server::start(json!({"download_domain": "http://files.example"}));
+    let stat = s.url("/group1/stat");
+    let rebound = format!("Host: rebind.example:{}", s.port);
+    let browser = "Sec-Fetch-Site: same-origin";
+    assert_eq!(status_from("127.0.0.1", &stat, &[&rebound, browser]), 403);
+    let origin = format!("Origin: http://rebind.example:{}", s.port);
+    assert_eq!(status_from("127.0.0.1", &stat, &[&rebound, &origin]), 403);
+    // This node's names and addresses, and clients that are no browser, keep their rights.
+    for host in [
+        format!("Host: files.example:{}", s.port),
+        format!("Host: 127.0.0.1:{}", s.port),
+        format!("Host: localhost:{}", s.port),
+    ] {
+        assert_eq!(
+            status_from("127.0.0.1", &stat, &[&host, browser]),
+            200,
+            "{host}"
+        );
+    }
+    assert_eq!(status_from("127.0.0.1", &stat, &[&rebound]), 200, "curl");
 }

@@ -522,7 +522,16 @@ fn access_rules(c: &Config) -> crate::access::Rules {
         .into_iter()
         .flatten()
         .collect();
-    crate::access::Rules::new(&c.admin_ips, &c.trusted_proxies, &c.peers, &own)
+    let s3_subdomains = (!c.s3_domain.is_empty()).then(|| format!(".{}", c.s3_domain));
+    let names = [
+        c.host.as_str(),
+        c.download_domain.as_str(),
+        c.s3_domain.as_str(),
+    ]
+    .into_iter()
+    .chain(s3_subdomains.as_deref())
+    .chain(c.peers.iter().map(String::as_str));
+    crate::access::Rules::new(&c.admin_ips, &c.trusted_proxies, &c.peers, &own).with_names(names)
 }
 
 /// Peers get `http://` when they lack a scheme; this node's own URL is dropped.

@@ -62,9 +62,9 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct Exchange<'a> {
     pub peer: std::net::IpAddr,
-    /// `X-Real-IP`, else `X-Forwarded-For`: the client a proxy names (believed only from a
-    /// trusted proxy, which the handler decides).
-    pub forwarded: Option<&'a str>,
+    /// The request's head (None for a refused one): the client a proxy names in it is
+    /// believed only from a trusted proxy, which the handler decides.
+    pub head: Option<&'a RequestHead>,
     pub method: &'a str,
     pub target: &'a str,
     /// The request's `tag` as the handler left it.
@@ -598,9 +598,7 @@ pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>) {
         let took = started.elapsed();
         handler.answered(&Exchange {
             peer: peer.ip(),
-            forwarded: head
-                .header_str("x-real-ip")
-                .or_else(|| head.header_str("x-forwarded-for")),
+            head: Some(&head),
             method: head.method(),
             target: head.target(),
             tag,
@@ -684,7 +682,7 @@ async fn refuse_head<H: Handler>(
     let sent = write_answer(conn, resp, Persist::Close, false).await;
     handler.answered(&Exchange {
         peer: peer.ip(),
-        forwarded: None,
+        head: None,
         method: &method,
         target: &target,
         tag: usize::MAX,

@@ -10,7 +10,9 @@
 //! ordinary byte of one component. File names keep it as go-fastdfs does (`check_name`),
 //! S3 keys in their last segment, URL segments (`%5C`, always escaped where a URL is built);
 //! directories and scenes keep refusing it (`check_component`): nothing ever splits a path
-//! on it.
+//! on it. go-fastdfs accepts it in directories too; we do not, because a directory decides a
+//! namespace (the scene a Google code guards is the first one) and browsers, WHATWG URL
+//! parsers and Windows nodes split on it: `prot\x` is under `prot` to them, its own scene to us.
 
 use std::fmt;
 

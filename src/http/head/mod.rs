@@ -240,7 +240,7 @@ impl RequestHead {
     }
 
     /// All header fields in order of appearance: (name as sent, value).
-    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + Clone + '_ {
         self.fields
             .iter()
             .map(|f| (validated_str(f.name.get(&self.raw)), f.value.get(&self.raw)))
