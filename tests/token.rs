@@ -46,6 +46,30 @@ fn tokens_need_the_secret_and_a_fresh_timestamp() {
     assert_eq!(code, 200, "admins (127.0.0.1) need no token");
 }
 
+/// A timestamp at the ends of the integers is far from now, not wrapped into the window
+/// (`now - i64::MIN` overflowed: a panic in a debug build, a token that never expires in a
+/// release build).
+#[test]
+fn timestamps_at_the_ends_of_the_integers_are_expired_not_wrapped() {
+    let s = Server::start(json!({
+        "download_use_token": true, "download_token_expire": 600, "download_token_secret": "s3cret"
+    }));
+    let r: Value = upload_json(&s, "edge.txt", b"edge of time");
+    let (path, md5) = (r["path"].as_str().unwrap(), r["md5"].as_str().unwrap());
+    for ts in [i64::MIN, i64::MIN + now(), i64::MIN + now() + 1, i64::MAX, -1] {
+        assert_eq!(
+            status_from_non_admin(&s.url(&with_token(path, md5, ts, "s3cret")), &[]),
+            401,
+            "timestamp {ts}"
+        );
+    }
+    assert_eq!(
+        status_from_non_admin(&s.url(&with_token(path, md5, now(), "s3cret")), &[]),
+        200,
+        "the server still answers"
+    );
+}
+
 #[test]
 fn a_file_without_a_record_is_refused_not_waved_through() {
     let s = Server::start(json!({"download_use_token": true, "download_token_secret": "s3cret"}));

@@ -581,7 +581,8 @@ fn check_token_for(
         return Err(ApiError::Empty(401));
     };
     let now = chrono::Utc::now().timestamp();
-    if token.is_empty() || (now - stamp).abs() > cfg.download_token_expire.max(0) {
+    // `abs_diff`: a timestamp near i64::MIN must not wrap the difference into the window.
+    if token.is_empty() || now.abs_diff(stamp) > cfg.download_token_expire.max(0).unsigned_abs() {
         return Err(ApiError::Empty(401));
     }
     let Some(md5) = md5 else {
