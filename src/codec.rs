@@ -1,6 +1,18 @@
-//! Small codecs used across layers, each defined once: hex, MD5 hex of a string, decimal
+//! Small codecs used across layers, each defined once: secrets compared in constant time,
+//! hex, MD5 hex of a string, decimal
 //! digits, random ids, HTTP optional whitespace, strict percent-decoding, form (query string)
 //! decoding. A leaf module.
+
+/// Whether a secret a client sent equals the expected one, compared without an early exit:
+/// the time taken does not tell how long a prefix of the secret a guess got right.
+pub fn same_secret(expected: &[u8], sent: &[u8]) -> bool {
+    expected.len() == sent.len()
+        && expected
+            .iter()
+            .zip(sent)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
 
 /// Appends `n` in decimal (response heads and log lines, without `fmt`).
 pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
@@ -141,6 +153,16 @@ pub fn form_decode_into(raw: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_equal_only_when_every_byte_and_the_length_are() {
+        assert!(same_secret(b"k3y", b"k3y"));
+        assert!(!same_secret(b"k3y", b"k3z"));
+        assert!(!same_secret(b"k3y", b"k3"));
+        assert!(!same_secret(b"k3y", b"k3yy"));
+        assert!(!same_secret(b"k3y", b""));
+        assert!(same_secret(b"", b""));
+    }
 
     #[test]
     fn padded_digits_keep_the_lowest_digits_zero_padded() {

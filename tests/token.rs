@@ -56,7 +56,13 @@ fn timestamps_at_the_ends_of_the_integers_are_expired_not_wrapped() {
     }));
     let r: Value = upload_json(&s, "edge.txt", b"edge of time");
     let (path, md5) = (r["path"].as_str().unwrap(), r["md5"].as_str().unwrap());
-    for ts in [i64::MIN, i64::MIN + now(), i64::MIN + now() + 1, i64::MAX, -1] {
+    for ts in [
+        i64::MIN,
+        i64::MIN + now(),
+        i64::MIN + now() + 1,
+        i64::MAX,
+        -1,
+    ] {
         assert_eq!(
             status_from_non_admin(&s.url(&with_token(path, md5, ts, "s3cret")), &[]),
             401,

@@ -589,14 +589,7 @@ fn check_token_for(
         return Err(ApiError::Empty(401));
     };
     let expected = token_for(md5, ts, &cfg.download_token_secret);
-    // Compare without an early exit, so timing does not reveal a prefix of the expected token.
-    let same = expected.len() == token.len()
-        && expected
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
+    if crate::codec::same_secret(expected.as_bytes(), token.as_bytes()) {
         Ok(())
     } else {
         Err(ApiError::Empty(401))

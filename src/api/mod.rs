@@ -24,7 +24,9 @@ pub fn require_admin(
         return Ok(());
     }
     let key = params.get("admin_key").unwrap_or(params.str("key"));
-    if !cfg.admin_key.is_empty() && key == cfg.admin_key {
+    if !cfg.admin_key.is_empty()
+        && crate::codec::same_secret(cfg.admin_key.as_bytes(), key.as_bytes())
+    {
         return Ok(());
     }
     Err(refuse(crate::access::not_permitted_text(client)))
