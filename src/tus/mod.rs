@@ -396,7 +396,8 @@ async fn create(w: &Worker, req: &mut Request<'_>) -> Result<Response, TusError>
     let client = w.client_of(req);
     let target = target_of(w, client, &metadata)?;
     let id = state::new_id();
-    if !state::claim(&id, client, cfg.tus_uploads_per_client_max) {
+    let admin = cfg.access.is_admin(client);
+    if !state::claim(&id, client, cfg.tus_uploads_per_client_max, admin) {
         return Err(TusError::TooMany(cfg.tus_uploads_per_client_max));
     }
     let fresh = Info {

@@ -306,12 +306,21 @@ static OWNERS: Mutex<Option<Owners>> = Mutex::new(None);
 
 /// Unfinished uploads over all clients (each client has `tus_uploads_per_client_max`).
 pub const UPLOADS_TOTAL_MAX: u64 = 4096;
+/// Unfinished uploads beyond [`UPLOADS_TOTAL_MAX`] kept for admins (the operator, an
+/// application server uploading from an admin address): clients that filled the total do not
+/// shut them out.
+pub const UPLOADS_ADMIN_RESERVE: u64 = 256;
 
 /// Whether one more unfinished upload fits: `held` of its client's at most `max`, and every
-/// client's together (`total`) under [`UPLOADS_TOTAL_MAX`]: many addresses (IPv6, many hosts)
-/// must not hold the disk either.
-fn admits(total: u64, held: u64, max: u64) -> bool {
-    held < max && total < UPLOADS_TOTAL_MAX
+/// client's together (`total`) under [`UPLOADS_TOTAL_MAX`], or its reserve for an admin: many
+/// addresses (IPv6, many hosts) must not hold the disk either.
+fn admits(total: u64, held: u64, max: u64, admin: bool) -> bool {
+    let total_max = if admin {
+        UPLOADS_TOTAL_MAX + UPLOADS_ADMIN_RESERVE
+    } else {
+        UPLOADS_TOTAL_MAX
+    };
+    held < max && total < total_max
 }
 
 #[derive(Debug, Default)]
@@ -326,13 +335,13 @@ fn with_owners<T>(f: impl FnOnce(&mut Owners) -> T) -> T {
 }
 
 /// Counts a new upload of `client` (an IPv6 client per /64, `access::client_block`); false
-/// when the client already holds `max`.
-pub fn claim(id: &str, client: std::net::IpAddr, max: u64) -> bool {
+/// when the client already holds `max`, or all clients the total ([`admits`]).
+pub fn claim(id: &str, client: std::net::IpAddr, max: u64, admin: bool) -> bool {
     let client = crate::access::client_block(client);
     with_owners(|o| {
         let total = o.by_id.len() as u64;
         let held = o.per_client.entry(client).or_insert(0);
-        if !admits(total, *held, max) {
+        if !admits(total, *held, max, admin) {
             if *held == 0 {
                 o.per_client.remove(&client);
             }
@@ -395,31 +404,50 @@ mod tests {
 
     #[test]
     fn unfinished_uploads_are_bounded_in_all_too() {
-        assert!(admits(0, 0, 64));
-        assert!(!admits(0, 64, 64), "per client");
-        assert!(admits(UPLOADS_TOTAL_MAX - 1, 0, 64));
+        assert!(admits(0, 0, 64, false));
+        assert!(!admits(0, 64, 64, false), "per client");
+        assert!(admits(UPLOADS_TOTAL_MAX - 1, 0, 64, false));
         assert!(
-            !admits(UPLOADS_TOTAL_MAX, 0, 64),
+            !admits(UPLOADS_TOTAL_MAX, 0, 64, false),
             "a new client, but all are held"
         );
+    }
+
+    #[test]
+    fn clients_that_fill_the_total_leave_admins_a_reserve() {
+        assert!(admits(UPLOADS_TOTAL_MAX, 0, 64, true));
+        assert!(admits(
+            UPLOADS_TOTAL_MAX + UPLOADS_ADMIN_RESERVE - 1,
+            0,
+            64,
+            true
+        ));
+        assert!(
+            !admits(UPLOADS_TOTAL_MAX + UPLOADS_ADMIN_RESERVE, 0, 64, true),
+            "the reserve is bounded too"
+        );
+        assert!(!admits(0, 64, 64, true), "an admin has the per-client cap");
     }
 
     #[test]
     fn unfinished_uploads_are_bounded_per_client() {
         let ip: std::net::IpAddr = "127.0.0.55".parse().unwrap();
         let (a, b, c) = (new_id(), new_id(), new_id());
-        assert!(claim(&a, ip, 2));
-        assert!(claim(&b, ip, 2));
-        assert!(!claim(&c, ip, 2), "a third unfinished upload is refused");
+        assert!(claim(&a, ip, 2, false));
+        assert!(claim(&b, ip, 2, false));
+        assert!(
+            !claim(&c, ip, 2, false),
+            "a third unfinished upload is refused"
+        );
         release(&a);
         release(&a); // idempotent
-        assert!(claim(&c, ip, 2));
+        assert!(claim(&c, ip, 2, false));
         release(&b);
         release(&c);
         note(&a, ip);
         note(&a, ip);
-        assert!(claim(&b, ip, 2));
-        assert!(!claim(&c, ip, 2), "a noted upload counts once");
+        assert!(claim(&b, ip, 2, false));
+        assert!(!claim(&c, ip, 2, false), "a noted upload counts once");
         release(&a);
         release(&b);
     }
