@@ -76,6 +76,25 @@ pub fn behind_untrusted_proxy(proxy: IpAddr) -> IpAddr {
     IpAddr::V6(std::net::Ipv6Addr::from((0x0100u128 << 112) | low))
 }
 
+/// Whether a field may make a request's client another than its socket's address: a proxy's
+/// (`X-Real-IP`, `X-Forwarded-For`) or a browser's (`Origin`, `Sec-Fetch-*`).
+fn names_someone_else(name: &str) -> bool {
+    let n = name.as_bytes();
+    n.len() >= 6
+        && (n.eq_ignore_ascii_case(b"x-real-ip")
+            || n.eq_ignore_ascii_case(b"x-forwarded-for")
+            || n.eq_ignore_ascii_case(b"origin")
+            || n.get(..10)
+                .is_some_and(|p| p.eq_ignore_ascii_case(b"sec-fetch-")))
+}
+
+/// Whether a request names a client behind a proxy (`X-Real-IP`, `X-Forwarded-For`).
+pub fn forwarded<'a>(mut fields: impl Iterator<Item = (&'a str, &'a [u8])>) -> bool {
+    fields.any(|(name, _)| {
+        name.eq_ignore_ascii_case("x-real-ip") || name.eq_ignore_ascii_case("x-forwarded-for")
+    })
+}
+
 /// Whether a browser sent this request for a page of another site (Fetch Metadata,
 /// `Sec-Fetch-Site: cross-site` or `same-site`; without it, an `Origin` whose host and port
 /// are not the request's `Host`, or `null`). Requests of this server's own pages
@@ -261,6 +280,10 @@ impl Rules {
         socket: IpAddr,
         fields: impl Iterator<Item = (&'a str, &'a [u8])> + Clone,
     ) -> IpAddr {
+        if !fields.clone().any(|(name, _)| names_someone_else(name)) {
+            // Most requests: no proxy, no browser; the socket's address.
+            return canonical(socket);
+        }
         let client = self.client_of_fields(socket, fields.clone());
         if self.is_admin(client) && (from_another_site(fields.clone()) || self.rebound(fields)) {
             return behind_untrusted_proxy(client);
@@ -431,6 +454,26 @@ mod tests {
     /// The client of a request from `socket` with these header fields.
     fn client(r: &Rules, socket: &str, fields: &[(&str, &str)]) -> IpAddr {
         r.client_of_fields(ip(socket), fields.iter().map(|(n, v)| (*n, v.as_bytes())))
+    }
+
+    #[test]
+    fn a_request_without_proxy_or_browser_fields_is_its_sockets_canonical_address() {
+        let r = rules(&["10.0.0.0/8"], &[], &["127.0.0.1"]);
+        let mapped = ip("::ffff:10.0.0.9");
+        let plain = [
+            ("Host", "10.0.0.5"),
+            ("User-Agent", "curl"),
+            ("Originator", "x"),
+        ];
+        let fields = || plain.iter().map(|(n, v)| (*n, v.as_bytes()));
+        assert_eq!(r.requester(mapped, fields()), ip("10.0.0.9"));
+        assert!(!names_someone_else("Originator"));
+        assert!(names_someone_else("SEC-FETCH-MODE"));
+        assert!(names_someone_else("x-forwarded-for"));
+        assert!(!super::forwarded(fields()));
+        assert!(super::forwarded(
+            [("X-Real-IP", &b"1.2.3.4"[..])].into_iter()
+        ));
     }
 
     #[test]

@@ -179,11 +179,11 @@ impl Handler for Worker {
     fn answered(&self, x: &Exchange<'_>) {
         // The client as the access rules see it (a trusted proxy's client, not the proxy).
         let client = match x.head {
-            None => x.peer,
-            Some(head) => self
+            Some(head) if crate::access::forwarded(head.headers()) => self
                 .config()
                 .access
                 .client_of_fields(x.peer, head.headers()),
+            _ => x.peer,
         };
         self.access_log(client, x.method, x.status, x.target, x.took);
         let route = Route::from_tag(x.tag);
