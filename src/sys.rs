@@ -403,6 +403,16 @@ pub fn free_bytes(path: &Path) -> Option<u64> {
     statvfs(path).map(|v| v.f_bavail as u64 * v.f_frsize as u64)
 }
 
+/// Bytes that a non-root user can still write, and the size in bytes, of the filesystem
+/// holding `path`; None when it cannot be asked.
+// The statvfs field types differ between targets: the casts are not all no-ops.
+#[allow(clippy::unnecessary_cast)]
+pub fn free_and_total_bytes(path: &Path) -> Option<(u64, u64)> {
+    let v = statvfs(path)?;
+    let frsize = v.f_frsize as u64;
+    Some((v.f_bavail as u64 * frsize, v.f_blocks as u64 * frsize))
+}
+
 /// Space and inodes of the filesystem holding `path`; None when it cannot be asked.
 // The statvfs/statfs field types differ between targets: the casts are not all no-ops.
 #[allow(clippy::unnecessary_cast)]

@@ -378,3 +378,225 @@ fn a_repair_on_a_full_metadata_disk_stops_with_a_logged_error_and_recovers() {
     let (code, out) = run_to_exit(&a_root, &["check"], Duration::from_secs(60));
     assert_eq!(code, Some(0), "{out}");
 }
+
+/// Free bytes of the filesystem holding `dir` (`stat -f`: available blocks times their size).
+fn free_bytes(dir: &Path) -> u64 {
+    let out = Command::new("stat")
+        .args(["-f", "-c", "%a %S"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut n = text.split_whitespace().map(|v| v.parse::<u64>().unwrap());
+    n.next().unwrap() * n.next().unwrap()
+}
+
+/// Takes all but `left` bytes of the filesystem of `dir`; returns the filler.
+fn fill_leaving(dir: &Path, left: u64) -> PathBuf {
+    let filler = dir.join("filler");
+    let mib = (free_bytes(dir).saturating_sub(left)) >> 20;
+    let ok = Command::new("dd")
+        .args(["if=/dev/zero", "bs=1M", &format!("count={mib}")])
+        .arg(format!("of={}", filler.display()))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    filler
+}
+
+/// curl with `Expect: 100-continue` (it waits up to 5 s for the interim answer before sending
+/// the body); returns (status, body, bytes of the request body it sent).
+fn curl(args: &[&str], url: &str) -> (u16, String, u64) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "60", "--expect100-timeout", "5"])
+        .args([
+            "-H",
+            "Expect: 100-continue",
+            "-w",
+            "\n%{http_code} %{size_upload}",
+        ])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, tail) = text.rsplit_once('\n').unwrap();
+    let mut n = tail
+        .split_whitespace()
+        .map(|v| v.parse::<u64>().unwrap_or(0));
+    (
+        n.next().unwrap() as u16,
+        body.to_string(),
+        n.next().unwrap(),
+    )
+}
+
+/// An upload whose size is announced up front (a multipart body's Content-Length, a tus
+/// `Upload-Length` at creation or declared later, an S3 PUT's length) and that would not fit
+/// in the free space left is refused at once with the 507 of a full disk, before any of its
+/// body is read: curl's `Expect: 100-continue` gets the answer instead of `100 Continue` and
+/// sends none of it, and no temp file appears. A body without a length (chunked) is still
+/// refused when the disk fills under it, its temp file removed. Uploads that fit go through.
+#[test]
+fn an_upload_announced_larger_than_the_free_space_is_refused_before_its_body_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("rt");
+    let Some(_fs) = Tmpfs::mount(&root, "32m") else {
+        return;
+    };
+    let s3_port = free_port("127.0.0.1");
+    let (ak, sk) = ("AKSPACE", "space-secret");
+    let s = Server::start_in(
+        &root,
+        "127.0.0.1",
+        json!({
+            "enable_tus": true,
+            "enable_merge_small_file": false,
+            "s3_addr": format!("127.0.0.1:{s3_port}"),
+            "s3_region": "us-east-1",
+            "s3_keys": [{"access_key_id": ak, "secret_access_key": sk, "buckets": ["*"]}],
+        }),
+    );
+    let s3 = format!("http://127.0.0.1:{s3_port}");
+    let user = format!("{ak}:{sk}");
+    let signed = [
+        "--aws-sigv4",
+        "aws:amz:us-east-1:s3",
+        "--user",
+        &user,
+        "-H",
+        "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+    ];
+    let (code, body, _) = curl(
+        &[&signed[..], &["-X", "PUT"]].concat(),
+        &format!("{s3}/space"),
+    );
+    assert_eq!(code, 200, "{body}");
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let file = |name: &str, size: usize, seed: u64| {
+        let p = data.join(name);
+        std::fs::write(&p, noise(size, seed)).unwrap();
+        p.display().to_string()
+    };
+    let (big, fits) = (file("big.bin", 12 << 20, 1), 1_500_000);
+    let filler = fill_leaving(&root, 8 << 20);
+    let tmp_dir = root.join("files/_tmp");
+    let temps = || std::fs::read_dir(&tmp_dir).map(|d| d.count()).unwrap_or(0);
+    let upload_url = s.url("/group1/upload?output=json");
+
+    // Multipart: refused before the body.
+    let (code, body, sent) = curl(&["-F", &format!("file=@{big}")], &upload_url);
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    assert_refused_for_space(code, &v, &root);
+    assert_eq!(sent, 0, "the body was sent though refused: {body}");
+
+    // tus: an Upload-Length at creation, and a deferred one declared by a PATCH.
+    let tus = s.url("/group1/big/upload/");
+    let create = |length: (&str, &str)| {
+        call(
+            agent()
+                .post(&tus)
+                .set("Tus-Resumable", "1.0.0")
+                .set(length.0, length.1),
+        )
+    };
+    let (code, body) = create(("Upload-Length", &(12u64 << 20).to_string()));
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    assert_refused_for_space(code, &v, &root);
+    let r = agent()
+        .post(&tus)
+        .set("Tus-Resumable", "1.0.0")
+        .set("Upload-Defer-Length", "1")
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let deferred = r.header("location").unwrap().to_string();
+    let (code, body) = call(
+        agent()
+            .request("PATCH", &deferred)
+            .set("Tus-Resumable", "1.0.0")
+            .set("Upload-Offset", "0")
+            .set("Upload-Length", &(12u64 << 20).to_string())
+            .set("Content-Type", "application/offset+octet-stream"),
+    );
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    assert_refused_for_space(code, &v, &root);
+
+    // S3 PutObject: S3's error for a full store, before the body.
+    let (code, body, sent) = curl(
+        &[&signed[..], &["-T", &big]].concat(),
+        &format!("{s3}/space/big.bin"),
+    );
+    assert_eq!(code, 507, "{body}");
+    assert!(body.contains("<Code>InsufficientStorage</Code>"), "{body}");
+    assert!(!body.contains("/tmp"), "{body}");
+    assert_eq!(sent, 0, "the body was sent though refused: {body}");
+    // S3 UploadPart likewise.
+    let parts = format!("{s3}/space/parts.bin");
+    let (code, body, _) = curl(
+        &[&signed[..], &["-X", "POST"]].concat(),
+        &format!("{parts}?uploads="),
+    );
+    assert_eq!(code, 200, "{body}");
+    let id = body.split("<UploadId>").nth(1).unwrap();
+    let id = id.split("</UploadId>").next().unwrap();
+    let (code, body, sent) = curl(
+        &[&signed[..], &["-T", &big]].concat(),
+        &format!("{parts}?partNumber=1&uploadId={id}"),
+    );
+    assert_eq!(code, 507, "{body}");
+    assert!(body.contains("<Code>InsufficientStorage</Code>"), "{body}");
+    assert_eq!(sent, 0, "the part was sent though refused: {body}");
+    assert_eq!(temps(), 0, "a refused upload made a temp file");
+
+    // Without a length (chunked), the body is written until the disk is full: still a 507,
+    // and its temp file is removed.
+    let (code, body, _) = curl(
+        &[
+            "-H",
+            "Transfer-Encoding: chunked",
+            "-F",
+            &format!("file=@{big}"),
+        ],
+        &upload_url,
+    );
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    assert_refused_for_space(code, &v, &root);
+    assert!(
+        eventually(Duration::from_secs(5), || temps() == 0),
+        "temp files left"
+    );
+
+    // What fits goes through, by each route.
+    let small = file("fits.bin", fits, 2);
+    let (code, body, sent) = curl(&["-F", &format!("file=@{small}")], &upload_url);
+    assert_eq!(code, 200, "{body}");
+    assert!(sent > fits as u64);
+    let length = fits.to_string();
+    let r = agent()
+        .post(&tus)
+        .set("Tus-Resumable", "1.0.0")
+        .set("Upload-Length", &length)
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let patched = agent()
+        .request("PATCH", r.header("location").unwrap())
+        .set("Tus-Resumable", "1.0.0")
+        .set("Upload-Offset", "0")
+        .set("Content-Type", "application/offset+octet-stream")
+        .send_bytes(&noise(fits, 3))
+        .unwrap();
+    assert_eq!(patched.status(), 204);
+    assert!(patched.header("x-fastdfs-url").is_some());
+    let (code, body, _) = curl(
+        &[&signed[..], &["-T", &small]].concat(),
+        &format!("{s3}/space/fits.bin"),
+    );
+    assert_eq!(code, 200, "{body}");
+    let kept = std::fs::metadata(root.join("files/space/fits.bin")).unwrap();
+    assert_eq!(kept.len(), fits as u64);
+    std::fs::remove_file(filler).unwrap();
+}

@@ -314,6 +314,9 @@ async fn upload(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError>
         multipart::boundary_from_content_type(req.head.header("content-type").unwrap_or(b""))
             .ok_or_else(|| ApiError::fail(400, "request Content-Type isn't multipart/form-data"))?;
     bound_body(req, &cfg)?;
+    if let Some(n) = req.content_length() {
+        crate::store::space::admit(w.dir(), n).await?;
+    }
     let form = read_form(w, req, &boundary).await?;
     let mut p = form.fields;
     p.push_query(req.head.query());

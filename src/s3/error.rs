@@ -168,7 +168,11 @@ impl From<BodyError> for S3Error {
 
 impl From<std::io::Error> for S3Error {
     fn from(e: std::io::Error) -> Self {
-        if e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EDQUOT) {
+        let full = matches!(
+            e.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        ) || matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT));
+        if full {
             return S3Error::new(507, "InsufficientStorage", "no space left on the device");
         }
         S3Error::internal(e.to_string())

@@ -237,6 +237,10 @@ pub async fn receive(
         .and_then(|v| v.trim().parse().ok())
         .or(req.content_length())
         .unwrap_or(0);
+    if expected <= limit {
+        // (A larger one is refused as too large, once its headers are checked.)
+        crate::store::space::admit(w.dir(), expected).await?;
+    }
     let mut sink = Sink::start(w.dir(), &w.merge_memory, false, expected).await?;
     let checksum = match receive_into(w, req, r, limit, &mut sink).await {
         Ok(checksum) => checksum,

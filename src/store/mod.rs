@@ -1,7 +1,8 @@
 //! Storage: where files live (`names`), their metadata (`meta`, sharded LMDB with group
 //! commit), the small-file cache (`cache`), and the durable write path (`write`); the offline
 //! jobs (`import`, `check`) report their `progress`; a day's export (`backup`); S3 buckets over the top directories
-//! (`buckets`); the bound of the resized-image cache (`variants`).
+//! (`buckets`); the bound of the resized-image cache (`variants`); uploads' admission against free
+//! disk space (`space`).
 
 pub mod backup;
 pub mod buckets;
@@ -14,6 +15,7 @@ pub mod import;
 pub mod meta;
 pub mod names;
 pub mod progress;
+pub mod space;
 pub mod variants;
 pub mod write;
 

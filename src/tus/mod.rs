@@ -395,6 +395,9 @@ async fn create(w: &Worker, req: &mut Request<'_>) -> Result<Response, TusError>
     let checksum = checksum_of(req)?;
     let client = w.client_of(req);
     let target = target_of(w, client, &metadata)?;
+    if let Some(length) = length {
+        crate::store::space::admit(w.dir(), length).await?;
+    }
     let id = state::new_id();
     let admin = cfg.access.is_admin(client);
     if !state::claim(&id, client, cfg.tus_uploads_per_client_max, admin) {
@@ -523,6 +526,9 @@ async fn patch(w: &Worker, req: &mut Request<'_>, id: &str) -> Result<Response, 
         });
     }
     let declared = declare_length(&cfg, req, &mut info)?;
+    if let (true, Some(length)) = (declared, info.length) {
+        crate::store::space::admit(w.dir(), length - info.offset).await?;
+    }
     if info.completed.is_some() {
         if req.content_length() != Some(0) {
             return Err(TusError::TooLarge);

@@ -47,6 +47,9 @@ pub async fn receive(
     if req.content_length().is_some_and(|n| n > room) {
         return Err(TusError::TooLarge);
     }
+    if let Some(n) = req.content_length() {
+        crate::store::space::admit(w.dir(), n).await?;
+    }
     if room > 0 {
         // A chunk announced beyond the room is refused at once (`Request::chunk`).
         req.body_max = room;
