@@ -33,8 +33,8 @@ pub fn fits(announced: u64, free: u64, total: u64) -> bool {
 
 /// Refuses (`StorageFull`: a 507) an upload of `announced` bytes into the runtime dir `root`
 /// that would not fit. The `statvfs` runs on the blocking pool: on a network filesystem it
-/// may wait on a server, and the executor must not. A filesystem that cannot be asked admits
-/// (the writes find out).
+/// may wait on a server, and the executor must not. A filesystem that cannot be asked, or
+/// reports no size at all, admits (the writes find out).
 pub async fn admit(root: &Path, announced: u64) -> io::Result<()> {
     if announced < CHECKED_BYTES_MIN {
         return Ok(());
@@ -44,7 +44,9 @@ pub async fn admit(root: &Path, announced: u64) -> io::Result<()> {
         .spawn_blocking(move || crate::sys::free_and_total_bytes(&files))
         .await;
     match space {
-        Some((free, total)) if !fits(announced, free, total) => Err(io::Error::new(
+        // A filesystem that reports no size (a FUSE one without `statfs`: all zeros) cannot
+        // tell: admitted, as when it cannot be asked.
+        Some((free, total)) if total > 0 && !fits(announced, free, total) => Err(io::Error::new(
             io::ErrorKind::StorageFull,
             format!(
                 "an upload of {announced} bytes refused: {free} bytes free, {} of them kept in reserve",
