@@ -185,12 +185,11 @@ impl S3 {
              signature_version = s3v4\n  multipart_threshold = 8MB\n  multipart_chunksize = 8MB\n",
         )
         .unwrap();
-        std::fs::write(home.join("rclone.conf"), "").unwrap();
         s3
     }
 
-    /// [`S3::command`] with the AWS CLI's and rclone's configuration of the home directory
-    /// (no credentials file, no instance metadata, no pager, no retries).
+    /// [`S3::command`] with the AWS settings of the home directory, for boto3 (no
+    /// credentials file, no instance metadata, no pager, no retries).
     fn client(&self, program: &str) -> Command {
         let mut cmd = self.command(program);
         let home = self.home.path();
@@ -198,8 +197,7 @@ impl S3 {
             .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-credentials"))
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_PAGER", "")
-            .env("AWS_MAX_ATTEMPTS", "1")
-            .env("RCLONE_CONFIG", home.join("rclone.conf"));
+            .env("AWS_MAX_ATTEMPTS", "1");
         cmd
     }
 
@@ -232,13 +230,8 @@ impl S3 {
 
     /// The AWS CLI as `key`, against this server; `line` is split at whitespace.
     fn aws(&self, key: &Key, line: &str, limit_secs: u64) -> Output {
-        let mut cmd = self.client("aws");
-        cmd.env("AWS_ACCESS_KEY_ID", key.id)
-            .env("AWS_SECRET_ACCESS_KEY", key.secret)
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .args(["--endpoint-url", &self.endpoint()])
-            .args(["--cli-connect-timeout", "5", "--cli-read-timeout", "60"])
-            .args(line.split_whitespace());
+        let mut cmd = self.aws_command(key.id, key.secret);
+        cmd.args(line.split_whitespace());
         run(cmd, Duration::from_secs(limit_secs))
     }
 
@@ -256,29 +249,8 @@ impl S3 {
 
     /// rclone with the remote `s3t:` configured for this server (environment only).
     fn rclone(&self, args: &[&str]) -> Output {
-        let mut cmd = self.client("rclone");
-        for (k, v) in [
-            ("TYPE", "s3"),
-            ("PROVIDER", "Other"),
-            ("ENDPOINT", self.endpoint().as_str()),
-            ("ACCESS_KEY_ID", FULL.id),
-            ("SECRET_ACCESS_KEY", FULL.secret),
-            ("REGION", "us-east-1"),
-            ("FORCE_PATH_STYLE", "true"),
-            ("LIST_VERSION", "2"),
-        ] {
-            cmd.env(format!("RCLONE_CONFIG_S3T_{k}"), v);
-        }
-        cmd.args(args).args([
-            "--retries",
-            "1",
-            "--low-level-retries",
-            "1",
-            "--contimeout",
-            "5s",
-            "--timeout",
-            "30s",
-        ]);
+        let mut cmd = self.rclone_command(FULL.id, FULL.secret, &[("LIST_VERSION", "2")]);
+        cmd.args(args);
         run(cmd, Duration::from_secs(120))
     }
 }

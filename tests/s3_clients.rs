@@ -967,32 +967,12 @@ fn have_rclone(test: &str) -> bool {
 /// rclone with the remote `s3t:` for this server, configured through the environment only
 /// (no config file of the user's), multipart above 5 MiB in 5 MiB parts, no retries.
 fn rclone(s3: &S3, args: &[&str]) -> Output {
-    let mut cmd = s3.command("rclone");
-    std::fs::write(s3.home.path().join("rclone.conf"), "").unwrap();
-    cmd.env("RCLONE_CONFIG", s3.home.path().join("rclone.conf"));
-    for (k, v) in [
-        ("TYPE", "s3"),
-        ("PROVIDER", "Other"),
-        ("ENDPOINT", s3.endpoint().as_str()),
-        ("ACCESS_KEY_ID", KEY_ID),
-        ("SECRET_ACCESS_KEY", SECRET),
-        ("REGION", "us-east-1"),
-        ("FORCE_PATH_STYLE", "true"),
-        ("UPLOAD_CUTOFF", "5M"),
-        ("CHUNK_SIZE", "5M"),
-    ] {
-        cmd.env(format!("RCLONE_CONFIG_S3T_{k}"), v);
-    }
-    cmd.args(args).args([
-        "--retries",
-        "1",
-        "--low-level-retries",
-        "1",
-        "--contimeout",
-        "5s",
-        "--timeout",
-        "60s",
-    ]);
+    let mut cmd = s3.rclone_command(
+        KEY_ID,
+        SECRET,
+        &[("UPLOAD_CUTOFF", "5M"), ("CHUNK_SIZE", "5M")],
+    );
+    cmd.args(args);
     run(cmd, Duration::from_secs(180))
 }
 
@@ -1158,27 +1138,8 @@ fn have_aws(test: &str) -> bool {
 /// The AWS CLI against this server (`line` split at whitespace): path style, multipart above
 /// 8 MiB in 8 MiB parts, no credentials file, no instance metadata, no pager, no retries.
 fn aws(s3: &S3, args: &[&str]) -> Output {
-    let config = s3.home.path().join("aws-config");
-    if !config.exists() {
-        std::fs::write(
-            &config,
-            "[default]\nregion = us-east-1\noutput = json\ns3 =\n  addressing_style = path\n  \
-             signature_version = s3v4\n  multipart_threshold = 8MB\n  multipart_chunksize = 8MB\n",
-        )
-        .unwrap();
-    }
-    let mut cmd = s3.command("aws");
-    cmd.env("AWS_CONFIG_FILE", &config)
-        .env("AWS_SHARED_CREDENTIALS_FILE", s3.home.path().join("none"))
-        .env("AWS_ACCESS_KEY_ID", KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_PAGER", "")
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .args(["--endpoint-url", &s3.endpoint()])
-        .args(["--cli-connect-timeout", "5", "--cli-read-timeout", "60"])
-        .args(args);
+    let mut cmd = s3.aws_command(KEY_ID, SECRET);
+    cmd.args(args);
     run(cmd, Duration::from_secs(180))
 }
 

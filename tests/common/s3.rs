@@ -53,6 +53,73 @@ impl S3 {
             .env("PYTHONDONTWRITEBYTECODE", "1");
         cmd
     }
+
+    /// The AWS CLI with the access key `id` / `secret`, against this server: path-style,
+    /// SigV4, multipart above 8 MB in 8 MB parts, no credentials file, no instance metadata,
+    /// no pager, no retries, 5 s to connect and 60 s per read.
+    pub fn aws_command(&self, id: &str, secret: &str) -> Command {
+        let config = self.home.path().join("aws-config");
+        if !config.exists() {
+            std::fs::write(
+                &config,
+                "[default]\nregion = us-east-1\noutput = json\ns3 =\n  addressing_style = path\n  \
+                 signature_version = s3v4\n  multipart_threshold = 8MB\n  multipart_chunksize = 8MB\n",
+            )
+            .unwrap();
+        }
+        let mut cmd = self.command("aws");
+        cmd.env("AWS_CONFIG_FILE", &config)
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.home.path().join("no-credentials"),
+            )
+            .env("AWS_ACCESS_KEY_ID", id)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_PAGER", "")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .args(["--endpoint-url", &self.endpoint()])
+            .args(["--cli-connect-timeout", "5", "--cli-read-timeout", "60"]);
+        cmd
+    }
+
+    /// rclone with the remote `s3t:` for this server and the access key `id` / `secret`,
+    /// configured through the environment only (an empty config file of its own), with the
+    /// remote's `extra` settings (`UPLOAD_CUTOFF`...), no retries, 5 s to connect and 60 s
+    /// per read. The arguments after these come last.
+    pub fn rclone_command(&self, id: &str, secret: &str, extra: &[(&str, &str)]) -> Command {
+        let config = self.home.path().join("rclone.conf");
+        if !config.exists() {
+            std::fs::write(&config, "").unwrap();
+        }
+        let mut cmd = self.command("rclone");
+        cmd.env("RCLONE_CONFIG", &config);
+        let endpoint = self.endpoint();
+        let settings = [
+            ("TYPE", "s3"),
+            ("PROVIDER", "Other"),
+            ("ENDPOINT", endpoint.as_str()),
+            ("ACCESS_KEY_ID", id),
+            ("SECRET_ACCESS_KEY", secret),
+            ("REGION", "us-east-1"),
+            ("FORCE_PATH_STYLE", "true"),
+        ];
+        for (k, v) in settings.iter().chain(extra) {
+            cmd.env(format!("RCLONE_CONFIG_S3T_{k}"), v);
+        }
+        cmd.args([
+            "--retries",
+            "1",
+            "--low-level-retries",
+            "1",
+            "--contimeout",
+            "5s",
+            "--timeout",
+            "60s",
+        ]);
+        cmd
+    }
 }
 
 /// Starts a server whose S3 listener (region `us-east-1`) takes the access keys `keys` (the
