@@ -191,16 +191,28 @@ fn http_secs(v: &str) -> Option<i64> {
     crate::http::content::http_secs(v).map(|s| s as i64)
 }
 
-/// GetObjectAcl: the ACL this server applies, written as S3 would: the owner's full control,
-/// and everyone's read in a public-read bucket (s3cmd reads a source's ACL before a copy).
-pub async fn get_acl(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
+/// The bucket of an existing object whose sub-resource (ACL, tags) the caller reads or
+/// writes (`action`), checked in S3's order: NoSuchBucket, the caller's right (a public-read
+/// bucket lets anyone read), then NoSuchKey.
+async fn object_bucket(
+    w: &Worker,
+    r: &S3Request,
+    action: Action,
+) -> Result<crate::store::buckets::Bucket, S3Error> {
     let rel = object_rel(&r.bucket, &r.key);
     let info = record_at(w, r, &rel, &r.key)?;
     let bucket = existing(w, r).await?;
-    r.require(Action::Read, bucket.public_read)?;
+    r.require(action, action == Action::Read && bucket.public_read)?;
     if info.is_none() {
         return Err(S3Error::no_such_key().on(r.resource()));
     }
+    Ok(bucket)
+}
+
+/// GetObjectAcl: the ACL this server applies, written as S3 would: the owner's full control,
+/// and everyone's read in a public-read bucket (s3cmd reads a source's ACL before a copy).
+pub async fn get_acl(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
+    let bucket = object_bucket(w, r, Action::Read).await?;
     let owner = r
         .key_used()
         .map_or_else(|| "anonymous".to_string(), |k| escape(&k.access_key_id));
@@ -221,13 +233,7 @@ pub async fn get_acl(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
 /// [`super::store::refuse_unkept`]), so an existing object's tag set is empty. The AWS CLI
 /// asks for it before copying an object in parts.
 pub async fn get_tagging(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
-    let rel = object_rel(&r.bucket, &r.key);
-    let info = record_at(w, r, &rel, &r.key)?;
-    let bucket = existing(w, r).await?;
-    r.require(Action::Read, bucket.public_read)?;
-    if info.is_none() {
-        return Err(S3Error::no_such_key().on(r.resource()));
-    }
+    object_bucket(w, r, Action::Read).await?;
     Ok(xml_response(
         200,
         format!("<Tagging xmlns=\"{XMLNS}\"><TagSet></TagSet></Tagging>"),
@@ -236,13 +242,7 @@ pub async fn get_tagging(w: &Worker, r: &S3Request) -> Result<Response, S3Error>
 
 /// DeleteObjectTagging: an existing object's (empty) tag set is removed: 204.
 pub async fn delete_tagging(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
-    let rel = object_rel(&r.bucket, &r.key);
-    let info = record_at(w, r, &rel, &r.key)?;
-    existing(w, r).await?;
-    r.require(Action::Write, false)?;
-    if info.is_none() {
-        return Err(S3Error::no_such_key().on(r.resource()));
-    }
+    object_bucket(w, r, Action::Write).await?;
     Ok(Response::new(204))
 }
 
