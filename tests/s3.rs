@@ -12,7 +12,7 @@
 //! AWS config and rclone's config in a temp dir of its own, and talks only to 127.0.0.1.
 //! The slowest test is the 1 GiB upload under a memory bound (about 30 s).
 mod common;
-use common::s3::S3;
+use common::s3::{available, have_aws, have_rclone, run, Output, S3};
 use common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -20,7 +20,7 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -53,88 +53,6 @@ fn script(name: &str) -> String {
     format!("{}/tests/support/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// What a client process did.
-struct Output {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Output {
-    fn ok(&self) -> bool {
-        self.status.success()
-    }
-
-    fn text(&self) -> String {
-        format!(
-            "{}\n--- stdout:\n{}\n--- stderr:\n{}",
-            self.status, self.stdout, self.stderr
-        )
-    }
-
-    /// stdout lines that start with `prefix` (the AWS CLI's `upload:`, `download:`...).
-    fn lines_starting(&self, prefix: &str) -> usize {
-        self.stdout
-            .lines()
-            .filter(|l| l.starts_with(prefix))
-            .count()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-}
-
-/// Runs `cmd` (stdin closed, output to files) and waits at most `limit`; a process that
-/// overstays is killed and the test fails.
-fn run(mut cmd: Command, limit: Duration) -> Output {
-    let tmp = tempfile::tempdir().unwrap();
-    let (out, err) = (tmp.path().join("stdout"), tmp.path().join("stderr"));
-    cmd.stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap());
-    let what = format!("{cmd:?}");
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{what} did not finish within {limit:?}:\n--- stdout:\n{}\n--- stderr:\n{}",
-                std::fs::read_to_string(&out).unwrap_or_default(),
-                std::fs::read_to_string(&err).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: String::from_utf8_lossy(&std::fs::read(&out).unwrap()).into_owned(),
-        stderr: String::from_utf8_lossy(&std::fs::read(&err).unwrap()).into_owned(),
-    }
-}
-
-/// Whether `program args` runs; if not, the test is reported skipped with `why`.
-fn available(test: &str, program: &str, args: &[&str], why: &str) -> bool {
-    let ok = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        skip(test, why);
-    }
-    ok
-}
-
 fn have_boto3(test: &str) -> bool {
     available(
         test,
@@ -146,24 +64,6 @@ fn have_boto3(test: &str) -> bool {
 
 fn have_python(test: &str) -> bool {
     available(test, "python3", &["--version"], "python3 is not installed")
-}
-
-fn have_aws(test: &str) -> bool {
-    available(
-        test,
-        "aws",
-        &["--version"],
-        "the AWS CLI is not installed: apt-get install awscli (or pip install awscli)",
-    )
-}
-
-fn have_rclone(test: &str) -> bool {
-    available(
-        test,
-        "rclone",
-        &["version"],
-        "rclone is not installed: apt-get install rclone",
-    )
 }
 
 /// The S3 tests' server: three keys, and the AWS CLI's and rclone's settings in the clients'

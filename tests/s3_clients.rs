@@ -13,14 +13,14 @@
 //! awscli`, or `pip install awscli`).
 //! Every client runs under a time limit, with a HOME of its own, and talks only to 127.0.0.1.
 mod common;
-use common::s3::S3;
+use common::s3::{available, have_aws, have_rclone, run, Output, S3};
 use common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 const MIB: usize = 1 << 20;
 const KEY_ID: &str = "AKIAFASTDFSCLIENTS01";
@@ -28,72 +28,6 @@ const KEY_ID: &str = "AKIAFASTDFSCLIENTS01";
 const SECRET: &str = "clients/Secret+Key0123456789abcdefghijklm";
 /// The ETag of an empty object (and of a folder marker).
 const EMPTY_MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
-
-/// What a client process did.
-struct Output {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Output {
-    fn text(&self) -> String {
-        format!(
-            "{}\n--- stdout:\n{}\n--- stderr:\n{}",
-            self.status, self.stdout, self.stderr
-        )
-    }
-}
-
-/// Runs `cmd` (stdin closed, output to files) and waits at most `limit`; a process that
-/// overstays is killed and the test fails.
-fn run(mut cmd: Command, limit: Duration) -> Output {
-    let tmp = tempfile::tempdir().unwrap();
-    let (out, err) = (tmp.path().join("stdout"), tmp.path().join("stderr"));
-    cmd.stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap());
-    let what = format!("{cmd:?}");
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned();
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "{what} did not finish within {limit:?}:\n--- stdout:\n{}\n--- stderr:\n{}",
-                read(&out),
-                read(&err)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: read(&out),
-        stderr: read(&err),
-    }
-}
-
-/// Whether `program args` runs; if not, the test is reported skipped with `why`.
-fn available(test: &str, program: &str, args: &[&str], why: &str) -> bool {
-    let ok = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        skip(test, why);
-    }
-    ok
-}
 
 /// The clients' server: one read-write key.
 impl S3 {
@@ -955,15 +889,6 @@ fn assert_tree_on_server(
     }
 }
 
-fn have_rclone(test: &str) -> bool {
-    available(
-        test,
-        "rclone",
-        &["version"],
-        "rclone is not installed: apt-get install rclone",
-    )
-}
-
 /// rclone with the remote `s3t:` for this server, configured through the environment only
 /// (no config file of the user's), multipart above 5 MiB in 5 MiB parts, no retries.
 fn rclone(s3: &S3, args: &[&str]) -> Output {
@@ -1124,15 +1049,6 @@ fn rclone_syncs_a_tree_with_a_multipart_file_checks_cats_links_and_purges() {
     assert!(!s3.bucket_dir("rcb").join("tree/a/b/f02 plain.dat").exists());
     rclone_ok(&s3, &["purge", "s3t:rcb"]);
     assert!(!s3.bucket_dir("rcb").exists(), "purge removes the bucket");
-}
-
-fn have_aws(test: &str) -> bool {
-    available(
-        test,
-        "aws",
-        &["--version"],
-        "the AWS CLI is not installed: apt-get install awscli (or pip install awscli)",
-    )
 }
 
 /// The AWS CLI against this server (`line` split at whitespace): path style, multipart above

@@ -1,11 +1,11 @@
 //! A server with its S3 listener on, for the tests that drive S3 clients.
 
-use super::{eventually, free_port, Server};
+use super::{eventually, free_port, skip, Server};
 use serde_json::{json, Value};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 /// A server with the S3 listener on, and a home directory for its clients.
 pub struct S3 {
@@ -155,4 +155,104 @@ fn start(keys: Value) -> (Server, u16) {
         server.kill();
     }
     panic!("no server with an S3 listener: {last}");
+}
+
+/// What a client process did.
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn ok(&self) -> bool {
+        self.status.success()
+    }
+
+    pub fn text(&self) -> String {
+        format!(
+            "{}\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.status, self.stdout, self.stderr
+        )
+    }
+
+    /// stdout lines that start with `prefix` (the AWS CLI's `upload:`, `download:`...).
+    pub fn lines_starting(&self, prefix: &str) -> usize {
+        self.stdout
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .count()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// Runs `cmd` (stdin closed, output to files) and waits at most `limit`; a process that
+/// overstays is killed and the test fails.
+pub fn run(mut cmd: Command, limit: Duration) -> Output {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, err) = (tmp.path().join("stdout"), tmp.path().join("stderr"));
+    cmd.stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap());
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what} did not finish within {limit:?}:\n--- stdout:\n{}\n--- stderr:\n{}",
+                std::fs::read_to_string(&out).unwrap_or_default(),
+                std::fs::read_to_string(&err).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: String::from_utf8_lossy(&std::fs::read(&out).unwrap()).into_owned(),
+        stderr: String::from_utf8_lossy(&std::fs::read(&err).unwrap()).into_owned(),
+    }
+}
+
+/// Whether `program args` runs; if not, the test is reported skipped with `why`.
+pub fn available(test: &str, program: &str, args: &[&str], why: &str) -> bool {
+    let ok = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        skip(test, why);
+    }
+    ok
+}
+
+pub fn have_aws(test: &str) -> bool {
+    available(
+        test,
+        "aws",
+        &["--version"],
+        "the AWS CLI is not installed: apt-get install awscli (or pip install awscli)",
+    )
+}
+
+pub fn have_rclone(test: &str) -> bool {
+    available(
+        test,
+        "rclone",
+        &["version"],
+        "rclone is not installed: apt-get install rclone",
+    )
 }
