@@ -1207,6 +1207,28 @@ fn a_peer_removed_by_reload_keeps_no_pooled_connection_open() {
     drop(nodes);
 }
 
+/// The node's log says it found one of its peers to be itself.
+fn assert_found_itself(s: &Server) {
+    assert!(
+        eventually(Duration::from_secs(10), || s
+            .stderr()
+            .contains("peer is this node itself")),
+        "the alias was not recognized: {}",
+        s.stderr()
+    );
+}
+
+/// No replication request reached the node whose access log is `access_log` (it sent none
+/// to itself).
+fn assert_no_push_to_itself(access_log: &std::path::Path) {
+    let access = std::fs::read_to_string(access_log)
+        .unwrap_or_else(|e| panic!("{}: {e}", access_log.display()));
+    assert!(
+        !access.contains("syncfile"),
+        "the node replicated to itself:\n{access}"
+    );
+}
+
 /// The same, from the first moment: a node that starts with changes queued for a peer URL
 /// which turns out to be itself (queued while that address was someone else's, or down)
 /// pushes none of them to itself before its first status check has told it so.
@@ -1236,19 +1258,9 @@ fn changes_queued_for_a_peer_url_that_names_the_node_itself_are_never_pushed_to_
     let access_log = dir.path().join("log/access.log");
     let _ = std::fs::remove_file(&access_log);
     let s = Server::start_in(dir.path(), "127.0.0.1", json!({}));
-    assert!(
-        eventually(Duration::from_secs(10), || s
-            .stderr()
-            .contains("peer is this node itself")),
-        "the alias was not recognized: {}",
-        s.stderr()
-    );
+    assert_found_itself(&s);
     std::thread::sleep(Duration::from_secs(2));
-    let access = std::fs::read_to_string(&access_log).unwrap_or_default();
-    assert!(
-        !access.contains("syncfile"),
-        "the node pushed its queue to itself:\n{access}"
-    );
+    assert_no_push_to_itself(&access_log);
     let (_, metrics) = call(agent().get(&s.url("/group1/metrics")));
     assert!(
         !metrics.contains(&format!("peer=\"{alias}\"}} 20")),
@@ -1266,22 +1278,12 @@ fn a_node_listed_in_its_own_peers_under_another_name_leaves_itself_out() {
     let alias = format!("http://localhost:{port}");
     write_config(dir.path(), "127.0.0.1", port, &json!({"peers": [alias]}));
     let s = Server::start_in(dir.path(), "127.0.0.1", json!({}));
-    assert!(
-        eventually(Duration::from_secs(10), || s
-            .stderr()
-            .contains("peer is this node itself")),
-        "the alias was not recognized: {}",
-        s.stderr()
-    );
+    assert_found_itself(&s);
     let data = noise(4000, 311);
     let v = upload_to(&s.base(), "self.bin", &data);
     let md5 = v["md5"].as_str().unwrap().to_string();
     std::thread::sleep(Duration::from_secs(3));
-    let access = std::fs::read_to_string(dir.path().join("log/access.log")).unwrap();
-    assert!(
-        !access.contains("syncfile"),
-        "the node replicated to itself:\n{access}"
-    );
+    assert_no_push_to_itself(&dir.path().join("log/access.log"));
     let (_, info) = call(agent().get(&s.url(&format!("/group1/get_file_info?md5={md5}"))));
     assert!(
         !info.contains("localhost"),
