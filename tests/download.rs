@@ -895,14 +895,18 @@ fn png_dims(bytes: &[u8]) -> (usize, usize) {
 /// empty 200, docs/DEFECTS.md #32).
 #[test]
 fn an_unprefixed_image_url_with_a_size_is_resized_as_go_fastdfs_does() {
+    // An upload's path without its group prefix.
+    let unprefixed = |v: &serde_json::Value| {
+        v["path"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("/group1")
+            .unwrap()
+            .to_string()
+    };
     let s = Server::start(json!({}));
     let v = upload_json(&s, "red.png", &png(40, 20));
-    let path = v["path"]
-        .as_str()
-        .unwrap()
-        .strip_prefix("/group1")
-        .unwrap()
-        .to_string();
+    let path = unprefixed(&v);
     let r = get(&s, &format!("{path}?width=10&download=0"), &[]);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("Content-Type"), Some("image/png"));
@@ -916,12 +920,7 @@ fn an_unprefixed_image_url_with_a_size_is_resized_as_go_fastdfs_does() {
     let r = get(&s, &path, &[]);
     assert_eq!((r.status, r.text().as_str()), (404, "404 page not found\n"));
     let t = upload_json(&s, "t.txt", b"not an image");
-    let tpath = t["path"]
-        .as_str()
-        .unwrap()
-        .strip_prefix("/group1")
-        .unwrap()
-        .to_string();
+    let tpath = unprefixed(&t);
     let r = get(&s, &format!("{tpath}?width=10"), &[]);
     assert_eq!((r.status, r.text().as_str()), (404, "404 page not found\n"));
     let r = get(&s, "/default/nope.png?width=10", &[]);
@@ -929,12 +928,7 @@ fn an_unprefixed_image_url_with_a_size_is_resized_as_go_fastdfs_does() {
     // Under the download checks: with tokens on, a non-admin without a token gets no image.
     let tokens = Server::start(json!({"download_use_token": true}));
     let v = upload_json(&tokens, "red.png", &png(40, 20));
-    let path = v["path"]
-        .as_str()
-        .unwrap()
-        .strip_prefix("/group1")
-        .unwrap()
-        .to_string();
+    let path = unprefixed(&v);
     let url = tokens.url(&format!("{path}?width=10"));
     assert_eq!(status_from_non_admin(&url, &[]), 401);
 }
