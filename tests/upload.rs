@@ -1061,21 +1061,41 @@ fn fields_after_the_file_part_and_in_the_query_string_still_apply() {
 
 /// Uploads `files` with one curl each, all at once; returns each answer's JSON.
 fn curl_uploads_at_once(s: &Server, files: &[PathBuf]) -> Vec<Value> {
+    curl_each_at_once(files, |f| {
+        let file = format!("file=@{}", f.display());
+        curl(&["-F", &file, "-F", "output=json", &s.url("/group1/upload")])
+    })
+    .into_iter()
+    .map(|(code, body)| {
+        assert_eq!(code, 200, "{body}");
+        parse(&body)
+    })
+    .collect()
+}
+
+/// `upload(file)` of every file at once, one thread each; the answers in the files' order.
+fn curl_each_at_once(
+    files: &[PathBuf],
+    upload: impl Fn(&Path) -> (u16, String) + Sync,
+) -> Vec<(u16, String)> {
     std::thread::scope(|sc| {
-        let hs: Vec<_> = files
-            .iter()
-            .map(|f| {
-                sc.spawn(move || {
-                    let file = format!("file=@{}", f.display());
-                    let url = s.url("/group1/upload");
-                    let (code, body) = curl(&["-F", &file, "-F", "output=json", &url]);
-                    assert_eq!(code, 200, "{body}");
-                    parse(&body)
-                })
-            })
-            .collect();
+        let upload = &upload;
+        let hs: Vec<_> = files.iter().map(|f| sc.spawn(move || upload(f))).collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     })
+}
+
+/// Each of `datas` written to its own file `<name><i>.bin` in `dir`.
+fn files_of(dir: &Path, name: &str, datas: &[Vec<u8>]) -> Vec<PathBuf> {
+    datas
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let f = dir.join(format!("{name}{i}.bin"));
+            std::fs::write(&f, d).unwrap();
+            f
+        })
+        .collect()
 }
 
 #[test]
@@ -1087,15 +1107,7 @@ fn sixteen_concurrent_multi_mib_uploads_each_get_the_md5_of_their_own_bytes() {
     let datas: Vec<Vec<u8>> = (0..16)
         .map(|i| noise((1 << 20) + i * 211_337 + i % 3 * 17, 100 + i as u64))
         .collect();
-    let files: Vec<PathBuf> = datas
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let f = tmp.path().join(format!("multi{i}.bin"));
-            std::fs::write(&f, d).unwrap();
-            f
-        })
-        .collect();
+    let files = files_of(tmp.path(), "multi", &datas);
     let answers = curl_uploads_at_once(&s, &files);
     for (data, v) in datas.iter().zip(&answers) {
         assert_eq!(v["md5"], md5_hex(data).as_str(), "{v}");
@@ -1253,32 +1265,16 @@ fn curl_race_one_name(s: &Server, n: usize, rename: bool) -> Vec<(Vec<u8>, (u16,
     let datas: Vec<Vec<u8>> = (0..n)
         .map(|i| noise(20_000 + i * 1_013, 500 + i as u64))
         .collect();
-    let files: Vec<PathBuf> = datas
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let f = tmp.path().join(format!("src{i}.bin"));
-            std::fs::write(&f, d).unwrap();
-            f
-        })
-        .collect();
-    let answers: Vec<(u16, String)> = std::thread::scope(|sc| {
-        let hs: Vec<_> = files
-            .iter()
-            .map(|f| {
-                sc.spawn(move || {
-                    let file = format!("file=@{};filename=race.bin", f.display());
-                    let url = s.url("/group1/upload");
-                    let mut args = vec!["-F", &file, "-F", "output=json", "-F", "path=race/one"];
-                    if rename {
-                        args.extend(["-F", "filename=race.bin"]);
-                    }
-                    args.push(&url);
-                    curl(&args)
-                })
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    let files = files_of(tmp.path(), "src", &datas);
+    let answers = curl_each_at_once(&files, |f| {
+        let file = format!("file=@{};filename=race.bin", f.display());
+        let url = s.url("/group1/upload");
+        let mut args = vec!["-F", &file, "-F", "output=json", "-F", "path=race/one"];
+        if rename {
+            args.extend(["-F", "filename=race.bin"]);
+        }
+        args.push(&url);
+        curl(&args)
     });
     datas.into_iter().zip(answers).collect()
 }
