@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """A/B of GETs: fastdfs-rs binaries (and nginx) on the same files, in alternating rounds.
 
-    python3 bench/ab.py [--size BYTES] [--files N] [--rounds R] [--secs S] [--nginx] BIN [BIN]
+    python3 bench/ab.py [--size BYTES] [--files N] [--rounds R] [--secs S] [--nginx]
+                        [--floor FLOOR_BIN] BIN [BIN]
 
 Each binary runs as its own server (`workers: 1`, pinned to CPU 0) with N random files of
 SIZE bytes uploaded through its API; with --nginx, nginx (deployed settings: sendfile,
 open_file_cache, access log off, one process) serves the first server's `files/` under the
-same paths. Rounds take the servers in turn (the order reversed every other round), each a
+same paths; with --floor, bench/floor.rs (one thread answering every request with one
+`recv` and one `send` of an answer held in memory: the kernel's share of a GET). Rounds take the servers in turn (the order reversed every other round), each a
 `wrk -t1 -c64` run of S seconds on CPU 1 over random paths. Prints per round: req/s, server
 CPU per request (and its user part, from /proc/PID/stat), p99, wrk's own CPU per response
 (when wrk's core is saturated, the rate is the client's); then each server's median.
@@ -58,6 +60,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--secs", type=int, default=4)
     ap.add_argument("--nginx", action="store_true")
+    ap.add_argument("--floor", metavar="FLOOR_BIN",
+                    help="also the floor (bench/floor.rs): recv and one send per request")
     ap.add_argument("bins", nargs="+")
     a = ap.parse_args()
     B.SECS = a.secs
@@ -74,6 +78,12 @@ def main():
                 nginx = ("nginx", ng.pid, 19490, lst)
         if a.nginx:
             servers.append(nginx)
+        if a.floor:
+            fl = subprocess.Popen(["taskset", "-c", "0", os.path.abspath(a.floor), "19495",
+                                   str(a.size)])
+            B.CHILDREN.append(fl)
+            time.sleep(0.3)
+            servers.append(("floor", fl.pid, 19495, servers[0][3]))
         cpu = {s[0]: [] for s in servers}
         for r in range(a.rounds):
             for name, pid, port, lst in (servers if r % 2 == 0 else servers[::-1]):

@@ -5,6 +5,8 @@
 #   bench/run.sh [--quick] [--only rs|go|nginx[,..]] [--no-limits]
 #
 # Env: FASTDFS_BIN (default /work/main/target/release/fastdfs)
+#      FLOOR_BIN (default fastdfs-floor beside FASTDFS_BIN; `cargo build --release --features
+#        bench-tools --bin fastdfs-floor`): the GETs' floor, measured when it is there
 #      GO_FASTDFS_BIN (default /work/shared/go-fastdfs/fileserver)
 #      BENCH_WORK_DIR (default /var/tmp/fastdfs-bench; wiped at start, data removed at the end)
 #      BENCH_PORT_BASE (default 18080: nginx +1, go-fastdfs +2, fastdfs-rs +3, iperf3 +4)
@@ -71,7 +73,10 @@ if [ "$NICE" != 0 ] && [ "$(id -u)" = 0 ]; then
 fi
 declare -A PORT=([nginx]=$((PORT_BASE + 1)) [go]=$((PORT_BASE + 2)) [rs]=$((PORT_BASE + 3)))
 IPERF_PORT=$((PORT_BASE + 4))
-declare -A NAME=([nginx]=nginx [go]=go-fastdfs [rs]=fastdfs-rs)
+# The GETs' floor (bench/floor.rs): one recv and one send per request, the answer in memory.
+FLOOR_BIN=${FLOOR_BIN:-$(dirname "$FASTDFS_BIN")/fastdfs-floor}
+FLOOR_PORT=$((PORT_BASE + 5))
+declare -A NAME=([nginx]=nginx [go]=go-fastdfs [rs]=fastdfs-rs [floor]="the floor")
 
 if [ "$QUICK" = 1 ]; then
   N4K=200; N64K=50; N256K=20; BIG_MB=128; GET_D=3; WARM_D=1; UP_D=3; DD_MB=256; LIM_S=1; MODE=quick
@@ -458,6 +463,30 @@ get_bench() { # get_bench S TAG SIZE
   return 0
 }
 
+# floor_bench TAG SIZE: the same wrk load against bench/floor.rs answering every request with
+# SIZE bytes from memory (one recv, one send): the least CPU a GET of that size costs on this
+# kernel, whatever the server. Its figures are the "floor" limits of the report.
+floor_bench() {
+  local tag=$1 size=$2 pid list
+  [ -x "$FLOOR_BIN" ] || return 0
+  for list in "$WORK"/paths_{rs,nginx,go}_"$tag".txt ""; do [ -s "$list" ] && break; done
+  [ -n "$list" ] || return 0
+  cp "$list" "$WORK/paths_floor_$tag.txt"
+  port_free "$FLOOR_PORT" || { note "floor: port $FLOOR_PORT busy"; return 0; }
+  # shellcheck disable=SC2086
+  $ONSRV "$FLOOR_BIN" "$FLOOR_PORT" "$size" >"$LOGS/floor.log" 2>&1 &
+  pid=$!
+  track "$pid"
+  PORT[floor]=$FLOOR_PORT
+  MEAS[floor]=$pid
+  if wait_ready "$FLOOR_PORT" "$pid"; then
+    get_bench floor "$tag" "$size" || true
+  else
+    note "floor: did not start, see $LOGS/floor.log"
+  fi
+  stop_pid "$pid" 2
+}
+
 # nginx serves fastdfs-rs's stored files themselves (hard links, the same inodes), not copies:
 # two copies of the same bytes in the page cache were measured up to 30 % apart for the same
 # server (nginx serving a file written by cp against one written by a fastdfs-rs upload and
@@ -721,16 +750,19 @@ run_servers() {
 
   now_all >"$WORK/t_get0"
   # Rounds that alternate the servers (a swing of the host falls on all of them alike); the
-  # report shows each metric's mean over the rounds.
+  # report shows each metric's mean over the rounds. The floor runs in each round after them.
   local round
   for ((round = 0; round < GET_ROUNDS; round++)); do
     for_up "GET 4 KiB" get_bench 4k 4096
+    floor_bench 4k 4096
   done
   for ((round = 0; round < GET_ROUNDS; round++)); do
     for_up "GET 64 KiB" get_bench 64k 65536
+    floor_bench 64k 65536
   done
   for ((round = 0; round < GET_ROUNDS; round++)); do
     for_up "GET 256 KiB" get_bench 256k 262144
+    floor_bench 256k 262144
   done
   now_all >"$WORK/t_get1"
   window_rss rss_get "$WORK/t_get0" "$WORK/t_get1"
