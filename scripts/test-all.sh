@@ -33,6 +33,16 @@ if [ ! -f tests/browser/node_modules/playwright-core/package.json ]; then
   fi
 fi
 
+# tests/tus.rs also drives tus-js-client (Uppy's tus client) with node.
+if [ ! -f tests/tusjs/node_modules/tus-js-client/package.json ]; then
+  if command -v npm >/dev/null 2>&1; then
+    (cd tests/tusjs && npm ci --no-audit --no-fund >/dev/null) \
+      || echo "warning: npm ci failed in tests/tusjs; the tus-js-client tests will be skipped" >&2
+  else
+    echo "warning: npm missing; the tus-js-client tests will be skipped" >&2
+  fi
+fi
+
 # tests/tus.rs drives uploads with tuspy (the Python tus client, module tusclient).
 if ! python3 -c 'import tusclient' >/dev/null 2>&1; then
   if ! python3 -m pip --version >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

@@ -230,6 +230,7 @@ fn options_advertises_version_extensions_checksums_and_max_size() {
         "creation-with-upload",
         "creation-defer-length",
         "termination",
+        "concatenation",
         "checksum",
         "expiration",
     ] {
@@ -1476,4 +1477,280 @@ fn a_callback_url_aimed_at_the_nodes_own_delete_route_deletes_nothing() {
     assert_eq!((code, body.as_str()), (200, "must survive"));
     let log = std::fs::read_to_string(s.dir.join("log/fileserver.log")).unwrap();
     assert!(log.contains("status=403"), "{log}");
+}
+
+/// tus-js-client (Uppy's and most web pages' tus client) is installed: `npm ci` in tests/tusjs.
+fn tus_js_available() -> bool {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tusjs");
+    let ok = dir.join("node_modules/tus-js-client/package.json").exists()
+        && Command::new("node").arg("--version").output().is_ok();
+    if !ok {
+        skip(
+            "tus-js-client tests",
+            "node or tus-js-client is not installed: cd tests/tusjs && npm ci",
+        );
+    }
+    ok
+}
+
+/// Runs tests/tusjs/tus_client.mjs with `args`; returns its JSON report.
+fn tus_js(args: &[&str]) -> Value {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tusjs");
+    let out = Command::new("node")
+        .arg(dir.join("tus_client.mjs"))
+        .args(args)
+        .output()
+        .expect("node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "tus_client.mjs printed no report: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// The requests of one phase of a tus_client.mjs report: (method, status).
+fn requests_of(phase: &Value) -> Vec<(String, u64)> {
+    phase["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r[0].as_str().unwrap().to_string(), r[1].as_u64().unwrap()))
+        .collect()
+}
+
+fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Every file stored under `files/` but tus' own directory.
+fn stored_files(s: &Server) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                if !p.ends_with("_big") {
+                    walk(&p, out);
+                }
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&s.dir.join("files"), &mut out);
+    out
+}
+
+/// tus-js-client with `parallelUploads: 3` sends three partial uploads and then the final
+/// upload that concatenates them (go-fastdfs advertises concatenation but stores each
+/// partial upload as a file of its own and answers the final upload 404: docs/DEFECTS.md).
+/// Here the final upload is the one stored file, its bytes the partial uploads' in order,
+/// and the partial uploads are gone.
+#[test]
+fn tus_js_client_parallel_uploads_are_concatenated_into_one_stored_file() {
+    if !tus_js_available() {
+        return;
+    }
+    let s = tus_server(json!({}));
+    let data = random_bytes(3_000_000 + 17, 7);
+    let file = s.dir.join("parallel.bin");
+    std::fs::write(&file, &data).unwrap();
+    let report = tus_js(&[
+        "upload",
+        &s.url(CREATE),
+        file.to_str().unwrap(),
+        "parallel.bin",
+        "3",
+        "400000",
+    ]);
+    assert_eq!(report["ok"], true, "{report}");
+    let requests = requests_of(&report["phases"][0]);
+    let creations: Vec<_> = requests.iter().filter(|r| r.0 == "POST").collect();
+    assert_eq!(
+        creations.len(),
+        4,
+        "three partial uploads and the final: {requests:?}"
+    );
+    assert!(requests.iter().all(|r| r.1 < 300), "{requests:?}");
+    let url = report["url"].as_str().unwrap();
+    let h = head(url);
+    assert_eq!(h.status, 200);
+    let total = data.len().to_string();
+    assert_eq!(h.h("upload-length"), Some(total.as_str()));
+    assert_eq!(h.h("upload-offset"), Some(total.as_str()));
+    let concat = h.h("upload-concat").unwrap().to_string();
+    let parts: Vec<&str> = concat.strip_prefix("final;").unwrap().split(' ').collect();
+    assert_eq!(parts.len(), 3, "{concat}");
+    for part in &parts {
+        assert_eq!(
+            head(&s.url(part)).status,
+            404,
+            "partial upload {part} is gone"
+        );
+        assert!(big_files(&s, id_of(part)).is_empty(), "{part}");
+    }
+    let md5 = h.h("x-fastdfs-md5").unwrap();
+    assert_eq!(md5, md5_hex(&data));
+    let stored = stored_files(&s);
+    assert_eq!(stored.len(), 1, "one file, not one per part: {stored:?}");
+    assert_eq!(std::fs::read(&stored[0]).unwrap(), data);
+    assert_eq!(stored_path(&s, md5), stored[0]);
+    let mut body = Vec::new();
+    let r = agent().get(url).call().unwrap();
+    assert_eq!(r.status(), 200);
+    r.into_reader().read_to_end(&mut body).unwrap();
+    assert!(body == data, "GET of the final upload serves its file");
+}
+
+/// tus-js-client stores an upload's URL by the file's fingerprint; stopped after its first
+/// chunk, a new Upload of the same file finds it, asks HEAD for the offset and sends the
+/// rest only.
+#[test]
+fn tus_js_client_resumes_an_interrupted_upload_from_its_stored_url() {
+    if !tus_js_available() {
+        return;
+    }
+    let s = tus_server(json!({}));
+    let data = random_bytes(1_000_000, 11);
+    let file = s.dir.join("resumed.bin");
+    std::fs::write(&file, &data).unwrap();
+    let store = s.dir.join("tus-urls.json");
+    let report = tus_js(&[
+        "resume",
+        &s.url(CREATE),
+        file.to_str().unwrap(),
+        "resumed.bin",
+        "300000",
+        store.to_str().unwrap(),
+    ]);
+    assert_eq!(report["ok"], true, "{report}");
+    let first = requests_of(&report["phases"][0]);
+    assert_eq!(first[..2], [("POST".into(), 201), ("PATCH".into(), 204)]);
+    let second = &report["phases"][1];
+    assert_eq!(second["previous"], 1, "{report}");
+    let second = requests_of(second);
+    assert_eq!(second[0], ("HEAD".into(), 200), "{second:?}");
+    assert_eq!(report["phases"][1]["requests"][0][2], "300000");
+    let patches = second.iter().filter(|r| r.0 == "PATCH").count();
+    assert_eq!(patches, 3, "the rest only: {second:?}");
+    let md5 = head(report["url"].as_str().unwrap())
+        .h("x-fastdfs-md5")
+        .unwrap()
+        .to_string();
+    assert_eq!(std::fs::read(stored_path(&s, &md5)).unwrap(), data);
+}
+
+/// Creates a partial upload of `data`, sent whole; returns its URL.
+fn partial(s: &Server, data: &[u8]) -> String {
+    let len = data.len().to_string();
+    let r = request(
+        "POST",
+        &s.url(CREATE),
+        &[V, ("Upload-Length", &len), ("Upload-Concat", "partial")],
+        None,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let url = r.h("location").unwrap().to_string();
+    assert_eq!(patch(&url, 0, data, &[]).status, 204);
+    url
+}
+
+fn final_of(s: &Server, urls: &[&str], extra: &[(&str, &str)]) -> Resp {
+    let concat = format!("final;{}", urls.join(" "));
+    let mut headers = vec![V, ("Upload-Concat", concat.as_str())];
+    headers.extend_from_slice(extra);
+    request("POST", &s.url(CREATE), &headers, None)
+}
+
+/// The concatenation extension by hand: a whole partial upload is no file, HEAD says what it
+/// is; a final upload names whole partial uploads of this endpoint only, takes no bytes of
+/// its own, and its length is theirs.
+#[test]
+fn concatenation_refuses_what_it_cannot_join_and_keeps_the_partial_uploads() {
+    let s = tus_server(json!({}));
+    let opt = request("OPTIONS", &s.url(CREATE), &[], None);
+    assert!(opt
+        .h("tus-extension")
+        .unwrap()
+        .split(',')
+        .any(|e| e == "concatenation"));
+    let a = partial(&s, b"hello ");
+    let b = partial(&s, b"world");
+    let h = head(&a);
+    assert_eq!(h.h("upload-concat"), Some("partial"));
+    assert_eq!(h.h("upload-offset"), Some("6"));
+    assert!(
+        h.h("x-fastdfs-md5").is_none(),
+        "a partial upload is no file"
+    );
+    assert!(stored_files(&s).is_empty());
+    assert_eq!(request("GET", &a, &[], None).status, 404);
+
+    // Unfinished partial: 400; an ordinary upload: 400; unknown: 404.
+    let c = request(
+        "POST",
+        &s.url(CREATE),
+        &[V, ("Upload-Length", "10"), ("Upload-Concat", "partial")],
+        None,
+    );
+    let unfinished = c.h("location").unwrap().to_string();
+    let r = final_of(&s, &[&a, &unfinished], &[]);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("not finished"), "{}", r.body);
+    let plain = create(&s, 3, &[]);
+    assert_eq!(patch(&plain, 0, b"abc", &[]).status, 204);
+    assert_eq!(final_of(&s, &[&a, &plain], &[]).status, 400);
+    let unknown = s.url(&format!("{CREATE}{}", "0".repeat(32)));
+    assert_eq!(final_of(&s, &[&a, &unknown], &[]).status, 404);
+    // Another endpoint's URL, a malformed header: 400.
+    let elsewhere = format!("http://other.example/group2/big/upload/{}", id_of(&b));
+    assert_eq!(final_of(&s, &[&a, &elsewhere], &[]).status, 400);
+    let r = request(
+        "POST",
+        &s.url(CREATE),
+        &[V, ("Upload-Concat", "final")],
+        None,
+    );
+    assert_eq!(r.status, 400);
+    // A final upload with bytes of its own: 403; with a length that is not theirs: 400.
+    let concat = format!("final;{a} {b}");
+    let r = request(
+        "POST",
+        &s.url(CREATE),
+        &[V, ("Upload-Concat", &concat), OCTETS],
+        Some(b"more"),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(
+        final_of(&s, &[&a, &b], &[("Upload-Length", "12")]).status,
+        400
+    );
+    // Nothing was joined: the one stored file is the ordinary upload's; the partial uploads
+    // are all there.
+    assert_eq!(stored_files(&s).len(), 1);
+    for p in [&a, &b, &unfinished] {
+        assert_eq!(head(p).status, 200, "{p}");
+    }
+
+    // Joined in the order named; then a PATCH of the final upload is 403.
+    let r = final_of(&s, &[&b, &a], &[("Upload-Length", "11")]);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let fin = r.h("location").unwrap().to_string();
+    let (code, body) = call(agent().get(r.h("x-fastdfs-url").unwrap()));
+    assert_eq!((code, body.as_str()), (200, "worldhello "));
+    assert_eq!(patch(&fin, 11, b"x", &[]).status, 403);
+    assert_eq!(head(&a).status, 404);
+    assert_eq!(head(&b).status, 404);
+    // A partial upload is used once.
+    assert_eq!(final_of(&s, &[&a], &[]).status, 404);
 }

@@ -1,6 +1,7 @@
 //! tus 1.0.0 resumable uploads at `G/big/upload/` when `enable_tus` is on (docs/PROTOCOL.md §6): the
 //! core protocol (HEAD, PATCH, OPTIONS) and the creation, creation-with-upload,
-//! creation-defer-length, termination, checksum (sha1, md5) and expiration extensions.
+//! creation-defer-length, termination, concatenation, checksum (sha1, md5) and expiration
+//! extensions.
 //!
 //! Owns: the routes under `big/upload/`, mapping tus errors to HTTP (`TusError` ->
 //! `ApiError`, one place), the tus response headers, and the periodic expiry of stale uploads.
@@ -23,7 +24,7 @@ use crate::http::params::Params;
 use crate::http::{BodyError, Request, Response};
 use crate::placement::Target;
 use crate::worker::Worker;
-use protocol::TUS_VERSION;
+use protocol::{Concat, TUS_VERSION};
 use state::{Info, Lock};
 use std::rc::Rc;
 use std::time::Duration;
@@ -37,10 +38,10 @@ const SWEEP_TICK: Duration = Duration::from_millis(200);
 /// CORS: what a browser client may read and send (the router adds the origin itself).
 const EXPOSE_HEADERS: &str = "Upload-Offset, Location, Upload-Length, Tus-Version, \
     Tus-Resumable, Tus-Max-Size, Tus-Extension, Tus-Checksum-Algorithm, Upload-Metadata, \
-    Upload-Defer-Length, Upload-Expires, X-Fastdfs-Url, X-Fastdfs-Md5";
+    Upload-Defer-Length, Upload-Concat, Upload-Expires, X-Fastdfs-Url, X-Fastdfs-Md5";
 const ALLOW_HEADERS: &str = "Origin, X-Requested-With, Content-Type, Upload-Length, \
     Upload-Offset, Tus-Resumable, Upload-Metadata, Upload-Defer-Length, Upload-Checksum, \
-    X-HTTP-Method-Override, Auth-Token";
+    Upload-Concat, X-HTTP-Method-Override, Auth-Token";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TusError {
@@ -55,6 +56,13 @@ pub enum TusError {
     DataMissing,
     #[error("method not allowed")]
     Method,
+    /// A body for a final upload (concatenation): its bytes are its partial uploads'.
+    #[error("modifying a final upload is not allowed")]
+    ModifyFinal,
+    /// A final upload naming a partial upload that is not whole (we do not offer
+    /// concatenation-unfinished) or an upload that is not partial.
+    #[error("{0}")]
+    NotPartial(&'static str),
     #[error("Upload-Offset {given} does not match the upload's offset {actual}")]
     Offset { given: u64, actual: u64 },
     #[error("another request is writing this upload")]
@@ -96,6 +104,8 @@ impl From<TusError> for ApiError {
             TusError::BadRequest(_) => 400,
             TusError::NotFound | TusError::DataMissing => 404,
             TusError::Method => 405,
+            TusError::ModifyFinal => 403,
+            TusError::NotPartial(_) => 400,
             TusError::Offset { .. } => 409,
             TusError::Locked => 423,
             TusError::MediaType => 415,
@@ -365,16 +375,21 @@ fn length_of(cfg: &Config, req: &Request<'_>) -> Result<Option<u64>, TusError> {
 async fn create(w: &Worker, req: &mut Request<'_>) -> Result<Response, TusError> {
     let cfg = w.config();
     read_only(&cfg)?;
-    if req.head.header("upload-concat").is_some() {
-        return Err(bad("concatenation is not supported"));
-    }
-    let length = length_of(&cfg, req)?;
+    let concat = header(req, "upload-concat")
+        .map(|v| protocol::parse_concat(v, &endpoint(&cfg)))
+        .transpose()?;
+    let with_upload = req.content_length() != Some(0);
+    let length = match concat {
+        // Its length is its partial uploads', and it takes no bytes of its own.
+        Some(Concat::Final(_)) if with_upload => return Err(TusError::ModifyFinal),
+        Some(Concat::Final(_)) => None,
+        _ => length_of(&cfg, req)?,
+    };
     let raw_metadata = header(req, "upload-metadata").unwrap_or("").to_string();
     let metadata = protocol::parse_metadata(&raw_metadata)?;
     if let Some(url) = callback_url(&metadata) {
         callback::check(&cfg, url).map_err(|why| ApiError::fail(400, why))?;
     }
-    let with_upload = req.content_length() != Some(0);
     if with_upload && !protocol::is_offset_octet_stream(header(req, "content-type")) {
         return Err(TusError::MediaType);
     }
@@ -395,6 +410,9 @@ async fn create(w: &Worker, req: &mut Request<'_>) -> Result<Response, TusError>
     let checksum = checksum_of(req)?;
     let client = w.client_of(req);
     let target = target_of(w, client, &metadata)?;
+    if let Some(Concat::Final(parts)) = concat {
+        return create_final(w, req, parts, raw_metadata, target).await;
+    }
     if let Some(length) = length {
         crate::store::space::admit(w.dir(), length).await?;
     }
@@ -413,6 +431,7 @@ async fn create(w: &Worker, req: &mut Request<'_>) -> Result<Response, TusError>
         expires: state::now() + lifetime_s(&cfg),
         completed: None,
         client: Some(client),
+        concat,
     };
     let created = create_state(w, req, fresh, checksum).await;
     if created.as_ref().is_ok_and(|i| i.completed.is_some()) || created.is_err() {
@@ -424,6 +443,83 @@ async fn create(w: &Worker, req: &mut Request<'_>) -> Result<Response, TusError>
     if with_upload {
         r.set("Upload-Offset", info.offset.to_string());
     }
+    progress_headers(&mut r, &info);
+    Ok(r)
+}
+
+/// Concatenation: the final upload of the whole partial uploads `parts`, in their order. It
+/// is complete (a stored file, like any finished upload) when the 201 answers; the partial
+/// uploads are gone then (their bytes are the final upload's).
+async fn create_final(
+    w: &Worker,
+    req: &Request<'_>,
+    parts: Vec<String>,
+    metadata: String,
+    target: Target,
+) -> Result<Response, TusError> {
+    let cfg = w.config();
+    // Each partial upload held until it is removed: no PATCH, termination or other final
+    // upload uses it meanwhile.
+    let mut locks = Vec::with_capacity(parts.len());
+    let mut sized = Vec::with_capacity(parts.len());
+    let mut length = 0u64;
+    for id in &parts {
+        locks.push(Lock::try_take(id).ok_or(TusError::Locked)?);
+        let info = live(w, id).await?;
+        if info.concat != Some(Concat::Partial) {
+            return Err(TusError::NotPartial(
+                "an upload named is not a partial upload",
+            ));
+        }
+        let part = match info.length {
+            Some(l) if l == info.offset => l,
+            _ => return Err(TusError::NotPartial("a partial upload is not finished")),
+        };
+        length = length.checked_add(part).ok_or(TusError::TooLarge)?;
+        sized.push((id.clone(), part));
+    }
+    let length = check_length(&cfg, length)?;
+    if let Some(declared) = header(req, "upload-length") {
+        if protocol::parse_u64(declared) != Some(length) {
+            return Err(bad("Upload-Length is not the total of the partial uploads"));
+        }
+    }
+    crate::store::space::admit(w.dir(), length).await?;
+    let client = w.client_of(req);
+    let id = state::new_id();
+    if !state::claim(
+        &id,
+        client,
+        cfg.tus_uploads_per_client_max,
+        cfg.access.is_admin(client),
+    ) {
+        return Err(TusError::TooMany(cfg.tus_uploads_per_client_max));
+    }
+    let _lock = Lock::try_take(&id).expect("a new random id is free");
+    let mut info = Info {
+        id,
+        length: Some(length),
+        offset: 0,
+        metadata,
+        target,
+        created: state::now(),
+        expires: state::now() + lifetime_s(&cfg),
+        completed: None,
+        client: Some(client),
+        concat: Some(Concat::Final(parts)),
+    };
+    let made = transfer::concatenate(w, &mut info, &sized).await;
+    state::release(&info.id);
+    made?;
+    for (id, _) in &sized {
+        if let Err(e) = state::remove(w.dir(), id).await {
+            tracing::warn!(%id, cause = %e, "tus: a concatenated partial upload stays until it expires");
+        }
+        state::release(id);
+    }
+    drop(locks);
+    let mut r = Response::new(201);
+    r.set("Location", location(&cfg, req, &info.id));
     progress_headers(&mut r, &info);
     Ok(r)
 }
@@ -501,6 +597,12 @@ async fn head(w: &Worker, id: &str) -> Result<Response, TusError> {
     if !info.metadata.is_empty() {
         r.set("Upload-Metadata", info.metadata.clone());
     }
+    if let Some(concat) = &info.concat {
+        r.set(
+            "Upload-Concat",
+            protocol::concat_header(concat, &endpoint(&w.config())),
+        );
+    }
     r.set("Cache-Control", "no-store");
     progress_headers(&mut r, &info);
     Ok(r)
@@ -519,6 +621,9 @@ async fn patch(w: &Worker, req: &mut Request<'_>, id: &str) -> Result<Response, 
     let _lock = Lock::try_take(id).ok_or(TusError::Locked)?;
     // Read under the lock: a PATCH that just finished has saved its offset.
     let mut info = live(w, id).await?;
+    if matches!(info.concat, Some(Concat::Final(_))) {
+        return Err(TusError::ModifyFinal);
+    }
     if given != info.offset {
         return Err(TusError::Offset {
             given,
@@ -579,11 +684,16 @@ async fn terminate(w: &Worker, id: &str) -> Result<Response, TusError> {
     Ok(Response::new(204))
 }
 
+/// The endpoint's path (`/group1/big/upload`): what upload URLs start with.
+fn endpoint(cfg: &Config) -> String {
+    format!("{}{ROUTE}", cfg.prefix())
+}
+
 /// Absolute URL of an upload from the request's Host, as tusd builds it; `X-Forwarded-Host`,
 /// `X-Forwarded-Proto` and `Forwarded` count only from a trusted proxy. A missing or odd Host
 /// falls back to this node's `host`.
 fn location(cfg: &Config, req: &Request<'_>, id: &str) -> String {
-    let path = format!("{}{ROUTE}/{id}", cfg.prefix());
+    let path = format!("{}/{id}", endpoint(cfg));
     let trusted = cfg.access.is_trusted_proxy(req.peer.ip());
     let forwarded = header(req, "forwarded").filter(|_| trusted);
     let param = |name: &str| {

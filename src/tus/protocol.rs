@@ -1,5 +1,5 @@
 //! The tus 1.0.0 header grammar, sans-IO: numbers, `Upload-Metadata`, `Upload-Checksum`,
-//! upload ids and the PATCH media type. Unit-tested here; nothing touches the network or disk.
+//! `Upload-Concat`, upload ids and the PATCH media type. Unit-tested here; nothing touches the network or disk.
 
 use super::TusError;
 use base64::Engine;
@@ -7,8 +7,8 @@ use base64::Engine;
 /// The protocol version we speak (`Tus-Resumable`, `Tus-Version`).
 pub const TUS_VERSION: &str = "1.0.0";
 /// `Tus-Extension` of OPTIONS.
-pub const EXTENSIONS: &str =
-    "creation,creation-with-upload,creation-defer-length,termination,checksum,expiration";
+pub const EXTENSIONS: &str = "creation,creation-with-upload,creation-defer-length,termination,\
+    concatenation,checksum,expiration";
 /// `Tus-Checksum-Algorithm` of OPTIONS.
 pub const CHECKSUM_ALGORITHMS: &str = "sha1,md5";
 /// Media type of PATCH bodies (and of creation-with-upload bodies).
@@ -26,6 +26,68 @@ const B64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
     base64::engine::GeneralPurposeConfig::new()
         .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
 );
+
+/// Most partial uploads one final upload may name.
+pub const CONCAT_PARTS_MAX: usize = 1024;
+
+/// `Upload-Concat` (the concatenation extension): a partial upload (its bytes wait to become
+/// part of a final upload, never a file of their own), or the final upload made of the
+/// partial uploads it names (their ids, in order).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Concat {
+    Partial,
+    Final(Vec<String>),
+}
+
+/// `Upload-Concat: partial` or `final;<URL> <URL> ...`. Each URL (absolute, or its path alone)
+/// must name an upload of this endpoint (`endpoint` is its path, e.g. `/group1/big/upload`):
+/// `<endpoint>/<id>`; the host is not compared (proxies rewrite it). An id named twice is
+/// refused (the bytes of one partial upload are used once).
+pub fn parse_concat(header: &str, endpoint: &str) -> Result<Concat, TusError> {
+    let bad = |why: &str| TusError::BadRequest(format!("invalid Upload-Concat: {why}"));
+    let header = header.trim();
+    if header == "partial" {
+        return Ok(Concat::Partial);
+    }
+    let Some(list) = header.strip_prefix("final;") else {
+        return Err(bad("expected partial or final;<upload URLs>"));
+    };
+    let mut ids: Vec<String> = Vec::new();
+    for url in list.split_ascii_whitespace() {
+        let path = match url.split_once("://") {
+            Some((_, rest)) => rest.find('/').map_or("", |at| &rest[at..]),
+            None => url,
+        };
+        let id = path
+            .strip_prefix(endpoint)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .filter(|id| valid_id(id))
+            .ok_or_else(|| bad("a URL is not an upload of this endpoint"))?;
+        if ids.iter().any(|known| known == id) {
+            return Err(bad("an upload is named twice"));
+        }
+        if ids.len() == CONCAT_PARTS_MAX {
+            return Err(bad("too many partial uploads"));
+        }
+        ids.push(id.to_string());
+    }
+    if ids.is_empty() {
+        return Err(bad("a final upload names its partial uploads"));
+    }
+    Ok(Concat::Final(ids))
+}
+
+/// The `Upload-Concat` value HEAD echoes (URLs as paths below `endpoint`).
+pub fn concat_header(concat: &Concat, endpoint: &str) -> String {
+    match concat {
+        Concat::Partial => "partial".to_string(),
+        Concat::Final(ids) => {
+            let urls: Vec<String> = ids.iter().map(|id| format!("{endpoint}/{id}")).collect();
+            format!("final;{}", urls.join(" "))
+        }
+    }
+}
 
 /// A non-negative decimal integer header value (`Upload-Length`, `Upload-Offset`): digits
 /// only, no sign, no spaces, at most 19 digits (fits i64 and u64).
@@ -162,6 +224,43 @@ pub fn base64_encode(data: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const A: &str = "0123456789abcdef0123456789abcdef";
+    const B: &str = "fedcba9876543210fedcba9876543210";
+
+    #[test]
+    fn upload_concat_partial_and_final() {
+        let e = "/group1/big/upload";
+        assert_eq!(parse_concat(" partial ", e).unwrap(), Concat::Partial);
+        let header = format!("final;http://h:8080{e}/{A} {e}/{B}");
+        let c = parse_concat(&header, e).unwrap();
+        assert_eq!(c, Concat::Final(vec![A.to_string(), B.to_string()]));
+        assert_eq!(concat_header(&c, e), format!("final;{e}/{A} {e}/{B}"));
+        assert_eq!(concat_header(&Concat::Partial, e), "partial");
+    }
+
+    #[test]
+    fn upload_concat_refuses_what_names_no_upload_of_this_endpoint() {
+        let e = "/group1/big/upload";
+        for header in [
+            "".to_string(),
+            "final".to_string(),
+            "final;".to_string(),
+            "partial;x".to_string(),
+            format!("final;/group2/big/upload/{A}"),
+            format!("final;{e}/{A}/../{B}"),
+            format!("final;{e}/{A}?x=1"),
+            format!("final;{e}/ABCDEF0123456789ABCDEF0123456789"),
+            format!("final;{e}/{A} {e}/{A}"),
+            format!("final;http://h{e}"),
+        ] {
+            assert!(parse_concat(&header, e).is_err(), "{header:?}");
+        }
+        let many: Vec<String> = (0..=CONCAT_PARTS_MAX)
+            .map(|i| format!("{e}/{i:032x}"))
+            .collect();
+        assert!(parse_concat(&format!("final;{}", many.join(" ")), e).is_err());
+    }
 
     #[test]
     fn numbers_are_plain_digits() {

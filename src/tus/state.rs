@@ -41,6 +41,9 @@ pub struct Info {
     /// The client address that created the upload (bounds unfinished uploads per client).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<std::net::IpAddr>,
+    /// Concatenation: a partial upload (never a file of its own) or a final one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concat: Option<super::protocol::Concat>,
 }
 
 /// The stored file an upload became.
@@ -56,7 +59,8 @@ impl Info {
         let ok = self.id == id
             && super::protocol::valid_id(&self.id)
             && self.length.is_none_or(|l| self.offset <= l)
-            && (self.completed.is_none() || self.length == Some(self.offset));
+            && (self.completed.is_none() || self.length == Some(self.offset))
+            && !(self.concat == Some(super::protocol::Concat::Partial) && self.completed.is_some());
         if ok {
             Ok(())
         } else {
@@ -399,6 +403,7 @@ mod tests {
             expires: 2,
             completed: None,
             client: None,
+            concat: None,
         }
     }
 

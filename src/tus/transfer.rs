@@ -150,7 +150,10 @@ pub async fn advance(
     length_declared: bool,
 ) -> Result<(), TusError> {
     assert!(received.end >= info.offset);
-    let complete = info.completed.is_none() && info.length == Some(received.end);
+    // A partial upload, once whole, waits for the final upload that names it.
+    let complete = info.completed.is_none()
+        && info.length == Some(received.end)
+        && info.concat != Some(super::protocol::Concat::Partial);
     if received.end == info.offset && !length_declared && !complete {
         return Ok(());
     }
@@ -172,6 +175,88 @@ pub async fn advance(
         super::notify(w, info, &record);
     }
     Ok(())
+}
+
+/// Concatenation: makes the new final upload `info` (not yet saved) of the whole partial
+/// uploads `parts` (id and length, in order; the caller holds their locks): their bytes are
+/// copied into its data file, digested on the way, made durable, and the upload completes
+/// like any other (stored file, record, `.info`). On failure nothing of it is left.
+pub async fn concatenate(
+    w: &Worker,
+    info: &mut Info,
+    parts: &[(String, u64)],
+) -> Result<(), TusError> {
+    let length = info.length.expect("a final upload's length is its parts'");
+    let root = w.dir().to_path_buf();
+    let sources: Vec<(std::path::PathBuf, u64)> = parts
+        .iter()
+        .map(|(id, len)| (state::data_path(&root, id), *len))
+        .collect();
+    let target = state::data_path(&root, &info.id);
+    let sha1 = w.config().use_sha1();
+    let joined = glommio::executor()
+        .spawn_blocking(move || join(&sources, &target, sha1))
+        .await;
+    let made = match joined {
+        Ok((digest, written)) => {
+            assert_eq!(written, length, "the parts were whole");
+            let received = Received {
+                end: length,
+                whole_digest: Some(digest),
+                cut: None,
+            };
+            advance(w, info, received, false).await
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(TusError::DataMissing),
+        Err(e) => Err(e.into()),
+    };
+    if made.is_err() {
+        let _ = state::remove(w.dir(), &info.id).await;
+    }
+    made
+}
+
+/// Blocking: writes the parts one after the other into a new file `target` (fdatasynced, its
+/// directory fsynced); returns the digest of the whole and its length.
+fn join(
+    parts: &[(std::path::PathBuf, u64)],
+    target: &Path,
+    sha1: bool,
+) -> io::Result<(String, u64)> {
+    use std::io::{Read, Write};
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(target)?;
+    let mut hasher = Hasher::new(sha1);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut written = 0u64;
+    for (path, len) in parts {
+        let mut part = std::fs::File::open(path)?.take(*len);
+        let mut copied = 0u64;
+        loop {
+            let n = part.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
+            copied += n as u64;
+        }
+        if copied != *len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "tus data file {} is shorter than its offset",
+                    path.display()
+                ),
+            ));
+        }
+        written += copied;
+    }
+    out.sync_data()?;
+    std::fs::File::open(target.parent().expect("data has a directory"))?.sync_all()?;
+    Ok((hasher.hex(), written))
 }
 
 /// Turns the upload's data file into a stored file exactly like a multipart upload.
