@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of fastdfs-rs on a fresh Debian machine (as root): installs what the tests
-# drive (curl, wget, nginx for the ip_hash cluster test, fuse3 for LazyFS, util-linux for
+# drive (curl, wget, openssl for the TLS test's certificate, nginx for the ip_hash cluster test, fuse3 for LazyFS, util-linux for
 # setpriv/prlimit, Debian's chromium and playwright-core in tests/browser for the upload-page
 # test, tuspy for the tus tests, boto3, the AWS CLI and rclone for the S3 tests and
 # tests/s3_clients.rs, and for the latter the AWS SDK for JavaScript in tests/s3js, s3cmd and
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in curl:curl wget:wget nginx:nginx fusermount3:fuse3 setpriv:util-linux prlimit:util-linux systemd-analyze:systemd logrotate:logrotate iptables:iptables chromium:chromium; do
+for pair in curl:curl wget:wget openssl:openssl nginx:nginx fusermount3:fuse3 setpriv:util-linux prlimit:util-linux systemd-analyze:systemd logrotate:logrotate iptables:iptables chromium:chromium; do
   cmd=${pair%%:*}; pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

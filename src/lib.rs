@@ -28,6 +28,7 @@ pub mod server;
 pub mod store;
 pub mod sync;
 pub mod sys;
+pub mod tls;
 pub mod totp;
 pub mod tus;
 pub mod web;

@@ -175,7 +175,25 @@ pub fn run(dir: &Path, config: Config, _lock: std::fs::File) -> Result<(), Serve
     if let Some(s3) = config.s3_listen_addr() {
         sys::probe_listen(s3.map_err(ServerError::Startup)?).map_err(ServerError::Startup)?;
     }
-    let shared = Arc::new(Shared::new(dir, config.clone(), meta, workers));
+    let mut shared = Shared::new(dir, config.clone(), meta, workers);
+    // enable_https: this thread owns the public address; the executors listen inside.
+    let tls_front = if config.enable_https {
+        let tls = crate::tls::load(dir).map_err(ServerError::Startup)?;
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|e| ServerError::Startup(format!("cannot listen on {addr}: {e}")))?;
+        let (reserved, inner) = crate::tls::reserve_inner()
+            .map_err(|e| ServerError::Startup(format!("tls: no internal address: {e}")))?;
+        let clients = Arc::new(crate::tls::Clients::default());
+        shared.tls = Some(crate::worker::TlsInner {
+            addr: inner,
+            clients: clients.clone(),
+            _reserved: reserved,
+        });
+        Some((tls, listener, inner, clients))
+    } else {
+        None
+    };
+    let shared = Arc::new(shared);
     install_signals(shared.clone())?;
     let cpuset = CpuSet::online()
         .map_err(|e| ServerError::Startup(format!("cannot read CPU topology: {e}")))?
@@ -205,7 +223,40 @@ pub fn run(dir: &Path, config: Config, _lock: std::fs::File) -> Result<(), Serve
         })
         .map_err(|e| ServerError::Startup(format!("cannot start executors: {e}")))?;
     watch_start(shared.clone(), workers, config.io_memory);
+    if let Some((tls, listener, inner, clients)) = tls_front {
+        start_tls_front(&shared, tls, listener, inner, clients)?;
+    }
     joined(handles, &shared)
+}
+
+/// Starts the TLS front's accept thread (`tls`) once every executor listens inside.
+fn start_tls_front(
+    shared: &Arc<Shared>,
+    tls: Arc<rustls::ServerConfig>,
+    listener: std::net::TcpListener,
+    inner: std::net::SocketAddr,
+    clients: Arc<crate::tls::Clients>,
+) -> Result<(), ServerError> {
+    let (s1, s2, s3) = (shared.clone(), shared.clone(), shared.clone());
+    let front = Arc::new(crate::tls::Front::new(
+        tls,
+        inner,
+        clients,
+        Box::new(move || s1.config().connections_per_client_max),
+        Box::new(move || s2.shutting_down()),
+    ));
+    tracing::info!(addr = ?listener.local_addr().ok(), "serving TLS (enable_https)");
+    std::thread::Builder::new()
+        .name("fastdfs-tls-accept".into())
+        .spawn(move || {
+            // Connections wait in the listen backlog until the executors listen inside.
+            while s3.listeners_bound() < s3.workers && !s3.shutting_down() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            crate::tls::accept_loop(listener, front)
+        })
+        .map(drop)
+        .map_err(|e| ServerError::Startup(format!("cannot start the TLS front: {e}")))
 }
 
 /// How long every executor has to bind its listener after the pool is made.
@@ -294,7 +345,10 @@ async fn worker_main(
     // an idle executor's core does, while there is one (`idle_cores`).
     crate::store::hashing::offload_lone_writers(spare_cores);
     let cfg = shared.config();
-    let addr = cfg.listen_addr()?;
+    let addr = match &shared.tls {
+        Some(tls) => tls.addr,
+        None => cfg.listen_addr()?,
+    };
     let listener = match glommio::net::TcpListener::bind(addr) {
         Ok(l) => l,
         Err(e) => {
@@ -333,9 +387,10 @@ async fn worker_main(
     let s3_accepts = s3_listener.map(|l| {
         let front = Rc::new(crate::s3::Front::new(worker.clone()));
         let (w, sockets) = (worker.clone(), sockets.clone());
-        glommio::spawn_local(async move { accept_loop(&w, l, front, &sockets).await })
+        glommio::spawn_local(async move { accept_loop(&w, l, front, &sockets, None).await })
     });
-    accept_loop(&worker, listener, worker.clone(), &sockets).await;
+    let relayed = shared.tls.as_ref().map(|t| t.clients.clone());
+    accept_loop(&worker, listener, worker.clone(), &sockets, relayed).await;
     if let Some(task) = s3_accepts {
         task.await;
     }
@@ -436,11 +491,14 @@ fn start_duties(worker: &Rc<Worker>) {
 /// A pending accept is cancelled only at shutdown: an io_uring accept cancelled after the
 /// kernel completed it would leave that connection open and unserved (glommio drops the
 /// result), so the accept is never raced against a periodic timer.
+/// `relayed`: the listener is the TLS front's internal one; a connection's client is the one
+/// its relay registered, and a connection no relay made is closed.
 async fn accept_loop<H: crate::http::conn::Handler + 'static>(
     worker: &Rc<Worker>,
     listener: glommio::net::TcpListener,
     handler: Rc<H>,
     sockets: &Rc<LiveSockets>,
+    relayed: Option<Arc<crate::tls::Clients>>,
 ) {
     let shared = &worker.shared;
     let mut draining = false;
@@ -468,7 +526,18 @@ async fn accept_loop<H: crate::http::conn::Handler + 'static>(
                 continue;
             }
         };
-        let Some(ticket) = admit(worker, &stream) else {
+        let peer = match (stream.peer_addr(), &relayed) {
+            (Err(_), _) => continue,
+            (Ok(p), None) => p,
+            (Ok(p), Some(clients)) => match clients.take(p) {
+                Some(client) => client,
+                None => {
+                    tracing::warn!(peer = %p, "a connection to the TLS front's internal address that no relay made: closed");
+                    continue;
+                }
+            },
+        };
+        let Some(ticket) = admit(worker, peer.ip()) else {
             continue;
         };
         let counted = worker.connection_opened();
@@ -478,7 +547,7 @@ async fn accept_loop<H: crate::http::conn::Handler + 'static>(
             use futures_lite::FutureExt;
             // Safety net: a bug that panics in one request closes that connection only;
             // the executor and its other connections keep running.
-            let served = std::panic::AssertUnwindSafe(crate::http::conn::serve(stream, w))
+            let served = std::panic::AssertUnwindSafe(crate::http::conn::serve(stream, w, peer))
                 .catch_unwind()
                 .await;
             if served.is_err() {
@@ -494,12 +563,8 @@ async fn accept_loop<H: crate::http::conn::Handler + 'static>(
 
 /// Admits an accepted connection under the caps (per executor, per client address, in
 /// total), or closes it.
-fn admit(
-    worker: &Rc<Worker>,
-    stream: &glommio::net::TcpStream,
-) -> Option<crate::admission::Ticket> {
+fn admit(worker: &Rc<Worker>, ip: std::net::IpAddr) -> Option<crate::admission::Ticket> {
     let cfg = worker.config();
-    let ip = stream.peer_addr().ok()?.ip();
     let privileged = cfg.access.is_admin(ip);
     let admitted = if worker.connections() >= cfg.connections_per_worker_max && !privileged {
         Err(crate::admission::Refusal::Total)

@@ -117,6 +117,19 @@ pub struct Shared {
     self_aliases: std::sync::Mutex<Vec<String>>,
     /// tus `callback_url` notices waiting to be sent, and their sender threads.
     pub callbacks: crate::tus::callback::Callbacks,
+    /// With `enable_https`: where the executors listen for the TLS front's relays, and the
+    /// clients of those connections (`tls`).
+    pub tls: Option<TlsInner>,
+}
+
+/// The executors' side of the TLS front (`tls`).
+#[derive(Debug)]
+pub struct TlsInner {
+    /// The internal loopback address the executors listen on instead of the public one.
+    pub addr: std::net::SocketAddr,
+    pub clients: Arc<crate::tls::Clients>,
+    /// Holds `addr`'s port for the process's life.
+    pub _reserved: socket2::Socket,
 }
 
 impl Shared {
@@ -149,6 +162,7 @@ impl Shared {
             node_id: crate::codec::random_hex(8),
             self_aliases: Default::default(),
             callbacks: Default::default(),
+            tls: None,
         }
     }
 

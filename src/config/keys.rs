@@ -76,7 +76,7 @@ macro_rules! config_keys {
 config_keys! {
     template(t);
     addr: String = string(":8080"), restart => (":8080");
-    enable_https: bool = bool(false), live => (false);
+    enable_https: bool = bool(false), restart => (false);
     peer_id: String = string(""), live => (t.peer_id);
     host: String = string(""), live => (t.host);
     peers: Vec<String> = strings(&[]), live => (t.peers);

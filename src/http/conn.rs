@@ -548,8 +548,7 @@ impl Request<'_> {
 }
 
 /// Serves one accepted connection until it closes.
-pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>) {
-    let Ok(peer) = stream.peer_addr() else { return };
+pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>, peer: SocketAddr) {
     let mut conn = Conn::new(stream, &handler.limits());
     let mut first = true;
     loop {

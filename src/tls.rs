@@ -1,0 +1,496 @@
+//! TLS for `enable_https` (docs/CONFIG.md): go-fastdfs then serves HTTPS with the certificate
+//! chain `conf/server.crt` and the key `conf/server.key` (PEM) on its address.
+//!
+//! Owns: loading the certificate and key, the public listener when TLS is on, and the relay of
+//! each TLS connection to the executors. The HTTP layer stays plaintext (io_uring, `sendfile`):
+//! the executors listen on an internal loopback address instead, and every TLS connection is
+//! relayed by a thread of its own (rustls, `poll(2)`) to one inner connection there. The inner
+//! connection's source port is registered with its client's address before it connects
+//! ([`Clients`]); the executors' accept loop takes the client from there, so access rules,
+//! caps and logs see the real client. A connection to the internal address that no relay
+//! registered is closed.
+//!
+//! Bounds: relays at most `connections_per_client_max` per client (IPv6 per /64) and
+//! [`RELAYS_MAX`] in all; a handshake has [`HANDSHAKE`]; a relay that moves no byte for
+//! [`STALL`] ends (the inner connection has the HTTP layer's own deadlines). Memory per relay:
+//! one [`CHUNK`] buffer each way plus rustls' bounded buffers.
+
+use crate::access::client_block;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Relays running at once, over all clients.
+pub const RELAYS_MAX: usize = 4096;
+/// Time a client has to complete its handshake.
+pub const HANDSHAKE: Duration = Duration::from_secs(10);
+/// A relay that moves no byte either way for this long ends.
+pub const STALL: Duration = Duration::from_secs(120);
+/// Bytes moved per step each way.
+const CHUNK: usize = 64 * 1024;
+/// A relay thread's stack (it holds the two buffers on the heap).
+const STACK: usize = 256 * 1024;
+
+/// The certificate chain and key of `conf/`, made into a rustls server configuration
+/// (HTTP/1.1 offered by ALPN). An error names the file and what is wrong with it.
+pub fn load(dir: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+    let crt = dir.join("conf/server.crt");
+    let key = dir.join("conf/server.key");
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&crt)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| format!("enable_https: cannot read {}: {e}", crt.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "enable_https: {} holds no PEM certificate",
+            crt.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(&key).map_err(|e| {
+        format!(
+            "enable_https: cannot read a PEM key from {}: {e}",
+            key.display()
+        )
+    })?;
+    // ring: no build tools beyond a C compiler (aws-lc-rs needs more). rustls 0.23.48 marks
+    // it deprecated for lacking post-quantum key exchange: clients agree on X25519 instead.
+    #[allow(deprecated)]
+    let provider = rustls::crypto::ring::default_provider();
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("enable_https: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("enable_https: conf/server.crt and conf/server.key: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The clients of the relays' inner connections, by their source port on loopback.
+#[derive(Debug, Default)]
+pub struct Clients(Mutex<HashMap<u16, SocketAddr>>);
+
+impl Clients {
+    /// The client a relay registered for an inner connection from `peer`, taken out (each
+    /// is used once); None for a connection no relay made.
+    pub fn take(&self, peer: SocketAddr) -> Option<SocketAddr> {
+        if !peer.ip().is_loopback() {
+            return None;
+        }
+        self.0.lock().expect("tls clients").remove(&peer.port())
+    }
+
+    fn put(&self, port: u16, client: SocketAddr) {
+        self.0.lock().expect("tls clients").insert(port, client);
+    }
+
+    fn forget(&self, port: u16) {
+        self.0.lock().expect("tls clients").remove(&port);
+    }
+}
+
+/// Reserves a loopback port for the executors' inner listeners (each binds it with
+/// `SO_REUSEPORT`, like the public address): a socket bound to it, never listening, held for
+/// the process's life.
+pub fn reserve_inner() -> io::Result<(socket2::Socket, SocketAddr)> {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    s.set_reuse_port(true)?;
+    s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    let addr = s
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("inner address"))?;
+    Ok((s, addr))
+}
+
+/// What the front needs of the server.
+pub struct Front {
+    pub config: Arc<rustls::ServerConfig>,
+    /// The executors' internal address.
+    pub inner: SocketAddr,
+    pub clients: Arc<Clients>,
+    /// Relays per client (IPv6 per /64) and in all.
+    relays: Mutex<HashMap<IpAddr, usize>>,
+    /// Read per connection: a reload moves it.
+    pub per_client_max: Box<dyn Fn() -> u64 + Send + Sync>,
+    pub stopping: Box<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl Front {
+    pub fn new(
+        config: Arc<rustls::ServerConfig>,
+        inner: SocketAddr,
+        clients: Arc<Clients>,
+        per_client_max: Box<dyn Fn() -> u64 + Send + Sync>,
+        stopping: Box<dyn Fn() -> bool + Send + Sync>,
+    ) -> Front {
+        Front {
+            config,
+            inner,
+            clients,
+            relays: Mutex::new(HashMap::new()),
+            per_client_max,
+            stopping,
+        }
+    }
+
+    /// Counts a relay for `client`; false when its client or everyone is at the cap.
+    fn admit(&self, client: IpAddr) -> bool {
+        let mut relays = self.relays.lock().expect("tls relays");
+        let total: usize = relays.values().sum();
+        let held = relays.entry(client_block(client)).or_insert(0);
+        if total >= RELAYS_MAX || *held as u64 >= (self.per_client_max)() {
+            if *held == 0 {
+                relays.remove(&client_block(client));
+            }
+            return false;
+        }
+        *held += 1;
+        true
+    }
+
+    fn release(&self, client: IpAddr) {
+        let mut relays = self.relays.lock().expect("tls relays");
+        let key = client_block(client);
+        if let Some(held) = relays.get_mut(&key) {
+            *held -= 1;
+            if *held == 0 {
+                relays.remove(&key);
+            }
+        }
+    }
+}
+
+/// Accepts TLS connections on `listener` until the server stops; each gets a relay thread.
+pub fn accept_loop(listener: TcpListener, front: Arc<Front>) {
+    if let Err(e) = listener.set_nonblocking(true) {
+        tracing::error!(cause = %e, "tls: cannot set up the listener");
+        return;
+    }
+    while !(front.stopping)() {
+        if !wait(
+            listener.as_raw_fd(),
+            libc::POLLIN,
+            Duration::from_millis(200),
+        ) {
+            continue;
+        }
+        let (sock, client) = match listener.accept() {
+            Ok(c) => c,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => {
+                tracing::warn!(cause = %e, "tls: accept failed");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        if !front.admit(client.ip()) {
+            continue; // closed: over a cap
+        }
+        let f = front.clone();
+        let spawned = std::thread::Builder::new()
+            .name("fastdfs-tls".into())
+            .stack_size(STACK)
+            .spawn(move || {
+                if let Err(e) = relay(&f, sock, client) {
+                    tracing::debug!(%client, cause = %e, "tls: connection ended");
+                }
+                f.release(client.ip());
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(cause = %e, "tls: cannot start a relay");
+            front.release(client.ip());
+        }
+    }
+}
+
+/// Waits until `fd` has `events` (or an error or hang-up); false on timeout.
+fn wait(fd: i32, events: i16, timeout: Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut p, 1, timeout.as_millis().min(i32::MAX as u128) as i32) };
+    n > 0
+}
+
+/// One TLS connection: the handshake, then bytes both ways between it and an inner connection
+/// until either side ends or nothing moves for [`STALL`].
+fn relay(front: &Front, mut sock: TcpStream, client: SocketAddr) -> io::Result<()> {
+    let _ = sock.set_nodelay(true);
+    let mut tls = rustls::ServerConnection::new(front.config.clone()).map_err(io::Error::other)?;
+    // Room for one CHUNK of plaintext as records (each step waits until the last has left).
+    tls.set_buffer_limit(Some(2 * CHUNK));
+    // The handshake, bounded as a whole.
+    let deadline = Instant::now() + HANDSHAKE;
+    while tls.is_handshaking() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "handshake"));
+        }
+        sock.set_read_timeout(Some(left))?;
+        sock.set_write_timeout(Some(left))?;
+        tls.complete_io(&mut sock)?;
+    }
+    let mut inner = connect_inner(front, client)?;
+    sock.set_nonblocking(true)?;
+    inner.set_nonblocking(true)?;
+    let _ = inner.set_nodelay(true);
+    pump(&mut tls, &mut sock, &mut inner)
+}
+
+/// An inner connection to the executors, its source port registered for `client` first.
+fn connect_inner(front: &Front, client: SocketAddr) -> io::Result<TcpStream> {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    let port = s
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("inner source address"))?
+        .port();
+    front.clients.put(port, client);
+    if let Err(e) = s.connect(&front.inner.into()) {
+        front.clients.forget(port);
+        return Err(e);
+    }
+    Ok(s.into())
+}
+
+/// Moves bytes both ways; returns when both directions ended, on an error, or after
+/// [`STALL`] without progress.
+fn pump(
+    tls: &mut rustls::ServerConnection,
+    sock: &mut TcpStream,
+    inner: &mut TcpStream,
+) -> io::Result<()> {
+    let mut to_inner: Vec<u8> = Vec::with_capacity(CHUNK);
+    let mut buf = vec![0u8; CHUNK];
+    let (mut client_done, mut inner_done) = (false, false);
+    let mut last_progress = Instant::now();
+    loop {
+        // What the handshake's last read brought (the first request, often) is here already.
+        if !client_done {
+            drain(tls, &mut to_inner, &mut buf, &mut client_done)?;
+        }
+        let outgoing = tls.wants_write();
+        if inner_done && !outgoing {
+            return Ok(()); // everything the server said has left
+        }
+        let mut fds = [
+            libc::pollfd {
+                fd: sock.as_raw_fd(),
+                events: 0,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: inner.as_raw_fd(),
+                events: 0,
+                revents: 0,
+            },
+        ];
+        if !client_done && to_inner.len() < CHUNK {
+            fds[0].events |= libc::POLLIN;
+        }
+        if outgoing {
+            fds[0].events |= libc::POLLOUT;
+        }
+        // Read the server only once what it said before has left (bounded memory).
+        if !inner_done && !outgoing {
+            fds[1].events |= libc::POLLIN;
+        }
+        if !to_inner.is_empty() {
+            fds[1].events |= libc::POLLOUT;
+        }
+        let left = STALL.saturating_sub(last_progress.elapsed());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "relay stalled"));
+        }
+        // SAFETY: two valid pollfds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, left.as_millis().max(1) as i32) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if client_done && fds[0].revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+            return Ok(()); // the client is gone both ways: nobody to answer
+        }
+        let moved = step(
+            tls,
+            sock,
+            inner,
+            &fds,
+            &mut to_inner,
+            &mut buf,
+            (&mut client_done, &mut inner_done),
+        )?;
+        if moved {
+            last_progress = Instant::now();
+        }
+    }
+}
+
+/// Moves the plaintext rustls has received into `to_inner`, up to [`CHUNK`] in all; sets
+/// `client_done` at the client's `close_notify`.
+fn drain(
+    tls: &mut rustls::ServerConnection,
+    to_inner: &mut Vec<u8>,
+    buf: &mut [u8],
+    client_done: &mut bool,
+) -> io::Result<()> {
+    loop {
+        let room = CHUNK.saturating_sub(to_inner.len()).min(buf.len());
+        if room == 0 {
+            return Ok(());
+        }
+        match tls.reader().read(&mut buf[..room]) {
+            Ok(0) => {
+                *client_done = true; // close_notify
+                return Ok(());
+            }
+            Ok(n) => to_inner.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One round of the relay after `poll`; true when any byte moved.
+fn step(
+    tls: &mut rustls::ServerConnection,
+    sock: &mut TcpStream,
+    inner: &mut TcpStream,
+    fds: &[libc::pollfd; 2],
+    to_inner: &mut Vec<u8>,
+    buf: &mut [u8],
+    (client_done, inner_done): (&mut bool, &mut bool),
+) -> io::Result<bool> {
+    let ready = |i: usize, ev: i16| fds[i].revents & (ev | libc::POLLERR | libc::POLLHUP) != 0;
+    let mut moved = false;
+    // Client -> TLS -> plaintext for the server. The plaintext is drained every round: the
+    // handshake's last read may have brought the first request with it.
+    if ready(0, libc::POLLIN) && !*client_done {
+        match tls.read_tls(sock) {
+            Ok(0) => *client_done = true,
+            Ok(_) => {
+                moved = true;
+                tls.process_new_packets().map_err(io::Error::other)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if !*client_done {
+        drain(tls, to_inner, buf, client_done)?;
+    }
+    if !to_inner.is_empty() {
+        match inner.write(to_inner) {
+            Ok(n) => {
+                to_inner.drain(..n);
+                moved |= n > 0;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if *client_done && to_inner.is_empty() {
+        let _ = inner.shutdown(std::net::Shutdown::Write);
+    }
+    // Server -> TLS -> client.
+    if ready(1, libc::POLLIN) && !*inner_done && !tls.wants_write() {
+        match inner.read(buf) {
+            Ok(0) => {
+                *inner_done = true;
+                tls.send_close_notify();
+            }
+            Ok(n) => {
+                tls.writer().write_all(&buf[..n])?;
+                moved = true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    while tls.wants_write() {
+        match tls.write_tls(sock) {
+            Ok(0) => break,
+            Ok(_) => moved = true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn front(per_client: u64) -> Front {
+        Front {
+            config: Arc::new(
+                rustls::ServerConfig::builder_with_provider(Arc::new({
+                    #[allow(deprecated)]
+                    rustls::crypto::ring::default_provider()
+                }))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_cert_resolver(Arc::new(NoCert)),
+            ),
+            inner: SocketAddr::from(([127, 0, 0, 1], 1)),
+            clients: Arc::default(),
+            relays: Mutex::new(HashMap::new()),
+            per_client_max: Box::new(move || per_client),
+            stopping: Box::new(|| false),
+        }
+    }
+
+    #[derive(Debug)]
+    struct NoCert;
+    impl rustls::server::ResolvesServerCert for NoCert {
+        fn resolve(
+            &self,
+            _: rustls::server::ClientHello<'_>,
+        ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+            None
+        }
+    }
+
+    #[test]
+    fn an_inner_connection_names_its_client_once_and_only_from_loopback() {
+        let clients = Clients::default();
+        let client: SocketAddr = "203.0.113.9:5555".parse().unwrap();
+        clients.put(40000, client);
+        let from = |ip: [u8; 4], port| SocketAddr::from((ip, port));
+        assert_eq!(clients.take(from([10, 0, 0, 1], 40000)), None);
+        assert_eq!(clients.take(from([127, 0, 0, 1], 40001)), None);
+        assert_eq!(clients.take(from([127, 0, 0, 1], 40000)), Some(client));
+        assert_eq!(clients.take(from([127, 0, 0, 1], 40000)), None);
+    }
+
+    #[test]
+    fn relays_are_capped_per_client_and_given_back() {
+        let f = front(2);
+        let a: IpAddr = "198.51.100.1".parse().unwrap();
+        let b: IpAddr = "198.51.100.2".parse().unwrap();
+        assert!(f.admit(a) && f.admit(a));
+        assert!(!f.admit(a), "a third relay for one client");
+        assert!(f.admit(b));
+        f.release(a);
+        assert!(f.admit(a));
+        // An IPv6 client counts per /64.
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(f.admit(v6("2001:db8::1")) && f.admit(v6("2001:db8::2")));
+        assert!(!f.admit(v6("2001:db8::3")));
+    }
+}
