@@ -1364,6 +1364,151 @@ fn aws_cli_syncs_a_tree_with_a_multipart_file_lists_gets_presigns_and_removes() 
     assert!(!s3.bucket_dir("awsc").exists(), "rb removes the bucket");
 }
 
+/// `aws s3api` with JSON output, parsed.
+fn aws_json(s3: &S3, args: &[&str]) -> Value {
+    let out = aws_ok(s3, args);
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", out.text()))
+}
+
+/// A JSON number or string as text (the CLI prints part number markers as either).
+fn as_text(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
+}
+
+/// A multipart upload with CRC32 checksums through `aws s3api`: GetObjectAttributes lists its
+/// parts (size, checksum) a page at a time with `--max-parts` / `--part-number-marker`.
+#[test]
+fn aws_cli_lists_a_multipart_objects_parts_a_page_at_a_time() {
+    if !have_aws("aws_cli_lists_a_multipart_objects_parts_a_page_at_a_time") {
+        return;
+    }
+    let s3 = S3::start();
+    let work = tempfile::tempdir().unwrap();
+    aws_ok(&s3, &["s3", "mb", "s3://attr"]);
+    let obj = ["--bucket", "attr", "--key", "big.bin"];
+    let created = aws_json(
+        &s3,
+        &[
+            &["s3api", "create-multipart-upload"],
+            &obj[..],
+            &["--checksum-algorithm", "CRC32"],
+        ]
+        .concat(),
+    );
+    let id = created["UploadId"].as_str().unwrap().to_string();
+    let parts = [noise(5 * MIB, 31), noise(5 * MIB + 7, 32), noise(1000, 33)];
+    let mut listed = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        let file = work.path().join(format!("part{i}"));
+        std::fs::write(&file, part).unwrap();
+        let n = (i + 1).to_string();
+        let up = aws_json(
+            &s3,
+            &[
+                &["s3api", "upload-part"],
+                &obj[..],
+                &[
+                    "--upload-id",
+                    &id,
+                    "--part-number",
+                    &n,
+                    "--checksum-algorithm",
+                    "CRC32",
+                ],
+                &["--body", file.to_str().unwrap()],
+            ]
+            .concat(),
+        );
+        assert_eq!(up["ChecksumCRC32"], json!(crc32_b64(part)), "{up}");
+        listed.push(
+            json!({"PartNumber": i + 1, "ETag": up["ETag"], "ChecksumCRC32": up["ChecksumCRC32"]}),
+        );
+    }
+    let complete = work.path().join("complete.json");
+    std::fs::write(&complete, json!({ "Parts": listed }).to_string()).unwrap();
+    let arg = format!("file://{}", complete.display());
+    aws_ok(
+        &s3,
+        &[
+            &["s3api", "complete-multipart-upload"],
+            &obj[..],
+            &["--upload-id", &id, "--multipart-upload", &arg],
+        ]
+        .concat(),
+    );
+    let digests: Vec<Vec<u8>> = parts
+        .iter()
+        .map(|p| crc32fast::hash(p).to_be_bytes().to_vec())
+        .collect();
+    let composite = format!("{}-3", crc32_b64_of_digests(&digests));
+    let attributes = |key: &str, extra: &[&str]| {
+        let args = [
+            &[
+                "s3api",
+                "get-object-attributes",
+                "--bucket",
+                "attr",
+                "--key",
+                key,
+            ][..],
+            &[
+                "--object-attributes",
+                "ObjectParts",
+                "Checksum",
+                "ObjectSize",
+            ],
+            extra,
+        ]
+        .concat();
+        aws_json(&s3, &args)
+    };
+    let first = attributes("big.bin", &["--max-parts", "2"]);
+    let p = &first["ObjectParts"];
+    assert_eq!(p["TotalPartsCount"], json!(3), "{first}");
+    assert_eq!(p["IsTruncated"], json!(true), "{first}");
+    assert_eq!(as_text(&p["NextPartNumberMarker"]), "2", "{first}");
+    assert_eq!(p["MaxParts"], json!(2), "{first}");
+    let page = |v: &Value| -> Vec<(u64, u64, String)> {
+        v["ObjectParts"]["Parts"]
+            .as_array()
+            .unwrap_or(&Vec::new())
+            .iter()
+            .map(|p| {
+                let n = p["PartNumber"].as_u64().unwrap();
+                (
+                    n,
+                    p["Size"].as_u64().unwrap(),
+                    p["ChecksumCRC32"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let want = |i: usize| ((i + 1) as u64, parts[i].len() as u64, crc32_b64(&parts[i]));
+    assert_eq!(page(&first), vec![want(0), want(1)], "{first}");
+    assert_eq!(
+        first["Checksum"]["ChecksumCRC32"],
+        json!(composite),
+        "{first}"
+    );
+    assert_eq!(
+        first["Checksum"]["ChecksumType"],
+        json!("COMPOSITE"),
+        "{first}"
+    );
+    assert_eq!(
+        first["ObjectSize"],
+        json!(parts.iter().map(Vec::len).sum::<usize>())
+    );
+    let rest = attributes("big.bin", &["--part-number-marker", "2"]);
+    assert_eq!(page(&rest), vec![want(2)], "{rest}");
+    assert_eq!(rest["ObjectParts"]["IsTruncated"], json!(false), "{rest}");
+    assert_eq!(
+        as_text(&rest["ObjectParts"]["PartNumberMarker"]),
+        "2",
+        "{rest}"
+    );
+}
+
 /// The base64 CRC32 of the concatenation of `digests` (S3's composite checksum, without
 /// its part count).
 fn crc32_b64_of_digests(digests: &[Vec<u8>]) -> String {

@@ -8,10 +8,10 @@ use super::error::S3Error;
 use super::policy::{self, Action};
 use super::request::{iso_time, xml_response, S3Request, XMLNS};
 use super::store::{
-    attrs_of, copy_to_temp, delete_key, etag_of, etag_ref, existing, keep_checksum, modified_ms,
-    object_rel, place, receive, record_at, record_of, refuse_unkept, refuse_unknown_checksums,
-    set_checksum_headers, set_stored_checksum_headers, store, stored_checksum, write_condition,
-    PUT_BYTES_MAX,
+    attrs_of, copy_to_temp, delete_key, etag_of, etag_ref, existing, keep_checksum, kept_parts,
+    modified_ms, object_rel, place, receive, record_at, record_of, refuse_unkept,
+    refuse_unknown_checksums, set_checksum_headers, set_stored_checksum_headers, store,
+    stored_checksum, write_condition, KeptPart, PUT_BYTES_MAX,
 };
 use super::xml::escape;
 use crate::http::range::{parse_range, RangeAnswer};
@@ -256,11 +256,66 @@ const OBJECT_ATTRIBUTES: [&str; 5] = [
     "ObjectSize",
 ];
 
+/// Most parts GetObjectAttributes lists at once (S3's default and limit).
+const ATTRIBUTE_PARTS_MAX: u32 = 1000;
+
+/// GetObjectAttributes' `x-amz-max-parts` (at most [`ATTRIBUTE_PARTS_MAX`]) and
+/// `x-amz-part-number-marker` (parts after it are listed); not numbers: `InvalidArgument`.
+fn parts_paging(req: &Request<'_>) -> Result<(u32, u32), S3Error> {
+    let number = |name: &str, default: u32| match req.head.header_str(name) {
+        None => Ok(default),
+        Some(v) => v.trim().parse::<u32>().map_err(|_| {
+            S3Error::invalid_argument(format!(
+                "Provided {name} not an integer or within integer range"
+            ))
+        }),
+    };
+    let max = number("x-amz-max-parts", ATTRIBUTE_PARTS_MAX)?;
+    Ok((
+        max.min(ATTRIBUTE_PARTS_MAX),
+        number("x-amz-part-number-marker", 0)?,
+    ))
+}
+
+/// The `ObjectParts` of a multipart object of `count` parts: the count, and when its parts'
+/// checksums were kept (S3 lists parts only then) a page of them, `paging` (max, marker).
+fn object_parts(body: &mut String, count: u32, attrs: Option<&S3Attrs>, paging: (u32, u32)) {
+    body.push_str(&format!("<ObjectParts><PartsCount>{count}</PartsCount>"));
+    let kept = attrs.map(kept_parts).unwrap_or_default();
+    let algorithm = attrs.and_then(stored_checksum).map(|c| c.algorithm);
+    if let (Some(algorithm), false) = (algorithm, kept.is_empty()) {
+        let (max, marker) = paging;
+        let after: Vec<&KeptPart> = kept.iter().filter(|p| p.number > marker).collect();
+        let page = &after[..after.len().min(max as usize)];
+        let truncated = after.len() > page.len();
+        body.push_str(&format!("<PartNumberMarker>{marker}</PartNumberMarker>"));
+        if let Some(last) = page.last() {
+            body.push_str(&format!(
+                "<NextPartNumberMarker>{}</NextPartNumberMarker>",
+                last.number
+            ));
+        }
+        body.push_str(&format!(
+            "<MaxParts>{max}</MaxParts><IsTruncated>{truncated}</IsTruncated>"
+        ));
+        let tag = algorithm.xml_name();
+        for p in page {
+            body.push_str(&format!(
+                "<Part><PartNumber>{}</PartNumber><Size>{}</Size><{tag}>{}</{tag}></Part>",
+                p.number,
+                p.size,
+                escape(&p.checksum)
+            ));
+        }
+    }
+    body.push_str("</ObjectParts>");
+}
+
 /// GetObjectAttributes (`?attributes`): the attributes `x-amz-object-attributes` names, of the
 /// object's record (its bytes are not read): the ETag (unquoted, as S3 gives it here), its
-/// checksum and type, the parts of a multipart object (their count: the parts themselves are
-/// not kept once completed), STANDARD, the size. A name S3 does not know is
-/// `400 InvalidArgument`.
+/// checksum and type, the parts of a multipart object (their count, and for one completed
+/// with checksums a page of its parts' numbers, sizes and checksums, as S3 lists them only
+/// then), STANDARD, the size. A name S3 does not know is `400 InvalidArgument`.
 pub async fn attributes(w: &Worker, req: &Request<'_>, r: &S3Request) -> Result<Response, S3Error> {
     let asked: Vec<&str> = req
         .head
@@ -280,6 +335,7 @@ pub async fn attributes(w: &Worker, req: &Request<'_>, r: &S3Request) -> Result<
             "Invalid attribute name specified: {bad}"
         )));
     }
+    let paging = parts_paging(req)?;
     let rel = object_rel(&r.bucket, &r.key);
     let info = record_at(w, r, &rel, &r.key)?;
     if info.is_none() || !policy::allowed(r.caller(), &r.bucket, Action::Read, false) {
@@ -312,9 +368,7 @@ pub async fn attributes(w: &Worker, req: &Request<'_>, r: &S3Request) -> Result<
                     .rsplit_once('-')
                     .and_then(|(_, n)| n.parse::<u32>().ok());
                 if let Some(n) = parts {
-                    body.push_str(&format!(
-                        "<ObjectParts><PartsCount>{n}</PartsCount></ObjectParts>"
-                    ));
+                    object_parts(&mut body, n, info.s3.as_deref(), paging)
                 }
             }
             "StorageClass" => body.push_str("<StorageClass>STANDARD</StorageClass>"),
