@@ -1376,10 +1376,13 @@ fn as_text(v: &Value) -> String {
 }
 
 /// A multipart upload with CRC32 checksums through `aws s3api`: GetObjectAttributes lists its
-/// parts (size, checksum) a page at a time with `--max-parts` / `--part-number-marker`.
+/// parts (size, checksum) a page at a time with `--max-parts` / `--part-number-marker`; a
+/// CopyObject keeps its composite checksum, and one asking for another algorithm gets that
+/// algorithm's checksum of the whole copy.
 #[test]
-fn aws_cli_lists_a_multipart_objects_parts_a_page_at_a_time() {
-    if !have_aws("aws_cli_lists_a_multipart_objects_parts_a_page_at_a_time") {
+fn aws_cli_lists_a_multipart_objects_parts_and_a_copy_keeps_its_composite_checksum() {
+    if !have_aws("aws_cli_lists_a_multipart_objects_parts_and_a_copy_keeps_its_composite_checksum")
+    {
         return;
     }
     let s3 = S3::start();
@@ -1507,6 +1510,76 @@ fn aws_cli_lists_a_multipart_objects_parts_a_page_at_a_time() {
         "2",
         "{rest}"
     );
+
+    // A copy (one part now, its ETag the md5) keeps the composite checksum and its type.
+    let all = parts.concat();
+    let copied = aws_json(
+        &s3,
+        &[
+            "s3api",
+            "copy-object",
+            "--copy-source",
+            "attr/big.bin",
+            "--bucket",
+            "attr",
+            "--key",
+            "copy.bin",
+        ],
+    );
+    assert_eq!(
+        copied["CopyObjectResult"]["ChecksumCRC32"],
+        json!(composite),
+        "{copied}"
+    );
+    let head = |key: &str| {
+        let args = [
+            "s3api",
+            "head-object",
+            "--bucket",
+            "attr",
+            "--key",
+            key,
+            "--checksum-mode",
+            "ENABLED",
+        ];
+        aws_json(&s3, &args)
+    };
+    let h = head("copy.bin");
+    assert_eq!(h["ETag"], json!(format!("\"{}\"", md5_hex(&all))), "{h}");
+    assert_eq!(h["ChecksumCRC32"], json!(composite), "{h}");
+    assert_eq!(h["ChecksumType"], json!("COMPOSITE"), "{h}");
+    let a = attributes("copy.bin", &[]);
+    assert_eq!(a["Checksum"]["ChecksumCRC32"], json!(composite), "{a}");
+    assert!(
+        a.get("ObjectParts").is_none(),
+        "a copy is no multipart object: {a}"
+    );
+    // Asked for SHA-256: that checksum of the whole copy.
+    aws_ok(
+        &s3,
+        &[
+            "s3api",
+            "copy-object",
+            "--copy-source",
+            "attr/big.bin",
+            "--bucket",
+            "attr",
+            "--key",
+            "sha.bin",
+            "--checksum-algorithm",
+            "SHA256",
+        ],
+    );
+    let h = head("sha.bin");
+    let sha = {
+        use base64::Engine;
+        use sha2::Digest;
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&all))
+    };
+    assert_eq!(h["ChecksumSHA256"], json!(sha), "{h}");
+    assert_eq!(h["ChecksumType"], json!("FULL_OBJECT"), "{h}");
+    assert!(h.get("ChecksumCRC32").is_none(), "{h}");
+    s3.assert_object("attr", "sha.bin", &all, &md5_hex(&all));
 }
 
 /// The base64 CRC32 of the concatenation of `digests` (S3's composite checksum, without
