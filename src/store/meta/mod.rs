@@ -16,7 +16,7 @@
 //! `days` (`days.rs`: `YYYYMMDD_<time stamp>_md5` -> "") and `stats` (`YYYYMMDD` -> count, bytes), and for
 //! replication `outbox` (`<peer>\0<md5>` -> what to tell that peer; an S3 folder marker's
 //! change is keyed by its path key and carries its path), `tombs` (md5 -> time of
-//! delete) and `inbox` (md5 -> FileInfo announced by a peer, still to be fetched). Every entry
+//! delete; a removed S3 folder marker's is `dir:<path key>` -> `<ms> <path>`, `listing.rs`) and `inbox` (md5 -> FileInfo announced by a peer, still to be fetched). Every entry
 //! of a file lives in the shard of its md5, so one transaction covers all of them (a commit
 //! that stores a file also queues it for every peer). The path index (`paths.rs`: path key ->
 //! md5) is one table per environment, so a lookup by path asks `E` tables, not `S`; a
