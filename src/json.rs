@@ -68,6 +68,11 @@ pub struct S3Attrs {
     /// whole object (S3's FULL_OBJECT).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub checksum_type: String,
+    /// The parts of a multipart object completed with checksums (GetObjectAttributes'
+    /// `ObjectParts`): `<number>:<size>:<base64 checksum>`, comma-separated, in part order;
+    /// empty for any other object.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub parts: String,
 }
 
 /// `FileInfo.offset` of a file stored as its own file.

@@ -41,6 +41,11 @@ impl S3 {
     /// A request signed by curl's own SigV4 (`--aws-sigv4`), a client independent of the
     /// ones under test: (status, response head, body).
     fn signed(&self, method: &str, path: &str) -> (u16, String, Vec<u8>) {
+        self.signed_with(method, path, None)
+    }
+
+    /// [`S3::signed`] with the body in the file `data` when given.
+    fn signed_with(&self, method: &str, path: &str, data: Option<&Path>) -> (u16, String, Vec<u8>) {
         let tmp = tempfile::tempdir().unwrap();
         let (head, body) = (tmp.path().join("head"), tmp.path().join("body"));
         let mut cmd = self.command("curl");
@@ -51,10 +56,13 @@ impl S3 {
             .args(["-w", "%{http_code}", "--aws-sigv4", "aws:amz:us-east-1:s3"])
             .args(["--user", &format!("{KEY_ID}:{SECRET}")])
             .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"]);
-        match method {
-            "HEAD" => cmd.arg("-I"),
-            "PUT" => cmd.args(["-X", "PUT", "--data-binary", ""]),
-            m => cmd.args(["-X", m]),
+        match (method, data) {
+            ("HEAD", _) => cmd.arg("-I"),
+            (m, Some(file)) => cmd
+                .args(["-X", m, "--data-binary"])
+                .arg(format!("@{}", file.display())),
+            ("PUT", None) => cmd.args(["-X", "PUT", "--data-binary", ""]),
+            (m, None) => cmd.args(["-X", m]),
         };
         cmd.arg(format!("{}{path}", self.endpoint()));
         let out = run(cmd, Duration::from_secs(40));
@@ -160,6 +168,127 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         }
     }
     out
+}
+
+// ------------------------------------------------------------------ curl --aws-sigv4 ----
+
+/// curl's (major, minor) version.
+fn curl_version() -> (u32, u32) {
+    let out = Command::new("curl").arg("--version").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v = text.split_whitespace().nth(1).unwrap_or("0.0");
+    let mut n = v.split('.').map(|p| p.parse().unwrap_or(0));
+    (n.next().unwrap_or(0), n.next().unwrap_or(0))
+}
+
+/// The text of the first `<tag>` element of an XML body.
+fn xml_text(body: &[u8], tag: &str) -> String {
+    let body = String::from_utf8_lossy(body);
+    let open = format!("<{tag}>");
+    let from = body.find(&open).map(|i| i + open.len());
+    let to = body.find(&format!("</{tag}>"));
+    match (from, to) {
+        (Some(a), Some(b)) if a <= b => body[a..b].to_string(),
+        _ => panic!("no <{tag}> in {body}"),
+    }
+}
+
+/// An ETag header's value, without quotes.
+fn etag_of(head: &str) -> String {
+    head.lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case("etag")
+                .then(|| v.trim().trim_matches('"').to_string())
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn curl_aws_sigv4_uploads_in_parts_lists_and_tags_with_the_query_forms_it_signs() {
+    let s3 = S3::start();
+    let work = tempfile::tempdir().unwrap();
+    let b = "crl";
+    assert_eq!(s3.signed("PUT", &format!("/{b}")).0, 200, "CreateBucket");
+    // A key with a space, a plus and a non-ASCII letter, written in canonical form (upper-case
+    // escapes): curl before 8.3 signs the path as written.
+    let key = "dir one/caf\u{e9}+x y.bin";
+    let path = format!("/{b}/{}", urlencode_path(key));
+    // CreateMultipartUpload as `?uploads`: curl before 8.5 signs it without `=`.
+    let (status, _, body) = s3.signed("POST", &format!("{path}?uploads"));
+    assert_eq!(status, 200, "?uploads: {}", String::from_utf8_lossy(&body));
+    let id = xml_text(&body, "UploadId");
+    let (status, _, body) = s3.signed("GET", &format!("/{b}?uploads"));
+    assert_eq!(
+        status,
+        200,
+        "ListMultipartUploads: {}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(xml_text(&body, "UploadId"), id);
+    // UploadPart with its parameters in S3's order (sorted, as SigV4 wants them).
+    let parts = [noise(5 * MIB, 21), noise(1000, 22)];
+    let mut etags = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        let file = work.path().join(format!("part{i}"));
+        std::fs::write(&file, part).unwrap();
+        let q = format!("partNumber={}&uploadId={}", i + 1, urlencode(&id));
+        let (status, head, body) = s3.signed_with("PUT", &format!("{path}?{q}"), Some(&file));
+        assert_eq!(
+            status,
+            200,
+            "UploadPart {q}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        etags.push(etag_of(&head));
+    }
+    // Unsorted, `uploadId` first: curl sorts the query only from 8.3 on; before, it signs
+    // what S3 (and we) do not, and the request is refused whole.
+    let file = work.path().join("part1");
+    let unsorted = format!("{path}?uploadId={}&partNumber=2", urlencode(&id));
+    let (status, _, body) = s3.signed_with("PUT", &unsorted, Some(&file));
+    if curl_version() >= (8, 3) {
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    } else {
+        assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(xml_text(&body, "Code"), "SignatureDoesNotMatch");
+    }
+    let complete = work.path().join("complete.xml");
+    let list: String = etags
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            format!(
+                "<Part><PartNumber>{}</PartNumber><ETag>\"{e}\"</ETag></Part>",
+                i + 1
+            )
+        })
+        .collect();
+    let xml = format!("<CompleteMultipartUpload>{list}</CompleteMultipartUpload>");
+    std::fs::write(&complete, xml).unwrap();
+    let q = format!("uploadId={}", urlencode(&id));
+    let (status, _, body) = s3.signed_with("POST", &format!("{path}?{q}"), Some(&complete));
+    assert_eq!(status, 200, "Complete: {}", String::from_utf8_lossy(&body));
+    let all: Vec<u8> = parts.concat();
+    let refs: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
+    s3.assert_object(b, key, &all, &parts_etag(&refs));
+    // ListObjectsV2 with an encoded prefix, and the bare subresources curl signs bare.
+    let q = format!("list-type=2&prefix={}", urlencode("dir one/"));
+    let (status, _, body) = s3.signed("GET", &format!("/{b}?{q}"));
+    assert_eq!(status, 200, "{q}: {}", String::from_utf8_lossy(&body));
+    assert_eq!(xml_text(&body, "Key"), key);
+    for sub in ["location", "versioning", "tagging"] {
+        let target = if sub == "tagging" {
+            path.clone()
+        } else {
+            format!("/{b}")
+        };
+        let (status, _, body) = s3.signed("GET", &format!("{target}?{sub}"));
+        assert_eq!(status, 200, "?{sub}: {}", String::from_utf8_lossy(&body));
+    }
+    let (status, _, _) = s3.signed("DELETE", &path);
+    assert_eq!(status, 204, "DeleteObject");
+    assert_eq!(s3.keys(b), Vec::<String>::new());
 }
 
 // ------------------------------------------------------------- AWS SDK for JavaScript v3 ----
@@ -1233,6 +1362,224 @@ fn aws_cli_syncs_a_tree_with_a_multipart_file_lists_gets_presigns_and_removes() 
     );
     aws_ok(&s3, &["s3", "rb", "--force", "s3://awsc"]);
     assert!(!s3.bucket_dir("awsc").exists(), "rb removes the bucket");
+}
+
+/// `aws s3api` with JSON output, parsed.
+fn aws_json(s3: &S3, args: &[&str]) -> Value {
+    let out = aws_ok(s3, args);
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", out.text()))
+}
+
+/// A JSON number or string as text (the CLI prints part number markers as either).
+fn as_text(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
+}
+
+/// A multipart upload with CRC32 checksums through `aws s3api`: GetObjectAttributes lists its
+/// parts (size, checksum) a page at a time with `--max-parts` / `--part-number-marker`; a
+/// CopyObject keeps its composite checksum, and one asking for another algorithm gets that
+/// algorithm's checksum of the whole copy.
+#[test]
+fn aws_cli_lists_a_multipart_objects_parts_and_a_copy_keeps_its_composite_checksum() {
+    if !have_aws("aws_cli_lists_a_multipart_objects_parts_and_a_copy_keeps_its_composite_checksum")
+    {
+        return;
+    }
+    let s3 = S3::start();
+    let work = tempfile::tempdir().unwrap();
+    aws_ok(&s3, &["s3", "mb", "s3://attr"]);
+    let obj = ["--bucket", "attr", "--key", "big.bin"];
+    let created = aws_json(
+        &s3,
+        &[
+            &["s3api", "create-multipart-upload"],
+            &obj[..],
+            &["--checksum-algorithm", "CRC32"],
+        ]
+        .concat(),
+    );
+    let id = created["UploadId"].as_str().unwrap().to_string();
+    let parts = [noise(5 * MIB, 31), noise(5 * MIB + 7, 32), noise(1000, 33)];
+    let mut listed = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        let file = work.path().join(format!("part{i}"));
+        std::fs::write(&file, part).unwrap();
+        let n = (i + 1).to_string();
+        let up = aws_json(
+            &s3,
+            &[
+                &["s3api", "upload-part"],
+                &obj[..],
+                &[
+                    "--upload-id",
+                    &id,
+                    "--part-number",
+                    &n,
+                    "--checksum-algorithm",
+                    "CRC32",
+                ],
+                &["--body", file.to_str().unwrap()],
+            ]
+            .concat(),
+        );
+        assert_eq!(up["ChecksumCRC32"], json!(crc32_b64(part)), "{up}");
+        listed.push(
+            json!({"PartNumber": i + 1, "ETag": up["ETag"], "ChecksumCRC32": up["ChecksumCRC32"]}),
+        );
+    }
+    let complete = work.path().join("complete.json");
+    std::fs::write(&complete, json!({ "Parts": listed }).to_string()).unwrap();
+    let arg = format!("file://{}", complete.display());
+    aws_ok(
+        &s3,
+        &[
+            &["s3api", "complete-multipart-upload"],
+            &obj[..],
+            &["--upload-id", &id, "--multipart-upload", &arg],
+        ]
+        .concat(),
+    );
+    let digests: Vec<Vec<u8>> = parts
+        .iter()
+        .map(|p| crc32fast::hash(p).to_be_bytes().to_vec())
+        .collect();
+    let composite = format!("{}-3", crc32_b64_of_digests(&digests));
+    let attributes = |key: &str, extra: &[&str]| {
+        let args = [
+            &[
+                "s3api",
+                "get-object-attributes",
+                "--bucket",
+                "attr",
+                "--key",
+                key,
+            ][..],
+            &[
+                "--object-attributes",
+                "ObjectParts",
+                "Checksum",
+                "ObjectSize",
+            ],
+            extra,
+        ]
+        .concat();
+        aws_json(&s3, &args)
+    };
+    let first = attributes("big.bin", &["--max-parts", "2"]);
+    let p = &first["ObjectParts"];
+    assert_eq!(p["TotalPartsCount"], json!(3), "{first}");
+    assert_eq!(p["IsTruncated"], json!(true), "{first}");
+    assert_eq!(as_text(&p["NextPartNumberMarker"]), "2", "{first}");
+    assert_eq!(p["MaxParts"], json!(2), "{first}");
+    let page = |v: &Value| -> Vec<(u64, u64, String)> {
+        v["ObjectParts"]["Parts"]
+            .as_array()
+            .unwrap_or(&Vec::new())
+            .iter()
+            .map(|p| {
+                let n = p["PartNumber"].as_u64().unwrap();
+                (
+                    n,
+                    p["Size"].as_u64().unwrap(),
+                    p["ChecksumCRC32"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let want = |i: usize| ((i + 1) as u64, parts[i].len() as u64, crc32_b64(&parts[i]));
+    assert_eq!(page(&first), vec![want(0), want(1)], "{first}");
+    assert_eq!(
+        first["Checksum"]["ChecksumCRC32"],
+        json!(composite),
+        "{first}"
+    );
+    assert_eq!(
+        first["Checksum"]["ChecksumType"],
+        json!("COMPOSITE"),
+        "{first}"
+    );
+    assert_eq!(
+        first["ObjectSize"],
+        json!(parts.iter().map(Vec::len).sum::<usize>())
+    );
+    let rest = attributes("big.bin", &["--part-number-marker", "2"]);
+    assert_eq!(page(&rest), vec![want(2)], "{rest}");
+    assert_eq!(rest["ObjectParts"]["IsTruncated"], json!(false), "{rest}");
+    assert_eq!(
+        as_text(&rest["ObjectParts"]["PartNumberMarker"]),
+        "2",
+        "{rest}"
+    );
+
+    // A copy (one part now, its ETag the md5) keeps the composite checksum and its type.
+    let all = parts.concat();
+    let copied = aws_json(
+        &s3,
+        &[
+            "s3api",
+            "copy-object",
+            "--copy-source",
+            "attr/big.bin",
+            "--bucket",
+            "attr",
+            "--key",
+            "copy.bin",
+        ],
+    );
+    assert_eq!(
+        copied["CopyObjectResult"]["ChecksumCRC32"],
+        json!(composite),
+        "{copied}"
+    );
+    let head = |key: &str| {
+        let args = [
+            "s3api",
+            "head-object",
+            "--bucket",
+            "attr",
+            "--key",
+            key,
+            "--checksum-mode",
+            "ENABLED",
+        ];
+        aws_json(&s3, &args)
+    };
+    let h = head("copy.bin");
+    assert_eq!(h["ETag"], json!(format!("\"{}\"", md5_hex(&all))), "{h}");
+    assert_eq!(h["ChecksumCRC32"], json!(composite), "{h}");
+    assert_eq!(h["ChecksumType"], json!("COMPOSITE"), "{h}");
+    let a = attributes("copy.bin", &[]);
+    assert_eq!(a["Checksum"]["ChecksumCRC32"], json!(composite), "{a}");
+    assert!(
+        a.get("ObjectParts").is_none(),
+        "a copy is no multipart object: {a}"
+    );
+    // Asked for SHA-256: that checksum of the whole copy.
+    aws_ok(
+        &s3,
+        &[
+            "s3api",
+            "copy-object",
+            "--copy-source",
+            "attr/big.bin",
+            "--bucket",
+            "attr",
+            "--key",
+            "sha.bin",
+            "--checksum-algorithm",
+            "SHA256",
+        ],
+    );
+    let h = head("sha.bin");
+    let sha = {
+        use base64::Engine;
+        use sha2::Digest;
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&all))
+    };
+    assert_eq!(h["ChecksumSHA256"], json!(sha), "{h}");
+    assert_eq!(h["ChecksumType"], json!("FULL_OBJECT"), "{h}");
+    assert!(h.get("ChecksumCRC32").is_none(), "{h}");
+    s3.assert_object("attr", "sha.bin", &all, &md5_hex(&all));
 }
 
 /// The base64 CRC32 of the concatenation of `digests` (S3's composite checksum, without

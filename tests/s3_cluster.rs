@@ -277,6 +277,78 @@ fn a_folder_marker_reaches_the_peer_and_its_delete_follows() {
     assert_eq!(status, 404);
 }
 
+/// Restarts a node with `peers` in its cfg.json (a restart, unlike a reload, reconciles
+/// with no one by itself).
+fn restart_with_peers(pair: &mut Pair, node: usize, peers: &[&str]) {
+    pair._nodes[node].stop();
+    let conf = pair.dirs[node].path().join("conf/cfg.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&conf).unwrap()).unwrap();
+    v["peers"] = json!(peers);
+    std::fs::write(&conf, v.to_string()).unwrap();
+    pair._nodes[node].respawn();
+}
+
+/// A node that was away (down, and out of its peer's configuration meanwhile, so that
+/// nothing was queued for it) catches up on folder markers by a repair once it is back: the
+/// marker made meanwhile reaches it and the one removed meanwhile goes; its own repair
+/// afterwards does not bring the removed one back to the other node.
+#[test]
+fn folder_markers_made_and_removed_while_a_node_was_away_reach_it_by_repair() {
+    if !have_curl() {
+        return;
+    }
+    let mut pair = Pair::start(61);
+    let s3_bases = pair.s3.clone();
+    let b = pair.bases[1].clone();
+    let has = |node: usize, key: &str| {
+        let (status, list) = s3(&s3_bases[node], "GET", "/away?list-type=2", &[], None);
+        assert_eq!(status, 200, "{list}");
+        list.contains(&format!("<Key>{key}</Key>"))
+    };
+    let (status, text) = s3(&s3_bases[0], "PUT", "/away", &[], None);
+    assert_eq!(status, 200, "{text}");
+    let (status, text) = s3(&s3_bases[0], "PUT", "/away/gone/", &[], None);
+    assert_eq!(status, 200, "{text}");
+    let reached = eventually(SYNC_DEADLINE, || {
+        let (_, list) = s3(&s3_bases[1], "GET", "/away?list-type=2", &[], None);
+        list.contains("<Key>gone/</Key>")
+    });
+    assert!(reached, "the marker never reached B");
+    // B goes down and out of A's peers; A removes one marker and makes another.
+    pair._nodes[1].stop();
+    restart_with_peers(&mut pair, 0, &[]);
+    let (status, text) = s3(&s3_bases[0], "DELETE", "/away/gone/", &[], None);
+    assert_eq!(status, 204, "{text}");
+    let (status, text) = s3(&s3_bases[0], "PUT", "/away/new/", &[], None);
+    assert_eq!(status, 200, "{text}");
+    // Both back, peers again, with nothing queued: A's repair brings B up to date.
+    restart_with_peers(&mut pair, 0, &[&b]);
+    pair._nodes[1].respawn();
+    assert!(has(1, "gone/") && !has(1, "new/"), "B as it was");
+    let (status, _) = get_bytes(&pair.bases[0], "/group1/repair?force=1", &[]);
+    assert_eq!(status, 200);
+    let converged = eventually(SYNC_DEADLINE, || has(1, "new/") && !has(1, "gone/"));
+    assert!(
+        converged,
+        "B did not catch up: new/ {}, gone/ {}\n{}",
+        has(1, "new/"),
+        has(1, "gone/"),
+        pair._nodes[0].stderr_tail(3000)
+    );
+    let files_b = pair.dirs[1].path().join("files/away");
+    assert!(files_b.join("new").is_dir());
+    assert!(eventually(SYNC_DEADLINE, || !files_b.join("gone").exists()));
+    // B's own repair with A brings nothing back.
+    let (status, _) = get_bytes(&pair.bases[1], "/group1/repair?force=1", &[]);
+    assert_eq!(status, 200);
+    let resurrected = eventually(Duration::from_secs(4), || {
+        has(0, "gone/") || has(1, "gone/")
+    });
+    assert!(!resurrected, "a removed marker came back");
+    assert!(has(0, "new/") && has(1, "new/"));
+}
+
 /// The `fastdfs_sync_queue_depth` of `peer` in a node's `G/metrics`.
 fn queue_depth(base: &str, peer: &str) -> Option<u64> {
     let (status, body) = get_bytes(base, "/group1/metrics", &[]);

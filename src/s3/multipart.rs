@@ -16,7 +16,7 @@ use super::policy::Action;
 use super::request::{iso_time, xml_response, S3Request, XMLNS};
 use super::store::{
     append_file, attrs_of, blocking, etag_of, existing, place, read_small_body, receive,
-    refuse_unknown_checksums, set_checksum_headers, store, PUT_BYTES_MAX,
+    refuse_unknown_checksums, set_checksum_headers, store, KeptPart, PUT_BYTES_MAX,
 };
 use super::xml::escape;
 use crate::http::{Request, Response};
@@ -440,12 +440,13 @@ pub async fn complete(
     let mut attrs = up.attrs.clone();
     attrs.etag = multipart_etag(&chosen);
     let mut sum = String::new();
-    if let Some((c, kind)) = &checksum {
+    if let Some((c, kind, parts)) = &checksum {
         attrs.checksum_algorithm = c.algorithm.name().to_string();
         attrs.checksum = c.value.clone();
         if *kind == ChecksumType::Composite {
             attrs.checksum_type = kind.name().to_string();
         }
+        attrs.parts = super::store::encode_parts(parts);
         let name = c.algorithm.xml_name();
         sum = format!(
             "<{name}>{}</{name}><ChecksumType>{}</ChecksumType>",
@@ -468,7 +469,8 @@ pub async fn complete(
     ))
 }
 
-/// The completed object's checksum and its type, for an upload created with an algorithm:
+/// The completed object's checksum, its type and its parts (with their checksums), for an
+/// upload created with an algorithm:
 /// made from the parts' kept checksums (computed now for a part kept without one), each of
 /// which must be the one the completion names for it, if it names one (`InvalidPart`); the
 /// completion's type, if it says one, must be the upload's (`InvalidRequest`), and a
@@ -478,7 +480,7 @@ async fn object_checksum(
     up: &Upload,
     asked: &[Asked],
     chosen: &[Part],
-) -> Result<Option<(Checksum, ChecksumType)>, S3Error> {
+) -> Result<Option<(Checksum, ChecksumType, Vec<KeptPart>)>, S3Error> {
     let Some((algorithm, kind)) = up.checksum() else {
         return Ok(None);
     };
@@ -508,6 +510,15 @@ async fn object_checksum(
         }
         sums.push((sum, part.size));
     }
+    let kept = chosen
+        .iter()
+        .zip(&sums)
+        .map(|(part, (sum, size))| KeptPart {
+            number: part.number,
+            size: *size,
+            checksum: sum.value.clone(),
+        })
+        .collect();
     let whole = match kind {
         ChecksumType::Composite => {
             let parts: Vec<Checksum> = sums.into_iter().map(|(c, _)| c).collect();
@@ -528,7 +539,7 @@ async fn object_checksum(
             ));
         }
     }
-    Ok(Some((whole, kind)))
+    Ok(Some((whole, kind, kept)))
 }
 
 fn invalid_part() -> S3Error {

@@ -4,14 +4,15 @@
 //! objects), written like any upload: streamed into a temp file with its md5, fdatasynced,
 //! renamed over the old version and committed before the answer, then replicated to peers.
 
+use super::chunked::ChecksumAlgorithm;
 use super::error::S3Error;
 use super::policy::{self, Action};
 use super::request::{iso_time, xml_response, S3Request, XMLNS};
 use super::store::{
-    attrs_of, copy_to_temp, delete_key, etag_of, etag_ref, existing, keep_checksum, modified_ms,
-    object_rel, place, receive, record_at, record_of, refuse_unkept, refuse_unknown_checksums,
-    set_checksum_headers, set_stored_checksum_headers, store, stored_checksum, write_condition,
-    PUT_BYTES_MAX,
+    attrs_of, blocking, copy_to_temp, delete_key, etag_of, etag_ref, existing, keep_checksum,
+    kept_parts, modified_ms, object_rel, place, receive, record_at, record_of, refuse_unkept,
+    refuse_unknown_checksums, set_checksum_headers, set_stored_checksum_headers, store,
+    stored_checksum, write_condition, KeptPart, PUT_BYTES_MAX,
 };
 use super::xml::escape;
 use crate::http::range::{parse_range, RangeAnswer};
@@ -256,11 +257,66 @@ const OBJECT_ATTRIBUTES: [&str; 5] = [
     "ObjectSize",
 ];
 
+/// Most parts GetObjectAttributes lists at once (S3's default and limit).
+const ATTRIBUTE_PARTS_MAX: u32 = 1000;
+
+/// GetObjectAttributes' `x-amz-max-parts` (at most [`ATTRIBUTE_PARTS_MAX`]) and
+/// `x-amz-part-number-marker` (parts after it are listed); not numbers: `InvalidArgument`.
+fn parts_paging(req: &Request<'_>) -> Result<(u32, u32), S3Error> {
+    let number = |name: &str, default: u32| match req.head.header_str(name) {
+        None => Ok(default),
+        Some(v) => v.trim().parse::<u32>().map_err(|_| {
+            S3Error::invalid_argument(format!(
+                "Provided {name} not an integer or within integer range"
+            ))
+        }),
+    };
+    let max = number("x-amz-max-parts", ATTRIBUTE_PARTS_MAX)?;
+    Ok((
+        max.min(ATTRIBUTE_PARTS_MAX),
+        number("x-amz-part-number-marker", 0)?,
+    ))
+}
+
+/// The `ObjectParts` of a multipart object of `count` parts: the count, and when its parts'
+/// checksums were kept (S3 lists parts only then) a page of them, `paging` (max, marker).
+fn object_parts(body: &mut String, count: u32, attrs: Option<&S3Attrs>, paging: (u32, u32)) {
+    body.push_str(&format!("<ObjectParts><PartsCount>{count}</PartsCount>"));
+    let kept = attrs.map(kept_parts).unwrap_or_default();
+    let algorithm = attrs.and_then(stored_checksum).map(|c| c.algorithm);
+    if let (Some(algorithm), false) = (algorithm, kept.is_empty()) {
+        let (max, marker) = paging;
+        let after: Vec<&KeptPart> = kept.iter().filter(|p| p.number > marker).collect();
+        let page = &after[..after.len().min(max as usize)];
+        let truncated = after.len() > page.len();
+        body.push_str(&format!("<PartNumberMarker>{marker}</PartNumberMarker>"));
+        if let Some(last) = page.last() {
+            body.push_str(&format!(
+                "<NextPartNumberMarker>{}</NextPartNumberMarker>",
+                last.number
+            ));
+        }
+        body.push_str(&format!(
+            "<MaxParts>{max}</MaxParts><IsTruncated>{truncated}</IsTruncated>"
+        ));
+        let tag = algorithm.xml_name();
+        for p in page {
+            body.push_str(&format!(
+                "<Part><PartNumber>{}</PartNumber><Size>{}</Size><{tag}>{}</{tag}></Part>",
+                p.number,
+                p.size,
+                escape(&p.checksum)
+            ));
+        }
+    }
+    body.push_str("</ObjectParts>");
+}
+
 /// GetObjectAttributes (`?attributes`): the attributes `x-amz-object-attributes` names, of the
 /// object's record (its bytes are not read): the ETag (unquoted, as S3 gives it here), its
-/// checksum and type, the parts of a multipart object (their count: the parts themselves are
-/// not kept once completed), STANDARD, the size. A name S3 does not know is
-/// `400 InvalidArgument`.
+/// checksum and type, the parts of a multipart object (their count, and for one completed
+/// with checksums a page of its parts' numbers, sizes and checksums, as S3 lists them only
+/// then), STANDARD, the size. A name S3 does not know is `400 InvalidArgument`.
 pub async fn attributes(w: &Worker, req: &Request<'_>, r: &S3Request) -> Result<Response, S3Error> {
     let asked: Vec<&str> = req
         .head
@@ -280,6 +336,7 @@ pub async fn attributes(w: &Worker, req: &Request<'_>, r: &S3Request) -> Result<
             "Invalid attribute name specified: {bad}"
         )));
     }
+    let paging = parts_paging(req)?;
     let rel = object_rel(&r.bucket, &r.key);
     let info = record_at(w, r, &rel, &r.key)?;
     if info.is_none() || !policy::allowed(r.caller(), &r.bucket, Action::Read, false) {
@@ -312,9 +369,7 @@ pub async fn attributes(w: &Worker, req: &Request<'_>, r: &S3Request) -> Result<
                     .rsplit_once('-')
                     .and_then(|(_, n)| n.parse::<u32>().ok());
                 if let Some(n) = parts {
-                    body.push_str(&format!(
-                        "<ObjectParts><PartsCount>{n}</PartsCount></ObjectParts>"
-                    ));
+                    object_parts(&mut body, n, info.s3.as_deref(), paging)
                 }
             }
             "StorageClass" => body.push_str("<StorageClass>STANDARD</StorageClass>"),
@@ -540,20 +595,33 @@ pub async fn copy(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Re
         Some("REPLACE") => attrs_of(req)?,
         Some(_) => return Err(S3Error::invalid_argument("Unknown metadata directive.")),
     };
-    // The same bytes: the source's checksum of the whole object holds for the copy whatever
-    // the directive (a composite one is of parts, and the copy is one part).
-    let source_checksum = info
-        .s3
-        .as_deref()
-        .filter(|a| a.checksum_type.is_empty())
-        .and_then(stored_checksum);
-    keep_checksum(&mut attrs, source_checksum.as_ref());
+    // The same bytes: the source's checksum (a composite one too, with its type) is the
+    // copy's whatever the directive, unless another algorithm is asked for
+    // (`x-amz-checksum-algorithm`): then that one of the whole copy, computed below.
+    let asked = req
+        .head
+        .header_str("x-amz-checksum-algorithm")
+        .and_then(ChecksumAlgorithm::from_name);
+    let source = info.s3.as_deref();
+    let source_checksum = source.and_then(stored_checksum);
+    let kept = match (asked, &source_checksum) {
+        (None, Some(_)) => true,
+        (Some(a), Some(c)) => {
+            c.algorithm == a && source.is_some_and(|s| s.checksum_type.is_empty())
+        }
+        (_, None) => false,
+    };
+    keep_checksum(&mut attrs, source_checksum.as_ref().filter(|_| kept));
+    if kept {
+        attrs.checksum_type = source.map_or(String::new(), |s| s.checksum_type.clone());
+    }
     // A copy onto itself must change something; a storage class (which means nothing here)
-    // counts, as `rclone settier` relies on.
+    // counts, as `rclone settier` relies on, and so does a checksum algorithm.
     if src_bucket == r.bucket
         && src_key == r.key
         && attrs_of(req)? == S3Attrs::default()
         && req.head.header("x-amz-storage-class").is_none()
+        && asked.is_none()
     {
         return Err(S3Error::invalid_request("This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."));
     }
@@ -562,11 +630,35 @@ pub async fn copy(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Re
     let written = copy_to_temp(w, &src_req, &info, None).await?;
     // The copy is written as one part: its ETag is its md5 (S3 does the same).
     attrs.etag = written.digest.clone();
+    if let (Some(algorithm), false) = (asked, kept) {
+        let path = written.tmp.clone();
+        let sum = blocking(move || super::composite::of_file(algorithm, &path)).await;
+        let sum = match sum {
+            Ok(sum) => sum,
+            Err(e) => {
+                crate::store::write::discard(written).await;
+                return Err(e.into());
+            }
+        };
+        keep_checksum(&mut attrs, Some(&sum));
+    }
     let stored = store(w, r, dir, name, written, attrs, expect).await?;
+    let mut checksum = String::new();
+    if let Some(c) = stored.s3.as_deref().and_then(stored_checksum) {
+        let kind = match stored.s3.as_deref().map(|a| a.checksum_type.as_str()) {
+            Some("COMPOSITE") => "COMPOSITE",
+            _ => "FULL_OBJECT",
+        };
+        let tag = c.algorithm.xml_name();
+        checksum = format!(
+            "<{tag}>{}</{tag}><ChecksumType>{kind}</ChecksumType>",
+            escape(&c.value)
+        );
+    }
     Ok(xml_response(
         200,
         format!(
-            "<CopyObjectResult xmlns=\"{XMLNS}\"><LastModified>{}</LastModified><ETag>&quot;{}&quot;</ETag></CopyObjectResult>",
+            "<CopyObjectResult xmlns=\"{XMLNS}\"><LastModified>{}</LastModified><ETag>&quot;{}&quot;</ETag>{checksum}</CopyObjectResult>",
             iso_time(modified_ms(&stored)),
             etag_of(&stored)
         ),

@@ -327,23 +327,34 @@ fn verify_afresh<S: AsRef<str>>(
     }
     let secret = secret_of(credential.access_key_id).ok_or(AuthError::InvalidAccessKeyId)?;
     let signing_key = signing_key(secret.as_ref(), credential.date, region);
-    let canonical_hash = canonical_request(
-        req,
-        &text,
-        &mut params,
-        presigned,
-        signed_headers,
-        payload_hash,
-    );
     let scope_date = credential.date;
-    check_signature(
-        &signing_key,
-        &amz_date,
-        scope_date,
-        region,
-        &canonical_hash,
-        &signature,
-    )?;
+    let check = |params: &mut [(Span, Span)], form| {
+        let canonical_hash = canonical_request(
+            req,
+            &text,
+            params,
+            form,
+            presigned,
+            signed_headers,
+            payload_hash,
+        );
+        check_signature(
+            &signing_key,
+            &amz_date,
+            scope_date,
+            region,
+            &canonical_hash,
+            &signature,
+        )
+    };
+    check(&mut params, QueryForm::Standard).or_else(|e| {
+        // A header-signed request with a bare component may be curl's (see QueryForm).
+        let bare = params.iter().any(|(_, v)| v.valueless);
+        if presigned || !bare {
+            return Err(e);
+        }
+        check(&mut params, QueryForm::Valueless)
+    })?;
     let verified = Verified {
         access_key_id: credential.access_key_id.to_owned(),
         payload,
@@ -1034,6 +1045,9 @@ struct Span {
     start: usize,
     end: usize,
     decoded: bool,
+    /// A value span of a component without `=` (`?uploads`): empty, and signed as `uploads`
+    /// by the clients of [`QueryForm::Valueless`].
+    valueless: bool,
 }
 
 /// The raw query and the decoded copies of those components that needed decoding.
@@ -1060,6 +1074,7 @@ impl QueryText<'_> {
                 start,
                 end,
                 decoded: false,
+                valueless: false,
             };
         }
         if self.decoded.capacity() == 0 {
@@ -1071,6 +1086,7 @@ impl QueryText<'_> {
             start: from,
             end: self.decoded.len(),
             decoded: true,
+            valueless: false,
         }
     }
 }
@@ -1092,7 +1108,8 @@ fn parse_query(raw: &str) -> (QueryText<'_>, Vec<(Span, Span)>) {
             let (name_end, value_start) = memchr::memchr(b'=', &bytes[start..end])
                 .map_or((end, end), |i| (start + i, start + i + 1));
             let name = text.span(start, name_end);
-            let value = text.span(value_start, end);
+            let mut value = text.span(value_start, end);
+            value.valueless = name_end == end;
             params.push((name, value));
         }
         start = end + 1;
@@ -1243,12 +1260,26 @@ fn encoded_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     }
 }
 
+/// How a query component without `=` (`?uploads`) is written in the canonical query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QueryForm {
+    /// `uploads=`, as SigV4 specifies and S3 and the SDKs sign it.
+    Standard,
+    /// `uploads`, as curl's `--aws-sigv4` signs it before curl 8.5 (Debian 12's 7.88.1).
+    /// Accepting it authorises no other request: a canonical query of this form differs from
+    /// every standard one (the component has no `=`, and encoded names and values never hold
+    /// `=` or `&`), and only requests with the same parameters, values and bare components
+    /// produce it.
+    Valueless,
+}
+
 /// The sha256 of the canonical request, as S3 builds it, hashed as it is produced. Sorts
 /// `params` (the canonical query order).
 fn canonical_request(
     req: &Request<'_>,
     text: &QueryText<'_>,
     params: &mut [(Span, Span)],
+    form: QueryForm,
     presigned: bool,
     signed_headers: &str,
     payload_hash: &str,
@@ -1273,7 +1304,9 @@ fn canonical_request(
         }
         first = false;
         uri_encode(name, true, &mut out);
-        out.byte(b'=');
+        if !(value.valueless && form == QueryForm::Valueless) {
+            out.byte(b'=');
+        }
         uri_encode(text.bytes(value), true, &mut out);
     }
     out.byte(b'\n');
@@ -1664,6 +1697,31 @@ mod tests {
         let sig = "fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543";
         bucket_get("lifecycle", sig).unwrap();
         bucket_get("lifecycle=", sig).unwrap();
+    }
+
+    #[test]
+    fn a_bare_parameter_signed_without_its_equals_sign_as_curl_before_8_5_does() {
+        // curl 7.88.1's `--aws-sigv4` signs `?lifecycle` as `lifecycle` (not `lifecycle=`).
+        let curl = "22b86eb6bb13f2dfdc9f543f5ecb4d6d303810388bb86c1926e83515d4e9ecbd";
+        bucket_get("lifecycle", curl).unwrap();
+        // That form is the bare parameter's only: `lifecycle=` is another request to it, and
+        // the standard signature (of AWS's example) still holds for both.
+        let e = bucket_get("lifecycle=", curl).unwrap_err();
+        assert_eq!(e, AuthError::SignatureDoesNotMatch);
+        let standard = "fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543";
+        bucket_get("lifecycle", standard).unwrap();
+        // Every other parameter still counts, sorted as usual.
+        let mixed = "fb2ceaa0dcf7a3e465aee51434df13cd80ae30ca1327950f96330bbe16e14130";
+        bucket_get("max-keys=2&uploads", mixed).unwrap();
+        bucket_get("uploads&max-keys=2", mixed).unwrap();
+        for other in [
+            "max-keys=3&uploads",
+            "max-keys=2&uploads=",
+            "max-keys=2&uploads&x",
+        ] {
+            let e = bucket_get(other, mixed).unwrap_err();
+            assert_eq!(e, AuthError::SignatureDoesNotMatch, "{other}");
+        }
     }
 
     #[test]

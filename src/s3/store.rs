@@ -218,6 +218,7 @@ pub fn attrs_of(req: &Request<'_>) -> Result<S3Attrs, S3Error> {
         checksum_algorithm: String::new(),
         checksum: String::new(),
         checksum_type: String::new(),
+        parts: String::new(),
     })
 }
 
@@ -498,9 +499,49 @@ pub fn stored_checksum(attrs: &S3Attrs) -> Option<Checksum> {
     })
 }
 
-/// Keeps `checksum` of the whole object (or none) with an object's attributes.
+/// A part of a multipart object, as its attributes keep it (`S3Attrs::parts`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptPart {
+    pub number: u32,
+    pub size: u64,
+    /// Base64, of the object's checksum algorithm.
+    pub checksum: String,
+}
+
+/// `S3Attrs::parts` of `parts`.
+pub fn encode_parts(parts: &[KeptPart]) -> String {
+    let mut out = String::new();
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&format!("{}:{}:{}", p.number, p.size, p.checksum));
+    }
+    out
+}
+
+/// The parts `S3Attrs::parts` keeps (none for an object that is not a multipart one with
+/// checksums); an entry that does not parse is left out.
+pub fn kept_parts(attrs: &S3Attrs) -> Vec<KeptPart> {
+    attrs
+        .parts
+        .split(',')
+        .filter_map(|p| {
+            let mut f = p.splitn(3, ':');
+            Some(KeptPart {
+                number: f.next()?.parse().ok()?,
+                size: f.next()?.parse().ok()?,
+                checksum: f.next()?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Keeps `checksum` of the whole object (or none) with an object's attributes (and no
+/// parts: the object is one).
 pub fn keep_checksum(attrs: &mut S3Attrs, checksum: Option<&Checksum>) {
     attrs.checksum_type.clear();
+    attrs.parts.clear();
     match checksum {
         Some(c) => {
             attrs.checksum_algorithm = c.algorithm.name().to_string();

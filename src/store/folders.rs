@@ -87,7 +87,8 @@ pub enum Applied {
 }
 
 /// Applies a peer's change to the marker `rel`: put at `time` (unix ms), or removed at
-/// `time` when `deleted`. A marker put here after `time` wins. Not queued again for this
+/// `time` when `deleted`. A marker put or removed here after `time` wins (the removal's
+/// tombstone, `meta::listing`). Not queued again for this
 /// node's peers (the origin sends it to each of its own).
 pub async fn apply_from_peer(
     meta: &Meta,
@@ -114,7 +115,8 @@ pub async fn apply_from_peer(
             .map_err(|e| e.to_string())?;
         return Ok(Applied::Done);
     }
-    if matches!(meta.folder(rel), Ok(Some(ms)) if ms >= time) {
+    // Put or removed here since: the later change wins (no directory made for nothing).
+    if matches!(meta.folder_state(rel), Ok(Some((_, ms))) if ms >= time) {
         return Ok(Applied::Unchanged);
     }
     let made = glommio::executor()

@@ -3,6 +3,10 @@
 //! equal counts but different files was never repaired). Files only here are queued for the
 //! peer; files only there are requested with `receive_md5s` (the peer then announces them),
 //! unless a tombstone here says they were deleted: then the delete is queued for the peer.
+//! S3 folder markers are no records (no day, no md5): every marker here and every marker
+//! removal (its tombstone) is queued for the peer with its time, and the peer keeps the later
+//! change of each (`store::folders::apply_from_peer`); the peer's own repair does the same the
+//! other way, so both converge on the last change of every marker.
 
 use crate::client::peer::Reply;
 use crate::store::meta::{Enqueue, SyncKind};
@@ -81,7 +85,29 @@ async fn with_peer(w: &Worker, peer: &str) -> std::io::Result<(usize, usize)> {
         queued += q;
         requested += r;
     }
+    queued += folders_for_peer(w, peer).await?;
     Ok((queued, requested))
+}
+
+/// Queues for `peer` every S3 folder marker here and every marker removal, each as it is
+/// now (read again in the queueing transaction); how many.
+async fn folders_for_peer(w: &Worker, peer: &str) -> std::io::Result<usize> {
+    let meta = w.shared.meta.clone();
+    let paths = glommio::executor()
+        .spawn_blocking(move || meta.folder_paths())
+        .await
+        .map_err(std::io::Error::other)?;
+    let mut queued = 0;
+    for window in paths.chunks(SUBMITS_IN_FLIGHT) {
+        let calls = window.iter().map(|rel| {
+            let (meta, rel, peer) = (w.shared.meta.clone(), rel.clone(), peer.to_string());
+            async move { meta.requeue_folder(rel, peer).await }
+        });
+        for r in super::futures_join_all(calls).await {
+            queued += usize::from(r.map_err(std::io::Error::other)?);
+        }
+    }
+    Ok(queued)
 }
 
 /// Dates of a peer's `stat?inner=1` answer (a JSON array, or go's envelope around it).

@@ -86,7 +86,7 @@ impl Meta {
             | Op::Delivered { md5, .. }
             | Op::Relocate { md5, .. }
             | Op::Alias { md5, .. } => md5.as_str(),
-            Op::Folder { id, .. } => id.as_str(),
+            Op::Folder { id, .. } | Op::RequeueFolder { id, .. } => id.as_str(),
             Op::RepairDay { .. } | Op::PurgePeer { .. } | Op::Settle => "",
         };
         let shard = shard_of(md5, self.shards.len());
@@ -856,16 +856,30 @@ impl Meta {
                 notify,
                 peer_time,
             } => {
-                let r = super::listing::apply_folder(s, txn, &rel, modified_ms, peer_time)?;
+                let time = modified_ms
+                    .or(peer_time)
+                    .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+                let put = modified_ms.is_some();
+                let r = super::listing::apply_folder(s, txn, &rel, put, time, peer_time.is_some())?;
                 if r == OpResult::Done {
-                    let time = modified_ms.unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
-                    let kind = match modified_ms {
-                        Some(_) => SyncKind::Put,
-                        None => SyncKind::Delete,
+                    let kind = match put {
+                        true => SyncKind::Put,
+                        false => SyncKind::Delete,
                     };
                     super::apply::queue_folder(s, txn, &id, &notify, kind, rel, time)?;
                 }
                 Ok(r)
+            }
+            Op::RequeueFolder { id, rel, peer } => {
+                let Some((put, time)) = super::listing::folder_state(s, txn, &rel)? else {
+                    return Ok(OpResult::NotFound);
+                };
+                let kind = match put {
+                    true => SyncKind::Put,
+                    false => SyncKind::Delete,
+                };
+                super::apply::queue_folder(s, txn, &id, &[peer], kind, rel, time)?;
+                Ok(OpResult::Done)
             }
             Op::Settle => Ok(OpResult::Done),
         }

@@ -13,6 +13,9 @@
 //!   transaction, and `Meta::folder_from_peer` for theirs) in the shard of its path key, it
 //!   sorts where S3 sorts its key (a file's path never ends in `/`), and no go-fastdfs read
 //!   (records, stats, days, repair) sees it;
+//! - A removed marker leaves a tombstone in the shard's `tombs` table, under
+//!   `dir:<path key>` (never an md5) -> `<ms> <path>`: when it was removed, so that a peer's
+//!   older put does not bring it back and a repair can tell the peers (`folder_tomb_key`);
 //! - `\0version` -> `1`: the index is complete. A store from before this table (or a crash in
 //!   the middle of building it) is indexed from its records when it is opened: it holds no
 //!   marker yet (markers are written only once the store is open, the table complete).
@@ -69,41 +72,110 @@ fn is_folder_path(rel: &str) -> bool {
     rel.starts_with("files/") && rel.ends_with('/') && !rel.ends_with("//")
 }
 
-/// Puts (with `Some` time, unix ms) or removes the folder marker `rel`; a removal answers
-/// whether there was one. A peer's change (`peer_time`, when it was made there) is applied
-/// only over no marker or one put before it (else NotFound).
+/// Where a folder marker's tombstone is kept in `tombs`: `dir:` and its path key (a file's
+/// tombstone is keyed by a bare md5).
+pub(super) fn folder_tomb_key(rel: &str) -> Vec<u8> {
+    let mut k = b"dir:".to_vec();
+    k.extend_from_slice(path_key(rel).as_bytes());
+    k
+}
+
+/// A marker's tombstone value: `<ms> <rel>`; its time.
+fn tomb_time(v: &[u8]) -> Option<i64> {
+    std::str::from_utf8(v).ok()?.split_once(' ')?.0.parse().ok()
+}
+
+/// What is known here of the folder marker `rel`: put (`true`) or removed, and when (unix
+/// ms); None when neither.
+pub(super) fn folder_state(
+    s: &Shard,
+    txn: &impl Transaction,
+    rel: &str,
+) -> Result<Option<(bool, i64)>, MetaError> {
+    match txn.get(s.listing, &listing_key(rel)) {
+        Ok(v) => {
+            if let Listed::Folder { modified_ms, .. } = Listed::decode(v) {
+                return Ok(Some((true, modified_ms)));
+            }
+        }
+        Err(lmdb::Error::NotFound) => {}
+        Err(e) => return Err(e.into()),
+    }
+    match txn.get(s.tombs, &folder_tomb_key(rel)) {
+        Ok(v) => Ok(tomb_time(v).map(|ms| (false, ms))),
+        Err(lmdb::Error::NotFound) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Puts (`put`) or removes the folder marker `rel` at `time` (unix ms); a removal leaves a
+/// tombstone of that time, a put clears it. A peer's change (`from_peer`) is last-writer-wins:
+/// applied only over no marker, or a marker put or removed here before `time` (else
+/// NotFound); a peer's removal of a marker not here still records its tombstone. A local
+/// removal of no marker is NotFound.
 pub(super) fn apply_folder(
     s: &Shard,
     txn: &mut lmdb::RwTransaction<'_>,
     rel: &str,
-    modified_ms: Option<i64>,
-    peer_time: Option<i64>,
+    put: bool,
+    time: i64,
+    from_peer: bool,
 ) -> Result<OpResult, MetaError> {
     assert!(is_folder_path(rel), "a folder marker's path: {rel}");
-    let key = listing_key(rel);
-    let here = match txn.get(s.listing, &key) {
-        Ok(v) => match Listed::decode(v) {
-            Listed::Folder { modified_ms, .. } => Some(modified_ms),
-            Listed::File(_) => None,
-        },
-        Err(lmdb::Error::NotFound) => None,
-        Err(e) => return Err(e.into()),
+    let state = folder_state(s, txn, rel)?;
+    let tomb_key = folder_tomb_key(rel);
+    let write_tomb = |txn: &mut lmdb::RwTransaction<'_>| {
+        let value = format!("{time} {rel}");
+        txn.put(s.tombs, &tomb_key, &value.as_bytes(), WriteFlags::empty())
     };
-    if let (Some(t), Some(here)) = (peer_time, here) {
-        if here >= t {
-            return Ok(OpResult::NotFound);
+    if from_peer && state.is_some_and(|(_, here)| here >= time) {
+        return Ok(OpResult::NotFound);
+    }
+    let key = listing_key(rel);
+    if put {
+        let value = format!("{FOLDER_TAG}{time} {rel}");
+        txn.put(s.listing, &key, &value.as_bytes(), WriteFlags::empty())?;
+        del_ok(txn.del(s.tombs, &tomb_key, None))?;
+        return Ok(OpResult::Done);
+    }
+    if !matches!(state, Some((true, _))) {
+        if from_peer {
+            write_tomb(txn)?;
+        }
+        return Ok(OpResult::NotFound);
+    }
+    txn.del(s.listing, &key, None)?;
+    write_tomb(txn)?;
+    Ok(OpResult::Done)
+}
+
+/// The paths of every folder marker and marker tombstone of the shards, for a repair.
+pub(super) fn folder_paths(shards: &[Shard]) -> Result<Vec<String>, MetaError> {
+    let mut out = Vec::new();
+    for s in shards {
+        let txn = s.env.begin_ro_txn()?;
+        let mut cur = txn.open_ro_cursor(s.listing)?;
+        for item in cur.iter_from(b"\x01") {
+            let (_, v) = item?;
+            if v.starts_with(FOLDER_TAG.as_bytes()) {
+                if let Listed::Folder { rel, .. } = Listed::decode(v) {
+                    out.push(rel);
+                }
+            }
+        }
+        let mut cur = txn.open_ro_cursor(s.tombs)?;
+        for item in cur.iter_from(b"dir:") {
+            let (k, v) = item?;
+            if !k.starts_with(b"dir:") {
+                break;
+            }
+            let rel = std::str::from_utf8(v).ok().and_then(|v| v.split_once(' '));
+            if let Some((_, rel)) = rel.filter(|(_, r)| is_folder_path(r)) {
+                out.push(rel.to_string());
+            }
         }
     }
-    let Some(ms) = modified_ms else {
-        if here.is_none() {
-            return Ok(OpResult::NotFound);
-        }
-        txn.del(s.listing, &key, None)?;
-        return Ok(OpResult::Done);
-    };
-    let value = format!("{FOLDER_TAG}{ms} {rel}");
-    txn.put(s.listing, &key, &value.as_bytes(), WriteFlags::empty())?;
-    Ok(OpResult::Done)
+    Ok(out)
 }
 
 /// When the folder marker `rel` was put (unix ms), if it is there.

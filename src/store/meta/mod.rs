@@ -16,7 +16,7 @@
 //! `days` (`days.rs`: `YYYYMMDD_<time stamp>_md5` -> "") and `stats` (`YYYYMMDD` -> count, bytes), and for
 //! replication `outbox` (`<peer>\0<md5>` -> what to tell that peer; an S3 folder marker's
 //! change is keyed by its path key and carries its path), `tombs` (md5 -> time of
-//! delete) and `inbox` (md5 -> FileInfo announced by a peer, still to be fetched). Every entry
+//! delete; a removed S3 folder marker's is `dir:<path key>` -> `<ms> <path>`, `listing.rs`) and `inbox` (md5 -> FileInfo announced by a peer, still to be fetched). Every entry
 //! of a file lives in the shard of its md5, so one transaction covers all of them (a commit
 //! that stores a file also queues it for every peer). The path index (`paths.rs`: path key ->
 //! md5) is one table per environment, so a lookup by path asks `E` tables, not `S`; a
@@ -247,14 +247,22 @@ enum Op {
     /// Put (`modified_ms`: when, unix ms) or remove (None) the S3 folder marker `rel`
     /// (`files/<bucket>/<dirs>/`) in the listing index (`listing.rs`), and queue the change
     /// for `notify`; `id` is `rel`'s path key, which picks its shard (and keys its outbox
-    /// entries). A peer's change (`peer_time`: when it was made there) applies only over a
-    /// marker put here before it.
+    /// entries). A removal leaves the marker's tombstone. A peer's change (`peer_time`: when
+    /// it was made there) applies only over a marker put or removed here before it.
     Folder {
         id: String,
         rel: String,
         modified_ms: Option<i64>,
         notify: Vec<String>,
         peer_time: Option<i64>,
+    },
+    /// Queue for `peer` what is known here of the folder marker `rel` (put or removed, and
+    /// when), read in the op's transaction (a repair); `id` is `rel`'s path key. NotFound when
+    /// nothing is.
+    RequeueFolder {
+        id: String,
+        rel: String,
+        peer: String,
     },
     /// Nothing of its own: drains the committer's journal into LMDB (`journal.rs`), so that
     /// scans see every acknowledged record.
@@ -1055,6 +1063,65 @@ mod queue_tests {
                 .unwrap());
             assert_eq!(meta.list_page(&prefix, &prefix, 10).unwrap(), vec![file]);
             assert_eq!(meta.folder("files/b/e/").unwrap(), None);
+        });
+    }
+
+    #[test]
+    fn a_removed_folder_marker_leaves_a_tombstone_that_older_puts_from_peers_do_not_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        with_meta_at(dir.path(), async |meta: Arc<Meta>| {
+            let (rel, peer) = ("files/b/d/", "http://peer".to_string());
+            let from_peer = |put, time| meta.folder_from_peer(rel.into(), put, time);
+            meta.put_folder(rel.into(), 100, Vec::new()).await.unwrap();
+            assert!(meta.remove_folder(rel.into(), Vec::new()).await.unwrap());
+            // A peer's put from before the removal does not bring the marker back.
+            assert!(!from_peer(true, 200).await.unwrap());
+            assert_eq!(meta.folder(rel).unwrap(), None);
+            assert_eq!(meta.folder_paths().unwrap(), vec![rel.to_string()]);
+            // A repair queues the removal for a peer, with the removal's time.
+            assert!(meta.requeue_folder(rel.into(), peer.clone()).await.unwrap());
+            let queued: Vec<_> = (0..meta.shard_count())
+                .flat_map(|shard| meta.outbox_page(shard, &peer, "", 10).unwrap())
+                .collect();
+            assert_eq!(queued.len(), 1, "{queued:?}");
+            let (kind, f) = (queued[0].1.kind, queued[0].1.folder.clone().unwrap());
+            assert_eq!((kind, f.rel.as_str()), (SyncKind::Delete, rel));
+            assert!(
+                f.time > 200,
+                "removed now, after the peer's put: {}",
+                f.time
+            );
+            // A later put from a peer passes, and clears the tombstone; a later removal from
+            // a peer removes it again; one of a marker never here is kept as a tombstone.
+            let later = chrono::Utc::now().timestamp_millis() + 60_000;
+            assert!(from_peer(true, later).await.unwrap());
+            assert_eq!(meta.folder(rel).unwrap(), Some(later));
+            assert!(!from_peer(false, later - 1).await.unwrap());
+            assert!(from_peer(false, later + 1).await.unwrap());
+            assert!(!from_peer(true, later).await.unwrap());
+            assert!(!from_peer(false, 5).await.unwrap());
+            assert!(!meta
+                .folder_from_peer("files/b/o/".into(), false, 7)
+                .await
+                .unwrap());
+            assert!(!meta
+                .folder_from_peer("files/b/o/".into(), true, 6)
+                .await
+                .unwrap());
+            assert!(meta
+                .folder_from_peer("files/b/o/".into(), true, 8)
+                .await
+                .unwrap());
+            let mut paths = meta.folder_paths().unwrap();
+            paths.sort();
+            assert_eq!(
+                paths,
+                vec!["files/b/d/".to_string(), "files/b/o/".to_string()]
+            );
+            assert!(!meta
+                .requeue_folder("files/b/x/".into(), peer)
+                .await
+                .unwrap());
         });
     }
 

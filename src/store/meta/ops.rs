@@ -237,8 +237,9 @@ impl Meta {
     }
 
     /// A peer put (`Some` time, unix ms) or removed (None, at `time`) the folder marker
-    /// `rel`: applied here unless the marker here was put at `time` or later (its own change
-    /// wins); not queued again. Whether it was applied.
+    /// `rel`: applied here unless the marker here was put or removed at `time` or later (the
+    /// later change wins); not queued again. Whether it was applied (a removal of a marker
+    /// not here is not, but its tombstone is kept).
     pub async fn folder_from_peer(
         &self,
         rel: String,
@@ -253,6 +254,21 @@ impl Meta {
             OpResult::Done => Ok(true),
             OpResult::NotFound => Ok(false),
             other => Err(unexpected("folder from peer", other)),
+        }
+    }
+
+    /// Queues for `peer` the folder marker `rel` as it is here: its put, or its removal (its
+    /// tombstone), with its time (a repair). Whether anything is known of it.
+    pub async fn requeue_folder(&self, rel: String, peer: String) -> Result<bool, MetaError> {
+        let op = Op::RequeueFolder {
+            id: path_key(&rel),
+            rel,
+            peer,
+        };
+        match self.submit(op).await? {
+            OpResult::Done => Ok(true),
+            OpResult::NotFound => Ok(false),
+            other => Err(unexpected("requeue folder", other)),
         }
     }
 

@@ -224,6 +224,20 @@ impl Meta {
         super::listing::folder(&self.shards[shard], rel)
     }
 
+    /// What is known here of the S3 folder marker `rel`: put (`true`) or removed (its
+    /// tombstone), and when (unix ms).
+    pub fn folder_state(&self, rel: &str) -> Result<Option<(bool, i64)>, MetaError> {
+        let s = &self.shards[shard_of(&path_key(rel), self.shards.len())];
+        let txn = s.env.begin_ro_txn()?;
+        super::listing::folder_state(s, &txn, rel)
+    }
+
+    /// The paths of every S3 folder marker here and of every removed one (its tombstone), in
+    /// no particular order; reads the whole listing index (a repair's).
+    pub fn folder_paths(&self) -> Result<Vec<String>, MetaError> {
+        super::listing::folder_paths(&self.shards)
+    }
+
     pub fn shard_count(&self) -> usize {
         self.shards.len()
     }
