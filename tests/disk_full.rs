@@ -445,34 +445,8 @@ fn an_upload_announced_larger_than_the_free_space_is_refused_before_its_body_is_
     let Some(_fs) = Tmpfs::mount(&root, "32m") else {
         return;
     };
-    let s3_port = free_port("127.0.0.1");
-    let (ak, sk) = ("AKSPACE", "space-secret");
-    let s = Server::start_in(
-        &root,
-        "127.0.0.1",
-        json!({
-            "enable_tus": true,
-            "enable_merge_small_file": false,
-            "s3_addr": format!("127.0.0.1:{s3_port}"),
-            "s3_region": "us-east-1",
-            "s3_keys": [{"access_key_id": ak, "secret_access_key": sk, "buckets": ["*"]}],
-        }),
-    );
-    let s3 = format!("http://127.0.0.1:{s3_port}");
-    let user = format!("{ak}:{sk}");
-    let signed = [
-        "--aws-sigv4",
-        "aws:amz:us-east-1:s3",
-        "--user",
-        &user,
-        "-H",
-        "x-amz-content-sha256: UNSIGNED-PAYLOAD",
-    ];
-    let (code, body, _) = curl(
-        &[&signed[..], &["-X", "PUT"]].concat(),
-        &format!("{s3}/space"),
-    );
-    assert_eq!(code, 200, "{body}");
+    let (s, s3, signed) = start_with_s3(&root);
+    let signed = args(&signed);
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     let file = |name: &str, size: usize, seed: u64| {
@@ -599,4 +573,207 @@ fn an_upload_announced_larger_than_the_free_space_is_refused_before_its_body_is_
     let kept = std::fs::metadata(root.join("files/space/fits.bin")).unwrap();
     assert_eq!(kept.len(), fits as u64);
     std::fs::remove_file(filler).unwrap();
+}
+
+/// A server on the small filesystem at `root` with tus and an S3 endpoint (bucket `space`
+/// made); returns it, the S3 base URL and curl's arguments to sign as its key.
+fn start_with_s3(root: &Path) -> (Server, String, Vec<String>) {
+    let s3_port = free_port("127.0.0.1");
+    let (ak, sk) = ("AKSPACE", "space-secret");
+    let s = Server::start_in(
+        root,
+        "127.0.0.1",
+        json!({
+            "enable_tus": true,
+            "enable_merge_small_file": false,
+            "s3_addr": format!("127.0.0.1:{s3_port}"),
+            "s3_region": "us-east-1",
+            "s3_keys": [{"access_key_id": ak, "secret_access_key": sk, "buckets": ["*"]}],
+        }),
+    );
+    let s3 = format!("http://127.0.0.1:{s3_port}");
+    let signed: Vec<String> = [
+        "--aws-sigv4",
+        "aws:amz:us-east-1:s3",
+        "--user",
+        &format!("{ak}:{sk}"),
+        "-H",
+        "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+    ]
+    .map(String::from)
+    .into();
+    let (code, body, _) = curl(
+        &[args(&signed), vec!["-X", "PUT"]].concat(),
+        &format!("{s3}/space"),
+    );
+    assert_eq!(code, 200, "{body}");
+    (s, s3, signed)
+}
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// A new tus upload of `length` bytes; its URL.
+fn tus_create(s: &Server, length: u64) -> String {
+    let r = agent()
+        .post(&s.url("/group1/big/upload/"))
+        .set("Tus-Resumable", "1.0.0")
+        .set("Upload-Length", &length.to_string())
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.header("location").unwrap().to_string()
+}
+
+/// curl's arguments for a tus PATCH of `file` at offset 0.
+fn tus_patch_args(file: &str) -> Vec<String> {
+    [
+        "-X",
+        "PATCH",
+        "-H",
+        "Tus-Resumable: 1.0.0",
+        "-H",
+        "Upload-Offset: 0",
+        "-H",
+        "Content-Type: application/offset+octet-stream",
+        "--data-binary",
+        &format!("@{file}"),
+    ]
+    .map(String::from)
+    .into()
+}
+
+/// Uploads admitted together are counted together: each announced size is checked against
+/// the free space less what the uploads already admitted will still write. Six uploads of
+/// 3 MiB each (two multipart, two tus PATCHes, two S3 PUTs), sent at once and slowly, onto
+/// 8-9 MiB free: each fits alone, two fit together. Two are admitted and succeed; the four
+/// others are refused with the 507 of a full disk before any of their bodies is sent; the
+/// disk never fills. An upload whose connection died, and the admitted ones once done, give
+/// their share back: later uploads that need it are admitted.
+#[test]
+fn uploads_admitted_together_are_counted_together_and_give_their_share_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("rt");
+    let Some(_fs) = Tmpfs::mount(&root, "32m") else {
+        return;
+    };
+    let (s, s3, signed) = start_with_s3(&root);
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let file = |name: &str, size: usize, seed: u64| {
+        let p = data.join(name);
+        std::fs::write(&p, noise(size, seed)).unwrap();
+        p.display().to_string()
+    };
+    let filler = fill_leaving(&root, 8 << 20);
+    let upload_url = s.url("/group1/upload?output=json");
+
+    // An upload of 6 MiB whose client goes away midway: its share is given back.
+    let dying = file("dying.bin", 6 << 20, 50);
+    let mut child = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "--limit-rate", "1M"])
+        .args(["-F", &format!("file=@{dying}"), &upload_url])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let tmp_dir = root.join("files/_tmp");
+    let temps = || std::fs::read_dir(&tmp_dir).map(|d| d.count()).unwrap_or(0);
+    assert!(
+        eventually(Duration::from_secs(10), || temps() == 0),
+        "the dead upload's temp file was left"
+    );
+
+    // Six at once, each sent at 1 MiB/s.
+    let size = 3 << 20;
+    let files: Vec<String> = (0..6)
+        .map(|i| file(&format!("f{i}.bin"), size, 60 + i))
+        .collect();
+    let tus_urls = [tus_create(&s, size as u64), tus_create(&s, size as u64)];
+    let requests: Vec<(Vec<String>, String)> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match i % 3 {
+            0 => (vec!["-F".into(), format!("file=@{f}")], upload_url.clone()),
+            1 => (tus_patch_args(f), tus_urls[i / 3].clone()),
+            _ => (
+                [signed.clone(), vec!["-T".into(), f.clone()]].concat(),
+                format!("{s3}/space/f{i}.bin"),
+            ),
+        })
+        .collect();
+    let watch = LowestFree::watch(&root);
+    let answers: Vec<(u16, String, u64)> = std::thread::scope(|sc| {
+        let hs: Vec<_> = requests
+            .iter()
+            .map(|(a, url)| {
+                sc.spawn(move || curl(&[args(a), vec!["--limit-rate", "1M"]].concat(), url))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let lowest = watch.lowest();
+    let admitted: Vec<_> = answers.iter().filter(|a| a.0 != 507).collect();
+    assert_eq!(admitted.len(), 2, "{answers:?}");
+    for (code, body, sent) in &answers {
+        if *code == 507 {
+            assert!(body.contains("disk is full") || body.contains("InsufficientStorage"));
+            assert_eq!(*sent, 0, "a refused upload's body was sent: {body}");
+        } else {
+            assert!(*code == 200 || *code == 204, "{code} {body}");
+            assert!(*sent >= size as u64);
+        }
+    }
+    assert!(
+        lowest >= 1 << 20,
+        "the disk filled: {lowest} bytes were left"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || temps() == 0),
+        "temp files left"
+    );
+
+    // Done, the admitted uploads promise nothing more: what is left (2-3 MiB, less the
+    // reserve) takes an upload of 1.1 MiB.
+    let last = file("last.bin", 1_100_000, 70);
+    let (code, body, _) = curl(&["-F", &format!("file=@{last}")], &upload_url);
+    assert_eq!(code, 200, "{body}");
+    std::fs::remove_file(filler).unwrap();
+}
+
+/// The lowest free space of a filesystem seen while it runs: a thread asks `statvfs` in a
+/// loop (microseconds each: a disk that fills for a moment is seen) until stopped.
+struct LowestFree {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl LowestFree {
+    fn watch(dir: &Path) -> LowestFree {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut lowest = u64::MAX;
+            while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                // SAFETY: a zeroed statvfs is a valid out-parameter; `c` is NUL-terminated.
+                let mut v: libc::statvfs = unsafe { std::mem::zeroed() };
+                // SAFETY: statvfs only writes into `v`.
+                if unsafe { libc::statvfs(c.as_ptr(), &mut v) } == 0 {
+                    lowest = lowest.min(v.f_bavail as u64 * v.f_frsize as u64);
+                }
+                std::thread::yield_now();
+            }
+            lowest
+        });
+        LowestFree { stop, thread }
+    }
+
+    fn lowest(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.join().unwrap()
+    }
 }

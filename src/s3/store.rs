@@ -237,11 +237,14 @@ pub async fn receive(
         .and_then(|v| v.trim().parse().ok())
         .or(req.content_length())
         .unwrap_or(0);
-    if expected <= limit {
-        // (A larger one is refused as too large, once its headers are checked.)
-        crate::store::space::admit(w.dir(), expected).await?;
-    }
+    // (A larger one is refused as too large, once its headers are checked.)
+    let claim = if expected <= limit {
+        crate::store::space::admit(w.dir(), expected).await?
+    } else {
+        crate::store::space::Claim::default()
+    };
     let mut sink = Sink::start(w.dir(), &w.merge_memory, false, expected).await?;
+    sink.claim(claim);
     let checksum = match receive_into(w, req, r, limit, &mut sink).await {
         Ok(checksum) => checksum,
         Err(e) => {
