@@ -777,3 +777,78 @@ impl LowestFree {
         self.thread.join().unwrap()
     }
 }
+
+/// S3 CompleteMultipartUpload copies the parts into the object: when their total would not
+/// fit in the free space it is refused up front with S3's error for a full store (507,
+/// `InsufficientStorage`), without writing anything (the disk never fills, no temp file);
+/// the upload and its parts stay, and once space returns the same completion succeeds.
+#[test]
+fn a_multipart_completion_larger_than_the_free_space_is_refused_up_front() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("rt");
+    let Some(_fs) = Tmpfs::mount(&root, "32m") else {
+        return;
+    };
+    let (_s, s3, signed) = start_with_s3(&root);
+    let signed = args(&signed);
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let object = format!("{s3}/space/joined.bin");
+    let (code, body, _) = curl(
+        &[&signed[..], &["-X", "POST"]].concat(),
+        &format!("{object}?uploads="),
+    );
+    assert_eq!(code, 200, "{body}");
+    let id = body.split("<UploadId>").nth(1).unwrap();
+    let id = id.split("</UploadId>").next().unwrap().to_string();
+    let parts: Vec<Vec<u8>> = vec![noise(5 << 20, 81), noise(5 << 20, 82)];
+    let mut complete = String::from("<CompleteMultipartUpload>");
+    for (i, part) in parts.iter().enumerate() {
+        let f = data.join(format!("part{i}"));
+        std::fs::write(&f, part).unwrap();
+        let (code, body, _) = curl(
+            &[&signed[..], &["-T", &f.display().to_string()]].concat(),
+            &format!("{object}?partNumber={}&uploadId={id}", i + 1),
+        );
+        assert_eq!(code, 200, "{body}");
+        let md5 = Command::new("md5sum").arg(&f).output().unwrap().stdout;
+        let md5 = String::from_utf8_lossy(&md5[..32]).into_owned();
+        complete.push_str(&format!(
+            "<Part><PartNumber>{}</PartNumber><ETag>\"{md5}\"</ETag></Part>",
+            i + 1
+        ));
+    }
+    complete.push_str("</CompleteMultipartUpload>");
+    let complete_file = data.join("complete.xml");
+    std::fs::write(&complete_file, &complete).unwrap();
+    let complete_arg = format!("@{}", complete_file.display());
+    let completion = [&signed[..], &["-X", "POST", "--data-binary", &complete_arg]].concat();
+    let filler = fill_leaving(&root, 6 << 20);
+    let watch = LowestFree::watch(&root);
+    let (code, body, _) = curl(&completion, &format!("{object}?uploadId={id}"));
+    let lowest = watch.lowest();
+    assert_eq!(code, 507, "{body}");
+    assert!(body.contains("<Code>InsufficientStorage</Code>"), "{body}");
+    assert!(!body.contains("/tmp"), "{body}");
+    assert!(
+        lowest >= 512 << 10,
+        "the completion was started: the disk filled ({lowest} bytes left)"
+    );
+    let tmp_dir = root.join("files/_tmp");
+    assert_eq!(std::fs::read_dir(&tmp_dir).map_or(0, |d| d.count()), 0);
+    // The upload is still there; with space back, the same completion makes the object.
+    let (code, body, _) = curl(&signed, &format!("{object}?uploadId={id}"));
+    assert_eq!(code, 200, "ListParts: {body}");
+    assert_eq!(body.matches("<Part>").count(), 2, "{body}");
+    std::fs::remove_file(filler).unwrap();
+    let (code, body, _) = curl(&completion, &format!("{object}?uploadId={id}"));
+    assert_eq!(code, 200, "{body}");
+    let got = Command::new("curl")
+        .args(["-sS", "--fail"])
+        .args(&signed)
+        .arg(&object)
+        .output()
+        .unwrap();
+    assert!(got.status.success());
+    assert_eq!(got.stdout, parts.concat());
+}
