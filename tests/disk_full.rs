@@ -852,3 +852,58 @@ fn a_multipart_completion_larger_than_the_free_space_is_refused_up_front() {
     assert!(got.status.success());
     assert_eq!(got.stdout, parts.concat());
 }
+
+/// S3 copies (CopyObject, UploadPartCopy) write a new file of the source's size: one that
+/// would not fit in the free space is refused up front with `InsufficientStorage` (507), the
+/// disk never filled, nothing left; with space back the same copy succeeds.
+#[test]
+fn an_s3_copy_larger_than_the_free_space_is_refused_up_front() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("rt");
+    let Some(_fs) = Tmpfs::mount(&root, "32m") else {
+        return;
+    };
+    let (_s, s3, signed) = start_with_s3(&root);
+    let signed = args(&signed);
+    let source = tmp.path().join("source.bin");
+    let content = noise(6 << 20, 91);
+    std::fs::write(&source, &content).unwrap();
+    let (code, body, _) = curl(
+        &[&signed[..], &["-T", &source.display().to_string()]].concat(),
+        &format!("{s3}/space/source.bin"),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body, _) = curl(
+        &[&signed[..], &["-X", "POST"]].concat(),
+        &format!("{s3}/space/parts.bin?uploads="),
+    );
+    assert_eq!(code, 200, "{body}");
+    let id = body.split("<UploadId>").nth(1).unwrap();
+    let id = id.split("</UploadId>").next().unwrap().to_string();
+    let copy = [
+        &signed[..],
+        &["-X", "PUT", "-H", "x-amz-copy-source: /space/source.bin"],
+    ]
+    .concat();
+    let copy_object = format!("{s3}/space/copy.bin");
+    let part_copy = format!("{s3}/space/parts.bin?partNumber=1&uploadId={id}");
+    let filler = fill_leaving(&root, 4 << 20);
+    for url in [&copy_object, &part_copy] {
+        let watch = LowestFree::watch(&root);
+        let (code, body, _) = curl(&copy, url);
+        let lowest = watch.lowest();
+        assert_eq!(code, 507, "{url}: {body}");
+        assert!(body.contains("<Code>InsufficientStorage</Code>"), "{body}");
+        assert!(
+            lowest >= 512 << 10,
+            "{url}: the copy was started: the disk filled ({lowest} bytes left)"
+        );
+    }
+    let tmp_dir = root.join("files/_tmp");
+    assert_eq!(std::fs::read_dir(&tmp_dir).map_or(0, |d| d.count()), 0);
+    std::fs::remove_file(filler).unwrap();
+    for url in [&copy_object, &part_copy] {
+        let (code, body, _) = curl(&copy, url);
+        assert_eq!(code, 200, "{url}: {body}");
+    }
+}

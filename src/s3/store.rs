@@ -109,7 +109,9 @@ pub async fn copy_to_temp(
     let from = w.dir().join(source.rel_path());
     let expected = source.size.max(0) as u64;
     let (offset, len) = range.unwrap_or((0, u64::MAX));
+    let claim = crate::store::space::admit(w.dir(), len.min(expected)).await?;
     let mut tmp = TempFile::create(w.dir(), false, len.min(expected)).await?;
+    tmp.claim(claim);
     if let Err(e) = append_range(&from, offset, len, &mut tmp).await {
         drop(tmp);
         return Err(if e.kind() == std::io::ErrorKind::NotFound {
