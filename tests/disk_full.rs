@@ -907,3 +907,45 @@ fn an_s3_copy_larger_than_the_free_space_is_refused_up_front() {
         assert_eq!(code, 200, "{url}: {body}");
     }
 }
+
+/// A file a peer announces is fetched only when it fits: a node whose disk cannot take it
+/// does not start the transfer (its disk never fills, its own uploads are not starved), and
+/// fetches it once space returns.
+#[test]
+fn a_peer_file_larger_than_the_free_space_is_not_fetched_until_it_fits() {
+    use common::cluster::{has_md5, upload_to, write_config, Addresses};
+    let tmp = tempfile::tempdir().unwrap();
+    let (a_root, b_root) = (tmp.path().join("a"), tmp.path().join("b"));
+    let Some(_fs) = Tmpfs::mount(&a_root, "32m") else {
+        return;
+    };
+    let Addresses { ips, ports, bases } = Addresses::pick(33, 2);
+    for (i, root) in [&a_root, &b_root].into_iter().enumerate() {
+        let o = json!({
+            "peer_id": format!("{}", i + 1),
+            "peers": [&bases[1 - i]],
+            "enable_merge_small_file": false,
+        });
+        write_config(root, &ips[i], ports[i], &o);
+    }
+    let a = Server::start_in(&a_root, &ips[0], json!({}));
+    let _b = Server::start_in(&b_root, &ips[1], json!({}));
+    let filler = fill_leaving(&a_root, 4 << 20);
+    let watch = LowestFree::watch(&a_root);
+    let v = upload_to(&bases[1], "big.bin", &noise(6 << 20, 95));
+    let md5 = v["md5"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_secs(4));
+    let lowest = watch.lowest();
+    assert!(
+        lowest >= 512 << 10,
+        "the fetch was started: the disk filled ({lowest} bytes left): {}",
+        a.stderr()
+    );
+    assert!(!has_md5(&bases[0], &md5));
+    std::fs::remove_file(filler).unwrap();
+    assert!(
+        eventually(Duration::from_secs(60), || has_md5(&bases[0], &md5)),
+        "not fetched once space returned: {}",
+        a.stderr()
+    );
+}
