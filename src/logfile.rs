@@ -1,6 +1,7 @@
 //! The server's log file (`log/fileserver.log`): a tracing writer whose file can be reopened,
 //! so that logrotate can rename it and send SIGHUP (systemd/fastdfs.logrotate) instead of
-//! copying and truncating it. A leaf module: one process-wide handle.
+//! copying and truncating it. A leaf module: one process-wide handle. And the access log's
+//! appends ([`append_rolled`]), bounded between two rotations.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -61,6 +62,44 @@ impl Write for Writer<'_> {
     }
 }
 
+/// Appends `lines` (whole lines) to the log at `path`. With a cap (`max` bytes, 0: none) the
+/// log never holds more: one that would pass it is first moved to `<path>.old`, replacing
+/// the one there (a flood between two rotations by logrotate keeps at most twice the cap on
+/// disk, and the newest lines), and of more lines than the cap holds only the newest whole
+/// lines that fit are written. Blocking; one append at a time in the process (every
+/// executor flushes its own lines).
+pub fn append_rolled(path: &Path, lines: &[u8], max: u64) -> io::Result<()> {
+    static APPENDING: Mutex<()> = Mutex::new(());
+    let _one = APPENDING.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lines = lines;
+    if max > 0 {
+        lines = newest_lines(lines, max);
+        let len = std::fs::metadata(path).map_or(0, |m| m.len());
+        if len > 0 && len + lines.len() as u64 > max {
+            let mut old = path.as_os_str().to_owned();
+            old.push(".old");
+            std::fs::rename(path, old)?;
+        }
+    }
+    if lines.is_empty() {
+        return Ok(());
+    }
+    open(path)?.write_all(lines)
+}
+
+/// The newest whole lines of `lines` that fit in `max` bytes.
+fn newest_lines(lines: &[u8], max: u64) -> &[u8] {
+    let Some(cut) = (lines.len() as u64).checked_sub(max).filter(|&c| c > 0) else {
+        return lines;
+    };
+    let cut = cut as usize;
+    // The first line that starts at or after `cut`.
+    match lines[cut - 1..].iter().position(|&b| b == b'\n') {
+        Some(p) => &lines[cut + p..],
+        None => &[],
+    }
+}
+
 /// The installed log file, as tracing's writer factory.
 pub struct Handle(Arc<LogFile>);
 
@@ -91,5 +130,37 @@ mod tests {
             b"one\ntwo\n"
         );
         assert_eq!(std::fs::read(&path).unwrap(), b"three\n");
+    }
+
+    #[test]
+    fn a_capped_log_rolls_to_old_before_it_would_pass_the_cap() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("access.log");
+        let old = d.path().join("access.log.old");
+        append_rolled(&path, b"aaaa\nbbbb\n", 12).unwrap();
+        append_rolled(&path, b"cccc\n", 12).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"cccc\n");
+        assert_eq!(std::fs::read(&old).unwrap(), b"aaaa\nbbbb\n");
+        // More than the cap at once: the newest whole lines that fit.
+        append_rolled(&path, b"dddd\neeee\nffff\n", 12).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"eeee\nffff\n");
+        assert_eq!(std::fs::read(&old).unwrap(), b"cccc\n");
+        append_rolled(&path, &[b'g'; 20], 12).unwrap();
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"eeee\nffff\n",
+            "no whole line fits"
+        );
+        // No cap: appended.
+        append_rolled(&path, b"hhhh\n", 0).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"eeee\nffff\nhhhh\n");
+    }
+
+    #[test]
+    fn the_newest_lines_start_at_a_line() {
+        assert_eq!(newest_lines(b"ab\ncd\n", 6), b"ab\ncd\n");
+        assert_eq!(newest_lines(b"ab\ncd\n", 5), b"cd\n");
+        assert_eq!(newest_lines(b"ab\ncd\n", 3), b"cd\n");
+        assert_eq!(newest_lines(b"ab\ncd\n", 2), b"");
     }
 }

@@ -597,16 +597,10 @@ async fn flush_access_once(worker: &Worker) {
         return;
     }
     let path = worker.dir().join("log").join("access.log");
+    let max = worker.config().access_log_bytes_max;
     glommio::executor()
         .spawn_blocking(move || {
-            use std::io::Write;
-            if let Ok(mut f) = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-            {
-                let _ = f.write_all(&buf);
-            }
+            let _ = crate::logfile::append_rolled(&path, &buf, max);
         })
         .await;
 }
