@@ -437,7 +437,8 @@ fn curl(args: &[&str], url: &str) -> (u16, String, u64) {
 /// in the free space left is refused at once with the 507 of a full disk, before any of its
 /// body is read: curl's `Expect: 100-continue` gets the answer instead of `100 Continue` and
 /// sends none of it, and no temp file appears. A body without a length (chunked) is still
-/// refused when the disk fills under it, its temp file removed. Uploads that fit go through.
+/// refused once written as far as the space goes, its temp file removed. Uploads that fit
+/// go through.
 #[test]
 fn an_upload_announced_larger_than_the_free_space_is_refused_before_its_body_is_read() {
     let tmp = tempfile::tempdir().unwrap();
@@ -525,8 +526,8 @@ fn an_upload_announced_larger_than_the_free_space_is_refused_before_its_body_is_
     assert_eq!(sent, 0, "the part was sent though refused: {body}");
     assert_eq!(temps(), 0, "a refused upload made a temp file");
 
-    // Without a length (chunked), the body is written until the disk is full: still a 507,
-    // and its temp file is removed.
+    // Without a length (chunked), the body is written as far as the space goes: still a
+    // 507, and its temp file is removed.
     let (code, body, _) = curl(
         &[
             "-H",
@@ -948,4 +949,66 @@ fn a_peer_file_larger_than_the_free_space_is_not_fetched_until_it_fits() {
         "not fetched once space returned: {}",
         a.stderr()
     );
+}
+
+/// A body without a length up front (chunked) cannot be admitted before it is read, but it
+/// is metered as it is written: it takes the free space in steps, beside the uploads in
+/// flight, and is refused with the 507 of a full disk once the next step would take the
+/// reserve. The disk never fills (the other writers keep the reserve), no temp file is left,
+/// and a chunked upload that fits still goes through.
+#[test]
+fn a_chunked_upload_is_refused_before_it_takes_the_reserve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("rt");
+    let Some(_fs) = Tmpfs::mount(&root, "32m") else {
+        return;
+    };
+    let (s, _s3, _signed) = start_with_s3(&root);
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let big = data.join("big.bin");
+    std::fs::write(&big, noise(12 << 20, 97)).unwrap();
+    let big = big.display().to_string();
+    let filler = fill_leaving(&root, 8 << 20);
+    let upload_url = s.url("/group1/upload?output=json");
+    let chunked = ["-H", "Transfer-Encoding: chunked"];
+
+    let watch = LowestFree::watch(&root);
+    let (code, body, _) = curl(
+        &[&chunked[..], &["-F", &format!("file=@{big}")]].concat(),
+        &upload_url,
+    );
+    let lowest = watch.lowest();
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    assert_refused_for_space(code, &v, &root);
+    assert!(
+        lowest >= 512 << 10,
+        "multipart: the disk filled ({lowest} bytes left)"
+    );
+
+    // A tus upload of deferred length, its PATCH chunked (what it wrote before the refusal
+    // is kept, as tus keeps a body cut short).
+    let r = agent()
+        .post(&s.url("/group1/big/upload/"))
+        .set("Tus-Resumable", "1.0.0")
+        .set("Upload-Defer-Length", "1")
+        .call()
+        .unwrap();
+    let url = r.header("location").unwrap().to_string();
+    let watch = LowestFree::watch(&root);
+    let (code, body, _) = curl(&[&chunked[..], &args(&tus_patch_args(&big))].concat(), &url);
+    let lowest = watch.lowest();
+    assert_eq!(code, 507, "{body}");
+    assert!(
+        lowest >= 512 << 10,
+        "tus: the disk filled ({lowest} bytes left)"
+    );
+
+    let tmp_dir = root.join("files/_tmp");
+    let temps = || std::fs::read_dir(&tmp_dir).map(|d| d.count()).unwrap_or(0);
+    assert!(
+        eventually(Duration::from_secs(5), || temps() == 0),
+        "temp files left"
+    );
+    std::fs::remove_file(filler).unwrap();
 }

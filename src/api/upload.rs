@@ -336,7 +336,7 @@ async fn upload(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError>
     bound_body(req, &cfg)?;
     let claim = match req.content_length() {
         Some(n) => crate::store::space::admit(w.dir(), n).await?,
-        None => Claim::default(),
+        None => Claim::metered(w.dir()),
     };
     let form = read_form(w, req, &boundary, claim).await?;
     let mut p = form.fields;

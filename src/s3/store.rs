@@ -233,17 +233,17 @@ pub async fn receive(
     limit: u64,
 ) -> Result<(Written, Option<Checksum>), S3Error> {
     // The decoded length of an aws-chunked payload, else the body's.
-    let expected = req
+    let announced = req
         .head
         .header_str("x-amz-decoded-content-length")
         .and_then(|v| v.trim().parse().ok())
-        .or(req.content_length())
-        .unwrap_or(0);
-    // (A larger one is refused as too large, once its headers are checked.)
-    let claim = if expected <= limit {
-        crate::store::space::admit(w.dir(), expected).await?
-    } else {
-        crate::store::space::Claim::default()
+        .or(req.content_length());
+    let expected = announced.unwrap_or(0);
+    let claim = match announced {
+        None => crate::store::space::Claim::metered(w.dir()),
+        Some(n) if n <= limit => crate::store::space::admit(w.dir(), n).await?,
+        // (Refused as too large, once its headers are checked.)
+        Some(_) => crate::store::space::Claim::default(),
     };
     let mut sink = Sink::start(w.dir(), &w.merge_memory, false, expected).await?;
     sink.claim(claim);

@@ -371,6 +371,7 @@ impl Appender {
         }
         assert!(!self.padded, "a write after the padded last one");
         self.landed().await?;
+        self.claim.cover(self.buf.len() as u64).await?;
         self.buf.settle().await;
         let chunk = self.buf.take();
         let (len, at) = (chunk.len(), self.pos);

@@ -49,7 +49,7 @@ pub async fn receive(
     }
     let claim = match req.content_length() {
         Some(n) => crate::store::space::admit(w.dir(), n).await?,
-        None => crate::store::space::Claim::default(),
+        None => crate::store::space::Claim::metered(w.dir()),
     };
     if room > 0 {
         // A chunk announced beyond the room is refused at once (`Request::chunk`).
