@@ -1,23 +1,53 @@
 //! The server's log file (`log/fileserver.log`): a tracing writer whose file can be reopened,
 //! so that logrotate can rename it and send SIGHUP (systemd/fastdfs.logrotate) instead of
 //! copying and truncating it. A leaf module: one process-wide handle. And the access log's
-//! appends ([`append_rolled`]), bounded between two rotations.
+//! appends ([`append_rolled`]). Both are bounded between two rotations (`log_bytes_max`,
+//! [`set_cap`]): a log that would pass the cap is moved to `<name>.old` and started afresh.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// A log file that writes through one handle and can be reopened at its path.
 pub struct LogFile {
     path: PathBuf,
-    file: Mutex<File>,
+    file: Mutex<Open>,
+    /// `log_bytes_max` (0: no cap), set from the configuration ([`set_cap`]).
+    cap: AtomicU64,
+}
+
+/// The open file and its length.
+struct Open {
+    file: File,
+    len: u64,
 }
 
 static CURRENT: OnceLock<Arc<LogFile>> = OnceLock::new();
 
+/// Caps the installed server log at `bytes` (0: no cap) from its next write on.
+pub fn set_cap(bytes: u64) {
+    if let Some(log) = CURRENT.get() {
+        log.cap.store(bytes, Ordering::Relaxed);
+    }
+}
+
 fn open(path: &Path) -> io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
+}
+
+fn open_counted(path: &Path) -> io::Result<Open> {
+    let file = open(path)?;
+    let len = file.metadata()?.len();
+    Ok(Open { file, len })
+}
+
+/// `<path>.old`, where a log that reached its cap goes.
+fn old_path(path: &Path) -> PathBuf {
+    let mut old = path.as_os_str().to_owned();
+    old.push(".old");
+    PathBuf::from(old)
 }
 
 impl LogFile {
@@ -25,14 +55,15 @@ impl LogFile {
     pub fn install(path: &Path) -> io::Result<Handle> {
         let log = Arc::new(LogFile {
             path: path.to_path_buf(),
-            file: Mutex::new(open(path)?),
+            file: Mutex::new(open_counted(path)?),
+            cap: AtomicU64::new(0),
         });
         let _ = CURRENT.set(log.clone());
         Ok(Handle(log))
     }
 
     fn reopen_here(&self) -> io::Result<()> {
-        let fresh = open(&self.path)?;
+        let fresh = open_counted(&self.path)?;
         *self.file.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
         Ok(())
     }
@@ -52,8 +83,19 @@ pub struct Writer<'a>(&'a LogFile);
 
 impl Write for Writer<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut f = self.0.file.lock().unwrap_or_else(|e| e.into_inner());
-        f.write_all(buf)?;
+        let mut o = self.0.file.lock().unwrap_or_else(|e| e.into_inner());
+        let cap = self.0.cap.load(Ordering::Relaxed);
+        if cap > 0 && o.len > 0 && o.len + buf.len() as u64 > cap {
+            // Rolled; if the rename or the new file fails, the lines go on where they went.
+            let path = &self.0.path;
+            if std::fs::rename(path, old_path(path)).is_ok() {
+                if let Ok(fresh) = open_counted(path) {
+                    *o = fresh;
+                }
+            }
+        }
+        o.file.write_all(buf)?;
+        o.len += buf.len() as u64;
         Ok(buf.len())
     }
 
@@ -76,9 +118,7 @@ pub fn append_rolled(path: &Path, lines: &[u8], max: u64) -> io::Result<()> {
         lines = newest_lines(lines, max);
         let len = std::fs::metadata(path).map_or(0, |m| m.len());
         if len > 0 && len + lines.len() as u64 > max {
-            let mut old = path.as_os_str().to_owned();
-            old.push(".old");
-            std::fs::rename(path, old)?;
+            std::fs::rename(path, old_path(path))?;
         }
     }
     if lines.is_empty() {
@@ -130,6 +170,20 @@ mod tests {
             b"one\ntwo\n"
         );
         assert_eq!(std::fs::read(&path).unwrap(), b"three\n");
+    }
+
+    #[test]
+    fn the_server_log_rolls_at_its_cap() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("s.log");
+        let Handle(log) = LogFile::install(&path).unwrap();
+        log.cap.store(10, Ordering::Relaxed);
+        Writer(&log).write_all(b"one\ntwo\n").unwrap();
+        Writer(&log).write_all(b"three\n").unwrap();
+        log.cap.store(0, Ordering::Relaxed);
+        Writer(&log).write_all(b"four\n").unwrap();
+        assert_eq!(std::fs::read(old_path(&path)).unwrap(), b"one\ntwo\n");
+        assert_eq!(std::fs::read(&path).unwrap(), b"three\nfour\n");
     }
 
     #[test]
