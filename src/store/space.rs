@@ -1,9 +1,9 @@
 //! Admission of uploads against free disk space: a body whose size is announced before it is
 //! read (a request's Content-Length, a tus `Upload-Length`, an S3 payload's decoded length,
-//! a multipart completion's total) and that would not fit on the filesystem holding `files/`
-//! (its `_tmp/`, `_big/` and `_s3/` are on it: temp files are renamed into place) is refused
-//! at once, as a full disk (507), instead of being written until the disk fills, for
-//! everyone, and only then refused.
+//! a multipart completion's total, a copy's or a peer's file's size) and that would not fit
+//! on the filesystem holding `files/` (its `_tmp/`, `_big/` and `_s3/` are on it: temp files
+//! are renamed into place) is refused at once, as a full disk (507), instead of being
+//! written until the disk fills, for everyone, and only then refused.
 //!
 //! Uploads admitted together are counted together: an admitted upload holds a [`Claim`] on
 //! the bytes it was admitted for, and the next one is admitted only if it fits in the free
@@ -172,6 +172,7 @@ impl Claim {
         }
         let lacking = n - self.left;
         let Some(space) = ledger.ask(files.to_path_buf()).await else {
+            self.meter = None; // it will not tell later either
             return Ok(());
         };
         let mut promised = 0;
@@ -213,11 +214,6 @@ impl Drop for Claim {
             assert!(before >= n, "a claim gives back only its own bytes");
         }
     }
-}
-
-/// Bytes the uploads in flight in this process still promise.
-pub fn promised() -> u64 {
-    LEDGER.promised()
 }
 
 /// Admits an upload of `announced` bytes into the runtime dir `root` and claims them, or
