@@ -645,9 +645,11 @@ impl Trim {
 }
 
 /// Writes the access log every [`ACCESS_FLUSH_EVERY`], or as soon as
-/// `worker::ACCESS_FLUSH_BYTES` wait.
+/// `worker::ACCESS_FLUSH_BYTES` wait; both logs capped at `log_bytes_max`.
 async fn flush_access_log(worker: Rc<Worker>) {
     loop {
+        // The server log's cap too, as configured now (a reload may change it).
+        crate::logfile::set_cap(worker.config().log_bytes_max);
         let seen = worker.access_full.generation();
         if worker.access_pending() < crate::worker::ACCESS_FLUSH_BYTES {
             worker.access_full.wait(seen, ACCESS_FLUSH_EVERY).await;
@@ -662,16 +664,10 @@ async fn flush_access_once(worker: &Worker) {
         return;
     }
     let path = worker.dir().join("log").join("access.log");
+    let max = worker.config().log_bytes_max;
     glommio::executor()
         .spawn_blocking(move || {
-            use std::io::Write;
-            if let Ok(mut f) = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-            {
-                let _ = f.write_all(&buf);
-            }
+            let _ = crate::logfile::append_rolled(&path, &buf, max);
         })
         .await;
 }

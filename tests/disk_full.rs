@@ -437,7 +437,8 @@ fn curl(args: &[&str], url: &str) -> (u16, String, u64) {
 /// in the free space left is refused at once with the 507 of a full disk, before any of its
 /// body is read: curl's `Expect: 100-continue` gets the answer instead of `100 Continue` and
 /// sends none of it, and no temp file appears. A body without a length (chunked) is still
-/// refused when the disk fills under it, its temp file removed. Uploads that fit go through.
+/// refused once written as far as the space goes, its temp file removed. Uploads that fit
+/// go through.
 #[test]
 fn an_upload_announced_larger_than_the_free_space_is_refused_before_its_body_is_read() {
     let tmp = tempfile::tempdir().unwrap();
@@ -445,34 +446,8 @@ fn an_upload_announced_larger_than_the_free_space_is_refused_before_its_body_is_
     let Some(_fs) = Tmpfs::mount(&root, "32m") else {
         return;
     };
-    let s3_port = free_port("127.0.0.1");
-    let (ak, sk) = ("AKSPACE", "space-secret");
-    let s = Server::start_in(
-        &root,
-        "127.0.0.1",
-        json!({
-            "enable_tus": true,
-            "enable_merge_small_file": false,
-            "s3_addr": format!("127.0.0.1:{s3_port}"),
-            "s3_region": "us-east-1",
-            "s3_keys": [{"access_key_id": ak, "secret_access_key": sk, "buckets": ["*"]}],
-        }),
-    );
-    let s3 = format!("http://127.0.0.1:{s3_port}");
-    let user = format!("{ak}:{sk}");
-    let signed = [
-        "--aws-sigv4",
-        "aws:amz:us-east-1:s3",
-        "--user",
-        &user,
-        "-H",
-        "x-amz-content-sha256: UNSIGNED-PAYLOAD",
-    ];
-    let (code, body, _) = curl(
-        &[&signed[..], &["-X", "PUT"]].concat(),
-        &format!("{s3}/space"),
-    );
-    assert_eq!(code, 200, "{body}");
+    let (s, s3, signed) = start_with_s3(&root);
+    let signed = args(&signed);
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     let file = |name: &str, size: usize, seed: u64| {
@@ -551,8 +526,8 @@ fn an_upload_announced_larger_than_the_free_space_is_refused_before_its_body_is_
     assert_eq!(sent, 0, "the part was sent though refused: {body}");
     assert_eq!(temps(), 0, "a refused upload made a temp file");
 
-    // Without a length (chunked), the body is written until the disk is full: still a 507,
-    // and its temp file is removed.
+    // Without a length (chunked), the body is written as far as the space goes: still a
+    // 507, and its temp file is removed.
     let (code, body, _) = curl(
         &[
             "-H",
@@ -598,5 +573,442 @@ fn an_upload_announced_larger_than_the_free_space_is_refused_before_its_body_is_
     assert_eq!(code, 200, "{body}");
     let kept = std::fs::metadata(root.join("files/space/fits.bin")).unwrap();
     assert_eq!(kept.len(), fits as u64);
+    std::fs::remove_file(filler).unwrap();
+}
+
+/// A server on the small filesystem at `root` with tus and an S3 endpoint (bucket `space`
+/// made); returns it, the S3 base URL and curl's arguments to sign as its key.
+fn start_with_s3(root: &Path) -> (Server, String, Vec<String>) {
+    let s3_port = free_port("127.0.0.1");
+    let (ak, sk) = ("AKSPACE", "space-secret");
+    let s = Server::start_in(
+        root,
+        "127.0.0.1",
+        json!({
+            "enable_tus": true,
+            "enable_merge_small_file": false,
+            "s3_addr": format!("127.0.0.1:{s3_port}"),
+            "s3_region": "us-east-1",
+            "s3_keys": [{"access_key_id": ak, "secret_access_key": sk, "buckets": ["*"]}],
+        }),
+    );
+    let s3 = format!("http://127.0.0.1:{s3_port}");
+    let signed: Vec<String> = [
+        "--aws-sigv4",
+        "aws:amz:us-east-1:s3",
+        "--user",
+        &format!("{ak}:{sk}"),
+        "-H",
+        "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+    ]
+    .map(String::from)
+    .into();
+    let (code, body, _) = curl(
+        &[args(&signed), vec!["-X", "PUT"]].concat(),
+        &format!("{s3}/space"),
+    );
+    assert_eq!(code, 200, "{body}");
+    (s, s3, signed)
+}
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// A new tus upload of `length` bytes; its URL.
+fn tus_create(s: &Server, length: u64) -> String {
+    let r = agent()
+        .post(&s.url("/group1/big/upload/"))
+        .set("Tus-Resumable", "1.0.0")
+        .set("Upload-Length", &length.to_string())
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.header("location").unwrap().to_string()
+}
+
+/// curl's arguments for a tus PATCH of `file` at offset 0.
+fn tus_patch_args(file: &str) -> Vec<String> {
+    [
+        "-X",
+        "PATCH",
+        "-H",
+        "Tus-Resumable: 1.0.0",
+        "-H",
+        "Upload-Offset: 0",
+        "-H",
+        "Content-Type: application/offset+octet-stream",
+        "--data-binary",
+        &format!("@{file}"),
+    ]
+    .map(String::from)
+    .into()
+}
+
+/// Uploads admitted together are counted together: each announced size is checked against
+/// the free space less what the uploads already admitted will still write. Six uploads of
+/// 3 MiB each (two multipart, two tus PATCHes, two S3 PUTs), sent at once and slowly, onto
+/// 8-9 MiB free: each fits alone, two fit together. Two are admitted and succeed; the four
+/// others are refused with the 507 of a full disk before any of their bodies is sent; the
+/// disk never fills. An upload whose connection died, and the admitted ones once done, give
+/// their share back: later uploads that need it are admitted.
+#[test]
+fn uploads_admitted_together_are_counted_together_and_give_their_share_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("rt");
+    let Some(_fs) = Tmpfs::mount(&root, "32m") else {
+        return;
+    };
+    let (s, s3, signed) = start_with_s3(&root);
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let file = |name: &str, size: usize, seed: u64| {
+        let p = data.join(name);
+        std::fs::write(&p, noise(size, seed)).unwrap();
+        p.display().to_string()
+    };
+    let filler = fill_leaving(&root, 8 << 20);
+    let upload_url = s.url("/group1/upload?output=json");
+
+    // An upload of 6 MiB whose client goes away midway: its share is given back.
+    let dying = file("dying.bin", 6 << 20, 50);
+    let mut child = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "--limit-rate", "1M"])
+        .args(["-F", &format!("file=@{dying}"), &upload_url])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let tmp_dir = root.join("files/_tmp");
+    let temps = || std::fs::read_dir(&tmp_dir).map(|d| d.count()).unwrap_or(0);
+    assert!(
+        eventually(Duration::from_secs(10), || temps() == 0),
+        "the dead upload's temp file was left"
+    );
+
+    // Six at once, each sent at 1 MiB/s.
+    let size = 3 << 20;
+    let files: Vec<String> = (0..6)
+        .map(|i| file(&format!("f{i}.bin"), size, 60 + i))
+        .collect();
+    let tus_urls = [tus_create(&s, size as u64), tus_create(&s, size as u64)];
+    let requests: Vec<(Vec<String>, String)> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match i % 3 {
+            0 => (vec!["-F".into(), format!("file=@{f}")], upload_url.clone()),
+            1 => (tus_patch_args(f), tus_urls[i / 3].clone()),
+            _ => (
+                [signed.clone(), vec!["-T".into(), f.clone()]].concat(),
+                format!("{s3}/space/f{i}.bin"),
+            ),
+        })
+        .collect();
+    let watch = LowestFree::watch(&root);
+    let answers: Vec<(u16, String, u64)> = std::thread::scope(|sc| {
+        let hs: Vec<_> = requests
+            .iter()
+            .map(|(a, url)| {
+                sc.spawn(move || curl(&[args(a), vec!["--limit-rate", "1M"]].concat(), url))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let lowest = watch.lowest();
+    let admitted: Vec<_> = answers.iter().filter(|a| a.0 != 507).collect();
+    assert_eq!(admitted.len(), 2, "{answers:?}");
+    for (code, body, sent) in &answers {
+        if *code == 507 {
+            assert!(body.contains("disk is full") || body.contains("InsufficientStorage"));
+            assert_eq!(*sent, 0, "a refused upload's body was sent: {body}");
+        } else {
+            assert!(*code == 200 || *code == 204, "{code} {body}");
+            assert!(*sent >= size as u64);
+        }
+    }
+    assert!(
+        lowest >= 1 << 20,
+        "the disk filled: {lowest} bytes were left"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || temps() == 0),
+        "temp files left"
+    );
+
+    // Done, the admitted uploads promise nothing more: what is left (2-3 MiB, less the
+    // reserve) takes an upload of 1.1 MiB.
+    let last = file("last.bin", 1_100_000, 70);
+    let (code, body, _) = curl(&["-F", &format!("file=@{last}")], &upload_url);
+    assert_eq!(code, 200, "{body}");
+    std::fs::remove_file(filler).unwrap();
+}
+
+/// The lowest free space of a filesystem seen while it runs: a thread asks `statvfs` in a
+/// loop (microseconds each: a disk that fills for a moment is seen) until stopped.
+struct LowestFree {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl LowestFree {
+    fn watch(dir: &Path) -> LowestFree {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut lowest = u64::MAX;
+            while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                // SAFETY: a zeroed statvfs is a valid out-parameter; `c` is NUL-terminated.
+                let mut v: libc::statvfs = unsafe { std::mem::zeroed() };
+                // SAFETY: statvfs only writes into `v`.
+                if unsafe { libc::statvfs(c.as_ptr(), &mut v) } == 0 {
+                    lowest = lowest.min(v.f_bavail as u64 * v.f_frsize as u64);
+                }
+                std::thread::yield_now();
+            }
+            lowest
+        });
+        LowestFree { stop, thread }
+    }
+
+    fn lowest(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.join().unwrap()
+    }
+}
+
+/// S3 CompleteMultipartUpload copies the parts into the object: when their total would not
+/// fit in the free space it is refused up front with S3's error for a full store (507,
+/// `InsufficientStorage`), without writing anything (the disk never fills, no temp file);
+/// the upload and its parts stay, and once space returns the same completion succeeds.
+#[test]
+fn a_multipart_completion_larger_than_the_free_space_is_refused_up_front() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("rt");
+    let Some(_fs) = Tmpfs::mount(&root, "32m") else {
+        return;
+    };
+    let (_s, s3, signed) = start_with_s3(&root);
+    let signed = args(&signed);
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let object = format!("{s3}/space/joined.bin");
+    let (code, body, _) = curl(
+        &[&signed[..], &["-X", "POST"]].concat(),
+        &format!("{object}?uploads="),
+    );
+    assert_eq!(code, 200, "{body}");
+    let id = body.split("<UploadId>").nth(1).unwrap();
+    let id = id.split("</UploadId>").next().unwrap().to_string();
+    let parts: Vec<Vec<u8>> = vec![noise(5 << 20, 81), noise(5 << 20, 82)];
+    let mut complete = String::from("<CompleteMultipartUpload>");
+    for (i, part) in parts.iter().enumerate() {
+        let f = data.join(format!("part{i}"));
+        std::fs::write(&f, part).unwrap();
+        let (code, body, _) = curl(
+            &[&signed[..], &["-T", &f.display().to_string()]].concat(),
+            &format!("{object}?partNumber={}&uploadId={id}", i + 1),
+        );
+        assert_eq!(code, 200, "{body}");
+        let md5 = Command::new("md5sum").arg(&f).output().unwrap().stdout;
+        let md5 = String::from_utf8_lossy(&md5[..32]).into_owned();
+        complete.push_str(&format!(
+            "<Part><PartNumber>{}</PartNumber><ETag>\"{md5}\"</ETag></Part>",
+            i + 1
+        ));
+    }
+    complete.push_str("</CompleteMultipartUpload>");
+    let complete_file = data.join("complete.xml");
+    std::fs::write(&complete_file, &complete).unwrap();
+    let complete_arg = format!("@{}", complete_file.display());
+    let completion = [&signed[..], &["-X", "POST", "--data-binary", &complete_arg]].concat();
+    let filler = fill_leaving(&root, 6 << 20);
+    let watch = LowestFree::watch(&root);
+    let (code, body, _) = curl(&completion, &format!("{object}?uploadId={id}"));
+    let lowest = watch.lowest();
+    assert_eq!(code, 507, "{body}");
+    assert!(body.contains("<Code>InsufficientStorage</Code>"), "{body}");
+    assert!(!body.contains("/tmp"), "{body}");
+    assert!(
+        lowest >= 512 << 10,
+        "the completion was started: the disk filled ({lowest} bytes left)"
+    );
+    let tmp_dir = root.join("files/_tmp");
+    assert_eq!(std::fs::read_dir(&tmp_dir).map_or(0, |d| d.count()), 0);
+    // The upload is still there; with space back, the same completion makes the object.
+    let (code, body, _) = curl(&signed, &format!("{object}?uploadId={id}"));
+    assert_eq!(code, 200, "ListParts: {body}");
+    assert_eq!(body.matches("<Part>").count(), 2, "{body}");
+    std::fs::remove_file(filler).unwrap();
+    let (code, body, _) = curl(&completion, &format!("{object}?uploadId={id}"));
+    assert_eq!(code, 200, "{body}");
+    let got = Command::new("curl")
+        .args(["-sS", "--fail"])
+        .args(&signed)
+        .arg(&object)
+        .output()
+        .unwrap();
+    assert!(got.status.success());
+    assert_eq!(got.stdout, parts.concat());
+}
+
+/// S3 copies (CopyObject, UploadPartCopy) write a new file of the source's size: one that
+/// would not fit in the free space is refused up front with `InsufficientStorage` (507), the
+/// disk never filled, nothing left; with space back the same copy succeeds.
+#[test]
+fn an_s3_copy_larger_than_the_free_space_is_refused_up_front() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("rt");
+    let Some(_fs) = Tmpfs::mount(&root, "32m") else {
+        return;
+    };
+    let (_s, s3, signed) = start_with_s3(&root);
+    let signed = args(&signed);
+    let source = tmp.path().join("source.bin");
+    let content = noise(6 << 20, 91);
+    std::fs::write(&source, &content).unwrap();
+    let (code, body, _) = curl(
+        &[&signed[..], &["-T", &source.display().to_string()]].concat(),
+        &format!("{s3}/space/source.bin"),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body, _) = curl(
+        &[&signed[..], &["-X", "POST"]].concat(),
+        &format!("{s3}/space/parts.bin?uploads="),
+    );
+    assert_eq!(code, 200, "{body}");
+    let id = body.split("<UploadId>").nth(1).unwrap();
+    let id = id.split("</UploadId>").next().unwrap().to_string();
+    let copy = [
+        &signed[..],
+        &["-X", "PUT", "-H", "x-amz-copy-source: /space/source.bin"],
+    ]
+    .concat();
+    let copy_object = format!("{s3}/space/copy.bin");
+    let part_copy = format!("{s3}/space/parts.bin?partNumber=1&uploadId={id}");
+    let filler = fill_leaving(&root, 4 << 20);
+    for url in [&copy_object, &part_copy] {
+        let watch = LowestFree::watch(&root);
+        let (code, body, _) = curl(&copy, url);
+        let lowest = watch.lowest();
+        assert_eq!(code, 507, "{url}: {body}");
+        assert!(body.contains("<Code>InsufficientStorage</Code>"), "{body}");
+        assert!(
+            lowest >= 512 << 10,
+            "{url}: the copy was started: the disk filled ({lowest} bytes left)"
+        );
+    }
+    let tmp_dir = root.join("files/_tmp");
+    assert_eq!(std::fs::read_dir(&tmp_dir).map_or(0, |d| d.count()), 0);
+    std::fs::remove_file(filler).unwrap();
+    for url in [&copy_object, &part_copy] {
+        let (code, body, _) = curl(&copy, url);
+        assert_eq!(code, 200, "{url}: {body}");
+    }
+}
+
+/// A file a peer announces is fetched only when it fits: a node whose disk cannot take it
+/// does not start the transfer (its disk never fills, its own uploads are not starved), and
+/// fetches it once space returns.
+#[test]
+fn a_peer_file_larger_than_the_free_space_is_not_fetched_until_it_fits() {
+    use common::cluster::{has_md5, upload_to, write_config, Addresses};
+    let tmp = tempfile::tempdir().unwrap();
+    let (a_root, b_root) = (tmp.path().join("a"), tmp.path().join("b"));
+    let Some(_fs) = Tmpfs::mount(&a_root, "32m") else {
+        return;
+    };
+    let Addresses { ips, ports, bases } = Addresses::pick(33, 2);
+    for (i, root) in [&a_root, &b_root].into_iter().enumerate() {
+        let o = json!({
+            "peer_id": format!("{}", i + 1),
+            "peers": [&bases[1 - i]],
+            "enable_merge_small_file": false,
+        });
+        write_config(root, &ips[i], ports[i], &o);
+    }
+    let a = Server::start_in(&a_root, &ips[0], json!({}));
+    let _b = Server::start_in(&b_root, &ips[1], json!({}));
+    let filler = fill_leaving(&a_root, 4 << 20);
+    let watch = LowestFree::watch(&a_root);
+    let v = upload_to(&bases[1], "big.bin", &noise(6 << 20, 95));
+    let md5 = v["md5"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_secs(4));
+    let lowest = watch.lowest();
+    assert!(
+        lowest >= 512 << 10,
+        "the fetch was started: the disk filled ({lowest} bytes left): {}",
+        a.stderr()
+    );
+    assert!(!has_md5(&bases[0], &md5));
+    std::fs::remove_file(filler).unwrap();
+    assert!(
+        eventually(Duration::from_secs(60), || has_md5(&bases[0], &md5)),
+        "not fetched once space returned: {}",
+        a.stderr()
+    );
+}
+
+/// A body without a length up front (chunked) cannot be admitted before it is read, but it
+/// is metered as it is written: it takes the free space in steps, beside the uploads in
+/// flight, and is refused with the 507 of a full disk once the next step would take the
+/// reserve. The disk never fills (the other writers keep the reserve), no temp file is left,
+/// and a chunked upload that fits still goes through.
+#[test]
+fn a_chunked_upload_is_refused_before_it_takes_the_reserve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("rt");
+    let Some(_fs) = Tmpfs::mount(&root, "32m") else {
+        return;
+    };
+    let (s, _s3, _signed) = start_with_s3(&root);
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let big = data.join("big.bin");
+    std::fs::write(&big, noise(12 << 20, 97)).unwrap();
+    let big = big.display().to_string();
+    let filler = fill_leaving(&root, 8 << 20);
+    let upload_url = s.url("/group1/upload?output=json");
+    let chunked = ["-H", "Transfer-Encoding: chunked"];
+
+    let watch = LowestFree::watch(&root);
+    let (code, body, _) = curl(
+        &[&chunked[..], &["-F", &format!("file=@{big}")]].concat(),
+        &upload_url,
+    );
+    let lowest = watch.lowest();
+    let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    assert_refused_for_space(code, &v, &root);
+    assert!(
+        lowest >= 512 << 10,
+        "multipart: the disk filled ({lowest} bytes left)"
+    );
+
+    // A tus upload of deferred length, its PATCH chunked (what it wrote before the refusal
+    // is kept, as tus keeps a body cut short).
+    let r = agent()
+        .post(&s.url("/group1/big/upload/"))
+        .set("Tus-Resumable", "1.0.0")
+        .set("Upload-Defer-Length", "1")
+        .call()
+        .unwrap();
+    let url = r.header("location").unwrap().to_string();
+    let watch = LowestFree::watch(&root);
+    let (code, body, _) = curl(&[&chunked[..], &args(&tus_patch_args(&big))].concat(), &url);
+    let lowest = watch.lowest();
+    assert_eq!(code, 507, "{body}");
+    assert!(
+        lowest >= 512 << 10,
+        "tus: the disk filled ({lowest} bytes left)"
+    );
+
+    let tmp_dir = root.join("files/_tmp");
+    let temps = || std::fs::read_dir(&tmp_dir).map(|d| d.count()).unwrap_or(0);
+    assert!(
+        eventually(Duration::from_secs(5), || temps() == 0),
+        "temp files left"
+    );
     std::fs::remove_file(filler).unwrap();
 }

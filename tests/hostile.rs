@@ -907,3 +907,61 @@ fn a_page_whose_name_was_rebound_to_this_node_gets_no_admin_answers() {
     }
     assert_eq!(status_from("127.0.0.1", &stat, &[&rebound]), 200, "curl");
 }
+
+/// The access log does not grow without bound between two rotations by logrotate: a flood of
+/// requests with long targets fills `log/access.log` up to `log_bytes_max`, which is
+/// then moved to `log/access.log.old` (replacing the previous one) and started afresh; the
+/// newest lines are kept.
+#[test]
+fn a_request_flood_rolls_the_access_log_at_its_cap() {
+    let cap = 100_000u64;
+    let s = Server::start(json!({"log_bytes_max": cap}));
+    let long = "x".repeat(1000);
+    for i in 0..400 {
+        call(agent().get(&s.url(&format!("/group1/{long}/{i}"))));
+    }
+    call(agent().get(&s.url("/group1/the-last-request")));
+    let log = s.dir.join("log/access.log");
+    let old = s.dir.join("log/access.log.old");
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    assert!(
+        eventually(Duration::from_secs(5), || read(&log)
+            .contains("the-last-request")),
+        "the newest line was not logged"
+    );
+    for p in [&log, &old] {
+        let len = std::fs::metadata(p).map_or(0, |m| m.len());
+        assert!(len <= cap, "{} holds {len} bytes", p.display());
+    }
+    assert!(read(&old).ends_with('\n') && read(&log).starts_with("[Access] "));
+}
+
+/// The server's own log is bounded the same way: a flood of requests that each log a line
+/// (uploads announced larger than the disk, refused with 507 before their bodies) fills
+/// `log/fileserver.log` up to `log_bytes_max`, then it is moved to `log/fileserver.log.old`
+/// and started afresh.
+#[test]
+fn a_flood_of_logged_refusals_rolls_the_server_log_at_its_cap() {
+    let cap = 100_000u64;
+    let s = Server::start(json!({"log_bytes_max": cap}));
+    let head = "POST /group1/upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 1000000000000000\r\nConnection: close\r\n\r\n";
+    let addr: SocketAddr = format!("{}:{}", s.ip, s.port).parse().unwrap();
+    for _ in 0..600 {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(head.as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = c.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 507"), "{answer}");
+    }
+    let log = s.dir.join("log/fileserver.log");
+    let old = s.dir.join("log/fileserver.log.old");
+    let len = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    assert!(
+        eventually(Duration::from_secs(5), || len(&old) > 0),
+        "never rolled: {} bytes",
+        len(&log)
+    );
+    for p in [&log, &old] {
+        assert!(len(p) <= cap, "{} holds {} bytes", p.display(), len(p));
+    }
+}

@@ -9,6 +9,7 @@ use crate::http::{Request, Response};
 use crate::json;
 use crate::placement::{commit, file_result, OnFailure, Target};
 use crate::store::haystack::Reservation;
+use crate::store::space::Claim;
 use crate::store::write::{self, TempFile};
 use crate::worker::Worker;
 
@@ -99,18 +100,32 @@ enum Receiving<'w> {
 }
 
 impl<'w> Receiving<'w> {
-    /// How a file part of a body of `expected` bytes (0: not known) is received.
-    async fn start(w: &'w Worker, expected: u64) -> Result<Receiving<'w>, ApiError> {
+    /// How a file part of a body of `expected` bytes (0: not known) is received. The body's
+    /// `claim` on free space goes to the file written, if one is.
+    async fn start(
+        w: &'w Worker,
+        expected: u64,
+        claim: &mut Claim,
+    ) -> Result<Receiving<'w>, ApiError> {
         let cfg = w.config();
         if cfg.enable_merge_small_file {
             return Ok(Receiving::Memory(Vec::new(), w.merge_memory.start()));
         }
-        let sink = write::Sink::start(w.dir(), &w.merge_memory, cfg.use_sha1(), expected).await?;
+        let mut sink =
+            write::Sink::start(w.dir(), &w.merge_memory, cfg.use_sha1(), expected).await?;
+        sink.claim(std::mem::take(claim));
         Ok(Receiving::Sink(sink))
     }
 
-    /// `expected`: the request body's length (0: not known).
-    async fn write(&mut self, w: &'w Worker, data: &[u8], expected: u64) -> Result<(), ApiError> {
+    /// `expected`: the request body's length (0: not known); `claim`, its claim on free
+    /// space (taken by the file written if it spills out of memory here).
+    async fn write(
+        &mut self,
+        w: &'w Worker,
+        data: &[u8],
+        expected: u64,
+        claim: &mut Claim,
+    ) -> Result<(), ApiError> {
         if let Receiving::Memory(buf, held) = self {
             let small = crate::placement::merges(&w.config(), (buf.len() + data.len()) as u64);
             if small && w.merge_memory.reserve(held, data.len() as u64) {
@@ -120,6 +135,7 @@ impl<'w> Receiving<'w> {
             // Too large to merge, or the executor's memory budget is spent: from here on it
             // is an ordinary upload.
             let mut t = TempFile::create(w.dir(), w.config().use_sha1(), expected).await?;
+            t.claim(std::mem::take(claim));
             t.write(buf).await?;
             *self = Receiving::Sink(write::Sink::File(t));
         }
@@ -184,6 +200,8 @@ struct FormReader<'w> {
     field: Option<(String, Vec<u8>)>,
     /// In a file part that is not stored.
     skipping: bool,
+    /// The body's claim on free space, until the file part's writer takes it.
+    claim: Claim,
 }
 
 impl<'w> FormReader<'w> {
@@ -198,7 +216,7 @@ impl<'w> FormReader<'w> {
         self.skipping = false;
         let is_file = h.filename.as_deref().is_some_and(|f| !f.is_empty());
         if h.name == "file" && is_file && self.file.is_none() && self.tmp.is_none() {
-            let receiving = Receiving::start(w, expected).await?;
+            let receiving = Receiving::start(w, expected, &mut self.claim).await?;
             self.tmp = Some((h.filename.unwrap_or_default(), receiving));
         } else if is_file {
             self.skipping = true; // other file parts are not stored
@@ -212,7 +230,7 @@ impl<'w> FormReader<'w> {
     /// [`FIELD_BYTES_MAX`] bytes), or nowhere when skipped.
     async fn data(&mut self, w: &'w Worker, d: &[u8], expected: u64) -> Result<(), ApiError> {
         if let Some((_, t)) = self.tmp.as_mut() {
-            t.write(w, d, expected).await?;
+            t.write(w, d, expected, &mut self.claim).await?;
         } else if let Some((_, v)) = self.field.as_mut() {
             if v.len() + d.len() > FIELD_BYTES_MAX {
                 return Err(ApiError::fail(413, "form field too large"));
@@ -248,6 +266,7 @@ async fn read_form<'w>(
     w: &'w Worker,
     req: &mut Request<'_>,
     boundary: &[u8],
+    claim: Claim,
 ) -> Result<Form<'w>, ApiError> {
     let cfg = w.config();
     let mut parser = Parser::new(boundary, multipart::Limits::default());
@@ -259,6 +278,7 @@ async fn read_form<'w>(
         tmp: None,
         field: None,
         skipping: false,
+        claim,
     };
     loop {
         let event = parser.next_event(&mut buf).map_err(bad_multipart)?;
@@ -314,10 +334,11 @@ async fn upload(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError>
         multipart::boundary_from_content_type(req.head.header("content-type").unwrap_or(b""))
             .ok_or_else(|| ApiError::fail(400, "request Content-Type isn't multipart/form-data"))?;
     bound_body(req, &cfg)?;
-    if let Some(n) = req.content_length() {
-        crate::store::space::admit(w.dir(), n).await?;
-    }
-    let form = read_form(w, req, &boundary).await?;
+    let claim = match req.content_length() {
+        Some(n) => crate::store::space::admit(w.dir(), n).await?,
+        None => Claim::metered(w.dir()),
+    };
+    let form = read_form(w, req, &boundary, claim).await?;
     let mut p = form.fields;
     p.push_query(req.head.query());
     if !cfg.auth_url.is_empty() && !crate::auth::allowed(w, req, &p.0).await {

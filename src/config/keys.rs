@@ -160,6 +160,9 @@ config_keys! {
     first_byte_timeout: u64 = usecs(FIRST_BYTE_TIMEOUT_S_DEFAULT), live => (FIRST_BYTE_TIMEOUT_S_DEFAULT);
     /// Slowest accepted average request body rate, bytes per second (after a grace period).
     body_min_rate: u64 = uint(BODY_MIN_RATE_DEFAULT), live => (BODY_MIN_RATE_DEFAULT);
+    /// Largest `log/access.log` and `log/fileserver.log`, bytes: a log that would pass it is
+    /// moved to `<name>.old` (replacing it) and started afresh; 0 = no cap.
+    log_bytes_max: u64 = uint(LOG_BYTES_MAX_DEFAULT), live => (LOG_BYTES_MAX_DEFAULT);
     /// Unfinished tus uploads one client address may hold.
     tus_uploads_per_client_max: u64 = uint(TUS_UPLOADS_PER_CLIENT_MAX_DEFAULT), live => (TUS_UPLOADS_PER_CLIENT_MAX_DEFAULT);
     /// tus `callback_url` notices (go-fastdfs sends them always); off: a creation naming one is

@@ -35,6 +35,8 @@ pub const CONNECTIONS_PER_CLIENT_MAX_DEFAULT: u64 = 256;
 pub const FIRST_BYTE_TIMEOUT_S_DEFAULT: u64 = 10;
 /// Default slowest accepted average upload body rate, bytes per second (mod_reqtimeout's).
 pub const BODY_MIN_RATE_DEFAULT: u64 = 500;
+/// Largest log file between two rotations, bytes (then it is moved to `.old`).
+pub const LOG_BYTES_MAX_DEFAULT: u64 = 1 << 30;
 /// Default cap on unfinished tus uploads per client address.
 pub const TUS_UPLOADS_PER_CLIENT_MAX_DEFAULT: u64 = 64;
 /// Largest tus upload when `upload_max_bytes` is 0.

@@ -434,9 +434,11 @@ pub async fn complete(
     let body = read_small_body(req, r, COMPLETE_BODY_BYTES_MAX).await?;
     let asked = parts_asked(&body)?;
     let (chosen, total) = choose_parts(r, &dir, &asked).await?;
+    // The object is a copy of its parts: refused up front when it would not fit.
+    let claim = crate::store::space::admit(w.dir(), total).await?;
     let checksum = object_checksum(req, &up, &asked, &chosen).await?;
     let (odir, name) = place(r, &up.key)?;
-    let written = concatenate(w, &chosen, total).await?;
+    let written = concatenate(w, &chosen, total, claim).await?;
     let mut attrs = up.attrs.clone();
     attrs.etag = multipart_etag(&chosen);
     let mut sum = String::new();
@@ -631,9 +633,15 @@ async fn choose_parts(
     Ok((chosen, total))
 }
 
-/// The `chosen` parts (`total` bytes) copied in order into one durable temp file.
-async fn concatenate(w: &Worker, chosen: &[Part], total: u64) -> Result<Written, S3Error> {
+/// The `chosen` parts (`total` bytes, `claim`ed) copied in order into one durable temp file.
+async fn concatenate(
+    w: &Worker,
+    chosen: &[Part],
+    total: u64,
+    claim: crate::store::space::Claim,
+) -> Result<Written, S3Error> {
     let mut tmp = TempFile::create(w.dir(), false, total).await?;
+    tmp.claim(claim);
     for p in chosen {
         if let Err(e) = append_file(&p.path, &mut tmp).await {
             drop(tmp);

@@ -109,7 +109,9 @@ pub async fn copy_to_temp(
     let from = w.dir().join(source.rel_path());
     let expected = source.size.max(0) as u64;
     let (offset, len) = range.unwrap_or((0, u64::MAX));
+    let claim = crate::store::space::admit(w.dir(), len.min(expected)).await?;
     let mut tmp = TempFile::create(w.dir(), false, len.min(expected)).await?;
+    tmp.claim(claim);
     if let Err(e) = append_range(&from, offset, len, &mut tmp).await {
         drop(tmp);
         return Err(if e.kind() == std::io::ErrorKind::NotFound {
@@ -232,17 +234,20 @@ pub async fn receive(
     limit: u64,
 ) -> Result<(Written, Option<Checksum>), S3Error> {
     // The decoded length of an aws-chunked payload, else the body's.
-    let expected = req
+    let announced = req
         .head
         .header_str("x-amz-decoded-content-length")
         .and_then(|v| v.trim().parse().ok())
-        .or(req.content_length())
-        .unwrap_or(0);
-    if expected <= limit {
-        // (A larger one is refused as too large, once its headers are checked.)
-        crate::store::space::admit(w.dir(), expected).await?;
-    }
+        .or(req.content_length());
+    let expected = announced.unwrap_or(0);
+    let claim = match announced {
+        None => crate::store::space::Claim::metered(w.dir()),
+        Some(n) if n <= limit => crate::store::space::admit(w.dir(), n).await?,
+        // (Refused as too large, once its headers are checked.)
+        Some(_) => crate::store::space::Claim::default(),
+    };
     let mut sink = Sink::start(w.dir(), &w.merge_memory, false, expected).await?;
+    sink.claim(claim);
     let checksum = match receive_into(w, req, r, limit, &mut sink).await {
         Ok(checksum) => checksum,
         Err(e) => {

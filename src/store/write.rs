@@ -150,6 +150,10 @@ pub struct Appender {
     /// The last write was padded to the direct-I/O alignment: the file is cut back to `pos`
     /// before its sync, and nothing more may be written.
     padded: bool,
+    /// The free space promised to this upload: each write gives its bytes back once done.
+    claim: super::space::Claim,
+    /// Bytes of the write in flight.
+    writing_bytes: u64,
 }
 
 /// The file an appender writes: through the page cache, or around it (`O_DIRECT`).
@@ -249,6 +253,8 @@ impl Appender {
             syncing: None,
             lent: None,
             padded: false,
+            claim: super::space::Claim::default(),
+            writing_bytes: 0,
         }
     }
 
@@ -284,6 +290,19 @@ impl Appender {
     /// The position after the last byte given to `write`.
     pub fn size(&self) -> u64 {
         self.pos + self.buf.len() as u64
+    }
+
+    /// Holds `claim`, the free space promised to what is written here: given back as the
+    /// writes land, the rest when the appender is done or dropped.
+    pub fn claim(&mut self, claim: super::space::Claim) {
+        self.claim = claim;
+    }
+
+    /// Waits for the write in flight: its bytes are on the filesystem, no longer promised.
+    async fn landed(&mut self) -> io::Result<()> {
+        joined(self.writing.take()).await?;
+        self.claim.wrote(std::mem::take(&mut self.writing_bytes));
+        Ok(())
     }
 
     pub async fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
@@ -351,13 +370,15 @@ impl Appender {
             return Ok(());
         }
         assert!(!self.padded, "a write after the padded last one");
-        joined(self.writing.take()).await?;
+        self.landed().await?;
+        self.claim.cover(self.buf.len() as u64).await?;
         self.buf.settle().await;
         let chunk = self.buf.take();
         let (len, at) = (chunk.len(), self.pos);
         let file = self.file.clone();
         self.writing =
             Some(glommio::spawn_local(async move { file.write_at(chunk, at).await }).detach());
+        self.writing_bytes = len as u64;
         // A direct write is padded when it is not whole: only the last one is not.
         self.padded = matches!(self.file, Out::Direct(_)) && len != WRITE_BUFFER_BYTES;
         self.pos += len as u64;
@@ -392,7 +413,7 @@ impl Appender {
             ));
         }
         self.flush().await?;
-        joined(self.writing.take()).await?;
+        self.landed().await?;
         joined(self.syncing.take()).await?;
         if let (true, Out::Direct(f)) = (self.padded, &self.file) {
             f.truncate(self.pos).await.map_err(io::Error::from)?;
@@ -486,6 +507,11 @@ impl TempFile {
 
     pub fn size(&self) -> u64 {
         self.out.as_ref().map_or(0, Appender::size)
+    }
+
+    /// [`Appender::claim`] of the temp file's writer.
+    pub fn claim(&mut self, claim: super::space::Claim) {
+        self.out.as_mut().expect("file until finish").claim(claim);
     }
 
     pub async fn write(&mut self, data: &[u8]) -> io::Result<()> {
@@ -689,6 +715,14 @@ impl<'b> Sink<'b> {
             }
         }
         Ok(Sink::File(TempFile::create(root, sha1, expected).await?))
+    }
+
+    /// Holds `claim` while the content is written ([`Appender::claim`]). A content gathered
+    /// in memory is small (a claim starts at 1 MiB): its claim is given back at once.
+    pub fn claim(&mut self, claim: super::space::Claim) {
+        if let Sink::File(t) = self {
+            t.claim(claim);
+        }
     }
 
     /// Appends `data`. More than the expected length goes on in a temp file (the caller's

@@ -695,6 +695,11 @@ async fn download(
         info.size.max(0) as u64 / (1 << 20) + 30
     };
     let deadline = Instant::now() + budget.unwrap_or(Duration::from_secs(secs));
+    // Not asked for when it would not fit (retried later, as any failed fetch).
+    let expected = info.size.max(0) as u64;
+    let claim = crate::store::space::admit(w.dir(), expected)
+        .await
+        .map_err(|e| e.to_string())?;
     let path = crate::http::query::ascii_url(&crate::placement::download_path(&cfg, info));
     let req = crate::client::peer::request("GET", src, &path)
         .map_err(|e| e.to_string())?
@@ -711,10 +716,10 @@ async fn download(
     if status != 200 {
         return Err(format!("{status} from {src}{path}"));
     }
-    let expected = info.size.max(0) as u64;
     let mut tmp = write::TempFile::create(w.dir(), cfg.use_sha1(), expected)
         .await
         .map_err(|e| e.to_string())?;
+    tmp.claim(claim);
     let mut body = resp.into_body();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());

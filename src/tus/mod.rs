@@ -414,7 +414,8 @@ async fn create(w: &Worker, req: &mut Request<'_>) -> Result<Response, TusError>
         return create_final(w, req, parts, raw_metadata, target).await;
     }
     if let Some(length) = length {
-        crate::store::space::admit(w.dir(), length).await?;
+        // Checked, not claimed: its bytes are claimed by the PATCHes that bring them.
+        crate::store::space::check(w.dir(), length).await?;
     }
     let id = state::new_id();
     let admin = cfg.access.is_admin(client);
@@ -632,7 +633,7 @@ async fn patch(w: &Worker, req: &mut Request<'_>, id: &str) -> Result<Response, 
     }
     let declared = declare_length(&cfg, req, &mut info)?;
     if let (true, Some(length)) = (declared, info.length) {
-        crate::store::space::admit(w.dir(), length - info.offset).await?;
+        crate::store::space::check(w.dir(), length - info.offset).await?;
     }
     if info.completed.is_some() {
         if req.content_length() != Some(0) {

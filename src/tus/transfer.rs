@@ -47,15 +47,17 @@ pub async fn receive(
     if req.content_length().is_some_and(|n| n > room) {
         return Err(TusError::TooLarge);
     }
-    if let Some(n) = req.content_length() {
-        crate::store::space::admit(w.dir(), n).await?;
-    }
+    let claim = match req.content_length() {
+        Some(n) => crate::store::space::admit(w.dir(), n).await?,
+        None => crate::store::space::Claim::metered(w.dir()),
+    };
     if room > 0 {
         // A chunk announced beyond the room is refused at once (`Request::chunk`).
         req.body_max = room;
     }
     let file = open_data(w, info).await?;
     let mut out = Appender::new(file, info.offset);
+    out.claim(claim);
     let mut body_digest = checksum.as_ref().map(|c| BodyDigest::new(c.algorithm));
     let mut whole = (info.offset == 0).then(|| Hasher::new(w.config().use_sha1()));
     let (cut, received) = match write_body(req, &mut out, &mut body_digest, &mut whole, room).await
