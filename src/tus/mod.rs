@@ -485,7 +485,9 @@ async fn create_final(
             return Err(bad("Upload-Length is not the total of the partial uploads"));
         }
     }
-    crate::store::space::admit(w.dir(), length).await?;
+    // Held until the parts are joined and stored (the copy's writes are not metered: the
+    // claim is given back whole when the final upload is done).
+    let _claim = crate::store::space::admit(w.dir(), length).await?;
     let client = w.client_of(req);
     let id = state::new_id();
     if !state::claim(
