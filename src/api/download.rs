@@ -860,7 +860,7 @@ fn respond_tagged(
         None => RangeAnswer::Full,
     };
     let once = req.head.header(crate::sync::READ_THROUGH_HEADER).is_some();
-    Ok(with_ranges(r, &source, answer, size, mtime, once))
+    Ok(with_ranges(r, &source, answer, size, once))
 }
 
 /// The answer's Content-Type and, for an attachment, Content-Disposition (`name` the file
@@ -885,6 +885,10 @@ fn set_content_type(r: &mut Response, params: &super::Params, rel: &str, attachm
     }
 }
 
+/// Random bytes of a multipart/byteranges boundary (written as hex): 64 bits, which no
+/// file's bytes can be made to hold in advance.
+const BOUNDARY_RANDOM_BYTES: usize = 8;
+
 /// `r` with the body the range answer asks for: the whole file, one range (206), several
 /// as multipart/byteranges (206), or instead a 416 when none is satisfiable. `once`: the
 /// bytes are read once (see [`Source::body`]).
@@ -894,7 +898,6 @@ fn with_ranges(
     source: &Source,
     answer: RangeAnswer,
     size: u64,
-    mtime: u64,
     once: bool,
 ) -> Response {
     match answer {
@@ -920,7 +923,9 @@ fn with_ranges(
                 .map(|(_, v)| v.clone())
                 .unwrap_or_default();
             r.headers.retain(|(n, _)| *n != "Content-Type");
-            let boundary = format!("{:016x}", mtime ^ size ^ 0x5f3759df);
+            // Random per answer (RFC 9110 §14.6: it must not occur in the parts): one made
+            // from the file's size and mtime could be written into the file itself.
+            let boundary = crate::codec::random_hex(BOUNDARY_RANDOM_BYTES);
             r.set(
                 "Content-Type",
                 format!("multipart/byteranges; boundary={boundary}"),
