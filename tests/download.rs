@@ -614,9 +614,39 @@ fn a_name_parameter_gives_an_rfc_6266_filename_star() {
         "{cd}"
     );
     assert!(
-        cd.is_ascii() && cd.matches('"').count() <= 2,
+        !cd.chars().any(char::is_control) && cd.matches('"').count() <= 2,
         "unsafe header value: {cd}"
     );
+}
+
+#[test]
+fn curl_remote_header_name_saves_a_download_under_its_unicode_name() {
+    // curl -OJ reads only `filename=` (not `filename*`): the name an upload's URL gives
+    // (`?name=<original name>`) must reach it whole, as go-fastdfs sends it, not as an
+    // ASCII stand-in.
+    let s = Server::start(json!({}));
+    let p = put_file(&s, "cj/x.bin", b"unicode named");
+    let work = tempfile::tempdir().unwrap();
+    let url = format!(
+        "{}?name={}&download=1",
+        s.url(&p),
+        urlencode("报告 wörld (1).txt")
+    );
+    let (code, _, err) = run(
+        Command::new("curl")
+            .current_dir(work.path())
+            .args(["-s", "-S", "-O", "-J"])
+            .arg(&url),
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, Some(0), "curl -OJ failed: {err}");
+    let names: Vec<String> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["报告 wörld (1).txt"]);
+    let saved = std::fs::read(work.path().join("报告 wörld (1).txt")).unwrap();
+    assert_eq!(saved, b"unicode named");
 }
 
 #[test]
