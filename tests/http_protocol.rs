@@ -533,6 +533,25 @@ fn an_http_2_0_request_line_gets_505() {
     assert_eq!(first_status(&s.addr(), req), 505);
 }
 
+#[test]
+fn options_asterisk_gets_200_with_no_body_and_other_methods_on_asterisk_get_400() {
+    // RFC 9110 §9.3.7: `OPTIONS *` asks about the server itself (load balancers and
+    // Apache's proxy ping with it); go-fastdfs' Go server answers `200`, `Content-Length: 0`.
+    // It is not a path to redirect.
+    let s = Server::start(json!({}));
+    let rs = exchange(
+        &s.addr(),
+        b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\nGET * HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert_eq!(rs.len(), 2, "two answers");
+    assert_eq!(rs[0].status, 200, "{}", rs[0].text());
+    assert_eq!(rs[0].header("content-length"), Some("0"));
+    assert_eq!(rs[0].header("location"), None);
+    assert!(rs[0].body.is_empty());
+    assert_eq!(rs[1].status, 400, "{}", rs[1].text());
+    fail_message(&rs[1]);
+}
+
 /// The `fail` envelope's message of a refusal (panics when the body is not one).
 fn fail_message(r: &Resp) -> String {
     let v: Value = serde_json::from_slice(&r.body)
