@@ -495,6 +495,32 @@ fn http_1_1_without_host_gets_400() {
 }
 
 #[test]
+fn a_host_header_that_is_no_host_gets_400_and_an_empty_one_is_served() {
+    // RFC 9112 §3.2: an invalid Host field value is a 400 (as go-fastdfs' Go server answers);
+    // an empty one is allowed (the target names no authority).
+    let s = Server::start(json!({}));
+    let a = put_file(&s, "host/a.txt", b"x");
+    for bad in ["a b", "a\"b", "a<b>", "a/b", "u@h", "a\\b"] {
+        let req = format!("GET {a} HTTP/1.1\r\nHost: {bad}\r\n\r\n");
+        let rs = exchange(&s.addr(), req.as_bytes());
+        assert_eq!(rs.len(), 1, "{bad:?}");
+        assert_eq!(rs[0].status, 400, "{bad:?}: {}", rs[0].text());
+        fail_message(&rs[0]);
+    }
+    for good in [
+        "",
+        "example.com:8080 \t",
+        "[::1]:80",
+        "127.0.0.1",
+        "xn--bcher-kva.example",
+        "a_b",
+    ] {
+        let req = format!("GET {a} HTTP/1.1\r\nHost: {good}\r\nConnection: close\r\n\r\n");
+        assert_eq!(first_status(&s.addr(), req.as_bytes()), 200, "{good:?}");
+    }
+}
+
+#[test]
 fn content_length_with_transfer_encoding_gets_400_and_the_smuggled_request_is_never_answered() {
     let s = Server::start(json!({}));
     let a = put_file(&s, "smuggle/a.txt", b"front");
