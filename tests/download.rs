@@ -695,6 +695,40 @@ fn a_directory_is_listed_when_show_dir_is_true() {
 }
 
 #[test]
+fn a_directory_holding_an_index_html_serves_it_instead_of_a_listing_as_go_fastdfs_does() {
+    // go-fastdfs hands directories to Go's file server, which answers `<dir>/` with its
+    // index.html (as a download: attachment by default, inline with `download=0`).
+    let s = Server::start(json!({"show_dir": true}));
+    put_file(&s, "site/index.html", b"<h1>home</h1>");
+    put_file(&s, "site/other.txt", b"other");
+    let r = get(&s, "/group1/site/?download=0", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, b"<h1>home</h1>");
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(
+        r.header("content-security-policy")
+            .is_some_and(|v| v.contains("sandbox")),
+        "uploaded HTML stays sandboxed"
+    );
+    let r = get(&s, "/group1/site/", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"<h1>home</h1>");
+    assert_eq!(r.header("content-disposition"), Some("attachment"));
+    let r = get(&s, "/group1/site/", &[("Range", "bytes=1-2")]);
+    assert_eq!((r.status, &r.body[..]), (206, &b"h1"[..]));
+    // Without the slash: the redirect to it, as for any directory.
+    assert_eq!(get(&s, "/group1/site", &[]).status, 301);
+    // A directory without one is still listed.
+    put_file(&s, "site/sub/a.txt", b"a");
+    let r = get(&s, "/group1/site/sub/", &[]);
+    assert!(
+        r.text().contains("<a href=\"./a.txt\">a.txt</a>"),
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
 fn a_directory_is_refused_with_list_dir_deny_when_show_dir_is_false() {
     let s = Server::start(json!({"show_dir": false}));
     put_file(&s, "d/20260101/a.txt", b"a");

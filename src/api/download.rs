@@ -292,6 +292,9 @@ async fn serve_opened(
     let (size, mtime, is_dir) = fstat(&file)?;
     if is_dir {
         let _ = file.close().await;
+        if let Some(r) = directory_index(w, req, path, params, file_rel).await? {
+            return Ok(r);
+        }
         return super::manage::list_dir_page(w, path, &full).await;
     }
     let file = Rc::new(file);
@@ -312,6 +315,32 @@ async fn serve_opened(
     };
     w.open_files.borrow_mut().insert(epoch, file_rel, open);
     respond(w, req, params, file_rel, size, mtime, Source::File(file))
+}
+
+/// A directory asked for with its trailing slash, with `show_dir` on, answered as Go's file
+/// server (go-fastdfs' download handler) does: with its `index.html` when that is a file,
+/// served like any download of it. None: no such file (the listing, or `list dir deny`).
+async fn directory_index(
+    w: &Worker,
+    req: &Request<'_>,
+    path: &str,
+    params: &super::Params,
+    dir_rel: &str,
+) -> Result<Option<Response>, ApiError> {
+    if !w.config().show_dir || !path.ends_with('/') {
+        return Ok(None);
+    }
+    let rel = format!("{}/index.html", dir_rel.trim_end_matches('/'));
+    let Ok(file) = glommio::io::BufferedFile::open(w.dir().join(&rel)).await else {
+        return Ok(None);
+    };
+    let (size, mtime, is_dir) = fstat(&file)?;
+    if is_dir {
+        let _ = file.close().await;
+        return Ok(None);
+    }
+    let source = Source::File(Rc::new(file));
+    respond(w, req, params, &rel, size, mtime, source).map(Some)
 }
 
 /// Where the content a peer named `rel` is stored here under another name (the same bytes
