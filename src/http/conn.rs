@@ -38,10 +38,12 @@ const SHUTDOWN_LOOK: Duration = Duration::from_millis(50);
 const LINGER: Duration = Duration::from_secs(2);
 const LINGER_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// A body the handler left unread, up to this size, is read and dropped before its answer,
-/// so the connection carries the next request (Go's server does the same up to 256 KiB):
-/// a proxy forwarding the body as it arrives (nginx with `proxy_request_buffering off`)
-/// otherwise drops its own client's connection after an early answer. Larger ones close.
-const UNREAD_BODY_DISCARD_BYTES_MAX: u64 = 256 * 1024;
+/// so the connection carries the next request: a proxy forwarding the body as it arrives
+/// (nginx with `proxy_request_buffering off`) otherwise drops its own client's connection
+/// after an early answer. As much as the linger would drain after the answer anyway (Go's
+/// server reads 256 KiB so; go-fastdfs reads whole uploads before answering). Larger ones
+/// are answered at once, then the connection closes.
+const UNREAD_BODY_DISCARD_BYTES_MAX: u64 = LINGER_BYTES_MAX as u64;
 
 /// Deadlines and bounds of a connection, read by `serve` before each request (a reloaded
 /// configuration applies from the next one).
