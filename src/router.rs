@@ -211,6 +211,9 @@ async fn dispatch(w: &Rc<Worker>, req: &mut Request<'_>) -> Result<Response, Api
     // The head's path is borrowed, not copied: a download (the common request) needs no
     // owned copy of it; the rarer routes take one below.
     let path = req.head.path();
+    if path == "*" {
+        return asterisk(req.head.method());
+    }
     if let Some(cleaned) = canonical_path(path) {
         return match redirect_location(&cleaned, req.head.query()) {
             Some(location) => Ok(moved_permanently(req.head.method(), location)),
@@ -253,6 +256,19 @@ async fn dispatch(w: &Rc<Worker>, req: &mut Request<'_>) -> Result<Response, Api
     // so that a download's future, boxed per request by the connection, stays small.
     let name = name.to_string();
     Box::pin(api_route(w, req, &name, client)).await
+}
+
+/// The asterisk-form target (RFC 9112 §3.2.4) names the server, not a path: `OPTIONS *`
+/// (a proxy's or load balancer's ping) gets an empty `200`, as Go's server answers it; any
+/// other method on `*` is a `400`.
+fn asterisk(method: &str) -> Result<Response, ApiError> {
+    if method == "OPTIONS" {
+        return Ok(Response::new(200));
+    }
+    Err(ApiError::fail(
+        400,
+        "the request-target * is only for OPTIONS",
+    ))
 }
 
 /// The API routes under the group prefix (everything but downloads and `/static/`).

@@ -809,3 +809,39 @@ fn an_unprefixed_image_url_with_a_size_is_resized_by_both() {
         assert_eq!(got[1].3, (10, 5), "{q}");
     }
 }
+
+/// What Go's server and file server answer by themselves, beside go-fastdfs' handlers: a
+/// directory's `index.html` (with `show_dir`), `OPTIONS *`, a `Host` that is no host.
+#[test]
+fn directory_index_options_asterisk_and_bad_hosts_are_answered_as_go_answers_them() {
+    let Some(p) = Pair::start() else { return };
+    let go_addr = p.go.base().trim_start_matches("http://").to_string();
+    let rs_addr = p.rs.addr();
+    for dir in [p.go.dir.path().join("files"), p.rs.dir.join("files")] {
+        std::fs::create_dir_all(dir.join("site")).unwrap();
+        std::fs::write(dir.join("site/index.html"), b"<h1>home</h1>").unwrap();
+    }
+    for target in ["/group1/site/", "/group1/site/?download=0"] {
+        let g = raw_exchange(&go_addr, "GET", target);
+        let r = raw_exchange(&rs_addr, "GET", target);
+        assert_eq!(
+            (g.status, &g.body),
+            (200, &b"<h1>home</h1>".to_vec()),
+            "{target}"
+        );
+        assert_eq!((r.status, &r.body), (g.status, &g.body), "{target}");
+        for h in ["Content-Type", "Content-Disposition"] {
+            assert_eq!(g.header(h), r.header(h), "{target}: {h}");
+        }
+    }
+    let g = raw_exchange(&go_addr, "OPTIONS", "*");
+    let r = raw_exchange(&rs_addr, "OPTIONS", "*");
+    assert_eq!((g.status, g.header("content-length")), (200, Some("0")));
+    assert_eq!((r.status, r.header("content-length")), (200, Some("0")));
+    let bad_host = b"GET /group1/status HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n";
+    for addr in [&go_addr, &rs_addr] {
+        let out = raw(addr, bad_host, std::time::Duration::from_secs(10));
+        let (head, _) = parse_head(&out).expect("an answer");
+        assert_eq!(head.status, 400, "{addr}");
+    }
+}

@@ -495,6 +495,32 @@ fn http_1_1_without_host_gets_400() {
 }
 
 #[test]
+fn a_host_header_that_is_no_host_gets_400_and_an_empty_one_is_served() {
+    // RFC 9112 §3.2: an invalid Host field value is a 400 (as go-fastdfs' Go server answers);
+    // an empty one is allowed (the target names no authority).
+    let s = Server::start(json!({}));
+    let a = put_file(&s, "host/a.txt", b"x");
+    for bad in ["a b", "a\"b", "a<b>", "a/b", "u@h", "a\\b"] {
+        let req = format!("GET {a} HTTP/1.1\r\nHost: {bad}\r\n\r\n");
+        let rs = exchange(&s.addr(), req.as_bytes());
+        assert_eq!(rs.len(), 1, "{bad:?}");
+        assert_eq!(rs[0].status, 400, "{bad:?}: {}", rs[0].text());
+        fail_message(&rs[0]);
+    }
+    for good in [
+        "",
+        "example.com:8080 \t",
+        "[::1]:80",
+        "127.0.0.1",
+        "xn--bcher-kva.example",
+        "a_b",
+    ] {
+        let req = format!("GET {a} HTTP/1.1\r\nHost: {good}\r\nConnection: close\r\n\r\n");
+        assert_eq!(first_status(&s.addr(), req.as_bytes()), 200, "{good:?}");
+    }
+}
+
+#[test]
 fn content_length_with_transfer_encoding_gets_400_and_the_smuggled_request_is_never_answered() {
     let s = Server::start(json!({}));
     let a = put_file(&s, "smuggle/a.txt", b"front");
@@ -531,6 +557,67 @@ fn an_http_2_0_request_line_gets_505() {
     let s = Server::start(json!({}));
     let req = b"GET /group1/x.txt HTTP/2.0\r\nHost: x\r\n\r\n";
     assert_eq!(first_status(&s.addr(), req), 505);
+}
+
+/// A refused upload (not multipart: answered before its body is read) announcing `len`
+/// bytes and sending `sent` of them, then a GET of `path`, on one connection.
+fn refused_upload_then_get(s: &Server, path: &str, len: usize, sent: usize) -> Vec<Resp> {
+    let mut req = format!(
+        "POST /group1/upload HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: {len}\r\n\r\n"
+    )
+    .into_bytes();
+    req.extend(std::iter::repeat_n(b'b', sent));
+    req.extend_from_slice(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    exchange(&s.addr(), &req)
+}
+
+#[test]
+fn a_small_body_the_handler_did_not_read_is_dropped_and_the_connection_carries_the_next_request() {
+    // What would be drained after the answer anyway (up to 8 MiB) is read first: answering
+    // before the body was read must not cost the connection. Behind nginx
+    // (`proxy_request_buffering off`, the shipped config) an early answer made nginx drop
+    // its client's connection after answering it keep-alive, and the client's next request
+    // on it was lost. (Go's server reads up to 256 KiB so; go-fastdfs reads whole uploads.)
+    let s = Server::start(json!({}));
+    let a = put_file(&s, "early/a.txt", b"next one");
+    for len in [200 * 1024, 3 << 20] {
+        let rs = refused_upload_then_get(&s, &a, len, len);
+        let statuses: Vec<u16> = rs.iter().map(|r| r.status).collect();
+        assert_eq!(
+            statuses,
+            [400, 200],
+            "{len}: {:?}",
+            rs.iter().map(Resp::text).collect::<Vec<_>>()
+        );
+        assert_eq!(rs[0].header("connection"), None, "kept alive");
+        assert_eq!(rs[1].body, b"next one");
+    }
+    // A larger body is not read for nothing: answered at once, then the connection closes.
+    let rs = refused_upload_then_get(&s, &a, 9 << 20, 64 * 1024);
+    assert_eq!(rs.len(), 1);
+    assert_eq!(rs[0].status, 400);
+    assert_eq!(rs[0].header("connection"), Some("close"));
+}
+
+#[test]
+fn options_asterisk_gets_200_with_no_body_and_other_methods_on_asterisk_get_400() {
+    // RFC 9110 §9.3.7: `OPTIONS *` asks about the server itself (load balancers and
+    // Apache's proxy ping with it); go-fastdfs' Go server answers `200`, `Content-Length: 0`.
+    // It is not a path to redirect.
+    let s = Server::start(json!({}));
+    let rs = exchange(
+        &s.addr(),
+        b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\nGET * HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert_eq!(rs.len(), 2, "two answers");
+    assert_eq!(rs[0].status, 200, "{}", rs[0].text());
+    assert_eq!(rs[0].header("content-length"), Some("0"));
+    assert_eq!(rs[0].header("location"), None);
+    assert!(rs[0].body.is_empty());
+    assert_eq!(rs[1].status, 400, "{}", rs[1].text());
+    fail_message(&rs[1]);
 }
 
 /// The `fail` envelope's message of a refusal (panics when the body is not one).

@@ -292,6 +292,9 @@ async fn serve_opened(
     let (size, mtime, is_dir) = fstat(&file)?;
     if is_dir {
         let _ = file.close().await;
+        if let Some(r) = directory_index(w, req, path, params, file_rel).await? {
+            return Ok(r);
+        }
         return super::manage::list_dir_page(w, path, &full).await;
     }
     let file = Rc::new(file);
@@ -312,6 +315,32 @@ async fn serve_opened(
     };
     w.open_files.borrow_mut().insert(epoch, file_rel, open);
     respond(w, req, params, file_rel, size, mtime, Source::File(file))
+}
+
+/// A directory asked for with its trailing slash, with `show_dir` on, answered as Go's file
+/// server (go-fastdfs' download handler) does: with its `index.html` when that is a file,
+/// served like any download of it. None: no such file (the listing, or `list dir deny`).
+async fn directory_index(
+    w: &Worker,
+    req: &Request<'_>,
+    path: &str,
+    params: &super::Params,
+    dir_rel: &str,
+) -> Result<Option<Response>, ApiError> {
+    if !w.config().show_dir || !path.ends_with('/') {
+        return Ok(None);
+    }
+    let rel = format!("{}/index.html", dir_rel.trim_end_matches('/'));
+    let Ok(file) = glommio::io::BufferedFile::open(w.dir().join(&rel)).await else {
+        return Ok(None);
+    };
+    let (size, mtime, is_dir) = fstat(&file)?;
+    if is_dir {
+        let _ = file.close().await;
+        return Ok(None);
+    }
+    let source = Source::File(Rc::new(file));
+    respond(w, req, params, &rel, size, mtime, source).map(Some)
 }
 
 /// Where the content a peer named `rel` is stored here under another name (the same bytes
@@ -860,7 +889,7 @@ fn respond_tagged(
         None => RangeAnswer::Full,
     };
     let once = req.head.header(crate::sync::READ_THROUGH_HEADER).is_some();
-    Ok(with_ranges(r, &source, answer, size, mtime, once))
+    Ok(with_ranges(r, &source, answer, size, once))
 }
 
 /// The answer's Content-Type and, for an attachment, Content-Disposition (`name` the file
@@ -885,6 +914,10 @@ fn set_content_type(r: &mut Response, params: &super::Params, rel: &str, attachm
     }
 }
 
+/// Random bytes of a multipart/byteranges boundary (written as hex): 64 bits, which no
+/// file's bytes can be made to hold in advance.
+const BOUNDARY_RANDOM_BYTES: usize = 8;
+
 /// `r` with the body the range answer asks for: the whole file, one range (206), several
 /// as multipart/byteranges (206), or instead a 416 when none is satisfiable. `once`: the
 /// bytes are read once (see [`Source::body`]).
@@ -894,7 +927,6 @@ fn with_ranges(
     source: &Source,
     answer: RangeAnswer,
     size: u64,
-    mtime: u64,
     once: bool,
 ) -> Response {
     match answer {
@@ -920,7 +952,9 @@ fn with_ranges(
                 .map(|(_, v)| v.clone())
                 .unwrap_or_default();
             r.headers.retain(|(n, _)| *n != "Content-Type");
-            let boundary = format!("{:016x}", mtime ^ size ^ 0x5f3759df);
+            // Random per answer (RFC 9110 §14.6: it must not occur in the parts): one made
+            // from the file's size and mtime could be written into the file itself.
+            let boundary = crate::codec::random_hex(BOUNDARY_RANDOM_BYTES);
             r.set(
                 "Content-Type",
                 format!("multipart/byteranges; boundary={boundary}"),

@@ -37,6 +37,13 @@ const SHUTDOWN_LOOK: Duration = Duration::from_millis(50);
 /// (so the client reads our response instead of a reset).
 const LINGER: Duration = Duration::from_secs(2);
 const LINGER_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// A body the handler left unread, up to this size, is read and dropped before its answer,
+/// so the connection carries the next request: a proxy forwarding the body as it arrives
+/// (nginx with `proxy_request_buffering off`) otherwise drops its own client's connection
+/// after an early answer. As much as the linger would drain after the answer anyway (Go's
+/// server reads 256 KiB so; go-fastdfs reads whole uploads before answering). Larger ones
+/// are answered at once, then the connection closes.
+const UNREAD_BODY_DISCARD_BYTES_MAX: u64 = LINGER_BYTES_MAX as u64;
 
 /// Deadlines and bounds of a connection, read by `serve` before each request (a reloaded
 /// configuration applies from the next one).
@@ -524,6 +531,24 @@ impl Request<'_> {
         Ok((rate_deadline - now).min(self.read_deadline - now))
     }
 
+    /// Reads and drops what is left of the body when that is at most `max` bytes; a larger
+    /// rest, or a read that fails (a deadline, a malformed chunk, the handler's bound), leaves
+    /// the body unfinished (the connection then closes).
+    async fn discard_small_body(&mut self, max: u64) {
+        if let BodyState::Length(left) = self.body {
+            if left > max {
+                return;
+            }
+        }
+        let stop = self.body_read.saturating_add(max);
+        while self.body_read <= stop {
+            match self.chunk().await {
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return,
+            }
+        }
+    }
+
     /// Reads the whole body into memory, refusing more than `max` bytes (a chunk announced
     /// beyond it at once).
     pub async fn read_to_end(&mut self, max: u64) -> Result<Bytes, BodyError> {
@@ -571,6 +596,10 @@ pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>, peer: SocketAd
         // of them (an upload, a proxied read-through) would be part of every connection's
         // task, idle keep-alive connections included.
         let resp = Box::pin(handler.handle(&mut req)).await;
+        // A client still waiting for `100 Continue` has not sent its body: nothing to drop.
+        if keep_alive_wanted && !resp.close && !req.continue_pending && !handler.shutting_down() {
+            req.discard_small_body(UNREAD_BODY_DISCARD_BYTES_MAX).await;
+        }
         let body_done = req.body_finished();
         // The head outlives the request (its borrow of the connection ends here): the access
         // log reads the method and target from it, without copies.

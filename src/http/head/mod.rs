@@ -455,6 +455,13 @@ fn incomplete(data: &[u8], path: Option<&str>, limits: &Limits) -> Result<(), He
     Ok(())
 }
 
+/// A byte a Host field value may hold (RFC 9112 §3.2, RFC 3986 `host [":" port]`: an IP
+/// literal's brackets, a reg-name's unreserved, sub-delims and percent-encoded characters),
+/// the set Go's server accepts. Anything else (a space, `/`, `@`, a quote) is a `400`.
+fn is_host_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&b)
+}
+
 /// What the header fields say about the request's framing and connection.
 struct FieldScan {
     fields: Fields,
@@ -487,7 +494,12 @@ fn scan_fields(
         });
         let name = h.name.as_bytes();
         match name.len() {
-            4 if name.eq_ignore_ascii_case(b"host") => scan.hosts += 1,
+            4 if name.eq_ignore_ascii_case(b"host") => {
+                scan.hosts += 1;
+                if !h.value.iter().all(|&b| is_host_byte(b)) {
+                    return Err(HeadError::Malformed("invalid Host header"));
+                }
+            }
             6 if name.eq_ignore_ascii_case(b"expect")
                 && list_elements(h.value).any(|e| e.eq_ignore_ascii_case(b"100-continue")) =>
             {
