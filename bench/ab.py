@@ -62,6 +62,8 @@ def main():
     ap.add_argument("--nginx", action="store_true")
     ap.add_argument("--floor", metavar="FLOOR_BIN",
                     help="also the floor (bench/floor.rs): recv and one send per request")
+    ap.add_argument("--floor-sendfile", action="store_true",
+                    help="the floor sends the first server's stored files by sendfile")
     ap.add_argument("bins", nargs="+")
     a = ap.parse_args()
     B.SECS = a.secs
@@ -80,7 +82,9 @@ def main():
             servers.append(nginx)
         if a.floor:
             fl = subprocess.Popen(["taskset", "-c", "0", os.path.abspath(a.floor), "19495",
-                                   str(a.size)])
+                                   str(a.size),
+                                   "/var/tmp/fastdfs-ab-0/files" if a.floor_sendfile
+                                   else str(a.files)])
             B.CHILDREN.append(fl)
             time.sleep(0.3)
             servers.append(("floor", fl.pid, 19495, servers[0][3]))

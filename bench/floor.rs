@@ -6,10 +6,17 @@
 //! the floor is the kernel's: the loopback send that delivers to the client in the sender's
 //! softirq, the receive, and the readiness wake-up.
 //!
-//! Keep-alive connections; pipelined heads are answered in order; a connection that sends
-//! more than 64 KiB without a head's end is closed. Serves every path alike.
+//! Keep-alive connections; pipelined heads are answered in order (what the socket does not
+//! take waits for `EPOLLOUT`); a connection that sends more than 64 KiB without a head's end
+//! is closed. Serves every path alike. With BODIES > 1 the answers rotate over that many
+//! distinct bodies (as many files as a benchmark's data set: their bytes are not all in the
+//! CPU's caches), else one body is sent again and again.
 //!
-//! usage: fastdfs-floor PORT BODY_BYTES
+//! With a directory instead of BODIES, the bodies are its files of BODY_BYTES bytes (their
+//! pages in the page cache), sent with `sendfile(2)` after the head (`MSG_MORE`), as nginx
+//! and fastdfs-rs send them: the same floor by another data path.
+//!
+//! usage: fastdfs-floor PORT BODY_BYTES [BODIES | DIR]
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
@@ -26,14 +33,29 @@ fn main() {
         .next()
         .and_then(|a| a.parse().ok())
         .expect("usage: fastdfs-floor PORT BODY_BYTES");
-    let answer = answer(body_len);
+    let third = args.next();
+    let files = third
+        .as_deref()
+        .filter(|a| std::path::Path::new(a).is_dir())
+        .map(|dir| files_of(std::path::Path::new(dir), body_len as u64));
+    let bodies: usize = third.and_then(|a| a.parse().ok()).unwrap_or(1).max(1);
+    let answers: Vec<Vec<u8>> = match &files {
+        // The head alone: the body follows by sendfile.
+        Some(_) => vec![answer(body_len, 0)[..answer(body_len, 0).len() - body_len].to_vec()],
+        None => (0..bodies).map(|i| answer(body_len, i)).collect(),
+    };
+    let mut next = 0usize;
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
     listener.set_nonblocking(true).expect("nonblocking");
+    if let Some(files) = &files {
+        assert!(!files.is_empty(), "no files of {body_len} bytes");
+        return sendfile_loop(listener, &answers[0], files, body_len);
+    }
     // SAFETY: plain system calls on descriptors this function owns.
     let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     assert!(ep >= 0, "epoll_create1");
     add(ep, listener.as_raw_fd());
-    let mut conns: HashMap<RawFd, (TcpStream, Vec<u8>)> = HashMap::new();
+    let mut conns: HashMap<RawFd, Conn> = HashMap::new();
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 512];
     let mut buf = vec![0u8; 16384];
     loop {
@@ -49,40 +71,85 @@ fn main() {
                     s.set_nonblocking(true).expect("nonblocking");
                     s.set_nodelay(true).expect("nodelay");
                     add(ep, s.as_raw_fd());
-                    conns.insert(s.as_raw_fd(), (s, Vec::new()));
+                    conns.insert(
+                        s.as_raw_fd(),
+                        Conn {
+                            s,
+                            input: Vec::new(),
+                            output: Vec::new(),
+                            sent: 0,
+                        },
+                    );
                 }
                 continue;
             }
-            if !serve(conns.get_mut(&fd), &mut buf, &answer) {
+            let mut pick = || {
+                next = (next + 1) % answers.len();
+                &answers[next][..]
+            };
+            if !serve(conns.get_mut(&fd), &mut buf, &mut pick) {
                 conns.remove(&fd); // closing the socket removes it from the epoll set
             }
         }
     }
 }
 
-/// Reads what the connection has and answers every complete head. False: close it.
-fn serve(conn: Option<&mut (TcpStream, Vec<u8>)>, buf: &mut [u8], answer: &[u8]) -> bool {
-    let Some((s, pending)) = conn else {
+struct Conn {
+    s: TcpStream,
+    /// Bytes of heads not answered yet.
+    input: Vec<u8>,
+    /// Answers the socket has not taken yet (from `sent` on).
+    output: Vec<u8>,
+    sent: usize,
+}
+
+/// Sends what waits; false on an error. What the socket does not take stays for `EPOLLOUT`.
+fn flush(c: &mut Conn) -> bool {
+    while c.sent < c.output.len() {
+        match c.s.write(&c.output[c.sent..]) {
+            Ok(n) => c.sent += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    c.output.clear();
+    c.sent = 0;
+    true
+}
+
+/// Sends what waits, reads what the connection has and answers every complete head (one
+/// `send` of the answer when the socket takes it whole, as it does under wrk). False: close.
+fn serve<'a>(conn: Option<&mut Conn>, buf: &mut [u8], pick: &mut impl FnMut() -> &'a [u8]) -> bool {
+    let Some(c) = conn else {
         return false;
     };
+    if !flush(c) {
+        return false;
+    }
     loop {
-        match s.read(buf) {
+        match c.s.read(buf) {
             Ok(0) => return false,
             Ok(n) => {
-                pending.extend_from_slice(&buf[..n]);
-                let mut answers = 0;
-                while let Some(end) = memchr::memmem::find(pending, b"\r\n\r\n") {
-                    pending.drain(..end + 4);
-                    answers += 1;
-                }
-                if pending.len() > 65536 {
-                    return false;
-                }
-                for _ in 0..answers {
-                    // wrk waits for each answer, so the socket's buffer has room: one send.
-                    if s.write_all(answer).is_err() {
-                        return false;
+                c.input.extend_from_slice(&buf[..n]);
+                while let Some(end) = memchr::memmem::find(&c.input, b"\r\n\r\n") {
+                    c.input.drain(..end + 4);
+                    let answer = pick();
+                    if c.output.is_empty() {
+                        match c.s.write(answer) {
+                            Ok(sent) if sent == answer.len() => continue,
+                            Ok(sent) => c.output.extend_from_slice(&answer[sent..]),
+                            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                                c.output.extend_from_slice(answer)
+                            }
+                            Err(_) => return false,
+                        }
+                    } else {
+                        c.output.extend_from_slice(answer);
                     }
+                }
+                if c.input.len() > 65536 || !flush(c) {
+                    return false;
                 }
                 if n < buf.len() {
                     return true;
@@ -95,9 +162,133 @@ fn serve(conn: Option<&mut (TcpStream, Vec<u8>)>, buf: &mut [u8], answer: &[u8])
     }
 }
 
+/// The files of `size` bytes below `dir`, open.
+fn files_of(dir: &std::path::Path, size: u64) -> Vec<std::fs::File> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(p),
+                Ok(m) if m.len() == size => out.extend(std::fs::File::open(&p)),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// The floor by `sendfile`: one thread, `epoll`, per request the head by `send(MSG_MORE)`
+/// and the body by `sendfile` (a socket that does not take it all is waited for: wrk's
+/// buffers take it).
+fn sendfile_loop(listener: TcpListener, head: &[u8], files: &[std::fs::File], len: usize) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: plain system calls on descriptors this function owns.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    add(ep, listener.as_raw_fd());
+    let mut conns: HashMap<RawFd, (TcpStream, Vec<u8>)> = HashMap::new();
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 512];
+    let mut buf = vec![0u8; 16384];
+    let mut next = 0usize;
+    loop {
+        // SAFETY: `events` has room for its length.
+        let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, -1) };
+        for ev in &events[..n.max(0) as usize] {
+            let fd = ev.u64 as RawFd;
+            if fd == listener.as_raw_fd() {
+                while let Ok((s, _)) = listener.accept() {
+                    s.set_nonblocking(true).expect("nonblocking");
+                    s.set_nodelay(true).expect("nodelay");
+                    add(ep, s.as_raw_fd());
+                    conns.insert(s.as_raw_fd(), (s, Vec::new()));
+                }
+                continue;
+            }
+            let Some((s, input)) = conns.get_mut(&fd) else {
+                continue;
+            };
+            let mut close = false;
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) => {
+                        close = true;
+                        break;
+                    }
+                    Ok(got) => {
+                        input.extend_from_slice(&buf[..got]);
+                        while let Some(end) = memchr::memmem::find(input, b"\r\n\r\n") {
+                            input.drain(..end + 4);
+                            next = (next + 1) % files.len();
+                            if !send_one(s, head, &files[next], len) {
+                                close = true;
+                            }
+                        }
+                        if got < buf.len() || close {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        close = true;
+                        break;
+                    }
+                }
+            }
+            if close {
+                conns.remove(&fd);
+            }
+        }
+    }
+}
+
+/// Head (`MSG_MORE`) and body (`sendfile`); waits for room when the socket is full.
+fn send_one(s: &TcpStream, head: &[u8], file: &std::fs::File, len: usize) -> bool {
+    use std::os::fd::AsRawFd;
+    let fd = s.as_raw_fd();
+    let wait_out = || {
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut p, 1, 10_000) > 0 }
+    };
+    let mut at = 0;
+    while at < head.len() {
+        // SAFETY: the slice outlives the call.
+        let n = unsafe {
+            libc::send(
+                fd,
+                head[at..].as_ptr().cast(),
+                head.len() - at,
+                libc::MSG_MORE | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n > 0 {
+            at += n as usize;
+        } else if std::io::Error::last_os_error().kind() != ErrorKind::WouldBlock || !wait_out() {
+            return false;
+        }
+    }
+    let mut off: libc::off_t = 0;
+    while (off as usize) < len {
+        // SAFETY: `off` is a valid offset pointer; both descriptors are open.
+        let n = unsafe { libc::sendfile(fd, file.as_raw_fd(), &mut off, len - off as usize) };
+        if n <= 0
+            && (std::io::Error::last_os_error().kind() != ErrorKind::WouldBlock || !wait_out())
+        {
+            return false;
+        }
+    }
+    true
+}
+
 fn add(ep: RawFd, fd: RawFd) {
     let mut ev = libc::epoll_event {
-        events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+        events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLET) as u32,
         u64: fd as u64,
     };
     // SAFETY: `ev` lives across the call.
@@ -105,8 +296,9 @@ fn add(ep: RawFd, fd: RawFd) {
     assert_eq!(r, 0, "epoll_ctl");
 }
 
-/// A 200 with the fields a download answer carries (their lengths as ours), then the body.
-fn answer(body_len: usize) -> Vec<u8> {
+/// A 200 with the fields a download answer carries (their lengths as ours), then the body
+/// (the `n`th of the distinct ones).
+fn answer(body_len: usize, n: usize) -> Vec<u8> {
     let mut a = format!(
         "HTTP/1.1 200 OK\r\nServer: fastdfs-floor\r\nDate: Mon, 07 Dec 2026 01:00:00 GMT\r\n\
          Content-Type: application/octet-stream\r\nContent-Length: {body_len}\r\n\
@@ -114,6 +306,6 @@ fn answer(body_len: usize) -> Vec<u8> {
          Accept-Ranges: bytes\r\nAccess-Control-Allow-Origin: *\r\n\r\n"
     )
     .into_bytes();
-    a.extend((0..body_len).map(|i| b'a' + (i % 26) as u8));
+    a.extend((0..body_len).map(|i| b'a' + ((i + n) % 26) as u8));
     a
 }

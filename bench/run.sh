@@ -467,14 +467,16 @@ get_bench() { # get_bench S TAG SIZE
 # SIZE bytes from memory (one recv, one send): the least CPU a GET of that size costs on this
 # kernel, whatever the server. Its figures are the "floor" limits of the report.
 floor_bench() {
-  local tag=$1 size=$2 pid list
+  local tag=$1 size=$2 pid list bodies
   [ -x "$FLOOR_BIN" ] || return 0
   for list in "$WORK"/paths_{rs,nginx,go}_"$tag".txt ""; do [ -s "$list" ] && break; done
   [ -n "$list" ] || return 0
   cp "$list" "$WORK/paths_floor_$tag.txt"
+  # as many distinct bodies as the servers have files (their bytes are not all in the caches)
+  bodies=$(wc -l <"$list")
   port_free "$FLOOR_PORT" || { note "floor: port $FLOOR_PORT busy"; return 0; }
   # shellcheck disable=SC2086
-  $ONSRV "$FLOOR_BIN" "$FLOOR_PORT" "$size" >"$LOGS/floor.log" 2>&1 &
+  $ONSRV "$FLOOR_BIN" "$FLOOR_PORT" "$size" "$bodies" >"$LOGS/floor.log" 2>&1 &
   pid=$!
   track "$pid"
   PORT[floor]=$FLOOR_PORT
