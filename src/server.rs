@@ -175,6 +175,7 @@ pub fn run(dir: &Path, config: Config, _lock: std::fs::File) -> Result<(), Serve
     if let Some(s3) = config.s3_listen_addr() {
         sys::probe_listen(s3.map_err(ServerError::Startup)?).map_err(ServerError::Startup)?;
     }
+    crate::client::tls::init(dir, config.tls_verify_peers);
     let mut shared = Shared::new(dir, config.clone(), meta, workers);
     // enable_https: this thread owns the public address; the executors listen inside.
     let tls_front = if config.enable_https {

@@ -242,3 +242,119 @@ fn enable_https_without_its_certificate_refuses_to_start_and_says_why() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("server.crt"), "{err}");
 }
+
+/// A node of a TLS cluster: `dir/conf` holds `cert` (server.crt and server.key, copied),
+/// its peers are `peers` (https:// URLs), `verify` is `tls_verify_peers`.
+fn tls_node(dir: &Path, port: u16, cert: &Path, peers: &[String], verify: bool) -> Server {
+    std::fs::create_dir_all(dir.join("conf")).unwrap();
+    for f in ["server.crt", "server.key"] {
+        std::fs::copy(cert.join("conf").join(f), dir.join("conf").join(f)).unwrap();
+    }
+    let cfg = base_config(
+        "127.0.0.1",
+        port,
+        &json!({
+            "enable_https": true,
+            "host": format!("https://127.0.0.1:{port}"),
+            "peers": peers,
+            "tls_verify_peers": verify,
+        }),
+    );
+    std::fs::write(
+        dir.join("conf/cfg.json"),
+        serde_json::to_string_pretty(&cfg).unwrap(),
+    )
+    .unwrap();
+    Server::start_in(dir, "127.0.0.1", json!({}))
+}
+
+/// Two nodes serving TLS replicate over https:// with the certificate they share (a
+/// self-signed one, trusted because it is the node's own); a peer presenting another
+/// certificate gets nothing unless `tls_verify_peers` is off (go-fastdfs clusters with one
+/// self-signed certificate per node).
+#[test]
+fn nodes_serving_tls_replicate_over_https_and_check_each_others_certificate() {
+    if !have("openssl") || !have("curl") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (shared, other) = (tmp.path().join("cert-a"), tmp.path().join("cert-b"));
+    make_certificate(&shared);
+    make_certificate(&other);
+    let (pa, pb, pc) = (
+        free_port("127.0.0.1"),
+        free_port("127.0.0.1"),
+        free_port("127.0.0.1"),
+    );
+    let url = |p: u16| format!("https://127.0.0.1:{p}");
+    let a = tls_node(
+        &tmp.path().join("a"),
+        pa,
+        &shared,
+        &[url(pb), url(pc)],
+        true,
+    );
+    let b = tls_node(&tmp.path().join("b"), pb, &shared, &[url(pa)], true);
+    // c has a certificate of its own: a refuses to send it anything.
+    let c = tls_node(&tmp.path().join("c"), pc, &other, &[url(pa)], true);
+    let file = tmp.path().join("replicated.txt");
+    std::fs::write(&file, b"over tls to a peer").unwrap();
+    let out = run(curl(&a)
+        .arg("-F")
+        .arg(format!("file=@{}", file.display()))
+        .args(["-F", "output=json"])
+        .arg(https(&a, "/group1/upload")));
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let path = answer["path"].as_str().unwrap().to_string();
+    let on = |s: &Server| {
+        Command::new("curl")
+            .args(["-sk", "--max-time", "10"])
+            .arg(https(s, &path))
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default()
+    };
+    let arrived = eventually(Duration::from_secs(30), || on(&b) == b"over tls to a peer");
+    assert!(arrived, "b never got the file: {}", a.stderr_tail(3000));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_ne!(
+        on(&c),
+        b"over tls to a peer",
+        "c's certificate was not checked"
+    );
+    drop(c);
+
+    // With verification off, a node sends to a peer with a certificate of its own.
+    let pe = free_port("127.0.0.1");
+    let e = tls_node(&tmp.path().join("e"), pe, &other, &[], true);
+    let lax = tls_node(
+        &tmp.path().join("f"),
+        free_port("127.0.0.1"),
+        &shared,
+        &[url(pe)],
+        false,
+    );
+    std::fs::write(&file, b"to a node with its own certificate").unwrap();
+    let path2 = {
+        let out = run(curl(&lax)
+            .arg("-F")
+            .arg(format!("file=@{}", file.display()))
+            .args(["-F", "output=json"])
+            .arg(https(&lax, "/group1/upload")));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["path"].as_str().unwrap().to_string()
+    };
+    let got = eventually(Duration::from_secs(30), || {
+        Command::new("curl")
+            .args(["-sk", "--max-time", "10"])
+            .arg(https(&e, &path2))
+            .output()
+            .map(|o| o.stdout == b"to a node with its own certificate")
+            .unwrap_or(false)
+    });
+    assert!(
+        got,
+        "tls_verify_peers: false sends anyway: {}",
+        lax.stderr_tail(3000)
+    );
+}

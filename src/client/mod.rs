@@ -1,9 +1,10 @@
 //! The outgoing HTTP client: every request the server makes itself (to peers, to the
 //! auth_url server). `peer` holds the connections (hyper over glommio sockets, a per-executor
-//! keep-alive pool); here: `http://` URLs parsed (`parse_url`), name resolution off
+//! keep-alive pool, `tls` for `https://`); here: URLs parsed (`parse_url`), name resolution off
 //! the executor, urlencoded forms. Knows nothing of the rest of the server.
 
 pub mod peer;
+pub mod tls;
 
 use std::io;
 
@@ -20,20 +21,24 @@ pub(crate) struct Url {
     pub path: String,
     /// `Authorization: Basic ...` from the URL's userinfo.
     pub basic_auth: Option<String>,
+    /// `https://`: TLS to the server (`tls`).
+    pub tls: bool,
 }
 
 fn invalid(why: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, why.to_string())
 }
 
-/// Parses an `http://` URL (peers, auth_url); other schemes and URLs without a host are
-/// refused.
+/// Parses an `http://` or `https://` URL (peers, auth_url); other schemes and URLs without a
+/// host are refused.
 pub(crate) fn parse_url(url: &str) -> io::Result<Url> {
     use base64::Engine;
     let uri: hyper::http::Uri = url.trim().parse().map_err(|_| invalid("not a URL"))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(invalid("only http:// URLs are supported"));
-    }
+    let tls = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => return Err(invalid("only http:// and https:// URLs are supported")),
+    };
     let authority = uri.authority().ok_or_else(|| invalid("URL without host"))?;
     let host_raw = authority.host();
     let host = host_raw.trim_start_matches('[').trim_end_matches(']');
@@ -46,6 +51,7 @@ pub(crate) fn parse_url(url: &str) -> io::Result<Url> {
         .rsplit_once(host_raw)
         .map_or("", |(_, rest)| rest.trim_start_matches(':'));
     let port = match port_text {
+        "" if tls => 443,
         "" => 80,
         _ => authority.port_u16().ok_or_else(|| invalid("bad port"))?,
     };
@@ -74,6 +80,7 @@ pub(crate) fn parse_url(url: &str) -> io::Result<Url> {
         host_header,
         path,
         basic_auth,
+        tls,
     })
 }
 
@@ -145,14 +152,10 @@ mod tests {
         // base64("us@er:p:ss")
         assert_eq!(u.basic_auth.as_deref(), Some("Basic dXNAZXI6cDpzcw=="));
         assert_eq!(parse_url("http://h/").unwrap().basic_auth, None);
-        for bad in [
-            "https://x/",
-            "ftp://x",
-            "http://",
-            "x:80",
-            "http://h:99999/",
-            "",
-        ] {
+        let secure = parse_url("https://h/x").unwrap();
+        assert_eq!((secure.port, secure.tls), (443, true));
+        assert!(!parse_url("http://h/").unwrap().tls);
+        for bad in ["ftp://x", "http://", "x:80", "http://h:99999/", ""] {
             assert!(parse_url(bad).is_err(), "{bad}");
         }
     }

@@ -26,8 +26,54 @@ pub const COLLECT_BYTES_MAX: usize = 256 << 20;
 /// Bytes read from a peer socket per call (large: replication moves whole files).
 const READ_CHUNK_BYTES: usize = 256 * 1024;
 
-/// A glommio socket seen through hyper's IO traits, with a scratch buffer for reads.
-struct Io(glommio::net::TcpStream, Box<[u8]>);
+/// A connection's socket: plain, or TLS for an `https://` URL (`client::tls`).
+enum Stream {
+    Plain(glommio::net::TcpStream),
+    Tls(Box<futures_rustls::client::TlsStream<glommio::net::TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_close(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_close(cx),
+        }
+    }
+}
+
+/// A connection's socket seen through hyper's IO traits, with a scratch buffer for reads.
+struct Io(Stream, Box<[u8]>);
 
 impl hyper::rt::Read for Io {
     fn poll_read(
@@ -197,6 +243,15 @@ impl Pool {
         let left = deadline.saturating_duration_since(Instant::now());
         let stream = self.connect(base, left.min(CONNECT_TIMEOUT)).await?;
         stream.set_nodelay(true)?;
+        let url = crate::client::parse_url(base)?;
+        let stream = if url.tls {
+            let name = super::tls::server_name(&url.host)?;
+            let handshake = async { super::tls::connector().connect(name, stream).await };
+            let until = Instant::now() + left.min(CONNECT_TIMEOUT);
+            Stream::Tls(Box::new(within(until.min(deadline), handshake).await?))
+        } else {
+            Stream::Plain(stream)
+        };
         let io = Io(stream, vec![0u8; READ_CHUNK_BYTES].into_boxed_slice());
         let (sender, conn) = hyper::client::conn::http1::handshake(io)
             .await

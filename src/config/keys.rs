@@ -168,6 +168,7 @@ config_keys! {
     /// tus `callback_url` notices (go-fastdfs sends them always); off: a creation naming one is
     /// refused.
     enable_tus_callback: bool = bool(true), live => (true);
+    tls_verify_peers: bool = bool(true), restart => (true);
     /// Hosts (`host` or `host:port`) a tus `callback_url` may name; empty = any host.
     tus_callback_hosts: Vec<String> = strings(&[]), live => ([]);
     /// Dead bytes (deleted merged files), in percent of a small-file container, from which the

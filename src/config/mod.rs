@@ -576,12 +576,9 @@ fn validate(r: &Reader<'_>, c: &Config) -> Result<(), ConfigError> {
         if rest.is_empty() || rest.contains(char::is_whitespace) {
             return Err(r.value_err("peers", format!("\"{p}\" is not a base URL")));
         }
-        if p.starts_with("http://") {
-            crate::client::parse_url(p)
-                .map_err(|e| r.value_err("peers", format!("\"{p}\": {e}")))?;
-        }
+        crate::client::parse_url(p).map_err(|e| r.value_err("peers", format!("\"{p}\": {e}")))?;
     }
-    if c.auth_url.starts_with("http://") {
+    if c.auth_url.starts_with("http://") || c.auth_url.starts_with("https://") {
         crate::client::parse_url(&c.auth_url)
             .map_err(|e| r.value_err("auth_url", format!("\"{}\": {e}", c.auth_url)))?;
     }

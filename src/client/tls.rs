@@ -1,0 +1,192 @@
+//! TLS for the outgoing client's `https://` URLs (peers of a cluster with `enable_https`,
+//! an `https://` auth_url): rustls over glommio's sockets.
+//!
+//! Which servers are believed: a certificate equal to one of the node's own
+//! (`conf/server.crt`: a cluster often shares one self-signed certificate, which no chain
+//! check accepts as a leaf), else a chain to a trust anchor for the URL's host (the anchors are
+//! the certificates of `conf/server.crt`, a cluster's own CA, and the system's bundle), unless
+//! `tls_verify_peers` is off (any certificate: go-fastdfs clusters with a self-signed
+//! certificate per node). Set once at start ([`init`]); before that (unit tests) only the
+//! system's bundle is trusted.
+
+use futures_rustls::rustls;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+/// The system's CA bundle (Debian's `ca-certificates`).
+const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+
+#[allow(deprecated)] // ring: see crate::tls::load
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn pem_certs(path: &Path) -> Vec<CertificateDer<'static>> {
+    CertificateDer::pem_file_iter(path)
+        .map(|it| it.filter_map(Result::ok).collect())
+        .unwrap_or_default()
+}
+
+/// Builds the client configuration for the runtime dir `dir`; `verify` is
+/// `tls_verify_peers`. Later calls keep the first.
+pub fn init(dir: &Path, verify: bool) {
+    let _ = CONFIG.set(build(&pem_certs(&dir.join("conf/server.crt")), verify));
+}
+
+fn build(own: &[CertificateDer<'static>], verify: bool) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in own
+        .iter()
+        .cloned()
+        .chain(pem_certs(Path::new(SYSTEM_BUNDLE)))
+    {
+        let _ = roots.add(c);
+    }
+    let provider = provider();
+    let chain: Arc<dyn ServerCertVerifier> = if roots.is_empty() {
+        Arc::new(Refuse)
+    } else {
+        rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .map(|v| v as Arc<dyn ServerCertVerifier>)
+        .unwrap_or_else(|_| Arc::new(Refuse))
+    };
+    let verifier = Verifier {
+        own: own.to_vec(),
+        chain,
+        verify,
+        provider: provider.clone(),
+    };
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring offers TLS 1.2 and 1.3")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// The connector for `https://` URLs.
+pub fn connector() -> futures_rustls::TlsConnector {
+    let config = CONFIG.get_or_init(|| build(&[], true)).clone();
+    futures_rustls::TlsConnector::from(config)
+}
+
+/// The name a server's certificate must carry for `host` (a name or an IP literal).
+pub fn server_name(host: &str) -> std::io::Result<ServerName<'static>> {
+    ServerName::try_from(host.to_string())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad TLS server name"))
+}
+
+/// No trust anchors at all: every chain is refused (a certificate equal to the node's own
+/// still passes, before the chain is asked).
+#[derive(Debug)]
+struct Refuse;
+
+impl ServerCertVerifier for Refuse {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        ))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("no trust anchors".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("no trust anchors".into()))
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        Vec::new()
+    }
+}
+
+/// The node's own certificates as leaves, else the chain check, else (verification off)
+/// anything; the handshake's signatures are always checked against the presented key.
+#[derive(Debug)]
+struct Verifier {
+    own: Vec<CertificateDer<'static>>,
+    chain: Arc<dyn ServerCertVerifier>,
+    verify: bool,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if !self.verify || self.own.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
+            return Ok(ServerCertVerified::assertion());
+        }
+        self.chain
+            .verify_server_cert(end_entity, intermediates, name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
