@@ -358,3 +358,57 @@ fn nodes_serving_tls_replicate_over_https_and_check_each_others_certificate() {
         lax.stderr_tail(3000)
     );
 }
+
+/// A tus `callback_url` may be `https://`: the notice is POSTed over TLS to a server whose
+/// certificate passes the node's check (here the target's certificate is in the sender's
+/// `conf/server.crt`: trusted as its own).
+#[test]
+fn a_tus_callback_to_an_https_url_is_delivered_over_tls() {
+    if !have("openssl") || !have("curl") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cert = tmp.path().join("cert");
+    make_certificate(&cert);
+    let target = tls_node(
+        &tmp.path().join("target"),
+        free_port("127.0.0.1"),
+        &cert,
+        &[],
+        true,
+    );
+    let sender_dir = tmp.path().join("sender");
+    std::fs::create_dir_all(sender_dir.join("conf")).unwrap();
+    std::fs::copy(
+        cert.join("conf/server.crt"),
+        sender_dir.join("conf/server.crt"),
+    )
+    .unwrap();
+    let sender = Server::start_in(&sender_dir, "127.0.0.1", json!({"enable_tus": true}));
+    let b64 = |v: &str| fastdfs::tus::protocol::base64_encode(v.as_bytes());
+    let hook = https(&target, "/tls-callback/notice");
+    let metadata = format!("filename {},callback_url {}", b64("n.txt"), b64(&hook));
+    let created = agent()
+        .post(&sender.url("/group1/big/upload/"))
+        .set("Tus-Resumable", "1.0.0")
+        .set("Upload-Length", "5")
+        .set("Upload-Metadata", &metadata)
+        .call()
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let upload = created.header("location").unwrap().to_string();
+    let patched = agent()
+        .request("PATCH", &upload)
+        .set("Tus-Resumable", "1.0.0")
+        .set("Upload-Offset", "0")
+        .set("Content-Type", "application/offset+octet-stream")
+        .send_bytes(b"hello")
+        .unwrap();
+    assert_eq!(patched.status(), 204);
+    let delivered = eventually(Duration::from_secs(20), || {
+        std::fs::read_to_string(target.dir.join("log/access.log"))
+            .unwrap_or_default()
+            .contains("/tls-callback/notice")
+    });
+    assert!(delivered, "no notice arrived: {}", sender.stderr_tail(2000));
+}

@@ -1,5 +1,6 @@
 //! TLS for the outgoing client's `https://` URLs (peers of a cluster with `enable_https`,
-//! an `https://` auth_url): rustls over glommio's sockets.
+//! an `https://` auth_url, tus callbacks): rustls over glommio's sockets, or over a blocking
+//! socket for the callbacks' threads.
 //!
 //! Which servers are believed: a certificate equal to one of the node's own
 //! (`conf/server.crt`: a cluster often shares one self-signed certificate, which no chain
@@ -76,10 +77,14 @@ fn build(own: &[CertificateDer<'static>], verify: bool) -> Arc<rustls::ClientCon
     Arc::new(config)
 }
 
-/// The connector for `https://` URLs.
+/// The client configuration for `https://` URLs (blocking users: tus callbacks).
+pub fn config() -> Arc<rustls::ClientConfig> {
+    CONFIG.get_or_init(|| build(&[], true)).clone()
+}
+
+/// The connector for `https://` URLs (async users: the peer pool).
 pub fn connector() -> futures_rustls::TlsConnector {
-    let config = CONFIG.get_or_init(|| build(&[], true)).clone();
-    futures_rustls::TlsConnector::from(config)
+    futures_rustls::TlsConnector::from(config())
 }
 
 /// The name a server's certificate must carry for `host` (a name or an IP literal).
