@@ -114,8 +114,9 @@ pub struct Front {
     /// The executors' internal address.
     pub inner: SocketAddr,
     pub clients: Arc<Clients>,
-    /// Relays per client (IPv6 per /64) and in all.
-    relays: Mutex<HashMap<IpAddr, usize>>,
+    /// Relays per client (IPv6 per /64) and in all: the connections' own bookkeeping, a
+    /// ledger of its own (the inner connections are counted again by the executors).
+    relays: Arc<crate::admission::Admission>,
     /// Read per connection: a reload moves it.
     pub per_client_max: Box<dyn Fn() -> u64 + Send + Sync>,
     pub stopping: Box<dyn Fn() -> bool + Send + Sync>,
@@ -133,36 +134,20 @@ impl Front {
             config,
             inner,
             clients,
-            relays: Mutex::new(HashMap::new()),
+            relays: Arc::default(),
             per_client_max,
             stopping,
         }
     }
 
-    /// Counts a relay for `client`; false when its client or everyone is at the cap.
-    fn admit(&self, client: IpAddr) -> bool {
-        let mut relays = self.relays.lock().expect("tls relays");
-        let total: usize = relays.values().sum();
-        let held = relays.entry(client_block(client)).or_insert(0);
-        if total >= RELAYS_MAX || *held as u64 >= (self.per_client_max)() {
-            if *held == 0 {
-                relays.remove(&client_block(client));
-            }
-            return false;
-        }
-        *held += 1;
-        true
-    }
-
-    fn release(&self, client: IpAddr) {
-        let mut relays = self.relays.lock().expect("tls relays");
-        let key = client_block(client);
-        if let Some(held) = relays.get_mut(&key) {
-            *held -= 1;
-            if *held == 0 {
-                relays.remove(&key);
-            }
-        }
+    /// A relay's place for `client`, given back when dropped; None when its client or
+    /// everyone is at the cap.
+    fn admit(&self, client: IpAddr) -> Option<crate::admission::Ticket> {
+        let caps =
+            crate::admission::Caps::new((self.per_client_max)(), RELAYS_MAX as u64, u64::MAX);
+        self.relays
+            .admit(client_block(client), false, true, caps)
+            .ok()
     }
 }
 
@@ -189,9 +174,9 @@ pub fn accept_loop(listener: TcpListener, front: Arc<Front>) {
                 continue;
             }
         };
-        if !front.admit(client.ip()) {
+        let Some(ticket) = front.admit(client.ip()) else {
             continue; // closed: over a cap
-        }
+        };
         let f = front.clone();
         let spawned = std::thread::Builder::new()
             .name("fastdfs-tls".into())
@@ -200,11 +185,10 @@ pub fn accept_loop(listener: TcpListener, front: Arc<Front>) {
                 if let Err(e) = relay(&f, sock, client) {
                     tracing::debug!(%client, cause = %e, "tls: connection ended");
                 }
-                f.release(client.ip());
+                drop(ticket);
             });
         if let Err(e) = spawned {
             tracing::warn!(cause = %e, "tls: cannot start a relay");
-            front.release(client.ip());
         }
     }
 }
@@ -449,7 +433,7 @@ mod tests {
             ),
             inner: SocketAddr::from(([127, 0, 0, 1], 1)),
             clients: Arc::default(),
-            relays: Mutex::new(HashMap::new()),
+            relays: Arc::default(),
             per_client_max: Box::new(move || per_client),
             stopping: Box::new(|| false),
         }
@@ -483,14 +467,16 @@ mod tests {
         let f = front(2);
         let a: IpAddr = "198.51.100.1".parse().unwrap();
         let b: IpAddr = "198.51.100.2".parse().unwrap();
-        assert!(f.admit(a) && f.admit(a));
-        assert!(!f.admit(a), "a third relay for one client");
-        assert!(f.admit(b));
-        f.release(a);
-        assert!(f.admit(a));
+        let (a1, a2) = (f.admit(a), f.admit(a));
+        assert!(a1.is_some() && a2.is_some());
+        assert!(f.admit(a).is_none(), "a third relay for one client");
+        let _b1 = f.admit(b).expect("another client");
+        drop(a1);
+        assert!(f.admit(a).is_some());
         // An IPv6 client counts per /64.
         let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert!(f.admit(v6("2001:db8::1")) && f.admit(v6("2001:db8::2")));
-        assert!(!f.admit(v6("2001:db8::3")));
+        let (c1, c2) = (f.admit(v6("2001:db8::1")), f.admit(v6("2001:db8::2")));
+        assert!(c1.is_some() && c2.is_some());
+        assert!(f.admit(v6("2001:db8::3")).is_none());
     }
 }
