@@ -50,17 +50,13 @@ fn build(own: &[CertificateDer<'static>], verify: bool) -> Arc<rustls::ClientCon
         let _ = roots.add(c);
     }
     let provider = provider();
-    let chain: Arc<dyn ServerCertVerifier> = if roots.is_empty() {
-        Arc::new(Refuse)
-    } else {
-        rustls::client::WebPkiServerVerifier::builder_with_provider(
-            Arc::new(roots),
-            provider.clone(),
-        )
-        .build()
-        .map(|v| v as Arc<dyn ServerCertVerifier>)
-        .unwrap_or_else(|_| Arc::new(Refuse))
-    };
+    // No anchors at all (no own certificate, no system bundle): no chain is believed.
+    let chain = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .ok();
     let verifier = Verifier {
         own: own.to_vec(),
         chain,
@@ -93,54 +89,12 @@ pub fn server_name(host: &str) -> std::io::Result<ServerName<'static>> {
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad TLS server name"))
 }
 
-/// No trust anchors at all: every chain is refused (a certificate equal to the node's own
-/// still passes, before the chain is asked).
-#[derive(Debug)]
-struct Refuse;
-
-impl ServerCertVerifier for Refuse {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Err(rustls::Error::InvalidCertificate(
-            rustls::CertificateError::UnknownIssuer,
-        ))
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("no trust anchors".into()))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("no trust anchors".into()))
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        Vec::new()
-    }
-}
-
 /// The node's own certificates as leaves, else the chain check, else (verification off)
 /// anything; the handshake's signatures are always checked against the presented key.
 #[derive(Debug)]
 struct Verifier {
     own: Vec<CertificateDer<'static>>,
-    chain: Arc<dyn ServerCertVerifier>,
+    chain: Option<Arc<rustls::client::WebPkiServerVerifier>>,
     verify: bool,
     provider: Arc<rustls::crypto::CryptoProvider>,
 }
@@ -157,8 +111,12 @@ impl ServerCertVerifier for Verifier {
         if !self.verify || self.own.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
             return Ok(ServerCertVerified::assertion());
         }
-        self.chain
-            .verify_server_cert(end_entity, intermediates, name, ocsp, now)
+        match &self.chain {
+            Some(chain) => chain.verify_server_cert(end_entity, intermediates, name, ocsp, now),
+            None => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            )),
+        }
     }
 
     fn verify_tls12_signature(
