@@ -50,20 +50,14 @@ fn make_certificate(dir: &Path) {
 /// A node serving TLS (two executors: the relays reach both) and its runtime dir's owner.
 fn https_server() -> (Server, tempfile::TempDir) {
     let tmp = tempfile::tempdir().unwrap();
-    make_certificate(tmp.path());
-    let port = free_port("127.0.0.1");
-    // The harness writes `host` as http://; an operator of a TLS node names it https://.
-    let cfg = base_config(
-        "127.0.0.1",
-        port,
-        &json!({"enable_https": true, "workers": 2, "host": format!("https://127.0.0.1:{port}")}),
+    let cert = tmp.path().join("cert");
+    make_certificate(&cert);
+    let s = tls_node_with(
+        &tmp.path().join("node"),
+        free_port("127.0.0.1"),
+        &cert,
+        json!({"workers": 2}),
     );
-    std::fs::write(
-        tmp.path().join("conf/cfg.json"),
-        serde_json::to_string_pretty(&cfg).unwrap(),
-    )
-    .unwrap();
-    let s = Server::start_in(tmp.path(), "127.0.0.1", json!({}));
     (s, tmp)
 }
 
@@ -246,20 +240,26 @@ fn enable_https_without_its_certificate_refuses_to_start_and_says_why() {
 /// A node of a TLS cluster: `dir/conf` holds `cert` (server.crt and server.key, copied),
 /// its peers are `peers` (https:// URLs), `verify` is `tls_verify_peers`.
 fn tls_node(dir: &Path, port: u16, cert: &Path, peers: &[String], verify: bool) -> Server {
+    tls_node_with(
+        dir,
+        port,
+        cert,
+        json!({"peers": peers, "tls_verify_peers": verify}),
+    )
+}
+
+/// A node serving TLS in `dir` with the certificate of `cert` (copied) and `overrides`.
+fn tls_node_with(dir: &Path, port: u16, cert: &Path, overrides: serde_json::Value) -> Server {
     std::fs::create_dir_all(dir.join("conf")).unwrap();
     for f in ["server.crt", "server.key"] {
         std::fs::copy(cert.join("conf").join(f), dir.join("conf").join(f)).unwrap();
     }
-    let cfg = base_config(
-        "127.0.0.1",
-        port,
-        &json!({
-            "enable_https": true,
-            "host": format!("https://127.0.0.1:{port}"),
-            "peers": peers,
-            "tls_verify_peers": verify,
-        }),
-    );
+    // The harness writes `host` as http://; an operator of a TLS node names it https://.
+    let mut settings = json!({"enable_https": true, "host": format!("https://127.0.0.1:{port}")});
+    for (k, v) in overrides.as_object().unwrap() {
+        settings[k] = v.clone();
+    }
+    let cfg = base_config("127.0.0.1", port, &settings);
     std::fs::write(
         dir.join("conf/cfg.json"),
         serde_json::to_string_pretty(&cfg).unwrap(),

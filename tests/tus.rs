@@ -1520,18 +1520,6 @@ fn requests_of(phase: &Value) -> Vec<(String, u64)> {
         .collect()
 }
 
-fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// Every file stored under `files/` but tus' own directory.
 fn stored_files(s: &Server) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -1562,7 +1550,7 @@ fn tus_js_client_parallel_uploads_are_concatenated_into_one_stored_file() {
         return;
     }
     let s = tus_server(json!({}));
-    let data = random_bytes(3_000_000 + 17, 7);
+    let data = noise(3_000_000 + 17, 7);
     let file = s.dir.join("parallel.bin");
     std::fs::write(&file, &data).unwrap();
     let report = tus_js(&[
@@ -1621,7 +1609,7 @@ fn tus_js_client_resumes_an_interrupted_upload_from_its_stored_url() {
         return;
     }
     let s = tus_server(json!({}));
-    let data = random_bytes(1_000_000, 11);
+    let data = noise(1_000_000, 11);
     let file = s.dir.join("resumed.bin");
     std::fs::write(&file, &data).unwrap();
     let store = s.dir.join("tus-urls.json");

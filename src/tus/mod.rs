@@ -370,6 +370,17 @@ fn length_of(cfg: &Config, req: &Request<'_>) -> Result<Option<u64>, TusError> {
     }
 }
 
+/// A new upload's id, counted among `client`'s unfinished uploads (`state::claim`), or
+/// `TooMany` when it holds its share (or all clients the total).
+fn new_claimed_id(cfg: &Config, client: std::net::IpAddr) -> Result<String, TusError> {
+    let id = state::new_id();
+    let max = cfg.tus_uploads_per_client_max;
+    if !state::claim(&id, client, max, cfg.access.is_admin(client)) {
+        return Err(TusError::TooMany(max));
+    }
+    Ok(id)
+}
+
 /// POST: creation (and creation-with-upload). Everything is validated before anything is
 /// stored.
 async fn create(w: &Worker, req: &mut Request<'_>) -> Result<Response, TusError> {
@@ -417,11 +428,7 @@ async fn create(w: &Worker, req: &mut Request<'_>) -> Result<Response, TusError>
         // Checked, not claimed: its bytes are claimed by the PATCHes that bring them.
         crate::store::space::check(w.dir(), length).await?;
     }
-    let id = state::new_id();
-    let admin = cfg.access.is_admin(client);
-    if !state::claim(&id, client, cfg.tus_uploads_per_client_max, admin) {
-        return Err(TusError::TooMany(cfg.tus_uploads_per_client_max));
-    }
+    let id = new_claimed_id(&cfg, client)?;
     let fresh = Info {
         id: id.clone(),
         length,
@@ -489,15 +496,7 @@ async fn create_final(
     // claim is given back whole when the final upload is done).
     let _claim = crate::store::space::admit(w.dir(), length).await?;
     let client = w.client_of(req);
-    let id = state::new_id();
-    if !state::claim(
-        &id,
-        client,
-        cfg.tus_uploads_per_client_max,
-        cfg.access.is_admin(client),
-    ) {
-        return Err(TusError::TooMany(cfg.tus_uploads_per_client_max));
-    }
+    let id = new_claimed_id(&cfg, client)?;
     let _lock = Lock::try_take(&id).expect("a new random id is free");
     let mut info = Info {
         id,
