@@ -33,24 +33,24 @@ fn main() {
         .next()
         .and_then(|a| a.parse().ok())
         .expect("usage: fastdfs-floor PORT BODY_BYTES");
-    let third = args.next();
-    let files = third
-        .as_deref()
-        .filter(|a| std::path::Path::new(a).is_dir())
-        .map(|dir| files_of(std::path::Path::new(dir), body_len as u64));
-    let bodies: usize = third.and_then(|a| a.parse().ok()).unwrap_or(1).max(1);
-    let answers: Vec<Vec<u8>> = match &files {
-        // The head alone: the body follows by sendfile.
-        Some(_) => vec![answer(body_len, 0)[..answer(body_len, 0).len() - body_len].to_vec()],
-        None => (0..bodies).map(|i| answer(body_len, i)).collect(),
+    let bodies = match args.next() {
+        Some(dir) if std::path::Path::new(&dir).is_dir() => {
+            let files = files_of(std::path::Path::new(&dir), body_len as u64);
+            assert!(!files.is_empty(), "no files of {body_len} bytes");
+            Bodies::Files {
+                head: head(body_len),
+                files,
+                len: body_len,
+            }
+        }
+        n => {
+            let n: usize = n.and_then(|a| a.parse().ok()).unwrap_or(1).max(1);
+            Bodies::Memory((0..n).map(|i| answer(body_len, i)).collect())
+        }
     };
     let mut next = 0usize;
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
     listener.set_nonblocking(true).expect("nonblocking");
-    if let Some(files) = &files {
-        assert!(!files.is_empty(), "no files of {body_len} bytes");
-        return sendfile_loop(listener, &answers[0], files, body_len);
-    }
     // SAFETY: plain system calls on descriptors this function owns.
     let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     assert!(ep >= 0, "epoll_create1");
@@ -83,13 +83,30 @@ fn main() {
                 }
                 continue;
             }
-            let mut pick = || {
-                next = (next + 1) % answers.len();
-                &answers[next][..]
-            };
-            if !serve(conns.get_mut(&fd), &mut buf, &mut pick) {
+            if !serve(conns.get_mut(&fd), &mut buf, &bodies, &mut next) {
                 conns.remove(&fd); // closing the socket removes it from the epoll set
             }
+        }
+    }
+}
+
+/// What the floor answers with.
+enum Bodies {
+    /// Whole answers held in memory, taken in turn.
+    Memory(Vec<Vec<u8>>),
+    /// A head, then one of `files` in turn by `sendfile`.
+    Files {
+        head: Vec<u8>,
+        files: Vec<std::fs::File>,
+        len: usize,
+    },
+}
+
+impl Bodies {
+    fn count(&self) -> usize {
+        match self {
+            Bodies::Memory(a) => a.len(),
+            Bodies::Files { files, .. } => files.len(),
         }
     }
 }
@@ -120,7 +137,7 @@ fn flush(c: &mut Conn) -> bool {
 
 /// Sends what waits, reads what the connection has and answers every complete head (one
 /// `send` of the answer when the socket takes it whole, as it does under wrk). False: close.
-fn serve<'a>(conn: Option<&mut Conn>, buf: &mut [u8], pick: &mut impl FnMut() -> &'a [u8]) -> bool {
+fn serve(conn: Option<&mut Conn>, buf: &mut [u8], bodies: &Bodies, next: &mut usize) -> bool {
     let Some(c) = conn else {
         return false;
     };
@@ -134,7 +151,16 @@ fn serve<'a>(conn: Option<&mut Conn>, buf: &mut [u8], pick: &mut impl FnMut() ->
                 c.input.extend_from_slice(&buf[..n]);
                 while let Some(end) = memchr::memmem::find(&c.input, b"\r\n\r\n") {
                     c.input.drain(..end + 4);
-                    let answer = pick();
+                    *next = (*next + 1) % bodies.count();
+                    let answer = match bodies {
+                        Bodies::Memory(answers) => &answers[*next][..],
+                        Bodies::Files { head, files, len } => {
+                            if !send_one(&c.s, head, &files[*next], *len) {
+                                return false;
+                            }
+                            continue;
+                        }
+                    };
                     if c.output.is_empty() {
                         match c.s.write(answer) {
                             Ok(sent) if sent == answer.len() => continue,
@@ -177,70 +203,6 @@ fn files_of(dir: &std::path::Path, size: u64) -> Vec<std::fs::File> {
         }
     }
     out
-}
-
-/// The floor by `sendfile`: one thread, `epoll`, per request the head by `send(MSG_MORE)`
-/// and the body by `sendfile` (a socket that does not take it all is waited for: wrk's
-/// buffers take it).
-fn sendfile_loop(listener: TcpListener, head: &[u8], files: &[std::fs::File], len: usize) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: plain system calls on descriptors this function owns.
-    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    add(ep, listener.as_raw_fd());
-    let mut conns: HashMap<RawFd, (TcpStream, Vec<u8>)> = HashMap::new();
-    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 512];
-    let mut buf = vec![0u8; 16384];
-    let mut next = 0usize;
-    loop {
-        // SAFETY: `events` has room for its length.
-        let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, -1) };
-        for ev in &events[..n.max(0) as usize] {
-            let fd = ev.u64 as RawFd;
-            if fd == listener.as_raw_fd() {
-                while let Ok((s, _)) = listener.accept() {
-                    s.set_nonblocking(true).expect("nonblocking");
-                    s.set_nodelay(true).expect("nodelay");
-                    add(ep, s.as_raw_fd());
-                    conns.insert(s.as_raw_fd(), (s, Vec::new()));
-                }
-                continue;
-            }
-            let Some((s, input)) = conns.get_mut(&fd) else {
-                continue;
-            };
-            let mut close = false;
-            loop {
-                match s.read(&mut buf) {
-                    Ok(0) => {
-                        close = true;
-                        break;
-                    }
-                    Ok(got) => {
-                        input.extend_from_slice(&buf[..got]);
-                        while let Some(end) = memchr::memmem::find(input, b"\r\n\r\n") {
-                            input.drain(..end + 4);
-                            next = (next + 1) % files.len();
-                            if !send_one(s, head, &files[next], len) {
-                                close = true;
-                            }
-                        }
-                        if got < buf.len() || close {
-                            break;
-                        }
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        close = true;
-                        break;
-                    }
-                }
-            }
-            if close {
-                conns.remove(&fd);
-            }
-        }
-    }
 }
 
 /// Head (`MSG_MORE`) and body (`sendfile`); waits for room when the socket is full.
@@ -296,16 +258,20 @@ fn add(ep: RawFd, fd: RawFd) {
     assert_eq!(r, 0, "epoll_ctl");
 }
 
-/// A 200 with the fields a download answer carries (their lengths as ours), then the body
-/// (the `n`th of the distinct ones).
-fn answer(body_len: usize, n: usize) -> Vec<u8> {
-    let mut a = format!(
+/// A 200's head with the fields a download answer carries (their lengths as ours).
+fn head(body_len: usize) -> Vec<u8> {
+    format!(
         "HTTP/1.1 200 OK\r\nServer: fastdfs-floor\r\nDate: Mon, 07 Dec 2026 01:00:00 GMT\r\n\
          Content-Type: application/octet-stream\r\nContent-Length: {body_len}\r\n\
          Last-Modified: Mon, 07 Dec 2026 00:59:00 GMT\r\nETag: \"6752b4e4-1000\"\r\n\
          Accept-Ranges: bytes\r\nAccess-Control-Allow-Origin: *\r\n\r\n"
     )
-    .into_bytes();
+    .into_bytes()
+}
+
+/// The head, then the body (the `n`th of the distinct ones).
+fn answer(body_len: usize, n: usize) -> Vec<u8> {
+    let mut a = head(body_len);
     a.extend((0..body_len).map(|i| b'a' + ((i + n) % 26) as u8));
     a
 }
