@@ -694,24 +694,15 @@ pub async fn list_parts(w: &Worker, r: &S3Request) -> Result<Response, S3Error> 
         .min(LIST_MAX);
     let mut parts = blocking(move || parts_of(&dir)).await?;
     parts.dedup_by_key(|p| p.number);
-    let rest: Vec<&Part> = parts.iter().filter(|p| p.number > after).collect();
-    let truncated = rest.len() > max;
-    let page = &rest[..rest.len().min(max)];
+    let (page, truncated) = super::xml::page_after(&parts, |p: &Part| p.number, after, max);
     let mut body = format!(
         "<ListPartsResult xmlns=\"{XMLNS}\"><Bucket>{}</Bucket><Key>{}</Key><UploadId>{}</UploadId><PartNumberMarker>{after}</PartNumberMarker>",
         escape(&r.bucket),
         escape(&r.key),
         escape(r.param("uploadId").unwrap_or(""))
     );
-    if let Some(last) = page.last() {
-        body.push_str(&format!(
-            "<NextPartNumberMarker>{}</NextPartNumberMarker>",
-            last.number
-        ));
-    }
-    body.push_str(&format!(
-        "<MaxParts>{max}</MaxParts><IsTruncated>{truncated}</IsTruncated><StorageClass>STANDARD</StorageClass>"
-    ));
+    super::xml::push_part_paging(&mut body, page.last().map(|p| p.number), max, truncated);
+    body.push_str("<StorageClass>STANDARD</StorageClass>");
     let checksum = up.checksum();
     if let Some((algorithm, kind)) = checksum {
         body.push_str(&format!(

@@ -286,19 +286,10 @@ fn object_parts(body: &mut String, count: u32, attrs: Option<&S3Attrs>, paging: 
     let algorithm = attrs.and_then(stored_checksum).map(|c| c.algorithm);
     if let (Some(algorithm), false) = (algorithm, kept.is_empty()) {
         let (max, marker) = paging;
-        let after: Vec<&KeptPart> = kept.iter().filter(|p| p.number > marker).collect();
-        let page = &after[..after.len().min(max as usize)];
-        let truncated = after.len() > page.len();
+        let (page, truncated) =
+            super::xml::page_after(&kept, |p: &KeptPart| p.number, marker, max as usize);
         body.push_str(&format!("<PartNumberMarker>{marker}</PartNumberMarker>"));
-        if let Some(last) = page.last() {
-            body.push_str(&format!(
-                "<NextPartNumberMarker>{}</NextPartNumberMarker>",
-                last.number
-            ));
-        }
-        body.push_str(&format!(
-            "<MaxParts>{max}</MaxParts><IsTruncated>{truncated}</IsTruncated>"
-        ));
+        super::xml::push_part_paging(body, page.last().map(|p| p.number), max as usize, truncated);
         let tag = algorithm.xml_name();
         for p in page {
             body.push_str(&format!(

@@ -2,6 +2,33 @@
 //! documents we accept (DeleteObjects' `<Delete>`), by element name, with entities decoded.
 //! No DTDs, no external entities: a document is plain text to us.
 
+/// A page of `items` (in part-number order, `number` of each) after `marker`, at most `max`,
+/// and whether more follow it (ListParts, GetObjectAttributes' parts).
+pub fn page_after<T>(
+    items: &[T],
+    number: impl Fn(&T) -> u32,
+    marker: u32,
+    max: usize,
+) -> (Vec<&T>, bool) {
+    let mut rest: Vec<&T> = items.iter().filter(|p| number(p) > marker).collect();
+    let truncated = rest.len() > max;
+    rest.truncate(max);
+    (rest, truncated)
+}
+
+/// The paging fields of a page of parts: `NextPartNumberMarker` (the page's last part, when
+/// it has one), `MaxParts`, `IsTruncated`.
+pub fn push_part_paging(body: &mut String, last: Option<u32>, max: usize, truncated: bool) {
+    if let Some(last) = last {
+        body.push_str(&format!(
+            "<NextPartNumberMarker>{last}</NextPartNumberMarker>"
+        ));
+    }
+    body.push_str(&format!(
+        "<MaxParts>{max}</MaxParts><IsTruncated>{truncated}</IsTruncated>"
+    ));
+}
+
 /// Escapes text for an element's content or an attribute.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
