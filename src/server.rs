@@ -407,6 +407,8 @@ async fn worker_main(
 /// lives here. Bounded whatever the clients do: a slow client never holds the exit.
 async fn drain(worker: &Worker, sockets: &LiveSockets, grace: Duration) {
     let shared = &worker.shared;
+    // Connections waiting between requests sleep until their idle deadline: wake them to close.
+    crate::http::conn::close_idle_connections();
     let until = |deadline: std::time::Instant| async move {
         while shared.connections() > 0 && std::time::Instant::now() < deadline {
             glommio::timer::sleep(Duration::from_millis(20)).await;

@@ -928,6 +928,36 @@ fn sigterm_lets_an_in_flight_download_finish_refuses_new_connections_and_exits_0
     assert_eq!(wait_child(&mut child, Duration::from_secs(15)), Some(0));
 }
 
+/// Idle keep-alive connections sleep until their idle deadline (no periodic wake): at
+/// shutdown the server wakes and closes them at once, rather than waiting for them through
+/// its whole grace.
+#[test]
+fn sigterm_closes_idle_keep_alive_connections_at_once_whatever_their_idle_timeout() {
+    let mut s = Server::start(json!({"idle_timeout": 600, "shutdown_grace": 120}));
+    let a = put_file(&s, "idle/b.txt", b"idle");
+    let mut idle: Vec<RawConn> = (0..16)
+        .map(|_| {
+            let mut c = RawConn::open(&s.addr());
+            c.send(&get(&a));
+            assert_eq!(c.response(false).status, 200);
+            c
+        })
+        .collect();
+    let mut child = s.child.take().unwrap();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    for c in &mut idle {
+        assert!(
+            c.closes_within(Duration::from_secs(10)),
+            "an idle connection stayed open after SIGTERM"
+        );
+    }
+    assert_eq!(
+        wait_child(&mut child, Duration::from_secs(20)),
+        Some(0),
+        "the server waited for idle connections (grace 120 s) instead of closing them"
+    );
+}
+
 #[test]
 fn sigterm_lets_an_in_flight_upload_finish_and_its_file_is_stored() {
     let mut s = Server::start(json!({"shutdown_grace": 10}));

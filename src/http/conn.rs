@@ -29,8 +29,6 @@ const BODY_READ_BYTES: usize = 64 * 1024;
 const FILE_CHUNK_BYTES: usize = 512 * 1024;
 /// Bodies up to this size are copied into the head buffer (one write).
 const INLINE_BODY_BYTES_MAX: u64 = 64 * 1024;
-/// Polling slice while idle, so shutdown is noticed promptly.
-const IDLE_POLL: Duration = Duration::from_millis(250);
 /// How long an idle connection is watched for a request already on its way at shutdown.
 const SHUTDOWN_LOOK: Duration = Duration::from_millis(50);
 /// After an error response, unread request bytes are drained for this long before closing
@@ -129,6 +127,87 @@ pub struct Conn {
     /// The readiness poll is edge-triggered (an event per arrival, not per byte left), so
     /// the next read tries the socket before it waits for an event.
     maybe_more: bool,
+    /// The connection waited between requests: the server can end such waits at shutdown.
+    idle: Option<IdleEntry>,
+}
+
+/// How a read of the socket waits for bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Bytes are likely waiting (a body being received): the socket is read at once.
+    Body,
+    /// The socket's readiness is asked first (the rest of a head, a drain, a look at shutdown).
+    Event,
+    /// Between requests, like `Event`; the wait ends early (as a timeout) once the server
+    /// closes its idle connections.
+    Idle,
+}
+
+/// This thread's connections that have waited between requests, so that shutdown can wake
+/// them: an idle keep-alive connection sleeps until its idle deadline with no periodic wake
+/// (thousands of idle connections cost no CPU), and at shutdown
+/// [`close_idle_connections`] ends the waits of all of them at once.
+#[derive(Default)]
+struct IdleConnections {
+    closed: std::cell::Cell<bool>,
+    /// A waker per connection (its task's, which does not change), by key; `free`: unused keys.
+    wakers: std::cell::RefCell<(Vec<Option<std::task::Waker>>, Vec<usize>)>,
+}
+
+thread_local! {
+    static IDLE_CONNECTIONS: IdleConnections = IdleConnections::default();
+}
+
+/// One connection's entry in [`IdleConnections`], registered at its first wait between
+/// requests and removed when the connection goes.
+struct IdleEntry(usize);
+
+impl IdleEntry {
+    fn new(waker: &std::task::Waker) -> IdleEntry {
+        IDLE_CONNECTIONS.with(|c| {
+            let (wakers, free) = &mut *c.wakers.borrow_mut();
+            match free.pop() {
+                Some(k) => {
+                    debug_assert!(wakers[k].is_none());
+                    wakers[k] = Some(waker.clone());
+                    IdleEntry(k)
+                }
+                None => {
+                    wakers.push(Some(waker.clone()));
+                    IdleEntry(wakers.len() - 1)
+                }
+            }
+        })
+    }
+}
+
+impl Drop for IdleEntry {
+    fn drop(&mut self) {
+        // A connection dropped while the thread ends (its locals gone) has nothing to remove.
+        let _ = IDLE_CONNECTIONS.try_with(|c| {
+            let (wakers, free) = &mut *c.wakers.borrow_mut();
+            wakers[self.0] = None;
+            free.push(self.0);
+        });
+    }
+}
+
+/// Whether this thread's idle connections were told to close.
+fn idle_closed() -> bool {
+    IDLE_CONNECTIONS.with(|c| c.closed.get())
+}
+
+/// Shutdown: every connection of this thread waiting between requests stops waiting (it takes
+/// a short look for a request already on its way, then closes); connections busy with a
+/// request finish it. Called on each executor's thread once its listener stops accepting.
+pub fn close_idle_connections() {
+    let wakers: Vec<std::task::Waker> = IDLE_CONNECTIONS.with(|c| {
+        c.closed.set(true);
+        c.wakers.borrow().0.iter().flatten().cloned().collect()
+    });
+    for w in wakers {
+        w.wake();
+    }
 }
 
 /// Memory that bytes are received into in place: its spare capacity, then its length grows.
@@ -239,7 +318,7 @@ impl Conn {
         wait: Duration,
         dst: &mut R,
         want: usize,
-        ready: bool,
+        how: Wait,
     ) -> io::Result<usize> {
         use std::os::fd::AsRawFd;
         use std::task::Poll;
@@ -248,16 +327,25 @@ impl Conn {
         self.stream.set_read_timeout(Some(wait))?;
         let fd = self.stream.as_raw_fd();
         let Conn {
-            stream, maybe_more, ..
+            stream,
+            maybe_more,
+            idle,
+            ..
         } = self;
         // A read found nothing: only a readiness event makes the next one worth trying.
         let mut tried = false;
         std::future::poll_fn(|cx| {
-            let mut read_now = (ready || *maybe_more) && !tried;
+            let mut read_now = (how == Wait::Body || *maybe_more) && !tried;
             loop {
                 if !read_now {
                     match stream.poll_readable(cx, tried) {
                         Poll::Pending => {
+                            if how == Wait::Idle {
+                                if idle_closed() {
+                                    return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+                                }
+                                idle.get_or_insert_with(|| IdleEntry::new(cx.waker()));
+                            }
                             dst.waiting();
                             return Poll::Pending;
                         }
@@ -288,9 +376,9 @@ impl Conn {
 
     /// Reads up to `want` more bytes into the read buffer, waiting at most `wait`. Ok(0) =
     /// peer closed. An empty buffer owns no memory while it waits.
-    async fn fill(&mut self, wait: Duration, want: usize, ready: bool) -> io::Result<usize> {
+    async fn fill(&mut self, wait: Duration, want: usize, how: Wait) -> io::Result<usize> {
         let mut rbuf = std::mem::take(&mut self.rbuf);
-        let r = self.recv_into(wait, &mut rbuf, want, ready).await;
+        let r = self.recv_into(wait, &mut rbuf, want, how).await;
         rbuf.waiting();
         self.rbuf = rbuf;
         r
@@ -415,7 +503,7 @@ impl Request<'_> {
                 BodyState::Length(left) => (*left).clamp(1, BODY_READ_BYTES as u64) as usize,
                 _ => BODY_READ_BYTES,
             };
-            let got = self.conn.fill(wait.min(self.stall), want, true).await;
+            let got = self.conn.fill(wait.min(self.stall), want, Wait::Body).await;
             self.paced(got)?;
         }
     }
@@ -472,7 +560,7 @@ impl Request<'_> {
         let wait = self.body_wait()?;
         let got = self
             .conn
-            .recv_into(wait.min(self.stall), dst, want, true)
+            .recv_into(wait.min(self.stall), dst, want, Wait::Body)
             .await;
         self.paced(got)
     }
@@ -664,6 +752,7 @@ impl Conn {
             rbuf: BytesMut::new(),
             zero_copy,
             maybe_more: false,
+            idle: None,
         }
     }
 }
@@ -768,7 +857,7 @@ async fn linger(conn: &mut Conn) {
         if left.is_zero() {
             break;
         }
-        match conn.fill(left, BODY_READ_BYTES, false).await {
+        match conn.fill(left, BODY_READ_BYTES, Wait::Event).await {
             Ok(0) | Err(_) => break,
             Ok(n) => drained += n,
         }
@@ -811,7 +900,7 @@ async fn read_head<H: Handler>(
                 }
             }
         }
-        let wait = match head_started {
+        let (wait, how) = match head_started {
             Some(t) => {
                 let deadline = t + deadlines.read_header;
                 if now >= deadline {
@@ -819,7 +908,7 @@ async fn read_head<H: Handler>(
                     r.close = true;
                     return Err((r, t));
                 }
-                (deadline - now).min(IDLE_POLL)
+                (deadline - now, Wait::Event)
             }
             None => {
                 if now >= idle_deadline || (handler.shutting_down() && shutdown_looked) {
@@ -827,13 +916,14 @@ async fn read_head<H: Handler>(
                 }
                 if handler.shutting_down() {
                     shutdown_looked = true;
-                    SHUTDOWN_LOOK.min(idle_deadline - now)
+                    (SHUTDOWN_LOOK.min(idle_deadline - now), Wait::Event)
                 } else {
-                    (idle_deadline - now).min(IDLE_POLL)
+                    // No periodic wake: `close_idle_connections` ends this wait at shutdown.
+                    (idle_deadline - now, Wait::Idle)
                 }
             }
         };
-        match conn.fill(wait, HEAD_READ_BYTES, false).await {
+        match conn.fill(wait, HEAD_READ_BYTES, how).await {
             Ok(0) => return Ok(None),
             Ok(_) => {}
             Err(e) if is_timeout(&e) => {}
