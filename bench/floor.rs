@@ -14,7 +14,9 @@
 //!
 //! With a directory instead of BODIES, the bodies are its files of BODY_BYTES bytes (their
 //! pages in the page cache), sent with `sendfile(2)` after the head (`MSG_MORE`), as nginx
-//! and fastdfs-rs send them: the same floor by another data path.
+//! and fastdfs-rs send them: the same floor by another data path. Bodies of 1 MiB or more go
+//! out corked (`TCP_CORK`, as both servers send them); bench/run.sh serves its big file so,
+//! the limit of a single-stream download.
 //!
 //! usage: fastdfs-floor PORT BODY_BYTES [BODIES | DIR]
 
@@ -218,6 +220,25 @@ fn send_one(s: &TcpStream, head: &[u8], file: &std::fs::File, len: usize) -> boo
         // SAFETY: one valid pollfd.
         unsafe { libc::poll(&mut p, 1, 10_000) > 0 }
     };
+    // A large body goes out corked (nginx's `tcp_nopush`, ours alike): full segments whatever
+    // each `sendfile` hands the socket as it drains, where `TCP_NODELAY` would push every
+    // piece at once. A small one is one `sendfile` after the head's `MSG_MORE`.
+    let cork = |on: libc::c_int| {
+        // SAFETY: setsockopt reads one c_int that lives across the call.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_CORK,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    };
+    let corked = len >= CORK_BYTES_MIN;
+    if corked {
+        cork(1);
+    }
     let mut at = 0;
     while at < head.len() {
         // SAFETY: the slice outlives the call.
@@ -245,8 +266,14 @@ fn send_one(s: &TcpStream, head: &[u8], file: &std::fs::File, len: usize) -> boo
             return false;
         }
     }
+    if corked {
+        cork(0);
+    }
     true
 }
+
+/// Bodies from this size on are sent corked.
+const CORK_BYTES_MIN: usize = 1 << 20;
 
 fn add(ep: RawFd, fd: RawFd) {
     let mut ev = libc::epoll_event {

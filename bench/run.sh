@@ -535,16 +535,40 @@ servers_reversed() { # the live servers, last first (one per line)
 # same mean time, and a drift or a switch weighs on all of them alike. A round's rate per
 # server is its bytes over its time; every single transfer is in logs/downloads.tsv.
 DL_REPS=6
+# The physical limit of a whole download, in the same rounds: bench/floor.rs sending the same
+# file (a hard link to fastdfs-rs's stored copy: the same page-cache pages) to the same curl
+# with `sendfile`, no HTTP work beyond one head. It answers every request with the whole file,
+# so it takes part in the whole downloads only.
+floor_big_start() {
+  local pid
+  [ -x "$FLOOR_BIN" ] && [ -s "$WORK/paths_rs_big.txt" ] || return 1
+  port_free "$FLOOR_PORT" || { note "floor: port $FLOOR_PORT busy"; return 1; }
+  mkdir -p "$WORK/floor-big"
+  ln -f "$WORK/rs/files/$(sed 's|^/group1/||' "$WORK/paths_rs_big.txt")" "$WORK/floor-big/big.bin" || return 1
+  # shellcheck disable=SC2086
+  $ONSRV "$FLOOR_BIN" "$FLOOR_PORT" "$BIG_BYTES" "$WORK/floor-big" >"$LOGS/floor-big.log" 2>&1 &
+  pid=$!
+  track "$pid"
+  if ! wait_ready "$FLOOR_PORT" "$pid"; then
+    note "floor: did not start for the big file, see $LOGS/floor-big.log"
+    stop_pid "$pid" 2
+    return 1
+  fi
+  PORT[floor]=$FLOOR_PORT
+  MEAS[floor]=$pid
+  echo /big.bin >"$WORK/paths_floor_big.txt"
+}
+
 download_bench() {
-  local s i k kind out half=$((BIG_BYTES / 2)) c0 c1 order=()
+  local s i k kind out half=$((BIG_BYTES / 2)) c0 c1 order=() servers=("${UP[@]}") rev=()
   declare -A BYTES SECS CPU NDL BYROUND RATES
-  for s in "${UP[@]}"; do
+  floor_big_start && servers+=(floor)
+  for s in "${servers[@]}"; do
     CPU[$s]=0; NDL[$s]=0
     for kind in full range wget; do BYROUND[$s,$kind]=""; RATES[$s,$kind]=""; done
   done
-  local rev
-  mapfile -t rev < <(servers_reversed)
-  for ((k = 0; k < DL_REPS; k += 2)); do order+=("${UP[@]}" "${rev[@]}"); done
+  for ((k = ${#servers[@]} - 1; k >= 0; k--)); do rev+=("${servers[$k]}"); done
+  for ((k = 0; k < DL_REPS; k += 2)); do order+=("${servers[@]}" "${rev[@]}"); done
   printf 'round\tserver\tkind\tMB/s\n' >"$LOGS/downloads.tsv"
   log "big file: ${DL_RUNS} rounds x ${DL_REPS} x (download, Range resume, wget -c) of ${BIG_MB} MiB per server, in the order ${order[*]}"
   # wget -c's starting point: the first half, written once and kept clean (a finished
@@ -571,13 +595,15 @@ download_bench() {
     fi
   done
   for ((i = 0; i < DL_RUNS; i++)); do
-    for s in "${UP[@]}"; do
+    for s in "${servers[@]}"; do
       for kind in full range wget; do BYTES[$s,$kind]=0; SECS[$s,$kind]=0; done
     done
     for kind in full range wget; do
       [ "$kind" = wget ] && ! command -v wget >/dev/null && continue
       for s in "${order[@]}"; do
-        if [ ! -s "$WORK/paths_${s}_big.txt" ] || ! check_alive "$s" "big download"; then
+        if [ "$s" = floor ]; then
+          [ "$kind" = full ] && kill -0 "${MEAS[floor]}" 2>/dev/null || { SECS[$s,$kind]=x; continue; }
+        elif [ ! -s "$WORK/paths_${s}_big.txt" ] || ! check_alive "$s" "big download"; then
           SECS[$s,$kind]=x; continue
         fi
         [ "${SECS[$s,$kind]}" = x ] && continue
@@ -624,7 +650,7 @@ download_bench() {
         BYTES[$s,$kind]=$((BYTES[$s,$kind] + n)); SECS[$s,$kind]=$(calc "${SECS[$s,$kind]} + $t")
         printf '%s\t%s\t%s\t%.0f\n' "$i" "$s" "$kind" "$(calc "$n / $t / 1e6")" >>"$LOGS/downloads.tsv"
       done
-      for s in "${UP[@]}"; do
+      for s in "${servers[@]}"; do
         if [ "${SECS[$s,$kind]}" = x ] || [ "${BYTES[$s,$kind]}" = 0 ]; then
           BYROUND[$s,$kind]+="x "
         else
@@ -636,9 +662,13 @@ download_bench() {
     done
   done
   rm -f "$WORK/resume.part" "$WORK/wget.part"
+  if [ -n "${MEAS[floor]:-}" ]; then
+    stop_pid "${MEAS[floor]}" 2
+    unset 'MEAS[floor]'
+  fi
   local best='tr " " "\n" | grep . | sort -g | tail -1 | awk "{print \$1/1e6}"'
   local median='tr " " "\n" | grep . | sort -g | awk "{a[NR]=\$1} END {if (NR) print a[int((NR+1)/2)]/1e6}"'
-  for s in "${UP[@]}"; do
+  for s in "${servers[@]}"; do
     if [ -n "${RATES[$s,full]}" ]; then
       put "$s" dl_best "$(echo "${RATES[$s,full]}" | eval "$best")"
       put "$s" dl_median "$(echo "${RATES[$s,full]}" | eval "$median")"
@@ -666,6 +696,17 @@ print(min(r) if r else "")' "${BYROUND[rs,$kind]}" "${BYROUND[nginx,$kind]}")"
       IFS=, read -r all worst1 < <($HELPER download-ratios "$LOGS/downloads.tsv" "$kind")
       put rs "dl_all_${kind}" "${all:-}"
       put rs "dl_worst1_${kind}" "${worst1:-}"
+    done
+  fi
+  # Against the limit: each round's whole downloads over the floor's in the same round.
+  if [ -n "${BYROUND[floor,full]:-}" ]; then
+    for s in rs nginx; do
+      [ -n "${BYROUND[$s,full]:-}" ] || continue
+      put "$s" dl_worst_floor "$("$PY" -c '
+import sys
+a, b = sys.argv[1].split(), sys.argv[2].split()
+r = [float(x) / float(y) for x, y in zip(a, b) if "x" not in (x, y)]
+print(min(r) if r else "")' "${BYROUND[$s,full]}" "${BYROUND[floor,full]}")"
     done
   fi
   return 0
