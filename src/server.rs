@@ -310,7 +310,7 @@ fn start_tls_front(shared: &Arc<Shared>, fronts: TlsFronts) -> Result<(), Server
                 &cert,
                 || s.shutting_down(),
                 || {
-                    let _ = s.reload_certificate(); // logged there
+                    let _ = s.reload_certificate("files changed"); // logged there
                 },
             )
         }),
@@ -375,7 +375,7 @@ fn install_signals(shared: Arc<Shared>) -> std::io::Result<()> {
                         Err(e) => tracing::error!("SIGHUP: configuration not reloaded: {e}"),
                     }
                     // The certificate too (a refusal is logged there).
-                    let _ = shared.reload_certificate();
+                    let _ = shared.reload_certificate("SIGHUP");
                     continue;
                 }
                 if !shared.begin_shutdown() {

@@ -302,8 +302,8 @@ impl Shared {
     /// pair serves the next handshakes and the outgoing client believes it as the node's own;
     /// a refused pair is logged as an error, the old one keeps serving, and the error is
     /// returned (for the reload's answer). Without it, the outgoing client reads
-    /// `conf/server.crt` again.
-    pub fn reload_certificate(&self) -> Result<(), String> {
+    /// `conf/server.crt` again. `by` names the trigger in the log.
+    pub fn reload_certificate(&self, by: &str) -> Result<(), String> {
         let Some(tls) = &self.tls else {
             crate::client::tls::reload();
             return Ok(());
@@ -312,6 +312,7 @@ impl Shared {
             crate::client::tls::trust_own(&pair.chain);
             tracing::info!(
                 sha256 = %pair.fingerprint(),
+                by,
                 "tls: new certificate loaded; new connections use it"
             );
         };
@@ -319,7 +320,7 @@ impl Shared {
             Ok(_) => Ok(()),
             Err(e) => {
                 let e = format!("new certificate refused, the previous one keeps serving: {e}");
-                tracing::error!("tls: {e}");
+                tracing::error!(by, "tls: {e}");
                 Err(e)
             }
         }

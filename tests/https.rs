@@ -861,6 +861,20 @@ fn a_reload_serves_a_renewed_certificate_and_a_broken_one_leaves_the_old_serving
         s.stderr_tail(3000)
     );
     assert!(neither(&b));
+    let loaded = |by: &str| {
+        s.stderr()
+            .lines()
+            .any(|l| l.contains("new certificate loaded") && l.contains(by))
+    };
+    assert!(loaded("files changed"), "{}", s.stderr_tail(3000));
+
+    // SIGHUP reads them too (at once: the periodic check waits 2 s for the files to settle).
+    install_pair(&c, &node);
+    // SAFETY: a signal to the child this test started.
+    unsafe { libc::kill(s.child.as_ref().unwrap().id() as i32, libc::SIGHUP) };
+    let by_signal = eventually(Duration::from_secs(10), || loaded("SIGHUP"));
+    assert!(by_signal, "{}", s.stderr_tail(3000));
+    assert!(both(&c) && neither(&d));
 }
 
 /// A cluster sharing one self-signed certificate renews it: after the reload, a node believes

@@ -346,7 +346,12 @@ pub async fn reload(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, 
             // input like cfg.json, so a refused pair is a 400 that says what was applied.
             let shared = w.shared.clone();
             let (config, cert) = glommio::executor()
-                .spawn_blocking(move || (shared.reload_config(), shared.reload_certificate()))
+                .spawn_blocking(move || {
+                    (
+                        shared.reload_config(),
+                        shared.reload_certificate("G/reload"),
+                    )
+                })
                 .await;
             config.map_err(|e| ApiError::fail(400, e.to_string()))?;
             cert.map_err(|e| ApiError::fail(400, format!("configuration reloaded; {e}")))?;
