@@ -240,14 +240,34 @@ fn tls_setup(
         reserved.push(socket);
         Ok::<_, ServerError>(at)
     };
+    // A plain HTTP request gets a 400 in the listener's own form of error.
+    let message = "this port serves HTTPS only: use https://";
+    let json = crate::json::pretty(&crate::json::envelope::<()>("fail", message, None));
     let main = inner()?;
-    let mut fronts = vec![(bind(addr, "")?, main)];
+    let mut fronts = vec![(
+        bind(addr, "")?,
+        crate::tls::Door {
+            inner: main,
+            plain_http: crate::tls::plain_http_answer("application/json; charset=utf-8", &json),
+        },
+    )];
     let s3_addr = match config.s3_listen_addr() {
         None => None,
         Some(a) => {
             let a = a.map_err(ServerError::Startup)?;
             let at = inner()?;
-            fronts.push((bind(a, " (s3_addr)")?, at));
+            let xml = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>BadRequest</Code>\
+                 <Message>{message}</Message><Resource></Resource><RequestId></RequestId></Error>"
+            );
+            let plain_http = crate::tls::plain_http_answer("application/xml", &xml);
+            fronts.push((
+                bind(a, " (s3_addr)")?,
+                crate::tls::Door {
+                    inner: at,
+                    plain_http,
+                },
+            ));
             Some(at)
         }
     };
@@ -263,7 +283,7 @@ fn tls_setup(
 }
 
 /// The TLS front's public listeners, each with the internal address it relays to.
-type TlsFronts = Vec<(std::net::TcpListener, std::net::SocketAddr)>;
+type TlsFronts = Vec<(std::net::TcpListener, crate::tls::Door)>;
 
 /// Starts the TLS front's accept threads (`tls`), one per public listener, once every
 /// executor listens inside; and the thread that reads the certificate again when its files
@@ -287,7 +307,7 @@ fn start_tls_front(shared: &Arc<Shared>, fronts: TlsFronts) -> Result<(), Server
             .map(drop)
             .map_err(|e| ServerError::Startup(format!("cannot start the TLS front: {e}")))
     };
-    for (listener, inner) in fronts {
+    for (listener, door) in fronts {
         tracing::info!(addr = ?listener.local_addr().ok(), "serving TLS (enable_https)");
         let (s, front) = (shared.clone(), front.clone());
         start(
@@ -297,7 +317,7 @@ fn start_tls_front(shared: &Arc<Shared>, fronts: TlsFronts) -> Result<(), Server
                 while s.listeners_bound() < s.workers && !s.shutting_down() {
                     std::thread::sleep(Duration::from_millis(10));
                 }
-                crate::tls::accept_loop(listener, inner, front)
+                crate::tls::accept_loop(listener, door, front)
             }),
         )?;
     }

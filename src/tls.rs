@@ -290,9 +290,28 @@ impl Front {
     }
 }
 
+/// One public listener of the front: the executors' internal address its relays connect to,
+/// and its whole answer to a plain HTTP request ([`plain_http_answer`]).
+pub struct Door {
+    pub inner: SocketAddr,
+    pub plain_http: Vec<u8>,
+}
+
+/// A `400` with `body`, then close: what a client that sent plain HTTP to a TLS port gets
+/// (Go's TLS server, so go-fastdfs, answers one too) instead of a bare reset.
+pub fn plain_http_answer(content_type: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// Accepts TLS connections on `listener` until the server stops; each gets a relay thread
-/// to the executors' internal address `inner`.
-pub fn accept_loop(listener: TcpListener, inner: SocketAddr, front: Arc<Front>) {
+/// to the executors' internal address of `door`.
+pub fn accept_loop(listener: TcpListener, door: Door, front: Arc<Front>) {
+    let door = Arc::new(door);
     if let Err(e) = listener.set_nonblocking(true) {
         tracing::error!(cause = %e, "tls: cannot set up the listener");
         return;
@@ -317,12 +336,12 @@ pub fn accept_loop(listener: TcpListener, inner: SocketAddr, front: Arc<Front>) 
         let Some(ticket) = front.admit(client.ip()) else {
             continue; // closed: over a cap
         };
-        let f = front.clone();
+        let (f, d) = (front.clone(), door.clone());
         let spawned = std::thread::Builder::new()
             .name("fastdfs-tls".into())
             .stack_size(STACK)
             .spawn(move || {
-                if let Err(e) = relay(&f, inner, sock, client) {
+                if let Err(e) = relay(&f, &d, sock, client) {
                     tracing::debug!(%client, cause = %e, "tls: connection ended");
                 }
                 drop(ticket);
@@ -346,21 +365,19 @@ fn wait(fd: i32, events: i16, timeout: Duration) -> bool {
 }
 
 /// One TLS connection: the handshake (with the pair serving now), then bytes both ways
-/// between it and an inner connection to `inner` until either side ends or nothing moves for
-/// [`STALL`].
-fn relay(
-    front: &Front,
-    inner: SocketAddr,
-    mut sock: TcpStream,
-    client: SocketAddr,
-) -> io::Result<()> {
+/// between it and an inner connection to the `door`'s internal address until either side
+/// ends or nothing moves for [`STALL`]. A plain HTTP request gets the door's answer.
+fn relay(front: &Front, door: &Door, mut sock: TcpStream, client: SocketAddr) -> io::Result<()> {
     let _ = sock.set_nodelay(true);
+    // The handshake, bounded as a whole.
+    let deadline = Instant::now() + HANDSHAKE;
+    if sent_plain_http(&sock, deadline)? {
+        return refuse_plain_http(sock, &door.plain_http);
+    }
     let config = front.cert.serving().config.clone();
     let mut tls = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
     // Room for one CHUNK of plaintext as records (each step waits until the last has left).
     tls.set_buffer_limit(Some(2 * CHUNK));
-    // The handshake, bounded as a whole.
-    let deadline = Instant::now() + HANDSHAKE;
     while tls.is_handshaking() {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -370,11 +387,43 @@ fn relay(
         sock.set_write_timeout(Some(left))?;
         tls.complete_io(&mut sock)?;
     }
-    let mut inner = connect_inner(front, inner, client)?;
+    let mut inner = connect_inner(front, door.inner, client)?;
     sock.set_nonblocking(true)?;
     inner.set_nonblocking(true)?;
     let _ = inner.set_nodelay(true);
     pump(&mut tls, &mut sock, &mut inner)
+}
+
+/// Whether the client's first byte, awaited until `deadline`, starts a request line (an
+/// ASCII capital: `GET`, `PUT`...) rather than a TLS record (22, a handshake).
+fn sent_plain_http(sock: &TcpStream, deadline: Instant) -> io::Result<bool> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
+    let mut first = [0u8; 1];
+    let n = sock.peek(&mut first)?;
+    Ok(n == 1 && first[0].is_ascii_uppercase())
+}
+
+/// Writes `answer` and closes, after reading what the client sent (at most [`CHUNK`] bytes
+/// within a second): unread bytes would make the close a reset that can destroy the answer.
+fn refuse_plain_http(mut sock: TcpStream, answer: &[u8]) -> io::Result<()> {
+    sock.set_write_timeout(Some(Duration::from_secs(5)))?;
+    sock.write_all(answer)?;
+    sock.shutdown(std::net::Shutdown::Write)?;
+    let until = Instant::now() + Duration::from_secs(1);
+    let (mut buf, mut read) = (vec![0u8; 4096], 0);
+    while read < CHUNK {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        sock.set_read_timeout(Some(left))?;
+        match sock.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => read += n,
+        }
+    }
+    Ok(())
 }
 
 /// An inner connection to the executors' `inner`, its source port registered for `client`

@@ -136,21 +136,22 @@ fn curl_and_wget_upload_download_and_resume_over_tls_checking_the_certificate() 
         .arg(https(&s, "/group1/status")));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "1 0 ");
 
-    // Plain HTTP on the TLS port gets no answer of ours.
+    // Plain HTTP on the TLS port: a 400 that says to use https:// (as go-fastdfs' Go TLS
+    // server answers), in the JSON envelope, and the connection closed.
     let plain = Command::new("curl")
-        .args([
-            "-s",
-            "--max-time",
-            "10",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-        ])
+        .args(["-s", "--max-time", "10", "-w", "\n%{http_code}"])
         .arg(s.url("/group1/status"))
         .output()
         .unwrap();
-    assert_ne!(String::from_utf8_lossy(&plain.stdout), "200");
+    let text = String::from_utf8_lossy(&plain.stdout);
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    assert_eq!(code, "400", "{text}");
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["status"], "fail");
+    assert!(
+        v["message"].as_str().unwrap().contains("https://"),
+        "{body}"
+    );
 }
 
 /// The relay registers each connection's client: admin rights and the access log go by the
@@ -615,16 +616,25 @@ fn s3_clients_work_over_tls_on_s3_addr_checking_the_nodes_certificate() {
         "the access log names the S3 client behind the relay"
     );
 
-    // Plain HTTP on the TLS S3 port: closed without an answer of ours.
+    // Plain HTTP on the TLS S3 port: a 400 with an S3 error saying to use https://, closed;
+    // the AWS CLI pointed at http:// shows it.
     let got = raw(
         &format!("127.0.0.1:{}", s3.port),
         b"GET /tlsb HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
         Duration::from_secs(15),
     );
     let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+    assert!(text.contains("Connection: close"), "{text}");
+    assert!(text.contains("<Code>BadRequest</Code>"), "{text}");
+    assert!(text.contains("use https://"), "{text}");
+    let mut plain = s3.aws_command(S3_KEY, S3_SECRET);
+    plain.args(["s3", "ls", "s3://tlsb/"]);
+    let out = common::s3::run(plain, Duration::from_secs(60));
     assert!(
-        !text.contains("HTTP/1.1"),
-        "plain HTTP answered on the TLS port: {text}"
+        !out.ok() && out.stderr.contains("BadRequest"),
+        "{}",
+        out.text()
     );
     // And the node still serves.
     aws_tls_ok(&s3, &ca, &["s3", "ls", "s3://tlsb/a/"]);
