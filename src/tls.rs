@@ -115,7 +115,7 @@ pub fn load(dir: &Path) -> Result<Pair, String> {
 /// and modification time of each, through symlinks (certbot's renewal re-points them at new
 /// files; a copy rewrites them in place). None for a file that cannot be looked at.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stamp([Option<FileStamp>; 2]);
+struct Stamp([Option<FileStamp>; 2]);
 
 /// One file's device, inode, size, and modification time (seconds, nanoseconds).
 type FileStamp = (u64, u64, u64, i64, i64);

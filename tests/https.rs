@@ -422,19 +422,23 @@ const S3_SECRET: &str = "tls/Secret+Key0123456789abcdefghijklmno";
 
 /// A TLS node (two executors) with its S3 listener on, the certificate of `cert`.
 fn https_s3_node(dir: &Path, cert: &Path) -> S3 {
+    https_s3_node_with(dir, cert, json!({}))
+}
+
+/// [`https_s3_node`] with the settings `overrides` too.
+fn https_s3_node_with(dir: &Path, cert: &Path, overrides: serde_json::Value) -> S3 {
     let s3_port = free_port("127.0.0.1");
-    let server = tls_node_with(
-        dir,
-        free_port("127.0.0.1"),
-        cert,
-        json!({
-            "workers": 2,
-            "s3_addr": format!("127.0.0.1:{s3_port}"),
-            "s3_region": "us-east-1",
-            "s3_keys": [{"access_key_id": S3_KEY, "secret_access_key": S3_SECRET,
-                         "buckets": ["*"], "read_only": false}],
-        }),
-    );
+    let mut settings = json!({
+        "workers": 2,
+        "s3_addr": format!("127.0.0.1:{s3_port}"),
+        "s3_region": "us-east-1",
+        "s3_keys": [{"access_key_id": S3_KEY, "secret_access_key": S3_SECRET,
+                     "buckets": ["*"], "read_only": false}],
+    });
+    for (k, v) in overrides.as_object().unwrap() {
+        settings[k] = v.clone();
+    }
+    let server = tls_node_with(dir, free_port("127.0.0.1"), cert, settings);
     let up = eventually(Duration::from_secs(10), || {
         TcpStream::connect(("127.0.0.1", s3_port)).is_ok()
     });
@@ -640,6 +644,53 @@ fn s3_clients_work_over_tls_on_s3_addr_checking_the_nodes_certificate() {
     aws_tls_ok(&s3, &ca, &["s3", "ls", "s3://tlsb/a/"]);
 
     js_sdk_over_tls(&s3, &ca, tmp.path());
+}
+
+/// One client's TLS connections count against `connections_per_client_max` over both
+/// listeners: with two open on `addr`, a third on `s3_addr` is closed at once, and is served
+/// once one of the two has gone.
+#[test]
+fn a_clients_tls_connections_are_capped_over_addr_and_s3_addr_together() {
+    if !have("openssl") || !have("curl") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cert = tmp.path().join("cert");
+    make_certificate(&cert);
+    let s3 = https_s3_node_with(
+        &tmp.path().join("node"),
+        &cert,
+        json!({"connections_per_client_max": 2}),
+    );
+    let s3_url = format!("{}/", s3_https(&s3));
+    let answered = || trusted_by(&s3.server.dir, &s3_url);
+    assert!(answered(), "{}", s3.server.stderr_tail(2000));
+    std::thread::sleep(Duration::from_millis(500)); // curl's relay has ended
+    let one = TcpStream::connect(s3.server.addr()).unwrap();
+    let two = TcpStream::connect(s3.server.addr()).unwrap();
+    std::thread::sleep(Duration::from_millis(300)); // both accepted by the front
+    for held in [&one, &two] {
+        held.set_nonblocking(true).unwrap();
+        let open = matches!(held.peek(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+        assert!(open, "two connections are within the cap");
+    }
+    let mut third = TcpStream::connect(("127.0.0.1", s3.port)).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let t = Instant::now();
+    let n = third.read(&mut [0u8; 16]).unwrap_or(0);
+    assert_eq!(n, 0, "closed");
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "closed at once, not timed out"
+    );
+    assert!(!answered(), "the client is at its cap over both listeners");
+    drop(one);
+    assert!(
+        eventually(Duration::from_secs(5), answered),
+        "a place given back is taken"
+    );
 }
 
 /// The AWS SDK for JavaScript v3 (tests/s3js) against the TLS S3 listener, trusting `ca`
