@@ -177,22 +177,13 @@ pub fn run(dir: &Path, config: Config, _lock: std::fs::File) -> Result<(), Serve
     }
     crate::client::tls::init(dir, config.tls_verify_peers);
     let mut shared = Shared::new(dir, config.clone(), meta, workers);
-    // enable_https: this thread owns the public address; the executors listen inside.
-    let tls_front = if config.enable_https {
-        let tls = crate::tls::load(dir).map_err(ServerError::Startup)?;
-        let listener = std::net::TcpListener::bind(addr)
-            .map_err(|e| ServerError::Startup(format!("cannot listen on {addr}: {e}")))?;
-        let (reserved, inner) = crate::tls::reserve_inner()
-            .map_err(|e| ServerError::Startup(format!("tls: no internal address: {e}")))?;
-        let clients = Arc::new(crate::tls::Clients::default());
-        shared.tls = Some(crate::worker::TlsInner {
-            addr: inner,
-            clients: clients.clone(),
-            _reserved: reserved,
-        });
-        Some((tls, listener, inner, clients))
+    // enable_https: this thread owns the public addresses; the executors listen inside.
+    let tls_fronts = if config.enable_https {
+        let (inner, fronts) = tls_setup(dir, &config, addr)?;
+        shared.tls = Some(inner);
+        fronts
     } else {
-        None
+        Vec::new()
     };
     let shared = Arc::new(shared);
     install_signals(shared.clone())?;
@@ -224,40 +215,126 @@ pub fn run(dir: &Path, config: Config, _lock: std::fs::File) -> Result<(), Serve
         })
         .map_err(|e| ServerError::Startup(format!("cannot start executors: {e}")))?;
     watch_start(shared.clone(), workers, config.io_memory);
-    if let Some((tls, listener, inner, clients)) = tls_front {
-        start_tls_front(&shared, tls, listener, inner, clients)?;
+    if !tls_fronts.is_empty() {
+        start_tls_front(&shared, tls_fronts)?;
     }
     joined(handles, &shared)
 }
 
-/// Starts the TLS front's accept thread (`tls`) once every executor listens inside.
-fn start_tls_front(
-    shared: &Arc<Shared>,
-    tls: Arc<rustls::ServerConfig>,
-    listener: std::net::TcpListener,
-    inner: std::net::SocketAddr,
-    clients: Arc<crate::tls::Clients>,
-) -> Result<(), ServerError> {
-    let (s1, s2, s3) = (shared.clone(), shared.clone(), shared.clone());
+/// With `enable_https`: the certificate pair, the public listeners (`addr`, and `s3_addr`
+/// when on) with the internal address each relays to, and the executors' side of them.
+fn tls_setup(
+    dir: &Path,
+    config: &Config,
+    addr: std::net::SocketAddr,
+) -> Result<(crate::worker::TlsInner, TlsFronts), ServerError> {
+    let cert = crate::tls::Certificate::load(dir).map_err(ServerError::Startup)?;
+    let bind = |a: std::net::SocketAddr, key: &str| {
+        std::net::TcpListener::bind(a)
+            .map_err(|e| ServerError::Startup(format!("cannot listen on {a}{key}: {e}")))
+    };
+    let mut reserved = Vec::new();
+    let mut inner = || {
+        let (socket, at) = crate::tls::reserve_inner()
+            .map_err(|e| ServerError::Startup(format!("tls: no internal address: {e}")))?;
+        reserved.push(socket);
+        Ok::<_, ServerError>(at)
+    };
+    // A plain HTTP request gets a 400 in the listener's own form of error.
+    let message = "this port serves HTTPS only: use https://";
+    let json = crate::json::pretty(&crate::json::envelope::<()>("fail", message, None));
+    let main = inner()?;
+    let mut fronts = vec![(
+        bind(addr, "")?,
+        crate::tls::Door {
+            inner: main,
+            plain_http: crate::tls::plain_http_answer("application/json; charset=utf-8", &json),
+        },
+    )];
+    let s3_addr = match config.s3_listen_addr() {
+        None => None,
+        Some(a) => {
+            let a = a.map_err(ServerError::Startup)?;
+            let at = inner()?;
+            let xml = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>BadRequest</Code>\
+                 <Message>{message}</Message><Resource></Resource><RequestId></RequestId></Error>"
+            );
+            let plain_http = crate::tls::plain_http_answer("application/xml", &xml);
+            fronts.push((
+                bind(a, " (s3_addr)")?,
+                crate::tls::Door {
+                    inner: at,
+                    plain_http,
+                },
+            ));
+            Some(at)
+        }
+    };
+    tracing::info!(sha256 = %cert.serving().fingerprint(), "tls: certificate loaded");
+    let side = crate::worker::TlsInner {
+        addr: main,
+        s3_addr,
+        clients: Arc::default(),
+        cert: Arc::new(cert),
+        _reserved: reserved,
+    };
+    Ok((side, fronts))
+}
+
+/// The TLS front's public listeners, each with the internal address it relays to.
+type TlsFronts = Vec<(std::net::TcpListener, crate::tls::Door)>;
+
+/// Starts the TLS front's accept threads (`tls`), one per public listener, once every
+/// executor listens inside; and the thread that reads the certificate again when its files
+/// change (`tls::watch`).
+fn start_tls_front(shared: &Arc<Shared>, fronts: TlsFronts) -> Result<(), ServerError> {
+    let tls = shared
+        .tls
+        .as_ref()
+        .expect("enable_https sets up the TLS side");
+    let (s1, s2) = (shared.clone(), shared.clone());
     let front = Arc::new(crate::tls::Front::new(
-        tls,
-        inner,
-        clients,
+        tls.cert.clone(),
+        tls.clients.clone(),
         Box::new(move || s1.config().connections_per_client_max),
         Box::new(move || s2.shutting_down()),
     ));
-    tracing::info!(addr = ?listener.local_addr().ok(), "serving TLS (enable_https)");
-    std::thread::Builder::new()
-        .name("fastdfs-tls-accept".into())
-        .spawn(move || {
-            // Connections wait in the listen backlog until the executors listen inside.
-            while s3.listeners_bound() < s3.workers && !s3.shutting_down() {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            crate::tls::accept_loop(listener, front)
-        })
-        .map(drop)
-        .map_err(|e| ServerError::Startup(format!("cannot start the TLS front: {e}")))
+    let start = |name: &str, run: Box<dyn FnOnce() + Send>| {
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(run)
+            .map(drop)
+            .map_err(|e| ServerError::Startup(format!("cannot start the TLS front: {e}")))
+    };
+    for (listener, door) in fronts {
+        tracing::info!(addr = ?listener.local_addr().ok(), "serving TLS (enable_https)");
+        let (s, front) = (shared.clone(), front.clone());
+        start(
+            "fastdfs-tls-accept",
+            Box::new(move || {
+                // Connections wait in the listen backlog until the executors listen inside.
+                while s.listeners_bound() < s.workers && !s.shutting_down() {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                crate::tls::accept_loop(listener, door, front)
+            }),
+        )?;
+    }
+    let s = shared.clone();
+    start(
+        "fastdfs-tls-watch",
+        Box::new(move || {
+            let cert = s.tls.as_ref().expect("TLS side").cert.clone();
+            crate::tls::watch(
+                &cert,
+                || s.shutting_down(),
+                || {
+                    let _ = s.reload_certificate("files changed"); // logged there
+                },
+            )
+        }),
+    )
 }
 
 /// How long every executor has to bind its listener after the pool is made.
@@ -317,6 +394,8 @@ fn install_signals(shared: Arc<Shared>) -> std::io::Result<()> {
                         }
                         Err(e) => tracing::error!("SIGHUP: configuration not reloaded: {e}"),
                     }
+                    // The certificate too (a refusal is logged there).
+                    let _ = shared.reload_certificate("SIGHUP");
                     continue;
                 }
                 if !shared.begin_shutdown() {
@@ -359,7 +438,13 @@ async fn worker_main(
         }
     };
     tracing::info!(worker = id, addr = %addr, "accepting connections");
-    let s3_listener = match cfg.s3_listen_addr() {
+    // With enable_https, the TLS front owns s3_addr and relays to an internal address.
+    let s3_addr = match (&shared.tls, cfg.s3_listen_addr()) {
+        (_, None) => None,
+        (Some(tls), Some(_)) => tls.s3_addr.map(Ok),
+        (None, Some(a)) => Some(a),
+    };
+    let s3_listener = match s3_addr {
         None => None,
         Some(a) => {
             let a = a?;
@@ -385,12 +470,12 @@ async fn worker_main(
     }
     let flusher = glommio::spawn_local(flush_access_log(worker.clone()));
     let sockets = Rc::new(LiveSockets::default());
+    let relayed = shared.tls.as_ref().map(|t| t.clients.clone());
     let s3_accepts = s3_listener.map(|l| {
         let front = Rc::new(crate::s3::Front::new(worker.clone()));
-        let (w, sockets) = (worker.clone(), sockets.clone());
-        glommio::spawn_local(async move { accept_loop(&w, l, front, &sockets, None).await })
+        let (w, sockets, relayed) = (worker.clone(), sockets.clone(), relayed.clone());
+        glommio::spawn_local(async move { accept_loop(&w, l, front, &sockets, relayed).await })
     });
-    let relayed = shared.tls.as_ref().map(|t| t.clients.clone());
     accept_loop(&worker, listener, worker.clone(), &sockets, relayed).await;
     if let Some(task) = s3_accepts {
         task.await;

@@ -123,13 +123,16 @@ pub struct Shared {
 }
 
 /// The executors' side of the TLS front (`tls`).
-#[derive(Debug)]
 pub struct TlsInner {
-    /// The internal loopback address the executors listen on instead of the public one.
+    /// The internal loopback address the executors listen on instead of `addr`.
     pub addr: std::net::SocketAddr,
+    /// The one they listen on instead of `s3_addr`, when the S3 listener is on.
+    pub s3_addr: Option<std::net::SocketAddr>,
     pub clients: Arc<crate::tls::Clients>,
-    /// Holds `addr`'s port for the process's life.
-    pub _reserved: socket2::Socket,
+    /// The certificate pair both listeners serve.
+    pub cert: Arc<crate::tls::Certificate>,
+    /// Hold the internal ports for the process's life.
+    pub _reserved: Vec<socket2::Socket>,
 }
 
 impl Shared {
@@ -292,6 +295,35 @@ impl Shared {
         *guard = Arc::new(next);
         self.config_generation.fetch_add(1, Ordering::Release);
         Ok(loaded.warnings)
+    }
+
+    /// Reads the node's certificate again (`conf/server.crt`, `conf/server.key`): at every
+    /// reload, and when the files change (`tls::watch`). With `enable_https`, a sound new
+    /// pair serves the next handshakes and the outgoing client believes it as the node's own;
+    /// a refused pair is logged as an error, the old one keeps serving, and the error is
+    /// returned (for the reload's answer). Without it, the outgoing client reads
+    /// `conf/server.crt` again. `by` names the trigger in the log.
+    pub fn reload_certificate(&self, by: &str) -> Result<(), String> {
+        let Some(tls) = &self.tls else {
+            crate::client::tls::reload();
+            return Ok(());
+        };
+        let put_in_service = |pair: &crate::tls::Pair| {
+            crate::client::tls::trust_own(&pair.chain);
+            tracing::info!(
+                sha256 = %pair.fingerprint(),
+                by,
+                "tls: new certificate loaded; new connections use it"
+            );
+        };
+        match tls.cert.reload(put_in_service) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = format!("new certificate refused, the previous one keeps serving: {e}");
+                tracing::error!(by, "tls: {e}");
+                Err(e)
+            }
+        }
     }
 
     /// `peer` answered with this node's id: it is this node under another name (a second

@@ -1,9 +1,12 @@
 //! `enable_https` (docs/CONFIG.md): the node serves TLS with `conf/server.crt` and
 //! `conf/server.key`, as go-fastdfs does, and everything else works through it as over plain
 //! HTTP: curl and wget check the certificate, upload, download, resume; the access rules and
-//! logs see the real client, not the relay.
+//! logs see the real client, not the relay. The S3 listener serves TLS with the same pair
+//! (the AWS CLI and the JS SDK check it). A reload, or a change of the files, puts a renewed
+//! pair in service for new connections; a broken one is refused and the old one serves on.
 
 mod common;
+use common::s3::{have_aws, S3};
 use common::*;
 use serde_json::json;
 use std::io::{Read, Write};
@@ -133,21 +136,22 @@ fn curl_and_wget_upload_download_and_resume_over_tls_checking_the_certificate() 
         .arg(https(&s, "/group1/status")));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "1 0 ");
 
-    // Plain HTTP on the TLS port gets no answer of ours.
+    // Plain HTTP on the TLS port: a 400 that says to use https:// (as go-fastdfs' Go TLS
+    // server answers), in the JSON envelope, and the connection closed.
     let plain = Command::new("curl")
-        .args([
-            "-s",
-            "--max-time",
-            "10",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-        ])
+        .args(["-s", "--max-time", "10", "-w", "\n%{http_code}"])
         .arg(s.url("/group1/status"))
         .output()
         .unwrap();
-    assert_ne!(String::from_utf8_lossy(&plain.stdout), "200");
+    let text = String::from_utf8_lossy(&plain.stdout);
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    assert_eq!(code, "400", "{text}");
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["status"], "fail");
+    assert!(
+        v["message"].as_str().unwrap().contains("https://"),
+        "{body}"
+    );
 }
 
 /// The relay registers each connection's client: admin rights and the access log go by the
@@ -411,4 +415,581 @@ fn a_tus_callback_to_an_https_url_is_delivered_over_tls() {
             .contains("/tls-callback/notice")
     });
     assert!(delivered, "no notice arrived: {}", sender.stderr_tail(2000));
+}
+
+const S3_KEY: &str = "AKIATLSCLIENTS000001";
+const S3_SECRET: &str = "tls/Secret+Key0123456789abcdefghijklmno";
+
+/// A TLS node (two executors) with its S3 listener on, the certificate of `cert`.
+fn https_s3_node(dir: &Path, cert: &Path) -> S3 {
+    https_s3_node_with(dir, cert, json!({}))
+}
+
+/// [`https_s3_node`] with the settings `overrides` too.
+fn https_s3_node_with(dir: &Path, cert: &Path, overrides: serde_json::Value) -> S3 {
+    let s3_port = free_port("127.0.0.1");
+    let mut settings = json!({
+        "workers": 2,
+        "s3_addr": format!("127.0.0.1:{s3_port}"),
+        "s3_region": "us-east-1",
+        "s3_keys": [{"access_key_id": S3_KEY, "secret_access_key": S3_SECRET,
+                     "buckets": ["*"], "read_only": false}],
+    });
+    for (k, v) in overrides.as_object().unwrap() {
+        settings[k] = v.clone();
+    }
+    let server = tls_node_with(dir, free_port("127.0.0.1"), cert, settings);
+    let up = eventually(Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", s3_port)).is_ok()
+    });
+    assert!(up, "the S3 listener never accepted: {}", server.stderr());
+    S3 {
+        server,
+        port: s3_port,
+        home: tempfile::tempdir().unwrap(),
+    }
+}
+
+fn s3_https(s3: &S3) -> String {
+    format!("https://127.0.0.1:{}", s3.port)
+}
+
+/// The AWS CLI against `https://127.0.0.1:<s3 port>`, believing the CA bundle `ca` only:
+/// path-style, SigV4, multipart above 8 MB in 8 MB parts, no retries.
+fn aws_tls(s3: &S3, ca: &Path, args: &[&str]) -> common::s3::Output {
+    let config = s3.home.path().join("aws-config");
+    std::fs::write(
+        &config,
+        "[default]\nregion = us-east-1\noutput = json\ns3 =\n  addressing_style = path\n  \
+         signature_version = s3v4\n  multipart_threshold = 8MB\n  multipart_chunksize = 8MB\n",
+    )
+    .unwrap();
+    let mut cmd = s3.command("aws");
+    cmd.env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", s3.home.path().join("none"))
+        .env("AWS_ACCESS_KEY_ID", S3_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_PAGER", "")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .env("AWS_CA_BUNDLE", ca)
+        .args(["--endpoint-url", &s3_https(s3)])
+        .args(["--cli-connect-timeout", "5", "--cli-read-timeout", "60"])
+        .args(args);
+    common::s3::run(cmd, Duration::from_secs(180))
+}
+
+fn aws_tls_ok(s3: &S3, ca: &Path, args: &[&str]) -> common::s3::Output {
+    let out = aws_tls(s3, ca, args);
+    assert!(
+        out.ok(),
+        "aws {args:?}: {}\n--- server log:\n{}",
+        out.text(),
+        s3.log_tail()
+    );
+    out
+}
+
+/// With `enable_https`, `s3_addr` serves TLS with the node's certificate: the AWS CLI (and
+/// the JS SDK v3 when installed) checking it against conf/server.crt make a bucket, put, get,
+/// upload in parts and list; what they stored is what go-fastdfs' download URL serves. The
+/// relay registers the real client (the access log names 127.0.0.7), and plain HTTP on the
+/// S3 port gets no answer of ours.
+#[test]
+fn s3_clients_work_over_tls_on_s3_addr_checking_the_nodes_certificate() {
+    if !have("openssl") || !have("curl") || !have_aws("s3 over tls") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cert = tmp.path().join("cert");
+    make_certificate(&cert);
+    let s3 = https_s3_node(&tmp.path().join("node"), &cert);
+    let ca = s3.server.dir.join("conf/server.crt");
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let small = b"small object over tls\n".to_vec();
+    let big = noise(17 * 1024 * 1024 + 321, 7); // three parts of 8 MB
+    std::fs::write(work.join("small.txt"), &small).unwrap();
+    std::fs::write(work.join("big.bin"), &big).unwrap();
+    let arg = |p: &Path| p.to_str().unwrap().to_string();
+
+    aws_tls_ok(&s3, &ca, &["s3", "mb", "s3://tlsb"]);
+    aws_tls_ok(
+        &s3,
+        &ca,
+        &[
+            "s3",
+            "cp",
+            &arg(&work.join("small.txt")),
+            "s3://tlsb/a/small.txt",
+        ],
+    );
+    aws_tls_ok(
+        &s3,
+        &ca,
+        &[
+            "s3",
+            "cp",
+            &arg(&work.join("big.bin")),
+            "s3://tlsb/a/big.bin",
+        ],
+    );
+    let head = aws_tls_ok(
+        &s3,
+        &ca,
+        &[
+            "s3api",
+            "head-object",
+            "--bucket",
+            "tlsb",
+            "--key",
+            "a/big.bin",
+        ],
+    )
+    .json();
+    assert!(
+        head["ETag"].as_str().unwrap().ends_with("-3\""),
+        "a multipart upload of three parts: {head}"
+    );
+    let ls = aws_tls_ok(&s3, &ca, &["s3", "ls", "--recursive", "s3://tlsb/"]);
+    let keys: Vec<&str> = ls
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .collect();
+    assert_eq!(keys, ["a/big.bin", "a/small.txt"], "{}", ls.text());
+    let got = work.join("big.got");
+    aws_tls_ok(&s3, &ca, &["s3", "cp", "s3://tlsb/a/big.bin", &arg(&got)]);
+    assert!(
+        std::fs::read(&got).unwrap() == big,
+        "aws s3 cp down over tls"
+    );
+    let cat = aws_tls_ok(&s3, &ca, &["s3", "cp", "s3://tlsb/a/small.txt", "-"]);
+    assert_eq!(cat.stdout.as_bytes(), &small[..]);
+    // The same files through go-fastdfs' download URL, on the main TLS listener.
+    let out = run(curl(&s3.server).arg(https(&s3.server, "/group1/tlsb/a/big.bin")));
+    assert!(out.stdout == big, "the S3 object is the go-fastdfs file");
+
+    // Another CA: the AWS CLI refuses the node's certificate.
+    let other = tmp.path().join("other");
+    make_certificate(&other);
+    let refused = aws_tls(
+        &s3,
+        &other.join("conf/server.crt"),
+        &["s3", "ls", "s3://tlsb/"],
+    );
+    assert!(
+        !refused.ok(),
+        "a certificate the client does not trust: {}",
+        refused.text()
+    );
+    assert!(
+        refused.stderr.contains("SSL") || refused.stderr.contains("certificate"),
+        "{}",
+        refused.text()
+    );
+
+    // curl's own SigV4 from 127.0.0.7: the access log names the real client.
+    let listed = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "30",
+            "--interface",
+            "127.0.0.7",
+            "--cacert",
+        ])
+        .arg(&ca)
+        .args(["--aws-sigv4", "aws:amz:us-east-1:s3"])
+        .args(["--user", &format!("{S3_KEY}:{S3_SECRET}")])
+        .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+        .arg(format!("{}/tlsb?list-type=2", s3_https(&s3)))
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&listed.stdout);
+    assert!(body.contains("<Key>a/small.txt</Key>"), "{body}");
+    let logged = eventually(Duration::from_secs(10), || {
+        std::fs::read_to_string(s3.server.dir.join("log/access.log"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains("127.0.0.7") && l.contains("list-type=2"))
+    });
+    assert!(
+        logged,
+        "the access log names the S3 client behind the relay"
+    );
+
+    // Plain HTTP on the TLS S3 port: a 400 with an S3 error saying to use https://, closed;
+    // the AWS CLI pointed at http:// shows it.
+    let got = raw(
+        &format!("127.0.0.1:{}", s3.port),
+        b"GET /tlsb HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        Duration::from_secs(15),
+    );
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+    assert!(text.contains("Connection: close"), "{text}");
+    assert!(text.contains("<Code>BadRequest</Code>"), "{text}");
+    assert!(text.contains("use https://"), "{text}");
+    let mut plain = s3.aws_command(S3_KEY, S3_SECRET);
+    plain.args(["s3", "ls", "s3://tlsb/"]);
+    let out = common::s3::run(plain, Duration::from_secs(60));
+    assert!(
+        !out.ok() && out.stderr.contains("BadRequest"),
+        "{}",
+        out.text()
+    );
+    // And the node still serves.
+    aws_tls_ok(&s3, &ca, &["s3", "ls", "s3://tlsb/a/"]);
+
+    js_sdk_over_tls(&s3, &ca, tmp.path());
+}
+
+/// One client's TLS connections count against `connections_per_client_max` over both
+/// listeners: with two open on `addr`, a third on `s3_addr` is closed at once, and is served
+/// once one of the two has gone.
+#[test]
+fn a_clients_tls_connections_are_capped_over_addr_and_s3_addr_together() {
+    if !have("openssl") || !have("curl") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cert = tmp.path().join("cert");
+    make_certificate(&cert);
+    let s3 = https_s3_node_with(
+        &tmp.path().join("node"),
+        &cert,
+        json!({"connections_per_client_max": 2}),
+    );
+    let s3_url = format!("{}/", s3_https(&s3));
+    let answered = || trusted_by(&s3.server.dir, &s3_url);
+    assert!(answered(), "{}", s3.server.stderr_tail(2000));
+    std::thread::sleep(Duration::from_millis(500)); // curl's relay has ended
+    let one = TcpStream::connect(s3.server.addr()).unwrap();
+    let two = TcpStream::connect(s3.server.addr()).unwrap();
+    std::thread::sleep(Duration::from_millis(300)); // both accepted by the front
+    for held in [&one, &two] {
+        held.set_nonblocking(true).unwrap();
+        let open = matches!(held.peek(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+        assert!(open, "two connections are within the cap");
+    }
+    let mut third = TcpStream::connect(("127.0.0.1", s3.port)).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let t = Instant::now();
+    let n = third.read(&mut [0u8; 16]).unwrap_or(0);
+    assert_eq!(n, 0, "closed");
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "closed at once, not timed out"
+    );
+    assert!(!answered(), "the client is at its cap over both listeners");
+    drop(one);
+    assert!(
+        eventually(Duration::from_secs(5), answered),
+        "a place given back is taken"
+    );
+}
+
+/// The AWS SDK for JavaScript v3 (tests/s3js) against the TLS S3 listener, trusting `ca`
+/// (NODE_EXTRA_CA_CERTS): puts, gets, uploads in parts and lists. Skipped when not installed.
+fn js_sdk_over_tls(s3: &S3, ca: &Path, tmp: &Path) {
+    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/s3js");
+    if !js
+        .join("node_modules/@aws-sdk/client-s3/package.json")
+        .exists()
+    {
+        skip(
+            "s3 over tls: the JS SDK",
+            "not installed: cd tests/s3js && npm ci",
+        );
+        return;
+    }
+    let dir = tmp.join("js");
+    std::fs::create_dir_all(&dir).unwrap();
+    let small = b"hello from the JS SDK over tls\n".to_vec();
+    let stream = noise(300 * 1024 + 7, 3);
+    let big = noise(12 * 1024 * 1024 + 5, 4);
+    for (name, data) in [
+        ("small.txt", &small),
+        ("stream.bin", &stream),
+        ("big.bin", &big),
+    ] {
+        std::fs::write(dir.join(name), data).unwrap();
+    }
+    let mut cmd = s3.command("node");
+    cmd.current_dir(&js)
+        .env("NODE_EXTRA_CA_CERTS", ca)
+        .arg("s3_sdk.mjs")
+        .args(["--endpoint", &s3_https(s3), "--bucket", "jstls"])
+        .args(["--key", &format!("{S3_KEY}:{S3_SECRET}")])
+        .arg("--dir")
+        .arg(&dir);
+    let out = common::s3::run(cmd, Duration::from_secs(180));
+    assert!(
+        out.ok(),
+        "s3_sdk.mjs over tls: {}\n{}",
+        out.text(),
+        s3.log_tail()
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(out.stdout.lines().last().unwrap_or("")).unwrap();
+    for step in [
+        "create_bucket",
+        "put_small",
+        "get_small",
+        "upload",
+        "get_big",
+    ] {
+        assert!(
+            r[step].is_object() && r[step].get("message").is_none(),
+            "{step} over tls: {}",
+            r[step]
+        );
+    }
+    assert_eq!(r["put_small"]["etag"], format!("\"{}\"", md5_hex(&small)));
+    assert!(
+        std::fs::read(dir.join("big.got")).unwrap() == big,
+        "JS SDK GetObject over tls"
+    );
+}
+
+/// Puts the pair of `cert` in `node`'s conf/ the way a renewal does: each file written
+/// beside and renamed over the old one.
+fn install_pair(cert: &Path, node: &Path) {
+    for f in ["server.crt", "server.key"] {
+        let to = node.join("conf").join(f);
+        let tmp = node.join("conf").join(format!(".{f}.new"));
+        std::fs::copy(cert.join("conf").join(f), &tmp).unwrap();
+        std::fs::rename(&tmp, &to).unwrap();
+    }
+}
+
+/// Whether curl believing only `cert`'s certificate gets an HTTP answer from `url`.
+fn trusted_by(cert: &Path, url: &str) -> bool {
+    Command::new("curl")
+        .args(["-s", "--max-time", "10", "-o", "/dev/null", "--cacert"])
+        .arg(cert.join("conf/server.crt"))
+        .arg(url)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// `G/reload?action=reload` (curl -k: the answer matters here, not the certificate).
+fn reload(s: &Server) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-sk", "--max-time", "30", "-w", "\n%{http_code}"])
+        .arg(https(s, "/group1/reload?action=reload&key=test-admin-key"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or((&text, ""));
+    (code.to_string(), body.to_string())
+}
+
+/// The SHA-256 of a certificate's DER, in hex.
+fn fingerprint(cert: &Path) -> String {
+    let out = run(Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(cert.join("conf/server.crt")));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .replace(':', "")
+        .to_ascii_lowercase()
+}
+
+/// A kept-alive HTTPS connection (Python's http.client) believing `cert`: one request now,
+/// another on the same connection after a line on stdin; prints the status and the peer
+/// certificate's SHA-256 after each.
+fn kept_alive(cert: &Path, port: u16) -> std::process::Child {
+    let script = r#"
+import hashlib, http.client, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+c = http.client.HTTPSConnection("127.0.0.1", int(sys.argv[2]), context=ctx, timeout=30)
+def once():
+    c.request("GET", "/group1/status")
+    r = c.getresponse()
+    r.read()
+    print(r.status, id(c.sock), hashlib.sha256(c.sock.getpeercert(True)).hexdigest(), flush=True)
+once()
+sys.stdin.readline()
+once()
+"#;
+    Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(cert.join("conf/server.crt"))
+        .arg(port.to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3")
+}
+
+/// A renewed certificate: after `G/reload`, new connections to both TLS listeners get the new
+/// pair (curl believing only the new CA passes, only the old one fails) while a connection
+/// open since before keeps the old one. A broken file or a key that is not the certificate's
+/// is refused with an ERROR line and a 400 that says so, and the pair serving stays. Files
+/// changed with no reload at all are taken within seconds (certbot's renewal).
+#[test]
+fn a_reload_serves_a_renewed_certificate_and_a_broken_one_leaves_the_old_serving() {
+    if !have("openssl") || !have("curl") || !have("python3") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let [a, b, c, d] = ["a", "b", "c", "d"].map(|n| {
+        let p = tmp.path().join(n);
+        make_certificate(&p);
+        p
+    });
+    let node = tmp.path().join("node");
+    let s3 = https_s3_node(&node, &a);
+    let s = &s3.server;
+    let main_url = https(s, "/group1/status");
+    let s3_url = format!("{}/", s3_https(&s3));
+    let both = |cert: &Path| trusted_by(cert, &main_url) && trusted_by(cert, &s3_url);
+    let neither = |cert: &Path| !trusted_by(cert, &main_url) && !trusted_by(cert, &s3_url);
+    assert!(both(&a) && neither(&b), "{}", s.stderr_tail(2000));
+
+    // A connection opened before the renewal.
+    let mut old = kept_alive(&a, s.port);
+    let mut lines = std::io::BufReader::new(old.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut lines, &mut first).unwrap();
+    assert!(first.starts_with("200 "), "{first}");
+
+    install_pair(&b, &node);
+    assert_eq!(reload(s).0, "200", "{}", s.stderr_tail(2000));
+    assert!(both(&b), "the renewed pair serves: {}", s.stderr_tail(2000));
+    assert!(neither(&a), "the old pair no longer serves new connections");
+    // The connection from before keeps its pair and goes on.
+    old.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+    let mut second = String::new();
+    std::io::BufRead::read_line(&mut lines, &mut second).unwrap();
+    let _ = old.wait();
+    let (f1, f2): (Vec<&str>, Vec<&str>) = (
+        first.split_whitespace().collect(),
+        second.split_whitespace().collect(),
+    );
+    assert_eq!(f2.first(), Some(&"200"), "{second}");
+    assert_eq!(f1[1], f2[1], "the same connection");
+    assert_eq!(f2[2], fingerprint(&a), "an open connection keeps its pair");
+
+    // Broken: not PEM; then a key that is not the certificate's. Refused, B serves on.
+    std::fs::write(node.join("conf/server.crt"), b"not a certificate\n").unwrap();
+    let (code, body) = reload(s);
+    assert_eq!(code, "400", "{body}");
+    assert!(body.contains("certificate refused"), "{body}");
+    assert!(both(&b), "a broken file leaves the pair serving");
+    std::fs::copy(c.join("conf/server.crt"), node.join("conf/server.crt")).unwrap();
+    let (code, body) = reload(s);
+    assert_eq!(code, "400", "{body}");
+    assert!(
+        both(&b) && neither(&c),
+        "a mismatched key leaves the pair serving"
+    );
+    let log = s.stderr();
+    let refusals: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.contains("new certificate refused"))
+        .collect();
+    // (The periodic check may have seen the files too: each reading is logged.)
+    assert!(
+        refusals
+            .iter()
+            .any(|l| l.contains("holds no PEM certificate")),
+        "{refusals:?}"
+    );
+    assert!(
+        refusals
+            .iter()
+            .any(|l| l.contains("is not the key of the certificate")),
+        "{refusals:?}"
+    );
+
+    // Renewed with no reload: taken once the files have held still (checked every 10 s).
+    install_pair(&d, &node);
+    let taken = eventually(Duration::from_secs(30), || both(&d));
+    assert!(
+        taken,
+        "changed files are taken without a reload: {}",
+        s.stderr_tail(3000)
+    );
+    assert!(neither(&b));
+    let loaded = |by: &str| {
+        s.stderr()
+            .lines()
+            .any(|l| l.contains("new certificate loaded") && l.contains(by))
+    };
+    assert!(loaded("files changed"), "{}", s.stderr_tail(3000));
+
+    // SIGHUP reads them too (at once: the periodic check waits 2 s for the files to settle).
+    install_pair(&c, &node);
+    // SAFETY: a signal to the child this test started.
+    unsafe { libc::kill(s.child.as_ref().unwrap().id() as i32, libc::SIGHUP) };
+    let by_signal = eventually(Duration::from_secs(10), || loaded("SIGHUP"));
+    assert!(by_signal, "{}", s.stderr_tail(3000));
+    assert!(both(&c) && neither(&d));
+}
+
+/// A cluster sharing one self-signed certificate renews it: after the reload, a node believes
+/// the new one as its own, so it replicates to a peer presenting it.
+#[test]
+fn after_a_renewal_a_node_believes_its_new_certificate_in_its_peers() {
+    if !have("openssl") || !have("curl") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (old, new) = (tmp.path().join("old"), tmp.path().join("new"));
+    make_certificate(&old);
+    make_certificate(&new);
+    let (pa, pb) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
+    let url = |p: u16| format!("https://127.0.0.1:{p}");
+    let (da, db) = (tmp.path().join("a"), tmp.path().join("b"));
+    let a = tls_node(&da, pa, &old, &[url(pb)], true);
+    let mut b = tls_node(&db, pb, &old, &[url(pa)], true);
+    let send = |name: &str, body: &[u8]| {
+        let file = tmp.path().join(name);
+        std::fs::write(&file, body).unwrap();
+        let out = Command::new("curl")
+            .args(["-sk", "--fail", "--max-time", "30", "-F"])
+            .arg(format!("file=@{}", file.display()))
+            .args(["-F", "output=json"])
+            .arg(https(&a, "/group1/upload"))
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["path"].as_str().unwrap().to_string()
+    };
+    let on_b = |path: &str, want: &[u8]| {
+        eventually(Duration::from_secs(30), || {
+            Command::new("curl")
+                .args(["-sk", "--max-time", "10"])
+                .arg(format!("{}{path}", url(pb)))
+                .output()
+                .map(|o| o.stdout == want)
+                .unwrap_or(false)
+        })
+    };
+    let p1 = send("one.txt", b"before the renewal");
+    assert!(on_b(&p1, b"before the renewal"), "{}", a.stderr_tail(2000));
+
+    // Both renewed: a reloads; b restarts with the new pair (a's pooled connections end).
+    install_pair(&new, &da);
+    install_pair(&new, &db);
+    assert_eq!(reload(&a).0, "200");
+    b.kill();
+    b.spawn();
+    let p2 = send("two.txt", b"after the renewal");
+    assert!(
+        on_b(&p2, b"after the renewal"),
+        "a believes its renewed certificate in b: {}",
+        a.stderr_tail(3000)
+    );
 }

@@ -342,11 +342,19 @@ pub async fn reload(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, 
             Ok(ok::<()>(None))
         }
         Some("reload") => {
+            // The certificate is read again too (enable_https); its files are the operator's
+            // input like cfg.json, so a refused pair is a 400 that says what was applied.
             let shared = w.shared.clone();
-            glommio::executor()
-                .spawn_blocking(move || shared.reload_config())
-                .await
-                .map_err(|e| ApiError::fail(400, e.to_string()))?;
+            let (config, cert) = glommio::executor()
+                .spawn_blocking(move || {
+                    (
+                        shared.reload_config(),
+                        shared.reload_certificate("G/reload"),
+                    )
+                })
+                .await;
+            config.map_err(|e| ApiError::fail(400, e.to_string()))?;
+            cert.map_err(|e| ApiError::fail(400, format!("configuration reloaded; {e}")))?;
             Ok(ok::<()>(None))
         }
         Some(_) => Err(ApiError::Empty(400)),

@@ -7,21 +7,29 @@
 //! check accepts as a leaf), else a chain to a trust anchor for the URL's host (the anchors are
 //! the certificates of `conf/server.crt`, a cluster's own CA, and the system's bundle), unless
 //! `tls_verify_peers` is off (any certificate: go-fastdfs clusters with a self-signed
-//! certificate per node). Set once at start ([`init`]); before that (unit tests) only the
-//! system's bundle is trusted.
+//! certificate per node). Set at start ([`init`]) and again when the node's certificate is
+//! read again ([`trust_own`], [`reload`]): connections opened after that use the new trust,
+//! open ones keep theirs. Before [`init`] (unit tests) only the system's bundle is trusted.
 
 use futures_rustls::rustls;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 /// The system's CA bundle (Debian's `ca-certificates`).
 const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
-static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+/// What [`init`] was given (no `dir` before it), and the configuration made of it.
+struct Trust {
+    dir: Option<PathBuf>,
+    verify: bool,
+    config: Arc<rustls::ClientConfig>,
+}
+
+static TRUST: RwLock<Option<Trust>> = RwLock::new(None);
 
 #[allow(deprecated)] // ring: see crate::tls::load
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -35,9 +43,41 @@ fn pem_certs(path: &Path) -> Vec<CertificateDer<'static>> {
 }
 
 /// Builds the client configuration for the runtime dir `dir`; `verify` is
-/// `tls_verify_peers`. Later calls keep the first.
+/// `tls_verify_peers`.
 pub fn init(dir: &Path, verify: bool) {
-    let _ = CONFIG.set(build(&pem_certs(&dir.join("conf/server.crt")), verify));
+    let config = build(&pem_certs(&dir.join("conf/server.crt")), verify);
+    *TRUST.write().expect("client tls") = Some(Trust {
+        dir: Some(dir.to_path_buf()),
+        verify,
+        config,
+    });
+}
+
+/// The node's own certificates are now `own` (the chain its TLS listeners serve since a
+/// reload): connections opened from now on believe them instead of the old ones.
+pub fn trust_own(own: &[CertificateDer<'static>]) {
+    let verify = match TRUST.read().expect("client tls").as_ref() {
+        Some(t) => t.verify,
+        None => return,
+    };
+    // Built outside the lock: executors take it for every new connection.
+    let config = build(own, verify);
+    if let Some(t) = TRUST.write().expect("client tls").as_mut() {
+        t.config = config;
+    }
+}
+
+/// Reads `conf/server.crt` again (a node without `enable_https` that trusts it for its
+/// `https://` peers or callbacks).
+pub fn reload() {
+    let dir = TRUST
+        .read()
+        .expect("client tls")
+        .as_ref()
+        .and_then(|t| t.dir.clone());
+    if let Some(dir) = dir {
+        trust_own(&pem_certs(&dir.join("conf/server.crt")));
+    }
 }
 
 fn build(own: &[CertificateDer<'static>], verify: bool) -> Arc<rustls::ClientConfig> {
@@ -75,7 +115,16 @@ fn build(own: &[CertificateDer<'static>], verify: bool) -> Arc<rustls::ClientCon
 
 /// The client configuration for `https://` URLs (blocking users: tus callbacks).
 pub fn config() -> Arc<rustls::ClientConfig> {
-    CONFIG.get_or_init(|| build(&[], true)).clone()
+    if let Some(t) = TRUST.read().expect("client tls").as_ref() {
+        return t.config.clone();
+    }
+    let mut trust = TRUST.write().expect("client tls");
+    let t = trust.get_or_insert_with(|| Trust {
+        dir: None,
+        verify: true,
+        config: build(&[], true),
+    });
+    t.config.clone()
 }
 
 /// The connector for `https://` URLs (async users: the peer pool).
