@@ -1513,19 +1513,16 @@ fn aws_cli_lists_a_multipart_objects_parts_and_a_copy_keeps_its_composite_checks
 
     // A copy (one part now, its ETag the md5) keeps the composite checksum and its type.
     let all = parts.concat();
-    let copied = aws_json(
-        &s3,
-        &[
-            "s3api",
-            "copy-object",
-            "--copy-source",
-            "attr/big.bin",
-            "--bucket",
-            "attr",
-            "--key",
-            "copy.bin",
-        ],
-    );
+    let copy = |key: &str, extra: &[&str]| {
+        let args = [
+            &["s3api", "copy-object", "--copy-source", "attr/big.bin"][..],
+            &["--bucket", "attr", "--key", key],
+            extra,
+        ]
+        .concat();
+        aws_json(&s3, &args)
+    };
+    let copied = copy("copy.bin", &[]);
     assert_eq!(
         copied["CopyObjectResult"]["ChecksumCRC32"],
         json!(composite),
@@ -1555,21 +1552,7 @@ fn aws_cli_lists_a_multipart_objects_parts_and_a_copy_keeps_its_composite_checks
         "a copy is no multipart object: {a}"
     );
     // Asked for SHA-256: that checksum of the whole copy.
-    aws_ok(
-        &s3,
-        &[
-            "s3api",
-            "copy-object",
-            "--copy-source",
-            "attr/big.bin",
-            "--bucket",
-            "attr",
-            "--key",
-            "sha.bin",
-            "--checksum-algorithm",
-            "SHA256",
-        ],
-    );
+    copy("sha.bin", &["--checksum-algorithm", "SHA256"]);
     let h = head("sha.bin");
     let sha = {
         use base64::Engine;
