@@ -70,6 +70,19 @@ fn assert_refused_for_space(code: u16, v: &Value, dir: &Path) {
     );
 }
 
+/// Files in the upload temp dir of the runtime dir `root`.
+fn temp_files(root: &Path) -> usize {
+    std::fs::read_dir(root.join("files/_tmp")).map_or(0, |d| d.count())
+}
+
+/// Stops `s`, then checks its store at `root` clean: every record has its file, every file
+/// its record.
+fn stop_and_check(s: &mut Server, root: &Path) {
+    s.stop();
+    let (code, out) = run_to_exit(root, &["check"], Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{out}");
+}
+
 #[test]
 fn a_full_disk_refuses_uploads_with_507_and_nothing_half_written_then_recovers() {
     let tmp = tempfile::tempdir().unwrap();
@@ -115,10 +128,8 @@ fn a_full_disk_refuses_uploads_with_507_and_nothing_half_written_then_recovers()
     }
     // Nothing half-written: no temp file, no new stored file, the count unchanged.
     // (A refused upload's temp file is removed in the background right after the answer.)
-    let tmp_dir = root.join("files/_tmp");
-    let temps = || std::fs::read_dir(&tmp_dir).map(|d| d.count()).unwrap_or(0);
     assert!(
-        eventually(Duration::from_secs(5), || temps() == 0),
+        eventually(Duration::from_secs(5), || temp_files(&root) == 0),
         "temp files left"
     );
     let now: Vec<PathBuf> = files_under(&root)
@@ -182,10 +193,7 @@ fn a_full_metadata_disk_refuses_with_507_undoes_the_placed_file_and_recovers() {
     );
     assert_eq!(code, 200, "{v}");
     assert!(stored > 0);
-    // Stopped, the store checks clean: every record has its file, every file its record.
-    s.stop();
-    let (code, out) = run_to_exit(&root, &["check"], Duration::from_secs(60));
-    assert_eq!(code, Some(0), "{out}");
+    stop_and_check(&mut s, &root);
 }
 
 #[test]
@@ -292,9 +300,7 @@ fn admin_jobs_on_a_full_disk_answer_507_leave_nothing_corrupt_and_recover() {
         80,
         "each record under its md5 and its path key"
     );
-    s.stop();
-    let (code, out) = run_to_exit(&root, &["check"], Duration::from_secs(60));
-    assert_eq!(code, Some(0), "{out}");
+    stop_and_check(&mut s, &root);
 }
 
 /// `repair` with a peer while this node's metadata volume is full: it stops with a logged
@@ -374,9 +380,7 @@ fn a_repair_on_a_full_metadata_disk_stops_with_a_logged_error_and_recovers() {
         "not reconciled after space returned: {}",
         a.stderr()
     );
-    a.stop();
-    let (code, out) = run_to_exit(&a_root, &["check"], Duration::from_secs(60));
-    assert_eq!(code, Some(0), "{out}");
+    stop_and_check(&mut a, &a_root);
 }
 
 /// Free bytes of the filesystem holding `dir` (`stat -f`: available blocks times their size).
@@ -630,10 +634,9 @@ impl SmallDisk {
         id.split("</UploadId>").next().unwrap().to_string()
     }
 
-    /// Files in the upload temp dir.
+    /// Files in its upload temp dir.
     fn temps(&self) -> usize {
-        let dir = self.root.join("files/_tmp");
-        std::fs::read_dir(dir).map_or(0, |d| d.count())
+        temp_files(&self.root)
     }
 }
 
