@@ -675,17 +675,34 @@ mod process_tests {
 
 /// Size, modification time (unix seconds) and whether it is a directory, of an open file.
 pub fn fstat(file: &impl std::os::fd::AsRawFd) -> std::io::Result<(u64, u64, bool)> {
-    let st = fstat_raw(file)?;
-    let is_dir = (st.st_mode & libc::S_IFMT) == libc::S_IFDIR;
-    Ok((st.st_size as u64, st.st_mtime.max(0) as u64, is_dir))
+    let st = file_stat(file)?;
+    Ok((st.size, st.mtime_secs, st.is_dir))
 }
 
-/// What tells one content of an open file from another at the same path: its inode and
-/// its mtime to the nanosecond (files are replaced by a rename, so a new content is a new
-/// inode; the mtime covers a file rewritten in place).
-pub fn content_version(file: &impl std::os::fd::AsRawFd) -> std::io::Result<(u64, i64, i64)> {
+/// What one `fstat` of an open file tells: its size, its mtime to the nanosecond, its inode
+/// (files are replaced by a rename, so a new content is a new inode; the mtime covers a file
+/// rewritten in place) and whether it is a directory.
+#[derive(Clone, Copy, Debug)]
+pub struct FileStat {
+    pub size: u64,
+    /// Unix seconds (a time before the epoch is 0).
+    pub mtime_secs: u64,
+    /// The nanoseconds within `mtime_secs`, below 10^9.
+    pub mtime_nanos: u32,
+    pub ino: u64,
+    pub is_dir: bool,
+}
+
+/// The [`FileStat`] of an open file.
+pub fn file_stat(file: &impl std::os::fd::AsRawFd) -> std::io::Result<FileStat> {
     let st = fstat_raw(file)?;
-    Ok((st.st_ino, st.st_mtime, st.st_mtime_nsec))
+    Ok(FileStat {
+        size: st.st_size as u64,
+        mtime_secs: st.st_mtime.max(0) as u64,
+        mtime_nanos: st.st_mtime_nsec.clamp(0, 999_999_999) as u32,
+        ino: st.st_ino,
+        is_dir: (st.st_mode & libc::S_IFMT) == libc::S_IFDIR,
+    })
 }
 
 fn fstat_raw(file: &impl std::os::fd::AsRawFd) -> std::io::Result<libc::stat> {

@@ -70,6 +70,19 @@ fn assert_refused_for_space(code: u16, v: &Value, dir: &Path) {
     );
 }
 
+/// Files in the upload temp dir of the runtime dir `root`.
+fn temp_files(root: &Path) -> usize {
+    std::fs::read_dir(root.join("files/_tmp")).map_or(0, |d| d.count())
+}
+
+/// Stops `s`, then checks its store at `root` clean: every record has its file, every file
+/// its record.
+fn stop_and_check(s: &mut Server, root: &Path) {
+    s.stop();
+    let (code, out) = run_to_exit(root, &["check"], Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{out}");
+}
+
 #[test]
 fn a_full_disk_refuses_uploads_with_507_and_nothing_half_written_then_recovers() {
     let tmp = tempfile::tempdir().unwrap();
@@ -115,10 +128,8 @@ fn a_full_disk_refuses_uploads_with_507_and_nothing_half_written_then_recovers()
     }
     // Nothing half-written: no temp file, no new stored file, the count unchanged.
     // (A refused upload's temp file is removed in the background right after the answer.)
-    let tmp_dir = root.join("files/_tmp");
-    let temps = || std::fs::read_dir(&tmp_dir).map(|d| d.count()).unwrap_or(0);
     assert!(
-        eventually(Duration::from_secs(5), || temps() == 0),
+        eventually(Duration::from_secs(5), || temp_files(&root) == 0),
         "temp files left"
     );
     let now: Vec<PathBuf> = files_under(&root)
@@ -182,10 +193,7 @@ fn a_full_metadata_disk_refuses_with_507_undoes_the_placed_file_and_recovers() {
     );
     assert_eq!(code, 200, "{v}");
     assert!(stored > 0);
-    // Stopped, the store checks clean: every record has its file, every file its record.
-    s.stop();
-    let (code, out) = run_to_exit(&root, &["check"], Duration::from_secs(60));
-    assert_eq!(code, Some(0), "{out}");
+    stop_and_check(&mut s, &root);
 }
 
 #[test]
@@ -292,9 +300,7 @@ fn admin_jobs_on_a_full_disk_answer_507_leave_nothing_corrupt_and_recover() {
         80,
         "each record under its md5 and its path key"
     );
-    s.stop();
-    let (code, out) = run_to_exit(&root, &["check"], Duration::from_secs(60));
-    assert_eq!(code, Some(0), "{out}");
+    stop_and_check(&mut s, &root);
 }
 
 /// `repair` with a peer while this node's metadata volume is full: it stops with a logged
@@ -374,9 +380,7 @@ fn a_repair_on_a_full_metadata_disk_stops_with_a_logged_error_and_recovers() {
         "not reconciled after space returned: {}",
         a.stderr()
     );
-    a.stop();
-    let (code, out) = run_to_exit(&a_root, &["check"], Duration::from_secs(60));
-    assert_eq!(code, Some(0), "{out}");
+    stop_and_check(&mut a, &a_root);
 }
 
 /// Free bytes of the filesystem holding `dir` (`stat -f`: available blocks times their size).
@@ -441,30 +445,18 @@ fn curl(args: &[&str], url: &str) -> (u16, String, u64) {
 /// go through.
 #[test]
 fn an_upload_announced_larger_than_the_free_space_is_refused_before_its_body_is_read() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("rt");
-    let Some(_fs) = Tmpfs::mount(&root, "32m") else {
+    let Some(disk) = SmallDisk::start() else {
         return;
     };
-    let (s, s3, signed) = start_with_s3(&root);
-    let signed = args(&signed);
-    let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let file = |name: &str, size: usize, seed: u64| {
-        let p = data.join(name);
-        std::fs::write(&p, noise(size, seed)).unwrap();
-        p.display().to_string()
-    };
-    let (big, fits) = (file("big.bin", 12 << 20, 1), 1_500_000);
-    let filler = fill_leaving(&root, 8 << 20);
-    let tmp_dir = root.join("files/_tmp");
-    let temps = || std::fs::read_dir(&tmp_dir).map(|d| d.count()).unwrap_or(0);
+    let (s, root) = (&disk.s, &disk.root);
+    let (big, fits) = (disk.file("big.bin", 12 << 20, 1), 1_500_000);
+    let filler = fill_leaving(root, 8 << 20);
     let upload_url = s.url("/group1/upload?output=json");
 
     // Multipart: refused before the body.
     let (code, body, sent) = curl(&["-F", &format!("file=@{big}")], &upload_url);
     let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    assert_refused_for_space(code, &v, &root);
+    assert_refused_for_space(code, &v, root);
     assert_eq!(sent, 0, "the body was sent though refused: {body}");
 
     // tus: an Upload-Length at creation, and a deferred one declared by a PATCH.
@@ -479,7 +471,7 @@ fn an_upload_announced_larger_than_the_free_space_is_refused_before_its_body_is_
     };
     let (code, body) = create(("Upload-Length", &(12u64 << 20).to_string()));
     let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    assert_refused_for_space(code, &v, &root);
+    assert_refused_for_space(code, &v, root);
     let r = agent()
         .post(&tus)
         .set("Tus-Resumable", "1.0.0")
@@ -497,34 +489,19 @@ fn an_upload_announced_larger_than_the_free_space_is_refused_before_its_body_is_
             .set("Content-Type", "application/offset+octet-stream"),
     );
     let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    assert_refused_for_space(code, &v, &root);
+    assert_refused_for_space(code, &v, root);
 
     // S3 PutObject: S3's error for a full store, before the body.
-    let (code, body, sent) = curl(
-        &[&signed[..], &["-T", &big]].concat(),
-        &format!("{s3}/space/big.bin"),
-    );
-    assert_eq!(code, 507, "{body}");
-    assert!(body.contains("<Code>InsufficientStorage</Code>"), "{body}");
-    assert!(!body.contains("/tmp"), "{body}");
+    let (code, body, sent) = disk.s3_curl(&["-T", &big], "/space/big.bin");
+    assert_s3_refused_for_space(code, &body);
     assert_eq!(sent, 0, "the body was sent though refused: {body}");
     // S3 UploadPart likewise.
-    let parts = format!("{s3}/space/parts.bin");
-    let (code, body, _) = curl(
-        &[&signed[..], &["-X", "POST"]].concat(),
-        &format!("{parts}?uploads="),
-    );
-    assert_eq!(code, 200, "{body}");
-    let id = body.split("<UploadId>").nth(1).unwrap();
-    let id = id.split("</UploadId>").next().unwrap();
-    let (code, body, sent) = curl(
-        &[&signed[..], &["-T", &big]].concat(),
-        &format!("{parts}?partNumber=1&uploadId={id}"),
-    );
-    assert_eq!(code, 507, "{body}");
-    assert!(body.contains("<Code>InsufficientStorage</Code>"), "{body}");
+    let id = disk.s3_multipart("/space/parts.bin");
+    let part = format!("/space/parts.bin?partNumber=1&uploadId={id}");
+    let (code, body, sent) = disk.s3_curl(&["-T", &big], &part);
+    assert_s3_refused_for_space(code, &body);
     assert_eq!(sent, 0, "the part was sent though refused: {body}");
-    assert_eq!(temps(), 0, "a refused upload made a temp file");
+    assert_eq!(disk.temps(), 0, "a refused upload made a temp file");
 
     // Without a length (chunked), the body is written as far as the space goes: still a
     // 507, and its temp file is removed.
@@ -538,14 +515,14 @@ fn an_upload_announced_larger_than_the_free_space_is_refused_before_its_body_is_
         &upload_url,
     );
     let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    assert_refused_for_space(code, &v, &root);
+    assert_refused_for_space(code, &v, root);
     assert!(
-        eventually(Duration::from_secs(5), || temps() == 0),
+        eventually(Duration::from_secs(5), || disk.temps() == 0),
         "temp files left"
     );
 
     // What fits goes through, by each route.
-    let small = file("fits.bin", fits, 2);
+    let small = disk.file("fits.bin", fits, 2);
     let (code, body, sent) = curl(&["-F", &format!("file=@{small}")], &upload_url);
     assert_eq!(code, 200, "{body}");
     assert!(sent > fits as u64);
@@ -566,49 +543,108 @@ fn an_upload_announced_larger_than_the_free_space_is_refused_before_its_body_is_
         .unwrap();
     assert_eq!(patched.status(), 204);
     assert!(patched.header("x-fastdfs-url").is_some());
-    let (code, body, _) = curl(
-        &[&signed[..], &["-T", &small]].concat(),
-        &format!("{s3}/space/fits.bin"),
-    );
+    let (code, body, _) = disk.s3_curl(&["-T", &small], "/space/fits.bin");
     assert_eq!(code, 200, "{body}");
     let kept = std::fs::metadata(root.join("files/space/fits.bin")).unwrap();
     assert_eq!(kept.len(), fits as u64);
     std::fs::remove_file(filler).unwrap();
 }
 
-/// A server on the small filesystem at `root` with tus and an S3 endpoint (bucket `space`
-/// made); returns it, the S3 base URL and curl's arguments to sign as its key.
-fn start_with_s3(root: &Path) -> (Server, String, Vec<String>) {
-    let s3_port = free_port("127.0.0.1");
-    let (ak, sk) = ("AKSPACE", "space-secret");
-    let s = Server::start_in(
-        root,
-        "127.0.0.1",
-        json!({
-            "enable_tus": true,
-            "enable_merge_small_file": false,
-            "s3_addr": format!("127.0.0.1:{s3_port}"),
-            "s3_region": "us-east-1",
-            "s3_keys": [{"access_key_id": ak, "secret_access_key": sk, "buckets": ["*"]}],
-        }),
-    );
-    let s3 = format!("http://127.0.0.1:{s3_port}");
-    let signed: Vec<String> = [
-        "--aws-sigv4",
-        "aws:amz:us-east-1:s3",
-        "--user",
-        &format!("{ak}:{sk}"),
-        "-H",
-        "x-amz-content-sha256: UNSIGNED-PAYLOAD",
-    ]
-    .map(String::from)
-    .into();
-    let (code, body, _) = curl(
-        &[args(&signed), vec!["-X", "PUT"]].concat(),
-        &format!("{s3}/space"),
-    );
-    assert_eq!(code, 200, "{body}");
-    (s, s3, signed)
+/// The admission tests' setup: a server with tus and an S3 endpoint (bucket `space` made) on
+/// a 32 MiB tmpfs, and a directory beside it for the files its clients send. Dropped, the
+/// server stops before the tmpfs is unmounted.
+struct SmallDisk {
+    s: Server,
+    /// The S3 endpoint's base URL.
+    s3: String,
+    /// curl's arguments to sign as the server's S3 key.
+    signed: Vec<String>,
+    /// The runtime dir: the tmpfs.
+    root: PathBuf,
+    data: PathBuf,
+    _fs: Tmpfs,
+    _tmp: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// None: no tmpfs can be mounted (the test is skipped).
+    fn start() -> Option<SmallDisk> {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("rt");
+        let fs = Tmpfs::mount(&root, "32m")?;
+        let data = tmp.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let s3_port = free_port("127.0.0.1");
+        let (ak, sk) = ("AKSPACE", "space-secret");
+        let s = Server::start_in(
+            &root,
+            "127.0.0.1",
+            json!({
+                "enable_tus": true,
+                "enable_merge_small_file": false,
+                "s3_addr": format!("127.0.0.1:{s3_port}"),
+                "s3_region": "us-east-1",
+                "s3_keys": [{"access_key_id": ak, "secret_access_key": sk, "buckets": ["*"]}],
+            }),
+        );
+        let signed: Vec<String> = [
+            "--aws-sigv4",
+            "aws:amz:us-east-1:s3",
+            "--user",
+            &format!("{ak}:{sk}"),
+            "-H",
+            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+        ]
+        .map(String::from)
+        .into();
+        let disk = SmallDisk {
+            s,
+            s3: format!("http://127.0.0.1:{s3_port}"),
+            signed,
+            root,
+            data,
+            _fs: fs,
+            _tmp: tmp,
+        };
+        let (code, body, _) = disk.s3_curl(&["-X", "PUT"], "/space");
+        assert_eq!(code, 200, "{body}");
+        Some(disk)
+    }
+
+    /// A file of `size` noise bytes in the data dir; its path.
+    fn file(&self, name: &str, size: usize, seed: u64) -> String {
+        let p = self.data.join(name);
+        std::fs::write(&p, noise(size, seed)).unwrap();
+        p.display().to_string()
+    }
+
+    /// [`curl`] signed as the S3 key, with `extra` arguments, at `path` of the S3 endpoint.
+    fn s3_curl(&self, extra: &[&str], path: &str) -> (u16, String, u64) {
+        curl(
+            &[&args(&self.signed)[..], extra].concat(),
+            &format!("{}{path}", self.s3),
+        )
+    }
+
+    /// A new multipart upload of the object at `path`: its upload id.
+    fn s3_multipart(&self, path: &str) -> String {
+        let (code, body, _) = self.s3_curl(&["-X", "POST"], &format!("{path}?uploads="));
+        assert_eq!(code, 200, "{body}");
+        let id = body.split("<UploadId>").nth(1).unwrap();
+        id.split("</UploadId>").next().unwrap().to_string()
+    }
+
+    /// Files in its upload temp dir.
+    fn temps(&self) -> usize {
+        temp_files(&self.root)
+    }
+}
+
+/// S3's refusal of a write for a full store: 507 `InsufficientStorage`, naming no path.
+fn assert_s3_refused_for_space(code: u16, body: &str) {
+    assert_eq!(code, 507, "{body}");
+    assert!(body.contains("<Code>InsufficientStorage</Code>"), "{body}");
+    assert!(!body.contains("/tmp"), "{body}");
 }
 
 fn args(v: &[String]) -> Vec<&str> {
@@ -654,24 +690,15 @@ fn tus_patch_args(file: &str) -> Vec<String> {
 /// their share back: later uploads that need it are admitted.
 #[test]
 fn uploads_admitted_together_are_counted_together_and_give_their_share_back() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("rt");
-    let Some(_fs) = Tmpfs::mount(&root, "32m") else {
+    let Some(disk) = SmallDisk::start() else {
         return;
     };
-    let (s, s3, signed) = start_with_s3(&root);
-    let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let file = |name: &str, size: usize, seed: u64| {
-        let p = data.join(name);
-        std::fs::write(&p, noise(size, seed)).unwrap();
-        p.display().to_string()
-    };
-    let filler = fill_leaving(&root, 8 << 20);
+    let (s, s3, signed, root) = (&disk.s, &disk.s3, &disk.signed, &disk.root);
+    let filler = fill_leaving(root, 8 << 20);
     let upload_url = s.url("/group1/upload?output=json");
 
     // An upload of 6 MiB whose client goes away midway: its share is given back.
-    let dying = file("dying.bin", 6 << 20, 50);
+    let dying = disk.file("dying.bin", 6 << 20, 50);
     let mut child = Command::new("curl")
         .args(["-sS", "-o", "/dev/null", "--limit-rate", "1M"])
         .args(["-F", &format!("file=@{dying}"), &upload_url])
@@ -680,19 +707,17 @@ fn uploads_admitted_together_are_counted_together_and_give_their_share_back() {
     std::thread::sleep(Duration::from_millis(1500));
     child.kill().unwrap();
     child.wait().unwrap();
-    let tmp_dir = root.join("files/_tmp");
-    let temps = || std::fs::read_dir(&tmp_dir).map(|d| d.count()).unwrap_or(0);
     assert!(
-        eventually(Duration::from_secs(10), || temps() == 0),
+        eventually(Duration::from_secs(10), || disk.temps() == 0),
         "the dead upload's temp file was left"
     );
 
     // Six at once, each sent at 1 MiB/s.
     let size = 3 << 20;
     let files: Vec<String> = (0..6)
-        .map(|i| file(&format!("f{i}.bin"), size, 60 + i))
+        .map(|i| disk.file(&format!("f{i}.bin"), size, 60 + i))
         .collect();
-    let tus_urls = [tus_create(&s, size as u64), tus_create(&s, size as u64)];
+    let tus_urls = [tus_create(s, size as u64), tus_create(s, size as u64)];
     let requests: Vec<(Vec<String>, String)> = files
         .iter()
         .enumerate()
@@ -705,7 +730,7 @@ fn uploads_admitted_together_are_counted_together_and_give_their_share_back() {
             ),
         })
         .collect();
-    let watch = LowestFree::watch(&root);
+    let watch = LowestFree::watch(root);
     let answers: Vec<(u16, String, u64)> = std::thread::scope(|sc| {
         let hs: Vec<_> = requests
             .iter()
@@ -732,13 +757,13 @@ fn uploads_admitted_together_are_counted_together_and_give_their_share_back() {
         "the disk filled: {lowest} bytes were left"
     );
     assert!(
-        eventually(Duration::from_secs(5), || temps() == 0),
+        eventually(Duration::from_secs(5), || disk.temps() == 0),
         "temp files left"
     );
 
     // Done, the admitted uploads promise nothing more: what is left (2-3 MiB, less the
     // reserve) takes an upload of 1.1 MiB.
-    let last = file("last.bin", 1_100_000, 70);
+    let last = disk.file("last.bin", 1_100_000, 70);
     let (code, body, _) = curl(&["-F", &format!("file=@{last}")], &upload_url);
     assert_eq!(code, 200, "{body}");
     std::fs::remove_file(filler).unwrap();
@@ -785,30 +810,19 @@ impl LowestFree {
 /// the upload and its parts stay, and once space returns the same completion succeeds.
 #[test]
 fn a_multipart_completion_larger_than_the_free_space_is_refused_up_front() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("rt");
-    let Some(_fs) = Tmpfs::mount(&root, "32m") else {
+    let Some(disk) = SmallDisk::start() else {
         return;
     };
-    let (_s, s3, signed) = start_with_s3(&root);
-    let signed = args(&signed);
-    let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let object = format!("{s3}/space/joined.bin");
-    let (code, body, _) = curl(
-        &[&signed[..], &["-X", "POST"]].concat(),
-        &format!("{object}?uploads="),
-    );
-    assert_eq!(code, 200, "{body}");
-    let id = body.split("<UploadId>").nth(1).unwrap();
-    let id = id.split("</UploadId>").next().unwrap().to_string();
+    let (root, signed) = (&disk.root, args(&disk.signed));
+    let object = "/space/joined.bin";
+    let id = disk.s3_multipart(object);
     let parts: Vec<Vec<u8>> = vec![noise(5 << 20, 81), noise(5 << 20, 82)];
     let mut complete = String::from("<CompleteMultipartUpload>");
     for (i, part) in parts.iter().enumerate() {
-        let f = data.join(format!("part{i}"));
+        let f = disk.data.join(format!("part{i}"));
         std::fs::write(&f, part).unwrap();
-        let (code, body, _) = curl(
-            &[&signed[..], &["-T", &f.display().to_string()]].concat(),
+        let (code, body, _) = disk.s3_curl(
+            &["-T", &f.display().to_string()],
             &format!("{object}?partNumber={}&uploadId={id}", i + 1),
         );
         assert_eq!(code, 200, "{body}");
@@ -820,34 +834,32 @@ fn a_multipart_completion_larger_than_the_free_space_is_refused_up_front() {
         ));
     }
     complete.push_str("</CompleteMultipartUpload>");
-    let complete_file = data.join("complete.xml");
+    let complete_file = disk.data.join("complete.xml");
     std::fs::write(&complete_file, &complete).unwrap();
     let complete_arg = format!("@{}", complete_file.display());
-    let completion = [&signed[..], &["-X", "POST", "--data-binary", &complete_arg]].concat();
-    let filler = fill_leaving(&root, 6 << 20);
-    let watch = LowestFree::watch(&root);
-    let (code, body, _) = curl(&completion, &format!("{object}?uploadId={id}"));
+    let completion = ["-X", "POST", "--data-binary", &complete_arg];
+    let upload = format!("{object}?uploadId={id}");
+    let filler = fill_leaving(root, 6 << 20);
+    let watch = LowestFree::watch(root);
+    let (code, body, _) = disk.s3_curl(&completion, &upload);
     let lowest = watch.lowest();
-    assert_eq!(code, 507, "{body}");
-    assert!(body.contains("<Code>InsufficientStorage</Code>"), "{body}");
-    assert!(!body.contains("/tmp"), "{body}");
+    assert_s3_refused_for_space(code, &body);
     assert!(
         lowest >= 512 << 10,
         "the completion was started: the disk filled ({lowest} bytes left)"
     );
-    let tmp_dir = root.join("files/_tmp");
-    assert_eq!(std::fs::read_dir(&tmp_dir).map_or(0, |d| d.count()), 0);
+    assert_eq!(disk.temps(), 0);
     // The upload is still there; with space back, the same completion makes the object.
-    let (code, body, _) = curl(&signed, &format!("{object}?uploadId={id}"));
+    let (code, body, _) = disk.s3_curl(&[], &upload);
     assert_eq!(code, 200, "ListParts: {body}");
     assert_eq!(body.matches("<Part>").count(), 2, "{body}");
     std::fs::remove_file(filler).unwrap();
-    let (code, body, _) = curl(&completion, &format!("{object}?uploadId={id}"));
+    let (code, body, _) = disk.s3_curl(&completion, &upload);
     assert_eq!(code, 200, "{body}");
     let got = Command::new("curl")
         .args(["-sS", "--fail"])
         .args(&signed)
-        .arg(&object)
+        .arg(format!("{}{object}", disk.s3))
         .output()
         .unwrap();
     assert!(got.status.success());
@@ -859,52 +871,31 @@ fn a_multipart_completion_larger_than_the_free_space_is_refused_up_front() {
 /// disk never filled, nothing left; with space back the same copy succeeds.
 #[test]
 fn an_s3_copy_larger_than_the_free_space_is_refused_up_front() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("rt");
-    let Some(_fs) = Tmpfs::mount(&root, "32m") else {
+    let Some(disk) = SmallDisk::start() else {
         return;
     };
-    let (_s, s3, signed) = start_with_s3(&root);
-    let signed = args(&signed);
-    let source = tmp.path().join("source.bin");
-    let content = noise(6 << 20, 91);
-    std::fs::write(&source, &content).unwrap();
-    let (code, body, _) = curl(
-        &[&signed[..], &["-T", &source.display().to_string()]].concat(),
-        &format!("{s3}/space/source.bin"),
-    );
+    let source = disk.file("source.bin", 6 << 20, 91);
+    let (code, body, _) = disk.s3_curl(&["-T", &source], "/space/source.bin");
     assert_eq!(code, 200, "{body}");
-    let (code, body, _) = curl(
-        &[&signed[..], &["-X", "POST"]].concat(),
-        &format!("{s3}/space/parts.bin?uploads="),
-    );
-    assert_eq!(code, 200, "{body}");
-    let id = body.split("<UploadId>").nth(1).unwrap();
-    let id = id.split("</UploadId>").next().unwrap().to_string();
-    let copy = [
-        &signed[..],
-        &["-X", "PUT", "-H", "x-amz-copy-source: /space/source.bin"],
-    ]
-    .concat();
-    let copy_object = format!("{s3}/space/copy.bin");
-    let part_copy = format!("{s3}/space/parts.bin?partNumber=1&uploadId={id}");
-    let filler = fill_leaving(&root, 4 << 20);
+    let id = disk.s3_multipart("/space/parts.bin");
+    let copy = ["-X", "PUT", "-H", "x-amz-copy-source: /space/source.bin"];
+    let copy_object = "/space/copy.bin".to_string();
+    let part_copy = format!("/space/parts.bin?partNumber=1&uploadId={id}");
+    let filler = fill_leaving(&disk.root, 4 << 20);
     for url in [&copy_object, &part_copy] {
-        let watch = LowestFree::watch(&root);
-        let (code, body, _) = curl(&copy, url);
+        let watch = LowestFree::watch(&disk.root);
+        let (code, body, _) = disk.s3_curl(&copy, url);
         let lowest = watch.lowest();
-        assert_eq!(code, 507, "{url}: {body}");
-        assert!(body.contains("<Code>InsufficientStorage</Code>"), "{body}");
+        assert_s3_refused_for_space(code, &body);
         assert!(
             lowest >= 512 << 10,
             "{url}: the copy was started: the disk filled ({lowest} bytes left)"
         );
     }
-    let tmp_dir = root.join("files/_tmp");
-    assert_eq!(std::fs::read_dir(&tmp_dir).map_or(0, |d| d.count()), 0);
+    assert_eq!(disk.temps(), 0);
     std::fs::remove_file(filler).unwrap();
     for url in [&copy_object, &part_copy] {
-        let (code, body, _) = curl(&copy, url);
+        let (code, body, _) = disk.s3_curl(&copy, url);
         assert_eq!(code, 200, "{url}: {body}");
     }
 }
@@ -958,29 +949,23 @@ fn a_peer_file_larger_than_the_free_space_is_not_fetched_until_it_fits() {
 /// and a chunked upload that fits still goes through.
 #[test]
 fn a_chunked_upload_is_refused_before_it_takes_the_reserve() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("rt");
-    let Some(_fs) = Tmpfs::mount(&root, "32m") else {
+    let Some(disk) = SmallDisk::start() else {
         return;
     };
-    let (s, _s3, _signed) = start_with_s3(&root);
-    let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let big = data.join("big.bin");
-    std::fs::write(&big, noise(12 << 20, 97)).unwrap();
-    let big = big.display().to_string();
-    let filler = fill_leaving(&root, 8 << 20);
+    let (s, root) = (&disk.s, &disk.root);
+    let big = disk.file("big.bin", 12 << 20, 97);
+    let filler = fill_leaving(root, 8 << 20);
     let upload_url = s.url("/group1/upload?output=json");
     let chunked = ["-H", "Transfer-Encoding: chunked"];
 
-    let watch = LowestFree::watch(&root);
+    let watch = LowestFree::watch(root);
     let (code, body, _) = curl(
         &[&chunked[..], &["-F", &format!("file=@{big}")]].concat(),
         &upload_url,
     );
     let lowest = watch.lowest();
     let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    assert_refused_for_space(code, &v, &root);
+    assert_refused_for_space(code, &v, root);
     assert!(
         lowest >= 512 << 10,
         "multipart: the disk filled ({lowest} bytes left)"
@@ -995,7 +980,7 @@ fn a_chunked_upload_is_refused_before_it_takes_the_reserve() {
         .call()
         .unwrap();
     let url = r.header("location").unwrap().to_string();
-    let watch = LowestFree::watch(&root);
+    let watch = LowestFree::watch(root);
     let (code, body, _) = curl(&[&chunked[..], &args(&tus_patch_args(&big))].concat(), &url);
     let lowest = watch.lowest();
     assert_eq!(code, 507, "{body}");
@@ -1004,10 +989,8 @@ fn a_chunked_upload_is_refused_before_it_takes_the_reserve() {
         "tus: the disk filled ({lowest} bytes left)"
     );
 
-    let tmp_dir = root.join("files/_tmp");
-    let temps = || std::fs::read_dir(&tmp_dir).map(|d| d.count()).unwrap_or(0);
     assert!(
-        eventually(Duration::from_secs(5), || temps() == 0),
+        eventually(Duration::from_secs(5), || disk.temps() == 0),
         "temp files left"
     );
     std::fs::remove_file(filler).unwrap();

@@ -115,6 +115,19 @@ fn byteranges(body: &[u8], boundary: &str) -> Vec<(String, Vec<u8>)> {
 
 const HELLO: &[u8] = b"hello world\n";
 
+/// `put_file`, with the file's mtime a minute back: its Last-Modified date is a strong
+/// validator (its second is over), which a date condition needs to be honoured.
+fn put_old_file(s: &Server, rel: &str, data: &[u8]) -> String {
+    let url = put_file(s, rel, data);
+    let minute_ago = std::time::SystemTime::now() - Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(s.dir.join("files").join(rel))
+        .and_then(|f| f.set_modified(minute_ago))
+        .expect("set the file's mtime");
+    url
+}
+
 // ---------------------------------------------------------------------------------------------
 // GET / HEAD / 404
 // ---------------------------------------------------------------------------------------------
@@ -460,7 +473,7 @@ fn an_unsatisfiable_range_gets_416_with_bytes_star_len_and_an_empty_body() {
 #[test]
 fn if_range_with_the_current_etag_gets_206_and_with_a_stale_validator_the_full_200() {
     let s = Server::start(json!({}));
-    let p = put_file(&s, "c/hello.txt", HELLO);
+    let p = put_old_file(&s, "c/hello.txt", HELLO);
     let g = get(&s, &p, &[]);
     let etag = g.header("etag").expect("ETag").to_string();
     let lm = g
@@ -505,7 +518,7 @@ fn if_none_match_with_the_etag_gets_304_without_a_body() {
 #[test]
 fn if_modified_since_the_last_modification_gets_304_and_an_older_date_gets_200() {
     let s = Server::start(json!({}));
-    let p = put_file(&s, "c/hello.txt", HELLO);
+    let p = put_old_file(&s, "c/hello.txt", HELLO);
     let lm = get(&s, &p, &[])
         .header("last-modified")
         .expect("Last-Modified")
@@ -524,7 +537,7 @@ fn if_modified_since_the_last_modification_gets_304_and_an_older_date_gets_200()
 #[test]
 fn a_file_changed_since_if_unmodified_since_or_not_matching_if_match_gets_412() {
     let s = Server::start(json!({}));
-    let p = put_file(&s, "c/hello.txt", HELLO);
+    let p = put_old_file(&s, "c/hello.txt", HELLO);
     let first = get(&s, &p, &[]);
     let lm = first
         .header("last-modified")
@@ -560,6 +573,159 @@ fn a_file_changed_since_if_unmodified_since_or_not_matching_if_match_gets_412() 
 // ---------------------------------------------------------------------------------------------
 // Inline, attachment, Content-Disposition
 // ---------------------------------------------------------------------------------------------
+
+/// Within one second: `c/<name>` uploaded, served (`old`), then replaced by an upload of as
+/// many other bytes (dedup off: an upload replaces the file at its place), then `ask`ed about
+/// with the first answer's validators. Returns the first answer, the new bytes and `ask`'s
+/// answers, all dated the second both versions were written in (tried again, a few times, when
+/// a second ended in between: the same second is what is tested).
+fn after_a_same_second_overwrite(
+    s: &Server,
+    ask: impl Fn(&str, &Resp) -> Vec<Resp>,
+) -> (Resp, Vec<u8>, Vec<Resp>) {
+    for attempt in 0..5u64 {
+        let name = format!("same{attempt}.bin");
+        let (old_data, new_data) = (noise(3000, 2 * attempt + 1), noise(3000, 2 * attempt + 2));
+        let fields = [("path", "c"), ("output", "json")];
+        let (code, body) = upload(s, &name, &old_data, &fields);
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let url = v["path"].as_str().expect("path").to_string();
+        let old = get(s, &url, &[]);
+        assert_eq!((old.status, old.body.as_slice()), (200, &old_data[..]));
+        let (code, body) = upload(s, &name, &new_data, &fields);
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()["path"],
+            url
+        );
+        let answers = ask(&url, &old);
+        let lm = old.header("last-modified").expect("Last-Modified");
+        if answers.iter().all(|r| r.header("date") == Some(lm)) {
+            return (old, new_data, answers);
+        }
+    }
+    panic!("no overwrite and its questions fitted in one second in five tries");
+}
+
+/// Dedup off: a second upload of a name to one path replaces the first.
+fn replacing_server() -> Server {
+    Server::start(json!({"enable_distinct_file": false}))
+}
+
+#[test]
+fn a_copy_replaced_within_its_second_is_never_answered_304() {
+    let s = replacing_server();
+    let (_, new, answers) = after_a_same_second_overwrite(&s, |url, old| {
+        let tag = old.header("etag").unwrap();
+        let lm = old.header("last-modified").unwrap();
+        vec![
+            get(&s, url, &[("If-None-Match", tag)]),
+            get(&s, url, &[("If-Modified-Since", lm)]),
+        ]
+    });
+    for r in &answers {
+        assert_eq!(
+            r.status, 200,
+            "the old copy's validator matched the new file"
+        );
+        assert_eq!(r.body, new);
+    }
+}
+
+#[test]
+fn a_resume_validated_by_a_copy_replaced_within_its_second_gets_the_whole_new_file() {
+    let s = replacing_server();
+    let (old, new, answers) = after_a_same_second_overwrite(&s, |url, old| {
+        let tag = old.header("etag").unwrap();
+        let lm = old.header("last-modified").unwrap();
+        let current = get(&s, url, &[]);
+        let current_tag = current.header("etag").unwrap().to_string();
+        let range = ("Range", "bytes=0-4");
+        vec![
+            get(&s, url, &[range, ("If-Range", tag)]),
+            get(&s, url, &[range, ("If-Range", lm)]),
+            get(&s, url, &[range, ("If-Unmodified-Since", lm)]),
+            get(&s, url, &[range, ("If-Range", &current_tag)]),
+            current,
+        ]
+    });
+    let current = &answers[4];
+    assert_eq!(current.body, new);
+    assert_eq!(
+        old.header("last-modified"),
+        current.header("last-modified"),
+        "both versions have one date"
+    );
+    assert_ne!(old.header("etag"), current.header("etag"));
+    let by_tag = &answers[0];
+    assert_eq!(
+        (by_tag.status, &by_tag.body),
+        (200, &new),
+        "If-Range: old ETag"
+    );
+    assert_eq!(by_tag.header("content-range"), None);
+    let by_date = &answers[1];
+    assert_eq!(
+        (by_date.status, &by_date.body),
+        (200, &new),
+        "If-Range: a weak date"
+    );
+    assert_eq!(answers[2].status, 412, "If-Unmodified-Since: a weak date");
+    let resume = &answers[3];
+    assert_eq!((resume.status, &resume.body[..]), (206, &new[..5]));
+    assert_eq!(resume.header("content-range"), Some("bytes 0-4/3000"));
+}
+
+/// curl told to resume (`-C -`) with the old copy's ETag as If-Range gets the whole new file,
+/// which it refuses to splice onto the old head: the partial file is left as it was. (wget -c
+/// sends no validator at all, and on a whole-file answer keeps its partial head and appends
+/// the rest: nothing a server does can make its resume of a replaced file correct.)
+#[test]
+fn curl_resuming_a_copy_replaced_within_its_second_splices_nothing() {
+    let s = replacing_server();
+    let out = tempfile::tempdir().unwrap();
+    let dst = out.path().join("part.bin");
+    let (old, _, answers) = after_a_same_second_overwrite(&s, |url, old| {
+        std::fs::write(&dst, &old.body[..1000]).unwrap();
+        let tag = format!("If-Range: {}", old.header("etag").unwrap());
+        let (code, stdout, err) = run(
+            Command::new("curl")
+                .args(["-sS", "--max-time", "20", "-C", "-", "-D", "-", "-o"])
+                .arg(&dst)
+                .args(["-H", &tag])
+                .arg(s.url(url)),
+            Duration::from_secs(30),
+        );
+        assert_eq!(code, Some(33), "curl resumed or failed otherwise: {err}");
+        let (head, _) = parse_head(stdout.as_bytes()).expect("curl's dump of the head");
+        vec![head]
+    });
+    assert_eq!(
+        answers[0].status, 200,
+        "the whole new file, not a range of it"
+    );
+    assert_eq!(std::fs::read(&dst).unwrap(), &old.body[..1000]);
+}
+
+#[test]
+fn a_date_validator_is_honoured_once_its_second_is_over() {
+    let s = Server::start(json!({}));
+    let p = put_file(&s, "c/now.txt", HELLO);
+    let first = get(&s, &p, &[]);
+    let lm = first.header("last-modified").unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let later = loop {
+        let r = get(&s, &p, &[("Range", "bytes=0-4"), ("If-Range", &lm)]);
+        if r.header("date") != Some(lm.as_str()) || Instant::now() > deadline {
+            break r;
+        }
+        assert_eq!((r.status, r.body.as_slice()), (200, HELLO), "a weak date");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!((later.status, later.body.as_slice()), (206, &b"hello"[..]));
+    assert_eq!(get(&s, &p, &[("If-Modified-Since", &lm)]).status, 304);
+}
 
 #[test]
 fn download_0_is_inline_with_a_content_type_by_extension() {

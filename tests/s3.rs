@@ -438,6 +438,33 @@ fn ranges_and_each_conditional_header_are_answered_as_s3_does() {
     }
 }
 
+/// A browser resuming a presigned URL's download of an object replaced within the second it
+/// was written must not splice the two: the first version's ETag and its date (weak while its
+/// second lasts) match neither a conditional GET nor an If-Range.
+#[test]
+fn validators_of_an_object_replaced_within_its_second_match_nothing_of_the_new_one() {
+    if !have_boto3("s3 same-second validators") {
+        return;
+    }
+    let s3 = S3::start();
+    let r = s3.boto3("same_second", &["--bucket", "same"], 120);
+    let whole = json!({"status": 200, "body": "new"});
+    for (case, want) in [
+        ("if_none_match_old_etag", whole.clone()),
+        ("if_modified_since_weak_date", whole.clone()),
+        ("if_range_old_etag", whole.clone()),
+        ("if_range_weak_date", whole.clone()),
+        (
+            "if_range_current_etag",
+            json!({"status": 206, "body": "new[:5]"}),
+        ),
+    ] {
+        assert_eq!(r[case], want, "{case}");
+    }
+    let failed = &r["if_unmodified_since_weak_date"]["status"];
+    assert_eq!(failed, 412, "If-Unmodified-Since: a weak date");
+}
+
 #[test]
 fn sub_resources_this_server_does_not_serve_are_refused_and_leave_the_object_alone() {
     if !have_boto3("s3 sub-resources") {

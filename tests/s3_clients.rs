@@ -991,12 +991,34 @@ fn client_tree(seed: u64) -> Vec<(String, Vec<u8>)> {
     files
 }
 
-fn write_files(dir: &Path, files: &[(String, Vec<u8>)]) {
-    for (rel, data) in files {
-        let p = dir.join(rel);
+/// [`client_tree`] written under `src/` of a new temp dir: the dir, `src` and the tree.
+fn client_tree_on_disk(seed: u64) -> (tempfile::TempDir, PathBuf, Vec<(String, Vec<u8>)>) {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let files = client_tree(seed);
+    for (rel, data) in &files {
+        let p = src.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, data).unwrap();
     }
+    (work, src, files)
+}
+
+/// Asserts the object `key` of `bucket` is gone: to a signed HEAD and to go-fastdfs'
+/// download URL.
+fn assert_gone(s3: &S3, bucket: &str, key: &str) {
+    let head = format!("/{bucket}/{}", urlencode_path(key));
+    assert_eq!(s3.head(&head).0, 404, "{bucket}/{key} is still there");
+    assert_eq!(s3.download(bucket, key).0, 404, "{bucket}/{key} downloads");
+}
+
+/// Asserts `bucket` holds keys, none under `prefix`.
+fn assert_no_keys_under(s3: &S3, bucket: &str, prefix: &str) {
+    let keys = s3.keys(bucket);
+    assert!(
+        keys.iter().all(|k| !k.starts_with(prefix)) && !keys.is_empty(),
+        "{keys:?}"
+    );
 }
 
 /// Asserts every file of `files` is the object `<prefix><path>` of `bucket` (signed HEAD's
@@ -1050,10 +1072,7 @@ fn rclone_syncs_a_tree_with_a_multipart_file_checks_cats_links_and_purges() {
         return;
     }
     let s3 = S3::start();
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    let mut files = client_tree(700);
-    write_files(&src, &files);
+    let (work, src, mut files) = client_tree_on_disk(700);
     let src_arg = src.to_str().unwrap();
     rclone_ok(&s3, &["mkdir", "s3t:rcb"]);
     assert!(s3.bucket_dir("rcb").is_dir());
@@ -1155,9 +1174,7 @@ fn rclone_syncs_a_tree_with_a_multipart_file_checks_cats_links_and_purges() {
     files.retain(|(n, _)| n != removed);
     rclone_ok(&s3, &["sync", src_arg, "s3t:rcb/tree"]);
     assert_tree_on_server(&s3, "rcb", "tree/", &files, 5 * MIB);
-    let gone = format!("/rcb/tree/{}", urlencode_path(removed));
-    assert_eq!(s3.head(&gone).0, 404, "sync deleted {removed}");
-    assert_eq!(s3.download("rcb", &format!("tree/{removed}")).0, 404);
+    assert_gone(&s3, "rcb", &format!("tree/{removed}"));
     let check = rclone_ok(&s3, &["check", src_arg, "s3t:rcb/tree"]);
     assert!(
         check.stderr.contains("0 differences found"),
@@ -1170,11 +1187,7 @@ fn rclone_syncs_a_tree_with_a_multipart_file_checks_cats_links_and_purges() {
     assert!(tree(&back) == tree(&src), "the tree copied back down");
 
     rclone_ok(&s3, &["delete", "s3t:rcb/tree/a"]);
-    let keys = s3.keys("rcb");
-    assert!(
-        keys.iter().all(|k| !k.starts_with("tree/a/")) && !keys.is_empty(),
-        "{keys:?}"
-    );
+    assert_no_keys_under(&s3, "rcb", "tree/a/");
     assert!(!s3.bucket_dir("rcb").join("tree/a/b/f02 plain.dat").exists());
     rclone_ok(&s3, &["purge", "s3t:rcb"]);
     assert!(!s3.bucket_dir("rcb").exists(), "purge removes the bucket");
@@ -1208,10 +1221,7 @@ fn aws_cli_syncs_a_tree_with_a_multipart_file_lists_gets_presigns_and_removes() 
         return;
     }
     let s3 = S3::start();
-    let work = tempfile::tempdir().unwrap();
-    let src = work.path().join("src");
-    let mut files = client_tree(800);
-    write_files(&src, &files);
+    let (work, src, mut files) = client_tree_on_disk(800);
     let src_arg = src.to_str().unwrap();
     aws_ok(&s3, &["s3", "mb", "s3://awsc"]);
     let up = aws_ok(
@@ -1268,20 +1278,7 @@ fn aws_cli_syncs_a_tree_with_a_multipart_file_lists_gets_presigns_and_removes() 
         "aws s3 cp of big.bin"
     );
     // Whatever checksum the CLI sent with the parts, the object's is consistent with them.
-    let head = aws_ok(
-        &s3,
-        &[
-            "s3api",
-            "head-object",
-            "--bucket",
-            "awsc",
-            "--key",
-            "tree/video/big.bin",
-            "--checksum-mode",
-            "ENABLED",
-        ],
-    );
-    let head: Value = serde_json::from_str(&head.stdout).unwrap();
+    let head = head_with_checksum(&s3, "awsc", "tree/video/big.bin");
     assert_eq!(
         head["ETag"],
         json!(format!("\"{}\"", multipart_etag(big_data, 8 * MIB)))
@@ -1346,20 +1343,11 @@ fn aws_cli_syncs_a_tree_with_a_multipart_file_lists_gets_presigns_and_removes() 
         "{}",
         del.text()
     );
-    assert_eq!(
-        s3.head(&format!("/awsc/tree/{}", urlencode_path(removed)))
-            .0,
-        404
-    );
-    assert_eq!(s3.download("awsc", &format!("tree/{removed}")).0, 404);
+    assert_gone(&s3, "awsc", &format!("tree/{removed}"));
     assert_tree_on_server(&s3, "awsc", "tree/", &files, 8 * MIB);
 
     aws_ok(&s3, &["s3", "rm", "--recursive", "s3://awsc/tree/a"]);
-    let keys = s3.keys("awsc");
-    assert!(
-        keys.iter().all(|k| !k.starts_with("tree/a/")) && !keys.is_empty(),
-        "{keys:?}"
-    );
+    assert_no_keys_under(&s3, "awsc", "tree/a/");
     aws_ok(&s3, &["s3", "rb", "--force", "s3://awsc"]);
     assert!(!s3.bucket_dir("awsc").exists(), "rb removes the bucket");
 }
@@ -1368,6 +1356,12 @@ fn aws_cli_syncs_a_tree_with_a_multipart_file_lists_gets_presigns_and_removes() 
 fn aws_json(s3: &S3, args: &[&str]) -> Value {
     let out = aws_ok(s3, args);
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", out.text()))
+}
+
+/// `aws s3api head-object` of `bucket`/`key` with its checksum (`--checksum-mode ENABLED`).
+fn head_with_checksum(s3: &S3, bucket: &str, key: &str) -> Value {
+    let args = ["s3api", "head-object", "--bucket", bucket, "--key", key];
+    aws_json(s3, &[&args[..], &["--checksum-mode", "ENABLED"]].concat())
 }
 
 /// A JSON number or string as text (the CLI prints part number markers as either).
@@ -1513,38 +1507,22 @@ fn aws_cli_lists_a_multipart_objects_parts_and_a_copy_keeps_its_composite_checks
 
     // A copy (one part now, its ETag the md5) keeps the composite checksum and its type.
     let all = parts.concat();
-    let copied = aws_json(
-        &s3,
-        &[
-            "s3api",
-            "copy-object",
-            "--copy-source",
-            "attr/big.bin",
-            "--bucket",
-            "attr",
-            "--key",
-            "copy.bin",
-        ],
-    );
+    let copy = |key: &str, extra: &[&str]| {
+        let args = [
+            &["s3api", "copy-object", "--copy-source", "attr/big.bin"][..],
+            &["--bucket", "attr", "--key", key],
+            extra,
+        ]
+        .concat();
+        aws_json(&s3, &args)
+    };
+    let copied = copy("copy.bin", &[]);
     assert_eq!(
         copied["CopyObjectResult"]["ChecksumCRC32"],
         json!(composite),
         "{copied}"
     );
-    let head = |key: &str| {
-        let args = [
-            "s3api",
-            "head-object",
-            "--bucket",
-            "attr",
-            "--key",
-            key,
-            "--checksum-mode",
-            "ENABLED",
-        ];
-        aws_json(&s3, &args)
-    };
-    let h = head("copy.bin");
+    let h = head_with_checksum(&s3, "attr", "copy.bin");
     assert_eq!(h["ETag"], json!(format!("\"{}\"", md5_hex(&all))), "{h}");
     assert_eq!(h["ChecksumCRC32"], json!(composite), "{h}");
     assert_eq!(h["ChecksumType"], json!("COMPOSITE"), "{h}");
@@ -1555,22 +1533,8 @@ fn aws_cli_lists_a_multipart_objects_parts_and_a_copy_keeps_its_composite_checks
         "a copy is no multipart object: {a}"
     );
     // Asked for SHA-256: that checksum of the whole copy.
-    aws_ok(
-        &s3,
-        &[
-            "s3api",
-            "copy-object",
-            "--copy-source",
-            "attr/big.bin",
-            "--bucket",
-            "attr",
-            "--key",
-            "sha.bin",
-            "--checksum-algorithm",
-            "SHA256",
-        ],
-    );
-    let h = head("sha.bin");
+    copy("sha.bin", &["--checksum-algorithm", "SHA256"]);
+    let h = head_with_checksum(&s3, "attr", "sha.bin");
     let sha = {
         use base64::Engine;
         use sha2::Digest;

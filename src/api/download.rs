@@ -12,7 +12,7 @@ use crate::http::disposition::content_disposition;
 use crate::http::range::{self, RangeAnswer};
 use crate::http::response::FileBody;
 use crate::http::{content, query, Body, Request, Response};
-use crate::store::cache::{CachedFile, OpenFile, CACHED_FILE_BYTES_MAX};
+use crate::store::cache::{CachedFile, OpenFile, Version, CACHED_FILE_BYTES_MAX};
 use crate::web;
 use crate::worker::Worker;
 use bytes::Bytes;
@@ -240,7 +240,7 @@ async fn serve(
             &params,
             &file_rel,
             c.data.len() as u64,
-            c.mtime,
+            c.version,
             body,
         );
     }
@@ -252,7 +252,7 @@ async fn serve(
             &params,
             &file_rel,
             f.size,
-            f.mtime,
+            f.version,
             Source::File(f.file),
         );
     }
@@ -289,7 +289,7 @@ async fn serve_opened(
     let Some(file) = opened else {
         return crate::sync::read_through::read_through(w, req, file_rel, asked).await;
     };
-    let (size, mtime, is_dir) = fstat(&file)?;
+    let (size, version, is_dir) = fstat(&file)?;
     if is_dir {
         let _ = file.close().await;
         if let Some(r) = directory_index(w, req, path, params, file_rel).await? {
@@ -302,19 +302,27 @@ async fn serve_opened(
         let data = read_all(&file, size).await?;
         let cached = CachedFile {
             data: data.clone(),
-            mtime,
+            version,
         };
         w.cache.borrow_mut().insert(epoch, file_rel, cached);
         close_rc(file).await;
-        return respond(w, req, params, file_rel, size, mtime, Source::Memory(data));
+        return respond(
+            w,
+            req,
+            params,
+            file_rel,
+            size,
+            version,
+            Source::Memory(data),
+        );
     }
     let open = OpenFile {
         file: file.clone(),
         size,
-        mtime,
+        version,
     };
     w.open_files.borrow_mut().insert(epoch, file_rel, open);
-    respond(w, req, params, file_rel, size, mtime, Source::File(file))
+    respond(w, req, params, file_rel, size, version, Source::File(file))
 }
 
 /// A directory asked for with its trailing slash, with `show_dir` on, answered as Go's file
@@ -334,13 +342,13 @@ async fn directory_index(
     let Ok(file) = glommio::io::BufferedFile::open(w.dir().join(&rel)).await else {
         return Ok(None);
     };
-    let (size, mtime, is_dir) = fstat(&file)?;
+    let (size, version, is_dir) = fstat(&file)?;
     if is_dir {
         let _ = file.close().await;
         return Ok(None);
     }
     let source = Source::File(Rc::new(file));
-    respond(w, req, params, &rel, size, mtime, source).map(Some)
+    respond(w, req, params, &rel, size, version, source).map(Some)
 }
 
 /// Where the content a peer named `rel` is stored here under another name (the same bytes
@@ -377,7 +385,7 @@ async fn read_merged(
             let open = OpenFile {
                 file: file.clone(),
                 size: 0,
-                mtime: 0,
+                version: Version::default(),
             };
             w.open_files.borrow_mut().insert(epoch, &key, open);
             file
@@ -404,7 +412,7 @@ async fn merged(
     if let (Some(c), None) = (&cached, want) {
         let len = c.data.len() as u64;
         let body = Source::Memory(c.data.clone());
-        return respond(w, req, params, rel, len, c.mtime, body).map(Some);
+        return respond(w, req, params, rel, len, c.version, body).map(Some);
     }
     let Some(info) = w
         .meta()
@@ -413,7 +421,7 @@ async fn merged(
     else {
         return Ok(None);
     };
-    let mtime = info.time_stamp.max(0) as u64;
+    let version = Version::of_digest(info.time_stamp.max(0) as u64, &info.md5);
     let Some((n, offset)) = w.meta().location(&info)? else {
         return Ok(None);
     };
@@ -426,13 +434,13 @@ async fn merged(
     };
     let c = CachedFile {
         data: data.clone(),
-        mtime,
+        version,
     };
     w.cache.borrow_mut().insert(epoch, rel, c);
     if let Some(want) = want {
         let stamp = Stamp {
             size: data.len() as u64,
-            mtime,
+            mtime: version.secs,
             version: &info.md5,
         };
         let source = std::future::ready(Ok(data.clone()));
@@ -441,7 +449,7 @@ async fn merged(
         }
     }
     let len = data.len() as u64;
-    respond(w, req, params, rel, len, mtime, Source::Memory(data)).map(Some)
+    respond(w, req, params, rel, len, version, Source::Memory(data)).map(Some)
 }
 
 /// `G/static/<path>`: the runtime dir's `static/` as Go's `http.FileServer` serves it
@@ -470,11 +478,11 @@ pub async fn serve_static(
         // Go's `http.FileServer` answer, which go-fastdfs serves `static/` with.
         return Ok(go_not_found());
     };
-    let (size, mtime, is_dir) = fstat(&file)?;
+    let (size, version, is_dir) = fstat(&file)?;
     let trailing_slash = rest.is_empty() || rest.ends_with('/');
     let redirect = web::after_open(is_dir, trailing_slash, parts.is_empty());
     if redirect.is_none() && !is_dir {
-        return static_file(w, req, &rel, size, mtime, file);
+        return static_file(w, req, &rel, size, version, file);
     }
     let _ = file.close().await;
     match redirect {
@@ -492,9 +500,9 @@ async fn static_directory(
 ) -> Result<Response, ApiError> {
     let index = format!("{rel}/index.html");
     if let Ok(file) = glommio::io::BufferedFile::open(w.dir().join(&index)).await {
-        let (size, mtime, is_dir) = fstat(&file)?;
+        let (size, version, is_dir) = fstat(&file)?;
         if !is_dir {
-            return static_file(w, req, &index, size, mtime, file);
+            return static_file(w, req, &index, size, version, file);
         }
         let _ = file.close().await;
     }
@@ -518,7 +526,7 @@ fn static_file(
     req: &mut Request<'_>,
     rel: &str,
     size: u64,
-    mtime: u64,
+    version: Version,
     file: glommio::io::BufferedFile,
 ) -> Result<Response, ApiError> {
     let mut params = super::Params::default();
@@ -529,7 +537,7 @@ fn static_file(
         &params,
         rel,
         size,
-        mtime,
+        version,
         Source::File(Rc::new(file)),
     )
 }
@@ -639,13 +647,14 @@ async fn resized(
     let Ok(file) = glommio::io::BufferedFile::open(w.dir().join(rel)).await else {
         return Ok(None);
     };
-    let (size, mtime, is_dir) = fstat(&file)?;
-    if is_dir || size > crate::image::SOURCE_BYTES_MAX {
+    let st = crate::sys::file_stat(&file)?;
+    let size = st.size;
+    if st.is_dir || size > crate::image::SOURCE_BYTES_MAX {
         let _ = file.close().await;
         return Ok(None);
     }
-    let (ino, secs, nanos) = crate::sys::content_version(&file)?;
-    let version = format!("{ino}.{secs}.{nanos}");
+    let mtime = st.mtime_secs;
+    let version = format!("{}.{mtime}.{}", st.ino, st.mtime_nanos);
     let file = Rc::new(file);
     let source = async {
         let data = read_all(&file, size).await;
@@ -664,6 +673,7 @@ async fn resized(
 /// its content from another at the same path (the cache's key).
 struct Stamp<'a> {
     size: u64,
+    /// Unix seconds.
     mtime: u64,
     /// The inode and mtime to the nanosecond of a file, a merged file's content digest.
     version: &'a str,
@@ -810,10 +820,12 @@ async fn read_all(file: &glommio::io::BufferedFile, size: u64) -> Result<Bytes, 
     Ok(crate::store::cache::read_whole(file, size).await?)
 }
 
-/// Size, mtime (Unix seconds) and directory flag of an open file. `fstat` on an open fd does
-/// no I/O (the inode is in memory), so it is allowed on the executor thread.
-fn fstat(file: &glommio::io::BufferedFile) -> Result<(u64, u64, bool), ApiError> {
-    Ok(crate::sys::fstat(file)?)
+/// Size, content version and directory flag of an open file. `fstat` on an open fd does no
+/// I/O (the inode is in memory), so it is allowed on the executor thread.
+fn fstat(file: &glommio::io::BufferedFile) -> Result<(u64, Version, bool), ApiError> {
+    let st = crate::sys::file_stat(file)?;
+    let version = Version::of_file(st.mtime_secs, st.mtime_nanos, st.ino);
+    Ok((st.size, version, st.is_dir))
 }
 
 enum Source {
@@ -842,14 +854,15 @@ fn respond(
     params: &super::Params,
     rel: &str,
     size: u64,
-    mtime: u64,
+    version: Version,
     source: Source,
 ) -> Result<Response, ApiError> {
-    let tag = content::etag(size, mtime);
-    respond_tagged(w, req, params, rel, (size, mtime, tag), source)
+    let tag = content::etag(size, version.secs, version.within);
+    respond_tagged(w, req, params, rel, (size, version.secs, tag), source)
 }
 
-/// `respond` with the entity tag given (a resized variant's, which is not its source's).
+/// `respond` with the entity tag given (a resized variant's, which is not its source's) and
+/// the content's mtime in seconds (its Last-Modified).
 fn respond_tagged(
     w: &Worker,
     req: &Request<'_>,
@@ -864,15 +877,18 @@ fn respond_tagged(
         None => cfg.default_download,
         Some(v) => v != "0",
     };
-    // What the validators decide, before the ETag moves into the head.
-    if content::precondition_failed(req, &tag, mtime) {
+    // What the validators decide, before the ETag moves into the head. A date of this
+    // second is a weak validator (`content::date_is_strong`).
+    let now = crate::sys::unix_secs_coarse();
+    if content::precondition_failed(req, &tag, mtime, now) {
         return Ok(Response::new(412));
     }
-    let not_modified = content::not_modified(req, &tag, mtime);
+    let not_modified = content::not_modified(req, &tag, mtime, now);
+    let strong_date = content::date_is_strong(mtime, now).then_some(mtime);
     let range_header = req.head.header("range").filter(|_| {
         req.head
             .header("if-range")
-            .is_none_or(|v| range::if_range_matches(v, &tag, mtime))
+            .is_none_or(|v| range::if_range_matches(v, &tag, strong_date))
     });
     let mut r = Response::new(200);
     r.set("Accept-Ranges", "bytes");

@@ -43,10 +43,12 @@ fn http_dates_are_remembered_and_never_panic() {
     assert_eq!(http_date(-1i64 as u64 - 5), "Thu, 01 Jan 1970 00:00:00 GMT");
 }
 
-/// The entity tag of a file version: its mtime and size.
-pub fn etag(size: u64, mtime: u64) -> HeaderValue {
+/// The entity tag of a content version: `"<mtime secs>-<size>-<within>"` in hex, `within`
+/// what tells two versions of one second and one size apart (a file's mtime nanoseconds and
+/// inode, a record's digest): a tag of an overwritten file never names the new content.
+pub fn etag(size: u64, mtime_secs: u64, within: u64) -> HeaderValue {
     // Without the formatting machinery nor the heap: this is on every download.
-    fn hex(mut v: u64, out: &mut [u8; 35], at: &mut usize) {
+    fn hex(mut v: u64, out: &mut [u8; TAG_BYTES_MAX], at: &mut usize) {
         let start = *at;
         loop {
             out[*at] = b"0123456789abcdef"[(v & 15) as usize];
@@ -58,19 +60,46 @@ pub fn etag(size: u64, mtime: u64) -> HeaderValue {
         }
         out[start..*at].reverse();
     }
-    // `"` 16 hex digits `-` 16 hex digits `"` at most.
-    let (mut out, mut at) = ([0u8; 35], 1);
+    // `"` three numbers of 16 hex digits at most, two `-`, `"`.
+    const TAG_BYTES_MAX: usize = 3 * 16 + 4;
+    let (mut out, mut at) = ([0u8; TAG_BYTES_MAX], 1);
     out[0] = b'"';
-    hex(mtime, &mut out, &mut at);
-    out[at] = b'-';
-    at += 1;
-    hex(size, &mut out, &mut at);
+    for (i, v) in [mtime_secs, size, within].into_iter().enumerate() {
+        if i > 0 {
+            out[at] = b'-';
+            at += 1;
+        }
+        hex(v, &mut out, &mut at);
+    }
     out[at] = b'"';
     HeaderValue::short(std::str::from_utf8(&out[..=at]).expect("hex digits are ASCII"))
 }
 
-/// If-None-Match (weak comparison) or, without it, If-Modified-Since.
-pub fn not_modified(req: &Request<'_>, tag: &str, mtime: u64) -> bool {
+/// Whether a `Last-Modified` of `mtime_secs` is a strong validator in an answer dated
+/// `date_secs` (RFC 9110 §8.8.2.2): its second was over before the answer, so no later
+/// version can carry the same date. A date equal to a weak one (a file written this second)
+/// may be an older version's, so it satisfies no condition that would let a client keep that
+/// copy: no 304 by If-Modified-Since, no If-Unmodified-Since, no If-Range.
+pub fn date_is_strong(mtime_secs: u64, date_secs: u64) -> bool {
+    mtime_secs < date_secs
+}
+
+/// If-Modified-Since (RFC 9110 §13.1.3) with `since`: the content was modified after it, so
+/// it is sent; also true when `since` is a weak `Last-Modified`'s very second
+/// ([`date_is_strong`]).
+pub fn modified_since(mtime_secs: u64, since: u64, date_secs: u64) -> bool {
+    mtime_secs > since || (mtime_secs == since && !date_is_strong(mtime_secs, date_secs))
+}
+
+/// If-Unmodified-Since (RFC 9110 §13.1.4) with `since` holds: the content is not newer than
+/// it; false when `since` is a weak `Last-Modified`'s very second ([`date_is_strong`]).
+pub fn unmodified_since(mtime_secs: u64, since: u64, date_secs: u64) -> bool {
+    mtime_secs < since || (mtime_secs == since && date_is_strong(mtime_secs, date_secs))
+}
+
+/// If-None-Match (weak comparison) or, without it, If-Modified-Since; `date_secs` the
+/// answer's Date.
+pub fn not_modified(req: &Request<'_>, tag: &str, mtime_secs: u64, date_secs: u64) -> bool {
     if let Some(inm) = req.head.header_str("if-none-match") {
         return inm
             .split(',')
@@ -78,14 +107,14 @@ pub fn not_modified(req: &Request<'_>, tag: &str, mtime: u64) -> bool {
             .any(|t| t == "*" || t == tag);
     }
     match req.head.header_str("if-modified-since").and_then(http_secs) {
-        Some(secs) => mtime <= secs,
+        Some(since) => !modified_since(mtime_secs, since, date_secs),
         None => false,
     }
 }
 
 /// If-Match (strong comparison) or, without it, If-Unmodified-Since (RFC 9110 §13.2.2): the
 /// file is not the one the client holds, so its request must fail (412), a Range above all.
-pub fn precondition_failed(req: &Request<'_>, tag: &str, mtime: u64) -> bool {
+pub fn precondition_failed(req: &Request<'_>, tag: &str, mtime_secs: u64, date_secs: u64) -> bool {
     if let Some(im) = req.head.header_str("if-match") {
         return !im.split(',').map(str::trim).any(|t| t == "*" || t == tag);
     }
@@ -94,7 +123,7 @@ pub fn precondition_failed(req: &Request<'_>, tag: &str, mtime: u64) -> bool {
         .header_str("if-unmodified-since")
         .and_then(http_secs)
     {
-        Some(secs) => mtime > secs,
+        Some(since) => !unmodified_since(mtime_secs, since, date_secs),
         None => false,
     }
 }
@@ -184,13 +213,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn etags_are_mtime_and_size_in_hex() {
-        assert_eq!(etag(0, 0), "\"0-0\"");
-        assert_eq!(etag(0x10, 0xabc), "\"abc-10\"");
-        assert_eq!(
-            etag(u64::MAX, 1_764_720_000),
-            format!("\"{:x}-{:x}\"", 1_764_720_000u64, u64::MAX).as_str()
+    fn etags_are_mtime_size_and_version_in_hex() {
+        assert_eq!(etag(0, 0, 0), "\"0-0-0\"");
+        assert_eq!(etag(0x10, 0xabc, 0x5f), "\"abc-10-5f\"");
+        let most = etag(u64::MAX, u64::MAX, u64::MAX);
+        assert_eq!(most, format!("\"{0:x}-{0:x}-{0:x}\"", u64::MAX).as_str());
+        // A common tag is kept inline: no heap on a download.
+        let common = etag(1 << 30, 1_764_720_000, (1 << 50) | 999_999_999);
+        assert!(matches!(common, HeaderValue::Short(_)), "{common:?}");
+        assert_ne!(etag(5, 1_764_720_000, 1), etag(5, 1_764_720_000, 2));
+    }
+
+    #[test]
+    fn a_date_of_the_current_second_is_weak_and_lets_no_older_copy_stand() {
+        let (lm, now) = (1_764_720_000, 1_764_720_000);
+        assert!(!date_is_strong(lm, now) && date_is_strong(lm, now + 1));
+        // If-Modified-Since the same second: sent again while weak, 304 once strong.
+        assert!(modified_since(lm, lm, now));
+        assert!(!modified_since(lm, lm, now + 1));
+        assert!(modified_since(lm, lm - 1, now + 1));
+        assert!(
+            !modified_since(lm, lm + 1, now),
+            "a later date: not modified since"
         );
+        // If-Unmodified-Since the same second: fails while weak, holds once strong.
+        assert!(!unmodified_since(lm, lm, now));
+        assert!(unmodified_since(lm, lm, now + 1));
+        assert!(unmodified_since(lm, lm + 1, now));
+        assert!(!unmodified_since(lm, lm - 1, now + 1));
     }
 
     #[test]

@@ -200,8 +200,13 @@ fn merge_in_order(ranges: &[(u64, u64)]) -> Vec<(u64, u64)> {
 /// A strong entity-tag (`"..."`) matches iff it equals `etag` exactly (`etag` may be given
 /// with or without its quotes; a weak `etag` never matches). Weak tags (`W/"..."`) never
 /// match. Anything else is parsed as an HTTP-date and matches iff it equals
-/// `last_modified_secs` (seconds since the Unix epoch).
-pub fn if_range_matches(if_range: &[u8], etag: &str, last_modified_secs: u64) -> bool {
+/// `strong_last_modified_secs` (seconds since the Unix epoch); None when the Last-Modified is
+/// weak (RFC 9110 §13.1.5: a date matches only a strong one; see `content::date_is_strong`).
+pub fn if_range_matches(
+    if_range: &[u8],
+    etag: &str,
+    strong_last_modified_secs: Option<u64>,
+) -> bool {
     let v = trim_ows(if_range);
     if v.starts_with(b"W/") {
         return false;
@@ -223,8 +228,7 @@ pub fn if_range_matches(if_range: &[u8], etag: &str, last_modified_secs: u64) ->
     match httpdate::parse_http_date(s) {
         Ok(t) => t
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() == last_modified_secs)
-            .unwrap_or(false),
+            .is_ok_and(|d| Some(d.as_secs()) == strong_last_modified_secs),
         Err(_) => false,
     }
 }
@@ -375,21 +379,21 @@ mod tests {
 
     #[test]
     fn if_range_strong_etag() {
-        assert!(if_range_matches(b"\"abc\"", "\"abc\"", 0));
+        assert!(if_range_matches(b"\"abc\"", "\"abc\"", Some(0)));
         assert!(
-            if_range_matches(b" \"abc\" ", "abc", 0),
+            if_range_matches(b" \"abc\" ", "abc", Some(0)),
             "etag given without quotes"
         );
-        assert!(!if_range_matches(b"\"abd\"", "\"abc\"", 0));
-        assert!(!if_range_matches(b"\"abc", "\"abc\"", 0));
-        assert!(!if_range_matches(b"\"", "\"\"", 0));
+        assert!(!if_range_matches(b"\"abd\"", "\"abc\"", Some(0)));
+        assert!(!if_range_matches(b"\"abc", "\"abc\"", Some(0)));
+        assert!(!if_range_matches(b"\"", "\"\"", Some(0)));
     }
 
     #[test]
     fn if_range_weak_etag_never_matches() {
-        assert!(!if_range_matches(b"W/\"abc\"", "W/\"abc\"", 0));
-        assert!(!if_range_matches(b"W/\"abc\"", "\"abc\"", 0));
-        assert!(!if_range_matches(b"\"abc\"", "W/\"abc\"", 0));
+        assert!(!if_range_matches(b"W/\"abc\"", "W/\"abc\"", Some(0)));
+        assert!(!if_range_matches(b"W/\"abc\"", "\"abc\"", Some(0)));
+        assert!(!if_range_matches(b"\"abc\"", "W/\"abc\"", Some(0)));
     }
 
     #[test]
@@ -398,25 +402,29 @@ mod tests {
         assert!(if_range_matches(
             b"Sun, 06 Nov 1994 08:49:37 GMT",
             "\"x\"",
-            784_111_777
+            Some(784_111_777)
         ));
         assert!(if_range_matches(
             b"Sunday, 06-Nov-94 08:49:37 GMT",
             "\"x\"",
-            784_111_777
+            Some(784_111_777)
         ));
         assert!(if_range_matches(
             b"Sun Nov  6 08:49:37 1994",
             "\"x\"",
-            784_111_777
+            Some(784_111_777)
         ));
         assert!(!if_range_matches(
             b"Sun, 06 Nov 1994 08:49:38 GMT",
             "\"x\"",
-            784_111_777
+            Some(784_111_777)
         ));
-        assert!(!if_range_matches(b"not a date", "\"x\"", 784_111_777));
-        assert!(!if_range_matches(b"\xff\xfe", "\"x\"", 0));
-        assert!(!if_range_matches(b"", "\"x\"", 0));
+        assert!(!if_range_matches(b"not a date", "\"x\"", Some(784_111_777)));
+        assert!(!if_range_matches(b"\xff\xfe", "\"x\"", Some(0)));
+        assert!(!if_range_matches(b"", "\"x\"", Some(0)));
+        assert!(
+            !if_range_matches(b"Sun, 06 Nov 1994 08:49:37 GMT", "\"x\"", None),
+            "a weak Last-Modified matches no date"
+        );
     }
 }

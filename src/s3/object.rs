@@ -15,7 +15,8 @@ use super::store::{
     stored_checksum, write_condition, KeptPart, PUT_BYTES_MAX,
 };
 use super::xml::escape;
-use crate::http::range::{parse_range, RangeAnswer};
+use crate::http::content::{date_is_strong, http_secs, modified_since, unmodified_since};
+use crate::http::range::{if_range_matches, parse_range, RangeAnswer};
 use crate::http::response::{Body, FileBody};
 use crate::http::{Request, Response};
 use crate::json::{FileInfo, S3Attrs};
@@ -75,7 +76,9 @@ async fn open_content(w: &Worker, rel: &str) -> Result<Option<(Content, u64)>, S
     let Ok(file) = glommio::io::BufferedFile::open(w.dir().join(rel)).await else {
         return Ok(None);
     };
-    let (size, mtime, is_dir) = crate::sys::fstat(&file)?;
+    let st = crate::sys::file_stat(&file)?;
+    let (size, is_dir) = (st.size, st.is_dir);
+    let version = crate::store::cache::Version::of_file(st.mtime_secs, st.mtime_nanos, st.ino);
     if is_dir {
         let _ = file.close().await;
         return Ok(None);
@@ -87,7 +90,7 @@ async fn open_content(w: &Worker, rel: &str) -> Result<Option<(Content, u64)>, S
         let size = data.len() as u64;
         let cached = CachedFile {
             data: data.clone(),
-            mtime,
+            version,
         };
         w.cache.borrow_mut().insert(epoch, rel, cached);
         return Ok(Some((Content::Memory(data), size)));
@@ -96,7 +99,7 @@ async fn open_content(w: &Worker, rel: &str) -> Result<Option<(Content, u64)>, S
     let open = OpenFile {
         file: file.clone(),
         size,
-        mtime,
+        version,
     };
     w.open_files.borrow_mut().insert(epoch, rel, open);
     Ok(Some((Content::File(file), size)))
@@ -152,7 +155,8 @@ pub(super) async fn copy_source(
 /// `if-modified-since`. Not met: 412.
 fn copy_source_conditions(req: &Request<'_>, source: &FileInfo) -> Result<(), S3Error> {
     let header = |n: &str| req.head.header_str(n);
-    let (etag, modified) = (source.etag(), modified_ms(source) / 1000);
+    let (etag, modified) = (source.etag(), modified_secs(source));
+    let now = crate::sys::unix_secs_coarse();
     let failed = || {
         S3Error::new(
             412,
@@ -165,7 +169,7 @@ fn copy_source_conditions(req: &Request<'_>, source: &FileInfo) -> Result<(), S3
             return Err(failed());
         }
     } else if let Some(t) = header("x-amz-copy-source-if-unmodified-since").and_then(http_secs) {
-        if modified > t {
+        if !unmodified_since(modified, t, now) {
             return Err(failed());
         }
     }
@@ -174,7 +178,7 @@ fn copy_source_conditions(req: &Request<'_>, source: &FileInfo) -> Result<(), S3
             return Err(failed());
         }
     } else if let Some(t) = header("x-amz-copy-source-if-modified-since").and_then(http_secs) {
-        if modified <= t {
+        if !modified_since(modified, t, now) {
             return Err(failed());
         }
     }
@@ -188,8 +192,9 @@ fn etag_listed(list: &str, etag: &str) -> bool {
         .any(|t| t == "*" || t.trim_start_matches("W/").trim_matches('"') == etag)
 }
 
-fn http_secs(v: &str) -> Option<i64> {
-    crate::http::content::http_secs(v).map(|s| s as i64)
+/// An object's Last-Modified in Unix seconds.
+fn modified_secs(info: &FileInfo) -> u64 {
+    (modified_ms(info) / 1000).max(0) as u64
 }
 
 /// The bucket of an existing object whose sub-resource (ACL, tags) the caller reads or
@@ -371,7 +376,7 @@ pub async fn attributes(w: &Worker, req: &Request<'_>, r: &S3Request) -> Result<
     let mut resp = xml_response(200, body);
     resp.set(
         "Last-Modified",
-        crate::http::content::http_date((modified_ms(&info) / 1000).max(0) as u64),
+        crate::http::content::http_date(modified_secs(&info)),
     );
     Ok(resp)
 }
@@ -400,14 +405,25 @@ pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
         .await?
         .ok_or_else(|| S3Error::no_such_key().on(r.resource()))?;
     let etag = etag_ref(&info);
-    let modified = modified_ms(&info) / 1000;
-    if evaluate_conditions(req, etag, modified)? {
+    let modified = modified_secs(&info);
+    // A date of this second is a weak validator (`content::date_is_strong`).
+    let now = crate::sys::unix_secs_coarse();
+    if evaluate_conditions(req, etag, modified, now)? {
         let mut resp = Response::new(304);
         resp.no_content_length = true;
         set_validators(&mut resp, etag, modified);
         return Ok(resp);
     }
-    let (status, offset, len) = requested_range(req, r, size)?;
+    let strong_date = date_is_strong(modified, now).then_some(modified);
+    let if_range_holds = req
+        .head
+        .header("if-range")
+        .is_none_or(|v| if_range_matches(v, etag, strong_date));
+    let (status, offset, len) = if if_range_holds {
+        requested_range(req, r, size)?
+    } else {
+        (200, 0, size)
+    };
     let mut resp = Response::new(status);
     set_validators(&mut resp, etag, modified);
     resp.set("Accept-Ranges", "bytes");
@@ -438,18 +454,21 @@ pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
 }
 
 /// The validators of an object's answer: its ETag and Last-Modified (`modified`, in seconds).
-fn set_validators(resp: &mut Response, etag: &str, modified: i64) {
+fn set_validators(resp: &mut Response, etag: &str, modified: u64) {
     resp.set("ETag", ["\"", etag, "\""].concat());
-    resp.set(
-        "Last-Modified",
-        crate::http::content::http_date(modified.max(0) as u64),
-    );
+    resp.set("Last-Modified", crate::http::content::http_date(modified));
 }
 
 /// The request's conditions on the object, in S3's (RFC 7232's) order: a failed
 /// If-Match/If-Unmodified-Since is 412; `Ok(true)` when If-None-Match/If-Modified-Since
-/// make the answer a 304.
-fn evaluate_conditions(req: &Request<'_>, etag: &str, modified: i64) -> Result<bool, S3Error> {
+/// make the answer a 304. `now`: the answer's Date, which tells whether the Last-Modified date
+/// is strong enough to decide.
+fn evaluate_conditions(
+    req: &Request<'_>,
+    etag: &str,
+    modified: u64,
+    now: u64,
+) -> Result<bool, S3Error> {
     let header = |n: &str| req.head.header_str(n);
     if let Some(m) = header("if-match") {
         if !etag_listed(m, etag) {
@@ -460,7 +479,7 @@ fn evaluate_conditions(req: &Request<'_>, etag: &str, modified: i64) -> Result<b
             ));
         }
     } else if let Some(t) = header("if-unmodified-since").and_then(http_secs) {
-        if modified > t {
+        if !unmodified_since(modified, t, now) {
             return Err(S3Error::new(
                 412,
                 "PreconditionFailed",
@@ -472,7 +491,7 @@ fn evaluate_conditions(req: &Request<'_>, etag: &str, modified: i64) -> Result<b
         Some(m) => etag_listed(m, etag),
         None => header("if-modified-since")
             .and_then(http_secs)
-            .is_some_and(|t| modified <= t),
+            .is_some_and(|t| !modified_since(modified, t, now)),
     })
 }
 

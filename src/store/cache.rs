@@ -81,10 +81,45 @@ impl RecordCache {
     }
 }
 
+/// What tells one version of a served content from another at the same path: the second of
+/// its mtime (its `Last-Modified`) and what tells apart two versions of one second and one
+/// size (in its `ETag`), so that a client's validator of an overwritten file never matches the
+/// new content.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Version {
+    /// Unix seconds.
+    pub secs: u64,
+    /// A file's inode and mtime nanoseconds, or 64 bits of a record's content digest.
+    pub within: u64,
+}
+
+impl Version {
+    /// A file's version: its mtime and inode (a file replaced by a rename is a new inode even
+    /// when the clock's tick gave both the same nanoseconds; an inode's bits above the 34th are
+    /// dropped).
+    pub fn of_file(secs: u64, nanos: u32, ino: u64) -> Version {
+        debug_assert!(nanos < 1 << 30, "nanoseconds are below 10^9 < 2^30");
+        Version {
+            secs,
+            within: (ino << 30) | u64::from(nanos),
+        }
+    }
+
+    /// A record's version, served from a merged file: its time stamp and the first 16 hex
+    /// digits of its content md5 (0 when they are not hex).
+    pub fn of_digest(secs: u64, md5_hex: &str) -> Version {
+        let head = md5_hex.get(..16).unwrap_or(md5_hex);
+        Version {
+            secs,
+            within: u64::from_str_radix(head, 16).unwrap_or(0),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct CachedFile {
     pub data: Bytes,
-    pub mtime: u64,
+    pub version: Version,
 }
 
 pub struct FileCache {
@@ -153,7 +188,7 @@ impl FileCache {
 pub struct OpenFile {
     pub file: std::rc::Rc<glommio::io::BufferedFile>,
     pub size: u64,
-    pub mtime: u64,
+    pub version: Version,
 }
 
 /// Open descriptors of recently served files (FIFO eviction, epoch invalidation).
@@ -253,7 +288,7 @@ mod tests {
     fn f(n: usize) -> CachedFile {
         CachedFile {
             data: Bytes::from(vec![7u8; n]),
-            mtime: 1,
+            version: Version::default(),
         }
     }
 

@@ -362,6 +362,46 @@ def conditionals(a):
     return r
 
 
+def same_second(a):
+    """An object replaced by another of its size within the second it was written, then
+    asked for with the first one's validators in that second, as a browser resuming a
+    presigned URL's download does (tried again, a few times, when a second ends in between):
+    each answer's status and which bytes it carried."""
+    s3 = client(a.endpoint, a.key)
+    b = a.bucket
+    s3.create_bucket(Bucket=b)
+    rnd = random.Random(5)
+    for attempt in range(5):
+        k = "same%d.bin" % attempt
+        old, new = rnd.randbytes(1000), rnd.randbytes(1000)
+        step("putting the first version")
+        s3.put_object(Bucket=b, Key=k, Body=old)
+        h = s3.head_object(Bucket=b, Key=k)
+        tag, lm = h["ETag"], h["ResponseMetadata"]["HTTPHeaders"]["last-modified"]
+        step("replacing it")
+        s3.put_object(Bucket=b, Key=k, Body=new)
+        url = s3.generate_presigned_url("get_object", Params={"Bucket": b, "Key": k})
+
+        def ask(headers):
+            status, got, body = raw("GET", url, headers=headers)
+            which = {new: "new", new[:5]: "new[:5]"}.get(body, "other (%d bytes)" % len(body))
+            return {"status": status, "body": which, "date": got.get("date")}
+
+        step("asking with the first version's validators")
+        rng = {"Range": "bytes=0-4"}
+        r = {
+            "if_none_match_old_etag": ask({"If-None-Match": tag}),
+            "if_modified_since_weak_date": ask({"If-Modified-Since": lm}),
+            "if_range_old_etag": ask({**rng, "If-Range": tag}),
+            "if_range_weak_date": ask({**rng, "If-Range": lm}),
+            "if_unmodified_since_weak_date": ask({**rng, "If-Unmodified-Since": lm}),
+            "if_range_current_etag": ask({**rng, "If-Range": etag(new)}),
+        }
+        if all(v.pop("date") == lm for v in r.values()):
+            return r
+    sys.exit("s3_boto3.py same_second: no overwrite and its questions fitted in one second")
+
+
 def listing_keys():
     """The 1,000 keys of the listing scenario (content: the key itself)."""
     keys = [f"photos/2024/img-{i:04}.jpg" for i in range(400)]
@@ -1442,6 +1482,7 @@ SCENARIOS = {
         objects,
         bad_keys,
         conditionals,
+        same_second,
         listing,
         folders,
         delete_objects,
