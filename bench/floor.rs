@@ -290,7 +290,7 @@ fn head(body_len: usize) -> Vec<u8> {
     format!(
         "HTTP/1.1 200 OK\r\nServer: fastdfs-floor\r\nDate: Mon, 07 Dec 2026 01:00:00 GMT\r\n\
          Content-Type: application/octet-stream\r\nContent-Length: {body_len}\r\n\
-         Last-Modified: Mon, 07 Dec 2026 00:59:00 GMT\r\nETag: \"6752b4e4-1000\"\r\n\
+         Last-Modified: Mon, 07 Dec 2026 00:59:00 GMT\r\nETag: \"6752b4e4-1000-4a3f5c1e9b2d1\"\r\n\
          Accept-Ranges: bytes\r\nAccess-Control-Allow-Origin: *\r\n\r\n"
     )
     .into_bytes()
