@@ -145,3 +145,45 @@ impl Drop for GoNode {
         }
     }
 }
+
+/// A go-fastdfs node and a fastdfs-rs node under comparison (differential tests), plus what
+/// is needed to normalize their answers.
+pub struct Pair {
+    pub go: GoNode,
+    pub rs: Server,
+    /// When the pair started (Unix seconds): upload minutes and mtimes are after it.
+    pub started: i64,
+}
+
+impl Pair {
+    pub fn start() -> Option<Pair> {
+        let bin = go_bin()?;
+        let started = now();
+        let go = GoNode::start(&bin);
+        let rs = Server::start(json!({}));
+        Some(Pair { go, rs, started })
+    }
+
+    /// Replaces the base URL, today's upload minute (which must be a local time since the
+    /// pair started) and the given mtime by placeholders.
+    pub fn norm(&self, base: &str, text: &str, mtime: Option<i64>) -> String {
+        let mut t = text.replace(base, "<DOMAIN>");
+        let mut s = self.started;
+        let end = now();
+        while s <= end + 60 {
+            let st = local_stamp(s.min(end));
+            t = t.replace(&format!("/{st}/"), "/<STAMP>/");
+            s += 30;
+        }
+        if let Some(m) = mtime {
+            t = t.replace(&m.to_string(), "<MTIME>");
+        }
+        t
+    }
+
+    pub fn check_mtime(&self, v: &Value) -> i64 {
+        let m = v.as_i64().unwrap_or_else(|| panic!("mtime {v}"));
+        assert!(self.started <= m && m <= now(), "mtime {m} is not now");
+        m
+    }
+}
