@@ -164,6 +164,24 @@ impl Pair {
         Some(Pair { go, rs, started })
     }
 
+    /// Both nodes with the same configuration: go-fastdfs' generated cfg.json with the test
+    /// servers' base config and `overrides` on top (go-fastdfs ignores the keys it does not
+    /// know), and fastdfs-rs with that same file but its own address.
+    pub fn start_same(overrides: Value) -> Option<Pair> {
+        let bin = go_bin()?;
+        let started = now();
+        let port = free_port(GO_IP);
+        let go_cfg = base_config(GO_IP, port, &overrides);
+        let go = GoNode::start_configured(&bin, GO_IP, port, &[], &go_cfg);
+        let text = std::fs::read_to_string(go.dir.path().join("conf/cfg.json")).unwrap();
+        let mut cfg: Value = serde_json::from_str(&text).unwrap();
+        let o = cfg.as_object_mut().unwrap();
+        o.remove("addr");
+        o.remove("host");
+        let rs = Server::start(cfg);
+        Some(Pair { go, rs, started })
+    }
+
     /// Replaces the base URL, today's upload minute (which must be a local time since the
     /// pair started) and the given mtime by placeholders.
     pub fn norm(&self, base: &str, text: &str, mtime: Option<i64>) -> String {
