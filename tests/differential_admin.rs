@@ -323,6 +323,61 @@ fn repair_stat_reload_and_google_helpers_match_go_fastdfs() {
     assert!(same, "{path}");
 }
 
+/// The upload page and the report page with go-fastdfs' own templates in `static/` (as an
+/// operator who moves a go-fastdfs runtime dir keeps them): the same pages, byte for byte.
+#[test]
+fn pages_with_go_fastdfs_templates_match_go_fastdfs() {
+    let Some(p) = Pair::start_same(json!({})) else {
+        return;
+    };
+    for name in ["uppy.html", "report.html"] {
+        let theirs = p.go.dir.path().join("static").join(name);
+        std::fs::copy(&theirs, p.rs.dir.join("static").join(name)).unwrap();
+    }
+    for path in [
+        "/",
+        "/group1",
+        "/group1/",
+        "/group1/upload.html",
+        "/group1/report",
+        "/group1/report?x=1",
+    ] {
+        for method in ["GET", "HEAD", "POST"] {
+            let at = |base: &str| answer(agent().request(method, &format!("{base}{path}")).call());
+            let (g, r) = (at(&p.go.base()), at(&p.rs.base()));
+            assert_eq!((g.0, &g.1), (200, &r.1), "{method} {path}");
+            assert_eq!(g, r, "{method} {path}");
+            if method == "GET" {
+                assert!(r.2.contains("<html"), "{path}");
+            }
+        }
+    }
+    // `index` is no route: a download of nothing.
+    for path in ["/index", "/group1/index", "/group1/index.html"] {
+        let (g, r) = (get(&p.go.base(), path), get(&p.rs.base(), path));
+        assert_eq!((g.0, &g.2), (404, &String::new()), "{path}");
+        assert_eq!(g, r, "{path}");
+    }
+    // The upload route without a file or md5, by GET and HEAD: the same explanation.
+    for method in ["GET", "HEAD"] {
+        let at = |base: &str| {
+            answer(
+                agent()
+                    .request(method, &format!("{base}/group1/upload"))
+                    .call(),
+            )
+        };
+        let (g, r) = (at(&p.go.base()), at(&p.rs.base()));
+        assert_eq!((g.0, r.0), (200, 400), "{method}");
+        assert_eq!((&g.1, &g.2), (&r.1, &r.2), "{method}");
+    }
+    // Without report.html: go-fastdfs' `<path> is not found` (a 404 here).
+    std::fs::remove_file(p.go.dir.path().join("static/report.html")).unwrap();
+    std::fs::remove_file(p.rs.dir.join("static/report.html")).unwrap();
+    let body = same_body(&p, "/group1/report", 404);
+    assert_eq!(body, "static/report.html is not found");
+}
+
 /// The `scene`, `path` and `code` fields of an upload, with Google codes on for one scene.
 #[test]
 fn upload_scene_path_and_code_fields_match_go_fastdfs() {

@@ -255,7 +255,7 @@ pub async fn backup(w: &Rc<Worker>, client: IpAddr, p: &Params) -> Result<Respon
 pub async fn report(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, refuse_text)?;
     let path = w.dir().join("static").join("report.html");
-    let shown = path.display().to_string();
+    let shown = w.shown_path("static/report.html");
     let text = glommio::executor()
         .spawn_blocking(move || std::fs::read_to_string(path))
         .await;

@@ -195,7 +195,10 @@ fn status_of_admin(w: &Worker, cfg: &crate::config::Config) -> Result<Response, 
         "Sys.UptimeSeconds".into(),
         json!(w.shared.started.elapsed().as_secs()),
     );
-    let disk = crate::sys::disk_usage(&w.dir().join("files"));
+    let disk = crate::sys::disk_usage(&w.dir().join("files")).map(|mut d| {
+        d.path = w.shown_path("files");
+        d
+    });
     data.insert("Sys.DiskInfo".into(), json!(disk));
     data.insert("Sys.MemInfo".into(), Value::Object(crate::sys::mem_info()));
     Ok(Response::text(
