@@ -233,6 +233,48 @@ fn delete_answers_match_go_fastdfs() {
     }
 }
 
+/// `/status` as an admin sees it: go-fastdfs' keys with values of the same types (the values
+/// themselves are this host's); `Sys.Workers` and `Sys.UptimeSeconds` are ours only.
+#[test]
+fn status_has_go_fastdfs_keys_and_value_types() {
+    let Some(p) = Pair::start_same(json!({"refresh_interval": 1800})) else {
+        return;
+    };
+    let (g, r) = (
+        get(&p.go.base(), "/group1/status"),
+        get(&p.rs.base(), "/group1/status"),
+    );
+    assert_eq!((g.0, r.0, &g.1), (200, 200, &r.1));
+    let (g, mut r) = (parse(&g.2), parse(&r.2));
+    let data = r["data"].as_object_mut().unwrap();
+    for ours in ["Sys.Workers", "Sys.UptimeSeconds"] {
+        assert!(data.remove(ours).unwrap().is_u64(), "{ours}");
+    }
+    let mut gs = shape(&g);
+    let mut rs = shape(&r);
+    // Go's GCCPUFraction is a float that Go writes as `0` before the first collection; ours
+    // is always a float (no collector).
+    for s in [&mut gs, &mut rs] {
+        s["data"]["Sys.GCCPUFraction"] = json!("number");
+    }
+    assert_eq!(gs, rs, "status shape");
+    for k in [
+        "Fs.AutoRepair",
+        "Fs.Peers",
+        "Fs.RefreshInterval",
+        "Fs.ShowDir",
+    ] {
+        assert_eq!(g["data"][k], r["data"][k], "{k}");
+    }
+    assert_eq!(
+        g["data"]["Sys.DiskInfo"]["path"],
+        r["data"]["Sys.DiskInfo"]["path"]
+    );
+    assert_eq!(g["data"]["Fs.FileStats"], r["data"]["Fs.FileStats"]);
+    assert_eq!(r["data"]["Fs.Local"], json!(p.rs.base()));
+    assert_eq!((&g["status"], &g["message"]), (&r["status"], &r["message"]));
+}
+
 #[test]
 fn repair_stat_reload_and_google_helpers_match_go_fastdfs() {
     let Some(p) = Pair::start_same(json!({})) else {

@@ -195,6 +195,22 @@ fn status_of_admin(w: &Worker, cfg: &crate::config::Config) -> Result<Response, 
         "Sys.UptimeSeconds".into(),
         json!(w.shared.started.elapsed().as_secs()),
     );
+    // go-fastdfs' Go runtime memory figures, for the clients that show them: the heap in use
+    // is the allocator's; there is no collector (no collections, no GC memory or CPU) and no
+    // running totals of allocations and frees (0).
+    let heap = crate::sys::heap_in_use_bytes();
+    for (key, value) in [
+        ("Sys.Alloc", json!(heap)),
+        ("Sys.HeapAlloc", json!(heap)),
+        ("Sys.TotalAlloc", json!(0)),
+        ("Sys.Frees", json!(0)),
+        ("Sys.HeapObjects", json!(0)),
+        ("Sys.NumGC", json!(0)),
+        ("Sys.GCSys", json!(0)),
+        ("Sys.GCCPUFraction", json!(0.0)),
+    ] {
+        data.insert(key.into(), value);
+    }
     let disk = crate::sys::disk_usage(&w.dir().join("files")).map(|mut d| {
         d.path = w.shown_path("files");
         d
