@@ -83,6 +83,9 @@ pub async fn list_dir(w: &Worker, client: IpAddr, p: &Params) -> Result<Response
     } else {
         format!("files/{}", parts.join("/"))
     };
+    // go-fastdfs names the directory `files/` + `dir` as given (`files//etc` for `/etc`) in
+    // its errors and digests; the directory read is the checked one.
+    let shown = format!("files/{dir}");
     let full = w.dir().join(&rel);
     let listed = glommio::executor()
         .spawn_blocking(move || -> std::io::Result<Vec<(String, u64, i64, bool)>> {
@@ -105,12 +108,12 @@ pub async fn list_dir(w: &Worker, client: IpAddr, p: &Params) -> Result<Response
         .map_err(|e| ApiError::Envelope {
             http: 404,
             status: "",
-            message: go_dir_error(&rel, &e),
+            message: go_dir_error(&shown, &e),
         })?;
     let data: Vec<Value> = listed
         .into_iter()
         .map(|(name, size, mtime, is_dir)| {
-            let key = format!("{rel}/{name}").replacen("//", "/", 1);
+            let key = format!("{shown}/{name}").replacen("//", "/", 1);
             json!({"name": name, "md5": meta::md5_hex(&key), "path": dir, "size": size,
                    "mtime": mtime, "is_dir": is_dir})
         })
