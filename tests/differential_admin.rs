@@ -637,3 +637,61 @@ fn download_tokens_are_checked_as_go_fastdfs_checks_them() {
     );
     assert_eq!((gc, rc), (200, 200));
 }
+
+/// The routes peers and operators' scripts call: `get_md5s_by_date` (the same md5s; go-fastdfs'
+/// order is its map's, ours sorted), `receive_md5s`, `sync`, `repair`, `backup`,
+/// `remove_empty_dir`, `repair_fileinfo` without migration, and `search` (the same records;
+/// go-fastdfs lists them in its LevelDB key order, where path keys and md5s mix).
+#[test]
+fn peer_and_maintenance_routes_match_go_fastdfs() {
+    let Some(p) = Pair::start_same(json!({})) else {
+        return;
+    };
+    upload_both(&p, "m1.txt", b"maintenance one\n", &[]);
+    upload_both(&p, "m2.txt", b"maintenance two\n", &[("path", "m")]);
+    let today = local_stamp(now()).split('/').next().unwrap().to_string();
+    let path = format!("/group1/get_md5s_by_date?date={today}");
+    let (g, r) = (get(&p.go.base(), &path), get(&p.rs.base(), &path));
+    assert_eq!((g.0, r.0, &g.1), (200, 200, &r.1), "{path}");
+    let set = |t: &str| {
+        let mut v: Vec<String> = t.split(',').map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(set(&g.2), set(&r.2), "{path}");
+    assert_eq!(set(&r.2).len(), 2);
+    for path in [
+        "/group1/get_md5s_by_date?date=20000101".to_string(),
+        "/group1/get_md5s_by_date".to_string(),
+        "/group1/receive_md5s?md5s=abc".to_string(),
+        format!("/group1/sync?date={today}"),
+        format!("/group1/sync?date={today}&force=1&inner=1"),
+        "/group1/repair?force=0".to_string(),
+        format!("/group1/backup?date={today}"),
+        "/group1/remove_empty_dir".to_string(),
+        "/group1/search?kw=nothing-like-it".to_string(),
+    ] {
+        same_body(&p, &path, 200);
+    }
+    for path in ["/group1/sync", "/group1/repair_fileinfo"] {
+        same_body(&p, path, 400);
+    }
+    for kw in ["m", "m2", ""] {
+        let path = format!("/group1/search?kw={kw}");
+        let (g, r) = (get(&p.go.base(), &path), get(&p.rs.base(), &path));
+        assert_eq!((g.0, r.0, &g.1), (200, 200, &r.1), "{path}");
+        let (g, r) = (parse(&g.2), parse(&r.2));
+        let records = |v: &Value| {
+            let mut l: Vec<Value> = v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| normalized(&p, i))
+                .collect();
+            l.sort_by_key(|i| i["md5"].as_str().unwrap().to_string());
+            l
+        };
+        assert_eq!(records(&g), records(&r), "{path}");
+        assert_eq!((&g["status"], &g["message"]), (&r["status"], &r["message"]));
+    }
+}

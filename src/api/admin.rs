@@ -175,10 +175,16 @@ pub fn check_files_exist(w: &Worker, p: &Params) -> Result<Response, ApiError> {
 pub fn get_md5s_by_date(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, refuse_text)?;
     let date = p.str("date");
-    if date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) {
-        return Ok(Response::text(200, String::new()));
+    let md5s = if date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit()) {
+        w.meta().md5s_by_date(date)?
+    } else {
+        Vec::new()
+    };
+    // No md5s: an empty body without a type, as Go's server sends an empty 200.
+    if md5s.is_empty() {
+        return Ok(Response::new(200));
     }
-    Ok(Response::text(200, w.meta().md5s_by_date(date)?.join(",")))
+    Ok(Response::text(200, md5s.join(",")))
 }
 
 /// `G/remove_empty_dir`: removes empty directories under `files/` (not `_tmp`, `_big`, nor
