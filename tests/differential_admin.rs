@@ -798,3 +798,41 @@ fn rename_file_names_the_stored_file_as_go_fastdfs_names_it() {
     }
     assert_eq!(shape(&infos[0]), shape(&infos[1]));
 }
+
+/// Who is an admin (SPEC §9.1 as both implement it): an exact `admin_ips` entry, a CIDR,
+/// `0.0.0.0` (any private or loopback IPv4); anyone else is refused. go-fastdfs refuses with
+/// 200 and the envelope, we with 403 and the same envelope (DEFECTS.md #31).
+#[test]
+fn admin_addresses_are_recognized_as_go_fastdfs_recognizes_them() {
+    /// `admin_ips`, and clients with whether each is an admin.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, bool)]);
+    let cases: [Case; 3] = [
+        (
+            &["127.0.0.77"],
+            &[("127.0.0.77", true), ("127.0.0.78", false)],
+        ),
+        (
+            &["127.0.0.64/26"],
+            &[("127.0.0.77", true), ("127.0.0.200", false)],
+        ),
+        (&["0.0.0.0"], &[("127.0.0.77", true), ("127.0.0.200", true)]),
+    ];
+    for (admin_ips, clients) in cases {
+        let Some(p) = Pair::start_same(json!({ "admin_ips": admin_ips })) else {
+            return;
+        };
+        for (ip, admin) in clients {
+            let path = "/group1/stat";
+            let (gc, gb) = curl_from(ip, &format!("{}{path}", p.go.base()));
+            let (rc, rb) = curl_from(ip, &format!("{}{path}", p.rs.base()));
+            let what = format!("{admin_ips:?} from {ip}");
+            assert_eq!((gc, rc), (200, if *admin { 200 } else { 403 }), "{what}");
+            assert_eq!(gb, rb, "{what}");
+            assert_eq!(
+                parse(&rb)["status"],
+                if *admin { "ok" } else { "" },
+                "{what}"
+            );
+        }
+    }
+}
