@@ -836,3 +836,61 @@ fn admin_addresses_are_recognized_as_go_fastdfs_recognizes_them() {
         }
     }
 }
+
+/// `reload?action=set` with the configuration `action=get` gave, then `action=reload`: the
+/// same answers; an invalid `cfg` is refused by both (the parser's message differs:
+/// docs/PROTOCOL.md §7, ours names the parameter).
+#[test]
+fn reload_set_and_reload_match_go_fastdfs() {
+    let Some(p) = Pair::start_same(json!({})) else {
+        return;
+    };
+    let key = "key=test-admin-key";
+    for base in [p.go.base(), p.rs.base()] {
+        let (_, _, t) = get(&base, &format!("/group1/reload?{key}&action=get"));
+        let cfg = parse(&t)["data"].to_string();
+        let set = |cfg: &str| {
+            let url = format!("{base}/group1/reload?{key}&action=set");
+            answer(agent().post(&url).send_form(&[("cfg", cfg)]))
+        };
+        let (code, ct, body) = set(&cfg);
+        assert_eq!(
+            (code, ct.as_deref()),
+            (200, Some("text/plain; charset=utf-8")),
+            "{base}"
+        );
+        assert_eq!(
+            parse(&body),
+            json!({"data": null, "message": "", "status": "ok"}),
+            "{base}"
+        );
+        let (code, _, body) = get(&base, &format!("/group1/reload?{key}&action=reload"));
+        assert_eq!(code, 200, "{base}");
+        assert_eq!(
+            parse(&body),
+            json!({"data": null, "message": "", "status": "ok"}),
+            "{base}"
+        );
+        for bad in ["[1]", "{\"addr\":5}", "{"] {
+            let (code, _, body) = set(bad);
+            assert!(code == 200 || code == 400, "{base} {bad}");
+            let v = parse(&body);
+            assert_eq!(
+                (&v["status"], &v["data"]),
+                (&json!("fail"), &Value::Null),
+                "{base} {bad}"
+            );
+        }
+    }
+    // With web uploads off, the pages say so (go-fastdfs 200, we 403).
+    drop(p);
+    let Some(p) = Pair::start_same(json!({"enable_web_upload": false})) else {
+        return;
+    };
+    for path in ["/", "/group1/", "/group1/upload.html"] {
+        let (g, r) = (get(&p.go.base(), path), get(&p.rs.base(), path));
+        assert_eq!((g.0, r.0), (200, 403), "{path}");
+        assert_eq!((g.2.as_str(), &g.1), ("web upload deny", &r.1), "{path}");
+        assert_eq!(g.2, r.2, "{path}");
+    }
+}
