@@ -198,6 +198,27 @@ fn stat_get_file_info_and_check_routes_match_go_fastdfs() {
         assert_eq!((&g["status"], &g["message"]), (&r["status"], &r["message"]));
     }
     same_body(&p, "/group1/check_files_exist", 200);
+
+    // check_file_exist by `path` of a file placed by hand (no record): go-fastdfs' made-up
+    // record, md5 = MD5 of the path, from both.
+    for dir in [p.go.dir.path().to_path_buf(), p.rs.dir.clone()] {
+        std::fs::create_dir_all(dir.join("files/manual")).unwrap();
+        std::fs::write(dir.join("files/manual/placed.txt"), b"placed by hand").unwrap();
+    }
+    let path = "/group1/check_file_exist?path=files/manual/placed.txt";
+    let (g, mut r) = compact(path, 200);
+    assert_eq!(r["md5"], md5_hex(b"files/manual/placed.txt"));
+    // The file's mtime: the two files were written a moment apart.
+    assert!((g["timeStamp"].as_i64().unwrap() - r["timeStamp"].as_i64().unwrap()).abs() <= 2);
+    r["timeStamp"] = g["timeStamp"].clone();
+    assert_eq!(normalized(&p, &g), normalized(&p, &r), "{path}");
+    // A host path outside files/: go-fastdfs stats it; we look under files/ only
+    // (DEFECTS.md #4).
+    let path = "/group1/check_file_exist?path=/etc/passwd";
+    let (g, r) = (get(&p.go.base(), path), get(&p.rs.base(), path));
+    assert_eq!((g.0, r.0), (200, 404));
+    assert_eq!(parse(&g.2)["name"], "passwd");
+    assert_eq!(parse(&r.2)["name"], "");
 }
 
 #[test]
