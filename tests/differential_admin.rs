@@ -688,6 +688,11 @@ fn peer_and_maintenance_routes_match_go_fastdfs() {
     };
     upload_both(&p, "m1.txt", b"maintenance one\n", &[]);
     upload_both(&p, "m2.txt", b"maintenance two\n", &[("path", "m")]);
+    // Outside the dated tree, so that both nodes' records have the same path keys.
+    for i in 3..12 {
+        let (name, data) = (format!("m{i}.txt"), format!("maintenance {i}\n"));
+        upload_both(&p, &name, data.as_bytes(), &[("path", &format!("m/{i}"))]);
+    }
     let today = local_stamp(now()).split('/').next().unwrap().to_string();
     let path = format!("/group1/get_md5s_by_date?date={today}");
     let (g, r) = (get(&p.go.base(), &path), get(&p.rs.base(), &path));
@@ -698,7 +703,7 @@ fn peer_and_maintenance_routes_match_go_fastdfs() {
         v
     };
     assert_eq!(set(&g.2), set(&r.2), "{path}");
-    assert_eq!(set(&r.2).len(), 2);
+    assert_eq!(set(&r.2).len(), 11);
     for path in [
         "/group1/get_md5s_by_date?date=20000101".to_string(),
         "/group1/get_md5s_by_date".to_string(),
@@ -715,6 +720,20 @@ fn peer_and_maintenance_routes_match_go_fastdfs() {
     for path in ["/group1/sync", "/group1/repair_fileinfo"] {
         same_body(&p, path, 400);
     }
+    // The same records in go-fastdfs' order: its LevelDB's key order, where a record's md5
+    // and its path key both lead to it.
+    let path = "/group1/search?kw=.txt";
+    let (g, r) = (get(&p.go.base(), path), get(&p.rs.base(), path));
+    let names = |t: &str| -> Vec<String> {
+        let v = parse(t);
+        let all = v["data"].as_array().unwrap().iter();
+        let mut out: Vec<String> = all
+            .map(|i| i["name"].as_str().unwrap().to_string())
+            .collect();
+        out.retain(|n| n != "m1.txt");
+        out
+    };
+    assert_eq!(names(&g.2), names(&r.2), "{path}: order");
     for kw in ["m", "m2", ""] {
         let path = format!("/group1/search?kw={kw}");
         let (g, r) = (get(&p.go.base(), &path), get(&p.rs.base(), &path));

@@ -139,17 +139,40 @@ fn go_dir_error(rel: &str, e: &std::io::Error) -> String {
     format!("{op} {rel}: {cause}")
 }
 
-/// `G/search?kw=`: records whose name contains `kw`, at most 100, unique by md5.
+/// `G/search?kw=`: records whose name contains `kw`, at most 100, unique by md5, in
+/// go-fastdfs' order.
 pub fn search(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, refuse_envelope(""))?;
     let kw = p.str("kw").to_string();
-    let mut found: Vec<FileInfo> = Vec::new();
+    // go-fastdfs walks its LevelDB in key order, where both a record's md5 and its path key
+    // lead to it, and keeps the first 100 md5s it meets: a record's place is the smaller of
+    // its two keys. The best 100 by that place are kept (bounded), one per md5.
+    let mut kept: std::collections::BTreeMap<(String, String), FileInfo> = Default::default();
+    let mut place_of_md5: std::collections::HashMap<String, String> = Default::default();
     w.meta().for_each(|info| {
-        if info.name.contains(&kw) && !found.iter().any(|f| f.md5 == info.md5) {
-            found.push(info);
+        if !info.name.contains(&kw) {
+            return true;
         }
-        found.len() < SEARCH_RESULTS_MAX
+        let place = info.md5.clone().min(meta::path_key(&info.rel_path()));
+        if let Some(had) = place_of_md5.get(&info.md5) {
+            if *had <= place {
+                return true;
+            }
+            kept.remove(&(had.clone(), info.md5.clone()));
+        } else if kept.len() == SEARCH_RESULTS_MAX {
+            let last = kept.keys().next_back().cloned().expect("a full map");
+            if last.0 <= place {
+                return true;
+            }
+            kept.remove(&last);
+            place_of_md5.remove(&last.1);
+        }
+        place_of_md5.insert(info.md5.clone(), place.clone());
+        kept.insert((place, info.md5.clone()), info);
+        true
     })?;
+    debug_assert!(kept.len() <= SEARCH_RESULTS_MAX && kept.len() == place_of_md5.len());
+    let found: Vec<FileInfo> = kept.into_values().collect();
     Ok(ok((!found.is_empty()).then_some(found)))
 }
 
