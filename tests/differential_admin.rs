@@ -153,6 +153,10 @@ fn stat_get_file_info_and_check_routes_match_go_fastdfs() {
         "/group1/get_file_info?md5=abc",
         "/group1/get_file_info?md5=0123456789abcdef0123456789abcdef",
         "/group1/get_file_info?path=/group1/n1/n2/nope.txt",
+        // A path is a download path (`/group1/…`) or a store path (`files/…`); go-fastdfs
+        // takes anything else for a path key of its own and finds nothing.
+        "/group1/get_file_info?path=n1/n2/one.txt",
+        "/group1/get_file_info?path=/n1/n2/one.txt",
     ] {
         let body = same_body(&p, path, 404);
         assert_eq!(parse(&body)["message"], "leveldb: not found");
@@ -299,6 +303,20 @@ fn delete_answers_match_go_fastdfs() {
     let md5 = g["md5"].as_str().unwrap();
     let by_md5 = format!("/group1/delete?md5={md5}");
     let by_path = "/group1/delete?path=/group1/del/d2.txt";
+    // Neither a download path nor a store path: go-fastdfs takes it for a path key and finds
+    // nothing; nothing is deleted.
+    for path in [
+        "/group1/delete?path=del/d1.txt",
+        "/group1/delete?path=/del/d2.txt",
+    ] {
+        same_body(&p, path, 404);
+    }
+    for dir in [
+        p.go.dir.path().join("files/del"),
+        p.rs.dir.join("files/del"),
+    ] {
+        assert!(dir.join("d1.txt").exists() && dir.join("d2.txt").exists());
+    }
     for path in [by_md5.as_str(), by_path] {
         let body = same_body(&p, path, 200);
         assert_eq!(parse(&body)["message"], "remove success", "{path}");

@@ -254,6 +254,17 @@ enum Named {
 /// The record named by the `md5` (an md5, a path key or a finished tus upload's id: the keys
 /// go-fastdfs' LevelDB held it under) or `path` (a download path) parameter
 /// (docs/PROTOCOL.md §3).
+/// Whether a `path` parameter of `get_file_info` or `delete` has a form go-fastdfs turns
+/// into a path key: a download path `/<group>/…`, a store path `files/…`, or without
+/// prefixing any `/…`. Anything else was an unknown key there (not found), and must not
+/// name (or delete) a file here.
+fn names_a_stored_file(w: &Worker, raw: &str) -> bool {
+    let cfg = w.config();
+    raw.starts_with(&format!("/{}/", cfg.group))
+        || raw.starts_with("files/")
+        || (cfg.prefix().is_empty() && raw.starts_with('/'))
+}
+
 async fn lookup(w: &Worker, p: &Params, order: Named) -> Result<Option<FileInfo>, ApiError> {
     let (md5, path) = (p.str("md5"), p.str("path"));
     if !path.is_empty() && (md5.is_empty() || order == Named::PathFirst) {
@@ -277,6 +288,9 @@ async fn lookup(w: &Worker, p: &Params, order: Named) -> Result<Option<FileInfo>
 /// percent-encoded as in its `url`.
 fn by_download_path(w: &Worker, path: &str) -> Result<Option<FileInfo>, ApiError> {
     let find = |raw: &str| -> Result<Option<FileInfo>, ApiError> {
+        if !names_a_stored_file(w, raw) {
+            return Ok(None);
+        }
         match store_rel_path(w, raw) {
             Some(rel) => Ok(w.meta().get_by_path_key(&meta::path_key(&rel))?),
             None => Ok(None),
