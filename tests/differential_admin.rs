@@ -338,6 +338,18 @@ fn delete_answers_match_go_fastdfs() {
     ] {
         assert!(!dir.join("d1.txt").exists() && !dir.join("d2.txt").exists());
     }
+    // The counters follow (go-fastdfs updates them in the background): today's row of
+    // zeros stays.
+    let stat = "/group1/stat?inner=1";
+    let counted = eventually(std::time::Duration::from_secs(10), || {
+        get(&p.go.base(), stat).2 == get(&p.rs.base(), stat).2
+    });
+    let (g, r) = (get(&p.go.base(), stat), get(&p.rs.base(), stat));
+    assert!(counted, "stat after deletes: go {} / rs {}", g.2, r.2);
+    assert_eq!(
+        parse(&r.2)[1],
+        json!({"date": "all", "fileCount": 0, "totalSize": 0})
+    );
 }
 
 /// `/status` as an admin sees it: go-fastdfs' keys with values of the same types (the values
