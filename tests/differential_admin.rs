@@ -1032,3 +1032,95 @@ fn uploads_refused_by_configuration_match_go_fastdfs() {
         "{g}"
     );
 }
+
+/// An auth server that allows a request whose `Auth-Token` header is `good` (go-fastdfs
+/// sends it the headers only, DEFECTS.md #18); its URL.
+fn header_auth_server() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/auth", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // The head is enough to decide; the body (if any) is left unread.
+            while find(&buf, b"\r\n\r\n").is_none() && buf.len() < 65536 {
+                match s.read(&mut chunk) {
+                    Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                    _ => break,
+                }
+            }
+            let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+            let body = if head.contains("\r\nauth-token: good\r\n") {
+                "ok"
+            } else {
+                "fail"
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+/// `auth_url`: uploads (any method) and deletes need a token the auth server accepts; a
+/// refusal is go-fastdfs' `auth fail` envelope with an empty status (401 from both), a delete's
+/// an empty 401.
+#[test]
+fn auth_url_refusals_match_go_fastdfs() {
+    let Some(p) = Pair::start_same(json!({"auth_url": header_auth_server()})) else {
+        return;
+    };
+    let up = |base: &str, token: Option<&str>| {
+        let (ct, body) = multipart(&[("output", "json")], Some(("a.txt", b"auth checked")));
+        let mut req = agent()
+            .post(&format!("{base}/group1/upload"))
+            .set("Content-Type", &ct);
+        if let Some(t) = token {
+            req = req.set("Auth-Token", t);
+        }
+        answer(req.send_bytes(&body))
+    };
+    for token in [None, Some("bad")] {
+        let (g, r) = (up(&p.go.base(), token), up(&p.rs.base(), token));
+        assert_eq!(g, r, "{token:?}");
+        assert_eq!(r.0, 401, "{token:?}");
+        assert_eq!(
+            parse(&r.2),
+            json!({"data": null, "message": "auth fail", "status": ""})
+        );
+    }
+    let (g, r) = (
+        up(&p.go.base(), Some("good")),
+        up(&p.rs.base(), Some("good")),
+    );
+    assert_eq!((g.0, r.0), (200, 200), "go {} / rs {}", g.2, r.2);
+    let (g, r) = (parse(&g.2), parse(&r.2));
+    assert_eq!(normalized(&p, &g), normalized(&p, &r));
+    // A second-pass lookup is an upload too.
+    let md5 = r["md5"].as_str().unwrap();
+    let lookup = format!("/group1/upload?md5={md5}&output=json");
+    let (g, r) = (get(&p.go.base(), &lookup), get(&p.rs.base(), &lookup));
+    assert_eq!((g.0, &g.2), (401, &r.2));
+    assert_eq!(g, r);
+    // Deletes: an empty 401 without the token, then with it.
+    let delete = format!("/group1/delete?md5={md5}");
+    let (g, r) = (get(&p.go.base(), &delete), get(&p.rs.base(), &delete));
+    assert_eq!((g.0, g.2.as_str()), (401, ""));
+    assert_eq!((r.0, r.2.as_str()), (401, ""));
+    for base in [p.go.base(), p.rs.base()] {
+        let req = agent()
+            .get(&format!("{base}{delete}"))
+            .set("Auth-Token", "good");
+        let (code, _, body) = answer(req.call());
+        assert_eq!(
+            (code, parse(&body)["message"].as_str()),
+            (200, Some("remove success"))
+        );
+    }
+}
