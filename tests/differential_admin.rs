@@ -353,10 +353,13 @@ fn delete_answers_match_go_fastdfs() {
 }
 
 /// `/status` as an admin sees it: go-fastdfs' keys with values of the same types (the values
-/// themselves are this host's); `Sys.Workers` and `Sys.UptimeSeconds` are ours only.
+/// themselves are this host's, but the configured ones and `Fs.Peers` are equal); `Sys.Workers`
+/// and `Sys.UptimeSeconds` are ours only.
 #[test]
 fn status_has_go_fastdfs_keys_and_value_types() {
-    let Some(p) = Pair::start_same(json!({"refresh_interval": 1800})) else {
+    let Some(p) =
+        Pair::start_same(json!({"refresh_interval": 1800, "peers": ["http://127.0.0.30:9"]}))
+    else {
         return;
     };
     let (g, r) = (
