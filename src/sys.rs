@@ -540,6 +540,8 @@ fn parse_meminfo(text: &str) -> serde_json::Map<String, serde_json::Value> {
         ("vmallocChunk", "VmallocChunk"),
         ("hugePagesTotal", "HugePages_Total"),
         ("hugePagesFree", "HugePages_Free"),
+        ("hugePagesRsvd", "HugePages_Rsvd"),
+        ("hugePagesSurp", "HugePages_Surp"),
         ("hugePageSize", "Hugepagesize"),
     ] {
         let v = match key {
@@ -569,6 +571,19 @@ mod status_tests {
         assert_eq!(m["usedPercent"], 50.0);
         assert_eq!(m["active"], 204_800);
         assert_eq!(m["hugePagesTotal"], 0);
+        assert_eq!(m["hugePagesRsvd"], 0, "absent lines count 0, the key stays");
+    }
+
+    #[test]
+    fn the_heap_in_use_counts_a_live_allocation() {
+        // Other tests allocate and free meanwhile: only a lower bound is certain.
+        let held = vec![1u8; 8 << 20];
+        let during = heap_in_use_bytes();
+        assert!(
+            during >= 8 << 20,
+            "{during} bytes in use while 8 MiB are held"
+        );
+        drop(held);
     }
 
     #[test]
@@ -598,6 +613,21 @@ mod status_tests {
         ] {
             assert!(v.get(k).is_some(), "{k} missing in {v}");
         }
+    }
+}
+
+/// Bytes the allocator has handed out and not yet had back (glibc's `mallinfo2`: in-use
+/// chunks of every arena plus mmapped ones); 0 where it cannot tell.
+pub fn heap_in_use_bytes() -> u64 {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's own bookkeeping (under its locks).
+        let m = unsafe { libc::mallinfo2() };
+        (m.uordblks + m.hblkhd) as u64
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        0
     }
 }
 

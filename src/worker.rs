@@ -473,6 +473,17 @@ impl Worker {
         &self.shared.dir
     }
 
+    /// `rel` (a path under the runtime dir) as go-fastdfs names it in answers: as is when the
+    /// runtime dir is the working directory (`static/report.html`), else under the dir.
+    pub fn shown_path(&self, rel: &str) -> String {
+        let dir = self.dir();
+        if dir.as_os_str().is_empty() || dir == Path::new(".") {
+            rel.to_string()
+        } else {
+            dir.join(rel).display().to_string()
+        }
+    }
+
     pub fn shutting_down(&self) -> bool {
         self.shared.shutting_down()
     }

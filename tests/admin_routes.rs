@@ -165,6 +165,40 @@ fn search_finds_by_name_substring() {
     assert_eq!(none["data"], Value::Null);
 }
 
+/// More than 100 matches: the 100 go-fastdfs would list, in its order (its LevelDB's key
+/// order, where a record's md5 and its path key both lead to it: the smaller one places it).
+#[test]
+fn search_keeps_go_fastdfs_first_hundred_in_its_order() {
+    let s = Server::start(json!({}));
+    let mut expected = Vec::new();
+    for i in 0..105 {
+        let (name, data) = (format!("s{i}.txt"), format!("search {i}"));
+        let (code, body) = upload(
+            &s,
+            &name,
+            data.as_bytes(),
+            &[("path", "s"), ("output", "json")],
+        );
+        assert_eq!(code, 200, "{body}");
+        let md5 = md5_hex(data.as_bytes());
+        let place = md5
+            .clone()
+            .min(md5_hex(format!("files/s/{name}").as_bytes()));
+        expected.push((place, name));
+    }
+    expected.sort();
+    expected.truncate(100);
+    let (_, v) = get_json(&s, "/group1/search?kw=s");
+    let names: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    let want: Vec<&str> = expected.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(names, want);
+}
+
 #[test]
 fn check_files_exist_returns_compact_envelope_of_live_records() {
     let s = Server::start(json!({}));

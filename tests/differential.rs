@@ -7,46 +7,6 @@ use common::go::*;
 use common::*;
 use serde_json::{json, Value};
 
-/// The pair under comparison plus what is needed to normalize their answers.
-struct Pair {
-    go: GoNode,
-    rs: Server,
-    started: i64,
-}
-
-impl Pair {
-    fn start() -> Option<Pair> {
-        let bin = go_bin()?;
-        let started = now();
-        let go = GoNode::start(&bin);
-        let rs = Server::start(json!({}));
-        Some(Pair { go, rs, started })
-    }
-
-    /// Replaces the base URL, today's upload minute (which must be a local time since the
-    /// pair started) and the given mtime by placeholders.
-    fn norm(&self, base: &str, text: &str, mtime: Option<i64>) -> String {
-        let mut t = text.replace(base, "<DOMAIN>");
-        let mut s = self.started;
-        let end = now();
-        while s <= end + 60 {
-            let st = local_stamp(s.min(end));
-            t = t.replace(&format!("/{st}/"), "/<STAMP>/");
-            s += 30;
-        }
-        if let Some(m) = mtime {
-            t = t.replace(&m.to_string(), "<MTIME>");
-        }
-        t
-    }
-
-    fn check_mtime(&self, v: &Value) -> i64 {
-        let m = v.as_i64().unwrap_or_else(|| panic!("mtime {v}"));
-        assert!(self.started <= m && m <= now(), "mtime {m} is not now");
-        m
-    }
-}
-
 fn send(r: Result<ureq::Response, ureq::Error>) -> ureq::Response {
     match r {
         Ok(r) => r,

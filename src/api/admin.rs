@@ -83,6 +83,9 @@ pub async fn list_dir(w: &Worker, client: IpAddr, p: &Params) -> Result<Response
     } else {
         format!("files/{}", parts.join("/"))
     };
+    // go-fastdfs names the directory `files/` + `dir` as given (`files//etc` for `/etc`) in
+    // its errors and digests; the directory read is the checked one.
+    let shown = format!("files/{dir}");
     let full = w.dir().join(&rel);
     let listed = glommio::executor()
         .spawn_blocking(move || -> std::io::Result<Vec<(String, u64, i64, bool)>> {
@@ -105,12 +108,12 @@ pub async fn list_dir(w: &Worker, client: IpAddr, p: &Params) -> Result<Response
         .map_err(|e| ApiError::Envelope {
             http: 404,
             status: "",
-            message: go_dir_error(&rel, &e),
+            message: go_dir_error(&shown, &e),
         })?;
     let data: Vec<Value> = listed
         .into_iter()
         .map(|(name, size, mtime, is_dir)| {
-            let key = format!("{rel}/{name}").replacen("//", "/", 1);
+            let key = format!("{shown}/{name}").replacen("//", "/", 1);
             json!({"name": name, "md5": meta::md5_hex(&key), "path": dir, "size": size,
                    "mtime": mtime, "is_dir": is_dir})
         })
@@ -136,17 +139,40 @@ fn go_dir_error(rel: &str, e: &std::io::Error) -> String {
     format!("{op} {rel}: {cause}")
 }
 
-/// `G/search?kw=`: records whose name contains `kw`, at most 100, unique by md5.
+/// `G/search?kw=`: records whose name contains `kw`, at most 100, unique by md5, in
+/// go-fastdfs' order.
 pub fn search(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, refuse_envelope(""))?;
     let kw = p.str("kw").to_string();
-    let mut found: Vec<FileInfo> = Vec::new();
+    // go-fastdfs walks its LevelDB in key order, where both a record's md5 and its path key
+    // lead to it, and keeps the first 100 md5s it meets: a record's place is the smaller of
+    // its two keys. The best 100 by that place are kept (bounded), one per md5.
+    let mut kept: std::collections::BTreeMap<(String, String), FileInfo> = Default::default();
+    let mut place_of_md5: std::collections::HashMap<String, String> = Default::default();
     w.meta().for_each(|info| {
-        if info.name.contains(&kw) && !found.iter().any(|f| f.md5 == info.md5) {
-            found.push(info);
+        if !info.name.contains(&kw) {
+            return true;
         }
-        found.len() < SEARCH_RESULTS_MAX
+        let place = info.md5.clone().min(meta::path_key(&info.rel_path()));
+        if let Some(had) = place_of_md5.get(&info.md5) {
+            if *had <= place {
+                return true;
+            }
+            kept.remove(&(had.clone(), info.md5.clone()));
+        } else if kept.len() == SEARCH_RESULTS_MAX {
+            let last = kept.keys().next_back().cloned().expect("a full map");
+            if last.0 <= place {
+                return true;
+            }
+            kept.remove(&last);
+            place_of_md5.remove(&last.1);
+        }
+        place_of_md5.insert(info.md5.clone(), place.clone());
+        kept.insert((place, info.md5.clone()), info);
+        true
     })?;
+    debug_assert!(kept.len() <= SEARCH_RESULTS_MAX && kept.len() == place_of_md5.len());
+    let found: Vec<FileInfo> = kept.into_values().collect();
     Ok(ok((!found.is_empty()).then_some(found)))
 }
 
@@ -172,10 +198,16 @@ pub fn check_files_exist(w: &Worker, p: &Params) -> Result<Response, ApiError> {
 pub fn get_md5s_by_date(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, refuse_text)?;
     let date = p.str("date");
-    if date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) {
-        return Ok(Response::text(200, String::new()));
+    let md5s = if date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit()) {
+        w.meta().md5s_by_date(date)?
+    } else {
+        Vec::new()
+    };
+    // No md5s: an empty body without a type, as Go's server sends an empty 200.
+    if md5s.is_empty() {
+        return Ok(Response::new(200));
     }
-    Ok(Response::text(200, w.meta().md5s_by_date(date)?.join(",")))
+    Ok(Response::text(200, md5s.join(",")))
 }
 
 /// `G/remove_empty_dir`: removes empty directories under `files/` (not `_tmp`, `_big`, nor
@@ -255,7 +287,7 @@ pub async fn backup(w: &Rc<Worker>, client: IpAddr, p: &Params) -> Result<Respon
 pub async fn report(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, refuse_text)?;
     let path = w.dir().join("static").join("report.html");
-    let shown = path.display().to_string();
+    let shown = w.shown_path("static/report.html");
     let text = glommio::executor()
         .spawn_blocking(move || std::fs::read_to_string(path))
         .await;

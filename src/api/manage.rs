@@ -195,7 +195,26 @@ fn status_of_admin(w: &Worker, cfg: &crate::config::Config) -> Result<Response, 
         "Sys.UptimeSeconds".into(),
         json!(w.shared.started.elapsed().as_secs()),
     );
-    let disk = crate::sys::disk_usage(&w.dir().join("files"));
+    // go-fastdfs' Go runtime memory figures, for the clients that show them: the heap in use
+    // is the allocator's; there is no collector (no collections, no GC memory or CPU) and no
+    // running totals of allocations and frees (0).
+    let heap = crate::sys::heap_in_use_bytes();
+    for (key, value) in [
+        ("Sys.Alloc", json!(heap)),
+        ("Sys.HeapAlloc", json!(heap)),
+        ("Sys.TotalAlloc", json!(0)),
+        ("Sys.Frees", json!(0)),
+        ("Sys.HeapObjects", json!(0)),
+        ("Sys.NumGC", json!(0)),
+        ("Sys.GCSys", json!(0)),
+        ("Sys.GCCPUFraction", json!(0.0)),
+    ] {
+        data.insert(key.into(), value);
+    }
+    let disk = crate::sys::disk_usage(&w.dir().join("files")).map(|mut d| {
+        d.path = w.shown_path("files");
+        d
+    });
     data.insert("Sys.DiskInfo".into(), json!(disk));
     data.insert("Sys.MemInfo".into(), Value::Object(crate::sys::mem_info()));
     Ok(Response::text(
@@ -235,6 +254,17 @@ enum Named {
 /// The record named by the `md5` (an md5, a path key or a finished tus upload's id: the keys
 /// go-fastdfs' LevelDB held it under) or `path` (a download path) parameter
 /// (docs/PROTOCOL.md §3).
+/// Whether a `path` parameter of `get_file_info` or `delete` has a form go-fastdfs turns
+/// into a path key: a download path `/<group>/…`, a store path `files/…`, or without
+/// prefixing any `/…`. Anything else was an unknown key there (not found), and must not
+/// name (or delete) a file here.
+fn names_a_stored_file(w: &Worker, raw: &str) -> bool {
+    let cfg = w.config();
+    raw.starts_with(&format!("/{}/", cfg.group))
+        || raw.starts_with("files/")
+        || (cfg.prefix().is_empty() && raw.starts_with('/'))
+}
+
 async fn lookup(w: &Worker, p: &Params, order: Named) -> Result<Option<FileInfo>, ApiError> {
     let (md5, path) = (p.str("md5"), p.str("path"));
     if !path.is_empty() && (md5.is_empty() || order == Named::PathFirst) {
@@ -258,6 +288,9 @@ async fn lookup(w: &Worker, p: &Params, order: Named) -> Result<Option<FileInfo>
 /// percent-encoded as in its `url`.
 fn by_download_path(w: &Worker, path: &str) -> Result<Option<FileInfo>, ApiError> {
     let find = |raw: &str| -> Result<Option<FileInfo>, ApiError> {
+        if !names_a_stored_file(w, raw) {
+            return Ok(None);
+        }
         match store_rel_path(w, raw) {
             Some(rel) => Ok(w.meta().get_by_path_key(&meta::path_key(&rel))?),
             None => Ok(None),

@@ -145,3 +145,63 @@ impl Drop for GoNode {
         }
     }
 }
+
+/// A go-fastdfs node and a fastdfs-rs node under comparison (differential tests), plus what
+/// is needed to normalize their answers.
+pub struct Pair {
+    pub go: GoNode,
+    pub rs: Server,
+    /// When the pair started (Unix seconds): upload minutes and mtimes are after it.
+    pub started: i64,
+}
+
+impl Pair {
+    pub fn start() -> Option<Pair> {
+        let bin = go_bin()?;
+        let started = now();
+        let go = GoNode::start(&bin);
+        let rs = Server::start(json!({}));
+        Some(Pair { go, rs, started })
+    }
+
+    /// Both nodes with the same configuration: go-fastdfs' generated cfg.json with the test
+    /// servers' base config and `overrides` on top (go-fastdfs ignores the keys it does not
+    /// know), and fastdfs-rs with that same file but its own address.
+    pub fn start_same(overrides: Value) -> Option<Pair> {
+        let bin = go_bin()?;
+        let started = now();
+        let port = free_port(GO_IP);
+        let go_cfg = base_config(GO_IP, port, &overrides);
+        let go = GoNode::start_configured(&bin, GO_IP, port, &[], &go_cfg);
+        let text = std::fs::read_to_string(go.dir.path().join("conf/cfg.json")).unwrap();
+        let mut cfg: Value = serde_json::from_str(&text).unwrap();
+        let o = cfg.as_object_mut().unwrap();
+        o.remove("addr");
+        o.remove("host");
+        let rs = Server::start(cfg);
+        Some(Pair { go, rs, started })
+    }
+
+    /// Replaces the base URL, today's upload minute (which must be a local time since the
+    /// pair started) and the given mtime by placeholders.
+    pub fn norm(&self, base: &str, text: &str, mtime: Option<i64>) -> String {
+        let mut t = text.replace(base, "<DOMAIN>");
+        let mut s = self.started;
+        let end = now();
+        while s <= end + 60 {
+            let st = local_stamp(s.min(end));
+            t = t.replace(&format!("/{st}/"), "/<STAMP>/");
+            s += 30;
+        }
+        if let Some(m) = mtime {
+            t = t.replace(&m.to_string(), "<MTIME>");
+        }
+        t
+    }
+
+    pub fn check_mtime(&self, v: &Value) -> i64 {
+        let m = v.as_i64().unwrap_or_else(|| panic!("mtime {v}"));
+        assert!(self.started <= m && m <= now(), "mtime {m} is not now");
+        m
+    }
+}
