@@ -315,7 +315,7 @@ async fn api_route(
         }
         "/stat" => admin::stat(w, client, &api::read_params(req).await?),
         "/list_dir" => admin::list_dir(w, client, &api::read_params(req).await?).await,
-        "/search" => admin::search(w, client, &api::read_params(req).await?),
+        "/search" => admin::search(w, client, &api::read_params(req).await?).await,
         "/check_files_exist" => admin::check_files_exist(w, &api::read_params(req).await?),
         "/get_md5s_by_date" => admin::get_md5s_by_date(w, client, &api::read_params(req).await?),
         "/remove_empty_dir" => admin::remove_empty_dir(w, client, &api::read_params(req).await?),

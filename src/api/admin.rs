@@ -140,17 +140,27 @@ fn go_dir_error(rel: &str, e: &std::io::Error) -> String {
 }
 
 /// `G/search?kw=`: records whose name contains `kw`, at most 100, unique by md5, in
-/// go-fastdfs' order.
-pub fn search(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+/// go-fastdfs' order. The scan reads every record: it runs on the blocking pool, not on the
+/// executor whose connections it would stall (seconds at millions of records).
+pub async fn search(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     require_admin(&w.config(), client, p, refuse_envelope(""))?;
     let kw = p.str("kw").to_string();
+    let meta = w.shared.meta.clone();
+    let found = glommio::executor()
+        .spawn_blocking(move || search_records(&meta, &kw))
+        .await?;
+    Ok(ok((!found.is_empty()).then_some(found)))
+}
+
+/// The records `G/search` answers with, for `kw`.
+fn search_records(meta: &meta::Meta, kw: &str) -> Result<Vec<FileInfo>, meta::MetaError> {
     // go-fastdfs walks its LevelDB in key order, where both a record's md5 and its path key
     // lead to it, and keeps the first 100 md5s it meets: a record's place is the smaller of
     // its two keys. The best 100 by that place are kept (bounded), one per md5.
     let mut kept: std::collections::BTreeMap<(String, String), FileInfo> = Default::default();
     let mut place_of_md5: std::collections::HashMap<String, String> = Default::default();
-    w.meta().for_each(|info| {
-        if !info.name.contains(&kw) {
+    meta.for_each(|info| {
+        if !info.name.contains(kw) {
             return true;
         }
         let place = info.md5.clone().min(meta::path_key(&info.rel_path()));
@@ -172,8 +182,7 @@ pub fn search(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiErr
         true
     })?;
     debug_assert!(kept.len() <= SEARCH_RESULTS_MAX && kept.len() == place_of_md5.len());
-    let found: Vec<FileInfo> = kept.into_values().collect();
-    Ok(ok((!found.is_empty()).then_some(found)))
+    Ok(kept.into_values().collect())
 }
 
 /// `G/check_files_exist?md5s=a,b`: live records of the md5s (public; compact envelope with
