@@ -21,6 +21,16 @@ fn get_json(s: &Server, path: &str) -> (u16, Value) {
 }
 
 /// (status, body) of a GET sent from 127.0.0.77 (not an admin address) with curl.
+/// The `name` of every item of an envelope's `data` list.
+fn data_names(v: &Value) -> Vec<&str> {
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect()
+}
+
 fn get_from_non_admin(s: &Server, path: &str) -> (u16, String) {
     let out = Command::new("curl")
         .args(["-s", "--interface", "127.0.0.77", "-w", "\n%{http_code}"])
@@ -118,12 +128,7 @@ fn list_dir_lists_one_level_and_never_leaves_files() {
     // Dots are removed: `../..` cannot climb out of files/.
     let (code, v) = get_json(&s, "/group1/list_dir?dir=../../");
     assert_eq!(code, 200);
-    let names: Vec<&str> = v["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["name"].as_str().unwrap())
-        .collect();
+    let names = data_names(&v);
     assert!(
         names.contains(&"docs") && !names.contains(&"conf"),
         "{names:?}"
@@ -189,12 +194,7 @@ fn search_keeps_go_fastdfs_first_hundred_in_its_order() {
     expected.sort();
     expected.truncate(100);
     let (_, v) = get_json(&s, "/group1/search?kw=s");
-    let names: Vec<&str> = v["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["name"].as_str().unwrap())
-        .collect();
+    let names = data_names(&v);
     let want: Vec<&str> = expected.iter().map(|(_, n)| n.as_str()).collect();
     assert_eq!(names, want);
 }

@@ -457,26 +457,8 @@ fn s3_https(s3: &S3) -> String {
 /// The AWS CLI against `https://127.0.0.1:<s3 port>`, believing the CA bundle `ca` only:
 /// path-style, SigV4, multipart above 8 MB in 8 MB parts, no retries.
 fn aws_tls(s3: &S3, ca: &Path, args: &[&str]) -> common::s3::Output {
-    let config = s3.home.path().join("aws-config");
-    std::fs::write(
-        &config,
-        "[default]\nregion = us-east-1\noutput = json\ns3 =\n  addressing_style = path\n  \
-         signature_version = s3v4\n  multipart_threshold = 8MB\n  multipart_chunksize = 8MB\n",
-    )
-    .unwrap();
-    let mut cmd = s3.command("aws");
-    cmd.env("AWS_CONFIG_FILE", &config)
-        .env("AWS_SHARED_CREDENTIALS_FILE", s3.home.path().join("none"))
-        .env("AWS_ACCESS_KEY_ID", S3_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_PAGER", "")
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .env("AWS_CA_BUNDLE", ca)
-        .args(["--endpoint-url", &s3_https(s3)])
-        .args(["--cli-connect-timeout", "5", "--cli-read-timeout", "60"])
-        .args(args);
+    let mut cmd = s3.aws_command_at(&s3_https(s3), S3_KEY, S3_SECRET);
+    cmd.env("AWS_CA_BUNDLE", ca).args(args);
     common::s3::run(cmd, Duration::from_secs(180))
 }
 

@@ -58,6 +58,11 @@ impl S3 {
     /// SigV4, multipart above 8 MB in 8 MB parts, no credentials file, no instance metadata,
     /// no pager, no retries, 5 s to connect and 60 s per read.
     pub fn aws_command(&self, id: &str, secret: &str) -> Command {
+        self.aws_command_at(&self.endpoint(), id, secret)
+    }
+
+    /// [`S3::aws_command`] against another endpoint of this server (its TLS port).
+    pub fn aws_command_at(&self, endpoint: &str, id: &str, secret: &str) -> Command {
         let config = self.home.path().join("aws-config");
         if !config.exists() {
             std::fs::write(
@@ -79,7 +84,7 @@ impl S3 {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_PAGER", "")
             .env("AWS_MAX_ATTEMPTS", "1")
-            .args(["--endpoint-url", &self.endpoint()])
+            .args(["--endpoint-url", endpoint])
             .args(["--cli-connect-timeout", "5", "--cli-read-timeout", "60"]);
         cmd
     }
