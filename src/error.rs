@@ -6,6 +6,48 @@ use crate::http::head::HeadError;
 use crate::http::params::ParamsError;
 use crate::http::{BodyError, Response};
 use crate::store::meta::MetaError;
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+/// How often a thread logs that the disk is full while its requests are refused for it.
+const FULL_DISK_LOG_EVERY: Duration = Duration::from_secs(10);
+
+thread_local! {
+    static FULL_DISK_LOG: LogEvery = const { LogEvery::new(FULL_DISK_LOG_EVERY) };
+}
+
+/// A log line of one kind at most once per period: the first event logs, the events within
+/// the period after it are counted, and the next line says how many there were.
+pub struct LogEvery {
+    period: Duration,
+    last: Cell<Option<Instant>>,
+    quiet: Cell<u64>,
+}
+
+impl LogEvery {
+    pub const fn new(period: Duration) -> LogEvery {
+        LogEvery {
+            period,
+            last: Cell::new(None),
+            quiet: Cell::new(0),
+        }
+    }
+
+    /// An event at `now`: Some(events not logged since the last line) when this one is to be
+    /// logged, None when it only counts.
+    pub fn tick(&self, now: Instant) -> Option<u64> {
+        match self.last.get() {
+            Some(t) if now.saturating_duration_since(t) < self.period => {
+                self.quiet.set(self.quiet.get() + 1);
+                None
+            }
+            _ => {
+                self.last.set(Some(now));
+                Some(self.quiet.replace(0))
+            }
+        }
+    }
+}
 
 /// The message of a 507 (the detailed cause goes to the log only).
 pub const STORAGE_FULL: &str =
@@ -137,6 +179,18 @@ impl ApiError {
                     501 | 505 => tracing::debug!(cause = %other, "request refused"),
                     // A body cut by the shutdown: `server::drain` logged it once.
                     503 => {}
+                    // A full disk refuses every write until space returns: one line per
+                    // period says so, with how many refusals the lines in between would be.
+                    507 => {
+                        if let Some(more) = FULL_DISK_LOG.with(|l| l.tick(Instant::now())) {
+                            tracing::error!(
+                                cause = %other,
+                                refused_since_last_line = more,
+                                "request refused: the disk is full (one line per {}s per thread)",
+                                FULL_DISK_LOG_EVERY.as_secs()
+                            );
+                        }
+                    }
                     500.. => tracing::error!(cause = %other, "request failed"),
                     _ => {}
                 }
@@ -155,5 +209,29 @@ impl ApiError {
         // A request whose head or body could not be read leaves the stream unusable.
         r.close = framing;
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_per_period_counts_the_events_between() {
+        let l = LogEvery::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert_eq!(l.tick(t0), Some(0), "the first event logs");
+        for i in 1..=5 {
+            assert_eq!(l.tick(t0 + Duration::from_secs(i)), None);
+        }
+        assert_eq!(
+            l.tick(t0 + Duration::from_secs(10)),
+            Some(5),
+            "then says how many"
+        );
+        assert_eq!(l.tick(t0 + Duration::from_secs(11)), None);
+        assert_eq!(l.tick(t0 + Duration::from_secs(60)), Some(1));
+        // A clock read before the last line's (another thread's Instant) counts, never panics.
+        assert_eq!(l.tick(t0), None);
     }
 }

@@ -146,6 +146,37 @@ fn a_full_disk_refuses_uploads_with_507_and_nothing_half_written_then_recovers()
     assert_eq!((code, got.len()), (200, 1_000_000));
 }
 
+/// A full disk refuses every upload until space returns: the server's log says so once per
+/// period and thread, with the count of refusals since, not once per refusal (a busy node
+/// would fill its log with them).
+#[test]
+fn a_full_disk_is_logged_once_per_period_not_once_per_refusal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("rt");
+    let Some(_fs) = Tmpfs::mount(&root, "8m") else {
+        return;
+    };
+    let s = Server::start_in(
+        &root,
+        "127.0.0.1",
+        json!({"enable_merge_small_file": false}),
+    );
+    let _filler = fill(&root);
+    for i in 0..24u64 {
+        let (code, v) = post(&s, &format!("f{i}.txt"), &noise(3_000, i));
+        assert_refused_for_space(code, &v, &root);
+    }
+    let log = s.stderr();
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("No space left") || l.contains("disk is full"))
+        .count();
+    assert!(
+        (1..=2).contains(&lines),
+        "{lines} log lines about the full disk for 24 refusals:\n{log}"
+    );
+}
+
 #[test]
 fn a_full_metadata_disk_refuses_with_507_undoes_the_placed_file_and_recovers() {
     // Metadata on its own small volume (as on a separate SSD), files with room to spare.
