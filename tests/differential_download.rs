@@ -464,6 +464,169 @@ fn resize_parameters_match_go_fastdfs() {
     assert!(rv.text().contains("\"fail\""), "{}", rv.text());
 }
 
+/// A locator's offset, size and extension made into other ones.
+type Tamper = dyn Fn(u64, u64, &str) -> String;
+
+/// A merged small file's URL from its upload result; the locator's parts.
+fn locator(path: &str) -> (String, u64, u64, String) {
+    let (dir, last) = path.rsplit_once('/').unwrap();
+    let parts: Vec<&str> = last.split(',').collect();
+    assert_eq!(parts.len(), 4, "{path}");
+    (
+        format!("{dir}/{}", parts[0]),
+        parts[1].parse().unwrap(),
+        parts[2].parse().unwrap(),
+        parts[3].to_string(),
+    )
+}
+
+/// Merged small files (`enable_merge_small_file` on both): the URLs go-fastdfs returns, with
+/// `download`, `name` (which go-fastdfs passes through its special-character filter for these
+/// files, whatever `enable_trim_file_name_special_char` says), HEAD and resize, answered alike
+/// but for what we serve on purpose.
+#[test]
+fn merged_small_files_match_go_fastdfs() {
+    let Some(p) = Pair::start_same(json!({"enable_merge_small_file": true})) else {
+        return;
+    };
+    let text = b"merged small file, served from its container\n";
+    let (g, r) = upload_both(&p, "small.txt", text);
+    assert!(
+        g.contains("/haystack/") && r.contains("/haystack/"),
+        "{g} / {r}"
+    );
+    for method in ["GET", "HEAD"] {
+        for q in [
+            "",
+            "?download=0",
+            "?download=1",
+            "?name=plain.txt&download=1",
+            "?name=my%20file-(1)%23x.txt",
+            "?name=a%20b%2Fc.txt",
+            "?name=%E4%B8%AD%20%E6%96%87.txt",
+            "?name=%22q%22.txt",
+        ] {
+            let (gv, rv) = both(
+                &p,
+                method,
+                (&format!("{g}{q}"), &format!("{r}{q}")),
+                &[],
+                b"",
+            );
+            let what = format!("{method} {r}{q}");
+            same_disposition(
+                gv.header("Content-Disposition"),
+                rv.header("Content-Disposition"),
+                &what,
+            );
+            // We serve a merged file like any file: Accept-Ranges and Last-Modified
+            // (docs/DEFECTS.md #46).
+            let cd = gv.header("Content-Disposition").map(str::to_string);
+            let rv = rv.with("Content-Disposition", cd.as_deref());
+            assert_eq!(
+                (rv.header("Accept-Ranges"), rv.last_modified),
+                (Some("bytes"), true),
+                "{what}"
+            );
+            assert_eq!(
+                gv,
+                View {
+                    last_modified: false,
+                    ..rv.with("Accept-Ranges", None)
+                },
+                "{what}"
+            );
+            if method == "GET" {
+                assert_eq!(gv.body, text, "{what}");
+            }
+        }
+    }
+    // A Range: go-fastdfs ignores it (200, the whole file: a resumed download starts over),
+    // we answer 206 (docs/DEFECTS.md #46).
+    let q = format!("{g}?download=0");
+    let (gv, rv) = both(
+        &p,
+        "GET",
+        (&q, &format!("{r}?download=0")),
+        &[("Range", "bytes=0-5")],
+        b"",
+    );
+    assert_eq!((gv.status, gv.body.as_slice()), (200, &text[..]));
+    assert_eq!(
+        (rv.status, rv.body.as_slice(), rv.header("Content-Range")),
+        (206, &text[..6], Some("bytes 0-5/45"))
+    );
+    // An image among merged files is resized by both.
+    let (gp, rp) = upload_both(&p, "m.png", &png(40, 20));
+    let q = "?width=10&download=0";
+    let (gv, rv) = both(
+        &p,
+        "GET",
+        (&format!("{gp}{q}"), &format!("{rp}{q}")),
+        &[],
+        b"",
+    );
+    assert_eq!((gv.status, rv.status), (200, 200));
+    assert_eq!(gv.header("Content-Type"), rv.header("Content-Type"));
+    assert_eq!((dims(&gv.body), dims(&rv.body)), ((10, 5), (10, 5)));
+    // A `/` in the query: go-fastdfs parses the locator from the raw URI with its query and
+    // finds nothing (404), we from the path (docs/DEFECTS.md #33).
+    let q = "?download=0&from=a/b";
+    let (gv, rv) = both(
+        &p,
+        "GET",
+        (&format!("{g}{q}"), &format!("{r}{q}")),
+        &[],
+        b"",
+    );
+    assert_eq!((gv.status, gv.body.len()), (404, 0));
+    assert_eq!((rv.status, rv.body.as_slice()), (200, &text[..]));
+    // Locators that name no merged file: empty 404s from both (no Content-Type either).
+    let tamper = |path: &str, f: &Tamper| {
+        let (container, offset, size, ext) = locator(path);
+        format!("{container},{}", f(offset, size, &ext))
+    };
+    let cases: [&Tamper; 4] = [
+        &|o, s, e| format!("{},{},{e}", o + 1, s - 1),
+        &|o, s, e| format!("{o},{},{e}", s + 5),
+        &|_, s, e| format!("-1,{s},{e}"),
+        &|o, _, e| format!("{o},2000000,{e}"),
+    ];
+    for f in cases {
+        let v = same(&p, "GET", (&tamper(&g, f), &tamper(&r, f)), &[]);
+        assert_eq!((v.status, v.body.len()), (404, 0), "{}", tamper(&r, f));
+    }
+    for (gt, rt) in [
+        (locator(&g).0, locator(&r).0),
+        (
+            "/group1/haystack/1/".to_string(),
+            "/group1/haystack/1/".to_string(),
+        ),
+        (
+            "/group1/haystack/".to_string(),
+            "/group1/haystack/".to_string(),
+        ),
+    ] {
+        let v = same(&p, "GET", (&gt, &rt), &[]);
+        assert_eq!((v.status, v.body.len()), (404, 0), "{rt}");
+    }
+    // The locator's numbers with another extension, without one, or shorter: go-fastdfs
+    // reads the container at the URL's numbers (a shorter size serves a prefix of the file,
+    // another offset whatever is there), we serve only what a record names
+    // (docs/DEFECTS.md #46).
+    let cases: [&Tamper; 3] = [
+        &|o, s, _| format!("{o},{s},.bin"),
+        &|o, s, _| format!("{o},{s}"),
+        &|o, s, e| format!("{o},{},{e}", s - 5),
+    ];
+    for f in cases {
+        let (gv, rv) = both(&p, "GET", (&tamper(&g, f), &tamper(&r, f)), &[], b"");
+        assert_eq!(gv.status, 200, "{}", tamper(&g, f));
+        assert!(text.starts_with(&gv.body) && !gv.body.is_empty());
+        assert_eq!((rv.status, rv.body.len()), (404, 0), "{}", tamper(&r, f));
+    }
+}
+
 fn b64(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(s)

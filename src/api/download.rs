@@ -222,7 +222,7 @@ async fn serve(
         // Containers and their directories are never served; a locator without a record
         // here may name a peer's file (read through below: no file on disk has its name).
         if !crate::store::haystack::names_a_locator(&file_rel) {
-            return Ok(Response::text(404, ""));
+            return Ok(Response::new(404));
         }
     }
     if wants_variant(&params) {
@@ -404,6 +404,8 @@ async fn merged(
     params: &super::Params,
     rel: &str,
 ) -> Result<Option<Response>, ApiError> {
+    let named = merged_name(params);
+    let params = named.as_ref().unwrap_or(params);
     // The cache first: its entries go when any file is deleted (the epoch), so a cached merged
     // file still has its record.
     let epoch = w.shared.cache_epoch();
@@ -450,6 +452,20 @@ async fn merged(
     }
     let len = data.len() as u64;
     respond(w, req, params, rel, len, version, Source::Memory(data)).map(Some)
+}
+
+/// The parameters of a merged file's download with its `name` passed through go-fastdfs'
+/// special-character filter, which go-fastdfs applies to these files' names whatever
+/// `enable_trim_file_name_special_char` says; None when there is no `name`.
+fn merged_name(params: &super::Params) -> Option<super::Params> {
+    params.get("name")?;
+    let mut named = params.clone();
+    for (k, v) in named.0.iter_mut() {
+        if k == "name" {
+            *v = crate::store::names::trim_special(v);
+        }
+    }
+    Some(named)
 }
 
 /// `G/static/<path>`: the runtime dir's `static/` as Go's `http.FileServer` serves it
