@@ -252,6 +252,17 @@ pub struct Plan {
     dedup: bool,
 }
 
+impl Plan {
+    /// The plan with the stored name in `rename` too (when no `filename` set it): go-fastdfs
+    /// records a tus upload so, its `name` the client's and `rename` the file's.
+    pub fn renamed_as_stored(mut self) -> Plan {
+        if self.info.rename.is_empty() {
+            self.info.rename = self.info.name.clone();
+        }
+        self
+    }
+}
+
 /// What becomes of the staged content when the commit fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnFailure {

@@ -856,6 +856,93 @@ fn tus_requests_are_answered_as_go_fastdfs_answers_them() {
     assert_eq!(same_tus("POST", (ENDPOINT, ENDPOINT), &h, b"body").0, 201);
 }
 
+/// A completed tus upload: the record go-fastdfs keeps (FileInfo by the upload's id and by
+/// the content's md5, `rename` the stored name), the file where it landed, and GET of the
+/// upload's URL; GET by another key serves nothing here (docs/DEFECTS.md #23).
+#[test]
+fn a_completed_tus_upload_is_recorded_as_go_fastdfs_records_it() {
+    let Some(p) = Pair::start_same(json!({"enable_tus": true})) else {
+        return;
+    };
+    let (go, rs) = (p.go.base(), p.rs.base());
+    let content = b"completed tus upload\n";
+    let meta = format!("filename {}", b64("done.txt"));
+    let headers = [("Upload-Length", "21"), ("Upload-Metadata", meta.as_str())];
+    let (gu, ru) = (create(&go, &headers), create(&rs, &headers));
+    let at0 = [TUS, OCTETS, ("Upload-Offset", "0")];
+    for (base, u) in [(&go, &gu), (&rs, &ru)] {
+        let (status, _) = tus_view(base, "PATCH", u, &at0, content);
+        assert_eq!(status, 204, "{base}");
+    }
+    let md5 = md5_hex(content);
+    let info = |base: &str, key: &str| -> Value {
+        let v = get(base, &format!("/group1/get_file_info?md5={key}"));
+        serde_json::from_slice(&v.body).unwrap()
+    };
+    // go-fastdfs completes in a background loop: wait for its record.
+    let gid = gu.rsplit('/').next().unwrap().to_string();
+    let rid = ru.rsplit('/').next().unwrap().to_string();
+    assert!(
+        eventually(Duration::from_secs(10), || info(&go, &gid)["status"]
+            == "ok"),
+        "go-fastdfs did not complete: {}",
+        p.go.log()
+    );
+    for (gkey, rkey) in [(gid.as_str(), rid.as_str()), (md5.as_str(), md5.as_str())] {
+        let (mut g, mut r) = (info(&go, gkey), info(&rs, rkey));
+        for v in [&mut g, &mut r] {
+            let d = &mut v["data"];
+            let stamp = d["timeStamp"].as_i64().unwrap();
+            assert!(p.started <= stamp && stamp <= now(), "{d}");
+            d["timeStamp"] = json!(0);
+            let peers = d["peers"][0].as_str().unwrap().to_string();
+            d["peers"] = json!([p.norm(if peers == go { &go } else { &rs }, &peers, None)]);
+            let path = d["path"].as_str().unwrap().to_string();
+            d["path"] = json!(p.norm("http://unused", &format!("{path}/"), None));
+        }
+        // The scene: go-fastdfs records "" for every tus upload, we the scene it was stored
+        // in (docs/DEFECTS.md #22).
+        assert_eq!(g["data"]["scene"], "", "{g}");
+        assert_eq!(r["data"]["scene"], "default", "{r}");
+        r["data"]["scene"] = json!("");
+        assert_eq!(g, r, "get_file_info?md5={rkey}");
+        assert_eq!(r["data"]["rename"], "done.txt");
+        assert_eq!(r["data"]["md5"], md5.as_str());
+    }
+    let r = info(&rs, &md5);
+    let stored =
+        p.rs.dir
+            .join(r["data"]["path"].as_str().unwrap())
+            .join("done.txt");
+    assert_eq!(std::fs::read(&stored).unwrap(), content);
+    let g = info(&go, &md5);
+    let stored =
+        p.go.dir
+            .path()
+            .join(g["data"]["path"].as_str().unwrap())
+            .join("done.txt");
+    assert_eq!(std::fs::read(&stored).unwrap(), content);
+    // GET of the upload's URL: the file from both. go-fastdfs writes the bytes inline (typed
+    // by sniffing), we answer as a download of the stored file's path, with its checks and
+    // default_download (docs/DEFECTS.md #23).
+    let (gv, rv) = (get(&go, &gu), get(&rs, &ru));
+    assert_eq!((gv.status, gv.body.as_slice()), (200, &content[..]));
+    assert_eq!((rv.status, rv.body.as_slice()), (200, &content[..]));
+    assert_eq!(rv.header("Content-Disposition"), Some("attachment"));
+    // GET by the content's md5: go-fastdfs serves any stored file so, we nothing
+    // (docs/DEFECTS.md #23).
+    let by_md5 = format!("{ENDPOINT}{md5}");
+    let (gv, rv) = (get(&go, &by_md5), get(&rs, &by_md5));
+    assert_eq!((gv.status, gv.body.as_slice()), (200, &content[..]));
+    assert_eq!(rv.status, 404);
+    // HEAD of the completed upload: go-fastdfs forgot it (404: a client that resumes it
+    // uploads the whole file again), we report it whole (docs/DEFECTS.md #47).
+    let g = tus_view(&go, "HEAD", &gu, &[TUS], b"");
+    let r = tus_view(&rs, "HEAD", &ru, &[TUS], b"");
+    assert_eq!((g.0, r.0), (404, 200));
+    assert_eq!(r.1[2].1.as_deref(), Some("21"));
+}
+
 /// A file this node lacks but its peer has (SPEC §10.4): both ask the peer and serve the
 /// file; go-fastdfs streams it as `200` whatever was asked, we pass the peer's answer on
 /// (a Range gets its 206: docs/PROTOCOL.md §10). Nobody has it: an empty 404 from both.
