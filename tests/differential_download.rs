@@ -196,6 +196,25 @@ fn same_but_disposition(p: &Pair, method: &str, targets: (&str, &str)) -> View {
     r
 }
 
+/// Both nodes alike on a conditional GET, but for the attachment's name (as
+/// [`same_but_disposition`]).
+fn same_but_conditional(p: &Pair, targets: (&str, &str), headers: &[(&str, &str)]) -> View {
+    let (g, r) = both(p, "GET", targets, headers, b"");
+    let what = format!("GET {} {headers:?}", targets.1);
+    same_disposition(
+        g.header("Content-Disposition"),
+        r.header("Content-Disposition"),
+        &what,
+    );
+    let cd = g.header("Content-Disposition").map(str::to_string);
+    assert_eq!(
+        g,
+        r.clone().with("Content-Disposition", cd.as_deref()),
+        "{what}"
+    );
+    r
+}
+
 /// A PNG of `w` x `h` pixels.
 fn png(w: usize, h: usize) -> Vec<u8> {
     let pixels: Vec<u8> = (0..w * h * 3).map(|i| (i * 7 % 251) as u8).collect();
@@ -254,6 +273,28 @@ fn download_and_name_parameters_match_go_fastdfs() {
             }
         }
     }
+    // Conditional requests: the same 304 (no Content-Type, RFC 9110 §15.4.5, but a
+    // download's Content-Disposition), 412 and If-Range answers.
+    let future = [("If-Modified-Since", "Mon, 01 Jan 2035 00:00:00 GMT")];
+    let past = "Mon, 01 Jan 2001 00:00:00 GMT";
+    for q in ["", "?download=0", "?name=n.txt"] {
+        let v = same_but_conditional(&p, (&format!("{g}{q}"), &format!("{r}{q}")), &future);
+        assert_eq!((v.status, v.header("Content-Type")), (304, None), "{q}");
+        let v = same_but_conditional(
+            &p,
+            (&format!("{g}{q}"), &format!("{r}{q}")),
+            &[("If-Modified-Since", past)],
+        );
+        assert_eq!(v.status, 200, "{q}");
+        let v = same_but_conditional(
+            &p,
+            (&format!("{g}{q}"), &format!("{r}{q}")),
+            &[("Range", "bytes=0-3"), ("If-Range", past)],
+        );
+        assert_eq!((v.status, v.body.as_slice()), (200, &text[..]), "{q}");
+    }
+    let (gv, rv) = both(&p, "GET", (&g, &r), &[("If-Unmodified-Since", past)], b"");
+    assert_eq!((gv.status, rv.status), (412, 412));
     // `name=` empty: go-fastdfs sends `attachment;filename=` (an empty, invalid filename
     // parameter, RFC 6266 §4.1), we `attachment` alone (docs/DEFECTS.md #12).
     let q = "?name=";

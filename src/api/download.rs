@@ -907,15 +907,19 @@ fn respond_tagged(
             .is_none_or(|v| range::if_range_matches(v, &tag, strong_date))
     });
     let mut r = Response::new(200);
-    r.set("Accept-Ranges", "bytes");
     r.set("ETag", tag);
     r.set("Last-Modified", last_modified);
     set_content_type(&mut r, params, rel, attachment);
     if not_modified {
+        // As Go's file server (go-fastdfs) answers it: no Content-Type (RFC 9110 §15.4.5: a
+        // 304 carries no representation metadata), no Accept-Ranges; a download's
+        // Content-Disposition stays.
+        r.remove("Content-Type");
         r.status = 304;
         r.no_content_length = true;
         return Ok(r);
     }
+    r.set("Accept-Ranges", "bytes");
     let answer = match range_header {
         Some(v) => range::parse_range(v, size),
         None => RangeAnswer::Full,
