@@ -345,6 +345,22 @@ fn download_and_name_parameters_match_go_fastdfs() {
             "{target}"
         );
     }
+    // With a query string, go-fastdfs' index is no index (it compares the raw URI): `/?v=1`
+    // is Go's 404 page, `/group1?v=1` an empty 404, `/group1/?v=1` the listing of `files/`
+    // itself (`_big/`, `_tmp/`, the scenes). We serve the index page whatever the query
+    // (docs/DEFECTS.md #45).
+    for (target, go_status) in [("/?v=1", 404), ("/group1?v=1", 404), ("/group1/?v=1", 200)] {
+        let (gv, rv) = both(&p, "GET", (target, target), &[], b"");
+        assert_eq!(gv.status, go_status, "{target}");
+        assert_eq!(
+            (rv.status, rv.header("Content-Type")),
+            (200, Some("text/html; charset=utf-8")),
+            "{target}"
+        );
+        assert!(rv.text().contains("<html"), "{target}");
+    }
+    let (gv, _) = both(&p, "GET", ("/group1/?v=1", "/group1/?v=1"), &[], b"");
+    assert!(gv.text().contains("<a href=\"_tmp/\">"), "{}", gv.text());
     for target in [
         "/group1/default/20200101/00/00/1/none.txt",
         "/group1/nope",
