@@ -295,6 +295,12 @@ fn download_and_name_parameters_match_go_fastdfs() {
     }
     let (gv, rv) = both(&p, "GET", (&g, &r), &[("If-Unmodified-Since", past)], b"");
     assert_eq!((gv.status, rv.status), (412, 412));
+    // A file's name with a trailing slash names nothing (go-fastdfs' stat of it fails): an
+    // empty 404 from both, also once the file is cached.
+    for q in ["/", "/?download=0", "/?width=10"] {
+        let v = same(&p, "GET", (&format!("{g}{q}"), &format!("{r}{q}")), &[]);
+        assert_eq!((v.status, v.body.len()), (404, 0), "{r}{q}");
+    }
     // `name=` empty: go-fastdfs sends `attachment;filename=` (an empty, invalid filename
     // parameter, RFC 6266 §4.1), we `attachment` alone (docs/DEFECTS.md #12).
     let q = "?name=";
@@ -636,6 +642,9 @@ fn merged_small_files_match_go_fastdfs() {
             }
         }
     }
+    // With a trailing slash: no file, an empty 404 from both.
+    let v = same(&p, "GET", (&format!("{g}/"), &format!("{r}/")), &[]);
+    assert_eq!((v.status, v.body.len()), (404, 0));
     // A Range: go-fastdfs ignores it (200, the whole file: a resumed download starts over),
     // we answer 206 (docs/DEFECTS.md #46).
     let q = format!("{g}?download=0");

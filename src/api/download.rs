@@ -215,15 +215,28 @@ async fn serve(
     let mut params = super::Params::default();
     params.push_query(req.head.query());
     let asked = check_token(w, req, &params, &file_rel).await?;
+    // A trailing slash asks for a directory: a file's name with one names nothing (go-fastdfs'
+    // stat of it fails), so no merged file, variant or cached file answers it.
+    let dir_asked = path.unwrap_or(req.head.path()).ends_with('/');
     if crate::store::haystack::is_under(&file_rel) {
-        if let Some(r) = Box::pin(merged(w, req, &params, &file_rel)).await? {
-            return Ok(r);
+        if !dir_asked {
+            if let Some(r) = Box::pin(merged(w, req, &params, &file_rel)).await? {
+                return Ok(r);
+            }
         }
         // Containers and their directories are never served; a locator without a record
         // here may name a peer's file (read through below: no file on disk has its name).
-        if !crate::store::haystack::names_a_locator(&file_rel) {
+        if dir_asked || !crate::store::haystack::names_a_locator(&file_rel) {
             return Ok(Response::new(404));
         }
+    }
+    if dir_asked {
+        let path = path.map_or_else(|| req.head.path().to_string(), str::to_string);
+        let epoch = w.shared.cache_epoch();
+        return Box::pin(serve_opened(
+            w, req, &path, &params, &file_rel, epoch, asked,
+        ))
+        .await;
     }
     if wants_variant(&params) {
         if let Some(r) = Box::pin(resized(w, req, &params, &file_rel)).await? {
@@ -296,6 +309,10 @@ async fn serve_opened(
             return Ok(r);
         }
         return super::manage::list_dir_page(w, path, &full).await;
+    }
+    if path.ends_with('/') {
+        let _ = file.close().await;
+        return Ok(Response::new(404));
     }
     let file = Rc::new(file);
     if size <= CACHED_FILE_BYTES_MAX && w.config().file_cache_bytes > 0 {
