@@ -1001,6 +1001,36 @@ fn a_completed_tus_upload_is_recorded_as_go_fastdfs_records_it() {
     let (gv, rv) = (get(&go, &by_md5), get(&rs, &by_md5));
     assert_eq!((gv.status, gv.body.as_slice()), (200, &content[..]));
     assert_eq!(rv.status, 404);
+    // With a `path`: go-fastdfs places a tus upload under its scene, `files/<scene>/<path>`
+    // (a multipart upload's custom path is `files/<path>`).
+    let content = b"tus upload with a path\n";
+    let meta = format!("filename {},path {}", b64("in-path.txt"), b64("a.b/c"));
+    let len = content.len().to_string();
+    let headers = [
+        ("Upload-Length", len.as_str()),
+        ("Upload-Metadata", meta.as_str()),
+    ];
+    let (gu2, ru2) = (create(&go, &headers), create(&rs, &headers));
+    for (base, u) in [(&go, &gu2), (&rs, &ru2)] {
+        assert_eq!(tus_view(base, "PATCH", u, &at0, content).0, 204, "{base}");
+    }
+    let md5 = md5_hex(content);
+    assert!(
+        eventually(Duration::from_secs(10), || info(&go, &md5)["status"]
+            == "ok"),
+        "go-fastdfs did not complete: {}",
+        p.go.log()
+    );
+    let (g, r) = (info(&go, &md5), info(&rs, &md5));
+    assert_eq!(g["data"]["path"], "files/default/ab/c", "{g}");
+    assert_eq!(r["data"]["path"], g["data"]["path"], "{r}");
+    // The name: go-fastdfs stores a tus upload's `filename` as it is, we as a multipart
+    // upload's name, through the special-character filter when
+    // enable_trim_file_name_special_char is on (docs/DEFECTS.md #22).
+    assert_eq!(g["data"]["rename"], "in-path.txt", "{g}");
+    assert_eq!(r["data"]["rename"], "inpath.txt", "{r}");
+    let stored = p.rs.dir.join("files/default/ab/c/inpath.txt");
+    assert_eq!(std::fs::read(&stored).unwrap(), content);
     // HEAD of the completed upload: go-fastdfs forgot it (404: a client that resumes it
     // uploads the whole file again), we report it whole (docs/DEFECTS.md #47).
     let g = tus_view(&go, "HEAD", &gu, &[TUS], b"");
