@@ -1095,3 +1095,53 @@ fn a_file_only_a_peer_has_is_served_as_go_fastdfs_serves_it() {
     assert_eq!((gv.status, gv.body.len()), (404, 0));
     assert_eq!(rv, gv, "{missing}");
 }
+
+/// A merged small file only a peer has (merging on everywhere): both nodes find it on the
+/// peer by its locator's path key and serve its content.
+#[test]
+fn a_merged_file_only_a_peer_has_is_served_as_go_fastdfs_serves_it() {
+    let Some(bin) = go_bin() else { return };
+    let merge = json!({"enable_merge_small_file": true});
+    let go_peer_ip = "127.0.0.30";
+    let go_peer = GoNode::start_configured(&bin, go_peer_ip, free_port(go_peer_ip), &[], &merge);
+    let go = GoNode::start_configured(&bin, GO_IP, free_port(GO_IP), &[go_peer.base()], &merge);
+    let rs_peer = Server::start(merge.clone());
+    let rs = Server::start(json!({"enable_merge_small_file": true, "peers": [rs_peer.base()]}));
+    let content = b"a merged file on the peer only\n";
+    let path = |base: &str| {
+        upload_to(base, "peer-merged.txt", content)["path"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (gp, rp) = (path(&go_peer.base()), path(&rs_peer.base()));
+    assert!(
+        gp.contains("/haystack/") && rp.contains("/haystack/"),
+        "{gp} / {rp}"
+    );
+    for q in ["?download=0", "", "?name=copy.txt"] {
+        let gv = get(&go.base(), &format!("{gp}{q}"));
+        let rv = get(&rs.base(), &format!("{rp}{q}"));
+        let what = format!("{rp}{q}");
+        assert_eq!(
+            (gv.status, gv.body.as_slice()),
+            (200, &content[..]),
+            "{what}: go"
+        );
+        assert_eq!(
+            (rv.status, rv.body.as_slice()),
+            (200, &content[..]),
+            "{what}: rs"
+        );
+        assert_eq!(
+            gv.header("Content-Type"),
+            rv.header("Content-Type"),
+            "{what}"
+        );
+        same_disposition(
+            gv.header("Content-Disposition"),
+            rv.header("Content-Disposition"),
+            &what,
+        );
+    }
+}
