@@ -1145,3 +1145,46 @@ fn a_merged_file_only_a_peer_has_is_served_as_go_fastdfs_serves_it() {
         );
     }
 }
+
+/// A directory with `show_dir` off, with and without its slash, with an `index.html` or
+/// without: go-fastdfs' `list dir deny` body from both (its 200, our 403: docs/DEFECTS.md
+/// #31).
+#[test]
+fn directories_with_show_dir_off_are_refused_as_go_fastdfs_refuses_them() {
+    let Some(p) = Pair::start_same(json!({"show_dir": false})) else {
+        return;
+    };
+    for files in [p.go.dir.path().join("files"), p.rs.dir.join("files")] {
+        std::fs::create_dir_all(files.join("closed/sub")).unwrap();
+        std::fs::write(files.join("closed/a.txt"), b"closed").unwrap();
+        std::fs::write(files.join("closed/sub/index.html"), b"<h1>sub</h1>").unwrap();
+    }
+    for target in [
+        "/group1/closed/",
+        "/group1/closed",
+        "/group1/closed/sub/",
+        "/group1/closed/sub/?download=0",
+        "/group1/",
+    ] {
+        let (gv, rv) = both(&p, "GET", (target, target), &[], b"");
+        if target == "/group1/" {
+            // The index page, not a directory.
+            assert_eq!((gv.status, rv.status), (200, 200), "{target}");
+            continue;
+        }
+        assert_eq!(
+            (gv.status, gv.text().as_str()),
+            (200, "list dir deny"),
+            "{target}"
+        );
+        assert_eq!((rv.status, rv.text()), (403, gv.text()), "{target}");
+    }
+    // The file in it is served as any file.
+    let v = same(
+        &p,
+        "GET",
+        ("/group1/closed/a.txt", "/group1/closed/a.txt"),
+        &[],
+    );
+    assert_eq!((v.status, v.body.as_slice()), (200, &b"closed"[..]));
+}
