@@ -642,6 +642,18 @@ fn merged_small_files_match_go_fastdfs() {
             }
         }
     }
+    // A size asked of a merged file that is no image: go-fastdfs answers an empty 200, we
+    // the file unchanged (docs/DEFECTS.md #32).
+    let q = "?width=10&download=0";
+    let (gv, rv) = both(
+        &p,
+        "GET",
+        (&format!("{g}{q}"), &format!("{r}{q}")),
+        &[],
+        b"",
+    );
+    assert_eq!((gv.status, gv.body.len()), (200, 0));
+    assert_eq!((rv.status, rv.body.as_slice()), (200, &text[..]));
     // With a trailing slash: no file, an empty 404 from both.
     let v = same(&p, "GET", (&format!("{g}/"), &format!("{r}/")), &[]);
     assert_eq!((v.status, v.body.len()), (404, 0));
@@ -899,6 +911,11 @@ fn tus_requests_are_answered_as_go_fastdfs_answers_them() {
     );
     let u = (gu.as_str(), ru.as_str());
     assert_eq!(same_tus("PATCH", u, &at("0"), b"abc").0, 204);
+    // GET of an unfinished upload: go-fastdfs fails with 500 (`leveldb: not found`), we
+    // answer 404 (docs/DEFECTS.md #23, #31).
+    let g = tus_view(&go, "GET", u.0, &[], b"");
+    let r = tus_view(&rs, "GET", u.1, &[], b"");
+    assert_eq!((g.0, r.0), (500, 404));
     assert_eq!(same_tus("DELETE", u, &[TUS], b"").0, 204);
     assert_eq!(same_tus("HEAD", u, &[TUS], b"").0, 404);
     assert_eq!(same_tus("PATCH", u, &at("3"), b"def").0, 404);
@@ -1037,6 +1054,19 @@ fn a_completed_tus_upload_is_recorded_as_go_fastdfs_records_it() {
     let r = tus_view(&rs, "HEAD", &ru, &[TUS], b"");
     assert_eq!((g.0, r.0), (404, 200));
     assert_eq!(r.1[2].1.as_deref(), Some("21"));
+    // So a byte more is beyond its length (413) rather than an unknown upload (404), and
+    // its termination (204) removes what is left of the upload, not the stored file
+    // (docs/DEFECTS.md #47).
+    let more = [TUS, OCTETS, ("Upload-Offset", "21")];
+    let g = tus_view(&go, "PATCH", &gu, &more, b"x");
+    let r = tus_view(&rs, "PATCH", &ru, &more, b"x");
+    assert_eq!((g.0, r.0), (404, 413));
+    let g = tus_view(&go, "DELETE", &gu, &[TUS], b"");
+    let r = tus_view(&rs, "DELETE", &ru, &[TUS], b"");
+    assert_eq!((g.0, r.0), (404, 204));
+    let (gv, rv) = (get(&go, &gu), get(&rs, &ru));
+    assert_eq!((gv.status, rv.status), (200, 200));
+    assert_eq!(rv.body, b"completed tus upload\n");
 }
 
 /// A file this node lacks but its peer has (SPEC §10.4): both ask the peer and serve the
