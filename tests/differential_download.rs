@@ -928,6 +928,46 @@ fn tus_requests_are_answered_as_go_fastdfs_answers_them() {
             "{method}"
         );
     }
+    // A deferred length, declared by the first PATCH.
+    let (gu, ru) = (
+        create(&go, &[("Upload-Defer-Length", "1")]),
+        create(&rs, &[("Upload-Defer-Length", "1")]),
+    );
+    let u = (gu.as_str(), ru.as_str());
+    let r = same_tus("HEAD", u, &[TUS], b"");
+    assert_eq!(
+        (r.0, r.1[5].1.as_deref(), r.1[3].1.as_deref()),
+        (200, Some("1"), None)
+    );
+    let declare = [TUS, OCTETS, ("Upload-Offset", "0"), ("Upload-Length", "6")];
+    assert_eq!(same_tus("PATCH", u, &declare, b"abc").0, 204);
+    let r = same_tus("HEAD", u, &[TUS], b"");
+    assert_eq!(
+        (r.1[2].1.as_deref(), r.1[3].1.as_deref()),
+        (Some("3"), Some("6"))
+    );
+    // Forwarded headers: go-fastdfs builds `Location` from any client's X-Forwarded-Host
+    // and -Proto; we only from a trusted proxy's (docs/DEFECTS.md #8), else from Host.
+    let fwd = [
+        TUS,
+        ("Upload-Length", "3"),
+        ("X-Forwarded-Host", "fwd.example"),
+        ("X-Forwarded-Proto", "https"),
+    ];
+    let g = tus_view(&go, "POST", ENDPOINT, &fwd, b"");
+    let r = tus_view(&rs, "POST", ENDPOINT, &fwd, b"");
+    assert_eq!((g.0, r.0), (201, 201));
+    let loc = |v: &(u16, Vec<(String, Option<String>)>)| v.1.last().unwrap().1.clone().unwrap();
+    assert!(
+        loc(&g).starts_with("https://fwd.example/group1/big/upload/"),
+        "{}",
+        loc(&g)
+    );
+    assert!(
+        loc(&r).starts_with("<BASE>/group1/big/upload/"),
+        "{}",
+        loc(&r)
+    );
     // Creation with the whole upload in its body.
     let meta = format!("filename {}", b64("with-body.txt"));
     let h = [
