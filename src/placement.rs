@@ -104,6 +104,26 @@ impl Target {
         Ok(target)
     }
 
+    /// A tus upload's target: go-fastdfs places its `path` under the upload's scene,
+    /// `files/<scene>/<path>` (a multipart upload's is `files/<path>`); the landing checks are
+    /// redone for that directory.
+    pub fn path_under_scene(mut self, cfg: &Config) -> Result<Target, ApiError> {
+        let Some(dir) = self.custom_dir.take() else {
+            return Ok(self);
+        };
+        let rest = dir
+            .strip_prefix("files/")
+            .expect("a custom dir is under files/");
+        let dir = format!("files/{}/{rest}", self.scene);
+        let name = self.name_for(DIGEST_PLACEHOLDER);
+        for stored in [&name, &self.rename].into_iter().filter(|n| !n.is_empty()) {
+            names::check_landing(&dir, stored, &cfg.peer_id)
+                .map_err(|e| ApiError::fail(400, format!("invalid path: {e}")))?;
+        }
+        self.custom_dir = Some(dir);
+        Ok(self)
+    }
+
     /// The file name: the client's, or `<digest><extension>` when it had none.
     fn name_for(&self, digest: &str) -> String {
         if self.name.is_empty() {
@@ -250,6 +270,17 @@ pub struct Plan {
     info: FileInfo,
     dir: String,
     dedup: bool,
+}
+
+impl Plan {
+    /// The plan with the stored name in `rename` too (when no `filename` set it): go-fastdfs
+    /// records a tus upload so, its `name` the client's and `rename` the file's.
+    pub fn renamed_as_stored(mut self) -> Plan {
+        if self.info.rename.is_empty() {
+            self.info.rename = self.info.name.clone();
+        }
+        self
+    }
 }
 
 /// What becomes of the staged content when the commit fails.

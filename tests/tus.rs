@@ -618,10 +618,10 @@ fn traversal_in_metadata_is_refused_and_nothing_lands_outside_files() {
         assert_eq!(r.status, 400, "{meta:?} must be refused: {}", r.body);
     }
     // A dotted custom path is cleaned like a multipart upload's (dots removed): it stays
-    // under files/.
+    // under files/, in the scene's directory, as go-fastdfs places a tus upload's path.
     let url = create(&s, 3, &[("path", "../../../etc"), ("filename", "p.txt")]);
     assert_eq!(patch(&url, 0, b"pwn", &[]).status, 204);
-    assert!(s.dir.join("files/etc/p.txt").is_file());
+    assert!(s.dir.join("files/default/etc/p.txt").is_file());
     assert!(!outside.join("etc/p.txt").exists());
     // A backslash is no separator (go-fastdfs keeps it in a name): `..\..\x` is one file
     // in the dated tree, named here by the template's special-character filter (backslashes,

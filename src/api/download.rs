@@ -215,15 +215,28 @@ async fn serve(
     let mut params = super::Params::default();
     params.push_query(req.head.query());
     let asked = check_token(w, req, &params, &file_rel).await?;
+    // A trailing slash asks for a directory: a file's name with one names nothing (go-fastdfs'
+    // stat of it fails), so no merged file, variant or cached file answers it.
+    let dir_asked = path.unwrap_or(req.head.path()).ends_with('/');
     if crate::store::haystack::is_under(&file_rel) {
-        if let Some(r) = Box::pin(merged(w, req, &params, &file_rel)).await? {
-            return Ok(r);
+        if !dir_asked {
+            if let Some(r) = Box::pin(merged(w, req, &params, &file_rel)).await? {
+                return Ok(r);
+            }
         }
         // Containers and their directories are never served; a locator without a record
         // here may name a peer's file (read through below: no file on disk has its name).
-        if !crate::store::haystack::names_a_locator(&file_rel) {
-            return Ok(Response::text(404, ""));
+        if dir_asked || !crate::store::haystack::names_a_locator(&file_rel) {
+            return Ok(Response::new(404));
         }
+    }
+    if dir_asked {
+        let path = path.map_or_else(|| req.head.path().to_string(), str::to_string);
+        let epoch = w.shared.cache_epoch();
+        return Box::pin(serve_opened(
+            w, req, &path, &params, &file_rel, epoch, asked,
+        ))
+        .await;
     }
     if wants_variant(&params) {
         if let Some(r) = Box::pin(resized(w, req, &params, &file_rel)).await? {
@@ -296,6 +309,10 @@ async fn serve_opened(
             return Ok(r);
         }
         return super::manage::list_dir_page(w, path, &full).await;
+    }
+    if path.ends_with('/') {
+        let _ = file.close().await;
+        return Ok(Response::new(404));
     }
     let file = Rc::new(file);
     if size <= CACHED_FILE_BYTES_MAX && w.config().file_cache_bytes > 0 {
@@ -404,6 +421,8 @@ async fn merged(
     params: &super::Params,
     rel: &str,
 ) -> Result<Option<Response>, ApiError> {
+    let named = merged_name(params);
+    let params = named.as_ref().unwrap_or(params);
     // The cache first: its entries go when any file is deleted (the epoch), so a cached merged
     // file still has its record.
     let epoch = w.shared.cache_epoch();
@@ -450,6 +469,20 @@ async fn merged(
     }
     let len = data.len() as u64;
     respond(w, req, params, rel, len, version, Source::Memory(data)).map(Some)
+}
+
+/// The parameters of a merged file's download with its `name` passed through go-fastdfs'
+/// special-character filter, which go-fastdfs applies to these files' names whatever
+/// `enable_trim_file_name_special_char` says; None when there is no `name`.
+fn merged_name(params: &super::Params) -> Option<super::Params> {
+    params.get("name")?;
+    let mut named = params.clone();
+    for (k, v) in named.0.iter_mut() {
+        if k == "name" {
+            *v = crate::store::names::trim_special(v);
+        }
+    }
+    Some(named)
 }
 
 /// `G/static/<path>`: the runtime dir's `static/` as Go's `http.FileServer` serves it
@@ -891,15 +924,19 @@ fn respond_tagged(
             .is_none_or(|v| range::if_range_matches(v, &tag, strong_date))
     });
     let mut r = Response::new(200);
-    r.set("Accept-Ranges", "bytes");
     r.set("ETag", tag);
     r.set("Last-Modified", last_modified);
     set_content_type(&mut r, params, rel, attachment);
     if not_modified {
+        // As Go's file server (go-fastdfs) answers it: no Content-Type (RFC 9110 §15.4.5: a
+        // 304 carries no representation metadata), no Accept-Ranges; a download's
+        // Content-Disposition stays.
+        r.remove("Content-Type");
         r.status = 304;
         r.no_content_length = true;
         return Ok(r);
     }
+    r.set("Accept-Ranges", "bytes");
     let answer = match range_header {
         Some(v) => range::parse_range(v, size),
         None => RangeAnswer::Full,

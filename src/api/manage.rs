@@ -63,33 +63,18 @@ pub async fn list_dir_page(w: &Worker, url_path: &str, full: &Path) -> Result<Re
         return Ok(Response::new(301).header("Location", format!("{last}/")));
     }
     let dir = full.to_path_buf();
-    let mut names = glommio::executor()
-        .spawn_blocking(move || -> std::io::Result<Vec<String>> {
+    let entries = glommio::executor()
+        .spawn_blocking(move || -> std::io::Result<Vec<(String, bool)>> {
             let mut out = Vec::new();
-            for e in std::fs::read_dir(dir)? {
+            for e in std::fs::read_dir(dir)?.take(web::LISTING_ENTRIES_MAX) {
                 let e = e?;
-                let mut n = e.file_name().to_string_lossy().into_owned();
-                if e.file_type()?.is_dir() {
-                    n.push('/');
-                }
-                out.push(n);
+                let name = e.file_name().to_string_lossy().into_owned();
+                out.push((name, e.file_type()?.is_dir()));
             }
             Ok(out)
         })
         .await?;
-    names.sort();
-    let mut body = String::from("<pre>\n");
-    for n in names {
-        // `./` first: a name like `javascript:alert(1)` must stay a relative path, never a
-        // URL of its own scheme (found by the `query` fuzz target).
-        let href = crate::http::query::listing_href(&n);
-        body.push_str(&format!(
-            "<a href=\"{href}\">{}</a>\n",
-            web::html_escape(&n)
-        ));
-    }
-    body.push_str("</pre>\n");
-    Ok(Response::html(200, body))
+    Ok(Response::html(200, web::listing(entries)))
 }
 
 /// `files/...` relative path of a download path or store path given by a client, validated.

@@ -117,10 +117,16 @@ fn push_kept(out: &mut String, s: &str, kept: &[u8]) {
     }
 }
 
-/// A relative link to the directory entry `name` (directory listings): path-escaped and
-/// always `./`-prefixed, so a name such as `javascript:alert(1)` can never read as a scheme.
+/// The link to the directory entry `name` in a listing, as Go's `url.URL{Path: name}.String()`
+/// writes it: path-escaped per segment, `./` in front only when the first segment has a `:`,
+/// so a name such as `javascript:alert(1)` never reads as a scheme.
 pub fn listing_href(name: &str) -> String {
-    format!("./{}", path_escape(name).replace("%2F", "/"))
+    let href = path_escape(name).replace("%2F", "/");
+    if name.split('/').next().is_some_and(|s| s.contains(':')) {
+        format!("./{href}")
+    } else {
+        href
+    }
 }
 
 /// A file name as a query value, `?name=<this>`: go-fastdfs' `url.PathEscape` (a space is

@@ -274,6 +274,11 @@ impl Response {
         self.headers.push((name, value.into()));
     }
 
+    /// Removes every header named `name`.
+    pub fn remove(&mut self, name: &str) {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    }
+
     pub fn has_header(&self, name: &str) -> bool {
         self.headers
             .iter()

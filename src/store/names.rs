@@ -59,8 +59,15 @@ pub fn upload_name(raw: &str, trim_special: bool) -> String {
     if !trim_special {
         return base.to_string();
     }
+    self::trim_special(base)
+}
+
+/// `name` without go-fastdfs' special characters and whitespace, then without `...` and `..`
+/// (`a b/c-(1).txt` -> `abc1.txt`): its filter of uploaded names, also applied to the `name`
+/// offered for a merged small file.
+pub fn trim_special(name: &str) -> String {
     let special = |c: char| c.is_ascii() && SPECIAL.as_bytes().contains(&(c as u8));
-    let kept: String = base
+    let kept: String = name
         .chars()
         .filter(|c| !special(*c) && !c.is_whitespace())
         .collect();
@@ -355,6 +362,8 @@ mod tests {
         assert_eq!(upload_name("dir/a..b.txt", true), "ab.txt");
         assert_eq!(upload_name("中文 名.txt", true), "中文名.txt");
         assert_eq!(upload_name("a b.txt", false), "a b.txt");
+        assert_eq!(trim_special("a b/c-(1).txt"), "abc1.txt");
+        assert_eq!(trim_special("\"q\"\t.txt"), "q.txt");
     }
 
     #[test]

@@ -348,7 +348,8 @@ fn target_of(
         }
     }
     let code_ok = |scene: &str, code: &str| w.shared.google_code(client, scene, code);
-    Ok(Target::check(cfg, &fields, filename, &code_ok)?)
+    let target = Target::check(cfg, &fields, filename, &code_ok)?;
+    Ok(target.path_under_scene(cfg)?)
 }
 
 /// `Upload-Length` xor `Upload-Defer-Length: 1`.

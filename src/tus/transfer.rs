@@ -277,7 +277,11 @@ async fn complete(
     let digest = glommio::executor()
         .spawn_blocking(move || settle(&settle_path, length, digest, sha1))
         .await?;
-    let plan = info.target.place(&cfg, &digest, length, "")?;
+    // Recorded as go-fastdfs records a tus upload: `rename` names the stored file.
+    let plan = info
+        .target
+        .place(&cfg, &digest, length, "")?
+        .renamed_as_stored();
     let written = Written {
         tmp: path,
         digest,

@@ -155,16 +155,7 @@ pub fn html_escape(s: &str) -> String {
 /// path-escaped per segment, `./` in front only when the first segment has a `:` (else it
 /// would read as a scheme, e.g. `javascript:`).
 pub fn entry_href(name: &str) -> String {
-    let escaped: Vec<String> = name
-        .split('/')
-        .map(crate::http::query::path_escape)
-        .collect();
-    let href = escaped.join("/");
-    if name.split('/').next().is_some_and(|s| s.contains(':')) {
-        format!("./{href}")
-    } else {
-        href
-    }
+    crate::http::query::listing_href(name)
 }
 
 /// A directory listing in Go's `http.FileServer` format: `<pre>`, one `<a href="…">…</a>` line
