@@ -324,8 +324,8 @@ fn download_and_name_parameters_match_go_fastdfs() {
     let enc = |path: &str| path.replace("/default/", "/%64efault/");
     let v = same(&p, "GET", (&enc(&g), &enc(&r)), &[]);
     assert_eq!(v.body, text);
-    // `..` in the query: go-fastdfs refuses any URI holding `..` (401, empty), we read the
-    // path segment by segment and take a query value as data (docs/DEFECTS.md #45).
+    // `..` anywhere in the raw request URI, the query included: both refuse the download
+    // (401, empty), before the index page too.
     for q in ["?name=a..b.txt", "?x=.."] {
         let (gv, rv) = both(
             &p,
@@ -335,7 +335,12 @@ fn download_and_name_parameters_match_go_fastdfs() {
             b"",
         );
         assert_eq!((gv.status, gv.body.len()), (401, 0), "{q}");
-        assert_eq!((rv.status, rv.body.as_slice()), (200, &text[..]), "{q}");
+        assert_eq!((rv.status, rv.body.len()), (401, 0), "{q}");
+    }
+    for target in ["/group1/?v=..", "/group1/a..b.txt", "/?x=.."] {
+        let (gv, rv) = both(&p, "GET", (target, target), &[], b"");
+        assert_eq!((gv.status, gv.body.len()), (401, 0), "{target}");
+        assert_eq!((rv.status, rv.body.len()), (401, 0), "{target}");
     }
     // The index and the URLs that name nothing. go-fastdfs' index page is its own (compared
     // with its template in tests/differential_admin.rs): the status and type here.

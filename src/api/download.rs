@@ -187,6 +187,12 @@ fn go_not_found() -> Response {
 
 /// Serves the request's own path (no copy of it unless both caches miss).
 pub async fn handle(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError> {
+    // go-fastdfs refuses a download whose raw request URI holds `..` anywhere, its query
+    // included (`?name=a..b`), before anything else, the index page too: 401, empty. (`..`
+    // segments never get here: the router redirects them to the cleaned path.)
+    if req.head.origin_form().contains("..") {
+        return Ok(Response::new(401));
+    }
     serve(w, req, None).await
 }
 
