@@ -1,0 +1,335 @@
+//! Mixed clusters (docs/PROTOCOL.md §8): during an in-place migration go-fastdfs nodes and
+//! fastdfs-rs nodes are peers of one cluster, so every replication path works both ways: uploads
+//! of every kind arrive with the same path and record, deletes reach the other kind (also of a
+//! file it has not received yet), tus uploads replicate, and reconciliation fills the gaps either
+//! kind leaves, whichever side runs it.
+mod common;
+
+use common::cluster::*;
+use common::go::*;
+use common::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// How long replication may take on a loaded machine (polled, never slept).
+const SYNC_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A go-fastdfs node (index 0) and fastdfs-rs nodes (1..), each with all others as peers.
+struct Mixed {
+    go: GoNode,
+    ours: Vec<Server>,
+    bases: Vec<String>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+/// `n` nodes on lane `lane`: go-fastdfs with `go_cfg` on top of its template, ours with `our_cfg`.
+fn mixed(lane: u8, n: usize, go_cfg: Value, our_cfg: Value) -> Option<Mixed> {
+    let bin = go_bin()?;
+    let Addresses { ips, ports, bases } = Addresses::pick(lane, n);
+    let others =
+        |i: usize| -> Vec<String> { bases.iter().filter(|b| **b != bases[i]).cloned().collect() };
+    let go = GoNode::start_configured(&bin, &ips[0], ports[0], &others(0), &go_cfg);
+    let (mut ours, mut dirs) = (Vec::new(), Vec::new());
+    for i in 1..n {
+        let d = tempfile::tempdir().unwrap();
+        let mut o = our_cfg.clone();
+        o["peers"] = json!(others(i));
+        o["peer_id"] = json!(format!("{}", i + 1));
+        write_config(d.path(), &ips[i], ports[i], &o);
+        ours.push(Server::start_in(d.path(), &ips[i], json!({})));
+        dirs.push(d);
+    }
+    Some(Mixed {
+        go,
+        ours,
+        bases,
+        _dirs: dirs,
+    })
+}
+
+/// Sets `key` in a stopped node's cfg.json.
+fn set_config(s: &Server, key: &str, value: Value) {
+    let conf = s.dir.join("conf/cfg.json");
+    let mut cfg: Value = serde_json::from_str(&std::fs::read_to_string(&conf).unwrap()).unwrap();
+    cfg[key] = value;
+    std::fs::write(&conf, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+}
+
+/// A node's record of `md5` (`get_file_info`), Null when it has none.
+fn record(base: &str, md5: &str) -> Value {
+    let (_, text) = call(agent().get(&format!("{base}/group1/get_file_info?md5={md5}")));
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    v["data"].clone()
+}
+
+/// Uploads `data` as `name` with `fields` (multipart, as curl -F), returns the answer's text.
+fn upload_with(base: &str, name: &str, data: &[u8], fields: &[(&str, &str)]) -> String {
+    let (ct, body) = multipart(fields, Some((name, data)));
+    let r = agent()
+        .post(&format!("{base}/group1/upload"))
+        .set("Content-Type", &ct)
+        .send_bytes(&body);
+    match r {
+        Ok(r) => r.into_string().unwrap(),
+        Err(ureq::Error::Status(c, r)) => {
+            panic!("upload to {base}: {c} {}", r.into_string().unwrap())
+        }
+        Err(e) => panic!("upload to {base}: {e}"),
+    }
+}
+
+/// The URL path of a stored file, percent-encoded as a client sends it.
+fn url_path(record: &Value) -> String {
+    let dir = record["path"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("files/");
+    let name = match record["rename"].as_str() {
+        Some(r) if !r.is_empty() => r,
+        _ => record["name"].as_str().unwrap(),
+    };
+    let seg: Vec<String> = dir.split('/').chain([name]).map(urlencode).collect();
+    format!("/group1/{}", seg.join("/"))
+}
+
+/// Every kind of upload (scene, custom path, rename, json2, names with spaces, unicode and
+/// percent signs) made on either kind of node reaches the other one: stored at the same path,
+/// served by the same URL with the same bytes, and with a record equal field by field but for
+/// `peers` (§11.5: the origin's grows as the peer acknowledges; the receiver keeps the list it
+/// was announced, the origin alone).
+#[test]
+fn uploads_of_every_kind_replicate_both_ways_with_the_same_record() {
+    let Some(m) = mixed(60, 2, json!({}), json!({})) else {
+        return;
+    };
+    let kinds: [(&str, &[(&str, &str)]); 7] = [
+        ("scene.txt", &[("scene", "pics"), ("output", "json")]),
+        ("custom.txt", &[("path", "my/dir"), ("output", "json")]),
+        (
+            "renamed.txt",
+            &[("filename", "other name.txt"), ("output", "json")],
+        ),
+        ("json2.txt", &[("output", "json2")]),
+        ("with spaces.txt", &[("output", "json")]),
+        ("файл 日本.txt", &[("output", "json")]),
+        ("100%25 a%20b.txt", &[("output", "json")]),
+    ];
+    let mut files = Vec::new();
+    for (o, origin) in m.bases.iter().enumerate() {
+        for (k, (name, fields)) in kinds.iter().enumerate() {
+            let data = noise(700 + k, 100 * o as u64 + k as u64);
+            // Names differ per origin: the same path uploaded on both at once is no subject here.
+            let name = format!("{o}-{name}");
+            let text = upload_with(origin, &name, &data, fields);
+            let v: Value = serde_json::from_str(&text).unwrap();
+            let md5 = if v["md5"].is_string() {
+                &v["md5"]
+            } else {
+                &v["data"]["md5"]
+            };
+            assert_eq!(md5, &json!(md5_hex(&data)), "{origin} {name}: {text}");
+            files.push((o, name, data));
+        }
+    }
+    for (o, name, data) in &files {
+        let (origin, other) = (&m.bases[*o], &m.bases[1 - *o]);
+        let md5 = md5_hex(data);
+        assert!(
+            eventually(SYNC_DEADLINE, || has_md5(other, &md5)),
+            "{name} from {origin} did not reach {other}; go-fastdfs log: {}\nours: {}",
+            m.go.log(),
+            m.ours[0].stderr_tail(3000)
+        );
+        // The origin lists the receiver once it acknowledged.
+        let both = json!([origin, other]);
+        assert!(
+            eventually(SYNC_DEADLINE, || record(origin, &md5)["peers"] == both),
+            "{name}: origin's peers {}",
+            record(origin, &md5)
+        );
+        let (mut at_origin, mut at_other) = (record(origin, &md5), record(other, &md5));
+        assert_eq!(
+            at_other["peers"],
+            json!([origin]),
+            "{name}: receiver's peers"
+        );
+        at_origin.as_object_mut().unwrap().remove("peers");
+        at_other.as_object_mut().unwrap().remove("peers");
+        assert_eq!(at_origin, at_other, "{name} from {origin}: records differ");
+        let path = url_path(&at_origin);
+        for base in &m.bases {
+            let (status, body) = get_bytes(base, &path, &[]);
+            assert_eq!((status, md5_hex(&body)), (200, md5.clone()), "{base}{path}");
+        }
+    }
+}
+
+/// A delete on either kind reaches the other (§11.9), also for a file the other side has not
+/// received yet: it never shows up there afterwards.
+#[test]
+fn deletes_reach_the_other_kind_also_of_files_it_has_not_received() {
+    let Some(mut m) = mixed(62, 2, json!({}), json!({})) else {
+        return;
+    };
+    let (go, us) = (m.bases[0].clone(), m.bases[1].clone());
+    let (a, b) = (noise(1500, 621), noise(1600, 622));
+    upload_to(&go, "from-go.bin", &a);
+    upload_to(&us, "from-us.bin", &b);
+    let (ma, mb) = (md5_hex(&a), md5_hex(&b));
+    let all = [go.as_str(), us.as_str()];
+    assert!(eventually(SYNC_DEADLINE, || all
+        .iter()
+        .all(|n| has_md5(n, &ma) && has_md5(n, &mb))));
+    // Each deletes the other's file.
+    let (s, _) = call(agent().get(&format!("{go}/group1/delete?md5={mb}")));
+    assert_eq!(s, 200);
+    let (s, _) = call(agent().get(&format!("{us}/group1/delete?md5={ma}")));
+    assert_eq!(s, 200);
+    assert!(
+        eventually(SYNC_DEADLINE, || all
+            .iter()
+            .all(|n| !has_md5(n, &ma) && !has_md5(n, &mb))),
+        "a delete did not cross; go-fastdfs log: {}",
+        m.go.log()
+    );
+    // go-fastdfs down: a file uploaded and deleted here meanwhile never reaches it.
+    m.go.stop();
+    let c = noise(1700, 623);
+    upload_to(&us, "gone.bin", &c);
+    let (s, _) = call(agent().get(&format!("{us}/group1/delete?md5={}", md5_hex(&c))));
+    assert_eq!(s, 200);
+    m.go.child = Some(GoNode::spawn_in(m.go.dir.path(), "server.log"));
+    m.go.wait_ready();
+    // Ours down: a file uploaded and deleted on go-fastdfs meanwhile never reaches us, even
+    // after our repair.
+    m.ours[0].stop();
+    let d = noise(1800, 624);
+    upload_to(&go, "gone-too.bin", &d);
+    let (s, _) = call(agent().get(&format!("{go}/group1/delete?md5={}", md5_hex(&d))));
+    assert_eq!(s, 200);
+    m.ours[0].respawn();
+    let (s, _) = call(agent().get(&format!("{us}/group1/repair?force=1")));
+    assert_eq!(s, 200);
+    // A marker uploaded after both: once it arrived, so would have anything queued before it.
+    let e = noise(1900, 625);
+    upload_to(&us, "marker.bin", &e);
+    upload_to(&go, "marker2.bin", &noise(1901, 626));
+    assert!(eventually(SYNC_DEADLINE, || has_md5(&go, &md5_hex(&e))
+        && has_md5(&us, &md5_hex(&noise(1901, 626)))));
+    std::thread::sleep(Duration::from_secs(2));
+    for n in all {
+        assert!(
+            !has_md5(n, &md5_hex(&c)),
+            "{n} has a file deleted before it got it"
+        );
+        assert!(
+            !has_md5(n, &md5_hex(&d)),
+            "{n} has a file deleted before it got it"
+        );
+    }
+}
+
+/// tus uploads made on either kind replicate to the other and are served by the record's URL.
+#[test]
+fn tus_uploads_replicate_both_ways() {
+    let tus = json!({"enable_tus": true});
+    let Some(m) = mixed(63, 2, tus.clone(), tus) else {
+        return;
+    };
+    for (o, origin) in m.bases.iter().enumerate() {
+        let other = &m.bases[1 - o];
+        let data = noise(5000 + o, 630 + o as u64);
+        let md5 = md5_hex(&data);
+        let name = format!("tus-{o}.bin");
+        let meta = format!(
+            "filename {}",
+            fastdfs::tus::protocol::base64_encode(name.as_bytes())
+        );
+        let r = agent()
+            .post(&format!("{origin}/group1/big/upload/"))
+            .set("Tus-Resumable", "1.0.0")
+            .set("Upload-Length", &data.len().to_string())
+            .set("Upload-Metadata", &meta)
+            .call()
+            .expect("tus creation");
+        assert_eq!(r.status(), 201);
+        let loc = r.header("Location").unwrap().to_string();
+        let loc = if loc.starts_with('/') {
+            format!("{origin}{loc}")
+        } else {
+            loc
+        };
+        let r = agent()
+            .request("PATCH", &loc)
+            .set("Tus-Resumable", "1.0.0")
+            .set("Upload-Offset", "0")
+            .set("Content-Type", "application/offset+octet-stream")
+            .send_bytes(&data)
+            .expect("tus patch");
+        assert_eq!(r.status(), 204);
+        assert!(
+            eventually(SYNC_DEADLINE, || has_md5(other, &md5)),
+            "tus upload on {origin} did not reach {other}; go-fastdfs log: {}",
+            m.go.log()
+        );
+        let (mut a, mut b) = (record(origin, &md5), record(other, &md5));
+        a.as_object_mut().unwrap().remove("peers");
+        b.as_object_mut().unwrap().remove("peers");
+        assert_eq!(a, b, "tus record from {origin}");
+        let path = url_path(&a);
+        for base in &m.bases {
+            let (status, body) = get_bytes(base, &path, &[]);
+            assert_eq!((status, md5_hex(&body)), (200, md5.clone()), "{base}{path}");
+        }
+    }
+}
+
+/// A file we count as delivered to go-fastdfs (it acknowledged while read_only) reaches it by go-fastdfs' own repair (our `receive_md5s` announces to every peer)
+/// and by our `sync?date=&force=1`.
+#[test]
+fn go_fastdfs_repair_and_our_forced_sync_fill_its_gaps() {
+    let Some(mut m) = mixed(64, 2, json!({"read_only": true}), json!({})) else {
+        return;
+    };
+    let (go, us) = (m.bases[0].clone(), m.bases[1].clone());
+    let (a, b) = (noise(2600, 641), noise(2700, 642));
+    upload_to(&us, "a.bin", &a);
+    upload_to(&us, "b.bin", &b);
+    let (ma, mb) = (md5_hex(&a), md5_hex(&b));
+    for md5 in [&ma, &mb] {
+        assert!(
+            eventually(SYNC_DEADLINE, || record(&us, md5)["peers"]
+                == json!([us, go])),
+            "go-fastdfs did not acknowledge: {}",
+            record(&us, md5)
+        );
+        assert!(!has_md5(&go, md5));
+    }
+    m.go.stop();
+    let conf = m.go.dir.path().join("conf/cfg.json");
+    let mut cfg: Value = serde_json::from_str(&std::fs::read_to_string(&conf).unwrap()).unwrap();
+    cfg["read_only"] = json!(false);
+    std::fs::write(&conf, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+    m.go.child = Some(GoNode::spawn_in(m.go.dir.path(), "server.log"));
+    m.go.wait_ready();
+    // go-fastdfs' repair: it asks us for what only we have (get_md5s_by_date, receive_md5s).
+    let (s, _) = call(agent().get(&format!("{go}/group1/repair?force=1")));
+    assert_eq!(s, 200);
+    assert!(
+        eventually(SYNC_DEADLINE, || has_md5(&go, &ma) && has_md5(&go, &mb)),
+        "go-fastdfs' repair did not get our files; its log: {}",
+        m.go.log()
+    );
+    // Our forced sync of the day announces again what it lost.
+    let (s, _) = call(agent().get(&format!("{go}/group1/delete?md5={ma}&inner=1")));
+    assert_eq!(s, 200);
+    assert!(!has_md5(&go, &ma));
+    let day = today();
+    let (s, _) = call(agent().get(&format!("{us}/group1/sync?date={day}&force=1")));
+    assert_eq!(s, 200);
+    assert!(
+        eventually(SYNC_DEADLINE, || has_md5(&go, &ma)),
+        "forced sync did not reach go-fastdfs; its log: {}",
+        m.go.log()
+    );
+}
