@@ -284,6 +284,45 @@ fn tus_uploads_replicate_both_ways() {
     }
 }
 
+/// go-fastdfs re-announces a file (`receive_md5s`, its repair) only to peers missing from the
+/// record's `peers`. A node that acknowledged the announcement but did not store the file
+/// (read_only then: it refuses fetching, as go-fastdfs does) is listed there, so asking
+/// go-fastdfs is not enough: our repair fetches such a file itself.
+#[test]
+fn our_repair_fetches_a_file_go_fastdfs_counts_as_delivered() {
+    let Some(mut m) = mixed(61, 2, json!({}), json!({"read_only": true})) else {
+        return;
+    };
+    let (go, us) = (m.bases[0].clone(), m.bases[1].clone());
+    let data = noise(2400, 611);
+    let md5 = md5_hex(&data);
+    let r = upload_to(&go, "counted.bin", &data);
+    let path = r["path"].as_str().unwrap().to_string();
+    assert!(
+        eventually(SYNC_DEADLINE, || record(&go, &md5)["peers"]
+            == json!([go, us])),
+        "go-fastdfs never counted us: {}",
+        record(&go, &md5)
+    );
+    assert!(!has_md5(&us, &md5), "a read_only node fetched");
+    m.ours[0].stop();
+    set_config(&m.ours[0], "read_only", json!(false));
+    m.ours[0].respawn();
+    let (s, _) = call(agent().get(&format!("{us}/group1/repair?force=1")));
+    assert_eq!(s, 200);
+    assert!(
+        eventually(SYNC_DEADLINE, || has_md5(&us, &md5)),
+        "our repair did not get go-fastdfs' file: {}",
+        m.ours[0].stderr_tail(3000)
+    );
+    let (status, body) = get_bytes(&us, &path, &[]);
+    assert_eq!((status, md5_hex(&body)), (200, md5.clone()));
+    let (mut a, mut b) = (record(&go, &md5), record(&us, &md5));
+    a.as_object_mut().unwrap().remove("peers");
+    b.as_object_mut().unwrap().remove("peers");
+    assert_eq!(a, b);
+}
+
 /// A file we count as delivered to go-fastdfs (it acknowledged while read_only) reaches it by go-fastdfs' own repair (our `receive_md5s` announces to every peer)
 /// and by our `sync?date=&force=1`.
 #[test]

@@ -604,6 +604,26 @@ async fn fetch_one(w: Rc<Worker>, info: FileInfo) {
     }
 }
 
+/// Announces a file `peer` has (its record as the peer describes it) to this node, with the
+/// peer first among the sources, so the pull task stores a copy here (read-through, repair).
+/// False when the record is refused (`validate_announced`) or could not be queued.
+pub async fn copy_from_peer(w: &Worker, peer: &str, mut info: FileInfo) -> bool {
+    let peers = info.peers.get_or_insert_with(Vec::new);
+    peers.retain(|p| p != peer);
+    peers.insert(0, peer.to_string());
+    if let Err(why) = validate_announced(&info) {
+        tracing::warn!(peer, md5 = %info.md5, cause = %why, "a peer's record refused");
+        return false;
+    }
+    match w.meta().announce(info).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(cause = %e, "queueing a copy of a peer's file failed");
+            false
+        }
+    }
+}
+
 /// Checks an announcement from a peer: paths stay under `files/`, names are single safe
 /// components (a peer is trusted with content, not with our filesystem).
 pub fn validate_announced(info: &FileInfo) -> Result<(), String> {

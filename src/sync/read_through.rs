@@ -36,7 +36,7 @@ pub async fn read_through(
     let Some((peer, info)) = found else {
         return Ok(Response::new(404));
     };
-    queue_local_copy(w, &peer, info).await;
+    super::copy_from_peer(w, &peer, info).await;
     match stream_from_peer(w, req, &peer).await {
         Ok(r) => Ok(r),
         Err(e) => {
@@ -91,19 +91,6 @@ pub async fn ask_peers(
         }
     }
     None
-}
-
-/// Announces the peer's file to ourselves, so the pull task stores a copy here.
-async fn queue_local_copy(w: &Worker, peer: &str, mut info: crate::json::FileInfo) {
-    let peers = info.peers.get_or_insert_with(Vec::new);
-    peers.retain(|p| p != peer);
-    peers.insert(0, peer.to_string());
-    if super::validate_announced(&info).is_err() {
-        return;
-    }
-    if let Err(e) = w.meta().announce(info).await {
-        tracing::warn!(cause = %e, "queueing a read-through copy failed");
-    }
 }
 
 /// The peer's body as a stream of chunks; a peer that sends nothing for
