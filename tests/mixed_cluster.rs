@@ -372,3 +372,39 @@ fn go_fastdfs_repair_and_our_forced_sync_fill_its_gaps() {
         m.go.log()
     );
 }
+
+/// With `download_use_token` on both kinds, a file replicated from the other kind downloads
+/// with the token of its md5 (md5(md5 + timestamp)) from a client that is no admin, on either
+/// node, and a wrong token is refused; the health check sees the other kind up (§11.10).
+#[test]
+fn token_downloads_work_for_files_replicated_from_the_other_kind() {
+    let tokens = json!({"download_use_token": true, "download_token_expire": 600});
+    let Some(m) = mixed(65, 2, tokens.clone(), tokens) else {
+        return;
+    };
+    let mut files = Vec::new();
+    for (o, origin) in m.bases.iter().enumerate() {
+        let data = noise(1200 + o, 650 + o as u64);
+        let r = upload_to(origin, &format!("token-{o}.bin"), &data);
+        files.push((r["path"].as_str().unwrap().to_string(), md5_hex(&data)));
+    }
+    for (path, md5) in &files {
+        assert!(
+            eventually(SYNC_DEADLINE, || m.bases.iter().all(|b| has_md5(b, md5))),
+            "{path} did not replicate"
+        );
+        for base in &m.bases {
+            let ts = now().to_string();
+            let token = md5_hex(format!("{md5}{ts}").as_bytes());
+            let good = format!("{base}{path}?token={token}&timestamp={ts}");
+            assert_eq!(status_from_non_admin(&good, &[]), 200, "{good}");
+            let bad = format!("{base}{path}?token=x{}&timestamp={ts}", &token[1..]);
+            assert_eq!(status_from_non_admin(&bad, &[]), 401, "{bad}");
+        }
+    }
+    let (_, metrics) = call(agent().get(&m.ours[0].url("/group1/metrics")));
+    assert!(
+        metrics.contains(&format!("fastdfs_peer_up{{peer=\"{}\"}} 1", m.bases[0])),
+        "{metrics}"
+    );
+}
