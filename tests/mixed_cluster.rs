@@ -408,3 +408,50 @@ fn token_downloads_work_for_files_replicated_from_the_other_kind() {
         "{metrics}"
     );
 }
+
+/// With the special-character filter off (names kept as given), names with spaces, accents and
+/// URL-significant characters replicate both ways and are served by their percent-encoded URL
+/// on both kinds. go-fastdfs builds its fetch URL from the raw name, so it cannot fetch a name
+/// with `%`, `#` or `?` from any peer (the URL does not parse, or names another file): such a
+/// file of ours stays on us, and go-fastdfs serves it by reading it through from us (§10.4).
+/// Ours fetch go-fastdfs' files of such names.
+#[test]
+fn names_kept_as_given_replicate_and_are_served_by_the_same_url_on_both_kinds() {
+    let keep = json!({"enable_trim_file_name_special_char": false});
+    let Some(m) = mixed(66, 2, keep.clone(), keep) else {
+        return;
+    };
+    let both_ways = ["with space.txt", "ünï cödé.txt", "a+b;c[1]'.txt"];
+    let url_significant = ["100% x.txt", "a#b.txt", "q?x=1.txt"];
+    let mut seed = 660;
+    let mut files = Vec::new();
+    for (o, origin) in m.bases.iter().enumerate() {
+        for name in both_ways.iter().chain(&url_significant) {
+            seed += 1;
+            let data = noise(900, seed);
+            let r = upload_to(origin, &format!("{o}-{name}"), &data);
+            assert_eq!(r["md5"], md5_hex(&data), "{r}");
+            let stored = !(o == 1 && url_significant.contains(name));
+            files.push((o, r, data, stored));
+        }
+    }
+    for (o, r, data, stored_by_both) in &files {
+        let md5 = md5_hex(data);
+        let other = &m.bases[1 - *o];
+        if *stored_by_both {
+            assert!(
+                eventually(SYNC_DEADLINE, || has_md5(other, &md5)),
+                "{r} did not reach {other}"
+            );
+            let (mut a, mut b) = (record(&m.bases[*o], &md5), record(other, &md5));
+            a.as_object_mut().unwrap().remove("peers");
+            b.as_object_mut().unwrap().remove("peers");
+            assert_eq!(a, b);
+        }
+        let path = url_path(&record(&m.bases[*o], &md5));
+        for base in &m.bases {
+            let (status, body) = get_bytes(base, &path, &[]);
+            assert_eq!((status, md5_hex(&body)), (200, md5.clone()), "{base}{path}");
+        }
+    }
+}
