@@ -455,3 +455,47 @@ fn names_kept_as_given_replicate_and_are_served_by_the_same_url_on_both_kinds() 
         }
     }
 }
+
+/// §11.4: go-fastdfs down for a while (our pushes back off), then back: everything uploaded
+/// here meanwhile reaches it. Ours down while go-fastdfs takes uploads: go-fastdfs gives up
+/// after its few immediate retries (then only every `refresh_interval`), and our repair when we
+/// are back (as `auto_repair` runs it after a start) brings the files.
+#[test]
+fn outages_of_either_kind_are_caught_up() {
+    let Some(mut m) = mixed(67, 2, json!({}), json!({})) else {
+        return;
+    };
+    let (go, us) = (m.bases[0].clone(), m.bases[1].clone());
+    m.go.stop();
+    let ours: Vec<Vec<u8>> = (0..5).map(|i| noise(3000 + i, 670 + i as u64)).collect();
+    for (i, d) in ours.iter().enumerate() {
+        upload_to(&us, &format!("while-go-down-{i}.bin"), d);
+    }
+    // Long enough for the backoff to reach its cap.
+    std::thread::sleep(Duration::from_secs(12));
+    m.go.child = Some(GoNode::spawn_in(m.go.dir.path(), "server.log"));
+    m.go.wait_ready();
+    assert!(
+        eventually(SYNC_DEADLINE, || ours
+            .iter()
+            .all(|d| has_md5(&go, &md5_hex(d)))),
+        "go-fastdfs did not catch up: {}",
+        m.ours[0].stderr_tail(3000)
+    );
+    m.ours[0].stop();
+    let theirs: Vec<Vec<u8>> = (0..5).map(|i| noise(3100 + i, 675 + i as u64)).collect();
+    for (i, d) in theirs.iter().enumerate() {
+        upload_to(&go, &format!("while-we-are-down-{i}.bin"), d);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    m.ours[0].respawn();
+    let (s, _) = call(agent().get(&format!("{us}/group1/repair")));
+    assert_eq!(s, 200);
+    assert!(
+        eventually(SYNC_DEADLINE, || theirs
+            .iter()
+            .all(|d| has_md5(&us, &md5_hex(d)))),
+        "we did not catch up: {}",
+        m.ours[0].stderr_tail(3000)
+    );
+}
