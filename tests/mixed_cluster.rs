@@ -499,3 +499,58 @@ fn outages_of_either_kind_are_caught_up() {
         m.ours[0].stderr_tail(3000)
     );
 }
+
+/// The same custom path got different content on each kind while they could not talk.
+/// go-fastdfs, fetching ours, renames it over its own file (its record then names bytes that
+/// are not its md5's). Ours keeps its own file, never stores the bytes go-fastdfs now serves
+/// for its record (wrong size), and gives that fetch up after `retry_count` attempts, as for a
+/// source that lacks the file, instead of retrying it forever.
+#[test]
+fn a_path_taken_on_both_kinds_keeps_our_file_and_the_hopeless_fetch_ends() {
+    let Some(mut m) = mixed(68, 2, json!({}), json!({})) else {
+        return;
+    };
+    let (go, us) = (m.bases[0].clone(), m.bases[1].clone());
+    let (ours, theirs) = (noise(2000, 681), noise(2100, 682));
+    let put = |base: &str, data: &[u8]| {
+        upload_with(
+            base,
+            "x.txt",
+            data,
+            &[("path", "clash"), ("output", "json")],
+        )
+    };
+    m.go.stop();
+    let r = put(&us, &ours);
+    assert!(r.contains("/group1/clash/x.txt"), "{r}");
+    m.ours[0].stop();
+    m.go.child = Some(GoNode::spawn_in(m.go.dir.path(), "server.log"));
+    m.go.wait_ready();
+    let r = put(&go, &theirs);
+    assert!(r.contains("/group1/clash/x.txt"), "{r}");
+    m.ours[0].respawn();
+    let (mo, mt) = (md5_hex(&ours), md5_hex(&theirs));
+    // go-fastdfs fetches ours over its own file (its defect, not ours).
+    assert!(eventually(SYNC_DEADLINE, || get_bytes(
+        &go,
+        "/group1/clash/x.txt",
+        &[]
+    )
+    .1 == ours));
+    let (s, _) = call(agent().get(&format!("{us}/group1/repair")));
+    assert_eq!(s, 200);
+    let dropped = eventually(SYNC_DEADLINE, || {
+        m.ours[0]
+            .stderr()
+            .lines()
+            .any(|l| l.contains("announced file dropped") && l.contains(&mt))
+    });
+    assert!(dropped, "{}", m.ours[0].stderr_tail(3000));
+    let (_, metrics) = call(agent().get(&m.ours[0].url("/group1/metrics")));
+    assert!(metrics.contains("fastdfs_sync_inbox 0"), "{metrics}");
+    assert!(has_md5(&us, &mo) && !has_md5(&us, &mt));
+    assert_eq!(
+        get_bytes(&us, "/group1/clash/x.txt", &[]),
+        (200, ours.clone())
+    );
+}
