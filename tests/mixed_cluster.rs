@@ -554,3 +554,67 @@ fn a_path_taken_on_both_kinds_keeps_our_file_and_the_hopeless_fetch_ends() {
         (200, ours.clone())
     );
 }
+
+/// Merged small files (`enable_merge_small_file` on both kinds): go-fastdfs cannot delete them
+/// (`small file delete not support`) but forwards the delete first (SPEC §15 #34), so a delete
+/// asked of it removes our copy and it keeps its own. A delete asked of us removes ours and is
+/// acknowledged by go-fastdfs (which keeps its copy): our queue does not hold it forever. Here
+/// the files stay deleted: not read through from go-fastdfs' copy (404), not back after a repair.
+#[test]
+fn deletes_of_merged_files_go_fastdfs_refuses_do_not_stick_in_our_queue() {
+    let merge = json!({"enable_merge_small_file": true});
+    let Some(m) = mixed(69, 2, merge.clone(), merge) else {
+        return;
+    };
+    let (go, us) = (m.bases[0].clone(), m.bases[1].clone());
+    let (a, b) = (noise(1000, 691), noise(1100, 692));
+    let pa = upload_to(&us, "a.txt", &a)["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pb = upload_to(&go, "b.txt", &b)["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        pa.contains("/haystack/") && pb.contains("/haystack/"),
+        "{pa} {pb}"
+    );
+    let (ma, mb) = (md5_hex(&a), md5_hex(&b));
+    assert!(eventually(SYNC_DEADLINE, || [&go, &us]
+        .iter()
+        .all(|n| has_md5(n, &ma) && has_md5(n, &mb))));
+    // Asked of go-fastdfs: refused there, done here.
+    let (_, text) = call(agent().get(&format!("{go}/group1/delete?md5={ma}")));
+    assert!(text.contains("small file delete not support"), "{text}");
+    assert!(eventually(SYNC_DEADLINE, || !has_md5(&us, &ma)));
+    assert_eq!(get_bytes(&us, &pa, &[]).0, 404);
+    assert!(has_md5(&go, &ma), "go-fastdfs deletes merged files now?");
+    // Asked of us: done here, acknowledged there.
+    let (s, _) = call(agent().get(&format!("{us}/group1/delete?md5={mb}")));
+    assert_eq!(s, 200);
+    assert_eq!(get_bytes(&us, &pb, &[]).0, 404);
+    assert_eq!(
+        get_bytes(&go, &pb, &[]).0,
+        200,
+        "go-fastdfs deletes merged files now?"
+    );
+    let depth = format!("fastdfs_sync_queue_depth{{peer=\"{go}\"}} 0");
+    assert!(
+        eventually(SYNC_DEADLINE, || call(
+            agent().get(&m.ours[0].url("/group1/metrics"))
+        )
+        .1
+        .contains(&depth)),
+        "{}",
+        m.ours[0].stderr_tail(3000)
+    );
+    let (s, _) = call(agent().get(&format!("{us}/group1/repair")));
+    assert_eq!(s, 200);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !has_md5(&us, &ma) && !has_md5(&us, &mb),
+        "a deleted file came back"
+    );
+    assert_eq!(get_bytes(&us, &pa, &[]).0, 404);
+}
