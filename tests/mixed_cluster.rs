@@ -99,7 +99,7 @@ fn url_path(record: &Value) -> String {
 /// was announced, the origin alone).
 #[test]
 fn uploads_of_every_kind_replicate_both_ways_with_the_same_record() {
-    let Some(m) = mixed(60, 2, json!({}), json!({})) else {
+    let Some(m) = mixed(70, 2, json!({}), json!({})) else {
         return;
     };
     let kinds: [(&str, &[(&str, &str)]); 7] = [
@@ -168,7 +168,7 @@ fn uploads_of_every_kind_replicate_both_ways_with_the_same_record() {
 /// received yet: it never shows up there afterwards.
 #[test]
 fn deletes_reach_the_other_kind_also_of_files_it_has_not_received() {
-    let Some(mut m) = mixed(62, 2, json!({}), json!({})) else {
+    let Some(mut m) = mixed(72, 2, json!({}), json!({})) else {
         return;
     };
     let (go, us) = (m.bases[0].clone(), m.bases[1].clone());
@@ -233,7 +233,7 @@ fn deletes_reach_the_other_kind_also_of_files_it_has_not_received() {
 #[test]
 fn tus_uploads_replicate_both_ways() {
     let tus = json!({"enable_tus": true});
-    let Some(m) = mixed(63, 2, tus.clone(), tus) else {
+    let Some(m) = mixed(73, 2, tus.clone(), tus) else {
         return;
     };
     for (o, origin) in m.bases.iter().enumerate() {
@@ -290,7 +290,7 @@ fn tus_uploads_replicate_both_ways() {
 /// go-fastdfs is not enough: our repair fetches such a file itself.
 #[test]
 fn our_repair_fetches_a_file_go_fastdfs_counts_as_delivered() {
-    let Some(mut m) = mixed(61, 2, json!({}), json!({"read_only": true})) else {
+    let Some(mut m) = mixed(71, 2, json!({}), json!({"read_only": true})) else {
         return;
     };
     let (go, us) = (m.bases[0].clone(), m.bases[1].clone());
@@ -327,7 +327,7 @@ fn our_repair_fetches_a_file_go_fastdfs_counts_as_delivered() {
 /// and by our `sync?date=&force=1`.
 #[test]
 fn go_fastdfs_repair_and_our_forced_sync_fill_its_gaps() {
-    let Some(mut m) = mixed(64, 2, json!({"read_only": true}), json!({})) else {
+    let Some(mut m) = mixed(74, 2, json!({"read_only": true}), json!({})) else {
         return;
     };
     let (go, us) = (m.bases[0].clone(), m.bases[1].clone());
@@ -379,7 +379,7 @@ fn go_fastdfs_repair_and_our_forced_sync_fill_its_gaps() {
 #[test]
 fn token_downloads_work_for_files_replicated_from_the_other_kind() {
     let tokens = json!({"download_use_token": true, "download_token_expire": 600});
-    let Some(m) = mixed(65, 2, tokens.clone(), tokens) else {
+    let Some(m) = mixed(75, 2, tokens.clone(), tokens) else {
         return;
     };
     let mut files = Vec::new();
@@ -418,7 +418,7 @@ fn token_downloads_work_for_files_replicated_from_the_other_kind() {
 #[test]
 fn names_kept_as_given_replicate_and_are_served_by_the_same_url_on_both_kinds() {
     let keep = json!({"enable_trim_file_name_special_char": false});
-    let Some(m) = mixed(66, 2, keep.clone(), keep) else {
+    let Some(m) = mixed(76, 2, keep.clone(), keep) else {
         return;
     };
     let both_ways = ["with space.txt", "ünï cödé.txt", "a+b;c[1]'.txt"];
@@ -462,7 +462,7 @@ fn names_kept_as_given_replicate_and_are_served_by_the_same_url_on_both_kinds() 
 /// are back (as `auto_repair` runs it after a start) brings the files.
 #[test]
 fn outages_of_either_kind_are_caught_up() {
-    let Some(mut m) = mixed(67, 2, json!({}), json!({})) else {
+    let Some(mut m) = mixed(77, 2, json!({}), json!({})) else {
         return;
     };
     let (go, us) = (m.bases[0].clone(), m.bases[1].clone());
@@ -507,7 +507,7 @@ fn outages_of_either_kind_are_caught_up() {
 /// source that lacks the file, instead of retrying it forever.
 #[test]
 fn a_path_taken_on_both_kinds_keeps_our_file_and_the_hopeless_fetch_ends() {
-    let Some(mut m) = mixed(68, 2, json!({}), json!({})) else {
+    let Some(mut m) = mixed(78, 2, json!({}), json!({})) else {
         return;
     };
     let (go, us) = (m.bases[0].clone(), m.bases[1].clone());
@@ -563,7 +563,7 @@ fn a_path_taken_on_both_kinds_keeps_our_file_and_the_hopeless_fetch_ends() {
 #[test]
 fn deletes_of_merged_files_go_fastdfs_refuses_do_not_stick_in_our_queue() {
     let merge = json!({"enable_merge_small_file": true});
-    let Some(m) = mixed(69, 2, merge.clone(), merge) else {
+    let Some(m) = mixed(79, 2, merge.clone(), merge) else {
         return;
     };
     let (go, us) = (m.bases[0].clone(), m.bases[1].clone());
