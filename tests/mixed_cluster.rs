@@ -618,3 +618,43 @@ fn deletes_of_merged_files_go_fastdfs_refuses_do_not_stick_in_our_queue() {
     );
     assert_eq!(get_bytes(&us, &pa, &[]).0, 404);
 }
+
+/// §10.4 both ways: a file not replicated yet is served by the node that lacks it, read through
+/// from the other kind (ours with the client's Range honoured), and then stored there.
+#[test]
+fn files_not_replicated_yet_are_read_through_from_the_other_kind() {
+    let Some(mut m) = mixed(80, 2, json!({}), json!({})) else {
+        return;
+    };
+    let (go, us) = (m.bases[0].clone(), m.bases[1].clone());
+    // Ours is down while go-fastdfs takes the upload (its push gives up at once).
+    m.ours[0].stop();
+    let theirs = noise(40_000, 801);
+    let path = upload_to(&go, "lag.bin", &theirs)["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    m.ours[0].respawn();
+    assert!(!has_md5(&us, &md5_hex(&theirs)));
+    let (status, body) = get_bytes(&us, &path, &[("Range", "bytes=1000-1999")]);
+    assert_eq!((status, body.as_slice()), (206, &theirs[1000..2000]));
+    let (status, body) = get_bytes(&us, &path, &[]);
+    assert_eq!((status, md5_hex(&body)), (200, md5_hex(&theirs)));
+    assert!(
+        eventually(SYNC_DEADLINE, || has_md5(&us, &md5_hex(&theirs))),
+        "no copy kept after the read-through: {}",
+        m.ours[0].stderr_tail(3000)
+    );
+    // go-fastdfs down while we take one: it reads it through from us when asked first.
+    m.go.stop();
+    let ours = noise(30_000, 802);
+    let path = upload_to(&us, "lag2.bin", &ours)["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    m.go.child = Some(GoNode::spawn_in(m.go.dir.path(), "server.log"));
+    m.go.wait_ready();
+    let (status, body) = get_bytes(&go, &path, &[]);
+    assert_eq!((status, md5_hex(&body)), (200, md5_hex(&ours)));
+    assert!(eventually(SYNC_DEADLINE, || has_md5(&go, &md5_hex(&ours))));
+}
