@@ -710,6 +710,11 @@ fn a_peer_added_by_reload_gets_the_history_and_a_removed_one_nothing_more() {
         eventually(SYNC_DEADLINE, || all_have(&[&bases[0], &bases[1]], &both)),
         "a peer added by reload did not get the files from before"
     );
+    // B still lists A: its own reconciliation (at once on the reload) fetches what A has by
+    // then. What counts here is what A sends once B left its peers: let that one finish first.
+    assert!(eventually(SYNC_DEADLINE, || nodes[1]
+        .stderr()
+        .contains("repair with peer done")));
     // Removing B from A's peers: A's uploads stay on A.
     set_peers(&dirs[0], &[]);
     let (s, _) = call(agent().get(&format!(

@@ -94,13 +94,20 @@ async fn get(
 fn verify(cfg: &crate::config::Config, info: &FileInfo, content: &[u8]) -> Result<(), String> {
     let want = info.size as usize - 1;
     if content.len() != want {
-        return Err(format!("size {} instead of {want}", content.len()));
+        return Err(format!(
+            "{}size {} instead of {want}",
+            super::OTHER_CONTENT,
+            content.len()
+        ));
     }
     let mut h = crate::store::write::Hasher::new(cfg.use_sha1());
     h.update(content);
     let path_named = info.md5 == crate::store::meta::path_key(&info.rel_path());
     if cfg.enable_distinct_file && !path_named && h.hex() != info.md5 {
-        return Err("content digest differs from the announced md5".into());
+        return Err(format!(
+            "{}content digest differs from the announced md5",
+            super::OTHER_CONTENT
+        ));
     }
     Ok(())
 }

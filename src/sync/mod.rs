@@ -51,6 +51,9 @@ const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 const INLINE_FETCH_BYTES_MAX: i64 = 256 * 1024;
 /// Time allowed for such an inline fetch (then it is queued instead).
 const INLINE_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How a fetch error begins when the source served content other than the announced file's
+/// (size or digest): retried `retry_count` times only, as a source lacking the file.
+pub(crate) const OTHER_CONTENT: &str = "other content: ";
 /// Header marking our own read-through requests (a peer never reads through again).
 pub const READ_THROUGH_HEADER: &str = "X-Fastdfs-Read-Through";
 
@@ -592,15 +595,37 @@ async fn fetch_one(w: Rc<Worker>, info: FileInfo) {
             } else {
                 tracing::debug!(md5, attempts, cause = %why, "fetch from peer failed; will retry");
             }
-            // A source answering "no such file" is given retry_count chances, transport
-            // errors are retried as long as it takes.
-            (why.starts_with("404") && attempts >= retry_count).then_some(why)
+            // A source answering "no such file", or serving other content under the name
+            // (go-fastdfs renames a fetched file over its own one of the same path), is given
+            // retry_count chances; transport errors are retried as long as it takes.
+            let lacks = why.starts_with("404") || why.starts_with(OTHER_CONTENT);
+            (lacks && attempts >= retry_count).then_some(why)
         }
     };
     if let Some(why) = drop_reason {
         tracing::warn!(md5, cause = %why, "announced file dropped");
         w.sync.pull_retry.borrow_mut().remove(&md5);
         let _ = w.meta().drop_announced(md5).await;
+    }
+}
+
+/// Announces a file `peer` has (its record as the peer describes it) to this node, with the
+/// peer first among the sources, so the pull task stores a copy here (read-through, repair).
+/// False when the record is refused (`validate_announced`) or could not be queued.
+pub async fn copy_from_peer(w: &Worker, peer: &str, mut info: FileInfo) -> bool {
+    let peers = info.peers.get_or_insert_with(Vec::new);
+    peers.retain(|p| p != peer);
+    peers.insert(0, peer.to_string());
+    if let Err(why) = validate_announced(&info) {
+        tracing::warn!(peer, md5 = %info.md5, cause = %why, "a peer's record refused");
+        return false;
+    }
+    match w.meta().announce(info).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(cause = %e, "queueing a copy of a peer's file failed");
+            false
+        }
     }
 }
 
@@ -732,7 +757,9 @@ async fn download(
         let frame = frame.map_err(|e| e.to_string())?;
         if let Ok(data) = frame.into_data() {
             if tmp.size() + data.len() as u64 > info.size as u64 {
-                return Err("peer sent more bytes than announced".into());
+                return Err(format!(
+                    "{OTHER_CONTENT}peer sent more bytes than announced"
+                ));
             }
             tmp.write(&data).await.map_err(|e| e.to_string())?;
         }
@@ -751,7 +778,10 @@ fn check_written(
     written: &write::Written,
 ) -> Result<(), String> {
     if written.size != info.size as u64 {
-        return Err(format!("size {} instead of {}", written.size, info.size));
+        return Err(format!(
+            "{OTHER_CONTENT}size {} instead of {}",
+            written.size, info.size
+        ));
     }
     if cfg.enable_distinct_file
         && info.offset == crate::json::OFFSET_PLAIN
@@ -759,7 +789,7 @@ fn check_written(
         && !info.is_path_keyed()
     {
         return Err(format!(
-            "content md5 {} instead of {}",
+            "{OTHER_CONTENT}content md5 {} instead of {}",
             written.digest, info.md5
         ));
     }

@@ -1,7 +1,9 @@
 //! Read-through: a GET for a file this node lacks is answered from the first peer that has it
 //! (asked with `check_file_exist` by path key), streamed with the client's Range honoured (not
 //! the whole file first), while the file is queued to be fetched and stored here. 404 when no
-//! peer has it. A read-through request is marked, so a peer never reads through again.
+//! peer has it, or when the file was deleted here after the peer's upload of it (a peer that
+//! missed the delete does not bring it back). A read-through request is marked, so a peer
+//! never reads through again.
 
 use crate::error::ApiError;
 use crate::http::{Body, Request, Response};
@@ -36,7 +38,7 @@ pub async fn read_through(
     let Some((peer, info)) = found else {
         return Ok(Response::new(404));
     };
-    queue_local_copy(w, &peer, info).await;
+    super::copy_from_peer(w, &peer, info).await;
     match stream_from_peer(w, req, &peer).await {
         Ok(r) => Ok(r),
         Err(e) => {
@@ -87,23 +89,24 @@ pub async fn ask_peers(
             .and_then(|r| serde_json::from_slice::<crate::json::FileInfo>(&r.body).ok())
             .filter(|i| !i.md5.is_empty())
         {
+            // Deleted here after that upload: the peer missed or refused the delete
+            // (go-fastdfs cannot delete merged files), and a deleted file is not served again.
+            if deleted_here(w, &info) {
+                return None;
+            }
             return Some((peer.clone(), info));
         }
     }
     None
 }
 
-/// Announces the peer's file to ourselves, so the pull task stores a copy here.
-async fn queue_local_copy(w: &Worker, peer: &str, mut info: crate::json::FileInfo) {
-    let peers = info.peers.get_or_insert_with(Vec::new);
-    peers.retain(|p| p != peer);
-    peers.insert(0, peer.to_string());
-    if super::validate_announced(&info).is_err() {
-        return;
-    }
-    if let Err(e) = w.meta().announce(info).await {
-        tracing::warn!(cause = %e, "queueing a read-through copy failed");
-    }
+/// Whether a tombstone here is not older than the peer's record of the file.
+fn deleted_here(w: &Worker, info: &crate::json::FileInfo) -> bool {
+    w.meta()
+        .tombstone(&info.md5)
+        .ok()
+        .flatten()
+        .is_some_and(|t| t >= info.time_stamp)
 }
 
 /// The peer's body as a stream of chunks; a peer that sends nothing for

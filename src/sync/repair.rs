@@ -1,8 +1,10 @@
 //! Reconciliation with peers (docs/PROTOCOL.md §8, without its blind spot): for every day either
 //! side has, the two md5 *sets* are compared (go-fastdfs compared counts, so a day with
 //! equal counts but different files was never repaired). Files only here are queued for the
-//! peer; files only there are requested with `receive_md5s` (the peer then announces them),
-//! unless a tombstone here says they were deleted: then the delete is queued for the peer.
+//! peer; files only there are fetched from it (described by its `check_files_exist`, queued in
+//! the inbox), or requested with `receive_md5s` when it does not describe them (the peer then
+//! announces them), unless a tombstone here says they were deleted: then the delete is queued
+//! for the peer.
 //! S3 folder markers are no records (no day, no md5): every marker here and every marker
 //! removal (its tombstone) is queued for the peer with its time, and the peer keeps the later
 //! change of each (`store::folders::apply_from_peer`); the peer's own repair does the same the
@@ -175,13 +177,77 @@ async fn day_with_peer(w: &Worker, peer: &str, day: &str) -> std::io::Result<(us
     // files would only have it send what cannot be stored either. The next run redoes it.
     submit_all(w, ops).await.map_err(std::io::Error::other)?;
     for batch in wanted.chunks(RECEIVE_BATCH) {
-        let form = [("md5s".to_string(), batch.join(","))];
+        let copied = copy_described(w, peer, batch).await;
+        let rest: Vec<&str> = batch
+            .iter()
+            .map(String::as_str)
+            .filter(|m| !copied.contains(*m))
+            .collect();
+        if rest.is_empty() {
+            continue;
+        }
+        let form = [("md5s".to_string(), rest.join(","))];
         w.sync
             .pool
             .post_form(peer, &format!("{prefix}/receive_md5s"), &form, LIST_TIMEOUT)
             .await?;
     }
     Ok((queued, wanted.len()))
+}
+
+/// Files only on `peer` are fetched from it by this node: the peer describes them
+/// (`check_files_exist`) and each record goes to the inbox as an announcement would. Asking
+/// the peer to announce them (`receive_md5s`) is not enough with go-fastdfs, which announces
+/// a file only to peers missing from its record's `peers`: a node that acknowledged an
+/// announcement but never stored the file (read_only then, a fetch given up) would never get
+/// it. The md5s queued here; the caller asks for the rest with `receive_md5s`.
+async fn copy_described(w: &Worker, peer: &str, md5s: &[String]) -> BTreeSet<String> {
+    let mut copied = BTreeSet::new();
+    let form = [("md5s".to_string(), md5s.join(","))];
+    let path = format!("{}/check_files_exist", w.config().prefix());
+    let r = match w
+        .sync
+        .pool
+        .post_form(peer, &path, &form, LIST_TIMEOUT)
+        .await
+    {
+        Ok(r) if r.status == 200 => r,
+        Ok(r) => {
+            tracing::info!(peer, status = r.status, "check_files_exist not answered");
+            return copied;
+        }
+        Err(e) => {
+            tracing::info!(peer, cause = %e, "check_files_exist failed");
+            return copied;
+        }
+    };
+    let wanted: BTreeSet<&str> = md5s.iter().map(String::as_str).collect();
+    for info in described(&r.body) {
+        if !wanted.contains(info.md5.as_str()) || copied.contains(&info.md5) {
+            continue;
+        }
+        let md5 = info.md5.clone();
+        if super::copy_from_peer(w, peer, info).await {
+            copied.insert(md5);
+        }
+    }
+    copied
+}
+
+/// The records of a `check_files_exist` answer (`{"data":[FileInfo,…]}`, `data` null when
+/// none); records without an md5 are left out.
+fn described(body: &[u8]) -> Vec<crate::json::FileInfo> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        data: Option<Vec<crate::json::FileInfo>>,
+    }
+    serde_json::from_slice::<Answer>(body)
+        .ok()
+        .and_then(|a| a.data)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| !i.md5.is_empty())
+        .collect()
 }
 
 /// Queues every known md5 of `md5s` for all peers (`receive_md5s`, `sync?force=1`).
