@@ -6,7 +6,6 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
-use std::process::Command;
 
 fn get(s: &Server, path: &str) -> (u16, String) {
     call(agent().get(&s.url(path)))
@@ -32,14 +31,7 @@ fn data_names(v: &Value) -> Vec<&str> {
 }
 
 fn get_from_non_admin(s: &Server, path: &str) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-s", "--interface", "127.0.0.77", "-w", "\n%{http_code}"])
-        .arg(s.url(path))
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    (code.parse().unwrap(), body.to_string())
+    get_from("127.0.0.77", &s.url(path))
 }
 
 #[test]

@@ -668,26 +668,15 @@ fn upload_scene_path_and_code_fields_match_go_fastdfs() {
         let mut got = Vec::new();
         for (base, path) in [(p.go.base(), &gpath), (p.rs.base(), &rpath)] {
             let q = q.replace("RIGHT", &code(&base));
-            got.push(curl_from(NON_ADMIN_IP, &format!("{base}{path}{q}")));
+            got.push(get_from(NON_ADMIN_IP, &format!("{base}{path}{q}")));
         }
         let want = if q.ends_with("RIGHT") { 200 } else { 401 };
         assert_eq!((got[0].0, got[1].0), (want, want), "download {q}");
         assert_eq!(got[0].1, got[1].1, "download {q}");
     }
     for (base, path) in [(p.go.base(), &gpath), (p.rs.base(), &rpath)] {
-        assert_eq!(curl_from("127.0.0.1", &format!("{base}{path}")).0, 200);
+        assert_eq!(get_from("127.0.0.1", &format!("{base}{path}")).0, 200);
     }
-}
-
-/// GET of `url` by curl from `ip`: (status, body).
-fn curl_from(ip: &str, url: &str) -> (u16, String) {
-    let out = std::process::Command::new("curl")
-        .args(["-s", "--interface", ip, "-w", "\n%{http_code}", url])
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    (code.parse().unwrap(), body.to_string())
 }
 
 /// Download tokens (`download_use_token`, checked for non-admin clients) with go-fastdfs'
@@ -717,8 +706,8 @@ fn download_tokens_are_checked_as_go_fastdfs_checks_them() {
     for (q, code) in &cases {
         let gu = format!("{}{}{q}", p.go.base(), g["path"].as_str().unwrap());
         let ru = format!("{}{}{q}", p.rs.base(), r["path"].as_str().unwrap());
-        let (gc, gb) = curl_from(NON_ADMIN_IP, &gu);
-        let (rc, rb) = curl_from(NON_ADMIN_IP, &ru);
+        let (gc, gb) = get_from(NON_ADMIN_IP, &gu);
+        let (rc, rb) = get_from(NON_ADMIN_IP, &ru);
         assert_eq!((gc, rc), (*code, *code), "{q}");
         assert_eq!(gb, rb, "{q}");
         if *code == 200 {
@@ -729,15 +718,15 @@ fn download_tokens_are_checked_as_go_fastdfs_checks_them() {
     // (DEFECTS.md #6).
     let q = format!("?token={good}&timestamp={ts}");
     let missing = "/group1/default/20200101/00/00/1/none.txt";
-    let (gc, _) = curl_from(NON_ADMIN_IP, &format!("{}{missing}{q}", p.go.base()));
-    let (rc, _) = curl_from(NON_ADMIN_IP, &format!("{}{missing}{q}", p.rs.base()));
+    let (gc, _) = get_from(NON_ADMIN_IP, &format!("{}{missing}{q}", p.go.base()));
+    let (rc, _) = get_from(NON_ADMIN_IP, &format!("{}{missing}{q}", p.rs.base()));
     assert_eq!((gc, rc), (404, 401));
     // Admins need no token.
-    let (gc, _) = curl_from(
+    let (gc, _) = get_from(
         "127.0.0.1",
         &format!("{}{}", p.go.base(), g["path"].as_str().unwrap()),
     );
-    let (rc, _) = curl_from(
+    let (rc, _) = get_from(
         "127.0.0.1",
         &format!("{}{}", p.rs.base(), r["path"].as_str().unwrap()),
     );
@@ -855,7 +844,7 @@ fn a_download_token_does_not_stand_in_for_a_scene_s_google_code() {
     let token = md5_hex(format!("{}{ts}", md5_hex(b"both checks")).as_bytes());
     let at = |base: &str, path: &str, extra: &str| {
         let url = format!("{base}{path}?token={token}&timestamp={ts}{extra}");
-        curl_from(NON_ADMIN_IP, &url).0
+        get_from(NON_ADMIN_IP, &url).0
     };
     let (go, rs) = (p.go.base(), p.rs.base());
     assert_eq!((at(&go, &paths[0], ""), at(&rs, &paths[1], "")), (200, 401));
@@ -930,8 +919,8 @@ fn admin_addresses_are_recognized_as_go_fastdfs_recognizes_them() {
         };
         for (ip, admin) in clients {
             let path = "/group1/stat";
-            let (gc, gb) = curl_from(ip, &format!("{}{path}", p.go.base()));
-            let (rc, rb) = curl_from(ip, &format!("{}{path}", p.rs.base()));
+            let (gc, gb) = get_from(ip, &format!("{}{path}", p.go.base()));
+            let (rc, rb) = get_from(ip, &format!("{}{path}", p.rs.base()));
             let what = format!("{admin_ips:?} from {ip}");
             assert_eq!((gc, rc), (200, if *admin { 200 } else { 403 }), "{what}");
             assert_eq!(gb, rb, "{what}");

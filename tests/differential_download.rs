@@ -178,29 +178,46 @@ fn same_disposition(go: Option<&str>, rs: Option<&str>, what: &str) {
     }
 }
 
-/// Both nodes alike but for Content-Disposition, which is compared as [`same_disposition`].
-fn same_but_disposition(p: &Pair, method: &str, targets: (&str, &str)) -> View {
-    let (g, r) = both(p, method, targets, &[], b"");
-    let what = format!("{method} {}", targets.1);
-    same_disposition(
-        g.header("Content-Disposition"),
-        r.header("Content-Disposition"),
-        &what,
-    );
-    let cd = g.header("Content-Disposition").map(str::to_string);
-    assert_eq!(
-        g,
-        r.clone().with("Content-Disposition", cd.as_deref()),
-        "{what}"
-    );
-    r
+/// Both nodes (their bases) serve `content` whole at their path with each of `queries`, with
+/// the same Content-Type and the same attachment name (as [`same_disposition`]).
+fn served_alike(bases: (&str, &str), (gp, rp): (&str, &str), queries: &[&str], content: &[u8]) {
+    for q in queries {
+        let gv = get(bases.0, &format!("{gp}{q}"));
+        let rv = get(bases.1, &format!("{rp}{q}"));
+        let what = format!("{rp}{q}");
+        assert_eq!(
+            (gv.status, gv.body.as_slice()),
+            (200, content),
+            "{what}: go"
+        );
+        assert_eq!(
+            (rv.status, rv.body.as_slice()),
+            (200, content),
+            "{what}: rs"
+        );
+        assert_eq!(
+            gv.header("Content-Type"),
+            rv.header("Content-Type"),
+            "{what}"
+        );
+        same_disposition(
+            gv.header("Content-Disposition"),
+            rv.header("Content-Disposition"),
+            &what,
+        );
+    }
 }
 
-/// Both nodes alike on a conditional GET, but for the attachment's name (as
-/// [`same_but_disposition`]).
-fn same_but_conditional(p: &Pair, targets: (&str, &str), headers: &[(&str, &str)]) -> View {
-    let (g, r) = both(p, "GET", targets, headers, b"");
-    let what = format!("GET {} {headers:?}", targets.1);
+/// Both nodes alike but for Content-Disposition, which is compared as [`same_disposition`]
+/// (a conditional GET's too, with its `headers`).
+fn same_but_disposition(
+    p: &Pair,
+    method: &str,
+    targets: (&str, &str),
+    headers: &[(&str, &str)],
+) -> View {
+    let (g, r) = both(p, method, targets, headers, b"");
+    let what = format!("{method} {} {headers:?}", targets.1);
     same_disposition(
         g.header("Content-Disposition"),
         r.header("Content-Disposition"),
@@ -265,7 +282,7 @@ fn download_and_name_parameters_match_go_fastdfs() {
             "?name=report.txt&download=0",
             "?download=0&name=x.txt&download=1",
         ] {
-            let v = same_but_disposition(&p, method, (&format!("{g}{q}"), &format!("{r}{q}")));
+            let v = same_but_disposition(&p, method, (&format!("{g}{q}"), &format!("{r}{q}")), &[]);
             assert_eq!(v.status, 200, "{method} {q}");
             assert!(v.last_modified, "{method} {q}");
             if method == "GET" {
@@ -278,16 +295,18 @@ fn download_and_name_parameters_match_go_fastdfs() {
     let future = [("If-Modified-Since", "Mon, 01 Jan 2035 00:00:00 GMT")];
     let past = "Mon, 01 Jan 2001 00:00:00 GMT";
     for q in ["", "?download=0", "?name=n.txt"] {
-        let v = same_but_conditional(&p, (&format!("{g}{q}"), &format!("{r}{q}")), &future);
+        let v = same_but_disposition(&p, "GET", (&format!("{g}{q}"), &format!("{r}{q}")), &future);
         assert_eq!((v.status, v.header("Content-Type")), (304, None), "{q}");
-        let v = same_but_conditional(
+        let v = same_but_disposition(
             &p,
+            "GET",
             (&format!("{g}{q}"), &format!("{r}{q}")),
             &[("If-Modified-Since", past)],
         );
         assert_eq!(v.status, 200, "{q}");
-        let v = same_but_conditional(
+        let v = same_but_disposition(
             &p,
+            "GET",
             (&format!("{g}{q}"), &format!("{r}{q}")),
             &[("Range", "bytes=0-3"), ("If-Range", past)],
         );
@@ -1140,31 +1159,12 @@ fn a_file_only_a_peer_has_is_served_as_go_fastdfs_serves_it() {
     let rv = exchange(&rs.base(), "GET", &format!("{rp}?download=0"), &range, b"");
     assert_eq!((gv.status, gv.body.as_slice()), (200, &content[..]));
     assert_eq!((rv.status, rv.body.as_slice()), (206, &content[..4]));
-    for q in ["", "?download=0", "?name=peer%20copy.txt"] {
-        let gv = get(&go.base(), &format!("{gp}{q}"));
-        let rv = get(&rs.base(), &format!("{rp}{q}"));
-        let what = format!("{rp}{q}");
-        assert_eq!(
-            (gv.status, gv.body.as_slice()),
-            (200, &content[..]),
-            "{what}: go"
-        );
-        assert_eq!(
-            (rv.status, rv.body.as_slice()),
-            (200, &content[..]),
-            "{what}: rs"
-        );
-        assert_eq!(
-            gv.header("Content-Type"),
-            rv.header("Content-Type"),
-            "{what}"
-        );
-        same_disposition(
-            gv.header("Content-Disposition"),
-            rv.header("Content-Disposition"),
-            &what,
-        );
-    }
+    served_alike(
+        (&go.base(), &rs.base()),
+        (&gp, &rp),
+        &["", "?download=0", "?name=peer%20copy.txt"],
+        content,
+    );
     let missing = "/group1/default/20200101/00/00/1/nobody.txt";
     let (gv, rv) = (get(&go.base(), missing), get(&rs.base(), missing));
     assert_eq!((gv.status, gv.body.len()), (404, 0));
@@ -1194,31 +1194,12 @@ fn a_merged_file_only_a_peer_has_is_served_as_go_fastdfs_serves_it() {
         gp.contains("/haystack/") && rp.contains("/haystack/"),
         "{gp} / {rp}"
     );
-    for q in ["?download=0", "", "?name=copy.txt"] {
-        let gv = get(&go.base(), &format!("{gp}{q}"));
-        let rv = get(&rs.base(), &format!("{rp}{q}"));
-        let what = format!("{rp}{q}");
-        assert_eq!(
-            (gv.status, gv.body.as_slice()),
-            (200, &content[..]),
-            "{what}: go"
-        );
-        assert_eq!(
-            (rv.status, rv.body.as_slice()),
-            (200, &content[..]),
-            "{what}: rs"
-        );
-        assert_eq!(
-            gv.header("Content-Type"),
-            rv.header("Content-Type"),
-            "{what}"
-        );
-        same_disposition(
-            gv.header("Content-Disposition"),
-            rv.header("Content-Disposition"),
-            &what,
-        );
-    }
+    served_alike(
+        (&go.base(), &rs.base()),
+        (&gp, &rp),
+        &["?download=0", "", "?name=copy.txt"],
+        content,
+    );
 }
 
 /// A directory with `show_dir` off, with and without its slash, with an `index.html` or
@@ -1264,17 +1245,6 @@ fn directories_with_show_dir_off_are_refused_as_go_fastdfs_refuses_them() {
     assert_eq!((v.status, v.body.as_slice()), (200, &b"closed"[..]));
 }
 
-/// GET of `url` by curl from `ip`: (status, body).
-fn curl_from(ip: &str, url: &str) -> (u16, String) {
-    let out = std::process::Command::new("curl")
-        .args(["-s", "--interface", ip, "-w", "\n%{http_code}", url])
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    (code.parse().unwrap(), body.to_string())
-}
-
 /// Download tokens on merged small files (go-fastdfs' formula, `download_token_secret`
 /// empty: docs/DEFECTS.md #5): the token of the file's md5 opens its merged URL on both, a
 /// missing or wrong one is refused with an empty 401.
@@ -1301,8 +1271,8 @@ fn download_tokens_on_merged_files_are_checked_as_go_fastdfs_checks_them() {
         (format!("?token={good}&timestamp={ts}&download=0"), 200),
         (format!("?token=bad&timestamp={ts}"), 401),
     ] {
-        let (gc, gb) = curl_from(non_admin, &format!("{}{g}{q}", p.go.base()));
-        let (rc, rb) = curl_from(non_admin, &format!("{}{r}{q}", p.rs.base()));
+        let (gc, gb) = get_from(non_admin, &format!("{}{g}{q}", p.go.base()));
+        let (rc, rb) = get_from(non_admin, &format!("{}{r}{q}", p.rs.base()));
         assert_eq!((gc, rc), (code, code), "{q}");
         assert_eq!(gb, rb, "{q}");
         if code == 200 {

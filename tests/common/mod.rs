@@ -584,6 +584,17 @@ pub fn status_from(ip: &str, url: &str, headers: &[&str]) -> u16 {
         .expect("an HTTP status")
 }
 
+/// A GET of `url` sent by curl from the local address `ip`: (status, body).
+pub fn get_from(ip: &str, url: &str) -> (u16, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--interface", ip, "-w", "\n%{http_code}", url])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), body.to_string())
+}
+
 /// Creates `files/<rel>` in the server's runtime dir; returns the download path.
 pub fn put_file(s: &Server, rel: &str, data: &[u8]) -> String {
     let p = s.dir.join("files").join(rel);
