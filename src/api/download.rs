@@ -923,12 +923,10 @@ fn respond_tagged(
         return Ok(Response::new(412));
     }
     let not_modified = content::not_modified(req, &tag, mtime, now);
-    let strong_date = content::date_is_strong(mtime, now).then_some(mtime);
-    let range_header = req.head.header("range").filter(|_| {
-        req.head
-            .header("if-range")
-            .is_none_or(|v| range::if_range_matches(v, &tag, strong_date))
-    });
+    let range_header = req
+        .head
+        .header("range")
+        .filter(|_| content::if_range_holds(req, &tag, mtime, now));
     let mut r = Response::new(200);
     r.set("ETag", tag);
     r.set("Last-Modified", last_modified);

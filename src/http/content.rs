@@ -112,6 +112,16 @@ pub fn not_modified(req: &Request<'_>, tag: &str, mtime_secs: u64, date_secs: u6
     }
 }
 
+/// Whether a request's Range stands (RFC 9110 §13.1.5): it has no If-Range, or its If-Range
+/// names the content's `tag` or, when the Last-Modified of `mtime_secs` is strong in an answer
+/// dated `date_secs` ([`date_is_strong`]), that date. Otherwise the whole content goes out.
+pub fn if_range_holds(req: &Request<'_>, tag: &str, mtime_secs: u64, date_secs: u64) -> bool {
+    let strong_date = date_is_strong(mtime_secs, date_secs).then_some(mtime_secs);
+    req.head
+        .header("if-range")
+        .is_none_or(|v| super::range::if_range_matches(v, tag, strong_date))
+}
+
 /// If-Match (strong comparison) or, without it, If-Unmodified-Since (RFC 9110 §13.2.2): the
 /// file is not the one the client holds, so its request must fail (412), a Range above all.
 pub fn precondition_failed(req: &Request<'_>, tag: &str, mtime_secs: u64, date_secs: u64) -> bool {

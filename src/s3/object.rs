@@ -15,8 +15,8 @@ use super::store::{
     stored_checksum, write_condition, KeptPart, PUT_BYTES_MAX,
 };
 use super::xml::escape;
-use crate::http::content::{date_is_strong, http_secs, modified_since, unmodified_since};
-use crate::http::range::{if_range_matches, parse_range, RangeAnswer};
+use crate::http::content::{http_secs, if_range_holds, modified_since, unmodified_since};
+use crate::http::range::{parse_range, RangeAnswer};
 use crate::http::response::{Body, FileBody};
 use crate::http::{Request, Response};
 use crate::json::{FileInfo, S3Attrs};
@@ -414,12 +414,7 @@ pub async fn get(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Res
         set_validators(&mut resp, etag, modified);
         return Ok(resp);
     }
-    let strong_date = date_is_strong(modified, now).then_some(modified);
-    let if_range_holds = req
-        .head
-        .header("if-range")
-        .is_none_or(|v| if_range_matches(v, etag, strong_date));
-    let (status, offset, len) = if if_range_holds {
+    let (status, offset, len) = if if_range_holds(req, etag, modified, now) {
         requested_range(req, r, size)?
     } else {
         (200, 0, size)
