@@ -6,6 +6,35 @@
 use std::net::IpAddr;
 use std::path::Path;
 
+/// `recv(2)` as a plain system call: `recvfrom(fd, buf, len, flags, NULL, NULL)`. glibc's
+/// `recv` is a thread-cancellation point and, in a multi-threaded process, turns asynchronous
+/// cancellation on and off around the call (two atomic read-modify-writes of the thread's
+/// state per call, about 1 % of a small GET's CPU); this process never cancels threads.
+/// Returns what the call returns: the bytes read, or -1 with `errno` set.
+///
+/// # Safety
+/// `buf` must be writable for `len` bytes.
+pub unsafe fn recv(
+    fd: libc::c_int,
+    buf: *mut libc::c_void,
+    len: usize,
+    flags: libc::c_int,
+) -> isize {
+    let null = std::ptr::null_mut::<libc::c_void>();
+    // SAFETY: the caller's contract on `buf`; recvfrom with no address to fill.
+    unsafe { libc::syscall(libc::SYS_recvfrom, fd, buf, len, flags, null, null) as isize }
+}
+
+/// `sendmsg(2)` as a plain system call (the reason: [`recv`]). Returns the bytes sent, or -1
+/// with `errno` set.
+///
+/// # Safety
+/// `msg` must describe readable memory (its iovecs) for the call's duration.
+pub unsafe fn sendmsg(fd: libc::c_int, msg: &libc::msghdr, flags: libc::c_int) -> isize {
+    // SAFETY: the caller's contract on `msg`.
+    unsafe { libc::syscall(libc::SYS_sendmsg, fd, msg as *const libc::msghdr, flags) as isize }
+}
+
 /// CPUs this process may run on (taskset, systemd CPUAffinity=, cpusets).
 pub fn allowed_cpus() -> Vec<usize> {
     // SAFETY: a zeroed cpu_set_t is valid; sched_getaffinity fills it for this process.

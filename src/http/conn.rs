@@ -292,7 +292,8 @@ fn recv_now(
     room: &mut [std::mem::MaybeUninit<u8>],
 ) -> Option<io::Result<usize>> {
     // SAFETY: `room` is writable memory of its length; recv writes at most that many bytes.
-    let n = unsafe { libc::recv(fd, room.as_mut_ptr().cast(), room.len(), libc::MSG_DONTWAIT) };
+    let n =
+        unsafe { crate::sys::recv(fd, room.as_mut_ptr().cast(), room.len(), libc::MSG_DONTWAIT) };
     if n >= 0 {
         return Some(Ok(n as usize));
     }
@@ -1179,7 +1180,7 @@ fn sendmsg_now(fd: std::os::fd::RawFd, a: &[u8], b: &[u8], more: bool) -> io::Re
     let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
     loop {
         // SAFETY: see above; `fd` is the connection's open socket.
-        let n = unsafe { libc::sendmsg(fd, &msg, flags) };
+        let n = unsafe { crate::sys::sendmsg(fd, &msg, flags) };
         if n >= 0 {
             return Ok(n as usize);
         }
