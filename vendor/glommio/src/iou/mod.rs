@@ -95,6 +95,15 @@ bitflags::bitflags! {
         /// fastdfs-rs patch: completions' task work runs at the next kernel entry, with no
         /// IPI to a running thread (Linux 5.19).
         const COOP_TASKRUN = 1 << 8;
+        /// fastdfs-rs patch: the kernel sets `IORING_SQ_TASKRUN` in the submission queue's
+        /// flags while task work is pending (with `COOP_TASKRUN` or `DEFER_TASKRUN`; 5.19).
+        const TASKRUN_FLAG = 1 << 9;
+        /// fastdfs-rs patch: one thread submits (6.0).
+        const SINGLE_ISSUER = 1 << 12;
+        /// fastdfs-rs patch: completions' task work waits until the submitting thread asks
+        /// for events (`io_uring_enter` with `IORING_ENTER_GETEVENTS`), and then runs as one
+        /// batch (6.1; requires `SINGLE_ISSUER`).
+        const DEFER_TASKRUN = 1 << 13;
     }
 }
 

@@ -720,7 +720,12 @@ pub(crate) trait UringCommon {
         self.consume_sqe_queue(&mut queue.submissions, true)
     }
 
+    /// fastdfs-rs patch: posts the completions whose task work the kernel deferred until
+    /// this thread asks for events (rings set up with `DEFER_TASKRUN`); nothing otherwise.
+    fn run_deferred_work(&mut self) {}
+
     fn consume_completion_queue(&mut self, woke: &mut usize) -> usize {
+        self.run_deferred_work();
         let mut completed = 0;
         loop {
             match self.consume_one_event() {
@@ -921,6 +926,9 @@ struct SleepableRing {
     task_queue_stats: AHashMap<TaskQueueHandle, RingIoStats>,
     source_map: Rc<RefCell<SourceMap>>,
     in_kernel: usize,
+    /// Set up with `IORING_SETUP_DEFER_TASKRUN` (fastdfs-rs patch): completions are posted
+    /// only when this thread enters the ring asking for events.
+    deferred_taskrun: bool,
 }
 
 impl SleepableRing {
@@ -931,22 +939,38 @@ impl SleepableRing {
         source_map: Rc<RefCell<SourceMap>>,
     ) -> io::Result<Self> {
         assert!(*IO_URING_RECENT_ENOUGH);
+        // fastdfs-rs patch: the main ring's completions from other CPUs (a socket made
+        // readable by a peer's softirq) queue task work. With `DEFER_TASKRUN` that work
+        // waits until this thread asks for events, and runs then as one batch: no IPI, and
+        // no pass through the signal path at the exit of every system call (which
+        // `COOP_TASKRUN` still makes, one request's task work at a time). The reactor asks
+        // for events whenever the kernel flags pending work (`run_deferred_work`) and
+        // whenever it sleeps on this ring. Kernels before 6.1 refuse the flags (EINVAL):
+        // then `COOP_TASKRUN` (5.19), which runs the task work at the thread's next kernel
+        // entry without an IPI, then neither. Not on the latency ring: its preemption timer
+        // must interrupt a task that makes no system call.
+        let (ring, deferred_taskrun) = if name == "main" {
+            let flags = iou::SetupFlags::DEFER_TASKRUN
+                | iou::SetupFlags::SINGLE_ISSUER
+                | iou::SetupFlags::TASKRUN_FLAG;
+            match iou::IoUring::new_with_flags(size as _, flags, iou::SetupFeatures::empty()) {
+                Ok(ring) => (ring, true),
+                Err(_) => (
+                    iou::IoUring::new_with_flags(
+                        size as _,
+                        iou::SetupFlags::COOP_TASKRUN,
+                        iou::SetupFeatures::empty(),
+                    )
+                    .or_else(|_| iou::IoUring::new(size as _))?,
+                    false,
+                ),
+            }
+        } else {
+            (iou::IoUring::new(size as _)?, false)
+        };
         Ok(SleepableRing {
-            // fastdfs-rs patch: the main ring's completions from other CPUs (a socket made
-            // readable by a peer's softirq) queue task work without an IPI that interrupts
-            // this thread; it runs at the thread's next kernel entry (every request makes
-            // several). Not on the latency ring: its preemption timer must interrupt a task
-            // that makes no system call. Kernels before 5.19 refuse the flag (EINVAL).
-            ring: if name == "main" {
-                iou::IoUring::new_with_flags(
-                    size as _,
-                    iou::SetupFlags::COOP_TASKRUN,
-                    iou::SetupFeatures::empty(),
-                )
-                .or_else(|_| iou::IoUring::new(size as _))?
-            } else {
-                iou::IoUring::new(size as _)?
-            },
+            ring,
+            deferred_taskrun,
             size,
             submission_queue: UringQueueState::with_capacity(size * 4),
             name,
@@ -1152,6 +1176,32 @@ impl SleepableRing {
 impl UringCommon for SleepableRing {
     fn name(&self) -> &'static str {
         self.name
+    }
+
+    fn run_deferred_work(&mut self) {
+        if !self.deferred_taskrun {
+            return;
+        }
+        // The kernel sets the flag when it queues task work for this ring and clears it
+        // when the work runs; a stale read costs one turn's delay (the next turn, or the
+        // sleep, which enters the ring with GETEVENTS anyway), never a lost completion.
+        let flags = unsafe {
+            (*(self.ring.raw().sq.kflags as *const std::sync::atomic::AtomicU32))
+                .load(std::sync::atomic::Ordering::Acquire)
+        };
+        if flags & uring_sys::IORING_SQ_TASKRUN != 0 {
+            // Runs the deferred work (posting its completions) and returns at once: no
+            // completion is waited for.
+            unsafe {
+                uring_sys::syscalls::io_uring_enter(
+                    self.ring.raw().ring_fd,
+                    0,
+                    0,
+                    uring_sys::IORING_ENTER_GETEVENTS,
+                    ptr::null(),
+                );
+            }
+        }
     }
 
     fn io_stats_mut(&mut self) -> &mut RingIoStats {
