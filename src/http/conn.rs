@@ -316,7 +316,7 @@ impl Conn {
     /// request.
     async fn recv_into<R: Room>(
         &mut self,
-        wait: Duration,
+        (now, wait): (Instant, Duration),
         dst: &mut R,
         want: usize,
         how: Wait,
@@ -325,7 +325,8 @@ impl Conn {
         use std::task::Poll;
         debug_assert!(want > 0);
         let wait = wait.max(Duration::from_millis(1));
-        self.stream.set_read_timeout(Some(wait))?;
+        // The deadline from the caller's clock reading: the wait's timer needs none of its own.
+        self.stream.set_read_timeout_until(wait, now + wait)?;
         let fd = self.stream.as_raw_fd();
         let Conn {
             stream,
@@ -375,11 +376,17 @@ impl Conn {
         .await
     }
 
-    /// Reads up to `want` more bytes into the read buffer, waiting at most `wait`. Ok(0) =
-    /// peer closed. An empty buffer owns no memory while it waits.
-    async fn fill(&mut self, wait: Duration, want: usize, how: Wait) -> io::Result<usize> {
+    /// Reads up to `want` more bytes into the read buffer, waiting at most `wait` from `now`
+    /// (the caller's latest clock reading). Ok(0) = peer closed. An empty buffer owns no
+    /// memory while it waits.
+    async fn fill(
+        &mut self,
+        until: (Instant, Duration),
+        want: usize,
+        how: Wait,
+    ) -> io::Result<usize> {
         let mut rbuf = std::mem::take(&mut self.rbuf);
-        let r = self.recv_into(wait, &mut rbuf, want, how).await;
+        let r = self.recv_into(until, &mut rbuf, want, how).await;
         rbuf.waiting();
         self.rbuf = rbuf;
         r
@@ -498,13 +505,16 @@ impl Request<'_> {
                 }
                 return Ok(Some(b));
             }
-            let wait = self.body_wait()?;
+            let (now, wait) = self.body_wait()?;
             // Ask for no more than the body has left (the memory is reserved per read).
             let want = match &self.body {
                 BodyState::Length(left) => (*left).clamp(1, BODY_READ_BYTES as u64) as usize,
                 _ => BODY_READ_BYTES,
             };
-            let got = self.conn.fill(wait.min(self.stall), want, Wait::Body).await;
+            let got = self
+                .conn
+                .fill((now, wait.min(self.stall)), want, Wait::Body)
+                .await;
             self.paced(got)?;
         }
     }
@@ -558,10 +568,10 @@ impl Request<'_> {
 
     /// One read of body bytes from the socket into `dst`, under the body's pace bounds.
     async fn receive<R: Room>(&mut self, dst: &mut R, want: usize) -> Result<usize, BodyError> {
-        let wait = self.body_wait()?;
+        let (now, wait) = self.body_wait()?;
         let got = self
             .conn
-            .recv_into(wait.min(self.stall), dst, want, Wait::Body)
+            .recv_into((now, wait.min(self.stall)), dst, want, Wait::Body)
             .await;
         self.paced(got)
     }
@@ -601,9 +611,10 @@ impl Request<'_> {
         Ok(())
     }
 
-    /// How long the next read may wait before a pace bound is broken, or the bound broken:
-    /// `read_timeout` for the whole request, and `body_min_rate` on average after the grace.
-    fn body_wait(&mut self) -> Result<Duration, BodyError> {
+    /// The time now and how long the next read may wait before a pace bound is broken, or the
+    /// bound broken: `read_timeout` for the whole request, and `body_min_rate` on average
+    /// after the grace.
+    fn body_wait(&mut self) -> Result<(Instant, Duration), BodyError> {
         let now = Instant::now();
         let started = *self.body_started.get_or_insert(now);
         if now >= self.read_deadline {
@@ -617,7 +628,7 @@ impl Request<'_> {
             self.pace_cut = true;
             return Err(BodyError::TooSlow(self.body_min_rate));
         }
-        Ok((rate_deadline - now).min(self.read_deadline - now))
+        Ok((now, (rate_deadline - now).min(self.read_deadline - now)))
     }
 
     /// Reads and drops what is left of the body when that is at most `max` bytes; a larger
@@ -664,19 +675,19 @@ impl Request<'_> {
 /// Serves one accepted connection until it closes.
 pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>, peer: SocketAddr) {
     let mut conn = Conn::new(stream, &handler.limits());
-    let mut first = true;
+    // When the previous answer had gone out (None before the first request).
+    let mut answered_at = None;
     loop {
         // Read once per request: a reloaded configuration applies from the next one.
         let limits = handler.limits();
-        let (head, started) =
-            match read_head(&mut conn, &*handler, &limits, std::mem::take(&mut first)).await {
-                Ok(Some(h)) => h,
-                Ok(None) => break,
-                Err((resp, started)) => {
-                    refuse_head(&mut conn, &*handler, peer, &resp, started).await;
-                    break;
-                }
-            };
+        let (head, started) = match read_head(&mut conn, &*handler, &limits, answered_at).await {
+            Ok(Some(h)) => h,
+            Ok(None) => break,
+            Err((resp, started)) => {
+                refuse_head(&mut conn, &*handler, peer, &resp, started).await;
+                break;
+            }
+        };
         let is_head = head.method() == "HEAD";
         let http10 = head.version() == head::Version::Http10;
         let keep_alive_wanted = head.keep_alive();
@@ -712,7 +723,9 @@ pub async fn serve<H: Handler>(stream: TcpStream, handler: Rc<H>, peer: SocketAd
         // response on the connection when a final answer came without it.
         let interim = continue_pending && body_done;
         let sent = send_answer(&mut conn, &resp, persist, is_head, interim).await;
-        let took = started.elapsed();
+        let now = Instant::now();
+        answered_at = Some(now);
+        let took = now - started;
         handler.answered(&Exchange {
             peer: peer.ip(),
             head: Some(&head),
@@ -854,11 +867,12 @@ async fn linger(conn: &mut Conn) {
     let mut drained = 0usize;
     while drained < LINGER_BYTES_MAX {
         conn.rbuf.clear();
-        let left = deadline.saturating_duration_since(Instant::now());
+        let now = Instant::now();
+        let left = deadline.saturating_duration_since(now);
         if left.is_zero() {
             break;
         }
-        match conn.fill(left, BODY_READ_BYTES, Wait::Event).await {
+        match conn.fill((now, left), BODY_READ_BYTES, Wait::Event).await {
             Ok(0) | Err(_) => break,
             Ok(n) => drained += n,
         }
@@ -868,21 +882,23 @@ async fn linger(conn: &mut Conn) {
 /// Waits for and parses the next head, and tells when its last bytes were read. Ok(None):
 /// clean end (EOF, idle timeout, shutdown). Err: the refusal to send (the connection then
 /// closes) and when the refused head began; its bytes stay in the read buffer.
-/// `first`: the connection's first request (it gets `first_byte_timeout`, not `idle_timeout`).
+/// `since`: when the connection's previous answer went out; None for its first request (which
+/// gets `first_byte_timeout`, not `idle_timeout`).
 async fn read_head<H: Handler>(
     conn: &mut Conn,
     handler: &H,
     deadlines: &Limits,
-    first: bool,
+    since: Option<Instant>,
 ) -> Result<Option<(RequestHead, Instant)>, (Response, Instant)> {
     let limits = head::Limits::default();
-    let idle = if first {
+    let idle = if since.is_none() {
         deadlines.first_byte.min(deadlines.idle)
     } else {
         deadlines.idle
     };
-    // One clock read per pass: the time the last read returned.
-    let mut now = Instant::now();
+    // One clock read per pass: the time the last read returned (at first, when the previous
+    // answer had gone out, or now for a new connection).
+    let mut now = since.unwrap_or_else(Instant::now);
     let idle_deadline = now + idle;
     let mut head_started: Option<Instant> = None;
     // At shutdown an idle connection is closed, but only after one short look for a request
@@ -924,7 +940,7 @@ async fn read_head<H: Handler>(
                 }
             }
         };
-        match conn.fill(wait, HEAD_READ_BYTES, how).await {
+        match conn.fill((now, wait), HEAD_READ_BYTES, how).await {
             Ok(0) => return Ok(None),
             Ok(_) => {}
             Err(e) if is_timeout(&e) => {}

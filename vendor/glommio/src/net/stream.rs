@@ -187,6 +187,14 @@ impl Timeout {
         self.timeout.get()
     }
 
+    /// fastdfs-rs patch: `set(Some(dur))` for a wait whose deadline (`dur` from the caller's
+    /// latest clock reading) the caller already knows: its timer needs no clock read.
+    fn set_until(&self, dur: Duration, deadline: Instant) -> Result<()> {
+        self.set(Some(dur))?;
+        self.deadline.set(Some(deadline));
+        Ok(())
+    }
+
     /// Sets the timeout of the waits that follow (a wait in progress starts over).
     fn set(&self, dur: Option<Duration>) -> Result<()> {
         if let Some(dur) = dur.as_ref() {
@@ -584,6 +592,10 @@ impl<S: AsRawFd, B: RxBuf> GlommioStream<S, B> {
 
     pub(crate) fn set_read_timeout(&self, dur: Option<Duration>) -> Result<()> {
         self.stream.read_timeout.set(dur)
+    }
+
+    pub(crate) fn set_read_timeout_until(&self, dur: Duration, deadline: Instant) -> Result<()> {
+        self.stream.read_timeout.set_until(dur, deadline)
     }
 
     pub(crate) fn write_timeout(&self) -> Option<Duration> {

@@ -543,6 +543,13 @@ impl<B: RxBuf> TcpStream<B> {
         self.stream.set_read_timeout(dur)
     }
 
+    /// fastdfs-rs patch: sets the read timeout to `dur` for a wait that ends at `deadline`
+    /// (`dur` after the caller's latest reading of the clock), so that arming the wait's
+    /// timer reads no clock. The next wait's deadline is `dur` from its own start again.
+    pub fn set_read_timeout_until(&self, dur: Duration, deadline: std::time::Instant) -> Result<()> {
+        self.stream.set_read_timeout_until(dur, deadline)
+    }
+
     /// Sets the write timeout to the timeout specified.
     ///
     /// If the value specified is [`None`], then write calls will block
