@@ -36,7 +36,7 @@ use std::mem::MaybeUninit;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Maximum size of the whole head (leading empty lines, request line, fields, final
-    /// CRLF). Exceeding it is `HeadTooLarge` (431).
+    /// CRLF). Exceeding it is `HeadTooLarge` (431). At most [`HEAD_BYTES_LIMIT`].
     pub head_bytes_max: usize,
     /// Maximum number of header fields. Exceeding it is `TooManyHeaders` (431).
     pub headers_count_max: usize,
@@ -115,11 +115,15 @@ impl HeadError {
     }
 }
 
+/// The largest head any [`Limits`] may allow: spans inside it are 16-bit offsets, which keeps
+/// a parsed head (moved from the parser to the handler and on) small.
+pub const HEAD_BYTES_LIMIT: usize = u16::MAX as usize;
+
 /// A byte range `start..end` inside the raw head.
 #[derive(Clone, Copy, Debug)]
 struct Span {
-    start: u32,
-    end: u32,
+    start: u16,
+    end: u16,
 }
 
 impl Span {
@@ -144,9 +148,9 @@ pub struct RequestHead {
     method: Span,
     target: Span,
     /// Index of the `?` in `raw`, or `target.end` when there is no query.
-    query_mark: u32,
+    query_mark: u16,
     /// Where the path begins: `target.start`, or after an absolute-form target's authority.
-    path_start: u32,
+    path_start: u16,
     /// The authority of an absolute-form target.
     authority: Option<Span>,
     version: Version,
@@ -286,8 +290,8 @@ struct Parsed {
     len: usize,
     method: Span,
     target: Span,
-    query_mark: u32,
-    path_start: u32,
+    query_mark: u16,
+    path_start: u16,
     authority: Option<Span>,
     version: Version,
     fields: Fields,
@@ -336,7 +340,11 @@ fn parse_inner<'b>(
     limits: &Limits,
     hdrs: &mut [MaybeUninit<httparse::Header<'b>>],
 ) -> Result<Option<Parsed>, HeadError> {
-    let cap = data.len().min(limits.head_bytes_max).min(u32::MAX as usize);
+    assert!(
+        limits.head_bytes_max <= HEAD_BYTES_LIMIT,
+        "a head's spans are 16-bit offsets"
+    );
+    let cap = data.len().min(limits.head_bytes_max);
     let window = &data[..cap];
     let mut req = httparse::Request::new(&mut []);
     let len = match req.parse_with_uninit_headers(window, hdrs) {
@@ -353,8 +361,8 @@ fn parse_inner<'b>(
     let span_of = |s: &[u8]| {
         let start = s.as_ptr() as usize - base;
         Span {
-            start: start as u32,
-            end: (start + s.len()) as u32,
+            start: start as u16,
+            end: (start + s.len()) as u16,
         }
     };
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
@@ -370,11 +378,11 @@ fn parse_inner<'b>(
     };
     let target_span = span_of(target.as_bytes());
     let query_mark = match target.bytes().position(|b| b == b'?') {
-        Some(i) => target_span.start + i as u32,
+        Some(i) => target_span.start + i as u16,
         None => target_span.end,
     };
     let (path_at, authority) = target_form(target.as_bytes())?;
-    let at = |i: usize| target_span.start + i as u32;
+    let at = |i: usize| target_span.start + i as u16;
     let path_start = at(path_at);
     let authority = authority.map(|(start, end)| Span {
         start: at(start),
