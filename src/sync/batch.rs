@@ -23,7 +23,7 @@
 //! `{"status":"ok","data":[{"md5":…,"result":…}, …]}`, one entry per frame in order, sent only
 //! when every stored file is durable and every queued announcement committed.
 
-use super::{futures_join_all, Fetch};
+use super::futures_join_all;
 use crate::json::{Content, FileInfo};
 use crate::store::meta::{OutboxEntry, QueuedFolder, SyncKind};
 use crate::worker::Worker;
@@ -254,9 +254,9 @@ async fn settle(w: &Worker, info: FileInfo, content: Option<Bytes>) -> Result<Ou
     }
     if let Some(content) = content {
         match super::store_pushed(w, info.clone(), content).await {
-            Fetch::Settled => return Ok(Outcome::Stored),
+            Ok(()) => return Ok(Outcome::Stored),
             // As after a failed inline fetch: queued, fetched from the sender later.
-            Fetch::Hopeless(why) | Fetch::Retry(why) => {
+            Err(why) => {
                 tracing::debug!(md5 = info.md5, cause = %why, "sent content not stored; queued")
             }
         }
