@@ -106,6 +106,8 @@ pub enum Next {
 pub struct Retries {
     /// Failed fetches of any kind: the backoff.
     pub attempts: u32,
+    /// Those charged to the source (`Blame::Source`): `retry_count` of them drop the file.
+    strikes: u32,
 }
 
 impl Retries {
@@ -116,8 +118,11 @@ impl Retries {
             return Next::Drop;
         }
         self.attempts += 1;
-        if e.blame() == Blame::Source && self.attempts >= retry_count.max(1) {
-            return Next::Drop;
+        if e.blame() == Blame::Source {
+            self.strikes += 1;
+            if self.strikes >= retry_count.max(1) {
+                return Next::Drop;
+            }
         }
         let delay = RETRY_DELAY_MIN * 2u32.saturating_pow(self.attempts.min(10));
         Next::RetryIn(delay.min(RETRY_DELAY_MAX))
@@ -188,6 +193,23 @@ mod tests {
         assert!(decisions(&many, 1)
             .iter()
             .all(|d| matches!(d, Next::RetryIn(_))));
+    }
+
+    #[test]
+    fn only_the_sources_failures_count_against_retry_count() {
+        // A full disk here, a source that was down: retried for as long as it takes, and
+        // none of it spends the chances of a source that then answers 404.
+        let d = decisions(&[disk_full(), disk_full(), transport(), missing()], 3);
+        assert!(d.iter().all(|n| matches!(n, Next::RetryIn(_))), "{d:?}");
+        let d = decisions(
+            &[missing(), disk_full(), missing(), transport(), missing()],
+            3,
+        );
+        assert_eq!(d.last(), Some(&Next::Drop), "{d:?}");
+        assert!(
+            d[..4].iter().all(|n| matches!(n, Next::RetryIn(_))),
+            "{d:?}"
+        );
     }
 
     #[test]
