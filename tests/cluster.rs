@@ -1310,3 +1310,85 @@ fn a_node_listed_in_its_own_peers_under_another_name_leaves_itself_out() {
         "the alias is back in the running peers: {peers}"
     );
 }
+
+/// A raw HTTP/1.1 answer with `status` (e.g. `404 Not Found`) and `body`, closing.
+fn http_answer(status: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// A stand-in for a source of announced files on `ip:port`: reads each request's head (one
+/// request per connection) and writes what `answer` gives for its request line. Runs until
+/// the test process ends.
+fn source_stand_in(ip: &str, port: u16, answer: impl Fn(&str) -> Vec<u8> + Send + 'static) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind((ip, port)).unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut r = BufReader::new(conn);
+            let mut first = String::new();
+            let _ = r.read_line(&mut first);
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                line.clear();
+            }
+            let _ = r.into_inner().write_all(&answer(&first));
+        }
+    });
+}
+
+/// Announces `record` to the node at `base` (`syncfile_info`, from an admin address).
+fn announce(base: &str, record: &serde_json::Value) -> u16 {
+    let body = format!("fileInfo={}", urlencode(&record.to_string()));
+    let r = agent()
+        .post(&format!("{base}/group1/syncfile_info"))
+        .set("Content-Type", "application/x-www-form-urlencoded")
+        .send_string(&body);
+    match r {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(c, _)) => c,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// A node that takes announcements, with `retry_count` 1: one "the source lacks it" ends a
+/// fetch.
+fn impatient_node(a: &Addresses) -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let o = json!({"retry_count": 1, "peer_id": "1"});
+    write_config(dir.path(), &a.ips[0], a.ports[0], &o);
+    (Server::start_in(dir.path(), &a.ips[0], json!({})), dir)
+}
+
+/// A file announced with two sources, one down for a while and one answering 404: the one
+/// that is down may have it, so the fetch goes on (whatever `retry_count`) and the file is
+/// stored once that source is back.
+#[test]
+fn a_source_that_lacks_the_file_does_not_end_its_fetch_while_another_is_down() {
+    let a = Addresses::pick(61, 3);
+    let (node, _dir) = impatient_node(&a);
+    let data = noise(300 << 10, 611);
+    let md5 = md5_hex(&data);
+    source_stand_in(&a.ips[2], a.ports[2], |_| {
+        http_answer("404 Not Found", b"file not found")
+    });
+    let record = json!({"name": "two.bin", "rename": "", "path": "files/default/20261206/01/04",
+        "md5": md5, "size": data.len(), "peers": [a.bases[1], a.bases[2]], "scene": "default",
+        "timeStamp": now(), "offset": -1});
+    assert_eq!(announce(&a.bases[0], &record), 200);
+    // A few fetches fail meanwhile (backoff 0.4 s, 0.8 s, 1.6 s).
+    std::thread::sleep(Duration::from_secs(3));
+    source_stand_in(&a.ips[1], a.ports[1], move |_| http_answer("200 OK", &data));
+    assert!(
+        eventually(SYNC_DEADLINE, || has_md5(&a.bases[0], &md5)),
+        "{}",
+        node.stderr_tail(3000)
+    );
+}

@@ -78,10 +78,13 @@ impl FetchError {
     }
 
     /// The failure a fetch from several sources ends with, given the one so far (`before`)
-    /// and the next source's.
+    /// and the next source's: the most hopeful. A source that lacks the file says nothing
+    /// of another that could not be asked (down, or this node failed while it answered).
     pub fn then(before: Option<FetchError>, next: FetchError) -> FetchError {
-        let _ = before;
-        next
+        match before {
+            Some(before) if before.blame() > next.blame() => before,
+            _ => next,
+        }
     }
 }
 
@@ -210,6 +213,23 @@ mod tests {
             d[..4].iter().all(|n| matches!(n, Next::RetryIn(_))),
             "{d:?}"
         );
+    }
+
+    #[test]
+    fn a_fetch_from_several_sources_fails_as_its_most_hopeful_source() {
+        let of = |errors: Vec<FetchError>| {
+            errors
+                .into_iter()
+                .fold(None, |before, e| Some(FetchError::then(before, e)))
+                .map(|e| e.blame())
+        };
+        // One source lacks the file, another is down: it may have it when it is back.
+        assert_eq!(of(vec![transport(), missing()]), Some(Blame::Passing));
+        assert_eq!(of(vec![missing(), transport()]), Some(Blame::Passing));
+        assert_eq!(of(vec![disk_full(), missing()]), Some(Blame::Passing));
+        // Every source lacks it, or serves other content.
+        let other = FetchError::OtherContent("size 1 instead of 2".into());
+        assert_eq!(of(vec![missing(), other]), Some(Blame::Source));
     }
 
     #[test]
