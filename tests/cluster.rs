@@ -1392,3 +1392,59 @@ fn a_source_that_lacks_the_file_does_not_end_its_fetch_while_another_is_down() {
         node.stderr_tail(3000)
     );
 }
+
+/// The record of a merged small file (its marker and `content` at offset 0 of container 1 of
+/// node 9) whose one source is `src`.
+fn merged_record(content: &[u8], src: &str) -> serde_json::Value {
+    json!({"name": "m.txt", "rename": format!("1,0,{},.txt", content.len() + 1),
+        "path": "files/haystack/9", "md5": md5_hex(content), "size": content.len() + 1,
+        "peers": [src], "scene": "default", "timeStamp": now(), "offset": 0})
+}
+
+/// Sources answering a merged small file's URL with more bytes than the file has: served
+/// as the file (200), that is other content, as fewer bytes would be, and a 404 page says
+/// the source lacks it; both are given `retry_count` chances (here one) and dropped. A 503
+/// page is passing trouble, retried. None of them is a broken transfer.
+#[test]
+fn a_merged_file_answered_longer_than_it_is_is_judged_by_the_answer() {
+    let a = Addresses::pick(62, 4);
+    let (node, _dir) = impatient_node(&a);
+    let answers = [
+        ("200 OK", &b"hello, and then some more"[..], &b"hello"[..]),
+        ("404 Not Found", b"404 page not found here", b"world"),
+        (
+            "503 Service Unavailable",
+            b"busy, come back later",
+            b"again",
+        ),
+    ];
+    for (i, (status, page, content)) in answers.iter().enumerate() {
+        let page = page.to_vec();
+        let status = status.to_string();
+        source_stand_in(&a.ips[i + 1], a.ports[i + 1], move |_| {
+            http_answer(&status, &page)
+        });
+        assert_eq!(
+            announce(&a.bases[0], &merged_record(content, &a.bases[i + 1])),
+            200
+        );
+    }
+    let log_has = |md5: &str, what: &str| {
+        node.stderr()
+            .lines()
+            .any(|l| l.contains(what) && l.contains(md5))
+    };
+    let [longer, missing, busy] = answers.map(|(_, _, c)| md5_hex(c));
+    let ended = eventually(Duration::from_secs(20), || {
+        log_has(&longer, "announced file dropped")
+            && log_has(&missing, "announced file dropped")
+            && log_has(&busy, "will retry")
+    });
+    assert!(ended, "{}", node.stderr_tail(3000));
+    assert!(log_has(&missing, "404 from"), "{}", node.stderr_tail(3000));
+    assert!(log_has(&busy, "503 from"), "{}", node.stderr_tail(3000));
+    assert!(!log_has(&busy, "announced file dropped"));
+    for md5 in [longer, missing, busy] {
+        assert!(!has_md5(&a.bases[0], &md5));
+    }
+}

@@ -79,7 +79,15 @@ async fn get(
             limit,
         )
         .await
-        .map_err(|e| FetchError::transport(src, e))?;
+        .map_err(|e| match crate::client::peer::too_large(&e) {
+            // More bytes than the record's: other content, as fewer would be.
+            Some(t) if t.status == 200 => {
+                FetchError::OtherContent(format!("more than {limit} bytes"))
+            }
+            // A longer answer than the file's that is not the file (a 404 page): its status.
+            Some(t) => FetchError::status(t.status, format!("{src}{path}")),
+            None => FetchError::transport(src, e),
+        })?;
     if reply.status != 200 {
         return Err(FetchError::status(reply.status, format!("{src}{path}")));
     }
