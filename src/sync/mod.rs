@@ -654,14 +654,15 @@ pub fn validate_announced(info: &FileInfo) -> Result<(), String> {
     Ok(())
 }
 
-/// The peers to fetch an announced file from: its `peers` minus this node.
+/// The peers to fetch an announced file from: its `peers` minus this node (http:// and
+/// https:// URLs).
 fn sources(w: &Worker, info: &FileInfo) -> Vec<String> {
     let host = w.config().host.clone();
     info.peers
         .iter()
         .flatten()
         .map(|p| p.trim_end_matches('/').to_string())
-        .filter(|p| *p != host && (p.starts_with("http://")))
+        .filter(|p| *p != host && (p.starts_with("http://") || p.starts_with("https://")))
         .collect()
 }
 
