@@ -1448,3 +1448,33 @@ fn a_merged_file_answered_longer_than_it_is_is_judged_by_the_answer() {
         assert!(!has_md5(&a.bases[0], &md5));
     }
 }
+
+/// A record's peer that is no URL one can ask (a port out of range) is no source: a file
+/// whose other source lacks it is given up after `retry_count` (here one) as any other, and
+/// a file with no other source is refused at once, not retried forever.
+#[test]
+fn a_source_that_is_no_usable_url_keeps_no_fetch_going() {
+    let a = Addresses::pick(63, 2);
+    let (node, _dir) = impatient_node(&a);
+    source_stand_in(&a.ips[1], a.ports[1], |_| {
+        http_answer("404 Not Found", b"file not found")
+    });
+    let bad = format!("http://{}:99999", a.ips[1]);
+    let (one, two) = (noise(300 << 10, 631), noise(300 << 10, 632));
+    let record = |data: &[u8], peers: Vec<String>| {
+        json!({"name": "bad.bin", "rename": "", "path": "files/default/20261206/01/05",
+            "md5": md5_hex(data), "size": data.len(), "peers": peers, "scene": "default",
+            "timeStamp": now(), "offset": -1})
+    };
+    let with_404 = record(&one, vec![bad.clone(), a.bases[1].clone()]);
+    assert_eq!(announce(&a.bases[0], &with_404), 200);
+    assert_eq!(announce(&a.bases[0], &record(&two, vec![bad])), 200);
+    let dropped = |md5: &str| {
+        node.stderr()
+            .lines()
+            .any(|l| l.contains("announced file dropped") && l.contains(md5))
+    };
+    let (m1, m2) = (md5_hex(&one), md5_hex(&two));
+    let ended = eventually(Duration::from_secs(20), || dropped(&m1) && dropped(&m2));
+    assert!(ended, "{}", node.stderr_tail(3000));
+}

@@ -654,15 +654,16 @@ pub fn validate_announced(info: &FileInfo) -> Result<(), String> {
     Ok(())
 }
 
-/// The peers to fetch an announced file from: its `peers` minus this node (http:// and
-/// https:// URLs).
+/// The peers to fetch an announced file from: its `peers` minus this node, those that are
+/// http:// or https:// URLs one can ask (a port out of range is none: it would keep a
+/// fetch going forever as if it were down).
 fn sources(w: &Worker, info: &FileInfo) -> Vec<String> {
     let host = w.config().host.clone();
     info.peers
         .iter()
         .flatten()
         .map(|p| p.trim_end_matches('/').to_string())
-        .filter(|p| *p != host && (p.starts_with("http://") || p.starts_with("https://")))
+        .filter(|p| *p != host && crate::client::parse_url(p).is_ok())
         .collect()
 }
 
