@@ -66,6 +66,7 @@ impl FetchError {
         }
     }
 
+    /// Whom this failure is charged to (`Retries::after` decides by it).
     pub fn blame(&self) -> Blame {
         match self {
             FetchError::Refused(_) => Blame::Announcement,
@@ -88,10 +89,10 @@ impl FetchError {
     }
 }
 
-/// First delay after a failed fetch; each further failure doubles it, up to
-/// [`RETRY_DELAY_MAX`].
-const RETRY_DELAY_MIN: Duration = Duration::from_millis(200);
-const RETRY_DELAY_MAX: Duration = Duration::from_secs(60);
+/// The backoff after the n-th failed fetch of a file: `FETCH_RETRY_DELAY_BASE` times 2^n
+/// (400 ms, 800 ms, ...), at most `FETCH_RETRY_DELAY_MAX`.
+const FETCH_RETRY_DELAY_BASE: Duration = Duration::from_millis(200);
+const FETCH_RETRY_DELAY_MAX: Duration = Duration::from_secs(60);
 /// Failures after which each further one is logged as a warning (before: debug).
 pub const WARN_AFTER: u32 = 3;
 
@@ -127,8 +128,8 @@ impl Retries {
                 return Next::Drop;
             }
         }
-        let delay = RETRY_DELAY_MIN * 2u32.saturating_pow(self.attempts.min(10));
-        Next::RetryIn(delay.min(RETRY_DELAY_MAX))
+        let delay = FETCH_RETRY_DELAY_BASE * 2u32.saturating_pow(self.attempts.min(10));
+        Next::RetryIn(delay.min(FETCH_RETRY_DELAY_MAX))
     }
 }
 
