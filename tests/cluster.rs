@@ -1478,3 +1478,30 @@ fn a_source_that_is_no_usable_url_keeps_no_fetch_going() {
     let ended = eventually(Duration::from_secs(20), || dropped(&m1) && dropped(&m2));
     assert!(ended, "{}", node.stderr_tail(3000));
 }
+
+/// A node that cannot record that its peer took a change (its own metadata fails: failpoint
+/// `sync.delivered.eio`) keeps the change queued and retries, but does not report the peer,
+/// which answered every call, as down (`fastdfs_peer_up` 1): the fault is its own.
+#[test]
+fn a_delivery_this_node_cannot_record_does_not_mark_its_peer_down() {
+    let mut c = Cluster::start(64, 2, json!({}));
+    let (sender, peer) = (c.nodes[0].base(), c.nodes[1].base());
+    c.nodes[0].stop();
+    c.nodes[0].env = vec![("FASTDFS_FAILPOINTS".into(), "sync.delivered.eio".into())];
+    c.nodes[0].respawn();
+    let data = noise(3000, 641);
+    upload_to(&sender, "kept.bin", &data);
+    assert!(eventually(SYNC_DEADLINE, || has_md5(
+        &peer,
+        &md5_hex(&data)
+    )));
+    let failing = eventually(SYNC_DEADLINE, || {
+        c.nodes[0].stderr().contains("recording a delivery failed")
+    });
+    assert!(failing, "{}", c.nodes[0].stderr_tail(3000));
+    let up = format!("fastdfs_peer_up{{peer=\"{peer}\"}}");
+    let (_, metrics) = call(agent().get(&format!("{sender}/group1/metrics")));
+    let line = metrics.lines().find(|l| l.starts_with(&up));
+    assert_eq!(line, Some(format!("{up} 1").as_str()), "{metrics}");
+    assert!(metric_sum(&sender, "fastdfs_sync_queue_depth") >= 1.0);
+}

@@ -3,7 +3,8 @@
 //! node will not take is dropped at once; a source that lacks the file or serves other content
 //! under its name is given `retry_count` chances; everything else (the network, a source
 //! answering with errors, this node's own disk or metadata) is passing trouble, retried with
-//! backoff as long as it takes.
+//! backoff as long as it takes. On the push side, `PushError` tells the peer's failures from
+//! this node's: both are retried, only the peer's mark it down.
 
 use crate::store::meta::MetaError;
 use std::io;
@@ -36,6 +37,36 @@ pub enum FetchError {
     /// Committing the record here failed.
     #[error("{0}")]
     Meta(#[from] MetaError),
+}
+
+/// Why an outbox entry was not delivered to a peer. Either is retried with backoff; only
+/// the peer's failures mark it down (`fastdfs_peer_up`: the last exchange with it worked).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PushError {
+    /// The peer did not take it: no connection or answer, an error status, a refusal.
+    #[error("{0}")]
+    Peer(String),
+    /// This node failed: reading the record to announce, recording the delivery.
+    #[error("here: {0}")]
+    Local(String),
+}
+
+impl PushError {
+    pub fn peer(e: impl std::fmt::Display) -> PushError {
+        PushError::Peer(e.to_string())
+    }
+
+    pub fn local(e: impl std::fmt::Display) -> PushError {
+        PushError::Local(e.to_string())
+    }
+
+    /// The same failure, said of an entry held back because of it.
+    pub fn held_back(&self) -> PushError {
+        match self {
+            PushError::Peer(m) => PushError::Peer(format!("not sent after a failure: {m}")),
+            PushError::Local(m) => PushError::Local(format!("not sent after a failure: {m}")),
+        }
+    }
 }
 
 /// Whom a failed fetch is charged to.

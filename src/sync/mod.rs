@@ -25,7 +25,7 @@ use crate::json::FileInfo;
 use crate::store::meta::{Inserted, MetaError, OutboxEntry, SyncKind};
 use crate::store::{meta::Origin, meta::Staged, names, write};
 use crate::worker::Worker;
-use failure::{FetchError, Next, Retries};
+use failure::{FetchError, Next, PushError, Retries};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
@@ -264,6 +264,7 @@ async fn push_loop(w: Rc<Worker>, peer: String) {
             continue;
         }
         let mut failed = 0;
+        let mut peer_failed = false;
         let mut last_error = String::new();
         // Puts go in batches to peers that take them; the rest one by one (go-fastdfs).
         let batched = if batch::batches_to(&w, &peer) {
@@ -274,7 +275,8 @@ async fn push_loop(w: Rc<Worker>, peer: String) {
         for r in batched.iter().flatten() {
             if let Err(e) = r {
                 failed += 1;
-                last_error = e.clone();
+                peer_failed |= matches!(e, PushError::Peer(_));
+                last_error = e.to_string();
             }
         }
         let rest: Vec<_> = batch
@@ -290,8 +292,9 @@ async fn push_loop(w: Rc<Worker>, peer: String) {
                 .iter()
                 .map(|(md5, e)| deliver(w.clone(), peer.clone(), md5.clone(), e.clone()));
             let results = futures_join_all(calls).await;
-            if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
-                last_error = e.clone();
+            for e in results.iter().filter_map(|r| r.as_ref().err()) {
+                peer_failed |= matches!(e, PushError::Peer(_));
+                last_error = e.to_string();
             }
             let chunk_failed = results.iter().filter(|r| r.is_err()).count();
             failed += chunk_failed;
@@ -306,7 +309,10 @@ async fn push_loop(w: Rc<Worker>, peer: String) {
             if delay.is_zero() {
                 tracing::warn!(peer, failed, cause = %last_error, "sync to peer failing; retrying with backoff");
             }
-            w.shared.peer_health.set(&peer, false);
+            // This node's own failures (its metadata) say nothing of the peer.
+            if peer_failed {
+                w.shared.peer_health.set(&peer, false);
+            }
             delay = (delay * 2).clamp(RETRY_DELAY_MIN, RETRY_DELAY_MAX);
             back_off(&w.sync.pool, &peer, delay).await;
         }
@@ -356,7 +362,7 @@ async fn deliver(
     peer: String,
     md5: String,
     entry: OutboxEntry,
-) -> Result<(), String> {
+) -> Result<(), PushError> {
     let (peer, md5) = (peer.as_str(), md5.as_str());
     let result = match (entry.kind, &entry.folder) {
         // Folder markers travel only in batches (`batch.rs`): a peer that takes none
@@ -369,14 +375,18 @@ async fn deliver(
             );
             Ok(())
         }
-        (SyncKind::Put, None) => announce(&w, peer, md5).await,
-        (SyncKind::Delete, None) => send_delete(&w, peer, md5).await,
+        (SyncKind::Put, None) => match announceable(&w, md5) {
+            Ok(Some(info)) => announce(&w, peer, md5, info).await.map_err(PushError::peer),
+            Ok(None) => Ok(()),
+            Err(e) => Err(PushError::local(e)),
+        },
+        (SyncKind::Delete, None) => send_delete(&w, peer, md5).await.map_err(PushError::peer),
     };
     match result {
         Ok(()) => record_delivery(&w, peer.to_string(), md5.to_string(), entry).await,
         Err(e) => {
             tracing::debug!(peer, md5, cause = %e, "sync to peer failed; will retry");
-            Err(e.to_string())
+            Err(e)
         }
     }
 }
@@ -388,8 +398,12 @@ async fn record_delivery(
     peer: String,
     md5: String,
     entry: OutboxEntry,
-) -> Result<(), String> {
+) -> Result<(), PushError> {
     let queued_at = entry.queued_at;
+    if let Err(e) = crate::failpoint::io("sync.delivered.eio") {
+        tracing::error!(cause = %e, "recording a delivery failed");
+        return Err(PushError::local(e));
+    }
     match w.meta().delivered(md5, peer, entry).await {
         Ok(()) => {
             w.metrics().sync_sent(queued_at);
@@ -397,7 +411,7 @@ async fn record_delivery(
         }
         Err(e) => {
             tracing::error!(cause = %e, "recording a delivery failed");
-            Err(e.to_string())
+            Err(PushError::local(e))
         }
     }
 }
@@ -464,12 +478,10 @@ fn is_known_path(w: &Worker, here: &FileInfo, announced: &FileInfo) -> Result<bo
         .is_some_and(|i| i.md5 == here.md5))
 }
 
-/// Announces a stored file to a peer, go-fastdfs style (docs/PROTOCOL.md §8).
-async fn announce(w: &Worker, peer: &str, md5: &str) -> io::Result<()> {
+/// Announces a stored file (`info`, of `md5`) to a peer, go-fastdfs style (docs/PROTOCOL.md
+/// §8).
+async fn announce(w: &Worker, peer: &str, md5: &str, info: FileInfo) -> io::Result<()> {
     let cfg = w.config();
-    let Some(info) = announceable(w, md5).map_err(io::Error::other)? else {
-        return Ok(());
-    };
     let prefix = cfg.prefix();
     if cfg.enable_distinct_file && info.offset != -2 {
         let form = [("md5".to_string(), md5.to_string())];
