@@ -1505,3 +1505,44 @@ fn a_delivery_this_node_cannot_record_does_not_mark_its_peer_down() {
     assert_eq!(line, Some(format!("{up} 1").as_str()), "{metrics}");
     assert!(metric_sum(&sender, "fastdfs_sync_queue_depth") >= 1.0);
 }
+
+/// A transfer cut short (the connection closes before the announced Content-Length) or a
+/// source that does not answer within `sync_timeout` is a broken exchange, not a source
+/// lacking the file: retried (whatever `retry_count`, here one) until the file comes whole.
+#[test]
+fn a_transfer_cut_short_or_timed_out_is_retried_until_the_file_comes_whole() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let a = Addresses::pick(65, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let o = json!({"retry_count": 1, "peer_id": "1", "sync_timeout": 2});
+    write_config(dir.path(), &a.ips[0], a.ports[0], &o);
+    let node = Server::start_in(dir.path(), &a.ips[0], json!({}));
+    let data = noise(300 << 10, 651);
+    let md5 = md5_hex(&data);
+    let asked = std::sync::Arc::new(AtomicUsize::new(0));
+    let (served, seen) = (data.clone(), asked.clone());
+    source_stand_in(&a.ips[1], a.ports[1], move |_| {
+        let mut whole = http_answer("200 OK", &served);
+        match seen.fetch_add(1, Ordering::SeqCst) {
+            0 => {
+                whole.truncate(whole.len() - served.len() / 2);
+                whole
+            }
+            1 => {
+                std::thread::sleep(Duration::from_secs(4));
+                whole
+            }
+            _ => whole,
+        }
+    });
+    let record = json!({"name": "cut.bin", "rename": "", "path": "files/default/20261206/01/06",
+        "md5": md5, "size": data.len(), "peers": [a.bases[1]], "scene": "default",
+        "timeStamp": now(), "offset": -1});
+    assert_eq!(announce(&a.bases[0], &record), 200);
+    assert!(
+        eventually(SYNC_DEADLINE, || has_md5(&a.bases[0], &md5)),
+        "{}",
+        node.stderr_tail(3000)
+    );
+    assert!(asked.load(Ordering::SeqCst) >= 3);
+}
