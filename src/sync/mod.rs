@@ -11,6 +11,8 @@
 //!   streamed into a hashed, fdatasynced temp file, verifies size and md5, and commits it
 //!   (tombstones refuse files deleted here).
 //! * **Repair** (`repair`): per-day md5 set comparison with each peer.
+//! * **Failures** (`failure`): a failed fetch is a `FetchError` and `Retries::after` alone
+//!   decides drop or retry; a failed delivery is a `PushError`, the peer's or this node's.
 //!
 //! Data flows one way: handlers and the committer wake these tasks; they talk to peers through
 //! `client::peer::Pool` and write through `Meta::submit`.
