@@ -15,7 +15,8 @@
 //! marked complete), `import.batch` (after an import batch), `compact.retired`,
 //! `compact.moved` (after a group of relocations), `compact.unlinking` (before a compacted
 //! container is removed). `io(name)` is an I/O error point instead: `read.eio` (reading a
-//! stored file) and `write.eio` (writing an upload) fail with EIO on every pass. `refused(name)`
+//! stored file), `write.eio` (writing an upload) and `sync.delivered.eio` (recording that a
+//! peer took a change) fail with EIO on every pass. `refused(name)`
 //! is a refusal point: `write.no_direct` (the filesystem refuses direct writes).
 
 /// The exit code of a process ended by a failpoint.

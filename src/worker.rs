@@ -650,8 +650,6 @@ pub struct SyncState {
     pub pool: crate::client::peer::Pool,
     /// Peers with a running push task on this executor.
     pub(crate) pushers: RefCell<HashSet<String>>,
-    /// Failed fetches: md5 -> (attempts, not before).
-    pub(crate) pull_retry: RefCell<HashMap<String, (u32, Instant)>>,
     /// Peers that do not take batched announcements (go-fastdfs): until when this executor
     /// speaks go-fastdfs' protocol with them.
     pub(crate) unbatched: RefCell<HashMap<String, Instant>>,
@@ -665,7 +663,6 @@ impl Default for SyncState {
             wake: Wake::default(),
             pool: Default::default(),
             pushers: Default::default(),
-            pull_retry: Default::default(),
             unbatched: Default::default(),
             batch_slots: glommio::sync::Semaphore::new(SYNC_BATCHES_RECEIVED_MAX as u64),
         }

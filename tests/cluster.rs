@@ -1310,3 +1310,239 @@ fn a_node_listed_in_its_own_peers_under_another_name_leaves_itself_out() {
         "the alias is back in the running peers: {peers}"
     );
 }
+
+/// A raw HTTP/1.1 answer with `status` (e.g. `404 Not Found`) and `body`, closing.
+fn http_answer(status: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// A stand-in for a source of announced files on `ip:port`: reads each request's head (one
+/// request per connection) and writes what `answer` gives for its request line. Runs until
+/// the test process ends.
+fn source_stand_in(ip: &str, port: u16, answer: impl Fn(&str) -> Vec<u8> + Send + 'static) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind((ip, port)).unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut r = BufReader::new(conn);
+            let mut first = String::new();
+            let _ = r.read_line(&mut first);
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                line.clear();
+            }
+            let _ = r.into_inner().write_all(&answer(&first));
+        }
+    });
+}
+
+/// Announces `record` to the node at `base` (`syncfile_info`, from an admin address).
+fn announce(base: &str, record: &serde_json::Value) -> u16 {
+    let body = format!("fileInfo={}", urlencode(&record.to_string()));
+    let r = agent()
+        .post(&format!("{base}/group1/syncfile_info"))
+        .set("Content-Type", "application/x-www-form-urlencoded")
+        .send_string(&body);
+    match r {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(c, _)) => c,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// A node that takes announcements, with `retry_count` 1: one "the source lacks it" ends a
+/// fetch.
+fn impatient_node(a: &Addresses) -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let o = json!({"retry_count": 1, "peer_id": "1"});
+    write_config(dir.path(), &a.ips[0], a.ports[0], &o);
+    (Server::start_in(dir.path(), &a.ips[0], json!({})), dir)
+}
+
+/// A file announced with two sources, one down for a while and one answering 404: the one
+/// that is down may have it, so the fetch goes on (whatever `retry_count`) and the file is
+/// stored once that source is back.
+#[test]
+fn a_source_that_lacks_the_file_does_not_end_its_fetch_while_another_is_down() {
+    let a = Addresses::pick(61, 3);
+    let (node, _dir) = impatient_node(&a);
+    let data = noise(300 << 10, 611);
+    let md5 = md5_hex(&data);
+    source_stand_in(&a.ips[2], a.ports[2], |_| {
+        http_answer("404 Not Found", b"file not found")
+    });
+    let record = json!({"name": "two.bin", "rename": "", "path": "files/default/20261206/01/04",
+        "md5": md5, "size": data.len(), "peers": [a.bases[1], a.bases[2]], "scene": "default",
+        "timeStamp": now(), "offset": -1});
+    assert_eq!(announce(&a.bases[0], &record), 200);
+    // A few fetches fail meanwhile (backoff 0.4 s, 0.8 s, 1.6 s).
+    std::thread::sleep(Duration::from_secs(3));
+    source_stand_in(&a.ips[1], a.ports[1], move |_| http_answer("200 OK", &data));
+    assert!(
+        eventually(SYNC_DEADLINE, || has_md5(&a.bases[0], &md5)),
+        "{}",
+        node.stderr_tail(3000)
+    );
+}
+
+/// The record of a merged small file (its marker and `content` at offset 0 of container 1 of
+/// node 9) whose one source is `src`.
+fn merged_record(content: &[u8], src: &str) -> serde_json::Value {
+    json!({"name": "m.txt", "rename": format!("1,0,{},.txt", content.len() + 1),
+        "path": "files/haystack/9", "md5": md5_hex(content), "size": content.len() + 1,
+        "peers": [src], "scene": "default", "timeStamp": now(), "offset": 0})
+}
+
+/// Sources answering a merged small file's URL with more bytes than the file has: served
+/// as the file (200), that is other content, as fewer bytes would be, and a 404 page says
+/// the source lacks it; both are given `retry_count` chances (here one) and dropped. A 503
+/// page is passing trouble, retried. None of them is a broken transfer.
+#[test]
+fn a_merged_file_answered_longer_than_it_is_is_judged_by_the_answer() {
+    let a = Addresses::pick(62, 4);
+    let (node, _dir) = impatient_node(&a);
+    let answers = [
+        ("200 OK", &b"hello, and then some more"[..], &b"hello"[..]),
+        ("404 Not Found", b"404 page not found here", b"world"),
+        (
+            "503 Service Unavailable",
+            b"busy, come back later",
+            b"again",
+        ),
+    ];
+    for (i, (status, page, content)) in answers.iter().enumerate() {
+        let page = page.to_vec();
+        let status = status.to_string();
+        source_stand_in(&a.ips[i + 1], a.ports[i + 1], move |_| {
+            http_answer(&status, &page)
+        });
+        assert_eq!(
+            announce(&a.bases[0], &merged_record(content, &a.bases[i + 1])),
+            200
+        );
+    }
+    let log_has = |md5: &str, what: &str| {
+        node.stderr()
+            .lines()
+            .any(|l| l.contains(what) && l.contains(md5))
+    };
+    let [longer, missing, busy] = answers.map(|(_, _, c)| md5_hex(c));
+    let ended = eventually(Duration::from_secs(20), || {
+        log_has(&longer, "announced file dropped")
+            && log_has(&missing, "announced file dropped")
+            && log_has(&busy, "will retry")
+    });
+    assert!(ended, "{}", node.stderr_tail(3000));
+    assert!(log_has(&missing, "404 from"), "{}", node.stderr_tail(3000));
+    assert!(log_has(&busy, "503 from"), "{}", node.stderr_tail(3000));
+    assert!(!log_has(&busy, "announced file dropped"));
+    for md5 in [longer, missing, busy] {
+        assert!(!has_md5(&a.bases[0], &md5));
+    }
+}
+
+/// A record's peer that is no URL one can ask (a port out of range) is no source: a file
+/// whose other source lacks it is given up after `retry_count` (here one) as any other, and
+/// a file with no other source is refused at once, not retried forever.
+#[test]
+fn a_source_that_is_no_usable_url_keeps_no_fetch_going() {
+    let a = Addresses::pick(63, 2);
+    let (node, _dir) = impatient_node(&a);
+    source_stand_in(&a.ips[1], a.ports[1], |_| {
+        http_answer("404 Not Found", b"file not found")
+    });
+    let bad = format!("http://{}:99999", a.ips[1]);
+    let (one, two) = (noise(300 << 10, 631), noise(300 << 10, 632));
+    let record = |data: &[u8], peers: Vec<String>| {
+        json!({"name": "bad.bin", "rename": "", "path": "files/default/20261206/01/05",
+            "md5": md5_hex(data), "size": data.len(), "peers": peers, "scene": "default",
+            "timeStamp": now(), "offset": -1})
+    };
+    let with_404 = record(&one, vec![bad.clone(), a.bases[1].clone()]);
+    assert_eq!(announce(&a.bases[0], &with_404), 200);
+    assert_eq!(announce(&a.bases[0], &record(&two, vec![bad])), 200);
+    let dropped = |md5: &str| {
+        node.stderr()
+            .lines()
+            .any(|l| l.contains("announced file dropped") && l.contains(md5))
+    };
+    let (m1, m2) = (md5_hex(&one), md5_hex(&two));
+    let ended = eventually(Duration::from_secs(20), || dropped(&m1) && dropped(&m2));
+    assert!(ended, "{}", node.stderr_tail(3000));
+}
+
+/// A node that cannot record that its peer took a change (its own metadata fails: failpoint
+/// `sync.delivered.eio`) keeps the change queued and retries, but does not report the peer,
+/// which answered every call, as down (`fastdfs_peer_up` 1): the fault is its own.
+#[test]
+fn a_delivery_this_node_cannot_record_does_not_mark_its_peer_down() {
+    let mut c = Cluster::start(64, 2, json!({}));
+    let (sender, peer) = (c.nodes[0].base(), c.nodes[1].base());
+    c.nodes[0].stop();
+    c.nodes[0].env = vec![("FASTDFS_FAILPOINTS".into(), "sync.delivered.eio".into())];
+    c.nodes[0].respawn();
+    let data = noise(3000, 641);
+    upload_to(&sender, "kept.bin", &data);
+    assert!(eventually(SYNC_DEADLINE, || has_md5(
+        &peer,
+        &md5_hex(&data)
+    )));
+    let failing = eventually(SYNC_DEADLINE, || {
+        c.nodes[0].stderr().contains("recording a delivery failed")
+    });
+    assert!(failing, "{}", c.nodes[0].stderr_tail(3000));
+    let up = format!("fastdfs_peer_up{{peer=\"{peer}\"}}");
+    let (_, metrics) = call(agent().get(&format!("{sender}/group1/metrics")));
+    let line = metrics.lines().find(|l| l.starts_with(&up));
+    assert_eq!(line, Some(format!("{up} 1").as_str()), "{metrics}");
+    assert!(metric_sum(&sender, "fastdfs_sync_queue_depth") >= 1.0);
+}
+
+/// A transfer cut short (the connection closes before the announced Content-Length) or a
+/// source that does not answer within `sync_timeout` is a broken exchange, not a source
+/// lacking the file: retried (whatever `retry_count`, here one) until the file comes whole.
+#[test]
+fn a_transfer_cut_short_or_timed_out_is_retried_until_the_file_comes_whole() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let a = Addresses::pick(65, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let o = json!({"retry_count": 1, "peer_id": "1", "sync_timeout": 2});
+    write_config(dir.path(), &a.ips[0], a.ports[0], &o);
+    let node = Server::start_in(dir.path(), &a.ips[0], json!({}));
+    let data = noise(300 << 10, 651);
+    let md5 = md5_hex(&data);
+    let asked = std::sync::Arc::new(AtomicUsize::new(0));
+    let (served, seen) = (data.clone(), asked.clone());
+    source_stand_in(&a.ips[1], a.ports[1], move |_| {
+        let mut whole = http_answer("200 OK", &served);
+        match seen.fetch_add(1, Ordering::SeqCst) {
+            0 => {
+                whole.truncate(whole.len() - served.len() / 2);
+                whole
+            }
+            1 => {
+                std::thread::sleep(Duration::from_secs(4));
+                whole
+            }
+            _ => whole,
+        }
+    });
+    let record = json!({"name": "cut.bin", "rename": "", "path": "files/default/20261206/01/06",
+        "md5": md5, "size": data.len(), "peers": [a.bases[1]], "scene": "default",
+        "timeStamp": now(), "offset": -1});
+    assert_eq!(announce(&a.bases[0], &record), 200);
+    assert!(
+        eventually(SYNC_DEADLINE, || has_md5(&a.bases[0], &md5)),
+        "{}",
+        node.stderr_tail(3000)
+    );
+    assert!(asked.load(Ordering::SeqCst) >= 3);
+}

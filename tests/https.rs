@@ -363,6 +363,46 @@ fn nodes_serving_tls_replicate_over_https_and_check_each_others_certificate() {
     );
 }
 
+/// A file too large to travel inside a batched announcement (over 256 KiB) is fetched by the
+/// receiver from its sender at the sender's https:// URL, as from an http:// one, and stored
+/// (not only read through).
+#[test]
+fn a_file_fetched_from_an_https_peer_replicates() {
+    if !have("openssl") || !have("curl") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cert = tmp.path().join("cert");
+    make_certificate(&cert);
+    let (pa, pb) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
+    let url = |p: u16| format!("https://127.0.0.1:{p}");
+    let a = tls_node(&tmp.path().join("a"), pa, &cert, &[url(pb)], true);
+    let b = tls_node(&tmp.path().join("b"), pb, &cert, &[url(pa)], true);
+    let data = noise(300 << 10, 371);
+    let file = tmp.path().join("large.bin");
+    std::fs::write(&file, &data).unwrap();
+    let out = run(curl(&a)
+        .arg("-F")
+        .arg(format!("file=@{}", file.display()))
+        .args(["-F", "output=json"])
+        .arg(https(&a, "/group1/upload")));
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["size"], data.len(), "{answer}");
+    let md5 = answer["md5"].as_str().unwrap().to_string();
+    let stored_on_b = || {
+        let url = https(&b, &format!("/group1/check_file_exist?md5={md5}"));
+        Command::new("curl")
+            .args(["-sk", "--max-time", "10"])
+            .arg(url)
+            .output()
+            .ok()
+            .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+            .is_some_and(|v| v["md5"] == md5.as_str())
+    };
+    let arrived = eventually(Duration::from_secs(60), stored_on_b);
+    assert!(arrived, "b never stored the file: {}", b.stderr_tail(3000));
+}
+
 /// A tus `callback_url` may be `https://`: the notice is POSTed over TLS to a server whose
 /// certificate passes the node's check (here the target's certificate is in the sender's
 /// `conf/server.crt`: trusted as its own).

@@ -156,6 +156,21 @@ fn other(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
+/// A collected answer longer than the caller's bound (`Pool::call`, `Pool::get_with`, ...):
+/// the peer's answer, not the exchange, is at fault ([`too_large`] finds it in an error).
+#[derive(Debug, thiserror::Error)]
+#[error("{status} answer of more than {bytes_max} bytes")]
+pub struct TooLarge {
+    /// The answer's status.
+    pub status: u16,
+    pub bytes_max: usize,
+}
+
+/// The [`TooLarge`] answer `e` is, if it is one.
+pub fn too_large(e: &io::Error) -> Option<&TooLarge> {
+    e.get_ref()?.downcast_ref::<TooLarge>()
+}
+
 async fn within<T>(
     deadline: Instant,
     f: impl std::future::Future<Output = io::Result<T>>,
@@ -168,6 +183,8 @@ async fn within<T>(
         .await
         .map_err(|e| match e {
             glommio::GlommioError::TimedOut(_) => timed_out(),
+            // The future's own error as it made it (kind and type kept: `too_large`).
+            glommio::GlommioError::IoError(e) => e,
             e => other(e),
         })
 }
@@ -442,7 +459,11 @@ impl Pool {
             while let Some(frame) = body.frame().await {
                 if let Ok(data) = frame.map_err(other)?.into_data() {
                     if out.len() + data.len() > body_max {
-                        return Err(other("answer too large"));
+                        let too_large = TooLarge {
+                            status,
+                            bytes_max: body_max,
+                        };
+                        return Err(io::Error::other(too_large));
                     }
                     out.extend_from_slice(&data);
                 }
@@ -499,6 +520,40 @@ mod tests {
         let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
         s.write_all(head.as_bytes()).unwrap();
         s.write_all(body.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn an_answer_longer_than_its_bound_is_told_apart_with_its_status() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let peer = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).unwrap();
+            let page = "404 page not found";
+            let head = format!(
+                "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\n\r\n",
+                page.len()
+            );
+            s.write_all(head.as_bytes()).unwrap();
+            s.write_all(page.as_bytes()).unwrap();
+        });
+        let ex = glommio::LocalExecutorBuilder::default()
+            .io_memory(256 << 10)
+            .make()
+            .unwrap();
+        ex.run(async move {
+            let pool = Pool::default();
+            let got = pool
+                .get_with(&base, "/x", &[], Duration::from_secs(5), 4)
+                .await;
+            let e = got.err().expect("longer than 4 bytes");
+            let t = too_large(&e).expect("a TooLarge answer");
+            assert_eq!((t.status, t.bytes_max), (404, 4));
+            let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+            assert!(too_large(&refused).is_none());
+        });
+        peer.join().unwrap();
     }
 
     #[test]

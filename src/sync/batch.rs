@@ -23,7 +23,8 @@
 //! `{"status":"ok","data":[{"md5":…,"result":…}, …]}`, one entry per frame in order, sent only
 //! when every stored file is durable and every queued announcement committed.
 
-use super::{futures_join_all, Fetch};
+use super::failure::PushError;
+use super::futures_join_all;
 use crate::json::{Content, FileInfo};
 use crate::store::meta::{OutboxEntry, QueuedFolder, SyncKind};
 use crate::worker::Worker;
@@ -254,9 +255,9 @@ async fn settle(w: &Worker, info: FileInfo, content: Option<Bytes>) -> Result<Ou
     }
     if let Some(content) = content {
         match super::store_pushed(w, info.clone(), content).await {
-            Fetch::Settled => return Ok(Outcome::Stored),
+            Ok(()) => return Ok(Outcome::Stored),
             // As after a failed inline fetch: queued, fetched from the sender later.
-            Fetch::Hopeless(why) | Fetch::Retry(why) => {
+            Err(why) => {
                 tracing::debug!(md5 = info.md5, cause = %why, "sent content not stored; queued")
             }
         }
@@ -454,7 +455,7 @@ fn plan_batches(
     w: &Rc<Worker>,
     page: &[(String, OutboxEntry)],
     puts: &mut impl Iterator<Item = usize>,
-    results: &mut [Option<Result<(), String>>],
+    results: &mut [Option<Result<(), PushError>>],
 ) -> Vec<Outgoing> {
     let mut batches: Vec<Outgoing> = Vec::new();
     let mut current = Outgoing::default();
@@ -470,7 +471,7 @@ fn plan_batches(
                     continue;
                 }
                 Err(e) => {
-                    results[i] = Some(Err(e.to_string()));
+                    results[i] = Some(Err(PushError::local(e)));
                     continue;
                 }
             };
@@ -498,7 +499,7 @@ fn read_answers(
     batches: &[Outgoing],
     sent: Vec<Sent>,
     page: &[(String, OutboxEntry)],
-    results: &mut [Option<Result<(), String>>],
+    results: &mut [Option<Result<(), PushError>>],
 ) -> (Vec<usize>, Option<u16>) {
     let mut unbatched = None;
     let mut delivered = Vec::new();
@@ -507,30 +508,31 @@ fn read_answers(
             Sent::Answered(answers) if answers.len() == batch.entries.len() => {
                 for (&i, a) in batch.entries.iter().zip(answers) {
                     if a.md5 != page[i].0 {
-                        results[i] = Some(Err(format!(
+                        results[i] = Some(Err(PushError::Peer(format!(
                             "answer for {} instead of {}",
                             a.md5, page[i].0
-                        )));
+                        ))));
                     } else if a.result.acknowledged() {
                         delivered.push(i);
                     } else {
-                        results[i] = Some(Err(format!("peer did not keep it: {}", a.message)));
+                        let why = format!("peer did not keep it: {}", a.message);
+                        results[i] = Some(Err(PushError::Peer(why)));
                     }
                 }
             }
             Sent::Answered(answers) => {
-                let why = format!(
+                let why = PushError::Peer(format!(
                     "{} answers to {} announcements",
                     answers.len(),
                     batch.entries.len()
-                );
+                ));
                 for &i in &batch.entries {
                     results[i] = Some(Err(why.clone()));
                 }
             }
             Sent::Failed(why) => {
                 for &i in &batch.entries {
-                    results[i] = Some(Err(why.clone()));
+                    results[i] = Some(Err(PushError::Peer(why.clone())));
                 }
             }
             Sent::Unbatched(status) => unbatched = Some(status),
@@ -547,8 +549,8 @@ pub async fn push(
     w: &Rc<Worker>,
     peer: &str,
     page: &[(String, OutboxEntry)],
-) -> Vec<Option<Result<(), String>>> {
-    let mut results: Vec<Option<Result<(), String>>> = vec![None; page.len()];
+) -> Vec<Option<Result<(), PushError>>> {
+    let mut results: Vec<Option<Result<(), PushError>>> = vec![None; page.len()];
     let mut puts = page
         .iter()
         .enumerate()
@@ -597,7 +599,7 @@ pub async fn push(
             // The caller backs off; the rest of the page waits for the next round (not sent
             // the go-fastdfs way meanwhile).
             for i in puts.by_ref() {
-                results[i] = Some(Err(format!("not sent after a failure: {why}")));
+                results[i] = Some(Err(why.held_back()));
             }
             break;
         }

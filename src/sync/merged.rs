@@ -3,7 +3,8 @@
 //! container as on the origin (`files/haystack/<origin peer_id>/<N>`, a sparse file here), so
 //! its URL is the same on every node; then its record is committed as announced.
 
-use super::{Fetch, READ_THROUGH_HEADER};
+use super::failure::FetchError;
+use super::READ_THROUGH_HEADER;
 use crate::json::FileInfo;
 use crate::store::haystack;
 use crate::store::meta::{Inserted, Origin};
@@ -42,20 +43,17 @@ pub(super) async fn fetch(
     offset: u64,
     sources: &[String],
     budget: Option<Duration>,
-) -> Fetch {
-    let n = match check(w, &info, offset) {
-        Ok(n) => n,
-        Err(why) => return Fetch::Hopeless(why),
-    };
+) -> Result<(), FetchError> {
+    let n = check(w, &info, offset).map_err(FetchError::Refused)?;
     let deadline = Instant::now() + budget.unwrap_or(Duration::from_secs(30));
-    let mut last = String::new();
+    let mut failed = None;
     for src in sources {
         match get(w, src, &info, deadline).await {
             Ok(content) => return store(w, info, n, offset, content).await,
-            Err(e) => last = e,
+            Err(e) => failed = Some(FetchError::then(failed, e)),
         }
     }
-    Fetch::Retry(last)
+    Err(failed.unwrap_or_else(|| FetchError::Refused("no peer to fetch from".into())))
 }
 
 /// The content (without the marker) from `src`, size and digest checked.
@@ -64,7 +62,7 @@ async fn get(
     src: &str,
     info: &FileInfo,
     deadline: Instant,
-) -> Result<bytes::Bytes, String> {
+) -> Result<bytes::Bytes, FetchError> {
     let cfg = w.config();
     let path = crate::http::query::ascii_url(&crate::placement::download_path(&cfg, info));
     let timeout = deadline.saturating_duration_since(Instant::now());
@@ -81,9 +79,17 @@ async fn get(
             limit,
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| match crate::client::peer::too_large(&e) {
+            // More bytes than the record's: other content, as fewer would be.
+            Some(t) if t.status == 200 => {
+                FetchError::OtherContent(format!("more than {limit} bytes"))
+            }
+            // A longer answer than the file's that is not the file (a 404 page): its status.
+            Some(t) => FetchError::status(t.status, format!("{src}{path}")),
+            None => FetchError::transport(src, e),
+        })?;
     if reply.status != 200 {
-        return Err(format!("{} from {src}{path}", reply.status));
+        return Err(FetchError::status(reply.status, format!("{src}{path}")));
     }
     verify(&cfg, info, &reply.body)?;
     Ok(reply.body)
@@ -91,22 +97,20 @@ async fn get(
 
 /// The content (without the marker) against the record: its size, and with dedup on its
 /// digest.
-fn verify(cfg: &crate::config::Config, info: &FileInfo, content: &[u8]) -> Result<(), String> {
+fn verify(cfg: &crate::config::Config, info: &FileInfo, content: &[u8]) -> Result<(), FetchError> {
     let want = info.size as usize - 1;
     if content.len() != want {
-        return Err(format!(
-            "{}size {} instead of {want}",
-            super::OTHER_CONTENT,
+        return Err(FetchError::OtherContent(format!(
+            "size {} instead of {want}",
             content.len()
-        ));
+        )));
     }
     let mut h = crate::store::write::Hasher::new(cfg.use_sha1());
     h.update(content);
     let path_named = info.md5 == crate::store::meta::path_key(&info.rel_path());
     if cfg.enable_distinct_file && !path_named && h.hex() != info.md5 {
-        return Err(format!(
-            "{}content digest differs from the announced md5",
-            super::OTHER_CONTENT
+        return Err(FetchError::OtherContent(
+            "content digest differs from the announced md5".into(),
         ));
     }
     Ok(())
@@ -118,32 +122,31 @@ pub(super) async fn accept(
     info: FileInfo,
     offset: u64,
     content: bytes::Bytes,
-) -> Fetch {
-    let n = match check(w, &info, offset) {
-        Ok(n) => n,
-        Err(why) => return Fetch::Hopeless(why),
-    };
-    if let Err(why) = verify(&w.config(), &info, &content) {
-        return Fetch::Retry(why);
-    }
+) -> Result<(), FetchError> {
+    let n = check(w, &info, offset).map_err(FetchError::Refused)?;
+    verify(&w.config(), &info, &content)?;
     store(w, info, n, offset, content).await
 }
 
-async fn store(w: &Worker, info: FileInfo, n: u64, offset: u64, content: bytes::Bytes) -> Fetch {
+async fn store(
+    w: &Worker,
+    info: FileInfo,
+    n: u64,
+    offset: u64,
+    content: bytes::Bytes,
+) -> Result<(), FetchError> {
     let container = w.dir().join(&info.path).join(n.to_string());
     let written = glommio::executor()
         .spawn_blocking(move || haystack::write_at(&container, offset, &content, true))
         .await;
-    if let Err(e) = written {
-        return Fetch::Retry(format!("container write: {e}"));
-    }
+    written.map_err(FetchError::Disk)?;
     let dedup = w.config().enable_distinct_file;
     match w.meta().insert(info, None, dedup, Origin::Peer).await {
         Ok(Inserted::New(info)) => {
             w.metrics().sync_received(info.size as u64);
-            Fetch::Settled
+            Ok(())
         }
-        Ok(_) => Fetch::Settled,
-        Err(e) => Fetch::Retry(e.to_string()),
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }

@@ -11,11 +11,14 @@
 //!   streamed into a hashed, fdatasynced temp file, verifies size and md5, and commits it
 //!   (tombstones refuse files deleted here).
 //! * **Repair** (`repair`): per-day md5 set comparison with each peer.
+//! * **Failures** (`failure`): a failed fetch is a `FetchError` and `Retries::after` alone
+//!   decides drop or retry; a failed delivery is a `PushError`, the peer's or this node's.
 //!
 //! Data flows one way: handlers and the committer wake these tasks; they talk to peers through
 //! `client::peer::Pool` and write through `Meta::submit`.
 
 pub mod batch;
+mod failure;
 mod merged;
 pub mod read_through;
 pub mod repair;
@@ -24,6 +27,9 @@ use crate::json::FileInfo;
 use crate::store::meta::{Inserted, MetaError, OutboxEntry, SyncKind};
 use crate::store::{meta::Origin, meta::Staged, names, write};
 use crate::worker::Worker;
+use failure::{FetchError, Next, PushError, Retries};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -51,9 +57,6 @@ const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 const INLINE_FETCH_BYTES_MAX: i64 = 256 * 1024;
 /// Time allowed for such an inline fetch (then it is queued instead).
 const INLINE_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
-/// How a fetch error begins when the source served content other than the announced file's
-/// (size or digest): retried `retry_count` times only, as a source lacking the file.
-pub(crate) const OTHER_CONTENT: &str = "other content: ";
 /// Header marking our own read-through requests (a peer never reads through again).
 pub const READ_THROUGH_HEADER: &str = "X-Fastdfs-Read-Through";
 
@@ -263,6 +266,7 @@ async fn push_loop(w: Rc<Worker>, peer: String) {
             continue;
         }
         let mut failed = 0;
+        let mut peer_failed = false;
         let mut last_error = String::new();
         // Puts go in batches to peers that take them; the rest one by one (go-fastdfs).
         let batched = if batch::batches_to(&w, &peer) {
@@ -273,7 +277,8 @@ async fn push_loop(w: Rc<Worker>, peer: String) {
         for r in batched.iter().flatten() {
             if let Err(e) = r {
                 failed += 1;
-                last_error = e.clone();
+                peer_failed |= matches!(e, PushError::Peer(_));
+                last_error = e.to_string();
             }
         }
         let rest: Vec<_> = batch
@@ -289,8 +294,9 @@ async fn push_loop(w: Rc<Worker>, peer: String) {
                 .iter()
                 .map(|(md5, e)| deliver(w.clone(), peer.clone(), md5.clone(), e.clone()));
             let results = futures_join_all(calls).await;
-            if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
-                last_error = e.clone();
+            for e in results.iter().filter_map(|r| r.as_ref().err()) {
+                peer_failed |= matches!(e, PushError::Peer(_));
+                last_error = e.to_string();
             }
             let chunk_failed = results.iter().filter(|r| r.is_err()).count();
             failed += chunk_failed;
@@ -305,7 +311,10 @@ async fn push_loop(w: Rc<Worker>, peer: String) {
             if delay.is_zero() {
                 tracing::warn!(peer, failed, cause = %last_error, "sync to peer failing; retrying with backoff");
             }
-            w.shared.peer_health.set(&peer, false);
+            // This node's own failures (its metadata) say nothing of the peer.
+            if peer_failed {
+                w.shared.peer_health.set(&peer, false);
+            }
             delay = (delay * 2).clamp(RETRY_DELAY_MIN, RETRY_DELAY_MAX);
             back_off(&w.sync.pool, &peer, delay).await;
         }
@@ -355,7 +364,7 @@ async fn deliver(
     peer: String,
     md5: String,
     entry: OutboxEntry,
-) -> Result<(), String> {
+) -> Result<(), PushError> {
     let (peer, md5) = (peer.as_str(), md5.as_str());
     let result = match (entry.kind, &entry.folder) {
         // Folder markers travel only in batches (`batch.rs`): a peer that takes none
@@ -368,14 +377,18 @@ async fn deliver(
             );
             Ok(())
         }
-        (SyncKind::Put, None) => announce(&w, peer, md5).await,
-        (SyncKind::Delete, None) => send_delete(&w, peer, md5).await,
+        (SyncKind::Put, None) => match announceable(&w, md5) {
+            Ok(Some(info)) => announce(&w, peer, md5, info).await.map_err(PushError::peer),
+            Ok(None) => Ok(()),
+            Err(e) => Err(PushError::local(e)),
+        },
+        (SyncKind::Delete, None) => send_delete(&w, peer, md5).await.map_err(PushError::peer),
     };
     match result {
         Ok(()) => record_delivery(&w, peer.to_string(), md5.to_string(), entry).await,
         Err(e) => {
             tracing::debug!(peer, md5, cause = %e, "sync to peer failed; will retry");
-            Err(e.to_string())
+            Err(e)
         }
     }
 }
@@ -387,8 +400,12 @@ async fn record_delivery(
     peer: String,
     md5: String,
     entry: OutboxEntry,
-) -> Result<(), String> {
+) -> Result<(), PushError> {
     let queued_at = entry.queued_at;
+    if let Err(e) = crate::failpoint::io("sync.delivered.eio") {
+        tracing::error!(cause = %e, "recording a delivery failed");
+        return Err(PushError::local(e));
+    }
     match w.meta().delivered(md5, peer, entry).await {
         Ok(()) => {
             w.metrics().sync_sent(queued_at);
@@ -396,7 +413,7 @@ async fn record_delivery(
         }
         Err(e) => {
             tracing::error!(cause = %e, "recording a delivery failed");
-            Err(e.to_string())
+            Err(PushError::local(e))
         }
     }
 }
@@ -463,12 +480,10 @@ fn is_known_path(w: &Worker, here: &FileInfo, announced: &FileInfo) -> Result<bo
         .is_some_and(|i| i.md5 == here.md5))
 }
 
-/// Announces a stored file to a peer, go-fastdfs style (docs/PROTOCOL.md §8).
-async fn announce(w: &Worker, peer: &str, md5: &str) -> io::Result<()> {
+/// Announces a stored file (`info`, of `md5`) to a peer, go-fastdfs style (docs/PROTOCOL.md
+/// §8).
+async fn announce(w: &Worker, peer: &str, md5: &str, info: FileInfo) -> io::Result<()> {
     let cfg = w.config();
-    let Some(info) = announceable(w, md5).map_err(io::Error::other)? else {
-        return Ok(());
-    };
     let prefix = cfg.prefix();
     if cfg.enable_distinct_file && info.offset != -2 {
         let form = [("md5".to_string(), md5.to_string())];
@@ -537,9 +552,13 @@ async fn send_delete(w: &Worker, peer: &str, md5: &str) -> io::Result<()> {
     }
 }
 
+/// Files whose fetch failed: their failures so far, and when to fetch them again.
+type Retrying = Rc<RefCell<HashMap<String, (Retries, Instant)>>>;
+
 /// Fetches announced files of this executor's shards.
 async fn pull_loop(w: Rc<Worker>) {
     let mut pager = ShardPager::new(&w);
+    let retrying = Retrying::default();
     while !w.shutting_down() {
         let seen = w.sync.wake.generation();
         let read = |shard: usize, after: &str| w.meta().inbox_page(shard, after, PULL_PAGE);
@@ -550,62 +569,54 @@ async fn pull_loop(w: Rc<Worker>) {
         // Files backing off after a failed fetch wait; the rest of the queue does not.
         let now = Instant::now();
         let batch: Vec<FileInfo> = {
-            let retry = w.sync.pull_retry.borrow();
+            let retry = retrying.borrow();
             page.into_iter()
                 .filter(|info| retry.get(&info.md5).is_none_or(|(_, at)| *at <= now))
                 .collect()
         };
         for chunk in batch.chunks(PULL_IN_FLIGHT) {
-            let fetches = chunk.iter().cloned().map(|info| fetch_one(w.clone(), info));
+            let fetches = chunk
+                .iter()
+                .cloned()
+                .map(|info| fetch_one(w.clone(), retrying.clone(), info));
             futures_join_all(fetches).await;
         }
         glommio::yield_if_needed().await;
     }
 }
 
-/// What became of one fetch attempt.
-enum Fetch {
-    /// Stored, already here, or refused by a tombstone: the inbox entry is gone.
-    Settled,
-    /// Cannot ever succeed (bad announcement, source lacks the file): drop it.
-    Hopeless(String),
-    /// Try again later.
-    Retry(String),
-}
-
-async fn fetch_one(w: Rc<Worker>, info: FileInfo) {
+/// Fetches one announced file; after a failure, `Retries::after` decides whether it is
+/// fetched again (when) or dropped.
+async fn fetch_one(w: Rc<Worker>, retrying: Retrying, info: FileInfo) {
     let md5 = info.md5.clone();
-    let outcome = fetch(&w, info, None).await;
-    let retry_count = w.config().retry_count.max(1) as u32;
-    let drop_reason = match outcome {
-        Fetch::Settled => {
-            w.sync.pull_retry.borrow_mut().remove(&md5);
-            return;
-        }
-        Fetch::Hopeless(why) => Some(why),
-        Fetch::Retry(why) => {
-            let mut retries = w.sync.pull_retry.borrow_mut();
-            let (attempts, _) = retries.get(&md5).copied().unwrap_or((0, Instant::now()));
-            let attempts = attempts + 1;
-            let delay =
-                (RETRY_DELAY_MIN * 2u32.saturating_pow(attempts.min(10))).min(RETRY_DELAY_MAX * 6);
-            retries.insert(md5.clone(), (attempts, Instant::now() + delay));
-            if attempts >= 3 {
-                tracing::warn!(md5, attempts, cause = %why, "fetch from peer failed; will retry");
-            } else {
-                tracing::debug!(md5, attempts, cause = %why, "fetch from peer failed; will retry");
-            }
-            // A source answering "no such file", or serving other content under the name
-            // (go-fastdfs renames a fetched file over its own one of the same path), is given
-            // retry_count chances; transport errors are retried as long as it takes.
-            let lacks = why.starts_with("404") || why.starts_with(OTHER_CONTENT);
-            (lacks && attempts >= retry_count).then_some(why)
-        }
+    let Err(e) = fetch(&w, info, None).await else {
+        retrying.borrow_mut().remove(&md5);
+        return;
     };
-    if let Some(why) = drop_reason {
-        tracing::warn!(md5, cause = %why, "announced file dropped");
-        w.sync.pull_retry.borrow_mut().remove(&md5);
-        let _ = w.meta().drop_announced(md5).await;
+    let retry_count = w.config().retry_count.max(1) as u32;
+    let next = {
+        let mut retrying = retrying.borrow_mut();
+        let (retries, at) = retrying
+            .entry(md5.clone())
+            .or_insert_with(|| (Retries::default(), Instant::now()));
+        let next = retries.after(&e, retry_count);
+        if let Next::RetryIn(delay) = next {
+            *at = Instant::now() + delay;
+        }
+        (next, retries.attempts)
+    };
+    match next {
+        (Next::RetryIn(_), attempts) if attempts >= failure::WARN_AFTER => {
+            tracing::warn!(md5, attempts, cause = %e, "fetch from peer failed; will retry");
+        }
+        (Next::RetryIn(_), attempts) => {
+            tracing::debug!(md5, attempts, cause = %e, "fetch from peer failed; will retry");
+        }
+        (Next::Drop, _) => {
+            tracing::warn!(md5, cause = %e, "announced file dropped");
+            retrying.borrow_mut().remove(&md5);
+            let _ = w.meta().drop_announced(md5).await;
+        }
     }
 }
 
@@ -657,14 +668,16 @@ pub fn validate_announced(info: &FileInfo) -> Result<(), String> {
     Ok(())
 }
 
-/// The peers to fetch an announced file from: its `peers` minus this node.
+/// The peers to fetch an announced file from: its `peers` minus this node, those that are
+/// http:// or https:// URLs one can ask (a port out of range is none: it would keep a
+/// fetch going forever as if it were down).
 fn sources(w: &Worker, info: &FileInfo) -> Vec<String> {
     let host = w.config().host.clone();
     info.peers
         .iter()
         .flatten()
         .map(|p| p.trim_end_matches('/').to_string())
-        .filter(|p| *p != host && (p.starts_with("http://")))
+        .filter(|p| *p != host && crate::client::parse_url(p).is_ok())
         .collect()
 }
 
@@ -675,34 +688,32 @@ pub async fn fetch_inline(w: &Worker, info: &FileInfo) -> bool {
     if info.size > INLINE_FETCH_BYTES_MAX {
         return false;
     }
-    matches!(
-        fetch(w, info.clone(), Some(INLINE_FETCH_TIMEOUT)).await,
-        Fetch::Settled
-    )
+    fetch(w, info.clone(), Some(INLINE_FETCH_TIMEOUT))
+        .await
+        .is_ok()
 }
 
-async fn fetch(w: &Worker, info: FileInfo, budget: Option<Duration>) -> Fetch {
-    if let Err(why) = validate_announced(&info) {
-        return Fetch::Hopeless(why);
-    }
+/// Fetches an announced file from the first of its sources that serves it, and stores it.
+async fn fetch(w: &Worker, info: FileInfo, budget: Option<Duration>) -> Result<(), FetchError> {
+    validate_announced(&info).map_err(FetchError::Refused)?;
     if w.config().read_only {
-        return Fetch::Hopeless("read_only is on".into());
+        return Err(FetchError::Refused("read_only is on".into()));
     }
     let sources = sources(w, &info);
     if sources.is_empty() {
-        return Fetch::Hopeless("no peer to fetch from".into());
+        return Err(FetchError::Refused("no peer to fetch from".into()));
     }
     if let crate::json::Content::Merged(offset) = info.content() {
         return merged::fetch(w, info, offset, &sources, budget).await;
     }
-    let mut last = String::new();
+    let mut failed = None;
     for src in &sources {
         match download(w, src, &info, budget).await {
             Ok(written) => return commit(w, info, written).await,
-            Err(e) => last = e,
+            Err(e) => failed = Some(FetchError::then(failed, e)),
         }
     }
-    Fetch::Retry(last)
+    Err(failed.unwrap_or_else(|| FetchError::Refused("no peer to fetch from".into())))
 }
 
 /// Streams the file from `src` into a hashed, fdatasynced temp file and checks it.
@@ -711,7 +722,7 @@ async fn download(
     src: &str,
     info: &FileInfo,
     budget: Option<Duration>,
-) -> Result<write::Written, String> {
+) -> Result<write::Written, FetchError> {
     use http_body_util::{BodyExt, Full};
     let cfg = w.config();
     let secs = if cfg.sync_timeout > 0 {
@@ -724,26 +735,27 @@ async fn download(
     let expected = info.size.max(0) as u64;
     let claim = crate::store::space::admit(w.dir(), expected)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(FetchError::Disk)?;
     let path = crate::http::query::ascii_url(&crate::placement::download_path(&cfg, info));
+    let transport = |e| FetchError::transport(src, e);
     let req = crate::client::peer::request("GET", src, &path)
-        .map_err(|e| e.to_string())?
+        .map_err(transport)?
         .header(READ_THROUGH_HEADER, "1")
         .body(Full::new(bytes::Bytes::new()))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| transport(io::Error::other(e)))?;
     let resp = w
         .sync
         .pool
         .send(src, req, deadline)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(transport)?;
     let status = resp.status().as_u16();
     if status != 200 {
-        return Err(format!("{status} from {src}{path}"));
+        return Err(FetchError::status(status, format!("{src}{path}")));
     }
     let mut tmp = write::TempFile::create(w.dir(), cfg.use_sha1(), expected)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(FetchError::Disk)?;
     tmp.claim(claim);
     let mut body = resp.into_body();
     loop {
@@ -752,19 +764,24 @@ async fn download(
             Ok(body.frame().await)
         })
         .await
-        .map_err(|_| "transfer timed out".to_string())?;
+        .map_err(|_| {
+            transport(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "transfer timed out",
+            ))
+        })?;
         let Some(frame) = frame else { break };
-        let frame = frame.map_err(|e| e.to_string())?;
+        let frame = frame.map_err(|e| transport(io::Error::other(e)))?;
         if let Ok(data) = frame.into_data() {
             if tmp.size() + data.len() as u64 > info.size as u64 {
-                return Err(format!(
-                    "{OTHER_CONTENT}peer sent more bytes than announced"
+                return Err(FetchError::OtherContent(
+                    "peer sent more bytes than announced".into(),
                 ));
             }
-            tmp.write(&data).await.map_err(|e| e.to_string())?;
+            tmp.write(&data).await.map_err(FetchError::Disk)?;
         }
     }
-    let written = tmp.finish().await.map_err(|e| e.to_string())?;
+    let written = tmp.finish().await.map_err(FetchError::Disk)?;
     check_written(&cfg, info, &written)?;
     Ok(written)
 }
@@ -776,22 +793,22 @@ fn check_written(
     cfg: &crate::config::Config,
     info: &FileInfo,
     written: &write::Written,
-) -> Result<(), String> {
+) -> Result<(), FetchError> {
     if written.size != info.size as u64 {
-        return Err(format!(
-            "{OTHER_CONTENT}size {} instead of {}",
+        return Err(FetchError::OtherContent(format!(
+            "size {} instead of {}",
             written.size, info.size
-        ));
+        )));
     }
     if cfg.enable_distinct_file
         && info.offset == crate::json::OFFSET_PLAIN
         && written.digest != info.md5
         && !info.is_path_keyed()
     {
-        return Err(format!(
-            "{OTHER_CONTENT}content md5 {} instead of {}",
+        return Err(FetchError::OtherContent(format!(
+            "content md5 {} instead of {}",
             written.digest, info.md5
-        ));
+        )));
     }
     Ok(())
 }
@@ -799,35 +816,30 @@ fn check_written(
 /// Stores a file whose content a peer sent with its announcement (`batch`): written to a
 /// hashed, fdatasynced temp file (a merged one into its container), checked as a fetched
 /// file is, and committed.
-async fn store_pushed(w: &Worker, info: FileInfo, content: bytes::Bytes) -> Fetch {
-    if let Err(why) = validate_announced(&info) {
-        return Fetch::Hopeless(why);
-    }
+async fn store_pushed(w: &Worker, info: FileInfo, content: bytes::Bytes) -> Result<(), FetchError> {
+    validate_announced(&info).map_err(FetchError::Refused)?;
     if w.config().read_only {
-        return Fetch::Hopeless("read_only is on".into());
+        return Err(FetchError::Refused("read_only is on".into()));
     }
     match info.content() {
         crate::json::Content::Merged(offset) => {
             return merged::accept(w, info, offset, content).await
         }
         crate::json::Content::Plain | crate::json::Content::Migrated => {}
-        crate::json::Content::Unknown => return Fetch::Hopeless("unknown content offset".into()),
+        crate::json::Content::Unknown => {
+            return Err(FetchError::Refused("unknown content offset".into()))
+        }
     }
     let cfg = w.config();
-    let written = async {
-        let written = write::write_content(w.dir(), &content, cfg.use_sha1())
-            .await
-            .map_err(|e| e.to_string())?;
-        check_written(&cfg, &info, &written)?;
-        Ok::<_, String>(written)
-    };
-    match written.await {
-        Ok(written) => commit(w, info, written).await,
-        Err(why) => Fetch::Retry(why),
-    }
+    let written = write::write_content(w.dir(), &content, cfg.use_sha1())
+        .await
+        .map_err(FetchError::Disk)?;
+    check_written(&cfg, &info, &written)?;
+    commit(w, info, written).await
 }
 
-async fn commit(w: &Worker, info: FileInfo, written: write::Written) -> Fetch {
+/// Commits a received file's record with the file moved into place (or finds it there).
+async fn commit(w: &Worker, info: FileInfo, written: write::Written) -> Result<(), FetchError> {
     let cfg = w.config();
     // A later version of an S3 object here replaces the file and record of the older one.
     let replaces = match w.meta().get(&info.md5) {
@@ -835,7 +847,7 @@ async fn commit(w: &Worker, info: FileInfo, written: write::Written) -> Fetch {
         Ok(None) => false,
         Err(e) => {
             write::discard(written).await;
-            return Fetch::Retry(e.to_string());
+            return Err(e.into());
         }
     };
     let staged = Staged {
@@ -856,15 +868,15 @@ async fn commit(w: &Worker, info: FileInfo, written: write::Written) -> Fetch {
                 w.shared.invalidate_caches();
             }
             w.metrics().sync_received(info.size as u64);
-            Fetch::Settled
+            Ok(())
         }
         Ok(_) => {
             write::discard(written).await;
-            Fetch::Settled
+            Ok(())
         }
         Err(e) => {
             write::discard(written).await;
-            Fetch::Retry(e.to_string())
+            Err(e.into())
         }
     }
 }
