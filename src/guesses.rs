@@ -94,7 +94,10 @@ impl Guesses {
     }
 
     /// Judges a guess from `client` at `now`: refused unread while it or everyone is locked
-    /// out, else `right()` says, and a wrong guess counts.
+    /// out, else `right()` says. A guess counts as wrong until `right()` has said otherwise,
+    /// so that guesses made at once (from many connections and executors) cannot pass the
+    /// bound together; the lock is not held while `right()` runs (a Google code with a wide
+    /// window is many HMACs), so other executors never wait on it.
     pub fn judge(
         &self,
         client: IpAddr,
@@ -103,40 +106,57 @@ impl Guesses {
         right: impl FnOnce() -> bool,
     ) -> Result<(), Refusal> {
         let client = crate::access::client_block(client);
-        // Held while `right` runs (a comparison, or a few dozen HMACs): guesses made at once
-        // from many executors cannot pass the bound together.
+        let counted = {
+            let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(l) = counts.locked(client, now, bounds, self.secret) {
+                return Err(Refusal::Locked(l));
+            }
+            counts.wrong(client, now, bounds.window)
+        };
+        if !right() {
+            return Err(Refusal::Wrong);
+        }
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        counts.undo(client, counted);
+        Ok(())
+    }
+}
+
+/// The windows a guess was counted in (client's, total's), to take it back from them.
+type Counted = (Instant, Instant);
+
+impl Counts {
+    /// The lock-out `client` is under at `now`, if any: its own, else everyone's.
+    fn locked(
+        &self,
+        client: IpAddr,
+        now: Instant,
+        bounds: Bounds,
+        secret: Secret,
+    ) -> Option<Locked> {
         let locked = |c: Option<&Count>, max: u64, everyone| {
             let (since, n) = *c?;
             let left = (since + bounds.window).checked_duration_since(now)?;
             (n >= max && !left.is_zero()).then_some(Locked {
-                secret: self.secret,
+                secret,
                 everyone,
                 retry_after: left,
             })
         };
-        if let Some(l) = locked(counts.clients.get(&client), bounds.per_client, false)
-            .or_else(|| locked(counts.total.as_ref(), bounds.total, true))
-        {
-            return Err(Refusal::Locked(l));
-        }
-        if right() {
-            return Ok(());
-        }
-        counts.wrong(client, now, bounds.window);
-        Err(Refusal::Wrong)
+        locked(self.clients.get(&client), bounds.per_client, false)
+            .or_else(|| locked(self.total.as_ref(), bounds.total, true))
     }
-}
 
-impl Counts {
-    fn wrong(&mut self, client: IpAddr, now: Instant, window: Duration) {
+    /// Counts a wrong guess from `client`; returns the windows it went into.
+    fn wrong(&mut self, client: IpAddr, now: Instant, window: Duration) -> Counted {
         let bump = |c: &mut Count| {
             if now.saturating_duration_since(c.0) >= window {
                 *c = (now, 0);
             }
             c.1 += 1;
+            c.0
         };
-        bump(self.total.get_or_insert((now, 0)));
+        let total = bump(self.total.get_or_insert((now, 0)));
         if self.clients.len() >= CLIENTS_MAX && !self.clients.contains_key(&client) {
             self.clients
                 .retain(|_, (since, _)| now.saturating_duration_since(*since) < window);
@@ -144,7 +164,26 @@ impl Counts {
                 self.clients.clear();
             }
         }
-        bump(self.clients.entry(client).or_insert((now, 0)));
+        (bump(self.clients.entry(client).or_insert((now, 0))), total)
+    }
+
+    /// Takes back a guess counted by [`Counts::wrong`] that proved right (from the windows it
+    /// went into, if they have not been started afresh since).
+    fn undo(&mut self, client: IpAddr, (in_client, in_total): Counted) {
+        let take = |c: &mut Count, since: Instant| {
+            if c.0 == since {
+                c.1 = c.1.saturating_sub(1);
+            }
+        };
+        if let Some(c) = self.clients.get_mut(&client) {
+            take(c, in_client);
+            if c.1 == 0 {
+                self.clients.remove(&client);
+            }
+        }
+        if let Some(c) = self.total.as_mut() {
+            take(c, in_total);
+        }
     }
 }
 
@@ -228,6 +267,26 @@ mod tests {
         }
         locked(guess(&g, "10.0.0.1", now, true));
         assert_eq!(guess(&g, "10.0.0.2", now, true), Ok(()));
+    }
+
+    #[test]
+    fn right_guesses_do_not_count_and_a_guess_counts_while_it_is_judged() {
+        let g = Guesses::new(Secret::AdminKey);
+        let t0 = Instant::now();
+        for _ in 0..10 {
+            assert_eq!(guess(&g, "10.0.0.1", t0, true), Ok(()));
+        }
+        assert!(g.counts.lock().unwrap().clients.is_empty());
+        assert_eq!(g.counts.lock().unwrap().total.map(|c| c.1), Some(0));
+        // While a guess is being judged it counts: guesses made meanwhile see it.
+        let inner = g.judge(ip("10.0.0.1"), t0, BOUNDS, || {
+            for _ in 1..BOUNDS.per_client {
+                let _ = guess(&g, "10.0.0.1", t0, false);
+            }
+            locked(guess(&g, "10.0.0.1", t0, true));
+            false
+        });
+        assert_eq!(inner, Err(Refusal::Wrong));
     }
 
     #[test]
