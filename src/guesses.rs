@@ -57,7 +57,7 @@ pub enum Refusal {
 /// A refusal without a look: this client, or every client (`everyone`), made its wrong
 /// guesses of `secret` for the window; the next may be made after `retry_after`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("too many wrong {} {}: try again in {} s", secret.name(), if *everyone { "from all clients" } else { "from this address" }, retry_after_s(*retry_after))]
+#[error("too many wrong guesses of the {} {}: try again in {} s", secret.name(), if *everyone { "from all clients" } else { "from this address" }, retry_after_s(*retry_after))]
 pub struct Locked {
     pub secret: Secret,
     pub everyone: bool,

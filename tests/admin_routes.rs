@@ -803,6 +803,13 @@ fn reload_key_guesses_stop_a_client_at_its_bound_the_right_key_too_until_the_win
     assert!(matches!(retry_after, Some(1..=3)), "{retry_after:?}");
     let (code, retry_after, _) = get_with_retry_after("127.0.0.90", &reload("test-admin-key"));
     assert_eq!(code, 429, "the right key during the lock-out");
+    for _ in 0..5 {
+        assert_eq!(get_with_retry_after("127.0.0.90", &reload("guess")).0, 429);
+    }
+    // Seven refusals, one log line (one executor: one line per period per thread).
+    let log = s.stderr();
+    let lines = log.matches("refused a guess unread").count();
+    assert_eq!(lines, 1, "{log}");
     // Another client is not held back.
     let (code, _, body) = get_with_retry_after("127.0.0.91", &reload("test-admin-key"));
     assert_eq!(code, 200, "{body}");
