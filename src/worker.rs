@@ -436,6 +436,20 @@ impl Worker {
             .access
             .requester(req.peer.ip(), req.head.headers())
     }
+
+    /// The share of the space for uploads that the client of `req` may hold with its uploads
+    /// in flight (`store::space::Share`); none for an admin or a peer (only the total).
+    pub fn space_share(
+        &self,
+        req: &crate::http::Request<'_>,
+    ) -> Option<crate::store::space::Share> {
+        let client = self.client_of(req);
+        let cfg = self.config();
+        (!cfg.access.is_admin(client)).then(|| crate::store::space::Share {
+            client: crate::access::client_block(client),
+            percent: cfg.upload_space_per_client_percent,
+        })
+    }
     pub fn config(&self) -> std::rc::Rc<Config> {
         let now = self.shared.config_generation.load(Ordering::Acquire);
         let mut mine = self.config.borrow_mut();

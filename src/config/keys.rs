@@ -165,6 +165,9 @@ config_keys! {
     log_bytes_max: u64 = uint(LOG_BYTES_MAX_DEFAULT), live => (LOG_BYTES_MAX_DEFAULT);
     /// Unfinished tus uploads one client address may hold.
     tus_uploads_per_client_max: u64 = uint(TUS_UPLOADS_PER_CLIENT_MAX_DEFAULT), live => (TUS_UPLOADS_PER_CLIENT_MAX_DEFAULT);
+    /// Percent of the space left for uploads (beside the other clients' uploads in flight)
+    /// that one client's uploads in flight may hold; 100 = only the total applies.
+    upload_space_per_client_percent: u64 = uint(UPLOAD_SPACE_PER_CLIENT_PERCENT_DEFAULT), live => (UPLOAD_SPACE_PER_CLIENT_PERCENT_DEFAULT);
     /// Wrong guesses of a secret (`admin_key`, a scene's Google code) one client may make in
     /// `secret_guess_window_s`; then it is refused, unread, until the window ends.
     secret_guesses_per_client_max: u64 = uint(SECRET_GUESSES_PER_CLIENT_MAX_DEFAULT), live => (SECRET_GUESSES_PER_CLIENT_MAX_DEFAULT);

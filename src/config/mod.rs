@@ -39,6 +39,8 @@ pub const BODY_MIN_RATE_DEFAULT: u64 = 500;
 pub const LOG_BYTES_MAX_DEFAULT: u64 = 1 << 30;
 /// Default cap on unfinished tus uploads per client address.
 pub const TUS_UPLOADS_PER_CLIENT_MAX_DEFAULT: u64 = 64;
+/// Share of the space left for uploads one client may hold (`upload_space_per_client_percent`).
+pub const UPLOAD_SPACE_PER_CLIENT_PERCENT_DEFAULT: u64 = 50;
 /// Wrong guesses of a secret per client per window (`secret_guesses_per_client_max`).
 pub const SECRET_GUESSES_PER_CLIENT_MAX_DEFAULT: u64 = 10;
 /// Wrong guesses of a secret over all clients per window (`secret_guesses_max`).
@@ -521,6 +523,10 @@ fn apply_defaults(c: &mut Config) {
     if c.tus_uploads_per_client_max == 0 {
         c.tus_uploads_per_client_max = TUS_UPLOADS_PER_CLIENT_MAX_DEFAULT;
     }
+    if c.upload_space_per_client_percent == 0 {
+        c.upload_space_per_client_percent = UPLOAD_SPACE_PER_CLIENT_PERCENT_DEFAULT;
+    }
+    c.upload_space_per_client_percent = c.upload_space_per_client_percent.min(100);
     if c.secret_guesses_per_client_max == 0 {
         c.secret_guesses_per_client_max = SECRET_GUESSES_PER_CLIENT_MAX_DEFAULT;
     }
