@@ -399,6 +399,19 @@ pub fn not_permitted_text(ip: IpAddr) -> String {
     )
 }
 
+/// The client every per-client bound counts under (wrong guesses of a secret, connections,
+/// unfinished tus uploads): an IPv6 client's /64 (one host or LAN commonly holds a whole
+/// /64, so counting each address would give it 2^64 budgets), an IPv4 client's own address
+/// (IPv4-mapped IPv6 counts as IPv4).
+pub fn client_block(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(
+            u128::from(v6) & !((1u128 << 64) - 1),
+        )),
+        v4 => v4,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,23 +439,6 @@ mod tests {
             forwarded(&r, ip("10.9.9.9"), Some("203.0.113.5")),
             ip("203.0.113.5")
         );
-    }
-
-    #[test]
-    fn ten_wrong_codes_in_a_window_block_an_address_until_the_window_ends() {
-        let g = CodeGuesses::default();
-        let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
-        let t0 = std::time::Instant::now();
-        for i in 0..CODE_GUESSES_MAX {
-            assert!(!g.blocked(a, t0), "after {i} wrong codes");
-            g.wrong(a, t0);
-        }
-        assert!(g.blocked(a, t0 + CODE_GUESS_WINDOW / 2));
-        assert!(!g.blocked(b, t0), "per address");
-        let later = t0 + CODE_GUESS_WINDOW;
-        assert!(!g.blocked(a, later), "a new window");
-        g.wrong(a, later);
-        assert!(!g.blocked(a, later), "counting from one again");
     }
 
     /// The client of a request from `socket` with one `X-Forwarded-For` field `value`.
@@ -685,22 +681,6 @@ mod tests {
     }
 
     #[test]
-    fn wrong_codes_count_per_ipv6_slash_64() {
-        let g = CodeGuesses::default();
-        let now = std::time::Instant::now();
-        for i in 0..CODE_GUESSES_MAX {
-            g.wrong(ip(&format!("2001:db8:1:2::{:x}", i + 1)), now);
-        }
-        assert!(g.blocked(ip("2001:db8:1:2:ffff::9"), now), "the same /64");
-        assert!(!g.blocked(ip("2001:db8:1:3::1"), now), "another /64");
-        for _ in 0..CODE_GUESSES_MAX {
-            g.wrong(ip("::ffff:10.0.0.1"), now);
-        }
-        assert!(g.blocked(ip("10.0.0.1"), now), "IPv4-mapped counts as IPv4");
-        assert!(!g.blocked(ip("10.0.0.2"), now), "IPv4 per address");
-    }
-
-    #[test]
     fn peer_ip_parsing() {
         assert_eq!(peer_ip("http://127.0.0.30:8080"), Some(ip("127.0.0.30")));
         assert_eq!(peer_ip("http://[::1]:8080/x"), Some(ip("::1")));
@@ -709,62 +689,5 @@ mod tests {
             Some(ip("127.0.0.30"))
         );
         assert_eq!(peer_ip("http://node.example:8080"), None);
-    }
-}
-
-/// Wrong Google Authenticator codes allowed per client address in [`CODE_GUESS_WINDOW`]; past
-/// them every code from that address is refused until the window ends. A 6-digit code with a
-/// window of ±k steps is found in about 10^6 / (2k + 1) guesses: without a bound, a client
-/// found one within seconds.
-pub const CODE_GUESSES_MAX: u32 = 10;
-/// The span over which [`CODE_GUESSES_MAX`] counts.
-pub const CODE_GUESS_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
-/// Client addresses remembered at once (expired ones go first, then all).
-const CODE_GUESS_CLIENTS_MAX: usize = 100_000;
-
-/// Wrong codes per client address, over every executor.
-#[derive(Default)]
-pub struct CodeGuesses {
-    seen: std::sync::Mutex<std::collections::HashMap<IpAddr, (std::time::Instant, u32)>>,
-}
-
-/// The client every per-client bound counts under (wrong codes, connections, unfinished tus
-/// uploads): an IPv6 client's /64 (one host or LAN commonly holds a whole /64, so counting
-/// each address would give it 2^64 budgets), an IPv4 client's own address (IPv4-mapped IPv6
-/// counts as IPv4).
-pub fn client_block(ip: IpAddr) -> IpAddr {
-    match canonical(ip) {
-        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(
-            u128::from(v6) & !((1u128 << 64) - 1),
-        )),
-        v4 => v4,
-    }
-}
-
-impl CodeGuesses {
-    /// Whether `ip` used up its wrong codes of the current window.
-    pub fn blocked(&self, ip: IpAddr, now: std::time::Instant) -> bool {
-        let ip = client_block(ip);
-        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.get(&ip).is_some_and(|&(since, n)| {
-            now.duration_since(since) < CODE_GUESS_WINDOW && n >= CODE_GUESSES_MAX
-        })
-    }
-
-    /// Counts a wrong code from `ip`.
-    pub fn wrong(&self, ip: IpAddr, now: std::time::Instant) {
-        let ip = client_block(ip);
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.len() >= CODE_GUESS_CLIENTS_MAX && !seen.contains_key(&ip) {
-            seen.retain(|_, (since, _)| now.duration_since(*since) < CODE_GUESS_WINDOW);
-            if seen.len() >= CODE_GUESS_CLIENTS_MAX {
-                seen.clear();
-            }
-        }
-        let entry = seen.entry(ip).or_insert((now, 0));
-        if now.duration_since(entry.0) >= CODE_GUESS_WINDOW {
-            *entry = (now, 0);
-        }
-        entry.1 += 1;
     }
 }

@@ -1,11 +1,13 @@
-//! Who may hold a connection: a cap per client and a cap in total, checked at accept. The
-//! caller names the client (`server` passes `access::client_block`: an IPv6 client's /64).
+//! Who may hold a connection: a cap per client and a cap in total, checked at accept, by the
+//! executors (`server`) and the TLS front (`tls`, its relays) alike: [`Client::of`] is the one
+//! rule of who a connection's client is for the caps (an IPv6 client's /64, an admin or peer
+//! privileged, a trusted proxy counted only in the total).
 //!
 //! Owns the live connection counts of the whole process (all executors). A flood from one
 //! address stops at `connections_per_client_max`; a flood from many stops at the total cap,
 //! which stays below the open-files limit so that admins and peers (privileged: exempt from
 //! the per-client cap, allowed into the reserve above the total cap) and the files being
-//! served always have descriptors left. A leaf module: the caller says who is privileged.
+//! served always have descriptors left. Depends on `access` only (its rules say who is an admin).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -50,6 +52,40 @@ impl Caps {
     }
 }
 
+/// A connection's client as the caps see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client {
+    /// What the per-client cap counts (`access::client_block`: an IPv6 client's /64).
+    pub block: IpAddr,
+    /// An admin or a peer: exempt from the per-client cap, allowed into the reserve.
+    pub privileged: bool,
+    /// False for a trusted proxy, which carries many clients: only the total applies.
+    pub per_client_counted: bool,
+}
+
+impl Client {
+    /// The client of a connection from `ip` under `rules`.
+    pub fn of(rules: &crate::access::Rules, ip: IpAddr) -> Client {
+        Client {
+            block: crate::access::client_block(ip),
+            privileged: rules.is_admin(ip),
+            per_client_counted: !rules.is_trusted_proxy(ip),
+        }
+    }
+}
+
+impl Caps {
+    /// These caps with the total and the privileged cap no higher than `total` and
+    /// `privileged` (the TLS front's own bounds on its relay threads).
+    pub fn at_most(self, total: u64, privileged: u64) -> Caps {
+        Caps {
+            per_client: self.per_client,
+            total: self.total.min(total),
+            privileged: self.privileged.min(privileged).max(self.total.min(total)),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Admission {
     per_client: Mutex<HashMap<IpAddr, u64>>,
@@ -66,16 +102,15 @@ pub struct Ticket {
 }
 
 impl Admission {
-    /// Admits a connection from `ip` or says why not. Privileged clients (admins, peers) are
-    /// not counted per address and may use the reserve; trusted proxies (`counted == false`)
-    /// carry many clients, so only the total applies to them.
-    pub fn admit(
-        self: &Arc<Self>,
-        ip: IpAddr,
-        privileged: bool,
-        per_client_counted: bool,
-        caps: Caps,
-    ) -> Result<Ticket, Refusal> {
+    /// Admits a connection from `client` or says why not. Privileged clients (admins, peers)
+    /// are not counted per address and may use the reserve; trusted proxies carry many
+    /// clients, so only the total applies to them.
+    pub fn admit(self: &Arc<Self>, client: Client, caps: Caps) -> Result<Ticket, Refusal> {
+        let Client {
+            block: ip,
+            privileged,
+            per_client_counted,
+        } = client;
         let cap = if privileged {
             caps.privileged
         } else {
@@ -148,24 +183,33 @@ mod tests {
         IpAddr::from([127, 0, 0, last])
     }
 
+    /// A client of the caps: `ip`, privileged or not, counted per client or not.
+    fn c(ip: IpAddr, privileged: bool, per_client_counted: bool) -> Client {
+        Client {
+            block: ip,
+            privileged,
+            per_client_counted,
+        }
+    }
+
     #[test]
     fn one_address_stops_at_its_cap_others_still_get_in() {
         let a = Arc::new(Admission::default());
         let caps = Caps::new(2, 100, 1000);
-        let t1 = a.admit(ip(2), false, true, caps).unwrap();
-        let _t2 = a.admit(ip(2), false, true, caps).unwrap();
+        let t1 = a.admit(c(ip(2), false, true), caps).unwrap();
+        let _t2 = a.admit(c(ip(2), false, true), caps).unwrap();
         assert_eq!(
-            a.admit(ip(2), false, true, caps).unwrap_err(),
+            a.admit(c(ip(2), false, true), caps).unwrap_err(),
             Refusal::PerClient
         );
-        assert!(a.admit(ip(3), false, true, caps).is_ok());
+        assert!(a.admit(c(ip(3), false, true), caps).is_ok());
         assert_eq!(
             a.open(),
             2,
             "refused and dropped tickets give their place back"
         );
         drop(t1);
-        assert!(a.admit(ip(2), false, true, caps).is_ok());
+        assert!(a.admit(c(ip(2), false, true), caps).is_ok());
     }
 
     #[test]
@@ -173,13 +217,16 @@ mod tests {
         let a = Arc::new(Admission::default());
         let caps = Caps::new(10, 3, 1000);
         let held: Vec<_> = (0..3)
-            .map(|i| a.admit(ip(10 + i), false, true, caps).unwrap())
+            .map(|i| a.admit(c(ip(10 + i), false, true), caps).unwrap())
             .collect();
         assert_eq!(
-            a.admit(ip(20), false, true, caps).unwrap_err(),
+            a.admit(c(ip(20), false, true), caps).unwrap_err(),
             Refusal::Total
         );
-        assert!(a.admit(ip(1), true, true, caps).is_ok(), "an admin gets in");
+        assert!(
+            a.admit(c(ip(1), true, true), caps).is_ok(),
+            "an admin gets in"
+        );
         drop(held);
         assert_eq!(a.clients(), 0, "no entry left behind");
     }
@@ -189,9 +236,33 @@ mod tests {
         let a = Arc::new(Admission::default());
         let caps = Caps::new(1, 10, 1000);
         let _held: Vec<_> = (0..5)
-            .map(|_| a.admit(ip(5), false, false, caps).unwrap())
+            .map(|_| a.admit(c(ip(5), false, false), caps).unwrap())
             .collect();
         assert_eq!(a.clients(), 0);
+    }
+
+    #[test]
+    fn admins_and_peers_are_privileged_proxies_count_in_the_total_ipv6_per_slash_64() {
+        let rules = crate::access::Rules::new(
+            &["10.0.0.0/8".into()],
+            &["192.0.2.7".into()],
+            &["http://198.51.100.4:8080".into()],
+            &[],
+        );
+        let of = |s: &str| Client::of(&rules, s.parse().unwrap());
+        assert!(of("127.0.0.1").privileged && of("10.1.2.3").privileged);
+        assert!(of("198.51.100.4").privileged, "a peer");
+        assert!(!of("203.0.113.9").privileged && of("203.0.113.9").per_client_counted);
+        assert!(!of("192.0.2.7").per_client_counted, "a trusted proxy");
+        assert_eq!(of("2001:db8::9").block, of("2001:db8::1").block);
+    }
+
+    #[test]
+    fn the_tls_fronts_bounds_lower_the_caps_and_keep_a_reserve() {
+        let c = Caps::new(8, 0, 1_000_000).at_most(100, 120);
+        assert_eq!((c.per_client, c.total, c.privileged), (8, 100, 120));
+        let c = Caps::new(8, 50, 1_000_000).at_most(100, 120);
+        assert_eq!((c.total, c.privileged), (50, 120));
     }
 
     #[test]

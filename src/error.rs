@@ -78,6 +78,10 @@ pub enum ApiError {
     Meta(#[from] MetaError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A secret refused unread: too many wrong guesses lately (`guesses`); 429 with
+    /// `Retry-After`.
+    #[error("{0}")]
+    Locked(#[from] crate::guesses::Locked),
     /// The request's body was cut because the server is stopping (`shutdown_grace` was over).
     #[error("the server is shutting down: send the request again")]
     ShuttingDown,
@@ -98,6 +102,15 @@ impl ApiError {
             http,
             status: "fail",
             message: message.into(),
+        }
+    }
+
+    /// The answer to a refused secret: `wrong` when it was looked at and wrong, else the
+    /// lock-out's 429.
+    pub fn from_guess(refusal: crate::guesses::Refusal, wrong: ApiError) -> ApiError {
+        match refusal {
+            crate::guesses::Refusal::Wrong => wrong,
+            crate::guesses::Refusal::Locked(l) => ApiError::Locked(l),
         }
     }
 
@@ -149,6 +162,7 @@ impl ApiError {
             ApiError::Meta(MetaError::PathConflict(_)) => 409,
             ApiError::Meta(_) => 500,
             ApiError::Io(_) => 500,
+            ApiError::Locked(_) => 429,
             ApiError::ShuttingDown => 503,
         }
     }
@@ -163,6 +177,14 @@ impl ApiError {
                 | ApiError::ShuttingDown
         );
         let mut r = match self {
+            ApiError::Locked(l) => Response::text(
+                status,
+                crate::json::pretty(&crate::json::envelope::<()>("fail", &l.to_string(), None)),
+            )
+            .header(
+                "Retry-After",
+                crate::guesses::retry_after_s(l.retry_after).to_string(),
+            ),
             ApiError::Envelope {
                 status: s, message, ..
             } => Response::text(

@@ -13,6 +13,7 @@ pub mod compact;
 pub mod config;
 pub mod error;
 pub mod failpoint;
+pub mod guesses;
 pub mod http;
 pub mod image;
 pub mod jpeg_dc;

@@ -7,13 +7,14 @@
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::guesses::Refusal;
 use crate::http::params::Params;
 use crate::http::query::push_segment;
 use crate::json::{FileInfo, FileResult};
 use crate::store::meta::{self, Inserted, Staged};
 use crate::store::write;
 use crate::store::{haystack, names};
-use crate::worker::{CodeRefusal, Worker};
+use crate::worker::Worker;
 
 /// Where an upload goes, decided from the client's fields before its content is known: scene,
 /// custom directory, file name and `filename` are validated (`names`), the scene whitelist,
@@ -44,7 +45,7 @@ impl Target {
         cfg: &Config,
         p: &Params,
         client_name: &str,
-        code_ok: &dyn Fn(&str, &str) -> Result<(), CodeRefusal>,
+        code_ok: &dyn Fn(&str, &str) -> Result<(), Refusal>,
     ) -> Result<Target, ApiError> {
         let custom_dir = if cfg.enable_custom_path {
             names::custom_dir(p.str("path"))
@@ -65,12 +66,12 @@ impl Target {
         // Checked for the scene actually used, also when `scene` was omitted and the default
         // scene has a secret (go-fastdfs skipped it then: docs/DEFECTS.md #15).
         let wrong_code = || ApiError::fail(401, "invalid request,error google code");
-        code_ok(&scene, p.str("code")).map_err(|r| r.into_error(wrong_code()))?;
+        code_ok(&scene, p.str("code")).map_err(|r| ApiError::from_guess(r, wrong_code()))?;
         // A custom path writes into the namespace of its first directory: when that is a scene
         // with a secret, its code is needed whatever the `scene` field says.
         let namespace = custom_dir.as_deref().and_then(names::namespace_of);
         if let Some(ns) = namespace.filter(|ns| *ns != scene) {
-            code_ok(ns, p.str("code")).map_err(|r| r.into_error(wrong_code()))?;
+            code_ok(ns, p.str("code")).map_err(|r| ApiError::from_guess(r, wrong_code()))?;
         }
         let target = Target {
             scene,

@@ -294,10 +294,18 @@ fn start_tls_front(shared: &Arc<Shared>, fronts: TlsFronts) -> Result<(), Server
         .as_ref()
         .expect("enable_https sets up the TLS side");
     let (s1, s2) = (shared.clone(), shared.clone());
+    // The executors' rule and caps (read per connection: a reload moves them).
+    let terms = move |ip| {
+        let cfg = s1.config();
+        (
+            crate::admission::Client::of(&cfg.access, ip),
+            s1.connection_caps(&cfg),
+        )
+    };
     let front = Arc::new(crate::tls::Front::new(
         tls.cert.clone(),
         tls.clients.clone(),
-        Box::new(move || s1.config().connections_per_client_max),
+        Box::new(terms),
         Box::new(move || s2.shutting_down()),
     ));
     let start = |name: &str, run: Box<dyn FnOnce() + Send>| {
@@ -653,18 +661,12 @@ async fn accept_loop<H: crate::http::conn::Handler + 'static>(
 /// total), or closes it.
 fn admit(worker: &Rc<Worker>, ip: std::net::IpAddr) -> Option<crate::admission::Ticket> {
     let cfg = worker.config();
-    let privileged = cfg.access.is_admin(ip);
-    let admitted = if worker.connections() >= cfg.connections_per_worker_max && !privileged {
+    let client = crate::admission::Client::of(&cfg.access, ip);
+    let admitted = if worker.connections() >= cfg.connections_per_worker_max && !client.privileged {
         Err(crate::admission::Refusal::Total)
     } else {
-        let counted = !cfg.access.is_trusted_proxy(ip);
         let caps = worker.shared.connection_caps(&cfg);
-        // An IPv6 client is counted per /64, like every per-client bound.
-        let client = crate::access::client_block(ip);
-        worker
-            .shared
-            .admission
-            .admit(client, privileged, counted, caps)
+        worker.shared.admission.admit(client, caps)
     };
     match admitted {
         Ok(ticket) => Some(ticket),

@@ -13,12 +13,15 @@
 //! caps and logs see the real client. A connection to an internal address that no relay
 //! registered is closed.
 //!
-//! Bounds: relays at most `connections_per_client_max` per client (IPv6 per /64) and
-//! [`RELAYS_MAX`] in all, over both listeners; a handshake has [`HANDSHAKE`]; a relay that
-//! moves no byte for [`STALL`] ends (the inner connection has the HTTP layer's own deadlines).
+//! Bounds: relays under the executors' connection caps, by their rule
+//! (`admission::Client::of`: `connections_per_client_max` per client, IPv6 per /64, admins
+//! and peers exempt; `connections_max` in total, admins and peers allowed into the reserve),
+//! and at most [`RELAYS_MAX`] in all (admins and peers [`RELAYS_RESERVED`] more), over both
+//! listeners; a handshake has [`HANDSHAKE`]; a relay that moves no byte for [`STALL`] ends
+//! (the inner connection has the HTTP layer's own deadlines).
 //! Memory per relay: one [`CHUNK`] buffer each way plus rustls' bounded buffers.
 
-use crate::access::client_block;
+use crate::admission::{Caps, Client};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::collections::HashMap;
@@ -32,6 +35,9 @@ use std::time::{Duration, Instant};
 
 /// Relays running at once, over all clients.
 pub const RELAYS_MAX: usize = 4096;
+/// Relays beyond [`RELAYS_MAX`] kept for admins and peers (a flood from the internet must not
+/// lock the operator and the cluster out).
+pub const RELAYS_RESERVED: usize = 256;
 /// Time a client has to complete its handshake.
 pub const HANDSHAKE: Duration = Duration::from_secs(10);
 /// A relay that moves no byte either way for this long ends.
@@ -250,6 +256,9 @@ pub fn reserve_inner() -> io::Result<(socket2::Socket, SocketAddr)> {
     Ok((s, addr))
 }
 
+/// The client of a connection from an address, and the caps in force.
+pub type Terms = Box<dyn Fn(IpAddr) -> (Client, Caps) + Send + Sync>;
+
 /// What the front needs of the server, shared by its listeners (`addr`, `s3_addr`).
 pub struct Front {
     pub cert: Arc<Certificate>,
@@ -258,8 +267,9 @@ pub struct Front {
     /// bookkeeping, a ledger of its own (the inner connections are counted again by the
     /// executors).
     relays: Arc<crate::admission::Admission>,
-    /// Read per connection: a reload moves it.
-    pub per_client_max: Box<dyn Fn() -> u64 + Send + Sync>,
+    /// A connection's client and the executors' caps (`admission::Client::of`), read per
+    /// connection: a reload moves them.
+    pub terms: Terms,
     pub stopping: Box<dyn Fn() -> bool + Send + Sync>,
 }
 
@@ -267,26 +277,24 @@ impl Front {
     pub fn new(
         cert: Arc<Certificate>,
         clients: Arc<Clients>,
-        per_client_max: Box<dyn Fn() -> u64 + Send + Sync>,
+        terms: Terms,
         stopping: Box<dyn Fn() -> bool + Send + Sync>,
     ) -> Front {
         Front {
             cert,
             clients,
             relays: Arc::default(),
-            per_client_max,
+            terms,
             stopping,
         }
     }
 
-    /// A relay's place for `client`, given back when dropped; None when its client or
-    /// everyone is at the cap.
-    fn admit(&self, client: IpAddr) -> Option<crate::admission::Ticket> {
-        let caps =
-            crate::admission::Caps::new((self.per_client_max)(), RELAYS_MAX as u64, u64::MAX);
-        self.relays
-            .admit(client_block(client), false, true, caps)
-            .ok()
+    /// A relay's place for `ip`, given back when dropped; None when its client or everyone
+    /// is at the cap (an admin's or a peer's: only when the reserve is used up too).
+    fn admit(&self, ip: IpAddr) -> Option<crate::admission::Ticket> {
+        let (client, caps) = (self.terms)(ip);
+        let caps = caps.at_most(RELAYS_MAX as u64, (RELAYS_MAX + RELAYS_RESERVED) as u64);
+        self.relays.admit(client, caps).ok()
     }
 }
 
@@ -638,7 +646,10 @@ mod tests {
             cert: Arc::new(cert),
             clients: Arc::default(),
             relays: Arc::default(),
-            per_client_max: Box::new(move || per_client),
+            terms: Box::new(move |ip| {
+                let rules = crate::access::Rules::new(&[], &[], &[], &[]);
+                (Client::of(&rules, ip), Caps::new(per_client, 0, 100_000))
+            }),
             stopping: Box::new(|| false),
         }
     }

@@ -138,13 +138,15 @@ pub fn code(secret: &str, now: u64) -> Option<String> {
     Some(code_at_step(&key, now / STEP_SECONDS))
 }
 
-/// Whether `given` is the code of `secret` within ±`window` steps of `now`.
+/// Whether `given` is the code of `secret` within ±`window` steps of `now` (each compared in
+/// constant time: how long a comparison takes says nothing of how much of a code was right).
 pub fn verify(secret: &str, given: &str, now: u64, window: u64) -> bool {
     let Some(key) = base32_decode(secret).filter(|k| !k.is_empty()) else {
         return false;
     };
     let step = now / STEP_SECONDS;
-    (step.saturating_sub(window)..=step + window).any(|s| code_at_step(&key, s) == given)
+    (step.saturating_sub(window)..=step + window)
+        .any(|s| crate::codec::same_secret(code_at_step(&key, s).as_bytes(), given.as_bytes()))
 }
 
 #[cfg(test)]

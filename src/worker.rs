@@ -4,6 +4,7 @@
 //! admission, client, http types); the runtime (`server`) builds it, handlers receive it.
 
 use crate::config::Config;
+use crate::guesses::Refusal;
 use crate::store::cache::FileCache;
 use crate::store::meta::Meta;
 use std::cell::{Cell, RefCell};
@@ -50,27 +51,6 @@ impl Migration {
 }
 
 /// State shared by all executors.
-/// Why a Google code was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CodeRefusal {
-    Wrong,
-    /// Too many wrong codes from this client lately: none is looked at.
-    Blocked,
-}
-
-impl CodeRefusal {
-    /// The answer to a refused code: upload and tus (`wrong` is their 401), or download.
-    pub fn into_error(self, wrong: crate::error::ApiError) -> crate::error::ApiError {
-        match self {
-            CodeRefusal::Wrong => wrong,
-            CodeRefusal::Blocked => crate::error::ApiError::fail(
-                429,
-                "too many wrong google codes from this address, try again later",
-            ),
-        }
-    }
-}
-
 pub struct Shared {
     pub dir: PathBuf,
     config: RwLock<Arc<Config>>,
@@ -82,8 +62,10 @@ pub struct Shared {
     failed: AtomicBool,
     /// Open connections over all executors, per client and in total (drained before exit).
     pub admission: Arc<crate::admission::Admission>,
-    /// Wrong Google codes per client address (all executors).
-    pub code_guesses: crate::access::CodeGuesses,
+    /// Wrong guesses of `admin_key`, and of Google codes, per client and in all (all
+    /// executors; one secret's guesses do not lock the other out).
+    pub admin_key_guesses: crate::guesses::Guesses,
+    pub code_guesses: crate::guesses::Guesses,
     /// The soft open-files limit at start (the connection caps stay under it).
     nofile: u64,
     pub started: std::time::Instant,
@@ -146,7 +128,8 @@ impl Shared {
             shutdown: AtomicBool::new(false),
             failed: AtomicBool::new(false),
             admission: Default::default(),
-            code_guesses: Default::default(),
+            admin_key_guesses: crate::guesses::Guesses::new(crate::guesses::Secret::AdminKey),
+            code_guesses: crate::guesses::Guesses::new(crate::guesses::Secret::GoogleCode),
             nofile: crate::sys::nofile_limit(),
             started: Instant::now(),
             workers,
@@ -248,21 +231,25 @@ impl Shared {
     }
 
     /// The Google Authenticator code of a request for a scene with a secret: refused when wrong,
-    /// or without a look when its client used up its wrong codes (`access::CodeGuesses`).
-    pub fn google_code(&self, client: IpAddr, scene: &str, code: &str) -> Result<(), CodeRefusal> {
+    /// or without a look when too many wrong ones came lately (`guesses`).
+    pub fn google_code(&self, client: IpAddr, scene: &str, code: &str) -> Result<(), Refusal> {
         let cfg = self.config();
         if !cfg.enable_google_auth || cfg.scene_secret(scene).is_none() {
             return Ok(());
         }
-        let now = std::time::Instant::now();
-        if self.code_guesses.blocked(client, now) {
-            return Err(CodeRefusal::Blocked);
-        }
-        if cfg.google_code_ok(scene, code) {
-            return Ok(());
-        }
-        self.code_guesses.wrong(client, now);
-        Err(CodeRefusal::Wrong)
+        judged(&self.code_guesses, client, &cfg, || {
+            cfg.google_code_ok(scene, code)
+        })
+    }
+
+    /// An `admin_key` sent by `client` (non-empty): refused when wrong or when there is none,
+    /// or without a look when too many wrong ones came lately (`guesses`).
+    pub fn admin_key(&self, client: IpAddr, sent: &str) -> Result<(), Refusal> {
+        let cfg = self.config();
+        judged(&self.admin_key_guesses, client, &cfg, || {
+            !cfg.admin_key.is_empty()
+                && crate::codec::same_secret(cfg.admin_key.as_bytes(), sent.as_bytes())
+        })
     }
 
     /// The connection caps in force now (the configuration's, under the open-files limit).
@@ -455,6 +442,20 @@ impl Worker {
         self.config()
             .access
             .requester(req.peer.ip(), req.head.headers())
+    }
+
+    /// The share of the space for uploads that the client of `req` may hold with its uploads
+    /// in flight (`store::space::Share`); none for an admin or a peer (only the total).
+    pub fn space_share(
+        &self,
+        req: &crate::http::Request<'_>,
+    ) -> Option<crate::store::space::Share> {
+        let client = self.client_of(req);
+        let cfg = self.config();
+        (!cfg.access.is_admin(client)).then(|| crate::store::space::Share {
+            client: crate::access::client_block(client),
+            percent: cfg.upload_space_per_client_percent,
+        })
     }
     pub fn config(&self) -> std::rc::Rc<Config> {
         let now = self.shared.config_generation.load(Ordering::Acquire);
@@ -802,4 +803,36 @@ mod tests {
             assert!(t.elapsed() < Duration::from_secs(1));
         });
     }
+}
+
+/// How often a thread logs that it refused guesses of a secret unread.
+const LOCKED_LOG_EVERY: Duration = Duration::from_secs(10);
+
+thread_local! {
+    static LOCKED_LOG: crate::error::LogEvery = const { crate::error::LogEvery::new(LOCKED_LOG_EVERY) };
+}
+
+/// A guess judged by `guesses` under `cfg`'s bounds; refusals without a look are logged one
+/// line per [`LOCKED_LOG_EVERY`] per thread, with how many the lines between would be.
+fn judged(
+    guesses: &crate::guesses::Guesses,
+    client: IpAddr,
+    cfg: &Config,
+    right: impl FnOnce() -> bool,
+) -> Result<(), Refusal> {
+    let now = Instant::now();
+    let judged = guesses.judge(client, now, cfg.secret_guess_bounds(), right);
+    if let Err(Refusal::Locked(l)) = judged {
+        if let Some(more) = LOCKED_LOG.with(|log| log.tick(now)) {
+            tracing::warn!(
+                %client,
+                secret = l.secret.name(),
+                everyone = l.everyone,
+                refused_since_last_line = more,
+                "refused a guess unread: too many wrong ones (secret_guesses_*; one line per {}s per thread)",
+                LOCKED_LOG_EVERY.as_secs()
+            );
+        }
+    }
+    judged
 }

@@ -745,3 +745,102 @@ fn a_fresh_node_writes_its_pages_and_keeps_an_operators() {
         .collect();
     assert_eq!(names.len(), 2, "nothing else written: {names:?}");
 }
+
+/// A GET of `url` sent by curl from the local address `ip`: (status, `Retry-After`, body).
+fn get_with_retry_after(ip: &str, url: &str) -> (u16, Option<u64>, String) {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-D",
+            "-",
+            "--interface",
+            ip,
+            "-w",
+            "\n%{http_code}",
+            url,
+        ])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (all, code) = text.rsplit_once('\n').unwrap();
+    let (head, body) = all.split_once("\r\n\r\n").unwrap_or((all, ""));
+    let retry_after = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("retry-after")
+            .then(|| value.trim().parse().unwrap())
+    });
+    (code.parse().unwrap(), retry_after, body.to_string())
+}
+
+/// Waits out a lock-out of `retry_after` seconds.
+fn wait_out(retry_after: Option<u64>) {
+    std::thread::sleep(std::time::Duration::from_millis(
+        retry_after.expect("a Retry-After") * 1000 + 300,
+    ));
+}
+
+#[test]
+fn reload_key_guesses_stop_a_client_at_its_bound_the_right_key_too_until_the_window_ends() {
+    // Three admin addresses besides 127.0.0.1, each a client of its own.
+    let s = Server::start(json!({
+        "admin_ips": ["127.0.0.90", "127.0.0.91"],
+        "secret_guesses_per_client_max": 3,
+        "secret_guesses_max": 100,
+        "secret_guess_window_s": 3
+    }));
+    let reload = |key: &str| s.url(&format!("/group1/reload?action=get&key={key}"));
+    for i in 0..3 {
+        let (code, _, body) = get_with_retry_after("127.0.0.90", &reload(&format!("guess{i}")));
+        assert_eq!(code, 401, "guess {i}: {body}");
+        assert!(body.contains("(error)key is not correct"), "{body}");
+    }
+    // Past the bound: refused unread, the right key too, with a JSON message and Retry-After.
+    let (code, retry_after, body) = get_with_retry_after("127.0.0.90", &reload("guess3"));
+    assert_eq!(code, 429, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "fail");
+    assert!(v["message"].as_str().unwrap().contains("admin_key"), "{v}");
+    assert!(matches!(retry_after, Some(1..=3)), "{retry_after:?}");
+    let (code, retry_after, _) = get_with_retry_after("127.0.0.90", &reload("test-admin-key"));
+    assert_eq!(code, 429, "the right key during the lock-out");
+    for _ in 0..5 {
+        assert_eq!(get_with_retry_after("127.0.0.90", &reload("guess")).0, 429);
+    }
+    // Seven refusals, one log line (one executor: one line per period per thread).
+    let log = s.stderr();
+    let lines = log.matches("refused a guess unread").count();
+    assert_eq!(lines, 1, "{log}");
+    // Another client is not held back.
+    let (code, _, body) = get_with_retry_after("127.0.0.91", &reload("test-admin-key"));
+    assert_eq!(code, 200, "{body}");
+    // Once the window has passed, the right key is taken.
+    wait_out(retry_after);
+    let (code, _, body) = get_with_retry_after("127.0.0.90", &reload("test-admin-key"));
+    assert_eq!(code, 200, "{body}");
+}
+
+#[test]
+fn admin_key_guesses_from_many_addresses_stop_at_the_total_and_admins_by_address_pass() {
+    let s = Server::start(json!({
+        "secret_guesses_per_client_max": 100,
+        "secret_guesses_max": 4,
+        "secret_guess_window_s": 3
+    }));
+    // Non-admin addresses guessing the admin_key that any admin route takes.
+    let stat = |key: &str| s.url(&format!("/group1/stat?admin_key={key}"));
+    for i in 0..4 {
+        let ip = format!("127.0.0.{}", 100 + i);
+        let (code, _, body) = get_with_retry_after(&ip, &stat("guess"));
+        assert_eq!(code, 403, "{ip}: {body}");
+    }
+    // The total is spent: a fresh address is refused unread, the right key too.
+    let (code, retry_after, body) = get_with_retry_after("127.0.0.110", &stat("test-admin-key"));
+    assert_eq!(code, 429, "{body}");
+    assert!(body.contains("from all clients"), "{body}");
+    // Admins known by address send no key: unaffected.
+    let (code, _, body) = get_with_retry_after("127.0.0.1", &s.url("/group1/stat"));
+    assert_eq!(code, 200, "{body}");
+    wait_out(retry_after);
+    let (code, _, body) = get_with_retry_after("127.0.0.110", &stat("test-admin-key"));
+    assert_eq!(code, 200, "{body}");
+}

@@ -1026,3 +1026,54 @@ fn a_chunked_upload_is_refused_before_it_takes_the_reserve() {
     );
     std::fs::remove_file(filler).unwrap();
 }
+
+/// One client (an address that is no admin) may hold at most half of the space left for
+/// uploads beside the others' (`upload_space_per_client_percent`): a client sending a big
+/// upload slowly cannot also claim the rest with a second one, and another client's upload
+/// still fits meanwhile.
+#[test]
+fn one_client_cannot_claim_the_space_the_others_need() {
+    let Some(disk) = SmallDisk::start() else {
+        return;
+    };
+    let (s, root) = (&disk.s, &disk.root);
+    let filler = fill_leaving(root, 20 << 20);
+    let url = s.url("/group1/upload?output=json");
+    let (a1, a2, b) = (
+        disk.file("a1.bin", 9 << 20, 81),
+        disk.file("a2.bin", 9 << 20, 82),
+        disk.file("b.bin", 4 << 20, 83),
+    );
+    // Client A's first upload, sent slowly: it holds its 9 MiB meanwhile.
+    let mut slow = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "--limit-rate", "200K"])
+        .args([
+            "--interface",
+            "127.0.0.90",
+            "-F",
+            &format!("file=@{a1}"),
+            &url,
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // Its second would take it past half of what is left: refused before its body is sent.
+    let (code, body, sent) = curl(
+        &["--interface", "127.0.0.90", "-F", &format!("file=@{a2}")],
+        &url,
+    );
+    assert_eq!((code, sent), (507, 0), "{body}");
+    // Client B's upload fits beside A's.
+    let (code, body, _) = curl(
+        &["--interface", "127.0.0.91", "-F", &format!("file=@{b}")],
+        &url,
+    );
+    assert_eq!(code, 200, "{body}");
+    slow.kill().unwrap();
+    slow.wait().unwrap();
+    assert!(
+        s.stderr().contains("one client may hold 50% of the"),
+        "the log says why"
+    );
+    std::fs::remove_file(filler).unwrap();
+}

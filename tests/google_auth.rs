@@ -154,3 +154,43 @@ fn a_client_that_guesses_codes_is_stopped_after_ten_wrong_ones_and_others_are_no
     );
     assert_eq!(code, 200, "{body}");
 }
+
+#[test]
+fn codes_guessed_from_many_addresses_stop_at_the_total_for_every_client() {
+    let s = Server::start(json!({
+        "enable_google_auth": true,
+        "download_token_expire": 60,
+        "scenes": [format!("default:{SECRET}")],
+        "secret_guesses_max": 3,
+        "secret_guess_window_s": 3
+    }));
+    let (code, body) = upload(
+        &s,
+        "t.txt",
+        b"total",
+        &[("output", "json"), ("code", &code_now())],
+    );
+    assert_eq!(code, 200, "{body}");
+    let path = serde_json::from_str::<serde_json::Value>(&body).unwrap()["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let wrong = format!(
+        "{path}?code={:06}",
+        (code_now().parse::<u32>().unwrap() + 500_000) % 1_000_000
+    );
+    // One wrong code from each of three addresses: none is past its own bound...
+    for i in 0..3 {
+        assert_eq!(
+            status_from(&format!("127.0.0.{}", 120 + i), &s.url(&wrong), &[]),
+            401
+        );
+    }
+    // ...but together they spent the total: a fourth address is refused unread, until the
+    // window ends.
+    let right = || format!("{path}?code={}", code_now());
+    assert_eq!(status_from("127.0.0.130", &s.url(&right()), &[]), 429);
+    assert!(eventually(std::time::Duration::from_secs(6), || {
+        status_from("127.0.0.130", &s.url(&right()), &[]) == 200
+    }));
+}

@@ -668,9 +668,47 @@ fn s3_clients_work_over_tls_on_s3_addr_checking_the_nodes_certificate() {
     js_sdk_over_tls(&s3, &ca, tmp.path());
 }
 
+/// A TCP connection to 127.0.0.1:`port` from the loopback alias `from` (another client).
+fn connect_from(from: &str, port: u16) -> TcpStream {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let from: std::net::Ipv4Addr = from.parse().unwrap();
+    s.bind(&std::net::SocketAddr::from((from, 0)).into())
+        .unwrap();
+    s.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+        .unwrap();
+    s.into()
+}
+
+/// Whether a connection is still open (nothing to read yet, not closed).
+fn is_open(held: &TcpStream) -> bool {
+    held.set_nonblocking(true).unwrap();
+    matches!(held.peek(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+/// Whether curl from the loopback alias `from`, believing only `cert`'s certificate, gets an
+/// HTTP answer from `url`.
+fn trusted_from(from: &str, cert: &Path, url: &str) -> bool {
+    Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/null",
+            "--interface",
+            from,
+        ])
+        .arg("--cacert")
+        .arg(cert.join("conf/server.crt"))
+        .arg(url)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
 /// One client's TLS connections count against `connections_per_client_max` over both
 /// listeners: with two open on `addr`, a third on `s3_addr` is closed at once, and is served
-/// once one of the two has gone.
+/// once one of the two has gone. (The client is no admin: admins are not capped per client.)
 #[test]
 fn a_clients_tls_connections_are_capped_over_addr_and_s3_addr_together() {
     if !have("openssl") || !have("curl") {
@@ -685,18 +723,17 @@ fn a_clients_tls_connections_are_capped_over_addr_and_s3_addr_together() {
         json!({"connections_per_client_max": 2}),
     );
     let s3_url = format!("{}/", s3_https(&s3));
-    let answered = || trusted_by(&s3.server.dir, &s3_url);
+    let client = "127.0.0.90";
+    let answered = || trusted_from(client, &s3.server.dir, &s3_url);
     assert!(answered(), "{}", s3.server.stderr_tail(2000));
     std::thread::sleep(Duration::from_millis(500)); // curl's relay has ended
-    let one = TcpStream::connect(s3.server.addr()).unwrap();
-    let two = TcpStream::connect(s3.server.addr()).unwrap();
+    let one = connect_from(client, s3.server.port);
+    let two = connect_from(client, s3.server.port);
     std::thread::sleep(Duration::from_millis(300)); // both accepted by the front
     for held in [&one, &two] {
-        held.set_nonblocking(true).unwrap();
-        let open = matches!(held.peek(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
-        assert!(open, "two connections are within the cap");
+        assert!(is_open(held), "two connections are within the cap");
     }
-    let mut third = TcpStream::connect(("127.0.0.1", s3.port)).unwrap();
+    let mut third = connect_from(client, s3.port);
     third
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
@@ -713,6 +750,51 @@ fn a_clients_tls_connections_are_capped_over_addr_and_s3_addr_together() {
         eventually(Duration::from_secs(5), answered),
         "a place given back is taken"
     );
+}
+
+/// The TLS front admits by the executors' rule: non-admin clients that fill the caps (per
+/// client, and `connections_max` in total) are shut out, while an admin (an `admin_ips`
+/// address, 127.0.0.1) is still served, also past a client's share.
+#[test]
+fn admins_are_served_over_tls_while_non_admin_clients_fill_the_caps() {
+    if !have("openssl") || !have("curl") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cert = tmp.path().join("cert");
+    make_certificate(&cert);
+    let s = tls_node_with(
+        &tmp.path().join("node"),
+        free_port("127.0.0.1"),
+        &cert,
+        json!({
+            "connections_per_client_max": 2,
+            "connections_max": 4,
+            "admin_ips": ["127.0.0.1", "127.0.0.95"]
+        }),
+    );
+    let url = https(&s, "/group1/status");
+    let served = |from: &str| trusted_from(from, &s.dir, &url);
+    assert!(served("127.0.0.92"), "{}", s.stderr_tail(2000));
+    std::thread::sleep(Duration::from_millis(500)); // curl's relay has ended
+                                                    // Two non-admin clients take their share each, which fills the total.
+    let flood: Vec<TcpStream> = ["127.0.0.90", "127.0.0.90", "127.0.0.91", "127.0.0.91"]
+        .iter()
+        .map(|from| connect_from(from, s.port))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300)); // all accepted by the front
+    assert!(flood.iter().all(is_open), "the flood is within the caps");
+    assert!(!served("127.0.0.92"), "another non-admin: over the total");
+    assert!(!served("127.0.0.90"), "over its share");
+    // An admin holding more than a client's share is still served.
+    let admin_held = [
+        connect_from("127.0.0.95", s.port),
+        connect_from("127.0.0.95", s.port),
+    ];
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(admin_held.iter().all(is_open));
+    assert!(served("127.0.0.95"), "an admin_ips address");
+    assert!(served("127.0.0.1"), "127.0.0.1");
 }
 
 /// The AWS SDK for JavaScript v3 (tests/s3js) against the TLS S3 listener, trusting `ca`

@@ -49,7 +49,7 @@ fn date_param(p: &Params) -> Result<String, ApiError> {
 
 /// `G/stat`: per-day counters plus the total row (docs/PROTOCOL.md §3).
 pub fn stat(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
-    require_admin(&w.config(), client, p, refuse_envelope(""))?;
+    require_admin(w, client, p, refuse_envelope(""))?;
     let rows = super::manage::stat_rows(w)?;
     if p.str("inner") == "1" {
         return Ok(Response::text(200, json::pretty(&rows)));
@@ -67,7 +67,7 @@ pub fn stat(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError
 
 /// `G/list_dir?dir=`: one level of `files/<dir>` (docs/PROTOCOL.md §3), never outside `files/`.
 pub async fn list_dir(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
-    require_admin(&w.config(), client, p, refuse_envelope(""))?;
+    require_admin(w, client, p, refuse_envelope(""))?;
     let dir: String = p.str("dir").chars().filter(|&c| c != '.').collect();
     let mut parts = Vec::new();
     for seg in dir.split('/').filter(|s| !s.is_empty()) {
@@ -143,7 +143,7 @@ fn go_dir_error(rel: &str, e: &std::io::Error) -> String {
 /// go-fastdfs' order. The scan reads every record: it runs on the blocking pool, not on the
 /// executor whose connections it would stall (seconds at millions of records).
 pub async fn search(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
-    require_admin(&w.config(), client, p, refuse_envelope(""))?;
+    require_admin(w, client, p, refuse_envelope(""))?;
     let kw = p.str("kw").to_string();
     let meta = w.shared.meta.clone();
     let found = glommio::executor()
@@ -205,7 +205,7 @@ pub fn check_files_exist(w: &Worker, p: &Params) -> Result<Response, ApiError> {
 /// date is a key prefix in go-fastdfs, taken as given: anything but exactly `YYYYMMDD`
 /// (absent included) names no day, an empty answer (neither today's list nor an error).
 pub fn get_md5s_by_date(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
-    require_admin(&w.config(), client, p, refuse_text)?;
+    require_admin(w, client, p, refuse_text)?;
     let date = p.str("date");
     let md5s = if date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit()) {
         w.meta().md5s_by_date(date)?
@@ -222,7 +222,7 @@ pub fn get_md5s_by_date(w: &Worker, client: IpAddr, p: &Params) -> Result<Respon
 /// `G/remove_empty_dir`: removes empty directories under `files/` (not `_tmp`, `_big`, nor
 /// S3's: a folder marker's, a bucket's) in the background (`store::folders`).
 pub fn remove_empty_dir(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
-    require_admin(&w.config(), client, p, refuse_envelope("ok"))?;
+    require_admin(w, client, p, refuse_envelope("ok"))?;
     let files = w.dir().join("files");
     let (meta, root) = (w.shared.meta.clone(), w.dir().to_path_buf());
     glommio::spawn_local(async move {
@@ -258,7 +258,7 @@ fn forward_inner(w: &Rc<Worker>, p: &Params, action: &'static str, date: &str) {
 /// Unless `inner=1`, peers are asked to do the same (in the background, after validation:
 /// go-fastdfs forwarded synchronously and before checking the date, docs/DEFECTS.md #34).
 pub async fn repair_stat(w: &Rc<Worker>, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
-    require_admin(&w.config(), client, p, refuse_envelope(""))?;
+    require_admin(w, client, p, refuse_envelope(""))?;
     let date = date_param(p)?;
     forward_inner(w, p, "repair_stat", &date);
     let (count, size) = w.meta().repair_day(&date).await?;
@@ -270,7 +270,7 @@ pub async fn repair_stat(w: &Rc<Worker>, client: IpAddr, p: &Params) -> Result<R
 /// `G/backup?date=`: writes `data/<date>/files.md5` and `meta.data` (docs/PROTOCOL.md §7)
 /// before answering, so a failure (a full disk: 507) is answered, not only logged.
 pub async fn backup(w: &Rc<Worker>, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
-    require_admin(&w.config(), client, p, refuse_envelope("ok"))?;
+    require_admin(w, client, p, refuse_envelope("ok"))?;
     let date = date_param(p)?;
     forward_inner(w, p, "backup", &date);
     w.meta().settle().await?;
@@ -294,7 +294,7 @@ pub async fn backup(w: &Rc<Worker>, client: IpAddr, p: &Params) -> Result<Respon
 
 /// `G/report`: static/report.html with its `{group}` placeholder filled.
 pub async fn report(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
-    require_admin(&w.config(), client, p, refuse_text)?;
+    require_admin(w, client, p, refuse_text)?;
     let path = w.dir().join("static").join("report.html");
     let shown = w.shown_path("static/report.html");
     let text = glommio::executor()
@@ -311,7 +311,7 @@ pub async fn report(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, 
 
 /// `G/gen_google_secret`: a fresh 16-character base32 TOTP secret.
 pub fn gen_google_secret(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
-    require_admin(&w.config(), client, p, refuse_envelope("ok"))?;
+    require_admin(w, client, p, refuse_envelope("ok"))?;
     let secret = crate::totp::base32_encode(&crate::codec::random_bytes::<10>());
     Ok(Response::text(
         200,
@@ -324,7 +324,7 @@ pub fn gen_google_secret(w: &Worker, client: IpAddr, p: &Params) -> Result<Respo
 /// text, `status:"ok"`) with a 400; an empty one, which go-fastdfs took for an empty key, is
 /// refused the same way (docs/PROTOCOL.md §10).
 pub fn gen_google_code(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
-    require_admin(&w.config(), client, p, refuse_envelope("ok"))?;
+    require_admin(w, client, p, refuse_envelope("ok"))?;
     let refuse = |message: String| ApiError::Text {
         http: 400,
         body: json::pretty(&json::envelope("ok", &message, Some(""))),
@@ -355,9 +355,9 @@ pub async fn reload(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, 
     if key.is_empty() {
         return Err(ApiError::fail(401, "(error)parameter key require"));
     }
-    if cfg.admin_key.is_empty() || key != cfg.admin_key {
-        return Err(ApiError::fail(401, "(error)key is not correct"));
-    }
+    w.shared
+        .admin_key(client, key)
+        .map_err(|r| ApiError::from_guess(r, ApiError::fail(401, "(error)key is not correct")))?;
     match p.get("action") {
         None | Some("") => Err(ApiError::Text {
             http: 400,
@@ -404,7 +404,7 @@ pub async fn reload(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, 
 
 /// `G/metrics`: Prometheus text exposition (admin only).
 pub fn metrics(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
-    require_admin(&w.config(), client, p, refuse_text)?;
+    require_admin(w, client, p, refuse_text)?;
     let (objects, stored_bytes) = w
         .meta()
         .day_stats()?
@@ -459,7 +459,7 @@ fn peer_gauges(w: &Worker) -> Vec<crate::metrics::PeerGauge> {
 /// `G/compact`: asks every executor for a compaction pass of its small-file containers now
 /// (every container with dead bytes; the background pass uses `compact_dead_percent`).
 pub fn compact(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
-    require_admin(&w.config(), client, p, refuse_envelope("fail"))?;
+    require_admin(w, client, p, refuse_envelope("fail"))?;
     w.shared.request_compaction();
     let body = json::envelope::<()>("ok", "compaction started", None);
     Ok(Response::text(200, json::pretty(&body)))

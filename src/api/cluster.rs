@@ -24,7 +24,7 @@ pub async fn syncfile_info(
     p: &Params,
 ) -> Result<Response, ApiError> {
     let cfg = w.config();
-    if require_admin(&cfg, client, p, refuse_text).is_err() {
+    if require_admin(w, client, p, refuse_text).is_err() {
         return Ok(Response::new(200));
     }
     let mut info: FileInfo = serde_json::from_str(p.str("fileInfo"))
@@ -71,7 +71,7 @@ pub async fn syncfile_batch(
     use crate::sync::batch;
     let mut p = Params::default();
     p.push_query(req.head.query());
-    require_admin(&w.config(), client, &p, refuse_envelope("fail"))?;
+    require_admin(w, client, &p, refuse_envelope("fail"))?;
     if req.head.method() != "POST" {
         return Err(ApiError::fail(405, "syncfile_batch takes a POST"));
     }
@@ -93,7 +93,7 @@ pub async fn syncfile_batch(
 /// looked up as go-fastdfs' LevelDB key: an md5, or a path key or finished tus upload's id
 /// naming a live record, whose md5 is queued.
 pub async fn receive_md5s(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
-    require_admin(&w.config(), client, p, refuse_text)?;
+    require_admin(w, client, p, refuse_text)?;
     let mut md5s: Vec<String> = p
         .str("md5s")
         .split(',')
@@ -115,8 +115,7 @@ pub async fn receive_md5s(w: &Worker, client: IpAddr, p: &Params) -> Result<Resp
 /// `G/sync?date=&force=&inner=`: re-announce a day's files (all with `force=1`, else those
 /// some peer never acknowledged), and ask peers to do the same unless `inner=1`.
 pub async fn sync(w: &Rc<Worker>, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
-    let cfg = w.config();
-    require_admin(&cfg, client, p, |_| {
+    require_admin(w, client, p, |_| {
         ApiError::fail(403, "client must be in cluster")
     })?;
     let date: String = p.str("date").chars().filter(|&c| c != '.').collect();
@@ -165,7 +164,7 @@ pub(crate) fn forward_to_peers(w: &Rc<Worker>, action: &'static str, form: Vec<(
 
 /// `G/repair?force=`: starts a reconciliation with every peer (md5 sets per day).
 pub async fn repair(w: &Rc<Worker>, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
-    require_admin(&w.config(), client, p, refuse_envelope("ok"))?;
+    require_admin(w, client, p, refuse_envelope("ok"))?;
     let me = w.clone();
     glommio::spawn_local(async move { crate::sync::repair::run(&me).await }).detach();
     Ok(Response::text(
@@ -182,7 +181,7 @@ pub async fn repair_fileinfo(
     p: &Params,
 ) -> Result<Response, ApiError> {
     let cfg = w.config();
-    require_admin(&cfg, client, p, refuse_text)?;
+    require_admin(w, client, p, refuse_text)?;
     if !cfg.enable_migrate {
         // go-fastdfs' body is this text alone, not an envelope.
         return Err(ApiError::Text {

@@ -640,7 +640,7 @@ fn check_token_for(
     p: &super::Params,
     rel: &str,
     md5: Option<&str>,
-    code_ok: &dyn Fn(&str, &str) -> Result<(), crate::worker::CodeRefusal>,
+    code_ok: &dyn Fn(&str, &str) -> Result<(), crate::guesses::Refusal>,
 ) -> Result<(), ApiError> {
     // Google code per scene: the first directory under files/ (with or without the group
     // prefix; go-fastdfs sliced the URI blindly: docs/DEFECTS.md #16).
@@ -648,7 +648,7 @@ fn check_token_for(
         .strip_prefix("files/")
         .and_then(|r| r.split('/').next())
         .unwrap_or("");
-    code_ok(scene, p.str("code")).map_err(|r| r.into_error(ApiError::Empty(401)))?;
+    code_ok(scene, p.str("code")).map_err(|r| ApiError::from_guess(r, ApiError::Empty(401)))?;
     if !cfg.download_use_token {
         return Ok(());
     }

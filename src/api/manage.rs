@@ -138,7 +138,7 @@ pub async fn check_file_exist(w: &Worker, p: &Params) -> Result<Response, ApiErr
 /// `G/status`: the envelope peers rely on; host details only for admins (docs/DEFECTS.md #13).
 pub fn status(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
     let cfg = w.config();
-    let admin = require_admin(&cfg, client, p, raw_refusal).is_ok();
+    let admin = require_admin(w, client, p, raw_refusal).is_ok();
     let answer = if admin {
         status_of_admin(w, &cfg)?
     } else {
@@ -292,7 +292,7 @@ fn by_download_path(w: &Worker, path: &str) -> Result<Option<FileInfo>, ApiError
 
 /// `G/get_file_info` (admin).
 pub async fn get_file_info(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
-    require_admin(&w.config(), client, p, raw_refusal)?;
+    require_admin(w, client, p, raw_refusal)?;
     match lookup(w, p, Named::PathFirst).await? {
         Some(info) => Ok(Response::text(
             200,
@@ -309,7 +309,7 @@ pub async fn delete(
     client: IpAddr,
     p: &Params,
 ) -> Result<Response, ApiError> {
-    require_admin(&w.config(), client, p, raw_refusal)?;
+    require_admin(w, client, p, raw_refusal)?;
     // auth_url applies to admins and peers too (docs/PROTOCOL.md §3): 401 with an empty body.
     if !w.config().auth_url.is_empty() && !crate::auth::allowed(w, req, &p.0).await {
         return Err(ApiError::Empty(401));

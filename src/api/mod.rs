@@ -8,28 +8,31 @@ pub mod download;
 pub mod manage;
 pub mod upload;
 
-use crate::config::Config;
 use crate::error::ApiError;
 pub use crate::http::params::{read_params, Params};
 use std::net::IpAddr;
 
-/// The admin gate: Ok for admins, else the refusal produced by `refuse`.
+/// The admin gate: Ok for admins by address, or for a caller that sends the right
+/// `admin_key` (or `key`) unless it guessed wrong too often lately (then `429`, `guesses`);
+/// else the refusal produced by `refuse`.
 pub fn require_admin(
-    cfg: &Config,
+    w: &crate::worker::Worker,
     client: IpAddr,
     params: &Params,
     refuse: impl FnOnce(String) -> ApiError,
 ) -> Result<(), ApiError> {
+    let cfg = w.config();
     if cfg.access.is_admin(client) {
         return Ok(());
     }
     let key = params.get("admin_key").unwrap_or(params.str("key"));
-    if !cfg.admin_key.is_empty()
-        && crate::codec::same_secret(cfg.admin_key.as_bytes(), key.as_bytes())
-    {
-        return Ok(());
+    let refused = || refuse(crate::access::not_permitted_text(client));
+    if key.is_empty() {
+        return Err(refused());
     }
-    Err(refuse(crate::access::not_permitted_text(client)))
+    w.shared
+        .admin_key(client, key)
+        .map_err(|r| ApiError::from_guess(r, refused()))
 }
 
 /// A refusal of a non-admin as the JSON envelope with this `status` and 403.

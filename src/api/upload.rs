@@ -334,9 +334,10 @@ async fn upload(w: &Worker, req: &mut Request<'_>) -> Result<Response, ApiError>
         multipart::boundary_from_content_type(req.head.header("content-type").unwrap_or(b""))
             .ok_or_else(|| ApiError::fail(400, "request Content-Type isn't multipart/form-data"))?;
     bound_body(req, &cfg)?;
+    let share = w.space_share(req);
     let claim = match req.content_length() {
-        Some(n) => crate::store::space::admit(w.dir(), n).await?,
-        None => Claim::metered(w.dir()),
+        Some(n) => crate::store::space::admit_as(w.dir(), n, share).await?,
+        None => Claim::metered_as(w.dir(), share),
     };
     let form = read_form(w, req, &boundary, claim).await?;
     let mut p = form.fields;

@@ -165,6 +165,17 @@ config_keys! {
     log_bytes_max: u64 = uint(LOG_BYTES_MAX_DEFAULT), live => (LOG_BYTES_MAX_DEFAULT);
     /// Unfinished tus uploads one client address may hold.
     tus_uploads_per_client_max: u64 = uint(TUS_UPLOADS_PER_CLIENT_MAX_DEFAULT), live => (TUS_UPLOADS_PER_CLIENT_MAX_DEFAULT);
+    /// Percent of the space left for uploads (beside the other clients' uploads in flight)
+    /// that one client's uploads in flight may hold; 100 = only the total applies.
+    upload_space_per_client_percent: u64 = uint(UPLOAD_SPACE_PER_CLIENT_PERCENT_DEFAULT), live => (UPLOAD_SPACE_PER_CLIENT_PERCENT_DEFAULT);
+    /// Wrong guesses of a secret (`admin_key`, a scene's Google code) one client may make in
+    /// `secret_guess_window_s`; then it is refused, unread, until the window ends.
+    secret_guesses_per_client_max: u64 = uint(SECRET_GUESSES_PER_CLIENT_MAX_DEFAULT), live => (SECRET_GUESSES_PER_CLIENT_MAX_DEFAULT);
+    /// Wrong guesses of a secret all clients together may make in `secret_guess_window_s`;
+    /// then every client is refused, unread, until the window ends.
+    secret_guesses_max: u64 = uint(SECRET_GUESSES_MAX_DEFAULT), live => (SECRET_GUESSES_MAX_DEFAULT);
+    /// Seconds over which wrong guesses of a secret count (from the first).
+    secret_guess_window_s: u64 = usecs(SECRET_GUESS_WINDOW_S_DEFAULT), live => (SECRET_GUESS_WINDOW_S_DEFAULT);
     /// tus `callback_url` notices (go-fastdfs sends them always); off: a creation naming one is
     /// refused.
     enable_tus_callback: bool = bool(true), live => (true);

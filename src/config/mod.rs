@@ -39,6 +39,14 @@ pub const BODY_MIN_RATE_DEFAULT: u64 = 500;
 pub const LOG_BYTES_MAX_DEFAULT: u64 = 1 << 30;
 /// Default cap on unfinished tus uploads per client address.
 pub const TUS_UPLOADS_PER_CLIENT_MAX_DEFAULT: u64 = 64;
+/// Share of the space left for uploads one client may hold (`upload_space_per_client_percent`).
+pub const UPLOAD_SPACE_PER_CLIENT_PERCENT_DEFAULT: u64 = 50;
+/// Wrong guesses of a secret per client per window (`secret_guesses_per_client_max`).
+pub const SECRET_GUESSES_PER_CLIENT_MAX_DEFAULT: u64 = 10;
+/// Wrong guesses of a secret over all clients per window (`secret_guesses_max`).
+pub const SECRET_GUESSES_MAX_DEFAULT: u64 = 30;
+/// The window of those bounds, seconds (`secret_guess_window_s`).
+pub const SECRET_GUESS_WINDOW_S_DEFAULT: u64 = 60;
 /// Largest tus upload when `upload_max_bytes` is 0.
 pub const TUS_SIZE_BYTES_MAX_DEFAULT: u64 = 1 << 40;
 /// Default io_uring registered buffer per executor (small: must fit an 8 MiB memlock limit).
@@ -515,6 +523,19 @@ fn apply_defaults(c: &mut Config) {
     if c.tus_uploads_per_client_max == 0 {
         c.tus_uploads_per_client_max = TUS_UPLOADS_PER_CLIENT_MAX_DEFAULT;
     }
+    if c.upload_space_per_client_percent == 0 {
+        c.upload_space_per_client_percent = UPLOAD_SPACE_PER_CLIENT_PERCENT_DEFAULT;
+    }
+    c.upload_space_per_client_percent = c.upload_space_per_client_percent.min(100);
+    if c.secret_guesses_per_client_max == 0 {
+        c.secret_guesses_per_client_max = SECRET_GUESSES_PER_CLIENT_MAX_DEFAULT;
+    }
+    if c.secret_guesses_max == 0 {
+        c.secret_guesses_max = SECRET_GUESSES_MAX_DEFAULT;
+    }
+    if c.secret_guess_window_s == 0 {
+        c.secret_guess_window_s = SECRET_GUESS_WINDOW_S_DEFAULT;
+    }
 }
 
 /// The access rules of `c`: this node's own addresses are its `host`'s and the outgoing
@@ -693,6 +714,15 @@ impl Config {
                 .scenes
                 .iter()
                 .any(|s| s.split(':').next() == Some(scene))
+    }
+
+    /// The bounds on guessing a secret (`secret_guesses_*`).
+    pub fn secret_guess_bounds(&self) -> crate::guesses::Bounds {
+        crate::guesses::Bounds {
+            per_client: self.secret_guesses_per_client_max,
+            total: self.secret_guesses_max,
+            window: std::time::Duration::from_secs(self.secret_guess_window_s),
+        }
     }
 
     /// The Google-authenticator secret of a scene (`scenes` entry `name:SECRET`), if any.

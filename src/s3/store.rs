@@ -240,9 +240,10 @@ pub async fn receive(
         .and_then(|v| v.trim().parse().ok())
         .or(req.content_length());
     let expected = announced.unwrap_or(0);
+    let share = w.space_share(req);
     let claim = match announced {
-        None => crate::store::space::Claim::metered(w.dir()),
-        Some(n) if n <= limit => crate::store::space::admit(w.dir(), n).await?,
+        None => crate::store::space::Claim::metered_as(w.dir(), share),
+        Some(n) if n <= limit => crate::store::space::admit_as(w.dir(), n, share).await?,
         // (Refused as too large, once its headers are checked.)
         Some(_) => crate::store::space::Claim::default(),
     };

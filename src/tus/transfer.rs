@@ -47,9 +47,10 @@ pub async fn receive(
     if req.content_length().is_some_and(|n| n > room) {
         return Err(TusError::TooLarge);
     }
+    let share = w.space_share(req);
     let claim = match req.content_length() {
-        Some(n) => crate::store::space::admit(w.dir(), n).await?,
-        None => crate::store::space::Claim::metered(w.dir()),
+        Some(n) => crate::store::space::admit_as(w.dir(), n, share).await?,
+        None => crate::store::space::Claim::metered_as(w.dir(), share),
     };
     if room > 0 {
         // A chunk announced beyond the room is refused at once (`Request::chunk`).
