@@ -50,8 +50,7 @@ impl LogEvery {
 }
 
 /// The message of a 507 (the detailed cause goes to the log only).
-pub const STORAGE_FULL: &str =
-    "insufficient storage: the server's disk is full, nothing was stored; retry later";
+pub const STORAGE_FULL: &str = "insufficient storage: the server's disk is full, or this client's uploads in flight hold their share of its free space; nothing was stored; retry later";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

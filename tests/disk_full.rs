@@ -1057,7 +1057,8 @@ fn one_client_cannot_claim_the_space_the_others_need() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    // Its second would take it past half of what is left: refused before its body is sent.
+    // Its second would take it past its share (90 %) of what is left: refused before its
+    // body is sent.
     let (code, body, sent) = curl(
         &["--interface", "127.0.0.90", "-F", &format!("file=@{a2}")],
         &url,

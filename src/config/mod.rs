@@ -40,7 +40,7 @@ pub const LOG_BYTES_MAX_DEFAULT: u64 = 1 << 30;
 /// Default cap on unfinished tus uploads per client address.
 pub const TUS_UPLOADS_PER_CLIENT_MAX_DEFAULT: u64 = 64;
 /// Share of the space left for uploads one client may hold (`upload_space_per_client_percent`).
-pub const UPLOAD_SPACE_PER_CLIENT_PERCENT_DEFAULT: u64 = 50;
+pub const UPLOAD_SPACE_PER_CLIENT_PERCENT_DEFAULT: u64 = 90;
 /// Wrong guesses of a secret per client per window (`secret_guesses_per_client_max`).
 pub const SECRET_GUESSES_PER_CLIENT_MAX_DEFAULT: u64 = 10;
 /// Wrong guesses of a secret over all clients per window (`secret_guesses_max`).

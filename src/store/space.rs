@@ -21,7 +21,7 @@
 //!
 //! A client (an IPv4 address, an IPv6 /64) may hold claims of at most a share of the space
 //! left for uploads beside the other clients' claims ([`Share`], `upload_space_per_client_percent`,
-//! half by default): one client announcing huge bodies and sending them slowly would
+//! 90 % by default): one client announcing huge bodies and sending them slowly would
 //! otherwise hold all of it, and every other upload would be refused meanwhile. Admins and
 //! peers have no share (only the total applies to them).
 //!
