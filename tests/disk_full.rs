@@ -1027,7 +1027,7 @@ fn a_chunked_upload_is_refused_before_it_takes_the_reserve() {
     std::fs::remove_file(filler).unwrap();
 }
 
-/// One client (an address that is no admin) may hold at most half of the space left for
+/// One client (an address that is no admin) may hold at most its share (90 %) of the space left for
 /// uploads beside the others' (`upload_space_per_client_percent`): a client sending a big
 /// upload slowly cannot also claim the rest with a second one, and another client's upload
 /// still fits meanwhile.
