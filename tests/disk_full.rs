@@ -600,6 +600,11 @@ struct SmallDisk {
 impl SmallDisk {
     /// None: no tmpfs can be mounted (the test is skipped).
     fn start() -> Option<SmallDisk> {
+        SmallDisk::start_with(json!({}))
+    }
+
+    /// [`SmallDisk::start`] with more configuration keys.
+    fn start_with(extra: serde_json::Value) -> Option<SmallDisk> {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("rt");
         let fs = Tmpfs::mount(&root, "32m")?;
@@ -607,17 +612,19 @@ impl SmallDisk {
         std::fs::create_dir_all(&data).unwrap();
         let s3_port = free_port("127.0.0.1");
         let (ak, sk) = ("AKSPACE", "space-secret");
-        let s = Server::start_in(
-            &root,
-            "127.0.0.1",
-            json!({
+        let s = Server::start_in(&root, "127.0.0.1", {
+            let mut cfg = json!({
                 "enable_tus": true,
                 "enable_merge_small_file": false,
                 "s3_addr": format!("127.0.0.1:{s3_port}"),
                 "s3_region": "us-east-1",
                 "s3_keys": [{"access_key_id": ak, "secret_access_key": sk, "buckets": ["*"]}],
-            }),
-        );
+            });
+            for (k, v) in extra.as_object().expect("keys") {
+                cfg[k] = v.clone();
+            }
+            cfg
+        });
         let signed: Vec<String> = [
             "--aws-sigv4",
             "aws:amz:us-east-1:s3",
@@ -1027,13 +1034,13 @@ fn a_chunked_upload_is_refused_before_it_takes_the_reserve() {
     std::fs::remove_file(filler).unwrap();
 }
 
-/// One client (an address that is no admin) may hold at most its share (90 %) of the space left for
-/// uploads beside the others' (`upload_space_per_client_percent`): a client sending a big
-/// upload slowly cannot also claim the rest with a second one, and another client's upload
-/// still fits meanwhile.
+/// One client (an address that is no admin) may hold at most its share of the space left for
+/// uploads beside the others' (`upload_space_per_client_percent`, here half): a client
+/// sending a big upload slowly cannot also claim the rest with a second one, and another
+/// client's upload still fits meanwhile.
 #[test]
 fn one_client_cannot_claim_the_space_the_others_need() {
-    let Some(disk) = SmallDisk::start() else {
+    let Some(disk) = SmallDisk::start_with(json!({"upload_space_per_client_percent": 50})) else {
         return;
     };
     let (s, root) = (&disk.s, &disk.root);
@@ -1057,8 +1064,7 @@ fn one_client_cannot_claim_the_space_the_others_need() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    // Its second would take it past its share (90 %) of what is left: refused before its
-    // body is sent.
+    // Its second would take it past half of what is left: refused before its body is sent.
     let (code, body, sent) = curl(
         &["--interface", "127.0.0.90", "-F", &format!("file=@{a2}")],
         &url,
@@ -1076,5 +1082,24 @@ fn one_client_cannot_claim_the_space_the_others_need() {
         s.stderr().contains("one client may hold 50% of the"),
         "the log says why"
     );
+    std::fs::remove_file(filler).unwrap();
+}
+
+/// By default a client's share is 90 % of the space left: one upload of more than half the
+/// free space from a client that is no admin (a backup script, every client behind a proxy
+/// whose address is not trusted) is taken.
+#[test]
+fn one_upload_of_most_of_the_free_space_is_taken_by_default() {
+    let Some(disk) = SmallDisk::start() else {
+        return;
+    };
+    let (s, root) = (&disk.s, &disk.root);
+    let filler = fill_leaving(root, 20 << 20);
+    let big = disk.file("big.bin", 14 << 20, 84);
+    let (code, body, _) = curl(
+        &["--interface", "127.0.0.90", "-F", &format!("file=@{big}")],
+        &s.url("/group1/upload?output=json"),
+    );
+    assert_eq!(code, 200, "{body}");
     std::fs::remove_file(filler).unwrap();
 }
