@@ -7,7 +7,9 @@ set -euo pipefail
 BIN=${FASTDFS_BIN:-$(cd "$(dirname "$0")/.." && pwd)/target/release/fastdfs}
 WORK=$(mktemp -d /var/tmp/fastdfs-resize.XXXXXX)
 PORT=${PORT:-18099}
-trap 'kill $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+PID=
+trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$WORK"' EXIT
+python3 -c 'import PIL' 2>/dev/null || { echo "bench/resize.sh needs Pillow: pip install pillow" >&2; exit 2; }
 mkdir -p "$WORK/conf"
 echo "{\"addr\":\"127.0.0.1:$PORT\",\"host\":\"http://127.0.0.1:$PORT\",\"workers\":1,\"peers\":[],\"group\":\"group1\",\"support_group_manage\":true,\"image_max_width\":4000,\"image_max_height\":4000}" > "$WORK/conf/cfg.json"
 python3 - "$WORK/photo.jpg" <<'PY'
