@@ -145,9 +145,15 @@ pub struct Retries {
     strikes: u32,
 }
 
+/// The chances a source gets (`retry_count` of the config: at least 1, and a count beyond
+/// `u32` is as good as endless, not wrapped to a small one).
+pub fn chances(retry_count: i64) -> u32 {
+    u32::try_from(retry_count.max(1)).unwrap_or(u32::MAX)
+}
+
 impl Retries {
     /// Records failure `e` and decides what follows; `retry_count` is the config's (at
-    /// least 1).
+    /// least 1, [`chances`]).
     pub fn after(&mut self, e: &FetchError, retry_count: u32) -> Next {
         if e.blame() == Blame::Announcement {
             return Next::Drop;
@@ -167,6 +173,15 @@ impl Retries {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_count_is_at_least_one_chance_and_never_wraps() {
+        assert_eq!(chances(0), 1);
+        assert_eq!(chances(-5), 1);
+        assert_eq!(chances(3), 3);
+        assert_eq!(chances(1 << 32), u32::MAX, "2^32 is not 0 chances");
+        assert_eq!(chances((1 << 32) + 1), u32::MAX, "2^32 + 1 is not 1 chance");
+    }
 
     fn missing() -> FetchError {
         FetchError::status(404, "http://b/group1/x".into())

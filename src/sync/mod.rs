@@ -593,7 +593,7 @@ async fn fetch_one(w: Rc<Worker>, retrying: Retrying, info: FileInfo) {
         retrying.borrow_mut().remove(&md5);
         return;
     };
-    let retry_count = w.config().retry_count.max(1) as u32;
+    let retry_count = failure::chances(w.config().retry_count);
     let next = {
         let mut retrying = retrying.borrow_mut();
         let (retries, at) = retrying
