@@ -170,9 +170,105 @@ impl Retries {
     }
 }
 
+/// The files whose fetch failed, with their failures and when to fetch each again. An entry
+/// lives while its file is in the inbox: one that a whole pass over the inbox did not meet
+/// (the file arrived another way, or was deleted) is forgotten when the pass ends.
+#[derive(Default)]
+pub struct RetryMap {
+    pass: u64,
+    files: std::collections::HashMap<String, Retry>,
+}
+
+struct Retry {
+    retries: Retries,
+    at: std::time::Instant,
+    /// The last pass that met the file.
+    pass: u64,
+}
+
+impl RetryMap {
+    /// Whether `md5`'s file may be fetched at `now` (no failure, or its backoff is over); the
+    /// pass meets it either way.
+    pub fn due(&mut self, md5: &str, now: std::time::Instant) -> bool {
+        match self.files.get_mut(md5) {
+            None => true,
+            Some(r) => {
+                r.pass = self.pass;
+                r.at <= now
+            }
+        }
+    }
+
+    /// Records a failed fetch of `md5`'s file and decides what follows ([`Retries::after`]),
+    /// with the failed fetches so far. A dropped file is forgotten.
+    pub fn failed(
+        &mut self,
+        md5: &str,
+        e: &FetchError,
+        retry_count: u32,
+        now: std::time::Instant,
+    ) -> (Next, u32) {
+        let pass = self.pass;
+        let r = self.files.entry(md5.to_string()).or_insert_with(|| Retry {
+            retries: Retries::default(),
+            at: now,
+            pass,
+        });
+        r.pass = pass;
+        let next = r.retries.after(e, retry_count);
+        let attempts = r.retries.attempts;
+        match next {
+            Next::RetryIn(delay) => r.at = now + delay,
+            Next::Drop => {
+                self.files.remove(md5);
+            }
+        }
+        (next, attempts)
+    }
+
+    /// `md5`'s file was fetched: forgotten.
+    pub fn succeeded(&mut self, md5: &str) {
+        self.files.remove(md5);
+    }
+
+    /// A pass over the inbox ended: the files it did not meet are forgotten.
+    pub fn end_pass(&mut self) {
+        let pass = self.pass;
+        self.files.retain(|_, r| r.pass == pass);
+        self.pass += 1;
+    }
+
+    /// Files remembered.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.files.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_file_no_pass_meets_is_forgotten_and_one_still_queued_keeps_its_backoff() {
+        let mut m = RetryMap::default();
+        let t0 = std::time::Instant::now();
+        let (next, _) = m.failed("gone", &transport(), 3, t0);
+        assert!(matches!(next, Next::RetryIn(_)));
+        m.failed("queued", &transport(), 3, t0);
+        m.failed("queued", &transport(), 3, t0);
+        m.end_pass();
+        assert_eq!(m.len(), 2, "both failed in the pass that ends");
+        // The next pass meets only "queued" (its file is still in the inbox, backing off).
+        assert!(!m.due("queued", t0), "still backing off");
+        m.end_pass();
+        assert_eq!(m.len(), 1, "\"gone\" left the inbox another way: forgotten");
+        let (_, attempts) = m.failed("queued", &transport(), 3, t0);
+        assert_eq!(attempts, 3, "the one still queued kept its failures");
+        assert!(m.due("never-failed", t0));
+        m.succeeded("queued");
+        assert_eq!(m.len(), 0);
+    }
 
     #[test]
     fn retry_count_is_at_least_one_chance_and_never_wraps() {

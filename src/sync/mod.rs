@@ -27,9 +27,8 @@ use crate::json::FileInfo;
 use crate::store::meta::{Inserted, MetaError, OutboxEntry, SyncKind};
 use crate::store::{meta::Origin, meta::Staged, names, write};
 use crate::worker::Worker;
-use failure::{FetchError, Next, PushError, Retries};
+use failure::{FetchError, Next, PushError, RetryMap};
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -553,7 +552,7 @@ async fn send_delete(w: &Worker, peer: &str, md5: &str) -> io::Result<()> {
 }
 
 /// Files whose fetch failed: their failures so far, and when to fetch them again.
-type Retrying = Rc<RefCell<HashMap<String, (Retries, Instant)>>>;
+type Retrying = Rc<RefCell<RetryMap>>;
 
 /// Fetches announced files of this executor's shards.
 async fn pull_loop(w: Rc<Worker>) {
@@ -563,15 +562,16 @@ async fn pull_loop(w: Rc<Worker>) {
         let seen = w.sync.wake.generation();
         let read = |shard: usize, after: &str| w.meta().inbox_page(shard, after, PULL_PAGE);
         let Some(page) = pager.next("inbox", read, |info| info.md5.as_str()) else {
+            retrying.borrow_mut().end_pass();
             w.sync.wake.wait(seen, IDLE_POLL).await;
             continue;
         };
         // Files backing off after a failed fetch wait; the rest of the queue does not.
         let now = Instant::now();
         let batch: Vec<FileInfo> = {
-            let retry = retrying.borrow();
+            let mut retry = retrying.borrow_mut();
             page.into_iter()
-                .filter(|info| retry.get(&info.md5).is_none_or(|(_, at)| *at <= now))
+                .filter(|info| retry.due(&info.md5, now))
                 .collect()
         };
         for chunk in batch.chunks(PULL_IN_FLIGHT) {
@@ -590,21 +590,13 @@ async fn pull_loop(w: Rc<Worker>) {
 async fn fetch_one(w: Rc<Worker>, retrying: Retrying, info: FileInfo) {
     let md5 = info.md5.clone();
     let Err(e) = fetch(&w, info, None).await else {
-        retrying.borrow_mut().remove(&md5);
+        retrying.borrow_mut().succeeded(&md5);
         return;
     };
     let retry_count = failure::chances(w.config().retry_count);
-    let next = {
-        let mut retrying = retrying.borrow_mut();
-        let (retries, at) = retrying
-            .entry(md5.clone())
-            .or_insert_with(|| (Retries::default(), Instant::now()));
-        let next = retries.after(&e, retry_count);
-        if let Next::RetryIn(delay) = next {
-            *at = Instant::now() + delay;
-        }
-        (next, retries.attempts)
-    };
+    let next = retrying
+        .borrow_mut()
+        .failed(&md5, &e, retry_count, Instant::now());
     match next {
         (Next::RetryIn(_), attempts) if attempts >= failure::WARN_AFTER => {
             tracing::warn!(md5, attempts, cause = %e, "fetch from peer failed; will retry");
@@ -614,7 +606,6 @@ async fn fetch_one(w: Rc<Worker>, retrying: Retrying, info: FileInfo) {
         }
         (Next::Drop, _) => {
             tracing::warn!(md5, cause = %e, "announced file dropped");
-            retrying.borrow_mut().remove(&md5);
             let _ = w.meta().drop_announced(md5).await;
         }
     }
