@@ -151,6 +151,12 @@ fn both(
     )
 }
 
+/// A GET of the same query `q` after each node's path `paths`, no headers: both answers.
+fn get_both(p: &Pair, paths: (&str, &str), q: &str) -> (View, View) {
+    let targets = (format!("{}{q}", paths.0), format!("{}{q}", paths.1));
+    both(p, "GET", (&targets.0, &targets.1), &[], b"")
+}
+
 /// Both nodes must answer alike; returns our answer.
 fn same(p: &Pair, method: &str, targets: (&str, &str), headers: &[(&str, &str)]) -> View {
     let (g, r) = both(p, method, targets, headers, b"");
@@ -323,13 +329,7 @@ fn download_and_name_parameters_match_go_fastdfs() {
     // `name=` empty: go-fastdfs sends `attachment;filename=` (an empty, invalid filename
     // parameter, RFC 6266 §4.1), we `attachment` alone (docs/DEFECTS.md #12).
     let q = "?name=";
-    let (gv, rv) = both(
-        &p,
-        "GET",
-        (&format!("{g}{q}"), &format!("{r}{q}")),
-        &[],
-        b"",
-    );
+    let (gv, rv) = get_both(&p, (&g, &r), q);
     assert_eq!(
         gv.header("Content-Disposition"),
         Some("attachment;filename=")
@@ -346,13 +346,7 @@ fn download_and_name_parameters_match_go_fastdfs() {
     // `..` anywhere in the raw request URI, the query included: both refuse the download
     // (401, empty), before the index page too.
     for q in ["?name=a..b.txt", "?x=.."] {
-        let (gv, rv) = both(
-            &p,
-            "GET",
-            (&format!("{g}{q}"), &format!("{r}{q}")),
-            &[],
-            b"",
-        );
+        let (gv, rv) = get_both(&p, (&g, &r), q);
         assert_eq!((gv.status, gv.body.len()), (401, 0), "{q}");
         assert_eq!((rv.status, rv.body.len()), (401, 0), "{q}");
     }
@@ -545,13 +539,7 @@ fn resize_parameters_match_go_fastdfs() {
             ("?width=0&height=0&download=0", (40, 20)),
             ("?width=abc&download=0", (40, 20)),
         ] {
-            let (gv, rv) = both(
-                &p,
-                "GET",
-                (&format!("{g}{q}"), &format!("{r}{q}")),
-                &[],
-                b"",
-            );
+            let (gv, rv) = get_both(&p, (g, r), q);
             let what = format!("{r}{q}");
             assert_eq!((gv.status, rv.status), (200, 200), "{what}");
             for h in ["Content-Type", "Content-Disposition"] {
@@ -565,25 +553,13 @@ fn resize_parameters_match_go_fastdfs() {
     // (docs/DEFECTS.md #32).
     let (gg, rg) = upload_both(&p, "r.gif", GIF);
     let q = "?width=10&download=0";
-    let (gv, rv) = both(
-        &p,
-        "GET",
-        (&format!("{gg}{q}"), &format!("{rg}{q}")),
-        &[],
-        b"",
-    );
+    let (gv, rv) = get_both(&p, (&gg, &rg), q);
     assert_eq!((gv.status, gv.body.len()), (200, 0));
     assert_eq!((rv.status, rv.body.as_slice()), (200, GIF));
     // A negative size: go-fastdfs fails with an empty 500, we refuse it with 400 and the
     // envelope (docs/DEFECTS.md #31).
     let q = "?width=-1&download=0";
-    let (gv, rv) = both(
-        &p,
-        "GET",
-        (&format!("{gp}{q}"), &format!("{rp}{q}")),
-        &[],
-        b"",
-    );
+    let (gv, rv) = get_both(&p, (&gp, &rp), q);
     assert_eq!(gv.status, 500);
     assert_eq!(rv.status, 400);
     assert!(rv.text().contains("\"fail\""), "{}", rv.text());
@@ -669,13 +645,7 @@ fn merged_small_files_match_go_fastdfs() {
     // A size asked of a merged file that is no image: go-fastdfs answers an empty 200, we
     // the file unchanged (docs/DEFECTS.md #32).
     let q = "?width=10&download=0";
-    let (gv, rv) = both(
-        &p,
-        "GET",
-        (&format!("{g}{q}"), &format!("{r}{q}")),
-        &[],
-        b"",
-    );
+    let (gv, rv) = get_both(&p, (&g, &r), q);
     assert_eq!((gv.status, gv.body.len()), (200, 0));
     assert_eq!((rv.status, rv.body.as_slice()), (200, &text[..]));
     // With a trailing slash: no file, an empty 404 from both.
@@ -699,26 +669,14 @@ fn merged_small_files_match_go_fastdfs() {
     // An image among merged files is resized by both.
     let (gp, rp) = upload_both(&p, "m.png", &png(40, 20));
     let q = "?width=10&download=0";
-    let (gv, rv) = both(
-        &p,
-        "GET",
-        (&format!("{gp}{q}"), &format!("{rp}{q}")),
-        &[],
-        b"",
-    );
+    let (gv, rv) = get_both(&p, (&gp, &rp), q);
     assert_eq!((gv.status, rv.status), (200, 200));
     assert_eq!(gv.header("Content-Type"), rv.header("Content-Type"));
     assert_eq!((dims(&gv.body), dims(&rv.body)), ((10, 5), (10, 5)));
     // A `/` in the query: go-fastdfs parses the locator from the raw URI with its query and
     // finds nothing (404), we from the path (docs/DEFECTS.md #33).
     let q = "?download=0&from=a/b";
-    let (gv, rv) = both(
-        &p,
-        "GET",
-        (&format!("{g}{q}"), &format!("{r}{q}")),
-        &[],
-        b"",
-    );
+    let (gv, rv) = get_both(&p, (&g, &r), q);
     assert_eq!((gv.status, gv.body.len()), (404, 0));
     assert_eq!((rv.status, rv.body.as_slice()), (200, &text[..]));
     // Locators that name no merged file: empty 404s from both (no Content-Type either).
