@@ -75,6 +75,31 @@ fn temp_files(root: &Path) -> usize {
     std::fs::read_dir(root.join("files/_tmp")).map_or(0, |d| d.count())
 }
 
+/// A server whose runtime dir is an 8 MiB tmpfs, a disk a test can fill, started with `cfg`.
+/// Dropped, the server stops before the tmpfs is unmounted.
+struct FullDisk {
+    s: Server,
+    root: PathBuf,
+    _fs: Tmpfs,
+    _tmp: tempfile::TempDir,
+}
+
+impl FullDisk {
+    /// None: no tmpfs can be mounted (the test is skipped).
+    fn start(cfg: Value) -> Option<FullDisk> {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("rt");
+        let fs = Tmpfs::mount(&root, "8m")?;
+        let s = Server::start_in(&root, "127.0.0.1", cfg);
+        Some(FullDisk {
+            s,
+            root,
+            _fs: fs,
+            _tmp: tmp,
+        })
+    }
+}
+
 /// Stops `s`, then checks its store at `root` clean: every record has its file, every file
 /// its record.
 fn stop_and_check(s: &mut Server, root: &Path) {
@@ -85,24 +110,19 @@ fn stop_and_check(s: &mut Server, root: &Path) {
 
 #[test]
 fn a_full_disk_refuses_uploads_with_507_and_nothing_half_written_then_recovers() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("rt");
-    let Some(_fs) = Tmpfs::mount(&root, "8m") else {
+    let Some(disk) = FullDisk::start(json!({"enable_tus": true, "enable_merge_small_file": false}))
+    else {
         return;
     };
-    let s = Server::start_in(
-        &root,
-        "127.0.0.1",
-        json!({"enable_tus": true, "enable_merge_small_file": false}),
-    );
-    let (code, first) = post(&s, "kept.bin", &noise(1_000_000, 1));
+    let (s, root) = (&disk.s, &disk.root);
+    let (code, first) = post(s, "kept.bin", &noise(1_000_000, 1));
     assert_eq!(code, 200, "{first}");
-    let before = files_under(&root);
-    let filler = fill(&root);
+    let before = files_under(root);
+    let filler = fill(root);
     // A multipart upload, large and small.
     for (name, size) in [("big.bin", 500_000), ("small.txt", 3_000)] {
-        let (code, v) = post(&s, name, &noise(size, size as u64));
-        assert_refused_for_space(code, &v, &root);
+        let (code, v) = post(s, name, &noise(size, size as u64));
+        assert_refused_for_space(code, &v, root);
     }
     // A tus upload: creation may fit, its data does not.
     let create = agent()
@@ -129,17 +149,17 @@ fn a_full_disk_refuses_uploads_with_507_and_nothing_half_written_then_recovers()
     // Nothing half-written: no temp file, no new stored file, the count unchanged.
     // (A refused upload's temp file is removed in the background right after the answer.)
     assert!(
-        eventually(Duration::from_secs(5), || temp_files(&root) == 0),
+        eventually(Duration::from_secs(5), || temp_files(root) == 0),
         "temp files left"
     );
-    let now: Vec<PathBuf> = files_under(&root)
+    let now: Vec<PathBuf> = files_under(root)
         .into_iter()
         .filter(|p| !p.starts_with(root.join("files/_big")))
         .collect();
     assert_eq!(now, before);
     // Space returns: the same upload goes through, and the first file still reads back.
     std::fs::remove_file(&filler).unwrap();
-    let (code, v) = post(&s, "small.txt", &noise(3_000, 3_000));
+    let (code, v) = post(s, "small.txt", &noise(3_000, 3_000));
     assert_eq!(code, 200, "{v}");
     let url = first["path"].as_str().unwrap();
     let (code, got) = common::cluster::get_bytes(&s.base(), url, &[]);
@@ -151,20 +171,14 @@ fn a_full_disk_refuses_uploads_with_507_and_nothing_half_written_then_recovers()
 /// would fill its log with them).
 #[test]
 fn a_full_disk_is_logged_once_per_period_not_once_per_refusal() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("rt");
-    let Some(_fs) = Tmpfs::mount(&root, "8m") else {
+    let Some(disk) = FullDisk::start(json!({"enable_merge_small_file": false})) else {
         return;
     };
-    let s = Server::start_in(
-        &root,
-        "127.0.0.1",
-        json!({"enable_merge_small_file": false}),
-    );
-    let _filler = fill(&root);
+    let (s, root) = (&disk.s, &disk.root);
+    let _filler = fill(root);
     for i in 0..24u64 {
-        let (code, v) = post(&s, &format!("f{i}.txt"), &noise(3_000, i));
-        assert_refused_for_space(code, &v, &root);
+        let (code, v) = post(s, &format!("f{i}.txt"), &noise(3_000, i));
+        assert_refused_for_space(code, &v, root);
     }
     let log = s.stderr();
     let lines = log
@@ -229,23 +243,21 @@ fn a_full_metadata_disk_refuses_with_507_undoes_the_placed_file_and_recovers() {
 
 #[test]
 fn a_full_disk_refuses_merged_small_files_with_507_and_the_container_stays_readable() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("rt");
-    let Some(_fs) = Tmpfs::mount(&root, "8m") else {
+    let Some(disk) = FullDisk::start(json!({"enable_merge_small_file": true})) else {
         return;
     };
-    let s = Server::start_in(&root, "127.0.0.1", json!({"enable_merge_small_file": true}));
-    let (code, kept) = post(&s, "kept.txt", b"merged before the disk filled");
+    let (s, root) = (&disk.s, &disk.root);
+    let (code, kept) = post(s, "kept.txt", b"merged before the disk filled");
     assert_eq!(code, 200, "{kept}");
     assert!(
         kept["path"].as_str().unwrap().contains("/haystack/"),
         "{kept}"
     );
-    let filler = fill(&root);
-    let (code, v) = post(&s, "late.txt", &noise(20_000, 5));
-    assert_refused_for_space(code, &v, &root);
+    let filler = fill(root);
+    let (code, v) = post(s, "late.txt", &noise(20_000, 5));
+    assert_refused_for_space(code, &v, root);
     std::fs::remove_file(&filler).unwrap();
-    let (code, v) = post(&s, "late.txt", &noise(20_000, 5));
+    let (code, v) = post(s, "late.txt", &noise(20_000, 5));
     assert_eq!(code, 200, "{v}");
     for (r, want) in [
         (&kept, b"merged before the disk filled".to_vec()),
@@ -262,16 +274,10 @@ fn a_full_disk_refuses_merged_small_files_with_507_and_the_container_stays_reada
 /// to hold the space; once space returns both work again and the store checks clean.
 #[test]
 fn admin_jobs_on_a_full_disk_answer_507_leave_nothing_corrupt_and_recover() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("rt");
-    let Some(_fs) = Tmpfs::mount(&root, "8m") else {
+    let Some(mut disk) = FullDisk::start(json!({"enable_merge_small_file": false})) else {
         return;
     };
-    let mut s = Server::start_in(
-        &root,
-        "127.0.0.1",
-        json!({"enable_merge_small_file": false}),
-    );
+    let (s, root) = (&mut disk.s, &disk.root);
     let day = common::cluster::today();
     let admin = |route: &str| -> (u16, Value) {
         let (code, body) = call(agent().get(&s.url(&format!("/group1/{route}?date={day}"))));
@@ -279,7 +285,7 @@ fn admin_jobs_on_a_full_disk_answer_507_leave_nothing_corrupt_and_recover() {
         (code, v)
     };
     for i in 0..30u64 {
-        let (code, v) = post(&s, &format!("f{i}.txt"), &noise(2_000, 100 + i));
+        let (code, v) = post(s, &format!("f{i}.txt"), &noise(2_000, 100 + i));
         assert_eq!(code, 200, "{v}");
     }
     let export = root.join("data").join(&day);
@@ -293,18 +299,18 @@ fn admin_jobs_on_a_full_disk_answer_507_leave_nothing_corrupt_and_recover() {
     let first = std::fs::read_to_string(export.join("files.md5")).unwrap();
     assert_eq!(first.lines().count(), 30);
     for i in 30..40u64 {
-        let (code, v) = post(&s, &format!("f{i}.txt"), &noise(2_000, 100 + i));
+        let (code, v) = post(s, &format!("f{i}.txt"), &noise(2_000, 100 + i));
         assert_eq!(code, 200, "{v}");
     }
-    let filler = fill(&root);
+    let filler = fill(root);
     let (code, v) = admin("repair_stat");
     if code == 200 {
         assert_eq!(v["data"]["fileCount"], 40, "{v}");
     } else {
-        assert_refused_for_space(code, &v, &root);
+        assert_refused_for_space(code, &v, root);
     }
     let (code, v) = admin("backup");
-    assert_refused_for_space(code, &v, &root);
+    assert_refused_for_space(code, &v, root);
     let left: Vec<_> = std::fs::read_dir(&export)
         .unwrap()
         .flatten()
@@ -331,7 +337,7 @@ fn admin_jobs_on_a_full_disk_answer_507_leave_nothing_corrupt_and_recover() {
         80,
         "each record under its md5 and its path key"
     );
-    stop_and_check(&mut s, &root);
+    stop_and_check(s, root);
 }
 
 /// `repair` with a peer while this node's metadata volume is full: it stops with a logged
