@@ -25,6 +25,24 @@ pub unsafe fn recv(
     unsafe { libc::syscall(libc::SYS_recvfrom, fd, buf, len, flags, null, null) as isize }
 }
 
+/// [`recv`] without waiting, into `room` (memory that may be uninitialised: the kernel
+/// writes it). None: nothing to read now.
+pub fn recv_now(
+    fd: libc::c_int,
+    room: &mut [std::mem::MaybeUninit<u8>],
+) -> Option<std::io::Result<usize>> {
+    // SAFETY: `room` is writable memory of its length; recv writes at most that many bytes.
+    let n = unsafe { recv(fd, room.as_mut_ptr().cast(), room.len(), libc::MSG_DONTWAIT) };
+    if n >= 0 {
+        return Some(Ok(n as usize));
+    }
+    let e = std::io::Error::last_os_error();
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted => None,
+        _ => Some(Err(e)),
+    }
+}
+
 /// `sendmsg(2)` as a plain system call (the reason: [`recv`]). Returns the bytes sent, or -1
 /// with `errno` set.
 ///

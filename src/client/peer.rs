@@ -23,26 +23,13 @@ const IDLE_PER_PEER_MAX: usize = 16;
 /// Largest collected response body (md5 lists of a busy day fit easily).
 pub const COLLECT_BYTES_MAX: usize = 256 << 20;
 
-/// Bytes read from a peer socket per call (large: replication moves whole files).
+/// Bytes read from a TLS peer socket per call (large: replication moves whole files).
 const READ_CHUNK_BYTES: usize = 256 * 1024;
 
 /// A connection's socket: plain, or TLS for an `https://` URL (`client::tls`).
 enum Stream {
     Plain(glommio::net::TcpStream),
     Tls(Box<futures_rustls::client::TlsStream<glommio::net::TcpStream>>),
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
 }
 
 impl AsyncWrite for Stream {
@@ -73,6 +60,9 @@ impl AsyncWrite for Stream {
 }
 
 /// A connection's socket seen through hyper's IO traits, with a scratch buffer for reads.
+/// A connection's socket as hyper reads and writes it. A plain socket is read straight
+/// into hyper's buffer; a TLS stream decrypts into a slice, so it reads into the scratch
+/// buffer (empty for a plain socket) and copies.
 struct Io(Stream, Box<[u8]>);
 
 impl hyper::rt::Read for Io {
@@ -81,16 +71,50 @@ impl hyper::rt::Read for Io {
         cx: &mut Context<'_>,
         mut buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        // Read into a scratch buffer and copy: keeps this adapter free of `unsafe`.
         let this = &mut *self;
+        let tls = match &mut this.0 {
+            Stream::Plain(s) => return recv_plain(s, cx, buf),
+            Stream::Tls(s) => s,
+        };
         let want = this.1.len().min(buf.remaining());
-        match Pin::new(&mut this.0).poll_read(cx, &mut this.1[..want]) {
+        match Pin::new(tls.as_mut()).poll_read(cx, &mut this.1[..want]) {
             Poll::Ready(Ok(n)) => {
                 buf.put_slice(&this.1[..n]);
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Reads a plain socket straight into hyper's buffer (one copy of a replicated file's bytes
+/// fewer than through a scratch buffer): `recv(2)` at once, since a response is read when
+/// it is expected, and the socket's readiness (its multishot poll) only when nothing is
+/// there.
+fn recv_plain(
+    s: &mut glommio::net::TcpStream,
+    cx: &mut Context<'_>,
+    mut buf: hyper::rt::ReadBufCursor<'_>,
+) -> Poll<io::Result<()>> {
+    use std::os::fd::AsRawFd;
+    let fd = s.as_raw_fd();
+    loop {
+        // SAFETY: the room is only written by recv, and only the bytes it wrote are marked
+        // filled (`advance`).
+        match crate::sys::recv_now(fd, unsafe { buf.as_mut() }) {
+            Some(Ok(n)) => {
+                // SAFETY: recv wrote `n` bytes at the start of the room.
+                unsafe { buf.advance(n) };
+                s.read_done();
+                return Poll::Ready(Ok(()));
+            }
+            Some(Err(e)) => return Poll::Ready(Err(e)),
+            None => match s.poll_readable(cx, true) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {}
+            },
         }
     }
 }
@@ -269,7 +293,11 @@ impl Pool {
         } else {
             Stream::Plain(stream)
         };
-        let io = Io(stream, vec![0u8; READ_CHUNK_BYTES].into_boxed_slice());
+        let scratch = match stream {
+            Stream::Plain(_) => Box::default(),
+            Stream::Tls(_) => vec![0u8; READ_CHUNK_BYTES].into_boxed_slice(),
+        };
+        let io = Io(stream, scratch);
         let (sender, conn) = hyper::client::conn::http1::handshake(io)
             .await
             .map_err(other)?;

@@ -286,24 +286,6 @@ impl Room for BytesMut {
     }
 }
 
-/// `recv(2)` without waiting, into `room`. None: nothing to read now.
-fn recv_now(
-    fd: std::os::fd::RawFd,
-    room: &mut [std::mem::MaybeUninit<u8>],
-) -> Option<io::Result<usize>> {
-    // SAFETY: `room` is writable memory of its length; recv writes at most that many bytes.
-    let n =
-        unsafe { crate::sys::recv(fd, room.as_mut_ptr().cast(), room.len(), libc::MSG_DONTWAIT) };
-    if n >= 0 {
-        return Some(Ok(n as usize));
-    }
-    let e = io::Error::last_os_error();
-    match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => None,
-        _ => Some(Err(e)),
-    }
-}
-
 impl Conn {
     /// Reads up to `want` more bytes into `dst`, waiting at most `wait`. Ok(0) = peer closed.
     ///
@@ -356,7 +338,7 @@ impl Conn {
                     }
                 }
                 read_now = false;
-                match recv_now(fd, dst.room(want)) {
+                match crate::sys::recv_now(fd, dst.room(want)) {
                     Some(r) => {
                         if let Ok(n) = r {
                             // SAFETY: recv wrote `n` bytes at the start of the room.

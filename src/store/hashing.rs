@@ -12,8 +12,10 @@
 //!
 //! A lone writer (fewer than [`crate::md5x::LANES_MIN`] alive: no lanes to share) on an
 //! executor whose process has a core no executor runs on ([`offload_lone_writers`]) hashes
-//! beside the executor instead: what it has gathered is copied out into its [`Relay`] and
-//! hashed on the blocking pool while it receives the next bytes. One job hashes the relay's
+//! beside the executor instead: what it has gathered is copied out into its [`Relay`] (bytes
+//! it was given shared, a peer's response body, go there as they are:
+//! [`Buffer::extend_shared`]) and hashed on the blocking pool while it receives the next
+//! bytes. One job hashes the relay's
 //! chunks in order for as long as there are any, so the hash never waits for the executor to
 //! hand over the next chunk (handing over per chunk, through the executor, left the hash idle
 //! a quarter of the time: 170-420 µs between 1 MiB jobs). A single large upload or
@@ -43,6 +45,10 @@ const GATHER_MAX: std::time::Duration = std::time::Duration::from_micros(400);
 /// writer waits): the hash always has the next chunk queued, and a writer that receives
 /// faster than the pool hashes holds at most this and one buffer in copies.
 pub const BACKLOG_BYTES_MAX: usize = 2 << 20;
+/// Shared bytes queued as they are in a lone writer's relay from this size on; smaller ones
+/// are gathered and copied with the bytes around them (a job and a lock per few bytes would
+/// cost more than the copy).
+const SHARED_BYTES_MIN: usize = BATCH_BYTES_MIN;
 /// The batch task's shares against the default queue's 1,000.
 const SHARES: usize = 100;
 
@@ -252,10 +258,27 @@ fn lone() -> bool {
 #[derive(Default)]
 struct Relay(std::sync::Mutex<RelayState>);
 
+/// Bytes of a writer queued in its relay.
+enum Chunk {
+    /// A copy of the bytes gathered in the writer's buffer.
+    Copy(Vec<u8>),
+    /// Bytes the writer was given shared ([`Buffer::extend_shared`]): no copy.
+    Shared(bytes::Bytes),
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Copy(v) => v,
+            Chunk::Shared(b) => b,
+        }
+    }
+}
+
 #[derive(Default)]
 struct RelayState {
-    /// Copies of the writer's bytes, in order, not hashed yet.
-    chunks: std::collections::VecDeque<Vec<u8>>,
+    /// The writer's bytes, in order, not hashed yet.
+    chunks: std::collections::VecDeque<Chunk>,
     /// Bytes queued or being hashed.
     waiting: usize,
     /// The writer's md5 while it is out of the buffer and no job hashes with it.
@@ -306,14 +329,15 @@ fn hash_relayed(relay: &Relay, executor_cpu: Option<usize>) {
                 }
             }
         };
-        md5.update(&chunk);
-        let mut chunk = chunk;
-        let n = chunk.len();
-        chunk.clear();
+        md5.update(chunk.bytes());
+        let n = chunk.bytes().len();
         let mut st = relay.state();
         st.waiting -= n;
-        if st.spent.len() < RELAY_SPENT_KEPT {
-            st.spent.push(chunk);
+        if let Chunk::Copy(mut v) = chunk {
+            if st.spent.len() < RELAY_SPENT_KEPT {
+                v.clear();
+                st.spent.push(v);
+            }
         }
         let waker = if st.waiting <= BACKLOG_BYTES_MAX {
             st.waker.take()
@@ -327,14 +351,22 @@ fn hash_relayed(relay: &Relay, executor_cpu: Option<usize>) {
     }
 }
 
-/// Queues a copy of the bytes of `b` not hashed yet (none while they are lent) in its relay,
-/// the md5 with them, and starts the relay's job unless it runs.
-fn offload(rc: &Rc<RefCell<Inner>>, mut b: std::cell::RefMut<'_, Inner>) {
+/// Queues the bytes of `b` not hashed yet (none while they are lent) in its relay, the md5
+/// with them, and starts the relay's job unless it runs. `shared`: the buffer's last bytes,
+/// queued as given; the bytes before them are copied.
+fn offload(
+    rc: &Rc<RefCell<Inner>>,
+    mut b: std::cell::RefMut<'_, Inner>,
+    shared: Option<bytes::Bytes>,
+) {
     let relay = b.relay.get_or_insert_with(Default::default).clone();
     let mut chunk = relay.state().spent.pop().unwrap_or_else(chunk_memory);
     if !b.lent {
-        let hashed = b.hashed;
-        chunk.extend_from_slice(&b.data.bytes()[hashed..]);
+        let (hashed, copied) = (
+            b.hashed,
+            b.data.len() - shared.as_ref().map_or(0, |s| s.len()),
+        );
+        chunk.extend_from_slice(&b.data.bytes()[hashed..copied]);
         b.hashed = b.data.len();
     }
     let start = {
@@ -347,7 +379,11 @@ fn offload(rc: &Rc<RefCell<Inner>>, mut b: std::cell::RefMut<'_, Inner>) {
             give_back(chunk);
         } else {
             st.waiting += chunk.len();
-            st.chunks.push_back(chunk);
+            st.chunks.push_back(Chunk::Copy(chunk));
+        }
+        if let Some(shared) = shared {
+            st.waiting += shared.len();
+            st.chunks.push_back(Chunk::Shared(shared));
         }
         let start = !st.running && !st.chunks.is_empty();
         st.running |= start;
@@ -373,7 +409,7 @@ fn offload(rc: &Rc<RefCell<Inner>>, mut b: std::cell::RefMut<'_, Inner>) {
             w.wake();
         }
         if b.due() && lone() {
-            offload(&rc, b);
+            offload(&rc, b, None);
         }
     })
     .detach();
@@ -483,6 +519,21 @@ impl Buffer {
         self.queue_if_due(b)
     }
 
+    /// `extend`, for bytes the caller holds shared (a peer's response body): a lone writer
+    /// hashing beside the executor queues them in its relay as they are, where `extend`
+    /// would copy them a second time.
+    pub fn extend_shared(&self, bytes: &bytes::Bytes) -> bool {
+        let mut b = self.0.borrow_mut();
+        b.ready(bytes.len());
+        b.data.extend(bytes);
+        let hashing = b.md5.is_some() || b.inflight;
+        if hashing && !b.queued && !b.lent && bytes.len() >= SHARED_BYTES_MIN && lone() {
+            offload(&self.0, b, Some(bytes.clone()));
+            return false;
+        }
+        self.queue_if_due(b)
+    }
+
     /// Queues the buffer for a pass if it holds [`BATCH_BYTES_MIN`] bytes not hashed yet;
     /// true when it did. A lone writer's bytes are hashed beside the executor instead
     /// (`offload`), which it does not wait for: false.
@@ -491,7 +542,7 @@ impl Buffer {
             return false;
         }
         if lone() {
-            offload(&self.0, b);
+            offload(&self.0, b, None);
             return false;
         }
         b.queued = true;
@@ -587,7 +638,7 @@ impl Buffer {
         assert!(!b.lent, "a lent buffer is taken");
         reclaim(&mut b);
         if b.inflight || (b.md5.is_some() && b.data.len() > b.hashed && lone()) {
-            offload(&self.0, b);
+            offload(&self.0, b, None);
             b = self.0.borrow_mut();
         } else {
             b.catch_up();
@@ -894,7 +945,7 @@ mod tests {
             .spawn(|| async {
                 offload_lone_writers(true);
                 // Two writers (under the three that share lanes): both lone. Pieces of odd
-                // sizes, through `extend` and lent buffers, taken for their write while a job
+                // sizes, through `extend`, `extend_shared` and lent buffers, taken for their write while a job
                 // is out and while lent data waits; one writer dropped with a job out.
                 assert_eq!(crate::md5x::LANES_MIN, 3);
                 let mut tasks = Vec::new();
@@ -907,14 +958,16 @@ mod tests {
                         let mut taken = Vec::new();
                         let mut jobs_seen = 0;
                         for (k, piece) in data.chunks(40_000 + s * 9_999).enumerate() {
-                            let queued = if k % 2 == 0 {
-                                let mut v = buffer.lend();
-                                crate::http::conn::Room::put(&mut v, piece);
-                                // The job may come back while the bytes are lent.
-                                futures_lite::future::yield_now().await;
-                                buffer.restore(v)
-                            } else {
-                                buffer.extend(piece)
+                            let queued = match k % 3 {
+                                0 => {
+                                    let mut v = buffer.lend();
+                                    crate::http::conn::Room::put(&mut v, piece);
+                                    // The job may come back while the bytes are lent.
+                                    futures_lite::future::yield_now().await;
+                                    buffer.restore(v)
+                                }
+                                1 => buffer.extend(piece),
+                                _ => buffer.extend_shared(&bytes::Bytes::copy_from_slice(piece)),
                             };
                             assert!(!queued, "writer {s}: a lone writer never waits for a pass");
                             jobs_seen += buffer.0.borrow().inflight as usize;
@@ -945,6 +998,58 @@ mod tests {
                 }
                 glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
                 assert_eq!(WRITERS.get(), 0, "every writer is gone");
+                offload_lone_writers(false);
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn a_lone_writers_shared_bytes_are_hashed_where_they_are_not_copied() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                offload_lone_writers(true);
+                let data: Vec<u8> = (0..4_000_000u32).map(|i| ((i * 31) >> 3) as u8).collect();
+                let buffer = Buffer::new(1 << 20, Some(Md5::new()));
+                let (mut seen_in_relay, mut taken) = (0, Vec::new());
+                // Pieces under and over the size queued as given, as a peer's frames come.
+                for (k, piece) in data.chunks(100_000).enumerate() {
+                    let piece = bytes::Bytes::copy_from_slice(piece);
+                    let piece = if k % 4 == 3 {
+                        piece.slice(..1_000)
+                    } else {
+                        piece
+                    };
+                    let pending =
+                        (k % 4 == 3).then(|| data[k * 100_000 + 1_000..(k + 1) * 100_000].to_vec());
+                    assert!(
+                        !buffer.extend_shared(&piece),
+                        "a lone writer never waits for a pass"
+                    );
+                    if piece.len() >= SHARED_BYTES_MIN {
+                        let b = buffer.0.borrow();
+                        let st = b.relay.as_ref().map(|r| r.state());
+                        if let Some(Chunk::Shared(s)) = st.as_ref().and_then(|st| st.chunks.back())
+                        {
+                            assert_eq!(s.as_ptr(), piece.as_ptr(), "the bytes given, not a copy");
+                            seen_in_relay += 1;
+                        }
+                    }
+                    if let Some(rest) = pending {
+                        assert!(!buffer.extend(&rest));
+                    }
+                    if buffer.len() >= 700_000 {
+                        buffer.settle().await;
+                        taken.extend_from_slice(buffer.take().bytes());
+                    }
+                }
+                assert!(seen_in_relay > 0, "shared bytes queued as they are");
+                taken.extend_from_slice(buffer.take().bytes());
+                assert_eq!(taken, data);
+                buffer.hashed().await;
+                let want: [u8; 16] = md5::Md5::digest(&data).into();
+                assert_eq!(buffer.into_md5().unwrap().finalize(), want);
                 offload_lone_writers(false);
             })
             .unwrap()

@@ -305,19 +305,37 @@ impl Appender {
         Ok(())
     }
 
-    pub async fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+    pub async fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.append(data, |buf, r| buf.extend(&data[r])).await
+    }
+
+    /// `write`, for bytes held shared (a peer's response body): a lone writer's md5 beside
+    /// the executor reads them where they are ([`Buffer::extend_shared`]).
+    pub async fn write_shared(&mut self, data: &bytes::Bytes) -> io::Result<()> {
+        self.append(data, |buf, r| buf.extend_shared(&data.slice(r)))
+            .await
+    }
+
+    /// Appends `data` to the write buffer by `extend` (a range of `data` at a time, as much
+    /// as the buffer has room for), writing each buffer filled.
+    async fn append(
+        &mut self,
+        data: &[u8],
+        extend: impl Fn(&Buffer, std::ops::Range<usize>) -> bool,
+    ) -> io::Result<()> {
         debug_assert!(self.lent.is_none(), "write while the write buffer is lent");
         crate::failpoint::io("write.eio")?;
         if let Some(h) = self.sha1.as_mut() {
             h.update(data);
         }
-        while !data.is_empty() {
+        let mut at = 0;
+        while at < data.len() {
             let room = WRITE_BUFFER_BYTES - self.buf.len();
-            let n = room.min(data.len());
-            if self.buf.extend(&data[..n]) {
+            let n = room.min(data.len() - at);
+            if extend(&self.buf, at..at + n) {
                 self.buf.hashed().await;
             }
-            data = &data[n..];
+            at += n;
             if self.buf.len() == WRITE_BUFFER_BYTES {
                 self.flush().await?;
             }
@@ -519,6 +537,15 @@ impl TempFile {
             .as_mut()
             .expect("file until finish")
             .write(data)
+            .await
+    }
+
+    /// [`Appender::write_shared`] of the temp file's writer.
+    pub async fn write_shared(&mut self, data: &bytes::Bytes) -> io::Result<()> {
+        self.out
+            .as_mut()
+            .expect("file until finish")
+            .write_shared(data)
             .await
     }
 

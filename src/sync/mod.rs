@@ -769,7 +769,7 @@ async fn download(
                     "peer sent more bytes than announced".into(),
                 ));
             }
-            tmp.write(&data).await.map_err(FetchError::Disk)?;
+            tmp.write_shared(&data).await.map_err(FetchError::Disk)?;
         }
     }
     let written = tmp.finish().await.map_err(FetchError::Disk)?;
