@@ -248,6 +248,12 @@ pub fn offload_lone_writers(on: bool) {
     OFFLOAD.set(on);
 }
 
+/// The executor's writers are too few to share the lanes (one or two large uploads or
+/// replicated files at a time).
+pub fn few_writers() -> bool {
+    WRITERS.get() < crate::md5x::LANES_MIN
+}
+
 /// The executor's writers are too few to share the lanes and may hash beside it.
 fn lone() -> bool {
     OFFLOAD.get() && WRITERS.get() < crate::md5x::LANES_MIN
