@@ -1546,3 +1546,61 @@ fn a_transfer_cut_short_or_timed_out_is_retried_until_the_file_comes_whole() {
     );
     assert!(asked.load(Ordering::SeqCst) >= 3);
 }
+
+/// A node like `impatient_node` with `retry_count` chances, on lane `lane` of `n` addresses.
+fn node_with_chances(
+    lane: u8,
+    n: usize,
+    retry_count: u32,
+) -> (Addresses, Server, tempfile::TempDir) {
+    let a = Addresses::pick(lane, n);
+    let dir = tempfile::tempdir().unwrap();
+    let o = json!({"retry_count": retry_count, "peer_id": "1"});
+    write_config(dir.path(), &a.ips[0], a.ports[0], &o);
+    let node = Server::start_in(dir.path(), &a.ips[0], json!({}));
+    (a, node, dir)
+}
+
+/// An announced file whose place here is taken by a file of this node's (a file where its
+/// directory goes) is given `retry_count` chances, as a source lacking it is, then given up
+/// with one clear warning; the file here is kept as it was, and nothing is stored.
+#[test]
+fn a_file_whose_place_here_is_taken_is_given_up_after_retry_count_and_ours_kept() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (a, node, dir) = node_with_chances(171, 2, 2);
+    let ours = dir.path().join("files/default/taken");
+    std::fs::create_dir_all(ours.parent().unwrap()).unwrap();
+    std::fs::write(&ours, b"ours, kept").unwrap();
+    let data = noise(300 << 10, 1711);
+    let md5 = md5_hex(&data);
+    let asked = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = asked.clone();
+    source_stand_in(&a.ips[1], a.ports[1], move |_| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        http_answer("200 OK", &data)
+    });
+    let record = json!({"name": "theirs.bin", "rename": "", "path": "files/default/taken/sub",
+        "md5": md5, "size": 300 << 10, "peers": [a.bases[1]], "scene": "default",
+        "timeStamp": now(), "offset": -1});
+    assert_eq!(announce(&a.bases[0], &record), 200);
+    let warnings = || -> Vec<String> {
+        node.stderr()
+            .lines()
+            .filter(|l| l.contains(&md5) && l.contains("WARN"))
+            .map(str::to_string)
+            .collect()
+    };
+    let dropped = eventually(Duration::from_secs(20), || {
+        warnings()
+            .iter()
+            .any(|l| l.contains("announced file dropped"))
+    });
+    assert!(dropped, "{}", node.stderr_tail(3000));
+    std::thread::sleep(Duration::from_secs(3));
+    let warned = warnings();
+    assert_eq!(warned.len(), 1, "one warning, at the end: {warned:?}");
+    assert!(warned[0].contains("place here is taken"), "{}", warned[0]);
+    assert_eq!(asked.load(Ordering::SeqCst), 2, "retry_count fetches");
+    assert_eq!(std::fs::read(&ours).unwrap(), b"ours, kept");
+    assert!(!has_md5(&a.bases[0], &md5));
+}

@@ -34,7 +34,8 @@ pub enum FetchError {
     /// Storing the content here failed: space, the temp file, a write, a sync.
     #[error("storing here: {0}")]
     Disk(io::Error),
-    /// Committing the record here failed.
+    /// Committing the record here failed: this node's metadata, or (`Blame::Place`) the
+    /// file's place is taken by one of this node's.
     #[error("{0}")]
     Meta(#[from] MetaError),
 }
@@ -74,6 +75,9 @@ impl PushError {
 pub enum Blame {
     /// The announcement: it can never be stored here.
     Announcement,
+    /// This node's own file or directory holds the file's place (a file where its directory
+    /// goes, no free name left): ours is kept, the announced one does not fit until ours goes.
+    Place,
     /// The source: it lacks the file, or serves other content under its name.
     Source,
     /// Nobody for good: the network, a source's passing state, this node.
@@ -101,12 +105,20 @@ impl FetchError {
     pub fn blame(&self) -> Blame {
         match self {
             FetchError::Refused(_) => Blame::Announcement,
+            FetchError::Meta(MetaError::PathConflict(_) | MetaError::NoFreeName(..)) => {
+                Blame::Place
+            }
             FetchError::Missing { .. } | FetchError::OtherContent(_) => Blame::Source,
             FetchError::Transport { .. }
             | FetchError::Status { .. }
             | FetchError::Disk(_)
             | FetchError::Meta(_) => Blame::Passing,
         }
+    }
+
+    /// Whether this failure spends one of the file's `retry_count` chances.
+    pub fn counts(&self) -> bool {
+        matches!(self.blame(), Blame::Source | Blame::Place)
     }
 
     /// The failure a fetch from several sources ends with, given the one so far (`before`)
@@ -141,7 +153,7 @@ pub enum Next {
 pub struct Retries {
     /// Failed fetches of any kind: the backoff.
     pub attempts: u32,
-    /// Those charged to the source (`Blame::Source`): `retry_count` of them drop the file.
+    /// Those that count (`Blame::Source`, `Blame::Place`): `retry_count` of them drop the file.
     strikes: u32,
 }
 
@@ -159,7 +171,7 @@ impl Retries {
             return Next::Drop;
         }
         self.attempts += 1;
-        if e.blame() == Blame::Source {
+        if e.counts() {
             self.strikes += 1;
             if self.strikes >= retry_count.max(1) {
                 return Next::Drop;
@@ -318,6 +330,20 @@ mod tests {
         );
         assert_eq!(d[2], Next::Drop);
         assert_eq!(decisions(&[other()], 1), vec![Next::Drop]);
+    }
+
+    #[test]
+    fn a_place_taken_here_spends_a_chance_as_a_source_lacking_the_file_does() {
+        let taken = || FetchError::Meta(MetaError::PathConflict("files/a/b/x.bin".into()));
+        let no_name = || FetchError::Meta(MetaError::NoFreeName("x.bin".into(), 10_000));
+        assert_eq!(decisions(&[taken()], 1), vec![Next::Drop]);
+        assert_eq!(decisions(&[no_name()], 1), vec![Next::Drop]);
+        let d = decisions(&[taken(), transport(), no_name()], 2);
+        assert!(
+            matches!(d[..2], [Next::RetryIn(_), Next::RetryIn(_)]),
+            "{d:?}"
+        );
+        assert_eq!(d[2], Next::Drop, "{d:?}");
     }
 
     #[test]

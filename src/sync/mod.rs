@@ -586,7 +586,8 @@ async fn pull_loop(w: Rc<Worker>) {
 }
 
 /// Fetches one announced file; after a failure, `Retries::after` decides whether it is
-/// fetched again (when) or dropped.
+/// fetched again (when) or dropped. Failures that spend a chance are logged at the drop,
+/// once, not on each retry.
 async fn fetch_one(w: Rc<Worker>, retrying: Retrying, info: FileInfo) {
     let md5 = info.md5.clone();
     let Err(e) = fetch(&w, info, None).await else {
@@ -594,18 +595,28 @@ async fn fetch_one(w: Rc<Worker>, retrying: Retrying, info: FileInfo) {
         return;
     };
     let retry_count = failure::chances(w.config().retry_count);
-    let next = retrying
+    let (next, attempts) = retrying
         .borrow_mut()
         .failed(&md5, &e, retry_count, Instant::now());
     match next {
-        (Next::RetryIn(_), attempts) if attempts >= failure::WARN_AFTER => {
+        Next::RetryIn(_) if attempts >= failure::WARN_AFTER && !e.counts() => {
             tracing::warn!(md5, attempts, cause = %e, "fetch from peer failed; will retry");
         }
-        (Next::RetryIn(_), attempts) => {
+        Next::RetryIn(_) => {
             tracing::debug!(md5, attempts, cause = %e, "fetch from peer failed; will retry");
         }
-        (Next::Drop, _) => {
-            tracing::warn!(md5, cause = %e, "announced file dropped");
+        Next::Drop if e.blame() == failure::Blame::Place => {
+            tracing::warn!(
+                md5,
+                attempts,
+                cause = %e,
+                "announced file dropped: its place here is taken by a file or directory of \
+                 this node's, which is kept (a repair offers the file again)"
+            );
+            let _ = w.meta().drop_announced(md5).await;
+        }
+        Next::Drop => {
+            tracing::warn!(md5, attempts, cause = %e, "announced file dropped");
             let _ = w.meta().drop_announced(md5).await;
         }
     }

@@ -5,7 +5,26 @@ use super::place::{place_staged, Naming, Placed};
 use super::*;
 
 impl Meta {
+    /// An insert; one from a peer settles the file's announcement (its inbox entry goes) when
+    /// it stored or refused the file, not when it failed: a failed op's writes still commit
+    /// with the rest of its batch, and the pull task decides what a failure means.
     pub(super) fn apply_insert(
+        &self,
+        s: &Shard,
+        txn: &mut lmdb::RwTransaction<'_>,
+        put: Put,
+        dirs: &mut BTreeSet<PathBuf>,
+        placed: &mut Vec<Placed>,
+    ) -> Result<OpResult, MetaError> {
+        let announced = matches!(put.origin, Origin::Peer).then(|| put.info.md5.clone());
+        let r = self.insert_record(s, txn, put, dirs, placed)?;
+        if let Some(md5) = announced {
+            del_ok(txn.del(s.inbox, &md5.as_bytes(), None))?;
+        }
+        Ok(r)
+    }
+
+    fn insert_record(
         &self,
         s: &Shard,
         txn: &mut lmdb::RwTransaction<'_>,
@@ -21,7 +40,6 @@ impl Meta {
             expect,
         } = put;
         if let Origin::Peer = origin {
-            del_ok(txn.del(s.inbox, &info.md5.as_bytes(), None))?;
             if tomb_refuses(s, txn, &info)? {
                 return Ok(OpResult::Tombstoned);
             }
