@@ -1604,3 +1604,44 @@ fn a_file_whose_place_here_is_taken_is_given_up_after_retry_count_and_ours_kept(
     assert_eq!(std::fs::read(&ours).unwrap(), b"ours, kept");
     assert!(!has_md5(&a.bases[0], &md5));
 }
+
+/// A file announced again while its fetches fail (here: by its source, while it answers the
+/// first fetch with a 404) gets fresh chances: `retry_count` more fetches after the new
+/// announcement, none of them cut short by the strikes of the earlier one, and the new
+/// announcement is not given up with the earlier one. Returns the fetches the source saw.
+fn fetches_of_a_file_announced_again(lane: u8, retry_count: u32) -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (a, node, _dir) = node_with_chances(lane, 2, retry_count);
+    let data = noise(300 << 10, u64::from(lane));
+    let md5 = md5_hex(&data);
+    let record = json!({"name": "again.bin", "rename": "", "path": "files/default/20261206/01/07",
+        "md5": md5, "size": data.len(), "peers": [a.bases[1]], "scene": "default",
+        "timeStamp": now(), "offset": -1});
+    let asked = std::sync::Arc::new(AtomicUsize::new(0));
+    let (seen, node_base, again) = (asked.clone(), a.bases[0].clone(), record.clone());
+    source_stand_in(&a.ips[1], a.ports[1], move |_| {
+        if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+            assert_eq!(announce(&node_base, &again), 200);
+        }
+        http_answer("404 Not Found", b"file not found")
+    });
+    assert_eq!(announce(&a.bases[0], &record), 200);
+    let inbox_empty = || metric_sum(&a.bases[0], "fastdfs_sync_inbox") == 0.0;
+    let given_up = eventually(Duration::from_secs(20), || {
+        asked.load(Ordering::SeqCst) > 0 && inbox_empty()
+    });
+    assert!(given_up, "{}", node.stderr_tail(3000));
+    std::thread::sleep(Duration::from_secs(3));
+    asked.load(Ordering::SeqCst)
+}
+
+#[test]
+fn a_file_announced_again_while_its_fetch_fails_gets_fresh_chances() {
+    // The first fetch's 404 counts against the first announcement; two more against the new.
+    assert_eq!(fetches_of_a_file_announced_again(172, 2), 3);
+}
+
+#[test]
+fn a_file_announced_again_during_its_last_chance_is_not_dropped_with_it() {
+    assert_eq!(fetches_of_a_file_announced_again(173, 1), 2);
+}

@@ -24,7 +24,7 @@ pub mod read_through;
 pub mod repair;
 
 use crate::json::FileInfo;
-use crate::store::meta::{Inserted, MetaError, OutboxEntry, SyncKind};
+use crate::store::meta::{Inboxed, Inserted, MetaError, OutboxEntry, SyncKind};
 use crate::store::{meta::Origin, meta::Staged, names, write};
 use crate::worker::Worker;
 use failure::{FetchError, Next, PushError, RetryMap};
@@ -561,24 +561,24 @@ async fn pull_loop(w: Rc<Worker>) {
     while !w.shutting_down() {
         let seen = w.sync.wake.generation();
         let read = |shard: usize, after: &str| w.meta().inbox_page(shard, after, PULL_PAGE);
-        let Some(page) = pager.next("inbox", read, |info| info.md5.as_str()) else {
+        let Some(page) = pager.next("inbox", read, |e| e.info.md5.as_str()) else {
             retrying.borrow_mut().end_pass();
             w.sync.wake.wait(seen, IDLE_POLL).await;
             continue;
         };
         // Files backing off after a failed fetch wait; the rest of the queue does not.
         let now = Instant::now();
-        let batch: Vec<FileInfo> = {
+        let batch: Vec<Inboxed> = {
             let mut retry = retrying.borrow_mut();
             page.into_iter()
-                .filter(|info| retry.due(&info.md5, now))
+                .filter(|e| retry.due(&e.info.md5, e.arrived, now))
                 .collect()
         };
         for chunk in batch.chunks(PULL_IN_FLIGHT) {
             let fetches = chunk
                 .iter()
                 .cloned()
-                .map(|info| fetch_one(w.clone(), retrying.clone(), info));
+                .map(|entry| fetch_one(w.clone(), retrying.clone(), entry));
             futures_join_all(fetches).await;
         }
         glommio::yield_if_needed().await;
@@ -588,16 +588,19 @@ async fn pull_loop(w: Rc<Worker>) {
 /// Fetches one announced file; after a failure, `Retries::after` decides whether it is
 /// fetched again (when) or dropped. Failures that spend a chance are logged at the drop,
 /// once, not on each retry.
-async fn fetch_one(w: Rc<Worker>, retrying: Retrying, info: FileInfo) {
+async fn fetch_one(w: Rc<Worker>, retrying: Retrying, entry: Inboxed) {
+    let Inboxed { info, arrived } = entry;
     let md5 = info.md5.clone();
     let Err(e) = fetch(&w, info, None).await else {
         retrying.borrow_mut().succeeded(&md5);
         return;
     };
     let retry_count = failure::chances(w.config().retry_count);
-    let (next, attempts) = retrying
-        .borrow_mut()
-        .failed(&md5, &e, retry_count, Instant::now());
+    let (next, retries) =
+        retrying
+            .borrow_mut()
+            .failed(&md5, arrived, &e, retry_count, Instant::now());
+    let attempts = retries.attempts;
     match next {
         Next::RetryIn(_) if attempts >= failure::WARN_AFTER && !e.counts() => {
             tracing::warn!(md5, attempts, cause = %e, "fetch from peer failed; will retry");
@@ -613,11 +616,11 @@ async fn fetch_one(w: Rc<Worker>, retrying: Retrying, info: FileInfo) {
                 "announced file dropped: its place here is taken by a file or directory of \
                  this node's, which is kept (a repair offers the file again)"
             );
-            let _ = w.meta().drop_announced(md5).await;
+            let _ = w.meta().drop_announced(md5, arrived).await;
         }
         Next::Drop => {
             tracing::warn!(md5, attempts, cause = %e, "announced file dropped");
-            let _ = w.meta().drop_announced(md5).await;
+            let _ = w.meta().drop_announced(md5, arrived).await;
         }
     }
 }
