@@ -1645,3 +1645,111 @@ fn a_file_announced_again_while_its_fetch_fails_gets_fresh_chances() {
 fn a_file_announced_again_during_its_last_chance_is_not_dropped_with_it() {
     assert_eq!(fetches_of_a_file_announced_again(173, 1), 2);
 }
+
+/// A stand-in for a fastdfs-rs peer for a repair: answers `status` ok, has no days, lists
+/// `markers` as its S3 folder markers (`folder_markers`), and takes every batch as present.
+/// Records each call's route and body. One request per connection.
+fn repair_peer(
+    ip: &str,
+    port: u16,
+    markers: serde_json::Value,
+) -> std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = calls.clone();
+    let listener = std::net::TcpListener::bind((ip, port)).unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut r = BufReader::new(conn);
+            let (mut target, mut length) = (String::new(), 0usize);
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if target.is_empty() {
+                    target = line.split(' ').nth(1).unwrap_or("").to_string();
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; length];
+            let _ = r.read_exact(&mut body);
+            let route = target.split('?').next().unwrap_or("").to_string();
+            let body = String::from_utf8_lossy(&body).into_owned();
+            let answer = if route.ends_with("/syncfile_batch") {
+                let data: Vec<_> = body
+                    .lines()
+                    .map(|_| json!({"md5": "", "result": "present"}))
+                    .collect();
+                json!({"status": "ok", "data": data}).to_string()
+            } else if route.ends_with("/status") {
+                json!({"status": "ok", "data": {}}).to_string()
+            } else if route.ends_with("/stat") {
+                json!({"status": "ok", "data": []}).to_string()
+            } else if route.ends_with("/folder_markers") {
+                json!({"status": "ok", "data": markers}).to_string()
+            } else {
+                String::new()
+            };
+            seen.lock().unwrap().push((route, body));
+            let mut conn = r.into_inner();
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    calls
+}
+
+/// A repair sends a peer the S3 folder markers it lacks, or has only older changes of, and
+/// not those it has as they are here (it lists them, `folder_markers`): markers are not sent
+/// again on every repair.
+#[test]
+fn a_repair_sends_a_peer_only_the_folder_markers_it_lacks() {
+    let Addresses { ips, ports, bases } = Addresses::pick(174, 2);
+    let d = tempfile::tempdir().unwrap();
+    let o = json!({"peers": [bases[1]], "peer_id": "1", "auto_repair": false});
+    write_config(d.path(), &ips[0], ports[0], &o);
+    let a = Server::start_in(d.path(), &ips[0], json!({}));
+    // Three markers here, as a peer's changes (so nothing is queued for B by them).
+    let frames: String = ["same", "older", "lacking"]
+        .iter()
+        .map(|m| {
+            let change =
+                json!({"path": format!("files/bkt/{m}/"), "time": 5_000, "deleted": false});
+            format!("{}\n", json!({ "folder": change }))
+        })
+        .collect();
+    let r = agent()
+        .post(&format!("{}/group1/syncfile_batch", a.base()))
+        .set("Content-Type", "application/octet-stream")
+        .send_string(&frames)
+        .expect("batch");
+    let answer = r.into_string().unwrap();
+    assert_eq!(answer.matches("\"stored\"").count(), 3, "{answer}");
+    // B has `same` as it is here and an older `older`.
+    let theirs = json!([{"path": "files/bkt/same/", "time": 5_000, "deleted": false},
+        {"path": "files/bkt/older/", "time": 4_000, "deleted": false}]);
+    let calls = repair_peer(&ips[1], ports[1], theirs);
+    let (code, _) = call(agent().get(&format!("{}/group1/repair?force=1", a.base())));
+    assert_eq!(code, 200);
+    let sent = |marker: &str| {
+        calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(route, body)| route.ends_with("/syncfile_batch") && body.contains(marker))
+    };
+    let delivered = eventually(SYNC_DEADLINE, || {
+        sent("files/bkt/lacking/") && sent("files/bkt/older/")
+    });
+    assert!(delivered, "{}", a.stderr_tail(3000));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!sent("files/bkt/same/"), "a marker B has was sent again");
+}
