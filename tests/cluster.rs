@@ -1753,3 +1753,15 @@ fn a_repair_sends_a_peer_only_the_folder_markers_it_lacks() {
     std::thread::sleep(Duration::from_secs(2));
     assert!(!sent("files/bkt/same/"), "a marker B has was sent again");
 }
+
+/// An announcement whose md5 is far longer than any digest is refused with a 400 (it names
+/// no file; the metadata store could not even key it), not answered with a 500.
+#[test]
+fn an_announcement_with_an_overlong_md5_is_refused() {
+    let (a, _node, _dir) = node_with_chances(175, 2, 1);
+    let record = json!({"name": "long.bin", "rename": "", "path": "files/default/20261206/01/08",
+        "md5": "a".repeat(600), "size": 10, "peers": [a.bases[1]], "scene": "default",
+        "timeStamp": now(), "offset": -1});
+    assert_eq!(announce(&a.bases[0], &record), 400);
+    assert_eq!(metric_sum(&a.bases[0], "fastdfs_sync_inbox"), 0.0);
+}

@@ -56,6 +56,9 @@ const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 const INLINE_FETCH_BYTES_MAX: i64 = 256 * 1024;
 /// Time allowed for such an inline fetch (then it is queued instead).
 const INLINE_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest md5 an announcement may name: a digest's hex (md5 32, sha1 40) with room to
+/// spare, far below what the metadata store can key (LMDB: 511 bytes with the peer's URL).
+const ANNOUNCED_MD5_CHARS_MAX: usize = 64;
 /// Header marking our own read-through requests (a peer never reads through again).
 pub const READ_THROUGH_HEADER: &str = "X-Fastdfs-Read-Through";
 
@@ -648,7 +651,9 @@ pub async fn copy_from_peer(w: &Worker, peer: &str, mut info: FileInfo) -> bool 
 /// Checks an announcement from a peer: paths stay under `files/`, names are single safe
 /// components (a peer is trusted with content, not with our filesystem).
 pub fn validate_announced(info: &FileInfo) -> Result<(), String> {
-    if info.md5.len() < 32 || !info.md5.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    let md5_chars = 32..=ANNOUNCED_MD5_CHARS_MAX;
+    if !md5_chars.contains(&info.md5.len()) || !info.md5.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
         return Err("bad md5".into());
     }
     let rest = info
@@ -986,8 +991,18 @@ mod tests {
         assert!(validate_announced(&bad).is_err());
         let bad = FileInfo {
             md5: "short".into(),
-            ..ok
+            ..ok.clone()
         };
         assert!(validate_announced(&bad).is_err());
+        let sha1 = FileInfo {
+            md5: "a".repeat(40),
+            ..ok.clone()
+        };
+        assert!(validate_announced(&sha1).is_ok());
+        let overlong = FileInfo {
+            md5: "a".repeat(65),
+            ..ok
+        };
+        assert!(validate_announced(&overlong).is_err());
     }
 }
