@@ -333,6 +333,9 @@ async fn api_route(
         }
         "/syncfile_batch" => cluster::syncfile_batch(w, req, client).await,
         "/receive_md5s" => cluster::receive_md5s(w, client, &api::read_params(req).await?).await,
+        "/folder_markers" => {
+            cluster::folder_markers(w, client, &api::read_params(req).await?).await
+        }
         "/sync" => cluster::sync(w, client, &api::read_params(req).await?).await,
         "/repair" => cluster::repair(w, client, &api::read_params(req).await?).await,
         "/repair_fileinfo" => {
@@ -367,7 +370,7 @@ fn route_of(name: &str) -> Route {
         | "/backup" | "/report" | "/reload" | "/gen_google_secret" | "/gen_google_code"
         | "/compact" => Route::Admin,
         "/syncfile_info" | "/syncfile_batch" | "/receive_md5s" | "/sync" | "/repair"
-        | "/repair_fileinfo" => Route::Sync,
+        | "/repair_fileinfo" | "/folder_markers" => Route::Sync,
         _ => Route::Download,
     }
 }

@@ -1546,3 +1546,222 @@ fn a_transfer_cut_short_or_timed_out_is_retried_until_the_file_comes_whole() {
     );
     assert!(asked.load(Ordering::SeqCst) >= 3);
 }
+
+/// A node like `impatient_node` with `retry_count` chances, on lane `lane` of `n` addresses.
+fn node_with_chances(
+    lane: u8,
+    n: usize,
+    retry_count: u32,
+) -> (Addresses, Server, tempfile::TempDir) {
+    let a = Addresses::pick(lane, n);
+    let dir = tempfile::tempdir().unwrap();
+    let o = json!({"retry_count": retry_count, "peer_id": "1"});
+    write_config(dir.path(), &a.ips[0], a.ports[0], &o);
+    let node = Server::start_in(dir.path(), &a.ips[0], json!({}));
+    (a, node, dir)
+}
+
+/// An announced file whose place here is taken by a file of this node's (a file where its
+/// directory goes) is given `retry_count` chances, as a source lacking it is, then given up
+/// with one clear warning; the file here is kept as it was, and nothing is stored.
+#[test]
+fn a_file_whose_place_here_is_taken_is_given_up_after_retry_count_and_ours_kept() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (a, node, dir) = node_with_chances(171, 2, 2);
+    let ours = dir.path().join("files/default/taken");
+    std::fs::create_dir_all(ours.parent().unwrap()).unwrap();
+    std::fs::write(&ours, b"ours, kept").unwrap();
+    let data = noise(300 << 10, 1711);
+    let md5 = md5_hex(&data);
+    let asked = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = asked.clone();
+    source_stand_in(&a.ips[1], a.ports[1], move |_| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        http_answer("200 OK", &data)
+    });
+    let record = json!({"name": "theirs.bin", "rename": "", "path": "files/default/taken/sub",
+        "md5": md5, "size": 300 << 10, "peers": [a.bases[1]], "scene": "default",
+        "timeStamp": now(), "offset": -1});
+    assert_eq!(announce(&a.bases[0], &record), 200);
+    let warnings = || -> Vec<String> {
+        node.stderr()
+            .lines()
+            .filter(|l| l.contains(&md5) && l.contains("WARN"))
+            .map(str::to_string)
+            .collect()
+    };
+    let dropped = eventually(Duration::from_secs(20), || {
+        warnings()
+            .iter()
+            .any(|l| l.contains("announced file dropped"))
+    });
+    assert!(dropped, "{}", node.stderr_tail(3000));
+    std::thread::sleep(Duration::from_secs(3));
+    let warned = warnings();
+    assert_eq!(warned.len(), 1, "one warning, at the end: {warned:?}");
+    assert!(warned[0].contains("place here is taken"), "{}", warned[0]);
+    assert_eq!(asked.load(Ordering::SeqCst), 2, "retry_count fetches");
+    assert_eq!(std::fs::read(&ours).unwrap(), b"ours, kept");
+    assert!(!has_md5(&a.bases[0], &md5));
+}
+
+/// A file announced again while its fetches fail (here: by its source, while it answers the
+/// first fetch with a 404) gets fresh chances: `retry_count` more fetches after the new
+/// announcement, none of them cut short by the strikes of the earlier one, and the new
+/// announcement is not given up with the earlier one. Returns the fetches the source saw.
+fn fetches_of_a_file_announced_again(lane: u8, retry_count: u32) -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (a, node, _dir) = node_with_chances(lane, 2, retry_count);
+    let data = noise(300 << 10, u64::from(lane));
+    let md5 = md5_hex(&data);
+    let record = json!({"name": "again.bin", "rename": "", "path": "files/default/20261206/01/07",
+        "md5": md5, "size": data.len(), "peers": [a.bases[1]], "scene": "default",
+        "timeStamp": now(), "offset": -1});
+    let asked = std::sync::Arc::new(AtomicUsize::new(0));
+    let (seen, node_base, again) = (asked.clone(), a.bases[0].clone(), record.clone());
+    source_stand_in(&a.ips[1], a.ports[1], move |_| {
+        if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+            assert_eq!(announce(&node_base, &again), 200);
+        }
+        http_answer("404 Not Found", b"file not found")
+    });
+    assert_eq!(announce(&a.bases[0], &record), 200);
+    let inbox_empty = || metric_sum(&a.bases[0], "fastdfs_sync_inbox") == 0.0;
+    let given_up = eventually(Duration::from_secs(20), || {
+        asked.load(Ordering::SeqCst) > 0 && inbox_empty()
+    });
+    assert!(given_up, "{}", node.stderr_tail(3000));
+    std::thread::sleep(Duration::from_secs(3));
+    asked.load(Ordering::SeqCst)
+}
+
+#[test]
+fn a_file_announced_again_while_its_fetch_fails_gets_fresh_chances() {
+    // The first fetch's 404 counts against the first announcement; two more against the new.
+    assert_eq!(fetches_of_a_file_announced_again(172, 2), 3);
+}
+
+#[test]
+fn a_file_announced_again_during_its_last_chance_is_not_dropped_with_it() {
+    assert_eq!(fetches_of_a_file_announced_again(173, 1), 2);
+}
+
+/// A stand-in for a fastdfs-rs peer for a repair: answers `status` ok, has no days, lists
+/// `markers` as its S3 folder markers (`folder_markers`), and takes every batch as present.
+/// Records each call's route and body. One request per connection.
+fn repair_peer(
+    ip: &str,
+    port: u16,
+    markers: serde_json::Value,
+) -> std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = calls.clone();
+    let listener = std::net::TcpListener::bind((ip, port)).unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut r = BufReader::new(conn);
+            let (mut target, mut length) = (String::new(), 0usize);
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if target.is_empty() {
+                    target = line.split(' ').nth(1).unwrap_or("").to_string();
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; length];
+            let _ = r.read_exact(&mut body);
+            let route = target.split('?').next().unwrap_or("").to_string();
+            let body = String::from_utf8_lossy(&body).into_owned();
+            let answer = if route.ends_with("/syncfile_batch") {
+                let data: Vec<_> = body
+                    .lines()
+                    .map(|_| json!({"md5": "", "result": "present"}))
+                    .collect();
+                json!({"status": "ok", "data": data}).to_string()
+            } else if route.ends_with("/status") {
+                json!({"status": "ok", "data": {}}).to_string()
+            } else if route.ends_with("/stat") {
+                json!({"status": "ok", "data": []}).to_string()
+            } else if route.ends_with("/folder_markers") {
+                json!({"status": "ok", "data": markers}).to_string()
+            } else {
+                String::new()
+            };
+            seen.lock().unwrap().push((route, body));
+            let mut conn = r.into_inner();
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    calls
+}
+
+/// A repair sends a peer the S3 folder markers it lacks, or has only older changes of, and
+/// not those it has as they are here (it lists them, `folder_markers`): markers are not sent
+/// again on every repair.
+#[test]
+fn a_repair_sends_a_peer_only_the_folder_markers_it_lacks() {
+    let Addresses { ips, ports, bases } = Addresses::pick(174, 2);
+    let d = tempfile::tempdir().unwrap();
+    let o = json!({"peers": [bases[1]], "peer_id": "1", "auto_repair": false});
+    write_config(d.path(), &ips[0], ports[0], &o);
+    let a = Server::start_in(d.path(), &ips[0], json!({}));
+    // Three markers here, as a peer's changes (so nothing is queued for B by them).
+    let frames: String = ["same", "older", "lacking"]
+        .iter()
+        .map(|m| {
+            let change =
+                json!({"path": format!("files/bkt/{m}/"), "time": 5_000, "deleted": false});
+            format!("{}\n", json!({ "folder": change }))
+        })
+        .collect();
+    let r = agent()
+        .post(&format!("{}/group1/syncfile_batch", a.base()))
+        .set("Content-Type", "application/octet-stream")
+        .send_string(&frames)
+        .expect("batch");
+    let answer = r.into_string().unwrap();
+    assert_eq!(answer.matches("\"stored\"").count(), 3, "{answer}");
+    // B has `same` as it is here and an older `older`.
+    let theirs = json!([{"path": "files/bkt/same/", "time": 5_000, "deleted": false},
+        {"path": "files/bkt/older/", "time": 4_000, "deleted": false}]);
+    let calls = repair_peer(&ips[1], ports[1], theirs);
+    let (code, _) = call(agent().get(&format!("{}/group1/repair?force=1", a.base())));
+    assert_eq!(code, 200);
+    let sent = |marker: &str| {
+        calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(route, body)| route.ends_with("/syncfile_batch") && body.contains(marker))
+    };
+    let delivered = eventually(SYNC_DEADLINE, || {
+        sent("files/bkt/lacking/") && sent("files/bkt/older/")
+    });
+    assert!(delivered, "{}", a.stderr_tail(3000));
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!sent("files/bkt/same/"), "a marker B has was sent again");
+}
+
+/// An announcement whose md5 is far longer than any digest is refused with a 400 (it names
+/// no file; the metadata store could not even key it), not answered with a 500.
+#[test]
+fn an_announcement_with_an_overlong_md5_is_refused() {
+    let (a, _node, _dir) = node_with_chances(175, 2, 1);
+    let record = json!({"name": "long.bin", "rename": "", "path": "files/default/20261206/01/08",
+        "md5": "a".repeat(600), "size": 10, "peers": [a.bases[1]], "scene": "default",
+        "timeStamp": now(), "offset": -1});
+    assert_eq!(announce(&a.bases[0], &record), 400);
+    assert_eq!(metric_sum(&a.bases[0], "fastdfs_sync_inbox"), 0.0);
+}

@@ -1,5 +1,6 @@
 //! The peer-facing routes of docs/PROTOCOL.md §3: `syncfile_info` (a peer
-//! announces a file), `receive_md5s` (a peer asks for files), `sync` (re-announce a day),
+//! announces a file), `receive_md5s` (a peer asks for files), `folder_markers` (a peer's
+//! repair asks for S3 folder markers), `sync` (re-announce a day),
 //! `repair` (reconcile now), `repair_fileinfo` (index files placed by hand, then announce).
 //! Bodies as go-fastdfs; validation happens before anything is forwarded (docs/DEFECTS.md #34).
 
@@ -110,6 +111,16 @@ pub async fn receive_md5s(w: &Worker, client: IpAddr, p: &Params) -> Result<Resp
     }
     crate::sync::repair::push_all(w, &md5s).await;
     Ok(Response::new(200))
+}
+
+/// `G/folder_markers` (fastdfs-rs peers, for their repair, `sync::repair`): every S3 folder
+/// marker here and every removal, with the time of its change, as
+/// `{"status":"ok","data":[{"path":…,"time":…,"deleted":…},…]}`.
+pub async fn folder_markers(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+    require_admin(w, client, p, refuse_text)?;
+    let data = crate::sync::repair::folder_changes(w).await?;
+    let body = serde_json::json!({"status": "ok", "data": data});
+    Ok(Response::text(200, json::compact(&body)))
 }
 
 /// `G/sync?date=&force=&inner=`: re-announce a day's files (all with `force=1`, else those

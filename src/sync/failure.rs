@@ -34,7 +34,8 @@ pub enum FetchError {
     /// Storing the content here failed: space, the temp file, a write, a sync.
     #[error("storing here: {0}")]
     Disk(io::Error),
-    /// Committing the record here failed.
+    /// Committing the record here failed: this node's metadata, or (`Blame::Place`) the
+    /// file's place is taken by one of this node's.
     #[error("{0}")]
     Meta(#[from] MetaError),
 }
@@ -74,6 +75,9 @@ impl PushError {
 pub enum Blame {
     /// The announcement: it can never be stored here.
     Announcement,
+    /// This node's own file or directory holds the file's place (a file where its directory
+    /// goes, no free name left): ours is kept, the announced one does not fit until ours goes.
+    Place,
     /// The source: it lacks the file, or serves other content under its name.
     Source,
     /// Nobody for good: the network, a source's passing state, this node.
@@ -101,12 +105,20 @@ impl FetchError {
     pub fn blame(&self) -> Blame {
         match self {
             FetchError::Refused(_) => Blame::Announcement,
+            FetchError::Meta(MetaError::PathConflict(_) | MetaError::NoFreeName(..)) => {
+                Blame::Place
+            }
             FetchError::Missing { .. } | FetchError::OtherContent(_) => Blame::Source,
             FetchError::Transport { .. }
             | FetchError::Status { .. }
             | FetchError::Disk(_)
             | FetchError::Meta(_) => Blame::Passing,
         }
+    }
+
+    /// Whether this failure spends one of the file's `retry_count` chances.
+    pub fn counts(&self) -> bool {
+        matches!(self.blame(), Blame::Source | Blame::Place)
     }
 
     /// The failure a fetch from several sources ends with, given the one so far (`before`)
@@ -141,8 +153,9 @@ pub enum Next {
 pub struct Retries {
     /// Failed fetches of any kind: the backoff.
     pub attempts: u32,
-    /// Those charged to the source (`Blame::Source`): `retry_count` of them drop the file.
-    strikes: u32,
+    /// Those that count (`Blame::Source`, `Blame::Place`) since the file was last announced:
+    /// `retry_count` of them drop the file.
+    pub strikes: u32,
 }
 
 /// The chances a source gets (`retry_count` of the config: at least 1, and a count beyond
@@ -159,7 +172,7 @@ impl Retries {
             return Next::Drop;
         }
         self.attempts += 1;
-        if e.blame() == Blame::Source {
+        if e.counts() {
             self.strikes += 1;
             if self.strikes >= retry_count.max(1) {
                 return Next::Drop;
@@ -172,7 +185,13 @@ impl Retries {
 
 /// The files whose fetch failed, with their failures and when to fetch each again. An entry
 /// lives while its file is in the inbox: one that a whole pass over the inbox did not meet
-/// (the file arrived another way, or was deleted) is forgotten when the pass ends.
+/// (the file arrived another way, or was deleted) is forgotten when the pass ends. So the map
+/// holds at most one entry per inbox entry of this executor's shards.
+///
+/// A file announced again (a new `arrived`, `store::meta::Inboxed`) starts its chances afresh
+/// (its strikes go) but keeps its backoff: a peer that keeps announcing a file makes it
+/// retried for as long as it does so, never sooner than the backoff allows (at most once a
+/// `FETCH_RETRY_DELAY_MAX` once it has failed ten times).
 #[derive(Default)]
 pub struct RetryMap {
     pass: u64,
@@ -184,46 +203,61 @@ struct Retry {
     at: std::time::Instant,
     /// The last pass that met the file.
     pass: u64,
+    /// The announcement the strikes were counted against.
+    arrived: u64,
+}
+
+impl Retry {
+    /// Meets the file as announced at `arrived`: a fresh announcement gets fresh chances.
+    fn meet(&mut self, pass: u64, arrived: u64) {
+        self.pass = pass;
+        if arrived != self.arrived {
+            self.arrived = arrived;
+            self.retries.strikes = 0;
+        }
+    }
 }
 
 impl RetryMap {
-    /// Whether `md5`'s file may be fetched at `now` (no failure, or its backoff is over); the
-    /// pass meets it either way.
-    pub fn due(&mut self, md5: &str, now: std::time::Instant) -> bool {
+    /// Whether `md5`'s file, as announced at `arrived`, may be fetched at `now` (no failure,
+    /// or its backoff is over); the pass meets it either way.
+    pub fn due(&mut self, md5: &str, arrived: u64, now: std::time::Instant) -> bool {
         match self.files.get_mut(md5) {
             None => true,
             Some(r) => {
-                r.pass = self.pass;
+                r.meet(self.pass, arrived);
                 r.at <= now
             }
         }
     }
 
-    /// Records a failed fetch of `md5`'s file and decides what follows ([`Retries::after`]),
-    /// with the failed fetches so far. A dropped file is forgotten.
+    /// Records a failed fetch of `md5`'s file as announced at `arrived` and decides what
+    /// follows ([`Retries::after`]), with the failures so far. A dropped file is forgotten.
     pub fn failed(
         &mut self,
         md5: &str,
+        arrived: u64,
         e: &FetchError,
         retry_count: u32,
         now: std::time::Instant,
-    ) -> (Next, u32) {
+    ) -> (Next, Retries) {
         let pass = self.pass;
         let r = self.files.entry(md5.to_string()).or_insert_with(|| Retry {
             retries: Retries::default(),
             at: now,
             pass,
+            arrived,
         });
-        r.pass = pass;
+        r.meet(pass, arrived);
         let next = r.retries.after(e, retry_count);
-        let attempts = r.retries.attempts;
+        let retries = r.retries;
         match next {
             Next::RetryIn(delay) => r.at = now + delay,
             Next::Drop => {
                 self.files.remove(md5);
             }
         }
-        (next, attempts)
+        (next, retries)
     }
 
     /// `md5`'s file was fetched: forgotten.
@@ -253,19 +287,22 @@ mod tests {
     fn a_failed_file_no_pass_meets_is_forgotten_and_one_still_queued_keeps_its_backoff() {
         let mut m = RetryMap::default();
         let t0 = std::time::Instant::now();
-        let (next, _) = m.failed("gone", &transport(), 3, t0);
+        let (next, _) = m.failed("gone", 1, &transport(), 3, t0);
         assert!(matches!(next, Next::RetryIn(_)));
-        m.failed("queued", &transport(), 3, t0);
-        m.failed("queued", &transport(), 3, t0);
+        m.failed("queued", 1, &transport(), 3, t0);
+        m.failed("queued", 1, &transport(), 3, t0);
         m.end_pass();
         assert_eq!(m.len(), 2, "both failed in the pass that ends");
         // The next pass meets only "queued" (its file is still in the inbox, backing off).
-        assert!(!m.due("queued", t0), "still backing off");
+        assert!(!m.due("queued", 1, t0), "still backing off");
         m.end_pass();
         assert_eq!(m.len(), 1, "\"gone\" left the inbox another way: forgotten");
-        let (_, attempts) = m.failed("queued", &transport(), 3, t0);
-        assert_eq!(attempts, 3, "the one still queued kept its failures");
-        assert!(m.due("never-failed", t0));
+        let (_, retries) = m.failed("queued", 1, &transport(), 3, t0);
+        assert_eq!(
+            retries.attempts, 3,
+            "the one still queued kept its failures"
+        );
+        assert!(m.due("never-failed", 1, t0));
         m.succeeded("queued");
         assert_eq!(m.len(), 0);
     }
@@ -318,6 +355,58 @@ mod tests {
         );
         assert_eq!(d[2], Next::Drop);
         assert_eq!(decisions(&[other()], 1), vec![Next::Drop]);
+    }
+
+    #[test]
+    fn a_place_taken_here_spends_a_chance_as_a_source_lacking_the_file_does() {
+        let taken = || FetchError::Meta(MetaError::PathConflict("files/a/b/x.bin".into()));
+        let no_name = || FetchError::Meta(MetaError::NoFreeName("x.bin".into(), 10_000));
+        assert_eq!(decisions(&[taken()], 1), vec![Next::Drop]);
+        assert_eq!(decisions(&[no_name()], 1), vec![Next::Drop]);
+        let d = decisions(&[taken(), transport(), no_name()], 2);
+        assert!(
+            matches!(d[..2], [Next::RetryIn(_), Next::RetryIn(_)]),
+            "{d:?}"
+        );
+        assert_eq!(d[2], Next::Drop, "{d:?}");
+    }
+
+    #[test]
+    fn a_fresh_announcement_gets_fresh_chances_but_no_shorter_backoff() {
+        let mut m = RetryMap::default();
+        let t0 = std::time::Instant::now();
+        m.failed("f", 1, &missing(), 3, t0);
+        let (_, r) = m.failed("f", 1, &missing(), 3, t0);
+        assert_eq!(r.strikes, 2, "two of three chances spent");
+        // Announced again (a new `arrived`): the next 404 is its first strike, not the third,
+        // and the backoff goes on from the earlier failures (0.4 s, 0.8 s, now 1.6 s).
+        let (next, r) = m.failed("f", 2, &missing(), 3, t0);
+        assert_eq!(next, Next::RetryIn(Duration::from_millis(1600)));
+        assert_eq!((r.attempts, r.strikes), (3, 1));
+        // A source that announces the file again before every fetch keeps it fetched, but
+        // never sooner than the backoff allows, which grows to its cap as before.
+        let (mut now, mut last) = (t0, Duration::ZERO);
+        for arrived in 3..30 {
+            let (next, _) = m.failed("f", arrived, &missing(), 3, now);
+            let Next::RetryIn(delay) = next else {
+                panic!("dropped though announced again")
+            };
+            assert!(delay >= last, "{delay:?} after {last:?}");
+            last = delay;
+            let early = now + delay - Duration::from_millis(1);
+            assert!(
+                !m.due("f", arrived + 1, early),
+                "announced again: still waits"
+            );
+            now += delay;
+            assert!(m.due("f", arrived + 1, now));
+        }
+        assert_eq!(last, FETCH_RETRY_DELAY_MAX);
+        // Not announced again: its three chances end it.
+        m.failed("f", 30, &missing(), 3, now);
+        m.failed("f", 30, &missing(), 3, now);
+        assert_eq!(m.failed("f", 30, &missing(), 3, now).0, Next::Drop);
+        assert_eq!(m.len(), 0);
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub mod read_through;
 pub mod repair;
 
 use crate::json::FileInfo;
-use crate::store::meta::{Inserted, MetaError, OutboxEntry, SyncKind};
+use crate::store::meta::{Inboxed, Inserted, MetaError, OutboxEntry, SyncKind};
 use crate::store::{meta::Origin, meta::Staged, names, write};
 use crate::worker::Worker;
 use failure::{FetchError, Next, PushError, RetryMap};
@@ -56,6 +56,9 @@ const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 const INLINE_FETCH_BYTES_MAX: i64 = 256 * 1024;
 /// Time allowed for such an inline fetch (then it is queued instead).
 const INLINE_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest md5 an announcement may name: a digest's hex (md5 32, sha1 40) with room to
+/// spare, far below what the metadata store can key (LMDB: 511 bytes with the peer's URL).
+const ANNOUNCED_MD5_CHARS_MAX: usize = 64;
 /// Header marking our own read-through requests (a peer never reads through again).
 pub const READ_THROUGH_HEADER: &str = "X-Fastdfs-Read-Through";
 
@@ -561,24 +564,24 @@ async fn pull_loop(w: Rc<Worker>) {
     while !w.shutting_down() {
         let seen = w.sync.wake.generation();
         let read = |shard: usize, after: &str| w.meta().inbox_page(shard, after, PULL_PAGE);
-        let Some(page) = pager.next("inbox", read, |info| info.md5.as_str()) else {
+        let Some(page) = pager.next("inbox", read, |e| e.info.md5.as_str()) else {
             retrying.borrow_mut().end_pass();
             w.sync.wake.wait(seen, IDLE_POLL).await;
             continue;
         };
         // Files backing off after a failed fetch wait; the rest of the queue does not.
         let now = Instant::now();
-        let batch: Vec<FileInfo> = {
+        let batch: Vec<Inboxed> = {
             let mut retry = retrying.borrow_mut();
             page.into_iter()
-                .filter(|info| retry.due(&info.md5, now))
+                .filter(|e| retry.due(&e.info.md5, e.arrived, now))
                 .collect()
         };
         for chunk in batch.chunks(PULL_IN_FLIGHT) {
             let fetches = chunk
                 .iter()
                 .cloned()
-                .map(|info| fetch_one(w.clone(), retrying.clone(), info));
+                .map(|entry| fetch_one(w.clone(), retrying.clone(), entry));
             futures_join_all(fetches).await;
         }
         glommio::yield_if_needed().await;
@@ -586,27 +589,41 @@ async fn pull_loop(w: Rc<Worker>) {
 }
 
 /// Fetches one announced file; after a failure, `Retries::after` decides whether it is
-/// fetched again (when) or dropped.
-async fn fetch_one(w: Rc<Worker>, retrying: Retrying, info: FileInfo) {
+/// fetched again (when) or dropped. Failures that spend a chance are logged at the drop,
+/// once, not on each retry.
+async fn fetch_one(w: Rc<Worker>, retrying: Retrying, entry: Inboxed) {
+    let Inboxed { info, arrived } = entry;
     let md5 = info.md5.clone();
     let Err(e) = fetch(&w, info, None).await else {
         retrying.borrow_mut().succeeded(&md5);
         return;
     };
     let retry_count = failure::chances(w.config().retry_count);
-    let next = retrying
-        .borrow_mut()
-        .failed(&md5, &e, retry_count, Instant::now());
+    let (next, retries) =
+        retrying
+            .borrow_mut()
+            .failed(&md5, arrived, &e, retry_count, Instant::now());
+    let attempts = retries.attempts;
     match next {
-        (Next::RetryIn(_), attempts) if attempts >= failure::WARN_AFTER => {
+        Next::RetryIn(_) if attempts >= failure::WARN_AFTER && !e.counts() => {
             tracing::warn!(md5, attempts, cause = %e, "fetch from peer failed; will retry");
         }
-        (Next::RetryIn(_), attempts) => {
+        Next::RetryIn(_) => {
             tracing::debug!(md5, attempts, cause = %e, "fetch from peer failed; will retry");
         }
-        (Next::Drop, _) => {
-            tracing::warn!(md5, cause = %e, "announced file dropped");
-            let _ = w.meta().drop_announced(md5).await;
+        Next::Drop if e.blame() == failure::Blame::Place => {
+            tracing::warn!(
+                md5,
+                attempts,
+                cause = %e,
+                "announced file dropped: its place here is taken by a file or directory of \
+                 this node's, which is kept (a repair offers the file again)"
+            );
+            let _ = w.meta().drop_announced(md5, arrived).await;
+        }
+        Next::Drop => {
+            tracing::warn!(md5, attempts, cause = %e, "announced file dropped");
+            let _ = w.meta().drop_announced(md5, arrived).await;
         }
     }
 }
@@ -634,7 +651,9 @@ pub async fn copy_from_peer(w: &Worker, peer: &str, mut info: FileInfo) -> bool 
 /// Checks an announcement from a peer: paths stay under `files/`, names are single safe
 /// components (a peer is trusted with content, not with our filesystem).
 pub fn validate_announced(info: &FileInfo) -> Result<(), String> {
-    if info.md5.len() < 32 || !info.md5.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    let md5_chars = 32..=ANNOUNCED_MD5_CHARS_MAX;
+    if !md5_chars.contains(&info.md5.len()) || !info.md5.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
         return Err("bad md5".into());
     }
     let rest = info
@@ -972,8 +991,18 @@ mod tests {
         assert!(validate_announced(&bad).is_err());
         let bad = FileInfo {
             md5: "short".into(),
-            ..ok
+            ..ok.clone()
         };
         assert!(validate_announced(&bad).is_err());
+        let sha1 = FileInfo {
+            md5: "a".repeat(40),
+            ..ok.clone()
+        };
+        assert!(validate_announced(&sha1).is_ok());
+        let overlong = FileInfo {
+            md5: "a".repeat(65),
+            ..ok
+        };
+        assert!(validate_announced(&overlong).is_err());
     }
 }

@@ -6,14 +6,16 @@
 //! announces them), unless a tombstone here says they were deleted: then the delete is queued
 //! for the peer.
 //! S3 folder markers are no records (no day, no md5): every marker here and every marker
-//! removal (its tombstone) is queued for the peer with its time, and the peer keeps the later
+//! removal (its tombstone) that the peer lacks, or has an older change of (it lists its own,
+//! `G/folder_markers`), is queued for the peer with its time, and the peer keeps the later
 //! change of each (`store::folders::apply_from_peer`); the peer's own repair does the same the
 //! other way, so both converge on the last change of every marker.
 
+use super::batch::FolderChange;
 use crate::client::peer::Reply;
-use crate::store::meta::{Enqueue, SyncKind};
+use crate::store::meta::{Enqueue, MetaError, SyncKind};
 use crate::worker::Worker;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -91,14 +93,22 @@ async fn with_peer(w: &Worker, peer: &str) -> std::io::Result<(usize, usize)> {
     Ok((queued, requested))
 }
 
-/// Queues for `peer` every S3 folder marker here and every marker removal, each as it is
-/// now (read again in the queueing transaction); how many.
+/// Queues for `peer` every S3 folder marker here and every marker removal that it does not
+/// have as it is here (each read again in the queueing transaction); how many. A peer that
+/// lists its markers (`G/folder_markers`) is sent only the changes later than its own of the
+/// same path (it keeps the later change of each, so the rest would change nothing there);
+/// one that does not (go-fastdfs, which takes none; an older fastdfs-rs) is sent them all.
 async fn folders_for_peer(w: &Worker, peer: &str) -> std::io::Result<usize> {
-    let meta = w.shared.meta.clone();
-    let paths = glommio::executor()
-        .spawn_blocking(move || meta.folder_paths())
-        .await
-        .map_err(std::io::Error::other)?;
+    let theirs = peer_folders(w, peer).await;
+    let ours = folder_changes(w).await.map_err(std::io::Error::other)?;
+    let paths: Vec<String> = ours
+        .into_iter()
+        .filter(|c| {
+            let has = |t: &BTreeMap<String, i64>| t.get(&c.path).is_some_and(|&t| t >= c.time);
+            !theirs.as_ref().is_some_and(has)
+        })
+        .map(|c| c.path)
+        .collect();
     let mut queued = 0;
     for window in paths.chunks(SUBMITS_IN_FLIGHT) {
         let calls = window.iter().map(|rel| {
@@ -110,6 +120,56 @@ async fn folders_for_peer(w: &Worker, peer: &str) -> std::io::Result<usize> {
         }
     }
     Ok(queued)
+}
+
+/// Every S3 folder marker here and every marker removal (its tombstone), each with the time
+/// of its change: what `G/folder_markers` answers a peer's repair.
+pub async fn folder_changes(w: &Worker) -> Result<Vec<FolderChange>, MetaError> {
+    let meta = w.shared.meta.clone();
+    glommio::executor()
+        .spawn_blocking(move || {
+            let mut out = Vec::new();
+            for rel in meta.folder_paths()? {
+                if let Some((put, time)) = meta.folder_state(&rel)? {
+                    out.push(FolderChange {
+                        path: rel,
+                        time,
+                        deleted: !put,
+                    });
+                }
+            }
+            Ok(out)
+        })
+        .await
+}
+
+/// The time of each folder marker change `peer` has (`G/folder_markers`), or None when it
+/// does not list them.
+async fn peer_folders(w: &Worker, peer: &str) -> Option<BTreeMap<String, i64>> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        data: Vec<FolderChange>,
+    }
+    let form = [("inner".to_string(), "1".to_string())];
+    let path = format!("{}/folder_markers", w.config().prefix());
+    let r = match w
+        .sync
+        .pool
+        .post_form(peer, &path, &form, LIST_TIMEOUT)
+        .await
+    {
+        Ok(r) if r.status == 200 => r,
+        Ok(r) => {
+            tracing::debug!(peer, status = r.status, "folder_markers not answered");
+            return None;
+        }
+        Err(e) => {
+            tracing::debug!(peer, cause = %e, "folder_markers failed");
+            return None;
+        }
+    };
+    let answer: Answer = serde_json::from_slice(&r.body).ok()?;
+    Some(answer.data.into_iter().map(|c| (c.path, c.time)).collect())
 }
 
 /// Dates of a peer's `stat?inner=1` answer (a JSON array, or go's envelope around it).

@@ -5,7 +5,26 @@ use super::place::{place_staged, Naming, Placed};
 use super::*;
 
 impl Meta {
+    /// An insert; one from a peer settles the file's announcement (its inbox entry goes) when
+    /// it stored or refused the file, not when it failed: a failed op's writes still commit
+    /// with the rest of its batch, and the pull task decides what a failure means.
     pub(super) fn apply_insert(
+        &self,
+        s: &Shard,
+        txn: &mut lmdb::RwTransaction<'_>,
+        put: Put,
+        dirs: &mut BTreeSet<PathBuf>,
+        placed: &mut Vec<Placed>,
+    ) -> Result<OpResult, MetaError> {
+        let announced = matches!(put.origin, Origin::Peer).then(|| put.info.md5.clone());
+        let r = self.insert_record(s, txn, put, dirs, placed)?;
+        if let Some(md5) = announced {
+            del_ok(txn.del(s.inbox, &md5.as_bytes(), None))?;
+        }
+        Ok(r)
+    }
+
+    fn insert_record(
         &self,
         s: &Shard,
         txn: &mut lmdb::RwTransaction<'_>,
@@ -21,7 +40,6 @@ impl Meta {
             expect,
         } = put;
         if let Origin::Peer = origin {
-            del_ok(txn.del(s.inbox, &info.md5.as_bytes(), None))?;
             if tomb_refuses(s, txn, &info)? {
                 return Ok(OpResult::Tombstoned);
             }
@@ -91,8 +109,12 @@ impl Meta {
             Err(lmdb::Error::NotFound) => {}
             Err(e) => return Err(e.into()),
         }
-        let json = serde_json::to_vec(&info).expect("FileInfo serializes");
-        txn.put(s.inbox, &info.md5.as_bytes(), &json, WriteFlags::empty())?;
+        let arrived = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let md5 = info.md5.clone();
+        let json = serde_json::to_vec(&Inboxed { info, arrived }).expect("FileInfo serializes");
+        txn.put(s.inbox, &md5.as_bytes(), &json, WriteFlags::empty())?;
         Ok(OpResult::Queued)
     }
 
@@ -407,4 +429,24 @@ pub(super) fn add_stat(
     v[8..].copy_from_slice(&b.to_le_bytes());
     txn.put(s.stats, &day.as_bytes(), &v, WriteFlags::empty())?;
     Ok(())
+}
+
+/// Gives up the announcement of `md5` that `arrived` then; a later one (the file announced
+/// again while its fetch failed) stays, to be fetched with fresh chances.
+pub(super) fn drop_inboxed(
+    s: &Shard,
+    txn: &mut lmdb::RwTransaction<'_>,
+    md5: &str,
+    arrived: u64,
+) -> Result<OpResult, MetaError> {
+    let current = match txn.get(s.inbox, &md5.as_bytes()) {
+        Ok(v) => Inboxed::decode(v).map(|e| e.arrived).ok(),
+        Err(lmdb::Error::NotFound) => return Ok(OpResult::Done),
+        Err(e) => return Err(e.into()),
+    };
+    // An entry that does not decode is dropped all the same: it could never be fetched.
+    if current.is_none_or(|c| c == arrived) {
+        del_ok(txn.del(s.inbox, &md5.as_bytes(), None))?;
+    }
+    Ok(OpResult::Done)
 }

@@ -81,7 +81,7 @@ impl Meta {
             Op::Insert { info, .. } => info.md5.as_str(),
             Op::Announce { info } => info.md5.as_str(),
             Op::Delete { md5, .. }
-            | Op::InboxDrop { md5 }
+            | Op::InboxDrop { md5, .. }
             | Op::Enqueue { md5, .. }
             | Op::Delivered { md5, .. }
             | Op::Relocate { md5, .. }
@@ -841,9 +841,7 @@ impl Meta {
             }
             Op::RepairDay { date } => self.apply_repair_day(s, txn, &date),
             Op::Announce { info } => self.apply_announce(s, txn, *info),
-            Op::InboxDrop { md5 } => {
-                del_ok(txn.del(s.inbox, &md5.as_bytes(), None)).map(|()| OpResult::Done)
-            }
+            Op::InboxDrop { md5, arrived } => super::apply::drop_inboxed(s, txn, &md5, arrived),
             Op::Enqueue { md5, peers, kind } => self.apply_enqueue(s, txn, &md5, &peers, kind),
             Op::Delivered { md5, peer, sent } => self.apply_delivered(s, txn, &md5, &peer, sent),
             Op::PurgePeer { peer } => purge_peer(s, txn, &peer),

@@ -16,7 +16,8 @@
 //! `days` (`days.rs`: `YYYYMMDD_<time stamp>_md5` -> "") and `stats` (`YYYYMMDD` -> count, bytes), and for
 //! replication `outbox` (`<peer>\0<md5>` -> what to tell that peer; an S3 folder marker's
 //! change is keyed by its path key and carries its path), `tombs` (md5 -> time of
-//! delete; a removed S3 folder marker's is `dir:<path key>` -> `<ms> <path>`, `listing.rs`) and `inbox` (md5 -> FileInfo announced by a peer, still to be fetched). Every entry
+//! delete; a removed S3 folder marker's is `dir:<path key>` -> `<ms> <path>`, `listing.rs`) and `inbox` (md5 -> FileInfo announced by a peer, still to be fetched, with
+//! `arrived`: when that announcement came, `Inboxed`). Every entry
 //! of a file lives in the shard of its md5, so one transaction covers all of them (a commit
 //! that stores a file also queues it for every peer). The path index (`paths.rs`: path key ->
 //! md5) is one table per environment, so a lookup by path asks `E` tables, not `S`; a
@@ -219,8 +220,9 @@ enum Op {
     /// Name the live record of `md5` by `key` too in the path index (a tus upload's id), unless
     /// `key` names something already.
     Alias { md5: String, key: String },
-    /// Give up fetching an announced file.
-    InboxDrop { md5: String },
+    /// Give up fetching an announced file: the announcement that `arrived` then (a later one
+    /// stays).
+    InboxDrop { md5: String, arrived: u64 },
     /// Queue `kind` of the md5 for `peers` (re-sync, repair). A put of an unknown or
     /// tombstoned md5 is skipped.
     Enqueue {
@@ -406,6 +408,23 @@ fn del_own(
 
 fn decode(bytes: &[u8]) -> Result<FileInfo, MetaError> {
     serde_json::from_slice(bytes).map_err(|e| MetaError::Corrupt(e.to_string()))
+}
+
+/// An announced file still to be fetched (an `inbox` entry): the record as announced, and
+/// when that announcement came (unix ns; 0 for entries older than the field). Announced again,
+/// the file gets a new `arrived`: the pull task tells a fresh announcement by it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Inboxed {
+    #[serde(flatten)]
+    pub info: FileInfo,
+    #[serde(default)]
+    pub arrived: u64,
+}
+
+impl Inboxed {
+    fn decode(bytes: &[u8]) -> Result<Inboxed, MetaError> {
+        serde_json::from_slice(bytes).map_err(|e| MetaError::Corrupt(e.to_string()))
+    }
 }
 
 /// Calls `f` on at most `n` entries of `db` in key order: the first ones, or those after the

@@ -171,9 +171,10 @@ impl Meta {
         }
     }
 
-    /// Gives up fetching an announced file.
-    pub async fn drop_announced(&self, md5: String) -> Result<(), MetaError> {
-        match self.submit(Op::InboxDrop { md5 }).await? {
+    /// Gives up fetching an announced file: the announcement that `arrived` then
+    /// (`Inboxed::arrived`); one that came later stays.
+    pub async fn drop_announced(&self, md5: String, arrived: u64) -> Result<(), MetaError> {
+        match self.submit(Op::InboxDrop { md5, arrived }).await? {
             OpResult::Done => Ok(()),
             other => Err(unexpected("inbox drop", other)),
         }

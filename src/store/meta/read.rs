@@ -427,7 +427,7 @@ impl Meta {
         shard: usize,
         after: &str,
         limit: usize,
-    ) -> Result<Vec<FileInfo>, MetaError> {
+    ) -> Result<Vec<super::Inboxed>, MetaError> {
         let s = &self.shards[shard];
         let txn = s.env.begin_ro_txn()?;
         let mut cur = txn.open_ro_cursor(s.inbox)?;
@@ -446,7 +446,7 @@ impl Meta {
             if k <= after.as_bytes() {
                 continue;
             }
-            out.push(decode(v)?);
+            out.push(super::Inboxed::decode(v)?);
         }
         Ok(out)
     }
