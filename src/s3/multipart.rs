@@ -338,7 +338,9 @@ async fn upload_part_copy(
     }
     // The request body of a copy is empty.
     let _ = req.read_to_end(0).await?;
-    let written = super::store::copy_to_temp(w, &src_req, &info, Some((offset, len))).await?;
+    let share = w.space_share(req);
+    let written =
+        super::store::copy_to_temp(w, &src_req, &info, Some((offset, len)), share).await?;
     let kept = match part_checksum(up, None, &written).await {
         Ok(kept) => kept,
         Err(e) => {
@@ -434,8 +436,9 @@ pub async fn complete(
     let body = read_small_body(req, r, COMPLETE_BODY_BYTES_MAX).await?;
     let asked = parts_asked(&body)?;
     let (chosen, total) = choose_parts(r, &dir, &asked).await?;
-    // The object is a copy of its parts: refused up front when it would not fit.
-    let claim = crate::store::space::admit(w.dir(), total).await?;
+    // The object is a copy of its parts: refused up front when it would not fit, or would
+    // take the client past its share of the space (as a PUT of it would).
+    let claim = crate::store::space::admit_as(w.dir(), total, w.space_share(req)).await?;
     let checksum = object_checksum(req, &up, &asked, &chosen).await?;
     let (odir, name) = place(r, &up.key)?;
     let written = concatenate(w, &chosen, total, claim).await?;
