@@ -143,7 +143,9 @@ fn notify(w: &Worker, info: &Info, record: &crate::json::FileInfo) {
         tracing::warn!(id = %info.id, %why, "tus: callback not sent");
         return;
     }
-    w.shared.callbacks.post(callback::Notice {
+    // Dropped (a full queue) with a warning: the upload is stored all the same.
+    let _ = w.shared.callbacks.post(callback::Notice {
+        client: info.client.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
         url: url.to_string(),
         id: info.id.clone(),
         info: crate::json::pretty(record),
