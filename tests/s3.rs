@@ -1893,3 +1893,74 @@ fn a_put_still_arriving_when_the_shutdown_grace_ends_gets_503_and_stores_nothing
         .count();
     assert_eq!(temps, 0, "the cut PUT's temp file was left");
 }
+
+/// curl signed as `FULL` (SigV4, unsigned payload) with `args` at `path` of the endpoint:
+/// (status, body).
+fn signed_curl(s3: &S3, args: &[&str], path: &str) -> (u16, String) {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "30",
+            "--aws-sigv4",
+            "aws:amz:us-east-1:s3",
+        ])
+        .args(["--user", &format!("{}:{}", FULL.id, FULL.secret)])
+        .args([
+            "-H",
+            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+            "-w",
+            "\n%{http_code}",
+        ])
+        .args(args)
+        .arg(format!("{}{path}", s3.endpoint()))
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// Two UploadParts of the same part number sent at once, with different bytes, both answered
+/// 200: the part is then one of them (the last to land), never neither.
+#[test]
+fn the_same_part_sent_twice_at_once_keeps_one_of_them() {
+    let s3 = S3::start();
+    assert_eq!(signed_curl(&s3, &["-X", "PUT"], "/race").0, 200);
+    let (code, body) = signed_curl(&s3, &["-X", "POST"], "/race/part.bin?uploads=");
+    assert_eq!(code, 200, "{body}");
+    let id = body.split("<UploadId>").nth(1).unwrap();
+    let id = id.split("</UploadId>").next().unwrap().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let data: Vec<Vec<u8>> = (0..2).map(|i| noise(64 << 10, 70 + i)).collect();
+    let files: Vec<String> = data
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let p = tmp.path().join(format!("p{i}"));
+            std::fs::write(&p, d).unwrap();
+            p.display().to_string()
+        })
+        .collect();
+    let etags: Vec<String> = data
+        .iter()
+        .map(|d| format!("&quot;{}&quot;", md5_hex(d)))
+        .collect();
+    let part = format!("/race/part.bin?partNumber=1&uploadId={id}");
+    for round in 0..30 {
+        std::thread::scope(|sc| {
+            let hs: Vec<_> = files
+                .iter()
+                .map(|f| sc.spawn(|| signed_curl(&s3, &["-T", f], &part)))
+                .collect();
+            for h in hs {
+                let (code, body) = h.join().unwrap();
+                assert_eq!(code, 200, "{body}");
+            }
+        });
+        let (code, body) = signed_curl(&s3, &[], &format!("/race/part.bin?uploadId={id}"));
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(body.matches("<Part>").count(), 1, "round {round}: {body}");
+        assert!(etags.iter().any(|e| body.contains(e.as_str())), "{body}");
+    }
+}

@@ -386,8 +386,13 @@ fn copy_range(v: &str, size: u64) -> Result<(u64, u64), S3Error> {
     Ok((first, last - first + 1))
 }
 
+/// Held across a part's rename into place and the removal of the older files of its number
+/// (never across an fsync).
+static PART_SWAP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Moves a received part into the upload's directory as part `number` (replacing an older
-/// one of that number), durably, with its checksum in its name.
+/// one of that number; of two sent at once, the last moved), durably, with its checksum in
+/// its name.
 async fn keep_part(
     dir: &Path,
     number: u32,
@@ -401,15 +406,20 @@ async fn keep_part(
     };
     let (tmp, target) = (written.tmp.clone(), dir.join(name));
     let moved = blocking(move || -> std::io::Result<()> {
-        std::fs::rename(&tmp, &target)?;
-        sync_dir(target.parent().expect("upload dir"))?;
-        // Older files of this part number are replaced.
-        for p in parts_of(target.parent().expect("upload dir"))? {
-            if p.number == number && p.path != target {
-                let _ = std::fs::remove_file(&p.path);
+        let dir = target.parent().expect("upload dir");
+        {
+            // Older files of this part number are replaced. The rename and the removal of
+            // the others go together: two parts of one number kept at once would each
+            // remove the other, and both answer 200 with neither kept.
+            let _swap = PART_SWAP.lock().unwrap_or_else(|p| p.into_inner());
+            std::fs::rename(&tmp, &target)?;
+            for p in parts_of(dir)? {
+                if p.number == number && p.path != target {
+                    let _ = std::fs::remove_file(&p.path);
+                }
             }
         }
-        Ok(())
+        sync_dir(dir)
     })
     .await;
     match moved {
