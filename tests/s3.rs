@@ -1964,3 +1964,120 @@ fn the_same_part_sent_twice_at_once_keeps_one_of_them() {
         assert!(etags.iter().any(|e| body.contains(e.as_str())), "{body}");
     }
 }
+
+/// Two CompleteMultipartUploads of one upload sent at once: each is answered as S3 does,
+/// 200 (the object made) or 404 `NoSuchUpload` (the other one made it first), never a 500.
+#[test]
+fn two_completions_of_one_upload_at_once_are_answered_200_or_no_such_upload() {
+    let s3 = S3::start();
+    assert_eq!(signed_curl(&s3, &["-X", "PUT"], "/twice").0, 200);
+    let tmp = tempfile::tempdir().unwrap();
+    let data: Vec<Vec<u8>> = vec![noise(5 * MIB, 81), noise(MIB, 82)];
+    let files: Vec<String> = data
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let p = tmp.path().join(format!("p{i}"));
+            std::fs::write(&p, d).unwrap();
+            p.display().to_string()
+        })
+        .collect();
+    let parts: String = data
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let md5 = md5_hex(d);
+            format!(
+                "<Part><PartNumber>{}</PartNumber><ETag>\"{md5}\"</ETag></Part>",
+                i + 1
+            )
+        })
+        .collect();
+    let xml = tmp.path().join("complete.xml");
+    std::fs::write(
+        &xml,
+        format!("<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>"),
+    )
+    .unwrap();
+    let xml_arg = format!("@{}", xml.display());
+    let mut answers = Vec::new();
+    for round in 0..12 {
+        let key = format!("/twice/o{round}.bin");
+        let (code, body) = signed_curl(&s3, &["-X", "POST"], &format!("{key}?uploads="));
+        assert_eq!(code, 200, "{body}");
+        let id = body.split("<UploadId>").nth(1).unwrap();
+        let id = id.split("</UploadId>").next().unwrap().to_string();
+        for (i, f) in files.iter().enumerate() {
+            let part = format!("{key}?partNumber={}&uploadId={id}", i + 1);
+            assert_eq!(signed_curl(&s3, &["-T", f], &part).0, 200);
+        }
+        let upload = format!("{key}?uploadId={id}");
+        let args = ["-X", "POST", "--data-binary", xml_arg.as_str()];
+        std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..2u64)
+                .map(|i| {
+                    let (args, upload, s3) = (&args, &upload, &s3);
+                    sc.spawn(move || {
+                        std::thread::sleep(Duration::from_millis(i * round * 15));
+                        signed_curl(s3, args, upload)
+                    })
+                })
+                .collect();
+            for h in hs {
+                answers.push(h.join().unwrap());
+            }
+        });
+        let (code, got) = download(&s3, &format!("/group1{key}"));
+        assert_eq!((code, got == data.concat()), (200, true), "round {round}");
+    }
+    eprintln!(
+        "CODES {:?}",
+        answers.iter().map(|a| a.0).collect::<Vec<_>>()
+    );
+    for (code, body) in &answers {
+        assert!(
+            *code == 200 || (*code == 404 && body.contains("<Code>NoSuchUpload</Code>")),
+            "{code}: {body}"
+        );
+    }
+}
+
+/// Two AbortMultipartUploads of one upload sent at once: each is 204 or 404 `NoSuchUpload`
+/// (the other removed it first), never a 500, and the upload is gone.
+#[test]
+fn two_aborts_of_one_upload_at_once_are_answered_204_or_no_such_upload() {
+    let s3 = S3::start();
+    assert_eq!(signed_curl(&s3, &["-X", "PUT"], "/abort").0, 200);
+    let tmp = tempfile::tempdir().unwrap();
+    let part = tmp.path().join("part");
+    std::fs::write(&part, noise(64 << 10, 83)).unwrap();
+    let part = part.display().to_string();
+    let mut answers = Vec::new();
+    for round in 0..20 {
+        let key = format!("/abort/o{round}.bin");
+        let (code, body) = signed_curl(&s3, &["-X", "POST"], &format!("{key}?uploads="));
+        assert_eq!(code, 200, "{body}");
+        let id = body.split("<UploadId>").nth(1).unwrap();
+        let id = id.split("</UploadId>").next().unwrap().to_string();
+        for n in 1..=3 {
+            let url = format!("{key}?partNumber={n}&uploadId={id}");
+            assert_eq!(signed_curl(&s3, &["-T", &part], &url).0, 200);
+        }
+        let upload = format!("{key}?uploadId={id}");
+        std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..2)
+                .map(|_| sc.spawn(|| signed_curl(&s3, &["-X", "DELETE"], &upload)))
+                .collect();
+            for h in hs {
+                answers.push(h.join().unwrap());
+            }
+        });
+        assert_eq!(signed_curl(&s3, &[], &upload).0, 404, "round {round}");
+    }
+    for (code, body) in &answers {
+        assert!(
+            *code == 204 || (*code == 404 && body.contains("<Code>NoSuchUpload</Code>")),
+            "{code}: {body}"
+        );
+    }
+}

@@ -236,7 +236,10 @@ fn parts_of(dir: &Path) -> std::io::Result<Vec<Part>> {
         let (Ok(number), true) = (n.parse::<u32>(), etag.len() == 32) else {
             continue;
         };
-        let m = entry.metadata()?;
+        let m = match entry.metadata() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // replaced meanwhile
+            m => m?,
+        };
         out.push(Part {
             number,
             etag: etag.to_string(),
@@ -445,13 +448,14 @@ pub async fn complete(
     let (dir, up) = load(w, r).await?;
     let body = read_small_body(req, r, COMPLETE_BODY_BYTES_MAX).await?;
     let asked = parts_asked(&body)?;
-    let (chosen, total) = choose_parts(r, &dir, &asked).await?;
+    let chosen = choose_parts(r, &dir, &asked).await;
+    let (chosen, total) = or_gone(&dir, chosen).await?;
     // The object is a copy of its parts: refused up front when it would not fit, or would
     // take the client past its share of the space (as a PUT of it would).
     let claim = crate::store::space::admit_as(w.dir(), total, w.space_share(req)).await?;
     let checksum = object_checksum(req, &up, &asked, &chosen).await?;
     let (odir, name) = place(r, &up.key)?;
-    let written = concatenate(w, &chosen, total, claim).await?;
+    let written = or_gone(&dir, concatenate(w, &chosen, total, claim).await).await?;
     let mut attrs = up.attrs.clone();
     attrs.etag = multipart_etag(&chosen);
     let mut sum = String::new();
@@ -470,7 +474,7 @@ pub async fn complete(
         );
     }
     let info = store(w, r, odir, name, written, attrs, expect).await?;
-    blocking(move || std::fs::remove_dir_all(&dir)).await.ok();
+    blocking(move || remove_upload(&dir)).await.ok();
     let location = format!("{}/{}/{}", r.cfg.host, r.bucket, r.key);
     Ok(xml_response(
         200,
@@ -557,6 +561,22 @@ async fn object_checksum(
     Ok(Some((whole, kind, kept)))
 }
 
+/// `result`, or NoSuchUpload when it is `InvalidPart` because the upload in `dir` is gone
+/// meanwhile (completed or aborted by another request while this one read its parts).
+async fn or_gone<T>(dir: &Path, result: Result<T, S3Error>) -> Result<T, S3Error> {
+    match result {
+        Err(e) if e.code == "InvalidPart" => {
+            let record = dir.join("upload.json");
+            if blocking(move || record.exists()).await {
+                Err(e)
+            } else {
+                Err(S3Error::no_such_upload())
+            }
+        }
+        other => other,
+    }
+}
+
 fn invalid_part() -> S3Error {
     S3Error::new(
         400,
@@ -615,7 +635,11 @@ async fn choose_parts(
     asked: &[Asked],
 ) -> Result<(Vec<Part>, u64), S3Error> {
     let d = dir.to_path_buf();
-    let stored = blocking(move || parts_of(&d)).await?;
+    // A directory gone meanwhile has none of the parts (`or_gone` tells why).
+    let stored = match blocking(move || parts_of(&d)).await {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(invalid_part()),
+        stored => stored?,
+    };
     // Every part named must exist before sizes count (S3 reports a missing one first).
     let mut chosen = Vec::with_capacity(asked.len());
     for a in asked {
@@ -658,7 +682,11 @@ async fn concatenate(
     for p in chosen {
         if let Err(e) = append_file(&p.path, &mut tmp).await {
             drop(tmp);
-            return Err(e.into());
+            // Replaced, or its upload completed or aborted, since it was chosen.
+            return Err(match e.kind() {
+                std::io::ErrorKind::NotFound => invalid_part(),
+                _ => e.into(),
+            });
         }
     }
     Ok(tmp.finish().await?)
@@ -688,8 +716,25 @@ pub async fn abort(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
     existing(w, r).await?;
     r.require(Action::Write, false)?;
     let (dir, _) = load(w, r).await?;
-    blocking(move || std::fs::remove_dir_all(&dir)).await?;
+    if !blocking(move || remove_upload(&dir)).await? {
+        return Err(S3Error::no_such_upload().on(r.resource()));
+    }
     Ok(Response::new(204))
+}
+
+/// Removes the upload in `dir`: its record first (from then on it is gone for every request,
+/// and a completion still reading its parts answers NoSuchUpload, `or_gone`), then the rest.
+/// False when another request removed the record first.
+fn remove_upload(dir: &Path) -> std::io::Result<bool> {
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    match std::fs::remove_file(dir.join("upload.json")) {
+        Err(e) if gone(&e) => return Ok(false),
+        removed => removed?,
+    }
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if gone(&e) => Ok(true),
+        removed => removed.map(|()| true),
+    }
 }
 
 pub async fn list_parts(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
