@@ -2081,3 +2081,27 @@ fn two_aborts_of_one_upload_at_once_are_answered_204_or_no_such_upload() {
         );
     }
 }
+
+/// One access key holds at most 1,000 pending multipart uploads, however its creations
+/// arrive: at 999, of 16 sent at once exactly one is made (the others `InvalidRequest`),
+/// and the next is refused.
+#[test]
+fn a_keys_pending_uploads_stop_at_their_bound_when_creations_arrive_at_once() {
+    if !have_boto3("s3 pending uploads bound") {
+        return;
+    }
+    let s3 = S3::start();
+    let r = s3.boto3("pending_bound", &["--bucket", "pending"], 300);
+    let made = r["at_once"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o[0] == 200)
+        .count();
+    assert_eq!(made, 1, "{}", r["at_once"]);
+    for o in r["at_once"].as_array().unwrap() {
+        assert!(o[0] == 200 || *o == json!([400, "InvalidRequest"]), "{o}");
+    }
+    assert_eq!(r["pending"], json!(1000));
+    assert_eq!(r["one_more"], json!([400, "InvalidRequest"]));
+}

@@ -35,6 +35,9 @@ const COMPLETE_BODY_BYTES_MAX: u64 = 4 << 20;
 const LIST_MAX: usize = 1000;
 /// Pending uploads one credential may hold; more creations are refused until some finish.
 pub const UPLOADS_PER_KEY_MAX: usize = 1000;
+/// Held by a creation while it counts its key's pending uploads and puts its own record in
+/// place (never across an fsync).
+static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// A pending upload untouched this long is removed by the sweep (S3's lifecycle rule
 /// AbortIncompleteMultipartUpload, fixed here): seven days.
 pub const UPLOAD_LIFETIME_S: i64 = 7 * 24 * 3600;
@@ -149,13 +152,6 @@ pub async fn create(w: &Worker, req: &Request<'_>, r: &S3Request) -> Result<Resp
         .key_used()
         .map(|k| k.access_key_id.clone())
         .unwrap_or_default();
-    let root = w.dir().to_path_buf();
-    let all = blocking(move || all_uploads(&root)).await?;
-    if all.iter().filter(|(_, u)| u.owner == owner).count() >= UPLOADS_PER_KEY_MAX {
-        return Err(S3Error::invalid_request(format!(
-            "This access key has {UPLOADS_PER_KEY_MAX} multipart uploads pending: complete or abort some first."
-        )));
-    }
     let id = crate::codec::random_hex(16);
     let up = Upload {
         bucket: r.bucket.clone(),
@@ -168,7 +164,8 @@ pub async fn create(w: &Worker, req: &Request<'_>, r: &S3Request) -> Result<Resp
     };
     let dir = upload_dir(w.dir(), &id).expect("a generated id is valid");
     let text = serde_json::to_vec(&up).expect("plain data serializes");
-    blocking(move || -> std::io::Result<()> {
+    let root = w.dir().to_path_buf();
+    let created = blocking(move || -> std::io::Result<bool> {
         std::fs::create_dir_all(&dir)?;
         let tmp = dir.join("upload.json.tmp");
         {
@@ -177,13 +174,31 @@ pub async fn create(w: &Worker, req: &Request<'_>, r: &S3Request) -> Result<Resp
             f.write_all(&text)?;
             f.sync_all()?;
         }
-        std::fs::rename(&tmp, dir.join("upload.json"))?;
+        {
+            // Counted and put in place together: creations sent at once cannot each see
+            // room for one more and all take it (a directory without its record yet is
+            // no pending upload).
+            let creating = CREATING.lock().unwrap_or_else(|p| p.into_inner());
+            let all = all_uploads(&root)?;
+            if all.iter().filter(|(_, u)| u.owner == up.owner).count() >= UPLOADS_PER_KEY_MAX {
+                drop(creating);
+                std::fs::remove_dir_all(&dir)?;
+                return Ok(false);
+            }
+            std::fs::rename(&tmp, dir.join("upload.json"))?;
+        }
         sync_dir(&dir)?;
         let parent = dir.parent().expect("uploads dir");
         sync_dir(parent)?;
-        sync_dir(parent.parent().expect("_s3"))
+        sync_dir(parent.parent().expect("_s3"))?;
+        Ok(true)
     })
     .await?;
+    if !created {
+        return Err(S3Error::invalid_request(format!(
+            "This access key has {UPLOADS_PER_KEY_MAX} multipart uploads pending: complete or abort some first."
+        )));
+    }
     let mut resp = xml_response(
         200,
         format!(
