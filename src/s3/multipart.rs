@@ -24,7 +24,9 @@ use crate::json::S3Attrs;
 use crate::store::write::{TempFile, Written};
 use crate::worker::Worker;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Part numbers are 1..=10000; every part but the last holds at least 5 MiB (S3's rules).
 const PARTS_MAX: u32 = 10_000;
@@ -35,9 +37,17 @@ const COMPLETE_BODY_BYTES_MAX: u64 = 4 << 20;
 const LIST_MAX: usize = 1000;
 /// Pending uploads one credential may hold; more creations are refused until some finish.
 pub const UPLOADS_PER_KEY_MAX: usize = 1000;
-/// Held by a creation while it counts its key's pending uploads and puts its own record in
-/// place (never across an fsync).
-static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// Per access key, held by a creation while it counts the key's pending uploads and puts its
+/// own record in place (never across an fsync; one key's creations never wait on
+/// another's). Keys are the configured ones: the map stays small.
+static CREATING: std::sync::Mutex<BTreeMap<String, Arc<std::sync::Mutex<()>>>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+/// The creation lock of the key `owner` ([`CREATING`]).
+fn creating(owner: &str) -> Arc<std::sync::Mutex<()>> {
+    let mut locks = CREATING.lock().unwrap_or_else(|p| p.into_inner());
+    locks.entry(owner.to_string()).or_default().clone()
+}
 /// A pending upload untouched this long is removed by the sweep (S3's lifecycle rule
 /// AbortIncompleteMultipartUpload, fixed here): seven days.
 pub const UPLOAD_LIFETIME_S: i64 = 7 * 24 * 3600;
@@ -178,7 +188,8 @@ pub async fn create(w: &Worker, req: &Request<'_>, r: &S3Request) -> Result<Resp
             // Counted and put in place together: creations sent at once cannot each see
             // room for one more and all take it (a directory without its record yet is
             // no pending upload).
-            let creating = CREATING.lock().unwrap_or_else(|p| p.into_inner());
+            let lock = creating(&up.owner);
+            let creating = lock.lock().unwrap_or_else(|p| p.into_inner());
             let all = all_uploads(&root)?;
             if all.iter().filter(|(_, u)| u.owner == up.owner).count() >= UPLOADS_PER_KEY_MAX {
                 drop(creating);
