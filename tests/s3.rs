@@ -2105,3 +2105,52 @@ fn a_keys_pending_uploads_stop_at_their_bound_when_creations_arrive_at_once() {
     assert_eq!(r["pending"], json!(1000));
     assert_eq!(r["one_more"], json!([400, "InvalidRequest"]));
 }
+
+/// UploadParts sent while the upload is aborted: each is 200 (kept until the abort removed
+/// the upload) or 404 `NoSuchUpload`, never a 500, and nothing of the upload is left.
+#[test]
+fn parts_sent_while_their_upload_is_aborted_are_answered_200_or_no_such_upload() {
+    let s3 = S3::start();
+    assert_eq!(signed_curl(&s3, &["-X", "PUT"], "/gone").0, 200);
+    let tmp = tempfile::tempdir().unwrap();
+    let part = tmp.path().join("part");
+    std::fs::write(&part, noise(256 << 10, 84)).unwrap();
+    let part = part.display().to_string();
+    let mut answers = Vec::new();
+    for round in 0..15u64 {
+        let key = format!("/gone/o{round}.bin");
+        let (code, body) = signed_curl(&s3, &["-X", "POST"], &format!("{key}?uploads="));
+        assert_eq!(code, 200, "{body}");
+        let id = body.split("<UploadId>").nth(1).unwrap();
+        let id = id.split("</UploadId>").next().unwrap().to_string();
+        let upload = format!("{key}?uploadId={id}");
+        std::thread::scope(|sc| {
+            let parts: Vec<_> = (1..=4)
+                .map(|n| {
+                    let url = format!("{key}?partNumber={n}&uploadId={id}");
+                    let (s3, part) = (&s3, &part);
+                    sc.spawn(move || signed_curl(s3, &["-T", part], &url))
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(round * 2));
+            let (code, body) = signed_curl(&s3, &["-X", "DELETE"], &upload);
+            assert_eq!(code, 204, "{body}");
+            for h in parts {
+                answers.push(h.join().unwrap());
+            }
+        });
+    }
+    for (code, body) in &answers {
+        assert!(
+            *code == 200 || (*code == 404 && body.contains("<Code>NoSuchUpload</Code>")),
+            "{code}: {body}"
+        );
+    }
+    let uploads = s3.server.dir.join("files/_s3/uploads");
+    let left = || std::fs::read_dir(&uploads).map_or(0, |d| d.count());
+    assert!(
+        eventually(Duration::from_secs(5), || left() == 0),
+        "{} left",
+        left()
+    );
+}

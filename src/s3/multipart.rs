@@ -434,13 +434,18 @@ async fn keep_part(
         None => format!("{number:05}-{etag}"),
     };
     let (tmp, target) = (written.tmp.clone(), dir.join(name));
-    let moved = blocking(move || -> std::io::Result<()> {
+    let moved = blocking(move || -> std::io::Result<bool> {
         let dir = target.parent().expect("upload dir");
         {
             // Older files of this part number are replaced. The rename and the removal of
             // the others go together: two parts of one number kept at once would each
-            // remove the other, and both answer 200 with neither kept.
+            // remove the other, and both answer 200 with neither kept. An upload removed
+            // meanwhile (`remove_upload` takes its record away under this lock) keeps no
+            // part.
             let _swap = PART_SWAP.lock().unwrap_or_else(|p| p.into_inner());
+            if !dir.join("upload.json").exists() {
+                return Ok(false);
+            }
             std::fs::rename(&tmp, &target)?;
             for p in parts_of(dir)? {
                 if p.number == number && p.path != target {
@@ -448,13 +453,17 @@ async fn keep_part(
                 }
             }
         }
-        sync_dir(dir)
+        sync_dir(dir).map(|()| true)
     })
     .await;
     match moved {
-        Ok(()) => {
+        Ok(true) => {
             written.moved();
             Ok(())
+        }
+        Ok(false) => {
+            crate::store::write::discard(written).await;
+            Err(S3Error::no_such_upload())
         }
         Err(e) => {
             crate::store::write::discard(written).await;
@@ -753,9 +762,13 @@ pub async fn abort(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
 /// False when another request removed the record first.
 fn remove_upload(dir: &Path) -> std::io::Result<bool> {
     let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
-    match std::fs::remove_file(dir.join("upload.json")) {
-        Err(e) if gone(&e) => return Ok(false),
-        removed => removed?,
+    {
+        // Parts being kept check the record under this lock: none is renamed in after it.
+        let _swap = PART_SWAP.lock().unwrap_or_else(|p| p.into_inner());
+        match std::fs::remove_file(dir.join("upload.json")) {
+            Err(e) if gone(&e) => return Ok(false),
+            removed => removed?,
+        }
     }
     match std::fs::remove_dir_all(dir) {
         Err(e) if gone(&e) => Ok(true),
