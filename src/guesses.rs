@@ -8,9 +8,13 @@
 //! window that starts at its first wrong guess. A client with `per_client` wrong guesses in
 //! its window, or everyone once all clients together made `total` in theirs (many addresses
 //! guessing together), is refused without a look at what it sent, the right secret too,
-//! until that window ends ([`Locked`]: the seconds left). A leaf module: the caller says what
-//! the bounds are and whether a guess is right; admins known by address need no secret and
-//! so are never refused here.
+//! until that window ends ([`Locked`]: the seconds left).
+//!
+//! Admins known by address (privileged) still send `/reload` its key: their guesses are
+//! counted per client too, but in a total of their own, so that a flood of wrong guesses
+//! from other addresses never locks them out (nor theirs the others), while many admin
+//! addresses guessing together still stop at a total. A leaf module: the caller says what
+//! the bounds are, whether the client is an admin and whether a guess is right.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -82,7 +86,18 @@ pub struct Guesses {
 #[derive(Debug, Default)]
 struct Counts {
     clients: HashMap<IpAddr, Count>,
+    /// The wrong guesses of clients that are no admin.
     total: Option<Count>,
+    /// The wrong guesses of admins known by address: apart, so that the others' cannot
+    /// lock them out.
+    admins_total: Option<Count>,
+}
+
+/// Who guesses: the client (its block) and whether it is an admin known by address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Guesser {
+    block: IpAddr,
+    privileged: bool,
 }
 
 impl Guesses {
@@ -93,19 +108,23 @@ impl Guesses {
         }
     }
 
-    /// Judges a guess from `client` at `now`: refused unread while it or everyone is locked
-    /// out, else `right()` says. A guess counts as wrong until `right()` has said otherwise,
+    /// Judges a guess from `client` (`privileged`: an admin by address) at `now`: refused
+    /// unread while it or everyone of its kind is locked out, else `right()` says. A guess counts as wrong until `right()` has said otherwise,
     /// so that guesses made at once (from many connections and executors) cannot pass the
     /// bound together; the lock is not held while `right()` runs (a Google code with a wide
     /// window is many HMACs), so other executors never wait on it.
     pub fn judge(
         &self,
         client: IpAddr,
+        privileged: bool,
         now: Instant,
         bounds: Bounds,
         right: impl FnOnce() -> bool,
     ) -> Result<(), Refusal> {
-        let client = crate::access::client_block(client);
+        let client = Guesser {
+            block: crate::access::client_block(client),
+            privileged,
+        };
         let counted = {
             let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(l) = counts.locked(client, now, bounds, self.secret) {
@@ -126,10 +145,19 @@ impl Guesses {
 type Counted = (Instant, Instant);
 
 impl Counts {
-    /// The lock-out `client` is under at `now`, if any: its own, else everyone's.
+    /// The total `client` counts in: the admins' or everyone else's.
+    fn total_of(&mut self, client: Guesser) -> &mut Option<Count> {
+        if client.privileged {
+            &mut self.admins_total
+        } else {
+            &mut self.total
+        }
+    }
+
+    /// The lock-out `client` is under at `now`, if any: its own, else its kind's total.
     fn locked(
         &self,
-        client: IpAddr,
+        client: Guesser,
         now: Instant,
         bounds: Bounds,
         secret: Secret,
@@ -143,12 +171,17 @@ impl Counts {
                 retry_after: left,
             })
         };
-        locked(self.clients.get(&client), bounds.per_client, false)
-            .or_else(|| locked(self.total.as_ref(), bounds.total, true))
+        let total = if client.privileged {
+            &self.admins_total
+        } else {
+            &self.total
+        };
+        locked(self.clients.get(&client.block), bounds.per_client, false)
+            .or_else(|| locked(total.as_ref(), bounds.total, true))
     }
 
     /// Counts a wrong guess from `client`; returns the windows it went into.
-    fn wrong(&mut self, client: IpAddr, now: Instant, window: Duration) -> Counted {
+    fn wrong(&mut self, client: Guesser, now: Instant, window: Duration) -> Counted {
         let bump = |c: &mut Count| {
             if now.saturating_duration_since(c.0) >= window {
                 *c = (now, 0);
@@ -156,7 +189,8 @@ impl Counts {
             c.1 += 1;
             c.0
         };
-        let total = bump(self.total.get_or_insert((now, 0)));
+        let total = bump(self.total_of(client).get_or_insert((now, 0)));
+        let client = client.block;
         if self.clients.len() >= CLIENTS_MAX && !self.clients.contains_key(&client) {
             self.clients
                 .retain(|_, (since, _)| now.saturating_duration_since(*since) < window);
@@ -169,19 +203,19 @@ impl Counts {
 
     /// Takes back a guess counted by [`Counts::wrong`] that proved right (from the windows it
     /// went into, if they have not been started afresh since).
-    fn undo(&mut self, client: IpAddr, (in_client, in_total): Counted) {
+    fn undo(&mut self, client: Guesser, (in_client, in_total): Counted) {
         let take = |c: &mut Count, since: Instant| {
             if c.0 == since {
                 c.1 = c.1.saturating_sub(1);
             }
         };
-        if let Some(c) = self.clients.get_mut(&client) {
+        if let Some(c) = self.clients.get_mut(&client.block) {
             take(c, in_client);
             if c.1 == 0 {
-                self.clients.remove(&client);
+                self.clients.remove(&client.block);
             }
         }
-        if let Some(c) = self.total.as_mut() {
+        if let Some(c) = self.total_of(client).as_mut() {
             take(c, in_total);
         }
     }
@@ -202,7 +236,7 @@ mod tests {
     }
 
     fn guess(g: &Guesses, who: &str, at: Instant, right: bool) -> Result<(), Refusal> {
-        g.judge(ip(who), at, BOUNDS, || right)
+        g.judge(ip(who), false, at, BOUNDS, || right)
     }
 
     fn locked(r: Result<(), Refusal>) -> Locked {
@@ -253,6 +287,29 @@ mod tests {
     }
 
     #[test]
+    fn admins_by_address_are_not_locked_out_by_the_others_total_but_by_their_own_bounds() {
+        let g = Guesses::new(Secret::AdminKey);
+        let t0 = Instant::now();
+        let admin = |who: &str, right: bool| g.judge(ip(who), true, t0, BOUNDS, || right);
+        for i in 0..BOUNDS.total {
+            let who = format!("198.51.100.{i}");
+            assert_eq!(guess(&g, &who, t0, false), Err(Refusal::Wrong));
+        }
+        assert!(locked(guess(&g, "203.0.113.1", t0, true)).everyone);
+        assert_eq!(admin("10.0.0.1", true), Ok(()), "the others' total");
+        // An admin address has its own bound...
+        for _ in 0..BOUNDS.per_client {
+            assert_eq!(admin("10.0.0.1", false), Err(Refusal::Wrong));
+        }
+        assert!(!locked(admin("10.0.0.1", true)).everyone);
+        // ...and admin addresses together a total of their own.
+        for i in 0..BOUNDS.total - BOUNDS.per_client {
+            assert_eq!(admin(&format!("10.0.1.{i}"), false), Err(Refusal::Wrong));
+        }
+        assert!(locked(admin("10.0.2.1", true)).everyone);
+    }
+
+    #[test]
     fn an_ipv6_client_counts_per_slash_64_and_mapped_ipv4_as_ipv4() {
         let g = Guesses::new(Secret::GoogleCode);
         let now = Instant::now();
@@ -279,7 +336,7 @@ mod tests {
         assert!(g.counts.lock().unwrap().clients.is_empty());
         assert_eq!(g.counts.lock().unwrap().total.map(|c| c.1), Some(0));
         // While a guess is being judged it counts: guesses made meanwhile see it.
-        let inner = g.judge(ip("10.0.0.1"), t0, BOUNDS, || {
+        let inner = g.judge(ip("10.0.0.1"), false, t0, BOUNDS, || {
             for _ in 1..BOUNDS.per_client {
                 let _ = guess(&g, "10.0.0.1", t0, false);
             }

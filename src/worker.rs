@@ -812,8 +812,9 @@ thread_local! {
     static LOCKED_LOG: crate::error::LogEvery = const { crate::error::LogEvery::new(LOCKED_LOG_EVERY) };
 }
 
-/// A guess judged by `guesses` under `cfg`'s bounds; refusals without a look are logged one
-/// line per [`LOCKED_LOG_EVERY`] per thread, with how many the lines between would be.
+/// A guess judged by `guesses` under `cfg`'s bounds (an admin's by address counted apart from
+/// the others', `guesses`); refusals without a look are logged one line per
+/// [`LOCKED_LOG_EVERY`] per thread, with how many the lines between would be.
 fn judged(
     guesses: &crate::guesses::Guesses,
     client: IpAddr,
@@ -821,7 +822,8 @@ fn judged(
     right: impl FnOnce() -> bool,
 ) -> Result<(), Refusal> {
     let now = Instant::now();
-    let judged = guesses.judge(client, now, cfg.secret_guess_bounds(), right);
+    let admin = cfg.access.is_admin(client);
+    let judged = guesses.judge(client, admin, now, cfg.secret_guess_bounds(), right);
     if let Err(Refusal::Locked(l)) = judged {
         if let Some(more) = LOCKED_LOG.with(|log| log.tick(now)) {
             tracing::warn!(

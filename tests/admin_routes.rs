@@ -819,6 +819,34 @@ fn reload_key_guesses_stop_a_client_at_its_bound_the_right_key_too_until_the_win
     assert_eq!(code, 200, "{body}");
 }
 
+/// Admins by address still send `/reload` its key: while other addresses have spent the
+/// total of wrong guesses (every client that is no admin is refused unread, the right key
+/// too), an admin address's right key is taken; its own wrong guesses are still only wrong.
+#[test]
+fn the_others_wrong_guesses_do_not_lock_an_admin_address_out_of_reload() {
+    let s = Server::start(json!({
+        "admin_ips": ["127.0.0.90"],
+        "secret_guesses_per_client_max": 100,
+        "secret_guesses_max": 4,
+        "secret_guess_window_s": 30
+    }));
+    let stat = |key: &str| s.url(&format!("/group1/stat?admin_key={key}"));
+    let reload = |key: &str| s.url(&format!("/group1/reload?action=get&key={key}"));
+    for i in 0..4 {
+        let ip = format!("127.0.0.{}", 100 + i);
+        let (code, _, body) = get_with_retry_after(&ip, &stat("guess"));
+        assert_eq!(code, 403, "{ip}: {body}");
+    }
+    let (code, _, body) = get_with_retry_after("127.0.0.110", &stat("test-admin-key"));
+    assert_eq!(code, 429, "a non-admin with the right key: {body}");
+    for admin in ["127.0.0.90", "127.0.0.1"] {
+        let (code, _, body) = get_with_retry_after(admin, &reload("test-admin-key"));
+        assert_eq!(code, 200, "{admin}: {body}");
+    }
+    let (code, _, body) = get_with_retry_after("127.0.0.90", &reload("guess"));
+    assert_eq!(code, 401, "{body}");
+}
+
 #[test]
 fn admin_key_guesses_from_many_addresses_stop_at_the_total_and_admins_by_address_pass() {
     let s = Server::start(json!({

@@ -1091,6 +1091,150 @@ fn one_client_cannot_claim_the_space_the_others_need() {
     std::fs::remove_file(filler).unwrap();
 }
 
+/// S3 copies (CopyObject, UploadPartCopy) and multipart completions write a new file as big
+/// as what they copy: a client that is no admin may claim for it at most its share of the
+/// space left, as for a PUT of the same size (`upload_space_per_client_percent`, here half):
+/// past it the write is refused up front with `InsufficientStorage` (507) though the disk
+/// could take it. An admin's copy of the same size, which only the total bounds, is taken.
+#[test]
+fn s3_copies_and_completions_are_held_to_the_clients_share() {
+    let Some(disk) = SmallDisk::start_with(json!({"upload_space_per_client_percent": 50})) else {
+        return;
+    };
+    let client = ["--interface", "127.0.0.90"];
+    let put = |name: &str, size: usize, seed: u64, path: &str| {
+        let f = disk.file(name, size, seed);
+        let (code, body, _) = disk.s3_curl(&[&client[..], &["-T", &f]].concat(), path);
+        assert_eq!(code, 200, "{path}: {body}");
+        let md5 = Command::new("md5sum").arg(&f).output().unwrap().stdout;
+        String::from_utf8_lossy(&md5[..32]).into_owned()
+    };
+    let filler = fill_leaving(&disk.root, 20 << 20);
+    // Room for uploads: 19.5-20.5 MiB; the client's PUTs fit in half of what is left.
+    put("source.bin", 5 << 20, 31, "/space/source.bin");
+    let id = disk.s3_multipart("/space/joined.bin");
+    let md5s = [
+        put(
+            "p1.bin",
+            5 << 20,
+            32,
+            &format!("/space/joined.bin?partNumber=1&uploadId={id}"),
+        ),
+        put(
+            "p2.bin",
+            1 << 20,
+            33,
+            &format!("/space/joined.bin?partNumber=2&uploadId={id}"),
+        ),
+    ];
+    let complete: String = md5s
+        .iter()
+        .enumerate()
+        .map(|(i, md5)| {
+            format!(
+                "<Part><PartNumber>{}</PartNumber><ETag>\"{md5}\"</ETag></Part>",
+                i + 1
+            )
+        })
+        .collect();
+    let complete_file = disk.data.join("complete.xml");
+    let xml = format!("<CompleteMultipartUpload>{complete}</CompleteMultipartUpload>");
+    std::fs::write(&complete_file, xml).unwrap();
+    let complete_arg = format!("@{}", complete_file.display());
+    let completion = ["-X", "POST", "--data-binary", &complete_arg];
+    let joined = format!("/space/joined.bin?uploadId={id}");
+    // Left: 8.5-9.5 MiB, so 5 MiB (a copy) and 6 MiB (the completion) fit on the disk but
+    // not in the client's half. Each write taken is undone, so that each is tried alike.
+    let copy = ["-X", "PUT", "-H", "x-amz-copy-source: /space/source.bin"];
+    let mut codes = Vec::new();
+    let (code, body, _) = disk.s3_curl(&[&client[..], &copy].concat(), "/space/copy.bin");
+    if code == 200 {
+        assert_eq!(disk.s3_curl(&["-X", "DELETE"], "/space/copy.bin").0, 204);
+    }
+    codes.push((code, body));
+    let other = disk.s3_multipart("/space/parts.bin");
+    let part_copy = format!("/space/parts.bin?partNumber=1&uploadId={other}");
+    let (code, body, _) = disk.s3_curl(&[&client[..], &copy].concat(), &part_copy);
+    let abort = format!("/space/parts.bin?uploadId={other}");
+    assert_eq!(disk.s3_curl(&["-X", "DELETE"], &abort).0, 204);
+    codes.push((code, body));
+    let (code, body, _) = disk.s3_curl(&[&client[..], &completion].concat(), &joined);
+    codes.push((code, body));
+    assert!(codes.iter().all(|(code, _)| *code == 507), "{codes:?}");
+    for (code, body) in &codes {
+        assert_s3_refused_for_space(*code, body);
+    }
+    assert_eq!(disk.temps(), 0);
+    // An admin's completion is bounded by the total only.
+    let (code, body, _) = disk.s3_curl(&completion, &joined);
+    assert_eq!(code, 200, "{body}");
+    std::fs::remove_file(filler).unwrap();
+}
+
+/// A tus POST to the creation URL from the local address `ip` with `headers`: its status and
+/// `Location`.
+fn tus_post_from(s: &Server, ip: &str, headers: &[&str]) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-D",
+        "-",
+        "--interface",
+        ip,
+        "-X",
+        "POST",
+    ]);
+    for h in [&["Tus-Resumable: 1.0.0"][..], headers].concat() {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd.arg(s.url("/group1/big/upload/")).output().unwrap();
+    let head = String::from_utf8_lossy(&out.stdout).into_owned();
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let location = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("location")
+            .then(|| value.trim().to_string())
+    });
+    (code, location.unwrap_or_default())
+}
+
+/// A tus final upload (concatenation) copies its partial uploads into a new file: a client
+/// that is no admin may claim for it at most its share of the space left, as for the
+/// partial uploads themselves (`upload_space_per_client_percent`, here half): past it the
+/// creation is refused with 507 though the disk could take it.
+#[test]
+fn a_tus_concatenation_is_held_to_the_clients_share() {
+    let Some(disk) = SmallDisk::start_with(json!({"upload_space_per_client_percent": 50})) else {
+        return;
+    };
+    let filler = fill_leaving(&disk.root, 20 << 20);
+    let ip = "127.0.0.90";
+    let mut parts = Vec::new();
+    for i in 0..2 {
+        let f = disk.file(&format!("part{i}.bin"), 4 << 20, 40 + i);
+        let length = format!("Upload-Length: {}", 4 << 20);
+        let (code, url) = tus_post_from(&disk.s, ip, &[&length, "Upload-Concat: partial"]);
+        assert_eq!(code, 201);
+        let (code, body, _) = curl(
+            &[&["--interface", ip][..], &args(&tus_patch_args(&f))].concat(),
+            &url,
+        );
+        assert_eq!(code, 204, "{body}");
+        parts.push(url);
+    }
+    // Left: 11.5-12.5 MiB: the 8 MiB of the final upload fit on the disk, not in half of it.
+    let concat = format!("Upload-Concat: final;{}", parts.join(" "));
+    let (code, _) = tus_post_from(&disk.s, ip, &[&concat]);
+    assert_eq!(code, 507);
+    assert_eq!(disk.temps(), 0);
+    // An admin's (the partial uploads are anyone's who knows their URLs) is taken.
+    let (code, _) = tus_post_from(&disk.s, "127.0.0.1", &[&concat]);
+    assert_eq!(code, 201);
+    std::fs::remove_file(filler).unwrap();
+}
+
 /// By default a client's share is 90 % of the space left: one upload of more than half the
 /// free space from a client that is no admin (a backup script, every client behind a proxy
 /// whose address is not trusted) is taken.

@@ -1893,3 +1893,264 @@ fn a_put_still_arriving_when_the_shutdown_grace_ends_gets_503_and_stores_nothing
         .count();
     assert_eq!(temps, 0, "the cut PUT's temp file was left");
 }
+
+/// curl signed as `FULL` (SigV4, unsigned payload) with `args` at `path` of the endpoint:
+/// (status, body).
+fn signed_curl(s3: &S3, args: &[&str], path: &str) -> (u16, String) {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "30",
+            "--aws-sigv4",
+            "aws:amz:us-east-1:s3",
+        ])
+        .args(["--user", &format!("{}:{}", FULL.id, FULL.secret)])
+        .args([
+            "-H",
+            "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+            "-w",
+            "\n%{http_code}",
+        ])
+        .args(args)
+        .arg(format!("{}{path}", s3.endpoint()))
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// Two UploadParts of the same part number sent at once, with different bytes, both answered
+/// 200: the part is then one of them (the last to land), never neither.
+#[test]
+fn the_same_part_sent_twice_at_once_keeps_one_of_them() {
+    let s3 = S3::start();
+    assert_eq!(signed_curl(&s3, &["-X", "PUT"], "/race").0, 200);
+    let (code, body) = signed_curl(&s3, &["-X", "POST"], "/race/part.bin?uploads=");
+    assert_eq!(code, 200, "{body}");
+    let id = body.split("<UploadId>").nth(1).unwrap();
+    let id = id.split("</UploadId>").next().unwrap().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let data: Vec<Vec<u8>> = (0..2).map(|i| noise(64 << 10, 70 + i)).collect();
+    let files: Vec<String> = data
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let p = tmp.path().join(format!("p{i}"));
+            std::fs::write(&p, d).unwrap();
+            p.display().to_string()
+        })
+        .collect();
+    let etags: Vec<String> = data
+        .iter()
+        .map(|d| format!("&quot;{}&quot;", md5_hex(d)))
+        .collect();
+    let part = format!("/race/part.bin?partNumber=1&uploadId={id}");
+    for round in 0..30 {
+        std::thread::scope(|sc| {
+            let hs: Vec<_> = files
+                .iter()
+                .map(|f| sc.spawn(|| signed_curl(&s3, &["-T", f], &part)))
+                .collect();
+            for h in hs {
+                let (code, body) = h.join().unwrap();
+                assert_eq!(code, 200, "{body}");
+            }
+        });
+        let (code, body) = signed_curl(&s3, &[], &format!("/race/part.bin?uploadId={id}"));
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(body.matches("<Part>").count(), 1, "round {round}: {body}");
+        assert!(etags.iter().any(|e| body.contains(e.as_str())), "{body}");
+    }
+}
+
+/// Two CompleteMultipartUploads of one upload sent at once: each is answered as S3 does,
+/// 200 (the object made) or 404 `NoSuchUpload` (the other one made it first), never a 500.
+#[test]
+fn two_completions_of_one_upload_at_once_are_answered_200_or_no_such_upload() {
+    let s3 = S3::start();
+    assert_eq!(signed_curl(&s3, &["-X", "PUT"], "/twice").0, 200);
+    let tmp = tempfile::tempdir().unwrap();
+    let data: Vec<Vec<u8>> = vec![noise(5 * MIB, 81), noise(MIB, 82)];
+    let files: Vec<String> = data
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let p = tmp.path().join(format!("p{i}"));
+            std::fs::write(&p, d).unwrap();
+            p.display().to_string()
+        })
+        .collect();
+    let parts: String = data
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let md5 = md5_hex(d);
+            format!(
+                "<Part><PartNumber>{}</PartNumber><ETag>\"{md5}\"</ETag></Part>",
+                i + 1
+            )
+        })
+        .collect();
+    let xml = tmp.path().join("complete.xml");
+    std::fs::write(
+        &xml,
+        format!("<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>"),
+    )
+    .unwrap();
+    let xml_arg = format!("@{}", xml.display());
+    let mut answers = Vec::new();
+    for round in 0..12 {
+        let key = format!("/twice/o{round}.bin");
+        let (code, body) = signed_curl(&s3, &["-X", "POST"], &format!("{key}?uploads="));
+        assert_eq!(code, 200, "{body}");
+        let id = body.split("<UploadId>").nth(1).unwrap();
+        let id = id.split("</UploadId>").next().unwrap().to_string();
+        for (i, f) in files.iter().enumerate() {
+            let part = format!("{key}?partNumber={}&uploadId={id}", i + 1);
+            assert_eq!(signed_curl(&s3, &["-T", f], &part).0, 200);
+        }
+        let upload = format!("{key}?uploadId={id}");
+        let args = ["-X", "POST", "--data-binary", xml_arg.as_str()];
+        std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..2u64)
+                .map(|i| {
+                    let (args, upload, s3) = (&args, &upload, &s3);
+                    sc.spawn(move || {
+                        std::thread::sleep(Duration::from_millis(i * round * 15));
+                        signed_curl(s3, args, upload)
+                    })
+                })
+                .collect();
+            for h in hs {
+                answers.push(h.join().unwrap());
+            }
+        });
+        let (code, got) = download(&s3, &format!("/group1{key}"));
+        assert_eq!((code, got == data.concat()), (200, true), "round {round}");
+    }
+    eprintln!(
+        "CODES {:?}",
+        answers.iter().map(|a| a.0).collect::<Vec<_>>()
+    );
+    for (code, body) in &answers {
+        assert!(
+            *code == 200 || (*code == 404 && body.contains("<Code>NoSuchUpload</Code>")),
+            "{code}: {body}"
+        );
+    }
+}
+
+/// Two AbortMultipartUploads of one upload sent at once: each is 204 or 404 `NoSuchUpload`
+/// (the other removed it first), never a 500, and the upload is gone.
+#[test]
+fn two_aborts_of_one_upload_at_once_are_answered_204_or_no_such_upload() {
+    let s3 = S3::start();
+    assert_eq!(signed_curl(&s3, &["-X", "PUT"], "/abort").0, 200);
+    let tmp = tempfile::tempdir().unwrap();
+    let part = tmp.path().join("part");
+    std::fs::write(&part, noise(64 << 10, 83)).unwrap();
+    let part = part.display().to_string();
+    let mut answers = Vec::new();
+    for round in 0..20 {
+        let key = format!("/abort/o{round}.bin");
+        let (code, body) = signed_curl(&s3, &["-X", "POST"], &format!("{key}?uploads="));
+        assert_eq!(code, 200, "{body}");
+        let id = body.split("<UploadId>").nth(1).unwrap();
+        let id = id.split("</UploadId>").next().unwrap().to_string();
+        for n in 1..=3 {
+            let url = format!("{key}?partNumber={n}&uploadId={id}");
+            assert_eq!(signed_curl(&s3, &["-T", &part], &url).0, 200);
+        }
+        let upload = format!("{key}?uploadId={id}");
+        std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..2)
+                .map(|_| sc.spawn(|| signed_curl(&s3, &["-X", "DELETE"], &upload)))
+                .collect();
+            for h in hs {
+                answers.push(h.join().unwrap());
+            }
+        });
+        assert_eq!(signed_curl(&s3, &[], &upload).0, 404, "round {round}");
+    }
+    for (code, body) in &answers {
+        assert!(
+            *code == 204 || (*code == 404 && body.contains("<Code>NoSuchUpload</Code>")),
+            "{code}: {body}"
+        );
+    }
+}
+
+/// One access key holds at most 1,000 pending multipart uploads, however its creations
+/// arrive: at 999, of 16 sent at once exactly one is made (the others `InvalidRequest`),
+/// and the next is refused.
+#[test]
+fn a_keys_pending_uploads_stop_at_their_bound_when_creations_arrive_at_once() {
+    if !have_boto3("s3 pending uploads bound") {
+        return;
+    }
+    let s3 = S3::start();
+    let r = s3.boto3("pending_bound", &["--bucket", "pending"], 300);
+    let made = r["at_once"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o[0] == 200)
+        .count();
+    assert_eq!(made, 1, "{}", r["at_once"]);
+    for o in r["at_once"].as_array().unwrap() {
+        assert!(o[0] == 200 || *o == json!([400, "InvalidRequest"]), "{o}");
+    }
+    assert_eq!(r["pending"], json!(1000));
+    assert_eq!(r["one_more"], json!([400, "InvalidRequest"]));
+}
+
+/// UploadParts sent while the upload is aborted: each is 200 (kept until the abort removed
+/// the upload) or 404 `NoSuchUpload`, never a 500, and nothing of the upload is left.
+#[test]
+fn parts_sent_while_their_upload_is_aborted_are_answered_200_or_no_such_upload() {
+    let s3 = S3::start();
+    assert_eq!(signed_curl(&s3, &["-X", "PUT"], "/gone").0, 200);
+    let tmp = tempfile::tempdir().unwrap();
+    let part = tmp.path().join("part");
+    std::fs::write(&part, noise(256 << 10, 84)).unwrap();
+    let part = part.display().to_string();
+    let mut answers = Vec::new();
+    for round in 0..15u64 {
+        let key = format!("/gone/o{round}.bin");
+        let (code, body) = signed_curl(&s3, &["-X", "POST"], &format!("{key}?uploads="));
+        assert_eq!(code, 200, "{body}");
+        let id = body.split("<UploadId>").nth(1).unwrap();
+        let id = id.split("</UploadId>").next().unwrap().to_string();
+        let upload = format!("{key}?uploadId={id}");
+        std::thread::scope(|sc| {
+            let parts: Vec<_> = (1..=4)
+                .map(|n| {
+                    let url = format!("{key}?partNumber={n}&uploadId={id}");
+                    let (s3, part) = (&s3, &part);
+                    sc.spawn(move || signed_curl(s3, &["-T", part], &url))
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(round * 2));
+            let (code, body) = signed_curl(&s3, &["-X", "DELETE"], &upload);
+            assert_eq!(code, 204, "{body}");
+            for h in parts {
+                answers.push(h.join().unwrap());
+            }
+        });
+    }
+    for (code, body) in &answers {
+        assert!(
+            *code == 200 || (*code == 404 && body.contains("<Code>NoSuchUpload</Code>")),
+            "{code}: {body}"
+        );
+    }
+    let uploads = s3.server.dir.join("files/_s3/uploads");
+    let left = || std::fs::read_dir(&uploads).map_or(0, |d| d.count());
+    assert!(
+        eventually(Duration::from_secs(5), || left() == 0),
+        "{} left",
+        left()
+    );
+}

@@ -1369,6 +1369,74 @@ fn a_hanging_refused_or_redirecting_callback_never_holds_or_fails_the_upload() {
     assert_eq!(r.status, 200);
 }
 
+/// An upload of `content` with `callback_url` `hook`, created and sent by curl from the local
+/// address `ip`; true when both requests succeeded.
+fn upload_from(s: &Server, ip: &str, content: &[u8], hook: &str) -> bool {
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-D", "-", "--interface", ip])
+            .args(["-H", "Tus-Resumable: 1.0.0"])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let length = format!("Upload-Length: {}", content.len());
+    let meta = format!(
+        "Upload-Metadata: {}",
+        metadata(&[("filename", "c.txt"), ("callback_url", hook)])
+    );
+    let head = curl(&["-X", "POST", "-H", &length, "-H", &meta, &s.url(CREATE)]);
+    let Some(url) = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("location")
+            .then(|| value.trim().to_string())
+    }) else {
+        return false;
+    };
+    let body = String::from_utf8_lossy(content).into_owned();
+    let head = curl(&[
+        "-X",
+        "PATCH",
+        "-H",
+        "Upload-Offset: 0",
+        "-H",
+        "Content-Type: application/offset+octet-stream",
+        "--data-binary",
+        &body,
+        &url,
+    ]);
+    head.starts_with("HTTP/1.1 204")
+}
+
+/// One client cannot crowd the other clients' notices out of the callback queue: a client
+/// (here 127.0.0.90) finishing many uploads whose callback server never answers has at most
+/// 64 notices waiting (its next are dropped, with a warning) and never holds every sender,
+/// so another client's notice is still sent at once.
+#[test]
+fn one_clients_hanging_callbacks_neither_fill_the_queue_nor_hold_back_anothers_notice() {
+    let (good, calls) = sink("/good", |_| (String::new(), String::new()));
+    let hanging = hanging_server();
+    let s = tus_server(json!({}));
+    for i in 0..72 {
+        assert!(upload_from(
+            &s,
+            "127.0.0.90",
+            format!("hang {i}").as_bytes(),
+            &hanging
+        ));
+    }
+    assert!(upload_from(&s, "127.0.0.91", b"another client", &good));
+    let got = wait_calls(&calls, 1, Duration::from_secs(5));
+    assert_eq!(got.len(), 1, "the other client's notice was held back");
+    assert!(form_fields(&got[0].1)["info"].contains("\"size\": 14"));
+    let dropped = "callback queue holds as many of this client's notices as it may";
+    assert!(
+        eventually(Duration::from_secs(2), || s.stderr().contains(dropped)),
+        "its notices past its bound are dropped with a warning"
+    );
+}
+
 #[test]
 fn callbacks_can_be_turned_off_or_limited_to_listed_hosts() {
     let create_with = |s: &Server, hook: &str| {

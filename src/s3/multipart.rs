@@ -24,7 +24,9 @@ use crate::json::S3Attrs;
 use crate::store::write::{TempFile, Written};
 use crate::worker::Worker;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Part numbers are 1..=10000; every part but the last holds at least 5 MiB (S3's rules).
 const PARTS_MAX: u32 = 10_000;
@@ -35,6 +37,17 @@ const COMPLETE_BODY_BYTES_MAX: u64 = 4 << 20;
 const LIST_MAX: usize = 1000;
 /// Pending uploads one credential may hold; more creations are refused until some finish.
 pub const UPLOADS_PER_KEY_MAX: usize = 1000;
+/// Per access key, held by a creation while it counts the key's pending uploads and puts its
+/// own record in place (never across an fsync; one key's creations never wait on
+/// another's). Keys are the configured ones: the map stays small.
+static CREATING: std::sync::Mutex<BTreeMap<String, Arc<std::sync::Mutex<()>>>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+/// The creation lock of the key `owner` ([`CREATING`]).
+fn creating(owner: &str) -> Arc<std::sync::Mutex<()>> {
+    let mut locks = CREATING.lock().unwrap_or_else(|p| p.into_inner());
+    locks.entry(owner.to_string()).or_default().clone()
+}
 /// A pending upload untouched this long is removed by the sweep (S3's lifecycle rule
 /// AbortIncompleteMultipartUpload, fixed here): seven days.
 pub const UPLOAD_LIFETIME_S: i64 = 7 * 24 * 3600;
@@ -149,13 +162,6 @@ pub async fn create(w: &Worker, req: &Request<'_>, r: &S3Request) -> Result<Resp
         .key_used()
         .map(|k| k.access_key_id.clone())
         .unwrap_or_default();
-    let root = w.dir().to_path_buf();
-    let all = blocking(move || all_uploads(&root)).await?;
-    if all.iter().filter(|(_, u)| u.owner == owner).count() >= UPLOADS_PER_KEY_MAX {
-        return Err(S3Error::invalid_request(format!(
-            "This access key has {UPLOADS_PER_KEY_MAX} multipart uploads pending: complete or abort some first."
-        )));
-    }
     let id = crate::codec::random_hex(16);
     let up = Upload {
         bucket: r.bucket.clone(),
@@ -168,7 +174,8 @@ pub async fn create(w: &Worker, req: &Request<'_>, r: &S3Request) -> Result<Resp
     };
     let dir = upload_dir(w.dir(), &id).expect("a generated id is valid");
     let text = serde_json::to_vec(&up).expect("plain data serializes");
-    blocking(move || -> std::io::Result<()> {
+    let root = w.dir().to_path_buf();
+    let created = blocking(move || -> std::io::Result<bool> {
         std::fs::create_dir_all(&dir)?;
         let tmp = dir.join("upload.json.tmp");
         {
@@ -177,13 +184,32 @@ pub async fn create(w: &Worker, req: &Request<'_>, r: &S3Request) -> Result<Resp
             f.write_all(&text)?;
             f.sync_all()?;
         }
-        std::fs::rename(&tmp, dir.join("upload.json"))?;
+        {
+            // Counted and put in place together: creations sent at once cannot each see
+            // room for one more and all take it (a directory without its record yet is
+            // no pending upload).
+            let lock = creating(&up.owner);
+            let creating = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let all = all_uploads(&root)?;
+            if all.iter().filter(|(_, u)| u.owner == up.owner).count() >= UPLOADS_PER_KEY_MAX {
+                drop(creating);
+                std::fs::remove_dir_all(&dir)?;
+                return Ok(false);
+            }
+            std::fs::rename(&tmp, dir.join("upload.json"))?;
+        }
         sync_dir(&dir)?;
         let parent = dir.parent().expect("uploads dir");
         sync_dir(parent)?;
-        sync_dir(parent.parent().expect("_s3"))
+        sync_dir(parent.parent().expect("_s3"))?;
+        Ok(true)
     })
     .await?;
+    if !created {
+        return Err(S3Error::invalid_request(format!(
+            "This access key has {UPLOADS_PER_KEY_MAX} multipart uploads pending: complete or abort some first."
+        )));
+    }
     let mut resp = xml_response(
         200,
         format!(
@@ -236,7 +262,10 @@ fn parts_of(dir: &Path) -> std::io::Result<Vec<Part>> {
         let (Ok(number), true) = (n.parse::<u32>(), etag.len() == 32) else {
             continue;
         };
-        let m = entry.metadata()?;
+        let m = match entry.metadata() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // replaced meanwhile
+            m => m?,
+        };
         out.push(Part {
             number,
             etag: etag.to_string(),
@@ -338,7 +367,9 @@ async fn upload_part_copy(
     }
     // The request body of a copy is empty.
     let _ = req.read_to_end(0).await?;
-    let written = super::store::copy_to_temp(w, &src_req, &info, Some((offset, len))).await?;
+    let share = w.space_share(req);
+    let written =
+        super::store::copy_to_temp(w, &src_req, &info, Some((offset, len)), share).await?;
     let kept = match part_checksum(up, None, &written).await {
         Ok(kept) => kept,
         Err(e) => {
@@ -384,8 +415,13 @@ fn copy_range(v: &str, size: u64) -> Result<(u64, u64), S3Error> {
     Ok((first, last - first + 1))
 }
 
+/// Held across a part's rename into place and the removal of the older files of its number
+/// (never across an fsync).
+static PART_SWAP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Moves a received part into the upload's directory as part `number` (replacing an older
-/// one of that number), durably, with its checksum in its name.
+/// one of that number; of two sent at once, the last moved), durably, with its checksum in
+/// its name.
 async fn keep_part(
     dir: &Path,
     number: u32,
@@ -398,22 +434,36 @@ async fn keep_part(
         None => format!("{number:05}-{etag}"),
     };
     let (tmp, target) = (written.tmp.clone(), dir.join(name));
-    let moved = blocking(move || -> std::io::Result<()> {
-        std::fs::rename(&tmp, &target)?;
-        sync_dir(target.parent().expect("upload dir"))?;
-        // Older files of this part number are replaced.
-        for p in parts_of(target.parent().expect("upload dir"))? {
-            if p.number == number && p.path != target {
-                let _ = std::fs::remove_file(&p.path);
+    let moved = blocking(move || -> std::io::Result<bool> {
+        let dir = target.parent().expect("upload dir");
+        {
+            // Older files of this part number are replaced. The rename and the removal of
+            // the others go together: two parts of one number kept at once would each
+            // remove the other, and both answer 200 with neither kept. An upload removed
+            // meanwhile (`remove_upload` takes its record away under this lock) keeps no
+            // part.
+            let _swap = PART_SWAP.lock().unwrap_or_else(|p| p.into_inner());
+            if !dir.join("upload.json").exists() {
+                return Ok(false);
+            }
+            std::fs::rename(&tmp, &target)?;
+            for p in parts_of(dir)? {
+                if p.number == number && p.path != target {
+                    let _ = std::fs::remove_file(&p.path);
+                }
             }
         }
-        Ok(())
+        sync_dir(dir).map(|()| true)
     })
     .await;
     match moved {
-        Ok(()) => {
+        Ok(true) => {
             written.moved();
             Ok(())
+        }
+        Ok(false) => {
+            crate::store::write::discard(written).await;
+            Err(S3Error::no_such_upload())
         }
         Err(e) => {
             crate::store::write::discard(written).await;
@@ -433,12 +483,14 @@ pub async fn complete(
     let (dir, up) = load(w, r).await?;
     let body = read_small_body(req, r, COMPLETE_BODY_BYTES_MAX).await?;
     let asked = parts_asked(&body)?;
-    let (chosen, total) = choose_parts(r, &dir, &asked).await?;
-    // The object is a copy of its parts: refused up front when it would not fit.
-    let claim = crate::store::space::admit(w.dir(), total).await?;
+    let chosen = choose_parts(r, &dir, &asked).await;
+    let (chosen, total) = or_gone(&dir, chosen).await?;
+    // The object is a copy of its parts: refused up front when it would not fit, or would
+    // take the client past its share of the space (as a PUT of it would).
+    let claim = crate::store::space::admit_as(w.dir(), total, w.space_share(req)).await?;
     let checksum = object_checksum(req, &up, &asked, &chosen).await?;
     let (odir, name) = place(r, &up.key)?;
-    let written = concatenate(w, &chosen, total, claim).await?;
+    let written = or_gone(&dir, concatenate(w, &chosen, total, claim).await).await?;
     let mut attrs = up.attrs.clone();
     attrs.etag = multipart_etag(&chosen);
     let mut sum = String::new();
@@ -457,7 +509,7 @@ pub async fn complete(
         );
     }
     let info = store(w, r, odir, name, written, attrs, expect).await?;
-    blocking(move || std::fs::remove_dir_all(&dir)).await.ok();
+    blocking(move || remove_upload(&dir)).await.ok();
     let location = format!("{}/{}/{}", r.cfg.host, r.bucket, r.key);
     Ok(xml_response(
         200,
@@ -544,6 +596,22 @@ async fn object_checksum(
     Ok(Some((whole, kind, kept)))
 }
 
+/// `result`, or NoSuchUpload when it is `InvalidPart` because the upload in `dir` is gone
+/// meanwhile (completed or aborted by another request while this one read its parts).
+async fn or_gone<T>(dir: &Path, result: Result<T, S3Error>) -> Result<T, S3Error> {
+    match result {
+        Err(e) if e.code == "InvalidPart" => {
+            let record = dir.join("upload.json");
+            if blocking(move || record.exists()).await {
+                Err(e)
+            } else {
+                Err(S3Error::no_such_upload())
+            }
+        }
+        other => other,
+    }
+}
+
 fn invalid_part() -> S3Error {
     S3Error::new(
         400,
@@ -602,7 +670,11 @@ async fn choose_parts(
     asked: &[Asked],
 ) -> Result<(Vec<Part>, u64), S3Error> {
     let d = dir.to_path_buf();
-    let stored = blocking(move || parts_of(&d)).await?;
+    // A directory gone meanwhile has none of the parts (`or_gone` tells why).
+    let stored = match blocking(move || parts_of(&d)).await {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(invalid_part()),
+        stored => stored?,
+    };
     // Every part named must exist before sizes count (S3 reports a missing one first).
     let mut chosen = Vec::with_capacity(asked.len());
     for a in asked {
@@ -645,7 +717,11 @@ async fn concatenate(
     for p in chosen {
         if let Err(e) = append_file(&p.path, &mut tmp).await {
             drop(tmp);
-            return Err(e.into());
+            // Replaced, or its upload completed or aborted, since it was chosen.
+            return Err(match e.kind() {
+                std::io::ErrorKind::NotFound => invalid_part(),
+                _ => e.into(),
+            });
         }
     }
     Ok(tmp.finish().await?)
@@ -675,8 +751,29 @@ pub async fn abort(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {
     existing(w, r).await?;
     r.require(Action::Write, false)?;
     let (dir, _) = load(w, r).await?;
-    blocking(move || std::fs::remove_dir_all(&dir)).await?;
+    if !blocking(move || remove_upload(&dir)).await? {
+        return Err(S3Error::no_such_upload().on(r.resource()));
+    }
     Ok(Response::new(204))
+}
+
+/// Removes the upload in `dir`: its record first (from then on it is gone for every request,
+/// and a completion still reading its parts answers NoSuchUpload, `or_gone`), then the rest.
+/// False when another request removed the record first.
+fn remove_upload(dir: &Path) -> std::io::Result<bool> {
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    {
+        // Parts being kept check the record under this lock: none is renamed in after it.
+        let _swap = PART_SWAP.lock().unwrap_or_else(|p| p.into_inner());
+        match std::fs::remove_file(dir.join("upload.json")) {
+            Err(e) if gone(&e) => return Ok(false),
+            removed => removed?,
+        }
+    }
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if gone(&e) => Ok(true),
+        removed => removed.map(|()| true),
+    }
 }
 
 pub async fn list_parts(w: &Worker, r: &S3Request) -> Result<Response, S3Error> {

@@ -632,7 +632,7 @@ pub async fn copy(w: &Worker, req: &mut Request<'_>, r: &S3Request) -> Result<Re
     }
     // The request body of a copy is empty.
     let _ = req.read_to_end(0).await?;
-    let written = copy_to_temp(w, &src_req, &info, None).await?;
+    let written = copy_to_temp(w, &src_req, &info, None, w.space_share(req)).await?;
     // The copy is written as one part: its ETag is its md5 (S3 does the same).
     attrs.etag = written.digest.clone();
     if let (Some(algorithm), false) = (asked, kept) {

@@ -99,17 +99,19 @@ pub async fn append_range(
 /// A copy source's file (`source`, its record; `src` its request, for errors) into a new temp
 /// file under the store, digested: all of it (CopyObject's object, whatever version is there
 /// now), or `(offset, len)` of it (UploadPartCopy's part; a source gone or cut shorter
-/// meanwhile is NoSuchKey).
+/// meanwhile is NoSuchKey). The copy's size is admitted as an upload of the client's
+/// (`share`: its share of the space, none for an admin or a peer), as a PUT of it would be.
 pub async fn copy_to_temp(
     w: &Worker,
     src: &S3Request,
     source: &FileInfo,
     range: Option<(u64, u64)>,
+    share: Option<crate::store::space::Share>,
 ) -> Result<Written, S3Error> {
     let from = w.dir().join(source.rel_path());
     let expected = source.size.max(0) as u64;
     let (offset, len) = range.unwrap_or((0, u64::MAX));
-    let claim = crate::store::space::admit(w.dir(), len.min(expected)).await?;
+    let claim = crate::store::space::admit_as(w.dir(), len.min(expected), share).await?;
     let mut tmp = TempFile::create(w.dir(), false, len.min(expected)).await?;
     tmp.claim(claim);
     if let Err(e) = append_range(&from, offset, len, &mut tmp).await {

@@ -12,11 +12,18 @@
 //! commits metadata). Each notice has [`TIMEOUT`] to connect and as long again to be sent and
 //! answered; redirects are not followed; a full queue drops the notice with a warning.
 //! Notices still queued at exit are lost (go-fastdfs keeps none either).
+//!
+//! The queue is bounded per client too (the client that created the upload, an IPv6 client
+//! per /64): one client finishing many uploads whose callback server is slow or unreachable
+//! has at most [`QUEUE_PER_CLIENT_MAX`] notices waiting (its next are dropped with a warning)
+//! and [`SENDING_PER_CLIENT_MAX`] being sent, and the clients' notices are sent in turn: it
+//! neither fills the queue nor holds every sender, and the others' notices still go out.
 
 use crate::config::Config;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::{mpsc, Arc, Mutex};
+use std::net::{IpAddr, TcpStream, ToSocketAddrs};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// The header that marks a notice. A fastdfs node refuses it on its API routes: a
@@ -29,8 +36,12 @@ pub const MARK_HEADER: &str = "x-fastdfs-callback";
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// Notices waiting for a sender; more are dropped.
 pub const QUEUE_MAX: usize = 1024;
+/// Notices of one client waiting for a sender; more of its are dropped.
+pub const QUEUE_PER_CLIENT_MAX: usize = 64;
 /// Threads sending notices (so one hanging callback server does not hold up the others).
 const SENDERS: usize = 4;
+/// Senders one client's notices may hold at once: one is always left for the others.
+pub const SENDING_PER_CLIENT_MAX: usize = SENDERS - 1;
 /// Longest accepted `callback_url`.
 const URL_BYTES_MAX: usize = 2048;
 /// Bytes of an answer read at most (only its status line is of interest).
@@ -39,6 +50,8 @@ const ANSWER_BYTES_MAX: usize = 4096;
 /// One notice to send.
 #[derive(Debug, Clone)]
 pub struct Notice {
+    /// The client that created the upload (its notices are bounded together).
+    pub client: IpAddr,
     pub url: String,
     /// The upload id.
     pub id: String,
@@ -46,17 +59,112 @@ pub struct Notice {
     pub info: String,
 }
 
+/// Why a notice was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// [`QUEUE_MAX`] notices wait.
+    QueueFull,
+    /// [`QUEUE_PER_CLIENT_MAX`] notices of its client wait.
+    ClientFull,
+}
+
+/// One client's notices: waiting, and being sent.
+#[derive(Debug, Default)]
+struct Waiting {
+    notices: VecDeque<Notice>,
+    sending: usize,
+    /// In `Queue::turns`.
+    in_turn: bool,
+}
+
+/// The notices waiting, per client, and whose turn is next.
+#[derive(Debug, Default)]
+struct Queue {
+    clients: HashMap<IpAddr, Waiting>,
+    /// Clients with a notice waiting and a sender to spare, in the order they are served.
+    turns: VecDeque<IpAddr>,
+    /// Notices waiting, over all clients.
+    waiting: usize,
+    /// No more notices are sent (the `Callbacks` is gone).
+    closed: bool,
+}
+
+impl Queue {
+    /// Puts `client` in turn if it has a notice waiting and a sender to spare.
+    fn take_turn(&mut self, client: IpAddr) -> bool {
+        let Some(w) = self.clients.get_mut(&client) else {
+            return false;
+        };
+        if w.in_turn || w.notices.is_empty() || w.sending >= SENDING_PER_CLIENT_MAX {
+            return false;
+        }
+        w.in_turn = true;
+        self.turns.push_back(client);
+        true
+    }
+
+    /// The next notice to send, from the client whose turn it is.
+    fn next(&mut self) -> Option<Notice> {
+        let client = self.turns.pop_front()?;
+        let w = self
+            .clients
+            .get_mut(&client)
+            .expect("a client in turn waits");
+        w.in_turn = false;
+        let notice = w
+            .notices
+            .pop_front()
+            .expect("a client in turn has a notice");
+        w.sending += 1;
+        self.waiting -= 1;
+        self.take_turn(client);
+        Some(notice)
+    }
+
+    /// A notice of `client` was sent (or failed): its sender is free again. True when the
+    /// client is back in turn.
+    fn sent(&mut self, client: IpAddr) -> bool {
+        let w = self
+            .clients
+            .get_mut(&client)
+            .expect("a client sending waits");
+        w.sending -= 1;
+        if w.sending == 0 && w.notices.is_empty() {
+            self.clients.remove(&client);
+            return false;
+        }
+        self.take_turn(client)
+    }
+}
+
+/// The queue and the senders' wake-up.
+#[derive(Debug, Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// The queue of notices and its sender threads (one per process, in `Shared`).
 pub struct Callbacks {
-    queue: mpsc::SyncSender<Notice>,
-    /// The senders' end, held here too: a queue whose threads did not start fills up (and
-    /// says so) instead of refusing as disconnected.
-    _rx: Arc<Mutex<mpsc::Receiver<Notice>>>,
+    shared: Arc<Shared>,
 }
 
 impl Default for Callbacks {
     fn default() -> Callbacks {
         Callbacks::new()
+    }
+}
+
+impl Drop for Callbacks {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.ready.notify_all();
     }
 }
 
@@ -67,45 +175,73 @@ impl Callbacks {
         Callbacks::with_senders(SENDERS)
     }
 
+    /// A queue whose threads did not start fills up (and says so).
     fn with_senders(senders: usize) -> Callbacks {
-        let (queue, rx) = mpsc::sync_channel::<Notice>(QUEUE_MAX);
-        let rx = Arc::new(Mutex::new(rx));
+        let shared = Arc::new(Shared::default());
         for i in 0..senders {
-            let rx = rx.clone();
+            let shared = shared.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("tus-callback-{i}"))
-                .spawn(move || sender_loop(&rx));
+                .spawn(move || sender_loop(&shared));
             if let Err(e) = spawned {
                 tracing::warn!(cause = %e, "tus: a callback sender thread did not start");
             }
         }
-        Callbacks { queue, _rx: rx }
+        Callbacks { shared }
     }
 
-    /// Queues a notice; false (and a warning) when the queue is full.
-    pub fn post(&self, notice: Notice) -> bool {
-        match self.queue.try_send(notice) {
-            Ok(()) => true,
-            Err(e) => {
-                let n = match &e {
-                    mpsc::TrySendError::Full(n) | mpsc::TrySendError::Disconnected(n) => n,
-                };
-                tracing::warn!(id = %n.id, url = %n.url, "tus: callback queue full, notice dropped");
-                false
-            }
+    /// Queues a notice, or drops it with a warning when the queue, or its client's part of
+    /// it, is full.
+    pub fn post(&self, notice: Notice) -> Result<(), Dropped> {
+        let client = crate::access::client_block(notice.client);
+        let mut q = self.shared.lock();
+        let held = q.clients.get(&client).map_or(0, |w| w.notices.len());
+        let why = if q.waiting >= QUEUE_MAX {
+            Some((
+                Dropped::QueueFull,
+                "tus: callback queue full, notice dropped",
+            ))
+        } else if held >= QUEUE_PER_CLIENT_MAX {
+            Some((
+                Dropped::ClientFull,
+                "tus: callback queue holds as many of this client's notices as it may, notice dropped",
+            ))
+        } else {
+            None
+        };
+        if let Some((why, text)) = why {
+            drop(q);
+            tracing::warn!(id = %notice.id, url = %notice.url, client = %notice.client, "{text}");
+            return Err(why);
         }
+        q.clients
+            .entry(client)
+            .or_default()
+            .notices
+            .push_back(notice);
+        q.waiting += 1;
+        if q.take_turn(client) {
+            drop(q);
+            self.shared.ready.notify_one();
+        }
+        Ok(())
     }
 }
 
-/// Sends queued notices until the queue is gone (the process ends).
-fn sender_loop(rx: &Mutex<mpsc::Receiver<Notice>>) {
+/// Sends queued notices, in turn, until the queue is closed (the process ends).
+fn sender_loop(shared: &Shared) {
     loop {
-        let next = match rx.lock() {
-            Ok(rx) => rx.recv(),
-            Err(_) => return,
-        };
-        let Ok(notice) = next else {
-            return;
+        let notice = {
+            let mut q = shared.lock();
+            loop {
+                if q.closed {
+                    return;
+                }
+                if let Some(n) = q.next() {
+                    break n;
+                }
+                q = shared.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+            }
         };
         match deliver(&notice) {
             Ok(status) => {
@@ -114,6 +250,10 @@ fn sender_loop(rx: &Mutex<mpsc::Receiver<Notice>>) {
             Err(e) => {
                 tracing::warn!(id = %notice.id, url = %notice.url, cause = %e, "tus: callback failed")
             }
+        }
+        let client = crate::access::client_block(notice.client);
+        if shared.lock().sent(client) {
+            shared.ready.notify_one();
         }
     }
 }
@@ -308,6 +448,7 @@ mod tests {
     fn the_notice_is_go_fastdfs_form_in_one_request() {
         let url = crate::client::parse_url("http://u:p@h:81/cb?x=1").unwrap();
         let n = Notice {
+            client: IpAddr::from([10, 0, 0, 1]),
             url: String::new(),
             id: "abc".into(),
             info: "{\n  \"md5\": \"m\"\n}".into(),
@@ -326,19 +467,52 @@ mod tests {
         assert_eq!(body, "info=%7B%0A%20%20%22md5%22%3A%20%22m%22%0A%7D&id=abc");
     }
 
+    fn notice(client: u8) -> Notice {
+        Notice {
+            client: IpAddr::from([10, 0, 0, client]),
+            url: "http://h/".into(),
+            id: "i".into(),
+            info: "{}".into(),
+        }
+    }
+
     #[test]
     fn a_full_queue_drops_the_notice_instead_of_waiting() {
         // No sender threads: nothing drains the queue.
         let c = Callbacks::with_senders(0);
-        let n = Notice {
-            url: "http://h/".into(),
-            id: "i".into(),
-            info: "{}".into(),
-        };
-        for _ in 0..QUEUE_MAX {
-            assert!(c.post(n.clone()));
+        for i in 0..QUEUE_MAX {
+            assert_eq!(c.post(notice((i % 251) as u8)), Ok(()));
         }
-        assert!(!c.post(n));
+        assert_eq!(c.post(notice(252)), Err(Dropped::QueueFull));
+    }
+
+    #[test]
+    fn one_client_holds_at_most_its_part_of_the_queue_and_of_the_senders() {
+        let c = Callbacks::with_senders(0);
+        for _ in 0..QUEUE_PER_CLIENT_MAX {
+            assert_eq!(c.post(notice(1)), Ok(()));
+        }
+        assert_eq!(c.post(notice(1)), Err(Dropped::ClientFull));
+        assert_eq!(
+            c.post(notice(2)),
+            Ok(()),
+            "another client's notice is queued"
+        );
+        let mut q = c.shared.lock();
+        let mut sent = Vec::new();
+        while let Some(n) = q.next() {
+            sent.push(n.client);
+        }
+        // In turn, and never every sender for one client.
+        let (a, b) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
+        assert_eq!(sent[..2], [a, b]);
+        assert_eq!(sent.len(), SENDING_PER_CLIENT_MAX + 1);
+        assert_eq!(q.clients[&a].sending, SENDING_PER_CLIENT_MAX);
+        // Its notice sent, a client is served again; its last one sent, it is forgotten.
+        assert!(q.sent(a));
+        assert_eq!(q.next().map(|n| n.client), Some(a));
+        assert!(!q.sent(b));
+        assert!(!q.clients.contains_key(&b));
     }
 
     #[test]

@@ -143,7 +143,9 @@ fn notify(w: &Worker, info: &Info, record: &crate::json::FileInfo) {
         tracing::warn!(id = %info.id, %why, "tus: callback not sent");
         return;
     }
-    w.shared.callbacks.post(callback::Notice {
+    // Dropped (a full queue) with a warning: the upload is stored all the same.
+    let _ = w.shared.callbacks.post(callback::Notice {
+        client: info.client.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
         url: url.to_string(),
         id: info.id.clone(),
         info: crate::json::pretty(record),
@@ -494,8 +496,8 @@ async fn create_final(
         }
     }
     // Held until the parts are joined and stored (the copy's writes are not metered: the
-    // claim is given back whole when the final upload is done).
-    let _claim = crate::store::space::admit(w.dir(), length).await?;
+    // claim is given back whole when the final upload is done), within the client's share.
+    let _claim = crate::store::space::admit_as(w.dir(), length, w.space_share(req)).await?;
     let client = w.client_of(req);
     let id = new_claimed_id(&cfg, client)?;
     let _lock = Lock::try_take(&id).expect("a new random id is free");

@@ -1151,6 +1151,32 @@ def part_copy(a):
     return r
 
 
+def pending_bound(a):
+    """A key's pending multipart uploads: 999 made one by one, then 16 creations at once
+    (one more fits), then one more (refused)."""
+    s3 = client(a.endpoint, a.key)
+    b = a.bucket
+    s3.create_bucket(Bucket=b)
+    step("999 pending uploads")
+    for i in range(999):
+        s3.create_multipart_upload(Bucket=b, Key="k%d" % i)
+    step("16 creations at once")
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        at_once = list(pool.map(
+            lambda i: outcome(s3.create_multipart_upload, Bucket=b, Key="race%d" % i),
+            range(16),
+        ))
+    step("the pending uploads counted")
+    pending = 0
+    for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=b):
+        pending += len(page.get("Uploads", []))
+    return {
+        "at_once": sorted(at_once, key=str),
+        "pending": pending,
+        "one_more": outcome(s3.create_multipart_upload, Bucket=b, Key="last"),
+    }
+
+
 def details(a):
     """Answers S3 gives that scripts and tools rely on."""
     s3 = client(a.endpoint, a.key)
@@ -1471,6 +1497,7 @@ def multipart_checksums(a):
 SCENARIOS = {
     f.__name__: f
     for f in [
+        pending_bound,
         multipart_checksums,
         checksums,
         subresources,
