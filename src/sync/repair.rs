@@ -143,6 +143,22 @@ pub async fn folder_changes(w: &Worker) -> Result<Vec<FolderChange>, MetaError> 
         .await
 }
 
+/// A repair call of `route` to `peer` with `form`: its answer when it is a 200, else why not
+/// (for the log: a peer that does not answer a route is left to the rest of the repair).
+async fn ask(
+    w: &Worker,
+    peer: &str,
+    route: &str,
+    form: &[(String, String)],
+) -> Result<Reply, String> {
+    let path = format!("{}/{route}", w.config().prefix());
+    match w.sync.pool.post_form(peer, &path, form, LIST_TIMEOUT).await {
+        Ok(r) if r.status == 200 => Ok(r),
+        Ok(r) => Err(format!("status {}", r.status)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// The time of each folder marker change `peer` has (`G/folder_markers`), or None when it
 /// does not list them.
 async fn peer_folders(w: &Worker, peer: &str) -> Option<BTreeMap<String, i64>> {
@@ -151,20 +167,10 @@ async fn peer_folders(w: &Worker, peer: &str) -> Option<BTreeMap<String, i64>> {
         data: Vec<FolderChange>,
     }
     let form = [("inner".to_string(), "1".to_string())];
-    let path = format!("{}/folder_markers", w.config().prefix());
-    let r = match w
-        .sync
-        .pool
-        .post_form(peer, &path, &form, LIST_TIMEOUT)
-        .await
-    {
-        Ok(r) if r.status == 200 => r,
-        Ok(r) => {
-            tracing::debug!(peer, status = r.status, "folder_markers not answered");
-            return None;
-        }
-        Err(e) => {
-            tracing::debug!(peer, cause = %e, "folder_markers failed");
+    let r = match ask(w, peer, "folder_markers", &form).await {
+        Ok(r) => r,
+        Err(cause) => {
+            tracing::debug!(peer, cause, "folder_markers not answered");
             return None;
         }
     };
@@ -264,20 +270,10 @@ async fn day_with_peer(w: &Worker, peer: &str, day: &str) -> std::io::Result<(us
 async fn copy_described(w: &Worker, peer: &str, md5s: &[String]) -> BTreeSet<String> {
     let mut copied = BTreeSet::new();
     let form = [("md5s".to_string(), md5s.join(","))];
-    let path = format!("{}/check_files_exist", w.config().prefix());
-    let r = match w
-        .sync
-        .pool
-        .post_form(peer, &path, &form, LIST_TIMEOUT)
-        .await
-    {
-        Ok(r) if r.status == 200 => r,
-        Ok(r) => {
-            tracing::info!(peer, status = r.status, "check_files_exist not answered");
-            return copied;
-        }
-        Err(e) => {
-            tracing::info!(peer, cause = %e, "check_files_exist failed");
+    let r = match ask(w, peer, "check_files_exist", &form).await {
+        Ok(r) => r,
+        Err(cause) => {
+            tracing::info!(peer, cause, "check_files_exist not answered");
             return copied;
         }
     };
