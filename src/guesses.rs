@@ -109,9 +109,9 @@ impl Guesses {
     }
 
     /// Judges a guess from `client` (`privileged`: an admin by address) at `now`: refused
-    /// unread while it or everyone of its kind is locked out, else `right()` says. A guess counts as wrong until `right()` has said otherwise,
-    /// so that guesses made at once (from many connections and executors) cannot pass the
-    /// bound together; the lock is not held while `right()` runs (a Google code with a wide
+    /// unread while it or everyone of its kind is locked out, else `right()` says. A guess
+    /// counts as wrong until `right()` has said otherwise, so that guesses made at once (from
+    /// many connections and executors) cannot pass the bound together; the lock is not held while `right()` runs (a Google code with a wide
     /// window is many HMACs), so other executors never wait on it.
     pub fn judge(
         &self,
