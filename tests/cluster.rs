@@ -1393,6 +1393,55 @@ fn a_source_that_lacks_the_file_does_not_end_its_fetch_while_another_is_down() {
     );
 }
 
+/// A stand-in source on `ip:port` that takes connections and never answers.
+fn silent_source(ip: &str, port: u16) {
+    let listener = std::net::TcpListener::bind((ip, port)).unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+}
+
+/// Records whose `peers` name many sources that never answer, each taking the sync timeout
+/// (here 1 s): only a few sources besides the configured peers are tried per record, so the
+/// fetches of such records soon give their slots back and a good file announced next (in
+/// the same shard) is stored within seconds, not after minutes.
+#[test]
+fn records_naming_many_silent_sources_do_not_hold_up_the_next_fetch() {
+    let a = Addresses::pick(66, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let o = json!({"retry_count": 1, "peer_id": "1", "sync_timeout": 1});
+    write_config(dir.path(), &a.ips[0], a.ports[0], &o);
+    let node = Server::start_in(dir.path(), &a.ips[0], json!({}));
+    silent_source(&a.ips[2], a.ports[2]);
+    let data = noise(300 << 10, 661);
+    let md5 = md5_hex(&data);
+    for r in 0..16 {
+        // Distinct base URLs (a base may carry a path), all on the silent source.
+        let sources: Vec<String> = (0..40)
+            .map(|i| format!("{}/r{r}s{i}", a.bases[2]))
+            .collect();
+        let record = json!({"name": format!("silent{r}.bin"), "rename": "",
+            "path": "files/default/20261206/01/05", "md5": format!("{}{r:024x}", &md5[..8]),
+            "size": 1 << 20, "peers": sources, "scene": "default", "timeStamp": now(),
+            "offset": -1});
+        assert_eq!(announce(&a.bases[0], &record), 200);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    source_stand_in(&a.ips[1], a.ports[1], move |_| http_answer("200 OK", &data));
+    let record = json!({"name": "good.bin", "rename": "", "path": "files/default/20261206/01/05",
+        "md5": md5, "size": 300 << 10, "peers": [a.bases[1]], "scene": "default",
+        "timeStamp": now(), "offset": -1});
+    assert_eq!(announce(&a.bases[0], &record), 200);
+    assert!(
+        eventually(Duration::from_secs(15), || has_md5(&a.bases[0], &md5)),
+        "{}",
+        node.stderr_tail(3000)
+    );
+}
+
 /// The record of a merged small file (its marker and `content` at offset 0 of container 1 of
 /// node 9) whose one source is `src`.
 fn merged_record(content: &[u8], src: &str) -> serde_json::Value {

@@ -1,7 +1,9 @@
 //! Outgoing HTTP/1.1 calls (to peers, and to the auth_url server): hyper's client connection
 //! over glommio TCP sockets, with a small per-executor pool of idle keep-alive connections per
 //! server. Every call runs under a deadline; response bodies are either collected (bounded) or
-//! handed out as a stream.
+//! handed out as a stream. What the pool keeps per server (resolved address, reachability,
+//! idle connections) is kept for the configured peers, and for a bounded number of other
+//! servers (sources named by peers' records, the auth_url server), the oldest forgotten first.
 
 use bytes::Bytes;
 use futures_lite::{AsyncRead, AsyncWrite};
@@ -9,7 +11,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -20,6 +22,9 @@ use std::time::{Duration, Instant};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle connections kept per peer.
 const IDLE_PER_PEER_MAX: usize = 16;
+/// Servers other than the configured peers the pool keeps anything for. Their base URLs come
+/// from what peers announce (a record names its sources), so they must not pile up.
+const OTHER_BASES_MAX: usize = 64;
 /// Largest collected response body (md5 lists of a busy day fit easily).
 pub const COLLECT_BYTES_MAX: usize = 256 << 20;
 
@@ -145,7 +150,32 @@ pub struct Pool {
     idle: RefCell<HashMap<String, Vec<Sender>>>,
     addrs: RefCell<HashMap<String, SocketAddr>>,
     /// Peers whose last connection attempt failed (until one succeeds).
-    unreachable: RefCell<std::collections::HashSet<String>>,
+    unreachable: RefCell<HashSet<String>>,
+    /// The base URLs the maps above may hold.
+    bases: RefCell<Bases>,
+}
+
+/// The base URLs a [`Pool`] keeps anything for.
+#[derive(Default)]
+struct Bases {
+    /// The configured peers ([`Pool::keep_only`]): always kept.
+    configured: HashSet<String>,
+    /// Other bases, oldest first, at most [`OTHER_BASES_MAX`].
+    others: VecDeque<String>,
+}
+
+impl Bases {
+    /// Takes `base` in; answers the base forgotten to make room, if one was.
+    fn admit(&mut self, base: &str) -> Option<String> {
+        if self.configured.contains(base) || self.others.iter().any(|b| b == base) {
+            return None;
+        }
+        self.others.push_back(base.to_string());
+        if self.others.len() > OTHER_BASES_MAX {
+            return self.others.pop_front();
+        }
+        None
+    }
 }
 
 /// How one form post is made: extra headers, answer bound, pooled connection or not.
@@ -214,12 +244,38 @@ async fn within<T>(
 }
 
 impl Pool {
+    /// Makes room for what is about to be kept for `base`: a base other than the configured
+    /// peers past [`OTHER_BASES_MAX`] others has the oldest other one forgotten.
+    fn admit(&self, base: &str) {
+        let Some(gone) = self.bases.borrow_mut().admit(base) else {
+            return;
+        };
+        self.idle.borrow_mut().remove(&gone);
+        self.addrs.borrow_mut().remove(&gone);
+        self.unreachable.borrow_mut().remove(&gone);
+    }
+
+    /// How many base URLs the pool keeps anything for.
+    pub fn bases_held(&self) -> usize {
+        let mut held: HashSet<&String> = HashSet::new();
+        let (idle, addrs, unreachable) = (
+            self.idle.borrow(),
+            self.addrs.borrow(),
+            self.unreachable.borrow(),
+        );
+        held.extend(idle.keys());
+        held.extend(addrs.keys());
+        held.extend(unreachable.iter());
+        held.len()
+    }
+
     async fn addr(&self, base: &str) -> io::Result<SocketAddr> {
         if let Some(a) = self.addrs.borrow().get(base) {
             return Ok(*a);
         }
         let url = crate::client::parse_url(base)?;
         let addr = crate::client::resolve(&url.host, url.port).await?;
+        self.admit(base);
         self.addrs.borrow_mut().insert(base.to_string(), addr);
         Ok(addr)
     }
@@ -228,6 +284,7 @@ impl Pool {
     async fn connect(&self, base: &str, timeout: Duration) -> io::Result<glommio::net::TcpStream> {
         let addr = self.addr(base).await?;
         let connected = glommio::net::TcpStream::connect_timeout(addr, timeout).await;
+        self.admit(base);
         let mut unreachable = self.unreachable.borrow_mut();
         match connected {
             Ok(stream) => {
@@ -243,10 +300,15 @@ impl Pool {
         }
     }
 
-    /// Forgets every base URL but `bases` (the peers now configured): their idle connections
-    /// close, their resolved addresses and reachability go. A peer removed by a reload keeps
-    /// nothing open here.
+    /// Takes `bases` as the peers now configured (always kept from now on) and forgets every
+    /// other base URL: their idle connections close, their resolved addresses and
+    /// reachability go. A peer removed by a reload keeps nothing open here.
     pub fn keep_only(&self, bases: &[String]) {
+        {
+            let mut known = self.bases.borrow_mut();
+            known.configured = bases.iter().cloned().collect();
+            known.others.clear();
+        }
         let kept = |base: &String| bases.contains(base);
         self.idle.borrow_mut().retain(|base, _| kept(base));
         self.addrs.borrow_mut().retain(|base, _| kept(base));
@@ -338,6 +400,7 @@ impl Pool {
     }
 
     fn put_back(&self, base: &str, s: Sender) {
+        self.admit(base);
         let mut idle = self.idle.borrow_mut();
         let v = idle.entry(base.to_string()).or_default();
         if v.len() < IDLE_PER_PEER_MAX && !s.is_closed() {
@@ -548,6 +611,35 @@ mod tests {
         let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
         s.write_all(head.as_bytes()).unwrap();
         s.write_all(body.as_bytes()).unwrap();
+    }
+
+    /// Sources named by peers' records come and go: whatever many of them were tried, the
+    /// pool keeps something for at most `OTHER_BASES_MAX` of them (the latest), and what it
+    /// knows of a configured peer stays.
+    #[test]
+    fn ever_new_servers_keep_the_pool_bounded_and_the_configured_peers_known() {
+        let ex = glommio::LocalExecutorBuilder::default()
+            .io_memory(256 << 10)
+            .make()
+            .unwrap();
+        ex.run(async move {
+            let pool = Pool::default();
+            // Nothing listens on port 1: each base is refused at once, and remembered so.
+            let peer = "http://127.0.0.1:1/peer".to_string();
+            pool.keep_only(std::slice::from_ref(&peer));
+            let t = Duration::from_secs(2);
+            assert!(!pool.probe(&peer, t).await);
+            let others: Vec<String> = (0..OTHER_BASES_MAX * 3)
+                .map(|i| format!("http://127.0.0.1:1/source{i}"))
+                .collect();
+            for base in &others {
+                assert!(!pool.probe(base, t).await);
+            }
+            assert_eq!(pool.bases_held(), OTHER_BASES_MAX + 1);
+            assert!(pool.unreachable(&peer), "the configured peer was forgotten");
+            assert!(pool.unreachable(others.last().unwrap()));
+            assert!(!pool.unreachable(&others[0]), "the oldest source is kept");
+        });
     }
 
     #[test]

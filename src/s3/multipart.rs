@@ -24,7 +24,7 @@ use crate::json::S3Attrs;
 use crate::store::write::{TempFile, Written};
 use crate::worker::Worker;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -676,14 +676,7 @@ async fn choose_parts(
         stored => stored?,
     };
     // Every part named must exist before sizes count (S3 reports a missing one first).
-    let mut chosen = Vec::with_capacity(asked.len());
-    for a in asked {
-        let part = stored
-            .iter()
-            .find(|p| p.number == a.number && p.etag == a.etag)
-            .ok_or_else(invalid_part)?;
-        chosen.push(part.clone());
-    }
+    let chosen = match_parts(&stored, asked)?;
     if chosen[..chosen.len() - 1]
         .iter()
         .any(|p| p.size < PART_BYTES_MIN)
@@ -703,6 +696,25 @@ async fn choose_parts(
         ));
     }
     Ok((chosen, total))
+}
+
+/// The stored part each of `asked` names, in `asked`'s order: the newest file of its number
+/// with its ETag (`stored` is ordered as `parts_of` orders it), else `InvalidPart`. One
+/// lookup per part named (an upload may have 10,000 parts).
+fn match_parts(stored: &[Part], asked: &[Asked]) -> Result<Vec<Part>, S3Error> {
+    let mut by_key: HashMap<(u32, &str), &Part> = HashMap::with_capacity(stored.len());
+    for p in stored {
+        by_key.entry((p.number, p.etag.as_str())).or_insert(p);
+    }
+    asked
+        .iter()
+        .map(|a| {
+            by_key
+                .get(&(a.number, a.etag.as_str()))
+                .map(|p| (*p).clone())
+                .ok_or_else(invalid_part)
+        })
+        .collect()
 }
 
 /// The `chosen` parts (`total` bytes, `claim`ed) copied in order into one durable temp file.
@@ -947,6 +959,81 @@ pub async fn expire_loop(w: std::rc::Rc<Worker>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn part(number: u32, etag: &str, modified: i64) -> Part {
+        Part {
+            number,
+            etag: etag.repeat(32),
+            size: 1,
+            modified,
+            path: PathBuf::from(format!("{number}-{etag}-{modified}")),
+            checksum_hex: None,
+        }
+    }
+
+    fn ask(number: u32, etag: &str) -> Asked {
+        Asked {
+            number,
+            etag: etag.repeat(32),
+            checksums: Vec::new(),
+        }
+    }
+
+    fn paths(chosen: Result<Vec<Part>, S3Error>) -> Vec<String> {
+        let chosen = chosen.map_err(|e| e.code).unwrap();
+        chosen
+            .iter()
+            .map(|p| p.path.display().to_string())
+            .collect()
+    }
+
+    /// Each part named is the newest stored file of its number with its ETag, in the order
+    /// named; a number not stored, or stored under another ETag, is `InvalidPart`.
+    #[test]
+    fn the_parts_a_completion_names_are_matched_by_number_and_etag() {
+        // As `parts_of` orders them: by number, the newest file of a number first.
+        let stored = [
+            part(1, "a", 20),
+            part(1, "a", 10),
+            part(2, "c", 30),
+            part(2, "b", 10),
+            part(3, "d", 10),
+        ];
+        let asked = [ask(1, "a"), ask(2, "b"), ask(3, "d")];
+        assert_eq!(
+            paths(match_parts(&stored, &asked)),
+            ["1-a-20", "2-b-10", "3-d-10"]
+        );
+        // Out of order or twice (which `parts_asked` refuses before): as named.
+        let asked = [ask(3, "d"), ask(2, "c"), ask(3, "d")];
+        assert_eq!(
+            paths(match_parts(&stored, &asked)),
+            ["3-d-10", "2-c-30", "3-d-10"]
+        );
+        for wrong in [ask(4, "d"), ask(1, "b"), ask(2, "d")] {
+            let asked = [ask(1, "a"), wrong];
+            let e = match_parts(&stored, &asked).expect_err("refused");
+            assert_eq!(e.code, "InvalidPart");
+        }
+        assert!(match_parts(&[], &[ask(1, "a")]).is_err());
+    }
+
+    /// A completion must name its parts once each, in ascending order.
+    #[test]
+    fn a_completion_naming_parts_out_of_order_or_twice_is_refused() {
+        let doc = |numbers: &[u32]| {
+            let parts: String = numbers
+                .iter()
+                .map(|n| format!("<Part><PartNumber>{n}</PartNumber><ETag>\"x\"</ETag></Part>"))
+                .collect();
+            format!("<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>")
+        };
+        assert_eq!(parts_asked(doc(&[1, 2, 5]).as_bytes()).unwrap().len(), 3);
+        for bad in [&[2, 1][..], &[1, 1]] {
+            let e = parts_asked(doc(bad).as_bytes()).err().expect("refused");
+            assert_eq!(e.code, "InvalidPartOrder");
+        }
+    }
 
     #[test]
     fn the_sweep_removes_only_uploads_untouched_for_their_lifetime() {

@@ -59,6 +59,8 @@ const INLINE_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest md5 an announcement may name: a digest's hex (md5 32, sha1 40) with room to
 /// spare, far below what the metadata store can key (LMDB: 511 bytes with the peer's URL).
 const ANNOUNCED_MD5_CHARS_MAX: usize = 64;
+/// Sources tried per announced file besides the configured peers it names (`sources`).
+const OTHER_SOURCES_MAX: usize = 3;
 /// Header marking our own read-through requests (a peer never reads through again).
 pub const READ_THROUGH_HEADER: &str = "X-Fastdfs-Read-Through";
 
@@ -131,6 +133,10 @@ async fn supervise(w: Rc<Worker>) {
                 w.shared
                     .spawn_duty("replication push", push_loop(w.clone(), peer.clone()));
             }
+        }
+        if known.is_none() {
+            // The configured peers are kept in the pool whatever other servers it meets.
+            w.sync.pool.keep_only(&peers);
         }
         if let Some(before) = known.replace(peers.clone()) {
             if before != peers {
@@ -680,15 +686,36 @@ pub fn validate_announced(info: &FileInfo) -> Result<(), String> {
 
 /// The peers to fetch an announced file from: its `peers` minus this node, those that are
 /// http:// or https:// URLs one can ask (a port out of range is none: it would keep a
-/// fetch going forever as if it were down).
+/// fetch going forever as if it were down), each once. The record is the announcing peer's
+/// word and each source may take the sync timeout: the configured peers among them come
+/// first, then at most [`OTHER_SOURCES_MAX`] others, in the record's order.
 fn sources(w: &Worker, info: &FileInfo) -> Vec<String> {
-    let host = w.config().host.clone();
-    info.peers
-        .iter()
-        .flatten()
-        .map(|p| p.trim_end_matches('/').to_string())
-        .filter(|p| *p != host && crate::client::parse_url(p).is_ok())
-        .collect()
+    let cfg = w.config();
+    pick_sources(&cfg.host, &cfg.peers, info.peers.iter().flatten())
+}
+
+/// [`sources`] of a record naming `named`, on the node `host` with `configured` peers.
+fn pick_sources<'a>(
+    host: &str,
+    configured: &[String],
+    named: impl Iterator<Item = &'a String>,
+) -> Vec<String> {
+    let is_configured = |p: &str| configured.iter().any(|c| c.trim_end_matches('/') == p);
+    let (mut ours, mut others) = (Vec::new(), Vec::new());
+    for p in named {
+        let p = p.trim_end_matches('/');
+        if p == host.trim_end_matches('/') || ours.iter().chain(&others).any(|q| q == p) {
+            continue;
+        }
+        if is_configured(p) {
+            ours.push(p.to_string());
+        } else if others.len() < OTHER_SOURCES_MAX && crate::client::parse_url(p).is_ok() {
+            others.push(p.to_string());
+        }
+    }
+    ours.retain(|p| crate::client::parse_url(p).is_ok());
+    ours.extend(others);
+    ours
 }
 
 /// Fetches a small announced file right away, inside the announcement call: the file is
@@ -894,6 +921,31 @@ async fn commit(w: &Worker, info: FileInfo, written: write::Written) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A record's sources: this node and unusable URLs left out, each once; the configured
+    /// peers first, then at most `OTHER_SOURCES_MAX` others, in the record's order.
+    #[test]
+    fn a_record_naming_many_sources_has_its_configured_peers_and_a_few_others_tried() {
+        let host = "http://10.0.0.1:8080";
+        let configured = [
+            "http://10.0.0.2:8080".to_string(),
+            "http://10.0.0.3:8080/".into(),
+        ];
+        let mut named: Vec<String> = (0..100).map(|i| format!("http://10.9.0.{i}:80")).collect();
+        named.insert(1, "http://10.0.0.1:8080/".into());
+        named.insert(2, "http://10.0.0.1:99999".into());
+        named.insert(3, "http://10.9.0.0:80/".into());
+        named.push("http://10.0.0.3:8080".into());
+        named.push("http://10.0.0.3:8080".into());
+        let got = pick_sources(host, &configured, named.iter());
+        let want = [
+            "http://10.0.0.3:8080",
+            "http://10.9.0.0:80",
+            "http://10.9.0.1:80",
+            "http://10.9.0.2:80",
+        ];
+        assert_eq!(got, want);
+    }
 
     /// Runs `f` on a small executor of its own.
     fn on_executor<T: Send + 'static>(f: impl std::future::Future<Output = T> + 'static) -> T {
