@@ -620,47 +620,64 @@ fn a_token_download_is_read_through_before_the_file_arrived() {
 /// connection that closed as the request went out), answers the next ones with `record`,
 /// and serves `data` to every GET. Runs until the test process ends.
 fn flaky_peer(ip: &str, port: u16, record: serde_json::Value, data: Vec<u8>) {
+    let mut asked = 0;
+    stand_in(ip, port, move |Asked { line, .. }| {
+        if !line.starts_with("POST") {
+            return Some(data.clone());
+        }
+        asked += 1;
+        // The first question is dropped: closed without an answer.
+        (asked > 1).then(|| record.to_string().into_bytes())
+    });
+}
+
+/// A request as a stand-in peer reads it: its request line, route (the target without its
+/// query) and body (Content-Length bytes).
+struct Asked {
+    line: String,
+    route: String,
+    body: Vec<u8>,
+}
+
+/// A stand-in HTTP peer on `ip:port`, one request per connection: `answer` gives the body of
+/// a 200 for each request, or None to close the connection unanswered. Runs until the test
+/// process ends.
+fn stand_in(
+    ip: &str,
+    port: u16,
+    mut answer: impl FnMut(Asked) -> Option<Vec<u8>> + Send + 'static,
+) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind((ip, port)).unwrap();
     std::thread::spawn(move || {
-        let mut asked = 0;
         for conn in listener.incoming() {
             let Ok(conn) = conn else { continue };
             let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
             let mut r = BufReader::new(conn);
-            // One request per connection: its head, then a body of Content-Length bytes.
-            let mut head = Vec::new();
-            let mut length = 0usize;
+            let (mut line, mut length) = (String::new(), 0usize);
             loop {
-                let mut line = String::new();
-                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                let mut next = String::new();
+                if r.read_line(&mut next).unwrap_or(0) == 0 || next == "\r\n" {
                     break;
                 }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                if line.is_empty() {
+                    line = next.trim_end().to_string();
+                }
+                if let Some(v) = next.to_ascii_lowercase().strip_prefix("content-length:") {
                     length = v.trim().parse().unwrap_or(0);
-                }
-                let end = line == "\r\n";
-                head.push(line);
-                if end {
-                    break;
                 }
             }
             let mut body = vec![0u8; length];
             let _ = r.read_exact(&mut body);
-            let mut conn = r.into_inner();
-            let line = head.first().cloned().unwrap_or_default();
-            let (status, answer) = if line.starts_with("POST") {
-                asked += 1;
-                if asked == 1 {
-                    continue; // dropped: closed without an answer
-                }
-                ("200 OK", record.to_string().into_bytes())
-            } else {
-                ("200 OK", data.clone())
+            let target = line.split(' ').nth(1).unwrap_or("");
+            let route = target.split('?').next().unwrap_or("").to_string();
+            let Some(answer) = answer(Asked { line, route, body }) else {
+                continue;
             };
+            let mut conn = r.into_inner();
             let _ = write!(
                 conn,
-                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 answer.len()
             );
             let _ = conn.write_all(&answer);
@@ -1031,55 +1048,26 @@ fn metric_sum(base: &str, name: &str) -> f64 {
 /// A stand-in for a fastdfs-rs peer that fails the first file of every batch it is sent and
 /// stores the rest; counts the calls by route. One request per connection.
 fn failing_batch_peer(ip: &str, port: u16) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
-    use std::io::{BufRead, BufReader, Read, Write};
     let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = calls.clone();
-    let listener = std::net::TcpListener::bind((ip, port)).unwrap();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { continue };
-            let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-            let mut r = BufReader::new(conn);
-            let (mut target, mut length) = (String::new(), 0usize);
-            loop {
-                let mut line = String::new();
-                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if target.is_empty() {
-                    target = line.split(' ').nth(1).unwrap_or("").to_string();
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
+    stand_in(ip, port, move |Asked { route, body, .. }| {
+        seen.lock().unwrap().push(route.clone());
+        let answer = if route.ends_with("/syncfile_batch") {
+            let mut data = Vec::new();
+            let mut at = 0;
+            while let Some(end) = body[at..].iter().position(|&b| b == b'\n') {
+                let frame: serde_json::Value = serde_json::from_slice(&body[at..at + end]).unwrap();
+                at += end + 1 + frame["bytes"].as_u64().unwrap_or(0) as usize;
+                let result = if data.is_empty() { "failed" } else { "stored" };
+                data.push(json!({"md5": frame["fileInfo"]["md5"], "result": result}));
             }
-            let mut body = vec![0u8; length];
-            let _ = r.read_exact(&mut body);
-            let route = target.split('?').next().unwrap_or("").to_string();
-            seen.lock().unwrap().push(route.clone());
-            let answer = if route.ends_with("/syncfile_batch") {
-                let mut data = Vec::new();
-                let mut at = 0;
-                while let Some(end) = body[at..].iter().position(|&b| b == b'\n') {
-                    let frame: serde_json::Value =
-                        serde_json::from_slice(&body[at..at + end]).unwrap();
-                    at += end + 1 + frame["bytes"].as_u64().unwrap_or(0) as usize;
-                    let result = if data.is_empty() { "failed" } else { "stored" };
-                    data.push(json!({"md5": frame["fileInfo"]["md5"], "result": result}));
-                }
-                json!({"status": "ok", "data": data}).to_string()
-            } else if route.ends_with("/status") {
-                json!({"status": "ok", "data": {}}).to_string()
-            } else {
-                String::new()
-            };
-            let mut conn = r.into_inner();
-            let _ = write!(
-                conn,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                answer.len()
-            );
-        }
+            json!({"status": "ok", "data": data}).to_string()
+        } else if route.ends_with("/status") {
+            json!({"status": "ok", "data": {}}).to_string()
+        } else {
+            String::new()
+        };
+        Some(answer.into_bytes())
     });
     calls
 }
@@ -1703,55 +1691,27 @@ fn repair_peer(
     port: u16,
     markers: serde_json::Value,
 ) -> std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>> {
-    use std::io::{BufRead, BufReader, Read, Write};
     let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = calls.clone();
-    let listener = std::net::TcpListener::bind((ip, port)).unwrap();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { continue };
-            let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-            let mut r = BufReader::new(conn);
-            let (mut target, mut length) = (String::new(), 0usize);
-            loop {
-                let mut line = String::new();
-                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if target.is_empty() {
-                    target = line.split(' ').nth(1).unwrap_or("").to_string();
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0u8; length];
-            let _ = r.read_exact(&mut body);
-            let route = target.split('?').next().unwrap_or("").to_string();
-            let body = String::from_utf8_lossy(&body).into_owned();
-            let answer = if route.ends_with("/syncfile_batch") {
-                let data: Vec<_> = body
-                    .lines()
-                    .map(|_| json!({"md5": "", "result": "present"}))
-                    .collect();
-                json!({"status": "ok", "data": data}).to_string()
-            } else if route.ends_with("/status") {
-                json!({"status": "ok", "data": {}}).to_string()
-            } else if route.ends_with("/stat") {
-                json!({"status": "ok", "data": []}).to_string()
-            } else if route.ends_with("/folder_markers") {
-                json!({"status": "ok", "data": markers}).to_string()
-            } else {
-                String::new()
-            };
-            seen.lock().unwrap().push((route, body));
-            let mut conn = r.into_inner();
-            let _ = write!(
-                conn,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                answer.len()
-            );
-        }
+    stand_in(ip, port, move |Asked { route, body, .. }| {
+        let body = String::from_utf8_lossy(&body).into_owned();
+        let answer = if route.ends_with("/syncfile_batch") {
+            let data: Vec<_> = body
+                .lines()
+                .map(|_| json!({"md5": "", "result": "present"}))
+                .collect();
+            json!({"status": "ok", "data": data}).to_string()
+        } else if route.ends_with("/status") {
+            json!({"status": "ok", "data": {}}).to_string()
+        } else if route.ends_with("/stat") {
+            json!({"status": "ok", "data": []}).to_string()
+        } else if route.ends_with("/folder_markers") {
+            json!({"status": "ok", "data": markers}).to_string()
+        } else {
+            String::new()
+        };
+        seen.lock().unwrap().push((route, body));
+        Some(answer.into_bytes())
     });
     calls
 }
