@@ -1430,6 +1430,44 @@ fn records_naming_many_silent_sources_do_not_hold_up_the_next_fetch() {
     );
 }
 
+/// A source that answers the head of a large file and then sends nothing more is given up
+/// after 30 s of silence, not after the fetch's whole budget (a second per announced MiB
+/// plus 30 s: here 94 s), which the announcing peer chooses with the size.
+#[test]
+fn a_source_that_stalls_mid_transfer_is_given_up_after_its_silence_not_the_budget() {
+    use std::io::{Read, Write};
+    let a = Addresses::pick(67, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let o = json!({"retry_count": 3, "peer_id": "1"});
+    write_config(dir.path(), &a.ips[0], a.ports[0], &o);
+    let node = Server::start_in(dir.path(), &a.ips[0], json!({}));
+    let listener = std::net::TcpListener::bind((a.ips[1].as_str(), a.ports[1])).unwrap();
+    let (closed, ended) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut head = [0u8; 4096];
+        let _ = conn.read(&mut head);
+        let size = 64 << 20;
+        let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n");
+        let _ = conn.write_all(&[7u8; 4096]);
+        let stalled = std::time::Instant::now();
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(120)));
+        let _ = conn.read(&mut head); // returns when the node lets go of the connection
+        let _ = closed.send(stalled.elapsed());
+    });
+    let record = json!({"name": "stalled.bin", "rename": "", "path": "files/default/20261206/01/05",
+        "md5": "a1b2c3d4e5f60718293a4b5c6d7e8f90", "size": 64 << 20, "peers": [a.bases[1]],
+        "scene": "default", "timeStamp": now(), "offset": -1});
+    assert_eq!(announce(&a.bases[0], &record), 200);
+    let silence = ended
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("still held after 60 s: {}", node.stderr_tail(2000)));
+    assert!(
+        silence >= Duration::from_secs(25) && silence < Duration::from_secs(45),
+        "{silence:?}"
+    );
+}
+
 /// The record of a merged small file (its marker and `content` at offset 0 of container 1 of
 /// node 9) whose one source is `src`.
 fn merged_record(content: &[u8], src: &str) -> serde_json::Value {

@@ -61,6 +61,12 @@ const INLINE_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const ANNOUNCED_MD5_CHARS_MAX: usize = 64;
 /// Sources tried per announced file besides the configured peers it names (`sources`).
 const OTHER_SOURCES_MAX: usize = 3;
+/// A source that sends nothing for this long (its answer's head, or the next bytes of its
+/// body) is given up for this attempt, whatever is left of the fetch's budget: the budget
+/// grows with the announced size (a second per MiB), which a peer chooses, so a silent
+/// source could otherwise hold a fetch slot for days. The attempt fails as a transfer
+/// failure: retried, from the next source first.
+const FETCH_STALL_MAX: Duration = Duration::from_secs(30);
 /// Header marking our own read-through requests (a peer never reads through again).
 pub const READ_THROUGH_HEADER: &str = "X-Fastdfs-Read-Through";
 
@@ -780,10 +786,11 @@ async fn download(
         .header(READ_THROUGH_HEADER, "1")
         .body(Full::new(bytes::Bytes::new()))
         .map_err(|e| transport(io::Error::other(e)))?;
+    let head_by = deadline.min(Instant::now() + FETCH_STALL_MAX);
     let resp = w
         .sync
         .pool
-        .send(src, req, deadline)
+        .send(src, req, head_by)
         .await
         .map_err(transport)?;
     let status = resp.status().as_u16();
@@ -797,16 +804,17 @@ async fn download(
     let mut body = resp.into_body();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let frame = glommio::timer::timeout(left.max(Duration::from_millis(1)), async {
-            Ok(body.frame().await)
-        })
-        .await
-        .map_err(|_| {
-            transport(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "transfer timed out",
-            ))
-        })?;
+        let wait = left.min(FETCH_STALL_MAX).max(Duration::from_millis(1));
+        let frame = glommio::timer::timeout(wait, async { Ok(body.frame().await) })
+            .await
+            .map_err(|_| {
+                let why = if wait < left {
+                    "transfer stalled"
+                } else {
+                    "transfer timed out"
+                };
+                transport(io::Error::new(io::ErrorKind::TimedOut, why))
+            })?;
         let Some(frame) = frame else { break };
         let frame = frame.map_err(|e| transport(io::Error::other(e)))?;
         if let Ok(data) = frame.into_data() {
