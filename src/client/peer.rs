@@ -599,6 +599,15 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
 
+    /// Runs `f` to its end on an executor of this thread (small io_uring memory).
+    fn on_executor<T>(f: impl std::future::Future<Output = T>) -> T {
+        glommio::LocalExecutorBuilder::default()
+            .io_memory(256 << 10)
+            .make()
+            .unwrap()
+            .run(f)
+    }
+
     /// Reads one request head (these requests have no body) and answers `body`.
     fn answer(s: &mut std::net::TcpStream, body: &str) {
         let mut got = Vec::new();
@@ -618,11 +627,7 @@ mod tests {
     /// knows of a configured peer stays.
     #[test]
     fn ever_new_servers_keep_the_pool_bounded_and_the_configured_peers_known() {
-        let ex = glommio::LocalExecutorBuilder::default()
-            .io_memory(256 << 10)
-            .make()
-            .unwrap();
-        ex.run(async move {
+        on_executor(async move {
             let pool = Pool::default();
             // Nothing listens on port 1: each base is refused at once, and remembered so.
             let peer = "http://127.0.0.1:1/peer".to_string();
@@ -638,7 +643,10 @@ mod tests {
             assert_eq!(pool.bases_held(), OTHER_BASES_MAX + 1);
             assert!(pool.unreachable(&peer), "the configured peer was forgotten");
             assert!(pool.unreachable(others.last().unwrap()));
-            assert!(!pool.unreachable(&others[0]), "the oldest source is kept");
+            assert!(
+                !pool.unreachable(&others[0]),
+                "the oldest source is forgotten"
+            );
         });
     }
 
@@ -658,11 +666,7 @@ mod tests {
             s.write_all(head.as_bytes()).unwrap();
             s.write_all(page.as_bytes()).unwrap();
         });
-        let ex = glommio::LocalExecutorBuilder::default()
-            .io_memory(256 << 10)
-            .make()
-            .unwrap();
-        ex.run(async move {
+        on_executor(async move {
             let pool = Pool::default();
             let got = pool
                 .get_with(&base, "/x", &[], Duration::from_secs(5), 4)
@@ -689,11 +693,7 @@ mod tests {
             let (mut second, _) = listener.accept().unwrap();
             answer(&mut second, "two");
         });
-        let ex = glommio::LocalExecutorBuilder::default()
-            .io_memory(256 << 10)
-            .make()
-            .unwrap();
-        ex.run(async move {
+        on_executor(async move {
             let pool = Pool::default();
             let t = Duration::from_secs(5);
             assert_eq!(&pool.get(&base, "/a", t).await.unwrap().body[..], b"one");
