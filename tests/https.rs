@@ -50,11 +50,17 @@ fn make_certificate(dir: &Path) {
     );
 }
 
-/// A node serving TLS (two executors: the relays reach both) and its runtime dir's owner.
-fn https_server() -> (Server, tempfile::TempDir) {
+/// A new temporary dir holding a self-signed certificate pair made for it (`cert`).
+fn certified_dir() -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let cert = tmp.path().join("cert");
     make_certificate(&cert);
+    (tmp, cert)
+}
+
+/// A node serving TLS (two executors: the relays reach both) and its runtime dir's owner.
+fn https_server() -> (Server, tempfile::TempDir) {
+    let (tmp, cert) = certified_dir();
     let s = tls_node_with(
         &tmp.path().join("node"),
         free_port("127.0.0.1"),
@@ -371,9 +377,7 @@ fn a_file_fetched_from_an_https_peer_replicates() {
     if !have("openssl") || !have("curl") {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let cert = tmp.path().join("cert");
-    make_certificate(&cert);
+    let (tmp, cert) = certified_dir();
     let (pa, pb) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
     let url = |p: u16| format!("https://127.0.0.1:{p}");
     let a = tls_node(&tmp.path().join("a"), pa, &cert, &[url(pb)], true);
@@ -411,9 +415,7 @@ fn a_tus_callback_to_an_https_url_is_delivered_over_tls() {
     if !have("openssl") || !have("curl") {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let cert = tmp.path().join("cert");
-    make_certificate(&cert);
+    let (tmp, cert) = certified_dir();
     let target = tls_node(
         &tmp.path().join("target"),
         free_port("127.0.0.1"),
@@ -523,9 +525,7 @@ fn s3_clients_work_over_tls_on_s3_addr_checking_the_nodes_certificate() {
     if !have("openssl") || !have("curl") || !have_aws("s3 over tls") {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let cert = tmp.path().join("cert");
-    make_certificate(&cert);
+    let (tmp, cert) = certified_dir();
     let s3 = https_s3_node(&tmp.path().join("node"), &cert);
     let ca = s3.server.dir.join("conf/server.crt");
     let work = tmp.path().join("work");
@@ -714,9 +714,7 @@ fn a_clients_tls_connections_are_capped_over_addr_and_s3_addr_together() {
     if !have("openssl") || !have("curl") {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let cert = tmp.path().join("cert");
-    make_certificate(&cert);
+    let (tmp, cert) = certified_dir();
     let s3 = https_s3_node_with(
         &tmp.path().join("node"),
         &cert,
@@ -760,9 +758,7 @@ fn admins_are_served_over_tls_while_non_admin_clients_fill_the_caps() {
     if !have("openssl") || !have("curl") {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let cert = tmp.path().join("cert");
-    make_certificate(&cert);
+    let (tmp, cert) = certified_dir();
     let s = tls_node_with(
         &tmp.path().join("node"),
         free_port("127.0.0.1"),
