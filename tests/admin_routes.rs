@@ -819,6 +819,15 @@ fn reload_key_guesses_stop_a_client_at_its_bound_the_right_key_too_until_the_win
     assert_eq!(code, 200, "{body}");
 }
 
+/// One wrong guess (`url`, answered 403) from each of `n` addresses, none an admin.
+fn guess_wrong_from_many(url: &str, n: u8) {
+    for i in 0..n {
+        let ip = format!("127.0.0.{}", 100 + i);
+        let (code, _, body) = get_with_retry_after(&ip, url);
+        assert_eq!(code, 403, "{ip}: {body}");
+    }
+}
+
 /// Admins by address still send `/reload` its key: while other addresses have spent the
 /// total of wrong guesses (every client that is no admin is refused unread, the right key
 /// too), an admin address's right key is taken; its own wrong guesses are still only wrong.
@@ -832,11 +841,7 @@ fn the_others_wrong_guesses_do_not_lock_an_admin_address_out_of_reload() {
     }));
     let stat = |key: &str| s.url(&format!("/group1/stat?admin_key={key}"));
     let reload = |key: &str| s.url(&format!("/group1/reload?action=get&key={key}"));
-    for i in 0..4 {
-        let ip = format!("127.0.0.{}", 100 + i);
-        let (code, _, body) = get_with_retry_after(&ip, &stat("guess"));
-        assert_eq!(code, 403, "{ip}: {body}");
-    }
+    guess_wrong_from_many(&stat("guess"), 4);
     let (code, _, body) = get_with_retry_after("127.0.0.110", &stat("test-admin-key"));
     assert_eq!(code, 429, "a non-admin with the right key: {body}");
     for admin in ["127.0.0.90", "127.0.0.1"] {
@@ -856,11 +861,7 @@ fn admin_key_guesses_from_many_addresses_stop_at_the_total_and_admins_by_address
     }));
     // Non-admin addresses guessing the admin_key that any admin route takes.
     let stat = |key: &str| s.url(&format!("/group1/stat?admin_key={key}"));
-    for i in 0..4 {
-        let ip = format!("127.0.0.{}", 100 + i);
-        let (code, _, body) = get_with_retry_after(&ip, &stat("guess"));
-        assert_eq!(code, 403, "{ip}: {body}");
-    }
+    guess_wrong_from_many(&stat("guess"), 4);
     // The total is spent: a fresh address is refused unread, the right key too.
     let (code, retry_after, body) = get_with_retry_after("127.0.0.110", &stat("test-admin-key"));
     assert_eq!(code, 429, "{body}");
