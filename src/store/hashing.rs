@@ -256,7 +256,7 @@ pub fn few_writers() -> bool {
 
 /// The executor's writers are too few to share the lanes and may hash beside it.
 fn lone() -> bool {
-    OFFLOAD.get() && WRITERS.get() < crate::md5x::LANES_MIN
+    OFFLOAD.get() && few_writers()
 }
 
 /// The hashing of a lone writer's bytes beside the executor: copies of its bytes queue here
