@@ -259,8 +259,11 @@ fn send_loop(sock: RawFd, src: RawFd, offset: u64, len: u64, stall: Duration) ->
 const DIRECT_ALIGN: usize = 4096;
 /// Bytes per `O_DIRECT` read.
 const DIRECT_CHUNK: usize = 2 << 20;
+/// Direct-read buffers one transfer reads into in turn: one being sent, one read, one
+/// waiting between them.
+const DIRECT_BUFFERS_USED: usize = 3;
 /// Direct-read buffers kept for later transfers (each `DIRECT_CHUNK`).
-const DIRECT_BUFFERS_KEPT: usize = 4;
+const DIRECT_BUFFERS_KEPT: usize = 2 * DIRECT_BUFFERS_USED;
 
 /// A `DIRECT_CHUNK`-byte buffer aligned for `O_DIRECT`.
 struct AlignedBuf(std::ptr::NonNull<u8>);
@@ -328,56 +331,113 @@ fn open_direct(fd: RawFd) -> Option<Fd> {
     (d >= 0).then_some(Fd(d))
 }
 
-/// Sends `file[offset..offset + len]` read with `O_DIRECT` (aligned reads into a reused
-/// buffer, the unaligned head and tail skipped).
+/// Sends `file[offset..offset + len]` read with `O_DIRECT` (aligned reads into reused
+/// buffers, the unaligned head and tail skipped). A second thread reads ahead
+/// ([`DIRECT_BUFFERS_USED`] buffers in turn) while this one sends: the device's time and the
+/// socket's overlap. Read then send in turn, each waited for the other, and a peer's fetch of
+/// 1 GiB ran at the sum of both (about 0.95 GB/s to curl).
 fn direct_loop(sock: RawFd, file: &Fd, offset: u64, len: u64, stall: Duration) -> io::Result<()> {
-    let mut buf = AlignedBuf::take();
-    let r = (|| {
-        let end = offset + len;
-        let mut pos = offset - offset % DIRECT_ALIGN as u64;
-        let mut skip = (offset - pos) as usize;
-        while pos < end {
-            let got = loop {
-                // SAFETY: `buf` holds DIRECT_CHUNK writable bytes; `file` is open.
-                let n = unsafe {
-                    libc::pread(
-                        file.0,
-                        buf.as_mut_ptr().cast(),
-                        DIRECT_CHUNK,
-                        pos as libc::off_t,
-                    )
-                };
-                if n >= 0 {
-                    break n as usize;
+    use std::sync::mpsc;
+    let (full_tx, full_rx) = mpsc::sync_channel::<io::Result<(AlignedBuf, usize, usize)>>(1);
+    let (spent_tx, spent_rx) = mpsc::channel::<AlignedBuf>();
+    for _ in 0..DIRECT_BUFFERS_USED {
+        let _ = spent_tx.send(AlignedBuf::take());
+    }
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("sendfile-read".into())
+            .spawn_scoped(s, move || {
+                read_ahead(file, offset, offset + len, &spent_rx, &full_tx);
+                // The sender stopped, or every chunk was read: the buffers back to the pool.
+                drop(full_tx);
+                for b in spent_rx.iter() {
+                    give_back(b);
                 }
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() != Some(libc::EINTR) {
-                    return Err(e);
+            })
+            .map_err(|e| io::Error::other(format!("read-ahead thread: {e}")))?;
+        let mut sent = Ok(());
+        for chunk in full_rx.iter() {
+            let (buf, from, to) = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    sent = Err(e);
+                    break;
                 }
             };
-            // The bytes wanted from `pos` (the skipped head included); fewer is the file's end.
-            let want = ((end - pos) as usize).min(DIRECT_CHUNK);
-            let take = got.min(want);
-            if take <= skip {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "file shorter than its record",
-                ));
+            if let Err(e) = send_all(sock, buf.slice(from, to), stall) {
+                give_back(buf);
+                sent = Err(e);
+                break;
             }
-            send_all(sock, buf.slice(skip, take), stall)?;
-            pos += take as u64;
-            skip = 0;
-            if take < want {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "file shorter than its record",
-                ));
+            if let Err(mpsc::SendError(buf)) = spent_tx.send(buf) {
+                give_back(buf);
             }
         }
-        Ok(())
-    })();
-    give_back(buf);
-    r
+        // The reader stops at its next buffer (none comes) or send (nobody takes it).
+        drop(spent_tx);
+        drop(full_rx);
+        sent
+    })
+}
+
+/// The read-ahead of [`direct_loop`]: reads `file[pos..end]` (from its aligned start) into
+/// each buffer `spent` gives and passes it on as (buffer, first byte, end), until the end,
+/// an error (passed on), or the sender's stop (a channel closed).
+fn read_ahead(
+    file: &Fd,
+    offset: u64,
+    end: u64,
+    spent: &std::sync::mpsc::Receiver<AlignedBuf>,
+    full: &std::sync::mpsc::SyncSender<io::Result<(AlignedBuf, usize, usize)>>,
+) {
+    let mut pos = offset - offset % DIRECT_ALIGN as u64;
+    let mut skip = (offset - pos) as usize;
+    while pos < end {
+        let Ok(mut buf) = spent.recv() else { return };
+        let got = loop {
+            // SAFETY: `buf` holds DIRECT_CHUNK writable bytes; `file` is open.
+            let n = unsafe {
+                libc::pread(
+                    file.0,
+                    buf.as_mut_ptr().cast(),
+                    DIRECT_CHUNK,
+                    pos as libc::off_t,
+                )
+            };
+            if n >= 0 {
+                break Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINTR) {
+                break Err(e);
+            }
+        };
+        // The bytes wanted from `pos` (the skipped head included); fewer is the file's end.
+        let want = ((end - pos) as usize).min(DIRECT_CHUNK);
+        let short = || io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than its record");
+        let chunk = match got {
+            Ok(got) if got.min(want) > skip => Ok((got.min(want), got < want)),
+            Ok(_) => Err(short()),
+            Err(e) => Err(e),
+        };
+        let (take, ends_short) = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                give_back(buf);
+                let _ = full.send(Err(e));
+                return;
+            }
+        };
+        if full.send(Ok((buf, skip, take))).is_err() {
+            return;
+        }
+        if ends_short {
+            let _ = full.send(Err(short()));
+            return;
+        }
+        pos += take as u64;
+        skip = 0;
+    }
 }
 
 /// Sends all of `data` to the non-blocking `sock`, waiting (bounded by `stall`) while it is
@@ -435,4 +495,80 @@ fn wait_writable(sock: RawFd, stall: Duration) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::fd::{AsRawFd, IntoRawFd};
+
+    /// What `direct_loop` sends of `file[offset..offset + len]` through a socket pair, and
+    /// its result; None where the filesystem refuses `O_DIRECT`.
+    fn direct(file: &std::fs::File, offset: u64, len: u64) -> Option<(Vec<u8>, io::Result<()>)> {
+        let d = open_direct(file.as_raw_fd())?;
+        let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            theirs.read_to_end(&mut got).unwrap();
+            got
+        });
+        let sock = Fd(ours.into_raw_fd());
+        let r = direct_loop(sock.0, &d, offset, len, Duration::from_secs(10));
+        drop(sock);
+        Some((reader.join().unwrap(), r))
+    }
+
+    #[test]
+    fn a_direct_transfer_sends_exactly_the_range_read_ahead_in_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..3 * DIRECT_CHUNK + 12_345)
+            .map(|i| (i % 251) as u8 ^ (i >> 16) as u8)
+            .collect();
+        std::fs::write(&path, &data).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let whole = data.len() as u64;
+        // The whole file; a range with an unaligned head and tail across chunks; a short one.
+        for (offset, len) in [
+            (0, whole),
+            (4097, 2 * DIRECT_CHUNK as u64 + 5),
+            (whole - 3, 3),
+        ] {
+            let Some((got, r)) = direct(&file, offset, len) else {
+                return; // no O_DIRECT here (tmpfs): the cached path serves instead
+            };
+            r.unwrap();
+            assert!(
+                got == data[offset as usize..(offset + len) as usize],
+                "range {offset}+{len}"
+            );
+        }
+        // A record longer than its file: what there is goes out, then the error.
+        let (got, r) = direct(&file, 0, whole + 10).unwrap();
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        assert!(got == data, "the file's bytes before the error");
+    }
+
+    #[test]
+    fn a_direct_transfer_to_a_closed_socket_stops_with_its_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![7u8; 4 * DIRECT_CHUNK]).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let Some(d) = open_direct(file.as_raw_fd()) else {
+            return;
+        };
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        drop(theirs);
+        let sock = Fd(ours.into_raw_fd());
+        let r = direct_loop(
+            sock.0,
+            &d,
+            0,
+            4 * DIRECT_CHUNK as u64,
+            Duration::from_secs(10),
+        );
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::BrokenPipe);
+    }
 }
