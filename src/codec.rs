@@ -64,6 +64,18 @@ pub fn md5_hex(s: &str) -> String {
 
 /// The value of one hex digit.
 #[inline]
+/// Bytes of a hex string (either case); None for an odd length or a non-hex character.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    let (pairs, odd) = s.as_bytes().as_chunks::<2>();
+    if !odd.is_empty() {
+        return None;
+    }
+    pairs
+        .iter()
+        .map(|p| Some(hex_value(p[0])? << 4 | hex_value(p[1])?))
+        .collect()
+}
+
 pub fn hex_value(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),

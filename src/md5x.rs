@@ -10,7 +10,10 @@
 //!
 //! [`Md5`] is an ordinary incremental MD5 (RFC 1321) whose state the lanes can load and
 //! store; a single stream goes through the scalar compression (`compress_one`: md5-asm on x86,
-//! else `compress_soft`).
+//! else `compress_soft`). It also keeps its state at every [`MARK_EVERY`] bytes (the marks,
+//! [`Md5::finalize_marked`]): a stream can then be checked in segments on several cores at
+//! once ([`Md5::resume`] from one mark must end at the next), which one MD5 chain otherwise
+//! never allows (`store::checkpoints`).
 
 /// The state of one MD5 stream.
 #[derive(Clone)]
@@ -21,7 +24,15 @@ pub struct Md5 {
     /// The start of an unfinished block.
     tail: [u8; 64],
     tail_len: usize,
+    /// The state at every [`MARK_EVERY`] bytes so far.
+    marks: Vec<[u32; 4]>,
+    /// Where the next mark is taken.
+    next_mark: u64,
 }
+
+/// A stream's state is kept at every this many bytes (a multiple of the block size).
+pub const MARK_EVERY: u64 = 8 << 20;
+const _: () = assert!(MARK_EVERY.is_multiple_of(64));
 
 const INIT: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
 
@@ -57,13 +68,68 @@ impl Md5 {
             len: 0,
             tail: [0; 64],
             tail_len: 0,
+            marks: Vec::new(),
+            next_mark: MARK_EVERY,
         }
     }
 
+    /// The stream that was in `state` after `len` bytes (a whole number of blocks): one
+    /// segment of a stream checked in segments.
+    pub fn resume(state: [u32; 4], len: u64) -> Md5 {
+        assert!(
+            len.is_multiple_of(64),
+            "a stream resumes at a block boundary"
+        );
+        Md5 {
+            state,
+            len,
+            next_mark: (len / MARK_EVERY + 1) * MARK_EVERY,
+            ..Md5::new()
+        }
+    }
+
+    /// The state after the bytes given, which are a whole number of blocks.
+    pub fn state(&self) -> [u32; 4] {
+        assert_eq!(self.tail_len, 0, "a state between blocks");
+        self.state
+    }
+
+    /// Bytes given so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Hashes `data` on this thread, one stream.
-    pub fn update(&mut self, data: &[u8]) {
-        let whole = self.split(data);
-        compress_one(&mut self.state, whole);
+    pub fn update(&mut self, mut data: &[u8]) {
+        loop {
+            let (now, later) = data.split_at(self.to_mark().min(data.len()));
+            let whole = self.split(now);
+            compress_one(&mut self.state, whole);
+            self.mark();
+            if later.is_empty() {
+                return;
+            }
+            data = later;
+        }
+    }
+
+    /// Bytes until the next mark (an update is cut there).
+    fn to_mark(&self) -> usize {
+        (self.next_mark - self.len) as usize
+    }
+
+    /// Keeps the state if the stream is at its next mark (every block before it compressed:
+    /// a mark is a multiple of the block size).
+    fn mark(&mut self) {
+        if self.len == self.next_mark {
+            debug_assert_eq!(self.tail_len, 0);
+            self.marks.push(self.state);
+            self.next_mark += MARK_EVERY;
+        }
     }
 
     /// Takes `data` in: completes and compresses a pending partial block, keeps a new partial
@@ -88,6 +154,14 @@ impl Md5 {
         self.tail[..rest.len()].copy_from_slice(rest);
         self.tail_len = rest.len();
         &data[..whole]
+    }
+
+    /// The digest, and the states at every [`MARK_EVERY`] bytes before the end (a mark at
+    /// the very end is the digest's own input, not a segment's start).
+    pub fn finalize_marked(mut self) -> ([u8; 16], Vec<[u32; 4]>) {
+        let mut marks = std::mem::take(&mut self.marks);
+        marks.truncate((self.len.saturating_sub(1) / MARK_EVERY) as usize);
+        (self.finalize(), marks)
     }
 
     /// The digest.
@@ -204,32 +278,52 @@ fn compress_soft(state: &mut [u32; 4], blocks: &[u8]) {
 /// Hashes each job's data into its stream, `update` for each in effect, using as many vector
 /// lanes as there are streams with whole blocks to hash.
 pub fn update_many(jobs: &mut [(&mut Md5, &[u8])]) {
-    let mut bodies: Vec<(&mut [u32; 4], &[u8])> = jobs
-        .iter_mut()
-        .map(|(md5, data)| {
-            let whole = md5.split(data);
-            (&mut md5.state, whole)
-        })
-        .filter(|(_, whole)| !whole.is_empty())
-        .collect();
+    // In rounds cut at the streams' marks (most calls take one round: a pass hashes at most
+    // a few tens of KiB per stream).
+    loop {
+        let mut more = false;
+        let mut bodies: Vec<(&mut [u32; 4], &[u8])> = jobs
+            .iter_mut()
+            .map(|(md5, data)| {
+                let (now, later) = data.split_at(md5.to_mark().min(data.len()));
+                *data = later;
+                more |= !later.is_empty();
+                let whole = md5.split(now);
+                (&mut md5.state, whole)
+            })
+            .filter(|(_, whole)| !whole.is_empty())
+            .collect();
+        compress_many(&mut bodies);
+        drop(bodies);
+        for (md5, _) in jobs.iter_mut() {
+            md5.mark();
+        }
+        if !more {
+            return;
+        }
+    }
+}
+
+/// Compresses each body's whole blocks into its state, in vector lanes where they pay.
+fn compress_many(bodies: &mut [(&mut [u32; 4], &[u8])]) {
     match lanes_available() {
         // Eight lanes of AVX2 run about as many blocks per second as sixteen of AVX-512
         // (`tests::bench`: 8 streams 2.4 GB/s in eight lanes, 1.3 in sixteen; 16 streams
         // 2.4 and 2.5): sixteen only when more than eight streams fill them.
         #[cfg(target_arch = "x86_64")]
         Lanes::Sixteen if bodies.len() > 8 => {
-            run_lanes::<16>(&mut bodies, |state, blocks, steps| {
+            run_lanes::<16>(bodies, |state, blocks, steps| {
                 // SAFETY: `lanes_available` saw the CPU support AVX-512F and AVX-512VL.
                 unsafe { lanes16(state, blocks, steps) }
             })
         }
         #[cfg(target_arch = "x86_64")]
-        Lanes::Eight | Lanes::Sixteen => run_lanes::<8>(&mut bodies, |state, blocks, steps| {
+        Lanes::Eight | Lanes::Sixteen => run_lanes::<8>(bodies, |state, blocks, steps| {
             // SAFETY: `lanes_available` saw the CPU support AVX2 (Sixteen includes it).
             unsafe { lanes8(state, blocks, steps) }
         }),
         Lanes::One => {
-            for (state, whole) in bodies {
+            for (state, whole) in bodies.iter_mut() {
                 compress_one(state, whole);
             }
         }
@@ -503,6 +597,62 @@ mod tests {
                     "{streams} streams, stream {s}"
                 );
             }
+        }
+    }
+
+    /// The state of a fresh stream after `data` (whole blocks).
+    fn state_after(data: &[u8]) -> [u32; 4] {
+        let mut m = Md5::new();
+        m.update(data);
+        m.state()
+    }
+
+    #[test]
+    fn a_stream_keeps_its_state_at_every_mark_and_resumes_from_each() {
+        let e = MARK_EVERY as usize;
+        let d = data(3 * e + 100, 7);
+        let mut m = Md5::new();
+        // Updates of odd sizes, so that marks fall inside them and inside partial blocks.
+        for piece in d.chunks(1_000_003) {
+            m.update(piece);
+        }
+        let (digest, marks) = m.finalize_marked();
+        assert_eq!(digest, reference(&d));
+        assert_eq!(marks.len(), 3, "one mark per MARK_EVERY before the end");
+        for (i, mark) in marks.iter().enumerate() {
+            let at = (i + 1) * e;
+            assert_eq!(*mark, state_after(&d[..at]), "mark {i}");
+            let mut rest = Md5::resume(*mark, at as u64);
+            rest.update(&d[at..]);
+            assert_eq!(rest.finalize(), digest, "resumed from mark {i}");
+        }
+        // A stream that ends on a mark keeps no mark at its very end.
+        let mut m = Md5::new();
+        m.update(&d[..e]);
+        assert!(m.finalize_marked().1.is_empty());
+    }
+
+    #[test]
+    fn streams_hashed_together_keep_the_marks_each_keeps_alone() {
+        let e = MARK_EVERY as usize;
+        let inputs: Vec<Vec<u8>> = (0..3)
+            .map(|i| data(e + 4096 * (i + 1), 20 + i as u64))
+            .collect();
+        let mut md5s: Vec<Md5> = (0..3).map(|_| Md5::new()).collect();
+        let mut at = 0;
+        while inputs.iter().any(|d| at < d.len()) {
+            let mut jobs: Vec<(&mut Md5, &[u8])> = md5s
+                .iter_mut()
+                .zip(&inputs)
+                .map(|(m, d)| (m, &d[at.min(d.len())..(at + 48 * 1024 + 5).min(d.len())]))
+                .collect();
+            update_many(&mut jobs);
+            at += 48 * 1024 + 5;
+        }
+        for (m, d) in md5s.into_iter().zip(&inputs) {
+            let (digest, marks) = m.finalize_marked();
+            assert_eq!(digest, reference(d));
+            assert_eq!(marks, vec![state_after(&d[..e])]);
         }
     }
 

@@ -142,6 +142,10 @@ pub struct Metrics {
     sync_sent: Counter,
     sync_received: Counter,
     sync_received_bytes: Counter,
+    /// Fetches checked against the source's md5 checkpoints, and those whose content failed
+    /// them (fetched again without).
+    sync_chained: Counter,
+    sync_chain_broken: Counter,
     /// Queue-to-acknowledgement time of delivered sync messages (lag).
     sync_lag: Histogram,
     refused_per_client: Counter,
@@ -166,6 +170,8 @@ impl Default for Metrics {
             sync_sent: Counter::default(),
             sync_received: Counter::default(),
             sync_received_bytes: Counter::default(),
+            sync_chained: Counter::default(),
+            sync_chain_broken: Counter::default(),
             sync_lag: Histogram::default(),
             refused_per_client: Counter::default(),
             refused_total: Counter::default(),
@@ -221,6 +227,15 @@ impl Metrics {
         let lag_ms = (chrono::Utc::now().timestamp_millis() - queued_at_ms).max(0) as u64;
         self.sync_lag
             .observe(std::time::Duration::from_millis(lag_ms));
+    }
+
+    /// A fetch checked its content against md5 checkpoints: `passed` or not.
+    pub fn sync_chained(&self, passed: bool) {
+        if passed {
+            self.sync_chained.add(1);
+        } else {
+            self.sync_chain_broken.add(1);
+        }
     }
 
     /// A file fetched from a peer was stored.
@@ -534,7 +549,7 @@ fn render_containers(o: &mut String, g: &Gauges) {
 }
 
 fn render_sync(o: &mut String, all: &[Metrics], g: &Gauges) {
-    let counters: [(&str, &str, u64); 3] = [
+    let counters: [(&str, &str, u64); 5] = [
         (
             "fastdfs_sync_sent_total",
             "Uploads and deletes acknowledged by peers.",
@@ -549,6 +564,16 @@ fn render_sync(o: &mut String, all: &[Metrics], g: &Gauges) {
             "fastdfs_sync_received_bytes_total",
             "Bytes of files fetched from peers.",
             sum(all, |m| &m.sync_received_bytes),
+        ),
+        (
+            "fastdfs_sync_checkpointed_total",
+            "Fetched files checked in segments against the source's md5 checkpoints.",
+            sum(all, |m| &m.sync_chained),
+        ),
+        (
+            "fastdfs_sync_checkpoint_failures_total",
+            "Fetched files that failed the source's md5 checkpoints (fetched again without).",
+            sum(all, |m| &m.sync_chain_broken),
         ),
     ];
     for (name, help, v) in counters {

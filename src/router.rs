@@ -336,6 +336,9 @@ async fn api_route(
         "/folder_markers" => {
             cluster::folder_markers(w, client, &api::read_params(req).await?).await
         }
+        "/md5_checkpoints" => {
+            cluster::md5_checkpoints(w, client, &api::read_params(req).await?).await
+        }
         "/sync" => cluster::sync(w, client, &api::read_params(req).await?).await,
         "/repair" => cluster::repair(w, client, &api::read_params(req).await?).await,
         "/repair_fileinfo" => {
@@ -370,7 +373,7 @@ fn route_of(name: &str) -> Route {
         | "/backup" | "/report" | "/reload" | "/gen_google_secret" | "/gen_google_code"
         | "/compact" => Route::Admin,
         "/syncfile_info" | "/syncfile_batch" | "/receive_md5s" | "/sync" | "/repair"
-        | "/repair_fileinfo" | "/folder_markers" => Route::Sync,
+        | "/repair_fileinfo" | "/folder_markers" | "/md5_checkpoints" => Route::Sync,
         _ => Route::Download,
     }
 }

@@ -91,6 +91,21 @@ pub fn avoid_cpu(cpu: usize) {
     }
 }
 
+/// Lets the calling thread run on every CPU the process's main thread may (a thread started
+/// by a pinned executor inherits its one CPU).
+pub fn unpin() {
+    // SAFETY: a zeroed cpu_set_t is valid; the calls read or fill it (the process id names
+    // the main thread, 0 the calling one).
+    unsafe {
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(libc::getpid(), size, &mut set) == 0 && libc::CPU_COUNT(&set) > 0
+        {
+            libc::sched_setaffinity(0, size, &set);
+        }
+    }
+}
+
 /// Fails fast with the fix when the kernel or a seccomp profile refuses io_uring.
 pub fn probe_io_uring() -> Result<(), String> {
     #[repr(C)]
@@ -812,6 +827,60 @@ pub fn with_c_path<T>(
         let c = std::ffi::CString::new(bytes).map_err(|_| invalid())?;
         f(&c)
     }
+}
+
+/// Blocking: sets the extended attribute `name` of the file at `path` to `value`
+/// (`setxattr(2)`; a filesystem without user attributes answers `ENOTSUP`).
+pub fn set_xattr(path: &Path, name: &std::ffi::CStr, value: &[u8]) -> std::io::Result<()> {
+    with_c_path(path, |p| {
+        // SAFETY: both strings are NUL-terminated; `value` is readable for its length.
+        let r = unsafe {
+            libc::setxattr(
+                p.as_ptr(),
+                name.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    })
+}
+
+/// Blocking: the extended attribute `name` of the file at `path` if it has one of at most
+/// `max` bytes (`getxattr(2)`); None when it has none or the filesystem keeps none.
+pub fn get_xattr(
+    path: &Path,
+    name: &std::ffi::CStr,
+    max: usize,
+) -> std::io::Result<Option<Vec<u8>>> {
+    with_c_path(path, |p| {
+        let mut buf = vec![0u8; max];
+        // SAFETY: both strings are NUL-terminated; `buf` is writable for its length.
+        let r = unsafe {
+            libc::getxattr(
+                p.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if r >= 0 {
+            buf.truncate(r as usize);
+            return Ok(Some(buf));
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ENODATA) | Some(libc::ENOTSUP) => Ok(None),
+            // Larger than any we write: not ours.
+            Some(libc::ERANGE) => Ok(None),
+            _ => Err(e),
+        }
+    })
 }
 
 #[cfg(test)]

@@ -656,6 +656,9 @@ pub struct SyncState {
     pub(crate) unbatched: RefCell<HashMap<String, Instant>>,
     /// Bounds the batches being received (each holds its body in memory).
     pub(crate) batch_slots: glommio::sync::Semaphore,
+    /// Files whose content failed their md5 checkpoints here: fetched again without them,
+    /// checked in one pass (`store::checkpoints`; at most `UNCHAINED_MAX`, then forgotten).
+    pub(crate) unchained: RefCell<HashSet<String>>,
 }
 
 impl Default for SyncState {
@@ -666,6 +669,7 @@ impl Default for SyncState {
             pushers: Default::default(),
             unbatched: Default::default(),
             batch_slots: glommio::sync::Semaphore::new(SYNC_BATCHES_RECEIVED_MAX as u64),
+            unchained: Default::default(),
         }
     }
 }

@@ -1812,3 +1812,114 @@ fn an_announcement_with_an_overlong_md5_is_refused() {
     assert_eq!(announce(&a.bases[0], &record), 400);
     assert_eq!(metric_sum(&a.bases[0], "fastdfs_sync_inbox"), 0.0);
 }
+
+/// The md5 checkpoints kept with a stored file (its `user.fastdfs.md5` attribute), raw.
+fn checkpoint_attribute(path: &std::path::Path) -> Option<Vec<u8>> {
+    let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let mut buf = vec![0u8; 8192];
+    // SAFETY: NUL-terminated strings; `buf` is writable for its length.
+    let n = unsafe {
+        libc::getxattr(
+            p.as_ptr(),
+            c"user.fastdfs.md5".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    (n >= 0).then(|| buf[..n as usize].to_vec())
+}
+
+fn set_checkpoint_attribute(path: &std::path::Path, value: &[u8]) -> bool {
+    let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: NUL-terminated strings; `value` is readable for its length.
+    unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            c"user.fastdfs.md5".as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        ) == 0
+    }
+}
+
+fn checkpoints_of(base: &str, md5: &str) -> (u16, serde_json::Value) {
+    let (status, body) = call(agent().get(&format!("{base}/group1/md5_checkpoints?md5={md5}")));
+    (status, serde_json::from_str(&body).unwrap_or_default())
+}
+
+#[test]
+fn a_large_file_is_checked_in_segments_against_the_senders_md5_checkpoints() {
+    const SIZE: usize = 40 << 20;
+    let mut c = Cluster::start(71, 2, json!({}));
+    let (a, b) = (c.nodes[0].base(), c.nodes[1].base());
+    let data = noise(SIZE, 71);
+    let md5 = md5_hex(&data);
+    let r = upload_to(&a, "large.bin", &data);
+    assert_eq!(r["md5"], md5);
+    let rel = r["path"].as_str().unwrap().trim_start_matches("/group1/");
+    let stored_a = c.nodes[0].dir.join("files").join(rel);
+    if checkpoint_attribute(&stored_a).is_none() && !set_checkpoint_attribute(&stored_a, b"x") {
+        // A filesystem without user attributes keeps none: the file is checked in one pass.
+        assert!(eventually(SYNC_DEADLINE, || has_md5(&b, &md5)));
+        assert_eq!(metric_sum(&b, "fastdfs_sync_checkpointed_total"), 0.0);
+        return;
+    }
+    // The uploader kept its md5's state at every 8 MiB: four checkpoints before the end,
+    // served to peers (and admins) by G/md5_checkpoints.
+    let (status, kept) = checkpoints_of(&a, &md5);
+    assert_eq!(status, 200, "{kept}");
+    assert_eq!(kept["data"]["every"], 8 << 20);
+    assert_eq!(kept["data"]["states"].as_str().unwrap().len(), 4 * 32);
+    assert_eq!(
+        status_from_non_admin(&format!("{a}/group1/md5_checkpoints?md5={md5}"), &[]),
+        403
+    );
+    assert_eq!(checkpoints_of(&a, &md5_hex(b"no such file")).0, 404);
+    assert_eq!(checkpoints_of(&a, "short").0, 400);
+
+    // The peer checked the fetched file against them, and keeps them for its own peers.
+    assert!(
+        eventually(SYNC_DEADLINE, || has_md5(&b, &md5)),
+        "not replicated"
+    );
+    assert_eq!(metric_sum(&b, "fastdfs_sync_checkpointed_total"), 1.0);
+    assert_eq!(checkpoints_of(&b, &md5), (200, kept.clone()));
+    let (_, got) = get_bytes(&b, r["path"].as_str().unwrap(), &[]);
+    assert!(got == data, "the replicated copy differs");
+
+    // Checkpoints that do not belong to the content (a damaged attribute) fail their link:
+    // the peer fetches the file again, checked in one pass, and stores it whole.
+    c.nodes[1].stop();
+    let other = noise(SIZE, 72);
+    let r2 = upload_to(&a, "other.bin", &other);
+    let rel2 = r2["path"].as_str().unwrap().trim_start_matches("/group1/");
+    let stored2 = c.nodes[0].dir.join("files").join(rel2);
+    let right = checkpoint_attribute(&stored2).expect("kept with the second file");
+    let mut wrong = right.clone();
+    let last = wrong.len() - 1;
+    wrong[last] ^= 1;
+    assert!(set_checkpoint_attribute(&stored2, &wrong));
+    c.nodes[1].respawn();
+    let md5_2 = md5_hex(&other);
+    assert!(
+        eventually(SYNC_DEADLINE, || has_md5(&b, &md5_2)),
+        "not replicated"
+    );
+    assert_eq!(
+        metric_sum(&b, "fastdfs_sync_checkpoint_failures_total"),
+        1.0
+    );
+    assert_eq!(
+        metric_sum(&b, "fastdfs_sync_checkpointed_total"),
+        0.0,
+        "counted since restart"
+    );
+    let (_, got) = get_bytes(&b, r2["path"].as_str().unwrap(), &[]);
+    assert!(got == other, "the replicated copy differs");
+    // What the peer keeps is the content's own (hashed in that pass), not the damaged ones.
+    let (status, kept) = checkpoints_of(&b, &md5_2);
+    assert_eq!(status, 200);
+    let hex: String = right[12..].iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(kept["data"]["states"], hex);
+}

@@ -1,6 +1,7 @@
 //! The peer-facing routes of docs/PROTOCOL.md §3: `syncfile_info` (a peer
 //! announces a file), `receive_md5s` (a peer asks for files), `folder_markers` (a peer's
-//! repair asks for S3 folder markers), `sync` (re-announce a day),
+//! repair asks for S3 folder markers), `md5_checkpoints` (a peer about to fetch a large file
+//! asks for its md5 checkpoints), `sync` (re-announce a day),
 //! `repair` (reconcile now), `repair_fileinfo` (index files placed by hand, then announce).
 //! Bodies as go-fastdfs; validation happens before anything is forwarded (docs/DEFECTS.md #34).
 
@@ -121,6 +122,43 @@ pub async fn folder_markers(w: &Worker, client: IpAddr, p: &Params) -> Result<Re
     let data = crate::sync::repair::folder_changes(w).await?;
     let body = serde_json::json!({"status": "ok", "data": data});
     Ok(Response::text(200, json::compact(&body)))
+}
+
+/// `G/md5_checkpoints?md5=` (fastdfs-rs peers, before they fetch a large file,
+/// `store::checkpoints`): the md5 checkpoints kept with the file of that md5 here, as
+/// `{"status":"ok","data":{"every":…,"states":"<hex>"}}`; 404 when it has none (or is not
+/// here, or is a merged file's).
+pub async fn md5_checkpoints(w: &Worker, client: IpAddr, p: &Params) -> Result<Response, ApiError> {
+    require_admin(w, client, p, refuse_text)?;
+    let none = || ApiError::fail(404, "no md5 checkpoints for this md5");
+    let md5 = p.str("md5");
+    if md5.len() < 32 || md5.len() > 64 {
+        return Err(ApiError::fail(400, "md5 must be 32-64 characters"));
+    }
+    let Some(info) = w.meta().get(md5)?.filter(|i| w.meta().is_live(i)) else {
+        return Err(none());
+    };
+    let size = info.size.max(0) as u64;
+    if info.content() != crate::json::Content::Plain
+        || size < crate::store::checkpoints::CHECKPOINTS_MIN
+    {
+        return Err(none());
+    }
+    let path = w.dir().join(info.rel_path());
+    let found = glommio::executor()
+        .spawn_blocking(move || crate::store::checkpoints::load(&path, size))
+        .await;
+    match found {
+        Ok(Some(c)) => {
+            let body = serde_json::json!({"status": "ok", "data": c.to_json()});
+            Ok(Response::text(200, json::compact(&body)))
+        }
+        Ok(None) => Err(none()),
+        Err(e) => {
+            tracing::warn!(md5, cause = %e, "md5 checkpoints unreadable");
+            Err(none())
+        }
+    }
 }
 
 /// `G/sync?date=&force=&inner=`: re-announce a day's files (all with `force=1`, else those

@@ -81,6 +81,19 @@ impl Hasher {
         }
     }
 
+    /// The digest's hex, and an md5's checkpoints when the `size`-byte content keeps them
+    /// (`store::checkpoints`).
+    pub fn finish(self, size: u64) -> (String, Option<super::checkpoints::Checkpoints>) {
+        match self {
+            Hasher::Md5(h) => {
+                let (digest, marks) = h.finalize_marked();
+                let c = super::checkpoints::Checkpoints::from_marks(size, marks);
+                (crate::store::meta::hex(&digest), c)
+            }
+            sha1 => (sha1.hex(), None),
+        }
+    }
+
     pub fn hex(self) -> String {
         match self {
             Hasher::Md5(h) => crate::store::meta::hex(&h.finalize()),
@@ -277,10 +290,13 @@ impl Appender {
 
     /// `hashing`, writing a new file around the page cache (`O_DIRECT`, [`direct_open`]):
     /// the bytes go from the write buffer to the device, with no copy into the page cache.
-    fn direct(file: DmaFile, hasher: Hasher) -> Appender {
+    fn direct(file: DmaFile, hasher: Option<Hasher>) -> Appender {
         let file = Rc::new(file);
         let weak = Rc::downgrade(&file);
-        let mut a = Appender::to(Out::Direct(file), 0).with(hasher);
+        let mut a = Appender::to(Out::Direct(file), 0);
+        if let Some(hasher) = hasher {
+            a = a.with(hasher);
+        }
         // The write buffers are DMA memory of the file: written without a copy.
         let md5 = a.buf.into_md5();
         a.buf = Buffer::dma(WRITE_BUFFER_BYTES, md5, move |n| {
@@ -529,8 +545,21 @@ impl TempFile {
     /// From [`DIRECT_BYTES_MIN`] on, the file is written around the page cache where the
     /// filesystem allows it ([`direct_open`]).
     pub async fn create(root: &Path, sha1: bool, expected: u64) -> io::Result<TempFile> {
+        TempFile::create_with(root, Some(Hasher::new(sha1)), expected).await
+    }
+
+    /// [`TempFile::create`] of a file whose digest its writer checks itself (a fetched file
+    /// checked against its checkpoints): `finish` gives an empty digest.
+    pub async fn create_unhashed(root: &Path, expected: u64) -> io::Result<TempFile> {
+        TempFile::create_with(root, None, expected).await
+    }
+
+    async fn create_with(
+        root: &Path,
+        hasher: Option<Hasher>,
+        expected: u64,
+    ) -> io::Result<TempFile> {
         let path = temp_path(root);
-        let hasher = Hasher::new(sha1);
         if expected >= DIRECT_BYTES_MIN {
             if let Some(file) = direct_open(&path).await? {
                 return Ok(TempFile {
@@ -542,7 +571,10 @@ impl TempFile {
         let file = BufferedFile::create(&path).await.map_err(io::Error::from)?;
         Ok(TempFile {
             path,
-            out: Some(Appender::hashing(file, 0, hasher)),
+            out: Some(match hasher {
+                Some(hasher) => Appender::hashing(file, 0, hasher),
+                None => Appender::new(file, 0),
+            }),
         })
     }
 
@@ -587,13 +619,32 @@ impl TempFile {
     }
 
     /// Flushes, fdatasyncs and closes (`Appender::finish`): the content is durable in the
-    /// temp file.
+    /// temp file. A large file's md5 checkpoints are kept with it
+    /// ([`super::checkpoints::save`]).
     pub async fn finish(mut self) -> io::Result<Written> {
         let out = self.out.take().expect("file until finish");
         let (size, hasher) = out.finish_hashed().await?;
-        let digest = hasher.expect("a temp file hashes").hex();
+        let (digest, checkpoints) = match hasher {
+            Some(h) => h.finish(size),
+            None => (String::new(), None),
+        };
         let tmp = std::mem::take(&mut self.path);
+        if let Some(c) = checkpoints {
+            save_checkpoints(&tmp, c).await;
+        }
         Ok(Written { tmp, digest, size })
+    }
+}
+
+/// Keeps `c` with the file at `path` (on the blocking pool); a failure only costs the
+/// file's fetchers their checkpoints, so it is logged, not returned.
+pub async fn save_checkpoints(path: &Path, c: super::checkpoints::Checkpoints) {
+    let at = path.to_path_buf();
+    let saved = glommio::executor()
+        .spawn_blocking(move || super::checkpoints::save(&at, &c))
+        .await;
+    if let Err(e) = saved {
+        tracing::warn!(path = %path.display(), cause = %e, "md5 checkpoints not kept");
     }
 }
 

@@ -24,6 +24,7 @@ pub mod read_through;
 pub mod repair;
 
 use crate::json::FileInfo;
+use crate::store::checkpoints::Broken;
 use crate::store::meta::{Inboxed, Inserted, MetaError, OutboxEntry, SyncKind};
 use crate::store::{meta::Origin, meta::Staged, names, write};
 use crate::worker::Worker;
@@ -67,6 +68,10 @@ const OTHER_SOURCES_MAX: usize = 3;
 /// source could otherwise hold a fetch slot for days. The attempt fails as a transfer
 /// failure: retried, from the next source first.
 const FETCH_STALL_MAX: Duration = Duration::from_secs(30);
+/// The longest a fetch waits for a source's md5 checkpoints before it goes without them.
+const CHECKPOINTS_WAIT: Duration = Duration::from_secs(5);
+/// Files remembered to have failed their checkpoints (`SyncState::unchained`).
+const UNCHAINED_MAX: usize = 1024;
 /// Header marking our own read-through requests (a peer never reads through again).
 pub const READ_THROUGH_HEADER: &str = "X-Fastdfs-Read-Through";
 
@@ -759,8 +764,26 @@ async fn fetch(w: &Worker, info: FileInfo, budget: Option<Duration>) -> Result<(
     Err(failed.unwrap_or_else(|| FetchError::Refused("no peer to fetch from".into())))
 }
 
-/// Streams the file from `src` into a hashed, fdatasynced temp file and checks it.
+/// Streams the file from `src` into a hashed, fdatasynced temp file and checks it. Content
+/// that failed the source's md5 checkpoints is fetched again at once, checked in one pass
+/// (a wrong checkpoint costs one transfer, never the file).
 async fn download(
+    w: &Worker,
+    src: &str,
+    info: &FileInfo,
+    budget: Option<Duration>,
+) -> Result<write::Written, FetchError> {
+    let chained = |w: &Worker| !w.sync.unchained.borrow().contains(&info.md5);
+    let before = chained(w);
+    match download_once(w, src, info, budget).await {
+        Err(_) if before && !chained(w) => download_once(w, src, info, budget).await,
+        done => done,
+    }
+}
+
+/// One transfer of [`download`]: checked against `src`'s md5 checkpoints when it keeps
+/// them ([`ask_checkpoints`]), else hashed as it is written.
+async fn download_once(
     w: &Worker,
     src: &str,
     info: &FileInfo,
@@ -779,6 +802,7 @@ async fn download(
     let claim = crate::store::space::admit(w.dir(), expected)
         .await
         .map_err(FetchError::Disk)?;
+    let chain = ask_checkpoints(w, src, info).await;
     let path = crate::http::query::ascii_url(&crate::placement::download_path(&cfg, info));
     let transport = |e| FetchError::transport(src, e);
     let req = crate::client::peer::request("GET", src, &path)
@@ -797,9 +821,12 @@ async fn download(
     if status != 200 {
         return Err(FetchError::status(status, format!("{src}{path}")));
     }
-    let mut tmp = write::TempFile::create(w.dir(), cfg.use_sha1(), expected)
-        .await
-        .map_err(FetchError::Disk)?;
+    let mut chain = chain;
+    let mut tmp = match &chain {
+        Some(_) => write::TempFile::create_unhashed(w.dir(), expected).await,
+        None => write::TempFile::create(w.dir(), cfg.use_sha1(), expected).await,
+    }
+    .map_err(FetchError::Disk)?;
     tmp.claim(claim);
     let mut body = resp.into_body();
     loop {
@@ -824,11 +851,69 @@ async fn download(
                 ));
             }
             tmp.write_shared(&data).await.map_err(FetchError::Disk)?;
+            if let Some((c, _)) = &mut chain {
+                c.feed(data).await.map_err(|e| broken(w, src, info, e))?;
+            }
         }
     }
-    let written = tmp.finish().await.map_err(FetchError::Disk)?;
+    let mut written = tmp.finish().await.map_err(FetchError::Disk)?;
+    if let Some((c, checkpoints)) = chain {
+        written.digest = c.finish().await.map_err(|e| broken(w, src, info, e))?;
+        w.metrics().sync_chained(true);
+        write::save_checkpoints(&written.tmp, checkpoints).await;
+    }
     check_written(&cfg, info, &written)?;
     Ok(written)
+}
+
+/// A fetch whose content failed its md5 checkpoints: its file is fetched again (the next
+/// try) without them, checked in one pass (a wrong checkpoint never fails a file twice).
+fn broken(w: &Worker, src: &str, info: &FileInfo, e: Broken) -> FetchError {
+    w.metrics().sync_chained(false);
+    tracing::warn!(src, md5 = %info.md5, cause = %e, "fetched content failed its md5 checkpoints: fetching it again, checked in one pass");
+    let mut unchained = w.sync.unchained.borrow_mut();
+    if unchained.len() >= UNCHAINED_MAX {
+        unchained.clear();
+    }
+    unchained.insert(info.md5.clone());
+    FetchError::OtherContent(format!("from {src}: {e}"))
+}
+
+/// The md5 checkpoints `src` keeps for the file `info` announces, when its content is
+/// checked against its md5 here and it is large enough to keep them
+/// (`store::checkpoints`); None from a source that keeps none (go-fastdfs, a file stored
+/// before them), says nothing in time, or answers what cannot be the file's.
+async fn ask_checkpoints(
+    w: &Worker,
+    src: &str,
+    info: &FileInfo,
+) -> Option<(
+    crate::store::checkpoints::Chain,
+    crate::store::checkpoints::Checkpoints,
+)> {
+    use crate::store::checkpoints::{Chain, Checkpoints, CHECKPOINTS_MIN};
+    let cfg = w.config();
+    let size = info.size.max(0) as u64;
+    let checked = cfg.enable_distinct_file
+        && !cfg.use_sha1()
+        && info.offset == crate::json::OFFSET_PLAIN
+        && !info.is_path_keyed();
+    if !checked || size < CHECKPOINTS_MIN || w.sync.unchained.borrow().contains(&info.md5) {
+        return None;
+    }
+    let expect: [u8; 16] = crate::codec::unhex(&info.md5)?.try_into().ok()?;
+    let path = format!("{}/md5_checkpoints", cfg.prefix());
+    let form = [("md5".to_string(), info.md5.clone())];
+    let r = w
+        .sync
+        .pool
+        .post_form(src, &path, &form, CHECKPOINTS_WAIT)
+        .await
+        .ok()
+        .filter(|r| r.status == 200)?;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+    let c = Checkpoints::from_json(v.get("data")?, size)?;
+    Some((Chain::new(c.clone(), size, expect)?, c))
 }
 
 /// A received file against its announcement: its size, and with dedup on its md5 (the
