@@ -1444,9 +1444,19 @@ fn a_source_that_stalls_mid_transfer_is_given_up_after_its_silence_not_the_budge
     let listener = std::net::TcpListener::bind((a.ips[1].as_str(), a.ports[1])).unwrap();
     let (closed, ended) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let (mut conn, _) = listener.accept().unwrap();
         let mut head = [0u8; 4096];
-        let _ = conn.read(&mut head);
+        // The node first asks for the file's md5 checkpoints (it has none), then fetches it.
+        let mut conn = loop {
+            let (mut conn, _) = listener.accept().unwrap();
+            let n = conn.read(&mut head).unwrap_or(0);
+            if !String::from_utf8_lossy(&head[..n]).contains("md5_checkpoints") {
+                break conn;
+            }
+            let _ = write!(
+                conn,
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        };
         let size = 64 << 20;
         let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n");
         let _ = conn.write_all(&[7u8; 4096]);
