@@ -62,8 +62,6 @@ pub fn md5_hex(s: &str) -> String {
     hex(&Md5::digest(s.as_bytes()))
 }
 
-/// The value of one hex digit.
-#[inline]
 /// Bytes of a hex string (either case); None for an odd length or a non-hex character.
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
     let (pairs, odd) = s.as_bytes().as_chunks::<2>();
@@ -76,6 +74,8 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// The value of one hex digit.
+#[inline]
 pub fn hex_value(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),

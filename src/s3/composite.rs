@@ -58,11 +58,8 @@ pub fn to_hex(c: &Checksum) -> String {
 
 /// A part's checksum from its file name's hex digest.
 pub fn from_hex(algorithm: ChecksumAlgorithm, hex: &str) -> Option<Checksum> {
-    let digest: Vec<u8> = (0..hex.len() / 2)
-        .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect::<Option<_>>()?;
-    (hex.len().is_multiple_of(2) && digest.len() == algorithm.digest_len())
-        .then(|| Checksum::of(algorithm, &digest))
+    let digest = crate::codec::unhex(hex)?;
+    (digest.len() == algorithm.digest_len()).then(|| Checksum::of(algorithm, &digest))
 }
 
 /// The checksum of a file's bytes (a part nobody sent one for). Blocking.

@@ -1475,15 +1475,7 @@ pub(crate) use crate::codec::hex;
 
 /// 64 hex digits (either case) as 32 bytes.
 pub(crate) fn parse_hex32(s: &str) -> Option<[u8; 32]> {
-    let s = s.as_bytes();
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (byte, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-        *byte = crate::codec::hex_value(pair[0])? << 4 | crate::codec::hex_value(pair[1])?;
-    }
-    Some(out)
+    crate::codec::unhex(s)?.try_into().ok()
 }
 
 /// A non-negative decimal number of at most 18 digits (no sign, no spaces).
