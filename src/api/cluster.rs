@@ -132,7 +132,7 @@ pub async fn md5_checkpoints(w: &Worker, client: IpAddr, p: &Params) -> Result<R
     require_admin(w, client, p, refuse_text)?;
     let none = || ApiError::fail(404, "no md5 checkpoints for this md5");
     let md5 = p.str("md5");
-    if md5.len() < 32 || md5.len() > 64 {
+    if !crate::sync::ANNOUNCED_MD5_CHARS.contains(&md5.len()) {
         return Err(ApiError::fail(400, "md5 must be 32-64 characters"));
     }
     let Some(info) = w.meta().get(md5)?.filter(|i| w.meta().is_live(i)) else {

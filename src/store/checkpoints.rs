@@ -35,6 +35,8 @@ pub const STATES_MAX: usize = 224;
 
 /// The encoding's first bytes (and its version).
 const MAGIC: &[u8; 4] = b"md5\x01";
+/// The encoding's bytes before the states: [`MAGIC`] and `every`.
+const HEAD_BYTES: usize = MAGIC.len() + 8;
 
 /// A stream's MD5 states at `every`, 2 x `every`, … bytes, before its end.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,7 +82,7 @@ impl Checkpoints {
     /// The attribute's value: [`MAGIC`], `every` (u64), then each state's four words, all
     /// little-endian.
     pub fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(12 + 16 * self.states.len());
+        let mut v = Vec::with_capacity(HEAD_BYTES + 16 * self.states.len());
         v.extend_from_slice(MAGIC);
         v.extend_from_slice(&self.every.to_le_bytes());
         for s in &self.states {
@@ -112,26 +114,24 @@ impl Checkpoints {
         })
     }
 
-    /// The wire form (`G/md5_checkpoints`): `{"every":…,"states":"<hex of encode()>"}`.
+    /// The wire form (`G/md5_checkpoints`): `{"every":…,"states":"<hex of the states as
+    /// encoded>"}`.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({"every": self.every, "states": crate::codec::hex(&self.encode()[12..])})
+        let states = crate::codec::hex(&self.encode()[HEAD_BYTES..]);
+        serde_json::json!({"every": self.every, "states": states})
     }
 
     /// [`Checkpoints::to_json`] undone, for a `size`-byte file (None when they cannot be its).
     pub fn from_json(v: &serde_json::Value, size: u64) -> Option<Checkpoints> {
         let every = v.get("every")?.as_u64()?;
-        let hex = v.get("states")?.as_str()?.as_bytes();
-        if hex.len() % 2 != 0 || hex.len() > 32 * STATES_MAX {
+        let hex = v.get("states")?.as_str()?;
+        if hex.len() > 32 * STATES_MAX {
             return None;
         }
-        let mut raw = Vec::with_capacity(12 + hex.len() / 2);
+        let mut raw = Vec::with_capacity(HEAD_BYTES + hex.len() / 2);
         raw.extend_from_slice(MAGIC);
         raw.extend_from_slice(&every.to_le_bytes());
-        for pair in hex.as_chunks::<2>().0 {
-            let hi = crate::codec::hex_value(pair[0])?;
-            let lo = crate::codec::hex_value(pair[1])?;
-            raw.push(hi << 4 | lo);
-        }
+        raw.extend(crate::codec::unhex(hex)?);
         Checkpoints::decode(&raw).filter(|c| c.fits(size))
     }
 }
@@ -147,7 +147,7 @@ pub fn save(path: &Path, c: &Checkpoints) -> io::Result<()> {
 
 /// Blocking: the checkpoints kept with the `size`-byte file at `path`, if any fit it.
 pub fn load(path: &Path, size: u64) -> io::Result<Option<Checkpoints>> {
-    let raw = crate::sys::get_xattr(path, ATTRIBUTE, 12 + 16 * STATES_MAX)?;
+    let raw = crate::sys::get_xattr(path, ATTRIBUTE, HEAD_BYTES + 16 * STATES_MAX)?;
     Ok(raw
         .and_then(|v| Checkpoints::decode(&v))
         .filter(|c| c.fits(size)))
@@ -194,7 +194,6 @@ const NICE: libc::c_int = 19;
 /// segments, and the pool's threads serve the metadata commits.
 pub struct Chain {
     shared: Arc<Shared>,
-    every: u64,
     size: u64,
     fed: u64,
     expect: [u8; 16],
@@ -205,8 +204,7 @@ struct Shared {
     /// Wakes the threads when bytes are queued or the chain ends.
     more: Condvar,
     /// The checkpoints, each the state a segment ends in and the next one starts from.
-    states: Vec<[u32; 4]>,
-    every: u64,
+    c: Checkpoints,
 }
 
 #[derive(Default)]
@@ -270,8 +268,9 @@ impl Shared {
             let mut md5 = st.segments[seg].take().expect("a free segment");
             drop(st);
             md5.update(&bytes);
-            let ended = (seg < self.states.len() && md5.len() == (seg as u64 + 1) * self.every)
-                .then(|| md5.state() == self.states[seg]);
+            let Checkpoints { every, states } = &self.c;
+            let ended = (seg < states.len() && md5.len() == (seg as u64 + 1) * every)
+                .then(|| md5.state() == states[seg]);
             st = self.state();
             st.segments[seg] = Some(md5);
             st.waiting -= bytes.len();
@@ -315,10 +314,8 @@ impl Chain {
                     ..Default::default()
                 }),
                 more: Condvar::new(),
-                states: c.states,
-                every: c.every,
+                c,
             }),
-            every: c.every,
             size,
             fed: 0,
             expect,
@@ -342,7 +339,7 @@ impl Chain {
     /// Bytes that may wait for a thread before the feeder waits: two segments' worth (one
     /// thread may still be on the segment before the one arriving), within 64 MiB.
     fn backlog_max(&self) -> usize {
-        (2 * self.every + (4 << 20)).min(64 << 20) as usize
+        (2 * self.shared.c.every + (4 << 20)).min(64 << 20) as usize
     }
 
     /// Queues the stream's next bytes (refused past its size) for the threads; waits while
@@ -353,15 +350,16 @@ impl Chain {
                 got: self.fed + data.len() as u64,
             });
         }
-        let last = (self.size - 1) / self.every;
+        let every = self.shared.c.every;
+        let last = (self.size - 1) / every;
         {
             let mut st = self.shared.state();
             while !data.is_empty() {
-                let seg = (self.fed / self.every).min(last);
+                let seg = (self.fed / every).min(last);
                 let end = if seg == last {
                     self.size
                 } else {
-                    (seg + 1) * self.every
+                    (seg + 1) * every
                 };
                 let piece = data.split_to(((end - self.fed) as usize).min(data.len()));
                 self.fed += piece.len() as u64;
@@ -387,8 +385,8 @@ impl Chain {
     }
 
     /// Waits for the threads to hash what is queued and end, then checks the whole: every
-    /// link, the size and the md5. Returns the md5's hex.
-    pub async fn finish(self) -> Result<String, Broken> {
+    /// link, the size and the md5. Returns the md5's hex and the checkpoints it checked.
+    pub async fn finish(self) -> Result<(String, Checkpoints), Broken> {
         if self.fed != self.size {
             return Err(Broken::Size { got: self.fed });
         }
@@ -416,7 +414,7 @@ impl Chain {
                 got: crate::codec::hex(&got),
             });
         }
-        Ok(crate::codec::hex(&got))
+        Ok((crate::codec::hex(&got), self.shared.c.clone()))
     }
 }
 
@@ -469,7 +467,7 @@ mod tests {
                 for at in (0..d.len()).step_by(step) {
                     chain.feed(d.slice(at..(at + step).min(d.len()))).await?;
                 }
-                chain.finish().await
+                chain.finish().await.map(|(md5, _)| md5)
             })
     }
 
@@ -534,7 +532,7 @@ mod tests {
                 let more = long.feed(Bytes::from_static(b"x")).await;
                 let mut short = Chain::new(c, size, expect).unwrap();
                 short.feed(d.slice(..100)).await.unwrap();
-                (more, short.finish().await)
+                (more, short.finish().await.map(|(md5, _)| md5))
             });
         assert_eq!(got.0, Err(Broken::Size { got: size + 1 }));
         assert_eq!(got.1, Err(Broken::Size { got: 100 }));
@@ -570,7 +568,7 @@ mod tests {
         // Every second mark: the states at 2, 4, 6, ... x MARK_EVERY.
         assert_eq!(c.states[0], [1, 0, 0, 0]);
         assert_eq!(c.states[149], [299, 0, 0, 0]);
-        assert!(c.encode().len() <= 12 + 16 * STATES_MAX);
+        assert!(c.encode().len() <= HEAD_BYTES + 16 * STATES_MAX);
     }
 
     #[test]

@@ -57,9 +57,10 @@ const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 const INLINE_FETCH_BYTES_MAX: i64 = 256 * 1024;
 /// Time allowed for such an inline fetch (then it is queued instead).
 const INLINE_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest md5 an announcement may name: a digest's hex (md5 32, sha1 40) with room to
-/// spare, far below what the metadata store can key (LMDB: 511 bytes with the peer's URL).
-const ANNOUNCED_MD5_CHARS_MAX: usize = 64;
+/// Lengths of an md5 a peer may name (announcing a file, asking for its checkpoints): a
+/// digest's hex (md5 32, sha1 40) with room to spare, far below what the metadata store can
+/// key (LMDB: 511 bytes with the peer's URL).
+pub const ANNOUNCED_MD5_CHARS: std::ops::RangeInclusive<usize> = 32..=64;
 /// Sources tried per announced file besides the configured peers it names (`sources`).
 const OTHER_SOURCES_MAX: usize = 3;
 /// A source that sends nothing for this long (its answer's head, or the next bytes of its
@@ -668,8 +669,8 @@ pub async fn copy_from_peer(w: &Worker, peer: &str, mut info: FileInfo) -> bool 
 /// Checks an announcement from a peer: paths stay under `files/`, names are single safe
 /// components (a peer is trusted with content, not with our filesystem).
 pub fn validate_announced(info: &FileInfo) -> Result<(), String> {
-    let md5_chars = 32..=ANNOUNCED_MD5_CHARS_MAX;
-    if !md5_chars.contains(&info.md5.len()) || !info.md5.bytes().all(|b| b.is_ascii_alphanumeric())
+    if !ANNOUNCED_MD5_CHARS.contains(&info.md5.len())
+        || !info.md5.bytes().all(|b| b.is_ascii_alphanumeric())
     {
         return Err("bad md5".into());
     }
@@ -802,7 +803,7 @@ async fn download_once(
     let claim = crate::store::space::admit(w.dir(), expected)
         .await
         .map_err(FetchError::Disk)?;
-    let chain = ask_checkpoints(w, src, info).await;
+    let mut chain = ask_checkpoints(w, src, info).await;
     let path = crate::http::query::ascii_url(&crate::placement::download_path(&cfg, info));
     let transport = |e| FetchError::transport(src, e);
     let req = crate::client::peer::request("GET", src, &path)
@@ -821,7 +822,6 @@ async fn download_once(
     if status != 200 {
         return Err(FetchError::status(status, format!("{src}{path}")));
     }
-    let mut chain = chain;
     let mut tmp = match &chain {
         Some(_) => write::TempFile::create_unhashed(w.dir(), expected).await,
         None => write::TempFile::create(w.dir(), cfg.use_sha1(), expected).await,
@@ -851,14 +851,15 @@ async fn download_once(
                 ));
             }
             tmp.write_shared(&data).await.map_err(FetchError::Disk)?;
-            if let Some((c, _)) = &mut chain {
+            if let Some(c) = &mut chain {
                 c.feed(data).await.map_err(|e| broken(w, src, info, e))?;
             }
         }
     }
     let mut written = tmp.finish().await.map_err(FetchError::Disk)?;
-    if let Some((c, checkpoints)) = chain {
-        written.digest = c.finish().await.map_err(|e| broken(w, src, info, e))?;
+    if let Some(c) = chain {
+        let checkpoints;
+        (written.digest, checkpoints) = c.finish().await.map_err(|e| broken(w, src, info, e))?;
         w.metrics().sync_chained(true);
         write::save_checkpoints(&written.tmp, checkpoints).await;
     }
@@ -887,17 +888,11 @@ async fn ask_checkpoints(
     w: &Worker,
     src: &str,
     info: &FileInfo,
-) -> Option<(
-    crate::store::checkpoints::Chain,
-    crate::store::checkpoints::Checkpoints,
-)> {
+) -> Option<crate::store::checkpoints::Chain> {
     use crate::store::checkpoints::{Chain, Checkpoints, CHECKPOINTS_MIN};
     let cfg = w.config();
     let size = info.size.max(0) as u64;
-    let checked = cfg.enable_distinct_file
-        && !cfg.use_sha1()
-        && info.offset == crate::json::OFFSET_PLAIN
-        && !info.is_path_keyed();
+    let checked = digest_checked(&cfg, info) && !cfg.use_sha1();
     if !checked || size < CHECKPOINTS_MIN || w.sync.unchained.borrow().contains(&info.md5) {
         return None;
     }
@@ -912,8 +907,14 @@ async fn ask_checkpoints(
         .ok()
         .filter(|r| r.status == 200)?;
     let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
-    let c = Checkpoints::from_json(v.get("data")?, size)?;
-    Some((Chain::new(c.clone(), size, expect)?, c))
+    Chain::new(Checkpoints::from_json(v.get("data")?, size)?, size, expect)
+}
+
+/// Whether a received file's digest must be the record's md5: with dedup on, for a plain
+/// file (a merged file's content is checked in `merged`) whose record is keyed by its
+/// content, not by the md5 of its path.
+fn digest_checked(cfg: &crate::config::Config, info: &FileInfo) -> bool {
+    cfg.enable_distinct_file && info.offset == crate::json::OFFSET_PLAIN && !info.is_path_keyed()
 }
 
 /// A received file against its announcement: its size, and with dedup on its md5 (the
@@ -930,11 +931,7 @@ fn check_written(
             written.size, info.size
         )));
     }
-    if cfg.enable_distinct_file
-        && info.offset == crate::json::OFFSET_PLAIN
-        && written.digest != info.md5
-        && !info.is_path_keyed()
-    {
+    if written.digest != info.md5 && digest_checked(cfg, info) {
         return Err(FetchError::OtherContent(format!(
             "content md5 {} instead of {}",
             written.digest, info.md5
