@@ -1,9 +1,9 @@
 //! Storage: where files live (`names`), their metadata (`meta`, sharded LMDB with group
-//! commit), the small-file cache (`cache`), and the durable write path (`write`), the md5 checkpoints kept with large files
-//! (`checkpoints`); the offline
-//! jobs (`import`, `check`) report their `progress`; a day's export (`backup`); S3 buckets over the top directories
-//! (`buckets`); the bound of the resized-image cache (`variants`); uploads' admission against free
-//! disk space (`space`).
+//! commit), the small-file cache (`cache`), the durable write path (`write`), and the md5
+//! checkpoints kept with large files (`checkpoints`); the offline jobs (`import`, `check`)
+//! report their `progress`; a day's export (`backup`); S3 buckets over the top directories
+//! (`buckets`); the bound of the resized-image cache (`variants`); uploads' admission against
+//! free disk space (`space`).
 
 pub mod backup;
 pub mod buckets;
