@@ -1,7 +1,7 @@
 //! This process and its host, as the kernel sees them: allowed CPUs, resource limits
 //! (open files, locked memory), io_uring availability, who listens on a port, the runtime-dir
-//! lock, systemd notifications, allocator tuning. A leaf module: plain syscalls, no server
-//! state; errors are messages for the operator.
+//! lock, systemd notifications, allocator tuning, buffers mapped apart from the allocator. A
+//! leaf module: plain syscalls, no server state; errors are messages for the operator.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -883,9 +883,157 @@ pub fn get_xattr(
     })
 }
 
+/// Bytes in an anonymous mapping of their own (`mmap(2)`), never in an allocator's arena.
+/// For transient buffers that come and go in bursts beside the arenas' own use: carved from
+/// an arena (whose top the allocator keeps padded, `tune_allocator`), they touch its pages
+/// in turn as they move, and the arena's resident size rises to its high water whatever is
+/// live; here only the pages filled are resident, and they go back to the kernel when the
+/// value is dropped. Grows (`mremap(2)`) when a copy does not fit.
+pub struct MappedBytes {
+    ptr: std::ptr::NonNull<u8>,
+    cap: usize,
+    len: usize,
+}
+
+// SAFETY: plain memory owned by this value alone.
+unsafe impl Send for MappedBytes {}
+// SAFETY: shared access only reads.
+unsafe impl Sync for MappedBytes {}
+
+impl MappedBytes {
+    /// A mapping of `capacity` bytes (rounded up to pages), none of them resident yet.
+    pub fn with_capacity(capacity: usize) -> MappedBytes {
+        let cap = round_to_pages(capacity.max(1));
+        // SAFETY: a new private anonymous mapping; no existing memory is touched.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                cap,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            mapping_failed(cap);
+        }
+        MappedBytes {
+            ptr: std::ptr::NonNull::new(p.cast()).expect("mmap returns no null mapping"),
+            cap,
+            len: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// Forgets the bytes; their pages stay resident for the next fill.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        let want = self
+            .len
+            .checked_add(bytes.len())
+            .expect("a length in range");
+        if want > self.cap {
+            self.grow(want.max(self.cap.saturating_mul(2)));
+        }
+        // SAFETY: `len + bytes.len() <= cap` (grown above); `bytes` cannot overlap a mapping
+        // only this value can write.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.ptr.as_ptr().add(self.len),
+                bytes.len(),
+            )
+        };
+        self.len = want;
+    }
+
+    fn grow(&mut self, to: usize) {
+        let cap = round_to_pages(to);
+        // SAFETY: remaps this value's own mapping; the old address is not used after.
+        let p = unsafe {
+            libc::mremap(
+                self.ptr.as_ptr().cast(),
+                self.cap,
+                cap,
+                libc::MREMAP_MAYMOVE,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            mapping_failed(cap);
+        }
+        self.ptr = std::ptr::NonNull::new(p.cast()).expect("mremap returns no null mapping");
+        self.cap = cap;
+    }
+}
+
+impl std::ops::Deref for MappedBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the first `len` bytes were written by `extend_from_slice`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for MappedBytes {
+    fn drop(&mut self) {
+        // SAFETY: unmaps the mapping this value owns, once.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.cap) };
+    }
+}
+
+fn round_to_pages(n: usize) -> usize {
+    const PAGE: usize = 4096;
+    n.checked_next_multiple_of(PAGE).expect("a size in range")
+}
+
+/// Out of address space or memory: as the allocator's own failure does.
+fn mapping_failed(bytes: usize) -> ! {
+    std::alloc::handle_alloc_error(
+        std::alloc::Layout::from_size_align(bytes, 4096).expect("a valid layout"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mapped_bytes_fill_clear_and_grow_past_their_mapping() {
+        let mut m = MappedBytes::with_capacity(10);
+        assert_eq!((m.len(), m.capacity()), (0, 4096), "a page at least");
+        m.extend_from_slice(b"hello");
+        m.extend_from_slice(&[7u8; 4091]);
+        assert_eq!(m.len(), 4096);
+        assert_eq!(&m[..5], b"hello");
+        let big: Vec<u8> = (0..20_000u32).map(|i| i as u8).collect();
+        m.extend_from_slice(&big);
+        assert_eq!(m.len(), 4096 + 20_000);
+        assert!(m.capacity() >= m.len() && m.capacity().is_multiple_of(4096));
+        assert_eq!(&m[..5], b"hello", "the bytes survive the move");
+        assert_eq!(&m[4096..], &big[..]);
+        m.clear();
+        assert!(m.is_empty());
+        m.extend_from_slice(b"again");
+        assert_eq!(&m[..], b"again");
+        let sent = std::thread::spawn(move || m.to_vec()).join().unwrap();
+        assert_eq!(sent, b"again");
+    }
 
     #[test]
     fn c_paths_short_and_long_and_with_a_nul() {

@@ -25,6 +25,7 @@
 //! are fewer.
 
 use crate::md5x::Md5;
+use crate::sys::MappedBytes;
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use std::task::{Poll, Waker};
@@ -234,7 +235,7 @@ thread_local! {
     /// Buffers that compute an md5 and are alive: the executor's writers.
     static WRITERS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     /// Memory of jobs beside the executor, for the next ones (`chunk_memory`).
-    static CHUNKS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static CHUNKS: RefCell<Vec<MappedBytes>> = const { RefCell::new(Vec::new()) };
     /// Lone writers hash on the blocking pool (`offload_lone_writers`).
     static OFFLOAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
@@ -267,7 +268,7 @@ struct Relay(std::sync::Mutex<RelayState>);
 /// Bytes of a writer queued in its relay.
 enum Chunk {
     /// A copy of the bytes gathered in the writer's buffer.
-    Copy(Vec<u8>),
+    Copy(MappedBytes),
     /// Bytes the writer was given shared ([`Buffer::extend_shared`]): no copy.
     Shared(bytes::Bytes),
 }
@@ -292,7 +293,7 @@ struct RelayState {
     /// A job is on the pool (it ends when it finds no chunk).
     running: bool,
     /// Memory of hashed chunks, for the next copies.
-    spent: Vec<Vec<u8>>,
+    spent: Vec<MappedBytes>,
     /// The writer waiting for `waiting` to fall ([`Buffer::settle`]).
     waker: Option<Waker>,
 }
@@ -446,21 +447,22 @@ impl Drop for Inner {
     }
 }
 
-/// Memory for a copy of a lone writer's bytes (a buffer's rest). As large as the
-/// allocator's mmap threshold (`sys::tune_allocator`), so it is mapped apart from the
-/// executor's arena, whose free space the write buffers then do not fragment (chunks in
-/// the arena, grown as they filled, left 70 MiB more RSS in a 1 GiB upload of two parts at
-/// once); only the pages a job fills are resident. Kept per executor ([`CHUNKS_KEPT`]).
-const CHUNK_BYTES: usize = 4 << 20;
+/// Memory for a copy of a lone writer's bytes (a buffer's rest: at most a write buffer,
+/// `store::write`'s 1 MiB, as a rule). Mapped apart from the executor's arena
+/// ([`MappedBytes`]): carved from the arena, whose top the allocator keeps padded, the
+/// chunks of two 1 GiB parts received at once moved through it and left it 47 MiB resident
+/// with 30 MiB live (a size at the allocator's mmap threshold did not keep them out: the
+/// padded top served them first). Kept per executor ([`CHUNKS_KEPT`]).
+const CHUNK_BYTES: usize = 1 << 20;
 const CHUNKS_KEPT: usize = 4;
 
-fn chunk_memory() -> Vec<u8> {
+fn chunk_memory() -> MappedBytes {
     CHUNKS
         .with(|c| c.borrow_mut().pop())
-        .unwrap_or_else(|| Vec::with_capacity(CHUNK_BYTES))
+        .unwrap_or_else(|| MappedBytes::with_capacity(CHUNK_BYTES))
 }
 
-fn give_back(mut chunk: Vec<u8>) {
+fn give_back(mut chunk: MappedBytes) {
     if chunk.capacity() != CHUNK_BYTES {
         return; // none, or grown past the size kept
     }
