@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
 """Replication benchmark: two local nodes, A -> B, fastdfs-rs and go-fastdfs side by side.
 
-    cargo build --release && python3 bench/sync.py [--quick]
+    cargo build --release --features bench-tools --bin fastdfs --bin fastdfs-sync-floor
+    python3 bench/sync.py [--quick] [--big-rounds N]
+
+BENCH_SENDER_DIR=/dev/shm/… puts node A (the sender) on a disk of its own (in a cluster
+every node has its own; here both share one otherwise). --big-rounds N measures only the big
+file: N rounds of a fresh fastdfs-rs pair and the floor in turn.
 
 Measures, for each pair (fastdfs-rs A/B on 127.0.0.61/.71, go-fastdfs on .62/.72):
   * live 4 KiB: N files uploaded to A (8 clients) while B is up; files/s from the first upload
@@ -19,7 +24,8 @@ Measures, for each pair (fastdfs-rs A/B on 127.0.0.61/.71, go-fastdfs on .62/.72
 and the machine's limits in the same run: loopback TCP MB/s, md5 MB/s (md5sum of the big file
 from /dev/shm, as bench/run.sh), the fsync'd sequential
 write rate (dd of the big file's size, oflag=direct conv=fsync, as bench/run.sh measures it)
-and durable 4 KiB creates/s.
+and durable 4 KiB creates/s, and the floor of the big file's replication on this machine
+(fastdfs-sync-floor beside FASTDFS_BIN, bench/syncfloor.rs).
 Prints a markdown table and writes bench/results/sync-<timestamp>.md.
 Every process it starts is killed by PID at exit.
 """
@@ -39,7 +45,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RS_BIN = os.environ.get("FASTDFS_BIN", os.path.join(ROOT, "target/release/fastdfs"))
 GO_BIN = os.environ.get("GO_FASTDFS_BIN", "/work/shared/go-fastdfs/fileserver")
 WORK = os.environ.get("BENCH_WORK_DIR", "/var/tmp/fastdfs-sync-bench")
+# Node A (the sender) on a disk of its own, e.g. /dev/shm/fastdfs-sync-sender: in a real
+# cluster each node has its own disk; here both share one unless this is set.
+SENDER_DIR = os.environ.get("BENCH_SENDER_DIR")
+FLOOR_BIN = os.environ.get("SYNC_FLOOR_BIN",
+                           os.path.join(os.path.dirname(RS_BIN), "fastdfs-sync-floor"))
 QUICK = "--quick" in sys.argv
+BIG_ROUNDS = int(sys.argv[sys.argv.index("--big-rounds") + 1]) if "--big-rounds" in sys.argv else 0
 N_FILES = 300 if QUICK else 2000
 BIG = (128 << 20) if QUICK else (1 << 30)
 LAG_SAMPLES = 50 if QUICK else 200
@@ -71,7 +83,8 @@ class Node:
         self.kind, self.name, self.ip = kind, name, ip
         self.base = "http://%s:%d" % (ip, PORT)
         self.peer = "http://%s:%d" % (peer_ip, PORT)
-        self.dir = os.path.join(WORK, kind + sub, name)
+        home = SENDER_DIR if SENDER_DIR and name == "a" else WORK
+        self.dir = os.path.join(home, kind + sub, name)
         self.proc = None
         os.makedirs(os.path.join(self.dir, "conf"), exist_ok=True)
         cfg = {
@@ -292,13 +305,24 @@ def bench_pair(kind, a, b):
     lags.sort()
     res["lag_p50_ms"] = lags[len(lags) // 2] * 1e3
     res["lag_p99_ms"] = lags[min(len(lags) - 1, int(len(lags) * 0.99))] * 1e3
-    # 1 GiB
-    big = os.path.join(WORK, "big.bin")
-    with open(big, "rb") as f:
-        md5 = hashlib.md5()
+    res["big_mbps"] = big_file(kind, a, b)
+    a.stop()
+    b.stop()
+    return res
+
+
+def big_md5():
+    md5 = hashlib.md5()
+    with open(os.path.join(WORK, "big.bin"), "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             md5.update(chunk)
-    md5 = md5.hexdigest()
+    return md5.hexdigest()
+
+
+def big_file(kind, a, b, md5=None):
+    """The big file uploaded to A; MB/s from A's answer until B has it complete."""
+    big = os.path.join(WORK, "big.bin")
+    md5 = md5 or big_md5()
     out = subprocess.run(["curl", "-s", "-F", "file=@" + big, "-F", "output=json",
                           a.base + "/group1/upload"], capture_output=True, timeout=900)
     t_ack = time.time()
@@ -308,10 +332,70 @@ def bench_pair(kind, a, b):
     deadline = t_ack + 900
     while not stored(b, ans, BIG) and time.time() < deadline:
         time.sleep(0.01)
-    res["big_mbps"] = BIG / (time.time() - t_ack) / 1e6 if stored(b, ans, BIG) else None
-    a.stop()
-    b.stop()
-    return res
+    return BIG / (time.time() - t_ack) / 1e6 if stored(b, ans, BIG) else None
+
+
+def sync_floor():
+    """The floor of replicating the big file between two nodes on this machine, MB/s
+    (bench/syncfloor.rs: sendfile over loopback, O_DIRECT writes, md5 in segments on every
+    CPU, fdatasync, rename, directory fsync); its source on the sender's disk, out of the page
+    cache as a file just uploaded to a node is. None without the tool."""
+    if not os.path.isfile(FLOOR_BIN):
+        return None
+    src = os.path.join(WORK, "big.bin")
+    if SENDER_DIR:
+        os.makedirs(SENDER_DIR, exist_ok=True)
+        src = os.path.join(SENDER_DIR, "floor-source.bin")
+        if not os.path.exists(src):
+            shutil.copyfile(os.path.join(WORK, "big.bin"), src)
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    out = subprocess.run([FLOOR_BIN, src, WORK], capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        die("fastdfs-sync-floor failed: " + out.stderr[-500:])
+    return float(out.stdout.split()[0])
+
+
+def big_rounds(n):
+    """--big-rounds N: only the big file, N rounds, each a fresh fastdfs-rs pair and the
+    floor in turn (the order reversed every other round); prints each round and the ratios."""
+    md5 = big_md5()
+    ours, floors = [], []
+    for r in range(n):
+        for step in (("rs", "floor") if r % 2 == 0 else ("floor", "rs")):
+            if step == "floor":
+                floors.append(sync_floor())
+                continue
+            shutil.rmtree(os.path.join(WORK, "rs-big"), ignore_errors=True)
+            if SENDER_DIR:
+                shutil.rmtree(os.path.join(SENDER_DIR, "rs-big"), ignore_errors=True)
+            ip_a, ip_b = IPS["rs"]
+            a = Node("rs", "a", ip_a, ip_b, "-big")
+            b = Node("rs", "b", ip_b, ip_a, "-big")
+            a.start()
+            b.start()
+            try:
+                ours.append(big_file("rs", a, b, md5))
+            finally:
+                a.stop()
+                b.stop()
+        print("round %d: fastdfs-rs %s MB/s, floor %s MB/s" % (
+            r, fmt(ours[-1]), fmt(floors[-1])), flush=True)
+    lines = ["# 1 GiB replication against its floor %s" % time.strftime("%Y-%m-%d %H:%M"), "",
+             "Sender: %s. Receiver: %s." % (SENDER_DIR or WORK, WORK), "",
+             "| round | fastdfs-rs MB/s | floor MB/s | ratio |", "|---|---|---|---|"]
+    for r, (o, f) in enumerate(zip(ours, floors)):
+        lines.append("| %d | %s | %s | %s |" % (r, fmt(o), fmt(f),
+                                               "%.2f" % (o / f) if o and f else "n/a"))
+    if all(ours) and all(floors):
+        lines.append("| all | %.0f | %.0f | %.2f (worst round %.2f) |" % (
+            sum(ours) / n, sum(floors) / n, sum(ours) / sum(floors),
+            min(o / f for o, f in zip(ours, floors))))
+    return "\n".join(lines) + "\n"
 
 
 def limit(name, *args):
@@ -395,14 +479,30 @@ def main():
         die("build first: cargo build --release (%s missing)" % RS_BIN)
     shutil.rmtree(WORK, ignore_errors=True)
     os.makedirs(WORK)
+    if SENDER_DIR:
+        shutil.rmtree(SENDER_DIR, ignore_errors=True)
     with open(os.path.join(WORK, "big.bin"), "wb") as f:
         for _ in range(BIG >> 20):
             f.write(os.urandom(1 << 20))
+    if BIG_ROUNDS:
+        try:
+            text = big_rounds(BIG_ROUNDS)
+        finally:
+            cleanup()
+        print(text)
+        out = os.path.join(ROOT, "bench/results", "sync-big-%s.md" % time.strftime("%Y%m%d-%H%M%S"))
+        with open(out, "w") as f:
+            f.write(text)
+        shutil.rmtree(WORK, ignore_errors=True)
+        if SENDER_DIR:
+            shutil.rmtree(SENDER_DIR, ignore_errors=True)
+        return
     limits = {"tcp_mbps": limit("tcp_blast", 3),
               "creates": limit("durable_creates", os.path.join(WORK, "fsync"), 3),
               "md5_mbps": md5sum_speed(),
               "fsync_mbps": fsync_write_speed(),
-              "shared_mbps": shared_disk_speed()}
+              "shared_mbps": shared_disk_speed(),
+              "floor_mbps": max((sync_floor() or 0) for _ in range(3)) or None}
     results = {}
     kinds = ["rs", "go"] if os.path.isfile(GO_BIN) else ["rs"]
     try:
@@ -454,13 +554,18 @@ def main():
         "file and fsyncs it; go-fastdfs checks only the size and never fsyncs). Both nodes share "
         "one disk here: its direct read and fsync'd write at once give %.0f MB/s (the lesser; "
         "dd, %d MiB each), and the big file's sync = %.2f of that. Durable 4 KiB "
-        "creates %.0f/s (catch-up = %.2f of it)." % (
+        "creates %.0f/s (catch-up = %.2f of it). The floor of the big file's replication on "
+        "this machine (bench/syncfloor.rs: sendfile, O_DIRECT writes, md5 in segments on every "
+        "CPU, fsyncs; best of 3) %s MB/s: the big file's sync = %s of it." % (
             limits["tcp_mbps"], limits["md5_mbps"], limits["fsync_mbps"], BIG >> 20,
             (rs.get("big_mbps") or 0) / limits["fsync_mbps"],
             (rs.get("big_mbps") or 0) / limits["md5_mbps"],
             limits["shared_mbps"], BIG >> 20,
             (rs.get("big_mbps") or 0) / limits["shared_mbps"],
-            limits["creates"], (rs.get("catchup_fps") or 0) / limits["creates"]),
+            limits["creates"], (rs.get("catchup_fps") or 0) / limits["creates"],
+            fmt(limits["floor_mbps"]),
+            "%.2f" % (rs["big_mbps"] / limits["floor_mbps"])
+            if rs.get("big_mbps") and limits["floor_mbps"] else "n/a"),
         "(rs/go > 1 is better for fastdfs-rs in every row: for lag it is go's lag / ours.)",
     ]
     text = "\n".join(lines) + "\n"
@@ -469,6 +574,8 @@ def main():
     with open(out, "w") as f:
         f.write(text)
     shutil.rmtree(WORK, ignore_errors=True)
+    if SENDER_DIR:
+        shutil.rmtree(SENDER_DIR, ignore_errors=True)
 
 
 if __name__ == "__main__":
