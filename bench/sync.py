@@ -489,13 +489,7 @@ def main():
             text = big_rounds(BIG_ROUNDS)
         finally:
             cleanup()
-        print(text)
-        out = os.path.join(ROOT, "bench/results", "sync-big-%s.md" % time.strftime("%Y%m%d-%H%M%S"))
-        with open(out, "w") as f:
-            f.write(text)
-        shutil.rmtree(WORK, ignore_errors=True)
-        if SENDER_DIR:
-            shutil.rmtree(SENDER_DIR, ignore_errors=True)
+        report(text, "sync-big")
         return
     limits = {"tcp_mbps": limit("tcp_blast", 3),
               "creates": limit("durable_creates", os.path.join(WORK, "fsync"), 3),
@@ -568,9 +562,14 @@ def main():
             if rs.get("big_mbps") and limits["floor_mbps"] else "n/a"),
         "(rs/go > 1 is better for fastdfs-rs in every row: for lag it is go's lag / ours.)",
     ]
-    text = "\n".join(lines) + "\n"
+    report("\n".join(lines) + "\n", "sync")
+
+
+def report(text, name):
+    """Prints the report, saves it as bench/results/<name>-<timestamp>.md and removes the
+    work dirs."""
     print(text)
-    out = os.path.join(ROOT, "bench/results", "sync-%s.md" % time.strftime("%Y%m%d-%H%M%S"))
+    out = os.path.join(ROOT, "bench/results", "%s-%s.md" % (name, time.strftime("%Y%m%d-%H%M%S")))
     with open(out, "w") as f:
         f.write(text)
     shutil.rmtree(WORK, ignore_errors=True)
