@@ -1810,3 +1810,98 @@ fn concatenation_refuses_what_it_cannot_join_and_keeps_the_partial_uploads() {
     // A partial upload is used once.
     assert_eq!(final_of(&s, &[&a], &[]).status, 404);
 }
+
+/// The md5 checkpoints a stored file keeps (`G/md5_checkpoints`, asked as an admin from
+/// loopback): status and the JSON answer.
+fn checkpoints_of(s: &Server, md5: &str) -> (u16, Value) {
+    let (status, body) = call(agent().get(&s.url(&format!("/group1/md5_checkpoints?md5={md5}"))));
+    (status, serde_json::from_str(&body).unwrap_or_default())
+}
+
+/// A large tus upload keeps its md5 checkpoints as a multipart upload does, so that peers
+/// check it in segments: finished in one PATCH (hashed as it came), in two (hashed again at
+/// the end), or concatenated from partial uploads (hashed as they are joined).
+#[test]
+fn a_large_tus_upload_keeps_its_md5_checkpoints_however_it_arrived() {
+    const SIZE: usize = 40 << 20;
+    let s = tus_server(json!({}));
+    let whole = |seed: u64| {
+        let data = noise(SIZE, seed);
+        let url = create(&s, SIZE, &[("filename", "one.bin")]);
+        assert_eq!(patch(&url, 0, &data, &[]).status, 204);
+        md5_hex(&data)
+    };
+    let in_two = |seed: u64| {
+        let data = noise(SIZE, seed);
+        let url = create(&s, SIZE, &[("filename", "two.bin")]);
+        let half = SIZE / 2 + 12_345;
+        assert_eq!(patch(&url, 0, &data[..half], &[]).status, 204);
+        assert_eq!(patch(&url, half as u64, &data[half..], &[]).status, 204);
+        md5_hex(&data)
+    };
+    let joined = |seed: u64| {
+        let data = noise(SIZE, seed);
+        let cut = 9 << 20;
+        let mut parts = Vec::new();
+        for piece in [&data[..cut], &data[cut..]] {
+            let len = piece.len().to_string();
+            let r = request(
+                "POST",
+                &s.url(CREATE),
+                &[V, ("Upload-Length", &len), ("Upload-Concat", "partial")],
+                None,
+            );
+            assert_eq!(r.status, 201, "{}", r.body);
+            let url = r.h("location").unwrap().to_string();
+            assert_eq!(patch(&url, 0, piece, &[]).status, 204);
+            parts.push(url);
+        }
+        let concat = format!("final;{}", parts.join(" "));
+        let r = request(
+            "POST",
+            &s.url(CREATE),
+            &[V, ("Upload-Concat", &concat)],
+            None,
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        md5_hex(&data)
+    };
+    let first = whole(1);
+    if checkpoints_of(&s, &first).0 == 404 && !user_attributes_work(&s.dir) {
+        return; // a filesystem without user attributes keeps none
+    }
+    for md5 in [first, in_two(2), joined(3)] {
+        let (status, kept) = checkpoints_of(&s, &md5);
+        assert_eq!(status, 200, "{md5}: {kept}");
+        assert_eq!(kept["data"]["every"], 8 << 20);
+        assert_eq!(
+            kept["data"]["states"].as_str().unwrap().len(),
+            4 * 32,
+            "a state at 8, 16, 24 and 32 MiB"
+        );
+    }
+    // A small upload keeps none.
+    let small = noise(1 << 20, 4);
+    let url = create(&s, small.len(), &[("filename", "small.bin")]);
+    assert_eq!(patch(&url, 0, &small, &[]).status, 204);
+    assert_eq!(checkpoints_of(&s, &md5_hex(&small)).0, 404);
+}
+
+/// Whether the filesystem under `dir` keeps user extended attributes.
+fn user_attributes_work(dir: &Path) -> bool {
+    let probe = dir.join("xattr-probe");
+    std::fs::write(&probe, b"").unwrap();
+    let p = std::ffi::CString::new(probe.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path and a one-byte value.
+    let ok = unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            c"user.probe".as_ptr(),
+            b"x".as_ptr().cast(),
+            1,
+            0,
+        )
+    } == 0;
+    std::fs::remove_file(&probe).unwrap();
+    ok
+}

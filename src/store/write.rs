@@ -51,13 +51,19 @@ impl Hasher {
 
     /// The digest of everything `reader` yields, read 1 MiB at a time (blocking: run on the
     /// blocking pool).
-    pub fn of_reader(mut reader: impl io::Read, sha1: bool) -> io::Result<String> {
+    pub fn of_reader(reader: impl io::Read, sha1: bool) -> io::Result<String> {
+        Ok(Hasher::reading(reader, sha1)?.hex())
+    }
+
+    /// A hasher fed everything `reader` yields, read 1 MiB at a time (blocking), to
+    /// [`Hasher::finish`] or [`Hasher::hex`].
+    pub fn reading(mut reader: impl io::Read, sha1: bool) -> io::Result<Hasher> {
         let mut h = Hasher::new(sha1);
         let mut buf = vec![0u8; DIGEST_READ_BYTES];
         loop {
             let n = reader.read(&mut buf)?;
             if n == 0 {
-                return Ok(h.hex());
+                return Ok(h);
             }
             h.update(&buf[..n]);
         }

@@ -11,17 +11,33 @@ use super::protocol::{BodyDigest, Checksum};
 use super::state::{self, Completed, Info};
 use super::TusError;
 use crate::json::FileInfo;
+use crate::store::checkpoints::Checkpoints;
 use crate::store::write::{Appender, Hasher, Written};
 use crate::worker::Worker;
 use std::io;
 use std::path::Path;
+
+/// The digest of a whole upload, and its md5 checkpoints when it is large enough to keep
+/// them (`store::checkpoints`: kept with the stored file, so that peers check it in
+/// segments).
+pub struct WholeDigest {
+    pub hex: String,
+    pub checkpoints: Option<Checkpoints>,
+}
+
+impl WholeDigest {
+    fn of(h: Hasher, size: u64) -> WholeDigest {
+        let (hex, checkpoints) = h.finish(size);
+        WholeDigest { hex, checkpoints }
+    }
+}
 
 /// What one body brought.
 pub struct Received {
     /// Position after the last durable byte of this body.
     pub end: u64,
     /// Digest of the whole upload, when this body carried all of it from offset 0.
-    pub whole_digest: Option<String>,
+    pub whole_digest: Option<WholeDigest>,
     /// Why the body ended early, if it did (the bytes up to `end` were kept, as tus asks).
     pub cut: Option<TusError>,
 }
@@ -86,7 +102,7 @@ pub async fn receive(
         "every received byte was written"
     );
     let whole_digest = match whole {
-        Some(h) if cut.is_none() && info.length == Some(end) => Some(h.hex()),
+        Some(h) if cut.is_none() && info.length == Some(end) => Some(WholeDigest::of(h, end)),
         _ => None,
     };
     Ok(Received {
@@ -225,7 +241,7 @@ fn join(
     parts: &[(std::path::PathBuf, u64)],
     target: &Path,
     sha1: bool,
-) -> io::Result<(String, u64)> {
+) -> io::Result<(WholeDigest, u64)> {
     use std::io::{Read, Write};
     let mut out = std::fs::OpenOptions::new()
         .write(true)
@@ -259,7 +275,7 @@ fn join(
     }
     out.sync_data()?;
     std::fs::File::open(target.parent().expect("data has a directory"))?.sync_all()?;
-    Ok((hasher.hex(), written))
+    Ok((WholeDigest::of(hasher, written), written))
 }
 
 /// Turns the upload's data file into a stored file exactly like a multipart upload.
@@ -267,7 +283,7 @@ fn join(
 async fn complete(
     w: &Worker,
     info: &Info,
-    digest: Option<String>,
+    digest: Option<WholeDigest>,
 ) -> Result<(Completed, FileInfo), TusError> {
     let cfg = w.config();
     let length = info.length.expect("completion needs a known length");
@@ -275,9 +291,16 @@ async fn complete(
     let path = state::data_path(w.dir(), &info.id);
     let sha1 = cfg.use_sha1();
     let settle_path = path.clone();
-    let digest = glommio::executor()
+    let WholeDigest {
+        hex: digest,
+        checkpoints,
+    } = glommio::executor()
         .spawn_blocking(move || settle(&settle_path, length, digest, sha1))
         .await?;
+    if let Some(c) = checkpoints {
+        // An attribute of the data file: it goes with the rename into place.
+        crate::store::write::save_checkpoints(&path, c).await;
+    }
     // Recorded as go-fastdfs records a tus upload: `rename` names the stored file.
     let plan = info
         .target
@@ -307,7 +330,12 @@ async fn complete(
 
 /// Blocking: cuts unacknowledged bytes past `length` (a deferred length declared shorter than
 /// a discarded body) and computes the digest when the PATCHes could not.
-fn settle(path: &Path, length: u64, digest: Option<String>, sha1: bool) -> io::Result<String> {
+fn settle(
+    path: &Path,
+    length: u64,
+    digest: Option<WholeDigest>,
+    sha1: bool,
+) -> io::Result<WholeDigest> {
     use std::io::Read;
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -330,5 +358,8 @@ fn settle(path: &Path, length: u64, digest: Option<String>, sha1: bool) -> io::R
     if let Some(d) = digest {
         return Ok(d);
     }
-    Hasher::of_reader((&file).take(length), sha1)
+    Ok(WholeDigest::of(
+        Hasher::reading((&file).take(length), sha1)?,
+        length,
+    ))
 }
