@@ -1886,22 +1886,3 @@ fn a_large_tus_upload_keeps_its_md5_checkpoints_however_it_arrived() {
     assert_eq!(patch(&url, 0, &small, &[]).status, 204);
     assert_eq!(checkpoints_of(&s, &md5_hex(&small)).0, 404);
 }
-
-/// Whether the filesystem under `dir` keeps user extended attributes.
-fn user_attributes_work(dir: &Path) -> bool {
-    let probe = dir.join("xattr-probe");
-    std::fs::write(&probe, b"").unwrap();
-    let p = std::ffi::CString::new(probe.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: a NUL-terminated path and a one-byte value.
-    let ok = unsafe {
-        libc::setxattr(
-            p.as_ptr(),
-            c"user.probe".as_ptr(),
-            b"x".as_ptr().cast(),
-            1,
-            0,
-        )
-    } == 0;
-    std::fs::remove_file(&probe).unwrap();
-    ok
-}
