@@ -1842,27 +1842,8 @@ fn a_large_tus_upload_keeps_its_md5_checkpoints_however_it_arrived() {
     let joined = |seed: u64| {
         let data = noise(SIZE, seed);
         let cut = 9 << 20;
-        let mut parts = Vec::new();
-        for piece in [&data[..cut], &data[cut..]] {
-            let len = piece.len().to_string();
-            let r = request(
-                "POST",
-                &s.url(CREATE),
-                &[V, ("Upload-Length", &len), ("Upload-Concat", "partial")],
-                None,
-            );
-            assert_eq!(r.status, 201, "{}", r.body);
-            let url = r.h("location").unwrap().to_string();
-            assert_eq!(patch(&url, 0, piece, &[]).status, 204);
-            parts.push(url);
-        }
-        let concat = format!("final;{}", parts.join(" "));
-        let r = request(
-            "POST",
-            &s.url(CREATE),
-            &[V, ("Upload-Concat", &concat)],
-            None,
-        );
+        let parts = [partial(&s, &data[..cut]), partial(&s, &data[cut..])];
+        let r = final_of(&s, &[&parts[0], &parts[1]], &[]);
         assert_eq!(r.status, 201, "{}", r.body);
         md5_hex(&data)
     };
