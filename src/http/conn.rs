@@ -671,24 +671,27 @@ pub fn serve<H: Handler>(
     async move {
         // When the previous answer had gone out (None before the first request).
         let mut answered_at = None;
-        loop {
+        // A head refused while it was read: answered after the loop, boxed, so that neither
+        // the read's result (224 bytes) nor the refusal (136) takes room in every state of
+        // the task.
+        let refused = loop {
             // Read once per request: a reloaded configuration applies from the next one.
             let limits = handler.limits();
             let (head, started) = match read_head(&mut conn, &*handler, &limits, answered_at).await
             {
                 Ok(Some(h)) => h,
-                Ok(None) => break,
-                Err((resp, started)) => {
-                    Box::pin(refuse_head(&mut conn, &*handler, peer, &resp, started)).await;
-                    break;
-                }
+                Ok(None) => break None,
+                Err(refused) => break Some(Box::new(refused)),
             };
             let next = Box::pin(exchange(&mut conn, &handler, peer, &limits, head, started));
             match next.await {
                 Next::Again(at) => answered_at = Some(at),
-                Next::Close => break,
+                Next::Close => break None,
                 Next::Lost => return,
             }
+        };
+        if let Some(refused) = refused {
+            Box::pin(refuse_head(&mut conn, &*handler, peer, *refused)).await;
         }
         let _ = conn.stream.shutdown(std::net::Shutdown::Both).await;
     }
@@ -826,12 +829,11 @@ async fn refuse_head<H: Handler>(
     conn: &mut Conn,
     handler: &H,
     peer: SocketAddr,
-    resp: &Response,
-    started: Instant,
+    (resp, started): (Response, Instant),
 ) {
     let (method, target) = head::refused_request_line(&conn.rbuf);
     let received = conn.rbuf.len() as u64;
-    let sent = write_answer(conn, resp, Persist::Close, false).await;
+    let sent = write_answer(conn, &resp, Persist::Close, false).await;
     handler.answered(&Exchange {
         peer: peer.ip(),
         head: None,
