@@ -1825,32 +1825,13 @@ fn an_announcement_with_an_overlong_md5_is_refused() {
 
 /// The md5 checkpoints kept with a stored file (its `user.fastdfs.md5` attribute), raw.
 fn checkpoint_attribute(path: &std::path::Path) -> Option<Vec<u8>> {
-    let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    let mut buf = vec![0u8; 8192];
-    // SAFETY: NUL-terminated strings; `buf` is writable for its length.
-    let n = unsafe {
-        libc::getxattr(
-            p.as_ptr(),
-            c"user.fastdfs.md5".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    (n >= 0).then(|| buf[..n as usize].to_vec())
+    fastdfs::sys::get_xattr(path, fastdfs::store::checkpoints::ATTRIBUTE, 8192)
+        .ok()
+        .flatten()
 }
 
 fn set_checkpoint_attribute(path: &std::path::Path, value: &[u8]) -> bool {
-    let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: NUL-terminated strings; `value` is readable for its length.
-    unsafe {
-        libc::setxattr(
-            p.as_ptr(),
-            c"user.fastdfs.md5".as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        ) == 0
-    }
+    fastdfs::sys::set_xattr(path, fastdfs::store::checkpoints::ATTRIBUTE, value).is_ok()
 }
 
 fn checkpoints_of(base: &str, md5: &str) -> (u16, serde_json::Value) {

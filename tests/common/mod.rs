@@ -694,17 +694,7 @@ pub fn sink(
 pub fn user_attributes_work(dir: &Path) -> bool {
     let probe = dir.join("xattr-probe");
     std::fs::write(&probe, b"").unwrap();
-    let p = std::ffi::CString::new(probe.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: a NUL-terminated path and a one-byte value.
-    let ok = unsafe {
-        libc::setxattr(
-            p.as_ptr(),
-            c"user.probe".as_ptr(),
-            b"x".as_ptr().cast(),
-            1,
-            0,
-        )
-    } == 0;
+    let ok = fastdfs::sys::set_xattr(&probe, c"user.probe", b"x").is_ok();
     std::fs::remove_file(&probe).unwrap();
     ok
 }
