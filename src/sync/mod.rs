@@ -774,10 +774,9 @@ async fn download(
     info: &FileInfo,
     budget: Option<Duration>,
 ) -> Result<write::Written, FetchError> {
-    let chained = |w: &Worker| !w.sync.unchained.borrow().contains(&info.md5);
-    let before = chained(w);
+    let before = may_chain(w, &info.md5);
     match download_once(w, src, info, budget).await {
-        Err(_) if before && !chained(w) => download_once(w, src, info, budget).await,
+        Err(_) if before && !may_chain(w, &info.md5) => download_once(w, src, info, budget).await,
         done => done,
     }
 }
@@ -880,6 +879,12 @@ fn broken(w: &Worker, src: &str, info: &FileInfo, e: Broken) -> FetchError {
     FetchError::OtherContent(format!("from {src}: {e}"))
 }
 
+/// Whether the file of `md5` may be checked against md5 checkpoints: it has not failed them
+/// ([`broken`] remembers those).
+fn may_chain(w: &Worker, md5: &str) -> bool {
+    !w.sync.unchained.borrow().contains(md5)
+}
+
 /// The md5 checkpoints `src` keeps for the file `info` announces, when its content is
 /// checked against its md5 here and it is large enough to keep them
 /// (`store::checkpoints`); None from a source that keeps none (go-fastdfs, a file stored
@@ -893,7 +898,7 @@ async fn ask_checkpoints(
     let cfg = w.config();
     let size = info.size.max(0) as u64;
     let checked = digest_checked(&cfg, info) && !cfg.use_sha1();
-    if !checked || size < CHECKPOINTS_MIN || w.sync.unchained.borrow().contains(&info.md5) {
+    if !checked || size < CHECKPOINTS_MIN || !may_chain(w, &info.md5) {
         return None;
     }
     let expect: [u8; 16] = crate::codec::unhex(&info.md5)?.try_into().ok()?;
