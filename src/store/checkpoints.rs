@@ -11,8 +11,9 @@
 //! wrong checkpoint fails its link and never lets other content pass.
 //!
 //! Only files of at least [`CHECKPOINTS_MIN`] bytes keep them. They are an optimization: a
-//! filesystem without user attributes, a file stored before them, or one finished by a tus or
-//! S3 multipart upload have none, and a peer checks those in one pass.
+//! filesystem without user attributes or a file stored before them has none, and a peer
+//! checks those in one pass (as it does S3 objects, whose records are keyed by their path:
+//! it never asks for theirs).
 
 use crate::md5x::{Md5, MARK_EVERY};
 use bytes::Bytes;
@@ -409,12 +410,11 @@ impl Chain {
         let last = st.segments.pop().flatten().expect("the threads ended");
         drop(st);
         let got = last.finalize();
+        let hex = crate::codec::hex(&got);
         if got != self.expect {
-            return Err(Broken::Digest {
-                got: crate::codec::hex(&got),
-            });
+            return Err(Broken::Digest { got: hex });
         }
-        Ok((crate::codec::hex(&got), self.shared.c.clone()))
+        Ok((hex, self.shared.c.clone()))
     }
 }
 
