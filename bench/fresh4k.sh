@@ -11,7 +11,9 @@
 #
 #   cargo build --release && bench/fresh4k.sh [ROUNDS] [BIN...]     # about 1 minute
 #
-# Variables: SECONDS_RUN (5), BENCH_PORT_BASE (18790).
+# Variables: SECONDS_RUN (5), BENCH_PORT_BASE (18790); UP_SIZE (4096 bytes per upload),
+# UP_CONNS (32) and IMG_GB (4, the filesystem's size) for uploads of other sizes, e.g. item 4's
+# 1 MiB uploads: UP_SIZE=1048576 UP_CONNS=16 IMG_GB=12 SECONDS_RUN=2.
 set -euo pipefail
 cd "$(dirname "$0")"
 ROUNDS=${1:-3}
@@ -19,6 +21,8 @@ shift || true
 BINS=("$@")
 [ ${#BINS[@]} -gt 0 ] || BINS=("../target/release/fastdfs")
 SECS=${SECONDS_RUN:-5}
+SIZE=${UP_SIZE:-4096}
+CONNS=${UP_CONNS:-32}
 PORT=${BENCH_PORT_BASE:-18790}
 IMG=/dev/shm/fastdfs-fresh4k.img
 MNT=/mnt/fastdfs-fresh4k
@@ -30,7 +34,7 @@ cleanup() {
   rm -f "$IMG"
 }
 trap cleanup EXIT INT TERM
-truncate -s 4G "$IMG"
+truncate -s "${IMG_GB:-4}G" "$IMG"
 mkfs.ext4 -q -N 2000000 -O ^has_journal "$IMG"
 mkdir -p "$MNT"
 mount -o loop "$IMG" "$MNT"
@@ -66,15 +70,15 @@ for bin in "${BINS[@]}"; do
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$((PORT + i))/group1/stat" && break; sleep 0.1; done
 done
 one() { # one LABEL PID URL SCRIPT
-  local u0 k0 u1 k1 out req bad
-  read -r u0 k0 < <(awk '{print $14, $15}' "/proc/$2/stat")
-  out=$(taskset -c 1 wrk -t1 -c32 -d"${SECS}s" -s "$4" "$3" -- 4096 "$(date +%s%N)" 2>&1 | grep BENCH)
-  read -r u1 k1 < <(awk '{print $14, $15}' "/proc/$2/stat")
+  local u0 k0 f0 u1 k1 f1 out req bad
+  read -r u0 k0 f0 < <(awk '{print $14, $15, $10}' "/proc/$2/stat")
+  out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" -s "$4" "$3" -- "$SIZE" "$(date +%s%N)" 2>&1 | grep BENCH)
+  read -r u1 k1 f1 < <(awk '{print $14, $15, $10}' "/proc/$2/stat")
   req=$(echo "$out" | grep -o 'requests=[0-9]*' | cut -d= -f2)
   bad=$(echo "$out" | grep -o ' bad=[0-9]*' | cut -d= -f2)
   p50=$(echo "$out" | grep -o 'p50_us=[0-9]*' | cut -d= -f2)
   p99=$(echo "$out" | grep -o 'p99_us=[0-9]*' | cut -d= -f2)
-  python3 -c "r=$req; u=($u1-$u0)/100; k=($k1-$k0)/100; print(f'$1: {r/$SECS:7.0f}/s  CPU {(u+k)/r*1e6:5.0f} µs/upload (user {u/r*1e6:4.0f}, system {k/r*1e6:4.0f})  p50 {$p50/1e3:5.2f} ms  p99 {$p99/1e3:5.2f} ms  failed $bad')"
+  python3 -c "r=$req; u=($u1-$u0)/100; k=($k1-$k0)/100; print(f'$1: {r/$SECS:7.0f}/s  CPU {(u+k)/r*1e6:5.0f} µs/upload (user {u/r*1e6:4.0f}, system {k/r*1e6:4.0f})  p50 {$p50/1e3:5.2f} ms  p99 {$p99/1e3:5.2f} ms  page faults {($f1-$f0)/r:5.1f}/upload  failed $bad')"
 }
 for r in $(seq "$ROUNDS"); do
   echo "round $r"
