@@ -57,10 +57,7 @@ const SHARES: usize = 100;
 /// `len`.
 pub enum Memory {
     Heap(Vec<u8>),
-    Dma {
-        buf: glommio::io::DmaBuffer,
-        len: usize,
-    },
+    Dma { buf: super::dma::Pooled, len: usize },
 }
 
 impl Default for Memory {
@@ -149,8 +146,8 @@ impl crate::http::conn::Room for Memory {
 /// Where a buffer's next memory comes from.
 enum Fresh {
     Heap,
-    /// DMA memory of the file written (`DmaFile::alloc_dma_buffer`).
-    Dma(Box<dyn Fn(usize) -> Option<glommio::io::DmaBuffer>>),
+    /// DMA memory for the file written (`store::dma`).
+    Dma(Box<dyn Fn(usize) -> Option<super::dma::Pooled>>),
 }
 
 struct Inner {
@@ -485,7 +482,7 @@ impl Buffer {
     pub fn dma(
         capacity: usize,
         md5: Option<Md5>,
-        alloc: impl Fn(usize) -> Option<glommio::io::DmaBuffer> + 'static,
+        alloc: impl Fn(usize) -> Option<super::dma::Pooled> + 'static,
     ) -> Buffer {
         Buffer::with(capacity, md5, Fresh::Dma(Box::new(alloc)))
     }

@@ -10,6 +10,7 @@ pub mod buckets;
 pub mod cache;
 pub mod check;
 pub mod checkpoints;
+pub mod dma;
 pub mod folders;
 pub mod hashing;
 pub mod haystack;

@@ -7,6 +7,7 @@
 //! leaves nothing behind; leftovers of a crash are removed at start-up).
 
 use crate::md5x::Md5;
+use crate::store::dma::Pooled;
 use crate::store::hashing::{Buffer, Memory};
 use crate::store::haystack::{MemoryBudget, Reservation};
 use glommio::io::{BufferedFile, DmaFile};
@@ -18,8 +19,8 @@ use std::rc::Rc;
 
 /// Bytes read per `read` when a digest is computed from a stored file.
 const DIGEST_READ_BYTES: usize = 1 << 20;
-/// Bytes gathered before one io_uring write.
-const WRITE_BUFFER_BYTES: usize = 1 << 20;
+/// Bytes gathered before one io_uring write (a direct write's buffer: `store::dma`).
+const WRITE_BUFFER_BYTES: usize = super::dma::BUFFER_BYTES;
 /// Bytes appended to a lent write buffer at most per lend: the md5 passes
 /// (`store::hashing`) hash the writers' streams in the lanes of one register, which
 /// stay full while the streams grow by pieces of like size.
@@ -234,17 +235,25 @@ impl Out {
                 );
                 let len = chunk.len();
                 let size = len.next_multiple_of(align);
-                let mut buf = match chunk {
+                let buf = match chunk {
                     Memory::Dma { buf, .. } if buf.len() >= size => buf,
                     heap => {
-                        let mut buf = f.alloc_dma_buffer(size);
+                        let mut buf = Pooled::take(f, size);
                         buf.as_bytes_mut()[..len].copy_from_slice(heap.bytes());
                         buf
                     }
                 };
+                let mut buf = buf.into_inner();
                 buf.as_bytes_mut()[len..size].fill(0);
                 buf.trim_to_size(size);
-                (f.write_at(buf, at).await, size)
+                // Written from a shared reference, so that the buffer goes back to the pool
+                // once the ring has let go of it.
+                let buf = Rc::new(buf);
+                let n = f.write_rc_at(buf.clone(), at).await;
+                if let Ok(buf) = Rc::try_unwrap(buf) {
+                    super::dma::give_back(buf);
+                }
+                (n, size)
             }
         };
         if n.map_err(io::Error::from)? != want {
@@ -306,7 +315,7 @@ impl Appender {
         // The write buffers are DMA memory of the file: written without a copy.
         let md5 = a.buf.into_md5();
         a.buf = Buffer::dma(WRITE_BUFFER_BYTES, md5, move |n| {
-            weak.upgrade().map(|f| f.alloc_dma_buffer(n))
+            weak.upgrade().map(|f| Pooled::take(&f, n))
         });
         a
     }
@@ -1021,6 +1030,63 @@ mod tests {
             assert_eq!(w.digest, Hasher::of_reader(&data[..], false).unwrap());
             assert_eq!(std::fs::read(&w.tmp).unwrap(), data);
             discard(w).await;
+        });
+    }
+
+    #[test]
+    fn an_upload_gives_back_every_direct_write_buffer_it_took_and_the_next_takes_them() {
+        use crate::store::dma::{made, spares};
+        on_executor(|root| async move {
+            let mut kept = None;
+            for round in 0..2 {
+                let made_before = made();
+                let mut fewest = spares();
+                // Whole buffers only (the last one lent again for nothing, as at the end of a
+                // body of exactly 1 MiB), and a last write padded to the alignment.
+                for len in [5u32 << 20, 5_300_000] {
+                    let data: Vec<u8> = (0..len).map(|i| (i % 241) as u8).collect();
+                    let mut tmp = TempFile::create(&root, false, data.len() as u64)
+                        .await
+                        .unwrap();
+                    if !matches!(tmp.out.as_ref().unwrap().file, Out::Direct(_)) {
+                        return; // no O_DIRECT on this filesystem: no buffers to keep
+                    }
+                    for (i, piece) in data.chunks(200_003).enumerate() {
+                        if i % 2 == 0 {
+                            tmp.write(piece).await.unwrap();
+                        } else {
+                            // Received straight into the lent buffer, as a body is.
+                            let mut v = tmp.lend();
+                            let n = Appender::room_max(&v).min(piece.len());
+                            crate::http::conn::Room::put(&mut v, &piece[..n]);
+                            tmp.commit(v).await.unwrap();
+                            tmp.write(&piece[n..]).await.unwrap();
+                        }
+                        fewest = fewest.min(spares());
+                    }
+                    // Lent once more and given back empty: the end of a body that held no
+                    // more of the file.
+                    let v = tmp.lend();
+                    tmp.commit(v).await.unwrap();
+                    let w = tmp.finish().await.unwrap();
+                    assert_eq!(std::fs::read(&w.tmp).unwrap(), data);
+                    discard(w).await;
+                }
+                let now = spares();
+                assert!(now >= 1, "round {round}: {now} spare buffers");
+                if let Some(kept) = kept {
+                    assert_eq!(made(), made_before, "the second round made no buffer");
+                    assert_eq!(
+                        now, kept,
+                        "every buffer taken came back, the padded last too"
+                    );
+                    assert!(
+                        fewest < kept,
+                        "the second round wrote from the spare buffers"
+                    );
+                }
+                kept = Some(now);
+            }
         });
     }
 
