@@ -346,10 +346,12 @@ pub fn notify_systemd(state: &str) {
 
 /// Large transfer buffers (file chunks above glibc's 128 KiB mmap threshold) would otherwise be
 /// mmapped and unmapped per chunk, paying page faults and zeroing on every read of a download.
-/// Uploads' 1 MiB write buffers come and go by the dozen: an arena keeps 16 MiB beyond its
-/// top when it trims (`M_TOP_PAD`), or it would give pages back to the kernel that the next
-/// buffers fault in again (measured: 14-26 page faults per uploaded MiB without it, under 1
-/// with it).
+/// Uploads' 1 MiB write buffers through the page cache come and go by the dozen: an arena
+/// keeps 16 MiB beyond its top when it trims (`M_TOP_PAD`), or it would give pages back to the
+/// kernel that the next buffers fault in again (measured: 14-26 page faults per uploaded MiB
+/// without it, under 1 with it). Aligned buffers (direct writes and reads) are mapped apart
+/// and kept in pools instead (`store::write`, `http::sendfile`): an aligned allocation of a
+/// MiB does not fit the hole an earlier one left, so the arena grew past them by tens of MiB.
 pub fn tune_allocator() {
     // SAFETY: mallopt only changes allocator parameters; called before any other thread starts.
     unsafe {
@@ -935,6 +937,16 @@ impl MappedBytes {
 
     pub fn capacity(&self) -> usize {
         self.cap
+    }
+
+    /// The mapping's first byte (page-aligned), for a caller that fills the mapping itself
+    /// (`pread(2)` into it: aligned for `O_DIRECT`).
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    pub fn as_ptr(&self) -> *const u8 {
+        self.ptr.as_ptr()
     }
 
     /// Forgets the bytes; their pages stay resident for the next fill.

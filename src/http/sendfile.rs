@@ -265,45 +265,30 @@ const DIRECT_BUFFERS_USED: usize = 3;
 /// Direct-read buffers kept for later transfers (each `DIRECT_CHUNK`).
 const DIRECT_BUFFERS_KEPT: usize = 2 * DIRECT_BUFFERS_USED;
 
-/// A `DIRECT_CHUNK`-byte buffer aligned for `O_DIRECT`.
-struct AlignedBuf(std::ptr::NonNull<u8>);
+/// A `DIRECT_CHUNK`-byte buffer aligned for `O_DIRECT`: a mapping of its own (page-aligned),
+/// out of the allocator's arenas, where an aligned buffer of MiBs would leave the pages it
+/// moved through resident (see `sys::MappedBytes`).
+struct AlignedBuf(crate::sys::MappedBytes);
 
-// SAFETY: the buffer is plain memory owned by this value alone.
-unsafe impl Send for AlignedBuf {}
+const _: () = assert!(DIRECT_ALIGN <= 4096, "a mapping is aligned to pages");
 
 impl AlignedBuf {
-    fn layout() -> std::alloc::Layout {
-        std::alloc::Layout::from_size_align(DIRECT_CHUNK, DIRECT_ALIGN).expect("a valid layout")
-    }
-
     /// One from the pool (its pages already touched), or a new one.
     fn take() -> AlignedBuf {
         if let Some(b) = DIRECT_POOL.lock().ok().and_then(|mut p| p.pop()) {
             return b;
         }
-        // SAFETY: the layout has a non-zero size.
-        let p = unsafe { std::alloc::alloc(Self::layout()) };
-        match std::ptr::NonNull::new(p) {
-            Some(p) => AlignedBuf(p),
-            None => std::alloc::handle_alloc_error(Self::layout()),
-        }
+        AlignedBuf(crate::sys::MappedBytes::with_capacity(DIRECT_CHUNK))
     }
 
     fn as_mut_ptr(&mut self) -> *mut u8 {
-        self.0.as_ptr()
+        self.0.as_mut_ptr()
     }
 
     fn slice(&self, from: usize, to: usize) -> &[u8] {
-        assert!(from <= to && to <= DIRECT_CHUNK);
-        // SAFETY: in bounds (asserted); `pread` initialised the bytes the caller slices.
+        assert!(from <= to && to <= DIRECT_CHUNK && DIRECT_CHUNK <= self.0.capacity());
+        // SAFETY: in the mapping (asserted); `pread` initialised the bytes the caller slices.
         unsafe { std::slice::from_raw_parts(self.0.as_ptr().add(from), to - from) }
-    }
-}
-
-impl Drop for AlignedBuf {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `take` with the same layout.
-        unsafe { std::alloc::dealloc(self.0.as_ptr(), Self::layout()) };
     }
 }
 
