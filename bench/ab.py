@@ -59,6 +59,8 @@ def main():
     ap.add_argument("--files", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--secs", type=int, default=4)
+    ap.add_argument("--conns", type=int, default=64,
+                    help="wrk's connections (few: the servers idle between requests)")
     ap.add_argument("--nginx", action="store_true")
     ap.add_argument("--floor", metavar="FLOOR_BIN",
                     help="also the floor (bench/floor.rs): recv and one send per request")
@@ -94,7 +96,7 @@ def main():
                 u0 = user_sys(pid)
                 w0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 rps, cpu_us, p99, bad = B.wrk(pid, ["-s", B.BENCH + "/wrk-get.lua",
-                                                    "http://127.0.0.1:%d" % port, "--", lst], 64)
+                                                    "http://127.0.0.1:%d" % port, "--", lst], a.conns)
                 w1 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 u1 = user_sys(pid)
                 # wrk's own CPU per response: when its core is saturated, the rate is wrk's.

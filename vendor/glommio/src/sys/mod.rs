@@ -306,6 +306,10 @@ impl SleepNotifier {
     }
 
     pub(crate) fn notify(&self, force: bool) {
+        // Pairs with the fence of a reactor about to sleep (`Reactor::wait`): whatever this
+        // thread queued for it before (a waker, a channel's item, a blocking job's result)
+        // is seen by its last sweep, or this sees `should_notify` and writes the eventfd.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self
             .should_notify
             .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)
