@@ -824,4 +824,58 @@ mod tests {
             .expect("the executor slept with its tasks runnable");
         assert_eq!(sum, (0..200).sum::<u64>());
     }
+
+    /// An executor with nothing left to run parks, and only a remote producer's `notify`
+    /// wakes it: the patched park fences where glommio issued `sys_membarrier`
+    /// (`vendor/glommio/PATCHES.md`). Many short blocking jobs and wakes from another thread,
+    /// each awaited alone so that the executor parks while it completes, must all wake it; a
+    /// lost wake-up sleeps for good (the 60 s bound).
+    #[test]
+    fn a_parked_executor_wakes_for_every_blocking_job_and_every_foreign_wake() {
+        use std::sync::{Arc, Mutex};
+        use std::task::{Poll, Waker};
+        const ROUNDS: u64 = 5_000;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let ex = glommio::LocalExecutorBuilder::default()
+                .io_memory(256 << 10)
+                .make()
+                .expect("executor");
+            let done = ex.run(async {
+                let (mut jobs, mut wakes) = (0u64, 0u64);
+                for i in 0..ROUNDS {
+                    jobs += glommio::executor().spawn_blocking(move || i % 2).await;
+                    // A wake from a plain thread, a few microseconds later.
+                    type Slot = (bool, Option<Waker>);
+                    let slot: Arc<Mutex<Slot>> = Arc::new(Mutex::new((false, None)));
+                    let theirs = slot.clone();
+                    let waker = std::thread::spawn(move || {
+                        std::thread::yield_now();
+                        let mut s = theirs.lock().unwrap();
+                        s.0 = true;
+                        if let Some(w) = s.1.take() {
+                            w.wake();
+                        }
+                    });
+                    std::future::poll_fn(|cx| {
+                        let mut s = slot.lock().unwrap();
+                        if s.0 {
+                            return Poll::Ready(());
+                        }
+                        s.1 = Some(cx.waker().clone());
+                        Poll::Pending
+                    })
+                    .await;
+                    waker.join().unwrap();
+                    wakes += 1;
+                }
+                (jobs, wakes)
+            });
+            let _ = tx.send(done);
+        });
+        let (jobs, wakes) = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a parked executor missed a wake-up and slept");
+        assert_eq!((jobs, wakes), (ROUNDS / 2, ROUNDS));
+    }
 }
