@@ -548,7 +548,8 @@ async fn idle_cores(shared: Arc<Shared>, id: usize) {
 }
 
 /// The background tasks of an executor: the committer of the metadata shards it owns, its
-/// replication tasks, and on executor 0 the singletons (memory trim after bursts, migration and
+/// replication tasks, compaction, the release of its spare write buffers, and on executor 0
+/// the singletons (memory trim after bursts, migration and
 /// fsnotify, alarms, tus expiry).
 fn start_duties(worker: &Rc<Worker>) {
     let shared = &worker.shared;
@@ -562,6 +563,7 @@ fn start_duties(worker: &Rc<Worker>) {
     }
     crate::sync::start(worker.clone());
     shared.spawn_duty("compaction", crate::compact::duty(worker.clone()));
+    shared.spawn_duty("spare buffers", spare_buffers(shared.clone()));
     if worker.id == 0 {
         shared.spawn_duty("memory trim", trim_after_bursts(shared.clone()));
         shared.spawn_duty("migration", crate::migrate::duty(worker.clone()));
@@ -677,6 +679,17 @@ fn admit(worker: &Rc<Worker>, ip: std::net::IpAddr) -> Option<crate::admission::
     }
 }
 
+/// Every second, whether the trim after a burst (`trim_after_bursts`, on executor 0) has asked
+/// the executors to drop their spare write buffers: this executor unmaps its own
+/// (`store::dma`; a buffer is not `Send`, so each executor drops its pool itself).
+async fn spare_buffers(shared: Arc<Shared>) {
+    const LOOK_EVERY: Duration = Duration::from_secs(1);
+    while !shared.shutting_down() {
+        glommio::timer::sleep(LOOK_EVERY).await;
+        crate::store::dma::release_if_asked();
+    }
+}
+
 /// Gives memory back to the system once a busy spell ends (see [`Trim`]): a burst's buffers
 /// would otherwise stay in the allocator's arenas, one per thread that freed them.
 async fn trim_after_bursts(shared: Arc<Shared>) {
@@ -689,6 +702,8 @@ async fn trim_after_bursts(shared: Arc<Shared>) {
         last_cpu = cpu;
         let peak = shared.admission.take_peak();
         if trim.after(spent, peak, shared.connections()) {
+            // Every executor's spare write buffers too, at its next look (`spare_buffers`).
+            crate::store::dma::release_all();
             glommio::executor()
                 .spawn_blocking(|| {
                     // SAFETY: malloc_trim only returns free memory of the allocator's arenas.

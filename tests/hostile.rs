@@ -530,6 +530,56 @@ fn memory_comes_back_after_a_connection_flood() {
     assert_eq!(get_from("127.0.0.3", &s, "/group1/status"), Some(200));
 }
 
+/// A burst of large uploads leaves no write buffers resident once the server has gone quiet.
+/// They are written around the page cache from 1 MiB buffers that each executor keeps for its
+/// next writes (up to 32); the trim after a spell of work asks every executor to drop them.
+#[test]
+fn memory_comes_back_after_a_burst_of_large_uploads() {
+    let s = Server::start(json!({}));
+    for i in 0..4 {
+        upload_json(&s, &format!("w{i}.txt"), format!("warm {i}").as_bytes());
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let rest = vm_rss_kib(&s);
+    let uploads: Vec<_> = (0..16u8)
+        .map(|t| {
+            let addr = s.addr();
+            std::thread::spawn(move || {
+                for n in 0..3u8 {
+                    let mut data = vec![t; 6 << 20];
+                    data[..2].copy_from_slice(&[n, 0xa5]);
+                    let url = format!("http://{addr}/group1/upload");
+                    let out = std::process::Command::new("curl")
+                        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+                        .args(["-F", "file=@-;filename=big.bin", &url])
+                        .stdin(std::process::Stdio::piped())
+                        .stdout(std::process::Stdio::piped())
+                        .spawn()
+                        .and_then(|mut c| {
+                            c.stdin.take().unwrap().write_all(&data)?;
+                            c.wait_with_output()
+                        })
+                        .expect("curl");
+                    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+                }
+            })
+        })
+        .collect();
+    for u in uploads {
+        u.join().unwrap();
+    }
+    let after = vm_rss_kib(&s);
+    eprintln!("RSS at rest {rest} KiB, after 48 uploads of 6 MiB {after} KiB");
+    let back = eventually(Duration::from_secs(20), || {
+        vm_rss_kib(&s) < rest + 12 * 1024
+    });
+    assert!(
+        back,
+        "RSS rest {rest} KiB, after the uploads {after} KiB, now {} KiB",
+        vm_rss_kib(&s)
+    );
+}
+
 // ---- 4. trickled bodies ----
 
 /// Starts an upload whose body then trickles a byte every `every`; returns the response

@@ -2,7 +2,8 @@
 //! [`BUFFER_BYTES`], which uploads receive into and write from (`store::write`,
 //! `store::hashing`). glommio maps a buffer of this size apart from the heap; each executor
 //! keeps the buffers its writes give back in a pool, so that a buffer's pages are faulted in
-//! once and not again for every upload.
+//! once and not again for every upload; when the server goes quiet after a spell of work,
+//! every executor unmaps its pool ([`release_all`]).
 //!
 //! Why not the heap: a MiB aligned to a page does not fit the hole an earlier one left in an
 //! allocator arena, so the arena grew past the freed buffers and kept every page it had
@@ -11,7 +12,8 @@
 //! stays at 36-37 MiB.
 
 use glommio::io::{DmaBuffer, DmaFile};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The length of a direct-write buffer.
 pub const BUFFER_BYTES: usize = 1 << 20;
@@ -25,8 +27,13 @@ thread_local! {
     /// This executor's spare buffers, each [`BUFFER_BYTES`] long.
     static SPARE: RefCell<Vec<DmaBuffer>> = const { RefCell::new(Vec::new()) };
     /// Buffers this executor has made (not taken from the pool).
-    static MADE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    static MADE: Cell<u64> = const { Cell::new(0) };
+    /// The last [`RELEASES`] this executor has acted on.
+    static RELEASED: Cell<u64> = const { Cell::new(0) };
 }
+
+/// How many times every executor has been asked to drop its spare buffers ([`release_all`]).
+static RELEASES: AtomicU64 = AtomicU64::new(0);
 
 /// A direct-write buffer: back in its executor's pool when dropped (buffers are not `Send`,
 /// so the pool is the executor's own).
@@ -94,6 +101,24 @@ pub fn give_back(mut buf: DmaBuffer) {
     });
 }
 
+/// Asks every executor to unmap its spare buffers at its next look ([`release_if_asked`]):
+/// the process has gone quiet after a spell of work (`server`'s trim after bursts), and the
+/// pools would otherwise keep up to [`KEPT`] MiB per executor resident for good.
+pub fn release_all() {
+    RELEASES.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Unmaps this executor's spare buffers if [`release_all`] has asked since its last look
+/// (each executor looks every second: `server`'s `spare_buffers` duty); how many it unmapped.
+pub fn release_if_asked() -> usize {
+    let asked = RELEASES.load(Ordering::Relaxed);
+    if RELEASED.get() == asked {
+        return 0;
+    }
+    RELEASED.set(asked);
+    SPARE.with(|s| std::mem::take(&mut *s.borrow_mut()).len())
+}
+
 /// How many spare buffers this executor holds.
 pub fn spares() -> usize {
     SPARE.with(|s| s.borrow().len())
@@ -133,6 +158,16 @@ mod tests {
                 let many: Vec<Pooled> = (0..KEPT + 5).map(|_| Pooled::take(&file, 1)).collect();
                 drop(many);
                 assert_eq!(spares(), KEPT, "the pool keeps at most KEPT");
+                // Released when asked, once per asking.
+                release_if_asked();
+                drop(Pooled::take(&file, 1));
+                assert_eq!(release_if_asked(), 0, "not asked");
+                release_all();
+                assert_eq!(release_if_asked(), KEPT);
+                assert_eq!(spares(), 0);
+                drop(Pooled::take(&file, 1));
+                assert_eq!(release_if_asked(), 0, "asked once, released once");
+                assert_eq!(spares(), 1);
                 file.close().await.unwrap();
             })
             .unwrap()
