@@ -95,8 +95,7 @@ impl hyper::rt::Read for Io {
 
 /// Reads a plain socket straight into hyper's buffer (one copy of a replicated file's bytes
 /// fewer than through a scratch buffer): `recv(2)` at once, since a response is read when
-/// it is expected, and the socket's readiness (its multishot poll) only when nothing is
-/// there.
+/// it is expected, and the socket's readiness (a one-shot poll) only when nothing is there.
 fn recv_plain(
     s: &mut glommio::net::TcpStream,
     cx: &mut Context<'_>,
@@ -115,7 +114,9 @@ fn recv_plain(
                 return Poll::Ready(Ok(()));
             }
             Some(Err(e)) => return Poll::Ready(Err(e)),
-            None => match s.poll_readable(cx, true) {
+            // One-shot polls: a peer's answer is read as a bulk receive (a replicated file), and
+            // a multishot poll would wake the executor for every packet of it.
+            None => match s.poll_readable(cx, true, true) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Ready(Ok(())) => {}

@@ -322,7 +322,7 @@ impl Conn {
             let mut read_now = (how == Wait::Body || *maybe_more) && !tried;
             loop {
                 if !read_now {
-                    match stream.poll_readable(cx, tried) {
+                    match stream.poll_readable(cx, tried, false) {
                         Poll::Pending => {
                             if how == Wait::Idle {
                                 if idle_closed() {

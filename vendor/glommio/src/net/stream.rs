@@ -275,6 +275,8 @@ pub(crate) struct NonBufferedStream<S> {
     stream: S,
     source_tx: Option<Source>,
     source_rx: Option<Source>,
+    /// `source_rx` is a multishot poll (`poll_readable` without `once`).
+    rx_multishot: bool,
     write_timeout: Timeout,
     read_timeout: Timeout,
 }
@@ -340,6 +342,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
                 // whether the underlying stream is ready for reading.
                 if result > 0 && result < buf.len() {
                     self.source_rx = Some(reactor.poll_read_ready(self.stream.as_raw_fd()));
+                    self.rx_multishot = false;
                     // The `rush_dispatch`s here and after could be removed to
                     // improve performance if #458 is handled appropriately.
                     // reactor.rush_dispatch(self.source_rx.as_ref().unwrap());
@@ -352,6 +355,7 @@ impl<S: AsRawFd> NonBufferedStream<S> {
 
         if no_pending_poll {
             self.source_rx = Some(reactor.poll_read_ready(self.stream.as_raw_fd()));
+            self.rx_multishot = false;
             // reactor.rush_dispatch(self.source_rx.as_ref().unwrap());
         }
 
@@ -366,10 +370,15 @@ impl<S: AsRawFd> NonBufferedStream<S> {
     /// `tried` is false). `Pending`: the caller's last read found nothing (`tried`) or
     /// nothing came since; a multishot poll watches the socket (armed once, kept across
     /// reads) and the read timeout runs. `Ready(Err)`: the read timeout passed.
-    pub(crate) fn poll_readable(&mut self, cx: &Context<'_>, tried: bool) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_readable(
+        &mut self,
+        cx: &Context<'_>,
+        tried: bool,
+        once: bool,
+    ) -> Poll<io::Result<()>> {
         let reactor = self.reactor.upgrade().unwrap();
         let reactor = reactor.as_ref();
-        let armed = match &self.source_rx {
+        let mut armed = match &self.source_rx {
             Some(src) => match src.take_event() {
                 Some(Err(e)) if e.raw_os_error() == Some(libc::EINVAL) => {
                     reactor.refuse_multishot();
@@ -380,11 +389,25 @@ impl<S: AsRawFd> NonBufferedStream<S> {
             },
             None => false,
         };
+        if armed && once && self.rx_multishot {
+            // A multishot poll posts an event for every packet that arrives while bytes wait
+            // to be read, each a turn of the executor: a bulk receive waits on one-shot polls
+            // (dropping the multishot one cancels it; a one-shot poll armed while bytes are
+            // there completes at once, so none is missed).
+            self.source_rx = None;
+            armed = false;
+        }
         if !armed {
             if !tried {
                 return Poll::Ready(Ok(()));
             }
-            self.source_rx = Some(reactor.poll_read_ready_multishot(self.stream.as_raw_fd()));
+            let fd = self.stream.as_raw_fd();
+            self.source_rx = Some(if once {
+                reactor.poll_read_ready(fd)
+            } else {
+                reactor.poll_read_ready_multishot(fd)
+            });
+            self.rx_multishot = !once;
         }
         poll_err!(self.read_timeout.check(reactor));
         self.source_rx.as_ref().unwrap().add_waiter_single(cx.waker());
@@ -467,6 +490,7 @@ where
             stream: socket.into(),
             source_tx: None,
             source_rx: None,
+            rx_multishot: false,
             write_timeout: Timeout::new(reactor.register_timer()),
             read_timeout: Timeout::new(reactor.register_timer()),
         };
@@ -562,8 +586,13 @@ impl<S: AsRawFd, B: RxBuf> GlommioStream<S, B> {
         self.stream.poll_write(cx, buf)
     }
 
-    pub(crate) fn poll_readable(&mut self, cx: &Context<'_>, tried: bool) -> Poll<io::Result<()>> {
-        self.stream.poll_readable(cx, tried)
+    pub(crate) fn poll_readable(
+        &mut self,
+        cx: &Context<'_>,
+        tried: bool,
+        once: bool,
+    ) -> Poll<io::Result<()>> {
+        self.stream.poll_readable(cx, tried, once)
     }
 
     pub(crate) fn read_done(&self) {

@@ -507,12 +507,17 @@ impl<B: RxBuf> TcpStream<B> {
     /// the socket (armed once and kept across reads, so a keep-alive connection arms no
     /// poll per request) and the read timeout runs. `Ready(Err)`: the read timeout passed
     /// (`TimedOut`). Call [`TcpStream::read_done`] when a read brought bytes.
+    ///
+    /// `once`: wait on a one-shot poll instead (a multishot one already armed is cancelled):
+    /// for a bulk receive, where a multishot poll would post an event, and the executor take
+    /// a turn, for every packet that arrives while bytes wait to be read.
     pub fn poll_readable(
         &mut self,
         cx: &std::task::Context<'_>,
         tried: bool,
+        once: bool,
     ) -> std::task::Poll<std::io::Result<()>> {
-        self.stream.poll_readable(cx, tried)
+        self.stream.poll_readable(cx, tried, once)
     }
 
     /// A read of the caller's brought bytes: the read timeout stops running.
