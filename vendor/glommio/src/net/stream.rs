@@ -369,7 +369,8 @@ impl<S: AsRawFd> NonBufferedStream<S> {
     /// a read (a readiness event came since the last call, or none is being watched and
     /// `tried` is false). `Pending`: the caller's last read found nothing (`tried`) or
     /// nothing came since; a multishot poll watches the socket (armed once, kept across
-    /// reads) and the read timeout runs. `Ready(Err)`: the read timeout passed.
+    /// reads; with `once`, a one-shot poll per wait) and the read timeout runs.
+    /// `Ready(Err)`: the read timeout passed.
     pub(crate) fn poll_readable(
         &mut self,
         cx: &Context<'_>,
