@@ -541,33 +541,18 @@ fn memory_comes_back_after_a_burst_of_large_uploads() {
     }
     std::thread::sleep(Duration::from_millis(500));
     let rest = vm_rss_kib(&s);
-    let uploads: Vec<_> = (0..16u8)
-        .map(|t| {
-            let addr = s.addr();
-            std::thread::spawn(move || {
+    std::thread::scope(|scope| {
+        for t in 0..16u8 {
+            let s = &s;
+            scope.spawn(move || {
                 for n in 0..3u8 {
                     let mut data = vec![t; 6 << 20];
                     data[..2].copy_from_slice(&[n, 0xa5]);
-                    let url = format!("http://{addr}/group1/upload");
-                    let out = std::process::Command::new("curl")
-                        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
-                        .args(["-F", "file=@-;filename=big.bin", &url])
-                        .stdin(std::process::Stdio::piped())
-                        .stdout(std::process::Stdio::piped())
-                        .spawn()
-                        .and_then(|mut c| {
-                            c.stdin.take().unwrap().write_all(&data)?;
-                            c.wait_with_output()
-                        })
-                        .expect("curl");
-                    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+                    upload_json(s, "big.bin", &data);
                 }
-            })
-        })
-        .collect();
-    for u in uploads {
-        u.join().unwrap();
-    }
+            });
+        }
+    });
     let after = vm_rss_kib(&s);
     eprintln!("RSS at rest {rest} KiB, after 48 uploads of 6 MiB {after} KiB");
     let back = eventually(Duration::from_secs(20), || {
