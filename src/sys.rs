@@ -350,7 +350,7 @@ pub fn notify_systemd(state: &str) {
 /// keeps 16 MiB beyond its top when it trims (`M_TOP_PAD`), or it would give pages back to the
 /// kernel that the next buffers fault in again (measured: 14-26 page faults per uploaded MiB
 /// without it, under 1 with it). Aligned buffers (direct writes and reads) are mapped apart
-/// and kept in pools instead (`store::write`, `http::sendfile`): an aligned allocation of a
+/// and kept in pools instead (`store::dma`, `http::sendfile`): an aligned allocation of a
 /// MiB does not fit the hole an earlier one left, so the arena grew past them by tens of MiB.
 pub fn tune_allocator() {
     // SAFETY: mallopt only changes allocator parameters; called before any other thread starts.

@@ -120,11 +120,13 @@ pub fn release_if_asked() -> usize {
 }
 
 /// How many spare buffers this executor holds.
+#[cfg(test)]
 pub fn spares() -> usize {
     SPARE.with(|s| s.borrow().len())
 }
 
 /// How many buffers this executor has made so far (the others came from its pool).
+#[cfg(test)]
 pub fn made() -> u64 {
     MADE.get()
 }
