@@ -372,6 +372,36 @@ impl DmaFile {
         enhanced_try!(source.collect_rw().await, "Writing", self.file).map_err(Into::into)
     }
 
+    /// Equivalent to [`DmaFile::write_rc_at`] for memory that is not a
+    /// [`DmaBuffer`]: `buf`, held until the write completes, may be shared with
+    /// other threads (a `bytes::Bytes` that a hasher reads at the same time).
+    /// For a file opened for direct I/O, its address and length must respect the
+    /// file's alignment (checked: an unaligned buffer is an `InvalidInput` error).
+    pub async fn write_foreign_at(
+        &self,
+        buf: impl AsRef<[u8]> + 'static,
+        pos: u64,
+    ) -> Result<usize> {
+        let bytes = buf.as_ref();
+        let align = self.o_direct_alignment as usize;
+        if self.o_direct_alignment > 0
+            && (bytes.as_ptr() as usize % align != 0 || bytes.len() % align != 0)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "direct write from unaligned memory",
+            )
+            .into());
+        }
+        let source = self.file.reactor.upgrade().unwrap().write_dma(
+            self.as_raw_fd(),
+            DmaSource::Foreign(Box::new(buf)),
+            pos,
+            self.pollable,
+        );
+        enhanced_try!(source.collect_rw().await, "Writing", self.file).map_err(Into::into)
+    }
+
     /// Reads from a specific position in the file and returns the buffer.
     ///
     /// The position must be aligned to for Direct I/O. In most platforms

@@ -366,10 +366,24 @@ impl Drop for SleepNotifier {
     }
 }
 
-#[derive(Debug)]
 pub(crate) enum DmaSource {
     Owned(DmaBuffer),
     Shared(Rc<DmaBuffer>),
+    /// Memory the caller shares (with other threads, say): kept until the write completes.
+    Foreign(Box<dyn AsRef<[u8]>>),
+}
+
+impl fmt::Debug for DmaSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DmaSource::Owned(b) => f.debug_tuple("Owned").field(b).finish(),
+            DmaSource::Shared(b) => f.debug_tuple("Shared").field(b).finish(),
+            DmaSource::Foreign(b) => f
+                .debug_tuple("Foreign")
+                .field(&b.as_ref().as_ref().len())
+                .finish(),
+        }
+    }
 }
 
 impl DmaSource {
@@ -377,6 +391,7 @@ impl DmaSource {
         match self {
             DmaSource::Owned(buffer) => buffer.uring_buffer_id(),
             DmaSource::Shared(buffer) => buffer.uring_buffer_id(),
+            DmaSource::Foreign(_) => None,
         }
     }
 }
@@ -388,6 +403,7 @@ impl Deref for DmaSource {
         match &self {
             Self::Owned(buffer) => buffer.as_bytes(),
             Self::Shared(buffer) => buffer.as_bytes(),
+            Self::Foreign(buffer) => buffer.as_ref().as_ref(),
         }
     }
 }
