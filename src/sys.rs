@@ -949,6 +949,28 @@ impl MappedBytes {
         self.ptr.as_ptr()
     }
 
+    /// The room after the bytes held, to be filled by the caller (a socket's `recv`), who
+    /// then marks what it filled ([`MappedBytes::filled`]).
+    pub fn room(&mut self) -> &mut [std::mem::MaybeUninit<u8>] {
+        // SAFETY: `len <= cap`; the room is this value's own mapping, writable, and handed
+        // out as possibly uninitialized memory.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.ptr.as_ptr().add(self.len).cast(),
+                self.cap - self.len,
+            )
+        }
+    }
+
+    /// Marks the first `n` bytes of the room as held.
+    ///
+    /// # Safety
+    /// Those bytes must have been written (through [`MappedBytes::room`]).
+    pub unsafe fn filled(&mut self, n: usize) {
+        assert!(n <= self.cap - self.len, "filled within the room");
+        self.len += n;
+    }
+
     /// Forgets the bytes; their pages stay resident for the next fill.
     pub fn clear(&mut self) {
         self.len = 0;

@@ -3,6 +3,7 @@
 //! keep-alive pool, `tls` for `https://`); here: URLs parsed (`parse_url`), name resolution off
 //! the executor, urlencoded forms. Knows nothing of the rest of the server.
 
+pub mod bulk;
 pub mod peer;
 pub mod tls;
 

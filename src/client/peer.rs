@@ -226,7 +226,7 @@ pub fn too_large(e: &io::Error) -> Option<&TooLarge> {
     e.get_ref()?.downcast_ref::<TooLarge>()
 }
 
-async fn within<T>(
+pub(super) async fn within<T>(
     deadline: Instant,
     f: impl std::future::Future<Output = io::Result<T>>,
 ) -> io::Result<T> {
@@ -282,7 +282,11 @@ impl Pool {
     }
 
     /// A new TCP connection to `base`; its outcome is remembered ([`Pool::unreachable`]).
-    async fn connect(&self, base: &str, timeout: Duration) -> io::Result<glommio::net::TcpStream> {
+    pub(super) async fn connect(
+        &self,
+        base: &str,
+        timeout: Duration,
+    ) -> io::Result<glommio::net::TcpStream> {
         let addr = self.addr(base).await?;
         let connected = glommio::net::TcpStream::connect_timeout(addr, timeout).await;
         self.admit(base);
@@ -576,6 +580,16 @@ impl Pool {
 
 /// A request builder for `<base><path>` with the headers every peer call carries.
 pub fn request(method: &str, base: &str, path: &str) -> io::Result<hyper::http::request::Builder> {
+    let (target, headers) = target(base, path)?;
+    let mut b = hyper::Request::builder().method(method).uri(target);
+    for (name, value) in headers {
+        b = b.header(name, value);
+    }
+    Ok(b)
+}
+
+/// The request target of `<base><path>` and the headers every peer call carries.
+pub(super) fn target(base: &str, path: &str) -> io::Result<(String, Vec<(&'static str, String)>)> {
     let url = crate::client::parse_url(base)?;
     // A base with a path (a peer behind a prefix) keeps it; its query, if any, is dropped.
     let base_path = url
@@ -584,15 +598,14 @@ pub fn request(method: &str, base: &str, path: &str) -> io::Result<hyper::http::
         .next()
         .unwrap_or("")
         .trim_end_matches('/');
-    let mut b = hyper::Request::builder()
-        .method(method)
-        .uri(format!("{base_path}{path}"))
-        .header("Host", url.host_header)
-        .header("User-Agent", "Go-FastDFS");
+    let mut headers = vec![
+        ("Host", url.host_header),
+        ("User-Agent", "Go-FastDFS".into()),
+    ];
     if let Some(auth) = url.basic_auth {
-        b = b.header("Authorization", auth);
+        headers.push(("Authorization", auth));
     }
-    Ok(b)
+    Ok((format!("{base_path}{path}"), headers))
 }
 
 #[cfg(test)]

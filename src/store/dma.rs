@@ -10,7 +10,13 @@
 //! touched resident. One S3 upload of 1 GiB (two parts at a time) left 43-86 MiB resident in
 //! one arena while the heap's live bytes never passed 11 MiB; with this pool the whole server
 //! stays at 36-37 MiB.
+//!
+//! A replicated file's bytes take a second kind of buffer, [`Shareable`]: the same length and
+//! alignment, but `Send`, so that the md5 chain's threads hash the bytes where the socket put
+//! them while the same memory is written (`DmaFile::write_foreign_at`), with no copy. Those
+//! come back, from whichever thread lets go last, to a pool of the process's.
 
+use crate::sys::MappedBytes;
 use glommio::io::{DmaBuffer, DmaFile};
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +34,8 @@ thread_local! {
     static SPARE: RefCell<Vec<DmaBuffer>> = const { RefCell::new(Vec::new()) };
     /// Buffers this executor has made (not taken from the pool).
     static MADE: Cell<u64> = const { Cell::new(0) };
+    /// Buffers this executor has taken ([`Pooled::take`]), made or spare.
+    static TAKEN: Cell<u64> = const { Cell::new(0) };
     /// The last [`RELEASES`] this executor has acted on.
     static RELEASED: Cell<u64> = const { Cell::new(0) };
 }
@@ -43,6 +51,7 @@ impl Pooled {
     /// A buffer of at least `size` bytes for writes to `file`: a spare one, or a new one.
     /// [`BUFFER_BYTES`] long up to that size, `size` long beyond it (never kept).
     pub fn take(file: &DmaFile, size: usize) -> Pooled {
+        TAKEN.set(TAKEN.get() + 1);
         let spare = if size <= BUFFER_BYTES {
             SPARE.with(|s| s.borrow_mut().pop())
         } else {
@@ -101,11 +110,99 @@ pub fn give_back(mut buf: DmaBuffer) {
     });
 }
 
+/// Spare [`Shareable`] buffers the process keeps: a replicated file holds as many as its md5
+/// chain's backlog (at most 64 MiB) and its writes in flight.
+const SHAREABLE_KEPT: usize = 64;
+
+static SHAREABLE_SPARES: std::sync::Mutex<Vec<MappedBytes>> = std::sync::Mutex::new(Vec::new());
+
+fn shareable_spares() -> std::sync::MutexGuard<'static, Vec<MappedBytes>> {
+    SHAREABLE_SPARES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A direct-write buffer of [`BUFFER_BYTES`] that other threads may read (it is `Send`):
+/// filled by its executor ([`Shareable::room`]), then shared as `bytes::Bytes`
+/// ([`Shareable::share`]) with the threads that hash it and the write that takes it to the
+/// disk. Back in the process's pool when the last share goes, on whichever thread.
+pub struct Shareable(Option<MappedBytes>);
+
+impl Shareable {
+    /// An empty buffer: a spare one, or a new mapping (page-aligned, as direct I/O needs).
+    pub fn take() -> Shareable {
+        let spare = shareable_spares().pop();
+        Shareable(Some(
+            spare.unwrap_or_else(|| MappedBytes::with_capacity(BUFFER_BYTES)),
+        ))
+    }
+
+    fn bytes(&self) -> &MappedBytes {
+        self.0.as_ref().expect("a shareable buffer until dropped")
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The room left, to be filled (a socket's `recv`) and marked ([`Shareable::filled`]).
+    pub fn room(&mut self) -> &mut [std::mem::MaybeUninit<u8>] {
+        self.0
+            .as_mut()
+            .expect("a shareable buffer until dropped")
+            .room()
+    }
+
+    /// Marks the first `n` bytes of the room as held.
+    ///
+    /// # Safety
+    /// Those bytes must have been written (through [`Shareable::room`]).
+    pub unsafe fn filled(&mut self, n: usize) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.0
+                .as_mut()
+                .expect("a shareable buffer until dropped")
+                .filled(n)
+        }
+    }
+
+    /// The bytes held, shared from now on (read-only).
+    pub fn share(self) -> bytes::Bytes {
+        bytes::Bytes::from_owner(self)
+    }
+}
+
+impl AsRef<[u8]> for Shareable {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
+impl Drop for Shareable {
+    fn drop(&mut self) {
+        let Some(mut buf) = self.0.take() else { return };
+        if buf.capacity() != BUFFER_BYTES {
+            return;
+        }
+        buf.clear();
+        let mut spares = shareable_spares();
+        if spares.len() < SHAREABLE_KEPT {
+            spares.push(buf);
+        }
+    }
+}
+
 /// Asks every executor to unmap its spare buffers at its next look ([`release_if_asked`]):
 /// the process has gone quiet after a spell of work (`server`'s trim after bursts), and the
 /// pools would otherwise keep up to [`KEPT`] MiB per executor resident for good.
 pub fn release_all() {
     RELEASES.fetch_add(1, Ordering::Relaxed);
+    drop(std::mem::take(&mut *shareable_spares()));
 }
 
 /// Unmaps this executor's spare buffers if [`release_all`] has asked since its last look
@@ -129,6 +226,12 @@ pub fn spares() -> usize {
 #[cfg(test)]
 pub fn made() -> u64 {
     MADE.get()
+}
+
+/// How many direct-write buffers this executor has taken so far.
+#[cfg(test)]
+pub fn taken() -> u64 {
+    TAKEN.get()
 }
 
 #[cfg(test)]

@@ -653,6 +653,12 @@ impl Buffer {
         std::mem::take(&mut b.data)
     }
 
+    /// Whether this buffer computes a digest of its bytes.
+    pub fn hashes(&self) -> bool {
+        let b = self.0.borrow();
+        b.md5.is_some() || b.inflight
+    }
+
     /// The digest of every byte given to `extend` (None when made without one). Hashing
     /// beside the executor must be over ([`Buffer::hashed`]).
     pub fn into_md5(self) -> Option<Md5> {

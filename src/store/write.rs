@@ -268,6 +268,27 @@ impl Out {
     }
 }
 
+/// Writes `data` (aligned, whole: [`Appender::takes_as_is`]) at `at` of `f`, from where it
+/// is, whole or not at all.
+async fn direct_write_shared(f: &DmaFile, data: bytes::Bytes, at: u64) -> io::Result<()> {
+    assert!(
+        at.is_multiple_of(f.alignment()),
+        "a direct write starts aligned"
+    );
+    let want = data.len();
+    let n = f
+        .write_foreign_at(data, at)
+        .await
+        .map_err(io::Error::from)?;
+    if n != want {
+        return Err(io::Error::new(
+            io::ErrorKind::StorageFull,
+            "short write: disk full?",
+        ));
+    }
+    Ok(())
+}
+
 async fn joined(task: Option<JoinHandle<io::Result<()>>>) -> io::Result<()> {
     match task {
         None => Ok(()),
@@ -360,9 +381,39 @@ impl Appender {
 
     /// `write`, for bytes held shared (a peer's response body): a lone writer's md5 beside
     /// the executor reads them where they are ([`Buffer::extend_shared`]).
+    /// Bytes that can go to the disk from where they are ([`Appender::takes_as_is`]) are
+    /// written so, with no copy.
     pub async fn write_shared(&mut self, data: &bytes::Bytes) -> io::Result<()> {
+        if self.takes_as_is(data) {
+            debug_assert!(self.lent.is_none(), "write while the write buffer is lent");
+            crate::failpoint::io("write.eio")?;
+            let len = data.len();
+            self.ready_to_write(len).await?;
+            let (Out::Direct(f), data, at) = (self.file.clone(), data.clone(), self.pos) else {
+                unreachable!("taken as is only by a direct writer");
+            };
+            return self
+                .started(len, async move { direct_write_shared(&f, data, at).await })
+                .await;
+        }
         self.append(data, |buf, r| buf.extend_shared(&data.slice(r)))
             .await
+    }
+
+    /// Whether `data` can be written from where it is: one whole direct write (memory
+    /// aligned for it, [`WRITE_BUFFER_BYTES`] long: a `dma::Shareable` filled), with
+    /// nothing gathered before it and no digest computed here (the caller checks the
+    /// bytes: a replicated file's md5 chain reads the same memory).
+    fn takes_as_is(&self, data: &bytes::Bytes) -> bool {
+        let Out::Direct(f) = &self.file else {
+            return false;
+        };
+        data.len() == WRITE_BUFFER_BYTES
+            && (data.as_ptr() as usize).is_multiple_of(f.alignment() as usize)
+            && self.buf.is_empty()
+            && !self.buf.hashes()
+            && self.sha1.is_none()
+            && !self.padded
     }
 
     /// Appends `data` to the write buffer by `extend` (a range of `data` at a time, as much
@@ -436,18 +487,34 @@ impl Appender {
         if self.buf.is_empty() {
             return Ok(());
         }
+        self.ready_to_write(self.buf.len()).await?;
+        self.buf.settle().await;
+        let chunk = self.buf.take();
+        let (len, at) = (chunk.len(), self.pos);
+        let file = self.file.clone();
+        self.started(len, async move { file.write_at(chunk, at).await })
+            .await
+    }
+
+    /// Waits until a write of `len` bytes may start: few enough writes in flight, and the
+    /// free space for it covered.
+    async fn ready_to_write(&mut self, len: usize) -> io::Result<()> {
         assert!(!self.padded, "a write after the padded last one");
         let in_flight = match self.file {
             Out::Direct(_) if super::hashing::few_writers() => DIRECT_WRITES_IN_FLIGHT,
             _ => 1,
         };
         self.landed(in_flight - 1).await?;
-        self.claim.cover(self.buf.len() as u64).await?;
-        self.buf.settle().await;
-        let chunk = self.buf.take();
-        let (len, at) = (chunk.len(), self.pos);
-        let file = self.file.clone();
-        let write = async move { file.write_at(chunk, at).await.map(|()| len as u64) };
+        self.claim.cover(len as u64).await
+    }
+
+    /// Runs `write`, of the file's next `len` bytes, beside the caller.
+    async fn started(
+        &mut self,
+        len: usize,
+        write: impl std::future::Future<Output = io::Result<()>> + 'static,
+    ) -> io::Result<()> {
+        let write = async move { write.await.map(|()| len as u64) };
         self.writing.push(glommio::spawn_local(write).detach());
         // A direct write is padded when it is not whole: only the last one is not.
         self.padded = matches!(self.file, Out::Direct(_)) && len != WRITE_BUFFER_BYTES;
@@ -1086,6 +1153,60 @@ mod tests {
                     );
                 }
                 kept = Some(now);
+            }
+        });
+    }
+
+    /// Whole shareable buffers (a replicated file's, received from the socket) go to the
+    /// disk from where they are: no direct-write buffer is taken for them. Bytes that must be
+    /// hashed here, or that follow bytes gathered before them, are copied as any others.
+    #[test]
+    fn whole_shared_buffers_are_written_from_where_they_are_unless_hashed_or_unaligned() {
+        use crate::store::dma::{taken, Shareable, BUFFER_BYTES};
+        fn shared(data: &[u8]) -> bytes::Bytes {
+            let mut b = Shareable::take();
+            for (to, from) in b.room().iter_mut().zip(data) {
+                to.write(*from);
+            }
+            // SAFETY: the first `data.len()` bytes of the room were written above.
+            unsafe { b.filled(data.len()) };
+            b.share()
+        }
+        on_executor(|root| async move {
+            let len = 3 * BUFFER_BYTES + 1000;
+            let data: Vec<u8> = (0..len).map(|i| (i % 239) as u8).collect();
+            for (hashed, lead) in [(false, 0), (false, 100), (true, 0)] {
+                let mut tmp = if hashed {
+                    TempFile::create(&root, false, len as u64).await
+                } else {
+                    TempFile::create_unhashed(&root, len as u64).await
+                }
+                .unwrap();
+                if !matches!(tmp.out.as_ref().unwrap().file, Out::Direct(_)) {
+                    return; // no O_DIRECT on this filesystem
+                }
+                let taken_before = taken();
+                tmp.write(&data[..lead]).await.unwrap();
+                let mut at = lead;
+                while len - at >= BUFFER_BYTES {
+                    tmp.write_shared(&shared(&data[at..at + BUFFER_BYTES]))
+                        .await
+                        .unwrap();
+                    at += BUFFER_BYTES;
+                }
+                let copied = taken() != taken_before;
+                let want_copied = hashed || lead > 0;
+                assert_eq!(copied, want_copied, "hashed {hashed}, lead {lead}");
+                tmp.write_shared(&shared(&data[at..])).await.unwrap();
+                let w = tmp.finish().await.unwrap();
+                assert!(std::fs::read(&w.tmp).unwrap() == data, "lead {lead}");
+                if hashed {
+                    assert_eq!(
+                        w.digest,
+                        crate::store::write::Hasher::of_reader(&data[..], false).unwrap()
+                    );
+                }
+                discard(w).await;
             }
         });
     }

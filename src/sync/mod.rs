@@ -805,12 +805,42 @@ async fn download_once(
     let mut chain = ask_checkpoints(w, src, info).await;
     let path = crate::http::query::ascii_url(&crate::placement::download_path(&cfg, info));
     let transport = |e| FetchError::transport(src, e);
+    let head_by = deadline.min(Instant::now() + FETCH_STALL_MAX);
+    let create = |chained: bool| async move {
+        let tmp = if chained {
+            write::TempFile::create_unhashed(w.dir(), expected).await
+        } else {
+            write::TempFile::create(w.dir(), cfg.use_sha1(), expected).await
+        };
+        tmp.map_err(FetchError::Disk)
+    };
+    // A file checked against its checkpoints is large: its bytes go from the socket to the
+    // disk and the chain's threads with no copy (`client::bulk`), unless the peer frames
+    // its answer otherwise than by Content-Length.
+    if let Some(c) = &mut chain {
+        use crate::client::bulk::{self, Opened};
+        let extra = [(READ_THROUGH_HEADER, "1")];
+        let opened = bulk::get(&w.sync.pool, src, &path, &extra, head_by)
+            .await
+            .map_err(transport)?;
+        match opened {
+            Opened::Status(status) => {
+                return Err(FetchError::status(status, format!("{src}{path}")));
+            }
+            Opened::Unframed => {}
+            Opened::Body(body) => {
+                let mut tmp = create(true).await?;
+                tmp.claim(claim);
+                receive_bulk(w, src, info, *body, &mut tmp, c, deadline).await?;
+                return finish_download(w, src, info, tmp, chain).await;
+            }
+        }
+    }
     let req = crate::client::peer::request("GET", src, &path)
         .map_err(transport)?
         .header(READ_THROUGH_HEADER, "1")
         .body(Full::new(bytes::Bytes::new()))
         .map_err(|e| transport(io::Error::other(e)))?;
-    let head_by = deadline.min(Instant::now() + FETCH_STALL_MAX);
     let resp = w
         .sync
         .pool
@@ -821,26 +851,14 @@ async fn download_once(
     if status != 200 {
         return Err(FetchError::status(status, format!("{src}{path}")));
     }
-    let mut tmp = match &chain {
-        Some(_) => write::TempFile::create_unhashed(w.dir(), expected).await,
-        None => write::TempFile::create(w.dir(), cfg.use_sha1(), expected).await,
-    }
-    .map_err(FetchError::Disk)?;
+    let mut tmp = create(chain.is_some()).await?;
     tmp.claim(claim);
     let mut body = resp.into_body();
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let wait = left.min(FETCH_STALL_MAX).max(Duration::from_millis(1));
+        let (wait, late) = stall_wait(deadline);
         let frame = glommio::timer::timeout(wait, async { Ok(body.frame().await) })
             .await
-            .map_err(|_| {
-                let why = if wait < left {
-                    "transfer stalled"
-                } else {
-                    "transfer timed out"
-                };
-                transport(io::Error::new(io::ErrorKind::TimedOut, why))
-            })?;
+            .map_err(|_| transport(late))?;
         let Some(frame) = frame else { break };
         let frame = frame.map_err(|e| transport(io::Error::other(e)))?;
         if let Ok(data) = frame.into_data() {
@@ -855,6 +873,76 @@ async fn download_once(
             }
         }
     }
+    finish_download(w, src, info, tmp, chain).await
+}
+
+/// How long the next piece of a transfer may take (what is left of its time, and no more
+/// than [`FETCH_STALL_MAX`]), and the error of a piece that takes longer.
+fn stall_wait(deadline: Instant) -> (Duration, io::Error) {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let wait = left.min(FETCH_STALL_MAX).max(Duration::from_millis(1));
+    let why = if wait < left {
+        "transfer stalled"
+    } else {
+        "transfer timed out"
+    };
+    (wait, io::Error::new(io::ErrorKind::TimedOut, why))
+}
+
+/// Receives a body of [`client::bulk`](crate::client::bulk) into `tmp` and `chain`: each
+/// direct-write buffer filled from the socket is written and hashed where it is.
+async fn receive_bulk(
+    w: &Worker,
+    src: &str,
+    info: &FileInfo,
+    mut body: crate::client::bulk::Body,
+    tmp: &mut write::TempFile,
+    chain: &mut crate::store::checkpoints::Chain,
+    deadline: Instant,
+) -> Result<(), FetchError> {
+    use crate::store::dma::{Shareable, BUFFER_BYTES};
+    if body.left() > info.size.max(0) as u64 {
+        return Err(FetchError::OtherContent(
+            "peer sent more bytes than announced".into(),
+        ));
+    }
+    while body.left() > 0 {
+        let mut buf = Shareable::take();
+        let (wait, late) = stall_wait(deadline);
+        let fill = async {
+            while buf.len() < BUFFER_BYTES && body.left() > 0 {
+                let n = body.read(buf.room()).await?;
+                // SAFETY: `read` wrote `n` bytes at the start of the room.
+                unsafe { buf.filled(n) };
+            }
+            Ok(())
+        };
+        glommio::timer::timeout(wait, fill)
+            .await
+            .map_err(|e| match e {
+                glommio::GlommioError::IoError(e) => FetchError::transport(src, e),
+                _ => FetchError::transport(src, late),
+            })?;
+        let data = buf.share();
+        tmp.write_shared(&data).await.map_err(FetchError::Disk)?;
+        chain
+            .feed(data)
+            .await
+            .map_err(|e| broken(w, src, info, e))?;
+    }
+    Ok(())
+}
+
+/// Ends a transfer received into `tmp`: durable, its digest from `chain` (which has its
+/// checkpoints kept) or from the writer, and checked against what the peer announced.
+async fn finish_download(
+    w: &Worker,
+    src: &str,
+    info: &FileInfo,
+    tmp: write::TempFile,
+    chain: Option<crate::store::checkpoints::Chain>,
+) -> Result<write::Written, FetchError> {
+    let cfg = w.config();
     let mut written = tmp.finish().await.map_err(FetchError::Disk)?;
     if let Some(c) = chain {
         let checkpoints;
