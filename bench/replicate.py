@@ -11,6 +11,7 @@ nodes are not pinned (a core runs no executor: B's md5 runs beside its executor)
 --pin, A runs on CPU 0 and B on CPU 1. Prints MB/s, each node's CPU seconds and B's peak RSS.
 Every process it starts is killed by PID at exit; its directories are removed.
 """
+import argparse
 import json
 import os
 import shutil
@@ -20,13 +21,26 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-args = [a for a in sys.argv[1:]]
-PIN = "--pin" in args
-MIB = 1024
-if "--mib" in args:
-    MIB = int(args[args.index("--mib") + 1])
-    del args[args.index("--mib"):args.index("--mib") + 2]
-BINS = [a for a in args if not a.startswith("--")] or [os.path.join(ROOT, "target/release/fastdfs")]
+
+
+def parse_args(argv):
+    """The command line; bad arguments and --help exit here, before anything runs."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                epilog="See the module's docstring (bench/replicate.py).")
+    p.add_argument("--pin", action="store_true", help="node A on CPU 0, node B on CPU 1")
+    p.add_argument("--mib", type=int, default=1024, metavar="N", help="the file's size in MiB")
+    p.add_argument("bins", nargs="*", metavar="BIN",
+                   help="server binaries, each in turn (default target/release/fastdfs)")
+    a = p.parse_args(argv)
+    if a.mib < 1:
+        p.error("--mib takes a size of at least 1")
+    return a
+
+
+ARGS = parse_args(sys.argv[1:])
+PIN = ARGS.pin
+MIB = ARGS.mib
+BINS = ARGS.bins or [os.path.join(ROOT, "target/release/fastdfs")]
 PORT = 19200
 
 

@@ -19,6 +19,7 @@ round's and the median round's (issue 15 asks at least 0.9), and the hypervisor 
 the run (a shared host's noise: runs with much steal are not comparable).
 Writes bench/results/s3-<timestamp>.md. Every process it starts is killed by PID at exit.
 """
+import argparse
 import json
 import os
 import re
@@ -34,11 +35,25 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
 BIN = os.environ.get("FASTDFS_BIN", os.path.join(ROOT, "target/release/fastdfs"))
 WORK = os.environ.get("BENCH_WORK_DIR", "/var/tmp/fastdfs-s3-bench")
-QUICK = "--quick" in sys.argv
+
+
+def parse_args(argv):
+    """The command line; bad arguments and --help exit here, before anything runs."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                epilog="See the module's docstring (bench/s3.py).")
+    p.add_argument("--quick", action="store_true", help="shorter loads, one round")
+    p.add_argument("--rounds", type=int, metavar="N",
+                   help="rounds of each workload (default 2, 1 with --quick)")
+    a = p.parse_args(argv)
+    if a.rounds is not None and a.rounds < 1:
+        p.error("--rounds takes a count of at least 1")
+    return a
+
+
+ARGS = parse_args(sys.argv[1:])
+QUICK = ARGS.quick
 SECS = 4 if QUICK else 8
-ROUNDS = 1 if QUICK else 2
-if "--rounds" in sys.argv:
-    ROUNDS = max(1, int(sys.argv[sys.argv.index("--rounds") + 1]))
+ROUNDS = ARGS.rounds or (1 if QUICK else 2)
 PORT, S3PORT = 18311, 18312
 AK, SK = "AKBENCH", "bench-secret-key"
 CHILDREN = []

@@ -29,6 +29,7 @@ and durable 4 KiB creates/s, and the floor of the big file's replication on this
 Prints a markdown table and writes bench/results/sync-<timestamp>.md.
 Every process it starts is killed by PID at exit.
 """
+import argparse
 import hashlib
 import http.client
 import json
@@ -50,8 +51,27 @@ WORK = os.environ.get("BENCH_WORK_DIR", "/var/tmp/fastdfs-sync-bench")
 SENDER_DIR = os.environ.get("BENCH_SENDER_DIR")
 FLOOR_BIN = os.environ.get("SYNC_FLOOR_BIN",
                            os.path.join(os.path.dirname(RS_BIN), "fastdfs-sync-floor"))
-QUICK = "--quick" in sys.argv
-BIG_ROUNDS = int(sys.argv[sys.argv.index("--big-rounds") + 1]) if "--big-rounds" in sys.argv else 0
+
+
+def parse_args(argv):
+    """The command line (read when the module loads: the sizes below depend on --quick). Bad
+    arguments and --help exit here, before anything runs."""
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="See the module's docstring (bench/sync.py) and bench/README.md.")
+    p.add_argument("--quick", action="store_true",
+                   help="fewer files and a 128 MiB big file")
+    p.add_argument("--big-rounds", type=int, default=0, metavar="N",
+                   help="only the big file: N rounds of a fresh pair and the floor in turn")
+    a = p.parse_args(argv)
+    if a.big_rounds < 0:
+        p.error("--big-rounds takes a count")
+    return a
+
+
+ARGS = parse_args(sys.argv[1:])
+QUICK = ARGS.quick
+BIG_ROUNDS = ARGS.big_rounds
 N_FILES = 300 if QUICK else 2000
 BIG = (128 << 20) if QUICK else (1 << 30)
 LAG_SAMPLES = 50 if QUICK else 200
