@@ -1162,6 +1162,9 @@ async fn send_resident(
             .await,
         );
     }
+    if f.len >= SENDFILE_BYTES_MIN {
+        super::sendfile::keep_unsent_low(sock);
+    }
     let sent = match super::sendfile::send_now(sock, f.file.as_raw_fd(), f.offset, f.len) {
         Ok(n) => n,
         Err(e) => return Some(Err(e)),
