@@ -26,9 +26,15 @@ impl Drop for Guard {
 }
 
 fn ids_of(user: &str, group: &str) -> (u32, u32) {
+    // getpwnam and getgrnam return records in static storage that a call on another thread
+    // overwrites: the tests of this file run at once, and one chowned its directory to ids
+    // read mid-overwrite (the server, as nobody, could not create `data/` in it).
+    static LOOKUP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = LOOKUP.lock().unwrap_or_else(|e| e.into_inner());
     let u = CString::new(user).unwrap();
     let g = CString::new(group).unwrap();
-    // SAFETY: getpwnam/getgrnam return pointers to static records or NULL; read at once.
+    // SAFETY: getpwnam/getgrnam return pointers to static records or NULL; read at once,
+    // under the lock above.
     unsafe {
         let pw = libc::getpwnam(u.as_ptr());
         let gr = libc::getgrnam(g.as_ptr());
