@@ -858,7 +858,7 @@ async fn download_once(
         let (wait, late) = stall_wait(deadline);
         let frame = glommio::timer::timeout(wait, async { Ok(body.frame().await) })
             .await
-            .map_err(|_| transport(late))?;
+            .map_err(|_| transport(io::Error::new(io::ErrorKind::TimedOut, late)))?;
         let Some(frame) = frame else { break };
         let frame = frame.map_err(|e| transport(io::Error::other(e)))?;
         if let Ok(data) = frame.into_data() {
@@ -877,8 +877,8 @@ async fn download_once(
 }
 
 /// How long the next piece of a transfer may take (what is left of its time, and no more
-/// than [`FETCH_STALL_MAX`]), and the error of a piece that takes longer.
-fn stall_wait(deadline: Instant) -> (Duration, io::Error) {
+/// than [`FETCH_STALL_MAX`]), and why a piece that takes longer failed.
+fn stall_wait(deadline: Instant) -> (Duration, &'static str) {
     let left = deadline.saturating_duration_since(Instant::now());
     let wait = left.min(FETCH_STALL_MAX).max(Duration::from_millis(1));
     let why = if wait < left {
@@ -886,7 +886,7 @@ fn stall_wait(deadline: Instant) -> (Duration, io::Error) {
     } else {
         "transfer timed out"
     };
-    (wait, io::Error::new(io::ErrorKind::TimedOut, why))
+    (wait, why)
 }
 
 /// Receives a body of [`client::bulk`](crate::client::bulk) into `tmp` and `chain`: each
@@ -921,7 +921,7 @@ async fn receive_bulk(
             .await
             .map_err(|e| match e {
                 glommio::GlommioError::IoError(e) => FetchError::transport(src, e),
-                _ => FetchError::transport(src, late),
+                _ => FetchError::transport(src, io::Error::new(io::ErrorKind::TimedOut, late)),
             })?;
         let data = buf.share();
         tmp.write_shared(&data).await.map_err(FetchError::Disk)?;
