@@ -1,7 +1,7 @@
 //! Small codecs used across layers, each defined once: secrets compared in constant time,
 //! hex, MD5 hex of a string, decimal
-//! digits, random ids, HTTP optional whitespace, strict percent-decoding, form (query string)
-//! decoding. A leaf module.
+//! digits, random ids, HTTP optional whitespace, Content-Length values, strict
+//! percent-decoding, form (query string) decoding. A leaf module.
 
 /// Whether a secret a client sent equals the expected one, compared without an early exit:
 /// the time taken does not tell how long a prefix of the secret a guess got right.
@@ -114,6 +114,42 @@ pub fn trim_ows(mut s: &[u8]) -> &[u8] {
         s = rest;
     }
     s
+}
+
+/// Largest Content-Length accepted: what a signed 64-bit length holds, as Go's server
+/// takes it and as the chunked decoder bounds a chunk (no file can be longer).
+pub const CONTENT_LENGTH_MAX: u64 = i64::MAX as u64;
+
+/// Takes a Content-Length field's value into `acc` (the length of the fields before it):
+/// every element of every Content-Length field must be the same valid `1*DIGIT` of at most
+/// [`CONTENT_LENGTH_MAX`] (RFC 9110 §8.6). False when one is not (`acc` is then not to be
+/// used). Requests' heads and peers' answers alike.
+pub fn content_length(value: &[u8], acc: &mut Option<u64>) -> bool {
+    for elem in value.split(|&b| b == b',') {
+        let elem = trim_ows(elem);
+        if elem.is_empty() {
+            return false;
+        }
+        let mut n: u64 = 0;
+        for &b in elem {
+            if !b.is_ascii_digit() {
+                return false;
+            }
+            match n
+                .checked_mul(10)
+                .and_then(|n| n.checked_add(u64::from(b - b'0')))
+                .filter(|&n| n <= CONTENT_LENGTH_MAX)
+            {
+                Some(v) => n = v,
+                None => return false,
+            }
+        }
+        match *acc {
+            Some(prev) if prev != n => return false,
+            _ => *acc = Some(n),
+        }
+    }
+    true
 }
 
 /// Decodes `%XX` escapes; None on an invalid or truncated escape (strict, for header

@@ -119,16 +119,10 @@ async fn read_head(mut stream: glommio::net::TcpStream) -> io::Result<Opened> {
             if h.name.eq_ignore_ascii_case("transfer-encoding") {
                 return Ok(Opened::Unframed);
             }
-            if h.name.eq_ignore_ascii_case("content-length") {
-                let n = std::str::from_utf8(h.value)
-                    .ok()
-                    .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .ok_or_else(|| invalid("bad Content-Length"))?;
-                if length.is_some_and(|l| l != n) {
-                    return Err(invalid("conflicting Content-Length headers"));
-                }
-                length = Some(n);
+            if h.name.eq_ignore_ascii_case("content-length")
+                && !crate::codec::content_length(h.value, &mut length)
+            {
+                return Err(invalid("bad or conflicting Content-Length"));
             }
         }
         let Some(length) = length else {

@@ -664,35 +664,15 @@ fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|e| !e.is_empty())
 }
 
-/// Largest Content-Length accepted: what a signed 64-bit length holds, as Go's server
-/// takes it and as the chunked decoder bounds a chunk (no file can be longer).
-pub const CONTENT_LENGTH_MAX: u64 = i64::MAX as u64;
+pub use crate::codec::CONTENT_LENGTH_MAX;
 
 /// Every element of every Content-Length field must be the same valid `1*DIGIT` of at most
-/// [`CONTENT_LENGTH_MAX`].
+/// [`CONTENT_LENGTH_MAX`] (`codec::content_length`).
 fn parse_content_length(value: &[u8], acc: &mut Option<u64>) -> Result<(), HeadError> {
-    for elem in value.split(|&b| b == b',') {
-        let elem = trim_ows(elem);
-        if elem.is_empty() {
-            return Err(HeadError::BadContentLength);
-        }
-        let mut n: u64 = 0;
-        for &b in elem {
-            if !b.is_ascii_digit() {
-                return Err(HeadError::BadContentLength);
-            }
-            n = n
-                .checked_mul(10)
-                .and_then(|n| n.checked_add(u64::from(b - b'0')))
-                .filter(|&n| n <= CONTENT_LENGTH_MAX)
-                .ok_or(HeadError::BadContentLength)?;
-        }
-        match *acc {
-            Some(prev) if prev != n => return Err(HeadError::BadContentLength),
-            _ => *acc = Some(n),
-        }
+    match crate::codec::content_length(value, acc) {
+        true => Ok(()),
+        false => Err(HeadError::BadContentLength),
     }
-    Ok(())
 }
 
 /// Accumulates the transfer codings of all Transfer-Encoding fields, in order.
