@@ -139,24 +139,13 @@ async fn read_head(mut stream: glommio::net::TcpStream) -> io::Result<Opened> {
     }
 }
 
-/// One `recv(2)` into `room` as soon as bytes are there (a one-shot poll while none are):
-/// the bytes it wrote, 0 at the stream's end.
+/// One `recv(2)` into `room` ([`super::peer::poll_recv`]): the bytes it wrote, 0 at the
+/// stream's end.
 async fn recv(
     stream: &mut glommio::net::TcpStream,
     room: &mut [std::mem::MaybeUninit<u8>],
 ) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
-    let fd = stream.as_raw_fd();
-    loop {
-        match crate::sys::recv_now(fd, room) {
-            Some(Ok(n)) => {
-                stream.read_done();
-                return Ok(n);
-            }
-            Some(Err(e)) => return Err(e),
-            None => std::future::poll_fn(|cx| stream.poll_readable(cx, true, true)).await?,
-        }
-    }
+    std::future::poll_fn(|cx| super::peer::poll_recv(stream, cx, room)).await
 }
 
 impl Body {

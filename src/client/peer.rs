@@ -94,24 +94,35 @@ impl hyper::rt::Read for Io {
 }
 
 /// Reads a plain socket straight into hyper's buffer (one copy of a replicated file's bytes
-/// fewer than through a scratch buffer): `recv(2)` at once, since a response is read when
-/// it is expected, and the socket's readiness (a one-shot poll) only when nothing is there.
+/// fewer than through a scratch buffer).
 fn recv_plain(
     s: &mut glommio::net::TcpStream,
     cx: &mut Context<'_>,
     mut buf: hyper::rt::ReadBufCursor<'_>,
 ) -> Poll<io::Result<()>> {
+    // SAFETY: the room is only written by recv, and only the bytes it wrote are marked
+    // filled (`advance`).
+    poll_recv(s, cx, unsafe { buf.as_mut() }).map_ok(|n| {
+        // SAFETY: recv wrote `n` bytes at the start of the room.
+        unsafe { buf.advance(n) }
+    })
+}
+
+/// One `recv(2)` from a plain socket into `room`: the bytes it wrote there (0 at the
+/// stream's end). `recv` at once, since an answer is read when it is expected, and the
+/// socket's readiness (a one-shot poll) only when nothing is there.
+pub(super) fn poll_recv(
+    s: &mut glommio::net::TcpStream,
+    cx: &mut Context<'_>,
+    room: &mut [std::mem::MaybeUninit<u8>],
+) -> Poll<io::Result<usize>> {
     use std::os::fd::AsRawFd;
     let fd = s.as_raw_fd();
     loop {
-        // SAFETY: the room is only written by recv, and only the bytes it wrote are marked
-        // filled (`advance`).
-        match crate::sys::recv_now(fd, unsafe { buf.as_mut() }) {
+        match crate::sys::recv_now(fd, room) {
             Some(Ok(n)) => {
-                // SAFETY: recv wrote `n` bytes at the start of the room.
-                unsafe { buf.advance(n) };
                 s.read_done();
-                return Poll::Ready(Ok(()));
+                return Poll::Ready(Ok(n));
             }
             Some(Err(e)) => return Poll::Ready(Err(e)),
             // One-shot polls: a peer's answer is read as a bulk receive (a replicated file), and
