@@ -256,16 +256,20 @@ impl Out {
                 (n, size)
             }
         };
-        if n.map_err(io::Error::from)? != want {
-            // Regular files write short only when the disk is full; never keep partial
-            // data.
-            return Err(io::Error::new(
-                io::ErrorKind::StorageFull,
-                "short write: disk full?",
-            ));
-        }
-        Ok(())
+        whole(n, want)
     }
+}
+
+/// A write's outcome, whole or an error: regular files write short only when the disk is
+/// full, and partial data is never kept.
+fn whole(n: glommio::Result<usize, ()>, want: usize) -> io::Result<()> {
+    if n.map_err(io::Error::from)? != want {
+        return Err(io::Error::new(
+            io::ErrorKind::StorageFull,
+            "short write: disk full?",
+        ));
+    }
+    Ok(())
 }
 
 /// Writes `data` (aligned, whole: [`Appender::takes_as_is`]) at `at` of `f`, from where it
@@ -276,17 +280,7 @@ async fn direct_write_shared(f: &DmaFile, data: bytes::Bytes, at: u64) -> io::Re
         "a direct write starts aligned"
     );
     let want = data.len();
-    let n = f
-        .write_foreign_at(data, at)
-        .await
-        .map_err(io::Error::from)?;
-    if n != want {
-        return Err(io::Error::new(
-            io::ErrorKind::StorageFull,
-            "short write: disk full?",
-        ));
-    }
-    Ok(())
+    whole(f.write_foreign_at(data, at).await, want)
 }
 
 async fn joined(task: Option<JoinHandle<io::Result<()>>>) -> io::Result<()> {
@@ -384,14 +378,12 @@ impl Appender {
     /// Bytes that can go to the disk from where they are ([`Appender::takes_as_is`]) are
     /// written so, with no copy.
     pub async fn write_shared(&mut self, data: &bytes::Bytes) -> io::Result<()> {
-        if self.takes_as_is(data) {
+        if let Some(f) = self.takes_as_is(data) {
             debug_assert!(self.lent.is_none(), "write while the write buffer is lent");
             crate::failpoint::io("write.eio")?;
             let len = data.len();
             self.ready_to_write(len).await?;
-            let (Out::Direct(f), data, at) = (self.file.clone(), data.clone(), self.pos) else {
-                unreachable!("taken as is only by a direct writer");
-            };
+            let (data, at) = (data.clone(), self.pos);
             return self
                 .started(len, async move { direct_write_shared(&f, data, at).await })
                 .await;
@@ -400,20 +392,21 @@ impl Appender {
             .await
     }
 
-    /// Whether `data` can be written from where it is: one whole direct write (memory
-    /// aligned for it, [`WRITE_BUFFER_BYTES`] long: a `dma::Shareable` filled), with
+    /// The file to write `data` to from where it is, when it can be: one whole direct write
+    /// (memory aligned for it, [`WRITE_BUFFER_BYTES`] long: a `dma::Shareable` filled), with
     /// nothing gathered before it and no digest computed here (the caller checks the
     /// bytes: a replicated file's md5 chain reads the same memory).
-    fn takes_as_is(&self, data: &bytes::Bytes) -> bool {
+    fn takes_as_is(&self, data: &bytes::Bytes) -> Option<Rc<DmaFile>> {
         let Out::Direct(f) = &self.file else {
-            return false;
+            return None;
         };
-        data.len() == WRITE_BUFFER_BYTES
+        let as_is = data.len() == WRITE_BUFFER_BYTES
             && (data.as_ptr() as usize).is_multiple_of(f.alignment() as usize)
             && self.buf.is_empty()
             && !self.buf.hashes()
             && self.sha1.is_none()
-            && !self.padded
+            && !self.padded;
+        as_is.then(|| f.clone())
     }
 
     /// Appends `data` to the write buffer by `extend` (a range of `data` at a time, as much
