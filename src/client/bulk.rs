@@ -189,17 +189,10 @@ impl Body {
 
 #[cfg(test)]
 mod tests {
+    use super::super::peer::tests::{on_executor, read_request};
     use super::*;
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::time::Duration;
-
-    fn on_executor<T>(f: impl std::future::Future<Output = T>) -> T {
-        glommio::LocalExecutorBuilder::default()
-            .io_memory(256 << 10)
-            .make()
-            .unwrap()
-            .run(f)
-    }
 
     /// A peer that reads one request head, hands it to the test, and writes `answer` in
     /// the pieces given (pausing between them), then closes.
@@ -208,13 +201,7 @@ mod tests {
         let base = format!("http://{}/prefix/", listener.local_addr().unwrap());
         let t = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
-            let mut got = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                let n = s.read(&mut buf).unwrap();
-                assert!(n > 0, "the client closed");
-                got.extend_from_slice(&buf[..n]);
-            }
+            let got = read_request(&mut s);
             for piece in answer {
                 s.write_all(&piece).unwrap();
                 std::thread::sleep(Duration::from_millis(20));

@@ -620,12 +620,12 @@ pub(super) fn target(base: &str, path: &str) -> io::Result<(String, Vec<(&'stati
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::io::{Read, Write};
 
     /// Runs `f` to its end on an executor of this thread (small io_uring memory).
-    fn on_executor<T>(f: impl std::future::Future<Output = T>) -> T {
+    pub(in crate::client) fn on_executor<T>(f: impl std::future::Future<Output = T>) -> T {
         glommio::LocalExecutorBuilder::default()
             .io_memory(256 << 10)
             .make()
@@ -633,8 +633,8 @@ mod tests {
             .run(f)
     }
 
-    /// Reads one request head (these requests have no body) and answers `body`.
-    fn answer(s: &mut std::net::TcpStream, body: &str) {
+    /// Reads one request head (the client's requests here have no body).
+    pub(in crate::client) fn read_request(s: &mut std::net::TcpStream) -> Vec<u8> {
         let mut got = Vec::new();
         let mut buf = [0u8; 1024];
         while !got.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -642,6 +642,12 @@ mod tests {
             assert!(n > 0, "the client closed");
             got.extend_from_slice(&buf[..n]);
         }
+        got
+    }
+
+    /// Reads one request head and answers `body`.
+    fn answer(s: &mut std::net::TcpStream, body: &str) {
+        read_request(s);
         let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
         s.write_all(head.as_bytes()).unwrap();
         s.write_all(body.as_bytes()).unwrap();
